@@ -1,0 +1,46 @@
+"""Celery settings, and only those (read by ``tasks.app`` with ``config_from_object``).
+
+Segments are long tasks, so: acknowledge after the work (``acks_late``) and requeue when a
+worker dies (``reject_on_worker_lost``), take one task at a time (prefetch 1) so an idle
+worker is never starved by a busy one's backlog, and keep Redis's visibility timeout above
+the longest segment so a slow task is not handed to a second worker while still running.
+"""
+
+from kombu import Queue
+
+from core.settings import get_settings
+
+_settings = get_settings()
+
+broker_url = _settings.redis_url or "redis://127.0.0.1:6379/0"
+result_backend = broker_url
+broker_connection_retry_on_startup = True
+broker_transport_options = {"visibility_timeout": 2 * _settings.stitch_time_limit_s}
+result_backend_transport_options = {"visibility_timeout": 2 * _settings.stitch_time_limit_s}
+result_expires = 24 * 3600
+
+task_acks_late = True
+task_reject_on_worker_lost = True
+worker_prefetch_multiplier = 1
+task_track_started = True
+task_send_sent_event = True
+worker_send_task_events = True
+task_serializer = result_serializer = "json"
+accept_content = ["json"]
+
+task_queues = (Queue("ingest"), Queue("cpu"), Queue("gpu"))
+task_default_queue = "cpu"
+task_routes = {
+    "vidfarm.ingest": {"queue": "ingest"},
+    "vidfarm.stitch": {"queue": "ingest"},
+    "vidfarm.job_failed": {"queue": "ingest"},
+    "vidfarm.segment": {"queue": "cpu"},
+}
+task_annotations = {
+    "vidfarm.segment": {"time_limit": _settings.segment_time_limit_s,
+                        "soft_time_limit": _settings.segment_time_limit_s - 30},
+    "vidfarm.ingest": {"time_limit": _settings.stitch_time_limit_s,
+                       "soft_time_limit": _settings.stitch_time_limit_s - 30},
+    "vidfarm.stitch": {"time_limit": _settings.stitch_time_limit_s,
+                       "soft_time_limit": _settings.stitch_time_limit_s - 30},
+}

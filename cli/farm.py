@@ -1,0 +1,140 @@
+"""The embedded farm: a private Redis, Celery workers and (optionally) the web app, as child
+processes of one command. ``vidfarm process`` and ``vidfarm up`` run inside one; leaving the
+``with`` block (Ctrl-C included) stops every process it started.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from cli.redis_server import RedisServer
+
+
+class FarmProcess:
+    """A child process in its own session, so its pool children stop with it."""
+
+    def __init__(self, name: str, args: list[str], env: dict, log_path: Path):
+        self.name = name
+        self.log_path = log_path
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = open(log_path, "ab")
+        self.popen = subprocess.Popen(args, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+                                      stdin=subprocess.DEVNULL, start_new_session=True)
+
+    @property
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def signal(self, sig: int) -> None:
+        try:
+            os.killpg(self.popen.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def stop(self, grace: float = 15.0) -> None:
+        """SIGTERM (Celery's warm shutdown: finish the current task), then SIGKILL."""
+        if self.alive:
+            self.signal(signal.SIGTERM)
+            try:
+                self.popen.wait(grace)
+            except subprocess.TimeoutExpired:
+                pass
+        self.signal(signal.SIGKILL)  # also reaps pool children left in the group
+        self.popen.wait()
+        self._log.close()
+
+
+def worker_args(name: str, queues: str) -> list[str]:
+    return [sys.executable, "-m", "celery", "-A", "tasks.app", "worker", "-Q", queues, "-c", "1",
+            "-P", "prefork", "-n", f"{name}@%h", "--loglevel", "INFO", "-E", "--without-mingle",
+            "--without-gossip"]
+
+
+class EmbeddedFarm:
+    def __init__(self, data_dir: Path, workers: int = 2, queues: str = "ingest,cpu",
+                 web_port: int | None = None, api_token: str | None = None,
+                 extra_env: dict | None = None):
+        self.data_dir = Path(data_dir)
+        self.workers = workers
+        self.queues = queues
+        self.web_port = web_port
+        self.api_token = api_token
+        self.log_dir = self.data_dir / "logs"
+        self.redis = RedisServer(self.data_dir / "redis")
+        self.processes: list[FarmProcess] = []
+        self.extra_env = extra_env or {}
+        self.threads_per_worker = max(1, (os.cpu_count() or 1) // max(1, workers))
+
+    @property
+    def redis_url(self) -> str:
+        return self.redis.url
+
+    def env(self) -> dict:
+        env = os.environ.copy()
+        env.update({"REDIS_URL": self.redis.url, "VIDFARM_DATA_DIR": str(self.data_dir),
+                    "VIDFARM_THREADS": str(self.threads_per_worker), "PYTHONUNBUFFERED": "1"})
+        if self.api_token:
+            env["VIDFARM_API_TOKEN"] = self.api_token
+        env.update(self.extra_env)
+        return env
+
+    def start(self) -> "EmbeddedFarm":
+        self.redis.start()
+        try:
+            for i in range(self.workers):
+                self.add_worker()
+            if self.web_port:
+                self.processes.append(FarmProcess(
+                    "web", [sys.executable, "-m", "gunicorn", "web.wsgi:app", "--bind",
+                            f"127.0.0.1:{self.web_port}", "--workers", "2", "--threads", "4",
+                            "--timeout", "600"], self.env(), self.log_dir / "web.log"))
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def add_worker(self) -> FarmProcess:
+        index = sum(p.name.startswith("worker") for p in self.processes) + 1
+        name = f"worker{index}-{os.getpid()}"
+        process = FarmProcess(name, worker_args(name, self.queues), self.env(),
+                              self.log_dir / f"{name}.log")
+        self.processes.append(process)
+        return process
+
+    def wait_ready(self, app, timeout: float = 60.0) -> None:
+        """Block until every worker answers a ping (so timings exclude start-up)."""
+        names = {p.name for p in self.processes if p.name.startswith("worker")}
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            replies = app.control.ping(timeout=0.5) or []
+            answered = {name.split("@")[0] for reply in replies for name in reply}
+            if names <= answered:
+                return
+            dead = [p.name for p in self.processes if not p.alive]
+            if dead:
+                raise RuntimeError(f"farm process exited at start: {', '.join(dead)} "
+                                   f"(see {self.log_dir})")
+        raise TimeoutError(f"workers did not start within {timeout:.0f} s (see {self.log_dir})")
+
+    def dead_processes(self) -> list[str]:
+        return [p.name for p in self.processes if not p.alive]
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.alive:
+                process.signal(signal.SIGTERM)
+        for process in self.processes:
+            process.stop()
+        self.processes.clear()
+        self.redis.stop()
+
+    def __enter__(self) -> "EmbeddedFarm":
+        return self.start()
+
+    def __exit__(self, *_):
+        self.stop()

@@ -1,0 +1,120 @@
+"""The ``vidfarm`` command.
+
+    vidfarm process VIDEO --out DIR [--workers N]   one recording through the farm
+    vidfarm up [--workers N] [--port P]             the embedded farm with the web app
+"""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+import shutil
+import sys
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+from core.settings import get_settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="vidfarm", description="Face analytics video farm.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    process = commands.add_parser("process", help="run one recording through the farm")
+    process.add_argument("video", type=Path)
+    process.add_argument("--out", type=Path, required=True, help="folder for annotated.mp4 and results.json")
+    process.add_argument("--workers", type=int, default=2,
+                         help="worker processes of the embedded farm (ignored with REDIS_URL)")
+    process.add_argument("--segment-seconds", type=float, default=None, help="target segment length")
+
+    up = commands.add_parser("up", help="start the embedded farm and the web app")
+    up.add_argument("--workers", type=int, default=2)
+    up.add_argument("--port", type=int, default=None)
+
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "process":
+            return run_process(args)
+        return run_up(args)
+    except KeyboardInterrupt:
+        print("vidfarm: interrupted", file=sys.stderr)
+        return 130
+
+
+def fail(message: str) -> int:
+    print(f"vidfarm: error: {message}", file=sys.stderr)
+    return 1
+
+
+def run_process(args) -> int:
+    from cli.farm import EmbeddedFarm
+    from tasks import app as celery_app
+    from tasks import runtime
+    from tasks.jobs import output_key
+    from tasks.submit import submit_file
+
+    video: Path = args.video
+    if not video.is_file():
+        return fail(f"{video}: no such file")
+    settings = get_settings()
+    farm = None if settings.redis_url else EmbeddedFarm(settings.data_dir, workers=args.workers)
+    with farm or nullcontext():
+        if farm is not None:
+            celery_app.point_at(farm.redis_url)
+        options = {"segment_seconds": args.segment_seconds} if args.segment_seconds else {}
+        job_id = submit_file(video.resolve(), name=str(video), options=options)
+        view = follow_job(job_id, farm)
+        if view["status"] != "done":
+            return fail(f"{video}: {view['error']}")
+        args.out.mkdir(parents=True, exist_ok=True)
+        for name in ("annotated.mp4", "results.json"):
+            shutil.copyfile(runtime.store().local_path(output_key(job_id, name)), args.out / name)
+    print(f"done: {view['chunks_total']} segments -> {args.out / 'annotated.mp4'}, {args.out / 'results.json'}")
+    return 0
+
+
+def follow_job(job_id: str, farm) -> dict:
+    """Show a progress bar of segments done until the job ends; returns its final view."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from tasks import runtime
+
+    records = runtime.records()
+    columns = (TextColumn("{task.fields[status]:<10}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("segments"), TimeElapsedColumn())
+    with Progress(*columns, transient=False) as bar:
+        task = bar.add_task("job", total=None, status="queued")
+        while True:
+            view = records.job_view(job_id)
+            bar.update(task, completed=view["chunks_done"], total=view["chunks_total"] or None,
+                       status=view["status"])
+            if view["status"] in ("done", "failed"):
+                return view
+            if farm is not None and farm.dead_processes():
+                return {**view, "status": "failed",
+                        "error": f"farm processes died: {', '.join(farm.dead_processes())}"}
+            time.sleep(0.2)
+
+
+def run_up(args) -> int:
+    from cli.farm import EmbeddedFarm
+
+    settings = get_settings()
+    token = settings.api_token or secrets.token_urlsafe(24)
+    port = args.port or settings.web_port
+    with EmbeddedFarm(settings.data_dir, workers=args.workers, web_port=port, api_token=token) as farm:
+        print(f"vidfarm is up: {args.workers} workers, Redis at {farm.redis_url}")
+        print(f"  web/API : http://127.0.0.1:{port}/   (API under /api/v1)")
+        print(f"  token   : {token}")
+        print(f"  logs    : {farm.log_dir}")
+        print("Ctrl-C stops every process.")
+        while True:
+            dead = farm.dead_processes()
+            if dead:
+                return fail(f"farm process exited: {', '.join(dead)} (see {farm.log_dir})")
+            time.sleep(1)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

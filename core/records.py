@@ -1,0 +1,202 @@
+"""Job and segment records (SQLAlchemy): SQLite by default, PostgreSQL via DATABASE_URL.
+
+A job's progress is derived from its segments' states, so concurrent segment tasks never
+race on a shared counter: each one only writes its own row.
+"""
+
+from __future__ import annotations
+
+import uuid
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from functools import lru_cache
+from typing import Iterator
+
+from sqlalchemy import (JSON, DateTime, Float, ForeignKey, Integer, String, Text, create_engine,
+                        event, func, select, update)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
+
+JOB_STATES = ("queued", "splitting", "processing", "stitching", "done", "failed")
+SEGMENT_STATES = ("queued", "processing", "done", "failed")
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: uuid.uuid4().hex)
+    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    source_name: Mapped[str] = mapped_column(String(255))
+    source_key: Mapped[str] = mapped_column(String(512))
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    chunks_total: Mapped[int] = mapped_column(Integer, default=0)
+    options: Mapped[dict] = mapped_column(JSON, default=dict)
+    media: Mapped[dict | None] = mapped_column(JSON, default=None)   # probe result
+    timing: Mapped[dict] = mapped_column(JSON, default=dict)         # stage -> seconds
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now, onupdate=_now)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+    segments: Mapped[list["Segment"]] = relationship(
+        back_populates="job", cascade="all, delete-orphan", order_by="Segment.index")
+
+
+class Segment(Base):
+    __tablename__ = "segments"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    start_frame: Mapped[int] = mapped_column(Integer)
+    frames: Mapped[int] = mapped_column(Integer)
+    # Presentation timestamps of the segment's frames in the source's time base, plus the
+    # end of the last frame: the annotated output reuses them, so timing is exact even for
+    # variable frame rate sources.
+    pts: Mapped[list] = mapped_column(JSON)
+    end_pts: Mapped[int] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    worker: Mapped[str | None] = mapped_column(String(255), default=None)
+    seconds: Mapped[float | None] = mapped_column(Float, default=None)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+    job: Mapped[Job] = relationship(back_populates="segments")
+
+
+class Records:
+    """Opens the database and hands out short sessions."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.engine = _make_engine(url)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def create_schema(self) -> None:
+        Base.metadata.create_all(self.engine)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with self._sessions.begin() as session:
+            yield session
+
+    # --- jobs --------------------------------------------------------------------------
+    def add_job(self, source_name: str, source_key: str, options: dict | None = None,
+                job_id: str | None = None) -> Job:
+        with self.session() as s:
+            job = Job(id=job_id or uuid.uuid4().hex, source_name=source_name,
+                      source_key=source_key, options=options or {})
+            s.add(job)
+        return job
+
+    def get_job(self, job_id: str) -> Job | None:
+        with self.session() as s:
+            return s.get(Job, job_id)
+
+    def set_job(self, job_id: str, **fields) -> None:
+        if fields.get("status") in ("done", "failed"):
+            fields.setdefault("finished_at", _now())
+        with self.session() as s:
+            s.execute(update(Job).where(Job.id == job_id).values(**fields))
+
+    def add_timing(self, job_id: str, **stages: float) -> None:
+        with self.session() as s:
+            job = s.get(Job, job_id, with_for_update=True)
+            job.timing = {**(job.timing or {}), **stages}
+
+    def fail_job(self, job_id: str, reason: str) -> None:
+        """Mark a job failed with a one-line reason, unless it already ended."""
+        line = " ".join(str(reason).split())[:500] or "failed"
+        with self.session() as s:
+            s.execute(update(Job).where(Job.id == job_id, Job.status.not_in(("done", "failed")))
+                      .values(status="failed", error=line, finished_at=_now()))
+
+    def list_jobs(self, limit: int = 50, offset: int = 0, status: str | None = None) -> list[Job]:
+        with self.session() as s:
+            query = select(Job).order_by(Job.created_at.desc()).limit(limit).offset(offset)
+            if status:
+                query = query.where(Job.status == status)
+            return list(s.scalars(query))
+
+    # --- segments ----------------------------------------------------------------------
+    def replace_segments(self, job_id: str, segments: list[dict]) -> None:
+        """Record a job's segments (idempotent: a re-run ingest replaces the earlier rows)."""
+        with self.session() as s:
+            job = s.get(Job, job_id)
+            job.segments.clear()
+            s.flush()
+            job.segments.extend(Segment(**seg) for seg in segments)
+            job.chunks_total = len(segments)
+
+    def get_segment(self, job_id: str, index: int) -> Segment | None:
+        with self.session() as s:
+            return s.get(Segment, (job_id, index))
+
+    def set_segment(self, job_id: str, index: int, **fields) -> None:
+        with self.session() as s:
+            s.execute(update(Segment).where(Segment.job_id == job_id, Segment.index == index)
+                      .values(**fields))
+
+    def start_segment(self, job_id: str, index: int, worker: str) -> None:
+        with self.session() as s:
+            s.execute(update(Segment).where(Segment.job_id == job_id, Segment.index == index)
+                      .values(status="processing", worker=worker, attempts=Segment.attempts + 1))
+
+    def segments(self, job_id: str) -> list[Segment]:
+        with self.session() as s:
+            return list(s.scalars(select(Segment).where(Segment.job_id == job_id)
+                                  .order_by(Segment.index)))
+
+    def chunks_done(self, job_id: str) -> int:
+        with self.session() as s:
+            return s.scalar(select(func.count()).select_from(Segment)
+                            .where(Segment.job_id == job_id, Segment.status == "done")) or 0
+
+    def job_view(self, job_id: str) -> dict | None:
+        """The public view of a job (API contract 5)."""
+        job = self.get_job(job_id)
+        if job is None:
+            return None
+        done = self.chunks_done(job_id)
+        total = job.chunks_total
+        if job.status == "done":
+            progress = 1.0
+        elif total:
+            # Segments are the long part; split and stitch take the first and last few per cent.
+            progress = round(0.05 + 0.9 * done / total, 4)
+        else:
+            progress = 0.0
+        return {"id": job.id, "status": job.status, "progress": progress, "chunks_done": done,
+                "chunks_total": total, "error": job.error, "source_name": job.source_name,
+                "created_at": job.created_at.isoformat() if job.created_at else None,
+                "finished_at": job.finished_at.isoformat() if job.finished_at else None}
+
+
+def _make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection, _record):
+            # WAL lets the web app read while workers write; foreign keys make deletes cascade.
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+@lru_cache(maxsize=4)
+def open_records(url: str) -> Records:
+    """One Records per database URL per process; the schema is created on first use."""
+    records = Records(url)
+    records.create_schema()
+    return records

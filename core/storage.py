@@ -1,0 +1,110 @@
+"""Blob storage: uploads, segments and outputs, each under its job id.
+
+Keys are '/'-separated relative names built by vidfarm (``jobs/<id>/...``), never from a user's
+file name. ``LocalBlobStore`` keeps them in a directory that every worker can read (one machine,
+or a shared volume on Kubernetes). Writes are atomic (temp file + rename), so a task that runs
+twice leaves one complete copy and a reader never sees a half-written file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import BinaryIO
+
+_KEY = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
+
+
+def job_key(job_id: str, *parts: str) -> str:
+    return "/".join(("jobs", job_id, *parts))
+
+
+class BlobStore(ABC):
+    @abstractmethod
+    def put_file(self, key: str, src: Path) -> None:
+        """Store a copy of a local file under key (atomically)."""
+
+    @abstractmethod
+    def put_stream(self, key: str, stream: BinaryIO, limit: int | None = None) -> int:
+        """Store a stream under key, chunk by chunk; returns the byte count.
+        Raises ``BlobTooLarge`` (and stores nothing) past ``limit`` bytes."""
+
+    @abstractmethod
+    def local_path(self, key: str) -> Path:
+        """A readable local file holding the blob (raises FileNotFoundError)."""
+
+    @abstractmethod
+    def exists(self, key: str) -> bool: ...
+
+    @abstractmethod
+    def delete_prefix(self, prefix: str) -> None:
+        """Remove every blob under a key prefix (e.g. a whole job)."""
+
+
+class BlobTooLarge(ValueError):
+    pass
+
+
+class LocalBlobStore(BlobStore):
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: str) -> Path:
+        if not _KEY.match(key) or any(part in (".", "..") for part in key.split("/")):
+            raise ValueError(f"invalid blob key: {key!r}")
+        return self.root / key
+
+    def _atomic_target(self, key: str) -> tuple[Path, Path]:
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+        os.close(fd)
+        return target, Path(tmp)
+
+    def put_file(self, key: str, src: Path) -> None:
+        target, tmp = self._atomic_target(key)
+        try:
+            shutil.copyfile(src, tmp)
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def put_stream(self, key: str, stream: BinaryIO, limit: int | None = None) -> int:
+        target, tmp = self._atomic_target(key)
+        size = 0
+        try:
+            with open(tmp, "wb") as out:
+                while chunk := stream.read(1 << 20):
+                    size += len(chunk)
+                    if limit is not None and size > limit:
+                        raise BlobTooLarge(f"larger than the {limit} byte limit")
+                    out.write(chunk)
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return size
+
+    def local_path(self, key: str) -> Path:
+        path = self._path(key)
+        if not path.is_file():
+            raise FileNotFoundError(f"no blob {key}")
+        return path
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def delete_prefix(self, prefix: str) -> None:
+        path = self._path(prefix.rstrip("/"))
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def open_store(data_dir: Path) -> BlobStore:
+    return LocalBlobStore(Path(data_dir) / "blobs")

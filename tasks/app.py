@@ -1,0 +1,19 @@
+"""The Celery application. Workers run ``celery -A tasks.app worker -Q ingest,cpu``."""
+
+from celery import Celery
+from celery.signals import worker_process_init
+
+app = Celery("vidfarm", include=["tasks.jobs"])
+app.config_from_object("celeryconfig")
+
+
+def point_at(redis_url: str) -> None:
+    """Send tasks to another broker (the CLI's embedded farm picks its port at run time)."""
+    app.conf.update(broker_url=redis_url, result_backend=redis_url)
+
+
+@worker_process_init.connect
+def _fresh_connections(**_):
+    # A forked pool child must not share database connections with its parent.
+    from tasks import runtime
+    runtime.reset()

@@ -1,0 +1,198 @@
+"""The farm's tasks: ingest (probe, split, fan out), segment (analyse one piece), stitch.
+
+Each task is thin: it loads inputs from records and blob storage, calls workers/, and stores
+outputs. All three are idempotent (outputs are written whole under fixed keys), which is what
+makes acks_late redelivery safe.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import time
+from datetime import timezone
+from fractions import Fraction
+from io import BytesIO
+from pathlib import Path
+
+from celery import chord
+
+from core.storage import job_key
+from tasks import runtime
+from tasks.app import app
+from workers import media, pipeline
+from workers.results import assemble_results, source_summary
+
+log = logging.getLogger(__name__)
+
+
+def segment_key(job_id: str, index: int) -> str:
+    return job_key(job_id, "segments", f"{index:05d}.mkv")
+
+
+def annotated_key(job_id: str, index: int) -> str:
+    return job_key(job_id, "annotated", f"{index:05d}.mp4")
+
+
+def faces_key(job_id: str, index: int) -> str:
+    return job_key(job_id, "annotated", f"{index:05d}.json")
+
+
+def output_key(job_id: str, name: str) -> str:
+    return job_key(job_id, "output", name)
+
+
+def _scratch() -> tempfile.TemporaryDirectory:
+    root = runtime.settings().data_dir / "tmp"
+    root.mkdir(parents=True, exist_ok=True)
+    return tempfile.TemporaryDirectory(dir=root)
+
+
+def _limits() -> media.Limits:
+    s = runtime.settings()
+    return media.Limits(min_side=s.min_side, max_width=s.max_width, max_height=s.max_height,
+                        max_duration_s=s.max_duration_s)
+
+
+def _put_json(key: str, data) -> None:
+    runtime.store().put_stream(key, BytesIO(json.dumps(data, separators=(",", ":")).encode()))
+
+
+def _ended(job) -> bool:
+    return job is None or job.status in ("done", "failed")
+
+
+@app.task(name="vidfarm.ingest", bind=True)
+def ingest(self, job_id: str) -> dict:
+    records, store, settings = runtime.records(), runtime.store(), runtime.settings()
+    job = records.get_job(job_id)
+    if _ended(job):
+        return {"skipped": True}
+    records.set_job(job_id, status="splitting")
+    started = time.perf_counter()
+    try:
+        source = store.local_path(job.source_key)
+        info = media.probe(source, _limits())
+        plans = media.plan_segments(info, float(job.options.get("segment_seconds", settings.segment_seconds)))
+        with _scratch() as scratch:
+            files = media.split_segments(source, plans, Path(scratch))
+            for plan, path in zip(plans, files):
+                store.put_file(segment_key(job_id, plan.index), path)
+    except media.MediaError as exc:
+        records.fail_job(job_id, str(exc))
+        return {"failed": str(exc)}
+    except Exception as exc:
+        records.fail_job(job_id, f"ingest failed: {exc}")
+        raise
+    records.replace_segments(job_id, [
+        {"index": p.index, "start_frame": p.start_frame, "frames": p.frames, "pts": p.pts,
+         "end_pts": p.end_pts} for p in plans])
+    records.set_job(job_id, status="processing", media=info.summary())
+    records.add_timing(job_id, split_s=round(time.perf_counter() - started, 4))
+    queue = job.options.get("queue", "cpu")
+    header = [process_segment.si(job_id, p.index).set(queue=queue) for p in plans]
+    chord(header)(stitch.si(job_id).on_error(job_failed.s(job_id)))
+    return {"segments": len(plans), "frames": info.frames}
+
+
+def _pipeline_config(job_options: dict) -> pipeline.PipelineConfig:
+    s = runtime.settings()
+    detect = {"model_file": s.detector_model, "model_dir": str(s.model_dir) if s.model_dir else None,
+              "input_long_side": s.detector_input, "threshold": s.detector_threshold,
+              "threads": s.effective_threads}
+    return pipeline.PipelineConfig(analyzers=("detect",), analyzer_configs=json.dumps({"detect": detect}),
+                                   threads=s.effective_threads, x264_preset=s.x264_preset,
+                                   x264_crf=s.x264_crf)
+
+
+@app.task(name="vidfarm.segment", bind=True)
+def process_segment(self, job_id: str, index: int) -> dict:
+    records, store = runtime.records(), runtime.store()
+    job = records.get_job(job_id)
+    if _ended(job):
+        return {"skipped": True}
+    segment = records.get_segment(job_id, index)
+    records.start_segment(job_id, index, worker=self.request.hostname or "local")
+    started = time.perf_counter()
+    info = job.media
+    try:
+        with _scratch() as scratch:
+            out = Path(scratch) / "annotated.mp4"
+            result = pipeline.process_segment(
+                store.local_path(segment_key(job_id, index)), out, segment.pts,
+                Fraction(*info["time_base"]), info["fps"], info["width"], info["height"],
+                _pipeline_config(job.options))
+            _put_json(faces_key(job_id, index), {"frames": result.frames, "stages": result.stages,
+                                                 "repaired_frames": result.repaired_frames})
+            store.put_file(annotated_key(job_id, index), out)
+    except media.MediaError as exc:
+        records.set_segment(job_id, index, status="failed", error=str(exc))
+        records.fail_job(job_id, f"segment {index}: {exc}")
+        raise
+    except Exception as exc:
+        if self.request.retries < runtime.settings().segment_retries:
+            raise self.retry(exc=exc, countdown=1)
+        records.set_segment(job_id, index, status="failed", error=str(exc))
+        records.fail_job(job_id, f"segment {index} failed: {exc}")
+        raise
+    seconds = round(time.perf_counter() - started, 4)
+    records.set_segment(job_id, index, status="done", seconds=seconds, error=None)
+    return {"index": index, "frames": len(result.frames), "seconds": seconds}
+
+
+@app.task(name="vidfarm.stitch", bind=True, max_retries=2)
+def stitch(self, job_id: str) -> dict:
+    records, store = runtime.records(), runtime.store()
+    job = records.get_job(job_id)
+    if _ended(job):
+        return {"skipped": True}
+    records.set_job(job_id, status="stitching")
+    started = time.perf_counter()
+    info = job.media
+    time_base = Fraction(*info["time_base"])
+    segments = records.segments(job_id)
+    try:
+        with _scratch() as scratch:
+            out = Path(scratch) / "annotated.mp4"
+            media.concat_segments(
+                [store.local_path(annotated_key(job_id, s.index)) for s in segments],
+                [media.SegmentTiming(s.pts, s.end_pts) for s in segments], time_base, out,
+                audio_source=store.local_path(job.source_key) if info["has_audio"] else None)
+            per_segment = [json.loads(store.local_path(faces_key(job_id, s.index)).read_text())
+                           for s in segments]
+            stitch_s = round(time.perf_counter() - started, 4)
+            timing = _timing(job, per_segment, stitch_s)
+            results = assemble_results(source_summary(job.source_name, info), time_base, info["start_pts"],
+                                       [(s.pts, p["frames"]) for s, p in zip(segments, per_segment)], timing)
+            store.put_file(output_key(job_id, "annotated.mp4"), out)
+            _put_json(output_key(job_id, "results.json"), results)
+    except media.MediaError as exc:
+        records.fail_job(job_id, f"stitch: {exc}")
+        raise
+    except Exception as exc:
+        if self.request.retries < self.max_retries:
+            raise self.retry(exc=exc, countdown=1)
+        records.fail_job(job_id, f"stitch failed: {exc}")
+        raise
+    records.add_timing(job_id, stitch_s=stitch_s)
+    records.set_job(job_id, status="done", error=None)
+    return {"frames": len(results["frames"])}
+
+
+def _timing(job, per_segment: list[dict], stitch_s: float) -> dict:
+    stages: dict[str, float] = {"split": job.timing.get("split_s", 0.0), "stitch": stitch_s}
+    for data in per_segment:
+        for name, seconds in data["stages"].items():
+            stages[name] = round(stages.get(name, 0.0) + seconds, 4)
+    created = job.created_at
+    if created.tzinfo is None:  # SQLite drops the zone; records are written in UTC
+        created = created.replace(tzinfo=timezone.utc)
+    wall = time.time() - created.timestamp()
+    return {"wall_s": round(wall, 3), "stages": stages}
+
+
+@app.task(name="vidfarm.job_failed")
+def job_failed(request, exc, traceback, job_id: str) -> None:
+    """Errback of the chord: marks the job failed if a segment error did not already."""
+    runtime.records().fail_job(job_id, f"processing failed: {exc}")

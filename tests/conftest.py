@@ -1,0 +1,88 @@
+"""Shared fixtures: generated clips, a private Redis and a real two-worker farm."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.clipmaker import Clip, make_clip
+
+MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
+
+
+@pytest.fixture(scope="session")
+def media_dir() -> Path:
+    if not MEDIA.is_dir():
+        pytest.skip(f"test media folder {MEDIA} is absent")
+    return MEDIA
+
+
+@pytest.fixture(scope="session")
+def clips(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("clips")
+
+
+@pytest.fixture(scope="session")
+def face_clip(clips) -> Clip:
+    """9 s, 15 fps, a face on screen for the first and last thirds, AAC audio, 2 s GOP."""
+    return make_clip(clips / "faces.mp4", seconds=9, fps=15, gop=30)
+
+
+def use_farm_environment(monkeypatch, redis_url: str | None, data_dir: Path, threads: int = 1) -> None:
+    """Point this test process's settings, records and Celery client at a farm."""
+    from core.settings import get_settings
+    from tasks import app as celery_app
+    from tasks import runtime
+
+    if redis_url:
+        monkeypatch.setenv("REDIS_URL", redis_url)
+    monkeypatch.setenv("VIDFARM_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("VIDFARM_API_TOKEN", "test-token")
+    monkeypatch.setenv("VIDFARM_THREADS", str(threads))  # as the workers: same x264 output
+    get_settings.cache_clear()
+    runtime.reset()
+    if redis_url:
+        celery_app.point_at(redis_url)
+
+
+@pytest.fixture(scope="session")
+def farm(tmp_path_factory):
+    """A real farm: private redis-server on a free port and two Celery worker processes."""
+    from cli.farm import EmbeddedFarm
+    from tasks.app import app
+
+    data_dir = tmp_path_factory.mktemp("farm")
+    mp = pytest.MonkeyPatch()
+    with EmbeddedFarm(data_dir, workers=2, extra_env={"VIDFARM_SEGMENT_SECONDS": "3"}) as embedded:
+        use_farm_environment(mp, embedded.redis_url, data_dir, embedded.threads_per_worker)
+        embedded.wait_ready(app)
+        yield embedded
+    mp.undo()
+    from core.settings import get_settings
+    get_settings.cache_clear()
+
+
+def wait_for_job(job_id: str, timeout: float = 180.0) -> dict:
+    import time
+
+    from tasks import runtime
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        view = runtime.records().job_view(job_id)
+        if view["status"] in ("done", "failed"):
+            return view
+        time.sleep(0.1)
+    raise TimeoutError(f"job {job_id} still {view['status']} after {timeout} s")
+
+
+def repo_root() -> Path:
+    return Path(__file__).resolve().parents[1]
+
+
+def child_env(**overrides) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL",)}
+    env.update(overrides)
+    return env

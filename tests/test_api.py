@@ -1,0 +1,60 @@
+"""The REST API against the real farm (Flask's test client in this process)."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from tests.conftest import wait_for_job
+
+
+@pytest.fixture
+def client(farm):
+    from web import create_app
+
+    app = create_app()
+    app.testing = True
+    return app.test_client()
+
+
+AUTH = {"Authorization": "Bearer test-token"}
+
+
+def test_upload_follow_and_fetch(client, face_clip):
+    with open(face_clip.path, "rb") as fh:
+        response = client.post("/api/v1/jobs", headers=AUTH, data={"file": (fh, "../../etc/x y.mp4")},
+                               content_type="multipart/form-data")
+    assert response.status_code == 201, response.json
+    job_id = response.json["id"]
+    assert response.json["status"] == "queued"
+    wait_for_job(job_id)
+    view = client.get(f"/api/v1/jobs/{job_id}", headers=AUTH).json
+    assert view["status"] == "done" and view["progress"] == 1.0
+    assert view["chunks_done"] == view["chunks_total"] >= 2
+    results = client.get(f"/api/v1/jobs/{job_id}/results", headers=AUTH).json
+    assert len(results["frames"]) == face_clip.frames
+    ranged = client.get(f"/api/v1/jobs/{job_id}/video", headers={**AUTH, "Range": "bytes=0-99"})
+    assert ranged.status_code == 206 and len(ranged.data) == 100
+
+
+def test_requests_without_a_valid_token_are_refused(client):
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "test-token"}):
+        assert client.get("/api/v1/jobs/abc", headers=headers).status_code == 401
+        assert client.post("/api/v1/jobs", headers=headers).status_code == 401
+
+
+def test_unknown_job_and_missing_file(client):
+    assert client.get("/api/v1/jobs/0123", headers=AUTH).status_code == 404
+    response = client.post("/api/v1/jobs", headers=AUTH, data={"other": (io.BytesIO(b"x"), "a.mp4")},
+                           content_type="multipart/form-data")
+    assert response.status_code == 400 and "file" in response.json["error"]
+    assert client.get("/healthz").json == {"status": "ok"}
+
+
+def test_bad_upload_fails_its_job_with_a_reason(client):
+    response = client.post("/api/v1/jobs", headers=AUTH, data={"file": (io.BytesIO(b"hello"), "notes.txt")},
+                           content_type="multipart/form-data")
+    job_id = response.json["id"]
+    view = wait_for_job(job_id)
+    assert view["status"] == "failed" and "not a readable video" in view["error"]

@@ -1,0 +1,100 @@
+"""The `vidfarm` command as a user runs it: its own embedded farm, started and stopped."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from cli.redis_server import free_port
+from tests.clipmaker import count_video_frames, make_clip
+from tests.conftest import child_env
+
+VIDFARM = [sys.executable, "-m", "cli.main"]
+
+
+def processes_with_env(marker: str) -> list[int]:
+    """PIDs whose environment holds marker (how we find anything a farm left behind)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit() and int(proc.name) != os.getpid():
+            try:
+                if marker.encode() in (proc / "environ").read_bytes():
+                    found.append(int(proc.name))
+            except OSError:
+                continue
+    return found
+
+
+def test_process_with_embedded_farm(tmp_path):
+    clip = make_clip(tmp_path / "walk.mp4", seconds=8, fps=15, gop=30)
+    data_dir = tmp_path / "data"
+    env = child_env(VIDFARM_DATA_DIR=str(data_dir), VIDFARM_SEGMENT_SECONDS="3")
+    run = subprocess.run(VIDFARM + ["process", str(clip.path), "--out", str(tmp_path / "out"),
+                                    "--workers", "2"], env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "segments" in run.stdout
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert len(results["frames"]) == clip.frames and results["chunks"] >= 2
+    assert count_video_frames(tmp_path / "out" / "annotated.mp4") == clip.frames
+    assert processes_with_env(f"VIDFARM_DATA_DIR={data_dir}") == []   # nothing left running
+
+
+def test_process_bad_input_exits_nonzero_with_one_line(farm, tmp_path):
+    notes = tmp_path / "notes.mp4"
+    notes.write_text("not a video at all\n")
+    env = child_env(REDIS_URL=farm.redis_url, VIDFARM_DATA_DIR=str(farm.data_dir))
+    run = subprocess.run(VIDFARM + ["process", str(notes), "--out", str(tmp_path / "out")],
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and "not a readable video" in lines[0] and "notes.mp4" in lines[0]
+    assert not (tmp_path / "out" / "results.json").exists()
+
+
+def test_process_missing_file(tmp_path):
+    run = subprocess.run(VIDFARM + ["process", str(tmp_path / "nope.mp4"), "--out", str(tmp_path)],
+                         env=child_env(VIDFARM_DATA_DIR=str(tmp_path)), capture_output=True, text=True)
+    assert run.returncode == 1 and "no such file" in run.stderr
+
+
+def test_up_serves_the_api_and_ctrl_c_stops_everything(tmp_path, face_clip):
+    data_dir = tmp_path / "data"
+    port = free_port()
+    env = child_env(VIDFARM_DATA_DIR=str(data_dir))
+    up = subprocess.Popen(VIDFARM + ["up", "--workers", "1", "--port", str(port)], env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        banner = ""
+        while "Ctrl-C" not in banner:
+            line = up.stdout.readline()
+            assert line, f"vidfarm up ended early: {banner}"
+            banner += line
+        token = re.search(r"token\s*:\s*(\S+)", banner).group(1)
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                assert json.load(urllib.request.urlopen(f"{base}/healthz", timeout=2)) == {"status": "ok"}
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.3)
+        request = urllib.request.Request(f"{base}/api/v1/jobs/none", headers={"Authorization": f"Bearer {token}"})
+        with pytest.raises(urllib.error.HTTPError) as missing:
+            urllib.request.urlopen(request, timeout=5)
+        assert missing.value.code == 404
+    finally:
+        up.send_signal(signal.SIGINT)
+        assert up.wait(60) == 130
+    time.sleep(0.5)
+    assert processes_with_env(f"VIDFARM_DATA_DIR={data_dir}") == []

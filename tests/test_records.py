@@ -1,0 +1,95 @@
+"""Job and segment records on SQLite (default) and PostgreSQL (DATABASE_URL)."""
+
+from __future__ import annotations
+
+import socket
+import uuid
+
+import pytest
+import sqlalchemy
+
+from core.records import Records
+
+
+def postgres_url():
+    try:
+        socket.create_connection(("127.0.0.1", 5432), timeout=1).close()
+    except OSError:
+        pytest.skip("no PostgreSQL answers on 127.0.0.1:5432")
+    admin = sqlalchemy.create_engine("postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
+                                     isolation_level="AUTOCOMMIT")
+    name = f"vidfarm_test_{uuid.uuid4().hex[:8]}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
+    except sqlalchemy.exc.OperationalError as exc:
+        pytest.skip(f"PostgreSQL refused a test database: {exc.orig}")
+    return admin, name
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def records(request, tmp_path):
+    if request.param == "sqlite":
+        recs = Records(f"sqlite:///{tmp_path / 'records.db'}")
+        recs.create_schema()
+        yield recs
+        recs.engine.dispose()
+        return
+    admin, name = postgres_url()
+    recs = Records(f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}")
+    recs.create_schema()
+    yield recs
+    recs.engine.dispose()
+    with admin.connect() as conn:
+        conn.execute(sqlalchemy.text(f'DROP DATABASE "{name}"'))
+    admin.dispose()
+
+
+def segments(n: int, frames: int = 10) -> list[dict]:
+    return [{"index": i, "start_frame": i * frames, "frames": frames,
+             "pts": list(range(i * frames, (i + 1) * frames)), "end_pts": (i + 1) * frames}
+            for i in range(n)]
+
+
+def test_job_lifecycle_and_progress(records):
+    job = records.add_job("clip.mp4", "jobs/x/source")
+    assert records.job_view(job.id)["status"] == "queued"
+    records.replace_segments(job.id, segments(4))
+    records.set_job(job.id, status="processing")
+    records.start_segment(job.id, 0, worker="w1")
+    records.set_segment(job.id, 0, status="done")
+    records.set_segment(job.id, 1, status="done")
+    view = records.job_view(job.id)
+    assert (view["chunks_done"], view["chunks_total"], view["status"]) == (2, 4, "processing")
+    assert 0.05 < view["progress"] < 0.95
+    assert records.get_segment(job.id, 0).attempts == 1
+    assert records.get_segment(job.id, 2).pts == list(range(20, 30))
+    records.set_job(job.id, status="done")
+    view = records.job_view(job.id)
+    assert view["progress"] == 1.0 and view["finished_at"]
+
+
+def test_replace_segments_is_idempotent(records):
+    job = records.add_job("clip.mp4", "jobs/y/source")
+    records.replace_segments(job.id, segments(3))
+    records.replace_segments(job.id, segments(2))
+    assert [s.index for s in records.segments(job.id)] == [0, 1]
+    assert records.get_job(job.id).chunks_total == 2
+
+
+def test_fail_job_keeps_one_line_and_never_reopens_a_finished_job(records):
+    job = records.add_job("a.mp4", "k")
+    records.fail_job(job.id, "bad\nthing   happened")
+    assert records.job_view(job.id)["error"] == "bad thing happened"
+    other = records.add_job("b.mp4", "k2")
+    records.set_job(other.id, status="done")
+    records.fail_job(other.id, "late failure")
+    assert records.job_view(other.id)["status"] == "done"
+
+
+def test_list_jobs_newest_first_and_filtered(records):
+    ids = [records.add_job(f"{i}.mp4", f"k{i}").id for i in range(3)]
+    records.set_job(ids[1], status="failed")
+    assert [j.id for j in records.list_jobs()] == ids[::-1]
+    assert [j.id for j in records.list_jobs(status="failed")] == [ids[1]]
+    assert records.job_view("nope") is None

@@ -1,0 +1,341 @@
+"""Media plumbing with PyAV: probe, keyframe split, decode, encode, concat.
+
+The split never re-encodes: it cuts the source's packets at keyframes into Matroska segments
+(Matroska holds any codec). Each segment remembers the exact presentation timestamps of its
+frames in the source's time base; the annotated segments are encoded with those timestamps and
+the stitch remuxes them back in order with the source's audio copied, so the output has the
+source's frame count, frame rate and duration, variable frame rate included.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import asdict, dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import av
+import numpy as np
+
+# Demuxers that read single pictures: such a file is a photo, not a recording.
+_IMAGE_DEMUXERS = ("image2", "_pipe", "apng", "webp")
+
+
+class MediaError(ValueError):
+    """A recording vidfarm cannot process. The message is one line, fit to show a user."""
+
+
+@dataclass
+class PacketInfo:
+    pts: int
+    duration: int
+    keyframe: bool
+
+
+@dataclass
+class MediaInfo:
+    container: str
+    video_codec: str
+    width: int
+    height: int
+    fps: float
+    time_base: tuple[int, int]       # numerator, denominator of the video stream's time base
+    frames: int
+    start_pts: int
+    duration_s: float
+    has_audio: bool
+    audio_codec: str | None = None
+    packets: list[PacketInfo] = field(default_factory=list, repr=False)
+
+    @property
+    def tb(self) -> Fraction:
+        return Fraction(*self.time_base)
+
+    def summary(self) -> dict:
+        data = asdict(self)
+        data.pop("packets")
+        return data
+
+
+@dataclass
+class SegmentPlan:
+    index: int
+    start_frame: int
+    frames: int
+    pts: list[int]          # presentation timestamps of its frames, in presentation order
+    end_pts: int            # where the next segment (or the recording) starts
+    first_packet: int       # decode-order packet range [first_packet, end_packet)
+    end_packet: int
+
+
+@dataclass
+class Limits:
+    min_side: int = 16
+    max_width: int = 7680
+    max_height: int = 4320
+    max_duration_s: float = 6 * 3600
+
+
+def _open(path: Path | str, **kwargs) -> av.container.InputContainer:
+    try:
+        return av.open(str(path), **kwargs)
+    except av.error.FFmpegError as exc:
+        raise MediaError(f"not a readable video file ({_reason(exc)})") from None
+
+
+def _reason(exc: Exception) -> str:
+    text = getattr(exc, "strerror", None) or str(exc)
+    return " ".join(str(text).split())
+
+
+def probe(path: Path | str, limits: Limits | None = None) -> MediaInfo:
+    """Read a recording's streams and packet table and check that vidfarm can process it."""
+    limits = limits or Limits()
+    path = Path(path)
+    if path.stat().st_size == 0:
+        raise MediaError("the file is empty (0 bytes)")
+    with _open(path) as container:
+        fmt = container.format.name
+        if any(marker in fmt for marker in _IMAGE_DEMUXERS):
+            raise MediaError(f"a still image ({fmt.split(',')[0]}), not a video")
+        if not container.streams.video:
+            kinds = sorted({s.type for s in container.streams}) or ["none"]
+            raise MediaError(f"no video stream (streams found: {', '.join(kinds)})")
+        video = container.streams.video[0]
+        ctx = video.codec_context
+        width, height = ctx.width, ctx.height
+        if min(width, height) < limits.min_side:
+            raise MediaError(f"frame size {width}x{height} is below the {limits.min_side} px minimum")
+        if width > limits.max_width or height > limits.max_height:
+            raise MediaError(f"frame size {width}x{height} exceeds the "
+                             f"{limits.max_width}x{limits.max_height} maximum")
+        audio = container.streams.audio[0] if container.streams.audio else None
+        packets = _read_packet_table(container, video)
+        declared = video.frames
+        if declared and len(packets) < declared:
+            raise MediaError(f"the file is truncated: {len(packets)} of {declared} frames present")
+        _check_decodes(path)
+        tb = video.time_base or Fraction(1, 90000)
+        start = min(p.pts for p in packets)
+        end = max(p.pts + p.duration for p in packets)
+        duration_s = float((end - start) * tb)
+        if duration_s > limits.max_duration_s:
+            raise MediaError(f"duration {duration_s:.0f} s exceeds the {limits.max_duration_s:.0f} s maximum")
+        rate = video.average_rate or video.guessed_rate
+        fps = float(rate) if rate else (len(packets) / duration_s if duration_s else 0.0)
+        return MediaInfo(container=fmt, video_codec=ctx.name, width=width, height=height, fps=fps,
+                         time_base=(tb.numerator, tb.denominator), frames=len(packets),
+                         start_pts=start, duration_s=duration_s, has_audio=audio is not None,
+                         audio_codec=audio.codec_context.name if audio else None, packets=packets)
+
+
+def _nominal_duration(video) -> int:
+    rate = video.average_rate or video.guessed_rate or Fraction(25)
+    tb = video.time_base or Fraction(1, 90000)
+    return max(1, round(1 / (rate * tb)))
+
+
+def _video_packets(container, video) -> Iterator[av.Packet]:
+    """The video stream's real packets in decode order (PyAV's empty flush packets dropped)."""
+    for packet in container.demux(video):
+        if packet.size:
+            yield packet
+
+
+def _read_packet_table(container, video) -> list[PacketInfo]:
+    nominal = _nominal_duration(video)
+    table: list[PacketInfo] = []
+    try:
+        for packet in _video_packets(container, video):
+            pts = packet.pts if packet.pts is not None else packet.dts
+            if pts is None:  # raw streams carry no timestamps: count frames at the nominal rate
+                pts = len(table) * nominal
+            table.append(PacketInfo(pts=pts, duration=packet.duration or nominal,
+                                    keyframe=packet.is_keyframe))
+    except av.error.FFmpegError as exc:
+        raise MediaError(f"the file is damaged after frame {len(table)} ({_reason(exc)})") from None
+    if not table:
+        raise MediaError("the video stream holds no frames")
+    return table
+
+
+def _check_decodes(path: Path) -> None:
+    with _open(path) as container:
+        try:
+            for _ in container.decode(video=0):
+                return
+        except av.error.FFmpegError as exc:
+            raise MediaError(f"the video stream does not decode ({_reason(exc)})") from None
+    raise MediaError("the video stream does not decode (no picture in it)")
+
+
+# --- split -------------------------------------------------------------------------------
+
+def plan_segments(info: MediaInfo, target_s: float) -> list[SegmentPlan]:
+    """Cut points: a new segment starts at the first keyframe at least target_s after the
+    previous cut. Long or irregular GOPs give longer, uneven segments; never a cut mid-GOP."""
+    packets, tb = info.packets, info.tb
+    starts = [0]
+    for i, packet in enumerate(packets[1:], start=1):
+        if packet.keyframe and (packet.pts - packets[starts[-1]].pts) * tb >= target_s:
+            starts.append(i)
+    bounds = list(zip(starts, starts[1:] + [len(packets)]))
+    segments_pts = [sorted(p.pts for p in packets[a:b]) for a, b in bounds]
+    recording_end = max(p.pts + p.duration for p in packets)
+    plans, start_frame = [], 0
+    for index, ((a, b), pts) in enumerate(zip(bounds, segments_pts)):
+        end = segments_pts[index + 1][0] if index + 1 < len(bounds) else recording_end
+        plans.append(SegmentPlan(index=index, start_frame=start_frame, frames=len(pts), pts=pts,
+                                 end_pts=end, first_packet=a, end_packet=b))
+        start_frame += len(pts)
+    return plans
+
+
+def split_segments(path: Path | str, plans: list[SegmentPlan], out_dir: Path) -> list[Path]:
+    """Remux the source's video packets into one Matroska file per plan (no re-encode)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    outputs = [out_dir / f"{plan.index:05d}.mkv" for plan in plans]
+    with _open(path) as source:
+        video = source.streams.video[0]
+        packets = _video_packets(source, video)
+        position = 0
+        for plan, target in zip(plans, outputs):
+            with av.open(str(target), "w", format="matroska") as out:
+                stream = out.add_stream_from_template(video)
+                while position < plan.end_packet:
+                    packet = next(packets)
+                    packet.stream = stream
+                    out.mux(packet)
+                    position += 1
+    return outputs
+
+
+# --- decode / encode ---------------------------------------------------------------------
+
+def decode_bgr(path: Path | str, threads: int = 0) -> Iterator[np.ndarray]:
+    """Decoded frames of a file's first video stream, in presentation order, as BGR arrays."""
+    with _open(path) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        stream.codec_context.thread_count = threads
+        try:
+            for frame in container.decode(stream):
+                yield frame.to_ndarray(format="bgr24")
+        except av.error.FFmpegError as exc:
+            raise MediaError(f"a segment failed to decode ({_reason(exc)})") from None
+
+
+class H264Writer:
+    """Encodes BGR frames to an H.264 MP4 with caller-given timestamps.
+
+    B-frames are off so that decode order equals presentation order: segments then join by
+    plain remux with monotonic timestamps. Odd frame sizes are padded by one pixel (4:2:0
+    needs even sizes); coordinates are unchanged because padding goes right and bottom.
+    """
+
+    def __init__(self, path: Path, width: int, height: int, time_base: Fraction, fps: float,
+                 preset: str = "veryfast", crf: int = 23, threads: int = 0):
+        self.width, self.height = width + width % 2, height + height % 2
+        self.time_base = time_base
+        self.container = av.open(str(path), "w", format="mp4")
+        stream = self.container.add_stream("libx264", rate=Fraction(fps).limit_denominator(100000) or 25)
+        stream.width, stream.height, stream.pix_fmt = self.width, self.height, "yuv420p"
+        stream.time_base = time_base
+        stream.codec_context.time_base = time_base
+        stream.codec_context.max_b_frames = 0
+        stream.codec_context.thread_count = threads
+        stream.options = {"preset": preset, "crf": str(crf)}
+        self.stream = stream
+        self.frames = 0
+
+    def write(self, image: np.ndarray, pts: int) -> None:
+        h, w = image.shape[:2]
+        if (w, h) != (self.width, self.height):
+            image = np.pad(image, ((0, self.height - h), (0, self.width - w), (0, 0)), mode="edge")
+        frame = av.VideoFrame.from_ndarray(image, format="bgr24")
+        frame.pts, frame.time_base = pts, self.time_base
+        self.container.mux(self.stream.encode(frame))
+        self.frames += 1
+
+    def close(self) -> None:
+        self.container.mux(self.stream.encode(None))
+        self.container.close()
+
+    def __enter__(self) -> "H264Writer":
+        return self
+
+    def __exit__(self, exc_type, *_):
+        if exc_type is None:
+            self.close()
+        else:
+            self.container.close()
+
+
+# --- concat ------------------------------------------------------------------------------
+
+@dataclass
+class SegmentTiming:
+    pts: list[int]
+    end_pts: int
+
+
+def concat_segments(segment_files: list[Path], timings: list[SegmentTiming], time_base: Fraction,
+                    out_path: Path, audio_source: Path | None = None) -> int:
+    """Join encoded segments by remux, in order, restoring the source's timestamps, and copy
+    the audio of ``audio_source`` (if any) alongside. Returns the number of video frames."""
+    if not segment_files or len(segment_files) != len(timings):
+        raise ValueError("need one timing per segment file")
+    inputs = [_open(f) for f in segment_files]
+    source = _open(audio_source) if audio_source else None
+    try:
+        template = inputs[0].streams.video[0]
+        for other in inputs[1:]:
+            if other.streams.video[0].codec_context.extradata != template.codec_context.extradata:
+                raise MediaError("segments were encoded with different codec settings")
+        with av.open(str(out_path), "w", format="mp4", options={"movflags": "+faststart"}) as out:
+            out_video = out.add_stream_from_template(template)
+            out_video.time_base = time_base
+            streams = [_retimed_video(inputs, timings, time_base, out_video)]
+            if source is not None and source.streams.audio:
+                audio_in = source.streams.audio[0]
+                out_audio = out.add_stream_from_template(audio_in)
+                streams.append(_copied(source, audio_in, out_audio))
+            written = 0
+            for packet in heapq.merge(*streams, key=lambda p: p.dts * p.time_base):
+                out.mux(packet)
+                written += packet.stream is out_video
+        return written
+    finally:
+        for container in inputs + ([source] if source else []):
+            container.close()
+
+
+def _retimed_video(inputs, timings: list[SegmentTiming], time_base: Fraction, out_stream
+                   ) -> Iterator[av.Packet]:
+    for container, timing in zip(inputs, timings):
+        stream = container.streams.video[0]
+        bounds = timing.pts + [timing.end_pts]
+        count = 0
+        for packet in _video_packets(container, stream):
+            if count >= len(timing.pts):
+                raise MediaError("an encoded segment has more frames than its source segment")
+            packet.stream = out_stream
+            packet.time_base = time_base
+            packet.pts = packet.dts = bounds[count]
+            packet.duration = bounds[count + 1] - bounds[count]
+            count += 1
+            yield packet
+        if count != len(timing.pts):
+            raise MediaError(f"an encoded segment has {count} frames, its source {len(timing.pts)}")
+
+
+def _copied(container, stream, out_stream) -> Iterator[av.Packet]:
+    for packet in container.demux(stream):
+        if packet.size and packet.dts is not None:
+            packet.stream = out_stream
+            yield packet
+
+
+def frame_times(pts: Iterable[int], start_pts: int, time_base: Fraction) -> list[float]:
+    return [round(float((p - start_pts) * time_base), 6) for p in pts]
