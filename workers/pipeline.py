@@ -13,11 +13,14 @@ from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
 
+import cv2
+
 from workers import media
 from workers.analytics import detector  # noqa: F401  (registers the analyzer)
 from workers.analytics.faces import Faces
 from workers.analytics.registry import build_chain
-from workers.annotate import draw_faces
+from workers.analytics.picture import Picture
+from workers.annotate import draw_faces_i420
 
 
 @dataclass(frozen=True)
@@ -47,34 +50,37 @@ def analyzer_chain(names: tuple[str, ...], configs_json: str):
 def process_segment(src: Path, out_video: Path, pts: list[int], time_base: Fraction, fps: float,
                     width: int, height: int, config: PipelineConfig) -> SegmentResult:
     chain = analyzer_chain(config.analyzers, config.analyzer_configs)
+    cv2.setNumThreads(config.threads)  # OpenCV's pool would otherwise claim every core per worker
     stages = {"decode": 0.0, "analyze": 0.0, "draw": 0.0, "encode": 0.0}
     frames: list[list[dict]] = []
-    last = None
+    previous = None
     repaired = 0
     with media.H264Writer(out_video, width, height, time_base, fps, preset=config.x264_preset,
                           crf=config.x264_crf, threads=config.threads) as writer:
-        decoded = media.decode_bgr(src, threads=config.threads)
+        decoded = media.decode_frames(src, threads=config.threads)
         for timestamp in pts:
             t0 = time.perf_counter()
-            image = next(decoded, None)
+            frame = next(decoded, None)
             t1 = time.perf_counter()
-            if image is None:
-                # The decoder lost a frame (damaged data): repeat the last picture so the
+            faces = Faces.empty()
+            if frame is None:
+                # The decoder lost a frame (damaged data): repeat the previous picture so the
                 # output keeps the source's frame count and timing.
-                if last is None:
+                if previous is None:
                     raise media.MediaError("a segment decoded to no pictures")
-                image, repaired = last.copy(), repaired + 1
-                faces = Faces.empty()
+                frame, repaired = previous, repaired + 1
             else:
-                faces = Faces.empty()
+                picture = Picture(frame)
                 for analyzer in chain:
-                    faces = analyzer(image, faces)
+                    faces = analyzer(picture, faces)
             t2 = time.perf_counter()
-            last = image
+            previous = frame
             frames.append(faces.to_json())
-            draw_faces(image, faces, config.fever_c)
+            output = frame
+            if len(faces):
+                output = draw_faces_i420(writer.canvas(frame), faces, config.fever_c)
             t3 = time.perf_counter()
-            writer.write(image, timestamp)
+            writer.write(output, timestamp)
             t4 = time.perf_counter()
             for stage, seconds in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
                 stages[stage] += seconds

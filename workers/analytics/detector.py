@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from workers import models
 from workers.analytics.faces import Faces
+from workers.analytics.picture import Picture
 from workers.analytics.registry import register
 
 
@@ -45,13 +46,19 @@ class FaceDetector:
         w, h = (math.ceil(width * scale / 32) * 32, math.ceil(height * scale / 32) * 32)
         return max(w, 32), max(h, 32)
 
-    def __call__(self, frame: np.ndarray, faces: Faces | None = None) -> Faces:
-        height, width = frame.shape[:2]
-        boxes, keypoints = self.model.detect(frame, input_size=self.input_size(width, height))
+    def __call__(self, image: Picture | np.ndarray, faces: Faces | None = None) -> Faces:
+        picture = Picture.of(image)
+        # The model sees at most input_long_side pixels anyway: ask for a copy of that size
+        # (one fused scale + colour conversion) instead of converting the full frame.
+        small, scale = picture.bgr(self.config.input_long_side)
+        height, width = small.shape[:2]
+        boxes, keypoints = self.model.detect(small, input_size=self.input_size(width, height))
         if boxes is None or len(boxes) == 0:
             return Faces.empty()
-        boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, width)
-        boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, height)
-        kps = keypoints.astype(np.float32) if keypoints is not None else np.zeros((len(boxes), 5, 2), np.float32)
-        return Faces(boxes=boxes[:, :4].astype(np.float32), scores=boxes[:, 4].astype(np.float32),
-                     keypoints=kps)
+        boxes = boxes.astype(np.float32)
+        boxes[:, :4] /= scale
+        boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, picture.width)
+        boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, picture.height)
+        if keypoints is None:
+            keypoints = np.zeros((len(boxes), 5, 2), np.float32)
+        return Faces(boxes=boxes[:, :4], scores=boxes[:, 4], keypoints=keypoints.astype(np.float32) / scale)

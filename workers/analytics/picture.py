@@ -1,0 +1,47 @@
+"""``Picture``: one decoded frame that analyzers read at the size they need.
+
+Decoded video is YUV. Converting every full-resolution frame to BGR costs as much as
+decoding it, yet the detector only looks at a 640-pixel-wide copy. A Picture converts on
+demand, scaling and converting in one swscale pass, and caches each size it produced.
+"""
+
+from __future__ import annotations
+
+import av
+import cv2
+import numpy as np
+
+
+class Picture:
+    def __init__(self, frame: av.VideoFrame | None = None, bgr: np.ndarray | None = None):
+        if (frame is None) == (bgr is None):
+            raise ValueError("give either a decoded frame or a BGR array")
+        self.frame = frame
+        self._source_bgr = bgr
+        self.width, self.height = (frame.width, frame.height) if frame is not None else (bgr.shape[1], bgr.shape[0])
+        self._cache: dict[tuple[int, int], np.ndarray] = {}
+
+    @classmethod
+    def of(cls, image: "Picture | np.ndarray") -> "Picture":
+        return image if isinstance(image, Picture) else cls(bgr=image)
+
+    def bgr(self, long_side: int | None = None) -> tuple[np.ndarray, float]:
+        """BGR pixels with the long side at most ``long_side``, and the scale (output pixels
+        per source pixel). Coordinates found on the copy divide by the scale."""
+        scale = 1.0
+        if long_side and max(self.width, self.height) > long_side:
+            scale = long_side / max(self.width, self.height)
+        size = (max(1, round(self.width * scale)), max(1, round(self.height * scale)))
+        if size not in self._cache:
+            self._cache[size] = self._convert(size)
+        return self._cache[size], scale
+
+    def _convert(self, size: tuple[int, int]) -> np.ndarray:
+        full = (self.width, self.height)
+        if self.frame is not None:
+            if size == full:
+                return self.frame.to_ndarray(format="bgr24")
+            return self.frame.to_ndarray(width=size[0], height=size[1], format="bgr24")
+        if size == full:
+            return self._source_bgr
+        return cv2.resize(self._source_bgr, size, interpolation=cv2.INTER_AREA)
