@@ -6,6 +6,8 @@ import json
 import os
 import sys
 import time
+from collections import defaultdict
+from datetime import timezone
 from pathlib import Path
 
 
@@ -30,14 +32,41 @@ def main(src: Path, workers: int, data_dir: Path, out_dir: Path) -> dict:
         if view["status"] != "done":
             raise RuntimeError(f"farm run failed: {view['error']}")
         results = json.loads(runtime.store().local_path(output_key(job_id, "results.json")).read_text())
-        segment_seconds = [s.seconds for s in runtime.records().segments(job_id)]
+        segments = runtime.records().segments(job_id)
+        job = runtime.records().get_job(job_id)
         out_dir.mkdir(parents=True, exist_ok=True)
         runtime.store().local_path(output_key(job_id, "annotated.mp4")).replace(out_dir / f"farm{workers}.mp4")
-    compute = sum(segment_seconds) / workers
     stages = results["timing"]["stages"]
-    return {"wall_s": wall, "segments": len(segment_seconds), "compute_s": compute,
-            "split_s": stages["split"], "stitch_s": stages["stitch"],
-            "overhead_s": max(0.0, wall - compute), "frames": len(results["frames"])}
+    return {"wall_s": wall, "segments": len(segments), "split_s": stages["split"],
+            "stitch_s": stages["stitch"], "frames": len(results["frames"]),
+            **timeline(job.created_at, job.finished_at, segments)}
+
+
+def _ts(moment) -> float:
+    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
+
+
+def timeline(created, finished, segments) -> dict:
+    """Where the farm's time went besides analysing segments.
+
+    overhead = lead (submit -> first segment starts: upload, probe, split, queue)
+             + tail (last segment ends -> done: chord callback, stitch, results)
+             + the gaps a worker sat idle between two of its segments (queue latency),
+               averaged over the workers.
+    imbalance = how long one worker idled at the end while another finished its last segment:
+    segments are whole GOPs, so some is inherent; it is reported, not hidden in overhead.
+    """
+    by_worker: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for s in segments:
+        by_worker[s.worker].append((_ts(s.started_at), _ts(s.finished_at)))
+    spans = [sorted(v) for v in by_worker.values()]
+    first_start = min(span[0][0] for span in spans)
+    last_ends = [span[-1][1] for span in spans]
+    gaps = sum(b[0] - a[1] for span in spans for a, b in zip(span, span[1:]))
+    lead, tail = first_start - _ts(created), _ts(finished) - max(last_ends)
+    return {"lead_s": lead, "tail_s": tail, "gaps_s": gaps / len(spans),
+            "overhead_s": lead + tail + gaps / len(spans),
+            "imbalance_s": max(last_ends) - min(last_ends), "job_wall_s": _ts(finished) - _ts(created)}
 
 
 if __name__ == "__main__":

@@ -65,6 +65,8 @@ class Segment(Base):
     error: Mapped[str | None] = mapped_column(Text, default=None)
     worker: Mapped[str | None] = mapped_column(String(255), default=None)
     seconds: Mapped[float | None] = mapped_column(Float, default=None)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
 
     job: Mapped[Job] = relationship(back_populates="segments")
@@ -139,6 +141,8 @@ class Records:
             return s.get(Segment, (job_id, index))
 
     def set_segment(self, job_id: str, index: int, **fields) -> None:
+        if fields.get("status") in ("done", "failed"):
+            fields.setdefault("finished_at", _now())
         with self.session() as s:
             s.execute(update(Segment).where(Segment.job_id == job_id, Segment.index == index)
                       .values(**fields))
@@ -146,7 +150,8 @@ class Records:
     def start_segment(self, job_id: str, index: int, worker: str) -> None:
         with self.session() as s:
             s.execute(update(Segment).where(Segment.job_id == job_id, Segment.index == index)
-                      .values(status="processing", worker=worker, attempts=Segment.attempts + 1))
+                      .values(status="processing", worker=worker, attempts=Segment.attempts + 1,
+                              started_at=_now(), finished_at=None))
 
     def segments(self, job_id: str) -> list[Segment]:
         with self.session() as s:

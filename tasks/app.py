@@ -13,7 +13,10 @@ def point_at(redis_url: str) -> None:
 
 
 @worker_process_init.connect
-def _fresh_connections(**_):
+def _prepare_worker_process(**_):
     # A forked pool child must not share database connections with its parent.
-    from tasks import runtime
+    from tasks import jobs, runtime
+
     runtime.reset()
+    # Load the models now, not inside the first segment a user is waiting for.
+    jobs.warm_up()

@@ -106,6 +106,12 @@ def _pipeline_config(job_options: dict) -> pipeline.PipelineConfig:
                                    x264_crf=s.x264_crf)
 
 
+def warm_up() -> None:
+    """Build the default analyzer chain (models load once per worker process)."""
+    config = _pipeline_config({})
+    pipeline.analyzer_chain(config.analyzers, config.analyzer_configs)
+
+
 @app.task(name="vidfarm.segment", bind=True)
 def process_segment(self, job_id: str, index: int) -> dict:
     records, store = runtime.records(), runtime.store()
