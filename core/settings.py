@@ -35,6 +35,8 @@ class Settings(BaseSettings):
 
     # --- ingest ------------------------------------------------------------------------
     segment_seconds: float = Field(default=4.0, gt=0, description="Target segment length; cuts land on keyframes.")
+    min_segments: int = Field(default=8, ge=1,
+                              description="Cut short recordings finer (down to 1 s) to make this many segments.")
     max_width: int = Field(default=7680, description="Largest accepted frame width (pixels).")
     max_height: int = Field(default=4320, description="Largest accepted frame height (pixels).")
     min_side: int = Field(default=16, description="Smallest accepted frame width or height (pixels).")

@@ -74,7 +74,8 @@ def ingest(self, job_id: str) -> dict:
     try:
         source = store.local_path(job.source_key)
         info = media.probe(source, _limits())
-        plans = media.plan_segments(info, float(job.options.get("segment_seconds", settings.segment_seconds)))
+        plans = media.plan_segments(info, float(job.options.get("segment_seconds", settings.segment_seconds)),
+                                    settings.min_segments)
         with _scratch() as scratch:
             files = media.split_segments(source, plans, Path(scratch))
             for plan, path in zip(plans, files):

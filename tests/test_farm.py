@@ -92,3 +92,22 @@ def test_bad_input_fails_its_job_and_the_farm_carries_on(farm, tmp_path, case):
     assert not farm.dead_processes()
     good_id = submit_file(good.path, name="good.mp4")
     assert wait_for_job(good_id)["status"] == "done"
+
+
+def test_real_footage_keeps_frames_timestamps_and_audio(farm, media_dir):
+    """The hamilton clip: real H.264 with B-frames, 29.97 fps, AAC audio."""
+    src = media_dir / "videos" / "short_hamilton_clip.mp4"
+    job_id = submit_file(src, name=src.name)
+    view = wait_for_job(job_id)
+    assert view["status"] == "done", view["error"]
+    video = output(job_id, "annotated.mp4")
+    with av.open(str(video)) as out, av.open(str(src)) as source:
+        out_v, src_v = out.streams.video[0], source.streams.video[0]
+        assert out_v.frames == src_v.frames
+        assert out_v.average_rate == src_v.average_rate
+        assert out.duration == source.duration
+        assert [p.size for p in out.demux(out.streams.audio[0]) if p.size] == \
+               [p.size for p in source.demux(source.streams.audio[0]) if p.size]   # audio copied
+    results = json.loads(output(job_id, "results.json").read_text())
+    assert len(results["frames"]) == results["source"]["frames"] == count_video_frames(src)
+    assert sum(bool(f["faces"]) for f in results["frames"]) > 0.5 * len(results["frames"])

@@ -159,3 +159,11 @@ def test_limits_refuse_tiny_frames(tmp_path):
     with pytest.raises(media.MediaError, match="below"):
         media.probe(clip.path, media.Limits(min_side=40))
     assert media.probe(clip.path).frames == 15
+
+
+def test_short_recordings_are_cut_finer_and_runts_join_their_neighbour(tmp_path):
+    clip = make_clip(tmp_path / "src.mp4", seconds=6.2, fps=15, gop=15, face_windows=[], audio=False)
+    info = media.probe(clip.path)
+    # 4 s target, but 6 segments wanted: cut every second; the 0.2 s runt joins the last one.
+    assert [p.frames for p in media.plan_segments(info, 4.0, min_segments=6)] == [15, 15, 15, 15, 15, 18]
+    assert [p.frames for p in media.plan_segments(info, 4.0)] == [60, 33]

@@ -173,17 +173,22 @@ def _check_decodes(path: Path) -> None:
 
 # --- split -------------------------------------------------------------------------------
 
-def plan_segments(info: MediaInfo, target_s: float) -> list[SegmentPlan]:
-    """Cut points: a new segment starts at the first keyframe at least target_s after the
-    previous cut. Long or irregular GOPs give longer, uneven segments; never a cut mid-GOP."""
+def plan_segments(info: MediaInfo, target_s: float, min_segments: int = 1) -> list[SegmentPlan]:
+    """Cut points: a new segment starts at the first keyframe at least 90 % of target_s after
+    the previous cut (a keyframe a little early beats one a whole GOP late). Long or irregular GOPs give longer, uneven segments; never a cut mid-GOP.
+    A short recording is cut finer (down to 1 s) so that it still makes ``min_segments``
+    pieces for the workers to share, and a runt at the end joins the segment before it."""
     packets, tb = info.packets, info.tb
+    target_s = min(target_s, max(1.0, info.duration_s / max(1, min_segments)))
     starts = [0]
     for i, packet in enumerate(packets[1:], start=1):
-        if packet.keyframe and (packet.pts - packets[starts[-1]].pts) * tb >= target_s:
+        if packet.keyframe and (packet.pts - packets[starts[-1]].pts) * tb >= 0.9 * target_s:
             starts.append(i)
+    recording_end = max(p.pts + p.duration for p in packets)
+    if len(starts) > 1 and (recording_end - packets[starts[-1]].pts) * tb < target_s / 4:
+        starts.pop()
     bounds = list(zip(starts, starts[1:] + [len(packets)]))
     segments_pts = [sorted(p.pts for p in packets[a:b]) for a, b in bounds]
-    recording_end = max(p.pts + p.duration for p in packets)
     plans, start_frame = [], 0
     for index, ((a, b), pts) in enumerate(zip(bounds, segments_pts)):
         end = segments_pts[index + 1][0] if index + 1 < len(bounds) else recording_end
