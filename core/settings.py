@@ -53,7 +53,8 @@ class Settings(BaseSettings):
     detector_threshold: float = Field(default=0.5, ge=0, le=1, description="Face score threshold.")
     analyzers: str = Field(default="detect,track,recognize",
                            description="Analyzers run on every segment, in order (comma-separated).")
-    recognition_threshold: float = Field(default=0.35, description="Cosine similarity that names a track.")
+    recognition_threshold: float = Field(default=0.34, description="Cosine similarity that names a track "
+                                         "(chosen from measurements: docs/accuracy.md).")
     fever_threshold_c: float = Field(default=37.5, description="Temperature that raises a fever alert.")
     alerts: str = Field(default="fever,no_mask,watchlist", description="Alert kinds raised (comma-separated).")
     threads: int = Field(default=0, ge=0,

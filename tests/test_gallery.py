@@ -40,7 +40,7 @@ def test_enrolled_person_is_named_on_one_track_per_appearance(farm, face_clip):
         assert results["chunks"] >= 3
         named = [f for f in results["frames"] if f["faces"]]
         assert all(f["faces"][0]["identity"] == "Yao Ming" for f in named)
-        assert all(f["faces"][0]["similarity"] >= 0.35 for f in named)
+        assert all(f["faces"][0]["similarity"] >= 0.34 for f in named)
     finally:
         assert gallery.delete_identity("Yao Ming")
     assert not runtime.store().exists(enrolled["crops"][0])
@@ -56,7 +56,7 @@ def test_a_stranger_stays_unknown(farm, face_clip):
         assert wait_for_job(job_id)["status"] == "done"
         tracks = results_of(job_id)["tracks"]
         assert tracks and all(t["identity"] is None for t in tracks)
-        assert all(t["best_similarity"] is not None and t["best_similarity"] < 0.35 for t in tracks)
+        assert all(t["best_similarity"] is not None and t["best_similarity"] < 0.34 for t in tracks)
     finally:
         gallery.delete_identity("someone else")
 

@@ -15,7 +15,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from workers.analytics.gallery import Gallery, normalise
+from workers.analytics.gallery import DEFAULT_THRESHOLD, Gallery, normalise
 from workers.analytics.tracks import box_iou, thumbnail_distance
 from workers.media import frame_times
 
@@ -40,7 +40,7 @@ class SegmentOutput:
 
 @dataclass
 class ResultOptions:
-    recognition_threshold: float = 0.35
+    recognition_threshold: float = DEFAULT_THRESHOLD
     fever_c: float = 37.5
     alerts: tuple[str, ...] = ("fever", "no_mask", "watchlist")
     watchlist: frozenset[str] = frozenset()

