@@ -44,7 +44,8 @@ def codec_floor(src: Path, out: Path, preset: str, threads: int = 0) -> float:
                           threads=threads) as writer:
         pts = sorted(p.pts for p in info.packets)
         for frame, timestamp in zip(media.decode_frames(src, threads=threads), pts):
-            writer.write(frame, timestamp)
+            writer.write(frame if writer.fits(frame) else writer.canvas(frame.to_ndarray(format="bgr24")),
+                         timestamp)
     return time.perf_counter() - started
 
 

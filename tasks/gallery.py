@@ -36,7 +36,7 @@ def _models():
     detector = FaceDetector(DetectorConfig(model_file=s.detector_model, model_dir=model_dir,
                                            input_long_side=s.detector_input, threshold=s.detector_threshold,
                                            threads=s.effective_threads))
-    return detector, FaceEmbedder(model_dir=model_dir, threads=s.effective_threads)
+    return detector, FaceEmbedder(s.recognizer_model, model_dir, threads=s.effective_threads)
 
 
 def check_name(name: str) -> str:

@@ -104,7 +104,7 @@ def _pipeline_config(job_options: dict) -> pipeline.PipelineConfig:
     configs = {
         "detect": {"model_file": s.detector_model, "model_dir": model_dir, "input_long_side": s.detector_input,
                    "threshold": s.detector_threshold, "threads": s.effective_threads},
-        "recognize": {"model_dir": model_dir, "threshold": s.recognition_threshold,
+        "recognize": {"model_file": s.recognizer_model, "model_dir": model_dir, "threshold": s.recognition_threshold,
                       "threads": s.effective_threads},
     }
     names = job_options.get("analyzers") or [n.strip() for n in s.analyzers.split(",") if n.strip()]

@@ -52,6 +52,15 @@ def analyzer_chain(names: tuple[str, ...], configs_json: str):
     return build_chain(list(names), json.loads(configs_json))
 
 
+def _encodable(writer: media.H264Writer, frame, picture: Picture, faces: Faces, fever_c: float):
+    """What goes to the encoder: the decoded frame itself when it fits and has nothing to
+    draw (most frames of most recordings), else an I420 canvas with the faces drawn on it."""
+    if writer.fits(frame) and not len(faces):
+        return frame
+    source = frame if writer.fits(frame) else picture.bgr()[0]
+    return draw_faces_i420(writer.canvas(source), faces, fever_c)
+
+
 def process_segment(src: Path, out_video: Path, pts: list[int], time_base: Fraction, fps: float,
                     width: int, height: int, config: PipelineConfig,
                     gallery: Gallery | None = None) -> SegmentResult:
@@ -63,7 +72,7 @@ def process_segment(src: Path, out_video: Path, pts: list[int], time_base: Fract
     cv2.setNumThreads(config.threads)  # OpenCV's pool would otherwise claim every core per worker
     stages = {"decode": 0.0, "analyze": 0.0, "draw": 0.0, "encode": 0.0}
     frames: list[list[dict]] = []
-    previous = None
+    previous = previous_picture = None
     repaired = 0
     with media.H264Writer(out_video, width, height, time_base, fps, preset=config.x264_preset,
                           crf=config.x264_crf, threads=config.threads) as writer:
@@ -79,17 +88,15 @@ def process_segment(src: Path, out_video: Path, pts: list[int], time_base: Fract
                 # output keeps the source's frame count and timing.
                 if previous is None:
                     raise media.MediaError("a segment decoded to no pictures")
-                frame, repaired = previous, repaired + 1
+                frame, picture, repaired = previous, previous_picture, repaired + 1
             else:
                 picture = Picture(frame)
                 for analyzer in chain:
                     faces = analyzer(picture, faces)
             t2 = time.perf_counter()
-            previous = frame
+            previous, previous_picture = frame, picture
             frames.append(faces.to_json())
-            output = frame
-            if len(faces):
-                output = draw_faces_i420(writer.canvas(frame), faces, config.fever_c)
+            output = _encodable(writer, frame, picture, faces, config.fever_c)
             t3 = time.perf_counter()
             writer.write(output, timestamp)
             t4 = time.perf_counter()
