@@ -114,3 +114,23 @@ def test_cli_enroll_and_process_with_a_gallery_folder(farm, face_clip, tmp_path)
     run = subprocess.run([sys.executable, "-m", "cli.main", "enroll", "Nobody", str(empty)], env=env,
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 1 and "no face found" in run.stderr and len(run.stderr.strip().splitlines()) == 1
+
+
+def test_hamilton_names_performer_and_pianist_and_leaves_the_audience_unknown(farm, media_dir, tmp_path):
+    """GUIDE/issue 3's acceptance case, on real footage (skipped without ../shared/media)."""
+    photos = media_dir / "recognition" / "face_recognition"
+    folder = tmp_path / "gallery"
+    folder.mkdir()
+    for name in ("lin-manuel-miranda.png", "alex-lacamoire.png"):
+        (folder / name).write_bytes((photos / name).read_bytes())
+    job_id = submit_file(media_dir / "videos" / "short_hamilton_clip.mp4",
+                         options={"gallery": gallery.gallery_option(folder)})
+    assert wait_for_job(job_id)["status"] == "done"
+    results = results_of(job_id)
+    named = {t["identity"] for t in results["tracks"]}
+    assert {"lin-manuel-miranda", "alex-lacamoire"} <= named
+    # The performer's close-up (frames 82-210) is one named track.
+    close_up = [t for t in results["tracks"] if t["first_frame"] <= 90 and t["last_frame"] >= 200]
+    assert [t["identity"] for t in close_up] == ["lin-manuel-miranda"]
+    # The audience (frames 211-274) gets no names.
+    assert not any(face["identity"] for frame in results["frames"][211:] for face in frame["faces"])
