@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 
 def segment_key(job_id: str, index: int) -> str:
-    return job_key(job_id, "segments", f"{index:05d}.mkv")
+    return job_key(job_id, "segments", f"{index:05d}.nut")
 
 
 def annotated_key(job_id: str, index: int) -> str:
