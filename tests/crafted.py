@@ -162,3 +162,24 @@ CASES = [
     Case("MPEG-TS", lambda f: _encode(f / "stream.ts", "libx264", (320, 240), frames=30), "done"),
     Case("animated GIF", lambda f: _encode(f / "anim.gif", "gif", (160, 120), pix_fmt="rgb8"), "done"),
 ]
+
+
+def render_docs() -> str:
+    """docs/robustness.md (regenerate with `python -m tests.crafted > docs/robustness.md`; a test
+    checks that the file matches, and tests/test_robustness.py checks every outcome)."""
+    lines = ["# Robustness: crafted inputs", "",
+             "Each file is made by `tests/crafted.py` and sent through a real two-worker farm by "
+             "`tests/test_robustness.py`. *done* means the job finished with every frame of the input in "
+             "results.json and annotated.mp4; *failed* means the job ended with a one-line reason (the "
+             "quoted fragment is checked) while the workers kept running.", "",
+             "| input | outcome | reason or note |", "| --- | --- | --- |"]
+    for case in CASES:
+        detail = f"\"...{case.reason}...\"" if case.reason else case.note
+        lines.append(f"| {case.name} | {case.outcome} | {detail} |")
+    lines += ["", "Also checked: file names are labels, never paths (`../../etc/passwd`, undecodable bytes, "
+              "`a/b\\c:d*?.mp4`, 1000 characters): the upload is stored under `jobs/<id>/source`."]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(render_docs(), end="")

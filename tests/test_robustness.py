@@ -35,3 +35,12 @@ def test_file_names_are_labels_never_paths(farm, face_clip):
         job = runtime.records().get_job(job_id)
         assert job.source_key == f"jobs/{job_id}/source"
         assert wait_for_job(job_id)["status"] == "done"
+
+
+def test_robustness_doc_lists_every_case():
+    from pathlib import Path
+
+    from tests.crafted import render_docs
+
+    doc = Path(__file__).resolve().parents[1] / "docs" / "robustness.md"
+    assert doc.read_text() == render_docs(), "regenerate: python -m tests.crafted > docs/robustness.md"
