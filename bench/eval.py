@@ -35,7 +35,7 @@ def _iou(a, b) -> float:
 def evaluate_detection(detector, media: Path) -> dict:
     """Recall on faces >= 24 px and precision, matching boxes at IoU >= 0.3 (dlib's square
     boxes are tighter than SCRFD's) or nose points inside a detected box (CompreFace)."""
-    hits = faces = small_missed = 0
+    hits = faces = 0
     true_dets = dets = 0
     folder = media / "detection_stills" / "dlib_pascal"
     for xml in ("training.xml", "testing.xml"):

@@ -99,7 +99,7 @@ def _encode(path: Path, codec: str, size: tuple[int, int], frames: int = 20, pix
     return path
 
 
-def _audio_only(folder: Path) -> Path:
+def audio_only(folder: Path) -> Path:
     path = folder / "voice.m4a"
     with av.open(str(path), "w") as out:
         stream = out.add_stream("aac", rate=44100)
@@ -111,7 +111,7 @@ def _audio_only(folder: Path) -> Path:
     return path
 
 
-def _image(suffix: str):
+def still_image(suffix: str):
     def make(folder: Path) -> Path:
         path = folder / f"photo{suffix}"
         cv2.imwrite(str(path), np.full((120, 160, 3), 100, np.uint8))
@@ -140,9 +140,9 @@ CASES = [
     Case("truncated MP4 (index at the end, cut in half)", _truncated, "failed", "not a readable video"),
     Case("MP4 without its moov atom", _without_moov, "failed", "not a readable video"),
     Case("corrupt bytes in the middle", _corrupt_middle, "done", note="decoder conceals the damage; every frame kept"),
-    Case("audio only", _audio_only, "failed", "no video stream"),
-    Case("PNG still image", _image(".png"), "failed", "still image"),
-    Case("JPEG still image", _image(".jpg"), "failed", "still image"),
+    Case("audio only", audio_only, "failed", "no video stream"),
+    Case("PNG still image", still_image(".png"), "failed", "still image"),
+    Case("JPEG still image", still_image(".jpg"), "failed", "still image"),
     Case("frames too small (8x8)", lambda f: _encode(f / "tiny.mp4", "mpeg4", (8, 8)), "failed", "below"),
     Case("absurdly wide (8000x16)", lambda f: _encode(f / "wide.mkv", "mpeg4", (8000, 16)), "failed", "exceeds"),
     Case("one frame", lambda f: _encode(f / "one.mp4", "libx264", (320, 240), frames=1), "done"),
