@@ -73,6 +73,11 @@ def evaluate_detection(detector, media: Path) -> dict:
             "precision": true_dets / dets if dets else 1.0}
 
 
+def _person(stem: str) -> str:
+    """'kit_harington_3_probe' -> 'kit_harington', 'obama1' -> 'obama', 'alex-lacamoire' -> 'alex_lacamoire'."""
+    return re.sub(r"_?\d+$", "", re.sub(r"_probe$", "", stem.replace("-", "_")))
+
+
 def _identity_sets(media: Path) -> tuple[dict[str, list[Path]], dict[str, list[Path]]]:
     """Portraits by person. face_recognition: name = file-name prefix; compreface: the letter
     after '_'. Group photos are left out (they hold several people)."""
@@ -81,9 +86,7 @@ def _identity_sets(media: Path) -> tuple[dict[str, list[Path]], dict[str, list[P
     for path in sorted(folder.iterdir()):
         if path.stem in ("two_people", "kit_with_rose"):
             continue
-        name = re.sub(r"[_-]?(\d+|probe|\d+_probe)$", "", path.stem).replace("-", "_")
-        name = re.sub(r"_\d+(_probe)?$", "", name)
-        people.setdefault(name, []).append(path)
+        people.setdefault(_person(path.stem), []).append(path)
     for path in sorted((media / "recognition" / "compreface").glob("*.jpg")):
         people.setdefault(f"compreface_{path.stem.split('_')[1]}", []).append(path)
     enrolled = {name: paths for name, paths in people.items() if len(paths) > 1}
