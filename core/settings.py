@@ -66,6 +66,10 @@ class Settings(BaseSettings):
                                          "(chosen from measurements: docs/accuracy.md).")
     fever_threshold_c: float = Field(default=37.5, description="Temperature that raises a fever alert.")
     alerts: str = Field(default="fever,no_mask,watchlist", description="Alert kinds raised (comma-separated).")
+    thermal_gain: float = Field(default=0.01, gt=0,
+                                description="Radiometric video without a .thermal.json sidecar: degrees C per "
+                                            "raw count (default: centikelvin, FLIR Lepton/Boson TLinear).")
+    thermal_offset: float = Field(default=-273.15, description="... and degrees C at raw value 0.")
     threads: int = Field(default=0, ge=0,
                          description="Threads per worker process for inference and codecs; 0 = all cores.")
 
