@@ -164,3 +164,12 @@ def test_mask_accuracy_on_shared_media(media_dir, classifier, detector):
     for label in ("with_mask", "without_mask"):
         counts = result["per_class"][label]
         assert counts["correct"] / counts["total"] >= 0.85, result
+
+
+def test_model_cache_dir_comes_from_settings(monkeypatch, tmp_path):
+    from core.settings import Settings
+
+    monkeypatch.setenv("VIDFARM_MODEL_CACHE_DIR", str(tmp_path / "cache"))
+    settings = Settings()
+    assert settings.model_cache_dir == tmp_path / "cache"
+    assert mask_convert.ensure_mask_model(settings).parent == tmp_path / "cache"

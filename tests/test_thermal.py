@@ -48,6 +48,14 @@ def test_bad_sidecar_gives_one_clear_line(text, message):
     assert "\n" not in str(caught.value) and str(caught.value).startswith("c.thermal.json: ")
 
 
+def test_settings_calibration_comes_from_the_environment(monkeypatch, tmp_path):
+    from core.settings import Settings
+
+    monkeypatch.setenv("VIDFARM_THERMAL_GAIN", "0.05")
+    monkeypatch.setenv("VIDFARM_THERMAL_OFFSET", "-40")
+    assert load_calibration(tmp_path / "clip.mkv", Settings()) == Calibration(0.05, -40.0)
+
+
 def test_bad_sidecar_file_fails_load_calibration(tmp_path):
     sidecar_path(tmp_path / "v.mkv").write_text("gain=0.01")
     with pytest.raises(CalibrationError, match=r"^v\.mkv\.thermal\.json: not valid JSON"):
