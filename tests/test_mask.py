@@ -173,3 +173,22 @@ def test_model_cache_dir_comes_from_settings(monkeypatch, tmp_path):
     settings = Settings()
     assert settings.model_cache_dir == tmp_path / "cache"
     assert mask_convert.ensure_mask_model(settings).parent == tmp_path / "cache"
+
+
+def test_mask_analyzer_on_decoded_video_frames(model_path, tmp_path):
+    """The farm hands analyzers a Picture of a decoded YUV frame; crops come from a scaled copy."""
+    from tests.clipmaker import make_clip
+    from workers import media
+    from workers.analytics.picture import Picture
+
+    clip = make_clip(tmp_path / "face.mp4", seconds=1, fps=8, size=(960, 540), photo_height=300,
+                     face_windows=[(0, 1)], audio=False)
+    chain = build_chain(["detect", "mask"], {"mask": {"model_path": str(model_path)}})
+    labels = []
+    for frame in media.decode_frames(clip.path):
+        faces = None
+        picture = Picture(frame)
+        for analyzer in chain:
+            faces = analyzer(picture, faces)
+        labels += faces.column("mask")
+    assert len(labels) == clip.frames and labels.count("no_mask") >= clip.frames - 1, labels

@@ -76,11 +76,13 @@ def test_raw_and_celsius_round_trip():
 def test_normalise_stretches_the_scene_and_ignores_a_dead_pixel():
     raw = np.tile(np.linspace(30000, 30400, 200, dtype=np.float64), (100, 1)).astype(np.uint16)
     raw[50, 50] = 65535       # a defective pixel must not flatten everything else
+    raw[60, 60] = 0           # and a dead one reads black, not white
     out = normalise(raw)
+    assert out[50, 50, 0] == 255 and out[60, 60, 0] == 0
     assert out.shape == (100, 200, 3) and out.dtype == np.uint8
     assert (out[..., 0] == out[..., 2]).all()
     assert out[10, 0, 0] <= 3 and out[10, -1, 0] >= 252
-    assert out[10, 100, 0] == pytest.approx(128, abs=4)
+    assert int(out[10, 100, 0]) == pytest.approx(128, abs=4)
     assert np.ptp(normalise(np.full((40, 40), 1234, np.uint16))) == 0   # flat frame: no division by zero
 
 
@@ -129,6 +131,7 @@ def test_no_reading_for_tiny_or_outside_faces():
     tiny[1] = tiny[0] + [3, 0]
     assert canthus_temperature(raw, tiny, box, cal) is None
     assert canthus_temperature(raw, keypoints + [1000, 0], box + [1000, 0, 1000, 0], cal) is None
+    assert canthus_temperature(raw, np.full((5, 2), np.nan), box, cal) is None
 
 
 @pytest.mark.parametrize("temp, threshold, expected", [

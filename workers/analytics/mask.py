@@ -9,6 +9,7 @@ single-frame mistakes (a hand over the mouth, motion blur).
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import ClassVar, Iterable
 
@@ -115,22 +116,30 @@ class MaskAnalyzer:
         self.config = config
         self.classifier = MaskClassifier(config.model_path, config.threads, config.batch_size)
 
-    def crops(self, frame_bgr: np.ndarray, faces: Faces) -> list[tuple[int, np.ndarray]]:
-        """(face index, crop) for the faces big enough to classify."""
+    def crops(self, image: Picture | np.ndarray, faces: Faces) -> list[tuple[int, np.ndarray]]:
+        """(face index, crop) for the faces big enough to classify.
+
+        The crops come from a copy just large enough that the smallest face is still at least
+        the model's 128 px (or from the full frame, if it is smaller): a full-resolution BGR
+        conversion of a 4K frame costs more than the classification itself."""
+        picture = Picture.of(image)
+        heights = faces.boxes[:, 3] - faces.boxes[:, 1]
+        big = heights >= self.config.min_face_px
+        if not big.any():
+            return []
+        scale = min(1.0, INPUT_SIZE / float(heights[big].min()))
+        frame_bgr, scale = picture.bgr(math.ceil(max(picture.width, picture.height) * scale))
         out = []
-        for i, box in enumerate(faces.boxes):
-            if box[3] - box[1] < self.config.min_face_px:
-                continue
-            crop = crop_face(frame_bgr, box, self.config.margin_x, self.config.margin_y)
+        for i in np.flatnonzero(big):
+            crop = crop_face(frame_bgr, faces.boxes[i] * scale, self.config.margin_x, self.config.margin_y)
             if crop is not None:
-                out.append((i, crop))
+                out.append((int(i), crop))
         return out
 
     def __call__(self, image: Picture | np.ndarray, faces: Faces) -> Faces:
         if not len(faces):
             return faces
-        frame_bgr, _ = Picture.of(image).bgr()   # full resolution: faces may be small
-        indexed = self.crops(frame_bgr, faces)
+        indexed = self.crops(image, faces)
         labels: list[str | None] = [None] * len(faces)
         scores: list[float | None] = [None] * len(faces)
         for (i, _), (label, score) in zip(indexed, self.classifier.classify([c for _, c in indexed])):

@@ -128,7 +128,8 @@ def normalise(raw_u16: np.ndarray, low_pct: float = 1.0, high_pct: float = 99.0)
     sample = raw[::2, ::2] if min(raw.shape[:2]) >= 64 else raw
     low, high = np.percentile(sample, [low_pct, high_pct])
     span = max(float(high - low), 1.0)
-    gray = cv2.convertScaleAbs(raw.astype(np.float32), alpha=255.0 / span, beta=-float(low) * 255.0 / span)
+    # Clip, not cv2.convertScaleAbs: its absolute value would turn the coldest pixels white.
+    gray = np.clip((raw.astype(np.float32) - float(low)) * (255.0 / span) + 0.5, 0, 255).astype(np.uint8)
     return cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
 
 
@@ -167,8 +168,10 @@ def canthus_temperature(raw_u16: np.ndarray, keypoints_5x2, box, calibration: Ca
     None when the face is too small or the region lies outside the frame."""
     raw = np.asarray(raw_u16)
     eyes = np.asarray(keypoints_5x2, np.float64)[:2]
+    if not np.isfinite(eyes).all():
+        return None
     # Work on the window around the eyes only, not a full-frame grid per face.
-    reach = float(np.linalg.norm(eyes[1] - eyes[0])) if np.isfinite(eyes).all() else 0.0
+    reach = float(np.linalg.norm(eyes[1] - eyes[0]))
     x0 = max(0, int(math.floor(eyes[:, 0].min() - reach)))
     y0 = max(0, int(math.floor(eyes[:, 1].min() - reach)))
     x1 = min(raw.shape[1], int(math.ceil(eyes[:, 0].max() + reach)) + 1)
