@@ -70,6 +70,23 @@ def evaluate_masks(media_dir: Path | str, classifier: MaskClassifier | None = No
             "whole_image_accuracy": round(whole_right / total, 4), "errors": errors}
 
 
+# Real 8-bit thermal photos (no temperatures) and the faces a person counts in them
+# (SOURCES.tsv: "4-5 people" and "3-4 people" include faces too small or turned to count).
+THERMAL_PHOTOS = {"thermal/lepton_face.jpg": 1, "thermal/tfw/103_1_1_4_450_1.png": 1,
+                  "thermal/tfw/3312.png": 4, "thermal/tfw/4076.png": 3}
+
+
+def thermal_photo_detections(media_dir: Path | str, detector: FaceDetector | None = None) -> dict:
+    """SCRFD (trained on visible light) on real thermal photos: faces found per photo."""
+    detector = detector or FaceDetector(DetectorConfig())
+    found = {}
+    for name, expected in THERMAL_PHOTOS.items():
+        path = Path(media_dir) / name
+        if path.is_file():
+            found[name] = {"expected": expected, "found": len(detector(cv2.imread(str(path))))}
+    return found
+
+
 def evaluate_thermal(media_dir: Path | str, threshold_c: float = DEFAULT_FEVER_C) -> dict:
     csv_path = Path(media_dir) / FLUKE_CSV
     if not csv_path.is_file():
@@ -95,6 +112,7 @@ def evaluate_thermal(media_dir: Path | str, threshold_c: float = DEFAULT_FEVER_C
         "bias_c": round(float(np.mean(errors)), 3) if errors else None, "target_c": 0.3,
         "fever_frames": sum(1 for o in clip.offsets_c if o), "fevers_found": fevers_found,
         "false_fevers": false_fevers, "threshold_c": threshold_c,
+        "thermal_photo_faces": thermal_photo_detections(media_dir),
         "method": ("IR_00121.csv (Fluke, real per-pixel temperatures) scaled 0.9-1.4x and moved over "
                    f"{clip.frames} frames, skin +{max(clip.offsets_c)} C on the fever frames, encoded as "
                    "gray16le FFV1 with a sidecar calibration; SCRFD on the normalised frames, canthus "

@@ -13,7 +13,8 @@ import pytest
 
 from tests.clipmaker import make_clip
 from workers import media
-from workers.analytics.thermal import TLINEAR_CENTIKELVIN, RadiometricPicture, is_radiometric
+from workers.analytics.picture import Picture
+from workers.analytics.thermal import TLINEAR_CENTIKELVIN, RadiometricPicture, is_radiometric, picture_of_frame
 
 FPS, FRAMES, SIZE = 8, 16, (96, 64)
 
@@ -107,9 +108,13 @@ def test_radiometric_picture_from_a_decoded_frame(recordings):
     assert picture.bgr()[0].shape == (SIZE[1], SIZE[0], 3)
 
 
-def test_ordinary_video_is_not_radiometric(tmp_path):
+def test_ordinary_video_is_not_radiometric(tmp_path, recordings):
     clip = make_clip(tmp_path / "colour.mp4", seconds=1, fps=8, audio=False, face_windows=[])
     assert not is_radiometric(clip.path)
     frame = next(media.decode_frames(clip.path))
+    assert type(picture_of_frame(frame, TLINEAR_CENTIKELVIN)) is Picture
+    raw_frame = next(media.decode_frames(recordings[1]["ffv1"]))
+    assert isinstance(picture_of_frame(raw_frame, TLINEAR_CENTIKELVIN), RadiometricPicture)
+    assert type(picture_of_frame(raw_frame, None)) is Picture
     with pytest.raises(ValueError, match="not a radiometric frame"):
         RadiometricPicture.from_frame(frame, TLINEAR_CENTIKELVIN)

@@ -194,3 +194,13 @@ def test_canthus_readings_match_the_truth_and_flag_the_fever_frames(fluke_clip):
         assert faces[0] == pytest.approx(truth, abs=0.3), index
         assert fever(faces[0]) is (offset > 0), (index, faces[0])
     assert sum(1 for o in fluke_clip.offsets_c if o) == 8
+
+
+@pytest.mark.media
+def test_detector_finds_faces_in_real_thermal_photos(media_dir):
+    from bench.eval_mask_thermal import thermal_photo_detections
+
+    found = thermal_photo_detections(media_dir)
+    assert len(found) == 4
+    for name, counts in found.items():
+        assert 1 <= counts["found"] <= counts["expected"], (name, counts)

@@ -209,6 +209,16 @@ class RadiometricPicture(Picture):
         return cls(frame.to_ndarray(), calibration)   # native-endian uint16 for both formats
 
 
+def picture_of_frame(frame: av.VideoFrame, calibration: Calibration | None) -> Picture:
+    """What the segment pipeline hands its analyzers: a RadiometricPicture for a 16-bit frame
+    when the recording has a calibration, else the plain Picture. (The plain Picture of a
+    gray16 frame is a fixed 16->8 bit cut: a face spanning a few degrees is invisible to the
+    detector.)"""
+    if calibration is not None and frame.format.name in RADIOMETRIC_PIX_FMTS:
+        return RadiometricPicture.from_frame(frame, calibration)
+    return Picture(frame)
+
+
 class ThermalConfig(BaseModel):
     percentile: float = Field(98.0, ge=50, le=100,
                               description="Percentile of the canthus region reported as the face's temperature.")
