@@ -192,3 +192,28 @@ def test_mask_analyzer_on_decoded_video_frames(model_path, tmp_path):
             faces = analyzer(picture, faces)
         labels += faces.column("mask")
     assert len(labels) == clip.frames and labels.count("no_mask") >= clip.frames - 1, labels
+
+
+def test_mask_votes_per_track_in_the_segment_pipeline(model_path, tmp_path):
+    """With the tracker before it, the analyzer classifies a few frames per track, keeps the
+    votes on the track and shows the vote on every face of the track."""
+    import json
+
+    from tests.clipmaker import make_clip
+    from workers import media, pipeline
+    from workers.analytics import tracker  # noqa: F401  (registers "track")
+
+    clip = make_clip(tmp_path / "face.mp4", seconds=4, fps=10, photo_height=160, face_windows=[(0, 4)],
+                     audio=False, gop=40)
+    info = media.probe(clip.path)
+    config = pipeline.PipelineConfig(analyzers=("detect", "track", "mask"), threads=1,
+                                     analyzer_configs=json.dumps({"mask": {"model_path": str(model_path)}}))
+    result = pipeline.process_segment(clip.path, tmp_path / "out.mp4", [p.pts for p in info.packets],
+                                      info.tb, info.fps, info.width, info.height, config)
+    assert len(result.tracks) == 1
+    votes = result.tracks[0]["mask_votes"]
+    assert 1 < len(votes) <= 6                       # sampled, not every one of the 40 frames
+    assert vote(votes)[0] == "no_mask"
+    tracked = [face for frame in result.frames for face in frame if face["track"] is not None]
+    assert len(tracked) >= clip.frames - 2
+    assert {face["mask"] for face in tracked if face["mask"] is not None} == {"no_mask"}

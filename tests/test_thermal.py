@@ -204,3 +204,48 @@ def test_detector_finds_faces_in_real_thermal_photos(media_dir):
     assert len(found) == 4
     for name, counts in found.items():
         assert 1 <= counts["found"] <= counts["expected"], (name, counts)
+
+
+def test_thermal_analyzer_keeps_each_tracks_hottest_reading():
+    from workers.analytics.tracks import SegmentState
+
+    raw, keypoints, box, cal = synthetic_face()
+    state = SegmentState(fps=10)
+    analyzer = ThermalAnalyzer(ThermalConfig())
+    analyzer.begin(state)
+    for index, offset in enumerate([0.0, 1.5, 0.5]):
+        state.frame_index = index
+        faces = Faces(boxes=box[None].astype(np.float32), scores=np.ones(1, np.float32),
+                      keypoints=keypoints[None].astype(np.float32), track_ids=np.array([7]))
+        state.observe(faces.track_ids, faces.boxes)
+        warmer = cal.to_raw(cal.to_celsius(raw) + offset)
+        analyzer(RadiometricPicture(warmer, cal), faces)
+    record = state.tracks[7]
+    assert record.max_temperature_c == pytest.approx(37.5, abs=0.02) and record.max_temperature_frame == 1
+    assert fever(record.max_temperature_c)
+
+
+@pytest.mark.media
+def test_fever_track_through_detect_track_thermal(fluke_clip):
+    """What the segment pipeline does with a radiometric recording: a RadiometricPicture per
+    frame through detect -> track -> thermal; the track's hottest reading is the fever."""
+    from workers import media
+    from workers.analytics import tracker  # noqa: F401  (registers "track")
+    from workers.analytics.registry import build_chain
+    from workers.analytics.thermal import picture_of_frame
+    from workers.analytics.tracks import SegmentState
+
+    calibration = load_calibration(fluke_clip.path)
+    state = SegmentState(fps=fluke_clip.fps)
+    chain = build_chain(["detect", "track", "thermal"], {})
+    for analyzer in chain:
+        if hasattr(analyzer, "begin"):
+            analyzer.begin(state)
+    for frame in media.decode_frames(fluke_clip.path):
+        state.frame_index += 1
+        faces, picture = Faces.empty(), picture_of_frame(frame, calibration)
+        for analyzer in chain:
+            faces = analyzer(picture, faces)
+    hottest = max(state.tracks.values(), key=lambda r: r.max_temperature_c or 0)
+    assert hottest.max_temperature_c == pytest.approx(max(fluke_clip.truth_c), abs=0.3)
+    assert fluke_clip.offsets_c[hottest.max_temperature_frame] > 0 and fever(hottest.max_temperature_c)

@@ -23,6 +23,7 @@ from workers.analytics.faces import Faces
 from workers.analytics.mask_convert import INPUT_SIZE, LABELS, ensure_mask_model
 from workers.analytics.picture import Picture
 from workers.analytics.registry import register
+from workers.analytics.tracks import SegmentState
 
 
 class MaskConfig(BaseModel):
@@ -34,6 +35,9 @@ class MaskConfig(BaseModel):
     margin_y: float = Field(0.0, ge=-0.2, le=1,
                             description="Border added above and below, as a fraction of the box height.")
     min_face_px: int = Field(24, ge=1, description="Faces smaller than this (box height, pixels) get no label.")
+    samples_per_track: int = Field(6, ge=1, description="Frames classified per track and segment (then voted).")
+    sample_every: int = Field(5, ge=1, description="First gap between two samples of a track (frames); "
+                                                   "it doubles after every three samples.")
     batch_size: int = Field(16, ge=1, description="Crops per inference call.")
     threads: int = Field(1, ge=1, description="Inference threads.")
 
@@ -105,9 +109,12 @@ def vote(labels_scores: Iterable[tuple[str, float]]) -> tuple[str | None, float 
 
 @register
 class MaskAnalyzer:
-    """Adds the ``mask`` and ``mask_score`` columns for every face in a frame. The pipeline's
-    per-track plumbing may instead call ``classifier.classify`` on a few crops per track and
-    :func:`vote`."""
+    """Adds the ``mask`` and ``mask_score`` columns.
+
+    In the segment pipeline (after ``begin(state)`` and a tracker) it works per track: a few
+    sampled frames of each track are classified, the votes kept on the track's record, and
+    every face of the track shows the vote so far. Standalone (no state, or no track ids) it
+    classifies every face of every frame."""
 
     name: ClassVar[str] = "mask"
     Config: ClassVar[type[BaseModel]] = MaskConfig
@@ -115,34 +122,57 @@ class MaskAnalyzer:
     def __init__(self, config: MaskConfig):
         self.config = config
         self.classifier = MaskClassifier(config.model_path, config.threads, config.batch_size)
+        self.state: SegmentState | None = None
 
-    def crops(self, image: Picture | np.ndarray, faces: Faces) -> list[tuple[int, np.ndarray]]:
-        """(face index, crop) for the faces big enough to classify.
+    def begin(self, state: SegmentState) -> None:
+        self.state = state
+
+    def crops(self, image: Picture | np.ndarray, faces: Faces, rows) -> list[tuple[int, np.ndarray]]:
+        """(row, crop) for the given rows of ``faces``.
 
         The crops come from a copy just large enough that the smallest face is still at least
         the model's 128 px (or from the full frame, if it is smaller): a full-resolution BGR
         conversion of a 4K frame costs more than the classification itself."""
-        picture = Picture.of(image)
-        heights = faces.boxes[:, 3] - faces.boxes[:, 1]
-        big = heights >= self.config.min_face_px
-        if not big.any():
+        rows = list(rows)
+        if not rows:
             return []
-        scale = min(1.0, INPUT_SIZE / float(heights[big].min()))
+        picture = Picture.of(image)
+        smallest = float(min(faces.boxes[r, 3] - faces.boxes[r, 1] for r in rows))
+        scale = min(1.0, INPUT_SIZE / max(smallest, 1.0))
         frame_bgr, scale = picture.bgr(math.ceil(max(picture.width, picture.height) * scale))
         out = []
-        for i in np.flatnonzero(big):
-            crop = crop_face(frame_bgr, faces.boxes[i] * scale, self.config.margin_x, self.config.margin_y)
+        for row in rows:
+            crop = crop_face(frame_bgr, faces.boxes[row] * scale, self.config.margin_x, self.config.margin_y)
             if crop is not None:
-                out.append((int(i), crop))
+                out.append((row, crop))
         return out
+
+    def _big_enough(self, faces: Faces, row: int) -> bool:
+        return faces.boxes[row, 3] - faces.boxes[row, 1] >= self.config.min_face_px
+
+    def _classified(self, image, faces: Faces, rows) -> list[tuple[int, tuple[str, float]]]:
+        indexed = self.crops(image, faces, rows)
+        return list(zip([row for row, _ in indexed], self.classifier.classify([c for _, c in indexed])))
 
     def __call__(self, image: Picture | np.ndarray, faces: Faces) -> Faces:
         if not len(faces):
             return faces
-        indexed = self.crops(image, faces)
         labels: list[str | None] = [None] * len(faces)
         scores: list[float | None] = [None] * len(faces)
-        for (i, _), (label, score) in zip(indexed, self.classifier.classify([c for _, c in indexed])):
-            labels[i], scores[i] = label, round(score, 4)
+        state, cfg = self.state, self.config
+        if state is None or faces.track_ids is None:
+            for row, (label, score) in self._classified(image, faces, filter(
+                    lambda r: self._big_enough(faces, r), range(len(faces)))):
+                labels[row], scores[row] = label, round(score, 4)
+        else:
+            tracked = {row: state.tracks.get(int(t)) for row, t in enumerate(faces.track_ids)}
+            sampled = [row for row, record in tracked.items() if record is not None and self._big_enough(faces, row)
+                       and state.should_sample(record.track, self.name, cfg.sample_every, cfg.samples_per_track)]
+            for row, result in self._classified(image, faces, sampled):
+                tracked[row].mask_votes.append((result[0], round(result[1], 4)))
+            for row, record in tracked.items():
+                if record is not None and record.mask_votes:
+                    label, score = vote(record.mask_votes)
+                    labels[row], scores[row] = label, round(score, 4)
         faces.columns["mask"], faces.columns["mask_score"] = labels, scores
         return faces

@@ -34,6 +34,7 @@ from pydantic import BaseModel, Field, ValidationError
 from workers.analytics.faces import Faces
 from workers.analytics.picture import Picture
 from workers.analytics.registry import register
+from workers.analytics.tracks import SegmentState
 
 SIDECAR_SUFFIX = ".thermal.json"
 RADIOMETRIC_PIX_FMTS = ("gray16le", "gray16be")
@@ -222,19 +223,24 @@ def picture_of_frame(frame: av.VideoFrame, calibration: Calibration | None) -> P
 class ThermalConfig(BaseModel):
     percentile: float = Field(98.0, ge=50, le=100,
                               description="Percentile of the canthus region reported as the face's temperature.")
-    fever_threshold_c: float = Field(DEFAULT_FEVER_C, description="Fever at or above this (degrees C).")
 
 
 @register
 class ThermalAnalyzer:
-    """Adds the ``temperature_c`` column (degrees C, one decimal more than a screener shows)
-    on radiometric pictures; on ordinary video every face reads None."""
+    """Adds the ``temperature_c`` column on radiometric pictures (every face, every frame: a
+    reading is a percentile over a few hundred pixels, far cheaper than the detector); on
+    ordinary video every face reads None. In the segment pipeline (after ``begin(state)``
+    and a tracker) it also keeps each track's hottest reading on the track's record."""
 
     name: ClassVar[str] = "thermal"
     Config: ClassVar[type[BaseModel]] = ThermalConfig
 
     def __init__(self, config: ThermalConfig):
         self.config = config
+        self.state: SegmentState | None = None
+
+    def begin(self, state: SegmentState) -> None:
+        self.state = state
 
     def __call__(self, image: Picture | np.ndarray, faces: Faces) -> Faces:
         if not len(faces) or not isinstance(image, RadiometricPicture) or faces.keypoints is None:
@@ -244,4 +250,9 @@ class ThermalAnalyzer:
             temp = canthus_temperature(image.raw, keypoints, box, image.calibration, self.config.percentile)
             temps.append(None if temp is None else round(temp, 2))
         faces.columns["temperature_c"] = temps
+        if self.state is not None and faces.track_ids is not None:
+            for track_id, temp in zip(faces.track_ids, temps):
+                record = self.state.tracks.get(int(track_id))
+                if record is not None and temp is not None:
+                    record.add_temperature(self.state.frame_index, temp)
         return faces
