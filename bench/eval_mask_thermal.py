@@ -52,12 +52,13 @@ def evaluate_masks(media_dir: Path | str, classifier: MaskClassifier | None = No
     detector = detector or FaceDetector(DetectorConfig())
     per_class, errors, no_face, whole_right, total, right = {}, [], 0, 0, 0, 0
     for folder, expected in MASK_CLASSES.items():
-        counts = {"total": 0, "correct": 0, "as_mask": 0, "as_no_mask": 0}
+        counts = {"total": 0, "correct": 0, "as_mask": 0, "as_no_mask": 0, "no_face_found": 0}
         for path in _image_files(root / folder):
             image = cv2.imread(str(path))
             label, found = _classify_photo(image, classifier, detector)
             whole_right += classifier.classify([image])[0][0] == expected
             no_face += not found
+            counts["no_face_found"] += not found
             counts["total"] += 1
             counts["correct"] += label == expected
             counts[f"as_{label}"] += 1
