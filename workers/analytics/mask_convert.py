@@ -155,10 +155,14 @@ def convert(source: Path, target: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     # Write then rename: several worker processes may prepare the model at the same time.
     fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".onnx.part")
-    with os.fdopen(fd, "wb") as out:
-        out.write(model.SerializeToString())
-    os.chmod(tmp, 0o644)   # mkstemp makes it private; other users' workers read it too
-    os.replace(tmp, target)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(model.SerializeToString())
+        os.chmod(tmp, 0o644)   # mkstemp makes it private; other users' workers read it too
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return target
 
 
