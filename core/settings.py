@@ -60,12 +60,13 @@ class Settings(BaseSettings):
     recognizer_model: str = Field(default="w600k_mbf.onnx", description="ArcFace file in model_dir.")
     detector_input: int = Field(default=640, description="Long side of the detector input (multiple of 32).")
     detector_threshold: float = Field(default=0.5, ge=0, le=1, description="Face score threshold.")
-    analyzers: str = Field(default="detect,track,recognize",
+    analyzers: str = Field(default="detect,track,recognize,mask,thermal",
                            description="Analyzers run on every segment, in order (comma-separated).")
     recognition_threshold: float = Field(default=0.34, description="Cosine similarity that names a track "
                                          "(chosen from measurements: docs/accuracy.md).")
     fever_threshold_c: float = Field(default=37.5, description="Temperature that raises a fever alert.")
-    alerts: str = Field(default="fever,no_mask,watchlist", description="Alert kinds raised (comma-separated).")
+    alerts: str = Field(default="fever,watchlist",
+                        description="Alert kinds raised (comma-separated): fever, watchlist, no_mask.")
     thermal_gain: float = Field(default=0.01, gt=0,
                                 description="Radiometric video without a .thermal.json sidecar: degrees C per "
                                             "raw count (default: centikelvin, FLIR Lepton/Boson TLinear).")

@@ -9,6 +9,7 @@ from typing import BinaryIO
 from core.storage import job_key
 from tasks import runtime
 from tasks.jobs import ingest
+from workers.analytics import thermal
 
 
 def display_name(name: str) -> str:
@@ -29,6 +30,12 @@ def _new_job(name: str, options: dict | None, store_source) -> str:
 
 
 def submit_file(path: Path, name: str | None = None, options: dict | None = None) -> str:
+    """Submit a local file. A thermal calibration sidecar beside it (``VIDEO.thermal.json``)
+    travels with the job (raises ``CalibrationError`` when the sidecar is unusable)."""
+    options = dict(options or {})
+    if thermal.sidecar_path(path).is_file() and "thermal" not in options:
+        calibration = thermal.load_calibration(path, runtime.settings())
+        options["thermal"] = {"gain": calibration.gain, "offset": calibration.offset}
     return _new_job(name or str(path), options, lambda key: runtime.store().put_file(key, path))
 
 
