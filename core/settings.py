@@ -83,6 +83,13 @@ class Settings(BaseSettings):
     stitch_time_limit_s: int = Field(default=1800, description="Hard time limit of ingest and stitch tasks.")
     segment_retries: int = Field(default=2, ge=0, description="Retries of a segment after an unexpected error.")
 
+    # --- scheduled re-analysis (Celery beat) -----------------------------------------------
+    reidentify_every_s: float = Field(default=300, gt=0,
+                                      description="How often beat looks for results matched against an older gallery.")
+    reanalyse_hours: float = Field(default=0, ge=0,
+                                   description="Each day re-analyse recordings of the last N hours (0 = never).")
+    reanalyse_at_hour: int = Field(default=3, ge=0, le=23, description="Hour (UTC) of the daily re-analysis.")
+
     # --- web ---------------------------------------------------------------------------
     api_token: str | None = Field(default=None, description="Bearer token for the REST API.")
     web_host: str = Field(default="127.0.0.1", description="Address the web app listens on.")
