@@ -6,53 +6,14 @@ processes of one command. ``vidfarm process`` and ``vidfarm up`` run inside one;
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 from cli.redis_server import RedisServer
+from core.processes import FarmProcess, worker_args
 
-
-class FarmProcess:
-    """A child process in its own session, so its pool children stop with it."""
-
-    def __init__(self, name: str, args: list[str], env: dict, log_path: Path):
-        self.name = name
-        self.log_path = log_path
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = open(log_path, "ab")
-        self.popen = subprocess.Popen(args, env=env, stdout=self._log, stderr=subprocess.STDOUT,
-                                      stdin=subprocess.DEVNULL, start_new_session=True)
-
-    @property
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def signal(self, sig: int) -> None:
-        try:
-            os.killpg(self.popen.pid, sig)
-        except ProcessLookupError:
-            pass
-
-    def stop(self, grace: float = 15.0) -> None:
-        """SIGTERM (Celery's warm shutdown: finish the current task), then SIGKILL."""
-        if self.alive:
-            self.signal(signal.SIGTERM)
-            try:
-                self.popen.wait(grace)
-            except subprocess.TimeoutExpired:
-                pass
-        self.signal(signal.SIGKILL)  # also reaps pool children left in the group
-        self.popen.wait()
-        self._log.close()
-
-
-def worker_args(name: str, queues: str) -> list[str]:
-    return [sys.executable, "-m", "celery", "-A", "tasks.app", "worker", "-Q", queues, "-c", "1",
-            "-P", "prefork", "-n", f"{name}@%h", "--loglevel", "INFO", "-E", "--without-mingle",
-            "--without-gossip"]
+__all__ = ["EmbeddedFarm", "FarmProcess", "worker_args"]
 
 
 class EmbeddedFarm:
@@ -126,8 +87,7 @@ class EmbeddedFarm:
 
     def stop(self) -> None:
         for process in self.processes:
-            if process.alive:
-                process.signal(signal.SIGTERM)
+            process.request_stop()   # all at once, so their grace periods overlap
         for process in self.processes:
             process.stop()
         self.processes.clear()
