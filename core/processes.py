@@ -55,8 +55,8 @@ class FarmProcess:
         self._log.close()
 
 
-def worker_args(name: str, queues: str) -> list[str]:
+def worker_args(name: str, queues: str, app: str = "tasks.app") -> list[str]:
     """A one-process Celery worker named ``name@host`` on ``queues`` (comma-separated)."""
-    return [sys.executable, "-m", "celery", "-A", "tasks.app", "worker", "-Q", queues, "-c", "1",
+    return [sys.executable, "-m", "celery", "-A", app, "worker", "-Q", queues, "-c", "1",
             "-P", "prefork", "-n", f"{name}@%h", "--loglevel", "INFO", "-E", "--without-mingle",
             "--without-gossip"]

@@ -159,7 +159,8 @@ class FakeApiServer:
     def __init__(self, cluster: FakeCluster):
         handler = type("Handler", (_Handler,), {"cluster": cluster, "lock": threading.Lock()})
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
+                                       daemon=True)
 
     def __enter__(self) -> str:
         self.thread.start()
