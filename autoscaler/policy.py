@@ -10,7 +10,8 @@ The rules (issue 5):
   window (we take the highest target seen in the window, as the HPA does), and never below
   the number of busy workers, so scale-down only ever removes idle workers.
 - No demand at all: keep ``max(min, 1)`` until the queue has been idle for ``idle_to_zero_s``,
-  then go to ``min`` (zero when min is 0). A task arriving at zero scales up at once.
+  then go to ``min`` (zero when min is 0) at once, the idle period standing in for the
+  window. A task arriving at zero scales up at once.
 """
 
 from __future__ import annotations
@@ -60,11 +61,10 @@ def decide(obs: Observation, state: ScaleState, settings: ScaleSettings) -> Deci
     demand = obs.waiting + obs.running
     last_demand_at = obs.now if demand > 0 else state.last_demand_at
     target = raw_target(obs, settings)
-    if demand == 0:
-        idle_for = math.inf if last_demand_at is None else obs.now - last_demand_at
-        if idle_for < settings.idle_to_zero_s:
-            # Keep one warm worker for a while: most idle gaps between uploads are short.
-            target = max(target, min(1, obs.replicas))
+    idle_for = 0.0 if demand else (math.inf if last_demand_at is None else obs.now - last_demand_at)
+    if demand == 0 and idle_for < settings.idle_to_zero_s:
+        # Keep one warm worker for a while: most idle gaps between uploads are short.
+        target = max(target, min(1, obs.replicas))
     window_start = obs.now - settings.scale_down_window_s
     recent = tuple((t, r) for t, r in state.recent_targets if t > window_start) + ((obs.now, target),)
     new_state = ScaleState(recent_targets=recent, last_demand_at=last_demand_at)
@@ -78,7 +78,8 @@ def decide(obs: Observation, state: ScaleState, settings: ScaleSettings) -> Deci
         return Decision(replicas, why, target, new_state)
 
     if target < current:
-        stabilised = max(r for _, r in recent)
+        # After a full idle period the period itself was the stabilisation: no extra window.
+        stabilised = target if idle_for >= settings.idle_to_zero_s else max(r for _, r in recent)
         floor = max(stabilised, obs.busy_workers, settings.min_replicas)
         replicas = min(current, floor)
         if replicas == current:

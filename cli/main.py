@@ -2,6 +2,8 @@
 
     vidfarm process VIDEO --out DIR [--workers N]   one recording through the farm
     vidfarm up [--workers N] [--port P]             the embedded farm with the web app
+    vidfarm autoscale --backend kubernetes|local    the queue-length autoscaler
+    vidfarm autoscale simulate TRACE.json           our policy against a KEDA/HPA model
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import time
 from contextlib import nullcontext
 from pathlib import Path
 
+from cli import autoscale as autoscale_command
 from core.settings import get_settings
 
 
@@ -32,10 +35,14 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--workers", type=int, default=2)
     up.add_argument("--port", type=int, default=None)
 
+    autoscale_command.add_parser(commands)
+
     args = parser.parse_args(argv)
     try:
         if args.command == "process":
             return run_process(args)
+        if args.command == "autoscale":
+            return run_autoscale(args)
         return run_up(args)
     except KeyboardInterrupt:
         print("vidfarm: interrupted", file=sys.stderr)
@@ -45,6 +52,16 @@ def main(argv: list[str] | None = None) -> int:
 def fail(message: str) -> int:
     print(f"vidfarm: error: {message}", file=sys.stderr)
     return 1
+
+
+def run_autoscale(args) -> int:
+    from autoscaler.backends import ScaleError
+    from autoscaler.simulate import TraceError
+
+    try:
+        return autoscale_command.run_autoscale(args, get_settings())
+    except (ScaleError, TraceError, autoscale_command.UsageError) as error:
+        return fail(str(error))
 
 
 def run_process(args) -> int:

@@ -31,9 +31,9 @@ class ScaleSettings(BaseModel):
     max_replicas: int = Field(default=8, ge=1, description="Most workers.")
     tasks_per_worker: int = Field(default=1, ge=1, description="Waiting + running tasks one worker is sized for.")
     max_step_up: int = Field(default=4, ge=1, description="Most workers added by one decision.")
-    scale_down_window_s: float = Field(default=60.0, ge=0,
+    scale_down_window_s: float = Field(default=30.0, ge=0,
                                        description="Target must stay lower this long before workers are removed.")
-    idle_to_zero_s: float = Field(default=120.0, ge=0,
+    idle_to_zero_s: float = Field(default=60.0, ge=0,
                                   description="No task waiting or running this long: scale to min (zero).")
 
     @model_validator(mode="after")

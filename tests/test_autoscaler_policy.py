@@ -44,8 +44,10 @@ TABLE = [
     ("idle but not long: keep one warm", obs(now=1000.0, replicas=3), ScaleState(last_demand_at=950.0),
      {}, 1, "down"),
     ("idle long enough: to zero", obs(now=1000.0, replicas=1), ScaleState(last_demand_at=850.0), {}, 0, "down"),
-    ("idle long enough but window still holds", obs(now=1000.0, replicas=1),
-     ScaleState(recent_targets=((990.0, 1),), last_demand_at=850.0), {}, 1, "hold"),
+    ("the idle period stands in for the window on the way to zero", obs(now=1000.0, replicas=2),
+     ScaleState(recent_targets=((990.0, 2),), last_demand_at=850.0), {}, 0, "down: idle"),
+    ("idle, but a busy worker (a task not yet acked) is never removed", obs(now=1000.0, replicas=2, busy=1),
+     ScaleState(last_demand_at=850.0), {}, 1, "down"),
     ("back from zero when a task arrives after idling", obs(now=5000.0, waiting=1, replicas=0),
      ScaleState(last_demand_at=10.0), {}, 1, "up"),
 ]
@@ -75,7 +77,7 @@ def test_a_replayed_sequence_goes_up_holds_then_goes_to_zero():
     assert seen[0] == 3 and max(seen) == 3                 # +3 at once (step bound), target 3
     assert seen[12] == 3                                   # 45 s after the burst: still in the window
     assert 1 in seen and seen[-1] == 0                     # one warm worker, then zero
-    assert seen.index(0) * 5.0 >= 10 + 120                 # not before the idle period
+    assert seen.index(0) * 5.0 == 10 + 120                 # exactly when the idle period ends
 
 
 def test_min_above_max_is_refused():
