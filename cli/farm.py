@@ -1,6 +1,11 @@
 """The embedded farm: a private Redis, Celery workers and (optionally) the web app, as child
 processes of one command. ``vidfarm process`` and ``vidfarm up`` run inside one; leaving the
 ``with`` block (Ctrl-C included) stops every process it started.
+
+With ``autoscale=True`` (``vidfarm up``) the farm runs one ingest worker and the local
+autoscaler (``vidfarm autoscale --backend local``), which starts and stops up to ``workers``
+CPU workers as the ``cpu`` queue fills and empties; otherwise ``workers`` fixed workers serve
+``queues``.
 """
 
 from __future__ import annotations
@@ -19,9 +24,10 @@ __all__ = ["EmbeddedFarm", "FarmProcess", "worker_args"]
 class EmbeddedFarm:
     def __init__(self, data_dir: Path, workers: int = 2, queues: str = "ingest,cpu",
                  web_port: int | None = None, api_token: str | None = None,
-                 extra_env: dict | None = None):
+                 extra_env: dict | None = None, autoscale: bool = False):
         self.data_dir = Path(data_dir)
         self.workers = workers
+        self.autoscale = autoscale
         self.queues = queues
         self.web_port = web_port
         self.api_token = api_token
@@ -47,8 +53,17 @@ class EmbeddedFarm:
     def start(self) -> "EmbeddedFarm":
         self.redis.start()
         try:
-            for i in range(self.workers):
-                self.add_worker()
+            if self.autoscale:
+                self.add_worker("ingest")
+                self.processes.append(FarmProcess(
+                    "autoscaler", [sys.executable, "-m", "cli.main", "autoscale", "--backend", "local",
+                                   "--queues", "cpu"],
+                    {**self.env(), "VIDFARM_AUTOSCALE_CPU__MAX_REPLICAS": str(self.workers),
+                     "VIDFARM_AUTOSCALE_METRICS_PORT": "0"},   # two farms on one machine must not clash
+                    self.log_dir / "autoscaler.log"))
+            else:
+                for _ in range(self.workers):
+                    self.add_worker()
             if self.web_port:
                 self.processes.append(FarmProcess(
                     "web", [sys.executable, "-m", "gunicorn", "web.wsgi:app", "--bind",
@@ -59,10 +74,10 @@ class EmbeddedFarm:
             raise
         return self
 
-    def add_worker(self) -> FarmProcess:
+    def add_worker(self, queues: str | None = None) -> FarmProcess:
         index = sum(p.name.startswith("worker") for p in self.processes) + 1
         name = f"worker{index}-{os.getpid()}"
-        process = FarmProcess(name, worker_args(name, self.queues), self.env(),
+        process = FarmProcess(name, worker_args(name, queues or self.queues), self.env(),
                               self.log_dir / f"{name}.log")
         self.processes.append(process)
         return process

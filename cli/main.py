@@ -120,8 +120,10 @@ def run_up(args) -> int:
     settings = get_settings()
     token = settings.api_token or secrets.token_urlsafe(24)
     port = args.port or settings.web_port
-    with EmbeddedFarm(settings.data_dir, workers=args.workers, web_port=port, api_token=token) as farm:
-        print(f"vidfarm is up: {args.workers} workers, Redis at {farm.redis_url}")
+    with EmbeddedFarm(settings.data_dir, workers=args.workers, web_port=port, api_token=token,
+                      autoscale=True) as farm:
+        print(f"vidfarm is up: 1 ingest worker and up to {args.workers} CPU workers, started and stopped "
+              f"by the local autoscaler as the queue fills and empties; Redis at {farm.redis_url}")
         print(f"  web/API : http://127.0.0.1:{port}/   (API under /api/v1)")
         print(f"  token   : {token}")
         print(f"  logs    : {farm.log_dir}")

@@ -4,6 +4,7 @@ worker processes (vidfarm's Celery settings, a light task from tests/autoscale_a
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
@@ -100,3 +101,51 @@ def test_autoscaler_scales_real_workers_0_to_2_to_0_without_losing_a_task(backen
     assert done_tags(observer) == sorted(tags)                 # each once: none lost, none run twice
     assert seen[0] == 2 and max(seen) == 2                     # 0 -> 2 at once, never above max
     assert seen[-1] == 0 and not any(w.alive for w in backend.workers)
+
+
+@pytest.fixture
+def own_farm_environment(monkeypatch):
+    """Point this process at a farm of the test's own, and back at the session's afterwards."""
+    from core.settings import get_settings
+    from tasks import runtime
+    from tasks.app import app as celery_app, point_at
+
+    previous = celery_app.conf.broker_url
+    yield monkeypatch
+    get_settings.cache_clear()
+    runtime.reset()
+    point_at(previous)
+
+
+def test_embedded_farm_workers_come_from_the_local_autoscaler(tmp_path, face_clip, own_farm_environment):
+    """`vidfarm up`'s farm: one ingest worker, CPU workers started and stopped by the autoscaler."""
+    from cli.farm import EmbeddedFarm
+    from tasks.app import app as celery_app
+    from tasks.submit import submit_file
+    from tests.conftest import use_farm_environment, wait_for_job
+
+    farm = EmbeddedFarm(tmp_path / "farm", workers=2, autoscale=True, extra_env={"VIDFARM_SEGMENT_SECONDS": "3"})
+    with farm:
+        use_farm_environment(own_farm_environment, farm.redis_url, farm.data_dir, farm.threads_per_worker)
+        farm.wait_ready(celery_app)
+        view = wait_for_job(submit_file(face_clip.path, name="autoscaled.mp4"))
+        assert view["status"] == "done", view["error"]
+        log = (farm.log_dir / "autoscaler.log").read_text()
+        assert "vidfarm-worker-cpu: 0 -> " in log, log      # the segments woke the CPU pool
+        processes = list(farm.processes)
+    assert not any(p.alive for p in processes)
+    autoscaler_pid = next(p.popen.pid for p in processes if p.name == "autoscaler")
+    assert list(farm.log_dir.glob(f"vidfarm-worker-cpu-*-{autoscaler_pid}.log")), "no CPU worker was started"
+    assert not processes_named(f"-{autoscaler_pid}@"), "CPU workers outlived the farm"
+
+
+def processes_named(fragment: str) -> list[str]:
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if fragment in text:
+            found.append(text)
+    return found

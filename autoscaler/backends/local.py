@@ -80,12 +80,15 @@ class LocalBackend:
     def workers(self) -> list[FarmProcess]:
         return [w for pool in self.pools.values() for w in pool] + list(self.draining)
 
-    def close(self, grace: float | None = None) -> None:
-        """Stop every worker (warm shutdown, then SIGKILL after ``grace``, default the drain limit)."""
+    def close(self, grace: float = 10.0) -> None:
+        """Stop every worker: warm shutdown, SIGKILL after ``grace`` seconds. Short on purpose:
+        the autoscaler itself is stopped with a grace (the embedded farm gives it 15 s), and a
+        task killed here is redelivered (acks_late), not lost."""
         workers = self.workers
         for worker in workers:
             worker.request_stop()
+        deadline = time.monotonic() + grace          # one grace for all, not one each
         for worker in workers:
-            worker.stop(self.drain_limit_s if grace is None else grace)
+            worker.stop(max(0.0, deadline - time.monotonic()))
         self.pools.clear()
         self.draining.clear()
