@@ -21,35 +21,33 @@ TRANSIENT_ERRORS = (RedisError, OperationalError, OSError)
 log = logging.getLogger("vidfarm.autoscaler")
 
 
+# (observation or decision field, metric name, help): one gauge each, labelled by deployment and queue.
+GAUGES = (
+    ("waiting", "vidfarm_autoscaler_waiting_tasks", "Tasks in the queue lists."),
+    ("running", "vidfarm_autoscaler_running_tasks", "Tasks reserved or running (unacked)."),
+    ("busy_workers", "vidfarm_autoscaler_busy_workers", "Workers with a task in hand."),
+    ("replicas", "vidfarm_autoscaler_current_replicas", "Replicas before the decision."),
+    ("desired", "vidfarm_autoscaler_desired_replicas", "Replicas the decision set."),
+    ("target", "vidfarm_autoscaler_target_replicas", "Unstabilised target from the queue."),
+)
+
+
 class ScaleMetrics:
     """Prometheus series of the autoscaler's view and decisions, on a registry of its own."""
 
     def __init__(self, registry: CollectorRegistry | None = None):
         self.registry = registry or CollectorRegistry()
         labels = ["deployment", "queue"]
-        self.waiting = Gauge("vidfarm_autoscaler_waiting_tasks", "Tasks in the queue lists.", labels,
-                             registry=self.registry)
-        self.running = Gauge("vidfarm_autoscaler_running_tasks", "Tasks reserved or running (unacked).", labels,
-                             registry=self.registry)
-        self.busy = Gauge("vidfarm_autoscaler_busy_workers", "Workers with a task in hand.", labels,
-                          registry=self.registry)
-        self.current = Gauge("vidfarm_autoscaler_current_replicas", "Replicas before the decision.", labels,
-                             registry=self.registry)
-        self.desired = Gauge("vidfarm_autoscaler_desired_replicas", "Replicas the decision set.", labels,
-                             registry=self.registry)
-        self.target = Gauge("vidfarm_autoscaler_target_replicas", "Unstabilised target from the queue.", labels,
-                            registry=self.registry)
+        self.gauges = {field: Gauge(name, doc, labels, registry=self.registry) for field, name, doc in GAUGES}
         self.decisions = Counter("vidfarm_autoscaler_decisions", "Decisions by direction (up, down, hold, steady).",
                                  labels + ["direction"], registry=self.registry)
 
     def record(self, target: ScaleSettings, obs: Observation, decision: Decision) -> None:
         key = (target.deployment, target.queue)
-        self.waiting.labels(*key).set(obs.waiting)
-        self.running.labels(*key).set(obs.running)
-        self.busy.labels(*key).set(obs.busy_workers)
-        self.current.labels(*key).set(obs.replicas)
-        self.desired.labels(*key).set(decision.replicas)
-        self.target.labels(*key).set(decision.target)
+        values = {"waiting": obs.waiting, "running": obs.running, "busy_workers": obs.busy_workers,
+                  "replicas": obs.replicas, "desired": decision.replicas, "target": decision.target}
+        for field, value in values.items():
+            self.gauges[field].labels(*key).set(value)
         self.decisions.labels(*key, decision.direction).inc()
 
     def serve(self, port: int) -> None:

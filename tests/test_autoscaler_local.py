@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from autoscaler.backends.local import LocalBackend
-from autoscaler.loop import Autoscaler
+from autoscaler.loop import Autoscaler, ScaleMetrics
 from autoscaler.observe import QueueObserver, priority_lists
 from cli.redis_server import RedisServer
 from core.settings import ScaleSettings
@@ -86,7 +86,8 @@ def test_a_busy_worker_finishes_its_task_on_scale_down(backend, observer):
 
 
 def test_autoscaler_scales_real_workers_0_to_2_to_0_without_losing_a_task(backend, observer):
-    scaler = Autoscaler(backend, observer, [TARGET])
+    metrics = ScaleMetrics()
+    scaler = Autoscaler(backend, observer, [TARGET], metrics)
     assert scaler.tick()[0].replicas == 0
     tags = [f"t{i}" for i in range(6)]
     for tag in tags:
@@ -101,42 +102,32 @@ def test_autoscaler_scales_real_workers_0_to_2_to_0_without_losing_a_task(backen
     assert done_tags(observer) == sorted(tags)                 # each once: none lost, none run twice
     assert seen[0] == 2 and max(seen) == 2                     # 0 -> 2 at once, never above max
     assert seen[-1] == 0 and not any(w.alive for w in backend.workers)
+    labels = {"deployment": "test-cpu", "queue": "cpu"}
+    sample = metrics.registry.get_sample_value
+    assert sample("vidfarm_autoscaler_decisions_total", {**labels, "direction": "up"}) >= 1
+    assert sample("vidfarm_autoscaler_decisions_total", {**labels, "direction": "down"}) >= 1
+    assert sample("vidfarm_autoscaler_desired_replicas", labels) == 0
 
 
-@pytest.fixture
-def own_farm_environment(monkeypatch):
-    """Point this process at a farm of the test's own, and back at the session's afterwards."""
-    from core.settings import get_settings
-    from tasks import runtime
-    from tasks.app import app as celery_app, point_at
-
-    previous = celery_app.conf.broker_url
-    yield monkeypatch
-    get_settings.cache_clear()
-    runtime.reset()
-    point_at(previous)
-
-
-def test_embedded_farm_workers_come_from_the_local_autoscaler(tmp_path, face_clip, own_farm_environment):
+def test_embedded_farm_workers_come_from_the_local_autoscaler(tmp_path, face_clip):
     """`vidfarm up`'s farm: one ingest worker, CPU workers started and stopped by the autoscaler."""
-    from cli.farm import EmbeddedFarm
-    from tasks.app import app as celery_app
-    from tasks.submit import submit_file
-    from tests.conftest import use_farm_environment, wait_for_job
+    import json
+    import subprocess
+    import sys
 
-    farm = EmbeddedFarm(tmp_path / "farm", workers=2, autoscale=True, extra_env={"VIDFARM_SEGMENT_SECONDS": "3"})
-    with farm:
-        use_farm_environment(own_farm_environment, farm.redis_url, farm.data_dir, farm.threads_per_worker)
-        farm.wait_ready(celery_app)
-        view = wait_for_job(submit_file(face_clip.path, name="autoscaled.mp4"))
-        assert view["status"] == "done", view["error"]
-        log = (farm.log_dir / "autoscaler.log").read_text()
-        assert "vidfarm-worker-cpu: 0 -> " in log, log      # the segments woke the CPU pool
-        processes = list(farm.processes)
-    assert not any(p.alive for p in processes)
-    autoscaler_pid = next(p.popen.pid for p in processes if p.name == "autoscaler")
-    assert list(farm.log_dir.glob(f"vidfarm-worker-cpu-*-{autoscaler_pid}.log")), "no CPU worker was started"
-    assert not processes_named(f"-{autoscaler_pid}@"), "CPU workers outlived the farm"
+    data_dir = tmp_path / "farm"
+    env = child_env(VIDFARM_DATA_DIR=str(data_dir), PYTHONPATH=str(repo_root()))
+    run = subprocess.run([sys.executable, "-m", "tests.autoscaled_farm_run", str(face_clip.path), str(data_dir)],
+                         env=env, cwd=repo_root(), capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    summary = json.loads(run.stdout.strip().splitlines()[-1])
+    assert summary["status"] == "done", summary["error"]
+    assert summary["all_stopped"]
+    log_dir, pid = Path(summary["log_dir"]), summary["autoscaler_pid"]
+    log = (log_dir / "autoscaler.log").read_text()
+    assert "vidfarm-worker-cpu: 0 -> " in log, log                 # the segments woke the CPU pool
+    assert list(log_dir.glob(f"vidfarm-worker-cpu-*-{pid}.log")), "no CPU worker was started"
+    assert not processes_named(f"-{pid}@"), "CPU workers outlived the farm"
 
 
 def processes_named(fragment: str) -> list[str]:
