@@ -60,6 +60,10 @@ def render() -> str:
         "steady, office-hours and spike traces. *clockwork* is there to show where we lose: on a perfectly "
         "regular stream our policy keeps the workers the peaks need, while KEDA, which counts only waiting "
         "tasks, runs fewer and pays in waits and restarted tasks.",
+        "The price of the saving is a higher median wait on sparse loads (steady: more uploads meet a cold "
+        "pool and wait for a pod to start, where KEDA keeps pods 300 s); a longer scale-down window or idle "
+        "period (`VIDFARM_AUTOSCALE_CPU__SCALE_DOWN_WINDOW_S`, `..._IDLE_TO_ZERO_S`) buys it back with "
+        "worker-seconds. On the spike both are held back by the same 8-worker cap.",
     ]
     return "\n".join(lines) + "\n"
 
