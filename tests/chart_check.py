@@ -79,13 +79,15 @@ def rbac_problems(objects: list[dict]) -> list[str]:
 
 def worker_problems(objects: list[dict]) -> list[str]:
     """Workers must outlive their longest segment on SIGTERM, and leave replicas to the autoscaler."""
-    config = next(o for o in objects if o["kind"] == "ConfigMap")
-    limit = int(config["data"]["VIDFARM_SEGMENT_TIME_LIMIT_S"])
+    config = next(o for o in objects if o["kind"] == "ConfigMap")["data"]
     problems = []
     for d in (o for o in objects if o["kind"] == "Deployment" and "-worker-" in o["metadata"]["name"]):
         name = d["metadata"]["name"]
+        task, key = ("stitch", "VIDFARM_STITCH_TIME_LIMIT_S") if name.endswith("-worker-ingest") else \
+            ("segment", "VIDFARM_SEGMENT_TIME_LIMIT_S")
+        limit = int(config[key])
         if d["spec"]["template"]["spec"].get("terminationGracePeriodSeconds", 30) <= limit:
-            problems.append(f"{name}: terminationGracePeriodSeconds not above the {limit} s segment time limit")
+            problems.append(f"{name}: terminationGracePeriodSeconds not above the {limit} s {task} time limit")
         if not name.endswith("-worker-ingest") and "replicas" in d["spec"]:
             problems.append(f"{name}: sets spec.replicas, which the autoscaler owns")
         if name.endswith("-worker-gpu"):
