@@ -78,7 +78,7 @@ class Autoscaler:
             decision = decide(obs, self.states[target.deployment], target)
             self.states[target.deployment] = decision.state
             if decision.replicas != current:
-                self.backend.scale(target, decision.replicas, busy)
+                self.backend.scale(target, decision.replicas, busy if load.inspected else None)
                 log.info("%s: %d -> %d replicas (%s)", target.deployment, current, decision.replicas, decision.reason)
             else:
                 log.debug("%s: %d replicas (%s)", target.deployment, current, decision.reason)

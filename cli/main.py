@@ -55,11 +55,18 @@ def fail(message: str) -> int:
 
 
 def run_autoscale(args) -> int:
+    from pydantic import ValidationError
+
     from autoscaler.backends import ScaleError
     from autoscaler.simulate import TraceError
 
     try:
-        return autoscale_command.run_autoscale(args, get_settings())
+        settings = get_settings()
+    except ValidationError as error:
+        first = error.errors()[0]
+        return fail(f"bad setting {'.'.join(str(p) for p in first['loc'])}: {first['msg']}")
+    try:
+        return autoscale_command.run_autoscale(args, settings)
     except (ScaleError, TraceError, autoscale_command.UsageError) as error:
         return fail(str(error))
 

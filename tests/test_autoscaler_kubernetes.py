@@ -71,6 +71,14 @@ def test_a_cost_already_right_is_not_patched_again(backend, cluster):
     assert sorted(patched) == ["/api/v1/namespaces/farm/pods/worker-cpu-b", "/api/v1/namespaces/farm/pods/worker-cpu-c"]
 
 
+def test_unknown_busy_pods_leave_the_costs_alone(backend, cluster):
+    cluster.pods["worker-cpu-b"]["annotations"][DELETION_COST] = "1000"     # busy at the last look
+    backend.scale(CPU, 1, busy=None)                                         # nobody answered now
+    assert [r for r in cluster.requests if r[1] == "pods"] == []
+    assert cluster.pods["worker-cpu-b"]["annotations"][DELETION_COST] == "1000"
+    assert cluster.deployments["vidfarm-worker-cpu"]["replicas"] == 1
+
+
 def test_stale_resource_version_409_is_read_again_and_retried(backend, cluster):
     cluster.conflicts_to_inject = 2
     backend.scale(CPU, 6, busy=set())

@@ -130,3 +130,21 @@ def test_autoscale_without_redis_is_one_clear_line(capsys, monkeypatch):
         get_settings.cache_clear()
     assert code == 1
     assert capsys.readouterr().err == "vidfarm: error: REDIS_URL is not set: the autoscaler watches a running farm's queues\n"
+
+
+@pytest.mark.parametrize("env,message", [
+    ({"VIDFARM_AUTOSCALE_CPU__MIN_REPLICAS": "5", "VIDFARM_AUTOSCALE_CPU__MAX_REPLICAS": "2"},
+     "bad setting autoscale_cpu: Value error, min_replicas 5 > max_replicas 2"),
+    ({"VIDFARM_AUTOSCALE_GPU__MAX_STEP_UP": "many"},
+     "bad setting autoscale_gpu.max_step_up: Input should be a valid integer"),
+])
+def test_a_bad_autoscale_setting_is_one_clear_line(capsys, monkeypatch, env, message):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    try:
+        code = main(["autoscale", "simulate", str(TRACES / "spike.json")])
+    finally:
+        get_settings.cache_clear()
+    err = capsys.readouterr().err
+    assert code == 1 and err.startswith(f"vidfarm: error: {message}") and err.count("\n") == 1, err

@@ -3,6 +3,7 @@
     replicas(target) -> int            workers that exist or are asked for now
     busy_workers(target, busy_nodes)   which of its workers hold a task (from QueueLoad)
     scale(target, replicas, busy)      set the count; when lowering, idle workers go first
+                                       (busy None: the inspection went unanswered)
     close()
 """
 
@@ -22,6 +23,6 @@ class ScaleBackend(Protocol):
 
     def busy_workers(self, target: ScaleSettings, busy_nodes: frozenset[str]) -> set[str]: ...
 
-    def scale(self, target: ScaleSettings, replicas: int, busy: set[str]) -> None: ...
+    def scale(self, target: ScaleSettings, replicas: int, busy: set[str] | None) -> None: ...
 
     def close(self) -> None: ...

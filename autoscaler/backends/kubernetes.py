@@ -124,11 +124,13 @@ class KubernetesBackend:
                        pod.metadata.name, self.namespace,
                        {"metadata": {"annotations": {DELETION_COST: cost}}}, _content_type=STRATEGIC_MERGE_PATCH)
 
-    def scale(self, target: ScaleSettings, replicas: int, busy: set[str]) -> None:
+    def scale(self, target: ScaleSettings, replicas: int, busy: set[str] | None) -> None:
+        """``busy`` None: nobody answered the inspection, so we cannot tell idle pods from busy
+        ones; the costs are then left as they are rather than marking a busy pod cheap."""
         for _attempt in range(CONFLICT_RETRIES):
             scale = self._read_scale(target)
             current = scale.spec.replicas or 0
-            if replicas < current:
+            if replicas < current and busy is not None:
                 self.mark_deletion_costs(target, scale.status.selector or "", busy)
             body = {"metadata": {"resourceVersion": scale.metadata.resource_version},
                     "spec": {"replicas": replicas}}

@@ -64,13 +64,14 @@ class LocalBackend:
         names = {node_worker_name(node) for node in busy_nodes}
         return {worker.name for worker in self._pool(target) if worker.name in names}
 
-    def scale(self, target: ScaleSettings, replicas: int, busy: set[str]) -> None:
+    def scale(self, target: ScaleSettings, replicas: int, busy: set[str] | None) -> None:
         pool = self._pool(target)
         while len(pool) < replicas:
             name = f"{target.deployment}-{next(self._numbers)}-{os.getpid()}"
             pool.append(FarmProcess(name, worker_args(name, target.queue, self.app), self.env,
                                     self.log_dir / f"{name}.log"))
         # Idle workers first (False sorts before True), newest first among equals.
+        busy = busy or set()     # unknown: newest first (they have had the least time to take a task)
         for worker in sorted(reversed(pool), key=lambda w: w.name in busy)[:max(0, len(pool) - replicas)]:
             worker.request_stop()
             self.draining[worker] = time.monotonic()
