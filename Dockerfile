@@ -9,14 +9,16 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     VIRTUAL_ENV=/opt/venv \
     PATH=/opt/venv/bin:$PATH \
     HOME=/tmp \
-    VIDFARM_DATA_DIR=/data
+    VIDFARM_DATA_DIR=/data \
+    VIDFARM_MODEL_CACHE_DIR=/opt/vidfarm/models
 
 RUN python -m venv /opt/venv
 WORKDIR /app
 
 # Dependencies first, so a code change does not reinstall them. PyAV's wheel bundles FFmpeg
-# (libx264), so no system FFmpeg; opencv-python-headless needs no libGL. insightface goes in
-# with --no-deps (requirements-nodeps.txt) so that the headless OpenCV stays the only one.
+# (libx264), so no system FFmpeg; opencv-python-headless needs no libGL. insightface, trackers
+# and mask-recognition go in with --no-deps (requirements-nodeps.txt): the headless OpenCV stays
+# the only one, and no torch comes in.
 COPY requirements.txt requirements-nodeps.txt ./
 RUN pip install -r requirements.txt \
  && pip install --no-deps -r requirements-nodeps.txt
@@ -29,7 +31,9 @@ COPY web web
 COPY cli cli
 COPY autoscaler autoscaler
 # Editable: the code stays in /app (templates and static files included) and `vidfarm` is on PATH.
-RUN pip install --no-deps -e . && python -m compileall -q /app
+# The mask classifier's ONNX file, converted once at build time (no torch), read-only after.
+RUN pip install --no-deps -e . && python -m compileall -q /app \
+ && python -m workers.analytics.mask_convert
 
 # Non-root, matching the chart's securityContext; /data is the shared media volume.
 RUN useradd --uid 10001 --gid 0 --no-create-home --home-dir /tmp vidfarm \

@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 REQS   := requirements.txt requirements-dev.txt requirements-nodeps.txt pyproject.toml
 
-.PHONY: install run test chart-check bench clean
+.PHONY: install run test chart-check bench eval clean
 
 $(STAMP): $(REQS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -13,6 +13,7 @@ $(STAMP): $(REQS)
 	$(PY) -m pip install -q -r requirements.txt -r requirements-dev.txt
 	$(PY) -m pip install -q --no-deps -r requirements-nodeps.txt
 	$(PY) -m pip install -q --no-deps -e .
+	$(PY) -m workers.analytics.mask_convert
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -31,6 +32,9 @@ chart-check: install
 
 bench: install
 	$(PY) -m bench
+
+eval: install
+	$(PY) -m bench.eval
 
 clean:
 	rm -rf $(VENV) build *.egg-info

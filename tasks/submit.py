@@ -11,7 +11,15 @@ from tasks import runtime
 from tasks.jobs import ingest
 
 
+def display_name(name: str) -> str:
+    """A file name as a label: valid UTF-8 (undecodable bytes of a POSIX path become U+FFFD),
+    no control characters, at most 255 characters. It is shown to people, never used as a path."""
+    text = name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return "".join(c for c in text if c.isprintable())[:255] or "recording"
+
+
 def _new_job(name: str, options: dict | None, store_source) -> str:
+    name = display_name(name)
     job_id = uuid.uuid4().hex
     key = job_key(job_id, "source")   # never the user's file name: it is only a label
     store_source(key)

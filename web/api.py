@@ -32,9 +32,8 @@ def create_job():
     upload = request.files.get("file")
     if upload is None:
         return _error(400, "send the recording as a multipart form field named 'file'")
-    name = (upload.filename or "upload").replace("\x00", "")[:255]
     try:
-        job_id = submit_stream(upload.stream, name)
+        job_id = submit_stream(upload.stream, upload.filename or "upload")
     except BlobTooLarge as exc:
         return _error(413, f"upload {exc}")
     view = runtime.records().job_view(job_id)

@@ -1,7 +1,8 @@
 """Media plumbing with PyAV: probe, keyframe split, decode, encode, concat.
 
-The split never re-encodes: it cuts the source's packets at keyframes into Matroska segments
-(Matroska holds any codec). Each segment remembers the exact presentation timestamps of its
+The split never re-encodes: it cuts the source's packets at keyframes into NUT segments
+(FFmpeg's own container: it holds any codec, GIF and MJPEG included, where Matroska refuses
+some). Each segment remembers the exact presentation timestamps of its
 frames in the source's time base; the annotated segments are encoded with those timestamps and
 the stitch remuxes them back in order with the source's audio copied, so the output has the
 source's frame count, frame rate and duration, variable frame rate included.
@@ -199,15 +200,15 @@ def plan_segments(info: MediaInfo, target_s: float, min_segments: int = 1) -> li
 
 
 def split_segments(path: Path | str, plans: list[SegmentPlan], out_dir: Path) -> list[Path]:
-    """Remux the source's video packets into one Matroska file per plan (no re-encode)."""
+    """Remux the source's video packets into one NUT file per plan (no re-encode)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    outputs = [out_dir / f"{plan.index:05d}.mkv" for plan in plans]
+    outputs = [out_dir / f"{plan.index:05d}.nut" for plan in plans]
     with _open(path) as source:
         video = source.streams.video[0]
         packets = _video_packets(source, video)
         position = 0
         for plan, target in zip(plans, outputs):
-            with av.open(str(target), "w", format="matroska") as out:
+            with av.open(str(target), "w", format="nut") as out:
                 stream = out.add_stream_from_template(video)
                 while position < plan.end_packet:
                     packet = next(packets)
@@ -256,28 +257,29 @@ class H264Writer:
         self.stream = stream
         self.frames = 0
 
-    def _fits(self, frame: av.VideoFrame) -> bool:
+    def fits(self, frame: av.VideoFrame) -> bool:
+        """Whether a decoded frame can go to the encoder as it is."""
         return frame.format.name == "yuv420p" and (frame.width, frame.height) == (self.width, self.height)
 
-    def canvas(self, frame: av.VideoFrame) -> np.ndarray:
-        """A writable I420 copy of a decoded frame at the encoder's size, to draw on.
-        (Never draw on the decoded frame itself: the decoder may still reference it.)"""
-        if self._fits(frame):
-            return frame.to_ndarray()
-        bgr = frame.to_ndarray(format="bgr24")
-        h, w = bgr.shape[:2]
+    def canvas(self, picture: av.VideoFrame | np.ndarray) -> np.ndarray:
+        """A writable I420 copy, at the encoder's size, of a decoded frame that ``fits`` or of
+        a BGR image (which the caller converts however suits the source, e.g. a thermal
+        frame's false colours). Never draw on a decoded frame: the decoder may reference it."""
+        if isinstance(picture, av.VideoFrame):
+            return picture.to_ndarray()
+        h, w = picture.shape[:2]
         if (w, h) != (self.width, self.height):
-            bgr = np.pad(bgr, ((0, self.height - h), (0, self.width - w), (0, 0)), mode="edge")
-        return cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420)
+            picture = np.pad(picture, ((0, self.height - h), (0, self.width - w), (0, 0)), mode="edge")
+        return cv2.cvtColor(picture, cv2.COLOR_BGR2YUV_I420)
 
     def write(self, picture: av.VideoFrame | np.ndarray, pts: int) -> None:
-        """Encode a decoded frame, or an I420 canvas from ``canvas``, at timestamp pts."""
+        """Encode a decoded frame that ``fits``, or an I420 canvas, at timestamp pts."""
         if isinstance(picture, np.ndarray):
             frame = av.VideoFrame.from_ndarray(picture, format="yuv420p")
-        elif self._fits(picture):
+        elif self.fits(picture):
             frame = picture
         else:
-            frame = av.VideoFrame.from_ndarray(self.canvas(picture), format="yuv420p")
+            raise ValueError("convert frames that do not fit with canvas() first")
         frame.pts, frame.time_base = pts, self.time_base
         frame.pict_type = av.video.frame.PictureType.NONE  # let x264 place keyframes, not the source
         self.container.mux(self.stream.encode(frame))
