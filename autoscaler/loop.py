@@ -50,8 +50,10 @@ class ScaleMetrics:
             self.gauges[field].labels(*key).set(value)
         self.decisions.labels(*key, decision.direction).inc()
 
-    def serve(self, port: int) -> None:
-        start_http_server(port, registry=self.registry)
+    def serve(self, port: int, addr: str = "0.0.0.0"):
+        """Serve /metrics on ``port``; returns the server (``shutdown()`` stops it)."""
+        server, _thread = start_http_server(port, addr=addr, registry=self.registry)
+        return server
 
 
 class Autoscaler:

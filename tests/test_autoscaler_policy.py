@@ -83,3 +83,21 @@ def test_a_replayed_sequence_goes_up_holds_then_goes_to_zero():
 def test_min_above_max_is_refused():
     with pytest.raises(ValueError, match="min_replicas 3 > max_replicas 2"):
         ScaleSettings(deployment="w", queue="cpu", min_replicas=3, max_replicas=2)
+
+
+def test_decisions_are_served_as_prometheus_metrics():
+    from urllib.request import urlopen
+
+    from autoscaler.loop import ScaleMetrics
+    from cli.redis_server import free_port
+
+    metrics, port = ScaleMetrics(), free_port()
+    d = decide(obs(waiting=3, replicas=1), window(), SETTINGS)
+    metrics.record(SETTINGS, obs(waiting=3, replicas=1), d)
+    server = metrics.serve(port, addr="127.0.0.1")
+    try:
+        text = urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    finally:
+        server.shutdown()
+    assert 'vidfarm_autoscaler_desired_replicas{deployment="w",queue="cpu"} 2.0' in text
+    assert 'vidfarm_autoscaler_decisions_total{deployment="w",direction="up",queue="cpu"} 1.0' in text
