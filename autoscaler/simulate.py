@@ -34,6 +34,7 @@ import numpy as np
 from pydantic import BaseModel, Field, ValidationError
 
 from autoscaler.policy import Observation, ScaleState, decide
+from core.errors import first_problem
 from core.settings import ScaleSettings
 
 STEP_S = 1.0
@@ -70,9 +71,8 @@ def load_trace(path: Path) -> Trace:
     try:
         trace = Trace.model_validate(data)
     except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "top level"
-        raise TraceError(f"{path}: not a trace: {where}: {first['msg']} "
+        where, what = first_problem(error)
+        raise TraceError(f"{path}: not a trace: {where or 'top level'}: {what} "
                          f"(expected {{name, horizon_s, pod_start_s, arrivals: [{{t, tasks, task_s}}]}})")
     late = [a.t for a in trace.arrivals if a.t > trace.horizon_s]
     if late:

@@ -69,13 +69,14 @@ def run_autoscale(args) -> int:
     from pydantic import ValidationError
 
     from autoscaler.backends import ScaleError
+    from core.errors import first_problem
     from autoscaler.simulate import TraceError
 
     try:
         settings = get_settings()
     except ValidationError as error:
-        first = error.errors()[0]
-        return fail(f"bad setting {'.'.join(str(p) for p in first['loc'])}: {first['msg']}")
+        where, what = first_problem(error)
+        return fail(f"bad setting {where}: {what}")
     try:
         return autoscale_command.run_autoscale(args, settings)
     except (ScaleError, TraceError, autoscale_command.UsageError) as error:
