@@ -12,12 +12,13 @@ vidfarm: ``autoscaler.policy.decide`` (the code the real loop runs) every ``poll
 waiting + running; scale-down removes starting pods, then idle ones, never a busy one (what
 pod-deletion-cost and the busy floor give on a cluster).
 
-KEDA (Redis list scaler + HPA), as issue 5 describes it: every 30 s (pollingInterval) the
-metric is LLEN, the waiting tasks only; at zero replicas a non-empty list activates the
-Deployment (1 replica); HPA desired = ceil(LLEN / listLength) with listLength = our
-tasks_per_worker, no change within a 0.1 tolerance, scale-up by at most max(100 %, 4 pods),
-scale-down to the highest recommendation of the last 300 s, never below 1; after 300 s
-(cooldownPeriod) with an empty list it goes to zero. Scale-down removes random pods; a busy
+KEDA (Redis list scaler + HPA), as issue 5 describes it: the metric is LLEN, the waiting
+tasks only. Every 30 s (pollingInterval) KEDA's own loop activates the Deployment (0 -> 1
+replica) on a non-empty list, and after 300 s (cooldownPeriod) without one sends it to zero.
+In between, every 15 s (the HPA's sync period, reading LLEN through KEDA's metrics server),
+HPA desired = ceil(LLEN / listLength) with listLength = our tasks_per_worker, no change
+within a 0.1 tolerance, scale-up by at most max(100 %, 4 pods), scale-down to the highest
+recommendation of the last 300 s, never below 1. Scale-down removes random pods; a busy
 one's task goes back to the head of the queue and restarts (an interrupted task).
 """
 
@@ -152,10 +153,11 @@ class VidfarmScaler:
 
 class KedaScaler:
     POLLING_INTERVAL_S, COOLDOWN_S, STABILISATION_S, TOLERANCE = 30.0, 300.0, 300.0, 0.1
+    HPA_SYNC_S = 15.0      # the HPA reads LLEN through KEDA's metrics server at its own period
 
     def __init__(self, settings: ScaleSettings, seed: int = 0):
         self.list_length, self.max_replicas = settings.tasks_per_worker, settings.max_replicas
-        self.poll_s = self.POLLING_INTERVAL_S
+        self.poll_s = self.HPA_SYNC_S
         self.recommendations: list[tuple[float, int]] = []
         self.last_active: float | None = None
         self.random = random.Random(seed)
@@ -171,11 +173,12 @@ class KedaScaler:
 
     def poll(self, world: World, now: float) -> None:
         llen, current = len(world.queue), len(world.pods)
-        if llen > 0:
+        keda_poll = now % self.POLLING_INTERVAL_S == 0    # KEDA's own loop: activation and cooldown
+        if keda_poll and llen > 0:
             self.last_active = now
         if current == 0:
-            desired = 1 if llen > 0 else 0                    # KEDA's activation
-        elif llen == 0 and (self.last_active is None or now - self.last_active >= self.COOLDOWN_S):
+            desired = 1 if keda_poll and llen > 0 else 0       # KEDA's activation
+        elif keda_poll and llen == 0 and (self.last_active is None or now - self.last_active >= self.COOLDOWN_S):
             desired = 0                                        # cooldownPeriod over: to zero
         else:
             desired = self._hpa(llen, current, now)
