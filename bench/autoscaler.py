@@ -35,7 +35,8 @@ def render() -> str:
         f"Both get max {cpu.max_replicas} workers and size for {cpu.tasks_per_worker} task per worker "
         f"(KEDA listLength); ours polls every {settings.autoscale_poll_s:g} s with a "
         f"{cpu.scale_down_window_s:g} s scale-down window and scales to zero after {cpu.idle_to_zero_s:g} s idle; "
-        f"KEDA polls every {KedaScaler.POLLING_INTERVAL_S:g} s, stabilises scale-down over "
+        f"KEDA activates and deactivates every {KedaScaler.POLLING_INTERVAL_S:g} s, its HPA acts every "
+        f"{KedaScaler.HPA_SYNC_S:g} s on the list length, stabilises scale-down over "
         f"{KedaScaler.STABILISATION_S:g} s and cools down {KedaScaler.COOLDOWN_S:g} s before zero.",
         "",
         "| trace | scaler | worker-seconds | p50 wait | p95 wait | max wait | interrupted tasks | vs KEDA |",
