@@ -3,6 +3,8 @@
     vidfarm process VIDEO --out DIR [--gallery DIR] [--workers N]   one recording through the farm
     vidfarm enroll NAME IMAGE...                                      add photos of a person to the gallery
     vidfarm up [--workers N] [--port P]                               the embedded farm with the web app
+    vidfarm autoscale --backend kubernetes|local                      the queue-length autoscaler
+    vidfarm autoscale simulate TRACE.json                             our policy against a KEDA/HPA model
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import time
 from contextlib import nullcontext
 from pathlib import Path
 
+from cli import autoscale as autoscale_command
 from core.settings import get_settings
 
 
@@ -41,10 +44,14 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--workers", type=int, default=2)
     up.add_argument("--port", type=int, default=None)
 
+    autoscale_command.add_parser(commands)
+
     args = parser.parse_args(argv)
     try:
         if args.command == "process":
             return run_process(args)
+        if args.command == "autoscale":
+            return run_autoscale(args)
         if args.command == "enroll":
             return run_enroll(args)
         return run_up(args)
@@ -56,6 +63,24 @@ def main(argv: list[str] | None = None) -> int:
 def fail(message: str) -> int:
     print(f"vidfarm: error: {message}", file=sys.stderr)
     return 1
+
+
+def run_autoscale(args) -> int:
+    from pydantic import ValidationError
+
+    from autoscaler.backends import ScaleError
+    from core.errors import first_problem
+    from autoscaler.simulate import TraceError
+
+    try:
+        settings = get_settings()
+    except ValidationError as error:
+        where, what = first_problem(error)
+        return fail(f"bad setting {where}: {what}")
+    try:
+        return autoscale_command.run_autoscale(args, settings)
+    except (ScaleError, TraceError, autoscale_command.UsageError) as error:
+        return fail(str(error))
 
 
 def run_process(args) -> int:
@@ -144,8 +169,10 @@ def run_up(args) -> int:
     settings = get_settings()
     token = settings.api_token or secrets.token_urlsafe(24)
     port = args.port or settings.web_port
-    with EmbeddedFarm(settings.data_dir, workers=args.workers, web_port=port, api_token=token) as farm:
-        print(f"vidfarm is up: {args.workers} workers, Redis at {farm.redis_url}")
+    with EmbeddedFarm(settings.data_dir, workers=args.workers, web_port=port, api_token=token,
+                      autoscale=True) as farm:
+        print(f"vidfarm is up: 1 ingest worker and up to {args.workers} CPU workers, started and stopped "
+              f"by the local autoscaler as the queue fills and empties; Redis at {farm.redis_url}")
         print(f"  web/API : http://127.0.0.1:{port}/   (API under /api/v1)")
         print(f"  token   : {token}")
         print(f"  logs    : {farm.log_dir}")
