@@ -24,7 +24,8 @@ __all__ = ["EmbeddedFarm", "FarmProcess", "worker_args"]
 class EmbeddedFarm:
     def __init__(self, data_dir: Path, workers: int = 2, queues: str = "ingest,cpu",
                  web_port: int | None = None, api_token: str | None = None,
-                 extra_env: dict | None = None, autoscale: bool = False):
+                 extra_env: dict | None = None, autoscale: bool = False,
+                 flower_port: int | None = None, flower_auth: str | None = None, beat: bool = False):
         self.data_dir = Path(data_dir)
         self.workers = workers
         self.autoscale = autoscale
@@ -36,6 +37,8 @@ class EmbeddedFarm:
         self.processes: list[FarmProcess] = []
         self.extra_env = extra_env or {}
         self.threads_per_worker = max(1, (os.cpu_count() or 1) // max(1, workers))
+        self.beat = beat
+        self.flower_port, self.flower_auth = flower_port, flower_auth
 
     @property
     def redis_url(self) -> str:
@@ -64,6 +67,17 @@ class EmbeddedFarm:
             else:
                 for _ in range(self.workers):
                     self.add_worker()
+            if self.beat:
+                self.processes.append(FarmProcess(
+                    "beat", [sys.executable, "-m", "celery", "-A", "tasks.app", "beat", "--loglevel", "INFO",
+                             "--schedule", str(self.data_dir / "celerybeat-schedule")],
+                    self.env(), self.log_dir / "beat.log"))
+            if self.flower_port:
+                # The credentials go in the environment, not on the command line (ps shows that).
+                self.processes.append(FarmProcess(
+                    "flower", [sys.executable, "-m", "celery", "-A", "tasks.app", "flower",
+                               f"--port={self.flower_port}", "--address=127.0.0.1"],
+                    {**self.env(), "FLOWER_BASIC_AUTH": self.flower_auth or ""}, self.log_dir / "flower.log"))
             if self.web_port:
                 self.processes.append(FarmProcess(
                     "web", [sys.executable, "-m", "gunicorn", "web.wsgi:app", "--bind",

@@ -169,12 +169,17 @@ def run_up(args) -> int:
     settings = get_settings()
     token = settings.api_token or secrets.token_urlsafe(24)
     port = args.port or settings.web_port
+    flower_password = settings.flower_password or secrets.token_urlsafe(12)
     with EmbeddedFarm(settings.data_dir, workers=args.workers, web_port=port, api_token=token,
-                      autoscale=True) as farm:
+                      autoscale=True, beat=True, flower_port=settings.flower_port,
+                      flower_auth=f"{settings.flower_user}:{flower_password}") as farm:
         print(f"vidfarm is up: 1 ingest worker and up to {args.workers} CPU workers, started and stopped "
               f"by the local autoscaler as the queue fills and empties; Redis at {farm.redis_url}")
         print(f"  web/API : http://127.0.0.1:{port}/   (API under /api/v1)")
         print(f"  token   : {token}")
+        print(f"  flower  : http://127.0.0.1:{settings.flower_port}/   "
+              f"(user {settings.flower_user}, password {flower_password})")
+        print("  beat    : re-identifies stored recordings after the gallery changes")
         print(f"  logs    : {farm.log_dir}")
         print("Ctrl-C stops every process.")
         while True:

@@ -124,6 +124,12 @@ class Settings(BaseSettings):
                                    description="Each day re-analyse recordings of the last N hours (0 = never).")
     reanalyse_at_hour: int = Field(default=3, ge=0, le=23, description="Hour (UTC) of the daily re-analysis.")
 
+    # --- monitoring --------------------------------------------------------------------------
+    flower_port: int = Field(default=5555, description="Flower's port (`vidfarm up`).")
+    flower_user: str = Field(default="admin", description="Flower's basic-auth user.")
+    flower_password: str | None = Field(default=None,
+                                        description="Flower's basic-auth password; `vidfarm up` generates one if unset.")
+
     # --- web ---------------------------------------------------------------------------
     api_token: str | None = Field(default=None, description="Bearer token for the REST API.")
     web_host: str = Field(default="127.0.0.1", description="Address the web app listens on.")
