@@ -119,3 +119,6 @@ def test_up_serves_the_api_and_ctrl_c_stops_everything(tmp_path, face_clip):
         assert up.wait(60) == 130
     time.sleep(0.5)
     assert processes_with_env(f"VIDFARM_DATA_DIR={data_dir}") == []
+    # Secrets are printed once to the person who started the farm, never written to a log.
+    logs = "".join(p.read_text(errors="replace") for p in (data_dir / "logs").glob("*.log"))
+    assert logs and token not in logs and password not in logs
