@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import argparse
-import secrets
 import shutil
 import sys
 import time
@@ -100,13 +99,21 @@ def follow_job(job_id: str, farm) -> dict:
 def run_up(args) -> int:
     from cli.farm import EmbeddedFarm
 
+    from core.accounts import Accounts
+    from tasks import runtime
+
     settings = get_settings()
-    token = settings.api_token or secrets.token_urlsafe(24)
     port = args.port or settings.web_port
-    with EmbeddedFarm(settings.data_dir, workers=args.workers, web_port=port, api_token=token) as farm:
+    first_admin = Accounts(runtime.records()).ensure_admin()
+    with EmbeddedFarm(settings.data_dir, workers=args.workers, web_port=port) as farm:
         print(f"vidfarm is up: {args.workers} workers, Redis at {farm.redis_url}")
-        print(f"  web/API : http://127.0.0.1:{port}/   (API under /api/v1)")
-        print(f"  token   : {token}")
+        print(f"  web/API : http://localhost:{port}/   (API under /api/v1, OpenAPI at /api/v1/openapi.json)")
+        if first_admin:
+            username, password, token = first_admin
+            print(f"  admin   : {username} / {password}   (created now; shown once)")
+            print(f"  token   : {token}")
+        else:
+            print("  admin   : exists (its password and token were shown when it was created)")
         print(f"  logs    : {farm.log_dir}")
         print("Ctrl-C stops every process.")
         while True:

@@ -1,30 +1,49 @@
-"""Putting a recording into the farm: store it, record the job, queue its ingest."""
+"""Putting a recording into the farm and taking it out again."""
 
 from __future__ import annotations
 
 import uuid
 from pathlib import Path
-from typing import BinaryIO
 
+from core.records import Job
 from core.storage import job_key
 from tasks import runtime
-from tasks.jobs import ingest
+from tasks.jobs import ingest, media_limits
+from workers import media
+from workers.media import MediaError
+
+__all__ = ["MediaError", "JobBusy", "check_recording", "submit_file", "delete_job"]
+
+ENDED = ("done", "failed")
 
 
-def _new_job(name: str, options: dict | None, store_source) -> str:
+class JobBusy(RuntimeError):
+    """The job is still running; its workers would write files after a delete."""
+
+
+def check_recording(path: Path) -> None:
+    """Probe a file before it becomes a job, so that junk is refused at the door.
+    Raises ``workers.media.MediaError`` with a one-line reason."""
+    media.probe(path, media_limits())
+
+
+def submit_file(path: Path, name: str | None = None, options: dict | None = None) -> str:
     job_id = uuid.uuid4().hex
     key = job_key(job_id, "source")   # never the user's file name: it is only a label
-    store_source(key)
-    runtime.records().add_job(name, key, options or {}, job_id=job_id)
+    runtime.store().put_file(key, path)
+    runtime.records().add_job(name or str(path), key, options or {}, job_id=job_id)
     ingest.apply_async((job_id,))
     return job_id
 
 
-def submit_file(path: Path, name: str | None = None, options: dict | None = None) -> str:
-    return _new_job(name or str(path), options, lambda key: runtime.store().put_file(key, path))
-
-
-def submit_stream(stream: BinaryIO, name: str, options: dict | None = None) -> str:
-    """Store an upload chunk by chunk (raises BlobTooLarge past the upload limit)."""
-    limit = runtime.settings().max_upload_bytes
-    return _new_job(name, options, lambda key: runtime.store().put_stream(key, stream, limit))
+def delete_job(job_id: str) -> bool:
+    """Remove a finished job's records and every blob under it; False when there is no such job."""
+    with runtime.records().session() as s:
+        job = s.get(Job, job_id)
+        if job is None:
+            return False
+        if job.status not in ENDED:
+            raise JobBusy(f"job {job_id} is {job.status}; delete it once it is done or failed")
+        s.delete(job)   # its segments go with it (cascade)
+    runtime.store().delete_prefix(job_key(job_id))
+    return True
