@@ -46,7 +46,7 @@ class RenameForm(FlaskForm):
 class UserForm(FlaskForm):
     username = StringField("Username", validators=[DataRequired(), Length(max=64)])
     password = PasswordField("Password", validators=[DataRequired(), Length(min=MIN_PASSWORD, max=256)])
-    role = SelectField("Role", choices=[(r, r) for r in ROLES], default="viewer")
+    role = SelectField("Role", choices=list(ROLES), default="viewer")
 
 
 class TokenForm(FlaskForm):
