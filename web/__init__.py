@@ -61,6 +61,15 @@ def create_app(settings: Settings | None = None) -> APIFlask:
         app.register_blueprint(identities)
         app.register_blueprint(gallery)
 
+    @app.spec_processor
+    def bodies_are_required(spec: dict) -> dict:
+        # Every body this API takes is required (a missing one is a 400), so say so.
+        for operations in spec["paths"].values():
+            for operation in operations.values():
+                if isinstance(operation, dict) and "requestBody" in operation:
+                    operation["requestBody"]["required"] = True
+        return spec
+
     @app.get("/healthz")
     @app.doc(hide=True)
     def healthz():

@@ -20,7 +20,7 @@ from web.uploads import UploadRejected, accept_recording
 api = APIBlueprint("api", __name__, url_prefix="/api/v1", tag="jobs")
 
 
-def _errors(*codes: int) -> dict:
+def error_responses(*codes: int) -> dict:
     return {code: {"description": _DESCRIPTIONS[code], "content": {"application/json": {"schema": ERROR_SCHEMA}}}
             for code in codes}
 
@@ -40,7 +40,7 @@ def job_view_or_404(job_id: str) -> dict:
 @api.auth_required(token_auth, roles=["operator"])
 @api.input(UploadIn, location="files", arg_name="upload")
 @api.output(JobCreated, status_code=201, headers={"Location": {"type": "string"}})
-@api.doc(summary="Upload a recording", responses=_errors(400, 403, 413, 415))
+@api.doc(summary="Upload a recording", responses=error_responses(400, 403, 413, 415))
 def create_job(upload):
     try:
         job_id, name = accept_recording(request.files.get("file"))
@@ -80,7 +80,7 @@ def get_job(job_id: str):
 @api.delete("/jobs/<job_id>")
 @api.auth_required(token_auth, roles=["operator"])
 @api.output({}, status_code=204)
-@api.doc(summary="Delete a finished job and all its files", responses=_errors(403, 409))
+@api.doc(summary="Delete a finished job and all its files", responses=error_responses(403, 409))
 def remove_job(job_id: str):
     try:
         if not delete_job(job_id):
@@ -100,7 +100,7 @@ def finished_output(job_id: str, name: str):
 @api.get("/jobs/<job_id>/results")
 @api.auth_required(token_auth, roles=["viewer"])
 @api.output(ResultsOut)
-@api.doc(summary="results.json of a finished job", responses=_errors(409))
+@api.doc(summary="results.json of a finished job", responses=error_responses(409))
 def get_results(job_id: str):
     return send_file(finished_output(job_id, "results.json"), mimetype="application/json")
 
@@ -111,7 +111,7 @@ def get_results(job_id: str):
 @api.doc(summary="The annotated video (answers Range requests with 206)",
          responses={206: {"description": "The requested byte range",
                           "content": {"video/mp4": {"schema": {"type": "string", "format": "binary"}}}},
-                    416: "Range not satisfiable", **_errors(409)})
+                    416: "Range not satisfiable", **error_responses(409)})
 def get_video(job_id: str):
     # conditional=True answers Range requests with 206 partial content, so players can seek.
     return send_file(finished_output(job_id, "annotated.mp4"), mimetype="video/mp4", conditional=True)

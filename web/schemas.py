@@ -71,7 +71,8 @@ class EnrolIn(Schema):
 class EnrolOut(Schema):
     name = String(required=True)
     embeddings = Integer(required=True)
-    crop_urls = List(String(), required=True)
+    crops = Integer(required=True, metadata={"description": "Face crops used (one per photo)."})
+    crop_url = String(required=True)
 
 
 class RenameIn(Schema):
