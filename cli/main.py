@@ -104,6 +104,7 @@ def run_up(args) -> int:
 
     settings = get_settings()
     port = args.port or settings.web_port
+    settings.data_dir.mkdir(parents=True, exist_ok=True)   # the SQLite file lives there
     first_admin = Accounts(runtime.records()).ensure_admin()
     with EmbeddedFarm(settings.data_dir, workers=args.workers, web_port=port) as farm:
         print(f"vidfarm is up: {args.workers} workers, Redis at {farm.redis_url}")
