@@ -38,12 +38,13 @@ def job_view_or_404(job_id: str) -> dict:
 
 @api.post("/jobs")
 @api.auth_required(token_auth, roles=["operator"])
-@api.input(UploadIn, location="files", arg_name="upload")
+@api.input(UploadIn, location="form_and_files", arg_name="upload")
 @api.output(JobCreated, status_code=201, headers={"Location": {"type": "string"}})
 @api.doc(summary="Upload a recording", responses=error_responses(400, 403, 413, 415))
 def create_job(upload):
     try:
-        job_id, name = accept_recording(request.files.get("file"))
+        options = {"analyzers": upload["analyzers"]} if "analyzers" in upload else {}
+        job_id, name = accept_recording(request.files.get("file"), options)
     except UploadRejected as exc:
         abort(exc.status, exc.message)
     status = runtime.records().job_view(job_id)["status"]

@@ -7,12 +7,16 @@ from apiflask.fields import Dict, File, Float, Integer, List, Nested, String
 from apiflask.validators import Length, OneOf, Range
 
 from core.records import JOB_STATES
+from web.forms import OPTIONAL_ANALYZERS
 
 ERROR_SCHEMA = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
 
 
 class UploadIn(Schema):
     file = File(required=True, metadata={"description": "The recording (any container/codec FFmpeg reads)."})
+    analyzers = List(String(validate=OneOf([name for name, _ in OPTIONAL_ANALYZERS])),
+                     metadata={"description": "Optional analyzers to run (repeat the field); "
+                                              "unset: the farm's defaults."})
 
 
 class JobCreated(Schema):
@@ -39,7 +43,7 @@ class JobListQuery(Schema):
 
 
 class JobPage(Schema):
-    jobs = List(Nested(JobOut), required=True)
+    jobs = Nested(JobOut, many=True, required=True)
     page = Integer(required=True)
     next_page = Integer(required=True, allow_none=True)
 

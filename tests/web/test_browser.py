@@ -113,6 +113,17 @@ def test_upload_refusals_are_shown(page, live_server, accounts_by_role, shots, t
     assert "not a readable video" in page.inner_text("#upload-message")
     page.screenshot(path=shots / "upload-refused.png")
 
+    # Drag and drop: a file dropped on the zone is the one sent; an empty one is refused before sending.
+    page.evaluate("""() => {
+        const data = new DataTransfer();
+        data.items.add(new File([], "dropped.mp4", {type: "video/mp4"}));
+        document.getElementById("drop-zone").dispatchEvent(new DragEvent("drop", {dataTransfer: data}));
+    }""")
+    assert "dropped.mp4" in page.inner_text("#chosen")
+    page.click("#upload-button")
+    page.wait_for_selector("#upload-message.error:has-text('dropped.mp4')")
+    assert "empty" in page.inner_text("#upload-message")
+
 
 def test_enrol_and_delete_an_identity(page, live_server, accounts_by_role, shots, tmp_path):
     pytest.importorskip("tasks.gallery", reason="the gallery back end (tasks/gallery.py) is not merged yet")

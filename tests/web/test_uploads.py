@@ -120,3 +120,16 @@ def test_upload_memory_does_not_grow_with_file_size(farm, client, tmp_path):
         tracemalloc.stop()
     assert response.status_code == 415
     assert peak < 8 * 1024 * 1024, f"peak {peak / 1048576:.1f} MiB while uploading 48 MiB"
+
+
+def test_api_upload_takes_per_job_options(client, face_clip):
+    from tasks import runtime
+
+    with open(face_clip.path, "rb") as fh:
+        response = client.post("/api/v1/jobs", headers=BOOTSTRAP, content_type="multipart/form-data",
+                               data={"file": (fh, "opts.mp4"), "analyzers": ["track", "mask"]})
+    assert response.status_code == 201
+    assert runtime.records().get_job(response.json["id"]).options == {"analyzers": ["track", "mask"]}
+    response = client.post("/api/v1/jobs", headers=BOOTSTRAP, content_type="multipart/form-data",
+                           data={"file": (io.BytesIO(b"x"), "a.mp4"), "analyzers": ["teleport"]})
+    assert response.status_code == 400 and "analyzers" in response.json["error"]
