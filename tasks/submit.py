@@ -10,9 +10,11 @@ from core.storage import job_key
 from tasks import runtime
 from tasks.jobs import ingest, media_limits
 from workers import media
+from workers.analytics.registry import ANALYZERS
 from workers.media import MediaError
 
-__all__ = ["MediaError", "JobBusy", "check_recording", "submit_file", "delete_job"]
+__all__ = ["MediaError", "JobBusy", "check_recording", "submit_file", "delete_job", "registered_analyzers",
+           "optional_analyzers", "default_analyzers", "analyzer_chain"]
 
 ENDED = ("done", "failed")
 
@@ -25,6 +27,28 @@ def check_recording(path: Path) -> None:
     """Probe a file before it becomes a job, so that junk is refused at the door.
     Raises ``workers.media.MediaError`` with a one-line reason."""
     media.probe(path, media_limits())
+
+
+def registered_analyzers() -> list[str]:
+    """Every analyzer a job may ask for besides detection (no settings needed: schemas use it)."""
+    return sorted(name for name in ANALYZERS if name != "detect")
+
+
+def optional_analyzers() -> list[str]:
+    """Analyzers a job may switch on or off, in chain order. Detection always runs first:
+    every other analyzer reads the faces it finds."""
+    default = default_analyzers()
+    return default + [name for name in registered_analyzers() if name not in default]
+
+
+def default_analyzers() -> list[str]:
+    names = [n.strip() for n in runtime.settings().analyzers.split(",") if n.strip()]
+    return [n for n in names if n != "detect" and n in ANALYZERS]
+
+
+def analyzer_chain(chosen: list[str]) -> list[str]:
+    """A job's full chain (its ``analyzers`` option) from the optional analyzers chosen."""
+    return ["detect", *[name for name in optional_analyzers() if name in chosen]]
 
 
 def submit_file(path: Path, name: str | None = None, options: dict | None = None) -> str:

@@ -25,8 +25,8 @@ def roundtrip(src: Path, work: Path, target_s: float = 2.0):
         with media.H264Writer(out, info.width, info.height, info.tb, info.fps, preset="ultrafast") as writer:
             frames = list(media.decode_frames(path))
             assert len(frames) == plan.frames
-            for image, pts in zip(frames, plan.pts):
-                writer.write(image, pts)
+            for frame, pts in zip(frames, plan.pts):
+                writer.write(frame if writer.fits(frame) else writer.canvas(frame.to_ndarray(format="bgr24")), pts)
         encoded.append(out)
     joined = work / "joined.mp4"
     count = media.concat_segments(encoded, [media.SegmentTiming(p.pts, p.end_pts) for p in plans],

@@ -12,7 +12,7 @@ from flask import current_app, request, send_file, url_for
 
 from tasks import runtime
 from tasks.jobs import output_key
-from tasks.submit import JobBusy, delete_job
+from tasks.submit import JobBusy, analyzer_chain, delete_job
 from web.auth import token_auth
 from web.schemas import ERROR_SCHEMA, JobCreated, JobListQuery, JobOut, JobPage, ResultsOut, UploadIn
 from web.uploads import UploadRejected, accept_recording
@@ -43,7 +43,7 @@ def job_view_or_404(job_id: str) -> dict:
 @api.doc(summary="Upload a recording", responses=error_responses(400, 403, 413, 415))
 def create_job(upload):
     try:
-        options = {"analyzers": upload["analyzers"]} if "analyzers" in upload else {}
+        options = {"analyzers": analyzer_chain(upload["analyzers"])} if "analyzers" in upload else {}
         job_id, name = accept_recording(request.files.get("file"), options)
     except UploadRejected as exc:
         abort(exc.status, exc.message)

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired, MultipleFileField
-from wtforms import BooleanField, PasswordField, SelectField, StringField
+from wtforms import PasswordField, SelectField, SelectMultipleField, StringField
+from wtforms.widgets import CheckboxInput, ListWidget
 from wtforms.validators import DataRequired, Length
 
 from core.accounts import MIN_PASSWORD, ROLES
+from tasks.submit import analyzer_chain, default_analyzers, optional_analyzers
 
-# Analyzers a user may switch per job; the farm's defaults apply to the rest.
-OPTIONAL_ANALYZERS = (("track", "Track faces"), ("recognize", "Recognise against the gallery"),
-                      ("mask", "Mask classifier"), ("thermal", "Fever screening (radiometric input)"))
+# Labels for the analyzers the farm knows today; one registered later shows under its own name.
+ANALYZER_LABELS = {"track": "Track faces", "recognize": "Recognise against the gallery",
+                   "mask": "Mask classifier", "thermal": "Fever screening (radiometric input)"}
 
 
 class LoginForm(FlaskForm):
@@ -21,13 +23,17 @@ class LoginForm(FlaskForm):
 
 class UploadForm(FlaskForm):
     file = FileField("Recording", validators=[FileRequired("choose a recording to upload")])
-    track = BooleanField(OPTIONAL_ANALYZERS[0][1], default=True)
-    recognize = BooleanField(OPTIONAL_ANALYZERS[1][1], default=True)
-    mask = BooleanField(OPTIONAL_ANALYZERS[2][1], default=True)
-    thermal = BooleanField(OPTIONAL_ANALYZERS[3][1], default=False)
+    analyzers = SelectMultipleField("Analysis", widget=ListWidget(prefix_label=False),
+                                    option_widget=CheckboxInput(), validate_choice=True)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.analyzers.choices = [(n, ANALYZER_LABELS.get(n, n)) for n in optional_analyzers()]
+        if self.analyzers.data is None:
+            self.analyzers.data = default_analyzers()
 
     def options(self) -> dict:
-        return {"analyzers": [name for name, _ in OPTIONAL_ANALYZERS if getattr(self, name).data]}
+        return {"analyzers": analyzer_chain(self.analyzers.data or [])}
 
 
 class ConfirmForm(FlaskForm):

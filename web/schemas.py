@@ -7,16 +7,16 @@ from apiflask.fields import Dict, File, Float, Integer, List, Nested, String
 from apiflask.validators import Length, OneOf, Range
 
 from core.records import JOB_STATES
-from web.forms import OPTIONAL_ANALYZERS
+from tasks.submit import registered_analyzers
 
 ERROR_SCHEMA = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
 
 
 class UploadIn(Schema):
     file = File(required=True, metadata={"description": "The recording (any container/codec FFmpeg reads)."})
-    analyzers = List(String(validate=OneOf([name for name, _ in OPTIONAL_ANALYZERS])),
-                     metadata={"description": "Optional analyzers to run (repeat the field); "
-                                              "unset: the farm's defaults."})
+    analyzers = List(String(validate=OneOf(registered_analyzers())),
+                     metadata={"description": "Analyzers to run after detection (repeat the field; "
+                                              "none given: the farm's default chain)."})
 
 
 class JobCreated(Schema):

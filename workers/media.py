@@ -256,28 +256,29 @@ class H264Writer:
         self.stream = stream
         self.frames = 0
 
-    def _fits(self, frame: av.VideoFrame) -> bool:
+    def fits(self, frame: av.VideoFrame) -> bool:
+        """Whether a decoded frame can go to the encoder as it is."""
         return frame.format.name == "yuv420p" and (frame.width, frame.height) == (self.width, self.height)
 
-    def canvas(self, frame: av.VideoFrame) -> np.ndarray:
-        """A writable I420 copy of a decoded frame at the encoder's size, to draw on.
-        (Never draw on the decoded frame itself: the decoder may still reference it.)"""
-        if self._fits(frame):
-            return frame.to_ndarray()
-        bgr = frame.to_ndarray(format="bgr24")
-        h, w = bgr.shape[:2]
+    def canvas(self, picture: av.VideoFrame | np.ndarray) -> np.ndarray:
+        """A writable I420 copy, at the encoder's size, of a decoded frame that ``fits`` or of
+        a BGR image (which the caller converts however suits the source, e.g. a thermal
+        frame's false colours). Never draw on a decoded frame: the decoder may reference it."""
+        if isinstance(picture, av.VideoFrame):
+            return picture.to_ndarray()
+        h, w = picture.shape[:2]
         if (w, h) != (self.width, self.height):
-            bgr = np.pad(bgr, ((0, self.height - h), (0, self.width - w), (0, 0)), mode="edge")
-        return cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420)
+            picture = np.pad(picture, ((0, self.height - h), (0, self.width - w), (0, 0)), mode="edge")
+        return cv2.cvtColor(picture, cv2.COLOR_BGR2YUV_I420)
 
     def write(self, picture: av.VideoFrame | np.ndarray, pts: int) -> None:
-        """Encode a decoded frame, or an I420 canvas from ``canvas``, at timestamp pts."""
+        """Encode a decoded frame that ``fits``, or an I420 canvas, at timestamp pts."""
         if isinstance(picture, np.ndarray):
             frame = av.VideoFrame.from_ndarray(picture, format="yuv420p")
-        elif self._fits(picture):
+        elif self.fits(picture):
             frame = picture
         else:
-            frame = av.VideoFrame.from_ndarray(self.canvas(picture), format="yuv420p")
+            raise ValueError("convert frames that do not fit with canvas() first")
         frame.pts, frame.time_base = pts, self.time_base
         frame.pict_type = av.video.frame.PictureType.NONE  # let x264 place keyframes, not the source
         self.container.mux(self.stream.encode(frame))

@@ -14,18 +14,21 @@ from functools import lru_cache
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from workers import media
-from workers.analytics import detector  # noqa: F401  (registers the analyzer)
+from workers.analytics import detector, recognizer, tracker  # noqa: F401  (register the analyzers)
 from workers.analytics.faces import Faces
+from workers.analytics.gallery import Gallery
 from workers.analytics.registry import build_chain
 from workers.analytics.picture import Picture
+from workers.analytics.tracks import SegmentState, backfill_first_frames
 from workers.annotate import draw_faces_i420
 
 
 @dataclass(frozen=True)
 class PipelineConfig:
-    analyzers: tuple[str, ...] = ("detect",)
+    analyzers: tuple[str, ...] = ("detect", "track", "recognize")
     # analyzer name -> its config, as a JSON string so the config is hashable for caching
     analyzer_configs: str = "{}"
     threads: int = 1
@@ -37,6 +40,8 @@ class PipelineConfig:
 @dataclass
 class SegmentResult:
     frames: list[list[dict]]                       # per frame (segment order): the faces
+    tracks: list[dict] = field(default_factory=list)  # per track: what the analyzers learnt
+    thumbnails: dict = field(default_factory=dict)    # first/last frame thumbnails (cut detection)
     stages: dict[str, float] = field(default_factory=dict)
     repaired_frames: int = 0                       # frames the decoder lost, filled by repeats
 
@@ -47,18 +52,33 @@ def analyzer_chain(names: tuple[str, ...], configs_json: str):
     return build_chain(list(names), json.loads(configs_json))
 
 
+def _encodable(writer: media.H264Writer, frame, picture: Picture, faces: Faces, fever_c: float):
+    """What goes to the encoder: the decoded frame itself when it fits and has nothing to
+    draw (most frames of most recordings), else an I420 canvas with the faces drawn on it."""
+    if writer.fits(frame) and not len(faces):
+        return frame
+    source = frame if writer.fits(frame) else picture.bgr()[0]
+    return draw_faces_i420(writer.canvas(source), faces, fever_c)
+
+
 def process_segment(src: Path, out_video: Path, pts: list[int], time_base: Fraction, fps: float,
-                    width: int, height: int, config: PipelineConfig) -> SegmentResult:
+                    width: int, height: int, config: PipelineConfig,
+                    gallery: Gallery | None = None) -> SegmentResult:
     chain = analyzer_chain(config.analyzers, config.analyzer_configs)
+    state = SegmentState(fps, gallery)
+    for analyzer in chain:
+        if hasattr(analyzer, "begin"):
+            analyzer.begin(state)
     cv2.setNumThreads(config.threads)  # OpenCV's pool would otherwise claim every core per worker
     stages = {"decode": 0.0, "analyze": 0.0, "draw": 0.0, "encode": 0.0}
     frames: list[list[dict]] = []
-    previous = None
+    previous = previous_picture = None
     repaired = 0
     with media.H264Writer(out_video, width, height, time_base, fps, preset=config.x264_preset,
                           crf=config.x264_crf, threads=config.threads) as writer:
         decoded = media.decode_frames(src, threads=config.threads)
         for timestamp in pts:
+            state.frame_index += 1
             t0 = time.perf_counter()
             frame = next(decoded, None)
             t1 = time.perf_counter()
@@ -68,22 +88,24 @@ def process_segment(src: Path, out_video: Path, pts: list[int], time_base: Fract
                 # output keeps the source's frame count and timing.
                 if previous is None:
                     raise media.MediaError("a segment decoded to no pictures")
-                frame, repaired = previous, repaired + 1
+                frame, picture, repaired = previous, previous_picture, repaired + 1
             else:
                 picture = Picture(frame)
                 for analyzer in chain:
                     faces = analyzer(picture, faces)
             t2 = time.perf_counter()
-            previous = frame
+            previous, previous_picture = frame, picture
             frames.append(faces.to_json())
-            output = frame
-            if len(faces):
-                output = draw_faces_i420(writer.canvas(frame), faces, config.fever_c)
+            output = _encodable(writer, frame, picture, faces, config.fever_c)
             t3 = time.perf_counter()
             writer.write(output, timestamp)
             t4 = time.perf_counter()
             for stage, seconds in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
                 stages[stage] += seconds
         decoded.close()
-    return SegmentResult(frames=frames, stages={k: round(v, 4) for k, v in stages.items()},
-                         repaired_frames=repaired)
+    backfill_first_frames(frames)
+    thumbnails = {"first": state.first_thumbnail, "last": state.last_thumbnail}
+    return SegmentResult(frames=frames, tracks=[r.to_json() for r in state.tracks.values()],
+                         thumbnails={k: None if v is None else np.round(v).astype(int).tolist()
+                                     for k, v in thumbnails.items()},
+                         stages={k: round(v, 4) for k, v in stages.items()}, repaired_frames=repaired)

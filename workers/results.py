@@ -1,12 +1,26 @@
-"""Assembles results.json (GUIDE.md contract 3) from the per-segment outputs."""
+"""Assembles results.json (GUIDE.md contract 3) from the per-segment outputs.
+
+Segments are tracked independently, so the stitch joins tracks across each border (a track
+alive at a segment's last frame continues one that starts at the next segment's first frame
+when their boxes overlap and their faces agree), then decides each joined track's identity
+from its pooled embeddings and its mask from the pooled votes, and writes those track-level
+answers onto every frame of the track.
+"""
 
 from __future__ import annotations
 
+from collections import Counter, defaultdict
+from dataclasses import dataclass
 from fractions import Fraction
 
+import numpy as np
+
+from workers.analytics.gallery import DEFAULT_THRESHOLD, Gallery, normalise
+from workers.analytics.tracks import box_iou, thumbnail_distance
 from workers.media import frame_times
 
 SCHEMA = "vidfarm.results/1"
+BORDER_SLACK_FRAMES = 2      # a face may be missed on a frame or two at the border
 
 
 def source_summary(path: str, media: dict) -> dict:
@@ -16,15 +30,169 @@ def source_summary(path: str, media: dict) -> dict:
             "duration_s": round(media["duration_s"], 6), "has_audio": media["has_audio"]}
 
 
-def assemble_results(source: dict, time_base: Fraction, start_pts: int,
-                     segments: list[tuple[list[int], list[list[dict]]]], timing: dict) -> dict:
-    """segments: in order, each (frame timestamps, per-frame faces). Frame indices become
-    global: segment k's frame i is frame (frames before k) + i."""
+@dataclass
+class SegmentOutput:
+    pts: list[int]
+    frames: list[list[dict]]     # per local frame: faces with local track ids
+    tracks: list[dict]           # TrackRecord.to_json() per local track
+    thumbnails: dict | None = None   # {"first": ..., "last": ...} grayscale thumbnails
+
+
+@dataclass
+class ResultOptions:
+    recognition_threshold: float = DEFAULT_THRESHOLD
+    fever_c: float = 37.5
+    alerts: tuple[str, ...] = ("fever", "no_mask", "watchlist")
+    watchlist: frozenset[str] = frozenset()
+    join_iou: float = 0.3
+    join_min_similarity: float = 0.3
+    scene_cut: float = 20.0      # same measure as the tracker's: no join across a cut
+
+
+class _Joined:
+    """Union-find over (segment, local track) pairs."""
+
+    def __init__(self):
+        self.parent: dict[tuple[int, int], tuple[int, int]] = {}
+
+    def find(self, key):
+        self.parent.setdefault(key, key)
+        while self.parent[key] != key:
+            self.parent[key] = self.parent[self.parent[key]]
+            key = self.parent[key]
+        return key
+
+    def union(self, a, b):
+        self.parent[self.find(b)] = self.find(a)
+
+
+def _embedding(track: dict) -> np.ndarray | None:
+    if not track.get("embedding_sum"):
+        return None
+    return normalise(np.asarray(track["embedding_sum"], np.float32))
+
+
+def join_borders(segments: list[SegmentOutput], options: ResultOptions) -> _Joined:
+    joined = _Joined()
+    for k, segment in enumerate(segments):
+        for track in segment.tracks:
+            joined.find((k, track["track"]))
+    for k in range(len(segments) - 1):
+        before, after = segments[k].thumbnails or {}, segments[k + 1].thumbnails or {}
+        if thumbnail_distance(before.get("last"), after.get("first")) > options.scene_cut:
+            continue   # the border is also a cut between shots
+        last = len(segments[k].frames) - 1
+        ending = [t for t in segments[k].tracks if t["last_frame"] >= last - BORDER_SLACK_FRAMES]
+        starting = [t for t in segments[k + 1].tracks if t["first_frame"] <= BORDER_SLACK_FRAMES]
+        candidates = []
+        for a in ending:
+            for b in starting:
+                overlap = box_iou(a["last_box"], b["first_box"])
+                ea, eb = _embedding(a), _embedding(b)
+                similarity = float(ea @ eb) if ea is not None and eb is not None else None
+                if overlap < options.join_iou:
+                    continue
+                if similarity is not None and similarity < options.join_min_similarity:
+                    continue   # same place, different face: two people
+                candidates.append((overlap + (similarity or 0.0), a["track"], b["track"]))
+        used_a, used_b = set(), set()
+        for _, ta, tb in sorted(candidates, reverse=True):
+            if ta not in used_a and tb not in used_b:
+                joined.union((k, ta), (k + 1, tb))
+                used_a.add(ta)
+                used_b.add(tb)
+    return joined
+
+
+def vote_mask(votes: list[tuple[str, float]]) -> tuple[str | None, float | None]:
+    """Majority of a track's sampled mask labels; the score is their mean probability."""
+    if not votes:
+        return None, None
+    label, _ = Counter(label for label, _ in votes).most_common(1)[0]
+    scores = [score for l, score in votes if l == label]
+    return label, round(float(np.mean(scores)), 4)
+
+
+def assemble_results(source: dict, time_base: Fraction, start_pts: int, segments: list[SegmentOutput],
+                     timing: dict, gallery: Gallery | None = None,
+                     options: ResultOptions | None = None) -> dict:
+    """Frame indices become global: segment k's frame i is frame (frames before k) + i."""
+    options = options or ResultOptions()
+    gallery = gallery or Gallery.empty()
+    joined = join_borders(segments, options)
+
+    pieces: dict[tuple, list[tuple[int, dict]]] = defaultdict(list)
+    for k, segment in enumerate(segments):
+        for track in segment.tracks:
+            pieces[joined.find((k, track["track"]))].append((k, track))
+
+    offsets = np.cumsum([0] + [len(s.frames) for s in segments]).tolist()
+    global_id: dict[tuple, int] = {}
+    tracks: dict[int, dict] = {}
     frames = []
-    for pts, faces_per_frame in segments:
-        if len(pts) != len(faces_per_frame):
-            raise ValueError(f"segment has {len(faces_per_frame)} analysed frames for {len(pts)} timestamps")
-        for t, faces in zip(frame_times(pts, start_pts, time_base), faces_per_frame):
-            frames.append({"index": len(frames), "t": t, "faces": faces})
+    for k, segment in enumerate(segments):
+        if len(segment.pts) != len(segment.frames):
+            raise ValueError(f"segment {k} has {len(segment.frames)} analysed frames for {len(segment.pts)} timestamps")
+        for i, (t, faces) in enumerate(zip(frame_times(segment.pts, start_pts, time_base), segment.frames)):
+            index = offsets[k] + i
+            for face in faces:
+                if face["track"] is None:
+                    continue
+                root = joined.find((k, face["track"]))
+                if root not in global_id:
+                    global_id[root] = len(global_id) + 1
+                    tracks[global_id[root]] = _summarise(global_id[root], pieces[root], offsets, gallery, options)
+                summary = tracks[global_id[root]]
+                summary["first_frame"] = min(summary["first_frame"], index)
+                summary["last_frame"] = max(summary["last_frame"], index)
+                face.update(track=summary["track"], identity=summary["identity"],
+                            similarity=summary["best_similarity"], mask=summary["mask"],
+                            mask_score=summary["_mask_score"])
+            frames.append({"index": index, "t": t, "faces": faces})
+    track_list = [tracks[key] for key in sorted(tracks)]
+    alerts = _alerts(track_list, frames, options)
+    for track in track_list:   # internal fields, not part of the results contract
+        track.pop("_mask_score")
+        track.pop("max_temperature_frame")
     return {"schema": SCHEMA, "source": source, "chunks": len(segments), "frames": frames,
-            "tracks": [], "alerts": [], "timing": timing}
+            "tracks": track_list, "alerts": alerts, "timing": timing}
+
+
+def _summarise(track_id: int, pieces: list[tuple[int, dict]], offsets: list[int], gallery: Gallery,
+               options: ResultOptions) -> dict:
+    sums = [np.asarray(p["embedding_sum"], np.float32) for _, p in pieces if p.get("embedding_sum")]
+    embedding = normalise(np.sum(sums, axis=0)) if sums else None
+    identity, similarity = gallery.match(embedding, options.recognition_threshold)
+    mask, mask_score = vote_mask([tuple(v) for _, p in pieces for v in p.get("mask_votes", [])])
+    temps = [(p["max_temperature_c"], offsets[k] + p["max_temperature_frame"]) for k, p in pieces
+             if p.get("max_temperature_c") is not None]
+    hottest = max(temps, default=(None, None))
+    return {"track": track_id, "identity": identity,
+            "first_frame": min(offsets[k] + p["first_frame"] for k, p in pieces),
+            "last_frame": max(offsets[k] + p["last_frame"] for k, p in pieces),
+            "best_similarity": similarity, "mask": mask, "max_temperature_c": hottest[0],
+            "max_temperature_frame": hottest[1],
+            "embedding": None if embedding is None else [round(float(v), 6) for v in embedding],
+            "_mask_score": mask_score}
+
+
+def _alerts(tracks: list[dict], frames: list[dict], options: ResultOptions) -> list[dict]:
+    def at(frame: int) -> float:
+        return frames[frame]["t"] if 0 <= frame < len(frames) else 0.0
+
+    alerts = []
+    for track in tracks:
+        temp = track["max_temperature_c"]
+        if "fever" in options.alerts and temp is not None and temp >= options.fever_c:
+            frame = track["max_temperature_frame"]
+            alerts.append({"kind": "fever", "track": track["track"], "frame": frame, "t": at(frame),
+                           "detail": f"{temp:.1f} C (threshold {options.fever_c:.1f} C)"})
+        if "no_mask" in options.alerts and track["mask"] == "no_mask":
+            frame = track["first_frame"]
+            alerts.append({"kind": "no_mask", "track": track["track"], "frame": frame, "t": at(frame),
+                           "detail": "face without a mask"})
+        if "watchlist" in options.alerts and track["identity"] in options.watchlist:
+            frame = track["first_frame"]
+            alerts.append({"kind": "watchlist", "track": track["track"], "frame": frame, "t": at(frame),
+                           "detail": f"{track['identity']} is on the watchlist"})
+    return sorted(alerts, key=lambda a: (a["frame"], a["kind"]))

@@ -1,0 +1,129 @@
+"""The gallery of known faces: enrol from photos, list, rename, delete.
+
+Enrolment detects the face in each photo, aligns it on its keypoints, embeds it with ArcFace
+and stores the normalised embedding (several per identity) and the face crop that was used.
+A job can also carry its own gallery (``vidfarm process --gallery DIR``) in its options, so
+trying a set of photos never changes the shared gallery.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import uuid
+from functools import lru_cache
+
+import cv2
+import numpy as np
+
+from tasks import runtime
+from workers.analytics.gallery import Gallery
+
+NAME = re.compile(r"^[\w][\w .'-]{0,63}$")
+
+
+class GalleryError(ValueError):
+    """One line a user can act on: no face, several faces, unreadable photo, bad name."""
+
+
+@lru_cache(maxsize=1)
+def _models():
+    from workers.analytics.detector import DetectorConfig, FaceDetector
+    from workers.analytics.recognizer import FaceEmbedder
+
+    s = runtime.settings()
+    model_dir = str(s.model_dir) if s.model_dir else None
+    detector = FaceDetector(DetectorConfig(model_file=s.detector_model, model_dir=model_dir,
+                                           input_long_side=s.detector_input, threshold=s.detector_threshold,
+                                           threads=s.effective_threads))
+    return detector, FaceEmbedder(s.recognizer_model, model_dir, threads=s.effective_threads)
+
+
+def check_name(name: str) -> str:
+    name = (name or "").strip()
+    if not NAME.match(name):
+        raise GalleryError(f"invalid name {name!r}: 1-64 letters, digits, spaces, . ' - or _")
+    return name
+
+
+def embed_photo(filename: str, data: bytes, largest_face: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """The embedding and the 112x112 aligned crop of the one face in a photo."""
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+    if image is None:
+        raise GalleryError(f"{filename}: not a readable image")
+    detector, embedder = _models()
+    faces = detector(image)
+    if len(faces) == 0:
+        raise GalleryError(f"{filename}: no face found")
+    areas = (faces.boxes[:, 2] - faces.boxes[:, 0]) * (faces.boxes[:, 3] - faces.boxes[:, 1])
+    if len(faces) > 1 and not largest_face:
+        raise GalleryError(f"{filename}: {len(faces)} faces found; use a photo of one person")
+    row = int(np.argmax(areas))
+    return embedder.embed(image, faces.keypoints[row]), embedder.aligned(image, faces.keypoints[row])
+
+
+def enroll(name: str, images: list[tuple[str, bytes]], largest_face: bool = False) -> dict:
+    """Add photos of one person; nothing is stored unless every photo is usable."""
+    name = check_name(name)
+    if not images:
+        raise GalleryError("no photos given")
+    embedded = [embed_photo(filename, data, largest_face) for filename, data in images]
+    store = runtime.store()
+    crop_keys = []
+    for vector, crop in embedded:
+        key = f"gallery/{uuid.uuid4().hex}.jpg"
+        ok, jpeg = cv2.imencode(".jpg", crop)
+        store.put_stream(key, io.BytesIO(jpeg.tobytes()))
+        crop_keys.append(key)
+    count = runtime.records().add_embeddings(name, [v.astype(np.float32).tobytes() for v, _ in embedded],
+                                             [filename for filename, _ in images], crop_keys)
+    return {"name": name, "embeddings": count, "crops": crop_keys}
+
+
+def list_identities() -> list[dict]:
+    return runtime.records().identities()
+
+
+def rename_identity(old: str, new: str) -> None:
+    new = check_name(new)
+    if any(i["name"] == new for i in list_identities()):
+        raise GalleryError(f"an identity named {new!r} already exists")
+    if not runtime.records().rename_identity(old, new):
+        raise GalleryError(f"no identity named {old!r}")
+
+
+def delete_identity(name: str) -> bool:
+    """Remove the identity, all its embeddings and its face crops."""
+    records, store = runtime.records(), runtime.store()
+    crops = records.identity_crop_keys(name)
+    deleted = records.delete_identity(name)
+    for key in crops:
+        store.delete_prefix(key)
+    return deleted
+
+
+def gallery_option(folder) -> list[dict]:
+    """A job-local gallery from a folder: each sub-folder is an identity holding photos; a loose
+    photo is an identity named by its file stem. The largest face of each photo is used."""
+    from pathlib import Path
+
+    photos: dict[str, list] = {}
+    for path in sorted(Path(folder).iterdir()):
+        if path.is_dir():
+            photos.setdefault(path.name, []).extend(p for p in sorted(path.iterdir()) if p.is_file())
+        elif path.is_file():
+            photos.setdefault(path.stem, []).append(path)
+    if not photos:
+        raise GalleryError(f"{folder}: no photos in the gallery folder")
+    entries = []
+    for name, paths in photos.items():
+        vectors = [embed_photo(p.name, p.read_bytes(), largest_face=True)[0] for p in paths]
+        entries.append({"name": check_name(name), "embeddings": [[round(float(x), 6) for x in v] for v in vectors]})
+    return entries
+
+
+def job_gallery(options: dict) -> Gallery:
+    """The gallery a job matches against: its own (if given) or the shared one."""
+    if options.get("gallery") is not None:
+        return Gallery.from_rows([(e["name"], v) for e in options["gallery"] for v in e["embeddings"]])
+    return Gallery.from_rows(runtime.records().gallery_vectors())

