@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import secrets
 from pathlib import Path
 
@@ -40,7 +39,9 @@ def create_app(settings: Settings | None = None) -> APIFlask:
     app.config["VALIDATION_ERROR_SCHEMA"] = ERROR_SCHEMA
 
     from web.api import api
+    from web.api_identities import identities
     from web.auth import auth, guard, limiter, login_manager
+    from web.gallery import gallery
     from web.accounts_ui import accounts_ui
     from web.ui import ui
 
@@ -48,18 +49,15 @@ def create_app(settings: Settings | None = None) -> APIFlask:
     login_manager.init_app(app)
     csrf.init_app(app)
     csrf.exempt(api)   # bearer tokens, never cookies, authorise the API's unsafe methods
+    csrf.exempt(identities)
     app.config["RATELIMIT_STORAGE_URI"] = settings.redis_url or "memory://"
     limiter.init_app(app)
     app.register_blueprint(auth)
     app.register_blueprint(ui)
     app.register_blueprint(accounts_ui)
     app.register_blueprint(api)
-    if gallery_available():
-        from web.api_identities import identities
-        from web.gallery import gallery
-        csrf.exempt(identities)
-        app.register_blueprint(identities)
-        app.register_blueprint(gallery)
+    app.register_blueprint(identities)
+    app.register_blueprint(gallery)
 
     @app.spec_processor
     def bodies_are_required(spec: dict) -> dict:
@@ -88,11 +86,6 @@ def create_app(settings: Settings | None = None) -> APIFlask:
         return render_template("error.html", status=error.status_code, message=message), error.status_code
 
     return app
-
-
-def gallery_available() -> bool:
-    """The gallery back end (tasks.gallery) lands separately; its routes appear once it is there."""
-    return importlib.util.find_spec("tasks.gallery") is not None
 
 
 def _one_line(error, settings: Settings) -> str:

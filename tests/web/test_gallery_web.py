@@ -1,6 +1,4 @@
-"""Gallery page and /identities API over the real gallery back end (tasks.gallery).
-
-tasks.gallery lands on main separately; until it is merged these tests skip, saying so."""
+"""Gallery page and /identities API over the real gallery back end (tasks.gallery)."""
 
 from __future__ import annotations
 
@@ -12,8 +10,6 @@ import pytest
 
 from tests.clipmaker import package_file
 from tests.web.conftest import csrf_token, logged_in_client
-
-pytest.importorskip("tasks.gallery", reason="the gallery back end (tasks/gallery.py) is not merged yet")
 
 
 def one_face() -> bytes:

@@ -12,7 +12,7 @@ def test_upload_review_and_delete(farm, web_app, operator_client, face_clip):
     token = csrf_token(operator_client.get("/upload").get_data(as_text=True))
     with open(face_clip.path, "rb") as fh:
         response = operator_client.post("/upload", data={"file": (fh, "lobby cam.mp4"), "csrf_token": token,
-                                                         "mask": "y"},
+                                                         "analyzers": ["track"]},
                                         content_type="multipart/form-data", headers={"Accept": "application/json"})
     assert response.status_code == 201, response.json
     job_id = response.json["id"]
@@ -28,12 +28,13 @@ def test_upload_review_and_delete(farm, web_app, operator_client, face_clip):
     page = operator_client.get(f"/jobs/{job_id}").get_data(as_text=True)
     assert f'src="/api/v1/jobs/{job_id}/video"' in page
     assert f'href="/api/v1/jobs/{job_id}/results"' in page
-    assert '<svg id="timeline"' in page and "untracked faces" in page
-    # The clip shows a face in its first and last thirds: two bars on the untracked row.
-    assert len(re.findall(r"<rect ", page)) == 2
+    from tasks import runtime
+    assert runtime.records().get_job(job_id).options == {"analyzers": ["detect", "track"]}
+    # The clip shows a face in its first and last thirds: a track (one bar) for each, unnamed.
+    assert '<svg id="timeline"' in page and "untracked faces" not in page
+    assert len(re.findall(r"<rect ", page)) == 2 and len(re.findall(r'data-state="unknown"', page)) == 2
     assert operator_client.get(f"/api/v1/jobs/{job_id}/video", headers={"Range": "bytes=10-19"}).status_code == 206
 
-    from tasks import runtime
     from tasks.jobs import output_key
     assert runtime.store().exists(output_key(job_id, "annotated.mp4"))
     response = operator_client.post(f"/jobs/{job_id}/delete", data={"csrf_token": csrf_token(page)})
