@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from apiflask import abort   # carries its message to the error page (Flask's keeps only the name)
+from flask import Blueprint, flash, redirect, render_template, url_for
 
 from core.accounts import AccountError
 from web.auth import accounts, require_role, request_user

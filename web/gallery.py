@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, url_for
+from apiflask import abort   # carries its message to the error page (Flask's keeps only the name)
+from flask import Blueprint, flash, redirect, render_template, request, send_file, url_for
 
 from web import gallery_service as service
 from web.auth import require_role

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from flask import (Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request,
+from apiflask import abort   # carries its message to the error page (Flask's keeps only the name)
+from flask import (Blueprint, current_app, flash, jsonify, redirect, render_template, request,
                    url_for)
 
 from core.records import JOB_STATES

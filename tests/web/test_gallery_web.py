@@ -79,3 +79,26 @@ def test_gallery_page_enrols_shows_the_crop_and_deletes(web_app, admin):
     assert refused.status_code == 400 and 'class="flash error"' in refused.get_data(as_text=True)
     browser.post("/gallery/page-yao/delete", data={"csrf_token": csrf_token(page)})
     assert 'data-identity="page-yao"' not in browser.get("/gallery").get_data(as_text=True)
+
+
+def test_gallery_page_renames_and_refuses_taken_names(web_app, admin, client):
+    assert enrol(client, admin, "ren-a", [("a.jpg", one_face())]).status_code == 201
+    assert enrol(client, admin, "ren-b", [("b.jpg", one_face())]).status_code == 201
+    browser = logged_in_client(web_app, admin)
+    token = csrf_token(browser.get("/gallery").get_data(as_text=True))
+    page = browser.post("/gallery/ren-a/rename", data={"csrf_token": token, "new_name": "ren-b"},
+                        follow_redirects=True).get_data(as_text=True)
+    assert 'class="flash error"' in page and 'data-identity="ren-a"' in page
+    page = browser.post("/gallery/ren-a/rename", data={"csrf_token": token, "new_name": "ren-c"},
+                        follow_redirects=True).get_data(as_text=True)
+    assert 'data-identity="ren-c"' in page and 'data-identity="ren-a"' not in page
+    for name in ("ren-b", "ren-c"):
+        assert client.delete(f"/api/v1/identities/{name}", headers=admin.auth).status_code == 204
+
+
+def test_viewer_sees_the_gallery_but_cannot_change_it(web_app, accounts_by_role):
+    browser = logged_in_client(web_app, accounts_by_role["viewer"])
+    page = browser.get("/gallery").get_data(as_text=True)
+    assert "enrol-form" not in page
+    response = browser.post("/gallery", data={"csrf_token": csrf_token(page), "name": "x"})
+    assert response.status_code == 403
