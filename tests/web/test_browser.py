@@ -126,10 +126,19 @@ def test_upload_refusals_are_shown(page, live_server, accounts_by_role, shots, t
     log_in(page, live_server, accounts_by_role["operator"].username)
     page.goto(f"{live_server}/upload")
     notes = tmp_path / "notes.mp4"
-    notes.write_text("not a video\n" * 100)
+    notes.write_text("not a video\n" * 100_000)   # 1.2 MB
     page.set_input_files("#file-input", str(notes))
+    # A slow link (about 400 kB/s up) so the progress bar is seen moving before the answer.
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Network.enable")
+    cdp.send("Network.emulateNetworkConditions", {"offline": False, "latency": 0, "downloadThroughput": -1,
+                                                  "uploadThroughput": 400_000})
     page.click("#upload-button")
-    page.wait_for_selector("#upload-message.error")
+    page.wait_for_function("() => { const bar = document.getElementById('upload-progress');"
+                           " return !bar.hidden && bar.value > 0 && bar.value < 100; }")
+    page.wait_for_selector("#upload-message.error", timeout=WAIT_MS)
+    cdp.send("Network.emulateNetworkConditions", {"offline": False, "latency": 0, "downloadThroughput": -1,
+                                                  "uploadThroughput": -1})
     assert "not a readable video" in page.inner_text("#upload-message")
     page.screenshot(path=shots / "upload-refused.png")
 
