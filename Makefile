@@ -13,6 +13,7 @@ $(STAMP): $(REQS)
 	$(PY) -m pip install -q -r requirements.txt -r requirements-dev.txt
 	$(PY) -m pip install -q --no-deps -r requirements-nodeps.txt
 	$(PY) -m pip install -q --no-deps -e .
+	$(PY) -m workers.analytics.mask_convert
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -35,7 +35,7 @@ def _iou(a, b) -> float:
 def evaluate_detection(detector, media: Path) -> dict:
     """Recall on faces >= 24 px and precision, matching boxes at IoU >= 0.3 (dlib's square
     boxes are tighter than SCRFD's) or nose points inside a detected box (CompreFace)."""
-    hits = faces = small_missed = 0
+    hits = faces = 0
     true_dets = dets = 0
     folder = media / "detection_stills" / "dlib_pascal"
     for xml in ("training.xml", "testing.xml"):
@@ -73,6 +73,11 @@ def evaluate_detection(detector, media: Path) -> dict:
             "precision": true_dets / dets if dets else 1.0}
 
 
+def _person(stem: str) -> str:
+    """'kit_harington_3_probe' -> 'kit_harington', 'obama1' -> 'obama', 'alex-lacamoire' -> 'alex_lacamoire'."""
+    return re.sub(r"_?\d+$", "", re.sub(r"_probe$", "", stem.replace("-", "_")))
+
+
 def _identity_sets(media: Path) -> tuple[dict[str, list[Path]], dict[str, list[Path]]]:
     """Portraits by person. face_recognition: name = file-name prefix; compreface: the letter
     after '_'. Group photos are left out (they hold several people)."""
@@ -81,9 +86,7 @@ def _identity_sets(media: Path) -> tuple[dict[str, list[Path]], dict[str, list[P
     for path in sorted(folder.iterdir()):
         if path.stem in ("two_people", "kit_with_rose"):
             continue
-        name = re.sub(r"[_-]?(\d+|probe|\d+_probe)$", "", path.stem).replace("-", "_")
-        name = re.sub(r"_\d+(_probe)?$", "", name)
-        people.setdefault(name, []).append(path)
+        people.setdefault(_person(path.stem), []).append(path)
     for path in sorted((media / "recognition" / "compreface").glob("*.jpg")):
         people.setdefault(f"compreface_{path.stem.split('_')[1]}", []).append(path)
     enrolled = {name: paths for name, paths in people.items() if len(paths) > 1}
@@ -211,10 +214,14 @@ def render(f: dict) -> str:
         f"| hamilton: pianist frames labelled alex-lacamoire ({h['pianist_frames']}) | {h['pianist_named']:.3f} | |",
         f"| hamilton: audience faces given a name | {h['audience_faces_named']} | 0 |",
     ]
-    if "mask" in f:
-        lines.append(f"| mask accuracy | {f['mask'].get('accuracy', float('nan')):.3f} | >= 0.9 |")
-    if "thermal" in f:
-        lines.append(f"| thermal error (C) | {f['thermal'].get('mean_abs_error_c', f['thermal'].get('max_abs_error_c', float('nan'))):.3f} | <= 0.3 |")
+    m, t = f.get("mask", {}), f.get("thermal", {})
+    if "accuracy" in m:
+        lines.append(f"| mask accuracy ({m['images']} photos in masks/) | {m['accuracy']:.3f} | >= 0.9 |")
+    if "mean_abs_error_c" in t:
+        lines.append(f"| thermal error, mean / max ({t['frames_read']} frames) | {t['mean_abs_error_c']:.3f} C / "
+                     f"{t['max_abs_error_c']:.3f} C | <= 0.3 C |")
+        lines.append(f"| fever frames flagged / normal frames flagged | {t['fevers_found']}/{t['fever_frames']} / "
+                     f"{t['false_fevers']} | all / 0 |")
     lines += [
         "", "## How the recognition threshold was chosen", "",
         f"Each person with several photos is enrolled from the first and probed with the others; people "
@@ -227,6 +234,8 @@ def render(f: dict) -> str:
            f"The two overlap, so no threshold separates them; the default stays {r['threshold']:.2f}."),
         "", "Hamilton tracks (track, identity, first frame, last frame): "
         + "; ".join(f"{t[0]} {t[1] or 'unknown'} {t[2]}-{t[3]}" for t in h["tracks"]),
+        *([f"", f"Mask method: {m['method']}"] if "method" in m else []),
+        *([f"", f"Thermal method: {t['method']}"] if "method" in t else []),
         "", "Ground truth for the hamilton clip was read off its frames: performer in 0-19 (wide shot) and "
         "82-210 (close-up), pianist in 0-81 (wide shot, then a profile close-up), audience in 211-274.",
     ]

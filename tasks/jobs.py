@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 
 def segment_key(job_id: str, index: int) -> str:
-    return job_key(job_id, "segments", f"{index:05d}.mkv")
+    return job_key(job_id, "segments", f"{index:05d}.nut")
 
 
 def annotated_key(job_id: str, index: int) -> str:
@@ -107,10 +107,13 @@ def _pipeline_config(job_options: dict) -> pipeline.PipelineConfig:
         "recognize": {"model_file": s.recognizer_model, "model_dir": model_dir, "threshold": s.recognition_threshold,
                       "threads": s.effective_threads},
     }
+    configs["mask"] = {"threads": s.effective_threads}
     names = job_options.get("analyzers") or [n.strip() for n in s.analyzers.split(",") if n.strip()]
+    calibration = job_options.get("thermal") or {"gain": s.thermal_gain, "offset": s.thermal_offset}
     return pipeline.PipelineConfig(analyzers=tuple(names), analyzer_configs=json.dumps(configs),
                                    threads=s.effective_threads, x264_preset=s.x264_preset,
-                                   x264_crf=s.x264_crf, fever_c=s.fever_threshold_c)
+                                   x264_crf=s.x264_crf, fever_c=s.fever_threshold_c,
+                                   thermal_gain=calibration["gain"], thermal_offset=calibration["offset"])
 
 
 def _result_options() -> ResultOptions:

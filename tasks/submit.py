@@ -10,11 +10,12 @@ from core.storage import job_key
 from tasks import runtime
 from tasks.jobs import ingest, media_limits
 from workers import media
+from workers.analytics import thermal
 from workers.analytics.registry import ANALYZERS
 from workers.media import MediaError
 
-__all__ = ["MediaError", "JobBusy", "check_recording", "submit_file", "delete_job", "registered_analyzers",
-           "optional_analyzers", "default_analyzers", "analyzer_chain"]
+__all__ = ["MediaError", "JobBusy", "check_recording", "display_name", "submit_file", "delete_job",
+           "registered_analyzers", "optional_analyzers", "default_analyzers", "analyzer_chain"]
 
 ENDED = ("done", "failed")
 
@@ -51,11 +52,24 @@ def analyzer_chain(chosen: list[str]) -> list[str]:
     return ["detect", *[name for name in optional_analyzers() if name in chosen]]
 
 
+def display_name(name: str) -> str:
+    """A file name as a label: valid UTF-8 (undecodable bytes of a POSIX path become U+FFFD),
+    no control characters, at most 255 characters. It is shown to people, never used as a path."""
+    text = name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return "".join(c for c in text if c.isprintable())[:255] or "recording"
+
+
 def submit_file(path: Path, name: str | None = None, options: dict | None = None) -> str:
+    """Submit a local file. A thermal calibration sidecar beside it (``VIDEO.thermal.json``)
+    travels with the job (raises ``CalibrationError`` when the sidecar is unusable)."""
+    options = dict(options or {})
+    if thermal.sidecar_path(path).is_file() and "thermal" not in options:
+        calibration = thermal.load_calibration(path, runtime.settings())
+        options["thermal"] = {"gain": calibration.gain, "offset": calibration.offset}
     job_id = uuid.uuid4().hex
     key = job_key(job_id, "source")   # never the user's file name: it is only a label
     runtime.store().put_file(key, path)
-    runtime.records().add_job(name or str(path), key, options or {}, job_id=job_id)
+    runtime.records().add_job(display_name(name or str(path)), key, options, job_id=job_id)
     ingest.apply_async((job_id,))
     return job_id
 

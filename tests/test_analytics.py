@@ -12,7 +12,7 @@ from workers.analytics.gallery import Gallery
 from workers.analytics.recognizer import FaceEmbedder, frontal_offset
 from workers.analytics.tracker import FaceTracker, TrackerConfig
 from workers.analytics.tracks import SegmentState, backfill_first_frames
-from workers.results import ResultOptions, SegmentOutput, assemble_results, vote_mask
+from workers.results import ResultOptions, SegmentOutput, assemble_results
 from fractions import Fraction
 
 
@@ -130,7 +130,9 @@ def test_stitch_joins_a_track_across_a_border_and_names_it(embedder, detector):
     track = results["tracks"][0]
     assert (track["identity"], track["first_frame"], track["last_frame"]) == ("yao", 0, 4)
     assert {f["faces"][0]["track"] for f in results["frames"] if f["faces"]} == {1}
-    assert track["mask"] == "no_mask" and results["alerts"][0]["kind"] == "no_mask"
+    assert track["mask"] == "no_mask" and results["alerts"] == []   # no_mask alerts are opt-in
+    alerted = assemble_results({}, Fraction(1, 10), 0, [a, b], {}, gallery, ResultOptions(alerts=("no_mask",)))
+    assert [(x["kind"], x["track"], x["frame"]) for x in alerted["alerts"]] == [("no_mask", 1, 0)]
     assert len(track["embedding"]) == 512
 
 
@@ -149,9 +151,7 @@ def test_stitch_does_not_join_across_a_cut_or_a_different_face(embedder, detecto
     assert len(two_people["tracks"]) == 2
 
 
-def test_mask_vote_and_alert_switches():
-    assert vote_mask([("mask", 0.8), ("no_mask", 0.6), ("mask", 0.9)]) == ("mask", 0.85)
-    assert vote_mask([]) == (None, None)
+def test_alerts_can_be_switched_off():
     box = [10, 10, 50, 50]
     quiet = assemble_results({}, Fraction(1, 10), 0, [segment([0, 0], [box] * 2)], {}, None,
                              ResultOptions(alerts=()))

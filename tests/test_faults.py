@@ -8,7 +8,6 @@ import signal
 import time
 from pathlib import Path
 
-import pytest
 
 from tasks import runtime
 from tasks.jobs import output_key

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import av
-import cv2
 import numpy as np
 import pytest
 
+from tests import crafted
 from tests.clipmaker import count_video_frames, make_clip
 from workers import media
 
@@ -105,25 +105,13 @@ def good_mp4(tmp_path) -> Path:
 
 def bad_inputs(tmp_path: Path, good_mp4: Path) -> dict[str, tuple[Path, str]]:
     data = good_mp4.read_bytes()
-    audio_only = tmp_path / "audio.m4a"
-    with av.open(str(audio_only), "w") as out:
-        stream = out.add_stream("aac", rate=44100)
-        for i in range(20):
-            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
-            frame.sample_rate, frame.pts = 44100, i * 1024
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode(None))
-    image = tmp_path / "photo.png"
-    cv2.imwrite(str(image), np.full((120, 160, 3), 128, np.uint8))
-    jpeg = tmp_path / "photo.jpg"
-    cv2.imwrite(str(jpeg), np.full((120, 160, 3), 90, np.uint8))
     return {
         "text": (write_bytes(tmp_path / "notes.mp4", b"this is not a video\n" * 50), "not a readable video"),
         "empty": (write_bytes(tmp_path / "empty.mp4", b""), "empty"),
         "truncated": (write_bytes(tmp_path / "cut.mp4", data[: len(data) // 2]), ""),
-        "audio only": (audio_only, "no video stream"),
-        "png image": (image, "still image"),
-        "jpeg image": (jpeg, "still image"),
+        "audio only": (crafted.audio_only(tmp_path), "no video stream"),
+        "png image": (crafted.still_image(".png")(tmp_path), "still image"),
+        "jpeg image": (crafted.still_image(".jpg")(tmp_path), "still image"),
     }
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from flask import Request, current_app
 from werkzeug.datastructures import FileStorage
 
-from tasks.submit import MediaError, check_recording, submit_file
+from tasks.submit import MediaError, check_recording, display_name, submit_file
 
 
 class UploadRejected(ValueError):
@@ -33,12 +33,12 @@ class UploadRequest(Request):
 
 def clean_name(raw: str | None) -> str:
     """A display label from a client's file name. Blobs are keyed by job id, so the name never
-    reaches the file system; still, keep only its last path part and printable characters."""
+    reaches the file system; still, keep only its last path part (then ``display_name``)."""
     name = re.split(r"[\\/]", raw or "")[-1]
-    name = "".join(ch for ch in name if ch.isprintable()).strip()
-    if name in ("", ".", ".."):
+    label = display_name(name).strip() if any(c.isprintable() and not c.isspace() for c in name) else ""
+    if label in ("", ".", ".."):
         raise UploadRejected(400, f"the file name {raw!r} has no usable name after its path separators")
-    return name[:255]
+    return label
 
 
 def upload_path(upload: FileStorage) -> Path:

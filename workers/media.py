@@ -1,7 +1,8 @@
 """Media plumbing with PyAV: probe, keyframe split, decode, encode, concat.
 
-The split never re-encodes: it cuts the source's packets at keyframes into Matroska segments
-(Matroska holds any codec). Each segment remembers the exact presentation timestamps of its
+The split never re-encodes: it cuts the source's packets at keyframes into NUT segments
+(FFmpeg's own container: it holds any codec, GIF and MJPEG included, where Matroska refuses
+some). Each segment remembers the exact presentation timestamps of its
 frames in the source's time base; the annotated segments are encoded with those timestamps and
 the stitch remuxes them back in order with the source's audio copied, so the output has the
 source's frame count, frame rate and duration, variable frame rate included.
@@ -199,15 +200,15 @@ def plan_segments(info: MediaInfo, target_s: float, min_segments: int = 1) -> li
 
 
 def split_segments(path: Path | str, plans: list[SegmentPlan], out_dir: Path) -> list[Path]:
-    """Remux the source's video packets into one Matroska file per plan (no re-encode)."""
+    """Remux the source's video packets into one NUT file per plan (no re-encode)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    outputs = [out_dir / f"{plan.index:05d}.mkv" for plan in plans]
+    outputs = [out_dir / f"{plan.index:05d}.nut" for plan in plans]
     with _open(path) as source:
         video = source.streams.video[0]
         packets = _video_packets(source, video)
         position = 0
         for plan, target in zip(plans, outputs):
-            with av.open(str(target), "w", format="matroska") as out:
+            with av.open(str(target), "w", format="nut") as out:
                 stream = out.add_stream_from_template(video)
                 while position < plan.end_packet:
                     packet = next(packets)

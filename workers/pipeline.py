@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from workers import media
-from workers.analytics import detector, recognizer, tracker  # noqa: F401  (register the analyzers)
+from workers.analytics import detector, mask, recognizer, thermal, tracker  # noqa: F401  (register them)
 from workers.analytics.faces import Faces
 from workers.analytics.gallery import Gallery
 from workers.analytics.registry import build_chain
@@ -28,13 +28,16 @@ from workers.annotate import draw_faces_i420
 
 @dataclass(frozen=True)
 class PipelineConfig:
-    analyzers: tuple[str, ...] = ("detect", "track", "recognize")
+    analyzers: tuple[str, ...] = ("detect", "track", "recognize", "mask", "thermal")
     # analyzer name -> its config, as a JSON string so the config is hashable for caching
     analyzer_configs: str = "{}"
     threads: int = 1
     x264_preset: str = "veryfast"
     x264_crf: int = 23
     fever_c: float = 37.5
+    # Radiometric (16-bit) recordings: raw value -> degrees C; ignored for ordinary video.
+    thermal_gain: float = 0.01
+    thermal_offset: float = -273.15
 
 
 @dataclass
@@ -66,6 +69,7 @@ def process_segment(src: Path, out_video: Path, pts: list[int], time_base: Fract
                     gallery: Gallery | None = None) -> SegmentResult:
     chain = analyzer_chain(config.analyzers, config.analyzer_configs)
     state = SegmentState(fps, gallery)
+    calibration = thermal.Calibration(config.thermal_gain, config.thermal_offset)
     for analyzer in chain:
         if hasattr(analyzer, "begin"):
             analyzer.begin(state)
@@ -90,7 +94,7 @@ def process_segment(src: Path, out_video: Path, pts: list[int], time_base: Fract
                     raise media.MediaError("a segment decoded to no pictures")
                 frame, picture, repaired = previous, previous_picture, repaired + 1
             else:
-                picture = Picture(frame)
+                picture = thermal.picture_of_frame(frame, calibration)
                 for analyzer in chain:
                     faces = analyzer(picture, faces)
             t2 = time.perf_counter()

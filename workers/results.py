@@ -9,13 +9,14 @@ answers onto every frame of the track.
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import defaultdict
 from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
 
 from workers.analytics.gallery import DEFAULT_THRESHOLD, Gallery, normalise
+from workers.analytics.mask import vote
 from workers.analytics.tracks import box_iou, thumbnail_distance
 from workers.media import frame_times
 
@@ -42,7 +43,7 @@ class SegmentOutput:
 class ResultOptions:
     recognition_threshold: float = DEFAULT_THRESHOLD
     fever_c: float = 37.5
-    alerts: tuple[str, ...] = ("fever", "no_mask", "watchlist")
+    alerts: tuple[str, ...] = ("fever", "watchlist")
     watchlist: frozenset[str] = frozenset()
     join_iou: float = 0.3
     join_min_similarity: float = 0.3
@@ -104,15 +105,6 @@ def join_borders(segments: list[SegmentOutput], options: ResultOptions) -> _Join
     return joined
 
 
-def vote_mask(votes: list[tuple[str, float]]) -> tuple[str | None, float | None]:
-    """Majority of a track's sampled mask labels; the score is their mean probability."""
-    if not votes:
-        return None, None
-    label, _ = Counter(label for label, _ in votes).most_common(1)[0]
-    scores = [score for l, score in votes if l == label]
-    return label, round(float(np.mean(scores)), 4)
-
-
 def assemble_results(source: dict, time_base: Fraction, start_pts: int, segments: list[SegmentOutput],
                      timing: dict, gallery: Gallery | None = None,
                      options: ResultOptions | None = None) -> dict:
@@ -135,6 +127,7 @@ def assemble_results(source: dict, time_base: Fraction, start_pts: int, segments
             raise ValueError(f"segment {k} has {len(segment.frames)} analysed frames for {len(segment.pts)} timestamps")
         for i, (t, faces) in enumerate(zip(frame_times(segment.pts, start_pts, time_base), segment.frames)):
             index = offsets[k] + i
+            faces = [dict(face) for face in faces]   # the inputs stay as they were
             for face in faces:
                 if face["track"] is None:
                     continue
@@ -163,7 +156,8 @@ def _summarise(track_id: int, pieces: list[tuple[int, dict]], offsets: list[int]
     sums = [np.asarray(p["embedding_sum"], np.float32) for _, p in pieces if p.get("embedding_sum")]
     embedding = normalise(np.sum(sums, axis=0)) if sums else None
     identity, similarity = gallery.match(embedding, options.recognition_threshold)
-    mask, mask_score = vote_mask([tuple(v) for _, p in pieces for v in p.get("mask_votes", [])])
+    mask, mask_score = vote([tuple(v) for _, p in pieces for v in p.get("mask_votes", [])])
+    mask_score = None if mask_score is None else round(mask_score, 4)
     temps = [(p["max_temperature_c"], offsets[k] + p["max_temperature_frame"]) for k, p in pieces
              if p.get("max_temperature_c") is not None]
     hottest = max(temps, default=(None, None))

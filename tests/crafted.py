@@ -1,0 +1,185 @@
+"""Crafted recordings, good and bad, for the robustness suite (issue 6's bad-input list).
+
+Each case makes one file and says what vidfarm must do with it: finish ("done", with every
+frame) or refuse ("failed", with a one-line reason containing ``reason``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import av
+import cv2
+import numpy as np
+
+from tests.clipmaker import make_clip
+
+
+@dataclass
+class Case:
+    name: str
+    make: Callable[[Path], Path]
+    outcome: str                 # "done" or "failed"
+    reason: str = ""             # a fragment of the failure message
+    note: str = ""
+
+
+def _clip(path: Path, **kwargs) -> Path:
+    kwargs.setdefault("seconds", 2)
+    kwargs.setdefault("fps", 15)
+    kwargs.setdefault("gop", 15)
+    kwargs.setdefault("face_windows", [])
+    return make_clip(path, **kwargs).path
+
+
+def _bytes(data: bytes, suffix: str = ".mp4"):
+    def make(folder: Path) -> Path:
+        path = folder / f"file{suffix}"
+        path.write_bytes(data)
+        return path
+    return make
+
+
+def _truncated(folder: Path) -> Path:
+    data = _clip(folder / "whole.mp4").read_bytes()
+    path = folder / "truncated.mp4"
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+def _boxes(data: bytes):
+    """Top-level MP4 boxes: (type, start, size)."""
+    position = 0
+    while position + 8 <= len(data):
+        size = int.from_bytes(data[position:position + 4], "big")
+        kind = data[position + 4:position + 8]
+        if size < 8:
+            break
+        yield kind, position, size
+        position += size
+
+
+def _without_moov(folder: Path) -> Path:
+    data = _clip(folder / "whole.mp4").read_bytes()
+    kept = b"".join(data[start:start + size] for kind, start, size in _boxes(data) if kind != b"moov")
+    path = folder / "no_moov.mp4"
+    path.write_bytes(kept)
+    return path
+
+
+def _corrupt_middle(folder: Path) -> Path:
+    data = bytearray(_clip(folder / "whole.mp4", seconds=3).read_bytes())
+    mdat = next((start, size) for kind, start, size in _boxes(bytes(data)) if kind == b"mdat")
+    rng = np.random.default_rng(1)
+    middle = mdat[0] + mdat[1] // 2
+    data[middle:middle + 400] = rng.integers(0, 256, 400, dtype=np.uint8).tobytes()
+    path = folder / "corrupt_middle.mp4"
+    path.write_bytes(bytes(data))
+    return path
+
+
+def _encode(path: Path, codec: str, size: tuple[int, int], frames: int = 20, pix_fmt: str = "yuv420p",
+            container: str | None = None, options: dict | None = None, rate: int = 15) -> Path:
+    with av.open(str(path), "w", format=container) as out:
+        stream = out.add_stream(codec, rate=rate)
+        stream.width, stream.height, stream.pix_fmt = size[0], size[1], pix_fmt
+        if options:
+            stream.options = options
+        for i in range(frames):
+            image = np.full((size[1], size[0], 3), (i * 9) % 255, np.uint8)
+            cv2.putText(image, str(i), (2, max(10, size[1] - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1)
+            frame = av.VideoFrame.from_ndarray(image, format="bgr24")
+            frame.pts = i
+            from fractions import Fraction
+            frame.time_base = Fraction(1, rate)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return path
+
+
+def audio_only(folder: Path) -> Path:
+    path = folder / "voice.m4a"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("aac", rate=44100)
+        for i in range(20):
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = 44100, i * 1024
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return path
+
+
+def still_image(suffix: str):
+    def make(folder: Path) -> Path:
+        path = folder / f"photo{suffix}"
+        cv2.imwrite(str(path), np.full((120, 160, 3), 100, np.uint8))
+        return path
+    return make
+
+
+def _rotated(folder: Path) -> Path:
+    source = _clip(folder / "upright.mp4")
+    path = folder / "rotated.mp4"
+    with av.open(str(source)) as src, av.open(str(path), "w", format="mp4") as out:
+        stream = out.add_stream_from_template(src.streams.video[0])
+        stream.metadata["rotate"] = "90"
+        for packet in src.demux(video=0):
+            if packet.size:
+                packet.stream = stream
+                out.mux(packet)
+    return path
+
+
+CASES = [
+    Case("zero bytes", _bytes(b""), "failed", "empty"),
+    Case("text file named .mp4", _bytes(b"meeting notes\n" * 40), "failed", "not a readable video"),
+    Case("random bytes", _bytes(np.random.default_rng(0).integers(0, 256, 50_000, dtype=np.uint8).tobytes()),
+         "failed", "not a readable video"),
+    Case("truncated MP4 (index at the end, cut in half)", _truncated, "failed", "not a readable video"),
+    Case("MP4 without its moov atom", _without_moov, "failed", "not a readable video"),
+    Case("corrupt bytes in the middle", _corrupt_middle, "done", note="decoder conceals the damage; every frame kept"),
+    Case("audio only", audio_only, "failed", "no video stream"),
+    Case("PNG still image", still_image(".png"), "failed", "still image"),
+    Case("JPEG still image", still_image(".jpg"), "failed", "still image"),
+    Case("frames too small (8x8)", lambda f: _encode(f / "tiny.mp4", "mpeg4", (8, 8)), "failed", "below"),
+    Case("absurdly wide (8000x16)", lambda f: _encode(f / "wide.mkv", "mpeg4", (8000, 16)), "failed", "exceeds"),
+    Case("one frame", lambda f: _encode(f / "one.mp4", "libx264", (320, 240), frames=1), "done"),
+    Case("variable frame rate", lambda f: _clip(f / "vfr.mp4", vfr=True), "done"),
+    Case("rotation metadata", _rotated, "done", note="analysed as stored; rotation metadata is not carried over"),
+    Case("10-bit H.264", lambda f: _encode(f / "ten.mp4", "libx264", (320, 240), pix_fmt="yuv420p10le"), "done",
+         note="annotated output is 8-bit"),
+    Case("odd frame size (321x241)", lambda f: _encode(f / "odd.mkv", "libx264", (321, 241), pix_fmt="yuv444p"), "done",
+         note="annotated output padded to 322x242"),
+    Case("very long GOP (one keyframe)", lambda f: _clip(f / "gop.mp4", seconds=4, gop=1000, audio=False), "done",
+         note="one segment: never cut mid-GOP"),
+    Case("open GOP with B-frames", lambda f: _encode(f / "open.mp4", "libx264", (320, 240), frames=60,
+                                                      options={"x264-params": "open-gop=1:keyint=15:bframes=3"}), "done"),
+    Case("HEVC in MP4", lambda f: _encode(f / "hevc.mp4", "libx265", (320, 240)), "done"),
+    Case("VP9 in WebM", lambda f: _encode(f / "vp9.webm", "libvpx-vp9", (320, 240)), "done"),
+    Case("MJPEG in AVI", lambda f: _encode(f / "mjpeg.avi", "mjpeg", (320, 240), pix_fmt="yuvj420p"), "done"),
+    Case("MPEG-TS", lambda f: _encode(f / "stream.ts", "libx264", (320, 240), frames=30), "done"),
+    Case("animated GIF", lambda f: _encode(f / "anim.gif", "gif", (160, 120), pix_fmt="rgb8"), "done"),
+]
+
+
+def render_docs() -> str:
+    """docs/robustness.md (regenerate with `python -m tests.crafted > docs/robustness.md`; a test
+    checks that the file matches, and tests/test_robustness.py checks every outcome)."""
+    lines = ["# Robustness: crafted inputs", "",
+             "Each file is made by `tests/crafted.py` and sent through a real two-worker farm by "
+             "`tests/test_robustness.py`. *done* means the job finished with every frame of the input in "
+             "results.json and annotated.mp4; *failed* means the job ended with a one-line reason (the "
+             "quoted fragment is checked) while the workers kept running.", "",
+             "| input | outcome | reason or note |", "| --- | --- | --- |"]
+    for case in CASES:
+        detail = f"\"...{case.reason}...\"" if case.reason else case.note
+        lines.append(f"| {case.name} | {case.outcome} | {detail} |")
+    lines += ["", "Also checked: file names are labels, never paths (`../../etc/passwd`, undecodable bytes, "
+              "`a/b\\c:d*?.mp4`, 1000 characters): the upload is stored under `jobs/<id>/source`."]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(render_docs(), end="")

@@ -1,0 +1,178 @@
+"""Mask-wearing classifier: MobileNetV2 from ``mask-recognition`` 0.0.1, run by onnxruntime.
+
+The weights are converted to ONNX at setup (:mod:`workers.analytics.mask_convert`). The model
+was trained on MTCNN face boxes, so it expects a tight face crop: crop the detector's box (with a
+small side margin), not the whole frame. A track is labelled by a vote over several of its crops
+(:func:`vote`), which costs far less than classifying every face in every frame and shrugs off
+single-frame mistakes (a hand over the mouth, motion blur).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import ClassVar, Iterable
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+from pydantic import BaseModel, Field
+
+from workers import models
+from workers.analytics.faces import Faces
+from workers.analytics.mask_convert import INPUT_SIZE, LABELS, ensure_mask_model
+from workers.analytics.picture import Picture
+from workers.analytics.registry import register
+from workers.analytics.tracks import SegmentState
+
+
+class MaskConfig(BaseModel):
+    model_path: str | None = Field(
+        None, description="Converted ONNX file; None = convert/reuse mask-recognition's weights "
+                          "in the settings' model_cache_dir.")
+    margin_x: float = Field(0.05, ge=-0.2, le=1,
+                            description="Border added left and right, as a fraction of the box width.")
+    margin_y: float = Field(0.0, ge=-0.2, le=1,
+                            description="Border added above and below, as a fraction of the box height.")
+    min_face_px: int = Field(24, ge=1, description="Faces smaller than this (box height, pixels) get no label.")
+    samples_per_track: int = Field(6, ge=1, description="Frames classified per track and segment (then voted).")
+    sample_every: int = Field(5, ge=1, description="First gap between two samples of a track (frames); "
+                                                   "it doubles after every three samples.")
+    batch_size: int = Field(16, ge=1, description="Crops per inference call.")
+    threads: int = Field(1, ge=1, description="Inference threads.")
+
+
+def crop_face(frame_bgr: np.ndarray, box, margin_x: float = 0.05, margin_y: float = 0.0) -> np.ndarray | None:
+    """The face region of a BGR frame: the detector's box grown by a fraction of its width
+    and height, clipped to the frame; None when nothing of it is inside the frame.
+
+    Not squared up: the model was trained on MTCNN boxes stretched to 128x128, and on SCRFD
+    boxes the stretched crop did best (unmasked faces of t1/players/gdp/yaoming: 31 of 35
+    right with 0.05/0, 28-30 with square crops; margins of 0.1 and more drift towards "mask")."""
+    x1, y1, x2, y2 = (float(v) for v in box[:4])
+    dx, dy = (x2 - x1) * margin_x, (y2 - y1) * margin_y
+    h, w = frame_bgr.shape[:2]
+    left, top = max(0, round(x1 - dx)), max(0, round(y1 - dy))
+    right, bottom = min(w, round(x2 + dx)), min(h, round(y2 + dy))
+    if right - left < 2 or bottom - top < 2:
+        return None
+    return frame_bgr[top:bottom, left:right]
+
+
+def preprocess(crops_bgr: list[np.ndarray]) -> np.ndarray:
+    """NCHW float32 RGB 128x128 in [-1, 1], as the model was trained (torchvision
+    ToTensor + Normalize(0.5, 0.5))."""
+    batch = np.empty((len(crops_bgr), 3, INPUT_SIZE, INPUT_SIZE), np.float32)
+    for i, crop in enumerate(crops_bgr):
+        shrinking = min(crop.shape[:2]) > INPUT_SIZE
+        resized = cv2.resize(crop, (INPUT_SIZE, INPUT_SIZE),
+                             interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+        rgb = cv2.cvtColor(resized, cv2.COLOR_BGR2RGB)
+        batch[i] = rgb.transpose(2, 0, 1).astype(np.float32) / 127.5 - 1.0
+    return batch
+
+
+class MaskClassifier:
+    """Classifies face crops as ``"mask"`` or ``"no_mask"``. Loads its session once."""
+
+    def __init__(self, model_path: Path | str | None = None, threads: int = 1, batch_size: int = 16):
+        path = Path(model_path) if model_path else ensure_mask_model()
+        self.session = ort.InferenceSession(str(path), sess_options=models.session_options(threads),
+                                            providers=models.providers())
+        self.providers = self.session.get_providers()
+        self.batch_size = batch_size
+
+    def classify(self, crops_bgr: list[np.ndarray]) -> list[tuple[str, float]]:
+        """Per crop: the label and its probability (0.5 .. 1)."""
+        results: list[tuple[str, float]] = []
+        for start in range(0, len(crops_bgr), self.batch_size):
+            batch = preprocess(crops_bgr[start:start + self.batch_size])
+            probs = np.exp(self.session.run(None, {"input": batch})[0])
+            for row in probs:
+                best = int(row.argmax())
+                results.append((LABELS[best], float(row[best])))
+        return results
+
+
+def vote(labels_scores: Iterable[tuple[str, float]]) -> tuple[str | None, float | None]:
+    """A track's label from its per-frame labels: the label with the larger summed
+    probability (confident frames weigh more), and the mean probability of the frames that
+    voted for it. (None, None) when there is nothing to vote on."""
+    totals: dict[str, list[float]] = {}
+    for label, score in labels_scores:
+        totals.setdefault(label, []).append(score)
+    if not totals:
+        return None, None
+    label = max(totals, key=lambda name: (sum(totals[name]), name == "no_mask"))
+    return label, float(np.mean(totals[label]))
+
+
+@register
+class MaskAnalyzer:
+    """Adds the ``mask`` and ``mask_score`` columns.
+
+    In the segment pipeline (after ``begin(state)`` and a tracker) it works per track: a few
+    sampled frames of each track are classified, the votes kept on the track's record, and
+    every face of the track shows the vote so far. Standalone (no state, or no track ids) it
+    classifies every face of every frame."""
+
+    name: ClassVar[str] = "mask"
+    Config: ClassVar[type[BaseModel]] = MaskConfig
+
+    def __init__(self, config: MaskConfig):
+        self.config = config
+        self.classifier = MaskClassifier(config.model_path, config.threads, config.batch_size)
+        self.state: SegmentState | None = None
+
+    def begin(self, state: SegmentState) -> None:
+        self.state = state
+
+    def crops(self, image: Picture | np.ndarray, faces: Faces, rows) -> list[tuple[int, np.ndarray]]:
+        """(row, crop) for the given rows of ``faces``.
+
+        The crops come from a copy just large enough that the smallest face is still at least
+        the model's 128 px (or from the full frame, if it is smaller): a full-resolution BGR
+        conversion of a 4K frame costs more than the classification itself."""
+        rows = list(rows)
+        if not rows:
+            return []
+        picture = Picture.of(image)
+        smallest = float(min(faces.boxes[r, 3] - faces.boxes[r, 1] for r in rows))
+        scale = min(1.0, INPUT_SIZE / max(smallest, 1.0))
+        frame_bgr, scale = picture.bgr(math.ceil(max(picture.width, picture.height) * scale))
+        out = []
+        for row in rows:
+            crop = crop_face(frame_bgr, faces.boxes[row] * scale, self.config.margin_x, self.config.margin_y)
+            if crop is not None:
+                out.append((row, crop))
+        return out
+
+    def _big_enough(self, faces: Faces, row: int) -> bool:
+        return faces.boxes[row, 3] - faces.boxes[row, 1] >= self.config.min_face_px
+
+    def _classified(self, image, faces: Faces, rows) -> list[tuple[int, tuple[str, float]]]:
+        indexed = self.crops(image, faces, rows)
+        return list(zip([row for row, _ in indexed], self.classifier.classify([c for _, c in indexed])))
+
+    def __call__(self, image: Picture | np.ndarray, faces: Faces) -> Faces:
+        if not len(faces):
+            return faces
+        labels: list[str | None] = [None] * len(faces)
+        scores: list[float | None] = [None] * len(faces)
+        state, cfg = self.state, self.config
+        if state is None or faces.track_ids is None:
+            for row, (label, score) in self._classified(image, faces, filter(
+                    lambda r: self._big_enough(faces, r), range(len(faces)))):
+                labels[row], scores[row] = label, round(score, 4)
+        else:
+            tracked = {row: state.tracks.get(int(t)) for row, t in enumerate(faces.track_ids)}
+            sampled = [row for row, record in tracked.items() if record is not None and self._big_enough(faces, row)
+                       and state.should_sample(record.track, self.name, cfg.sample_every, cfg.samples_per_track)]
+            for row, result in self._classified(image, faces, sampled):
+                tracked[row].mask_votes.append((result[0], round(result[1], 4)))
+            for row, record in tracked.items():
+                if record is not None and record.mask_votes:
+                    label, score = vote(record.mask_votes)
+                    labels[row], scores[row] = label, round(score, 4)
+        faces.columns["mask"], faces.columns["mask_score"] = labels, scores
+        return faces
