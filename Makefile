@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 REQS   := requirements.txt requirements-dev.txt requirements-nodeps.txt pyproject.toml
 
-.PHONY: install run test bench eval clean
+.PHONY: install run test chart-check bench eval clean
 
 $(STAMP): $(REQS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,8 +21,14 @@ install: $(STAMP)
 run: install
 	$(VENV)/bin/vidfarm up
 
-test: install
+test: install chart-check
 	$(PY) -m pytest
+
+# The Helm chart, offline: render (default and GPU values), lint, kubernetes-validate --strict
+# for 1.30, and the autoscaler Role against what its code calls. helm-python-sdk and
+# kubernetes-validate are pip packages (requirements-dev.txt): no helm binary, no cluster.
+chart-check: install
+	$(PY) -m tests.chart_check
 
 bench: install
 	$(PY) -m bench

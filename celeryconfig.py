@@ -6,6 +6,7 @@ worker is never starved by a busy one's backlog, and keep Redis's visibility tim
 the longest segment so a slow task is not handed to a second worker while still running.
 """
 
+from celery.schedules import crontab
 from kombu import Queue
 
 from core.settings import get_settings
@@ -35,7 +36,21 @@ task_routes = {
     "vidfarm.stitch": {"queue": "ingest"},
     "vidfarm.job_failed": {"queue": "ingest"},
     "vidfarm.segment": {"queue": "cpu"},
+    "vidfarm.reidentify": {"queue": "ingest"},
+    "vidfarm.reidentify_stale": {"queue": "ingest"},
+    "vidfarm.reanalyse_window": {"queue": "ingest"},
+    "vidfarm.reanalyse_recent": {"queue": "ingest"},
 }
+
+# Celery beat: `celery -A tasks.app beat` (started by `make run` and by the chart).
+beat_schedule = {
+    "reidentify-after-gallery-changes": {"task": "vidfarm.reidentify_stale",
+                                         "schedule": _settings.reidentify_every_s},
+}
+if _settings.reanalyse_hours:
+    beat_schedule["reanalyse-recent-recordings"] = {
+        "task": "vidfarm.reanalyse_recent", "args": (_settings.reanalyse_hours,),
+        "schedule": crontab(hour=_settings.reanalyse_at_hour, minute=0)}
 task_annotations = {
     "vidfarm.segment": {"time_limit": _settings.segment_time_limit_s,
                         "soft_time_limit": _settings.segment_time_limit_s - 30},

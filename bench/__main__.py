@@ -1,4 +1,5 @@
-"""`make bench`: measures the farm and writes docs/benchmarks.md.
+"""`make bench`: measures the farm and writes docs/benchmarks.md, then appends the
+autoscaler simulation (bench/autoscaler.py; no farm needed).
 
 Clips: a generated 720p30 30 s recording with real faces (always) and the shared hamilton
 clip (skipped when ../shared/media is absent). Every figure of one clip comes from one run,
@@ -15,7 +16,7 @@ import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bench import throughput
+from bench import autoscaler, throughput
 from tests.clipmaker import make_clip
 from workers import media
 
@@ -121,6 +122,7 @@ def main() -> int:
         out = ROOT / "docs" / "benchmarks.md"
         out.parent.mkdir(exist_ok=True)
         out.write_text(render(rows, preset))
+        autoscaler.update_doc(out)
         print(f"wrote {out}")
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -1,66 +1,34 @@
 """The embedded farm: a private Redis, Celery workers and (optionally) the web app, as child
 processes of one command. ``vidfarm process`` and ``vidfarm up`` run inside one; leaving the
 ``with`` block (Ctrl-C included) stops every process it started.
+
+With ``autoscale=True`` (``vidfarm up``) the farm runs one ingest worker and the local
+autoscaler (``vidfarm autoscale --backend local``), which starts and stops up to ``workers``
+CPU workers as the ``cpu`` queue fills and empties; otherwise ``workers`` fixed workers serve
+``queues``.
 """
 
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 from cli.redis_server import RedisServer
+from core.processes import FarmProcess, worker_args
 
-
-class FarmProcess:
-    """A child process in its own session, so its pool children stop with it."""
-
-    def __init__(self, name: str, args: list[str], env: dict, log_path: Path):
-        self.name = name
-        self.log_path = log_path
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = open(log_path, "ab")
-        self.popen = subprocess.Popen(args, env=env, stdout=self._log, stderr=subprocess.STDOUT,
-                                      stdin=subprocess.DEVNULL, start_new_session=True)
-
-    @property
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def signal(self, sig: int) -> None:
-        try:
-            os.killpg(self.popen.pid, sig)
-        except ProcessLookupError:
-            pass
-
-    def stop(self, grace: float = 15.0) -> None:
-        """SIGTERM (Celery's warm shutdown: finish the current task), then SIGKILL."""
-        if self.alive:
-            self.signal(signal.SIGTERM)
-            try:
-                self.popen.wait(grace)
-            except subprocess.TimeoutExpired:
-                pass
-        self.signal(signal.SIGKILL)  # also reaps pool children left in the group
-        self.popen.wait()
-        self._log.close()
-
-
-def worker_args(name: str, queues: str) -> list[str]:
-    return [sys.executable, "-m", "celery", "-A", "tasks.app", "worker", "-Q", queues, "-c", "1",
-            "-P", "prefork", "-n", f"{name}@%h", "--loglevel", "INFO", "-E", "--without-mingle",
-            "--without-gossip"]
+__all__ = ["EmbeddedFarm", "FarmProcess", "worker_args"]
 
 
 class EmbeddedFarm:
     def __init__(self, data_dir: Path, workers: int = 2, queues: str = "ingest,cpu",
                  web_port: int | None = None, api_token: str | None = None,
-                 extra_env: dict | None = None):
+                 extra_env: dict | None = None, autoscale: bool = False,
+                 flower_port: int | None = None, flower_auth: str | None = None, beat: bool = False):
         self.data_dir = Path(data_dir)
         self.workers = workers
+        self.autoscale = autoscale
         self.queues = queues
         self.web_port = web_port
         self.api_token = api_token
@@ -69,6 +37,8 @@ class EmbeddedFarm:
         self.processes: list[FarmProcess] = []
         self.extra_env = extra_env or {}
         self.threads_per_worker = max(1, (os.cpu_count() or 1) // max(1, workers))
+        self.beat = beat
+        self.flower_port, self.flower_auth = flower_port, flower_auth
 
     @property
     def redis_url(self) -> str:
@@ -86,8 +56,28 @@ class EmbeddedFarm:
     def start(self) -> "EmbeddedFarm":
         self.redis.start()
         try:
-            for i in range(self.workers):
-                self.add_worker()
+            if self.autoscale:
+                self.add_worker("ingest")
+                self.processes.append(FarmProcess(
+                    "autoscaler", [sys.executable, "-m", "cli.main", "autoscale", "--backend", "local",
+                                   "--queues", "cpu"],
+                    {**self.env(), "VIDFARM_AUTOSCALE_CPU__MAX_REPLICAS": str(self.workers),
+                     "VIDFARM_AUTOSCALE_METRICS_PORT": "0"},   # two farms on one machine must not clash
+                    self.log_dir / "autoscaler.log"))
+            else:
+                for _ in range(self.workers):
+                    self.add_worker()
+            if self.beat:
+                self.processes.append(FarmProcess(
+                    "beat", [sys.executable, "-m", "celery", "-A", "tasks.app", "beat", "--loglevel", "INFO",
+                             "--schedule", str(self.data_dir / "celerybeat-schedule")],
+                    self.env(), self.log_dir / "beat.log"))
+            if self.flower_port:
+                # The credentials go in the environment, not on the command line (ps shows that).
+                self.processes.append(FarmProcess(
+                    "flower", [sys.executable, "-m", "celery", "-A", "tasks.app", "flower",
+                               f"--port={self.flower_port}", "--address=127.0.0.1"],
+                    {**self.env(), "FLOWER_BASIC_AUTH": self.flower_auth or ""}, self.log_dir / "flower.log"))
             if self.web_port:
                 self.processes.append(FarmProcess(
                     "web", [sys.executable, "-m", "gunicorn", "web.wsgi:app", "--bind",
@@ -98,10 +88,10 @@ class EmbeddedFarm:
             raise
         return self
 
-    def add_worker(self) -> FarmProcess:
+    def add_worker(self, queues: str | None = None) -> FarmProcess:
         index = sum(p.name.startswith("worker") for p in self.processes) + 1
         name = f"worker{index}-{os.getpid()}"
-        process = FarmProcess(name, worker_args(name, self.queues), self.env(),
+        process = FarmProcess(name, worker_args(name, queues or self.queues), self.env(),
                               self.log_dir / f"{name}.log")
         self.processes.append(process)
         return process
@@ -126,8 +116,7 @@ class EmbeddedFarm:
 
     def stop(self) -> None:
         for process in self.processes:
-            if process.alive:
-                process.signal(signal.SIGTERM)
+            process.request_stop()   # all at once, so their grace periods overlap
         for process in self.processes:
             process.stop()
         self.processes.clear()

@@ -3,18 +3,22 @@
     vidfarm process VIDEO --out DIR [--gallery DIR] [--workers N]   one recording through the farm
     vidfarm enroll NAME IMAGE...                                      add photos of a person to the gallery
     vidfarm up [--workers N] [--port P]                               the embedded farm with the web app
+    vidfarm autoscale --backend kubernetes|local                      the queue-length autoscaler
+    vidfarm autoscale simulate TRACE.json                             our policy against a KEDA/HPA model
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import secrets
 import shutil
 import sys
 import time
 from contextlib import nullcontext
 from pathlib import Path
 
+from cli import autoscale as autoscale_command
 from core.settings import get_settings
 
 
@@ -40,10 +44,14 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--workers", type=int, default=2)
     up.add_argument("--port", type=int, default=None)
 
+    autoscale_command.add_parser(commands)
+
     args = parser.parse_args(argv)
     try:
         if args.command == "process":
             return run_process(args)
+        if args.command == "autoscale":
+            return run_autoscale(args)
         if args.command == "enroll":
             return run_enroll(args)
         return run_up(args)
@@ -55,6 +63,24 @@ def main(argv: list[str] | None = None) -> int:
 def fail(message: str) -> int:
     print(f"vidfarm: error: {message}", file=sys.stderr)
     return 1
+
+
+def run_autoscale(args) -> int:
+    from pydantic import ValidationError
+
+    from autoscaler.backends import ScaleError
+    from core.errors import first_problem
+    from autoscaler.simulate import TraceError
+
+    try:
+        settings = get_settings()
+    except ValidationError as error:
+        where, what = first_problem(error)
+        return fail(f"bad setting {where}: {what}")
+    try:
+        return autoscale_command.run_autoscale(args, settings)
+    except (ScaleError, TraceError, autoscale_command.UsageError) as error:
+        return fail(str(error))
 
 
 def run_process(args) -> int:
@@ -144,10 +170,14 @@ def run_up(args) -> int:
 
     settings = get_settings()
     port = args.port or settings.web_port
+    flower_password = settings.flower_password or secrets.token_urlsafe(12)
     settings.data_dir.mkdir(parents=True, exist_ok=True)   # the SQLite file lives there
     first_admin = Accounts(runtime.records()).ensure_admin()
-    with EmbeddedFarm(settings.data_dir, workers=args.workers, web_port=port) as farm:
-        print(f"vidfarm is up: {args.workers} workers, Redis at {farm.redis_url}")
+    with EmbeddedFarm(settings.data_dir, workers=args.workers, web_port=port,
+                      autoscale=True, beat=True, flower_port=settings.flower_port,
+                      flower_auth=f"{settings.flower_user}:{flower_password}") as farm:
+        print(f"vidfarm is up: 1 ingest worker and up to {args.workers} CPU workers, started and stopped "
+              f"by the local autoscaler as the queue fills and empties; Redis at {farm.redis_url}")
         print(f"  web/API : http://localhost:{port}/   (API under /api/v1, OpenAPI at /api/v1/openapi.json)")
         if first_admin:
             username, password, token = first_admin
@@ -155,6 +185,9 @@ def run_up(args) -> int:
             print(f"  token   : {token}")
         else:
             print("  admin   : exists (its password and token were shown when it was created)")
+        print(f"  flower  : http://127.0.0.1:{settings.flower_port}/   "
+              f"(user {settings.flower_user}, password {flower_password})")
+        print("  beat    : re-identifies stored recordings after the gallery changes")
         print(f"  logs    : {farm.log_dir}")
         print("Ctrl-C stops every process.")
         while True:

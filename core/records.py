@@ -41,6 +41,10 @@ class Job(Base):
     options: Mapped[dict] = mapped_column(JSON, default=dict)
     media: Mapped[dict | None] = mapped_column(JSON, default=None)   # probe result
     timing: Mapped[dict] = mapped_column(JSON, default=dict)         # stage -> seconds
+    # Each stitch or re-identification publishes a new results version; earlier ones stay.
+    results_version: Mapped[int] = mapped_column(Integer, default=0)
+    # The gallery the latest results were matched against ("job" = the job's own gallery).
+    gallery_fingerprint: Mapped[str | None] = mapped_column(String(64), default=None)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now, onupdate=_now)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
@@ -146,6 +150,15 @@ class GalleryRecords:
             s.delete(identity)
             return True
 
+    def gallery_fingerprint(self) -> str:
+        """Changes whenever an identity or embedding is added, renamed, flagged or removed."""
+        import hashlib
+
+        with self.session() as s:
+            rows = s.execute(select(Identity.name, Identity.watchlist, FaceEmbedding.id)
+                             .join(FaceEmbedding, isouter=True).order_by(Identity.name, FaceEmbedding.id))
+            return hashlib.sha1(repr(list(rows)).encode()).hexdigest()
+
     def watchlist_names(self) -> set[str]:
         with self.session() as s:
             return set(s.scalars(select(Identity.name).where(Identity.watchlist.is_(True))))
@@ -201,6 +214,24 @@ class Records(GalleryRecords):
         with self.session() as s:
             s.execute(update(Job).where(Job.id == job_id, Job.status.not_in(("done", "failed")))
                       .values(status="failed", error=line, finished_at=_now()))
+
+    def publish_version(self, job_id: str, gallery_fingerprint: str) -> int:
+        """Claim the next results version number of a job."""
+        with self.session() as s:
+            s.execute(update(Job).where(Job.id == job_id).values(
+                results_version=Job.results_version + 1, gallery_fingerprint=gallery_fingerprint))
+            return s.scalar(select(Job.results_version).where(Job.id == job_id))
+
+    def jobs_matched_against_another_gallery(self, fingerprint: str) -> list[str]:
+        with self.session() as s:
+            return list(s.scalars(select(Job.id).where(
+                Job.status == "done", Job.gallery_fingerprint.is_not(None),
+                Job.gallery_fingerprint.not_in((fingerprint, "job")))))
+
+    def done_jobs_created_between(self, since: datetime, until: datetime) -> list[str]:
+        with self.session() as s:
+            return list(s.scalars(select(Job.id).where(Job.status == "done", Job.created_at >= since,
+                                                       Job.created_at < until)))
 
     def list_jobs(self, limit: int = 50, offset: int = 0, status: str | None = None) -> list[Job]:
         with self.session() as s:

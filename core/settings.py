@@ -11,7 +11,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, BaseModel, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -25,8 +25,42 @@ def _default_data_dir() -> Path:
     return Path(base) / "vidfarm"
 
 
+class ScaleSettings(BaseModel):
+    """How the autoscaler sizes one worker Deployment (or local pool) from its queue.
+
+    Set per Deployment with nested variables, e.g. ``VIDFARM_AUTOSCALE_GPU__MAX_REPLICAS=4``.
+    """
+    deployment: str = Field(description="Deployment (or local pool) name the autoscaler resizes.")
+    queue: str = Field(description="Celery queue whose length drives it.")
+    min_replicas: int = Field(default=0, ge=0, description="Fewest workers; 0 allows scale to zero.")
+    max_replicas: int = Field(default=8, ge=1, description="Most workers.")
+    tasks_per_worker: int = Field(default=1, ge=1, description="Waiting + running tasks one worker is sized for.")
+    max_step_up: int = Field(default=4, ge=1, description="Most workers added by one decision.")
+    scale_down_window_s: float = Field(default=30.0, ge=0,
+                                       description="Target must stay lower this long before workers are removed.")
+    idle_to_zero_s: float = Field(default=60.0, ge=0,
+                                  description="No task waiting or running this long: scale to min (zero).")
+
+    @model_validator(mode="after")
+    def _min_below_max(self) -> "ScaleSettings":
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(f"min_replicas {self.min_replicas} > max_replicas {self.max_replicas}")
+        return self
+
+
+class CpuWorkerScaling(ScaleSettings):
+    deployment: str = Field(default="vidfarm-worker-cpu", description="CPU worker Deployment.")
+    queue: str = Field(default="cpu", description="Queue of the CPU workers.")
+
+
+class GpuWorkerScaling(ScaleSettings):
+    deployment: str = Field(default="vidfarm-worker-gpu", description="GPU worker Deployment.")
+    queue: str = Field(default="gpu", description="Queue of the GPU workers.")
+    max_replicas: int = Field(default=2, ge=1, description="Most GPU workers.")
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="VIDFARM_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="VIDFARM_", extra="ignore", env_nested_delimiter="__")
 
     # --- where things live -------------------------------------------------------------
     data_dir: Path = Field(default_factory=_default_data_dir,
@@ -83,6 +117,19 @@ class Settings(BaseSettings):
     stitch_time_limit_s: int = Field(default=1800, description="Hard time limit of ingest and stitch tasks.")
     segment_retries: int = Field(default=2, ge=0, description="Retries of a segment after an unexpected error.")
 
+    # --- scheduled re-analysis (Celery beat) -----------------------------------------------
+    reidentify_every_s: float = Field(default=300, gt=0,
+                                      description="How often beat looks for results matched against an older gallery.")
+    reanalyse_hours: float = Field(default=0, ge=0,
+                                   description="Each day re-analyse recordings of the last N hours (0 = never).")
+    reanalyse_at_hour: int = Field(default=3, ge=0, le=23, description="Hour (UTC) of the daily re-analysis.")
+
+    # --- monitoring --------------------------------------------------------------------------
+    flower_port: int = Field(default=5555, description="Flower's port (`vidfarm up`).")
+    flower_user: str = Field(default="admin", description="Flower's basic-auth user.")
+    flower_password: str | None = Field(default=None,
+                                        description="Flower's basic-auth password; `vidfarm up` generates one if unset.")
+
     # --- web ---------------------------------------------------------------------------
     api_token: str | None = Field(
         default=None, description="Optional bootstrap bearer token with admin rights (per-user tokens "
@@ -97,6 +144,21 @@ class Settings(BaseSettings):
     jobs_per_page: int = Field(default=20, ge=1, le=500, description="Jobs per page in the web UI and API.")
     web_host: str = Field(default="127.0.0.1", description="Address the web app listens on.")
     web_port: int = Field(default=8000, description="Port the web app listens on.")
+
+    # --- autoscaler --------------------------------------------------------------------
+    autoscale_cpu: CpuWorkerScaling = Field(default_factory=CpuWorkerScaling,
+                                            description="Autoscaling of the CPU worker Deployment.")
+    autoscale_gpu: GpuWorkerScaling = Field(default_factory=GpuWorkerScaling,
+                                            description="Autoscaling of the GPU worker Deployment.")
+    autoscale_poll_s: float = Field(default=5.0, gt=0, description="Seconds between two autoscaler decisions.")
+    autoscale_namespace: str | None = Field(
+        default=None, description="Namespace of the worker Deployments. Unset: the pod's own (in cluster) "
+                                  "or the kubeconfig context's.")
+    autoscale_metrics_port: int = Field(default=9102, ge=0, description="Prometheus port of `vidfarm autoscale` (0: off).")
+
+    @property
+    def scaled_deployments(self) -> list[ScaleSettings]:
+        return [self.autoscale_cpu, self.autoscale_gpu]
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -3,7 +3,7 @@
 from celery import Celery
 from celery.signals import worker_process_init
 
-app = Celery("vidfarm", include=["tasks.jobs"])
+app = Celery("vidfarm", include=["tasks.jobs", "tasks.reanalysis"])
 app.config_from_object("celeryconfig")
 
 

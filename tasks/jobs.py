@@ -64,7 +64,9 @@ def _ended(job) -> bool:
     return job is None or job.status in ("done", "failed")
 
 
-@app.task(name="vidfarm.ingest", bind=True)
+# Nobody waits on an ingest's return value (progress lives in the records), so the client
+# that queues it need not subscribe to its result.
+@app.task(name="vidfarm.ingest", bind=True, ignore_result=True)
 def ingest(self, job_id: str) -> dict:
     records, store, settings = runtime.records(), runtime.store(), runtime.settings()
     job = records.get_job(job_id)
@@ -92,10 +94,25 @@ def ingest(self, job_id: str) -> dict:
          "end_pts": p.end_pts} for p in plans])
     records.set_job(job_id, status="processing", media=info.summary())
     records.add_timing(job_id, split_s=round(time.perf_counter() - started, 4))
-    queue = job.options.get("queue", "cpu")
-    header = [process_segment.si(job_id, p.index).set(queue=queue) for p in plans]
-    chord(header)(stitch.si(job_id).on_error(job_failed.s(job_id)))
+    fan_out(job_id, len(plans), job.options.get("queue", "cpu"))
     return {"segments": len(plans), "frames": info.frames}
+
+
+def fan_out(job_id: str, segments: int, queue: str = "cpu") -> None:
+    """One task per segment, then the stitch once all of them are done (a Celery chord)."""
+    header = [process_segment.si(job_id, index).set(queue=queue) for index in range(segments)]
+    chord(header)(stitch.si(job_id).on_error(job_failed.s(job_id)))
+
+
+def publish_results(job, results: dict) -> int:
+    """Store a new version of a job's results: ``output/versions/results-N.json`` stays,
+    ``output/results.json`` is always the latest. Returns N."""
+    fingerprint = "job" if job.options.get("gallery") is not None else runtime.records().gallery_fingerprint()
+    version = runtime.records().publish_version(job.id, fingerprint)
+    results = {**results, "version": version}
+    _put_json(output_key(job.id, f"versions/results-{version}.json"), results)
+    _put_json(output_key(job.id, "results.json"), results)
+    return version
 
 
 def _pipeline_config(job_options: dict) -> pipeline.PipelineConfig:
@@ -116,7 +133,7 @@ def _pipeline_config(job_options: dict) -> pipeline.PipelineConfig:
                                    thermal_gain=calibration["gain"], thermal_offset=calibration["offset"])
 
 
-def _result_options() -> ResultOptions:
+def result_options() -> ResultOptions:
     s = runtime.settings()
     return ResultOptions(recognition_threshold=s.recognition_threshold, fever_c=s.fever_threshold_c,
                          alerts=tuple(a.strip() for a in s.alerts.split(",") if a.strip()),
@@ -166,7 +183,7 @@ def process_segment(self, job_id: str, index: int) -> dict:
     return {"index": index, "frames": len(result.frames), "seconds": seconds}
 
 
-@app.task(name="vidfarm.stitch", bind=True, max_retries=2)
+@app.task(name="vidfarm.stitch", bind=True, max_retries=2, ignore_result=True)
 def stitch(self, job_id: str) -> dict:
     records, store = runtime.records(), runtime.store()
     job = records.get_job(job_id)
@@ -191,9 +208,9 @@ def stitch(self, job_id: str) -> dict:
             outputs = [SegmentOutput(s.pts, p["frames"], p["tracks"], p["thumbnails"])
                        for s, p in zip(segments, per_segment)]
             results = assemble_results(source_summary(job.source_name, info), time_base, info["start_pts"],
-                                       outputs, timing, job_gallery(job.options), _result_options())
+                                       outputs, timing, job_gallery(job.options), result_options())
             store.put_file(output_key(job_id, "annotated.mp4"), out)
-            _put_json(output_key(job_id, "results.json"), results)
+            publish_results(job, results)
     except media.MediaError as exc:
         records.fail_job(job_id, f"stitch: {exc}")
         raise
@@ -208,14 +225,16 @@ def stitch(self, job_id: str) -> dict:
 
 
 def _timing(job, per_segment: list[dict], stitch_s: float) -> dict:
-    stages: dict[str, float] = {"split": job.timing.get("split_s", 0.0), "stitch": stitch_s}
+    stages: dict[str, float] = {"split": 0.0 if "run_started" in job.timing else job.timing.get("split_s", 0.0),
+                                "stitch": stitch_s}
     for data in per_segment:
         for name, seconds in data["stages"].items():
             stages[name] = round(stages.get(name, 0.0) + seconds, 4)
     created = job.created_at
     if created.tzinfo is None:  # SQLite drops the zone; records are written in UTC
         created = created.replace(tzinfo=timezone.utc)
-    wall = time.time() - created.timestamp()
+    # A re-analysis is timed from when it started, a first run from the submission.
+    wall = time.time() - job.timing.get("run_started", created.timestamp())
     return {"wall_s": round(wall, 3), "stages": stages}
 
 

@@ -59,6 +59,16 @@ def farm(tmp_path_factory):
         use_farm_environment(mp, embedded.redis_url, data_dir, embedded.threads_per_worker)
         embedded.wait_ready(app)
         yield embedded
+        # Chords queued from this process subscribed to their results; unsubscribe before
+        # the Redis server goes away, or the subscriber reconnects during interpreter exit.
+        consumer = getattr(app.backend, "result_consumer", None)
+        if consumer is not None:
+            consumer.stop()
+        pending = getattr(app.backend, "_pending_results", None)
+        if pending is not None:
+            pending.concrete.clear()
+            pending.weak.clear()
+        app.close()
     mp.undo()
     from core.settings import get_settings
     get_settings.cache_clear()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -66,10 +67,24 @@ def test_process_missing_file(tmp_path):
     assert run.returncode == 1 and "no such file" in run.stderr
 
 
+def wait_for_http(request, timeout: float = 60):
+    """urlopen, retrying while the server is still starting (connection refused)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return urllib.request.urlopen(request, timeout=5)
+        except urllib.error.HTTPError:
+            raise
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.3)
+
+
 def test_up_serves_the_api_and_ctrl_c_stops_everything(tmp_path, face_clip):
     data_dir = tmp_path / "data"
-    port = free_port()
-    env = child_env(VIDFARM_DATA_DIR=str(data_dir))
+    port, flower_port = free_port(), free_port()
+    env = child_env(VIDFARM_DATA_DIR=str(data_dir), VIDFARM_FLOWER_PORT=str(flower_port))
     up = subprocess.Popen(VIDFARM + ["up", "--workers", "1", "--port", str(port)], env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -81,15 +96,21 @@ def test_up_serves_the_api_and_ctrl_c_stops_everything(tmp_path, face_clip):
         assert re.search(r"admin\s*:\s*admin / \S+", banner), banner   # first admin, shown once
         token = re.search(r"token\s*:\s*(\S+)", banner).group(1)
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                assert json.load(urllib.request.urlopen(f"{base}/healthz", timeout=2)) == {"status": "ok"}
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.3)
+        assert json.load(wait_for_http(f"{base}/healthz")) == {"status": "ok"}
+        # Flower runs, behind basic auth only.
+        password = re.search(r"flower .*password (\S+)\)", banner).group(1)
+        flower = f"http://127.0.0.1:{flower_port}/api/workers"
+        with pytest.raises(urllib.error.HTTPError) as anonymous:
+            wait_for_http(flower)
+        assert anonymous.value.code == 401
+        authorised = urllib.request.Request(flower, headers={
+            "Authorization": "Basic " + base64.b64encode(f"admin:{password}".encode()).decode()})
+        assert wait_for_http(authorised).status == 200
+        beat_log = data_dir / "logs" / "beat.log"
+        deadline = time.monotonic() + 30
+        while "Starting" not in (beat_log.read_text() if beat_log.exists() else ""):
+            assert time.monotonic() < deadline, "celery beat did not start"
+            time.sleep(0.3)
         request = urllib.request.Request(f"{base}/api/v1/jobs/none", headers={"Authorization": f"Bearer {token}"})
         with pytest.raises(urllib.error.HTTPError) as missing:
             urllib.request.urlopen(request, timeout=5)

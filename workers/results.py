@@ -9,6 +9,7 @@ answers onto every frame of the track.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from dataclasses import dataclass
 from fractions import Fraction
@@ -185,8 +186,33 @@ def _alerts(tracks: list[dict], frames: list[dict], options: ResultOptions) -> l
             frame = track["first_frame"]
             alerts.append({"kind": "no_mask", "track": track["track"], "frame": frame, "t": at(frame),
                            "detail": "face without a mask"})
-        if "watchlist" in options.alerts and track["identity"] in options.watchlist:
-            frame = track["first_frame"]
-            alerts.append({"kind": "watchlist", "track": track["track"], "frame": frame, "t": at(frame),
-                           "detail": f"{track['identity']} is on the watchlist"})
+    alerts += _watchlist_alerts(tracks, frames, options)
     return sorted(alerts, key=lambda a: (a["frame"], a["kind"]))
+
+
+def _watchlist_alerts(tracks: list[dict], frames: list[dict], options: ResultOptions) -> list[dict]:
+    if "watchlist" not in options.alerts:
+        return []
+    return [{"kind": "watchlist", "track": t["track"], "frame": t["first_frame"], "t": frames[t["first_frame"]]["t"],
+             "detail": f"{t['identity']} is on the watchlist"}
+            for t in tracks if t["identity"] is not None and t["identity"] in options.watchlist]
+
+
+def reidentify(results: dict, gallery: Gallery, options: ResultOptions) -> dict:
+    """The same results matched against another gallery, from the tracks' kept embeddings:
+    no video is decoded. Identities, similarities and watchlist alerts change; nothing else."""
+    updated = json.loads(json.dumps(results))   # a deep copy; the earlier version stays as it was
+    by_track = {}
+    for track in updated["tracks"]:
+        embedding = None if track.get("embedding") is None else np.asarray(track["embedding"], np.float32)
+        track["identity"], track["best_similarity"] = gallery.match(embedding, options.recognition_threshold)
+        by_track[track["track"]] = track
+    for frame in updated["frames"]:
+        for face in frame["faces"]:
+            track = by_track.get(face["track"])
+            if track is not None:
+                face["identity"], face["similarity"] = track["identity"], track["best_similarity"]
+    kept = [a for a in updated["alerts"] if a["kind"] != "watchlist"]
+    watch = _watchlist_alerts(updated["tracks"], updated["frames"], options)
+    updated["alerts"] = sorted(kept + watch, key=lambda a: (a["frame"], a["kind"]))
+    return updated

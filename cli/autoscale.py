@@ -1,0 +1,88 @@
+"""``vidfarm autoscale``: the queue-length autoscaler loop, and ``vidfarm autoscale simulate``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import threading
+from pathlib import Path
+
+from core.settings import ScaleSettings, Settings
+
+
+class UsageError(RuntimeError):
+    """Something the user can fix; main() prints it as one line."""
+
+
+def add_parser(commands) -> None:
+    autoscale = commands.add_parser("autoscale", help="resize worker Deployments (or local workers) from queue length")
+    autoscale.add_argument("--backend", choices=("kubernetes", "local"), default="kubernetes")
+    autoscale.add_argument("--queues", default=None,
+                           help="comma-separated queues to scale (default: cpu,gpu on kubernetes, cpu locally)")
+    autoscale.add_argument("--kubeconfig", default=None,
+                           help="kubeconfig file (default: in-cluster credentials, else ~/.kube/config)")
+    autoscale.add_argument("--once", action="store_true", help="one decision per queue, then exit")
+    sub = autoscale.add_subparsers(dest="autoscale_command")
+    simulate = sub.add_parser("simulate", help="replay an arrival trace through our policy and a KEDA/HPA model")
+    simulate.add_argument("trace", type=Path)
+
+
+def targets(settings: Settings, queues: str | None, backend: str) -> list[ScaleSettings]:
+    wanted = (queues or ("cpu,gpu" if backend == "kubernetes" else "cpu")).split(",")
+    known = {t.queue: t for t in settings.scaled_deployments}
+    unknown = [q for q in wanted if q not in known]
+    if unknown:
+        raise UsageError(f"unknown queue {unknown[0]!r} (scaled queues: {', '.join(known)})")
+    return [known[q] for q in wanted]
+
+
+def make_backend(args, settings: Settings):
+    if args.backend == "kubernetes":
+        from autoscaler.backends.kubernetes import KubernetesBackend, load_api_client
+
+        api_client, namespace = load_api_client(args.kubeconfig)
+        return KubernetesBackend(api_client, settings.autoscale_namespace or namespace or "default")
+    from autoscaler.backends.local import LocalBackend
+
+    env = dict(os.environ, PYTHONUNBUFFERED="1")     # workers get the farm's own settings
+    return LocalBackend(env, settings.data_dir / "logs", drain_limit_s=settings.segment_time_limit_s + 60)
+
+
+def run_simulate(args, settings: Settings) -> int:
+    from autoscaler.simulate import compare, load_trace
+
+    print(json.dumps(compare(load_trace(args.trace), settings.autoscale_cpu, settings.autoscale_poll_s)))
+    return 0
+
+
+def run_autoscale(args, settings: Settings) -> int:
+    from autoscaler.loop import Autoscaler, ScaleMetrics
+    from autoscaler.observe import QueueObserver
+
+    if args.autoscale_command == "simulate":
+        return run_simulate(args, settings)
+    if not settings.redis_url:
+        raise UsageError("REDIS_URL is not set: the autoscaler watches a running farm's queues")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("vidfarm.autoscaler").setLevel(logging.INFO)   # each decision and its reason
+    scaled = targets(settings, args.queues, args.backend)
+    backend = make_backend(args, settings)
+    observer = QueueObserver(settings.redis_url)
+    metrics = ScaleMetrics()
+    try:
+        scaler = Autoscaler(backend, observer, scaled, metrics)
+        if args.once:
+            scaler.tick()
+            return 0
+        if settings.autoscale_metrics_port:
+            metrics.serve(settings.autoscale_metrics_port)
+        stop = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+        scaler.run(settings.autoscale_poll_s, stop)
+        return 0
+    finally:
+        observer.close()
+        backend.close()

@@ -1,0 +1,69 @@
+"""Scheduled re-analysis (Celery beat): re-identify stored recordings after the gallery
+changed, and re-run recordings of a time window with the current models and settings.
+
+Both publish a new results version; the earlier versions stay readable.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timedelta, timezone
+
+from tasks import runtime
+from tasks.app import app
+from tasks.gallery import job_gallery
+from tasks.jobs import fan_out, output_key, publish_results, result_options
+from workers.results import reidentify
+
+
+@app.task(name="vidfarm.reidentify", ignore_result=True)
+def reidentify_job(job_id: str) -> dict:
+    """Match a finished job's tracks against the current gallery from their kept embeddings."""
+    records, store = runtime.records(), runtime.store()
+    job = records.get_job(job_id)
+    if job is None or job.status != "done" or job.options.get("gallery") is not None:
+        return {"skipped": True}
+    current = json.loads(store.local_path(output_key(job_id, "results.json")).read_text())
+    version = publish_results(job, reidentify(current, job_gallery(job.options), result_options()))
+    return {"job": job_id, "version": version}
+
+
+@app.task(name="vidfarm.reidentify_stale")
+def reidentify_stale() -> dict:
+    """Beat: queue a re-identification of every finished job matched against an older gallery."""
+    records = runtime.records()
+    stale = records.jobs_matched_against_another_gallery(records.gallery_fingerprint())
+    for job_id in stale:
+        reidentify_job.delay(job_id)
+    return {"queued": len(stale)}
+
+
+def reanalyse(job_id: str) -> bool:
+    """Re-run a finished job's segments with today's models and settings (no re-split)."""
+    records = runtime.records()
+    job = records.get_job(job_id)
+    if job is None or job.status != "done":
+        return False
+    for segment in records.segments(job_id):
+        records.set_segment(job_id, segment.index, status="queued", error=None, finished_at=None)
+    records.set_job(job_id, status="processing", error=None, finished_at=None)
+    records.add_timing(job_id, run_started=time.time())
+    fan_out(job_id, job.chunks_total, job.options.get("queue", "cpu"))
+    return True
+
+
+@app.task(name="vidfarm.reanalyse_window")
+def reanalyse_window(since: str, until: str) -> dict:
+    """Re-analyse the recordings submitted between two ISO times."""
+    window = [datetime.fromisoformat(t) for t in (since, until)]
+    window = [t if t.tzinfo else t.replace(tzinfo=timezone.utc) for t in window]
+    started = [job_id for job_id in runtime.records().done_jobs_created_between(*window) if reanalyse(job_id)]
+    return {"reanalysing": started}
+
+
+@app.task(name="vidfarm.reanalyse_recent")
+def reanalyse_recent(hours: float) -> dict:
+    """Beat: re-analyse what arrived in the last ``hours`` hours."""
+    until = datetime.now(timezone.utc)
+    return reanalyse_window((until - timedelta(hours=hours)).isoformat(), until.isoformat())

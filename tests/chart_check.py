@@ -1,0 +1,119 @@
+"""`make chart-check`: the Helm chart rendered offline (helm-python-sdk, no helm binary, no
+cluster) for the default values and a GPU-enabled values file, linted, every object validated
+with kubernetes-validate --strict for Kubernetes 1.30, and the autoscaler's Role compared with
+what its code calls (``autoscaler.backends.kubernetes.API_USAGE``).
+
+    python -m tests.chart_check      exit 1 with one line per problem
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import helm_python as helm
+import kubernetes_validate
+import yaml
+
+from autoscaler.backends.kubernetes import API_USAGE
+
+CHART = Path(__file__).resolve().parents[1] / "helm" / "vidfarm"
+KUBE_VERSION = "1.30.0"
+VALUE_FILES = {"default values": None, "GPU values (ci/gpu-values.yaml)": CHART / "ci" / "gpu-values.yaml"}
+
+
+def values_of(path: Path | None) -> dict:
+    return helm.values_from_yaml(path.read_text()) if path else {}
+
+
+def render(values: dict, namespace: str = "farm") -> list[dict]:
+    manifests = helm.Chart.load(CHART).render(values, name="vidfarm", namespace=namespace, is_install=True)
+    return [doc for path, text in sorted(manifests.items()) if path.endswith((".yaml", ".yml"))
+            for doc in yaml.safe_load_all(text) if doc]
+
+
+def lint_problems(values: dict) -> list[str]:
+    report = helm.lint(CHART, values, strict=True, kube_version=f"v{KUBE_VERSION}")
+    return [f"lint: {m['path']}: {m['error']}" for m in report["messages"] if m["severity"] >= 2] + \
+           [f"lint: {error}" for error in report["errors"]]
+
+
+def schema_problems(objects: list[dict]) -> list[str]:
+    problems = []
+    for obj in objects:
+        try:
+            kubernetes_validate.validate(obj, KUBE_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as error:     # a jsonschema error, copied
+            where = "/".join(str(p) for p in error.path)
+            problems.append(f"{obj['kind']}/{obj['metadata']['name']}: {where}: {error.message}")
+        except kubernetes_validate.SchemaNotFoundError as error:
+            problems.append(f"{obj['kind']}/{obj['metadata']['name']}: {error.message}")
+    return problems
+
+
+def role_grants(objects: list[dict]) -> set[tuple[str, str, str]]:
+    """(api group, resource, verb) the autoscaler's Role grants."""
+    grants = set()
+    for role in (o for o in objects if o["kind"] == "Role" and o["metadata"]["name"].endswith("-autoscaler")):
+        for rule in role.get("rules", []):
+            grants |= {(g, r, v) for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}
+    return grants
+
+
+def rbac_problems(objects: list[dict]) -> list[str]:
+    used = {(u.api_group, u.resource, u.verb) for u in API_USAGE}
+    granted = role_grants(objects)
+    fmt = lambda triples: ", ".join(f"{v} {g + '/' if g else ''}{r}" for g, r, v in sorted(triples))
+    problems = []
+    if used - granted:
+        problems.append(f"autoscaler Role lacks what its code calls: {fmt(used - granted)}")
+    if granted - used:
+        problems.append(f"autoscaler Role grants what its code never calls: {fmt(granted - used)}")
+    sa = next((o["metadata"]["name"] for o in objects if o["kind"] == "ServiceAccount"), None)
+    pod = next((o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"].endswith("-autoscaler")), None)
+    bound = any(o["kind"] == "RoleBinding" and any(s["name"] == sa for s in o["subjects"]) for o in objects)
+    if pod is None or pod["spec"]["template"]["spec"].get("serviceAccountName") != sa or not bound:
+        problems.append("autoscaler Deployment does not run as the ServiceAccount its RoleBinding names")
+    return problems
+
+
+def worker_problems(objects: list[dict]) -> list[str]:
+    """Workers must outlive their longest segment on SIGTERM, and leave replicas to the autoscaler."""
+    config = next(o for o in objects if o["kind"] == "ConfigMap")["data"]
+    problems = []
+    for d in (o for o in objects if o["kind"] == "Deployment" and "-worker-" in o["metadata"]["name"]):
+        name = d["metadata"]["name"]
+        task, key = ("stitch", "VIDFARM_STITCH_TIME_LIMIT_S") if name.endswith("-worker-ingest") else \
+            ("segment", "VIDFARM_SEGMENT_TIME_LIMIT_S")
+        limit = int(config[key])
+        if d["spec"]["template"]["spec"].get("terminationGracePeriodSeconds", 30) <= limit:
+            problems.append(f"{name}: terminationGracePeriodSeconds not above the {limit} s {task} time limit")
+        if not name.endswith("-worker-ingest") and "replicas" in d["spec"]:
+            problems.append(f"{name}: sets spec.replicas, which the autoscaler owns")
+        if name.endswith("-worker-gpu"):
+            limits = d["spec"]["template"]["spec"]["containers"][0]["resources"].get("limits", {})
+            if "nvidia.com/gpu" not in limits:
+                problems.append(f"{name}: no nvidia.com/gpu limit")
+    return problems
+
+
+def check() -> list[str]:
+    problems = []
+    for label, path in VALUE_FILES.items():
+        values = values_of(path)
+        objects = render(values)
+        found = lint_problems(values) + schema_problems(objects) + rbac_problems(objects) + worker_problems(objects)
+        problems += [f"{label}: {p}" for p in found]
+        print(f"chart-check: {label}: {len(objects)} objects rendered, {len(found)} problems")
+    return problems
+
+
+def main() -> int:
+    problems = check()
+    for problem in problems:
+        print(f"chart-check: {problem}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

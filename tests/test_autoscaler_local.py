@@ -1,0 +1,142 @@
+"""The local backend and the observer on a real queue: a private redis-server, real Celery
+worker processes (vidfarm's Celery settings, a light task from tests/autoscale_app.py)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from autoscaler.backends.local import LocalBackend
+from autoscaler.loop import Autoscaler, ScaleMetrics
+from autoscaler.observe import QueueObserver, priority_lists
+from cli.redis_server import RedisServer
+from core.settings import ScaleSettings
+from tests.autoscale_app import DONE_KEY, app, sleep_then_record
+from tests.conftest import child_env, repo_root
+
+TARGET = ScaleSettings(deployment="test-cpu", queue="cpu", min_replicas=0, max_replicas=2, tasks_per_worker=1,
+                       max_step_up=2, scale_down_window_s=0, idle_to_zero_s=0)
+GUARD_S = 120   # a hang guard only: the test asserts what happened, never how fast
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory):
+    # One server for the module: the test app's producer pool stays connected to it.
+    with RedisServer(tmp_path_factory.mktemp("redis")) as server:
+        app.conf.update(broker_url=server.url, result_backend=server.url)
+        yield server.url
+
+
+@pytest.fixture
+def observer(redis_url):
+    obs = QueueObserver(redis_url, inspect_timeout=1.0)
+    obs.redis.flushall()
+    yield obs
+    obs.close()
+
+
+@pytest.fixture
+def backend(redis_url, tmp_path):
+    env = child_env(REDIS_URL=redis_url, VIDFARM_DATA_DIR=str(tmp_path / "data"), PYTHONPATH=str(repo_root()))
+    local = LocalBackend(env, tmp_path / "logs", drain_limit_s=60, app="tests.autoscale_app")
+    yield local
+    local.close(grace=10)
+
+
+def done_tags(observer) -> list[str]:
+    return sorted(tag.decode() for tag in observer.redis.lrange(DONE_KEY, 0, -1))
+
+
+def until(condition, what: str):
+    deadline = time.monotonic() + GUARD_S
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"still waiting for {what} after {GUARD_S} s")
+        time.sleep(0.2)
+
+
+def test_waiting_counts_every_priority_sub_queue(observer):
+    for priority in (0, 5, 9):
+        sleep_then_record.apply_async(("p", 0), queue="cpu", priority=priority)
+    lengths = {name: observer.redis.llen(name) for name in priority_lists("cpu")}
+    assert sum(1 for n in lengths.values() if n) >= 2, lengths     # kombu really split them
+    load = observer.observe(["cpu", "gpu"])
+    assert (load["cpu"].waiting, load["cpu"].running, load["gpu"].waiting) == (3, 0, 0)
+    assert not load["cpu"].inspected            # no worker exists to answer
+
+
+def test_a_busy_worker_finishes_its_task_on_scale_down(backend, observer):
+    backend.scale(TARGET, 1, busy=set())
+    sleep_then_record.apply_async(("long", 3.0), queue="cpu")
+    seen = []    # the observation that saw the busy worker (a later broadcast may go unanswered)
+    until(lambda: seen.append(observer.observe(["cpu"])["cpu"]) or seen[-1].busy_nodes,
+          "the worker to take the task")
+    load = seen[-1]
+    assert (load.waiting, load.running) == (0, 1)            # in the unacked hash, not the list
+    assert backend.busy_workers(TARGET, load.busy_nodes) == {backend.pools["test-cpu"][0].name}, load
+
+    backend.scale(TARGET, 0, busy=set())                       # SIGTERM, even though it is busy
+    assert backend.replicas(TARGET) == 0
+    worker = next(iter(backend.draining))
+    until(lambda: not worker.alive, "the warm shutdown")
+    assert done_tags(observer) == ["long"]                     # finished, not killed and requeued
+    assert observer.observe(["cpu"])["cpu"].running == 0
+
+
+def test_autoscaler_scales_real_workers_0_to_2_to_0_without_losing_a_task(backend, observer):
+    metrics = ScaleMetrics()
+    scaler = Autoscaler(backend, observer, [TARGET], metrics)
+    assert scaler.tick()[0].replicas == 0
+    tags = [f"t{i}" for i in range(6)]
+    for tag in tags:
+        sleep_then_record.apply_async((tag, 1.0), queue="cpu")
+    seen = []
+
+    def settled() -> bool:
+        seen.append(scaler.tick()[0].replicas)
+        return len(done_tags(observer)) == len(tags) and seen[-1] == 0 and not backend.draining
+
+    until(settled, "all tasks done and the pool back at zero")
+    assert done_tags(observer) == sorted(tags)                 # each once: none lost, none run twice
+    assert seen[0] == 2 and max(seen) == 2                     # 0 -> 2 at once, never above max
+    assert seen[-1] == 0 and not any(w.alive for w in backend.workers)
+    labels = {"deployment": "test-cpu", "queue": "cpu"}
+    sample = metrics.registry.get_sample_value
+    assert sample("vidfarm_autoscaler_decisions_total", {**labels, "direction": "up"}) >= 1
+    assert sample("vidfarm_autoscaler_decisions_total", {**labels, "direction": "down"}) >= 1
+    assert sample("vidfarm_autoscaler_desired_replicas", labels) == 0
+
+
+def test_embedded_farm_workers_come_from_the_local_autoscaler(tmp_path, face_clip):
+    """`vidfarm up`'s farm: one ingest worker, CPU workers started and stopped by the autoscaler."""
+    import json
+    import subprocess
+    import sys
+
+    data_dir = tmp_path / "farm"
+    env = child_env(VIDFARM_DATA_DIR=str(data_dir), PYTHONPATH=str(repo_root()))
+    run = subprocess.run([sys.executable, "-m", "tests.autoscaled_farm_run", str(face_clip.path), str(data_dir)],
+                         env=env, cwd=repo_root(), capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    summary = json.loads(run.stdout.strip().splitlines()[-1])
+    assert summary["status"] == "done", summary["error"]
+    assert summary["all_stopped"]
+    log_dir, pid = Path(summary["log_dir"]), summary["autoscaler_pid"]
+    log = (log_dir / "autoscaler.log").read_text()
+    assert "vidfarm-worker-cpu: 0 -> " in log, log                 # the segments woke the CPU pool
+    assert list(log_dir.glob(f"vidfarm-worker-cpu-*-{pid}.log")), "no CPU worker was started"
+    assert not processes_named(f"-{pid}@"), "CPU workers outlived the farm"
+
+
+def processes_named(fragment: str) -> list[str]:
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if fragment in text:
+            found.append(text)
+    return found

@@ -1,0 +1,68 @@
+"""Scheduled re-analysis: re-identification after the gallery changed (no re-decode) and a
+full re-run of a time window; each publishes a new results version, the old ones stay."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timedelta, timezone
+
+from tasks import gallery, runtime
+from tasks.jobs import output_key
+from tasks.reanalysis import reanalyse_window, reidentify_stale
+from tasks.submit import submit_file
+from tests.conftest import wait_for_job
+from tests.test_gallery import jpeg
+from tests.test_analytics import yao_in_players
+
+
+def results(job_id: str, name: str = "results.json") -> dict:
+    return json.loads(runtime.store().local_path(output_key(job_id, name)).read_text())
+
+
+def wait_for_version(job_id: str, version: int, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while runtime.records().get_job(job_id).results_version < version or \
+            runtime.records().get_job(job_id).status != "done":
+        assert time.monotonic() < deadline, f"job {job_id} never reached results version {version}"
+        time.sleep(0.2)
+
+
+def test_gallery_change_reidentifies_stored_recordings(farm, face_clip):
+    job_id = submit_file(face_clip.path, name="faces.mp4")
+    assert wait_for_job(job_id)["status"] == "done"
+    first = results(job_id)
+    assert first["version"] == 1 and {t["identity"] for t in first["tracks"]} == {None}
+
+    gallery.enroll("Yao Ming", [("yao.jpg", jpeg(yao_in_players()))], largest_face=True)
+    try:
+        assert reidentify_stale.apply().get()["queued"] >= 1
+        wait_for_version(job_id, 2)
+        second = results(job_id)
+        assert second["version"] == 2 and {t["identity"] for t in second["tracks"]} == {"Yao Ming"}
+        assert all(f["faces"][0]["identity"] == "Yao Ming" for f in second["frames"] if f["faces"])
+        assert [len(f["faces"]) for f in second["frames"]] == [len(f["faces"]) for f in first["frames"]]
+        assert results(job_id, "versions/results-1.json") == first       # the earlier version stays
+
+        runtime.records().set_watchlist("Yao Ming", True)
+        reidentify_stale.apply()
+        wait_for_version(job_id, 3)
+        assert [a["kind"] for a in results(job_id)["alerts"]] == ["watchlist", "watchlist"]
+    finally:
+        gallery.delete_identity("Yao Ming")
+
+
+def test_reanalysis_of_a_window_reruns_segments_and_keeps_versions(farm, face_clip):
+    job_id = submit_file(face_clip.path, name="faces.mp4")
+    assert wait_for_job(job_id)["status"] == "done"
+    before = results(job_id)
+    now = datetime.now(timezone.utc)
+    started = reanalyse_window.apply(args=((now - timedelta(minutes=2)).isoformat(),
+                                           (now + timedelta(minutes=1)).isoformat())).get()["reanalysing"]
+    assert job_id in started
+    wait_for_version(job_id, before["version"] + 1, timeout=180)
+    after = results(job_id)
+    assert len(after["frames"]) == len(before["frames"]) == face_clip.frames
+    assert [len(f["faces"]) for f in after["frames"]] == [len(f["faces"]) for f in before["frames"]]
+    assert all(s.attempts >= 2 for s in runtime.records().segments(job_id))   # segments really re-ran
+    assert results(job_id, f"versions/results-{before['version']}.json") == before
