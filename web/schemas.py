@@ -5,6 +5,7 @@ from __future__ import annotations
 from apiflask import Schema
 from apiflask.fields import Dict, File, Float, Integer, List, Nested, String
 from apiflask.validators import Length, OneOf, Range
+from marshmallow import INCLUDE
 
 from core.records import JOB_STATES
 from tasks.submit import registered_analyzers
@@ -49,7 +50,12 @@ class JobPage(Schema):
 
 
 class ResultsOut(Schema):
-    """results.json (GUIDE.md contract 3); the frames, tracks and alerts are described there."""
+    """results.json (GUIDE.md contract 3); the frames, tracks and alerts are described there.
+    Later analyses may add fields, so fields beyond these are allowed."""
+
+    class Meta:
+        unknown = INCLUDE
+
     schema = String(required=True)
     source = Dict(required=True)
     chunks = Integer(required=True)
@@ -57,6 +63,7 @@ class ResultsOut(Schema):
     tracks = List(Dict(), required=True)
     alerts = List(Dict(), required=True)
     timing = Dict(required=True)
+    version = Integer(metadata={"description": "Bumped each time the job is re-analysed."})
 
 
 class IdentityOut(Schema):
