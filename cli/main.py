@@ -40,6 +40,10 @@ def main(argv: list[str] | None = None) -> int:
     enroll.add_argument("name")
     enroll.add_argument("images", type=Path, nargs="+")
 
+    user = commands.add_parser("user", help="add a web user (prints a random password and an API token once)")
+    user.add_argument("username")
+    user.add_argument("--role", choices=("admin", "operator", "viewer"), default="viewer")
+
     up = commands.add_parser("up", help="start the embedded farm and the web app")
     up.add_argument("--workers", type=int, default=2)
     up.add_argument("--port", type=int, default=None)
@@ -54,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
             return run_autoscale(args)
         if args.command == "enroll":
             return run_enroll(args)
+        if args.command == "user":
+            return run_user(args)
         return run_up(args)
     except KeyboardInterrupt:
         print("vidfarm: interrupted", file=sys.stderr)
@@ -63,6 +69,24 @@ def main(argv: list[str] | None = None) -> int:
 def fail(message: str) -> int:
     print(f"vidfarm: error: {message}", file=sys.stderr)
     return 1
+
+
+def run_user(args) -> int:
+    """A user from the command line: how the first web login is made where `vidfarm up` does
+    not run (on Kubernetes: kubectl exec into the web pod)."""
+    from core.accounts import AccountError, Accounts
+    from tasks import runtime
+
+    get_settings().data_dir.mkdir(parents=True, exist_ok=True)
+    accounts = Accounts(runtime.records())
+    password = secrets.token_urlsafe(12)
+    try:
+        created = accounts.create_user(args.username, password, args.role)
+    except AccountError as error:
+        return fail(str(error))
+    print(f"user    : {created.username} / {password}   ({created.role}; shown once)")
+    print(f"token   : {accounts.create_token(created.id, 'cli')}")
+    return 0
 
 
 def run_autoscale(args) -> int:

@@ -57,3 +57,24 @@ def test_first_admin_once_and_the_last_admin_stays(accounts):
     [admin] = accounts.list_users()
     with pytest.raises(AccountError, match="last admin"):
         accounts.delete_user(admin.id)
+
+
+def test_vidfarm_user_adds_a_web_user(tmp_path):
+    import re
+    import subprocess
+    import sys
+
+    from tests.conftest import child_env
+
+    env = child_env(VIDFARM_DATA_DIR=str(tmp_path))
+    command = [sys.executable, "-m", "cli.main", "user", "ops", "--role", "operator"]
+    run = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    password = re.search(r"user\s*:\s*ops / (\S+)", run.stdout).group(1)
+    token = re.search(r"token\s*:\s*(\S+)", run.stdout).group(1)
+    records = Records(f"sqlite:///{tmp_path / 'vidfarm.db'}")
+    accounts = Accounts(records)
+    assert accounts.authenticate("ops", password).role == "operator"
+    assert accounts.user_for_token(token).username == "ops"
+    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 1 and "already exists" in again.stderr
