@@ -40,12 +40,14 @@ task_routes = {
     "vidfarm.reidentify_stale": {"queue": "ingest"},
     "vidfarm.reanalyse_window": {"queue": "ingest"},
     "vidfarm.reanalyse_recent": {"queue": "ingest"},
+    "vidfarm.watchdog": {"queue": "ingest"},
 }
 
 # Celery beat: `celery -A tasks.app beat` (started by `make run` and by the chart).
 beat_schedule = {
     "reidentify-after-gallery-changes": {"task": "vidfarm.reidentify_stale",
                                          "schedule": _settings.reidentify_every_s},
+    "fail-stalled-jobs": {"task": "vidfarm.watchdog", "schedule": 60.0},
 }
 if _settings.reanalyse_hours:
     beat_schedule["reanalyse-recent-recordings"] = {

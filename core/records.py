@@ -228,6 +228,13 @@ class Records(GalleryRecords):
                 Job.status == "done", Job.gallery_fingerprint.is_not(None),
                 Job.gallery_fingerprint.not_in((fingerprint, "job")))))
 
+    def stalled_jobs(self, cutoff: datetime) -> list[str]:
+        """Unfinished jobs with no change to the job or any of its segments since cutoff."""
+        with self.session() as s:
+            active = (select(Segment.job_id).where((Segment.started_at >= cutoff) | (Segment.finished_at >= cutoff)))
+            return list(s.scalars(select(Job.id).where(Job.status.not_in(("done", "failed")),
+                                                       Job.updated_at < cutoff, Job.id.not_in(active))))
+
     def done_jobs_created_between(self, since: datetime, until: datetime) -> list[str]:
         with self.session() as s:
             return list(s.scalars(select(Job.id).where(Job.status == "done", Job.created_at >= since,

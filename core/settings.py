@@ -96,6 +96,8 @@ class Settings(BaseSettings):
     detector_threshold: float = Field(default=0.5, ge=0, le=1, description="Face score threshold.")
     analyzers: str = Field(default="detect,track,recognize,mask,thermal",
                            description="Analyzers run on every segment, in order (comma-separated).")
+    plugins: str = Field(default="", description="Extra analyzer modules to import (comma-separated); "
+                                                 "each registers its analyzers by name.")
     recognition_threshold: float = Field(default=0.34, description="Cosine similarity that names a track "
                                          "(chosen from measurements: docs/accuracy.md).")
     fever_threshold_c: float = Field(default=37.5, description="Temperature that raises a fever alert.")
@@ -120,6 +122,9 @@ class Settings(BaseSettings):
     # --- scheduled re-analysis (Celery beat) -----------------------------------------------
     reidentify_every_s: float = Field(default=300, gt=0,
                                       description="How often beat looks for results matched against an older gallery.")
+    stall_after_s: float = Field(default=1200, gt=0,
+                                 description="A job with no progress for this long is failed by the watchdog "
+                                             "(its tasks were lost); keep it above the segment time limit.")
     reanalyse_hours: float = Field(default=0, ge=0,
                                    description="Each day re-analyse recordings of the last N hours (0 = never).")
     reanalyse_at_hour: int = Field(default=3, ge=0, le=23, description="Hour (UTC) of the daily re-analysis.")

@@ -3,13 +3,25 @@
 from celery import Celery
 from celery.signals import worker_process_init
 
-app = Celery("vidfarm", include=["tasks.jobs", "tasks.reanalysis"])
+app = Celery("vidfarm", include=["tasks.jobs", "tasks.reanalysis", "tasks.watchdog"])
 app.config_from_object("celeryconfig")
 
 
 def point_at(redis_url: str) -> None:
-    """Send tasks to another broker (the CLI's embedded farm picks its port at run time)."""
+    """Send tasks to another broker (the CLI's embedded farm picks its port at run time).
+
+    Celery caches its connection pool, producer pool and result backend on first use; drop
+    them so nothing keeps talking to the previous broker (Celery's own post-fork reset, plus
+    the backend caches)."""
+    import threading
+
+    from kombu import pools
+
     app.conf.update(broker_url=redis_url, result_backend=redis_url)
+    pools.reset()          # kombu's global pools, keyed by broker URL
+    app._after_fork()
+    app._backend_cache = None
+    app._local = threading.local()
 
 
 @worker_process_init.connect

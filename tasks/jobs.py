@@ -127,7 +127,8 @@ def _pipeline_config(job_options: dict) -> pipeline.PipelineConfig:
     configs["mask"] = {"threads": s.effective_threads}
     names = job_options.get("analyzers") or [n.strip() for n in s.analyzers.split(",") if n.strip()]
     calibration = job_options.get("thermal") or {"gain": s.thermal_gain, "offset": s.thermal_offset}
-    return pipeline.PipelineConfig(analyzers=tuple(names), analyzer_configs=json.dumps(configs),
+    plugins = tuple(m.strip() for m in s.plugins.split(",") if m.strip())
+    return pipeline.PipelineConfig(analyzers=tuple(names), analyzer_configs=json.dumps(configs), plugins=plugins,
                                    threads=s.effective_threads, x264_preset=s.x264_preset,
                                    x264_crf=s.x264_crf, fever_c=s.fever_threshold_c,
                                    thermal_gain=calibration["gain"], thermal_offset=calibration["offset"])
@@ -143,7 +144,7 @@ def result_options() -> ResultOptions:
 def warm_up() -> None:
     """Build the default analyzer chain (models load once per worker process)."""
     config = _pipeline_config({})
-    pipeline.analyzer_chain(config.analyzers, config.analyzer_configs)
+    pipeline.analyzer_chain(config.analyzers, config.analyzer_configs, config.plugins)
 
 
 @app.task(name="vidfarm.segment", bind=True)
@@ -189,11 +190,17 @@ def stitch(self, job_id: str) -> dict:
     job = records.get_job(job_id)
     if _ended(job):
         return {"skipped": True}
+    segments = records.segments(job_id)
+    if any(s.status != "done" for s in segments):
+        # A redelivered segment (its worker or the broker connection died) can be counted
+        # twice by the chord and call us early: check again shortly, the job's own record
+        # decides (the watchdog ends a job that never gets there).
+        stitch.apply_async((job_id,), countdown=2)
+        return {"waiting": [s.index for s in segments if s.status != "done"]}
     records.set_job(job_id, status="stitching")
     started = time.perf_counter()
     info = job.media
     time_base = Fraction(*info["time_base"])
-    segments = records.segments(job_id)
     try:
         with _scratch() as scratch:
             out = Path(scratch) / "annotated.mp4"

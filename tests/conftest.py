@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -72,6 +73,36 @@ def farm(tmp_path_factory):
     mp.undo()
     from core.settings import get_settings
     get_settings.cache_clear()
+
+
+def restore_environment() -> None:
+    """Point this process back at whatever farm its environment names (after a private one)."""
+    from core.settings import get_settings
+    from tasks import app as celery_app
+    from tasks import runtime
+
+    get_settings.cache_clear()
+    runtime.reset()
+    if get_settings().redis_url:
+        celery_app.point_at(get_settings().redis_url)
+
+
+@contextmanager
+def private_farm(data_dir: Path, workers: int = 2, appendonly: bool = False, **env):
+    """A farm of a test's own (when it restarts or breaks things); the session farm's
+    environment comes back afterwards."""
+    from cli.farm import EmbeddedFarm
+
+    farm = EmbeddedFarm(data_dir, workers=workers, extra_env=env)
+    farm.redis.appendonly = appendonly
+    try:
+        with pytest.MonkeyPatch.context() as mp, farm:
+            use_farm_environment(mp, farm.redis_url, data_dir, farm.threads_per_worker)
+            for name, value in env.items():
+                mp.setenv(name, value)
+            yield farm
+    finally:
+        restore_environment()
 
 
 def wait_for_job(job_id: str, timeout: float = 180.0) -> dict:

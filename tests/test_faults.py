@@ -1,4 +1,5 @@
-"""Faults with real processes: a worker killed in the middle of a segment."""
+"""Faults with real processes: a worker killed mid-segment, a segment that always fails,
+Redis restarted in the middle of a job (with and without persistence)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,13 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
 
 from tasks import runtime
 from tasks.jobs import output_key
 from tasks.submit import submit_file
 from tests.clipmaker import count_video_frames, make_clip
-from tests.conftest import wait_for_job
+from tests.conftest import private_farm, wait_for_job
 
 
 def pool_children(pid: int) -> list[int]:
@@ -48,3 +50,48 @@ def test_segment_survives_its_worker_being_killed(farm, tmp_path):
     assert [f["index"] for f in results["frames"]] == list(range(clip.frames))   # no duplicates
     assert count_video_frames(runtime.store().local_path(output_key(job_id, "annotated.mp4"))) == clip.frames
     assert not farm.dead_processes()
+
+
+def test_poison_segment_fails_its_job_after_retries_and_others_finish(tmp_path):
+    """A segment that always fails: its job ends failed with the message; another job finishes."""
+    with private_farm(tmp_path / "farm", VIDFARM_PLUGINS="tests.poison_plugin") as farm:
+        clip = make_clip(tmp_path / "clip.mp4", seconds=3, fps=15, gop=15, face_windows=[])
+        poisoned = submit_file(clip.path, name="poisoned.mp4", options={"analyzers": ["detect", "poison"]})
+        healthy = submit_file(clip.path, name="healthy.mp4")
+        view = wait_for_job(poisoned, timeout=180)
+        assert view["status"] == "failed"
+        assert "poisoned frame" in view["error"] and "\n" not in view["error"]
+        assert max(s.attempts for s in runtime.records().segments(poisoned)) == 1 + runtime.settings().segment_retries
+        assert wait_for_job(healthy, timeout=180)["status"] == "done"
+        assert not farm.dead_processes()
+
+
+@pytest.mark.parametrize("persistent", [True, False], ids=["with AOF", "without AOF"])
+def test_redis_restarted_in_the_middle_of_a_job(tmp_path, persistent):
+    """With AOF the job completes; without, its tasks are lost and the watchdog fails it with
+    a reason instead of leaving it hanging."""
+    from tasks.watchdog import fail_stalled_jobs
+
+    with private_farm(tmp_path / "farm", workers=1, appendonly=persistent, VIDFARM_STALL_AFTER_S="5") as farm:
+        clip = make_clip(tmp_path / "clip.mp4", seconds=12, fps=15, gop=15, face_windows=[])
+        job_id = submit_file(clip.path, name="clip.mp4")
+        deadline = time.monotonic() + 120
+        while runtime.records().chunks_done(job_id) < 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        farm.redis.stop()                     # SIGTERM: with AOF, Redis writes everything first
+        farm.redis.start()                    # same port, same folder
+        if persistent:
+            view = wait_for_job(job_id, timeout=240)
+            assert view["status"] == "done", view["error"]
+            results = json.loads(runtime.store().local_path(output_key(job_id, "results.json")).read_text())
+            assert len(results["frames"]) == clip.frames
+        else:
+            deadline = time.monotonic() + 240
+            while runtime.records().job_view(job_id)["status"] not in ("done", "failed"):
+                assert time.monotonic() < deadline, "the job hung"
+                fail_stalled_jobs.apply()
+                time.sleep(1)
+            view = runtime.records().job_view(job_id)
+            assert view["status"] == "failed" and "lost" in view["error"]
+        assert not farm.dead_processes()

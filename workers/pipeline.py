@@ -20,7 +20,7 @@ from workers import media
 from workers.analytics import detector, mask, recognizer, thermal, tracker  # noqa: F401  (register them)
 from workers.analytics.faces import Faces
 from workers.analytics.gallery import Gallery
-from workers.analytics.registry import build_chain
+from workers.analytics.registry import build_chain, load_plugins
 from workers.analytics.picture import Picture
 from workers.analytics.tracks import SegmentState, backfill_first_frames
 from workers.annotate import draw_faces_i420
@@ -31,6 +31,7 @@ class PipelineConfig:
     analyzers: tuple[str, ...] = ("detect", "track", "recognize", "mask", "thermal")
     # analyzer name -> its config, as a JSON string so the config is hashable for caching
     analyzer_configs: str = "{}"
+    plugins: tuple[str, ...] = ()          # modules that register more analyzers
     threads: int = 1
     x264_preset: str = "veryfast"
     x264_crf: int = 23
@@ -50,8 +51,9 @@ class SegmentResult:
 
 
 @lru_cache(maxsize=2)
-def analyzer_chain(names: tuple[str, ...], configs_json: str):
+def analyzer_chain(names: tuple[str, ...], configs_json: str, plugins: tuple[str, ...] = ()):
     """Models load once per worker process and stay loaded for later segments."""
+    load_plugins(list(plugins))
     return build_chain(list(names), json.loads(configs_json))
 
 
@@ -67,7 +69,7 @@ def _encodable(writer: media.H264Writer, frame, picture: Picture, faces: Faces, 
 def process_segment(src: Path, out_video: Path, pts: list[int], time_base: Fraction, fps: float,
                     width: int, height: int, config: PipelineConfig,
                     gallery: Gallery | None = None) -> SegmentResult:
-    chain = analyzer_chain(config.analyzers, config.analyzer_configs)
+    chain = analyzer_chain(config.analyzers, config.analyzer_configs, config.plugins)
     state = SegmentState(fps, gallery)
     calibration = thermal.Calibration(config.thermal_gain, config.thermal_offset)
     for analyzer in chain:

@@ -31,6 +31,17 @@ def register(cls: type) -> type:
     return cls
 
 
+def load_plugins(modules: list[str]) -> None:
+    """Import extra analyzer modules (``VIDFARM_PLUGINS``): each registers itself on import."""
+    import importlib
+
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise ValueError(f"analyzer plugin {module!r} cannot be imported: {exc}") from None
+
+
 def build_chain(names: list[str], configs: dict[str, dict]) -> list[Callable[[np.ndarray, Faces], Faces]]:
     """Instantiate the named analyzers, in order, each with its validated config."""
     chain = []
