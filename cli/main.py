@@ -40,6 +40,10 @@ def main(argv: list[str] | None = None) -> int:
     enroll.add_argument("name")
     enroll.add_argument("images", type=Path, nargs="+")
 
+    user = commands.add_parser("user", help="add a web user (prints a random password and an API token once)")
+    user.add_argument("username")
+    user.add_argument("--role", choices=("admin", "operator", "viewer"), default="viewer")
+
     up = commands.add_parser("up", help="start the embedded farm and the web app")
     up.add_argument("--workers", type=int, default=2)
     up.add_argument("--port", type=int, default=None)
@@ -54,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
             return run_autoscale(args)
         if args.command == "enroll":
             return run_enroll(args)
+        if args.command == "user":
+            return run_user(args)
         return run_up(args)
     except KeyboardInterrupt:
         print("vidfarm: interrupted", file=sys.stderr)
@@ -63,6 +69,24 @@ def main(argv: list[str] | None = None) -> int:
 def fail(message: str) -> int:
     print(f"vidfarm: error: {message}", file=sys.stderr)
     return 1
+
+
+def run_user(args) -> int:
+    """A user from the command line: how the first web login is made where `vidfarm up` does
+    not run (on Kubernetes: kubectl exec into the web pod)."""
+    from core.accounts import AccountError, Accounts
+    from tasks import runtime
+
+    get_settings().data_dir.mkdir(parents=True, exist_ok=True)
+    accounts = Accounts(runtime.records())
+    password = secrets.token_urlsafe(12)
+    try:
+        created = accounts.create_user(args.username, password, args.role)
+    except AccountError as error:
+        return fail(str(error))
+    print(f"user    : {created.username} / {password}   ({created.role}; shown once)")
+    print(f"token   : {accounts.create_token(created.id, 'cli')}")
+    return 0
 
 
 def run_autoscale(args) -> int:
@@ -165,18 +189,26 @@ def follow_job(job_id: str, farm) -> dict:
 
 def run_up(args) -> int:
     from cli.farm import EmbeddedFarm
+    from core.accounts import Accounts
+    from tasks import runtime
 
     settings = get_settings()
-    token = settings.api_token or secrets.token_urlsafe(24)
     port = args.port or settings.web_port
     flower_password = settings.flower_password or secrets.token_urlsafe(12)
-    with EmbeddedFarm(settings.data_dir, workers=args.workers, web_port=port, api_token=token,
+    settings.data_dir.mkdir(parents=True, exist_ok=True)   # the SQLite file lives there
+    first_admin = Accounts(runtime.records()).ensure_admin()
+    with EmbeddedFarm(settings.data_dir, workers=args.workers, web_port=port,
                       autoscale=True, beat=True, flower_port=settings.flower_port,
                       flower_auth=f"{settings.flower_user}:{flower_password}") as farm:
         print(f"vidfarm is up: 1 ingest worker and up to {args.workers} CPU workers, started and stopped "
               f"by the local autoscaler as the queue fills and empties; Redis at {farm.redis_url}")
-        print(f"  web/API : http://127.0.0.1:{port}/   (API under /api/v1)")
-        print(f"  token   : {token}")
+        print(f"  web/API : http://localhost:{port}/   (API under /api/v1, OpenAPI at /api/v1/openapi.json)")
+        if first_admin:
+            username, password, token = first_admin
+            print(f"  admin   : {username} / {password}   (created now; shown once)")
+            print(f"  token   : {token}")
+        else:
+            print("  admin   : exists (its password and token were shown when it was created)")
         print(f"  flower  : http://127.0.0.1:{settings.flower_port}/   "
               f"(user {settings.flower_user}, password {flower_password})")
         print("  beat    : re-identifies stored recordings after the gallery changes")

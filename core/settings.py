@@ -136,7 +136,17 @@ class Settings(BaseSettings):
                                         description="Flower's basic-auth password; `vidfarm up` generates one if unset.")
 
     # --- web ---------------------------------------------------------------------------
-    api_token: str | None = Field(default=None, description="Bearer token for the REST API.")
+    api_token: str | None = Field(
+        default=None, description="Optional bootstrap bearer token with admin rights (per-user tokens "
+                                  "are created in the web UI; `vidfarm up` prints the first admin's).")
+    secret_key: str | None = Field(
+        default=None, description="Signs session cookies and CSRF tokens. Unset: a random key kept in "
+                                  "data_dir/secret_key, shared by every web process on the machine.")
+    cookie_secure: bool = Field(
+        default=True, description="Send session cookies only over HTTPS (browsers treat "
+                                  "http://localhost as secure, so local use still works).")
+    login_rate_limit: str = Field(default="10 per minute", description="Login attempts allowed per address.")
+    jobs_per_page: int = Field(default=20, ge=1, le=500, description="Jobs per page in the web UI and API.")
     web_host: str = Field(default="127.0.0.1", description="Address the web app listens on.")
     web_port: int = Field(default=8000, description="Port the web app listens on.")
 

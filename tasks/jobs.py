@@ -50,7 +50,7 @@ def _scratch() -> tempfile.TemporaryDirectory:
     return tempfile.TemporaryDirectory(dir=root)
 
 
-def _limits() -> media.Limits:
+def media_limits() -> media.Limits:
     s = runtime.settings()
     return media.Limits(min_side=s.min_side, max_width=s.max_width, max_height=s.max_height,
                         max_duration_s=s.max_duration_s)
@@ -76,7 +76,7 @@ def ingest(self, job_id: str) -> dict:
     started = time.perf_counter()
     try:
         source = store.local_path(job.source_key)
-        info = media.probe(source, _limits())
+        info = media.probe(source, media_limits())
         plans = media.plan_segments(info, float(job.options.get("segment_seconds", settings.segment_seconds)),
                                     settings.min_segments)
         with _scratch() as scratch:

@@ -1,15 +1,55 @@
-"""Putting a recording into the farm: store it, record the job, queue its ingest."""
+"""Putting a recording into the farm and taking it out again."""
 
 from __future__ import annotations
 
 import uuid
 from pathlib import Path
-from typing import BinaryIO
 
+from core.records import Job
 from core.storage import job_key
 from tasks import runtime
-from tasks.jobs import ingest
+from tasks.jobs import ingest, media_limits
+from workers import media
 from workers.analytics import thermal
+from workers.analytics.registry import ANALYZERS
+from workers.media import MediaError
+
+__all__ = ["MediaError", "JobBusy", "check_recording", "display_name", "submit_file", "delete_job",
+           "registered_analyzers", "optional_analyzers", "default_analyzers", "analyzer_chain"]
+
+ENDED = ("done", "failed")
+
+
+class JobBusy(RuntimeError):
+    """The job is still running; its workers would write files after a delete."""
+
+
+def check_recording(path: Path) -> None:
+    """Probe a file before it becomes a job, so that junk is refused at the door.
+    Raises ``workers.media.MediaError`` with a one-line reason."""
+    media.probe(path, media_limits())
+
+
+def registered_analyzers() -> list[str]:
+    """Every analyzer a job may ask for besides detection (no settings needed: schemas use it)."""
+    return sorted(name for name in ANALYZERS if name != "detect")
+
+
+def optional_analyzers() -> list[str]:
+    """Analyzers a job may switch on or off, in chain order. Detection always runs first:
+    every other analyzer reads the faces it finds."""
+    default = default_analyzers()
+    return default + [name for name in registered_analyzers() if name not in default]
+
+
+def default_analyzers() -> list[str]:
+    names = [n.strip() for n in runtime.settings().analyzers.split(",") if n.strip()]
+    return [n for n in names if n != "detect" and n in ANALYZERS]
+
+
+def analyzer_chain(chosen: list[str]) -> list[str]:
+    """A job's full chain (its ``analyzers`` option) from the optional analyzers chosen."""
+    return ["detect", *[name for name in optional_analyzers() if name in chosen]]
 
 
 def display_name(name: str) -> str:
@@ -19,16 +59,6 @@ def display_name(name: str) -> str:
     return "".join(c for c in text if c.isprintable())[:255] or "recording"
 
 
-def _new_job(name: str, options: dict | None, store_source) -> str:
-    name = display_name(name)
-    job_id = uuid.uuid4().hex
-    key = job_key(job_id, "source")   # never the user's file name: it is only a label
-    store_source(key)
-    runtime.records().add_job(name, key, options or {}, job_id=job_id)
-    ingest.apply_async((job_id,))
-    return job_id
-
-
 def submit_file(path: Path, name: str | None = None, options: dict | None = None) -> str:
     """Submit a local file. A thermal calibration sidecar beside it (``VIDEO.thermal.json``)
     travels with the job (raises ``CalibrationError`` when the sidecar is unusable)."""
@@ -36,10 +66,22 @@ def submit_file(path: Path, name: str | None = None, options: dict | None = None
     if thermal.sidecar_path(path).is_file() and "thermal" not in options:
         calibration = thermal.load_calibration(path, runtime.settings())
         options["thermal"] = {"gain": calibration.gain, "offset": calibration.offset}
-    return _new_job(name or str(path), options, lambda key: runtime.store().put_file(key, path))
+    job_id = uuid.uuid4().hex
+    key = job_key(job_id, "source")   # never the user's file name: it is only a label
+    runtime.store().put_file(key, path)
+    runtime.records().add_job(display_name(name or str(path)), key, options, job_id=job_id)
+    ingest.apply_async((job_id,))
+    return job_id
 
 
-def submit_stream(stream: BinaryIO, name: str, options: dict | None = None) -> str:
-    """Store an upload chunk by chunk (raises BlobTooLarge past the upload limit)."""
-    limit = runtime.settings().max_upload_bytes
-    return _new_job(name, options, lambda key: runtime.store().put_stream(key, stream, limit))
+def delete_job(job_id: str) -> bool:
+    """Remove a finished job's records and every blob under it; False when there is no such job."""
+    with runtime.records().session() as s:
+        job = s.get(Job, job_id)
+        if job is None:
+            return False
+        if job.status not in ENDED:
+            raise JobBusy(f"job {job_id} is {job.status}; delete it once it is done or failed")
+        s.delete(job)   # its segments go with it (cascade)
+    runtime.store().delete_prefix(job_key(job_id))
+    return True

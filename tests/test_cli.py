@@ -93,6 +93,7 @@ def test_up_serves_the_api_and_ctrl_c_stops_everything(tmp_path, face_clip):
             line = up.stdout.readline()
             assert line, f"vidfarm up ended early: {banner}"
             banner += line
+        assert re.search(r"admin\s*:\s*admin / \S+", banner), banner   # first admin, shown once
         token = re.search(r"token\s*:\s*(\S+)", banner).group(1)
         base = f"http://127.0.0.1:{port}"
         assert json.load(wait_for_http(f"{base}/healthz")) == {"status": "ok"}

@@ -1,68 +1,123 @@
-"""REST API under /api/v1 (GUIDE.md contract 5), bearer-token auth."""
+"""REST API under /api/v1 (GUIDE.md contract 5): jobs. Identities live in web/api_identities.py.
+
+Authentication happens in web.auth (bearer token, or the session for safe methods);
+``token_auth`` here adds the role check and declares the security scheme in the OpenAPI document.
+"""
 
 from __future__ import annotations
 
-import hmac
+from apiflask import APIBlueprint, abort
+from apiflask.schemas import FileSchema
+from flask import current_app, request, send_file, url_for
 
-from flask import Blueprint, abort, current_app, jsonify, request, send_file
-
-from core.storage import BlobTooLarge
 from tasks import runtime
 from tasks.jobs import output_key
-from tasks.submit import submit_stream
+from tasks.submit import JobBusy, analyzer_chain, delete_job
+from web.auth import token_auth
+from web.schemas import ERROR_SCHEMA, JobCreated, JobListQuery, JobOut, JobPage, ResultsOut, UploadIn
+from web.uploads import UploadRejected, accept_recording
 
-api = Blueprint("api", __name__, url_prefix="/api/v1")
-
-
-@api.before_request
-def require_token():
-    expected = current_app.config["VIDFARM_SETTINGS"].api_token
-    header = request.headers.get("Authorization", "")
-    given = header[7:] if header.startswith("Bearer ") else ""
-    if not expected or not given or not hmac.compare_digest(given.encode(), expected.encode()):
-        return jsonify(error="missing or invalid bearer token"), 401, {"WWW-Authenticate": "Bearer"}
+api = APIBlueprint("api", __name__, url_prefix="/api/v1", tag="jobs")
 
 
-def _error(status: int, message: str):
-    return jsonify(error=message), status
+def error_responses(*codes: int) -> dict:
+    return {code: {"description": _DESCRIPTIONS[code], "content": {"application/json": {"schema": ERROR_SCHEMA}}}
+            for code in codes}
+
+
+_DESCRIPTIONS = {400: "Bad request", 403: "Role too weak", 404: "No such job", 409: "Job not done",
+                 413: "Upload too large", 415: "Not a video vidfarm can process"}
+
+
+def job_view_or_404(job_id: str) -> dict:
+    view = runtime.records().job_view(job_id)
+    if view is None:
+        abort(404, f"no job {job_id}")
+    return view
 
 
 @api.post("/jobs")
-def create_job():
-    upload = request.files.get("file")
-    if upload is None:
-        return _error(400, "send the recording as a multipart form field named 'file'")
+@api.auth_required(token_auth, roles=["operator"])
+@api.input(UploadIn, location="form_and_files", arg_name="upload")
+@api.output(JobCreated, status_code=201, headers={"Location": {"type": "string"}})
+@api.doc(summary="Upload a recording", responses=error_responses(400, 403, 413, 415))
+def create_job(upload):
     try:
-        job_id = submit_stream(upload.stream, upload.filename or "upload")
-    except BlobTooLarge as exc:
-        return _error(413, f"upload {exc}")
-    view = runtime.records().job_view(job_id)
-    return jsonify(id=job_id, status=view["status"]), 201, {"Location": f"/api/v1/jobs/{job_id}"}
+        options = {"analyzers": analyzer_chain(upload["analyzers"])} if "analyzers" in upload else {}
+        job_id, name = accept_recording(request.files.get("file"), options)
+    except UploadRejected as exc:
+        abort(exc.status, exc.message)
+    status = runtime.records().job_view(job_id)["status"]
+    return {"id": job_id, "status": status, "name": name}, 201, {"Location": f"/api/v1/jobs/{job_id}"}
+
+
+@api.get("/jobs")
+@api.auth_required(token_auth, roles=["viewer"])
+@api.input(JobListQuery, location="query", arg_name="query")
+@api.output(JobPage)
+@api.doc(summary="List jobs, newest first")
+def list_jobs(query):
+    return job_page(query["page"], query.get("status"))
+
+
+def job_page(page: int, status: str | None) -> dict:
+    """One page of job views, newest first (shared with the UI's jobs list)."""
+    per_page = current_app.config["VIDFARM_SETTINGS"].jobs_per_page
+    records = runtime.records()
+    jobs = records.list_jobs(limit=per_page + 1, offset=(page - 1) * per_page, status=status)
+    views = [records.job_view(job.id) for job in jobs[:per_page]]
+    return {"jobs": [v for v in views if v], "page": page,
+            "next_page": page + 1 if len(jobs) > per_page else None}
 
 
 @api.get("/jobs/<job_id>")
+@api.auth_required(token_auth, roles=["viewer"])
+@api.output(JobOut)
+@api.doc(summary="A job's status and progress")
 def get_job(job_id: str):
-    view = runtime.records().job_view(job_id)
-    if view is None:
-        return _error(404, f"no job {job_id}")
-    return jsonify(view)
+    return job_view_or_404(job_id)
 
 
-def _finished_output(job_id: str, name: str):
-    view = runtime.records().job_view(job_id)
-    if view is None:
-        abort(_error(404, f"no job {job_id}"))
+@api.delete("/jobs/<job_id>")
+@api.auth_required(token_auth, roles=["operator"])
+@api.output({}, status_code=204)
+@api.doc(summary="Delete a finished job and all its files", responses=error_responses(403, 409))
+def remove_job(job_id: str):
+    try:
+        if not delete_job(job_id):
+            abort(404, f"no job {job_id}")
+    except JobBusy as exc:
+        abort(409, str(exc))
+    return "", 204
+
+
+def finished_output(job_id: str, name: str):
+    view = job_view_or_404(job_id)
     if view["status"] != "done":
-        abort(_error(409, f"job {job_id} is {view['status']}, not done"))
+        abort(409, f"job {job_id} is {view['status']}, not done")
     return runtime.store().local_path(output_key(job_id, name))
 
 
 @api.get("/jobs/<job_id>/results")
+@api.auth_required(token_auth, roles=["viewer"])
+@api.output(ResultsOut)
+@api.doc(summary="results.json of a finished job", responses=error_responses(409))
 def get_results(job_id: str):
-    return send_file(_finished_output(job_id, "results.json"), mimetype="application/json")
+    return send_file(finished_output(job_id, "results.json"), mimetype="application/json")
 
 
 @api.get("/jobs/<job_id>/video")
+@api.auth_required(token_auth, roles=["viewer"])
+@api.output(FileSchema(type="string", format="binary"), content_type="video/mp4")
+@api.doc(summary="The annotated video (answers Range requests with 206)",
+         responses={206: {"description": "The requested byte range",
+                          "content": {"video/mp4": {"schema": {"type": "string", "format": "binary"}}}},
+                    416: "Range not satisfiable", **error_responses(409)})
 def get_video(job_id: str):
     # conditional=True answers Range requests with 206 partial content, so players can seek.
-    return send_file(_finished_output(job_id, "annotated.mp4"), mimetype="video/mp4", conditional=True)
+    return send_file(finished_output(job_id, "annotated.mp4"), mimetype="video/mp4", conditional=True)
+
+
+def job_links(job_id: str) -> dict:
+    return {"results": url_for("api.get_results", job_id=job_id),
+            "video": url_for("api.get_video", job_id=job_id)}

@@ -1,0 +1,163 @@
+"""User accounts, roles and per-user API tokens.
+
+Passwords are hashed with Werkzeug's ``generate_password_hash`` (scrypt, salted). API tokens
+are random 32-byte strings shown to their owner once; only their SHA-256 is stored, which is
+enough for secrets of that entropy and lets a request find its token by an indexed lookup.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from datetime import datetime, timezone
+from functools import lru_cache
+
+from sqlalchemy import DateTime, ForeignKey, Integer, String, delete, func, select
+from sqlalchemy.orm import Mapped, mapped_column
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from core.records import Base, Records
+
+# Each role includes the ones after it: admin > operator > viewer.
+ROLES = ("admin", "operator", "viewer")
+_USERNAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+MIN_PASSWORD = 10
+
+
+class AccountError(ValueError):
+    """A request about accounts that cannot be done; the message is fit to show a user."""
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+    def can(self, role: str) -> bool:
+        """True when this user's role is ``role`` or a stronger one."""
+        return ROLES.index(self.role) <= ROLES.index(role)
+
+    # Flask-Login's user protocol, without importing Flask into core.
+    is_authenticated = True
+    is_active = True
+    is_anonymous = False
+
+    def get_id(self) -> str:
+        return str(self.id)
+
+
+class ApiToken(Base):
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    label: Mapped[str] = mapped_column(String(64))
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class Accounts:
+    """Users and tokens in the records database."""
+
+    def __init__(self, records: Records):
+        self.records = records
+        Base.metadata.create_all(records.engine, tables=[User.__table__, ApiToken.__table__])
+
+    # --- users -------------------------------------------------------------------------
+    def create_user(self, username: str, password: str, role: str) -> User:
+        if not _USERNAME.match(username or ""):
+            raise AccountError("a username is 1-64 letters, digits, '.', '_' or '-'")
+        if role not in ROLES:
+            raise AccountError(f"role must be one of {', '.join(ROLES)}")
+        if len(password or "") < MIN_PASSWORD:
+            raise AccountError(f"a password needs at least {MIN_PASSWORD} characters")
+        with self.records.session() as s:
+            if s.scalar(select(User).where(User.username == username)) is not None:
+                raise AccountError(f"user {username} already exists")
+            user = User(username=username, password_hash=generate_password_hash(password), role=role)
+            s.add(user)
+        return user
+
+    def get_user(self, user_id: int) -> User | None:
+        with self.records.session() as s:
+            return s.get(User, user_id)
+
+    def list_users(self) -> list[User]:
+        with self.records.session() as s:
+            return list(s.scalars(select(User).order_by(User.username)))
+
+    def count_admins(self) -> int:
+        with self.records.session() as s:
+            return s.scalar(select(func.count()).select_from(User).where(User.role == "admin")) or 0
+
+    def delete_user(self, user_id: int) -> None:
+        with self.records.session() as s:
+            user = s.get(User, user_id)
+            if user is None:
+                raise AccountError("no such user")
+            if user.role == "admin" and self.count_admins() <= 1:
+                raise AccountError("the last admin cannot be deleted")
+            s.execute(delete(ApiToken).where(ApiToken.user_id == user_id))
+            s.delete(user)
+
+    def authenticate(self, username: str, password: str) -> User | None:
+        with self.records.session() as s:
+            user = s.scalar(select(User).where(User.username == username))
+        if user is None:
+            # Hash anyway, so a wrong name takes as long as a wrong password.
+            check_password_hash(_dummy_hash(), password)
+            return None
+        return user if check_password_hash(user.password_hash, password) else None
+
+    # --- tokens ------------------------------------------------------------------------
+    def create_token(self, user_id: int, label: str = "api") -> str:
+        """A new token for a user; the plain token is returned here and never again."""
+        token = secrets.token_urlsafe(32)
+        with self.records.session() as s:
+            s.add(ApiToken(user_id=user_id, label=(label or "api")[:64], token_sha256=_digest(token)))
+        return token
+
+    def user_for_token(self, token: str) -> User | None:
+        if not token:
+            return None
+        with self.records.session() as s:
+            row = s.scalar(select(ApiToken).where(ApiToken.token_sha256 == _digest(token)))
+            return s.get(User, row.user_id) if row else None
+
+    def list_tokens(self, user_id: int) -> list[ApiToken]:
+        with self.records.session() as s:
+            return list(s.scalars(select(ApiToken).where(ApiToken.user_id == user_id)
+                                  .order_by(ApiToken.created_at)))
+
+    def revoke_token(self, user_id: int, token_id: int) -> bool:
+        with self.records.session() as s:
+            result = s.execute(delete(ApiToken).where(ApiToken.id == token_id, ApiToken.user_id == user_id))
+            return result.rowcount > 0
+
+    # --- first start -------------------------------------------------------------------
+    def ensure_admin(self, username: str = "admin") -> tuple[str, str, str] | None:
+        """Create the first admin with a random password and token when there is none.
+        Returns (username, password, token) once; None when an admin already exists."""
+        if self.count_admins():
+            return None
+        password = secrets.token_urlsafe(12)
+        user = self.create_user(username, password, "admin")
+        return username, password, self.create_token(user.id, "first start")
+
+
+@lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    return generate_password_hash("not a real password")

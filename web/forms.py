@@ -1,0 +1,59 @@
+"""The UI's forms (Flask-WTF: every one carries a CSRF token)."""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileField, FileRequired, MultipleFileField
+from wtforms import PasswordField, SelectField, SelectMultipleField, StringField
+from wtforms.widgets import CheckboxInput, ListWidget
+from wtforms.validators import DataRequired, Length
+
+from core.accounts import MIN_PASSWORD, ROLES
+from tasks.submit import analyzer_chain, default_analyzers, optional_analyzers
+
+# Labels for the analyzers the farm knows today; one registered later shows under its own name.
+ANALYZER_LABELS = {"track": "Track faces", "recognize": "Recognise against the gallery",
+                   "mask": "Mask classifier", "thermal": "Fever screening (radiometric input)"}
+
+
+class LoginForm(FlaskForm):
+    username = StringField("Username", validators=[DataRequired(), Length(max=64)])
+    password = PasswordField("Password", validators=[DataRequired(), Length(max=256)])
+
+
+class UploadForm(FlaskForm):
+    file = FileField("Recording", validators=[FileRequired("choose a recording to upload")])
+    analyzers = SelectMultipleField("Analysis", widget=ListWidget(prefix_label=False),
+                                    option_widget=CheckboxInput(), validate_choice=True)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.analyzers.choices = [(n, ANALYZER_LABELS.get(n, n)) for n in optional_analyzers()]
+        if self.analyzers.data is None:
+            self.analyzers.data = default_analyzers()
+
+    def options(self) -> dict:
+        return {"analyzers": analyzer_chain(self.analyzers.data or [])}
+
+
+class ConfirmForm(FlaskForm):
+    """A button that changes something (delete, revoke, log out): only the CSRF token."""
+
+
+class EnrolForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(), Length(max=64)])
+    photos = MultipleFileField("Photos", validators=[FileRequired("choose one or more photos")])
+
+
+class RenameForm(FlaskForm):
+    new_name = StringField("New name", validators=[DataRequired(), Length(max=64)])
+
+
+class UserForm(FlaskForm):
+    username = StringField("Username", validators=[DataRequired(), Length(max=64)])
+    password = PasswordField("Password", validators=[DataRequired(), Length(min=MIN_PASSWORD, max=256)])
+    role = SelectField("Role", choices=list(ROLES), default="viewer")
+
+
+class TokenForm(FlaskForm):
+    label = StringField("Label", validators=[DataRequired(), Length(max=64)], default="api")

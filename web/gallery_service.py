@@ -1,0 +1,56 @@
+"""What the gallery pages and the identity API share: calls into tasks.gallery, crops as URLs."""
+
+from __future__ import annotations
+
+import base64
+
+from flask import url_for
+from werkzeug.datastructures import FileStorage
+
+from tasks import gallery, runtime
+from web.uploads import UploadRejected, clean_name
+
+MAX_PHOTO_BYTES = 20 * 1024 * 1024
+GalleryError = gallery.GalleryError
+
+
+def read_photos(files: list[FileStorage]) -> list[tuple[str, bytes]]:
+    """The enrolment photos as (name, bytes); each must be non-empty and of sane size."""
+    photos = []
+    for upload in files:
+        if upload is None or not upload.filename:
+            continue
+        name = clean_name(upload.filename)
+        data = upload.stream.read(MAX_PHOTO_BYTES + 1)
+        if not data:
+            raise UploadRejected(400, f"{name}: the file is empty (0 bytes)")
+        if len(data) > MAX_PHOTO_BYTES:
+            raise UploadRejected(413, f"{name}: a photo may be at most {MAX_PHOTO_BYTES // 1048576} MiB")
+        photos.append((name, data))
+    if not photos:
+        raise UploadRejected(400, "choose one or more photos of the person's face")
+    return photos
+
+
+def identity_view(identity: dict) -> dict:
+    created = identity.get("created_at")
+    return {"name": identity["name"], "embeddings": identity["embeddings"],
+            "created_at": created.isoformat() if hasattr(created, "isoformat") else created,
+            "crop_url": url_for("gallery.crop", name=identity["name"]) if identity.get("crop") else None}
+
+
+def identities() -> list[dict]:
+    return [identity_view(i) for i in gallery.list_identities()]
+
+
+def find(name: str) -> dict | None:
+    return next((i for i in gallery.list_identities() if i["name"] == name), None)
+
+
+def crop_path(key: str):
+    return runtime.store().local_path(key)
+
+
+def crop_data_url(key: str) -> str:
+    """A crop inlined in the page, so showing the faces just used needs no extra route."""
+    return "data:image/jpeg;base64," + base64.b64encode(crop_path(key).read_bytes()).decode()

@@ -1,0 +1,90 @@
+"""Marshmallow schemas of the REST API; the OpenAPI document is generated from them."""
+
+from __future__ import annotations
+
+from apiflask import Schema
+from apiflask.fields import Dict, File, Float, Integer, List, Nested, String
+from apiflask.validators import Length, OneOf, Range
+from marshmallow import INCLUDE
+
+from core.records import JOB_STATES
+from tasks.submit import registered_analyzers
+
+ERROR_SCHEMA = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
+
+
+class UploadIn(Schema):
+    file = File(required=True, metadata={"description": "The recording (any container/codec FFmpeg reads)."})
+    analyzers = List(String(validate=OneOf(registered_analyzers())),
+                     metadata={"description": "Analyzers to run after detection (repeat the field; "
+                                              "none given: the farm's default chain)."})
+
+
+class JobCreated(Schema):
+    id = String(required=True)
+    status = String(required=True, validate=OneOf(JOB_STATES))
+    name = String(required=True, metadata={"description": "The stored label (the file name's last part)."})
+
+
+class JobOut(Schema):
+    id = String(required=True)
+    status = String(required=True, validate=OneOf(JOB_STATES))
+    progress = Float(required=True, validate=Range(0, 1))
+    chunks_done = Integer(required=True)
+    chunks_total = Integer(required=True)
+    error = String(required=True, allow_none=True)
+    source_name = String()
+    created_at = String(allow_none=True)
+    finished_at = String(allow_none=True)
+
+
+class JobListQuery(Schema):
+    page = Integer(load_default=1, validate=Range(min=1, max=1_000_000))
+    status = String(validate=OneOf(JOB_STATES))
+
+
+class JobPage(Schema):
+    jobs = Nested(JobOut, many=True, required=True)
+    page = Integer(required=True)
+    next_page = Integer(required=True, allow_none=True)
+
+
+class ResultsOut(Schema):
+    """results.json (GUIDE.md contract 3); the frames, tracks and alerts are described there.
+    Later analyses may add fields, so fields beyond these are allowed."""
+
+    class Meta:
+        unknown = INCLUDE
+
+    schema = String(required=True)
+    source = Dict(required=True)
+    chunks = Integer(required=True)
+    frames = List(Dict(), required=True)
+    tracks = List(Dict(), required=True)
+    alerts = List(Dict(), required=True)
+    timing = Dict(required=True)
+    version = Integer(metadata={"description": "Bumped each time the job is re-analysed."})
+
+
+class IdentityOut(Schema):
+    name = String(required=True)
+    embeddings = Integer(required=True)
+    created_at = String(allow_none=True)
+    crop_url = String(allow_none=True, metadata={"description": "A face crop used for this identity."})
+
+
+class EnrolIn(Schema):
+    name = String(required=True, validate=Length(1, 64))
+    photos = List(File(), required=True, validate=Length(min=1),
+                  metadata={"description": "One or more photos, each showing exactly this person's face."})
+
+
+class EnrolOut(Schema):
+    name = String(required=True)
+    embeddings = Integer(required=True)
+    crops = Integer(required=True, metadata={"description": "Face crops used (one per photo)."})
+    crop_url = String(required=True)
+
+
+class RenameIn(Schema):
+    name = String(required=True, validate=Length(1, 64))

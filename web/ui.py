@@ -1,0 +1,99 @@
+"""The web UI: jobs list, upload, job page. Pages poll the JSON API (session auth, GET only)."""
+
+from __future__ import annotations
+
+import json
+
+from apiflask import abort   # carries its message to the error page (Flask's keeps only the name)
+from flask import (Blueprint, current_app, flash, jsonify, redirect, render_template, request,
+                   url_for)
+
+from core.records import JOB_STATES
+from tasks import runtime
+from tasks.jobs import output_key
+from tasks.submit import JobBusy, delete_job
+from web.api import job_page, job_view_or_404
+from web.auth import require_role, request_user
+from web.forms import ConfirmForm, UploadForm
+from web.timeline import LEGEND, COLOURS, identities_seen, timeline_rows
+from web.uploads import UploadRejected, accept_recording, human_bytes
+
+ui = Blueprint("ui", __name__)
+
+
+@ui.app_context_processor
+def _page_globals() -> dict:
+    return {"user": request_user(), "logout_form": ConfirmForm()}
+
+
+@ui.get("/")
+def home():
+    return redirect(url_for("ui.jobs"))
+
+
+@ui.get("/jobs")
+def jobs():
+    status = request.args.get("status") or None
+    if status not in (None, *JOB_STATES):
+        abort(400, f"unknown status {status!r}")
+    page = request.args.get("page", "1")
+    page = int(page) if page.isdigit() and int(page) >= 1 else 1
+    return render_template("jobs.html", listing=job_page(page, status), status=status, states=JOB_STATES)
+
+
+@ui.route("/upload", methods=["GET", "POST"])
+@require_role("operator")
+def upload():
+    form = UploadForm()
+    limit = current_app.config["VIDFARM_SETTINGS"].max_upload_bytes
+    wants_json = request.accept_mimetypes.best == "application/json"
+    if request.method == "POST":
+        try:
+            if not form.validate_on_submit():
+                raise UploadRejected(400, _form_error(form))
+            job_id, name = accept_recording(form.file.data, form.options())
+        except UploadRejected as exc:
+            if wants_json:
+                return jsonify(error=exc.message), exc.status
+            flash(exc.message, "error")
+            return render_template("upload.html", form=form, limit=limit, limit_text=human_bytes(limit)), exc.status
+        target = url_for("ui.job", job_id=job_id)
+        if wants_json:
+            return jsonify(id=job_id, name=name, url=target), 201
+        return redirect(target)
+    return render_template("upload.html", form=form, limit=limit, limit_text=human_bytes(limit))
+
+
+def _form_error(form) -> str:
+    for field, problems in form.errors.items():
+        label = "the form has expired; reload the page" if field == "csrf_token" else problems[0]
+        return label
+    return "invalid form"
+
+
+@ui.get("/jobs/<job_id>")
+def job(job_id: str):
+    view = job_view_or_404(job_id)
+    results = None
+    if view["status"] == "done":
+        results = json.loads(runtime.store().local_path(output_key(job_id, "results.json")).read_text())
+    return render_template("job.html", job=view, results=results,
+                           rows=timeline_rows(results) if results else [],
+                           identities=identities_seen(results) if results else [],
+                           legend=[(COLOURS[key], text) for key, text in LEGEND],
+                           delete_form=ConfirmForm())
+
+
+@ui.post("/jobs/<job_id>/delete")
+@require_role("operator")
+def delete(job_id: str):
+    if not ConfirmForm().validate_on_submit():
+        abort(400, "the form has expired; reload the page")
+    try:
+        if not delete_job(job_id):
+            abort(404, f"no job {job_id}")
+    except JobBusy as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("ui.job", job_id=job_id))
+    flash(f"job {job_id} and all its files were deleted", "info")
+    return redirect(url_for("ui.jobs"))

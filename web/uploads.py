@@ -1,0 +1,76 @@
+"""Uploads, shared by the UI and the API: streamed to disk, named safely, probed before accepted.
+
+``UploadRequest`` makes Werkzeug's form parser write each uploaded file straight into a temporary
+file under data_dir (memory stays flat whatever the size; the file has a path the prober can
+open). Werkzeug removes the temporary files when the request ends.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from pathlib import Path
+
+from flask import Request, current_app
+from werkzeug.datastructures import FileStorage
+
+from tasks.submit import MediaError, check_recording, display_name, submit_file
+
+
+class UploadRejected(ValueError):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class UploadRequest(Request):
+    def _get_file_stream(self, total_content_length, content_type, filename=None, content_length=None):
+        folder = Path(current_app.config["VIDFARM_SETTINGS"].data_dir) / "tmp" / "uploads"
+        folder.mkdir(parents=True, exist_ok=True)
+        return tempfile.NamedTemporaryFile(dir=folder, prefix="upload-")
+
+
+def clean_name(raw: str | None) -> str:
+    """A display label from a client's file name. Blobs are keyed by job id, so the name never
+    reaches the file system; still, keep only its last path part (then ``display_name``)."""
+    name = re.split(r"[\\/]", raw or "")[-1]
+    label = display_name(name).strip() if any(c.isprintable() and not c.isspace() for c in name) else ""
+    if label in ("", ".", ".."):
+        raise UploadRejected(400, f"the file name {raw!r} has no usable name after its path separators")
+    return label
+
+
+def upload_path(upload: FileStorage) -> Path:
+    """The temporary file holding an upload, with its size checked against the limit."""
+    limit = current_app.config["VIDFARM_SETTINGS"].max_upload_bytes
+    stream = upload.stream
+    stream.flush()
+    path = Path(getattr(stream, "name", ""))
+    if not path.is_file():   # tiny parts can arrive in memory; they are not videos
+        raise UploadRejected(415, "not a readable video file")
+    if path.stat().st_size > limit:
+        raise UploadRejected(413, f"the file is larger than the upload limit of {human_bytes(limit)}")
+    return path
+
+
+def accept_recording(upload: FileStorage | None, options: dict | None = None) -> tuple[str, str]:
+    """Turn an uploaded recording into a job; returns (job id, stored name)."""
+    if upload is None:
+        raise UploadRejected(400, "send the recording as a multipart form field named 'file'")
+    name = clean_name(upload.filename)
+    path = upload_path(upload)
+    try:
+        check_recording(path)
+    except MediaError as exc:
+        status = 400 if path.stat().st_size == 0 else 415
+        raise UploadRejected(status, f"{name}: {exc}") from None
+    return submit_file(path, name=name, options=options or {}), name
+
+
+def human_bytes(count: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if count < 1024 or unit == "GiB":
+            return f"{count:g} {unit}" if unit == "bytes" else f"{count:.1f} {unit}"
+        count /= 1024
+    return f"{count} bytes"
