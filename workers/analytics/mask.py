@@ -107,6 +107,11 @@ def vote(labels_scores: Iterable[tuple[str, float]]) -> tuple[str | None, float 
     return label, float(np.mean(totals[label]))
 
 
+def _unanimous(record) -> bool:
+    """Three agreeing votes settle a track; more samples only cost time."""
+    return len(record.mask_votes) >= 3 and len({label for label, _ in record.mask_votes}) == 1
+
+
 @register
 class MaskAnalyzer:
     """Adds the ``mask`` and ``mask_score`` columns.
@@ -166,7 +171,8 @@ class MaskAnalyzer:
                 labels[row], scores[row] = label, round(score, 4)
         else:
             tracked = {row: state.tracks.get(int(t)) for row, t in enumerate(faces.track_ids)}
-            sampled = [row for row, record in tracked.items() if record is not None and self._big_enough(faces, row)
+            sampled = [row for row, record in tracked.items() if record is not None and not _unanimous(record)
+                       and self._big_enough(faces, row)
                        and state.should_sample(record.track, self.name, cfg.sample_every, cfg.samples_per_track)]
             for row, result in self._classified(image, faces, sampled):
                 tracked[row].mask_votes.append((result[0], round(result[1], 4)))

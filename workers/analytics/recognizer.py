@@ -30,6 +30,8 @@ class RecognizerConfig(BaseModel):
                                             "as a fraction of the eye distance.")
     min_face_px: int = Field(24, description="Smaller faces are not embedded (too little detail).")
     min_score: float = Field(0.6, description="Faces with a lower detector score are not embedded.")
+    settle_margin: float = Field(0.1, description="After 3 samples, stop embedding a track whose similarity "
+                                                  "exceeds the threshold by this much.")
     threads: int = Field(1, ge=1, description="Inference threads.")
 
 
@@ -79,6 +81,13 @@ class FaceRecognizer:
     def begin(self, state: SegmentState) -> None:
         self.state = state
 
+    def _settled(self, record) -> bool:
+        """Enough is known about this track: three samples, and either a clear match or no
+        gallery to match against (the samples are still kept for a later re-identification)."""
+        if record.embeddings < 3:
+            return False
+        return not len(self.state.gallery) or (record.similarity or 0) >= self.config.threshold + self.config.settle_margin
+
     def _worth_embedding(self, faces: Faces, row: int) -> bool:
         """Big enough, confident, and roughly facing the camera: ArcFace embeddings of
         profiles match poorly, so they would only dilute a track's aggregate."""
@@ -96,7 +105,7 @@ class FaceRecognizer:
                 identities.append(None)
                 similarities.append(None)
                 continue
-            if self._worth_embedding(faces, row) and state.should_sample(track_id, self.name, cfg.sample_every,
+            if not self._settled(record) and self._worth_embedding(faces, row) and state.should_sample(track_id, self.name, cfg.sample_every,
                                                                           cfg.samples_per_track):
                 image, _ = picture.bgr()
                 record.add_embedding(self.embedder.embed(image, faces.keypoints[row]))
