@@ -95,10 +95,10 @@ def render(rows: list[dict], preset: str) -> str:
         "",
         "## The cost of the per-track analyzers",
         "",
-        "Tracking and recognition run per track (a few sampled frames each), so they add little to the "
-        "per-frame cost. Same clips, farm with 2 workers:",
+        "Recognition and mask run per track (a few sampled frames each, fewer once a track is settled); "
+        "tracking and thermal are cheap per frame. Same clips, farm with 2 workers:",
         "",
-        "| clip | detection only (RTF) | detect + track + recognise (RTF) | added |",
+        "| clip | detection only (RTF) | all analyzers: detect, track, recognize, mask, thermal (RTF) | added |",
         "| --- | --- | --- | --- |",
     ]
     for r in rows:
