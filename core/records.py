@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from typing import Iterator
 
@@ -23,6 +23,11 @@ SEGMENT_STATES = ("queued", "processing", "done", "failed")
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes; every time here is written in UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 class Base(DeclarativeBase):
@@ -239,6 +244,23 @@ class Records(GalleryRecords):
         with self.session() as s:
             return list(s.scalars(select(Job.id).where(Job.status == "done", Job.created_at >= since,
                                                        Job.created_at < until)))
+
+    def metrics_snapshot(self, window_s: float = 60.0, history: int = 10000) -> dict:
+        """What /metrics reports, read in one short session: counts by state, recent segment
+        and job durations, and the frames finished within the last ``window_s`` seconds."""
+        since = _now() - timedelta(seconds=window_s)
+        with self.session() as s:
+            jobs = dict(s.execute(select(Job.status, func.count()).group_by(Job.status)).all())
+            segments = dict(s.execute(select(Segment.status, func.count()).group_by(Segment.status)).all())
+            segment_seconds = list(s.scalars(select(Segment.seconds).where(Segment.seconds.is_not(None))
+                                             .order_by(Segment.finished_at.desc()).limit(history)))
+            finished = s.execute(select(Job.created_at, Job.finished_at).where(Job.status == "done")
+                                 .order_by(Job.finished_at.desc()).limit(history)).all()
+            recent_frames = s.scalar(select(func.coalesce(func.sum(Segment.frames), 0)).where(
+                Segment.status == "done", Segment.finished_at >= since)) or 0
+        job_seconds = [(_aware(end) - _aware(start)).total_seconds() for start, end in finished if start and end]
+        return {"jobs": jobs, "segments": segments, "segment_seconds": segment_seconds,
+                "job_seconds": job_seconds, "frames_per_second": recent_frames / window_s}
 
     def list_jobs(self, limit: int = 50, offset: int = 0, status: str | None = None) -> list[Job]:
         with self.session() as s:

@@ -59,3 +59,23 @@ def test_bad_upload_is_refused_at_the_door(client):
                            content_type="multipart/form-data")
     assert response.status_code == 415
     assert "notes.mp4" in response.json["error"] and "not a readable video" in response.json["error"]
+
+
+def test_metrics_need_a_token_and_report_the_farm(client, face_clip):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    assert client.get("/metrics").status_code == 401
+    with open(face_clip.path, "rb") as fh:
+        job_id = client.post("/api/v1/jobs", headers=AUTH, data={"file": (fh, "m.mp4")},
+                             content_type="multipart/form-data").json["id"]
+    wait_for_job(job_id)
+    response = client.get("/metrics", headers=AUTH)
+    assert response.status_code == 200
+    families = {f.name: f for f in text_string_to_metric_families(response.get_data(as_text=True))}
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value for f in families.values() for s in f.samples}
+    assert samples[("vidfarm_jobs", (("status", "done"),))] >= 1
+    assert samples[("vidfarm_segments", (("status", "done"),))] >= 2
+    assert samples[("vidfarm_segment_seconds_count", ())] >= 2
+    assert samples[("vidfarm_frames_per_second", ())] > 0
+    assert ("vidfarm_queue_waiting", (("queue", "cpu"),)) in samples
+    assert samples[("vidfarm_workers", (("state", "busy"),))] + samples[("vidfarm_workers", (("state", "idle"),))] == 2

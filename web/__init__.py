@@ -10,6 +10,7 @@ from flask import jsonify, render_template, request
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from core.settings import Settings, get_settings
+from web.metrics import metrics
 from web.uploads import UploadRequest, human_bytes
 
 csrf = CSRFProtect()
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None) -> APIFlask:
     app.register_blueprint(api)
     app.register_blueprint(identities)
     app.register_blueprint(gallery)
+    app.register_blueprint(metrics)
 
     @app.spec_processor
     def bodies_are_required(spec: dict) -> dict:

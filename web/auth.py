@@ -82,7 +82,8 @@ def request_user() -> User | None:
 
 
 def _is_api_request() -> bool:
-    return request.path.startswith("/api/")
+    """Machine endpoints (the API, Prometheus' /metrics) answer 401; pages redirect to login."""
+    return request.path.startswith("/api/") or request.path == "/metrics"
 
 
 def guard():

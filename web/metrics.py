@@ -1,0 +1,78 @@
+"""Prometheus metrics at /metrics (behind the same login/token guard as everything else:
+give Prometheus a bearer token). Computed at scrape time from Redis and the records, so every
+gunicorn process answers the same and nothing has to be shared between them.
+
+The autoscaler exports its own decisions on its own port (``vidfarm_autoscaler_*``).
+"""
+
+from __future__ import annotations
+
+import bisect
+
+from flask import Blueprint, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
+
+from tasks import runtime
+
+metrics = Blueprint("metrics", __name__)
+
+QUEUES = ("ingest", "cpu", "gpu")
+SEGMENT_BUCKETS = (1, 2, 5, 10, 20, 30, 60, 120, 300, 600)
+JOB_BUCKETS = (5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200)
+
+
+def _histogram(name: str, documentation: str, values: list[float], buckets: tuple) -> HistogramMetricFamily:
+    ordered = sorted(values)
+    counts = [(str(b), bisect.bisect_right(ordered, b)) for b in buckets] + [("+Inf", len(ordered))]
+    return HistogramMetricFamily(name, documentation, buckets=counts, sum_value=float(sum(ordered)))
+
+
+class FarmCollector:
+    def collect(self):
+        from autoscaler.observe import QueueObserver
+
+        snapshot = runtime.records().metrics_snapshot()
+        jobs = GaugeMetricFamily("vidfarm_jobs", "Jobs by status.", labels=["status"])
+        for status, count in snapshot["jobs"].items():
+            jobs.add_metric([status], count)
+        yield jobs
+        segments = GaugeMetricFamily("vidfarm_segments", "Segments by status (processed = done).", labels=["status"])
+        for status, count in snapshot["segments"].items():
+            segments.add_metric([status], count)
+        yield segments
+        yield GaugeMetricFamily("vidfarm_frames_per_second", "Frames analysed per second over the last minute.",
+                                value=snapshot["frames_per_second"])
+        yield _histogram("vidfarm_segment_seconds", "Time to process one segment.", snapshot["segment_seconds"],
+                         SEGMENT_BUCKETS)
+        yield _histogram("vidfarm_job_seconds", "Submit to done, per job.", snapshot["job_seconds"], JOB_BUCKETS)
+
+        url = runtime.settings().redis_url
+        if not url:
+            return
+        observer = QueueObserver(url, inspect_timeout=0.5)
+        try:
+            load = observer.observe(list(QUEUES))
+            workers = observer.control.ping(timeout=1.0) or []
+        finally:
+            observer.close()
+        waiting = GaugeMetricFamily("vidfarm_queue_waiting", "Tasks waiting in a queue.", labels=["queue"])
+        running = GaugeMetricFamily("vidfarm_queue_running", "Tasks taken by a worker, not yet done.", labels=["queue"])
+        for queue, observed in load.items():
+            waiting.add_metric([queue], observed.waiting)
+            running.add_metric([queue], observed.running)
+        yield waiting
+        yield running
+        names = {name for reply in workers for name in reply}
+        busy = set().union(*(observed.busy_nodes for observed in load.values())) & names
+        state = GaugeMetricFamily("vidfarm_workers", "Celery workers by state.", labels=["state"])
+        state.add_metric(["busy"], len(busy))
+        state.add_metric(["idle"], len(names - busy))
+        yield state
+
+
+@metrics.get("/metrics")
+def scrape():
+    registry = CollectorRegistry()
+    registry.register(FarmCollector())
+    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
