@@ -323,7 +323,8 @@ class Records(GalleryRecords):
         return {"id": job.id, "status": job.status, "progress": progress, "chunks_done": done,
                 "chunks_total": total, "error": job.error, "source_name": job.source_name,
                 "created_at": job.created_at.isoformat() if job.created_at else None,
-                "finished_at": job.finished_at.isoformat() if job.finished_at else None}
+                "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+                "results_version": job.results_version}
 
 
 def _make_engine(url: str) -> Engine:

@@ -43,6 +43,14 @@ def test_gallery_change_reidentifies_stored_recordings(farm, face_clip):
         assert all(f["faces"][0]["identity"] == "Yao Ming" for f in second["frames"] if f["faces"])
         assert [len(f["faces"]) for f in second["frames"]] == [len(f["faces"]) for f in first["frames"]]
         assert results(job_id, "versions/results-1.json") == first       # the earlier version stays
+        # ... and the API and the job page show both.
+        from web import create_app
+        api = create_app().test_client()
+        auth = {"Authorization": "Bearer test-token"}
+        assert api.get(f"/api/v1/jobs/{job_id}/results?version=1", headers=auth).json == first
+        assert api.get(f"/api/v1/jobs/{job_id}/results", headers=auth).json["version"] == 2
+        assert api.get(f"/api/v1/jobs/{job_id}", headers=auth).json["results_version"] == 2
+        assert api.get(f"/api/v1/jobs/{job_id}/results?version=9", headers=auth).status_code == 404
 
         runtime.records().set_watchlist("Yao Ming", True)
         reidentify_stale.apply()

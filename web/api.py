@@ -14,7 +14,8 @@ from tasks import runtime
 from tasks.jobs import output_key
 from tasks.submit import JobBusy, analyzer_chain, delete_job
 from web.auth import token_auth
-from web.schemas import ERROR_SCHEMA, JobCreated, JobListQuery, JobOut, JobPage, ResultsOut, UploadIn
+from web.schemas import (ERROR_SCHEMA, JobCreated, JobListQuery, JobOut, JobPage, ResultsOut, ResultsQuery,
+                         UploadIn)
 from web.uploads import UploadRejected, accept_recording
 
 api = APIBlueprint("api", __name__, url_prefix="/api/v1", tag="jobs")
@@ -100,10 +101,19 @@ def finished_output(job_id: str, name: str):
 
 @api.get("/jobs/<job_id>/results")
 @api.auth_required(token_auth, roles=["viewer"])
+@api.input(ResultsQuery, location="query", arg_name="query")
 @api.output(ResultsOut)
-@api.doc(summary="results.json of a finished job", responses=error_responses(409))
-def get_results(job_id: str):
-    return send_file(finished_output(job_id, "results.json"), mimetype="application/json")
+@api.doc(summary="results.json of a finished job (the latest version, or ?version=N)",
+         responses=error_responses(404, 409))
+def get_results(job_id: str, query: dict):
+    version = query.get("version")
+    if version is None:
+        return send_file(finished_output(job_id, "results.json"), mimetype="application/json")
+    job_view_or_404(job_id)
+    key = output_key(job_id, f"versions/results-{version}.json")
+    if not runtime.store().exists(key):
+        abort(404, f"job {job_id} has no results version {version}")
+    return send_file(runtime.store().local_path(key), mimetype="application/json")
 
 
 @api.get("/jobs/<job_id>/video")

@@ -36,6 +36,8 @@ class JobOut(Schema):
     source_name = String()
     created_at = String(allow_none=True)
     finished_at = String(allow_none=True)
+    results_version = Integer(metadata={"description": "Latest results version (0: none yet); "
+                                                     "earlier ones stay readable with ?version=N."})
 
 
 class JobListQuery(Schema):
@@ -47,6 +49,11 @@ class JobPage(Schema):
     jobs = Nested(JobOut, many=True, required=True)
     page = Integer(required=True)
     next_page = Integer(required=True, allow_none=True)
+
+
+class ResultsQuery(Schema):
+    version = Integer(validate=Range(min=1), metadata={"description": "An earlier results version "
+                                                                     "(each re-analysis adds one)."})
 
 
 class ResultsOut(Schema):
