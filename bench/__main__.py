@@ -16,7 +16,7 @@ import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bench import autoscaler, throughput
+from bench import autoscaler, load, throughput
 from tests.clipmaker import make_clip
 from workers import media
 
@@ -123,6 +123,7 @@ def main() -> int:
         out.parent.mkdir(exist_ok=True)
         out.write_text(render(rows, preset))
         autoscaler.update_doc(out)
+        load.main()
         print(f"wrote {out}")
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from bench.docs import replace_section
+
 from autoscaler.simulate import KedaScaler, compare, load_trace
 from core.settings import get_settings
 
@@ -71,15 +73,7 @@ def render() -> str:
 
 def update_doc(doc: Path = DOC) -> None:
     """Replace this section of the document (or append it), leaving every other section as it is."""
-    text = doc.read_text() if doc.is_file() else "# Benchmarks\n"
-    if HEADING in text:
-        before, _, after = text.partition(HEADING)
-        rest = after.split("\n## ", 1)
-        text = before + render() + ("\n## " + rest[1] if len(rest) == 2 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + render()
-    doc.parent.mkdir(exist_ok=True)
-    doc.write_text(text)
+    replace_section(render(), doc)
 
 
 def main() -> int:

@@ -182,7 +182,17 @@ class Records(GalleryRecords):
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def create_schema(self) -> None:
-        Base.metadata.create_all(self.engine)
+        """Create missing tables. Many processes (gunicorn, workers) may try at once on a new
+        database; the loser of a CREATE TABLE race sees 'already exists' and simply checks again."""
+        from sqlalchemy.exc import OperationalError, ProgrammingError
+
+        for attempt in range(5):
+            try:
+                Base.metadata.create_all(self.engine)
+                return
+            except (OperationalError, ProgrammingError) as exc:
+                if "already exists" not in str(exc) or attempt == 4:
+                    raise
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -93,3 +93,13 @@ def test_list_jobs_newest_first_and_filtered(records):
     assert [j.id for j in records.list_jobs()] == ids[::-1]
     assert [j.id for j in records.list_jobs(status="failed")] == [ids[1]]
     assert records.job_view("nope") is None
+
+
+def test_many_processes_creating_the_schema_at_once(tmp_path):
+    """gunicorn threads and workers all open a new database at the same moment."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda _: Records(url).create_schema(), range(16)))
+    assert Records(url).job_view("none") is None
