@@ -1,5 +1,5 @@
-"""Faults with real processes: a worker killed mid-segment, a segment that always fails,
-Redis restarted in the middle of a job (with and without persistence)."""
+"""Faults with real processes: a worker killed mid-segment or mid-stitch, a segment that
+always fails, Redis restarted in the middle of a job (with and without persistence)."""
 
 from __future__ import annotations
 
@@ -95,3 +95,26 @@ def test_redis_restarted_in_the_middle_of_a_job(tmp_path, persistent):
             view = runtime.records().job_view(job_id)
             assert view["status"] == "failed" and "lost" in view["error"]
         assert not farm.dead_processes()
+
+
+def test_stitch_crashing_once_is_retried(farm, tmp_path):
+    """The process running the stitch dies; the stitch is redelivered and the job completes."""
+    clip = make_clip(tmp_path / "long.mp4", seconds=24, fps=15, size=(640, 360), gop=15)
+    job_id = submit_file(clip.path, name="long.mp4", options={"analyzers": ["detect"]})
+    deadline = time.monotonic() + 240
+    killed = []
+    while not killed and time.monotonic() < deadline:
+        if runtime.records().job_view(job_id)["status"] == "stitching":
+            # Every segment is done, so the only task running anywhere is the stitch.
+            for process in farm.processes:
+                for child in pool_children(process.popen.pid):
+                    os.kill(child, signal.SIGKILL)
+                    killed.append(child)
+        time.sleep(0.01)
+    assert killed, "the stitch was never seen running"
+    view = wait_for_job(job_id, timeout=240)
+    assert view["status"] == "done", view["error"]
+    results = json.loads(runtime.store().local_path(output_key(job_id, "results.json")).read_text())
+    assert [f["index"] for f in results["frames"]] == list(range(clip.frames))
+    assert count_video_frames(runtime.store().local_path(output_key(job_id, "annotated.mp4"))) == clip.frames
+    assert not farm.dead_processes()
