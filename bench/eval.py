@@ -234,8 +234,8 @@ def render(f: dict) -> str:
            f"The two overlap, so no threshold separates them; the default stays {r['threshold']:.2f}."),
         "", "Hamilton tracks (track, identity, first frame, last frame): "
         + "; ".join(f"{t[0]} {t[1] or 'unknown'} {t[2]}-{t[3]}" for t in h["tracks"]),
-        *([f"", f"Mask method: {m['method']}"] if "method" in m else []),
-        *([f"", f"Thermal method: {t['method']}"] if "method" in t else []),
+        *(["", f"Mask method: {m['method']}"] if "method" in m else []),
+        *(["", f"Thermal method: {t['method']}"] if "method" in t else []),
         "", "Ground truth for the hamilton clip was read off its frames: performer in 0-19 (wide shot) and "
         "82-210 (close-up), pianist in 0-81 (wide shot, then a profile close-up), audience in 211-274.",
     ]
