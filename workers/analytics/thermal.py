@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 from pydantic import BaseModel, Field, ValidationError
 
+from core.errors import first_problem
 from workers.analytics.faces import Faces
 from workers.analytics.picture import Picture
 from workers.analytics.registry import register
@@ -84,9 +85,8 @@ def parse_calibration(text: str, source: str = "calibration") -> Calibration:
     try:
         model = _SidecarModel.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or "value"
-        raise CalibrationError(f"{source}: '{field}' {first['msg'].lower()}") from None
+        field, problem = first_problem(exc)
+        raise CalibrationError(f"{source}: '{field or 'value'}' {problem.lower()}") from None
     return make_calibration(model.gain, model.offset, source)
 
 
