@@ -10,7 +10,7 @@ import uuid
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
-from typing import Iterator
+from typing import Callable, Iterator
 
 from sqlalchemy import (JSON, Boolean, DateTime, Float, ForeignKey, Integer, LargeBinary, String, Text,
                         create_engine, delete, event, func, select, update)
@@ -230,12 +230,17 @@ class Records(GalleryRecords):
             s.execute(update(Job).where(Job.id == job_id, Job.status.not_in(("done", "failed")))
                       .values(status="failed", error=line, finished_at=_now()))
 
-    def publish_version(self, job_id: str, gallery_fingerprint: str) -> int:
-        """Claim the next results version number of a job."""
+    def publish_version(self, job_id: str, gallery_fingerprint: str, write: Callable[[int], None]) -> int:
+        """Publish the next results version of a job: claim its number, ``write(number)`` the
+        files, then commit. The claim holds the job's row lock until the files are written, so
+        nobody sees version N before its files exist and two publishers never share or reorder
+        a number; if ``write`` raises, the number is not used."""
         with self.session() as s:
             s.execute(update(Job).where(Job.id == job_id).values(
                 results_version=Job.results_version + 1, gallery_fingerprint=gallery_fingerprint))
-            return s.scalar(select(Job.results_version).where(Job.id == job_id))
+            version = s.scalar(select(Job.results_version).where(Job.id == job_id))
+            write(version)
+            return version
 
     def jobs_matched_against_another_gallery(self, fingerprint: str) -> list[str]:
         with self.session() as s:

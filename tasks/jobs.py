@@ -106,13 +106,16 @@ def fan_out(job_id: str, segments: int, queue: str = "cpu") -> None:
 
 def publish_results(job, results: dict) -> int:
     """Store a new version of a job's results: ``output/versions/results-N.json`` stays,
-    ``output/results.json`` is always the latest. Returns N."""
+    ``output/results.json`` is always the latest. Returns N. The job's ``results_version``
+    turns N only once both files are in place."""
     fingerprint = "job" if job.options.get("gallery") is not None else runtime.records().gallery_fingerprint()
-    version = runtime.records().publish_version(job.id, fingerprint)
-    results = {**results, "version": version}
-    _put_json(output_key(job.id, f"versions/results-{version}.json"), results)
-    _put_json(output_key(job.id, "results.json"), results)
-    return version
+
+    def write(version: int) -> None:
+        versioned = {**results, "version": version}
+        _put_json(output_key(job.id, f"versions/results-{version}.json"), versioned)
+        _put_json(output_key(job.id, "results.json"), versioned)
+
+    return runtime.records().publish_version(job.id, fingerprint, write)
 
 
 def _pipeline_config(job_options: dict) -> pipeline.PipelineConfig:

@@ -103,3 +103,44 @@ def test_many_processes_creating_the_schema_at_once(tmp_path):
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda _: Records(url).create_schema(), range(16)))
     assert Records(url).job_view("none") is None
+
+
+def test_a_results_version_is_seen_only_once_its_files_are_written(records):
+    """Readers poll ``results_version`` and then read the files: the number must never run
+    ahead of them, and a failed write must not use a number up."""
+    import threading
+
+    job = records.add_job("a.mp4", "k")
+    reader = Records(records.url)                      # another connection, like the web app
+    seen_while_writing: list[int] = []
+    assert records.publish_version(job.id, "g1", lambda n: seen_while_writing.append(
+        reader.get_job(job.id).results_version)) == 1
+    assert seen_while_writing == [0] and reader.get_job(job.id).results_version == 1
+
+    def broken(_version):
+        raise OSError("disk full")
+    with pytest.raises(OSError):
+        records.publish_version(job.id, "g2", broken)
+    assert reader.get_job(job.id).results_version == 1
+
+    # Two publishers at once: the second waits for the first to finish writing.
+    first_writing, release = threading.Event(), threading.Event()
+    order: list[tuple[str, int]] = []
+
+    def slow(version):
+        first_writing.set()
+        release.wait(10)
+        order.append(("slow", version))
+    slow_publisher = threading.Thread(target=records.publish_version, args=(job.id, "g3", slow))
+    slow_publisher.start()
+    assert first_writing.wait(10)
+    fast_publisher = threading.Thread(target=reader.publish_version,
+                                      args=(job.id, "g4", lambda v: order.append(("fast", v))))
+    fast_publisher.start()
+    fast_publisher.join(0.5)
+    assert order == []                                 # blocked behind the first publisher
+    release.set()
+    slow_publisher.join(10), fast_publisher.join(30)
+    assert order == [("slow", 2), ("fast", 3)]
+    assert records.get_job(job.id).results_version == 3
+    reader.engine.dispose()
