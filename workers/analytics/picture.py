@@ -31,10 +31,13 @@ class Picture:
         scale = 1.0
         if long_side and max(self.width, self.height) > long_side:
             scale = long_side / max(self.width, self.height)
-        size = (max(1, round(self.width * scale)), max(1, round(self.height * scale)))
+        return self.bgr_at((max(1, round(self.width * scale)), max(1, round(self.height * scale)))), scale
+
+    def bgr_at(self, size: tuple[int, int]) -> np.ndarray:
+        """BGR pixels at exactly ``size`` (width, height), scaled up or down."""
         if size not in self._cache:
             self._cache[size] = self._convert(size)
-        return self._cache[size], scale
+        return self._cache[size]
 
     def _convert(self, size: tuple[int, int]) -> np.ndarray:
         full = (self.width, self.height)
