@@ -25,6 +25,14 @@ DETECT_ONLY = "detect"   # the throughput comparison runs the same detector as t
 HAMILTON = ROOT.parent / "shared" / "media" / "videos" / "short_hamilton_clip.mp4"
 
 
+ROUNDS = 2   # every timed run is repeated, interleaved, and the best kept: neighbours on a
+             # shared VM only ever add time, so the minimum is the steadiest figure
+
+
+def best_of(runs: list[dict]) -> dict:
+    return min(runs, key=lambda run: run["wall_s"])
+
+
 def measure(src: Path, work: Path, preset: str) -> dict:
     info = media.probe(src)
     print(f"== {src.name}: {info.width}x{info.height} {info.fps:.2f} fps, {info.frames} frames", flush=True)
@@ -34,16 +42,25 @@ def measure(src: Path, work: Path, preset: str) -> dict:
     print(f"   codec floor     {row['codec_floor_s']:.1f} s", flush=True)
     row["detector_ms"] = 1000 * throughput.detector_alone(src)
     print(f"   detector alone  {row['detector_ms']:.1f} ms/frame (1 thread)", flush=True)
-    row["naive_s"] = throughput.naive_loop(src, work / "naive.mp4")
-    print(f"   naive loop      {row['naive_s']:.1f} s", flush=True)
-    for workers in (1, 2):
-        result = throughput.farm(src, workers, work / f"farm{workers}", work, DETECT_ONLY)
-        row[f"farm{workers}"] = result
-        print(f"   farm, {workers} worker{'s' * (workers > 1)} {result['wall_s']:.1f} s "
-              f"(overhead {result['overhead_s']:.2f} s)", flush=True)
+    runs: dict[str, list[dict]] = {}
+    for round_ in range(ROUNDS):
+        for variant in throughput.NAIVE_LOOPS:
+            wall, faces = throughput.naive_loop(src, work / "naive.mp4", variant)
+            runs.setdefault(f"naive:{variant}", []).append({"wall_s": wall, "faces": faces})
+            print(f"   naive loop ({variant}) {wall:.1f} s, {faces} faces", flush=True)
+        for workers in (1, 2):
+            result = throughput.farm(src, workers, work / f"farm{workers}-{round_}", work, DETECT_ONLY)
+            runs.setdefault(f"farm{workers}", []).append(result)
+            print(f"   farm, {workers} worker{'s' * (workers > 1)} {result['wall_s']:.1f} s "
+                  f"(overhead {result['overhead_s']:.2f} s), {result['faces']} faces", flush=True)
+    row.update({name: best_of(results) for name, results in runs.items()})
     row["farm2_all"] = throughput.farm(src, 2, work / "farm2all", work)
     print(f"   farm, 2 workers, all analyzers {row['farm2_all']['wall_s']:.1f} s", flush=True)
     return row
+
+
+def rtf(row: dict, seconds: float) -> str:
+    return f"{seconds:.1f} s ({row['duration_s'] / seconds:.2f}x)"
 
 
 def render(rows: list[dict], preset: str) -> str:
@@ -53,31 +70,33 @@ def render(rows: list[dict], preset: str) -> str:
         "# Benchmarks",
         "",
         f"Written by `make bench` on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; "
-        f"{os.cpu_count()} cores ({cpu}), CPU only, x264 preset `{preset}`.",
+        f"{os.cpu_count()} cores ({cpu}), CPU only, x264 preset `{preset}`. Each naive loop and farm "
+        f"run is repeated {ROUNDS} times, interleaved, and the fastest kept (the machine is a shared VM).",
         "Real-time factor (RTF) = recording duration / wall time: above 1 is faster than real time.",
         "",
         "| clip | frames | codec floor (RTF) | detector alone | naive loop (RTF) | farm, 1 worker (RTF) "
-        "| farm, 2 workers (RTF) | 2 workers / naive | overhead, 2 workers | end imbalance |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| farm, 2 workers (RTF) | 2 workers / naive | overhead, 2 workers | end imbalance | faces found: naive / farm |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
-        d = r["duration_s"]
-        f1, f2 = r["farm1"], r["farm2"]
+        naive, f1, f2 = r["naive:insightface"], r["farm1"], r["farm2"]
         lines.append(
-            f"| {r['clip']} ({r['size']}, {r['fps']:.2f} fps, {d:.1f} s) | {r['frames']} "
-            f"| {r['codec_floor_s']:.1f} s ({d / r['codec_floor_s']:.2f}x) "
-            f"| {r['detector_ms']:.1f} ms/frame | {r['naive_s']:.1f} s ({d / r['naive_s']:.2f}x) "
-            f"| {f1['wall_s']:.1f} s ({d / f1['wall_s']:.2f}x) | {f2['wall_s']:.1f} s ({d / f2['wall_s']:.2f}x) "
-            f"| **{r['naive_s'] / f2['wall_s']:.2f}x** | {100 * f2['overhead_s'] / f2['job_wall_s']:.1f} % "
-            f"({f2['overhead_s']:.2f} s: split {f2['split_s']:.2f} s, stitch {f2['stitch_s']:.2f} s, "
-            f"{f2['segments']} segments) | {f2['imbalance_s']:.2f} s |")
+            f"| {r['clip']} ({r['size']}, {r['fps']:.2f} fps, {r['duration_s']:.1f} s) | {r['frames']} "
+            f"| {rtf(r, r['codec_floor_s'])} | {r['detector_ms']:.1f} ms/frame | {rtf(r, naive['wall_s'])} "
+            f"| {rtf(r, f1['wall_s'])} | {rtf(r, f2['wall_s'])} | **{naive['wall_s'] / f2['wall_s']:.2f}x** "
+            f"| {100 * f2['overhead_s'] / f2['job_wall_s']:.1f} % ({f2['overhead_s']:.2f} s: split "
+            f"{f2['split_s']:.2f} s, stitch {f2['stitch_s']:.2f} s, {f2['segments']} segments) "
+            f"| {f2['imbalance_s']:.2f} s | {naive['faces']} / {f2['faces']} |")
     lines += [
         "",
         "How each column is measured:",
         "- *codec floor*: PyAV decode + libx264 encode of every frame in one process, no model.",
-        "- *detector alone*: SCRFD-500M on decoded frames, one thread, per frame (decode excluded).",
-        "- *naive loop*: `cv2.VideoCapture` -> the same detector on every frame (all cores) -> draw -> "
-        "`cv2.VideoWriter` (mp4v), one process: what a user would write first.",
+        "- *detector alone*: vidfarm's SCRFD-500M detector on decoded frames, one thread, per frame "
+        "(decode excluded).",
+        "- *naive loop*: `cv2.VideoCapture` -> SCRFD-500M on every frame -> draw -> `cv2.VideoWriter` "
+        "(mp4v), one process: what a user would write first, with " + throughput.NAIVE_LOOPS["insightface"]
+        + ". It sees each frame at the same scale and threshold as the farm's detector and finds the "
+        "same faces (last column).",
         "- *farm*: `vidfarm`'s embedded farm (private Redis, N Celery workers of one process each), "
         "timed from submit to `done` with workers already started; the output is H.264 with the "
         "source's audio and timestamps.",
@@ -90,8 +109,29 @@ def render(rows: list[dict], preset: str) -> str:
         "GOP of imbalance; shorter GOPs or more recordings at once remove it.",
         "",
         "Targets (issue 2): 2 workers >= 1.7x the naive loop; overhead <= 5 % of wall time.",
+        "",
+        "## How much of that is the farm, and how much the detector code",
+        "",
+        "The farm's detector does less work than the naive loop's: its input keeps the frame's aspect "
+        "ratio (640x384 for 16:9 instead of a letterboxed 640x640) and it decodes only the anchors over "
+        "the threshold. The same naive loop given vidfarm's detector code isolates what the farm's "
+        "parallelism adds:",
+        "",
+        "| clip | naive loop, vidfarm's detector, all cores (RTF) | 2 workers / it "
+        "| naive loop, vidfarm's detector, 1 inference thread (RTF) | 2 workers / it |",
+        "| --- | --- | --- | --- | --- |",
     ]
+    for r in rows:
+        f2, tuned, single = r["farm2"]["wall_s"], r["naive:vidfarm"]["wall_s"], r["naive:vidfarm-1-thread"]["wall_s"]
+        lines.append(f"| {r['clip']} | {rtf(r, tuned)} | {tuned / f2:.2f}x | {rtf(r, single)} | {single / f2:.2f}x |")
     lines += [
+        "",
+        "Against the tuned loop the farm's gain is bounded by what that loop already runs in parallel: "
+        "onnxruntime spreads the model over both cores inside one process, and the model is most of a "
+        "frame's cost, so two worker processes can only add the parallelism of decode, drawing and "
+        "encoding. On one machine the farm pays for itself in throughput only against loops that do not "
+        "thread their model; its other gains are the ones this table does not show: many recordings at "
+        "once, more machines, retries, and H.264 output with the source's audio and timestamps.",
         "",
         "## The cost of the per-track analyzers",
         "",

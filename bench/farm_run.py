@@ -40,6 +40,7 @@ def main(src: Path, workers: int, data_dir: Path, out_dir: Path, analyzers: list
     stages = results["timing"]["stages"]
     return {"wall_s": wall, "segments": len(segments), "split_s": stages["split"],
             "stitch_s": stages["stitch"], "frames": len(results["frames"]),
+            "faces": sum(len(frame["faces"]) for frame in results["frames"]),
             **timeline(job.created_at, job.finished_at, segments)}
 
 
