@@ -105,8 +105,8 @@ def render(rows: list[dict], preset: str) -> str:
         "concat, results), plus the idle gaps between a worker's segments; as a share of the job's "
         "wall time.",
         "- *end imbalance*: how long the first worker to finish idled while the other ran its last "
-        "segment. Segments are whole GOPs, so a clip of 15 two-second GOPs on 2 workers leaves one "
-        "GOP of imbalance; shorter GOPs or more recordings at once remove it.",
+        "segment. Segments hold equal frame counts (cut mid-GOP where needed), not equal work: "
+        "frames with faces cost more to draw.",
         "",
         "Targets (issue 2): 2 workers >= 1.7x the naive loop; overhead <= 5 % of wall time.",
         "",

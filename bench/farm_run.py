@@ -55,8 +55,8 @@ def timeline(created, finished, segments) -> dict:
              + tail (last segment ends -> done: chord callback, stitch, results)
              + the gaps a worker sat idle between two of its segments (queue latency),
                averaged over the workers.
-    imbalance = how long one worker idled at the end while another finished its last segment:
-    segments are whole GOPs, so some is inherent; it is reported, not hidden in overhead.
+    imbalance = how long one worker idled at the end while another finished its last segment
+    (segments are equal in frames, not in work): reported, not hidden in overhead.
     """
     by_worker: dict[str, list[tuple[float, float]]] = defaultdict(list)
     for s in segments:

@@ -73,7 +73,7 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL for job records. Unset: a SQLite file in data_dir.")
 
     # --- ingest ------------------------------------------------------------------------
-    segment_seconds: float = Field(default=4.0, gt=0, description="Target segment length; cuts land on keyframes.")
+    segment_seconds: float = Field(default=4.0, gt=0, description="Target segment length; segments are equal, remuxed from keyframes.")
     min_segments: int = Field(default=8, ge=1,
                               description="Cut short recordings finer (down to 1 s) to make this many segments.")
     max_width: int = Field(default=7680, description="Largest accepted frame width (pixels).")

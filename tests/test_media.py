@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import av
@@ -23,7 +24,8 @@ def roundtrip(src: Path, work: Path, target_s: float = 2.0):
     for plan, path in zip(plans, files):
         out = work / f"enc{plan.index}.mp4"
         with media.H264Writer(out, info.width, info.height, info.tb, info.fps, preset="ultrafast") as writer:
-            frames = list(media.decode_frames(path))
+            # A segment file holds whole GOPs: its own frames are plan.frames from plan.pts[0] on.
+            frames = list(itertools.islice(media.segment_frames(path, plan.pts[0], info.tb), plan.frames))
             assert len(frames) == plan.frames
             for frame, pts in zip(frames, plan.pts):
                 writer.write(frame if writer.fits(frame) else writer.canvas(frame.to_ndarray(format="bgr24")), pts)
@@ -149,9 +151,34 @@ def test_limits_refuse_tiny_frames(tmp_path):
     assert media.probe(clip.path).frames == 15
 
 
-def test_short_recordings_are_cut_finer_and_runts_join_their_neighbour(tmp_path):
+def test_short_recordings_are_cut_finer_into_equal_pieces(tmp_path):
     clip = make_clip(tmp_path / "src.mp4", seconds=6.2, fps=15, gop=15, face_windows=[], audio=False)
     info = media.probe(clip.path)
-    # 4 s target, but 6 segments wanted: cut every second; the 0.2 s runt joins the last one.
-    assert [p.frames for p in media.plan_segments(info, 4.0, min_segments=6)] == [15, 15, 15, 15, 15, 18]
-    assert [p.frames for p in media.plan_segments(info, 4.0)] == [60, 33]
+    # 4 s target, but 6 segments wanted: 93 frames in six equal pieces, cut mid-GOP where needed.
+    assert [p.frames for p in media.plan_segments(info, 4.0, min_segments=6)] == [16, 15, 15, 16, 16, 15]
+    assert [p.frames for p in media.plan_segments(info, 4.0)] == [46, 47]
+
+
+def test_a_segment_starting_mid_gop_carries_its_gop_and_yields_only_its_frames(tmp_path):
+    clip = make_clip(tmp_path / "src.mp4", seconds=4, fps=15, gop=20, face_windows=[], audio=False)
+    info = media.probe(clip.path)
+    plans = media.plan_segments(info, 1.0)                  # 60 frames, GOPs of 20: four pieces of 15
+    assert [(p.start_frame, p.frames, p.first_packet, p.end_packet) for p in plans] == \
+        [(0, 15, 0, 20), (15, 15, 0, 40), (30, 15, 20, 60), (45, 15, 40, 60)]
+    files = media.split_segments(clip.path, plans, tmp_path / "split")
+    with av.open(str(clip.path)) as c:
+        source = [bytes(p) for p in c.demux(video=0) if p.size]
+    for plan, path in zip(plans, files):
+        with av.open(str(path)) as c:
+            assert [bytes(p) for p in c.demux(video=0) if p.size] == source[plan.first_packet:plan.end_packet]
+        own = list(itertools.islice(media.segment_frames(path, plan.pts[0], info.tb), plan.frames))
+        assert [float(f.pts * f.time_base) for f in own] == [float(p * info.tb) for p in plan.pts]
+
+
+def test_long_gops_are_not_cut_mid_gop(tmp_path):
+    """A GOP of two segments or more would be decoded again and again: cut at keyframes."""
+    clip = make_clip(tmp_path / "src.mp4", seconds=8, fps=15, gop=60, face_windows=[], audio=False)
+    info = media.probe(clip.path)
+    plans = media.plan_segments(info, 1.0)                  # 8 pieces wanted, GOPs of 4 s
+    assert [p.start_frame for p in plans] == [0, 60]
+    assert all(p.first_packet == p.start_frame for p in plans)

@@ -10,7 +10,10 @@ source's frame count, frame rate and duration, variable frame rate included.
 
 from __future__ import annotations
 
+import bisect
 import heapq
+import itertools
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -33,6 +36,7 @@ class PacketInfo:
     pts: int
     duration: int
     keyframe: bool
+    timed: bool = True      # the packet carried its own timestamp (raw streams don't: counted)
 
 
 @dataclass
@@ -67,8 +71,8 @@ class SegmentPlan:
     frames: int
     pts: list[int]          # presentation timestamps of its frames, in presentation order
     end_pts: int            # where the next segment (or the recording) starts
-    first_packet: int       # decode-order packet range [first_packet, end_packet)
-    end_packet: int
+    first_packet: int       # decode-order packet range [first_packet, end_packet): whole GOPs,
+    end_packet: int         # from the keyframe at or before the segment's first frame
 
 
 @dataclass
@@ -151,10 +155,11 @@ def _read_packet_table(container, video) -> list[PacketInfo]:
     try:
         for packet in _video_packets(container, video):
             pts = packet.pts if packet.pts is not None else packet.dts
-            if pts is None:  # raw streams carry no timestamps: count frames at the nominal rate
+            timed = pts is not None
+            if not timed:  # raw streams carry no timestamps: count frames at the nominal rate
                 pts = len(table) * nominal
             table.append(PacketInfo(pts=pts, duration=packet.duration or nominal,
-                                    keyframe=packet.is_keyframe))
+                                    keyframe=packet.is_keyframe, timed=timed))
     except av.error.FFmpegError as exc:
         raise MediaError(f"the file is damaged after frame {len(table)} ({_reason(exc)})") from None
     if not table:
@@ -175,46 +180,73 @@ def _check_decodes(path: Path) -> None:
 # --- split -------------------------------------------------------------------------------
 
 def plan_segments(info: MediaInfo, target_s: float, min_segments: int = 1) -> list[SegmentPlan]:
-    """Cut points: a new segment starts at the first keyframe at least 90 % of target_s after
-    the previous cut (a keyframe a little early beats one a whole GOP late). Long or irregular GOPs give longer, uneven segments; never a cut mid-GOP.
-    A short recording is cut finer (down to 1 s) so that it still makes ``min_segments``
-    pieces for the workers to share, and a runt at the end joins the segment before it."""
-    packets, tb = info.packets, info.tb
+    """Cut a recording into segments of equal frame counts, about ``target_s`` each; a short
+    recording is cut finer (down to 1 s) to still make ``min_segments`` pieces for the workers
+    to share. Equal pieces finish together: cutting on keyframes only left one worker idle
+    for up to a GOP at the end of every job.
+
+    Segment files are still remuxed from keyframes, never re-encoded: a segment that starts
+    mid-GOP carries its GOP from the keyframe on, and its task decodes and drops the frames
+    before its own (``segment_frames``), which costs a few percent of analysing them. Where a
+    GOP spans two segments or more (long-GOP cameras), or the stream has no timestamps to
+    tell frames apart by, the cut moves to the nearest keyframe instead.
+    """
+    packets = info.packets
+    gop_starts = [0] + [i for i, p in enumerate(packets) if p.keyframe and i > 0]
+    gop_pts = [sorted(p.pts for p in packets[a:b]) for a, b in zip(gop_starts, gop_starts[1:] + [len(packets)])]
+    frame_pts = [pts for gop in gop_pts for pts in gop]
+    gop_first_frame = list(itertools.accumulate((len(g) for g in gop_pts), initial=0))  # ends with N
+    total = len(frame_pts)
     target_s = min(target_s, max(1.0, info.duration_s / max(1, min_segments)))
-    starts = [0]
-    for i, packet in enumerate(packets[1:], start=1):
-        if packet.keyframe and (packet.pts - packets[starts[-1]].pts) * tb >= 0.9 * target_s:
-            starts.append(i)
+    count = max(1, min(total, round(info.duration_s / target_s)))
+    frames_each = total / count
+    mid_gop_ok = all(p.timed for p in packets)
+
+    def gop_of(frame: int) -> int:
+        return bisect.bisect_right(gop_first_frame, frame) - 1
+
+    cuts = set()
+    for i in range(1, count):
+        cut = round(i * frames_each)
+        gop = gop_of(cut)
+        first, end = gop_first_frame[gop], gop_first_frame[gop + 1]
+        if not mid_gop_ok or end - first >= 2 * frames_each:
+            cut = first if cut - first <= end - cut or end == total else end
+        if 0 < cut < total:
+            cuts.add(cut)
+    bounds = [0, *sorted(cuts), total]
     recording_end = max(p.pts + p.duration for p in packets)
-    if len(starts) > 1 and (recording_end - packets[starts[-1]].pts) * tb < target_s / 4:
-        starts.pop()
-    bounds = list(zip(starts, starts[1:] + [len(packets)]))
-    segments_pts = [sorted(p.pts for p in packets[a:b]) for a, b in bounds]
-    plans, start_frame = [], 0
-    for index, ((a, b), pts) in enumerate(zip(bounds, segments_pts)):
-        end = segments_pts[index + 1][0] if index + 1 < len(bounds) else recording_end
-        plans.append(SegmentPlan(index=index, start_frame=start_frame, frames=len(pts), pts=pts,
-                                 end_pts=end, first_packet=a, end_packet=b))
-        start_frame += len(pts)
+    plans = []
+    for index, (a, b) in enumerate(zip(bounds, bounds[1:])):
+        last_gop = gop_of(b - 1)
+        plans.append(SegmentPlan(
+            index=index, start_frame=a, frames=b - a, pts=frame_pts[a:b],
+            end_pts=frame_pts[b] if b < total else recording_end,
+            first_packet=gop_starts[gop_of(a)],
+            end_packet=gop_starts[last_gop + 1] if last_gop + 1 < len(gop_starts) else len(packets)))
     return plans
 
 
 def split_segments(path: Path | str, plans: list[SegmentPlan], out_dir: Path) -> list[Path]:
-    """Remux the source's video packets into one NUT file per plan (no re-encode)."""
+    """Remux the source's video packets into one NUT file per plan (no re-encode). Plans that
+    share a GOP each get a copy of it, so one pass writes up to a few files at once."""
     out_dir.mkdir(parents=True, exist_ok=True)
     outputs = [out_dir / f"{plan.index:05d}.nut" for plan in plans]
-    with _open(path) as source:
+    waiting = list(zip(plans, outputs))[::-1]          # popped in packet order
+    with _open(path) as source, ExitStack() as files:
         video = source.streams.video[0]
-        packets = _video_packets(source, video)
-        position = 0
-        for plan, target in zip(plans, outputs):
-            with av.open(str(target), "w", format="nut") as out:
-                stream = out.add_stream_from_template(video)
-                while position < plan.end_packet:
-                    packet = next(packets)
-                    packet.stream = stream
-                    out.mux(packet)
-                    position += 1
+        writing: list[tuple[SegmentPlan, av.container.OutputContainer, av.video.stream.VideoStream]] = []
+        for position, packet in enumerate(_video_packets(source, video)):
+            while waiting and waiting[-1][0].first_packet <= position:
+                plan, target = waiting.pop()
+                out = files.enter_context(av.open(str(target), "w", format="nut"))
+                writing.append((plan, out, out.add_stream_from_template(video)))
+            for _, out, stream in writing:
+                packet.stream = stream
+                out.mux(packet)
+            for done in [w for w in writing if w[0].end_packet <= position + 1]:
+                done[1].close()
+                writing.remove(done)
     return outputs
 
 
@@ -230,6 +262,22 @@ def decode_frames(path: Path | str, threads: int = 0) -> Iterator[av.VideoFrame]
             yield from container.decode(stream)
         except av.error.FFmpegError as exc:
             raise MediaError(f"a segment failed to decode ({_reason(exc)})") from None
+
+
+def segment_frames(path: Path | str, first_pts: int, time_base: Fraction, threads: int = 0) -> Iterator[av.VideoFrame]:
+    """A segment file's own frames: those from ``first_pts`` (source time base) on. A segment
+    that starts mid-GOP holds the GOP's earlier frames too (its pictures reference them);
+    they are decoded and dropped here. Frames without a timestamp are kept."""
+    start = first_pts * time_base - Fraction(1, 2000)   # half a millisecond: rounding slack
+    decoded = decode_frames(path, threads)
+    try:
+        for frame in decoded:
+            if frame.pts is None or frame.pts * frame.time_base >= start:
+                yield frame
+                break
+        yield from decoded
+    finally:
+        decoded.close()
 
 
 class H264Writer:

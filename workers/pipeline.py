@@ -82,7 +82,7 @@ def process_segment(src: Path, out_video: Path, pts: list[int], time_base: Fract
     repaired = 0
     with media.H264Writer(out_video, width, height, time_base, fps, preset=config.x264_preset,
                           crf=config.x264_crf, threads=config.threads) as writer:
-        decoded = media.decode_frames(src, threads=config.threads)
+        decoded = media.segment_frames(src, pts[0], time_base, threads=config.threads)
         for timestamp in pts:
             state.frame_index += 1
             t0 = time.perf_counter()
