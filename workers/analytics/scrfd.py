@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 MEAN, STD = 127.5, 128.0        # SCRFD's input normalisation: (pixel - 127.5) / 128, RGB
@@ -49,7 +50,9 @@ class InputBuffer:
             self.tensor.fill((0 - MEAN) / STD)
             self._filled = (w, h)
         planes = self.tensor[0, :, :h, :w]
-        np.subtract(bgr[:, :, ::-1].transpose(2, 0, 1), MEAN, out=planes, dtype=np.float32)
+        for plane, channel in zip(planes, cv2.split(bgr)[::-1]):   # RGB planes; cv2.split is
+            plane[...] = channel                                   # twice as fast as a transpose
+        planes -= MEAN
         planes *= 1.0 / STD
         return self.tensor
 
