@@ -15,6 +15,7 @@ from pathlib import Path
 def main(src: Path, workers: int, data_dir: Path, out_dir: Path, analyzers: list[str] | None = None) -> dict:
     # This process is the farm's client: point its settings at the farm before importing tasks.
     from cli.farm import EmbeddedFarm
+    from tests.clipmaker import make_clip
 
     with EmbeddedFarm(data_dir, workers=workers) as embedded:
         os.environ["VIDFARM_DATA_DIR"] = str(data_dir)
@@ -25,11 +26,19 @@ def main(src: Path, workers: int, data_dir: Path, out_dir: Path, analyzers: list
         from tasks.submit import submit_file
 
         embedded.wait_ready(app)
-        started = time.perf_counter()
-        job_id = submit_file(src, name=src.name, options={"analyzers": analyzers} if analyzers else {})
-        while (view := runtime.records().job_view(job_id))["status"] not in ("done", "failed"):
-            time.sleep(0.05)
-        wall = time.perf_counter() - started
+        options = {"analyzers": analyzers} if analyzers else {}
+
+        def run(path: Path) -> tuple[str, dict, float]:
+            started = time.perf_counter()
+            job_id = submit_file(path, name=path.name, options=options)
+            while (view := runtime.records().job_view(job_id))["status"] not in ("done", "failed"):
+                time.sleep(0.05)
+            return job_id, view, time.perf_counter() - started
+
+        # A running farm has done jobs before: the first one pays one-time costs (imports,
+        # connections, the database's first writes) that no later job pays, so it is not timed.
+        run(make_clip(data_dir / "warm-up.mp4", seconds=2, fps=15, size=(320, 180)).path)
+        job_id, view, wall = run(src)
         if view["status"] != "done":
             raise RuntimeError(f"farm run failed: {view['error']}")
         results = json.loads(runtime.store().local_path(output_key(job_id, "results.json")).read_text())
