@@ -47,7 +47,8 @@ def make_backend(args, settings: Settings):
     from autoscaler.backends.local import LocalBackend
 
     env = dict(os.environ, PYTHONUNBUFFERED="1")     # workers get the farm's own settings
-    return LocalBackend(env, settings.data_dir / "logs", drain_limit_s=settings.segment_time_limit_s + 60)
+    return LocalBackend(env, settings.data_dir / "logs", drain_limit_s=settings.segment_time_limit_s + 60,
+                        pin_threads=settings.effective_threads if settings.pin_workers else None)
 
 
 def run_simulate(args, settings: Settings) -> int:

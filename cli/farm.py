@@ -16,7 +16,8 @@ import time
 from pathlib import Path
 
 from cli.redis_server import RedisServer
-from core.processes import FarmProcess, worker_args
+from core.processes import FarmProcess, cores_for, worker_args
+from core.settings import Settings
 
 __all__ = ["EmbeddedFarm", "FarmProcess", "worker_args"]
 
@@ -25,7 +26,8 @@ class EmbeddedFarm:
     def __init__(self, data_dir: Path, workers: int = 2, queues: str = "ingest,cpu",
                  web_port: int | None = None, api_token: str | None = None,
                  extra_env: dict | None = None, autoscale: bool = False,
-                 flower_port: int | None = None, flower_auth: str | None = None, beat: bool = False):
+                 flower_port: int | None = None, flower_auth: str | None = None, beat: bool = False,
+                 pin_workers: bool | None = None):
         self.data_dir = Path(data_dir)
         self.workers = workers
         self.autoscale = autoscale
@@ -38,6 +40,9 @@ class EmbeddedFarm:
         self.extra_env = extra_env or {}
         self.threads_per_worker = max(1, (os.cpu_count() or 1) // max(1, workers))
         self.beat = beat
+        # A fresh read: the cached settings must wait until the caller has pointed its
+        # environment at this farm (REDIS_URL is only known once the farm starts).
+        self.pin_workers = Settings().pin_workers if pin_workers is None else pin_workers
         self.flower_port, self.flower_auth = flower_port, flower_auth
 
     @property
@@ -91,8 +96,11 @@ class EmbeddedFarm:
     def add_worker(self, queues: str | None = None) -> FarmProcess:
         index = sum(p.name.startswith("worker") for p in self.processes) + 1
         name = f"worker{index}-{os.getpid()}"
+        # The fixed-size farm's workers each get their own cores (the autoscaled farm's
+        # ingest worker is light and floats).
+        cores = cores_for(index - 1, self.threads_per_worker) if self.pin_workers and not self.autoscale else None
         process = FarmProcess(name, worker_args(name, queues or self.queues), self.env(),
-                              self.log_dir / f"{name}.log")
+                              self.log_dir / f"{name}.log", slot=index - 1, cores=cores)
         self.processes.append(process)
         return process
 

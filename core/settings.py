@@ -109,6 +109,9 @@ class Settings(BaseSettings):
     thermal_offset: float = Field(default=-273.15, description="... and degrees C at raw value 0.")
     threads: int = Field(default=0, ge=0,
                          description="Threads per worker process for inference and codecs; 0 = all cores.")
+    pin_workers: bool = Field(default=True,
+                              description="Local workers (embedded farm, local autoscaler): give each worker "
+                                          "process its own cores when there are enough.")
 
     # --- encoding ----------------------------------------------------------------------
     x264_preset: str = Field(default="veryfast", description="libx264 preset for annotated video.")

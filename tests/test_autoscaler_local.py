@@ -3,6 +3,7 @@ worker processes (vidfarm's Celery settings, a light task from tests/autoscale_a
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from autoscaler.backends.local import LocalBackend
 from autoscaler.loop import Autoscaler, ScaleMetrics
 from autoscaler.observe import QueueObserver, priority_lists
 from cli.redis_server import RedisServer
+from core.processes import cores_for
 from core.settings import ScaleSettings
 from tests.autoscale_app import DONE_KEY, app, sleep_then_record
 from tests.conftest import child_env, repo_root
@@ -40,7 +42,7 @@ def observer(redis_url):
 @pytest.fixture
 def backend(redis_url, tmp_path):
     env = child_env(REDIS_URL=redis_url, VIDFARM_DATA_DIR=str(tmp_path / "data"), PYTHONPATH=str(repo_root()))
-    local = LocalBackend(env, tmp_path / "logs", drain_limit_s=60, app="tests.autoscale_app")
+    local = LocalBackend(env, tmp_path / "logs", drain_limit_s=60, app="tests.autoscale_app", pin_threads=1)
     yield local
     local.close(grace=10)
 
@@ -83,6 +85,18 @@ def test_a_busy_worker_finishes_its_task_on_scale_down(backend, observer):
     until(lambda: not worker.alive, "the warm shutdown")
     assert done_tags(observer) == ["long"]                     # finished, not killed and requeued
     assert observer.observe(["cpu"])["cpu"].running == 0
+
+
+def test_workers_get_cores_of_their_own_and_a_stopped_one_frees_its_cores(backend):
+    backend.scale(TARGET, 2, busy=set())
+    first, second = backend.pools["test-cpu"]
+    assert (first.slot, second.slot) == (0, 1)
+    for worker in (first, second):
+        assert os.sched_getaffinity(worker.popen.pid) == (cores_for(worker.slot, 1) or os.sched_getaffinity(0))
+    backend.scale(TARGET, 1, busy={first.name})              # the idle one stops
+    until(lambda: backend.reap() or not backend.draining, "the stopped worker to exit")
+    backend.scale(TARGET, 2, busy=set())
+    assert sorted(w.slot for w in backend.pools["test-cpu"]) == [0, 1]
 
 
 def test_autoscaler_scales_real_workers_0_to_2_to_0_without_losing_a_task(backend, observer):

@@ -111,3 +111,17 @@ def test_real_footage_keeps_frames_timestamps_and_audio(farm, media_dir):
     results = json.loads(output(job_id, "results.json").read_text())
     assert len(results["frames"]) == results["source"]["frames"] == count_video_frames(src)
     assert sum(bool(f["faces"]) for f in results["frames"]) > 0.5 * len(results["frames"])
+
+
+def test_each_worker_runs_on_cores_of_its_own(farm):
+    """Two workers on this machine's cores: neither may be moved onto the other's core."""
+    import os
+
+    from core.processes import cores_for
+
+    workers = [p for p in farm.processes if p.name.startswith("worker")]
+    for slot, worker in enumerate(workers):
+        expected = cores_for(slot, farm.threads_per_worker) or os.sched_getaffinity(0)
+        assert os.sched_getaffinity(worker.popen.pid) == expected, worker.name
+    if len(os.sched_getaffinity(0)) >= 2:      # enough cores: disjoint sets, not all of them
+        assert not os.sched_getaffinity(workers[0].popen.pid) & os.sched_getaffinity(workers[1].popen.pid)

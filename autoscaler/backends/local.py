@@ -16,7 +16,7 @@ import os
 import time
 from pathlib import Path
 
-from core.processes import FarmProcess, worker_args
+from core.processes import FarmProcess, cores_for, worker_args
 from core.settings import ScaleSettings
 
 log = logging.getLogger(__name__)
@@ -28,8 +28,12 @@ def node_worker_name(node: str) -> str:
 
 
 class LocalBackend:
-    def __init__(self, env: dict, log_dir: Path, drain_limit_s: float, app: str = "tasks.app"):
+    def __init__(self, env: dict, log_dir: Path, drain_limit_s: float, app: str = "tasks.app",
+                 pin_threads: int | None = None):
+        """pin_threads: give each worker that many cores of its own while there are enough
+        (``core.processes.cores_for``); None leaves them to the scheduler."""
         self.env = env
+        self.pin_threads = pin_threads
         self.log_dir = Path(log_dir)
         self.drain_limit_s = drain_limit_s
         self.app = app
@@ -68,8 +72,10 @@ class LocalBackend:
         pool = self._pool(target)
         while len(pool) < replicas:
             name = f"{target.deployment}-{next(self._numbers)}-{os.getpid()}"
+            slot = min(set(range(len(self.workers) + 1)) - {w.slot for w in self.workers})
+            cores = cores_for(slot, self.pin_threads) if self.pin_threads else None
             pool.append(FarmProcess(name, worker_args(name, target.queue, self.app), self.env,
-                                    self.log_dir / f"{name}.log"))
+                                    self.log_dir / f"{name}.log", slot=slot, cores=cores))
         # Idle workers first (False sorts before True), newest first among equals.
         busy = busy or set()     # unknown: newest first (they have had the least time to take a task)
         for worker in sorted(reversed(pool), key=lambda w: w.name in busy)[:max(0, len(pool) - replicas)]:
