@@ -24,6 +24,7 @@ import psutil
 from bench.docs import replace_section
 from cli.redis_server import free_port
 from tests.clipmaker import make_clip
+from tests.net import wait_for_http
 
 UPLOADS = 50
 SEGMENTS_PER_UPLOAD = 10      # a 10 s clip with a keyframe a second, cut every second
@@ -74,15 +75,7 @@ def run(work: Path) -> dict:
     env = {"VIDFARM_MIN_SEGMENTS": str(SEGMENTS_PER_UPLOAD), "VIDFARM_SEGMENT_SECONDS": "1"}
     with EmbeddedFarm(work / "farm", workers=2, web_port=port, api_token=token, extra_env=env) as farm:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"{base}/healthz", timeout=2)
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.3)
+        wait_for_http(f"{base}/healthz")
         web = [p.popen.pid for p in farm.processes if p.name == "web"]
         workers = [p.popen.pid for p in farm.processes if p.name.startswith("worker")]
         memory = PeakMemory({"web": web, "workers": workers})

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import pytest
 from cli.redis_server import free_port
 from tests.clipmaker import count_video_frames, make_clip
 from tests.conftest import child_env
+from tests.net import wait_for_http
 
 VIDFARM = [sys.executable, "-m", "cli.main"]
 
@@ -65,20 +67,6 @@ def test_process_missing_file(tmp_path):
     run = subprocess.run(VIDFARM + ["process", str(tmp_path / "nope.mp4"), "--out", str(tmp_path)],
                          env=child_env(VIDFARM_DATA_DIR=str(tmp_path)), capture_output=True, text=True)
     assert run.returncode == 1 and "no such file" in run.stderr
-
-
-def wait_for_http(request, timeout: float = 60):
-    """urlopen, retrying while the server is still starting (connection refused)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return urllib.request.urlopen(request, timeout=5)
-        except urllib.error.HTTPError:
-            raise
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.3)
 
 
 def test_up_serves_the_api_and_ctrl_c_stops_everything(tmp_path, face_clip):
