@@ -21,6 +21,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from workers.analytics.gallery import DEFAULT_THRESHOLD
+
 ROOT = Path(__file__).resolve().parents[1]
 MEDIA = ROOT.parent / "shared" / "media"
 MIN_FACE_PX = 24
@@ -228,8 +230,11 @@ def render(f: dict) -> str:
         f"with a single photo are strangers. The lowest similarity of a probe to its own enrolled photo "
         f"was {r['genuine_min']:.3f}; the highest similarity of any probe to someone else (or of a stranger "
         f"to anyone) was {r['impostor_max']:.3f}. "
-        + (f"The threshold is the middle of that gap, **{r['threshold']:.3f}**; the default "
-           f"(`VIDFARM_RECOGNITION_THRESHOLD`) is set from it."
+        + (f"The middle of that gap is **{r['threshold']:.3f}**. The default "
+           f"(`VIDFARM_RECOGNITION_THRESHOLD`, {DEFAULT_THRESHOLD}) was set from this measurement and "
+           f"{'sits inside the gap' if r['impostor_max'] < DEFAULT_THRESHOLD < r['genuine_min'] else 'no longer sits inside the gap: set it again'}: "
+           f"{DEFAULT_THRESHOLD - r['impostor_max']:.3f} above the highest impostor, "
+           f"{r['genuine_min'] - DEFAULT_THRESHOLD:.3f} below the lowest genuine match."
            if r["threshold_from_gap"] else
            f"The two overlap, so no threshold separates them; the default stays {r['threshold']:.2f}."),
         "", "Hamilton tracks (track, identity, first frame, last frame): "

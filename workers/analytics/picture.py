@@ -47,4 +47,7 @@ class Picture:
             return self.frame.to_ndarray(width=size[0], height=size[1], format="bgr24")
         if size == full:
             return self._source_bgr
-        return cv2.resize(self._source_bgr, size, interpolation=cv2.INTER_AREA)
+        # INTER_AREA averages when shrinking but repeats pixels when enlarging: blocky faces
+        # shift the detector's boxes. Enlarge bilinearly, as insightface's own detect does.
+        shrinking = size[0] * size[1] < full[0] * full[1]
+        return cv2.resize(self._source_bgr, size, interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
