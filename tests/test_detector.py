@@ -111,3 +111,13 @@ def test_only_scrfd_exports_are_accepted():
     assert Layout.of_outputs(9).strides == (8, 16, 32)
     with pytest.raises(ValueError, match="not a SCRFD detector"):
         Layout.of_outputs(2)
+
+
+def test_small_pictures_are_enlarged_smoothly_not_in_blocks():
+    """The detector enlarges small pictures to its input; repeated pixels shift its boxes
+    (seen as mask accuracy falling from 0.967 to 0.917 on small photos)."""
+    ramp = np.dstack([np.array([[0, 200]], np.uint8)] * 3)             # one row, two pixels
+    enlarged = Picture(bgr=ramp).bgr_at((8, 1))[0, :, 0]
+    assert len(set(enlarged.tolist())) > 2                              # values in between
+    shrunk = Picture(bgr=np.dstack([np.tile([0, 200], (4, 4)).astype(np.uint8)] * 3)).bgr_at((4, 2))
+    assert (shrunk == 100).all()                                        # shrinking averages
