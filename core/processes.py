@@ -29,7 +29,10 @@ class FarmProcess:
         self.popen = subprocess.Popen(args, env=env, stdout=self._log, stderr=subprocess.STDOUT,
                                       stdin=subprocess.DEVNULL, start_new_session=True)
         if cores:   # set before the worker forks its pool child (seconds later), which inherits it
-            os.sched_setaffinity(self.popen.pid, cores)
+            try:
+                os.sched_setaffinity(self.popen.pid, cores)
+            except ProcessLookupError:
+                pass    # it died at once: the farm reports dead workers with their log
 
     @property
     def alive(self) -> bool:
