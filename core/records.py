@@ -350,12 +350,32 @@ def _make_engine(url: str) -> Engine:
         def _sqlite_pragmas(dbapi_connection, _record):
             # WAL lets the web app read while workers write; foreign keys make deletes cascade.
             cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA busy_timeout=30000")
+            _use_wal(cursor)
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
         return engine
     return create_engine(url, pool_pre_ping=True)
+
+
+def _use_wal(cursor, attempts: int = 100) -> None:
+    """Switch a SQLite database to WAL, once: the mode is kept in the file. The switch needs
+    an exclusive lock, and when many processes open a new database at once SQLite tells the
+    losers 'database is locked' straight away, without waiting on the busy timeout: they
+    retry until one of them has switched it."""
+    import random
+    import sqlite3
+    import time
+
+    for attempt in range(attempts):
+        try:
+            if cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(random.uniform(0.01, 0.05))
 
 
 @lru_cache(maxsize=4)
