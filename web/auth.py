@@ -74,7 +74,8 @@ def request_user() -> User | None:
         if header is not None:
             scheme, _, token = header.partition(" ")
             g.user = _bearer_user(token.strip()) if scheme == "Bearer" and token.strip() else None
-        elif current_user.is_authenticated and (request.blueprint != "api" or request.method in SAFE_METHODS):
+        elif current_user.is_authenticated and (not request.path.startswith("/api/") or request.method in SAFE_METHODS):
+            # Every /api/ blueprint is exempt from CSRF: its changes take a bearer token, never the cookie.
             g.user = current_user._get_current_object()
         else:
             g.user = None

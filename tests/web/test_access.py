@@ -78,6 +78,11 @@ def test_session_reads_the_api_but_cannot_change_it(web_app, accounts_by_role):
     assert browser.get("/api/v1/jobs").status_code == 200
     assert browser.delete("/api/v1/jobs/x").status_code == 401
     assert browser.post("/api/v1/jobs", data={}, content_type="multipart/form-data").status_code == 401
+    # ... nor on the identities endpoints, which are a blueprint of their own under /api/v1.
+    assert browser.get("/api/v1/identities").status_code == 200
+    assert browser.delete("/api/v1/identities/x").status_code == 401
+    assert browser.patch("/api/v1/identities/x", json={"name": "y"}).status_code == 401
+    assert browser.post("/api/v1/identities", data={}, content_type="multipart/form-data").status_code == 401
 
 
 def test_forms_need_their_csrf_token(web_app, client, accounts_by_role):
