@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from cli.redis_server import RedisServer
-from core.processes import FarmProcess, cores_for, worker_args
+from core.processes import FarmProcess, worker_args
 from core.settings import Settings
 
 __all__ = ["EmbeddedFarm", "FarmProcess", "worker_args"]
@@ -98,9 +98,9 @@ class EmbeddedFarm:
         name = f"worker{index}-{os.getpid()}"
         # The fixed-size farm's workers each get their own cores (the autoscaled farm's
         # ingest worker is light and floats).
-        cores = cores_for(index - 1, self.threads_per_worker) if self.pin_workers and not self.autoscale else None
+        pin = self.threads_per_worker if self.pin_workers and not self.autoscale else None
         process = FarmProcess(name, worker_args(name, queues or self.queues), self.env(),
-                              self.log_dir / f"{name}.log", slot=index - 1, cores=cores)
+                              self.log_dir / f"{name}.log", slot=index - 1, pin_threads=pin)
         self.processes.append(process)
         return process
 

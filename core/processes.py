@@ -20,10 +20,13 @@ class FarmProcess:
     """A child process in its own session, with its output appended to ``log_path``."""
 
     def __init__(self, name: str, args: list[str], env: dict, log_path: Path,
-                 slot: int | None = None, cores: set[int] | None = None):
+                 slot: int | None = None, pin_threads: int | None = None):
+        """slot: the worker's place among this machine's workers (0, 1, ...); with pin_threads,
+        it runs on ``cores_for(slot, pin_threads)`` when there are enough cores."""
         self.name = name
         self.log_path = log_path
-        self.slot, self.cores = slot, cores
+        self.slot = slot
+        cores = cores_for(slot, pin_threads) if slot is not None and pin_threads else None
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(log_path, "ab")
         self.popen = subprocess.Popen(args, env=env, stdout=self._log, stderr=subprocess.STDOUT,

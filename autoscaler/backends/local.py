@@ -16,7 +16,7 @@ import os
 import time
 from pathlib import Path
 
-from core.processes import FarmProcess, cores_for, worker_args
+from core.processes import FarmProcess, worker_args
 from core.settings import ScaleSettings
 
 log = logging.getLogger(__name__)
@@ -73,9 +73,8 @@ class LocalBackend:
         while len(pool) < replicas:
             name = f"{target.deployment}-{next(self._numbers)}-{os.getpid()}"
             slot = min(set(range(len(self.workers) + 1)) - {w.slot for w in self.workers})
-            cores = cores_for(slot, self.pin_threads) if self.pin_threads else None
             pool.append(FarmProcess(name, worker_args(name, target.queue, self.app), self.env,
-                                    self.log_dir / f"{name}.log", slot=slot, cores=cores))
+                                    self.log_dir / f"{name}.log", slot=slot, pin_threads=self.pin_threads))
         # Idle workers first (False sorts before True), newest first among equals.
         busy = busy or set()     # unknown: newest first (they have had the least time to take a task)
         for worker in sorted(reversed(pool), key=lambda w: w.name in busy)[:max(0, len(pool) - replicas)]:
