@@ -35,8 +35,7 @@ class FaceDetector:
         path = models.model_path(config.model_file, config.model_dir)
         self.model = model_zoo.get_model(str(path), providers=models.providers(),
                                          sess_options=models.session_options(config.threads))
-        self.model.prepare(ctx_id=-1, det_thresh=config.threshold,
-                           input_size=(config.input_long_side, config.input_long_side))
+        self.model.prepare(ctx_id=-1)
         # insightface loads the model; the input and output handling is ours (scrfd.py).
         self.session = self.model.session
         self.providers = self.session.get_providers()
@@ -44,6 +43,7 @@ class FaceDetector:
         self.output_names = [o.name for o in self.session.get_outputs()]
         self.layout = scrfd.Layout.of_outputs(len(self.output_names))
         self._inputs: dict[tuple[int, int], tuple[scrfd.InputBuffer, list[np.ndarray]]] = {}
+        self._geometry: dict[tuple[int, int], tuple[tuple[int, int], tuple[int, int]]] = {}
 
     def input_size(self, width: int, height: int) -> tuple[int, int]:
         """Keep the frame's aspect ratio, rounded up to the model's stride of 32: a 16:9 frame
@@ -64,8 +64,8 @@ class FaceDetector:
         picture = Picture.of(image)
         # The model sees at most input_long_side pixels: ask the picture for a copy of that size
         # (one fused scale + colour conversion) instead of converting the full frame.
-        size = self.fitted_size(picture.width, picture.height)
-        buffer, centres = self._input_for(*self.input_size(picture.width, picture.height))
+        input_size, size = self._sizes_for(picture.width, picture.height)
+        buffer, centres = self._input_for(*input_size)
         outputs = self.session.run(self.output_names, {self.input_name: buffer.fill(picture.bgr_at(size))})
         boxes, keypoints = scrfd.decode(outputs, centres, self.layout, self.config.threshold,
                                         self.model.nms_thresh)
@@ -76,6 +76,13 @@ class FaceDetector:
         boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, picture.width)
         boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, picture.height)
         return Faces(boxes=boxes[:, :4], scores=boxes[:, 4], keypoints=keypoints / scale)
+
+    def _sizes_for(self, width: int, height: int) -> tuple[tuple[int, int], tuple[int, int]]:
+        """(model input size, fitted picture size) of a frame size: worked out once per size,
+        not once per frame."""
+        if (width, height) not in self._geometry:
+            self._geometry[(width, height)] = (self.input_size(width, height), self.fitted_size(width, height))
+        return self._geometry[(width, height)]
 
     def _input_for(self, width: int, height: int) -> tuple[scrfd.InputBuffer, list[np.ndarray]]:
         if (width, height) not in self._inputs:
