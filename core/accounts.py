@@ -74,7 +74,9 @@ class Accounts:
 
     def __init__(self, records: Records):
         self.records = records
-        Base.metadata.create_all(records.engine, tables=[User.__table__, ApiToken.__table__])
+        # Our tables are on the records' metadata: its create_schema (safe when many
+        # processes open a new database at once) now creates them too.
+        records.create_schema()
 
     # --- users -------------------------------------------------------------------------
     def create_user(self, username: str, password: str, role: str) -> User:

@@ -10,7 +10,7 @@ never take the session: the API is exempt from CSRF, so a cookie alone must not 
 from __future__ import annotations
 
 import hmac
-from functools import wraps
+from functools import lru_cache, wraps
 from urllib.parse import urlsplit
 
 from apiflask import HTTPTokenAuth
@@ -47,7 +47,13 @@ auth = Blueprint("auth", __name__)
 
 
 def accounts() -> Accounts:
-    return Accounts(runtime.records())
+    return _accounts_of(runtime.records())
+
+
+@lru_cache(maxsize=4)
+def _accounts_of(records) -> Accounts:
+    """One Accounts per records handle: its schema check runs once per process, not per request."""
+    return Accounts(records)
 
 
 @login_manager.user_loader
