@@ -25,7 +25,7 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _aware(moment: datetime) -> datetime:
+def aware(moment: datetime) -> datetime:
     """SQLite hands back naive datetimes; every time here is written in UTC."""
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
@@ -273,7 +273,7 @@ class Records(GalleryRecords):
                                  .order_by(Job.finished_at.desc()).limit(history)).all()
             recent_frames = s.scalar(select(func.coalesce(func.sum(Segment.frames), 0)).where(
                 Segment.status == "done", Segment.finished_at >= since)) or 0
-        job_seconds = [(_aware(end) - _aware(start)).total_seconds() for start, end in finished if start and end]
+        job_seconds = [(aware(end) - aware(start)).total_seconds() for start, end in finished if start and end]
         return {"jobs": jobs, "segments": segments, "segment_seconds": segment_seconds,
                 "job_seconds": job_seconds, "frames_per_second": recent_frames / window_s}
 

@@ -11,13 +11,13 @@ import json
 import logging
 import tempfile
 import time
-from datetime import timezone
 from fractions import Fraction
 from io import BytesIO
 from pathlib import Path
 
 from celery import chord
 
+from core.records import aware
 from core.storage import job_key
 from tasks import runtime
 from tasks.app import app
@@ -240,11 +240,8 @@ def _timing(job, per_segment: list[dict], stitch_s: float) -> dict:
     for data in per_segment:
         for name, seconds in data["stages"].items():
             stages[name] = round(stages.get(name, 0.0) + seconds, 4)
-    created = job.created_at
-    if created.tzinfo is None:  # SQLite drops the zone; records are written in UTC
-        created = created.replace(tzinfo=timezone.utc)
     # A re-analysis is timed from when it started, a first run from the submission.
-    wall = time.time() - job.timing.get("run_started", created.timestamp())
+    wall = time.time() - job.timing.get("run_started", aware(job.created_at).timestamp())
     return {"wall_s": round(wall, 3), "stages": stages}
 
 

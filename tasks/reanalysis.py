@@ -10,6 +10,7 @@ import json
 import time
 from datetime import datetime, timedelta, timezone
 
+from core.records import aware
 from tasks import runtime
 from tasks.app import app
 from tasks.gallery import job_gallery
@@ -57,7 +58,7 @@ def reanalyse(job_id: str) -> bool:
 def reanalyse_window(since: str, until: str) -> dict:
     """Re-analyse the recordings submitted between two ISO times."""
     window = [datetime.fromisoformat(t) for t in (since, until)]
-    window = [t if t.tzinfo else t.replace(tzinfo=timezone.utc) for t in window]
+    window = [aware(t) for t in window]
     started = [job_id for job_id in runtime.records().done_jobs_created_between(*window) if reanalyse(job_id)]
     return {"reanalysing": started}
 
