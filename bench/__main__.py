@@ -1,6 +1,8 @@
 """`make bench`: measures the farm and writes docs/benchmarks.md, then appends the
 autoscaler simulation (bench/autoscaler.py; no farm needed).
 
+Then the load test (bench/load.py) and the encoder comparison (bench/encoder.py).
+
 Clips: a generated 720p30 30 s recording with real faces (always) and the shared hamilton
 clip (skipped when ../shared/media is absent). Every figure of one clip comes from one run,
 so the ratios compare like with like on a shared, noisy machine.
@@ -16,7 +18,7 @@ import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bench import autoscaler, load, throughput
+from bench import autoscaler, encoder, load, throughput
 from tests.clipmaker import make_clip
 from workers import media
 
@@ -166,6 +168,7 @@ def main() -> int:
         out.write_text(render(rows, preset))
         autoscaler.update_doc(out)
         load.main()
+        encoder.update_doc(out)
         print(f"wrote {out}")
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -133,7 +133,7 @@ def _pipeline_config(job_options: dict) -> pipeline.PipelineConfig:
     plugins = tuple(m.strip() for m in s.plugins.split(",") if m.strip())
     return pipeline.PipelineConfig(analyzers=tuple(names), analyzer_configs=json.dumps(configs), plugins=plugins,
                                    threads=s.effective_threads, x264_preset=s.x264_preset,
-                                   x264_crf=s.x264_crf, fever_c=s.fever_threshold_c,
+                                   x264_crf=s.x264_crf, x264_params=s.x264_params, fever_c=s.fever_threshold_c,
                                    thermal_gain=calibration["gain"], thermal_offset=calibration["offset"])
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -182,3 +183,34 @@ def test_long_gops_are_not_cut_mid_gop(tmp_path):
     plans = media.plan_segments(info, 1.0)                  # 8 pieces wanted, GOPs of 4 s
     assert [p.start_frame for p in plans] == [0, 60]
     assert all(p.first_packet == p.start_frame for p in plans)
+
+
+def _x264_options(path: Path) -> str:
+    """The options x264 wrote into the stream's SEI ("x264 - core ... - options: ...")."""
+    data = path.read_bytes()
+    start = data.index(b"options: ") + len(b"options: ")
+    return data[start:data.index(b"\x00", start)].decode("ascii", "replace")
+
+
+@pytest.mark.parametrize("params, subme", [("", "subme=2"), ("subme=1", "subme=1"), ("subme=3:me=dia", "subme=3")])
+def test_x264_params_reach_the_encoder(tmp_path, params, subme):
+    out = tmp_path / "out.mp4"
+    with media.H264Writer(out, 64, 48, Fraction(1, 30), 30.0, preset="veryfast", params=params) as writer:
+        for index in range(3):
+            writer.write(np.full((72, 64), 16 * index, np.uint8), index)
+    options = _x264_options(out).split()
+    assert subme in options
+    if "me=dia" in params:
+        assert "me=dia" in options
+
+
+def test_bad_x264_params_are_refused_as_a_setting(monkeypatch):
+    from pydantic import ValidationError
+
+    from core.settings import Settings
+
+    monkeypatch.setenv("VIDFARM_X264_PARAMS", "subme=1;rm -rf")
+    with pytest.raises(ValidationError, match="x264_params"):
+        Settings()
+    monkeypatch.setenv("VIDFARM_X264_PARAMS", "")
+    assert Settings().x264_params == ""

@@ -291,7 +291,8 @@ class H264Writer:
     """
 
     def __init__(self, path: Path, width: int, height: int, time_base: Fraction, fps: float,
-                 preset: str = "veryfast", crf: int = 23, threads: int = 0):
+                 preset: str = "veryfast", crf: int = 23, threads: int = 0, params: str = ""):
+        """params: extra x264 options, ``key=value:key=value`` (x264's --x264-params)."""
         self.width, self.height = width + width % 2, height + height % 2
         self.time_base = time_base
         self.container = av.open(str(path), "w", format="mp4")
@@ -301,7 +302,7 @@ class H264Writer:
         stream.codec_context.time_base = time_base
         stream.codec_context.max_b_frames = 0
         stream.codec_context.thread_count = threads
-        stream.options = {"preset": preset, "crf": str(crf)}
+        stream.options = {"preset": preset, "crf": str(crf), **({"x264-params": params} if params else {})}
         self.stream = stream
         self.frames = 0
 

@@ -35,6 +35,7 @@ class PipelineConfig:
     threads: int = 1
     x264_preset: str = "veryfast"
     x264_crf: int = 23
+    x264_params: str = "subme=1"
     fever_c: float = 37.5
     # Radiometric (16-bit) recordings: raw value -> degrees C; ignored for ordinary video.
     thermal_gain: float = 0.01
@@ -57,10 +58,11 @@ def analyzer_chain(names: tuple[str, ...], configs_json: str, plugins: tuple[str
     return build_chain(list(names), json.loads(configs_json))
 
 
-def _encodable(writer: media.H264Writer, frame, picture: Picture, faces: Faces, fever_c: float):
+def _encodable(writer: media.H264Writer, frame, picture: Picture, faces: list[dict], fever_c: float):
     """What goes to the encoder: the decoded frame itself when it fits and has nothing to
-    draw (most frames of most recordings), else an I420 canvas with the faces drawn on it."""
-    if writer.fits(frame) and not len(faces):
+    draw (most frames of most recordings), else an I420 canvas with the faces drawn on it.
+    faces: the frame's results entries (built once, for the results and for drawing)."""
+    if writer.fits(frame) and not faces:
         return frame
     source = frame if writer.fits(frame) else picture.bgr()[0]
     return draw_faces_i420(writer.canvas(source), faces, fever_c)
@@ -81,7 +83,8 @@ def process_segment(src: Path, out_video: Path, pts: list[int], time_base: Fract
     previous = previous_picture = None
     repaired = 0
     with media.H264Writer(out_video, width, height, time_base, fps, preset=config.x264_preset,
-                          crf=config.x264_crf, threads=config.threads) as writer:
+                          crf=config.x264_crf, threads=config.threads,
+                          params=config.x264_params) as writer:
         decoded = media.segment_frames(src, pts[0], time_base, threads=config.threads)
         for timestamp in pts:
             state.frame_index += 1
@@ -102,7 +105,7 @@ def process_segment(src: Path, out_video: Path, pts: list[int], time_base: Fract
             t2 = time.perf_counter()
             previous, previous_picture = frame, picture
             frames.append(faces.to_json())
-            output = _encodable(writer, frame, picture, faces, config.fever_c)
+            output = _encodable(writer, frame, picture, frames[-1], config.fever_c)
             t3 = time.perf_counter()
             writer.write(output, timestamp)
             t4 = time.perf_counter()

@@ -29,8 +29,13 @@ class Gallery:
                             else np.asarray(v, np.float32) for _, v in rows])
         return cls([name for name, _ in rows], normalise(vectors))
 
+    def __post_init__(self):
+        # Counted once: the recogniser asks whether the gallery is empty for every tracked face.
+        self._identities = len(set(self.names))
+
     def __len__(self) -> int:
-        return len(set(self.names))
+        """How many identities (not photos) are enrolled."""
+        return self._identities
 
     def match(self, embedding: np.ndarray | None, threshold: float) -> tuple[str | None, float | None]:
         """Best identity for an embedding: its most similar enrolled photo. Below the
