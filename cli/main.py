@@ -174,6 +174,7 @@ def follow_job(job_id: str, farm) -> dict:
     """Show a progress bar of segments done until the job ends; returns its final view."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from core.records import ENDED_STATES
     from tasks import runtime
 
     records = runtime.records()
@@ -185,7 +186,7 @@ def follow_job(job_id: str, farm) -> dict:
             view = records.job_view(job_id)
             bar.update(task, completed=view["chunks_done"], total=view["chunks_total"] or None,
                        status=view["status"])
-            if view["status"] in ("done", "failed"):
+            if view["status"] in ENDED_STATES:
                 return view
             if farm is not None and farm.dead_processes():
                 return {**view, "status": "failed",

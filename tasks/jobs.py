@@ -17,7 +17,7 @@ from pathlib import Path
 
 from celery import chord
 
-from core.records import aware
+from core.records import ENDED_STATES, aware
 from core.storage import job_key
 from tasks import runtime
 from tasks.app import app
@@ -61,7 +61,7 @@ def _put_json(key: str, data) -> None:
 
 
 def _ended(job) -> bool:
-    return job is None or job.status in ("done", "failed")
+    return job is None or job.status in ENDED_STATES
 
 
 # Nobody waits on an ingest's return value (progress lives in the records), so the client

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-from core.records import Job
+from core.records import ENDED_STATES, Job
 from core.storage import job_key
 from tasks import runtime
 from tasks.jobs import ingest, media_limits
@@ -16,8 +16,6 @@ from workers.media import MediaError
 
 __all__ = ["MediaError", "JobBusy", "check_recording", "display_name", "submit_file", "delete_job",
            "registered_analyzers", "optional_analyzers", "default_analyzers", "analyzer_chain"]
-
-ENDED = ("done", "failed")
 
 
 class JobBusy(RuntimeError):
@@ -80,7 +78,7 @@ def delete_job(job_id: str) -> bool:
         job = s.get(Job, job_id)
         if job is None:
             return False
-        if job.status not in ENDED:
+        if job.status not in ENDED_STATES:
             raise JobBusy(f"job {job_id} is {job.status}; delete it once it is done or failed")
         s.delete(job)   # its segments go with it (cascade)
     runtime.store().delete_prefix(job_key(job_id))

@@ -8,7 +8,7 @@ from apiflask import abort   # carries its message to the error page (Flask's ke
 from flask import (Blueprint, current_app, flash, jsonify, redirect, render_template, request,
                    url_for)
 
-from core.records import JOB_STATES
+from core.records import ENDED_STATES, JOB_STATES
 from tasks import runtime
 from tasks.jobs import output_key
 from tasks.submit import JobBusy, delete_job
@@ -77,7 +77,7 @@ def job(job_id: str):
     results = None
     if view["status"] == "done":
         results = json.loads(runtime.store().local_path(output_key(job_id, "results.json")).read_text())
-    return render_template("job.html", job=view, results=results,
+    return render_template("job.html", job=view, results=results, ended=view["status"] in ENDED_STATES,
                            rows=timeline_rows(results) if results else [],
                            identities=identities_seen(results) if results else [],
                            legend=[(COLOURS[key], text) for key, text in LEGEND],
