@@ -41,8 +41,7 @@ def optional_analyzers() -> list[str]:
 
 
 def default_analyzers() -> list[str]:
-    names = [n.strip() for n in runtime.settings().analyzers.split(",") if n.strip()]
-    return [n for n in names if n != "detect" and n in ANALYZERS]
+    return [n for n in runtime.settings().analyzers if n != "detect" and n in ANALYZERS]
 
 
 def analyzer_chain(chosen: list[str]) -> list[str]:
