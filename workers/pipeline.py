@@ -35,7 +35,7 @@ class PipelineConfig:
     threads: int = 1
     x264_preset: str = "veryfast"
     x264_crf: int = 23
-    fever_c: float = 37.5
+    fever_c: float = thermal.DEFAULT_FEVER_C
     # Radiometric (16-bit) recordings: raw value -> degrees C; ignored for ordinary video.
     thermal_gain: float = 0.01
     thermal_offset: float = -273.15

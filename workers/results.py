@@ -18,6 +18,7 @@ import numpy as np
 
 from workers.analytics.gallery import DEFAULT_THRESHOLD, Gallery, normalise
 from workers.analytics.mask import vote
+from workers.analytics.thermal import DEFAULT_FEVER_C, fever
 from workers.analytics.tracks import box_iou, thumbnail_distance
 from workers.media import frame_times
 
@@ -43,7 +44,7 @@ class SegmentOutput:
 @dataclass
 class ResultOptions:
     recognition_threshold: float = DEFAULT_THRESHOLD
-    fever_c: float = 37.5
+    fever_c: float = DEFAULT_FEVER_C
     alerts: tuple[str, ...] = ("fever", "watchlist")
     watchlist: frozenset[str] = frozenset()
     join_iou: float = 0.3
@@ -178,7 +179,7 @@ def _alerts(tracks: list[dict], frames: list[dict], options: ResultOptions) -> l
     alerts = []
     for track in tracks:
         temp = track["max_temperature_c"]
-        if "fever" in options.alerts and temp is not None and temp >= options.fever_c:
+        if "fever" in options.alerts and fever(temp, options.fever_c):
             frame = track["max_temperature_frame"]
             alerts.append({"kind": "fever", "track": track["track"], "frame": frame, "t": at(frame),
                            "detail": f"{temp:.1f} C (threshold {options.fever_c:.1f} C)"})
