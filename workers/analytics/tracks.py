@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from workers.analytics.gallery import Gallery
+from workers.analytics.gallery import Gallery, normalise
 
 
 @dataclass
@@ -32,10 +32,10 @@ class TrackRecord:
     sampled: dict[str, list[int]] = field(default_factory=dict)   # analyzer -> frames sampled
 
     def embedding(self) -> np.ndarray | None:
-        if self.embedding_sum is None:
+        """The track's face: its embeddings' sum, L2-normalised (None before any, or if they cancel out)."""
+        if self.embedding_sum is None or not np.any(self.embedding_sum):
             return None
-        norm = float(np.linalg.norm(self.embedding_sum))
-        return self.embedding_sum / norm if norm else None
+        return normalise(self.embedding_sum)
 
     def add_embedding(self, vector: np.ndarray) -> None:
         self.embedding_sum = vector.copy() if self.embedding_sum is None else self.embedding_sum + vector
