@@ -11,7 +11,7 @@ from workers.analytics.detector import DetectorConfig, FaceDetector
 from workers.analytics.gallery import Gallery
 from workers.analytics.recognizer import FaceEmbedder, frontal_offset
 from workers.analytics.tracker import FaceTracker, TrackerConfig
-from workers.analytics.tracks import SegmentState, TrackRecord, backfill_first_frames
+from workers.analytics.tracks import SCENE_CUT, SegmentState, TrackRecord, backfill_first_frames, is_scene_cut
 from workers.results import ResultOptions, SegmentOutput, assemble_results
 from fractions import Fraction
 
@@ -109,6 +109,15 @@ def test_tracker_ends_tracks_at_a_scene_cut(detector):
         state.frame_index += 1
         ids.append(int(tracker(frame, detector(frame)).track_ids[0]))
     assert ids[1] >= 0 and ids[6] >= 0 and ids[1] != ids[6]
+
+
+def test_a_scene_cut_is_a_mean_thumbnail_difference_above_the_threshold():
+    dark = np.zeros((18, 32), np.float32)
+    assert SCENE_CUT == 20.0
+    assert not is_scene_cut(dark, dark + 20)                       # at the threshold: the same shot
+    assert is_scene_cut(dark, dark + 20.5) and is_scene_cut((dark + 21).astype(int).tolist(), dark.tolist())
+    assert not is_scene_cut(dark, dark + 20.5, threshold=30)
+    assert not is_scene_cut(None, dark) and not is_scene_cut(dark.tolist(), None)   # a missing thumbnail
 
 
 def test_backfill_gives_the_first_frame_its_track():

@@ -19,7 +19,7 @@ import numpy as np
 from workers.analytics.gallery import DEFAULT_THRESHOLD, Gallery, normalise
 from workers.analytics.mask import vote
 from workers.analytics.thermal import DEFAULT_FEVER_C, fever
-from workers.analytics.tracks import box_iou, thumbnail_distance
+from workers.analytics.tracks import SCENE_CUT, box_iou, is_scene_cut
 from workers.media import frame_times
 
 SCHEMA = "vidfarm.results/1"
@@ -49,7 +49,7 @@ class ResultOptions:
     watchlist: frozenset[str] = frozenset()
     join_iou: float = 0.3
     join_min_similarity: float = 0.3
-    scene_cut: float = 20.0      # same measure as the tracker's: no join across a cut
+    scene_cut: float = SCENE_CUT      # the tracker's test: no join across a cut
 
 
 class _Joined:
@@ -82,7 +82,7 @@ def join_borders(segments: list[SegmentOutput], options: ResultOptions) -> _Join
             joined.find((k, track["track"]))
     for k in range(len(segments) - 1):
         before, after = segments[k].thumbnails or {}, segments[k + 1].thumbnails or {}
-        if thumbnail_distance(before.get("last"), after.get("first")) > options.scene_cut:
+        if is_scene_cut(before.get("last"), after.get("first"), options.scene_cut):
             continue   # the border is also a cut between shots
         last = len(segments[k].frames) - 1
         ending = [t for t in segments[k].tracks if t["last_frame"] >= last - BORDER_SLACK_FRAMES]

@@ -98,11 +98,17 @@ class SegmentState:
         return True
 
 
-def thumbnail_distance(a: list | None, b: list | None) -> float:
-    """Mean absolute difference of two thumbnails (0 when either is missing)."""
+# Mean absolute difference (0-255) of two 32x18 grayscale thumbnails that marks a cut.
+SCENE_CUT = 20.0
+
+
+def is_scene_cut(a, b, threshold: float = SCENE_CUT) -> bool:
+    """Whether two frames' thumbnails (arrays or nested lists) differ like two shots: the
+    tracker's test between consecutive frames, and the stitch's across a segment border.
+    False when either is missing."""
     if a is None or b is None:
-        return 0.0
-    return float(np.abs(np.asarray(a, np.float32) - np.asarray(b, np.float32)).mean())
+        return False
+    return float(np.abs(np.asarray(a, np.float32) - np.asarray(b, np.float32)).mean()) > threshold
 
 
 def box_iou(a, b) -> float:
