@@ -14,7 +14,7 @@ from tasks.jobs import output_key
 from tasks.submit import JobBusy, delete_job
 from web.api import job_page, job_view_or_404
 from web.auth import require_role, request_user
-from web.forms import ConfirmForm, UploadForm
+from web.forms import EXPIRED, ConfirmForm, UploadForm, problems_line
 from web.timeline import LEGEND, COLOURS, identities_seen, timeline_rows
 from web.uploads import UploadRejected, accept_recording, human_bytes
 
@@ -50,7 +50,7 @@ def upload():
     if request.method == "POST":
         try:
             if not form.validate_on_submit():
-                raise UploadRejected(400, _form_error(form))
+                raise UploadRejected(400, problems_line(form.errors, named=False) or "invalid form")
             job_id, name = accept_recording(form.file.data, form.options())
         except UploadRejected as exc:
             if wants_json:
@@ -62,13 +62,6 @@ def upload():
             return jsonify(id=job_id, name=name, url=target), 201
         return redirect(target)
     return render_template("upload.html", form=form, limit=limit, limit_text=human_bytes(limit))
-
-
-def _form_error(form) -> str:
-    for field, problems in form.errors.items():
-        label = "the form has expired; reload the page" if field == "csrf_token" else problems[0]
-        return label
-    return "invalid form"
 
 
 @ui.get("/jobs/<job_id>")
@@ -88,7 +81,7 @@ def job(job_id: str):
 @require_role("operator")
 def delete(job_id: str):
     if not ConfirmForm().validate_on_submit():
-        abort(400, "the form has expired; reload the page")
+        abort(400, EXPIRED)
     try:
         if not delete_job(job_id):
             abort(404, f"no job {job_id}")
