@@ -18,7 +18,10 @@ import time
 from contextlib import nullcontext
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from cli import autoscale as autoscale_command
+from core.errors import problems
 from core.settings import get_settings
 
 
@@ -52,6 +55,10 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     try:
+        get_settings()    # every command reads them: a bad one is one line here, not a traceback later
+    except ValidationError as error:
+        return bad_settings(error)
+    try:
         if args.command == "process":
             return run_process(args)
         if args.command == "autoscale":
@@ -66,9 +73,16 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def fail(message: str) -> int:
+def fail(message: str, code: int = 1) -> int:
     print(f"vidfarm: error: {message}", file=sys.stderr)
-    return 1
+    return code
+
+
+def bad_settings(error: ValidationError) -> int:
+    """Every problem with the settings (the environment), as one line; exit status 2."""
+    found = [f"{where}: {what}" if where else what for where, what in problems(error)]
+    line = " ".join("; ".join(found).split())    # one line, whatever a validator's message holds
+    return fail(f"bad setting{'s' if len(found) > 1 else ''} {line}", code=2)
 
 
 def run_user(args) -> int:
@@ -90,19 +104,11 @@ def run_user(args) -> int:
 
 
 def run_autoscale(args) -> int:
-    from pydantic import ValidationError
-
     from autoscaler.backends import ScaleError
-    from core.errors import first_problem
     from autoscaler.simulate import TraceError
 
     try:
-        settings = get_settings()
-    except ValidationError as error:
-        where, what = first_problem(error)
-        return fail(f"bad setting {where}: {what}")
-    try:
-        return autoscale_command.run_autoscale(args, settings)
+        return autoscale_command.run_autoscale(args, get_settings())
     except (ScaleError, TraceError, autoscale_command.UsageError) as error:
         return fail(str(error))
 
@@ -168,6 +174,7 @@ def follow_job(job_id: str, farm) -> dict:
     """Show a progress bar of segments done until the job ends; returns its final view."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from core.records import ENDED_STATES
     from tasks import runtime
 
     records = runtime.records()
@@ -179,7 +186,7 @@ def follow_job(job_id: str, farm) -> dict:
             view = records.job_view(job_id)
             bar.update(task, completed=view["chunks_done"], total=view["chunks_total"] or None,
                        status=view["status"])
-            if view["status"] in ("done", "failed"):
+            if view["status"] in ENDED_STATES:
                 return view
             if farm is not None and farm.dead_processes():
                 return {**view, "status": "failed",

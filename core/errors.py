@@ -5,8 +5,12 @@ from __future__ import annotations
 from pydantic import ValidationError
 
 
-def first_problem(error: ValidationError) -> tuple[str, str]:
-    """(where, what) of the first problem pydantic found: ``("arrivals.0.tasks", "Input should be ...")``.
+def problems(error: ValidationError) -> list[tuple[str, str]]:
+    """(where, what) of every problem pydantic found: ``[("arrivals.0.tasks", "Input should be ...")]``.
     ``where`` is empty when the problem is the whole value."""
-    first = error.errors()[0]
-    return ".".join(str(part) for part in first["loc"]), first["msg"]
+    return [(".".join(str(part) for part in found["loc"]), found["msg"]) for found in error.errors()]
+
+
+def first_problem(error: ValidationError) -> tuple[str, str]:
+    """(where, what) of the first problem pydantic found."""
+    return problems(error)[0]

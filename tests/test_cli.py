@@ -16,7 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from cli.main import main
 from cli.redis_server import free_port
+from core.settings import get_settings
 from tests.clipmaker import count_video_frames, make_clip
 from tests.conftest import child_env
 from tests.net import wait_for_http
@@ -67,6 +69,36 @@ def test_process_missing_file(tmp_path):
     run = subprocess.run(VIDFARM + ["process", str(tmp_path / "nope.mp4"), "--out", str(tmp_path)],
                          env=child_env(VIDFARM_DATA_DIR=str(tmp_path)), capture_output=True, text=True)
     assert run.returncode == 1 and "no such file" in run.stderr
+
+
+@pytest.mark.parametrize("command", [
+    ["process", "x.mp4", "--out", "out"],
+    ["enroll", "someone", "face.jpg"],
+    ["user", "someone"],
+])
+def test_a_bad_setting_is_one_clear_line_for_every_command(capsys, monkeypatch, tmp_path, command):
+    monkeypatch.setenv("VIDFARM_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("VIDFARM_MIN_SEGMENTS", "0")
+    get_settings.cache_clear()
+    try:
+        code = main(command)
+    finally:
+        get_settings.cache_clear()
+    assert code == 2
+    assert capsys.readouterr().err == ("vidfarm: error: bad setting min_segments: "
+                                       "Input should be greater than or equal to 1\n")
+    assert not any(tmp_path.iterdir())   # refused before anything was made
+
+
+def test_every_bad_setting_is_named_on_the_one_line(tmp_path):
+    run = subprocess.run(VIDFARM + ["process", str(tmp_path / "x.mp4"), "--out", str(tmp_path / "out")],
+                         env=child_env(VIDFARM_DATA_DIR=str(tmp_path), VIDFARM_MIN_SEGMENTS="0",
+                                       VIDFARM_X264_CRF="99"),
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert run.stderr.count("\n") == 1 and run.stderr.startswith("vidfarm: error: bad settings "), run.stderr
+    assert "min_segments: Input should be greater than or equal to 1" in run.stderr
+    assert "x264_crf: Input should be less than or equal to 51" in run.stderr
 
 
 def test_up_serves_the_api_and_ctrl_c_stops_everything(tmp_path, face_clip):

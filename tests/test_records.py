@@ -85,6 +85,27 @@ def test_fail_job_keeps_one_line_and_never_reopens_a_finished_job(records):
     records.set_job(other.id, status="done")
     records.fail_job(other.id, "late failure")
     assert records.job_view(other.id)["status"] == "done"
+    records.fail_job(job.id, "second failure")
+    assert records.job_view(job.id)["error"] == "bad thing happened"
+
+
+def test_only_unfinished_jobs_stall_and_ended_ones_are_stamped(records):
+    from datetime import datetime, timedelta, timezone
+
+    from core.records import ENDED_STATES
+
+    assert ENDED_STATES == ("done", "failed")
+    ids = {status: records.add_job(f"{status}.mp4", f"k-{status}").id for status in ("processing", *ENDED_STATES)}
+    for status, job_id in ids.items():
+        records.set_job(job_id, status=status)
+    later = datetime.now(timezone.utc) + timedelta(hours=1)
+    assert records.stalled_jobs(later) == [ids["processing"]]
+    assert records.get_job(ids["processing"]).finished_at is None
+    assert all(records.get_job(ids[status]).finished_at for status in ENDED_STATES)
+    records.replace_segments(ids["processing"], segments(3))
+    for index, status in enumerate(("processing", *ENDED_STATES)):
+        records.set_segment(ids["processing"], index, status=status)
+    assert [s.finished_at is not None for s in records.segments(ids["processing"])] == [False, True, True]
 
 
 def test_list_jobs_newest_first_and_filtered(records):

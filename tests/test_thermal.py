@@ -141,6 +141,27 @@ def test_fever_threshold(temp, threshold, expected):
     assert fever(temp, threshold) is expected
 
 
+@pytest.mark.parametrize("temp, threshold, expected", [
+    (36.6, 37.5, False), (37.5, 37.5, True), (37.9, 38.0, False), (38.0, 38.0, True), (None, 37.5, False),
+])
+def test_boxes_and_alerts_follow_the_fever_rule(temp, threshold, expected):
+    from fractions import Fraction
+
+    from workers.annotate import face_state
+    from workers.results import ResultOptions, SegmentOutput, assemble_results
+
+    assert (face_state(None, "no_mask", temp, threshold) == "fever") is expected
+    box = [10, 10, 50, 50]
+    face = {"box": box, "score": 0.9, "track": 0, "identity": None, "similarity": None, "mask": None,
+            "mask_score": None, "temperature_c": temp}
+    track = {"track": 0, "first_frame": 0, "last_frame": 1, "first_box": box, "last_box": box,
+             "embedding_sum": None, "mask_votes": [], "max_temperature_c": temp,
+             "max_temperature_frame": None if temp is None else 1}
+    results = assemble_results({}, Fraction(1, 10), 0, [SegmentOutput([0, 1], [[face], [face]], [track])], {},
+                               None, ResultOptions(fever_c=threshold))
+    assert [(a["kind"], a["frame"]) for a in results["alerts"]] == ([("fever", 1)] if expected else [])
+
+
 def test_thermal_analyzer_fills_temperature_on_radiometric_pictures_only():
     assert ANALYZERS["thermal"] is ThermalAnalyzer
     raw, keypoints, box, cal = synthetic_face()

@@ -94,13 +94,9 @@ def _one_line(error, settings: Settings) -> str:
     if error.status_code == 413:
         return f"the upload is larger than the limit of {human_bytes(settings.max_upload_bytes)}"
     if isinstance(error.detail, dict) and error.detail:
-        # Validation errors: {"files": {"file": ["Missing data for required field."]}} -> one line
-        parts = []
-        for location, fields in error.detail.items():
-            for field, problems in (fields.items() if isinstance(fields, dict) else [(location, fields)]):
-                text = "; ".join(map(str, problems)) if isinstance(problems, list) else str(problems)
-                parts.append(f"{field}: {text}")
-        return ", ".join(parts)
+        from web.forms import problems_line
+
+        return problems_line(error.detail)   # validation errors
     return str(error.message)
 
 

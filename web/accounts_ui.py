@@ -7,7 +7,7 @@ from flask import Blueprint, flash, redirect, render_template, url_for
 
 from core.accounts import AccountError
 from web.auth import accounts, require_role, request_user
-from web.forms import ConfirmForm, TokenForm, UserForm
+from web.forms import ConfirmForm, TokenForm, UserForm, problems_line
 
 accounts_ui = Blueprint("accounts", __name__)
 
@@ -51,7 +51,7 @@ def users():
             flash(str(exc), "error")
             status = 400
     elif form.errors:
-        flash("; ".join(f"{name}: {problems[0]}" for name, problems in form.errors.items()), "error")
+        flash(problems_line(form.errors), "error")
         status = 400
     return render_template("users.html", form=form, users=accounts().list_users(),
                            delete_form=ConfirmForm()), status

@@ -12,6 +12,8 @@ from core.accounts import MIN_PASSWORD, ROLES
 from tasks.submit import analyzer_chain, default_analyzers, optional_analyzers
 from tasks.gallery import gallery_subset, list_identities
 
+EXPIRED = "the form has expired; reload the page"
+
 # Labels for the analyzers the farm knows today; one registered later shows under its own name.
 ANALYZER_LABELS = {"track": "Track faces", "recognize": "Recognise against the gallery",
                    "mask": "Mask classifier", "thermal": "Fever screening (radiometric input)"}
@@ -65,3 +67,22 @@ class UserForm(FlaskForm):
 
 class TokenForm(FlaskForm):
     label = StringField("Label", validators=[DataRequired(), Length(max=64)], default="api")
+
+
+def problems_line(errors: dict, named: bool = True) -> str:
+    """Validation problems as the one line a flash message or a JSON error shows.
+
+    ``errors``: a WTForms form's (``{"name": ["This field is required."]}``) or APIFlask's, by
+    request location (``{"files": {"file": ["Missing data for required field."]}}``) -> each
+    field's problems, ``"file: Missing data for required field."``, fields joined by ", ".
+    ``named=False`` leaves the field names out, for forms whose messages are written as
+    sentences ("choose a recording to upload"). A bad CSRF token reads as an expired form."""
+    parts = []
+    for location, fields in errors.items():
+        for field, problems in (fields.items() if isinstance(fields, dict) else [(location, fields)]):
+            text = "; ".join(map(str, problems)) if isinstance(problems, list) else str(problems)
+            if field == "csrf_token":
+                parts.append(EXPIRED)
+            else:
+                parts.append(f"{field}: {text}" if named else text)
+    return ", ".join(parts)

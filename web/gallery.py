@@ -7,7 +7,7 @@ from flask import Blueprint, flash, redirect, render_template, request, send_fil
 
 from web import gallery_service as service
 from web.auth import require_role
-from web.forms import ConfirmForm, EnrolForm, RenameForm
+from web.forms import ConfirmForm, EnrolForm, RenameForm, problems_line
 from web.uploads import UploadRejected
 
 gallery = Blueprint("gallery", __name__)
@@ -28,7 +28,7 @@ def index():
 def enrol():
     form = EnrolForm()
     if not form.validate_on_submit():
-        flash("; ".join(problems[0] for problems in form.errors.values()), "error")
+        flash(problems_line(form.errors, named=False), "error")
         return _page(form, status=400)
     try:
         result = service.gallery.enroll(form.name.data.strip(), service.read_photos(request.files.getlist("photos")))
@@ -62,7 +62,7 @@ def rename(name: str):
         except service.GalleryError as exc:
             flash(str(exc), "error")
     else:
-        flash("; ".join(problems[0] for problems in form.errors.values()), "error")
+        flash(problems_line(form.errors, named=False), "error")
     return redirect(url_for("gallery.index"))
 
 

@@ -8,13 +8,13 @@ from apiflask import abort   # carries its message to the error page (Flask's ke
 from flask import (Blueprint, current_app, flash, jsonify, redirect, render_template, request,
                    url_for)
 
-from core.records import JOB_STATES
+from core.records import ENDED_STATES, JOB_STATES
 from tasks import runtime
 from tasks.jobs import output_key
 from tasks.submit import JobBusy, delete_job
 from web.api import job_page, job_view_or_404
 from web.auth import require_role, request_user
-from web.forms import ConfirmForm, UploadForm
+from web.forms import EXPIRED, ConfirmForm, UploadForm, problems_line
 from web.timeline import LEGEND, COLOURS, identities_seen, timeline_rows
 from web.uploads import UploadRejected, accept_recording, human_bytes
 
@@ -50,7 +50,7 @@ def upload():
     if request.method == "POST":
         try:
             if not form.validate_on_submit():
-                raise UploadRejected(400, _form_error(form))
+                raise UploadRejected(400, problems_line(form.errors, named=False) or "invalid form")
             job_id, name = accept_recording(form.file.data, form.options())
         except UploadRejected as exc:
             if wants_json:
@@ -64,20 +64,13 @@ def upload():
     return render_template("upload.html", form=form, limit=limit, limit_text=human_bytes(limit))
 
 
-def _form_error(form) -> str:
-    for field, problems in form.errors.items():
-        label = "the form has expired; reload the page" if field == "csrf_token" else problems[0]
-        return label
-    return "invalid form"
-
-
 @ui.get("/jobs/<job_id>")
 def job(job_id: str):
     view = job_view_or_404(job_id)
     results = None
     if view["status"] == "done":
         results = json.loads(runtime.store().local_path(output_key(job_id, "results.json")).read_text())
-    return render_template("job.html", job=view, results=results,
+    return render_template("job.html", job=view, results=results, ended=view["status"] in ENDED_STATES,
                            rows=timeline_rows(results) if results else [],
                            identities=identities_seen(results) if results else [],
                            legend=[(COLOURS[key], text) for key, text in LEGEND],
@@ -88,7 +81,7 @@ def job(job_id: str):
 @require_role("operator")
 def delete(job_id: str):
     if not ConfirmForm().validate_on_submit():
-        abort(400, "the form has expired; reload the page")
+        abort(400, EXPIRED)
     try:
         if not delete_job(job_id):
             abort(404, f"no job {job_id}")

@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from workers.analytics.faces import Faces
+from workers.analytics.thermal import DEFAULT_FEVER_C, fever
 
 # BGR colours by state.
 COLOURS = {"fever": (0, 0, 255), "no_mask": (0, 140, 255), "known": (80, 200, 0), "unknown": (255, 200, 0)}
@@ -20,7 +21,7 @@ TEXT_BGR = (0, 0, 0)
 
 
 def face_state(identity, mask, temperature_c, fever_c: float) -> str:
-    if temperature_c is not None and temperature_c >= fever_c:
+    if fever(temperature_c, fever_c):
         return "fever"
     if mask == "no_mask":
         return "no_mask"
@@ -72,13 +73,13 @@ def _draw(planes: list[tuple[np.ndarray, float, int | None]], frame_size: tuple[
                             font_scale, text, 1, cv2.LINE_AA)
 
 
-def draw_faces(image: np.ndarray, faces: Faces | list[dict], fever_c: float = 37.5) -> np.ndarray:
+def draw_faces(image: np.ndarray, faces: Faces | list[dict], fever_c: float = DEFAULT_FEVER_C) -> np.ndarray:
     """Draw on a BGR image in place and return it."""
     _draw([(image, 1.0, None)], (image.shape[1], image.shape[0]), faces, fever_c)
     return image
 
 
-def draw_faces_i420(i420: np.ndarray, faces: Faces | list[dict], fever_c: float = 37.5) -> np.ndarray:
+def draw_faces_i420(i420: np.ndarray, faces: Faces | list[dict], fever_c: float = DEFAULT_FEVER_C) -> np.ndarray:
     """Draw in place on a planar YUV 4:2:0 image laid out as PyAV's ``to_ndarray`` gives it:
     shape (H * 3/2, W): the luma plane, then the U and V planes, each plane contiguous."""
     height, width = i420.shape[0] * 2 // 3, i420.shape[1]

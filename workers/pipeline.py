@@ -36,7 +36,7 @@ class PipelineConfig:
     x264_preset: str = "veryfast"
     x264_crf: int = 23
     x264_params: str = "subme=1"
-    fever_c: float = 37.5
+    fever_c: float = thermal.DEFAULT_FEVER_C
     # Radiometric (16-bit) recordings: raw value -> degrees C; ignored for ordinary video.
     thermal_gain: float = 0.01
     thermal_offset: float = -273.15

@@ -18,7 +18,8 @@ import numpy as np
 
 from workers.analytics.gallery import DEFAULT_THRESHOLD, Gallery, normalise
 from workers.analytics.mask import vote
-from workers.analytics.tracks import box_iou, thumbnail_distance
+from workers.analytics.thermal import DEFAULT_FEVER_C, fever
+from workers.analytics.tracks import SCENE_CUT, box_iou, is_scene_cut
 from workers.media import frame_times
 
 SCHEMA = "vidfarm.results/1"
@@ -43,12 +44,12 @@ class SegmentOutput:
 @dataclass
 class ResultOptions:
     recognition_threshold: float = DEFAULT_THRESHOLD
-    fever_c: float = 37.5
+    fever_c: float = DEFAULT_FEVER_C
     alerts: tuple[str, ...] = ("fever", "watchlist")
     watchlist: frozenset[str] = frozenset()
     join_iou: float = 0.3
     join_min_similarity: float = 0.3
-    scene_cut: float = 20.0      # same measure as the tracker's: no join across a cut
+    scene_cut: float = SCENE_CUT      # the tracker's test: no join across a cut
 
 
 class _Joined:
@@ -81,7 +82,7 @@ def join_borders(segments: list[SegmentOutput], options: ResultOptions) -> _Join
             joined.find((k, track["track"]))
     for k in range(len(segments) - 1):
         before, after = segments[k].thumbnails or {}, segments[k + 1].thumbnails or {}
-        if thumbnail_distance(before.get("last"), after.get("first")) > options.scene_cut:
+        if is_scene_cut(before.get("last"), after.get("first"), options.scene_cut):
             continue   # the border is also a cut between shots
         last = len(segments[k].frames) - 1
         ending = [t for t in segments[k].tracks if t["last_frame"] >= last - BORDER_SLACK_FRAMES]
@@ -178,7 +179,7 @@ def _alerts(tracks: list[dict], frames: list[dict], options: ResultOptions) -> l
     alerts = []
     for track in tracks:
         temp = track["max_temperature_c"]
-        if "fever" in options.alerts and temp is not None and temp >= options.fever_c:
+        if "fever" in options.alerts and fever(temp, options.fever_c):
             frame = track["max_temperature_frame"]
             alerts.append({"kind": "fever", "track": track["track"], "frame": frame, "t": at(frame),
                            "detail": f"{temp:.1f} C (threshold {options.fever_c:.1f} C)"})

@@ -94,3 +94,21 @@ def test_upload_can_match_against_chosen_people_only(farm, web_app, operator_cli
     finally:
         gallery.delete_identity("Yao Ming")
         gallery.delete_identity("someone else")
+
+
+def test_only_an_ended_job_offers_and_allows_delete(farm, operator_client):
+    from tasks import runtime
+
+    records = runtime.records()
+    job_id = records.add_job("running.mp4", "jobs/none/source").id
+    page = operator_client.get(f"/jobs/{job_id}").get_data(as_text=True)
+    assert 'id="delete-job"' not in page
+    refused = operator_client.post(f"/jobs/{job_id}/delete", data={"csrf_token": csrf_token(page)},
+                                   follow_redirects=True)
+    assert "delete it once it is done or failed" in refused.get_data(as_text=True)
+    assert records.get_job(job_id) is not None
+    records.fail_job(job_id, "made by the test")
+    page = operator_client.get(f"/jobs/{job_id}").get_data(as_text=True)
+    assert 'id="delete-job"' in page
+    assert operator_client.post(f"/jobs/{job_id}/delete", data={"csrf_token": csrf_token(page)}).status_code == 302
+    assert records.get_job(job_id) is None

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 
 from workers import models
 from workers.analytics.faces import Faces
-from workers.analytics.gallery import DEFAULT_THRESHOLD
+from workers.analytics.gallery import DEFAULT_THRESHOLD, normalise
 from workers.analytics.picture import Picture
 from workers.analytics.registry import register
 from workers.analytics.tracks import SegmentState
@@ -65,7 +65,7 @@ class FaceEmbedder:
 
     def embed(self, image_bgr: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
         vector = self.model.get_feat(self.aligned(image_bgr, keypoints)).ravel().astype(np.float32)
-        return vector / max(float(np.linalg.norm(vector)), 1e-12)
+        return normalise(vector)
 
 
 @register

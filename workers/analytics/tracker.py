@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from workers.analytics.faces import Faces
 from workers.analytics.picture import Picture
 from workers.analytics.registry import register
-from workers.analytics.tracks import SegmentState
+from workers.analytics.tracks import SCENE_CUT, SegmentState, is_scene_cut
 
 
 class TrackerConfig(BaseModel):
@@ -20,8 +20,8 @@ class TrackerConfig(BaseModel):
     activation_threshold: float = Field(0.5, description="Minimum score to start a track.")
     high_confidence: float = Field(0.5, description="Scores above this take part in the first matching pass.")
     min_iou: float = Field(0.1, description="Minimum box overlap to continue a track.")
-    scene_cut: float = Field(20.0, description="Mean absolute difference (0-255) of consecutive 32x18 "
-                                               "grayscale thumbnails that marks a cut: all tracks end.")
+    scene_cut: float = Field(SCENE_CUT, description="Mean absolute difference (0-255) of consecutive 32x18 "
+                                                    "grayscale thumbnails that marks a cut: all tracks end.")
 
 
 @register
@@ -57,7 +57,7 @@ class FaceTracker:
         if previous is None:
             self.state.first_thumbnail = thumbnail
         self.state.last_thumbnail = thumbnail
-        return previous is not None and float(np.abs(thumbnail - previous).mean()) > self.config.scene_cut
+        return is_scene_cut(previous, thumbnail, self.config.scene_cut)
 
     def __call__(self, picture, faces: Faces) -> Faces:
         if self._is_scene_cut(Picture.of(picture)):

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from workers.analytics.gallery import Gallery
+from workers.analytics.gallery import Gallery, normalise
 
 
 @dataclass
@@ -32,10 +32,10 @@ class TrackRecord:
     sampled: dict[str, list[int]] = field(default_factory=dict)   # analyzer -> frames sampled
 
     def embedding(self) -> np.ndarray | None:
-        if self.embedding_sum is None:
+        """The track's face: its embeddings' sum, L2-normalised (None before any, or if they cancel out)."""
+        if self.embedding_sum is None or not np.any(self.embedding_sum):
             return None
-        norm = float(np.linalg.norm(self.embedding_sum))
-        return self.embedding_sum / norm if norm else None
+        return normalise(self.embedding_sum)
 
     def add_embedding(self, vector: np.ndarray) -> None:
         self.embedding_sum = vector.copy() if self.embedding_sum is None else self.embedding_sum + vector
@@ -98,11 +98,17 @@ class SegmentState:
         return True
 
 
-def thumbnail_distance(a: list | None, b: list | None) -> float:
-    """Mean absolute difference of two thumbnails (0 when either is missing)."""
+# Mean absolute difference (0-255) of two 32x18 grayscale thumbnails that marks a cut.
+SCENE_CUT = 20.0
+
+
+def is_scene_cut(a, b, threshold: float = SCENE_CUT) -> bool:
+    """Whether two frames' thumbnails (arrays or nested lists) differ like two shots: the
+    tracker's test between consecutive frames, and the stitch's across a segment border.
+    False when either is missing."""
     if a is None or b is None:
-        return 0.0
-    return float(np.abs(np.asarray(a, np.float32) - np.asarray(b, np.float32)).mean())
+        return False
+    return float(np.abs(np.asarray(a, np.float32) - np.asarray(b, np.float32)).mean()) > threshold
 
 
 def box_iou(a, b) -> float:
