@@ -27,7 +27,7 @@ DETECT_ONLY = "detect"   # the throughput comparison runs the same detector as t
 HAMILTON = ROOT.parent / "shared" / "media" / "videos" / "short_hamilton_clip.mp4"
 
 
-ROUNDS = 2   # every timed run is repeated, interleaved, and the best kept: neighbours on a
+ROUNDS = 3   # every timed run is repeated, interleaved, and the best kept: neighbours on a
              # shared VM only ever add time, so the minimum is the steadiest figure
 
 
