@@ -6,8 +6,10 @@ race on a shared counter: each one only writes its own row.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from typing import Callable, Iterator
@@ -107,6 +109,27 @@ class FaceEmbedding(Base):
     identity: Mapped[Identity] = relationship(back_populates="embeddings")
 
 
+@dataclass(frozen=True)
+class GallerySnapshot:
+    """The enrolled gallery as one read saw it."""
+    rows: list[tuple[str, bytes]]   # (identity name, float32 embedding), by name then enrolment
+    watchlist: frozenset[str]
+    fingerprint: str                # what gallery_fingerprint() said at that moment
+
+
+def _gallery_rows(*more_columns):
+    """(name, watchlist, embedding id, *more_columns) of every identity, with or without
+    embeddings, in the order the fingerprint is taken."""
+    return (select(Identity.name, Identity.watchlist, FaceEmbedding.id, *more_columns)
+            .join(FaceEmbedding, isouter=True).order_by(Identity.name, FaceEmbedding.id))
+
+
+def _fingerprint(rows) -> str:
+    """Of (name, watchlist, embedding id) rows in name, id order; the formula stays fixed, as
+    fingerprints stored with earlier results are compared against it."""
+    return hashlib.sha1(repr([tuple(row) for row in rows]).encode()).hexdigest()
+
+
 class GalleryRecords:
     """Identities and their embeddings (mixed into Records)."""
 
@@ -157,12 +180,17 @@ class GalleryRecords:
 
     def gallery_fingerprint(self) -> str:
         """Changes whenever an identity or embedding is added, renamed, flagged or removed."""
-        import hashlib
-
         with self.session() as s:
-            rows = s.execute(select(Identity.name, Identity.watchlist, FaceEmbedding.id)
-                             .join(FaceEmbedding, isouter=True).order_by(Identity.name, FaceEmbedding.id))
-            return hashlib.sha1(repr(list(rows)).encode()).hexdigest()
+            return _fingerprint(s.execute(_gallery_rows()))
+
+    def gallery_snapshot(self) -> GallerySnapshot:
+        """The gallery, its watchlist and its fingerprint from one SELECT: separate reads could
+        straddle a concurrent enrolment and record a fingerprint of a gallery nobody matched."""
+        with self.session() as s:
+            rows = s.execute(_gallery_rows(FaceEmbedding.vector)).all()
+        return GallerySnapshot(rows=[(name, vector) for name, _, _, vector in rows if vector is not None],
+                               watchlist=frozenset(name for name, watched, _, _ in rows if watched),
+                               fingerprint=_fingerprint(row[:3] for row in rows))
 
     def watchlist_names(self) -> set[str]:
         with self.session() as s:

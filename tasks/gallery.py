@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import re
 import uuid
+from dataclasses import dataclass
 from functools import lru_cache
 
 import cv2
@@ -135,5 +136,27 @@ def gallery_subset(names: list[str]) -> list[dict]:
 def job_gallery(options: dict) -> Gallery:
     """The gallery a job matches against: its own (if given) or the shared one."""
     if options.get("gallery") is not None:
-        return Gallery.from_rows([(e["name"], v) for e in options["gallery"] for v in e["embeddings"]])
+        return _own_gallery(options)
     return Gallery.from_rows(runtime.records().gallery_vectors())
+
+
+@dataclass(frozen=True)
+class Matching:
+    """What a job's results are matched against: gallery, watchlist and fingerprint from one
+    read, so the fingerprint published with the results is that of the gallery really used."""
+    gallery: Gallery
+    watchlist: frozenset[str]
+    fingerprint: str       # "job" for a job's own gallery: re-identification leaves it alone
+
+
+def job_matching(options: dict) -> Matching:
+    records = runtime.records()
+    if options.get("gallery") is not None:
+        # The watchlist is the shared one even for a job's own gallery.
+        return Matching(_own_gallery(options), frozenset(records.watchlist_names()), "job")
+    snapshot = records.gallery_snapshot()
+    return Matching(Gallery.from_rows(snapshot.rows), snapshot.watchlist, snapshot.fingerprint)
+
+
+def _own_gallery(options: dict) -> Gallery:
+    return Gallery.from_rows([(e["name"], v) for e in options["gallery"] for v in e["embeddings"]])

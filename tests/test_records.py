@@ -9,6 +9,7 @@ import pytest
 import sqlalchemy
 
 from core.records import Records
+from tests.conftest import sql_statements
 
 
 def postgres_url():
@@ -93,6 +94,20 @@ def test_list_jobs_newest_first_and_filtered(records):
     assert [j.id for j in records.list_jobs()] == ids[::-1]
     assert [j.id for j in records.list_jobs(status="failed")] == [ids[1]]
     assert records.job_view("nope") is None
+
+
+def test_gallery_snapshot_is_one_read_of_what_the_separate_reads_say(records):
+    records.add_embeddings("b", [b"\1" * 8, b"\2" * 8], ["b1.jpg", "b2.jpg"], [None, None])
+    records.add_embeddings("a", [b"\3" * 8], ["a.jpg"], ["gallery/a.jpg"])
+    records.set_watchlist("b", True)
+    with sql_statements(records.engine) as statements:
+        snapshot = records.gallery_snapshot()
+    assert len(statements) == 1
+    assert snapshot.rows == records.gallery_vectors() == [("a", b"\3" * 8), ("b", b"\1" * 8), ("b", b"\2" * 8)]
+    assert snapshot.watchlist == records.watchlist_names() == {"b"}
+    assert snapshot.fingerprint == records.gallery_fingerprint()
+    records.set_watchlist("a", True)
+    assert records.gallery_snapshot().fingerprint != snapshot.fingerprint
 
 
 def test_many_processes_creating_the_schema_at_once(tmp_path):
