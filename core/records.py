@@ -305,12 +305,13 @@ class Records(GalleryRecords):
         return {"jobs": jobs, "segments": segments, "segment_seconds": segment_seconds,
                 "job_seconds": job_seconds, "frames_per_second": recent_frames / window_s}
 
-    def list_jobs(self, limit: int = 50, offset: int = 0, status: str | None = None) -> list[Job]:
+    def job_views(self, limit: int = 50, offset: int = 0, status: str | None = None) -> list[dict]:
+        """A page of job views, newest first."""
+        query = _jobs_with_chunks_done().order_by(Job.created_at.desc()).limit(limit).offset(offset)
+        if status:
+            query = query.where(Job.status == status)
         with self.session() as s:
-            query = select(Job).order_by(Job.created_at.desc()).limit(limit).offset(offset)
-            if status:
-                query = query.where(Job.status == status)
-            return list(s.scalars(query))
+            return [_job_view(job, done) for job, done in s.execute(query)]
 
     # --- segments ----------------------------------------------------------------------
     def replace_segments(self, job_id: str, segments: list[dict]) -> None:
@@ -344,30 +345,35 @@ class Records(GalleryRecords):
             return list(s.scalars(select(Segment).where(Segment.job_id == job_id)
                                   .order_by(Segment.index)))
 
-    def chunks_done(self, job_id: str) -> int:
-        with self.session() as s:
-            return s.scalar(select(func.count()).select_from(Segment)
-                            .where(Segment.job_id == job_id, Segment.status == "done")) or 0
-
     def job_view(self, job_id: str) -> dict | None:
         """The public view of a job (API contract 5)."""
-        job = self.get_job(job_id)
-        if job is None:
-            return None
-        done = self.chunks_done(job_id)
-        total = job.chunks_total
-        if job.status == "done":
-            progress = 1.0
-        elif total:
-            # Segments are the long part; split and stitch take the first and last few per cent.
-            progress = round(0.05 + 0.9 * done / total, 4)
-        else:
-            progress = 0.0
-        return {"id": job.id, "status": job.status, "progress": progress, "chunks_done": done,
-                "chunks_total": total, "error": job.error, "source_name": job.source_name,
-                "created_at": job.created_at.isoformat() if job.created_at else None,
-                "finished_at": job.finished_at.isoformat() if job.finished_at else None,
-                "results_version": job.results_version}
+        with self.session() as s:
+            row = s.execute(_jobs_with_chunks_done().where(Job.id == job_id)).first()
+        return None if row is None else _job_view(*row)
+
+
+def _jobs_with_chunks_done():
+    """Jobs with their count of finished segments in one SELECT (a correlated subquery), so a
+    page of N jobs is one query, not one for the jobs and two per job."""
+    done = (select(func.count()).select_from(Segment).where(Segment.job_id == Job.id, Segment.status == "done")
+            .correlate(Job).scalar_subquery())
+    return select(Job, done)
+
+
+def _job_view(job: Job, done: int) -> dict:
+    total = job.chunks_total
+    if job.status == "done":
+        progress = 1.0
+    elif total:
+        # Segments are the long part; split and stitch take the first and last few per cent.
+        progress = round(0.05 + 0.9 * done / total, 4)
+    else:
+        progress = 0.0
+    return {"id": job.id, "status": job.status, "progress": progress, "chunks_done": done,
+            "chunks_total": total, "error": job.error, "source_name": job.source_name,
+            "created_at": job.created_at.isoformat() if job.created_at else None,
+            "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+            "results_version": job.results_version}
 
 
 def _make_engine(url: str) -> Engine:
