@@ -146,12 +146,15 @@ class GalleryRecords:
             s.flush()
             return len(identity.embeddings)
 
-    def identities(self) -> list[dict]:
+    def identities(self, name: str | None = None) -> list[dict]:
+        """Every identity (or only the one named) with its embedding count and a face crop."""
+        query = (select(Identity.name, Identity.created_at, Identity.watchlist,
+                        func.count(FaceEmbedding.id), func.min(FaceEmbedding.crop_key))
+                 .join(FaceEmbedding, isouter=True).group_by(Identity.id).order_by(Identity.name))
+        if name is not None:
+            query = query.where(Identity.name == name)
         with self.session() as s:
-            rows = s.execute(select(Identity.name, Identity.created_at, Identity.watchlist,
-                                    func.count(FaceEmbedding.id), func.min(FaceEmbedding.crop_key))
-                             .join(FaceEmbedding, isouter=True).group_by(Identity.id)
-                             .order_by(Identity.name))
+            rows = s.execute(query)
             return [{"name": n, "created_at": c.isoformat() if c else None, "watchlist": w,
                      "embeddings": count, "crop": crop} for n, c, w, count, crop in rows]
 

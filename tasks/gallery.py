@@ -85,9 +85,13 @@ def list_identities() -> list[dict]:
     return runtime.records().identities()
 
 
+def find_identity(name: str) -> dict | None:
+    return next(iter(runtime.records().identities(name)), None)
+
+
 def rename_identity(old: str, new: str) -> None:
     new = check_name(new)
-    if any(i["name"] == new for i in list_identities()):
+    if find_identity(new) is not None:
         raise GalleryError(f"an identity named {new!r} already exists")
     if not runtime.records().rename_identity(old, new):
         raise GalleryError(f"no identity named {old!r}")
