@@ -6,8 +6,10 @@ race on a shared counter: each one only writes its own row.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from typing import Callable, Iterator
@@ -108,6 +110,27 @@ class FaceEmbedding(Base):
     identity: Mapped[Identity] = relationship(back_populates="embeddings")
 
 
+@dataclass(frozen=True)
+class GallerySnapshot:
+    """The enrolled gallery as one read saw it."""
+    rows: list[tuple[str, bytes]]   # (identity name, float32 embedding), by name then enrolment
+    watchlist: frozenset[str]
+    fingerprint: str                # what gallery_fingerprint() said at that moment
+
+
+def _gallery_rows(*more_columns):
+    """(name, watchlist, embedding id, *more_columns) of every identity, with or without
+    embeddings, in the order the fingerprint is taken."""
+    return (select(Identity.name, Identity.watchlist, FaceEmbedding.id, *more_columns)
+            .join(FaceEmbedding, isouter=True).order_by(Identity.name, FaceEmbedding.id))
+
+
+def _fingerprint(rows) -> str:
+    """Of (name, watchlist, embedding id) rows in name, id order; the formula stays fixed, as
+    fingerprints stored with earlier results are compared against it."""
+    return hashlib.sha1(repr([tuple(row) for row in rows]).encode()).hexdigest()
+
+
 class GalleryRecords:
     """Identities and their embeddings (mixed into Records)."""
 
@@ -124,12 +147,15 @@ class GalleryRecords:
             s.flush()
             return len(identity.embeddings)
 
-    def identities(self) -> list[dict]:
+    def identities(self, name: str | None = None) -> list[dict]:
+        """Every identity (or only the one named) with its embedding count and a face crop."""
+        query = (select(Identity.name, Identity.created_at, Identity.watchlist,
+                        func.count(FaceEmbedding.id), func.min(FaceEmbedding.crop_key))
+                 .join(FaceEmbedding, isouter=True).group_by(Identity.id).order_by(Identity.name))
+        if name is not None:
+            query = query.where(Identity.name == name)
         with self.session() as s:
-            rows = s.execute(select(Identity.name, Identity.created_at, Identity.watchlist,
-                                    func.count(FaceEmbedding.id), func.min(FaceEmbedding.crop_key))
-                             .join(FaceEmbedding, isouter=True).group_by(Identity.id)
-                             .order_by(Identity.name))
+            rows = s.execute(query)
             return [{"name": n, "created_at": c.isoformat() if c else None, "watchlist": w,
                      "embeddings": count, "crop": crop} for n, c, w, count, crop in rows]
 
@@ -158,12 +184,17 @@ class GalleryRecords:
 
     def gallery_fingerprint(self) -> str:
         """Changes whenever an identity or embedding is added, renamed, flagged or removed."""
-        import hashlib
-
         with self.session() as s:
-            rows = s.execute(select(Identity.name, Identity.watchlist, FaceEmbedding.id)
-                             .join(FaceEmbedding, isouter=True).order_by(Identity.name, FaceEmbedding.id))
-            return hashlib.sha1(repr(list(rows)).encode()).hexdigest()
+            return _fingerprint(s.execute(_gallery_rows()))
+
+    def gallery_snapshot(self) -> GallerySnapshot:
+        """The gallery, its watchlist and its fingerprint from one SELECT: separate reads could
+        straddle a concurrent enrolment and record a fingerprint of a gallery nobody matched."""
+        with self.session() as s:
+            rows = s.execute(_gallery_rows(FaceEmbedding.vector)).all()
+        return GallerySnapshot(rows=[(name, vector) for name, _, _, vector in rows if vector is not None],
+                               watchlist=frozenset(name for name, watched, _, _ in rows if watched),
+                               fingerprint=_fingerprint(row[:3] for row in rows))
 
     def watchlist_names(self) -> set[str]:
         with self.session() as s:
@@ -278,12 +309,13 @@ class Records(GalleryRecords):
         return {"jobs": jobs, "segments": segments, "segment_seconds": segment_seconds,
                 "job_seconds": job_seconds, "frames_per_second": recent_frames / window_s}
 
-    def list_jobs(self, limit: int = 50, offset: int = 0, status: str | None = None) -> list[Job]:
+    def job_views(self, limit: int = 50, offset: int = 0, status: str | None = None) -> list[dict]:
+        """A page of job views, newest first."""
+        query = _jobs_with_chunks_done().order_by(Job.created_at.desc()).limit(limit).offset(offset)
+        if status:
+            query = query.where(Job.status == status)
         with self.session() as s:
-            query = select(Job).order_by(Job.created_at.desc()).limit(limit).offset(offset)
-            if status:
-                query = query.where(Job.status == status)
-            return list(s.scalars(query))
+            return [_job_view(job, done) for job, done in s.execute(query)]
 
     # --- segments ----------------------------------------------------------------------
     def replace_segments(self, job_id: str, segments: list[dict]) -> None:
@@ -317,30 +349,35 @@ class Records(GalleryRecords):
             return list(s.scalars(select(Segment).where(Segment.job_id == job_id)
                                   .order_by(Segment.index)))
 
-    def chunks_done(self, job_id: str) -> int:
-        with self.session() as s:
-            return s.scalar(select(func.count()).select_from(Segment)
-                            .where(Segment.job_id == job_id, Segment.status == "done")) or 0
-
     def job_view(self, job_id: str) -> dict | None:
         """The public view of a job (API contract 5)."""
-        job = self.get_job(job_id)
-        if job is None:
-            return None
-        done = self.chunks_done(job_id)
-        total = job.chunks_total
-        if job.status == "done":
-            progress = 1.0
-        elif total:
-            # Segments are the long part; split and stitch take the first and last few per cent.
-            progress = round(0.05 + 0.9 * done / total, 4)
-        else:
-            progress = 0.0
-        return {"id": job.id, "status": job.status, "progress": progress, "chunks_done": done,
-                "chunks_total": total, "error": job.error, "source_name": job.source_name,
-                "created_at": job.created_at.isoformat() if job.created_at else None,
-                "finished_at": job.finished_at.isoformat() if job.finished_at else None,
-                "results_version": job.results_version}
+        with self.session() as s:
+            row = s.execute(_jobs_with_chunks_done().where(Job.id == job_id)).first()
+        return None if row is None else _job_view(*row)
+
+
+def _jobs_with_chunks_done():
+    """Jobs with their count of finished segments in one SELECT (a correlated subquery), so a
+    page of N jobs is one query, not one for the jobs and two per job."""
+    done = (select(func.count()).select_from(Segment).where(Segment.job_id == Job.id, Segment.status == "done")
+            .correlate(Job).scalar_subquery())
+    return select(Job, done)
+
+
+def _job_view(job: Job, done: int) -> dict:
+    total = job.chunks_total
+    if job.status == "done":
+        progress = 1.0
+    elif total:
+        # Segments are the long part; split and stitch take the first and last few per cent.
+        progress = round(0.05 + 0.9 * done / total, 4)
+    else:
+        progress = 0.0
+    return {"id": job.id, "status": job.status, "progress": progress, "chunks_done": done,
+            "chunks_total": total, "error": job.error, "source_name": job.source_name,
+            "created_at": job.created_at.isoformat() if job.created_at else None,
+            "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+            "results_version": job.results_version}
 
 
 def _make_engine(url: str) -> Engine:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import re
 import uuid
+from dataclasses import dataclass
 from functools import lru_cache
 
 import cv2
@@ -84,9 +85,13 @@ def list_identities() -> list[dict]:
     return runtime.records().identities()
 
 
+def find_identity(name: str) -> dict | None:
+    return next(iter(runtime.records().identities(name)), None)
+
+
 def rename_identity(old: str, new: str) -> None:
     new = check_name(new)
-    if any(i["name"] == new for i in list_identities()):
+    if find_identity(new) is not None:
         raise GalleryError(f"an identity named {new!r} already exists")
     if not runtime.records().rename_identity(old, new):
         raise GalleryError(f"no identity named {old!r}")
@@ -135,5 +140,27 @@ def gallery_subset(names: list[str]) -> list[dict]:
 def job_gallery(options: dict) -> Gallery:
     """The gallery a job matches against: its own (if given) or the shared one."""
     if options.get("gallery") is not None:
-        return Gallery.from_rows([(e["name"], v) for e in options["gallery"] for v in e["embeddings"]])
+        return _own_gallery(options)
     return Gallery.from_rows(runtime.records().gallery_vectors())
+
+
+@dataclass(frozen=True)
+class Matching:
+    """What a job's results are matched against: gallery, watchlist and fingerprint from one
+    read, so the fingerprint published with the results is that of the gallery really used."""
+    gallery: Gallery
+    watchlist: frozenset[str]
+    fingerprint: str       # "job" for a job's own gallery: re-identification leaves it alone
+
+
+def job_matching(options: dict) -> Matching:
+    records = runtime.records()
+    if options.get("gallery") is not None:
+        # The watchlist is the shared one even for a job's own gallery.
+        return Matching(_own_gallery(options), frozenset(records.watchlist_names()), "job")
+    snapshot = records.gallery_snapshot()
+    return Matching(Gallery.from_rows(snapshot.rows), snapshot.watchlist, snapshot.fingerprint)
+
+
+def _own_gallery(options: dict) -> Gallery:
+    return Gallery.from_rows([(e["name"], v) for e in options["gallery"] for v in e["embeddings"]])

@@ -22,7 +22,7 @@ from core.storage import job_key
 from tasks import runtime
 from tasks.app import app
 from workers import media, pipeline
-from tasks.gallery import job_gallery
+from tasks.gallery import job_gallery, job_matching
 from workers.results import ResultOptions, SegmentOutput, assemble_results, source_summary
 
 log = logging.getLogger(__name__)
@@ -104,18 +104,17 @@ def fan_out(job_id: str, segments: int, queue: str = "cpu") -> None:
     chord(header)(stitch.si(job_id).on_error(job_failed.s(job_id)))
 
 
-def publish_results(job, results: dict) -> int:
+def publish_results(job, results: dict, gallery_fingerprint: str) -> int:
     """Store a new version of a job's results: ``output/versions/results-N.json`` stays,
     ``output/results.json`` is always the latest. Returns N. The job's ``results_version``
-    turns N only once both files are in place."""
-    fingerprint = "job" if job.options.get("gallery") is not None else runtime.records().gallery_fingerprint()
-
+    turns N only once both files are in place. ``gallery_fingerprint`` is that of the gallery
+    the results were matched against (``Matching.fingerprint``)."""
     def write(version: int) -> None:
         versioned = {**results, "version": version}
         _put_json(output_key(job.id, f"versions/results-{version}.json"), versioned)
         _put_json(output_key(job.id, "results.json"), versioned)
 
-    return runtime.records().publish_version(job.id, fingerprint, write)
+    return runtime.records().publish_version(job.id, gallery_fingerprint, write)
 
 
 def _pipeline_config(job_options: dict) -> pipeline.PipelineConfig:
@@ -136,11 +135,10 @@ def _pipeline_config(job_options: dict) -> pipeline.PipelineConfig:
                                    thermal_gain=calibration["gain"], thermal_offset=calibration["offset"])
 
 
-def result_options() -> ResultOptions:
+def result_options(watchlist: frozenset[str]) -> ResultOptions:
     s = runtime.settings()
     return ResultOptions(recognition_threshold=s.recognition_threshold, fever_c=s.fever_threshold_c,
-                         alerts=s.alerts,
-                         watchlist=frozenset(runtime.records().watchlist_names()))
+                         alerts=s.alerts, watchlist=watchlist)
 
 
 def warm_up() -> None:
@@ -216,10 +214,11 @@ def stitch(self, job_id: str) -> dict:
             timing = _timing(job, per_segment, stitch_s)
             outputs = [SegmentOutput(s.pts, p["frames"], p["tracks"], p["thumbnails"])
                        for s, p in zip(segments, per_segment)]
+            matching = job_matching(job.options)
             results = assemble_results(source_summary(job.source_name, info), time_base, info["start_pts"],
-                                       outputs, timing, job_gallery(job.options), result_options())
+                                       outputs, timing, matching.gallery, result_options(matching.watchlist))
             store.put_file(output_key(job_id, "annotated.mp4"), out)
-            publish_results(job, results)
+            publish_results(job, results, matching.fingerprint)
     except media.MediaError as exc:
         records.fail_job(job_id, f"stitch: {exc}")
         raise

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 from core.records import aware
 from tasks import runtime
 from tasks.app import app
-from tasks.gallery import job_gallery
+from tasks.gallery import job_matching
 from tasks.jobs import fan_out, output_key, publish_results, result_options
 from workers.results import reidentify
 
@@ -26,7 +26,9 @@ def reidentify_job(job_id: str) -> dict:
     if job is None or job.status != "done" or job.options.get("gallery") is not None:
         return {"skipped": True}
     current = json.loads(store.local_path(output_key(job_id, "results.json")).read_text())
-    version = publish_results(job, reidentify(current, job_gallery(job.options), result_options()))
+    matching = job_matching(job.options)
+    version = publish_results(job, reidentify(current, matching.gallery, result_options(matching.watchlist)),
+                              matching.fingerprint)
     return {"job": job_id, "version": version}
 
 

@@ -127,3 +127,19 @@ def child_env(**overrides) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL",)}
     env.update(overrides)
     return env
+
+
+@contextmanager
+def sql_statements(engine):
+    """The SQL statements an engine runs inside the block, as a list filled as they run."""
+    from sqlalchemy import event
+
+    statements: list[str] = []
+
+    def record(_conn, _cursor, statement, *_args):
+        statements.append(statement)
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", record)

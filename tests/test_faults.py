@@ -76,7 +76,7 @@ def test_redis_restarted_in_the_middle_of_a_job(tmp_path, persistent):
         clip = make_clip(tmp_path / "clip.mp4", seconds=12, fps=15, gop=15, face_windows=[])
         job_id = submit_file(clip.path, name="clip.mp4")
         deadline = time.monotonic() + 120
-        while runtime.records().chunks_done(job_id) < 1:
+        while runtime.records().job_view(job_id)["chunks_done"] < 1:
             assert time.monotonic() < deadline
             time.sleep(0.1)
         farm.redis.stop()                     # SIGTERM: with AOF, Redis writes everything first

@@ -9,6 +9,7 @@ import pytest
 import sqlalchemy
 
 from core.records import Records
+from tests.conftest import sql_statements
 
 
 def postgres_url():
@@ -108,12 +109,46 @@ def test_only_unfinished_jobs_stall_and_ended_ones_are_stamped(records):
     assert [s.finished_at is not None for s in records.segments(ids["processing"])] == [False, True, True]
 
 
-def test_list_jobs_newest_first_and_filtered(records):
+def test_job_views_newest_first_and_filtered(records):
     ids = [records.add_job(f"{i}.mp4", f"k{i}").id for i in range(3)]
     records.set_job(ids[1], status="failed")
-    assert [j.id for j in records.list_jobs()] == ids[::-1]
-    assert [j.id for j in records.list_jobs(status="failed")] == [ids[1]]
+    records.replace_segments(ids[2], segments(4))
+    records.set_segment(ids[2], 1, status="done")
+    records.set_segment(ids[2], 3, status="done")
+    views = records.job_views()
+    assert [v["id"] for v in views] == ids[::-1]
+    assert views == [records.job_view(job_id) for job_id in ids[::-1]]
+    assert (views[0]["chunks_done"], views[0]["chunks_total"], views[2]["chunks_done"]) == (2, 4, 0)
+    assert [v["id"] for v in records.job_views(status="failed")] == [ids[1]]
+    assert [v["id"] for v in records.job_views(limit=1, offset=1)] == [ids[1]]
     assert records.job_view("nope") is None
+
+
+def test_a_page_of_job_views_costs_the_same_queries_for_1_or_20_jobs(records):
+    for i in range(21):
+        job = records.add_job(f"{i}.mp4", f"k{i}")
+        records.replace_segments(job.id, segments(3))
+        records.set_segment(job.id, i % 3, status="done")
+    counts = {}
+    for size in (1, 20):
+        with sql_statements(records.engine) as statements:
+            assert len(records.job_views(limit=size)) == size
+        counts[size] = len(statements)
+    assert counts[1] == counts[20] == 1
+
+
+def test_gallery_snapshot_is_one_read_of_what_the_separate_reads_say(records):
+    records.add_embeddings("b", [b"\1" * 8, b"\2" * 8], ["b1.jpg", "b2.jpg"], [None, None])
+    records.add_embeddings("a", [b"\3" * 8], ["a.jpg"], ["gallery/a.jpg"])
+    records.set_watchlist("b", True)
+    with sql_statements(records.engine) as statements:
+        snapshot = records.gallery_snapshot()
+    assert len(statements) == 1
+    assert snapshot.rows == records.gallery_vectors() == [("a", b"\3" * 8), ("b", b"\1" * 8), ("b", b"\2" * 8)]
+    assert snapshot.watchlist == records.watchlist_names() == {"b"}
+    assert snapshot.fingerprint == records.gallery_fingerprint()
+    records.set_watchlist("a", True)
+    assert records.gallery_snapshot().fingerprint != snapshot.fingerprint
 
 
 def test_many_processes_creating_the_schema_at_once(tmp_path):

@@ -64,11 +64,9 @@ def list_jobs(query):
 def job_page(page: int, status: str | None) -> dict:
     """One page of job views, newest first (shared with the UI's jobs list)."""
     per_page = current_app.config["VIDFARM_SETTINGS"].jobs_per_page
-    records = runtime.records()
-    jobs = records.list_jobs(limit=per_page + 1, offset=(page - 1) * per_page, status=status)
-    views = [records.job_view(job.id) for job in jobs[:per_page]]
-    return {"jobs": [v for v in views if v], "page": page,
-            "next_page": page + 1 if len(jobs) > per_page else None}
+    # One more than a page tells whether there is a next one.
+    views = runtime.records().job_views(limit=per_page + 1, offset=(page - 1) * per_page, status=status)
+    return {"jobs": views[:per_page], "page": page, "next_page": page + 1 if len(views) > per_page else None}
 
 
 @api.get("/jobs/<job_id>")

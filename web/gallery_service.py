@@ -44,7 +44,7 @@ def identities() -> list[dict]:
 
 
 def find(name: str) -> dict | None:
-    return next((i for i in gallery.list_identities() if i["name"] == name), None)
+    return gallery.find_identity(name)
 
 
 def crop_path(key: str):

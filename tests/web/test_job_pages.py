@@ -63,6 +63,33 @@ def test_jobs_list_pages_newest_first(farm, accounts_by_role, face_clip):
     assert [j["source_name"] for j in api["jobs"]][:2] == ["paged-2.mp4", "paged-1.mp4"] and api["next_page"] == 2
 
 
+def test_jobs_list_queries_do_not_grow_with_the_page(farm, accounts_by_role):
+    """The jobs page and GET /api/v1/jobs read a page of jobs with their progress in a fixed
+    number of statements, not a few more per job listed."""
+    from tasks import runtime
+    from tasks.submit import delete_job
+    from tests.conftest import sql_statements
+    from tests.web.conftest import logged_in_client, make_app
+
+    records = runtime.records()
+    ids = [records.add_job(f"counted-{i}.mp4", "jobs/none/source").id for i in range(21)]
+    try:
+        for job_id in ids:
+            records.fail_job(job_id, "made by the test")
+        counts = {}
+        for per_page in (1, 20):
+            browser = logged_in_client(make_app(jobs_per_page=per_page), accounts_by_role["viewer"])
+            with sql_statements(records.engine) as statements:
+                listed = browser.get("/api/v1/jobs?status=failed").json["jobs"]
+                page = browser.get("/jobs?status=failed").get_data(as_text=True)
+            assert len(listed) == per_page and page.count("data-job=") == per_page
+            counts[per_page] = len(statements)
+        assert counts[1] == counts[20], counts
+    finally:
+        for job_id in ids:
+            delete_job(job_id)
+
+
 def test_upload_can_match_against_chosen_people_only(farm, web_app, operator_client, face_clip):
     """The upload form's gallery choice: tick people, and the job matches against them only."""
     import cv2
