@@ -19,6 +19,10 @@ broker_connection_retry_on_startup = True
 broker_transport_options = {"visibility_timeout": 2 * _settings.stitch_time_limit_s}
 result_backend_transport_options = {"visibility_timeout": 2 * _settings.stitch_time_limit_s}
 result_expires = 24 * 3600
+# A Redis restart while a segment stores its result must not turn the finished segment into a
+# failed one (the chord would then fail the whole job): retry connection errors with backoff.
+result_backend_always_retry = True
+result_backend_max_retries = 20
 
 task_acks_late = True
 task_reject_on_worker_lost = True

@@ -97,6 +97,14 @@ def rename_identity(old: str, new: str) -> None:
         raise GalleryError(f"no identity named {old!r}")
 
 
+def set_watchlist(name: str, on: bool) -> None:
+    """Flag (or unflag) an identity: a watchlist alert is raised wherever a flagged person is
+    recognised. The flag is part of the gallery's fingerprint, so beat re-identifies stored
+    recordings after a change and their alerts follow."""
+    if not runtime.records().set_watchlist(name, on):
+        raise GalleryError(f"no identity named {name!r}")
+
+
 def delete_identity(name: str) -> bool:
     """Remove the identity, all its embeddings and its face crops."""
     records, store = runtime.records(), runtime.store()

@@ -52,7 +52,9 @@ def test_gallery_change_reidentifies_stored_recordings(farm, face_clip):
         assert api.get(f"/api/v1/jobs/{job_id}", headers=auth).json["results_version"] == 2
         assert api.get(f"/api/v1/jobs/{job_id}/results?version=9", headers=auth).status_code == 404
 
-        runtime.records().set_watchlist("Yao Ming", True)
+        # Flagged through the API, as an operator does: the beat's next pass re-identifies.
+        flagged = api.patch("/api/v1/identities/Yao Ming", headers=auth, json={"watchlist": True})
+        assert flagged.status_code == 200 and flagged.json["watchlist"] is True
         reidentify_stale.apply()
         wait_for_version(job_id, 3)
         assert [a["kind"] for a in results(job_id)["alerts"]] == ["watchlist", "watchlist"]

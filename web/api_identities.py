@@ -1,4 +1,5 @@
-"""REST API for the gallery of known faces (contract 5): list, enrol, rename, delete.
+"""REST API for the gallery of known faces (contract 5): list, enrol, rename or flag for the
+watchlist, delete.
 Reading needs any role; changing the gallery needs admin."""
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from flask import request, url_for
 from web import gallery_service as service
 from web.api import error_responses
 from web.auth import token_auth
-from web.schemas import EnrolIn, EnrolOut, IdentityOut, RenameIn
+from web.schemas import EnrolIn, EnrolOut, IdentityOut, IdentityPatchIn
 from web.uploads import UploadRejected
 
 identities = APIBlueprint("identities", __name__, url_prefix="/api/v1", tag="identities")
@@ -42,17 +43,22 @@ def enrol(form):
 
 @identities.patch("/identities/<name>")
 @identities.auth_required(token_auth, roles=["admin"])
-@identities.input(RenameIn, location="json", arg_name="body")
+@identities.input(IdentityPatchIn, location="json", arg_name="body")
 @identities.output(IdentityOut)
-@identities.doc(summary="Rename an identity", responses=error_responses(400, 403))
-def rename(name: str, body):
+@identities.doc(summary="Rename an identity, flag it for the watchlist, or both",
+                responses=error_responses(400, 403, 404))
+def change(name: str, body):
     if service.find(name) is None:
         abort(404, f"no identity named {name!r}")
     try:
-        service.gallery.rename_identity(name, body["name"])
+        if "name" in body:
+            service.gallery.rename_identity(name, body["name"])
+            name = body["name"]
+        if "watchlist" in body:
+            service.gallery.set_watchlist(name, body["watchlist"])
     except service.GalleryError as exc:
         abort(400, str(exc))
-    return service.identity_view(service.find(body["name"]))
+    return service.identity_view(service.find(name))
 
 
 @identities.delete("/identities/<name>")

@@ -1,4 +1,5 @@
-"""Gallery page: enrol an identity from photos (showing the face crops used), rename, delete."""
+"""Gallery page: enrol an identity from photos (showing the face crops used), rename, put on
+or take off the watchlist, delete."""
 
 from __future__ import annotations
 
@@ -63,6 +64,19 @@ def rename(name: str):
             flash(str(exc), "error")
     else:
         flash(problems_line(form.errors, named=False), "error")
+    return redirect(url_for("gallery.index"))
+
+
+@gallery.post("/gallery/<name>/watchlist")
+@require_role("admin")
+def watchlist(name: str):
+    if ConfirmForm().validate_on_submit():
+        on = request.form.get("on") == "1"
+        try:
+            service.gallery.set_watchlist(name, on)
+            flash(f"{name} is {'now' if on else 'no longer'} on the watchlist", "info")
+        except service.GalleryError as exc:
+            flash(str(exc), "error")
     return redirect(url_for("gallery.index"))
 
 

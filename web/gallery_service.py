@@ -34,7 +34,7 @@ def read_photos(files: list[FileStorage]) -> list[tuple[str, bytes]]:
 
 def identity_view(identity: dict) -> dict:
     created = identity.get("created_at")
-    return {"name": identity["name"], "embeddings": identity["embeddings"],
+    return {"name": identity["name"], "embeddings": identity["embeddings"], "watchlist": identity["watchlist"],
             "created_at": created.isoformat() if hasattr(created, "isoformat") else created,
             "crop_url": url_for("gallery.crop", name=identity["name"]) if identity.get("crop") else None}
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from apiflask import Schema
-from apiflask.fields import Dict, File, Float, Integer, List, Nested, String
+from apiflask.fields import Boolean, Dict, File, Float, Integer, List, Nested, String
 from apiflask.validators import Length, OneOf, Range
-from marshmallow import INCLUDE
+from marshmallow import INCLUDE, ValidationError, validates_schema
 
 from core.records import JOB_STATES
 from tasks.submit import registered_analyzers
@@ -76,6 +76,7 @@ class ResultsOut(Schema):
 class IdentityOut(Schema):
     name = String(required=True)
     embeddings = Integer(required=True)
+    watchlist = Boolean(required=True, metadata={"description": "Recognising this person raises a watchlist alert."})
     created_at = String(allow_none=True)
     crop_url = String(allow_none=True, metadata={"description": "A face crop used for this identity."})
 
@@ -93,5 +94,12 @@ class EnrolOut(Schema):
     crop_url = String(required=True)
 
 
-class RenameIn(Schema):
-    name = String(required=True, validate=Length(1, 64))
+class IdentityPatchIn(Schema):
+    """Rename, flag for the watchlist, or both."""
+    name = String(validate=Length(1, 64), metadata={"description": "A new name."})
+    watchlist = Boolean(metadata={"description": "Raise a watchlist alert wherever this person is recognised."})
+
+    @validates_schema
+    def something_to_change(self, data, **_):
+        if not data:
+            raise ValidationError("give a new name, a watchlist flag, or both")

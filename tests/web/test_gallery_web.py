@@ -50,6 +50,53 @@ def test_api_enrol_list_rename_delete(client, admin, accounts_by_role):
     assert client.delete("/api/v1/identities/api-ming", headers=admin.auth).status_code == 404
 
 
+def test_api_puts_people_on_the_watchlist_and_takes_them_off(client, admin, accounts_by_role):
+    assert enrol(client, admin, "watch-yao", [("yao.jpg", one_face())]).status_code == 201
+
+    def listed():
+        identities = client.get("/api/v1/identities", headers=admin.auth).json
+        return next(i["watchlist"] for i in identities if i["name"] == "watch-yao")
+
+    assert listed() is False
+    flagged = client.patch("/api/v1/identities/watch-yao", headers=admin.auth, json={"watchlist": True})
+    assert flagged.status_code == 200 and flagged.json["watchlist"] is True and listed() is True
+    both = client.patch("/api/v1/identities/watch-yao", headers=admin.auth, json={"name": "watch-ming", "watchlist": False})
+    assert both.status_code == 200 and both.json == {**both.json, "name": "watch-ming", "watchlist": False}
+    viewer = accounts_by_role["viewer"]
+    assert client.patch("/api/v1/identities/watch-ming", headers=viewer.auth, json={"watchlist": True}).status_code == 403
+    nothing = client.patch("/api/v1/identities/watch-ming", headers=admin.auth, json={})
+    assert nothing.status_code == 400 and "watchlist" in nothing.json["error"]
+    assert client.patch("/api/v1/identities/nobody", headers=admin.auth, json={"watchlist": True}).status_code == 404
+    assert client.patch("/api/v1/identities/watch-ming", headers=admin.auth,
+                        json={"watchlist": "maybe"}).status_code == 400
+    assert client.delete("/api/v1/identities/watch-ming", headers=admin.auth).status_code == 204
+
+
+def test_gallery_page_puts_people_on_the_watchlist(web_app, admin, client):
+    assert enrol(client, admin, "page-watch", [("a.jpg", one_face())]).status_code == 201
+    browser = logged_in_client(web_app, admin)
+    token = csrf_token(browser.get("/gallery").get_data(as_text=True))
+
+    def row(page: str) -> str:
+        start = page.index('data-identity="page-watch"')
+        return page[start:page.index("</tr>", start)]
+
+    page = browser.post("/gallery/page-watch/watchlist", data={"csrf_token": token, "on": "1"},
+                        follow_redirects=True).get_data(as_text=True)
+    assert "on the watchlist" in row(page) and "Take off the watchlist" in row(page)
+    from tasks import runtime
+    assert "page-watch" in runtime.records().watchlist_names()
+    page = browser.post("/gallery/page-watch/watchlist", data={"csrf_token": token, "on": "0"},
+                        follow_redirects=True).get_data(as_text=True)
+    assert "Put on the watchlist" in row(page) and "page-watch" not in runtime.records().watchlist_names()
+    page = browser.post("/gallery/nobody/watchlist", data={"csrf_token": token, "on": "1"},
+                        follow_redirects=True).get_data(as_text=True)
+    assert 'class="flash error"' in page and "no identity named" in page
+    assert browser.post("/gallery/page-watch/watchlist", data={"on": "1"}).status_code in (302, 400)
+    assert "page-watch" not in runtime.records().watchlist_names()   # no CSRF token: nothing changed
+    assert client.delete("/api/v1/identities/page-watch", headers=admin.auth).status_code == 204
+
+
 @pytest.mark.parametrize("photo", [six_faces, no_face, lambda: b"not an image at all"])
 def test_api_refuses_photos_it_cannot_use(client, admin, photo):
     before = client.get("/api/v1/identities", headers=admin.auth).json
