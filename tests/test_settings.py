@@ -28,19 +28,18 @@ def test_list_settings_defaults(monkeypatch):
 
 
 def test_the_tasks_read_the_list_settings(monkeypatch, tmp_path):
-    from tasks import jobs, runtime, submit
+    from tasks import jobs, submit
 
     monkeypatch.setenv("VIDFARM_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("VIDFARM_ANALYZERS", "detect, track,thermal")
     monkeypatch.setenv("VIDFARM_PLUGINS", "tests.poison_plugin,")
     monkeypatch.setenv("VIDFARM_ALERTS", "no_mask , fever")
-    monkeypatch.setattr(runtime, "records", lambda: type("NoWatchlist", (), {"watchlist_names": lambda self: []})())
     get_settings.cache_clear()
     try:
         config = jobs._pipeline_config({})
         assert config.analyzers == ("detect", "track", "thermal") and config.plugins == ("tests.poison_plugin",)
         assert jobs._pipeline_config({"analyzers": ["detect", "mask"]}).analyzers == ("detect", "mask")
-        assert jobs.result_options().alerts == ("no_mask", "fever")
+        assert jobs.result_options(frozenset()).alerts == ("no_mask", "fever")
         assert submit.default_analyzers() == ["track", "thermal"]
     finally:
         get_settings.cache_clear()
