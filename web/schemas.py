@@ -5,7 +5,7 @@ from __future__ import annotations
 from apiflask import Schema
 from apiflask.fields import Boolean, Dict, File, Float, Integer, List, Nested, String
 from apiflask.validators import Length, OneOf, Range
-from marshmallow import INCLUDE, ValidationError, validates_schema
+from marshmallow import INCLUDE
 
 from core.records import JOB_STATES
 from tasks.submit import registered_analyzers
@@ -95,11 +95,6 @@ class EnrolOut(Schema):
 
 
 class IdentityPatchIn(Schema):
-    """Rename, flag for the watchlist, or both."""
+    """Rename, flag for the watchlist, or both (a field left out stays as it is)."""
     name = String(validate=Length(1, 64), metadata={"description": "A new name."})
     watchlist = Boolean(metadata={"description": "Raise a watchlist alert wherever this person is recognised."})
-
-    @validates_schema
-    def something_to_change(self, data, **_):
-        if not data:
-            raise ValidationError("give a new name, a watchlist flag, or both")

@@ -64,8 +64,8 @@ def test_api_puts_people_on_the_watchlist_and_takes_them_off(client, admin, acco
     assert both.status_code == 200 and both.json == {**both.json, "name": "watch-ming", "watchlist": False}
     viewer = accounts_by_role["viewer"]
     assert client.patch("/api/v1/identities/watch-ming", headers=viewer.auth, json={"watchlist": True}).status_code == 403
-    nothing = client.patch("/api/v1/identities/watch-ming", headers=admin.auth, json={})
-    assert nothing.status_code == 400 and "watchlist" in nothing.json["error"]
+    unchanged = client.patch("/api/v1/identities/watch-ming", headers=admin.auth, json={})
+    assert unchanged.status_code == 200 and unchanged.json == both.json
     assert client.patch("/api/v1/identities/nobody", headers=admin.auth, json={"watchlist": True}).status_code == 404
     assert client.patch("/api/v1/identities/watch-ming", headers=admin.auth,
                         json={"watchlist": "maybe"}).status_code == 400
