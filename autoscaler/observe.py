@@ -9,7 +9,8 @@ upgrade that changes them changes them here too):
   reserved or running, until it ends; counted by routing key (= queue name for our routes).
 - busy workers: one ``inspect().active()`` broadcast; each worker answers with its tasks in
   hand and their routing key. A worker that does not answer in time counts as not busy, so
-  the policy also floors on ``running`` (see ``QueueLoad.busy_floor``).
+  the policy also floors on ``running`` (see ``QueueLoad.busy_floor``). Idle workers answer
+  too (with no tasks): the same broadcast tells which workers are up (``FarmLoad.nodes``).
 """
 
 from __future__ import annotations
@@ -40,6 +41,23 @@ class QueueLoad:
     inspected: bool = True          # False: no worker answered the broadcast (or none exists)
 
 
+@dataclass(frozen=True)
+class FarmLoad:
+    """Every queue's load and the workers that answered, from one broadcast."""
+    queues: dict[str, QueueLoad]
+    nodes: frozenset[str] = frozenset()   # Celery node names that answered, busy or idle
+
+
+def busy_nodes_per_queue(replies: dict[str, list]) -> dict[str, set[str]]:
+    """``inspect().active()`` replies (node -> tasks in hand) -> queue -> nodes busy with it."""
+    busy: dict[str, set[str]] = {}
+    for node, tasks in replies.items():
+        for task in tasks or ():
+            queue = (task.get("delivery_info") or {}).get("routing_key")
+            busy.setdefault(queue, set()).add(node)
+    return busy
+
+
 class QueueObserver:
     def __init__(self, redis_url: str, inspect_timeout: float = 1.0):
         self.redis = redis.Redis.from_url(redis_url)
@@ -63,23 +81,17 @@ class QueueObserver:
             counts[routing_key] += 1
         return counts
 
-    def busy_nodes_per_queue(self) -> dict[str, set[str]] | None:
-        replies = self.control.inspect(timeout=self.inspect_timeout).active()
-        if replies is None:
-            return None
-        busy: dict[str, set[str]] = {}
-        for node, tasks in replies.items():
-            for task in tasks or ():
-                queue = (task.get("delivery_info") or {}).get("routing_key")
-                busy.setdefault(queue, set()).add(node)
-        return busy
-
     def observe(self, queues: list[str]) -> dict[str, QueueLoad]:
+        return self.observe_farm(queues).queues
+
+    def observe_farm(self, queues: list[str]) -> FarmLoad:
         unacked = self.unacked_per_queue()
-        busy = self.busy_nodes_per_queue()
-        return {q: QueueLoad(queue=q, waiting=self.waiting(q), running=unacked[q],
-                             busy_nodes=frozenset((busy or {}).get(q, ())), inspected=busy is not None)
-                for q in queues}
+        replies = self.control.inspect(timeout=self.inspect_timeout).active()   # the one broadcast
+        busy = busy_nodes_per_queue(replies or {})
+        loads = {q: QueueLoad(queue=q, waiting=self.waiting(q), running=unacked[q],
+                              busy_nodes=frozenset(busy.get(q, ())), inspected=replies is not None)
+                 for q in queues}
+        return FarmLoad(loads, frozenset(replies or ()))
 
     def close(self) -> None:
         self.redis.close()

@@ -184,19 +184,36 @@ def process_segment(self, job_id: str, index: int) -> dict:
     return {"index": index, "frames": len(result.frames), "seconds": seconds}
 
 
+def _wait_for_segments(job_id: str, unfinished: list[int], waiting_since: float | None) -> dict:
+    """A redelivered segment (its worker or the broker connection died) can be counted twice
+    by the chord and call the stitch early. The job's own records decide: look again every
+    2 s, but no longer than a segment may run; then fail the job, naming the segments.
+    Wall-clock time, since the re-queued stitch may run on another machine."""
+    now = time.time()
+    since = now if waiting_since is None else waiting_since
+    limit = runtime.settings().segment_time_limit_s
+    if now - since <= limit:
+        stitch.apply_async((job_id,), {"waiting_since": since}, countdown=2)
+        return {"waiting": unfinished}
+    named = ", ".join(map(str, unfinished[:20]))
+    if len(unfinished) > 20:
+        named += f" and {len(unfinished) - 20} more"
+    runtime.records().fail_job(job_id, f"stitch gave up after waiting {now - since:.0f} s (the segment time limit "
+                                       f"is {limit} s): segment(s) {named} never finished")
+    return {"failed": unfinished}
+
+
 @app.task(name="vidfarm.stitch", bind=True, max_retries=2, ignore_result=True)
-def stitch(self, job_id: str) -> dict:
+def stitch(self, job_id: str, waiting_since: float | None = None) -> dict:
+    """``waiting_since``: when an early call first found segments unfinished (epoch seconds)."""
     records, store = runtime.records(), runtime.store()
     job = records.get_job(job_id)
     if _ended(job):
         return {"skipped": True}
     segments = records.segments(job_id)
-    if any(s.status != "done" for s in segments):
-        # A redelivered segment (its worker or the broker connection died) can be counted
-        # twice by the chord and call us early: check again shortly, the job's own record
-        # decides (the watchdog ends a job that never gets there).
-        stitch.apply_async((job_id,), countdown=2)
-        return {"waiting": [s.index for s in segments if s.status != "done"]}
+    unfinished = [s.index for s in segments if s.status != "done"]
+    if unfinished:
+        return _wait_for_segments(job_id, unfinished, waiting_since)
     records.set_job(job_id, status="stitching")
     started = time.perf_counter()
     info = job.media

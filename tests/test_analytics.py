@@ -11,7 +11,7 @@ from workers.analytics.detector import DetectorConfig, FaceDetector
 from workers.analytics.gallery import Gallery
 from workers.analytics.recognizer import FaceEmbedder, frontal_offset
 from workers.analytics.tracker import FaceTracker, TrackerConfig
-from workers.analytics.tracks import SCENE_CUT, SegmentState, TrackRecord, backfill_first_frames, is_scene_cut
+from workers.analytics.tracks import SCENE_CUT, SegmentState, TrackRecord, continuations, is_scene_cut
 from workers.results import ResultOptions, SegmentOutput, assemble_results
 from fractions import Fraction
 
@@ -120,10 +120,49 @@ def test_a_scene_cut_is_a_mean_thumbnail_difference_above_the_threshold():
     assert not is_scene_cut(None, dark) and not is_scene_cut(dark.tolist(), None)   # a missing thumbnail
 
 
-def test_backfill_gives_the_first_frame_its_track():
-    frames = [[{"box": [10, 10, 50, 50], "track": None}], [{"box": [11, 10, 51, 50], "track": 3}]]
-    backfill_first_frames(frames)
-    assert frames[0][0]["track"] == 3
+def test_an_untracked_face_is_continued_by_the_tracked_face_over_it_on_the_next_frame():
+    assert continuations([[10, 10, 50, 50]], [-1], [[11, 10, 51, 50]], [3]) == [(0, 3)]
+    assert continuations([[10, 10, 50, 50]], [-1], [[30, 10, 70, 50]], [3]) == []     # IoU 1/3
+    assert continuations([[10, 10, 50, 50]], [-1], [[11, 10, 51, 50], [10, 10, 50, 50]], [3, -1]) == []
+    assert continuations([[10, 10, 50, 50]], [4], [[11, 10, 51, 50]], [3]) == []      # tracked already
+    assert continuations([[10, 10, 50, 50]], [-1], np.zeros((0, 4)), []) == []
+
+
+def test_a_new_tracks_first_face_gets_its_id_and_the_track_its_first_frame(detector):
+    """ByteTrack confirms a track on the second frame it sees a face; the tracker gives the
+    first frame's face (kept in the segment state) its id, and the record its first frame."""
+    tracker = FaceTracker(TrackerConfig())
+    state = SegmentState(fps=15)
+    tracker.begin(state)
+    first_box = None
+    for frame in moving_face_frames(n=3):
+        state.frame_index += 1
+        faces = tracker(frame, detector(frame))
+        first_box = first_box if first_box is not None else faces.boxes[0].tolist()
+        state.faces.append(faces)
+    (track_id, record), = state.tracks.items()
+    assert [faces.to_json()[0]["track"] for faces in state.faces] == [track_id] * 3
+    assert (record.first_frame, record.last_frame) == (0, 2)
+    assert record.first_box == [round(v, 1) for v in first_box]
+    assert record.frames == 2       # frames the tracker itself followed the face on
+
+
+def test_a_segments_faces_and_track_records_agree_from_the_first_frame(tmp_path):
+    import json
+
+    from tests.clipmaker import make_clip
+    from workers import media, pipeline
+
+    clip = make_clip(tmp_path / "face.mp4", seconds=1, fps=30, face_windows=[(0, 1)], audio=False, gop=30)
+    info = media.probe(clip.path)
+    config = pipeline.PipelineConfig(analyzers=("detect", "track"), threads=1, analyzer_configs=json.dumps({}))
+    result = pipeline.process_segment(clip.path, tmp_path / "out.mp4", [p.pts for p in info.packets],
+                                      info.tb, info.fps, info.width, info.height, config)
+    (track,) = result.tracks
+    faces = [face for frame in result.frames for face in frame]
+    assert len(faces) == clip.frames and {face["track"] for face in faces} == {track["track"]}
+    assert (track["first_frame"], track["last_frame"]) == (0, clip.frames - 1)
+    assert track["first_box"] == result.frames[0][0]["box"]
 
 
 def segment(frames_tracks, boxes, embedding=None, thumbnails=None):

@@ -79,3 +79,31 @@ def test_metrics_need_a_token_and_report_the_farm(client, face_clip):
     assert samples[("vidfarm_frames_per_second", ())] > 0
     assert ("vidfarm_queue_waiting", (("queue", "cpu"),)) in samples
     assert samples[("vidfarm_workers", (("state", "busy"),))] + samples[("vidfarm_workers", (("state", "idle"),))] == 2
+
+
+def test_a_scrape_broadcasts_once_and_scrapes_share_one_connection(client, monkeypatch):
+    """Each scrape asks the workers once (the answer serves busy and idle counts), and a web
+    process keeps one observer (one broker connection) for all its scrapes."""
+    from celery.app.control import Control
+
+    from autoscaler.observe import QueueObserver
+
+    broadcasts, observers = [], []
+    broadcast, init = Control.broadcast, QueueObserver.__init__
+
+    def counted_broadcast(self, command, *args, **kwargs):
+        broadcasts.append(command)
+        return broadcast(self, command, *args, **kwargs)
+
+    def counted_init(self, *args, **kwargs):
+        observers.append(self)
+        init(self, *args, **kwargs)
+
+    monkeypatch.setattr(Control, "broadcast", counted_broadcast)
+    monkeypatch.setattr(QueueObserver, "__init__", counted_init)
+    for scrape in (1, 2):
+        response = client.get("/metrics", headers=AUTH)
+        assert response.status_code == 200
+        assert len(broadcasts) == scrape, broadcasts
+        assert 'vidfarm_workers{state="idle"}' in response.get_data(as_text=True)
+    assert len(observers) <= 1      # none when an earlier test's scrape opened it already

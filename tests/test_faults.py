@@ -118,3 +118,41 @@ def test_stitch_crashing_once_is_retried(farm, tmp_path):
     assert [f["index"] for f in results["frames"]] == list(range(clip.frames))
     assert count_video_frames(runtime.store().local_path(output_key(job_id, "annotated.mp4"))) == clip.frames
     assert not farm.dead_processes()
+
+
+def test_an_early_stitch_waits_no_longer_than_a_segment_may_run(farm):
+    """Called before every segment is done (a redelivered segment counted twice by the chord),
+    the stitch re-queues itself carrying when it began waiting; past the segment time limit
+    it fails the job with one line naming the segments that never finished."""
+    from core.settings import get_settings
+    from tasks.jobs import stitch
+
+    records = runtime.records()
+    job_id = records.add_job("early.mp4", "nowhere").id
+    records.replace_segments(job_id, [{"index": i, "start_frame": 10 * i, "frames": 10,
+                                       "pts": list(range(10 * i, 10 * i + 10)), "end_pts": 10 * i + 10}
+                                      for i in range(3)])
+    records.set_segment(job_id, 0, status="done")
+    records.set_job(job_id, status="processing")
+    queued = []
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("VIDFARM_SEGMENT_TIME_LIMIT_S", "5")
+            get_settings.cache_clear()
+            send = stitch.apply_async
+            mp.setattr(stitch, "apply_async", lambda *a, **kw: queued.append((a, kw)) or send(*a, **kw))
+            before = time.time()
+            assert stitch(job_id) == {"waiting": [1, 2]}
+            (args, kwargs), = queued
+            since = args[1]["waiting_since"]
+            assert args[0] == (job_id,) and before <= since <= time.time() and kwargs == {"countdown": 2}
+            assert stitch(job_id, waiting_since=since) == {"waiting": [1, 2]}     # within the limit
+            assert queued[-1][0][1] == {"waiting_since": since}                  # the first wait is kept
+            assert stitch(job_id, waiting_since=since - 6) == {"failed": [1, 2]}
+            assert len(queued) == 2                                               # no more re-queueing
+    finally:
+        get_settings.cache_clear()
+    view = records.job_view(job_id)
+    assert view["status"] == "failed" and "\n" not in view["error"]
+    assert "segment(s) 1, 2 never finished" in view["error"] and "5 s" in view["error"], view["error"]
+    assert stitch(job_id) == {"skipped": True}     # the re-queued ones end quietly on the farm

@@ -2,12 +2,16 @@
 give Prometheus a bearer token). Computed at scrape time from Redis and the records, so every
 gunicorn process answers the same and nothing has to be shared between them.
 
+Queue and worker gauges cost one broadcast to the workers per scrape, over one broker
+connection per web process (``SharedObserver``), not one per scrape.
+
 The autoscaler exports its own decisions on its own port (``vidfarm_autoscaler_*``).
 """
 
 from __future__ import annotations
 
 import bisect
+import threading
 
 from flask import Blueprint, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -28,10 +32,41 @@ def _histogram(name: str, documentation: str, values: list[float], buckets: tupl
     return HistogramMetricFamily(name, documentation, buckets=counts, sum_value=float(sum(ordered)))
 
 
-class FarmCollector:
-    def collect(self):
+class SharedObserver:
+    """One QueueObserver (one Redis connection, one Celery control channel) for every scrape
+    of this web process. gunicorn's threads take turns: a broadcast collects its replies on
+    the observer's connection, and Prometheus scrapes seldom."""
+
+    def __init__(self, inspect_timeout: float = 1.0):
+        self.inspect_timeout = inspect_timeout
+        self.lock = threading.Lock()
+        self.observer = None
+        self.url: str | None = None
+
+    def observe(self, url: str, queues: list[str]):
         from autoscaler.observe import QueueObserver
 
+        with self.lock:
+            if self.observer is not None and self.url != url:
+                self._drop()
+            if self.observer is None:
+                self.observer, self.url = QueueObserver(url, inspect_timeout=self.inspect_timeout), url
+            try:
+                return self.observer.observe_farm(queues)
+            except Exception:
+                self._drop()      # the next scrape starts on a fresh connection
+                raise
+
+    def _drop(self) -> None:
+        observer, self.observer, self.url = self.observer, None, None
+        observer.close()
+
+
+farm_observer = SharedObserver()
+
+
+class FarmCollector:
+    def collect(self):
         snapshot = runtime.records().metrics_snapshot()
         jobs = GaugeMetricFamily("vidfarm_jobs", "Jobs by status.", labels=["status"])
         for status, count in snapshot["jobs"].items():
@@ -50,24 +85,18 @@ class FarmCollector:
         url = runtime.settings().redis_url
         if not url:
             return
-        observer = QueueObserver(url, inspect_timeout=0.5)
-        try:
-            load = observer.observe(list(QUEUES))
-            workers = observer.control.ping(timeout=1.0) or []
-        finally:
-            observer.close()
+        farm = farm_observer.observe(url, list(QUEUES))
         waiting = GaugeMetricFamily("vidfarm_queue_waiting", "Tasks waiting in a queue.", labels=["queue"])
         running = GaugeMetricFamily("vidfarm_queue_running", "Tasks taken by a worker, not yet done.", labels=["queue"])
-        for queue, observed in load.items():
+        for queue, observed in farm.queues.items():
             waiting.add_metric([queue], observed.waiting)
             running.add_metric([queue], observed.running)
         yield waiting
         yield running
-        names = {name for reply in workers for name in reply}
-        busy = set().union(*(observed.busy_nodes for observed in load.values())) & names
+        busy = set().union(*(observed.busy_nodes for observed in farm.queues.values()))
         state = GaugeMetricFamily("vidfarm_workers", "Celery workers by state.", labels=["state"])
         state.add_metric(["busy"], len(busy))
-        state.add_metric(["idle"], len(names - busy))
+        state.add_metric(["idle"], len(farm.nodes - busy))
         yield state
 
 

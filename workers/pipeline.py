@@ -22,7 +22,7 @@ from workers.analytics.faces import Faces
 from workers.analytics.gallery import Gallery
 from workers.analytics.registry import build_chain, load_plugins
 from workers.analytics.picture import Picture
-from workers.analytics.tracks import SegmentState, backfill_first_frames
+from workers.analytics.tracks import SegmentState
 from workers.annotate import draw_faces_i420
 
 
@@ -79,7 +79,6 @@ def process_segment(src: Path, out_video: Path, pts: list[int], time_base: Fract
             analyzer.begin(state)
     cv2.setNumThreads(config.threads)  # OpenCV's pool would otherwise claim every core per worker
     stages = {"decode": 0.0, "analyze": 0.0, "draw": 0.0, "encode": 0.0}
-    frames: list[list[dict]] = []
     previous = previous_picture = None
     repaired = 0
     with media.H264Writer(out_video, width, height, time_base, fps, preset=config.x264_preset,
@@ -104,15 +103,17 @@ def process_segment(src: Path, out_video: Path, pts: list[int], time_base: Fract
                     faces = analyzer(picture, faces)
             t2 = time.perf_counter()
             previous, previous_picture = frame, picture
-            frames.append(faces.to_json())
-            output = _encodable(writer, frame, picture, frames[-1], config.fever_c)
+            state.faces.append(faces)
+            output = _encodable(writer, frame, picture, faces.to_json(), config.fever_c)
             t3 = time.perf_counter()
             writer.write(output, timestamp)
             t4 = time.perf_counter()
             for stage, seconds in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
                 stages[stage] += seconds
         decoded.close()
-    backfill_first_frames(frames)
+    # Built after the last frame: the tracker may still have given a frame's face its track
+    # on the frame after (drawn before it knew, so that frame's box shows the score).
+    frames = [faces.to_json() for faces in state.faces]
     thumbnails = {"first": state.first_thumbnail, "last": state.last_thumbnail}
     return SegmentResult(frames=frames, tracks=[r.to_json() for r in state.tracks.values()],
                          thumbnails={k: None if v is None else np.round(v).astype(int).tolist()

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from workers.analytics.faces import Faces
 from workers.analytics.picture import Picture
 from workers.analytics.registry import register
-from workers.analytics.tracks import SCENE_CUT, SegmentState, is_scene_cut
+from workers.analytics.tracks import SCENE_CUT, SegmentState, continuations, is_scene_cut
 
 
 class TrackerConfig(BaseModel):
@@ -72,4 +72,18 @@ class FaceTracker:
             track_ids[tracked.data["row"]] = np.where(ids >= 0, ids + self.id_base, -1)
         faces.track_ids = track_ids
         self.state.observe(track_ids, faces.boxes)
+        self._claim_previous_frame(faces)
         return faces
+
+    def _claim_previous_frame(self, faces: Faces) -> None:
+        """ByteTrack confirms a new track on the second frame it sees the face: the first one
+        reads -1. Give that earlier face (as the chain left it) its track, and the track its
+        true first frame."""
+        if not self.state.faces or len(self.state.faces) != self.state.frame_index:
+            return   # the first frame, or the frames' faces are not kept (a bare tracker)
+        earlier = self.state.faces[-1]
+        if earlier.track_ids is None:
+            earlier.track_ids = np.full(len(earlier), -1, np.int64)
+        for row, track_id in continuations(earlier.boxes, earlier.track_ids, faces.boxes, faces.track_ids):
+            earlier.track_ids[row] = track_id
+            self.state.backdate(track_id, earlier.boxes[row])

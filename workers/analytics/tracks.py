@@ -11,17 +11,22 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from workers.analytics.faces import Faces
 from workers.analytics.gallery import Gallery, normalise
+
+
+def _box_json(box) -> list[float]:
+    return [round(float(v), 1) for v in box]
 
 
 @dataclass
 class TrackRecord:
     track: int
-    first_frame: int
+    first_frame: int                # the face's first frame, even the one before the tracker confirmed it
     last_frame: int
     first_box: list[float]
     last_box: list[float]
-    frames: int = 0
+    frames: int = 0                 # frames the tracker followed the face on
     embedding_sum: np.ndarray | None = None
     embeddings: int = 0
     identity: str | None = None
@@ -64,6 +69,10 @@ class SegmentState:
         self.gallery = gallery or Gallery.empty()
         self.frame_index = -1
         self.tracks: dict[int, TrackRecord] = {}
+        # Each frame's faces as the whole analyzer chain left them (whoever runs the chain
+        # appends them): the results' per-frame entries, and where the tracker gives the
+        # previous frame's face the id it confirmed one frame late.
+        self.faces: list[Faces] = []
         # 32x18 grayscale thumbnails of the first and last frames: the stitch compares them
         # across a segment border to see whether the border is also a cut between shots.
         self.first_thumbnail: np.ndarray | None = None
@@ -75,13 +84,20 @@ class SegmentState:
             track_id = int(track_id)
             if track_id < 0:
                 continue
-            box_list = [round(float(v), 1) for v in box]
+            box_list = _box_json(box)
             record = self.tracks.get(track_id)
             if record is None:
                 record = self.tracks[track_id] = TrackRecord(track_id, self.frame_index, self.frame_index,
                                                              box_list, box_list)
             record.last_frame, record.last_box = self.frame_index, box_list
             record.frames += 1
+
+    def backdate(self, track_id: int, box) -> None:
+        """The previous frame's face ``box`` was already this track's: a new track's true
+        first frame (the tracker confirms a track one frame after it first sees the face)."""
+        record = self.tracks.get(int(track_id))
+        if record is not None and self.frame_index - 1 < record.first_frame:
+            record.first_frame, record.first_box = self.frame_index - 1, _box_json(box)
 
     def should_sample(self, track_id: int, analyzer: str, every: int, limit: int) -> bool:
         """Sample a track's first usable frame, then keep sampling with a gap that starts at
@@ -118,13 +134,16 @@ def box_iou(a, b) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def backfill_first_frames(frames: list[list[dict]]) -> None:
-    """The tracker confirms a track one frame after it first sees it, so a face's first
-    frame reads untracked. Give it the id of the overlapping face on the next frame."""
-    for current, following in zip(frames, frames[1:]):
-        for face in current:
-            if face["track"] is not None:
-                continue
-            best = max(following, key=lambda f: box_iou(face["box"], f["box"]), default=None)
-            if best is not None and best["track"] is not None and box_iou(face["box"], best["box"]) > 0.5:
-                face["track"] = best["track"]
+def continuations(earlier_boxes, earlier_ids, boxes, ids, min_iou: float = 0.5) -> list[tuple[int, int]]:
+    """(row, track id) for each untracked face of one frame whose best-overlapping face on the
+    next frame is tracked, overlapping it by more than ``min_iou``: the same face, seen before
+    the tracker confirmed its track (or a detection that missed the track's prediction)."""
+    claims = []
+    for row, (box, track_id) in enumerate(zip(earlier_boxes, earlier_ids)):
+        if track_id >= 0 or not len(boxes):
+            continue
+        overlaps = [box_iou(box, other) for other in boxes]
+        best = int(np.argmax(overlaps))
+        if ids[best] >= 0 and overlaps[best] > min_iou:
+            claims.append((row, int(ids[best])))
+    return claims
