@@ -83,9 +83,13 @@ class Limits:
     max_duration_s: float = 6 * 3600
 
 
-def _open(path: Path | str, **kwargs) -> av.container.InputContainer:
+def _open(path: Path | str, ours: bool = False) -> av.container.InputContainer:
+    """ours: a file vidfarm wrote itself (a segment, an encoded segment), whose streams are
+    known. Opening a file decodes its first pictures to learn their format (10-15 ms for a
+    720p H.264 segment, paid per segment task and per segment in the serial stitch); the
+    decoder learns the same when it decodes, so for our own files that probing is skipped."""
     try:
-        return av.open(str(path), **kwargs)
+        return av.open(str(path), stream_options=[{"skip_frame": "all"}] if ours else None)
     except av.error.FFmpegError as exc:
         raise MediaError(f"not a readable video file ({_reason(exc)})") from None
 
@@ -252,9 +256,9 @@ def split_segments(path: Path | str, plans: list[SegmentPlan], out_dir: Path) ->
 
 # --- decode / encode ---------------------------------------------------------------------
 
-def decode_frames(path: Path | str, threads: int = 0) -> Iterator[av.VideoFrame]:
-    """Decoded frames of a file's first video stream, in presentation order."""
-    with _open(path) as container:
+def decode_frames(path: Path | str, threads: int = 0, ours: bool = False) -> Iterator[av.VideoFrame]:
+    """Decoded frames of a file's first video stream, in presentation order (``ours``: see _open)."""
+    with _open(path, ours) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         stream.codec_context.thread_count = threads
@@ -269,7 +273,7 @@ def segment_frames(path: Path | str, first_pts: int, time_base: Fraction, thread
     that starts mid-GOP holds the GOP's earlier frames too (its pictures reference them);
     they are decoded and dropped here. Frames without a timestamp are kept."""
     start = first_pts * time_base - Fraction(1, 2000)   # half a millisecond: rounding slack
-    decoded = decode_frames(path, threads)
+    decoded = decode_frames(path, threads, ours=True)
     try:
         for frame in decoded:
             if frame.pts is None or frame.pts * frame.time_base >= start:
@@ -362,7 +366,7 @@ def concat_segments(segment_files: list[Path], timings: list[SegmentTiming], tim
     the audio of ``audio_source`` (if any) alongside. Returns the number of video frames."""
     if not segment_files or len(segment_files) != len(timings):
         raise ValueError("need one timing per segment file")
-    inputs = [_open(f) for f in segment_files]
+    inputs = [_open(f, ours=True) for f in segment_files]
     source = _open(audio_source) if audio_source else None
     try:
         template = inputs[0].streams.video[0]
