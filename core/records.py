@@ -244,16 +244,19 @@ class Records(GalleryRecords):
         with self.session() as s:
             return s.get(Job, job_id)
 
-    def set_job(self, job_id: str, **fields) -> None:
+    def set_job(self, job_id: str, timing: dict | None = None, **fields) -> None:
+        """Update a job's fields; ``timing`` (stage -> seconds) is merged into the job's
+        timing in the same transaction (a stage's end is one write, not two)."""
         if fields.get("status") in ENDED_STATES:
             fields.setdefault("finished_at", _now())
         with self.session() as s:
-            s.execute(update(Job).where(Job.id == job_id).values(**fields))
-
-    def add_timing(self, job_id: str, **stages: float) -> None:
-        with self.session() as s:
-            job = s.get(Job, job_id, with_for_update=True)
-            job.timing = {**(job.timing or {}), **stages}
+            if timing:
+                job = s.get(Job, job_id, with_for_update=True)
+                job.timing = {**(job.timing or {}), **timing}
+                for name, value in fields.items():
+                    setattr(job, name, value)
+            else:
+                s.execute(update(Job).where(Job.id == job_id).values(**fields))
 
     def fail_job(self, job_id: str, reason: str) -> None:
         """Mark a job failed with a one-line reason, unless it already ended."""

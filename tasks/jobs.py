@@ -92,8 +92,8 @@ def ingest(self, job_id: str) -> dict:
     records.replace_segments(job_id, [
         {"index": p.index, "start_frame": p.start_frame, "frames": p.frames, "pts": p.pts,
          "end_pts": p.end_pts} for p in plans])
-    records.set_job(job_id, status="processing", media=info.summary())
-    records.add_timing(job_id, split_s=round(time.perf_counter() - started, 4))
+    records.set_job(job_id, status="processing", media=info.summary(),
+                    timing={"split_s": round(time.perf_counter() - started, 4)})
     fan_out(job_id, len(plans), job.options.get("queue", "cpu"))
     return {"segments": len(plans), "frames": info.frames}
 
@@ -244,8 +244,7 @@ def stitch(self, job_id: str, waiting_since: float | None = None) -> dict:
             raise self.retry(exc=exc, countdown=1)
         records.fail_job(job_id, f"stitch failed: {exc}")
         raise
-    records.add_timing(job_id, stitch_s=stitch_s)
-    records.set_job(job_id, status="done", error=None)
+    records.set_job(job_id, status="done", error=None, timing={"stitch_s": stitch_s})
     return {"frames": len(results["frames"])}
 
 

@@ -50,8 +50,7 @@ def reanalyse(job_id: str) -> bool:
         return False
     for segment in records.segments(job_id):
         records.set_segment(job_id, segment.index, status="queued", error=None, finished_at=None)
-    records.set_job(job_id, status="processing", error=None, finished_at=None)
-    records.add_timing(job_id, run_started=time.time())
+    records.set_job(job_id, status="processing", error=None, finished_at=None, timing={"run_started": time.time()})
     fan_out(job_id, job.chunks_total, job.options.get("queue", "cpu"))
     return True
 

@@ -214,3 +214,21 @@ def test_bad_x264_params_are_refused_as_a_setting(monkeypatch):
         Settings()
     monkeypatch.setenv("VIDFARM_X264_PARAMS", "")
     assert Settings().x264_params == ""
+
+
+def test_files_that_reveal_streams_only_when_probed_still_open_and_decode(tmp_path):
+    """MPEG program streams expose no stream until probed, so per-stream options (skipping the
+    probe's picture decoding) cannot apply: opening falls back to a full probe."""
+    path = tmp_path / "program.mpg"
+    with av.open(str(path), "w", format="mpeg") as out:
+        stream = out.add_stream("mpeg2video", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+        for index in range(25):
+            frame = av.VideoFrame.from_ndarray(np.full((240, 320, 3), 10 * index, np.uint8), format="rgb24")
+            frame.pts = index
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    with pytest.raises(ValueError):     # what the fallback is for: PyAV refuses the options here
+        av.open(str(path), stream_options=[{"skip_frame": "all"}])
+    assert media.probe(path).frames == 25
+    assert sum(1 for _ in media.decode_frames(path)) == 25

@@ -65,9 +65,19 @@ def test_job_lifecycle_and_progress(records):
     assert 0.05 < view["progress"] < 0.95
     assert records.get_segment(job.id, 0).attempts == 1
     assert records.get_segment(job.id, 2).pts == list(range(20, 30))
-    records.set_job(job.id, status="done")
+    records.set_job(job.id, status="done", timing={"stitch_s": 0.5})
     view = records.job_view(job.id)
     assert view["progress"] == 1.0 and view["finished_at"]
+
+
+def test_a_stage_end_sets_fields_and_merges_timing_in_one_write(records):
+    job = records.add_job("clip.mp4", "jobs/x/source")
+    records.set_job(job.id, status="processing", media={"frames": 3}, timing={"split_s": 0.25})
+    records.set_job(job.id, status="done", error=None, timing={"stitch_s": 0.5})
+    stored = records.get_job(job.id)
+    assert stored.timing == {"split_s": 0.25, "stitch_s": 0.5}
+    assert (stored.status, stored.media, stored.error) == ("done", {"frames": 3}, None)
+    assert stored.finished_at is not None
 
 
 def test_replace_segments_is_idempotent(records):

@@ -83,13 +83,19 @@ class Limits:
     max_duration_s: float = 6 * 3600
 
 
-def _open(path: Path | str, ours: bool = False) -> av.container.InputContainer:
-    """ours: a file vidfarm wrote itself (a segment, an encoded segment), whose streams are
-    known. Opening a file decodes its first pictures to learn their format (10-15 ms for a
-    720p H.264 segment, paid per segment task and per segment in the serial stitch); the
-    decoder learns the same when it decodes, so for our own files that probing is skipped."""
+def _open(path: Path | str, probe_pictures: bool = True) -> av.container.InputContainer:
+    """Opening a file decodes its first pictures to learn their format: 10-15 ms for a 720p
+    H.264 file. ``probe_pictures=False`` skips that where the caller decodes anyway (the
+    decoder learns the same) or only remuxes a file vidfarm wrote itself (a segment task's
+    input, each segment in the serial stitch). Formats that reveal their streams only by
+    probing (MPEG program streams) are probed regardless."""
     try:
-        return av.open(str(path), stream_options=[{"skip_frame": "all"}] if ours else None)
+        if not probe_pictures:
+            try:
+                return av.open(str(path), stream_options=[{"skip_frame": "all"}])
+            except ValueError:      # PyAV: no streams before probing, per-stream options refused
+                pass
+        return av.open(str(path))
     except av.error.FFmpegError as exc:
         raise MediaError(f"not a readable video file ({_reason(exc)})") from None
 
@@ -172,7 +178,7 @@ def _read_packet_table(container, video) -> list[PacketInfo]:
 
 
 def _check_decodes(path: Path) -> None:
-    with _open(path) as container:
+    with _open(path, probe_pictures=False) as container:
         try:
             for _ in container.decode(video=0):
                 return
@@ -256,9 +262,9 @@ def split_segments(path: Path | str, plans: list[SegmentPlan], out_dir: Path) ->
 
 # --- decode / encode ---------------------------------------------------------------------
 
-def decode_frames(path: Path | str, threads: int = 0, ours: bool = False) -> Iterator[av.VideoFrame]:
-    """Decoded frames of a file's first video stream, in presentation order (``ours``: see _open)."""
-    with _open(path, ours) as container:
+def decode_frames(path: Path | str, threads: int = 0) -> Iterator[av.VideoFrame]:
+    """Decoded frames of a file's first video stream, in presentation order."""
+    with _open(path, probe_pictures=False) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         stream.codec_context.thread_count = threads
@@ -273,7 +279,7 @@ def segment_frames(path: Path | str, first_pts: int, time_base: Fraction, thread
     that starts mid-GOP holds the GOP's earlier frames too (its pictures reference them);
     they are decoded and dropped here. Frames without a timestamp are kept."""
     start = first_pts * time_base - Fraction(1, 2000)   # half a millisecond: rounding slack
-    decoded = decode_frames(path, threads, ours=True)
+    decoded = decode_frames(path, threads)
     try:
         for frame in decoded:
             if frame.pts is None or frame.pts * frame.time_base >= start:
@@ -366,7 +372,7 @@ def concat_segments(segment_files: list[Path], timings: list[SegmentTiming], tim
     the audio of ``audio_source`` (if any) alongside. Returns the number of video frames."""
     if not segment_files or len(segment_files) != len(timings):
         raise ValueError("need one timing per segment file")
-    inputs = [_open(f, ours=True) for f in segment_files]
+    inputs = [_open(f, probe_pictures=False) for f in segment_files]
     source = _open(audio_source) if audio_source else None
     try:
         template = inputs[0].streams.video[0]
