@@ -18,7 +18,8 @@ import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bench import autoscaler, encoder, load, throughput
+from bench import autoscaler, encoder as encoder_bench, load, throughput
+from core.settings import Settings
 from tests.clipmaker import make_clip
 from workers import media
 
@@ -35,12 +36,13 @@ def best_of(runs: list[dict]) -> dict:
     return min(runs, key=lambda run: run["wall_s"])
 
 
-def measure(src: Path, work: Path, preset: str) -> dict:
+def measure(src: Path, work: Path, encoder: Settings) -> dict:
     info = media.probe(src)
     print(f"== {src.name}: {info.width}x{info.height} {info.fps:.2f} fps, {info.frames} frames", flush=True)
     row = {"clip": src.name, "size": f"{info.width}x{info.height}", "fps": info.fps,
            "frames": info.frames, "duration_s": info.duration_s}
-    row["codec_floor_s"] = throughput.codec_floor(src, work / "floor.mp4", preset)
+    row["codec_floor_s"] = throughput.codec_floor(src, work / "floor.mp4", encoder.x264_preset,
+                                                  crf=encoder.x264_crf, params=encoder.x264_params)
     print(f"   codec floor     {row['codec_floor_s']:.1f} s", flush=True)
     row["detector_ms"] = 1000 * throughput.detector_alone(src)
     print(f"   detector alone  {row['detector_ms']:.1f} ms/frame (1 thread)", flush=True)
@@ -65,14 +67,15 @@ def rtf(row: dict, seconds: float) -> str:
     return f"{seconds:.1f} s ({row['duration_s'] / seconds:.2f}x)"
 
 
-def render(rows: list[dict], preset: str) -> str:
+def render(rows: list[dict], encoder: Settings) -> str:
     cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
                 if l.startswith("model name")), platform.processor())
     lines = [
         "# Benchmarks",
         "",
         f"Written by `make bench` on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; "
-        f"{os.cpu_count()} cores ({cpu}), CPU only, x264 preset `{preset}`. Each naive loop and farm "
+        f"{os.cpu_count()} cores ({cpu}), CPU only, x264 preset `{encoder.x264_preset}`, CRF {encoder.x264_crf}, options "
+        f"`{encoder.x264_params or '(none)'}`. Each naive loop and farm "
         f"run is repeated {ROUNDS} times, interleaved, and the fastest kept (the machine is a shared VM).",
         "Real-time factor (RTF) = recording duration / wall time: above 1 is faster than real time.",
         "",
@@ -153,7 +156,7 @@ def render(rows: list[dict], preset: str) -> str:
 
 
 def main() -> int:
-    preset = os.environ.get("VIDFARM_X264_PRESET", "veryfast")
+    encoder = Settings()   # the farm's encoder settings (VIDFARM_X264_*), for the codec floor too
     work = Path(tempfile.mkdtemp(prefix="vidfarm-bench-"))
     try:
         clips = [make_clip(work / "generated_720p30_30s.mp4", seconds=30, fps=30, size=(1280, 720),
@@ -162,13 +165,13 @@ def main() -> int:
             clips.append(HAMILTON)
         else:
             print(f"skipping the hamilton clip: {HAMILTON} is absent")
-        rows = [measure(clip, work, preset) for clip in clips]
+        rows = [measure(clip, work, encoder) for clip in clips]
         out = ROOT / "docs" / "benchmarks.md"
         out.parent.mkdir(exist_ok=True)
-        out.write_text(render(rows, preset))
+        out.write_text(render(rows, encoder))
         autoscaler.update_doc(out)
         load.main()
-        encoder.update_doc(out)
+        encoder_bench.update_doc(out)
         print(f"wrote {out}")
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -67,12 +67,12 @@ def naive_loop(src: Path, out: Path, variant: str = "insightface") -> tuple[floa
     return time.perf_counter() - started, found
 
 
-def codec_floor(src: Path, out: Path, preset: str, threads: int = 0) -> float:
+def codec_floor(src: Path, out: Path, preset: str, threads: int = 0, crf: int = 23, params: str = "") -> float:
     """PyAV decode + libx264 encode of the whole clip, no model: the least any pipeline pays."""
     info = media.probe(src)
     started = time.perf_counter()
     with media.H264Writer(out, info.width, info.height, info.tb, info.fps, preset=preset,
-                          threads=threads) as writer:
+                          threads=threads, crf=crf, params=params) as writer:
         pts = sorted(p.pts for p in info.packets)
         for frame, timestamp in zip(media.decode_frames(src, threads=threads), pts):
             writer.write(frame if writer.fits(frame) else writer.canvas(frame.to_ndarray(format="bgr24")),
