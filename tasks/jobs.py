@@ -57,7 +57,15 @@ def media_limits() -> media.Limits:
 
 
 def _put_json(key: str, data) -> None:
-    runtime.store().put_stream(key, BytesIO(json.dumps(data, separators=(",", ":")).encode()))
+    _put_bytes(key, _json_bytes(data))
+
+
+def _json_bytes(data) -> bytes:
+    return json.dumps(data, separators=(",", ":")).encode()
+
+
+def _put_bytes(key: str, data: bytes) -> None:
+    runtime.store().put_stream(key, BytesIO(data))
 
 
 def _ended(job) -> bool:
@@ -110,9 +118,9 @@ def publish_results(job, results: dict, gallery_fingerprint: str) -> int:
     turns N only once both files are in place. ``gallery_fingerprint`` is that of the gallery
     the results were matched against (``Matching.fingerprint``)."""
     def write(version: int) -> None:
-        versioned = {**results, "version": version}
-        _put_json(output_key(job.id, f"versions/results-{version}.json"), versioned)
-        _put_json(output_key(job.id, "results.json"), versioned)
+        versioned = _json_bytes({**results, "version": version})   # encoded once, stored twice
+        _put_bytes(output_key(job.id, f"versions/results-{version}.json"), versioned)
+        _put_bytes(output_key(job.id, "results.json"), versioned)
 
     return runtime.records().publish_version(job.id, gallery_fingerprint, write)
 

@@ -388,13 +388,23 @@ def concat_segments(segment_files: list[Path], timings: list[SegmentTiming], tim
                 out_audio = out.add_stream_from_template(audio_in)
                 streams.append(_copied(source, audio_in, out_audio))
             written = 0
-            for packet in heapq.merge(*streams, key=lambda p: p.dts * p.time_base):
+            for _, packet in heapq.merge(*(_timed(stream) for stream in streams), key=lambda timed: timed[0]):
                 out.mux(packet)
                 written += packet.stream is out_video
         return written
     finally:
         for container in inputs + ([source] if source else []):
             container.close()
+
+
+def _timed(packets: Iterator[av.Packet]) -> Iterator[tuple[float, av.Packet]]:
+    """(decode time in seconds, packet): the key that interleaves audio and video. A float
+    is exact enough to order packets and, per packet, far cheaper than PyAV's Fraction."""
+    scale = None
+    for packet in packets:
+        if scale is None:
+            scale = float(packet.time_base)
+        yield packet.dts * scale, packet
 
 
 def _retimed_video(inputs, timings: list[SegmentTiming], time_base: Fraction, out_stream
