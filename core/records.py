@@ -341,11 +341,13 @@ class Records(GalleryRecords):
             s.execute(update(Segment).where(Segment.job_id == job_id, Segment.index == index)
                       .values(**fields))
 
-    def start_segment(self, job_id: str, index: int, worker: str) -> None:
+    def start_segment(self, job_id: str, index: int, worker: str) -> Segment | None:
+        """Mark a segment taken by ``worker`` and return it (one transaction)."""
         with self.session() as s:
             s.execute(update(Segment).where(Segment.job_id == job_id, Segment.index == index)
                       .values(status="processing", worker=worker, attempts=Segment.attempts + 1,
                               started_at=_now(), finished_at=None))
+            return s.get(Segment, (job_id, index))
 
     def segments(self, job_id: str) -> list[Segment]:
         with self.session() as s:

@@ -161,8 +161,7 @@ def process_segment(self, job_id: str, index: int) -> dict:
     job = records.get_job(job_id)
     if _ended(job):
         return {"skipped": True}
-    segment = records.get_segment(job_id, index)
-    records.start_segment(job_id, index, worker=self.request.hostname or "local")
+    segment = records.start_segment(job_id, index, worker=self.request.hostname or "local")
     started = time.perf_counter()
     info = job.media
     try:

@@ -57,7 +57,8 @@ def test_job_lifecycle_and_progress(records):
     assert records.job_view(job.id)["status"] == "queued"
     records.replace_segments(job.id, segments(4))
     records.set_job(job.id, status="processing")
-    records.start_segment(job.id, 0, worker="w1")
+    taken = records.start_segment(job.id, 0, worker="w1")
+    assert (taken.index, taken.status, taken.worker, taken.attempts) == (0, "processing", "w1", 1)
     records.set_segment(job.id, 0, status="done")
     records.set_segment(job.id, 1, status="done")
     view = records.job_view(job.id)
