@@ -8,6 +8,7 @@ twice leaves one complete copy and a reader never sees a half-written file.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
@@ -27,6 +28,12 @@ class BlobStore(ABC):
     @abstractmethod
     def put_file(self, key: str, src: Path) -> None:
         """Store a copy of a local file under key (atomically)."""
+
+    def move_file(self, key: str, src: Path) -> None:
+        """Store a local file the caller gives away (a scratch file): ``src`` is gone after.
+        Stores that can take the file as it is do so instead of copying it."""
+        self.put_file(key, src)
+        src.unlink()
 
     @abstractmethod
     def put_stream(self, key: str, stream: BinaryIO, limit: int | None = None) -> int:
@@ -73,6 +80,16 @@ class LocalBlobStore(BlobStore):
             os.replace(tmp, target)
         finally:
             tmp.unlink(missing_ok=True)
+
+    def move_file(self, key: str, src: Path) -> None:
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(src, target)     # atomic, and no copy, when both are on one filesystem
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            super().move_file(key, src)
 
     def put_stream(self, key: str, stream: BinaryIO, limit: int | None = None) -> int:
         target, tmp = self._atomic_target(key)

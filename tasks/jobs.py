@@ -90,7 +90,7 @@ def ingest(self, job_id: str) -> dict:
         with _scratch() as scratch:
             files = media.split_segments(source, plans, Path(scratch))
             for plan, path in zip(plans, files):
-                store.put_file(segment_key(job_id, plan.index), path)
+                store.move_file(segment_key(job_id, plan.index), path)
     except media.MediaError as exc:
         records.fail_job(job_id, str(exc))
         return {"failed": str(exc)}
@@ -175,7 +175,7 @@ def process_segment(self, job_id: str, index: int) -> dict:
                                                  "thumbnails": result.thumbnails,
                                                  "stages": result.stages,
                                                  "repaired_frames": result.repaired_frames})
-            store.put_file(annotated_key(job_id, index), out)
+            store.move_file(annotated_key(job_id, index), out)
     except media.MediaError as exc:
         records.set_segment(job_id, index, status="failed", error=str(exc))
         records.fail_job(job_id, f"segment {index}: {exc}")
@@ -241,7 +241,7 @@ def stitch(self, job_id: str, waiting_since: float | None = None) -> dict:
             matching = job_matching(job.options)
             results = assemble_results(source_summary(job.source_name, info), time_base, info["start_pts"],
                                        outputs, timing, matching.gallery, result_options(matching.watchlist))
-            store.put_file(output_key(job_id, "annotated.mp4"), out)
+            store.move_file(output_key(job_id, "annotated.mp4"), out)
             publish_results(job, results, matching.fingerprint)
     except media.MediaError as exc:
         records.fail_job(job_id, f"stitch: {exc}")

@@ -40,3 +40,33 @@ def test_rewrite_replaces_whole_file(tmp_path):
     store.put_stream("jobs/j/a", io.BytesIO(b"long content"))
     store.put_stream("jobs/j/a", io.BytesIO(b"short"))
     assert store.local_path("jobs/j/a").read_bytes() == b"short"
+
+
+def test_move_file_takes_the_file_without_copying(tmp_path):
+    store = LocalBlobStore(tmp_path / "blobs")
+    src = tmp_path / "scratch.bin"
+    src.write_bytes(b"segment")
+    inode = src.stat().st_ino
+    store.move_file(job_key("j1", "segments", "00000.nut"), src)
+    stored = store.local_path("jobs/j1/segments/00000.nut")
+    assert stored.read_bytes() == b"segment" and not src.exists()
+    assert stored.stat().st_ino == inode            # renamed, not copied
+
+
+def test_move_file_across_filesystems_copies_then_removes(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    store = LocalBlobStore(tmp_path / "blobs")
+    src = tmp_path / "scratch.bin"
+    src.write_bytes(b"segment")
+    rename = os.replace
+
+    def cross_device(a, b):
+        if a == src:
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        return rename(a, b)
+
+    monkeypatch.setattr(os, "replace", cross_device)
+    store.move_file(job_key("j1", "x"), src)
+    assert store.local_path("jobs/j1/x").read_bytes() == b"segment" and not src.exists()
