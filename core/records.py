@@ -341,13 +341,18 @@ class Records(GalleryRecords):
             s.execute(update(Segment).where(Segment.job_id == job_id, Segment.index == index)
                       .values(**fields))
 
-    def start_segment(self, job_id: str, index: int, worker: str) -> Segment | None:
-        """Mark a segment taken by ``worker`` and return it (one transaction)."""
+    def start_segment(self, job_id: str, index: int, worker: str) -> tuple[Job, Segment] | None:
+        """Mark a segment taken by ``worker`` and return its job and it, in one transaction
+        (a segment task's first step, between every two segments); None when the job has
+        already ended (failed, or done by an earlier delivery), and then nothing changes."""
         with self.session() as s:
+            job = s.get(Job, job_id)
+            if job is None or job.status in ENDED_STATES:
+                return None
             s.execute(update(Segment).where(Segment.job_id == job_id, Segment.index == index)
                       .values(status="processing", worker=worker, attempts=Segment.attempts + 1,
                               started_at=_now(), finished_at=None))
-            return s.get(Segment, (job_id, index))
+            return job, s.get(Segment, (job_id, index))
 
     def segments(self, job_id: str) -> list[Segment]:
         with self.session() as s:

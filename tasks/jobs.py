@@ -158,10 +158,10 @@ def warm_up() -> None:
 @app.task(name="vidfarm.segment", bind=True)
 def process_segment(self, job_id: str, index: int) -> dict:
     records, store = runtime.records(), runtime.store()
-    job = records.get_job(job_id)
-    if _ended(job):
+    taken = records.start_segment(job_id, index, worker=self.request.hostname or "local")
+    if taken is None:
         return {"skipped": True}
-    segment = records.start_segment(job_id, index, worker=self.request.hostname or "local")
+    job, segment = taken
     started = time.perf_counter()
     info = job.media
     try:

@@ -57,7 +57,8 @@ def test_job_lifecycle_and_progress(records):
     assert records.job_view(job.id)["status"] == "queued"
     records.replace_segments(job.id, segments(4))
     records.set_job(job.id, status="processing")
-    taken = records.start_segment(job.id, 0, worker="w1")
+    taken_job, taken = records.start_segment(job.id, 0, worker="w1")
+    assert taken_job.id == job.id
     assert (taken.index, taken.status, taken.worker, taken.attempts) == (0, "processing", "w1", 1)
     records.set_segment(job.id, 0, status="done")
     records.set_segment(job.id, 1, status="done")
@@ -69,6 +70,9 @@ def test_job_lifecycle_and_progress(records):
     records.set_job(job.id, status="done", timing={"stitch_s": 0.5})
     view = records.job_view(job.id)
     assert view["progress"] == 1.0 and view["finished_at"]
+    # A late redelivery of a segment of an ended job takes nothing.
+    assert records.start_segment(job.id, 3, worker="w2") is None
+    assert records.get_segment(job.id, 3).attempts == 0
 
 
 def test_a_stage_end_sets_fields_and_merges_timing_in_one_write(records):

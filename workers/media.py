@@ -243,6 +243,8 @@ def split_segments(path: Path | str, plans: list[SegmentPlan], out_dir: Path) ->
     out_dir.mkdir(parents=True, exist_ok=True)
     outputs = [out_dir / f"{plan.index:05d}.nut" for plan in plans]
     waiting = list(zip(plans, outputs))[::-1]          # popped in packet order
+    # The upload is probed in full: a remux copies its stream parameters, which only probing
+    # completes (without it NUT refuses an odd-sized 4:4:4 stream).
     with _open(path) as source, ExitStack() as files:
         video = source.streams.video[0]
         writing: list[tuple[SegmentPlan, av.container.OutputContainer, av.video.stream.VideoStream]] = []
