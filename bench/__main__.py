@@ -117,6 +117,11 @@ def render(rows: list[dict], encoder: Settings) -> str:
         "",
         "Targets (issue 2): 2 workers >= 1.7x the naive loop; overhead <= 5 % of wall time.",
         "",
+        "Between runs of `make bench` the naive loop is the figure that moves most: its model runs on "
+        "both cores at once and waits for the slower one at every layer, so a busy neighbour on this "
+        "shared VM slows it far more than two independent workers. Compare the ratios of one run, and "
+        "expect the next run's to differ by a few tenths.",
+        "",
         "## How much of that is the farm, and how much the detector code",
         "",
         "The farm's detector does less work than the naive loop's: its input keeps the frame's aspect "
