@@ -19,6 +19,7 @@ from contextlib import nullcontext
 from pathlib import Path
 
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from cli import autoscale as autoscale_command
 from core.errors import problems
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         get_settings()    # every command reads them: a bad one is one line here, not a traceback later
-    except ValidationError as error:
+    except (ValidationError, SettingsError) as error:
         return bad_settings(error)
     try:
         if args.command == "process":
@@ -78,9 +79,11 @@ def fail(message: str, code: int = 1) -> int:
     return code
 
 
-def bad_settings(error: ValidationError) -> int:
-    """Every problem with the settings (the environment), as one line; exit status 2."""
-    found = [f"{where}: {what}" if where else what for where, what in problems(error)]
+def bad_settings(error: ValidationError | SettingsError) -> int:
+    """Every problem with the settings (the environment), as one line; exit status 2. A
+    SettingsError is a value pydantic-settings could not even parse (malformed JSON)."""
+    found = ([f"{where}: {what}" if where else what for where, what in problems(error)]
+             if isinstance(error, ValidationError) else [str(error)])
     line = " ".join("; ".join(found).split())    # one line, whatever a validator's message holds
     return fail(f"bad setting{'s' if len(found) > 1 else ''} {line}", code=2)
 

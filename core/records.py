@@ -169,9 +169,10 @@ class GalleryRecords:
             return [k for k in s.scalars(select(FaceEmbedding.crop_key).join(Identity)
                                          .where(Identity.name == name)) if k]
 
-    def rename_identity(self, old: str, new: str) -> bool:
+    def change_identity(self, current: str, /, **values) -> bool:
+        """Rename (``name=``) and/or flag (``watchlist=``) the identity named ``current``, in one write."""
         with self.session() as s:
-            return s.execute(update(Identity).where(Identity.name == old).values(name=new)).rowcount > 0
+            return s.execute(update(Identity).where(Identity.name == current).values(**values)).rowcount > 0
 
     def delete_identity(self, name: str) -> bool:
         with self.session() as s:
@@ -201,8 +202,7 @@ class GalleryRecords:
             return set(s.scalars(select(Identity.name).where(Identity.watchlist.is_(True))))
 
     def set_watchlist(self, name: str, on: bool) -> bool:
-        with self.session() as s:
-            return s.execute(update(Identity).where(Identity.name == name).values(watchlist=on)).rowcount > 0
+        return self.change_identity(name, watchlist=on)
 
 
 class Records(GalleryRecords):
@@ -250,13 +250,10 @@ class Records(GalleryRecords):
         if fields.get("status") in ENDED_STATES:
             fields.setdefault("finished_at", _now())
         with self.session() as s:
-            if timing:
-                job = s.get(Job, job_id, with_for_update=True)
-                job.timing = {**(job.timing or {}), **timing}
-                for name, value in fields.items():
-                    setattr(job, name, value)
-            else:
-                s.execute(update(Job).where(Job.id == job_id).values(**fields))
+            if timing:     # read under the row lock, so two stages' timings never overwrite each other
+                current = s.scalar(select(Job.timing).where(Job.id == job_id).with_for_update())
+                fields["timing"] = {**(current or {}), **timing}
+            s.execute(update(Job).where(Job.id == job_id).values(**fields))
 
     def fail_job(self, job_id: str, reason: str) -> None:
         """Mark a job failed with a one-line reason, unless it already ended."""

@@ -89,20 +89,30 @@ def find_identity(name: str) -> dict | None:
     return next(iter(runtime.records().identities(name)), None)
 
 
-def rename_identity(old: str, new: str) -> None:
-    new = check_name(new)
-    if find_identity(new) is not None:
-        raise GalleryError(f"an identity named {new!r} already exists")
-    if not runtime.records().rename_identity(old, new):
-        raise GalleryError(f"no identity named {old!r}")
+def change_identity(name: str, new_name: str | None = None, watchlist: bool | None = None) -> str:
+    """Rename an identity, flag it for the watchlist (or unflag it), or both, in one write:
+    all or nothing. Returns its name afterwards (the new name as stored: trimmed). A flagged
+    person raises a watchlist alert wherever recognised; the flag is part of the gallery's
+    fingerprint, so beat re-identifies stored recordings after a change and their alerts follow."""
+    values: dict = {}
+    if new_name is not None and check_name(new_name) != name:   # the same name: nothing to rename
+        values["name"] = check_name(new_name)
+        if find_identity(values["name"]) is not None:
+            raise GalleryError(f"an identity named {values['name']!r} already exists")
+    if watchlist is not None:
+        values["watchlist"] = watchlist
+    changed = runtime.records().change_identity(name, **values) if values else find_identity(name) is not None
+    if not changed:
+        raise GalleryError(f"no identity named {name!r}")
+    return values.get("name", name)
+
+
+def rename_identity(old: str, new: str) -> str:
+    return change_identity(old, new_name=new)
 
 
 def set_watchlist(name: str, on: bool) -> None:
-    """Flag (or unflag) an identity: a watchlist alert is raised wherever a flagged person is
-    recognised. The flag is part of the gallery's fingerprint, so beat re-identifies stored
-    recordings after a change and their alerts follow."""
-    if not runtime.records().set_watchlist(name, on):
-        raise GalleryError(f"no identity named {name!r}")
+    change_identity(name, watchlist=on)
 
 
 def delete_identity(name: str) -> bool:

@@ -101,6 +101,19 @@ def test_every_bad_setting_is_named_on_the_one_line(tmp_path):
     assert "x264_crf: Input should be less than or equal to 51" in run.stderr
 
 
+def test_a_setting_that_does_not_parse_is_one_line_too(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("VIDFARM_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("VIDFARM_AUTOSCALE_CPU", "{bad json")     # nested settings are JSON
+    get_settings.cache_clear()
+    try:
+        code = main(["user", "bob"])
+    finally:
+        get_settings.cache_clear()
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "autoscale_cpu" in err and "Traceback" not in err
+    assert not any(tmp_path.iterdir())
+
+
 def test_up_serves_the_api_and_ctrl_c_stops_everything(tmp_path, face_clip):
     data_dir = tmp_path / "data"
     port, flower_port = free_port(), free_port()

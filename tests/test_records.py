@@ -6,6 +6,7 @@ import socket
 import uuid
 
 import pytest
+from sqlalchemy.exc import CompileError
 import sqlalchemy
 
 from core.records import Records
@@ -83,6 +84,8 @@ def test_a_stage_end_sets_fields_and_merges_timing_in_one_write(records):
     assert stored.timing == {"split_s": 0.25, "stitch_s": 0.5}
     assert (stored.status, stored.media, stored.error) == ("done", {"frames": 3}, None)
     assert stored.finished_at is not None
+    with pytest.raises(CompileError):   # a misspelled field is an error, with or without timing
+        records.set_job(job.id, timing={"x": 1.0}, statsu="done")
 
 
 def test_replace_segments_is_idempotent(records):

@@ -51,11 +51,7 @@ def change(name: str, body):
     if service.find(name) is None:
         abort(404, f"no identity named {name!r}")
     try:
-        if "name" in body:
-            service.gallery.rename_identity(name, body["name"])
-            name = body["name"]
-        if "watchlist" in body:
-            service.gallery.set_watchlist(name, body["watchlist"])
+        name = service.gallery.change_identity(name, body.get("name"), body.get("watchlist"))
     except service.GalleryError as exc:
         abort(400, str(exc))
     return service.identity_view(service.find(name))

@@ -70,22 +70,28 @@ def rename(name: str):
 @gallery.post("/gallery/<name>/watchlist")
 @require_role("admin")
 def watchlist(name: str):
-    if ConfirmForm().validate_on_submit():
+    form = ConfirmForm()
+    if form.validate_on_submit():
         on = request.form.get("on") == "1"
         try:
             service.gallery.set_watchlist(name, on)
             flash(f"{name} is {'now' if on else 'no longer'} on the watchlist", "info")
         except service.GalleryError as exc:
             flash(str(exc), "error")
+    else:       # an expired page, say: say so rather than reload it unchanged
+        flash(problems_line(form.errors, named=False), "error")
     return redirect(url_for("gallery.index"))
 
 
 @gallery.post("/gallery/<name>/delete")
 @require_role("admin")
 def delete(name: str):
-    if ConfirmForm().validate_on_submit():
+    form = ConfirmForm()
+    if form.validate_on_submit():
         if service.gallery.delete_identity(name):
             flash(f"deleted {name} and all its face data", "info")
         else:
             flash(f"no identity named {name}", "error")
+    else:
+        flash(problems_line(form.errors, named=False), "error")
     return redirect(url_for("gallery.index"))

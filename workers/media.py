@@ -93,8 +93,9 @@ def _open(path: Path | str, probe_pictures: bool = True) -> av.container.InputCo
         if not probe_pictures:
             try:
                 return av.open(str(path), stream_options=[{"skip_frame": "all"}])
-            except ValueError:      # PyAV: no streams before probing, per-stream options refused
-                pass
+            except ValueError as exc:   # PyAV: no streams before probing, per-stream options refused
+                if isinstance(exc, av.error.FFmpegError):   # a damaged file: one open is enough
+                    raise
         return av.open(str(path))
     except av.error.FFmpegError as exc:
         raise MediaError(f"not a readable video file ({_reason(exc)})") from None
@@ -374,29 +375,30 @@ def concat_segments(segment_files: list[Path], timings: list[SegmentTiming], tim
     the audio of ``audio_source`` (if any) alongside. Returns the number of video frames."""
     if not segment_files or len(segment_files) != len(timings):
         raise ValueError("need one timing per segment file")
-    inputs = [_open(f, probe_pictures=False) for f in segment_files]
-    source = _open(audio_source) if audio_source else None
-    try:
-        template = inputs[0].streams.video[0]
-        for other in inputs[1:]:
-            if other.streams.video[0].codec_context.extradata != template.codec_context.extradata:
-                raise MediaError("segments were encoded with different codec settings")
-        with av.open(str(out_path), "w", format="mp4", options={"movflags": "+faststart"}) as out:
-            out_video = out.add_stream_from_template(template)
-            out_video.time_base = time_base
-            streams = [_retimed_video(inputs, timings, time_base, out_video)]
-            if source is not None and source.streams.audio:
-                audio_in = source.streams.audio[0]
-                out_audio = out.add_stream_from_template(audio_in)
-                streams.append(_copied(source, audio_in, out_audio))
-            written = 0
-            for _, packet in heapq.merge(*(_timed(stream) for stream in streams), key=lambda timed: timed[0]):
-                out.mux(packet)
-                written += packet.stream is out_video
-        return written
-    finally:
-        for container in inputs + ([source] if source else []):
-            container.close()
+    with ExitStack() as opened:
+        inputs = [opened.enter_context(_open(f, probe_pictures=False)) for f in segment_files]
+        source = opened.enter_context(_open(audio_source)) if audio_source else None
+        return _concat(inputs, source, timings, time_base, out_path)
+
+
+def _concat(inputs, source, timings: list[SegmentTiming], time_base: Fraction, out_path: Path) -> int:
+    template = inputs[0].streams.video[0]
+    for other in inputs[1:]:
+        if other.streams.video[0].codec_context.extradata != template.codec_context.extradata:
+            raise MediaError("segments were encoded with different codec settings")
+    with av.open(str(out_path), "w", format="mp4", options={"movflags": "+faststart"}) as out:
+        out_video = out.add_stream_from_template(template)
+        out_video.time_base = time_base
+        streams = [_retimed_video(inputs, timings, time_base, out_video)]
+        if source is not None and source.streams.audio:
+            audio_in = source.streams.audio[0]
+            out_audio = out.add_stream_from_template(audio_in)
+            streams.append(_copied(source, audio_in, out_audio))
+        written = 0
+        for _, packet in heapq.merge(*(_timed(stream) for stream in streams), key=lambda timed: timed[0]):
+            out.mux(packet)
+            written += packet.stream is out_video
+    return written
 
 
 def _timed(packets: Iterator[av.Packet]) -> Iterator[tuple[float, av.Packet]]:

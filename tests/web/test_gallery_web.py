@@ -69,7 +69,20 @@ def test_api_puts_people_on_the_watchlist_and_takes_them_off(client, admin, acco
     assert client.patch("/api/v1/identities/nobody", headers=admin.auth, json={"watchlist": True}).status_code == 404
     assert client.patch("/api/v1/identities/watch-ming", headers=admin.auth,
                         json={"watchlist": "maybe"}).status_code == 400
-    assert client.delete("/api/v1/identities/watch-ming", headers=admin.auth).status_code == 204
+    # A client sending the whole object back (its own name) changes only what differs.
+    same = client.patch("/api/v1/identities/watch-ming", headers=admin.auth, json={"name": "watch-ming", "watchlist": True})
+    assert same.status_code == 200 and same.json["watchlist"] is True
+    # The name is stored trimmed, and the answer is about the stored name.
+    trimmed = client.patch("/api/v1/identities/watch-ming", headers=admin.auth, json={"name": " watch-yao2 "})
+    assert trimmed.status_code == 200 and trimmed.json["name"] == "watch-yao2"
+    # All or nothing: a taken name refuses the whole change, flag included.
+    assert enrol(client, admin, "watch-other", [("o.jpg", one_face())]).status_code == 201
+    taken = client.patch("/api/v1/identities/watch-yao2", headers=admin.auth, json={"name": "watch-other", "watchlist": False})
+    assert taken.status_code == 400 and "already exists" in taken.json["error"]
+    identities = {i["name"]: i for i in client.get("/api/v1/identities", headers=admin.auth).json}
+    assert identities["watch-yao2"]["watchlist"] is True and identities["watch-other"]["watchlist"] is False
+    for name in ("watch-yao2", "watch-other"):
+        assert client.delete(f"/api/v1/identities/{name}", headers=admin.auth).status_code == 204
 
 
 def test_gallery_page_puts_people_on_the_watchlist(web_app, admin, client):
@@ -83,17 +96,19 @@ def test_gallery_page_puts_people_on_the_watchlist(web_app, admin, client):
 
     page = browser.post("/gallery/page-watch/watchlist", data={"csrf_token": token, "on": "1"},
                         follow_redirects=True).get_data(as_text=True)
-    assert "on the watchlist" in row(page) and "Take off the watchlist" in row(page)
+    assert '<td class="watchlist">on the watchlist</td>' in row(page) and "Take off the watchlist" in row(page)
     from tasks import runtime
     assert "page-watch" in runtime.records().watchlist_names()
     page = browser.post("/gallery/page-watch/watchlist", data={"csrf_token": token, "on": "0"},
                         follow_redirects=True).get_data(as_text=True)
-    assert "Put on the watchlist" in row(page) and "page-watch" not in runtime.records().watchlist_names()
+    assert '<td class="watchlist">-</td>' in row(page) and "Put on the watchlist" in row(page)
+    assert "page-watch" not in runtime.records().watchlist_names()
     page = browser.post("/gallery/nobody/watchlist", data={"csrf_token": token, "on": "1"},
                         follow_redirects=True).get_data(as_text=True)
     assert 'class="flash error"' in page and "no identity named" in page
-    assert browser.post("/gallery/page-watch/watchlist", data={"on": "1"}).status_code in (302, 400)
-    assert "page-watch" not in runtime.records().watchlist_names()   # no CSRF token: nothing changed
+    page = browser.post("/gallery/page-watch/watchlist", data={"on": "1"}, follow_redirects=True).get_data(as_text=True)
+    assert 'class="flash error"' in page and "CSRF" in page           # no token: said so, and
+    assert "page-watch" not in runtime.records().watchlist_names()   # nothing changed
     assert client.delete("/api/v1/identities/page-watch", headers=admin.auth).status_code == 204
 
 
