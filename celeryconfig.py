@@ -19,8 +19,9 @@ broker_connection_retry_on_startup = True
 broker_transport_options = {"visibility_timeout": 2 * _settings.stitch_time_limit_s}
 result_backend_transport_options = {"visibility_timeout": 2 * _settings.stitch_time_limit_s}
 result_expires = 24 * 3600
-# A Redis restart while a segment stores its result must not turn the finished segment into a
-# failed one (the chord would then fail the whole job): retry connection errors with backoff.
+# A Redis blip while a segment stores its result should not turn the finished segment into a
+# failed one: retry storing it with backoff. (Celery retries the result store only, not the
+# chord counter; where the chord still fails, job_failed sees every segment done and stitches.)
 result_backend_always_retry = True
 result_backend_max_retries = 20
 

@@ -191,28 +191,23 @@ def process_segment(self, job_id: str, index: int) -> dict:
     return {"index": index, "frames": len(result.frames), "seconds": seconds}
 
 
-def _wait_for_segments(job_id: str, unfinished: list[int], waiting_since: float | None) -> dict:
+def _wait_for_segments(job_id: str, unfinished: list[int], wait_s: float) -> dict:
     """A redelivered segment (its worker or the broker connection died) can be counted twice
-    by the chord and call the stitch early. The job's own records decide: look again every
-    2 s, but no longer than a segment may run; then fail the job, naming the segments.
-    Wall-clock time, since the re-queued stitch may run on another machine."""
-    now = time.time()
-    since = now if waiting_since is None else waiting_since
-    limit = runtime.settings().segment_time_limit_s
-    if now - since <= limit:
-        stitch.apply_async((job_id,), {"waiting_since": since}, countdown=2)
-        return {"waiting": unfinished}
-    named = ", ".join(map(str, unfinished[:20]))
-    if len(unfinished) > 20:
-        named += f" and {len(unfinished) - 20} more"
-    runtime.records().fail_job(job_id, f"stitch gave up after waiting {now - since:.0f} s (the segment time limit "
-                                       f"is {limit} s): segment(s) {named} never finished")
-    return {"failed": unfinished}
+    by the chord and call the stitch early; the chord will not call it again, so the stitch
+    looks again itself, less often the longer it waits (2 s, doubling, at most every minute).
+    How long is not its call: a segment may rightly wait behind a long queue, or for its
+    redelivery after a worker died. The watchdog bounds it: a job whose records stop changing
+    for ``VIDFARM_STALL_AFTER_S`` is failed with a reason, and then this stops."""
+    stitch.apply_async((job_id,), {"wait_s": min(2 * wait_s, MAX_STITCH_WAIT_S)}, countdown=wait_s)
+    return {"waiting": unfinished}
+
+
+MAX_STITCH_WAIT_S = 60.0
 
 
 @app.task(name="vidfarm.stitch", bind=True, max_retries=2, ignore_result=True)
-def stitch(self, job_id: str, waiting_since: float | None = None) -> dict:
-    """``waiting_since``: when an early call first found segments unfinished (epoch seconds)."""
+def stitch(self, job_id: str, wait_s: float = 2.0) -> dict:
+    """``wait_s``: how long to wait before looking again if some segments are unfinished."""
     records, store = runtime.records(), runtime.store()
     job = records.get_job(job_id)
     if _ended(job):
@@ -220,7 +215,7 @@ def stitch(self, job_id: str, waiting_since: float | None = None) -> dict:
     segments = records.segments(job_id)
     unfinished = [s.index for s in segments if s.status != "done"]
     if unfinished:
-        return _wait_for_segments(job_id, unfinished, waiting_since)
+        return _wait_for_segments(job_id, unfinished, wait_s)
     records.set_job(job_id, status="stitching")
     started = time.perf_counter()
     info = job.media
@@ -268,5 +263,11 @@ def _timing(job, per_segment: list[dict], stitch_s: float) -> dict:
 
 @app.task(name="vidfarm.job_failed")
 def job_failed(request, exc, traceback, job_id: str) -> None:
-    """Errback of the chord: marks the job failed if a segment error did not already."""
+    """Errback of the chord: marks the job failed if a segment error did not already. The
+    records decide first: a segment that did its work but whose result Celery could not store
+    (Redis gone for a moment) fails the chord, yet nothing is lost, so the stitch still runs."""
+    segments = runtime.records().segments(job_id)
+    if segments and all(s.status == "done" for s in segments):
+        stitch.apply_async((job_id,))
+        return
     runtime.records().fail_job(job_id, f"processing failed: {exc}")

@@ -126,6 +126,10 @@ def test_an_untracked_face_is_continued_by_the_tracked_face_over_it_on_the_next_
     assert continuations([[10, 10, 50, 50]], [-1], [[11, 10, 51, 50], [10, 10, 50, 50]], [3, -1]) == []
     assert continuations([[10, 10, 50, 50]], [4], [[11, 10, 51, 50]], [3]) == []      # tracked already
     assert continuations([[10, 10, 50, 50]], [-1], np.zeros((0, 4)), []) == []
+    # Two detections of one face (duplicates) claim one id: the better overlap gets it.
+    assert continuations([[10, 10, 50, 50], [12, 10, 52, 50]], [-1, -1], [[12, 10, 52, 50]], [3]) == [(1, 3)]
+    # A track already on the earlier frame gives its id to no second face there.
+    assert continuations([[10, 10, 50, 50], [11, 10, 51, 50]], [3, -1], [[11, 10, 51, 50]], [3]) == []
 
 
 def test_a_new_tracks_first_face_gets_its_id_and_the_track_its_first_frame(detector):

@@ -138,6 +138,10 @@ def assemble_results(source: dict, time_base: Fraction, start_pts: int, segments
                     global_id[root] = len(global_id) + 1
                     tracks[global_id[root]] = _summarise(global_id[root], pieces[root], offsets, gallery, options)
                 summary = tracks[global_id[root]]
+                # Every frame showing the track lies within it. Segments analysed by workers
+                # before the tracker backdated first frames (an upgrade mid-job) record it late.
+                summary["first_frame"] = min(summary["first_frame"], index)
+                summary["last_frame"] = max(summary["last_frame"], index)
                 face.update(track=summary["track"], identity=summary["identity"],
                             similarity=summary["best_similarity"], mask=summary["mask"],
                             mask_score=summary["_mask_score"])

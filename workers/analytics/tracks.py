@@ -137,13 +137,17 @@ def box_iou(a, b) -> float:
 def continuations(earlier_boxes, earlier_ids, boxes, ids, min_iou: float = 0.5) -> list[tuple[int, int]]:
     """(row, track id) for each untracked face of one frame whose best-overlapping face on the
     next frame is tracked, overlapping it by more than ``min_iou``: the same face, seen before
-    the tracker confirmed its track (or a detection that missed the track's prediction)."""
-    claims = []
+    the tracker confirmed its track (or a detection that missed the track's prediction).
+    A track already on the earlier frame claims nothing more there, and a track claims one
+    face at most (the best-overlapping): two faces of one frame never share an id."""
+    taken = {int(t) for t in earlier_ids if t >= 0}
+    best_claim: dict[int, tuple[float, int]] = {}     # track id -> (overlap, row)
     for row, (box, track_id) in enumerate(zip(earlier_boxes, earlier_ids)):
         if track_id >= 0 or not len(boxes):
             continue
         overlaps = [box_iou(box, other) for other in boxes]
         best = int(np.argmax(overlaps))
-        if ids[best] >= 0 and overlaps[best] > min_iou:
-            claims.append((row, int(ids[best])))
-    return claims
+        claimed = int(ids[best])
+        if claimed >= 0 and claimed not in taken and overlaps[best] > min_iou:
+            best_claim[claimed] = max(best_claim.get(claimed, (0.0, -1)), (overlaps[best], row))
+    return sorted((row, track_id) for track_id, (_, row) in best_claim.items())
