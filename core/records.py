@@ -160,9 +160,8 @@ class GalleryRecords:
                      "embeddings": count, "crop": crop} for n, c, w, count, crop in rows]
 
     def gallery_vectors(self) -> list[tuple[str, bytes]]:
-        with self.session() as s:
-            return list(s.execute(select(Identity.name, FaceEmbedding.vector).join(FaceEmbedding)
-                                  .order_by(Identity.name, FaceEmbedding.id)))
+        """(name, embedding) rows by name, then enrolment."""
+        return self.gallery_snapshot().rows
 
     def identity_crop_keys(self, name: str) -> list[str]:
         with self.session() as s:
@@ -201,8 +200,6 @@ class GalleryRecords:
         with self.session() as s:
             return set(s.scalars(select(Identity.name).where(Identity.watchlist.is_(True))))
 
-    def set_watchlist(self, name: str, on: bool) -> bool:
-        return self.change_identity(name, watchlist=on)
 
 
 class Records(GalleryRecords):

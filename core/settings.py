@@ -129,7 +129,7 @@ class Settings(BaseSettings):
     x264_preset: str = Field(default="veryfast", description="libx264 preset for annotated video.")
     x264_crf: int = Field(default=23, ge=0, le=51, description="libx264 constant rate factor.")
     # subme=1 (cheaper sub-pixel motion search than veryfast's 2): about a fifth less encode time
-    # for up to a tenth more bytes at about the same PSNR on the media tried (docs/benchmarks.md).
+    # for about a tenth more bytes at about the same PSNR on the media tried (docs/benchmarks.md).
     x264_params: str = Field(default="subme=1", pattern=r"^$|^[\w-]+=[\w.,+-]+(:[\w-]+=[\w.,+-]+)*$",
                              description="Extra libx264 options, key=value:key=value ('' for none).")
 

@@ -95,10 +95,11 @@ def change_identity(name: str, new_name: str | None = None, watchlist: bool | No
     person raises a watchlist alert wherever recognised; the flag is part of the gallery's
     fingerprint, so beat re-identifies stored recordings after a change and their alerts follow."""
     values: dict = {}
-    if new_name is not None and check_name(new_name) != name:   # the same name: nothing to rename
-        values["name"] = check_name(new_name)
-        if find_identity(values["name"]) is not None:
-            raise GalleryError(f"an identity named {values['name']!r} already exists")
+    new_name = None if new_name is None else check_name(new_name)
+    if new_name is not None and new_name != name:    # its own name: nothing to rename
+        if find_identity(new_name) is not None:
+            raise GalleryError(f"an identity named {new_name!r} already exists")
+        values["name"] = new_name
     if watchlist is not None:
         values["watchlist"] = watchlist
     changed = runtime.records().change_identity(name, **values) if values else find_identity(name) is not None

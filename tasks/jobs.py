@@ -191,6 +191,10 @@ def process_segment(self, job_id: str, index: int) -> dict:
     return {"index": index, "frames": len(result.frames), "seconds": seconds}
 
 
+def _unfinished(segments) -> list[int]:
+    return [s.index for s in segments if s.status != "done"]
+
+
 def _wait_for_segments(job_id: str, unfinished: list[int], wait_s: float) -> dict:
     """A redelivered segment (its worker or the broker connection died) can be counted twice
     by the chord and call the stitch early; the chord will not call it again, so the stitch
@@ -213,7 +217,7 @@ def stitch(self, job_id: str, wait_s: float = 2.0) -> dict:
     if _ended(job):
         return {"skipped": True}
     segments = records.segments(job_id)
-    unfinished = [s.index for s in segments if s.status != "done"]
+    unfinished = _unfinished(segments)
     if unfinished:
         return _wait_for_segments(job_id, unfinished, wait_s)
     records.set_job(job_id, status="stitching")
@@ -267,7 +271,7 @@ def job_failed(request, exc, traceback, job_id: str) -> None:
     records decide first: a segment that did its work but whose result Celery could not store
     (Redis gone for a moment) fails the chord, yet nothing is lost, so the stitch still runs."""
     segments = runtime.records().segments(job_id)
-    if segments and all(s.status == "done" for s in segments):
+    if segments and not _unfinished(segments):
         stitch.apply_async((job_id,))
         return
     runtime.records().fail_job(job_id, f"processing failed: {exc}")

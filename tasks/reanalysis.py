@@ -58,8 +58,7 @@ def reanalyse(job_id: str) -> bool:
 @app.task(name="vidfarm.reanalyse_window")
 def reanalyse_window(since: str, until: str) -> dict:
     """Re-analyse the recordings submitted between two ISO times."""
-    window = [datetime.fromisoformat(t) for t in (since, until)]
-    window = [aware(t) for t in window]
+    window = [aware(datetime.fromisoformat(t)) for t in (since, until)]
     started = [job_id for job_id in runtime.records().done_jobs_created_between(*window) if reanalyse(job_id)]
     return {"reanalysing": started}
 

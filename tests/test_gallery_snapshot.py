@@ -42,7 +42,7 @@ def test_an_enrolment_during_stitch_or_reidentify_leaves_the_job_stale(farm, fac
 
         # Re-identify; meanwhile "racer" goes on the watchlist.
         def flag_meanwhile(*args, **kwargs):
-            records.set_watchlist("racer", True)
+            records.change_identity("racer", watchlist=True)
             return rematch(*args, **kwargs)
         matched = records.gallery_fingerprint()
         rematch = reanalysis.reidentify

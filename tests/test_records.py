@@ -158,14 +158,14 @@ def test_a_page_of_job_views_costs_the_same_queries_for_1_or_20_jobs(records):
 def test_gallery_snapshot_is_one_read_of_what_the_separate_reads_say(records):
     records.add_embeddings("b", [b"\1" * 8, b"\2" * 8], ["b1.jpg", "b2.jpg"], [None, None])
     records.add_embeddings("a", [b"\3" * 8], ["a.jpg"], ["gallery/a.jpg"])
-    records.set_watchlist("b", True)
+    records.change_identity("b", watchlist=True)
     with sql_statements(records.engine) as statements:
         snapshot = records.gallery_snapshot()
     assert len(statements) == 1
     assert snapshot.rows == records.gallery_vectors() == [("a", b"\3" * 8), ("b", b"\1" * 8), ("b", b"\2" * 8)]
     assert snapshot.watchlist == records.watchlist_names() == {"b"}
     assert snapshot.fingerprint == records.gallery_fingerprint()
-    records.set_watchlist("a", True)
+    records.change_identity("a", watchlist=True)
     assert records.gallery_snapshot().fingerprint != snapshot.fingerprint
 
 

@@ -52,46 +52,42 @@ def crop(name: str):
     return send_file(service.crop_path(identity["crop"]), mimetype="image/jpeg", max_age=60)
 
 
+def _button(form, change):
+    """A gallery change from a button on the page: ``change()`` does it and says what it did;
+    a refused form (an expired page, say) or a GalleryError is said instead. Back to the page."""
+    if not form.validate_on_submit():
+        flash(problems_line(form.errors, named=False), "error")
+    else:
+        try:
+            flash(change(), "info")
+        except service.GalleryError as exc:
+            flash(str(exc), "error")
+    return redirect(url_for("gallery.index"))
+
+
 @gallery.post("/gallery/<name>/rename")
 @require_role("admin")
 def rename(name: str):
     form = RenameForm()
-    if form.validate_on_submit():
-        try:
-            service.gallery.rename_identity(name, form.new_name.data.strip())
-            flash(f"renamed {name} to {form.new_name.data.strip()}", "info")
-        except service.GalleryError as exc:
-            flash(str(exc), "error")
-    else:
-        flash(problems_line(form.errors, named=False), "error")
-    return redirect(url_for("gallery.index"))
+    return _button(form, lambda: f"renamed {name} to {service.gallery.rename_identity(name, form.new_name.data)}")
 
 
 @gallery.post("/gallery/<name>/watchlist")
 @require_role("admin")
 def watchlist(name: str):
-    form = ConfirmForm()
-    if form.validate_on_submit():
-        on = request.form.get("on") == "1"
-        try:
-            service.gallery.set_watchlist(name, on)
-            flash(f"{name} is {'now' if on else 'no longer'} on the watchlist", "info")
-        except service.GalleryError as exc:
-            flash(str(exc), "error")
-    else:       # an expired page, say: say so rather than reload it unchanged
-        flash(problems_line(form.errors, named=False), "error")
-    return redirect(url_for("gallery.index"))
+    on = request.form.get("on") == "1"
+
+    def change() -> str:
+        service.gallery.set_watchlist(name, on)
+        return f"{name} is {'now' if on else 'no longer'} on the watchlist"
+    return _button(ConfirmForm(), change)
 
 
 @gallery.post("/gallery/<name>/delete")
 @require_role("admin")
 def delete(name: str):
-    form = ConfirmForm()
-    if form.validate_on_submit():
-        if service.gallery.delete_identity(name):
-            flash(f"deleted {name} and all its face data", "info")
-        else:
-            flash(f"no identity named {name}", "error")
-    else:
-        flash(problems_line(form.errors, named=False), "error")
-    return redirect(url_for("gallery.index"))
+    def change() -> str:
+        if not service.gallery.delete_identity(name):
+            raise service.GalleryError(f"no identity named {name}")
+        return f"deleted {name} and all its face data"
+    return _button(ConfirmForm(), change)

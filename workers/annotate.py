@@ -46,14 +46,13 @@ def bgr_to_yuv(bgr: tuple[int, int, int]) -> tuple[int, int, int]:
 
 
 def _draw(planes: list[tuple[np.ndarray, float, int | None]], frame_size: tuple[int, int],
-          faces: Faces | list[dict], fever_c: float) -> None:
+          faces: Faces, fever_c: float) -> None:
     """planes: (array, scale, channel) where channel picks the component of a colour
-    (None = all three, for a BGR image). Text goes on the first plane only. faces: a Faces
-    record, or the results entries the caller already built from it (``Faces.to_json``)."""
+    (None = all three, for a BGR image). Text goes on the first plane only."""
     width, height = frame_size
     thickness = max(1, round(min(width, height) / 360))
     font_scale = 0.4 * thickness
-    for face in faces if isinstance(faces, list) else faces.to_json():
+    for face in faces.to_json():
         x1, y1, x2, y2 = (int(round(v)) for v in face["box"])
         colour = COLOURS[face_state(face["identity"], face["mask"], face["temperature_c"], fever_c)]
         label = face_label(face["score"], face["track"], face["identity"], face["temperature_c"])
@@ -73,13 +72,13 @@ def _draw(planes: list[tuple[np.ndarray, float, int | None]], frame_size: tuple[
                             font_scale, text, 1, cv2.LINE_AA)
 
 
-def draw_faces(image: np.ndarray, faces: Faces | list[dict], fever_c: float = DEFAULT_FEVER_C) -> np.ndarray:
+def draw_faces(image: np.ndarray, faces: Faces, fever_c: float = DEFAULT_FEVER_C) -> np.ndarray:
     """Draw on a BGR image in place and return it."""
     _draw([(image, 1.0, None)], (image.shape[1], image.shape[0]), faces, fever_c)
     return image
 
 
-def draw_faces_i420(i420: np.ndarray, faces: Faces | list[dict], fever_c: float = DEFAULT_FEVER_C) -> np.ndarray:
+def draw_faces_i420(i420: np.ndarray, faces: Faces, fever_c: float = DEFAULT_FEVER_C) -> np.ndarray:
     """Draw in place on a planar YUV 4:2:0 image laid out as PyAV's ``to_ndarray`` gives it:
     shape (H * 3/2, W): the luma plane, then the U and V planes, each plane contiguous."""
     height, width = i420.shape[0] * 2 // 3, i420.shape[1]

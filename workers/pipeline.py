@@ -58,11 +58,10 @@ def analyzer_chain(names: tuple[str, ...], configs_json: str, plugins: tuple[str
     return build_chain(list(names), json.loads(configs_json))
 
 
-def _encodable(writer: media.H264Writer, frame, picture: Picture, faces: list[dict], fever_c: float):
+def _encodable(writer: media.H264Writer, frame, picture: Picture, faces: Faces, fever_c: float):
     """What goes to the encoder: the decoded frame itself when it fits and has nothing to
-    draw (most frames of most recordings), else an I420 canvas with the faces drawn on it.
-    faces: the frame's results entries (built once, for the results and for drawing)."""
-    if writer.fits(frame) and not faces:
+    draw (most frames of most recordings), else an I420 canvas with the faces drawn on it."""
+    if writer.fits(frame) and not len(faces):
         return frame
     source = frame if writer.fits(frame) else picture.bgr()[0]
     return draw_faces_i420(writer.canvas(source), faces, fever_c)
@@ -104,7 +103,7 @@ def process_segment(src: Path, out_video: Path, pts: list[int], time_base: Fract
             t2 = time.perf_counter()
             previous, previous_picture = frame, picture
             state.faces.append(faces)
-            output = _encodable(writer, frame, picture, faces.to_json(), config.fever_c)
+            output = _encodable(writer, frame, picture, faces, config.fever_c)
             t3 = time.perf_counter()
             writer.write(output, timestamp)
             t4 = time.perf_counter()
