@@ -125,9 +125,9 @@ def render(rows: list[dict], encoder: Settings) -> str:
         "Targets (issue 2): 2 workers >= 1.7x the naive loop; overhead <= 5 % of wall time. In this run: "
         + "; ".join(_verdict(r) for r in rows) + ".",
         "",
-        "Between runs of `make bench` the naive loop is the figure that moves most: its model runs on "
-        "both cores at once and waits for the slower one at every layer, so a busy neighbour on this "
-        "shared VM slows it far more than two independent workers. Compare the ratios of one run, and "
+        "Between runs of `make bench` the naive loop is the figure that moves most, while the farm's "
+        "stay put. Its model runs on both cores at once; our reading is that a busy neighbour on this "
+        "shared VM slows that more than two independent workers. Compare the ratios of one run, and "
         "expect the next run's to differ by a few tenths.",
         "",
         "## How much of that is the farm, and how much the detector code",
