@@ -15,7 +15,7 @@ from functools import lru_cache
 from typing import Callable, Iterator
 
 from sqlalchemy import (JSON, Boolean, DateTime, Float, ForeignKey, Integer, LargeBinary, String, Text,
-                        create_engine, delete, event, func, select, update)
+                        create_engine, delete, event, func, insert, select, update)
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
 
@@ -244,13 +244,31 @@ class Records(GalleryRecords):
     def set_job(self, job_id: str, timing: dict | None = None, **fields) -> None:
         """Update a job's fields; ``timing`` (stage -> seconds) is merged into the job's
         timing in the same transaction (a stage's end is one write, not two)."""
-        if fields.get("status") in ENDED_STATES:
-            fields.setdefault("finished_at", _now())
         with self.session() as s:
-            if timing:     # read under the row lock, so two stages' timings never overwrite each other
-                current = s.scalar(select(Job.timing).where(Job.id == job_id).with_for_update())
-                fields["timing"] = {**(current or {}), **timing}
-            s.execute(update(Job).where(Job.id == job_id).values(**fields))
+            _update_job(s, job_id, timing, fields)
+
+    def start_stage(self, job_id: str, status: str) -> Job | None:
+        """A stage task's first step: read the job and move it to ``status`` in one
+        transaction; None when the job is gone or has ended, and then nothing changes."""
+        with self.session() as s:
+            job = _live_job(s, job_id)
+            if job is None:
+                return None
+            job.status = status
+            return job
+
+    def start_stitch(self, job_id: str) -> tuple[Job, list[Segment]] | None:
+        """The stitch's first step, in one transaction: the job and its segments, and the job
+        turned ``stitching`` if every segment is done (else left as it is, for the stitch to
+        look again later). None when the job is gone or has ended."""
+        with self.session() as s:
+            job = _live_job(s, job_id)
+            if job is None:
+                return None
+            segments = list(s.scalars(select(Segment).where(Segment.job_id == job_id).order_by(Segment.index)))
+            if all(segment.status == "done" for segment in segments):
+                job.status = "stitching"
+            return job, segments
 
     def fail_job(self, job_id: str, reason: str) -> None:
         """Mark a job failed with a one-line reason, unless it already ended."""
@@ -259,16 +277,20 @@ class Records(GalleryRecords):
             s.execute(update(Job).where(Job.id == job_id, Job.status.not_in(ENDED_STATES))
                       .values(status="failed", error=line, finished_at=_now()))
 
-    def publish_version(self, job_id: str, gallery_fingerprint: str, write: Callable[[int], None]) -> int:
+    def publish_version(self, job_id: str, gallery_fingerprint: str, write: Callable[[int], None],
+                        timing: dict | None = None, **fields) -> int:
         """Publish the next results version of a job: claim its number, ``write(number)`` the
         files, then commit. The claim holds the job's row lock until the files are written, so
         nobody sees version N before its files exist and two publishers never share or reorder
-        a number; if ``write`` raises, the number is not used."""
+        a number; if ``write`` raises, the number is not used. ``timing`` and ``fields``
+        change the job in the same commit, as ``set_job`` would (the stitch ends the job so)."""
         with self.session() as s:
             s.execute(update(Job).where(Job.id == job_id).values(
                 results_version=Job.results_version + 1, gallery_fingerprint=gallery_fingerprint))
             version = s.scalar(select(Job.results_version).where(Job.id == job_id))
             write(version)
+            if timing or fields:
+                _update_job(s, job_id, timing, fields)
             return version
 
     def jobs_matched_against_another_gallery(self, fingerprint: str) -> list[str]:
@@ -315,14 +337,14 @@ class Records(GalleryRecords):
             return [_job_view(job, done) for job, done in s.execute(query)]
 
     # --- segments ----------------------------------------------------------------------
-    def replace_segments(self, job_id: str, segments: list[dict]) -> None:
-        """Record a job's segments (idempotent: a re-run ingest replaces the earlier rows)."""
+    def record_split(self, job_id: str, segments: list[dict], timing: dict | None = None, **fields) -> None:
+        """Record a job's segments and move the job on (``fields``, ``timing`` as in
+        ``set_job``), in one transaction. Idempotent: a re-run ingest replaces the earlier rows."""
         with self.session() as s:
-            job = s.get(Job, job_id)
-            job.segments.clear()
-            s.flush()
-            job.segments.extend(Segment(**seg) for seg in segments)
-            job.chunks_total = len(segments)
+            s.execute(delete(Segment).where(Segment.job_id == job_id))
+            if segments:
+                s.execute(insert(Segment), [{**segment, "job_id": job_id} for segment in segments])
+            _update_job(s, job_id, timing, {**fields, "chunks_total": len(segments)})
 
     def get_segment(self, job_id: str, index: int) -> Segment | None:
         with self.session() as s:
@@ -340,8 +362,8 @@ class Records(GalleryRecords):
         (a segment task's first step, between every two segments); None when the job has
         already ended (failed, or done by an earlier delivery), and then nothing changes."""
         with self.session() as s:
-            job = s.get(Job, job_id)
-            if job is None or job.status in ENDED_STATES:
+            job = _live_job(s, job_id)
+            if job is None:
                 return None
             s.execute(update(Segment).where(Segment.job_id == job_id, Segment.index == index)
                       .values(status="processing", worker=worker, attempts=Segment.attempts + 1,
@@ -358,6 +380,21 @@ class Records(GalleryRecords):
         with self.session() as s:
             row = s.execute(_jobs_with_chunks_done().where(Job.id == job_id)).first()
         return None if row is None else _job_view(*row)
+
+
+def _live_job(s: Session, job_id: str) -> Job | None:
+    """The job, unless it is gone or has ended (a late or repeated task then changes nothing)."""
+    job = s.get(Job, job_id)
+    return None if job is None or job.status in ENDED_STATES else job
+
+
+def _update_job(s: Session, job_id: str, timing: dict | None, fields: dict) -> None:
+    if fields.get("status") in ENDED_STATES:
+        fields.setdefault("finished_at", _now())
+    if timing:     # read under the row lock, so two stages' timings never overwrite each other
+        current = s.scalar(select(Job.timing).where(Job.id == job_id).with_for_update())
+        fields["timing"] = {**(current or {}), **timing}
+    s.execute(update(Job).where(Job.id == job_id).values(**fields))
 
 
 def _jobs_with_chunks_done():
@@ -391,9 +428,14 @@ def _make_engine(url: str) -> Engine:
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record):
             # WAL lets the web app read while workers write; foreign keys make deletes cascade.
+            # In WAL, synchronous=NORMAL syncs at checkpoints instead of at every commit: a
+            # crash of any process loses nothing and the file cannot corrupt; only a power cut
+            # can lose the last commits (the watchdog fails such a job). PostgreSQL is the
+            # database for a farm that must not.
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA busy_timeout=30000")
             _use_wal(cursor)
+            cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
         return engine

@@ -68,19 +68,14 @@ def _put_bytes(key: str, data: bytes) -> None:
     runtime.store().put_stream(key, BytesIO(data))
 
 
-def _ended(job) -> bool:
-    return job is None or job.status in ENDED_STATES
-
-
 # Nobody waits on an ingest's return value (progress lives in the records), so the client
 # that queues it need not subscribe to its result.
 @app.task(name="vidfarm.ingest", bind=True, ignore_result=True)
 def ingest(self, job_id: str) -> dict:
     records, store, settings = runtime.records(), runtime.store(), runtime.settings()
-    job = records.get_job(job_id)
-    if _ended(job):
+    job = records.start_stage(job_id, "splitting")
+    if job is None:
         return {"skipped": True}
-    records.set_job(job_id, status="splitting")
     started = time.perf_counter()
     try:
         source = store.local_path(job.source_key)
@@ -97,11 +92,10 @@ def ingest(self, job_id: str) -> dict:
     except Exception as exc:
         records.fail_job(job_id, f"ingest failed: {exc}")
         raise
-    records.replace_segments(job_id, [
+    records.record_split(job_id, [
         {"index": p.index, "start_frame": p.start_frame, "frames": p.frames, "pts": p.pts,
-         "end_pts": p.end_pts} for p in plans])
-    records.set_job(job_id, status="processing", media=info.summary(),
-                    timing={"split_s": round(time.perf_counter() - started, 4)})
+         "end_pts": p.end_pts} for p in plans],
+        status="processing", media=info.summary(), timing={"split_s": round(time.perf_counter() - started, 4)})
     fan_out(job_id, len(plans), job.options.get("queue", "cpu"))
     return {"segments": len(plans), "frames": info.frames}
 
@@ -112,17 +106,18 @@ def fan_out(job_id: str, segments: int, queue: str = "cpu") -> None:
     chord(header)(stitch.si(job_id).on_error(job_failed.s(job_id)))
 
 
-def publish_results(job, results: dict, gallery_fingerprint: str) -> int:
+def publish_results(job, results: dict, gallery_fingerprint: str, **job_changes) -> int:
     """Store a new version of a job's results: ``output/versions/results-N.json`` stays,
     ``output/results.json`` is always the latest. Returns N. The job's ``results_version``
-    turns N only once both files are in place. ``gallery_fingerprint`` is that of the gallery
-    the results were matched against (``Matching.fingerprint``)."""
+    turns N only once both files are in place, together with ``job_changes`` (as
+    ``Records.set_job`` takes them). ``gallery_fingerprint`` is that of the gallery the
+    results were matched against (``Matching.fingerprint``)."""
     def write(version: int) -> None:
         versioned = _json_bytes({**results, "version": version})   # encoded once, stored twice
         _put_bytes(output_key(job.id, f"versions/results-{version}.json"), versioned)
         _put_bytes(output_key(job.id, "results.json"), versioned)
 
-    return runtime.records().publish_version(job.id, gallery_fingerprint, write)
+    return runtime.records().publish_version(job.id, gallery_fingerprint, write, **job_changes)
 
 
 def _pipeline_config(job_options: dict) -> pipeline.PipelineConfig:
@@ -213,14 +208,13 @@ MAX_STITCH_WAIT_S = 60.0
 def stitch(self, job_id: str, wait_s: float = 2.0) -> dict:
     """``wait_s``: how long to wait before looking again if some segments are unfinished."""
     records, store = runtime.records(), runtime.store()
-    job = records.get_job(job_id)
-    if _ended(job):
+    taken = records.start_stitch(job_id)
+    if taken is None:
         return {"skipped": True}
-    segments = records.segments(job_id)
+    job, segments = taken
     unfinished = _unfinished(segments)
     if unfinished:
         return _wait_for_segments(job_id, unfinished, wait_s)
-    records.set_job(job_id, status="stitching")
     started = time.perf_counter()
     info = job.media
     time_base = Fraction(*info["time_base"])
@@ -241,7 +235,9 @@ def stitch(self, job_id: str, wait_s: float = 2.0) -> dict:
             results = assemble_results(source_summary(job.source_name, info), time_base, info["start_pts"],
                                        outputs, timing, matching.gallery, result_options(matching.watchlist))
             store.move_file(output_key(job_id, "annotated.mp4"), out)
-            publish_results(job, results, matching.fingerprint)
+            # The job is done in the same commit that publishes its results.
+            publish_results(job, results, matching.fingerprint,
+                            status="done", error=None, timing={"stitch_s": stitch_s})
     except media.MediaError as exc:
         records.fail_job(job_id, f"stitch: {exc}")
         raise
@@ -250,7 +246,6 @@ def stitch(self, job_id: str, wait_s: float = 2.0) -> dict:
             raise self.retry(exc=exc, countdown=1)
         records.fail_job(job_id, f"stitch failed: {exc}")
         raise
-    records.set_job(job_id, status="done", error=None, timing={"stitch_s": stitch_s})
     return {"frames": len(results["frames"])}
 
 

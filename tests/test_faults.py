@@ -149,9 +149,9 @@ def test_an_early_stitch_looks_again_less_often_until_the_job_ends(farm):
 
     records = runtime.records()
     job_id = records.add_job("early.mp4", "nowhere").id
-    records.replace_segments(job_id, [{"index": i, "start_frame": 10 * i, "frames": 10,
-                                       "pts": list(range(10 * i, 10 * i + 10)), "end_pts": 10 * i + 10}
-                                      for i in range(3)])
+    records.record_split(job_id, [{"index": i, "start_frame": 10 * i, "frames": 10,
+                                   "pts": list(range(10 * i, 10 * i + 10)), "end_pts": 10 * i + 10}
+                                  for i in range(3)])
     records.set_segment(job_id, 0, status="done")
     records.set_job(job_id, status="processing")
     queued = []

@@ -56,8 +56,9 @@ def segments(n: int, frames: int = 10) -> list[dict]:
 def test_job_lifecycle_and_progress(records):
     job = records.add_job("clip.mp4", "jobs/x/source")
     assert records.job_view(job.id)["status"] == "queued"
-    records.replace_segments(job.id, segments(4))
-    records.set_job(job.id, status="processing")
+    assert records.start_stage(job.id, "splitting").status == "splitting"
+    records.record_split(job.id, segments(4), status="processing", timing={"split_s": 0.1})
+    assert (records.get_job(job.id).status, records.get_job(job.id).timing) == ("processing", {"split_s": 0.1})
     taken_job, taken = records.start_segment(job.id, 0, worker="w1")
     assert taken_job.id == job.id
     assert (taken.index, taken.status, taken.worker, taken.attempts) == (0, "processing", "w1", 1)
@@ -71,9 +72,26 @@ def test_job_lifecycle_and_progress(records):
     records.set_job(job.id, status="done", timing={"stitch_s": 0.5})
     view = records.job_view(job.id)
     assert view["progress"] == 1.0 and view["finished_at"]
-    # A late redelivery of a segment of an ended job takes nothing.
+    # A late redelivery of a segment, or of an ingest or stitch, of an ended job takes nothing.
     assert records.start_segment(job.id, 3, worker="w2") is None
     assert records.get_segment(job.id, 3).attempts == 0
+    assert records.start_stage(job.id, "splitting") is None and records.start_stitch(job.id) is None
+    assert records.get_job(job.id).status == "done"
+    assert records.start_stage("no-such-job", "splitting") is None
+
+
+def test_the_stitch_starts_only_once_every_segment_is_done(records):
+    job = records.add_job("clip.mp4", "jobs/x/source")
+    records.record_split(job.id, segments(3), status="processing")
+    records.set_segment(job.id, 0, status="done")
+    records.set_segment(job.id, 2, status="done")
+    taken_job, taken = records.start_stitch(job.id)
+    assert [s.status for s in taken] == ["done", "queued", "done"]
+    assert taken_job.status == records.get_job(job.id).status == "processing"
+    records.set_segment(job.id, 1, status="done")
+    taken_job, taken = records.start_stitch(job.id)
+    assert [s.index for s in taken] == [0, 1, 2] and taken[1].pts == list(range(10, 20))
+    assert taken_job.status == records.get_job(job.id).status == "stitching"
 
 
 def test_a_stage_end_sets_fields_and_merges_timing_in_one_write(records):
@@ -88,11 +106,12 @@ def test_a_stage_end_sets_fields_and_merges_timing_in_one_write(records):
         records.set_job(job.id, timing={"x": 1.0}, statsu="done")
 
 
-def test_replace_segments_is_idempotent(records):
+def test_record_split_is_idempotent(records):
     job = records.add_job("clip.mp4", "jobs/y/source")
-    records.replace_segments(job.id, segments(3))
-    records.replace_segments(job.id, segments(2))
-    assert [s.index for s in records.segments(job.id)] == [0, 1]
+    records.record_split(job.id, segments(3))
+    records.start_segment(job.id, 0, worker="w1")
+    records.record_split(job.id, segments(2))
+    assert [(s.index, s.status, s.attempts) for s in records.segments(job.id)] == [(0, "queued", 0), (1, "queued", 0)]
     assert records.get_job(job.id).chunks_total == 2
 
 
@@ -121,7 +140,7 @@ def test_only_unfinished_jobs_stall_and_ended_ones_are_stamped(records):
     assert records.stalled_jobs(later) == [ids["processing"]]
     assert records.get_job(ids["processing"]).finished_at is None
     assert all(records.get_job(ids[status]).finished_at for status in ENDED_STATES)
-    records.replace_segments(ids["processing"], segments(3))
+    records.record_split(ids["processing"], segments(3))
     for index, status in enumerate(("processing", *ENDED_STATES)):
         records.set_segment(ids["processing"], index, status=status)
     assert [s.finished_at is not None for s in records.segments(ids["processing"])] == [False, True, True]
@@ -130,7 +149,7 @@ def test_only_unfinished_jobs_stall_and_ended_ones_are_stamped(records):
 def test_job_views_newest_first_and_filtered(records):
     ids = [records.add_job(f"{i}.mp4", f"k{i}").id for i in range(3)]
     records.set_job(ids[1], status="failed")
-    records.replace_segments(ids[2], segments(4))
+    records.record_split(ids[2], segments(4))
     records.set_segment(ids[2], 1, status="done")
     records.set_segment(ids[2], 3, status="done")
     views = records.job_views()
@@ -145,7 +164,7 @@ def test_job_views_newest_first_and_filtered(records):
 def test_a_page_of_job_views_costs_the_same_queries_for_1_or_20_jobs(records):
     for i in range(21):
         job = records.add_job(f"{i}.mp4", f"k{i}")
-        records.replace_segments(job.id, segments(3))
+        records.record_split(job.id, segments(3))
         records.set_segment(job.id, i % 3, status="done")
     counts = {}
     for size in (1, 20):
@@ -167,6 +186,16 @@ def test_gallery_snapshot_is_one_read_of_what_the_separate_reads_say(records):
     assert snapshot.fingerprint == records.gallery_fingerprint()
     records.change_identity("a", watchlist=True)
     assert records.gallery_snapshot().fingerprint != snapshot.fingerprint
+
+
+def test_sqlite_connections_use_wal_and_sync_at_checkpoints(tmp_path):
+    recs = Records(f"sqlite:///{tmp_path / 'modes.db'}")
+    recs.create_schema()
+    with recs.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1      # NORMAL
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    recs.engine.dispose()
 
 
 def test_many_processes_creating_the_schema_at_once(tmp_path):
@@ -194,9 +223,19 @@ def test_a_results_version_is_seen_only_once_its_files_are_written(records):
 
     def broken(_version):
         raise OSError("disk full")
+    records.set_job(job.id, status="stitching", timing={"split_s": 0.25})
     with pytest.raises(OSError):
-        records.publish_version(job.id, "g2", broken)
-    assert reader.get_job(job.id).results_version == 1
+        records.publish_version(job.id, "g2", broken, status="done", timing={"stitch_s": 0.5})
+    assert (reader.get_job(job.id).results_version, reader.get_job(job.id).status) == (1, "stitching")
+
+    # The stitch ends the job in the commit that publishes its results, not before.
+    seen_while_writing.clear()
+    assert records.publish_version(job.id, "g2", lambda n: seen_while_writing.append(reader.get_job(job.id).status),
+                                   status="done", error=None, timing={"stitch_s": 0.5}) == 2
+    done = reader.get_job(job.id)
+    assert seen_while_writing == ["stitching"]
+    assert (done.status, done.results_version, done.timing) == ("done", 2, {"split_s": 0.25, "stitch_s": 0.5})
+    assert done.finished_at is not None
 
     # Two publishers at once: the second waits for the first to finish writing.
     first_writing, release = threading.Event(), threading.Event()
@@ -216,6 +255,6 @@ def test_a_results_version_is_seen_only_once_its_files_are_written(records):
     assert order == []                                 # blocked behind the first publisher
     release.set()
     slow_publisher.join(10), fast_publisher.join(30)
-    assert order == [("slow", 2), ("fast", 3)]
-    assert records.get_job(job.id).results_version == 3
+    assert order == [("slow", 3), ("fast", 4)]
+    assert records.get_job(job.id).results_version == 4
     reader.engine.dispose()
