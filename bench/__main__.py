@@ -130,6 +130,11 @@ def render(rows: list[dict], encoder: Settings) -> str:
         "shared VM slows that more than two independent workers. Compare the ratios of one run, and "
         "expect the next run's to differ by a few tenths.",
         "",
+        "The overhead is mostly a fixed cost per job (Celery hand-offs, probe, split, stitch), so it "
+        "is a larger share of a short clip on a faster machine, and machines of this kind differ "
+        "between sessions (the detector alone has measured 6 to 18 ms a frame): a short clip's "
+        "overhead share moves with them.",
+        "",
         "## How much of that is the farm, and how much the detector code",
         "",
         "The farm's detector does less work than the naive loop's: its input keeps the frame's aspect "
