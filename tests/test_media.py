@@ -164,8 +164,10 @@ def test_a_segment_starting_mid_gop_carries_its_gop_and_yields_only_its_frames(t
     clip = make_clip(tmp_path / "src.mp4", seconds=4, fps=15, gop=20, face_windows=[], audio=False)
     info = media.probe(clip.path)
     plans = media.plan_segments(info, 1.0)                  # 60 frames, GOPs of 20: four pieces of 15
+    # Each file runs from its GOP's keyframe to its own last frame (no B-frames here: decode
+    # order is presentation order), not to the end of that GOP.
     assert [(p.start_frame, p.frames, p.first_packet, p.end_packet) for p in plans] == \
-        [(0, 15, 0, 20), (15, 15, 0, 40), (30, 15, 20, 60), (45, 15, 40, 60)]
+        [(0, 15, 0, 15), (15, 15, 0, 30), (30, 15, 20, 45), (45, 15, 40, 60)]
     files = media.split_segments(clip.path, plans, tmp_path / "split")
     with av.open(str(clip.path)) as c:
         source = [bytes(p) for p in c.demux(video=0) if p.size]
@@ -174,6 +176,46 @@ def test_a_segment_starting_mid_gop_carries_its_gop_and_yields_only_its_frames(t
             assert [bytes(p) for p in c.demux(video=0) if p.size] == source[plan.first_packet:plan.end_packet]
         own = list(itertools.islice(media.segment_frames(path, plan.pts[0], info.tb), plan.frames))
         assert [float(f.pts * f.time_base) for f in own] == [float(p * info.tb) for p in plan.pts]
+
+
+def assert_segments_decode_to_their_own_pictures(path: Path, info, plans, work: Path) -> None:
+    with av.open(str(path)) as c:
+        whole = {f.pts * f.time_base: f.to_ndarray(format="gray") for f in c.decode(video=0)}
+    for plan, file in zip(plans, media.split_segments(path, plans, work)):
+        own = list(itertools.islice(media.segment_frames(file, plan.pts[0], info.tb), plan.frames))
+        assert [f.pts * f.time_base for f in own] == [pts * info.tb for pts in plan.pts]
+        assert all(np.array_equal(f.to_ndarray(format="gray"), whole[f.pts * f.time_base]) for f in own)
+
+
+@pytest.mark.parametrize("x264_params", ["keyint=20:bframes=3", "open-gop=1:keyint=20:bframes=3:b-pyramid=normal"])
+def test_segments_of_a_b_frame_stream_decode_to_exactly_their_own_pictures(tmp_path, x264_params):
+    """Decode order differs from presentation order: a segment's file must hold every picture
+    its frames reference (for an open GOP's first pictures, the GOP before), its timestamps
+    must stay the source's (MP4 B-frame streams decode from before 0), and it may end before
+    its GOP does."""
+    path = crafted._encode(tmp_path / "b.mp4", "libx264", (160, 96), frames=80, options={"x264-params": x264_params})
+    info = media.probe(path)
+    assert any(a.pts > b.pts for a, b in zip(info.packets, info.packets[1:]))   # really reordered
+    plans = media.plan_segments(info, 1.0, min_segments=7)
+    gop_ends = [i for i, p in enumerate(info.packets) if p.keyframe][1:] + [len(info.packets)]
+    assert any(p.end_packet not in gop_ends for p in plans)                    # some end mid-GOP
+    assert_segments_decode_to_their_own_pictures(path, info, plans, tmp_path / "split")
+
+
+def test_long_open_gops_are_cut_where_their_keyframe_is_shown(tmp_path):
+    """An open GOP shows a few pictures before its keyframe. Cutting there would make the
+    segment decode the whole GOP before as well; the cut goes to the keyframe itself, and the
+    pictures before it stay with the previous segment."""
+    path = crafted._encode(tmp_path / "open.mp4", "libx264", (160, 96), frames=120,
+                           options={"x264-params": "open-gop=1:keyint=40:min-keyint=40:scenecut=0:bframes=3"})
+    info = media.probe(path)
+    keyframes = [i for i, p in enumerate(info.packets) if p.keyframe]
+    assert any(info.packets[k].pts > min(p.pts for p in info.packets[k:k + 4]) for k in keyframes[1:])  # open
+    plans = media.plan_segments(info, 1.0, min_segments=8)                   # GOPs of 40, pieces of 15
+    assert len(plans) == len(keyframes) > 1
+    assert [p.first_packet for p in plans] == keyframes
+    assert [p.pts[0] for p in plans] == [info.packets[k].pts for k in keyframes]
+    assert_segments_decode_to_their_own_pictures(path, info, plans, tmp_path / "split")
 
 
 def test_long_gops_are_not_cut_mid_gop(tmp_path):

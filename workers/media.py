@@ -14,7 +14,7 @@ import bisect
 import heapq
 import itertools
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from fractions import Fraction
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -59,9 +59,9 @@ class MediaInfo:
         return Fraction(*self.time_base)
 
     def summary(self) -> dict:
-        data = asdict(self)
-        data.pop("packets")
-        return data
+        """Everything but the packet table (asdict would first deep-copy every packet of it:
+        seconds for a long recording)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "packets"}
 
 
 @dataclass
@@ -71,8 +71,8 @@ class SegmentPlan:
     frames: int
     pts: list[int]          # presentation timestamps of its frames, in presentation order
     end_pts: int            # where the next segment (or the recording) starts
-    first_packet: int       # decode-order packet range [first_packet, end_packet): whole GOPs,
-    end_packet: int         # from the keyframe at or before the segment's first frame
+    first_packet: int       # decode-order packet range [first_packet, end_packet): from the
+    end_packet: int         # keyframe at or before its first frame to the last of its own packets
 
 
 @dataclass
@@ -213,34 +213,44 @@ def plan_segments(info: MediaInfo, target_s: float, min_segments: int = 1) -> li
     frames_each = total / count
     mid_gop_ok = all(p.timed for p in packets)
 
-    def gop_of(frame: int) -> int:
-        return bisect.bisect_right(gop_first_frame, frame) - 1
+    # The frame at which each GOP's keyframe is shown: an open GOP shows a few pictures before
+    # it (decoded after it, from the GOP before); elsewhere it is the GOP's first frame.
+    keyframe_at = [gop_first_frame[g] + bisect.bisect_left(gop_pts[g], packets[start].pts)
+                   for g, start in enumerate(gop_starts)]
+
+    def decodable_from(frame: int) -> int:
+        """The GOP to decode a frame from: the last one whose keyframe is shown at or before it."""
+        return max(0, bisect.bisect_right(keyframe_at, frame) - 1)
 
     cuts = set()
     for i in range(1, count):
         cut = round(i * frames_each)
-        gop = gop_of(cut)
-        first, end = gop_first_frame[gop], gop_first_frame[gop + 1]
+        gop = decodable_from(cut)
+        first = keyframe_at[gop]
+        end = keyframe_at[gop + 1] if gop + 1 < len(keyframe_at) else total
         if not mid_gop_ok or end - first >= 2 * frames_each:
             cut = first if cut - first <= end - cut or end == total else end
         if 0 < cut < total:
             cuts.add(cut)
     bounds = [0, *sorted(cuts), total]
     recording_end = max(p.pts + p.duration for p in packets)
+    # A segment file ends with the last packet (in decode order) of its own frames: what comes
+    # after it in its GOP is not needed to decode them (a picture only references pictures
+    # decoded before it), so it is neither copied nor read.
+    decode_index = {p.pts: i for i, p in enumerate(packets)}
     plans = []
     for index, (a, b) in enumerate(zip(bounds, bounds[1:])):
-        last_gop = gop_of(b - 1)
         plans.append(SegmentPlan(
             index=index, start_frame=a, frames=b - a, pts=frame_pts[a:b],
             end_pts=frame_pts[b] if b < total else recording_end,
-            first_packet=gop_starts[gop_of(a)],
-            end_packet=gop_starts[last_gop + 1] if last_gop + 1 < len(gop_starts) else len(packets)))
+            first_packet=gop_starts[decodable_from(a)],
+            end_packet=1 + max(decode_index[pts] for pts in frame_pts[a:b])))
     return plans
 
 
 def split_segments(path: Path | str, plans: list[SegmentPlan], out_dir: Path) -> list[Path]:
     """Remux the source's video packets into one NUT file per plan (no re-encode). Plans that
-    share a GOP each get a copy of it, so one pass writes up to a few files at once."""
+    share a GOP each get a copy of the part they need, so one pass writes a few files at once."""
     out_dir.mkdir(parents=True, exist_ok=True)
     outputs = [out_dir / f"{plan.index:05d}.nut" for plan in plans]
     waiting = list(zip(plans, outputs))[::-1]          # popped in packet order
@@ -252,7 +262,11 @@ def split_segments(path: Path | str, plans: list[SegmentPlan], out_dir: Path) ->
         for position, packet in enumerate(_video_packets(source, video)):
             while waiting and waiting[-1][0].first_packet <= position:
                 plan, target = waiting.pop()
-                out = files.enter_context(av.open(str(target), "w", format="nut"))
+                # Timestamps are kept as they are: a B-frame stream's first packets decode
+                # before 0, and a shift to make them non-negative would move every frame of
+                # the file against the source times that segment_frames selects by.
+                out = files.enter_context(av.open(str(target), "w", format="nut",
+                                                  options={"avoid_negative_ts": "disabled"}))
                 writing.append((plan, out, out.add_stream_from_template(video)))
             for _, out, stream in writing:
                 packet.stream = stream
