@@ -53,9 +53,10 @@ def make_clip(path: Path, seconds: float = 8.0, fps: int = 15, size: tuple[int, 
               face_windows: list[tuple[float, float]] | None = None, photo_height: int = 150,
               audio: bool = True, gop: int | None = None, codec: str = "libx264",
               container: str | None = None, vfr: bool = False, pix_fmt: str = "yuv420p",
-              photo: str = "yaoming.jpg") -> Clip:
+              photo: str = "yaoming.jpg", bframes: int = 0) -> Clip:
     """Encode a clip. face_windows: [(start_s, end_s)] when the photo is on screen
-    (default: the first and last thirds). vfr: frame intervals alternate 1x and 2x."""
+    (default: the first and last thirds). vfr: frame intervals alternate 1x and 2x.
+    bframes: B-frames for libx264 (decode order then differs from presentation order)."""
     width, height = size
     face_windows = face_windows if face_windows is not None else [(0, seconds / 3), (2 * seconds / 3, seconds)]
     src = face_photo(photo)
@@ -69,12 +70,12 @@ def make_clip(path: Path, seconds: float = 8.0, fps: int = 15, size: tuple[int, 
     stream = out.add_stream(codec, rate=fps)
     stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
     stream.time_base = stream.codec_context.time_base = time_base
+    if codec == "libx264":
+        stream.options = {"preset": "ultrafast", **({"bf": str(bframes)} if bframes else {})}
     if gop:
         stream.codec_context.gop_size = gop
         if codec == "libx264":
-            stream.options = {"keyint_min": str(gop), "sc_threshold": "0", "preset": "ultrafast"}
-    elif codec == "libx264":
-        stream.options = {"preset": "ultrafast"}
+            stream.options = {**stream.options, "keyint_min": str(gop), "sc_threshold": "0"}
     audio_stream = None
     if audio:
         audio_stream = out.add_stream("aac", rate=44100)

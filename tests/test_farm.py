@@ -62,6 +62,16 @@ def test_recording_through_the_farm_is_frame_exact(farm, face_clip):
     assert stages["analyze"] > 0 and results["timing"]["wall_s"] > 0
 
 
+def test_a_b_frame_recording_has_faces_in_exactly_their_frames(farm, tmp_path):
+    """B-frames: decode order differs from presentation order and MP4 timestamps decode from
+    before 0. Segments cut inside the first GOP must still analyse their own frames."""
+    clip = make_clip(tmp_path / "bframes.mp4", seconds=6, fps=15, gop=20, bframes=3, face_windows=[(1.2, 3.5)])
+    view = wait_for_job(submit_file(clip.path, name="bframes.mp4"))
+    assert view["status"] == "done", view["error"]
+    frames = json.loads(output(view["id"], "results.json").read_text())["frames"]
+    assert [bool(f["faces"]) for f in frames] == [box is not None for box in clip.photo_boxes]
+
+
 def test_segment_task_is_idempotent(farm, face_clip):
     job_id = submit_file(face_clip.path, name="again.mp4")
     assert wait_for_job(job_id)["status"] == "done"
