@@ -96,8 +96,9 @@ def render(rows: list[dict], encoder: Settings) -> str:
             f"| {r['clip']} ({r['size']}, {r['fps']:.2f} fps, {r['duration_s']:.1f} s) | {r['frames']} "
             f"| {rtf(r, r['codec_floor_s'])} | {r['detector_ms']:.1f} ms/frame | {rtf(r, naive['wall_s'])} "
             f"| {rtf(r, f1['wall_s'])} | {rtf(r, f2['wall_s'])} | **{naive['wall_s'] / f2['wall_s']:.2f}x** "
-            f"| {100 * f2['overhead_s'] / f2['job_wall_s']:.1f} % ({f2['overhead_s']:.2f} s: split "
-            f"{f2['split_s']:.2f} s, stitch {f2['stitch_s']:.2f} s, {f2['segments']} segments) "
+            f"| {100 * f2['overhead_s'] / f2['job_wall_s']:.1f} % ({f2['overhead_s']:.2f} s: lead "
+            f"{f2['lead_s']:.2f} s with split {f2['split_s']:.2f} s, tail {f2['tail_s']:.2f} s with stitch "
+            f"{f2['stitch_s']:.2f} s, gaps {f2['gaps_s']:.2f} s a worker; {f2['segments']} segments) "
             f"| {f2['imbalance_s']:.2f} s | {naive['faces']} / {f2['faces']} |")
     lines += [
         "",
@@ -114,10 +115,10 @@ def render(rows: list[dict], encoder: Settings) -> str:
         "timed from submit to `done` with workers already started and one small job done first (as "
         "in a running farm: the first job pays one-time imports and connections); the output is "
         "H.264 with the source's audio and timestamps.",
-        "- *overhead*: split + queue + stitch, from the records' timestamps: submit -> first segment "
-        "starts (store, probe, split, dispatch), plus last segment ends -> done (chord callback, "
-        "concat, results), plus the idle gaps between a worker's segments; as a share of the job's "
-        "wall time.",
+        "- *overhead*: split + queue + stitch, from the records' timestamps: the lead (submit -> first "
+        "segment starts: store, probe, split, dispatch), the tail (last segment ends -> done: chord "
+        "callback, concat, results) and the gaps (a worker idle between two of its segments, "
+        "averaged over the workers); as a share of the job's wall time.",
         "- *end imbalance*: how long the first worker to finish idled while the other ran its last "
         "segment. Segments hold equal frame counts (cut mid-GOP where needed), not equal work: "
         "frames with faces cost more to draw.",
