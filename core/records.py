@@ -247,28 +247,29 @@ class Records(GalleryRecords):
         with self.session() as s:
             _update_job(s, job_id, timing, fields)
 
-    def start_stage(self, job_id: str, status: str) -> Job | None:
-        """A stage task's first step: read the job and move it to ``status`` in one
-        transaction; None when the job is gone or has ended, and then nothing changes."""
+    def start_stage(self, job_id: str, status: str, from_states: tuple[str, ...]) -> Job | None:
+        """A stage task's first step, in one transaction: move the job from one of
+        ``from_states`` to ``status`` and read it. None when it is in none of them (gone, ended,
+        or past this stage: a redelivered task), and then nothing changes. The conditional
+        UPDATE comes first, so a concurrent ``fail_job`` either wins before it or after it."""
         with self.session() as s:
-            job = _live_job(s, job_id)
-            if job is None:
-                return None
-            job.status = status
-            return job
+            moved = s.execute(update(Job).where(Job.id == job_id, Job.status.in_(from_states),
+                                                Job.status.not_in(ENDED_STATES))   # those change no more
+                              .values(status=status, updated_at=_now()))
+            return s.get(Job, job_id) if moved.rowcount else None
 
     def start_stitch(self, job_id: str) -> tuple[Job, list[Segment]] | None:
         """The stitch's first step, in one transaction: the job and its segments, and the job
         turned ``stitching`` if every segment is done (else left as it is, for the stitch to
         look again later). None when the job is gone or has ended."""
         with self.session() as s:
+            unfinished = select(Segment.index).where(Segment.job_id == job_id, Segment.status != "done").exists()
+            s.execute(update(Job).where(Job.id == job_id, Job.status.not_in(ENDED_STATES), ~unfinished)
+                      .values(status="stitching", updated_at=_now()))
             job = _live_job(s, job_id)
             if job is None:
                 return None
-            segments = list(s.scalars(select(Segment).where(Segment.job_id == job_id).order_by(Segment.index)))
-            if all(segment.status == "done" for segment in segments):
-                job.status = "stitching"
-            return job, segments
+            return job, list(s.scalars(select(Segment).where(Segment.job_id == job_id).order_by(Segment.index)))
 
     def fail_job(self, job_id: str, reason: str) -> None:
         """Mark a job failed with a one-line reason, unless it already ended."""
@@ -278,15 +279,21 @@ class Records(GalleryRecords):
                       .values(status="failed", error=line, finished_at=_now()))
 
     def publish_version(self, job_id: str, gallery_fingerprint: str, write: Callable[[int], None],
-                        timing: dict | None = None, **fields) -> int:
+                        timing: dict | None = None, **fields) -> int | None:
         """Publish the next results version of a job: claim its number, ``write(number)`` the
         files, then commit. The claim holds the job's row lock until the files are written, so
         nobody sees version N before its files exist and two publishers never share or reorder
         a number; if ``write`` raises, the number is not used. ``timing`` and ``fields``
-        change the job in the same commit, as ``set_job`` would (the stitch ends the job so)."""
+        change the job in the same commit, as ``set_job`` would: the stitch ends the job so,
+        and only if it has not ended meanwhile (an ended job changes no more). None, and
+        nothing written, when there is no such job or that condition fails."""
+        claim = update(Job).where(Job.id == job_id).values(
+            results_version=Job.results_version + 1, gallery_fingerprint=gallery_fingerprint)
+        if timing or fields:
+            claim = claim.where(Job.status.not_in(ENDED_STATES))
         with self.session() as s:
-            s.execute(update(Job).where(Job.id == job_id).values(
-                results_version=Job.results_version + 1, gallery_fingerprint=gallery_fingerprint))
+            if not s.execute(claim).rowcount:
+                return None
             version = s.scalar(select(Job.results_version).where(Job.id == job_id))
             write(version)
             if timing or fields:
@@ -434,28 +441,29 @@ def _make_engine(url: str) -> Engine:
             # database for a farm that must not.
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA busy_timeout=30000")
-            _use_wal(cursor)
-            cursor.execute("PRAGMA synchronous=NORMAL")
+            # NORMAL is safe only in WAL; a file that cannot be WAL (a filesystem without
+            # shared memory) keeps the rollback journal, and syncs at every commit.
+            cursor.execute("PRAGMA synchronous=NORMAL" if _use_wal(cursor) else "PRAGMA synchronous=FULL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
         return engine
     return create_engine(url, pool_pre_ping=True)
 
 
-def _use_wal(cursor, attempts: int = 100) -> None:
+def _use_wal(cursor, attempts: int = 100) -> bool:
     """Switch a SQLite database to WAL, once: the mode is kept in the file. The switch needs
     an exclusive lock, and when many processes open a new database at once SQLite tells the
     losers 'database is locked' straight away, without waiting on the busy timeout: they
-    retry until one of them has switched it."""
+    retry until one of them has switched it. Whether the database is in WAL now."""
     import random
     import sqlite3
     import time
 
     for attempt in range(attempts):
         try:
-            if cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-                cursor.execute("PRAGMA journal_mode=WAL")
-            return
+            if cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
+                return True
+            return cursor.execute("PRAGMA journal_mode=WAL").fetchone()[0].lower() == "wal"
         except sqlite3.OperationalError as exc:
             if "locked" not in str(exc) or attempt == attempts - 1:
                 raise

@@ -73,7 +73,8 @@ def _put_bytes(key: str, data: bytes) -> None:
 @app.task(name="vidfarm.ingest", bind=True, ignore_result=True)
 def ingest(self, job_id: str) -> dict:
     records, store, settings = runtime.records(), runtime.store(), runtime.settings()
-    job = records.start_stage(job_id, "splitting")
+    # A redelivered ingest of a job already split (or ended) changes nothing.
+    job = records.start_stage(job_id, "splitting", from_states=("queued", "splitting"))
     if job is None:
         return {"skipped": True}
     started = time.perf_counter()
@@ -83,7 +84,7 @@ def ingest(self, job_id: str) -> dict:
         plans = media.plan_segments(info, float(job.options.get("segment_seconds", settings.segment_seconds)),
                                     settings.min_segments)
         with _scratch() as scratch:
-            files = media.split_segments(source, plans, Path(scratch))
+            files = media.split_segments(source, plans, Path(scratch), info.pts_offset)
             for plan, path in zip(plans, files):
                 store.move_file(segment_key(job_id, plan.index), path)
     except media.MediaError as exc:
@@ -106,12 +107,13 @@ def fan_out(job_id: str, segments: int, queue: str = "cpu") -> None:
     chord(header)(stitch.si(job_id).on_error(job_failed.s(job_id)))
 
 
-def publish_results(job, results: dict, gallery_fingerprint: str, **job_changes) -> int:
+def publish_results(job, results: dict, gallery_fingerprint: str, **job_changes) -> int | None:
     """Store a new version of a job's results: ``output/versions/results-N.json`` stays,
     ``output/results.json`` is always the latest. Returns N. The job's ``results_version``
     turns N only once both files are in place, together with ``job_changes`` (as
     ``Records.set_job`` takes them). ``gallery_fingerprint`` is that of the gallery the
-    results were matched against (``Matching.fingerprint``)."""
+    results were matched against (``Matching.fingerprint``). None, and nothing stored, when
+    the job is gone, or has ended though ``job_changes`` would end it (``publish_version``)."""
     def write(version: int) -> None:
         versioned = _json_bytes({**results, "version": version})   # encoded once, stored twice
         _put_bytes(output_key(job.id, f"versions/results-{version}.json"), versioned)
@@ -165,7 +167,8 @@ def process_segment(self, job_id: str, index: int) -> dict:
             result = pipeline.process_segment(
                 store.local_path(segment_key(job_id, index)), out, segment.pts,
                 Fraction(*info["time_base"]), info["fps"], info["width"], info["height"],
-                _pipeline_config(job.options), job_gallery(job.options))
+                _pipeline_config(job.options), job_gallery(job.options),
+                info.get("pts_offset", 0))   # 0 for jobs split before the offset was recorded
             _put_json(faces_key(job_id, index), {"frames": result.frames, "tracks": result.tracks,
                                                  "thumbnails": result.thumbnails,
                                                  "stages": result.stages,
@@ -235,9 +238,11 @@ def stitch(self, job_id: str, wait_s: float = 2.0) -> dict:
             results = assemble_results(source_summary(job.source_name, info), time_base, info["start_pts"],
                                        outputs, timing, matching.gallery, result_options(matching.watchlist))
             store.move_file(output_key(job_id, "annotated.mp4"), out)
-            # The job is done in the same commit that publishes its results.
-            publish_results(job, results, matching.fingerprint,
-                            status="done", error=None, timing={"stitch_s": stitch_s})
+            # The job is done in the same commit that publishes its results, unless it ended
+            # meanwhile (the watchdog failed it): then nothing is published.
+            if publish_results(job, results, matching.fingerprint,
+                               status="done", error=None, timing={"stitch_s": stitch_s}) is None:
+                return {"skipped": "the job ended while it was stitched"}
     except media.MediaError as exc:
         records.fail_job(job_id, f"stitch: {exc}")
         raise

@@ -132,6 +132,26 @@ def _rotated(folder: Path) -> Path:
     return path
 
 
+def trimmed(folder: Path) -> Path:
+    """What a trim without re-encoding makes (``ffmpeg -ss T -c copy``, a phone's trim): an MP4
+    whose edit list starts the video 5 frames in. Those frames stay in the file, with negative
+    timestamps, as pre-roll the decoder needs but never shows. B-frames and audio."""
+    source = _clip(folder / "untrimmed.mp4", seconds=3, gop=20, bframes=3, audio=True)
+    path = folder / "trimmed.mp4"
+    with av.open(str(source)) as src, av.open(str(path), "w", format="mp4") as out:
+        video, audio = src.streams.video[0], src.streams.audio[0]
+        streams = {video: out.add_stream_from_template(video), audio: out.add_stream_from_template(audio)}
+        cut = 5 / 15        # seconds
+        for packet in src.demux(video, audio):
+            if packet.size:
+                shift = round(cut / packet.time_base)
+                packet.pts -= shift
+                packet.dts -= shift
+                packet.stream = streams[packet.stream]
+                out.mux(packet)
+    return path
+
+
 CASES = [
     Case("zero bytes", _bytes(b""), "failed", "empty"),
     Case("text file named .mp4", _bytes(b"meeting notes\n" * 40), "failed", "not a readable video"),
@@ -148,6 +168,8 @@ CASES = [
     Case("one frame", lambda f: _encode(f / "one.mp4", "libx264", (320, 240), frames=1), "done"),
     Case("variable frame rate", lambda f: _clip(f / "vfr.mp4", vfr=True), "done"),
     Case("rotation metadata", _rotated, "done", note="analysed as stored; rotation metadata is not carried over"),
+    Case("trimmed MP4 (edit list over B-frames, audio)", trimmed, "done",
+         note="the 5 frames before the trim point are decoded as references, never shown or counted"),
     Case("10-bit H.264", lambda f: _encode(f / "ten.mp4", "libx264", (320, 240), pix_fmt="yuv420p10le"), "done",
          note="annotated output is 8-bit"),
     Case("odd frame size (321x241)", lambda f: _encode(f / "odd.mkv", "libx264", (321, 241), pix_fmt="yuv444p"), "done",

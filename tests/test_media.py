@@ -25,7 +25,7 @@ def roundtrip(src: Path, work: Path, target_s: float = 2.0):
     for plan, path in zip(plans, files):
         out = work / f"enc{plan.index}.mp4"
         with media.H264Writer(out, info.width, info.height, info.tb, info.fps, preset="ultrafast") as writer:
-            # A segment file holds whole GOPs: its own frames are plan.frames from plan.pts[0] on.
+            # A segment file starts at a keyframe: its own frames are plan.frames from plan.pts[0] on.
             frames = list(itertools.islice(media.segment_frames(path, plan.pts[0], info.tb), plan.frames))
             assert len(frames) == plan.frames
             for frame, pts in zip(frames, plan.pts):
@@ -181,10 +181,13 @@ def test_a_segment_starting_mid_gop_carries_its_gop_and_yields_only_its_frames(t
 def assert_segments_decode_to_their_own_pictures(path: Path, info, plans, work: Path) -> None:
     with av.open(str(path)) as c:
         whole = {f.pts * f.time_base: f.to_ndarray(format="gray") for f in c.decode(video=0)}
-    for plan, file in zip(plans, media.split_segments(path, plans, work)):
-        own = list(itertools.islice(media.segment_frames(file, plan.pts[0], info.tb), plan.frames))
-        assert [f.pts * f.time_base for f in own] == [pts * info.tb for pts in plan.pts]
-        assert all(np.array_equal(f.to_ndarray(format="gray"), whole[f.pts * f.time_base]) for f in own)
+    assert len(whole) == info.frames == sum(p.frames for p in plans)
+    for plan, file in zip(plans, media.split_segments(path, plans, work, info.pts_offset)):
+        own = list(itertools.islice(media.segment_frames(file, plan.pts[0], info.tb, pts_offset=info.pts_offset),
+                                    plan.frames))
+        times = [pts * info.tb for pts in plan.pts]
+        assert [f.pts * f.time_base - info.pts_offset * info.tb for f in own] == times
+        assert all(np.array_equal(f.to_ndarray(format="gray"), whole[t]) for f, t in zip(own, times))
 
 
 @pytest.mark.parametrize("x264_params", ["keyint=20:bframes=3", "open-gop=1:keyint=20:bframes=3:b-pyramid=normal"])
@@ -200,6 +203,20 @@ def test_segments_of_a_b_frame_stream_decode_to_exactly_their_own_pictures(tmp_p
     gop_ends = [i for i, p in enumerate(info.packets) if p.keyframe][1:] + [len(info.packets)]
     assert any(p.end_packet not in gop_ends for p in plans)                    # some end mid-GOP
     assert_segments_decode_to_their_own_pictures(path, info, plans, tmp_path / "split")
+
+
+def test_a_trimmed_mp4s_pre_roll_is_decoded_but_never_counted_or_shown(tmp_path):
+    """An edit list keeps the frames before the trim point as pre-roll, with negative
+    timestamps: NUT refuses those, so segment files shift every timestamp by one offset."""
+    path = crafted.trimmed(tmp_path)
+    info = media.probe(path)
+    hidden = [p for p in info.packets if not p.shown]
+    assert len(hidden) == 5 and all(p.pts < 0 for p in hidden)
+    assert (info.frames, info.start_pts, info.pts_offset) == (len(info.packets) - 5, 0, -min(p.pts for p in hidden))
+    for min_segments in (1, 3, 6):
+        plans = media.plan_segments(info, 1.0, min_segments=min_segments)
+        assert plans[0].pts[0] == 0
+        assert_segments_decode_to_their_own_pictures(path, info, plans, tmp_path / f"split{min_segments}")
 
 
 def test_long_open_gops_are_cut_where_their_keyframe_is_shown(tmp_path):

@@ -56,7 +56,7 @@ def segments(n: int, frames: int = 10) -> list[dict]:
 def test_job_lifecycle_and_progress(records):
     job = records.add_job("clip.mp4", "jobs/x/source")
     assert records.job_view(job.id)["status"] == "queued"
-    assert records.start_stage(job.id, "splitting").status == "splitting"
+    assert records.start_stage(job.id, "splitting", from_states=("queued", "splitting")).status == "splitting"
     records.record_split(job.id, segments(4), status="processing", timing={"split_s": 0.1})
     assert (records.get_job(job.id).status, records.get_job(job.id).timing) == ("processing", {"split_s": 0.1})
     taken_job, taken = records.start_segment(job.id, 0, worker="w1")
@@ -75,9 +75,32 @@ def test_job_lifecycle_and_progress(records):
     # A late redelivery of a segment, or of an ingest or stitch, of an ended job takes nothing.
     assert records.start_segment(job.id, 3, worker="w2") is None
     assert records.get_segment(job.id, 3).attempts == 0
-    assert records.start_stage(job.id, "splitting") is None and records.start_stitch(job.id) is None
+    assert records.start_stage(job.id, "splitting", from_states=("queued", "splitting", "done")) is None
+    assert records.start_stitch(job.id) is None
     assert records.get_job(job.id).status == "done"
-    assert records.start_stage("no-such-job", "splitting") is None
+    assert records.start_stage("no-such-job", "splitting", from_states=("queued",)) is None
+
+
+def test_a_stage_starts_only_from_its_states_and_restarts_its_clock(records):
+    import time
+
+    job = records.add_job("clip.mp4", "jobs/x/source")
+    first = records.start_stage(job.id, "splitting", from_states=("queued", "splitting"))
+    time.sleep(0.01)
+    again = records.start_stage(job.id, "splitting", from_states=("queued", "splitting"))   # a retry
+    assert again.status == "splitting" and again.updated_at > first.updated_at   # the watchdog's clock
+    records.record_split(job.id, segments(2), status="processing")
+    # A redelivered ingest of a job already split changes nothing.
+    assert records.start_stage(job.id, "splitting", from_states=("queued", "splitting")) is None
+    assert [s.status for s in records.segments(job.id)] == ["queued", "queued"]
+    assert records.get_job(job.id).status == "processing"
+    # A job failed first stays failed, whatever stage starts after.
+    records.fail_job(job.id, "no progress")
+    assert records.start_stage(job.id, "splitting", from_states=("queued", "splitting", "processing")) is None
+    for index in (0, 1):
+        records.set_segment(job.id, index, status="done")
+    assert records.start_stitch(job.id) is None
+    assert (records.get_job(job.id).status, records.get_job(job.id).error) == ("failed", "no progress")
 
 
 def test_the_stitch_starts_only_once_every_segment_is_done(records):
@@ -198,6 +221,14 @@ def test_sqlite_connections_use_wal_and_sync_at_checkpoints(tmp_path):
     recs.engine.dispose()
 
 
+def test_a_sqlite_database_that_cannot_be_wal_syncs_at_every_commit():
+    recs = Records("sqlite://")          # in memory: no WAL
+    with recs.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "memory"
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2      # FULL
+    recs.engine.dispose()
+
+
 def test_many_processes_creating_the_schema_at_once(tmp_path):
     """gunicorn threads and workers all open a new database at the same moment."""
     from concurrent.futures import ThreadPoolExecutor
@@ -227,6 +258,15 @@ def test_a_results_version_is_seen_only_once_its_files_are_written(records):
     with pytest.raises(OSError):
         records.publish_version(job.id, "g2", broken, status="done", timing={"stitch_s": 0.5})
     assert (reader.get_job(job.id).results_version, reader.get_job(job.id).status) == (1, "stitching")
+
+    # A stitch may not end a job that ended meanwhile (the watchdog failed it): nothing written.
+    written = []
+    other = records.add_job("b.mp4", "k2")
+    records.fail_job(other.id, "no progress")
+    assert records.publish_version(other.id, "g2", written.append, status="done", error=None) is None
+    assert written == [] and records.get_job(other.id).status == "failed"
+    assert records.get_job(other.id).results_version == 0
+    assert records.publish_version("no-such-job", "g2", written.append) is None and written == []
 
     # The stitch ends the job in the commit that publishes its results, not before.
     seen_while_writing.clear()

@@ -37,6 +37,7 @@ class PacketInfo:
     duration: int
     keyframe: bool
     timed: bool = True      # the packet carried its own timestamp (raw streams don't: counted)
+    shown: bool = True      # False: pre-roll an edit list cuts (decoded as a reference, never shown)
 
 
 @dataclass
@@ -52,6 +53,9 @@ class MediaInfo:
     duration_s: float
     has_audio: bool
     audio_codec: str | None = None
+    # Segment files shift every timestamp by this much: NUT refuses negative ones, and an edit
+    # list's pre-roll has them. Whoever reads a segment file adds it to the source's times.
+    pts_offset: int = 0
     packets: list[PacketInfo] = field(default_factory=list, repr=False)
 
     @property
@@ -134,17 +138,21 @@ def probe(path: Path | str, limits: Limits | None = None) -> MediaInfo:
             raise MediaError(f"the file is truncated: {len(packets)} of {declared} frames present")
         _check_decodes(path)
         tb = video.time_base or Fraction(1, 90000)
-        start = min(p.pts for p in packets)
-        end = max(p.pts + p.duration for p in packets)
+        shown = [p for p in packets if p.shown]
+        if not shown:
+            raise MediaError("the video stream holds no frames to show (all are edit-list pre-roll)")
+        start = min(p.pts for p in shown)
+        end = max(p.pts + p.duration for p in shown)
         duration_s = float((end - start) * tb)
         if duration_s > limits.max_duration_s:
             raise MediaError(f"duration {duration_s:.0f} s exceeds the {limits.max_duration_s:.0f} s maximum")
         rate = video.average_rate or video.guessed_rate
-        fps = float(rate) if rate else (len(packets) / duration_s if duration_s else 0.0)
+        fps = float(rate) if rate else (len(shown) / duration_s if duration_s else 0.0)
         return MediaInfo(container=fmt, video_codec=ctx.name, width=width, height=height, fps=fps,
-                         time_base=(tb.numerator, tb.denominator), frames=len(packets),
+                         time_base=(tb.numerator, tb.denominator), frames=len(shown),
                          start_pts=start, duration_s=duration_s, has_audio=audio is not None,
-                         audio_codec=audio.codec_context.name if audio else None, packets=packets)
+                         audio_codec=audio.codec_context.name if audio else None,
+                         pts_offset=max(0, -min(p.pts for p in packets)), packets=packets)
 
 
 def _nominal_duration(video) -> int:
@@ -170,7 +178,7 @@ def _read_packet_table(container, video) -> list[PacketInfo]:
             if not timed:  # raw streams carry no timestamps: count frames at the nominal rate
                 pts = len(table) * nominal
             table.append(PacketInfo(pts=pts, duration=packet.duration or nominal,
-                                    keyframe=packet.is_keyframe, timed=timed))
+                                    keyframe=packet.is_keyframe, timed=timed, shown=not packet.is_discard))
     except av.error.FFmpegError as exc:
         raise MediaError(f"the file is damaged after frame {len(table)} ({_reason(exc)})") from None
     if not table:
@@ -204,7 +212,8 @@ def plan_segments(info: MediaInfo, target_s: float, min_segments: int = 1) -> li
     """
     packets = info.packets
     gop_starts = [0] + [i for i, p in enumerate(packets) if p.keyframe and i > 0]
-    gop_pts = [sorted(p.pts for p in packets[a:b]) for a, b in zip(gop_starts, gop_starts[1:] + [len(packets)])]
+    gop_pts = [sorted(p.pts for p in packets[a:b] if p.shown)
+               for a, b in zip(gop_starts, gop_starts[1:] + [len(packets)])]
     frame_pts = [pts for gop in gop_pts for pts in gop]
     gop_first_frame = list(itertools.accumulate((len(g) for g in gop_pts), initial=0))  # ends with N
     total = len(frame_pts)
@@ -233,7 +242,7 @@ def plan_segments(info: MediaInfo, target_s: float, min_segments: int = 1) -> li
         if 0 < cut < total:
             cuts.add(cut)
     bounds = [0, *sorted(cuts), total]
-    recording_end = max(p.pts + p.duration for p in packets)
+    recording_end = max(p.pts + p.duration for p in packets if p.shown)
     # A segment file ends with the last packet (in decode order) of its own frames: what comes
     # after it in its GOP is not needed to decode them (a picture only references pictures
     # decoded before it), so it is neither copied nor read.
@@ -248,7 +257,7 @@ def plan_segments(info: MediaInfo, target_s: float, min_segments: int = 1) -> li
     return plans
 
 
-def split_segments(path: Path | str, plans: list[SegmentPlan], out_dir: Path) -> list[Path]:
+def split_segments(path: Path | str, plans: list[SegmentPlan], out_dir: Path, pts_offset: int = 0) -> list[Path]:
     """Remux the source's video packets into one NUT file per plan (no re-encode). Plans that
     share a GOP each get a copy of the part they need, so one pass writes a few files at once."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -262,12 +271,16 @@ def split_segments(path: Path | str, plans: list[SegmentPlan], out_dir: Path) ->
         for position, packet in enumerate(_video_packets(source, video)):
             while waiting and waiting[-1][0].first_packet <= position:
                 plan, target = waiting.pop()
-                # Timestamps are kept as they are: a B-frame stream's first packets decode
-                # before 0, and a shift to make them non-negative would move every frame of
-                # the file against the source times that segment_frames selects by.
+                # Timestamps move only by pts_offset, the same for every file: FFmpeg's own
+                # shift (a B-frame stream decodes from before 0) would differ from file to
+                # file and move frames against the source times segment_frames selects by.
                 out = files.enter_context(av.open(str(target), "w", format="nut",
                                                   options={"avoid_negative_ts": "disabled"}))
                 writing.append((plan, out, out.add_stream_from_template(video)))
+            if pts_offset:
+                packet.pts += pts_offset
+                if packet.dts is not None:
+                    packet.dts += pts_offset
             for _, out, stream in writing:
                 packet.stream = stream
                 out.mux(packet)
@@ -291,11 +304,13 @@ def decode_frames(path: Path | str, threads: int = 0) -> Iterator[av.VideoFrame]
             raise MediaError(f"a segment failed to decode ({_reason(exc)})") from None
 
 
-def segment_frames(path: Path | str, first_pts: int, time_base: Fraction, threads: int = 0) -> Iterator[av.VideoFrame]:
+def segment_frames(path: Path | str, first_pts: int, time_base: Fraction, threads: int = 0,
+                   pts_offset: int = 0) -> Iterator[av.VideoFrame]:
     """A segment file's own frames: those from ``first_pts`` (source time base) on. A segment
     that starts mid-GOP holds the GOP's earlier frames too (its pictures reference them);
-    they are decoded and dropped here. Frames without a timestamp are kept."""
-    start = first_pts * time_base - Fraction(1, 2000)   # half a millisecond: rounding slack
+    they are decoded and dropped here. Frames without a timestamp are kept. ``pts_offset``:
+    the shift ``split_segments`` gave the file's timestamps (``MediaInfo.pts_offset``)."""
+    start = (first_pts + pts_offset) * time_base - Fraction(1, 2000)   # half a millisecond: rounding slack
     decoded = decode_frames(path, threads)
     try:
         for frame in decoded:

@@ -69,7 +69,7 @@ def _encodable(writer: media.H264Writer, frame, picture: Picture, faces: Faces, 
 
 def process_segment(src: Path, out_video: Path, pts: list[int], time_base: Fraction, fps: float,
                     width: int, height: int, config: PipelineConfig,
-                    gallery: Gallery | None = None) -> SegmentResult:
+                    gallery: Gallery | None = None, pts_offset: int = 0) -> SegmentResult:
     chain = analyzer_chain(config.analyzers, config.analyzer_configs, config.plugins)
     state = SegmentState(fps, gallery)
     calibration = thermal.Calibration(config.thermal_gain, config.thermal_offset)
@@ -83,7 +83,7 @@ def process_segment(src: Path, out_video: Path, pts: list[int], time_base: Fract
     with media.H264Writer(out_video, width, height, time_base, fps, preset=config.x264_preset,
                           crf=config.x264_crf, threads=config.threads,
                           params=config.x264_params) as writer:
-        decoded = media.segment_frames(src, pts[0], time_base, threads=config.threads)
+        decoded = media.segment_frames(src, pts[0], time_base, threads=config.threads, pts_offset=pts_offset)
         for timestamp in pts:
             state.frame_index += 1
             t0 = time.perf_counter()
