@@ -133,8 +133,8 @@ def render(rows: list[dict], encoder: Settings) -> str:
         "",
         "The overhead is mostly a fixed cost per job (Celery hand-offs, probe, split, stitch), so it "
         "is a larger share of a short clip on a faster machine, and machines of this kind differ "
-        "between sessions (the detector alone has measured 6 to 18 ms a frame): a short clip's "
-        "overhead share moves with them.",
+        "between sessions (this file's history holds runs where the detector alone was twice as "
+        "fast as in others): a short clip's overhead share moves with them.",
         "",
         "## How much of that is the farm, and how much the detector code",
         "",
