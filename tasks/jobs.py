@@ -84,7 +84,7 @@ def ingest(self, job_id: str) -> dict:
         plans = media.plan_segments(info, float(job.options.get("segment_seconds", settings.segment_seconds)),
                                     settings.min_segments)
         with _scratch() as scratch:
-            files = media.split_segments(source, plans, Path(scratch), info.pts_offset)
+            files = media.split_segments(source, info, plans, Path(scratch))
             for plan, path in zip(plans, files):
                 store.move_file(segment_key(job_id, plan.index), path)
     except media.MediaError as exc:

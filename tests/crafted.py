@@ -182,6 +182,10 @@ CASES = [
     Case("VP9 in WebM", lambda f: _encode(f / "vp9.webm", "libvpx-vp9", (320, 240)), "done"),
     Case("MJPEG in AVI", lambda f: _encode(f / "mjpeg.avi", "mjpeg", (320, 240), pix_fmt="yuvj420p"), "done"),
     Case("MPEG-TS", lambda f: _encode(f / "stream.ts", "libx264", (320, 240), frames=30), "done"),
+    Case("raw H.264 elementary stream (no container, no timestamps, B-frames)",
+         lambda f: _encode(f / "camera.h264", "libx264", (320, 240), frames=40, container="h264",
+                           options={"x264-params": "bframes=3:keyint=10"}), "done",
+         note="timestamps counted at the nominal rate"),
     Case("animated GIF", lambda f: _encode(f / "anim.gif", "gif", (160, 120), pix_fmt="rgb8"), "done"),
 ]
 

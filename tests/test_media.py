@@ -20,7 +20,7 @@ def roundtrip(src: Path, work: Path, target_s: float = 2.0):
     without the model."""
     info = media.probe(src)
     plans = media.plan_segments(info, target_s)
-    files = media.split_segments(src, plans, work / "split")
+    files = media.split_segments(src, info, plans, work / "split")
     encoded = []
     for plan, path in zip(plans, files):
         out = work / f"enc{plan.index}.mp4"
@@ -75,7 +75,7 @@ def test_segments_start_on_keyframes_and_are_not_reencoded(tmp_path):
     clip = make_clip(tmp_path / "src.mp4", seconds=6, fps=15, gop=15, face_windows=[], audio=False)
     info = media.probe(clip.path)
     plans = media.plan_segments(info, 2.0)
-    files = media.split_segments(clip.path, plans, tmp_path / "split")
+    files = media.split_segments(clip.path, info, plans, tmp_path / "split")
     with av.open(str(clip.path)) as c:
         source_packets = [bytes(p) for p in c.demux(video=0) if p.size]
     split_packets = []
@@ -168,7 +168,7 @@ def test_a_segment_starting_mid_gop_carries_its_gop_and_yields_only_its_frames(t
     # order is presentation order), not to the end of that GOP.
     assert [(p.start_frame, p.frames, p.first_packet, p.end_packet) for p in plans] == \
         [(0, 15, 0, 15), (15, 15, 0, 30), (30, 15, 20, 45), (45, 15, 40, 60)]
-    files = media.split_segments(clip.path, plans, tmp_path / "split")
+    files = media.split_segments(clip.path, info, plans, tmp_path / "split")
     with av.open(str(clip.path)) as c:
         source = [bytes(p) for p in c.demux(video=0) if p.size]
     for plan, path in zip(plans, files):
@@ -182,7 +182,7 @@ def assert_segments_decode_to_their_own_pictures(path: Path, info, plans, work: 
     with av.open(str(path)) as c:
         whole = {f.pts * f.time_base: f.to_ndarray(format="gray") for f in c.decode(video=0)}
     assert len(whole) == info.frames == sum(p.frames for p in plans)
-    for plan, file in zip(plans, media.split_segments(path, plans, work, info.pts_offset)):
+    for plan, file in zip(plans, media.split_segments(path, info, plans, work)):
         own = list(itertools.islice(media.segment_frames(file, plan.pts[0], info.tb, pts_offset=info.pts_offset),
                                     plan.frames))
         times = [pts * info.tb for pts in plan.pts]
@@ -217,6 +217,28 @@ def test_a_trimmed_mp4s_pre_roll_is_decoded_but_never_counted_or_shown(tmp_path)
         plans = media.plan_segments(info, 1.0, min_segments=min_segments)
         assert plans[0].pts[0] == 0
         assert_segments_decode_to_their_own_pictures(path, info, plans, tmp_path / f"split{min_segments}")
+
+
+@pytest.mark.parametrize("name, codec, options", [
+    ("raw.h264", "libx264", {"x264-params": "bframes=0:keyint=10"}),
+    ("bframes.h264", "libx264", {"x264-params": "bframes=3:keyint=10"}),
+    ("raw.hevc", "libx265", {"x265-params": "bframes=0:keyint=10:log-level=none"}),
+])
+def test_raw_streams_without_timestamps_split_into_their_own_pictures(tmp_path, name, codec, options):
+    """An elementary stream carries no timestamps: probe counts them, and each segment file
+    carries the counted ones (NUT would number every file's frames from 0 again)."""
+    path = crafted._encode(tmp_path / name, codec, (160, 96), frames=40, container=name.split(".")[1],
+                           options=options)
+    info = media.probe(path)
+    assert not any(p.timed for p in info.packets)
+    with av.open(str(path)) as c:
+        whole = [f.to_ndarray(format="gray") for f in c.decode(video=0)]
+    plans = media.plan_segments(info, 0.5, min_segments=4)
+    assert len(plans) > 1 and len(whole) == info.frames == sum(p.frames for p in plans)
+    for plan, file in zip(plans, media.split_segments(path, info, plans, tmp_path / "split")):
+        own = list(itertools.islice(media.segment_frames(file, plan.pts[0], info.tb), plan.frames))
+        assert len(own) == plan.frames
+        assert all(np.array_equal(f.to_ndarray(format="gray"), whole[plan.start_frame + i]) for i, f in enumerate(own))
 
 
 def test_long_open_gops_are_cut_where_their_keyframe_is_shown(tmp_path):

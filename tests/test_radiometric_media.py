@@ -85,7 +85,7 @@ def test_probe_plan_and_split_keep_every_raw_frame(recordings, tmp_path, codec):
     assert len(plans) == 4 and sum(p.frames for p in plans) == FRAMES
     # NUT segments: PyAV would write PNG into no Matroska file (Matroska holds PNG only in its
     # VFW compatibility mode, and PyAV asks FFmpeg for normal compliance).
-    files = media.split_segments(paths[codec], plans, tmp_path / "split")
+    files = media.split_segments(paths[codec], info, plans, tmp_path / "split")
     joined = [raw for f in files for raw in decoded(f)]
     assert all(np.array_equal(o, f) for o, f in zip(joined, frames)) and len(joined) == FRAMES
     assert [len(decoded(f)) for f in files] == [p.frames for p in plans]

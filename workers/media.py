@@ -257,9 +257,11 @@ def plan_segments(info: MediaInfo, target_s: float, min_segments: int = 1) -> li
     return plans
 
 
-def split_segments(path: Path | str, plans: list[SegmentPlan], out_dir: Path, pts_offset: int = 0) -> list[Path]:
+def split_segments(path: Path | str, info: MediaInfo, plans: list[SegmentPlan], out_dir: Path) -> list[Path]:
     """Remux the source's video packets into one NUT file per plan (no re-encode). Plans that
-    share a GOP each get a copy of the part they need, so one pass writes a few files at once."""
+    share a GOP each get a copy of the part they need, so one pass writes a few files at once.
+    Every file carries the source's timestamps, shifted by ``info.pts_offset``; a raw stream's
+    packets (which have none) carry the ones ``probe`` counted for them."""
     out_dir.mkdir(parents=True, exist_ok=True)
     outputs = [out_dir / f"{plan.index:05d}.nut" for plan in plans]
     waiting = list(zip(plans, outputs))[::-1]          # popped in packet order
@@ -271,16 +273,18 @@ def split_segments(path: Path | str, plans: list[SegmentPlan], out_dir: Path, pt
         for position, packet in enumerate(_video_packets(source, video)):
             while waiting and waiting[-1][0].first_packet <= position:
                 plan, target = waiting.pop()
-                # Timestamps move only by pts_offset, the same for every file: FFmpeg's own
+                # Timestamps move only by the offset, the same for every file: FFmpeg's own
                 # shift (a B-frame stream decodes from before 0) would differ from file to
                 # file and move frames against the source times segment_frames selects by.
                 out = files.enter_context(av.open(str(target), "w", format="nut",
                                                   options={"avoid_negative_ts": "disabled"}))
                 writing.append((plan, out, out.add_stream_from_template(video)))
-            if pts_offset:
-                packet.pts += pts_offset
+            if not info.packets[position].timed:   # else NUT numbers each file's frames from 0
+                packet.pts = packet.dts = info.packets[position].pts
+            if info.pts_offset:
+                packet.pts += info.pts_offset
                 if packet.dts is not None:
-                    packet.dts += pts_offset
+                    packet.dts += info.pts_offset
             for _, out, stream in writing:
                 packet.stream = stream
                 out.mux(packet)
