@@ -180,6 +180,7 @@ CASES = [
                                                       options={"x264-params": "open-gop=1:keyint=15:bframes=3"}), "done"),
     Case("HEVC in MP4", lambda f: _encode(f / "hevc.mp4", "libx265", (320, 240)), "done"),
     Case("VP9 in WebM", lambda f: _encode(f / "vp9.webm", "libvpx-vp9", (320, 240)), "done"),
+    Case("AV1 in Matroska", lambda f: _encode(f / "av1.mkv", "libsvtav1", (320, 240)), "done"),
     Case("MJPEG in AVI", lambda f: _encode(f / "mjpeg.avi", "mjpeg", (320, 240), pix_fmt="yuvj420p"), "done"),
     Case("MPEG-TS", lambda f: _encode(f / "stream.ts", "libx264", (320, 240), frames=30), "done"),
     Case("raw H.264 elementary stream (no container, no timestamps, B-frames)",

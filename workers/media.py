@@ -278,7 +278,7 @@ def split_segments(path: Path | str, info: MediaInfo, plans: list[SegmentPlan], 
                 # file and move frames against the source times segment_frames selects by.
                 out = files.enter_context(av.open(str(target), "w", format="nut",
                                                   options={"avoid_negative_ts": "disabled"}))
-                writing.append((plan, out, out.add_stream_from_template(video)))
+                writing.append((plan, out, _stream_like(out, video)))
             if not info.packets[position].timed:   # else NUT numbers each file's frames from 0
                 packet.pts = packet.dts = info.packets[position].pts
             if info.pts_offset:
@@ -292,6 +292,16 @@ def split_segments(path: Path | str, info: MediaInfo, plans: list[SegmentPlan], 
                 done[1].close()
                 writing.remove(done)
     return outputs
+
+
+def _stream_like(out: av.container.OutputContainer, video: av.video.stream.VideoStream):
+    """A stream to remux ``video`` into. PyAV builds it around an encoder named like the
+    source's decoder; a codec whose decoder has a name of its own (AV1's libdav1d) has no such
+    encoder, and then the stream copies the source's codec parameters as they are."""
+    try:
+        return out.add_stream_from_template(video)
+    except av.codec.codec.UnknownCodecError:
+        return out.add_stream_from_template(video, opaque=True)
 
 
 # --- decode / encode ---------------------------------------------------------------------
