@@ -246,6 +246,16 @@ def test_raw_streams_without_timestamps_split_into_their_own_pictures(tmp_path, 
     assert_segments_hold_their_pictures_in_order(path, tmp_path / "split")
 
 
+def test_decode_order_times_are_not_taken_for_presentation_times(tmp_path):
+    """H.264 with B-frames in AVI: the times rise in decode order, so they say nothing of where
+    a picture is shown; cuts go to keyframes, where decode and presentation order agree."""
+    path = crafted._encode(tmp_path / "bframes.avi", "libx264", (160, 96), frames=40,
+                           options={"x264-params": "bframes=3:keyint=10"})
+    info = media.probe(path)
+    assert not any(p.timed for p in info.packets)
+    assert_segments_hold_their_pictures_in_order(path, tmp_path / "split")
+
+
 def test_av1_splits_though_its_decoder_has_a_name_of_its_own(tmp_path):
     """PyAV looks for an encoder named like the decoder (libdav1d): there is none."""
     path = crafted._encode(tmp_path / "av1.mkv", "libsvtav1", (160, 96), frames=40,

@@ -14,7 +14,7 @@ import bisect
 import heapq
 import itertools
 from contextlib import ExitStack
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -36,7 +36,7 @@ class PacketInfo:
     pts: int
     duration: int
     keyframe: bool
-    timed: bool = True      # the packet carried its own timestamp (raw streams don't: counted)
+    timed: bool = True      # it carried the time it is shown (raw streams: counted; see probe)
     shown: bool = True      # False: pre-roll an edit list cuts (decoded as a reference, never shown)
 
 
@@ -133,6 +133,10 @@ def probe(path: Path | str, limits: Limits | None = None) -> MediaInfo:
                              f"{limits.max_width}x{limits.max_height} maximum")
         audio = container.streams.audio[0] if container.streams.audio else None
         packets = _read_packet_table(container, video)
+        if ctx.has_b_frames and all(a.pts < b.pts for a, b in zip(packets, packets[1:])):
+            # Pictures are reordered, yet the times rise in decode order: they are decode times
+            # (H.264 with B-frames in AVI), not when each picture is shown. Cut only at keyframes.
+            packets = [replace(p, timed=False) for p in packets]
         declared = video.frames
         if declared and len(packets) < declared:
             raise MediaError(f"the file is truncated: {len(packets)} of {declared} frames present")
