@@ -152,6 +152,23 @@ def trimmed(folder: Path) -> Path:
     return path
 
 
+def cut_from_a_running_stream(folder: Path) -> Path:
+    """A recording that starts at an open GOP's keyframe, as one cut from a running broadcast
+    or camera stream does: the pictures shown before that keyframe reference what was cut."""
+    source = _encode(folder / "running.ts", "libx264", (320, 240), frames=60,
+                     options={"x264-params": "open-gop=1:keyint=15:bframes=3"})
+    path = folder / "cut.ts"
+    with av.open(str(source)) as src, av.open(str(path), "w", format="mpegts") as out:
+        stream = out.add_stream_from_template(src.streams.video[0])
+        keyframes = 0
+        for packet in src.demux(video=0):
+            keyframes += packet.is_keyframe
+            if packet.size and keyframes >= 2:
+                packet.stream = stream
+                out.mux(packet)
+    return path
+
+
 CASES = [
     Case("zero bytes", _bytes(b""), "failed", "empty"),
     Case("text file named .mp4", _bytes(b"meeting notes\n" * 40), "failed", "not a readable video"),
@@ -186,6 +203,8 @@ CASES = [
          note="AVI holds decode times only: cut at keyframes"),
     Case("MJPEG in AVI", lambda f: _encode(f / "mjpeg.avi", "mjpeg", (320, 240), pix_fmt="yuvj420p"), "done"),
     Case("MPEG-TS", lambda f: _encode(f / "stream.ts", "libx264", (320, 240), frames=30), "done"),
+    Case("MPEG-TS cut from a running open-GOP stream", cut_from_a_running_stream, "done",
+         note="the first pictures reference what was cut: not counted, as no decoder shows them"),
     Case("raw H.264 elementary stream (no container, no timestamps, B-frames)",
          lambda f: _encode(f / "camera.h264", "libx264", (320, 240), frames=40, container="h264",
                            options={"x264-params": "bframes=3:keyint=10"}), "done",

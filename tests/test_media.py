@@ -263,6 +263,16 @@ def test_av1_splits_though_its_decoder_has_a_name_of_its_own(tmp_path):
     assert_segments_hold_their_pictures_in_order(path, tmp_path / "split")
 
 
+def test_a_recording_cut_from_a_running_stream_counts_only_the_pictures_it_shows(tmp_path):
+    path = crafted.cut_from_a_running_stream(tmp_path)
+    info = media.probe(path)
+    hidden = [p for p in info.packets if not p.shown]
+    assert hidden and all(p.pts < info.packets[0].pts for p in hidden)     # the open GOP's leading pictures
+    for min_segments in (1, 4):
+        plans = media.plan_segments(info, 0.5, min_segments=min_segments)
+        assert_segments_decode_to_their_own_pictures(path, info, plans, tmp_path / f"split{min_segments}")
+
+
 def test_long_open_gops_are_cut_where_their_keyframe_is_shown(tmp_path):
     """An open GOP shows a few pictures before its keyframe. Cutting there would make the
     segment decode the whole GOP before as well; the cut goes to the keyframe itself, and the

@@ -141,6 +141,7 @@ def probe(path: Path | str, limits: Limits | None = None) -> MediaInfo:
         if declared and len(packets) < declared:
             raise MediaError(f"the file is truncated: {len(packets)} of {declared} frames present")
         _check_decodes(path)
+        packets = _hide_undecodable_start(path, packets)
         tb = video.time_base or Fraction(1, 90000)
         shown = [p for p in packets if p.shown]
         if not shown:
@@ -198,6 +199,31 @@ def _check_decodes(path: Path) -> None:
         except av.error.FFmpegError as exc:
             raise MediaError(f"the video stream does not decode ({_reason(exc)})") from None
     raise MediaError("the video stream does not decode (no picture in it)")
+
+
+def _hide_undecodable_start(path: Path, packets: list[PacketInfo]) -> list[PacketInfo]:
+    """A recording cut from a running stream can begin with pictures that reference what was
+    cut off: anything before its first keyframe, or the pictures an open GOP shows before its
+    keyframe. The decoder drops them, so they are marked not shown (nothing counts them). Only
+    such a start is decoded to find out; any other costs nothing."""
+    gop_end = next((i for i, p in enumerate(packets) if p.keyframe and i > 0), len(packets))
+    first = packets[:gop_end]
+    if not all(p.timed for p in first) or (first[0].keyframe and all(p.pts >= first[0].pts for p in first)):
+        return packets
+    shown: set[int] = set()
+    with _open(path, probe_pictures=False) as container:
+        stream = container.streams.video[0]
+        try:
+            for position, packet in enumerate(_video_packets(container, stream)):
+                if position == gop_end:
+                    break
+                shown.update(frame.pts for frame in packet.decode())
+            shown.update(frame.pts for frame in stream.codec_context.decode(None))
+        except av.error.FFmpegError:
+            return packets          # damage is the decode check's to report
+    if None in shown:
+        return packets              # pictures without times: nothing to match them by
+    return [replace(p, shown=p.shown and p.pts in shown) if i < gop_end else p for i, p in enumerate(packets)]
 
 
 # --- split -------------------------------------------------------------------------------
