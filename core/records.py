@@ -266,8 +266,8 @@ class Records(GalleryRecords):
             unfinished = select(Segment.index).where(Segment.job_id == job_id, Segment.status != "done").exists()
             s.execute(update(Job).where(Job.id == job_id, Job.status.not_in(ENDED_STATES), ~unfinished)
                       .values(status="stitching", updated_at=_now()))
-            job = _live_job(s, job_id)
-            if job is None:
+            job = s.get(Job, job_id)
+            if job is None or job.status in ENDED_STATES:
                 return None
             return job, list(s.scalars(select(Segment).where(Segment.job_id == job_id).order_by(Segment.index)))
 
@@ -287,16 +287,17 @@ class Records(GalleryRecords):
         change the job in the same commit, as ``set_job`` would: the stitch ends the job so,
         and only if it has not ended meanwhile (an ended job changes no more). None, and
         nothing written, when there is no such job or that condition fails."""
+        changes_job = bool(timing or fields)
         claim = update(Job).where(Job.id == job_id).values(
             results_version=Job.results_version + 1, gallery_fingerprint=gallery_fingerprint)
-        if timing or fields:
+        if changes_job:
             claim = claim.where(Job.status.not_in(ENDED_STATES))
         with self.session() as s:
             if not s.execute(claim).rowcount:
                 return None
             version = s.scalar(select(Job.results_version).where(Job.id == job_id))
             write(version)
-            if timing or fields:
+            if changes_job:
                 _update_job(s, job_id, timing, fields)
             return version
 
@@ -368,14 +369,12 @@ class Records(GalleryRecords):
         """Mark a segment taken by ``worker`` and return its job and it, in one transaction
         (a segment task's first step, between every two segments); None when the job has
         already ended (failed, or done by an earlier delivery), and then nothing changes."""
+        live = select(Job.id).where(Job.id == job_id, Job.status.not_in(ENDED_STATES)).exists()
         with self.session() as s:
-            job = _live_job(s, job_id)
-            if job is None:
-                return None
-            s.execute(update(Segment).where(Segment.job_id == job_id, Segment.index == index)
-                      .values(status="processing", worker=worker, attempts=Segment.attempts + 1,
-                              started_at=_now(), finished_at=None))
-            return job, s.get(Segment, (job_id, index))
+            taken = s.execute(update(Segment).where(Segment.job_id == job_id, Segment.index == index, live)
+                              .values(status="processing", worker=worker, attempts=Segment.attempts + 1,
+                                      started_at=_now(), finished_at=None))
+            return (s.get(Job, job_id), s.get(Segment, (job_id, index))) if taken.rowcount else None
 
     def segments(self, job_id: str) -> list[Segment]:
         with self.session() as s:
@@ -387,12 +386,6 @@ class Records(GalleryRecords):
         with self.session() as s:
             row = s.execute(_jobs_with_chunks_done().where(Job.id == job_id)).first()
         return None if row is None else _job_view(*row)
-
-
-def _live_job(s: Session, job_id: str) -> Job | None:
-    """The job, unless it is gone or has ended (a late or repeated task then changes nothing)."""
-    job = s.get(Job, job_id)
-    return None if job is None or job.status in ENDED_STATES else job
 
 
 def _update_job(s: Session, job_id: str, timing: dict | None, fields: dict) -> None:
@@ -436,13 +429,11 @@ def _make_engine(url: str) -> Engine:
         def _sqlite_pragmas(dbapi_connection, _record):
             # WAL lets the web app read while workers write; foreign keys make deletes cascade.
             # In WAL, synchronous=NORMAL syncs at checkpoints instead of at every commit: a
-            # crash of any process loses nothing and the file cannot corrupt; only a power cut
-            # can lose the last commits (the watchdog fails such a job). PostgreSQL is the
-            # database for a farm that must not.
+            # crashed process loses nothing and the file cannot corrupt; a power cut can lose
+            # the last commits (PostgreSQL is the database for a farm that must not). Outside
+            # WAL (a filesystem without shared memory) NORMAL could corrupt: FULL there.
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA busy_timeout=30000")
-            # NORMAL is safe only in WAL; a file that cannot be WAL (a filesystem without
-            # shared memory) keeps the rollback journal, and syncs at every commit.
             cursor.execute("PRAGMA synchronous=NORMAL" if _use_wal(cursor) else "PRAGMA synchronous=FULL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()

@@ -140,12 +140,11 @@ def probe(path: Path | str, limits: Limits | None = None) -> MediaInfo:
         declared = video.frames
         if declared and len(packets) < declared:
             raise MediaError(f"the file is truncated: {len(packets)} of {declared} frames present")
-        _check_decodes(path)
-        packets = _hide_undecodable_start(path, packets)
+        packets = _check_decodes(path, packets)
         tb = video.time_base or Fraction(1, 90000)
         shown = [p for p in packets if p.shown]
         if not shown:
-            raise MediaError("the video stream holds no frames to show (all are edit-list pre-roll)")
+            raise MediaError("the video stream holds no frames to show (all are pre-roll no decoder shows)")
         start = min(p.pts for p in shown)
         end = max(p.pts + p.duration for p in shown)
         duration_s = float((end - start) * tb)
@@ -191,38 +190,35 @@ def _read_packet_table(container, video) -> list[PacketInfo]:
     return table
 
 
-def _check_decodes(path: Path) -> None:
-    with _open(path, probe_pictures=False) as container:
-        try:
-            for _ in container.decode(video=0):
-                return
-        except av.error.FFmpegError as exc:
-            raise MediaError(f"the video stream does not decode ({_reason(exc)})") from None
-    raise MediaError("the video stream does not decode (no picture in it)")
-
-
-def _hide_undecodable_start(path: Path, packets: list[PacketInfo]) -> list[PacketInfo]:
-    """A recording cut from a running stream can begin with pictures that reference what was
-    cut off: anything before its first keyframe, or the pictures an open GOP shows before its
-    keyframe. The decoder drops them, so they are marked not shown (nothing counts them). Only
-    such a start is decoded to find out; any other costs nothing."""
+def _check_decodes(path: Path, packets: list[PacketInfo]) -> list[PacketInfo]:
+    """The stream must decode to a picture; the packet table comes back with the pictures no
+    decoder shows marked. A recording cut from a running stream can begin with pictures that
+    reference what was cut off: anything before its first keyframe, or the pictures an open
+    GOP shows before its keyframe. The decoder drops them, so nothing may count them. Only
+    such a start is decoded through its first GOP to find them; any other, to one picture."""
     gop_end = next((i for i, p in enumerate(packets) if p.keyframe and i > 0), len(packets))
     first = packets[:gop_end]
-    if not all(p.timed for p in first) or (first[0].keyframe and all(p.pts >= first[0].pts for p in first)):
-        return packets
+    cut_start = all(p.timed for p in first) and not (
+        first[0].keyframe and all(p.pts >= first[0].pts for p in first))
     shown: set[int] = set()
     with _open(path, probe_pictures=False) as container:
         stream = container.streams.video[0]
         try:
             for position, packet in enumerate(_video_packets(container, stream)):
-                if position == gop_end:
+                if cut_start and position == gop_end:
                     break
                 shown.update(frame.pts for frame in packet.decode())
+                if shown and not cut_start:
+                    return packets
             shown.update(frame.pts for frame in stream.codec_context.decode(None))
-        except av.error.FFmpegError:
-            return packets          # damage is the decode check's to report
-    if None in shown:
-        return packets              # pictures without times: nothing to match them by
+        except av.error.FFmpegError as exc:
+            if not shown:
+                raise MediaError(f"the video stream does not decode ({_reason(exc)})") from None
+            return packets          # it decodes; later damage is concealed or repaired
+    if not shown:
+        raise MediaError("the video stream does not decode (no picture in it)")
+    if not cut_start or None in shown:   # pictures without times: nothing to match them by
+        return packets
     return [replace(p, shown=p.shown and p.pts in shown) if i < gop_end else p for i, p in enumerate(packets)]
 
 
