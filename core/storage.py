@@ -51,6 +51,10 @@ class BlobStore(ABC):
     def delete_prefix(self, prefix: str) -> None:
         """Remove every blob under a key prefix (e.g. a whole job)."""
 
+    @abstractmethod
+    def list_keys(self, prefix: str) -> list[str]:
+        """The keys of every blob under a key prefix (a folder), sorted; none when it is absent."""
+
 
 class BlobTooLarge(ValueError):
     pass
@@ -114,6 +118,13 @@ class LocalBlobStore(BlobStore):
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
+
+    def list_keys(self, prefix: str) -> list[str]:
+        folder = self._path(prefix.rstrip("/"))
+        if not folder.is_dir():
+            return []
+        return sorted(path.relative_to(self.root).as_posix() for path in folder.rglob("*")
+                      if path.is_file() and not path.name.startswith("."))   # not a write in progress
 
     def delete_prefix(self, prefix: str) -> None:
         path = self._path(prefix.rstrip("/"))

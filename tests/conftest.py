@@ -106,6 +106,7 @@ def private_farm(data_dir: Path, workers: int = 2, appendonly: bool = False, **e
 
 
 def wait_for_job(job_id: str, timeout: float = 180.0) -> dict:
+    """Until the job ends and, when done, its video follows its latest results."""
     import time
 
     from tasks import runtime
@@ -113,10 +114,12 @@ def wait_for_job(job_id: str, timeout: float = 180.0) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         view = runtime.records().job_view(job_id)
-        if view["status"] in ("done", "failed"):
+        drawn = view["video_version"] >= view["results_version"] or view["video_error"]
+        if view["status"] == "failed" or (view["status"] == "done" and drawn):
             return view
         time.sleep(0.1)
-    raise TimeoutError(f"job {job_id} still {view['status']} after {timeout} s")
+    raise TimeoutError(f"job {job_id} still {view['status']} (video of results version "
+                       f"{view['video_version']} of {view['results_version']}) after {timeout} s")
 
 
 def repo_root() -> Path:

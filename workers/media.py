@@ -362,6 +362,29 @@ def segment_frames(path: Path | str, first_pts: int, time_base: Fraction, thread
         decoded.close()
 
 
+def frames_for(path: Path | str, pts: list[int], time_base: Fraction, threads: int = 0,
+               pts_offset: int = 0) -> Iterator[tuple[av.VideoFrame, bool]]:
+    """Exactly one decoded frame per timestamp of a segment (``pts``, source time base), as
+    ``(frame, repeated)``: where the decoder lost a frame (damaged data) the previous one is
+    repeated, so whatever is built from them keeps the source's frame count and timing. The
+    one decode both the analysis and the drawing of a segment read, so both see the same
+    pictures. Raises ``MediaError`` when the segment decodes to no picture at all."""
+    decoded = segment_frames(path, pts[0], time_base, threads=threads, pts_offset=pts_offset)
+    previous = None
+    try:
+        for _ in pts:
+            frame = next(decoded, None)
+            if frame is None and previous is None:
+                raise MediaError("a segment decoded to no pictures")
+            if frame is None:
+                yield previous, True
+            else:
+                yield frame, False
+                previous = frame
+    finally:
+        decoded.close()
+
+
 class H264Writer:
     """Encodes frames to an H.264 MP4 with caller-given timestamps.
 
