@@ -112,11 +112,14 @@ def erase_from_job(job: JobRef, person: Person, others: set[str], identity_id: i
         records.set_job(job.id, options=options)
         removed["options_scrubbed"] = True
     needle = json.dumps(person.name).encode()[1:-1]     # the name as stored JSON spells it
-    # Matched against a gallery older than the one just before the deletion: the results
-    # may still call the person by a name they had before a rename. Read them all then.
-    read_all = bool(removed) or job.gallery_fingerprint not in (None, "job", fingerprint_before)
-    naming = {number: key for number, key in stored_versions(job.id).items()
-              if _names(store.local_path(key).read_bytes(), needle, read_all, person, others)}
+    versions = stored_versions(job.id)
+    # A job whose results hold the name may call the person by another in older versions (a
+    # name before a rename); one matched against a gallery older than the one just before
+    # the deletion may do so in all of them. Read all of those; of the others, none.
+    read_all = bool(removed) or job.gallery_fingerprint not in (None, "job", fingerprint_before) or any(
+        needle in store.local_path(key).read_bytes() for key in versions.values())
+    naming = {number: key for number, key in versions.items()
+              if read_all and erased_tracks(json.loads(store.local_path(key).read_text()), person, others)}
     erased: set[int] = set()
     latest_before: dict = {"frames": []}
     if naming or removed:
@@ -152,12 +155,6 @@ def erase_from_job(job: JobRef, person: Person, others: set[str], identity_id: i
     if scrubbed:
         removed["segment_files_scrubbed"] = scrubbed
     return removed
-
-
-def _names(data: bytes, needle: bytes, read_all: bool, person: Person, others: set[str]) -> bool:
-    """Whether stored results name the person; only results that hold the name's bytes are
-    parsed, unless ``read_all``."""
-    return (needle in data or read_all) and bool(erased_tracks(json.loads(data), person, others))
 
 
 def _without_person(options: dict, identity_id: int, name: str) -> dict:

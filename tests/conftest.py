@@ -31,6 +31,15 @@ def face_clip(clips) -> Clip:
     return make_clip(clips / "faces.mp4", seconds=9, fps=15, gop=30)
 
 
+@pytest.fixture(scope="session")
+def two_visits(clips) -> Clip:
+    """15 s, 15 fps, 960x540 (labels big enough to read back), two visits with nobody in
+    between: cut in segments of 3 s or less, each visit crosses a border and some segment
+    shows nobody."""
+    return make_clip(clips / "two-visits.mp4", seconds=15, fps=15, gop=15, size=(960, 540), photo_height=300,
+                     face_windows=[(0.5, 4.5), (10.0, 14.0)])
+
+
 def use_farm_environment(monkeypatch, redis_url: str | None, data_dir: Path, threads: int = 1) -> None:
     """Point this test process's settings, records and Celery client at a farm."""
     from core.settings import get_settings

@@ -10,28 +10,17 @@ from __future__ import annotations
 import dataclasses
 import json
 
-import pytest
-
 from tasks import gallery, runtime
 from tasks.jobs import output_key
 from tasks.reanalysis import reidentify_stale
 from tasks.render import drawn_key
 from tasks.submit import submit_file
-from tests.clipmaker import make_clip
 from tests.conftest import wait_for_job
 from tests.labels import frames_i420, label_difference, shows
 from tests.test_gallery import jpeg
 from tests.test_analytics import yao_in_players
 from tests.test_reanalysis import wait_for_version
 from workers.annotate import Label
-
-
-@pytest.fixture(scope="module")
-def two_visits(clips):
-    """15 s at 15 fps, two visits with nobody in between: cut in segments of 3 s or less,
-    each visit crosses a border and some segment shows nobody."""
-    return make_clip(clips / "two-visits.mp4", seconds=15, fps=15, gop=15, size=(960, 540), photo_height=300,
-                     face_windows=[(0.5, 4.5), (10.0, 14.0)])
 
 
 def results_of(job_id: str) -> dict:
