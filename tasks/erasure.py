@@ -74,7 +74,8 @@ def erase(erasure_id: str, wait_s: float = 1.0) -> dict:
         return {"skipped": True}
     report = {**erasure.report, "jobs": dict(erasure.report.get("jobs", {}))}
     erasures.set(erasure_id, status="running")
-    person = Person.from_bytes(erasure.name, erasure.vectors, runtime.settings().recognition_threshold)
+    person = Person.from_bytes(erasure.name, erasure.vectors, report["embeddings_removed"],
+                               runtime.settings().recognition_threshold)
     others = {identity["name"] for identity in records.identities()}
     if "waiting_for_jobs" in report:       # an earlier run went through the rest
         jobs = [job for job in erasures.jobs_before(erasure.created_at) if job.id in report["waiting_for_jobs"]]
@@ -137,7 +138,7 @@ def erase_from_job(job: JobRef, person: Person, others: set[str], identity_id: i
 
         version = republish(job.id, change, matching.fingerprint)
         if version is not None:
-            removed.update(results_version=version, video="queued")
+            removed.update(results_version=version, video="queued", video_of=version)
         deleted = sorted(number for number in naming if number != version)
         for number in deleted:
             store.delete_prefix(naming[number])
@@ -175,16 +176,17 @@ def _analysis_before_drawing(job_id: str, index: int) -> str:
 
 
 def _withdraw_named_video(job_id: str, deleted_versions: list[int], removed: dict) -> None:
-    """A video drawn from a withdrawn results version goes too, and the latest is drawn."""
+    """A video drawn from a withdrawn results version goes too (one drawn before videos
+    followed results versions may show any of them), and the latest results are drawn."""
     records, store = runtime.records(), runtime.store()
     video = records.video(job_id)
-    if "results_version" in removed or video is None:
+    if "video_of" in removed or not deleted_versions or not (
+            video.version in deleted_versions if video else store.exists(video_key(job_id))):
         return
-    if video.version in deleted_versions:
-        store.delete_prefix(video_key(job_id))
-        latest = records.get_job(job_id).results_version
-        queue_render(job_id, latest, json.loads(store.local_path(version_key(job_id, latest)).read_text()))
-        removed["results_version"], removed["video"] = latest, "queued"
+    store.delete_prefix(video_key(job_id))
+    latest = records.get_job(job_id).results_version
+    queue_render(job_id, latest, json.loads(store.local_path(version_key(job_id, latest)).read_text()))
+    removed.update(video="queued", video_of=latest)
 
 
 def _videos_drawn(jobs: dict) -> list[str]:
@@ -199,7 +201,7 @@ def _videos_drawn(jobs: dict) -> list[str]:
         video, job = records.video(job_id), records.get_job(job_id)
         if job is None:
             removed["video"] = "the job was deleted"
-        elif video is not None and video.version >= max(job.results_version, removed["results_version"]):
+        elif video is not None and video.version >= max(job.results_version, removed["video_of"]):
             clean_up_drawings(job_id)
             removed["video"] = f"re-rendered (results version {video.version})"
         elif video is not None and video.error:

@@ -72,8 +72,10 @@ def render_segment(self, job_id: str, index: int, key: str) -> dict:
     records, store = runtime.records(), runtime.store()
     target, labels_file = drawn_key(job_id, index, key), drawn_key(job_id, index, key, "json")
     job, segment = records.get_job(job_id), records.get_segment(job_id, index)
-    if store.exists(target) or job is None or segment is None:
-        return {"skipped": True}     # drawn by an earlier delivery, or the job was deleted
+    if store.exists(target) or not store.exists(labels_file) or job is None or segment is None:
+        # Drawn by an earlier delivery; or withdrawn (a newer video's clean-up, an erasure),
+        # and then the join draws it again if its results still need it; or the job is gone.
+        return {"skipped": True}
     started = time.perf_counter()
     info = job.media
     try:
@@ -156,6 +158,8 @@ def redraw_stale_videos(cutoff) -> list[str]:
         video = records.video(job_id)
         if video is not None and video.error:
             continue       # it failed with a reason, shown on the job; drawing again would fail again
+        if video is None and store.exists(video_key(job_id)):
+            continue       # drawn before videos followed results: kept until the next version
         results = json.loads(store.local_path(version_key(job_id, version)).read_text())
         queue_render(job_id, version, results)
         redrawn.append(job_id)

@@ -92,3 +92,21 @@ def test_a_rename_redraws_the_segments_that_show_the_name_and_only_those(farm, t
         assert kept == sorted(drawn_key(job_id, i, key) for i, key in enumerate(second.segments))
     finally:
         gallery.delete_identity("Ming Yao")
+
+
+def test_the_watchdog_draws_again_a_video_whose_drawing_was_lost(farm, face_clip, monkeypatch):
+    from datetime import datetime, timedelta, timezone
+
+    from tasks import render
+    from tasks.jobs import republish
+
+    job_id = submit_file(face_clip.path, name="faces.mp4")
+    assert wait_for_job(job_id)["video_version"] == 1
+    monkeypatch.setattr(render, "queue_render", lambda *args, **kwargs: [])     # its tasks are lost
+    assert republish(job_id, lambda latest: latest, runtime.records().get_job(job_id).gallery_fingerprint) == 2
+    monkeypatch.undo()
+    now = datetime.now(timezone.utc)
+    assert render.redraw_stale_videos(now - timedelta(minutes=5)) == []      # not lagging for long yet
+    assert job_id in render.redraw_stale_videos(now + timedelta(minutes=1))
+    view = wait_for_job(job_id)
+    assert view["video_version"] == view["results_version"] == 2 and not view["video_error"]

@@ -109,6 +109,7 @@ class ErasureJobOut(Schema):
     segment_files_scrubbed = Integer()
     options_scrubbed = Boolean(metadata={"description": "The job no longer refers to the person."})
     video = String(metadata={"description": "queued, re-rendered (...), or why not"})
+    video_of = Integer(metadata={"description": "The results version the video is drawn from again."})
 
 
 class ErasureOut(Schema):

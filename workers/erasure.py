@@ -23,9 +23,11 @@ class Person:
     threshold: float           # the recognition threshold
 
     @classmethod
-    def from_bytes(cls, name: str, vectors: bytes, threshold: float) -> "Person":
-        array = np.frombuffer(vectors, np.float32).reshape(-1, 512) if vectors else np.zeros((0, 512), np.float32)
-        return cls(name, normalise(array), threshold)
+    def from_bytes(cls, name: str, vectors: bytes, count: int, threshold: float) -> "Person":
+        """``vectors``: ``count`` float32 embeddings, concatenated (as an erasure keeps them)."""
+        if not count:
+            return cls(name, np.zeros((0, 1), np.float32), threshold)
+        return cls(name, normalise(np.frombuffer(vectors, np.float32).reshape(count, -1)), threshold)
 
     def named(self, track: dict, other_names: set[str]) -> bool:
         identity = track.get("identity")
@@ -65,7 +67,8 @@ def scrub_segment(analysis: dict, start_frame: int, results: dict, tracks: set[i
     left out of them). Returns whether anything changed."""
     local: set[int] = set()
     for i, faces in enumerate(analysis["frames"]):
-        frame = results["frames"][start_frame + i] if start_frame + i < len(results["frames"]) else {"faces": []}
+        index = start_frame + i
+        frame = results["frames"][index] if 0 <= index < len(results["frames"]) else {"faces": []}
         boxes = {tuple(face["box"]) for face in frame["faces"] if face["track"] in tracks}
         local |= {face["track"] for face in faces if face["track"] is not None
                   and (tuple(face["box"]) in boxes or face.get("identity") == name)}
