@@ -129,7 +129,15 @@ class LocalBlobStore(BlobStore):
     def delete_prefix(self, prefix: str) -> None:
         path = self._path(prefix.rstrip("/"))
         if path.is_dir():
-            shutil.rmtree(path)
+            for attempt in range(3):
+                try:
+                    shutil.rmtree(path)
+                    return
+                except OSError as exc:   # a task wrote (or removed) a file in there meanwhile: sweep again
+                    if not path.exists():
+                        return
+                    if exc.errno not in (errno.ENOTEMPTY, errno.ENOENT) or attempt == 2:
+                        raise
         else:
             path.unlink(missing_ok=True)
 

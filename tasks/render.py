@@ -93,7 +93,15 @@ def render_segment(self, job_id: str, index: int, key: str) -> dict:
             raise self.retry(exc=exc, countdown=1)
         raise
     store.delete_prefix(labels_file)     # drawn now: the labels (names among them) need not stay
+    _leave_nothing_of_a_deleted_job(job_id)
     return {"index": index, "seconds": round(time.perf_counter() - started, 4)}
+
+
+def _leave_nothing_of_a_deleted_job(job_id: str) -> None:
+    """A done job may be deleted while its video is drawn: whatever a drawing task wrote after
+    the deletion's sweep goes too."""
+    if runtime.records().get_job(job_id) is None:
+        runtime.store().delete_prefix(job_key(job_id))
 
 
 @app.task(name="vidfarm.join_video", ignore_result=True)
@@ -126,6 +134,7 @@ def join_video(job_id: str, version: int, keys: list[str], queued_at: float, att
         published = records.publish_video(job_id, version, keys, round(time.time() - queued_at, 3),
                                            lambda: store.move_file(video_key(job_id), out))
     clean_up_drawings(job_id)
+    _leave_nothing_of_a_deleted_job(job_id)
     return {"version": version, "published": published}
 
 
