@@ -22,7 +22,7 @@ from core.storage import job_key
 from tasks import runtime
 from tasks.app import app
 from tasks.gallery import job_matching
-from tasks.jobs import _put_json, analysis_key, republish, result_options, stored_versions, version_key
+from tasks.jobs import analysis_key, put_json, republish, result_options, stored_versions, version_key
 from tasks.render import clean_up_drawings, queue_render, video_key
 from workers.erasure import Person, erased_tracks, forget_tracks, scrub_segment
 from workers.results import reidentify
@@ -151,7 +151,7 @@ def erase_from_job(job: JobRef, person: Person, others: set[str], identity_id: i
             if store.exists(key) and (erased or needle in store.local_path(key).read_bytes()):
                 analysis = json.loads(store.local_path(key).read_text())
                 if scrub_segment(analysis, segment.start_frame, latest_before, erased, person.name):
-                    _put_json(key, analysis)
+                    put_json(key, analysis)
                     scrubbed += 1
     if scrubbed:
         removed["segment_files_scrubbed"] = scrubbed

@@ -55,7 +55,7 @@ def output_key(job_id: str, name: str) -> str:
     return job_key(job_id, "output", name)
 
 
-def _scratch() -> tempfile.TemporaryDirectory:
+def scratch_dir() -> tempfile.TemporaryDirectory:
     root = runtime.settings().data_dir / "tmp"
     root.mkdir(parents=True, exist_ok=True)
     return tempfile.TemporaryDirectory(dir=root)
@@ -67,7 +67,7 @@ def media_limits() -> media.Limits:
                         max_duration_s=s.max_duration_s)
 
 
-def _put_json(key: str, data) -> None:
+def put_json(key: str, data) -> None:
     _put_bytes(key, _json_bytes(data))
 
 
@@ -94,7 +94,7 @@ def ingest(self, job_id: str) -> dict:
         info = media.probe(source, media_limits())
         plans = media.plan_segments(info, float(job.options.get("segment_seconds", settings.segment_seconds)),
                                     settings.min_segments)
-        with _scratch() as scratch:
+        with scratch_dir() as scratch:
             files = media.split_segments(source, info, plans, Path(scratch))
             for plan, path in zip(plans, files):
                 store.move_file(segment_key(job_id, plan.index), path)
@@ -233,7 +233,7 @@ def process_segment(self, job_id: str, index: int) -> dict:
             store.local_path(segment_key(job_id, index)), segment.pts, Fraction(*info["time_base"]), info["fps"],
             _pipeline_config(job.options), job_matching(job.options).gallery,
             info.get("pts_offset", 0))   # 0 for jobs split before the offset was recorded
-        _put_json(analysis_key(job_id, index), _without_names(result))
+        put_json(analysis_key(job_id, index), _without_names(result))
     except media.MediaError as exc:
         records.set_segment(job_id, index, status="failed", error=str(exc))
         records.fail_job(job_id, f"segment {index}: {exc}")

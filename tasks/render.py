@@ -24,7 +24,7 @@ from celery import chord
 from core.storage import job_key
 from tasks import runtime
 from tasks.app import app
-from tasks.jobs import _put_json, _scratch, output_key, render_config, segment_key, version_key
+from tasks.jobs import output_key, put_json, render_config, scratch_dir, segment_key, version_key
 from workers import media
 from workers.render import render_segment as draw_segment
 from workers.render import segment_key as drawing_key
@@ -55,7 +55,7 @@ def queue_render(job_id: str, version: int, results: dict, attempt: int = 0) -> 
         labels = segment_labels(results, segment.start_frame, segment.frames, config.fever_c)
         keys.append(drawing_key(labels, config))
         if not store.exists(drawn_key(job_id, segment.index, keys[-1])):
-            _put_json(drawn_key(job_id, segment.index, keys[-1], "json"), labels)
+            put_json(drawn_key(job_id, segment.index, keys[-1], "json"), labels)
             missing.append(segment.index)
     join = join_video.si(job_id, version, keys, time.time(), attempt)
     if missing:
@@ -80,7 +80,7 @@ def render_segment(self, job_id: str, index: int, key: str) -> dict:
     info = job.media
     try:
         labels = json.loads(store.local_path(labels_file).read_text())
-        with _scratch() as scratch:
+        with scratch_dir() as scratch:
             out = Path(scratch) / "segment.mp4"
             draw_segment(store.local_path(segment_key(job_id, index)), out, segment.pts,
                          Fraction(*info["time_base"]), info["fps"], info["width"], info["height"], labels,
@@ -125,7 +125,7 @@ def join_video(job_id: str, version: int, keys: list[str], queued_at: float, att
         results = json.loads(store.local_path(version_key(job_id, version)).read_text())
         return {"redrawing": queue_render(job_id, version, results, attempt + 1)}
     info = job.media
-    with _scratch() as scratch:
+    with scratch_dir() as scratch:
         out = Path(scratch) / "annotated.mp4"
         media.concat_segments([store.local_path(part) for part in parts],
                               [media.SegmentTiming(s.pts, s.end_pts) for s in segments],
