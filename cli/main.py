@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
 from cli import autoscale as autoscale_command
+from cli.signals import Stopped, stop_on_signals
 from core.errors import problems
 from core.settings import get_settings
 
@@ -60,15 +61,18 @@ def main(argv: list[str] | None = None) -> int:
     except (ValidationError, SettingsError) as error:
         return bad_settings(error)
     try:
-        if args.command == "process":
-            return run_process(args)
         if args.command == "autoscale":
             return run_autoscale(args)
         if args.command == "enroll":
             return run_enroll(args)
         if args.command == "user":
             return run_user(args)
-        return run_up(args)
+        # These start child processes: every stop signal must unwind them (cli/signals.py).
+        with stop_on_signals():
+            return run_process(args) if args.command == "process" else run_up(args)
+    except Stopped as stop:
+        print(f"vidfarm: stopped ({stop})", file=sys.stderr)
+        return 128 + stop.signum
     except KeyboardInterrupt:
         print("vidfarm: interrupted", file=sys.stderr)
         return 130
@@ -223,7 +227,7 @@ def run_up(args) -> int:
               f"(user {settings.flower_user}, password {flower_password})")
         print("  beat    : re-identifies stored recordings after the gallery changes")
         print(f"  logs    : {farm.log_dir}")
-        print("Ctrl-C stops every process.")
+        print("Ctrl-C (or SIGTERM, SIGHUP) stops every process.")
         while True:
             dead = farm.dead_processes()
             if dead:
