@@ -70,10 +70,11 @@ def test_gpu_values_add_a_gpu_worker_on_gpu_nodes(default_objects, gpu_objects):
 
 
 def test_external_redis_replaces_the_statefulset(default_objects, gpu_objects):
-    assert named(default_objects, "StatefulSet", "-redis")["spec"]["template"]["spec"]["containers"][0]["command"][:3] \
-        == ["redis-server", "--appendonly", "yes"]
+    command = named(default_objects, "StatefulSet", "-redis")["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert command[0] == "redis-server" and command[command.index("--appendonly") + 1] == "yes"
     assert not any(o["kind"] == "StatefulSet" for o in gpu_objects)
-    assert named(gpu_objects, "Secret", "vidfarm")["stringData"]["REDIS_URL"] == "redis://redis.example.internal:6379/0"
+    for secret in ("-web", "-worker", "-beat", "-autoscaler", "-flower"):
+        assert named(gpu_objects, "Secret", secret)["stringData"]["REDIS_URL"] == "redis://redis.example.internal:6379/0"
 
 
 def test_every_pod_runs_as_non_root(default_objects):
