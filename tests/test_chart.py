@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import base64
 import copy
+import threading
+from http.server import ThreadingHTTPServer
+from urllib.parse import urlsplit
 
+import helm_python as helm
 import pytest
+import yaml
 
-from tests import chart_check
+from tests import chart_check, chart_netpol, chart_secrets, kube_apiserver
 
 
 @pytest.fixture(scope="module")
@@ -90,3 +96,155 @@ def test_values_outside_the_schema_are_refused():
 
     with pytest.raises(helm.HelmError, match="/web/replicas"):
         chart_check.render({"web": {"replicas": 0}})
+
+
+# --- credentials -------------------------------------------------------------------------
+
+def test_no_secret_holds_a_fixed_value(default_objects, gpu_objects):
+    assert chart_check.fixed_credential_problems(default_objects, chart_check.render({})) == []
+    gpu_values = chart_check.values_of(chart_check.VALUE_FILES["GPU values (ci/gpu-values.yaml)"])
+    assert chart_check.fixed_credential_problems(gpu_objects, chart_check.render(gpu_values)) == []
+
+
+def test_chart_check_fails_on_a_values_file_with_a_fixed_password(tmp_path, capsys):
+    values = tmp_path / "values.yaml"
+    values.write_text('secrets:\n  flowerBasicAuth: "admin:change-me"\n')
+    assert chart_check.main([str(values)]) == 1
+    assert "secrets: Secret vidfarm-flower: FLOWER_BASIC_AUTH holds a fixed value" in capsys.readouterr().err
+
+
+def test_an_empty_password_in_a_url_is_caught():
+    objects = [{"kind": "Secret", "metadata": {"name": "x"}, "stringData": {"REDIS_URL": "redis://:@redis:6379/0"}}]
+    assert chart_check.fixed_credential_problems(objects, objects) == ["secrets: Secret x: REDIS_URL holds an empty credential"]
+
+
+def credentials(objects) -> dict[tuple[str, str], str]:
+    return {(name, key): value for name, data in chart_secrets.secret_data(objects).items() for key, value in data.items()}
+
+
+def test_each_install_generates_its_own_credentials(default_objects):
+    first, second = credentials(default_objects), credentials(chart_check.render({}))
+    generated = {"vidfarm-web": ("VIDFARM_API_TOKEN", "VIDFARM_SECRET_KEY"), "vidfarm-redis": ("REDISCLI_AUTH",),
+                 "vidfarm-postgresql": ("password",)}
+    for name, keys in generated.items():
+        for key in keys:
+            assert len(first[name, key]) == 40 and first[name, key].isalnum()
+            assert first[name, key] != second[name, key]
+    user, password = first["vidfarm-flower", "FLOWER_BASIC_AUTH"].split(":")
+    assert user == "admin" and len(password) == 40 and password not in second["vidfarm-flower", "FLOWER_BASIC_AUTH"]
+    # one install, one value: every Secret that carries a credential carries the same one
+    redis = first["vidfarm-redis", "REDISCLI_AUTH"]
+    assert first["vidfarm-redis", "auth.conf"] == f"requirepass {redis}\n"
+    database = first["vidfarm-postgresql", "password"]
+    for name in ("vidfarm-web", "vidfarm-worker"):
+        assert urlsplit(first[name, "DATABASE_URL"]).password == database
+
+
+class SecretsApi:
+    """A loopback stand-in for the API server that answers `lookup` (discovery of core/v1 and
+    GET of one Secret) from the Secrets given: what an upgrade's render reads."""
+
+    def __init__(self, secrets: list[dict], namespace: str = "farm"):
+        stored = {name: {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": namespace},
+                         "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}}
+                  for name, data in chart_secrets.secret_data(secrets).items()}
+        prefix = f"/api/v1/namespaces/{namespace}/secrets/"
+
+        class Handler(kube_apiserver._Handler):      # its replies: JSON bodies, Status objects
+            def do_GET(self):
+                path = self.path.split("?")[0]
+                if path == "/api/v1":
+                    self._reply(200, {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "v1",
+                                      "resources": [{"name": "secrets", "singularName": "secret", "namespaced": True,
+                                                     "kind": "Secret", "verbs": ["get", "list"]}]})
+                elif path.startswith(prefix) and path[len(prefix):] in stored:
+                    self._reply(200, stored[path[len(prefix):]])
+                else:
+                    self._reply(404, kube_apiserver.status(404, "NotFound", f"{path} not found"))
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def render_upgrade(self, values: dict) -> list[dict]:
+        url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        kubeconfig = yaml.safe_dump({
+            "apiVersion": "v1", "kind": "Config", "current-context": "farm",
+            "clusters": [{"name": "farm", "cluster": {"server": url}}],
+            "users": [{"name": "farm", "user": {"token": "unused"}}],
+            "contexts": [{"name": "farm", "context": {"cluster": "farm", "user": "farm", "namespace": "farm"}}]})
+        config = helm.Config(kubeconfig_content=kubeconfig, namespace="farm")
+        try:
+            manifests = config.render(helm.Chart.load(chart_check.CHART), values, name="vidfarm", namespace="farm",
+                                      is_upgrade=True)
+        finally:
+            config.close()
+            self.server.shutdown()
+        return [doc for path, text in sorted(manifests.items()) if path.endswith(".yaml")
+                for doc in yaml.safe_load_all(text) if doc]
+
+
+def test_an_upgrade_keeps_every_credential(default_objects):
+    installed = [o for o in default_objects if o["kind"] == "Secret"]
+    upgraded = SecretsApi(installed).render_upgrade({})
+    assert credentials(upgraded) == credentials(default_objects)
+
+
+def test_an_upgrade_from_the_single_secret_chart_keeps_the_api_token_but_not_the_default_flower_password():
+    old = [{"kind": "Secret", "metadata": {"name": "vidfarm"}, "stringData": {"VIDFARM_API_TOKEN": "the-old-token"}},
+           {"kind": "Secret", "metadata": {"name": "vidfarm-flower"}, "stringData": {"basic-auth": "admin:change-me"}}]
+    upgraded = credentials(SecretsApi(old).render_upgrade({}))
+    assert upgraded["vidfarm-web", "VIDFARM_API_TOKEN"] == "the-old-token"
+    assert upgraded["vidfarm-flower", "FLOWER_BASIC_AUTH"] != "admin:change-me"
+
+
+def test_every_component_reaches_redis_with_its_password(default_objects):
+    redis = credentials(default_objects)["vidfarm-redis", "REDISCLI_AUTH"]
+    for component in set(chart_netpol.REDIS_CLIENTS) - {"worker-gpu"}:      # no GPU workers by default
+        workload = next(o for o in default_objects if o["kind"] == "Deployment"
+                        and o["metadata"]["name"] == f"vidfarm-{component}")
+        url = urlsplit(chart_secrets.pod_env(default_objects, workload["spec"]["template"]["spec"])["REDIS_URL"])
+        assert (url.password, url.hostname, url.port) == (redis, "vidfarm-redis", 6379), component
+    server = named(default_objects, "StatefulSet", "-redis")["spec"]["template"]["spec"]
+    assert server["containers"][0]["command"][:2] == ["redis-server", "/etc/redis/auth.conf"]
+    assert {"name": "auth", "mountPath": "/etc/redis", "readOnly": True} in server["containers"][0]["volumeMounts"]
+    assert chart_secrets.component_problems(default_objects, "postgresql") == []
+
+
+def test_a_component_without_the_redis_password_is_caught(default_objects):
+    objects = copy.deepcopy(default_objects)
+    named(objects, "Secret", "-beat")["stringData"]["REDIS_URL"] = "redis://vidfarm-redis:6379/0"
+    assert chart_secrets.component_problems(objects, "postgresql") == [
+        "secrets: beat's REDIS_URL does not carry the Redis password"]
+
+
+def test_workers_hold_no_api_token_and_no_secret_key(default_objects, gpu_objects):
+    for objects in (default_objects, gpu_objects):
+        for worker in (o for o in objects if o["kind"] == "Deployment" and "-worker-" in o["metadata"]["name"]):
+            spec = worker["spec"]["template"]["spec"]
+            env = chart_secrets.pod_env(objects, spec)
+            assert not set(env) & {"VIDFARM_API_TOKEN", "VIDFARM_SECRET_KEY"}
+            assert chart_secrets.secrets_reachable(spec) == {"vidfarm-worker"} | (
+                {"farm-database"} if objects is gpu_objects else set())
+            assert set(chart_secrets.secret_data(objects)["vidfarm-worker"]) <= {"REDIS_URL", "DATABASE_URL"}
+            assert not any("secret" in v or "projected" in v for v in spec["volumes"])
+    web_env = chart_secrets.pod_env(default_objects, named(default_objects, "Deployment", "-web")["spec"]["template"]["spec"])
+    assert web_env["VIDFARM_SECRET_KEY"] and web_env["VIDFARM_API_TOKEN"]
+
+
+def test_a_worker_given_the_web_secret_is_caught(default_objects):
+    objects = copy.deepcopy(default_objects)
+    cpu = named(objects, "Deployment", "-worker-cpu")["spec"]["template"]["spec"]
+    cpu["volumes"].append({"name": "keys", "secret": {"secretName": "vidfarm-web"}})
+    assert chart_secrets.component_problems(objects, "postgresql") == [
+        "secrets: worker-cpu can read web's API token or secret key"]
+    cpu["containers"][0]["envFrom"][1]["secretRef"]["name"] = "vidfarm-web"
+    assert "secrets: worker-cpu gets VIDFARM_API_TOKEN, which only web may hold" in \
+        chart_secrets.component_problems(objects, "postgresql")
+
+
+def test_no_credential_leaves_its_secret(default_objects):
+    assert chart_secrets.leak_problems(default_objects) == []
+    objects = copy.deepcopy(default_objects)
+    token = credentials(objects)["vidfarm-web", "VIDFARM_API_TOKEN"]
+    next(o for o in objects if o["kind"] == "ConfigMap")["data"]["VIDFARM_API_TOKEN"] = token
+    assert chart_secrets.leak_problems(objects) == ["secrets: ConfigMap/vidfarm holds a credential of Secret vidfarm-web"]
