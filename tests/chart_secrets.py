@@ -103,6 +103,8 @@ def component_problems(objects: list[dict], database_type: str) -> list[str]:
     web_credentials = {v for name, data in secrets.items() if name.endswith("-web")
                        for k, v in data.items() if k in WEB_ONLY}
     problems = []
+    if redis_password is None and any(o["kind"] in WORKLOADS and o["metadata"]["name"].endswith("-redis") for o in objects):
+        problems.append("secrets: the chart's Redis has no password (no REDISCLI_AUTH in a -redis Secret)")
     for workload in (o for o in objects if o["kind"] in WORKLOADS):
         component = workload["spec"]["template"]["metadata"]["labels"][COMPONENT]
         spec = workload["spec"]["template"]["spec"]
