@@ -189,10 +189,18 @@ def test_an_upgrade_keeps_every_credential(default_objects):
     assert credentials(upgraded) == credentials(default_objects)
 
 
+def single_secret_chart(database_url: str | None) -> list[dict]:
+    """The Secrets the chart's single-Secret version made (SQLite unless secrets.databaseUrl)."""
+    data = {"VIDFARM_API_TOKEN": "the-old-token", "REDIS_URL": "redis://vidfarm-redis:6379/0"}
+    return [{"kind": "Secret", "metadata": {"name": "vidfarm"},
+             "stringData": data | ({"DATABASE_URL": database_url} if database_url else {})},
+            {"kind": "Secret", "metadata": {"name": "vidfarm-flower"}, "stringData": {"basic-auth": "admin:change-me"}}]
+
+
 def test_an_upgrade_from_the_single_secret_chart_keeps_the_api_token_but_not_the_default_flower_password():
-    old = [{"kind": "Secret", "metadata": {"name": "vidfarm"}, "stringData": {"VIDFARM_API_TOKEN": "the-old-token"}},
-           {"kind": "Secret", "metadata": {"name": "vidfarm-flower"}, "stringData": {"basic-auth": "admin:change-me"}}]
-    upgraded = credentials(SecretsApi(old).render_upgrade({}))
+    old = single_secret_chart("postgresql+psycopg://farm:pw@db.example/farm")
+    values = {"database": {"type": "external", "external": {"existingSecret": "farm-db"}}}
+    upgraded = credentials(SecretsApi(old).render_upgrade(values))
     assert upgraded["vidfarm-web", "VIDFARM_API_TOKEN"] == "the-old-token"
     assert upgraded["vidfarm-flower", "FLOWER_BASIC_AUTH"] != "admin:change-me"
 
@@ -459,3 +467,13 @@ def test_a_hook_that_could_race_the_pods_is_caught(default_objects):
         "migrations: the Job runs as hook ['pre-install', 'pre-upgrade'], expected ['post-install', 'pre-upgrade']",
         "migrations: the Job may run more than one pod at once",
         "migrations: at pre-install the Job reads Secret/vidfarm-db-migrate, which the release has not made yet"]
+
+
+def test_an_upgrade_that_would_start_on_an_empty_database_is_refused():
+    with pytest.raises(helm.HelmRenderError, match="records in SQLite on the media volume.*database.sqlite.singleNode"):
+        SecretsApi(single_secret_chart(None)).render_upgrade({})
+    with pytest.raises(helm.HelmRenderError, match="database of secrets.databaseUrl.*database.type=external"):
+        SecretsApi(single_secret_chart("postgresql+psycopg://farm:pw@db.example/farm")).render_upgrade({})
+    kept = SecretsApi(single_secret_chart(None)).render_upgrade(
+        {"database": {"type": "sqlite", "sqlite": {"singleNode": True}}})
+    assert "DATABASE_URL" not in chart_secrets.secret_data(kept)["vidfarm-worker"]

@@ -92,6 +92,21 @@ The first home is where the credential lives; later ones are older places it liv
 {{- end -}}
 {{- end -}}
 
+{{/* An upgrade from the chart's single-Secret version (the Secret named like the release) to
+the chart's own PostgreSQL would start on an empty database: refuse, and say what to set. */}}
+{{- define "vidfarm.refuseEmptyDatabaseOnUpgrade" -}}
+{{- if and .Release.IsUpgrade (eq .Values.database.type "postgresql") -}}
+{{- $old := lookup "v1" "Secret" .Release.Namespace (include "vidfarm.fullname" .) -}}
+{{- if $old -}}
+{{- if hasKey ($old.data | default dict) "DATABASE_URL" -}}
+{{- fail "this release keeps its records in the database of secrets.databaseUrl; upgrading with database.type=postgresql would start an empty one: set database.type=external with database.external.existingSecret (or database.external.url)" -}}
+{{- else -}}
+{{- fail "this release keeps its records in SQLite on the media volume (the earlier default); upgrading with database.type=postgresql would start an empty PostgreSQL: copy the records into a PostgreSQL and set database.type=external, or keep SQLite with database.type=sqlite and database.sqlite.singleNode=true (one node only)" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
 {{/* The service URLs a component's Secret carries, as JSON: REDIS_URL and/or DATABASE_URL
 (none when the URL comes from the operator's own Secret, or for SQLite).
 (dict "root" $ "redis" bool "database" bool) */}}
