@@ -74,8 +74,8 @@ class Accounts:
 
     def __init__(self, records: Records):
         self.records = records
-        # Our tables are on the records' metadata: its create_schema (safe when many
-        # processes open a new database at once) now creates them too.
+        # Our tables are on the records' metadata and in its migrations: create_schema
+        # (safe when many processes open a database at once) makes or upgrades them too.
         records.create_schema()
 
     # --- users -------------------------------------------------------------------------

@@ -210,18 +210,13 @@ class Records(GalleryRecords):
         self.engine = _make_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
-    def create_schema(self) -> None:
-        """Create missing tables. Many processes (gunicorn, workers) may try at once on a new
-        database; the loser of a CREATE TABLE race sees 'already exists' and simply checks again."""
-        from sqlalchemy.exc import OperationalError, ProgrammingError
+    def create_schema(self, upgrade: bool = True) -> None:
+        """Bring the database to the schema this code needs (``core/schema.py``): a new one is
+        made by the migrations, an older one upgraded, safely when many processes open it at
+        once. ``upgrade=False``: only check, and raise ``SchemaOutOfDate`` if it is behind."""
+        from core.schema import ensure_current   # it imports this module's models
 
-        for attempt in range(5):
-            try:
-                Base.metadata.create_all(self.engine)
-                return
-            except (OperationalError, ProgrammingError) as exc:
-                if "already exists" not in str(exc) or attempt == 4:
-                    raise
+        ensure_current(self.url, self.engine, upgrade)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -462,8 +457,9 @@ def _use_wal(cursor, attempts: int = 100) -> bool:
 
 
 @lru_cache(maxsize=4)
-def open_records(url: str) -> Records:
-    """One Records per database URL per process; the schema is created on first use."""
+def open_records(url: str, upgrade: bool = True) -> Records:
+    """One Records per database URL per process; the schema is brought up to date (or, with
+    ``upgrade=False``, checked) on first use."""
     records = Records(url)
-    records.create_schema()
+    records.create_schema(upgrade)
     return records

@@ -171,6 +171,12 @@ class Settings(BaseSettings):
     web_host: str = Field(default="127.0.0.1", description="Address the web app listens on.")
     web_port: int = Field(default=8000, description="Port the web app listens on.")
 
+    # --- schema upgrades and security ------------------------------------------------------
+    db_auto_upgrade: bool = Field(
+        default=True, description="Upgrade the database schema when a process first opens it (one machine; "
+                                  "concurrent starts are safe). false: only check, and refuse to start on an "
+                                  "old schema (Kubernetes runs `vidfarm db upgrade` in a Helm hook Job).")
+
     # --- autoscaler --------------------------------------------------------------------
     autoscale_cpu: CpuWorkerScaling = Field(default_factory=CpuWorkerScaling,
                                             description="Autoscaling of the CPU worker Deployment.")
