@@ -176,6 +176,8 @@ class Settings(BaseSettings):
         default=True, description="Upgrade the database schema when a process first opens it (one machine; "
                                   "concurrent starts are safe). false: only check, and refuse to start on an "
                                   "old schema (Kubernetes runs `vidfarm db upgrade` in a Helm hook Job).")
+    session_lifetime_s: float = Field(default=12 * 3600, gt=0,
+                                      description="A login lasts this long at most, however active (seconds).")
 
     # --- autoscaler --------------------------------------------------------------------
     autoscale_cpu: CpuWorkerScaling = Field(default_factory=CpuWorkerScaling,

@@ -234,6 +234,14 @@ def test_a_0_1_database_keeps_every_row_through_the_upgrade(new_database, tmp_pa
         assert latest["version"] == 3
         assert [(t["track"], t["identity"]) for t in latest["tracks"]] == [(1, "alice"), (2, "carol")]
         assert {a["detail"] for a in latest["alerts"]} == {"alice is on the watchlist"}
+
+        # 0002_user_sessions: every user has a token of their own, 0.1's cookies (an id alone)
+        # are refused on purpose, and ids are never given twice.
+        users = accounts.list_users()
+        assert len({u.session_token for u in users}) == 3 and all(len(u.session_token) >= 32 for u in users)
+        assert accounts.user_for_session("4") is None
+        accounts.delete_user(4)
+        assert accounts.create_user("newcomer", OLD_PASSWORD, "viewer").id == 5
     finally:
         runtime.records().engine.dispose()
         restore_environment()

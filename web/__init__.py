@@ -28,8 +28,9 @@ def create_app(settings: Settings | None = None) -> APIFlask:
         MAX_CONTENT_LENGTH=settings.max_upload_bytes + 1024 * 1024,
         SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.cookie_secure,
+        PERMANENT_SESSION_LIFETIME=settings.session_lifetime_s,
         REMEMBER_COOKIE_SECURE=settings.cookie_secure, REMEMBER_COOKIE_HTTPONLY=True,
-        WTF_CSRF_TIME_LIMIT=None,   # the token lives as long as the session
+        WTF_CSRF_TIME_LIMIT=None,   # the token lives as long as the session (session_lifetime_s)
         VALIDATION_ERROR_STATUS_CODE=400,
         AUTO_SERVERS=False,
         INFO={"description": "Upload recordings, follow their jobs, fetch results and the annotated "
