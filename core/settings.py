@@ -166,7 +166,8 @@ class Settings(BaseSettings):
     cookie_secure: bool = Field(
         default=True, description="Send session cookies only over HTTPS (browsers treat "
                                   "http://localhost as secure, so local use still works).")
-    login_rate_limit: str = Field(default="10 per minute", description="Login attempts allowed per address.")
+    login_rate_limit: str = Field(default="10 per minute",
+                                  description="Failed logins allowed per client address and username.")
     jobs_per_page: int = Field(default=20, ge=1, le=500, description="Jobs per page in the web UI and API.")
     web_host: str = Field(default="127.0.0.1", description="Address the web app listens on.")
     web_port: int = Field(default=8000, description="Port the web app listens on.")
@@ -178,6 +179,15 @@ class Settings(BaseSettings):
                                   "old schema (Kubernetes runs `vidfarm db upgrade` in a Helm hook Job).")
     session_lifetime_s: float = Field(default=12 * 3600, gt=0,
                                       description="A login lasts this long at most, however active (seconds).")
+    max_form_bytes: int = Field(default=64 * 1024, ge=1024,
+                                description="Largest request body anywhere but an upload route, and of any "
+                                            "anonymous request (refused with 413 before it is read).")
+    trusted_proxies: int = Field(default=0, ge=0,
+                                 description="Reverse proxies in front of the web app (the chart's Ingress: 1): "
+                                             "their X-Forwarded-For/-Proto give the client's address. 0: "
+                                             "those headers are ignored (anyone can forge them).")
+    login_address_rate_limit: str = Field(default="30 per minute",
+                                          description="Failed logins allowed per client address, any username.")
 
     # --- autoscaler --------------------------------------------------------------------
     autoscale_cpu: CpuWorkerScaling = Field(default_factory=CpuWorkerScaling,

@@ -45,9 +45,13 @@ def create_app(settings: Settings | None = None) -> APIFlask:
     from web.auth import auth, guard, limiter, login_manager
     from web.gallery import gallery
     from web.accounts_ui import accounts_ui
+    from web.hardening import limit_body, security_headers, trust_proxies
     from web.ui import ui
 
+    trust_proxies(app, settings.trusted_proxies)
     app.before_request(guard)   # first: anonymous callers learn nothing, not even about CSRF
+    app.before_request(limit_body)   # then, before CSRF or anything reads the body
+    app.after_request(security_headers)
     login_manager.init_app(app)
     csrf.init_app(app)
     csrf.exempt(api)   # bearer tokens, never cookies, authorise the API's unsafe methods
@@ -92,6 +96,10 @@ def create_app(settings: Settings | None = None) -> APIFlask:
 
 
 def _one_line(error, settings: Settings) -> str:
+    from web.hardening import is_small_body_limit
+
+    if error.status_code == 413 and is_small_body_limit():
+        return f"the request is larger than the {human_bytes(settings.max_form_bytes)} allowed here"
     if error.status_code == 413:
         return f"the upload is larger than the limit of {human_bytes(settings.max_upload_bytes)}"
     if isinstance(error.detail, dict) and error.detail:

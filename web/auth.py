@@ -136,8 +136,22 @@ def _safe_next(target: str | None) -> str:
     return url_for("ui.jobs")
 
 
+def _address_and_username() -> str:
+    return f"{get_remote_address()}/{request.form.get('username', '')[:64]}"
+
+
+def _failed(response) -> bool:
+    return response.status_code != 302
+
+
+# Failed logins count twice: per (address, username), so one person's typos do not lock out
+# their colleagues behind the same NAT, and per address, so one address cannot try many
+# names. The address is the client's (ProxyFix, VIDFARM_TRUSTED_PROXIES), not the Ingress'.
 @auth.route("/login", methods=["GET", "POST"])
-@limiter.limit(lambda: current_app.config["VIDFARM_SETTINGS"].login_rate_limit, methods=["POST"])
+@limiter.limit(lambda: current_app.config["VIDFARM_SETTINGS"].login_address_rate_limit, methods=["POST"],
+               deduct_when=_failed)
+@limiter.limit(lambda: current_app.config["VIDFARM_SETTINGS"].login_rate_limit, methods=["POST"],
+               key_func=_address_and_username, deduct_when=_failed)
 def login():
     form = LoginForm()
     status = 200
