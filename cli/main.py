@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import secrets
 import shutil
 import sys
@@ -59,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     autoscale_command.add_parser(commands)
 
     args = parser.parse_args(argv)
+    # What vidfarm and the processes it starts write (database, blobs, logs) shows people:
+    # no access for others, whatever the shell's umask.
+    os.umask(0o027)
     try:
         get_settings()    # every command reads them: a bad one is one line here, not a traceback later
     except (ValidationError, SettingsError) as error:

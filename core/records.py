@@ -7,6 +7,7 @@ race on a shared counter: each one only writes its own row.
 from __future__ import annotations
 
 import hashlib
+import os
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -419,6 +420,7 @@ def _job_view(job: Job, done: int) -> dict:
 def _make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30})
+        _private_file(engine.url.database)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record):
@@ -434,6 +436,16 @@ def _make_engine(url: str) -> Engine:
             cursor.close()
         return engine
     return create_engine(url, pool_pre_ping=True)
+
+
+def _private_file(path: str | None) -> None:
+    """The SQLite file (names, password hashes, face embeddings) readable by its owner only;
+    SQLite gives its -wal and -shm files the same mode. Also tightens a file made before."""
+    if not path or path == ":memory:" or path.startswith("file:") or not os.path.isdir(os.path.dirname(
+            os.path.abspath(path))):
+        return   # nothing on disk, or a folder that is not there (SQLite says so on connect)
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    os.chmod(path, 0o600)
 
 
 def _use_wal(cursor, attempts: int = 100) -> bool:

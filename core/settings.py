@@ -26,6 +26,16 @@ def _default_data_dir() -> Path:
     return Path(base) / "vidfarm"
 
 
+def _default_config_dir() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config"
+    return Path(base) / "vidfarm"
+
+
+# Only the web app needs these: the farm's other processes, media workers above all (they parse
+# untrusted video), are started without them.
+WEB_ONLY_VARIABLES = ("VIDFARM_API_TOKEN", "VIDFARM_SECRET_KEY", "VIDFARM_FLOWER_PASSWORD")
+
+
 def _split_commas(value):
     """``"a, b,,c"`` (how the environment gives a list) -> ``["a", "b", "c"]``; empty -> ``[]``."""
     if isinstance(value, str):
@@ -162,7 +172,8 @@ class Settings(BaseSettings):
                                   "are created in the web UI; `vidfarm up` prints the first admin's).")
     secret_key: str | None = Field(
         default=None, description="Signs session cookies and CSRF tokens. Unset: a random key kept in "
-                                  "data_dir/secret_key, shared by every web process on the machine.")
+                                  "config_dir/secret_key (0600), shared by every web process on the machine; "
+                                  "set it (the chart does, from a Secret) when web runs on several machines.")
     cookie_secure: bool = Field(
         default=True, description="Send session cookies only over HTTPS (browsers treat "
                                   "http://localhost as secure, so local use still works).")
@@ -188,6 +199,9 @@ class Settings(BaseSettings):
                                              "those headers are ignored (anyone can forge them).")
     login_address_rate_limit: str = Field(default="30 per minute",
                                           description="Failed logins allowed per client address, any username.")
+    config_dir: Path = Field(default_factory=_default_config_dir,
+                             description="Where the web app keeps its generated secret key (a 0600 file), "
+                                         "outside data_dir, which every worker shares.")
 
     # --- autoscaler --------------------------------------------------------------------
     autoscale_cpu: CpuWorkerScaling = Field(default_factory=CpuWorkerScaling,
