@@ -477,3 +477,12 @@ def test_an_upgrade_that_would_start_on_an_empty_database_is_refused():
     kept = SecretsApi(single_secret_chart(None)).render_upgrade(
         {"database": {"type": "sqlite", "sqlite": {"singleNode": True}}})
     assert "DATABASE_URL" not in chart_secrets.secret_data(kept)["vidfarm-worker"]
+
+
+def test_web_believes_the_ingress_as_one_proxy(default_objects):
+    """Behind the Ingress every request comes from the controller: without ProxyFix the login
+    rate limit would key every user on its address (issue 11 item 5)."""
+    config = named(default_objects, "ConfigMap", "vidfarm")["data"]
+    assert config["VIDFARM_TRUSTED_PROXIES"] == "1"
+    web = named(default_objects, "Deployment", "-web")["spec"]["template"]["spec"]["containers"][0]
+    assert any(ref.get("configMapRef") for ref in web["envFrom"])
