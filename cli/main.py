@@ -3,6 +3,7 @@
     vidfarm process VIDEO --out DIR [--gallery DIR] [--workers N]   one recording through the farm
     vidfarm enroll NAME IMAGE...                                      add photos of a person to the gallery
     vidfarm up [--workers N] [--port P]                               the embedded farm with the web app
+    vidfarm db upgrade|current|history                                the database schema (migrations)
     vidfarm autoscale --backend kubernetes|local                      the queue-length autoscaler
     vidfarm autoscale simulate TRACE.json                             our policy against a KEDA/HPA model
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import secrets
 import shutil
 import sys
@@ -22,6 +24,7 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
 from cli import autoscale as autoscale_command
+from cli.signals import Stopped, stop_on_signals
 from core.errors import problems
 from core.settings import get_settings
 
@@ -52,23 +55,34 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--workers", type=int, default=2)
     up.add_argument("--port", type=int, default=None)
 
+    db = commands.add_parser("db", help="the database schema: upgrade it, show its revision or the history")
+    db.add_argument("action", choices=("upgrade", "current", "history"))
+
     autoscale_command.add_parser(commands)
 
     args = parser.parse_args(argv)
+    # What vidfarm and the processes it starts write (database, blobs, logs) shows people:
+    # no access for others, whatever the shell's umask.
+    os.umask(0o027)
     try:
         get_settings()    # every command reads them: a bad one is one line here, not a traceback later
     except (ValidationError, SettingsError) as error:
         return bad_settings(error)
     try:
-        if args.command == "process":
-            return run_process(args)
         if args.command == "autoscale":
             return run_autoscale(args)
         if args.command == "enroll":
             return run_enroll(args)
         if args.command == "user":
             return run_user(args)
-        return run_up(args)
+        if args.command == "db":
+            return run_db(args)
+        # These start child processes: every stop signal must unwind them (cli/signals.py).
+        with stop_on_signals():
+            return run_process(args) if args.command == "process" else run_up(args)
+    except Stopped as stop:
+        print(f"vidfarm: stopped ({stop})", file=sys.stderr)
+        return 128 + stop.signum
     except KeyboardInterrupt:
         print("vidfarm: interrupted", file=sys.stderr)
         return 130
@@ -103,6 +117,34 @@ def run_user(args) -> int:
         return fail(str(error))
     print(f"user    : {created.username} / {password}   ({created.role}; shown once)")
     print(f"token   : {accounts.create_token(created.id, 'cli')}")
+    return 0
+
+
+def run_db(args) -> int:
+    """Operators' view of the schema; on Kubernetes the chart's hook Job runs `vidfarm db upgrade`."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from core import schema
+
+    settings = get_settings()
+    if args.action == "history":
+        for revision, follows, doc in schema.history():
+            print(f"{revision}  (after {follows or 'nothing'})  {doc}{'  [head]' if revision == schema.head() else ''}")
+        return 0
+    settings.data_dir.mkdir(parents=True, exist_ok=True)   # the SQLite file lives there
+    try:
+        if args.action == "current":
+            engine = create_engine(settings.sqlalchemy_url)
+            revision = schema.current(engine)
+            engine.dispose()
+            state = "current" if revision == schema.head() else f"behind: this vidfarm needs {schema.head()}"
+            print(f"{revision or 'none (an empty database, or one made before migrations)'}  ({state})")
+            return 0
+        before = schema.upgrade(settings.sqlalchemy_url)
+    except SQLAlchemyError as error:
+        return fail(f"database: {' '.join(str(error.orig or error).split())}")
+    print(f"database at {schema.head()}" + ("" if before == schema.head() else f" (was {before or 'none'})"))
     return 0
 
 
@@ -227,7 +269,7 @@ def run_up(args) -> int:
               f"(user {settings.flower_user}, password {flower_password})")
         print("  beat    : re-identifies stored recordings after the gallery changes")
         print(f"  logs    : {farm.log_dir}")
-        print("Ctrl-C stops every process.")
+        print("Ctrl-C (or SIGTERM, SIGHUP) stops every process.")
         while True:
             dead = farm.dead_processes()
             if dead:

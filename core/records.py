@@ -7,6 +7,7 @@ race on a shared counter: each one only writes its own row.
 from __future__ import annotations
 
 import hashlib
+import os
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -245,18 +246,13 @@ class Records(GalleryRecords):
         self.engine = _make_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
-    def create_schema(self) -> None:
-        """Create missing tables. Many processes (gunicorn, workers) may try at once on a new
-        database; the loser of a CREATE TABLE race sees 'already exists' and simply checks again."""
-        from sqlalchemy.exc import OperationalError, ProgrammingError
+    def create_schema(self, upgrade: bool = True) -> None:
+        """Bring the database to the schema this code needs (``core/schema.py``): a new one is
+        made by the migrations, an older one upgraded, safely when many processes open it at
+        once. ``upgrade=False``: only check, and raise ``SchemaOutOfDate`` if it is behind."""
+        from core.schema import ensure_current   # it imports this module's models
 
-        for attempt in range(5):
-            try:
-                Base.metadata.create_all(self.engine)
-                return
-            except (OperationalError, ProgrammingError) as exc:
-                if "already exists" not in str(exc) or attempt == 4:
-                    raise
+        ensure_current(self.url, self.engine, upgrade)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -503,6 +499,7 @@ def _job_view(job: Job, done: int, video_version: int | None = None, video_error
 def _make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30})
+        _private_file(engine.url.database)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record):
@@ -521,6 +518,16 @@ def _make_engine(url: str) -> Engine:
             cursor.close()
         return engine
     return create_engine(url, pool_pre_ping=True)
+
+
+def _private_file(path: str | None) -> None:
+    """The SQLite file (names, password hashes, face embeddings) readable by its owner only;
+    SQLite gives its -wal and -shm files the same mode. Also tightens a file made before."""
+    if not path or path == ":memory:" or path.startswith("file:") or not os.path.isdir(os.path.dirname(
+            os.path.abspath(path))):
+        return   # nothing on disk, or a folder that is not there (SQLite says so on connect)
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    os.chmod(path, 0o600)
 
 
 def _use_wal(cursor, attempts: int = 100) -> bool:
@@ -544,8 +551,9 @@ def _use_wal(cursor, attempts: int = 100) -> bool:
 
 
 @lru_cache(maxsize=4)
-def open_records(url: str) -> Records:
-    """One Records per database URL per process; the schema is created on first use."""
+def open_records(url: str, upgrade: bool = True) -> Records:
+    """One Records per database URL per process; the schema is brought up to date (or, with
+    ``upgrade=False``, checked) on first use."""
     records = Records(url)
-    records.create_schema()
+    records.create_schema(upgrade)
     return records

@@ -18,6 +18,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 _KEY = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
+# Blobs show and name people: the owner writes, its group (a shared volume's fsGroup) reads,
+# nobody else; whatever the process' umask.
+FILE_MODE = 0o640
 
 
 def job_key(job_id: str, *parts: str) -> str:
@@ -81,6 +84,7 @@ class LocalBlobStore(BlobStore):
         target, tmp = self._atomic_target(key)
         try:
             shutil.copyfile(src, tmp)
+            os.chmod(tmp, FILE_MODE)
             os.replace(tmp, target)
         finally:
             tmp.unlink(missing_ok=True)
@@ -89,6 +93,7 @@ class LocalBlobStore(BlobStore):
         target = self._path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
+            os.chmod(src, FILE_MODE)
             os.replace(src, target)     # atomic, and no copy, when both are on one filesystem
         except OSError as exc:
             if exc.errno != errno.EXDEV:
@@ -105,6 +110,7 @@ class LocalBlobStore(BlobStore):
                     if limit is not None and size > limit:
                         raise BlobTooLarge(f"larger than the {limit} byte limit")
                     out.write(chunk)
+            os.chmod(tmp, FILE_MODE)
             os.replace(tmp, target)
         finally:
             tmp.unlink(missing_ok=True)

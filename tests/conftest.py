@@ -49,6 +49,7 @@ def use_farm_environment(monkeypatch, redis_url: str | None, data_dir: Path, thr
     if redis_url:
         monkeypatch.setenv("REDIS_URL", redis_url)
     monkeypatch.setenv("VIDFARM_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("VIDFARM_CONFIG_DIR", str(data_dir.parent / f"{data_dir.name}-config"))
     monkeypatch.setenv("VIDFARM_API_TOKEN", "test-token")
     monkeypatch.setenv("VIDFARM_THREADS", str(threads))  # as the workers: same x264 output
     get_settings.cache_clear()

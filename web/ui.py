@@ -23,7 +23,8 @@ ui = Blueprint("ui", __name__)
 
 @ui.app_context_processor
 def _page_globals() -> dict:
-    return {"user": request_user(), "logout_form": ConfirmForm()}
+    # formdata=None: the logout button never reads this request's body (which may be refused, 413)
+    return {"user": request_user(), "logout_form": ConfirmForm(formdata=None)}
 
 
 @ui.get("/")
