@@ -101,9 +101,13 @@ def test_erasing_a_person_removes_every_trace_and_reports_it(web_app, client, ac
     report = wait_for_erasure(client, admin, response.headers["Location"])
 
     # The report: both jobs published again, their named versions deleted, videos drawn again.
-    assert report["jobs_republished"] == 2 and report["videos_rerendered"] == 2
-    assert {job_id: entry["versions_deleted"] for job_id, entry in report["jobs"].items()} == {whole: [1, 2], subset: [1, 2]}
-    assert report["jobs"][subset]["options_scrubbed"] is True
+    # (Other tests' jobs may be in it too: the session's farm has seen this face before.)
+    for job_id in (whole, subset):
+        entry = report["jobs"][job_id]
+        assert (entry["results_version"], entry["versions_deleted"], entry["video"]) == (
+            3, [1, 2], "re-rendered (results version 3)"), entry
+    assert report["jobs"][subset]["options_scrubbed"] is True and "options_scrubbed" not in report["jobs"][whole]
+    assert report["jobs_republished"] >= 2 and report["videos_rerendered"] >= 2 and report["versions_deleted"] >= 4
     assert report["database"].startswith("sqlite: secure_delete on; write-ahead log checkpointed")
     assert not found_in(json.dumps(report).encode(), vector)
 
