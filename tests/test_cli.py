@@ -74,7 +74,7 @@ def test_process_a_damaged_recording_ends_done_with_a_warning(farm, tmp_path):
                          env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     last = run.stdout.strip().splitlines()[-1]
-    assert last.startswith("done: ") and "; warning: damaged recording: 8 of 60 frames damaged" in last
+    assert last.startswith("done: ") and "; warning: damaged recording: 8 of 60 frames damaged" in last, last
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     assert len(results["frames"]) == clip.frames and results["damaged"][0]["first_frame"] == 37
 

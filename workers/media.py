@@ -637,6 +637,9 @@ def segment_frames(path: Path | str, pts: list[int], time_base: Fraction, thread
             if packet is not None and packet.pts is not None:
                 carried.add(source_time(packet.pts, packet.time_base))
             failure = failed or failure
+            # A picture of the GOP before this segment's own that did not decode: its own
+            # pictures reference it (the ones after, in the segment before, are reported there).
+            tainted = tainted or bool(failed and next_slot == 0)
             for frame in frames:
                 slot = placed(frame)
                 if slot is None:

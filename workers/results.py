@@ -176,11 +176,12 @@ def damage_warning(results: dict) -> str | None:
     if not ranges:
         return None
     count = sum(r["last_frame"] - r["first_frame"] + 1 for r in ranges)
-    first = ranges[0]
-    where = (f"{len(ranges)} ranges, the first at frames" if len(ranges) > 1 else "frames")
+    first, last = ranges[0]["first_frame"], ranges[0]["last_frame"]
+    where = f"frame {first}" if first == last else f"frames {first}-{last}"
+    if len(ranges) > 1:
+        where = f"{len(ranges)} ranges, the first {where}"
     return (f"damaged recording: {count} of {len(results['frames'])} frames damaged "
-            f"({where} {first['first_frame']}-{first['last_frame']}: {first['reason']}); "
-            f"they carry no faces")
+            f"({where}: {ranges[0]['reason']}); they carry no faces")
 
 
 def _summarise(track_id: int, pieces: list[tuple[int, dict]], offsets: list[int], gallery: Gallery,
