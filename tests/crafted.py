@@ -261,13 +261,14 @@ class Damaged:
     damaged: list[tuple[int, int, str]]
     head: bool = False           # overwrite the packet's first half (else: its last three quarters)
     note: str = ""
+    gop: int = 15
 
-    SECONDS, FPS, GOP = 4, 15, 15
+    SECONDS, FPS = 4, 15
 
     def make(self, folder: Path):
         """The damaged file and the clip it was made from (its frame count, its faces)."""
         suffix = ".ts" if self.container == "mpegts" else ".mp4"
-        clip = make_clip(folder / f"source{suffix}", seconds=self.SECONDS, fps=self.FPS, gop=self.GOP,
+        clip = make_clip(folder / f"source{suffix}", seconds=self.SECONDS, fps=self.FPS, gop=self.gop,
                          face_windows=[(0, self.SECONDS)], container=self.container if suffix == ".ts" else None)
         path = folder / f"damaged{suffix}"
         if self.frame is None:

@@ -12,7 +12,9 @@ from tasks.jobs import output_key
 from tasks.submit import submit_file
 from tests.clipmaker import count_video_frames
 from tests.conftest import wait_for_job
-from tests.crafted import DAMAGED
+from tests.crafted import DAMAGED, PROPAGATED, UNDECODABLE, Damaged
+from workers import media
+from workers.results import damaged_ranges
 
 
 @pytest.mark.parametrize("case", DAMAGED, ids=[c.name for c in DAMAGED])
@@ -46,3 +48,20 @@ def test_an_intact_recording_reports_no_damage(farm, face_clip):
     results = json.loads(runtime.store().local_path(output_key(view["id"], "results.json")).read_text())
     assert view["status"] == "done" and view["warning"] is None
     assert results["damaged"] == []
+
+
+def test_a_segment_cut_mid_gop_reports_what_its_gop_lost_before_it(tmp_path):
+    """GOPs of 20, segments of 15: segment 1 decodes frames 0-14 of segment 0 first (its GOP's
+    start). A picture among those that does not decode taints its own frames up to the next
+    keyframe, though segment 0 reports the picture itself."""
+    path, clip = Damaged("mid-GOP", "mp4", 5, [], gop=20).make(tmp_path)
+    info = media.probe(path)
+    plans = media.plan_segments(info, 1.0)
+    assert [(p.start_frame, p.first_packet) for p in plans][:2] == [(0, 0), (15, 0)]
+    damage = []
+    for plan, file in zip(plans, media.split_segments(path, info, plans, tmp_path / "split")):
+        frames = list(media.segment_frames(file, plan.pts, info.tb, pts_offset=info.pts_offset, timed=info.timed))
+        assert len(frames) == plan.frames
+        damage += [frame.damage for frame in frames]
+    found = [(r["first_frame"], r["last_frame"], r["reason"].split(" (")[0]) for r in damaged_ranges(damage)]
+    assert found == [(5, 5, UNDECODABLE), (6, 19, PROPAGATED)] and len(damage) == clip.frames
