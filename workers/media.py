@@ -609,7 +609,7 @@ def segment_frames(path: Path | str, pts: list[int], time_base: Fraction, thread
     first = (pts[0] + pts_offset) * time_base - Fraction(1, 2000)   # half a millisecond: rounding slack
     carried: set[int] = set()       # frame times the file's packets carry
     failure = None                  # why the latest packet that did not decode did not
-    waiting: list[tuple[int, str]] = []   # (slot, damage) of lost frames not yet filled
+    waiting: list[str] = []         # why each lost frame not yet filled was lost
     good = None                     # the last intact picture
     tainted = False                 # a picture was lost or concealed since the last keyframe
     next_slot = 0
@@ -626,10 +626,10 @@ def segment_frames(path: Path | str, pts: list[int], time_base: Fraction, thread
         slot = slot_of.get(source_time(frame.pts, frame.time_base))
         return None if slot is None or slot < next_slot else slot
 
-    def lost(slot: int) -> tuple[int, str]:
+    def lost(slot: int) -> str:
         if timed and pts[slot] not in carried:
-            return slot, MISSING
-        return slot, f"{UNDECODABLE} ({failure})" if failure else UNDECODABLE
+            return MISSING
+        return f"{UNDECODABLE} ({failure})" if failure else UNDECODABLE
 
     with _open(path, probe_pictures=False) as container:
         stream = _threaded(container.streams.video[0], threads)
@@ -637,8 +637,8 @@ def segment_frames(path: Path | str, pts: list[int], time_base: Fraction, thread
             if packet is not None and packet.pts is not None:
                 carried.add(source_time(packet.pts, packet.time_base))
             failure = failed or failure
-            # A picture of the GOP before this segment's own that did not decode: its own
-            # pictures reference it (the ones after, in the segment before, are reported there).
+            # A picture that did not decode before this segment's first frame (a mid-GOP cut
+            # decodes its GOP's start, the segment before's): its own frames reference it.
             tainted = tainted or bool(failed and next_slot == 0)
             for frame in frames:
                 slot = placed(frame)
@@ -646,7 +646,7 @@ def segment_frames(path: Path | str, pts: list[int], time_base: Fraction, thread
                     continue
                 waiting += [lost(s) for s in range(next_slot, slot)]
                 stand_in = good if good is not None else frame
-                yield from (SegmentFrame(stand_in, damage, repeated=True) for _, damage in waiting)
+                yield from (SegmentFrame(stand_in, damage, repeated=True) for damage in waiting)
                 tainted = (tainted or bool(waiting)) and not (frame.key_frame or frame.pict_type == _INTRA)
                 waiting.clear()
                 damage = CONCEALED if frame.is_corrupt else PROPAGATED if tainted else None
@@ -658,7 +658,7 @@ def segment_frames(path: Path | str, pts: list[int], time_base: Fraction, thread
                     return
         waiting += [lost(s) for s in range(next_slot, len(pts))]
         stand_in = good if good is not None else _black(stream.codec_context)
-        yield from (SegmentFrame(stand_in, damage, repeated=True) for _, damage in waiting)
+        yield from (SegmentFrame(stand_in, damage, repeated=True) for damage in waiting)
 
 
 _INTRA = av.video.frame.PictureType.I
