@@ -27,7 +27,7 @@ from tasks.app import app
 from workers import media, pipeline
 from workers.render import RenderConfig
 from tasks.gallery import job_matching
-from workers.results import ResultOptions, SegmentOutput, assemble_results, source_summary
+from workers.results import ResultOptions, SegmentOutput, assemble_results, damage_warning, source_summary
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +61,12 @@ def scratch_dir() -> tempfile.TemporaryDirectory:
     return tempfile.TemporaryDirectory(dir=root)
 
 
-def media_limits() -> media.Limits:
+def media_limits(budget_s: float | None = None) -> media.Limits:
+    """What ingest accepts; ``budget_s``: how long reading may take (default: the probe's)."""
     s = runtime.settings()
     return media.Limits(min_side=s.min_side, max_width=s.max_width, max_height=s.max_height,
-                        max_duration_s=s.max_duration_s)
+                        max_duration_s=s.max_duration_s, max_fps=s.max_fps, max_frames=s.max_frames,
+                        budget_s=s.probe_budget_s if budget_s is None else budget_s)
 
 
 def put_json(key: str, data) -> None:
@@ -216,7 +218,7 @@ def _without_names(result: pipeline.SegmentResult) -> dict:
 
     return {"frames": [[blank(face) for face in faces] for faces in result.frames],
             "tracks": [blank(track) for track in result.tracks], "thumbnails": result.thumbnails,
-            "stages": result.stages, "repaired_frames": result.repaired_frames}
+            "stages": result.stages, "repaired_frames": result.repaired_frames, "damage": result.damage}
 
 
 @app.task(name="vidfarm.segment", bind=True)
@@ -232,7 +234,8 @@ def process_segment(self, job_id: str, index: int) -> dict:
         result = pipeline.analyse_segment(
             store.local_path(segment_key(job_id, index)), segment.pts, Fraction(*info["time_base"]), info["fps"],
             _pipeline_config(job.options), job_matching(job.options).gallery,
-            info.get("pts_offset", 0))   # 0 for jobs split before the offset was recorded
+            info.get("pts_offset", 0),   # 0 for jobs split before the offset was recorded
+            info.get("timed", False))    # jobs split before: matched by order, as then
         put_json(analysis_key(job_id, index), _without_names(result))
     except media.MediaError as exc:
         records.set_segment(job_id, index, status="failed", error=str(exc))
@@ -287,15 +290,17 @@ def stitch(self, job_id: str, wait_s: float = 2.0) -> dict:
         per_segment = [json.loads(store.local_path(analysis_key(job_id, s.index)).read_text()) for s in segments]
         stitch_s = round(time.perf_counter() - started, 4)
         timing = _timing(job, per_segment, stitch_s)
-        outputs = [SegmentOutput(s.pts, p["frames"], p["tracks"], p["thumbnails"])
+        outputs = [SegmentOutput(s.pts, p["frames"], p["tracks"], p["thumbnails"], p.get("damage"))
                    for s, p in zip(segments, per_segment)]
         matching = job_matching(job.options)
         results = assemble_results(source_summary(job.source_name, info), time_base, info["start_pts"],
                                    outputs, timing, matching.gallery, result_options(matching.watchlist))
         # The job is done in the same commit that publishes its results, unless it ended
         # meanwhile (the watchdog failed it): then nothing is published.
-        if publish_results(job, results, matching.fingerprint,
-                           status="done", error=None, timing={"stitch_s": stitch_s}) is None:
+        # A damaged recording is done all the same, with a warning on the job.
+        warned = {**info, "warning": damage_warning(results)}
+        if publish_results(job, results, matching.fingerprint, status="done", error=None,
+                           media=warned, timing={"stitch_s": stitch_s}) is None:
             return {"skipped": "the job ended while it was stitched"}
     except Exception as exc:
         if self.request.retries < self.max_retries:

@@ -45,6 +45,8 @@ class SegmentResult:
     thumbnails: dict = field(default_factory=dict)    # first/last frame thumbnails (cut detection)
     stages: dict[str, float] = field(default_factory=dict)
     repaired_frames: int = 0                       # frames the decoder lost, filled by repeats
+    # Per frame (segment order): why it is damaged (media.SegmentFrame.damage), None if intact.
+    damage: list[str | None] = field(default_factory=list)
 
 
 @lru_cache(maxsize=2)
@@ -55,7 +57,7 @@ def analyzer_chain(names: tuple[str, ...], configs_json: str, plugins: tuple[str
 
 
 def analyse_segment(src: Path, pts: list[int], time_base: Fraction, fps: float, config: PipelineConfig,
-                    gallery: Gallery | None = None, pts_offset: int = 0) -> SegmentResult:
+                    gallery: Gallery | None = None, pts_offset: int = 0, timed: bool = True) -> SegmentResult:
     """Analyse a segment file's own frames (one per timestamp of ``pts``)."""
     chain = analyzer_chain(config.analyzers, config.analyzer_configs, config.plugins)
     state = SegmentState(fps, gallery)
@@ -65,24 +67,23 @@ def analyse_segment(src: Path, pts: list[int], time_base: Fraction, fps: float, 
             analyzer.begin(state)
     cv2.setNumThreads(config.threads)  # OpenCV's pool would otherwise claim every core per worker
     stages = {"decode": 0.0, "analyze": 0.0}
+    damage: list[str | None] = []
     repaired = 0
-    decoded = media.frames_for(src, pts, time_base, threads=config.threads, pts_offset=pts_offset)
+    # One item per timestamp, damage or not: a lost picture comes as a stand-in, marked.
+    decoded = media.segment_frames(src, pts, time_base, threads=config.threads, pts_offset=pts_offset, timed=timed)
     try:
-        while True:
-            t0 = time.perf_counter()
-            item = next(decoded, None)
-            t1 = time.perf_counter()
-            if item is None:
-                break
-            frame, repeated = item
+        for _ in pts:
             state.frame_index += 1
+            t0 = time.perf_counter()
+            item = next(decoded)
+            t1 = time.perf_counter()
             faces = Faces.empty()
-            if repeated:
-                repaired += 1      # a lost frame repeated: nothing new to analyse on it
-            else:
-                picture = thermal.picture_of_frame(frame, calibration)
+            if item.damage is None:     # a damaged frame carries no faces: none can be trusted
+                picture = thermal.picture_of_frame(item.frame, calibration)
                 for analyzer in chain:
                     faces = analyzer(picture, faces)
+            damage.append(item.damage)
+            repaired += item.repeated
             state.faces.append(faces)
             stages["decode"] += t1 - t0
             stages["analyze"] += time.perf_counter() - t1
@@ -95,4 +96,5 @@ def analyse_segment(src: Path, pts: list[int], time_base: Fraction, fps: float, 
     return SegmentResult(frames=frames, tracks=[r.to_json() for r in state.tracks.values()],
                          thumbnails={k: None if v is None else np.round(v).astype(int).tolist()
                                      for k, v in thumbnails.items()},
-                         stages={k: round(v, 4) for k, v in stages.items()}, repaired_frames=repaired)
+                         stages={k: round(v, 4) for k, v in stages.items()},
+                         repaired_frames=repaired, damage=damage)

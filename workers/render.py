@@ -53,10 +53,11 @@ def segment_key(labels: list[list[list]], config: RenderConfig) -> str:
 
 def render_segment(src: Path, out: Path, pts: list[int], time_base: Fraction, fps: float, width: int,
                    height: int, labels: list[list[list]], config: RenderConfig,
-                   pts_offset: int = 0) -> dict[str, float]:
-    """Decode a segment's own frames, draw each frame's labels and encode H.264 with the
-    source's timestamps. Returns seconds per stage. Frames with nothing to draw go to the
-    encoder as decoded (most frames of most recordings)."""
+                   pts_offset: int = 0, timed: bool = True) -> dict[str, float]:
+    """Decode a segment's own frames as its analysis did (``media.segment_frames``: the same
+    pictures, the same stand-ins for damaged ones), draw each frame's labels and encode H.264
+    with the source's timestamps. Returns seconds per stage. Frames with nothing to draw go to
+    the encoder as decoded (most frames of most recordings)."""
     if len(labels) != len(pts):
         raise ValueError(f"{len(labels)} frames of labels for {len(pts)} timestamps")
     calibration = thermal.Calibration(config.thermal_gain, config.thermal_offset)
@@ -64,12 +65,13 @@ def render_segment(src: Path, out: Path, pts: list[int], time_base: Fraction, fp
     stages = {"render_decode": 0.0, "draw": 0.0, "encode": 0.0}
     with media.H264Writer(out, width, height, time_base, fps, preset=config.x264_preset, crf=config.x264_crf,
                           threads=config.threads, params=config.x264_params) as writer:
-        decoded = media.frames_for(src, pts, time_base, threads=config.threads, pts_offset=pts_offset)
+        decoded = media.segment_frames(src, pts, time_base, threads=config.threads, pts_offset=pts_offset,
+                                       timed=timed)
         try:
             previous = time.perf_counter()
-            for (frame, _), timestamp, drawn in zip(decoded, pts, labels):
+            for item, timestamp, drawn in zip(decoded, pts, labels):
                 decoded_at = time.perf_counter()
-                output = frame
+                frame = output = item.frame
                 if drawn or not writer.fits(frame):
                     source = frame if writer.fits(frame) else thermal.picture_of_frame(frame, calibration).bgr()[0]
                     output = draw_labels_i420(writer.canvas(source), [Label.from_json(x) for x in drawn])
