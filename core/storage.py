@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import BinaryIO
@@ -135,17 +136,26 @@ class LocalBlobStore(BlobStore):
     def delete_prefix(self, prefix: str) -> None:
         path = self._path(prefix.rstrip("/"))
         if path.is_dir():
-            for attempt in range(3):
-                try:
-                    shutil.rmtree(path)
+            # Tasks may still write (or clean up) files in there while it goes (a done job's
+            # video being drawn): a file already gone is fine, a folder that filled again is
+            # swept again.
+            for _ in range(20):
+                shutil.rmtree(path, onerror=_unless_raced)
+                if not path.exists():
                     return
-                except OSError as exc:   # a task wrote (or removed) a file in there meanwhile: sweep again
-                    if not path.exists():
-                        return
-                    if exc.errno not in (errno.ENOTEMPTY, errno.ENOENT) or attempt == 2:
-                        raise
+                time.sleep(0.05)
+            shutil.rmtree(path)
         else:
             path.unlink(missing_ok=True)
+
+
+def _unless_raced(function, path, exc_info) -> None:
+    """rmtree's error handler: a file removed meanwhile, or a folder written to meanwhile
+    (swept again after), is no error."""
+    error = exc_info[1]
+    if isinstance(error, FileNotFoundError) or getattr(error, "errno", None) == errno.ENOTEMPTY:
+        return
+    raise error
 
 
 def open_store(data_dir: Path) -> BlobStore:
