@@ -217,7 +217,8 @@ def run_enroll(args) -> int:
 
 
 def follow_job(job_id: str, farm) -> dict:
-    """Show a progress bar of segments done until the job ends; returns its final view."""
+    """Show a progress bar of segments done until the job ends and, when done, its video is
+    drawn from its results; returns its final view."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from core.records import ENDED_STATES
@@ -230,9 +231,12 @@ def follow_job(job_id: str, farm) -> dict:
         task = bar.add_task("job", total=None, status="queued")
         while True:
             view = records.job_view(job_id)
+            drawing = view["status"] == "done" and view["video_version"] < view["results_version"]
             bar.update(task, completed=view["chunks_done"], total=view["chunks_total"] or None,
-                       status=view["status"])
-            if view["status"] in ENDED_STATES:
+                       status="drawing" if drawing else view["status"])
+            if view["status"] == "done" and view["video_error"]:
+                return {**view, "status": "failed", "error": view["video_error"]}
+            if view["status"] in ENDED_STATES and not drawing:
                 return view
             if farm is not None and farm.dead_processes():
                 return {**view, "status": "failed",

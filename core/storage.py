@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import BinaryIO
@@ -53,6 +54,10 @@ class BlobStore(ABC):
     @abstractmethod
     def delete_prefix(self, prefix: str) -> None:
         """Remove every blob under a key prefix (e.g. a whole job)."""
+
+    @abstractmethod
+    def list_keys(self, prefix: str) -> list[str]:
+        """The keys of every blob under a key prefix (a folder), sorted; none when it is absent."""
 
 
 class BlobTooLarge(ValueError):
@@ -121,12 +126,36 @@ class LocalBlobStore(BlobStore):
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 
+    def list_keys(self, prefix: str) -> list[str]:
+        folder = self._path(prefix.rstrip("/"))
+        if not folder.is_dir():
+            return []
+        return sorted(path.relative_to(self.root).as_posix() for path in folder.rglob("*")
+                      if path.is_file() and not path.name.startswith("."))   # not a write in progress
+
     def delete_prefix(self, prefix: str) -> None:
         path = self._path(prefix.rstrip("/"))
         if path.is_dir():
+            # Tasks may still write (or clean up) files in there while it goes (a done job's
+            # video being drawn): a file already gone is fine, a folder that filled again is
+            # swept again.
+            for _ in range(20):
+                shutil.rmtree(path, onerror=_unless_raced)
+                if not path.exists():
+                    return
+                time.sleep(0.05)
             shutil.rmtree(path)
         else:
             path.unlink(missing_ok=True)
+
+
+def _unless_raced(function, path, exc_info) -> None:
+    """rmtree's error handler: a file removed meanwhile, or a folder written to meanwhile
+    (swept again after), is no error."""
+    error = exc_info[1]
+    if isinstance(error, FileNotFoundError) or getattr(error, "errno", None) == errno.ENOTEMPTY:
+        return
+    raise error
 
 
 def open_store(data_dir: Path) -> BlobStore:

