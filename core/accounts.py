@@ -19,7 +19,7 @@ import secrets
 from datetime import datetime, timezone
 from functools import lru_cache
 
-from sqlalchemy import DateTime, ForeignKey, Integer, String, delete, func, select, update
+from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, delete, false, func, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -54,6 +54,8 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
     session_token: Mapped[str] = mapped_column(String(64), default=_new_session_token)
+    # Set by an admin's reset (the password is a one-time one): the next login must choose a new one.
+    must_change_password: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     def can(self, role: str) -> bool:
         """True when this user's role is ``role`` or a stronger one."""

@@ -201,6 +201,32 @@ class GalleryRecords:
         with self.session() as s:
             return set(s.scalars(select(Identity.name).where(Identity.watchlist.is_(True))))
 
+    def identity_photos(self, name: str) -> list[dict]:
+        """The person's enrolled photos (one embedding each), oldest first."""
+        with self.session() as s:
+            rows = s.execute(select(FaceEmbedding.id, FaceEmbedding.source, FaceEmbedding.crop_key,
+                                    FaceEmbedding.created_at).join(Identity)
+                             .where(Identity.name == name).order_by(FaceEmbedding.id))
+            return [{"id": i, "source": source, "crop": crop, "created_at": created.isoformat() if created else None}
+                    for i, source, crop, created in rows]
+
+    def delete_photo(self, name: str, photo_id: int) -> str | None:
+        """Remove one of the person's photos (its embedding) unless it is their last one;
+        returns its crop key ('' when it had none). None when there is no such photo;
+        ValueError for the last one (deleting the person is what removes that)."""
+        with self.session() as s:
+            owned = (select(FaceEmbedding.id).join(Identity)
+                     .where(Identity.name == name).with_for_update())
+            ids = list(s.scalars(owned))
+            if photo_id not in ids:
+                return None
+            if len(ids) == 1:
+                raise ValueError(f"that is the last photo of {name}: delete the person instead")
+            embedding = s.get(FaceEmbedding, photo_id)
+            crop = embedding.crop_key or ""
+            s.delete(embedding)
+            return crop
+
 
 
 class Records(GalleryRecords):

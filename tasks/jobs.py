@@ -23,6 +23,7 @@ from tasks import runtime
 from tasks.app import app
 from workers import media, pipeline
 from tasks.gallery import job_gallery, job_matching
+from tasks.published import results_published
 from workers.results import ResultOptions, SegmentOutput, assemble_results, source_summary
 
 log = logging.getLogger(__name__)
@@ -119,7 +120,10 @@ def publish_results(job, results: dict, gallery_fingerprint: str, **job_changes)
         _put_bytes(output_key(job.id, f"versions/results-{version}.json"), versioned)
         _put_bytes(output_key(job.id, "results.json"), versioned)
 
-    return runtime.records().publish_version(job.id, gallery_fingerprint, write, **job_changes)
+    version = runtime.records().publish_version(job.id, gallery_fingerprint, write, **job_changes)
+    if version is not None:
+        results_published(job, version, results)   # people search and alerts follow every version
+    return version
 
 
 def _pipeline_config(job_options: dict) -> pipeline.PipelineConfig:

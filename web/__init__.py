@@ -43,6 +43,8 @@ def create_app(settings: Settings | None = None) -> APIFlask:
 
     from web.api import api
     from web.api_identities import identities
+    from web.api_people import people_api
+    from web.people import people
     from web.auth import auth, guard, limiter, login_manager
     from web.gallery import gallery
     from web.accounts_ui import accounts_ui
@@ -57,6 +59,7 @@ def create_app(settings: Settings | None = None) -> APIFlask:
     csrf.init_app(app)
     csrf.exempt(api)   # bearer tokens, never cookies, authorise the API's unsafe methods
     csrf.exempt(identities)
+    csrf.exempt(people_api)
     app.config["RATELIMIT_STORAGE_URI"] = settings.redis_url or "memory://"
     limiter.init_app(app)
     app.register_blueprint(auth)
@@ -65,6 +68,8 @@ def create_app(settings: Settings | None = None) -> APIFlask:
     app.register_blueprint(api)
     app.register_blueprint(identities)
     app.register_blueprint(gallery)
+    app.register_blueprint(people)
+    app.register_blueprint(people_api)
     app.register_blueprint(metrics)
 
     @app.spec_processor

@@ -86,3 +86,12 @@ def problems_line(errors: dict, named: bool = True) -> str:
             else:
                 parts.append(f"{field}: {text}" if named else text)
     return ", ".join(parts)
+
+
+class PhotoForm(FlaskForm):
+    """One more photo of a person (the person page adds them one at a time)."""
+    photo = FileField("Photo", validators=[FileRequired("choose a photo of the person's face")])
+
+
+class TrackEnrolForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(), Length(max=64)])
