@@ -18,7 +18,7 @@ from sqlalchemy import (Boolean, DateTime, Float, ForeignKey, Integer, String, T
                         update)
 from sqlalchemy.orm import Mapped, mapped_column
 
-from core.records import Base, Identity, Job, Records
+from core.records import Base, Identity, Job, Records, aware
 
 DELIVERY_STATES = ("pending", "delivered", "failed")
 
@@ -112,8 +112,9 @@ class Alerts:
             return delivery, payload(alert, name)
 
     def record_attempt(self, delivery_id: int, status: str, status_code: int | None, error: str | None) -> None:
-        values = {"attempts": AlertDelivery.attempts + 1, "status": status, "status_code": status_code,
-                  "last_error": None if error is None else " ".join(error.split())[:500]}
+        values = {"attempts": AlertDelivery.attempts + 1, "status": status, "status_code": status_code}
+        if error is not None:    # a delivery that worked in the end keeps what went wrong before
+            values["last_error"] = " ".join(error.split())[:500]
         if status == "delivered":
             values["delivered_at"] = _now()
         with self.records.session() as s:
@@ -128,7 +129,7 @@ class Alerts:
                 found.setdefault(d.alert_id, []).append(
                     {"url": d.url, "status": d.status, "attempts": d.attempts, "status_code": d.status_code,
                      "last_error": d.last_error,
-                     "delivered_at": d.delivered_at.isoformat() if d.delivered_at else None})
+                     "delivered_at": aware(d.delivered_at).isoformat() if d.delivered_at else None})
             return found
 
     def page(self, limit: int, offset: int = 0, job_id: str | None = None) -> list[dict]:
@@ -143,7 +144,7 @@ class Alerts:
                     for alert, name, source in s.execute(query)]
         deliveries = self.deliveries([alert_id for _, alert_id, *_ in rows])
         return [{**body, "id": alert_id, "withdrawn": withdrawn, "source_name": source,
-                 "raised_at": raised.isoformat() if raised else None, "deliveries": deliveries.get(alert_id, [])}
+                 "raised_at": aware(raised).isoformat() if raised else None, "deliveries": deliveries.get(alert_id, [])}
                 for body, alert_id, withdrawn, raised, source in rows]
 
     def counts(self, job_ids: list[str]) -> dict[str, int]:

@@ -15,7 +15,7 @@ from datetime import datetime
 from sqlalchemy import DateTime, Float, ForeignKey, Index, Integer, LargeBinary, delete, insert, select
 from sqlalchemy.orm import Mapped, mapped_column
 
-from core.records import Base, Identity, Job, Records
+from core.records import Base, Identity, Job, Records, aware
 
 
 class Appearance(Base):
@@ -99,7 +99,7 @@ class Appearances:
                 .order_by(Appearance.recorded_at.desc(), Appearance.job_id, Appearance.first_t.desc())
                 .limit(limit).offset(offset))
             return [{"job": job, "track": track, "first_t": first_t, "last_t": last_t,
-                     "recorded_at": recorded.isoformat() if recorded else None, "has_thumbnail": bool(has),
+                     "recorded_at": aware(recorded).isoformat() if recorded else None, "has_thumbnail": bool(has),
                      "source_name": source} for job, track, first_t, last_t, recorded, has, source in rows]
 
     def of_job(self, job_id: str) -> dict[int, dict]:

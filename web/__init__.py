@@ -43,7 +43,9 @@ def create_app(settings: Settings | None = None) -> APIFlask:
 
     from web.api import api
     from web.api_identities import identities
+    from web.api_alerts import alerts_api
     from web.api_people import people_api
+    from web.alerts_ui import alerts_ui
     from web.people import people
     from web.auth import auth, guard, limiter, login_manager
     from web.gallery import gallery
@@ -60,6 +62,7 @@ def create_app(settings: Settings | None = None) -> APIFlask:
     csrf.exempt(api)   # bearer tokens, never cookies, authorise the API's unsafe methods
     csrf.exempt(identities)
     csrf.exempt(people_api)
+    csrf.exempt(alerts_api)
     app.config["RATELIMIT_STORAGE_URI"] = settings.redis_url or "memory://"
     limiter.init_app(app)
     app.register_blueprint(auth)
@@ -70,6 +73,8 @@ def create_app(settings: Settings | None = None) -> APIFlask:
     app.register_blueprint(gallery)
     app.register_blueprint(people)
     app.register_blueprint(people_api)
+    app.register_blueprint(alerts_ui)
+    app.register_blueprint(alerts_api)
     app.register_blueprint(metrics)
 
     @app.spec_processor

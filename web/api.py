@@ -71,6 +71,15 @@ def job_page(page: int, status: str | None) -> dict:
             "next_page": page + 1 if len(views) > per_page else None}
 
 
+def next_page_link(endpoint: str, query: dict, more: bool, **values) -> dict:
+    """The ``Link: <URL>; rel="next"`` header of a list answered a page at a time (a JSON
+    array), when another page follows."""
+    if not more:
+        return {}
+    following = url_for(endpoint, **values, **{**query, "page": query["page"] + 1})
+    return {"Link": f'<{following}>; rel="next"'}
+
+
 def with_alert_counts(views: list[dict]) -> list[dict]:
     """The views with each job's alert count (one query for the whole page)."""
     counts = Alerts(runtime.records()).counts([view["id"] for view in views])

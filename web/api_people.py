@@ -11,9 +11,9 @@ from core.appearances import Appearances
 from tasks import runtime
 from web import people_service as service
 from web.gallery_service import find
-from web.api import error_responses, job_view_or_404
+from web.api import error_responses, job_view_or_404, next_page_link
 from web.auth import token_auth
-from web.schemas import AppearanceOut, EnrolOut, PageQuery, PhotoOut, TrackEnrolIn
+from web.schemas import NEXT_PAGE_HEADER, AppearanceOut, EnrolOut, PageQuery, PhotoOut, TrackEnrolIn
 
 people_api = APIBlueprint("people_api", __name__, url_prefix="/api/v1", tag="people")
 
@@ -21,8 +21,7 @@ people_api = APIBlueprint("people_api", __name__, url_prefix="/api/v1", tag="peo
 @people_api.get("/identities/<name>/appearances")
 @people_api.auth_required(token_auth, roles=["viewer"])
 @people_api.input(PageQuery, location="query", arg_name="query")
-@people_api.output(AppearanceOut(many=True), headers={"Link": {"type": "string", "description":
-                                                              '`<URL>; rel="next"` when another page follows'}})
+@people_api.output(AppearanceOut(many=True), headers=NEXT_PAGE_HEADER)
 @people_api.doc(summary="Every appearance of a person across all recordings, newest first (paginated)",
                 responses=error_responses(404))
 def appearances(name: str, query: dict):
@@ -30,11 +29,7 @@ def appearances(name: str, query: dict):
     if found is None:
         abort(404, f"no identity named {name!r}")
     views, more = found
-    headers = {}
-    if more:
-        following = url_for("people_api.appearances", name=name, page=query["page"] + 1, per_page=query["per_page"])
-        headers["Link"] = f'<{following}>; rel="next"'
-    return views, 200, headers
+    return views, 200, next_page_link("people_api.appearances", query, more, name=name)
 
 
 @people_api.get("/identities/<name>/photos")

@@ -104,6 +104,9 @@ class IdentityPatchIn(Schema):
     watchlist = Boolean(metadata={"description": "Raise a watchlist alert wherever this person is recognised."})
 
 
+NEXT_PAGE_HEADER = {"Link": {"type": "string", "description": '`<URL>; rel="next"` when another page follows'}}
+
+
 class PageQuery(Schema):
     page = Integer(load_default=1, validate=Range(min=1, max=1_000_000))
     per_page = Integer(load_default=20, validate=Range(min=1, max=200))
