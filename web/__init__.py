@@ -45,6 +45,7 @@ def create_app(settings: Settings | None = None) -> APIFlask:
     from web.api_identities import identities
     from web.api_alerts import alerts_api
     from web.api_people import people_api
+    from web.api_users import users_api
     from web.alerts_ui import alerts_ui
     from web.people import people
     from web.auth import auth, guard, limiter, login_manager
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None) -> APIFlask:
     csrf.exempt(identities)
     csrf.exempt(people_api)
     csrf.exempt(alerts_api)
+    csrf.exempt(users_api)
     app.config["RATELIMIT_STORAGE_URI"] = settings.redis_url or "memory://"
     limiter.init_app(app)
     app.register_blueprint(auth)
@@ -75,6 +77,7 @@ def create_app(settings: Settings | None = None) -> APIFlask:
     app.register_blueprint(people_api)
     app.register_blueprint(alerts_ui)
     app.register_blueprint(alerts_api)
+    app.register_blueprint(users_api)
     app.register_blueprint(metrics)
 
     @app.spec_processor

@@ -31,11 +31,15 @@ _DESCRIPTIONS = {400: "Bad request", 403: "Role too weak", 404: "No such job", 4
                  413: "Upload too large", 415: "Not a video vidfarm can process"}
 
 
+def found_or_404(found, message: str):
+    """``found``, unless it is None: then a 404 saying ``message``."""
+    if found is None:
+        abort(404, message)
+    return found
+
+
 def job_view_or_404(job_id: str) -> dict:
-    view = runtime.records().job_view(job_id)
-    if view is None:
-        abort(404, f"no job {job_id}")
-    return view
+    return found_or_404(runtime.records().job_view(job_id), f"no job {job_id}")
 
 
 @api.post("/jobs")

@@ -6,7 +6,7 @@ from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired, MultipleFileField
 from wtforms import PasswordField, SelectField, SelectMultipleField, StringField
 from wtforms.widgets import CheckboxInput, ListWidget
-from wtforms.validators import DataRequired, Length
+from wtforms.validators import DataRequired, EqualTo, Length
 
 from core.accounts import MIN_PASSWORD, ROLES
 from tasks.submit import analyzer_chain, default_analyzers, optional_analyzers
@@ -95,3 +95,14 @@ class PhotoForm(FlaskForm):
 
 class TrackEnrolForm(FlaskForm):
     name = StringField("Name", validators=[DataRequired(), Length(max=64)])
+
+
+class PasswordChangeForm(FlaskForm):
+    current = PasswordField("Current password", validators=[DataRequired(), Length(max=256)])
+    new = PasswordField("New password", validators=[DataRequired(), Length(
+        min=MIN_PASSWORD, max=256, message=f"a password needs {MIN_PASSWORD} to 256 characters")])
+    repeat = PasswordField("New password again", validators=[EqualTo("new", "the two new passwords differ")])
+
+
+class RoleForm(FlaskForm):
+    role = SelectField("Role", choices=list(ROLES))
