@@ -22,6 +22,7 @@ from core.storage import job_key
 from tasks import runtime
 from tasks.app import app
 from workers import media, pipeline
+from workers.analytics import thermal
 from tasks.gallery import job_gallery, job_matching
 from tasks.published import results_published
 from workers.results import ResultOptions, SegmentOutput, assemble_results, source_summary
@@ -82,6 +83,7 @@ def ingest(self, job_id: str) -> dict:
     try:
         source = store.local_path(job.source_key)
         info = media.probe(source, media_limits())
+        options = screening_when_possible(job.options, source)
         plans = media.plan_segments(info, float(job.options.get("segment_seconds", settings.segment_seconds)),
                                     settings.min_segments)
         with _scratch() as scratch:
@@ -97,9 +99,21 @@ def ingest(self, job_id: str) -> dict:
     records.record_split(job_id, [
         {"index": p.index, "start_frame": p.start_frame, "frames": p.frames, "pts": p.pts,
          "end_pts": p.end_pts} for p in plans],
-        status="processing", media=info.summary(), timing={"split_s": round(time.perf_counter() - started, 4)})
+        status="processing", media=info.summary(), options=options,
+        timing={"split_s": round(time.perf_counter() - started, 4)})
     fan_out(job_id, len(plans), job.options.get("queue", "cpu"))
     return {"segments": len(plans), "frames": info.frames}
+
+
+def screening_when_possible(options: dict, source: Path) -> dict:
+    """Fever screening reads temperatures, which only radiometric (16-bit thermal) video
+    holds: asked for (or by default) on any other video, it is left out of the job's chain,
+    and the job says why."""
+    chain = options.get("analyzers") or list(runtime.settings().analyzers)
+    if "thermal" not in chain or thermal.is_radiometric(source):
+        return options
+    return {**options, "analyzers": [name for name in chain if name != "thermal"],
+            "thermal_skipped": "not radiometric (16-bit thermal) video"}
 
 
 def fan_out(job_id: str, segments: int, queue: str = "cpu") -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
+import time
 from pathlib import Path
 
 from apiflask import APIFlask
@@ -101,12 +103,24 @@ def create_app(settings: Settings | None = None) -> APIFlask:
 
     @app.error_processor
     def error_response(error):
-        message = _one_line(error, settings)
+        message, headers = _one_line(error, settings), dict(error.headers or {})
+        if error.status_code == 429:
+            wait = _retry_after_s()
+            headers["Retry-After"] = str(wait)
+            message = f"too many attempts: try again in {wait} second{'s' if wait > 1 else ''}"
         if request.path.startswith("/api/"):
-            return {"error": message}, error.status_code, error.headers
-        return render_template("error.html", status=error.status_code, message=message), error.status_code
+            return {"error": message}, error.status_code, headers
+        return render_template("error.html", status=error.status_code, message=message), error.status_code, headers
 
     return app
+
+
+def _retry_after_s() -> int:
+    """Seconds until the rate limit this request broke lets the next one through."""
+    from web.auth import limiter
+
+    limit = limiter.current_limit
+    return max(1, math.ceil(limit.reset_at - time.time())) if limit is not None else 60
 
 
 def _one_line(error, settings: Settings) -> str:

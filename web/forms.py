@@ -16,7 +16,8 @@ EXPIRED = "the form has expired; reload the page"
 
 # Labels for the analyzers the farm knows today; one registered later shows under its own name.
 ANALYZER_LABELS = {"track": "Track faces", "recognize": "Recognise against the gallery",
-                   "mask": "Mask classifier", "thermal": "Fever screening (radiometric input)"}
+                   "mask": "Mask classifier",
+                   "thermal": "Fever screening (runs when the recording is radiometric thermal video)"}
 
 
 class LoginForm(FlaskForm):

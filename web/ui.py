@@ -78,7 +78,8 @@ def job(job_id: str):
                            identities=identities_seen(results) if results else [],
                            faces=track_faces(job_id) if results else {}, marker_glyphs=MARKERS,
                            known_names=[i["name"] for i in list_identities()] if results else [],
-                           enrol_form=TrackEnrolForm(formdata=None), delete_form=ConfirmForm())
+                           enrol_form=TrackEnrolForm(formdata=None), delete_form=ConfirmForm(),
+                           fever_skipped=runtime.records().get_job(job_id).options.get("thermal_skipped"))
 
 
 @ui.post("/jobs/<job_id>/delete")

@@ -119,18 +119,19 @@ def probe(path: Path | str, limits: Limits | None = None) -> MediaInfo:
     with _open(path) as container:
         fmt = container.format.name
         if any(marker in fmt for marker in _IMAGE_DEMUXERS):
-            raise MediaError(f"a still image ({fmt.split(',')[0]}), not a video")
+            raise MediaError("this is a photo, not a video")
         if not container.streams.video:
             kinds = sorted({s.type for s in container.streams}) or ["none"]
-            raise MediaError(f"no video stream (streams found: {', '.join(kinds)})")
+            raise MediaError(f"this file holds no video, only {' and '.join(kinds)}")
         video = container.streams.video[0]
         ctx = video.codec_context
         width, height = ctx.width, ctx.height
         if min(width, height) < limits.min_side:
-            raise MediaError(f"frame size {width}x{height} is below the {limits.min_side} px minimum")
+            raise MediaError(f"the picture is too small ({width}x{height} pixels; at least {limits.min_side} "
+                             "on each side)")
         if width > limits.max_width or height > limits.max_height:
-            raise MediaError(f"frame size {width}x{height} exceeds the "
-                             f"{limits.max_width}x{limits.max_height} maximum")
+            raise MediaError(f"the picture is too large ({width}x{height} pixels; at most "
+                             f"{limits.max_width}x{limits.max_height})")
         audio = container.streams.audio[0] if container.streams.audio else None
         packets = _read_packet_table(container, video)
         if ctx.has_b_frames and all(a.pts < b.pts for a, b in zip(packets, packets[1:])):
@@ -139,17 +140,18 @@ def probe(path: Path | str, limits: Limits | None = None) -> MediaInfo:
             packets = [replace(p, timed=False) for p in packets]
         declared = video.frames
         if declared and len(packets) < declared:
-            raise MediaError(f"the file is truncated: {len(packets)} of {declared} frames present")
+            raise MediaError(f"the file is cut short: only {len(packets)} of its {declared} frames are in it "
+                             "(was the copy or upload interrupted?)")
         packets = _check_decodes(path, packets)
         tb = video.time_base or Fraction(1, 90000)
         shown = [p for p in packets if p.shown]
         if not shown:
-            raise MediaError("the video stream holds no frames to show (all are pre-roll no decoder shows)")
+            raise MediaError("the video holds no pictures to show")
         start = min(p.pts for p in shown)
         end = max(p.pts + p.duration for p in shown)
         duration_s = float((end - start) * tb)
         if duration_s > limits.max_duration_s:
-            raise MediaError(f"duration {duration_s:.0f} s exceeds the {limits.max_duration_s:.0f} s maximum")
+            raise MediaError(f"the recording is too long ({duration_s:.0f} s; at most {limits.max_duration_s:.0f} s)")
         rate = video.average_rate or video.guessed_rate
         fps = float(rate) if rate else (len(shown) / duration_s if duration_s else 0.0)
         return MediaInfo(container=fmt, video_codec=ctx.name, width=width, height=height, fps=fps,

@@ -25,7 +25,7 @@ def stored_state(farm) -> tuple[int, list[str], list[str]]:
 BAD_FILES = [
     ("notes.mp4", b"just some text, not a video\n" * 50, 415, "not a readable video"),
     ("empty.mp4", b"", 400, "empty"),
-    ("photo.mp4", None, 415, "still image"),
+    ("photo.mp4", None, 415, "this is a photo, not a video"),
 ]
 
 
