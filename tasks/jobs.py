@@ -113,7 +113,8 @@ def screening_when_possible(options: dict, source: Path) -> dict:
     if "thermal" not in chain or thermal.is_radiometric(source):
         return options
     return {**options, "analyzers": [name for name in chain if name != "thermal"],
-            "thermal_skipped": "not radiometric (16-bit thermal) video"}
+            "thermal_skipped": "the recording is ordinary video, not radiometric (16-bit thermal) video, "
+                               "so it holds no temperatures"}
 
 
 def fan_out(job_id: str, segments: int, queue: str = "cpu") -> None:

@@ -19,7 +19,9 @@ def test_fever_screening_is_left_out_for_ordinary_video_and_kept_for_radiometric
     chain = {"analyzers": ["detect", "track", "thermal"]}
     assert screening_when_possible(chain, thermal) == chain
     assert screening_when_possible(chain, face_clip.path) == {
-        "analyzers": ["detect", "track"], "thermal_skipped": "not radiometric (16-bit thermal) video"}
+        "analyzers": ["detect", "track"],
+        "thermal_skipped": "the recording is ordinary video, not radiometric (16-bit thermal) video, so it holds "
+                           "no temperatures"}
     # No choice made: the farm's default chain, less fever screening.
     assert "thermal" not in screening_when_possible({}, face_clip.path)["analyzers"]
     assert screening_when_possible({"analyzers": ["detect", "track"]}, face_clip.path) == {
@@ -39,7 +41,8 @@ def test_the_upload_form_screens_when_possible_and_the_job_says_it_did_not(farm,
     assert wait_for_job(job_id)["status"] == "done"
     assert runtime.records().get_job(job_id).options["analyzers"] == ["detect", "track"]
     page = operator_client.get(f"/jobs/{job_id}").get_data(as_text=True)
-    assert "Fever screening did not run: not radiometric (16-bit thermal) video holds no temperatures." in page
+    assert ("Fever screening did not run: the recording is ordinary video, not radiometric (16-bit thermal) "
+            "video, so it holds no temperatures.") in page
 
     # results.json: the page's link downloads it; the API answers JSON as before.
     assert f'href="/api/v1/jobs/{job_id}/results?download=1" id="results-link" download' in page
