@@ -34,6 +34,7 @@ $(AXE):
 # The browser tests write every page at desktop and phone width to build/screenshots/; these
 # are the README's.
 screenshots:
+	mkdir -p docs/screenshots
 	cp build/screenshots/*-desktop.png build/screenshots/*-phone.png docs/screenshots/
 
 # Bandit over the product code (not tests or bench); accepted findings, each with its reason,
