@@ -180,7 +180,7 @@ CASES = [
     Case("audio only", audio_only, "failed", "no video, only audio"),
     Case("PNG still image", still_image(".png"), "failed", "a photo, not a video"),
     Case("JPEG still image", still_image(".jpg"), "failed", "a photo, not a video"),
-    Case("frames too small (8x8)", lambda f: _encode(f / "tiny.mp4", "mpeg4", (8, 8)), "failed", "below"),
+    Case("frames too small (8x8)", lambda f: _encode(f / "tiny.mp4", "mpeg4", (8, 8)), "failed", "too small"),
     Case("absurdly wide (8000x16)", lambda f: _encode(f / "wide.mkv", "mpeg4", (8000, 16)), "failed", "too large"),
     Case("one frame", lambda f: _encode(f / "one.mp4", "libx264", (320, 240), frames=1), "done"),
     Case("variable frame rate", lambda f: _clip(f / "vfr.mp4", vfr=True), "done"),
