@@ -16,8 +16,9 @@ from datetime import datetime, timezone
 
 from sqlalchemy import (Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint, func, select,
                         update)
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from core.appearances import identity_ids
 from core.records import Base, Identity, Job, Records, aware
 
 DELIVERY_STATES = ("pending", "delivered", "failed")
@@ -65,39 +66,38 @@ def _key(alert: dict) -> tuple:
     return alert["kind"], alert["track"], alert["frame"]
 
 
+def raise_new(s: Session, job_id: str, version: int, alerts: list[dict], identities: dict[int, str | None],
+              urls: tuple[str, ...], shared_gallery: bool) -> list[int]:
+    """Record the alerts of results ``version`` that are new for the job (in the transaction
+    that publishes it), with one pending delivery per URL each, and mark withdrawn those it
+    no longer lists. ``identities``: the track -> name of that version. Returns the new
+    deliveries' ids (nothing is done when the job is at another version)."""
+    if s.scalar(select(Job.results_version).where(Job.id == job_id).with_for_update()) != version:
+        return []
+    known = {(a.kind, a.track, a.frame): a for a in s.scalars(select(Alert).where(Alert.job_id == job_id))}
+    ids = identity_ids(s, {n for n in identities.values() if n} if shared_gallery else set())
+    listed = {_key(a) for a in alerts}
+    for key, alert in known.items():
+        alert.withdrawn = key not in listed
+    fresh = [Alert(job_id=job_id, kind=item["kind"], track=item["track"], frame=item["frame"], t=item["t"],
+                   identity_id=ids.get(identities.get(item["track"])), results_version=version,
+                   detail=None if item["kind"] == "watchlist" else item.get("detail"))
+             for item in alerts if _key(item) not in known]
+    s.add_all(fresh)
+    s.flush()
+    deliveries = [AlertDelivery(alert_id=alert.id, url=url) for alert in fresh for url in urls]
+    s.add_all(deliveries)
+    s.flush()
+    return [d.id for d in deliveries]
+
+
 class Alerts:
     def __init__(self, records: Records):
         self.records = records
 
-    def raise_new(self, job_id: str, version: int, alerts: list[dict], identities: dict[int, str | None],
-                  urls: tuple[str, ...], shared_gallery: bool) -> list[int]:
-        """Record the alerts of results ``version`` that are new for the job, with one
-        pending delivery per URL each, and mark withdrawn those it no longer lists.
-        ``identities``: the track -> name of that version. Returns the new deliveries' ids."""
+    def raise_new(self, *args, **kwargs) -> list[int]:
         with self.records.session() as s:
-            if s.scalar(select(Job.results_version).where(Job.id == job_id).with_for_update()) != version:
-                return []      # a later version was published meanwhile: its publisher does this
-            known = {(a.kind, a.track, a.frame): a for a in s.scalars(select(Alert).where(Alert.job_id == job_id))}
-            names = {n for n in identities.values() if n} if shared_gallery else set()
-            ids = dict(s.execute(select(Identity.name, Identity.id).where(Identity.name.in_(names))).all()) if names else {}
-            listed = {_key(a) for a in alerts}
-            for key, alert in known.items():
-                alert.withdrawn = key not in listed
-            fresh = []
-            for item in alerts:
-                if _key(item) in known:
-                    continue
-                alert = Alert(job_id=job_id, kind=item["kind"], track=item["track"], frame=item["frame"],
-                              t=item["t"], identity_id=ids.get(identities.get(item["track"])),
-                              detail=None if item["kind"] == "watchlist" else item.get("detail"),
-                              results_version=version)
-                s.add(alert)
-                fresh.append(alert)
-            s.flush()
-            deliveries = [AlertDelivery(alert_id=alert.id, url=url) for alert in fresh for url in urls]
-            s.add_all(deliveries)
-            s.flush()
-            return [d.id for d in deliveries]
+            return raise_new(s, *args, **kwargs)
 
     def delivery(self, delivery_id: int) -> tuple[AlertDelivery, dict] | None:
         """A delivery and the JSON body to POST for its alert; None when it is gone."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import DateTime, Float, ForeignKey, Index, Integer, LargeBinary, delete, insert, select
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from core.records import Base, Identity, Job, Records, aware
 
@@ -49,6 +49,30 @@ class TrackAppearance:
     thumbnail: bytes | None = None
 
 
+def identity_ids(s: Session, names: set[str]) -> dict[str, int]:
+    """The ids of the enrolled people among ``names``."""
+    return dict(s.execute(select(Identity.name, Identity.id).where(Identity.name.in_(names))).all()) if names else {}
+
+
+def replace_rows(s: Session, job_id: str, version: int, tracks: list[TrackAppearance], shared_gallery: bool) -> bool:
+    """Make the job's rows those of results ``version`` (in the transaction that publishes
+    it), unless the job is at another version (a later one was published: its rows win);
+    then nothing changes and False. Names map to the shared gallery's identities only when
+    the job was matched against it (a job's own gallery may use a name an enrolled person has)."""
+    job = s.execute(select(Job.results_version, Job.created_at).where(Job.id == job_id).with_for_update()).first()
+    if job is None or job.results_version != version:
+        return False
+    ids = identity_ids(s, {t.identity for t in tracks if t.identity} if shared_gallery else set())
+    s.execute(delete(Appearance).where(Appearance.job_id == job_id))
+    if tracks:
+        s.execute(insert(Appearance), [
+            {"job_id": job_id, "track": t.track, "identity_id": ids.get(t.identity),
+             "recorded_at": job.created_at, "first_frame": t.first_frame, "last_frame": t.last_frame,
+             "first_t": t.first_t, "last_t": t.last_t, "results_version": version,
+             "thumbnail_frame": t.thumbnail_frame, "thumbnail": t.thumbnail} for t in tracks])
+    return True
+
+
 class Appearances:
     """The index in the records database (its table is in the records' migrations)."""
 
@@ -64,25 +88,8 @@ class Appearances:
             return {track: (frame, jpeg) for track, frame, jpeg in rows}
 
     def replace(self, job_id: str, version: int, tracks: list[TrackAppearance], shared_gallery: bool) -> bool:
-        """Make the job's rows those of results ``version``, unless the job has moved on to a
-        later version meanwhile (its publisher indexes that one): then nothing changes and
-        False. Names map to the shared gallery's identities only when the job was matched
-        against it (a job's own gallery may use a name an enrolled person also has)."""
         with self.records.session() as s:
-            job = s.execute(select(Job.results_version, Job.created_at).where(Job.id == job_id)
-                            .with_for_update()).first()
-            if job is None or job.results_version != version:
-                return False
-            names = {t.identity for t in tracks if t.identity} if shared_gallery else set()
-            ids = dict(s.execute(select(Identity.name, Identity.id).where(Identity.name.in_(names))).all()) if names else {}
-            s.execute(delete(Appearance).where(Appearance.job_id == job_id))
-            if tracks:
-                s.execute(insert(Appearance), [
-                    {"job_id": job_id, "track": t.track, "identity_id": ids.get(t.identity),
-                     "recorded_at": job.created_at, "first_frame": t.first_frame, "last_frame": t.last_frame,
-                     "first_t": t.first_t, "last_t": t.last_t, "results_version": version,
-                     "thumbnail_frame": t.thumbnail_frame, "thumbnail": t.thumbnail} for t in tracks])
-            return True
+            return replace_rows(s, job_id, version, tracks, shared_gallery)
 
     def of_identity(self, name: str, limit: int, offset: int = 0) -> list[dict] | None:
         """A page of the person's appearances, newest recording first (then latest in it);

@@ -301,14 +301,17 @@ class Records(GalleryRecords):
                       .values(status="failed", error=line, finished_at=_now()))
 
     def publish_version(self, job_id: str, gallery_fingerprint: str, write: Callable[[int], None],
-                        timing: dict | None = None, **fields) -> int | None:
+                        timing: dict | None = None, also: Callable[[Session, int], object] | None = None,
+                        **fields) -> int | None:
         """Publish the next results version of a job: claim its number, ``write(number)`` the
         files, then commit. The claim holds the job's row lock until the files are written, so
         nobody sees version N before its files exist and two publishers never share or reorder
         a number; if ``write`` raises, the number is not used. ``timing`` and ``fields``
         change the job in the same commit, as ``set_job`` would: the stitch ends the job so,
         and only if it has not ended meanwhile (an ended job changes no more). None, and
-        nothing written, when there is no such job or that condition fails."""
+        nothing written, when there is no such job or that condition fails. ``also(session,
+        number)`` writes what must change with the version in the same commit (the
+        appearances index and the alerts: ``tasks.published``)."""
         changes_job = bool(timing or fields)
         claim = update(Job).where(Job.id == job_id).values(
             results_version=Job.results_version + 1, gallery_fingerprint=gallery_fingerprint)
@@ -319,6 +322,8 @@ class Records(GalleryRecords):
                 return None
             version = s.scalar(select(Job.results_version).where(Job.id == job_id))
             write(version)
+            if also is not None:
+                also(s, version)
             if changes_job:
                 _update_job(s, job_id, timing, fields)
             return version

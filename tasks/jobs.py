@@ -19,12 +19,11 @@ from celery import chord
 
 from core.records import ENDED_STATES, aware
 from core.storage import job_key
-from tasks import runtime
+from tasks import published, runtime
 from tasks.app import app
 from workers import media, pipeline
 from workers.analytics import thermal
 from tasks.gallery import job_gallery, job_matching
-from tasks.published import results_published
 from workers.results import ResultOptions, SegmentOutput, assemble_results, source_summary
 
 log = logging.getLogger(__name__)
@@ -135,9 +134,13 @@ def publish_results(job, results: dict, gallery_fingerprint: str, **job_changes)
         _put_bytes(output_key(job.id, f"versions/results-{version}.json"), versioned)
         _put_bytes(output_key(job.id, "results.json"), versioned)
 
-    version = runtime.records().publish_version(job.id, gallery_fingerprint, write, **job_changes)
+    # People search and the alerts follow every version, in the same commit (face crops are
+    # cut before the version is claimed).
+    publication = published.prepare(job, results)
+    version = runtime.records().publish_version(job.id, gallery_fingerprint, write, also=publication.record,
+                                                **job_changes)
     if version is not None:
-        results_published(job, version, results)   # people search and alerts follow every version
+        publication.send()
     return version
 
 

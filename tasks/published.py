@@ -1,10 +1,12 @@
-"""What follows each publication of a job's results (``tasks.jobs.publish_results``): the
-appearances index (people search) and the alerts, with their webhook deliveries queued.
+"""What goes with each publication of a job's results (``tasks.jobs.publish_results``): the
+appearances index (people search) and the alerts, whose webhook deliveries are queued once
+the publication is committed.
 
-It runs in the publisher's process right after the commit, so whoever publishes (the stitch,
-a re-identification, an erasure) updates both. Each write is refused when a later version was
-published meanwhile (that publisher writes its own), so the index never goes back to an
-older version.
+``prepare`` runs before the version is claimed (it may decode face crops: that takes a
+while, and the claim holds the job's row lock); ``Publication.record`` writes the index and
+the alerts in the very transaction that publishes the version, so a job is never seen done,
+or at a new version, with the index or alerts of another. Whoever publishes (the stitch, a
+re-identification, an erasure) goes through there.
 
 Which tracks are indexed: those the results name, and the unknown ones whose face was kept
 (a pooled embedding): the people who could be searched for or enrolled. A track an erasure
@@ -13,47 +15,57 @@ stripped of its name and embedding is not, so no face crop of an erased person s
 
 from __future__ import annotations
 
-import logging
+from dataclasses import dataclass, field
 from fractions import Fraction
 
-from core.alerts import Alerts
-from core.appearances import Appearances, TrackAppearance
+from sqlalchemy.orm import Session
+
+from core.alerts import raise_new
+from core.appearances import Appearances, TrackAppearance, replace_rows
 from tasks import runtime
 from workers import thumbnails
 from workers.analytics import thermal
 
-log = logging.getLogger(__name__)
 
+@dataclass
+class Publication:
+    job_id: str
+    shared_gallery: bool              # the job's names are the shared gallery's (not its own gallery's)
+    tracks: list[TrackAppearance]
+    alerts: list[dict]
+    names: dict[int, str | None]      # track -> name
+    urls: tuple[str, ...]
+    deliveries: list[int] = field(default_factory=list)
 
-def results_published(job, version: int, results: dict) -> None:
-    index_appearances(job, version, results)
-    deliveries = record_alerts(job, version, results)
-    if deliveries:
-        from tasks.alerts import deliver_alert   # the task module builds on this one
+    def record(self, s: Session, version: int) -> None:
+        """Inside the publishing transaction (``Records.publish_version``'s ``also``)."""
+        replace_rows(s, self.job_id, version, self.tracks, self.shared_gallery)
+        self.deliveries = raise_new(s, self.job_id, version, self.alerts, self.names, self.urls,
+                                    self.shared_gallery)
 
-        for delivery_id in deliveries:
-            deliver_alert.apply_async((delivery_id,))
+    def send(self) -> None:
+        """After the commit: queue the webhook deliveries of the alerts it raised."""
+        if self.deliveries:
+            from tasks.alerts import deliver_alert   # here: the task module needs the Celery app
 
-
-def _shared_gallery(job) -> bool:
-    """Whether the job's names are the shared gallery's (not a gallery of its own)."""
-    return job.options.get("gallery") is None
+            for delivery_id in self.deliveries:
+                deliver_alert.apply_async((delivery_id,))
 
 
 def indexed_tracks(results: dict) -> list[dict]:
     return [t for t in results.get("tracks") or [] if t.get("identity") or t.get("embedding")]
 
 
-def index_appearances(job, version: int, results: dict) -> bool:
+def prepare(job, results: dict) -> Publication:
     frames = results.get("frames") or []
 
     def at(index: int) -> float:
         return frames[index]["t"] if 0 <= index < len(frames) else 0.0
 
-    index = Appearances(runtime.records())
-    kept = index.thumbnails(job.id)
+    kept = Appearances(runtime.records()).thumbnails(job.id)
     best = thumbnails.best_faces(results)
     tracks = indexed_tracks(results)
+    # A re-identification keeps every track's best face: its crop is reused, nothing decoded.
     wanted = {t["track"]: best[t["track"]] for t in tracks if t["track"] in best
               and kept.get(t["track"], (None, None))[0] != best[t["track"]][0]}
     crops = _face_crops(job, wanted) if wanted else {}
@@ -63,7 +75,9 @@ def index_appearances(job, version: int, results: dict) -> bool:
         frame, jpeg = (best[number][0], crops[number]) if number in crops else kept.get(number, (None, None))
         rows.append(TrackAppearance(number, track.get("identity"), track["first_frame"], track["last_frame"],
                                     at(track["first_frame"]), at(track["last_frame"]), frame, jpeg))
-    return index.replace(job.id, version, rows, _shared_gallery(job))
+    return Publication(job.id, job.options.get("gallery") is None, rows, results.get("alerts") or [],
+                       {t["track"]: t.get("identity") for t in results.get("tracks") or []},
+                       runtime.settings().alert_webhook_urls)
 
 
 def _face_crops(job, wanted: dict) -> dict[int, bytes]:
@@ -77,9 +91,3 @@ def _face_crops(job, wanted: dict) -> dict[int, bytes]:
     calibration = job.options.get("thermal") or {"gain": settings.thermal_gain, "offset": settings.thermal_offset}
     return thumbnails.face_crops(wanted, segments, Fraction(*info["time_base"]), info.get("pts_offset", 0),
                                  thermal.Calibration(calibration["gain"], calibration["offset"]))
-
-
-def record_alerts(job, version: int, results: dict) -> list[int]:
-    names = {t["track"]: t.get("identity") for t in results.get("tracks") or []}
-    return Alerts(runtime.records()).raise_new(job.id, version, results.get("alerts") or [], names,
-                                               runtime.settings().alert_webhook_urls, _shared_gallery(job))
