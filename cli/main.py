@@ -197,7 +197,8 @@ def run_process(args) -> int:
     named = sorted({t["identity"] for t in summary["tracks"] if t["identity"]})
     print(f"done: {view['chunks_total']} segments, {len(summary['tracks'])} tracks"
           f"{' (' + ', '.join(named) + ')' if named else ''}, {len(summary['alerts'])} alerts "
-          f"-> {args.out / 'annotated.mp4'}, {args.out / 'results.json'}")
+          f"-> {args.out / 'annotated.mp4'}, {args.out / 'results.json'}"
+          f"{'; warning: ' + view['warning'] if view.get('warning') else ''}")
     return 0
 
 

@@ -443,6 +443,8 @@ def _job_view(job: Job, done: int) -> dict:
         progress = 0.0
     return {"id": job.id, "status": job.status, "progress": progress, "chunks_done": done,
             "chunks_total": total, "error": job.error, "source_name": job.source_name,
+            # A job done with damage (a damaged recording, salvaged) says so here.
+            "warning": (job.media or {}).get("warning"),
             "created_at": job.created_at.isoformat() if job.created_at else None,
             "finished_at": job.finished_at.isoformat() if job.finished_at else None,
             "results_version": job.results_version}

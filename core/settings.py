@@ -103,6 +103,11 @@ class Settings(BaseSettings):
     max_height: int = Field(default=4320, description="Largest accepted frame height (pixels).")
     min_side: int = Field(default=16, description="Smallest accepted frame width or height (pixels).")
     max_duration_s: float = Field(default=6 * 3600, description="Longest accepted recording (seconds).")
+    max_fps: float = Field(default=240.0, gt=0, description="Highest accepted frame rate, declared or measured.")
+    max_frames: int = Field(default=2_000_000, ge=1, description="Most frames (packets) accepted in a recording.")
+    upload_check_s: float = Field(default=10.0, gt=0,
+                                  description="Longest the web process looks at an upload before it becomes a job.")
+    probe_budget_s: float = Field(default=600.0, gt=0, description="Longest the ingest task reads a recording's packets.")
     max_upload_bytes: int = Field(default=4 * 1024**3, description="Largest accepted upload (bytes).")
 
     # --- analytics ---------------------------------------------------------------------

@@ -24,7 +24,7 @@ from tasks.app import app
 from workers import media, pipeline
 from workers.analytics import thermal
 from tasks.gallery import job_gallery, job_matching
-from workers.results import ResultOptions, SegmentOutput, assemble_results, source_summary
+from workers.results import ResultOptions, SegmentOutput, assemble_results, damage_warning, source_summary
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +51,12 @@ def _scratch() -> tempfile.TemporaryDirectory:
     return tempfile.TemporaryDirectory(dir=root)
 
 
-def media_limits() -> media.Limits:
+def media_limits(budget_s: float | None = None) -> media.Limits:
+    """What ingest accepts; ``budget_s``: how long reading may take (default: the probe's)."""
     s = runtime.settings()
     return media.Limits(min_side=s.min_side, max_width=s.max_width, max_height=s.max_height,
-                        max_duration_s=s.max_duration_s)
+                        max_duration_s=s.max_duration_s, max_fps=s.max_fps, max_frames=s.max_frames,
+                        budget_s=s.probe_budget_s if budget_s is None else budget_s)
 
 
 def _put_json(key: str, data) -> None:
@@ -190,11 +192,13 @@ def process_segment(self, job_id: str, index: int) -> dict:
                 store.local_path(segment_key(job_id, index)), out, segment.pts,
                 Fraction(*info["time_base"]), info["fps"], info["width"], info["height"],
                 _pipeline_config(job.options), job_gallery(job.options),
-                info.get("pts_offset", 0))   # 0 for jobs split before the offset was recorded
+                info.get("pts_offset", 0),   # 0 for jobs split before the offset was recorded
+                info.get("timed", False))    # jobs split before: matched by order, as then
             _put_json(faces_key(job_id, index), {"frames": result.frames, "tracks": result.tracks,
                                                  "thumbnails": result.thumbnails,
                                                  "stages": result.stages,
-                                                 "repaired_frames": result.repaired_frames})
+                                                 "repaired_frames": result.repaired_frames,
+                                                 "damage": result.damage})
             store.move_file(annotated_key(job_id, index), out)
     except media.MediaError as exc:
         records.set_segment(job_id, index, status="failed", error=str(exc))
@@ -254,7 +258,7 @@ def stitch(self, job_id: str, wait_s: float = 2.0) -> dict:
                            for s in segments]
             stitch_s = round(time.perf_counter() - started, 4)
             timing = _timing(job, per_segment, stitch_s)
-            outputs = [SegmentOutput(s.pts, p["frames"], p["tracks"], p["thumbnails"])
+            outputs = [SegmentOutput(s.pts, p["frames"], p["tracks"], p["thumbnails"], p.get("damage"))
                        for s, p in zip(segments, per_segment)]
             matching = job_matching(job.options)
             results = assemble_results(source_summary(job.source_name, info), time_base, info["start_pts"],
@@ -262,8 +266,10 @@ def stitch(self, job_id: str, wait_s: float = 2.0) -> dict:
             store.move_file(output_key(job_id, "annotated.mp4"), out)
             # The job is done in the same commit that publishes its results, unless it ended
             # meanwhile (the watchdog failed it): then nothing is published.
-            if publish_results(job, results, matching.fingerprint,
-                               status="done", error=None, timing={"stitch_s": stitch_s}) is None:
+            # A damaged recording is done all the same, with a warning on the job.
+            warned = {**info, "warning": damage_warning(results)}
+            if publish_results(job, results, matching.fingerprint, status="done", error=None,
+                               media=warned, timing={"stitch_s": stitch_s}) is None:
                 return {"skipped": "the job ended while it was stitched"}
     except media.MediaError as exc:
         records.fail_job(job_id, f"stitch: {exc}")

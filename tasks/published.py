@@ -90,4 +90,5 @@ def _face_crops(job, wanted: dict) -> dict[int, bytes]:
                 for s in runtime.records().segments(job.id) if store.exists(key := segment_key(job.id, s.index))]
     calibration = job.options.get("thermal") or {"gain": settings.thermal_gain, "offset": settings.thermal_offset}
     return thumbnails.face_crops(wanted, segments, Fraction(*info["time_base"]), info.get("pts_offset", 0),
-                                 thermal.Calibration(calibration["gain"], calibration["offset"]))
+                                 thermal.Calibration(calibration["gain"], calibration["offset"]),
+                                 info.get("timed", False))   # as the segment task reads them

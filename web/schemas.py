@@ -34,6 +34,8 @@ class JobOut(Schema):
     chunks_done = Integer(required=True)
     chunks_total = Integer(required=True)
     error = String(required=True, allow_none=True)
+    warning = String(allow_none=True, metadata={"description": "Set on a job done despite a damaged recording: "
+                                                                "how many frames were damaged (results: damaged)."})
     source_name = String()
     created_at = String(allow_none=True)
     finished_at = String(allow_none=True)
@@ -73,6 +75,8 @@ class ResultsOut(Schema):
     frames = List(Dict(), required=True)
     tracks = List(Dict(), required=True)
     alerts = List(Dict(), required=True)
+    damaged = List(Dict(), metadata={"description": "Frame ranges the recording's damage cost: "
+                                                    "{first_frame, last_frame, reason}; they carry no faces."})
     timing = Dict(required=True)
     version = Integer(metadata={"description": "Bumped each time the job is re-analysed."})
 

@@ -49,6 +49,8 @@ class SegmentResult:
     thumbnails: dict = field(default_factory=dict)    # first/last frame thumbnails (cut detection)
     stages: dict[str, float] = field(default_factory=dict)
     repaired_frames: int = 0                       # frames the decoder lost, filled by repeats
+    # Per frame (segment order): why it is damaged (media.SegmentFrame.damage), None if intact.
+    damage: list[str | None] = field(default_factory=list)
 
 
 @lru_cache(maxsize=2)
@@ -69,7 +71,7 @@ def _encodable(writer: media.H264Writer, frame, picture: Picture, faces: Faces, 
 
 def process_segment(src: Path, out_video: Path, pts: list[int], time_base: Fraction, fps: float,
                     width: int, height: int, config: PipelineConfig,
-                    gallery: Gallery | None = None, pts_offset: int = 0) -> SegmentResult:
+                    gallery: Gallery | None = None, pts_offset: int = 0, timed: bool = True) -> SegmentResult:
     chain = analyzer_chain(config.analyzers, config.analyzer_configs, config.plugins)
     state = SegmentState(fps, gallery)
     calibration = thermal.Calibration(config.thermal_gain, config.thermal_offset)
@@ -78,30 +80,27 @@ def process_segment(src: Path, out_video: Path, pts: list[int], time_base: Fract
             analyzer.begin(state)
     cv2.setNumThreads(config.threads)  # OpenCV's pool would otherwise claim every core per worker
     stages = {"decode": 0.0, "analyze": 0.0, "draw": 0.0, "encode": 0.0}
-    previous = previous_picture = None
+    damage: list[str | None] = []
     repaired = 0
     with media.H264Writer(out_video, width, height, time_base, fps, preset=config.x264_preset,
                           crf=config.x264_crf, threads=config.threads,
                           params=config.x264_params) as writer:
-        decoded = media.segment_frames(src, pts[0], time_base, threads=config.threads, pts_offset=pts_offset)
+        # One item per timestamp, damage or not: a lost picture comes as a stand-in, marked.
+        decoded = media.segment_frames(src, pts, time_base, threads=config.threads, pts_offset=pts_offset,
+                                       timed=timed)
         for timestamp in pts:
             state.frame_index += 1
             t0 = time.perf_counter()
-            frame = next(decoded, None)
+            item = next(decoded)
             t1 = time.perf_counter()
-            faces = Faces.empty()
-            if frame is None:
-                # The decoder lost a frame (damaged data): repeat the previous picture so the
-                # output keeps the source's frame count and timing.
-                if previous is None:
-                    raise media.MediaError("a segment decoded to no pictures")
-                frame, picture, repaired = previous, previous_picture, repaired + 1
-            else:
-                picture = thermal.picture_of_frame(frame, calibration)
+            frame, faces = item.frame, Faces.empty()
+            picture = thermal.picture_of_frame(frame, calibration)
+            if item.damage is None:     # a damaged frame carries no faces: none can be trusted
                 for analyzer in chain:
                     faces = analyzer(picture, faces)
             t2 = time.perf_counter()
-            previous, previous_picture = frame, picture
+            damage.append(item.damage)
+            repaired += item.repeated
             state.faces.append(faces)
             output = _encodable(writer, frame, picture, faces, config.fever_c)
             t3 = time.perf_counter()
@@ -117,4 +116,5 @@ def process_segment(src: Path, out_video: Path, pts: list[int], time_base: Fract
     return SegmentResult(frames=frames, tracks=[r.to_json() for r in state.tracks.values()],
                          thumbnails={k: None if v is None else np.round(v).astype(int).tolist()
                                      for k, v in thumbnails.items()},
-                         stages={k: round(v, 4) for k, v in stages.items()}, repaired_frames=repaired)
+                         stages={k: round(v, 4) for k, v in stages.items()},
+                         repaired_frames=repaired, damage=damage)

@@ -72,10 +72,12 @@ def crop_jpeg(bgr: np.ndarray, box: list[float], side: int = THUMBNAIL_SIDE) -> 
 
 
 def face_crops(wanted: dict[int, tuple[int, list[float]]], segments: list[SegmentFile], time_base: Fraction,
-               pts_offset: int = 0, calibration: thermal.Calibration | None = None) -> dict[int, bytes]:
+               pts_offset: int = 0, calibration: thermal.Calibration | None = None,
+               timed: bool = True) -> dict[int, bytes]:
     """JPEG face crops for ``wanted`` (track -> (frame index, box)), decoding only the
     segments that hold those frames, each only as far as its last wanted frame. A segment
-    that cannot be read (gone, damaged) leaves its tracks without a crop."""
+    that cannot be read (gone, damaged) leaves its tracks without a crop. ``pts_offset`` and
+    ``timed``: as ``media.segment_frames`` takes them (from the probe)."""
     by_segment: dict[int, dict[int, list[tuple[int, list[float]]]]] = {}
     for track, (index, box) in wanted.items():
         for k, segment in enumerate(segments):
@@ -86,11 +88,12 @@ def face_crops(wanted: dict[int, tuple[int, list[float]]], segments: list[Segmen
     for k, by_local in sorted(by_segment.items()):
         segment = segments[k]
         try:
-            frames = media.segment_frames(segment.path, segment.pts[0], time_base, threads=1, pts_offset=pts_offset)
+            frames = media.segment_frames(segment.path, segment.pts, time_base, threads=1, pts_offset=pts_offset,
+                                          timed=timed)
             try:
-                for local, frame in enumerate(frames):
+                for local, item in enumerate(frames):
                     for track, box in by_local.get(local, []):
-                        bgr = thermal.picture_of_frame(frame, calibration).bgr()[0]
+                        bgr = thermal.picture_of_frame(item.frame, calibration).bgr()[0]
                         crops[track] = crop_jpeg(bgr, box)
                     if local >= max(by_local):
                         break
