@@ -78,6 +78,8 @@ def test_enrol_upload_watch_review_play_and_seek(page, live_server, accounts_by_
     page.screenshot(path=shots / "gallery.png", full_page=True)
 
     page.click("text=Upload")
+    page.wait_for_url(f"{live_server}/upload")
+    page.wait_for_load_state("load")     # upload.js listens for the file chosen only once it has run
     page.set_input_files("#file-input", str(face_clip.path))
     assert "faces.mp4" in page.inner_text("#chosen")
     page.screenshot(path=shots / "upload.png")
@@ -100,11 +102,12 @@ def test_enrol_upload_watch_review_play_and_seek(page, live_server, accounts_by_
     thumbnail = page.locator(".identities img[alt='browser-yao']")
     page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=thumbnail.element_handle())
 
-    page.wait_for_function("document.getElementById('video').readyState >= 1", timeout=WAIT_MS)
+    # Predicates as functions: an expression string is eval'd in the page, which its CSP forbids.
+    page.wait_for_function("() => document.getElementById('video').readyState >= 1", timeout=WAIT_MS)
     duration = page.evaluate("document.getElementById('video').duration")
     assert abs(duration - face_clip.frames / face_clip.fps) < 0.5
     page.evaluate("document.getElementById('video').muted = true; document.getElementById('video').play()")
-    page.wait_for_function("document.getElementById('video').currentTime > 0", timeout=WAIT_MS)
+    page.wait_for_function("() => document.getElementById('video').currentTime > 0", timeout=WAIT_MS)
     page.evaluate("t => { const video = document.getElementById('video'); video.pause(); video.currentTime = t; }",
                   duration * 0.7)
     page.wait_for_function("(t) => { const v = document.getElementById('video');"

@@ -32,7 +32,8 @@ def recordings(farm, face_clip):
     from tasks.submit import submit_file
     from tests.test_analytics import yao_in_players
 
-    stranger = submit_file(face_clip.path, name="corridor.mp4")
+    # A long name without a space, as camera exports have: it must wrap, not widen the page.
+    stranger = submit_file(face_clip.path, name="corridor_camera_2_export_" * 6 + ".mp4")
     assert wait_for_job(stranger)["status"] == "done"
     gallery.enroll("Page Yao", [("yao.jpg", cv2.imencode(".jpg", yao_in_players())[1].tobytes())],
                    largest_face=True)
@@ -65,7 +66,7 @@ def check(page, name: str, width: str, shots) -> dict:  # noqa: F811
     axe's serious and critical violations. Saves its screenshot."""
     page.evaluate("document.querySelectorAll('details').forEach((d) => { d.open = true; })")
     if page.locator("#video").count():
-        page.wait_for_function("document.getElementById('video').readyState >= 2", timeout=WAIT_MS)
+        page.wait_for_function("() => document.getElementById('video').readyState >= 2", timeout=WAIT_MS)
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     page.evaluate(AXE.read_text())
     found = page.evaluate("""async () => {
@@ -116,7 +117,7 @@ def test_the_timeline_is_one_row_per_person_and_works_from_the_keyboard(browser,
     try:
         log_in(page, live_server, accounts_by_role["viewer"].username)
         page.goto(f"{live_server}/jobs/{recordings['named']}")
-        page.wait_for_function("document.getElementById('video').readyState >= 1", timeout=WAIT_MS)
+        page.wait_for_function("() => document.getElementById('video').readyState >= 1", timeout=WAIT_MS)
         rows = page.locator("#timeline .tl-row")
         assert rows.count() == 1 and rows.first.get_attribute("data-kind") == "person"     # both tracks, one row
         bars = rows.first.locator("rect.bar")
@@ -133,11 +134,12 @@ def test_the_timeline_is_one_row_per_person_and_works_from_the_keyboard(browser,
             pytest.fail("the second bar was never reached with Tab")
         page.keyboard.press("Enter")
         page.wait_for_function("t => Math.abs(document.getElementById('video').currentTime - t) < 0.1", arg=later)
-        page.wait_for_function("parseFloat(document.querySelector('line.playhead').getAttribute('x1')) > 0")
+        page.wait_for_function("() => parseFloat(document.querySelector('line.playhead').getAttribute('x1')) > 0")
 
         # ?t= opens the video at that moment (the person page's and the alerts page's links).
         page.goto(f"{live_server}/jobs/{recordings['named']}?t=5.00")
-        page.wait_for_function("Math.abs(document.getElementById('video').currentTime - 5) < 0.1", timeout=WAIT_MS)
+        page.wait_for_function("() => Math.abs(document.getElementById('video').currentTime - 5) < 0.1",
+                               timeout=WAIT_MS)
         # The other recording's unknown face can be enrolled from its row.
         page.goto(f"{live_server}/jobs/{recordings['stranger']}")
         unknown = page.locator("#timeline .tl-row[data-kind='unknown']")
