@@ -5,7 +5,11 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 REQS   := requirements.txt requirements-dev.txt requirements-nodeps.txt pyproject.toml
 
-.PHONY: install run test chart-check security-check bench eval clean
+# axe-core (accessibility rules) for the browser tests, from npm, into build/ (never committed).
+AXE_VERSION := 4.14.1
+AXE    := build/node_modules/axe-core/axe.min.js
+
+.PHONY: install run test chart-check security-check bench eval clean screenshots
 
 $(STAMP): $(REQS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,8 +25,17 @@ install: $(STAMP)
 run: install
 	$(VENV)/bin/vidfarm up
 
-test: install chart-check security-check
+test: install chart-check security-check $(AXE)
 	$(PY) -m pytest
+
+$(AXE):
+	npm install --no-save --no-audit --no-fund --prefix build axe-core@$(AXE_VERSION)
+
+# The browser tests write every page at desktop and phone width to build/screenshots/; these
+# are the README's.
+screenshots:
+	mkdir -p docs/screenshots
+	cp build/screenshots/*-desktop.png build/screenshots/*-phone.png docs/screenshots/
 
 # Bandit over the product code (not tests or bench); accepted findings, each with its reason,
 # are listed in pyproject.toml [tool.vidfarm.bandit].

@@ -50,6 +50,7 @@ task_routes = {
     "vidfarm.reanalyse_window": {"queue": "ingest"},
     "vidfarm.reanalyse_recent": {"queue": "ingest"},
     "vidfarm.watchdog": {"queue": "ingest"},
+    "vidfarm.deliver_alert": {"queue": "ingest"},
 }
 
 # Celery beat: `celery -A tasks.app beat` (started by `make run` and by the chart).

@@ -19,7 +19,7 @@ import secrets
 from datetime import datetime, timezone
 from functools import lru_cache
 
-from sqlalchemy import DateTime, ForeignKey, Integer, String, delete, func, select, update
+from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, delete, false, func, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -54,6 +54,8 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
     session_token: Mapped[str] = mapped_column(String(64), default=_new_session_token)
+    # Set by an admin's reset (the password is a one-time one): the next login must choose a new one.
+    must_change_password: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     def can(self, role: str) -> bool:
         """True when this user's role is ``role`` or a stronger one."""
@@ -145,7 +147,24 @@ class Accounts:
 
     def change_password(self, user_id: int, password: str) -> None:
         _check_password(password)
-        self.rotate_session(user_id, password_hash=generate_password_hash(password))
+        self.rotate_session(user_id, password_hash=generate_password_hash(password), must_change_password=False)
+
+    def change_own_password(self, user_id: int, current: str, new: str) -> None:
+        """A user's own change: the current password is required (a session left open on a
+        shared screen is not enough). Every session of theirs ends (``rotate_session``)."""
+        user = self.get_user(user_id)
+        if user is None or not check_password_hash(user.password_hash, current or ""):
+            raise AccountError("the current password is wrong")
+        if new == current:
+            raise AccountError("the new password is the current one")
+        self.change_password(user_id, new)
+
+    def reset_password(self, user_id: int) -> str:
+        """An admin's reset: a random one-time password, returned here and never again; the
+        user must choose their own at the next login, and every session of theirs ends."""
+        password = secrets.token_urlsafe(12)
+        self.rotate_session(user_id, password_hash=generate_password_hash(password), must_change_password=True)
+        return password
 
     def set_role(self, user_id: int, role: str) -> None:
         _check_role(role)

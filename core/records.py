@@ -236,6 +236,32 @@ class GalleryRecords:
         with self.session() as s:
             return set(s.scalars(select(Identity.name).where(Identity.watchlist.is_(True))))
 
+    def identity_photos(self, name: str) -> list[dict]:
+        """The person's enrolled photos (one embedding each), oldest first."""
+        with self.session() as s:
+            rows = s.execute(select(FaceEmbedding.id, FaceEmbedding.source, FaceEmbedding.crop_key,
+                                    FaceEmbedding.created_at).join(Identity)
+                             .where(Identity.name == name).order_by(FaceEmbedding.id))
+            return [{"id": i, "source": source, "crop": crop, "created_at": created.isoformat() if created else None}
+                    for i, source, crop, created in rows]
+
+    def delete_photo(self, name: str, photo_id: int) -> str | None:
+        """Remove one of the person's photos (its embedding) unless it is their last one;
+        returns its crop key ('' when it had none). None when there is no such photo;
+        ValueError for the last one (deleting the person is what removes that)."""
+        with self.session() as s:
+            owned = (select(FaceEmbedding.id).join(Identity)
+                     .where(Identity.name == name).with_for_update())
+            ids = list(s.scalars(owned))
+            if photo_id not in ids:
+                return None
+            if len(ids) == 1:
+                raise ValueError(f"that is the last photo of {name}: delete the person instead")
+            embedding = s.get(FaceEmbedding, photo_id)
+            crop = embedding.crop_key or ""
+            s.delete(embedding)
+            return crop
+
 
 
 class Records(GalleryRecords):
@@ -310,14 +336,17 @@ class Records(GalleryRecords):
                       .values(status="failed", error=line, finished_at=_now()))
 
     def publish_version(self, job_id: str, gallery_fingerprint: str, write: Callable[[int], None],
-                        timing: dict | None = None, **fields) -> int | None:
+                        timing: dict | None = None, also: Callable[[Session, int], object] | None = None,
+                        **fields) -> int | None:
         """Publish the next results version of a job: claim its number, ``write(number)`` the
         files, then commit. The claim holds the job's row lock until the files are written, so
         nobody sees version N before its files exist and two publishers never share or reorder
         a number; if ``write`` raises, the number is not used. ``timing`` and ``fields``
         change the job in the same commit, as ``set_job`` would: the stitch ends the job so,
         and only if it has not ended meanwhile (an ended job changes no more). None, and
-        nothing written, when there is no such job or that condition fails."""
+        nothing written, when there is no such job or that condition fails. ``also(session,
+        number)`` writes what must change with the version in the same commit (the
+        appearances index and the alerts: ``tasks.published``)."""
         changes_job = bool(timing or fields)
         claim = update(Job).where(Job.id == job_id).values(
             results_version=Job.results_version + 1, gallery_fingerprint=gallery_fingerprint)
@@ -328,6 +357,8 @@ class Records(GalleryRecords):
                 return None
             version = s.scalar(select(Job.results_version).where(Job.id == job_id))
             write(version)
+            if also is not None:
+                also(s, version)
             if changes_job:
                 _update_job(s, job_id, timing, fields)
             return version

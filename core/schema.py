@@ -36,6 +36,8 @@ class SchemaOutOfDate(RuntimeError):
 def schema_metadata() -> MetaData:
     """Every table vidfarm keeps: the records' and the accounts' models share one metadata."""
     import core.accounts  # noqa: F401  (registers users and api_tokens)
+    import core.alerts  # noqa: F401  (alerts, alert_deliveries)
+    import core.appearances  # noqa: F401  (appearances)
     from core.records import Base
 
     return Base.metadata

@@ -11,8 +11,9 @@ import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, BaseModel, BeforeValidator, Field, model_validator
+from pydantic import AliasChoices, BaseModel, BeforeValidator, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -165,6 +166,18 @@ class Settings(BaseSettings):
                                    description="Each day re-analyse recordings of the last N hours (0 = never).")
     reanalyse_at_hour: int = Field(default=3, ge=0, le=23, description="Hour (UTC) of the daily re-analysis.")
 
+    # --- alerts ------------------------------------------------------------------------
+    alert_webhook_urls: CommaSeparated = Field(
+        default=(), description="URLs (comma-separated) that receive one signed JSON POST per alert raised.")
+    alert_webhook_secret: str | None = Field(
+        default=None, description="Key of the X-Vidfarm-Signature HMAC-SHA256 on every webhook body (unset: "
+                                  "the header is left out).")
+    alert_webhook_attempts: int = Field(default=6, ge=1, description="Tries per webhook delivery before it is "
+                                                                     "recorded as failed.")
+    alert_webhook_backoff_s: float = Field(default=5.0, gt=0, description="Wait before the first retry of a "
+                                                                          "delivery; doubled after each try.")
+    alert_webhook_timeout_s: float = Field(default=10.0, gt=0, description="Time allowed for a webhook to answer.")
+
     # --- monitoring --------------------------------------------------------------------------
     flower_port: int = Field(default=5555, description="Flower's port (`vidfarm up`).")
     flower_user: str = Field(default="admin", description="Flower's basic-auth user.")
@@ -218,6 +231,15 @@ class Settings(BaseSettings):
         default=None, description="Namespace of the worker Deployments. Unset: the pod's own (in cluster) "
                                   "or the kubeconfig context's.")
     autoscale_metrics_port: int = Field(default=9102, ge=0, description="Prometheus port of `vidfarm autoscale` (0: off).")
+
+    @field_validator("alert_webhook_urls")
+    @classmethod
+    def _http_urls(cls, urls: tuple[str, ...]) -> tuple[str, ...]:
+        for url in urls:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise ValueError(f"{url!r} is not an http:// or https:// URL")
+        return urls
 
     @property
     def scaled_deployments(self) -> list[ScaleSettings]:

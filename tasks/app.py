@@ -3,7 +3,8 @@
 from celery import Celery
 from celery.signals import worker_init, worker_process_init
 
-app = Celery("vidfarm", include=["tasks.jobs", "tasks.render", "tasks.reanalysis", "tasks.erasure", "tasks.watchdog"])
+app = Celery("vidfarm", include=["tasks.jobs", "tasks.render", "tasks.reanalysis", "tasks.erasure", "tasks.watchdog",
+                                 "tasks.alerts"])
 app.config_from_object("celeryconfig")
 
 

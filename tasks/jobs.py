@@ -22,9 +22,10 @@ from celery import chord
 
 from core.records import aware
 from core.storage import job_key
-from tasks import runtime
+from tasks import published, runtime
 from tasks.app import app
 from workers import media, pipeline
+from workers.analytics import thermal
 from workers.render import RenderConfig
 from tasks.gallery import job_matching
 from workers.results import ResultOptions, SegmentOutput, assemble_results, damage_warning, source_summary
@@ -94,6 +95,7 @@ def ingest(self, job_id: str) -> dict:
     try:
         source = store.local_path(job.source_key)
         info = media.probe(source, media_limits())
+        options = screening_when_possible(job.options, source)
         plans = media.plan_segments(info, float(job.options.get("segment_seconds", settings.segment_seconds)),
                                     settings.min_segments)
         with scratch_dir() as scratch:
@@ -109,9 +111,22 @@ def ingest(self, job_id: str) -> dict:
     records.record_split(job_id, [
         {"index": p.index, "start_frame": p.start_frame, "frames": p.frames, "pts": p.pts,
          "end_pts": p.end_pts} for p in plans],
-        status="processing", media=info.summary(), timing={"split_s": round(time.perf_counter() - started, 4)})
+        status="processing", media=info.summary(), options=options,
+        timing={"split_s": round(time.perf_counter() - started, 4)})
     fan_out(job_id, len(plans), job.options.get("queue", "cpu"))
     return {"segments": len(plans), "frames": info.frames}
+
+
+def screening_when_possible(options: dict, source: Path) -> dict:
+    """Fever screening reads temperatures, which only radiometric (16-bit thermal) video
+    holds: asked for (or by default) on any other video, it is left out of the job's chain,
+    and the job says why."""
+    chain = options.get("analyzers") or list(runtime.settings().analyzers)
+    if "thermal" not in chain or thermal.is_radiometric(source):
+        return options
+    return {**options, "analyzers": [name for name in chain if name != "thermal"],
+            "thermal_skipped": "the recording is ordinary video, not radiometric (16-bit thermal) video, "
+                               "so it holds no temperatures"}
 
 
 def fan_out(job_id: str, segments: int, queue: str = "cpu") -> None:
@@ -128,7 +143,8 @@ def publish_results(job, results: dict, gallery_fingerprint: str, **job_changes)
     results were matched against (``Matching.fingerprint``). None, and nothing stored, when
     the job is gone, or has ended though ``job_changes`` would end it (``publish_version``).
     The video is then drawn from these results (``tasks.render``)."""
-    return republish(job.id, lambda _latest: results, gallery_fingerprint, **job_changes)
+    return republish(job.id, lambda _latest: results, gallery_fingerprint,
+                     publication=published.prepare(job, results), **job_changes)
 
 
 class _Unchanged(Exception):
@@ -136,15 +152,20 @@ class _Unchanged(Exception):
 
 
 def republish(job_id: str, change: Callable[[dict | None], dict | None], gallery_fingerprint: str,
-              **job_changes) -> int | None:
+              publication: published.Publication | None = None, **job_changes) -> int | None:
     """Publish ``change(latest results)`` as the job's next results version (as
     ``publish_results``). ``change`` runs while the version number is claimed, so it reads
     what the previous publisher wrote: two re-identifications, or one and an erasure, never
     publish from the same version and lose each other's change. ``change`` returns None when
-    nothing changes: then nothing is published and None is returned."""
+    nothing changes: then nothing is published and None is returned.
+
+    People search and the alerts follow every version, in the same commit (``tasks.published``).
+    ``publication``: prepared from the results before the claim (the stitch: it may decode face
+    crops); a change made under the claim is prepared there (it keeps the tracks' best faces,
+    so their crops are reused and nothing is decoded while the job's row is locked)."""
     from tasks.render import queue_render   # here: tasks.render builds on this module
 
-    published = {}
+    outcome: dict = {}
 
     def write(version: int) -> None:
         store, key = runtime.store(), output_key(job_id, "results.json")
@@ -154,14 +175,18 @@ def republish(job_id: str, change: Callable[[dict | None], dict | None], gallery
         versioned = _json_bytes({**results, "version": version})   # encoded once, stored twice
         _put_bytes(version_key(job_id, version), versioned)
         _put_bytes(key, versioned)
-        published["results"] = results
+        outcome["results"] = results
+        outcome["publication"] = publication or published.prepare(runtime.records().get_job(job_id), results)
 
     try:
-        version = runtime.records().publish_version(job_id, gallery_fingerprint, write, **job_changes)
+        version = runtime.records().publish_version(
+            job_id, gallery_fingerprint, write, also=lambda s, number: outcome["publication"].record(s, number),
+            **job_changes)
     except _Unchanged:
         return None
     if version is not None:
-        queue_render(job_id, version, published["results"])
+        outcome["publication"].send()
+        queue_render(job_id, version, outcome["results"])
     return version
 
 

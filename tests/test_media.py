@@ -118,9 +118,9 @@ def bad_inputs(tmp_path: Path, good_mp4: Path) -> dict[str, tuple[Path, str]]:
         "text": (write_bytes(tmp_path / "notes.mp4", b"this is not a video\n" * 50), "not a readable video"),
         "empty": (write_bytes(tmp_path / "empty.mp4", b""), "empty"),
         "truncated": (write_bytes(tmp_path / "cut.mp4", data[: len(data) // 2]), ""),
-        "audio only": (crafted.audio_only(tmp_path), "no video stream"),
-        "png image": (crafted.still_image(".png")(tmp_path), "still image"),
-        "jpeg image": (crafted.still_image(".jpg")(tmp_path), "still image"),
+        "audio only": (crafted.audio_only(tmp_path), "no video, only audio"),
+        "png image": (crafted.still_image(".png")(tmp_path), "this is a photo, not a video"),
+        "jpeg image": (crafted.still_image(".jpg")(tmp_path), "this is a photo, not a video"),
     }
 
 
@@ -157,7 +157,7 @@ def test_truncated_with_index_first_keeps_the_frames_its_index_lists(tmp_path):
 
 def test_limits_refuse_tiny_frames(tmp_path):
     clip = make_clip(tmp_path / "tiny.mp4", seconds=1, fps=15, size=(64, 36), face_windows=[], audio=False)
-    with pytest.raises(media.MediaError, match="below"):
+    with pytest.raises(media.MediaError, match="too small"):
         media.probe(clip.path, media.Limits(min_side=40))
     assert media.probe(clip.path).frames == 15
 

@@ -242,6 +242,14 @@ def test_a_0_1_database_keeps_every_row_through_the_upgrade(new_database, tmp_pa
         assert accounts.user_for_session("4") is None
         accounts.delete_user(4)
         assert accounts.create_user("newcomer", OLD_PASSWORD, "viewer").id == 5
+
+        # 0004_review: nobody must change their password; the old job enters people search
+        # and the alerts with its next results version (3), without face crops (its segment
+        # files are not kept here).
+        assert not any(u.must_change_password for u in users)
+        found = client.get("/api/v1/identities/alice/appearances", headers=bearer).get_json()
+        assert [(a["job"], a["track"], a["first_t"], a["thumbnail"]) for a in found] == [(job, 1, 0.0, None)]
+        assert client.get(f"/api/v1/jobs/{job}", headers=bearer).get_json()["alerts"] == 1
     finally:
         runtime.records().engine.dispose()
         restore_environment()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
+import time
 from pathlib import Path
 
 from apiflask import APIFlask
@@ -43,6 +45,11 @@ def create_app(settings: Settings | None = None) -> APIFlask:
 
     from web.api import api
     from web.api_identities import identities
+    from web.api_alerts import alerts_api
+    from web.api_people import people_api
+    from web.api_users import users_api
+    from web.alerts_ui import alerts_ui
+    from web.people import people
     from web.auth import auth, guard, limiter, login_manager
     from web.gallery import gallery
     from web.accounts_ui import accounts_ui
@@ -57,6 +64,9 @@ def create_app(settings: Settings | None = None) -> APIFlask:
     csrf.init_app(app)
     csrf.exempt(api)   # bearer tokens, never cookies, authorise the API's unsafe methods
     csrf.exempt(identities)
+    csrf.exempt(people_api)
+    csrf.exempt(alerts_api)
+    csrf.exempt(users_api)
     app.config["RATELIMIT_STORAGE_URI"] = settings.redis_url or "memory://"
     limiter.init_app(app)
     app.register_blueprint(auth)
@@ -65,6 +75,11 @@ def create_app(settings: Settings | None = None) -> APIFlask:
     app.register_blueprint(api)
     app.register_blueprint(identities)
     app.register_blueprint(gallery)
+    app.register_blueprint(people)
+    app.register_blueprint(people_api)
+    app.register_blueprint(alerts_ui)
+    app.register_blueprint(alerts_api)
+    app.register_blueprint(users_api)
     app.register_blueprint(metrics)
 
     @app.spec_processor
@@ -88,12 +103,24 @@ def create_app(settings: Settings | None = None) -> APIFlask:
 
     @app.error_processor
     def error_response(error):
-        message = _one_line(error, settings)
+        message, headers = _one_line(error, settings), dict(error.headers or {})
+        if error.status_code == 429:
+            wait = _retry_after_s()
+            headers["Retry-After"] = str(wait)
+            message = f"too many attempts: try again in {wait} second{'s' if wait > 1 else ''}"
         if request.path.startswith("/api/"):
-            return {"error": message}, error.status_code, error.headers
-        return render_template("error.html", status=error.status_code, message=message), error.status_code
+            return {"error": message}, error.status_code, headers
+        return render_template("error.html", status=error.status_code, message=message), error.status_code, headers
 
     return app
+
+
+def _retry_after_s() -> int:
+    """Seconds until the rate limit this request broke lets the next one through."""
+    from web.auth import limiter
+
+    limit = limiter.current_limit
+    return max(1, math.ceil(limit.reset_at - time.time())) if limit is not None else 60
 
 
 def _one_line(error, settings: Settings) -> str:

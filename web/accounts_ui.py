@@ -1,27 +1,22 @@
-"""Account pages: your API tokens, and (admins) the users list."""
+"""Account pages: your password and API tokens, and (admins) the users: add, change a role,
+reset a password, delete."""
 
 from __future__ import annotations
 
-from apiflask import abort   # carries its message to the error page (Flask's keeps only the name)
 from flask import Blueprint, flash, redirect, render_template, url_for
+from flask_login import login_user
 
 from core.accounts import AccountError
-from web.auth import accounts, require_role, request_user
-from web.forms import ConfirmForm, TokenForm, UserForm, problems_line
+from web.api_users import user_or_404
+from web.auth import account_user, accounts, require_role
+from web.forms import ConfirmForm, PasswordChangeForm, RoleForm, TokenForm, UserForm, problems_line
 
 accounts_ui = Blueprint("accounts", __name__)
 
 
-def _me():
-    user = request_user()
-    if user.id == 0:   # the bootstrap token has no account to manage
-        abort(403, "the bootstrap token has no account; log in as a user")
-    return user
-
-
 @accounts_ui.route("/account", methods=["GET", "POST"])
 def account():
-    me = _me()
+    me = account_user()
     form = TokenForm()
     new_token = None
     if form.validate_on_submit():
@@ -30,9 +25,32 @@ def account():
                            tokens=accounts().list_tokens(me.id), revoke_form=ConfirmForm())
 
 
+@accounts_ui.route("/account/password", methods=["GET", "POST"])
+def password():
+    """Change your own password (the current one required). Every other session of yours ends;
+    this one goes on, logged in again under your new session token."""
+    me = account_user()
+    form = PasswordChangeForm()
+    status = 200
+    if form.validate_on_submit():
+        try:
+            accounts().change_own_password(me.id, form.current.data, form.new.data)
+        except AccountError as exc:
+            flash(str(exc), "error")
+            status = 400
+        else:
+            login_user(accounts().get_user(me.id))   # the new token; the login's start stays as it was
+            flash("password changed; every other session of yours has ended", "info")
+            return redirect(url_for("accounts.account"))
+    elif form.errors:
+        flash(problems_line(form.errors), "error")
+        status = 400
+    return render_template("password.html", form=form, forced=me.must_change_password), status
+
+
 @accounts_ui.post("/account/tokens/<int:token_id>/revoke")
 def revoke_token(token_id: int):
-    if ConfirmForm().validate_on_submit() and accounts().revoke_token(_me().id, token_id):
+    if ConfirmForm().validate_on_submit() and accounts().revoke_token(account_user().id, token_id):
         flash("token revoked", "info")
     return redirect(url_for("accounts.account"))
 
@@ -53,8 +71,44 @@ def users():
     elif form.errors:
         flash(problems_line(form.errors), "error")
         status = 400
-    return render_template("users.html", form=form, users=accounts().list_users(),
-                           delete_form=ConfirmForm()), status
+    return _users_page(form), status
+
+
+def _users_page(form=None, one_time: dict | None = None) -> str:
+    return render_template("users.html", form=form or UserForm(formdata=None), users=accounts().list_users(),
+                           delete_form=ConfirmForm(), role_form=RoleForm(formdata=None), one_time=one_time)
+
+
+@accounts_ui.post("/users/<int:user_id>/role")
+@require_role("admin")
+def change_role(user_id: int):
+    form = RoleForm()
+    if not form.validate_on_submit():
+        flash(problems_line(form.errors), "error")
+    else:
+        try:
+            accounts().set_role(user_id, form.role.data)
+            flash(f"{_username(user_id)} is now {form.role.data}; their sessions have ended", "info")
+        except AccountError as exc:
+            flash(str(exc), "error")
+    return redirect(url_for("accounts.users"))
+
+
+@accounts_ui.post("/users/<int:user_id>/reset")
+@require_role("admin")
+def reset_password(user_id: int):
+    """A one-time password, shown on this answer only (never stored in clear, never flashed
+    into the session cookie); the user must choose their own at the next login."""
+    form = ConfirmForm()
+    if not form.validate_on_submit():
+        flash(problems_line(form.errors), "error")
+        return redirect(url_for("accounts.users"))
+    name = _username(user_id)
+    return _users_page(one_time={"username": name, "password": accounts().reset_password(user_id)})
+
+
+def _username(user_id: int) -> str:
+    return user_or_404(user_id).username
 
 
 @accounts_ui.post("/users/<int:user_id>/delete")

@@ -10,6 +10,7 @@ from apiflask import APIBlueprint, abort
 from apiflask.schemas import FileSchema
 from flask import current_app, request, send_file, url_for
 
+from core.alerts import Alerts
 from tasks import runtime
 from tasks.jobs import output_key
 from tasks.submit import JobBusy, analyzer_chain, delete_job
@@ -30,11 +31,15 @@ _DESCRIPTIONS = {400: "Bad request", 403: "Role too weak", 404: "Not found", 409
                  413: "Upload too large", 415: "Not a video vidfarm can process"}
 
 
+def found_or_404(found, message: str):
+    """``found``, unless it is None: then a 404 saying ``message``."""
+    if found is None:
+        abort(404, message)
+    return found
+
+
 def job_view_or_404(job_id: str) -> dict:
-    view = runtime.records().job_view(job_id)
-    if view is None:
-        abort(404, f"no job {job_id}")
-    return view
+    return found_or_404(runtime.records().job_view(job_id), f"no job {job_id}")
 
 
 @api.post("/jobs")
@@ -66,7 +71,23 @@ def job_page(page: int, status: str | None) -> dict:
     per_page = current_app.config["VIDFARM_SETTINGS"].jobs_per_page
     # One more than a page tells whether there is a next one.
     views = runtime.records().job_views(limit=per_page + 1, offset=(page - 1) * per_page, status=status)
-    return {"jobs": views[:per_page], "page": page, "next_page": page + 1 if len(views) > per_page else None}
+    return {"jobs": with_alert_counts(views[:per_page]), "page": page,
+            "next_page": page + 1 if len(views) > per_page else None}
+
+
+def next_page_link(endpoint: str, query: dict, more: bool, **values) -> dict:
+    """The ``Link: <URL>; rel="next"`` header of a list answered a page at a time (a JSON
+    array), when another page follows."""
+    if not more:
+        return {}
+    following = url_for(endpoint, **values, **{**query, "page": query["page"] + 1})
+    return {"Link": f'<{following}>; rel="next"'}
+
+
+def with_alert_counts(views: list[dict]) -> list[dict]:
+    """The views with each job's alert count (one query for the whole page)."""
+    counts = Alerts(runtime.records()).counts([view["id"] for view in views])
+    return [{**view, "alerts": counts.get(view["id"], 0)} for view in views]
 
 
 @api.get("/jobs/<job_id>")
@@ -74,7 +95,7 @@ def job_page(page: int, status: str | None) -> dict:
 @api.output(JobOut)
 @api.doc(summary="A job's status and progress")
 def get_job(job_id: str):
-    return job_view_or_404(job_id)
+    return with_alert_counts([job_view_or_404(job_id)])[0]
 
 
 @api.delete("/jobs/<job_id>")
@@ -105,13 +126,16 @@ def finished_output(job_id: str, name: str):
          responses=error_responses(404, 409))
 def get_results(job_id: str, query: dict):
     version = query.get("version")
+    # ?download=1 (the job page's link): a browser saves the file instead of showing raw text.
+    saved = {"as_attachment": True, "download_name": f"{job_id}-results{f'-{version}' if version else ''}.json"
+             } if query["download"] else {}
     if version is None:
-        return send_file(finished_output(job_id, "results.json"), mimetype="application/json")
+        return send_file(finished_output(job_id, "results.json"), mimetype="application/json", **saved)
     job_view_or_404(job_id)
     key = output_key(job_id, f"versions/results-{version}.json")
     if not runtime.store().exists(key):
         abort(404, f"job {job_id} has no results version {version}")
-    return send_file(runtime.store().local_path(key), mimetype="application/json")
+    return send_file(runtime.store().local_path(key), mimetype="application/json", **saved)
 
 
 @api.get("/jobs/<job_id>/video")

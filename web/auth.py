@@ -14,7 +14,7 @@ import time
 from functools import lru_cache, wraps
 from urllib.parse import urlsplit
 
-from apiflask import HTTPTokenAuth
+from apiflask import HTTPTokenAuth, abort   # abort carries its message to the error page
 from flask import (Blueprint, current_app, flash, g, jsonify, redirect, render_template, request, session,
                    url_for)
 from flask_limiter import Limiter
@@ -26,6 +26,8 @@ from tasks import runtime
 from web.forms import LoginForm
 
 PUBLIC_ENDPOINTS = frozenset({"auth.login", "healthz", "static"})
+# All a session with a one-time password may reach (besides the public ones).
+PASSWORD_CHANGE_ENDPOINTS = frozenset({"accounts.password", "auth.logout"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 login_manager = LoginManager()
@@ -71,7 +73,7 @@ def load_user(session_id: str) -> User | None:
 
 def _bootstrap_user() -> User:
     """The settings token's identity: an admin that exists only for the request."""
-    return User(id=0, username="bootstrap-token", role="admin", password_hash="")
+    return User(id=0, username="bootstrap-token", role="admin", password_hash="", must_change_password=False)
 
 
 def _bearer_user(token: str) -> User | None:
@@ -96,18 +98,36 @@ def request_user() -> User | None:
     return g.user
 
 
+def account_user() -> User:
+    """The user behind this request, who must be a real account (the bootstrap token is not)."""
+    user = request_user()
+    if user.id == 0:
+        abort(403, "the bootstrap token has no account; log in as a user")
+    return user
+
+
 def _is_api_request() -> bool:
     """Machine endpoints (the API, Prometheus' /metrics) answer 401; pages redirect to login."""
     return request.path.startswith("/api/") or request.path == "/metrics"
 
 
 def guard():
-    """before_request for the whole app: anonymous callers reach only the public endpoints."""
-    if request.endpoint in PUBLIC_ENDPOINTS or request_user() is not None:
+    """before_request for the whole app: anonymous callers reach only the public endpoints, and
+    a browser logged in with a one-time password (an admin's reset) only the page that
+    changes it."""
+    if request.endpoint in PUBLIC_ENDPOINTS:
         return None
-    if _is_api_request():
-        return jsonify(error="missing or invalid bearer token"), 401, {"WWW-Authenticate": "Bearer"}
-    return redirect(url_for("auth.login", next=request.full_path if request.query_string else request.path))
+    user = request_user()
+    if user is None:
+        if _is_api_request():
+            return jsonify(error="missing or invalid bearer token"), 401, {"WWW-Authenticate": "Bearer"}
+        return redirect(url_for("auth.login", next=request.full_path if request.query_string else request.path))
+    if user.must_change_password and "Authorization" not in request.headers \
+            and request.endpoint not in PASSWORD_CHANGE_ENDPOINTS:
+        if _is_api_request():
+            return jsonify(error="choose a new password first (your password was reset)"), 403
+        return redirect(url_for("accounts.password"))
+    return None
 
 
 @token_auth.get_user_roles

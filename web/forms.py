@@ -6,7 +6,7 @@ from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired, MultipleFileField
 from wtforms import PasswordField, SelectField, SelectMultipleField, StringField
 from wtforms.widgets import CheckboxInput, ListWidget
-from wtforms.validators import DataRequired, Length
+from wtforms.validators import DataRequired, EqualTo, Length
 
 from core.accounts import MIN_PASSWORD, ROLES
 from tasks.submit import analyzer_chain, default_analyzers, optional_analyzers
@@ -16,7 +16,8 @@ EXPIRED = "the form has expired; reload the page"
 
 # Labels for the analyzers the farm knows today; one registered later shows under its own name.
 ANALYZER_LABELS = {"track": "Track faces", "recognize": "Recognise against the gallery",
-                   "mask": "Mask classifier", "thermal": "Fever screening (radiometric input)"}
+                   "mask": "Mask classifier",
+                   "thermal": "Fever screening (runs when the recording is radiometric thermal video)"}
 
 
 class LoginForm(FlaskForm):
@@ -87,3 +88,23 @@ def problems_line(errors: dict, named: bool = True) -> str:
             else:
                 parts.append(f"{field}: {text}" if named else text)
     return ", ".join(parts)
+
+
+class PhotoForm(FlaskForm):
+    """One more photo of a person (the person page adds them one at a time)."""
+    photo = FileField("Photo", validators=[FileRequired("choose a photo of the person's face")])
+
+
+class TrackEnrolForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(), Length(max=64)])
+
+
+class PasswordChangeForm(FlaskForm):
+    current = PasswordField("Current password", validators=[DataRequired(), Length(max=256)])
+    new = PasswordField("New password", validators=[DataRequired(), Length(
+        min=MIN_PASSWORD, max=256, message=f"a password needs {MIN_PASSWORD} to 256 characters")])
+    repeat = PasswordField("New password again", validators=[EqualTo("new", "the two new passwords differ")])
+
+
+class RoleForm(FlaskForm):
+    role = SelectField("Role", choices=list(ROLES))

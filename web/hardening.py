@@ -15,7 +15,7 @@ from web.auth import request_user
 
 # Upload routes and the role each needs; every other route takes a small body.
 UPLOAD_ROUTES = {"ui.upload": "operator", "api.create_job": "operator",
-                 "gallery.enrol": "admin", "identities.enrol": "admin"}
+                 "gallery.enrol": "admin", "identities.enrol": "admin", "people.add_photo": "admin"}
 
 # No inline script or style, no plugins, no framing; images may be data: URLs (the face crops
 # shown right after an enrolment are).

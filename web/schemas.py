@@ -7,6 +7,7 @@ from apiflask.fields import Boolean, Dict, File, Float, Integer, List, Nested, S
 from apiflask.validators import Length, OneOf, Range
 from marshmallow import INCLUDE
 
+from core.accounts import MIN_PASSWORD, ROLES
 from core.records import JOB_STATES
 from tasks.submit import registered_analyzers
 
@@ -43,6 +44,7 @@ class JobOut(Schema):
     video_version = Integer(metadata={"description": "The results version the annotated video shows (0: none "
                                                    "yet). Below results_version: it is being drawn again."})
     video_error = String(allow_none=True, metadata={"description": "Why the video could not follow the results."})
+    alerts = Integer(metadata={"description": "Alerts its latest results raise (listed at /api/v1/alerts?job=ID)."})
 
 
 class JobListQuery(Schema):
@@ -59,6 +61,8 @@ class JobPage(Schema):
 class ResultsQuery(Schema):
     version = Integer(validate=Range(min=1), metadata={"description": "An earlier results version "
                                                                      "(each re-analysis adds one)."})
+    download = Boolean(load_default=False, metadata={"description": "Answer with Content-Disposition: "
+                                                                    "attachment (a browser saves the file)."})
 
 
 class ResultsOut(Schema):
@@ -134,3 +138,86 @@ class ErasureOut(Schema):
     waiting_for_jobs = List(String(), metadata={"description": "Running jobs it waits for."})
     waiting_for_videos = List(String(), metadata={"description": "Jobs whose video is being drawn again."})
     database = String(metadata={"description": "How the database was made to forget the deleted rows."})
+
+
+NEXT_PAGE_HEADER = {"Link": {"type": "string", "description": '`<URL>; rel="next"` when another page follows'}}
+
+
+class PageQuery(Schema):
+    page = Integer(load_default=1, validate=Range(min=1, max=1_000_000))
+    per_page = Integer(load_default=20, validate=Range(min=1, max=200))
+
+
+class AppearanceOut(Schema):
+    """One track of one recording that shows the person."""
+    job = String(required=True)
+    track = Integer(required=True)
+    first_t = Float(required=True, metadata={"description": "Seconds from the recording's start."})
+    last_t = Float(required=True)
+    thumbnail = String(required=True, allow_none=True, metadata={"description": "URL of the track's face crop (JPEG)."})
+    source_name = String(metadata={"description": "The recording's name."})
+    recorded_at = String(allow_none=True)
+
+
+class PhotoOut(Schema):
+    id = Integer(required=True)
+    source = String(required=True, metadata={"description": "The photo's file name, or the recording and track "
+                                                          "it was enrolled from."})
+    crop_url = String(required=True, allow_none=True)
+    created_at = String(allow_none=True)
+
+
+class TrackEnrolIn(Schema):
+    name = String(required=True, validate=Length(1, 64),
+                  metadata={"description": "A new person's name, or an enrolled person's (one more photo)."})
+
+
+class DeliveryOut(Schema):
+    url = String(required=True)
+    status = String(required=True, validate=OneOf(("pending", "delivered", "failed")))
+    attempts = Integer(required=True)
+    status_code = Integer(allow_none=True)
+    last_error = String(allow_none=True)
+    delivered_at = String(allow_none=True)
+
+
+class AlertOut(Schema):
+    id = Integer(required=True)
+    kind = String(required=True)
+    job = String(required=True)
+    camera = String(allow_none=True)
+    track = Integer(required=True)
+    t = Float(required=True)
+    identity = String(allow_none=True)
+    detail = String(allow_none=True)
+    withdrawn = Boolean(required=True, metadata={"description": "The job's latest results no longer list it."})
+    raised_at = String(allow_none=True)
+    source_name = String()
+    deliveries = Nested(DeliveryOut, many=True, required=True)
+
+
+class AlertQuery(PageQuery):
+    job = String(validate=Length(1, 32), metadata={"description": "Only this job's alerts."})
+
+
+class UserOut(Schema):
+    id = Integer(required=True)
+    username = String(required=True)
+    role = String(required=True, validate=OneOf(ROLES))
+    must_change_password = Boolean(required=True)
+    created_at = String(allow_none=True)
+
+
+class UserPatchIn(Schema):
+    role = String(required=True, validate=OneOf(ROLES))
+
+
+class PasswordResetOut(Schema):
+    username = String(required=True)
+    password = String(required=True, metadata={"description": "A one-time password, shown this once: the user "
+                                                              "must choose a new one at their next login."})
+
+
+class PasswordChangeIn(Schema):
+    current_password = String(required=True, validate=Length(1, 256))
+    new_password = String(required=True, validate=Length(MIN_PASSWORD, 256))

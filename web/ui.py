@@ -10,12 +10,14 @@ from flask import (Blueprint, current_app, flash, jsonify, redirect, render_temp
 
 from core.records import ENDED_STATES, JOB_STATES
 from tasks import runtime
+from tasks.gallery import list_identities
 from tasks.jobs import output_key, stored_versions
 from tasks.submit import JobBusy, delete_job
 from web.api import job_page, job_view_or_404
 from web.auth import require_role, request_user
-from web.forms import EXPIRED, ConfirmForm, UploadForm, problems_line
-from web.timeline import LEGEND, COLOURS, identities_seen, timeline_rows
+from web.forms import EXPIRED, ConfirmForm, TrackEnrolForm, UploadForm, problems_line
+from web.people_service import track_faces
+from web.timeline import MARKERS, identities_seen, timeline_rows
 from web.uploads import UploadRejected, accept_recording, human_bytes
 
 ui = Blueprint("ui", __name__)
@@ -85,8 +87,10 @@ def job(job_id: str):
                            video_drawing=video_drawing,
                            rows=timeline_rows(results) if results else [],
                            identities=identities_seen(results) if results else [],
-                           legend=[(COLOURS[key], text) for key, text in LEGEND],
-                           delete_form=ConfirmForm())
+                           faces=track_faces(job_id) if results else {}, marker_glyphs=MARKERS,
+                           known_names=[i["name"] for i in list_identities()] if results else [],
+                           enrol_form=TrackEnrolForm(formdata=None), delete_form=ConfirmForm(),
+                           fever_skipped=runtime.records().get_job(job_id).options.get("thermal_skipped"))
 
 
 @ui.post("/jobs/<job_id>/delete")

@@ -140,7 +140,7 @@ def check_upload(path: Path | str, limits: Limits | None = None) -> None:
         video = _video_stream(container, limits)
         duration = container.duration / av.time_base if container.duration else 0.0
         if duration > limits.max_duration_s:
-            raise MediaError(f"duration {duration:.0f} s exceeds the {limits.max_duration_s:.0f} s maximum")
+            raise MediaError(f"the recording is too long ({duration:.0f} s; at most {limits.max_duration_s:.0f} s)")
         guard = _ScanGuard(video, limits, started)
         decoded, failure = False, None
         for packet in _video_packets(container, video):
@@ -165,17 +165,18 @@ def _video_stream(container, limits: Limits):
     """The recording's video stream, if its header shows one vidfarm can take."""
     fmt = container.format.name
     if any(marker in fmt for marker in _IMAGE_DEMUXERS):
-        raise MediaError(f"a still image ({fmt.split(',')[0]}), not a video")
+        raise MediaError("this is a photo, not a video")
     if not container.streams.video:
         kinds = sorted({s.type for s in container.streams}) or ["none"]
-        raise MediaError(f"no video stream (streams found: {', '.join(kinds)})")
+        raise MediaError(f"this file holds no video, only {' and '.join(kinds)}")
     video = container.streams.video[0]
     width, height = video.codec_context.width, video.codec_context.height
     if min(width, height) < limits.min_side:
-        raise MediaError(f"frame size {width}x{height} is below the {limits.min_side} px minimum")
+        raise MediaError(f"the picture is too small ({width}x{height} pixels; at least {limits.min_side} "
+                         "on each side)")
     if width > limits.max_width or height > limits.max_height:
-        raise MediaError(f"frame size {width}x{height} exceeds the "
-                         f"{limits.max_width}x{limits.max_height} maximum")
+        raise MediaError(f"the picture is too large ({width}x{height} pixels; at most "
+                         f"{limits.max_width}x{limits.max_height})")
     # average_rate: frames over time, as the header or the first packets say. (guessed_rate
     # is the finest rate that expresses every timestamp: a millisecond clock reads 1000.)
     if video.average_rate and video.average_rate > limits.max_fps:
@@ -251,14 +252,14 @@ def probe(path: Path | str, limits: Limits | None = None) -> MediaInfo:
         tb = video.time_base or Fraction(1, 90000)
         shown = [p for p in packets if p.shown]
         if not shown:
-            raise MediaError("the video stream holds no frames to show (all are pre-roll no decoder shows)")
+            raise MediaError("the video holds no pictures to show")
         frames = len(shown) + len(lost)
         if frames > limits.max_frames:
             raise MediaError(_too_many(limits))
         start = min(p.pts for p in shown)
         duration_s = float((_recording_end(shown, lost) - start) * tb)
         if duration_s > limits.max_duration_s:
-            raise MediaError(f"duration {duration_s:.0f} s exceeds the {limits.max_duration_s:.0f} s maximum")
+            raise MediaError(f"the recording is too long ({duration_s:.0f} s; at most {limits.max_duration_s:.0f} s)")
         rate = video.average_rate or video.guessed_rate
         fps = float(rate) if rate else (frames / duration_s if duration_s else 0.0)
         return MediaInfo(container=container.format.name, video_codec=ctx.name, width=ctx.width, height=ctx.height,

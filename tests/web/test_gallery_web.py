@@ -96,12 +96,12 @@ def test_gallery_page_puts_people_on_the_watchlist(web_app, admin, client):
 
     page = browser.post("/gallery/page-watch/watchlist", data={"csrf_token": token, "on": "1"},
                         follow_redirects=True).get_data(as_text=True)
-    assert '<td class="watchlist">on the watchlist</td>' in row(page) and "Take off the watchlist" in row(page)
+    assert '<td class="watchlist" data-label="Watchlist">on the watchlist</td>' in row(page) and "Take off the watchlist" in row(page)
     from tasks import runtime
     assert "page-watch" in runtime.records().watchlist_names()
     page = browser.post("/gallery/page-watch/watchlist", data={"csrf_token": token, "on": "0"},
                         follow_redirects=True).get_data(as_text=True)
-    assert '<td class="watchlist">-</td>' in row(page) and "Put on the watchlist" in row(page)
+    assert '<td class="watchlist" data-label="Watchlist">-</td>' in row(page) and "Put on the watchlist" in row(page)
     assert "page-watch" not in runtime.records().watchlist_names()
     page = browser.post("/gallery/nobody/watchlist", data={"csrf_token": token, "on": "1"},
                         follow_redirects=True).get_data(as_text=True)

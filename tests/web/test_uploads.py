@@ -25,7 +25,7 @@ def stored_state(farm) -> tuple[int, list[str], list[str]]:
 BAD_FILES = [
     ("notes.mp4", b"just some text, not a video\n" * 50, 415, "not a readable video"),
     ("empty.mp4", b"", 400, "empty"),
-    ("photo.mp4", None, 415, "still image"),
+    ("photo.mp4", None, 415, "this is a photo, not a video"),
 ]
 
 
@@ -184,7 +184,7 @@ def test_a_damaged_upload_is_done_with_a_warning_on_its_page(farm, client, opera
                                content_type="multipart/form-data")
     assert response.status_code == 201, response.json
     job_id = response.json["id"]
-    assert wait_for_job(job_id)["status"] == "done"
+    assert wait_for_job(job_id)["status"] == "done", wait_for_job(job_id)["error"]
     warning = client.get(f"/api/v1/jobs/{job_id}", headers=BOOTSTRAP).json["warning"]
     assert warning.startswith("damaged recording: 15 of 60 frames damaged (frames 30-44: did not decode")
     page = operator_client.get(f"/jobs/{job_id}").get_data(as_text=True)

@@ -1,25 +1,46 @@
-// Timeline <-> video: a playhead follows playback; clicking the timeline or an alert seeks.
+// Timeline <-> video: playheads follow playback; clicking a bar (or Tab to it and Enter or
+// Space), a place on a row, or an alert's time seeks; ?t=SECONDS opens the video there.
 (function () {
   const video = document.getElementById("video");
-  const svg = document.getElementById("timeline");
+  const timeline = document.getElementById("timeline");
   if (!video) return;
+  function seek(t) {
+    video.currentTime = Math.max(0, Number(t) || 0);
+  }
+  const wanted = new URLSearchParams(window.location.search).get("t");
+  if (wanted !== null) {
+    if (video.readyState >= 1) seek(wanted);
+    else video.addEventListener("loadedmetadata", () => seek(wanted), { once: true });
+  }
   document.querySelectorAll("a.seek").forEach((link) => link.addEventListener("click", (event) => {
     event.preventDefault();
-    video.currentTime = Number(link.dataset.t);
+    seek(link.dataset.t);
   }));
-  if (!svg) return;
-  const labelWidth = Number(svg.dataset.labelWidth);
-  const plotWidth = Number(svg.dataset.plotWidth);
-  const duration = Number(svg.dataset.duration);
-  const playhead = document.getElementById("playhead");
-  video.addEventListener("timeupdate", () => {
-    const x = labelWidth + (video.currentTime / duration) * plotWidth;
-    playhead.setAttribute("x1", x);
-    playhead.setAttribute("x2", x);
+  if (!timeline) return;
+  const duration = Number(timeline.dataset.duration);
+  timeline.querySelectorAll("rect.bar").forEach((bar) => {
+    bar.addEventListener("click", (event) => {
+      event.stopPropagation();
+      seek(bar.dataset.t);
+    });
+    bar.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" || event.key === " ") {
+        event.preventDefault();
+        seek(bar.dataset.t);
+      }
+    });
   });
-  svg.addEventListener("click", (event) => {
-    const box = svg.getBoundingClientRect();
-    const x = event.clientX - box.left - labelWidth;
-    if (x >= 0 && x <= plotWidth) video.currentTime = (x / plotWidth) * duration;
+  timeline.querySelectorAll("svg.tl-bars").forEach((strip) => strip.addEventListener("click", (event) => {
+    const box = strip.getBoundingClientRect();
+    const fraction = (event.clientX - box.left) / box.width;
+    if (fraction >= 0 && fraction <= 1) seek(fraction * duration);
+  }));
+  const playheads = timeline.querySelectorAll("line.playhead");
+  video.addEventListener("timeupdate", () => {
+    const x = (100 * Math.min(1, video.currentTime / duration)).toFixed(3) + "%";
+    playheads.forEach((line) => {
+      line.setAttribute("x1", x);
+      line.setAttribute("x2", x);
+    });
   });
 })();

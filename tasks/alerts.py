@@ -1,0 +1,63 @@
+"""Webhook deliveries of alerts: one signed POST per alert and URL, retried with backoff.
+
+A delivery is its own Celery task, queued after the results that raised the alert were
+published: a slow or broken receiver never holds up a job. Each try is recorded on the
+delivery (attempts, status code, last error, when delivered); a failed try is retried after
+``alert_webhook_backoff_s``, doubled each time, until ``alert_webhook_attempts`` tries were
+made, and the delivery is then recorded as failed. Delivery is at least once: a worker lost
+in the middle of a POST is retried, and the receiver may see that alert twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+
+import requests
+
+from core.alerts import Alerts
+from tasks import runtime
+from tasks.app import app
+
+SIGNATURE_HEADER = "X-Vidfarm-Signature"
+
+
+def signature(body: bytes, secret: str) -> str:
+    """``sha256=<hex HMAC-SHA256 of the body>``, as receivers check it."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def _post(url: str, body: bytes) -> tuple[int | None, str | None]:
+    """(status code, error): error is None when the receiver answered 2xx."""
+    settings = runtime.settings()
+    headers = {"Content-Type": "application/json", "User-Agent": "vidfarm-alerts"}
+    if settings.alert_webhook_secret:
+        headers[SIGNATURE_HEADER] = signature(body, settings.alert_webhook_secret)
+    try:
+        response = requests.post(url, data=body, headers=headers, timeout=settings.alert_webhook_timeout_s,
+                                 allow_redirects=False)
+    except requests.RequestException as exc:
+        return None, f"{type(exc).__name__}: {exc}"
+    if 200 <= response.status_code < 300:
+        return response.status_code, None
+    return response.status_code, f"HTTP {response.status_code} {response.reason or ''}".strip()
+
+
+@app.task(name="vidfarm.deliver_alert", bind=True, ignore_result=True, max_retries=None)
+def deliver_alert(self, delivery_id: int) -> dict:
+    alerts, settings = Alerts(runtime.records()), runtime.settings()
+    found = alerts.delivery(delivery_id)
+    if found is None or found[0].status != "pending":
+        return {"skipped": True}      # its alert or job was deleted, or a redelivered task already did it
+    delivery, body = found
+    code, error = _post(delivery.url, json.dumps(body, separators=(",", ":")).encode())
+    attempt = delivery.attempts + 1
+    if error is None:
+        alerts.record_attempt(delivery_id, "delivered", code, None)
+        return {"delivered": delivery_id, "attempts": attempt}
+    if attempt >= settings.alert_webhook_attempts:
+        alerts.record_attempt(delivery_id, "failed", code, error)
+        return {"failed": delivery_id, "attempts": attempt}
+    alerts.record_attempt(delivery_id, "pending", code, error)
+    raise self.retry(countdown=settings.alert_webhook_backoff_s * 2 ** (attempt - 1))

@@ -1,0 +1,60 @@
+"""A person across recordings: their photos one at a time, and enrolling a face a recording
+showed (an unknown track) as a new person or as one more photo of someone enrolled."""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+
+import numpy as np
+
+from core.appearances import Appearances
+from tasks import runtime
+from tasks.gallery import GalleryError, check_name
+from tasks.jobs import output_key
+from tasks.reanalysis import reidentify_job
+
+
+def photos(name: str) -> list[dict]:
+    return runtime.records().identity_photos(name)
+
+
+def remove_photo(name: str, photo_id: int) -> bool:
+    """Remove one photo (its embedding and face crop); the last one stays (GalleryError)."""
+    try:
+        crop = runtime.records().delete_photo(name, photo_id)
+    except ValueError as exc:
+        raise GalleryError(str(exc)) from None
+    if crop:
+        runtime.store().delete_prefix(crop)
+    return crop is not None
+
+
+def enrol_track(job_id: str, track: int, name: str) -> dict:
+    """Enrol the face of one track of a finished job under ``name`` (new, or one more photo
+    of that person): the track's pooled embedding (what re-identification matches) and its
+    face crop. Then the job is re-identified, so its results name the track."""
+    name = check_name(name)
+    records, store = runtime.records(), runtime.store()
+    job = records.get_job(job_id)
+    if job is None or job.status != "done":
+        raise GalleryError(f"job {job_id} has no results to enrol from")
+    results = json.loads(store.local_path(output_key(job_id, "results.json")).read_text())
+    found = next((t for t in results.get("tracks") or [] if t["track"] == track), None)
+    if found is None:
+        raise GalleryError(f"job {job_id} has no track #{track}")
+    if not found.get("embedding"):
+        raise GalleryError(f"track #{track} kept no face to enrol (was the recogniser on?)")
+    if found.get("identity"):
+        raise GalleryError(f"track #{track} is already recognised as {found['identity']}")
+    crop_key = None
+    jpeg = Appearances(records).thumbnail(job_id, track)
+    if jpeg:
+        crop_key = f"gallery/{uuid.uuid4().hex}.jpg"
+        store.put_stream(crop_key, io.BytesIO(jpeg))
+    vector = np.asarray(found["embedding"], np.float32)
+    vector /= np.linalg.norm(vector) or 1.0
+    count = records.add_embeddings(name, [vector.tobytes()], [f"{job.source_name} #{track}"[:255]], [crop_key])
+    reidentify_job.apply_async((job_id,))
+    return {"name": name, "embeddings": count, "crop": crop_key}

@@ -1,0 +1,175 @@
+"""Alerts reach people: a farm of its own (webhook settings in every worker's environment) runs a
+recording of a watch-listed man, and real HTTP receivers on 127.0.0.1 (a threaded
+http.server) get the signed POSTs: one that answers at once, one that fails twice and then
+answers, one that never does. The job is done before any of them is called."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+import time
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import cv2
+import pytest
+
+from cli.redis_server import free_port
+from tests.conftest import private_farm, wait_for_job
+
+SECRET = "a webhook secret"
+ATTEMPTS = 3
+FIELDS = {"kind", "job", "camera", "track", "t", "identity", "detail"}
+
+
+class Receiver:
+    """/ok answers 204; /flaky answers 500 to the first two POSTs of each alert, then 200;
+    /broken always 500. Every POST is kept with whether its signature was right."""
+
+    def __init__(self):
+        self.posts: list[dict] = []
+        self.lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+                signed = hmac.compare_digest(self.headers.get("X-Vidfarm-Signature", ""), expected)
+                with receiver.lock:
+                    earlier = sum(1 for p in receiver.posts if p["path"] == self.path and p["body"] == body)
+                    receiver.posts.append({"path": self.path, "body": body, "signed": signed, "at": time.time(),
+                                           "type": self.headers.get("Content-Type")})
+                fails = self.path == "/broken" or (self.path == "/flaky" and earlier < 2)
+                self.send_response(500 if fails else (204 if self.path == "/ok" else 200))
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.server.server_port}{path}"
+
+    def to(self, path: str) -> list[dict]:
+        with self.lock:
+            return [p for p in self.posts if p["path"] == path]
+
+
+@pytest.fixture(scope="module")
+def receiver():
+    found = Receiver()
+    found.thread.start()
+    yield found
+    found.server.shutdown()
+    found.thread.join()
+
+
+@pytest.fixture(scope="module")
+def webhook_farm(receiver, tmp_path_factory):
+    urls = ",".join(receiver.url(path) for path in ("/ok", "/flaky", "/broken"))
+    with private_farm(tmp_path_factory.mktemp("webhook-farm"), workers=1, VIDFARM_ALERT_WEBHOOK_URLS=urls,
+                      VIDFARM_ALERT_WEBHOOK_SECRET=SECRET, VIDFARM_ALERT_WEBHOOK_ATTEMPTS=str(ATTEMPTS),
+                      VIDFARM_ALERT_WEBHOOK_BACKOFF_S="0.5", VIDFARM_SEGMENT_SECONDS="3") as farm:
+        from tasks.app import app
+
+        farm.wait_ready(app)
+        yield farm
+
+
+def deliveries_settled(job_id: str, timeout: float = 120.0) -> list[dict]:
+    from core.alerts import Alerts
+    from tasks import runtime
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        alerts = Alerts(runtime.records()).page(50, job_id=job_id)
+        deliveries = [d for alert in alerts for d in alert["deliveries"]]
+        if deliveries and all(d["status"] != "pending" for d in deliveries):
+            return alerts
+        time.sleep(0.2)
+    raise TimeoutError(f"deliveries of job {job_id} still pending after {timeout} s")
+
+
+def test_each_alert_is_posted_signed_once_to_every_url_retried_and_recorded(webhook_farm, receiver, face_clip):
+    from tasks import gallery, runtime
+    from tasks.submit import submit_file
+    from tests.test_analytics import yao_in_players
+
+    gallery.enroll("hook-yao", [("yao.jpg", cv2.imencode(".jpg", yao_in_players())[1].tobytes())],
+                   largest_face=True)
+    gallery.set_watchlist("hook-yao", True)
+    job_id = submit_file(face_clip.path, name="lobby.mp4")
+    view = wait_for_job(job_id)
+    assert view["status"] == "done" and view["error"] is None
+
+    alerts = deliveries_settled(job_id)
+    results = json.loads(runtime.store().local_path(f"jobs/{job_id}/output/results.json").read_text())
+    raised = [(a["kind"], a["track"], a["t"]) for a in results["alerts"]]
+    assert raised and {kind for kind, *_ in raised} == {"watchlist"}
+    assert sorted((a["kind"], a["track"], a["t"]) for a in alerts) == sorted(raised)
+
+    # /ok: exactly one POST per alert, signed, with the contract's fields and values.
+    bodies = [json.loads(p["body"]) for p in receiver.to("/ok")]
+    assert len(bodies) == len(raised) and all(p["signed"] for p in receiver.posts)
+    assert all(p["type"] == "application/json" for p in receiver.posts)
+    assert all(set(body) == FIELDS for body in bodies)
+    assert sorted((b["kind"], b["track"], b["t"]) for b in bodies) == sorted(raised)
+    assert {(b["job"], b["camera"], b["identity"], b["detail"]) for b in bodies} == {
+        (job_id, None, "hook-yao", "hook-yao is on the watchlist")}
+    # /flaky: two failures, then delivered; /broken: recorded as failed after ATTEMPTS tries.
+    assert len(receiver.to("/flaky")) == 3 * len(raised) and len(receiver.to("/broken")) == ATTEMPTS * len(raised)
+    for alert in alerts:
+        by_url = {d["url"].rsplit("/", 1)[1]: d for d in alert["deliveries"]}
+        assert (by_url["ok"]["status"], by_url["ok"]["attempts"], by_url["ok"]["status_code"]) == ("delivered", 1, 204)
+        assert by_url["ok"]["delivered_at"] and by_url["ok"]["last_error"] is None
+        flaky, broken = by_url["flaky"], by_url["broken"]
+        assert (flaky["status"], flaky["attempts"], flaky["status_code"]) == ("delivered", 3, 200)
+        assert flaky["delivered_at"] and flaky["last_error"].startswith("HTTP 500")
+        assert (broken["status"], broken["attempts"], broken["status_code"]) == ("failed", ATTEMPTS, 500)
+        assert broken["delivered_at"] is None and broken["last_error"].startswith("HTTP 500")
+    # Retried with backoff: the tries of one alert to /broken are at least 0.5 s, then 1 s apart.
+    first_alert = receiver.to("/broken")[0]["body"]
+    times = [p["at"] for p in receiver.to("/broken") if p["body"] == first_alert]
+    assert times[1] - times[0] >= 0.45 and times[2] - times[1] >= 0.95, times
+
+    # The job did not wait for any receiver: it was done before the first POST.
+    finished = datetime.fromisoformat(view["finished_at"])
+    finished = finished if finished.tzinfo else finished.replace(tzinfo=timezone.utc)
+    assert finished.timestamp() <= min(p["at"] for p in receiver.posts)
+
+    # A re-identification publishes the same alerts again: nobody is told twice.
+    from tasks.reanalysis import reidentify_job
+
+    before = len(receiver.posts)
+    assert reidentify_job(job_id)["version"] == 2
+    time.sleep(2)
+    assert len(receiver.posts) == before
+
+
+def test_alerts_show_on_the_jobs_list_and_the_alerts_page(webhook_farm):
+    from core.alerts import Alerts
+    from tasks import runtime
+    from tests.web.conftest import logged_in_client, make_app
+    from core.accounts import Accounts
+    from tests.web.conftest import PASSWORD, Account
+
+    alerts = Alerts(runtime.records()).page(50)
+    assert alerts, "the test before raised alerts on this farm"
+    job_id = alerts[0]["job"]
+    accounts = Accounts(runtime.records())
+    user = accounts.create_user("alert-viewer", PASSWORD, "viewer")
+    browser = logged_in_client(make_app(), Account(user.username, "viewer", accounts.create_token(user.id)))
+    listing = browser.get("/jobs").get_data(as_text=True)
+    assert f'href="/alerts?job={job_id}">{len(alerts)} alerts</a>' in listing
+    page = browser.get(f"/alerts?job={job_id}").get_data(as_text=True)
+    assert page.count("data-alert=") == len(alerts) and "/broken: failed after 3 tries (HTTP 500" in page
+    assert f'href="/jobs/{job_id}?t={alerts[0]["t"]:.2f}"' in page
+    api = browser.get(f"/api/v1/alerts?job={job_id}&per_page=1")
+    assert len(api.json) == 1 and ('rel="next"' in api.headers.get("Link", "")) == (len(alerts) > 1)
+    assert browser.get(f"/api/v1/jobs/{job_id}").json["alerts"] == len(alerts)

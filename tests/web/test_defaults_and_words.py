@@ -1,0 +1,83 @@
+"""Defaults and words (issue 19 item 6): fever screening only where temperatures exist,
+results.json that downloads, a 429 that says when to retry, confirmations without inline script."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from tests.conftest import repo_root, wait_for_job
+from tests.web.conftest import csrf_token
+from tests.web.test_hardening import failed_logins, fresh_address
+
+
+def test_fever_screening_is_left_out_for_ordinary_video_and_kept_for_radiometric(farm, tmp_path, face_clip):
+    from tasks.jobs import screening_when_possible
+    from tests.test_radiometric_media import raw_frames, write_ffv1_mkv
+
+    thermal = write_ffv1_mkv(tmp_path / "thermal.mkv", raw_frames())
+    chain = {"analyzers": ["detect", "track", "thermal"]}
+    assert screening_when_possible(chain, thermal) == chain
+    assert screening_when_possible(chain, face_clip.path) == {
+        "analyzers": ["detect", "track"],
+        "thermal_skipped": "the recording is ordinary video, not radiometric (16-bit thermal) video, so it holds "
+                           "no temperatures"}
+    # No choice made: the farm's default chain, less fever screening.
+    assert "thermal" not in screening_when_possible({}, face_clip.path)["analyzers"]
+    assert screening_when_possible({"analyzers": ["detect", "track"]}, face_clip.path) == {
+        "analyzers": ["detect", "track"]}
+
+
+def test_the_upload_form_screens_when_possible_and_the_job_says_it_did_not(farm, operator_client, face_clip):
+    from tasks import runtime
+
+    form = operator_client.get("/upload").get_data(as_text=True)
+    assert "Fever screening (runs when the recording is radiometric thermal video)" in form
+    with open(face_clip.path, "rb") as fh:
+        response = operator_client.post("/upload", data={"file": (fh, "colour.mp4"), "csrf_token": csrf_token(form),
+                                                         "analyzers": ["track", "thermal"]},
+                                        content_type="multipart/form-data", headers={"Accept": "application/json"})
+    job_id = response.json["id"]
+    assert wait_for_job(job_id)["status"] == "done"
+    assert runtime.records().get_job(job_id).options["analyzers"] == ["detect", "track"]
+    page = operator_client.get(f"/jobs/{job_id}").get_data(as_text=True)
+    assert ("Fever screening did not run: the recording is ordinary video, not radiometric (16-bit thermal) "
+            "video, so it holds no temperatures.") in page
+
+    # results.json: the page's link downloads it; the API answers JSON as before.
+    assert f'href="/api/v1/jobs/{job_id}/results?download=1" id="results-link" download' in page
+    saved = operator_client.get(f"/api/v1/jobs/{job_id}/results?download=1")
+    assert saved.headers["Content-Disposition"] == f"attachment; filename={job_id}-results.json"
+    assert saved.json["schema"] == "vidfarm.results/1"
+    shown = operator_client.get(f"/api/v1/jobs/{job_id}/results")
+    assert shown.headers["Content-Disposition"].startswith("inline") and shown.mimetype == "application/json"
+    older = operator_client.get(f"/api/v1/jobs/{job_id}/results?version=1&download=1")
+    assert older.headers["Content-Disposition"] == f"attachment; filename={job_id}-results-1.json"
+
+
+def test_too_many_logins_says_when_to_try_again(farm):
+    from tests.web.conftest import make_app
+
+    app = make_app(login_rate_limit="2 per minute")
+    client, address = app.test_client(), fresh_address()
+    assert failed_logins(app, 2, "zed", address) == [401, 401]
+    token = csrf_token(client.get("/login", environ_base={"REMOTE_ADDR": address}).get_data(as_text=True))
+    refused = client.post("/login", environ_base={"REMOTE_ADDR": address},
+                          data={"username": "zed", "password": "wrong guess", "csrf_token": token})
+    assert refused.status_code == 429
+    wait = int(refused.headers["Retry-After"])
+    assert 1 <= wait <= 61
+    text = refused.get_data(as_text=True)
+    assert f"too many attempts: try again in {wait} seconds" in text
+
+
+def test_no_template_carries_inline_script_or_handlers():
+    """Confirmations and every other behaviour come from static scripts bound to data-
+    attributes (the CSP forbids inline script; a name with an apostrophe stays text)."""
+    for template in sorted(Path(repo_root() / "web" / "templates").glob("*.html")):
+        html = template.read_text()
+        assert not re.search(r"\son[a-z]+\s*=", html), template.name
+        assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html), template.name
+        assert "style=" not in html, template.name
+        for form in re.findall(r"<form[^>]*danger[^>]*>", html):
+            assert "data-confirm=" in form, (template.name, form)

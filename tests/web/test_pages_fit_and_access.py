@@ -1,0 +1,158 @@
+"""Every page in a real browser at desktop width and at a phone's (390x844): no horizontal
+scroll on the phone, no serious or critical accessibility violation from axe-core (the npm
+package `make test` installs into build/node_modules, evaluated in the page by Playwright),
+the timeline used from the keyboard, and a screenshot of each page at both widths in
+build/screenshots/ (`make screenshots` copies them to docs/screenshots/)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import repo_root, wait_for_job
+from tests.web.test_browser import CHROMIUM, browser, log_in, shots  # noqa: F401  (fixtures)
+
+AXE = repo_root() / "build" / "node_modules" / "axe-core" / "axe.min.js"
+WIDTHS = {"desktop": {"width": 1100, "height": 900}, "phone": {"width": 390, "height": 844}}
+WAIT_MS = 180_000
+
+pytestmark = [pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is absent"),
+              pytest.mark.skipif(not AXE.exists(), reason=f"{AXE} is absent: `make test` installs it (npm)")]
+
+
+@pytest.fixture(scope="module")
+def recordings(farm, face_clip):
+    """A recording of a stranger (processed before anyone was enrolled: unknown tracks to
+    enrol), then the same man enrolled and on the watchlist, and a recording naming him."""
+    import cv2
+
+    from tasks import gallery
+    from tasks.submit import submit_file
+    from tests.test_analytics import yao_in_players
+
+    # A long name without a space, as camera exports have: it must wrap, not widen the page.
+    stranger = submit_file(face_clip.path, name="corridor_camera_2_export_" * 6 + ".mp4")
+    assert wait_for_job(stranger)["status"] == "done"
+    gallery.enroll("Page Yao", [("yao.jpg", cv2.imencode(".jpg", yao_in_players())[1].tobytes())],
+                   largest_face=True)
+    gallery.set_watchlist("Page Yao", True)
+    named = submit_file(face_clip.path, name="lobby.mp4")
+    assert wait_for_job(named)["status"] == "done"
+    yield {"stranger": stranger, "named": named}
+    gallery.delete_identity("Page Yao")
+
+
+def pages(recordings) -> dict[str, str]:
+    return {"jobs": "/jobs", "upload": "/upload", "job": f"/jobs/{recordings['named']}",
+            "job-unknown": f"/jobs/{recordings['stranger']}", "gallery": "/gallery", "person": "/people/Page Yao",
+            "alerts": "/alerts", "account": "/account", "password": "/account/password", "users": "/users",
+            "error": "/jobs/no-such-job"}
+
+
+def small_png(png: bytes, path: Path) -> None:
+    """A screenshot in 256 colours (a third of the bytes or less; the pages are mostly flat colour)."""
+    import io
+
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(png)).convert("RGB")
+    image.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(path, optimize=True)
+
+
+def check(page, name: str, width: str, shots) -> dict:  # noqa: F811
+    """What is wrong with the page as it is shown now: its horizontal overflow (phone) and
+    axe's serious and critical violations. Saves its screenshot."""
+    page.evaluate("document.querySelectorAll('details').forEach((d) => { d.open = true; })")
+    if page.locator("#video").count():
+        page.wait_for_function("() => document.getElementById('video').readyState >= 2", timeout=WAIT_MS)
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    page.evaluate(AXE.read_text())
+    found = page.evaluate("""async () => {
+        const result = await axe.run(document, {resultTypes: ['violations']});
+        return result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical')
+            .map((v) => v.id + ' (' + v.impact + '): ' + v.nodes.map((n) => n.target.join(' ')).join(', '));
+    }""")
+    small_png(page.screenshot(full_page=True), shots / f"{name}-{width}.png")
+    return {"overflow_px": overflow if width == "phone" else 0, "axe": found}
+
+
+@pytest.mark.parametrize("width", list(WIDTHS))
+def test_every_page_fits_and_passes_axe(browser, live_server, accounts_by_role, recordings, shots, width):  # noqa: F811
+    context = browser.new_context(viewport=WIDTHS[width])
+    page = context.new_page()
+    try:
+        problems = {}
+        page.goto(f"{live_server}/login")
+        problems["login"] = check(page, "login", width, shots)
+        log_in(page, live_server, accounts_by_role["admin"].username)
+        for name, path in pages(recordings).items():
+            page.goto(live_server + path)
+            page.wait_for_load_state("load")
+            problems[name] = check(page, name, width, shots)
+        assert {name: found for name, found in problems.items() if found["overflow_px"] > 0 or found["axe"]} == {}
+    finally:
+        context.close()
+
+
+def test_the_menu_wraps_on_a_phone_and_keeps_every_link_visible(browser, live_server, accounts_by_role):  # noqa: F811
+    context = browser.new_context(viewport=WIDTHS["phone"])
+    page = context.new_page()
+    try:
+        log_in(page, live_server, accounts_by_role["admin"].username)
+        for link in ("Jobs", "Upload", "Gallery", "Alerts", "Users", "Log out"):
+            box = page.get_by_role("link" if link != "Log out" else "button", name=link, exact=True).bounding_box()
+            assert box and box["x"] >= 0 and box["x"] + box["width"] <= 390, link
+        name = page.locator(f"nav a:has-text('{accounts_by_role['admin'].username}')").bounding_box()
+        assert name["x"] + name["width"] <= 390
+    finally:
+        context.close()
+
+
+def test_the_timeline_is_one_row_per_person_and_works_from_the_keyboard(browser, live_server, accounts_by_role,  # noqa: F811
+                                                                       recordings):
+    context = browser.new_context(viewport=WIDTHS["desktop"])
+    page = context.new_page()
+    try:
+        log_in(page, live_server, accounts_by_role["viewer"].username)
+        page.goto(f"{live_server}/jobs/{recordings['named']}")
+        page.wait_for_function("() => document.getElementById('video').readyState >= 1", timeout=WAIT_MS)
+        rows = page.locator("#timeline .tl-row")
+        assert rows.count() == 1 and rows.first.get_attribute("data-kind") == "person"     # both tracks, one row
+        bars = rows.first.locator("rect.bar")
+        assert bars.count() == 2 and len({b.get_attribute("fill") for b in bars.all()}) == 1
+        later = float(bars.nth(1).get_attribute("data-t"))
+        assert later > 1
+        # Tab from the top of the page to the second bar, then Enter: the video goes there.
+        for _ in range(80):
+            page.keyboard.press("Tab")
+            if page.evaluate("document.activeElement.dataset && document.activeElement.dataset.t") == \
+                    bars.nth(1).get_attribute("data-t"):
+                break
+        else:
+            pytest.fail("the second bar was never reached with Tab")
+        page.keyboard.press("Enter")
+        page.wait_for_function("t => Math.abs(document.getElementById('video').currentTime - t) < 0.1", arg=later)
+        page.wait_for_function("() => parseFloat(document.querySelector('line.playhead').getAttribute('x1')) > 0")
+
+        # ?t= opens the video at that moment (the person page's and the alerts page's links).
+        page.goto(f"{live_server}/jobs/{recordings['named']}?t=5.00")
+        page.wait_for_function("() => Math.abs(document.getElementById('video').currentTime - 5) < 0.1",
+                               timeout=WAIT_MS)
+        # The other recording's unknown face can be enrolled from its row.
+        page.goto(f"{live_server}/jobs/{recordings['stranger']}")
+        unknown = page.locator("#timeline .tl-row[data-kind='unknown']")
+        assert unknown.count() == 2 and unknown.first.locator("img").get_attribute("src").endswith("/thumbnail")
+        assert page.locator("details.enrol").count() == 0          # a viewer may not enrol
+    finally:
+        context.close()
+
+
+def test_screenshots_are_small(shots):  # noqa: F811
+    """The README shows them: every page's, at both widths, each well under 300 KB."""
+    taken = sorted(Path(shots).glob("*-desktop.png")) + sorted(Path(shots).glob("*-phone.png"))
+    if not taken:
+        pytest.skip("no screenshots taken in this run")
+    assert {p.name: p.stat().st_size for p in taken if p.stat().st_size > 300_000} == {}
+    assert {re.sub(r"-(desktop|phone)\.png$", "", p.name) for p in taken} >= {"login", "jobs", "job", "gallery"}

@@ -1,0 +1,20 @@
+"""The alerts page: every alert raised, across jobs, newest first, and where each was sent."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, render_template, request
+
+from web.api_alerts import alert_page
+
+alerts_ui = Blueprint("alerts", __name__)
+
+
+@alerts_ui.get("/alerts")
+def index():
+    page = request.args.get("page", "1")
+    job = request.args.get("job") or None
+    query = {"page": int(page) if page.isdigit() and int(page) >= 1 else 1,
+             "per_page": current_app.config["VIDFARM_SETTINGS"].jobs_per_page, "job": job}
+    rows, more = alert_page(query)
+    return render_template("alerts.html", alerts=rows, job=job, page=query["page"],
+                           next_page=query["page"] + 1 if more else None)
