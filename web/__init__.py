@@ -11,6 +11,7 @@ from pathlib import Path
 from apiflask import APIFlask
 from flask import jsonify, render_template, request
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.routing import IntegerConverter
 
 from core.settings import Settings, get_settings
 from web.metrics import metrics
@@ -24,6 +25,7 @@ def create_app(settings: Settings | None = None) -> APIFlask:
     # No docs page: the UIs APIFlask offers load their scripts from CDNs, and these machines are offline.
     app = APIFlask(__name__, title="vidfarm API", version="1", spec_path="/api/v1/openapi.json", docs_path=None)
     app.request_class = UploadRequest
+    app.url_map.converters["int"] = DatabaseInt    # before any route is added
     app.config.update(
         VIDFARM_SETTINGS=settings,
         SECRET_KEY=settings.secret_key or _stored_secret(settings),
@@ -121,6 +123,16 @@ def _retry_after_s() -> int:
 
     limit = limiter.current_limit
     return max(1, math.ceil(limit.reset_at - time.time())) if limit is not None else 60
+
+
+class DatabaseInt(IntegerConverter):
+    """``<int:...>`` in a route is a row id or a track number: none exists past a 32-bit integer
+    (PostgreSQL's ``integer``), so such a URL is a 404 like any unknown id, never an overflow
+    inside the database driver (a 500)."""
+
+    def __init__(self, url_map, *args, **kwargs):
+        kwargs.setdefault("max", 2**31 - 1)
+        super().__init__(url_map, *args, **kwargs)
 
 
 def _one_line(error, settings: Settings) -> str:

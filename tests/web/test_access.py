@@ -137,3 +137,16 @@ def test_admin_manages_users(web_app, accounts_by_role):
     page = browser.get("/account").get_data(as_text=True)
     response = browser.post("/account", data={"label": "ci", "csrf_token": csrf_token(page)})
     assert 'id="new-token"' in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("path", [
+    "/api/v1/jobs/x/tracks/114635160388107978628136960/thumbnail",    # what schemathesis sent
+    "/api/v1/identities/x/photos/99999999999999999999",
+    "/api/v1/users/9223372036854775808/password-reset",
+])
+def test_an_id_past_the_database_integers_is_not_found(client, path):
+    """A path id beyond any row's is a 404 like any unknown id, not an overflow in the
+    database driver (it was a 500)."""
+    method = client.delete if "/photos/" in path else client.post if "reset" in path else client.get
+    response = method(path, headers={"Authorization": "Bearer test-token"})
+    assert response.status_code == 404, response.get_data(as_text=True)
