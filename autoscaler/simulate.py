@@ -148,7 +148,9 @@ class World:
         else:
             pod.stop_by = now + self.bounds.grace_s
 
-    def step(self, now: float) -> None:
+    def finish(self, now: float) -> None:
+        """Tasks that end by ``now`` end, before the scaler looks; pods told to stop go once
+        idle, or when their grace is over."""
         for pod in list(self.pods):
             if pod.task is not None and now >= pod.finishes_at:
                 self.waits.append(pod.task.started - pod.task.arrived)
@@ -160,6 +162,9 @@ class World:
                     self.queue.appendleft(pod.task)
                     self.interrupted += 1
                 self.pods.remove(pod)
+
+    def serve(self, now: float) -> None:
+        """Idle ready pods take the head of the queue; every pod that exists costs this second."""
         for pod in self.pods:
             if pod.task is None and pod.stop_by is None and now >= pod.ready_at and self.queue:
                 task = self.queue.popleft()
@@ -226,10 +231,11 @@ def replay(trace: Trace, scaler, bounds: Bounds) -> dict:
             frames = a.frames or max(1, round(a.task_s * FRAMES_PER_TASK_SECOND))
             world.queue.extend(Task(arrived=a.t, duration=a.task_s, frames=frames) for _ in range(a.tasks))
             next_arrival += 1
+        world.finish(now)
         if now >= next_poll:
             scaler.poll(world, now)
             next_poll += scaler.poll_s
-        world.step(now)
+        world.serve(now)
         finished = len(world.waits) >= total and world.idle()
         if now >= trace.horizon_s and ((finished and not world.pods) or now > trace.horizon_s + TAIL_LIMIT_S):
             break

@@ -27,14 +27,13 @@ def simulate(capsys, path: Path, *flags: str) -> tuple[int, str, str]:
 
 def test_one_task_by_hand():
     # One 10 s task, pods serve 5 s after they are asked for. vidfarm: a pod at t=0 (the cost
-    # is unknown yet: one worker per task), the task runs 5-15, the poll at 15 still sees it (a
-    # poll comes before that second's completions), the one at 20 sees the queue idle: zero at
-    # once (no idle period by default): 20 worker-seconds. KEDA (its defaults):
+    # is unknown yet: one worker per task), the task runs 5-15, and the poll at 15 sees the
+    # queue idle: zero at once (no idle period by default): 15 worker-seconds. KEDA (its defaults):
     # activated at its first poll (t=0), the list is empty from t=5, so the HPA holds the one
     # pod until the 300 s cooldown, checked every 30 s: zero at t=300.
     trace = Trace(name="one", horizon_s=10, pod_start_s=5, arrivals=[{"t": 0, "tasks": 1, "task_s": 10}])
     result = compare(trace, ScaleSettings(deployment="w", queue="cpu"), poll_s=5)
-    assert result["vidfarm"] == {"worker_seconds": 20.0, "p50_wait_s": 5.0, "p95_wait_s": 5.0, "max_wait_s": 5.0,
+    assert result["vidfarm"] == {"worker_seconds": 15.0, "p50_wait_s": 5.0, "p95_wait_s": 5.0, "max_wait_s": 5.0,
                                  "interrupted_tasks": 0}
     assert result["keda"] == {"worker_seconds": 300.0, "p50_wait_s": 5.0, "p95_wait_s": 5.0, "max_wait_s": 5.0,
                               "interrupted_tasks": 0}
