@@ -63,6 +63,19 @@ class ScaleState:
                                                                       # seen then), within rate_window_s
     polled_at: float | None = None                       # the previous decision: polls are this far apart
 
+    def to_json(self) -> dict:
+        """A JSON-able copy, so a restarted autoscaler carries on (``autoscaler.loop.StateStore``)."""
+        return {"recent_targets": self.recent_targets, "last_demand_at": self.last_demand_at, "asked": self.asked,
+                "cost": self.cost.samples, "arrivals": self.arrivals, "polled_at": self.polled_at}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "ScaleState":
+        return cls(recent_targets=tuple((float(t), int(r)) for t, r in data["recent_targets"]),
+                   last_demand_at=data["last_demand_at"], asked=tuple(map(float, data["asked"])),
+                   cost=Cost(tuple((int(f), float(sec)) for f, sec in data["cost"])),
+                   arrivals=tuple((float(t), tuple(frames)) for t, frames in data["arrivals"]),
+                   polled_at=data["polled_at"])
+
 
 @dataclass(frozen=True)
 class Decision:

@@ -86,6 +86,7 @@ def run_simulate(args, settings: Settings) -> int:
 def run_autoscale(args, settings: Settings) -> int:
     from autoscaler.loop import Autoscaler, ScaleMetrics
     from autoscaler.observe import QueueObserver
+    from autoscaler.work import open_work_source
 
     if args.autoscale_command == "simulate":
         return run_simulate(args, settings)
@@ -95,7 +96,7 @@ def run_autoscale(args, settings: Settings) -> int:
     logging.getLogger("vidfarm.autoscaler").setLevel(logging.INFO)   # each decision and its reason
     scaled = targets(settings, args.queues, args.backend)
     backend = make_backend(args, settings)
-    observer = QueueObserver(settings.redis_url)
+    observer = QueueObserver(settings.redis_url, work=open_work_source(settings))
     metrics = ScaleMetrics()
     try:
         scaler = Autoscaler(backend, observer, scaled, metrics)

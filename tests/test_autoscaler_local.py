@@ -69,6 +69,39 @@ def test_waiting_counts_every_priority_sub_queue(observer):
     assert not load["cpu"].inspected            # no worker exists to answer
 
 
+def test_the_observer_reads_each_segment_task_s_frames_and_the_finished_costs_from_the_records(redis_url, tmp_path):
+    from autoscaler.work import RecordsWork
+    from core.records import Records
+
+    records = Records(f"sqlite:///{tmp_path / 'vidfarm.db'}")
+    records.create_schema()
+    gpu_job = records.add_job("b.mp4", "b", options={"queue": "gpu"}).id
+    job = records.add_job("a.mp4", "a").id
+    for job_id in (job, gpu_job):
+        records.record_split(job_id, [{"index": i, "start_frame": 100 * i, "frames": 90 + i, "pts": [], "end_pts": 0}
+                                      for i in range(4)], status="processing")
+    records.set_segment(job, 0, status="done", seconds=9.0)
+    records.set_segment(gpu_job, 0, status="done", seconds=1.0)      # another queue's cost: not ours
+    clock = [1000.0]
+    observer = QueueObserver(redis_url, inspect_timeout=0.2, work=RecordsWork(records), clock=lambda: clock[0])
+    observer.redis.flushall()
+    try:
+        clock[0] = time.time()
+        for index in (1, 2):
+            app.send_task("vidfarm.segment", (job, index), queue="cpu")
+        app.send_task("test.sleep_then_record", ("not-a-segment", 0), queue="cpu")
+        first = observer.observe(["cpu"])["cpu"]
+        assert first.queued == ((0.0, 91), (0.0, 92), (0.0, None))   # in the order workers take them
+        assert first.finished == ((90, 9.0),) and first.arrived == ()  # the first poll cannot tell arrivals
+        app.send_task("vidfarm.segment", (job, 3), queue="cpu", priority=9)
+        clock[0] += 5
+        second = observer.observe(["cpu"])["cpu"]
+        assert [age for age, _ in second.queued] == [5.0, 5.0, 5.0, 0.0]
+        assert second.arrived == (93,) and second.finished == ()
+    finally:
+        observer.close()
+
+
 def test_a_busy_worker_finishes_its_task_on_scale_down(backend, observer):
     backend.scale(TARGET, 1, busy=set())
     sleep_then_record.apply_async(("long", 3.0), queue="cpu")
