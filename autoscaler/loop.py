@@ -117,8 +117,10 @@ class Autoscaler:
             load = loads[target.queue]
             current = self.backend.replicas(target)
             busy = self.backend.busy_workers(target, load.busy_nodes)
-            # No worker answered the inspection: count every task in hand as a busy worker.
-            busy_count = len(busy) if load.inspected else min(load.running, current)
+            # A worker whose answer to the inspection was late still holds its task: never fewer
+            # busy workers than tasks in hand (that a worker being stopped may hold one only
+            # keeps a worker more for a poll).
+            busy_count = max(len(busy), min(load.running, current))
             obs = observation(load, self.clock(), current, busy_count)
             decision = decide(obs, self.states[target.deployment], target)
             if decision.replicas != current:

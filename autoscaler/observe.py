@@ -9,7 +9,7 @@ upgrade that changes them changes them here too):
   reserved or running, until it ends; counted by routing key (= queue name for our routes).
 - busy workers: one ``inspect().active()`` broadcast; each worker answers with its tasks in
   hand and their routing key. A worker that does not answer in time counts as not busy, so
-  the policy also floors on ``running`` (see ``QueueLoad.busy_floor``). Idle workers answer
+  the loop also counts at least as many busy workers as tasks in hand. Idle workers answer
   too (with no tasks): the same broadcast tells which workers are up (``FarmLoad.nodes``).
 
 For the wait target (``autoscaler.policy``), each message too: the list's head (up to
@@ -199,6 +199,11 @@ class QueueObserver:
 
     def observe_farm(self, queues: list[str]) -> FarmLoad:
         now = self.clock()
+        # The lists before the unacked hash: a worker's BRPOP takes a message off the list
+        # before kombu files it as unacked, so this order can count a task twice (it
+        # overstates demand for a moment) but never misses one in between.
+        waiting = {q: self.waiting(q) for q in queues}
+        heads = {q: self.head(q) for q in queues} if self.work is not None else {}
         unacked = self.unacked()
         replies = self.control.inspect(timeout=self.inspect_timeout).active()   # the one broadcast
         busy = busy_nodes_per_queue(replies or {})
@@ -206,8 +211,8 @@ class QueueObserver:
         for q in queues:
             running = unacked.get(q, [])
             # Without a work source no task has a cost, and the policy counts tasks: skip the reading.
-            tasks = {} if self.work is None else self.tasks(q, self.head(q), [m for m in running if m], now)
-            loads[q] = QueueLoad(queue=q, waiting=self.waiting(q), running=len(running),
+            tasks = {} if self.work is None else self.tasks(q, heads[q], [m for m in running if m], now)
+            loads[q] = QueueLoad(queue=q, waiting=waiting[q], running=len(running),
                                  busy_nodes=frozenset(busy.get(q, ())), inspected=replies is not None, **tasks)
         return FarmLoad(loads, frozenset(replies or ()))
 

@@ -125,7 +125,9 @@ def wait_target(obs: Observation, state: ScaleState, settings: ScaleSettings) ->
     standby, _ = workers_for_wait(bound, 0, settings.max_replicas, [], settings.max_replicas, [], 0.0, urgent,
                                   with_work=latency)
     arrived_work = sum(cost.of(f) for _, frames in state.arrivals for f in frames)
-    keep_up = workers_for_rate(arrived_work, settings.rate_window_s) if obs.waiting + obs.running else 0
+    # Only while the replicas have work: a task in hand of a worker being stopped is no reason
+    # to start another.
+    keep_up = workers_for_rate(arrived_work, settings.rate_window_s) if obs.waiting + obs.busy_workers else 0
     work = sum(w for _, w in queued)
     why = (f"{obs.waiting} waiting ({work:.0f} s of work) + {obs.running} running, "
            f"{'latency' if latency else 'wait'} {forecast:.0f} s of {bound:.0f} s")
