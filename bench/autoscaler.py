@@ -189,7 +189,7 @@ def findings(results: list[TraceResult]) -> list[str]:
                   for r in results if any(not row.saving_possible for row in r.rows)]
     if impossible:
         lines.append("- Settings where no scaler can save 30 % at KEDA's p95 (the bound is above 70 % of KEDA's "
-                     f"worker-seconds): {', '.join(impossible)}; there the target is 15 % of the bound.")
+                     f"worker-seconds): {', '.join(impossible)}; there the target is to come within 15 % of the bound.")
     gaps = [f"{r.name} {min(b for _, b in r.curve):.0f}" for r in results]
     lines.append("- The bound (lowest per trace: " + ", ".join(gaps) + " worker-seconds) may have pods up before "
                  "an upload arrives, which takes knowing the future: where uploads come at random, the distance "
