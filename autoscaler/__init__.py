@@ -1,6 +1,8 @@
-"""The queue-length autoscaler: observe Celery queues in Redis, decide, resize workers.
+"""The autoscaler: observe Celery queues in Redis, decide, resize workers.
 
-policy (pure rule), observe (Redis + worker inspection), backends (kubernetes, local),
-loop (the running autoscaler and its metrics), simulate (trace replay against a KEDA model).
-Imports only ``core`` and libraries.
+policy (the pure rule) with forecast (how long queued tasks will wait with n workers),
+observe (Redis + worker inspection) with work (frames and costs from the job records),
+backends (kubernetes, local), loop (the running autoscaler, its metrics and stored state),
+simulate (trace replay) with keda (the KEDA/HPA reference model) and optimum (the offline
+lower bound). Imports only ``core`` and libraries.
 """

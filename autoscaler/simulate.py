@@ -1,32 +1,30 @@
-"""Replays an arrival trace through our policy and through a KEDA/HPA reference model.
+"""Replays an arrival trace through our policy and through the KEDA/HPA reference model.
 
-Trace (JSON): ``{"name", "horizon_s", "pod_start_s", "arrivals": [{"t", "tasks", "task_s"}]}``:
-at time ``t``, ``tasks`` tasks of ``task_s`` seconds each join the queue.
+Trace (JSON): ``{"name", "horizon_s", "pod_start_s", "arrivals": [{"t", "tasks", "task_s",
+"frames"?}], "max_workers"?, "grace_s"?}``: at time ``t``, ``tasks`` tasks of ``task_s``
+seconds each join the queue, each a segment of ``frames`` frames (default: proportional to
+its seconds, i.e. one cost per frame for the whole trace).
 
-The world, the same for both scalers: one task per worker at a time (prefetch 1), FIFO queue,
-a new pod serves ``pod_start_s`` after it is asked for, and a pod costs worker-seconds from
-that moment until it is removed. Time advances in 1 s steps until the horizon and then until
-the last task is done and the scaler has gone back to zero, so each pays for its own tail.
+The world, the same for both scalers (``World``): the same tasks, one task per worker at a
+time (prefetch 1), a FIFO queue, the same cap on workers, a pod that serves ``pod_start_s``
+after it is asked for and costs worker-seconds from then until it is gone. A pod asked to
+stop goes at once when idle; a busy one stops taking tasks and finishes the one in hand if
+that fits in the termination grace (Celery's warm shutdown on SIGTERM), costing
+worker-seconds until it does; only a task longer than the grace is cut, and it restarts from
+the head of the queue (an interrupted task). Time advances in 1 s steps until the horizon
+and then until every task is done and the scaler has gone back to zero, so each pays for its
+own tail.
 
-vidfarm: ``autoscaler.policy.decide`` (the code the real loop runs) every ``poll_s`` on
-waiting + running; scale-down removes starting pods, then idle ones, never a busy one (what
-pod-deletion-cost and the busy floor give on a cluster).
-
-KEDA (Redis list scaler + HPA), as issue 5 describes it: the metric is LLEN, the waiting
-tasks only. Every 30 s (pollingInterval) KEDA's own loop activates the Deployment (0 -> 1
-replica) on a non-empty list, and after 300 s (cooldownPeriod) without one sends it to zero.
-In between, every 15 s (the HPA's sync period, reading LLEN through KEDA's metrics server),
-HPA desired = ceil(LLEN / listLength) with listLength = our tasks_per_worker, no change
-within a 0.1 tolerance, scale-up by at most max(100 %, 4 pods), scale-down to the highest
-recommendation of the last 300 s, never below 1. Scale-down removes random pods; a busy
-one's task goes back to the head of the queue and restarts (an interrupted task).
+vidfarm: ``autoscaler.policy.decide`` (the code the real loop runs) every ``poll_s``, on
+what the real observer sees: the queue with each task's frames and how long it has been seen
+waiting, the tasks in hand, the tasks finished since the last poll; scale-down stops starting
+pods, then idle ones, never a busy one (pod-deletion-cost and the busy floor on a cluster).
+KEDA: ``autoscaler.keda``.
 """
 
 from __future__ import annotations
 
 import json
-import math
-import random
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,18 +32,22 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, Field, ValidationError
 
+from autoscaler.keda import KedaScaler, KedaSettings
 from autoscaler.policy import Observation, ScaleState, decide
 from core.errors import first_problem
 from core.settings import ScaleSettings
 
 STEP_S = 1.0
 TAIL_LIMIT_S = 4 * 3600.0          # after the horizon, stop waiting for a scaler that never settles
+FRAMES_PER_TASK_SECOND = 10        # a trace without frames: one cost per frame (0.1 s) for all tasks
+DEFAULT_GRACE_S = 30.0             # Kubernetes' default terminationGracePeriodSeconds
 
 
 class Arrival(BaseModel):
     t: float = Field(ge=0)
     tasks: int = Field(ge=1)
     task_s: float = Field(gt=0)
+    frames: int | None = Field(default=None, ge=1)
 
 
 class Trace(BaseModel):
@@ -53,6 +55,9 @@ class Trace(BaseModel):
     horizon_s: float = Field(gt=0)
     pod_start_s: float = Field(ge=0)
     arrivals: list[Arrival]
+    max_workers: int | None = Field(default=None, ge=1)
+    grace_s: float | None = Field(default=None, ge=0)
+    held_out: bool = False          # made by bench/traces/generate.py; nothing was tuned on it
 
 
 class TraceError(ValueError):
@@ -81,54 +86,94 @@ def load_trace(path: Path) -> Trace:
     return trace
 
 
-@dataclass
+@dataclass(frozen=True)
+class Bounds:
+    """What both scalers share besides the tasks: the cap, pod start and termination grace."""
+    max_workers: int
+    pod_start_s: float
+    grace_s: float
+
+    @classmethod
+    def of(cls, trace: Trace, max_workers: int | None = None, grace_s: float | None = None,
+           default_max_workers: int = 8) -> "Bounds":
+        """The command line's value, else the trace's, else the default."""
+        return cls(max_workers or trace.max_workers or default_max_workers, trace.pod_start_s,
+                   grace_s if grace_s is not None else trace.grace_s if trace.grace_s is not None else DEFAULT_GRACE_S)
+
+
+@dataclass(eq=False)
 class Task:
     arrived: float
     duration: float
+    frames: int
     started: float | None = None
+    seen_waiting: float | None = None      # the first poll that saw it (what the real observer knows)
+    seen_running: float | None = None
 
 
-@dataclass
+@dataclass(eq=False)
 class Pod:
+    asked: float
     ready_at: float
     task: Task | None = None
     finishes_at: float = 0.0
+    stop_by: float | None = None           # asked to stop: killed then if still busy
 
 
 @dataclass
 class World:
     """Pods, the queue and the bill; the scalers only choose how many pods exist."""
-    pod_start_s: float
+    bounds: Bounds
     pods: list[Pod] = field(default_factory=list)
     queue: deque = field(default_factory=deque)
     waits: list[float] = field(default_factory=list)    # arrival -> the start of the run that finished
+    finished: list[tuple[int, float]] = field(default_factory=list)   # since the scaler last looked
     worker_seconds: float = 0.0
     interrupted: int = 0
+    replica_log: list[tuple[float, int]] = field(default_factory=list)   # (time, replicas) at each change
+
+    def replicas(self) -> list[Pod]:
+        return [p for p in self.pods if p.stop_by is None]
 
     def busy(self) -> int:
         return sum(p.task is not None for p in self.pods)
 
     def add_pods(self, now: float, count: int) -> None:
-        self.pods += [Pod(ready_at=now + self.pod_start_s) for _ in range(count)]
+        room = self.bounds.max_workers - len(self.replicas())
+        self.pods += [Pod(asked=now, ready_at=now + self.bounds.pod_start_s) for _ in range(min(count, room))]
 
-    def remove(self, pod: Pod) -> None:
-        if pod.task is not None:              # killed mid-task: it restarts from scratch
-            pod.task.started = None
-            self.queue.appendleft(pod.task)
-            self.interrupted += 1
-        self.pods.remove(pod)
+    def stop(self, pod: Pod, now: float) -> None:
+        if pod.task is None:
+            self.pods.remove(pod)
+        else:
+            pod.stop_by = now + self.bounds.grace_s
 
-    def step(self, now: float) -> None:
-        for pod in self.pods:
+    def finish(self, now: float) -> None:
+        """Tasks that end by ``now`` end, before the scaler looks; pods told to stop go once
+        idle, or when their grace is over."""
+        for pod in list(self.pods):
             if pod.task is not None and now >= pod.finishes_at:
                 self.waits.append(pod.task.started - pod.task.arrived)
+                self.finished.append((pod.task.frames, pod.task.duration))
                 pod.task = None
+            if pod.stop_by is not None and (pod.task is None or now >= pod.stop_by):
+                if pod.task is not None:          # past the grace: cut, it restarts from scratch
+                    pod.task.started = pod.task.seen_running = None
+                    self.queue.appendleft(pod.task)
+                    self.interrupted += 1
+                self.pods.remove(pod)
+
+    def serve(self, now: float) -> None:
+        """Idle ready pods take the head of the queue; every pod that exists costs this second."""
         for pod in self.pods:
-            if pod.task is None and now >= pod.ready_at and self.queue:
+            if pod.task is None and pod.stop_by is None and now >= pod.ready_at and self.queue:
                 task = self.queue.popleft()
                 task.started = now
                 pod.task, pod.finishes_at = task, now + task.duration
         self.worker_seconds += len(self.pods) * STEP_S
+        replicas = len(self.replicas())
+        if not self.replica_log or self.replica_log[-1][1] != replicas:
+            self.replica_log.append((now, replicas))
 
     def idle(self) -> bool:
         return not self.queue and self.busy() == 0
@@ -138,72 +183,59 @@ class VidfarmScaler:
     def __init__(self, settings: ScaleSettings, poll_s: float):
         self.settings, self.poll_s, self.state = settings, poll_s, ScaleState()
 
+    def observe(self, world: World, now: float) -> Observation:
+        """What ``autoscaler.observe`` would report: ages from the first poll that saw a task."""
+        arrived = []
+        for task in world.queue:
+            if task.seen_waiting is None:
+                task.seen_waiting = now
+                arrived.append(task.frames)
+        replicas = world.replicas()
+        in_hand = []
+        for pod in sorted(world.pods, key=lambda p: p.stop_by is not None):    # replicas' tasks first
+            if pod.task is not None:
+                task = pod.task
+                if task.seen_waiting is None:                   # came and was taken between two polls
+                    task.seen_waiting = now
+                    arrived.append(task.frames)
+                if task.seen_running is None:
+                    task.seen_running = now
+                in_hand.append((now - task.seen_running, task.frames))
+        finished, world.finished = tuple(world.finished), []
+        return Observation(now=now, waiting=len(world.queue), running=world.busy(), replicas=len(replicas),
+                           busy_workers=sum(p.task is not None for p in replicas),
+                           queued=tuple((now - t.seen_waiting, t.frames) for t in world.queue),
+                           in_hand=tuple(in_hand), finished=finished, arrived=tuple(arrived))
+
     def poll(self, world: World, now: float) -> None:
-        obs = Observation(now=now, waiting=len(world.queue), running=world.busy(),
-                          replicas=len(world.pods), busy_workers=world.busy())
-        decision = decide(obs, self.state, self.settings)
+        decision = decide(self.observe(world, now), self.state, self.settings)
         self.state = decision.state
-        change = decision.replicas - len(world.pods)
+        replicas = world.replicas()
+        change = decision.replicas - len(replicas)
         if change > 0:
             world.add_pods(now, change)
-        # Starting pods first, then idle ones; the policy never asks for fewer than the busy.
-        for pod in sorted(world.pods, key=lambda p: (p.ready_at <= now, p.task is not None))[:max(0, -change)]:
-            world.remove(pod)
+        # Starting pods first (the latest asked first), then idle ones; never a busy one.
+        idle = [p for p in replicas if p.task is None]
+        for pod in sorted(idle, key=lambda p: (p.ready_at <= now, -p.asked))[:max(0, -change)]:
+            world.stop(pod, now)
 
 
-class KedaScaler:
-    POLLING_INTERVAL_S, COOLDOWN_S, STABILISATION_S, TOLERANCE = 30.0, 300.0, 300.0, 0.1
-    HPA_SYNC_S = 15.0      # the HPA reads LLEN through KEDA's metrics server at its own period
-
-    def __init__(self, settings: ScaleSettings, seed: int = 0):
-        self.list_length, self.max_replicas = settings.tasks_per_worker, settings.max_replicas
-        self.poll_s = self.HPA_SYNC_S
-        self.recommendations: list[tuple[float, int]] = []
-        self.last_active: float | None = None
-        self.random = random.Random(seed)
-
-    def _hpa(self, llen: int, current: int, now: float) -> int:
-        desired = math.ceil(llen / self.list_length)
-        if current and abs(llen / (current * self.list_length) - 1) <= self.TOLERANCE:
-            desired = current                                  # within tolerance: no change
-        desired = max(1, min(self.max_replicas, desired, max(2 * current, current + 4)))
-        self.recommendations = [(t, r) for t, r in self.recommendations if t > now - self.STABILISATION_S]
-        self.recommendations.append((now, desired))
-        return desired if desired > current else min(current, max(r for _, r in self.recommendations))
-
-    def poll(self, world: World, now: float) -> None:
-        llen, current = len(world.queue), len(world.pods)
-        keda_poll = now % self.POLLING_INTERVAL_S == 0    # KEDA's own loop: activation and cooldown
-        if keda_poll and llen > 0:
-            self.last_active = now
-        if current == 0:
-            desired = 1 if keda_poll and llen > 0 else 0       # KEDA's activation
-        elif keda_poll and llen == 0 and (self.last_active is None or now - self.last_active >= self.COOLDOWN_S):
-            desired = 0                                        # cooldownPeriod over: to zero
-        else:
-            desired = self._hpa(llen, current, now)
-        if desired > current:
-            world.add_pods(now, desired - current)
-        for _ in range(current - desired):
-            world.remove(self.random.choice(world.pods))
-        if desired == 0:
-            self.recommendations.clear()
-
-
-def replay(trace: Trace, scaler) -> dict:
-    world = World(pod_start_s=trace.pod_start_s)
+def replay(trace: Trace, scaler, bounds: Bounds) -> dict:
+    world = World(bounds)
     arrivals = sorted(trace.arrivals, key=lambda a: a.t)
     total = sum(a.tasks for a in arrivals)
     now, next_arrival, next_poll = 0.0, 0, 0.0
     while True:
         while next_arrival < len(arrivals) and arrivals[next_arrival].t <= now:
             a = arrivals[next_arrival]
-            world.queue.extend(Task(arrived=a.t, duration=a.task_s) for _ in range(a.tasks))
+            frames = a.frames or max(1, round(a.task_s * FRAMES_PER_TASK_SECOND))
+            world.queue.extend(Task(arrived=a.t, duration=a.task_s, frames=frames) for _ in range(a.tasks))
             next_arrival += 1
+        world.finish(now)
         if now >= next_poll:
             scaler.poll(world, now)
             next_poll += scaler.poll_s
-        world.step(now)
+        world.serve(now)
         finished = len(world.waits) >= total and world.idle()
         if now >= trace.horizon_s and ((finished and not world.pods) or now > trace.horizon_s + TAIL_LIMIT_S):
             break
@@ -213,9 +245,27 @@ def replay(trace: Trace, scaler) -> dict:
             "p50_wait_s": round(float(np.percentile(waits, 50)), 1) if waits.size else 0.0,
             "p95_wait_s": round(float(np.percentile(waits, 95)), 1) if waits.size else 0.0,
             "max_wait_s": round(float(waits.max()), 1) if waits.size else 0.0,
-            "interrupted_tasks": world.interrupted}
+            "interrupted_tasks": world.interrupted,
+            "replicas": world.replica_log}
 
 
-def compare(trace: Trace, settings: ScaleSettings, poll_s: float) -> dict:
-    return {"vidfarm": replay(trace, VidfarmScaler(settings, poll_s)),
-            "keda": replay(trace, KedaScaler(settings))}
+def metrics_only(result: dict) -> dict:
+    """The five figures of contract 7 (``replay`` also returns the replica log)."""
+    return {k: result[k] for k in ("worker_seconds", "p50_wait_s", "p95_wait_s", "max_wait_s", "interrupted_tasks")}
+
+
+def run_vidfarm(trace: Trace, settings: ScaleSettings, poll_s: float, bounds: Bounds) -> dict:
+    ours = settings.model_copy(update={"max_replicas": bounds.max_workers, "pod_start_s": bounds.pod_start_s,
+                                       "min_replicas": min(settings.min_replicas, bounds.max_workers)})
+    return replay(trace, VidfarmScaler(ours, poll_s), bounds)
+
+
+def run_keda(trace: Trace, keda: KedaSettings, bounds: Bounds) -> dict:
+    return replay(trace, KedaScaler(keda, bounds.max_workers), bounds)
+
+
+def compare(trace: Trace, settings: ScaleSettings, poll_s: float, keda: KedaSettings = KedaSettings(),
+            bounds: Bounds | None = None) -> dict:
+    bounds = bounds or Bounds.of(trace, default_max_workers=settings.max_replicas)
+    return {"vidfarm": metrics_only(run_vidfarm(trace, settings, poll_s, bounds)),
+            "keda": metrics_only(run_keda(trace, keda, bounds))}

@@ -9,6 +9,7 @@ import signal
 import threading
 from pathlib import Path
 
+from autoscaler.keda import KedaSettings
 from core.settings import WEB_ONLY_VARIABLES, ScaleSettings, Settings
 
 
@@ -27,6 +28,17 @@ def add_parser(commands) -> None:
     sub = autoscale.add_subparsers(dest="autoscale_command")
     simulate = sub.add_parser("simulate", help="replay an arrival trace through our policy and a KEDA/HPA model")
     simulate.add_argument("trace", type=Path)
+    simulate.add_argument("--max-workers", type=int, default=None,
+                          help="cap on workers, both sides (default: the trace's, else VIDFARM_AUTOSCALE_CPU__MAX_REPLICAS)")
+    simulate.add_argument("--grace-s", type=float, default=None,
+                          help="termination grace of a stopped busy worker, both sides (default: the trace's, else 30)")
+    simulate.add_argument("--target-wait-s", type=float, default=None,
+                          help="vidfarm's target wait (default: VIDFARM_AUTOSCALE_CPU__TARGET_WAIT_S)")
+    keda = KedaSettings()
+    simulate.add_argument("--keda-cooldown-s", type=float, default=keda.cooldown_s, help="KEDA cooldownPeriod")
+    simulate.add_argument("--keda-window-s", type=float, default=keda.window_s,
+                          help="HPA behavior.scaleDown.stabilizationWindowSeconds")
+    simulate.add_argument("--keda-polling-s", type=float, default=keda.polling_s, help="KEDA pollingInterval")
 
 
 def targets(settings: Settings, queues: str | None, backend: str) -> list[ScaleSettings]:
@@ -54,15 +66,29 @@ def make_backend(args, settings: Settings):
 
 
 def run_simulate(args, settings: Settings) -> int:
-    from autoscaler.simulate import compare, load_trace
+    from autoscaler.simulate import Bounds, compare, load_trace
 
-    print(json.dumps(compare(load_trace(args.trace), settings.autoscale_cpu, settings.autoscale_poll_s)))
+    for flag, value, least in (("--max-workers", args.max_workers, 1), ("--grace-s", args.grace_s, 0),
+                               ("--keda-cooldown-s", args.keda_cooldown_s, 0), ("--keda-window-s", args.keda_window_s, 0)):
+        if value is not None and value < least:
+            raise UsageError(f"{flag} must be at least {least} (got {value:g})")
+    for flag, value in (("--target-wait-s", args.target_wait_s), ("--keda-polling-s", args.keda_polling_s)):
+        if value is not None and value <= 0:
+            raise UsageError(f"{flag} must be above 0 (got {value:g})")
+    trace = load_trace(args.trace)
+    ours = settings.autoscale_cpu
+    if args.target_wait_s is not None:
+        ours = ours.model_copy(update={"target_wait_s": args.target_wait_s})
+    bounds = Bounds.of(trace, args.max_workers, args.grace_s, default_max_workers=ours.max_replicas)
+    keda = KedaSettings(polling_s=args.keda_polling_s, cooldown_s=args.keda_cooldown_s, window_s=args.keda_window_s)
+    print(json.dumps(compare(trace, ours, settings.autoscale_poll_s, keda, bounds)))
     return 0
 
 
 def run_autoscale(args, settings: Settings) -> int:
     from autoscaler.loop import Autoscaler, ScaleMetrics
     from autoscaler.observe import QueueObserver
+    from autoscaler.work import open_work_source
 
     if args.autoscale_command == "simulate":
         return run_simulate(args, settings)
@@ -72,7 +98,7 @@ def run_autoscale(args, settings: Settings) -> int:
     logging.getLogger("vidfarm.autoscaler").setLevel(logging.INFO)   # each decision and its reason
     scaled = targets(settings, args.queues, args.backend)
     backend = make_backend(args, settings)
-    observer = QueueObserver(settings.redis_url)
+    observer = QueueObserver(settings.redis_url, work=open_work_source(settings))
     metrics = ScaleMetrics()
     try:
         scaler = Autoscaler(backend, observer, scaled, metrics)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, BaseModel, BeforeValidator, Field, field_validator, model_validator
@@ -57,11 +57,26 @@ class ScaleSettings(BaseModel):
     queue: str = Field(description="Celery queue whose length drives it.")
     min_replicas: int = Field(default=0, ge=0, description="Fewest workers; 0 allows scale to zero.")
     max_replicas: int = Field(default=8, ge=1, description="Most workers.")
-    tasks_per_worker: int = Field(default=1, ge=1, description="Waiting + running tasks one worker is sized for.")
+    size_by: Literal["wait", "latency", "tasks"] = Field(
+        default="wait", description="wait: the fewest workers that start every task within target_wait_s; "
+                                    "latency: that finish it within target_latency_s (live queues); "
+                                    "tasks: tasks_per_worker tasks waiting or running per worker.")
+    target_wait_s: float = Field(default=60.0, gt=0, description="Longest wait accepted before a worker takes "
+                                                                 "a task (size_by=wait).")
+    target_latency_s: float = Field(default=15.0, gt=0, description="Longest time from queued to done accepted "
+                                                                    "for a task (size_by=latency).")
+    pod_start_s: float = Field(default=30.0, ge=0, description="Seconds from asking for a worker to it taking "
+                                                               "tasks (image pull, start), to predict waits.")
+    rate_window_s: float = Field(default=300.0, gt=0, description="The recent past planned for (size_by=wait or "
+                                                                  "latency): never fewer workers than its work "
+                                                                  "arriving needs, and when the target is below a "
+                                                                  "cold start, workers kept for its largest burst.")
+    tasks_per_worker: int = Field(default=1, ge=1, description="Waiting + running tasks one worker is sized for "
+                                                               "(size_by=tasks, and until a task's cost is known).")
     max_step_up: int = Field(default=4, ge=1, description="Most workers added by one decision.")
-    scale_down_window_s: float = Field(default=30.0, ge=0,
+    scale_down_window_s: float = Field(default=0.0, ge=0,
                                        description="Target must stay lower this long before workers are removed.")
-    idle_to_zero_s: float = Field(default=60.0, ge=0,
+    idle_to_zero_s: float = Field(default=0.0, ge=0,
                                   description="No task waiting or running this long: scale to min (zero).")
 
     @model_validator(mode="after")

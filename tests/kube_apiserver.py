@@ -5,16 +5,29 @@ of the calls the autoscaler makes (apps/v1 Deployment ``scale`` subresource, cor
 and patch), with the API server's error replies (``Status`` objects) for a stale
 resourceVersion (409), a forbidden verb (403) and a patch body that does not match its
 content type (400), and 415 for a content type the endpoint does not accept.
+
+Fault mode (``FakeCluster.inject``), what a real API server and its network do to a client:
+429 Too Many Requests with Retry-After (API priority and fairness shedding load), 500 and
+503 (an apiserver restarting, etcd timing out), a slow reply (past the client's timeout; the
+request still takes effect, as on a real server), a connection dropped without a reply, and
+a reply lost after the request took effect.
+And the Deployment controller's status writes: after each change of replicas, the next
+``status_writes`` requests that touch the Deployment each find its resourceVersion bumped
+first, as the controller's asynchronous updates of ``status`` bump it on a real apiserver, so
+a read-then-write races them and gets 409.
+
 What it is not: a kube-apiserver. No kube-apiserver, kind, k3s, envtest or Docker engine can
-run on this machine, so there is no controller here: replicas change only in this object
-and pods are whatever the test puts in it.
+run on this machine, so there is no real controller here: replicas change only in this
+object and pods are whatever the test puts in it.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
@@ -25,6 +38,17 @@ PATCH_TYPES = ("application/json-patch+json", "application/merge-patch+json",
                "application/strategic-merge-patch+json", "application/apply-patch+yaml")
 
 
+@dataclass(frozen=True)
+class Fault:
+    kind: str     # "429", "500", "503": that reply; "slow": answer late; "drop": no answer;
+                  # "lost": take effect, then no answer (the reply lost); "ok": no fault (a placeholder)
+    retry_after: str | None = None  # a 429's Retry-After header
+    delay_s: float = 0.0            # "slow": how late
+
+
+STATUS_REASONS = {429: "TooManyRequests", 500: "InternalError", 503: "ServiceUnavailable"}
+
+
 @dataclass
 class FakeCluster:
     namespace: str = "farm"
@@ -32,10 +56,17 @@ class FakeCluster:
     pods: dict[str, dict] = field(default_factory=dict)           # name -> {labels, annotations}
     forbidden: set[tuple[str, str]] = field(default_factory=set)  # (verb, resource)
     conflicts_to_inject: int = 0     # next N scale patches see someone else's write first
+    status_writes: int = 0           # the controller's status writes after each change of replicas
+    faults: list[Fault] = field(default_factory=list)             # the next requests' fates, in order
     requests: list[tuple[str, str, str, str | None]] = field(default_factory=list)  # verb, resource, path, type
+    arrivals: list[tuple[float, str, str]] = field(default_factory=list)  # (monotonic time, verb, fault or "")
 
     def add_deployment(self, name: str, replicas: int, app: str) -> None:
-        self.deployments[name] = {"replicas": replicas, "selector": f"app={app}", "rv": 1}
+        self.deployments[name] = {"replicas": replicas, "selector": f"app={app}", "rv": 1, "pending_status": 0,
+                                  "status_replicas": replicas}
+
+    def inject(self, fault: Fault, times: int = 1) -> None:
+        self.faults.extend([fault] * times)
 
     def add_pod(self, name: str, app: str, annotations: dict | None = None) -> None:
         self.pods[name] = {"labels": {"app": app}, "annotations": dict(annotations or {})}
@@ -69,11 +100,50 @@ class _Handler(BaseHTTPRequestHandler):
             return "pods", m["ns"], m["name"], url
         return None, None, None, url
 
+    def _fault(self, verb: str) -> Fault | None:
+        """The next injected fault, if any; a status fault is answered here."""
+        c = self.cluster
+        with self.lock:
+            fault = c.faults.pop(0) if c.faults else None
+            c.arrivals.append((time.monotonic(), verb, fault.kind if fault else ""))
+        if fault is None or not fault.kind.isdigit():
+            return fault
+        code = int(fault.kind)
+        data = json.dumps(status(code, STATUS_REASONS[code], f"injected {code}")).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        if fault.retry_after is not None:
+            self.send_header("Retry-After", fault.retry_after)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+        return fault
+
     def _handle(self, verb_of_method: str) -> None:
         resource, ns, name, url = self._route(verb_of_method)
         verb = "list" if (resource == "pods" and name is None and verb_of_method == "get") else verb_of_method
         ctype = self.headers.get("Content-Type")
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        c = self.cluster
+        fault = self._fault(verb)
+        kind = fault.kind if fault is not None else "ok"
+        if kind in ("drop", "lost"):
+            if kind == "lost":                  # it takes effect; its reply goes nowhere
+                reply, self.wfile = self.wfile, io.BytesIO()
+                self._apply(verb, resource, ns, name, url, ctype, body)
+                self.wfile = reply
+            self.close_connection = True        # no status line at all: the client sees the socket close
+            return
+        if kind == "slow":
+            time.sleep(fault.delay_s)           # the client gave up by now; the request still takes effect
+        elif kind != "ok":
+            return                              # a status fault, answered by _fault
+        try:
+            self._apply(verb, resource, ns, name, url, ctype, body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass                                # the client left (it timed out): the effect stays
+
+    def _apply(self, verb, resource, ns, name, url, ctype, body) -> None:
         c = self.cluster
         with self.lock:
             c.requests.append((verb, resource, url.path, ctype))
@@ -103,13 +173,18 @@ class _Handler(BaseHTTPRequestHandler):
         d = self.cluster.deployments[name]
         return {"kind": "Scale", "apiVersion": "autoscaling/v1",
                 "metadata": {"name": name, "namespace": self.cluster.namespace, "resourceVersion": str(d["rv"])},
-                "spec": {"replicas": d["replicas"]}, "status": {"replicas": d["replicas"], "selector": d["selector"]}}
+                "spec": {"replicas": d["replicas"]},
+                "status": {"replicas": d["status_replicas"], "selector": d["selector"]}}
 
     def _scale(self, verb: str, name: str, patch: dict | None) -> None:
         c = self.cluster
         if name not in c.deployments:
             return self._reply(404, status(404, "NotFound", f'deployments.apps "{name}" not found'))
         d = c.deployments[name]
+        if d["pending_status"]:        # the controller's status write lands first
+            d["pending_status"] -= 1
+            d["status_replicas"] = d["replicas"]
+            d["rv"] += 1
         if verb == "patch":
             if c.conflicts_to_inject:
                 c.conflicts_to_inject -= 1
@@ -119,6 +194,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._reply(409, status(409, "Conflict",
                     f'Operation cannot be fulfilled on deployments.apps "{name}": the object has been modified; '
                     f'please apply your changes to the latest version and try again'))
+            if int(patch["spec"]["replicas"]) != d["replicas"]:
+                d["pending_status"] = c.status_writes
             d["replicas"] = int(patch["spec"]["replicas"])
             d["rv"] += 1
         return self._reply(200, self._scale_object(name))

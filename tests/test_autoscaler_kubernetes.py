@@ -6,12 +6,14 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from autoscaler.backends import ScaleError
-from autoscaler.backends.kubernetes import API_USAGE, DELETION_COST, KubernetesBackend, load_api_client
+from autoscaler.backends import ApiUnavailable, ScaleError
+from autoscaler.backends.kubernetes import API_USAGE, DELETION_COST, KubernetesBackend, Retry, load_api_client
 from core.settings import ScaleSettings
-from tests.kube_apiserver import FakeApiServer, FakeCluster
+from tests.kube_apiserver import Fault, FakeApiServer, FakeCluster
 
 CPU = ScaleSettings(deployment="vidfarm-worker-cpu", queue="cpu")
+# Short backoff and timeouts so a test of six retries takes a second, not a minute.
+FAST = Retry(attempts=6, base_s=0.05, cap_s=0.2, timeout_s=(1.0, 0.5))
 
 
 def write_kubeconfig(path, server: str, namespace: str = "farm"):
@@ -39,7 +41,7 @@ def backend(cluster, tmp_path):
     with FakeApiServer(cluster) as url:
         api_client, namespace = load_api_client(str(write_kubeconfig(tmp_path / "kubeconfig", url)))
         assert namespace == "farm"          # taken from the kubeconfig context
-        b = KubernetesBackend(api_client, namespace)
+        b = KubernetesBackend(api_client, namespace, retry=FAST)
         yield b
         b.close()
 
@@ -121,3 +123,61 @@ def test_every_call_the_code_makes_is_declared_in_api_usage(backend, cluster):
     made = {(verb, resource) for verb, resource, _, _ in cluster.requests}
     declared = {(use.verb, use.resource) for use in API_USAGE}
     assert made == declared       # nothing undeclared, and nothing declared that is never called
+
+
+# --- the API misbehaving: every call retried with backoff, and with a timeout -------------
+
+def reads(cluster) -> list[tuple[float, str]]:
+    return [(t, fault) for t, verb, fault in cluster.arrivals if verb == "get"]
+
+
+def test_a_429_burst_is_retried_no_sooner_than_retry_after(backend, cluster):
+    cluster.inject(Fault("429", retry_after="1"), times=2)
+    assert backend.replicas(CPU) == 3
+    tries = reads(cluster)
+    assert [fault for _, fault in tries] == ["429", "429", ""]
+    assert all(later - earlier >= 1.0 for (earlier, _), (later, _) in zip(tries, tries[1:]))
+
+
+@pytest.mark.parametrize("fault", ["500", "503", "drop"])
+def test_server_errors_and_dropped_connections_are_retried(backend, cluster, fault):
+    cluster.inject(Fault(fault), times=3)
+    backend.scale(CPU, 5, busy=set())
+    assert cluster.deployments["vidfarm-worker-cpu"]["replicas"] == 5
+    assert [f for _, f in reads(cluster)] == [fault] * 3 + [""]
+
+
+def test_a_reply_later_than_the_timeout_is_given_up_on_and_retried(backend, cluster):
+    cluster.inject(Fault("slow", delay_s=5.0))
+    assert backend.replicas(CPU) == 3
+    (first, kind), (second, _) = reads(cluster)[:2]
+    assert kind == "slow" and second - first < 5.0     # the client did not wait for the slow reply
+
+
+def test_a_write_whose_reply_was_lost_is_not_made_twice(backend, cluster):
+    # The scale patch takes effect but its reply is lost: the retried patch carries the old
+    # resourceVersion (409), and the read after it shows the count already set: no third write.
+    cluster.inject(Fault("ok"))                     # the scale's read
+    cluster.inject(Fault("lost"))                   # its patch
+    backend.scale(CPU, 5, busy=set())
+    assert cluster.deployments["vidfarm-worker-cpu"]["replicas"] == 5
+    calls = [(verb, resource) for verb, resource, _, _ in cluster.requests]
+    assert calls == [("get", "deployments/scale"), ("patch", "deployments/scale"), ("patch", "deployments/scale"),
+                     ("get", "deployments/scale")]
+
+
+def test_every_try_failing_ends_in_api_unavailable(backend, cluster):
+    cluster.inject(Fault("500"), times=FAST.attempts)
+    with pytest.raises(ApiUnavailable, match=r"^Kubernetes API: get deployments/scale vidfarm-worker-cpu: 500 "
+                                             r"Internal Server Error \(after 6 tries\)$"):
+        backend.replicas(CPU)
+    assert backend.replicas(CPU) == 3               # and the next call is fine
+
+
+def test_controller_status_writes_make_a_read_then_write_conflict_and_it_is_read_again(backend, cluster):
+    cluster.status_writes = 3        # after each change, the controller writes status three times
+    backend.scale(CPU, 5, busy=set())
+    backend.scale(CPU, 2, busy=set())
+    assert cluster.deployments["vidfarm-worker-cpu"]["replicas"] == 2
+    patches = [r for r in cluster.requests if r[:2] == ("patch", "deployments/scale")]
+    assert len(patches) >= 3         # the second scale met at least one 409 and wrote again

@@ -69,6 +69,39 @@ def test_waiting_counts_every_priority_sub_queue(observer):
     assert not load["cpu"].inspected            # no worker exists to answer
 
 
+def test_the_observer_reads_each_segment_task_s_frames_and_the_finished_costs_from_the_records(redis_url, tmp_path):
+    from autoscaler.work import RecordsWork
+    from core.records import Records
+
+    records = Records(f"sqlite:///{tmp_path / 'vidfarm.db'}")
+    records.create_schema()
+    gpu_job = records.add_job("b.mp4", "b", options={"queue": "gpu"}).id
+    job = records.add_job("a.mp4", "a").id
+    for job_id in (job, gpu_job):
+        records.record_split(job_id, [{"index": i, "start_frame": 100 * i, "frames": 90 + i, "pts": [], "end_pts": 0}
+                                      for i in range(4)], status="processing")
+    records.set_segment(job, 0, status="done", seconds=9.0)
+    records.set_segment(gpu_job, 0, status="done", seconds=1.0)      # another queue's cost: not ours
+    clock = [1000.0]
+    observer = QueueObserver(redis_url, inspect_timeout=0.2, work=RecordsWork(records), clock=lambda: clock[0])
+    observer.redis.flushall()
+    try:
+        clock[0] = time.time()
+        for index in (1, 2):
+            app.send_task("vidfarm.segment", (job, index), queue="cpu")
+        app.send_task("test.sleep_then_record", ("not-a-segment", 0), queue="cpu")
+        first = observer.observe(["cpu"])["cpu"]
+        assert first.queued == ((0.0, 91), (0.0, 92), (0.0, None))   # in the order workers take them
+        assert first.finished == ((90, 9.0),) and first.arrived == ()  # the first poll cannot tell arrivals
+        app.send_task("vidfarm.segment", (job, 3), queue="cpu", priority=9)
+        clock[0] += 5
+        second = observer.observe(["cpu"])["cpu"]
+        assert [age for age, _ in second.queued] == [5.0, 5.0, 5.0, 0.0]
+        assert second.arrived == (93,) and second.finished == ()
+    finally:
+        observer.close()
+
+
 def test_a_busy_worker_finishes_its_task_on_scale_down(backend, observer):
     backend.scale(TARGET, 1, busy=set())
     sleep_then_record.apply_async(("long", 3.0), queue="cpu")
@@ -154,3 +187,94 @@ def processes_named(fragment: str) -> list[str]:
         if fragment in text:
             found.append(text)
     return found
+
+
+# --- the same policy, simulated and real: a short trace through real workers ---------------
+
+class SleepWork:
+    """The test app's records: a ``sleep_then_record(tag, seconds)`` task has ``100 x seconds``
+    frames, and the tags it recorded done are its finished tasks (what the job records are to
+    vidfarm's segment tasks, ``autoscaler.work.RecordsWork``)."""
+
+    def __init__(self, client, seconds_of: dict[str, float]):
+        self.client, self.seconds_of, self.read = client, seconds_of, 0
+
+    def frames(self, tasks):
+        return [round(100 * args[1]) if name == "test.sleep_then_record" else None for name, args in tasks]
+
+    def finished(self, queue, since):
+        done = [tag.decode() for tag in self.client.lrange(DONE_KEY, self.read, -1)]
+        self.read += len(done)
+        return [(round(100 * self.seconds_of[tag]), self.seconds_of[tag]) for tag in done]
+
+    def close(self):
+        pass
+
+
+class RecordedBackend(LocalBackend):
+    """The local backend, noting each replica count it is asked for and when."""
+
+    def __init__(self, *args, started: float, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.started, self.log = started, [(0.0, 0)]
+
+    def scale(self, target, replicas, busy):
+        self.log.append((time.monotonic() - self.started, replicas))
+        super().scale(target, replicas, busy)
+
+
+REPLAY = {"name": "replay", "horizon_s": 40, "pod_start_s": 6, "max_workers": 3, "grace_s": 30,
+          "arrivals": [{"t": 0, "tasks": 3, "task_s": 4}, {"t": 20, "tasks": 5, "task_s": 4},
+                       {"t": 38, "tasks": 1, "task_s": 4}]}
+REPLAY_POLICY = ScaleSettings(deployment="test-cpu", queue="cpu", max_replicas=3, max_step_up=3, target_wait_s=15,
+                              pod_start_s=6, scale_down_window_s=0, idle_to_zero_s=0)
+SHIFT_S = 8     # real workers start in their own time, and a poll's observations age by a poll
+
+
+def count_at(log: list[tuple[float, int]], t: float) -> int:
+    """Replicas at time t of a log of (time, replicas) changes; none before its first entry."""
+    return ([0] + [r for when, r in log if when <= t])[-1]
+
+
+def test_a_trace_through_real_workers_follows_the_simulated_worker_count(redis_url, observer, tmp_path):
+    """The arrivals of REPLAY sent for real, the real loop on the local backend deciding with
+    the same policy and settings as the simulator: at every second the real worker count
+    lies within the simulated counts of the SHIFT_S seconds around it (real tasks end a
+    little apart, where the simulated ones end together, so a real step down may pass
+    through the counts in between), and both reach the same peak."""
+    import threading
+
+    from autoscaler.simulate import Bounds, Trace, VidfarmScaler, replay
+
+    trace = Trace.model_validate(REPLAY)
+    simulated = replay(trace, VidfarmScaler(REPLAY_POLICY, poll_s=1.0), Bounds.of(trace))["replicas"]
+
+    seconds_of, started = {}, time.monotonic()
+    env = child_env(REDIS_URL=redis_url, VIDFARM_DATA_DIR=str(tmp_path / "data"), PYTHONPATH=str(repo_root()))
+    backend = RecordedBackend(env, tmp_path / "logs", drain_limit_s=60, app="tests.autoscale_app", pin_threads=1,
+                              started=started)
+    work_observer = QueueObserver(redis_url, inspect_timeout=0.5, work=SleepWork(observer.redis, seconds_of))
+    scaler = Autoscaler(backend, work_observer, [REPLAY_POLICY])
+    stop = threading.Event()
+    loop = threading.Thread(target=scaler.run, args=(1.0, stop), daemon=True)
+    loop.start()
+    try:
+        for number, arrival in enumerate(trace.arrivals):
+            time.sleep(max(0.0, started + arrival.t - time.monotonic()))
+            for i in range(arrival.tasks):
+                seconds_of[f"a{number}-{i}"] = arrival.task_s
+                sleep_then_record.apply_async((f"a{number}-{i}", arrival.task_s), queue="cpu")
+        until(lambda: len(done_tags(observer)) == len(seconds_of) and backend.log[-1][1] == 0,
+              "every task done and the pool back at zero")
+    finally:
+        stop.set()
+        loop.join(10)
+        work_observer.close()
+        backend.close(grace=10)
+    real = backend.log
+    assert loop.is_alive() is False and done_tags(observer) == sorted(seconds_of)
+    assert max(r for _, r in real) == max(r for _, r in simulated)
+    end = max(real[-1][0], simulated[-1][0])
+    for second in range(int(end) + 1):
+        nearby = [count_at(simulated, t) for t in range(second - SHIFT_S, second + SHIFT_S + 1)]
+        assert min(nearby) <= count_at(real, second) <= max(nearby), (second, real, simulated)

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from autoscaler.policy import Decision, Observation, ScaleState, decide
+from autoscaler.forecast import Cost
+from autoscaler.policy import Decision, Observation, ScaleState, decide, remember
 from core.settings import ScaleSettings
 
 SETTINGS = ScaleSettings(deployment="w", queue="cpu", min_replicas=0, max_replicas=10, tasks_per_worker=2,
-                         max_step_up=3, scale_down_window_s=60, idle_to_zero_s=120)
+                         max_step_up=3, scale_down_window_s=60, idle_to_zero_s=120, size_by="tasks")
 
 
-def obs(now=1000.0, waiting=0, running=0, replicas=0, busy=0) -> Observation:
-    return Observation(now=now, waiting=waiting, running=running, replicas=replicas, busy_workers=busy)
+def obs(now=1000.0, waiting=0, running=0, replicas=0, busy=0, **details) -> Observation:
+    return Observation(now=now, waiting=waiting, running=running, replicas=replicas, busy_workers=busy, **details)
 
 
 def window(*targets: tuple[float, int]) -> ScaleState:
@@ -101,3 +102,80 @@ def test_decisions_are_served_as_prometheus_metrics():
         server.shutdown()
     assert 'vidfarm_autoscaler_desired_replicas{deployment="w",queue="cpu"} 2.0' in text
     assert 'vidfarm_autoscaler_decisions_total{deployment="w",direction="up",queue="cpu"} 1.0' in text
+
+
+# --- size_by=wait: the fewest workers that start every queued task within the target --------
+# 100 frames = 10 s of work once the cost (0.1 s a frame) has been learnt from a finished task.
+WAIT = ScaleSettings(deployment="w", queue="cpu", max_replicas=10, max_step_up=10, target_wait_s=60, pod_start_s=20,
+                     rate_window_s=300, scale_down_window_s=0, idle_to_zero_s=0)
+LEARNT = ScaleState(cost=Cost(((100, 10.0),)), last_demand_at=990.0)
+
+
+def queue(count: int, age: float = 0.0, frames: int | None = 100) -> dict:
+    return {"waiting": count, "queued": ((age, frames),) * count}
+
+
+def burst_at(t: float, tasks: int, frames: int = 100) -> ScaleState:
+    return ScaleState(cost=LEARNT.cost, last_demand_at=t, arrivals=((t, (frames,) * tasks),))
+
+
+# (case, observation, state, settings overrides, expected replicas, reason starts with)
+WAIT_TABLE = [
+    ("a queue one worker clears within the target needs no more (starts 0..30 s)",
+     obs(replicas=1, **queue(4)), LEARNT, {}, 1, "steady"),
+    ("a longer queue gets the fewest workers that start every task in time (10 tasks: 2, last at 50 s)",
+     obs(replicas=1, **queue(10)), LEARNT, {}, 2, "up"),
+    ("time already waited counts: 30 s old, each must start within 30 s -> 4",
+     obs(replicas=1, **queue(10, age=30)), LEARNT, {}, 4, "up"),
+    ("a task that already waited too long summons no worker that cannot help",
+     obs(replicas=1, **queue(1, age=100)), LEARNT, {}, 1, "steady"),
+    ("busy workers free up when their task should end (5 s left): one of them will do for the queue",
+     obs(replicas=2, running=2, busy=2, in_hand=((5.0, 100),) * 2, **queue(2)), LEARNT, {}, 2,
+     "hold: target 1 < 2, held by busy workers"),
+    ("frames unknown: a task costs the mean finished task",
+     obs(replicas=1, **queue(10, frames=None)), LEARNT, {}, 2, "up"),
+    ("the cost not learnt yet: counted as tasks, tasks_per_worker each",
+     obs(replicas=1, **queue(10)), ScaleState(), {}, 10, "up: 10 waiting + 0 running need 10"),
+    ("arrivals set a floor: 900 s of work in the last 300 s keeps 3 workers while there is demand",
+     obs(replicas=1, **queue(1)), ScaleState(cost=LEARNT.cost, arrivals=((900.0, (100,) * 90),)), {}, 3,
+     "up: 1 waiting (10 s of work) + 0 running, wait 0 s of 60 s, arrivals 3.0 s/s need 3"),
+    ("scale-down removes only what the forecast does not need",
+     obs(replicas=5, **queue(10)), LEARNT, {}, 2, "down"),
+    ("idle and the target above a cold start: to zero",
+     obs(replicas=4), burst_at(940.0, 4), {}, 0, "down: idle"),
+    ("a target below the cold start (20 s pod start) keeps workers for the recent burst: 4 tasks in 10 s -> 2",
+     obs(replicas=4), burst_at(940.0, 4), {"target_wait_s": 10}, 2, "down"),
+    ("... and wakes them for it before it comes back",
+     obs(replicas=0), burst_at(940.0, 4), {"target_wait_s": 10}, 2, "up"),
+    ("... until the burst leaves the window",
+     obs(replicas=2), burst_at(690.0, 4), {"target_wait_s": 10}, 0, "down: idle"),
+    ("latency (live): wait + own work within 15 s: the second 10 s task needs a second worker",
+     obs(replicas=1, **queue(2)), LEARNT, {"size_by": "latency", "target_latency_s": 15, "pod_start_s": 0}, 2, "up"),
+    ("latency: one task of 10 s fits 15 s on one worker",
+     obs(replicas=1, **queue(1)), LEARNT, {"size_by": "latency", "target_latency_s": 15, "pod_start_s": 0}, 1,
+     "steady"),
+    ("the cap still holds", obs(replicas=1, **queue(40, age=50)), LEARNT, {"max_replicas": 6}, 6, "up"),
+]
+
+
+@pytest.mark.parametrize("case,observation,state,overrides,expected,reason", WAIT_TABLE, ids=[r[0] for r in WAIT_TABLE])
+def test_wait_policy_table(case, observation, state, overrides, expected, reason):
+    decision = decide(observation, state, WAIT.model_copy(update=overrides))
+    assert decision.replicas == expected, decision.reason
+    assert decision.reason.startswith(reason), decision.reason
+
+
+def test_the_state_learns_the_cost_and_forgets_old_arrivals_and_started_workers():
+    state = ScaleState(cost=Cost(((100, 10.0),)), arrivals=((600.0, (100,)), (900.0, (50,))), asked=(970.0, 990.0))
+    learnt = remember(obs(replicas=2, finished=((300, 60.0),), arrived=(80, 80)), state, WAIT)
+    assert learnt.cost.per_frame == pytest.approx(70.0 / 400)          # both samples, weighted by frames
+    assert learnt.arrivals == ((900.0, (50,)), (1000.0, (80, 80)))     # 600 is out of the 300 s window
+    assert learnt.asked == (990.0,)                                     # asked at 970: up by 990
+    assert decide(obs(replicas=2), state, WAIT).state.polled_at == 1000.0
+
+
+def test_a_scale_up_remembers_when_it_asked_and_a_scale_down_forgets_the_starting_first():
+    up = decide(obs(replicas=1, **queue(10)), LEARNT, WAIT)
+    assert up.replicas == 2 and up.state.asked == (1000.0,)
+    down = decide(obs(now=1005.0, replicas=2), up.state, WAIT)
+    assert down.replicas == 0 and down.state.asked == ()

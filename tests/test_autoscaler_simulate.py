@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from autoscaler.simulate import Trace, compare
+from autoscaler.keda import KedaSettings
+from autoscaler.simulate import Bounds, Trace, compare, run_keda
 from cli.main import main
 from core.settings import ScaleSettings, get_settings
 from tests.conftest import repo_root
@@ -18,42 +19,91 @@ TRACES = repo_root() / "bench" / "traces"
 KEYS = {"worker_seconds", "p50_wait_s", "p95_wait_s", "max_wait_s", "interrupted_tasks"}
 
 
-def simulate(capsys, path: Path) -> tuple[int, str, str]:
-    code = main(["autoscale", "simulate", str(path)])
+def simulate(capsys, path: Path, *flags: str) -> tuple[int, str, str]:
+    code = main(["autoscale", "simulate", str(path), *flags])
     out, err = capsys.readouterr()
     return code, out, err
 
 
 def test_one_task_by_hand():
-    # One 10 s task, pods serve 5 s after they are asked for. vidfarm: a pod at t=0, the task
-    # runs 5-15, the poll at 15 still sees it, then 60 s idle -> zero at 75. KEDA: a pod at t=0,
-    # the list is empty from t=5, so zero after the 300 s cooldown.
+    # One 10 s task, pods serve 5 s after they are asked for. vidfarm: a pod at t=0 (the cost
+    # is unknown yet: one worker per task), the task runs 5-15, and the poll at 15 sees the
+    # queue idle: zero at once (no idle period by default): 15 worker-seconds. KEDA (its defaults):
+    # activated at its first poll (t=0), the list is empty from t=5, so the HPA holds the one
+    # pod until the 300 s cooldown, checked every 30 s: zero at t=300.
     trace = Trace(name="one", horizon_s=10, pod_start_s=5, arrivals=[{"t": 0, "tasks": 1, "task_s": 10}])
-    result = compare(trace, ScaleSettings(deployment="w", queue="cpu", idle_to_zero_s=60), poll_s=5)
-    assert result["vidfarm"] == {"worker_seconds": 75.0, "p50_wait_s": 5.0, "p95_wait_s": 5.0, "max_wait_s": 5.0,
-                                 "interrupted_tasks": 0}
-    assert result["keda"]["worker_seconds"] == 300.0 and result["keda"]["max_wait_s"] == 5.0
-
-
-def test_keda_interrupts_a_running_task_our_policy_does_not():
-    # Long tasks: the list is empty while they run, so KEDA's metric says 0 and its cooldown
-    # ends mid-task; our policy counts running tasks and never removes a busy worker.
-    trace = Trace(name="long", horizon_s=100, pod_start_s=0, arrivals=[{"t": 0, "tasks": 2, "task_s": 600}])
     result = compare(trace, ScaleSettings(deployment="w", queue="cpu"), poll_s=5)
-    assert result["vidfarm"]["interrupted_tasks"] == 0
-    assert result["keda"]["interrupted_tasks"] >= 1
+    assert result["vidfarm"] == {"worker_seconds": 15.0, "p50_wait_s": 5.0, "p95_wait_s": 5.0, "max_wait_s": 5.0,
+                                 "interrupted_tasks": 0}
+    assert result["keda"] == {"worker_seconds": 300.0, "p50_wait_s": 5.0, "p95_wait_s": 5.0, "max_wait_s": 5.0,
+                              "interrupted_tasks": 0}
 
 
-@pytest.mark.parametrize("name", ["steady", "office-hours", "spike"])
-def test_bench_traces_meet_the_targets(capsys, name):
-    code, out, err = simulate(capsys, TRACES / f"{name}.json")
+def test_a_busy_pod_told_to_stop_finishes_its_task_within_the_grace_and_pays_for_it():
+    # KEDA with a 0 s cooldown stops the pod at its next poll once the list is empty (t=10):
+    # the task (started at 0, 25 s) is in hand; within a 30 s grace it finishes at 25 and the
+    # pod is paid until then; with a 10 s grace it is cut at 20 and runs again from scratch
+    # (and again: KEDA stops it 10 s into every run, so it never ends).
+    trace = Trace(name="grace", horizon_s=1, pod_start_s=0, arrivals=[{"t": 0, "tasks": 1, "task_s": 25}])
+    keda = KedaSettings(polling_s=10, cooldown_s=0, window_s=0)
+    kept = run_keda(trace, keda, Bounds(max_workers=1, pod_start_s=0, grace_s=30))
+    assert (kept["interrupted_tasks"], kept["worker_seconds"], kept["max_wait_s"]) == (0, 25.0, 0.0)
+    cut = run_keda(trace, keda, Bounds(max_workers=1, pod_start_s=0, grace_s=10))
+    assert cut["interrupted_tasks"] >= 2 and cut["worker_seconds"] > 25.0
+
+
+def test_keda_interrupts_only_tasks_longer_than_the_grace_and_our_policy_none():
+    # Long tasks: the list is empty while they run, so KEDA's metric says 0 and its cooldown
+    # ends mid-task; our policy counts running tasks and never stops a busy worker.
+    trace = Trace(name="long", horizon_s=100, pod_start_s=0, arrivals=[{"t": 0, "tasks": 2, "task_s": 600}])
+    settings = ScaleSettings(deployment="w", queue="cpu")
+    short_grace = compare(trace, settings, poll_s=5, bounds=Bounds(max_workers=8, pod_start_s=0, grace_s=30))
+    assert short_grace["vidfarm"]["interrupted_tasks"] == 0
+    assert short_grace["keda"]["interrupted_tasks"] >= 1
+    long_grace = compare(trace, settings, poll_s=5, bounds=Bounds(max_workers=8, pod_start_s=0, grace_s=700))
+    assert long_grace["keda"]["interrupted_tasks"] == long_grace["vidfarm"]["interrupted_tasks"] == 0
+
+
+@pytest.mark.parametrize("name", ["steady", "office-hours", "spike", "clockwork"])
+def test_bench_traces_interrupt_nothing_when_tasks_fit_the_grace(capsys, name):
+    code, out, err = simulate(capsys, TRACES / f"{name}.json", "--keda-cooldown-s", "30", "--keda-window-s", "0")
     assert code == 0, err
     result = json.loads(out)
     assert set(result) == {"vidfarm", "keda"} and set(result["vidfarm"]) == set(result["keda"]) == KEYS
-    ours, keda = result["vidfarm"], result["keda"]
-    assert ours["worker_seconds"] <= keda["worker_seconds"]
-    assert ours["p95_wait_s"] <= keda["p95_wait_s"]
-    assert ours["interrupted_tasks"] == 0
+    assert result["vidfarm"]["interrupted_tasks"] == result["keda"]["interrupted_tasks"] == 0
+
+
+def test_the_cap_and_grace_come_from_the_flags_else_the_trace(capsys, tmp_path):
+    trace = {"name": "burst", "horizon_s": 60, "pod_start_s": 5, "max_workers": 2, "grace_s": 5,
+             "arrivals": [{"t": 0, "tasks": 8, "task_s": 20}]}
+    path = tmp_path / "trace.json"
+    path.write_text(json.dumps(trace))
+    capped = json.loads(simulate(capsys, path)[1])
+    wider = json.loads(simulate(capsys, path, "--max-workers", "8")[1])
+    for side in ("vidfarm", "keda"):
+        # 8 tasks of 20 s on 2 workers: the last starts after 3 rounds; on 8, all in the first
+        assert capped[side]["max_wait_s"] >= 5 + 3 * 20 > wider[side]["max_wait_s"]
+    grace = Bounds.of(Trace.model_validate(trace))
+    assert (grace.max_workers, grace.grace_s) == (2, 5)
+    assert Bounds.of(Trace.model_validate(trace), max_workers=3, grace_s=0).grace_s == 0
+
+
+def test_the_target_wait_trades_worker_seconds_for_wait(capsys):
+    short, long = (json.loads(simulate(capsys, TRACES / "steady.json", "--target-wait-s", wait)[1])["vidfarm"]
+                   for wait in ("20", "120"))
+    assert long["worker_seconds"] < short["worker_seconds"] and long["p95_wait_s"] > short["p95_wait_s"]
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--max-workers", "0"], "--max-workers must be at least 1 (got 0)"),
+    (["--grace-s", "-1"], "--grace-s must be at least 0 (got -1)"),
+    (["--target-wait-s", "0"], "--target-wait-s must be above 0 (got 0)"),
+    (["--keda-polling-s", "0"], "--keda-polling-s must be above 0 (got 0)"),
+    (["--keda-window-s", "-5"], "--keda-window-s must be at least 0 (got -5)"),
+])
+def test_a_bad_flag_is_one_clear_line(capsys, flags, message):
+    code, out, err = simulate(capsys, TRACES / "spike.json", *flags)
+    assert code == 1 and out == "" and err == f"vidfarm: error: {message}\n"
 
 
 @pytest.mark.parametrize("content,message", [

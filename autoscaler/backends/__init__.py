@@ -18,6 +18,11 @@ class ScaleError(RuntimeError):
     """A failure a user can fix (RBAC, missing Deployment, no credentials): one clear line."""
 
 
+class ApiUnavailable(ScaleError):
+    """The API kept failing (429, 5xx, timeouts, dropped connections, conflicts) through every
+    retry of one call: the loop tries again at its next poll; ``--once`` reports it."""
+
+
 class ScaleBackend(Protocol):
     def replicas(self, target: ScaleSettings) -> int: ...
 

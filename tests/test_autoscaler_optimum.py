@@ -1,0 +1,92 @@
+"""The offline lower bound (autoscaler/optimum.py) against brute force: on tiny traces, every
+schedule of replica counts a clairvoyant scaler could follow is replayed through the
+simulator's own world, and the bound must never exceed the cheapest schedule that keeps the
+wait; where the relaxation loses nothing (whole tasks on whole pods), it equals it."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+
+import pytest
+
+from autoscaler.optimum import allowed_late, lower_bound
+from autoscaler.simulate import Bounds, Trace, replay
+
+
+class Scripted:
+    """Follows a replica count per second, then keeps what it has (at least one) until the
+    work is done: a schedule that leaves tasks behind pays for them late."""
+    poll_s = 1.0
+
+    def __init__(self, schedule: tuple[int, ...]):
+        self.schedule = schedule
+
+    def poll(self, world, now: float) -> None:
+        step = int(now)
+        replicas = world.replicas()
+        if step < len(self.schedule):
+            wanted = self.schedule[step]
+        else:
+            wanted = 0 if world.idle() else max(1, len(replicas))
+        if wanted > len(replicas):
+            world.add_pods(now, wanted - len(replicas))
+        # Clairvoyance never gains by stopping a busy pod or a ready one before a starting one.
+        idle = sorted((p for p in replicas if p.task is None), key=lambda p: (p.ready_at <= now, -p.asked))
+        for pod in idle[:max(0, len(replicas) - wanted)]:
+            world.stop(pod, now)
+
+
+def cheapest(trace: Trace, bounds: Bounds, steps: int, wait_s: float, key: str) -> float:
+    best = math.inf
+    for schedule in itertools.product(range(bounds.max_workers + 1), repeat=steps):
+        result = replay(trace, Scripted(schedule), bounds)
+        if result[key] <= wait_s + 1e-9:
+            best = min(best, result["worker_seconds"])
+    return best
+
+
+def tiny(arrivals, pod_start_s, horizon_s=6) -> Trace:
+    return Trace(name="tiny", horizon_s=horizon_s, pod_start_s=pod_start_s,
+                 arrivals=[{"t": t, "tasks": n, "task_s": d} for t, n, d in arrivals])
+
+
+# (case, arrivals (t, tasks, task_s), pod start, cap, wait bound, the cheapest schedule's cost)
+EXACT = [
+    ("one task: its pod's start and its work", [(0, 1, 2)], 1, 1, 1, 3.0),
+    ("no wait: a pod each, started before they come", [(2, 2, 2)], 2, 2, 0, 8.0),
+    ("a 2 s wait: one pod serves both in turn", [(2, 2, 2)], 2, 2, 2, 6.0),
+]
+
+
+@pytest.mark.parametrize("case,arrivals,pod_start,cap,wait,cost", EXACT, ids=[c[0] for c in EXACT])
+def test_the_bound_is_exact_where_whole_tasks_fill_whole_pods(case, arrivals, pod_start, cap, wait, cost):
+    trace, bounds = tiny(arrivals, pod_start), Bounds(max_workers=cap, pod_start_s=pod_start, grace_s=30)
+    assert cheapest(trace, bounds, 6, wait, "max_wait_s") == cost
+    assert lower_bound(trace, bounds, wait, slot_s=1.0, late_tasks=0) == pytest.approx(cost)
+
+
+def random_cases(count: int, seed: int = 17):
+    rng = random.Random(seed)
+    for _ in range(count):
+        arrivals = sorted({(rng.randrange(0, 4), rng.randint(1, 2), rng.randint(1, 3)) for _ in range(rng.randint(1, 2))})
+        yield arrivals, rng.randint(0, 2), rng.choice((0, 1, 3))
+
+
+@pytest.mark.parametrize("arrivals,pod_start,wait", list(random_cases(8)))
+def test_the_bound_never_exceeds_the_cheapest_schedule(arrivals, pod_start, wait):
+    trace, bounds = tiny(arrivals, pod_start), Bounds(max_workers=2, pod_start_s=pod_start, grace_s=30)
+    for key, late in (("max_wait_s", 0), ("p95_wait_s", None)):
+        best = cheapest(trace, bounds, 6, wait, key)
+        bound = lower_bound(trace, bounds, wait, slot_s=1.0, late_tasks=late)
+        assert bound <= best + 1e-6, (key, bound, best)
+        assert bound >= sum(n * d for _, n, d in arrivals)          # at least the work itself
+
+
+def test_a_wait_no_schedule_can_keep_has_an_infinite_bound():
+    # three 1 s tasks at once, one worker, no wait: two of three would have to be late, and
+    # p95 of three lets none be (numpy's percentile interpolates between the last two)
+    trace = tiny([(0, 3, 1)], pod_start_s=0)
+    assert allowed_late(3) == 1 and allowed_late(100) == 5
+    assert lower_bound(trace, Bounds(max_workers=1, pod_start_s=0, grace_s=30), 0.0, slot_s=1.0) == math.inf
