@@ -22,6 +22,10 @@ from core.settings import WEB_ONLY_VARIABLES, Settings
 __all__ = ["EmbeddedFarm", "FarmProcess", "worker_args"]
 
 
+LOCAL_SCALING = {"VIDFARM_AUTOSCALE_CPU__SIZE_BY": "tasks", "VIDFARM_AUTOSCALE_CPU__SCALE_DOWN_WINDOW_S": "30",
+                 "VIDFARM_AUTOSCALE_CPU__IDLE_TO_ZERO_S": "60"}
+
+
 class EmbeddedFarm:
     def __init__(self, data_dir: Path, workers: int = 2, queues: str = "ingest,cpu",
                  web_port: int | None = None, api_token: str | None = None,
@@ -63,6 +67,14 @@ class EmbeddedFarm:
         the secret key, which only the web app uses; media workers parse untrusted video."""
         return {name: value for name, value in self.web_env().items() if name not in WEB_ONLY_VARIABLES}
 
+    def autoscaler_env(self) -> dict:
+        # One machine's idle cores cost nothing: size by tasks (every worker while segments
+        # wait, so a job ends soonest) and keep idle workers a minute (the next upload skips
+        # their start), unless the user chose otherwise; the wait target saves worker-seconds
+        # where workers are paid for (a cluster).
+        return {**LOCAL_SCALING, **self.env(), "VIDFARM_AUTOSCALE_CPU__MAX_REPLICAS": str(self.workers),
+                "VIDFARM_AUTOSCALE_METRICS_PORT": "0"}   # two farms on one machine must not clash
+
     def start(self) -> "EmbeddedFarm":
         self.redis.start()
         try:
@@ -71,8 +83,7 @@ class EmbeddedFarm:
                 self.processes.append(FarmProcess(
                     "autoscaler", [sys.executable, "-m", "cli.main", "autoscale", "--backend", "local",
                                    "--queues", "cpu"],
-                    {**self.env(), "VIDFARM_AUTOSCALE_CPU__MAX_REPLICAS": str(self.workers),
-                     "VIDFARM_AUTOSCALE_METRICS_PORT": "0"},   # two farms on one machine must not clash
+                    self.autoscaler_env(),
                     self.log_dir / "autoscaler.log"))
             else:
                 for _ in range(self.workers):

@@ -31,3 +31,23 @@ def test_building_a_farm_leaves_the_settings_cache_alone(tmp_path):
     get_settings.cache_clear()
     EmbeddedFarm(tmp_path, workers=2)
     assert get_settings.cache_info().currsize == 0
+
+
+def test_the_embedded_farm_sizes_its_local_workers_by_tasks_unless_told_otherwise(tmp_path, monkeypatch):
+    """On one machine every worker should run while segments wait (the wait target would run
+    one worker for a short job and double its time); a user's own choice wins."""
+    from cli.farm import EmbeddedFarm
+    from core.settings import Settings
+
+    def autoscaler_settings(farm) -> Settings:
+        """The settings the farm's autoscaler process reads from the environment it is given."""
+        with monkeypatch.context() as env:
+            for name, value in farm.autoscaler_env().items():
+                env.setenv(name, value)
+            return Settings()
+
+    farm = EmbeddedFarm(tmp_path, workers=3, autoscale=True)
+    cpu = autoscaler_settings(farm).autoscale_cpu
+    assert (cpu.size_by, cpu.max_replicas, cpu.idle_to_zero_s) == ("tasks", 3, 60)
+    monkeypatch.setenv("VIDFARM_AUTOSCALE_CPU__SIZE_BY", "wait")
+    assert autoscaler_settings(farm).autoscale_cpu.size_by == "wait"
