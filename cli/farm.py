@@ -5,7 +5,7 @@ processes of one command. ``vidfarm process`` and ``vidfarm up`` run inside one;
 With ``autoscale=True`` (``vidfarm up``) the farm runs one ingest worker and the local
 autoscaler (``vidfarm autoscale --backend local``), which starts and stops up to ``workers``
 CPU workers as the ``cpu`` queue fills and empties; otherwise ``workers`` fixed workers serve
-``queues``.
+``queues``, in that order (live camera segments first).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ __all__ = ["EmbeddedFarm", "FarmProcess", "worker_args"]
 
 
 class EmbeddedFarm:
-    def __init__(self, data_dir: Path, workers: int = 2, queues: str = "ingest,cpu",
+    def __init__(self, data_dir: Path, workers: int = 2, queues: str = "live,ingest,cpu",
                  web_port: int | None = None, api_token: str | None = None,
                  extra_env: dict | None = None, autoscale: bool = False,
                  flower_port: int | None = None, flower_auth: str | None = None, beat: bool = False,

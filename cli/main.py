@@ -1,6 +1,7 @@
 """The ``vidfarm`` command.
 
     vidfarm process VIDEO --out DIR [--gallery DIR] [--workers N]   one recording through the farm
+    vidfarm watch URL --out DIR [--for S] [--gallery DIR] [--workers N]   a live camera through the farm
     vidfarm enroll NAME IMAGE...                                      add photos of a person to the gallery
     vidfarm up [--workers N] [--port P]                               the embedded farm with the web app
     vidfarm autoscale --backend kubernetes|local                      the queue-length autoscaler
@@ -22,6 +23,7 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
 from cli import autoscale as autoscale_command
+from cli import watch as watch_command
 from core.errors import problems
 from core.settings import get_settings
 
@@ -39,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     process.add_argument("--gallery", type=Path, default=None,
                          help="folder of known faces for this job: a sub-folder per person, or loose photos "
                               "named after the person (default: the enrolled gallery)")
+
+    watch_command.add_parser(commands)
 
     enroll = commands.add_parser("enroll", help="add photos of a person to the gallery")
     enroll.add_argument("name")
@@ -62,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "process":
             return run_process(args)
+        if args.command == "watch":
+            return watch_command.run_watch(args, get_settings(), fail)
         if args.command == "autoscale":
             return run_autoscale(args)
         if args.command == "enroll":
@@ -118,8 +124,10 @@ def run_autoscale(args) -> int:
 
 def run_process(args) -> int:
     from cli.farm import EmbeddedFarm
+    from cli.gallery_option import gallery_options
     from tasks import app as celery_app
     from tasks import runtime
+    from tasks.gallery import GalleryError
     from tasks.jobs import output_key
     from tasks.submit import submit_file
 
@@ -127,15 +135,10 @@ def run_process(args) -> int:
     if not video.is_file():
         return fail(f"{video}: no such file")
     options = {"segment_seconds": args.segment_seconds} if args.segment_seconds else {}
-    if args.gallery is not None:
-        from tasks.gallery import GalleryError, gallery_option
-
-        if not args.gallery.is_dir():
-            return fail(f"{args.gallery}: not a folder")
-        try:
-            options["gallery"] = gallery_option(args.gallery)
-        except GalleryError as exc:
-            return fail(str(exc))
+    try:
+        options.update(gallery_options(args.gallery))
+    except GalleryError as exc:
+        return fail(str(exc))
     settings = get_settings()
     farm = None if settings.redis_url else EmbeddedFarm(settings.data_dir, workers=args.workers)
     with farm or nullcontext():

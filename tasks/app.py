@@ -1,9 +1,9 @@
-"""The Celery application. Workers run ``celery -A tasks.app worker -Q ingest,cpu``."""
+"""The Celery application. Workers run ``celery -A tasks.app worker -Q live,ingest,cpu``."""
 
 from celery import Celery
 from celery.signals import worker_process_init
 
-app = Celery("vidfarm", include=["tasks.jobs", "tasks.reanalysis", "tasks.watchdog"])
+app = Celery("vidfarm", include=["tasks.jobs", "tasks.live", "tasks.reanalysis", "tasks.watchdog"])
 app.config_from_object("celeryconfig")
 
 

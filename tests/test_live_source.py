@@ -117,7 +117,8 @@ def test_stream_cut_into_remuxed_segments(gstreamer, live_clips, tmp_path, codec
         # A keyframe a second, 2 s segments: cut at every second keyframe.
         assert segment.frames == 30 and segment.width == 480 and segment.height == 270
         assert segment.fps == pytest.approx(15, abs=0.1)
-    # Capture times: 2 s apart (the camera's clock), and before we had the segment.
+    # Capture times: from the camera's RTCP reports, 2 s apart, and before we had the segment.
+    assert {s.clock for s in segments} == {"rtcp"}
     assert segments[1].captured_at - segments[0].captured_at == pytest.approx(2.0, abs=0.01)
     assert segments[2].captured_at + 2.0 <= received + 0.5
     assert received - segments[2].captured_at < 10
@@ -201,7 +202,9 @@ def test_junk_answers_fail_with_a_reason(tmp_path):
     with JunkServer() as server, watching(server.url, tmp_path, give_up_after=2) as (source, _, segments):
         wait_until(lambda: source.status.state == "failed", 40, "failed")
     assert server.connections == 2 and segments == []
-    assert str(source.status) == f"failed ({server.url}: no usable answer within 5 s)"
+    # FFmpeg gives up on some random replies at once, and waits for more after others.
+    assert str(source.status) in (f"failed ({server.url}: no usable answer within 5 s)",
+                                  f"failed ({server.url}: cannot open (Invalid data found when processing input))")
 
 
 def test_junk_stream_description_fails_with_a_reason(tmp_path):
@@ -239,7 +242,8 @@ def test_silent_server_times_out(tmp_path):
     ([1.0, 2.0], [False, True]),            # a keyframe a second: cut at 2 s
     ([1.9], [True]),                        # GOP 1.9 s: 1.9 s segments, not 3.8 s
     ([0.5, 1.0, 1.5, 2.0], [False, False, False, True]),
-    ([1.4, 2.8], [False, True]),            # 2.8 is nearer 2 than 4.2 would be... and past it
+    ([1.4], [True]),                        # 1.4 s short of 2 is nearer than 2.8 s would be
+    ([0.9, 1.8], [False, True]),            # 1.8 is nearer than 2.7
     ([3.0], [True]),
 ])
 def test_cut_at_the_keyframe_nearest_the_target(keys, cut):

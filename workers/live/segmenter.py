@@ -74,6 +74,10 @@ WallClock = Callable[[int, float], tuple[float, str]]
 # Timed pictures seen after an untimed first keyframe before its time is guessed: enough to
 # see past a camera's B-frame reordering.
 REORDER_WINDOW = 8
+# How much of a new connection's stream may wait for the sender's first RTCP report before it
+# is placed by arrival times instead. RFC 3550 senders report first after 1.25-3.75 s; the
+# first segment waits this long at most, later ones not at all.
+RTCP_WAIT_S = 4.0
 
 
 @dataclass
@@ -153,9 +157,9 @@ class RollingSegmenter:
         if len(timed) < (REORDER_WINDOW if head_untimed else 1):
             return
         # The sender's clock (RTCP) may come a moment after the first pictures: wait for it
-        # while the first segment gathers anyway, then place the connection.
+        # (the first segment gathers meanwhile), then place the connection.
         if self._wallclock(timed[0], arrival)[1] == "rtcp" or \
-                (max(timed) - min(timed)) * packet.time_base >= self.target * TIMELINE:
+                (max(timed) - min(timed)) * packet.time_base >= max(self.target * TIMELINE, RTCP_WAIT_S):
             self._place_connection()
 
     def _place_connection(self) -> None:
