@@ -117,6 +117,7 @@ def measure(work: Path, window_s: float = WINDOW_S) -> list[dict]:
             urls = [servers.enter_context(RtspCamera(clips[gop])).url for _ in range(cameras)]
             row = run_child(urls, mode, window_s)
         row["label"] = label
+        row["mbit_s"] = clips[gop].stat().st_size * 8 / CLIP_S / 1e6
         row["cpu_percent_per_camera"] = 100 * row["cpu_s"] / row["wall_s"] / cameras
         print(f"   {label}: {row['cpu_percent_per_camera']:.1f} % of a core per camera, "
               f"{row['rss_mb']:.0f} MB resident, {row['frames']} frames in {row['wall_s']:.0f} s", flush=True)
@@ -132,7 +133,7 @@ def render(rows: list[dict]) -> str:
         "## Live ingest",
         "",
         f"`python -m bench.live_ingest`: a generated {SIZE[0]}x{SIZE[1]} {FPS} fps recording (a face moving the "
-        f"whole time, a keyframe a second) served over RTSP (TCP) by GStreamer's RTSP server, one server process "
+        f"whole time over a still background, a keyframe a second, {one['mbit_s']:.1f} Mbit/s) served over RTSP (TCP) by GStreamer's RTSP server, one server process "
         f"per camera; vidfarm's reader and segmenter (`workers/live/`) cut it into 2 s segments in one process. CPU "
         f"is that process's user + system time over {rows[0]['wall_s']:.0f} s after every camera's first segment, "
         f"on {os.cpu_count()} cores shared with other work; memory is its resident set at the end.",
@@ -145,6 +146,8 @@ def render(rows: list[dict]) -> str:
                      f"| {row['frames']} |")
     lines += [
         "",
+        "A remux handles packets and bytes, not pictures: a camera streaming more bits than this clip "
+        "costs more than measured here (not measured).",
         f"Memory per camera (1 -> 4 cameras, slope): {per_camera_mb:.1f} MB; the first camera carries the "
         f"interpreter, PyAV and FFmpeg ({one['rss_mb']:.0f} MB in all).",
         f"Targets (issue 13: <= 5 % of a core and <= 100 MB per camera when remuxing): CPU "
