@@ -169,3 +169,21 @@ def test_live_segments_go_before_queued_batch_work(tmp_path):
         redis.stop()
         from tests.conftest import restore_environment
         restore_environment()
+
+
+def test_a_segment_whose_analysis_fails_is_still_counted_and_shown(farm, face_stream_clip, tmp_path):
+    """Every segment task fails here (the watch asks for an analyzer no worker has): each line
+    says why, and the frames are still in results.json and annotated.mp4, unanalysed."""
+    import threading
+
+    from tasks.live_watch import LiveWatch
+
+    out = tmp_path / "out"
+    with RtspCamera(face_stream_clip.path) as camera:
+        watch = LiveWatch(camera.url, out, {"analyzers": ["detect", "no-such-analyzer"]})
+        summary = watch.run(threading.Event(), duration_s=7)
+    lines, results = lines_of(out), json.loads((out / "results.json").read_text())
+    assert lines and summary.failed_segments == len(lines) == results["live"]["failed_segments"]
+    assert all(line["error"].startswith("unknown analyzer 'no-such-analyzer'") for line in lines)
+    assert_consistent(lines, results, out)
+    assert not any(frame["faces"] for frame in results["frames"]) and results["tracks"] == []
