@@ -2,6 +2,7 @@
 
     vidfarm process VIDEO --out DIR [--gallery DIR] [--workers N]   one recording through the farm
     vidfarm watch URL --out DIR [--for S] [--gallery DIR] [--workers N]   a live camera through the farm
+    vidfarm ingest                                                    watch the farm's registered cameras
     vidfarm enroll NAME IMAGE...                                      add photos of a person to the gallery
     vidfarm up [--workers N] [--port P]                               the embedded farm with the web app
     vidfarm autoscale --backend kubernetes|local                      the queue-length autoscaler
@@ -23,7 +24,7 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
 from cli import autoscale as autoscale_command
-from cli import watch as watch_command
+from cli import live as live_commands
 from core.errors import problems
 from core.settings import get_settings
 
@@ -42,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
                          help="folder of known faces for this job: a sub-folder per person, or loose photos "
                               "named after the person (default: the enrolled gallery)")
 
-    watch_command.add_parser(commands)
+    live_commands.add_parsers(commands)
 
     enroll = commands.add_parser("enroll", help="add photos of a person to the gallery")
     enroll.add_argument("name")
@@ -67,7 +68,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "process":
             return run_process(args)
         if args.command == "watch":
-            return watch_command.run_watch(args, get_settings(), fail)
+            return live_commands.run_watch(args, get_settings(), fail)
+        if args.command == "ingest":
+            return live_commands.run_ingest(get_settings(), fail)
         if args.command == "autoscale":
             return run_autoscale(args)
         if args.command == "enroll":
@@ -211,7 +214,7 @@ def run_up(args) -> int:
     settings.data_dir.mkdir(parents=True, exist_ok=True)   # the SQLite file lives there
     first_admin = Accounts(runtime.records()).ensure_admin()
     with EmbeddedFarm(settings.data_dir, workers=args.workers, web_port=port,
-                      autoscale=True, beat=True, flower_port=settings.flower_port,
+                      autoscale=True, beat=True, cameras=True, flower_port=settings.flower_port,
                       flower_auth=f"{settings.flower_user}:{flower_password}") as farm:
         print(f"vidfarm is up: 1 ingest worker and up to {args.workers} CPU workers, started and stopped "
               f"by the local autoscaler as the queue fills and empties; Redis at {farm.redis_url}")
@@ -225,6 +228,7 @@ def run_up(args) -> int:
         print(f"  flower  : http://127.0.0.1:{settings.flower_port}/   "
               f"(user {settings.flower_user}, password {flower_password})")
         print("  beat    : re-identifies stored recordings after the gallery changes")
+        print("  cameras : POST /api/v1/cameras registers one; the ingester watches it (segments on the live queue)")
         print(f"  logs    : {farm.log_dir}")
         print("Ctrl-C stops every process.")
         while True:

@@ -20,7 +20,6 @@ import dataclasses
 import json
 import logging
 import shutil
-import statistics
 import threading
 import time
 import uuid
@@ -30,6 +29,7 @@ from io import BytesIO
 from pathlib import Path
 from typing import Callable
 
+from core.cameras import percentile, redacted
 from tasks import runtime
 from tasks.app import app
 from tasks.gallery import job_matching
@@ -37,7 +37,7 @@ from tasks.jobs import _pipeline_config, result_options
 from tasks.live import live_key, options_key, piece_key
 from workers import media, pipeline
 from workers.live.segmenter import LiveSegment, RollingSegmenter
-from workers.live.source import CameraSource, CameraStatus, redacted
+from workers.live.source import CameraSource, CameraStatus
 from workers.live.stitch import LiveStitch
 from workers.live.timeline import TIMELINE
 from workers.results import SegmentOutput, assemble_results
@@ -60,12 +60,8 @@ class WatchSummary:
     failed_segments: int = 0
     gaps: int = 0
 
-    def percentile(self, q: float) -> float | None:
-        if not self.latencies:
-            return None
-        if len(self.latencies) == 1:
-            return self.latencies[0]
-        return statistics.quantiles(self.latencies, n=100, method="inclusive")[round(q) - 1]
+    def percentile(self, q: int) -> float | None:
+        return percentile(self.latencies, q)
 
 
 @dataclass
@@ -78,11 +74,18 @@ class _Sent:
 class LiveWatch:
     def __init__(self, url: str, out_dir: Path, options: dict | None = None, segment_seconds: float = 2.0,
                  transport: str = "tcp", open_timeout: float = 10.0, read_timeout: float = 5.0,
-                 report: Callable[[str], None] | None = None):
-        """report: receives one human-readable line per segment and per camera status."""
+                 report: Callable[[str], None] | None = None, on_line: Callable[[dict, float], None] | None = None,
+                 on_status: Callable[[str], None] | None = None, keep_results: bool = True):
+        """report: receives one human-readable line per segment and per camera status;
+        on_line: each live.jsonl line and the camera's frame rate; on_status: each status.
+        keep_results=False (a camera watched for good): no results.json or annotated.mp4 at
+        the end, nothing kept per frame, and a camera that cannot be opened is waited for."""
         self.url, self.out_dir = url, Path(out_dir)
         self.options = dict(options or {})
         self.report = report or (lambda line: None)
+        self.on_line = on_line or (lambda line, fps: None)
+        self.on_status = on_status or (lambda status: None)
+        self.keep_results = keep_results
         self.watch_id = uuid.uuid4().hex
         settings = runtime.settings()
         self.result_timeout_s = settings.segment_time_limit_s + 30
@@ -91,12 +94,13 @@ class LiveWatch:
         # The first connection must work (else the watch ends with its reason); after that,
         # a camera that drops is waited for.
         self.camera = CameraSource(url, self.segmenter, transport=transport, open_timeout=open_timeout,
-                                   read_timeout=read_timeout, give_up_after=1)
+                                   read_timeout=read_timeout, give_up_after=1 if keep_results else None)
         self.sent: deque[_Sent] = deque()
         self.outputs: list[SegmentOutput] = []
         self.received: list[LiveSegment] = []
         self.stages: dict[str, float] = {}
         self.summary = WatchSummary(0, 0)
+        self._start_pts: int | None = None
         self._failed: set[int] = set()
         self._status: CameraStatus | None = None
 
@@ -124,9 +128,10 @@ class LiveWatch:
             camera_stop.set()
             reader.join(self.camera.open_timeout + 30)    # it closes the open segment and sends it
             self._collect(wait=True)
-            if not self.received:
-                raise WatchError(f"{redacted(self.url)}: no frames received")
-            self._write_results(time.monotonic() - started)
+            if self.keep_results:
+                if not self.received:
+                    raise WatchError(f"{redacted(self.url)}: no frames received")
+                self._write_results(time.monotonic() - started)
         finally:
             camera_stop.set()
             shutil.rmtree(self.scratch, ignore_errors=True)
@@ -138,6 +143,7 @@ class LiveWatch:
         if status != self._status:
             self._status = status
             self.report(f"camera {redacted(self.url)}: {status}")
+            self.on_status(str(status))
 
     def _send(self, segment: LiveSegment) -> None:
         """Called by the camera thread with each finished segment."""
@@ -179,8 +185,9 @@ class LiveWatch:
             log.warning("live segment %d failed: %s", segment.index, error)
             output = SegmentOutput(segment.pts, [[] for _ in segment.pts], [], None, continues=False)
             self._failed.add(segment.index)
-        start = self.received[0].pts[0] if self.received else segment.pts[0]
-        update = self.stitch.add(output, segment.first_frame, media.frame_times(segment.pts, start, TIMELINE))
+        if self._start_pts is None:
+            self._start_pts = segment.pts[0]
+        update = self.stitch.add(output, segment.first_frame, media.frame_times(segment.pts, self._start_pts, TIMELINE))
         ready_at, captured_at = round(time.time(), 3), round(segment.captured_at, 3)
         line = {"segment": segment.index, "first_frame": segment.first_frame, "frames": segment.frames,
                 "captured_at": captured_at, "ready_at": ready_at, "latency_s": round(ready_at - captured_at, 3),
@@ -193,8 +200,10 @@ class LiveWatch:
             line["error"] = error
         with self.lines_path.open("a") as lines:
             lines.write(json.dumps(line) + "\n")
-        self.outputs.append(output)
-        self.received.append(segment)
+        if self.keep_results:
+            self.outputs.append(output)
+            self.received.append(segment)
+        self.on_line(line, segment.fps)
         self.summary.segments += 1
         self.summary.frames += segment.frames
         self.summary.latencies.append(line["latency_s"])

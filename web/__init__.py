@@ -40,6 +40,7 @@ def create_app(settings: Settings | None = None) -> APIFlask:
     app.config["VALIDATION_ERROR_SCHEMA"] = ERROR_SCHEMA
 
     from web.api import api
+    from web.api_cameras import cameras
     from web.api_identities import identities
     from web.auth import auth, guard, limiter, login_manager
     from web.gallery import gallery
@@ -51,6 +52,7 @@ def create_app(settings: Settings | None = None) -> APIFlask:
     csrf.init_app(app)
     csrf.exempt(api)   # bearer tokens, never cookies, authorise the API's unsafe methods
     csrf.exempt(identities)
+    csrf.exempt(cameras)
     app.config["RATELIMIT_STORAGE_URI"] = settings.redis_url or "memory://"
     limiter.init_app(app)
     app.register_blueprint(auth)
@@ -58,6 +60,7 @@ def create_app(settings: Settings | None = None) -> APIFlask:
     app.register_blueprint(accounts_ui)
     app.register_blueprint(api)
     app.register_blueprint(identities)
+    app.register_blueprint(cameras)
     app.register_blueprint(gallery)
     app.register_blueprint(metrics)
 

@@ -21,10 +21,10 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from urllib.parse import urlsplit, urlunsplit
 
 import av
 
+from core.cameras import redacted
 from workers.live.segmenter import RollingSegmenter
 
 log = logging.getLogger(__name__)
@@ -54,15 +54,6 @@ class Backoff:
     def delay(self, failures: int) -> float:
         """Seconds to wait after ``failures`` failures in a row (1, 2, ...)."""
         return min(self.max_s, self.first_s * 2 ** max(0, failures - 1))
-
-
-def redacted(url: str) -> str:
-    """The URL without its password (camera URLs often carry one), fit for logs and statuses."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
 
 
 def open_camera(url: str, transport: str = "tcp", open_timeout: float = 10.0,

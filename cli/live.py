@@ -1,9 +1,14 @@
-"""``vidfarm watch URL --out DIR``: one live camera through the farm (GUIDE contract 6).
+"""The live commands.
+
+``vidfarm watch URL --out DIR``: one live camera through the farm (GUIDE contract 6).
 
 The camera is opened once first (a URL that cannot be opened fails before any farm starts);
 then an embedded farm is started unless ``REDIS_URL`` names a running one. The watch ends after
 ``--for`` seconds, or on Ctrl-C or SIGTERM, and then writes the results of every frame it
 received. A URL that cannot be opened ends it at once with status 1 and one line saying why.
+
+``vidfarm ingest``: watches every camera registered with the farm ``REDIS_URL`` names
+(``POST /api/v1/cameras``) until Ctrl-C or SIGTERM (``tasks.camera_ingest``).
 """
 
 from __future__ import annotations
@@ -14,8 +19,10 @@ import threading
 from contextlib import contextmanager, nullcontext
 
 
-def add_parser(commands) -> None:
+def add_parsers(commands) -> None:
     from pathlib import Path
+
+    commands.add_parser("ingest", help="watch every camera registered with the farm REDIS_URL names")
 
     watch = commands.add_parser("watch", help="analyse a live camera stream (rtsp://...) as it comes")
     watch.add_argument("url")
@@ -81,4 +88,19 @@ def run_watch(args, settings, fail) -> int:
           f"{f', {summary.failed_segments} segments failed' if summary.failed_segments else ''}; "
           f"latency p50 {p50:.2f} s, p95 {p95:.2f} s -> {args.out / 'annotated.mp4'}, {args.out / 'results.json'}, "
           f"{args.out / 'live.jsonl'}", file=sys.stdout)
+    return 0
+
+
+def run_ingest(settings, fail) -> int:
+    from core.cameras import CameraRegistry
+    from tasks import app as celery_app
+    from tasks.camera_ingest import CameraIngest
+
+    if not settings.redis_url:
+        return fail("REDIS_URL is not set: the ingester watches the cameras of a running farm")
+    celery_app.point_at(settings.redis_url)
+    stop = threading.Event()
+    print("vidfarm ingest: watching the registered cameras; Ctrl-C stops", flush=True)
+    with stop_on_signals(stop):
+        CameraIngest(CameraRegistry.from_url(settings.redis_url)).run(stop)
     return 0
