@@ -34,7 +34,7 @@ from tasks import runtime
 from tasks.app import app
 from tasks.gallery import job_matching
 from tasks.jobs import _pipeline_config, result_options
-from tasks.live import live_key, options_key, piece_key
+from tasks.live import PIECES, live_key, options_key, piece_key
 from workers import media, pipeline
 from workers.live.segmenter import LiveSegment, RollingSegmenter
 from workers.live.source import CameraSource, CameraStatus
@@ -110,9 +110,10 @@ class LiveWatch:
         """Watch until ``stop`` is set or ``duration_s`` has passed; then write the results."""
         check_live_workers()
         started = time.monotonic()
-        self.out_dir.mkdir(parents=True, exist_ok=True)
         self.lines_path = self.out_dir / "live.jsonl"
-        self.lines_path.write_text("")
+        if self.keep_results:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            self.lines_path.write_text("")
         self.matching = job_matching(self.options)
         self.stitch = LiveStitch(self.matching.gallery, result_options(self.matching.watchlist))
         runtime.store().put_stream(options_key(self.watch_id), BytesIO(json.dumps(self.options).encode()))
@@ -198,11 +199,14 @@ class LiveWatch:
             line["gap_before"] = gap.to_json()
         if error is not None:
             line["error"] = error
-        with self.lines_path.open("a") as lines:
-            lines.write(json.dumps(line) + "\n")
-        if self.keep_results:
+        if self.keep_results:      # a camera watched for good has its events in the registry instead
+            with self.lines_path.open("a") as lines:
+                lines.write(json.dumps(line) + "\n")
             self.outputs.append(output)
             self.received.append(segment)
+        else:                      # ... and keeps no files of segments done
+            for piece in PIECES:
+                store.delete_prefix(piece_key(self.watch_id, segment.index, piece))
         self.on_line(line, segment.fps)
         self.summary.segments += 1
         self.summary.frames += segment.frames

@@ -46,6 +46,7 @@ def test_tracks_join_across_borders_but_not_across_a_gap(ada):
     for s in segments:
         updates.append(stitch.add(s, first, [float(p) for p in s.pts]))
         first += len(s.frames)
+    assert list(stitch.pieces) == [2, 3]          # track 1 ended: let go
     live_ids = [[t["track"] for t in u.tracks] for u in updates]
     assert live_ids == [[1], [1], [2], [2, 3]]
     assert [t["identity"] for t in updates[1].tracks] == ["Ada"]

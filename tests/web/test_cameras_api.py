@@ -116,6 +116,12 @@ def test_a_camera_watched_end_to_end_and_deleted_while_live(farm, client, accoun
             assert segments[0]["latency_s"] == pytest.approx(segments[0]["ready_at"] - segments[0]["captured_at"],
                                                              abs=0.0011)
             assert ("status", {"status": "live"}) in [(e["event"], e["data"]) for e in events]
+            # A camera watched for good keeps no files of the segments it is done with.
+            wait_until(lambda: len([e for e in parse_events(client.get(
+                f"/api/v1/cameras/{camera_id}/events?wait=0.5", headers={**viewer, "Last-Event-ID": start}
+            ).get_data(as_text=True)) if e["event"] == "segment"]) >= 4, 60, "four segments")
+            kept = list((farm.data_dir / "blobs" / "live").glob("*/segments/*"))
+            assert len(kept) <= 2, kept          # those in flight, not those done
 
             watching = ingest.running[camera_id]
             assert client.delete(f"/api/v1/cameras/{camera_id}", headers=operator).status_code == 204

@@ -6,10 +6,15 @@ the same rule (``join_border``), numbers tracks in the same order (by first appe
 decides each track's identity and alerts from what its pieces so far say. Every alert is
 announced once, by the segment that first raises it. ``assemble_results`` over the same
 segments at the end gives the same track numbers.
+
+A camera may be watched for days: a track that did not reach the latest segment has ended
+(only the segment just before can be joined), so its pieces are let go; what stays per frame
+is its time (8 bytes).
 """
 
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass, field
 
 from workers.analytics.gallery import Gallery
@@ -28,8 +33,9 @@ class LiveStitch:
         self.gallery = gallery or Gallery.empty()
         self.options = options or ResultOptions()
         self.offsets: list[int] = []                   # each segment's first global frame
-        self.times: list[float] = []                   # each frame's t, for the alerts
-        self.pieces: dict[int, list[tuple[int, dict]]] = {}   # track -> (segment, its record there)
+        self.times = array("d")                        # each frame's t, for the alerts
+        self.pieces: dict[int, list[tuple[int, dict]]] = {}   # live track -> (segment, its record there)
+        self.tracks = 0                                # tracks numbered so far
         self._previous: SegmentOutput | None = None
         self._previous_ids: dict[int, int] = {}        # the previous segment's local track -> track
         self._announced: set[tuple[str, int]] = set()
@@ -49,8 +55,11 @@ class LiveStitch:
                 if local is None or local in ids or local not in records:
                     continue
                 joined = self._previous_ids.get(continues.get(local, -1))
-                ids[local] = joined if joined is not None else len(self.pieces) + 1
+                if joined is None:
+                    self.tracks += 1
+                ids[local] = joined if joined is not None else self.tracks
                 self.pieces.setdefault(ids[local], []).append((k, records[local]))
+        self.pieces = {track: self.pieces[track] for track in set(ids.values())}   # the others ended
         summaries = [summarise_track(track, self.pieces[track], self.offsets, self.gallery, self.options)
                      for track in sorted(set(ids.values()))]
         alerts = [a for a in track_alerts(summaries, self.times, self.options)
