@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 REQS   := requirements.txt requirements-dev.txt requirements-nodeps.txt pyproject.toml
 
-.PHONY: install run test chart-check bench eval clean
+.PHONY: install run test chart-check security-check bench eval clean
 
 $(STAMP): $(REQS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,8 +21,13 @@ install: $(STAMP)
 run: install
 	$(VENV)/bin/vidfarm up
 
-test: install chart-check
+test: install chart-check security-check
 	$(PY) -m pytest
+
+# Bandit over the product code (not tests or bench); accepted findings, each with its reason,
+# are listed in pyproject.toml [tool.vidfarm.bandit].
+security-check: install
+	$(PY) -m tests.bandit_check
 
 # The Helm chart, offline: render (default and GPU values), lint, kubernetes-validate --strict
 # for 1.30, and the autoscaler Role against what its code calls. helm-python-sdk and

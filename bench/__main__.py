@@ -112,16 +112,17 @@ def render(rows: list[dict], encoder: Settings) -> str:
         "(last column) differ only where a score sits within 0.02 of the 0.5 threshold, which the "
         "larger letterbox padding tips (5 of 621 on hamilton).",
         "- *farm*: `vidfarm`'s embedded farm (private Redis, N Celery workers of one process each), "
-        "timed from submit to `done` with workers already started and one small job done first (as "
-        "in a running farm: the first job pays one-time imports and connections); the output is "
-        "H.264 with the source's audio and timestamps.",
+        "timed from submit to its annotated video (the job is `done` once its results are "
+        "published; the same workers then draw the video from them, a segment each), with workers "
+        "already started and one small job done first (as in a running farm: the first job pays "
+        "one-time imports and connections); the output is H.264 with the source's audio and timestamps.",
         "- *overhead*: split + queue + stitch, from the records' timestamps: the lead (submit -> first "
         "segment starts: store, probe, split, dispatch), the tail (last segment ends -> done: chord "
-        "callback, concat, results) and the gaps (a worker idle between two of its segments, "
-        "averaged over the workers); as a share of the job's wall time.",
+        "callback, stitch, results) and the gaps (a worker idle between two of its segments, "
+        "averaged over the workers); as a share of the time to `done`.",
         "- *end imbalance*: how long the first worker to finish idled while the other ran its last "
         "segment. Segments hold equal frame counts (cut mid-GOP where needed), not equal work: "
-        "frames with faces cost more to draw.",
+        "frames with faces cost more to analyse.",
         "",
         "Targets (issue 2): 2 workers >= 1.7x the naive loop; overhead <= 5 % of wall time. In this run: "
         + "; ".join(_verdict(r) for r in rows) + ".",

@@ -29,13 +29,17 @@ def main(src: Path, workers: int, data_dir: Path, out_dir: Path, analyzers: list
         options = {"analyzers": analyzers} if analyzers else {}
 
         def run(path: Path) -> tuple[str, dict, float]:
-            """Wall time from submit to the moment the records say done: polling only finds out
-            later (up to one poll interval, which would count against the farm)."""
+            """Wall time from submit to the moment the records say the video drawn from the
+            results is published (the job is done, with its results, before that): polling
+            only finds out later (up to one poll interval, which would count against the farm)."""
             started = time.time()
             job_id = submit_file(path, name=path.name, options=options)
-            while (view := runtime.records().job_view(job_id))["status"] not in ENDED_STATES:
+            while (view := runtime.records().job_view(job_id))["status"] not in ENDED_STATES or (
+                    view["status"] == "done" and view["video_version"] < view["results_version"]
+                    and not view["video_error"]):
                 time.sleep(0.05)
-            return job_id, view, _ts(runtime.records().get_job(job_id).finished_at) - started
+            video = runtime.records().video(job_id)
+            return job_id, view, _ts(video.rendered_at if video else runtime.records().get_job(job_id).finished_at) - started
 
         # A running farm has done jobs before: the first one pays one-time costs (imports,
         # connections, the database's first writes) that no later job pays, so it is not timed.
@@ -49,7 +53,8 @@ def main(src: Path, workers: int, data_dir: Path, out_dir: Path, analyzers: list
         out_dir.mkdir(parents=True, exist_ok=True)
         runtime.store().local_path(output_key(job_id, "annotated.mp4")).replace(out_dir / f"farm{workers}.mp4")
     stages = results["timing"]["stages"]
-    return {"wall_s": wall, "segments": len(segments), "split_s": stages["split"],
+    return {"wall_s": wall, "results_wall_s": _ts(job.finished_at) - _ts(job.created_at),
+            "segments": len(segments), "split_s": stages["split"],
             "stitch_s": stages["stitch"], "frames": len(results["frames"]),
             "faces": sum(len(frame["faces"]) for frame in results["frames"]),
             **timeline(job.created_at, job.finished_at, segments)}

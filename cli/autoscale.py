@@ -9,7 +9,7 @@ import signal
 import threading
 from pathlib import Path
 
-from core.settings import ScaleSettings, Settings
+from core.settings import WEB_ONLY_VARIABLES, ScaleSettings, Settings
 
 
 class UsageError(RuntimeError):
@@ -46,7 +46,9 @@ def make_backend(args, settings: Settings):
         return KubernetesBackend(api_client, settings.autoscale_namespace or namespace or "default")
     from autoscaler.backends.local import LocalBackend
 
-    env = dict(os.environ, PYTHONUNBUFFERED="1")     # workers get the farm's own settings
+    # Workers get the farm's own settings, but not the web app's secrets (they parse untrusted video).
+    env = {name: value for name, value in os.environ.items() if name not in WEB_ONLY_VARIABLES}
+    env["PYTHONUNBUFFERED"] = "1"
     return LocalBackend(env, settings.data_dir / "logs", drain_limit_s=settings.segment_time_limit_s + 60,
                         pin_threads=settings.effective_threads if settings.pin_workers else None)
 

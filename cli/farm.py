@@ -17,7 +17,7 @@ from pathlib import Path
 
 from cli.redis_server import RedisServer
 from core.processes import FarmProcess, worker_args
-from core.settings import Settings
+from core.settings import WEB_ONLY_VARIABLES, Settings
 
 __all__ = ["EmbeddedFarm", "FarmProcess", "worker_args"]
 
@@ -52,7 +52,7 @@ class EmbeddedFarm:
     def redis_url(self) -> str:
         return self.redis.url
 
-    def env(self) -> dict:
+    def web_env(self) -> dict:
         env = os.environ.copy()
         env.update({"REDIS_URL": self.redis.url, "VIDFARM_DATA_DIR": str(self.data_dir),
                     "VIDFARM_THREADS": str(self.threads_per_worker), "PYTHONUNBUFFERED": "1"})
@@ -60,6 +60,11 @@ class EmbeddedFarm:
             env["VIDFARM_API_TOKEN"] = self.api_token
         env.update(self.extra_env)
         return env
+
+    def env(self) -> dict:
+        """Every other process' (workers, autoscaler, beat, Flower): without the API token and
+        the secret key, which only the web app uses; media workers parse untrusted video."""
+        return {name: value for name, value in self.web_env().items() if name not in WEB_ONLY_VARIABLES}
 
     def start(self) -> "EmbeddedFarm":
         self.redis.start()
@@ -95,7 +100,7 @@ class EmbeddedFarm:
                 self.processes.append(FarmProcess(
                     "web", [sys.executable, "-m", "gunicorn", "web.wsgi:app", "--bind",
                             f"127.0.0.1:{self.web_port}", "--workers", "2", "--threads", "4",
-                            "--timeout", "600"], self.env(), self.log_dir / "web.log"))
+                            "--timeout", "600"], self.web_env(), self.log_dir / "web.log"))
         except BaseException:
             self.stop()
             raise

@@ -18,6 +18,8 @@ import sys
 import threading
 from contextlib import contextmanager, nullcontext
 
+from cli.signals import STOP_SIGNALS
+
 
 def add_parsers(commands) -> None:
     from pathlib import Path
@@ -39,9 +41,10 @@ def add_parsers(commands) -> None:
 
 
 @contextmanager
-def stop_on_signals(stop: threading.Event):
-    """Ctrl-C and SIGTERM end the watch cleanly (its results are still written)."""
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+def signals_end(stop: threading.Event):
+    """While a camera is watched, a stop signal (cli/signals.py's: Ctrl-C, SIGTERM, SIGHUP) ends
+    the watch cleanly instead (its results are still written, the farm still serving)."""
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in STOP_SIGNALS}
     try:
         yield
     finally:
@@ -79,7 +82,7 @@ def run_watch(args, settings, fail) -> int:
         watch = LiveWatch(args.url, args.out, options, segment_seconds=args.segment_seconds,
                           transport=args.transport, report=lambda line: print(line, flush=True))
         try:
-            with stop_on_signals(stop):
+            with signals_end(stop):
                 summary = watch.run(stop, args.seconds)
         except WatchError as exc:
             return fail(str(exc))
@@ -101,6 +104,6 @@ def run_ingest(settings, fail) -> int:
     celery_app.point_at(settings.redis_url)
     stop = threading.Event()
     print("vidfarm ingest: watching the registered cameras; Ctrl-C stops", flush=True)
-    with stop_on_signals(stop):
+    with signals_end(stop):
         CameraIngest(CameraRegistry.from_url(settings.redis_url)).run(stop)
     return 0

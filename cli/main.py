@@ -5,6 +5,7 @@
     vidfarm ingest                                                    watch the farm's registered cameras
     vidfarm enroll NAME IMAGE...                                      add photos of a person to the gallery
     vidfarm up [--workers N] [--port P]                               the embedded farm with the web app
+    vidfarm db upgrade|current|history                                the database schema (migrations)
     vidfarm autoscale --backend kubernetes|local                      the queue-length autoscaler
     vidfarm autoscale simulate TRACE.json                             our policy against a KEDA/HPA model
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import secrets
 import shutil
 import sys
@@ -25,6 +27,7 @@ from pydantic_settings import SettingsError
 
 from cli import autoscale as autoscale_command
 from cli import live as live_commands
+from cli.signals import Stopped, stop_on_signals
 from core.errors import problems
 from core.settings import get_settings
 
@@ -57,18 +60,20 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--workers", type=int, default=2)
     up.add_argument("--port", type=int, default=None)
 
+    db = commands.add_parser("db", help="the database schema: upgrade it, show its revision or the history")
+    db.add_argument("action", choices=("upgrade", "current", "history"))
+
     autoscale_command.add_parser(commands)
 
     args = parser.parse_args(argv)
+    # What vidfarm and the processes it starts write (database, blobs, logs) shows people:
+    # no access for others, whatever the shell's umask.
+    os.umask(0o027)
     try:
         get_settings()    # every command reads them: a bad one is one line here, not a traceback later
     except (ValidationError, SettingsError) as error:
         return bad_settings(error)
     try:
-        if args.command == "process":
-            return run_process(args)
-        if args.command == "watch":
-            return live_commands.run_watch(args, get_settings(), fail)
         if args.command == "ingest":
             return live_commands.run_ingest(get_settings(), fail)
         if args.command == "autoscale":
@@ -77,7 +82,16 @@ def main(argv: list[str] | None = None) -> int:
             return run_enroll(args)
         if args.command == "user":
             return run_user(args)
-        return run_up(args)
+        if args.command == "db":
+            return run_db(args)
+        # These start child processes: every stop signal must unwind them (cli/signals.py).
+        with stop_on_signals():
+            if args.command == "watch":      # a stop while it watches ends the watch, results written
+                return live_commands.run_watch(args, get_settings(), fail)
+            return run_process(args) if args.command == "process" else run_up(args)
+    except Stopped as stop:
+        print(f"vidfarm: stopped ({stop})", file=sys.stderr)
+        return 128 + stop.signum
     except KeyboardInterrupt:
         print("vidfarm: interrupted", file=sys.stderr)
         return 130
@@ -112,6 +126,34 @@ def run_user(args) -> int:
         return fail(str(error))
     print(f"user    : {created.username} / {password}   ({created.role}; shown once)")
     print(f"token   : {accounts.create_token(created.id, 'cli')}")
+    return 0
+
+
+def run_db(args) -> int:
+    """Operators' view of the schema; on Kubernetes the chart's hook Job runs `vidfarm db upgrade`."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from core import schema
+
+    settings = get_settings()
+    if args.action == "history":
+        for revision, follows, doc in schema.history():
+            print(f"{revision}  (after {follows or 'nothing'})  {doc}{'  [head]' if revision == schema.head() else ''}")
+        return 0
+    settings.data_dir.mkdir(parents=True, exist_ok=True)   # the SQLite file lives there
+    try:
+        if args.action == "current":
+            engine = create_engine(settings.sqlalchemy_url)
+            revision = schema.current(engine)
+            engine.dispose()
+            state = "current" if revision == schema.head() else f"behind: this vidfarm needs {schema.head()}"
+            print(f"{revision or 'none (an empty database, or one made before migrations)'}  ({state})")
+            return 0
+        before = schema.upgrade(settings.sqlalchemy_url)
+    except SQLAlchemyError as error:
+        return fail(f"database: {' '.join(str(error.orig or error).split())}")
+    print(f"database at {schema.head()}" + ("" if before == schema.head() else f" (was {before or 'none'})"))
     return 0
 
 
@@ -161,7 +203,8 @@ def run_process(args) -> int:
     named = sorted({t["identity"] for t in summary["tracks"] if t["identity"]})
     print(f"done: {view['chunks_total']} segments, {len(summary['tracks'])} tracks"
           f"{' (' + ', '.join(named) + ')' if named else ''}, {len(summary['alerts'])} alerts "
-          f"-> {args.out / 'annotated.mp4'}, {args.out / 'results.json'}")
+          f"-> {args.out / 'annotated.mp4'}, {args.out / 'results.json'}"
+          f"{'; warning: ' + view['warning'] if view.get('warning') else ''}")
     return 0
 
 
@@ -180,7 +223,8 @@ def run_enroll(args) -> int:
 
 
 def follow_job(job_id: str, farm) -> dict:
-    """Show a progress bar of segments done until the job ends; returns its final view."""
+    """Show a progress bar of segments done until the job ends and, when done, its video is
+    drawn from its results; returns its final view."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from core.records import ENDED_STATES
@@ -193,9 +237,12 @@ def follow_job(job_id: str, farm) -> dict:
         task = bar.add_task("job", total=None, status="queued")
         while True:
             view = records.job_view(job_id)
+            drawing = view["status"] == "done" and view["video_version"] < view["results_version"]
             bar.update(task, completed=view["chunks_done"], total=view["chunks_total"] or None,
-                       status=view["status"])
-            if view["status"] in ENDED_STATES:
+                       status="drawing" if drawing else view["status"])
+            if view["status"] == "done" and view["video_error"]:
+                return {**view, "status": "failed", "error": view["video_error"]}
+            if view["status"] in ENDED_STATES and not drawing:
                 return view
             if farm is not None and farm.dead_processes():
                 return {**view, "status": "failed",
@@ -230,7 +277,7 @@ def run_up(args) -> int:
         print("  beat    : re-identifies stored recordings after the gallery changes")
         print("  cameras : POST /api/v1/cameras registers one; the ingester watches it (segments on the live queue)")
         print(f"  logs    : {farm.log_dir}")
-        print("Ctrl-C stops every process.")
+        print("Ctrl-C (or SIGTERM, SIGHUP) stops every process.")
         while True:
             dead = farm.dead_processes()
             if dead:

@@ -3,17 +3,23 @@
 Passwords are hashed with Werkzeug's ``generate_password_hash`` (scrypt, salted). API tokens
 are random 32-byte strings shown to their owner once; only their SHA-256 is stored, which is
 enough for secrets of that entropy and lets a request find its token by an indexed lookup.
+
+A browser session names its user by ``"<id>:<session token>"`` (``User.get_id``, kept in the
+signed session cookie). The token changes on logout, password change and role change, so
+every cookie issued before stops working at once; a deleted user's row is gone, and ids are
+never reused (SQLite AUTOINCREMENT, PostgreSQL's sequence), so no later user inherits a cookie.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
 import secrets
 from datetime import datetime, timezone
 from functools import lru_cache
 
-from sqlalchemy import DateTime, ForeignKey, Integer, String, delete, func, select
+from sqlalchemy import DateTime, ForeignKey, Integer, String, delete, func, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -33,14 +39,21 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def _new_session_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
 class User(Base):
     __tablename__ = "users"
+    # Without AUTOINCREMENT SQLite gives the next user the id of a deleted one with the highest id.
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     username: Mapped[str] = mapped_column(String(64), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    session_token: Mapped[str] = mapped_column(String(64), default=_new_session_token)
 
     def can(self, role: str) -> bool:
         """True when this user's role is ``role`` or a stronger one."""
@@ -52,7 +65,7 @@ class User(Base):
     is_anonymous = False
 
     def get_id(self) -> str:
-        return str(self.id)
+        return f"{self.id}:{self.session_token}"
 
 
 class ApiToken(Base):
@@ -74,18 +87,16 @@ class Accounts:
 
     def __init__(self, records: Records):
         self.records = records
-        # Our tables are on the records' metadata: its create_schema (safe when many
-        # processes open a new database at once) now creates them too.
+        # Our tables are on the records' metadata and in its migrations: create_schema
+        # (safe when many processes open a database at once) makes or upgrades them too.
         records.create_schema()
 
     # --- users -------------------------------------------------------------------------
     def create_user(self, username: str, password: str, role: str) -> User:
         if not _USERNAME.match(username or ""):
             raise AccountError("a username is 1-64 letters, digits, '.', '_' or '-'")
-        if role not in ROLES:
-            raise AccountError(f"role must be one of {', '.join(ROLES)}")
-        if len(password or "") < MIN_PASSWORD:
-            raise AccountError(f"a password needs at least {MIN_PASSWORD} characters")
+        _check_role(role)
+        _check_password(password)
         with self.records.session() as s:
             if s.scalar(select(User).where(User.username == username)) is not None:
                 raise AccountError(f"user {username} already exists")
@@ -114,6 +125,34 @@ class Accounts:
                 raise AccountError("the last admin cannot be deleted")
             s.execute(delete(ApiToken).where(ApiToken.user_id == user_id))
             s.delete(user)
+
+    def user_for_session(self, session_id: str) -> User | None:
+        """The user a session cookie names (``User.get_id``), if its token is still theirs."""
+        user_id, _, token = (session_id or "").partition(":")
+        user = self.get_user(int(user_id)) if user_id.isdigit() and token else None
+        if user is None or not hmac.compare_digest(user.session_token.encode(), token.encode()):
+            return None
+        return user
+
+    def rotate_session(self, user_id: int, **changes) -> None:
+        """A new session token for the user (with ``changes`` to the row in the same write):
+        every session cookie issued before stops working."""
+        with self.records.session() as s:
+            changed = s.execute(update(User).where(User.id == user_id)
+                                .values(session_token=_new_session_token(), **changes))
+            if changed.rowcount == 0:
+                raise AccountError("no such user")
+
+    def change_password(self, user_id: int, password: str) -> None:
+        _check_password(password)
+        self.rotate_session(user_id, password_hash=generate_password_hash(password))
+
+    def set_role(self, user_id: int, role: str) -> None:
+        _check_role(role)
+        user = self.get_user(user_id)
+        if user is not None and user.role == "admin" and role != "admin" and self.count_admins() <= 1:
+            raise AccountError("the last admin cannot lose the admin role")
+        self.rotate_session(user_id, role=role)
 
     def authenticate(self, username: str, password: str) -> User | None:
         with self.records.session() as s:
@@ -158,6 +197,16 @@ class Accounts:
         password = secrets.token_urlsafe(12)
         user = self.create_user(username, password, "admin")
         return username, password, self.create_token(user.id, "first start")
+
+
+def _check_password(password: str) -> None:
+    if len(password or "") < MIN_PASSWORD:
+        raise AccountError(f"a password needs at least {MIN_PASSWORD} characters")
+
+
+def _check_role(role: str) -> None:
+    if role not in ROLES:
+        raise AccountError(f"role must be one of {', '.join(ROLES)}")
 
 
 @lru_cache(maxsize=1)

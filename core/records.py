@@ -7,6 +7,7 @@ race on a shared counter: each one only writes its own row.
 from __future__ import annotations
 
 import hashlib
+import os
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -110,10 +111,43 @@ class FaceEmbedding(Base):
     identity: Mapped[Identity] = relationship(back_populates="embeddings")
 
 
+class JobVideo(Base):
+    """A job's annotated video: which results version it was drawn from. It follows the
+    results: each new version is drawn again (only the segments whose labels changed)."""
+    __tablename__ = "job_videos"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, default=0)     # the results version it shows
+    segments: Mapped[list] = mapped_column(JSON, default=list)   # the drawn segments' keys
+    seconds: Mapped[float | None] = mapped_column(Float, default=None)   # queued -> published
+    rendered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    error: Mapped[str | None] = mapped_column(Text, default=None)        # the last drawing failure
+
+
+class Erasure(Base):
+    """Erasing a person (``tasks.erasure``): its progress and its report. Whom to look for
+    (name, embeddings) is kept only while it runs, and cleared when it ends."""
+    __tablename__ = "erasures"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: uuid.uuid4().hex)
+    status: Mapped[str] = mapped_column(String(16), default="queued")   # queued, running, done
+    identity_id: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str | None] = mapped_column(String(64), default=None)
+    vectors: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)  # float32, concatenated
+    # The gallery just before the deletion: a job matched against another one may still
+    # carry a name the person had before a rename.
+    gallery_fingerprint: Mapped[str] = mapped_column(String(64))
+    report: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now, onupdate=_now)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+
 @dataclass(frozen=True)
 class GallerySnapshot:
     """The enrolled gallery as one read saw it."""
     rows: list[tuple[str, bytes]]   # (identity name, float32 embedding), by name then enrolment
+    identity_ids: list[int]         # the identity of each row
     watchlist: frozenset[str]
     fingerprint: str                # what gallery_fingerprint() said at that moment
 
@@ -149,15 +183,15 @@ class GalleryRecords:
 
     def identities(self, name: str | None = None) -> list[dict]:
         """Every identity (or only the one named) with its embedding count and a face crop."""
-        query = (select(Identity.name, Identity.created_at, Identity.watchlist,
+        query = (select(Identity.id, Identity.name, Identity.created_at, Identity.watchlist,
                         func.count(FaceEmbedding.id), func.min(FaceEmbedding.crop_key))
                  .join(FaceEmbedding, isouter=True).group_by(Identity.id).order_by(Identity.name))
         if name is not None:
             query = query.where(Identity.name == name)
         with self.session() as s:
             rows = s.execute(query)
-            return [{"name": n, "created_at": c.isoformat() if c else None, "watchlist": w,
-                     "embeddings": count, "crop": crop} for n, c, w, count, crop in rows]
+            return [{"id": i, "name": n, "created_at": c.isoformat() if c else None, "watchlist": w,
+                     "embeddings": count, "crop": crop} for i, n, c, w, count, crop in rows]
 
     def gallery_vectors(self) -> list[tuple[str, bytes]]:
         """(name, embedding) rows by name, then enrolment."""
@@ -191,9 +225,11 @@ class GalleryRecords:
         """The gallery, its watchlist and its fingerprint from one SELECT: separate reads could
         straddle a concurrent enrolment and record a fingerprint of a gallery nobody matched."""
         with self.session() as s:
-            rows = s.execute(_gallery_rows(FaceEmbedding.vector)).all()
-        return GallerySnapshot(rows=[(name, vector) for name, _, _, vector in rows if vector is not None],
-                               watchlist=frozenset(name for name, watched, _, _ in rows if watched),
+            rows = s.execute(_gallery_rows(FaceEmbedding.vector, Identity.id)).all()
+        embedded = [row for row in rows if row[3] is not None]
+        return GallerySnapshot(rows=[(name, vector) for name, _, _, vector, _ in embedded],
+                               identity_ids=[identity for *_, identity in embedded],
+                               watchlist=frozenset(name for name, watched, *_ in rows if watched),
                                fingerprint=_fingerprint(row[:3] for row in rows))
 
     def watchlist_names(self) -> set[str]:
@@ -210,18 +246,13 @@ class Records(GalleryRecords):
         self.engine = _make_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
-    def create_schema(self) -> None:
-        """Create missing tables. Many processes (gunicorn, workers) may try at once on a new
-        database; the loser of a CREATE TABLE race sees 'already exists' and simply checks again."""
-        from sqlalchemy.exc import OperationalError, ProgrammingError
+    def create_schema(self, upgrade: bool = True) -> None:
+        """Bring the database to the schema this code needs (``core/schema.py``): a new one is
+        made by the migrations, an older one upgraded, safely when many processes open it at
+        once. ``upgrade=False``: only check, and raise ``SchemaOutOfDate`` if it is behind."""
+        from core.schema import ensure_current   # it imports this module's models
 
-        for attempt in range(5):
-            try:
-                Base.metadata.create_all(self.engine)
-                return
-            except (OperationalError, ProgrammingError) as exc:
-                if "already exists" not in str(exc) or attempt == 4:
-                    raise
+        ensure_current(self.url, self.engine, upgrade)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -301,6 +332,49 @@ class Records(GalleryRecords):
                 _update_job(s, job_id, timing, fields)
             return version
 
+    def publish_video(self, job_id: str, version: int, segments: list[str], seconds: float,
+                      write: Callable[[], None]) -> bool:
+        """Make a video drawn from results ``version`` the job's video: ``write()`` puts its
+        file in place and the record says so, in one transaction that holds the job's row
+        (the write lock on SQLite), so a video drawn from older results never replaces a
+        newer one. False, and nothing written, when the job is gone or its video is as new."""
+        with self.session() as s:
+            # A write that changes nothing takes the lock before anything is read.
+            if not s.execute(update(Job).where(Job.id == job_id).values(updated_at=Job.updated_at)).rowcount:
+                return False
+            video = s.get(JobVideo, job_id)
+            if video is not None and video.version >= version:
+                return False
+            write()
+            if video is None:
+                video = JobVideo(job_id=job_id)
+                s.add(video)
+            video.version, video.segments, video.seconds = version, segments, seconds
+            video.rendered_at, video.error = _now(), None
+            return True
+
+    def video(self, job_id: str) -> JobVideo | None:
+        with self.session() as s:
+            return s.get(JobVideo, job_id)
+
+    def set_video_error(self, job_id: str, error: str) -> None:
+        line = " ".join(str(error).split())[:500] or "failed"
+        with self.session() as s:
+            if s.get(Job, job_id) is None:
+                return
+            video = s.get(JobVideo, job_id) or JobVideo(job_id=job_id, version=0, segments=[])
+            video.error = line
+            s.add(video)
+
+    def jobs_with_stale_video(self, cutoff: datetime) -> list[tuple[str, int]]:
+        """(job, results version) of done jobs whose video has not followed their latest
+        results since before ``cutoff``: its drawing tasks were lost."""
+        with self.session() as s:
+            return list(s.execute(
+                select(Job.id, Job.results_version).outerjoin(JobVideo, JobVideo.job_id == Job.id)
+                .where(Job.status == "done", Job.updated_at < cutoff, Job.results_version > 0,
+                       func.coalesce(JobVideo.version, 0) < Job.results_version)).all())
+
     def jobs_matched_against_another_gallery(self, fingerprint: str) -> list[str]:
         with self.session() as s:
             return list(s.scalars(select(Job.id).where(
@@ -342,7 +416,7 @@ class Records(GalleryRecords):
         if status:
             query = query.where(Job.status == status)
         with self.session() as s:
-            return [_job_view(job, done) for job, done in s.execute(query)]
+            return [_job_view(*row) for row in s.execute(query)]
 
     # --- segments ----------------------------------------------------------------------
     def record_split(self, job_id: str, segments: list[dict], timing: dict | None = None, **fields) -> None:
@@ -398,14 +472,14 @@ def _update_job(s: Session, job_id: str, timing: dict | None, fields: dict) -> N
 
 
 def _jobs_with_chunks_done():
-    """Jobs with their count of finished segments in one SELECT (a correlated subquery), so a
-    page of N jobs is one query, not one for the jobs and two per job."""
+    """Jobs with their count of finished segments (a correlated subquery) and their video's
+    version and error in one SELECT, so a page of N jobs is one query, not several per job."""
     done = (select(func.count()).select_from(Segment).where(Segment.job_id == Job.id, Segment.status == "done")
             .correlate(Job).scalar_subquery())
-    return select(Job, done)
+    return select(Job, done, JobVideo.version, JobVideo.error).outerjoin(JobVideo, JobVideo.job_id == Job.id)
 
 
-def _job_view(job: Job, done: int) -> dict:
+def _job_view(job: Job, done: int, video_version: int | None = None, video_error: str | None = None) -> dict:
     total = job.chunks_total
     if job.status == "done":
         progress = 1.0
@@ -416,14 +490,18 @@ def _job_view(job: Job, done: int) -> dict:
         progress = 0.0
     return {"id": job.id, "status": job.status, "progress": progress, "chunks_done": done,
             "chunks_total": total, "error": job.error, "source_name": job.source_name,
+            # A job done with damage (a damaged recording, salvaged) says so here.
+            "warning": (job.media or {}).get("warning"),
             "created_at": job.created_at.isoformat() if job.created_at else None,
             "finished_at": job.finished_at.isoformat() if job.finished_at else None,
-            "results_version": job.results_version}
+            "results_version": job.results_version, "video_version": video_version or 0,
+            "video_error": video_error}
 
 
 def _make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30})
+        _private_file(engine.url.database)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record):
@@ -436,9 +514,22 @@ def _make_engine(url: str) -> Engine:
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.execute("PRAGMA synchronous=NORMAL" if _use_wal(cursor) else "PRAGMA synchronous=FULL")
             cursor.execute("PRAGMA foreign_keys=ON")
+            # Deleted rows (an erased person's name and embeddings) are overwritten with
+            # zeros, not merely unlinked; erasure then checkpoints the WAL (core.erasures).
+            cursor.execute("PRAGMA secure_delete=ON")
             cursor.close()
         return engine
     return create_engine(url, pool_pre_ping=True)
+
+
+def _private_file(path: str | None) -> None:
+    """The SQLite file (names, password hashes, face embeddings) readable by its owner only;
+    SQLite gives its -wal and -shm files the same mode. Also tightens a file made before."""
+    if not path or path == ":memory:" or path.startswith("file:") or not os.path.isdir(os.path.dirname(
+            os.path.abspath(path))):
+        return   # nothing on disk, or a folder that is not there (SQLite says so on connect)
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    os.chmod(path, 0o600)
 
 
 def _use_wal(cursor, attempts: int = 100) -> bool:
@@ -462,8 +553,9 @@ def _use_wal(cursor, attempts: int = 100) -> bool:
 
 
 @lru_cache(maxsize=4)
-def open_records(url: str) -> Records:
-    """One Records per database URL per process; the schema is created on first use."""
+def open_records(url: str, upgrade: bool = True) -> Records:
+    """One Records per database URL per process; the schema is brought up to date (or, with
+    ``upgrade=False``, checked) on first use."""
     records = Records(url)
-    records.create_schema()
+    records.create_schema(upgrade)
     return records

@@ -26,6 +26,16 @@ def _default_data_dir() -> Path:
     return Path(base) / "vidfarm"
 
 
+def _default_config_dir() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config"
+    return Path(base) / "vidfarm"
+
+
+# Only the web app needs these: the farm's other processes, media workers above all (they parse
+# untrusted video), are started without them.
+WEB_ONLY_VARIABLES = ("VIDFARM_API_TOKEN", "VIDFARM_SECRET_KEY", "VIDFARM_FLOWER_PASSWORD")
+
+
 def _split_commas(value):
     """``"a, b,,c"`` (how the environment gives a list) -> ``["a", "b", "c"]``; empty -> ``[]``."""
     if isinstance(value, str):
@@ -92,6 +102,11 @@ class Settings(BaseSettings):
     max_height: int = Field(default=4320, description="Largest accepted frame height (pixels).")
     min_side: int = Field(default=16, description="Smallest accepted frame width or height (pixels).")
     max_duration_s: float = Field(default=6 * 3600, description="Longest accepted recording (seconds).")
+    max_fps: float = Field(default=240.0, gt=0, description="Highest accepted frame rate, declared or measured.")
+    max_frames: int = Field(default=2_000_000, ge=1, description="Most frames (packets) accepted in a recording.")
+    upload_check_s: float = Field(default=10.0, gt=0,
+                                  description="Longest the web process looks at an upload before it becomes a job.")
+    probe_budget_s: float = Field(default=600.0, gt=0, description="Longest the ingest task reads a recording's packets.")
     max_upload_bytes: int = Field(default=4 * 1024**3, description="Largest accepted upload (bytes).")
 
     # --- analytics ---------------------------------------------------------------------
@@ -162,14 +177,36 @@ class Settings(BaseSettings):
                                   "are created in the web UI; `vidfarm up` prints the first admin's).")
     secret_key: str | None = Field(
         default=None, description="Signs session cookies and CSRF tokens. Unset: a random key kept in "
-                                  "data_dir/secret_key, shared by every web process on the machine.")
+                                  "config_dir/secret_key (0600), shared by every web process on the machine; "
+                                  "set it (the chart does, from a Secret) when web runs on several machines.")
     cookie_secure: bool = Field(
         default=True, description="Send session cookies only over HTTPS (browsers treat "
                                   "http://localhost as secure, so local use still works).")
-    login_rate_limit: str = Field(default="10 per minute", description="Login attempts allowed per address.")
+    login_rate_limit: str = Field(default="10 per minute",
+                                  description="Failed logins allowed per client address and username.")
     jobs_per_page: int = Field(default=20, ge=1, le=500, description="Jobs per page in the web UI and API.")
     web_host: str = Field(default="127.0.0.1", description="Address the web app listens on.")
     web_port: int = Field(default=8000, description="Port the web app listens on.")
+
+    # --- schema upgrades and security ------------------------------------------------------
+    db_auto_upgrade: bool = Field(
+        default=True, description="Upgrade the database schema when a process first opens it (one machine; "
+                                  "concurrent starts are safe). false: only check, and refuse to start on an "
+                                  "old schema (Kubernetes runs `vidfarm db upgrade` in a Helm hook Job).")
+    session_lifetime_s: float = Field(default=12 * 3600, gt=0,
+                                      description="A login lasts this long at most, however active (seconds).")
+    max_form_bytes: int = Field(default=64 * 1024, ge=1024,
+                                description="Largest request body anywhere but an upload route, and of any "
+                                            "anonymous request (refused with 413 before it is read).")
+    trusted_proxies: int = Field(default=0, ge=0,
+                                 description="Reverse proxies in front of the web app (the chart's Ingress: 1): "
+                                             "their X-Forwarded-For/-Proto give the client's address. 0: "
+                                             "those headers are ignored (anyone can forge them).")
+    login_address_rate_limit: str = Field(default="30 per minute",
+                                          description="Failed logins allowed per client address, any username.")
+    config_dir: Path = Field(default_factory=_default_config_dir,
+                             description="Where the web app keeps its generated secret key (a 0600 file), "
+                                         "outside data_dir, which every worker shares.")
 
     # --- autoscaler --------------------------------------------------------------------
     autoscale_cpu: CpuWorkerScaling = Field(default_factory=CpuWorkerScaling,

@@ -13,11 +13,15 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import BinaryIO
 
 _KEY = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
+# Blobs show and name people: the owner writes, its group (a shared volume's fsGroup) reads,
+# nobody else; whatever the process' umask.
+FILE_MODE = 0o640
 
 
 def job_key(job_id: str, *parts: str) -> str:
@@ -51,6 +55,10 @@ class BlobStore(ABC):
     def delete_prefix(self, prefix: str) -> None:
         """Remove every blob under a key prefix (e.g. a whole job)."""
 
+    @abstractmethod
+    def list_keys(self, prefix: str) -> list[str]:
+        """The keys of every blob under a key prefix (a folder), sorted; none when it is absent."""
+
 
 class BlobTooLarge(ValueError):
     pass
@@ -77,6 +85,7 @@ class LocalBlobStore(BlobStore):
         target, tmp = self._atomic_target(key)
         try:
             shutil.copyfile(src, tmp)
+            os.chmod(tmp, FILE_MODE)
             os.replace(tmp, target)
         finally:
             tmp.unlink(missing_ok=True)
@@ -85,6 +94,7 @@ class LocalBlobStore(BlobStore):
         target = self._path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
+            os.chmod(src, FILE_MODE)
             os.replace(src, target)     # atomic, and no copy, when both are on one filesystem
         except OSError as exc:
             if exc.errno != errno.EXDEV:
@@ -101,6 +111,7 @@ class LocalBlobStore(BlobStore):
                     if limit is not None and size > limit:
                         raise BlobTooLarge(f"larger than the {limit} byte limit")
                     out.write(chunk)
+            os.chmod(tmp, FILE_MODE)
             os.replace(tmp, target)
         finally:
             tmp.unlink(missing_ok=True)
@@ -115,12 +126,36 @@ class LocalBlobStore(BlobStore):
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 
+    def list_keys(self, prefix: str) -> list[str]:
+        folder = self._path(prefix.rstrip("/"))
+        if not folder.is_dir():
+            return []
+        return sorted(path.relative_to(self.root).as_posix() for path in folder.rglob("*")
+                      if path.is_file() and not path.name.startswith("."))   # not a write in progress
+
     def delete_prefix(self, prefix: str) -> None:
         path = self._path(prefix.rstrip("/"))
         if path.is_dir():
+            # Tasks may still write (or clean up) files in there while it goes (a done job's
+            # video being drawn): a file already gone is fine, a folder that filled again is
+            # swept again.
+            for _ in range(20):
+                shutil.rmtree(path, onerror=_unless_raced)
+                if not path.exists():
+                    return
+                time.sleep(0.05)
             shutil.rmtree(path)
         else:
             path.unlink(missing_ok=True)
+
+
+def _unless_raced(function, path, exc_info) -> None:
+    """rmtree's error handler: a file removed meanwhile, or a folder written to meanwhile
+    (swept again after), is no error."""
+    error = exc_info[1]
+    if isinstance(error, FileNotFoundError) or getattr(error, "errno", None) == errno.ENOTEMPTY:
+        return
+    raise error
 
 
 def open_store(data_dir: Path) -> BlobStore:

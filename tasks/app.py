@@ -1,9 +1,10 @@
 """The Celery application. Workers run ``celery -A tasks.app worker -Q live,ingest,cpu``."""
 
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import worker_init, worker_process_init
 
-app = Celery("vidfarm", include=["tasks.jobs", "tasks.live", "tasks.reanalysis", "tasks.watchdog"])
+app = Celery("vidfarm", include=["tasks.jobs", "tasks.live", "tasks.render", "tasks.reanalysis", "tasks.erasure",
+                                     "tasks.watchdog"])
 app.config_from_object("celeryconfig")
 
 
@@ -22,6 +23,15 @@ def point_at(redis_url: str) -> None:
     app._after_fork()
     app._backend_cache = None
     app._local = threading.local()
+
+
+@worker_init.connect
+def _open_records_at_start(**_):
+    # Upgrade (or check) the database schema before the worker takes any task; its pool
+    # children open their own connections after the fork (below).
+    from tasks import runtime
+
+    runtime.records()
 
 
 @worker_process_init.connect

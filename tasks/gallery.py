@@ -2,8 +2,9 @@
 
 Enrolment detects the face in each photo, aligns it on its keypoints, embeds it with ArcFace
 and stores the normalised embedding (several per identity) and the face crop that was used.
-A job can also carry its own gallery (``vidfarm process --gallery DIR``) in its options, so
-trying a set of photos never changes the shared gallery.
+A job matches against the shared gallery, or some of its people (``gallery_ids`` in its
+options: identity ids, never copies of their embeddings), or a gallery of its own
+(``vidfarm process --gallery DIR``), so trying a set of photos never changes the shared one.
 """
 
 from __future__ import annotations
@@ -116,14 +117,13 @@ def set_watchlist(name: str, on: bool) -> None:
     change_identity(name, watchlist=on)
 
 
-def delete_identity(name: str) -> bool:
-    """Remove the identity, all its embeddings and its face crops."""
-    records, store = runtime.records(), runtime.store()
-    crops = records.identity_crop_keys(name)
-    deleted = records.delete_identity(name)
-    for key in crops:
-        store.delete_prefix(key)
-    return deleted
+def delete_identity(name: str) -> dict | None:
+    """Erase the identity: gone from the gallery at once (embeddings, face crops), then from
+    every job by a background task (``tasks.erasure``). Returns the erasure's report so far;
+    None when there is no such identity."""
+    from tasks import erasure   # here: the erasure builds on this module's job_matching
+
+    return erasure.start(name)
 
 
 def gallery_option(folder) -> list[dict]:
@@ -146,23 +146,6 @@ def gallery_option(folder) -> list[dict]:
     return entries
 
 
-def gallery_subset(names: list[str]) -> list[dict]:
-    """A job-local gallery holding only some enrolled people (the upload form's choice)."""
-    wanted = set(names)
-    entries: dict[str, list] = {}
-    for name, vector in runtime.records().gallery_vectors():
-        if name in wanted:
-            entries.setdefault(name, []).append(np.frombuffer(vector, np.float32).round(6).tolist())
-    return [{"name": name, "embeddings": vectors} for name, vectors in entries.items()]
-
-
-def job_gallery(options: dict) -> Gallery:
-    """The gallery a job matches against: its own (if given) or the shared one."""
-    if options.get("gallery") is not None:
-        return _own_gallery(options)
-    return Gallery.from_rows(runtime.records().gallery_vectors())
-
-
 @dataclass(frozen=True)
 class Matching:
     """What a job's results are matched against: gallery, watchlist and fingerprint from one
@@ -173,12 +156,20 @@ class Matching:
 
 
 def job_matching(options: dict) -> Matching:
+    """The gallery a job matches against: its own (if given), some enrolled people (a
+    subset: ``gallery_ids``, possibly none of them left) or the whole shared gallery."""
     records = runtime.records()
     if options.get("gallery") is not None:
         # The watchlist is the shared one even for a job's own gallery.
         return Matching(_own_gallery(options), frozenset(records.watchlist_names()), "job")
     snapshot = records.gallery_snapshot()
-    return Matching(Gallery.from_rows(snapshot.rows), snapshot.watchlist, snapshot.fingerprint)
+    rows = snapshot.rows
+    if "gallery_ids" in options:
+        # A subset follows its people's renames, new photos and deletion: it is re-identified
+        # whenever the shared gallery changes, like a job matched against all of it.
+        wanted = set(options["gallery_ids"])
+        rows = [row for row, identity in zip(rows, snapshot.identity_ids) if identity in wanted]
+    return Matching(Gallery.from_rows(rows), snapshot.watchlist, snapshot.fingerprint)
 
 
 def _own_gallery(options: dict) -> Gallery:

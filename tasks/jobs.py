@@ -1,4 +1,6 @@
-"""The farm's tasks: ingest (probe, split, fan out), segment (analyse one piece), stitch.
+"""The farm's tasks: ingest (probe, split, fan out), segment (analyse one piece), stitch
+(join the pieces' tracks and publish the results); the video is then drawn from the published
+results (``tasks.render``).
 
 Each task is thin: it loads inputs from records and blob storage, calls workers/, and stores
 outputs. All three are idempotent (outputs are written whole under fixed keys), which is what
@@ -14,16 +16,18 @@ import time
 from fractions import Fraction
 from io import BytesIO
 from pathlib import Path
+from typing import Callable
 
 from celery import chord
 
-from core.records import ENDED_STATES, aware
+from core.records import aware
 from core.storage import job_key
 from tasks import runtime
 from tasks.app import app
 from workers import media, pipeline
-from tasks.gallery import job_gallery, job_matching
-from workers.results import ResultOptions, SegmentOutput, assemble_results, source_summary
+from workers.render import RenderConfig
+from tasks.gallery import job_matching
+from workers.results import ResultOptions, SegmentOutput, assemble_results, damage_warning, source_summary
 
 log = logging.getLogger(__name__)
 
@@ -32,31 +36,40 @@ def segment_key(job_id: str, index: int) -> str:
     return job_key(job_id, "segments", f"{index:05d}.nut")
 
 
-def annotated_key(job_id: str, index: int) -> str:
-    return job_key(job_id, "annotated", f"{index:05d}.mp4")
+def analysis_key(job_id: str, index: int) -> str:
+    """What a segment's analysis found (its faces per frame and its tracks)."""
+    return job_key(job_id, "analysis", f"{index:05d}.json")
 
 
-def faces_key(job_id: str, index: int) -> str:
-    return job_key(job_id, "annotated", f"{index:05d}.json")
+def version_key(job_id: str, version: int) -> str:
+    return output_key(job_id, f"versions/results-{version}.json")
+
+
+def stored_versions(job_id: str) -> dict[int, str]:
+    """The job's stored results versions (an erasure deletes those naming the person): key by number."""
+    keys = runtime.store().list_keys(output_key(job_id, "versions"))
+    return dict(sorted((int(key.rsplit("-", 1)[1].removesuffix(".json")), key) for key in keys))
 
 
 def output_key(job_id: str, name: str) -> str:
     return job_key(job_id, "output", name)
 
 
-def _scratch() -> tempfile.TemporaryDirectory:
+def scratch_dir() -> tempfile.TemporaryDirectory:
     root = runtime.settings().data_dir / "tmp"
     root.mkdir(parents=True, exist_ok=True)
     return tempfile.TemporaryDirectory(dir=root)
 
 
-def media_limits() -> media.Limits:
+def media_limits(budget_s: float | None = None) -> media.Limits:
+    """What ingest accepts; ``budget_s``: how long reading may take (default: the probe's)."""
     s = runtime.settings()
     return media.Limits(min_side=s.min_side, max_width=s.max_width, max_height=s.max_height,
-                        max_duration_s=s.max_duration_s)
+                        max_duration_s=s.max_duration_s, max_fps=s.max_fps, max_frames=s.max_frames,
+                        budget_s=s.probe_budget_s if budget_s is None else budget_s)
 
 
-def _put_json(key: str, data) -> None:
+def put_json(key: str, data) -> None:
     _put_bytes(key, _json_bytes(data))
 
 
@@ -83,7 +96,7 @@ def ingest(self, job_id: str) -> dict:
         info = media.probe(source, media_limits())
         plans = media.plan_segments(info, float(job.options.get("segment_seconds", settings.segment_seconds)),
                                     settings.min_segments)
-        with _scratch() as scratch:
+        with scratch_dir() as scratch:
             files = media.split_segments(source, info, plans, Path(scratch))
             for plan, path in zip(plans, files):
                 store.move_file(segment_key(job_id, plan.index), path)
@@ -113,13 +126,43 @@ def publish_results(job, results: dict, gallery_fingerprint: str, **job_changes)
     turns N only once both files are in place, together with ``job_changes`` (as
     ``Records.set_job`` takes them). ``gallery_fingerprint`` is that of the gallery the
     results were matched against (``Matching.fingerprint``). None, and nothing stored, when
-    the job is gone, or has ended though ``job_changes`` would end it (``publish_version``)."""
-    def write(version: int) -> None:
-        versioned = _json_bytes({**results, "version": version})   # encoded once, stored twice
-        _put_bytes(output_key(job.id, f"versions/results-{version}.json"), versioned)
-        _put_bytes(output_key(job.id, "results.json"), versioned)
+    the job is gone, or has ended though ``job_changes`` would end it (``publish_version``).
+    The video is then drawn from these results (``tasks.render``)."""
+    return republish(job.id, lambda _latest: results, gallery_fingerprint, **job_changes)
 
-    return runtime.records().publish_version(job.id, gallery_fingerprint, write, **job_changes)
+
+class _Unchanged(Exception):
+    """Raised inside a publication to give up its version number: nothing to publish."""
+
+
+def republish(job_id: str, change: Callable[[dict | None], dict | None], gallery_fingerprint: str,
+              **job_changes) -> int | None:
+    """Publish ``change(latest results)`` as the job's next results version (as
+    ``publish_results``). ``change`` runs while the version number is claimed, so it reads
+    what the previous publisher wrote: two re-identifications, or one and an erasure, never
+    publish from the same version and lose each other's change. ``change`` returns None when
+    nothing changes: then nothing is published and None is returned."""
+    from tasks.render import queue_render   # here: tasks.render builds on this module
+
+    published = {}
+
+    def write(version: int) -> None:
+        store, key = runtime.store(), output_key(job_id, "results.json")
+        results = change(json.loads(store.local_path(key).read_text()) if store.exists(key) else None)
+        if results is None:
+            raise _Unchanged
+        versioned = _json_bytes({**results, "version": version})   # encoded once, stored twice
+        _put_bytes(version_key(job_id, version), versioned)
+        _put_bytes(key, versioned)
+        published["results"] = results
+
+    try:
+        version = runtime.records().publish_version(job_id, gallery_fingerprint, write, **job_changes)
+    except _Unchanged:
+        return None
+    if version is not None:
+        queue_render(job_id, version, published["results"])
+    return version
 
 
 def _pipeline_config(job_options: dict) -> pipeline.PipelineConfig:
@@ -133,11 +176,23 @@ def _pipeline_config(job_options: dict) -> pipeline.PipelineConfig:
     }
     configs["mask"] = {"threads": s.effective_threads}
     names = job_options.get("analyzers") or s.analyzers
-    calibration = job_options.get("thermal") or {"gain": s.thermal_gain, "offset": s.thermal_offset}
+    calibration = _calibration(job_options)
     return pipeline.PipelineConfig(analyzers=tuple(names), analyzer_configs=json.dumps(configs), plugins=s.plugins,
-                                   threads=s.effective_threads, x264_preset=s.x264_preset,
-                                   x264_crf=s.x264_crf, x264_params=s.x264_params, fever_c=s.fever_threshold_c,
-                                   thermal_gain=calibration["gain"], thermal_offset=calibration["offset"])
+                                   threads=s.effective_threads, thermal_gain=calibration["gain"],
+                                   thermal_offset=calibration["offset"])
+
+
+def _calibration(job_options: dict) -> dict:
+    s = runtime.settings()
+    return job_options.get("thermal") or {"gain": s.thermal_gain, "offset": s.thermal_offset}
+
+
+def render_config(job_options: dict) -> RenderConfig:
+    s = runtime.settings()
+    calibration = _calibration(job_options)
+    return RenderConfig(threads=s.effective_threads, x264_preset=s.x264_preset, x264_crf=s.x264_crf,
+                        x264_params=s.x264_params, fever_c=s.fever_threshold_c,
+                        thermal_gain=calibration["gain"], thermal_offset=calibration["offset"])
 
 
 def result_options(watchlist: frozenset[str]) -> ResultOptions:
@@ -152,6 +207,20 @@ def warm_up() -> None:
     pipeline.analyzer_chain(config.analyzers, config.analyzer_configs, config.plugins)
 
 
+# Decided at the stitch from the pooled embeddings, so never stored per segment: a rename or
+# an erasure then has no copies of a name to rewrite there.
+_DECIDED_AT_STITCH = ("identity", "similarity")
+
+
+def _without_names(result: pipeline.SegmentResult) -> dict:
+    def blank(entry: dict) -> dict:
+        return {**entry, **dict.fromkeys(_DECIDED_AT_STITCH)}
+
+    return {"frames": [[blank(face) for face in faces] for faces in result.frames],
+            "tracks": [blank(track) for track in result.tracks], "thumbnails": result.thumbnails,
+            "stages": result.stages, "repaired_frames": result.repaired_frames, "damage": result.damage}
+
+
 @app.task(name="vidfarm.segment", bind=True)
 def process_segment(self, job_id: str, index: int) -> dict:
     records, store = runtime.records(), runtime.store()
@@ -162,18 +231,12 @@ def process_segment(self, job_id: str, index: int) -> dict:
     started = time.perf_counter()
     info = job.media
     try:
-        with _scratch() as scratch:
-            out = Path(scratch) / "annotated.mp4"
-            result = pipeline.process_segment(
-                store.local_path(segment_key(job_id, index)), out, segment.pts,
-                Fraction(*info["time_base"]), info["fps"], info["width"], info["height"],
-                _pipeline_config(job.options), job_gallery(job.options),
-                info.get("pts_offset", 0))   # 0 for jobs split before the offset was recorded
-            _put_json(faces_key(job_id, index), {"frames": result.frames, "tracks": result.tracks,
-                                                 "thumbnails": result.thumbnails,
-                                                 "stages": result.stages,
-                                                 "repaired_frames": result.repaired_frames})
-            store.move_file(annotated_key(job_id, index), out)
+        result = pipeline.analyse_segment(
+            store.local_path(segment_key(job_id, index)), segment.pts, Fraction(*info["time_base"]), info["fps"],
+            _pipeline_config(job.options), job_matching(job.options).gallery,
+            info.get("pts_offset", 0),   # 0 for jobs split before the offset was recorded
+            info.get("timed", False))    # jobs split before: matched by order, as then
+        put_json(analysis_key(job_id, index), _without_names(result))
     except media.MediaError as exc:
         records.set_segment(job_id, index, status="failed", error=str(exc))
         records.fail_job(job_id, f"segment {index}: {exc}")
@@ -209,7 +272,9 @@ MAX_STITCH_WAIT_S = 60.0
 
 @app.task(name="vidfarm.stitch", bind=True, max_retries=2, ignore_result=True)
 def stitch(self, job_id: str, wait_s: float = 2.0) -> dict:
-    """``wait_s``: how long to wait before looking again if some segments are unfinished."""
+    """Join the segments' tracks and publish the results; the job is done then, and its
+    video is drawn from those results (``tasks.render``). ``wait_s``: how long to wait before
+    looking again if some segments are unfinished."""
     records, store = runtime.records(), runtime.store()
     taken = records.start_stitch(job_id)
     if taken is None:
@@ -222,30 +287,21 @@ def stitch(self, job_id: str, wait_s: float = 2.0) -> dict:
     info = job.media
     time_base = Fraction(*info["time_base"])
     try:
-        with _scratch() as scratch:
-            out = Path(scratch) / "annotated.mp4"
-            media.concat_segments(
-                [store.local_path(annotated_key(job_id, s.index)) for s in segments],
-                [media.SegmentTiming(s.pts, s.end_pts) for s in segments], time_base, out,
-                audio_source=store.local_path(job.source_key) if info["has_audio"] else None)
-            per_segment = [json.loads(store.local_path(faces_key(job_id, s.index)).read_text())
-                           for s in segments]
-            stitch_s = round(time.perf_counter() - started, 4)
-            timing = _timing(job, per_segment, stitch_s)
-            outputs = [SegmentOutput(s.pts, p["frames"], p["tracks"], p["thumbnails"])
-                       for s, p in zip(segments, per_segment)]
-            matching = job_matching(job.options)
-            results = assemble_results(source_summary(job.source_name, info), time_base, info["start_pts"],
-                                       outputs, timing, matching.gallery, result_options(matching.watchlist))
-            store.move_file(output_key(job_id, "annotated.mp4"), out)
-            # The job is done in the same commit that publishes its results, unless it ended
-            # meanwhile (the watchdog failed it): then nothing is published.
-            if publish_results(job, results, matching.fingerprint,
-                               status="done", error=None, timing={"stitch_s": stitch_s}) is None:
-                return {"skipped": "the job ended while it was stitched"}
-    except media.MediaError as exc:
-        records.fail_job(job_id, f"stitch: {exc}")
-        raise
+        per_segment = [json.loads(store.local_path(analysis_key(job_id, s.index)).read_text()) for s in segments]
+        stitch_s = round(time.perf_counter() - started, 4)
+        timing = _timing(job, per_segment, stitch_s)
+        outputs = [SegmentOutput(s.pts, p["frames"], p["tracks"], p["thumbnails"], p.get("damage"))
+                   for s, p in zip(segments, per_segment)]
+        matching = job_matching(job.options)
+        results = assemble_results(source_summary(job.source_name, info), time_base, info["start_pts"],
+                                   outputs, timing, matching.gallery, result_options(matching.watchlist))
+        # The job is done in the same commit that publishes its results, unless it ended
+        # meanwhile (the watchdog failed it): then nothing is published.
+        # A damaged recording is done all the same, with a warning on the job.
+        warned = {**info, "warning": damage_warning(results)}
+        if publish_results(job, results, matching.fingerprint, status="done", error=None,
+                           media=warned, timing={"stitch_s": stitch_s}) is None:
+            return {"skipped": "the job ended while it was stitched"}
     except Exception as exc:
         if self.request.retries < self.max_retries:
             raise self.retry(exc=exc, countdown=1)

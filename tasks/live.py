@@ -3,20 +3,20 @@
 Routed to the ``live`` queue, which workers list first (``-Q live,ingest,cpu``; see
 celeryconfig): a camera's segment never waits behind queued batch work, only for the task a
 worker already has in hand. The watch that sent it (``tasks.live_watch``) stored the segment
-file and the watch's options under ``live/<watch id>/``; the task stores the annotated
-segment and its faces beside them, whole, under fixed keys (a redelivery rewrites the same).
+file and the watch's options under ``live/<watch id>/``; the task stores its analysis beside
+them, whole, under a fixed key (a redelivery rewrites the same). Nothing is drawn here: the
+video is drawn from the results at the end of a watch, as for a recording.
 """
 
 from __future__ import annotations
 
 import json
 from functools import lru_cache
-from pathlib import Path
 
 from tasks import runtime
 from tasks.app import app
-from tasks.gallery import job_gallery
-from tasks.jobs import _pipeline_config, _put_json, _scratch
+from tasks.gallery import job_matching
+from tasks.jobs import _pipeline_config, put_json
 from workers import pipeline
 from workers.live.timeline import TIMELINE
 
@@ -25,8 +25,8 @@ def live_key(watch_id: str, *parts: str) -> str:
     return "/".join(("live", watch_id, *parts))
 
 
-# What a watch stores per segment: the segment file, its annotated video, its faces.
-PIECES = {"segment": ("segments", "nut"), "annotated": ("annotated", "mp4"), "faces": ("annotated", "json")}
+# What a watch stores per segment: the segment file and its analysis.
+PIECES = {"segment": ("segments", "nut"), "analysis": ("analysis", "json")}
 
 
 def piece_key(watch_id: str, index: int, piece: str) -> str:
@@ -46,15 +46,12 @@ def watch_options(watch_id: str) -> dict:
 
 @app.task(name="vidfarm.live_segment")
 def live_segment(watch_id: str, index: int, segment: dict) -> dict:
-    """segment: ``{pts, fps, width, height}`` (pts: its frames' times, ``TIMELINE`` ticks)."""
-    store, options = runtime.store(), watch_options(watch_id)
-    with _scratch() as scratch:
-        out = Path(scratch) / "annotated.mp4"
-        result = pipeline.process_segment(store.local_path(piece_key(watch_id, index, "segment")), out, segment["pts"],
-                                          TIMELINE, segment["fps"], segment["width"], segment["height"],
-                                          _pipeline_config(options), job_gallery(options))
-        _put_json(piece_key(watch_id, index, "faces"), {"frames": result.frames, "tracks": result.tracks,
-                                               "thumbnails": result.thumbnails, "stages": result.stages,
-                                               "repaired_frames": result.repaired_frames})
-        store.move_file(piece_key(watch_id, index, "annotated"), out)
+    """segment: ``{pts, fps}`` (pts: its frames' times, ``TIMELINE`` ticks)."""
+    options = watch_options(watch_id)
+    result = pipeline.analyse_segment(runtime.store().local_path(piece_key(watch_id, index, "segment")),
+                                      segment["pts"], TIMELINE, segment["fps"], _pipeline_config(options),
+                                      job_matching(options).gallery)
+    put_json(piece_key(watch_id, index, "analysis"), {
+        "frames": result.frames, "tracks": result.tracks, "thumbnails": result.thumbnails,
+        "stages": result.stages, "repaired_frames": result.repaired_frames, "damage": result.damage})
     return {"frames": len(result.frames), "stages": result.stages}

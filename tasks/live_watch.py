@@ -11,12 +11,12 @@ camera's tracks and identities on (``LiveStitch``) and becomes one line of ``liv
 ``ready_at`` is when the line was written (the result was in hand), ``latency_s`` =
 ``ready_at - captured_at`` of the segment's first frame. At the end every frame received
 becomes an entry of ``results.json`` (contract 3, global indices, plus ``gaps`` and ``live``)
-and of ``annotated.mp4`` (no audio: the camera's sound is not kept).
+and of ``annotated.mp4``, drawn here from those results as the render step draws a
+recording's (no audio: the camera's sound is not kept).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import shutil
@@ -33,13 +33,14 @@ from core.cameras import percentile, redacted
 from tasks import runtime
 from tasks.app import app
 from tasks.gallery import job_matching
-from tasks.jobs import _pipeline_config, result_options
+from tasks.jobs import render_config, result_options
 from tasks.live import PIECES, live_key, options_key, piece_key
-from workers import media, pipeline
+from workers import media
 from workers.live.segmenter import LiveSegment, RollingSegmenter
 from workers.live.source import CameraSource, CameraStatus
 from workers.live.stitch import LiveStitch
 from workers.live.timeline import TIMELINE
+from workers.render import render_segment, segment_labels
 from workers.results import SegmentOutput, assemble_results
 
 log = logging.getLogger(__name__)
@@ -151,7 +152,7 @@ class LiveWatch:
         self.camera.give_up_after = None
         runtime.store().move_file(piece_key(self.watch_id, segment.index, "segment"), segment.path)
         result = app.send_task("vidfarm.live_segment", (self.watch_id, segment.index, {
-            "pts": segment.pts, "fps": segment.fps, "width": segment.width, "height": segment.height}),
+            "pts": segment.pts, "fps": segment.fps}),
             queue=LIVE_QUEUE)
         self.sent.append(_Sent(segment, result, time.monotonic()))
 
@@ -177,8 +178,8 @@ class LiveWatch:
     def _take(self, segment: LiveSegment, error: str | None) -> None:
         store = runtime.store()
         if error is None:
-            data = json.loads(store.local_path(piece_key(self.watch_id, segment.index, "faces")).read_text())
-            output = SegmentOutput(segment.pts, data["frames"], data["tracks"], data["thumbnails"],
+            data = json.loads(store.local_path(piece_key(self.watch_id, segment.index, "analysis")).read_text())
+            output = SegmentOutput(segment.pts, data["frames"], data["tracks"], data["thumbnails"], data["damage"],
                                    continues=segment.continues)
             for stage, seconds in data["stages"].items():
                 self.stages[stage] = round(self.stages.get(stage, 0.0) + seconds, 4)
@@ -232,27 +233,23 @@ class LiveWatch:
         results["live"] = {"url": redacted(self.url), "segments": self.summary.segments,
                            "failed_segments": self.summary.failed_segments,
                            "latency_p50_s": self.summary.percentile(50), "latency_p95_s": self.summary.percentile(95)}
-        self._write_video()
+        self._write_video(results)
         (self.out_dir / "results.json").write_text(json.dumps(results, separators=(",", ":")))
 
-    def _write_video(self) -> None:
-        store = runtime.store()
+    def _write_video(self, results: dict) -> None:
+        """Each segment drawn from the results (a failed one: its frames as they came), joined."""
+        store, config = runtime.store(), render_config(self.options)
         files = []
         for segment in self.received:
-            if segment.index in self._failed:
-                files.append(self._render_unanalysed(segment))
-            else:
-                files.append(store.local_path(piece_key(self.watch_id, segment.index, "annotated")))
+            out = self.scratch / f"drawn-{segment.index:06d}.mp4"
+            labels = segment_labels(results, segment.first_frame, segment.frames, config.fever_c)
+            stages = render_segment(store.local_path(piece_key(self.watch_id, segment.index, "segment")), out,
+                                    segment.pts, TIMELINE, segment.fps, segment.width, segment.height, labels, config)
+            for stage, seconds in stages.items():
+                self.stages[stage] = round(self.stages.get(stage, 0.0) + seconds, 4)
+            files.append(out)
         media.concat_segments(files, [media.SegmentTiming(s.pts, s.end_pts) for s in self.received], TIMELINE,
                               self.out_dir / "annotated.mp4")
-
-    def _render_unanalysed(self, segment: LiveSegment) -> Path:
-        """A segment whose analysis failed is still in the video: its frames as they came."""
-        out = self.scratch / f"unanalysed-{segment.index:06d}.mp4"
-        config = dataclasses.replace(_pipeline_config(self.options), analyzers=())
-        pipeline.process_segment(runtime.store().local_path(piece_key(self.watch_id, segment.index, "segment")), out,
-                                 segment.pts, TIMELINE, segment.fps, segment.width, segment.height, config)
-        return out
 
 
 def check_live_workers(timeout: float = 2.0) -> None:

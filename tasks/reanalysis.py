@@ -1,12 +1,12 @@
 """Scheduled re-analysis (Celery beat): re-identify stored recordings after the gallery
 changed, and re-run recordings of a time window with the current models and settings.
 
-Both publish a new results version; the earlier versions stay readable.
+Both publish a new results version; the earlier versions stay readable (until an erasure
+removes those that name the erased person), and the video is drawn again from it.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -14,22 +14,23 @@ from core.records import aware
 from tasks import runtime
 from tasks.app import app
 from tasks.gallery import job_matching
-from tasks.jobs import fan_out, output_key, publish_results, result_options
+from tasks.jobs import fan_out, republish, result_options
 from workers.results import reidentify
 
 
 @app.task(name="vidfarm.reidentify", ignore_result=True)
 def reidentify_job(job_id: str) -> dict:
-    """Match a finished job's tracks against the current gallery from their kept embeddings."""
-    records, store = runtime.records(), runtime.store()
-    job = records.get_job(job_id)
+    """Match a finished job's tracks against the current gallery (all of it, or the people
+    ticked for it) from their kept embeddings. A job with a gallery of its own is left alone."""
+    job = runtime.records().get_job(job_id)
     if job is None or job.status != "done" or job.options.get("gallery") is not None:
         return {"skipped": True}
-    current = json.loads(store.local_path(output_key(job_id, "results.json")).read_text())
     matching = job_matching(job.options)
-    version = publish_results(job, reidentify(current, matching.gallery, result_options(matching.watchlist)),
-                              matching.fingerprint)
-    return {"job": job_id, "version": version}
+
+    def rematch(latest: dict | None) -> dict | None:
+        return None if latest is None else reidentify(latest, matching.gallery, result_options(matching.watchlist))
+
+    return {"job": job_id, "version": republish(job_id, rematch, matching.fingerprint)}
 
 
 @app.task(name="vidfarm.reidentify_stale")

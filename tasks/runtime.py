@@ -14,7 +14,7 @@ def settings() -> Settings:
 
 
 def records() -> Records:
-    return open_records(settings().sqlalchemy_url)
+    return open_records(settings().sqlalchemy_url, settings().db_auto_upgrade)
 
 
 @lru_cache(maxsize=1)

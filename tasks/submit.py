@@ -23,9 +23,11 @@ class JobBusy(RuntimeError):
 
 
 def check_recording(path: Path) -> None:
-    """Probe a file before it becomes a job, so that junk is refused at the door.
-    Raises ``workers.media.MediaError`` with a one-line reason."""
-    media.probe(path, media_limits())
+    """Look at a file before it becomes a job, so that junk is refused at the door: a
+    bounded check of its header and first picture (the web process runs it; the ingest task
+    probes the whole file under the same limits). Raises ``workers.media.MediaError`` with a
+    one-line reason."""
+    media.check_upload(path, media_limits(runtime.settings().upload_check_s))
 
 
 def registered_analyzers() -> list[str]:
@@ -56,16 +58,21 @@ def display_name(name: str) -> str:
     return "".join(c for c in text if c.isprintable())[:255] or "recording"
 
 
-def submit_file(path: Path, name: str | None = None, options: dict | None = None) -> str:
+def submit_file(path: Path, name: str | None = None, options: dict | None = None, move: bool = False) -> str:
     """Submit a local file. A thermal calibration sidecar beside it (``VIDEO.thermal.json``)
-    travels with the job (raises ``CalibrationError`` when the sidecar is unusable)."""
+    travels with the job (raises ``CalibrationError`` when the sidecar is unusable).
+    ``move``: the file is the caller's to give away (an upload's temporary file): it is
+    moved into the store (renamed, on one filesystem), not copied."""
     options = dict(options or {})
     if thermal.sidecar_path(path).is_file() and "thermal" not in options:
         calibration = thermal.load_calibration(path, runtime.settings())
         options["thermal"] = {"gain": calibration.gain, "offset": calibration.offset}
     job_id = uuid.uuid4().hex
     key = job_key(job_id, "source")   # never the user's file name: it is only a label
-    runtime.store().put_file(key, path)
+    if move:
+        runtime.store().move_file(key, path)
+    else:
+        runtime.store().put_file(key, path)
     runtime.records().add_job(display_name(name or str(path)), key, options, job_id=job_id)
     ingest.apply_async((job_id,))
     return job_id

@@ -2,7 +2,8 @@
 
 Tasks can vanish with the broker (a Redis restarted without persistence forgets its queues
 and the chord counters). Then nothing more happens to the job's records; after
-``VIDFARM_STALL_AFTER_S`` without any progress the job is failed with a reason.
+``VIDFARM_STALL_AFTER_S`` without any progress the job is failed with a reason. A video that
+stopped following its results is drawn again, and a lost erasure is queued again.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from datetime import datetime, timedelta, timezone
 
 from tasks import runtime
 from tasks.app import app
+from tasks.erasure import resume_lost
+from tasks.render import redraw_stale_videos
 
 
 @app.task(name="vidfarm.watchdog", ignore_result=True)
@@ -20,4 +23,6 @@ def fail_stalled_jobs() -> list[str]:
     for job_id in stalled:
         records.fail_job(job_id, f"no progress for {limit:.0f} s: its queued tasks were lost "
                                  f"(e.g. Redis restarted without persistence); submit it again")
+    redraw_stale_videos(datetime.now(timezone.utc) - timedelta(seconds=limit))
+    resume_lost(limit)
     return stalled

@@ -1,9 +1,12 @@
 """`make chart-check`: the Helm chart rendered offline (helm-python-sdk, no helm binary, no
 cluster) for the default values and a GPU-enabled values file, linted, every object validated
-with kubernetes-validate --strict for Kubernetes 1.30, and the autoscaler's Role compared with
-what its code calls (``autoscaler.backends.kubernetes.API_USAGE``).
+with kubernetes-validate --strict for Kubernetes 1.30, the autoscaler's Role compared with
+what its code calls (``autoscaler.backends.kubernetes.API_USAGE``), and the security checks:
+no fixed credential in any Secret and each component's credentials (tests/chart_secrets.py),
+who may talk to whom under the NetworkPolicies (tests/chart_netpol.py), the admission policy
+on the autoscaler's pod patches (tests/chart_admission.py), and the schema upgrade hook Job.
 
-    python -m tests.chart_check      exit 1 with one line per problem
+    python -m tests.chart_check [VALUES.yaml ...]    exit 1 with one line per problem
 """
 
 from __future__ import annotations
@@ -16,9 +19,13 @@ import kubernetes_validate
 import yaml
 
 from autoscaler.backends.kubernetes import API_USAGE
+from tests.chart_admission import admission_problems
+from tests.chart_netpol import connectivity_problems
+from tests.chart_secrets import component_problems, fixed_credential_problems, leak_problems, secrets_reachable
 
 CHART = Path(__file__).resolve().parents[1] / "helm" / "vidfarm"
 KUBE_VERSION = "1.30.0"
+NAMESPACE = "farm"
 VALUE_FILES = {"default values": None, "GPU values (ci/gpu-values.yaml)": CHART / "ci" / "gpu-values.yaml"}
 
 
@@ -26,7 +33,7 @@ def values_of(path: Path | None) -> dict:
     return helm.values_from_yaml(path.read_text()) if path else {}
 
 
-def render(values: dict, namespace: str = "farm") -> list[dict]:
+def render(values: dict, namespace: str = NAMESPACE) -> list[dict]:
     manifests = helm.Chart.load(CHART).render(values, name="vidfarm", namespace=namespace, is_install=True)
     return [doc for path, text in sorted(manifests.items()) if path.endswith((".yaml", ".yml"))
             for doc in yaml.safe_load_all(text) if doc]
@@ -97,23 +104,82 @@ def worker_problems(objects: list[dict]) -> list[str]:
     return problems
 
 
-def check() -> list[str]:
+def hook_phases(obj: dict) -> set[str]:
+    return set(filter(None, obj["metadata"].get("annotations", {}).get("helm.sh/hook", "").split(",")))
+
+
+def migration_problems(objects: list[dict], database_type: str) -> list[str]:
+    """`vidfarm db upgrade` runs once per install or upgrade, in a hook Job, before the pods
+    roll; the pods only check the schema."""
+    config = next(o for o in objects if o["kind"] == "ConfigMap")["data"]
+    problems = [] if config.get("VIDFARM_DB_AUTO_UPGRADE") == "false" else \
+        ["migrations: the pods would upgrade the schema themselves (VIDFARM_DB_AUTO_UPGRADE is not false)"]
+    jobs = [o for o in objects if o["kind"] == "Job" and o["metadata"]["name"].endswith("-db-migrate")]
+    if not jobs:
+        return problems + ["migrations: no db-migrate Job"]
+    [job] = jobs
+    phases, spec = hook_phases(job), job["spec"]
+    install = "pre-install" if database_type == "external" else "post-install"   # after the release made the database
+    if phases != {install, "pre-upgrade"}:
+        problems.append(f"migrations: the Job runs as hook {sorted(phases)}, expected {sorted({install, 'pre-upgrade'})}")
+    if spec.get("parallelism") != 1 or spec.get("completions") != 1 or \
+            spec["template"]["spec"].get("restartPolicy") not in ("Never", "OnFailure"):
+        problems.append("migrations: the Job may run more than one pod at once")
+    if spec["template"]["spec"]["containers"][0]["command"] != ["vidfarm", "db", "upgrade"]:
+        problems.append("migrations: the Job does not run `vidfarm db upgrade`")
+    if "pre-install" in phases:
+        problems += [f"migrations: at pre-install the Job reads {ref}, which the release has not made yet"
+                     for ref in release_objects_used_before_install(objects, job)]
+    return problems
+
+
+def release_objects_used_before_install(objects: list[dict], job: dict) -> list[str]:
+    """ConfigMaps, Secrets and claims the Job uses that the chart renders as plain (non-hook)
+    objects or as later hooks: at pre-install they do not exist yet."""
+    weight = lambda o: int(o["metadata"].get("annotations", {}).get("helm.sh/hook-weight", "0"))
+    earlier = {(o["kind"], o["metadata"]["name"]) for o in objects
+               if "pre-install" in hook_phases(o) and weight(o) < weight(job)}
+    rendered = {(o["kind"], o["metadata"]["name"]) for o in objects}
+    spec = job["spec"]["template"]["spec"]
+    used = {("Secret", n) for n in secrets_reachable(spec)}
+    for c in spec["containers"]:
+        used |= {("ConfigMap", e["configMapRef"]["name"]) for e in c.get("envFrom", []) if "configMapRef" in e}
+    used |= {("PersistentVolumeClaim", v["persistentVolumeClaim"]["claimName"])
+             for v in spec.get("volumes", []) if "persistentVolumeClaim" in v}
+    return [f"{kind}/{name}" for kind, name in sorted((used & rendered) - earlier)]
+
+
+def database_type(values: dict) -> str:
+    return (values.get("database") or {}).get("type", "postgresql")
+
+
+def security_problems(values: dict, objects: list[dict]) -> list[str]:
+    """The security and database checks on one render (plus a second one for fixed values)."""
+    return fixed_credential_problems(objects, render(values)) + leak_problems(objects) + \
+        component_problems(objects, database_type(values)) + \
+        connectivity_problems(objects, values, NAMESPACE) + admission_problems(objects, NAMESPACE) + \
+        migration_problems(objects, database_type(values))
+
+
+def check(value_files: dict[str, Path | None] = VALUE_FILES) -> list[str]:
     problems = []
-    for label, path in VALUE_FILES.items():
+    for label, path in value_files.items():
         values = values_of(path)
         objects = render(values)
-        found = lint_problems(values) + schema_problems(objects) + rbac_problems(objects) + worker_problems(objects)
+        found = lint_problems(values) + schema_problems(objects) + rbac_problems(objects) + \
+            worker_problems(objects) + security_problems(values, objects)
         problems += [f"{label}: {p}" for p in found]
         print(f"chart-check: {label}: {len(objects)} objects rendered, {len(found)} problems")
     return problems
 
 
-def main() -> int:
-    problems = check()
+def main(argv: list[str]) -> int:
+    value_files = {path: Path(path) for path in argv} if argv else VALUE_FILES
+    problems = check(value_files)
     for problem in problems:
         print(f"chart-check: {problem}", file=sys.stderr)
     return 1 if problems else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -31,6 +31,15 @@ def face_clip(clips) -> Clip:
     return make_clip(clips / "faces.mp4", seconds=9, fps=15, gop=30)
 
 
+@pytest.fixture(scope="session")
+def two_visits(clips) -> Clip:
+    """15 s, 15 fps, 960x540 (labels big enough to read back), two visits with nobody in
+    between: cut in segments of 3 s or less, each visit crosses a border and some segment
+    shows nobody."""
+    return make_clip(clips / "two-visits.mp4", seconds=15, fps=15, gop=15, size=(960, 540), photo_height=300,
+                     face_windows=[(0.5, 4.5), (10.0, 14.0)])
+
+
 def use_farm_environment(monkeypatch, redis_url: str | None, data_dir: Path, threads: int = 1) -> None:
     """Point this test process's settings, records and Celery client at a farm."""
     from core.settings import get_settings
@@ -40,6 +49,7 @@ def use_farm_environment(monkeypatch, redis_url: str | None, data_dir: Path, thr
     if redis_url:
         monkeypatch.setenv("REDIS_URL", redis_url)
     monkeypatch.setenv("VIDFARM_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("VIDFARM_CONFIG_DIR", str(data_dir.parent / f"{data_dir.name}-config"))
     monkeypatch.setenv("VIDFARM_API_TOKEN", "test-token")
     monkeypatch.setenv("VIDFARM_THREADS", str(threads))  # as the workers: same x264 output
     get_settings.cache_clear()
@@ -106,6 +116,7 @@ def private_farm(data_dir: Path, workers: int = 2, appendonly: bool = False, **e
 
 
 def wait_for_job(job_id: str, timeout: float = 180.0) -> dict:
+    """Until the job ends and, when done, its video follows its latest results."""
     import time
 
     from tasks import runtime
@@ -113,10 +124,12 @@ def wait_for_job(job_id: str, timeout: float = 180.0) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         view = runtime.records().job_view(job_id)
-        if view["status"] in ("done", "failed"):
+        drawn = view["video_version"] >= view["results_version"] or view["video_error"]
+        if view["status"] == "failed" or (view["status"] == "done" and drawn):
             return view
         time.sleep(0.1)
-    raise TimeoutError(f"job {job_id} still {view['status']} after {timeout} s")
+    raise TimeoutError(f"job {job_id} still {view['status']} (video of results version "
+                       f"{view['video_version']} of {view['results_version']}) after {timeout} s")
 
 
 def repo_root() -> Path:

@@ -78,3 +78,40 @@ def test_vidfarm_user_adds_a_web_user(tmp_path):
     assert accounts.user_for_token(token).username == "ops"
     again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     assert again.returncode == 1 and "already exists" in again.stderr
+
+
+def test_a_new_password_or_role_ends_every_session_of_the_user(accounts):
+    user = accounts.create_user("ann", "a long password", "viewer")
+    cookie_id = user.get_id()
+    assert accounts.user_for_session(cookie_id).username == "ann"
+    accounts.change_password(user.id, "another long password")
+    assert accounts.user_for_session(cookie_id) is None
+    assert accounts.authenticate("ann", "another long password") and not accounts.authenticate("ann", "a long password")
+    cookie_id = accounts.get_user(user.id).get_id()
+    accounts.set_role(user.id, "operator")
+    assert accounts.user_for_session(cookie_id) is None and accounts.get_user(user.id).role == "operator"
+    cookie_id = accounts.get_user(user.id).get_id()
+    accounts.rotate_session(user.id)                  # what logout does
+    assert accounts.user_for_session(cookie_id) is None
+    assert accounts.user_for_session(accounts.get_user(user.id).get_id()).username == "ann"
+
+
+def test_password_and_role_changes_are_checked(accounts):
+    admin = accounts.create_user("root", "a long password", "admin")
+    with pytest.raises(AccountError, match="password"):
+        accounts.change_password(admin.id, "short")
+    with pytest.raises(AccountError, match="role"):
+        accounts.set_role(admin.id, "root")
+    with pytest.raises(AccountError, match="last admin"):
+        accounts.set_role(admin.id, "viewer")
+    with pytest.raises(AccountError, match="no such user"):
+        accounts.change_password(999, "a long password")
+    assert accounts.user_for_session(f"{admin.id}:") is None and accounts.user_for_session("x:y") is None
+
+
+def test_user_ids_are_never_reused(accounts):
+    """SQLite without AUTOINCREMENT hands a deleted highest id to the next user."""
+    accounts.create_user("root", "a long password", "admin")
+    temp = accounts.create_user("temp1", "a long password", "viewer")
+    accounts.delete_user(temp.id)
+    assert accounts.create_user("viewer2", "a long password", "viewer").id > temp.id

@@ -65,6 +65,20 @@ def test_process_bad_input_exits_nonzero_with_one_line(farm, tmp_path):
     assert not (tmp_path / "out" / "results.json").exists()
 
 
+def test_process_a_damaged_recording_ends_done_with_a_warning(farm, tmp_path):
+    from tests.crafted import DAMAGED
+
+    path, clip = DAMAGED[2].make(tmp_path)                 # a picture between keyframes lost
+    env = child_env(REDIS_URL=farm.redis_url, VIDFARM_DATA_DIR=str(farm.data_dir))
+    run = subprocess.run(VIDFARM + ["process", str(path), "--out", str(tmp_path / "out")],
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    last = run.stdout.strip().splitlines()[-1]
+    assert last.startswith("done: ") and "; warning: damaged recording: 8 of 60 frames damaged" in last, last
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert len(results["frames"]) == clip.frames and results["damaged"][0]["first_frame"] == 37
+
+
 def test_process_missing_file(tmp_path):
     run = subprocess.run(VIDFARM + ["process", str(tmp_path / "nope.mp4"), "--out", str(tmp_path)],
                          env=child_env(VIDFARM_DATA_DIR=str(tmp_path)), capture_output=True, text=True)

@@ -40,13 +40,14 @@ def test_an_enrolment_during_stitch_or_reidentify_leaves_the_job_stale(farm, fac
         assert records.get_job(job_id).gallery_fingerprint == matched != records.gallery_fingerprint()
         assert job_id in records.jobs_matched_against_another_gallery(records.gallery_fingerprint())
 
-        # Re-identify; meanwhile "racer" goes on the watchlist.
+        # Re-identify; "racer" goes on the watchlist once the gallery was read.
         def flag_meanwhile(*args, **kwargs):
+            read = matching(*args, **kwargs)
             records.change_identity("racer", watchlist=True)
-            return rematch(*args, **kwargs)
+            return read
         matched = records.gallery_fingerprint()
-        rematch = reanalysis.reidentify
-        monkeypatch.setattr(reanalysis, "reidentify", flag_meanwhile)
+        matching = reanalysis.job_matching
+        monkeypatch.setattr(reanalysis, "job_matching", flag_meanwhile)
         reidentify_job.apply(args=(job_id,)).get()
         monkeypatch.undo()
         rematched = results(job_id)

@@ -69,11 +69,10 @@ def clip_frames(path: Path) -> list[np.ndarray]:
 
 
 def segment_pictures(segment) -> list[np.ndarray]:
-    """A segment's own frames, decoded as a segment task decodes them."""
-    frames = media.segment_frames(segment.path, segment.pts[0], TIMELINE)
-    pictures = [gray(f) for f, _ in zip(frames, segment.pts)]
-    frames.close()
-    return pictures
+    """A segment's own frames, decoded as a segment task decodes them: none damaged."""
+    items = list(media.segment_frames(segment.path, segment.pts, TIMELINE))
+    assert [item.damage for item in items] == [None] * segment.frames
+    return [gray(item.frame) for item in items]
 
 
 def assert_same_pictures(segments, clip: list[np.ndarray], tolerance: float) -> None:

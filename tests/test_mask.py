@@ -208,8 +208,7 @@ def test_mask_votes_per_track_in_the_segment_pipeline(model_path, tmp_path):
     info = media.probe(clip.path)
     config = pipeline.PipelineConfig(analyzers=("detect", "track", "mask"), threads=1,
                                      analyzer_configs=json.dumps({"mask": {"model_path": str(model_path)}}))
-    result = pipeline.process_segment(clip.path, tmp_path / "out.mp4", [p.pts for p in info.packets],
-                                      info.tb, info.fps, info.width, info.height, config)
+    result = pipeline.analyse_segment(clip.path, [p.pts for p in info.packets], info.tb, info.fps, config)
     assert len(result.tracks) == 1
     votes = result.tracks[0]["mask_votes"]
     assert 1 < len(votes) <= 6                       # sampled, not every one of the 40 frames

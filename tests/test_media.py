@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from fractions import Fraction
 from pathlib import Path
 
@@ -26,7 +25,7 @@ def roundtrip(src: Path, work: Path, target_s: float = 2.0):
         out = work / f"enc{plan.index}.mp4"
         with media.H264Writer(out, info.width, info.height, info.tb, info.fps, preset="ultrafast") as writer:
             # A segment file starts at a keyframe: its own frames are plan.frames from plan.pts[0] on.
-            frames = list(itertools.islice(media.segment_frames(path, plan.pts[0], info.tb), plan.frames))
+            frames = own_frames(path, plan, info)
             assert len(frames) == plan.frames
             for frame, pts in zip(frames, plan.pts):
                 writer.write(frame if writer.fits(frame) else writer.canvas(frame.to_ndarray(format="bgr24")), pts)
@@ -35,6 +34,13 @@ def roundtrip(src: Path, work: Path, target_s: float = 2.0):
     count = media.concat_segments(encoded, [media.SegmentTiming(p.pts, p.end_pts) for p in plans],
                                   info.tb, joined, src if info.has_audio else None)
     return info, plans, joined, count
+
+
+def own_frames(path: Path, plan, info) -> list[av.VideoFrame]:
+    """A segment file's own pictures, every one intact (these sources are undamaged)."""
+    frames = list(media.segment_frames(path, plan.pts, info.tb, pts_offset=info.pts_offset, timed=info.timed))
+    assert [f.damage for f in frames] == [None] * plan.frames
+    return [f.frame for f in frames]
 
 
 def video_pts(path: Path) -> list[float]:
@@ -128,8 +134,10 @@ def test_probe_refuses_bad_input_with_one_clear_line(tmp_path, good_mp4, case):
     assert "\n" not in message and 0 < len(message) < 300
 
 
-def test_truncated_with_index_first_is_caught(tmp_path):
-    """moov at the front (faststart): the index promises frames the file no longer holds."""
+def test_truncated_with_index_first_keeps_the_frames_its_index_lists(tmp_path):
+    """moov at the front (faststart), data cut short: the index still lists every frame. The
+    ones past the end count, as frames the file lost (a damaged recording is salvaged, not
+    refused: tests/test_damage.py follows such a file through the farm)."""
     clip = make_clip(tmp_path / "src.mp4", seconds=3, fps=15, gop=15, face_windows=[], audio=False)
     fast = tmp_path / "fast.mp4"
     with av.open(str(clip.path)) as src, av.open(str(fast), "w", format="mp4",
@@ -141,8 +149,10 @@ def test_truncated_with_index_first_is_caught(tmp_path):
                 out.mux(packet)
     data = fast.read_bytes()
     cut = write_bytes(tmp_path / "cut.mp4", data[: int(len(data) * 0.6)])
-    with pytest.raises(media.MediaError, match="truncated|damaged"):
-        media.probe(cut)
+    info = media.probe(cut)
+    whole = media.probe(fast)
+    assert info.frames == whole.frames == 45 and info.duration_s == whole.duration_s
+    assert info.lost == [p.pts for p in whole.packets][len(info.packets):]
 
 
 def test_limits_refuse_tiny_frames(tmp_path):
@@ -174,7 +184,7 @@ def test_a_segment_starting_mid_gop_carries_its_gop_and_yields_only_its_frames(t
     for plan, path in zip(plans, files):
         with av.open(str(path)) as c:
             assert [bytes(p) for p in c.demux(video=0) if p.size] == source[plan.first_packet:plan.end_packet]
-        own = list(itertools.islice(media.segment_frames(path, plan.pts[0], info.tb), plan.frames))
+        own = own_frames(path, plan, info)
         assert [float(f.pts * f.time_base) for f in own] == [float(p * info.tb) for p in plan.pts]
 
 
@@ -183,8 +193,7 @@ def assert_segments_decode_to_their_own_pictures(path: Path, info, plans, work: 
         whole = {f.pts * f.time_base: f.to_ndarray(format="gray") for f in c.decode(video=0)}
     assert len(whole) == info.frames == sum(p.frames for p in plans)
     for plan, file in zip(plans, media.split_segments(path, info, plans, work)):
-        own = list(itertools.islice(media.segment_frames(file, plan.pts[0], info.tb, pts_offset=info.pts_offset),
-                                    plan.frames))
+        own = own_frames(file, plan, info)
         times = [pts * info.tb for pts in plan.pts]
         assert [f.pts * f.time_base - info.pts_offset * info.tb for f in own] == times
         assert all(np.array_equal(f.to_ndarray(format="gray"), whole[t]) for f, t in zip(own, times))
@@ -227,7 +236,7 @@ def assert_segments_hold_their_pictures_in_order(path: Path, work: Path) -> None
     plans = media.plan_segments(info, 0.5, min_segments=4)
     assert len(plans) > 1 and len(whole) == info.frames == sum(p.frames for p in plans)
     for plan, file in zip(plans, media.split_segments(path, info, plans, work)):
-        own = list(itertools.islice(media.segment_frames(file, plan.pts[0], info.tb), plan.frames))
+        own = own_frames(file, plan, info)
         assert len(own) == plan.frames
         assert all(np.array_equal(f.to_ndarray(format="gray"), whole[plan.start_frame + i]) for i, f in enumerate(own))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import uuid
 
@@ -13,11 +14,19 @@ from core.records import Records
 from tests.conftest import sql_statements
 
 
+def postgres_unavailable(reason: str):
+    """Skip where no PostgreSQL runs; fail where one must (.ci/run sets VIDFARM_TEST_REQUIRE_POSTGRES
+    after starting one, so the PostgreSQL half of these tests can never silently vanish in CI)."""
+    if os.environ.get("VIDFARM_TEST_REQUIRE_POSTGRES") == "1":
+        pytest.fail(f"PostgreSQL is required here: {reason}")
+    pytest.skip(reason)
+
+
 def postgres_url():
     try:
         socket.create_connection(("127.0.0.1", 5432), timeout=1).close()
     except OSError:
-        pytest.skip("no PostgreSQL answers on 127.0.0.1:5432")
+        postgres_unavailable("no PostgreSQL answers on 127.0.0.1:5432")
     admin = sqlalchemy.create_engine("postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
                                      isolation_level="AUTOCOMMIT")
     name = f"vidfarm_test_{uuid.uuid4().hex[:8]}"
@@ -25,7 +34,7 @@ def postgres_url():
         with admin.connect() as conn:
             conn.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
     except sqlalchemy.exc.OperationalError as exc:
-        pytest.skip(f"PostgreSQL refused a test database: {exc.orig}")
+        postgres_unavailable(f"PostgreSQL refused a test database: {exc.orig}")
     return admin, name
 
 

@@ -70,3 +70,30 @@ def test_move_file_across_filesystems_copies_then_removes(tmp_path, monkeypatch)
     monkeypatch.setattr(os, "replace", cross_device)
     store.move_file(job_key("j1", "x"), src)
     assert store.local_path("jobs/j1/x").read_bytes() == b"segment" and not src.exists()
+
+
+def test_deleting_a_folder_that_tasks_write_into_meanwhile_leaves_nothing(tmp_path):
+    """A done job deleted while its video is drawn: files come and go during the sweep."""
+    import threading
+
+    from core.storage import LocalBlobStore
+
+    store = LocalBlobStore(tmp_path)
+    for i in range(300):
+        store.put_stream(f"jobs/x/annotated/{i:05d}.mp4", io.BytesIO(b"x"))
+
+    def churn():      # a drawing task's writes and clean-ups, for a while
+        for i in range(300):
+            try:
+                store.put_stream(f"jobs/x/annotated/new-{i}.mp4", io.BytesIO(b"y"))
+                store.delete_prefix(f"jobs/x/annotated/{i:05d}.mp4")
+            except OSError:
+                pass   # its folder went meanwhile: what a task racing a deletion meets
+    writer = threading.Thread(target=churn)
+    writer.start()
+    try:
+        store.delete_prefix("jobs/x")
+    finally:
+        writer.join()
+    store.delete_prefix("jobs/x")       # what the drawing tasks do after their last write
+    assert not (tmp_path / "jobs" / "x").exists()

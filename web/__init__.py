@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 
@@ -23,13 +24,14 @@ def create_app(settings: Settings | None = None) -> APIFlask:
     app.request_class = UploadRequest
     app.config.update(
         VIDFARM_SETTINGS=settings,
-        SECRET_KEY=settings.secret_key or _stored_secret(settings.data_dir),
+        SECRET_KEY=settings.secret_key or _stored_secret(settings),
         # Werkzeug refuses bodies past this with 413 before they are read (1 MiB for the form around the file).
         MAX_CONTENT_LENGTH=settings.max_upload_bytes + 1024 * 1024,
         SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.cookie_secure,
+        PERMANENT_SESSION_LIFETIME=settings.session_lifetime_s,
         REMEMBER_COOKIE_SECURE=settings.cookie_secure, REMEMBER_COOKIE_HTTPONLY=True,
-        WTF_CSRF_TIME_LIMIT=None,   # the token lives as long as the session
+        WTF_CSRF_TIME_LIMIT=None,   # the token lives as long as the session (session_lifetime_s)
         VALIDATION_ERROR_STATUS_CODE=400,
         AUTO_SERVERS=False,
         INFO={"description": "Upload recordings, follow their jobs, fetch results and the annotated "
@@ -45,9 +47,13 @@ def create_app(settings: Settings | None = None) -> APIFlask:
     from web.auth import auth, guard, limiter, login_manager
     from web.gallery import gallery
     from web.accounts_ui import accounts_ui
+    from web.hardening import limit_body, security_headers, trust_proxies
     from web.ui import ui
 
+    trust_proxies(app, settings.trusted_proxies)
     app.before_request(guard)   # first: anonymous callers learn nothing, not even about CSRF
+    app.before_request(limit_body)   # then, before CSRF or anything reads the body
+    app.after_request(security_headers)
     login_manager.init_app(app)
     csrf.init_app(app)
     csrf.exempt(api)   # bearer tokens, never cookies, authorise the API's unsafe methods
@@ -94,6 +100,10 @@ def create_app(settings: Settings | None = None) -> APIFlask:
 
 
 def _one_line(error, settings: Settings) -> str:
+    from web.hardening import is_small_body_limit
+
+    if error.status_code == 413 and is_small_body_limit():
+        return f"the request is larger than the {human_bytes(settings.max_form_bytes)} allowed here"
     if error.status_code == 413:
         return f"the upload is larger than the limit of {human_bytes(settings.max_upload_bytes)}"
     if isinstance(error.detail, dict) and error.detail:
@@ -103,15 +113,21 @@ def _one_line(error, settings: Settings) -> str:
     return str(error.message)
 
 
-def _stored_secret(data_dir: Path) -> str:
-    """A per-installation secret key in data_dir, so every web process signs cookies alike."""
-    path = Path(data_dir) / "secret_key"
+def _stored_secret(settings: Settings) -> str:
+    """A per-installation key in a 0600 file of config_dir, so every web process on the machine
+    signs cookies alike, and no worker finds it in the media tree they all share."""
+    (Path(settings.data_dir) / "secret_key").unlink(missing_ok=True)   # where 0.1 kept it: shared with workers
+    path = Path(settings.config_dir) / "secret_key"
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        draft = path.with_name(f".secret_key.{os.getpid()}")
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)   # born private
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(48))
         try:
-            with open(path, "x") as fh:   # exclusive create: racing processes keep the first key
-                fh.write(secrets.token_urlsafe(48))
-            path.chmod(0o600)
+            os.link(draft, path)   # whole or not at all: racing processes all keep the first key
         except FileExistsError:
             pass
+        finally:
+            draft.unlink()
     return path.read_text().strip()

@@ -26,7 +26,7 @@ def error_responses(*codes: int) -> dict:
             for code in codes}
 
 
-_DESCRIPTIONS = {400: "Bad request", 403: "Role too weak", 404: "No such job", 409: "Job not done",
+_DESCRIPTIONS = {400: "Bad request", 403: "Role too weak", 404: "Not found", 409: "Job (or its video) not done",
                  413: "Upload too large", 415: "Not a video vidfarm can process"}
 
 
@@ -122,6 +122,12 @@ def get_results(job_id: str, query: dict):
                           "content": {"video/mp4": {"schema": {"type": "string", "format": "binary"}}}},
                     416: "Range not satisfiable", **error_responses(409)})
 def get_video(job_id: str):
+    view = job_view_or_404(job_id)
+    if view["status"] == "done" and not runtime.store().exists(output_key(job_id, "annotated.mp4")):
+        # Done means the results are published; the video is drawn from them after.
+        abort(409, f"the annotated video of job {job_id} is being drawn (results version "
+                   f"{view['results_version']}); try again shortly",
+              headers={"Retry-After": "2"})
     # conditional=True answers Range requests with 206 partial content, so players can seek.
     return send_file(finished_output(job_id, "annotated.mp4"), mimetype="video/mp4", conditional=True)
 

@@ -1,6 +1,6 @@
 """REST API for the gallery of known faces (contract 5): list, enrol, rename or flag for the
-watchlist, delete.
-Reading needs any role; changing the gallery needs admin."""
+watchlist, delete (erase), and the report of an erasure.
+Reading needs any role; changing the gallery and reading erasure reports need admin."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from flask import request, url_for
 from web import gallery_service as service
 from web.api import error_responses
 from web.auth import token_auth
-from web.schemas import EnrolIn, EnrolOut, IdentityOut, IdentityPatchIn
+from web.schemas import EnrolIn, EnrolOut, ErasureOut, IdentityOut, IdentityPatchIn
 from web.uploads import UploadRejected
 
 identities = APIBlueprint("identities", __name__, url_prefix="/api/v1", tag="identities")
@@ -59,9 +59,25 @@ def change(name: str, body):
 
 @identities.delete("/identities/<name>")
 @identities.auth_required(token_auth, roles=["admin"])
-@identities.output({}, status_code=204)
-@identities.doc(summary="Delete an identity with all its embeddings and crops", responses=error_responses(403))
+@identities.output(ErasureOut, status_code=202, headers={"Location": {"type": "string"}})
+@identities.doc(summary="Erase an identity: from the gallery at once, then from every recording",
+                description="Its embeddings and face crops are deleted now; a background task then "
+                            "removes it from every job (results, older versions, per-segment "
+                            "analyses, videos). The answer is the erasure's report so far; follow "
+                            "`Location` for the rest.", responses=error_responses(403, 404))
 def delete(name: str):
-    if not service.gallery.delete_identity(name):
+    report = service.gallery.delete_identity(name)
+    if report is None:
         abort(404, f"no identity named {name!r}")
-    return "", 204
+    return report, 202, {"Location": url_for("identities.erasure", erasure_id=report["id"])}
+
+
+@identities.get("/erasures/<erasure_id>")
+@identities.auth_required(token_auth, roles=["admin"])
+@identities.output(ErasureOut)
+@identities.doc(summary="What an erasure removed (status: queued, running or done)", responses=error_responses(403, 404))
+def erasure(erasure_id: str):
+    report = service.erasure_report(erasure_id)
+    if report is None:
+        abort(404, f"no erasure {erasure_id}")
+    return report

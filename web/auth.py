@@ -10,6 +10,7 @@ never take the session: the API is exempt from CSRF, so a cookie alone must not 
 from __future__ import annotations
 
 import hmac
+import time
 from functools import lru_cache, wraps
 from urllib.parse import urlsplit
 
@@ -57,8 +58,15 @@ def _accounts_of(records) -> Accounts:
 
 
 @login_manager.user_loader
-def load_user(user_id: str) -> User | None:
-    return accounts().get_user(int(user_id)) if user_id.isdigit() else None
+def load_user(session_id: str) -> User | None:
+    """The session's user while its token is theirs (logout, a new password or role, or the
+    user's deletion ends it) and it is younger than the absolute lifetime: the cookie's own
+    expiry is the browser's business, a replayed cookie is refused here."""
+    started = session.get("login_at")
+    lifetime = current_app.config["VIDFARM_SETTINGS"].session_lifetime_s
+    if not isinstance(started, (int, float)) or not 0 <= time.time() - started <= lifetime:
+        return None
+    return accounts().user_for_session(session_id)
 
 
 def _bootstrap_user() -> User:
@@ -128,8 +136,22 @@ def _safe_next(target: str | None) -> str:
     return url_for("ui.jobs")
 
 
+def _address_and_username() -> str:
+    return f"{get_remote_address()}/{request.form.get('username', '')[:64]}"
+
+
+def _failed(response) -> bool:
+    return response.status_code != 302
+
+
+# Failed logins count twice: per (address, username), so one person's typos do not lock out
+# their colleagues behind the same NAT, and per address, so one address cannot try many
+# names. The address is the client's (ProxyFix, VIDFARM_TRUSTED_PROXIES), not the Ingress'.
 @auth.route("/login", methods=["GET", "POST"])
-@limiter.limit(lambda: current_app.config["VIDFARM_SETTINGS"].login_rate_limit, methods=["POST"])
+@limiter.limit(lambda: current_app.config["VIDFARM_SETTINGS"].login_address_rate_limit, methods=["POST"],
+               deduct_when=_failed)
+@limiter.limit(lambda: current_app.config["VIDFARM_SETTINGS"].login_rate_limit, methods=["POST"],
+               key_func=_address_and_username, deduct_when=_failed)
 def login():
     form = LoginForm()
     status = 200
@@ -138,6 +160,8 @@ def login():
         if user is not None:
             session.clear()   # a fresh session id on login (no fixation)
             login_user(user)
+            session["login_at"] = time.time()
+            session.permanent = True   # the browser drops the cookie after the lifetime too
             return redirect(_safe_next(request.args.get("next")))
         flash("wrong username or password", "error")
         status = 401
@@ -148,6 +172,8 @@ def login():
 
 @auth.post("/logout")
 def logout():
+    if current_user.is_authenticated:
+        accounts().rotate_session(current_user.id)   # this cookie, and every copy of it, ends here
     logout_user()
     session.clear()
     return redirect(url_for("auth.login"))

@@ -10,7 +10,7 @@ from wtforms.validators import DataRequired, Length
 
 from core.accounts import MIN_PASSWORD, ROLES
 from tasks.submit import analyzer_chain, default_analyzers, optional_analyzers
-from tasks.gallery import gallery_subset, list_identities
+from tasks.gallery import list_identities
 
 EXPIRED = "the form has expired; reload the page"
 
@@ -37,12 +37,13 @@ class UploadForm(FlaskForm):
         self.analyzers.choices = [(n, ANALYZER_LABELS.get(n, n)) for n in optional_analyzers()]
         if self.analyzers.data is None:
             self.analyzers.data = default_analyzers()
-        self.gallery.choices = [(i["name"], i["name"]) for i in list_identities()]
+        # By identity id: the job refers to the people ticked, it copies none of their data.
+        self.gallery.choices = [(str(i["id"]), i["name"]) for i in list_identities()]
 
     def options(self) -> dict:
         options = {"analyzers": analyzer_chain(self.analyzers.data or [])}
         if self.gallery.data:
-            options["gallery"] = gallery_subset(self.gallery.data)
+            options["gallery_ids"] = sorted(int(choice) for choice in self.gallery.data)
         return options
 
 

@@ -87,7 +87,9 @@ def watchlist(name: str):
 @require_role("admin")
 def delete(name: str):
     def change() -> str:
-        if not service.gallery.delete_identity(name):
+        report = service.gallery.delete_identity(name)
+        if report is None:
             raise service.GalleryError(f"no identity named {name}")
-        return f"deleted {name} and all its face data"
+        return (f"deleted {name} and all its face data; erasing them from every recording "
+                f"(report: {url_for('identities.erasure', erasure_id=report['id'])})")
     return _button(ConfirmForm(), change)

@@ -47,6 +47,12 @@ def find(name: str) -> dict | None:
     return gallery.find_identity(name)
 
 
+def erasure_report(erasure_id: str) -> dict | None:
+    from tasks import erasure
+
+    return erasure.find(erasure_id)
+
+
 def crop_path(key: str):
     return runtime.store().local_path(key)
 

@@ -33,11 +33,16 @@ class JobOut(Schema):
     chunks_done = Integer(required=True)
     chunks_total = Integer(required=True)
     error = String(required=True, allow_none=True)
+    warning = String(allow_none=True, metadata={"description": "Set on a job done despite a damaged recording: "
+                                                                "how many frames were damaged (results: damaged)."})
     source_name = String()
     created_at = String(allow_none=True)
     finished_at = String(allow_none=True)
     results_version = Integer(metadata={"description": "Latest results version (0: none yet); "
                                                      "earlier ones stay readable with ?version=N."})
+    video_version = Integer(metadata={"description": "The results version the annotated video shows (0: none "
+                                                   "yet). Below results_version: it is being drawn again."})
+    video_error = String(allow_none=True, metadata={"description": "Why the video could not follow the results."})
 
 
 class JobListQuery(Schema):
@@ -69,6 +74,8 @@ class ResultsOut(Schema):
     frames = List(Dict(), required=True)
     tracks = List(Dict(), required=True)
     alerts = List(Dict(), required=True)
+    damaged = List(Dict(), metadata={"description": "Frame ranges the recording's damage cost: "
+                                                    "{first_frame, last_frame, reason}; they carry no faces."})
     timing = Dict(required=True)
     version = Integer(metadata={"description": "Bumped each time the job is re-analysed."})
 
@@ -98,3 +105,32 @@ class IdentityPatchIn(Schema):
     """Rename, flag for the watchlist, or both (a field left out stays as it is)."""
     name = String(validate=Length(1, 64), metadata={"description": "A new name."})
     watchlist = Boolean(metadata={"description": "Raise a watchlist alert wherever this person is recognised."})
+
+
+class ErasureJobOut(Schema):
+    results_version = Integer(metadata={"description": "The results version published without the person."})
+    versions_deleted = List(Integer(), metadata={"description": "Older results versions that named them."})
+    segment_files_scrubbed = Integer()
+    options_scrubbed = Boolean(metadata={"description": "The job no longer refers to the person."})
+    video = String(metadata={"description": "queued, re-rendered (...), or why not"})
+    video_of = Integer(metadata={"description": "The results version the video is drawn from again."})
+
+
+class ErasureOut(Schema):
+    """What an erasure removed. It never says whom: that is what it erased."""
+    id = String(required=True)
+    status = String(required=True, validate=OneOf(("queued", "running", "done")))
+    identity_id = Integer(required=True)
+    created_at = String(allow_none=True)
+    finished_at = String(allow_none=True)
+    embeddings_removed = Integer(required=True)
+    crops_removed = Integer(required=True)
+    jobs = Dict(keys=String(), values=Nested(ErasureJobOut), load_default=dict,
+                metadata={"description": "Per job id: what was removed there."})
+    jobs_republished = Integer(required=True)
+    versions_deleted = Integer(required=True)
+    segment_files_scrubbed = Integer(required=True)
+    videos_rerendered = Integer(required=True)
+    waiting_for_jobs = List(String(), metadata={"description": "Running jobs it waits for."})
+    waiting_for_videos = List(String(), metadata={"description": "Jobs whose video is being drawn again."})
+    database = String(metadata={"description": "How the database was made to forget the deleted rows."})

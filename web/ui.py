@@ -10,7 +10,7 @@ from flask import (Blueprint, current_app, flash, jsonify, redirect, render_temp
 
 from core.records import ENDED_STATES, JOB_STATES
 from tasks import runtime
-from tasks.jobs import output_key
+from tasks.jobs import output_key, stored_versions
 from tasks.submit import JobBusy, delete_job
 from web.api import job_page, job_view_or_404
 from web.auth import require_role, request_user
@@ -23,7 +23,8 @@ ui = Blueprint("ui", __name__)
 
 @ui.app_context_processor
 def _page_globals() -> dict:
-    return {"user": request_user(), "logout_form": ConfirmForm()}
+    # formdata=None: the logout button never reads this request's body (which may be refused, 413)
+    return {"user": request_user(), "logout_form": ConfirmForm(formdata=None)}
 
 
 @ui.get("/")
@@ -67,10 +68,21 @@ def upload():
 @ui.get("/jobs/<job_id>")
 def job(job_id: str):
     view = job_view_or_404(job_id)
-    results = None
+    store = runtime.store()
+    results, versions, video_ready = None, [], False
     if view["status"] == "done":
-        results = json.loads(runtime.store().local_path(output_key(job_id, "results.json")).read_text())
+        results = json.loads(store.local_path(output_key(job_id, "results.json")).read_text())
+        # Versions an erasure removed are gone from the list.
+        versions = list(stored_versions(job_id))
+        video_ready = store.exists(output_key(job_id, "annotated.mp4"))
+    video_current = video_ready and view["video_version"] >= view["results_version"]
+    # Being drawn, unless drawing failed (the page says why) or the video predates drawing
+    # from results (nothing draws it again until the next results version).
+    video_drawing = bool(results) and not video_current and not view["video_error"] and (
+        view["video_version"] > 0 or not video_ready)
     return render_template("job.html", job=view, results=results, ended=view["status"] in ENDED_STATES,
+                           versions=versions, video_ready=video_ready, video_current=video_current,
+                           video_drawing=video_drawing,
                            rows=timeline_rows(results) if results else [],
                            identities=identities_seen(results) if results else [],
                            legend=[(COLOURS[key], text) for key, text in LEGEND],

@@ -2,11 +2,13 @@
 
 ``UploadRequest`` makes Werkzeug's form parser write each uploaded file straight into a temporary
 file under data_dir (memory stays flat whatever the size; the file has a path the prober can
-open). Werkzeug removes the temporary files when the request ends.
+open). An accepted recording's file is moved into the blob store (a rename: the store lives
+under data_dir too); any other is removed when the request ends.
 """
 
 from __future__ import annotations
 
+import io
 import re
 import tempfile
 from pathlib import Path
@@ -24,11 +26,28 @@ class UploadRejected(ValueError):
         self.message = message
 
 
+class UploadSpool(io.BufferedRandom):
+    """An uploaded file's temporary file: removed when Werkzeug closes it at the end of the
+    request, unless it was moved away (into the store) before."""
+
+    def __init__(self, folder: Path):
+        handle, name = tempfile.mkstemp(dir=folder, prefix="upload-")
+        raw = io.FileIO(handle, "w+b")
+        raw.name = name
+        super().__init__(raw)
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            Path(self.name).unlink(missing_ok=True)
+
+
 class UploadRequest(Request):
     def _get_file_stream(self, total_content_length, content_type, filename=None, content_length=None):
         folder = Path(current_app.config["VIDFARM_SETTINGS"].data_dir) / "tmp" / "uploads"
         folder.mkdir(parents=True, exist_ok=True)
-        return tempfile.NamedTemporaryFile(dir=folder, prefix="upload-")
+        return UploadSpool(folder)
 
 
 def clean_name(raw: str | None) -> str:
@@ -65,7 +84,7 @@ def accept_recording(upload: FileStorage | None, options: dict | None = None) ->
     except MediaError as exc:
         status = 400 if path.stat().st_size == 0 else 415
         raise UploadRejected(status, f"{name}: {exc}") from None
-    return submit_file(path, name=name, options=options or {}), name
+    return submit_file(path, name=name, options=options or {}, move=True), name
 
 
 def human_bytes(count: int) -> str:

@@ -1,5 +1,7 @@
 """WSGI entry point: ``gunicorn web.wsgi:app``."""
 
+from tasks import runtime
 from web import create_app
 
+runtime.records()   # upgrade (or check) the database schema at start, not in the first request
 app = create_app()

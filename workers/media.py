@@ -13,6 +13,7 @@ from __future__ import annotations
 import bisect
 import heapq
 import itertools
+import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field, fields, replace
 from fractions import Fraction
@@ -31,13 +32,14 @@ class MediaError(ValueError):
     """A recording vidfarm cannot process. The message is one line, fit to show a user."""
 
 
-@dataclass
+@dataclass(slots=True)   # slots: a long recording's table holds a million of these
 class PacketInfo:
     pts: int
     duration: int
     keyframe: bool
     timed: bool = True      # it carried the time it is shown (raw streams: counted; see probe)
     shown: bool = True      # False: pre-roll an edit list cuts (decoded as a reference, never shown)
+    damaged: bool = False   # the demuxer flagged it corrupt, or it lost its timestamps
 
 
 @dataclass
@@ -56,16 +58,22 @@ class MediaInfo:
     # Segment files shift every timestamp by this much: NUT refuses negative ones, and an edit
     # list's pre-roll has them. Whoever reads a segment file adds it to the source's times.
     pts_offset: int = 0
+    # Every frame's timestamp says when it is shown, so decoded pictures are matched to frames
+    # by time (``segment_frames``); False for counted times, or decode times only.
+    timed: bool = True
     packets: list[PacketInfo] = field(default_factory=list, repr=False)
+    # Frames of the recording the file no longer holds (cut short, or lost in a damaged
+    # stretch), by time: they count as frames, and segment_frames reports them as damaged.
+    lost: list[int] = field(default_factory=list, repr=False)
 
     @property
     def tb(self) -> Fraction:
         return Fraction(*self.time_base)
 
     def summary(self) -> dict:
-        """Everything but the packet table (asdict would first deep-copy every packet of it:
-        seconds for a long recording)."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "packets"}
+        """Everything but the packet table and the lost frames (asdict would first deep-copy
+        every packet of it: seconds for a long recording)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("packets", "lost")}
 
 
 @dataclass
@@ -85,6 +93,11 @@ class Limits:
     max_width: int = 7680
     max_height: int = 4320
     max_duration_s: float = 6 * 3600
+    # A frame rate or frame count past these is no camera's: such a file (a million tiny
+    # packets, say) would only tie up the workers and the memory of whoever reads it.
+    max_fps: float = 240.0
+    max_frames: int = 2_000_000
+    budget_s: float = 600.0          # the longest a probe may read before it gives up
 
 
 def _open(path: Path | str, probe_pictures: bool = True) -> av.container.InputContainer:
@@ -92,7 +105,8 @@ def _open(path: Path | str, probe_pictures: bool = True) -> av.container.InputCo
     H.264 file. ``probe_pictures=False`` skips that where the caller decodes anyway (the
     decoder learns the same) or only remuxes a file vidfarm wrote itself (a segment task's
     input, each segment in the serial stitch). Formats that reveal their streams only by
-    probing (MPEG program streams) are probed regardless."""
+    probing (MPEG program streams) are probed regardless. Either way FFmpeg reads a bounded
+    part of the file (its probesize, 5 MB) to learn the streams."""
     try:
         if not probe_pictures:
             try:
@@ -110,53 +124,149 @@ def _reason(exc: Exception) -> str:
     return " ".join(str(text).split())
 
 
-def probe(path: Path | str, limits: Limits | None = None) -> MediaInfo:
-    """Read a recording's streams and packet table and check that vidfarm can process it."""
+def check_upload(path: Path | str, limits: Limits | None = None) -> None:
+    """A bounded look at an upload before it becomes a job (the web process runs it): the
+    container opens, holds a video stream of a size within the limits, declares a sane frame
+    rate, frame count and duration, runs at a sane rate over its first second, and its first
+    picture decodes. Once a picture has decoded it only counts packets, and it stops after a
+    second of the recording (or the maximum frame rate's worth of packets), within
+    ``limits.budget_s`` in any case; the ingest task's ``probe`` then reads the whole file
+    under the same limits."""
     limits = limits or Limits()
     path = Path(path)
+    started = time.monotonic()
+    _check_size(path)
+    with _open(path) as container:
+        video = _video_stream(container, limits)
+        duration = container.duration / av.time_base if container.duration else 0.0
+        if duration > limits.max_duration_s:
+            raise MediaError(f"duration {duration:.0f} s exceeds the {limits.max_duration_s:.0f} s maximum")
+        guard = _ScanGuard(video, limits, started)
+        decoded, failure = False, None
+        for packet in _video_packets(container, video):
+            measured = guard.count(packet)
+            if not decoded:     # decode until the first picture; after it, only count packets
+                frames, failed = _decode(packet.decode)
+                decoded, failure = bool(frames), failed or failure
+            if measured and decoded:
+                return
+        if not decoded:
+            decoded = bool(_decode(lambda: _flush(video))[0])
+    if not decoded:
+        raise MediaError(f"the video stream does not decode ({failure or 'no picture in it'})")
+
+
+def _check_size(path: Path) -> None:
     if path.stat().st_size == 0:
         raise MediaError("the file is empty (0 bytes)")
+
+
+def _video_stream(container, limits: Limits):
+    """The recording's video stream, if its header shows one vidfarm can take."""
+    fmt = container.format.name
+    if any(marker in fmt for marker in _IMAGE_DEMUXERS):
+        raise MediaError(f"a still image ({fmt.split(',')[0]}), not a video")
+    if not container.streams.video:
+        kinds = sorted({s.type for s in container.streams}) or ["none"]
+        raise MediaError(f"no video stream (streams found: {', '.join(kinds)})")
+    video = container.streams.video[0]
+    width, height = video.codec_context.width, video.codec_context.height
+    if min(width, height) < limits.min_side:
+        raise MediaError(f"frame size {width}x{height} is below the {limits.min_side} px minimum")
+    if width > limits.max_width or height > limits.max_height:
+        raise MediaError(f"frame size {width}x{height} exceeds the "
+                         f"{limits.max_width}x{limits.max_height} maximum")
+    # average_rate: frames over time, as the header or the first packets say. (guessed_rate
+    # is the finest rate that expresses every timestamp: a millisecond clock reads 1000.)
+    if video.average_rate and video.average_rate > limits.max_fps:
+        raise MediaError(_too_fast(float(video.average_rate), limits))
+    if video.frames > limits.max_frames:
+        raise MediaError(_too_many(limits))
+    return video
+
+
+def _too_fast(fps: float, limits: Limits) -> str:
+    return f"frame rate {fps:.0f} fps exceeds the {limits.max_fps:g} fps maximum"
+
+
+def _too_many(limits: Limits) -> str:
+    return f"too many frames (more than the {limits.max_frames} allowed)"
+
+
+class _ScanGuard:
+    """Keeps a packet scan within the limits: frame count, measured frame rate, time. A file
+    of a million tiny packets is refused after its first second, not after the millionth."""
+
+    CHECK_EVERY = 256        # packets between looks at the clock
+
+    def __init__(self, video, limits: Limits, started: float):
+        self.limits, self.started = limits, started
+        self.tb = video.time_base or Fraction(1, 90000)
+        self.packets = 0
+        self.first = self.last = None
+
+    def count(self, packet: av.Packet) -> bool:
+        """Count a packet; raises MediaError past a limit. True once a second of media (or
+        the maximum frame rate's worth of packets) has been measured."""
+        self.packets += 1
+        stamp = packet.pts if packet.pts is not None else packet.dts
+        if stamp is not None:
+            self.first = stamp if self.first is None else min(self.first, stamp)
+            self.last = stamp if self.last is None else max(self.last, stamp)
+        limits = self.limits
+        if self.packets > limits.max_frames:
+            raise MediaError(_too_many(limits))
+        if self.packets % self.CHECK_EVERY == 0 and time.monotonic() - self.started > limits.budget_s:
+            raise MediaError(f"reading the file took longer than the {limits.budget_s:g} s allowed "
+                             f"({self.packets} packets read)")
+        if self.first is None:      # no timestamps (a raw stream): no rate to measure
+            return self.packets > limits.max_fps
+        span = float((self.last - self.first) * self.tb)
+        if self.packets > limits.max_fps and self.packets - 1 > limits.max_fps * span:
+            raise MediaError(f"{self.packets} frames in {span:.2f} s: the frame rate exceeds the "
+                             f"{limits.max_fps:g} fps maximum")
+        return span >= 1.0 or self.packets > limits.max_fps
+
+
+def probe(path: Path | str, limits: Limits | None = None) -> MediaInfo:
+    """Read a recording's streams and packet table and check that vidfarm can process it,
+    within ``limits`` (frames, frame rate, reading time). Damage is read past: a damaged
+    packet stays in the table (flagged), and frames the file lost (``MediaInfo.lost``) count
+    where the file shows they were there. Only a stream with no decodable picture fails."""
+    limits = limits or Limits()
+    path = Path(path)
+    started = time.monotonic()
+    _check_size(path)
     with _open(path) as container:
-        fmt = container.format.name
-        if any(marker in fmt for marker in _IMAGE_DEMUXERS):
-            raise MediaError(f"a still image ({fmt.split(',')[0]}), not a video")
-        if not container.streams.video:
-            kinds = sorted({s.type for s in container.streams}) or ["none"]
-            raise MediaError(f"no video stream (streams found: {', '.join(kinds)})")
-        video = container.streams.video[0]
+        video = _video_stream(container, limits)
         ctx = video.codec_context
-        width, height = ctx.width, ctx.height
-        if min(width, height) < limits.min_side:
-            raise MediaError(f"frame size {width}x{height} is below the {limits.min_side} px minimum")
-        if width > limits.max_width or height > limits.max_height:
-            raise MediaError(f"frame size {width}x{height} exceeds the "
-                             f"{limits.max_width}x{limits.max_height} maximum")
         audio = container.streams.audio[0] if container.streams.audio else None
-        packets = _read_packet_table(container, video)
+        packets, damaged = _read_packet_table(container, video, _ScanGuard(video, limits, started))
         if ctx.has_b_frames and all(a.pts < b.pts for a, b in zip(packets, packets[1:])):
             # Pictures are reordered, yet the times rise in decode order: they are decode times
             # (H.264 with B-frames in AVI), not when each picture is shown. Cut only at keyframes.
             packets = [replace(p, timed=False) for p in packets]
-        declared = video.frames
-        if declared and len(packets) < declared:
-            raise MediaError(f"the file is truncated: {len(packets)} of {declared} frames present")
-        packets = _check_decodes(path, packets)
+        lost = _lost_frames(packets, _beyond_end(video, path.stat().st_size), damaged)
+        packets = _check_decodes(path, packets, limits, started)
         tb = video.time_base or Fraction(1, 90000)
         shown = [p for p in packets if p.shown]
         if not shown:
             raise MediaError("the video stream holds no frames to show (all are pre-roll no decoder shows)")
+        frames = len(shown) + len(lost)
+        if frames > limits.max_frames:
+            raise MediaError(_too_many(limits))
         start = min(p.pts for p in shown)
-        end = max(p.pts + p.duration for p in shown)
-        duration_s = float((end - start) * tb)
+        duration_s = float((_recording_end(shown, lost) - start) * tb)
         if duration_s > limits.max_duration_s:
             raise MediaError(f"duration {duration_s:.0f} s exceeds the {limits.max_duration_s:.0f} s maximum")
         rate = video.average_rate or video.guessed_rate
-        fps = float(rate) if rate else (len(shown) / duration_s if duration_s else 0.0)
-        return MediaInfo(container=fmt, video_codec=ctx.name, width=width, height=height, fps=fps,
-                         time_base=(tb.numerator, tb.denominator), frames=len(shown),
+        fps = float(rate) if rate else (frames / duration_s if duration_s else 0.0)
+        return MediaInfo(container=container.format.name, video_codec=ctx.name, width=ctx.width, height=ctx.height,
+                         fps=fps, time_base=(tb.numerator, tb.denominator), frames=frames,
                          start_pts=start, duration_s=duration_s, has_audio=audio is not None,
                          audio_codec=audio.codec_context.name if audio else None,
-                         pts_offset=max(0, -min(p.pts for p in packets)), packets=packets)
+                         pts_offset=max(0, -min(p.pts for p in packets)), timed=all(p.timed for p in packets),
+                         packets=packets, lost=lost)
 
 
 def _nominal_duration(video) -> int:
@@ -165,60 +275,119 @@ def _nominal_duration(video) -> int:
     return max(1, round(1 / (rate * tb)))
 
 
-def _video_packets(container, video) -> Iterator[av.Packet]:
-    """The video stream's real packets in decode order (PyAV's empty flush packets dropped)."""
-    for packet in container.demux(video):
-        if packet.size:
-            yield packet
+def _video_packets(container, video, errors: list[str] | None = None) -> Iterator[av.Packet]:
+    """The video stream's real packets in decode order (PyAV's empty flush packets dropped).
+    Reading ends early, not with an error, where the demuxer cannot read on (no demuxer
+    tried on damaged MP4, MPEG-TS, Matroska, WebM, AVI, FLV, NUT or MPEG-PS files raised
+    one: each resyncs by itself); ``errors``, when given, gets the reason."""
+    try:
+        for packet in container.demux(video):
+            if packet.size:
+                yield packet
+    except av.error.FFmpegError as exc:
+        if errors is not None:
+            errors.append(_reason(exc))
 
 
-def _read_packet_table(container, video) -> list[PacketInfo]:
+def _read_packet_table(container, video, guard: _ScanGuard) -> tuple[list[PacketInfo], bool]:
+    """The packet table, and whether the file shows damage (a demuxer error, a packet
+    flagged corrupt, or one that lost the timestamps the others have)."""
     nominal = _nominal_duration(video)
     table: list[PacketInfo] = []
-    try:
-        for packet in _video_packets(container, video):
-            pts = packet.pts if packet.pts is not None else packet.dts
-            timed = pts is not None
-            if not timed:  # raw streams carry no timestamps: count frames at the nominal rate
-                pts = len(table) * nominal
-            table.append(PacketInfo(pts=pts, duration=packet.duration or nominal,
-                                    keyframe=packet.is_keyframe, timed=timed, shown=not packet.is_discard))
-    except av.error.FFmpegError as exc:
-        raise MediaError(f"the file is damaged after frame {len(table)} ({_reason(exc)})") from None
+    errors: list[str] = []
+    last_stamp = None
+    for packet in _video_packets(container, video, errors):
+        guard.count(packet)
+        pts = packet.pts if packet.pts is not None else packet.dts
+        entry = PacketInfo(pts=pts, duration=packet.duration or nominal, keyframe=packet.is_keyframe,
+                           shown=not packet.is_discard, damaged=packet.is_corrupt)
+        if pts is None and last_stamp is None:
+            # Raw streams carry no timestamps: count frames at the nominal rate.
+            entry.pts, entry.timed = len(table) * nominal, False
+        elif pts is None:
+            # A damaged packet lost its timestamps: nobody can say where it is shown, so it is
+            # not counted; its data still goes to the decoder (later pictures may need it).
+            # split_segments writes it just after the packet before.
+            entry.pts, entry.shown, entry.damaged = last_stamp + 1, False, True
+        else:
+            last_stamp = packet.dts if packet.dts is not None else pts
+        table.append(entry)
     if not table:
-        raise MediaError("the video stream holds no frames")
-    return table
+        raise MediaError(f"the video stream holds no frames{f' ({errors[-1]})' if errors else ''}")
+    return table, bool(errors) or any(p.damaged for p in table)
 
 
-def _check_decodes(path: Path, packets: list[PacketInfo]) -> list[PacketInfo]:
-    """The stream must decode to a picture; the packet table comes back with the pictures no
-    decoder shows marked. A recording cut from a running stream can begin with pictures that
-    reference what was cut off: anything before its first keyframe, or the pictures an open
-    GOP shows before its keyframe. The decoder drops them, so nothing may count them. Only
-    such a start is decoded through its first GOP to find them; any other, to one picture."""
+def _beyond_end(video, file_size: int) -> int:
+    """How many frames the container's index lists past the end of the file: a recording
+    cut short (a power cut, a full disk) whose index came first (MP4's moov) keeps the index,
+    not the data. Only an index of every frame counts (Matroska's lists keyframes only)."""
+    entries = video.index_entries
+    if not video.frames or len(entries) != video.frames:
+        return 0
+    return sum(1 for entry in entries if entry.size and entry.pos >= file_size)
+
+
+def _recording_end(shown: list[PacketInfo], lost: list[int]) -> int:
+    """Where the last frame ends; a lost frame lasts as long as the last one present."""
+    last = max(shown, key=lambda p: p.pts + p.duration)
+    return max(last.pts + last.duration, max(lost, default=last.pts) + last.duration)
+
+
+def _lost_frames(packets: list[PacketInfo], beyond_end: int, damaged: bool) -> list[int]:
+    """The times of the frames the file lost. A damaged stretch of a steady-rate stream
+    (MPEG-TS, say) loses whole frame intervals between two timestamps; a file cut short
+    loses what its index lists past the end, continued at the frame interval. A stream that
+    varies its rate, or skips frames without damage, loses nothing here: no gap is taken for
+    a lost frame without the damage to show for it."""
+    if not (damaged or beyond_end) or not all(p.timed for p in packets):
+        return []
+    shown = sorted(p.pts for p in packets if p.shown)
+    steps = [b - a for a, b in zip(shown, shown[1:])]
+    if not steps:
+        return []
+    interval = sorted(steps)[len(steps) // 2]
+    steady = interval > 0 and sum(abs(s - interval) * 10 <= interval for s in steps) >= 0.9 * len(steps)
+    lost = []
+    if damaged and steady:
+        for a, step in zip(shown, steps):
+            whole = round(step / interval)
+            if whole >= 2 and abs(step - whole * interval) * 10 <= interval:
+                lost += [a + k * interval for k in range(1, whole)]
+    return lost + [shown[-1] + k * max(1, interval) for k in range(1, beyond_end + 1)]
+
+
+def _check_decodes(path: Path, packets: list[PacketInfo], limits: Limits, started: float) -> list[PacketInfo]:
+    """The stream must decode to a picture (past any damage before the first one); the
+    packet table comes back with the pictures no decoder shows marked. A recording cut from
+    a running stream can begin with pictures that reference what was cut off: anything
+    before its first keyframe, or the pictures an open GOP shows before its keyframe. The
+    decoder drops them, so nothing may count them. Only such a start is decoded through its
+    first GOP to find them; any other, to one picture."""
     gop_end = next((i for i, p in enumerate(packets) if p.keyframe and i > 0), len(packets))
     first = packets[:gop_end]
     cut_start = all(p.timed for p in first) and not (
         first[0].keyframe and all(p.pts >= first[0].pts for p in first))
     shown: set[int] = set()
+    failure = None
     with _open(path, probe_pictures=False) as container:
         stream = container.streams.video[0]
-        try:
-            for position, packet in enumerate(_video_packets(container, stream)):
-                if cut_start and position == gop_end:
-                    break
-                shown.update(frame.pts for frame in packet.decode())
-                if shown and not cut_start:
-                    return packets
-            shown.update(frame.pts for frame in stream.codec_context.decode(None))
-        except av.error.FFmpegError as exc:
-            if not shown:
-                raise MediaError(f"the video stream does not decode ({_reason(exc)})") from None
-            return packets          # it decodes; later damage is concealed or repaired
+        for position, (_, frames, failed) in enumerate(_decode_packets(container, stream)):
+            shown.update(frame.pts for frame in frames)
+            failure = failed or failure
+            if cut_start and position >= gop_end:     # the first GOP and one packet more were fed:
+                shown.update(frame.pts for frame in _decode(lambda: _flush(stream))[0])
+                break                                  # what the decoder holds of them comes out
+            if shown and not cut_start:
+                break
+            if time.monotonic() - started > limits.budget_s:
+                raise MediaError(f"no picture decoded within the {limits.budget_s:g} s allowed "
+                                 f"({failure or 'none yet'})")
     if not shown:
-        raise MediaError("the video stream does not decode (no picture in it)")
+        raise MediaError(f"the video stream does not decode ({failure or 'no picture in it'})")
     if not cut_start or None in shown:   # pictures without times: nothing to match them by
         return packets
+    if failure or any(p.damaged for p in first):
+        return packets      # a damaged start, not a cut one: its pictures count (as damaged)
     return [replace(p, shown=p.shown and p.pts in shown) if i < gop_end else p for i, p in enumerate(packets)]
 
 
@@ -234,12 +403,15 @@ def plan_segments(info: MediaInfo, target_s: float, min_segments: int = 1) -> li
     mid-GOP carries its GOP from the keyframe on, and its task decodes and drops the frames
     before its own (``segment_frames``), which costs a few percent of analysing them. Where a
     GOP spans two segments or more (long-GOP cameras), or the stream has no timestamps to
-    tell frames apart by, the cut moves to the nearest keyframe instead.
+    tell frames apart by, the cut moves to the nearest keyframe instead. Frames the file
+    lost (``info.lost``) belong to the GOP they fall in by time; no segment is made of lost
+    frames only (it would have no picture to show for them).
     """
     packets = info.packets
     gop_starts = [0] + [i for i, p in enumerate(packets) if p.keyframe and i > 0]
     gop_pts = [sorted(p.pts for p in packets[a:b] if p.shown)
                for a, b in zip(gop_starts, gop_starts[1:] + [len(packets)])]
+    _add_lost_frames(gop_pts, info.lost)
     frame_pts = [pts for gop in gop_pts for pts in gop]
     gop_first_frame = list(itertools.accumulate((len(g) for g in gop_pts), initial=0))  # ends with N
     total = len(frame_pts)
@@ -267,20 +439,42 @@ def plan_segments(info: MediaInfo, target_s: float, min_segments: int = 1) -> li
             cut = first if cut - first <= end - cut or end == total else end
         if 0 < cut < total:
             cuts.add(cut)
-    bounds = [0, *sorted(cuts), total]
-    recording_end = max(p.pts + p.duration for p in packets if p.shown)
+    bounds = _without_lost_only(frame_pts, [0, *sorted(cuts), total], info.lost)
+    recording_end = _recording_end([p for p in packets if p.shown], info.lost)
     # A segment file ends with the last packet (in decode order) of its own frames: what comes
     # after it in its GOP is not needed to decode them (a picture only references pictures
     # decoded before it), so it is neither copied nor read.
-    decode_index = {p.pts: i for i, p in enumerate(packets)}
+    decode_index = {p.pts: i for i, p in enumerate(packets) if p.shown}
     plans = []
     for index, (a, b) in enumerate(zip(bounds, bounds[1:])):
         plans.append(SegmentPlan(
             index=index, start_frame=a, frames=b - a, pts=frame_pts[a:b],
             end_pts=frame_pts[b] if b < total else recording_end,
             first_packet=gop_starts[decodable_from(a)],
-            end_packet=1 + max(decode_index[pts] for pts in frame_pts[a:b])))
+            end_packet=1 + max(decode_index[pts] for pts in frame_pts[a:b] if pts in decode_index)))
     return plans
+
+
+def _add_lost_frames(gop_pts: list[list[int]], lost: list[int]) -> None:
+    """Put each lost frame's time into the GOP whose pictures it falls among (the last one
+    starting at or before it)."""
+    shown = [(g[0], index) for index, g in enumerate(gop_pts) if g]
+    starts = [first for first, _ in shown]
+    for stamp in lost:
+        _, gop = shown[max(0, bisect.bisect_right(starts, stamp) - 1)]
+        bisect.insort(gop_pts[gop], stamp)
+
+
+def _without_lost_only(frame_pts: list[int], bounds: list[int], lost: list[int]) -> list[int]:
+    """Segment bounds with every segment of lost frames only joined to the one before."""
+    missing = set(lost)
+    if not missing:
+        return bounds
+    kept = [bounds[0]]
+    for start, end in zip(bounds[1:-1], bounds[2:]):
+        if not all(pts in missing for pts in frame_pts[start:end]):
+            kept.append(start)
+    return kept + [bounds[-1]]
 
 
 def split_segments(path: Path | str, info: MediaInfo, plans: list[SegmentPlan], out_dir: Path) -> list[Path]:
@@ -297,6 +491,8 @@ def split_segments(path: Path | str, info: MediaInfo, plans: list[SegmentPlan], 
         video = source.streams.video[0]
         writing: list[tuple[SegmentPlan, av.container.OutputContainer, av.video.stream.VideoStream]] = []
         for position, packet in enumerate(_video_packets(source, video)):
+            if position >= len(info.packets):     # only what the probe read (damage read alike)
+                break
             while waiting and waiting[-1][0].first_packet <= position:
                 plan, target = waiting.pop()
                 # Timestamps move only by the offset, the same for every file: FFmpeg's own
@@ -305,8 +501,11 @@ def split_segments(path: Path | str, info: MediaInfo, plans: list[SegmentPlan], 
                 out = files.enter_context(av.open(str(target), "w", format="nut",
                                                   options={"avoid_negative_ts": "disabled"}))
                 writing.append((plan, out, _stream_like(out, video)))
-            if not info.packets[position].timed:   # else NUT numbers each file's frames from 0
-                packet.pts = packet.dts = info.packets[position].pts
+            entry = info.packets[position]
+            # A raw stream's packets (NUT would number each file's frames from 0) and a damaged
+            # one that lost its timestamps take the ones probe gave them.
+            if not entry.timed or packet.pts is None and packet.dts is None:
+                packet.pts = packet.dts = entry.pts
             if info.pts_offset:
                 packet.pts += info.pts_offset
                 if packet.dts is not None:
@@ -332,34 +531,142 @@ def _stream_like(out: av.container.OutputContainer, video: av.video.stream.Video
 
 # --- decode / encode ---------------------------------------------------------------------
 
-def decode_frames(path: Path | str, threads: int = 0) -> Iterator[av.VideoFrame]:
-    """Decoded frames of a file's first video stream, in presentation order."""
-    with _open(path, probe_pictures=False) as container:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        stream.codec_context.thread_count = threads
-        try:
-            yield from container.decode(stream)
-        except av.error.FFmpegError as exc:
-            raise MediaError(f"a segment failed to decode ({_reason(exc)})") from None
-
-
-def segment_frames(path: Path | str, first_pts: int, time_base: Fraction, threads: int = 0,
-                   pts_offset: int = 0) -> Iterator[av.VideoFrame]:
-    """A segment file's own frames: those from ``first_pts`` (source time base) on. A segment
-    that starts mid-GOP holds the GOP's earlier frames too (its pictures reference them);
-    they are decoded and dropped here. Frames without a timestamp are kept. ``pts_offset``:
-    the shift ``split_segments`` gave the file's timestamps (``MediaInfo.pts_offset``)."""
-    start = (first_pts + pts_offset) * time_base - Fraction(1, 2000)   # half a millisecond: rounding slack
-    decoded = decode_frames(path, threads)
+def _decode(step) -> tuple[list[av.VideoFrame], str | None]:
+    """The pictures one decoding step gives, or the reason it gave none."""
     try:
-        for frame in decoded:
-            if frame.pts is None or frame.pts * frame.time_base >= start:
-                yield frame
-                break
-        yield from decoded
-    finally:
-        decoded.close()
+        return step(), None
+    except av.error.FFmpegError as exc:
+        return [], _reason(exc)
+
+
+def _decode_packets(container, stream) -> Iterator[tuple[av.Packet | None, list[av.VideoFrame], str | None]]:
+    """Each video packet with the pictures decoding it gave, or the reason it did not decode;
+    last, packet None: what the decoder still held. Decoding carries on past a packet that
+    does not decode: the decoder picks up at the next picture it can decode (at the latest
+    the next keyframe), so one damaged stretch costs only the pictures that depend on it."""
+    for packet in _video_packets(container, stream):
+        yield packet, *_decode(packet.decode)
+    yield None, *_decode(lambda: _flush(stream))
+
+
+def _flush(stream) -> list[av.VideoFrame]:
+    """The pictures a decoder still holds at the end (PyAV leaves their time base unset)."""
+    frames = stream.decode(None)
+    for frame in frames:
+        frame.time_base = frame.time_base or stream.time_base
+    return frames
+
+
+def decode_frames(path: Path | str, threads: int = 0) -> Iterator[av.VideoFrame]:
+    """Decoded frames of a file's first video stream, in presentation order (what decodes:
+    a damaged packet is skipped; ``segment_frames`` accounts for what is lost)."""
+    with _open(path, probe_pictures=False) as container:
+        stream = _threaded(container.streams.video[0], threads)
+        for _, frames, _ in _decode_packets(container, stream):
+            yield from frames
+
+
+def _threaded(stream, threads: int):
+    stream.thread_type = "AUTO"
+    stream.codec_context.thread_count = threads
+    return stream
+
+
+# Why a frame of a segment is not the source's intact picture (SegmentFrame.damage).
+MISSING = "missing from the file"
+CONCEALED = "decoded with errors concealed"
+UNDECODABLE = "did not decode"
+# Until the next keyframe, pictures reference the damaged one: they decode, but wrongly where
+# anything moved (a face, say), so they count as damaged too.
+PROPAGATED = "decoded from a damaged picture"
+
+
+@dataclass
+class SegmentFrame:
+    """One frame of a segment, as the analysis (and whatever draws on it) takes it."""
+    frame: av.VideoFrame            # the picture to show for it
+    damage: str | None = None       # why it is not the source's intact picture; None: it is
+    repeated: bool = False          # its own picture was lost: a neighbour's stands in
+
+
+def segment_frames(path: Path | str, pts: list[int], time_base: Fraction, threads: int = 0,
+                   pts_offset: int = 0, timed: bool = True) -> Iterator[SegmentFrame]:
+    """A segment file's own frames: one ``SegmentFrame`` per timestamp of ``pts`` (its
+    frames' presentation times in the source time base), in order, whatever the damage.
+
+    A segment that starts mid-GOP holds the GOP's earlier frames too (its pictures reference
+    them); they are decoded and dropped here. Decoding carries on past damage; a picture the
+    decoder lost (or a frame the file lost) is filled with the last good picture (before the
+    first one: the first one; where none decodes at all: black), so the frame count and the
+    timing stay the source's, and its ``damage`` says why; so does every picture after it up
+    to the next keyframe (or intra picture), where the decoder is in step again. The
+    decoder's concealed pictures are kept, marked the same way. ``pts_offset``: the shift
+    ``split_segments`` gave the file's timestamps (``MediaInfo.pts_offset``). ``timed``
+    (``MediaInfo.timed``): pictures are matched to ``pts`` by their times; else by order (a
+    stream without presentation times), and then the pictures lost are filled at the end.
+    """
+    slot_of = {stamp: slot for slot, stamp in enumerate(pts)}
+    first = (pts[0] + pts_offset) * time_base - Fraction(1, 2000)   # half a millisecond: rounding slack
+    carried: set[int] = set()       # frame times the file's packets carry
+    failure = None                  # why the latest packet that did not decode did not
+    waiting: list[str] = []         # why each lost frame not yet filled was lost
+    good = None                     # the last intact picture
+    tainted = False                 # a picture was lost or concealed since the last keyframe
+    next_slot = 0
+
+    def source_time(stamp: int, stamp_base: Fraction) -> int:
+        return round(stamp * stamp_base / time_base) - pts_offset
+
+    def placed(frame: av.VideoFrame) -> int | None:
+        """The slot a decoded picture fills: None for one that is not this segment's."""
+        if frame.pts is None:
+            return next_slot
+        if not timed:
+            return next_slot if next_slot or frame.pts * frame.time_base >= first else None
+        slot = slot_of.get(source_time(frame.pts, frame.time_base))
+        return None if slot is None or slot < next_slot else slot
+
+    def lost(slot: int) -> str:
+        if timed and pts[slot] not in carried:
+            return MISSING
+        return f"{UNDECODABLE} ({failure})" if failure else UNDECODABLE
+
+    with _open(path, probe_pictures=False) as container:
+        stream = _threaded(container.streams.video[0], threads)
+        for packet, frames, failed in _decode_packets(container, stream):
+            if packet is not None and packet.pts is not None:
+                carried.add(source_time(packet.pts, packet.time_base))
+            failure = failed or failure
+            # A picture that did not decode before this segment's first frame (a mid-GOP cut
+            # decodes its GOP's start, the segment before's): its own frames reference it.
+            tainted = tainted or bool(failed and next_slot == 0)
+            for frame in frames:
+                slot = placed(frame)
+                if slot is None:
+                    continue
+                waiting += [lost(s) for s in range(next_slot, slot)]
+                stand_in = good if good is not None else frame
+                yield from (SegmentFrame(stand_in, damage, repeated=True) for damage in waiting)
+                tainted = (tainted or bool(waiting)) and not (frame.key_frame or frame.pict_type == _INTRA)
+                waiting.clear()
+                damage = CONCEALED if frame.is_corrupt else PROPAGATED if tainted else None
+                tainted = damage is not None
+                yield SegmentFrame(frame, damage)
+                good = frame if damage is None else good
+                next_slot = slot + 1
+                if next_slot == len(pts):
+                    return
+        waiting += [lost(s) for s in range(next_slot, len(pts))]
+        stand_in = good if good is not None else _black(stream.codec_context)
+        yield from (SegmentFrame(stand_in, damage, repeated=True) for damage in waiting)
+
+
+_INTRA = av.video.frame.PictureType.I
+
+
+def _black(ctx) -> av.VideoFrame:
+    """What stands in for a segment none of whose pictures decodes."""
+    return av.VideoFrame.from_ndarray(np.zeros((ctx.height, ctx.width, 3), np.uint8), format="bgr24")
 
 
 class H264Writer:

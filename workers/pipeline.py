@@ -1,7 +1,9 @@
-"""One segment end to end: decode, run the analyzer chain, draw, encode.
+"""One segment's analysis: decode, run the analyzer chain, keep what it found.
 
-Importable without Celery: the segment task, the benchmarks and the tests all call
-``process_segment`` the same way.
+Nothing is drawn here: labels (global track numbers, names) are only known once the stitch
+has joined every segment's tracks, so the video is drawn from the published results
+(``workers.render``). Importable without Celery: the segment task, the benchmarks and the
+tests all call ``analyse_segment`` the same way.
 """
 
 from __future__ import annotations
@@ -21,9 +23,7 @@ from workers.analytics import detector, mask, recognizer, thermal, tracker  # no
 from workers.analytics.faces import Faces
 from workers.analytics.gallery import Gallery
 from workers.analytics.registry import build_chain, load_plugins
-from workers.analytics.picture import Picture
 from workers.analytics.tracks import SegmentState
-from workers.annotate import draw_faces_i420
 
 
 @dataclass(frozen=True)
@@ -33,10 +33,6 @@ class PipelineConfig:
     analyzer_configs: str = "{}"
     plugins: tuple[str, ...] = ()          # modules that register more analyzers
     threads: int = 1
-    x264_preset: str = "veryfast"
-    x264_crf: int = 23
-    x264_params: str = "subme=1"
-    fever_c: float = thermal.DEFAULT_FEVER_C
     # Radiometric (16-bit) recordings: raw value -> degrees C; ignored for ordinary video.
     thermal_gain: float = 0.01
     thermal_offset: float = -273.15
@@ -49,6 +45,8 @@ class SegmentResult:
     thumbnails: dict = field(default_factory=dict)    # first/last frame thumbnails (cut detection)
     stages: dict[str, float] = field(default_factory=dict)
     repaired_frames: int = 0                       # frames the decoder lost, filled by repeats
+    # Per frame (segment order): why it is damaged (media.SegmentFrame.damage), None if intact.
+    damage: list[str | None] = field(default_factory=list)
 
 
 @lru_cache(maxsize=2)
@@ -58,18 +56,9 @@ def analyzer_chain(names: tuple[str, ...], configs_json: str, plugins: tuple[str
     return build_chain(list(names), json.loads(configs_json))
 
 
-def _encodable(writer: media.H264Writer, frame, picture: Picture, faces: Faces, fever_c: float):
-    """What goes to the encoder: the decoded frame itself when it fits and has nothing to
-    draw (most frames of most recordings), else an I420 canvas with the faces drawn on it."""
-    if writer.fits(frame) and not len(faces):
-        return frame
-    source = frame if writer.fits(frame) else picture.bgr()[0]
-    return draw_faces_i420(writer.canvas(source), faces, fever_c)
-
-
-def process_segment(src: Path, out_video: Path, pts: list[int], time_base: Fraction, fps: float,
-                    width: int, height: int, config: PipelineConfig,
-                    gallery: Gallery | None = None, pts_offset: int = 0) -> SegmentResult:
+def analyse_segment(src: Path, pts: list[int], time_base: Fraction, fps: float, config: PipelineConfig,
+                    gallery: Gallery | None = None, pts_offset: int = 0, timed: bool = True) -> SegmentResult:
+    """Analyse a segment file's own frames (one per timestamp of ``pts``)."""
     chain = analyzer_chain(config.analyzers, config.analyzer_configs, config.plugins)
     state = SegmentState(fps, gallery)
     calibration = thermal.Calibration(config.thermal_gain, config.thermal_offset)
@@ -77,44 +66,35 @@ def process_segment(src: Path, out_video: Path, pts: list[int], time_base: Fract
         if hasattr(analyzer, "begin"):
             analyzer.begin(state)
     cv2.setNumThreads(config.threads)  # OpenCV's pool would otherwise claim every core per worker
-    stages = {"decode": 0.0, "analyze": 0.0, "draw": 0.0, "encode": 0.0}
-    previous = previous_picture = None
+    stages = {"decode": 0.0, "analyze": 0.0}
+    damage: list[str | None] = []
     repaired = 0
-    with media.H264Writer(out_video, width, height, time_base, fps, preset=config.x264_preset,
-                          crf=config.x264_crf, threads=config.threads,
-                          params=config.x264_params) as writer:
-        decoded = media.segment_frames(src, pts[0], time_base, threads=config.threads, pts_offset=pts_offset)
-        for timestamp in pts:
+    # One item per timestamp, damage or not: a lost picture comes as a stand-in, marked.
+    decoded = media.segment_frames(src, pts, time_base, threads=config.threads, pts_offset=pts_offset, timed=timed)
+    try:
+        for _ in pts:
             state.frame_index += 1
             t0 = time.perf_counter()
-            frame = next(decoded, None)
+            item = next(decoded)
             t1 = time.perf_counter()
             faces = Faces.empty()
-            if frame is None:
-                # The decoder lost a frame (damaged data): repeat the previous picture so the
-                # output keeps the source's frame count and timing.
-                if previous is None:
-                    raise media.MediaError("a segment decoded to no pictures")
-                frame, picture, repaired = previous, previous_picture, repaired + 1
-            else:
-                picture = thermal.picture_of_frame(frame, calibration)
+            if item.damage is None:     # a damaged frame carries no faces: none can be trusted
+                picture = thermal.picture_of_frame(item.frame, calibration)
                 for analyzer in chain:
                     faces = analyzer(picture, faces)
-            t2 = time.perf_counter()
-            previous, previous_picture = frame, picture
+            damage.append(item.damage)
+            repaired += item.repeated
             state.faces.append(faces)
-            output = _encodable(writer, frame, picture, faces, config.fever_c)
-            t3 = time.perf_counter()
-            writer.write(output, timestamp)
-            t4 = time.perf_counter()
-            for stage, seconds in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
-                stages[stage] += seconds
+            stages["decode"] += t1 - t0
+            stages["analyze"] += time.perf_counter() - t1
+    finally:
         decoded.close()
     # Built after the last frame: the tracker may still have given a frame's face its track
-    # on the frame after (drawn before it knew, so that frame's box shows the score).
+    # on the frame after.
     frames = [faces.to_json() for faces in state.faces]
     thumbnails = {"first": state.first_thumbnail, "last": state.last_thumbnail}
     return SegmentResult(frames=frames, tracks=[r.to_json() for r in state.tracks.values()],
                          thumbnails={k: None if v is None else np.round(v).astype(int).tolist()
                                      for k, v in thumbnails.items()},
-                         stages={k: round(v, 4) for k, v in stages.items()}, repaired_frames=repaired)
+                         stages={k: round(v, 4) for k, v in stages.items()},
+                         repaired_frames=repaired, damage=damage)

@@ -39,6 +39,7 @@ class SegmentOutput:
     frames: list[list[dict]]     # per local frame: faces with local track ids
     tracks: list[dict]           # TrackRecord.to_json() per local track
     thumbnails: dict | None = None   # {"first": ..., "last": ...} grayscale thumbnails
+    damage: list[str | None] | None = None   # per local frame: why it is damaged, None if intact
     continues: bool = True       # False: a gap lies before it (a live camera that dropped): no join
 
 
@@ -160,8 +161,36 @@ def assemble_results(source: dict, time_base: Fraction, start_pts: int, segments
     for track in track_list:   # internal fields, not part of the results contract
         track.pop("_mask_score")
         track.pop("max_temperature_frame")
+    damage = [reason for segment in segments for reason in segment.damage or [None] * len(segment.frames)]
     return {"schema": SCHEMA, "source": source, "chunks": len(segments), "frames": frames,
-            "tracks": track_list, "alerts": alerts, "timing": timing}
+            "tracks": track_list, "alerts": alerts, "damaged": damaged_ranges(damage), "timing": timing}
+
+
+def damaged_ranges(damage: list[str | None]) -> list[dict]:
+    """Runs of damaged frames with one reason each: ``{first_frame, last_frame, reason}``."""
+    ranges: list[dict] = []
+    for index, reason in enumerate(damage):
+        if reason is None:
+            continue
+        if ranges and ranges[-1]["last_frame"] == index - 1 and ranges[-1]["reason"] == reason:
+            ranges[-1]["last_frame"] = index
+        else:
+            ranges.append({"first_frame": index, "last_frame": index, "reason": reason})
+    return ranges
+
+
+def damage_warning(results: dict) -> str | None:
+    """One line on a job whose recording was damaged (None when it was not)."""
+    ranges = results.get("damaged") or []
+    if not ranges:
+        return None
+    count = sum(r["last_frame"] - r["first_frame"] + 1 for r in ranges)
+    first, last = ranges[0]["first_frame"], ranges[0]["last_frame"]
+    where = f"frame {first}" if first == last else f"frames {first}-{last}"
+    if len(ranges) > 1:
+        where = f"{len(ranges)} ranges, the first {where}"
+    return (f"damaged recording: {count} of {len(results['frames'])} frames damaged "
+            f"({where}: {ranges[0]['reason']}); they carry no faces")
 
 
 def summarise_track(track_id: int, pieces: list[tuple[int, dict]], offsets: list[int], gallery: Gallery,

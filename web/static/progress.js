@@ -1,9 +1,10 @@
-// Live progress: poll the JSON API for every job on the page that has not ended.
+// Live progress: poll the JSON API for every job on the page that has not ended, and on the
+// job page while its video is being drawn from the latest results.
 (function () {
   const ENDED = ["done", "failed"];
   function pending() {
     return Array.from(document.querySelectorAll("[data-job]"))
-      .filter((el) => !ENDED.includes(el.dataset.status));
+      .filter((el) => !ENDED.includes(el.dataset.status) || el.dataset.video === "drawing");
   }
   async function refresh() {
     const rows = pending();
@@ -11,14 +12,16 @@
       const response = await fetch("/api/v1/jobs/" + el.dataset.job, { headers: { Accept: "application/json" } });
       if (!response.ok) continue;
       const job = await response.json();
+      const ended = ENDED.includes(job.status) && !ENDED.includes(el.dataset.status);
+      const drawn = el.dataset.video === "drawing" && (job.video_version >= job.results_version || job.video_error);
       el.dataset.status = job.status;
       el.querySelector(".status").textContent = job.status;
       el.querySelector("progress").value = job.progress;
       el.querySelector(".pct").textContent = Math.round(job.progress * 100) + "%";
       const chunks = el.querySelector(".chunks");
       if (chunks) chunks.textContent = job.chunks_done + "/" + job.chunks_total;
-      // The job page shows results once the job ends: reload it then.
-      if (ENDED.includes(job.status) && el.id === "job-status") window.location.reload();
+      // The job page shows results once the job ends, and the video once it is drawn: reload then.
+      if (el.id === "job-status" && (ended || drawn)) return window.location.reload();
     }
     if (pending().length) setTimeout(refresh, 1000);
   }

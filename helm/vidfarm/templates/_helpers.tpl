@@ -25,21 +25,116 @@ app.kubernetes.io/component: {{ .component }}
 {{ printf "%s:%s" .Values.image.repository .Values.image.tag }}
 {{- end -}}
 
+{{/* The components of this release that run, in one list (the NetworkPolicies follow it). */}}
+{{- define "vidfarm.components" -}}
+{{- $c := list "web" -}}
+{{- range $kind := list "ingest" "cpu" "gpu" -}}
+{{- if (index $.Values.workers $kind).enabled -}}{{- $c = append $c (printf "worker-%s" $kind) -}}{{- end -}}
+{{- end -}}
+{{- if .Values.beat.enabled -}}{{- $c = append $c "beat" -}}{{- end -}}
+{{- if .Values.autoscaler.enabled -}}{{- $c = append $c "autoscaler" -}}{{- end -}}
+{{- if .Values.flower.enabled -}}{{- $c = append $c "flower" -}}{{- end -}}
+{{- if .Values.migrations.enabled -}}{{- $c = append $c "db-migrate" -}}{{- end -}}
+{{- if not .Values.redis.external.url -}}{{- $c = append $c "redis" -}}{{- end -}}
+{{- if eq .Values.database.type "postgresql" -}}{{- $c = append $c "postgresql" -}}{{- end -}}
+{{- toJson $c -}}
+{{- end -}}
+
+{{/* A credential: the value given in values, else the one the release's Secret already holds
+(`lookup`: kept across upgrades; offline it finds nothing), else a new random one. Memoised
+for the render, so that every Secret of one install that carries it holds the same value.
+(dict "root" $ "homes" (list "<secret>/<key>" ...) "given" <value from values> "format" "user:%s")
+The first home is where the credential lives; later ones are older places it lived. */}}
+{{- define "vidfarm.credential" -}}
+{{- $root := .root -}}
+{{- if not (hasKey $root "vidfarmCredentials") -}}{{- $_ := set $root "vidfarmCredentials" dict -}}{{- end -}}
+{{- $memo := $root.vidfarmCredentials -}}
+{{- $home := first .homes -}}
+{{- if not (hasKey $memo $home) -}}
+{{- $value := .given | default "" -}}
+{{- range $place := .homes -}}
+{{- if not $value -}}
+{{- $secret := lookup "v1" "Secret" $root.Release.Namespace (dir $place) -}}
+{{- $value = dig "data" (base $place) "" $secret | b64dec -}}
+{{- end -}}
+{{- end -}}
+{{- $_ := set $memo $home ($value | default (printf (.format | default "%s") (randAlphaNum 40))) -}}
+{{- end -}}
+{{- index $memo $home -}}
+{{- end -}}
+
+{{- define "vidfarm.redisPassword" -}}
+{{- include "vidfarm.credential" (dict "root" . "homes" (list (printf "%s-redis/REDISCLI_AUTH" (include "vidfarm.fullname" .)))) -}}
+{{- end -}}
+
+{{- define "vidfarm.postgresPassword" -}}
+{{- include "vidfarm.credential" (dict "root" . "homes" (list (printf "%s-postgresql/password" (include "vidfarm.fullname" .)))) -}}
+{{- end -}}
+
+{{/* Broker URL, with the bundled Redis's password in it */}}
 {{- define "vidfarm.redisUrl" -}}
 {{- if .Values.redis.external.url -}}
 {{ .Values.redis.external.url }}
 {{- else -}}
-{{ printf "redis://%s-redis:6379/0" (include "vidfarm.fullname" .) }}
+{{ printf "redis://:%s@%s-redis:6379/0" (include "vidfarm.redisPassword" .) (include "vidfarm.fullname" .) }}
 {{- end -}}
 {{- end -}}
 
-{{/* every farm container reads its settings from the ConfigMap and the Secret */}}
+{{/* SQLAlchemy URL of the records; empty when it comes from an existing Secret or SQLite */}}
+{{- define "vidfarm.databaseUrl" -}}
+{{- $db := .Values.database -}}
+{{- if eq $db.type "postgresql" -}}
+{{ printf "postgresql+psycopg://vidfarm:%s@%s-postgresql:5432/vidfarm" (include "vidfarm.postgresPassword" .) (include "vidfarm.fullname" .) }}
+{{- else if eq $db.type "external" -}}
+{{ $db.external.url }}
+{{- else if not $db.sqlite.singleNode -}}
+{{- fail "database.type=sqlite keeps the records in one SQLite file on the shared media volume, which network filesystems cannot lock safely: use database.type=postgresql (the default) or external, or set database.sqlite.singleNode=true when every pod runs on one node" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* An upgrade from the chart's single-Secret version (the Secret named like the release) to
+the chart's own PostgreSQL would start on an empty database: refuse, and say what to set. */}}
+{{- define "vidfarm.refuseEmptyDatabaseOnUpgrade" -}}
+{{- if and .Release.IsUpgrade (eq .Values.database.type "postgresql") -}}
+{{- $old := lookup "v1" "Secret" .Release.Namespace (include "vidfarm.fullname" .) -}}
+{{- if $old -}}
+{{- if hasKey ($old.data | default dict) "DATABASE_URL" -}}
+{{- fail "this release keeps its records in the database of secrets.databaseUrl; upgrading with database.type=postgresql would start an empty one: set database.type=external with database.external.existingSecret (or database.external.url)" -}}
+{{- else -}}
+{{- fail "this release keeps its records in SQLite on the media volume (the earlier default); upgrading with database.type=postgresql would start an empty PostgreSQL: copy the records into a PostgreSQL and set database.type=external, or keep SQLite with database.type=sqlite and database.sqlite.singleNode=true (one node only)" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The service URLs a component's Secret carries, as JSON: REDIS_URL and/or DATABASE_URL
+(none when the URL comes from the operator's own Secret, or for SQLite).
+(dict "root" $ "redis" bool "database" bool) */}}
+{{- define "vidfarm.serviceUrls" -}}
+{{- $urls := dict -}}
+{{- if .redis -}}{{- $_ := set $urls "REDIS_URL" (include "vidfarm.redisUrl" .root) -}}{{- end -}}
+{{- $database := include "vidfarm.databaseUrl" .root -}}
+{{- if and .database $database -}}{{- $_ := set $urls "DATABASE_URL" $database -}}{{- end -}}
+{{- toJson $urls -}}
+{{- end -}}
+
+{{/* The database URL from the operator's own Secret (database.external.existingSecret), as env */}}
+{{- define "vidfarm.databaseEnv" -}}
+{{- with .Values.database.external.existingSecret }}
+- name: DATABASE_URL
+  valueFrom:
+    secretKeyRef: {name: {{ . }}, key: {{ $.Values.database.external.existingSecretKey }}}
+{{- end }}
+{{- end -}}
+
+{{/* a farm container reads its settings from the ConfigMap and its component's own Secret:
+(dict "root" $ "secret" "worker") */}}
 {{- define "vidfarm.envFrom" -}}
 envFrom:
   - configMapRef:
-      name: {{ include "vidfarm.fullname" . }}
+      name: {{ include "vidfarm.fullname" .root }}
   - secretRef:
-      name: {{ include "vidfarm.fullname" . }}
+      name: {{ include "vidfarm.fullname" .root }}-{{ .secret }}
 {{- end -}}
 
 {{- define "vidfarm.podSpecCommon" -}}

@@ -1,0 +1,111 @@
+"""Erasure records: a person's deletion as it happens, and what it removed.
+
+``start`` deletes the person from the gallery at once (no job matches them from then on) and
+keeps, in the erasure's own row, only what finding their traces needs (name, embeddings);
+``finish`` clears that and makes the database forget the deleted bytes (``forget_deleted``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from sqlalchemy import delete, select, text, update
+
+from core.records import Erasure, FaceEmbedding, Identity, Job, Records
+
+
+@dataclass(frozen=True)
+class Started:
+    erasure_id: str
+    crop_keys: list[str]
+    embeddings: int
+
+
+@dataclass(frozen=True)
+class JobRef:
+    id: str
+    status: str
+    options: dict
+    results_version: int
+    gallery_fingerprint: str | None
+
+
+class Erasures:
+    def __init__(self, records: Records):
+        self.records = records
+
+    def start(self, name: str) -> Started | None:
+        """Delete the identity named ``name`` with its embeddings and record an erasure, in
+        one transaction. None when there is no such identity."""
+        # Read first: an enrolment in between only makes more jobs look worth searching.
+        fingerprint = self.records.gallery_fingerprint()
+        with self.records.session() as s:
+            identity = s.scalar(select(Identity).where(Identity.name == name))
+            if identity is None:
+                return None
+            rows = s.execute(select(FaceEmbedding.vector, FaceEmbedding.crop_key)
+                             .where(FaceEmbedding.identity_id == identity.id).order_by(FaceEmbedding.id)).all()
+            erasure = Erasure(identity_id=identity.id, name=identity.name, status="queued",
+                              vectors=b"".join(vector for vector, _ in rows), gallery_fingerprint=fingerprint,
+                              report={"identity_id": identity.id, "embeddings_removed": len(rows)})
+            s.add(erasure)
+            s.execute(delete(FaceEmbedding).where(FaceEmbedding.identity_id == identity.id))
+            s.delete(identity)
+            s.flush()
+            return Started(erasure.id, [key for _, key in rows if key], len(rows))
+
+    def get(self, erasure_id: str) -> Erasure | None:
+        with self.records.session() as s:
+            return s.get(Erasure, erasure_id)
+
+    def set(self, erasure_id: str, **fields) -> None:
+        with self.records.session() as s:
+            s.execute(update(Erasure).where(Erasure.id == erasure_id).values(**fields))
+
+    def finish(self, erasure_id: str, report: dict) -> None:
+        """The erasure is done: forget whom it looked for, keep what it removed."""
+        self.set(erasure_id, status="done", name=None, vectors=None, report=report,
+                 finished_at=datetime.now(timezone.utc))
+
+    def unfinished(self, before: datetime) -> list[str]:
+        """Erasures that have not ended and not moved since ``before`` (their task was lost:
+        a running one notes its progress at least every half minute)."""
+        with self.records.session() as s:
+            return list(s.scalars(select(Erasure.id).where(Erasure.status != "done", Erasure.updated_at < before)))
+
+    def jobs_before(self, moment: datetime) -> list[JobRef]:
+        """Every job submitted before ``moment``: what an erasure looks through."""
+        with self.records.session() as s:
+            rows = s.execute(select(Job.id, Job.status, Job.options, Job.results_version, Job.gallery_fingerprint)
+                             .where(Job.created_at <= moment).order_by(Job.created_at)).all()
+        return [JobRef(*row) for row in rows]
+
+    def forget_deleted(self) -> str:
+        """Make the database drop the bytes of deleted rows; says what was done. SQLite runs
+        with ``secure_delete`` (deleted content is zeroed in the file), but changed pages
+        sit in the write-ahead log until a checkpoint: copy them into the file and truncate
+        the log. PostgreSQL keeps dead tuples in their pages until the space is reused (a
+        plain VACUUM only marks it free): VACUUM FULL writes the tables anew without them."""
+        engine = self.records.engine
+        if engine.dialect.name == "sqlite":
+            return _checkpoint_sqlite(engine)
+        tables = ("identities", "face_embeddings", "erasures", "jobs")
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            for table in tables:
+                connection.execute(text(f"VACUUM FULL {table}"))
+        return f"{engine.dialect.name}: VACUUM FULL {', '.join(tables)}"
+
+
+def _checkpoint_sqlite(engine, attempts: int = 50) -> str:
+    """TRUNCATE waits for readers (the busy timeout) and reports busy when one still holds an
+    old snapshot; try again until the log is empty."""
+    import time
+
+    with engine.connect() as connection:
+        for _ in range(attempts):
+            busy, _, _ = connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()
+            if not busy:
+                return "sqlite: secure_delete on; write-ahead log checkpointed and truncated"
+            time.sleep(0.1)
+    return "sqlite: secure_delete on; write-ahead log still in use by a reader (checkpointed partly)"

@@ -1,0 +1,175 @@
+"""Drawing a job's annotated video from its published results.
+
+Every publication of results (``tasks.jobs.republish``: the stitch, a re-identification, an
+erasure) queues this: one task per segment whose labels changed (on the segment queue, as a
+chord, so a long recording is drawn by every worker at once), then a join (ingest queue) that
+concatenates all segments with the source's timestamps and audio and makes the result the
+job's video (``Records.publish_video``), unless a video of newer results got there first.
+
+Drawn segments are stored under a key of what shaped them (``workers.render.segment_key``),
+so a drawing is never overwritten by another: unchanged segments are reused, and once the
+video follows the latest results the drawings it does not use are deleted (old names drawn
+in them included).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from fractions import Fraction
+from pathlib import Path
+
+from celery import chord
+
+from core.storage import job_key
+from tasks import runtime
+from tasks.app import app
+from tasks.jobs import output_key, put_json, render_config, scratch_dir, segment_key, version_key
+from workers import media
+from workers.render import render_segment as draw_segment
+from workers.render import segment_key as drawing_key
+from workers.render import segment_labels
+
+JOIN_ATTEMPTS = 3
+
+
+def drawn_key(job_id: str, index: int, key: str, extension: str = "mp4") -> str:
+    """A drawn segment (``mp4``) or the labels it is drawn from (``json``, until it is drawn)."""
+    return job_key(job_id, "annotated", f"{index:05d}-{key}.{extension}")
+
+
+def video_key(job_id: str) -> str:
+    return output_key(job_id, "annotated.mp4")
+
+
+def queue_render(job_id: str, version: int, results: dict, attempt: int = 0) -> list[int]:
+    """Queue the drawing of results ``version`` of a job; returns the segments to draw (the
+    others are drawn already, from equal labels)."""
+    records, store = runtime.records(), runtime.store()
+    job = records.get_job(job_id)
+    if job is None:
+        return []
+    config = render_config(job.options)
+    keys, missing = [], []
+    for segment in records.segments(job_id):
+        labels = segment_labels(results, segment.start_frame, segment.frames, config.fever_c)
+        keys.append(drawing_key(labels, config))
+        if not store.exists(drawn_key(job_id, segment.index, keys[-1])):
+            put_json(drawn_key(job_id, segment.index, keys[-1], "json"), labels)
+            missing.append(segment.index)
+    join = join_video.si(job_id, version, keys, time.time(), attempt)
+    if missing:
+        queue = job.options.get("queue", "cpu")
+        chord([render_segment.si(job_id, index, keys[index]).set(queue=queue) for index in missing])(
+            join.on_error(render_failed.s(job_id)))
+    else:
+        join.apply_async()
+    return missing
+
+
+@app.task(name="vidfarm.render_segment", bind=True)
+def render_segment(self, job_id: str, index: int, key: str) -> dict:
+    records, store = runtime.records(), runtime.store()
+    target, labels_file = drawn_key(job_id, index, key), drawn_key(job_id, index, key, "json")
+    job, segment = records.get_job(job_id), records.get_segment(job_id, index)
+    if store.exists(target) or not store.exists(labels_file) or job is None or segment is None:
+        # Drawn by an earlier delivery; or withdrawn (a newer video's clean-up, an erasure),
+        # and then the join draws it again if its results still need it; or the job is gone.
+        return {"skipped": True}
+    started = time.perf_counter()
+    info = job.media
+    try:
+        labels = json.loads(store.local_path(labels_file).read_text())
+        with scratch_dir() as scratch:
+            out = Path(scratch) / "segment.mp4"
+            draw_segment(store.local_path(segment_key(job_id, index)), out, segment.pts,
+                         Fraction(*info["time_base"]), info["fps"], info["width"], info["height"], labels,
+                         render_config(job.options), info.get("pts_offset", 0), info.get("timed", False))
+            store.move_file(target, out)
+    except media.MediaError:
+        raise
+    except Exception as exc:
+        if self.request.retries < runtime.settings().segment_retries:
+            raise self.retry(exc=exc, countdown=1)
+        raise
+    store.delete_prefix(labels_file)     # drawn now: the labels (names among them) need not stay
+    _leave_nothing_of_a_deleted_job(job_id)
+    return {"index": index, "seconds": round(time.perf_counter() - started, 4)}
+
+
+def _leave_nothing_of_a_deleted_job(job_id: str) -> None:
+    """A done job may be deleted while its video is drawn: whatever a drawing task wrote after
+    the deletion's sweep goes too."""
+    if runtime.records().get_job(job_id) is None:
+        runtime.store().delete_prefix(job_key(job_id))
+
+
+@app.task(name="vidfarm.join_video", ignore_result=True)
+def join_video(job_id: str, version: int, keys: list[str], queued_at: float, attempt: int = 0) -> dict:
+    """Concatenate the drawn segments of results ``version`` into the job's video."""
+    records, store = runtime.records(), runtime.store()
+    job = records.get_job(job_id)
+    if job is None:
+        return {"skipped": "the job was deleted"}
+    current = records.video(job_id)
+    if (current is not None and current.version >= version) or not store.exists(version_key(job_id, version)):
+        clean_up_drawings(job_id)     # a newer video exists, or an erasure withdrew these results
+        return {"skipped": f"results version {version} is not to be drawn"}
+    segments = records.segments(job_id)
+    parts = [drawn_key(job_id, s.index, key) for s, key in zip(segments, keys)]
+    if not all(store.exists(part) for part in parts):
+        # Another join's clean-up deleted a drawing this one meant to reuse: draw it again.
+        if attempt + 1 >= JOIN_ATTEMPTS:
+            records.set_video_error(job_id, f"drawn segments of results version {version} went missing")
+            return {"failed": "drawn segments missing"}
+        results = json.loads(store.local_path(version_key(job_id, version)).read_text())
+        return {"redrawing": queue_render(job_id, version, results, attempt + 1)}
+    info = job.media
+    with scratch_dir() as scratch:
+        out = Path(scratch) / "annotated.mp4"
+        media.concat_segments([store.local_path(part) for part in parts],
+                              [media.SegmentTiming(s.pts, s.end_pts) for s in segments],
+                              Fraction(*info["time_base"]), out,
+                              audio_source=store.local_path(job.source_key) if info["has_audio"] else None)
+        published = records.publish_video(job_id, version, keys, round(time.time() - queued_at, 3),
+                                           lambda: store.move_file(video_key(job_id), out))
+    clean_up_drawings(job_id)
+    _leave_nothing_of_a_deleted_job(job_id)
+    return {"version": version, "published": published}
+
+
+def clean_up_drawings(job_id: str) -> list[str]:
+    """Once the video follows the job's latest results, delete the drawings it does not use
+    (while it does not, a newer drawing may still be on its way). Returns the keys deleted."""
+    records, store = runtime.records(), runtime.store()
+    job, video = records.get_job(job_id), records.video(job_id)
+    if job is None or video is None or video.version < job.results_version:
+        return []
+    used = {drawn_key(job_id, index, key) for index, key in enumerate(video.segments)}
+    stale = [key for key in store.list_keys(job_key(job_id, "annotated")) if key not in used]
+    for key in stale:
+        store.delete_prefix(key)
+    return stale
+
+
+@app.task(name="vidfarm.render_failed", ignore_result=True)
+def render_failed(request, exc, traceback, job_id: str) -> None:
+    """Errback of the drawing chord: the job keeps its results and says why its video lags."""
+    runtime.records().set_video_error(job_id, f"drawing the video failed: {exc}")
+
+
+def redraw_stale_videos(cutoff) -> list[str]:
+    """The watchdog's part: draw again the videos of done jobs that have not followed their
+    latest results since before ``cutoff`` (their drawing tasks were lost)."""
+    records, store = runtime.records(), runtime.store()
+    redrawn = []
+    for job_id, version in records.jobs_with_stale_video(cutoff):
+        video = records.video(job_id)
+        if video is not None and video.error:
+            continue       # it failed with a reason, shown on the job; drawing again would fail again
+        if video is None and store.exists(video_key(job_id)):
+            continue       # drawn before videos followed results: kept until the next version
+        results = json.loads(store.local_path(version_key(job_id, version)).read_text())
+        queue_render(job_id, version, results)
+        redrawn.append(job_id)
+    return redrawn

@@ -1,0 +1,96 @@
+"""Erasure and video records, on SQLite and PostgreSQL (the fixture of test_records)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import event
+
+from core.erasures import Erasures
+from core.records import Records
+from tests.test_records import records, segments  # noqa: F401  (the fixture, on both databases)
+
+NAME = "Zelda Forgettable"
+VECTOR = bytes(range(256)) * 8          # 2048 bytes: one 512-float embedding, easy to find
+
+
+def test_an_erasure_deletes_the_person_at_once_and_keeps_whom_only_while_it_runs(records):
+    records.add_embeddings(NAME, [VECTOR], ["zelda.jpg"], ["gallery/zelda.jpg"])
+    records.add_embeddings("someone else", [b"\0" * 2048], ["other.jpg"], [None])
+    erasures = Erasures(records)
+    started = erasures.start(NAME)
+    assert started.crop_keys == ["gallery/zelda.jpg"] and started.embeddings == 1
+    assert [name for name, _ in records.gallery_vectors()] == ["someone else"]
+    assert erasures.start(NAME) is None                      # gone: nothing more to start
+    erasure = erasures.get(started.erasure_id)
+    assert (erasure.status, erasure.name, erasure.vectors) == ("queued", NAME, VECTOR)
+    assert erasure.report == {"identity_id": erasure.identity_id, "embeddings_removed": 1}
+
+    erasures.finish(started.erasure_id, {"jobs": {}})
+    erasure = erasures.get(started.erasure_id)
+    assert (erasure.status, erasure.name, erasure.vectors, erasure.report) == ("done", None, None, {"jobs": {}})
+    assert erasures.forget_deleted().startswith(records.engine.dialect.name)
+
+
+def test_a_lost_erasure_is_found_once_it_stopped_moving(records):
+    records.add_embeddings(NAME, [VECTOR], ["zelda.jpg"], [None])
+    erasures = Erasures(records)
+    erasure_id = erasures.start(NAME).erasure_id
+    now = datetime.now(timezone.utc)
+    assert erasures.unfinished(now - timedelta(minutes=1)) == []        # it moved just now
+    assert erasures.unfinished(now + timedelta(minutes=1)) == [erasure_id]
+    erasures.finish(erasure_id, {})
+    assert erasures.unfinished(now + timedelta(minutes=1)) == []
+
+
+@pytest.mark.parametrize("secure_delete", [True, False])
+def test_sqlite_overwrites_what_an_erasure_deletes_in_the_file_and_its_log(tmp_path, secure_delete):
+    """With ``secure_delete`` (the farm's setting; Debian's SQLite also has it compiled in) and
+    the log checkpointed, neither the file nor its log keeps the deleted bytes. Turned off
+    (the control), the file keeps them: the search finds what it looks for."""
+    path = tmp_path / "records.db"
+    records = Records(f"sqlite:///{path}")
+    if not secure_delete:
+        event.listen(records.engine, "connect", lambda connection, _: connection.execute("PRAGMA secure_delete=OFF"))
+    records.create_schema()
+    reader = records.engine.connect()        # another connection open, as the web app's pool holds
+    try:
+        # Neighbours on the same pages: deleting a page's only row would empty it anyway.
+        records.add_embeddings("before", [b"\1" * 2048], ["b.jpg"], [None])
+        records.add_embeddings(NAME, [VECTOR], ["zelda.jpg"], [None])
+        records.add_embeddings("after", [b"\2" * 2048], ["a.jpg"], [None])
+        erasures = Erasures(records)
+        erasure_id = erasures.start(NAME).erasure_id
+        erasures.finish(erasure_id, {})
+        assert NAME.encode() in path.with_name("records.db-wal").read_bytes()   # until the checkpoint
+        assert "checkpointed and truncated" in erasures.forget_deleted()
+        found = [part.name for part in (path, path.with_name("records.db-wal"))
+                 if part.exists() and (NAME.encode() in part.read_bytes() or VECTOR[:64] in part.read_bytes())]
+        assert found == ([] if secure_delete else ["records.db"])
+    finally:
+        reader.close()
+        records.engine.dispose()
+
+
+def test_a_video_of_older_results_never_replaces_a_newer_one(records):
+    job = records.add_job("clip.mp4", "jobs/x/source")
+    records.record_split(job.id, segments(2), status="processing")
+    written = []
+    assert records.publish_video(job.id, 2, ["a", "b"], 1.5, lambda: written.append(2))
+    assert not records.publish_video(job.id, 1, ["c", "d"], 1.0, lambda: written.append(1))
+    assert written == [2] and records.video(job.id).segments == ["a", "b"]
+    assert records.job_view(job.id)["video_version"] == 2
+    assert not records.publish_video("nope", 3, [], 0.0, lambda: written.append(3))
+
+
+def test_a_done_job_whose_video_lags_its_results_is_found(records):
+    job = records.add_job("clip.mp4", "jobs/x/source")
+    records.publish_version(job.id, "fp", lambda version: None, status="done")
+    later = datetime.now(timezone.utc) + timedelta(minutes=1)
+    assert records.jobs_with_stale_video(later) == [(job.id, 1)]
+    assert records.jobs_with_stale_video(later - timedelta(minutes=10)) == []   # not stale yet
+    records.set_video_error(job.id, "drawing failed")
+    assert records.job_view(job.id)["video_error"] == "drawing failed"
+    records.publish_video(job.id, 1, [], 1.0, lambda: None)
+    assert records.jobs_with_stale_video(later) == [] and records.job_view(job.id)["video_error"] is None

@@ -1,0 +1,311 @@
+"""Schema migrations (Alembic): a database of vidfarm 0.1, with real rows, upgraded to today's
+schema on SQLite and on PostgreSQL keeps every row usable; the revisions build exactly the
+models; many processes may open an old database at once. Each new revision adds its own data
+check to ``test_a_0_1_database_keeps_every_row_through_the_upgrade``."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from datetime import datetime, timezone
+
+import numpy as np
+import pytest
+import sqlalchemy
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from werkzeug.security import generate_password_hash
+
+from core import schema
+from tests import schema_v0_1
+from tests.test_records import postgres_url
+
+OLD_PASSWORD = "a password from 0.1"
+
+
+@pytest.fixture
+def new_database(request, tmp_path):
+    """A function making empty databases of the test's dialect; PostgreSQL ones are private
+    to the test and dropped after it."""
+    made = []
+
+    def make() -> str:
+        if request.param == "sqlite":
+            return f"sqlite:///{tmp_path / f'db{len(made)}.sqlite'}"
+        admin, name = postgres_url()
+        made.append((admin, name))
+        return f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    yield make
+    for admin, name in made:
+        with admin.connect() as conn:
+            conn.execute(sqlalchemy.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+both_dialects = pytest.mark.parametrize("new_database", ["sqlite", "postgresql"], indirect=True)
+
+
+def build_0_1(url: str) -> sqlalchemy.Engine:
+    """An empty database exactly as vidfarm 0.1's create_all made it."""
+    engine = sqlalchemy.create_engine(url)
+    statements = schema_v0_1.SQLITE if engine.dialect.name == "sqlite" else schema_v0_1.POSTGRESQL
+    with engine.begin() as conn:
+        for statement in statements:
+            conn.exec_driver_sql(statement)
+    return engine
+
+
+def describe(engine: sqlalchemy.Engine) -> dict:
+    """A database's tables as reflection sees them: columns, keys, constraints, indexes."""
+    inspector = sqlalchemy.inspect(engine)
+    tables = {}
+    for table in sorted(set(inspector.get_table_names()) - {"alembic_version"}):
+        tables[table] = {
+            "columns": [(c["name"], str(c["type"]), c["nullable"]) for c in inspector.get_columns(table)],
+            "primary_key": inspector.get_pk_constraint(table)["constrained_columns"],
+            "foreign_keys": sorted((tuple(fk["constrained_columns"]), fk["referred_table"],
+                                    tuple(fk["referred_columns"]), fk["options"].get("ondelete"))
+                                   for fk in inspector.get_foreign_keys(table)),
+            "unique": sorted(tuple(u["column_names"]) for u in inspector.get_unique_constraints(table)),
+            "indexes": sorted((i["name"], tuple(i["column_names"]), bool(i["unique"]))
+                              for i in inspector.get_indexes(table)),
+        }
+    return tables
+
+
+@both_dialects
+def test_the_first_revision_is_the_schema_of_0_1(new_database):
+    old = build_0_1(new_database())
+    migrated_url = new_database()
+    schema.upgrade(migrated_url, "0001_baseline")
+    migrated = sqlalchemy.create_engine(migrated_url)
+    try:
+        assert describe(migrated) == describe(old)
+        if old.dialect.name == "sqlite":     # and, there, the very same CREATE statements
+            query = "SELECT name, sql FROM sqlite_master WHERE name NOT LIKE 'alembic%' ORDER BY name"
+            with old.connect() as a, migrated.connect() as b:
+                assert [(n, " ".join(s.split())) for n, s in b.exec_driver_sql(query) if s] == \
+                       [(n, " ".join(s.split())) for n, s in a.exec_driver_sql(query) if s]
+    finally:
+        old.dispose()
+        migrated.dispose()
+
+
+@both_dialects
+def test_the_migrations_build_exactly_the_models(new_database):
+    """What autogenerate would write for the models against a migrated database: nothing. A
+    model change without its revision (or the reverse) fails here."""
+    url = new_database()
+    schema.upgrade(url)
+    engine = sqlalchemy.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            assert compare_metadata(context, schema.schema_metadata()) == []
+            assert schema.current_revision(conn) == schema.head()
+    finally:
+        engine.dispose()
+
+
+def unit_vector(seed: int) -> np.ndarray:
+    """An embedding: a float32 unit vector of ArcFace's size (its values matter only to the matching)."""
+    vector = np.random.default_rng(seed).standard_normal(512).astype(np.float32)
+    return vector / np.linalg.norm(vector)
+
+
+def results_doc(version: int, tracks: list[tuple[int, str | None, np.ndarray]]) -> dict:
+    """A results.json (contract 3) of a 2-frame recording with one face per track per frame."""
+    faces = [{"box": [10, 10, 50, 50], "score": 0.9, "track": track, "identity": name,
+              "similarity": 0.9 if name else None, "mask": None, "mask_score": None, "temperature_c": None}
+             for track, name, _ in tracks]
+    return {"schema": "vidfarm.results/1", "version": version,
+            "source": {"path": "lobby.mp4", "width": 64, "height": 64, "fps": 2.0, "frames": 2,
+                       "duration_s": 1.0, "has_audio": False},
+            "chunks": 2, "frames": [{"index": i, "t": i / 2, "faces": faces} for i in range(2)],
+            "tracks": [{"track": track, "identity": name, "first_frame": 0, "last_frame": 1,
+                        "best_similarity": 0.9 if name else None, "mask": None, "max_temperature_c": None,
+                        "embedding": [round(float(v), 6) for v in vector]} for track, name, vector in tracks],
+            "alerts": [], "timing": {"wall_s": 1.0, "stages": {}}}
+
+
+def fill_0_1(engine: sqlalchemy.Engine, data_dir) -> dict:
+    """Rows as vidfarm 0.1 wrote them (its column values, its password hashes and token
+    digests), and a finished job's blobs with two results versions. What the test expects back."""
+    now = datetime(2026, 10, 1, 12, 0, tzinfo=timezone.utc)
+    token = "old-api-token-" + uuid.uuid4().hex
+    job_id = uuid.uuid4().hex
+    alice, carol = unit_vector(1), unit_vector(3)
+    rows = {
+        # ids 1, 2 and 4: user 3 was deleted in 0.1
+        "users": [{"id": i, "username": name, "password_hash": generate_password_hash(OLD_PASSWORD),
+                   "role": role, "created_at": now}
+                  for i, name, role in ((1, "admin", "admin"), (2, "ann", "viewer"), (4, "otto", "operator"))],
+        "api_tokens": [{"id": 1, "user_id": 2, "label": "laptop",
+                        "token_sha256": hashlib.sha256(token.encode()).hexdigest(), "created_at": now}],
+        "identities": [{"id": 1, "name": "alice", "watchlist": True, "created_at": now},
+                       {"id": 2, "name": "bob", "watchlist": False, "created_at": now}],
+        "face_embeddings": [{"id": 1, "identity_id": 1, "vector": alice.tobytes(), "source": "alice.jpg",
+                             "crop_key": "gallery/alice-1.jpg", "created_at": now},
+                            {"id": 2, "identity_id": 2, "vector": unit_vector(2).tobytes(), "source": "bob.jpg",
+                             "crop_key": None, "created_at": now}],
+        "jobs": [{"id": job_id, "status": "done", "source_name": "lobby.mp4",
+                  "source_key": f"jobs/{job_id}/source", "error": None, "chunks_total": 2, "options": "{}",
+                  "media": json.dumps({"width": 64, "height": 64}), "timing": json.dumps({"split_s": 0.5}),
+                  "results_version": 2, "gallery_fingerprint": "0" * 40, "created_at": now,
+                  "updated_at": now, "finished_at": now}],
+        "segments": [{"job_id": job_id, "index": i, "status": "done", "start_frame": i, "frames": 1,
+                      "pts": json.dumps([i]), "end_pts": i + 1, "error": None, "worker": "w1", "seconds": 0.25,
+                      "started_at": now, "finished_at": now, "attempts": 1} for i in range(2)],
+    }
+    with engine.begin() as conn:
+        for table, table_rows in rows.items():
+            columns = list(table_rows[0])
+            quoted = ", ".join(f'"{c}"' for c in columns)
+            conn.execute(sqlalchemy.text(f'INSERT INTO {table} ({quoted}) VALUES ({", ".join(":" + c for c in columns)})'),
+                         table_rows)
+        if conn.dialect.name == "postgresql":   # rows written with their ids: move the sequences past them
+            for table in rows:
+                if table != "jobs" and table != "segments":
+                    conn.exec_driver_sql(f"SELECT setval('{table}_id_seq', (SELECT max(id) FROM {table}))")
+    output = data_dir / "blobs" / "jobs" / job_id / "output"
+    (output / "versions").mkdir(parents=True)
+    tracks = [(1, "alice", alice), (2, None, carol)]
+    for version in (1, 2):
+        (output / "versions" / f"results-{version}.json").write_text(json.dumps(results_doc(version, tracks)))
+    (output / "results.json").write_text(json.dumps(results_doc(2, tracks)))
+    return {"rows": rows, "token": token, "job_id": job_id, "carol": carol}
+
+
+def table_rows(engine: sqlalchemy.Engine, table: str, columns: list[str]) -> list[tuple]:
+    quoted = ", ".join(f'"{c}"' for c in columns)
+    with engine.connect() as conn:
+        return [tuple(row) for row in conn.exec_driver_sql(f"SELECT {quoted} FROM {table} ORDER BY 1, 2")]
+
+
+@both_dialects
+def test_a_0_1_database_keeps_every_row_through_the_upgrade(new_database, tmp_path, monkeypatch):
+    from core.accounts import Accounts
+    from core.settings import get_settings
+    from tasks import runtime
+    from tests.conftest import restore_environment
+    from tests.web.conftest import csrf_token
+
+    url = new_database()
+    old = build_0_1(url)
+    kept = fill_0_1(old, tmp_path)
+    before = {table: table_rows(old, table, list(rows[0])) for table, rows in kept["rows"].items()}
+
+    assert schema.upgrade(url) is None            # 0.1 had no revision table
+    assert schema.current(old) == schema.head()
+    for table, rows in kept["rows"].items():       # every row and every value of 0.1 is still there
+        assert table_rows(old, table, list(rows[0])) == before[table], table
+    old.dispose()
+
+    monkeypatch.setenv("VIDFARM_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("DATABASE_URL", url)
+    for name in ("REDIS_URL", "VIDFARM_API_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    get_settings.cache_clear()
+    runtime.reset()
+    try:
+        accounts = Accounts(runtime.records())
+        assert accounts.authenticate("ann", OLD_PASSWORD).username == "ann"      # the old password
+        assert accounts.user_for_token(kept["token"]).username == "ann"          # the old API token
+        from tests.web.conftest import make_app
+
+        app = make_app()
+        client, job = app.test_client(), kept["job_id"]
+        bearer = {"Authorization": f"Bearer {kept['token']}"}
+        assert client.get(f"/api/v1/jobs/{job}", headers=bearer).get_json()["status"] == "done"
+        assert client.get(f"/api/v1/jobs/{job}/results", headers=bearer).get_json()["version"] == 2
+        assert client.get(f"/api/v1/jobs/{job}/results?version=1", headers=bearer).get_json()["version"] == 1
+        page = client.get("/login").get_data(as_text=True)                        # the web login too
+        login = client.post("/login", data={"username": "otto", "password": OLD_PASSWORD,
+                                            "csrf_token": csrf_token(page)})
+        assert login.status_code == 302 and client.get("/jobs").status_code == 200
+
+        # Re-identification runs on the old job: a newly enrolled person is named in version 3.
+        from tasks.reanalysis import reidentify_job
+
+        runtime.records().add_embeddings("carol", [kept["carol"].tobytes()], ["carol.jpg"], [None])
+        assert reidentify_job(job) == {"job": job, "version": 3}
+        latest = client.get(f"/api/v1/jobs/{job}/results", headers=bearer).get_json()
+        assert latest["version"] == 3
+        assert [(t["track"], t["identity"]) for t in latest["tracks"]] == [(1, "alice"), (2, "carol")]
+        assert {a["detail"] for a in latest["alerts"]} == {"alice is on the watchlist"}
+
+        # 0002_user_sessions: every user has a token of their own, 0.1's cookies (an id alone)
+        # are refused on purpose, and ids are never given twice.
+        users = accounts.list_users()
+        assert len({u.session_token for u in users}) == 3 and all(len(u.session_token) >= 32 for u in users)
+        assert accounts.user_for_session("4") is None
+        accounts.delete_user(4)
+        assert accounts.create_user("newcomer", OLD_PASSWORD, "viewer").id == 5
+    finally:
+        runtime.records().engine.dispose()
+        restore_environment()
+
+
+@both_dialects
+def test_many_processes_opening_a_0_1_database_at_once_upgrade_it_once(new_database, tmp_path):
+    """gunicorn's workers and Celery workers start together on an old database: one migrates,
+    the others wait for it, nobody fails and the rows are kept."""
+    import subprocess
+    import sys
+
+    from tests.conftest import child_env
+
+    url = new_database()
+    old = build_0_1(url)
+    kept = fill_0_1(old, tmp_path)
+    code = ("import sys; from core.records import Records; r = Records(sys.argv[1]); r.create_schema(); "
+            "print(r.get_job(sys.argv[2]).status)")
+    processes = [subprocess.Popen([sys.executable, "-c", code, url, kept["job_id"]], env=child_env(),
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(6)]
+    outcomes = [(p.wait(120), p.stdout.read().strip(), p.stderr.read()) for p in processes]
+    assert [(code, out) for code, out, _ in outcomes] == [(0, "done")] * 6, [err for *_, err in outcomes]
+    assert schema.current(old) == schema.head()
+    assert len(table_rows(old, "users", ["id", "username"])) == 3
+    old.dispose()
+
+
+@both_dialects
+def test_a_process_not_allowed_to_upgrade_refuses_an_old_database(new_database):
+    from core.records import Records
+
+    url = new_database()
+    build_0_1(url).dispose()
+    records = Records(url)
+    with pytest.raises(schema.SchemaOutOfDate, match="vidfarm db upgrade"):
+        records.create_schema(upgrade=False)
+    records.create_schema()
+    records.create_schema(upgrade=False)     # current now: no complaint
+    records.engine.dispose()
+
+
+@pytest.mark.parametrize("new_database", ["sqlite"], indirect=True)
+def test_vidfarm_db_upgrades_an_old_database_and_says_where_it_is(new_database, tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import child_env
+
+    url = new_database()
+    build_0_1(url).dispose()
+    env = child_env(VIDFARM_DATA_DIR=str(tmp_path), DATABASE_URL=url)
+
+    def db(action: str) -> str:
+        run = subprocess.run([sys.executable, "-m", "cli.main", "db", action], env=env,
+                             capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, run.stderr
+        return run.stdout
+
+    assert "behind" in db("current")
+    assert db("upgrade").strip() == f"database at {schema.head()} (was none)"
+    assert db("current").strip() == f"{schema.head()}  (current)"
+    assert f"{schema.head()}  (after" in db("history")
+    env["DATABASE_URL"] = "postgresql+psycopg://nobody@127.0.0.1:1/none"
+    run = subprocess.run([sys.executable, "-m", "cli.main", "db", "upgrade"], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1 and run.stderr.startswith("vidfarm: error: database:") and run.stderr.count("\n") == 1

@@ -1,0 +1,112 @@
+"""The annotated video is drawn from the published results, and follows each new version.
+
+Checked where it used to go wrong: at each track's first frame (a bare score was drawn before
+the tracker confirmed the track), on both sides of each segment border (track numbers were
+each segment's own) and after a rename (the video kept the old name).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+from tasks import gallery, runtime
+from tasks.jobs import output_key
+from tasks.reanalysis import reidentify_stale
+from tasks.render import drawn_key
+from tasks.submit import submit_file
+from tests.conftest import wait_for_job
+from tests.labels import frames_i420, label_difference, shows
+from tests.test_gallery import jpeg
+from tests.test_analytics import yao_in_players
+from tests.test_reanalysis import wait_for_version
+from workers.annotate import Label
+
+
+def results_of(job_id: str) -> dict:
+    return json.loads(runtime.store().local_path(output_key(job_id, "results.json")).read_text())
+
+
+def frames_to_check(job_id: str, results: dict) -> set[int]:
+    """Each track's first and last frame, and the frames on both sides of each segment border."""
+    borders = [s.start_frame for s in runtime.records().segments(job_id)][1:]
+    tracks = [frame for t in results["tracks"] for frame in (t["first_frame"], t["last_frame"])]
+    return set(tracks) | {f for b in borders for f in (b - 1, b)}
+
+
+def assert_video_shows_results(job_id: str, source: list, results: dict) -> int:
+    """Every checked frame of the video shows exactly its faces' labels; returns how many were checked."""
+    annotated = frames_i420(runtime.store().local_path(output_key(job_id, "annotated.mp4")))
+    assert len(annotated) == len(source) == len(results["frames"])
+    checked = 0
+    for index in sorted(frames_to_check(job_id, results)):
+        for face in results["frames"][index]["faces"]:
+            label = Label.of(face)
+            difference = label_difference(annotated[index], source[index], label)
+            assert shows(annotated[index], source[index], label), (index, label, difference)
+            # ... and not another one: the check can tell labels apart.
+            for other in (f"{face['score']:.2f}", f"#{(face['track'] or 0) + 1}"):
+                assert not shows(annotated[index], source[index], dataclasses.replace(label, text=other)), (index, other)
+            checked += 1
+    return checked
+
+
+def test_the_video_shows_the_results_labels_at_track_starts_and_segment_borders(farm, two_visits):
+    job_id = submit_file(two_visits.path, name="two-visits.mp4")
+    view = wait_for_job(job_id)
+    assert view["status"] == "done", view["error"]
+    assert view["video_version"] == view["results_version"] == 1
+    results = results_of(job_id)
+    assert [t["track"] for t in results["tracks"]] == [1, 2]
+    borders = [s.start_frame for s in runtime.records().segments(job_id)][1:]
+    assert all(any(t["first_frame"] < b <= t["last_frame"] for b in borders) for t in results["tracks"])
+    source = frames_i420(two_visits.path)
+    # Both tracks' first frames, and faces on both sides of the two borders they cross.
+    assert assert_video_shows_results(job_id, source, results) >= 6
+
+
+def test_a_rename_redraws_the_segments_that_show_the_name_and_only_those(farm, two_visits):
+    gallery.enroll("Yao Ming", [("yao.jpg", jpeg(yao_in_players()))], largest_face=True)
+    try:
+        job_id = submit_file(two_visits.path, name="two-visits.mp4")
+        assert wait_for_job(job_id)["status"] == "done"
+        first = runtime.records().video(job_id)
+        assert {t["identity"] for t in results_of(job_id)["tracks"]} == {"Yao Ming"}
+
+        gallery.rename_identity("Yao Ming", "Ming Yao")
+        reidentify_stale.apply()
+        wait_for_version(job_id, 2)     # the re-identification publishes version 2,
+        view = wait_for_job(job_id)     # then the video follows it
+        assert view["video_version"] == view["results_version"] == 2 and not view["video_error"]
+        results = results_of(job_id)
+        assert {t["identity"] for t in results["tracks"]} == {"Ming Yao"}
+        assert assert_video_shows_results(job_id, frames_i420(two_visits.path), results) >= 6
+
+        second = runtime.records().video(job_id)
+        changed = [a != b for a, b in zip(first.segments, second.segments)]
+        named = [any(f["faces"] for f in results["frames"][s.start_frame:s.start_frame + s.frames])
+                 for s in runtime.records().segments(job_id)]
+        assert changed == named and not all(named)    # a segment that shows nobody is kept as drawn
+        # The drawings of the old name are gone; the video's own are all that is left.
+        kept = runtime.store().list_keys(f"jobs/{job_id}/annotated")
+        assert kept == sorted(drawn_key(job_id, i, key) for i, key in enumerate(second.segments))
+    finally:
+        gallery.delete_identity("Ming Yao")
+
+
+def test_the_watchdog_draws_again_a_video_whose_drawing_was_lost(farm, face_clip, monkeypatch):
+    from datetime import datetime, timedelta, timezone
+
+    from tasks import render
+    from tasks.jobs import republish
+
+    job_id = submit_file(face_clip.path, name="faces.mp4")
+    assert wait_for_job(job_id)["video_version"] == 1
+    monkeypatch.setattr(render, "queue_render", lambda *args, **kwargs: [])     # its tasks are lost
+    assert republish(job_id, lambda latest: latest, runtime.records().get_job(job_id).gallery_fingerprint) == 2
+    monkeypatch.undo()
+    now = datetime.now(timezone.utc)
+    assert render.redraw_stale_videos(now - timedelta(minutes=5)) == []      # not lagging for long yet
+    assert job_id in render.redraw_stale_videos(now + timedelta(minutes=1))
+    view = wait_for_job(job_id)
+    assert view["video_version"] == view["results_version"] == 2 and not view["video_error"]

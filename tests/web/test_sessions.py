@@ -1,0 +1,98 @@
+"""Sessions end when they should (issue 11, item 1), each attack replayed with the real app:
+a session cookie copied before logout, before the user's deletion (and the next user taking
+the id), before a password or role change, or older than the absolute lifetime, opens nothing
+afterwards: neither a page nor the API."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.web.conftest import PASSWORD, csrf_token, make_app
+
+COOKIE = "session"
+
+
+@pytest.fixture
+def accounts(web_app):
+    from core.accounts import Accounts
+    from tasks import runtime
+
+    return Accounts(runtime.records())
+
+
+def log_in(app, username: str, password: str = PASSWORD):
+    client = app.test_client()
+    token = csrf_token(client.get("/login").get_data(as_text=True))
+    response = client.post("/login", data={"username": username, "password": password, "csrf_token": token})
+    assert response.status_code == 302, response.get_data(as_text=True)
+    return client
+
+
+def stolen_cookie(client) -> str:
+    return client.get_cookie(COOKIE).value
+
+
+def replay(app, cookie: str):
+    """A fresh client (another machine) presenting a copied session cookie."""
+    client = app.test_client()
+    client.set_cookie(COOKIE, cookie)
+    return client
+
+
+def assert_opens_nothing(app, cookie: str) -> None:
+    client = replay(app, cookie)
+    for path in ("/jobs", "/account"):
+        response = client.get(path)
+        assert response.status_code == 302 and "/login" in response.location, path
+    assert client.get("/api/v1/jobs").status_code == 401
+
+
+def test_a_cookie_replayed_after_logout_opens_nothing(web_app, accounts):
+    accounts.create_user("sess-logout", PASSWORD, "viewer")
+    browser = log_in(web_app, "sess-logout")
+    cookie = stolen_cookie(browser)
+    assert replay(web_app, cookie).get("/api/v1/jobs").status_code == 200   # the copy works while logged in
+    token = csrf_token(browser.get("/jobs").get_data(as_text=True))
+    assert browser.post("/logout", data={"csrf_token": token}).status_code == 302
+    assert_opens_nothing(web_app, cookie)
+
+
+def test_a_deleted_users_cookie_does_not_open_the_next_users_account(web_app, accounts):
+    """temp1 logs in, an admin deletes temp1, a new user is made: the id is not reused and
+    temp1's cookie is nobody's."""
+    temp = accounts.create_user("sess-temp1", PASSWORD, "viewer")
+    cookie = stolen_cookie(log_in(web_app, "sess-temp1"))
+    accounts.delete_user(temp.id)
+    newcomer = accounts.create_user("sess-viewer2", PASSWORD, "viewer")
+    assert newcomer.id != temp.id
+    assert_opens_nothing(web_app, cookie)
+
+
+@pytest.mark.parametrize("change", ["password", "role"])
+def test_a_new_password_or_role_ends_the_sessions_before_it(web_app, accounts, change):
+    user = accounts.create_user(f"sess-{change}", PASSWORD, "operator")
+    browser = log_in(web_app, user.username)
+    cookie = stolen_cookie(browser)
+    if change == "password":
+        accounts.change_password(user.id, "a brand new password")
+    else:
+        accounts.set_role(user.id, "viewer")
+    assert_opens_nothing(web_app, cookie)
+    assert browser.get("/jobs").status_code == 302              # the browser that held it too
+    log_in(web_app, user.username, "a brand new password" if change == "password" else PASSWORD)
+
+
+def test_a_session_ends_after_its_absolute_lifetime_however_active(farm, accounts):
+    app = make_app(session_lifetime_s=2)
+    accounts.create_user("sess-lifetime", PASSWORD, "viewer")
+    browser = log_in(app, "sess-lifetime")
+    cookie = stolen_cookie(browser)
+    assert browser.get("/jobs").status_code == 200
+    time.sleep(1)
+    assert browser.get("/jobs").status_code == 200              # activity does not extend it
+    time.sleep(1.5)
+    assert_opens_nothing(app, cookie)
+    assert browser.get("/api/v1/jobs").status_code == 401
+    assert log_in(app, "sess-lifetime").get("/jobs").status_code == 200

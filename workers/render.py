@@ -1,0 +1,87 @@
+"""Draws the annotated video of one segment from the published results.
+
+The labels come from results.json (final track numbers, names, mask and fever states), so the
+video says what the results say. Each segment's labels are hashed with everything else that
+shapes its pixels (``segment_key``): a new results version re-draws only the segments whose
+key changed, and segments drawn from equal keys are equal files, so they join by remux.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import cv2
+
+from workers import media
+from workers.analytics import thermal
+from workers.annotate import Label, draw_labels_i420
+
+# Bump when drawing changes: every segment's key changes, so every segment is drawn again.
+DRAWING_VERSION = 1
+
+
+@dataclass(frozen=True)
+class RenderConfig:
+    threads: int = 1
+    x264_preset: str = "veryfast"
+    x264_crf: int = 23
+    x264_params: str = "subme=1"
+    fever_c: float = thermal.DEFAULT_FEVER_C
+    # Radiometric (16-bit) recordings are drawn on their false-colour picture, which these shape.
+    thermal_gain: float = 0.01
+    thermal_offset: float = -273.15
+
+
+def segment_labels(results: dict, start_frame: int, frames: int, fever_c: float) -> list[list[list]]:
+    """Per frame of a segment (global frames ``start_frame`` on): the labels to draw, as JSON."""
+    return [[Label.of(face, fever_c).to_json() for face in frame["faces"]]
+            for frame in results["frames"][start_frame:start_frame + frames]]
+
+
+def segment_key(labels: list[list[list]], config: RenderConfig) -> str:
+    """What a drawn segment's pixels depend on, hashed: its labels, the encoder settings (every
+    segment of one video must share them to join by remux) and the drawing code's version."""
+    shaping = {k: v for k, v in asdict(config).items() if k not in ("threads", "fever_c")}
+    payload = json.dumps([DRAWING_VERSION, shaping, labels], separators=(",", ":"))
+    return hashlib.sha256(payload.encode()).hexdigest()[:24]
+
+
+def render_segment(src: Path, out: Path, pts: list[int], time_base: Fraction, fps: float, width: int,
+                   height: int, labels: list[list[list]], config: RenderConfig,
+                   pts_offset: int = 0, timed: bool = True) -> dict[str, float]:
+    """Decode a segment's own frames as its analysis did (``media.segment_frames``: the same
+    pictures, the same stand-ins for damaged ones), draw each frame's labels and encode H.264
+    with the source's timestamps. Returns seconds per stage. Frames with nothing to draw go to
+    the encoder as decoded (most frames of most recordings)."""
+    if len(labels) != len(pts):
+        raise ValueError(f"{len(labels)} frames of labels for {len(pts)} timestamps")
+    calibration = thermal.Calibration(config.thermal_gain, config.thermal_offset)
+    cv2.setNumThreads(config.threads)
+    stages = {"render_decode": 0.0, "draw": 0.0, "encode": 0.0}
+    with media.H264Writer(out, width, height, time_base, fps, preset=config.x264_preset, crf=config.x264_crf,
+                          threads=config.threads, params=config.x264_params) as writer:
+        decoded = media.segment_frames(src, pts, time_base, threads=config.threads, pts_offset=pts_offset,
+                                       timed=timed)
+        try:
+            previous = time.perf_counter()
+            for item, timestamp, drawn in zip(decoded, pts, labels):
+                decoded_at = time.perf_counter()
+                frame = output = item.frame
+                if drawn or not writer.fits(frame):
+                    source = frame if writer.fits(frame) else thermal.picture_of_frame(frame, calibration).bgr()[0]
+                    output = draw_labels_i420(writer.canvas(source), [Label.from_json(x) for x in drawn])
+                drawn_at = time.perf_counter()
+                writer.write(output, timestamp)
+                written_at = time.perf_counter()
+                stages["render_decode"] += decoded_at - previous
+                stages["draw"] += drawn_at - decoded_at
+                stages["encode"] += written_at - drawn_at
+                previous = written_at
+        finally:
+            decoded.close()
+    return {k: round(v, 4) for k, v in stages.items()}
