@@ -16,7 +16,10 @@ _settings = get_settings()
 broker_url = _settings.redis_url or "redis://127.0.0.1:6379/0"
 result_backend = broker_url
 broker_connection_retry_on_startup = True
-broker_transport_options = {"visibility_timeout": 2 * _settings.stitch_time_limit_s}
+# A worker takes from its queues in the order it lists them (``-Q live,ingest,cpu``): a live
+# segment waiting goes before any batch task (kombu's default would rotate between them).
+broker_transport_options = {"visibility_timeout": 2 * _settings.stitch_time_limit_s,
+                            "queue_order_strategy": "priority"}
 result_backend_transport_options = {"visibility_timeout": 2 * _settings.stitch_time_limit_s}
 result_expires = 24 * 3600
 # A Redis blip while a segment stores its result should not turn the finished segment into a
@@ -34,13 +37,14 @@ worker_send_task_events = True
 task_serializer = result_serializer = "json"
 accept_content = ["json"]
 
-task_queues = (Queue("ingest"), Queue("cpu"), Queue("gpu"))
+task_queues = (Queue("live"), Queue("ingest"), Queue("cpu"), Queue("gpu"))
 task_default_queue = "cpu"
 task_routes = {
     "vidfarm.ingest": {"queue": "ingest"},
     "vidfarm.stitch": {"queue": "ingest"},
     "vidfarm.job_failed": {"queue": "ingest"},
     "vidfarm.segment": {"queue": "cpu"},
+    "vidfarm.live_segment": {"queue": "live"},
     "vidfarm.render_segment": {"queue": "cpu"},
     "vidfarm.join_video": {"queue": "ingest"},
     "vidfarm.render_failed": {"queue": "ingest"},
@@ -66,6 +70,8 @@ if _settings.reanalyse_hours:
 task_annotations = {
     "vidfarm.segment": {"time_limit": _settings.segment_time_limit_s,
                         "soft_time_limit": _settings.segment_time_limit_s - 30},
+    "vidfarm.live_segment": {"time_limit": _settings.segment_time_limit_s,
+                             "soft_time_limit": _settings.segment_time_limit_s - 30},
     "vidfarm.render_segment": {"time_limit": _settings.segment_time_limit_s,
                                "soft_time_limit": _settings.segment_time_limit_s - 30},
     "vidfarm.join_video": {"time_limit": _settings.stitch_time_limit_s,

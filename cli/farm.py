@@ -2,10 +2,10 @@
 processes of one command. ``vidfarm process`` and ``vidfarm up`` run inside one; leaving the
 ``with`` block (Ctrl-C included) stops every process it started.
 
-With ``autoscale=True`` (``vidfarm up``) the farm runs one ingest worker and the local
-autoscaler (``vidfarm autoscale --backend local``), which starts and stops up to ``workers``
-CPU workers as the ``cpu`` queue fills and empties; otherwise ``workers`` fixed workers serve
-``queues``.
+With ``autoscale=True`` (``vidfarm up``) the farm runs one worker on the live and ingest
+queues and the local autoscaler (``vidfarm autoscale --backend local``), which starts and
+stops up to ``workers`` CPU workers as the ``cpu`` queue fills and empties; otherwise
+``workers`` fixed workers serve ``queues``, in that order (live camera segments first).
 """
 
 from __future__ import annotations
@@ -27,11 +27,13 @@ LOCAL_SCALING = {"VIDFARM_AUTOSCALE_CPU__SIZE_BY": "tasks", "VIDFARM_AUTOSCALE_C
 
 
 class EmbeddedFarm:
-    def __init__(self, data_dir: Path, workers: int = 2, queues: str = "ingest,cpu",
+    def __init__(self, data_dir: Path, workers: int = 2, queues: str = "live,ingest,cpu",
                  web_port: int | None = None, api_token: str | None = None,
                  extra_env: dict | None = None, autoscale: bool = False,
                  flower_port: int | None = None, flower_auth: str | None = None, beat: bool = False,
-                 pin_workers: bool | None = None):
+                 pin_workers: bool | None = None, cameras: bool = False):
+        """cameras: also run the camera ingester (``vidfarm ingest``), which watches the cameras
+        registered through the API."""
         self.data_dir = Path(data_dir)
         self.workers = workers
         self.autoscale = autoscale
@@ -44,6 +46,7 @@ class EmbeddedFarm:
         self.extra_env = extra_env or {}
         self.threads_per_worker = max(1, (os.cpu_count() or 1) // max(1, workers))
         self.beat = beat
+        self.cameras = cameras
         # A fresh read: the cached settings must wait until the caller has pointed its
         # environment at this farm (REDIS_URL is only known once the farm starts).
         self.pin_workers = Settings().pin_workers if pin_workers is None else pin_workers
@@ -79,7 +82,9 @@ class EmbeddedFarm:
         self.redis.start()
         try:
             if self.autoscale:
-                self.add_worker("ingest")
+                # Live camera segments go to the always-on worker (the autoscaler sizes the cpu
+                # queue's workers only, for now); it takes them before its ingest tasks.
+                self.add_worker("live,ingest")
                 self.processes.append(FarmProcess(
                     "autoscaler", [sys.executable, "-m", "cli.main", "autoscale", "--backend", "local",
                                    "--queues", "cpu"],
@@ -88,6 +93,9 @@ class EmbeddedFarm:
             else:
                 for _ in range(self.workers):
                     self.add_worker()
+            if self.cameras:
+                self.processes.append(FarmProcess("ingest", [sys.executable, "-m", "cli.main", "ingest"],
+                                                  self.env(), self.log_dir / "ingest.log"))
             if self.beat:
                 self.processes.append(FarmProcess(
                     "beat", [sys.executable, "-m", "celery", "-A", "tasks.app", "beat", "--loglevel", "INFO",

@@ -1,6 +1,8 @@
 """The ``vidfarm`` command.
 
     vidfarm process VIDEO --out DIR [--gallery DIR] [--workers N]   one recording through the farm
+    vidfarm watch URL --out DIR [--for S] [--gallery DIR] [--workers N]   a live camera through the farm
+    vidfarm ingest                                                    watch the farm's registered cameras
     vidfarm enroll NAME IMAGE...                                      add photos of a person to the gallery
     vidfarm up [--workers N] [--port P]                               the embedded farm with the web app
     vidfarm db upgrade|current|history                                the database schema (migrations)
@@ -24,6 +26,7 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
 from cli import autoscale as autoscale_command
+from cli import live as live_commands
 from cli.signals import Stopped, stop_on_signals
 from core.errors import problems
 from core.settings import get_settings
@@ -42,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     process.add_argument("--gallery", type=Path, default=None,
                          help="folder of known faces for this job: a sub-folder per person, or loose photos "
                               "named after the person (default: the enrolled gallery)")
+
+    live_commands.add_parsers(commands)
 
     enroll = commands.add_parser("enroll", help="add photos of a person to the gallery")
     enroll.add_argument("name")
@@ -69,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ValidationError, SettingsError) as error:
         return bad_settings(error)
     try:
+        if args.command == "ingest":
+            return live_commands.run_ingest(get_settings(), fail)
         if args.command == "autoscale":
             return run_autoscale(args)
         if args.command == "enroll":
@@ -79,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
             return run_db(args)
         # These start child processes: every stop signal must unwind them (cli/signals.py).
         with stop_on_signals():
+            if args.command == "watch":      # a stop while it watches ends the watch, results written
+                return live_commands.run_watch(args, get_settings(), fail)
             return run_process(args) if args.command == "process" else run_up(args)
     except Stopped as stop:
         print(f"vidfarm: stopped ({stop})", file=sys.stderr)
@@ -160,8 +169,10 @@ def run_autoscale(args) -> int:
 
 def run_process(args) -> int:
     from cli.farm import EmbeddedFarm
+    from cli.gallery_option import gallery_options
     from tasks import app as celery_app
     from tasks import runtime
+    from tasks.gallery import GalleryError
     from tasks.jobs import output_key
     from tasks.submit import submit_file
 
@@ -169,15 +180,10 @@ def run_process(args) -> int:
     if not video.is_file():
         return fail(f"{video}: no such file")
     options = {"segment_seconds": args.segment_seconds} if args.segment_seconds else {}
-    if args.gallery is not None:
-        from tasks.gallery import GalleryError, gallery_option
-
-        if not args.gallery.is_dir():
-            return fail(f"{args.gallery}: not a folder")
-        try:
-            options["gallery"] = gallery_option(args.gallery)
-        except GalleryError as exc:
-            return fail(str(exc))
+    try:
+        options.update(gallery_options(args.gallery))
+    except GalleryError as exc:
+        return fail(str(exc))
     settings = get_settings()
     farm = None if settings.redis_url else EmbeddedFarm(settings.data_dir, workers=args.workers)
     with farm or nullcontext():
@@ -255,7 +261,7 @@ def run_up(args) -> int:
     settings.data_dir.mkdir(parents=True, exist_ok=True)   # the SQLite file lives there
     first_admin = Accounts(runtime.records()).ensure_admin()
     with EmbeddedFarm(settings.data_dir, workers=args.workers, web_port=port,
-                      autoscale=True, beat=True, flower_port=settings.flower_port,
+                      autoscale=True, beat=True, cameras=True, flower_port=settings.flower_port,
                       flower_auth=f"{settings.flower_user}:{flower_password}") as farm:
         print(f"vidfarm is up: 1 ingest worker and up to {args.workers} CPU workers, started and stopped "
               f"by the local autoscaler as the queue fills and empties; Redis at {farm.redis_url}")
@@ -269,6 +275,7 @@ def run_up(args) -> int:
         print(f"  flower  : http://127.0.0.1:{settings.flower_port}/   "
               f"(user {settings.flower_user}, password {flower_password})")
         print("  beat    : re-identifies stored recordings after the gallery changes")
+        print("  cameras : POST /api/v1/cameras registers one; the ingester watches it (segments on the live queue)")
         print(f"  logs    : {farm.log_dir}")
         print("Ctrl-C (or SIGTERM, SIGHUP) stops every process.")
         while True:

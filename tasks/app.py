@@ -1,10 +1,10 @@
-"""The Celery application. Workers run ``celery -A tasks.app worker -Q ingest,cpu``."""
+"""The Celery application. Workers run ``celery -A tasks.app worker -Q live,ingest,cpu``."""
 
 from celery import Celery
 from celery.signals import worker_init, worker_process_init
 
-app = Celery("vidfarm", include=["tasks.jobs", "tasks.render", "tasks.reanalysis", "tasks.erasure", "tasks.watchdog",
-                                 "tasks.alerts"])
+app = Celery("vidfarm", include=["tasks.jobs", "tasks.live", "tasks.render", "tasks.reanalysis", "tasks.erasure",
+                                 "tasks.watchdog", "tasks.alerts"])
 app.config_from_object("celeryconfig")
 
 

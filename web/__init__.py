@@ -46,6 +46,7 @@ def create_app(settings: Settings | None = None) -> APIFlask:
     app.config["VALIDATION_ERROR_SCHEMA"] = ERROR_SCHEMA
 
     from web.api import api
+    from web.api_cameras import cameras
     from web.api_identities import identities
     from web.api_alerts import alerts_api
     from web.api_people import people_api
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None) -> APIFlask:
     csrf.exempt(people_api)
     csrf.exempt(alerts_api)
     csrf.exempt(users_api)
+    csrf.exempt(cameras)
     app.config["RATELIMIT_STORAGE_URI"] = settings.redis_url or "memory://"
     limiter.init_app(app)
     app.register_blueprint(auth)
@@ -76,6 +78,7 @@ def create_app(settings: Settings | None = None) -> APIFlask:
     app.register_blueprint(accounts_ui)
     app.register_blueprint(api)
     app.register_blueprint(identities)
+    app.register_blueprint(cameras)
     app.register_blueprint(gallery)
     app.register_blueprint(people)
     app.register_blueprint(people_api)

@@ -40,6 +40,7 @@ class SegmentOutput:
     tracks: list[dict]           # TrackRecord.to_json() per local track
     thumbnails: dict | None = None   # {"first": ..., "last": ...} grayscale thumbnails
     damage: list[str | None] | None = None   # per local frame: why it is damaged, None if intact
+    continues: bool = True       # False: a gap lies before it (a live camera that dropped): no join
 
 
 @dataclass
@@ -82,30 +83,38 @@ def join_borders(segments: list[SegmentOutput], options: ResultOptions) -> _Join
         for track in segment.tracks:
             joined.find((k, track["track"]))
     for k in range(len(segments) - 1):
-        before, after = segments[k].thumbnails or {}, segments[k + 1].thumbnails or {}
-        if is_scene_cut(before.get("last"), after.get("first"), options.scene_cut):
-            continue   # the border is also a cut between shots
-        last = len(segments[k].frames) - 1
-        ending = [t for t in segments[k].tracks if t["last_frame"] >= last - BORDER_SLACK_FRAMES]
-        starting = [t for t in segments[k + 1].tracks if t["first_frame"] <= BORDER_SLACK_FRAMES]
-        candidates = []
-        for a in ending:
-            for b in starting:
-                overlap = box_iou(a["last_box"], b["first_box"])
-                ea, eb = _embedding(a), _embedding(b)
-                similarity = float(ea @ eb) if ea is not None and eb is not None else None
-                if overlap < options.join_iou:
-                    continue
-                if similarity is not None and similarity < options.join_min_similarity:
-                    continue   # same place, different face: two people
-                candidates.append((overlap + (similarity or 0.0), a["track"], b["track"]))
-        used_a, used_b = set(), set()
-        for _, ta, tb in sorted(candidates, reverse=True):
-            if ta not in used_a and tb not in used_b:
-                joined.union((k, ta), (k + 1, tb))
-                used_a.add(ta)
-                used_b.add(tb)
+        for ta, tb in join_border(segments[k], segments[k + 1], options):
+            joined.union((k, ta), (k + 1, tb))
     return joined
+
+
+def join_border(before: SegmentOutput, after: SegmentOutput, options: ResultOptions) -> list[tuple[int, int]]:
+    """The (track before, track after) pairs that are one person crossing the border."""
+    if not after.continues:
+        return []
+    if is_scene_cut((before.thumbnails or {}).get("last"), (after.thumbnails or {}).get("first"), options.scene_cut):
+        return []   # the border is also a cut between shots
+    last = len(before.frames) - 1
+    ending = [t for t in before.tracks if t["last_frame"] >= last - BORDER_SLACK_FRAMES]
+    starting = [t for t in after.tracks if t["first_frame"] <= BORDER_SLACK_FRAMES]
+    candidates = []
+    for a in ending:
+        for b in starting:
+            overlap = box_iou(a["last_box"], b["first_box"])
+            ea, eb = _embedding(a), _embedding(b)
+            similarity = float(ea @ eb) if ea is not None and eb is not None else None
+            if overlap < options.join_iou:
+                continue
+            if similarity is not None and similarity < options.join_min_similarity:
+                continue   # same place, different face: two people
+            candidates.append((overlap + (similarity or 0.0), a["track"], b["track"]))
+    pairs, used_a, used_b = [], set(), set()
+    for _, ta, tb in sorted(candidates, reverse=True):
+        if ta not in used_a and tb not in used_b:
+            pairs.append((ta, tb))
+            used_a.add(ta)
+            used_b.add(tb)
+    return pairs
 
 
 def assemble_results(source: dict, time_base: Fraction, start_pts: int, segments: list[SegmentOutput],
@@ -137,7 +146,7 @@ def assemble_results(source: dict, time_base: Fraction, start_pts: int, segments
                 root = joined.find((k, face["track"]))
                 if root not in global_id:
                     global_id[root] = len(global_id) + 1
-                    tracks[global_id[root]] = _summarise(global_id[root], pieces[root], offsets, gallery, options)
+                    tracks[global_id[root]] = summarise_track(global_id[root], pieces[root], offsets, gallery, options)
                 summary = tracks[global_id[root]]
                 # Every frame showing the track lies within it. Segments analysed by workers
                 # before the tracker backdated first frames (an upgrade mid-job) record it late.
@@ -148,7 +157,7 @@ def assemble_results(source: dict, time_base: Fraction, start_pts: int, segments
                             mask_score=summary["_mask_score"])
             frames.append({"index": index, "t": t, "faces": faces})
     track_list = [tracks[key] for key in sorted(tracks)]
-    alerts = _alerts(track_list, frames, options)
+    alerts = track_alerts(track_list, [frame["t"] for frame in frames], options)
     for track in track_list:   # internal fields, not part of the results contract
         track.pop("_mask_score")
         track.pop("max_temperature_frame")
@@ -184,7 +193,7 @@ def damage_warning(results: dict) -> str | None:
             f"({where}: {ranges[0]['reason']}); they carry no faces")
 
 
-def _summarise(track_id: int, pieces: list[tuple[int, dict]], offsets: list[int], gallery: Gallery,
+def summarise_track(track_id: int, pieces: list[tuple[int, dict]], offsets: list[int], gallery: Gallery,
                options: ResultOptions) -> dict:
     sums = [np.asarray(p["embedding_sum"], np.float32) for _, p in pieces if p.get("embedding_sum")]
     embedding = normalise(np.sum(sums, axis=0)) if sums else None
@@ -203,9 +212,10 @@ def _summarise(track_id: int, pieces: list[tuple[int, dict]], offsets: list[int]
             "_mask_score": mask_score}
 
 
-def _alerts(tracks: list[dict], frames: list[dict], options: ResultOptions) -> list[dict]:
+def track_alerts(tracks: list[dict], times: list[float], options: ResultOptions) -> list[dict]:
+    """The alerts of tracks as ``summarise_track`` gives them; ``times``: each frame's t."""
     def at(frame: int) -> float:
-        return frames[frame]["t"] if 0 <= frame < len(frames) else 0.0
+        return times[frame] if 0 <= frame < len(times) else 0.0
 
     alerts = []
     for track in tracks:
@@ -218,14 +228,14 @@ def _alerts(tracks: list[dict], frames: list[dict], options: ResultOptions) -> l
             frame = track["first_frame"]
             alerts.append({"kind": "no_mask", "track": track["track"], "frame": frame, "t": at(frame),
                            "detail": "face without a mask"})
-    alerts += _watchlist_alerts(tracks, frames, options)
+    alerts += _watchlist_alerts(tracks, times, options)
     return sorted(alerts, key=lambda a: (a["frame"], a["kind"]))
 
 
-def _watchlist_alerts(tracks: list[dict], frames: list[dict], options: ResultOptions) -> list[dict]:
+def _watchlist_alerts(tracks: list[dict], times: list[float], options: ResultOptions) -> list[dict]:
     if "watchlist" not in options.alerts:
         return []
-    return [{"kind": "watchlist", "track": t["track"], "frame": t["first_frame"], "t": frames[t["first_frame"]]["t"],
+    return [{"kind": "watchlist", "track": t["track"], "frame": t["first_frame"], "t": times[t["first_frame"]],
              "detail": f"{t['identity']} is on the watchlist"}
             for t in tracks if t["identity"] is not None and t["identity"] in options.watchlist]
 
@@ -245,6 +255,6 @@ def reidentify(results: dict, gallery: Gallery, options: ResultOptions) -> dict:
             if track is not None:
                 face["identity"], face["similarity"] = track["identity"], track["best_similarity"]
     kept = [a for a in updated["alerts"] if a["kind"] != "watchlist"]
-    watch = _watchlist_alerts(updated["tracks"], updated["frames"], options)
+    watch = _watchlist_alerts(updated["tracks"], [frame["t"] for frame in updated["frames"]], options)
     updated["alerts"] = sorted(kept + watch, key=lambda a: (a["frame"], a["kind"]))
     return updated

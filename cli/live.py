@@ -1,0 +1,109 @@
+"""The live commands.
+
+``vidfarm watch URL --out DIR``: one live camera through the farm (GUIDE contract 6).
+
+The camera is opened once first (a URL that cannot be opened fails before any farm starts);
+then an embedded farm is started unless ``REDIS_URL`` names a running one. The watch ends after
+``--for`` seconds, or on Ctrl-C or SIGTERM, and then writes the results of every frame it
+received. A URL that cannot be opened ends it at once with status 1 and one line saying why.
+
+``vidfarm ingest``: watches every camera registered with the farm ``REDIS_URL`` names
+(``POST /api/v1/cameras``) until Ctrl-C or SIGTERM (``tasks.camera_ingest``).
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from contextlib import contextmanager, nullcontext
+
+from cli.signals import STOP_SIGNALS
+
+
+def add_parsers(commands) -> None:
+    from pathlib import Path
+
+    commands.add_parser("ingest", help="watch every camera registered with the farm REDIS_URL names")
+
+    watch = commands.add_parser("watch", help="analyse a live camera stream (rtsp://...) as it comes")
+    watch.add_argument("url")
+    watch.add_argument("--out", type=Path, required=True,
+                       help="folder for live.jsonl (as it goes), results.json and annotated.mp4 (at the end)")
+    watch.add_argument("--for", dest="seconds", type=float, default=None,
+                       help="stop after this many seconds (default: until Ctrl-C or SIGTERM)")
+    watch.add_argument("--gallery", type=Path, default=None,
+                       help="folder of known faces for this watch (as for `vidfarm process`)")
+    watch.add_argument("--workers", type=int, default=2,
+                       help="worker processes of the embedded farm (ignored with REDIS_URL)")
+    watch.add_argument("--segment-seconds", type=float, default=2.0, help="segment length (default 2)")
+    watch.add_argument("--transport", choices=("tcp", "udp"), default="tcp", help="RTSP transport (default tcp)")
+
+
+@contextmanager
+def signals_end(stop: threading.Event):
+    """While a camera is watched, a stop signal (cli/signals.py's: Ctrl-C, SIGTERM, SIGHUP) ends
+    the watch cleanly instead (its results are still written, the farm still serving)."""
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def run_watch(args, settings, fail) -> int:
+    from cli.farm import EmbeddedFarm
+    from cli.gallery_option import gallery_options
+    from tasks import app as celery_app
+    from tasks.gallery import GalleryError
+    from tasks.live_watch import LiveWatch, WatchError
+    from workers.live.source import CameraError, open_camera
+
+    if args.seconds is not None and args.seconds <= 0:
+        return fail("--for must be a positive number of seconds")
+    if args.segment_seconds <= 0:
+        return fail("--segment-seconds must be positive")
+    try:
+        options = gallery_options(args.gallery)
+    except GalleryError as exc:
+        return fail(str(exc))
+    try:   # before starting a farm: a camera that cannot be opened is one line at once
+        open_camera(args.url, args.transport).close()
+    except CameraError as exc:
+        return fail(str(exc))
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    farm = None if settings.redis_url else EmbeddedFarm(settings.data_dir, workers=args.workers)
+    stop = threading.Event()
+    with farm or nullcontext():
+        if farm is not None:
+            celery_app.point_at(farm.redis_url)
+            farm.wait_ready(celery_app.app)
+        watch = LiveWatch(args.url, args.out, options, segment_seconds=args.segment_seconds,
+                          transport=args.transport, report=lambda line: print(line, flush=True))
+        try:
+            with signals_end(stop):
+                summary = watch.run(stop, args.seconds)
+        except WatchError as exc:
+            return fail(str(exc))
+    p50, p95 = summary.percentile(50), summary.percentile(95)
+    print(f"done: {summary.segments} segments, {summary.frames} frames, {summary.gaps} gaps"
+          f"{f', {summary.failed_segments} segments failed' if summary.failed_segments else ''}; "
+          f"latency p50 {p50:.2f} s, p95 {p95:.2f} s -> {args.out / 'annotated.mp4'}, {args.out / 'results.json'}, "
+          f"{args.out / 'live.jsonl'}", file=sys.stdout)
+    return 0
+
+
+def run_ingest(settings, fail) -> int:
+    from core.cameras import CameraRegistry
+    from tasks import app as celery_app
+    from tasks.camera_ingest import CameraIngest
+
+    if not settings.redis_url:
+        return fail("REDIS_URL is not set: the ingester watches the cameras of a running farm")
+    celery_app.point_at(settings.redis_url)
+    stop = threading.Event()
+    print("vidfarm ingest: watching the registered cameras; Ctrl-C stops", flush=True)
+    with signals_end(stop):
+        CameraIngest(CameraRegistry.from_url(settings.redis_url)).run(stop)
+    return 0

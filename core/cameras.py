@@ -1,0 +1,157 @@
+"""Cameras in Redis: the registry (what the farm watches) and what its ingester says of each.
+
+- ``vidfarm:cameras``: a hash, camera id -> ``{id, name, url, created_at}``.
+- ``vidfarm:camera:<id>:state``: a hash the ingester keeps: ``status``, ``fps``,
+  ``last_segment_at`` and ``latencies`` (the last ``LATENCY_WINDOW`` segments' latencies).
+- ``vidfarm:camera:<id>:events``: a Redis stream (capped at ``EVENTS_KEPT``) of the camera's
+  events, ``{kind, data}``: ``segment`` (one per processed segment), ``alert`` and ``status``.
+  Stream ids are the Server-Sent Events' ids, so a client that reconnects with
+  ``Last-Event-ID`` misses nothing still kept.
+
+Live state belongs with the broker, not the job records: it changes every few seconds and
+means nothing once the farm stops. Deleting a camera removes all three; its ingester sees it
+gone and stops.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+import time
+import uuid
+
+import redis
+
+REGISTRY = "vidfarm:cameras"
+LATENCY_WINDOW = 100
+EVENTS_KEPT = 1000
+NAME_PATTERN = r"^\w[\w .'()#-]{0,63}$"
+# A stream address: its scheme, then a host part, no spaces. Whether it answers is the
+# ingester's to find out (the camera's status says why not), not the registry's.
+URL_PATTERN = r"^(rtsps?|https?)://[^\x00-\x20\x7f/?#][^\x00-\x20\x7f]*$"    # no space or control character
+MAX_URL = 2048
+NAME_RULE = "1-64 letters, digits, spaces or . ' ( ) # - _, starting with a letter or digit"
+URL_RULE = "a stream address (rtsp://, rtsps://, http:// or https://), no spaces or control characters"
+
+
+class CameraError(ValueError):
+    """A camera that cannot be registered; the message is one line."""
+
+
+def _state_key(camera_id: str) -> str:
+    return f"vidfarm:camera:{camera_id}:state"
+
+
+def _events_key(camera_id: str) -> str:
+    return f"vidfarm:camera:{camera_id}:events"
+
+
+def redacted(url: str) -> str:
+    """The URL without its password (camera URLs often carry one), fit for logs and statuses."""
+    return _PASSWORD.sub(r"\1:***@", url, count=1)
+
+
+# user ":" password "@" (up to the authority's last "@", as FFmpeg splits it)
+_PASSWORD = re.compile(r"^([a-z][a-z0-9+.-]*://[^:/?#@\s]*):[^/?#\s]*@", re.IGNORECASE)
+
+
+def check_camera(name: str, url: str) -> tuple[str, str]:
+    if not re.match(NAME_PATTERN, name or ""):
+        raise CameraError(f"invalid name {name!r}: {NAME_RULE}")
+    if len(url or "") > MAX_URL or not re.match(URL_PATTERN, url or ""):
+        raise CameraError(f"invalid url: {URL_RULE}")
+    return name.strip(), url
+
+
+class CameraRegistry:
+    def __init__(self, client: redis.Redis):
+        self.redis = client
+
+    @classmethod
+    def from_url(cls, redis_url: str) -> "CameraRegistry":
+        return cls(redis.Redis.from_url(redis_url, decode_responses=True))
+
+    # --- the registry --------------------------------------------------------------------
+
+    def add(self, name: str, url: str) -> dict:
+        name, url = check_camera(name, url)
+        camera = {"id": uuid.uuid4().hex, "name": name, "url": url, "created_at": round(time.time(), 3)}
+        self.redis.hset(REGISTRY, camera["id"], json.dumps(camera))
+        return camera
+
+    def cameras(self) -> list[dict]:
+        """Every registered camera (its url as given, password included: for the ingester)."""
+        return sorted((json.loads(v) for v in self.redis.hvals(REGISTRY)), key=lambda c: c["created_at"])
+
+    def get(self, camera_id: str) -> dict | None:
+        value = self.redis.hget(REGISTRY, camera_id)
+        return None if value is None else json.loads(value)
+
+    def delete(self, camera_id: str) -> bool:
+        removed = self.redis.hdel(REGISTRY, camera_id)
+        self.redis.delete(_state_key(camera_id), _events_key(camera_id))
+        return bool(removed)
+
+    def state(self, camera_id: str) -> dict:
+        """``{status, fps, last_segment_at, latency_p50_s, latency_p95_s}`` (nothing known yet:
+        ``connecting`` and nulls)."""
+        raw = self.redis.hgetall(_state_key(camera_id))
+        latencies = json.loads(raw.get("latencies", "[]"))
+        return {"status": raw.get("status", "connecting"),
+                "fps": None if "fps" not in raw else float(raw["fps"]),
+                "last_segment_at": None if "last_segment_at" not in raw else float(raw["last_segment_at"]),
+                "latency_p50_s": percentile(latencies, 50), "latency_p95_s": percentile(latencies, 95)}
+
+    # --- the ingester's side -------------------------------------------------------------
+
+    def set_status(self, camera_id: str, status: str) -> None:
+        if self.get(camera_id) is None:
+            return     # deleted meanwhile: leave nothing behind
+        self.redis.hset(_state_key(camera_id), "status", status)
+        self.publish(camera_id, "status", {"status": status})
+        self._forget_if_deleted(camera_id)
+
+    def segment_done(self, camera_id: str, line: dict, fps: float) -> None:
+        """One processed segment (a ``live.jsonl`` line): state, then its events."""
+        if self.get(camera_id) is None:
+            return
+        state = self.redis.hgetall(_state_key(camera_id))
+        latencies = (json.loads(state.get("latencies", "[]")) + [line["latency_s"]])[-LATENCY_WINDOW:]
+        self.redis.hset(_state_key(camera_id), mapping={
+            "fps": round(fps, 3), "last_segment_at": line["ready_at"], "latencies": json.dumps(latencies)})
+        self.publish(camera_id, "segment", line)
+        for alert in line["alerts"]:
+            self.publish(camera_id, "alert", {**alert, "captured_at": line["captured_at"],
+                                              "ready_at": line["ready_at"], "latency_s": line["latency_s"]})
+        self._forget_if_deleted(camera_id)
+
+    def _forget_if_deleted(self, camera_id: str) -> None:
+        """A delete that came between the check and the writes: undo them."""
+        if self.get(camera_id) is None:
+            self.redis.delete(_state_key(camera_id), _events_key(camera_id))
+
+    def publish(self, camera_id: str, kind: str, data: dict) -> str:
+        return self.redis.xadd(_events_key(camera_id), {"kind": kind, "data": json.dumps(data)},
+                               maxlen=EVENTS_KEPT, approximate=True)
+
+    def events(self, camera_id: str, after: str, block_ms: int) -> list[tuple[str, str, dict]]:
+        """Events after stream id ``after`` ("$": only new ones), waiting up to ``block_ms``
+        for the first: ``[(id, kind, data)]``."""
+        replies = self.redis.xread({_events_key(camera_id): after}, block=block_ms, count=100) or []
+        return [(event_id, fields["kind"], json.loads(fields["data"]))
+                for _, entries in replies for event_id, fields in entries]
+
+    def last_event_id(self, camera_id: str) -> str:
+        """The newest event's id ("0-0" without any): where a new listener starts."""
+        newest = self.redis.xrevrange(_events_key(camera_id), count=1)
+        return newest[0][0] if newest else "0-0"
+
+
+def percentile(values: list[float], q: int) -> float | None:
+    """The q-th percentile (1-99) of some latencies, inclusive method; None without any."""
+    if not values:
+        return None
+    if len(values) == 1:
+        return values[0]
+    return round(statistics.quantiles(values, n=100, method="inclusive")[q - 1], 3)

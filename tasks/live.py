@@ -1,0 +1,57 @@
+"""The live segment task: one segment of a camera, analysed as a batch segment is.
+
+Routed to the ``live`` queue, which workers list first (``-Q live,ingest,cpu``; see
+celeryconfig): a camera's segment never waits behind queued batch work, only for the task a
+worker already has in hand. The watch that sent it (``tasks.live_watch``) stored the segment
+file and the watch's options under ``live/<watch id>/``; the task stores its analysis beside
+them, whole, under a fixed key (a redelivery rewrites the same). Nothing is drawn here: the
+video is drawn from the results at the end of a watch, as for a recording.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+
+from tasks import runtime
+from tasks.app import app
+from tasks.gallery import job_matching
+from tasks.jobs import _pipeline_config, put_json
+from workers import pipeline
+from workers.live.timeline import TIMELINE
+
+
+def live_key(watch_id: str, *parts: str) -> str:
+    return "/".join(("live", watch_id, *parts))
+
+
+# What a watch stores per segment: the segment file and its analysis.
+PIECES = {"segment": ("segments", "nut"), "analysis": ("analysis", "json")}
+
+
+def piece_key(watch_id: str, index: int, piece: str) -> str:
+    folder, extension = PIECES[piece]
+    return live_key(watch_id, folder, f"{index:06d}.{extension}")
+
+
+def options_key(watch_id: str) -> str:
+    return live_key(watch_id, "options.json")
+
+
+@lru_cache(maxsize=16)
+def watch_options(watch_id: str) -> dict:
+    """A watch's options (gallery, analyzers), read once per worker process."""
+    return json.loads(runtime.store().local_path(options_key(watch_id)).read_text())
+
+
+@app.task(name="vidfarm.live_segment")
+def live_segment(watch_id: str, index: int, segment: dict) -> dict:
+    """segment: ``{pts, fps}`` (pts: its frames' times, ``TIMELINE`` ticks)."""
+    options = watch_options(watch_id)
+    result = pipeline.analyse_segment(runtime.store().local_path(piece_key(watch_id, index, "segment")),
+                                      segment["pts"], TIMELINE, segment["fps"], _pipeline_config(options),
+                                      job_matching(options).gallery)
+    put_json(piece_key(watch_id, index, "analysis"), {
+        "frames": result.frames, "tracks": result.tracks, "thumbnails": result.thumbnails,
+        "stages": result.stages, "repaired_frames": result.repaired_frames, "damage": result.damage})
+    return {"frames": len(result.frames), "stages": result.stages}

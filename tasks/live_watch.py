@@ -1,0 +1,265 @@
+"""Watching one camera on a farm: what ``vidfarm watch`` does (GUIDE contract 6).
+
+The camera is read in this process (``workers.live``: the reader and the segmenter, in a
+thread of their own). Each segment goes into the blob store and, as a ``vidfarm.live_segment``
+task, onto the ``live`` queue. Results are taken back in segment order; each one carries the
+camera's tracks and identities on (``LiveStitch``) and becomes one line of ``live.jsonl``:
+
+    {"segment", "first_frame", "frames", "captured_at", "ready_at", "latency_s", "faces",
+     "alerts", "tracks", "clock", "reencoded"[, "gap_before"][, "error"]}
+
+``ready_at`` is when the line was written (the result was in hand), ``latency_s`` =
+``ready_at - captured_at`` of the segment's first frame. At the end every frame received
+becomes an entry of ``results.json`` (contract 3, global indices, plus ``gaps`` and ``live``)
+and of ``annotated.mp4``, drawn here from those results as the render step draws a
+recording's (no audio: the camera's sound is not kept).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from io import BytesIO
+from pathlib import Path
+from typing import Callable
+
+from core.cameras import percentile, redacted
+from tasks import runtime
+from tasks.app import app
+from tasks.gallery import job_matching
+from tasks.jobs import render_config, result_options
+from tasks.live import PIECES, live_key, options_key, piece_key
+from workers import media
+from workers.live.segmenter import LiveSegment, RollingSegmenter
+from workers.live.source import CameraSource, CameraStatus
+from workers.live.stitch import LiveStitch
+from workers.live.timeline import TIMELINE
+from workers.render import render_segment, segment_labels
+from workers.results import SegmentOutput, assemble_results
+
+log = logging.getLogger(__name__)
+
+POLL_S = 0.05
+LIVE_QUEUE = "live"
+
+
+class WatchError(Exception):
+    """The watch cannot go on; the message is one line."""
+
+
+@dataclass
+class WatchSummary:
+    segments: int
+    frames: int
+    latencies: list[float] = field(default_factory=list)
+    failed_segments: int = 0
+    gaps: int = 0
+
+    def percentile(self, q: int) -> float | None:
+        return percentile(self.latencies, q)
+
+
+@dataclass
+class _Sent:
+    segment: LiveSegment
+    result: object          # celery AsyncResult
+    sent_at: float          # monotonic
+
+
+class LiveWatch:
+    def __init__(self, url: str, out_dir: Path, options: dict | None = None, segment_seconds: float = 2.0,
+                 transport: str = "tcp", open_timeout: float = 10.0, read_timeout: float = 5.0,
+                 report: Callable[[str], None] | None = None, on_line: Callable[[dict, float], None] | None = None,
+                 on_status: Callable[[str], None] | None = None, keep_results: bool = True):
+        """report: receives one human-readable line per segment and per camera status;
+        on_line: each live.jsonl line and the camera's frame rate; on_status: each status.
+        keep_results=False (a camera watched for good): no results.json or annotated.mp4 at
+        the end, nothing kept per frame, and a camera that cannot be opened is waited for."""
+        self.url, self.out_dir = url, Path(out_dir)
+        self.options = dict(options or {})
+        self.report = report or (lambda line: None)
+        self.on_line = on_line or (lambda line, fps: None)
+        self.on_status = on_status or (lambda status: None)
+        self.keep_results = keep_results
+        self.watch_id = uuid.uuid4().hex
+        settings = runtime.settings()
+        self.result_timeout_s = settings.segment_time_limit_s + 30
+        self.scratch = settings.data_dir / "tmp" / f"live-{self.watch_id}"
+        self.segmenter = RollingSegmenter(self.scratch, self._send, segment_seconds=segment_seconds)
+        # The first connection must work (else the watch ends with its reason); after that,
+        # a camera that drops is waited for.
+        self.camera = CameraSource(url, self.segmenter, transport=transport, open_timeout=open_timeout,
+                                   read_timeout=read_timeout, give_up_after=1 if keep_results else None)
+        self.sent: deque[_Sent] = deque()
+        self.outputs: list[SegmentOutput] = []
+        self.received: list[LiveSegment] = []
+        self.stages: dict[str, float] = {}
+        self.summary = WatchSummary(0, 0)
+        self._start_pts: int | None = None
+        self._failed: set[int] = set()
+        self._status: CameraStatus | None = None
+
+    # --- running -------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event, duration_s: float | None = None) -> WatchSummary:
+        """Watch until ``stop`` is set or ``duration_s`` has passed; then write the results."""
+        check_live_workers()
+        started = time.monotonic()
+        self.lines_path = self.out_dir / "live.jsonl"
+        if self.keep_results:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            self.lines_path.write_text("")
+        self.matching = job_matching(self.options)
+        self.stitch = LiveStitch(self.matching.gallery, result_options(self.matching.watchlist))
+        runtime.store().put_stream(options_key(self.watch_id), BytesIO(json.dumps(self.options).encode()))
+        camera_stop = threading.Event()
+        reader = self.camera.start(camera_stop)
+        try:
+            while not stop.is_set() and (duration_s is None or time.monotonic() - started < duration_s):
+                self._follow_status()
+                if self.camera.status.state == "failed":
+                    raise WatchError(self.camera.status.reason)
+                self._collect(wait=False)
+                time.sleep(POLL_S)
+            camera_stop.set()
+            reader.join(self.camera.open_timeout + 30)    # it closes the open segment and sends it
+            self._collect(wait=True)
+            if self.keep_results:
+                if not self.received:
+                    raise WatchError(f"{redacted(self.url)}: no frames received")
+                self._write_results(time.monotonic() - started)
+        finally:
+            camera_stop.set()
+            shutil.rmtree(self.scratch, ignore_errors=True)
+            runtime.store().delete_prefix(live_key(self.watch_id))
+        return self.summary
+
+    def _follow_status(self) -> None:
+        status = self.camera.status
+        if status != self._status:
+            self._status = status
+            self.report(f"camera {redacted(self.url)}: {status}")
+            self.on_status(str(status))
+
+    def _send(self, segment: LiveSegment) -> None:
+        """Called by the camera thread with each finished segment."""
+        self.camera.give_up_after = None
+        runtime.store().move_file(piece_key(self.watch_id, segment.index, "segment"), segment.path)
+        result = app.send_task("vidfarm.live_segment", (self.watch_id, segment.index, {
+            "pts": segment.pts, "fps": segment.fps}),
+            queue=LIVE_QUEUE)
+        self.sent.append(_Sent(segment, result, time.monotonic()))
+
+    def _collect(self, wait: bool) -> None:
+        """Take the results that are in, in segment order (with ``wait``: all of them)."""
+        while self.sent:
+            head = self.sent[0]
+            if head.result.ready():
+                error = None if head.result.successful() else _one_line(head.result.result)
+            elif time.monotonic() - head.sent_at > self.result_timeout_s:
+                error = f"no result within {self.result_timeout_s} s"
+            elif wait:
+                time.sleep(POLL_S)
+                continue
+            else:
+                return
+            self.sent.popleft()
+            self._take(head.segment, error)
+            head.result.forget()
+
+    # --- one result ----------------------------------------------------------------------
+
+    def _take(self, segment: LiveSegment, error: str | None) -> None:
+        store = runtime.store()
+        if error is None:
+            data = json.loads(store.local_path(piece_key(self.watch_id, segment.index, "analysis")).read_text())
+            output = SegmentOutput(segment.pts, data["frames"], data["tracks"], data["thumbnails"], data["damage"],
+                                   continues=segment.continues)
+            for stage, seconds in data["stages"].items():
+                self.stages[stage] = round(self.stages.get(stage, 0.0) + seconds, 4)
+        else:   # its frames count, unanalysed; no track crosses it
+            log.warning("live segment %d failed: %s", segment.index, error)
+            output = SegmentOutput(segment.pts, [[] for _ in segment.pts], [], None, continues=False)
+            self._failed.add(segment.index)
+        if self._start_pts is None:
+            self._start_pts = segment.pts[0]
+        update = self.stitch.add(output, segment.first_frame, media.frame_times(segment.pts, self._start_pts, TIMELINE))
+        ready_at, captured_at = round(time.time(), 3), round(segment.captured_at, 3)
+        line = {"segment": segment.index, "first_frame": segment.first_frame, "frames": segment.frames,
+                "captured_at": captured_at, "ready_at": ready_at, "latency_s": round(ready_at - captured_at, 3),
+                "faces": update.faces, "alerts": update.alerts, "tracks": update.tracks,
+                "clock": segment.clock, "reencoded": segment.reencoded}
+        gap = next((g for g in self.segmenter.gaps if g.after_frame == segment.first_frame - 1), None)
+        if gap is not None and not segment.continues:
+            line["gap_before"] = gap.to_json()
+        if error is not None:
+            line["error"] = error
+        if self.keep_results:      # a camera watched for good has its events in the registry instead
+            with self.lines_path.open("a") as lines:
+                lines.write(json.dumps(line) + "\n")
+            self.outputs.append(output)
+            self.received.append(segment)
+        else:                      # ... and keeps no files of segments done
+            for piece in PIECES:
+                store.delete_prefix(piece_key(self.watch_id, segment.index, piece))
+        self.on_line(line, segment.fps)
+        self.summary.segments += 1
+        self.summary.frames += segment.frames
+        self.summary.latencies.append(line["latency_s"])
+        self.summary.failed_segments = len(self._failed)
+        names = sorted({t["identity"] for t in update.tracks if t["identity"]})
+        self.report(f"segment {segment.index}: {segment.frames} frames, {update.faces} faces"
+                    f"{' (' + ', '.join(names) + ')' if names else ''}, {len(update.alerts)} alerts, "
+                    f"latency {line['latency_s']:.2f} s" + (f", failed: {error}" if error else ""))
+
+    # --- the end -------------------------------------------------------------------------
+
+    def _write_results(self, wall_s: float) -> None:
+        first, last = self.received[0], self.received[-1]
+        source = {"path": redacted(self.url), "width": first.width, "height": first.height,
+                  "fps": round(first.fps, 6), "frames": self.summary.frames,
+                  "duration_s": round(float((last.end_pts - first.pts[0]) * TIMELINE), 6), "has_audio": False}
+        timing = {"wall_s": round(wall_s, 3), "stages": self.stages}
+        results = assemble_results(source, TIMELINE, first.pts[0], self.outputs, timing, self.matching.gallery,
+                                   result_options(self.matching.watchlist))
+        self.summary.gaps = len(self.segmenter.gaps)
+        results["gaps"] = [gap.to_json() for gap in self.segmenter.gaps]
+        results["live"] = {"url": redacted(self.url), "segments": self.summary.segments,
+                           "failed_segments": self.summary.failed_segments,
+                           "latency_p50_s": self.summary.percentile(50), "latency_p95_s": self.summary.percentile(95)}
+        self._write_video(results)
+        (self.out_dir / "results.json").write_text(json.dumps(results, separators=(",", ":")))
+
+    def _write_video(self, results: dict) -> None:
+        """Each segment drawn from the results (a failed one: its frames as they came), joined."""
+        store, config = runtime.store(), render_config(self.options)
+        files = []
+        for segment in self.received:
+            out = self.scratch / f"drawn-{segment.index:06d}.mp4"
+            labels = segment_labels(results, segment.first_frame, segment.frames, config.fever_c)
+            stages = render_segment(store.local_path(piece_key(self.watch_id, segment.index, "segment")), out,
+                                    segment.pts, TIMELINE, segment.fps, segment.width, segment.height, labels, config)
+            for stage, seconds in stages.items():
+                self.stages[stage] = round(self.stages.get(stage, 0.0) + seconds, 4)
+            files.append(out)
+        media.concat_segments(files, [media.SegmentTiming(s.pts, s.end_pts) for s in self.received], TIMELINE,
+                              self.out_dir / "annotated.mp4")
+
+
+def check_live_workers(timeout: float = 2.0) -> None:
+    """Fail at once, with the fix, where no worker serves the live queue (else every segment
+    would wait forever)."""
+    replies = app.control.inspect(timeout=timeout).active_queues() or {}
+    if not any(q.get("name") == LIVE_QUEUE for queues in replies.values() for q in queues):
+        raise WatchError(f"no worker serves the {LIVE_QUEUE!r} queue "
+                         f"(start workers with: celery -A tasks.app worker -Q live,ingest,cpu)")
+
+
+def _one_line(error) -> str:
+    return " ".join(str(error).split()) or type(error).__name__

@@ -1,0 +1,240 @@
+"""Cameras for the tests: a real RTSP server, and TCP servers that misbehave.
+
+``RtspCamera`` runs GStreamer's RTSP server (``tests/rtsp_server_gst.py``, Debian's
+``gir1.2-gst-rtsp-server-1.0`` under Debian's ``/usr/bin/python3``) as a subprocess on a free
+127.0.0.1 port, serving a clip the test made, paced in real time. A test can kill it mid-stream
+(a camera losing power) and start it again on the same port, or freeze it (SIGSTOP: the
+connection stays open and nothing comes, as with a hung camera).
+
+``JunkServer`` answers every RTSP request with random bytes, ``JunkDescriptionServer`` with a
+well-formed reply carrying a random stream description, ``CorruptingProxy`` relays a real
+camera and then turns its stream into random bytes mid-way, and ``SilentServer`` accepts and
+never answers. None is a stand-in for a camera: they are the failures themselves, made real.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+from cli.redis_server import free_port
+
+SYSTEM_PYTHON = "/usr/bin/python3"
+SERVER_SCRIPT = Path(__file__).with_name("rtsp_server_gst.py")
+_CHECK = ("import gi; gi.require_version('Gst', '1.0'); gi.require_version('GstRtspServer', '1.0'); "
+          "from gi.repository import Gst, GstRtspServer; Gst.init(None); "
+          "missing = [e for e in ('qtdemux', 'h264parse', 'h265parse', 'rtph264pay', 'rtph265pay', "
+          "'aacparse', 'rtpmp4gpay') if Gst.ElementFactory.find(e) is None]; "
+          "assert not missing, 'missing GStreamer elements: ' + ', '.join(missing)")
+
+
+def gstreamer_missing() -> str | None:
+    """Why GStreamer's RTSP server cannot run here (None: it can)."""
+    if not Path(SYSTEM_PYTHON).exists():
+        return f"{SYSTEM_PYTHON} is absent"
+    check = subprocess.run([SYSTEM_PYTHON, "-c", _CHECK], capture_output=True, text=True, timeout=60)
+    if check.returncode:
+        lines = check.stderr.strip().splitlines() or ["unknown error"]
+        return ("GStreamer's RTSP server is not installed (apt-get install gir1.2-gst-rtsp-server-1.0 "
+                f"python3-gi): {lines[-1]}")
+    return None
+
+
+class RtspCamera:
+    def __init__(self, clip: Path, codec: str = "h264", audio: bool = False, port: int | None = None,
+                 log_path: Path | None = None):
+        self.clip, self.codec, self.audio = Path(clip), codec, audio
+        self.port = port or free_port()
+        self.log_path = log_path or self.clip.with_suffix(f".rtsp-{self.port}.log")
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"rtsp://127.0.0.1:{self.port}/cam"
+
+    def start(self, timeout: float = 30.0) -> "RtspCamera":
+        args = [SYSTEM_PYTHON, str(SERVER_SCRIPT), "--port", str(self.port), "--clip", str(self.clip),
+                "--codec", self.codec] + (["--audio"] if self.audio else [])
+        # Debian's Python with its own modules only: none of the test virtualenv's.
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log, env=env, text=True)
+        ready, _, _ = select.select([self.process.stdout], [], [], timeout)
+        line = self.process.stdout.readline().strip() if ready else ""
+        if line != "ready":
+            self.kill()
+            raise RuntimeError(f"the RTSP server did not start (see {self.log_path}): {line!r}")
+        return self
+
+    def kill(self) -> None:
+        """The camera loses power: every connection drops at once."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)   # a frozen one must be able to die
+            self.process.kill()
+            self.process.wait()
+        if self.process is not None:
+            self.process.stdout.close()
+        self.process = None
+
+    def freeze(self) -> None:
+        """The camera hangs: connections stay open, nothing more is sent."""
+        self.process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        self.process.send_signal(signal.SIGCONT)
+
+    def __enter__(self) -> "RtspCamera":
+        return self.start()
+
+    def __exit__(self, *_):
+        self.kill()
+
+
+class _TcpServer:
+    """A loopback TCP server that hands each connection to ``serve`` in a thread of its own."""
+
+    def __init__(self):
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.connections = 0
+        self._stop = threading.Event()
+        self._open: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"rtsp://127.0.0.1:{self.port}/cam"
+
+    def _accept(self) -> None:
+        self.sock.settimeout(0.2)
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except (TimeoutError, OSError):
+                continue
+            self.connections += 1
+            self._open.append(conn)
+            threading.Thread(target=self.serve, args=(conn,), daemon=True).start()
+
+    def serve(self, conn: socket.socket) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self._stop.set()
+        for conn in self._open:
+            conn.close()
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_):
+        self.close()
+
+
+class JunkServer(_TcpServer):
+    """Answers each RTSP request with random bytes."""
+
+    def serve(self, conn: socket.socket) -> None:
+        conn.settimeout(30)
+        try:
+            while not self._stop.is_set() and conn.recv(4096):
+                conn.sendall(os.urandom(2048))
+        except OSError:
+            pass
+
+
+class JunkDescriptionServer(_TcpServer):
+    """Answers each RTSP request with a well-formed "200 OK" whose body is random bytes."""
+
+    def serve(self, conn: socket.socket) -> None:
+        conn.settimeout(30)
+        try:
+            while not self._stop.is_set():
+                request = conn.recv(4096).decode("latin-1")
+                if not request:
+                    return
+                cseq = next((line for line in request.split("\r\n") if line.lower().startswith("cseq")), "CSeq: 1")
+                body = os.urandom(512)
+                conn.sendall(f"RTSP/1.0 200 OK\r\n{cseq}\r\nContent-Type: application/sdp\r\n"
+                             f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        except OSError:
+            pass
+
+
+class CorruptingProxy(_TcpServer):
+    """Relays RTSP connections to a real camera until ``corrupt()``; from then on, everything
+    the camera sends arrives as random bytes of the same length (garbage mid-stream)."""
+
+    def __init__(self, camera_port: int):
+        self.camera_port = camera_port
+        self.corrupting = threading.Event()
+        super().__init__()
+
+    def corrupt(self) -> None:
+        self.corrupting.set()
+
+    def serve(self, conn: socket.socket) -> None:
+        try:
+            upstream = socket.create_connection(("127.0.0.1", self.camera_port), timeout=5)
+        except OSError:
+            conn.close()
+            return
+        self._open.append(upstream)
+        threading.Thread(target=self._relay, args=(conn, upstream, False), daemon=True).start()
+        self._relay(upstream, conn, True)
+
+    def _relay(self, source: socket.socket, target: socket.socket, from_camera: bool) -> None:
+        source.settimeout(0.2)
+        while not self._stop.is_set():
+            try:
+                data = source.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError:
+                break
+            if not data:
+                break
+            if from_camera and self.corrupting.is_set():
+                data = os.urandom(len(data))
+            try:
+                target.sendall(data)
+            except OSError:
+                break
+        for sock in (source, target):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+class SilentServer(_TcpServer):
+    """Accepts connections, reads what comes, never answers."""
+
+    def serve(self, conn: socket.socket) -> None:
+        conn.settimeout(0.2)
+        while not self._stop.is_set():
+            try:
+                if not conn.recv(4096):
+                    return
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+
+
+def wait_until(condition, timeout: float, what: str, poll: float = 0.05):
+    """Poll ``condition`` until it returns something true; fail the test after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(poll)
+    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")

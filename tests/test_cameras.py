@@ -1,0 +1,87 @@
+"""The camera registry and each camera's live state, in a real (private) Redis."""
+
+from __future__ import annotations
+
+import pytest
+
+from cli.redis_server import RedisServer
+from core.cameras import CameraError, CameraRegistry, percentile, redacted
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory):
+    with RedisServer(tmp_path_factory.mktemp("redis")) as server:
+        yield CameraRegistry.from_url(server.url)
+
+
+def line(latency: float, alerts=()) -> dict:
+    return {"segment": 0, "first_frame": 0, "frames": 30, "captured_at": 100.0, "ready_at": 100.0 + latency,
+            "latency_s": latency, "faces": 2, "alerts": list(alerts), "tracks": []}
+
+
+def test_register_read_and_delete(registry):
+    camera = registry.add("Lobby ", "rtsp://admin:secret@10.0.0.5/stream1")
+    assert camera["name"] == "Lobby" and camera["url"] == "rtsp://admin:secret@10.0.0.5/stream1"
+    assert registry.get(camera["id"]) == camera and camera in registry.cameras()
+    assert registry.state(camera["id"]) == {"status": "connecting", "fps": None, "last_segment_at": None,
+                                            "latency_p50_s": None, "latency_p95_s": None}
+    assert registry.delete(camera["id"]) and registry.get(camera["id"]) is None
+    assert not registry.delete(camera["id"])
+
+
+@pytest.mark.parametrize("name,url,problem", [
+    ("", "rtsp://cam/1", "invalid name"),
+    ("x" * 65, "rtsp://cam/1", "invalid name"),
+    ("Lobby", "file:///etc/passwd", "invalid url"),
+    ("Lobby", "rtsp://", "invalid url"),
+    ("Lobby", "rtsp:///path", "invalid url"),
+    (" Lobby", "rtsp://cam/1", "invalid name"),
+    ("Lobby", "rtsp://cam/a b", "invalid url"),
+    ("Lobby", "not a url", "invalid url"),
+])
+def test_bad_cameras_are_refused(registry, name, url, problem):
+    before = registry.cameras()
+    with pytest.raises(CameraError, match=problem):
+        registry.add(name, url)
+    assert registry.cameras() == before
+
+
+def test_state_and_events_follow_the_segments(registry):
+    camera_id = registry.add("Door", "rtsp://cam/door")["id"]
+    start = registry.last_event_id(camera_id)
+    registry.set_status(camera_id, "live")
+    for latency in (2.0, 3.0, 4.0, 10.0):
+        registry.segment_done(camera_id, line(latency), fps=15.0)
+    registry.segment_done(camera_id, line(3.5, [{"kind": "watchlist", "track": 1, "frame": 4, "t": 0.3,
+                                                  "detail": "Ada is on the watchlist"}]), fps=14.9)
+    state = registry.state(camera_id)
+    assert state["status"] == "live" and state["fps"] == 14.9 and state["last_segment_at"] == 103.5
+    assert (state["latency_p50_s"], state["latency_p95_s"]) == (3.5, percentile([2, 3, 4, 10, 3.5], 95))
+    events = registry.events(camera_id, start, block_ms=10)
+    assert [kind for _, kind, _ in events] == ["status"] + ["segment"] * 5 + ["alert"]
+    alert = events[-1][2]
+    assert alert["kind"] == "watchlist" and alert["captured_at"] == 100.0 and alert["latency_s"] == 3.5
+    # A listener that comes back with the last id it saw gets only what came after.
+    assert registry.events(camera_id, events[2][0], block_ms=10) == events[3:]
+    assert registry.events(camera_id, events[-1][0], block_ms=10) == []
+
+
+def test_a_deleted_camera_leaves_nothing_behind(registry):
+    camera_id = registry.add("Gone", "rtsp://cam/gone")["id"]
+    registry.segment_done(camera_id, line(2.0), fps=15.0)
+    registry.delete(camera_id)
+    registry.set_status(camera_id, "live")                  # a watch still finishing
+    registry.segment_done(camera_id, line(2.0), fps=15.0)
+    assert registry.redis.keys(f"*{camera_id}*") == []
+
+
+def test_percentiles():
+    assert percentile([], 50) is None and percentile([2.5], 95) == 2.5
+    assert percentile([1, 2, 3, 4], 50) == 2.5
+
+
+def test_statuses_never_show_a_password():
+    assert redacted("rtsp://admin:secret@10.0.0.5:554/stream1") == "rtsp://admin:***@10.0.0.5:554/stream1"
+    assert redacted("rtsp://10.0.0.5/stream1") == "rtsp://10.0.0.5/stream1"
+    assert redacted("rtsp://[::1]:8554/a:b@c") == "rtsp://[::1]:8554/a:b@c"     # an @ in the path is no login
+    assert redacted("rtsp://user:p@ss@cam/1") == "rtsp://user:***@cam/1"

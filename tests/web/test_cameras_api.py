@@ -1,0 +1,134 @@
+"""The cameras API (contract 5) on the real farm: register, list, read, delete, and a camera's
+Server-Sent Events; end to end with the ingester watching a real RTSP camera."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from tests.clipmaker import make_clip
+from tests.rtsp_camera import RtspCamera, gstreamer_missing, wait_until
+
+
+def parse_events(body: str) -> list[dict]:
+    """``text/event-stream`` -> [{id, event, data}] (comments and the retry line skipped)."""
+    import json
+
+    events = []
+    for block in body.split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line and not line.startswith(":"))
+        if "event" in fields:
+            events.append({"id": fields.get("id"), "event": fields["event"], "data": json.loads(fields["data"])})
+    return events
+
+
+@pytest.fixture
+def registry(farm):
+    from core.cameras import CameraRegistry
+
+    return CameraRegistry.from_url(farm.redis_url)
+
+
+def test_register_list_read_and_delete(client, accounts_by_role):
+    operator, viewer = accounts_by_role["operator"].auth, accounts_by_role["viewer"].auth
+    created = client.post("/api/v1/cameras", json={"name": "Lobby", "url": "rtsp://admin:pw@10.1.2.3/live"},
+                          headers=operator)
+    assert created.status_code == 201, created.json
+    camera = created.json
+    assert created.headers["Location"] == f"/api/v1/cameras/{camera['id']}"
+    assert camera["url"] == "rtsp://admin:***@10.1.2.3/live"          # never the password
+    assert (camera["status"], camera["fps"], camera["latency_p50_s"]) == ("connecting", None, None)
+    assert camera in client.get("/api/v1/cameras", headers=viewer).json
+    assert client.get(f"/api/v1/cameras/{camera['id']}", headers=viewer).json == camera
+    assert client.delete(f"/api/v1/cameras/{camera['id']}", headers=operator).status_code == 204
+    assert client.get(f"/api/v1/cameras/{camera['id']}", headers=viewer).status_code == 404
+    assert client.delete(f"/api/v1/cameras/{camera['id']}", headers=operator).json == \
+        {"error": f"no camera {camera['id']}"}
+
+
+@pytest.mark.parametrize("body,message", [
+    ({"name": "Lobby", "url": "file:///etc/passwd"}, "url: a stream address (rtsp://"),
+    ({"name": "", "url": "rtsp://cam/1"}, "name: 1-64 letters"),
+    ({"url": "rtsp://cam/1"}, "name"),
+])
+def test_bad_cameras_are_refused_with_one_line(client, accounts_by_role, body, message):
+    response = client.post("/api/v1/cameras", json=body, headers=accounts_by_role["operator"].auth)
+    assert response.status_code == 400 and message in response.json["error"]
+    assert "\n" not in response.json["error"]
+
+
+def test_viewers_cannot_register_or_delete(client, accounts_by_role, registry):
+    viewer = accounts_by_role["viewer"].auth
+    assert client.post("/api/v1/cameras", json={"name": "x", "url": "rtsp://cam/1"}, headers=viewer).status_code == 403
+    camera_id = registry.add("Kept", "rtsp://cam/kept")["id"]
+    assert client.delete(f"/api/v1/cameras/{camera_id}", headers=viewer).status_code == 403
+    assert registry.get(camera_id) is not None
+    registry.delete(camera_id)
+
+
+def test_events_are_sent_once_and_resumed_after_the_last_seen(client, accounts_by_role, registry):
+    viewer = accounts_by_role["viewer"].auth
+    camera_id = registry.add("Hall", "rtsp://cam/hall")["id"]
+    url = f"/api/v1/cameras/{camera_id}/events?wait=0.5"
+    assert parse_events(client.get(url, headers=viewer).get_data(as_text=True)) == []   # only what comes after
+    first = registry.publish(camera_id, "status", {"status": "live"})
+    registry.publish(camera_id, "segment", {"segment": 0, "faces": 1})
+    events = parse_events(client.get(url, headers={**viewer, "Last-Event-ID": "0-0"}).get_data(as_text=True))
+    assert [(e["event"], e["data"]) for e in events] == [("status", {"status": "live"}),
+                                                         ("segment", {"segment": 0, "faces": 1})]
+    resumed = client.get(url, headers={**viewer, "Last-Event-ID": first}).get_data(as_text=True)
+    assert [e["event"] for e in parse_events(resumed)] == ["segment"]
+    assert client.get(url, headers={**viewer, "Last-Event-ID": "yesterday"}).status_code == 400
+    assert client.get(f"/api/v1/cameras/nope/events", headers=viewer).status_code == 404
+    registry.delete(camera_id)
+
+
+def test_a_camera_watched_end_to_end_and_deleted_while_live(farm, client, accounts_by_role, registry, tmp_path):
+    """The ingester watches what the API registers: status, frame rate, latency and events
+    with faces; deleting the camera while it is live stops its watch and ends its events."""
+    reason = gstreamer_missing()
+    if reason:
+        pytest.skip(reason)
+    from tasks.camera_ingest import CameraIngest
+
+    for other in registry.cameras():    # e.g. schemathesis's: the ingester would watch those too
+        registry.delete(other["id"])
+    operator, viewer = accounts_by_role["operator"].auth, accounts_by_role["viewer"].auth
+    clip = make_clip(tmp_path / "faces.mp4", seconds=40, fps=15, gop=15, face_windows=[(0, 40)], audio=False)
+    stop = threading.Event()
+    ingest = CameraIngest(registry, poll_s=0.2)
+    runner = threading.Thread(target=ingest.run, args=(stop,), daemon=True)
+    with RtspCamera(clip.path) as camera:
+        runner.start()
+        try:
+            camera_id = client.post("/api/v1/cameras", json={"name": "Entrance", "url": camera.url},
+                                    headers=operator).json["id"]
+            start = registry.last_event_id(camera_id)
+            view = wait_until(lambda: (lambda v: v if v["latency_p50_s"] is not None else None)(
+                client.get(f"/api/v1/cameras/{camera_id}", headers=viewer).json), 120, "a processed segment")
+            assert view["status"] == "live" and view["fps"] == pytest.approx(15, abs=0.1)
+            assert 0 < view["latency_p50_s"] <= view["latency_p95_s"] < 60 and view["last_segment_at"]
+            events = parse_events(client.get(f"/api/v1/cameras/{camera_id}/events?wait=1",
+                                             headers={**viewer, "Last-Event-ID": start}).get_data(as_text=True))
+            segments = [e["data"] for e in events if e["event"] == "segment"]
+            assert segments and segments[0]["faces"] > 0 and segments[0]["tracks"][0]["track"] == 1
+            assert segments[0]["latency_s"] == pytest.approx(segments[0]["ready_at"] - segments[0]["captured_at"],
+                                                             abs=0.0011)
+            assert ("status", {"status": "live"}) in [(e["event"], e["data"]) for e in events]
+            # A camera watched for good keeps no files of the segments it is done with.
+            wait_until(lambda: len([e for e in parse_events(client.get(
+                f"/api/v1/cameras/{camera_id}/events?wait=0.5", headers={**viewer, "Last-Event-ID": start}
+            ).get_data(as_text=True)) if e["event"] == "segment"]) >= 4, 60, "four segments")
+            kept = list((farm.data_dir / "blobs" / "live").glob("*/segments/*"))
+            assert len(kept) <= 2, kept          # those in flight, not those done
+
+            watching = ingest.running[camera_id]
+            assert client.delete(f"/api/v1/cameras/{camera_id}", headers=operator).status_code == 204
+            wait_until(lambda: not watching.thread.is_alive(), 60, "the watch to stop")
+            assert camera_id not in ingest.running
+            assert registry.redis.keys(f"*{camera_id}*") == []          # nothing written after the delete
+            assert client.get(f"/api/v1/cameras/{camera_id}/events", headers=viewer).status_code == 404
+        finally:
+            stop.set()
+            runner.join(60)

@@ -1,0 +1,160 @@
+"""REST API for live cameras (contract 5): register, list, read, delete, and follow a camera's
+events as Server-Sent Events. Registering and deleting need an operator; reading, a viewer.
+
+The registry and each camera's live state are in the farm's Redis (``core.cameras``); the
+ingester (``vidfarm ingest``) watches what is registered and writes the state and events.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+from apiflask import APIBlueprint, Schema, abort
+from apiflask.fields import Float, String
+from apiflask.validators import Length, Range, Regexp
+from flask import Response, current_app, request, stream_with_context
+
+from core.cameras import (MAX_URL, NAME_PATTERN, NAME_RULE, URL_PATTERN, URL_RULE, CameraError, CameraRegistry,
+                          redacted)
+from web.api import error_responses
+from web.auth import token_auth
+from web.schemas import ERROR_SCHEMA
+
+cameras = APIBlueprint("cameras", __name__, url_prefix="/api/v1", tag="cameras")
+
+KEEP_ALIVE_S = 15.0
+EVENT_ID = re.compile(r"^\d+-\d+$")
+NO_CAMERA = {404: {"description": "No such camera", "content": {"application/json": {"schema": ERROR_SCHEMA}}}}
+
+
+class CameraIn(Schema):
+    name = String(required=True, validate=Regexp(NAME_PATTERN, error=NAME_RULE),
+                  metadata={"description": "A label for people."})
+    url = String(required=True, validate=[Length(1, MAX_URL), Regexp(URL_PATTERN, error=URL_RULE)],
+                 metadata={"description": "The stream: rtsp://, rtsps://, http:// or https://."})
+
+
+class CameraOut(Schema):
+    id = String(required=True)
+    name = String(required=True)
+    url = String(required=True, metadata={"description": "The stream address, its password masked."})
+    created_at = Float(required=True, metadata={"description": "Unix seconds."})
+    status = String(required=True, metadata={"description": "connecting, live, reconnecting (reason), "
+                                                            "failed (reason) or stopped."})
+    fps = Float(required=True, allow_none=True, metadata={"description": "Frames per second received."})
+    last_segment_at = Float(required=True, allow_none=True,
+                            metadata={"description": "Unix seconds when its last segment's results came."})
+    latency_p50_s = Float(required=True, allow_none=True,
+                          metadata={"description": "Capture -> result latency, median of the last 100 segments."})
+    latency_p95_s = Float(required=True, allow_none=True, metadata={"description": "... and 95th percentile."})
+
+
+class EventsQuery(Schema):
+    wait = Float(load_default=300.0, validate=Range(0.1, 3600),
+                 metadata={"description": "Seconds the stream stays open (an EventSource reconnects by itself, "
+                                          "with Last-Event-ID, and misses nothing still kept)."})
+
+
+def _registry() -> CameraRegistry:
+    redis_url = current_app.config["VIDFARM_SETTINGS"].redis_url
+    if not redis_url:
+        abort(503, "cameras need the farm's Redis (REDIS_URL is not set)")
+    registry = current_app.extensions.get("vidfarm_cameras")
+    if registry is None:
+        registry = current_app.extensions["vidfarm_cameras"] = CameraRegistry.from_url(redis_url)
+    return registry
+
+
+def _view(registry: CameraRegistry, camera: dict) -> dict:
+    return {**camera, "url": redacted(camera["url"]), **registry.state(camera["id"])}
+
+
+def _camera_or_404(registry: CameraRegistry, camera_id: str) -> dict:
+    camera = registry.get(camera_id)
+    if camera is None:
+        abort(404, f"no camera {camera_id}")
+    return camera
+
+
+@cameras.post("/cameras")
+@cameras.auth_required(token_auth, roles=["operator"])
+@cameras.input(CameraIn, location="json", arg_name="body")
+@cameras.output(CameraOut, status_code=201, headers={"Location": {"type": "string"}})
+@cameras.doc(summary="Register a camera; the ingester starts watching it",
+             responses={**error_responses(400, 403)})
+def create_camera(body):
+    registry = _registry()
+    try:
+        camera = registry.add(body["name"], body["url"])
+    except CameraError as exc:
+        abort(400, str(exc))
+    return _view(registry, camera), 201, {"Location": f"/api/v1/cameras/{camera['id']}"}
+
+
+@cameras.get("/cameras")
+@cameras.auth_required(token_auth, roles=["viewer"])
+@cameras.output(CameraOut(many=True))
+@cameras.doc(summary="Every camera with its status, frame rate and latency")
+def list_cameras():
+    registry = _registry()
+    return [_view(registry, camera) for camera in registry.cameras()]
+
+
+@cameras.get("/cameras/<camera_id>")
+@cameras.auth_required(token_auth, roles=["viewer"])
+@cameras.output(CameraOut)
+@cameras.doc(summary="One camera", responses=NO_CAMERA)
+def get_camera(camera_id: str):
+    registry = _registry()
+    return _view(registry, _camera_or_404(registry, camera_id))
+
+
+@cameras.delete("/cameras/<camera_id>")
+@cameras.auth_required(token_auth, roles=["operator"])
+@cameras.output({}, status_code=204)
+@cameras.doc(summary="Delete a camera: the ingester stops watching it", responses={**error_responses(403), **NO_CAMERA})
+def delete_camera(camera_id: str):
+    if not _registry().delete(camera_id):
+        abort(404, f"no camera {camera_id}")
+    return "", 204
+
+
+@cameras.get("/cameras/<camera_id>/events")
+@cameras.auth_required(token_auth, roles=["viewer"])
+@cameras.input(EventsQuery, location="query", arg_name="query")
+@cameras.doc(summary="The camera's events as Server-Sent Events: segment (one per processed segment: faces, "
+                     "tracks, identities, capture time, latency), alert, status; the stream ends with a "
+                     "deleted event if the camera is deleted",
+             responses={200: {"description": "An event stream",
+                              "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+                        **error_responses(400, 403), **NO_CAMERA})
+def camera_events(camera_id: str, query):
+    registry = _registry()
+    _camera_or_404(registry, camera_id)
+    after = request.headers.get("Last-Event-ID") or registry.last_event_id(camera_id)
+    if not EVENT_ID.match(after):
+        abort(400, f"invalid Last-Event-ID {after!r}")
+    return Response(stream_with_context(_stream(registry, camera_id, after, query["wait"])),
+                    mimetype="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+def _stream(registry: CameraRegistry, camera_id: str, after: str, wait_s: float):
+    deadline = time.monotonic() + wait_s
+    quiet_since = time.monotonic()
+    yield "retry: 2000\n\n"
+    while time.monotonic() < deadline:
+        block_ms = max(1, min(1000, round(1000 * (deadline - time.monotonic()))))
+        events = registry.events(camera_id, after, block_ms=block_ms)
+        for event_id, kind, data in events:
+            yield f"id: {event_id}\nevent: {kind}\ndata: {json.dumps(data)}\n\n"
+            after, quiet_since = event_id, time.monotonic()
+        if events:
+            continue
+        if registry.get(camera_id) is None:
+            yield "event: deleted\ndata: {}\n\n"
+            return
+        if time.monotonic() - quiet_since >= KEEP_ALIVE_S:
+            yield ": keep-alive\n\n"
+            quiet_since = time.monotonic()
