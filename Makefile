@@ -14,6 +14,7 @@ $(STAMP): $(REQS)
 	$(PY) -m pip install -q --no-deps -r requirements-nodeps.txt
 	$(PY) -m pip install -q --no-deps -e .
 	$(PY) -m workers.analytics.mask_convert
+	$(PY) -m workers.analytics.mask_train
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -137,7 +137,7 @@ def test_a_covered_mouth_reads_mask(classifier, detector):
 
 def test_mask_analyzer_is_registered_and_fills_the_columns(model_path):
     assert ANALYZERS["mask"] is MaskAnalyzer
-    chain = build_chain(["detect", "mask"], {"mask": {"model_path": str(model_path)}})
+    chain = build_chain(["detect", "mask"], {"mask": {"method": "mobilenet", "model_path": str(model_path)}})
     image = cv2.imread(str(package_file("insightface", "data", "images", "t1.jpg")))
     faces = None
     for analyzer in chain:
@@ -148,7 +148,7 @@ def test_mask_analyzer_is_registered_and_fills_the_columns(model_path):
 
 
 def test_tiny_faces_get_no_label(model_path):
-    analyzer = MaskAnalyzer(MaskConfig(model_path=str(model_path), min_face_px=1000))
+    analyzer = MaskAnalyzer(MaskConfig(method="mobilenet", model_path=str(model_path), quality={"min_face_px": 1000}))
     image = cv2.imread(str(package_file("insightface", "data", "images", "t1.jpg")))
     faces = FaceDetector(DetectorConfig())(image)
     assert analyzer(image, faces).column("mask") == [None] * len(faces)
@@ -183,7 +183,7 @@ def test_mask_analyzer_on_decoded_video_frames(model_path, tmp_path):
 
     clip = make_clip(tmp_path / "face.mp4", seconds=1, fps=8, size=(960, 540), photo_height=300,
                      face_windows=[(0, 1)], audio=False)
-    chain = build_chain(["detect", "mask"], {"mask": {"model_path": str(model_path)}})
+    chain = build_chain(["detect", "mask"], {"mask": {"method": "mobilenet", "model_path": str(model_path)}})
     labels = []
     for frame in media.decode_frames(clip.path):
         faces = None
@@ -207,7 +207,7 @@ def test_mask_votes_per_track_in_the_segment_pipeline(model_path, tmp_path):
                      audio=False, gop=40)
     info = media.probe(clip.path)
     config = pipeline.PipelineConfig(analyzers=("detect", "track", "mask"), threads=1,
-                                     analyzer_configs=json.dumps({"mask": {"model_path": str(model_path)}}))
+                                     analyzer_configs=json.dumps({"mask": {"method": "mobilenet", "model_path": str(model_path)}}))
     result = pipeline.process_segment(clip.path, tmp_path / "out.mp4", [p.pts for p in info.packets],
                                       info.tb, info.fps, info.width, info.height, config)
     assert len(result.tracks) == 1

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from workers import models
 from workers.analytics import scrfd
 from workers.analytics.faces import Faces
+from workers.analytics.motion import MotionMap, head_square, region_picture
 from workers.analytics.picture import Picture
 from workers.analytics.registry import register
 
@@ -21,6 +22,14 @@ class DetectorConfig(BaseModel):
     input_long_side: int = Field(640, ge=64, description="Detector input long side (pixels, x32).")
     threshold: float = Field(0.5, ge=0, le=1, description="Minimum face score.")
     threads: int = Field(1, ge=1, description="Inference threads.")
+    second_pass: bool = Field(True, description="In video: look again, closer, at moving regions where the "
+                                                "first pass found no face (small, masked and close-up faces).")
+    max_regions: int = Field(2, ge=0, description="Moving regions looked at again per frame (largest first).")
+    region_input: int = Field(480, ge=64, description="Side (pixels, x32) of the model input for a second look "
+                                                     "at a region smaller than the first pass's input.")
+    large_region_input: int = Field(224, ge=64, description="... and at a larger region (a face filling the "
+                                                           "frame is looked at smaller, with room around it).")
+    motion_threshold: int = Field(12, ge=1, le=255, description="Grey-level change (0-255) that counts as motion.")
 
 
 @register
@@ -43,46 +52,89 @@ class FaceDetector:
         self.output_names = [o.name for o in self.session.get_outputs()]
         self.layout = scrfd.Layout.of_outputs(len(self.output_names))
         self._inputs: dict[tuple[int, int], tuple[scrfd.InputBuffer, list[np.ndarray]]] = {}
-        self._geometry: dict[tuple[int, int], tuple[tuple[int, int], tuple[int, int]]] = {}
+        self._geometry: dict[tuple[int, int, int], tuple[tuple[int, int], tuple[int, int]]] = {}
+        # The second pass needs consecutive frames of one video: it is armed by begin() (the
+        # segment pipeline), never for unrelated stills (enrolment photos, the eval's photos).
+        self.motion: MotionMap | None = None
 
-    def input_size(self, width: int, height: int) -> tuple[int, int]:
+    def begin(self, state=None) -> None:
+        """A new segment: forget the previous frame (motion starts on the second frame)."""
+        self.motion = MotionMap(threshold=self.config.motion_threshold) if self.config.second_pass else None
+
+    def input_size(self, width: int, height: int, long_side: int | None = None) -> tuple[int, int]:
         """Keep the frame's aspect ratio, rounded up to the model's stride of 32: a 16:9 frame
         costs 640x384 instead of a letterboxed 640x640 (about a third less work)."""
-        long_side = self.config.input_long_side
+        long_side = long_side or self.config.input_long_side
         scale = long_side / max(width, height)
         w, h = (math.ceil(width * scale / 32) * 32, math.ceil(height * scale / 32) * 32)
         return max(w, 32), max(h, 32)
 
-    def fitted_size(self, width: int, height: int) -> tuple[int, int]:
+    def fitted_size(self, width: int, height: int, long_side: int | None = None) -> tuple[int, int]:
         """The picture's size inside the model input: as large as fits, aspect kept (small
         pictures are scaled up, as insightface's own detect does)."""
-        input_w, input_h = self.input_size(width, height)
+        input_w, input_h = self.input_size(width, height, long_side)
         scale = min(input_w / width, input_h / height)
         return min(input_w, max(1, round(width * scale))), min(input_h, max(1, round(height * scale)))
 
     def __call__(self, image: Picture | np.ndarray, faces: Faces | None = None) -> Faces:
         picture = Picture.of(image)
+        boxes, keypoints = self._detect(picture)
+        if self.motion is not None and self.config.max_regions:
+            boxes, keypoints = self._second_pass(picture, boxes, keypoints)
+        if not len(boxes):
+            return Faces.empty()
+        boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, picture.width)
+        boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, picture.height)
+        return Faces(boxes=boxes[:, :4], scores=boxes[:, 4], keypoints=keypoints.astype(np.float32))
+
+    def _detect(self, picture: Picture, long_side: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Boxes [x1, y1, x2, y2, score] and keypoints in the picture's pixels, best first."""
         # The model sees at most input_long_side pixels: ask the picture for a copy of that size
         # (one fused scale + colour conversion) instead of converting the full frame.
-        input_size, size = self._sizes_for(picture.width, picture.height)
+        input_size, size = self._sizes_for(picture.width, picture.height, long_side or self.config.input_long_side)
         buffer, centres = self._input_for(*input_size)
         outputs = self.session.run(self.output_names, {self.input_name: buffer.fill(picture.bgr_at(size))})
         boxes, keypoints = scrfd.decode(outputs, centres, self.layout, self.config.threshold,
                                         self.model.nms_thresh)
-        if not len(boxes):
-            return Faces.empty()
         scale = size[1] / picture.height
         boxes[:, :4] /= scale
-        boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, picture.width)
-        boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, picture.height)
-        return Faces(boxes=boxes[:, :4], scores=boxes[:, 4], keypoints=keypoints / scale)
+        return boxes, keypoints / scale
 
-    def _sizes_for(self, width: int, height: int) -> tuple[tuple[int, int], tuple[int, int]]:
+    def _second_pass(self, picture: Picture, boxes: np.ndarray, keypoints: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray]:
+        """Look again at the largest moving regions that hold no face found so far."""
+        centres = (boxes[:, :2] + boxes[:, 2:4]) / 2
+        found_boxes, found_points = [boxes], [keypoints]
+        looked = 0
+        for x1, y1, x2, y2 in self.motion.regions(picture):
+            if looked == self.config.max_regions:
+                break
+            if ((centres[:, 0] >= x1) & (centres[:, 0] <= x2) & (centres[:, 1] >= y1) & (centres[:, 1] <= y2)).any():
+                continue    # a face was found in it: the region is accounted for
+            looked += 1
+            square = head_square((x1, y1, x2, y2))
+            side = self.config.region_input if square[2] < self.config.input_long_side else self.config.large_region_input
+            region, scale, x0, y0 = region_picture(picture, square, side)
+            more, points = self._detect(Picture(bgr=region), side)
+            if len(more):
+                more[:, :4] = more[:, :4] / scale + [x0, y0, x0, y0]
+                found_boxes.append(more)
+                found_points.append(points / scale + [x0, y0])
+        if len(found_boxes) == 1:
+            return boxes, keypoints
+        boxes, keypoints = np.concatenate(found_boxes), np.concatenate(found_points)
+        order = np.argsort(-boxes[:, 4], kind="stable")
+        keep = order[scrfd.nms(boxes[order], self.model.nms_thresh)]
+        return boxes[keep], keypoints[keep]
+
+    def _sizes_for(self, width: int, height: int, long_side: int) -> tuple[tuple[int, int], tuple[int, int]]:
         """(model input size, fitted picture size) of a frame size: worked out once per size,
         not once per frame."""
-        if (width, height) not in self._geometry:
-            self._geometry[(width, height)] = (self.input_size(width, height), self.fitted_size(width, height))
-        return self._geometry[(width, height)]
+        key = (width, height, long_side)
+        if key not in self._geometry:
+            self._geometry[key] = (self.input_size(width, height, long_side),
+                                   self.fitted_size(width, height, long_side))
+        return self._geometry[key]
 
     def _input_for(self, width: int, height: int) -> tuple[scrfd.InputBuffer, list[np.ndarray]]:
         if (width, height) not in self._inputs:

@@ -1,0 +1,81 @@
+"""Where a video frame moves, and the square regions a second detector pass looks at.
+
+SCRFD sees the whole frame at 640 pixels: a face 80 pixels tall in a 1280x720 frame is 40
+pixels in the model's input, and a masked one (half the face hidden) then scores below the
+threshold; a face filling the frame (someone close to a door camera) is larger than the
+model's largest anchors and has no surroundings. Looking again at a moving region, scaled so
+that its content is large but not too large in the model's input, finds both (measured in
+docs/accuracy.md). Motion is what tells where someone is: frame differencing on a small grey
+copy costs a fraction of a millisecond, and a still or empty frame costs nothing more.
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+from workers.analytics.picture import Picture
+
+
+class MotionMap:
+    """Frame differencing on a small grey copy of consecutive frames of one video."""
+
+    def __init__(self, long_side: int = 320, threshold: int = 12, min_side_px: int = 3):
+        self.long_side, self.threshold, self.min_side_px = long_side, threshold, min_side_px
+        self.previous: np.ndarray | None = None
+
+    def reset(self) -> None:
+        self.previous = None
+
+    def regions(self, picture: Picture) -> list[tuple[float, float, float, float]]:
+        """Boxes (source pixels) around the parts of the frame that changed since the last
+        frame, largest first; none on the first frame or after a change of frame size."""
+        small, scale = picture.bgr(self.long_side)
+        grey = cv2.GaussianBlur(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY), (5, 5), 0)
+        previous, self.previous = self.previous, grey
+        if previous is None or previous.shape != grey.shape:
+            return []
+        moved = (cv2.absdiff(grey, previous) > self.threshold).astype(np.uint8)
+        moved = cv2.dilate(moved, np.ones((5, 5), np.uint8))   # one blob per moving thing
+        count, _, stats, _ = cv2.connectedComponentsWithStats(moved)
+        boxes = [(x, y, x + w, y + h, w * h) for x, y, w, h, _ in stats[1:count]
+                 if w >= self.min_side_px and h >= self.min_side_px]
+        boxes.sort(key=lambda b: -b[4])
+        return [(x1 / scale, y1 / scale, x2 / scale, y2 / scale) for x1, y1, x2, y2, _ in boxes]
+
+
+def head_square(box, context: float = 1.25, tall: float = 1.5) -> tuple[float, float, float]:
+    """(centre x, centre y, side) of the square a second pass looks at for a moving blob:
+    the blob grown by ``context`` (a detector needs some surroundings); for a blob much
+    taller than wide (a walking person) only its top, where the head is."""
+    x1, y1, x2, y2 = (float(v) for v in box[:4])
+    w, h = x2 - x1, y2 - y1
+    if h > tall * w:
+        h = tall * w
+    side = max(w, h) * context
+    return (x1 + x2) / 2, y1 + h / 2, side
+
+
+def region_picture(picture: Picture, square: tuple[float, float, float], input_side: int
+                   ) -> tuple[np.ndarray, float, float, float]:
+    """The square region as a BGR image of ``input_side`` pixels (grey where it leaves the
+    frame), and how to map its pixels back: source = region / scale + (x0, y0)."""
+    cx, cy, side = square
+    scale = input_side / side
+    # Read the frame at the size the region needs (never above the source's own size).
+    long_side = max(picture.width, picture.height)
+    frame, frame_scale = picture.bgr(min(long_side, math.ceil(long_side * scale)))
+    x0, y0 = cx - side / 2, cy - side / 2
+    fx0, fy0, fside = x0 * frame_scale, y0 * frame_scale, side * frame_scale
+    left, top = math.floor(fx0), math.floor(fy0)
+    right, bottom = math.ceil(fx0 + fside), math.ceil(fy0 + fside)
+    h, w = frame.shape[:2]
+    crop = frame[max(0, top):min(h, bottom), max(0, left):min(w, right)]
+    padded = cv2.copyMakeBorder(crop, max(0, -top), max(0, bottom - h), max(0, -left), max(0, right - w),
+                                cv2.BORDER_CONSTANT, value=(114, 114, 114))
+    out_side = max(1, round((right - left) * scale / frame_scale))
+    region = cv2.resize(padded, (out_side, max(1, round((bottom - top) * scale / frame_scale))),
+                        interpolation=cv2.INTER_AREA if scale < frame_scale else cv2.INTER_LINEAR)
+    return region, scale, left / frame_scale, top / frame_scale
