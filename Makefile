@@ -39,8 +39,10 @@ chart-check: install
 bench: install
 	$(PY) -m bench
 
+# MEDIA: the test media folder (../shared/media beside the checkout by default).
+MEDIA ?= ../shared/media
 eval: install
-	$(PY) -m bench.eval
+	$(PY) -m bench.eval $(MEDIA)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

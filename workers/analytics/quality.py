@@ -21,7 +21,7 @@ class QualityGate(BaseModel):
                                                   "in eye distances.")
     pitch_range: tuple[float, float] = Field((0.25, 0.8), description="Nose height between the eye line (0) "
                                                                         "and the mouth (1) of a face judged.")
-    min_sharpness: float = Field(0.015, ge=0, description="Blurred faces: Laplacian energy of the aligned face "
+    min_sharpness: float = Field(0.024, ge=0, description="Blurred faces: Laplacian energy of the aligned face "
                                                          "relative to its contrast (chosen in docs/accuracy.md).")
 
     def geometry_ok(self, box, score: float, keypoints) -> bool:

@@ -1,0 +1,87 @@
+"""Per-frame analyze cost of the accuracy changes on ordinary footage, as a ratio in one run.
+
+``python -m bench.analyze_cost [MEDIA_DIR]`` runs the segment pipeline with the analyzer chain
+as it was (one detector pass, MobileNetV2 mask classifier) and as it is now (second look at
+moving regions, quality gate, embedding mask classifier), alternately, on ordinary footage:
+a generated 1280x720 clip of a face walking across a textured scene (unmasked; the face is
+found by the first pass) and, when ``../shared/media`` is there, the hamilton clip and the
+Intel walking clip. It prints the analyze seconds per frame of each, their ratio, and the
+faces each found (more faces on this footage would be false detections), and writes its
+section of docs/benchmarks.md when given ``--write``.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+from bench.eval_clips import analyse, pipeline_config
+
+CHAINS = {"before": {"detect": {"second_pass": False}, "mask": {"method": "mobilenet"}}, "after": {}}
+ANALYZERS = ("detect", "track", "recognize", "mask", "thermal")
+ROUNDS = 3
+
+
+def footage(scratch: Path, media: Path | None) -> dict[str, Path]:
+    from tests.clipmaker import make_clip
+
+    clips = {"generated 1280x720 walking face": make_clip(scratch / "walk.mp4", seconds=6, fps=15, size=(1280, 720),
+                                                           photo_height=200, audio=False).path}
+    if media is not None and media.is_dir():
+        clips["hamilton (640x360, 275 frames)"] = media / "videos" / "short_hamilton_clip.mp4"
+        clips["intel walking (480x270, 35 frames)"] = media / "videos" / "intel_face-demographics-walking.mp4"
+    return clips
+
+
+def measure(media: Path | None) -> list[dict]:
+    rows = []
+    with tempfile.TemporaryDirectory() as scratch:
+        for name, path in footage(Path(scratch), media).items():
+            seconds = {key: 0.0 for key in CHAINS}
+            faces = {}
+            frames = 0
+            for _ in range(ROUNDS):          # alternate, so that a busy machine slows both alike
+                for key, configs in CHAINS.items():
+                    local = Path(scratch) / f"{key}.mp4"
+                    local.write_bytes(path.read_bytes())
+                    result = analyse(local, pipeline_config(ANALYZERS, configs))
+                    seconds[key] += result.stages["analyze"]
+                    faces[key] = sum(len(f) for f in result.frames)
+                    frames = len(result.frames)
+            rows.append({"footage": name, "frames": frames,
+                         **{f"{k}_ms_per_frame": round(v / ROUNDS / frames * 1000, 2) for k, v in seconds.items()},
+                         "ratio": round(seconds["after"] / seconds["before"], 3),
+                         **{f"{k}_faces": v for k, v in faces.items()}})
+    return rows
+
+
+def markdown(rows: list[dict]) -> str:
+    lines = ["## Accuracy changes: analyze cost on ordinary footage", "",
+             "`python -m bench.analyze_cost --write`: the segment pipeline's analyze stage (detect, track, "
+             "recognize, mask, thermal; one thread) per frame, before (one detector pass, MobileNetV2 mask model) "
+             f"and after (second look at moving regions without a face, quality gate, embedding mask classifier), "
+             f"alternated {ROUNDS} times in one run on a shared machine: compare the ratio, not the milliseconds. "
+             "Faces: detections over the clip (the same count before and after means the second look added none).", "",
+             "| footage | frames | before ms/frame | after ms/frame | after / before | faces before | faces after |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        lines.append(f"| {r['footage']} | {r['frames']} | {r['before_ms_per_frame']} | {r['after_ms_per_frame']} | "
+                     f"{r['ratio']} | {r['before_faces']} | {r['after_faces']} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str]) -> int:
+    args = [a for a in argv if a != "--write"]
+    media = Path(args[0]) if args else Path(__file__).resolve().parents[2] / "shared" / "media"
+    rows = measure(media)
+    text = markdown(rows)
+    print(text)
+    if "--write" in argv:
+        from bench.docs import replace_section
+        replace_section(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
