@@ -18,7 +18,7 @@ from pathlib import Path
 
 from bench.eval_clips import analyse, pipeline_config
 
-CHAINS = {"before": {"detect": {"second_pass": False}, "mask": {"method": "mobilenet"}}, "after": {}}
+CHAINS = {"before": {"detect": {"second_look": {"enabled": False}}, "mask": {"method": "mobilenet"}}, "after": {}}
 ANALYZERS = ("detect", "track", "recognize", "mask", "thermal")
 ROUNDS = 3
 

@@ -83,7 +83,7 @@ def photo_clip(path: Path, photo: np.ndarray, height: int | None, seed: int) -> 
 def analyse(path: Path, config: pipeline.PipelineConfig, gallery=None) -> pipeline.SegmentResult:
     """The clip through the segment pipeline, as one segment."""
     info = media.probe(path)
-    return pipeline.process_segment(path, path.with_suffix(".out.mp4"), [p.pts for p in info.packets],
+    return pipeline.process_segment(path, path.with_suffix(".out.mp4"), sorted(p.pts for p in info.packets),
                                     info.tb, info.fps, info.width, info.height, config, gallery)
 
 

@@ -20,11 +20,12 @@ from bench.eval_split import mask_split
 
 FOLDERS = {"with_mask": "mask", "without_mask": "no_mask"}
 CANDIDATES = {
-    "before (one pass, MobileNetV2)": {"detect": {"second_pass": False}, "mask": {"method": "mobilenet"}},
+    "before (one pass, MobileNetV2)": {"detect": {"second_look": {"enabled": False}}, "mask": {"method": "mobilenet"}},
     "second look, MobileNetV2": {"mask": {"method": "mobilenet"}},
     "second look, embedding classifier": {"mask": {"method": "embedding"}},
+    "second look, ensemble (mean of both)": {"mask": {"method": "ensemble"}},
 }
-CHOSEN = "second look, embedding classifier"
+CHOSEN = "second look, ensemble (mean of both)"
 
 
 def _empty() -> dict:

@@ -72,7 +72,7 @@ def test_a_masked_face_is_detected_at_40_80_220_px_and_in_close_up(detector, mas
 def test_the_second_look_is_what_finds_the_small_masked_face(detector, masked_yao):
     """At 40 px the first pass alone finds this masked face on some frames only; at 28 px on
     none, and the second look on every frame after the first."""
-    one_pass = FaceDetector(DetectorConfig(second_pass=False))
+    one_pass = FaceDetector(DetectorConfig(second_look={"enabled": False}))
     one_pass.begin()
     detector.begin()
     frames = moving_frames(*masked_yao, 28)
@@ -83,7 +83,7 @@ def test_the_second_look_is_what_finds_the_small_masked_face(detector, masked_ya
 def test_stills_get_one_pass_only(detector, masked_yao):
     """Without begin() (enrolment photos, stills) there is no motion and no second look."""
     still = FaceDetector(DetectorConfig())
-    assert still.motion is None
+    assert still.second_look is None
     frame, rect = moving_frames(*masked_yao, 28)[1]
     assert not found_on(still(frame), rect)
 

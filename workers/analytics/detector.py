@@ -11,9 +11,10 @@ from pydantic import BaseModel, Field
 from workers import models
 from workers.analytics import scrfd
 from workers.analytics.faces import Faces
-from workers.analytics.motion import MotionMap, head_square, region_picture
+from workers.analytics.motion import region_picture
 from workers.analytics.picture import Picture
 from workers.analytics.registry import register
+from workers.analytics.second_look import SecondLook, SecondLookConfig
 
 
 class DetectorConfig(BaseModel):
@@ -22,15 +23,8 @@ class DetectorConfig(BaseModel):
     input_long_side: int = Field(640, ge=64, description="Detector input long side (pixels, x32).")
     threshold: float = Field(0.5, ge=0, le=1, description="Minimum face score.")
     threads: int = Field(1, ge=1, description="Inference threads.")
-    second_pass: bool = Field(True, description="In video: look again, closer, at moving regions where the "
-                                                "first pass found no face (small, masked and close-up faces).")
-    max_regions: int = Field(2, ge=0, description="Moving regions looked at again per frame (largest first).")
-    region_input: int = Field(480, ge=64, description="Side (pixels, x32) of the model input for a second look "
-                                                     "at a region smaller than the first pass's input.")
-    large_region_input: int = Field(224, ge=64, description="... and at a larger region (a face filling the "
-                                                           "frame is looked at smaller, with room around it).")
-    motion_threshold: int = Field(12, ge=1, le=255, description="Grey-level change (0-255) that counts as motion.")
-
+    second_look: SecondLookConfig = Field(default_factory=SecondLookConfig,
+                                          description="In video: a second, closer look at moving regions.")
 
 @register
 class FaceDetector:
@@ -55,11 +49,12 @@ class FaceDetector:
         self._geometry: dict[tuple[int, int, int], tuple[tuple[int, int], tuple[int, int]]] = {}
         # The second pass needs consecutive frames of one video: it is armed by begin() (the
         # segment pipeline), never for unrelated stills (enrolment photos, the eval's photos).
-        self.motion: MotionMap | None = None
+        self.second_look: SecondLook | None = None
 
     def begin(self, state=None) -> None:
         """A new segment: forget the previous frame (motion starts on the second frame)."""
-        self.motion = MotionMap(threshold=self.config.motion_threshold) if self.config.second_pass else None
+        c = self.config.second_look
+        self.second_look = SecondLook(c) if c.enabled and c.max_looks else None
 
     def input_size(self, width: int, height: int, long_side: int | None = None) -> tuple[int, int]:
         """Keep the frame's aspect ratio, rounded up to the model's stride of 32: a 16:9 frame
@@ -79,7 +74,7 @@ class FaceDetector:
     def __call__(self, image: Picture | np.ndarray, faces: Faces | None = None) -> Faces:
         picture = Picture.of(image)
         boxes, keypoints = self._detect(picture)
-        if self.motion is not None and self.config.max_regions:
+        if self.second_look is not None:
             boxes, keypoints = self._second_pass(picture, boxes, keypoints)
         if not len(boxes):
             return Faces.empty()
@@ -87,45 +82,46 @@ class FaceDetector:
         boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, picture.height)
         return Faces(boxes=boxes[:, :4], scores=boxes[:, 4], keypoints=keypoints.astype(np.float32))
 
-    def _detect(self, picture: Picture, long_side: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def _detect(self, picture: Picture, long_side: int | None = None, threshold: float | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
         """Boxes [x1, y1, x2, y2, score] and keypoints in the picture's pixels, best first."""
         # The model sees at most input_long_side pixels: ask the picture for a copy of that size
         # (one fused scale + colour conversion) instead of converting the full frame.
         input_size, size = self._sizes_for(picture.width, picture.height, long_side or self.config.input_long_side)
         buffer, centres = self._input_for(*input_size)
         outputs = self.session.run(self.output_names, {self.input_name: buffer.fill(picture.bgr_at(size))})
-        boxes, keypoints = scrfd.decode(outputs, centres, self.layout, self.config.threshold,
-                                        self.model.nms_thresh)
+        boxes, keypoints = scrfd.decode(outputs, centres, self.layout,
+                                        self.config.threshold if threshold is None else threshold, self.model.nms_thresh)
         scale = size[1] / picture.height
         boxes[:, :4] /= scale
         return boxes, keypoints / scale
 
     def _second_pass(self, picture: Picture, boxes: np.ndarray, keypoints: np.ndarray
                      ) -> tuple[np.ndarray, np.ndarray]:
-        """Look again at the largest moving regions that hold no face found so far."""
-        centres = (boxes[:, :2] + boxes[:, 2:4]) / 2
-        found_boxes, found_points = [boxes], [keypoints]
-        looked = 0
-        for x1, y1, x2, y2 in self.motion.regions(picture):
-            if looked == self.config.max_regions:
-                break
-            if ((centres[:, 0] >= x1) & (centres[:, 0] <= x2) & (centres[:, 1] >= y1) & (centres[:, 1] <= y2)).any():
-                continue    # a face was found in it: the region is accounted for
-            looked += 1
-            square = head_square((x1, y1, x2, y2))
-            side = self.config.region_input if square[2] < self.config.input_long_side else self.config.large_region_input
+        """Look again where the plan says (:class:`SecondLook`) and add what is found."""
+        found_boxes, found_points, looks = [boxes], [keypoints], []
+        first_area = float(np.prod(self._sizes_for(picture.width, picture.height, self.config.input_long_side)[0]))
+        for square in self.second_look.plan(picture, boxes[:, :4], lambda sq: self._look_side(sq) ** 2 / first_area):
+            side = self._look_side(square)
             region, scale, x0, y0 = region_picture(picture, square, side)
-            more, points = self._detect(Picture(bgr=region), side)
+            more, points = self._detect(Picture(bgr=region), side, self.config.second_look.threshold)
+            more[:, :4] = more[:, :4] / scale + [x0, y0, x0, y0]
+            looks.append((square, more[:, :4]))
             if len(more):
-                more[:, :4] = more[:, :4] / scale + [x0, y0, x0, y0]
                 found_boxes.append(more)
                 found_points.append(points / scale + [x0, y0])
+        self.second_look.record(looks)
         if len(found_boxes) == 1:
             return boxes, keypoints
         boxes, keypoints = np.concatenate(found_boxes), np.concatenate(found_points)
         order = np.argsort(-boxes[:, 4], kind="stable")
         keep = order[scrfd.nms(boxes[order], self.model.nms_thresh)]
         return boxes[keep], keypoints[keep]
+
+    def _look_side(self, square) -> int:
+        """A second look's input side: small regions enlarged, large ones (a close-up) reduced."""
+        c = self.config.second_look
+        return c.region_input if square[2] < self.config.input_long_side else c.large_region_input
 
     def _sizes_for(self, width: int, height: int, long_side: int) -> tuple[tuple[int, int], tuple[int, int]]:
         """(model input size, fitted picture size) of a frame size: worked out once per size,

@@ -1,8 +1,9 @@
 """Mask-wearing classifiers and the ``mask`` analyzer.
 
-Two classifiers, chosen by ``MaskConfig.method`` (compared in docs/accuracy.md):
+Two classifiers, or the mean of their probabilities (``ensemble``, the default), chosen by
+``MaskConfig.method`` (compared in docs/accuracy.md):
 
-- ``embedding`` (default): a logistic regression on the face's ArcFace embedding (the farm's
+- ``embedding``: a logistic regression on the face's ArcFace embedding (the farm's
   recognition model, aligned on the detector's keypoints), trained at install on masks drawn
   over packaged face photos (:mod:`workers.analytics.mask_train`).
 - ``mobilenet``: MobileNetV2 from ``mask-recognition`` 0.0.1, converted to ONNX at setup
@@ -36,9 +37,10 @@ from workers.analytics.tracks import SegmentState
 
 
 class MaskConfig(BaseModel):
-    method: Literal["embedding", "mobilenet"] = Field(
-        "embedding", description="embedding: logistic regression on the ArcFace embedding, trained at install; "
-                                 "mobilenet: mask-recognition's MobileNetV2 on the face crop.")
+    method: Literal["ensemble", "embedding", "mobilenet"] = Field(
+        "ensemble", description="embedding: logistic regression on the ArcFace embedding, trained at install; "
+                                "mobilenet: mask-recognition's MobileNetV2 on the face crop; ensemble: the mean of "
+                                "the two probabilities (chosen on the tuning split, docs/accuracy.md).")
     model_path: str | None = Field(
         None, description="Converted ONNX file; None = convert/reuse mask-recognition's weights "
                           "in the settings' model_cache_dir.")
@@ -46,7 +48,7 @@ class MaskConfig(BaseModel):
                             description="Border added left and right, as a fraction of the box width.")
     margin_y: float = Field(0.0, ge=-0.2, le=1,
                             description="Border added above and below, as a fraction of the box height.")
-    quality: QualityGate = Field(default_factory=lambda: QualityGate(min_score=0.5),
+    quality: QualityGate = Field(default_factory=lambda: QualityGate(min_score=0.3),
                                  description="Which faces are judged at all (size, pose, blur; masked faces "
                                              "score lower, so any detected face's score is enough).")
     recognizer_model: str = Field("w600k_mbf.onnx", description="ArcFace file (method embedding).")
@@ -136,6 +138,11 @@ class EmbeddingMaskClassifier:
         return results
 
 
+def _probability_of_mask(result: tuple[str, float]) -> float:
+    label, probability = result
+    return probability if label == "mask" else 1.0 - probability
+
+
 def vote(labels_scores: Iterable[tuple[str, float]]) -> tuple[str | None, float | None]:
     """A track's label from its per-frame labels: the label with the larger summed
     probability (confident frames weigh more), and the mean probability of the frames that
@@ -168,11 +175,13 @@ class MaskAnalyzer:
 
     def __init__(self, config: MaskConfig):
         self.config = config
-        if config.method == "embedding":
-            self.classifier = EmbeddingMaskClassifier(config.model_path, config.threads, config.recognizer_model,
-                                                      config.model_dir)
-        else:
-            self.classifier = MaskClassifier(config.model_path, config.threads, config.batch_size)
+        self.embedding = self.mobilenet = None
+        if config.method in ("embedding", "ensemble"):
+            self.embedding = EmbeddingMaskClassifier(config.model_path if config.method == "embedding" else None,
+                                                     config.threads, config.recognizer_model, config.model_dir)
+        if config.method in ("mobilenet", "ensemble"):
+            self.mobilenet = MaskClassifier(config.model_path if config.method == "mobilenet" else None,
+                                            config.threads, config.batch_size)
         self.state: SegmentState | None = None
 
     def begin(self, state: SegmentState) -> None:
@@ -204,15 +213,27 @@ class MaskAnalyzer:
                                                                           keypoints)
 
     def _classified(self, image, faces: Faces, rows) -> list[tuple[int, tuple[str, float]]]:
+        """(row, (label, probability of that label)) for each face a classifier judged."""
         rows = list(rows)
         if not rows:
             return []
-        if isinstance(self.classifier, EmbeddingMaskClassifier):
+        p_mask: dict[int, list[float]] = {}
+        if self.embedding is not None:
             frame_bgr, _ = Picture.of(image).bgr()
-            results = self.classifier.classify_faces(frame_bgr, [faces.keypoints[r] for r in rows], self.config.quality)
-            return [(row, result) for row, result in zip(rows, results) if result is not None]
-        indexed = self.crops(image, faces, rows)
-        return list(zip([row for row, _ in indexed], self.classifier.classify([c for _, c in indexed])))
+            for row, result in zip(rows, self.embedding.classify_faces(frame_bgr, [faces.keypoints[r] for r in rows],
+                                                                       self.config.quality)):
+                if result is not None:
+                    p_mask[row] = [_probability_of_mask(result)]
+            rows = list(p_mask)        # a face too blurred for the embedding is not judged at all
+        if self.mobilenet is not None:
+            indexed = self.crops(image, faces, rows)
+            for (row, _), result in zip(indexed, self.mobilenet.classify([c for _, c in indexed])):
+                p_mask.setdefault(row, []).append(_probability_of_mask(result))
+        out = []
+        for row, probabilities in p_mask.items():
+            p = float(np.mean(probabilities))
+            out.append((row, ("mask", p) if p >= 0.5 else ("no_mask", 1.0 - p)))
+        return out
 
     def __call__(self, image: Picture | np.ndarray, faces: Faces) -> Faces:
         if not len(faces):

@@ -46,6 +46,29 @@ class MotionMap:
         return [(x1 / scale, y1 / scale, x2 / scale, y2 / scale) for x1, y1, x2, y2, _ in boxes]
 
 
+def person_areas(face_boxes: np.ndarray) -> np.ndarray:
+    """Where the rest of each found face's person moves: a face's width either side (hands),
+    half its height above and four below (body). A moving blob there is that person, whose face
+    is already found; looking there again costs a detector run and finds nothing new."""
+    boxes = np.asarray(face_boxes, np.float64).reshape(-1, 4)
+    w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    return np.stack([boxes[:, 0] - w, boxes[:, 1] - 0.5 * h, boxes[:, 2] + w, boxes[:, 3] + 4 * h], axis=1)
+
+
+def accounted_for(blob, face_boxes: np.ndarray) -> bool:
+    """A moving blob holds a found face, or its centre lies in the area of a found face's person."""
+    boxes = np.asarray(face_boxes, np.float64).reshape(-1, 4)
+    if not len(boxes):
+        return False
+    x1, y1, x2, y2 = blob
+    cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
+    if ((cx >= x1) & (cx <= x2) & (cy >= y1) & (cy <= y2)).any():
+        return True
+    areas = person_areas(boxes)
+    bx, by = (x1 + x2) / 2, (y1 + y2) / 2
+    return bool(((areas[:, 0] <= bx) & (bx <= areas[:, 2]) & (areas[:, 1] <= by) & (by <= areas[:, 3])).any())
+
+
 def head_square(box, context: float = 1.25, tall: float = 1.5) -> tuple[float, float, float]:
     """(centre x, centre y, side) of the square a second pass looks at for a moving blob:
     the blob grown by ``context`` (a detector needs some surroundings); for a blob much
