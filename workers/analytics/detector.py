@@ -100,8 +100,10 @@ class FaceDetector:
                      ) -> tuple[np.ndarray, np.ndarray]:
         """Look again where the plan says (:class:`SecondLook`) and add what is found."""
         found_boxes, found_points, looks = [boxes], [keypoints], []
-        first_area = float(np.prod(self._sizes_for(picture.width, picture.height, self.config.input_long_side)[0]))
-        for square in self.second_look.plan(picture, boxes[:, :4], lambda sq: self._look_side(sq) ** 2 / first_area):
+        input_size, fitted = self._sizes_for(picture.width, picture.height, self.config.input_long_side)
+        first_area = float(input_size[0] * input_size[1])
+        for square in self.second_look.plan(picture, boxes[:, :4], lambda sq: self._look_side(sq) ** 2 / first_area,
+                                            fitted):
             side = self._look_side(square)
             region, scale, x0, y0 = region_picture(picture, square, side)
             more, points = self._detect(Picture(bgr=region), side, self.config.second_look.threshold)

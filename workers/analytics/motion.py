@@ -29,10 +29,20 @@ class MotionMap:
     def reset(self) -> None:
         self.previous = None
 
-    def regions(self, picture: Picture) -> list[tuple[float, float, float, float]]:
+    def regions(self, picture: Picture, base_size: tuple[int, int] | None = None
+                ) -> list[tuple[float, float, float, float]]:
         """Boxes (source pixels) around the parts of the frame that changed since the last
-        frame, largest first; none on the first frame or after a change of frame size."""
-        small, scale = picture.bgr(self.long_side)
+        frame, largest first; none on the first frame or after a change of frame size.
+        ``base_size``: a size the picture was already converted to (the detector's input): the
+        small copy is shrunk from it rather than converted from the frame again."""
+        if base_size is None:
+            small, scale = picture.bgr(self.long_side)
+        else:
+            base = picture.bgr_at(base_size)
+            factor = min(1.0, self.long_side / max(base_size))
+            size = (max(1, round(base_size[0] * factor)), max(1, round(base_size[1] * factor)))
+            small = cv2.resize(base, size, interpolation=cv2.INTER_AREA)
+            scale = size[0] / picture.width
         grey = cv2.GaussianBlur(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY), (5, 5), 0)
         previous, self.previous = self.previous, grey
         if previous is None or previous.shape != grey.shape:

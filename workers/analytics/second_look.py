@@ -64,12 +64,14 @@ class SecondLook:
         self.follow: list[tuple[np.ndarray, float, int]] = []
         self.empty: list[tuple[int, Square]] = []       # (frame, square) of looks that found nothing
 
-    def plan(self, picture: Picture, first_boxes: np.ndarray, look_cost=lambda square: 1.0) -> list[Square]:
+    def plan(self, picture: Picture, first_boxes: np.ndarray, look_cost=lambda square: 1.0,
+             base_size: tuple[int, int] | None = None) -> list[Square]:
         """The squares to look at on this frame, given the faces the first pass found;
-        ``look_cost(square)``: a look's detector time in first-pass runs."""
+        ``look_cost(square)``: a look's detector time in first-pass runs; ``base_size``: the
+        size the detector already read the picture at (motion is read from that copy)."""
         self.frame += 1
         self.tokens = min(self.burst, self.tokens + self.budget)
-        blobs = self.motion.regions(picture)          # always read: the next frame compares with this one
+        blobs = self.motion.regions(picture, base_size)   # always read: the next frame compares with this one
         found = np.asarray(first_boxes, np.float64).reshape(-1, 4)
         squares: list[Square] = []
         self.following = []
