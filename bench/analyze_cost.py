@@ -1,12 +1,12 @@
 """Per-frame analyze cost of the accuracy changes on ordinary footage, as a ratio in one run.
 
 ``python -m bench.analyze_cost [MEDIA_DIR]`` runs the segment pipeline with the analyzer chain
-as it was (one detector pass, MobileNetV2 mask classifier) and as it is now (second look at
-moving regions, quality gate, embedding mask classifier), alternately, on ordinary footage:
-a generated 1280x720 clip of a face walking across a textured scene (unmasked; the face is
+as it was (one detector pass, MobileNetV2 mask classifier) and as it is now (budgeted second
+look at moving regions, quality gate, mean of the embedding and MobileNetV2 mask classifiers),
+alternately, on ordinary footage: a generated 1280x720 clip of a face walking across a textured scene (unmasked; the face is
 found by the first pass) and, when ``../shared/media`` is there, the hamilton clip and the
 Intel walking clip. It prints the analyze seconds per frame of each, their ratio, and the
-faces each found (more faces on this footage would be false detections), and writes its
+faces each found (the second look's additions: small faces or false ones), and writes its
 section of docs/benchmarks.md when given ``--write``.
 """
 
@@ -60,9 +60,11 @@ def markdown(rows: list[dict]) -> str:
     lines = ["## Accuracy changes: analyze cost on ordinary footage", "",
              "`python -m bench.analyze_cost --write`: the segment pipeline's analyze stage (detect, track, "
              "recognize, mask, thermal; one thread) per frame, before (one detector pass, MobileNetV2 mask model) "
-             f"and after (second look at moving regions without a face, quality gate, embedding mask classifier), "
+             f"and after (budgeted second look at moving regions no found face accounts for, quality gate, mask label "
+             "from the mean of the embedding classifier and MobileNetV2), "
              f"alternated {ROUNDS} times in one run on a shared machine: compare the ratio, not the milliseconds. "
-             "Faces: detections over the clip (the same count before and after means the second look added none).", "",
+             "Faces: detections over the clip; the difference is what the second look added (small faces the first "
+             "pass missed, or false detections: this footage has no per-face ground truth).", "",
              "| footage | frames | before ms/frame | after ms/frame | after / before | faces before | faces after |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:

@@ -77,7 +77,8 @@ def _sequence_errors(csv_path: Path, part: str, threshold_c: float) -> dict:
     return {"frames": clip.frames, "frames_read": len(canthus), "vs_canthi": summary(canthus),
             "vs_camera_hottest": summary(camera), "fever_frames": sum(fever(t, threshold_c) for t in clip.truth_c),
             "fevers_found": fevers_found, "false_fevers": false_fevers,
-            "normal_frames": sum(not fever(t, threshold_c) for t in clip.truth_c), **{k: str(v) for k, v in SEQUENCES[part].items()}}
+            "normal_frames": sum(not fever(t, threshold_c) for t in clip.truth_c),
+            "sequence": {k: str(v) for k, v in SEQUENCES[part].items()}}
 
 
 def evaluate_thermal(media_dir: Path | str, threshold_c: float = DEFAULT_FEVER_C) -> dict:

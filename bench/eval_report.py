@@ -112,8 +112,9 @@ def _thermal_lines(t: dict) -> list[str]:
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for part, f in t["fluke"].items():
         a, b = f["vs_canthi"], f["vs_camera_hottest"]
-        lines.append(f"| Fluke (IR_00121, per-pixel CSV) | sequence: sizes {f['scales']}, noise {f['noise_c']} C, "
-                     f"fever +{f['fever_offset_c']} C | {part} | {f['frames_read']}/{f['frames']} | "
+        q = f["sequence"]
+        lines.append(f"| Fluke (IR_00121, per-pixel CSV) | sequence: sizes {q['scales']}, noise {q['noise_c']} C, "
+                     f"fever +{q['fever_offset_c']} C | {part} | {f['frames_read']}/{f['frames']} | "
                      f"{a['mean_abs_c']} / {a['max_abs_c']} C, {a['bias_c']} C | {b['mean_abs_c']} / {b['max_abs_c']} C, "
                      f"{b['bias_c']} C | {f['fevers_found']}/{f['fever_frames']} | {f['false_fevers']}/{f['normal_frames']} |")
     lines.append(f"| FLIR radiometric JPEG ({', '.join(t['flir_files'])}) | a mug and a pipe, no face | | | "
