@@ -58,10 +58,11 @@ class SecondLook:
         self.motion = MotionMap(threshold=config.motion_threshold)
         self.max_looks, self.retry_frames, self.min_blob_px = config.max_looks, config.retry_frames, config.min_blob_px
         self.budget, self.burst, self.tokens = config.budget, config.burst, config.burst
-        self.following: list[tuple[np.ndarray, float, int]] = []
         self.frame = -1
-        # (face box, side of the look that found it, looks in a row that lost it since)
+        # (face box, side of the look that found it, looks in a row that lost it since): the
+        # faces to follow on the next frame, and those being followed on this one.
         self.follow: list[tuple[np.ndarray, float, int]] = []
+        self.following: list[tuple[np.ndarray, float, int]] = []
         self.empty: list[tuple[int, Square]] = []       # (frame, square) of looks that found nothing
 
     def plan(self, picture: Picture, first_boxes: np.ndarray, look_cost=lambda square: 1.0,
