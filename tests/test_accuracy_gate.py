@@ -178,3 +178,16 @@ def test_logistic_regression_fits_and_round_trips(tmp_path):
     assert ((model.probability(x) > 0.5) == (y > 0.5)).mean() > 0.95
     loaded = LogisticModel.load(model.save(tmp_path / "m.npz"))
     assert np.allclose(loaded.probability(x), model.probability(x))
+
+
+def test_the_mask_classifier_reuses_the_recognisers_embedding_of_the_same_frame(yao, analyzers, monkeypatch):
+    photo, box, points = yao
+    recognizer, masker = analyzers
+    calls = []
+    own = masker.embedding.embedder.judged
+    monkeypatch.setattr(masker.embedding.embedder, "judged", lambda *a: calls.append(1) or own(*a))
+    gallery = Gallery.from_rows([("yao", FaceEmbedder().embed(photo, points).tobytes())])
+    faces = _run_track(analyzers, gallery, photo, box, points, frames=1)
+    assert faces.column("mask") == ["no_mask"] and calls == []        # one ArcFace run for both
+    faces = _run_track((masker,), gallery, photo, box, points, frames=1)
+    assert faces.column("mask") == ["no_mask"] and calls == [1]       # alone, it embeds itself

@@ -124,12 +124,14 @@ class EmbeddingMaskClassifier:
         self.model = LogisticModel.load(Path(model_path) if model_path else
                                         ensure_embedding_mask_model(model_dir=model_dir, recognizer_model=recognizer_model))
 
-    def classify_faces(self, frame_bgr: np.ndarray, keypoints: list[np.ndarray], gate: QualityGate
-                       ) -> list[tuple[str, float] | None]:
-        """Per face: (label, probability) or None when the aligned face is too blurred to judge."""
+    def classify_faces(self, frame_bgr: np.ndarray | None, keypoints: list[np.ndarray], gate: QualityGate,
+                       known: list[np.ndarray | None] | None = None) -> list[tuple[str, float] | None]:
+        """Per face: (label, probability) or None when the aligned face is too blurred to judge.
+        ``known``: embeddings already made of these faces on this frame (None where not)."""
         results: list[tuple[str, float] | None] = []
-        for points in keypoints:
-            vector = self.embedder.judged(frame_bgr, points, gate)
+        for points, vector in zip(keypoints, known or [None] * len(keypoints)):
+            if vector is None:
+                vector = self.embedder.judged(frame_bgr, points, gate)
             if vector is None:
                 results.append(None)
                 continue
@@ -212,16 +214,20 @@ class MaskAnalyzer:
         return keypoints is not None and self.config.quality.geometry_ok(faces.boxes[row], float(faces.scores[row]),
                                                                           keypoints)
 
-    def _classified(self, image, faces: Faces, rows) -> list[tuple[int, tuple[str, float]]]:
-        """(row, (label, probability of that label)) for each face a classifier judged."""
+    def _classified(self, image, faces: Faces, rows, known: dict[int, np.ndarray] | None = None
+                    ) -> list[tuple[int, tuple[str, float]]]:
+        """(row, (label, probability of that label)) for each face a classifier judged;
+        ``known``: the recogniser's embeddings of some rows on this frame."""
         rows = list(rows)
         if not rows:
             return []
+        known = known or {}
         p_mask: dict[int, list[float]] = {}
         if self.embedding is not None:
-            frame_bgr, _ = Picture.of(image).bgr()
+            frame_bgr = None if all(r in known for r in rows) else Picture.of(image).bgr()[0]
             for row, result in zip(rows, self.embedding.classify_faces(frame_bgr, [faces.keypoints[r] for r in rows],
-                                                                       self.config.quality)):
+                                                                       self.config.quality,
+                                                                       [known.get(r) for r in rows])):
                 if result is not None:
                     p_mask[row] = [_probability_of_mask(result)]
             rows = list(p_mask)        # a face too blurred for the embedding is not judged at all
@@ -250,7 +256,9 @@ class MaskAnalyzer:
             sampled = [row for row, record in tracked.items() if record is not None and not _unanimous(record)
                        and self._judged(faces, row)
                        and state.should_sample(record.track, self.name, cfg.sample_every, cfg.samples_per_track)]
-            for row, result in self._classified(image, faces, sampled):
+            known = {row: tracked[row].embedding_on(state.frame_index) for row in sampled}
+            for row, result in self._classified(image, faces, sampled,
+                                                {row: v for row, v in known.items() if v is not None}):
                 tracked[row].mask_votes.append((result[0], round(result[1], 4)))
             for row, record in tracked.items():
                 if record is not None and record.mask_votes:

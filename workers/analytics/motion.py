@@ -22,7 +22,7 @@ from workers.analytics.picture import Picture
 class MotionMap:
     """Frame differencing on a small grey copy of consecutive frames of one video."""
 
-    def __init__(self, long_side: int = 320, threshold: int = 12, min_side_px: int = 3):
+    def __init__(self, long_side: int = 256, threshold: int = 12, min_side_px: int = 3):
         self.long_side, self.threshold, self.min_side_px = long_side, threshold, min_side_px
         self.previous: np.ndarray | None = None
 
@@ -37,13 +37,15 @@ class MotionMap:
         small copy is shrunk from it rather than converted from the frame again."""
         if base_size is None:
             small, scale = picture.bgr(self.long_side)
+            grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
         else:
-            base = picture.bgr_at(base_size)
+            # Grey first, then a bilinear shrink: a fraction of an area-averaged colour one.
             factor = min(1.0, self.long_side / max(base_size))
             size = (max(1, round(base_size[0] * factor)), max(1, round(base_size[1] * factor)))
-            small = cv2.resize(base, size, interpolation=cv2.INTER_AREA)
+            grey = cv2.resize(cv2.cvtColor(picture.bgr_at(base_size), cv2.COLOR_BGR2GRAY), size,
+                              interpolation=cv2.INTER_LINEAR)
             scale = size[0] / picture.width
-        grey = cv2.GaussianBlur(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY), (5, 5), 0)
+        grey = cv2.GaussianBlur(grey, (5, 5), 0)
         previous, self.previous = self.previous, grey
         if previous is None or previous.shape != grey.shape:
             return []

@@ -104,7 +104,7 @@ class FaceRecognizer:
                 image, _ = picture.bgr()
                 vector = self.embedder.judged(image, faces.keypoints[row], cfg.quality)
                 if vector is not None:   # a blurred frame votes for nobody
-                    record.add_embedding(vector)
+                    record.add_embedding(vector, state.frame_index)
                     record.identity, record.similarity = state.gallery.match(record.embedding(), cfg.threshold)
             identities.append(record.identity)
             similarities.append(record.similarity)

@@ -32,7 +32,7 @@ class SecondLookConfig(BaseModel):
                                             "(small, masked and close-up faces).")
     max_looks: int = Field(2, ge=0, description="Looks per frame at most (faces found by a look on the previous "
                                                 "frame first, then moving blobs, largest first).")
-    budget: float = Field(0.08, ge=0, description="Exploratory looks cost at most this share of the first pass's "
+    budget: float = Field(0.04, ge=0, description="Exploratory looks cost at most this share of the first pass's "
                                                   "detector time over a recording.")
     burst: float = Field(2.0, ge=0, description="... saved up to this many first-pass runs (looks at once when "
                                                 "motion starts).")
