@@ -18,6 +18,7 @@ $(STAMP): $(REQS)
 	$(PY) -m pip install -q --no-deps -r requirements-nodeps.txt
 	$(PY) -m pip install -q --no-deps -e .
 	$(PY) -m workers.analytics.mask_convert
+	$(PY) -m workers.analytics.mask_train
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -51,8 +52,10 @@ chart-check: install
 bench: install
 	$(PY) -m bench
 
+# MEDIA: the test media folder (../shared/media beside the checkout by default).
+MEDIA ?= ../shared/media
 eval: install
-	$(PY) -m bench.eval
+	$(PY) -m bench.eval $(MEDIA)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

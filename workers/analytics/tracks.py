@@ -35,6 +35,9 @@ class TrackRecord:
     max_temperature_c: float | None = None
     max_temperature_frame: int | None = None
     sampled: dict[str, list[int]] = field(default_factory=dict)   # analyzer -> frames sampled
+    # The last embedding the recogniser made, and its frame: the mask classifier reads the same
+    # face on the same frame from it instead of running ArcFace again.
+    last_embedding: tuple[int, np.ndarray] | None = None
 
     def embedding(self) -> np.ndarray | None:
         """The track's face: its embeddings' sum, L2-normalised (None before any, or if they cancel out)."""
@@ -42,9 +45,15 @@ class TrackRecord:
             return None
         return normalise(self.embedding_sum)
 
-    def add_embedding(self, vector: np.ndarray) -> None:
+    def add_embedding(self, vector: np.ndarray, frame: int | None = None) -> None:
         self.embedding_sum = vector.copy() if self.embedding_sum is None else self.embedding_sum + vector
         self.embeddings += 1
+        if frame is not None:
+            self.last_embedding = (frame, vector)
+
+    def embedding_on(self, frame: int) -> np.ndarray | None:
+        """The recogniser's embedding of this track's face on ``frame``, if it made one."""
+        return self.last_embedding[1] if self.last_embedding and self.last_embedding[0] == frame else None
 
     def add_temperature(self, frame: int, celsius: float) -> None:
         if self.max_temperature_c is None or celsius > self.max_temperature_c:

@@ -1,0 +1,76 @@
+"""Masked and bare faces at four scales through the segment pipeline: detection and mask labels.
+
+For each candidate configuration (``CANDIDATES``), each split and each scale, every photo of
+``masks/`` becomes a clip (:mod:`bench.eval_clips`) analysed by detect -> track -> mask. Counted:
+frames on which the photo's face was detected (from the second frame on: the second look needs
+a previous frame to see motion), detections elsewhere (false), and per clip the label the
+track ended with (``mask``, ``no_mask`` or none: not judged).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+
+from bench.eval_clips import SCALES, analyse, inside, photo_clip, pipeline_config
+from bench.eval_split import mask_split
+
+FOLDERS = {"with_mask": "mask", "without_mask": "no_mask"}
+CANDIDATES = {
+    "before (one pass, MobileNetV2)": {"detect": {"second_look": {"enabled": False}}, "mask": {"method": "mobilenet"}},
+    "second look, MobileNetV2": {"mask": {"method": "mobilenet"}},
+    "second look, embedding classifier": {"mask": {"method": "embedding"}},
+    "second look, ensemble (mean of both)": {"mask": {"method": "ensemble"}},
+}
+CHOSEN = "second look, ensemble (mean of both)"
+
+
+def _empty() -> dict:
+    return {"frames": 0, "found": 0, "false": 0, "clips": 0, "clips_found": 0, "judged": 0, "correct": 0}
+
+
+def evaluate_candidate(media: Path, configs: dict, part: str, scales=SCALES) -> dict:
+    """{scale: {folder: counts}} for one candidate on one split."""
+    config = pipeline_config(("detect", "track", "mask"), configs)
+    out: dict[str, dict[str, dict]] = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        for scale, height in scales:
+            out[scale] = {}
+            for folder, truth in FOLDERS.items():
+                counts = out[scale][folder] = _empty()
+                for seed, path in enumerate(mask_split(media / "masks" / folder, part)):
+                    clip = Path(scratch) / f"{folder}-{seed}.mp4"
+                    rects = photo_clip(clip, cv2.imread(str(path)), height, seed)
+                    result = analyse(clip, config)
+                    hits = 0
+                    for index, (faces, rect) in enumerate(zip(result.frames, rects)):
+                        on_photo = [inside(face["box"], rect) for face in faces]
+                        counts["false"] += on_photo.count(False)
+                        if index:
+                            counts["frames"] += 1
+                            counts["found"] += any(on_photo)
+                        hits += any(on_photo)
+                    counts["clips"] += 1
+                    counts["clips_found"] += hits > 0
+                    labels = [face["mask"] for faces, rect in zip(result.frames, rects)
+                              for face in faces if inside(face["box"], rect) and face["mask"]]
+                    if labels:
+                        counts["judged"] += 1
+                        counts["correct"] += labels[-1] == truth
+    return out
+
+
+def evaluate_masks(media: Path) -> dict:
+    if not all((media / "masks" / folder).is_dir() for folder in FOLDERS):
+        return {"skipped": f"{media / 'masks'} with with_mask/ and without_mask/ is absent"}
+    figures = {}
+    for name, configs in CANDIDATES.items():
+        figures[name] = {}
+        for part in ("tuning", "test"):
+            started = time.perf_counter()
+            figures[name][part] = evaluate_candidate(media, configs, part)
+            print(f"masks: {name}, {part}: {time.perf_counter() - started:.0f} s", flush=True)
+    return {"candidates": figures, "chosen": CHOSEN}

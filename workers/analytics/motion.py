@@ -1,0 +1,116 @@
+"""Where a video frame moves, and the square regions a second detector pass looks at.
+
+SCRFD sees the whole frame at 640 pixels: a face 80 pixels tall in a 1280x720 frame is 40
+pixels in the model's input, and a masked one (half the face hidden) then scores below the
+threshold; a face filling the frame (someone close to a door camera) is larger than the
+model's largest anchors and has no surroundings. Looking again at a moving region, scaled so
+that its content is large but not too large in the model's input, finds both (measured in
+docs/accuracy.md). Motion is what tells where someone is: frame differencing on a small grey
+copy costs a fraction of a millisecond, and a still or empty frame costs nothing more.
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+from workers.analytics.picture import Picture
+
+
+class MotionMap:
+    """Frame differencing on a small grey copy of consecutive frames of one video."""
+
+    def __init__(self, long_side: int = 256, threshold: int = 12, min_side_px: int = 3):
+        self.long_side, self.threshold, self.min_side_px = long_side, threshold, min_side_px
+        self.previous: np.ndarray | None = None
+
+    def reset(self) -> None:
+        self.previous = None
+
+    def regions(self, picture: Picture, base_size: tuple[int, int] | None = None
+                ) -> list[tuple[float, float, float, float]]:
+        """Boxes (source pixels) around the parts of the frame that changed since the last
+        frame, largest first; none on the first frame or after a change of frame size.
+        ``base_size``: a size the picture was already converted to (the detector's input): the
+        small copy is shrunk from it rather than converted from the frame again."""
+        if base_size is None:
+            small, scale = picture.bgr(self.long_side)
+            grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
+        else:
+            # Grey first, then a bilinear shrink: a fraction of an area-averaged colour one.
+            factor = min(1.0, self.long_side / max(base_size))
+            size = (max(1, round(base_size[0] * factor)), max(1, round(base_size[1] * factor)))
+            grey = cv2.resize(cv2.cvtColor(picture.bgr_at(base_size), cv2.COLOR_BGR2GRAY), size,
+                              interpolation=cv2.INTER_LINEAR)
+            scale = size[0] / picture.width
+        grey = cv2.GaussianBlur(grey, (5, 5), 0)
+        previous, self.previous = self.previous, grey
+        if previous is None or previous.shape != grey.shape:
+            return []
+        moved = (cv2.absdiff(grey, previous) > self.threshold).astype(np.uint8)
+        moved = cv2.dilate(moved, np.ones((5, 5), np.uint8))   # one blob per moving thing
+        count, _, stats, _ = cv2.connectedComponentsWithStats(moved)
+        boxes = [(x, y, x + w, y + h, w * h) for x, y, w, h, _ in stats[1:count]
+                 if w >= self.min_side_px and h >= self.min_side_px]
+        boxes.sort(key=lambda b: -b[4])
+        return [(x1 / scale, y1 / scale, x2 / scale, y2 / scale) for x1, y1, x2, y2, _ in boxes]
+
+
+def person_areas(face_boxes: np.ndarray) -> np.ndarray:
+    """Where the rest of each found face's person moves: a face's width either side (hands),
+    half its height above and four below (body). A moving blob there is that person, whose face
+    is already found; looking there again costs a detector run and finds nothing new."""
+    boxes = np.asarray(face_boxes, np.float64).reshape(-1, 4)
+    w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    return np.stack([boxes[:, 0] - w, boxes[:, 1] - 0.5 * h, boxes[:, 2] + w, boxes[:, 3] + 4 * h], axis=1)
+
+
+def accounted_for(blob, face_boxes: np.ndarray) -> bool:
+    """A moving blob holds a found face, or its centre lies in the area of a found face's person."""
+    boxes = np.asarray(face_boxes, np.float64).reshape(-1, 4)
+    if not len(boxes):
+        return False
+    x1, y1, x2, y2 = blob
+    cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
+    if ((cx >= x1) & (cx <= x2) & (cy >= y1) & (cy <= y2)).any():
+        return True
+    areas = person_areas(boxes)
+    bx, by = (x1 + x2) / 2, (y1 + y2) / 2
+    return bool(((areas[:, 0] <= bx) & (bx <= areas[:, 2]) & (areas[:, 1] <= by) & (by <= areas[:, 3])).any())
+
+
+def head_square(box, context: float = 1.25, tall: float = 1.5) -> tuple[float, float, float]:
+    """(centre x, centre y, side) of the square a second pass looks at for a moving blob:
+    the blob grown by ``context`` (a detector needs some surroundings); for a blob much
+    taller than wide (a walking person) only its top, where the head is."""
+    x1, y1, x2, y2 = (float(v) for v in box[:4])
+    w, h = x2 - x1, y2 - y1
+    if h > tall * w:
+        h = tall * w
+    side = max(w, h) * context
+    return (x1 + x2) / 2, y1 + h / 2, side
+
+
+def region_picture(picture: Picture, square: tuple[float, float, float], input_side: int
+                   ) -> tuple[np.ndarray, float, float, float]:
+    """The square region as a BGR image of ``input_side`` pixels (grey where it leaves the
+    frame), and how to map its pixels back: source = region / scale + (x0, y0)."""
+    cx, cy, side = square
+    scale = input_side / side
+    # Read the frame at the size the region needs (never above the source's own size).
+    long_side = max(picture.width, picture.height)
+    frame, frame_scale = picture.bgr(min(long_side, math.ceil(long_side * scale)))
+    x0, y0 = cx - side / 2, cy - side / 2
+    fx0, fy0, fside = x0 * frame_scale, y0 * frame_scale, side * frame_scale
+    left, top = math.floor(fx0), math.floor(fy0)
+    right, bottom = math.ceil(fx0 + fside), math.ceil(fy0 + fside)
+    h, w = frame.shape[:2]
+    crop = frame[max(0, top):min(h, bottom), max(0, left):min(w, right)]
+    padded = cv2.copyMakeBorder(crop, max(0, -top), max(0, bottom - h), max(0, -left), max(0, right - w),
+                                cv2.BORDER_CONSTANT, value=(114, 114, 114))
+    out_side = max(1, round((right - left) * scale / frame_scale))
+    region = cv2.resize(padded, (out_side, max(1, round((bottom - top) * scale / frame_scale))),
+                        interpolation=cv2.INTER_AREA if scale < frame_scale else cv2.INTER_LINEAR)
+    return region, scale, left / frame_scale, top / frame_scale

@@ -1,0 +1,70 @@
+"""Whether one detected face is good enough to judge: to name, or to call masked or not.
+
+A track is named, and labelled mask / no mask, from a few sampled frames. A frame where the
+face is tiny, turned away, tilted up or down, or smeared by motion gives an embedding that
+matches strangers and a crop the mask classifier guesses on; such a frame must not vote.
+The gate reads what the detector already gives (box, score, five keypoints) plus one
+Laplacian over the 112x112 aligned face the embedder makes anyway.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from pydantic import BaseModel, Field
+
+
+class QualityGate(BaseModel):
+    min_face_px: int = Field(24, ge=1, description="Smallest face side (pixels) judged.")
+    min_score: float = Field(0.6, ge=0, le=1, description="Lowest detector score judged.")
+    max_yaw: float = Field(0.6, ge=0, description="Turned-away faces: nose offset from the eyes' midpoint, "
+                                                  "in eye distances.")
+    pitch_range: tuple[float, float] = Field((0.25, 0.8), description="Nose height between the eye line (0) "
+                                                                        "and the mouth (1) of a face judged.")
+    min_sharpness: float = Field(0.024, ge=0, description="Blurred faces: Laplacian energy of the aligned face "
+                                                         "relative to its contrast (chosen in docs/accuracy.md).")
+
+    def geometry_ok(self, box, score: float, keypoints) -> bool:
+        """Size, score and pose from the detector's output alone (no pixels read)."""
+        x1, y1, x2, y2 = (float(v) for v in box[:4])
+        if min(x2 - x1, y2 - y1) < self.min_face_px or score < self.min_score:
+            return False
+        low, high = self.pitch_range
+        return frontal_offset(keypoints) <= self.max_yaw and low <= pitch_position(keypoints) <= high
+
+    def sharp_enough(self, aligned_bgr: np.ndarray) -> bool:
+        return sharpness(aligned_bgr) >= self.min_sharpness
+
+
+def frontal_offset(keypoints) -> float:
+    """How far the nose sits from the eyes' midpoint, in eye distances (0 = facing us)."""
+    points = np.asarray(keypoints, np.float64)
+    left_eye, right_eye, nose = points[0], points[1], points[2]
+    eye_distance = float(np.linalg.norm(right_eye - left_eye))
+    if eye_distance < 1e-6:
+        return float("inf")
+    return abs(float(nose[0] - (left_eye[0] + right_eye[0]) / 2)) / eye_distance
+
+
+def pitch_position(keypoints) -> float:
+    """Where the nose tip sits between the eye line (0) and the mouth line (1): about 0.5
+    facing the camera, lower looking down at it from above, higher looking up."""
+    points = np.asarray(keypoints, np.float64)
+    eyes_y, mouth_y = (points[0, 1] + points[1, 1]) / 2, (points[3, 1] + points[4, 1]) / 2
+    span = mouth_y - eyes_y
+    if span <= 1e-6:
+        return float("inf")
+    return float((points[2, 1] - eyes_y) / span)
+
+
+def sharpness(aligned_bgr: np.ndarray) -> float:
+    """Mean squared Laplacian of the aligned face's centre over its grey-level variance: how
+    much of its contrast is fine detail. Scale-free in brightness and contrast; a motion- or
+    focus-blurred face reads several times lower than a sharp one of the same size."""
+    grey = cv2.cvtColor(aligned_bgr, cv2.COLOR_BGR2GRAY).astype(np.float32)
+    h, w = grey.shape
+    centre = grey[h // 8: h - h // 8, w // 8: w - w // 8]
+    variance = float(centre.var())
+    if variance < 1e-6:
+        return 0.0
+    return float((cv2.Laplacian(centre, cv2.CV_32F) ** 2).mean()) / variance

@@ -1,0 +1,109 @@
+"""Which regions of a frame the detector looks at a second time, and when.
+
+The second look (``workers.analytics.motion``) costs about one detector run per region, so it
+is planned to cost little on ordinary footage, where people's faces are found by the first
+pass and most motion is their hands and bodies, and to follow the faces only it finds:
+
+- a **follow-up** look around each face that a second look found on the previous frame (the
+  first pass misses such a face on this frame too, most likely);
+- an **exploratory** look at a moving blob that no found face accounts for (its person's area,
+  :func:`~workers.analytics.motion.accounted_for`), is big enough to hold a face, and was not
+  looked at in vain over the last ``retry_frames`` frames (a waving hand is looked at once,
+  not on every frame), paid from a budget: each frame adds ``budget`` first-pass runs' worth of
+  detector time, a look costs its input's area over the first pass's, and the bucket holds at
+  most ``burst`` (so the first frames with motion are looked at at once, yet over a long
+  recording exploration costs at most ``budget`` of the first pass).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from workers.analytics.motion import MotionMap, accounted_for, head_square
+from workers.analytics.picture import Picture
+
+Square = tuple[float, float, float]      # centre x, centre y, side (source pixels)
+GRACE_LOOKS = 1                          # a followed face missed this many times in a row is dropped
+
+
+class SecondLookConfig(BaseModel):
+    enabled: bool = Field(True, description="Look again, closer, at moving regions no found face accounts for "
+                                            "(small, masked and close-up faces).")
+    max_looks: int = Field(2, ge=0, description="Looks per frame at most (faces found by a look on the previous "
+                                                "frame first, then moving blobs, largest first).")
+    budget: float = Field(0.04, ge=0, description="Exploratory looks cost at most this share of the first pass's "
+                                                  "detector time over a recording.")
+    burst: float = Field(2.0, ge=0, description="... saved up to this many first-pass runs (looks at once when "
+                                                "motion starts).")
+    retry_frames: int = Field(10, ge=0, description="A blob where a look found nothing is left alone this many "
+                                                    "frames (hands, background).")
+    min_blob_px: int = Field(20, ge=1, description="Moving blobs smaller than this (pixels, both sides) are ignored.")
+    region_input: int = Field(480, ge=64, description="Model input side (x32) for a region smaller than the first "
+                                                      "pass's input ...")
+    large_region_input: int = Field(224, ge=64, description="... and for a larger one (a face filling the frame is "
+                                                            "looked at smaller, with room around it).")
+    threshold: float = Field(0.3, ge=0, le=1, description="Minimum face score in a look: a moving region is already "
+                                                          "likely to hold someone (chosen in docs/accuracy.md).")
+    motion_threshold: int = Field(12, ge=1, le=255, description="Grey-level change (0-255) that counts as motion.")
+
+
+def _inside(x: float, y: float, square: Square) -> bool:
+    cx, cy, side = square
+    return abs(x - cx) <= side / 2 and abs(y - cy) <= side / 2
+
+
+class SecondLook:
+    def __init__(self, config: SecondLookConfig):
+        self.motion = MotionMap(threshold=config.motion_threshold)
+        self.max_looks, self.retry_frames, self.min_blob_px = config.max_looks, config.retry_frames, config.min_blob_px
+        self.budget, self.burst, self.tokens = config.budget, config.burst, config.burst
+        self.frame = -1
+        # (face box, side of the look that found it, looks in a row that lost it since): the
+        # faces to follow on the next frame, and those being followed on this one.
+        self.follow: list[tuple[np.ndarray, float, int]] = []
+        self.following: list[tuple[np.ndarray, float, int]] = []
+        self.empty: list[tuple[int, Square]] = []       # (frame, square) of looks that found nothing
+
+    def plan(self, picture: Picture, first_boxes: np.ndarray, look_cost=lambda square: 1.0,
+             base_size: tuple[int, int] | None = None) -> list[Square]:
+        """The squares to look at on this frame, given the faces the first pass found;
+        ``look_cost(square)``: a look's detector time in first-pass runs; ``base_size``: the
+        size the detector already read the picture at (motion is read from that copy)."""
+        self.frame += 1
+        self.tokens = min(self.burst, self.tokens + self.budget)
+        blobs = self.motion.regions(picture, base_size)   # always read: the next frame compares with this one
+        found = np.asarray(first_boxes, np.float64).reshape(-1, 4)
+        squares: list[Square] = []
+        self.following = []
+        for box, side, misses in self.follow:
+            if len(squares) < self.max_looks and not accounted_for(box, found):
+                # The same scale as the look that found it, centred where the face was; not paid
+                # from the budget: a face is known to be there.
+                squares.append(((box[0] + box[2]) / 2, (box[1] + box[3]) / 2, side))
+                self.following.append((box, side, misses))
+        self.empty = [(f, s) for f, s in self.empty if self.frame - f <= self.retry_frames]
+        for blob in blobs:
+            if len(squares) >= self.max_looks:
+                break
+            x1, y1, x2, y2 = blob
+            if max(x2 - x1, y2 - y1) < self.min_blob_px or accounted_for(blob, found):
+                continue
+            cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+            if any(_inside(cx, cy, s) for s in squares) or any(_inside(cx, cy, s) for _, s in self.empty):
+                continue
+            square = head_square(blob)
+            if self.tokens < look_cost(square):
+                break
+            self.tokens -= look_cost(square)
+            squares.append(square)
+        return squares
+
+    def record(self, looks: list[tuple[Square, np.ndarray]]) -> None:
+        """What each look (in planned order) found, boxes in source pixels: faces to follow,
+        squares to leave alone. A followed face missed once is looked for once more."""
+        follows = len(self.following)
+        self.follow = [(box, square[2], 0) for square, boxes in looks for box in np.asarray(boxes, np.float64).reshape(-1, 4)]
+        self.follow += [(box, side, misses + 1) for (box, side, misses), (_, boxes) in zip(self.following, looks)
+                        if not len(boxes) and misses < GRACE_LOOKS]
+        self.empty += [(self.frame, square) for square, boxes in looks[follows:] if not len(boxes)]
