@@ -96,6 +96,8 @@ def run_watch(args, settings, fail) -> int:
 
 
 def run_ingest(settings, fail) -> int:
+    import logging
+
     from core.cameras import CameraRegistry
     from tasks import app as celery_app
     from tasks.camera_ingest import CameraIngest
@@ -103,6 +105,8 @@ def run_ingest(settings, fail) -> int:
     if not settings.redis_url:
         return fail("REDIS_URL is not set: the ingester watches the cameras of a running farm")
     celery_app.point_at(settings.redis_url)
+    # A daemon's log: which cameras it takes and drops, and why (leases, deletes).
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     stop = threading.Event()
     ingest = CameraIngest(CameraRegistry.from_url(settings.redis_url), lease_s=settings.ingest_lease_s)
     print(f"vidfarm ingest {ingest.owner}: watching its share of the registered cameras; Ctrl-C stops", flush=True)

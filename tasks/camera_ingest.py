@@ -114,7 +114,7 @@ class CameraIngest:
         out = runtime.settings().data_dir / "cameras" / camera_id
         watch = LiveWatch(running.camera["url"], out, keep_results=False,
                           on_line=lambda line, fps: written(self.registry.segment_done(
-                              camera_id, {**line, "ingester": self.owner}, fps, token=token)),
+                              camera_id, {**line, "ingester": self.owner, "lease": token}, fps, token=token)),
                           on_status=lambda status: written(self.registry.set_status(camera_id, status, token=token)))
         try:
             watch.run(stop)
