@@ -25,6 +25,9 @@ import math
 from autoscaler.forecast import Cost
 from core.settings import ScaleSettings
 
+LIVE_QUEUE = "live"          # the cameras' segments (celeryconfig routes vidfarm.live_segment there)
+BATCH_QUEUE = "cpu"          # what yields to it at a shared cap
+
 
 def camera_floor(cameras: tuple[float | None, ...], cost: Cost, settings: ScaleSettings) -> tuple[int, str]:
     """(workers the registered cameras need, why), from each camera's frame rate (None: unknown)."""
