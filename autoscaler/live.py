@@ -10,8 +10,12 @@ backlog to show before it grows. Two rules make it latency-bound:
   workers are never fewer than that divided by ``camera_utilization`` (a pool run at 100 %
   only keeps up on average: segments that arrive together wait). The registry knows a camera
   the moment it is added, before its first segment, so a new camera adds workers before its
-  latency degrades. A camera whose rate is not known yet counts as ``camera_fps``; until a
-  live segment has finished (the cost per frame is unknown), each camera counts one worker.
+  latency degrades. But a worker takes a pod start to serve (30 s on a cluster), and
+  meanwhile the new camera's segments would pile up on the others: so the floor also holds
+  ``spare_cameras`` cameras' worth of room (at ``camera_fps``), which the new camera uses
+  at once while the worker it adds starts. A camera whose rate is not known yet counts as
+  ``camera_fps``; until a live segment has finished (the cost per frame is unknown), each
+  camera counts one worker.
 - **Its own workers, first at the cap** (``batch_room``). The live queue has a Deployment of
   its own, so a segment never waits behind batch work taken by the worker it needed. Where
   live and batch workers share a cap (``autoscale_shared_max``: the nodes they share), the
@@ -36,10 +40,12 @@ def camera_floor(cameras: tuple[float | None, ...], cost: Cost, settings: ScaleS
     if not cost.known:
         return len(cameras), f"{len(cameras)} cameras, cost per frame not known yet: one worker each"
     fps = sum(f if f else settings.camera_fps for f in cameras)
-    busy = fps * cost.per_frame
+    spare = settings.spare_cameras * settings.camera_fps
+    busy = (fps + spare) * cost.per_frame
     workers = math.ceil(busy / settings.camera_utilization - 1e-9)
-    return workers, (f"{len(cameras)} cameras ({fps:.0f} frames/s x {cost.per_frame * 1000:.0f} ms = "
-                     f"{busy:.2f} workers busy, at most {settings.camera_utilization:.0%}) need")
+    return workers, (f"{len(cameras)} cameras + {settings.spare_cameras} spare ({fps + spare:.0f} frames/s x "
+                     f"{cost.per_frame * 1000:.0f} ms = {busy:.2f} workers busy, at most "
+                     f"{settings.camera_utilization:.0%}) need")
 
 
 def batch_room(batch: ScaleSettings, live_replicas: int, shared_max: int) -> ScaleSettings:

@@ -83,6 +83,10 @@ class ScaleSettings(BaseModel):
     camera_utilization: float = Field(default=0.8, gt=0, le=1,
                                       description="Busiest the workers reserved for the cameras may be (live "
                                                   "queue): cameras' frames/s x cost per frame / this.")
+    spare_cameras: int = Field(default=1, ge=0,
+                               description="Cameras at camera_fps beyond those registered that the live workers "
+                                           "are sized for (while any is): a camera added is served at once, "
+                                           "while the worker it adds starts.")
 
     @model_validator(mode="after")
     def _min_below_max(self) -> "ScaleSettings":

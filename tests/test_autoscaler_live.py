@@ -10,7 +10,8 @@ from autoscaler.live import batch_room, camera_floor
 from autoscaler.policy import Observation, ScaleState, decide
 from core.settings import LiveWorkerScaling, ScaleSettings, Settings
 
-LIVE = LiveWorkerScaling(max_replicas=10, max_step_up=10, camera_fps=30.0, camera_utilization=0.8, pod_start_s=30)
+LIVE = LiveWorkerScaling(max_replicas=10, max_step_up=10, camera_fps=30.0, camera_utilization=0.8, pod_start_s=30,
+                         spare_cameras=0)
 BATCH = ScaleSettings(deployment="vidfarm-worker-cpu", queue="cpu", min_replicas=1, max_replicas=8)
 MS_20 = Cost(((100, 2.0),))          # 20 ms a frame
 MS_50 = Cost(((100, 5.0),))          # 50 ms a frame
@@ -26,11 +27,24 @@ FLOOR = [
     ("a camera of unknown rate counts as camera_fps (30)", (None,), MS_50, 2, "30 frames/s"),
     ("many cameras", (30.0,) * 10, MS_50, 19, "15.00 workers busy"),
 ]
+# With room for spare cameras (at camera_fps, 30): a camera added is served while its worker starts.
+SPARE = [
+    ("no camera: no spare either (scale to zero)", (), MS_50, 0, 2, ""),
+    ("one spare: four 15 fps cameras at 50 ms: (60 + 30) x 0.05 = 4.5 busy -> 5.6", (15.0,) * 4, MS_50, 6, 1,
+     "4.50 workers busy"),
+    ("two spares at 20 ms: (15 + 60) x 0.02 = 1.5 busy -> 1.9", (15.0,), MS_20, 2, 2, "1.50 workers busy"),
+]
 
 
 @pytest.mark.parametrize("case,cameras,cost,expected,reason", FLOOR, ids=[r[0] for r in FLOOR])
 def test_camera_floor(case, cameras, cost, expected, reason):
     workers, why = camera_floor(cameras, cost, LIVE)
+    assert workers == expected and reason in why
+
+
+@pytest.mark.parametrize("case,cameras,cost,expected,spare,reason", SPARE, ids=[r[0] for r in SPARE])
+def test_camera_floor_with_spare_room(case, cameras, cost, expected, spare, reason):
+    workers, why = camera_floor(cameras, cost, LIVE.model_copy(update={"spare_cameras": spare}))
     assert workers == expected and reason in why
 
 

@@ -74,15 +74,15 @@ def test_cameras_scale_the_live_workers_before_any_segment_and_come_first_at_the
     # ... and batch gets what is left of the cap: its idle workers go (busy ones would stay).
     assert (replicas(cluster, "live"), replicas(cluster, "cpu")) == (4, 2)
 
-    # The ingesters measured 15 frames/s; live segments cost 20 ms a frame: 4 x 15 x 0.02 = 1.2
-    # workers busy, 2 at 80 %.
+    # The ingesters measured 15 frames/s; live segments cost 20 ms a frame: with room for one
+    # more camera at 30 frames/s, (60 + 30) x 0.02 = 1.8 workers busy, 3 at 80 %.
     for camera_id in cameras:
         registry.segment_done(camera_id, {"segment": 0, "first_frame": 0, "frames": 30, "captured_at": 1.0,
                                           "ready_at": 3.0, "latency_s": 2.0, "faces": 0, "alerts": []}, 15.0)
     for _ in range(3):
         live_costs.record(client, 30, 0.6)
     decisions = autoscaler.tick()
-    assert replicas(cluster, "live") == 2 and "4 cameras (60 frames/s x 20 ms" in decisions[0].reason
+    assert replicas(cluster, "live") == 3 and "4 cameras + 1 spare (90 frames/s x 20 ms" in decisions[0].reason
 
 
 def test_live_costs_are_read_once_and_in_order(client):
