@@ -14,30 +14,20 @@ from autoscaler.backends.kubernetes import KubernetesBackend, load_api_client
 from autoscaler.live_work import LiveWork, camera_rates, live_frames
 from autoscaler.loop import Autoscaler
 from autoscaler.observe import QueueObserver
-from cli.redis_server import RedisServer
 from core import live_costs
 from core.cameras import CameraRegistry
 from core.settings import LiveWorkerScaling, ScaleSettings
 from tests.kube_apiserver import FakeApiServer, FakeCluster
 from tests.test_autoscaler_kubernetes import write_kubeconfig
-from tests.test_autoscaler_loop import FAST
+from tests.test_autoscaler_loop import FAST, queue, redis_url  # noqa: F401 (fixtures: a private Redis, emptied)
 
 LIVE = LiveWorkerScaling(max_replicas=8, max_step_up=8, scale_down_window_s=0, idle_to_zero_s=0)
 CPU = ScaleSettings(deployment="vidfarm-worker-cpu", queue="cpu", size_by="tasks", max_replicas=8, max_step_up=8)
 
 
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory):
-    with RedisServer(tmp_path_factory.mktemp("redis")) as server:
-        yield server.url
-
-
 @pytest.fixture
-def client(redis_url):
-    client = redis.Redis.from_url(redis_url)
-    client.flushall()
-    yield client
-    client.close()
+def client(queue):
+    return queue
 
 
 @pytest.fixture
