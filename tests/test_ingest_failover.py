@@ -12,6 +12,7 @@ import sys
 
 import pytest
 
+from core import live_costs
 from core.camera_leases import CameraLeases
 from core.cameras import CameraRegistry
 from tests.clipmaker import make_clip
@@ -127,6 +128,9 @@ def test_two_replicas_share_cameras_and_take_over_a_dead_ones(farm, registry, tm
                        "the woken replica to drop the camera")
             for camera_id in cameras:
                 check_one_owner_at_a_time(segments(registry, camera_id))
+            # Each analysed segment told the autoscaler what it cost (its 20 frames, its seconds).
+            costs = live_costs.finished_since(registry.redis, 0)
+            assert costs and all(frames == 20 and seconds > 0 for frames, seconds in costs[-5:])
         finally:
             for ingester in ingesters:
                 ingester.stop()
