@@ -20,6 +20,8 @@ import logging
 import threading
 from dataclasses import dataclass, field
 
+from redis.exceptions import RedisError
+
 from core.camera_leases import CameraLeases, new_owner_id
 from core.cameras import CameraRegistry
 from tasks import runtime
@@ -57,7 +59,11 @@ class CameraIngest:
     def run(self, stop: threading.Event) -> None:
         try:
             while not stop.is_set():
-                self.sync()
+                try:
+                    self.sync()
+                except RedisError as error:
+                    # Redis restarting: a lease it could not renew may be lost, and is dropped then.
+                    log.warning("camera sync failed, retrying: %s", error)
                 stop.wait(self.poll_s)
         finally:
             for camera_id in list(self.running):
@@ -65,7 +71,10 @@ class CameraIngest:
             for running in self.stopping:
                 if running.thread is not None:
                     running.thread.join(STOP_JOIN_S)
-            self.leases.leave()
+            try:
+                self.leases.leave()
+            except RedisError:
+                pass                           # its heartbeat runs out on its own
 
     def sync(self) -> None:
         """Renew what is held, drop what was deleted or lost, take free cameras up to the share,
@@ -100,7 +109,10 @@ class CameraIngest:
         running = self.running.pop(camera_id)
         log.info("camera %s: dropped (%s)", camera_id, why)
         running.stop.set()
-        self.leases.release(camera_id, running.token)
+        try:
+            self.leases.release(camera_id, running.token)
+        except RedisError:
+            pass                               # it expires on its own a lease time later
         self.stopping = [r for r in self.stopping if r.thread is not None and r.thread.is_alive()] + [running]
 
     def _watch(self, running: _Running) -> None:
