@@ -68,13 +68,13 @@ class CameraIngest:
         finally:
             for camera_id in list(self.running):
                 self._drop(camera_id, "the ingester stops")
-            for running in self.stopping:
-                if running.thread is not None:
-                    running.thread.join(STOP_JOIN_S)
-            try:
+            try:     # before the watches wind down: the others count it gone and take its share now
                 self.leases.leave()
             except RedisError:
                 pass                           # its heartbeat runs out on its own
+            for running in self.stopping:
+                if running.thread is not None:
+                    running.thread.join(STOP_JOIN_S)
 
     def sync(self) -> None:
         """Renew what is held, drop what was deleted or lost, take free cameras up to the share,
