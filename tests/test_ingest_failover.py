@@ -32,7 +32,14 @@ class Ingester:
         with open(log_path, "wb") as log:
             self.process = subprocess.Popen([sys.executable, "-m", "cli.main", "ingest"], cwd=repo_root(), env=env,
                                             stdout=log, stderr=subprocess.STDOUT)
-        self.owner = wait_until(self._owner, 120, "the ingester to start")
+        self._name: str | None = None
+
+    @property
+    def owner(self) -> str:
+        """Its replica name, once it has started (waited for: several start at once)."""
+        if self._name is None:
+            self._name = wait_until(self._owner, 120, "the ingester to start")
+        return self._name
 
     def _owner(self) -> str | None:
         assert self.process.poll() is None, self.log_path.read_text()
