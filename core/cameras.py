@@ -4,7 +4,10 @@
 - ``vidfarm:camera:<id>:state``: a hash the ingester keeps: ``status``, ``fps``,
   ``last_segment_at`` and ``latencies`` (the last ``LATENCY_WINDOW`` segments' latencies).
 - ``vidfarm:camera:<id>:events``: a Redis stream (capped at ``EVENTS_KEPT``) of the camera's
-  events, ``{kind, data}``: ``segment`` (one per processed segment), ``alert`` and ``status``.
+  events, ``{kind, data}``: ``segment`` (one per processed segment), ``alert``, ``status`` and
+  ``view`` (a piece of the live view is drawn).
+- ``vidfarm:camera:<id>:view``: a list of the newest ``VIEW_KEPT`` live-view pieces, oldest
+  first, where a page that opens starts.
   Stream ids are the Server-Sent Events' ids, so a client that reconnects with
   ``Last-Event-ID`` misses nothing still kept.
 
@@ -26,6 +29,7 @@ import redis
 REGISTRY = "vidfarm:cameras"
 LATENCY_WINDOW = 100
 EVENTS_KEPT = 1000
+VIEW_KEPT = 10
 NAME_PATTERN = r"^\w[\w .'()#-]{0,63}$"
 # A stream address: its scheme, then a host part, no spaces. Whether it answers is the
 # ingester's to find out (the camera's status says why not), not the registry's.
@@ -45,6 +49,15 @@ def _state_key(camera_id: str) -> str:
 
 def _events_key(camera_id: str) -> str:
     return f"vidfarm:camera:{camera_id}:events"
+
+
+def _view_key(camera_id: str) -> str:
+    return f"vidfarm:camera:{camera_id}:view"
+
+
+def view_piece_key(watch_id: str, segment: int) -> str:
+    """Where a live-view piece is stored: beside its watch's segments (``tasks.live``)."""
+    return f"live/{watch_id}/view/{segment:06d}.mp4"
 
 
 def redacted(url: str) -> str:
@@ -90,7 +103,7 @@ class CameraRegistry:
 
     def delete(self, camera_id: str) -> bool:
         removed = self.redis.hdel(REGISTRY, camera_id)
-        self.redis.delete(_state_key(camera_id), _events_key(camera_id))
+        self.redis.delete(_state_key(camera_id), _events_key(camera_id), _view_key(camera_id))
         return bool(removed)
 
     def state(self, camera_id: str) -> dict:
@@ -129,7 +142,36 @@ class CameraRegistry:
     def _forget_if_deleted(self, camera_id: str) -> None:
         """A delete that came between the check and the writes: undo them."""
         if self.get(camera_id) is None:
-            self.redis.delete(_state_key(camera_id), _events_key(camera_id))
+            self.redis.delete(_state_key(camera_id), _events_key(camera_id), _view_key(camera_id))
+
+    def view_ready(self, camera_id: str, piece: dict) -> list[dict]:
+        """A live-view piece is drawn: list it and announce it. Returns the pieces that fell
+        off the list (their files can go)."""
+        if self.get(camera_id) is None:
+            return [piece]
+        key = _view_key(camera_id)
+        with self.redis.pipeline() as pipe:    # one transaction: two workers never drop the same piece
+            pipe.rpush(key, json.dumps(piece))
+            pipe.lrange(key, 0, -VIEW_KEPT - 1)
+            pipe.ltrim(key, -VIEW_KEPT, -1)
+            _, dropped, _ = pipe.execute()
+        self.publish(camera_id, "view", piece)
+        self._forget_if_deleted(camera_id)
+        return [json.loads(p) for p in dropped]
+
+    def view(self, camera_id: str) -> list[dict]:
+        """The newest live-view pieces, oldest first."""
+        return [json.loads(p) for p in self.redis.lrange(_view_key(camera_id), 0, -1)]
+
+    def recent(self, camera_id: str, kind: str, count: int, scanned: int = EVENTS_KEPT) -> list[dict]:
+        """The newest ``count`` events of one kind (among the last ``scanned``), newest first."""
+        found = []
+        for _, fields in self.redis.xrevrange(_events_key(camera_id), count=scanned):
+            if fields["kind"] == kind:
+                found.append(json.loads(fields["data"]))
+                if len(found) == count:
+                    break
+        return found
 
     def publish(self, camera_id: str, kind: str, data: dict) -> str:
         return self.redis.xadd(_events_key(camera_id), {"kind": kind, "data": json.dumps(data)},

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from core.cameras import CameraRegistry
 from tasks import runtime
+from tasks.live_view import send_view
 from tasks.live_watch import LiveWatch, WatchError
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,8 @@ class CameraIngest:
         out = runtime.settings().data_dir / "cameras" / camera_id
         watch = LiveWatch(camera["url"], out, keep_results=False,
                           on_line=lambda line, fps: self.registry.segment_done(camera_id, line, fps),
-                          on_status=lambda status: self.registry.set_status(camera_id, status))
+                          on_status=lambda status: self.registry.set_status(camera_id, status),
+                          on_view=lambda watch_id, segment, frames: send_view(camera_id, watch_id, segment, frames))
         try:
             watch.run(stop)
         except WatchError as exc:

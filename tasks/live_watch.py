@@ -76,9 +76,12 @@ class LiveWatch:
     def __init__(self, url: str, out_dir: Path, options: dict | None = None, segment_seconds: float = 2.0,
                  transport: str = "tcp", open_timeout: float = 10.0, read_timeout: float = 5.0,
                  report: Callable[[str], None] | None = None, on_line: Callable[[dict, float], None] | None = None,
-                 on_status: Callable[[str], None] | None = None, keep_results: bool = True):
+                 on_status: Callable[[str], None] | None = None, keep_results: bool = True,
+                 on_view: Callable[[str, LiveSegment, list[list[dict]]], None] | None = None):
         """report: receives one human-readable line per segment and per camera status;
-        on_line: each live.jsonl line and the camera's frame rate; on_status: each status.
+        on_line: each live.jsonl line and the camera's frame rate; on_status: each status;
+        on_view: each segment in order, with the watch id and its labelled faces per frame
+        (the live view's drawing; the segment file is then left for it to delete).
         keep_results=False (a camera watched for good): no results.json or annotated.mp4 at
         the end, nothing kept per frame, and a camera that cannot be opened is waited for."""
         self.url, self.out_dir = url, Path(out_dir)
@@ -87,6 +90,7 @@ class LiveWatch:
         self.on_line = on_line or (lambda line, fps: None)
         self.on_status = on_status or (lambda status: None)
         self.keep_results = keep_results
+        self.on_view = on_view
         self.watch_id = uuid.uuid4().hex
         settings = runtime.settings()
         self.result_timeout_s = settings.segment_time_limit_s + 30
@@ -207,7 +211,10 @@ class LiveWatch:
             self.received.append(segment)
         else:                      # ... and keeps no files of segments done
             for piece in PIECES:
-                store.delete_prefix(piece_key(self.watch_id, segment.index, piece))
+                if piece != "segment" or self.on_view is None:
+                    store.delete_prefix(piece_key(self.watch_id, segment.index, piece))
+        if self.on_view is not None:
+            self.on_view(self.watch_id, segment, update.frames)
         self.on_line(line, segment.fps)
         self.summary.segments += 1
         self.summary.frames += segment.frames

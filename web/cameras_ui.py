@@ -1,0 +1,83 @@
+"""The camera pages: every camera with its status, frame rate and latency (operators add and
+delete cameras there), and one camera's live view with its alerts beside it.
+
+The pages render what the registry says now; their scripts keep them current from the JSON
+API (the list polls ``GET /api/v1/cameras``; the camera page follows the camera's Server-Sent
+Events and appends each drawn piece of video as it is announced).
+"""
+
+from __future__ import annotations
+
+import time
+
+from apiflask import abort
+from flask import Blueprint, flash, redirect, render_template, url_for
+from flask_wtf import FlaskForm
+from wtforms import StringField
+from wtforms.validators import DataRequired, Length
+
+from core.cameras import MAX_URL, CameraError
+from web.api_cameras import camera_or_404, camera_registry, camera_status
+from web.auth import require_role
+from web.forms import EXPIRED, ConfirmForm, problems_line
+
+cameras_ui = Blueprint("cameras_ui", __name__)
+
+ALERTS_SHOWN = 50
+
+
+class CameraForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(), Length(max=64)])
+    url = StringField("Stream address", validators=[DataRequired(), Length(max=MAX_URL)],
+                      description="rtsp://user:password@host/path (also rtsps://, http://, https://)")
+
+
+@cameras_ui.app_template_filter("timestamp")
+def timestamp(unix_s: float) -> str:
+    """Unix seconds as the pages show times (UTC, as the scripts do)."""
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(unix_s))
+
+
+@cameras_ui.get("/cameras")
+def index():
+    registry = camera_registry()
+    return render_template("cameras.html", cameras=[camera_status(registry, c) for c in registry.cameras()],
+                           form=CameraForm(formdata=None), delete_form=ConfirmForm(formdata=None))
+
+
+@cameras_ui.post("/cameras")
+@require_role("operator")
+def add():
+    form, registry = CameraForm(), camera_registry()
+    if form.validate_on_submit():
+        try:
+            camera = registry.add(form.name.data, form.url.data)
+        except CameraError as exc:
+            flash(str(exc), "error")
+        else:
+            flash(f"camera {camera['name']} added: the ingester starts watching it", "info")
+            return redirect(url_for("cameras_ui.camera", camera_id=camera["id"]))
+    else:
+        flash(problems_line(form.errors), "error")
+    return render_template("cameras.html", cameras=[camera_status(registry, c) for c in registry.cameras()],
+                           form=form, delete_form=ConfirmForm(formdata=None)), 400
+
+
+@cameras_ui.get("/cameras/<camera_id>")
+def camera(camera_id: str):
+    registry = camera_registry()
+    view = camera_status(registry, camera_or_404(registry, camera_id))
+    return render_template("camera.html", camera=view, alerts=registry.recent(camera_id, "alert", ALERTS_SHOWN),
+                           delete_form=ConfirmForm(formdata=None))
+
+
+@cameras_ui.post("/cameras/<camera_id>/delete")
+@require_role("operator")
+def delete(camera_id: str):
+    if not ConfirmForm().validate_on_submit():
+        abort(400, EXPIRED)
+    registry = camera_registry()
+    camera = camera_or_404(registry, camera_id)
+    registry.delete(camera_id)
+    flash(f"camera {camera['name']} deleted: its ingester stops watching it", "info")
+    return redirect(url_for("cameras_ui.index"))
