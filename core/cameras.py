@@ -33,10 +33,13 @@ VIEW_KEPT = 10
 NAME_PATTERN = r"^\w[\w .'()#-]{0,63}$"
 # A stream address: its scheme, then a host part, no spaces. Whether it answers is the
 # ingester's to find out (the camera's status says why not), not the registry's.
-URL_PATTERN = r"^(rtsps?|https?)://[^\x00-\x20\x7f/?#][^\x00-\x20\x7f]*$"    # no space or control character
+# webrtc://: a browser camera, which publishes through the web app (``core.camera_offers``).
+URL_PATTERN = r"^(rtsps?|https?|webrtc)://[^\x00-\x20\x7f/?#][^\x00-\x20\x7f]*$"    # no space or control character
+BROWSER_URL = "webrtc://browser"
 MAX_URL = 2048
 NAME_RULE = "1-64 letters, digits, spaces or . ' ( ) # - _, starting with a letter or digit"
-URL_RULE = "a stream address (rtsp://, rtsps://, http:// or https://), no spaces or control characters"
+URL_RULE = ("a stream address (rtsp://, rtsps://, http://, https://, or webrtc:// for a browser camera), "
+            "no spaces or control characters")
 
 
 class CameraError(ValueError):

@@ -14,6 +14,7 @@ import logging
 import threading
 from dataclasses import dataclass
 
+from core.camera_offers import CameraOffers
 from core.cameras import CameraRegistry
 from tasks import runtime
 from tasks.live_view import send_view
@@ -33,6 +34,7 @@ class _Running:
 class CameraIngest:
     def __init__(self, registry: CameraRegistry, poll_s: float = 1.0):
         self.registry, self.poll_s = registry, poll_s
+        self.offers = CameraOffers(registry.redis)     # browser cameras' WebRTC offers
         self.running: dict[str, _Running] = {}
 
     def run(self, stop: threading.Event) -> None:
@@ -73,7 +75,8 @@ class CameraIngest:
         watch = LiveWatch(camera["url"], out, keep_results=False,
                           on_line=lambda line, fps: self.registry.segment_done(camera_id, line, fps),
                           on_status=lambda status: self.registry.set_status(camera_id, status),
-                          on_view=lambda watch_id, segment, frames: send_view(camera_id, watch_id, segment, frames))
+                          on_view=lambda watch_id, segment, frames: send_view(camera_id, watch_id, segment, frames),
+                          offers=lambda timeout: self.offers.next(camera_id, timeout))
         try:
             watch.run(stop)
         except WatchError as exc:

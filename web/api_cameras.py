@@ -13,9 +13,10 @@ import time
 
 from apiflask import APIBlueprint, Schema, abort
 from apiflask.fields import Float, Integer, String
-from apiflask.validators import Length, Range, Regexp
+from apiflask.validators import Length, OneOf, Range, Regexp
 from flask import Response, current_app, request, send_file, stream_with_context
 
+from core.camera_offers import CameraOffers, OfferError
 from core.cameras import (MAX_URL, NAME_PATTERN, NAME_RULE, URL_PATTERN, URL_RULE, CameraError, CameraRegistry,
                           redacted, view_piece_key)
 from tasks import runtime
@@ -26,6 +27,7 @@ from web.schemas import ERROR_SCHEMA
 cameras = APIBlueprint("cameras", __name__, url_prefix="/api/v1", tag="cameras")
 
 KEEP_ALIVE_S = 15.0
+ANSWER_WAIT_S = 15.0     # the ingester polls for offers every second; ICE gathering on its side is quick
 EVENT_ID = re.compile(r"^\d+-\d+$")
 WATCH_ID = re.compile(r"^[0-9a-f]{32}$")
 NO_CAMERA = {404: {"description": "No such camera", "content": {"application/json": {"schema": ERROR_SCHEMA}}}}
@@ -65,6 +67,18 @@ class ViewPiece(Schema):
     width = Integer(required=True)
     height = Integer(required=True)
     codec = String(required=True, metadata={"description": "For MediaSource: video/mp4; codecs=\"...\"."})
+
+
+class OfferIn(Schema):
+    type = String(required=True, validate=OneOf(["offer"]))
+    sdp = String(required=True, validate=Length(1, 64 * 1024),
+                 metadata={"description": "The browser's session description, ICE candidates included "
+                                          "(wait for gathering to complete: the server takes no trickle)."})
+
+
+class AnswerOut(Schema):
+    type = String(required=True)
+    sdp = String(required=True)
 
 
 class EventsQuery(Schema):
@@ -211,3 +225,38 @@ def camera_view_piece(camera_id: str, watch: str, segment: int):
     except FileNotFoundError:   # listed a moment ago; a newer piece pushed it out since
         abort(404, f"piece {watch}/{segment} of camera {camera_id} is gone")
     return send_file(path, mimetype="video/mp4")
+
+
+def exchange_offer(camera_id: str, offer: dict) -> tuple[dict, int]:
+    """Hand a browser camera's WebRTC offer to its ingester; its answer, or why not, and a status."""
+    registry = camera_registry()
+    camera = camera_or_404(registry, camera_id)
+    if not camera["url"].startswith("webrtc://"):
+        return {"error": f"camera {camera_id} is not a browser camera (its stream is pulled from its URL)"}, 409
+    try:
+        answer = CameraOffers(registry.redis).exchange(camera_id, offer, ANSWER_WAIT_S)
+    except OfferError as exc:
+        return {"error": str(exc)}, 400
+    if answer is None:
+        return {"error": f"no ingester answered within {ANSWER_WAIT_S:g} s (is `vidfarm ingest` running?)"}, 504
+    if "error" in answer:
+        return {"error": answer["error"]}, 400
+    return answer, 200
+
+
+@cameras.post("/cameras/<camera_id>/offer")
+@cameras.auth_required(token_auth, roles=["operator"])
+@cameras.input(OfferIn, location="json", arg_name="body")
+@cameras.output(AnswerOut)
+@cameras.doc(summary="Publish to a browser camera (webrtc://): a WebRTC offer in, the ingester's answer out; "
+                     "the video then flows to the ingester directly",
+             responses={**error_responses(400, 403), **NO_CAMERA,
+                        409: {"description": "Not a browser camera",
+                              "content": {"application/json": {"schema": ERROR_SCHEMA}}},
+                        504: {"description": "No ingester answered",
+                              "content": {"application/json": {"schema": ERROR_SCHEMA}}}})
+def camera_offer(camera_id: str, body):
+    answer, status = exchange_offer(camera_id, body)
+    if status != 200:
+        abort(status, answer["error"])
+    return answer

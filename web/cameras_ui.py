@@ -11,13 +11,13 @@ from __future__ import annotations
 import time
 
 from apiflask import abort
-from flask import Blueprint, flash, redirect, render_template, url_for
+from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
 from wtforms import StringField
 from wtforms.validators import DataRequired, Length
 
-from core.cameras import MAX_URL, CameraError
-from web.api_cameras import camera_or_404, camera_registry, camera_status
+from core.cameras import BROWSER_URL, MAX_URL, CameraError
+from web.api_cameras import camera_or_404, camera_registry, camera_status, exchange_offer
 from web.auth import require_role
 from web.forms import EXPIRED, ConfirmForm, problems_line
 
@@ -32,6 +32,17 @@ class CameraForm(FlaskForm):
                       description="rtsp://user:password@host/path (also rtsps://, http://, https://)")
 
 
+class BrowserCameraForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(), Length(max=64)])
+
+
+def _list_page(form: CameraForm | None = None, browser_form: BrowserCameraForm | None = None, status: int = 200):
+    registry = camera_registry()
+    return render_template("cameras.html", cameras=[camera_status(registry, c) for c in registry.cameras()],
+                           form=form or CameraForm(formdata=None), browser_form=browser_form or BrowserCameraForm(
+                               formdata=None), delete_form=ConfirmForm(formdata=None)), status
+
+
 @cameras_ui.app_template_filter("timestamp")
 def timestamp(unix_s: float) -> str:
     """Unix seconds as the pages show times (UTC, as the scripts do)."""
@@ -40,18 +51,16 @@ def timestamp(unix_s: float) -> str:
 
 @cameras_ui.get("/cameras")
 def index():
-    registry = camera_registry()
-    return render_template("cameras.html", cameras=[camera_status(registry, c) for c in registry.cameras()],
-                           form=CameraForm(formdata=None), delete_form=ConfirmForm(formdata=None))
+    return _list_page()
 
 
 @cameras_ui.post("/cameras")
 @require_role("operator")
 def add():
-    form, registry = CameraForm(), camera_registry()
+    form = CameraForm()
     if form.validate_on_submit():
         try:
-            camera = registry.add(form.name.data, form.url.data)
+            camera = camera_registry().add(form.name.data, form.url.data)
         except CameraError as exc:
             flash(str(exc), "error")
         else:
@@ -59,8 +68,42 @@ def add():
             return redirect(url_for("cameras_ui.camera", camera_id=camera["id"]))
     else:
         flash(problems_line(form.errors), "error")
-    return render_template("cameras.html", cameras=[camera_status(registry, c) for c in registry.cameras()],
-                           form=form, delete_form=ConfirmForm(formdata=None)), 400
+    return _list_page(form=form, status=400)
+
+
+@cameras_ui.post("/cameras/browser")
+@require_role("operator")
+def add_browser():
+    """A camera this browser publishes: registered, then its publish page."""
+    form = BrowserCameraForm()
+    if form.validate_on_submit():
+        try:
+            camera = camera_registry().add(form.name.data, BROWSER_URL)
+        except CameraError as exc:
+            flash(str(exc), "error")
+        else:
+            return redirect(url_for("cameras_ui.publish", camera_id=camera["id"]))
+    else:
+        flash(problems_line(form.errors), "error")
+    return _list_page(browser_form=form, status=400)
+
+
+@cameras_ui.get("/cameras/<camera_id>/publish")
+@require_role("operator")
+def publish(camera_id: str):
+    registry = camera_registry()
+    camera = camera_status(registry, camera_or_404(registry, camera_id))
+    if not camera["url"].startswith("webrtc://"):
+        abort(409, f"camera {camera['name']} is not a browser camera: its stream is pulled from its URL")
+    return render_template("publish.html", camera=camera)
+
+
+@cameras_ui.post("/cameras/<camera_id>/publish")
+@require_role("operator")
+def send_offer(camera_id: str):
+    """The publish page's offer (JSON, CSRF token in X-CSRFToken) -> the ingester's answer."""
+    answer, status = exchange_offer(camera_id, request.get_json(silent=True) or {})
+    return jsonify(answer), status
 
 
 @cameras_ui.get("/cameras/<camera_id>")

@@ -2,7 +2,8 @@
 // own init segment) appended in order to a MediaSource buffer in "sequence" mode, so pieces
 // play back to back whatever their timestamps; alerts, status and latency from the camera's
 // Server-Sent Events. Each appended piece remembers when its first frame was captured, so the
-// page can say how far behind live the picture on screen is (#live-lag, data-lag in seconds).
+// page can say how far behind live the picture on screen is (#live-lag; data-lag in seconds,
+// data-lag-at: when it was last worked out, ms since the epoch).
 (function () {
   const root = document.getElementById("live");
   if (!root) return;
@@ -55,7 +56,11 @@
       buffer.changeType('video/mp4; codecs="' + piece.codec + '"');
       codec = piece.codec;
     }
-    const start = buffer.timestampOffset;
+    // In "sequence" mode, setting the offset starts a new group there: the piece's first frame
+    // goes exactly at the end of what is buffered, whatever its own timestamps.
+    const ranges = buffer.buffered;
+    const start = ranges.length ? ranges.end(ranges.length - 1) : 0;
+    buffer.timestampOffset = start;
     placed.push({ start: start, end: start + piece.duration_s, capturedAt: piece.captured_at });
     try {
       buffer.appendBuffer(data);
@@ -83,6 +88,7 @@
     if (piece && !video.paused) {
       const lag = Date.now() / 1000 - (piece.capturedAt + (t - piece.start));
       root.dataset.lag = lag.toFixed(3);
+      root.dataset.lagAt = String(Date.now());
       text("live-lag", lag.toFixed(1) + " s behind live");
     }
     while (placed.length > 1 && placed[0].end < t - KEEP_S - 10) placed.shift();
