@@ -18,6 +18,7 @@ from core.camera_offers import CameraOffers
 from core.cameras import CameraRegistry
 from tasks import runtime
 from tasks.live_view import send_view
+from tasks.recording import CameraRecorder
 from tasks.live_watch import LiveWatch, WatchError
 
 log = logging.getLogger(__name__)
@@ -32,8 +33,10 @@ class _Running:
 
 
 class CameraIngest:
-    def __init__(self, registry: CameraRegistry, poll_s: float = 1.0):
+    def __init__(self, registry: CameraRegistry, poll_s: float = 1.0, recording_hour_s: float | None = None):
+        """recording_hour_s: the length of each camera recording (default: the setting)."""
         self.registry, self.poll_s = registry, poll_s
+        self.recording_hour_s = recording_hour_s or runtime.settings().recording_hour_s
         self.offers = CameraOffers(registry.redis)     # browser cameras' WebRTC offers
         self.running: dict[str, _Running] = {}
 
@@ -72,11 +75,16 @@ class CameraIngest:
     def _watch(self, camera: dict, stop: threading.Event) -> None:
         camera_id = camera["id"]
         out = runtime.settings().data_dir / "cameras" / camera_id
+        recorder = CameraRecorder(camera, self.recording_hour_s)
+
+        def analysed(watch_id, segment, frames):
+            recorder.add(watch_id, segment)
+            send_view(camera_id, watch_id, segment, frames)
+
         watch = LiveWatch(camera["url"], out, keep_results=False,
                           on_line=lambda line, fps: self.registry.segment_done(camera_id, line, fps),
                           on_status=lambda status: self.registry.set_status(camera_id, status),
-                          on_view=lambda watch_id, segment, frames: send_view(camera_id, watch_id, segment, frames),
-                          offers=lambda timeout: self.offers.next(camera_id, timeout))
+                          on_view=analysed, offers=lambda timeout: self.offers.next(camera_id, timeout))
         try:
             watch.run(stop)
         except WatchError as exc:
@@ -86,3 +94,5 @@ class CameraIngest:
             log.exception("camera %s: the watch failed", camera_id)
             self.registry.set_status(camera_id, f"failed (the watch failed: {exc})")
             stop.wait(RETRY_S)
+        finally:
+            recorder.close()     # the watch's timeline ends here: what it recorded becomes a job

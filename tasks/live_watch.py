@@ -219,12 +219,12 @@ class LiveWatch:
                 lines.write(json.dumps(line) + "\n")
             self.outputs.append(output)
             self.received.append(segment)
-        else:                      # ... and keeps no files of segments done
+        if self.on_view is not None:    # while the segment's files are there (a recording copies them)
+            self.on_view(self.watch_id, segment, update.frames)
+        if not self.keep_results:  # ... and keeps no files of segments done
             for piece in PIECES:
                 if piece != "segment" or self.on_view is None:
                     store.delete_prefix(piece_key(self.watch_id, segment.index, piece))
-        if self.on_view is not None:
-            self.on_view(self.watch_id, segment, update.frames)
         self.on_line(line, segment.fps)
         self.summary.segments += 1
         self.summary.frames += segment.frames

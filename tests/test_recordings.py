@@ -1,0 +1,124 @@
+"""Camera recordings on the real farm: a real RTSP camera watched by the ingester with a short
+"hour" (4 s) becomes jobs like uploads (results.json of contract 3 over every frame, the
+annotated video with as many frames), each recording the camera and its capture time;
+re-identification names a person enrolled afterwards; the retention sweep deletes expired
+recordings, their files included, and never an upload."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+
+from tests.clipmaker import make_clip
+from tests.conftest import wait_for_job
+from tests.rtsp_camera import RtspCamera, gstreamer_missing, wait_until
+
+HOUR_S = 4.0
+
+
+@pytest.fixture(scope="module")
+def recordings(farm, tmp_path_factory):
+    """The first recordings of a camera (ids, oldest first), all made into done jobs."""
+    reason = gstreamer_missing()
+    if reason:
+        pytest.skip(reason)
+    from core.cameras import CameraRegistry
+    from core.records import Job
+    from tasks import runtime
+    from tasks.camera_ingest import CameraIngest
+
+    registry = CameraRegistry.from_url(farm.redis_url)
+    for other in registry.cameras():
+        registry.delete(other["id"])
+    clip = make_clip(tmp_path_factory.mktemp("recorded") / "door.mp4", seconds=40, fps=15, gop=15,
+                     size=(640, 360), face_windows=[(0, 40)], audio=False)
+    stop = threading.Event()
+    ingest = CameraIngest(registry, poll_s=0.2, recording_hour_s=HOUR_S)
+    runner = threading.Thread(target=ingest.run, args=(stop,), daemon=True)
+
+    def made() -> list[str]:
+        with runtime.records().session() as s:
+            return [job.id for job in s.query(Job).filter(Job.camera_id == camera_id).order_by(Job.recorded_at)]
+
+    with RtspCamera(clip.path) as camera:
+        runner.start()
+        camera_id = registry.add("Door", camera.url)["id"]
+        try:
+            wait_until(lambda: len(made()) >= 3, 120, "three recordings")
+        finally:
+            stop.set()
+            runner.join(60)      # the open recording is handed over as the watch stops
+            registry.delete(camera_id)
+    wait_until(lambda: not runtime.store().list_keys("recordings/"), 60, "every recording to be made a job")
+    ids = made()
+    for job_id in ids:
+        assert wait_for_job(job_id)["status"] == "done", job_id
+    yield {"camera": camera_id, "jobs": ids}
+
+
+def test_each_hour_of_a_camera_is_a_job_like_an_upload(recordings):
+    from workers import media
+    from tasks import runtime
+    from tasks.jobs import output_key
+
+    records, store = runtime.records(), runtime.store()
+    starts = []
+    for job_id in recordings["jobs"][:-1]:      # the last one is whatever the stop left
+        job = records.get_job(job_id)
+        assert job.camera_id == recordings["camera"] and job.source_name.startswith("Door ")
+        results = json.loads(store.local_path(output_key(job_id, "results.json")).read_text())
+        assert results["schema"] == "vidfarm.results/1"
+        frames = sum(s.frames for s in records.segments(job_id))
+        assert [f["index"] for f in results["frames"]] == list(range(frames)) == list(range(results["source"]["frames"]))
+        assert results["chunks"] == job.chunks_total >= 1
+        assert sum(len(f["faces"]) for f in results["frames"]) >= frames * 0.8        # the face is there throughout
+        assert results["tracks"] and results["tracks"][0]["first_frame"] == 0
+        # An hour's frames: at most the hour plus one segment (cut at the segment that crosses it).
+        assert frames <= 15 * (HOUR_S + 2.5)
+        video = wait_until(lambda: records.video(job_id), 120, "the annotated video")
+        assert video is not None
+        assert media.probe(store.local_path(output_key(job_id, "annotated.mp4"))).frames == frames
+        starts.append(job.recorded_at.timestamp())
+    # One recording per "hour": each starts in a later one than the one before.
+    hours = [int(t // HOUR_S) for t in starts]
+    assert hours == sorted(set(hours)), starts
+
+
+def test_recordings_are_re_identified_like_uploads(recordings):
+    import cv2
+
+    from tasks import gallery, runtime
+    from tasks.jobs import output_key
+    from tasks.reanalysis import reidentify_job
+    from tests.test_analytics import yao_in_players
+
+    job_id = recordings["jobs"][0]
+    gallery.enroll("Recorded Yao", [("yao.jpg", cv2.imencode(".jpg", yao_in_players())[1].tobytes())],
+                   largest_face=True)
+    try:
+        assert reidentify_job(job_id)["version"] == 2
+        results = json.loads(runtime.store().local_path(output_key(job_id, "results.json")).read_text())
+        assert results["tracks"][0]["identity"] == "Recorded Yao"
+    finally:
+        gallery.delete_identity("Recorded Yao")
+
+
+def test_expired_recordings_are_deleted_and_uploads_are_not(recordings, farm):
+    from core.records import Job
+    from tasks import runtime
+    from tasks.recording import expire_recordings
+
+    records, store = runtime.records(), runtime.store()
+    with records.session() as s:
+        uploads = sorted(job.id for job in s.query(Job).filter(Job.camera_id.is_(None)))
+    assert expire_recordings(retention_days=30) == {"deleted": [], "busy": []}       # none is that old
+    swept = expire_recordings(retention_days=1e-9)                                       # ... all are now
+    assert sorted(swept["deleted"]) == sorted(recordings["jobs"]) and swept["busy"] == []
+    for job_id in recordings["jobs"]:
+        assert records.get_job(job_id) is None
+        assert not (farm.data_dir / "blobs" / "jobs" / job_id).exists()
+    with records.session() as s:
+        assert sorted(job.id for job in s.query(Job).filter(Job.camera_id.is_(None))) == uploads
+    assert not store.list_keys("recordings/")          # every recording handed over was made a job
