@@ -297,6 +297,12 @@ class Records(GalleryRecords):
             s.add(job)
         return job
 
+    def recordings_of(self, camera_id: str, limit: int = 24) -> list[Job]:
+        """A camera's newest recordings, newest first."""
+        with self.session() as s:
+            return list(s.scalars(select(Job).where(Job.camera_id == camera_id)
+                                  .order_by(Job.recorded_at.desc()).limit(limit)))
+
     def recordings_before(self, cutoff: datetime) -> list[str]:
         """Camera recordings whose first frame was captured before ``cutoff``."""
         with self.session() as s:

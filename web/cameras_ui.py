@@ -17,6 +17,7 @@ from wtforms import StringField
 from wtforms.validators import DataRequired, Length
 
 from core.cameras import BROWSER_URL, MAX_URL, CameraError
+from tasks import runtime
 from web.api_cameras import camera_or_404, camera_registry, camera_status, exchange_offer
 from web.auth import require_role
 from web.forms import EXPIRED, ConfirmForm, problems_line
@@ -24,6 +25,7 @@ from web.forms import EXPIRED, ConfirmForm, problems_line
 cameras_ui = Blueprint("cameras_ui", __name__)
 
 ALERTS_SHOWN = 50
+RECORDINGS_SHOWN = 24
 
 
 class CameraForm(FlaskForm):
@@ -111,6 +113,7 @@ def camera(camera_id: str):
     registry = camera_registry()
     view = camera_status(registry, camera_or_404(registry, camera_id))
     return render_template("camera.html", camera=view, alerts=registry.recent(camera_id, "alert", ALERTS_SHOWN),
+                           recordings=runtime.records().recordings_of(camera_id, RECORDINGS_SHOWN),
                            delete_form=ConfirmForm(formdata=None))
 
 

@@ -91,7 +91,8 @@ def test_the_camera_page_plays_the_annotated_camera_behind_live_with_its_alerts(
 
 @pytest.mark.skipif(not AXE.exists(), reason=f"{AXE} is absent: `make test` installs it (npm)")
 @pytest.mark.parametrize("width", list(WIDTHS))
-def test_camera_pages_fit_and_pass_axe(browser, live_server, accounts_by_role, live_camera, shots, width):  # noqa: F811
+def test_camera_pages_fit_and_pass_axe(browser, live_server, accounts_by_role, live_camera, registry, shots,
+                                      width):  # noqa: F811
     context = browser.new_context(viewport=WIDTHS[width])
     page = context.new_page()
     try:
@@ -105,6 +106,12 @@ def test_camera_pages_fit_and_pass_axe(browser, live_server, accounts_by_role, l
         page.wait_for_function("() => document.getElementById('live-video').currentTime > 1 && "
                                "document.querySelector('#live-alerts li')", timeout=WAIT_S * 1000)
         problems["camera"] = check(page, "camera", width, shots)
+        browser_camera = registry.add("Laptop", "webrtc://browser")["id"]
+        try:
+            page.goto(f"{live_server}/cameras/{browser_camera}/publish")
+            problems["publish"] = check(page, "publish", width, shots)
+        finally:
+            registry.delete(browser_camera)
         assert {name: found for name, found in problems.items() if found["overflow_px"] > 0 or found["axe"]} == {}
     finally:
         context.close()
