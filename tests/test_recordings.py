@@ -7,13 +7,12 @@ recordings, their files included, and never an upload."""
 from __future__ import annotations
 
 import json
-import threading
 
 import pytest
 
 from tests.clipmaker import make_clip
 from tests.conftest import wait_for_job
-from tests.rtsp_camera import RtspCamera, gstreamer_missing, wait_until
+from tests.rtsp_camera import RtspCamera, gstreamer_missing, running_ingest, wait_until
 
 HOUR_S = 4.0
 
@@ -27,30 +26,20 @@ def recordings(farm, tmp_path_factory):
     from core.cameras import CameraRegistry
     from core.records import Job
     from tasks import runtime
-    from tasks.camera_ingest import CameraIngest
 
     registry = CameraRegistry.from_url(farm.redis_url)
-    for other in registry.cameras():
-        registry.delete(other["id"])
     clip = make_clip(tmp_path_factory.mktemp("recorded") / "door.mp4", seconds=40, fps=15, gop=15,
                      size=(640, 360), face_windows=[(0, 40)], audio=False)
-    stop = threading.Event()
-    ingest = CameraIngest(registry, poll_s=0.2, recording_hour_s=HOUR_S)
-    runner = threading.Thread(target=ingest.run, args=(stop,), daemon=True)
 
     def made() -> list[str]:
         with runtime.records().session() as s:
             return [job.id for job in s.query(Job).filter(Job.camera_id == camera_id).order_by(Job.recorded_at)]
 
     with RtspCamera(clip.path) as camera:
-        runner.start()
-        camera_id = registry.add("Door", camera.url)["id"]
-        try:
+        with running_ingest(registry, recording_hour_s=HOUR_S):
+            camera_id = registry.add("Door", camera.url)["id"]
             wait_until(lambda: len(made()) >= 3, 120, "three recordings")
-        finally:
-            stop.set()
-            runner.join(60)      # the open recording is handed over as the watch stops
-            registry.delete(camera_id)
+        registry.delete(camera_id)     # the open recording was handed over as the watch stopped
     wait_until(lambda: not runtime.store().list_keys("recordings/"), 60, "every recording to be made a job")
     ids = made()
     for job_id in ids:

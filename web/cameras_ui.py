@@ -60,17 +60,8 @@ def index():
 @require_role("operator")
 def add():
     form = CameraForm()
-    if form.validate_on_submit():
-        try:
-            camera = camera_registry().add(form.name.data, form.url.data)
-        except CameraError as exc:
-            flash(str(exc), "error")
-        else:
-            flash(f"camera {camera['name']} added: the ingester starts watching it", "info")
-            return redirect(url_for("cameras_ui.camera", camera_id=camera["id"]))
-    else:
-        flash(problems_line(form.errors), "error")
-    return _list_page(form=form, status=400)
+    return _register(form, lambda: form.url.data, "cameras_ui.camera", "the ingester starts watching it") or \
+        _list_page(form=form, status=400)
 
 
 @cameras_ui.post("/cameras/browser")
@@ -78,16 +69,22 @@ def add():
 def add_browser():
     """A camera this browser publishes: registered, then its publish page."""
     form = BrowserCameraForm()
-    if form.validate_on_submit():
-        try:
-            camera = camera_registry().add(form.name.data, BROWSER_URL)
-        except CameraError as exc:
-            flash(str(exc), "error")
-        else:
-            return redirect(url_for("cameras_ui.publish", camera_id=camera["id"]))
-    else:
+    return _register(form, lambda: BROWSER_URL, "cameras_ui.publish", "publish it from this page") or \
+        _list_page(browser_form=form, status=400)
+
+
+def _register(form: FlaskForm, url, then: str, next_step: str):
+    """Register the camera a form names: a redirect to page ``then``, or None (the reason flashed)."""
+    if not form.validate_on_submit():
         flash(problems_line(form.errors), "error")
-    return _list_page(browser_form=form, status=400)
+        return None
+    try:
+        camera = camera_registry().add(form.name.data, url())
+    except CameraError as exc:
+        flash(str(exc), "error")
+        return None
+    flash(f"camera {camera['name']} added: {next_step}", "info")
+    return redirect(url_for(then, camera_id=camera["id"]))
 
 
 @cameras_ui.get("/cameras/<camera_id>/publish")

@@ -6,13 +6,12 @@ offers to cameras that are not browser cameras, are refused with one line."""
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import pytest
 
 from tests.clipmaker import make_clip
-from tests.rtsp_camera import wait_until
+from tests.rtsp_camera import running_ingest, wait_until
 from tests.web.test_browser import CHROMIUM, LAUNCH_ARGS, log_in
 from tests.web.test_cameras_api import parse_events
 
@@ -58,17 +57,8 @@ def registry(farm):
 
 @pytest.fixture
 def ingest(registry):
-    from tasks.camera_ingest import CameraIngest
-
-    for other in registry.cameras():     # the ingester would watch those too
-        registry.delete(other["id"])
-    stop = threading.Event()
-    ingester = CameraIngest(registry, poll_s=0.2)
-    runner = threading.Thread(target=ingester.run, args=(stop,), daemon=True)
-    runner.start()
-    yield ingester
-    stop.set()
-    runner.join(60)
+    with running_ingest(registry) as ingester:
+        yield ingester
 
 
 def test_a_browser_publishes_its_camera_the_farm_analyses_it_and_shows_it_live(

@@ -7,12 +7,10 @@ and fit a phone, and leave their screenshots in build/screenshots/."""
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 
 from tests.clipmaker import make_clip
-from tests.rtsp_camera import RtspCamera, gstreamer_missing, wait_until
+from tests.rtsp_camera import RtspCamera, gstreamer_missing, running_ingest, wait_until
 from tests.web.test_browser import CHROMIUM, browser, log_in, shots  # noqa: F401  (fixtures)
 from tests.web.test_pages_fit_and_access import AXE, WIDTHS, check
 
@@ -37,28 +35,19 @@ def live_camera(farm, registry, tmp_path_factory):
     import cv2
 
     from tasks import gallery
-    from tasks.camera_ingest import CameraIngest
     from tests.test_analytics import yao_in_players
 
-    for other in registry.cameras():    # the ingester would watch those too
-        registry.delete(other["id"])
     gallery.enroll("Live Yao", [("yao.jpg", cv2.imencode(".jpg", yao_in_players())[1].tobytes())], largest_face=True)
     gallery.set_watchlist("Live Yao", True)
     folder = tmp_path_factory.mktemp("camera")
     clip = make_clip(folder / "lobby.mp4", seconds=90, fps=15, gop=15, size=(640, 360), face_windows=[(0, 90)],
                      audio=False)
-    stop = threading.Event()
-    ingest = CameraIngest(registry, poll_s=0.2)
-    runner = threading.Thread(target=ingest.run, args=(stop,), daemon=True)
-    with RtspCamera(clip.path) as camera:
-        runner.start()
+    with RtspCamera(clip.path) as camera, running_ingest(registry):
+        camera_id = registry.add("Lobby camera", camera.url)["id"]
         try:
-            camera_id = registry.add("Lobby camera", camera.url)["id"]
             wait_until(lambda: registry.view(camera_id), WAIT_S, "a drawn piece of the live view")
             yield camera_id
         finally:
-            stop.set()
-            runner.join(60)
             registry.delete(camera_id)
             gallery.delete_identity("Live Yao")
 
