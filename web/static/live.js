@@ -10,6 +10,7 @@
   const video = document.getElementById("live-video");
   const base = "/api/v1/cameras/" + root.dataset.camera;
   const KEEP_S = 20;          // seconds of played video kept in the buffer
+  const CATCH_UP_RATE = 1.25, CATCH_UP_SLACK_S = 0.5;
   const pending = [];         // pieces announced, not yet appended (in order)
   const placed = [];          // {start, end, capturedAt} of appended pieces, media time
   let mediaSource = null, buffer = null, codec = null, busy = false, last = null;
@@ -82,7 +83,18 @@
     if (video.currentTime - from > KEEP_S + 10) buffer.remove(from, video.currentTime - KEEP_S);
   }
 
+  // A piece that came late stalls the picture and leaves it further behind; while more than
+  // the newest piece (and a little slack) is buffered ahead, play a little faster to catch up.
+  function pace() {
+    const ranges = buffer ? buffer.buffered : null;
+    if (!ranges || !ranges.length || !placed.length) return;
+    const ahead = ranges.end(ranges.length - 1) - video.currentTime;
+    const newest = placed[placed.length - 1];
+    video.playbackRate = ahead > newest.end - newest.start + CATCH_UP_SLACK_S ? CATCH_UP_RATE : 1;
+  }
+
   function showLag() {
+    pace();
     const t = video.currentTime;
     const piece = placed.find((p) => p.start <= t && t < p.end);
     if (piece && !video.paused) {
