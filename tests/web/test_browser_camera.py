@@ -103,6 +103,17 @@ def test_a_browser_publishes_its_camera_the_farm_analyses_it_and_shows_it_live(
         live.goto(f"{live_server}/cameras/{camera_id}")
         live.wait_for_function("() => document.getElementById('live-video').currentTime > 2", timeout=WAIT_S * 1000)
         assert live.evaluate("document.getElementById('live-video').videoWidth") == 480
+
+        # The browser leaves: the camera waits for it again and says why; a new publisher is taken.
+        page.close()
+        wait_until(lambda: registry.state(camera_id)["status"].startswith("reconnecting ("), 30,
+                   "the camera to notice the browser left")
+        again = context.new_page()
+        again.goto(f"{live_server}/cameras/{camera_id}/publish")
+        again.click("#publish-start")
+        again.wait_for_function("() => document.getElementById('publish').dataset.state === 'publishing'",
+                                timeout=WAIT_S * 1000)
+        wait_until(lambda: registry.state(camera_id)["status"] == "live", 30, "the camera to be live again")
     finally:
         context.close()
         if camera_id:
