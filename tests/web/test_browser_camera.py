@@ -1,8 +1,9 @@
 """A browser camera end to end: Debian's Chromium publishes its fake camera (a y4m clip of a
 real face that the test makes) over WebRTC from the publish page; the ingester receives the
 track with aiortc and the farm analyses it like an RTSP camera. The API shows detections for
-that camera, and its live view page plays the video. Offers the ingester cannot answer, and
-offers to cameras that are not browser cameras, are refused with one line."""
+that camera, and its live view page plays the video; when the browser leaves, the camera waits
+for it and takes the next one. Offers the ingester cannot answer, and offers to cameras that
+are not browser cameras, are refused with one line."""
 
 from __future__ import annotations
 
