@@ -94,6 +94,33 @@ def test_recordings_are_re_identified_like_uploads(recordings):
         gallery.delete_identity("Recorded Yao")
 
 
+def test_a_recording_nobody_handed_over_is_adopted_by_the_sweep(farm, tmp_path, monkeypatch):
+    """An ingester killed mid-hour never hands its open recording over: the sweep makes it a
+    job once no segment came for a while."""
+    from core.cameras import CameraRegistry
+    from tasks import runtime
+    from tasks.recording import CameraRecorder, expire_recordings
+
+    monkeypatch.setattr(CameraRecorder, "close", lambda self: None)      # as if killed
+    registry, store = CameraRegistry.from_url(farm.redis_url), runtime.store()
+    clip = make_clip(tmp_path / "hall.mp4", seconds=20, fps=15, gop=15, face_windows=[(0, 20)], audio=False)
+    with RtspCamera(clip.path) as camera:
+        with running_ingest(registry):
+            camera_id = registry.add("Hall", camera.url)["id"]
+            metas = wait_until(lambda: [k for k in store.list_keys("recordings") if "/meta/" in k][2:], 120,
+                               "three segments recorded")
+        registry.delete(camera_id)
+    recording_id = metas[0].split("/")[1]
+    assert expire_recordings(orphan_after_s=3600)["adopted"] == []        # too fresh to be an orphan
+    assert expire_recordings(orphan_after_s=0)["adopted"] == [recording_id]
+    wait_until(lambda: runtime.records().get_job(recording_id), 60, "the recording made a job")
+    assert wait_for_job(recording_id)["status"] == "done"
+    job = runtime.records().get_job(recording_id)
+    assert job.camera_id == camera_id and job.chunks_total >= 3
+    assert len(store.list_keys(f"jobs/{recording_id}/segments")) == job.chunks_total
+    assert not store.list_keys(f"recordings/{recording_id}")
+
+
 def test_expired_recordings_are_deleted_and_uploads_are_not(recordings, farm):
     from core.records import Job
     from tasks import runtime
@@ -102,7 +129,7 @@ def test_expired_recordings_are_deleted_and_uploads_are_not(recordings, farm):
     records = runtime.records()
     with records.session() as s:
         uploads = sorted(job.id for job in s.query(Job).filter(Job.camera_id.is_(None)))
-    assert expire_recordings(retention_days=30) == {"deleted": [], "busy": []}       # none is that old
+    assert expire_recordings(retention_days=30) == {"deleted": [], "busy": [], "adopted": []}   # none that old
     swept = expire_recordings(retention_days=1e-9)                                       # ... all are now
     assert set(recordings["jobs"]) <= set(swept["deleted"])     # (and other tests' cameras' recordings)
     assert not set(recordings["jobs"]) & set(swept["busy"])
