@@ -8,6 +8,8 @@
   ``view`` (a piece of the live view is drawn).
 - ``vidfarm:camera:<id>:view``: a list of the newest ``VIEW_KEPT`` live-view pieces, oldest
   first, where a page that opens starts.
+- ``vidfarm:camera:<id>:watched``: set (for ``WATCHED_S``) while a page shows the live view;
+  pieces are drawn only then.
   Stream ids are the Server-Sent Events' ids, so a client that reconnects with
   ``Last-Event-ID`` misses nothing still kept.
 
@@ -30,6 +32,7 @@ REGISTRY = "vidfarm:cameras"
 LATENCY_WINDOW = 100
 EVENTS_KEPT = 1000
 VIEW_KEPT = 10
+WATCHED_S = 30.0      # a live view is drawn while a page marked it watched this recently
 NAME_PATTERN = r"^\w[\w .'()#-]{0,63}$"
 # A stream address: its scheme, then a host part, no spaces. Whether it answers is the
 # ingester's to find out (the camera's status says why not), not the registry's.
@@ -56,6 +59,15 @@ def _events_key(camera_id: str) -> str:
 
 def _view_key(camera_id: str) -> str:
     return f"vidfarm:camera:{camera_id}:view"
+
+
+def _watched_key(camera_id: str) -> str:
+    return f"vidfarm:camera:{camera_id}:watched"
+
+
+def _keys(camera_id: str) -> tuple[str, ...]:
+    """Everything kept of a camera besides its registry entry."""
+    return _state_key(camera_id), _events_key(camera_id), _view_key(camera_id), _watched_key(camera_id)
 
 
 def view_piece_key(watch_id: str, segment: int) -> str:
@@ -106,7 +118,7 @@ class CameraRegistry:
 
     def delete(self, camera_id: str) -> bool:
         removed = self.redis.hdel(REGISTRY, camera_id)
-        self.redis.delete(_state_key(camera_id), _events_key(camera_id), _view_key(camera_id))
+        self.redis.delete(*_keys(camera_id))
         return bool(removed)
 
     def state(self, camera_id: str) -> dict:
@@ -145,7 +157,7 @@ class CameraRegistry:
     def _forget_if_deleted(self, camera_id: str) -> None:
         """A delete that came between the check and the writes: undo them."""
         if self.get(camera_id) is None:
-            self.redis.delete(_state_key(camera_id), _events_key(camera_id), _view_key(camera_id))
+            self.redis.delete(*_keys(camera_id))
 
     def view_ready(self, camera_id: str, piece: dict) -> list[dict]:
         """A live-view piece is drawn: list it and announce it. Returns the pieces that fell
@@ -161,6 +173,14 @@ class CameraRegistry:
         self.publish(camera_id, "view", piece)
         self._forget_if_deleted(camera_id)
         return [json.loads(p) for p in dropped]
+
+    def mark_watched(self, camera_id: str) -> None:
+        """A page shows this camera's live view (for the next ``WATCHED_S``)."""
+        if self.get(camera_id) is not None:
+            self.redis.set(_watched_key(camera_id), 1, ex=round(WATCHED_S))
+
+    def watched(self, camera_id: str) -> bool:
+        return bool(self.redis.exists(_watched_key(camera_id)))
 
     def view(self, camera_id: str) -> list[dict]:
         """The newest live-view pieces, oldest first."""

@@ -77,9 +77,12 @@ class CameraIngest:
         out = runtime.settings().data_dir / "cameras" / camera_id
         recorder = CameraRecorder(camera, self.recording_hour_s)
 
-        def analysed(watch_id, segment, frames):
+        def analysed(watch_id, segment, frames) -> bool:
             recorder.add(watch_id, segment)
+            if not self.registry.watched(camera_id):
+                return False          # nobody watches its live view: nothing to draw
             send_view(camera_id, watch_id, segment, frames)
+            return True               # the drawing deletes the segment file
 
         watch = LiveWatch(camera["url"], out, keep_results=False,
                           on_line=lambda line, fps: self.registry.segment_done(camera_id, line, fps),

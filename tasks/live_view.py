@@ -1,8 +1,10 @@
 """A camera's live view: each analysed segment drawn with its labels, for the camera page.
 
 The ingester's watch (``tasks.live_watch``) stitches each segment's results into the camera's
-tracks, then queues ``vidfarm.live_view`` on the ``live`` queue with the labels to draw (the
-camera's track numbers and the names known so far), leaving the segment file in the store.
+tracks, then, while a page watches the camera (its event stream asked for the view, which
+marks it watched in Redis for a while), queues ``vidfarm.live_view`` on the ``live`` queue
+with the labels to draw (the camera's track numbers and the names known so far), leaving the
+segment file in the store. Nobody watching: nothing is drawn.
 A worker draws the piece (``workers.live.view``), stores it beside the watch's segments, lists
 it in the registry (the newest ``VIEW_KEPT``) and announces it as a ``view`` event; the page
 appends it to its video. Pieces that fall off the list are deleted, so a camera watched for

@@ -83,7 +83,8 @@ class LiveWatch:
         """report: receives one human-readable line per segment and per camera status;
         on_line: each live.jsonl line and the camera's frame rate; on_status: each status;
         on_view: each segment in order, with the watch id and its labelled faces per frame
-        (the live view's drawing; the segment file is then left for it to delete);
+        (the live view's drawing, the recordings), while its files are there; True when it
+        took the segment file (to delete it itself);
         offers: where a browser camera's (``webrtc://``) WebRTC offers come from.
         keep_results=False (a camera watched for good): no results.json or annotated.mp4 at
         the end, nothing kept per frame, and a camera that cannot be opened is waited for."""
@@ -219,11 +220,10 @@ class LiveWatch:
                 lines.write(json.dumps(line) + "\n")
             self.outputs.append(output)
             self.received.append(segment)
-        if self.on_view is not None:    # while the segment's files are there (a recording copies them)
-            self.on_view(self.watch_id, segment, update.frames)
+        taken = self.on_view is not None and bool(self.on_view(self.watch_id, segment, update.frames))
         if not self.keep_results:  # ... and keeps no files of segments done
             for piece in PIECES:
-                if piece != "segment" or self.on_view is None:
+                if piece != "segment" or not taken:
                     store.delete_prefix(piece_key(self.watch_id, segment.index, piece))
         self.on_line(line, segment.fps)
         self.summary.segments += 1

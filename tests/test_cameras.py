@@ -112,3 +112,13 @@ def test_recent_events_of_one_kind_newest_first(registry):
     assert registry.recent(camera_id, "alert", 3) == [{"n": 4}, {"n": 3}, {"n": 2}]
     assert registry.recent(camera_id, "status", 3) == []
     registry.delete(camera_id)
+
+
+def test_a_live_view_is_watched_for_a_while_after_a_page_said_so(registry):
+    camera_id = registry.add("Watched", "rtsp://cam/watched")["id"]
+    assert not registry.watched(camera_id)
+    registry.mark_watched(camera_id)
+    assert registry.watched(camera_id) and 0 < registry.redis.ttl(f"vidfarm:camera:{camera_id}:watched") <= 30
+    registry.delete(camera_id)
+    registry.mark_watched(camera_id)                        # a page still open after the delete
+    assert registry.redis.keys(f"*{camera_id}*") == []

@@ -12,13 +12,13 @@ import re
 import time
 
 from apiflask import APIBlueprint, Schema, abort
-from apiflask.fields import Float, Integer, String
+from apiflask.fields import Boolean, Float, Integer, String
 from apiflask.validators import Length, OneOf, Range, Regexp
 from flask import Response, current_app, request, send_file, stream_with_context
 
 from core.camera_offers import CameraOffers, OfferError
-from core.cameras import (MAX_URL, NAME_PATTERN, NAME_RULE, URL_PATTERN, URL_RULE, CameraError, CameraRegistry,
-                          redacted, view_piece_key)
+from core.cameras import (MAX_URL, NAME_PATTERN, NAME_RULE, URL_PATTERN, URL_RULE, WATCHED_S, CameraError,
+                          CameraRegistry, redacted, view_piece_key)
 from tasks import runtime
 from web.api import error_responses
 from web.auth import token_auth
@@ -85,6 +85,9 @@ class EventsQuery(Schema):
     wait = Float(load_default=300.0, validate=Range(0.1, 3600),
                  metadata={"description": "Seconds the stream stays open (an EventSource reconnects by itself, "
                                           "with Last-Event-ID, and misses nothing still kept)."})
+    view = Boolean(load_default=False,
+                   metadata={"description": "Keep the camera's live view drawn while this stream is open "
+                                            "(pieces are drawn only while someone watches)."})
 
 
 def camera_registry() -> CameraRegistry:
@@ -166,15 +169,18 @@ def camera_events(camera_id: str, query):
     after = request.headers.get("Last-Event-ID") or registry.last_event_id(camera_id)
     if not EVENT_ID.match(after):
         abort(400, f"invalid Last-Event-ID {after!r}")
-    return Response(stream_with_context(_stream(registry, camera_id, after, query["wait"])),
+    return Response(stream_with_context(_stream(registry, camera_id, after, query["wait"], query["view"])),
                     mimetype="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
-def _stream(registry: CameraRegistry, camera_id: str, after: str, wait_s: float):
+def _stream(registry: CameraRegistry, camera_id: str, after: str, wait_s: float, view: bool):
     deadline = time.monotonic() + wait_s
-    quiet_since = time.monotonic()
+    quiet_since, marked = time.monotonic(), None
     yield "retry: 2000\n\n"
     while time.monotonic() < deadline:
+        if view and (marked is None or time.monotonic() - marked >= WATCHED_S / 3):
+            registry.mark_watched(camera_id)
+            marked = time.monotonic()
         block_ms = max(1, min(1000, round(1000 * (deadline - time.monotonic()))))
         events = registry.events(camera_id, after, block_ms=block_ms)
         for event_id, kind, data in events:

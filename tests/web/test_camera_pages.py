@@ -45,7 +45,8 @@ def live_camera(farm, registry, tmp_path_factory):
     with RtspCamera(clip.path) as camera, running_ingest(registry):
         camera_id = registry.add("Lobby camera", camera.url)["id"]
         try:
-            wait_until(lambda: registry.view(camera_id), WAIT_S, "a drawn piece of the live view")
+            wait_until(lambda: registry.state(camera_id)["latency_p50_s"] is not None, WAIT_S, "a processed segment")
+            assert registry.view(camera_id) == []             # nobody watches: nothing is drawn
             yield camera_id
         finally:
             registry.delete(camera_id)

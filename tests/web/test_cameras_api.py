@@ -133,6 +133,7 @@ def test_a_camera_watched_end_to_end_and_deleted_while_live(farm, client, accoun
         try:
             camera_id = client.post("/api/v1/cameras", json={"name": "Entrance", "url": camera.url},
                                     headers=operator).json["id"]
+            registry.mark_watched(camera_id)       # as a page showing its live view does: pieces are drawn
             start = registry.last_event_id(camera_id)
             view = wait_until(lambda: (lambda v: v if v["latency_p50_s"] is not None else None)(
                 client.get(f"/api/v1/cameras/{camera_id}", headers=viewer).json), 120, "a processed segment")

@@ -124,7 +124,7 @@
     document.getElementById("no-alerts").hidden = true;
   }
 
-  const events = new EventSource(base + "/events");
+  const events = new EventSource(base + "/events?view=1");     // view=1: draw it while we watch
   events.addEventListener("view", (event) => announce(JSON.parse(event.data)));
   events.addEventListener("alert", (event) => addAlert(JSON.parse(event.data)));
   events.addEventListener("status", (event) => text("live-status", JSON.parse(event.data).status));
