@@ -90,6 +90,12 @@ def test_recordings_are_re_identified_like_uploads(recordings):
         assert reidentify_job(job_id)["version"] == 2
         results = json.loads(runtime.store().local_path(output_key(job_id, "results.json")).read_text())
         assert results["tracks"][0]["identity"] == "Recorded Yao"
+        # ... and people search finds them there, at the time the camera saw them.
+        from core.appearances import Appearances
+        from core.records import aware
+
+        found = [a for a in Appearances(runtime.records()).of_identity("Recorded Yao", 100) if a["job"] == job_id]
+        assert found and found[0]["recorded_at"] == aware(runtime.records().get_job(job_id).recorded_at).isoformat()
     finally:
         gallery.delete_identity("Recorded Yao")
 
