@@ -6,7 +6,9 @@ playing a generated 720p recording with a face on screen throughout, and Debian'
 (Playwright) on the camera page. Over the measured window it samples, every 0.5 s, what the
 page says of the picture on screen (``data-lag``: now minus the capture time of the frame
 shown, both on this machine's clock), and takes each segment's capture -> result latency and
-each drawn piece's capture -> ready time from the camera's events.
+each drawn piece's capture -> ready time from the camera's events, and the ingester process's
+CPU time. The same for a browser camera: Chromium's fake camera publishing the recording over
+WebRTC from the camera's publish page.
 
 Writes the "Live view" section of docs/benchmarks.md.
 """
@@ -23,6 +25,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from contextlib import nullcontext
 from pathlib import Path
 
 from bench.docs import replace_section
@@ -38,7 +41,10 @@ def percentile(values: list[float], q: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
 
 
-def measure(work: Path, fps: int, window_s: float) -> dict:
+def measure(work: Path, fps: int, window_s: float, source: str = "rtsp") -> dict:
+    """source: "rtsp" (GStreamer's RTSP server) or "browser" (Chromium's fake camera playing the
+    same recording, published over WebRTC from the publish page)."""
+    import psutil
     from playwright.sync_api import sync_playwright
 
     from cli.farm import EmbeddedFarm
@@ -48,33 +54,47 @@ def measure(work: Path, fps: int, window_s: float) -> dict:
     from tests.web.test_browser import CHROMIUM, LAUNCH_ARGS
 
     missing = gstreamer_missing()
-    if missing:
+    if missing and source == "rtsp":
         raise RuntimeError(missing)
-    seconds = int(WARMUP_S + window_s + 40)
-    clip = make_clip(work / f"720p{fps}.mp4", seconds=seconds, fps=fps, size=SIZE, photo_height=300, gop=fps,
-                     audio=False, face_windows=[(0, seconds)])
+    seconds = int(WARMUP_S + window_s + 40) if source == "rtsp" else 4     # Chromium loops its file
+    clip = make_clip(work / f"720p{fps}-{source}.mp4", seconds=seconds, fps=fps, size=SIZE, photo_height=300,
+                     gop=fps, audio=False, face_windows=[(0, seconds)])
+    args = LAUNCH_ARGS
+    if source == "browser":
+        args = LAUNCH_ARGS + ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+                              f"--use-file-for-fake-video-capture={_y4m(clip.path)}"]
     token, port = secrets.token_urlsafe(16), free_port()
-    data_dir = work / f"farm{fps}"
+    data_dir = work / f"farm{fps}-{source}"
     with EmbeddedFarm(data_dir, workers=2, web_port=port, api_token=token, cameras=True) as farm, \
-            RtspCamera(clip.path) as camera:
+            (RtspCamera(clip.path) if source == "rtsp" else nullcontext()) as camera:
         base = f"http://127.0.0.1:{port}"
         _wait_http(f"{base}/healthz")
         username = _make_user(data_dir, farm.redis_url)
         auth = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-        camera_id = _call(f"{base}/api/v1/cameras", auth, {"name": "Bench", "url": camera.url})["id"]
+        url = camera.url if source == "rtsp" else "webrtc://browser"
+        camera_id = _call(f"{base}/api/v1/cameras", auth, {"name": "Bench", "url": url})["id"]
         events = _EventLog(f"{base}/api/v1/cameras/{camera_id}/events?wait={WARMUP_S + window_s + 120}", auth)
+        ingester = psutil.Process(next(p.popen.pid for p in farm.processes if p.name == "ingest"))
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
-            page = browser.new_page(viewport={"width": 1100, "height": 900})
+            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=args)
+            context = browser.new_context(viewport={"width": 1100, "height": 900})
+            page = context.new_page()
             page.goto(f"{base}/login")
             page.fill("input[name=username]", username)
             page.fill("input[name=password]", PASSWORD)
             page.click("button[type=submit]")
             page.wait_for_url(f"{base}/jobs")
+            if source == "browser":
+                publisher = context.new_page()
+                publisher.goto(f"{base}/cameras/{camera_id}/publish")
+                publisher.click("#publish-start")
+                publisher.wait_for_function("() => document.getElementById('publish').dataset.state === "
+                                            "'publishing'", timeout=60_000)
             page.goto(f"{base}/cameras/{camera_id}")
             page.wait_for_function("() => document.getElementById('live').dataset.lag", timeout=180_000)
             time.sleep(WARMUP_S)
             started = time.time()
+            cpu_before = _cpu(ingester)
             shown, frozen = [], 0
             while time.time() - started < window_s:
                 lag, lag_at, now = page.evaluate("[document.getElementById('live').dataset.lag, "
@@ -84,13 +104,38 @@ def measure(work: Path, fps: int, window_s: float) -> dict:
                 else:       # no frame playing for a second: the page waits for the next piece
                     frozen += 1
                 time.sleep(0.5)
+            ingest_cpu = (_cpu(ingester) - cpu_before) / (time.time() - started)
             browser.close()
         events.stop()
     in_window = [e for e in events.events if e[1].get("captured_at", 0) >= started - 10]
     results = [d["latency_s"] for kind, d in in_window if kind == "segment"]
     drawn = [d["ready_at"] - d["captured_at"] for kind, d in in_window if kind == "view"]
-    return {"fps": fps, "window_s": window_s, "samples": len(shown) + frozen, "frozen_samples": frozen,
+    pieces = [d for kind, d in in_window if kind == "view"]
+    sizes = sorted({f"{d['width']}x{d['height']}" for d in pieces})
+    received_fps = statistics.median(d["frames"] / d["duration_s"] for d in pieces) if pieces else 0.0
+    return {"fps": fps, "source": source, "sizes": sizes, "received_fps": received_fps, "ingest_cpu": ingest_cpu, "window_s": window_s,
+            "samples": len(shown) + frozen, "frozen_samples": frozen,
             "shown": shown, "results": results, "drawn": drawn}
+
+
+def _cpu(process) -> float:
+    times = process.cpu_times()
+    return times.user + times.system
+
+
+def _y4m(clip: Path) -> Path:
+    """The recording as raw YUV4MPEG, what Chromium's fake camera plays."""
+    import av
+
+    target = clip.with_suffix(".y4m")
+    with av.open(str(clip)) as source, av.open(str(target), "w", format="yuv4mpegpipe") as out:
+        video = source.streams.video[0]
+        stream = out.add_stream("rawvideo", rate=video.average_rate)
+        stream.width, stream.height, stream.pix_fmt = video.width, video.height, "yuv420p"
+        for frame in source.decode(video):
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return target
 
 
 class _EventLog:
@@ -127,7 +172,7 @@ def _make_user(data_dir: Path, redis_url: str) -> str:
     get_settings.cache_clear()
     runtime.reset()
     username = f"bench-{secrets.token_hex(3)}"
-    Accounts(runtime.records()).create_user(username, PASSWORD, "viewer")
+    Accounts(runtime.records()).create_user(username, PASSWORD, "operator")   # the publish page needs one
     return username
 
 
@@ -162,14 +207,16 @@ def render(rows: list[dict]) -> str:
         f"{os.cpu_count()} cores, shared with other work.",
         "",
         "| camera | capture -> result p50 / p95 | capture -> drawn piece ready p50 / p95 | capture -> on screen "
-        "p50 / p95 (max) | samples (frozen picture) |",
-        "| --- | --- | --- | --- | --- |",
+        "p50 / p95 (max) | samples (frozen picture) | ingester CPU (% of a core) |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
         def pair(values):
             return f"{percentile(values, 50):.2f} / {percentile(values, 95):.2f} s" if values else "none"
-        lines.append(f"| 720p{r['fps']} | {pair(r['results'])} ({len(r['results'])} segments) | {pair(r['drawn'])} "
-                     f"| {pair(r['shown'])} ({max(r['shown']):.2f} s) | {r['samples']} ({r['frozen_samples']}) |")
+        kind = "RTSP" if r["source"] == "rtsp" else "browser (WebRTC)"
+        lines.append(f"| {kind}, 720p{r['fps']} sent, {' / '.join(r['sizes'])} {r['received_fps']:.0f} fps received | {pair(r['results'])} ({len(r['results'])} segments) "
+                     f"| {pair(r['drawn'])} | {pair(r['shown'])} ({max(r['shown']):.2f} s) "
+                     f"| {r['samples']} ({r['frozen_samples']}) | {100 * r['ingest_cpu']:.0f} % |")
     lines += [
         "",
         "What makes up the delay on screen: a segment's first frame waits for the segment to end (2 s), "
@@ -177,7 +224,12 @@ def render(rows: list[dict]) -> str:
         "`vidfarm.live_view` task), then the page fetches and appends it and plays it from its first frame, "
         "so every frame of a piece is shown about as late as its first. A frozen sample is one where no frame "
         "had played for a second (the page waiting for the next piece); it counts in the samples, not in the "
-        "percentiles.",
+        "percentiles. The browser camera is Chromium's fake camera playing the same recording (a 4 s loop), "
+        "published from the publish page in the same browser; its capture time is when its pictures reached "
+        "the ingester (aiortc exposes no sender clock), so its figures leave out the browser's own encoding "
+        "and sending. Ingester CPU is the `vidfarm ingest` process's user + system time over the window "
+        "(reading the camera, cutting segments, keeping them for the recording; for the browser camera also "
+        "decoding its VP8 and encoding H.264).",
     ]
     return "\n".join(lines) + "\n"
 
@@ -186,13 +238,16 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--window", type=float, default=WINDOW_S)
     parser.add_argument("--fps", type=int, nargs="*", default=list(FPS_CHOICES))
+    parser.add_argument("--no-browser", action="store_true", help="leave out the browser camera (720p15)")
     args = parser.parse_args()
     rows = []
+    runs = [(fps, "rtsp") for fps in args.fps] + ([] if args.no_browser else [(15, "browser")])
     with tempfile.TemporaryDirectory(prefix="vidfarm-live-view-") as work:
-        for fps in args.fps:
-            row = measure(Path(work), fps, args.window)
-            print(f"720p{fps}: shown p50 {percentile(row['shown'], 50):.2f} s, results p50 "
-                  f"{percentile(row['results'], 50) if row['results'] else float('nan'):.2f} s", flush=True)
+        for fps, source in runs:
+            row = measure(Path(work), fps, args.window, source)
+            print(f"720p{fps} {source}: shown p50 {percentile(row['shown'], 50):.2f} s, results p50 "
+                  f"{percentile(row['results'], 50) if row['results'] else float('nan'):.2f} s, "
+                  f"ingester {100 * row['ingest_cpu']:.0f} % of a core", flush=True)
             rows.append(row)
     replace_section(render(rows))
     print("wrote the Live view section of docs/benchmarks.md")

@@ -27,10 +27,19 @@
     button.disabled = true;
     try {
       state("starting", "asking for the camera");
-      const stream = await navigator.mediaDevices.getUserMedia({ video: true, audio: false });
+      // 720p where the camera has it (browsers default to 640x480); the farm takes any size.
+      const stream = await navigator.mediaDevices.getUserMedia({
+        video: { width: { ideal: 1280 }, height: { ideal: 720 } }, audio: false,
+      });
       preview.srcObject = stream;
       peer = new RTCPeerConnection({ iceServers: [] });
-      stream.getVideoTracks().forEach((track) => peer.addTrack(track, stream));
+      for (const track of stream.getVideoTracks()) {
+        const sender = peer.addTrack(track, stream);
+        // Faces need pixels: under load, send fewer frames rather than smaller ones.
+        const parameters = sender.getParameters();
+        parameters.degradationPreference = "maintain-resolution";
+        await sender.setParameters(parameters).catch(() => {});
+      }
       peer.addEventListener("connectionstatechange", () => {
         const s = peer.connectionState;
         state(s === "connected" ? "publishing" : s, s === "connected" ? "publishing" : s);
