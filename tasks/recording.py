@@ -96,7 +96,10 @@ def record_hour(recording_id: str) -> dict:
     records, store = runtime.records(), runtime.store()
     about_key = recording_key(recording_id, "recording.json")
     job_id = recording_id       # one job per recording, whoever gets there
-    if not store.exists(about_key) or records.get_job(job_id) is not None:
+    if not store.exists(about_key):
+        return {"skipped": True}
+    if records.get_job(job_id) is not None:      # made by an earlier delivery, which died before cleaning up
+        store.delete_prefix(recording_key(recording_id))
         return {"skipped": True}
     started = time.perf_counter()
     about = json.loads(store.local_path(about_key).read_text())
@@ -158,18 +161,21 @@ def expire_recordings(retention_days: float | None = None, orphan_after_s: float
 def adopt_orphans(after_s: float) -> list[str]:
     """Recordings with no new segment for ``after_s`` (their ingester died, or their camera is
     away): each is made a job as it is."""
-    store, last = runtime.store(), {}
-    for key in store.list_keys("recordings"):     # sorted: recording.json, then the metas in order
+    store, opened, newest = runtime.store(), {}, {}
+    for key in store.list_keys("recordings"):
         parts = key.split("/")                     # recordings/<id>/recording.json, .../meta/<n>.json
-        if parts[2:] == ["recording.json"] or (len(parts) == 4 and parts[2] == "meta"):
-            last[parts[1]] = key
+        if parts[2:] == ["recording.json"]:
+            opened[parts[1]] = key
+        elif len(parts) == 4 and parts[2] == "meta":
+            newest[parts[1]] = max(newest.get(parts[1], key), key)     # numbered: the last is the newest
     cutoff = time.time() - after_s
 
-    def latest(key: str) -> float:      # the newest segment's capture, or when it was opened
+    def last_heard(recording_id: str) -> float:    # its newest segment's capture, or when it was opened
+        key = newest.get(recording_id) or opened[recording_id]
         data = json.loads(store.local_path(key).read_text())
         return data.get("captured_at", data.get("opened_at", 0.0))
 
-    orphans = [recording_id for recording_id, key in last.items() if latest(key) <= cutoff]
+    orphans = [recording_id for recording_id in opened if last_heard(recording_id) <= cutoff]
     for recording_id in orphans:
         record_hour.apply_async((recording_id,))
     return orphans

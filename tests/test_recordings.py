@@ -127,6 +127,27 @@ def test_a_recording_nobody_handed_over_is_adopted_by_the_sweep(farm, tmp_path, 
     assert not store.list_keys(f"recordings/{recording_id}")
 
 
+def test_a_recording_still_growing_is_not_adopted_however_long_ago_it_opened(farm):
+    import time
+    import uuid
+
+    from tasks import runtime
+    from tasks.jobs import put_json
+    from tasks.recording import adopt_orphans, recording_key
+
+    store, now = runtime.store(), time.time()
+    growing, silent = uuid.uuid4().hex, uuid.uuid4().hex
+    for recording_id in (growing, silent):
+        put_json(recording_key(recording_id, "recording.json"),
+                 {"camera_id": "c" * 32, "camera_name": "Old", "hour": 0, "opened_at": now - 7200})
+    for n, at in enumerate((now - 7000, now - 3000, now - 5)):            # its newest segment: just now
+        put_json(recording_key(growing, "meta", f"{n:06d}.json"), {"pts": [], "end_pts": 0, "captured_at": at})
+    assert adopt_orphans(600) == [silent]        # opened long ago and never a segment: adopted
+    wait_until(lambda: not store.list_keys(recording_key(silent)), 60, "the empty recording to be dropped")
+    assert runtime.records().get_job(silent) is None
+    store.delete_prefix(recording_key(growing))
+
+
 def test_expired_recordings_are_deleted_and_uploads_are_not(recordings, farm):
     from core.records import Job
     from tasks import runtime
