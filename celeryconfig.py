@@ -45,6 +45,7 @@ task_routes = {
     "vidfarm.job_failed": {"queue": "ingest"},
     "vidfarm.segment": {"queue": "cpu"},
     "vidfarm.live_segment": {"queue": "live"},
+    "vidfarm.live_view": {"queue": "live"},
     "vidfarm.render_segment": {"queue": "cpu"},
     "vidfarm.join_video": {"queue": "ingest"},
     "vidfarm.render_failed": {"queue": "ingest"},
@@ -55,6 +56,8 @@ task_routes = {
     "vidfarm.reanalyse_recent": {"queue": "ingest"},
     "vidfarm.watchdog": {"queue": "ingest"},
     "vidfarm.deliver_alert": {"queue": "ingest"},
+    "vidfarm.record_hour": {"queue": "ingest"},
+    "vidfarm.expire_recordings": {"queue": "ingest"},
 }
 
 # Celery beat: `celery -A tasks.app beat` (started by `make run` and by the chart).
@@ -62,6 +65,7 @@ beat_schedule = {
     "reidentify-after-gallery-changes": {"task": "vidfarm.reidentify_stale",
                                          "schedule": _settings.reidentify_every_s},
     "fail-stalled-jobs": {"task": "vidfarm.watchdog", "schedule": 60.0},
+    "expire-camera-recordings": {"task": "vidfarm.expire_recordings", "schedule": _settings.recording_check_s},
 }
 if _settings.reanalyse_hours:
     beat_schedule["reanalyse-recent-recordings"] = {
@@ -72,10 +76,14 @@ task_annotations = {
                         "soft_time_limit": _settings.segment_time_limit_s - 30},
     "vidfarm.live_segment": {"time_limit": _settings.segment_time_limit_s,
                              "soft_time_limit": _settings.segment_time_limit_s - 30},
+    "vidfarm.live_view": {"time_limit": _settings.segment_time_limit_s,
+                          "soft_time_limit": _settings.segment_time_limit_s - 30},
     "vidfarm.render_segment": {"time_limit": _settings.segment_time_limit_s,
                                "soft_time_limit": _settings.segment_time_limit_s - 30},
     "vidfarm.join_video": {"time_limit": _settings.stitch_time_limit_s,
                            "soft_time_limit": _settings.stitch_time_limit_s - 30},
+    "vidfarm.record_hour": {"time_limit": _settings.stitch_time_limit_s,
+                            "soft_time_limit": _settings.stitch_time_limit_s - 30},
     "vidfarm.erase": {"time_limit": _settings.stitch_time_limit_s,
                       "soft_time_limit": _settings.stitch_time_limit_s - 30},
     "vidfarm.ingest": {"time_limit": _settings.stitch_time_limit_s,

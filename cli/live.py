@@ -69,6 +69,9 @@ def run_watch(args, settings, fail) -> int:
         options = gallery_options(args.gallery)
     except GalleryError as exc:
         return fail(str(exc))
+    if args.url.startswith("webrtc://"):
+        return fail(f"{args.url}: a browser camera publishes to a farm: register it (POST /api/v1/cameras) "
+                    "and open its publish page in the browser")
     try:   # before starting a farm: a camera that cannot be opened is one line at once
         open_camera(args.url, args.transport).close()
     except CameraError as exc:

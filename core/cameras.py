@@ -4,7 +4,12 @@
 - ``vidfarm:camera:<id>:state``: a hash the ingester keeps: ``status``, ``fps``,
   ``last_segment_at`` and ``latencies`` (the last ``LATENCY_WINDOW`` segments' latencies).
 - ``vidfarm:camera:<id>:events``: a Redis stream (capped at ``EVENTS_KEPT``) of the camera's
-  events, ``{kind, data}``: ``segment`` (one per processed segment), ``alert`` and ``status``.
+  events, ``{kind, data}``: ``segment`` (one per processed segment), ``alert``, ``status`` and
+  ``view`` (a piece of the live view is drawn).
+- ``vidfarm:camera:<id>:view``: a list of the newest ``VIEW_KEPT`` live-view pieces, oldest
+  first, where a page that opens starts.
+- ``vidfarm:camera:<id>:watched``: set (for ``WATCHED_S``) while a page shows the live view;
+  pieces are drawn only then.
   Stream ids are the Server-Sent Events' ids, so a client that reconnects with
   ``Last-Event-ID`` misses nothing still kept.
 
@@ -31,13 +36,18 @@ from core.camera_leases import fence_key, lease_key
 REGISTRY = "vidfarm:cameras"
 LATENCY_WINDOW = 100
 EVENTS_KEPT = 1000
+VIEW_KEPT = 10
+WATCHED_S = 30.0      # a live view is drawn while a page marked it watched this recently
 NAME_PATTERN = r"^\w[\w .'()#-]{0,63}$"
 # A stream address: its scheme, then a host part, no spaces. Whether it answers is the
 # ingester's to find out (the camera's status says why not), not the registry's.
-URL_PATTERN = r"^(rtsps?|https?)://[^\x00-\x20\x7f/?#][^\x00-\x20\x7f]*$"    # no space or control character
+# webrtc://: a browser camera, which publishes through the web app (``core.camera_offers``).
+URL_PATTERN = r"^(rtsps?|https?|webrtc)://[^\x00-\x20\x7f/?#][^\x00-\x20\x7f]*$"    # no space or control character
+BROWSER_URL = "webrtc://browser"
 MAX_URL = 2048
 NAME_RULE = "1-64 letters, digits, spaces or . ' ( ) # - _, starting with a letter or digit"
-URL_RULE = "a stream address (rtsp://, rtsps://, http:// or https://), no spaces or control characters"
+URL_RULE = ("a stream address (rtsp://, rtsps://, http://, https://, or webrtc:// for a browser camera), "
+            "no spaces or control characters")
 
 
 class CameraError(ValueError):
@@ -50,6 +60,24 @@ def _state_key(camera_id: str) -> str:
 
 def _events_key(camera_id: str) -> str:
     return f"vidfarm:camera:{camera_id}:events"
+
+
+def _view_key(camera_id: str) -> str:
+    return f"vidfarm:camera:{camera_id}:view"
+
+
+def _watched_key(camera_id: str) -> str:
+    return f"vidfarm:camera:{camera_id}:watched"
+
+
+def _keys(camera_id: str) -> tuple[str, ...]:
+    """Everything kept of a camera besides its registry entry."""
+    return _state_key(camera_id), _events_key(camera_id), _view_key(camera_id), _watched_key(camera_id)
+
+
+def view_piece_key(watch_id: str, segment: int) -> str:
+    """Where a live-view piece is stored: beside its watch's segments (``tasks.live``)."""
+    return f"live/{watch_id}/view/{segment:06d}.mp4"
 
 
 def redacted(url: str) -> str:
@@ -95,7 +123,7 @@ class CameraRegistry:
 
     def delete(self, camera_id: str) -> bool:
         removed = self.redis.hdel(REGISTRY, camera_id)
-        self.redis.delete(_state_key(camera_id), _events_key(camera_id), lease_key(camera_id), fence_key(camera_id))
+        self.redis.delete(*_keys(camera_id), lease_key(camera_id), fence_key(camera_id))
         return bool(removed)
 
     def state(self, camera_id: str) -> dict:
@@ -159,7 +187,44 @@ class CameraRegistry:
     def _forget_if_deleted(self, camera_id: str) -> None:
         """A delete that came between the check and the writes: undo them."""
         if self.get(camera_id) is None:
-            self.redis.delete(_state_key(camera_id), _events_key(camera_id))
+            self.redis.delete(*_keys(camera_id))
+
+    def view_ready(self, camera_id: str, piece: dict) -> list[dict]:
+        """A live-view piece is drawn: list it and announce it. Returns the pieces that fell
+        off the list (their files can go)."""
+        if self.get(camera_id) is None:
+            return [piece]
+        key = _view_key(camera_id)
+        with self.redis.pipeline() as pipe:    # one transaction: two workers never drop the same piece
+            pipe.rpush(key, json.dumps(piece))
+            pipe.lrange(key, 0, -VIEW_KEPT - 1)
+            pipe.ltrim(key, -VIEW_KEPT, -1)
+            _, dropped, _ = pipe.execute()
+        self.publish(camera_id, "view", piece)
+        self._forget_if_deleted(camera_id)
+        return [json.loads(p) for p in dropped]
+
+    def mark_watched(self, camera_id: str) -> None:
+        """A page shows this camera's live view (for the next ``WATCHED_S``)."""
+        if self.get(camera_id) is not None:
+            self.redis.set(_watched_key(camera_id), 1, ex=round(WATCHED_S))
+
+    def watched(self, camera_id: str) -> bool:
+        return bool(self.redis.exists(_watched_key(camera_id)))
+
+    def view(self, camera_id: str) -> list[dict]:
+        """The newest live-view pieces, oldest first."""
+        return [json.loads(p) for p in self.redis.lrange(_view_key(camera_id), 0, -1)]
+
+    def recent(self, camera_id: str, kind: str, count: int, scanned: int = EVENTS_KEPT) -> list[dict]:
+        """The newest ``count`` events of one kind (among the last ``scanned``), newest first."""
+        found = []
+        for _, fields in self.redis.xrevrange(_events_key(camera_id), count=scanned):
+            if fields["kind"] == kind:
+                found.append(json.loads(fields["data"]))
+                if len(found) == count:
+                    break
+        return found
 
     def publish(self, camera_id: str, kind: str, data: dict) -> str:
         return self._publish(self.redis, camera_id, kind, data)

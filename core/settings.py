@@ -204,6 +204,15 @@ class Settings(BaseSettings):
                                    description="Each day re-analyse recordings of the last N hours (0 = never).")
     reanalyse_at_hour: int = Field(default=3, ge=0, le=23, description="Hour (UTC) of the daily re-analysis.")
 
+    # --- camera recordings -------------------------------------------------------------
+    recording_hour_s: float = Field(default=3600, gt=0,
+                                    description="Length of one camera recording (a job): each camera's analysed "
+                                                "stream is cut into recordings at multiples of this, in UTC.")
+    recording_retention_days: float = Field(default=30, gt=0,
+                                            description="Camera recordings older than this are deleted (by beat).")
+    recording_check_s: float = Field(default=600, gt=0,
+                                     description="How often beat looks for expired camera recordings.")
+
     # --- alerts ------------------------------------------------------------------------
     alert_webhook_urls: CommaSeparated = Field(
         default=(), description="URLs (comma-separated) that receive one signed JSON POST per alert raised.")

@@ -3,8 +3,8 @@
 from celery import Celery
 from celery.signals import worker_init, worker_process_init
 
-app = Celery("vidfarm", include=["tasks.jobs", "tasks.live", "tasks.render", "tasks.reanalysis", "tasks.erasure",
-                                 "tasks.watchdog", "tasks.alerts"])
+app = Celery("vidfarm", include=["tasks.jobs", "tasks.live", "tasks.live_view", "tasks.render", "tasks.reanalysis",
+                                 "tasks.erasure", "tasks.watchdog", "tasks.alerts", "tasks.recording"])
 app.config_from_object("celeryconfig")
 
 

@@ -23,8 +23,11 @@ from dataclasses import dataclass, field
 from redis.exceptions import RedisError
 
 from core.camera_leases import CameraLeases, new_owner_id
+from core.camera_offers import CameraOffers
 from core.cameras import CameraRegistry
 from tasks import runtime
+from tasks.live_view import send_view
+from tasks.recording import CameraRecorder
 from tasks.live_watch import LiveWatch, WatchError
 
 log = logging.getLogger(__name__)
@@ -44,11 +47,14 @@ class _Running:
 
 class CameraIngest:
     def __init__(self, registry: CameraRegistry, poll_s: float = 1.0, lease_s: float = 10.0,
-                 owner: str | None = None):
+                 owner: str | None = None, recording_hour_s: float | None = None):
+        """recording_hour_s: the length of each camera recording (default: the setting)."""
         self.registry = registry
         # Renewed at every poll: at least three polls per lease, so one slow poll loses nothing.
         self.poll_s = min(poll_s, lease_s / 3)
         self.leases = CameraLeases(registry.redis, owner or new_owner_id(), lease_s)
+        self.recording_hour_s = recording_hour_s or runtime.settings().recording_hour_s
+        self.offers = CameraOffers(registry.redis)     # browser cameras' WebRTC offers
         self.running: dict[str, _Running] = {}
         self.stopping: list[_Running] = []
 
@@ -124,10 +130,20 @@ class CameraIngest:
                 stop.set()
 
         out = runtime.settings().data_dir / "cameras" / camera_id
+        recorder = CameraRecorder(running.camera, self.recording_hour_s)
+
+        def analysed(watch_id, segment, frames) -> bool:
+            recorder.add(watch_id, segment)
+            if not self.registry.watched(camera_id):
+                return False          # nobody watches its live view: nothing to draw
+            send_view(camera_id, watch_id, segment, frames)
+            return True               # the drawing deletes the segment file
+
         watch = LiveWatch(running.camera["url"], out, keep_results=False,
                           on_line=lambda line, fps: written(self.registry.segment_done(
                               camera_id, {**line, "ingester": self.owner, "lease": token}, fps, token=token)),
-                          on_status=lambda status: written(self.registry.set_status(camera_id, status, token=token)))
+                          on_status=lambda status: written(self.registry.set_status(camera_id, status, token=token)),
+                          on_view=analysed, offers=lambda timeout: self.offers.next(camera_id, timeout))
         try:
             watch.run(stop)
         except WatchError as exc:
@@ -137,3 +153,5 @@ class CameraIngest:
             log.exception("camera %s: the watch failed", camera_id)
             written(self.registry.set_status(camera_id, f"failed (the watch failed: {exc})", token=token))
             stop.wait(RETRY_S)
+        finally:
+            recorder.close()     # the watch's timeline ends here: what it recorded becomes a job
