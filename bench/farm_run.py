@@ -22,8 +22,8 @@ def main(src: Path, workers: int, data_dir: Path, out_dir: Path, analyzers: list
         os.environ["REDIS_URL"] = embedded.redis_url
         from tasks import runtime
         from tasks.app import app
-        from tasks.jobs import output_key
-        from tasks.submit import submit_file
+        from core.storage import output_key
+        from services.submit import submit_file
 
         embedded.wait_ready(app)
         options = {"analyzers": analyzers} if analyzers else {}

@@ -172,9 +172,9 @@ def run_process(args) -> int:
     from cli.gallery_option import gallery_options
     from tasks import app as celery_app
     from tasks import runtime
-    from tasks.gallery import GalleryError
-    from tasks.jobs import output_key
-    from tasks.submit import submit_file
+    from core.errors import GalleryError
+    from core.storage import output_key
+    from services.submit import submit_file
 
     video: Path = args.video
     if not video.is_file():
@@ -209,13 +209,17 @@ def run_process(args) -> int:
 
 
 def run_enroll(args) -> int:
-    from tasks.gallery import GalleryError, enroll
+    from core.errors import GalleryError
+    from services.gallery import enroll
+    from workers.enrolment import PhotoEmbedder
 
     missing = [str(p) for p in args.images if not p.is_file()]
     if missing:
         return fail(f"no such file: {', '.join(missing)}")
     try:
-        result = enroll(args.name, [(p.name, p.read_bytes()) for p in args.images], largest_face=True)
+        # The faces are found and embedded here: enrolling from the command line needs no farm.
+        result = enroll(args.name, [(p.name, p.read_bytes()) for p in args.images], largest_face=True,
+                        embed=PhotoEmbedder.from_settings(get_settings()))
     except GalleryError as exc:
         return fail(str(exc))
     print(f"enrolled {result['name']}: {result['embeddings']} photo(s) in the gallery")

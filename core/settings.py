@@ -97,6 +97,12 @@ class GpuWorkerScaling(ScaleSettings):
     max_replicas: int = Field(default=2, ge=1, description="Most GPU workers.")
 
 
+# The analyzers vidfarm ships, in chain order; workers.analytics registers one class under
+# each name (a test checks they agree). The web process validates names against this list
+# without importing a single analyzer.
+BUILTIN_ANALYZERS = ("detect", "track", "recognize", "mask", "thermal")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="VIDFARM_", extra="ignore", env_nested_delimiter="__")
 
@@ -123,6 +129,9 @@ class Settings(BaseSettings):
     upload_check_s: float = Field(default=10.0, gt=0,
                                   description="Longest the web process looks at an upload before it becomes a job.")
     probe_budget_s: float = Field(default=600.0, gt=0, description="Longest the ingest task reads a recording's packets.")
+    enrol_timeout_s: float = Field(default=120.0, gt=0,
+                                   description="Longest the web process waits for a worker to find and embed "
+                                               "the faces of enrolment photos.")
     max_upload_bytes: int = Field(default=4 * 1024**3, description="Largest accepted upload (bytes).")
 
     # --- analytics ---------------------------------------------------------------------
@@ -137,7 +146,7 @@ class Settings(BaseSettings):
     recognizer_model: str = Field(default="w600k_mbf.onnx", description="ArcFace file in model_dir.")
     detector_input: int = Field(default=640, description="Long side of the detector input (multiple of 32).")
     detector_threshold: float = Field(default=0.5, ge=0, le=1, description="Face score threshold.")
-    analyzers: CommaSeparated = Field(default=("detect", "track", "recognize", "mask", "thermal"),
+    analyzers: CommaSeparated = Field(default=BUILTIN_ANALYZERS,
                                       description="Analyzers run on every segment, in order (comma-separated).")
     plugins: CommaSeparated = Field(default=(), description="Extra analyzer modules to import (comma-separated); "
                                                             "each registers its analyzers by name.")
@@ -259,6 +268,19 @@ class Settings(BaseSettings):
     @property
     def scaled_deployments(self) -> list[ScaleSettings]:
         return [self.autoscale_cpu, self.autoscale_gpu]
+
+    def detector_config(self) -> dict:
+        """``workers.analytics.detector.DetectorConfig`` from these settings."""
+        return {"model_file": self.detector_model, "model_dir": str(self.model_dir) if self.model_dir else None,
+                "input_long_side": self.detector_input, "threshold": self.detector_threshold,
+                "threads": self.effective_threads}
+
+    def media_limits(self, budget_s: float | None = None) -> dict:
+        """What ingest accepts, as ``workers.media.Limits`` takes it; ``budget_s``: how long
+        reading may take (default: the ingest probe's)."""
+        return {"min_side": self.min_side, "max_width": self.max_width, "max_height": self.max_height,
+                "max_duration_s": self.max_duration_s, "max_fps": self.max_fps, "max_frames": self.max_frames,
+                "budget_s": self.probe_budget_s if budget_s is None else budget_s}
 
     @property
     def sqlalchemy_url(self) -> str:

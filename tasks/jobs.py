@@ -21,7 +21,8 @@ from typing import Callable
 from celery import chord
 
 from core.records import aware
-from core.storage import job_key
+from core import storage
+from core.storage import analysis_key, output_key, segment_key, version_key
 from tasks import published, runtime
 from tasks.app import app
 from workers import media, pipeline
@@ -33,27 +34,8 @@ from workers.results import ResultOptions, SegmentOutput, assemble_results, dama
 log = logging.getLogger(__name__)
 
 
-def segment_key(job_id: str, index: int) -> str:
-    return job_key(job_id, "segments", f"{index:05d}.nut")
-
-
-def analysis_key(job_id: str, index: int) -> str:
-    """What a segment's analysis found (its faces per frame and its tracks)."""
-    return job_key(job_id, "analysis", f"{index:05d}.json")
-
-
-def version_key(job_id: str, version: int) -> str:
-    return output_key(job_id, f"versions/results-{version}.json")
-
-
 def stored_versions(job_id: str) -> dict[int, str]:
-    """The job's stored results versions (an erasure deletes those naming the person): key by number."""
-    keys = runtime.store().list_keys(output_key(job_id, "versions"))
-    return dict(sorted((int(key.rsplit("-", 1)[1].removesuffix(".json")), key) for key in keys))
-
-
-def output_key(job_id: str, name: str) -> str:
-    return job_key(job_id, "output", name)
+    return storage.stored_versions(runtime.store(), job_id)
 
 
 def scratch_dir() -> tempfile.TemporaryDirectory:
@@ -64,10 +46,7 @@ def scratch_dir() -> tempfile.TemporaryDirectory:
 
 def media_limits(budget_s: float | None = None) -> media.Limits:
     """What ingest accepts; ``budget_s``: how long reading may take (default: the probe's)."""
-    s = runtime.settings()
-    return media.Limits(min_side=s.min_side, max_width=s.max_width, max_height=s.max_height,
-                        max_duration_s=s.max_duration_s, max_fps=s.max_fps, max_frames=s.max_frames,
-                        budget_s=s.probe_budget_s if budget_s is None else budget_s)
+    return media.Limits(**runtime.settings().media_limits(budget_s))
 
 
 def put_json(key: str, data) -> None:
@@ -194,8 +173,7 @@ def _pipeline_config(job_options: dict) -> pipeline.PipelineConfig:
     s = runtime.settings()
     model_dir = str(s.model_dir) if s.model_dir else None
     configs = {
-        "detect": {"model_file": s.detector_model, "model_dir": model_dir, "input_long_side": s.detector_input,
-                   "threshold": s.detector_threshold, "threads": s.effective_threads},
+        "detect": s.detector_config(),
         "recognize": {"model_file": s.recognizer_model, "model_dir": model_dir, "threshold": s.recognition_threshold,
                       "threads": s.effective_threads},
     }

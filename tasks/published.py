@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from core.alerts import raise_new
 from core.appearances import Appearances, TrackAppearance, replace_rows
+from core.storage import segment_key
 from tasks import runtime
 from workers import thumbnails
 from workers.analytics import thermal
@@ -81,7 +82,6 @@ def prepare(job, results: dict) -> Publication:
 
 
 def _face_crops(job, wanted: dict) -> dict[int, bytes]:
-    from tasks.jobs import segment_key   # here: tasks.jobs calls this module
 
     info, store, settings = job.media or {}, runtime.store(), runtime.settings()
     if "time_base" not in info:

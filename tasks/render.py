@@ -21,10 +21,10 @@ from pathlib import Path
 
 from celery import chord
 
-from core.storage import job_key
+from core.storage import job_key, output_key, segment_key, version_key
 from tasks import runtime
 from tasks.app import app
-from tasks.jobs import output_key, put_json, render_config, scratch_dir, segment_key, version_key
+from tasks.jobs import put_json, render_config, scratch_dir
 from workers import media
 from workers.render import render_segment as draw_segment
 from workers.render import segment_key as drawing_key

@@ -97,8 +97,9 @@ def deliveries_settled(job_id: str, timeout: float = 120.0) -> list[dict]:
 
 
 def test_each_alert_is_posted_signed_once_to_every_url_retried_and_recorded(webhook_farm, receiver, face_clip):
-    from tasks import gallery, runtime
-    from tasks.submit import submit_file
+    from services import gallery
+    from tasks import runtime
+    from services.submit import submit_file
     from tests.test_analytics import yao_in_players
 
     gallery.enroll("hook-yao", [("yao.jpg", cv2.imencode(".jpg", yao_in_players())[1].tobytes())],

@@ -9,8 +9,9 @@ import av
 import pytest
 
 from tasks import runtime
-from tasks.jobs import analysis_key, output_key, process_segment
-from tasks.submit import submit_file
+from tasks.jobs import process_segment
+from core.storage import analysis_key, output_key
+from services.submit import submit_file
 from tests.clipmaker import count_video_frames, make_clip
 from tests.conftest import wait_for_job
 from tests.test_media import bad_inputs

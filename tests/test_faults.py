@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from tasks import runtime
-from tasks.jobs import output_key
-from tasks.submit import submit_file
+from core.storage import output_key
+from services.submit import submit_file
 from tests.clipmaker import count_video_frames, make_clip
 from tests.conftest import private_farm, wait_for_job
 

@@ -9,7 +9,7 @@ import numpy as np
 from tasks import jobs, reanalysis, runtime
 from tasks.jobs import stitch
 from tasks.reanalysis import reidentify_job
-from tasks.submit import delete_job, submit_file
+from services.submit import delete_job, submit_file
 from tests.conftest import wait_for_job
 from tests.test_reanalysis import results
 

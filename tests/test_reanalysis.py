@@ -7,10 +7,12 @@ import json
 import time
 from datetime import datetime, timedelta, timezone
 
-from tasks import gallery, runtime
-from tasks.jobs import output_key
+from services import gallery
+
+from tasks import runtime
+from core.storage import output_key
 from tasks.reanalysis import reanalyse_window, reidentify_stale
-from tasks.submit import submit_file
+from services.submit import submit_file
 from tests.conftest import wait_for_job
 from tests.test_gallery import jpeg
 from tests.test_analytics import yao_in_players

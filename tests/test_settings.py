@@ -28,7 +28,8 @@ def test_list_settings_defaults(monkeypatch):
 
 
 def test_the_tasks_read_the_list_settings(monkeypatch, tmp_path):
-    from tasks import jobs, submit
+    from services import submit
+    from tasks import jobs
 
     monkeypatch.setenv("VIDFARM_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("VIDFARM_ANALYZERS", "detect, track,thermal")

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from tasks import runtime
-from tasks.jobs import output_key
-from tasks.submit import submit_file
+from core.storage import output_key
+from services.submit import submit_file
 from tests.conftest import wait_for_job
 from tests.thermalclip import make_thermal_clip
 

@@ -12,8 +12,8 @@ from flask import current_app, request, send_file, url_for
 
 from core.alerts import Alerts
 from tasks import runtime
-from tasks.jobs import output_key
-from tasks.submit import JobBusy, analyzer_chain, delete_job
+from core.storage import output_key
+from services.submit import JobBusy, analyzer_chain, delete_job
 from web.auth import token_auth
 from web.schemas import (ERROR_SCHEMA, JobCreated, JobListQuery, JobOut, JobPage, ResultsOut, ResultsQuery,
                          UploadIn)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from apiflask import APIBlueprint, abort
 from flask import request, url_for
 
+from core.errors import GalleryError
 from web import gallery_service as service
 from web.api import error_responses
 from web.auth import token_auth
@@ -35,7 +36,7 @@ def enrol(form):
         result = service.gallery.enroll(form["name"], photos)
     except UploadRejected as exc:
         abort(exc.status, exc.message)
-    except service.GalleryError as exc:
+    except GalleryError as exc:
         abort(400, str(exc))
     return {"name": result["name"], "embeddings": result["embeddings"], "crops": len(result["crops"]),
             "crop_url": url_for("gallery.crop", name=result["name"])}
@@ -52,7 +53,7 @@ def change(name: str, body):
         abort(404, f"no identity named {name!r}")
     try:
         name = service.gallery.change_identity(name, body.get("name"), body.get("watchlist"))
-    except service.GalleryError as exc:
+    except GalleryError as exc:
         abort(400, str(exc))
     return service.identity_view(service.find(name))
 

@@ -9,6 +9,7 @@ from flask import Response, url_for
 
 from core.appearances import Appearances
 from tasks import runtime
+from core.errors import GalleryError
 from web import people_service as service
 from web.gallery_service import find
 from web.api import error_responses, job_view_or_404, next_page_link
@@ -50,7 +51,7 @@ def remove_photo(name: str, photo_id: int):
     try:
         if not service.people.remove_photo(name, photo_id):
             abort(404, f"{name!r} has no photo {photo_id}")
-    except service.GalleryError as exc:
+    except GalleryError as exc:
         abort(400, str(exc))
     return "", 204
 
@@ -78,7 +79,7 @@ def enrol_track(job_id: str, track: int, body: dict):
     job_view_or_404(job_id)
     try:
         result = service.people.enrol_track(job_id, track, body["name"])
-    except service.GalleryError as exc:
+    except GalleryError as exc:
         abort(400, str(exc))
     return {"name": result["name"], "embeddings": result["embeddings"], "crops": 1 if result["crop"] else 0,
             "crop_url": url_for("gallery.crop", name=result["name"])}

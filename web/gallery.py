@@ -6,6 +6,7 @@ from __future__ import annotations
 from apiflask import abort   # carries its message to the error page (Flask's keeps only the name)
 from flask import Blueprint, flash, redirect, render_template, request, send_file, url_for
 
+from core.errors import GalleryError
 from web import gallery_service as service
 from web.auth import require_role
 from web.forms import ConfirmForm, EnrolForm, RenameForm, problems_line
@@ -36,7 +37,7 @@ def enrol():
     except UploadRejected as exc:
         flash(exc.message, "error")
         return _page(form, status=exc.status)
-    except service.GalleryError as exc:
+    except GalleryError as exc:
         flash(str(exc), "error")
         return _page(form, status=400)
     flash(f"enrolled {result['name']} from {len(result['crops'])} photo(s)", "info")
@@ -60,7 +61,7 @@ def _button(form, change):
     else:
         try:
             flash(change(), "info")
-        except service.GalleryError as exc:
+        except GalleryError as exc:
             flash(str(exc), "error")
     return redirect(url_for("gallery.index"))
 
@@ -89,7 +90,7 @@ def delete(name: str):
     def change() -> str:
         report = service.gallery.delete_identity(name)
         if report is None:
-            raise service.GalleryError(f"no identity named {name}")
+            raise GalleryError(f"no identity named {name}")
         return (f"deleted {name} and all its face data; erasing them from every recording "
                 f"(report: {url_for('identities.erasure', erasure_id=report['id'])})")
     return _button(ConfirmForm(), change)

@@ -1,4 +1,4 @@
-"""What the gallery pages and the identity API share: calls into tasks.gallery, crops as URLs."""
+"""What the gallery pages and the identity API share: calls into services.gallery, crops as URLs."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import base64
 from flask import url_for
 from werkzeug.datastructures import FileStorage
 
-from tasks import gallery, runtime
+from services import erasure, gallery
+from tasks import runtime
 from web.uploads import UploadRejected, clean_name
 
 MAX_PHOTO_BYTES = 20 * 1024 * 1024
-GalleryError = gallery.GalleryError
 
 
 def read_photos(files: list[FileStorage]) -> list[tuple[str, bytes]]:
@@ -48,8 +48,6 @@ def find(name: str) -> dict | None:
 
 
 def erasure_report(erasure_id: str) -> dict | None:
-    from tasks import erasure
-
     return erasure.find(erasure_id)
 
 

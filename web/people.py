@@ -7,6 +7,7 @@ from __future__ import annotations
 from apiflask import abort   # carries its message to the error page (Flask's keeps only the name)
 from flask import Blueprint, current_app, flash, redirect, render_template, request, send_file, url_for
 
+from core.errors import GalleryError
 from web import people_service as service
 from web.auth import require_role
 from web.forms import ConfirmForm, PhotoForm, TrackEnrolForm, problems_line
@@ -53,7 +54,7 @@ def _done(form, change, back: str):
         flash(change(), "info")
     except UploadRejected as exc:
         flash(exc.message, "error")
-    except service.GalleryError as exc:
+    except GalleryError as exc:
         flash(str(exc), "error")
     return redirect(back)
 

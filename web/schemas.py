@@ -9,7 +9,7 @@ from marshmallow import INCLUDE
 
 from core.accounts import MIN_PASSWORD, ROLES
 from core.records import JOB_STATES
-from tasks.submit import registered_analyzers
+from services.submit import registered_analyzers
 
 ERROR_SCHEMA = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
 

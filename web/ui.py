@@ -10,9 +10,9 @@ from flask import (Blueprint, current_app, flash, jsonify, redirect, render_temp
 
 from core.records import ENDED_STATES, JOB_STATES
 from tasks import runtime
-from tasks.gallery import list_identities
-from tasks.jobs import output_key, stored_versions
-from tasks.submit import JobBusy, delete_job
+from services.gallery import list_identities
+from services.submit import JobBusy, delete_job
+from core.storage import output_key, stored_versions
 from web.api import job_page, job_view_or_404
 from web.auth import require_role, request_user
 from web.forms import EXPIRED, ConfirmForm, TrackEnrolForm, UploadForm, problems_line
@@ -75,7 +75,7 @@ def job(job_id: str):
     if view["status"] == "done":
         results = json.loads(store.local_path(output_key(job_id, "results.json")).read_text())
         # Versions an erasure removed are gone from the list.
-        versions = list(stored_versions(job_id))
+        versions = list(stored_versions(store, job_id))
         video_ready = store.exists(output_key(job_id, "annotated.mp4"))
     video_current = video_ready and view["video_version"] >= view["results_version"]
     # Being drawn, unless drawing failed (the page says why) or the video predates drawing

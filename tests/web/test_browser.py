@@ -167,7 +167,7 @@ CSP_WATCH = ("window.__csp = []; document.addEventListener('securitypolicyviolat
 
 @pytest.fixture(scope="module")
 def finished_job(farm, face_clip):
-    from tasks.submit import submit_file
+    from services.submit import submit_file
     from tests.conftest import wait_for_job
 
     job_id = submit_file(face_clip.path, name="csp-check.mp4")

@@ -1,4 +1,4 @@
-"""Gallery page and /identities API over the real gallery back end (tasks.gallery)."""
+"""Gallery page and /identities API over the real gallery back end (services.gallery, faces found by a worker)."""
 
 from __future__ import annotations
 

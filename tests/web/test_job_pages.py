@@ -36,7 +36,7 @@ def test_upload_review_and_delete(farm, web_app, operator_client, face_clip):
     assert len(re.findall(r'<rect class="bar"', page)) == 2 and len(re.findall(r'data-kind="unknown"', page)) == 2
     assert operator_client.get(f"/api/v1/jobs/{job_id}/video", headers={"Range": "bytes=10-19"}).status_code == 206
 
-    from tasks.jobs import output_key
+    from core.storage import output_key
     assert runtime.store().exists(output_key(job_id, "annotated.mp4"))
     response = operator_client.post(f"/jobs/{job_id}/delete", data={"csrf_token": csrf_token(page)})
     assert response.status_code == 302
@@ -68,7 +68,7 @@ def test_jobs_list_queries_do_not_grow_with_the_page(farm, accounts_by_role):
     """The jobs page and GET /api/v1/jobs read a page of jobs with their progress in a fixed
     number of statements, not a few more per job listed."""
     from tasks import runtime
-    from tasks.submit import delete_job
+    from services.submit import delete_job
     from tests.conftest import sql_statements
     from tests.web.conftest import logged_in_client, make_app
 
@@ -95,7 +95,9 @@ def test_upload_can_match_against_chosen_people_only(farm, web_app, operator_cli
     """The upload form's gallery choice: tick people, and the job matches against them only."""
     import cv2
 
-    from tasks import gallery, runtime
+    from services import gallery
+
+    from tasks import runtime
     from tests.clipmaker import package_file
     from tests.test_analytics import yao_in_players
 

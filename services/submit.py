@@ -2,37 +2,55 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
 from core.records import ENDED_STATES, Job
+from core.settings import BUILTIN_ANALYZERS
 from core.storage import job_key
-from tasks import runtime
-from tasks.jobs import ingest, media_limits
-from workers import media
-from workers.analytics import thermal
-from workers.analytics.registry import ANALYZERS
-from workers.media import MediaError
+from tasks import client, runtime
 
-__all__ = ["MediaError", "JobBusy", "check_recording", "display_name", "submit_file", "delete_job",
-           "registered_analyzers", "optional_analyzers", "default_analyzers", "analyzer_chain"]
+# Past its own budget, the child probing an upload gets this long to start and answer.
+CHECK_START_S = 20.0
 
 
 class JobBusy(RuntimeError):
     """The job is still running; its workers would write files after a delete."""
 
 
+class MediaError(ValueError):
+    """An upload vidfarm cannot take, with the one-line reason ``workers.media`` gave."""
+
+
 def check_recording(path: Path) -> None:
     """Look at a file before it becomes a job, so that junk is refused at the door: a
-    bounded check of its header and first picture (the web process runs it; the ingest task
-    probes the whole file under the same limits). Raises ``workers.media.MediaError`` with a
-    one-line reason."""
-    media.check_upload(path, media_limits(runtime.settings().upload_check_s))
+    bounded check of its header and first picture (``workers.media.check_upload``; the ingest
+    task probes the whole file under the same limits). It runs in a child process, so the web
+    process never loads a codec. Raises ``MediaError`` with a one-line reason."""
+    settings = runtime.settings()
+    limits = json.dumps(settings.media_limits(settings.upload_check_s))
+    try:
+        done = subprocess.run([sys.executable, "-m", "workers.upload_check", str(path), limits],
+                              capture_output=True, text=True, timeout=settings.upload_check_s + CHECK_START_S,
+                              cwd=Path(__file__).resolve().parents[1])
+        verdict = json.loads(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else None
+    except subprocess.TimeoutExpired:
+        raise MediaError(f"not a readable video file (reading its header took over "
+                         f"{settings.upload_check_s + CHECK_START_S:g} s)") from None
+    except (ValueError, IndexError):
+        verdict = None
+    if verdict is None:   # the reader died: a file that crashes FFmpeg is no video to keep
+        raise MediaError("not a readable video file (reading it crashed the video reader)")
+    if verdict["error"]:
+        raise MediaError(verdict["error"])
 
 
 def registered_analyzers() -> list[str]:
     """Every analyzer a job may ask for besides detection (no settings needed: schemas use it)."""
-    return sorted(name for name in ANALYZERS if name != "detect")
+    return sorted(name for name in BUILTIN_ANALYZERS if name != "detect")
 
 
 def optional_analyzers() -> list[str]:
@@ -43,7 +61,7 @@ def optional_analyzers() -> list[str]:
 
 
 def default_analyzers() -> list[str]:
-    return [n for n in runtime.settings().analyzers if n != "detect" and n in ANALYZERS]
+    return [n for n in runtime.settings().analyzers if n != "detect" and n in BUILTIN_ANALYZERS]
 
 
 def analyzer_chain(chosen: list[str]) -> list[str]:
@@ -64,9 +82,8 @@ def submit_file(path: Path, name: str | None = None, options: dict | None = None
     ``move``: the file is the caller's to give away (an upload's temporary file): it is
     moved into the store (renamed, on one filesystem), not copied."""
     options = dict(options or {})
-    if thermal.sidecar_path(path).is_file() and "thermal" not in options:
-        calibration = thermal.load_calibration(path, runtime.settings())
-        options["thermal"] = {"gain": calibration.gain, "offset": calibration.offset}
+    if not move and "thermal" not in options:
+        options.update(_sidecar_calibration(path))
     job_id = uuid.uuid4().hex
     key = job_key(job_id, "source")   # never the user's file name: it is only a label
     if move:
@@ -74,8 +91,19 @@ def submit_file(path: Path, name: str | None = None, options: dict | None = None
     else:
         runtime.store().put_file(key, path)
     runtime.records().add_job(display_name(name or str(path)), key, options, job_id=job_id)
-    ingest.apply_async((job_id,))
+    client.send("vidfarm.ingest", job_id)
     return job_id
+
+
+def _sidecar_calibration(path: Path) -> dict:
+    """A local file's calibration sidecar (the CLI's: an upload's temporary file never has
+    one, so the web process never imports the thermal analyzer for this)."""
+    from workers.analytics import thermal
+
+    if not thermal.sidecar_path(path).is_file():
+        return {}
+    calibration = thermal.load_calibration(path, runtime.settings())
+    return {"thermal": {"gain": calibration.gain, "offset": calibration.offset}}
 
 
 def delete_job(job_id: str) -> bool:

@@ -1,0 +1,30 @@
+"""The producers' side of the queue (web, CLI, beat's callers): tasks are sent by name, so a
+producer never imports a task's module, and with it the models, codecs and analyzers it uses.
+Routing by name is ``celeryconfig.task_routes``."""
+
+from __future__ import annotations
+
+from celery.exceptions import TimeoutError as CeleryTimeout
+
+from tasks.app import app
+
+
+class FarmTimeout(RuntimeError):
+    """No worker answered in time (none is running, or all are busy)."""
+
+
+def send(name: str, *args, countdown: float | None = None) -> None:
+    """Queue a task nobody waits for (its progress lives in the records): the producer does
+    not subscribe to its result."""
+    app.send_task(name, args=args, countdown=countdown, ignore_result=True)
+
+
+def call(name: str, *args, timeout_s: float):
+    """Queue a task and wait for its return value, at most ``timeout_s`` seconds."""
+    result = app.send_task(name, args=args)
+    try:
+        return result.get(timeout=timeout_s)
+    except CeleryTimeout:
+        raise FarmTimeout(f"no worker finished {name} within {timeout_s:g} s") from None
+    finally:
+        result.forget()
