@@ -190,7 +190,7 @@ def run_process(args) -> int:
         if farm is not None:
             celery_app.point_at(farm.redis_url)
         try:
-            job_id = submit_file(video.resolve(), name=str(video), options=options)
+            job_id = submit_file(video.resolve(), name=str(video), options={**sidecar_options(video), **options})
         except ValueError as exc:   # e.g. an unusable thermal calibration sidecar
             return fail(f"{video}: {exc}")
         view = follow_job(job_id, farm)
@@ -206,6 +206,17 @@ def run_process(args) -> int:
           f"-> {args.out / 'annotated.mp4'}, {args.out / 'results.json'}"
           f"{'; warning: ' + view['warning'] if view.get('warning') else ''}")
     return 0
+
+
+def sidecar_options(video: Path) -> dict:
+    """A thermal calibration sidecar beside a recording (``VIDEO.thermal.json``) travels with
+    its job; raises ``CalibrationError`` (a ValueError) when the sidecar is unusable."""
+    from workers.analytics import thermal
+
+    if not thermal.sidecar_path(video).is_file():
+        return {}
+    calibration = thermal.load_calibration(video, get_settings())
+    return {"thermal": {"gain": calibration.gain, "offset": calibration.offset}}
 
 
 def run_enroll(args) -> int:

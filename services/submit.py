@@ -77,13 +77,10 @@ def display_name(name: str) -> str:
 
 
 def submit_file(path: Path, name: str | None = None, options: dict | None = None, move: bool = False) -> str:
-    """Submit a local file. A thermal calibration sidecar beside it (``VIDEO.thermal.json``)
-    travels with the job (raises ``CalibrationError`` when the sidecar is unusable).
-    ``move``: the file is the caller's to give away (an upload's temporary file): it is
-    moved into the store (renamed, on one filesystem), not copied."""
+    """Submit a local file (the CLI reads a thermal calibration sidecar into ``options``:
+    ``cli.main.sidecar_options``). ``move``: the file is the caller's to give away (an
+    upload's temporary file): it is moved into the store (renamed, on one filesystem), not copied."""
     options = dict(options or {})
-    if not move and "thermal" not in options:
-        options.update(_sidecar_calibration(path))
     job_id = uuid.uuid4().hex
     key = job_key(job_id, "source")   # never the user's file name: it is only a label
     if move:
@@ -93,17 +90,6 @@ def submit_file(path: Path, name: str | None = None, options: dict | None = None
     runtime.records().add_job(display_name(name or str(path)), key, options, job_id=job_id)
     client.send("vidfarm.ingest", job_id)
     return job_id
-
-
-def _sidecar_calibration(path: Path) -> dict:
-    """A local file's calibration sidecar (the CLI's: an upload's temporary file never has
-    one, so the web process never imports the thermal analyzer for this)."""
-    from workers.analytics import thermal
-
-    if not thermal.sidecar_path(path).is_file():
-        return {}
-    calibration = thermal.load_calibration(path, runtime.settings())
-    return {"thermal": {"gain": calibration.gain, "offset": calibration.offset}}
 
 
 def delete_job(job_id: str) -> bool:

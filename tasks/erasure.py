@@ -22,7 +22,8 @@ from core.storage import analysis_key, job_key, version_key
 from tasks import runtime
 from tasks.app import app
 from tasks.gallery import job_matching
-from tasks.jobs import put_json, republish, result_options, stored_versions
+from tasks.common import put_json, result_options, stored_versions
+from tasks.jobs import republish
 from tasks.render import clean_up_drawings, queue_render, video_key
 from workers.erasure import Person, erased_tracks, forget_tracks, scrub_segment
 from workers.results import reidentify

@@ -11,54 +11,27 @@ from __future__ import annotations
 
 import json
 import logging
-import tempfile
 import time
 from fractions import Fraction
-from io import BytesIO
 from pathlib import Path
 from typing import Callable
 
 from celery import chord
 
 from core.records import aware
-from core import storage
 from core.storage import analysis_key, output_key, segment_key, version_key
 from tasks import published, runtime
 from tasks.app import app
+# tasks.live and tasks.live_watch import these from here.
+from tasks.common import (_json_bytes, _pipeline_config, _put_bytes, media_limits, put_json,  # noqa: F401
+                          render_config, result_options, scratch_dir)
+from tasks.gallery import job_matching
+from tasks.render import queue_render
 from workers import media, pipeline
 from workers.analytics import thermal
-from workers.render import RenderConfig
-from tasks.gallery import job_matching
-from workers.results import ResultOptions, SegmentOutput, assemble_results, damage_warning, source_summary
+from workers.results import SegmentOutput, assemble_results, damage_warning, source_summary
 
 log = logging.getLogger(__name__)
-
-
-def stored_versions(job_id: str) -> dict[int, str]:
-    return storage.stored_versions(runtime.store(), job_id)
-
-
-def scratch_dir() -> tempfile.TemporaryDirectory:
-    root = runtime.settings().data_dir / "tmp"
-    root.mkdir(parents=True, exist_ok=True)
-    return tempfile.TemporaryDirectory(dir=root)
-
-
-def media_limits(budget_s: float | None = None) -> media.Limits:
-    """What ingest accepts; ``budget_s``: how long reading may take (default: the probe's)."""
-    return media.Limits(**runtime.settings().media_limits(budget_s))
-
-
-def put_json(key: str, data) -> None:
-    _put_bytes(key, _json_bytes(data))
-
-
-def _json_bytes(data) -> bytes:
-    return json.dumps(data, separators=(",", ":")).encode()
-
-
-def _put_bytes(key: str, data: bytes) -> None:
-    runtime.store().put_stream(key, BytesIO(data))
 
 
 # Nobody waits on an ingest's return value (progress lives in the records), so the client
@@ -142,8 +115,6 @@ def republish(job_id: str, change: Callable[[dict | None], dict | None], gallery
     ``publication``: prepared from the results before the claim (the stitch: it may decode face
     crops); a change made under the claim is prepared there (it keeps the tracks' best faces,
     so their crops are reused and nothing is decoded while the job's row is locked)."""
-    from tasks.render import queue_render   # here: tasks.render builds on this module
-
     outcome: dict = {}
 
     def write(version: int) -> None:
@@ -167,41 +138,6 @@ def republish(job_id: str, change: Callable[[dict | None], dict | None], gallery
         outcome["publication"].send()
         queue_render(job_id, version, outcome["results"])
     return version
-
-
-def _pipeline_config(job_options: dict) -> pipeline.PipelineConfig:
-    s = runtime.settings()
-    model_dir = str(s.model_dir) if s.model_dir else None
-    configs = {
-        "detect": s.detector_config(),
-        "recognize": {"model_file": s.recognizer_model, "model_dir": model_dir, "threshold": s.recognition_threshold,
-                      "threads": s.effective_threads},
-    }
-    configs["mask"] = {"threads": s.effective_threads}
-    names = job_options.get("analyzers") or s.analyzers
-    calibration = _calibration(job_options)
-    return pipeline.PipelineConfig(analyzers=tuple(names), analyzer_configs=json.dumps(configs), plugins=s.plugins,
-                                   threads=s.effective_threads, thermal_gain=calibration["gain"],
-                                   thermal_offset=calibration["offset"])
-
-
-def _calibration(job_options: dict) -> dict:
-    s = runtime.settings()
-    return job_options.get("thermal") or {"gain": s.thermal_gain, "offset": s.thermal_offset}
-
-
-def render_config(job_options: dict) -> RenderConfig:
-    s = runtime.settings()
-    calibration = _calibration(job_options)
-    return RenderConfig(threads=s.effective_threads, x264_preset=s.x264_preset, x264_crf=s.x264_crf,
-                        x264_params=s.x264_params, fever_c=s.fever_threshold_c,
-                        thermal_gain=calibration["gain"], thermal_offset=calibration["offset"])
-
-
-def result_options(watchlist: frozenset[str]) -> ResultOptions:
-    s = runtime.settings()
-    return ResultOptions(recognition_threshold=s.recognition_threshold, fever_c=s.fever_threshold_c,
-                         alerts=s.alerts, watchlist=watchlist)
 
 
 def warm_up() -> None:

@@ -14,7 +14,8 @@ from core.records import aware
 from tasks import runtime
 from tasks.app import app
 from tasks.gallery import job_matching
-from tasks.jobs import fan_out, republish, result_options
+from tasks.common import result_options
+from tasks.jobs import fan_out, republish
 from workers.results import reidentify
 
 

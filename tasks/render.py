@@ -24,7 +24,7 @@ from celery import chord
 from core.storage import job_key, output_key, segment_key, version_key
 from tasks import runtime
 from tasks.app import app
-from tasks.jobs import put_json, render_config, scratch_dir
+from tasks.common import put_json, render_config, scratch_dir
 from workers import media
 from workers.render import render_segment as draw_segment
 from workers.render import segment_key as drawing_key
