@@ -88,7 +88,7 @@ def evaluate_hamilton(media: Path, gallery_folder: Path) -> dict:
 
     with tempfile.TemporaryDirectory() as data_dir, EmbeddedFarm(Path(data_dir), workers=2) as farm:
         os.environ["VIDFARM_DATA_DIR"], os.environ["REDIS_URL"] = data_dir, farm.redis_url
-        from tasks import runtime
+        from services import runtime
         from tasks.app import app
         from core.storage import output_key
         from services.gallery import gallery_option

@@ -20,7 +20,7 @@ def main(src: Path, workers: int, data_dir: Path, out_dir: Path, analyzers: list
     with EmbeddedFarm(data_dir, workers=workers) as embedded:
         os.environ["VIDFARM_DATA_DIR"] = str(data_dir)
         os.environ["REDIS_URL"] = embedded.redis_url
-        from tasks import runtime
+        from services import runtime
         from tasks.app import app
         from core.storage import output_key
         from services.submit import submit_file

@@ -115,7 +115,7 @@ def run_user(args) -> int:
     """A user from the command line: how the first web login is made where `vidfarm up` does
     not run (on Kubernetes: kubectl exec into the web pod)."""
     from core.accounts import AccountError, Accounts
-    from tasks import runtime
+    from services import runtime
 
     get_settings().data_dir.mkdir(parents=True, exist_ok=True)
     accounts = Accounts(runtime.records())
@@ -171,7 +171,7 @@ def run_process(args) -> int:
     from cli.farm import EmbeddedFarm
     from cli.gallery_option import gallery_options
     from tasks import app as celery_app
-    from tasks import runtime
+    from services import runtime
     from core.errors import GalleryError
     from core.storage import output_key
     from services.submit import submit_file
@@ -243,7 +243,7 @@ def follow_job(job_id: str, farm) -> dict:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from core.records import ENDED_STATES
-    from tasks import runtime
+    from services import runtime
 
     records = runtime.records()
     columns = (TextColumn("{task.fields[status]:<10}"), BarColumn(), MofNCompleteColumn(),
@@ -268,7 +268,7 @@ def follow_job(job_id: str, farm) -> dict:
 def run_up(args) -> int:
     from cli.farm import EmbeddedFarm
     from core.accounts import Accounts
-    from tasks import runtime
+    from services import runtime
 
     settings = get_settings()
     port = args.port or settings.web_port

@@ -5,7 +5,8 @@ from then on; and the report of what an erasure removed."""
 from __future__ import annotations
 
 from core.erasures import Erasures
-from tasks import client, runtime
+from services import runtime
+from tasks import client
 
 
 def start(name: str) -> dict | None:

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Callable
 
 from core.errors import GalleryError
-from tasks import client, runtime
+from services import runtime
+from tasks import client
 
 NAME = re.compile(r"^[\w][\w .'-]{0,63}$")
 

@@ -12,8 +12,9 @@ import uuid
 from core.appearances import Appearances
 from core.errors import GalleryError
 from core.storage import output_key
+from services import runtime
 from services.gallery import check_name
-from tasks import client, runtime
+from tasks import client
 
 
 def photos(name: str) -> list[dict]:

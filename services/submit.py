@@ -11,7 +11,8 @@ from pathlib import Path
 from core.records import ENDED_STATES, Job
 from core.settings import BUILTIN_ANALYZERS
 from core.storage import job_key
-from tasks import client, runtime
+from services import runtime
+from tasks import client
 
 # Past its own budget, the child probing an upload gets this long to start and answer.
 CHECK_START_S = 20.0

@@ -15,7 +15,7 @@ import threading
 from dataclasses import dataclass
 
 from core.cameras import CameraRegistry
-from tasks import runtime
+from services import runtime
 from tasks.live_watch import LiveWatch, WatchError
 
 log = logging.getLogger(__name__)

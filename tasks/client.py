@@ -4,6 +4,7 @@ Routing by name is ``celeryconfig.task_routes``."""
 
 from __future__ import annotations
 
+from celery import chord
 from celery.exceptions import TimeoutError as CeleryTimeout
 
 from tasks.app import app
@@ -28,3 +29,12 @@ def call(name: str, *args, timeout_s: float):
         raise FarmTimeout(f"no worker finished {name} within {timeout_s:g} s") from None
     finally:
         result.forget()
+
+
+def fan_out(job_id: str, segments: int, queue: str = "cpu") -> None:
+    """One ``vidfarm.segment`` per segment, then ``vidfarm.stitch`` once all of them are done
+    (a Celery chord; ``vidfarm.job_failed`` is its errback)."""
+    header = [app.signature("vidfarm.segment", (job_id, index), immutable=True).set(queue=queue)
+              for index in range(segments)]
+    stitch = app.signature("vidfarm.stitch", (job_id,), immutable=True)
+    chord(header)(stitch.on_error(app.signature("vidfarm.job_failed", (job_id,))))

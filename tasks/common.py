@@ -8,7 +8,7 @@ import tempfile
 from io import BytesIO
 
 from core import storage
-from tasks import runtime
+from services import runtime
 from workers import media, pipeline
 from workers.render import RenderConfig
 from workers.results import ResultOptions

@@ -19,10 +19,10 @@ from datetime import datetime, timezone
 from core.erasures import Erasures, JobRef
 from core.records import ENDED_STATES
 from core.storage import analysis_key, job_key, version_key
-from tasks import runtime
+from services import runtime
 from tasks.app import app
-from tasks.gallery import job_matching
 from tasks.common import put_json, result_options, stored_versions
+from tasks.gallery import job_matching
 from tasks.jobs import republish
 from tasks.render import clean_up_drawings, queue_render, video_key
 from workers.erasure import Person, erased_tracks, forget_tracks, scrub_segment

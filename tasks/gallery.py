@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from core.errors import GalleryError
-from tasks import runtime
+from services import runtime
 from tasks.app import app
 from workers.analytics.gallery import Gallery
 from workers.enrolment import PhotoEmbedder

@@ -16,12 +16,12 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Callable
 
-from celery import chord
-
 from core.records import aware
 from core.storage import analysis_key, output_key, segment_key, version_key
-from tasks import published, runtime
+from services import runtime
+from tasks import published
 from tasks.app import app
+from tasks.client import fan_out
 # tasks.live and tasks.live_watch import these from here.
 from tasks.common import (_json_bytes, _pipeline_config, _put_bytes, media_limits, put_json,  # noqa: F401
                           render_config, result_options, scratch_dir)
@@ -79,12 +79,6 @@ def screening_when_possible(options: dict, source: Path) -> dict:
     return {**options, "analyzers": [name for name in chain if name != "thermal"],
             "thermal_skipped": "the recording is ordinary video, not radiometric (16-bit thermal) video, "
                                "so it holds no temperatures"}
-
-
-def fan_out(job_id: str, segments: int, queue: str = "cpu") -> None:
-    """One task per segment, then the stitch once all of them are done (a Celery chord)."""
-    header = [process_segment.si(job_id, index).set(queue=queue) for index in range(segments)]
-    chord(header)(stitch.si(job_id).on_error(job_failed.s(job_id)))
 
 
 def publish_results(job, results: dict, gallery_fingerprint: str, **job_changes) -> int | None:

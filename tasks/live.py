@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 
-from tasks import runtime
+from services import runtime
 from tasks.app import app
 from tasks.gallery import job_matching
 from tasks.jobs import _pipeline_config, put_json

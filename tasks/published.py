@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from core.alerts import raise_new
 from core.appearances import Appearances, TrackAppearance, replace_rows
 from core.storage import segment_key
-from tasks import runtime
+from services import runtime
 from workers import thumbnails
 from workers.analytics import thermal
 

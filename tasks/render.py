@@ -22,7 +22,7 @@ from pathlib import Path
 from celery import chord
 
 from core.storage import job_key, output_key, segment_key, version_key
-from tasks import runtime
+from services import runtime
 from tasks.app import app
 from tasks.common import put_json, render_config, scratch_dir
 from workers import media

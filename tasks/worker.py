@@ -9,7 +9,7 @@ from celery.signals import worker_init, worker_process_init
 def _open_records_at_start(**_):
     # Upgrade (or check) the database schema before the worker takes any task; its pool
     # children open their own connections after the fork (below).
-    from tasks import runtime
+    from services import runtime
 
     runtime.records()
 
@@ -17,7 +17,8 @@ def _open_records_at_start(**_):
 @worker_process_init.connect
 def _prepare_worker_process(**_):
     # A forked pool child must not share database connections with its parent.
-    from tasks import jobs, runtime
+    from services import runtime
+    from tasks import jobs
 
     runtime.reset()
     # Load the models now, not inside the first segment a user is waiting for.

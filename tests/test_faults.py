@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tasks import runtime
 from core.storage import output_key
+from services import runtime
 from services.submit import submit_file
 from tests.clipmaker import count_video_frames, make_clip
 from tests.conftest import private_farm, wait_for_job

@@ -11,9 +11,8 @@ import pytest
 
 from core.errors import GalleryError
 from core.storage import output_key
-from services import gallery
+from services import gallery, runtime
 from services.submit import submit_file
-from tasks import runtime
 from tasks.gallery import embedder
 from tests.clipmaker import background, package_file
 from tests.conftest import child_env, wait_for_job

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from tasks import runtime
 from core.storage import output_key
+from services import runtime
 from services.submit import submit_file
 from tests.clipmaker import count_video_frames
 from tests.conftest import wait_for_job

@@ -8,8 +8,8 @@ import pytest
 
 from cli.main import sidecar_options
 from core.storage import output_key
+from services import runtime
 from services.submit import submit_file
-from tasks import runtime
 from tests.conftest import wait_for_job
 from tests.thermalclip import make_thermal_clip
 

@@ -10,9 +10,8 @@ from apiflask import APIBlueprint, abort
 from apiflask.schemas import FileSchema
 from flask import current_app, request, send_file, url_for
 
-from core.alerts import Alerts
-from tasks import runtime
 from core.storage import output_key
+from services import jobs, runtime
 from services.submit import JobBusy, analyzer_chain, delete_job
 from web.auth import token_auth
 from web.schemas import (ERROR_SCHEMA, JobCreated, JobListQuery, JobOut, JobPage, ResultsOut, ResultsQuery,
@@ -68,11 +67,7 @@ def list_jobs(query):
 
 def job_page(page: int, status: str | None) -> dict:
     """One page of job views, newest first (shared with the UI's jobs list)."""
-    per_page = current_app.config["VIDFARM_SETTINGS"].jobs_per_page
-    # One more than a page tells whether there is a next one.
-    views = runtime.records().job_views(limit=per_page + 1, offset=(page - 1) * per_page, status=status)
-    return {"jobs": with_alert_counts(views[:per_page]), "page": page,
-            "next_page": page + 1 if len(views) > per_page else None}
+    return jobs.job_page(page, current_app.config["VIDFARM_SETTINGS"].jobs_per_page, status)
 
 
 def next_page_link(endpoint: str, query: dict, more: bool, **values) -> dict:
@@ -84,18 +79,12 @@ def next_page_link(endpoint: str, query: dict, more: bool, **values) -> dict:
     return {"Link": f'<{following}>; rel="next"'}
 
 
-def with_alert_counts(views: list[dict]) -> list[dict]:
-    """The views with each job's alert count (one query for the whole page)."""
-    counts = Alerts(runtime.records()).counts([view["id"] for view in views])
-    return [{**view, "alerts": counts.get(view["id"], 0)} for view in views]
-
-
 @api.get("/jobs/<job_id>")
 @api.auth_required(token_auth, roles=["viewer"])
 @api.output(JobOut)
 @api.doc(summary="A job's status and progress")
 def get_job(job_id: str):
-    return with_alert_counts([job_view_or_404(job_id)])[0]
+    return jobs.with_alert_counts([job_view_or_404(job_id)])[0]
 
 
 @api.delete("/jobs/<job_id>")
@@ -155,7 +144,3 @@ def get_video(job_id: str):
     # conditional=True answers Range requests with 206 partial content, so players can seek.
     return send_file(finished_output(job_id, "annotated.mp4"), mimetype="video/mp4", conditional=True)
 
-
-def job_links(job_id: str) -> dict:
-    return {"results": url_for("api.get_results", job_id=job_id),
-            "video": url_for("api.get_video", job_id=job_id)}

@@ -8,7 +8,8 @@ from apiflask import APIBlueprint, abort
 from flask import request, url_for
 
 from core.errors import GalleryError
-from web import gallery_service as service
+from services import erasure, gallery
+from web import gallery_views as service
 from web.api import error_responses
 from web.auth import token_auth
 from web.schemas import EnrolIn, EnrolOut, ErasureOut, IdentityOut, IdentityPatchIn
@@ -33,7 +34,7 @@ def list_identities():
 def enrol(form):
     try:
         photos = service.read_photos(request.files.getlist("photos"))
-        result = service.gallery.enroll(form["name"], photos)
+        result = gallery.enroll(form["name"], photos)
     except UploadRejected as exc:
         abort(exc.status, exc.message)
     except GalleryError as exc:
@@ -49,13 +50,13 @@ def enrol(form):
 @identities.doc(summary="Rename an identity, flag it for the watchlist, or both",
                 responses=error_responses(400, 403, 404))
 def change(name: str, body):
-    if service.find(name) is None:
+    if gallery.find_identity(name) is None:
         abort(404, f"no identity named {name!r}")
     try:
-        name = service.gallery.change_identity(name, body.get("name"), body.get("watchlist"))
+        name = gallery.change_identity(name, body.get("name"), body.get("watchlist"))
     except GalleryError as exc:
         abort(400, str(exc))
-    return service.identity_view(service.find(name))
+    return service.identity_view(gallery.find_identity(name))
 
 
 @identities.delete("/identities/<name>")
@@ -67,7 +68,7 @@ def change(name: str, body):
                             "analyses, videos). The answer is the erasure's report so far; follow "
                             "`Location` for the rest.", responses=error_responses(403, 404))
 def delete(name: str):
-    report = service.gallery.delete_identity(name)
+    report = gallery.delete_identity(name)
     if report is None:
         abort(404, f"no identity named {name!r}")
     return report, 202, {"Location": url_for("identities.erasure", erasure_id=report["id"])}
@@ -78,7 +79,7 @@ def delete(name: str):
 @identities.output(ErasureOut)
 @identities.doc(summary="What an erasure removed (status: queued, running or done)", responses=error_responses(403, 404))
 def erasure(erasure_id: str):
-    report = service.erasure_report(erasure_id)
+    report = erasure.find(erasure_id)
     if report is None:
         abort(404, f"no erasure {erasure_id}")
     return report

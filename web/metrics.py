@@ -17,7 +17,7 @@ from flask import Blueprint, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 
-from tasks import runtime
+from services import runtime
 
 metrics = Blueprint("metrics", __name__)
 

@@ -9,14 +9,14 @@ from flask import (Blueprint, current_app, flash, jsonify, redirect, render_temp
                    url_for)
 
 from core.records import ENDED_STATES, JOB_STATES
-from tasks import runtime
+from core.storage import output_key, stored_versions
+from services import runtime
 from services.gallery import list_identities
 from services.submit import JobBusy, delete_job
-from core.storage import output_key, stored_versions
 from web.api import job_page, job_view_or_404
 from web.auth import require_role, request_user
 from web.forms import EXPIRED, ConfirmForm, TrackEnrolForm, UploadForm, problems_line
-from web.people_service import track_faces
+from web.people_views import track_faces
 from web.timeline import MARKERS, identities_seen, timeline_rows
 from web.uploads import UploadRejected, accept_recording, human_bytes
 

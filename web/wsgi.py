@@ -1,6 +1,6 @@
 """WSGI entry point: ``gunicorn web.wsgi:app``."""
 
-from tasks import runtime
+from services import runtime
 from web import create_app
 
 runtime.records()   # upgrade (or check) the database schema at start, not in the first request

@@ -204,7 +204,7 @@ def test_the_gallery_asks_before_deleting_a_name_with_an_apostrophe(page, live_s
     """The name reaches the confirmation as text (a data attribute), never as script."""
     import numpy as np
 
-    from tasks import runtime
+    from services import runtime
 
     name = "Conan O'Brien"
     runtime.records().add_embeddings(name, [np.ones(512, np.float32).tobytes()], ["conan.jpg"], [None])

@@ -97,7 +97,7 @@ def test_gallery_page_puts_people_on_the_watchlist(web_app, admin, client):
     page = browser.post("/gallery/page-watch/watchlist", data={"csrf_token": token, "on": "1"},
                         follow_redirects=True).get_data(as_text=True)
     assert '<td class="watchlist" data-label="Watchlist">on the watchlist</td>' in row(page) and "Take off the watchlist" in row(page)
-    from tasks import runtime
+    from services import runtime
     assert "page-watch" in runtime.records().watchlist_names()
     page = browser.post("/gallery/page-watch/watchlist", data={"csrf_token": token, "on": "0"},
                         follow_redirects=True).get_data(as_text=True)
@@ -169,9 +169,9 @@ def test_viewer_sees_the_gallery_but_cannot_change_it(web_app, accounts_by_role)
 def test_finding_one_identity_is_one_query_for_that_name(web_app):
     """Crops, rename and the API look one person up: by name in the database, not by listing
     the whole gallery."""
-    from tasks import runtime
+    from services import runtime
     from tests.conftest import sql_statements
-    from web import gallery_service as service
+    from web import gallery_views as service
 
     records = runtime.records()
     records.add_embeddings("find-me", [b"\1" * 8, b"\2" * 8], ["a.jpg", "b.jpg"], ["gallery/a.jpg", None])

@@ -25,7 +25,7 @@ def results_of(client, job_id: str, auth: dict) -> dict:
 
 def appearances_rows(job_ids: list[str]) -> list[tuple]:
     from core.appearances import Appearance
-    from tasks import runtime
+    from services import runtime
 
     with runtime.records().session() as s:
         return s.execute(select(Appearance.job_id, Appearance.track, Appearance.identity_id,

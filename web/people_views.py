@@ -5,8 +5,7 @@ from __future__ import annotations
 from flask import url_for
 
 from core.appearances import Appearances
-from services import people
-from tasks import runtime
+from services import people, runtime
 
 
 def thumbnail_url(job_id: str, track: int) -> str:
