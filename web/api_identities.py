@@ -8,7 +8,8 @@ from apiflask import APIBlueprint, abort
 from flask import request, url_for
 
 from core.errors import GalleryError
-from services import erasure, gallery
+import services.erasure
+import services.gallery
 from web import gallery_views as service
 from web.api import error_responses
 from web.auth import token_auth
@@ -34,7 +35,7 @@ def list_identities():
 def enrol(form):
     try:
         photos = service.read_photos(request.files.getlist("photos"))
-        result = gallery.enroll(form["name"], photos)
+        result = services.gallery.enroll(form["name"], photos)
     except UploadRejected as exc:
         abort(exc.status, exc.message)
     except GalleryError as exc:
@@ -50,13 +51,13 @@ def enrol(form):
 @identities.doc(summary="Rename an identity, flag it for the watchlist, or both",
                 responses=error_responses(400, 403, 404))
 def change(name: str, body):
-    if gallery.find_identity(name) is None:
+    if services.gallery.find_identity(name) is None:
         abort(404, f"no identity named {name!r}")
     try:
-        name = gallery.change_identity(name, body.get("name"), body.get("watchlist"))
+        name = services.gallery.change_identity(name, body.get("name"), body.get("watchlist"))
     except GalleryError as exc:
         abort(400, str(exc))
-    return service.identity_view(gallery.find_identity(name))
+    return service.identity_view(services.gallery.find_identity(name))
 
 
 @identities.delete("/identities/<name>")
@@ -68,7 +69,7 @@ def change(name: str, body):
                             "analyses, videos). The answer is the erasure's report so far; follow "
                             "`Location` for the rest.", responses=error_responses(403, 404))
 def delete(name: str):
-    report = gallery.delete_identity(name)
+    report = services.gallery.delete_identity(name)
     if report is None:
         abort(404, f"no identity named {name!r}")
     return report, 202, {"Location": url_for("identities.erasure", erasure_id=report["id"])}
@@ -79,7 +80,7 @@ def delete(name: str):
 @identities.output(ErasureOut)
 @identities.doc(summary="What an erasure removed (status: queued, running or done)", responses=error_responses(403, 404))
 def erasure(erasure_id: str):
-    report = erasure.find(erasure_id)
+    report = services.erasure.find(erasure_id)
     if report is None:
         abort(404, f"no erasure {erasure_id}")
     return report

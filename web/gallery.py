@@ -7,7 +7,7 @@ from apiflask import abort   # carries its message to the error page (Flask's ke
 from flask import Blueprint, flash, redirect, render_template, request, send_file, url_for
 
 from core.errors import GalleryError
-from services import gallery
+import services.gallery
 from web import gallery_views as service
 from web.auth import require_role
 from web.forms import ConfirmForm, EnrolForm, RenameForm, problems_line
@@ -34,7 +34,7 @@ def enrol():
         flash(problems_line(form.errors, named=False), "error")
         return _page(form, status=400)
     try:
-        result = gallery.enroll(form.name.data.strip(), service.read_photos(request.files.getlist("photos")))
+        result = services.gallery.enroll(form.name.data.strip(), service.read_photos(request.files.getlist("photos")))
     except UploadRejected as exc:
         flash(exc.message, "error")
         return _page(form, status=exc.status)
@@ -48,7 +48,7 @@ def enrol():
 
 @gallery.get("/gallery/<name>/crop.jpg")
 def crop(name: str):
-    identity = gallery.find_identity(name)
+    identity = services.gallery.find_identity(name)
     if identity is None or not identity.get("crop"):
         abort(404, f"no face crop for {name!r}")
     return send_file(service.crop_path(identity["crop"]), mimetype="image/jpeg", max_age=60)
@@ -71,7 +71,7 @@ def _button(form, change):
 @require_role("admin")
 def rename(name: str):
     form = RenameForm()
-    return _button(form, lambda: f"renamed {name} to {gallery.rename_identity(name, form.new_name.data)}")
+    return _button(form, lambda: f"renamed {name} to {services.gallery.rename_identity(name, form.new_name.data)}")
 
 
 @gallery.post("/gallery/<name>/watchlist")
@@ -80,7 +80,7 @@ def watchlist(name: str):
     on = request.form.get("on") == "1"
 
     def change() -> str:
-        gallery.set_watchlist(name, on)
+        services.gallery.set_watchlist(name, on)
         return f"{name} is {'now' if on else 'no longer'} on the watchlist"
     return _button(ConfirmForm(), change)
 
@@ -89,7 +89,7 @@ def watchlist(name: str):
 @require_role("admin")
 def delete(name: str):
     def change() -> str:
-        report = gallery.delete_identity(name)
+        report = services.gallery.delete_identity(name)
         if report is None:
             raise GalleryError(f"no identity named {name}")
         return (f"deleted {name} and all its face data; erasing them from every recording "

@@ -8,7 +8,8 @@ from apiflask import abort   # carries its message to the error page (Flask's ke
 from flask import Blueprint, current_app, flash, redirect, render_template, request, send_file, url_for
 
 from core.errors import GalleryError
-from services import gallery, people
+import services.gallery
+from services import people as persons
 from web import people_views as service
 from web.auth import require_role
 from web.forms import ConfirmForm, PhotoForm, TrackEnrolForm, problems_line
@@ -19,7 +20,7 @@ people = Blueprint("people", __name__)
 
 
 def _identity_or_404(name: str) -> dict:
-    identity = gallery.find_identity(name)
+    identity = services.gallery.find_identity(name)
     if identity is None:
         abort(404, f"nobody named {name!r} is enrolled")
     return identity
@@ -67,7 +68,7 @@ def add_photo(name: str):
     form = PhotoForm()
 
     def add() -> str:
-        result = gallery.enroll(name, read_photos([form.photo.data]))
+        result = services.gallery.enroll(name, read_photos([form.photo.data]))
         return f"added a photo of {name} ({result['embeddings']} now)"
     return _done(form, add, url_for("people.person", name=name))
 
@@ -76,7 +77,7 @@ def add_photo(name: str):
 @require_role("admin")
 def remove_photo(name: str, photo_id: int):
     def remove() -> str:
-        if not people.remove_photo(name, photo_id):
+        if not persons.remove_photo(name, photo_id):
             abort(404, f"no photo {photo_id} of {name!r}")
         return f"removed a photo of {name}"
     return _done(ConfirmForm(), remove, url_for("people.person", name=name))
@@ -89,7 +90,7 @@ def enrol_track(job_id: str, track: int):
     enrolled = {}
 
     def enrol() -> str:
-        enrolled.update(people.enrol_track(job_id, track, form.name.data))
+        enrolled.update(persons.enrol_track(job_id, track, form.name.data))
         return f"enrolled track #{track} as {enrolled['name']}; this recording is being matched again"
     response = _done(form, enrol, url_for("ui.job", job_id=job_id))
     return redirect(url_for("people.person", name=enrolled["name"])) if enrolled else response

@@ -169,19 +169,18 @@ def test_viewer_sees_the_gallery_but_cannot_change_it(web_app, accounts_by_role)
 def test_finding_one_identity_is_one_query_for_that_name(web_app):
     """Crops, rename and the API look one person up: by name in the database, not by listing
     the whole gallery."""
-    from services import runtime
+    from services import gallery, runtime
     from tests.conftest import sql_statements
-    from web import gallery_views as service
 
     records = runtime.records()
     records.add_embeddings("find-me", [b"\1" * 8, b"\2" * 8], ["a.jpg", "b.jpg"], ["gallery/a.jpg", None])
     records.add_embeddings("not-me", [b"\3" * 8], ["c.jpg"], [None])
     try:
         with sql_statements(records.engine) as statements:
-            found = service.find("find-me")
+            found = gallery.find_identity("find-me")
         assert (found["name"], found["embeddings"], found["crop"]) == ("find-me", 2, "gallery/a.jpg")
         assert len(statements) == 1 and "WHERE" in statements[0].upper()
-        assert service.find("nobody") is None
+        assert gallery.find_identity("nobody") is None
     finally:
         records.delete_identity("find-me")
         records.delete_identity("not-me")
