@@ -70,9 +70,13 @@ def main(argv: list[str] | None = None) -> int:
     # no access for others, whatever the shell's umask.
     os.umask(0o027)
     try:
-        get_settings()    # every command reads them: a bad one is one line here, not a traceback later
+        # Every command reads them: a bad one is one line here, not a traceback later.
+        settings = get_settings()
     except (ValidationError, SettingsError) as error:
         return bad_settings(error)
+    from services import runtime
+
+    runtime.configure(settings)
     try:
         if args.command == "ingest":
             return live_commands.run_ingest(get_settings(), fail)

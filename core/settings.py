@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 from pydantic import AliasChoices, BaseModel, BeforeValidator, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from core import defaults
+
 
 def _default_cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
@@ -120,15 +122,15 @@ class Settings(BaseSettings):
     segment_seconds: float = Field(default=4.0, gt=0, description="Target segment length; segments are equal, remuxed from keyframes.")
     min_segments: int = Field(default=8, ge=1,
                               description="Cut short recordings finer (down to 1 s) to make this many segments.")
-    max_width: int = Field(default=7680, description="Largest accepted frame width (pixels).")
-    max_height: int = Field(default=4320, description="Largest accepted frame height (pixels).")
-    min_side: int = Field(default=16, description="Smallest accepted frame width or height (pixels).")
-    max_duration_s: float = Field(default=6 * 3600, description="Longest accepted recording (seconds).")
-    max_fps: float = Field(default=240.0, gt=0, description="Highest accepted frame rate, declared or measured.")
-    max_frames: int = Field(default=2_000_000, ge=1, description="Most frames (packets) accepted in a recording.")
+    max_width: int = Field(default=defaults.MAX_WIDTH, description="Largest accepted frame width (pixels).")
+    max_height: int = Field(default=defaults.MAX_HEIGHT, description="Largest accepted frame height (pixels).")
+    min_side: int = Field(default=defaults.MIN_SIDE, description="Smallest accepted frame width or height (pixels).")
+    max_duration_s: float = Field(default=defaults.MAX_DURATION_S, description="Longest accepted recording (seconds).")
+    max_fps: float = Field(default=defaults.MAX_FPS, gt=0, description="Highest accepted frame rate, declared or measured.")
+    max_frames: int = Field(default=defaults.MAX_FRAMES, ge=1, description="Most frames (packets) accepted in a recording.")
     upload_check_s: float = Field(default=10.0, gt=0,
                                   description="Longest the web process looks at an upload before it becomes a job.")
-    probe_budget_s: float = Field(default=600.0, gt=0, description="Longest the ingest task reads a recording's packets.")
+    probe_budget_s: float = Field(default=defaults.PROBE_BUDGET_S, gt=0, description="Longest the ingest task reads a recording's packets.")
     enrol_timeout_s: float = Field(default=120.0, gt=0,
                                    description="Longest the web process waits for a worker to find and embed "
                                                "the faces of enrolment photos.")
@@ -150,15 +152,15 @@ class Settings(BaseSettings):
                                       description="Analyzers run on every segment, in order (comma-separated).")
     plugins: CommaSeparated = Field(default=(), description="Extra analyzer modules to import (comma-separated); "
                                                             "each registers its analyzers by name.")
-    recognition_threshold: float = Field(default=0.34, description="Cosine similarity that names a track "
+    recognition_threshold: float = Field(default=defaults.RECOGNITION_THRESHOLD, description="Cosine similarity that names a track "
                                          "(chosen from measurements: docs/accuracy.md).")
-    fever_threshold_c: float = Field(default=37.5, description="Temperature that raises a fever alert.")
+    fever_threshold_c: float = Field(default=defaults.FEVER_C, description="Temperature that raises a fever alert.")
     alerts: CommaSeparated = Field(default=("fever", "watchlist"),
                                    description="Alert kinds raised (comma-separated): fever, watchlist, no_mask.")
-    thermal_gain: float = Field(default=0.01, gt=0,
+    thermal_gain: float = Field(default=defaults.THERMAL_GAIN, gt=0,
                                 description="Radiometric video without a .thermal.json sidecar: degrees C per "
                                             "raw count (default: centikelvin, FLIR Lepton/Boson TLinear).")
-    thermal_offset: float = Field(default=-273.15, description="... and degrees C at raw value 0.")
+    thermal_offset: float = Field(default=defaults.THERMAL_OFFSET, description="... and degrees C at raw value 0.")
     threads: int = Field(default=0, ge=0,
                          description="Threads per worker process for inference and codecs; 0 = all cores.")
     pin_workers: bool = Field(default=True,
@@ -166,11 +168,11 @@ class Settings(BaseSettings):
                                           "process its own cores when there are enough.")
 
     # --- encoding ----------------------------------------------------------------------
-    x264_preset: str = Field(default="veryfast", description="libx264 preset for annotated video.")
-    x264_crf: int = Field(default=23, ge=0, le=51, description="libx264 constant rate factor.")
+    x264_preset: str = Field(default=defaults.X264_PRESET, description="libx264 preset for annotated video.")
+    x264_crf: int = Field(default=defaults.X264_CRF, ge=0, le=51, description="libx264 constant rate factor.")
     # subme=1 (cheaper sub-pixel motion search than veryfast's 2): about a fifth less encode time
     # for about a tenth more bytes at about the same PSNR on the media tried (docs/benchmarks.md).
-    x264_params: str = Field(default="subme=1", pattern=r"^$|^[\w-]+=[\w.,+-]+(:[\w-]+=[\w.,+-]+)*$",
+    x264_params: str = Field(default=defaults.X264_PARAMS, pattern=r"^$|^[\w-]+=[\w.,+-]+(:[\w-]+=[\w.,+-]+)*$",
                              description="Extra libx264 options, key=value:key=value ('' for none).")
 
     # --- celery ------------------------------------------------------------------------

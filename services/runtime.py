@@ -1,4 +1,9 @@
-"""Per-process handles to settings, records and blob storage, opened on first use."""
+"""Per-process handles to the settings, records and blob storage.
+
+The settings are parsed once, by the process's entry point (the web factory's ``web.wsgi``,
+a worker's start in ``tasks.worker``, the CLI's ``main``), which hands them here with
+``configure``; everything below reads them from here, none parses them again. A process that
+has no entry point of ours (a test, a notebook) gets the environment's on first use."""
 
 from __future__ import annotations
 
@@ -8,9 +13,20 @@ from core.records import Records, open_records
 from core.settings import Settings, get_settings
 from core.storage import BlobStore, open_store
 
+_configured: list[Settings] = []
+
+
+def configure(settings: Settings) -> Settings:
+    """Make ``settings`` this process's (records and store then open from them)."""
+    reset()
+    _configured[:] = [settings]
+    return settings
+
 
 def settings() -> Settings:
-    return get_settings()
+    if not _configured:
+        _configured.append(get_settings())
+    return _configured[0]
 
 
 def records() -> Records:
@@ -23,6 +39,8 @@ def store() -> BlobStore:
 
 
 def reset() -> None:
-    """Forget handles inherited through fork; the child opens its own on first use."""
+    """Forget handles inherited through fork, and settings read before the environment
+    changed; they are opened again on first use."""
+    _configured.clear()
     open_records.cache_clear()
     store.cache_clear()

@@ -9,8 +9,10 @@ from celery.signals import worker_init, worker_process_init
 def _open_records_at_start(**_):
     # Upgrade (or check) the database schema before the worker takes any task; its pool
     # children open their own connections after the fork (below).
+    from core.settings import get_settings
     from services import runtime
 
+    runtime.configure(get_settings())   # parsed once, here; the pool children inherit them
     runtime.records()
 
 
@@ -20,6 +22,6 @@ def _prepare_worker_process(**_):
     from services import runtime
     from tasks import jobs
 
-    runtime.reset()
+    runtime.configure(runtime.settings())
     # Load the models now, not inside the first segment a user is waiting for.
     jobs.warm_up()

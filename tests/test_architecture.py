@@ -64,3 +64,34 @@ def test_the_use_cases_load_no_model_either():
 
     services = [name for name in modules() if name.split(".")[0] == "services"]
     assert services and {name: sorted(_heavy(name)) for name in services if _heavy(name)} == {}
+
+
+# Where the settings are parsed: each process's entry point, and the per-process holder they
+# configure (which parses them itself only where no entry point of ours ran: tests, notebooks).
+ENTRY_POINTS = {"core.settings", "services.runtime", "web.wsgi", "tasks.worker"}
+# Preparing the mask models is a command of its own (`python -m ...`, run at install); called
+# without a cache folder, it takes the environment's. The farm passes the folder down.
+MODEL_PREPARATION = {"workers.analytics.mask_convert", "workers.analytics.mask_train"}
+
+
+def _parses_settings(path) -> list[int]:
+    import ast
+
+    return [node.lineno for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.Call) and isinstance(node.func, (ast.Name, ast.Attribute))
+            and getattr(node.func, "id", getattr(node.func, "attr", None)) in ("get_settings", "Settings")]
+
+
+def test_nothing_below_the_entry_points_parses_the_settings():
+    from tests.import_graph import modules
+
+    below = {name: lines for name, path in modules().items()
+             if name not in ENTRY_POINTS | MODEL_PREPARATION and not name.startswith("cli")
+             and (lines := _parses_settings(path))}
+    assert below == {}
+
+
+def test_the_settings_check_sees_a_call():
+    from tests.import_graph import modules
+
+    assert _parses_settings(modules()["web.wsgi"]) and _parses_settings(modules()["services.runtime"])

@@ -13,7 +13,7 @@ from __future__ import annotations
 import bisect
 import threading
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, current_app
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 
@@ -66,6 +66,9 @@ farm_observer = SharedObserver()
 
 
 class FarmCollector:
+    def __init__(self, redis_url: str | None):
+        self.redis_url = redis_url
+
     def collect(self):
         snapshot = runtime.records().metrics_snapshot()
         jobs = GaugeMetricFamily("vidfarm_jobs", "Jobs by status.", labels=["status"])
@@ -82,10 +85,9 @@ class FarmCollector:
                          SEGMENT_BUCKETS)
         yield _histogram("vidfarm_job_seconds", "Submit to done, per job.", snapshot["job_seconds"], JOB_BUCKETS)
 
-        url = runtime.settings().redis_url
-        if not url:
+        if not self.redis_url:
             return
-        farm = farm_observer.observe(url, list(QUEUES))
+        farm = farm_observer.observe(self.redis_url, list(QUEUES))
         waiting = GaugeMetricFamily("vidfarm_queue_waiting", "Tasks waiting in a queue.", labels=["queue"])
         running = GaugeMetricFamily("vidfarm_queue_running", "Tasks taken by a worker, not yet done.", labels=["queue"])
         for queue, observed in farm.queues.items():
@@ -103,5 +105,5 @@ class FarmCollector:
 @metrics.get("/metrics")
 def scrape():
     registry = CollectorRegistry()
-    registry.register(FarmCollector())
+    registry.register(FarmCollector(current_app.config["VIDFARM_SETTINGS"].redis_url))
     return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)

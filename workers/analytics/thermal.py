@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 from pydantic import BaseModel, Field, ValidationError
 
+from core import defaults
 from core.errors import first_problem
 from workers.analytics.faces import Faces
 from workers.analytics.picture import Picture
@@ -39,7 +40,7 @@ from workers.analytics.tracks import SegmentState
 
 SIDECAR_SUFFIX = ".thermal.json"
 RADIOMETRIC_PIX_FMTS = ("gray16le", "gray16be")
-DEFAULT_FEVER_C = 37.5
+DEFAULT_FEVER_C = defaults.FEVER_C
 
 
 class CalibrationError(ValueError):
@@ -98,13 +99,13 @@ def make_calibration(gain: float, offset: float, source: str = "calibration") ->
 
 
 def load_calibration(video: Path | str, settings=None) -> Calibration:
-    """The sidecar's calibration when the video has one, else the settings'."""
+    """The sidecar's calibration when the video has one, else the settings' (``thermal_gain``
+    and ``thermal_offset``; no settings: the defaults)."""
     sidecar = sidecar_path(video)
     if sidecar.is_file():
         return parse_calibration(sidecar.read_text(encoding="utf-8"), sidecar.name)
     if settings is None:
-        from core.settings import get_settings
-        settings = get_settings()
+        return make_calibration(defaults.THERMAL_GAIN, defaults.THERMAL_OFFSET, "defaults")
     return make_calibration(settings.thermal_gain, settings.thermal_offset, "settings")
 
 
