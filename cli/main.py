@@ -171,6 +171,17 @@ def run_autoscale(args) -> int:
         return fail(str(error))
 
 
+def bad_analyzer_config() -> int | None:
+    """The exit status of a bad analyzer config (checked before any worker starts), or None."""
+    from workers.analyzer_configs import AnalyzerConfigError, check
+
+    try:
+        check(get_settings().analyzer_configs(), get_settings().plugins)
+    except AnalyzerConfigError as error:
+        return fail(f"bad setting {error}", code=2)
+    return None
+
+
 def run_process(args) -> int:
     from cli.farm import EmbeddedFarm
     from cli.gallery_option import gallery_options
@@ -183,6 +194,8 @@ def run_process(args) -> int:
     video: Path = args.video
     if not video.is_file():
         return fail(f"{video}: no such file")
+    if (status := bad_analyzer_config()) is not None:
+        return status
     options = {"segment_seconds": args.segment_seconds} if args.segment_seconds else {}
     try:
         options.update(gallery_options(args.gallery))
@@ -273,6 +286,9 @@ def run_up(args) -> int:
     from cli.farm import EmbeddedFarm
     from core.accounts import Accounts
     from services import runtime
+
+    if (status := bad_analyzer_config()) is not None:
+        return status
 
     settings = get_settings()
     port = args.port or settings.web_port

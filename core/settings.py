@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, BaseModel, BeforeValidator, Field, field_validator, model_validator
@@ -150,6 +150,11 @@ class Settings(BaseSettings):
     detector_threshold: float = Field(default=0.5, ge=0, le=1, description="Face score threshold.")
     analyzers: CommaSeparated = Field(default=BUILTIN_ANALYZERS,
                                       description="Analyzers run on every segment, in order (comma-separated).")
+    analyzer_config: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Per analyzer, fields of its own config model, over what the settings above derive "
+                    "(VIDFARM_ANALYZER_CONFIG__TRACK__LOST_TRACK_SECONDS=2, or JSON in VIDFARM_ANALYZER_CONFIG); "
+                    "checked against each analyzer's model when a worker or the CLI starts.")
     plugins: CommaSeparated = Field(default=(), description="Extra analyzer modules to import (comma-separated); "
                                                             "each registers its analyzers by name.")
     recognition_threshold: float = Field(default=defaults.RECOGNITION_THRESHOLD, description="Cosine similarity that names a track "
@@ -270,6 +275,19 @@ class Settings(BaseSettings):
     @property
     def scaled_deployments(self) -> list[ScaleSettings]:
         return [self.autoscale_cpu, self.autoscale_gpu]
+
+    def analyzer_configs(self) -> dict[str, dict]:
+        """Each analyzer's config fields: what the settings above derive for it, then its own
+        ``analyzer_config`` entries over them. Checked by ``workers.analyzer_configs.check``."""
+        model_dir = str(self.model_dir) if self.model_dir else None
+        derived = {
+            "detect": self.detector_config(),
+            "recognize": {"model_file": self.recognizer_model, "model_dir": model_dir,
+                          "threshold": self.recognition_threshold, "threads": self.effective_threads},
+            "mask": {"threads": self.effective_threads, "cache_dir": str(self.model_cache_dir)},
+        }
+        names = set(derived) | set(self.analyzer_config)
+        return {name: {**derived.get(name, {}), **self.analyzer_config.get(name, {})} for name in sorted(names)}
 
     def detector_config(self) -> dict:
         """``workers.analytics.detector.DetectorConfig`` from these settings."""

@@ -43,13 +43,7 @@ def _put_bytes(key: str, data: bytes) -> None:
 
 def _pipeline_config(job_options: dict) -> pipeline.PipelineConfig:
     s = runtime.settings()
-    model_dir = str(s.model_dir) if s.model_dir else None
-    configs = {
-        "detect": s.detector_config(),
-        "recognize": {"model_file": s.recognizer_model, "model_dir": model_dir, "threshold": s.recognition_threshold,
-                      "threads": s.effective_threads},
-    }
-    configs["mask"] = {"threads": s.effective_threads, "cache_dir": str(s.model_cache_dir)}
+    configs = s.analyzer_configs()
     names = job_options.get("analyzers") or s.analyzers
     calibration = _calibration(job_options)
     return pipeline.PipelineConfig(analyzers=tuple(names), analyzer_configs=json.dumps(configs), plugins=s.plugins,

@@ -12,7 +12,13 @@ def _open_records_at_start(**_):
     from core.settings import get_settings
     from services import runtime
 
-    runtime.configure(get_settings())   # parsed once, here; the pool children inherit them
+    from workers.analyzer_configs import AnalyzerConfigError, check
+
+    settings = runtime.configure(get_settings())   # parsed once, here; the pool children inherit them
+    try:
+        check(settings.analyzer_configs(), settings.plugins)
+    except AnalyzerConfigError as error:
+        raise SystemExit(f"vidfarm worker: bad setting {error}") from None   # a worker that would fail every segment
     runtime.records()
 
 
