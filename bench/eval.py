@@ -89,6 +89,7 @@ def evaluate_hamilton(media: Path, gallery_folder: Path) -> dict:
     with tempfile.TemporaryDirectory() as data_dir, EmbeddedFarm(Path(data_dir), workers=2) as farm:
         os.environ["VIDFARM_DATA_DIR"], os.environ["REDIS_URL"] = data_dir, farm.redis_url
         from services import runtime
+        from services.jobs import job_view
         from tasks.app import app
         from core.storage import output_key
         from services.gallery import gallery_option
@@ -98,7 +99,7 @@ def evaluate_hamilton(media: Path, gallery_folder: Path) -> dict:
         farm.wait_ready(app)
         job_id = submit_file(media / "videos" / "short_hamilton_clip.mp4",
                              options={"gallery": gallery_option(gallery_folder, PhotoEmbedder.from_settings(runtime.settings()))})
-        while runtime.records().job_view(job_id)["status"] not in ("done", "failed"):
+        while job_view(runtime.records(), job_id)["status"] not in ("done", "failed"):
             time.sleep(0.2)
         results = json.loads(runtime.store().local_path(output_key(job_id, "results.json")).read_text())
 

@@ -259,8 +259,9 @@ def follow_job(job_id: str, farm) -> dict:
     drawn from its results; returns its final view."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from core.records import ENDED_STATES
+    from core.models import ENDED_STATES
     from services import runtime
+    from services.jobs import job_view
 
     records = runtime.records()
     columns = (TextColumn("{task.fields[status]:<10}"), BarColumn(), MofNCompleteColumn(),
@@ -268,7 +269,7 @@ def follow_job(job_id: str, farm) -> dict:
     with Progress(*columns, transient=False) as bar:
         task = bar.add_task("job", total=None, status="queued")
         while True:
-            view = records.job_view(job_id)
+            view = job_view(records, job_id)
             drawing = view["status"] == "done" and view["video_version"] < view["results_version"]
             bar.update(task, completed=view["chunks_done"], total=view["chunks_total"] or None,
                        status="drawing" if drawing else view["status"])

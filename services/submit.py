@@ -8,7 +8,7 @@ import sys
 import uuid
 from pathlib import Path
 
-from core.records import ENDED_STATES, Job
+from core.models import ENDED_STATES, Job
 from core.settings import BUILTIN_ANALYZERS
 from core.storage import job_key
 from services import runtime

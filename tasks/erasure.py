@@ -17,7 +17,7 @@ import json
 from datetime import datetime, timezone
 
 from core.erasures import Erasures, JobRef
-from core.records import ENDED_STATES
+from core.models import ENDED_STATES
 from core.storage import analysis_key, job_key, version_key
 from services import runtime
 from tasks.app import app

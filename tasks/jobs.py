@@ -16,7 +16,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Callable
 
-from core.records import aware
+from core.models import aware
 from core.storage import analysis_key, output_key, segment_key, version_key
 from services import runtime
 from tasks import published

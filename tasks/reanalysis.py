@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from core.records import aware
+from core.models import aware
 from services import runtime
 from services.jobs import reanalyse
 from tasks.app import app

@@ -120,10 +120,11 @@ def wait_for_job(job_id: str, timeout: float = 180.0) -> dict:
     import time
 
     from services import runtime
+    from services.jobs import job_view
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        view = runtime.records().job_view(job_id)
+        view = job_view(runtime.records(), job_id)
         drawn = view["video_version"] >= view["results_version"] or view["video_error"]
         if view["status"] == "failed" or (view["status"] == "done" and drawn):
             return view

@@ -1,5 +1,6 @@
 """The product's import graph, read from the source (every import, at module level or inside
-a function): module -> the product modules and third-party top-level packages it imports."""
+a function; not those under ``if TYPE_CHECKING:``, which never run): module -> the product
+modules and third-party top-level packages it imports."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ def graph() -> dict[str, set[str]]:
     edges = {}
     for name, path in known.items():
         out = set()
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in _run_time_nodes(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
                 out.update(alias.name for alias in node.names)
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
@@ -42,6 +43,18 @@ def graph() -> dict[str, set[str]]:
                     out.add(node.module)
         edges[name] = {m if m in known else m.split(".")[0] for m in out if m != name}
     return edges
+
+
+def _run_time_nodes(tree: ast.AST):
+    """Every node but those under ``if TYPE_CHECKING:``."""
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        yield node
+        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
+            todo.extend(node.orelse)
+            continue
+        todo.extend(ast.iter_child_nodes(node))
 
 
 def reachable(start: str) -> set[str]:

@@ -38,7 +38,7 @@ def found_or_404(found, message: str):
 
 
 def job_view_or_404(job_id: str) -> dict:
-    return found_or_404(runtime.records().job_view(job_id), f"no job {job_id}")
+    return found_or_404(jobs.job_view(runtime.records(), job_id), f"no job {job_id}")
 
 
 @api.post("/jobs")
@@ -52,7 +52,7 @@ def create_job(upload):
         job_id, name = accept_recording(request.files.get("file"), options)
     except UploadRejected as exc:
         abort(exc.status, exc.message)
-    status = runtime.records().job_view(job_id)["status"]
+    status = jobs.job_view(runtime.records(), job_id)["status"]
     return {"id": job_id, "status": status, "name": name}, 201, {"Location": f"/api/v1/jobs/{job_id}"}
 
 

@@ -12,10 +12,15 @@ from __future__ import annotations
 
 import bisect
 import threading
+from datetime import datetime, timedelta, timezone
 
 from flask import Blueprint, Response, current_app
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
+from sqlalchemy import func, select
+
+from core.models import Job, Segment, aware
+from core.records import Records
 
 from services import runtime
 
@@ -70,7 +75,7 @@ class FarmCollector:
         self.redis_url = redis_url
 
     def collect(self):
-        snapshot = runtime.records().metrics_snapshot()
+        snapshot = metrics_snapshot(runtime.records())
         jobs = GaugeMetricFamily("vidfarm_jobs", "Jobs by status.", labels=["status"])
         for status, count in snapshot["jobs"].items():
             jobs.add_metric([status], count)
@@ -107,3 +112,21 @@ def scrape():
     registry = CollectorRegistry()
     registry.register(FarmCollector(current_app.config["VIDFARM_SETTINGS"].redis_url))
     return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+
+
+def metrics_snapshot(records: Records, window_s: float = 60.0, history: int = 10000) -> dict:
+    """What /metrics reports, read in one short session: counts by state, recent segment
+    and job durations, and the frames finished within the last ``window_s`` seconds."""
+    since = datetime.now(timezone.utc) - timedelta(seconds=window_s)
+    with records.session() as s:
+        jobs = dict(s.execute(select(Job.status, func.count()).group_by(Job.status)).all())
+        segments = dict(s.execute(select(Segment.status, func.count()).group_by(Segment.status)).all())
+        segment_seconds = list(s.scalars(select(Segment.seconds).where(Segment.seconds.is_not(None))
+                                         .order_by(Segment.finished_at.desc()).limit(history)))
+        finished = s.execute(select(Job.created_at, Job.finished_at).where(Job.status == "done")
+                             .order_by(Job.finished_at.desc()).limit(history)).all()
+        recent_frames = s.scalar(select(func.coalesce(func.sum(Segment.frames), 0)).where(
+            Segment.status == "done", Segment.finished_at >= since)) or 0
+    job_seconds = [(aware(end) - aware(start)).total_seconds() for start, end in finished if start and end]
+    return {"jobs": jobs, "segments": segments, "segment_seconds": segment_seconds,
+            "job_seconds": job_seconds, "frames_per_second": recent_frames / window_s}

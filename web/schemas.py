@@ -8,7 +8,7 @@ from apiflask.validators import Length, OneOf, Range
 from marshmallow import INCLUDE
 
 from core.accounts import MIN_PASSWORD, ROLES
-from core.records import JOB_STATES
+from core.models import JOB_STATES
 from services.submit import registered_analyzers
 
 ERROR_SCHEMA = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}

@@ -8,7 +8,7 @@ from apiflask import abort   # carries its message to the error page (Flask's ke
 from flask import (Blueprint, current_app, flash, jsonify, redirect, render_template, request,
                    url_for)
 
-from core.records import ENDED_STATES, JOB_STATES
+from core.models import ENDED_STATES, JOB_STATES
 from core.storage import output_key, stored_versions
 from services import runtime
 from services.gallery import list_identities

@@ -12,7 +12,7 @@ from tests.web.conftest import BOOTSTRAP, csrf_token
 def stored_state(farm) -> tuple[int, list[str], list[str]]:
     from sqlalchemy import func, select
 
-    from core.records import Job
+    from core.models import Job
     from services import runtime
 
     with runtime.records().session() as s:
