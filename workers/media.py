@@ -101,8 +101,8 @@ class Limits:
 
 
 def _open(path: Path | str, probe_pictures: bool = True) -> av.container.InputContainer:
-    """Opening a file decodes its first pictures to learn their format: 10-15 ms for a 720p
-    H.264 file. ``probe_pictures=False`` skips that where the caller decodes anyway (the
+    """Opening a file decodes its first pictures to learn their format (docs/design-notes.md
+    says what that costs). ``probe_pictures=False`` skips that where the caller decodes anyway (the
     decoder learns the same) or only remuxes a file vidfarm wrote itself (a segment task's
     input, each segment in the serial stitch). Formats that reveal their streams only by
     probing (MPEG program streams) are probed regardless. Either way FFmpeg reads a bounded

@@ -67,8 +67,7 @@ def crop_face(frame_bgr: np.ndarray, box, margin_x: float = 0.05, margin_y: floa
     and height, clipped to the frame; None when nothing of it is inside the frame.
 
     Not squared up: the model was trained on MTCNN boxes stretched to 128x128, and on SCRFD
-    boxes the stretched crop did best (unmasked faces of t1/players/gdp/yaoming: 31 of 35
-    right with 0.05/0, 28-30 with square crops; margins of 0.1 and more drift towards "mask")."""
+    boxes the stretched crop did best (docs/design-notes.md, "Mask crops")."""
     x1, y1, x2, y2 = (float(v) for v in box[:4])
     dx, dy = (x2 - x1) * margin_x, (y2 - y1) * margin_y
     h, w = frame_bgr.shape[:2]
