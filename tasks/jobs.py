@@ -12,11 +12,10 @@ from __future__ import annotations
 import json
 import logging
 import time
-from fractions import Fraction
 from pathlib import Path
 from typing import Callable
 
-from core.models import aware
+from core.models import SourceMedia, aware
 from core.storage import analysis_key, output_key, segment_key, version_key
 from services import runtime
 from tasks import published
@@ -162,13 +161,11 @@ def process_segment(self, job_id: str, index: int) -> dict:
         return {"skipped": True}
     job, segment = taken
     started = time.perf_counter()
-    info = job.media
+    source = SourceMedia.of(job)
     try:
         result = pipeline.analyse_segment(
-            store.local_path(segment_key(job_id, index)), segment.pts, Fraction(*info["time_base"]), info["fps"],
-            _pipeline_config(job.options), job_matching(job.options).gallery,
-            info.get("pts_offset", 0),   # 0 for jobs split before the offset was recorded
-            info.get("timed", False))    # jobs split before: matched by order, as then
+            store.local_path(segment_key(job_id, index)), segment.pts, source.time_base, source.fps,
+            _pipeline_config(job.options), job_matching(job.options).gallery, source.pts_offset, source.timed)
         put_json(analysis_key(job_id, index), _without_names(result))
     except media.MediaError as exc:
         records.set_segment(job_id, index, status="failed", error=str(exc))
@@ -218,7 +215,7 @@ def stitch(self, job_id: str, wait_s: float = 2.0) -> dict:
         return _wait_for_segments(job_id, unfinished, wait_s)
     started = time.perf_counter()
     info = job.media
-    time_base = Fraction(*info["time_base"])
+    source = SourceMedia.of(job)
     try:
         per_segment = [json.loads(store.local_path(analysis_key(job_id, s.index)).read_text()) for s in segments]
         stitch_s = round(time.perf_counter() - started, 4)
@@ -226,7 +223,7 @@ def stitch(self, job_id: str, wait_s: float = 2.0) -> dict:
         outputs = [SegmentOutput(s.pts, p["frames"], p["tracks"], p["thumbnails"], p.get("damage"))
                    for s, p in zip(segments, per_segment)]
         matching = job_matching(job.options)
-        results = assemble_results(source_summary(job.source_name, info), time_base, info["start_pts"],
+        results = assemble_results(source_summary(job.source_name, info), source.time_base, source.start_pts,
                                    outputs, timing, matching.gallery, result_options(matching.watchlist))
         # The job is done in the same commit that publishes its results, unless it ended
         # meanwhile (the watchdog failed it): then nothing is published.
