@@ -32,11 +32,11 @@ from workers.analytics.faces import Faces
 from workers.analytics.mask_convert import INPUT_SIZE, LABELS, ensure_mask_model
 from workers.analytics.picture import Picture
 from workers.analytics.quality import QualityGate
-from workers.analytics.registry import register
+from workers.analytics.registry import Analyzer, AnalyzerConfig, register
 from workers.analytics.tracks import SegmentState
 
 
-class MaskConfig(BaseModel):
+class MaskConfig(AnalyzerConfig):
     method: Literal["ensemble", "embedding", "mobilenet"] = Field(
         "ensemble", description="embedding: logistic regression on the ArcFace embedding, trained at install; "
                                 "mobilenet: mask-recognition's MobileNetV2 on the face crop; ensemble: the mean of "
@@ -167,7 +167,7 @@ def _unanimous(record) -> bool:
 
 
 @register
-class MaskAnalyzer:
+class MaskAnalyzer(Analyzer):
     """Adds the ``mask`` and ``mask_score`` columns.
 
     In the segment pipeline (after ``begin(state)`` and a tracker) it works per track: a few

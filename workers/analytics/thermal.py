@@ -35,7 +35,7 @@ from core import defaults
 from core.errors import first_problem
 from workers.analytics.faces import Faces
 from workers.analytics.picture import Picture
-from workers.analytics.registry import register
+from workers.analytics.registry import Analyzer, AnalyzerConfig, register
 from workers.analytics.tracks import SegmentState
 
 SIDECAR_SUFFIX = ".thermal.json"
@@ -221,13 +221,13 @@ def picture_of_frame(frame: av.VideoFrame, calibration: Calibration | None) -> P
     return Picture(frame)
 
 
-class ThermalConfig(BaseModel):
+class ThermalConfig(AnalyzerConfig):
     percentile: float = Field(98.0, ge=50, le=100,
                               description="Percentile of the canthus region reported as the face's temperature.")
 
 
 @register
-class ThermalAnalyzer:
+class ThermalAnalyzer(Analyzer):
     """Adds the ``temperature_c`` column on radiometric pictures (every face, every frame: a
     reading is a percentile over a few hundred pixels, far cheaper than the detector); on
     ordinary video every face reads None. In the segment pipeline (after ``begin(state)``
