@@ -1,7 +1,8 @@
 """`make bench`: measures the farm and writes docs/benchmarks.md, then appends the
 autoscaler simulation (bench/autoscaler.py; no farm needed).
 
-Then the load test (bench/load.py) and the encoder comparison (bench/encoder.py).
+Then the load test (bench/load.py), the encoder comparison (bench/encoder.py) and the web
+process's start (bench/web_process.py).
 
 Clips: a generated 720p30 30 s recording with real faces (always) and the shared hamilton
 clip (skipped when ../shared/media is absent). Every figure of one clip comes from one run,
@@ -18,7 +19,7 @@ import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bench import autoscaler, encoder as encoder_bench, load, throughput
+from bench import autoscaler, encoder as encoder_bench, load, throughput, web_process
 from core.settings import Settings
 from tests.clipmaker import make_clip
 from workers import media
@@ -192,6 +193,7 @@ def main() -> int:
         autoscaler.update_doc(out)
         load.main()
         encoder_bench.update_doc(out)
+        web_process.update_doc(out)
         print(f"wrote {out}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
