@@ -284,7 +284,8 @@ class Settings(BaseSettings):
             "detect": self.detector_config(),
             "recognize": {"model_file": self.recognizer_model, "model_dir": model_dir,
                           "threshold": self.recognition_threshold, "threads": self.effective_threads},
-            "mask": {"threads": self.effective_threads, "cache_dir": str(self.model_cache_dir)},
+            "mask": {"threads": self.effective_threads, "cache_dir": str(self.model_cache_dir),
+                     "recognizer_model": self.recognizer_model, "model_dir": model_dir},
         }
         names = set(derived) | set(self.analyzer_config)
         return {name: {**derived.get(name, {}), **self.analyzer_config.get(name, {})} for name in sorted(names)}
