@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 from core.models import SourceMedia, aware
+from core.results import Results
 from core.storage import analysis_key, output_key, segment_key, version_key
 from services import runtime
 from tasks import published
@@ -225,6 +226,7 @@ def stitch(self, job_id: str, wait_s: float = 2.0) -> dict:
         matching = job_matching(job.options)
         results = assemble_results(source_summary(job.source_name, info), source.time_base, source.start_pts,
                                    outputs, timing, matching.gallery, result_options(matching.watchlist))
+        Results.model_validate(results)   # contract 3, before anyone can read them
         # The job is done in the same commit that publishes its results, unless it ended
         # meanwhile (the watchdog failed it): then nothing is published.
         # A damaged recording is done all the same, with a warning on the job.

@@ -13,6 +13,7 @@ from flask import jsonify, render_template, request
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.routing import IntegerConverter
 
+from core.results import openapi_components as results_components
 from core.settings import Settings
 from services import runtime
 from web.metrics import metrics
@@ -89,7 +90,9 @@ def create_app(settings: Settings | None = None) -> APIFlask:
     app.register_blueprint(metrics)
 
     @app.spec_processor
-    def bodies_are_required(spec: dict) -> dict:
+    def finish_spec(spec: dict) -> dict:
+        # results.json is described by its pydantic model (GET /jobs/{id}/results refers to it).
+        spec.setdefault("components", {}).setdefault("schemas", {}).update(results_components())
         # Every body this API takes is required (a missing one is a 400), so say so.
         for operations in spec["paths"].values():
             for operation in operations.values():

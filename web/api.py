@@ -14,7 +14,7 @@ from core.storage import output_key
 from services import jobs, runtime
 from services.submit import JobBusy, analyzer_chain, delete_job
 from web.auth import token_auth
-from web.schemas import (ERROR_SCHEMA, JobCreated, JobListQuery, JobOut, JobPage, ResultsOut, ResultsQuery,
+from web.schemas import (ERROR_SCHEMA, JobCreated, JobListQuery, JobOut, JobPage, ResultsQuery,
                          UploadIn)
 from web.uploads import UploadRejected, accept_recording
 
@@ -110,9 +110,10 @@ def finished_output(job_id: str, name: str):
 @api.get("/jobs/<job_id>/results")
 @api.auth_required(token_auth, roles=["viewer"])
 @api.input(ResultsQuery, location="query", arg_name="query")
-@api.output(ResultsOut)
 @api.doc(summary="results.json of a finished job (the latest version, or ?version=N)",
-         responses=error_responses(404, 409))
+         responses={200: {"description": "results.json (GUIDE.md contract 3; core/results.py)",
+                          "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Results"}}}},
+                    **error_responses(404, 409)})
 def get_results(job_id: str, query: dict):
     version = query.get("version")
     # ?download=1 (the job page's link): a browser saves the file instead of showing raw text.
