@@ -21,7 +21,8 @@ def send(name: str, *args, countdown: float | None = None) -> None:
 
 
 def call(name: str, *args, timeout_s: float):
-    """Queue a task and wait for its return value, at most ``timeout_s`` seconds."""
+    """Queue a task and wait for its return value: ``timeout_s`` seconds, give or take the
+    one second between Celery's looks at the result backend."""
     result = app.send_task(name, args=args)
     try:
         return result.get(timeout=timeout_s)

@@ -184,3 +184,22 @@ def test_finding_one_identity_is_one_query_for_that_name(web_app):
     finally:
         records.delete_identity("find-me")
         records.delete_identity("not-me")
+
+
+def test_an_enrolment_no_worker_answers_in_time_is_refused_and_leaves_nothing(client, admin, farm, monkeypatch):
+    """The faces are found on a worker; past VIDFARM_ENROL_TIMEOUT_S the request says so (a
+    busy or absent farm), stores nothing, and leaves no staged photo behind."""
+    from functools import partial
+
+    from services import runtime
+    from tasks import client as task_client
+
+    before = client.get("/api/v1/identities", headers=admin.auth).json
+    monkeypatch.setattr(runtime.settings(), "enrol_timeout_s", 0.5)
+    # Sent where no worker listens: the farm is as good as absent for this one task.
+    monkeypatch.setattr(task_client.app, "send_task", partial(task_client.app.send_task, queue="nobody-listens"))
+    response = enrol(client, admin, "too-slow", [("yao.jpg", one_face())])
+    assert response.status_code == 400
+    assert response.json["error"].startswith("no worker found the faces within 0.5 s")
+    assert client.get("/api/v1/identities", headers=admin.auth).json == before
+    assert not list((farm.data_dir / "blobs").glob("staging/enrol/*/*"))
