@@ -92,3 +92,33 @@ def test_the_settings_check_sees_a_call():
     from tests.import_graph import modules
 
     assert _parses_settings(modules()["web.wsgi"]) and _parses_settings(modules()["services.runtime"])
+
+
+# Floors (docs/architecture.md): what no module of a floor may import.
+FORBIDDEN = {
+    "core": {"services", "tasks", "web", "cli", "workers", "autoscaler"},
+    "workers": {"services", "tasks", "web", "cli", "autoscaler"},
+    "autoscaler": {"services", "tasks", "web", "cli", "workers"},
+    "services": {"web", "cli", "workers"},
+    "tasks": {"web", "cli"},
+    "web": {"cli", "workers"},
+}
+# The producers' way into tasks/: the Celery app and the client that sends by name.
+PRODUCER_SIDE = {"tasks.app", "tasks.client"}
+
+
+def test_each_floor_imports_only_what_it_may():
+    from tests.import_graph import graph
+
+    crossings = sorted((module, target) for module, targets in graph().items() for target in targets
+                       if target.split(".")[0] in FORBIDDEN.get(module.split(".")[0], ()))
+    assert crossings == []
+
+
+def test_web_and_cli_reach_tasks_only_through_the_producer_side():
+    from tests.import_graph import graph
+
+    reached = sorted((module, target) for module, targets in graph().items() for target in targets
+                     if module.split(".")[0] in ("web", "cli") and target.split(".")[0] == "tasks"
+                     and target not in PRODUCER_SIDE and (module, target) not in CAMERA_COMMANDS)
+    assert reached == []
