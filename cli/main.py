@@ -99,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("vidfarm: interrupted", file=sys.stderr)
         return 130
+    finally:
+        runtime.reset()   # main() may run inside another process (the tests): leave it as it was
 
 
 def fail(message: str, code: int = 1) -> int:

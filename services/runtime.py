@@ -3,7 +3,7 @@
 The settings are parsed once, by the process's entry point (the web factory's ``web.wsgi``,
 a worker's start in ``tasks.worker``, the CLI's ``main``), which hands them here with
 ``configure``; everything below reads them from here, none parses them again. A process that
-has no entry point of ours (a test, a notebook) gets the environment's on first use."""
+has no entry point of ours (a test, a notebook) gets the environment's."""
 
 from __future__ import annotations
 
@@ -24,9 +24,9 @@ def configure(settings: Settings) -> Settings:
 
 
 def settings() -> Settings:
-    if not _configured:
-        _configured.append(get_settings())
-    return _configured[0]
+    # Unconfigured (no entry point of ours ran): the environment's, as parsed (and cached) by
+    # get_settings, so a test that changes the environment and clears that cache is heard.
+    return _configured[0] if _configured else get_settings()
 
 
 def records() -> Records:
