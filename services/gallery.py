@@ -28,6 +28,10 @@ NAME = re.compile(r"^[\w][\w .'-]{0,63}$")
 Embed = Callable[[list[tuple[str, bytes]], bool], list[tuple[list[float], bytes]]]
 
 
+class NoWorkerAnswered(GalleryError):
+    """The farm found no faces in time: busy, or not running. Nothing was stored; try again."""
+
+
 def check_name(name: str) -> str:
     name = (name or "").strip()
     if not NAME.match(name):
@@ -48,7 +52,7 @@ def embed_on_a_worker(photos: list[tuple[str, bytes]], largest_face: bool = Fals
             answer = client.call("vidfarm.embed_photos", keys, largest_face,
                                  timeout_s=runtime.settings().enrol_timeout_s)
         except client.FarmTimeout:
-            raise GalleryError(f"no worker found the faces within {runtime.settings().enrol_timeout_s:g} s "
+            raise NoWorkerAnswered(f"no worker found the faces within {runtime.settings().enrol_timeout_s:g} s "
                                "(is the farm running?); try again") from None
     finally:
         store.delete_prefix(staged)

@@ -27,7 +27,8 @@ def error_responses(*codes: int) -> dict:
 
 
 _DESCRIPTIONS = {400: "Bad request", 403: "Role too weak", 404: "Not found", 409: "Job (or its video) not done",
-                 413: "Upload too large", 415: "Not a video vidfarm can process"}
+                 413: "Upload too large", 415: "Not a video vidfarm can process",
+                 503: "No worker answered in time (the farm is busy or down); try again"}
 
 
 def found_or_404(found, message: str):

@@ -10,6 +10,7 @@ from flask import request, url_for
 from core.errors import GalleryError
 import services.erasure
 import services.gallery
+from services.gallery import NoWorkerAnswered
 from web import gallery_views as service
 from web.api import error_responses
 from web.auth import token_auth
@@ -31,13 +32,17 @@ def list_identities():
 @identities.auth_required(token_auth, roles=["admin"])
 @identities.input(EnrolIn, location="form_and_files", arg_name="form")
 @identities.output(EnrolOut, status_code=201)
-@identities.doc(summary="Enrol an identity from one or more face photos", responses=error_responses(400, 403, 413))
+@identities.doc(summary="Enrol an identity from one or more face photos",
+                description="A worker finds and embeds the faces (at most `VIDFARM_ENROL_TIMEOUT_S`).",
+                responses=error_responses(400, 403, 413, 503))
 def enrol(form):
     try:
         photos = service.read_photos(request.files.getlist("photos"))
         result = services.gallery.enroll(form["name"], photos)
     except UploadRejected as exc:
         abort(exc.status, exc.message)
+    except NoWorkerAnswered as exc:
+        abort(503, str(exc), headers={"Retry-After": "30"})
     except GalleryError as exc:
         abort(400, str(exc))
     return {"name": result["name"], "embeddings": result["embeddings"], "crops": len(result["crops"]),

@@ -8,6 +8,7 @@ from flask import Blueprint, flash, redirect, render_template, request, send_fil
 
 from core.errors import GalleryError
 import services.gallery
+from services.gallery import NoWorkerAnswered
 from web import gallery_views as service
 from web.auth import require_role
 from web.forms import ConfirmForm, EnrolForm, RenameForm, problems_line
@@ -40,7 +41,7 @@ def enrol():
         return _page(form, status=exc.status)
     except GalleryError as exc:
         flash(str(exc), "error")
-        return _page(form, status=400)
+        return _page(form, status=503 if isinstance(exc, NoWorkerAnswered) else 400)
     flash(f"enrolled {result['name']} from {len(result['crops'])} photo(s)", "info")
     enrolled = {"name": result["name"], "crops": [service.crop_data_url(key) for key in result["crops"]]}
     return _page(enrolled=enrolled, status=201)

@@ -199,7 +199,7 @@ def test_an_enrolment_no_worker_answers_in_time_is_refused_and_leaves_nothing(cl
     # Sent where no worker listens: the farm is as good as absent for this one task.
     monkeypatch.setattr(task_client.app, "send_task", partial(task_client.app.send_task, queue="nobody-listens"))
     response = enrol(client, admin, "too-slow", [("yao.jpg", one_face())])
-    assert response.status_code == 400
+    assert response.status_code == 503 and response.headers["Retry-After"] == "30"
     assert response.json["error"].startswith("no worker found the faces within 0.5 s")
     assert client.get("/api/v1/identities", headers=admin.auth).json == before
     assert not list((farm.data_dir / "blobs").glob("staging/enrol/*/*"))
