@@ -26,7 +26,11 @@ def embed_photos(staged: list[list[str]], largest_face: bool = False) -> dict:
     (JPEG, base64), or the one-line reason the first unusable photo is refused."""
     store = runtime.store()
     try:
-        found = embedder()([(name, store.local_path(key).read_bytes()) for name, key in staged], largest_face)
+        photos = [(name, store.local_path(key).read_bytes()) for name, key in staged]
+    except FileNotFoundError:   # the request gave up waiting and took them back
+        return {"error": "the photos were withdrawn before a worker read them"}
+    try:
+        found = embedder()(photos, largest_face)
     except GalleryError as exc:
         return {"error": str(exc)}
     return {"faces": [{"vector": vector, "crop": base64.b64encode(jpeg).decode()} for vector, jpeg in found]}
