@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import uuid
@@ -36,7 +37,7 @@ def check_recording(path: Path) -> None:
     try:
         done = subprocess.run([sys.executable, "-m", "workers.upload_check", str(path), limits],
                               capture_output=True, text=True, timeout=settings.upload_check_s + CHECK_START_S,
-                              cwd=Path(__file__).resolve().parents[1])
+                              cwd=Path(__file__).resolve().parents[1], env=reader_environment())
         verdict = json.loads(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else None
     except subprocess.TimeoutExpired:
         raise MediaError(f"not a readable video file (reading its header took over "
@@ -47,6 +48,14 @@ def check_recording(path: Path) -> None:
         raise MediaError("not a readable video file (reading it crashed the video reader)")
     if verdict["error"]:
         raise MediaError(verdict["error"])
+
+
+def reader_environment() -> dict[str, str]:
+    """The upload reader's environment: the web process's without vidfarm's settings, whose
+    secrets (session key, API token, database and broker passwords) a process parsing
+    untrusted files has no use for; its limits come on its command line."""
+    return {name: value for name, value in os.environ.items()
+            if not name.startswith("VIDFARM_") and name not in ("REDIS_URL", "DATABASE_URL")}
 
 
 def registered_analyzers() -> list[str]:

@@ -26,3 +26,14 @@ def test_a_reader_that_dies_is_a_refusal(tmp_path, monkeypatch):
     monkeypatch.setattr(services.submit.sys, "executable", "/bin/false")
     with pytest.raises(MediaError, match="crashed the video reader"):
         check_recording(clip)
+
+
+def test_the_reader_gets_none_of_the_web_process_secrets(monkeypatch):
+    from services.submit import reader_environment
+
+    for name in ("VIDFARM_SECRET_KEY", "VIDFARM_API_TOKEN", "DATABASE_URL", "REDIS_URL"):
+        monkeypatch.setenv(name, "secret")
+    monkeypatch.setenv("PATH", "/usr/bin")
+    env = reader_environment()
+    assert env["PATH"] == "/usr/bin" and not {"VIDFARM_SECRET_KEY", "VIDFARM_API_TOKEN", "DATABASE_URL",
+                                              "REDIS_URL"} & set(env)
