@@ -1,8 +1,13 @@
 """`make bench`: measures the farm and writes docs/benchmarks.md, then appends the
-autoscaler simulation (bench/autoscaler.py; no farm needed).
+autoscaler simulations (bench/autoscaler.py, bench/live_scaling.py; no farm needed).
 
+<<<<<<< HEAD
 Then the load test (bench/load.py), the encoder comparison (bench/encoder.py) and the web
 process's start (bench/web_process.py).
+=======
+Then the load test (bench/load.py), the encoder comparison (bench/encoder.py) and the live
+latency (bench/live_latency.py: real footage over RTSP; skipped without ../shared/media).
+>>>>>>> main
 
 Clips: a generated 720p30 30 s recording with real faces (always) and the shared hamilton
 clip (skipped when ../shared/media is absent). Every figure of one clip comes from one run,
@@ -19,7 +24,11 @@ import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
+<<<<<<< HEAD
 from bench import autoscaler, encoder as encoder_bench, load, throughput, web_process
+=======
+from bench import autoscaler, encoder as encoder_bench, live_latency, live_scaling, load, throughput
+>>>>>>> main
 from core.settings import Settings
 from tests.clipmaker import make_clip
 from workers import media
@@ -191,6 +200,8 @@ def main() -> int:
         out.parent.mkdir(exist_ok=True)
         out.write_text(render(rows, encoder))
         autoscaler.update_doc(out)
+        live_scaling.update_doc(out)
+        live_latency.main_in_bench()
         load.main()
         encoder_bench.update_doc(out)
         web_process.update_doc(out)
