@@ -50,6 +50,7 @@ task_routes = {
     "vidfarm.join_video": {"queue": "ingest"},
     "vidfarm.render_failed": {"queue": "ingest"},
     "vidfarm.erase": {"queue": "ingest"},
+    "vidfarm.embed_photos": {"queue": "ingest"},
     "vidfarm.reidentify": {"queue": "ingest"},
     "vidfarm.reidentify_stale": {"queue": "ingest"},
     "vidfarm.reanalyse_window": {"queue": "ingest"},

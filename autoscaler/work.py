@@ -19,7 +19,8 @@ from pathlib import Path
 from sqlalchemy import select, tuple_
 from sqlalchemy.exc import SQLAlchemyError
 
-from core.records import Job, Records, Segment
+from core.models import Job, Segment
+from core.records import Records
 from core.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -1,8 +1,9 @@
 """`make bench`: measures the farm and writes docs/benchmarks.md, then appends the
 autoscaler simulations (bench/autoscaler.py, bench/live_scaling.py; no farm needed).
 
-Then the load test (bench/load.py), the encoder comparison (bench/encoder.py) and the live
-latency (bench/live_latency.py: real footage over RTSP; skipped without ../shared/media).
+Then the load test (bench/load.py), the encoder comparison (bench/encoder.py), the live
+latency (bench/live_latency.py: real footage over RTSP; skipped without ../shared/media) and
+the web process's start (bench/web_process.py).
 
 Clips: a generated 720p30 30 s recording with real faces (always) and the shared hamilton
 clip (skipped when ../shared/media is absent). Every figure of one clip comes from one run,
@@ -19,7 +20,7 @@ import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bench import autoscaler, encoder as encoder_bench, live_latency, live_scaling, load, throughput
+from bench import autoscaler, encoder as encoder_bench, live_latency, live_scaling, load, throughput, web_process
 from core.settings import Settings
 from tests.clipmaker import make_clip
 from workers import media
@@ -195,6 +196,7 @@ def main() -> int:
         live_latency.main_in_bench()
         load.main()
         encoder_bench.update_doc(out)
+        web_process.update_doc(out)
         print(f"wrote {out}")
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -52,8 +52,7 @@ def analyze_cpu_seconds(frames: list, configs: dict, fps: float) -> tuple[float,
     chain = analyzer_chain(config.analyzers, config.analyzer_configs, config.plugins)
     state = SegmentState(fps)
     for analyzer in chain:
-        if hasattr(analyzer, "begin"):
-            analyzer.begin(state)
+        analyzer.begin(state)
     found, started = 0, time.process_time()
     for frame in frames:
         state.frame_index += 1

@@ -88,16 +88,18 @@ def evaluate_hamilton(media: Path, gallery_folder: Path) -> dict:
 
     with tempfile.TemporaryDirectory() as data_dir, EmbeddedFarm(Path(data_dir), workers=2) as farm:
         os.environ["VIDFARM_DATA_DIR"], os.environ["REDIS_URL"] = data_dir, farm.redis_url
-        from tasks import runtime
+        from services import runtime
+        from services.jobs import job_view
         from tasks.app import app
-        from tasks.gallery import gallery_option
-        from tasks.jobs import output_key
-        from tasks.submit import submit_file
+        from core.storage import output_key
+        from services.gallery import gallery_option
+        from services.submit import submit_file
+        from workers.enrolment import PhotoEmbedder
 
         farm.wait_ready(app)
         job_id = submit_file(media / "videos" / "short_hamilton_clip.mp4",
-                             options={"gallery": gallery_option(gallery_folder)})
-        while runtime.records().job_view(job_id)["status"] not in ("done", "failed"):
+                             options={"gallery": gallery_option(gallery_folder, PhotoEmbedder.from_settings(runtime.settings()))})
+        while job_view(runtime.records(), job_id)["status"] not in ("done", "failed"):
             time.sleep(0.2)
         results = json.loads(runtime.store().local_path(output_key(job_id, "results.json")).read_text())
 

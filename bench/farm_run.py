@@ -14,16 +14,17 @@ from pathlib import Path
 def main(src: Path, workers: int, data_dir: Path, out_dir: Path, analyzers: list[str] | None = None) -> dict:
     # This process is the farm's client: point its settings at the farm before importing tasks.
     from cli.farm import EmbeddedFarm
-    from core.records import ENDED_STATES
+    from core.models import ENDED_STATES
     from tests.clipmaker import make_clip
 
     with EmbeddedFarm(data_dir, workers=workers) as embedded:
         os.environ["VIDFARM_DATA_DIR"] = str(data_dir)
         os.environ["REDIS_URL"] = embedded.redis_url
-        from tasks import runtime
+        from services import runtime
+        from services.jobs import job_view
         from tasks.app import app
-        from tasks.jobs import output_key
-        from tasks.submit import submit_file
+        from core.storage import output_key
+        from services.submit import submit_file
 
         embedded.wait_ready(app)
         options = {"analyzers": analyzers} if analyzers else {}
@@ -34,7 +35,7 @@ def main(src: Path, workers: int, data_dir: Path, out_dir: Path, analyzers: list
             only finds out later (up to one poll interval, which would count against the farm)."""
             started = time.time()
             job_id = submit_file(path, name=path.name, options=options)
-            while (view := runtime.records().job_view(job_id))["status"] not in ENDED_STATES or (
+            while (view := job_view(runtime.records(), job_id))["status"] not in ENDED_STATES or (
                     view["status"] == "done" and view["video_version"] < view["results_version"]
                     and not view["video_error"]):
                 time.sleep(0.05)
@@ -61,7 +62,7 @@ def main(src: Path, workers: int, data_dir: Path, out_dir: Path, analyzers: list
 
 
 def _ts(moment) -> float:
-    from core.records import aware
+    from core.models import aware
 
     return aware(moment).timestamp()
 

@@ -167,7 +167,7 @@ def _make_user(data_dir: Path, redis_url: str) -> str:
     os.environ.update({"VIDFARM_DATA_DIR": str(data_dir), "REDIS_URL": redis_url})
     from core.accounts import Accounts
     from core.settings import get_settings
-    from tasks import runtime
+    from services import runtime
 
     get_settings.cache_clear()
     runtime.reset()

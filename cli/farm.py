@@ -19,8 +19,6 @@ from cli.redis_server import RedisServer
 from core.processes import FarmProcess, worker_args
 from core.settings import WEB_ONLY_VARIABLES, Settings
 
-__all__ = ["EmbeddedFarm", "FarmProcess", "worker_args"]
-
 
 LOCAL_SCALING = {"VIDFARM_AUTOSCALE_CPU__SIZE_BY": "tasks", "VIDFARM_AUTOSCALE_CPU__SCALE_DOWN_WINDOW_S": "30",
                  "VIDFARM_AUTOSCALE_CPU__IDLE_TO_ZERO_S": "60"}

@@ -7,11 +7,15 @@ from pathlib import Path
 
 def gallery_options(folder: Path | None) -> dict:
     """``{"gallery": [...]}`` for a job or watch of its own gallery, ``{}`` without one.
-    Raises ``tasks.gallery.GalleryError`` with one line a user can act on."""
+    Raises ``core.errors.GalleryError`` with one line a user can act on. The faces are found
+    and embedded in this process (the command needs no farm for it)."""
     if folder is None:
         return {}
-    from tasks.gallery import GalleryError, gallery_option
+    from core.errors import GalleryError
+    from core.settings import get_settings
+    from services.gallery import gallery_option
+    from workers.enrolment import PhotoEmbedder
 
     if not folder.is_dir():
         raise GalleryError(f"{folder}: not a folder")
-    return {"gallery": gallery_option(folder)}
+    return {"gallery": gallery_option(folder, PhotoEmbedder.from_settings(get_settings()))}

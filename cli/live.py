@@ -57,7 +57,7 @@ def run_watch(args, settings, fail) -> int:
     from cli.farm import EmbeddedFarm
     from cli.gallery_option import gallery_options
     from tasks import app as celery_app
-    from tasks.gallery import GalleryError
+    from core.errors import GalleryError
     from tasks.live_watch import LiveWatch, WatchError
     from workers.live.source import CameraError, open_camera
 

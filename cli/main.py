@@ -70,9 +70,13 @@ def main(argv: list[str] | None = None) -> int:
     # no access for others, whatever the shell's umask.
     os.umask(0o027)
     try:
-        get_settings()    # every command reads them: a bad one is one line here, not a traceback later
+        # Every command reads them: a bad one is one line here, not a traceback later.
+        settings = get_settings()
     except (ValidationError, SettingsError) as error:
         return bad_settings(error)
+    from services import runtime
+
+    runtime.configure(settings)
     try:
         if args.command == "ingest":
             return live_commands.run_ingest(get_settings(), fail)
@@ -95,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("vidfarm: interrupted", file=sys.stderr)
         return 130
+    finally:
+        runtime.reset()   # main() may run inside another process (the tests): leave it as it was
 
 
 def fail(message: str, code: int = 1) -> int:
@@ -115,7 +121,7 @@ def run_user(args) -> int:
     """A user from the command line: how the first web login is made where `vidfarm up` does
     not run (on Kubernetes: kubectl exec into the web pod)."""
     from core.accounts import AccountError, Accounts
-    from tasks import runtime
+    from services import runtime
 
     get_settings().data_dir.mkdir(parents=True, exist_ok=True)
     accounts = Accounts(runtime.records())
@@ -167,18 +173,31 @@ def run_autoscale(args) -> int:
         return fail(str(error))
 
 
+def bad_analyzer_config() -> int | None:
+    """The exit status of a bad analyzer config (checked before any worker starts), or None."""
+    from workers.analyzer_configs import AnalyzerConfigError, check
+
+    try:
+        check(get_settings().analyzer_configs(), get_settings().plugins)
+    except AnalyzerConfigError as error:
+        return fail(f"bad setting {error}", code=2)
+    return None
+
+
 def run_process(args) -> int:
     from cli.farm import EmbeddedFarm
     from cli.gallery_option import gallery_options
     from tasks import app as celery_app
-    from tasks import runtime
-    from tasks.gallery import GalleryError
-    from tasks.jobs import output_key
-    from tasks.submit import submit_file
+    from services import runtime
+    from core.errors import GalleryError
+    from core.storage import output_key
+    from services.submit import submit_file
 
     video: Path = args.video
     if not video.is_file():
         return fail(f"{video}: no such file")
+    if (status := bad_analyzer_config()) is not None:
+        return status
     options = {"segment_seconds": args.segment_seconds} if args.segment_seconds else {}
     try:
         options.update(gallery_options(args.gallery))
@@ -190,7 +209,7 @@ def run_process(args) -> int:
         if farm is not None:
             celery_app.point_at(farm.redis_url)
         try:
-            job_id = submit_file(video.resolve(), name=str(video), options=options)
+            job_id = submit_file(video.resolve(), name=str(video), options={**sidecar_options(video), **options})
         except ValueError as exc:   # e.g. an unusable thermal calibration sidecar
             return fail(f"{video}: {exc}")
         view = follow_job(job_id, farm)
@@ -208,14 +227,29 @@ def run_process(args) -> int:
     return 0
 
 
+def sidecar_options(video: Path) -> dict:
+    """A thermal calibration sidecar beside a recording (``VIDEO.thermal.json``) travels with
+    its job; raises ``CalibrationError`` (a ValueError) when the sidecar is unusable."""
+    from workers.analytics import thermal
+
+    if not thermal.sidecar_path(video).is_file():
+        return {}
+    calibration = thermal.load_calibration(video, get_settings())
+    return {"thermal": {"gain": calibration.gain, "offset": calibration.offset}}
+
+
 def run_enroll(args) -> int:
-    from tasks.gallery import GalleryError, enroll
+    from core.errors import GalleryError
+    from services.gallery import enroll
+    from workers.enrolment import PhotoEmbedder
 
     missing = [str(p) for p in args.images if not p.is_file()]
     if missing:
         return fail(f"no such file: {', '.join(missing)}")
     try:
-        result = enroll(args.name, [(p.name, p.read_bytes()) for p in args.images], largest_face=True)
+        # The faces are found and embedded here: enrolling from the command line needs no farm.
+        result = enroll(args.name, [(p.name, p.read_bytes()) for p in args.images], largest_face=True,
+                        embed=PhotoEmbedder.from_settings(get_settings()))
     except GalleryError as exc:
         return fail(str(exc))
     print(f"enrolled {result['name']}: {result['embeddings']} photo(s) in the gallery")
@@ -227,8 +261,9 @@ def follow_job(job_id: str, farm) -> dict:
     drawn from its results; returns its final view."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from core.records import ENDED_STATES
-    from tasks import runtime
+    from core.models import ENDED_STATES
+    from services import runtime
+    from services.jobs import job_view
 
     records = runtime.records()
     columns = (TextColumn("{task.fields[status]:<10}"), BarColumn(), MofNCompleteColumn(),
@@ -236,7 +271,7 @@ def follow_job(job_id: str, farm) -> dict:
     with Progress(*columns, transient=False) as bar:
         task = bar.add_task("job", total=None, status="queued")
         while True:
-            view = records.job_view(job_id)
+            view = job_view(records, job_id)
             drawing = view["status"] == "done" and view["video_version"] < view["results_version"]
             bar.update(task, completed=view["chunks_done"], total=view["chunks_total"] or None,
                        status="drawing" if drawing else view["status"])
@@ -253,7 +288,10 @@ def follow_job(job_id: str, farm) -> dict:
 def run_up(args) -> int:
     from cli.farm import EmbeddedFarm
     from core.accounts import Accounts
-    from tasks import runtime
+    from services import runtime
+
+    if (status := bad_analyzer_config()) is not None:
+        return status
 
     settings = get_settings()
     port = args.port or settings.web_port

@@ -18,12 +18,16 @@ import re
 import secrets
 from datetime import datetime, timezone
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, delete, false, func, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from core.records import Base, Records
+from core.models import Base
+
+if TYPE_CHECKING:     # only named in annotations: core.records opens the schema, which imports this
+    from core.records import Records
 
 # Each role includes the ones after it: admin > operator > viewer.
 ROLES = ("admin", "operator", "viewer")

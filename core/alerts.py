@@ -13,13 +13,17 @@ the last status code and error, and when it was delivered.
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 from sqlalchemy import (Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint, func, select,
                         update)
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from core.appearances import identity_ids
-from core.records import Base, Identity, Job, Records, aware
+from core.models import Base, Identity, Job, aware
+
+if TYPE_CHECKING:     # only named in annotations: core.records opens the schema, which imports this
+    from core.records import Records
 
 DELIVERY_STATES = ("pending", "delivered", "failed")
 

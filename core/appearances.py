@@ -11,11 +11,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import DateTime, Float, ForeignKey, Index, Integer, LargeBinary, delete, insert, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from core.records import Base, Identity, Job, Records, aware
+from core.models import Base, Identity, Job, aware
+
+if TYPE_CHECKING:     # only named in annotations: core.records opens the schema, which imports this
+    from core.records import Records
 
 
 class Appearance(Base):

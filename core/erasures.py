@@ -12,7 +12,8 @@ from datetime import datetime, timezone
 
 from sqlalchemy import delete, select, text, update
 
-from core.records import Erasure, FaceEmbedding, Identity, Job, Records
+from core.models import Erasure, FaceEmbedding, Identity, Job
+from core.records import Records
 
 
 @dataclass(frozen=True)

@@ -14,3 +14,7 @@ def problems(error: ValidationError) -> list[tuple[str, str]]:
 def first_problem(error: ValidationError) -> tuple[str, str]:
     """(where, what) of the first problem pydantic found."""
     return problems(error)[0]
+
+
+class GalleryError(ValueError):
+    """One line a user can act on: no face, several faces, unreadable photo, bad name."""

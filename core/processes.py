@@ -68,8 +68,7 @@ class FarmProcess:
 def cores_for(slot: int, threads: int) -> set[int] | None:
     """The cores of the worker in ``slot`` (0, 1, ...) when each has ``threads`` of its own, or
     None when this machine has too few (or cannot pin: not Linux). A busy worker that the
-    scheduler keeps moving onto its neighbour's core loses its caches: with 2 workers on 2
-    cores, pinning measured ~8 % less time per frame."""
+    scheduler keeps moving onto its neighbour's core loses its caches (docs/design-notes.md)."""
     if not hasattr(os, "sched_getaffinity"):
         return None
     usable = sorted(os.sched_getaffinity(0))

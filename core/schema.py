@@ -38,7 +38,7 @@ def schema_metadata() -> MetaData:
     import core.accounts  # noqa: F401  (registers users and api_tokens)
     import core.alerts  # noqa: F401  (alerts, alert_deliveries)
     import core.appearances  # noqa: F401  (appearances)
-    from core.records import Base
+    from core.models import Base
 
     return Base.metadata
 

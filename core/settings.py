@@ -10,11 +10,13 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, BaseModel, BeforeValidator, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from core import defaults
 
 
 def _default_cache_dir() -> Path:
@@ -116,6 +118,12 @@ class GpuWorkerScaling(ScaleSettings):
     max_replicas: int = Field(default=2, ge=1, description="Most GPU workers.")
 
 
+# The analyzers vidfarm ships, in chain order; workers.analytics registers one class under
+# each name (a test checks they agree). The web process validates names against this list
+# without importing a single analyzer.
+BUILTIN_ANALYZERS = ("detect", "track", "recognize", "mask", "thermal")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="VIDFARM_", extra="ignore", env_nested_delimiter="__")
 
@@ -133,15 +141,18 @@ class Settings(BaseSettings):
     segment_seconds: float = Field(default=4.0, gt=0, description="Target segment length; segments are equal, remuxed from keyframes.")
     min_segments: int = Field(default=8, ge=1,
                               description="Cut short recordings finer (down to 1 s) to make this many segments.")
-    max_width: int = Field(default=7680, description="Largest accepted frame width (pixels).")
-    max_height: int = Field(default=4320, description="Largest accepted frame height (pixels).")
-    min_side: int = Field(default=16, description="Smallest accepted frame width or height (pixels).")
-    max_duration_s: float = Field(default=6 * 3600, description="Longest accepted recording (seconds).")
-    max_fps: float = Field(default=240.0, gt=0, description="Highest accepted frame rate, declared or measured.")
-    max_frames: int = Field(default=2_000_000, ge=1, description="Most frames (packets) accepted in a recording.")
+    max_width: int = Field(default=defaults.MAX_WIDTH, description="Largest accepted frame width (pixels).")
+    max_height: int = Field(default=defaults.MAX_HEIGHT, description="Largest accepted frame height (pixels).")
+    min_side: int = Field(default=defaults.MIN_SIDE, description="Smallest accepted frame width or height (pixels).")
+    max_duration_s: float = Field(default=defaults.MAX_DURATION_S, description="Longest accepted recording (seconds).")
+    max_fps: float = Field(default=defaults.MAX_FPS, gt=0, description="Highest accepted frame rate, declared or measured.")
+    max_frames: int = Field(default=defaults.MAX_FRAMES, ge=1, description="Most frames (packets) accepted in a recording.")
     upload_check_s: float = Field(default=10.0, gt=0,
                                   description="Longest the web process looks at an upload before it becomes a job.")
-    probe_budget_s: float = Field(default=600.0, gt=0, description="Longest the ingest task reads a recording's packets.")
+    probe_budget_s: float = Field(default=defaults.PROBE_BUDGET_S, gt=0, description="Longest the ingest task reads a recording's packets.")
+    enrol_timeout_s: float = Field(default=120.0, gt=0,
+                                   description="Longest the web process waits for a worker to find and embed "
+                                               "the faces of enrolment photos.")
     max_upload_bytes: int = Field(default=4 * 1024**3, description="Largest accepted upload (bytes).")
 
     # --- analytics ---------------------------------------------------------------------
@@ -156,19 +167,24 @@ class Settings(BaseSettings):
     recognizer_model: str = Field(default="w600k_mbf.onnx", description="ArcFace file in model_dir.")
     detector_input: int = Field(default=640, description="Long side of the detector input (multiple of 32).")
     detector_threshold: float = Field(default=0.5, ge=0, le=1, description="Face score threshold.")
-    analyzers: CommaSeparated = Field(default=("detect", "track", "recognize", "mask", "thermal"),
+    analyzers: CommaSeparated = Field(default=BUILTIN_ANALYZERS,
                                       description="Analyzers run on every segment, in order (comma-separated).")
+    analyzer_config: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Per analyzer, fields of its own config model, over what the settings above derive "
+                    "(VIDFARM_ANALYZER_CONFIG__TRACK__LOST_TRACK_SECONDS=2, or JSON in VIDFARM_ANALYZER_CONFIG); "
+                    "checked against each analyzer's model when a worker or the CLI starts.")
     plugins: CommaSeparated = Field(default=(), description="Extra analyzer modules to import (comma-separated); "
                                                             "each registers its analyzers by name.")
-    recognition_threshold: float = Field(default=0.34, description="Cosine similarity that names a track "
+    recognition_threshold: float = Field(default=defaults.RECOGNITION_THRESHOLD, description="Cosine similarity that names a track "
                                          "(chosen from measurements: docs/accuracy.md).")
-    fever_threshold_c: float = Field(default=37.5, description="Temperature that raises a fever alert.")
+    fever_threshold_c: float = Field(default=defaults.FEVER_C, description="Temperature that raises a fever alert.")
     alerts: CommaSeparated = Field(default=("fever", "watchlist"),
                                    description="Alert kinds raised (comma-separated): fever, watchlist, no_mask.")
-    thermal_gain: float = Field(default=0.01, gt=0,
+    thermal_gain: float = Field(default=defaults.THERMAL_GAIN, gt=0,
                                 description="Radiometric video without a .thermal.json sidecar: degrees C per "
                                             "raw count (default: centikelvin, FLIR Lepton/Boson TLinear).")
-    thermal_offset: float = Field(default=-273.15, description="... and degrees C at raw value 0.")
+    thermal_offset: float = Field(default=defaults.THERMAL_OFFSET, description="... and degrees C at raw value 0.")
     threads: int = Field(default=0, ge=0,
                          description="Threads per worker process for inference and codecs; 0 = all cores.")
     pin_workers: bool = Field(default=True,
@@ -176,11 +192,11 @@ class Settings(BaseSettings):
                                           "process its own cores when there are enough.")
 
     # --- encoding ----------------------------------------------------------------------
-    x264_preset: str = Field(default="veryfast", description="libx264 preset for annotated video.")
-    x264_crf: int = Field(default=23, ge=0, le=51, description="libx264 constant rate factor.")
+    x264_preset: str = Field(default=defaults.X264_PRESET, description="libx264 preset for annotated video.")
+    x264_crf: int = Field(default=defaults.X264_CRF, ge=0, le=51, description="libx264 constant rate factor.")
     # subme=1 (cheaper sub-pixel motion search than veryfast's 2): about a fifth less encode time
     # for about a tenth more bytes at about the same PSNR on the media tried (docs/benchmarks.md).
-    x264_params: str = Field(default="subme=1", pattern=r"^$|^[\w-]+=[\w.,+-]+(:[\w-]+=[\w.,+-]+)*$",
+    x264_params: str = Field(default=defaults.X264_PARAMS, pattern=r"^$|^[\w-]+=[\w.,+-]+(:[\w-]+=[\w.,+-]+)*$",
                              description="Extra libx264 options, key=value:key=value ('' for none).")
 
     # --- celery ------------------------------------------------------------------------
@@ -298,6 +314,33 @@ class Settings(BaseSettings):
     def scaled_deployments(self) -> list[ScaleSettings]:
         # live first: at a shared cap (autoscale_shared_max) it is decided before cpu.
         return [self.autoscale_live, self.autoscale_cpu, self.autoscale_gpu]
+
+    def analyzer_configs(self) -> dict[str, dict]:
+        """Each analyzer's config fields: what the settings above derive for it, then its own
+        ``analyzer_config`` entries over them. Checked by ``workers.analyzer_configs.check``."""
+        model_dir = str(self.model_dir) if self.model_dir else None
+        derived = {
+            "detect": self.detector_config(),
+            "recognize": {"model_file": self.recognizer_model, "model_dir": model_dir,
+                          "threshold": self.recognition_threshold, "threads": self.effective_threads},
+            "mask": {"threads": self.effective_threads, "cache_dir": str(self.model_cache_dir),
+                     "recognizer_model": self.recognizer_model, "model_dir": model_dir},
+        }
+        names = set(derived) | set(self.analyzer_config)
+        return {name: {**derived.get(name, {}), **self.analyzer_config.get(name, {})} for name in sorted(names)}
+
+    def detector_config(self) -> dict:
+        """``workers.analytics.detector.DetectorConfig`` from these settings."""
+        return {"model_file": self.detector_model, "model_dir": str(self.model_dir) if self.model_dir else None,
+                "input_long_side": self.detector_input, "threshold": self.detector_threshold,
+                "threads": self.effective_threads}
+
+    def media_limits(self, budget_s: float | None = None) -> dict:
+        """What ingest accepts, as ``workers.media.Limits`` takes it; ``budget_s``: how long
+        reading may take (default: the ingest probe's)."""
+        return {"min_side": self.min_side, "max_width": self.max_width, "max_height": self.max_height,
+                "max_duration_s": self.max_duration_s, "max_fps": self.max_fps, "max_frames": self.max_frames,
+                "budget_s": self.probe_budget_s if budget_s is None else budget_s}
 
     @property
     def sqlalchemy_url(self) -> str:

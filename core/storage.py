@@ -28,6 +28,30 @@ def job_key(job_id: str, *parts: str) -> str:
     return "/".join(("jobs", job_id, *parts))
 
 
+def segment_key(job_id: str, index: int) -> str:
+    """A piece of the recording as ingest cut it."""
+    return job_key(job_id, "segments", f"{index:05d}.nut")
+
+
+def analysis_key(job_id: str, index: int) -> str:
+    """What a segment's analysis found (its faces per frame and its tracks)."""
+    return job_key(job_id, "analysis", f"{index:05d}.json")
+
+
+def output_key(job_id: str, name: str) -> str:
+    return job_key(job_id, "output", name)
+
+
+def version_key(job_id: str, version: int) -> str:
+    return output_key(job_id, f"versions/results-{version}.json")
+
+
+def stored_versions(store: "BlobStore", job_id: str) -> dict[int, str]:
+    """The job's stored results versions (an erasure deletes those naming the person): key by number."""
+    keys = store.list_keys(output_key(job_id, "versions"))
+    return dict(sorted((int(key.rsplit("-", 1)[1].removesuffix(".json")), key) for key in keys))
+
+
 class BlobStore(ABC):
     @abstractmethod
     def put_file(self, key: str, src: Path) -> None:

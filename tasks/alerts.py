@@ -17,7 +17,7 @@ import json
 import requests
 
 from core.alerts import Alerts
-from tasks import runtime
+from services import runtime
 from tasks.app import app
 
 SIGNATURE_HEADER = "X-Vidfarm-Signature"

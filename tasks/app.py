@@ -1,10 +1,10 @@
 """The Celery application. Workers run ``celery -A tasks.app worker -Q live,ingest,cpu``."""
 
 from celery import Celery
-from celery.signals import worker_init, worker_process_init
 
 app = Celery("vidfarm", include=["tasks.jobs", "tasks.live", "tasks.live_view", "tasks.render", "tasks.reanalysis",
-                                 "tasks.erasure", "tasks.watchdog", "tasks.alerts", "tasks.recording"])
+                                 "tasks.erasure", "tasks.watchdog", "tasks.alerts", "tasks.recording", "tasks.gallery",
+                                 "tasks.worker"])
 app.config_from_object("celeryconfig")
 
 
@@ -23,22 +23,3 @@ def point_at(redis_url: str) -> None:
     app._after_fork()
     app._backend_cache = None
     app._local = threading.local()
-
-
-@worker_init.connect
-def _open_records_at_start(**_):
-    # Upgrade (or check) the database schema before the worker takes any task; its pool
-    # children open their own connections after the fork (below).
-    from tasks import runtime
-
-    runtime.records()
-
-
-@worker_process_init.connect
-def _prepare_worker_process(**_):
-    # A forked pool child must not share database connections with its parent.
-    from tasks import jobs, runtime
-
-    runtime.reset()
-    # Load the models now, not inside the first segment a user is waiting for.
-    jobs.warm_up()

@@ -25,7 +25,7 @@ from redis.exceptions import RedisError
 from core.camera_leases import CameraLeases, new_owner_id
 from core.camera_offers import CameraOffers
 from core.cameras import CameraRegistry
-from tasks import runtime
+from services import runtime
 from tasks.live_view import send_view
 from tasks.recording import CameraRecorder
 from tasks.live_watch import LiveWatch, WatchError

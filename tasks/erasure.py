@@ -1,7 +1,7 @@
 """Erasing a person: everything vidfarm stored about them, and a report of what went.
 
-``start`` (the web request): the identity, its embeddings and face crops are deleted at once,
-so no job matches them from then on. The ``vidfarm.erase`` task then goes through every job
+``services.erasure.start`` (the web request): the identity, its embeddings and face crops are
+deleted at once, so no job matches them from then on. The ``vidfarm.erase`` task then goes through every job
 submitted before: a job that references them (a ticked subset, its own gallery) forgets
 them; results that name them are published again without them (their tracks lose identity
 and kept embedding), every older results version that names them is deleted, per-segment
@@ -17,52 +17,18 @@ import json
 from datetime import datetime, timezone
 
 from core.erasures import Erasures, JobRef
-from core.records import ENDED_STATES
-from core.storage import job_key
-from tasks import runtime
+from core.models import ENDED_STATES
+from core.storage import analysis_key, job_key, version_key
+from services import runtime
 from tasks.app import app
+from tasks.common import put_json, result_options, stored_versions
 from tasks.gallery import job_matching
-from tasks.jobs import analysis_key, put_json, republish, result_options, stored_versions, version_key
+from tasks.jobs import republish
 from tasks.render import clean_up_drawings, queue_render, video_key
 from workers.erasure import Person, erased_tracks, forget_tracks, scrub_segment
 from workers.results import reidentify
 
 MAX_WAIT_S = 30.0
-
-
-def start(name: str) -> dict | None:
-    """Delete the person named ``name`` from the gallery now and queue the rest of their
-    erasure. Returns the erasure's report so far; None when there is no such person."""
-    erasures, store = Erasures(runtime.records()), runtime.store()
-    started = erasures.start(name)
-    if started is None:
-        return None
-    for key in started.crop_keys:
-        store.delete_prefix(key)
-    erasure = erasures.get(started.erasure_id)
-    erasures.set(erasure.id, report={**erasure.report, "crops_removed": len(started.crop_keys)})
-    erase.apply_async((erasure.id,))      # the id only: no name travels through the broker
-    return report_of(erasures.get(erasure.id))
-
-
-def report_of(erasure) -> dict:
-    """The public view of an erasure: what it removed so far (never whom)."""
-    return {"id": erasure.id, "status": erasure.status,
-            "created_at": erasure.created_at.isoformat() if erasure.created_at else None,
-            "finished_at": erasure.finished_at.isoformat() if erasure.finished_at else None,
-            **_totals(erasure.report.get("jobs", {})), **erasure.report}
-
-
-def _totals(jobs: dict) -> dict:
-    return {"jobs_republished": sum(1 for j in jobs.values() if j.get("results_version")),
-            "versions_deleted": sum(len(j.get("versions_deleted", [])) for j in jobs.values()),
-            "segment_files_scrubbed": sum(j.get("segment_files_scrubbed", 0) for j in jobs.values()),
-            "videos_rerendered": sum(1 for j in jobs.values() if j.get("video", "").startswith("re-rendered"))}
-
-
-def find(erasure_id: str) -> dict | None:
-    erasure = Erasures(runtime.records()).get(erasure_id)
-    return None if erasure is None else report_of(erasure)
 
 
 @app.task(name="vidfarm.erase", ignore_result=True)

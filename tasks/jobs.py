@@ -11,75 +11,27 @@ from __future__ import annotations
 
 import json
 import logging
-import tempfile
 import time
-from fractions import Fraction
-from io import BytesIO
 from pathlib import Path
 from typing import Callable
 
-from celery import chord
-
-from core.records import aware
-from core.storage import job_key
-from tasks import published, runtime
+from core.models import SourceMedia, aware
+from core.results import Results
+from core.storage import analysis_key, output_key, segment_key, version_key
+from services import runtime
+from tasks import published
 from tasks.app import app
+from tasks.client import fan_out
+# tasks.live and tasks.live_watch import these from here.
+from tasks.common import (_json_bytes, _pipeline_config, _put_bytes, media_limits, put_json,  # noqa: F401
+                          render_config, result_options, scratch_dir)
+from tasks.gallery import job_matching
+from tasks.render import queue_render
 from workers import media, pipeline
 from workers.analytics import thermal
-from workers.render import RenderConfig
-from tasks.gallery import job_matching
-from workers.results import ResultOptions, SegmentOutput, assemble_results, damage_warning, source_summary
+from workers.results import SegmentOutput, assemble_results, damage_warning, source_summary
 
 log = logging.getLogger(__name__)
-
-
-def segment_key(job_id: str, index: int) -> str:
-    return job_key(job_id, "segments", f"{index:05d}.nut")
-
-
-def analysis_key(job_id: str, index: int) -> str:
-    """What a segment's analysis found (its faces per frame and its tracks)."""
-    return job_key(job_id, "analysis", f"{index:05d}.json")
-
-
-def version_key(job_id: str, version: int) -> str:
-    return output_key(job_id, f"versions/results-{version}.json")
-
-
-def stored_versions(job_id: str) -> dict[int, str]:
-    """The job's stored results versions (an erasure deletes those naming the person): key by number."""
-    keys = runtime.store().list_keys(output_key(job_id, "versions"))
-    return dict(sorted((int(key.rsplit("-", 1)[1].removesuffix(".json")), key) for key in keys))
-
-
-def output_key(job_id: str, name: str) -> str:
-    return job_key(job_id, "output", name)
-
-
-def scratch_dir() -> tempfile.TemporaryDirectory:
-    root = runtime.settings().data_dir / "tmp"
-    root.mkdir(parents=True, exist_ok=True)
-    return tempfile.TemporaryDirectory(dir=root)
-
-
-def media_limits(budget_s: float | None = None) -> media.Limits:
-    """What ingest accepts; ``budget_s``: how long reading may take (default: the probe's)."""
-    s = runtime.settings()
-    return media.Limits(min_side=s.min_side, max_width=s.max_width, max_height=s.max_height,
-                        max_duration_s=s.max_duration_s, max_fps=s.max_fps, max_frames=s.max_frames,
-                        budget_s=s.probe_budget_s if budget_s is None else budget_s)
-
-
-def put_json(key: str, data) -> None:
-    _put_bytes(key, _json_bytes(data))
-
-
-def _json_bytes(data) -> bytes:
-    return json.dumps(data, separators=(",", ":")).encode()
-
-
-def _put_bytes(key: str, data: bytes) -> None:
-    runtime.store().put_stream(key, BytesIO(data))
 
 
 # Nobody waits on an ingest's return value (progress lives in the records), so the client
@@ -129,12 +81,6 @@ def screening_when_possible(options: dict, source: Path) -> dict:
                                "so it holds no temperatures"}
 
 
-def fan_out(job_id: str, segments: int, queue: str = "cpu") -> None:
-    """One task per segment, then the stitch once all of them are done (a Celery chord)."""
-    header = [process_segment.si(job_id, index).set(queue=queue) for index in range(segments)]
-    chord(header)(stitch.si(job_id).on_error(job_failed.s(job_id)))
-
-
 def publish_results(job, results: dict, gallery_fingerprint: str, **job_changes) -> int | None:
     """Store a new version of a job's results: ``output/versions/results-N.json`` stays,
     ``output/results.json`` is always the latest. Returns N. The job's ``results_version``
@@ -163,8 +109,6 @@ def republish(job_id: str, change: Callable[[dict | None], dict | None], gallery
     ``publication``: prepared from the results before the claim (the stitch: it may decode face
     crops); a change made under the claim is prepared there (it keeps the tracks' best faces,
     so their crops are reused and nothing is decoded while the job's row is locked)."""
-    from tasks.render import queue_render   # here: tasks.render builds on this module
-
     outcome: dict = {}
 
     def write(version: int) -> None:
@@ -188,42 +132,6 @@ def republish(job_id: str, change: Callable[[dict | None], dict | None], gallery
         outcome["publication"].send()
         queue_render(job_id, version, outcome["results"])
     return version
-
-
-def _pipeline_config(job_options: dict) -> pipeline.PipelineConfig:
-    s = runtime.settings()
-    model_dir = str(s.model_dir) if s.model_dir else None
-    configs = {
-        "detect": {"model_file": s.detector_model, "model_dir": model_dir, "input_long_side": s.detector_input,
-                   "threshold": s.detector_threshold, "threads": s.effective_threads},
-        "recognize": {"model_file": s.recognizer_model, "model_dir": model_dir, "threshold": s.recognition_threshold,
-                      "threads": s.effective_threads},
-    }
-    configs["mask"] = {"threads": s.effective_threads, "recognizer_model": s.recognizer_model, "model_dir": model_dir}
-    names = job_options.get("analyzers") or s.analyzers
-    calibration = _calibration(job_options)
-    return pipeline.PipelineConfig(analyzers=tuple(names), analyzer_configs=json.dumps(configs), plugins=s.plugins,
-                                   threads=s.effective_threads, thermal_gain=calibration["gain"],
-                                   thermal_offset=calibration["offset"])
-
-
-def _calibration(job_options: dict) -> dict:
-    s = runtime.settings()
-    return job_options.get("thermal") or {"gain": s.thermal_gain, "offset": s.thermal_offset}
-
-
-def render_config(job_options: dict) -> RenderConfig:
-    s = runtime.settings()
-    calibration = _calibration(job_options)
-    return RenderConfig(threads=s.effective_threads, x264_preset=s.x264_preset, x264_crf=s.x264_crf,
-                        x264_params=s.x264_params, fever_c=s.fever_threshold_c,
-                        thermal_gain=calibration["gain"], thermal_offset=calibration["offset"])
-
-
-def result_options(watchlist: frozenset[str]) -> ResultOptions:
-    s = runtime.settings()
-    return ResultOptions(recognition_threshold=s.recognition_threshold, fever_c=s.fever_threshold_c,
-                         alerts=s.alerts, watchlist=watchlist)
 
 
 def warm_up() -> None:
@@ -254,13 +162,11 @@ def process_segment(self, job_id: str, index: int) -> dict:
         return {"skipped": True}
     job, segment = taken
     started = time.perf_counter()
-    info = job.media
+    source = SourceMedia.of(job)
     try:
         result = pipeline.analyse_segment(
-            store.local_path(segment_key(job_id, index)), segment.pts, Fraction(*info["time_base"]), info["fps"],
-            _pipeline_config(job.options), job_matching(job.options).gallery,
-            info.get("pts_offset", 0),   # 0 for jobs split before the offset was recorded
-            info.get("timed", False))    # jobs split before: matched by order, as then
+            store.local_path(segment_key(job_id, index)), segment.pts, source.time_base, source.fps,
+            _pipeline_config(job.options), job_matching(job.options).gallery, source.pts_offset, source.timed)
         put_json(analysis_key(job_id, index), _without_names(result))
     except media.MediaError as exc:
         records.set_segment(job_id, index, status="failed", error=str(exc))
@@ -310,7 +216,7 @@ def stitch(self, job_id: str, wait_s: float = 2.0) -> dict:
         return _wait_for_segments(job_id, unfinished, wait_s)
     started = time.perf_counter()
     info = job.media
-    time_base = Fraction(*info["time_base"])
+    source = SourceMedia.of(job)
     try:
         per_segment = [json.loads(store.local_path(analysis_key(job_id, s.index)).read_text()) for s in segments]
         stitch_s = round(time.perf_counter() - started, 4)
@@ -318,8 +224,9 @@ def stitch(self, job_id: str, wait_s: float = 2.0) -> dict:
         outputs = [SegmentOutput(s.pts, p["frames"], p["tracks"], p["thumbnails"], p.get("damage"))
                    for s, p in zip(segments, per_segment)]
         matching = job_matching(job.options)
-        results = assemble_results(source_summary(job.source_name, info), time_base, info["start_pts"],
+        results = assemble_results(source_summary(job.source_name, info), source.time_base, source.start_pts,
                                    outputs, timing, matching.gallery, result_options(matching.watchlist))
+        Results.model_validate(results)   # contract 3, before anyone can read them
         # The job is done in the same commit that publishes its results, unless it ended
         # meanwhile (the watchdog failed it): then nothing is published.
         # A damaged recording is done all the same, with a warning on the job.

@@ -18,7 +18,7 @@ from functools import lru_cache
 from redis.exceptions import RedisError
 
 from core import live_costs
-from tasks import runtime
+from services import runtime
 from tasks.app import app
 from tasks.gallery import job_matching
 from tasks.jobs import _pipeline_config, put_json

@@ -19,9 +19,9 @@ from functools import lru_cache
 from pathlib import Path
 
 from core.cameras import CameraRegistry, view_piece_key
-from tasks import runtime
+from services import runtime
 from tasks.app import app
-from tasks.jobs import render_config, scratch_dir
+from tasks.common import render_config, scratch_dir
 from tasks.live import piece_key, watch_options
 from workers.annotate import Label
 from workers.live.segmenter import LiveSegment

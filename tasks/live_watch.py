@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Callable
 
 from core.cameras import percentile, redacted
-from tasks import runtime
+from services import runtime
 from tasks.app import app
 from tasks.gallery import job_matching
 from tasks.jobs import render_config, result_options

@@ -16,13 +16,14 @@ stripped of its name and embedding is not, so no face crop of an erased person s
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from fractions import Fraction
 
 from sqlalchemy.orm import Session
 
 from core.alerts import raise_new
 from core.appearances import Appearances, TrackAppearance, replace_rows
-from tasks import runtime
+from core.models import SourceMedia
+from core.storage import segment_key
+from services import runtime
 from workers import thumbnails
 from workers.analytics import thermal
 
@@ -81,14 +82,13 @@ def prepare(job, results: dict) -> Publication:
 
 
 def _face_crops(job, wanted: dict) -> dict[int, bytes]:
-    from tasks.jobs import segment_key   # here: tasks.jobs calls this module
 
-    info, store, settings = job.media or {}, runtime.store(), runtime.settings()
-    if "time_base" not in info:
+    store, settings = runtime.store(), runtime.settings()
+    if "time_base" not in (job.media or {}):
         return {}
+    source = SourceMedia.of(job)
     segments = [thumbnails.SegmentFile(store.local_path(key), s.start_frame, s.pts)
                 for s in runtime.records().segments(job.id) if store.exists(key := segment_key(job.id, s.index))]
     calibration = job.options.get("thermal") or {"gain": settings.thermal_gain, "offset": settings.thermal_offset}
-    return thumbnails.face_crops(wanted, segments, Fraction(*info["time_base"]), info.get("pts_offset", 0),
-                                 thermal.Calibration(calibration["gain"], calibration["offset"]),
-                                 info.get("timed", False))   # as the segment task reads them
+    return thumbnails.face_crops(wanted, segments, source.time_base, source.pts_offset,   # as the segment task reads them
+                                 thermal.Calibration(calibration["gain"], calibration["offset"]), source.timed)

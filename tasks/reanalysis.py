@@ -7,14 +7,15 @@ removes those that name the erased person), and the video is drawn again from it
 
 from __future__ import annotations
 
-import time
 from datetime import datetime, timedelta, timezone
 
-from core.records import aware
-from tasks import runtime
+from core.models import aware
+from services import runtime
+from services.jobs import reanalyse
 from tasks.app import app
+from tasks.common import result_options
 from tasks.gallery import job_matching
-from tasks.jobs import fan_out, republish, result_options
+from tasks.jobs import republish
 from workers.results import reidentify
 
 
@@ -41,19 +42,6 @@ def reidentify_stale() -> dict:
     for job_id in stale:
         reidentify_job.delay(job_id)
     return {"queued": len(stale)}
-
-
-def reanalyse(job_id: str) -> bool:
-    """Re-run a finished job's segments with today's models and settings (no re-split)."""
-    records = runtime.records()
-    job = records.get_job(job_id)
-    if job is None or job.status != "done":
-        return False
-    for segment in records.segments(job_id):
-        records.set_segment(job_id, segment.index, status="queued", error=None, finished_at=None)
-    records.set_job(job_id, status="processing", error=None, finished_at=None, timing={"run_started": time.time()})
-    fan_out(job_id, job.chunks_total, job.options.get("queue", "cpu"))
-    return True
 
 
 @app.task(name="vidfarm.reanalyse_window")

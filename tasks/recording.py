@@ -27,11 +27,13 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from core.storage import job_key
-from tasks import runtime
+from services import runtime
 from tasks.app import app
-from tasks.jobs import _DECIDED_AT_STITCH, analysis_key, media_limits, put_json, scratch_dir, segment_key, stitch
+from core.storage import analysis_key, segment_key
+from tasks.common import media_limits, put_json, scratch_dir
+from tasks.jobs import _DECIDED_AT_STITCH, stitch
 from tasks.live import piece_key
-from tasks.submit import JobBusy, delete_job
+from services.submit import JobBusy, delete_job
 from workers import media
 from workers.live.recording import RecordedSegment, join_recording
 from workers.live.segmenter import LiveSegment

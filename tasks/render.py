@@ -16,15 +16,15 @@ from __future__ import annotations
 
 import json
 import time
-from fractions import Fraction
 from pathlib import Path
 
 from celery import chord
 
-from core.storage import job_key
-from tasks import runtime
+from core.models import SourceMedia
+from core.storage import job_key, output_key, segment_key, version_key
+from services import runtime
 from tasks.app import app
-from tasks.jobs import output_key, put_json, render_config, scratch_dir, segment_key, version_key
+from tasks.common import put_json, render_config, scratch_dir
 from workers import media
 from workers.render import render_segment as draw_segment
 from workers.render import segment_key as drawing_key
@@ -77,14 +77,14 @@ def render_segment(self, job_id: str, index: int, key: str) -> dict:
         # and then the join draws it again if its results still need it; or the job is gone.
         return {"skipped": True}
     started = time.perf_counter()
-    info = job.media
+    source = SourceMedia.of(job)
     try:
         labels = json.loads(store.local_path(labels_file).read_text())
         with scratch_dir() as scratch:
             out = Path(scratch) / "segment.mp4"
             draw_segment(store.local_path(segment_key(job_id, index)), out, segment.pts,
-                         Fraction(*info["time_base"]), info["fps"], info["width"], info["height"], labels,
-                         render_config(job.options), info.get("pts_offset", 0), info.get("timed", False))
+                         source.time_base, source.fps, source.width, source.height, labels,
+                         render_config(job.options), source.pts_offset, source.timed)
             store.move_file(target, out)
     except media.MediaError:
         raise
@@ -124,13 +124,13 @@ def join_video(job_id: str, version: int, keys: list[str], queued_at: float, att
             return {"failed": "drawn segments missing"}
         results = json.loads(store.local_path(version_key(job_id, version)).read_text())
         return {"redrawing": queue_render(job_id, version, results, attempt + 1)}
-    info = job.media
+    source = SourceMedia.of(job)
     with scratch_dir() as scratch:
         out = Path(scratch) / "annotated.mp4"
         media.concat_segments([store.local_path(part) for part in parts],
                               [media.SegmentTiming(s.pts, s.end_pts) for s in segments],
-                              Fraction(*info["time_base"]), out,
-                              audio_source=store.local_path(job.source_key) if info["has_audio"] else None)
+                              source.time_base, out,
+                              audio_source=store.local_path(job.source_key) if source.has_audio else None)
         published = records.publish_video(job_id, version, keys, round(time.time() - queued_at, 3),
                                            lambda: store.move_file(video_key(job_id), out))
     clean_up_drawings(job_id)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from tasks import runtime
+from services import runtime
 from tasks.app import app
 from tasks.erasure import resume_lost
 from tasks.render import redraw_stale_videos

@@ -15,9 +15,9 @@ from pathlib import Path
 def main(clip: str, data_dir: str) -> int:
     from cli.farm import EmbeddedFarm
     from core.settings import get_settings
-    from tasks import runtime
+    from services import runtime
     from tasks.app import app, point_at
-    from tasks.submit import submit_file
+    from services.submit import submit_file
     from tests.conftest import wait_for_job
 
     farm = EmbeddedFarm(Path(data_dir), workers=2, autoscale=True, extra_env={"VIDFARM_SEGMENT_SECONDS": "3"})

@@ -44,7 +44,7 @@ def use_farm_environment(monkeypatch, redis_url: str | None, data_dir: Path, thr
     """Point this test process's settings, records and Celery client at a farm."""
     from core.settings import get_settings
     from tasks import app as celery_app
-    from tasks import runtime
+    from services import runtime
 
     if redis_url:
         monkeypatch.setenv("REDIS_URL", redis_url)
@@ -89,7 +89,7 @@ def restore_environment() -> None:
     """Point this process back at whatever farm its environment names (after a private one)."""
     from core.settings import get_settings
     from tasks import app as celery_app
-    from tasks import runtime
+    from services import runtime
 
     get_settings.cache_clear()
     runtime.reset()
@@ -119,11 +119,12 @@ def wait_for_job(job_id: str, timeout: float = 180.0) -> dict:
     """Until the job ends and, when done, its video follows its latest results."""
     import time
 
-    from tasks import runtime
+    from services import runtime
+    from services.jobs import job_view
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        view = runtime.records().job_view(job_id)
+        view = job_view(runtime.records(), job_id)
         drawn = view["video_version"] >= view["results_version"] or view["video_error"]
         if view["status"] == "failed" or (view["status"] == "done" and drawn):
             return view

@@ -5,7 +5,7 @@ from typing import ClassVar
 
 from pydantic import BaseModel
 
-from workers.analytics.registry import register
+from workers.analytics.registry import Analyzer, register
 
 
 class PoisonConfig(BaseModel):
@@ -13,7 +13,7 @@ class PoisonConfig(BaseModel):
 
 
 @register
-class PoisonAnalyzer:
+class PoisonAnalyzer(Analyzer):
     name: ClassVar[str] = "poison"
     Config: ClassVar[type[BaseModel]] = PoisonConfig
 

@@ -84,7 +84,7 @@ def webhook_farm(receiver, tmp_path_factory):
 
 def deliveries_settled(job_id: str, timeout: float = 120.0) -> list[dict]:
     from core.alerts import Alerts
-    from tasks import runtime
+    from services import runtime
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -97,8 +97,9 @@ def deliveries_settled(job_id: str, timeout: float = 120.0) -> list[dict]:
 
 
 def test_each_alert_is_posted_signed_once_to_every_url_retried_and_recorded(webhook_farm, receiver, face_clip):
-    from tasks import gallery, runtime
-    from tasks.submit import submit_file
+    from services import gallery
+    from services import runtime
+    from services.submit import submit_file
     from tests.test_analytics import yao_in_players
 
     gallery.enroll("hook-yao", [("yao.jpg", cv2.imencode(".jpg", yao_in_players())[1].tobytes())],
@@ -154,7 +155,7 @@ def test_each_alert_is_posted_signed_once_to_every_url_retried_and_recorded(webh
 
 def test_alerts_show_on_the_jobs_list_and_the_alerts_page(webhook_farm):
     from core.alerts import Alerts
-    from tasks import runtime
+    from services import runtime
     from tests.web.conftest import logged_in_client, make_app
     from core.accounts import Accounts
     from tests.web.conftest import PASSWORD, Account

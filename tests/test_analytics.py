@@ -220,3 +220,14 @@ def test_alerts_can_be_switched_off():
     quiet = assemble_results({}, Fraction(1, 10), 0, [segment([0, 0], [box] * 2)], {}, None,
                              ResultOptions(alerts=()))
     assert quiet["alerts"] == [] and quiet["tracks"][0]["mask"] == "no_mask"
+
+
+def test_an_analyzer_must_subclass_the_base_class():
+    from workers.analytics.registry import ANALYZERS, Analyzer, register
+
+    class Loose:      # the old duck-typed shape: refused, so no chain ever guesses at begin()
+        name = "loose"
+
+    with pytest.raises(TypeError, match="must subclass"):
+        register(Loose)
+    assert "loose" not in ANALYZERS and all(issubclass(cls, Analyzer) for cls in ANALYZERS.values())

@@ -12,7 +12,7 @@ from sqlalchemy import func, select, text, update
 
 from core.alerts import Alert, AlertDelivery, Alerts
 from core.appearances import Appearance, Appearances, TrackAppearance
-from core.records import Job
+from core.models import Job
 from tests.test_records import records  # noqa: F401  (the fixture: SQLite and PostgreSQL)
 
 JPEG = b"\xff\xd8 a face crop \xff\xd9"

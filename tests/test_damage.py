@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from tasks import runtime
-from tasks.jobs import output_key
-from tasks.submit import submit_file
+from core.storage import output_key
+from services import runtime
+from services.submit import submit_file
 from tests.clipmaker import count_video_frames
 from tests.conftest import wait_for_job
 from tests.crafted import DAMAGED, PROPAGATED, UNDECODABLE, Damaged

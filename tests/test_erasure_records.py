@@ -9,6 +9,7 @@ from sqlalchemy import event
 
 from core.erasures import Erasures
 from core.records import Records
+from services.jobs import job_view
 from tests.test_records import records, segments  # noqa: F401  (the fixture, on both databases)
 
 NAME = "Zelda Forgettable"
@@ -80,7 +81,7 @@ def test_a_video_of_older_results_never_replaces_a_newer_one(records):
     assert records.publish_video(job.id, 2, ["a", "b"], 1.5, lambda: written.append(2))
     assert not records.publish_video(job.id, 1, ["c", "d"], 1.0, lambda: written.append(1))
     assert written == [2] and records.video(job.id).segments == ["a", "b"]
-    assert records.job_view(job.id)["video_version"] == 2
+    assert job_view(records, job.id)["video_version"] == 2
     assert not records.publish_video("nope", 3, [], 0.0, lambda: written.append(3))
 
 
@@ -91,6 +92,6 @@ def test_a_done_job_whose_video_lags_its_results_is_found(records):
     assert records.jobs_with_stale_video(later) == [(job.id, 1)]
     assert records.jobs_with_stale_video(later - timedelta(minutes=10)) == []   # not stale yet
     records.set_video_error(job.id, "drawing failed")
-    assert records.job_view(job.id)["video_error"] == "drawing failed"
+    assert job_view(records, job.id)["video_error"] == "drawing failed"
     records.publish_video(job.id, 1, [], 1.0, lambda: None)
-    assert records.jobs_with_stale_video(later) == [] and records.job_view(job.id)["video_error"] is None
+    assert records.jobs_with_stale_video(later) == [] and job_view(records, job.id)["video_error"] is None

@@ -8,9 +8,10 @@ import json
 import av
 import pytest
 
-from tasks import runtime
-from tasks.jobs import analysis_key, output_key, process_segment
-from tasks.submit import submit_file
+from core.storage import analysis_key, output_key
+from services import runtime
+from services.submit import submit_file
+from tasks.jobs import process_segment
 from tests.clipmaker import count_video_frames, make_clip
 from tests.conftest import wait_for_job
 from tests.test_media import bad_inputs

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from tasks import runtime
-from tasks.jobs import output_key
-from tasks.submit import submit_file
+from core.storage import output_key
+from services import runtime
+from services.jobs import job_view
+from services.submit import submit_file
 from tests.clipmaker import count_video_frames, make_clip
 from tests.conftest import private_farm, wait_for_job
 
@@ -76,7 +77,7 @@ def test_redis_restarted_in_the_middle_of_a_job(tmp_path, persistent):
         clip = make_clip(tmp_path / "clip.mp4", seconds=12, fps=15, gop=15, face_windows=[])
         job_id = submit_file(clip.path, name="clip.mp4")
         deadline = time.monotonic() + 120
-        while runtime.records().job_view(job_id)["chunks_done"] < 1:
+        while job_view(runtime.records(), job_id)["chunks_done"] < 1:
             assert time.monotonic() < deadline
             time.sleep(0.1)
         farm.redis.stop()                     # SIGTERM: with AOF, Redis writes everything first
@@ -88,11 +89,11 @@ def test_redis_restarted_in_the_middle_of_a_job(tmp_path, persistent):
             assert len(results["frames"]) == clip.frames
         else:
             deadline = time.monotonic() + 240
-            while runtime.records().job_view(job_id)["status"] not in ("done", "failed"):
+            while job_view(runtime.records(), job_id)["status"] not in ("done", "failed"):
                 assert time.monotonic() < deadline, "the job hung"
                 fail_stalled_jobs.apply()
                 time.sleep(1)
-            view = runtime.records().job_view(job_id)
+            view = job_view(runtime.records(), job_id)
             assert view["status"] == "failed" and "lost" in view["error"]
         assert not farm.dead_processes()
 
@@ -104,7 +105,7 @@ def test_stitch_crashing_once_is_retried(farm, tmp_path):
     deadline = time.monotonic() + 240
     killed = []
     while not killed and time.monotonic() < deadline:
-        if runtime.records().job_view(job_id)["status"] == "stitching":
+        if job_view(runtime.records(), job_id)["status"] == "stitching":
             # Every segment is done, so the only task running anywhere is the stitch.
             for process in farm.processes:
                 for child in pool_children(process.popen.pid):
@@ -127,7 +128,7 @@ def test_a_chord_failure_after_every_segment_did_its_work_still_stitches(farm, f
 
     job_id = submit_file(face_clip.path, name="faces.mp4", options={"analyzers": ["detect"]})
     assert wait_for_job(job_id)["status"] == "done"
-    version = runtime.records().job_view(job_id)["results_version"]
+    version = job_view(runtime.records(), job_id)["results_version"]
     runtime.records().set_job(job_id, status="processing")
     job_failed(None, ConnectionError("Redis went away"), None, job_id)
     view = wait_for_job(job_id)
@@ -135,7 +136,7 @@ def test_a_chord_failure_after_every_segment_did_its_work_still_stitches(farm, f
     runtime.records().set_job(job_id, status="processing")
     runtime.records().set_segment(job_id, 1, status="processing")
     job_failed(None, ConnectionError("Redis went away"), None, job_id)
-    view = runtime.records().job_view(job_id)
+    view = job_view(runtime.records(), job_id)
     assert view["status"] == "failed" and "Redis went away" in view["error"]
 
 
@@ -162,7 +163,7 @@ def test_an_early_stitch_looks_again_less_often_until_the_job_ends(farm):
         assert queued[-1] == (((job_id,), {"wait_s": 4.0}), {"countdown": 2.0})
         assert stitch(job_id, wait_s=48.0) == {"waiting": [1, 2]}
         assert queued[-1] == (((job_id,), {"wait_s": MAX_STITCH_WAIT_S}), {"countdown": 48.0})
-    assert records.job_view(job_id)["status"] == "processing"       # waiting never fails the job
+    assert job_view(records, job_id)["status"] == "processing"       # waiting never fails the job
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("VIDFARM_STALL_AFTER_S", "0.5")
         from core.settings import get_settings
@@ -172,6 +173,6 @@ def test_an_early_stitch_looks_again_less_often_until_the_job_ends(farm):
             fail_stalled_jobs.apply()
         finally:
             get_settings.cache_clear()
-    view = records.job_view(job_id)
+    view = job_view(records, job_id)
     assert view["status"] == "failed" and "\n" not in view["error"]
     assert stitch(job_id) == {"skipped": True}     # the re-queued ones end quietly on the farm

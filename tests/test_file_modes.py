@@ -71,8 +71,8 @@ def test_the_generated_secret_key_lives_0600_outside_the_data_folder(tmp_path, o
 
 
 def test_a_finished_jobs_files_and_the_database_are_private(farm, face_clip, open_umask):
-    from tasks import runtime
-    from tasks.submit import submit_file
+    from services import runtime
+    from services.submit import submit_file
     from tests.conftest import wait_for_job
 
     job_id = submit_file(face_clip.path, name="modes.mp4")

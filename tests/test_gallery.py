@@ -9,9 +9,11 @@ import sys
 import cv2
 import pytest
 
-from tasks import gallery, runtime
-from tasks.jobs import output_key
-from tasks.submit import submit_file
+from core.errors import GalleryError
+from core.storage import output_key
+from services import gallery, runtime
+from services.submit import submit_file
+from tasks.gallery import embedder
 from tests.clipmaker import background, package_file
 from tests.conftest import child_env, wait_for_job
 from tests.test_analytics import yao_in_players
@@ -68,13 +70,13 @@ def test_enrolment_refuses_unusable_photos_and_stores_nothing(farm):
              ([("notes.txt", b"hello")], "not a readable image"),
              ([], "no photos")]
     for photos, message in cases:
-        with pytest.raises(gallery.GalleryError, match=message):
+        with pytest.raises(GalleryError, match=message):
             gallery.enroll("nobody", photos)
-    with pytest.raises(gallery.GalleryError, match="invalid name"):
+    with pytest.raises(GalleryError, match="invalid name"):
         gallery.enroll("../etc", [("yao.jpg", jpeg(yao_in_players()))])
     assert all(i["name"] != "nobody" for i in gallery.list_identities())
     # A good photo next to a bad one: still nothing stored.
-    with pytest.raises(gallery.GalleryError):
+    with pytest.raises(GalleryError):
         gallery.enroll("nobody", [("yao.jpg", jpeg(yao_in_players())), ("empty.jpg", jpeg(background(320, 240)))],
                        largest_face=True)
     assert all(i["name"] != "nobody" for i in gallery.list_identities())
@@ -88,7 +90,7 @@ def test_rename_and_several_photos(farm):
         gallery.rename_identity("yao", "Yao Ming")
         [entry] = [i for i in gallery.list_identities() if i["name"] == "Yao Ming"]
         assert entry["embeddings"] == 2
-        with pytest.raises(gallery.GalleryError, match="no identity"):
+        with pytest.raises(GalleryError, match="no identity"):
             gallery.rename_identity("yao", "other")
     finally:
         gallery.delete_identity("Yao Ming")
@@ -130,7 +132,7 @@ def test_hamilton_names_the_performer_and_leaves_the_audience_unknown(farm, medi
     for name in ("lin-manuel-miranda.png", "alex-lacamoire.png"):
         (folder / name).write_bytes((photos / name).read_bytes())
     job_id = submit_file(media_dir / "videos" / "short_hamilton_clip.mp4",
-                         options={"gallery": gallery.gallery_option(folder)})
+                         options={"gallery": gallery.gallery_option(folder, embedder())})
     assert wait_for_job(job_id)["status"] == "done"
     results = results_of(job_id)
     named = {t["identity"] for t in results["tracks"]}

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from tasks import jobs, reanalysis, runtime
+from services import runtime
+from services.submit import delete_job, submit_file
+from tasks import jobs, reanalysis
 from tasks.jobs import stitch
 from tasks.reanalysis import reidentify_job
-from tasks.submit import delete_job, submit_file
 from tests.conftest import wait_for_job
 from tests.test_reanalysis import results
 

@@ -187,7 +187,7 @@ def table_rows(engine: sqlalchemy.Engine, table: str, columns: list[str]) -> lis
 def test_a_0_1_database_keeps_every_row_through_the_upgrade(new_database, tmp_path, monkeypatch):
     from core.accounts import Accounts
     from core.settings import get_settings
-    from tasks import runtime
+    from services import runtime
     from tests.conftest import restore_environment
     from tests.web.conftest import csrf_token
 

@@ -7,13 +7,13 @@ import json
 import time
 from datetime import datetime, timedelta, timezone
 
-from tasks import gallery, runtime
-from tasks.jobs import output_key
+from core.storage import output_key
+from services import gallery, runtime
+from services.submit import submit_file
 from tasks.reanalysis import reanalyse_window, reidentify_stale
-from tasks.submit import submit_file
 from tests.conftest import wait_for_job
-from tests.test_gallery import jpeg
 from tests.test_analytics import yao_in_players
+from tests.test_gallery import jpeg
 
 
 def results(job_id: str, name: str = "results.json") -> dict:

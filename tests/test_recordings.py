@@ -24,8 +24,8 @@ def recordings(farm, tmp_path_factory):
     if reason:
         pytest.skip(reason)
     from core.cameras import CameraRegistry
-    from core.records import Job
-    from tasks import runtime
+    from core.models import Job
+    from services import runtime
 
     registry = CameraRegistry.from_url(farm.redis_url)
     clip = make_clip(tmp_path_factory.mktemp("recorded") / "door.mp4", seconds=40, fps=15, gop=15,
@@ -49,8 +49,8 @@ def recordings(farm, tmp_path_factory):
 
 def test_each_hour_of_a_camera_is_a_job_like_an_upload(recordings):
     from workers import media
-    from tasks import runtime
-    from tasks.jobs import output_key
+    from services import runtime
+    from core.storage import output_key
 
     records, store = runtime.records(), runtime.store()
     starts = []
@@ -79,7 +79,7 @@ def test_recordings_are_re_identified_like_uploads(recordings):
     import cv2
 
     from tasks import gallery, runtime
-    from tasks.jobs import output_key
+    from core.storage import output_key
     from tasks.reanalysis import reidentify_job
     from tests.test_analytics import yao_in_players
 
@@ -104,7 +104,7 @@ def test_a_recording_nobody_handed_over_is_adopted_by_the_sweep(farm, tmp_path, 
     """An ingester killed mid-hour never hands its open recording over: the sweep makes it a
     job once no segment came for a while."""
     from core.cameras import CameraRegistry
-    from tasks import runtime
+    from services import runtime
     from tasks.recording import CameraRecorder, expire_recordings
 
     monkeypatch.setattr(CameraRecorder, "close", lambda self: None)      # as if killed
@@ -131,7 +131,7 @@ def test_a_recording_still_growing_is_not_adopted_however_long_ago_it_opened(far
     import time
     import uuid
 
-    from tasks import runtime
+    from services import runtime
     from tasks.jobs import put_json
     from tasks.recording import adopt_orphans, recording_key
 
@@ -149,8 +149,8 @@ def test_a_recording_still_growing_is_not_adopted_however_long_ago_it_opened(far
 
 
 def test_expired_recordings_are_deleted_and_uploads_are_not(recordings, farm):
-    from core.records import Job
-    from tasks import runtime
+    from core.models import Job
+    from services import runtime
     from tasks.recording import expire_recordings
 
     records = runtime.records()

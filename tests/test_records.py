@@ -11,6 +11,7 @@ from sqlalchemy.exc import CompileError
 import sqlalchemy
 
 from core.records import Records
+from services.jobs import job_view, job_views
 from tests.conftest import sql_statements
 
 
@@ -64,7 +65,7 @@ def segments(n: int, frames: int = 10) -> list[dict]:
 
 def test_job_lifecycle_and_progress(records):
     job = records.add_job("clip.mp4", "jobs/x/source")
-    assert records.job_view(job.id)["status"] == "queued"
+    assert job_view(records, job.id)["status"] == "queued"
     assert records.start_stage(job.id, "splitting", from_states=("queued", "splitting")).status == "splitting"
     records.record_split(job.id, segments(4), status="processing", timing={"split_s": 0.1})
     assert (records.get_job(job.id).status, records.get_job(job.id).timing) == ("processing", {"split_s": 0.1})
@@ -73,13 +74,13 @@ def test_job_lifecycle_and_progress(records):
     assert (taken.index, taken.status, taken.worker, taken.attempts) == (0, "processing", "w1", 1)
     records.set_segment(job.id, 0, status="done")
     records.set_segment(job.id, 1, status="done")
-    view = records.job_view(job.id)
+    view = job_view(records, job.id)
     assert (view["chunks_done"], view["chunks_total"], view["status"]) == (2, 4, "processing")
     assert 0.05 < view["progress"] < 0.95
     assert records.get_segment(job.id, 0).attempts == 1
     assert records.get_segment(job.id, 2).pts == list(range(20, 30))
     records.set_job(job.id, status="done", timing={"stitch_s": 0.5})
-    view = records.job_view(job.id)
+    view = job_view(records, job.id)
     assert view["progress"] == 1.0 and view["finished_at"]
     # A late redelivery of a segment, or of an ingest or stitch, of an ended job takes nothing.
     assert records.start_segment(job.id, 3, worker="w2") is None
@@ -150,19 +151,19 @@ def test_record_split_is_idempotent(records):
 def test_fail_job_keeps_one_line_and_never_reopens_a_finished_job(records):
     job = records.add_job("a.mp4", "k")
     records.fail_job(job.id, "bad\nthing   happened")
-    assert records.job_view(job.id)["error"] == "bad thing happened"
+    assert job_view(records, job.id)["error"] == "bad thing happened"
     other = records.add_job("b.mp4", "k2")
     records.set_job(other.id, status="done")
     records.fail_job(other.id, "late failure")
-    assert records.job_view(other.id)["status"] == "done"
+    assert job_view(records, other.id)["status"] == "done"
     records.fail_job(job.id, "second failure")
-    assert records.job_view(job.id)["error"] == "bad thing happened"
+    assert job_view(records, job.id)["error"] == "bad thing happened"
 
 
 def test_only_unfinished_jobs_stall_and_ended_ones_are_stamped(records):
     from datetime import datetime, timedelta, timezone
 
-    from core.records import ENDED_STATES
+    from core.models import ENDED_STATES
 
     assert ENDED_STATES == ("done", "failed")
     ids = {status: records.add_job(f"{status}.mp4", f"k-{status}").id for status in ("processing", *ENDED_STATES)}
@@ -184,13 +185,13 @@ def test_job_views_newest_first_and_filtered(records):
     records.record_split(ids[2], segments(4))
     records.set_segment(ids[2], 1, status="done")
     records.set_segment(ids[2], 3, status="done")
-    views = records.job_views()
+    views = job_views(records)
     assert [v["id"] for v in views] == ids[::-1]
-    assert views == [records.job_view(job_id) for job_id in ids[::-1]]
+    assert views == [job_view(records, job_id) for job_id in ids[::-1]]
     assert (views[0]["chunks_done"], views[0]["chunks_total"], views[2]["chunks_done"]) == (2, 4, 0)
-    assert [v["id"] for v in records.job_views(status="failed")] == [ids[1]]
-    assert [v["id"] for v in records.job_views(limit=1, offset=1)] == [ids[1]]
-    assert records.job_view("nope") is None
+    assert [v["id"] for v in job_views(records, status="failed")] == [ids[1]]
+    assert [v["id"] for v in job_views(records, limit=1, offset=1)] == [ids[1]]
+    assert job_view(records, "nope") is None
 
 
 def test_a_page_of_job_views_costs_the_same_queries_for_1_or_20_jobs(records):
@@ -201,7 +202,7 @@ def test_a_page_of_job_views_costs_the_same_queries_for_1_or_20_jobs(records):
     counts = {}
     for size in (1, 20):
         with sql_statements(records.engine) as statements:
-            assert len(records.job_views(limit=size)) == size
+            assert len(job_views(records, limit=size)) == size
         counts[size] = len(statements)
     assert counts[1] == counts[20] == 1
 
@@ -246,7 +247,7 @@ def test_many_processes_creating_the_schema_at_once(tmp_path):
         url = f"sqlite:///{tmp_path / f'fresh{attempt}.db'}"
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(lambda _: Records(url).create_schema(), range(16)))
-        assert Records(url).job_view("none") is None
+        assert job_view(Records(url), "none") is None
 
 
 def test_a_results_version_is_seen_only_once_its_files_are_written(records):

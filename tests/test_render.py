@@ -10,15 +10,15 @@ from __future__ import annotations
 import dataclasses
 import json
 
-from tasks import gallery, runtime
-from tasks.jobs import output_key
+from core.storage import output_key
+from services import gallery, runtime
+from services.submit import submit_file
 from tasks.reanalysis import reidentify_stale
 from tasks.render import drawn_key
-from tasks.submit import submit_file
 from tests.conftest import wait_for_job
 from tests.labels import frames_i420, label_difference, shows
-from tests.test_gallery import jpeg
 from tests.test_analytics import yao_in_players
+from tests.test_gallery import jpeg
 from tests.test_reanalysis import wait_for_version
 from workers.annotate import Label
 

@@ -28,7 +28,8 @@ def test_list_settings_defaults(monkeypatch):
 
 
 def test_the_tasks_read_the_list_settings(monkeypatch, tmp_path):
-    from tasks import jobs, submit
+    from services import submit
+    from tasks import jobs
 
     monkeypatch.setenv("VIDFARM_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("VIDFARM_ANALYZERS", "detect, track,thermal")
@@ -43,3 +44,26 @@ def test_the_tasks_read_the_list_settings(monkeypatch, tmp_path):
         assert submit.default_analyzers() == ["track", "thermal"]
     finally:
         get_settings.cache_clear()
+
+
+def test_every_analyzer_is_configured_from_the_environment_and_checked(monkeypatch, tmp_path):
+    from workers.analytics.registry import build_chain
+    from workers.analyzer_configs import AnalyzerConfigError, check
+
+    monkeypatch.setenv("VIDFARM_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("VIDFARM_ANALYZER_CONFIG__TRACK__LOST_TRACK_SECONDS", "2.5")
+    monkeypatch.setenv("VIDFARM_ANALYZER_CONFIG__THERMAL__PERCENTILE", "90")
+    monkeypatch.setenv("VIDFARM_RECOGNITION_THRESHOLD", "0.4")
+    configs = Settings().analyzer_configs()
+    assert configs["track"] == {"lost_track_seconds": "2.5"} and configs["thermal"] == {"percentile": "90"}
+    assert configs["recognize"]["threshold"] == 0.4     # the flat settings still reach their analyzer
+    check(configs)
+    track, thermal = build_chain(["track", "thermal"], configs)
+    assert track.config.lost_track_seconds == 2.5 and thermal.config.percentile == 90.0
+
+    monkeypatch.setenv("VIDFARM_ANALYZER_CONFIG__THERMAL__PERCENTILE", "10")
+    with pytest.raises(AnalyzerConfigError, match=r"^analyzer_config\.thermal\.percentile: Input should be greater"):
+        check(Settings().analyzer_configs())
+    monkeypatch.setenv("VIDFARM_ANALYZER_CONFIG__TELEPORT__X", "1")
+    with pytest.raises(AnalyzerConfigError, match="no analyzer named 'teleport'"):
+        check(Settings().analyzer_configs())

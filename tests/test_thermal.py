@@ -260,8 +260,7 @@ def test_fever_track_through_detect_track_thermal(fluke_clip):
     state = SegmentState(fps=fluke_clip.fps)
     chain = build_chain(["detect", "track", "thermal"], {})
     for analyzer in chain:
-        if hasattr(analyzer, "begin"):
-            analyzer.begin(state)
+        analyzer.begin(state)
     for frame in media.decode_frames(fluke_clip.path):
         state.frame_index += 1
         faces, picture = Faces.empty(), picture_of_frame(frame, calibration)

@@ -6,9 +6,10 @@ import json
 
 import pytest
 
-from tasks import runtime
-from tasks.jobs import output_key
-from tasks.submit import submit_file
+from cli.main import sidecar_options
+from core.storage import output_key
+from services import runtime
+from services.submit import submit_file
 from tests.conftest import wait_for_job
 from tests.thermalclip import make_thermal_clip
 
@@ -17,7 +18,8 @@ from tests.thermalclip import make_thermal_clip
 def test_thermal_recording_reads_temperatures_and_flags_fever(farm, media_dir, tmp_path, fever):
     clip = make_thermal_clip(tmp_path / "thermal.mkv", media_dir / "thermal" / "fluke_pairs" / "IR_00121.csv",
                              fever_offset_c=2.5 if fever else 0.0)
-    job_id = submit_file(clip.path, name="thermal.mkv")   # the .thermal.json sidecar travels along
+    # the .thermal.json sidecar travels along, as the CLI sends it
+    job_id = submit_file(clip.path, name="thermal.mkv", options=sidecar_options(clip.path))
     view = wait_for_job(job_id)
     assert view["status"] == "done", view["error"]
     results = json.loads(runtime.store().local_path(output_key(job_id, "results.json")).read_text())

@@ -13,7 +13,9 @@ from flask import jsonify, render_template, request
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.routing import IntegerConverter
 
-from core.settings import Settings, get_settings
+from core.results import openapi_components as results_components
+from core.settings import Settings
+from services import runtime
 from web.metrics import metrics
 from web.uploads import UploadRequest, human_bytes
 
@@ -21,7 +23,7 @@ csrf = CSRFProtect()
 
 
 def create_app(settings: Settings | None = None) -> APIFlask:
-    settings = settings or get_settings()
+    settings = settings or runtime.settings()   # the entry point (web.wsgi) configured them
     # No docs page: the UIs APIFlask offers load their scripts from CDNs, and these machines are offline.
     app = APIFlask(__name__, title="vidfarm API", version="1", spec_path="/api/v1/openapi.json", docs_path=None)
     app.request_class = UploadRequest
@@ -90,7 +92,9 @@ def create_app(settings: Settings | None = None) -> APIFlask:
     app.register_blueprint(metrics)
 
     @app.spec_processor
-    def bodies_are_required(spec: dict) -> dict:
+    def finish_spec(spec: dict) -> dict:
+        # results.json is described by its pydantic model (GET /jobs/{id}/results refers to it).
+        spec.setdefault("components", {}).setdefault("schemas", {}).update(results_components())
         # Every body this API takes is required (a missing one is a 400), so say so.
         for operations in spec["paths"].values():
             for operation in operations.values():

@@ -10,12 +10,11 @@ from apiflask import APIBlueprint, abort
 from apiflask.schemas import FileSchema
 from flask import current_app, request, send_file, url_for
 
-from core.alerts import Alerts
-from tasks import runtime
-from tasks.jobs import output_key
-from tasks.submit import JobBusy, analyzer_chain, delete_job
+from core.storage import output_key
+from services import jobs, runtime
+from services.submit import JobBusy, analyzer_chain, delete_job
 from web.auth import token_auth
-from web.schemas import (ERROR_SCHEMA, JobCreated, JobListQuery, JobOut, JobPage, ResultsOut, ResultsQuery,
+from web.schemas import (ERROR_SCHEMA, JobCreated, JobListQuery, JobOut, JobPage, ResultsQuery,
                          UploadIn)
 from web.uploads import UploadRejected, accept_recording
 
@@ -28,7 +27,8 @@ def error_responses(*codes: int) -> dict:
 
 
 _DESCRIPTIONS = {400: "Bad request", 403: "Role too weak", 404: "Not found", 409: "Job (or its video) not done",
-                 413: "Upload too large", 415: "Not a video vidfarm can process"}
+                 413: "Upload too large", 415: "Not a video vidfarm can process",
+                 503: "No worker answered in time (the farm is busy or down); try again"}
 
 
 def found_or_404(found, message: str):
@@ -39,7 +39,7 @@ def found_or_404(found, message: str):
 
 
 def job_view_or_404(job_id: str) -> dict:
-    return found_or_404(runtime.records().job_view(job_id), f"no job {job_id}")
+    return found_or_404(jobs.job_view(runtime.records(), job_id), f"no job {job_id}")
 
 
 @api.post("/jobs")
@@ -53,7 +53,7 @@ def create_job(upload):
         job_id, name = accept_recording(request.files.get("file"), options)
     except UploadRejected as exc:
         abort(exc.status, exc.message)
-    status = runtime.records().job_view(job_id)["status"]
+    status = jobs.job_view(runtime.records(), job_id)["status"]
     return {"id": job_id, "status": status, "name": name}, 201, {"Location": f"/api/v1/jobs/{job_id}"}
 
 
@@ -68,11 +68,7 @@ def list_jobs(query):
 
 def job_page(page: int, status: str | None) -> dict:
     """One page of job views, newest first (shared with the UI's jobs list)."""
-    per_page = current_app.config["VIDFARM_SETTINGS"].jobs_per_page
-    # One more than a page tells whether there is a next one.
-    views = runtime.records().job_views(limit=per_page + 1, offset=(page - 1) * per_page, status=status)
-    return {"jobs": with_alert_counts(views[:per_page]), "page": page,
-            "next_page": page + 1 if len(views) > per_page else None}
+    return jobs.job_page(page, current_app.config["VIDFARM_SETTINGS"].jobs_per_page, status)
 
 
 def next_page_link(endpoint: str, query: dict, more: bool, **values) -> dict:
@@ -84,18 +80,12 @@ def next_page_link(endpoint: str, query: dict, more: bool, **values) -> dict:
     return {"Link": f'<{following}>; rel="next"'}
 
 
-def with_alert_counts(views: list[dict]) -> list[dict]:
-    """The views with each job's alert count (one query for the whole page)."""
-    counts = Alerts(runtime.records()).counts([view["id"] for view in views])
-    return [{**view, "alerts": counts.get(view["id"], 0)} for view in views]
-
-
 @api.get("/jobs/<job_id>")
 @api.auth_required(token_auth, roles=["viewer"])
 @api.output(JobOut)
 @api.doc(summary="A job's status and progress")
 def get_job(job_id: str):
-    return with_alert_counts([job_view_or_404(job_id)])[0]
+    return jobs.with_alert_counts([job_view_or_404(job_id)])[0]
 
 
 @api.delete("/jobs/<job_id>")
@@ -121,9 +111,10 @@ def finished_output(job_id: str, name: str):
 @api.get("/jobs/<job_id>/results")
 @api.auth_required(token_auth, roles=["viewer"])
 @api.input(ResultsQuery, location="query", arg_name="query")
-@api.output(ResultsOut)
 @api.doc(summary="results.json of a finished job (the latest version, or ?version=N)",
-         responses=error_responses(404, 409))
+         responses={200: {"description": "results.json (GUIDE.md contract 3; core/results.py)",
+                          "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Results"}}}},
+                    **error_responses(404, 409)})
 def get_results(job_id: str, query: dict):
     version = query.get("version")
     # ?download=1 (the job page's link): a browser saves the file instead of showing raw text.
@@ -155,7 +146,3 @@ def get_video(job_id: str):
     # conditional=True answers Range requests with 206 partial content, so players can seek.
     return send_file(finished_output(job_id, "annotated.mp4"), mimetype="video/mp4", conditional=True)
 
-
-def job_links(job_id: str) -> dict:
-    return {"results": url_for("api.get_results", job_id=job_id),
-            "video": url_for("api.get_video", job_id=job_id)}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from apiflask import APIBlueprint
 
 from core.alerts import Alerts
-from tasks import runtime
+from services import runtime
 from web.api import next_page_link
 from web.auth import token_auth
 from web.schemas import NEXT_PAGE_HEADER, AlertOut, AlertQuery

@@ -19,7 +19,7 @@ from flask import Response, current_app, request, send_file, stream_with_context
 from core.camera_offers import CameraOffers, OfferError
 from core.cameras import (MAX_URL, NAME_PATTERN, NAME_RULE, URL_PATTERN, URL_RULE, WATCHED_S, CameraError,
                           CameraRegistry, redacted, view_piece_key)
-from tasks import runtime
+from services import runtime
 from web.api import error_responses
 from web.auth import token_auth
 from web.schemas import ERROR_SCHEMA

@@ -7,7 +7,11 @@ from __future__ import annotations
 from apiflask import APIBlueprint, abort
 from flask import request, url_for
 
-from web import gallery_service as service
+from core.errors import GalleryError
+import services.erasure
+import services.gallery
+from services.gallery import NoWorkerAnswered
+from web import gallery_views as service
 from web.api import error_responses
 from web.auth import token_auth
 from web.schemas import EnrolIn, EnrolOut, ErasureOut, IdentityOut, IdentityPatchIn
@@ -28,14 +32,18 @@ def list_identities():
 @identities.auth_required(token_auth, roles=["admin"])
 @identities.input(EnrolIn, location="form_and_files", arg_name="form")
 @identities.output(EnrolOut, status_code=201)
-@identities.doc(summary="Enrol an identity from one or more face photos", responses=error_responses(400, 403, 413))
+@identities.doc(summary="Enrol an identity from one or more face photos",
+                description="A worker finds and embeds the faces (at most `VIDFARM_ENROL_TIMEOUT_S`).",
+                responses=error_responses(400, 403, 413, 503))
 def enrol(form):
     try:
         photos = service.read_photos(request.files.getlist("photos"))
-        result = service.gallery.enroll(form["name"], photos)
+        result = services.gallery.enroll(form["name"], photos)
     except UploadRejected as exc:
         abort(exc.status, exc.message)
-    except service.GalleryError as exc:
+    except NoWorkerAnswered as exc:
+        abort(503, str(exc), headers={"Retry-After": "30"})
+    except GalleryError as exc:
         abort(400, str(exc))
     return {"name": result["name"], "embeddings": result["embeddings"], "crops": len(result["crops"]),
             "crop_url": url_for("gallery.crop", name=result["name"])}
@@ -48,13 +56,13 @@ def enrol(form):
 @identities.doc(summary="Rename an identity, flag it for the watchlist, or both",
                 responses=error_responses(400, 403, 404))
 def change(name: str, body):
-    if service.find(name) is None:
+    if services.gallery.find_identity(name) is None:
         abort(404, f"no identity named {name!r}")
     try:
-        name = service.gallery.change_identity(name, body.get("name"), body.get("watchlist"))
-    except service.GalleryError as exc:
+        name = services.gallery.change_identity(name, body.get("name"), body.get("watchlist"))
+    except GalleryError as exc:
         abort(400, str(exc))
-    return service.identity_view(service.find(name))
+    return service.identity_view(services.gallery.find_identity(name))
 
 
 @identities.delete("/identities/<name>")
@@ -66,7 +74,7 @@ def change(name: str, body):
                             "analyses, videos). The answer is the erasure's report so far; follow "
                             "`Location` for the rest.", responses=error_responses(403, 404))
 def delete(name: str):
-    report = service.gallery.delete_identity(name)
+    report = services.gallery.delete_identity(name)
     if report is None:
         abort(404, f"no identity named {name!r}")
     return report, 202, {"Location": url_for("identities.erasure", erasure_id=report["id"])}
@@ -77,7 +85,7 @@ def delete(name: str):
 @identities.output(ErasureOut)
 @identities.doc(summary="What an erasure removed (status: queued, running or done)", responses=error_responses(403, 404))
 def erasure(erasure_id: str):
-    report = service.erasure_report(erasure_id)
+    report = services.erasure.find(erasure_id)
     if report is None:
         abort(404, f"no erasure {erasure_id}")
     return report

@@ -8,9 +8,11 @@ from apiflask import APIBlueprint, abort
 from flask import Response, url_for
 
 from core.appearances import Appearances
-from tasks import runtime
-from web import people_service as service
-from web.gallery_service import find
+from core.errors import GalleryError
+import services.gallery
+import services.people
+from services import runtime
+from web import people_views as service
 from web.api import error_responses, job_view_or_404, next_page_link
 from web.auth import token_auth
 from web.schemas import NEXT_PAGE_HEADER, AppearanceOut, EnrolOut, PageQuery, PhotoOut, TrackEnrolIn
@@ -37,7 +39,7 @@ def appearances(name: str, query: dict):
 @people_api.output(PhotoOut(many=True))
 @people_api.doc(summary="A person's enrolled photos (one embedding each)", responses=error_responses(404))
 def photos(name: str):
-    if find(name) is None:
+    if services.gallery.find_identity(name) is None:
         abort(404, f"no identity named {name!r}")
     return service.photos(name)
 
@@ -48,9 +50,9 @@ def photos(name: str):
 @people_api.doc(summary="Remove one photo of a person (not their last one)", responses=error_responses(400, 403, 404))
 def remove_photo(name: str, photo_id: int):
     try:
-        if not service.people.remove_photo(name, photo_id):
+        if not services.people.remove_photo(name, photo_id):
             abort(404, f"{name!r} has no photo {photo_id}")
-    except service.GalleryError as exc:
+    except GalleryError as exc:
         abort(400, str(exc))
     return "", 204
 
@@ -77,8 +79,8 @@ def track_thumbnail(job_id: str, track: int):
 def enrol_track(job_id: str, track: int, body: dict):
     job_view_or_404(job_id)
     try:
-        result = service.people.enrol_track(job_id, track, body["name"])
-    except service.GalleryError as exc:
+        result = services.people.enrol_track(job_id, track, body["name"])
+    except GalleryError as exc:
         abort(400, str(exc))
     return {"name": result["name"], "embeddings": result["embeddings"], "crops": 1 if result["crop"] else 0,
             "crop_url": url_for("gallery.crop", name=result["name"])}

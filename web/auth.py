@@ -22,7 +22,7 @@ from flask_limiter.util import get_remote_address
 from flask_login import LoginManager, current_user, login_user, logout_user
 
 from core.accounts import ROLES, Accounts, User
-from tasks import runtime
+from services import runtime
 from web.forms import LoginForm
 
 PUBLIC_ENDPOINTS = frozenset({"auth.login", "healthz", "static"})

@@ -17,7 +17,7 @@ from wtforms import StringField
 from wtforms.validators import DataRequired, Length
 
 from core.cameras import BROWSER_URL, MAX_URL, CameraError
-from tasks import runtime
+from services import runtime
 from web.api_cameras import camera_or_404, camera_registry, camera_status, exchange_offer
 from web.auth import require_role
 from web.forms import EXPIRED, ConfirmForm, problems_line

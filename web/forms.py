@@ -9,8 +9,8 @@ from wtforms.widgets import CheckboxInput, ListWidget
 from wtforms.validators import DataRequired, EqualTo, Length
 
 from core.accounts import MIN_PASSWORD, ROLES
-from tasks.submit import analyzer_chain, default_analyzers, optional_analyzers
-from tasks.gallery import list_identities
+from services.gallery import list_identities
+from services.submit import analyzer_chain, default_analyzers, optional_analyzers
 
 EXPIRED = "the form has expired; reload the page"
 

@@ -6,7 +6,10 @@ from __future__ import annotations
 from apiflask import abort   # carries its message to the error page (Flask's keeps only the name)
 from flask import Blueprint, flash, redirect, render_template, request, send_file, url_for
 
-from web import gallery_service as service
+from core.errors import GalleryError
+import services.gallery
+from services.gallery import NoWorkerAnswered
+from web import gallery_views as service
 from web.auth import require_role
 from web.forms import ConfirmForm, EnrolForm, RenameForm, problems_line
 from web.uploads import UploadRejected
@@ -32,13 +35,13 @@ def enrol():
         flash(problems_line(form.errors, named=False), "error")
         return _page(form, status=400)
     try:
-        result = service.gallery.enroll(form.name.data.strip(), service.read_photos(request.files.getlist("photos")))
+        result = services.gallery.enroll(form.name.data.strip(), service.read_photos(request.files.getlist("photos")))
     except UploadRejected as exc:
         flash(exc.message, "error")
         return _page(form, status=exc.status)
-    except service.GalleryError as exc:
+    except GalleryError as exc:
         flash(str(exc), "error")
-        return _page(form, status=400)
+        return _page(form, status=503 if isinstance(exc, NoWorkerAnswered) else 400)
     flash(f"enrolled {result['name']} from {len(result['crops'])} photo(s)", "info")
     enrolled = {"name": result["name"], "crops": [service.crop_data_url(key) for key in result["crops"]]}
     return _page(enrolled=enrolled, status=201)
@@ -46,7 +49,7 @@ def enrol():
 
 @gallery.get("/gallery/<name>/crop.jpg")
 def crop(name: str):
-    identity = service.find(name)
+    identity = services.gallery.find_identity(name)
     if identity is None or not identity.get("crop"):
         abort(404, f"no face crop for {name!r}")
     return send_file(service.crop_path(identity["crop"]), mimetype="image/jpeg", max_age=60)
@@ -60,7 +63,7 @@ def _button(form, change):
     else:
         try:
             flash(change(), "info")
-        except service.GalleryError as exc:
+        except GalleryError as exc:
             flash(str(exc), "error")
     return redirect(url_for("gallery.index"))
 
@@ -69,7 +72,7 @@ def _button(form, change):
 @require_role("admin")
 def rename(name: str):
     form = RenameForm()
-    return _button(form, lambda: f"renamed {name} to {service.gallery.rename_identity(name, form.new_name.data)}")
+    return _button(form, lambda: f"renamed {name} to {services.gallery.rename_identity(name, form.new_name.data)}")
 
 
 @gallery.post("/gallery/<name>/watchlist")
@@ -78,7 +81,7 @@ def watchlist(name: str):
     on = request.form.get("on") == "1"
 
     def change() -> str:
-        service.gallery.set_watchlist(name, on)
+        services.gallery.set_watchlist(name, on)
         return f"{name} is {'now' if on else 'no longer'} on the watchlist"
     return _button(ConfirmForm(), change)
 
@@ -87,9 +90,9 @@ def watchlist(name: str):
 @require_role("admin")
 def delete(name: str):
     def change() -> str:
-        report = service.gallery.delete_identity(name)
+        report = services.gallery.delete_identity(name)
         if report is None:
-            raise service.GalleryError(f"no identity named {name}")
+            raise GalleryError(f"no identity named {name}")
         return (f"deleted {name} and all its face data; erasing them from every recording "
                 f"(report: {url_for('identities.erasure', erasure_id=report['id'])})")
     return _button(ConfirmForm(), change)

@@ -12,12 +12,17 @@ from __future__ import annotations
 
 import bisect
 import threading
+from datetime import datetime, timedelta, timezone
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, current_app
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
+from sqlalchemy import func, select
 
-from tasks import runtime
+from core.models import Job, Segment, aware
+from core.records import Records
+
+from services import runtime
 
 metrics = Blueprint("metrics", __name__)
 
@@ -66,8 +71,11 @@ farm_observer = SharedObserver()
 
 
 class FarmCollector:
+    def __init__(self, redis_url: str | None):
+        self.redis_url = redis_url
+
     def collect(self):
-        snapshot = runtime.records().metrics_snapshot()
+        snapshot = metrics_snapshot(runtime.records())
         jobs = GaugeMetricFamily("vidfarm_jobs", "Jobs by status.", labels=["status"])
         for status, count in snapshot["jobs"].items():
             jobs.add_metric([status], count)
@@ -82,10 +90,9 @@ class FarmCollector:
                          SEGMENT_BUCKETS)
         yield _histogram("vidfarm_job_seconds", "Submit to done, per job.", snapshot["job_seconds"], JOB_BUCKETS)
 
-        url = runtime.settings().redis_url
-        if not url:
+        if not self.redis_url:
             return
-        farm = farm_observer.observe(url, list(QUEUES))
+        farm = farm_observer.observe(self.redis_url, list(QUEUES))
         waiting = GaugeMetricFamily("vidfarm_queue_waiting", "Tasks waiting in a queue.", labels=["queue"])
         running = GaugeMetricFamily("vidfarm_queue_running", "Tasks taken by a worker, not yet done.", labels=["queue"])
         for queue, observed in farm.queues.items():
@@ -103,5 +110,23 @@ class FarmCollector:
 @metrics.get("/metrics")
 def scrape():
     registry = CollectorRegistry()
-    registry.register(FarmCollector())
+    registry.register(FarmCollector(current_app.config["VIDFARM_SETTINGS"].redis_url))
     return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+
+
+def metrics_snapshot(records: Records, window_s: float = 60.0, history: int = 10000) -> dict:
+    """What /metrics reports, read in one short session: counts by state, recent segment
+    and job durations, and the frames finished within the last ``window_s`` seconds."""
+    since = datetime.now(timezone.utc) - timedelta(seconds=window_s)
+    with records.session() as s:
+        jobs = dict(s.execute(select(Job.status, func.count()).group_by(Job.status)).all())
+        segments = dict(s.execute(select(Segment.status, func.count()).group_by(Segment.status)).all())
+        segment_seconds = list(s.scalars(select(Segment.seconds).where(Segment.seconds.is_not(None))
+                                         .order_by(Segment.finished_at.desc()).limit(history)))
+        finished = s.execute(select(Job.created_at, Job.finished_at).where(Job.status == "done")
+                             .order_by(Job.finished_at.desc()).limit(history)).all()
+        recent_frames = s.scalar(select(func.coalesce(func.sum(Segment.frames), 0)).where(
+            Segment.status == "done", Segment.finished_at >= since)) or 0
+    job_seconds = [(aware(end) - aware(start)).total_seconds() for start, end in finished if start and end]
+    return {"jobs": jobs, "segments": segments, "segment_seconds": segment_seconds,
+            "job_seconds": job_seconds, "frames_per_second": recent_frames / window_s}

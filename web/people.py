@@ -7,17 +7,20 @@ from __future__ import annotations
 from apiflask import abort   # carries its message to the error page (Flask's keeps only the name)
 from flask import Blueprint, current_app, flash, redirect, render_template, request, send_file, url_for
 
-from web import people_service as service
+from core.errors import GalleryError
+import services.gallery
+from services import people as persons
+from web import people_views as service
 from web.auth import require_role
 from web.forms import ConfirmForm, PhotoForm, TrackEnrolForm, problems_line
-from web.gallery_service import find, gallery, read_photos
+from web.gallery_views import read_photos
 from web.uploads import UploadRejected
 
 people = Blueprint("people", __name__)
 
 
 def _identity_or_404(name: str) -> dict:
-    identity = find(name)
+    identity = services.gallery.find_identity(name)
     if identity is None:
         abort(404, f"nobody named {name!r} is enrolled")
     return identity
@@ -53,7 +56,7 @@ def _done(form, change, back: str):
         flash(change(), "info")
     except UploadRejected as exc:
         flash(exc.message, "error")
-    except service.GalleryError as exc:
+    except GalleryError as exc:
         flash(str(exc), "error")
     return redirect(back)
 
@@ -65,7 +68,7 @@ def add_photo(name: str):
     form = PhotoForm()
 
     def add() -> str:
-        result = gallery.enroll(name, read_photos([form.photo.data]))
+        result = services.gallery.enroll(name, read_photos([form.photo.data]))
         return f"added a photo of {name} ({result['embeddings']} now)"
     return _done(form, add, url_for("people.person", name=name))
 
@@ -74,7 +77,7 @@ def add_photo(name: str):
 @require_role("admin")
 def remove_photo(name: str, photo_id: int):
     def remove() -> str:
-        if not service.people.remove_photo(name, photo_id):
+        if not persons.remove_photo(name, photo_id):
             abort(404, f"no photo {photo_id} of {name!r}")
         return f"removed a photo of {name}"
     return _done(ConfirmForm(), remove, url_for("people.person", name=name))
@@ -87,7 +90,7 @@ def enrol_track(job_id: str, track: int):
     enrolled = {}
 
     def enrol() -> str:
-        enrolled.update(service.people.enrol_track(job_id, track, form.name.data))
+        enrolled.update(persons.enrol_track(job_id, track, form.name.data))
         return f"enrolled track #{track} as {enrolled['name']}; this recording is being matched again"
     response = _done(form, enrol, url_for("ui.job", job_id=job_id))
     return redirect(url_for("people.person", name=enrolled["name"])) if enrolled else response

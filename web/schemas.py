@@ -5,11 +5,10 @@ from __future__ import annotations
 from apiflask import Schema
 from apiflask.fields import Boolean, Dict, File, Float, Integer, List, Nested, String
 from apiflask.validators import Length, OneOf, Range
-from marshmallow import INCLUDE
 
 from core.accounts import MIN_PASSWORD, ROLES
-from core.records import JOB_STATES
-from tasks.submit import registered_analyzers
+from core.models import JOB_STATES
+from services.submit import registered_analyzers
 
 ERROR_SCHEMA = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
 
@@ -63,25 +62,6 @@ class ResultsQuery(Schema):
                                                                      "(each re-analysis adds one)."})
     download = Boolean(load_default=False, metadata={"description": "Answer with Content-Disposition: "
                                                                     "attachment (a browser saves the file)."})
-
-
-class ResultsOut(Schema):
-    """results.json (GUIDE.md contract 3); the frames, tracks and alerts are described there.
-    Later analyses may add fields, so fields beyond these are allowed."""
-
-    class Meta:
-        unknown = INCLUDE
-
-    schema = String(required=True)
-    source = Dict(required=True)
-    chunks = Integer(required=True)
-    frames = List(Dict(), required=True)
-    tracks = List(Dict(), required=True)
-    alerts = List(Dict(), required=True)
-    damaged = List(Dict(), metadata={"description": "Frame ranges the recording's damage cost: "
-                                                    "{first_frame, last_frame, reason}; they carry no faces."})
-    timing = Dict(required=True)
-    version = Integer(metadata={"description": "Bumped each time the job is re-analysed."})
 
 
 class IdentityOut(Schema):

@@ -8,15 +8,15 @@ from apiflask import abort   # carries its message to the error page (Flask's ke
 from flask import (Blueprint, current_app, flash, jsonify, redirect, render_template, request,
                    url_for)
 
-from core.records import ENDED_STATES, JOB_STATES
-from tasks import runtime
-from tasks.gallery import list_identities
-from tasks.jobs import output_key, stored_versions
-from tasks.submit import JobBusy, delete_job
+from core.models import ENDED_STATES, JOB_STATES
+from core.storage import output_key, stored_versions
+from services import runtime
+from services.gallery import list_identities
+from services.submit import JobBusy, delete_job
 from web.api import job_page, job_view_or_404
 from web.auth import require_role, request_user
 from web.forms import EXPIRED, ConfirmForm, TrackEnrolForm, UploadForm, problems_line
-from web.people_service import track_faces
+from web.people_views import track_faces
 from web.timeline import MARKERS, identities_seen, timeline_rows
 from web.uploads import UploadRejected, accept_recording, human_bytes
 
@@ -75,7 +75,7 @@ def job(job_id: str):
     if view["status"] == "done":
         results = json.loads(store.local_path(output_key(job_id, "results.json")).read_text())
         # Versions an erasure removed are gone from the list.
-        versions = list(stored_versions(job_id))
+        versions = list(stored_versions(store, job_id))
         video_ready = store.exists(output_key(job_id, "annotated.mp4"))
     video_current = video_ready and view["video_version"] >= view["results_version"]
     # Being drawn, unless drawing failed (the page says why) or the video predates drawing

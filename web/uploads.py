@@ -16,7 +16,7 @@ from pathlib import Path
 from flask import Request, current_app
 from werkzeug.datastructures import FileStorage
 
-from tasks.submit import MediaError, check_recording, display_name, submit_file
+from services.submit import MediaError, check_recording, display_name, submit_file
 
 
 class UploadRejected(ValueError):

@@ -24,6 +24,8 @@ import av
 import cv2
 import numpy as np
 
+from core import defaults
+
 # Demuxers that read single pictures: such a file is a photo, not a recording.
 _IMAGE_DEMUXERS = ("image2", "_pipe", "apng", "webp")
 
@@ -89,20 +91,18 @@ class SegmentPlan:
 
 @dataclass
 class Limits:
-    min_side: int = 16
-    max_width: int = 7680
-    max_height: int = 4320
-    max_duration_s: float = 6 * 3600
-    # A frame rate or frame count past these is no camera's: such a file (a million tiny
-    # packets, say) would only tie up the workers and the memory of whoever reads it.
-    max_fps: float = 240.0
-    max_frames: int = 2_000_000
-    budget_s: float = 600.0          # the longest a probe may read before it gives up
+    min_side: int = defaults.MIN_SIDE
+    max_width: int = defaults.MAX_WIDTH
+    max_height: int = defaults.MAX_HEIGHT
+    max_duration_s: float = defaults.MAX_DURATION_S
+    max_fps: float = defaults.MAX_FPS
+    max_frames: int = defaults.MAX_FRAMES
+    budget_s: float = defaults.PROBE_BUDGET_S          # the longest a probe may read before it gives up
 
 
 def _open(path: Path | str, probe_pictures: bool = True) -> av.container.InputContainer:
-    """Opening a file decodes its first pictures to learn their format: 10-15 ms for a 720p
-    H.264 file. ``probe_pictures=False`` skips that where the caller decodes anyway (the
+    """Opening a file decodes its first pictures to learn their format (docs/design-notes.md
+    says what that costs). ``probe_pictures=False`` skips that where the caller decodes anyway (the
     decoder learns the same) or only remuxes a file vidfarm wrote itself (a segment task's
     input, each segment in the serial stitch). Formats that reveal their streams only by
     probing (MPEG program streams) are probed regardless. Either way FFmpeg reads a bounded

@@ -63,8 +63,7 @@ def analyse_segment(src: Path, pts: list[int], time_base: Fraction, fps: float, 
     state = SegmentState(fps, gallery)
     calibration = thermal.Calibration(config.thermal_gain, config.thermal_offset)
     for analyzer in chain:
-        if hasattr(analyzer, "begin"):
-            analyzer.begin(state)
+        analyzer.begin(state)
     cv2.setNumThreads(config.threads)  # OpenCV's pool would otherwise claim every core per worker
     stages = {"decode": 0.0, "analyze": 0.0}
     damage: list[str | None] = []

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import cv2
 
+from core import defaults
 from workers import media
 from workers.analytics import thermal
 from workers.annotate import Label, draw_labels_i420
@@ -28,13 +29,13 @@ DRAWING_VERSION = 1
 @dataclass(frozen=True)
 class RenderConfig:
     threads: int = 1
-    x264_preset: str = "veryfast"
-    x264_crf: int = 23
-    x264_params: str = "subme=1"
+    x264_preset: str = defaults.X264_PRESET
+    x264_crf: int = defaults.X264_CRF
+    x264_params: str = defaults.X264_PARAMS
     fever_c: float = thermal.DEFAULT_FEVER_C
     # Radiometric (16-bit) recordings are drawn on their false-colour picture, which these shape.
-    thermal_gain: float = 0.01
-    thermal_offset: float = -273.15
+    thermal_gain: float = defaults.THERMAL_GAIN
+    thermal_offset: float = defaults.THERMAL_OFFSET
 
 
 def segment_labels(results: dict, start_frame: int, frames: int, fever_c: float) -> list[list[list]]:

@@ -47,7 +47,7 @@ def web_app(farm):
 def accounts_by_role(web_app) -> dict[str, Account]:
     """One user per role (names unique to this test session)."""
     from core.accounts import Accounts
-    from tasks import runtime
+    from services import runtime
 
     accounts = Accounts(runtime.records())
     made = {}

@@ -49,7 +49,7 @@ def test_user_tokens_work_and_are_stored_hashed(client, accounts_by_role):
     from sqlalchemy import select
 
     from core.accounts import ApiToken
-    from tasks import runtime
+    from services import runtime
 
     viewer = accounts_by_role["viewer"]
     assert client.get("/api/v1/jobs", headers=viewer.auth).status_code == 200

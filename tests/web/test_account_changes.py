@@ -16,7 +16,7 @@ NEW = "a much better password"
 @pytest.fixture
 def accounts(web_app):
     from core.accounts import Accounts
-    from tasks import runtime
+    from services import runtime
 
     return Accounts(runtime.records())
 

@@ -167,7 +167,7 @@ CSP_WATCH = ("window.__csp = []; document.addEventListener('securitypolicyviolat
 
 @pytest.fixture(scope="module")
 def finished_job(farm, face_clip):
-    from tasks.submit import submit_file
+    from services.submit import submit_file
     from tests.conftest import wait_for_job
 
     job_id = submit_file(face_clip.path, name="csp-check.mp4")
@@ -204,7 +204,7 @@ def test_the_gallery_asks_before_deleting_a_name_with_an_apostrophe(page, live_s
     """The name reaches the confirmation as text (a data attribute), never as script."""
     import numpy as np
 
-    from tasks import runtime
+    from services import runtime
 
     name = "Conan O'Brien"
     runtime.records().add_embeddings(name, [np.ones(512, np.float32).tobytes()], ["conan.jpg"], [None])

@@ -88,7 +88,7 @@ def test_live_view_pieces_are_listed_and_served_only_while_kept(client, accounts
     import io
 
     from core.cameras import view_piece_key
-    from tasks import runtime
+    from services import runtime
 
     viewer = accounts_by_role["viewer"].auth
     camera_id = registry.add("Stairs", "rtsp://cam/stairs")["id"]

@@ -29,7 +29,7 @@ def test_fever_screening_is_left_out_for_ordinary_video_and_kept_for_radiometric
 
 
 def test_the_upload_form_screens_when_possible_and_the_job_says_it_did_not(farm, operator_client, face_clip):
-    from tasks import runtime
+    from services import runtime
 
     form = operator_client.get("/upload").get_data(as_text=True)
     assert "Fever screening (runs when the recording is radiometric thermal video)" in form

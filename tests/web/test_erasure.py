@@ -16,8 +16,8 @@ import time
 
 import numpy as np
 
-from tasks import runtime
-from tasks.jobs import output_key
+from core.storage import output_key
+from services import runtime
 from tasks.reanalysis import reidentify_stale
 from tests.conftest import wait_for_job
 from tests.labels import frames_i420, shows

@@ -1,4 +1,4 @@
-"""Gallery page and /identities API over the real gallery back end (tasks.gallery)."""
+"""Gallery page and /identities API over the real gallery back end (services.gallery, faces found by a worker)."""
 
 from __future__ import annotations
 
@@ -97,7 +97,7 @@ def test_gallery_page_puts_people_on_the_watchlist(web_app, admin, client):
     page = browser.post("/gallery/page-watch/watchlist", data={"csrf_token": token, "on": "1"},
                         follow_redirects=True).get_data(as_text=True)
     assert '<td class="watchlist" data-label="Watchlist">on the watchlist</td>' in row(page) and "Take off the watchlist" in row(page)
-    from tasks import runtime
+    from services import runtime
     assert "page-watch" in runtime.records().watchlist_names()
     page = browser.post("/gallery/page-watch/watchlist", data={"csrf_token": token, "on": "0"},
                         follow_redirects=True).get_data(as_text=True)
@@ -169,19 +169,37 @@ def test_viewer_sees_the_gallery_but_cannot_change_it(web_app, accounts_by_role)
 def test_finding_one_identity_is_one_query_for_that_name(web_app):
     """Crops, rename and the API look one person up: by name in the database, not by listing
     the whole gallery."""
-    from tasks import runtime
+    from services import gallery, runtime
     from tests.conftest import sql_statements
-    from web import gallery_service as service
 
     records = runtime.records()
     records.add_embeddings("find-me", [b"\1" * 8, b"\2" * 8], ["a.jpg", "b.jpg"], ["gallery/a.jpg", None])
     records.add_embeddings("not-me", [b"\3" * 8], ["c.jpg"], [None])
     try:
         with sql_statements(records.engine) as statements:
-            found = service.find("find-me")
+            found = gallery.find_identity("find-me")
         assert (found["name"], found["embeddings"], found["crop"]) == ("find-me", 2, "gallery/a.jpg")
         assert len(statements) == 1 and "WHERE" in statements[0].upper()
-        assert service.find("nobody") is None
+        assert gallery.find_identity("nobody") is None
     finally:
         records.delete_identity("find-me")
         records.delete_identity("not-me")
+
+
+def test_an_enrolment_no_worker_answers_in_time_is_refused_and_leaves_nothing(client, admin, farm, monkeypatch):
+    """The faces are found on a worker; past VIDFARM_ENROL_TIMEOUT_S the request says so (a
+    busy or absent farm), stores nothing, and leaves no staged photo behind."""
+    from functools import partial
+
+    from services import runtime
+    from tasks import client as task_client
+
+    before = client.get("/api/v1/identities", headers=admin.auth).json
+    monkeypatch.setattr(runtime.settings(), "enrol_timeout_s", 0.5)
+    # Sent where no worker listens: the farm is as good as absent for this one task.
+    monkeypatch.setattr(task_client.app, "send_task", partial(task_client.app.send_task, queue="nobody-listens"))
+    response = enrol(client, admin, "too-slow", [("yao.jpg", one_face())])
+    assert response.status_code == 503 and response.headers["Retry-After"] == "30"
+    assert response.json["error"].startswith("no worker found the faces within 0.5 s")
+    assert client.get("/api/v1/identities", headers=admin.auth).json == before
+    assert not list((farm.data_dir / "blobs").glob("staging/enrol/*/*"))

@@ -17,7 +17,7 @@ BIG = 50 * 1024 * 1024
 
 def upload_leftovers() -> set[str]:
     """Files the upload request class has spooled (its folder under the data dir)."""
-    from tasks import runtime
+    from services import runtime
 
     folder = runtime.settings().data_dir / "tmp" / "uploads"
     return {p.name for p in folder.iterdir()} if folder.is_dir() else set()
@@ -113,7 +113,7 @@ def enrolled_with_crop():
     """A gallery person with a face crop (rows and blob written as an enrolment does)."""
     import numpy as np
 
-    from tasks import runtime
+    from services import runtime
 
     name = f"crop-{uuid.uuid4().hex[:6]}"
     key = f"gallery/{name}-1.jpg"

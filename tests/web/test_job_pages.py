@@ -28,7 +28,7 @@ def test_upload_review_and_delete(farm, web_app, operator_client, face_clip):
     page = operator_client.get(f"/jobs/{job_id}").get_data(as_text=True)
     assert f'src="/api/v1/jobs/{job_id}/video"' in page
     assert f'href="/api/v1/jobs/{job_id}/results?download=1"' in page   # the link downloads it
-    from tasks import runtime
+    from services import runtime
     assert runtime.records().get_job(job_id).options == {"analyzers": ["detect", "track"]}
     # The clip shows a face in its first and last thirds: a track (one bar) for each, unnamed,
     # each long enough for a row of its own (one row per person: unknown tracks are told apart).
@@ -36,7 +36,7 @@ def test_upload_review_and_delete(farm, web_app, operator_client, face_clip):
     assert len(re.findall(r'<rect class="bar"', page)) == 2 and len(re.findall(r'data-kind="unknown"', page)) == 2
     assert operator_client.get(f"/api/v1/jobs/{job_id}/video", headers={"Range": "bytes=10-19"}).status_code == 206
 
-    from tasks.jobs import output_key
+    from core.storage import output_key
     assert runtime.store().exists(output_key(job_id, "annotated.mp4"))
     response = operator_client.post(f"/jobs/{job_id}/delete", data={"csrf_token": csrf_token(page)})
     assert response.status_code == 302
@@ -46,7 +46,7 @@ def test_upload_review_and_delete(farm, web_app, operator_client, face_clip):
 
 
 def test_jobs_list_pages_newest_first(farm, accounts_by_role, face_clip):
-    from tasks import runtime
+    from services import runtime
     from tests.web.conftest import logged_in_client, make_app
 
     records = runtime.records()
@@ -67,8 +67,8 @@ def test_jobs_list_pages_newest_first(farm, accounts_by_role, face_clip):
 def test_jobs_list_queries_do_not_grow_with_the_page(farm, accounts_by_role):
     """The jobs page and GET /api/v1/jobs read a page of jobs with their progress in a fixed
     number of statements, not a few more per job listed."""
-    from tasks import runtime
-    from tasks.submit import delete_job
+    from services import runtime
+    from services.submit import delete_job
     from tests.conftest import sql_statements
     from tests.web.conftest import logged_in_client, make_app
 
@@ -95,7 +95,9 @@ def test_upload_can_match_against_chosen_people_only(farm, web_app, operator_cli
     """The upload form's gallery choice: tick people, and the job matches against them only."""
     import cv2
 
-    from tasks import gallery, runtime
+    from services import gallery
+
+    from services import runtime
     from tests.clipmaker import package_file
     from tests.test_analytics import yao_in_players
 
@@ -128,7 +130,7 @@ def test_upload_can_match_against_chosen_people_only(farm, web_app, operator_cli
 
 
 def test_only_an_ended_job_offers_and_allows_delete(farm, operator_client):
-    from tasks import runtime
+    from services import runtime
 
     records = runtime.records()
     job_id = records.add_job("running.mp4", "jobs/none/source").id

@@ -88,7 +88,7 @@ def test_real_job_responses_match_the_document(api_schema, face_clip):
 
 def test_user_changes_match_the_document_on_a_throwaway_user(api_schema, web_app):
     from core.accounts import Accounts
-    from tasks import runtime
+    from services import runtime
 
     user = Accounts(runtime.records()).create_user("openapi-throwaway", "correct horse battery", "viewer")
     by_key = {(op.method.upper(), op.path): op for op in operations(api_schema)}

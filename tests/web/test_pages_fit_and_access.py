@@ -28,8 +28,8 @@ def recordings(farm, face_clip):
     enrol), then the same man enrolled and on the watchlist, and a recording naming him."""
     import cv2
 
-    from tasks import gallery
-    from tasks.submit import submit_file
+    from services import gallery
+    from services.submit import submit_file
     from tests.test_analytics import yao_in_players
 
     # A long name without a space, as camera exports have: it must wrap, not widen the page.

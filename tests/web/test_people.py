@@ -25,7 +25,7 @@ def results_of(client, job_id: str, auth: dict) -> dict:
 
 def appearances_rows(job_ids: list[str]) -> list[tuple]:
     from core.appearances import Appearance
-    from tasks import runtime
+    from services import runtime
 
     with runtime.records().session() as s:
         return s.execute(select(Appearance.job_id, Appearance.track, Appearance.identity_id,
@@ -33,15 +33,15 @@ def appearances_rows(job_ids: list[str]) -> list[tuple]:
 
 
 def embedding(jpeg: bytes) -> np.ndarray:
-    from tasks.gallery import embed_photo
+    from tasks.gallery import embedder
 
-    return embed_photo("photo.jpg", jpeg, largest_face=True)[0]
+    return embedder().embed_photo("photo.jpg", jpeg, largest_face=True)[0]
 
 
 def test_a_person_is_found_in_every_recording_newest_first_until_deleted(farm, web_app, accounts_by_role,
                                                                           face_clip):
-    from tasks import gallery
-    from tasks.submit import submit_file
+    from services import gallery
+    from services.submit import submit_file
     from tests.test_analytics import yao_in_players
 
     enrolled = gallery.enroll("search-yao", [jpeg_of(yao_in_players())], largest_face=True)
@@ -116,8 +116,8 @@ def wait_for_version(client, job_id: str, auth: dict, version: int, timeout: flo
 
 def test_enrol_this_face_from_a_recording_then_manage_the_person_photo_by_photo(farm, web_app, accounts_by_role,
                                                                                 face_clip):
-    from tasks import gallery
-    from tasks.submit import submit_file
+    from services import gallery
+    from services.submit import submit_file
     from tests.clipmaker import package_file
 
     admin = accounts_by_role["admin"]

@@ -17,7 +17,7 @@ COOKIE = "session"
 @pytest.fixture
 def accounts(web_app):
     from core.accounts import Accounts
-    from tasks import runtime
+    from services import runtime
 
     return Accounts(runtime.records())
 

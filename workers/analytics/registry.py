@@ -1,30 +1,54 @@
 """Analyzer plugins, registered by name (the Frigate detector-plugin pattern).
 
-An analyzer is a class with a ``name``, a pydantic ``Config`` and ``__call__(frame, faces) ->
-faces``. Adding a capability means adding one module that calls ``register``.
+An analyzer subclasses ``Analyzer``: a ``name``, a pydantic ``Config`` and ``__call__(picture,
+faces) -> faces``. Adding a capability means adding one module that calls ``register``
+(docs/architecture.md).
 """
 
 from __future__ import annotations
 
-from typing import Callable, ClassVar, Protocol
+from typing import TYPE_CHECKING, Callable, ClassVar
 
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from workers.analytics.faces import Faces
 
+if TYPE_CHECKING:
+    from workers.analytics.picture import Picture
+    from workers.analytics.tracks import SegmentState
 
-class Analyzer(Protocol):
+
+class AnalyzerConfig(BaseModel):
+    """An analyzer's config: frozen, so it hashes (a chain built from equal configs is reused),
+    and strict about its fields, so a misspelt setting is an error, not a silent default."""
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Analyzer:
+    """One step of the segment pipeline, built once per worker process from its config."""
     name: ClassVar[str]
     Config: ClassVar[type[BaseModel]]
 
-    def __call__(self, frame: np.ndarray, faces: Faces) -> Faces: ...
+    def __init__(self, config: BaseModel):
+        self.config = config
+
+    def begin(self, state: SegmentState) -> None:
+        """A new segment starts; ``state`` is shared by the chain until it ends (tracks, the
+        gallery). Analyzers that keep nothing between frames leave this alone."""
+
+    def __call__(self, picture: Picture, faces: Faces) -> Faces:
+        """The faces of one frame, with this analyzer's columns filled in."""
+        raise NotImplementedError
 
 
 ANALYZERS: dict[str, type] = {}
 
 
 def register(cls: type) -> type:
+    if not issubclass(cls, Analyzer):
+        raise TypeError(f"analyzer {getattr(cls, 'name', cls.__name__)!r} must subclass "
+                        "workers.analytics.registry.Analyzer")
     if cls.name in ANALYZERS:
         raise ValueError(f"analyzer {cls.name!r} registered twice")
     ANALYZERS[cls.name] = cls

@@ -2,7 +2,7 @@
 
 insightface's ``SCRFD.detect`` resizes and pads into a fresh image, then decodes a box and
 five keypoints for every one of the ~10,000 anchors of a 640x384 input before it drops those
-under the threshold; about 3 ms of Python per frame around an 11 ms model. Here the padded
+under the threshold: much Python per frame around the model (docs/design-notes.md). Here the padded
 input buffer is reused, only anchors over the threshold are decoded, and the results are
 the same boxes (same model outputs, same greedy NMS).
 """

@@ -18,16 +18,17 @@ pass and most motion is their hands and bodies, and to follow the faces only it 
 from __future__ import annotations
 
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from workers.analytics.motion import MotionMap, accounted_for, head_square
 from workers.analytics.picture import Picture
+from workers.analytics.registry import AnalyzerConfig
 
 Square = tuple[float, float, float]      # centre x, centre y, side (source pixels)
 GRACE_LOOKS = 1                          # a followed face missed this many times in a row is dropped
 
 
-class SecondLookConfig(BaseModel):
+class SecondLookConfig(AnalyzerConfig):
     enabled: bool = Field(True, description="Look again, closer, at moving regions no found face accounts for "
                                             "(small, masked and close-up faces).")
     max_looks: int = Field(2, ge=0, description="Looks per frame at most (faces found by a look on the previous "

@@ -31,15 +31,16 @@ import cv2
 import numpy as np
 from pydantic import BaseModel, Field, ValidationError
 
+from core import defaults
 from core.errors import first_problem
 from workers.analytics.faces import Faces
 from workers.analytics.picture import Picture
-from workers.analytics.registry import register
+from workers.analytics.registry import Analyzer, AnalyzerConfig, register
 from workers.analytics.tracks import SegmentState
 
 SIDECAR_SUFFIX = ".thermal.json"
 RADIOMETRIC_PIX_FMTS = ("gray16le", "gray16be")
-DEFAULT_FEVER_C = 37.5
+DEFAULT_FEVER_C = defaults.FEVER_C
 
 
 class CalibrationError(ValueError):
@@ -98,13 +99,13 @@ def make_calibration(gain: float, offset: float, source: str = "calibration") ->
 
 
 def load_calibration(video: Path | str, settings=None) -> Calibration:
-    """The sidecar's calibration when the video has one, else the settings'."""
+    """The sidecar's calibration when the video has one, else the settings' (``thermal_gain``
+    and ``thermal_offset``; no settings: the defaults)."""
     sidecar = sidecar_path(video)
     if sidecar.is_file():
         return parse_calibration(sidecar.read_text(encoding="utf-8"), sidecar.name)
     if settings is None:
-        from core.settings import get_settings
-        settings = get_settings()
+        return make_calibration(defaults.THERMAL_GAIN, defaults.THERMAL_OFFSET, "defaults")
     return make_calibration(settings.thermal_gain, settings.thermal_offset, "settings")
 
 
@@ -220,13 +221,13 @@ def picture_of_frame(frame: av.VideoFrame, calibration: Calibration | None) -> P
     return Picture(frame)
 
 
-class ThermalConfig(BaseModel):
+class ThermalConfig(AnalyzerConfig):
     percentile: float = Field(98.0, ge=50, le=100,
                               description="Percentile of the canthus region reported as the face's temperature.")
 
 
 @register
-class ThermalAnalyzer:
+class ThermalAnalyzer(Analyzer):
     """Adds the ``temperature_c`` column on radiometric pictures (every face, every frame: a
     reading is a percentile over a few hundred pixels, far cheaper than the detector); on
     ordinary video every face reads None. In the segment pipeline (after ``begin(state)``

@@ -11,11 +11,11 @@ from pydantic import BaseModel, Field
 
 from workers.analytics.faces import Faces
 from workers.analytics.picture import Picture
-from workers.analytics.registry import register
+from workers.analytics.registry import Analyzer, AnalyzerConfig, register
 from workers.analytics.tracks import SCENE_CUT, SegmentState, continuations, is_scene_cut
 
 
-class TrackerConfig(BaseModel):
+class TrackerConfig(AnalyzerConfig):
     lost_track_seconds: float = Field(1.0, gt=0, description="How long a track survives unseen.")
     # The detector's first pass only gives faces scoring 0.5 or more; lower scores come from its
     # second look at moving regions (masked and small faces score low), which must start tracks too.
@@ -27,7 +27,7 @@ class TrackerConfig(BaseModel):
 
 
 @register
-class FaceTracker:
+class FaceTracker(Analyzer):
     name: ClassVar[str] = "track"
     Config: ClassVar[type[BaseModel]] = TrackerConfig
 

@@ -1,4 +1,5 @@
-"""What the gallery pages and the identity API share: calls into tasks.gallery, crops as URLs."""
+"""What the gallery pages and the identity API share: photos read from the request, identities
+as views with their crops' URLs."""
 
 from __future__ import annotations
 
@@ -7,11 +8,10 @@ import base64
 from flask import url_for
 from werkzeug.datastructures import FileStorage
 
-from tasks import gallery, runtime
+from services import gallery, runtime
 from web.uploads import UploadRejected, clean_name
 
 MAX_PHOTO_BYTES = 20 * 1024 * 1024
-GalleryError = gallery.GalleryError
 
 
 def read_photos(files: list[FileStorage]) -> list[tuple[str, bytes]]:
@@ -41,16 +41,6 @@ def identity_view(identity: dict) -> dict:
 
 def identities() -> list[dict]:
     return [identity_view(i) for i in gallery.list_identities()]
-
-
-def find(name: str) -> dict | None:
-    return gallery.find_identity(name)
-
-
-def erasure_report(erasure_id: str) -> dict | None:
-    from tasks import erasure
-
-    return erasure.find(erasure_id)
 
 
 def crop_path(key: str):

@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import io
 import json
+import math
+import struct
 import uuid
 
-import numpy as np
-
 from core.appearances import Appearances
-from tasks import runtime
-from tasks.gallery import GalleryError, check_name
-from tasks.jobs import output_key
-from tasks.reanalysis import reidentify_job
+from core.errors import GalleryError
+from core.storage import output_key
+from services import runtime
+from services.gallery import check_name
+from tasks import client
 
 
 def photos(name: str) -> list[dict]:
@@ -53,8 +54,14 @@ def enrol_track(job_id: str, track: int, name: str) -> dict:
     if jpeg:
         crop_key = f"gallery/{uuid.uuid4().hex}.jpg"
         store.put_stream(crop_key, io.BytesIO(jpeg))
-    vector = np.asarray(found["embedding"], np.float32)
-    vector /= np.linalg.norm(vector) or 1.0
-    count = records.add_embeddings(name, [vector.tobytes()], [f"{job.source_name} #{track}"[:255]], [crop_key])
-    reidentify_job.apply_async((job_id,))
+    count = records.add_embeddings(name, [_unit_float32(found["embedding"])], [f"{job.source_name} #{track}"[:255]],
+                                   [crop_key])
+    client.send("vidfarm.reidentify", job_id)
     return {"name": name, "embeddings": count, "crop": crop_key}
+
+
+def _unit_float32(vector: list[float]) -> bytes:
+    """The embedding scaled to length 1, as float32 bytes (as the gallery stores them)."""
+    single = struct.unpack(f"<{len(vector)}f", struct.pack(f"<{len(vector)}f", *vector))
+    norm = math.sqrt(math.fsum(x * x for x in single)) or 1.0
+    return struct.pack(f"<{len(single)}f", *(x / norm for x in single))

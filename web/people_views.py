@@ -5,9 +5,7 @@ from __future__ import annotations
 from flask import url_for
 
 from core.appearances import Appearances
-from tasks import people, runtime
-
-GalleryError = people.GalleryError
+from services import people, runtime
 
 
 def thumbnail_url(job_id: str, track: int) -> str:

@@ -1,0 +1,29 @@
+"""Each default vidfarm has, written once. ``core.settings`` (what the environment may change)
+and the workers' own configs (``workers.media.Limits``, ``workers.render.RenderConfig``, the
+recogniser's and the thermal analyzer's) both read them here. No imports: any process may."""
+
+# The middle of the gap between impostor and genuine similarities measured by `make eval`
+# (docs/accuracy.md); VIDFARM_RECOGNITION_THRESHOLD overrides it.
+RECOGNITION_THRESHOLD = 0.34
+FEVER_C = 37.5
+
+# What ingest accepts (VIDFARM_MIN_SIDE, VIDFARM_MAX_WIDTH ...). A frame rate or frame count
+# past these is no camera's: such a file (a million tiny packets, say) would only tie up the
+# workers and the memory of whoever reads it.
+MIN_SIDE = 16
+MAX_WIDTH = 7680
+MAX_HEIGHT = 4320
+MAX_DURATION_S = 6 * 3600.0
+MAX_FPS = 240.0
+MAX_FRAMES = 2_000_000
+PROBE_BUDGET_S = 600.0
+
+# The annotated video's encoder.
+X264_PRESET = "veryfast"
+X264_CRF = 23
+X264_PARAMS = "subme=1"
+
+# Radiometric (16-bit) video: degrees C per raw step, and degrees C at raw value 0 (TLinear,
+# centikelvin: what most radiometric cameras write).
+THERMAL_GAIN = 0.01
+THERMAL_OFFSET = -273.15

@@ -1,0 +1,163 @@
+"""The records' schema (SQLAlchemy ORM): jobs and their segments, the gallery (identities and
+their face embeddings), drawn videos and erasures; and the states a job and a segment go through.
+Other tables (users, alerts, appearances) declare themselves on the same ``Base``."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from fractions import Fraction
+
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, LargeBinary, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+ENDED_STATES = ("done", "failed")     # a job or segment in one of these changes no more
+JOB_STATES = ("queued", "splitting", "processing", "stitching", *ENDED_STATES)
+SEGMENT_STATES = ("queued", "processing", *ENDED_STATES)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def aware(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes; every time here is written in UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: uuid.uuid4().hex)
+    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    source_name: Mapped[str] = mapped_column(String(255))
+    source_key: Mapped[str] = mapped_column(String(512))
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    chunks_total: Mapped[int] = mapped_column(Integer, default=0)
+    options: Mapped[dict] = mapped_column(JSON, default=dict)
+    media: Mapped[dict | None] = mapped_column(JSON, default=None)   # probe result
+    timing: Mapped[dict] = mapped_column(JSON, default=dict)         # stage -> seconds
+    # Each stitch or re-identification publishes a new results version; earlier ones stay.
+    results_version: Mapped[int] = mapped_column(Integer, default=0)
+    # The gallery the latest results were matched against ("job" = the job's own gallery).
+    gallery_fingerprint: Mapped[str | None] = mapped_column(String(64), default=None)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now, onupdate=_now)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    # A camera recording: the camera it came from and when its first frame was captured.
+    camera_id: Mapped[str | None] = mapped_column(String(32), default=None, index=True)
+    recorded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+    segments: Mapped[list["Segment"]] = relationship(
+        back_populates="job", cascade="all, delete-orphan", order_by="Segment.index")
+
+
+class Segment(Base):
+    __tablename__ = "segments"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    start_frame: Mapped[int] = mapped_column(Integer)
+    frames: Mapped[int] = mapped_column(Integer)
+    # Presentation timestamps of the segment's frames in the source's time base, plus the
+    # end of the last frame: the annotated output reuses them, so timing is exact even for
+    # variable frame rate sources.
+    pts: Mapped[list] = mapped_column(JSON)
+    end_pts: Mapped[int] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    worker: Mapped[str | None] = mapped_column(String(255), default=None)
+    seconds: Mapped[float | None] = mapped_column(Float, default=None)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+    job: Mapped[Job] = relationship(back_populates="segments")
+
+
+class Identity(Base):
+    """A known person in the gallery. Deleting one deletes all its embeddings."""
+    __tablename__ = "identities"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    watchlist: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+    embeddings: Mapped[list["FaceEmbedding"]] = relationship(
+        back_populates="identity", cascade="all, delete-orphan", passive_deletes=True)
+
+
+class FaceEmbedding(Base):
+    __tablename__ = "face_embeddings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    identity_id: Mapped[int] = mapped_column(ForeignKey("identities.id", ondelete="CASCADE"), index=True)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)           # float32, L2-normalised
+    source: Mapped[str] = mapped_column(String(255))             # the photo's name, for people
+    crop_key: Mapped[str | None] = mapped_column(String(512), default=None)  # blob key of the face crop
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+    identity: Mapped[Identity] = relationship(back_populates="embeddings")
+
+
+class JobVideo(Base):
+    """A job's annotated video: which results version it was drawn from. It follows the
+    results: each new version is drawn again (only the segments whose labels changed)."""
+    __tablename__ = "job_videos"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, default=0)     # the results version it shows
+    segments: Mapped[list] = mapped_column(JSON, default=list)   # the drawn segments' keys
+    seconds: Mapped[float | None] = mapped_column(Float, default=None)   # queued -> published
+    rendered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    error: Mapped[str | None] = mapped_column(Text, default=None)        # the last drawing failure
+
+
+class Erasure(Base):
+    """Erasing a person (``tasks.erasure``): its progress and its report. Whom to look for
+    (name, embeddings) is kept only while it runs, and cleared when it ends."""
+    __tablename__ = "erasures"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: uuid.uuid4().hex)
+    status: Mapped[str] = mapped_column(String(16), default="queued")   # queued, running, done
+    identity_id: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str | None] = mapped_column(String(64), default=None)
+    vectors: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)  # float32, concatenated
+    # The gallery just before the deletion: a job matched against another one may still
+    # carry a name the person had before a rename.
+    gallery_fingerprint: Mapped[str] = mapped_column(String(64))
+    report: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now, onupdate=_now)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+
+@dataclass(frozen=True)
+class SourceMedia:
+    """A job's recording as ingest described it (``Job.media``, written from
+    ``workers.media.MediaInfo.summary``), read back in one place: the tasks that cut, analyse,
+    crop and draw its segments all read its timing from here, with the same defaults for jobs
+    split by older versions."""
+    time_base: Fraction
+    fps: float
+    start_pts: int
+    width: int
+    height: int
+    has_audio: bool
+    # 0 for jobs split before the offset was recorded; timed False for jobs split before
+    # timestamps were trusted (their frames are matched by order, as then).
+    pts_offset: int = 0
+    timed: bool = False
+
+    @classmethod
+    def of(cls, job: "Job") -> "SourceMedia":
+        info = job.media or {}
+        return cls(Fraction(*info["time_base"]), info["fps"], info.get("start_pts", 0), info.get("width", 0),
+                   info.get("height", 0), bool(info.get("has_audio")), info.get("pts_offset", 0),
+                   info.get("timed", False))

@@ -1,0 +1,141 @@
+"""The gallery of known faces: enrol from photos, list, rename, flag, delete.
+
+Enrolment finds the face in each photo, aligns and embeds it (``workers.enrolment``: on a
+worker, or in the CLI's own process) and stores the normalised embedding (several per
+identity) and the face crop that was used. A job matches against the shared gallery, or some
+of its people (``gallery_ids`` in its options: identity ids, never copies of their
+embeddings), or a gallery of its own (``vidfarm process --gallery DIR``), so trying a set of
+photos never changes the shared one.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+import struct
+import uuid
+from pathlib import Path
+from typing import Callable
+
+from core.errors import GalleryError
+from services import runtime
+from tasks import client
+
+NAME = re.compile(r"^[\w][\w .'-]{0,63}$")
+
+# (photos as (file name, bytes), largest_face) -> per photo (embedding, face crop as JPEG)
+Embed = Callable[[list[tuple[str, bytes]], bool], list[tuple[list[float], bytes]]]
+
+
+class NoWorkerAnswered(GalleryError):
+    """The farm found no faces in time: busy, or not running. Nothing was stored; try again."""
+
+
+def check_name(name: str) -> str:
+    name = (name or "").strip()
+    if not NAME.match(name):
+        raise GalleryError(f"invalid name {name!r}: 1-64 letters, digits, spaces, . ' - or _")
+    return name
+
+
+def embed_on_a_worker(photos: list[tuple[str, bytes]], largest_face: bool = False) -> list[tuple[list[float], bytes]]:
+    """``Embed`` by the ``vidfarm.embed_photos`` task: the photos wait in the shared store
+    while a worker (which has the models loaded) reads them; at most ``enrol_timeout_s``."""
+    store, staged = runtime.store(), f"staging/enrol/{uuid.uuid4().hex}"
+    try:
+        keys = []
+        for index, (filename, data) in enumerate(photos):
+            keys.append([filename, f"{staged}/{index}"])
+            store.put_stream(keys[-1][1], io.BytesIO(data))
+        try:
+            answer = client.call("vidfarm.embed_photos", keys, largest_face,
+                                 timeout_s=runtime.settings().enrol_timeout_s)
+        except client.FarmTimeout:
+            raise NoWorkerAnswered(f"no worker found the faces within {runtime.settings().enrol_timeout_s:g} s "
+                               "(is the farm running?); try again") from None
+    finally:
+        store.delete_prefix(staged)
+    if answer.get("error"):
+        raise GalleryError(answer["error"])
+    return [(face["vector"], base64.b64decode(face["crop"])) for face in answer["faces"]]
+
+
+def enroll(name: str, images: list[tuple[str, bytes]], largest_face: bool = False,
+           embed: Embed = embed_on_a_worker) -> dict:
+    """Add photos of one person; nothing is stored unless every photo is usable."""
+    name = check_name(name)
+    if not images:
+        raise GalleryError("no photos given")
+    embedded = embed(images, largest_face)
+    store = runtime.store()
+    crop_keys = []
+    for _vector, jpeg in embedded:
+        key = f"gallery/{uuid.uuid4().hex}.jpg"
+        store.put_stream(key, io.BytesIO(jpeg))
+        crop_keys.append(key)
+    count = runtime.records().add_embeddings(name, [struct.pack(f"<{len(v)}f", *v) for v, _ in embedded],
+                                             [filename for filename, _ in images], crop_keys)
+    return {"name": name, "embeddings": count, "crops": crop_keys}
+
+
+def list_identities() -> list[dict]:
+    return runtime.records().identities()
+
+
+def find_identity(name: str) -> dict | None:
+    return next(iter(runtime.records().identities(name)), None)
+
+
+def change_identity(name: str, new_name: str | None = None, watchlist: bool | None = None) -> str:
+    """Rename an identity, flag it for the watchlist (or unflag it), or both, in one write:
+    all or nothing. Returns its name afterwards (the new name as stored: trimmed). A flagged
+    person raises a watchlist alert wherever recognised; the flag is part of the gallery's
+    fingerprint, so beat re-identifies stored recordings after a change and their alerts follow."""
+    values: dict = {}
+    new_name = None if new_name is None else check_name(new_name)
+    if new_name is not None and new_name != name:    # its own name: nothing to rename
+        if find_identity(new_name) is not None:
+            raise GalleryError(f"an identity named {new_name!r} already exists")
+        values["name"] = new_name
+    if watchlist is not None:
+        values["watchlist"] = watchlist
+    changed = runtime.records().change_identity(name, **values) if values else find_identity(name) is not None
+    if not changed:
+        raise GalleryError(f"no identity named {name!r}")
+    return values.get("name", name)
+
+
+def rename_identity(old: str, new: str) -> str:
+    return change_identity(old, new_name=new)
+
+
+def set_watchlist(name: str, on: bool) -> None:
+    change_identity(name, watchlist=on)
+
+
+def delete_identity(name: str) -> dict | None:
+    """Erase the identity: gone from the gallery at once (embeddings, face crops), then from
+    every job by a background task (``tasks.erasure``). Returns the erasure's report so far;
+    None when there is no such identity."""
+    from services import erasure
+
+    return erasure.start(name)
+
+
+def gallery_option(folder, embed: Embed) -> list[dict]:
+    """A job-local gallery from a folder: each sub-folder is an identity holding photos; a loose
+    photo is an identity named by its file stem. The largest face of each photo is used."""
+    photos: dict[str, list] = {}
+    for path in sorted(Path(folder).iterdir()):
+        if path.is_dir():
+            photos.setdefault(path.name, []).extend(p for p in sorted(path.iterdir()) if p.is_file())
+        elif path.is_file():
+            photos.setdefault(path.stem, []).append(path)
+    if not photos:
+        raise GalleryError(f"{folder}: no photos in the gallery folder")
+    entries = []
+    for name, paths in photos.items():
+        vectors = [vector for vector, _ in embed([(p.name, p.read_bytes()) for p in paths], True)]
+        entries.append({"name": check_name(name), "embeddings": [[round(x, 6) for x in v] for v in vectors]})
+    return entries

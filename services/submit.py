@@ -1,0 +1,115 @@
+"""Putting a recording into the farm and taking it out again."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+from core.models import ENDED_STATES, Job
+from core.settings import BUILTIN_ANALYZERS
+from core.storage import job_key
+from services import runtime
+from tasks import client
+
+# Past its own budget, the child probing an upload gets this long to start and answer.
+CHECK_START_S = 20.0
+
+
+class JobBusy(RuntimeError):
+    """The job is still running; its workers would write files after a delete."""
+
+
+class MediaError(ValueError):
+    """An upload vidfarm cannot take, with the one-line reason ``workers.media`` gave."""
+
+
+def check_recording(path: Path) -> None:
+    """Look at a file before it becomes a job, so that junk is refused at the door: a
+    bounded check of its header and first picture (``workers.media.check_upload``; the ingest
+    task probes the whole file under the same limits). It runs in a child process, so the web
+    process never loads a codec. Raises ``MediaError`` with a one-line reason."""
+    settings = runtime.settings()
+    limits = json.dumps(settings.media_limits(settings.upload_check_s))
+    try:
+        done = subprocess.run([sys.executable, "-m", "workers.upload_check", str(path), limits],
+                              capture_output=True, text=True, timeout=settings.upload_check_s + CHECK_START_S,
+                              cwd=Path(__file__).resolve().parents[1], env=reader_environment())
+        verdict = json.loads(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else None
+    except subprocess.TimeoutExpired:
+        raise MediaError(f"not a readable video file (reading its header took over "
+                         f"{settings.upload_check_s + CHECK_START_S:g} s)") from None
+    except (ValueError, IndexError):
+        verdict = None
+    if verdict is None:   # the reader died: a file that crashes FFmpeg is no video to keep
+        raise MediaError("not a readable video file (reading it crashed the video reader)")
+    if verdict["error"]:
+        raise MediaError(verdict["error"])
+
+
+def reader_environment() -> dict[str, str]:
+    """The upload reader's environment: the web process's without vidfarm's settings, whose
+    secrets (session key, API token, database and broker passwords) a process parsing
+    untrusted files has no use for; its limits come on its command line."""
+    return {name: value for name, value in os.environ.items()
+            if not name.startswith("VIDFARM_") and name not in ("REDIS_URL", "DATABASE_URL")}
+
+
+def registered_analyzers() -> list[str]:
+    """Every analyzer a job may ask for besides detection (no settings needed: schemas use it)."""
+    return sorted(name for name in BUILTIN_ANALYZERS if name != "detect")
+
+
+def optional_analyzers() -> list[str]:
+    """Analyzers a job may switch on or off, in chain order. Detection always runs first:
+    every other analyzer reads the faces it finds."""
+    default = default_analyzers()
+    return default + [name for name in registered_analyzers() if name not in default]
+
+
+def default_analyzers() -> list[str]:
+    return [n for n in runtime.settings().analyzers if n != "detect" and n in BUILTIN_ANALYZERS]
+
+
+def analyzer_chain(chosen: list[str]) -> list[str]:
+    """A job's full chain (its ``analyzers`` option) from the optional analyzers chosen."""
+    return ["detect", *[name for name in optional_analyzers() if name in chosen]]
+
+
+def display_name(name: str) -> str:
+    """A file name as a label: valid UTF-8 (undecodable bytes of a POSIX path become U+FFFD),
+    no control characters, at most 255 characters. It is shown to people, never used as a path."""
+    text = name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return "".join(c for c in text if c.isprintable())[:255] or "recording"
+
+
+def submit_file(path: Path, name: str | None = None, options: dict | None = None, move: bool = False) -> str:
+    """Submit a local file (the CLI reads a thermal calibration sidecar into ``options``:
+    ``cli.main.sidecar_options``). ``move``: the file is the caller's to give away (an
+    upload's temporary file): it is moved into the store (renamed, on one filesystem), not copied."""
+    options = dict(options or {})
+    job_id = uuid.uuid4().hex
+    key = job_key(job_id, "source")   # never the user's file name: it is only a label
+    if move:
+        runtime.store().move_file(key, path)
+    else:
+        runtime.store().put_file(key, path)
+    runtime.records().add_job(display_name(name or str(path)), key, options, job_id=job_id)
+    client.send("vidfarm.ingest", job_id)
+    return job_id
+
+
+def delete_job(job_id: str) -> bool:
+    """Remove a finished job's records and every blob under it; False when there is no such job."""
+    with runtime.records().session() as s:
+        job = s.get(Job, job_id)
+        if job is None:
+            return False
+        if job.status not in ENDED_STATES:
+            raise JobBusy(f"job {job_id} is {job.status}; delete it once it is done or failed")
+        s.delete(job)   # its segments go with it (cascade)
+    runtime.store().delete_prefix(job_key(job_id))
+    return True

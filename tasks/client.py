@@ -1,0 +1,41 @@
+"""The producers' side of the queue (web, CLI, beat's callers): tasks are sent by name, so a
+producer never imports a task's module, and with it the models, codecs and analyzers it uses.
+Routing by name is ``celeryconfig.task_routes``."""
+
+from __future__ import annotations
+
+from celery import chord
+from celery.exceptions import TimeoutError as CeleryTimeout
+
+from tasks.app import app
+
+
+class FarmTimeout(RuntimeError):
+    """No worker answered in time (none is running, or all are busy)."""
+
+
+def send(name: str, *args, countdown: float | None = None) -> None:
+    """Queue a task nobody waits for (its progress lives in the records): the producer does
+    not subscribe to its result."""
+    app.send_task(name, args=args, countdown=countdown, ignore_result=True)
+
+
+def call(name: str, *args, timeout_s: float):
+    """Queue a task and wait for its return value: ``timeout_s`` seconds, give or take the
+    one second between Celery's looks at the result backend."""
+    result = app.send_task(name, args=args)
+    try:
+        return result.get(timeout=timeout_s)
+    except CeleryTimeout:
+        raise FarmTimeout(f"no worker finished {name} within {timeout_s:g} s") from None
+    finally:
+        result.forget()
+
+
+def fan_out(job_id: str, segments: int, queue: str = "cpu") -> None:
+    """One ``vidfarm.segment`` per segment, then ``vidfarm.stitch`` once all of them are done
+    (a Celery chord; ``vidfarm.job_failed`` is its errback)."""
+    header = [app.signature("vidfarm.segment", (job_id, index), immutable=True).set(queue=queue)
+              for index in range(segments)]
+    stitch = app.signature("vidfarm.stitch", (job_id,), immutable=True)
+    chord(header)(stitch.on_error(app.signature("vidfarm.job_failed", (job_id,))))

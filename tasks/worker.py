@@ -1,0 +1,33 @@
+"""A worker process's start (imported by the worker through ``tasks.app``'s include list,
+before its ``worker_init``): the database schema checked once, then per pool child its own
+connections and the models loaded."""
+
+from celery.signals import worker_init, worker_process_init
+
+
+@worker_init.connect
+def _open_records_at_start(**_):
+    # Upgrade (or check) the database schema before the worker takes any task; its pool
+    # children open their own connections after the fork (below).
+    from core.settings import get_settings
+    from services import runtime
+
+    from workers.analyzer_configs import AnalyzerConfigError, check
+
+    settings = runtime.configure(get_settings())   # parsed once, here; the pool children inherit them
+    try:
+        check(settings.analyzer_configs(), settings.plugins)
+    except AnalyzerConfigError as error:
+        raise SystemExit(f"vidfarm worker: bad setting {error}") from None   # a worker that would fail every segment
+    runtime.records()
+
+
+@worker_process_init.connect
+def _prepare_worker_process(**_):
+    # A forked pool child must not share database connections with its parent.
+    from services import runtime
+    from tasks import jobs
+
+    runtime.configure(runtime.settings())
+    # Load the models now, not inside the first segment a user is waiting for.
+    jobs.warm_up()

@@ -1,0 +1,124 @@
+"""The house rules that keep the web process light and the floors apart (docs/architecture.md)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from core.settings import BUILTIN_ANALYZERS
+from tests.conftest import child_env, repo_root
+
+HEAVY = ("onnxruntime", "cv2", "av", "insightface", "workers.analytics")
+
+
+def test_creating_the_web_app_loads_no_model_codec_or_analyzer(tmp_path):
+    code = ("import json, sys, web; web.create_app(); "
+            f"print(json.dumps(sorted(m for m in sys.modules if m in {HEAVY!r} or m.startswith('workers.analytics.'))))")
+    env = child_env(VIDFARM_DATA_DIR=str(tmp_path / "data"), VIDFARM_CONFIG_DIR=str(tmp_path / "config"))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=repo_root(), env=env,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1]) == []
+
+
+def test_the_web_process_knows_every_builtin_analyzer_by_name():
+    # The web validates analyzer names from core.settings; the registry is filled on import.
+    from workers import pipeline  # noqa: F401  (registers the analyzers)
+    from workers.analytics.registry import ANALYZERS
+
+    shipped = {name for name, cls in ANALYZERS.items() if cls.__module__.startswith("workers.")}
+    assert set(BUILTIN_ANALYZERS) == shipped     # plugins a test loaded register beside them
+
+
+# CLI commands that are themselves camera processes: they decode (and analyse) video by design.
+CAMERA_COMMANDS = {("cli.live", "tasks.camera_ingest"), ("cli.live", "tasks.live_watch")}
+
+
+def _heavy(module: str) -> set[str]:
+    from tests.import_graph import reachable
+
+    return {m for m in reachable(module) | {module} if m in HEAVY or m.startswith("workers.analytics.")}
+
+
+def test_no_import_cycle_among_product_modules():
+    from tests.import_graph import cycles
+
+    assert cycles() == []
+
+
+def test_web_and_cli_import_no_task_module_that_loads_models():
+    from tests.import_graph import graph
+
+    loaded = {(module, target): sorted(_heavy(target)) for module, targets in graph().items()
+              if module.split(".")[0] in ("web", "cli") for target in targets
+              if target.startswith("tasks") and (module, target) not in CAMERA_COMMANDS}
+    assert {edge: heavy for edge, heavy in loaded.items() if heavy} == {}
+
+
+def test_the_use_cases_load_no_model_either():
+    from tests.import_graph import modules
+
+    services = [name for name in modules() if name.split(".")[0] == "services"]
+    assert services and {name: sorted(_heavy(name)) for name in services if _heavy(name)} == {}
+
+
+# Where the settings are parsed: each process's entry point, and the per-process holder they
+# configure (which parses them itself only where no entry point of ours ran: tests, notebooks).
+ENTRY_POINTS = {"core.settings", "services.runtime", "web.wsgi", "tasks.worker"}
+# Preparing the mask models is a command of its own (`python -m ...`, run at install); called
+# without a cache folder, it takes the environment's. The farm passes the folder down.
+MODEL_PREPARATION = {"workers.analytics.mask_convert", "workers.analytics.mask_train"}
+
+
+def _parses_settings(path) -> list[int]:
+    import ast
+
+    return [node.lineno for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.Call) and isinstance(node.func, (ast.Name, ast.Attribute))
+            and getattr(node.func, "id", getattr(node.func, "attr", None)) in ("get_settings", "Settings")]
+
+
+def test_nothing_below_the_entry_points_parses_the_settings():
+    from tests.import_graph import modules
+
+    below = {name: lines for name, path in modules().items()
+             if name not in ENTRY_POINTS | MODEL_PREPARATION and not name.startswith("cli")
+             and (lines := _parses_settings(path))}
+    assert below == {}
+
+
+def test_the_settings_check_sees_a_call():
+    from tests.import_graph import modules
+
+    assert _parses_settings(modules()["web.wsgi"]) and _parses_settings(modules()["services.runtime"])
+
+
+# Floors (docs/architecture.md): what no module of a floor may import.
+FORBIDDEN = {
+    "core": {"services", "tasks", "web", "cli", "workers", "autoscaler"},
+    "workers": {"services", "tasks", "web", "cli", "autoscaler"},
+    "autoscaler": {"services", "tasks", "web", "cli", "workers"},
+    "services": {"web", "cli", "workers"},
+    "tasks": {"web", "cli"},
+    "web": {"cli", "workers"},
+}
+# The producers' way into tasks/: the Celery app and the client that sends by name.
+PRODUCER_SIDE = {"tasks.app", "tasks.client"}
+
+
+def test_each_floor_imports_only_what_it_may():
+    from tests.import_graph import graph
+
+    crossings = sorted((module, target) for module, targets in graph().items() for target in targets
+                       if target.split(".")[0] in FORBIDDEN.get(module.split(".")[0], ()))
+    assert crossings == []
+
+
+def test_web_and_cli_reach_tasks_only_through_the_producer_side():
+    from tests.import_graph import graph
+
+    reached = sorted((module, target) for module, targets in graph().items() for target in targets
+                     if module.split(".")[0] in ("web", "cli") and target.split(".")[0] == "tasks"
+                     and target not in PRODUCER_SIDE and (module, target) not in CAMERA_COMMANDS)
+    assert reached == []
