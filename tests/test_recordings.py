@@ -78,7 +78,7 @@ def test_each_hour_of_a_camera_is_a_job_like_an_upload(recordings):
 def test_recordings_are_re_identified_like_uploads(recordings):
     import cv2
 
-    from tasks import gallery, runtime
+    from services import gallery, runtime
     from core.storage import output_key
     from tasks.reanalysis import reidentify_job
     from tests.test_analytics import yao_in_players
@@ -92,7 +92,7 @@ def test_recordings_are_re_identified_like_uploads(recordings):
         assert results["tracks"][0]["identity"] == "Recorded Yao"
         # ... and people search finds them there, at the time the camera saw them.
         from core.appearances import Appearances
-        from core.records import aware
+        from core.models import aware
 
         found = [a for a in Appearances(runtime.records()).of_identity("Recorded Yao", 100) if a["job"] == job_id]
         assert found and found[0]["recorded_at"] == aware(runtime.records().get_job(job_id).recorded_at).isoformat()

@@ -34,7 +34,7 @@ def live_camera(farm, registry, tmp_path_factory):
         pytest.skip(reason)
     import cv2
 
-    from tasks import gallery
+    from services import gallery
     from tests.test_analytics import yao_in_players
 
     gallery.enroll("Live Yao", [("yao.jpg", cv2.imencode(".jpg", yao_in_players())[1].tobytes())], largest_face=True)
