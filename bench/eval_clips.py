@@ -88,7 +88,7 @@ def analyse(path: Path, config: pipeline.PipelineConfig, gallery=None) -> pipeli
 
 def pipeline_config(analyzers: tuple[str, ...], configs: dict) -> pipeline.PipelineConfig:
     return pipeline.PipelineConfig(analyzers=analyzers, analyzer_configs=json.dumps(configs, sort_keys=True),
-                                   threads=1, x264_preset="ultrafast")
+                                   threads=1)
 
 
 def inside(face_box, rect) -> bool:

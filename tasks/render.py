@@ -84,7 +84,8 @@ def render_segment(self, job_id: str, index: int, key: str) -> dict:
             out = Path(scratch) / "segment.mp4"
             draw_segment(store.local_path(segment_key(job_id, index)), out, segment.pts,
                          Fraction(*info["time_base"]), info["fps"], info["width"], info["height"], labels,
-                         render_config(job.options), info.get("pts_offset", 0), info.get("timed", False))
+                         render_config(job.options), info.get("pts_offset", 0), info.get("timed", False),
+                         intact=not info.get("warning"))
             store.move_file(target, out)
     except media.MediaError:
         raise
