@@ -150,6 +150,10 @@ class Settings(BaseSettings):
                                 description="Radiometric video without a .thermal.json sidecar: degrees C per "
                                             "raw count (default: centikelvin, FLIR Lepton/Boson TLinear).")
     thermal_offset: float = Field(default=-273.15, description="... and degrees C at raw value 0.")
+    motion_gate: bool = Field(default=True, description="Run the detector only where something moves (still "
+                                                        "faces are carried and re-checked); off: on every frame.")
+    recheck_frames: int = Field(default=15, ge=1, description="With the motion gate: a found face is looked at "
+                                                              "again by the detector at least this often (frames).")
     threads: int = Field(default=0, ge=0,
                          description="Threads per worker process for inference and codecs; 0 = all cores.")
     pin_workers: bool = Field(default=True,
@@ -158,6 +162,8 @@ class Settings(BaseSettings):
 
     # --- encoding ----------------------------------------------------------------------
     x264_preset: str = Field(default="veryfast", description="libx264 preset for annotated video.")
+    stream_copy: bool = Field(default=True, description="Annotated video: copy the source's GOPs that have nothing "
+                                                        "to draw instead of re-encoding them (H.264 without B-frames).")
     x264_crf: int = Field(default=23, ge=0, le=51, description="libx264 constant rate factor.")
     # subme=1 (cheaper sub-pixel motion search than veryfast's 2): about a fifth less encode time
     # for about a tenth more bytes at about the same PSNR on the media tried (docs/benchmarks.md).

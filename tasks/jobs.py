@@ -195,7 +195,8 @@ def _pipeline_config(job_options: dict) -> pipeline.PipelineConfig:
     model_dir = str(s.model_dir) if s.model_dir else None
     configs = {
         "detect": {"model_file": s.detector_model, "model_dir": model_dir, "input_long_side": s.detector_input,
-                   "threshold": s.detector_threshold, "threads": s.effective_threads},
+                   "threshold": s.detector_threshold, "threads": s.effective_threads,
+                   "gate": {"enabled": s.motion_gate, "recheck_frames": s.recheck_frames}},
         "recognize": {"model_file": s.recognizer_model, "model_dir": model_dir, "threshold": s.recognition_threshold,
                       "threads": s.effective_threads},
     }
@@ -216,7 +217,7 @@ def render_config(job_options: dict) -> RenderConfig:
     s = runtime.settings()
     calibration = _calibration(job_options)
     return RenderConfig(threads=s.effective_threads, x264_preset=s.x264_preset, x264_crf=s.x264_crf,
-                        x264_params=s.x264_params, fever_c=s.fever_threshold_c,
+                        x264_params=s.x264_params, fever_c=s.fever_threshold_c, stream_copy=s.stream_copy,
                         thermal_gain=calibration["gain"], thermal_offset=calibration["offset"])
 
 
