@@ -1,7 +1,8 @@
 """`make bench`: measures the farm and writes docs/benchmarks.md, then appends the
 autoscaler simulation (bench/autoscaler.py; no farm needed).
 
-Then the load test (bench/load.py) and the encoder comparison (bench/encoder.py).
+Then a quiet camera with and without the motion gate and the stream copy (bench/quiet_hour.py),
+the load test (bench/load.py) and the encoder comparison (bench/encoder.py).
 
 Clips: a generated 720p30 30 s recording with real faces (always) and the shared hamilton
 clip (skipped when ../shared/media is absent). Every figure of one clip comes from one run,
@@ -18,7 +19,7 @@ import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bench import autoscaler, encoder as encoder_bench, load, throughput
+from bench import autoscaler, encoder as encoder_bench, load, quiet_hour, throughput
 from core.settings import Settings
 from tests.clipmaker import make_clip
 from workers import media
@@ -190,6 +191,7 @@ def main() -> int:
         out.parent.mkdir(exist_ok=True)
         out.write_text(render(rows, encoder))
         autoscaler.update_doc(out)
+        quiet_hour.main(["10", "--write"])
         load.main()
         encoder_bench.update_doc(out)
         print(f"wrote {out}")

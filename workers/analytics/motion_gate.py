@@ -72,24 +72,30 @@ class Background:
     def __init__(self, config: MotionGateConfig):
         self.config = config
         self.mean: np.ndarray | None = None
+        self.previous: np.ndarray | None = None
 
     def moving(self, picture: Picture) -> list[Rect] | None:
-        """Boxes (source pixels) around what moves; None when there is no background to compare
-        with yet (the first frame, or a new frame size)."""
+        """Boxes (source pixels) around what moves: what differs from the background (where
+        something is) or from the previous frame (where something was); None when there is
+        nothing to compare with yet (the first frame, or a new frame size)."""
         c = self.config
         grey = cv2.GaussianBlur(luma(picture, c.long_side), (5, 5), 0).astype(np.float32)
-        if self.mean is None or self.mean.shape != grey.shape:
-            self.mean = grey
+        previous, self.previous = self.previous, grey
+        if self.mean is None or self.mean.shape != grey.shape or previous is None or previous.shape != grey.shape:
+            self.mean = grey.copy()
             return None
-        difference = grey - self.mean
-        difference -= cv2.mean(difference)[0]      # lighting that changes the whole frame is not motion
+        moved = self._changed(grey, self.mean) | self._changed(grey, previous)
         cv2.accumulateWeighted(grey, self.mean, c.background_rate)
-        moved = (np.abs(difference) > c.threshold).astype(np.uint8)
-        moved = cv2.dilate(moved, np.ones((3, 3), np.uint8))
+        moved = cv2.dilate(moved.astype(np.uint8), np.ones((3, 3), np.uint8))
         count, _, stats, _ = cv2.connectedComponentsWithStats(moved)
         scale = grey.shape[1] / picture.width
         return [(x / scale, y / scale, (x + w) / scale, (y + h) / scale) for x, y, w, h, _ in stats[1:count]
                 if w >= c.min_blob_px and h >= c.min_blob_px]
+
+    def _changed(self, grey: np.ndarray, reference: np.ndarray) -> np.ndarray:
+        difference = grey - reference
+        difference -= cv2.mean(difference)[0]      # lighting that changes the whole frame is not motion
+        return np.abs(difference) > self.config.threshold
 
 
 @dataclass
@@ -99,6 +105,7 @@ class LiveFace:
     keypoints: np.ndarray    # (5, 2)
     checked: int             # the last frame the detector found it on
     misses: int = 0          # looks in a row that did not find it
+    hits: int = 1            # looks in a row that found it
 
 
 def _grown(rect: Rect, margin: float) -> Rect:
@@ -125,6 +132,10 @@ def _iou(a, b) -> float:
     return inter / union if union > 0 else 0.0
 
 
+# A face found this many looks in a row is carried where nothing moves; a newer one (a false
+# detection, most likely, if the next look does not find it) is looked at again at once.
+CONFIRMED = 2
+
 # detect(picture, region) -> the faces found in ``region`` (None: the whole frame)
 Detect = Callable[[Picture, Rect | None], Faces]
 
@@ -145,7 +156,7 @@ class MotionGate:
         blobs = self.background.moving(picture)
         if blobs is None:
             return self._looked(detect(picture, None), None, [])
-        due = [face for face in self.live if self.frame - face.checked >= c.recheck_frames]
+        due = [face for face in self.live if self.frame - face.checked >= c.recheck_frames or face.hits < CONFIRMED]
         if not blobs and not due:
             self.looks["none"] += 1
             return self._faces(self.live)
@@ -162,7 +173,7 @@ class MotionGate:
         """Live faces after a look at ``region`` (None: the whole frame) found ``found``."""
         self.looks["full" if region is None else "region"] += 1
         live: list[LiveFace] = []
-        matched: set[int] = set()
+        hits = [1] * len(found)            # per detection: looks in a row that found its face
         for face in self.live:
             if region is not None and not _centre_inside(face.box, region):
                 if not any(_iou(face.box, box) > 0.3 for box in found.boxes):
@@ -170,13 +181,13 @@ class MotionGate:
                 continue
             overlaps = [_iou(face.box, box) for box in found.boxes]
             best = int(np.argmax(overlaps)) if overlaps else -1
-            if best >= 0 and overlaps[best] > 0.3 and best not in matched:
-                matched.add(best)          # found again: the detection replaces it below
-            elif face.misses < self.config.misses and not _overlaps(face.box, blobs):
+            if best >= 0 and overlaps[best] > 0.3:
+                hits[best] = max(hits[best], face.hits + 1)      # found again: the detection replaces it
+            elif face.hits >= CONFIRMED and face.misses < self.config.misses and not _overlaps(face.box, blobs):
                 face.misses += 1           # still, yet not found: the score flickered; carry it
                 live.append(face)
         keypoints = found.keypoints if found.keypoints is not None else np.zeros((len(found), 5, 2), np.float32)
-        live += [LiveFace(found.boxes[i].copy(), float(found.scores[i]), keypoints[i].copy(), self.frame)
+        live += [LiveFace(found.boxes[i].copy(), float(found.scores[i]), keypoints[i].copy(), self.frame, hits=hits[i])
                  for i in range(len(found))]
         self.live = live
         return self._faces(live)
