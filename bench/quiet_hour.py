@@ -55,21 +55,16 @@ def busy_share(clip_frames: int, appearances_) -> float:
     return len(busy) / clip_frames
 
 
-def _iou(a, b) -> float:
-    x1, y1, x2, y2 = max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
-    inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def found_share(gated: dict, every: dict) -> tuple[int, int]:
     """(faces every-frame detection found, of those the gated run also has on the same frame
     with a box overlapping by IoU >= 0.5)."""
+    from workers.analytics.tracks import box_iou
+
     total = matched = 0
     for ours, theirs in zip(gated["frames"], every["frames"]):
         for face in theirs["faces"]:
             total += 1
-            matched += any(_iou(face["box"], other["box"]) >= 0.5 for other in ours["faces"])
+            matched += any(box_iou(face["box"], other["box"]) >= 0.5 for other in ours["faces"])
     return total, matched
 
 

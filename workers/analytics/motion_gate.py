@@ -26,6 +26,7 @@ from pydantic import BaseModel, Field
 
 from workers.analytics.faces import Faces
 from workers.analytics.picture import Picture
+from workers.analytics.tracks import box_iou
 
 Rect = tuple[float, float, float, float]     # x1, y1, x2, y2 in source pixels
 LUMA_FORMATS = ("yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "nv12", "gray")
@@ -125,13 +126,6 @@ def _overlaps(box, rects: list[Rect]) -> bool:
     return any(box[0] < r[2] and r[0] < box[2] and box[1] < r[3] and r[1] < box[3] for r in rects)
 
 
-def _iou(a, b) -> float:
-    x1, y1, x2, y2 = max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
-    inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 # A face found this many looks in a row is carried where nothing moves; a newer one (a false
 # detection, most likely, if the next look does not find it) is looked at again at once.
 CONFIRMED = 2
@@ -176,10 +170,10 @@ class MotionGate:
         hits = [1] * len(found)            # per detection: looks in a row that found its face
         for face in self.live:
             if region is not None and not _centre_inside(face.box, region):
-                if not any(_iou(face.box, box) > 0.3 for box in found.boxes):
+                if not any(box_iou(face.box, box) > 0.3 for box in found.boxes):
                     live.append(face)      # not looked at: carried
                 continue
-            overlaps = [_iou(face.box, box) for box in found.boxes]
+            overlaps = [box_iou(face.box, box) for box in found.boxes]
             best = int(np.argmax(overlaps)) if overlaps else -1
             if best >= 0 and overlaps[best] > 0.3:
                 hits[best] = max(hits[best], face.hits + 1)      # found again: the detection replaces it
