@@ -1,7 +1,8 @@
 """`make bench`: measures the farm and writes docs/benchmarks.md, then appends the
 autoscaler simulation (bench/autoscaler.py; no farm needed).
 
-Then a quiet camera with and without the motion gate and the stream copy (bench/quiet_hour.py),
+Then a quiet camera and busy footage with and without the motion gate and the stream copy
+(bench/quiet_hour.py, bench/busy.py),
 the load test (bench/load.py) and the encoder comparison (bench/encoder.py).
 
 Clips: a generated 720p30 30 s recording with real faces (always) and the shared hamilton
@@ -19,7 +20,7 @@ import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bench import autoscaler, encoder as encoder_bench, load, quiet_hour, throughput
+from bench import autoscaler, busy, encoder as encoder_bench, load, quiet_hour, throughput
 from core.settings import Settings
 from tests.clipmaker import make_clip
 from workers import media
@@ -197,6 +198,7 @@ def main() -> int:
         out.write_text(render(rows, encoder))
         autoscaler.update_doc(out)
         quiet_hour.main(["10", "--write"])
+        busy.main(["--write"])
         load.main()
         encoder_bench.update_doc(out)
         print(f"wrote {out}")
