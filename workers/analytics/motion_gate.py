@@ -69,6 +69,17 @@ def luma(picture: Picture, long_side: int) -> np.ndarray:
     return grey if size == (w, h) else cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
 
 
+def thumbnail(picture: Picture, size: tuple[int, int] = (32, 18)) -> np.ndarray:
+    """A tiny grey copy (float32, 0-255 full range) of the picture: from the luma plane where
+    there is one (video luma spans 16-235; stretched to the full range, so a thumbnail is the
+    same whichever way it was made), else from the BGR picture."""
+    frame = picture.frame
+    grey = luma(picture, 4 * max(size)).astype(np.float32)
+    if frame is not None and frame.format.name in LUMA_FORMATS and not frame.format.name.startswith("yuvj"):
+        grey = (grey - 16.0) * (255.0 / 219.0)
+    return cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
+
+
 class Background:
     """Where a frame differs from the running mean of the frames before it."""
 
