@@ -141,5 +141,11 @@ def test_parameter_sets_come_out_of_an_avcc_record_as_annex_b_and_packets_conver
     slice_ = bytes([0x65, 0x88, 0, 0, 3, 1, 7])        # an IDR slice, emulation prevention kept
     framed = len(slice_).to_bytes(4, "big") + slice_
     assert remux.annexb(framed) == remux.START + slice_
-    assert remux.nal_units(remux.annexb(framed)) == remux.nal_units(framed) == [slice_]
+    assert remux.nal_units(remux.annexb(framed), annexb_framing=True) == remux.nal_units(framed) == [slice_]
     assert remux.is_idr(av.Packet(framed)) and not remux.is_idr(av.Packet(len(sps).to_bytes(4, "big") + sps))
+    # A 256-511 byte NAL unit's length reads 00 00 01 xx, like a start code: the stream's
+    # extradata, not the packet, says how packets are framed.
+    long_slice = bytes([0x41]) + bytes(range(1, 256)) + bytes(range(1, 100))
+    framed = len(long_slice).to_bytes(4, "big") + long_slice
+    assert framed.startswith(b"\x00\x00\x01") and remux.annexb(framed) == remux.START + long_slice
+    assert not remux.is_annexb(avcc) and remux.is_annexb(remux.START + sps)

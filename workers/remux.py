@@ -38,13 +38,16 @@ class Gop:
 START = b"\x00\x00\x00\x01"
 
 
-def is_annexb(data: bytes) -> bool:
-    return data.startswith(START) or data.startswith(b"\x00\x00\x01")
+def is_annexb(extradata: bytes) -> bool:
+    """Whether a stream's extradata (and so its packets) is Annex B (start codes), not an
+    ``avcC`` record (packets with 4-byte lengths). Packets alone cannot tell: a length of
+    256-511 bytes starts like a start code."""
+    return extradata.startswith(START) or extradata.startswith(b"\x00\x00\x01")
 
 
-def nal_units(data: bytes) -> list[bytes]:
-    """The NAL units of an H.264 packet, Annex B (start codes) or MP4-style (4-byte lengths)."""
-    if is_annexb(data):
+def nal_units(data: bytes, annexb_framing: bool = False) -> list[bytes]:
+    """The NAL units of an H.264 packet: Annex B, or MP4-style with 4-byte lengths."""
+    if annexb_framing:
         return _split_start_codes(data)
     units, position = [], 0
     while position + 4 <= len(data):
@@ -69,9 +72,9 @@ def _split_start_codes(data: bytes) -> list[bytes]:
 
 
 def annexb(data: bytes) -> bytes:
-    """A packet as Annex B: how the MP4 muxer takes packets for a stream whose encoder gave
-    Annex B headers (x264); it writes them back with 4-byte lengths, byte for byte."""
-    return data if is_annexb(data) else b"".join(START + unit for unit in nal_units(data))
+    """An MP4-style packet as Annex B: how the MP4 muxer takes packets for a stream whose
+    encoder gave Annex B headers (x264); it writes them back with 4-byte lengths, byte for byte."""
+    return b"".join(START + unit for unit in nal_units(data))
 
 
 def parameter_sets(extradata: bytes) -> bytes:
@@ -89,9 +92,9 @@ def parameter_sets(extradata: bytes) -> bytes:
     return b"".join(START + unit for unit in units)
 
 
-def is_idr(packet: av.Packet) -> bool:
+def is_idr(packet: av.Packet, annexb_framing: bool = False) -> bool:
     """Whether an H.264 packet's first picture slice is an IDR slice."""
-    for unit in nal_units(bytes(packet)):
+    for unit in nal_units(bytes(packet), annexb_framing):
         if unit and 1 <= unit[0] & 0x1F <= 5:
             return unit[0] & 0x1F == 5
     return False
@@ -112,6 +115,7 @@ def plan_gops(container, stream, pts: list[int], time_base: Fraction, pts_offset
     """The segment file's packets grouped by keyframe, each GOP marked whether it is copied.
     ``drawn(slot)``: whether that frame has something to draw."""
     slot_of = {stamp: slot for slot, stamp in enumerate(pts)}
+    framing = is_annexb(stream.codec_context.extradata or b"")
     gops: list[Gop] = []
     for packet in container.demux(stream):
         if packet.size == 0:
@@ -124,7 +128,7 @@ def plan_gops(container, stream, pts: list[int], time_base: Fraction, pts_offset
     for gop in gops:
         first = gop.slots[0]
         gop.copy = (first >= 0 and gop.slots == list(range(first, first + len(gop.slots)))
-                    and gop.packets[0].is_keyframe and is_idr(gop.packets[0])
+                    and gop.packets[0].is_keyframe and is_idr(gop.packets[0], framing)
                     and not any(p.is_corrupt for p in gop.packets) and not any(drawn(s) for s in gop.slots))
     return gops
 
@@ -134,8 +138,9 @@ class MixedWriter:
     back (lookahead, frame threads): a copied GOP waits until every frame before it has come
     out of the encoder, so packets reach the file in frame order."""
 
-    def __init__(self, writer: media.H264Writer, time_base: Fraction, source_sets: bytes):
-        self.writer, self.time_base, self.source_sets = writer, time_base, source_sets
+    def __init__(self, writer: media.H264Writer, time_base: Fraction, source_extradata: bytes):
+        self.writer, self.time_base = writer, time_base
+        self.source_sets, self.source_annexb = parameter_sets(source_extradata), is_annexb(source_extradata)
         self.sent = 0                 # frames given to the encoder or copied
         self.out = 0                  # frames the file holds
         self.waiting: list[tuple[int, list[tuple[av.Packet, int, int]]]] = []   # (frames before it, GOP)
@@ -151,8 +156,9 @@ class MixedWriter:
     def copy(self, packets: list[tuple[av.Packet, int, int]]) -> None:
         """A GOP's packets in order, each with its timestamp and duration (the segment's)."""
         first, timestamp, duration = packets[0]
-        packets = [(_annexb_packet(first, self.source_sets), timestamp, duration)] + [
-            (_annexb_packet(p), t, d) for p, t, d in packets[1:]]
+        as_annexb = (lambda data: data) if self.source_annexb else annexb
+        packets = [(_repacked(first, self.source_sets + as_annexb(bytes(first))), timestamp, duration)] + [
+            (p if self.source_annexb else _repacked(p, annexb(bytes(p))), t, d) for p, t, d in packets[1:]]
         self.waiting.append((self.sent, packets))
         self.sent += len(packets)
         self.after_copy = True
@@ -182,19 +188,16 @@ class MixedWriter:
                 # a copied one, with the source's.
                 if self.encoder_sets is None:
                     self.encoder_sets = parameter_sets(self.writer.stream.codec_context.extradata)
-                packet = _annexb_packet(packet, self.encoder_sets)
+                packet = _repacked(packet, self.encoder_sets + bytes(packet))     # x264 gives Annex B
             packet.stream = self.writer.stream
             self.writer.container.mux(packet)
             self.out += 1
         self._release()
 
 
-def _annexb_packet(packet: av.Packet, parameter_sets: bytes = b"") -> av.Packet:
-    """The packet as Annex B, its picture behind ``parameter_sets``."""
-    data = bytes(packet)
-    if is_annexb(data) and not parameter_sets:
-        return packet
-    out = av.Packet(parameter_sets + annexb(data))
+def _repacked(packet: av.Packet, data: bytes) -> av.Packet:
+    """A packet like ``packet`` with other bytes."""
+    out = av.Packet(data)
     out.pts, out.dts, out.duration, out.time_base = packet.pts, packet.dts, packet.duration, packet.time_base
     out.is_keyframe = packet.is_keyframe
     return out
@@ -220,7 +223,7 @@ def render_copying(src: Path, writer: media.H264Writer, pts: list[int], time_bas
         decoder = av.CodecContext.create(stream.codec_context.name, "r")
         decoder.extradata = stream.codec_context.extradata
         decoder.thread_type, decoder.thread_count = "AUTO", threads
-        mixed = MixedWriter(writer, time_base, parameter_sets(stream.codec_context.extradata))
+        mixed = MixedWriter(writer, time_base, stream.codec_context.extradata)
         written = 0
 
         def encode_frames(frames: list[av.VideoFrame]) -> None:
