@@ -200,7 +200,7 @@ def _pipeline_config(job_options: dict) -> pipeline.PipelineConfig:
         "recognize": {"model_file": s.recognizer_model, "model_dir": model_dir, "threshold": s.recognition_threshold,
                       "threads": s.effective_threads},
     }
-    configs["mask"] = {"threads": s.effective_threads}
+    configs["mask"] = {"threads": s.effective_threads, "recognizer_model": s.recognizer_model, "model_dir": model_dir}
     names = job_options.get("analyzers") or s.analyzers
     calibration = _calibration(job_options)
     return pipeline.PipelineConfig(analyzers=tuple(names), analyzer_configs=json.dumps(configs), plugins=s.plugins,
