@@ -11,17 +11,13 @@ how much.
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 from bench import quiet_hour, throughput
-from bench.docs import replace_section
+from bench.docs import measure_and_write
 
-ROOT = Path(__file__).resolve().parents[1]
 SECTION = "## Busy recordings: motion gate and stream copy on and off"
 
 
@@ -80,16 +76,7 @@ def render(rows: list[dict]) -> str:
 
 
 def main(argv: list[str]) -> int:
-    work = Path(tempfile.mkdtemp(prefix="vidfarm-busy-"))
-    try:
-        rows = measure(work)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    print(json.dumps(rows, default=str))
-    text = render(rows)
-    print(text)
-    if "--write" in argv:
-        replace_section(text, ROOT / "docs" / "benchmarks.md")
+    measure_and_write(measure, render, "--write" in argv, "vidfarm-busy-")
     return 0
 
 

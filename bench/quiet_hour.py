@@ -15,14 +15,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from bench import throughput
-from bench.docs import replace_section
+from bench.docs import measure_and_write
 
 ROOT = Path(__file__).resolve().parents[1]
 WALKING = ROOT.parent / "shared" / "media" / "videos" / "intel_face-demographics-walking.mp4"
@@ -214,16 +212,7 @@ def render(row: dict) -> str:
 
 def main(argv: list[str]) -> int:
     minutes = float(next((a for a in argv if not a.startswith("--")), 10))
-    work = Path(tempfile.mkdtemp(prefix="vidfarm-quiet-"))
-    try:
-        row = measure(minutes, work)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    print(json.dumps(row, default=str))
-    text = render(row)
-    print(text)
-    if "--write" in argv:
-        replace_section(text, ROOT / "docs" / "benchmarks.md")
+    measure_and_write(lambda work: measure(minutes, work), render, "--write" in argv, "vidfarm-quiet-")
     return 0
 
 
