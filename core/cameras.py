@@ -8,6 +8,9 @@
   Stream ids are the Server-Sent Events' ids, so a client that reconnects with
   ``Last-Event-ID`` misses nothing still kept.
 
+``vidfarm:camera:<id>:lease`` and ``:fence``: which ingest replica owns the camera
+(``core.camera_leases``); the ingester's writes carry its fencing token.
+
 Live state belongs with the broker, not the job records: it changes every few seconds and
 means nothing once the farm stops. Deleting a camera removes all three; its ingester sees it
 gone and stops.
@@ -22,6 +25,8 @@ import time
 import uuid
 
 import redis
+
+from core.camera_leases import fence_key, lease_key
 
 REGISTRY = "vidfarm:cameras"
 LATENCY_WINDOW = 100
@@ -90,7 +95,7 @@ class CameraRegistry:
 
     def delete(self, camera_id: str) -> bool:
         removed = self.redis.hdel(REGISTRY, camera_id)
-        self.redis.delete(_state_key(camera_id), _events_key(camera_id))
+        self.redis.delete(_state_key(camera_id), _events_key(camera_id), lease_key(camera_id), fence_key(camera_id))
         return bool(removed)
 
     def state(self, camera_id: str) -> dict:
@@ -105,26 +110,51 @@ class CameraRegistry:
 
     # --- the ingester's side -------------------------------------------------------------
 
-    def set_status(self, camera_id: str, status: str) -> None:
+    def set_status(self, camera_id: str, status: str, token: int | None = None) -> bool:
+        """token: the writer's fencing token (``core.camera_leases``); False: the write was
+        refused (a newer owner holds the camera, or it was deleted)."""
         if self.get(camera_id) is None:
-            return     # deleted meanwhile: leave nothing behind
-        self.redis.hset(_state_key(camera_id), "status", status)
-        self.publish(camera_id, "status", {"status": status})
+            return False     # deleted meanwhile: leave nothing behind
+        written = self._write(camera_id, token, lambda pipe: (
+            pipe.hset(_state_key(camera_id), "status", status),
+            self._publish(pipe, camera_id, "status", {"status": status})))
         self._forget_if_deleted(camera_id)
+        return written
 
-    def segment_done(self, camera_id: str, line: dict, fps: float) -> None:
-        """One processed segment (a ``live.jsonl`` line): state, then its events."""
+    def segment_done(self, camera_id: str, line: dict, fps: float, token: int | None = None) -> bool:
+        """One processed segment (a ``live.jsonl`` line): state, then its events (token and
+        answer: as for ``set_status``)."""
         if self.get(camera_id) is None:
-            return
+            return False
         state = self.redis.hgetall(_state_key(camera_id))
         latencies = (json.loads(state.get("latencies", "[]")) + [line["latency_s"]])[-LATENCY_WINDOW:]
-        self.redis.hset(_state_key(camera_id), mapping={
-            "fps": round(fps, 3), "last_segment_at": line["ready_at"], "latencies": json.dumps(latencies)})
-        self.publish(camera_id, "segment", line)
-        for alert in line["alerts"]:
-            self.publish(camera_id, "alert", {**alert, "captured_at": line["captured_at"],
-                                              "ready_at": line["ready_at"], "latency_s": line["latency_s"]})
+
+        def writes(pipe) -> None:
+            pipe.hset(_state_key(camera_id), mapping={
+                "fps": round(fps, 3), "last_segment_at": line["ready_at"], "latencies": json.dumps(latencies)})
+            self._publish(pipe, camera_id, "segment", line)
+            for alert in line["alerts"]:
+                self._publish(pipe, camera_id, "alert", {**alert, "captured_at": line["captured_at"],
+                                                         "ready_at": line["ready_at"], "latency_s": line["latency_s"]})
+        written = self._write(camera_id, token, writes)
         self._forget_if_deleted(camera_id)
+        return written
+
+    def _write(self, camera_id: str, token: int | None, writes) -> bool:
+        """The writes, in one transaction; with a token, only while it is still the camera's
+        fence (checked and written atomically: WATCH aborts it if the fence moves between)."""
+        with self.redis.pipeline() as pipe:
+            if token is not None:
+                pipe.watch(fence_key(camera_id))
+                if pipe.get(fence_key(camera_id)) != str(token):
+                    return False
+            pipe.multi()
+            writes(pipe)
+            try:
+                pipe.execute()
+            except redis.WatchError:
+                return False
+        return True
 
     def _forget_if_deleted(self, camera_id: str) -> None:
         """A delete that came between the check and the writes: undo them."""
@@ -132,8 +162,12 @@ class CameraRegistry:
             self.redis.delete(_state_key(camera_id), _events_key(camera_id))
 
     def publish(self, camera_id: str, kind: str, data: dict) -> str:
-        return self.redis.xadd(_events_key(camera_id), {"kind": kind, "data": json.dumps(data)},
-                               maxlen=EVENTS_KEPT, approximate=True)
+        return self._publish(self.redis, camera_id, kind, data)
+
+    @staticmethod
+    def _publish(client, camera_id: str, kind: str, data: dict):
+        return client.xadd(_events_key(camera_id), {"kind": kind, "data": json.dumps(data)},
+                           maxlen=EVENTS_KEPT, approximate=True)
 
     def events(self, camera_id: str, after: str, block_ms: int) -> list[tuple[str, str, dict]]:
         """Events after stream id ``after`` ("$": only new ones), waiting up to ``block_ms``
