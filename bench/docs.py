@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+import tempfile
 from pathlib import Path
+from typing import Any, Callable
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 
@@ -20,3 +24,20 @@ def replace_section(section: str, doc: Path = DOC) -> None:
         text = text.rstrip("\n") + "\n\n" + section
     doc.parent.mkdir(exist_ok=True)
     doc.write_text(text)
+
+
+def measure_and_write(measure: Callable[[Path], Any], render: Callable[[Any], str], write: bool,
+                      prefix: str = "vidfarm-bench-") -> str:
+    """Run ``measure`` in a scratch folder (removed after), print its figures and their section,
+    and put the section in docs/benchmarks.md when ``write``."""
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        figures = measure(work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(json.dumps(figures, default=str))
+    text = render(figures)
+    print(text)
+    if write:
+        replace_section(text)
+    return text

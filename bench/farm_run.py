@@ -53,9 +53,10 @@ def main(src: Path, workers: int, data_dir: Path, out_dir: Path, analyzers: list
         job = runtime.records().get_job(job_id)
         out_dir.mkdir(parents=True, exist_ok=True)
         runtime.store().local_path(output_key(job_id, "annotated.mp4")).replace(out_dir / f"farm{workers}.mp4")
+        runtime.store().local_path(output_key(job_id, "results.json")).replace(out_dir / f"farm{workers}-results.json")
     stages = results["timing"]["stages"]
     return {"wall_s": wall, "results_wall_s": _ts(job.finished_at) - _ts(job.created_at),
-            "segments": len(segments), "split_s": stages["split"],
+            "segments": len(segments), "split_s": stages["split"], "stages": stages,
             "stitch_s": stages["stitch"], "frames": len(results["frames"]),
             "faces": sum(len(frame["faces"]) for frame in results["frames"]),
             **timeline(job.created_at, job.finished_at, segments)}

@@ -91,15 +91,22 @@ def detector_alone(src: Path, frames: int = 150, threads: int = 1) -> float:
     return (time.perf_counter() - started) / len(images)
 
 
-def farm(src: Path, workers: int, data_dir: Path, out_dir: Path, analyzers: str | None = None) -> dict:
+def farm(src: Path, workers: int, data_dir: Path, out_dir: Path, analyzers: str | None = None,
+         env: dict[str, str] | None = None, keep_results: bool = False) -> dict:
     """The embedded farm with N worker processes, timed from submit to done (workers started
     and warm first, as in a running farm). Runs in a child process: one farm per client
-    process, as the CLI does. Returns wall time and the overhead breakdown."""
+    process, as the CLI does. ``env``: settings for this farm (``VIDFARM_*``). Returns wall
+    time and the overhead breakdown; ``keep_results``: results.json stays in ``out_dir``
+    (``farm{workers}-results.json``)."""
+    import os
     import subprocess
     import sys
 
     args = [sys.executable, "-m", "bench.farm_run", str(src), str(workers), str(data_dir), str(out_dir)]
-    run = subprocess.run(args + ([analyzers] if analyzers else []), capture_output=True, text=True, check=False)
+    run = subprocess.run(args + ([analyzers] if analyzers else []), capture_output=True, text=True, check=False,
+                         env={**os.environ, **(env or {})})
+    if not keep_results:
+        (out_dir / f"farm{workers}-results.json").unlink(missing_ok=True)
     if run.returncode != 0:
         raise RuntimeError(f"farm run failed: {run.stderr[-2000:]}")
     return json.loads(run.stdout.strip().splitlines()[-1])

@@ -154,10 +154,12 @@ class SourceMedia:
     # timestamps were trusted (their frames are matched by order, as then).
     pts_offset: int = 0
     timed: bool = False
+    # No damage found at ingest (no warning): its untouched GOPs may be copied as they are.
+    intact: bool = True
 
     @classmethod
     def of(cls, job: "Job") -> "SourceMedia":
         info = job.media or {}
         return cls(Fraction(*info["time_base"]), info["fps"], info.get("start_pts", 0), info.get("width", 0),
                    info.get("height", 0), bool(info.get("has_audio")), info.get("pts_offset", 0),
-                   info.get("timed", False))
+                   info.get("timed", False), not info.get("warning"))

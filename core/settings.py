@@ -185,6 +185,10 @@ class Settings(BaseSettings):
                                 description="Radiometric video without a .thermal.json sidecar: degrees C per "
                                             "raw count (default: centikelvin, FLIR Lepton/Boson TLinear).")
     thermal_offset: float = Field(default=defaults.THERMAL_OFFSET, description="... and degrees C at raw value 0.")
+    motion_gate: bool = Field(default=True, description="Run the detector only where something moves (still "
+                                                        "faces are carried and re-checked); off: on every frame.")
+    recheck_frames: int = Field(default=15, ge=1, description="With the motion gate: a found face is looked at "
+                                                              "again by the detector at least this often (frames).")
     threads: int = Field(default=0, ge=0,
                          description="Threads per worker process for inference and codecs; 0 = all cores.")
     pin_workers: bool = Field(default=True,
@@ -193,6 +197,8 @@ class Settings(BaseSettings):
 
     # --- encoding ----------------------------------------------------------------------
     x264_preset: str = Field(default=defaults.X264_PRESET, description="libx264 preset for annotated video.")
+    stream_copy: bool = Field(default=True, description="Annotated video: copy the source's GOPs that have nothing "
+                                                        "to draw instead of re-encoding them (H.264 without B-frames).")
     x264_crf: int = Field(default=defaults.X264_CRF, ge=0, le=51, description="libx264 constant rate factor.")
     # subme=1 (cheaper sub-pixel motion search than veryfast's 2): about a fifth less encode time
     # for about a tenth more bytes at about the same PSNR on the media tried (docs/benchmarks.md).
@@ -333,7 +339,8 @@ class Settings(BaseSettings):
         """``workers.analytics.detector.DetectorConfig`` from these settings."""
         return {"model_file": self.detector_model, "model_dir": str(self.model_dir) if self.model_dir else None,
                 "input_long_side": self.detector_input, "threshold": self.detector_threshold,
-                "threads": self.effective_threads}
+                "threads": self.effective_threads,
+                "gate": {"enabled": self.motion_gate, "recheck_frames": self.recheck_frames}}
 
     def media_limits(self, budget_s: float | None = None) -> dict:
         """What ingest accepts, as ``workers.media.Limits`` takes it; ``budget_s``: how long

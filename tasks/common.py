@@ -60,7 +60,7 @@ def render_config(job_options: dict) -> RenderConfig:
     s = runtime.settings()
     calibration = _calibration(job_options)
     return RenderConfig(threads=s.effective_threads, x264_preset=s.x264_preset, x264_crf=s.x264_crf,
-                        x264_params=s.x264_params, fever_c=s.fever_threshold_c,
+                        x264_params=s.x264_params, fever_c=s.fever_threshold_c, stream_copy=s.stream_copy,
                         thermal_gain=calibration["gain"], thermal_offset=calibration["offset"])
 
 

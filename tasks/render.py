@@ -84,7 +84,7 @@ def render_segment(self, job_id: str, index: int, key: str) -> dict:
             out = Path(scratch) / "segment.mp4"
             draw_segment(store.local_path(segment_key(job_id, index)), out, segment.pts,
                          source.time_base, source.fps, source.width, source.height, labels,
-                         render_config(job.options), source.pts_offset, source.timed)
+                         render_config(job.options), source.pts_offset, source.timed, intact=source.intact)
             store.move_file(target, out)
     except media.MediaError:
         raise

@@ -713,6 +713,11 @@ class H264Writer:
 
     def write(self, picture: av.VideoFrame | np.ndarray, pts: int) -> None:
         """Encode a decoded frame that ``fits``, or an I420 canvas, at timestamp pts."""
+        self.container.mux(self.encode(picture, pts))
+
+    def encode(self, picture: av.VideoFrame | np.ndarray, pts: int, keyframe: bool = False) -> list[av.Packet]:
+        """``write`` without the muxing: the packets the encoder gives back for this frame
+        (it may hold frames back). ``keyframe``: make this frame an IDR picture."""
         if isinstance(picture, np.ndarray):
             frame = av.VideoFrame.from_ndarray(picture, format="yuv420p")
         elif self.fits(picture):
@@ -720,9 +725,10 @@ class H264Writer:
         else:
             raise ValueError("convert frames that do not fit with canvas() first")
         frame.pts, frame.time_base = pts, self.time_base
-        frame.pict_type = av.video.frame.PictureType.NONE  # let x264 place keyframes, not the source
-        self.container.mux(self.stream.encode(frame))
+        # x264 places keyframes, not the source (unless asked: IDR, open GOPs being off)
+        frame.pict_type = av.video.frame.PictureType.I if keyframe else av.video.frame.PictureType.NONE
         self.frames += 1
+        return self.stream.encode(frame)
 
     def close(self) -> None:
         self.container.mux(self.stream.encode(None))

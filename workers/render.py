@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 
 from core import defaults
-from workers import media
+from workers import media, remux
 from workers.analytics import thermal
 from workers.annotate import Label, draw_labels_i420
 
@@ -36,6 +36,8 @@ class RenderConfig:
     # Radiometric (16-bit) recordings are drawn on their false-colour picture, which these shape.
     thermal_gain: float = defaults.THERMAL_GAIN
     thermal_offset: float = defaults.THERMAL_OFFSET
+    # GOPs with nothing to draw are copied from the source (workers.remux), not re-encoded.
+    stream_copy: bool = True
 
 
 def segment_labels(results: dict, start_frame: int, frames: int, fever_c: float) -> list[list[list]]:
@@ -54,15 +56,28 @@ def segment_key(labels: list[list[list]], config: RenderConfig) -> str:
 
 def render_segment(src: Path, out: Path, pts: list[int], time_base: Fraction, fps: float, width: int,
                    height: int, labels: list[list[list]], config: RenderConfig,
-                   pts_offset: int = 0, timed: bool = True) -> dict[str, float]:
+                   pts_offset: int = 0, timed: bool = True, intact: bool = False) -> dict[str, float]:
     """Decode a segment's own frames as its analysis did (``media.segment_frames``: the same
     pictures, the same stand-ins for damaged ones), draw each frame's labels and encode H.264
     with the source's timestamps. Returns seconds per stage. Frames with nothing to draw go to
-    the encoder as decoded (most frames of most recordings)."""
+    the encoder as decoded (most frames of most recordings). ``intact``: the recording has no
+    damage; then, with ``config.stream_copy``, GOPs with nothing to draw are copied from the
+    source where its stream allows (``workers.remux``)."""
     if len(labels) != len(pts):
         raise ValueError(f"{len(labels)} frames of labels for {len(pts)} timestamps")
     calibration = thermal.Calibration(config.thermal_gain, config.thermal_offset)
     cv2.setNumThreads(config.threads)
+    if config.stream_copy and intact and timed and remux.stream_copyable(src, width, height):
+        writer = media.H264Writer(out, width, height, time_base, fps, preset=config.x264_preset,
+                                  crf=config.x264_crf, threads=config.threads, params=config.x264_params)
+        try:
+            return remux.render_copying(
+                src, writer, pts, time_base, lambda slot: bool(labels[slot]),
+                lambda frame, slot: draw_labels_i420(writer.canvas(frame), [Label.from_json(x) for x in labels[slot]])
+                if labels[slot] else frame, config.threads, pts_offset)
+        except BaseException:
+            writer.container.close()
+            raise
     stages = {"render_decode": 0.0, "draw": 0.0, "encode": 0.0}
     with media.H264Writer(out, width, height, time_base, fps, preset=config.x264_preset, crf=config.x264_crf,
                           threads=config.threads, params=config.x264_params) as writer:

@@ -12,6 +12,7 @@ from workers import models
 from workers.analytics import scrfd
 from workers.analytics.faces import Faces
 from workers.analytics.motion import region_picture
+from workers.analytics.motion_gate import MotionGate, MotionGateConfig, region_on_grid
 from workers.analytics.picture import Picture
 from workers.analytics.registry import Analyzer, AnalyzerConfig, register
 from workers.analytics.second_look import SecondLook, SecondLookConfig
@@ -25,6 +26,8 @@ class DetectorConfig(AnalyzerConfig):
     threads: int = Field(1, ge=1, description="Inference threads.")
     second_look: SecondLookConfig = Field(default_factory=SecondLookConfig,
                                           description="In video: a second, closer look at moving regions.")
+    gate: MotionGateConfig = Field(default_factory=MotionGateConfig,
+                                   description="In video: look only where something moves, carry still faces.")
 
 @register
 class FaceDetector(Analyzer):
@@ -50,11 +53,14 @@ class FaceDetector(Analyzer):
         # The second pass needs consecutive frames of one video: it is armed by begin() (the
         # segment pipeline), never for unrelated stills (enrolment photos, the eval's photos).
         self.second_look: SecondLook | None = None
+        self.gate: MotionGate | None = None
+        self.model_runs = 0      # inference calls, for the benchmarks and tests
 
     def begin(self, state=None) -> None:
         """A new segment: forget the previous frame (motion starts on the second frame)."""
         c = self.config.second_look
         self.second_look = SecondLook(c) if c.enabled and c.max_looks else None
+        self.gate = MotionGate(self.config.gate) if self.config.gate.enabled else None
 
     def input_size(self, width: int, height: int, long_side: int | None = None) -> tuple[int, int]:
         """Keep the frame's aspect ratio, rounded up to the model's stride of 32: a 16:9 frame
@@ -73,7 +79,13 @@ class FaceDetector(Analyzer):
 
     def __call__(self, image: Picture | np.ndarray, faces: Faces | None = None) -> Faces:
         picture = Picture.of(image)
-        boxes, keypoints = self._detect(picture)
+        if self.gate is not None:
+            return self.gate(picture, self._look)
+        return self._look(picture, None)
+
+    def _look(self, picture: Picture, region=None) -> Faces:
+        """The faces in ``region`` (source pixels; None: the whole frame), second look included."""
+        boxes, keypoints = self._detect(picture) if region is None else self._detect_region(picture, region)
         if self.second_look is not None:
             boxes, keypoints = self._second_pass(picture, boxes, keypoints)
         if not len(boxes):
@@ -90,11 +102,23 @@ class FaceDetector(Analyzer):
         input_size, size = self._sizes_for(picture.width, picture.height, long_side or self.config.input_long_side)
         buffer, centres = self._input_for(*input_size)
         outputs = self.session.run(self.output_names, {self.input_name: buffer.fill(picture.bgr_at(size))})
+        self.model_runs += 1
         boxes, keypoints = scrfd.decode(outputs, centres, self.layout,
                                         self.config.threshold if threshold is None else threshold, self.model.nms_thresh)
         scale = size[1] / picture.height
         boxes[:, :4] /= scale
         return boxes, keypoints / scale
+
+    def _detect_region(self, picture: Picture, region) -> tuple[np.ndarray, np.ndarray]:
+        """``_detect`` on a crop of the copy of the frame the whole-frame pass reads: the same
+        pixels at the same scale, so a face there scores as it would on the whole frame."""
+        _, size = self._sizes_for(picture.width, picture.height, self.config.input_long_side)
+        scale = size[1] / picture.height
+        x1, y1, x2, y2 = region_on_grid(region, scale, size)
+        crop = picture.bgr_at(size)[y1:y2, x1:x2]
+        boxes, keypoints = self._detect(Picture(bgr=crop), max(x2 - x1, y2 - y1))
+        boxes[:, :4] = (boxes[:, :4] + [x1, y1, x1, y1]) / scale
+        return boxes, (keypoints + [x1, y1]) / scale
 
     def _second_pass(self, picture: Picture, boxes: np.ndarray, keypoints: np.ndarray
                      ) -> tuple[np.ndarray, np.ndarray]:
@@ -136,6 +160,8 @@ class FaceDetector(Analyzer):
 
     def _input_for(self, width: int, height: int) -> tuple[scrfd.InputBuffer, list[np.ndarray]]:
         if (width, height) not in self._inputs:
+            if len(self._inputs) >= 32:     # motion-gated regions come in many sizes: keep a few
+                self._inputs.clear()
             self._inputs[(width, height)] = (scrfd.InputBuffer(width, height),
                                              scrfd.anchor_centres(width, height, self.layout))
         return self._inputs[(width, height)]

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-import cv2
 import numpy as np
 import supervision as sv
 from pydantic import BaseModel, Field
 
 from workers.analytics.faces import Faces
+from workers.analytics.motion_gate import thumbnail as grey_thumbnail
 from workers.analytics.picture import Picture
 from workers.analytics.registry import Analyzer, AnalyzerConfig, register
 from workers.analytics.tracks import SCENE_CUT, SegmentState, continuations, is_scene_cut
@@ -52,9 +52,7 @@ class FaceTracker(Analyzer):
     def _is_scene_cut(self, picture: Picture) -> bool:
         """An edited recording cuts between cameras; a box in the same place after a cut is
         someone else, so tracks must not continue across it."""
-        small, _ = picture.bgr(64)
-        thumbnail = cv2.resize(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY), (32, 18),
-                               interpolation=cv2.INTER_AREA).astype(np.float32)
+        thumbnail = grey_thumbnail(picture)    # from the luma plane: no colour conversion
         previous, self.thumbnail = self.thumbnail, thumbnail
         if previous is None:
             self.state.first_thumbnail = thumbnail

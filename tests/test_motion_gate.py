@@ -1,0 +1,107 @@
+"""Motion gating on recordings a surveillance camera makes: a still scene with sensor noise and
+lighting drift, a person standing still, a person walking in (workers.analytics.motion_gate)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tests.clipmaker import face_photo
+from tests.quietclip import Appearance, make_quiet_clip
+from workers import media, pipeline
+from workers.analytics.gallery import Gallery
+from workers.analytics.motion_gate import Background, MotionGateConfig, region_on_grid
+from workers.analytics.picture import Picture
+from workers.results import ResultOptions, SegmentOutput, assemble_results
+
+ALL = ("detect", "track", "recognize", "mask", "thermal")
+
+
+def run(path, configs: dict, analyzers=ALL, gallery=None):
+    """The clip through the segment pipeline as one segment; the detector's model runs; and the
+    frames by what the detector saw (the gate's count)."""
+    info = media.probe(path)
+    config = pipeline.PipelineConfig(analyzers=analyzers, threads=1, analyzer_configs=json.dumps(configs, sort_keys=True))
+    detector = pipeline.analyzer_chain(config.analyzers, config.analyzer_configs, config.plugins)[0]
+    before = detector.model_runs
+    result = pipeline.analyse_segment(path, sorted(p.pts for p in info.packets), info.tb, info.fps, config, gallery)
+    return result, detector.model_runs - before, dict(detector.gate.looks) if detector.gate else None
+
+
+def inside(box, rect) -> bool:
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    return rect[0] <= cx <= rect[2] and rect[1] <= cy <= rect[3]
+
+
+@pytest.fixture(scope="module")
+def yao_gallery():
+    from workers.analytics.detector import DetectorConfig, FaceDetector
+    from workers.analytics.recognizer import FaceEmbedder
+
+    photo = face_photo("yaoming.jpg")
+    faces = FaceDetector(DetectorConfig())(photo)
+    return Gallery.from_rows([("yao", FaceEmbedder().embed(photo, faces.keypoints[0]).tobytes())])
+
+
+def test_a_still_scene_with_sensor_noise_and_drifting_light_costs_one_detector_run(tmp_path):
+    clip = make_quiet_clip(tmp_path / "empty.mp4", seconds=10, fps=15, noise=4.0, drift=0.1)
+    result, runs, _ = run(clip.path, {})
+    assert runs == 1                           # the first frame only: no background yet
+    assert all(frame == [] for frame in result.frames) and len(result.frames) == clip.frames
+
+
+def test_a_person_standing_still_keeps_box_track_and_name_in_every_frame(tmp_path, yao_gallery):
+    recheck = 10
+    clip = make_quiet_clip(tmp_path / "still.mp4", seconds=20, fps=15, noise=3.0,
+                           appearances=[Appearance(0, 20, walk=False, height=120)])
+    result, runs, _ = run(clip.path, {"detect": {"gate": {"recheck_frames": recheck}}}, gallery=yao_gallery)
+    info = media.probe(clip.path)
+    output = SegmentOutput(sorted(p.pts for p in info.packets), result.frames, result.tracks, result.thumbnails)
+    results = assemble_results({}, info.tb, info.start_pts, [output], {}, yao_gallery, ResultOptions())
+    assert len(results["frames"]) == clip.frames == 300
+    for frame, truth in zip(results["frames"], clip.photo_boxes):
+        assert len(frame["faces"]) == 1 and inside(frame["faces"][0]["box"], truth)
+    assert [t["identity"] for t in results["tracks"]] == ["yao"]
+    assert {(f["faces"][0]["track"], f["faces"][0]["identity"]) for f in results["frames"]} == {(1, "yao")}
+    # Looked at on the first frame and then about once per recheck interval, never on every frame.
+    assert clip.frames // recheck <= runs <= clip.frames // recheck + 5
+
+
+def test_a_person_walking_in_is_found_where_every_frame_detection_finds_them(tmp_path):
+    clip = make_quiet_clip(tmp_path / "walk.mp4", seconds=8, fps=15, noise=3.0,
+                           appearances=[Appearance(3, 8, walk=True, height=110)])
+    gated, _, looks = run(clip.path, {}, analyzers=("detect", "track"))
+    every, every_runs, _ = run(clip.path, {"detect": {"gate": {"enabled": False}}}, analyzers=("detect", "track"))
+    on_screen = [i for i, box in enumerate(clip.photo_boxes) if box is not None]
+    found = lambda result: sum(any(inside(f["box"], clip.photo_boxes[i]) for f in result.frames[i]) for i in on_screen)
+    assert found(every) >= 0.9 * len(on_screen)
+    assert found(gated) >= found(every) - 1
+    # Nothing is found where no one is, and the empty first three seconds (but the first
+    # frame) are not looked at.
+    assert all(frame == [] for frame, box in zip(gated.frames, clip.photo_boxes) if box is None)
+    assert every_runs == clip.frames and looks["full"] + looks["region"] <= len(on_screen) + 2
+    assert looks["none"] >= clip.frames - len(on_screen) - 2
+
+
+def test_the_background_ignores_noise_and_a_change_of_light_and_sees_a_moving_patch():
+    rng = np.random.default_rng(1)
+    base = rng.integers(40, 200, (360, 640, 3)).astype(np.float32)
+    background = Background(MotionGateConfig())
+    frames = [base + rng.normal(0, 4, base.shape) for _ in range(5)] + [base * 1.15]
+    assert background.moving(Picture(bgr=np.clip(frames[0], 0, 255).astype(np.uint8))) is None
+    for frame in frames[1:]:
+        assert background.moving(Picture(bgr=np.clip(frame, 0, 255).astype(np.uint8))) == []
+    moved = base.copy()
+    moved[100:180, 300:380] = 255 - moved[100:180, 300:380]
+    (blob,) = background.moving(Picture(bgr=moved.astype(np.uint8)))
+    assert blob[0] <= 300 and blob[1] <= 100 and blob[2] >= 380 and blob[3] >= 180
+    assert blob[2] - blob[0] < 120 and blob[3] - blob[1] < 120
+
+
+def test_a_region_is_cut_on_the_models_grid_inside_the_picture():
+    assert region_on_grid((10, 10, 50, 50), 0.5, (640, 360)) == (0, 0, 32, 32)
+    x1, y1, x2, y2 = region_on_grid((1200, 600, 1280, 720), 0.5, (640, 360))
+    assert (x2, y2) == (640, 360) and (x2 - x1) % 32 == 0 and (y2 - y1) % 32 == 0
+    assert region_on_grid((0, 0, 1280, 720), 0.5, (640, 360)) == (0, 0, 640, 360)

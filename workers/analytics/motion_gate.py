@@ -1,0 +1,222 @@
+"""Motion gating: which frames, and which part of a frame, the detector sees.
+
+Most hours of a surveillance camera show an empty, still scene. A running background (the
+mean of recent small grey frames) tells where something moves: only there does the detector
+run, on a crop of the picture it would have read anyway (the same scale, so a face scores
+as it would on the whole frame). Faces the detector found are *live*: on frames where
+nothing moves near them they are carried (same box, score and keypoints), so a person who
+stands still keeps their box in every frame and the tracker keeps their track; each live
+face is looked at again at least every ``recheck_frames`` frames, and dropped when a
+look no longer finds it. A frame with no motion and no live face costs a decode and the
+motion stage (a fraction of a millisecond on a 320-pixel grey copy).
+
+The first frame of a segment has no background yet: the detector sees all of it, so someone
+standing still from the start is found too.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import cv2
+import numpy as np
+from pydantic import BaseModel, Field
+
+from workers.analytics.faces import Faces
+from workers.analytics.picture import Picture
+from workers.analytics.tracks import box_iou
+
+Rect = tuple[float, float, float, float]     # x1, y1, x2, y2 in source pixels
+LUMA_FORMATS = ("yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "nv12", "gray")
+
+
+class MotionGateConfig(BaseModel):
+    enabled: bool = Field(True, description="In video: run the detector only where something moves, and on "
+                                            "found faces at least every recheck_frames frames.")
+    recheck_frames: int = Field(15, ge=1, description="A face found earlier is looked at again at least this "
+                                                      "often (frames), moving or not.")
+    misses: int = Field(2, ge=0, description="A still face a look did not find is carried this many looks more "
+                                             "(the detector's score flickers on sensor noise).")
+    long_side: int = Field(320, ge=32, description="Long side (pixels) of the grey copy motion is measured on.")
+    threshold: int = Field(12, ge=1, le=255, description="Grey-level difference from the background that "
+                                                         "counts as motion (after the frame's mean change).")
+    background_rate: float = Field(0.05, gt=0, le=1, description="How fast the background follows the scene "
+                                                                 "(share of each new frame).")
+    min_blob_px: int = Field(3, ge=1, description="Moving blobs smaller than this on the grey copy (both sides) "
+                                                  "are noise.")
+    # The model reads context far around a face: with less room, faces near a crop's edge
+    # scored differently from the whole frame (make eval's mask clips: missed and false faces).
+    margin: float = Field(0.25, ge=0, description="Room added around moving blobs and rechecked faces, as a "
+                                                  "share of the frame's long side.")
+    full_frame_share: float = Field(0.5, gt=0, le=1, description="A region larger than this share of the frame "
+                                                                 "is looked at whole.")
+
+
+def luma(picture: Picture, long_side: int) -> np.ndarray:
+    """A grey copy of the picture, long side ``long_side``: shrunk from the decoded frame's luma
+    plane where it has one (no colour conversion), else from the BGR picture."""
+    frame = picture.frame
+    if frame is not None and frame.format.name in LUMA_FORMATS:
+        plane = frame.planes[0]
+        grey = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:frame.height, :frame.width]
+    else:
+        grey = cv2.cvtColor(picture.bgr(long_side * 2)[0], cv2.COLOR_BGR2GRAY)
+    h, w = grey.shape
+    scale = min(1.0, long_side / max(w, h))
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return grey if size == (w, h) else cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
+
+
+def thumbnail(picture: Picture, size: tuple[int, int] = (32, 18)) -> np.ndarray:
+    """A tiny grey copy (float32, 0-255 full range) of the picture: from the luma plane where
+    there is one (video luma spans 16-235; stretched to the full range, so a thumbnail is the
+    same whichever way it was made), else from the BGR picture."""
+    frame = picture.frame
+    grey = luma(picture, 4 * max(size)).astype(np.float32)
+    if frame is not None and frame.format.name in LUMA_FORMATS and not frame.format.name.startswith("yuvj"):
+        grey = (grey - 16.0) * (255.0 / 219.0)
+    return cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
+
+
+class Background:
+    """Where a frame differs from the running mean of the frames before it."""
+
+    def __init__(self, config: MotionGateConfig):
+        self.config = config
+        self.mean: np.ndarray | None = None
+        self.previous: np.ndarray | None = None
+
+    def moving(self, picture: Picture) -> list[Rect] | None:
+        """Boxes (source pixels) around what moves: what differs from the background (where
+        something is) or from the previous frame (where something was); None when there is
+        nothing to compare with yet (the first frame, or a new frame size)."""
+        c = self.config
+        grey = cv2.GaussianBlur(luma(picture, c.long_side), (5, 5), 0).astype(np.float32)
+        previous, self.previous = self.previous, grey
+        if self.mean is None or self.mean.shape != grey.shape or previous is None or previous.shape != grey.shape:
+            self.mean = grey.copy()
+            return None
+        moved = self._changed(grey, self.mean) | self._changed(grey, previous)
+        cv2.accumulateWeighted(grey, self.mean, c.background_rate)
+        moved = cv2.dilate(moved.astype(np.uint8), np.ones((3, 3), np.uint8))
+        count, _, stats, _ = cv2.connectedComponentsWithStats(moved)
+        scale = grey.shape[1] / picture.width
+        return [(x / scale, y / scale, (x + w) / scale, (y + h) / scale) for x, y, w, h, _ in stats[1:count]
+                if w >= c.min_blob_px and h >= c.min_blob_px]
+
+    def _changed(self, grey: np.ndarray, reference: np.ndarray) -> np.ndarray:
+        difference = grey - reference
+        difference -= cv2.mean(difference)[0]      # lighting that changes the whole frame is not motion
+        return np.abs(difference) > self.config.threshold
+
+
+@dataclass
+class LiveFace:
+    box: np.ndarray          # (4,) source pixels
+    score: float
+    keypoints: np.ndarray    # (5, 2)
+    checked: int             # the last frame the detector found it on
+    misses: int = 0          # looks in a row that did not find it
+    hits: int = 1            # looks in a row that found it
+
+
+def _grown(rect: Rect, margin: float) -> Rect:
+    return rect[0] - margin, rect[1] - margin, rect[2] + margin, rect[3] + margin
+
+
+def _union(rects: list[Rect]) -> Rect:
+    return (min(r[0] for r in rects), min(r[1] for r in rects), max(r[2] for r in rects), max(r[3] for r in rects))
+
+
+def _centre_inside(box, rect: Rect) -> bool:
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    return rect[0] <= cx <= rect[2] and rect[1] <= cy <= rect[3]
+
+
+def _overlaps(box, rects: list[Rect]) -> bool:
+    return any(box[0] < r[2] and r[0] < box[2] and box[1] < r[3] and r[1] < box[3] for r in rects)
+
+
+# A face found this many looks in a row is carried where nothing moves; a newer one (a false
+# detection, most likely, if the next look does not find it) is looked at again at once.
+CONFIRMED = 2
+
+# detect(picture, region) -> the faces found in ``region`` (None: the whole frame)
+Detect = Callable[[Picture, Rect | None], Faces]
+
+
+class MotionGate:
+    """Per segment: decides, frame by frame, where the detector looks, and carries live faces."""
+
+    def __init__(self, config: MotionGateConfig):
+        self.config = config
+        self.background = Background(config)
+        self.live: list[LiveFace] = []
+        self.frame = -1
+        self.looks = {"full": 0, "region": 0, "none": 0}    # frames by what the detector saw
+
+    def __call__(self, picture: Picture, detect: Detect) -> Faces:
+        self.frame += 1
+        c = self.config
+        blobs = self.background.moving(picture)
+        if blobs is None:
+            return self._looked(detect(picture, None), None, [])
+        due = [face for face in self.live if self.frame - face.checked >= c.recheck_frames or face.hits < CONFIRMED]
+        if not blobs and not due:
+            self.looks["none"] += 1
+            return self._faces(self.live)
+        margin = c.margin * max(picture.width, picture.height)
+        region = _union([_grown(b, margin) for b in blobs] + [_grown(tuple(f.box), margin) for f in due])
+        region = (max(0.0, region[0]), max(0.0, region[1]), min(float(picture.width), region[2]),
+                  min(float(picture.height), region[3]))
+        area = (region[2] - region[0]) * (region[3] - region[1])
+        if area >= c.full_frame_share * picture.width * picture.height:
+            region = None
+        return self._looked(detect(picture, region), region, blobs)
+
+    def _looked(self, found: Faces, region: Rect | None, blobs: list[Rect]) -> Faces:
+        """Live faces after a look at ``region`` (None: the whole frame) found ``found``."""
+        self.looks["full" if region is None else "region"] += 1
+        live: list[LiveFace] = []
+        hits = [1] * len(found)            # per detection: looks in a row that found its face
+        for face in self.live:
+            if region is not None and not _centre_inside(face.box, region):
+                if not any(box_iou(face.box, box) > 0.3 for box in found.boxes):
+                    live.append(face)      # not looked at: carried
+                continue
+            overlaps = [box_iou(face.box, box) for box in found.boxes]
+            best = int(np.argmax(overlaps)) if overlaps else -1
+            if best >= 0 and overlaps[best] > 0.3:
+                hits[best] = max(hits[best], face.hits + 1)      # found again: the detection replaces it
+            elif face.hits >= CONFIRMED and face.misses < self.config.misses and not _overlaps(face.box, blobs):
+                face.misses += 1           # still, yet not found: the score flickered; carry it
+                live.append(face)
+        keypoints = found.keypoints if found.keypoints is not None else np.zeros((len(found), 5, 2), np.float32)
+        live += [LiveFace(found.boxes[i].copy(), float(found.scores[i]), keypoints[i].copy(), self.frame, hits=hits[i])
+                 for i in range(len(found))]
+        self.live = live
+        return self._faces(live)
+
+    @staticmethod
+    def _faces(live: list[LiveFace]) -> Faces:
+        if not live:
+            return Faces.empty()
+        return Faces(boxes=np.stack([f.box for f in live]).astype(np.float32),
+                     scores=np.array([f.score for f in live], np.float32),
+                     keypoints=np.stack([f.keypoints for f in live]).astype(np.float32))
+
+
+def region_on_grid(region: Rect, scale: float, size: tuple[int, int], step: int = 32) -> tuple[int, int, int, int]:
+    """A region (source pixels) as a crop of the detector's copy of the frame (``size``, at
+    ``scale`` of the source), widened to multiples of ``step`` pixels: the model's stride, and
+    few distinct input sizes (each has its own anchors and buffers)."""
+    width, height = size
+    x1, y1 = math.floor(region[0] * scale), math.floor(region[1] * scale)
+    x2, y2 = math.ceil(region[2] * scale), math.ceil(region[3] * scale)
+    w = min(width, math.ceil(max(1, x2 - x1) / step) * step)
+    h = min(height, math.ceil(max(1, y2 - y1) / step) * step)
+    x1 = min(max(0, (x1 + x2 - w) // 2), width - w)
+    y1 = min(max(0, (y1 + y2 - h) // 2), height - h)
+    return x1, y1, x1 + w, y1 + h
