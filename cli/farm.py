@@ -146,6 +146,33 @@ class EmbeddedFarm:
     def dead_processes(self) -> list[str]:
         return [p.name for p in self.processes if not p.alive]
 
+    MAX_RESTARTS = 5    # a worker that keeps dying (a broken install, say) is reported, not looped on
+
+    def supervise(self) -> list[str]:
+        """Restart every dead worker, give its work to the live ones at once (``tasks.leases``:
+        no waiting for its leases to lapse), and queue again any other lapsed lease's work.
+        Returns the processes that are dead for good: any but a worker, or a worker restarted
+        ``MAX_RESTARTS`` times already."""
+        from tasks.leases import expire_leases_of, reclaim_expired
+
+        gone = []
+        for process in self.processes:
+            if process.alive:
+                continue
+            if not process.name.startswith("worker") or process.restarts >= self.MAX_RESTARTS:
+                gone.append(process.name)
+                continue
+            process.restart()
+            expire_leases_of(f"{process.name}@")
+            self._next_reclaim = 0.0
+        if time.monotonic() >= self._next_reclaim:
+            reclaim_expired()
+            self._next_reclaim = time.monotonic() + self.RECLAIM_EVERY_S
+        return gone
+
+    RECLAIM_EVERY_S = 2.0
+    _next_reclaim = 0.0
+
     def stop(self) -> None:
         for process in self.processes:
             process.request_stop()   # all at once, so their grace periods overlap

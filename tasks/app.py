@@ -4,7 +4,7 @@ from celery import Celery
 from celery.signals import worker_init, worker_process_init
 
 app = Celery("vidfarm", include=["tasks.jobs", "tasks.live", "tasks.render", "tasks.reanalysis", "tasks.erasure",
-                                 "tasks.watchdog", "tasks.alerts"])
+                                 "tasks.watchdog", "tasks.alerts", "tasks.leases"])
 app.config_from_object("celeryconfig")
 
 
