@@ -73,6 +73,9 @@ class Network:
     def cut(self, name: str) -> None:
         _ip("link", "set", self.link(name), "down")
 
+    def reconnect(self, name: str) -> None:
+        _ip("link", "set", self.link(name), "up")
+
     def on(self, name: str, args: list[str]) -> list[str]:
         """A command line that runs ``args`` on host ``name`` (``ip netns exec`` execs it in place,
         so the process started is the command itself)."""

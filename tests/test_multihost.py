@@ -1,7 +1,8 @@
 """Several hosts on one machine (network namespaces on a private bridge): Redis, PostgreSQL,
 the web app with beat, and two workers each on a host of its own; the test submits through
 the API from a host of its own too. One worker host's link is cut mid-job (``ip link set
-... down``); the job must finish frame-exact on the other. Blobs stay on a folder every host
+... down``); the job must finish frame-exact on the other, and stay as it is when the cut host
+comes back and ends its copy of the segment. Blobs stay on a folder every host
 shares, as the chart's ReadWriteMany volume (that cut host still reaches it, as a node might
 keep its volume while its network to the cluster is gone). Skipped, with the reason, where the
 kernel or container refuses namespaces."""
@@ -59,6 +60,12 @@ def wait_until(check, what: str, timeout: float = 60.0, every: float = 0.2):
             return found
         time.sleep(every)
     raise TimeoutError(f"{what} within {timeout:.0f} s")
+
+
+def ended_in_log(log: Path, task: str) -> bool:
+    """Whether a worker's log shows a task of that name ended (succeeded, failed or retried)."""
+    return any(task in line and (" succeeded in " in line or " raised " in line or " retry" in line)
+               for line in log.read_text().splitlines())
 
 
 def initdb() -> Path:
@@ -168,6 +175,14 @@ def test_a_worker_host_cut_off_mid_job_loses_nothing(network, tmp_path, monkeypa
         print(f"\nrecovery: worker-a's segment {segment.index} taken by worker-b "
               f"{aware(again.started_at).timestamp() - cut_at:.1f} s after the cut (lease {LEASE_S} s); "
               f"job done {time.time() - cut_at:.1f} s after it")
+
+        # worker-a comes back and ends its copy of the segment: that changes nothing.
+        net.reconnect("worker-a")
+        wait_until(lambda: ended_in_log(logs / "worker-a.log", "vidfarm.segment"), "worker-a ended its segment", 120)
+        time.sleep(2)       # time for a stitch it might have queued to run
+        view_after = records.job_view(job_id)
+        assert (view_after["status"], view_after["results_version"]) == ("done", view["results_version"])
+        assert json.loads(runtime.store().local_path(output_key(job_id, "results.json")).read_text()) == results
     finally:
         for host in reversed(started):
             host.stop()
