@@ -71,3 +71,15 @@ def test_lapsed_work_is_handed_out_once(lease_redis, monkeypatch):
         assert leases.reclaim_expired() == ["segment:a:1"]
         assert leases.reclaim_expired() == []                  # once, not at every look
     assert requeued == [("a", 1)]
+
+
+def test_redis_gives_no_running_task_away_and_beat_reclaims_within_a_lease():
+    """The visibility timeout outlasts every task's hard limit (a slow task is never handed to a
+    second worker while it runs), and beat looks for lapsed leases at least twice a lease."""
+    import celeryconfig
+
+    limits = [annotation["time_limit"] for annotation in celeryconfig.task_annotations.values()]
+    assert celeryconfig.broker_transport_options["visibility_timeout"] > max(limits)
+    reclaim = celeryconfig.beat_schedule["reclaim-work-of-dead-workers"]
+    assert reclaim["task"] == "vidfarm.reclaim"
+    assert reclaim["schedule"] <= celeryconfig._settings.segment_lease_s / 2
