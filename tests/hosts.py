@@ -15,7 +15,10 @@ class NamespacesRefused(Exception):
 
 
 def _ip(*args: str) -> None:
-    run = subprocess.run(["ip", *args], capture_output=True, text=True)
+    try:
+        run = subprocess.run(["ip", *args], capture_output=True, text=True)
+    except FileNotFoundError:
+        raise NamespacesRefused("the `ip` command (iproute2) is not installed") from None
     if run.returncode:
         raise NamespacesRefused(f"`ip {' '.join(args)}` failed: {run.stderr.strip() or run.returncode}")
 
