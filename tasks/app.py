@@ -1,6 +1,6 @@
 """The Celery application. Workers run ``celery -A tasks.app worker -Q live,ingest,cpu``."""
 
-from celery import Celery
+from celery import Celery, bootsteps
 from celery.signals import worker_init, worker_process_init
 
 app = Celery("vidfarm", include=["tasks.jobs", "tasks.live", "tasks.render", "tasks.reanalysis", "tasks.erasure",
@@ -42,3 +42,26 @@ def _prepare_worker_process(**_):
     runtime.reset()
     # Load the models now, not inside the first segment a user is waiting for.
     jobs.warm_up()
+
+
+class ReclaimLapsedLeases(bootsteps.StartStopStep):
+    """Every worker looks for lapsed leases too (``tasks.leases``), every half lease, on its
+    event loop's timer (no thread: the prefork pool forks from this process), so a node lost
+    with the beat pod on it does not stop the work of dead workers coming back."""
+    requires = {"celery.worker.components:Timer"}
+
+    def __init__(self, worker, **kwargs):
+        super().__init__(worker, **kwargs)
+        self.every = None
+
+    def start(self, worker):
+        from tasks import leases
+
+        self.every = worker.timer.call_repeatedly(leases.lease_seconds() / 2, leases.reclaim_quietly)
+
+    def stop(self, worker):
+        if self.every is not None:
+            self.every.cancel()
+
+
+app.steps["worker"].add(ReclaimLapsedLeases)

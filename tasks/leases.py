@@ -5,8 +5,9 @@ main process, an OOM kill, a pod deleted without grace, a node cut off the netwo
 the queue only when its visibility timeout passes, which must stay above the longest task.
 So the tasks that hold work (ingest, a segment, a drawing, the stitch) hold a lease while
 they run: an entry in a Redis sorted set scored by its expiry, renewed by a thread of the
-task every third of ``VIDFARM_SEGMENT_LEASE_S``. ``reclaim_expired`` (Celery beat, and the
-embedded farm's supervisor) queues again the work of every lease that lapsed.
+task every third of ``VIDFARM_SEGMENT_LEASE_S``. ``reclaim_expired`` (every worker's timer,
+Celery beat, and the embedded farm's supervisor) queues again the work of every lease that
+lapsed.
 
 A lease holds a token of its holder: a holder renews and releases only its own, so a worker
 that comes back after its work was given to another neither revives the old lease nor takes
@@ -202,6 +203,14 @@ def _resend(task: str):
 
 _REQUEUE = {"segment": _requeue_segment, "render": _redraw, "join": _redraw,
             "ingest": _resend("vidfarm.ingest"), "stitch": _resend("vidfarm.stitch")}
+
+
+def reclaim_quietly() -> None:
+    """``reclaim_expired`` for a worker's timer: trouble is logged, and the next look tries again."""
+    try:
+        reclaim_expired()
+    except Exception:
+        log.exception("looking for lapsed leases failed")
 
 
 @app.task(name="vidfarm.reclaim", ignore_result=True)
