@@ -158,12 +158,16 @@ def reclaim_expired() -> list[str]:
         name = raw.decode()
         if not r.zrem(EXPIRIES, name):
             continue       # another reclaimer, or its holder releasing it, got there first
+        holder = r.hget(HOLDERS, name)
         r.hdel(HOLDERS, name)
         kind, job_id, *rest = name.split(":")
         try:
             _REQUEUE[kind](job_id, *map(int, rest))
-        except Exception:   # one job's trouble must not keep the others' work lost
+        except Exception:   # the database away, say: lapsed it stays, for the next look
             log.exception("reclaiming %s failed", name)
+            if holder is not None:
+                r.hsetnx(HOLDERS, name, holder)
+            r.zadd(EXPIRIES, {name: 0}, nx=True)
             continue
         log.warning("lease %s lapsed (its worker died or was cut off): queued again", name)
         reclaimed.append(name)

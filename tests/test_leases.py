@@ -83,3 +83,17 @@ def test_redis_gives_no_running_task_away_and_beat_reclaims_within_a_lease():
     reclaim = celeryconfig.beat_schedule["reclaim-work-of-dead-workers"]
     assert reclaim["task"] == "vidfarm.reclaim"
     assert reclaim["schedule"] <= celeryconfig._settings.segment_lease_s / 2
+
+
+def test_work_that_cannot_be_queued_again_now_stays_lapsed_for_the_next_look(lease_redis, monkeypatch):
+    def database_away(job, index):
+        raise ConnectionError("the database is away")
+
+    monkeypatch.setattr(leases, "lease_seconds", lambda: 60)
+    with leases.Lease("segment:b:0", "worker1-9@h"):
+        leases.expire_leases_of("worker1-9@")
+        monkeypatch.setitem(leases._REQUEUE, "segment", database_away)
+        assert leases.reclaim_expired() == []
+        requeued = []
+        monkeypatch.setitem(leases._REQUEUE, "segment", lambda job, index: requeued.append((job, index)))
+        assert leases.reclaim_expired() == ["segment:b:0"] and requeued == [("b", 0)]
