@@ -21,6 +21,8 @@ from tests.conftest import child_env, private_farm, wait_for_job
 
 # Short, so the test is quick; VIDFARM_TEST_LEASE_S=30 measures the default (docs/robustness.md).
 LEASE_S = os.environ.get("VIDFARM_TEST_LEASE_S", "5")
+# 4 segments of 3 s (45 frames): long enough that a kill seen mid-segment lands inside it.
+LONG_SEGMENTS = {"VIDFARM_SEGMENT_SECONDS": "3", "VIDFARM_MIN_SEGMENTS": "4"}
 
 
 def kill_whole(pid: int) -> None:
@@ -40,9 +42,8 @@ def busy_segment(job_id: str, timeout: float = 120.0):
 
 
 def test_a_killed_workers_segment_is_rerun_by_another_within_the_lease(tmp_path):
-    with private_farm(tmp_path / "farm", VIDFARM_SEGMENT_LEASE_S=LEASE_S,
-                      VIDFARM_SEGMENT_SECONDS="2") as farm:
-        clip = make_clip(tmp_path / "clip.mp4", seconds=12, fps=15, gop=15)
+    with private_farm(tmp_path / "farm", VIDFARM_SEGMENT_LEASE_S=LEASE_S, **LONG_SEGMENTS) as farm:
+        clip = make_clip(tmp_path / "clip.mp4", seconds=12, fps=15, gop=15, size=(960, 540))
         job_id = submit_file(clip.path, name="clip.mp4")
         segment = busy_segment(job_id)
         victim = next(p for p in farm.processes if p.name == segment.worker.split("@")[0])
@@ -85,10 +86,9 @@ def test_process_restarts_a_killed_worker_and_ends_frame_exact(tmp_path):
     from core.records import open_records
     from core.settings import Settings
 
-    # Segments of about a second's work each, so the kill lands inside one.
     clip = make_clip(tmp_path / "walk.mp4", seconds=12, fps=15, gop=15, size=(960, 540))
     data_dir = tmp_path / "data"
-    env = child_env(VIDFARM_DATA_DIR=str(data_dir), VIDFARM_SEGMENT_SECONDS="3")
+    env = child_env(VIDFARM_DATA_DIR=str(data_dir), **LONG_SEGMENTS)
     run = subprocess.Popen([sys.executable, "-m", "cli.main", "process", str(clip.path), "--out",
                             str(tmp_path / "out"), "--workers", "2"], env=env,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -116,7 +116,8 @@ def test_a_worker_host_cut_off_mid_job_loses_nothing(network, tmp_path, monkeypa
     env = {**{k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")},
            "REDIS_URL": redis_url, "VIDFARM_DATABASE_URL": database_url, "VIDFARM_DATA_DIR": str(data_dir),
            "VIDFARM_CONFIG_DIR": str(tmp_path / "config"), "VIDFARM_SEGMENT_LEASE_S": LEASE_S,
-           "VIDFARM_SEGMENT_SECONDS": "3", "VIDFARM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+           "VIDFARM_SEGMENT_SECONDS": "3", "VIDFARM_MIN_SEGMENTS": "4",   # segments long enough to cut into
+           "VIDFARM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     started: list[Host] = []
     pg_folder = Path(tempfile.mkdtemp(prefix="vidfarm-multihost-postgres."))
     try:
