@@ -24,7 +24,7 @@ from core.records import aware
 from core.storage import job_key
 from tasks import published, runtime
 from tasks.app import app
-from tasks.leases import Lease, job_lease, segment_lease, stitch_without_chord
+from tasks.leases import Lease, forget_requeues, job_lease, segment_lease, stitch_without_chord
 from workers import media, pipeline
 from workers.analytics import thermal
 from workers.render import RenderConfig
@@ -351,6 +351,7 @@ def _stitch(self, job_id: str, wait_s: float) -> dict:
         if publish_results(job, results, matching.fingerprint, status="done", error=None,
                            media=warned, timing={"stitch_s": stitch_s}) is None:
             return {"skipped": "the job ended while it was stitched"}
+        forget_requeues(job_id)     # a re-analysis has a chord of its own again
     except Exception as exc:
         if self.request.retries < self.max_retries:
             raise self.retry(exc=exc, countdown=1)

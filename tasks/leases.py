@@ -187,6 +187,14 @@ _REQUEUED = "vidfarm:requeued:{}"
 _REQUEUED_KEPT_S = 7 * 24 * 3600
 
 
+def forget_requeues(job_id: str) -> None:
+    """The job is stitched: its next run (a re-analysis) has a whole chord again."""
+    try:
+        client().delete(_REQUEUED.format(job_id))
+    except redis.RedisError:
+        pass     # then that run's last segment calls a stitch too, which finds the job stitched or skips
+
+
 def stitch_without_chord(job_id: str) -> bool:
     """Whether a segment of this job was queued again after its worker died."""
     try:

@@ -15,6 +15,7 @@ from pathlib import Path
 from core.records import aware
 from tasks import runtime
 from tasks.jobs import output_key
+from tasks.leases import stitch_without_chord
 from tasks.submit import submit_file
 from tests.clipmaker import count_video_frames, make_clip
 from tests.conftest import child_env, private_farm, wait_for_job
@@ -58,6 +59,7 @@ def test_a_killed_workers_segment_is_rerun_by_another_within_the_lease(tmp_path)
         results = json.loads(runtime.store().local_path(output_key(job_id, "results.json")).read_text())
         assert [f["index"] for f in results["frames"]] == list(range(clip.frames))   # once each
         assert count_video_frames(runtime.store().local_path(output_key(job_id, "annotated.mp4"))) == clip.frames
+        assert not stitch_without_chord(job_id)     # stitched: a re-analysis has its whole chord again
         # Nobody restarted it, and no beat runs: the other worker's own timer reclaimed the work.
         assert farm.dead_processes() == [victim.name]
         print(f"\nrecovery: segment {segment.index} taken again {aware(again.started_at).timestamp() - killed_at:.1f} s"
