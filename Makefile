@@ -43,7 +43,7 @@ screenshots:
 security-check: install
 	$(PY) -m tests.bandit_check
 
-# The Helm chart, offline: render (default and GPU values), lint, kubernetes-validate --strict
+# The Helm chart, offline: render (default, GPU and live values), lint, kubernetes-validate --strict
 # for 1.30, and the autoscaler Role against what its code calls. helm-python-sdk and
 # kubernetes-validate are pip packages (requirements-dev.txt): no helm binary, no cluster.
 chart-check: install

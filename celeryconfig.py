@@ -48,6 +48,7 @@ task_routes = {
     "vidfarm.job_failed": {"queue": "ingest"},
     "vidfarm.segment": {"queue": "cpu"},
     "vidfarm.live_segment": {"queue": "live"},
+    "vidfarm.live_view": {"queue": "live"},
     "vidfarm.render_segment": {"queue": "cpu"},
     "vidfarm.join_video": {"queue": "ingest"},
     "vidfarm.render_failed": {"queue": "ingest"},
@@ -59,6 +60,8 @@ task_routes = {
     "vidfarm.watchdog": {"queue": "ingest"},
     "vidfarm.reclaim": {"queue": "ingest"},
     "vidfarm.deliver_alert": {"queue": "ingest"},
+    "vidfarm.record_hour": {"queue": "ingest"},
+    "vidfarm.expire_recordings": {"queue": "ingest"},
 }
 
 # Celery beat: `celery -A tasks.app beat` (started by `make run` and by the chart).
@@ -68,6 +71,7 @@ beat_schedule = {
     "fail-stalled-jobs": {"task": "vidfarm.watchdog", "schedule": 60.0},
     "reclaim-work-of-dead-workers": {"task": "vidfarm.reclaim", "schedule": _settings.segment_lease_s / 2,
                                      "options": {"expires": _settings.segment_lease_s}},
+    "expire-camera-recordings": {"task": "vidfarm.expire_recordings", "schedule": _settings.recording_check_s},
 }
 if _settings.reanalyse_hours:
     beat_schedule["reanalyse-recent-recordings"] = {
@@ -78,10 +82,14 @@ task_annotations = {
                         "soft_time_limit": _settings.segment_time_limit_s - 30},
     "vidfarm.live_segment": {"time_limit": _settings.segment_time_limit_s,
                              "soft_time_limit": _settings.segment_time_limit_s - 30},
+    "vidfarm.live_view": {"time_limit": _settings.segment_time_limit_s,
+                          "soft_time_limit": _settings.segment_time_limit_s - 30},
     "vidfarm.render_segment": {"time_limit": _settings.segment_time_limit_s,
                                "soft_time_limit": _settings.segment_time_limit_s - 30},
     "vidfarm.join_video": {"time_limit": _settings.stitch_time_limit_s,
                            "soft_time_limit": _settings.stitch_time_limit_s - 30},
+    "vidfarm.record_hour": {"time_limit": _settings.stitch_time_limit_s,
+                            "soft_time_limit": _settings.stitch_time_limit_s - 30},
     "vidfarm.erase": {"time_limit": _settings.stitch_time_limit_s,
                       "soft_time_limit": _settings.stitch_time_limit_s - 30},
     "vidfarm.ingest": {"time_limit": _settings.stitch_time_limit_s,

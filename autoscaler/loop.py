@@ -17,12 +17,14 @@ import json
 import logging
 import threading
 import time
+from typing import Callable
 
 from kombu.exceptions import OperationalError
 from redis.exceptions import RedisError
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
 from autoscaler.backends import ApiUnavailable, ScaleBackend
+from autoscaler.live import BATCH_QUEUE, LIVE_QUEUE, batch_room
 from autoscaler.observe import QueueLoad, QueueObserver
 from autoscaler.policy import Decision, Observation, ScaleState, decide
 from core.settings import ScaleSettings
@@ -93,16 +95,22 @@ class StateStore:
         self.redis.set(STATE_KEY.format(deployment=deployment), json.dumps(state.to_json()), ex=STATE_TTL_S)
 
 
-def observation(load: QueueLoad, now: float, replicas: int, busy_count: int) -> Observation:
+def observation(load: QueueLoad, now: float, replicas: int, busy_count: int,
+                cameras: tuple[float | None, ...] = ()) -> Observation:
     return Observation(now=now, waiting=load.waiting, running=load.running, replicas=replicas,
                        busy_workers=busy_count, queued=load.queued, in_hand=load.in_hand,
-                       finished=load.finished, arrived=load.arrived)
+                       finished=load.finished, arrived=load.arrived, cameras=cameras)
 
 
 class Autoscaler:
     def __init__(self, backend: ScaleBackend, observer: QueueObserver, targets: list[ScaleSettings],
-                 metrics: ScaleMetrics | None = None, clock=time.time):
+                 metrics: ScaleMetrics | None = None, clock=time.time,
+                 cameras: Callable[[], tuple[float | None, ...]] | None = None, shared_max: int = 0):
+        """cameras: the registered cameras' frames/s, for the live queue's floor; shared_max:
+        a cap on live + cpu workers, live first (``autoscaler.live``)."""
         self.backend = backend
+        self.cameras = cameras or (lambda: ())
+        self.shared_max = shared_max
         self.observer = observer
         self.targets = targets
         self.metrics = metrics or ScaleMetrics()
@@ -113,16 +121,22 @@ class Autoscaler:
     def tick(self) -> list[Decision]:
         loads = self.observer.observe([t.queue for t in self.targets])
         decisions = []
+        live_replicas = 0
         for target in self.targets:
             load = loads[target.queue]
+            if target.queue == BATCH_QUEUE:
+                target = batch_room(target, live_replicas, self.shared_max)
             current = self.backend.replicas(target)
             busy = self.backend.busy_workers(target, load.busy_nodes)
             # A worker whose answer to the inspection was late still holds its task: never fewer
             # busy workers than tasks in hand (that a worker being stopped may hold one only
             # keeps a worker more for a poll).
             busy_count = max(len(busy), min(load.running, current))
-            obs = observation(load, self.clock(), current, busy_count)
+            cameras = self.cameras() if target.queue == LIVE_QUEUE else ()
+            obs = observation(load, self.clock(), current, busy_count, cameras)
             decision = decide(obs, self.states[target.deployment], target)
+            if target.queue == LIVE_QUEUE:
+                live_replicas = decision.replicas
             if decision.replicas != current:
                 self.backend.scale(target, decision.replicas, busy if load.inspected else None)
                 log.info("%s: %d -> %d replicas (%s)", target.deployment, current, decision.replicas, decision.reason)

@@ -15,6 +15,7 @@ The target (``settings.size_by``):
 - ``latency``: the same, but bounding wait + the task's own work (a live queue, whose
   budget is seconds from capture to result).
 - ``tasks``: demand = waiting + running; ceil(demand / tasks_per_worker).
+Never below what the registered cameras need (a live queue: ``autoscaler.live``).
 Clamped to [min, max].
 
 The rules that keep it safe, whatever the target:
@@ -33,6 +34,7 @@ import math
 from dataclasses import dataclass, field
 
 from autoscaler.forecast import Cost, workers_for_rate, workers_for_wait
+from autoscaler.live import camera_floor
 from core.settings import ScaleSettings
 
 
@@ -50,6 +52,8 @@ class Observation:
     in_hand: tuple[tuple[float, int | None], ...] = ()     # (seconds since taken, frames) of running tasks
     finished: tuple[tuple[int, float], ...] = ()           # (frames, seconds) of tasks done since the last poll
     arrived: tuple[int | None, ...] = ()                    # frames of each task first seen at this poll
+    cameras: tuple[float | None, ...] = ()                 # live queue: each registered camera's frames/s
+                                                            # (None: not known yet); see autoscaler.live
 
 
 @dataclass(frozen=True)
@@ -159,6 +163,9 @@ def decide(obs: Observation, state: ScaleState, settings: ScaleSettings) -> Deci
         target, need = count_target(obs, settings)
     else:
         target, need = wait_target(obs, state, settings)
+    floor, why = camera_floor(obs.cameras, state.cost, settings)
+    if clamp(floor, settings) > target:
+        target, need = clamp(floor, settings), why
     idle_for = 0.0 if demand else (math.inf if last_demand_at is None else obs.now - last_demand_at)
     if demand == 0 and idle_for < settings.idle_to_zero_s:
         # Keep one warm worker for a while: most idle gaps between uploads are short.

@@ -1,7 +1,8 @@
 """`make bench`: measures the farm and writes docs/benchmarks.md, then appends the
-autoscaler simulation (bench/autoscaler.py; no farm needed).
+autoscaler simulations (bench/autoscaler.py, bench/live_scaling.py; no farm needed).
 
-Then the load test (bench/load.py) and the encoder comparison (bench/encoder.py).
+Then the load test (bench/load.py), the encoder comparison (bench/encoder.py) and the live
+latency (bench/live_latency.py: real footage over RTSP; skipped without ../shared/media).
 
 Clips: a generated 720p30 30 s recording with real faces (always) and the shared hamilton
 clip (skipped when ../shared/media is absent). Every figure of one clip comes from one run,
@@ -18,7 +19,7 @@ import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bench import autoscaler, encoder as encoder_bench, load, throughput
+from bench import autoscaler, encoder as encoder_bench, live_latency, live_scaling, load, throughput
 from core.settings import Settings
 from tests.clipmaker import make_clip
 from workers import media
@@ -190,6 +191,8 @@ def main() -> int:
         out.parent.mkdir(exist_ok=True)
         out.write_text(render(rows, encoder))
         autoscaler.update_doc(out)
+        live_scaling.update_doc(out)
+        live_latency.main_in_bench()
         load.main()
         encoder_bench.update_doc(out)
         print(f"wrote {out}")

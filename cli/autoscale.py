@@ -21,7 +21,8 @@ def add_parser(commands) -> None:
     autoscale = commands.add_parser("autoscale", help="resize worker Deployments (or local workers) from queue length")
     autoscale.add_argument("--backend", choices=("kubernetes", "local"), default="kubernetes")
     autoscale.add_argument("--queues", default=None,
-                           help="comma-separated queues to scale (default: cpu,gpu on kubernetes, cpu locally)")
+                           help="comma-separated queues to scale (default: cpu,gpu on kubernetes, cpu locally; "
+                                "live: the live worker Deployment)")
     autoscale.add_argument("--kubeconfig", default=None,
                            help="kubeconfig file (default: in-cluster credentials, else ~/.kube/config)")
     autoscale.add_argument("--once", action="store_true", help="one decision per queue, then exit")
@@ -86,9 +87,13 @@ def run_simulate(args, settings: Settings) -> int:
 
 
 def run_autoscale(args, settings: Settings) -> int:
+    import redis
+
+    from autoscaler.live_work import LiveWork, camera_rates
     from autoscaler.loop import Autoscaler, ScaleMetrics
     from autoscaler.observe import QueueObserver
     from autoscaler.work import open_work_source
+    from core.cameras import CameraRegistry
 
     if args.autoscale_command == "simulate":
         return run_simulate(args, settings)
@@ -98,10 +103,13 @@ def run_autoscale(args, settings: Settings) -> int:
     logging.getLogger("vidfarm.autoscaler").setLevel(logging.INFO)   # each decision and its reason
     scaled = targets(settings, args.queues, args.backend)
     backend = make_backend(args, settings)
-    observer = QueueObserver(settings.redis_url, work=open_work_source(settings))
+    client = redis.Redis.from_url(settings.redis_url)
+    observer = QueueObserver(settings.redis_url, work=LiveWork(client, open_work_source(settings)))
+    registry = CameraRegistry.from_url(settings.redis_url)
     metrics = ScaleMetrics()
     try:
-        scaler = Autoscaler(backend, observer, scaled, metrics)
+        scaler = Autoscaler(backend, observer, scaled, metrics, cameras=lambda: camera_rates(registry),
+                            shared_max=settings.autoscale_shared_max)
         if args.once:
             scaler.tick()
             return 0
@@ -115,3 +123,4 @@ def run_autoscale(args, settings: Settings) -> int:
     finally:
         observer.close()
         backend.close()
+        registry.redis.close()

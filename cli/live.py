@@ -8,7 +8,8 @@ then an embedded farm is started unless ``REDIS_URL`` names a running one. The w
 received. A URL that cannot be opened ends it at once with status 1 and one line saying why.
 
 ``vidfarm ingest``: watches every camera registered with the farm ``REDIS_URL`` names
-(``POST /api/v1/cameras``) until Ctrl-C or SIGTERM (``tasks.camera_ingest``).
+(``POST /api/v1/cameras``) until Ctrl-C or SIGTERM (``tasks.camera_ingest``); several
+replicas share the cameras, each camera held by one replica at a time (leases).
 """
 
 from __future__ import annotations
@@ -68,6 +69,9 @@ def run_watch(args, settings, fail) -> int:
         options = gallery_options(args.gallery)
     except GalleryError as exc:
         return fail(str(exc))
+    if args.url.startswith("webrtc://"):
+        return fail(f"{args.url}: a browser camera publishes to a farm: register it (POST /api/v1/cameras) "
+                    "and open its publish page in the browser")
     try:   # before starting a farm: a camera that cannot be opened is one line at once
         open_camera(args.url, args.transport).close()
     except CameraError as exc:
@@ -95,6 +99,8 @@ def run_watch(args, settings, fail) -> int:
 
 
 def run_ingest(settings, fail) -> int:
+    import logging
+
     from core.cameras import CameraRegistry
     from tasks import app as celery_app
     from tasks.camera_ingest import CameraIngest
@@ -102,8 +108,11 @@ def run_ingest(settings, fail) -> int:
     if not settings.redis_url:
         return fail("REDIS_URL is not set: the ingester watches the cameras of a running farm")
     celery_app.point_at(settings.redis_url)
+    # A daemon's log: which cameras it takes and drops, and why (leases, deletes).
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     stop = threading.Event()
-    print("vidfarm ingest: watching the registered cameras; Ctrl-C stops", flush=True)
+    ingest = CameraIngest(CameraRegistry.from_url(settings.redis_url), lease_s=settings.ingest_lease_s)
+    print(f"vidfarm ingest {ingest.owner}: watching its share of the registered cameras; Ctrl-C stops", flush=True)
     with signals_end(stop):
-        CameraIngest(CameraRegistry.from_url(settings.redis_url)).run(stop)
+        ingest.run(stop)
     return 0

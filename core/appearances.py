@@ -59,7 +59,8 @@ def replace_rows(s: Session, job_id: str, version: int, tracks: list[TrackAppear
     it), unless the job is at another version (a later one was published: its rows win);
     then nothing changes and False. Names map to the shared gallery's identities only when
     the job was matched against it (a job's own gallery may use a name an enrolled person has)."""
-    job = s.execute(select(Job.results_version, Job.created_at).where(Job.id == job_id).with_for_update()).first()
+    job = s.execute(select(Job.results_version, Job.created_at, Job.recorded_at)
+                    .where(Job.id == job_id).with_for_update()).first()
     if job is None or job.results_version != version:
         return False
     ids = identity_ids(s, {t.identity for t in tracks if t.identity} if shared_gallery else set())
@@ -67,7 +68,8 @@ def replace_rows(s: Session, job_id: str, version: int, tracks: list[TrackAppear
     if tracks:
         s.execute(insert(Appearance), [
             {"job_id": job_id, "track": t.track, "identity_id": ids.get(t.identity),
-             "recorded_at": job.created_at, "first_frame": t.first_frame, "last_frame": t.last_frame,
+             # a camera recording: when it was captured; an upload: when it came
+             "recorded_at": job.recorded_at or job.created_at, "first_frame": t.first_frame, "last_frame": t.last_frame,
              "first_t": t.first_t, "last_t": t.last_t, "results_version": version,
              "thumbnail_frame": t.thumbnail_frame, "thumbnail": t.thumbnail} for t in tracks])
     return True

@@ -4,9 +4,17 @@
 - ``vidfarm:camera:<id>:state``: a hash the ingester keeps: ``status``, ``fps``,
   ``last_segment_at`` and ``latencies`` (the last ``LATENCY_WINDOW`` segments' latencies).
 - ``vidfarm:camera:<id>:events``: a Redis stream (capped at ``EVENTS_KEPT``) of the camera's
-  events, ``{kind, data}``: ``segment`` (one per processed segment), ``alert`` and ``status``.
+  events, ``{kind, data}``: ``segment`` (one per processed segment), ``alert``, ``status`` and
+  ``view`` (a piece of the live view is drawn).
+- ``vidfarm:camera:<id>:view``: a list of the newest ``VIEW_KEPT`` live-view pieces, oldest
+  first, where a page that opens starts.
+- ``vidfarm:camera:<id>:watched``: set (for ``WATCHED_S``) while a page shows the live view;
+  pieces are drawn only then.
   Stream ids are the Server-Sent Events' ids, so a client that reconnects with
   ``Last-Event-ID`` misses nothing still kept.
+
+``vidfarm:camera:<id>:lease`` and ``:fence``: which ingest replica owns the camera
+(``core.camera_leases``); the ingester's writes carry its fencing token.
 
 Live state belongs with the broker, not the job records: it changes every few seconds and
 means nothing once the farm stops. Deleting a camera removes all three; its ingester sees it
@@ -23,16 +31,23 @@ import uuid
 
 import redis
 
+from core.camera_leases import fence_key, lease_key
+
 REGISTRY = "vidfarm:cameras"
 LATENCY_WINDOW = 100
 EVENTS_KEPT = 1000
+VIEW_KEPT = 10
+WATCHED_S = 30.0      # a live view is drawn while a page marked it watched this recently
 NAME_PATTERN = r"^\w[\w .'()#-]{0,63}$"
 # A stream address: its scheme, then a host part, no spaces. Whether it answers is the
 # ingester's to find out (the camera's status says why not), not the registry's.
-URL_PATTERN = r"^(rtsps?|https?)://[^\x00-\x20\x7f/?#][^\x00-\x20\x7f]*$"    # no space or control character
+# webrtc://: a browser camera, which publishes through the web app (``core.camera_offers``).
+URL_PATTERN = r"^(rtsps?|https?|webrtc)://[^\x00-\x20\x7f/?#][^\x00-\x20\x7f]*$"    # no space or control character
+BROWSER_URL = "webrtc://browser"
 MAX_URL = 2048
 NAME_RULE = "1-64 letters, digits, spaces or . ' ( ) # - _, starting with a letter or digit"
-URL_RULE = "a stream address (rtsp://, rtsps://, http:// or https://), no spaces or control characters"
+URL_RULE = ("a stream address (rtsp://, rtsps://, http://, https://, or webrtc:// for a browser camera), "
+            "no spaces or control characters")
 
 
 class CameraError(ValueError):
@@ -45,6 +60,24 @@ def _state_key(camera_id: str) -> str:
 
 def _events_key(camera_id: str) -> str:
     return f"vidfarm:camera:{camera_id}:events"
+
+
+def _view_key(camera_id: str) -> str:
+    return f"vidfarm:camera:{camera_id}:view"
+
+
+def _watched_key(camera_id: str) -> str:
+    return f"vidfarm:camera:{camera_id}:watched"
+
+
+def _keys(camera_id: str) -> tuple[str, ...]:
+    """Everything kept of a camera besides its registry entry."""
+    return _state_key(camera_id), _events_key(camera_id), _view_key(camera_id), _watched_key(camera_id)
+
+
+def view_piece_key(watch_id: str, segment: int) -> str:
+    """Where a live-view piece is stored: beside its watch's segments (``tasks.live``)."""
+    return f"live/{watch_id}/view/{segment:06d}.mp4"
 
 
 def redacted(url: str) -> str:
@@ -90,7 +123,7 @@ class CameraRegistry:
 
     def delete(self, camera_id: str) -> bool:
         removed = self.redis.hdel(REGISTRY, camera_id)
-        self.redis.delete(_state_key(camera_id), _events_key(camera_id))
+        self.redis.delete(*_keys(camera_id), lease_key(camera_id), fence_key(camera_id))
         return bool(removed)
 
     def state(self, camera_id: str) -> dict:
@@ -105,35 +138,101 @@ class CameraRegistry:
 
     # --- the ingester's side -------------------------------------------------------------
 
-    def set_status(self, camera_id: str, status: str) -> None:
+    def set_status(self, camera_id: str, status: str, token: int | None = None) -> bool:
+        """token: the writer's fencing token (``core.camera_leases``); False: the write was
+        refused (a newer owner holds the camera, or it was deleted)."""
         if self.get(camera_id) is None:
-            return     # deleted meanwhile: leave nothing behind
-        self.redis.hset(_state_key(camera_id), "status", status)
-        self.publish(camera_id, "status", {"status": status})
+            return False     # deleted meanwhile: leave nothing behind
+        written = self._write(camera_id, token, lambda pipe: (
+            pipe.hset(_state_key(camera_id), "status", status),
+            self._publish(pipe, camera_id, "status", {"status": status})))
         self._forget_if_deleted(camera_id)
+        return written
 
-    def segment_done(self, camera_id: str, line: dict, fps: float) -> None:
-        """One processed segment (a ``live.jsonl`` line): state, then its events."""
+    def segment_done(self, camera_id: str, line: dict, fps: float, token: int | None = None) -> bool:
+        """One processed segment (a ``live.jsonl`` line): state, then its events (token and
+        answer: as for ``set_status``)."""
         if self.get(camera_id) is None:
-            return
+            return False
         state = self.redis.hgetall(_state_key(camera_id))
         latencies = (json.loads(state.get("latencies", "[]")) + [line["latency_s"]])[-LATENCY_WINDOW:]
-        self.redis.hset(_state_key(camera_id), mapping={
-            "fps": round(fps, 3), "last_segment_at": line["ready_at"], "latencies": json.dumps(latencies)})
-        self.publish(camera_id, "segment", line)
-        for alert in line["alerts"]:
-            self.publish(camera_id, "alert", {**alert, "captured_at": line["captured_at"],
-                                              "ready_at": line["ready_at"], "latency_s": line["latency_s"]})
+
+        def writes(pipe) -> None:
+            pipe.hset(_state_key(camera_id), mapping={
+                "fps": round(fps, 3), "last_segment_at": line["ready_at"], "latencies": json.dumps(latencies)})
+            self._publish(pipe, camera_id, "segment", line)
+            for alert in line["alerts"]:
+                self._publish(pipe, camera_id, "alert", {**alert, "captured_at": line["captured_at"],
+                                                         "ready_at": line["ready_at"], "latency_s": line["latency_s"]})
+        written = self._write(camera_id, token, writes)
         self._forget_if_deleted(camera_id)
+        return written
+
+    def _write(self, camera_id: str, token: int | None, writes) -> bool:
+        """The writes, in one transaction; with a token, only while it is still the camera's
+        fence (checked and written atomically: WATCH aborts it if the fence moves between)."""
+        with self.redis.pipeline() as pipe:
+            if token is not None:
+                pipe.watch(fence_key(camera_id))
+                if pipe.get(fence_key(camera_id)) != str(token):
+                    return False
+            pipe.multi()
+            writes(pipe)
+            try:
+                pipe.execute()
+            except redis.WatchError:
+                return False
+        return True
 
     def _forget_if_deleted(self, camera_id: str) -> None:
         """A delete that came between the check and the writes: undo them."""
         if self.get(camera_id) is None:
-            self.redis.delete(_state_key(camera_id), _events_key(camera_id))
+            self.redis.delete(*_keys(camera_id))
+
+    def view_ready(self, camera_id: str, piece: dict) -> list[dict]:
+        """A live-view piece is drawn: list it and announce it. Returns the pieces that fell
+        off the list (their files can go)."""
+        if self.get(camera_id) is None:
+            return [piece]
+        key = _view_key(camera_id)
+        with self.redis.pipeline() as pipe:    # one transaction: two workers never drop the same piece
+            pipe.rpush(key, json.dumps(piece))
+            pipe.lrange(key, 0, -VIEW_KEPT - 1)
+            pipe.ltrim(key, -VIEW_KEPT, -1)
+            _, dropped, _ = pipe.execute()
+        self.publish(camera_id, "view", piece)
+        self._forget_if_deleted(camera_id)
+        return [json.loads(p) for p in dropped]
+
+    def mark_watched(self, camera_id: str) -> None:
+        """A page shows this camera's live view (for the next ``WATCHED_S``)."""
+        if self.get(camera_id) is not None:
+            self.redis.set(_watched_key(camera_id), 1, ex=round(WATCHED_S))
+
+    def watched(self, camera_id: str) -> bool:
+        return bool(self.redis.exists(_watched_key(camera_id)))
+
+    def view(self, camera_id: str) -> list[dict]:
+        """The newest live-view pieces, oldest first."""
+        return [json.loads(p) for p in self.redis.lrange(_view_key(camera_id), 0, -1)]
+
+    def recent(self, camera_id: str, kind: str, count: int, scanned: int = EVENTS_KEPT) -> list[dict]:
+        """The newest ``count`` events of one kind (among the last ``scanned``), newest first."""
+        found = []
+        for _, fields in self.redis.xrevrange(_events_key(camera_id), count=scanned):
+            if fields["kind"] == kind:
+                found.append(json.loads(fields["data"]))
+                if len(found) == count:
+                    break
+        return found
 
     def publish(self, camera_id: str, kind: str, data: dict) -> str:
-        return self.redis.xadd(_events_key(camera_id), {"kind": kind, "data": json.dumps(data)},
-                               maxlen=EVENTS_KEPT, approximate=True)
+        return self._publish(self.redis, camera_id, kind, data)
+
+    @staticmethod
+    def _publish(client, camera_id: str, kind: str, data: dict):
+        return client.xadd(_events_key(camera_id), {"kind": kind, "data": json.dumps(data)},
+                           maxlen=EVENTS_KEPT, approximate=True)
 
     def events(self, camera_id: str, after: str, block_ms: int) -> list[tuple[str, str, dict]]:
         """Events after stream id ``after`` ("$": only new ones), waiting up to ``block_ms``

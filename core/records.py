@@ -57,6 +57,9 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now, onupdate=_now)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    # A camera recording: the camera it came from and when its first frame was captured.
+    camera_id: Mapped[str | None] = mapped_column(String(32), default=None, index=True)
+    recorded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
 
     segments: Mapped[list["Segment"]] = relationship(
         back_populates="job", cascade="all, delete-orphan", order_by="Segment.index")
@@ -293,6 +296,17 @@ class Records(GalleryRecords):
                       source_key=source_key, options=options or {})
             s.add(job)
         return job
+
+    def recordings_of(self, camera_id: str, limit: int = 24) -> list[Job]:
+        """A camera's newest recordings, newest first."""
+        with self.session() as s:
+            return list(s.scalars(select(Job).where(Job.camera_id == camera_id)
+                                  .order_by(Job.recorded_at.desc()).limit(limit)))
+
+    def recordings_before(self, cutoff: datetime) -> list[str]:
+        """Camera recordings whose first frame was captured before ``cutoff``."""
+        with self.session() as s:
+            return list(s.scalars(select(Job.id).where(Job.camera_id.is_not(None), Job.recorded_at < cutoff)))
 
     def get_job(self, job_id: str) -> Job | None:
         with self.session() as s:

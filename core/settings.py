@@ -78,6 +78,15 @@ class ScaleSettings(BaseModel):
                                        description="Target must stay lower this long before workers are removed.")
     idle_to_zero_s: float = Field(default=0.0, ge=0,
                                   description="No task waiting or running this long: scale to min (zero).")
+    camera_fps: float = Field(default=30.0, gt=0, description="Frame rate assumed for a registered camera whose "
+                                                              "rate is not known yet (live queue).")
+    camera_utilization: float = Field(default=0.8, gt=0, le=1,
+                                      description="Busiest the workers reserved for the cameras may be (live "
+                                                  "queue): cameras' frames/s x cost per frame / this.")
+    spare_cameras: int = Field(default=1, ge=0,
+                               description="Cameras at camera_fps beyond those registered that the live workers "
+                                           "are sized for (while any is): a camera added is served at once, "
+                                           "while the worker it adds starts.")
 
     @model_validator(mode="after")
     def _min_below_max(self) -> "ScaleSettings":
@@ -89,6 +98,16 @@ class ScaleSettings(BaseModel):
 class CpuWorkerScaling(ScaleSettings):
     deployment: str = Field(default="vidfarm-worker-cpu", description="CPU worker Deployment.")
     queue: str = Field(default="cpu", description="Queue of the CPU workers.")
+
+
+class LiveWorkerScaling(ScaleSettings):
+    deployment: str = Field(default="vidfarm-worker-live", description="Live worker Deployment (cameras).")
+    queue: str = Field(default="live", description="Queue of the cameras' segments.")
+    size_by: Literal["wait", "latency", "tasks"] = Field(default="latency", description="As for cpu; live: latency.")
+    target_latency_s: float = Field(default=3.0, gt=0, description="Longest time from a segment queued to its "
+                                                                   "result accepted.")
+    scale_down_window_s: float = Field(default=60.0, ge=0, description="As for cpu.")
+    idle_to_zero_s: float = Field(default=60.0, ge=0, description="As for cpu.")
 
 
 class GpuWorkerScaling(ScaleSettings):
@@ -172,6 +191,10 @@ class Settings(BaseSettings):
                                    description="A running task renews its lease every third of this; work "
                                                "whose lease lapsed (its worker died or was cut off) is queued "
                                                "again within about 1.5 times this.")
+    ingest_lease_s: float = Field(default=10.0, ge=1, le=60,
+                                  description="Lease on a camera held by one ingest replica (`vidfarm ingest`): "
+                                              "renewed every third of it; a replica that dies loses its cameras "
+                                              "to the others this long after its last renewal.")
 
     # --- scheduled re-analysis (Celery beat) -----------------------------------------------
     reidentify_every_s: float = Field(default=300, gt=0,
@@ -184,6 +207,15 @@ class Settings(BaseSettings):
     reanalyse_hours: float = Field(default=0, ge=0,
                                    description="Each day re-analyse recordings of the last N hours (0 = never).")
     reanalyse_at_hour: int = Field(default=3, ge=0, le=23, description="Hour (UTC) of the daily re-analysis.")
+
+    # --- camera recordings -------------------------------------------------------------
+    recording_hour_s: float = Field(default=3600, gt=0,
+                                    description="Length of one camera recording (a job): each camera's analysed "
+                                                "stream is cut into recordings at multiples of this, in UTC.")
+    recording_retention_days: float = Field(default=30, gt=0,
+                                            description="Camera recordings older than this are deleted (by beat).")
+    recording_check_s: float = Field(default=600, gt=0,
+                                     description="How often beat looks for expired camera recordings.")
 
     # --- alerts ------------------------------------------------------------------------
     alert_webhook_urls: CommaSeparated = Field(
@@ -245,6 +277,12 @@ class Settings(BaseSettings):
                                             description="Autoscaling of the CPU worker Deployment.")
     autoscale_gpu: GpuWorkerScaling = Field(default_factory=GpuWorkerScaling,
                                             description="Autoscaling of the GPU worker Deployment.")
+    autoscale_live: LiveWorkerScaling = Field(default_factory=LiveWorkerScaling,
+                                              description="Autoscaling of the live worker Deployment (cameras).")
+    autoscale_shared_max: int = Field(default=0, ge=0,
+                                      description="Most live and cpu workers together (0: each has only its own "
+                                                  "max): at this cap the live workers come first and the cpu "
+                                                  "workers get what is left.")
     autoscale_poll_s: float = Field(default=5.0, gt=0, description="Seconds between two autoscaler decisions.")
     autoscale_namespace: str | None = Field(
         default=None, description="Namespace of the worker Deployments. Unset: the pod's own (in cluster) "
@@ -262,7 +300,8 @@ class Settings(BaseSettings):
 
     @property
     def scaled_deployments(self) -> list[ScaleSettings]:
-        return [self.autoscale_cpu, self.autoscale_gpu]
+        # live first: at a shared cap (autoscale_shared_max) it is decided before cpu.
+        return [self.autoscale_live, self.autoscale_cpu, self.autoscale_gpu]
 
     @property
     def sqlalchemy_url(self) -> str:

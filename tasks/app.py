@@ -3,8 +3,8 @@
 from celery import Celery, bootsteps
 from celery.signals import worker_init, worker_process_init
 
-app = Celery("vidfarm", include=["tasks.jobs", "tasks.live", "tasks.render", "tasks.reanalysis", "tasks.erasure",
-                                 "tasks.watchdog", "tasks.alerts", "tasks.leases"])
+app = Celery("vidfarm", include=["tasks.jobs", "tasks.live", "tasks.live_view", "tasks.render", "tasks.reanalysis",
+                                 "tasks.erasure", "tasks.watchdog", "tasks.alerts", "tasks.recording", "tasks.leases"])
 app.config_from_object("celeryconfig")
 
 

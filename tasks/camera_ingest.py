@@ -1,83 +1,157 @@
-"""The camera ingester (``vidfarm ingest``): watches every registered camera until stopped.
+"""The camera ingester (``vidfarm ingest``): watches its share of the registered cameras until stopped.
 
-Each camera in the registry (``core.cameras``) gets a ``LiveWatch`` of its own, in a thread,
-started when the camera is registered and stopped when it is deleted; its status, each
-processed segment and each alert go back to the registry, from where the API serves them
-(``GET /api/v1/cameras``, Server-Sent Events). A camera that cannot be opened is retried
-with backoff for as long as it is registered. One ingester per farm for now: ownership of
-cameras by several replicas (leases) is not built yet.
+Each camera in the registry (``core.cameras``) that this replica owns gets a ``LiveWatch`` of
+its own, in a thread; its status, each processed segment and each alert go back to the
+registry, from where the API serves them (``GET /api/v1/cameras``, Server-Sent Events). A
+camera that cannot be opened is retried with backoff for as long as it is registered.
+
+Several replicas share the cameras through leases (``core.camera_leases``): a replica takes
+a camera nobody holds while it holds fewer than its share (cameras / live replicas, rounded
+up), renews its leases at every poll, and gives one back per poll while it holds more than
+its share (a replica that joined gets some). A replica that dies stops renewing: its
+cameras are free a lease time later and the others take them. Every write about a camera
+carries the owner's fencing token, so a replica that stalled past its lease and woke up
+has its segments refused and stops watching that camera.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from redis.exceptions import RedisError
+
+from core.camera_leases import CameraLeases, new_owner_id
+from core.camera_offers import CameraOffers
 from core.cameras import CameraRegistry
 from tasks import runtime
+from tasks.live_view import send_view
+from tasks.recording import CameraRecorder
 from tasks.live_watch import LiveWatch, WatchError
 
 log = logging.getLogger(__name__)
 
 RETRY_S = 10.0     # a watch that ended on its own (no worker on the live queue) is started again after this
+STOP_JOIN_S = 60.0
 
 
 @dataclass
 class _Running:
-    thread: threading.Thread
-    stop: threading.Event
+    camera: dict
+    token: int
+    thread: threading.Thread | None = None
+    stop: threading.Event = field(default_factory=threading.Event)
+    refused: threading.Event = field(default_factory=threading.Event)     # the fence refused a write
 
 
 class CameraIngest:
-    def __init__(self, registry: CameraRegistry, poll_s: float = 1.0):
-        self.registry, self.poll_s = registry, poll_s
+    def __init__(self, registry: CameraRegistry, poll_s: float = 1.0, lease_s: float = 10.0,
+                 owner: str | None = None, recording_hour_s: float | None = None):
+        """recording_hour_s: the length of each camera recording (default: the setting)."""
+        self.registry = registry
+        # Renewed at every poll: at least three polls per lease, so one slow poll loses nothing.
+        self.poll_s = min(poll_s, lease_s / 3)
+        self.leases = CameraLeases(registry.redis, owner or new_owner_id(), lease_s)
+        self.recording_hour_s = recording_hour_s or runtime.settings().recording_hour_s
+        self.offers = CameraOffers(registry.redis)     # browser cameras' WebRTC offers
         self.running: dict[str, _Running] = {}
+        self.stopping: list[_Running] = []
+
+    @property
+    def owner(self) -> str:
+        return self.leases.owner
 
     def run(self, stop: threading.Event) -> None:
         try:
             while not stop.is_set():
-                self.sync()
+                try:
+                    self.sync()
+                except RedisError as error:
+                    # Redis restarting: a lease it could not renew may be lost, and is dropped then.
+                    log.warning("camera sync failed, retrying: %s", error)
                 stop.wait(self.poll_s)
         finally:
             for camera_id in list(self.running):
-                self._stop(camera_id)
-            for running in self.running.values():
-                running.thread.join(60)
+                self._drop(camera_id, "the ingester stops")
+            try:     # before the watches wind down: the others count it gone and take its share now
+                self.leases.leave()
+            except RedisError:
+                pass                           # its heartbeat runs out on its own
+            for running in self.stopping:
+                if running.thread is not None:
+                    running.thread.join(STOP_JOIN_S)
 
     def sync(self) -> None:
-        """Start what was registered, stop what was deleted, restart what ended."""
+        """Renew what is held, drop what was deleted or lost, take free cameras up to the share,
+        restart what ended."""
+        replicas = self.leases.heartbeat()
         cameras = {camera["id"]: camera for camera in self.registry.cameras()}
-        for camera_id in [c for c in self.running if c not in cameras]:
-            self._stop(camera_id)
-            del self.running[camera_id]
+        for camera_id, running in list(self.running.items()):
+            if camera_id not in cameras:
+                self._drop(camera_id, "deleted")
+            elif running.refused.is_set() or not self.leases.renew(camera_id, running.token):
+                self._drop(camera_id, "its lease was lost to another replica")
+        share = CameraLeases.share(len(cameras), replicas)
+        if len(self.running) > share:
+            self._drop(next(reversed(self.running)), f"more than this replica's share ({share})")
         for camera_id, camera in cameras.items():
             running = self.running.get(camera_id)
-            if running is None or not running.thread.is_alive():
-                self.running[camera_id] = self._start(camera)
+            if running is None and len(self.running) < share:
+                token = self.leases.acquire(camera_id)
+                if token is not None:
+                    log.info("camera %s: taken (fencing token %d)", camera_id, token)
+                    running = self.running[camera_id] = _Running(camera, token)
+            if running is not None and (running.thread is None or not running.thread.is_alive()):
+                self._start(running)
 
-    def _start(self, camera: dict) -> _Running:
-        stop = threading.Event()
-        thread = threading.Thread(target=self._watch, args=(camera, stop), name=f"camera-{camera['id'][:8]}",
-                                  daemon=True)
-        thread.start()
-        return _Running(thread, stop)
+    def _start(self, running: _Running) -> None:
+        running.thread = threading.Thread(target=self._watch, args=(running,),
+                                          name=f"camera-{running.camera['id'][:8]}", daemon=True)
+        running.thread.start()
 
-    def _stop(self, camera_id: str) -> None:
-        self.running[camera_id].stop.set()
+    def _drop(self, camera_id: str, why: str) -> None:
+        """Stop watching a camera and give its lease back (a no-op when another holds it)."""
+        running = self.running.pop(camera_id)
+        log.info("camera %s: dropped (%s)", camera_id, why)
+        running.stop.set()
+        try:
+            self.leases.release(camera_id, running.token)
+        except RedisError:
+            pass                               # it expires on its own a lease time later
+        self.stopping = [r for r in self.stopping if r.thread is not None and r.thread.is_alive()] + [running]
 
-    def _watch(self, camera: dict, stop: threading.Event) -> None:
-        camera_id = camera["id"]
+    def _watch(self, running: _Running) -> None:
+        camera_id, token, stop = running.camera["id"], running.token, running.stop
+
+        def written(accepted: bool) -> None:
+            if not accepted:       # a newer owner, or the camera was deleted: stop at once
+                running.refused.set()
+                stop.set()
+
         out = runtime.settings().data_dir / "cameras" / camera_id
-        watch = LiveWatch(camera["url"], out, keep_results=False,
-                          on_line=lambda line, fps: self.registry.segment_done(camera_id, line, fps),
-                          on_status=lambda status: self.registry.set_status(camera_id, status))
+        recorder = CameraRecorder(running.camera, self.recording_hour_s)
+
+        def analysed(watch_id, segment, frames) -> bool:
+            recorder.add(watch_id, segment)
+            if not self.registry.watched(camera_id):
+                return False          # nobody watches its live view: nothing to draw
+            send_view(camera_id, watch_id, segment, frames)
+            return True               # the drawing deletes the segment file
+
+        watch = LiveWatch(running.camera["url"], out, keep_results=False,
+                          on_line=lambda line, fps: written(self.registry.segment_done(
+                              camera_id, {**line, "ingester": self.owner, "lease": token}, fps, token=token)),
+                          on_status=lambda status: written(self.registry.set_status(camera_id, status, token=token)),
+                          on_view=analysed, offers=lambda timeout: self.offers.next(camera_id, timeout))
         try:
             watch.run(stop)
         except WatchError as exc:
-            self.registry.set_status(camera_id, f"failed ({exc})")
+            written(self.registry.set_status(camera_id, f"failed ({exc})", token=token))
             stop.wait(RETRY_S)
         except Exception as exc:     # one camera's bug must not end the others
             log.exception("camera %s: the watch failed", camera_id)
-            self.registry.set_status(camera_id, f"failed (the watch failed: {exc})")
+            written(self.registry.set_status(camera_id, f"failed (the watch failed: {exc})", token=token))
             stop.wait(RETRY_S)
+        finally:
+            recorder.close()     # the watch's timeline ends here: what it recorded becomes a job

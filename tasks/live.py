@@ -11,8 +11,13 @@ video is drawn from the results at the end of a watch, as for a recording.
 from __future__ import annotations
 
 import json
+import logging
+import time
 from functools import lru_cache
 
+from redis.exceptions import RedisError
+
+from core import live_costs
 from tasks import runtime
 from tasks.app import app
 from tasks.gallery import job_matching
@@ -48,10 +53,15 @@ def watch_options(watch_id: str) -> dict:
 def live_segment(watch_id: str, index: int, segment: dict) -> dict:
     """segment: ``{pts, fps}`` (pts: its frames' times, ``TIMELINE`` ticks)."""
     options = watch_options(watch_id)
+    started = time.monotonic()
     result = pipeline.analyse_segment(runtime.store().local_path(piece_key(watch_id, index, "segment")),
                                       segment["pts"], TIMELINE, segment["fps"], _pipeline_config(options),
                                       job_matching(options).gallery)
     put_json(piece_key(watch_id, index, "analysis"), {
         "frames": result.frames, "tracks": result.tracks, "thumbnails": result.thumbnails,
         "stages": result.stages, "repaired_frames": result.repaired_frames, "damage": result.damage})
+    try:     # the autoscaler's cost per live frame; losing one sample loses nothing else
+        live_costs.record(app.backend.client, len(result.frames), time.monotonic() - started)
+    except RedisError as error:
+        logging.getLogger(__name__).warning("live segment cost not recorded: %s", error)
     return {"frames": len(result.frames), "stages": result.stages}

@@ -36,6 +36,7 @@ from tasks.gallery import job_matching
 from tasks.jobs import render_config, result_options
 from tasks.live import PIECES, live_key, options_key, piece_key
 from workers import media
+from workers.live.browser import BrowserSource, Offers
 from workers.live.segmenter import LiveSegment, RollingSegmenter
 from workers.live.source import CameraSource, CameraStatus
 from workers.live.stitch import LiveStitch
@@ -76,9 +77,15 @@ class LiveWatch:
     def __init__(self, url: str, out_dir: Path, options: dict | None = None, segment_seconds: float = 2.0,
                  transport: str = "tcp", open_timeout: float = 10.0, read_timeout: float = 5.0,
                  report: Callable[[str], None] | None = None, on_line: Callable[[dict, float], None] | None = None,
-                 on_status: Callable[[str], None] | None = None, keep_results: bool = True):
+                 on_status: Callable[[str], None] | None = None, keep_results: bool = True,
+                 on_view: Callable[[str, LiveSegment, list[list[dict]]], None] | None = None,
+                 offers: Offers | None = None):
         """report: receives one human-readable line per segment and per camera status;
-        on_line: each live.jsonl line and the camera's frame rate; on_status: each status.
+        on_line: each live.jsonl line and the camera's frame rate; on_status: each status;
+        on_view: each segment in order, with the watch id and its labelled faces per frame
+        (the live view's drawing, the recordings), while its files are there; True when it
+        took the segment file (to delete it itself);
+        offers: where a browser camera's (``webrtc://``) WebRTC offers come from.
         keep_results=False (a camera watched for good): no results.json or annotated.mp4 at
         the end, nothing kept per frame, and a camera that cannot be opened is waited for."""
         self.url, self.out_dir = url, Path(out_dir)
@@ -87,6 +94,7 @@ class LiveWatch:
         self.on_line = on_line or (lambda line, fps: None)
         self.on_status = on_status or (lambda status: None)
         self.keep_results = keep_results
+        self.on_view = on_view
         self.watch_id = uuid.uuid4().hex
         settings = runtime.settings()
         self.result_timeout_s = settings.segment_time_limit_s + 30
@@ -94,8 +102,15 @@ class LiveWatch:
         self.segmenter = RollingSegmenter(self.scratch, self._send, segment_seconds=segment_seconds)
         # The first connection must work (else the watch ends with its reason); after that,
         # a camera that drops is waited for.
-        self.camera = CameraSource(url, self.segmenter, transport=transport, open_timeout=open_timeout,
-                                   read_timeout=read_timeout, give_up_after=1 if keep_results else None)
+        if url.startswith("webrtc://"):
+            if offers is None:
+                raise WatchError(f"{url}: a browser camera publishes through the farm's web app "
+                                 "(register it with POST /api/v1/cameras and open its publish page)")
+            self.camera = BrowserSource(url, self.segmenter, offers, open_timeout=open_timeout,
+                                        read_timeout=read_timeout)
+        else:
+            self.camera = CameraSource(url, self.segmenter, transport=transport, open_timeout=open_timeout,
+                                       read_timeout=read_timeout, give_up_after=1 if keep_results else None)
         self.sent: deque[_Sent] = deque()
         self.outputs: list[SegmentOutput] = []
         self.received: list[LiveSegment] = []
@@ -205,9 +220,11 @@ class LiveWatch:
                 lines.write(json.dumps(line) + "\n")
             self.outputs.append(output)
             self.received.append(segment)
-        else:                      # ... and keeps no files of segments done
+        taken = self.on_view is not None and bool(self.on_view(self.watch_id, segment, update.frames))
+        if not self.keep_results:  # ... and keeps no files of segments done
             for piece in PIECES:
-                store.delete_prefix(piece_key(self.watch_id, segment.index, piece))
+                if piece != "segment" or not taken:
+                    store.delete_prefix(piece_key(self.watch_id, segment.index, piece))
         self.on_line(line, segment.fps)
         self.summary.segments += 1
         self.summary.frames += segment.frames

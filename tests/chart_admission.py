@@ -99,7 +99,16 @@ def scenarios(objects: list[dict], namespace: str) -> list[tuple[str, dict, bool
     other_release = _changed(worker, lambda p: p["metadata"]["labels"].update({"app.kubernetes.io/instance": "other"}))
     image = lambda pod: pod["spec"]["containers"][0].update(image="attacker/miner:latest")
     by_robot = lambda old, change, sub_resource="": request(robot, old, _changed(old, change), namespace, sub_resource)
-    return [
+    components = {o["spec"]["template"]["metadata"]["labels"].get("app.kubernetes.io/component")
+                  for o in objects if o["kind"] == "Deployment"}
+    more = []
+    if "worker-live" in components:
+        more.append(("the autoscaler marks a live worker idle",
+                     by_robot(pod_of(objects, "worker-live", namespace), _annotate(DELETION_COST, "-1000")), True))
+    if "camera-ingest" in components:      # not a worker it scales: a camera ingester is never its to mark
+        more.append(("the autoscaler marks a camera ingester",
+                     by_robot(pod_of(objects, "camera-ingest", namespace), _annotate(DELETION_COST, "1")), False))
+    return more + [
         ("the autoscaler marks a CPU worker idle", by_robot(worker, _annotate(DELETION_COST, "-1000")), True),
         ("the autoscaler changes a worker's deletion cost", by_robot(marked, _annotate(DELETION_COST, "-1000")), True),
         ("the autoscaler removes a worker's deletion cost", by_robot(marked, _annotate(DELETION_COST, None)), True),

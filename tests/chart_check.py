@@ -1,5 +1,5 @@
 """`make chart-check`: the Helm chart rendered offline (helm-python-sdk, no helm binary, no
-cluster) for the default values and a GPU-enabled values file, linted, every object validated
+cluster) for the default values, a GPU-enabled values file and one for cameras and webhooks, linted, every object validated
 with kubernetes-validate --strict for Kubernetes 1.30, the autoscaler's Role compared with
 what its code calls (``autoscaler.backends.kubernetes.API_USAGE``), and the security checks:
 no fixed credential in any Secret and each component's credentials (tests/chart_secrets.py),
@@ -26,7 +26,8 @@ from tests.chart_secrets import component_problems, fixed_credential_problems, l
 CHART = Path(__file__).resolve().parents[1] / "helm" / "vidfarm"
 KUBE_VERSION = "1.30.0"
 NAMESPACE = "farm"
-VALUE_FILES = {"default values": None, "GPU values (ci/gpu-values.yaml)": CHART / "ci" / "gpu-values.yaml"}
+VALUE_FILES = {"default values": None, "GPU values (ci/gpu-values.yaml)": CHART / "ci" / "gpu-values.yaml",
+               "live values (ci/live-values.yaml)": CHART / "ci" / "live-values.yaml"}
 
 
 def values_of(path: Path | None) -> dict:

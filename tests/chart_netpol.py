@@ -20,9 +20,18 @@ TCP, UDP = "TCP", "UDP"
 
 # Which component (or endpoint outside the release) may open connections to which. Everything
 # not listed must be refused: that is the point of the table.
-REDIS_CLIENTS = ("web", "worker-ingest", "worker-cpu", "worker-gpu", "beat", "autoscaler", "flower")
-DATABASE_CLIENTS = ("web", "worker-ingest", "worker-cpu", "worker-gpu", "db-migrate")
-STORAGE_CLIENTS = ("web", "worker-ingest", "worker-cpu", "worker-gpu")
+REDIS_CLIENTS = ("web", "worker-ingest", "worker-live", "worker-cpu", "worker-gpu", "camera-ingest", "beat",
+                 "autoscaler", "flower")
+DATABASE_CLIENTS = ("web", "worker-ingest", "worker-live", "worker-cpu", "worker-gpu", "camera-ingest", "autoscaler",
+                    "db-migrate")
+STORAGE_CLIENTS = ("web", "worker-ingest", "worker-live", "worker-cpu", "worker-gpu", "camera-ingest")
+# A camera on the office network (in the chart's default camera ranges) with RTSP and a web
+# page; only the camera ingester may open its RTSP port. The alert webhooks' receivers are on
+# the internet: only the ingest workers, which deliver alerts, may reach them, on HTTPS, and
+# only when webhooks are set.
+CAMERA = ("camera", "192.168.1.64", ((554, TCP), (80, TCP)))
+CAMERA_RTSP = {(554, TCP)}
+WEBHOOK_PORTS = {(443, TCP)}
 SERVERS = ("redis", "postgresql")        # they call nobody, not even DNS
 
 
@@ -149,6 +158,7 @@ def world(objects: list[dict], values: dict, namespace: str) -> tuple[Cluster, l
         Endpoint("stranger-elsewhere", "10.244.3.2", "other", {"app.kubernetes.io/component": "web"}),
         Endpoint("api-server", "192.0.2.1", ports=((443, TCP), (6443, TCP))),
         Endpoint("internet", "203.0.113.7", ports=((80, TCP), (443, TCP))),
+        Endpoint(CAMERA[0], CAMERA[1], ports=CAMERA[2]),
     ]
     external = (values.get("networkPolicy") or {}).get("external") or {}
     for kind, rules in external.items():
@@ -166,6 +176,11 @@ def world(objects: list[dict], values: dict, namespace: str) -> tuple[Cluster, l
     # networkPolicy.apiServer: by default 0.0.0.0/0 on 443 and 6443, which cannot tell the API
     # server from the internet on those ports; docs/security-chart.md says to narrow it.
     allowed |= {("autoscaler", "api-server"): None, ("autoscaler", "internet"): {(443, TCP)}}
+    allowed |= {("camera-ingest", "camera"): CAMERA_RTSP}
+    if ((values.get("alerts") or {}).get("webhooks") or {}).get("urls"):
+        # HTTPS to any public address cannot tell a receiver from an API server with a public
+        # address (the workers hold no token for it: automountServiceAccountToken is false).
+        allowed |= {("worker-ingest", "internet"): WEBHOOK_PORTS, ("worker-ingest", "api-server"): WEBHOOK_PORTS}
     namespaces = {ns: {"kubernetes.io/metadata.name": ns}
                   for ns in (namespace, "ingress-nginx", "kube-system", "other")}
     policies = [o for o in objects if o["kind"] == "NetworkPolicy"]

@@ -21,6 +21,7 @@ import socket
 import subprocess
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from cli.redis_server import free_port
@@ -238,3 +239,23 @@ def wait_until(condition, timeout: float, what: str, poll: float = 0.05):
             return value
         time.sleep(poll)
     raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+
+
+@contextmanager
+def running_ingest(registry, **options):
+    """The camera ingester (``CameraIngest``) in a thread of this process, watching only the
+    cameras the test registers (others left by earlier tests are deleted first); stopped, and
+    its watches ended, on the way out."""
+    from tasks.camera_ingest import CameraIngest
+
+    for other in registry.cameras():
+        registry.delete(other["id"])
+    stop = threading.Event()
+    ingest = CameraIngest(registry, poll_s=0.2, **options)
+    runner = threading.Thread(target=ingest.run, args=(stop,), daemon=True)
+    runner.start()
+    try:
+        yield ingest
+    finally:
+        stop.set()
+        runner.join(60)

@@ -85,3 +85,40 @@ def test_statuses_never_show_a_password():
     assert redacted("rtsp://10.0.0.5/stream1") == "rtsp://10.0.0.5/stream1"
     assert redacted("rtsp://[::1]:8554/a:b@c") == "rtsp://[::1]:8554/a:b@c"     # an @ in the path is no login
     assert redacted("rtsp://user:p@ss@cam/1") == "rtsp://user:***@cam/1"
+
+
+def test_the_live_view_lists_the_newest_pieces_and_says_which_fell_off(registry):
+    from core.cameras import VIEW_KEPT
+
+    camera_id = registry.add("View", "rtsp://cam/view")["id"]
+    start = registry.last_event_id(camera_id)
+    dropped = [registry.view_ready(camera_id, {"watch": "w", "segment": n}) for n in range(VIEW_KEPT + 2)]
+    assert [p["segment"] for p in registry.view(camera_id)] == list(range(2, VIEW_KEPT + 2))
+    assert dropped[:VIEW_KEPT] == [[]] * VIEW_KEPT and dropped[VIEW_KEPT:] == [[{"watch": "w", "segment": 0}],
+                                                                             [{"watch": "w", "segment": 1}]]
+    events = registry.events(camera_id, start, block_ms=10)
+    assert [data["segment"] for _, kind, data in events if kind == "view"] == list(range(VIEW_KEPT + 2))
+    registry.delete(camera_id)
+    # A piece drawn after its camera was deleted: nothing kept, and its file is to go.
+    assert registry.view_ready(camera_id, {"watch": "w", "segment": 99}) == [{"watch": "w", "segment": 99}]
+    assert registry.redis.keys(f"*{camera_id}*") == []
+
+
+def test_recent_events_of_one_kind_newest_first(registry):
+    camera_id = registry.add("Recent", "rtsp://cam/recent")["id"]
+    for n in range(5):
+        registry.publish(camera_id, "alert", {"n": n})
+        registry.publish(camera_id, "segment", {"n": n})
+    assert registry.recent(camera_id, "alert", 3) == [{"n": 4}, {"n": 3}, {"n": 2}]
+    assert registry.recent(camera_id, "status", 3) == []
+    registry.delete(camera_id)
+
+
+def test_a_live_view_is_watched_for_a_while_after_a_page_said_so(registry):
+    camera_id = registry.add("Watched", "rtsp://cam/watched")["id"]
+    assert not registry.watched(camera_id)
+    registry.mark_watched(camera_id)
+    assert registry.watched(camera_id) and 0 < registry.redis.ttl(f"vidfarm:camera:{camera_id}:watched") <= 30
+    registry.delete(camera_id)
+    registry.mark_watched(camera_id)                        # a page still open after the delete
+    assert registry.redis.keys(f"*{camera_id}*") == []

@@ -69,7 +69,7 @@ def test_gpu_values_add_a_gpu_worker_on_gpu_nodes(default_objects, gpu_objects):
     assert spec["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in spec["tolerations"]
     autoscaler = named(gpu_objects, "Deployment", "-autoscaler")["spec"]["template"]["spec"]["containers"][0]
-    assert autoscaler["command"][-1] == "cpu,gpu"
+    assert autoscaler["command"][-1] == "live,cpu,gpu"
     env = {e["name"]: e.get("value") for e in autoscaler["env"]}
     assert env["VIDFARM_AUTOSCALE_GPU__DEPLOYMENT"] == "vidfarm-worker-gpu"
     assert env["VIDFARM_AUTOSCALE_GPU__MAX_REPLICAS"] == "4"
@@ -283,6 +283,8 @@ def test_a_policy_that_lets_workers_out_is_caught(default_objects):
                         "network: worker-cpu -> api-server:6443/TCP allowed but must be refused",
                         "network: worker-cpu -> internet:80/TCP allowed but must be refused",
                         "network: worker-cpu -> internet:443/TCP allowed but must be refused",
+                        "network: worker-cpu -> camera:554/TCP allowed but must be refused",
+                        "network: worker-cpu -> camera:80/TCP allowed but must be refused",
                         "network: no NetworkPolicy isolates worker-cpu"]      # web, Redis: their own ingress rules
     # with the default deny still there the worker is cut off, even from what it needs
     problems = chart_netpol.connectivity_problems(without_policy(default_objects, "vidfarm-worker-cpu"), {}, "farm")
@@ -362,7 +364,7 @@ def test_the_autoscaler_may_change_only_the_deletion_cost_of_workers(default_obj
         "request.userInfo.username == 'system:serviceaccount:farm:vidfarm-autoscaler'"
     binding = named(default_objects, "ValidatingAdmissionPolicyBinding", "-farm-autoscaler-pods")
     assert binding["spec"]["policyName"] == policy["metadata"]["name"]
-    assert len(chart_admission.scenarios(default_objects, "farm")) == 15
+    assert len(chart_admission.scenarios(default_objects, "farm")) == 17     # with the live worker and ingester
 
 
 def test_a_policy_bound_to_another_account_is_caught(default_objects):

@@ -58,6 +58,10 @@ def test_tracks_join_across_borders_but_not_across_a_gap(ada):
     whole = assemble_results({}, Fraction(1, 10), 0, segments, {}, gallery, options)
     frame_tracks = [face["track"] for frame in whole["frames"] for face in frame["faces"]]
     assert frame_tracks == [1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 3]   # the same numbers as live
+    # What the live view draws: each face with the camera's track and its identity so far.
+    live_faces = [(face["track"], face["identity"]) for u in updates for frame in u.frames for face in frame]
+    assert live_faces == [(face["track"], face["identity"]) for frame in whole["frames"] for face in frame["faces"]]
+    assert live_faces[0] == (1, "Ada") and live_faces[-1] == (3, None)
     assert [(t["track"], t["first_frame"], t["last_frame"]) for t in whole["tracks"]] == \
         [(1, 0, 5), (2, 6, 10), (3, 11, 11)]
     assert [(a["track"], a["frame"]) for a in whole["alerts"]] == [(1, 0), (2, 6)]

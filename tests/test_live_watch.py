@@ -146,6 +146,14 @@ def test_watch_a_url_it_cannot_open_exits_1_with_one_line(tmp_path, server):
     assert not (tmp_path / "out" / "results.json").exists()
 
 
+def test_watch_says_a_browser_camera_publishes_to_a_farm(tmp_path):
+    run = subprocess.run(watch_command("webrtc://browser", tmp_path / "out"), capture_output=True, text=True,
+                         env=child_env(VIDFARM_DATA_DIR=str(tmp_path / "data")), timeout=60)
+    assert run.returncode == 1
+    [line] = run.stderr.strip().splitlines()
+    assert line.startswith("vidfarm: error: webrtc://browser: a browser camera publishes to a farm"), line
+
+
 def test_live_segments_go_before_queued_batch_work(tmp_path):
     """A worker serving live,ingest,cpu takes every waiting live task before any batch task
     (kombu's default order would rotate between the queues after each task)."""

@@ -250,6 +250,14 @@ def test_a_0_1_database_keeps_every_row_through_the_upgrade(new_database, tmp_pa
         found = client.get("/api/v1/identities/alice/appearances", headers=bearer).get_json()
         assert [(a["job"], a["track"], a["first_t"], a["thumbnail"]) for a in found] == [(job, 1, 0.0, None)]
         assert client.get(f"/api/v1/jobs/{job}", headers=bearer).get_json()["alerts"] == 1
+
+        # 0005_recordings: the old job is an upload (no camera, no capture time), so the
+        # recordings' retention never deletes it, however old it is.
+        from datetime import datetime, timedelta, timezone
+
+        old_job = runtime.records().get_job(job)
+        assert (old_job.camera_id, old_job.recorded_at) == (None, None)
+        assert runtime.records().recordings_before(datetime.now(timezone.utc) + timedelta(days=36500)) == []
     finally:
         runtime.records().engine.dispose()
         restore_environment()

@@ -52,6 +52,7 @@ def create_app(settings: Settings | None = None) -> APIFlask:
     from web.api_people import people_api
     from web.api_users import users_api
     from web.alerts_ui import alerts_ui
+    from web.cameras_ui import cameras_ui
     from web.people import people
     from web.auth import auth, guard, limiter, login_manager
     from web.gallery import gallery
@@ -83,6 +84,7 @@ def create_app(settings: Settings | None = None) -> APIFlask:
     app.register_blueprint(people)
     app.register_blueprint(people_api)
     app.register_blueprint(alerts_ui)
+    app.register_blueprint(cameras_ui)
     app.register_blueprint(alerts_api)
     app.register_blueprint(users_api)
     app.register_blueprint(metrics)

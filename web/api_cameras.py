@@ -12,12 +12,14 @@ import re
 import time
 
 from apiflask import APIBlueprint, Schema, abort
-from apiflask.fields import Float, String
-from apiflask.validators import Length, Range, Regexp
-from flask import Response, current_app, request, stream_with_context
+from apiflask.fields import Boolean, Float, Integer, String
+from apiflask.validators import Length, OneOf, Range, Regexp
+from flask import Response, current_app, request, send_file, stream_with_context
 
-from core.cameras import (MAX_URL, NAME_PATTERN, NAME_RULE, URL_PATTERN, URL_RULE, CameraError, CameraRegistry,
-                          redacted)
+from core.camera_offers import CameraOffers, OfferError
+from core.cameras import (MAX_URL, NAME_PATTERN, NAME_RULE, URL_PATTERN, URL_RULE, WATCHED_S, CameraError,
+                          CameraRegistry, redacted, view_piece_key)
+from tasks import runtime
 from web.api import error_responses
 from web.auth import token_auth
 from web.schemas import ERROR_SCHEMA
@@ -25,7 +27,9 @@ from web.schemas import ERROR_SCHEMA
 cameras = APIBlueprint("cameras", __name__, url_prefix="/api/v1", tag="cameras")
 
 KEEP_ALIVE_S = 15.0
+ANSWER_WAIT_S = 15.0     # the ingester polls for offers every second; ICE gathering on its side is quick
 EVENT_ID = re.compile(r"^\d+-\d+$")
+WATCH_ID = re.compile(r"^[0-9a-f]{32}$")
 NO_CAMERA = {404: {"description": "No such camera", "content": {"application/json": {"schema": ERROR_SCHEMA}}}}
 
 
@@ -51,13 +55,42 @@ class CameraOut(Schema):
     latency_p95_s = Float(required=True, allow_none=True, metadata={"description": "... and 95th percentile."})
 
 
+class ViewPiece(Schema):
+    watch = String(required=True, metadata={"description": "The ingester's watch of the camera (new after a restart)."})
+    segment = Integer(required=True, metadata={"description": "The segment's number within the watch."})
+    url = String(required=True, metadata={"description": "The piece: a fragmented MP4 with its own init segment."})
+    captured_at = Float(required=True, metadata={"description": "Unix seconds its first frame was captured."})
+    ready_at = Float(required=True, metadata={"description": "Unix seconds it was drawn."})
+    duration_s = Float(required=True)
+    frames = Integer(required=True)
+    first_frame = Integer(required=True)
+    width = Integer(required=True)
+    height = Integer(required=True)
+    codec = String(required=True, metadata={"description": "For MediaSource: video/mp4; codecs=\"...\"."})
+
+
+class OfferIn(Schema):
+    type = String(required=True, validate=OneOf(["offer"]))
+    sdp = String(required=True, validate=Length(1, 64 * 1024),
+                 metadata={"description": "The browser's session description, ICE candidates included "
+                                          "(wait for gathering to complete: the server takes no trickle)."})
+
+
+class AnswerOut(Schema):
+    type = String(required=True)
+    sdp = String(required=True)
+
+
 class EventsQuery(Schema):
     wait = Float(load_default=300.0, validate=Range(0.1, 3600),
                  metadata={"description": "Seconds the stream stays open (an EventSource reconnects by itself, "
                                           "with Last-Event-ID, and misses nothing still kept)."})
+    view = Boolean(load_default=False,
+                   metadata={"description": "Keep the camera's live view drawn while this stream is open "
+                                            "(pieces are drawn only while someone watches)."})
 
 
-def _registry() -> CameraRegistry:
+def camera_registry() -> CameraRegistry:
     redis_url = current_app.config["VIDFARM_SETTINGS"].redis_url
     if not redis_url:
         abort(503, "cameras need the farm's Redis (REDIS_URL is not set)")
@@ -67,11 +100,11 @@ def _registry() -> CameraRegistry:
     return registry
 
 
-def _view(registry: CameraRegistry, camera: dict) -> dict:
+def camera_status(registry: CameraRegistry, camera: dict) -> dict:
     return {**camera, "url": redacted(camera["url"]), **registry.state(camera["id"])}
 
 
-def _camera_or_404(registry: CameraRegistry, camera_id: str) -> dict:
+def camera_or_404(registry: CameraRegistry, camera_id: str) -> dict:
     camera = registry.get(camera_id)
     if camera is None:
         abort(404, f"no camera {camera_id}")
@@ -85,12 +118,12 @@ def _camera_or_404(registry: CameraRegistry, camera_id: str) -> dict:
 @cameras.doc(summary="Register a camera; the ingester starts watching it",
              responses={**error_responses(400, 403)})
 def create_camera(body):
-    registry = _registry()
+    registry = camera_registry()
     try:
         camera = registry.add(body["name"], body["url"])
     except CameraError as exc:
         abort(400, str(exc))
-    return _view(registry, camera), 201, {"Location": f"/api/v1/cameras/{camera['id']}"}
+    return camera_status(registry, camera), 201, {"Location": f"/api/v1/cameras/{camera['id']}"}
 
 
 @cameras.get("/cameras")
@@ -98,8 +131,8 @@ def create_camera(body):
 @cameras.output(CameraOut(many=True))
 @cameras.doc(summary="Every camera with its status, frame rate and latency")
 def list_cameras():
-    registry = _registry()
-    return [_view(registry, camera) for camera in registry.cameras()]
+    registry = camera_registry()
+    return [camera_status(registry, camera) for camera in registry.cameras()]
 
 
 @cameras.get("/cameras/<camera_id>")
@@ -107,8 +140,8 @@ def list_cameras():
 @cameras.output(CameraOut)
 @cameras.doc(summary="One camera", responses=NO_CAMERA)
 def get_camera(camera_id: str):
-    registry = _registry()
-    return _view(registry, _camera_or_404(registry, camera_id))
+    registry = camera_registry()
+    return camera_status(registry, camera_or_404(registry, camera_id))
 
 
 @cameras.delete("/cameras/<camera_id>")
@@ -116,7 +149,7 @@ def get_camera(camera_id: str):
 @cameras.output({}, status_code=204)
 @cameras.doc(summary="Delete a camera: the ingester stops watching it", responses={**error_responses(403), **NO_CAMERA})
 def delete_camera(camera_id: str):
-    if not _registry().delete(camera_id):
+    if not camera_registry().delete(camera_id):
         abort(404, f"no camera {camera_id}")
     return "", 204
 
@@ -131,23 +164,28 @@ def delete_camera(camera_id: str):
                               "content": {"text/event-stream": {"schema": {"type": "string"}}}},
                         **error_responses(400, 403), **NO_CAMERA})
 def camera_events(camera_id: str, query):
-    registry = _registry()
-    _camera_or_404(registry, camera_id)
+    registry = camera_registry()
+    camera_or_404(registry, camera_id)
     after = request.headers.get("Last-Event-ID") or registry.last_event_id(camera_id)
     if not EVENT_ID.match(after):
         abort(400, f"invalid Last-Event-ID {after!r}")
-    return Response(stream_with_context(_stream(registry, camera_id, after, query["wait"])),
+    return Response(stream_with_context(_stream(registry, camera_id, after, query["wait"], query["view"])),
                     mimetype="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
-def _stream(registry: CameraRegistry, camera_id: str, after: str, wait_s: float):
+def _stream(registry: CameraRegistry, camera_id: str, after: str, wait_s: float, view: bool):
     deadline = time.monotonic() + wait_s
-    quiet_since = time.monotonic()
+    quiet_since, marked = time.monotonic(), None
     yield "retry: 2000\n\n"
     while time.monotonic() < deadline:
+        if view and (marked is None or time.monotonic() - marked >= WATCHED_S / 3):
+            registry.mark_watched(camera_id)
+            marked = time.monotonic()
         block_ms = max(1, min(1000, round(1000 * (deadline - time.monotonic()))))
         events = registry.events(camera_id, after, block_ms=block_ms)
         for event_id, kind, data in events:
+            if kind == "view":
+                data = piece_view(camera_id, data)
             yield f"id: {event_id}\nevent: {kind}\ndata: {json.dumps(data)}\n\n"
             after, quiet_since = event_id, time.monotonic()
         if events:
@@ -158,3 +196,73 @@ def _stream(registry: CameraRegistry, camera_id: str, after: str, wait_s: float)
         if time.monotonic() - quiet_since >= KEEP_ALIVE_S:
             yield ": keep-alive\n\n"
             quiet_since = time.monotonic()
+
+
+def piece_view(camera_id: str, piece: dict) -> dict:
+    """A live-view piece as the API and the ``view`` events give it: with its URL."""
+    return {**piece, "url": f"/api/v1/cameras/{camera_id}/view/{piece['watch']}/{piece['segment']}.mp4"}
+
+
+@cameras.get("/cameras/<camera_id>/view")
+@cameras.auth_required(token_auth, roles=["viewer"])
+@cameras.output(ViewPiece(many=True))
+@cameras.doc(summary="The newest pieces of the camera's live view (annotated video a few seconds behind live), "
+                     "oldest first; the events stream announces each new one as a view event",
+             responses=NO_CAMERA)
+def camera_view(camera_id: str):
+    registry = camera_registry()
+    camera_or_404(registry, camera_id)
+    return [piece_view(camera_id, piece) for piece in registry.view(camera_id)]
+
+
+@cameras.get("/cameras/<camera_id>/view/<watch>/<int:segment>.mp4")
+@cameras.auth_required(token_auth, roles=["viewer"])
+@cameras.doc(summary="One piece of the live view (fragmented MP4); gone a few pieces later",
+             responses={200: {"description": "video/mp4", "content": {"video/mp4": {"schema": {"type": "string"}}}},
+                        **NO_CAMERA})
+def camera_view_piece(camera_id: str, watch: str, segment: int):
+    registry = camera_registry()
+    camera_or_404(registry, camera_id)
+    listed = {(p["watch"], p["segment"]) for p in registry.view(camera_id)}
+    if not WATCH_ID.match(watch) or (watch, segment) not in listed:
+        abort(404, f"no piece {watch}/{segment} of camera {camera_id} (pieces are kept for a few seconds)")
+    try:
+        path = runtime.store().local_path(view_piece_key(watch, segment))
+    except FileNotFoundError:   # listed a moment ago; a newer piece pushed it out since
+        abort(404, f"piece {watch}/{segment} of camera {camera_id} is gone")
+    return send_file(path, mimetype="video/mp4")
+
+
+def exchange_offer(camera_id: str, offer: dict) -> tuple[dict, int]:
+    """Hand a browser camera's WebRTC offer to its ingester; its answer, or why not, and a status."""
+    registry = camera_registry()
+    camera = camera_or_404(registry, camera_id)
+    if not camera["url"].startswith("webrtc://"):
+        return {"error": f"camera {camera_id} is not a browser camera (its stream is pulled from its URL)"}, 409
+    try:
+        answer = CameraOffers(registry.redis).exchange(camera_id, offer, ANSWER_WAIT_S)
+    except OfferError as exc:
+        return {"error": str(exc)}, 400
+    if answer is None:
+        return {"error": f"no ingester answered within {ANSWER_WAIT_S:g} s (is `vidfarm ingest` running?)"}, 504
+    if "error" in answer:
+        return {"error": answer["error"]}, 400
+    return answer, 200
+
+
+@cameras.post("/cameras/<camera_id>/offer")
+@cameras.auth_required(token_auth, roles=["operator"])
+@cameras.input(OfferIn, location="json", arg_name="body")
+@cameras.output(AnswerOut)
+@cameras.doc(summary="Publish to a browser camera (webrtc://): a WebRTC offer in, the ingester's answer out; "
+                     "the video then flows to the ingester directly",
+             responses={**error_responses(400, 403), **NO_CAMERA,
+                        409: {"description": "Not a browser camera",
+                              "content": {"application/json": {"schema": ERROR_SCHEMA}}},
+                        504: {"description": "No ingester answered",
+                              "content": {"application/json": {"schema": ERROR_SCHEMA}}}})
+def camera_offer(camera_id: str, body):
+    answer, status = exchange_offer(camera_id, body)
+    if status != 200:
+        abort(status, answer["error"])
+    return answer

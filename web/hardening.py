@@ -18,9 +18,9 @@ UPLOAD_ROUTES = {"ui.upload": "operator", "api.create_job": "operator",
                  "gallery.enrol": "admin", "identities.enrol": "admin", "people.add_photo": "admin"}
 
 # No inline script or style, no plugins, no framing; images may be data: URLs (the face crops
-# shown right after an enrolment are).
-CONTENT_SECURITY_POLICY = ("default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
-                           "form-action 'self'; frame-ancestors 'none'")
+# shown right after an enrolment are); video may be a blob: URL (the live view's MediaSource).
+CONTENT_SECURITY_POLICY = ("default-src 'self'; img-src 'self' data:; media-src 'self' blob:; object-src 'none'; "
+                           "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 
 
 def limit_body():

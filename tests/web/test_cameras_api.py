@@ -84,6 +84,35 @@ def test_events_are_sent_once_and_resumed_after_the_last_seen(client, accounts_b
     registry.delete(camera_id)
 
 
+def test_live_view_pieces_are_listed_and_served_only_while_kept(client, accounts_by_role, registry, farm):
+    import io
+
+    from core.cameras import view_piece_key
+    from tasks import runtime
+
+    viewer = accounts_by_role["viewer"].auth
+    camera_id = registry.add("Stairs", "rtsp://cam/stairs")["id"]
+    watch = "ab" * 16
+    store, content = runtime.store(), b"\x00\x00\x00\x18ftypiso5"
+    store.put_stream(view_piece_key(watch, 3), io.BytesIO(content))
+    registry.view_ready(camera_id, {"watch": watch, "segment": 3, "captured_at": 10.0, "ready_at": 13.0,
+                                    "duration_s": 2.0, "frames": 30, "first_frame": 90, "width": 640,
+                                    "height": 360, "codec": "avc1.64001E"})
+    listed = client.get(f"/api/v1/cameras/{camera_id}/view", headers=viewer).json
+    assert [p["url"] for p in listed] == [f"/api/v1/cameras/{camera_id}/view/{watch}/3.mp4"]
+    piece = client.get(listed[0]["url"], headers=viewer)
+    assert piece.status_code == 200 and piece.mimetype == "video/mp4" and piece.data == content
+    # Only listed pieces: not another number, another watch, a path, or another camera's.
+    for url in (f"/api/v1/cameras/{camera_id}/view/{watch}/4.mp4", f"/api/v1/cameras/{camera_id}/view/{'cd' * 16}/3.mp4",
+                f"/api/v1/cameras/{camera_id}/view/..%2F..%2Fsecret/3.mp4", f"/api/v1/cameras/nope/view/{watch}/3.mp4"):
+        response = client.get(url, headers=viewer)
+        assert response.status_code == 404 and "\n" not in response.json["error"], url
+    store.delete_prefix(view_piece_key(watch, 3))     # listed, but its file went (a newer piece pushed it out)
+    assert client.get(listed[0]["url"], headers=viewer).status_code == 404
+    assert client.get(f"/api/v1/cameras/nope/view", headers=viewer).status_code == 404
+    registry.delete(camera_id)
+
+
 def test_a_camera_watched_end_to_end_and_deleted_while_live(farm, client, accounts_by_role, registry, tmp_path):
     """The ingester watches what the API registers: status, frame rate, latency and events
     with faces; deleting the camera while it is live stops its watch and ends its events."""
@@ -104,6 +133,7 @@ def test_a_camera_watched_end_to_end_and_deleted_while_live(farm, client, accoun
         try:
             camera_id = client.post("/api/v1/cameras", json={"name": "Entrance", "url": camera.url},
                                     headers=operator).json["id"]
+            registry.mark_watched(camera_id)       # as a page showing its live view does: pieces are drawn
             start = registry.last_event_id(camera_id)
             view = wait_until(lambda: (lambda v: v if v["latency_p50_s"] is not None else None)(
                 client.get(f"/api/v1/cameras/{camera_id}", headers=viewer).json), 120, "a processed segment")
@@ -121,7 +151,14 @@ def test_a_camera_watched_end_to_end_and_deleted_while_live(farm, client, accoun
                 f"/api/v1/cameras/{camera_id}/events?wait=0.5", headers={**viewer, "Last-Event-ID": start}
             ).get_data(as_text=True)) if e["event"] == "segment"]) >= 4, 60, "four segments")
             kept = list((farm.data_dir / "blobs" / "live").glob("*/segments/*"))
-            assert len(kept) <= 2, kept          # those in flight, not those done
+            assert len(kept) <= 3, kept          # those in flight (analysed or drawn), not those done
+            # ... and a few drawn pieces of its live view, each listed (the rest are deleted).
+            from core.cameras import VIEW_KEPT
+
+            drawn = list((farm.data_dir / "blobs" / "live").glob("*/view/*.mp4"))
+            assert 0 < len(drawn) <= VIEW_KEPT + 1, drawn
+            listed = client.get(f"/api/v1/cameras/{camera_id}/view", headers=viewer).json
+            assert listed and client.get(listed[-1]["url"], headers=viewer).data[4:8] == b"ftyp"
 
             watching = ingest.running[camera_id]
             assert client.delete(f"/api/v1/cameras/{camera_id}", headers=operator).status_code == 204

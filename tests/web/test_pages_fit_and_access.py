@@ -101,7 +101,7 @@ def test_the_menu_wraps_on_a_phone_and_keeps_every_link_visible(browser, live_se
     page = context.new_page()
     try:
         log_in(page, live_server, accounts_by_role["admin"].username)
-        for link in ("Jobs", "Upload", "Gallery", "Alerts", "Users", "Log out"):
+        for link in ("Jobs", "Upload", "Gallery", "Alerts", "Cameras", "Users", "Log out"):
             box = page.get_by_role("link" if link != "Log out" else "button", name=link, exact=True).bounding_box()
             assert box and box["x"] >= 0 and box["x"] + box["width"] <= 390, link
         name = page.locator(f"nav a:has-text('{accounts_by_role['admin'].username}')").bounding_box()

@@ -26,6 +26,9 @@ class SegmentUpdate:
     faces: int                                         # face detections over the segment's frames
     tracks: list[dict] = field(default_factory=list)   # {track, identity, similarity, first_frame, last_frame}
     alerts: list[dict] = field(default_factory=list)   # raised by this segment, never announced before
+    # Per frame: its faces as results.json will have them (the camera's track numbers, the
+    # tracks' identities and mask votes so far): what the live view draws.
+    frames: list[list[dict]] = field(default_factory=list)
 
 
 class LiveStitch:
@@ -70,4 +73,19 @@ class LiveStitch:
             faces=sum(len(faces) for faces in segment.frames),
             tracks=[{key: s[key] for key in ("track", "identity", "best_similarity", "first_frame", "last_frame")}
                     for s in summaries],
-            alerts=alerts)
+            alerts=alerts, frames=_labelled(segment.frames, ids, summaries))
+
+
+def _labelled(frames: list[list[dict]], ids: dict[int, int], summaries: list[dict]) -> list[list[dict]]:
+    """A segment's faces with the camera's tracks, as ``assemble_results`` labels a file's."""
+    by_track = {s["track"]: s for s in summaries}
+    labelled = []
+    for faces in frames:
+        labelled.append([])
+        for face in faces:
+            summary = by_track.get(ids.get(face["track"]))
+            face = dict(face, track=None) if summary is None else dict(
+                face, track=summary["track"], identity=summary["identity"], similarity=summary["best_similarity"],
+                mask=summary["mask"], mask_score=summary["_mask_score"])
+            labelled[-1].append(face)
+    return labelled

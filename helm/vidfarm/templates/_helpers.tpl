@@ -28,9 +28,10 @@ app.kubernetes.io/component: {{ .component }}
 {{/* The components of this release that run, in one list (the NetworkPolicies follow it). */}}
 {{- define "vidfarm.components" -}}
 {{- $c := list "web" -}}
-{{- range $kind := list "ingest" "cpu" "gpu" -}}
+{{- range $kind := list "ingest" "live" "cpu" "gpu" -}}
 {{- if (index $.Values.workers $kind).enabled -}}{{- $c = append $c (printf "worker-%s" $kind) -}}{{- end -}}
 {{- end -}}
+{{- if .Values.cameraIngest.enabled -}}{{- $c = append $c "camera-ingest" -}}{{- end -}}
 {{- if .Values.beat.enabled -}}{{- $c = append $c "beat" -}}{{- end -}}
 {{- if .Values.autoscaler.enabled -}}{{- $c = append $c "autoscaler" -}}{{- end -}}
 {{- if .Values.flower.enabled -}}{{- $c = append $c "flower" -}}{{- end -}}
@@ -124,6 +125,15 @@ the chart's own PostgreSQL would start on an empty database: refuse, and say wha
 - name: DATABASE_URL
   valueFrom:
     secretKeyRef: {name: {{ . }}, key: {{ $.Values.database.external.existingSecretKey }}}
+{{- end }}
+{{- end -}}
+
+{{/* The alert webhooks' signing key from the operator's own Secret (alerts.webhooks.existingSecret), as env */}}
+{{- define "vidfarm.webhookEnv" -}}
+{{- with .Values.alerts.webhooks.existingSecret }}
+- name: VIDFARM_ALERT_WEBHOOK_SECRET
+  valueFrom:
+    secretKeyRef: {name: {{ . }}, key: {{ $.Values.alerts.webhooks.existingSecretKey }}}
 {{- end }}
 {{- end -}}
 

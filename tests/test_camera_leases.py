@@ -1,0 +1,109 @@
+"""Camera leases (``core.camera_leases``) and the fence on the registry's writes, in a real Redis."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from cli.redis_server import RedisServer
+from core.camera_leases import CameraLeases, lease_key
+from core.cameras import CameraRegistry
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory):
+    with RedisServer(tmp_path_factory.mktemp("redis")) as server:
+        yield CameraRegistry.from_url(server.url)
+
+
+def line(segment: int) -> dict:
+    return {"segment": segment, "first_frame": 30 * segment, "frames": 30, "captured_at": 100.0 + segment,
+            "ready_at": 102.0 + segment, "latency_s": 2.0, "faces": 1, "alerts": [
+                {"kind": "no_mask", "track": 1, "frame": 30 * segment, "t": 0.0, "detail": "no mask"}]}
+
+
+def test_one_owner_at_a_time_and_a_new_token_for_each(registry):
+    camera_id = registry.add("Lease", "rtsp://cam/lease")["id"]
+    a, b = CameraLeases(registry.redis, "a", lease_s=5), CameraLeases(registry.redis, "b", lease_s=5)
+    token = a.acquire(camera_id)
+    assert token == 1 and a.acquire(camera_id) == token      # held already: the same token, renewed
+    assert b.acquire(camera_id) is None and a.holder(camera_id) == ("a", 1)
+    assert a.renew(camera_id, token) and not b.renew(camera_id, token) and not a.renew(camera_id, token + 1)
+    b.release(camera_id, token)                               # not b's to give back
+    assert a.holder(camera_id) == ("a", 1)
+    a.release(camera_id, token)
+    assert a.holder(camera_id) is None
+    assert b.acquire(camera_id) == 2 and not a.renew(camera_id, token)
+    registry.delete(camera_id)
+    assert registry.redis.keys(f"*{camera_id}*") == []
+
+
+def test_an_expired_lease_goes_to_the_next_replica(registry):
+    camera_id = registry.add("Expiry", "rtsp://cam/expiry")["id"]
+    a, b = CameraLeases(registry.redis, "a", lease_s=5), CameraLeases(registry.redis, "b", lease_s=5)
+    old = a.acquire(camera_id)
+    registry.redis.pexpire(lease_key(camera_id), 1)           # a stopped renewing a lease time ago
+    time.sleep(0.01)
+    new = b.acquire(camera_id)
+    assert new == old + 1 and not a.renew(camera_id, old) and a.acquire(camera_id) is None
+    assert 0 < registry.redis.pttl(lease_key(camera_id)) <= 5000
+    registry.delete(camera_id)
+
+
+def test_the_fence_refuses_a_stale_owners_writes(registry):
+    camera_id = registry.add("Fence", "rtsp://cam/fence")["id"]
+    a, b = CameraLeases(registry.redis, "a", lease_s=5), CameraLeases(registry.redis, "b", lease_s=5)
+    old = a.acquire(camera_id)
+    start = registry.last_event_id(camera_id)
+    assert registry.set_status(camera_id, "live", token=old)
+    assert registry.segment_done(camera_id, line(0), 15.0, token=old)
+    registry.redis.delete(lease_key(camera_id))               # a's lease ran out while it stalled
+    new = b.acquire(camera_id)
+    assert registry.segment_done(camera_id, line(1), 15.0, token=new)
+    before = (registry.state(camera_id), registry.events(camera_id, start, block_ms=10))
+    # a wakes up and carries on: its status, segment and alert are refused and change nothing.
+    assert not registry.segment_done(camera_id, line(2), 12.0, token=old)
+    assert not registry.set_status(camera_id, "reconnecting (stale)", token=old)
+    assert (registry.state(camera_id), registry.events(camera_id, start, block_ms=10)) == before
+    events = before[1]
+    assert [(kind, data.get("segment")) for _, kind, data in events] == \
+        [("status", None), ("segment", 0), ("alert", None), ("segment", 1), ("alert", None)]
+    assert registry.state(camera_id)["fps"] == 15.0
+    # Writes without a token (one ingester, no leases) are not fenced.
+    assert registry.set_status(camera_id, "live")
+    registry.delete(camera_id)
+    assert not registry.segment_done(camera_id, line(3), 15.0, token=new)    # deleted: refused too
+    assert registry.redis.keys(f"*{camera_id}*") == []
+
+
+def test_the_fence_moving_mid_write_aborts_it(registry, monkeypatch):
+    """A new owner taking the camera between the fence check and the write: nothing written."""
+    camera_id = registry.add("Race", "rtsp://cam/race")["id"]
+    a, b = CameraLeases(registry.redis, "a", lease_s=5), CameraLeases(registry.redis, "b", lease_s=5)
+    old = a.acquire(camera_id)
+    start = registry.last_event_id(camera_id)
+    real_publish = CameraRegistry._publish
+
+    def publish_after_a_takeover(client, *args):
+        if registry.redis.exists(lease_key(camera_id)):
+            registry.redis.delete(lease_key(camera_id))
+            b.acquire(camera_id)               # on another connection, between WATCH and EXEC
+        return real_publish(client, *args)
+    monkeypatch.setattr(CameraRegistry, "_publish", staticmethod(publish_after_a_takeover))
+    assert not registry.segment_done(camera_id, line(0), 15.0, token=old)
+    monkeypatch.undo()
+    assert registry.events(camera_id, start, block_ms=10) == [] and registry.state(camera_id)["fps"] is None
+    registry.delete(camera_id)
+
+
+def test_replicas_are_counted_by_heartbeat_and_share_evenly(registry):
+    a, b = CameraLeases(registry.redis, "a", lease_s=5), CameraLeases(registry.redis, "b", lease_s=5)
+    assert a.heartbeat(now=1000.0) == 1 and b.heartbeat(now=1001.0) == 2
+    assert a.heartbeat(now=1006.5) == 1         # b silent for more than a lease: gone
+    b.heartbeat(now=1007.0)
+    b.leave()
+    assert a.heartbeat(now=1007.0) == 1
+    a.leave()
+    assert [CameraLeases.share(c, r) for c, r in [(0, 2), (1, 2), (2, 2), (3, 2), (5, 1), (4, 0)]] == \
+        [0, 1, 1, 2, 5, 4]

@@ -1,0 +1,167 @@
+"""Camera recordings on the real farm: a real RTSP camera watched by the ingester with a short
+"hour" (4 s) becomes jobs like uploads (results.json of contract 3 over every frame, the
+annotated video with as many frames), each recording the camera and its capture time;
+re-identification names a person enrolled afterwards; the retention sweep deletes expired
+recordings, their files included, and never an upload."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.clipmaker import make_clip
+from tests.conftest import wait_for_job
+from tests.rtsp_camera import RtspCamera, gstreamer_missing, running_ingest, wait_until
+
+HOUR_S = 4.0
+
+
+@pytest.fixture(scope="module")
+def recordings(farm, tmp_path_factory):
+    """The first recordings of a camera (ids, oldest first), all made into done jobs."""
+    reason = gstreamer_missing()
+    if reason:
+        pytest.skip(reason)
+    from core.cameras import CameraRegistry
+    from core.records import Job
+    from tasks import runtime
+
+    registry = CameraRegistry.from_url(farm.redis_url)
+    clip = make_clip(tmp_path_factory.mktemp("recorded") / "door.mp4", seconds=40, fps=15, gop=15,
+                     size=(640, 360), face_windows=[(0, 40)], audio=False)
+
+    def made() -> list[str]:
+        with runtime.records().session() as s:
+            return [job.id for job in s.query(Job).filter(Job.camera_id == camera_id).order_by(Job.recorded_at)]
+
+    with RtspCamera(clip.path) as camera:
+        with running_ingest(registry, recording_hour_s=HOUR_S):
+            camera_id = registry.add("Door", camera.url)["id"]
+            wait_until(lambda: len(made()) >= 3, 120, "three recordings")
+        registry.delete(camera_id)     # the open recording was handed over as the watch stopped
+    wait_until(lambda: not runtime.store().list_keys("recordings/"), 60, "every recording to be made a job")
+    ids = made()
+    for job_id in ids:
+        assert wait_for_job(job_id)["status"] == "done", job_id
+    yield {"camera": camera_id, "jobs": ids}
+
+
+def test_each_hour_of_a_camera_is_a_job_like_an_upload(recordings):
+    from workers import media
+    from tasks import runtime
+    from tasks.jobs import output_key
+
+    records, store = runtime.records(), runtime.store()
+    starts = []
+    for job_id in recordings["jobs"][:-1]:      # the last one is whatever the stop left
+        job = records.get_job(job_id)
+        assert job.camera_id == recordings["camera"] and job.source_name.startswith("Door ")
+        results = json.loads(store.local_path(output_key(job_id, "results.json")).read_text())
+        assert results["schema"] == "vidfarm.results/1"
+        frames = sum(s.frames for s in records.segments(job_id))
+        assert [f["index"] for f in results["frames"]] == list(range(frames)) == list(range(results["source"]["frames"]))
+        assert results["chunks"] == job.chunks_total >= 1
+        assert sum(len(f["faces"]) for f in results["frames"]) >= frames * 0.8        # the face is there throughout
+        assert results["tracks"] and results["tracks"][0]["first_frame"] == 0
+        # An hour's frames: at most the hour plus one segment (cut at the segment that crosses it).
+        assert frames <= 15 * (HOUR_S + 2.5)
+        video = wait_until(lambda: records.video(job_id), 120, "the annotated video")
+        assert video is not None
+        assert media.probe(store.local_path(output_key(job_id, "annotated.mp4"))).frames == frames
+        starts.append(job.recorded_at.timestamp())
+    # One recording per "hour": each starts in a later one than the one before.
+    hours = [int(t // HOUR_S) for t in starts]
+    assert hours == sorted(set(hours)), starts
+
+
+def test_recordings_are_re_identified_like_uploads(recordings):
+    import cv2
+
+    from tasks import gallery, runtime
+    from tasks.jobs import output_key
+    from tasks.reanalysis import reidentify_job
+    from tests.test_analytics import yao_in_players
+
+    job_id = recordings["jobs"][0]
+    gallery.enroll("Recorded Yao", [("yao.jpg", cv2.imencode(".jpg", yao_in_players())[1].tobytes())],
+                   largest_face=True)
+    try:
+        assert reidentify_job(job_id)["version"] == 2
+        results = json.loads(runtime.store().local_path(output_key(job_id, "results.json")).read_text())
+        assert results["tracks"][0]["identity"] == "Recorded Yao"
+        # ... and people search finds them there, at the time the camera saw them.
+        from core.appearances import Appearances
+        from core.records import aware
+
+        found = [a for a in Appearances(runtime.records()).of_identity("Recorded Yao", 100) if a["job"] == job_id]
+        assert found and found[0]["recorded_at"] == aware(runtime.records().get_job(job_id).recorded_at).isoformat()
+    finally:
+        gallery.delete_identity("Recorded Yao")
+
+
+def test_a_recording_nobody_handed_over_is_adopted_by_the_sweep(farm, tmp_path, monkeypatch):
+    """An ingester killed mid-hour never hands its open recording over: the sweep makes it a
+    job once no segment came for a while."""
+    from core.cameras import CameraRegistry
+    from tasks import runtime
+    from tasks.recording import CameraRecorder, expire_recordings
+
+    monkeypatch.setattr(CameraRecorder, "close", lambda self: None)      # as if killed
+    registry, store = CameraRegistry.from_url(farm.redis_url), runtime.store()
+    clip = make_clip(tmp_path / "hall.mp4", seconds=20, fps=15, gop=15, face_windows=[(0, 20)], audio=False)
+    with RtspCamera(clip.path) as camera:
+        with running_ingest(registry):
+            camera_id = registry.add("Hall", camera.url)["id"]
+            metas = wait_until(lambda: [k for k in store.list_keys("recordings") if "/meta/" in k][2:], 120,
+                               "three segments recorded")
+        registry.delete(camera_id)
+    recording_id = metas[0].split("/")[1]
+    assert expire_recordings(orphan_after_s=3600)["adopted"] == []        # too fresh to be an orphan
+    assert expire_recordings(orphan_after_s=0)["adopted"] == [recording_id]
+    wait_until(lambda: runtime.records().get_job(recording_id), 60, "the recording made a job")
+    assert wait_for_job(recording_id)["status"] == "done"
+    job = runtime.records().get_job(recording_id)
+    assert job.camera_id == camera_id and job.chunks_total >= 3
+    assert len(store.list_keys(f"jobs/{recording_id}/segments")) == job.chunks_total
+    assert not store.list_keys(f"recordings/{recording_id}")
+
+
+def test_a_recording_still_growing_is_not_adopted_however_long_ago_it_opened(farm):
+    import time
+    import uuid
+
+    from tasks import runtime
+    from tasks.jobs import put_json
+    from tasks.recording import adopt_orphans, recording_key
+
+    store, now = runtime.store(), time.time()
+    growing, silent = uuid.uuid4().hex, uuid.uuid4().hex
+    for recording_id in (growing, silent):
+        put_json(recording_key(recording_id, "recording.json"),
+                 {"camera_id": "c" * 32, "camera_name": "Old", "hour": 0, "opened_at": now - 7200})
+    for n, at in enumerate((now - 7000, now - 3000, now - 5)):            # its newest segment: just now
+        put_json(recording_key(growing, "meta", f"{n:06d}.json"), {"pts": [], "end_pts": 0, "captured_at": at})
+    assert adopt_orphans(600) == [silent]        # opened long ago and never a segment: adopted
+    wait_until(lambda: not store.list_keys(recording_key(silent)), 60, "the empty recording to be dropped")
+    assert runtime.records().get_job(silent) is None
+    store.delete_prefix(recording_key(growing))
+
+
+def test_expired_recordings_are_deleted_and_uploads_are_not(recordings, farm):
+    from core.records import Job
+    from tasks import runtime
+    from tasks.recording import expire_recordings
+
+    records = runtime.records()
+    with records.session() as s:
+        uploads = sorted(job.id for job in s.query(Job).filter(Job.camera_id.is_(None)))
+    assert expire_recordings(retention_days=30) == {"deleted": [], "busy": [], "adopted": []}   # none that old
+    swept = expire_recordings(retention_days=1e-9)                                       # ... all are now
+    assert set(recordings["jobs"]) <= set(swept["deleted"])     # (and other tests' cameras' recordings)
+    assert not set(recordings["jobs"]) & set(swept["busy"])
+    for job_id in recordings["jobs"]:
+        assert records.get_job(job_id) is None
+        assert not (farm.data_dir / "blobs" / "jobs" / job_id).exists()
+    with records.session() as s:
+        assert sorted(job.id for job in s.query(Job).filter(Job.camera_id.is_(None))) == uploads

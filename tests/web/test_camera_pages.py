@@ -1,0 +1,140 @@
+"""The camera pages in a real browser, with a real camera: GStreamer's RTSP server plays a clip
+of a face on the watchlist, the ingester watches it, the farm's workers analyse and draw its
+segments. The camera page plays the annotated video (its clock advances, a few seconds behind
+live) with the watchlist alert beside it; the list shows the camera's status and latency;
+operators add and delete cameras (with a confirmation), viewers cannot. Both pages pass axe
+and fit a phone, and leave their screenshots in build/screenshots/."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.clipmaker import make_clip
+from tests.rtsp_camera import RtspCamera, gstreamer_missing, running_ingest, wait_until
+from tests.web.test_browser import CHROMIUM, browser, log_in, shots  # noqa: F401  (fixtures)
+from tests.web.test_pages_fit_and_access import AXE, WIDTHS, check
+
+WAIT_S = 120
+
+pytestmark = [pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is absent")]
+
+
+@pytest.fixture(scope="module")
+def registry(farm):
+    from core.cameras import CameraRegistry
+
+    return CameraRegistry.from_url(farm.redis_url)
+
+
+@pytest.fixture(scope="module")
+def live_camera(farm, registry, tmp_path_factory):
+    """A camera on the watchlist's face, live and drawn: its id."""
+    reason = gstreamer_missing()
+    if reason:
+        pytest.skip(reason)
+    import cv2
+
+    from tasks import gallery
+    from tests.test_analytics import yao_in_players
+
+    gallery.enroll("Live Yao", [("yao.jpg", cv2.imencode(".jpg", yao_in_players())[1].tobytes())], largest_face=True)
+    gallery.set_watchlist("Live Yao", True)
+    folder = tmp_path_factory.mktemp("camera")
+    clip = make_clip(folder / "lobby.mp4", seconds=90, fps=15, gop=15, size=(640, 360), face_windows=[(0, 90)],
+                     audio=False)
+    with RtspCamera(clip.path) as camera, running_ingest(registry):
+        camera_id = registry.add("Lobby camera", camera.url)["id"]
+        try:
+            wait_until(lambda: registry.state(camera_id)["latency_p50_s"] is not None, WAIT_S, "a processed segment")
+            assert registry.view(camera_id) == []             # nobody watches: nothing is drawn
+            yield camera_id
+        finally:
+            registry.delete(camera_id)
+            gallery.delete_identity("Live Yao")
+
+
+def test_the_camera_page_plays_the_annotated_camera_behind_live_with_its_alerts(
+        browser, live_server, accounts_by_role, live_camera):  # noqa: F811
+    context = browser.new_context(viewport=WIDTHS["desktop"])
+    page = context.new_page()
+    try:
+        log_in(page, live_server, accounts_by_role["viewer"].username)
+        page.goto(f"{live_server}/cameras/{live_camera}")
+        page.wait_for_function("() => document.getElementById('live-video').currentTime > 0.5",
+                               timeout=WAIT_S * 1000)
+        started = page.evaluate("document.getElementById('live-video').currentTime")
+        # It keeps playing: later pieces come and are appended as the camera goes on.
+        page.wait_for_function(f"() => document.getElementById('live-video').currentTime > {started} + 4",
+                               timeout=WAIT_S * 1000)
+        lag, lag_at, now = page.evaluate("[document.getElementById('live').dataset.lag, "
+                                         "document.getElementById('live').dataset.lagAt, Date.now()]")
+        assert now - int(lag_at) < 2000                # worked out for the picture on screen now
+        assert 1 < float(lag) < 30, lag                # behind live (a segment is 2 s), but live
+        assert page.evaluate("document.getElementById('live-video').videoWidth") == 640
+        page.wait_for_selector("#live-alerts li", timeout=WAIT_S * 1000)
+        assert "Live Yao" in page.inner_text("#live-alerts")
+        assert page.inner_text("#live-status") == "live"
+        assert page.locator("form.danger").count() == 0        # a viewer may not delete it
+    finally:
+        context.close()
+
+
+@pytest.mark.skipif(not AXE.exists(), reason=f"{AXE} is absent: `make test` installs it (npm)")
+@pytest.mark.parametrize("width", list(WIDTHS))
+def test_camera_pages_fit_and_pass_axe(browser, live_server, accounts_by_role, live_camera, registry, shots,
+                                      width):  # noqa: F811
+    context = browser.new_context(viewport=WIDTHS[width])
+    page = context.new_page()
+    try:
+        log_in(page, live_server, accounts_by_role["operator"].username)
+        problems = {}
+        page.goto(f"{live_server}/cameras")
+        page.wait_for_function("() => document.querySelector('#cameras .latency').textContent.includes(' s')",
+                               timeout=WAIT_S * 1000)
+        problems["cameras"] = check(page, "cameras", width, shots)
+        page.goto(f"{live_server}/cameras/{live_camera}")
+        page.wait_for_function("() => document.getElementById('live-video').currentTime > 1 && "
+                               "document.querySelector('#live-alerts li')", timeout=WAIT_S * 1000)
+        problems["camera"] = check(page, "camera", width, shots)
+        browser_camera = registry.add("Laptop", "webrtc://browser")["id"]
+        try:
+            page.goto(f"{live_server}/cameras/{browser_camera}/publish")
+            problems["publish"] = check(page, "publish", width, shots)
+        finally:
+            registry.delete(browser_camera)
+        assert {name: found for name, found in problems.items() if found["overflow_px"] > 0 or found["axe"]} == {}
+    finally:
+        context.close()
+
+
+def test_operators_add_and_delete_cameras_with_a_confirmation(browser, live_server, accounts_by_role, registry):  # noqa: F811
+    context = browser.new_context(viewport=WIDTHS["desktop"])
+    page = context.new_page()
+    try:
+        log_in(page, live_server, accounts_by_role["operator"].username)
+        page.goto(f"{live_server}/cameras")
+        page.fill("#add-camera input[name=name]", "Back door")
+        page.fill("#add-camera input[name=url]", "file:///etc/passwd")
+        page.click("#add-camera button")
+        assert "invalid url" in page.inner_text(".flash.error")
+        assert not [c for c in registry.cameras() if c["name"] == "Back door"]
+        page.fill("#add-camera input[name=url]", "rtsp://admin:secret@192.0.2.7/stream")
+        page.click("#add-camera button")
+        page.wait_for_selector("#live")                          # its page, straight away
+        camera = next(c for c in registry.cameras() if c["name"] == "Back door")
+        assert "secret" not in page.content()
+        page.goto(f"{live_server}/cameras")
+        row = page.locator(f"tr[data-camera='{camera['id']}']")
+        page.once("dialog", lambda dialog: dialog.dismiss())     # changed their mind: nothing happens
+        row.locator("button").click()
+        assert registry.get(camera["id"]) is not None
+        page.once("dialog", lambda dialog: dialog.accept())
+        row.locator("button").click()
+        page.wait_for_selector(".flash.info")
+        assert registry.get(camera["id"]) is None
+        context.clear_cookies()
+        log_in(page, live_server, accounts_by_role["viewer"].username)
+        page.goto(f"{live_server}/cameras")
+        assert page.locator("#add-camera").count() == 0
+    finally:
+        context.close()

@@ -1,0 +1,126 @@
+"""The camera pages: every camera with its status, frame rate and latency (operators add and
+delete cameras there), and one camera's live view with its alerts beside it.
+
+The pages render what the registry says now; their scripts keep them current from the JSON
+API (the list polls ``GET /api/v1/cameras``; the camera page follows the camera's Server-Sent
+Events and appends each drawn piece of video as it is announced).
+"""
+
+from __future__ import annotations
+
+import time
+
+from apiflask import abort
+from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
+from flask_wtf import FlaskForm
+from wtforms import StringField
+from wtforms.validators import DataRequired, Length
+
+from core.cameras import BROWSER_URL, MAX_URL, CameraError
+from tasks import runtime
+from web.api_cameras import camera_or_404, camera_registry, camera_status, exchange_offer
+from web.auth import require_role
+from web.forms import EXPIRED, ConfirmForm, problems_line
+
+cameras_ui = Blueprint("cameras_ui", __name__)
+
+ALERTS_SHOWN = 50
+RECORDINGS_SHOWN = 24
+
+
+class CameraForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(), Length(max=64)])
+    url = StringField("Stream address", validators=[DataRequired(), Length(max=MAX_URL)],
+                      description="rtsp://user:password@host/path (also rtsps://, http://, https://)")
+
+
+class BrowserCameraForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(), Length(max=64)])
+
+
+def _list_page(form: CameraForm | None = None, browser_form: BrowserCameraForm | None = None, status: int = 200):
+    registry = camera_registry()
+    return render_template("cameras.html", cameras=[camera_status(registry, c) for c in registry.cameras()],
+                           form=form or CameraForm(formdata=None), browser_form=browser_form or BrowserCameraForm(
+                               formdata=None), delete_form=ConfirmForm(formdata=None)), status
+
+
+@cameras_ui.app_template_filter("timestamp")
+def timestamp(unix_s: float) -> str:
+    """Unix seconds as the pages show times (UTC, as the scripts do)."""
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(unix_s))
+
+
+@cameras_ui.get("/cameras")
+def index():
+    return _list_page()
+
+
+@cameras_ui.post("/cameras")
+@require_role("operator")
+def add():
+    form = CameraForm()
+    return _register(form, lambda: form.url.data, "cameras_ui.camera", "the ingester starts watching it") or \
+        _list_page(form=form, status=400)
+
+
+@cameras_ui.post("/cameras/browser")
+@require_role("operator")
+def add_browser():
+    """A camera this browser publishes: registered, then its publish page."""
+    form = BrowserCameraForm()
+    return _register(form, lambda: BROWSER_URL, "cameras_ui.publish", "publish it from this page") or \
+        _list_page(browser_form=form, status=400)
+
+
+def _register(form: FlaskForm, url, then: str, next_step: str):
+    """Register the camera a form names: a redirect to page ``then``, or None (the reason flashed)."""
+    if not form.validate_on_submit():
+        flash(problems_line(form.errors), "error")
+        return None
+    try:
+        camera = camera_registry().add(form.name.data, url())
+    except CameraError as exc:
+        flash(str(exc), "error")
+        return None
+    flash(f"camera {camera['name']} added: {next_step}", "info")
+    return redirect(url_for(then, camera_id=camera["id"]))
+
+
+@cameras_ui.get("/cameras/<camera_id>/publish")
+@require_role("operator")
+def publish(camera_id: str):
+    registry = camera_registry()
+    camera = camera_status(registry, camera_or_404(registry, camera_id))
+    if not camera["url"].startswith("webrtc://"):
+        abort(409, f"camera {camera['name']} is not a browser camera: its stream is pulled from its URL")
+    return render_template("publish.html", camera=camera)
+
+
+@cameras_ui.post("/cameras/<camera_id>/publish")
+@require_role("operator")
+def send_offer(camera_id: str):
+    """The publish page's offer (JSON, CSRF token in X-CSRFToken) -> the ingester's answer."""
+    answer, status = exchange_offer(camera_id, request.get_json(silent=True) or {})
+    return jsonify(answer), status
+
+
+@cameras_ui.get("/cameras/<camera_id>")
+def camera(camera_id: str):
+    registry = camera_registry()
+    view = camera_status(registry, camera_or_404(registry, camera_id))
+    return render_template("camera.html", camera=view, alerts=registry.recent(camera_id, "alert", ALERTS_SHOWN),
+                           recordings=runtime.records().recordings_of(camera_id, RECORDINGS_SHOWN),
+                           delete_form=ConfirmForm(formdata=None))
+
+
+@cameras_ui.post("/cameras/<camera_id>/delete")
+@require_role("operator")
+def delete(camera_id: str):
+    if not ConfirmForm().validate_on_submit():
+        abort(400, EXPIRED)
+    registry = camera_registry()
+    camera = camera_or_404(registry, camera_id)
+    registry.delete(camera_id)
+    flash(f"camera {camera['name']} deleted: its ingester stops watching it", "info")
+    return redirect(url_for("cameras_ui.index"))
