@@ -3,7 +3,10 @@
 Segments are long tasks, so: acknowledge after the work (``acks_late``) and requeue when a
 worker dies (``reject_on_worker_lost``), take one task at a time (prefetch 1) so an idle
 worker is never starved by a busy one's backlog, and keep Redis's visibility timeout above
-the longest segment so a slow task is not handed to a second worker while still running.
+the longest task's time limit so a slow task is not handed to a second worker while still
+running. A worker that vanishes whole (SIGKILL, OOM, node lost) leaves no one to requeue its
+task: the leases of ``tasks.leases`` bring that work back in seconds, the visibility timeout
+only in the end.
 """
 
 from celery.schedules import crontab
@@ -18,9 +21,9 @@ result_backend = broker_url
 broker_connection_retry_on_startup = True
 # A worker takes from its queues in the order it lists them (``-Q live,ingest,cpu``): a live
 # segment waiting goes before any batch task (kombu's default would rotate between them).
-broker_transport_options = {"visibility_timeout": 2 * _settings.stitch_time_limit_s,
-                            "queue_order_strategy": "priority"}
-result_backend_transport_options = {"visibility_timeout": 2 * _settings.stitch_time_limit_s}
+_longest_task_s = max(_settings.segment_time_limit_s, _settings.stitch_time_limit_s)
+broker_transport_options = {"visibility_timeout": _longest_task_s + 300, "queue_order_strategy": "priority"}
+result_backend_transport_options = {"visibility_timeout": _longest_task_s + 300}
 result_expires = 24 * 3600
 # A Redis blip while a segment stores its result should not turn the finished segment into a
 # failed one: retry storing it with backoff. (Celery retries the result store only, not the
@@ -56,6 +59,7 @@ task_routes = {
     "vidfarm.reanalyse_window": {"queue": "ingest"},
     "vidfarm.reanalyse_recent": {"queue": "ingest"},
     "vidfarm.watchdog": {"queue": "ingest"},
+    "vidfarm.reclaim": {"queue": "ingest"},
     "vidfarm.deliver_alert": {"queue": "ingest"},
     "vidfarm.record_hour": {"queue": "ingest"},
     "vidfarm.expire_recordings": {"queue": "ingest"},
@@ -66,6 +70,8 @@ beat_schedule = {
     "reidentify-after-gallery-changes": {"task": "vidfarm.reidentify_stale",
                                          "schedule": _settings.reidentify_every_s},
     "fail-stalled-jobs": {"task": "vidfarm.watchdog", "schedule": 60.0},
+    "reclaim-work-of-dead-workers": {"task": "vidfarm.reclaim", "schedule": _settings.segment_lease_s / 2,
+                                     "options": {"expires": _settings.segment_lease_s}},
     "expire-camera-recordings": {"task": "vidfarm.expire_recordings", "schedule": _settings.recording_check_s},
 }
 if _settings.reanalyse_hours:

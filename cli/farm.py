@@ -49,6 +49,7 @@ class EmbeddedFarm:
         # environment at this farm (REDIS_URL is only known once the farm starts).
         self.pin_workers = Settings().pin_workers if pin_workers is None else pin_workers
         self.flower_port, self.flower_auth = flower_port, flower_auth
+        self._next_reclaim = 0.0      # when supervise() next looks for lapsed leases
 
     @property
     def redis_url(self) -> str:
@@ -143,6 +144,37 @@ class EmbeddedFarm:
 
     def dead_processes(self) -> list[str]:
         return [p.name for p in self.processes if not p.alive]
+
+    MAX_RESTARTS = 5    # a worker that keeps dying (a broken install, say) is reported, not looped on
+    RECLAIM_EVERY_S = 2.0
+
+    def supervise(self) -> list[str]:
+        """Restart every dead worker, give its work to the live ones at once (``tasks.leases``:
+        no waiting for its leases to lapse), and queue again any other lapsed lease's work.
+        Returns the processes that are dead for good: any but a worker, or a worker restarted
+        ``MAX_RESTARTS`` times already."""
+        from redis import RedisError
+
+        from tasks.leases import expire_leases_of, reclaim_expired
+
+        gone, restarted = [], []
+        for process in self.processes:
+            if process.alive:
+                continue
+            if not process.name.startswith("worker") or process.restarts >= self.MAX_RESTARTS:
+                gone.append(process.name)
+                continue
+            process.restart()
+            restarted.append(process.name)
+        try:
+            for name in restarted:
+                expire_leases_of(f"{name}@")
+            if restarted or time.monotonic() >= self._next_reclaim:
+                reclaim_expired()
+                self._next_reclaim = time.monotonic() + self.RECLAIM_EVERY_S
+        except RedisError:
+            pass    # Redis down for a moment: its leases lapse meanwhile, and the next look reclaims them
+        return gone
 
     def stop(self) -> None:
         for process in self.processes:

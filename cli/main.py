@@ -279,9 +279,10 @@ def follow_job(job_id: str, farm) -> dict:
                 return {**view, "status": "failed", "error": view["video_error"]}
             if view["status"] in ENDED_STATES and not drawing:
                 return view
-            if farm is not None and farm.dead_processes():
-                return {**view, "status": "failed",
-                        "error": f"farm processes died: {', '.join(farm.dead_processes())}"}
+            # A dead worker is restarted and its segment given to a live one.
+            gone = farm.supervise() if farm is not None else []
+            if gone:
+                return {**view, "status": "failed", "error": f"farm processes died: {', '.join(gone)}"}
             time.sleep(0.2)
 
 
@@ -289,6 +290,7 @@ def run_up(args) -> int:
     from cli.farm import EmbeddedFarm
     from core.accounts import Accounts
     from services import runtime
+    from tasks import app as celery_app
 
     if (status := bad_analyzer_config()) is not None:
         return status
@@ -301,6 +303,7 @@ def run_up(args) -> int:
     with EmbeddedFarm(settings.data_dir, workers=args.workers, web_port=port,
                       autoscale=True, beat=True, cameras=True, flower_port=settings.flower_port,
                       flower_auth=f"{settings.flower_user}:{flower_password}") as farm:
+        celery_app.point_at(farm.redis_url)     # its supervisor gives a dead worker's work to others
         print(f"vidfarm is up: 1 ingest worker and up to {args.workers} CPU workers, started and stopped "
               f"by the local autoscaler as the queue fills and empties; Redis at {farm.redis_url}")
         print(f"  web/API : http://localhost:{port}/   (API under /api/v1, OpenAPI at /api/v1/openapi.json)")
@@ -317,7 +320,7 @@ def run_up(args) -> int:
         print(f"  logs    : {farm.log_dir}")
         print("Ctrl-C (or SIGTERM, SIGHUP) stops every process.")
         while True:
-            dead = farm.dead_processes()
+            dead = farm.supervise()
             if dead:
                 return fail(f"farm process exited: {', '.join(dead)} (see {farm.log_dir})")
             time.sleep(1)

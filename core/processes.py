@@ -26,10 +26,15 @@ class FarmProcess:
         self.name = name
         self.log_path = log_path
         self.slot = slot
-        cores = cores_for(slot, pin_threads) if slot is not None and pin_threads else None
+        self.args, self.env, self.pin_threads = args, env, pin_threads
+        self.restarts = 0
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(log_path, "ab")
-        self.popen = subprocess.Popen(args, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+        self._spawn()
+
+    def _spawn(self) -> None:
+        cores = cores_for(self.slot, self.pin_threads) if self.slot is not None and self.pin_threads else None
+        self.popen = subprocess.Popen(self.args, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
                                       stdin=subprocess.DEVNULL, start_new_session=True)
         if cores:   # set before the worker forks its pool child (seconds later), which inherits it
             try:
@@ -40,6 +45,16 @@ class FarmProcess:
     @property
     def alive(self) -> bool:
         return self.popen.poll() is None
+
+    def restart(self) -> None:
+        """Start it again after it died (same command, name and cores; its log goes on),
+        first reaping whatever of its group outlived it."""
+        self.signal(signal.SIGKILL)
+        self.popen.wait()
+        self._log.write(f"--- exited with status {self.popen.returncode}; restarted ---\n".encode())
+        self._log.flush()
+        self.restarts += 1
+        self._spawn()
 
     def signal(self, sig: int) -> None:
         """Signal the whole group (the child and anything it forked)."""

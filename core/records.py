@@ -217,13 +217,25 @@ class Records(GalleryRecords):
     def start_segment(self, job_id: str, index: int, worker: str) -> tuple[Job, Segment] | None:
         """Mark a segment taken by ``worker`` and return its job and it, in one transaction
         (a segment task's first step, between every two segments); None when the job has
-        already ended (failed, or done by an earlier delivery), and then nothing changes."""
+        already ended or the segment is done (by an earlier delivery, or by another worker after
+        this delivery's worker was given up for dead), and then nothing changes."""
         live = select(Job.id).where(Job.id == job_id, Job.status.not_in(ENDED_STATES)).exists()
         with self.session() as s:
-            taken = s.execute(update(Segment).where(Segment.job_id == job_id, Segment.index == index, live)
+            taken = s.execute(update(Segment).where(Segment.job_id == job_id, Segment.index == index,
+                                                    Segment.status != "done", live)
                               .values(status="processing", worker=worker, attempts=Segment.attempts + 1,
                                       started_at=_now(), finished_at=None))
             return (s.get(Job, job_id), s.get(Segment, (job_id, index))) if taken.rowcount else None
+
+    def requeue_segment(self, job_id: str, index: int) -> Job | None:
+        """Give an unfinished segment of a running job back to the queue (its worker died):
+        its job, or None when it is done or the job has ended, and then nothing changes."""
+        live = select(Job.id).where(Job.id == job_id, Job.status.not_in(ENDED_STATES)).exists()
+        with self.session() as s:
+            moved = s.execute(update(Segment).where(Segment.job_id == job_id, Segment.index == index,
+                                                    Segment.status != "done", live)
+                              .values(status="queued"))
+            return s.get(Job, job_id) if moved.rowcount else None
 
     def segments(self, job_id: str) -> list[Segment]:
         with self.session() as s:

@@ -209,6 +209,10 @@ class Settings(BaseSettings):
     segment_time_limit_s: int = Field(default=900, description="Hard time limit of one segment task.")
     stitch_time_limit_s: int = Field(default=1800, description="Hard time limit of ingest and stitch tasks.")
     segment_retries: int = Field(default=2, ge=0, description="Retries of a segment after an unexpected error.")
+    segment_lease_s: float = Field(default=30, gt=0,
+                                   description="A running task renews its lease every third of this; work "
+                                               "whose lease lapsed (its worker died or was cut off) is queued "
+                                               "again within about 1.5 times this.")
     ingest_lease_s: float = Field(default=10.0, ge=1, le=60,
                                   description="Lease on a camera held by one ingest replica (`vidfarm ingest`): "
                                               "renewed every third of it; a replica that dies loses its cameras "

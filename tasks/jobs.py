@@ -27,6 +27,7 @@ from tasks.common import (_json_bytes, _pipeline_config, _put_bytes, media_limit
                           render_config, result_options, scratch_dir)
 from tasks.gallery import job_matching
 from tasks.render import queue_render
+from tasks.leases import Lease, forget_requeues, job_lease, segment_lease, stitch_without_chord
 from workers import media, pipeline
 from workers.analytics import thermal
 from workers.results import SegmentOutput, assemble_results, damage_warning, source_summary
@@ -38,6 +39,11 @@ log = logging.getLogger(__name__)
 # that queues it need not subscribe to its result.
 @app.task(name="vidfarm.ingest", bind=True, ignore_result=True)
 def ingest(self, job_id: str) -> dict:
+    with Lease(job_lease("ingest", job_id), self.request.hostname or "local"):
+        return _ingest(job_id)
+
+
+def _ingest(job_id: str) -> dict:
     records, store, settings = runtime.records(), runtime.store(), runtime.settings()
     # A redelivered ingest of a job already split (or ended) changes nothing.
     job = records.start_stage(job_id, "splitting", from_states=("queued", "splitting"))
@@ -156,8 +162,19 @@ def _without_names(result: pipeline.SegmentResult) -> dict:
 
 @app.task(name="vidfarm.segment", bind=True)
 def process_segment(self, job_id: str, index: int) -> dict:
+    worker = self.request.hostname or "local"
+    with Lease(segment_lease(job_id, index), worker) as lease:
+        done = _process_segment(self, job_id, index, worker, lease)
+    # A segment queued again after its worker died leaves the chord waiting for that worker's
+    # task, which never reports: then the last segment done calls the stitch.
+    if "skipped" not in done and stitch_without_chord(job_id) and not _unfinished(runtime.records().segments(job_id)):
+        stitch.apply_async((job_id,))
+    return done
+
+
+def _process_segment(self, job_id: str, index: int, worker: str, lease: Lease) -> dict:
     records, store = runtime.records(), runtime.store()
-    taken = records.start_segment(job_id, index, worker=self.request.hostname or "local")
+    taken = records.start_segment(job_id, index, worker=worker)
     if taken is None:
         return {"skipped": True}
     job, segment = taken
@@ -173,6 +190,8 @@ def process_segment(self, job_id: str, index: int) -> dict:
         records.fail_job(job_id, f"segment {index}: {exc}")
         raise
     except Exception as exc:
+        if not lease.held:     # cut off (the database or Redis unreachable), its work given to another
+            raise
         if self.request.retries < runtime.settings().segment_retries:
             raise self.retry(exc=exc, countdown=1)
         records.set_segment(job_id, index, status="failed", error=str(exc))
@@ -206,6 +225,11 @@ def stitch(self, job_id: str, wait_s: float = 2.0) -> dict:
     """Join the segments' tracks and publish the results; the job is done then, and its
     video is drawn from those results (``tasks.render``). ``wait_s``: how long to wait before
     looking again if some segments are unfinished."""
+    with Lease(job_lease("stitch", job_id), self.request.hostname or "local"):
+        return _stitch(self, job_id, wait_s)
+
+
+def _stitch(self, job_id: str, wait_s: float) -> dict:
     records, store = runtime.records(), runtime.store()
     taken = records.start_stitch(job_id)
     if taken is None:
@@ -234,6 +258,7 @@ def stitch(self, job_id: str, wait_s: float = 2.0) -> dict:
         if publish_results(job, results, matching.fingerprint, status="done", error=None,
                            media=warned, timing={"stitch_s": stitch_s}) is None:
             return {"skipped": "the job ended while it was stitched"}
+        forget_requeues(job_id)     # a re-analysis has a chord of its own again
     except Exception as exc:
         if self.request.retries < self.max_retries:
             raise self.retry(exc=exc, countdown=1)

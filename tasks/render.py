@@ -25,6 +25,7 @@ from core.storage import job_key, output_key, segment_key, version_key
 from services import runtime
 from tasks.app import app
 from tasks.common import put_json, render_config, scratch_dir
+from tasks.leases import Lease, job_lease, render_lease
 from workers import media
 from workers.render import render_segment as draw_segment
 from workers.render import segment_key as drawing_key
@@ -69,6 +70,11 @@ def queue_render(job_id: str, version: int, results: dict, attempt: int = 0) -> 
 
 @app.task(name="vidfarm.render_segment", bind=True)
 def render_segment(self, job_id: str, index: int, key: str) -> dict:
+    with Lease(render_lease(job_id, index), self.request.hostname or "local"):
+        return _render_segment(self, job_id, index, key)
+
+
+def _render_segment(self, job_id: str, index: int, key: str) -> dict:
     records, store = runtime.records(), runtime.store()
     target, labels_file = drawn_key(job_id, index, key), drawn_key(job_id, index, key, "json")
     job, segment = records.get_job(job_id), records.get_segment(job_id, index)
@@ -104,9 +110,14 @@ def _leave_nothing_of_a_deleted_job(job_id: str) -> None:
         runtime.store().delete_prefix(job_key(job_id))
 
 
-@app.task(name="vidfarm.join_video", ignore_result=True)
-def join_video(job_id: str, version: int, keys: list[str], queued_at: float, attempt: int = 0) -> dict:
+@app.task(name="vidfarm.join_video", bind=True, ignore_result=True)
+def join_video(self, job_id: str, version: int, keys: list[str], queued_at: float, attempt: int = 0) -> dict:
     """Concatenate the drawn segments of results ``version`` into the job's video."""
+    with Lease(job_lease("join", job_id), self.request.hostname or "local"):
+        return _join_video(job_id, version, keys, queued_at, attempt)
+
+
+def _join_video(job_id: str, version: int, keys: list[str], queued_at: float, attempt: int) -> dict:
     records, store = runtime.records(), runtime.store()
     job = records.get_job(job_id)
     if job is None:
@@ -156,6 +167,18 @@ def clean_up_drawings(job_id: str) -> list[str]:
 def render_failed(request, exc, traceback, job_id: str) -> None:
     """Errback of the drawing chord: the job keeps its results and says why its video lags."""
     runtime.records().set_video_error(job_id, f"drawing the video failed: {exc}")
+
+
+def redraw_latest(job_id: str) -> bool:
+    """Draw a done job's video again from its latest results unless it follows them already
+    (a drawing task's worker died: ``tasks.leases``). Drawings already made are reused."""
+    records = runtime.records()
+    job, video = records.get_job(job_id), records.video(job_id)
+    if job is None or job.status != "done" or (video is not None and video.version >= job.results_version):
+        return False
+    results = json.loads(runtime.store().local_path(version_key(job_id, job.results_version)).read_text())
+    queue_render(job_id, job.results_version, results)
+    return True
 
 
 def redraw_stale_videos(cutoff) -> list[str]:

@@ -98,12 +98,12 @@ def restore_environment() -> None:
 
 
 @contextmanager
-def private_farm(data_dir: Path, workers: int = 2, appendonly: bool = False, **env):
+def private_farm(data_dir: Path, workers: int = 2, appendonly: bool = False, beat: bool = False, **env):
     """A farm of a test's own (when it restarts or breaks things); the session farm's
     environment comes back afterwards."""
     from cli.farm import EmbeddedFarm
 
-    farm = EmbeddedFarm(data_dir, workers=workers, extra_env=env)
+    farm = EmbeddedFarm(data_dir, workers=workers, extra_env=env, beat=beat)
     farm.redis.appendonly = appendonly
     try:
         with pytest.MonkeyPatch.context() as mp, farm:

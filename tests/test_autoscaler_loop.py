@@ -110,10 +110,15 @@ def test_the_loop_rides_out_api_faults_and_the_deployment_ends_right(redis_url, 
     try:
         FAULTS[fault](cluster)
         queue.lpush("cpu", *[b"{}"] * 3)           # three waiting messages (contents not read)
+        started = time.monotonic()
         until(lambda: replicas(cluster) == 3 and not cluster.faults, "3 replicas", running)
+        up_s = time.monotonic() - started
         FAULTS[fault](cluster)                       # and again on the way down
         queue.delete("cpu")
+        started = time.monotonic()
         until(lambda: replicas(cluster) == 0 and not cluster.faults, "0 replicas", running)
+        print(f"\nrecovery: {fault}: 3 replicas {up_s:.1f} s after the queue filled, 0 replicas "
+              f"{time.monotonic() - started:.1f} s after it emptied (polling every {POLL_S} s)")
         time.sleep(3 * POLL_S)
         assert replicas(cluster) == 0 and not running.ended
     finally:

@@ -84,7 +84,8 @@ def test_segment_task_is_idempotent(farm, face_clip):
     before = (digest(analysis_key(job_id, 1)), json.loads(store.local_path(analysis_key(job_id, 1)).read_text()))
     process_segment.apply(args=(job_id, 1)).get()   # already done: a redelivery is a no-op
     assert digest(analysis_key(job_id, 1)) == before[0]
-    runtime.records().set_job(job_id, status="processing")  # force a genuine re-run
+    runtime.records().set_job(job_id, status="processing")  # force a genuine re-run (as a re-analysis does)
+    runtime.records().set_segment(job_id, 1, status="queued")
     process_segment.apply(args=(job_id, 1)).get()
     after = json.loads(store.local_path(analysis_key(job_id, 1)).read_text())
     assert after["frames"] == before[1]["frames"] and after["tracks"] == before[1]["tracks"]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from core.models import aware
 from core.storage import output_key
 from services import runtime
 from services.jobs import job_view
@@ -42,11 +43,14 @@ def test_segment_survives_its_worker_being_killed(farm, tmp_path):
         time.sleep(0.05)
     assert victim, "no segment was seen processing"
     os.kill(victim[1], signal.SIGKILL)      # the pool child dies mid-segment; the worker lives
+    killed_at = time.time()
 
     view = wait_for_job(job_id, timeout=240)
     assert view["status"] == "done", view["error"]
     segment = records.get_segment(job_id, victim[0])
     assert segment.attempts >= 2 and segment.status == "done"   # redelivered and re-run
+    print(f"\nrecovery: segment taken again {aware(segment.started_at).timestamp() - killed_at:.1f} s after its "
+          f"pool process was killed; job done {time.time() - killed_at:.1f} s after")
     results = json.loads(runtime.store().local_path(output_key(job_id, "results.json")).read_text())
     assert [f["index"] for f in results["frames"]] == list(range(clip.frames))   # no duplicates
     assert count_video_frames(runtime.store().local_path(output_key(job_id, "annotated.mp4"))) == clip.frames
@@ -82,11 +86,13 @@ def test_redis_restarted_in_the_middle_of_a_job(tmp_path, persistent):
             time.sleep(0.1)
         farm.redis.stop()                     # SIGTERM: with AOF, Redis writes everything first
         farm.redis.start()                    # same port, same folder
+        restarted_at = time.monotonic()
         if persistent:
             view = wait_for_job(job_id, timeout=240)
             assert view["status"] == "done", view["error"]
             results = json.loads(runtime.store().local_path(output_key(job_id, "results.json")).read_text())
             assert len(results["frames"]) == clip.frames
+            print(f"\nrecovery: job done {time.monotonic() - restarted_at:.1f} s after Redis restarted")
         else:
             deadline = time.monotonic() + 240
             while job_view(runtime.records(), job_id)["status"] not in ("done", "failed"):
@@ -95,6 +101,8 @@ def test_redis_restarted_in_the_middle_of_a_job(tmp_path, persistent):
                 time.sleep(1)
             view = job_view(runtime.records(), job_id)
             assert view["status"] == "failed" and "lost" in view["error"]
+            print(f"\nrecovery: job failed with its reason {time.monotonic() - restarted_at:.1f} s after Redis "
+                  f"restarted (stall limit 5 s)")
         assert not farm.dead_processes()
 
 
@@ -113,8 +121,10 @@ def test_stitch_crashing_once_is_retried(farm, tmp_path):
                     killed.append(child)
         time.sleep(0.01)
     assert killed, "the stitch was never seen running"
+    killed_at = time.monotonic()
     view = wait_for_job(job_id, timeout=240)
     assert view["status"] == "done", view["error"]
+    print(f"\nrecovery: job done {time.monotonic() - killed_at:.1f} s after the stitch's process was killed")
     results = json.loads(runtime.store().local_path(output_key(job_id, "results.json")).read_text())
     assert [f["index"] for f in results["frames"]] == list(range(clip.frames))
     assert count_video_frames(runtime.store().local_path(output_key(job_id, "annotated.mp4"))) == clip.frames

@@ -1,0 +1,231 @@
+"""Leases: a running task says it is alive, so a task whose worker died is re-run in seconds.
+
+Celery's Redis transport gives a task whose worker vanished whole (SIGKILL of the worker's
+main process, an OOM kill, a pod deleted without grace, a node cut off the network) back to
+the queue only when its visibility timeout passes, which must stay above the longest task.
+So the tasks that hold work (ingest, a segment, a drawing, the stitch) hold a lease while
+they run: an entry in a Redis sorted set scored by its expiry, renewed by a thread of the
+task every third of ``VIDFARM_SEGMENT_LEASE_S``. ``reclaim_expired`` (every worker's timer,
+Celery beat, and the embedded farm's supervisor) queues again the work of every lease that
+lapsed.
+
+A lease holds a token of its holder: a holder renews and releases only its own, so a worker
+that comes back after its work was given to another neither revives the old lease nor takes
+the new one away, and can tell it lost it (``Lease.held``). Times are Redis's own clock,
+the same for every host.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from functools import lru_cache
+
+import redis
+
+from services import runtime
+from tasks.app import app
+
+log = logging.getLogger(__name__)
+
+EXPIRIES = "vidfarm:leases"          # sorted set: lease name -> expiry (Redis time, seconds)
+HOLDERS = "vidfarm:lease-holders"    # hash: lease name -> {"token", "worker"}
+
+# Taking a lease: whoever starts the work now holds it (an earlier holder lost it).
+_TAKE = """
+local now = redis.call('TIME')
+redis.call('ZADD', KEYS[1], now[1] + now[2] / 1e6 + tonumber(ARGV[3]), ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[4])
+return 1
+"""
+# Renewing it: only while this token still holds it (one reclaimed stays reclaimed).
+_RENEW = """
+local holder = redis.call('HGET', KEYS[2], ARGV[1])
+if not holder or cjson.decode(holder)['token'] ~= ARGV[2] then return 0 end
+local now = redis.call('TIME')
+redis.call('ZADD', KEYS[1], now[1] + now[2] / 1e6 + tonumber(ARGV[3]), ARGV[1])
+return 1
+"""
+_RELEASE = """
+local holder = redis.call('HGET', KEYS[2], ARGV[1])
+if not holder or cjson.decode(holder)['token'] ~= ARGV[2] then return 0 end
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+return 1
+"""
+
+
+@lru_cache(maxsize=4)
+def _client(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+
+
+def client() -> redis.Redis:
+    """This process's Redis (the broker's; the embedded farm picks its port at run time)."""
+    return _client(app.conf.broker_url)
+
+
+def lease_seconds() -> float:
+    return runtime.settings().segment_lease_s
+
+
+class Lease:
+    """``with Lease(name, worker):`` holds the lease ``name`` while the block runs, renewing it
+    from a thread. Redis errors while renewing are logged, not raised: the work goes on, and at
+    worst it is done twice (every leased task is idempotent)."""
+
+    def __init__(self, name: str, worker: str):
+        self.name, self.worker = name, worker
+        self.token = uuid.uuid4().hex
+        self.seconds = lease_seconds()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lost = False
+        self._renewed_at = time.monotonic()
+
+    @property
+    def held(self) -> bool:
+        """False once another holder took it, or when it may have lapsed unseen (not renewed
+        for a lease's length: Redis unreachable, as on a host cut off the network)."""
+        return not self._lost and time.monotonic() - self._renewed_at < self.seconds
+
+    def _call(self, script: str) -> None:
+        holder = json.dumps({"token": self.token, "worker": self.worker})
+        try:
+            asked = time.monotonic()
+            if client().eval(script, 2, EXPIRIES, HOLDERS, self.name, self.token, self.seconds, holder):
+                self._renewed_at = asked
+            else:
+                self._lost = True
+                log.warning("lease %s was given to another worker", self.name)
+        except redis.RedisError as exc:
+            log.warning("lease %s not renewed: %s", self.name, exc)
+
+    def _keep(self) -> None:
+        while not self._lost and not self._stop.wait(self.seconds / 3):
+            self._call(_RENEW)
+
+    def __enter__(self) -> "Lease":
+        self._call(_TAKE)
+        self._thread = threading.Thread(target=self._keep, name=f"lease {self.name}", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        try:
+            client().eval(_RELEASE, 2, EXPIRIES, HOLDERS, self.name, self.token)
+        except redis.RedisError as exc:
+            log.warning("lease %s not released (it lapses): %s", self.name, exc)
+
+
+def segment_lease(job_id: str, index: int) -> str:
+    return f"segment:{job_id}:{index}"
+
+
+def render_lease(job_id: str, index: int) -> str:
+    return f"render:{job_id}:{index}"
+
+
+def job_lease(kind: str, job_id: str) -> str:
+    """``kind``: ingest, stitch or join (of the drawn video)."""
+    return f"{kind}:{job_id}"
+
+
+def expire_leases_of(worker_prefix: str) -> int:
+    """Let every lease held by a worker whose name starts with ``worker_prefix`` lapse now (the
+    embedded farm's supervisor saw that worker die). Returns how many."""
+    r = client()
+    dead = [name for name, holder in r.hgetall(HOLDERS).items()
+            if json.loads(holder)["worker"].startswith(worker_prefix)]
+    for name in dead:
+        r.zadd(EXPIRIES, {name: 0}, xx=True)
+    return len(dead)
+
+
+def reclaim_expired() -> list[str]:
+    """Queue again the work of every lapsed lease; returns the leases reclaimed. A lease is
+    reclaimed once: whoever removes it from the set first does it."""
+    r = client()
+    seconds, micros = r.time()
+    reclaimed = []
+    for raw in r.zrangebyscore(EXPIRIES, "-inf", seconds + micros / 1e6):
+        name = raw.decode()
+        if not r.zrem(EXPIRIES, name):
+            continue       # another reclaimer, or its holder releasing it, got there first
+        holder = r.hget(HOLDERS, name)
+        r.hdel(HOLDERS, name)
+        kind, job_id, *rest = name.split(":")
+        try:
+            _REQUEUE[kind](job_id, *map(int, rest))
+        except Exception:   # the database away, say: lapsed it stays, for the next look
+            log.exception("reclaiming %s failed", name)
+            if holder is not None:
+                r.hsetnx(HOLDERS, name, holder)
+            r.zadd(EXPIRIES, {name: 0}, nx=True)
+            continue
+        log.warning("lease %s lapsed (its worker died or was cut off): queued again", name)
+        reclaimed.append(name)
+    return reclaimed
+
+
+def _requeue_segment(job_id: str, index: int) -> None:
+    job = runtime.records().requeue_segment(job_id, index)
+    if job is not None:
+        client().set(_REQUEUED.format(job_id), 1, ex=_REQUEUED_KEPT_S)
+        app.send_task("vidfarm.segment", (job_id, index), queue=job.options.get("queue", "cpu"))
+
+
+# A job with a segment queued again has a chord that waits for the dead worker's task, which
+# never reports: its segments call the stitch themselves (``stitch_without_chord``).
+_REQUEUED = "vidfarm:requeued:{}"
+_REQUEUED_KEPT_S = 7 * 24 * 3600
+
+
+def forget_requeues(job_id: str) -> None:
+    """The job is stitched: its next run (a re-analysis) has a whole chord again."""
+    try:
+        client().delete(_REQUEUED.format(job_id))
+    except redis.RedisError:
+        pass     # then that run's last segment calls a stitch too, which finds the job stitched or skips
+
+
+def stitch_without_chord(job_id: str) -> bool:
+    """Whether a segment of this job was queued again after its worker died."""
+    try:
+        return bool(client().exists(_REQUEUED.format(job_id)))
+    except redis.RedisError:
+        return False     # then the chord, or the stitch's own looking again, finishes the job
+
+
+def _redraw(job_id: str, _index: int | None = None) -> None:
+    from tasks.render import redraw_latest    # the drawing tasks build on this module
+
+    redraw_latest(job_id)
+
+
+def _resend(task: str):
+    return lambda job_id: app.send_task(task, (job_id,))
+
+
+_REQUEUE = {"segment": _requeue_segment, "render": _redraw, "join": _redraw,
+            "ingest": _resend("vidfarm.ingest"), "stitch": _resend("vidfarm.stitch")}
+
+
+def reclaim_quietly() -> None:
+    """``reclaim_expired`` for a worker's timer: trouble is logged, and the next look tries again."""
+    try:
+        reclaim_expired()
+    except Exception:
+        log.exception("looking for lapsed leases failed")
+
+
+@app.task(name="vidfarm.reclaim", ignore_result=True)
+def reclaim() -> list[str]:
+    """Beat, every ``VIDFARM_SEGMENT_LEASE_S`` / 2: queue again the work of dead workers."""
+    return reclaim_expired()

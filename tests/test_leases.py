@@ -1,0 +1,99 @@
+"""Leases of running work (tasks/leases.py) against a real Redis: who holds one, who may
+renew it, and that lapsed work is handed out exactly once."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from cli.redis_server import RedisServer
+from tasks import leases
+
+
+@pytest.fixture
+def lease_redis(tmp_path, monkeypatch):
+    from tasks.app import app
+
+    with RedisServer(tmp_path / "redis") as server:
+        monkeypatch.setitem(app.conf, "broker_url", server.url)
+        yield leases.client()
+    leases._client.cache_clear()
+
+
+def holder_of(r, name: str) -> str | None:
+    import json
+
+    raw = r.hget(leases.HOLDERS, name)
+    return None if raw is None else json.loads(raw)["worker"]
+
+
+def test_a_lease_is_held_while_its_block_runs_and_released_after(lease_redis):
+    with leases.Lease("segment:j:0", "w1@h") as lease:
+        assert lease.held and holder_of(lease_redis, "segment:j:0") == "w1@h"
+        expiry = lease_redis.zscore(leases.EXPIRIES, "segment:j:0")
+        assert expiry > time.time()
+    assert lease_redis.zscore(leases.EXPIRIES, "segment:j:0") is None
+    assert holder_of(lease_redis, "segment:j:0") is None
+
+
+def test_a_reclaimed_lease_is_not_revived_by_its_old_holder(lease_redis, monkeypatch):
+    monkeypatch.setattr(leases, "lease_seconds", lambda: 0.3)
+    old = leases.Lease("segment:j:1", "w1@h").__enter__()
+    old._stop.set()            # its worker stops renewing (as one cut off the network)
+    old._thread.join()
+    lease_redis.zadd(leases.EXPIRIES, {"segment:j:1": 0})
+    assert lease_redis.zrem(leases.EXPIRIES, "segment:j:1") and lease_redis.hdel(leases.HOLDERS, "segment:j:1")
+    old._call(leases._RENEW)   # it comes back: renewing must not take the work back
+    assert not old.held and lease_redis.zscore(leases.EXPIRIES, "segment:j:1") is None
+    with leases.Lease("segment:j:1", "w2@h") as new:
+        old._call(leases._RENEW)
+        old.__exit__()         # nor may its release end the new holder's lease
+        assert new.held and holder_of(lease_redis, "segment:j:1") == "w2@h"
+
+
+def test_a_lease_not_renewed_for_its_length_is_no_longer_counted_held(lease_redis, monkeypatch):
+    monkeypatch.setattr(leases, "lease_seconds", lambda: 0.3)
+    lease = leases.Lease("segment:j:2", "w1@h")
+    lease._call(leases._TAKE)
+    assert lease.held
+    time.sleep(0.35)           # no renewal reached Redis for a whole lease
+    assert not lease.held
+
+
+def test_lapsed_work_is_handed_out_once(lease_redis, monkeypatch):
+    requeued = []
+    monkeypatch.setitem(leases._REQUEUE, "segment", lambda job, index: requeued.append((job, index)))
+    monkeypatch.setattr(leases, "lease_seconds", lambda: 60)
+    with leases.Lease("segment:a:0", "worker1-9@h"), leases.Lease("segment:a:1", "worker2-9@h"):
+        assert leases.reclaim_expired() == []                  # both alive
+        assert leases.expire_leases_of("worker2-9@") == 1      # its supervisor saw worker2 die
+        assert leases.reclaim_expired() == ["segment:a:1"]
+        assert leases.reclaim_expired() == []                  # once, not at every look
+    assert requeued == [("a", 1)]
+
+
+def test_redis_gives_no_running_task_away_and_beat_reclaims_within_a_lease():
+    """The visibility timeout outlasts every task's hard limit (a slow task is never handed to a
+    second worker while it runs), and beat looks for lapsed leases at least twice a lease."""
+    import celeryconfig
+
+    limits = [annotation["time_limit"] for annotation in celeryconfig.task_annotations.values()]
+    assert celeryconfig.broker_transport_options["visibility_timeout"] > max(limits)
+    reclaim = celeryconfig.beat_schedule["reclaim-work-of-dead-workers"]
+    assert reclaim["task"] == "vidfarm.reclaim"
+    assert reclaim["schedule"] <= celeryconfig._settings.segment_lease_s / 2
+
+
+def test_work_that_cannot_be_queued_again_now_stays_lapsed_for_the_next_look(lease_redis, monkeypatch):
+    def database_away(job, index):
+        raise ConnectionError("the database is away")
+
+    monkeypatch.setattr(leases, "lease_seconds", lambda: 60)
+    with leases.Lease("segment:b:0", "worker1-9@h"):
+        leases.expire_leases_of("worker1-9@")
+        monkeypatch.setitem(leases._REQUEUE, "segment", database_away)
+        assert leases.reclaim_expired() == []
+        requeued = []
+        monkeypatch.setitem(leases._REQUEUE, "segment", lambda job, index: requeued.append((job, index)))
+        assert leases.reclaim_expired() == ["segment:b:0"] and requeued == [("b", 0)]

@@ -1,0 +1,130 @@
+"""A worker lost whole (its main process and pool child SIGKILLed, as an OOM kill or a pod
+deleted without grace): its segment is re-run by another worker within the lease time, not
+Redis's visibility timeout, and counted once. Real Celery workers, real Redis, real video."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from core.models import aware
+from services import runtime
+from core.storage import output_key
+from tasks.leases import stitch_without_chord
+from services.jobs import job_views
+from services.submit import submit_file
+from tests.clipmaker import count_video_frames, make_clip
+from tests.conftest import child_env, private_farm, wait_for_job
+
+# Short, so the test is quick; VIDFARM_TEST_LEASE_S=30 measures the default (docs/robustness.md).
+LEASE_S = os.environ.get("VIDFARM_TEST_LEASE_S", "5")
+# 4 segments of 3 s (45 frames): long enough that a kill seen mid-segment lands inside it.
+LONG_SEGMENTS = {"VIDFARM_SEGMENT_SECONDS": "3", "VIDFARM_MIN_SEGMENTS": "4"}
+
+
+def kill_whole(pid: int) -> None:
+    """SIGKILL a worker's process group: its main process and its pool child, at once."""
+    os.killpg(pid, signal.SIGKILL)
+
+
+def busy_segment(job_id: str, timeout: float = 120.0):
+    """The first segment of the job seen processing (after its worker took it)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        busy = [s for s in runtime.records().segments(job_id) if s.status == "processing"]
+        if busy:
+            return busy[0]
+        time.sleep(0.05)
+    raise AssertionError("no segment was seen processing")
+
+
+def test_a_killed_workers_segment_is_rerun_by_another_within_the_lease(tmp_path):
+    with private_farm(tmp_path / "farm", VIDFARM_SEGMENT_LEASE_S=LEASE_S, **LONG_SEGMENTS) as farm:
+        clip = make_clip(tmp_path / "clip.mp4", seconds=12, fps=15, gop=15, size=(960, 540))
+        job_id = submit_file(clip.path, name="clip.mp4")
+        segment = busy_segment(job_id)
+        victim = next(p for p in farm.processes if p.name == segment.worker.split("@")[0])
+        kill_whole(victim.popen.pid)
+        killed_at = time.time()
+
+        view = wait_for_job(job_id, timeout=120)      # the visibility timeout is 35 min
+        assert view["status"] == "done", view["error"]
+        again = runtime.records().get_segment(job_id, segment.index)
+        assert again.status == "done" and again.attempts >= 2
+        assert again.worker.split("@")[0] != victim.name     # the other worker did it
+        results = json.loads(runtime.store().local_path(output_key(job_id, "results.json")).read_text())
+        assert [f["index"] for f in results["frames"]] == list(range(clip.frames))   # once each
+        assert count_video_frames(runtime.store().local_path(output_key(job_id, "annotated.mp4"))) == clip.frames
+        assert not stitch_without_chord(job_id)     # stitched: a re-analysis has its whole chord again
+        # Nobody restarted it, and no beat runs: the other worker's own timer reclaimed the work.
+        assert farm.dead_processes() == [victim.name]
+        print(f"\nrecovery: segment {segment.index} taken again {aware(again.started_at).timestamp() - killed_at:.1f} s"
+              f" and done {aware(again.finished_at).timestamp() - killed_at:.1f} s after its worker was killed "
+              f"(lease {LEASE_S} s); job done {time.time() - killed_at:.1f} s after")
+
+
+def celery_main_processes(name: str) -> list[int]:
+    """PIDs of the Celery worker main processes named ``name@...`` (not their pool children,
+    which share the command line: a main process's parent is no such process)."""
+    named = {}
+    for proc in Path("/proc").iterdir():
+        try:
+            args = (proc / "cmdline").read_bytes().split(b"\0")
+            parent = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        if proc.name.isdigit() and any(a.startswith(f"{name}@".encode()) for a in args):
+            named[int(proc.name)] = parent
+    return [pid for pid, parent in named.items() if parent not in named]
+
+
+def test_process_restarts_a_killed_worker_and_ends_frame_exact(tmp_path):
+    """`vidfarm process --workers 2`: SIGKILL one worker's main process mid-job; the command's
+    supervisor restarts it, hands its segment to a live worker and the job ends frame-exact."""
+    from core.records import open_records
+    from core.settings import Settings
+
+    clip = make_clip(tmp_path / "walk.mp4", seconds=12, fps=15, gop=15, size=(960, 540))
+    data_dir = tmp_path / "data"
+    env = child_env(VIDFARM_DATA_DIR=str(data_dir), **LONG_SEGMENTS)
+    run = subprocess.Popen([sys.executable, "-m", "cli.main", "process", str(clip.path), "--out",
+                            str(tmp_path / "out"), "--workers", "2"], env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        url = Settings(data_dir=data_dir).sqlalchemy_url
+        deadline = time.monotonic() + 180
+        victim = None
+        while victim is None:
+            assert time.monotonic() < deadline and run.poll() is None, "no segment was seen processing"
+            time.sleep(0.1)
+            if not (data_dir / "vidfarm.db").exists():
+                continue
+            try:
+                records = open_records(url, upgrade=False)
+            except Exception:       # the command is still creating the database
+                continue
+            busy = [s for job in job_views(records) for s in records.segments(job["id"]) if s.status == "processing"]
+            if busy:
+                pids = celery_main_processes(busy[0].worker.split("@")[0])
+                victim = pids[0] if pids else None
+        os.kill(victim, signal.SIGKILL)     # the main process; its pool child follows it (PDEATHSIG)
+        killed_at, killed_wall = time.monotonic(), time.time()
+        out, err = run.communicate(timeout=240)     # the visibility timeout is 35 min
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode == 0, err
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert [f["index"] for f in results["frames"]] == list(range(clip.frames))
+    assert count_video_frames(tmp_path / "out" / "annotated.mp4") == clip.frames
+    log = (data_dir / "logs" / f"{busy[0].worker.split('@')[0]}.log").read_text()
+    assert "restarted" in log
+    again = records.get_segment(busy[0].job_id, busy[0].index)
+    assert again.attempts >= 2     # the killed one ran again
+    print(f"\nrecovery: segment {again.index} taken again {aware(again.started_at).timestamp() - killed_wall:.1f} s "
+          f"after its worker was killed; vidfarm process ended {time.monotonic() - killed_at:.1f} s after it")
