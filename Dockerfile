@@ -25,6 +25,7 @@ RUN pip install -r requirements.txt \
 
 COPY pyproject.toml celeryconfig.py ./
 COPY core core
+COPY services services
 COPY workers workers
 COPY tasks tasks
 COPY web web

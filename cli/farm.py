@@ -29,14 +29,15 @@ class EmbeddedFarm:
                  web_port: int | None = None, api_token: str | None = None,
                  extra_env: dict | None = None, autoscale: bool = False,
                  flower_port: int | None = None, flower_auth: str | None = None, beat: bool = False,
-                 pin_workers: bool | None = None, cameras: bool = False):
+                 pin_workers: bool | None = None, cameras: bool = False, web_host: str = "127.0.0.1"):
         """cameras: also run the camera ingester (``vidfarm ingest``), which watches the cameras
-        registered through the API."""
+        registered through the API. web_host: the address the web app listens on (this machine
+        only, unless the user chose another: VIDFARM_WEB_HOST)."""
         self.data_dir = Path(data_dir)
         self.workers = workers
         self.autoscale = autoscale
         self.queues = queues
-        self.web_port = web_port
+        self.web_port, self.web_host = web_port, web_host
         self.api_token = api_token
         self.log_dir = self.data_dir / "logs"
         self.redis = RedisServer(self.data_dir / "redis")
@@ -109,7 +110,7 @@ class EmbeddedFarm:
             if self.web_port:
                 self.processes.append(FarmProcess(
                     "web", [sys.executable, "-m", "gunicorn", "web.wsgi:app", "--bind",
-                            f"127.0.0.1:{self.web_port}", "--workers", "2", "--threads", "4",
+                            f"{self.web_host}:{self.web_port}", "--workers", "2", "--threads", "4",
                             "--timeout", "600"], self.web_env(), self.log_dir / "web.log"))
         except BaseException:
             self.stop()

@@ -300,7 +300,7 @@ def run_up(args) -> int:
     flower_password = settings.flower_password or secrets.token_urlsafe(12)
     settings.data_dir.mkdir(parents=True, exist_ok=True)   # the SQLite file lives there
     first_admin = Accounts(runtime.records()).ensure_admin()
-    with EmbeddedFarm(settings.data_dir, workers=args.workers, web_port=port,
+    with EmbeddedFarm(settings.data_dir, workers=args.workers, web_port=port, web_host=settings.web_host,
                       autoscale=True, beat=True, cameras=True, flower_port=settings.flower_port,
                       flower_auth=f"{settings.flower_user}:{flower_password}") as farm:
         celery_app.point_at(farm.redis_url)     # its supervisor gives a dead worker's work to others
