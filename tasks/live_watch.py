@@ -29,6 +29,8 @@ from io import BytesIO
 from pathlib import Path
 from typing import Callable
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from core.cameras import percentile, redacted
 from services import runtime
 from tasks.app import app
@@ -47,6 +49,9 @@ from workers.results import SegmentOutput, assemble_results
 log = logging.getLogger(__name__)
 
 POLL_S = 0.05
+# How often a long watch looks whether the shared gallery changed (an enrolment, a rename, a
+# watchlist change, an erasure): the segments after a change are named against the new one.
+GALLERY_CHECK_S = 2.0
 LIVE_QUEUE = "live"
 
 
@@ -132,6 +137,7 @@ class LiveWatch:
             self.lines_path.write_text("")
         self.matching = job_matching(self.options)
         self.stitch = LiveStitch(self.matching.gallery, result_options(self.matching.watchlist))
+        gallery_checked = time.monotonic()
         runtime.store().put_stream(options_key(self.watch_id), BytesIO(json.dumps(self.options).encode()))
         camera_stop = threading.Event()
         reader = self.camera.start(camera_stop)
@@ -141,6 +147,9 @@ class LiveWatch:
                 if self.camera.status.state == "failed":
                     raise WatchError(self.camera.status.reason)
                 self._collect(wait=False)
+                if time.monotonic() - gallery_checked >= GALLERY_CHECK_S:
+                    gallery_checked = time.monotonic()
+                    self._follow_gallery()
                 time.sleep(POLL_S)
             camera_stop.set()
             reader.join(self.camera.open_timeout + 30)    # it closes the open segment and sends it
@@ -154,6 +163,23 @@ class LiveWatch:
             shutil.rmtree(self.scratch, ignore_errors=True)
             runtime.store().delete_prefix(live_key(self.watch_id))
         return self.summary
+
+    def _follow_gallery(self) -> None:
+        """Match what comes next against the shared gallery as it is now: a person enrolled
+        while the camera runs is named from the next segment on, an erased one no longer
+        (their embeddings leave this process's memory). A watch's own gallery never changes."""
+        if self.matching.fingerprint == "job":
+            return
+        try:
+            if runtime.records().gallery_fingerprint() == self.matching.fingerprint:
+                return
+            matching = job_matching(self.options)
+        except SQLAlchemyError as error:      # the database away for a moment: look again later
+            log.warning("the gallery could not be read, keeping the one in use: %s", error)
+            return
+        self.matching = matching
+        self.stitch.gallery = self.matching.gallery
+        self.stitch.options = result_options(self.matching.watchlist)
 
     def _follow_status(self) -> None:
         status = self.camera.status

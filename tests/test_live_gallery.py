@@ -1,0 +1,58 @@
+"""A camera watched for a long time follows the shared gallery: a person enrolled while it
+runs is named from the next segments on, and one erased is no longer named (their embeddings
+leave the ingester's memory), without restarting the camera."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.clipmaker import make_clip
+from tests.rtsp_camera import RtspCamera, gstreamer_missing, running_ingest, wait_until
+
+WAIT_S = 90
+
+
+def segments(registry, camera_id: str) -> list[dict]:
+    return registry.recent(camera_id, "segment", 50)
+
+
+def named(event: dict) -> set[str]:
+    return {track["identity"] for track in event["tracks"] if track["identity"]}
+
+
+def test_a_live_camera_names_people_enrolled_and_forgets_people_erased_while_it_runs(farm, tmp_path):
+    reason = gstreamer_missing()
+    if reason:
+        pytest.skip(reason)
+    import cv2
+
+    from core.cameras import CameraRegistry
+    from services import gallery
+    from tests.test_analytics import yao_in_players
+
+    registry = CameraRegistry.from_url(farm.redis_url)
+    clip = make_clip(tmp_path / "door.mp4", seconds=90, fps=15, gop=15, size=(640, 360), face_windows=[(0, 90)],
+                     audio=False)
+    with RtspCamera(clip.path) as camera, running_ingest(registry):
+        camera_id = registry.add("Door camera", camera.url)["id"]
+        try:
+            first = wait_until(lambda: [e for e in segments(registry, camera_id) if e["faces"]], WAIT_S,
+                               "a segment with a face")
+            assert not named(first[0])                          # nobody enrolled yet
+
+            gallery.enroll("Late Yao", [("yao.jpg", cv2.imencode(".jpg", yao_in_players())[1].tobytes())],
+                           largest_face=True)
+            wait_until(lambda: any("Late Yao" in named(e) for e in segments(registry, camera_id)), WAIT_S,
+                       "a segment naming the person enrolled while the camera runs")
+
+            gallery.delete_identity("Late Yao")
+            erased_at = time.time()
+            later = wait_until(lambda: [e for e in segments(registry, camera_id)
+                                        if e["captured_at"] > erased_at + 5 and e["faces"]], WAIT_S,
+                               "segments captured after the erasure")
+            assert all("Late Yao" not in named(e) for e in later), [named(e) for e in later]
+        finally:
+            registry.delete(camera_id)
+            gallery.delete_identity("Late Yao")
