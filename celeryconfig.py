@@ -52,6 +52,7 @@ task_routes = {
     "vidfarm.render_segment": {"queue": "cpu"},
     "vidfarm.join_video": {"queue": "ingest"},
     "vidfarm.render_failed": {"queue": "ingest"},
+    "vidfarm.redraw": {"queue": "ingest"},
     "vidfarm.erase": {"queue": "ingest"},
     "vidfarm.embed_photos": {"queue": "ingest"},
     "vidfarm.reidentify": {"queue": "ingest"},

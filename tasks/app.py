@@ -1,6 +1,6 @@
 """The Celery application. Workers run ``celery -A tasks.app worker -Q live,ingest,cpu``."""
 
-from celery import Celery, bootsteps
+from celery import Celery
 
 app = Celery("vidfarm", include=["tasks.jobs", "tasks.live", "tasks.live_view", "tasks.render", "tasks.reanalysis",
                                  "tasks.erasure", "tasks.watchdog", "tasks.alerts", "tasks.recording", "tasks.gallery",
@@ -24,25 +24,3 @@ def point_at(redis_url: str) -> None:
     app._backend_cache = None
     app._local = threading.local()
 
-
-class ReclaimLapsedLeases(bootsteps.StartStopStep):
-    """Every worker looks for lapsed leases too (``tasks.leases``), every half lease, on its
-    event loop's timer (no thread: the prefork pool forks from this process), so a node lost
-    with the beat pod on it does not stop the work of dead workers coming back."""
-    requires = {"celery.worker.components:Timer"}
-
-    def __init__(self, worker, **kwargs):
-        super().__init__(worker, **kwargs)
-        self.every = None
-
-    def start(self, worker):
-        from tasks import leases
-
-        self.every = worker.timer.call_repeatedly(leases.lease_seconds() / 2, leases.reclaim_quietly)
-
-    def stop(self, worker):
-        if self.every is not None:
-            self.every.cancel()
-
-
-app.steps["worker"].add(ReclaimLapsedLeases)

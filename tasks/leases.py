@@ -25,6 +25,7 @@ import uuid
 from functools import lru_cache
 
 import redis
+from celery import bootsteps
 
 from services import runtime
 from tasks.app import app
@@ -204,9 +205,7 @@ def stitch_without_chord(job_id: str) -> bool:
 
 
 def _redraw(job_id: str, _index: int | None = None) -> None:
-    from tasks.render import redraw_latest    # the drawing tasks build on this module
-
-    redraw_latest(job_id)
+    app.send_task("vidfarm.redraw", (job_id,))       # by name: the drawing tasks build on this module
 
 
 def _resend(task: str):
@@ -229,3 +228,25 @@ def reclaim_quietly() -> None:
 def reclaim() -> list[str]:
     """Beat, every ``VIDFARM_SEGMENT_LEASE_S`` / 2: queue again the work of dead workers."""
     return reclaim_expired()
+
+
+class ReclaimLapsedLeases(bootsteps.StartStopStep):
+    """Every worker looks for lapsed leases too (``tasks.leases``), every half lease, on its
+    event loop's timer (no thread: the prefork pool forks from this process), so a node lost
+    with the beat pod on it does not stop the work of dead workers coming back."""
+    requires = {"celery.worker.components:Timer"}
+
+    def __init__(self, worker, **kwargs):
+        super().__init__(worker, **kwargs)
+        self.every = None
+
+    def start(self, worker):
+        self.every = worker.timer.call_repeatedly(lease_seconds() / 2, reclaim_quietly)
+
+    def stop(self, worker):
+        if self.every is not None:
+            self.every.cancel()
+
+
+# Added when the worker imports this module (its include list), before it builds its blueprint.
+app.steps["worker"].add(ReclaimLapsedLeases)

@@ -169,6 +169,7 @@ def render_failed(request, exc, traceback, job_id: str) -> None:
     runtime.records().set_video_error(job_id, f"drawing the video failed: {exc}")
 
 
+@app.task(name="vidfarm.redraw", ignore_result=True)
 def redraw_latest(job_id: str) -> bool:
     """Draw a done job's video again from its latest results unless it follows them already
     (a drawing task's worker died: ``tasks.leases``). Drawings already made are reused."""
