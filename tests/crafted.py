@@ -320,10 +320,15 @@ DAMAGED = [
 ]
 
 
+DOC = Path(__file__).resolve().parents[1] / "docs" / "robustness.md"
+GENERATED_FROM = "## Crafted inputs"
+
+
 def render_docs() -> str:
-    """docs/robustness.md (regenerate with `python -m tests.crafted > docs/robustness.md`; a test
-    checks that the file matches, and tests/test_robustness.py checks every outcome)."""
-    lines = ["# Robustness: crafted inputs", "",
+    """docs/robustness.md from its crafted-inputs section on (regenerate with
+    `python -m tests.crafted`, which keeps the hand-written faults table above it; a test checks
+    that the file matches, and tests/test_robustness.py checks every outcome)."""
+    lines = [GENERATED_FROM, "",
              "Each file is made by `tests/crafted.py` and sent through a real two-worker farm by "
              "`tests/test_robustness.py`. *done* means the job finished with every frame of the input in "
              "results.json and annotated.mp4; *failed* means the job ended with a one-line reason (the "
@@ -348,5 +353,10 @@ def render_docs() -> str:
     return "\n".join(lines) + "\n"
 
 
+def write_docs() -> None:
+    head = DOC.read_text().split(GENERATED_FROM)[0] if DOC.exists() else "# Robustness\n\n"
+    DOC.write_text(head + render_docs())
+
+
 if __name__ == "__main__":
-    print(render_docs(), end="")
+    write_docs()
