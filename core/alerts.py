@@ -38,7 +38,7 @@ class Alert(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
-    camera: Mapped[str | None] = mapped_column(String(64), default=None)   # live cameras, later
+    camera: Mapped[str | None] = mapped_column(String(64), default=None)   # a camera recording's camera
     kind: Mapped[str] = mapped_column(String(16))
     track: Mapped[int] = mapped_column(Integer)
     frame: Mapped[int] = mapped_column(Integer)
@@ -76,14 +76,15 @@ def raise_new(s: Session, job_id: str, version: int, alerts: list[dict], identit
     that publishes it), with one pending delivery per URL each, and mark withdrawn those it
     no longer lists. ``identities``: the track -> name of that version. Returns the new
     deliveries' ids (nothing is done when the job is at another version)."""
-    if s.scalar(select(Job.results_version).where(Job.id == job_id).with_for_update()) != version:
+    job = s.execute(select(Job.results_version, Job.camera_id).where(Job.id == job_id).with_for_update()).first()
+    if job is None or job.results_version != version:
         return []
     known = {(a.kind, a.track, a.frame): a for a in s.scalars(select(Alert).where(Alert.job_id == job_id))}
     ids = identity_ids(s, {n for n in identities.values() if n} if shared_gallery else set())
     listed = {_key(a) for a in alerts}
     for key, alert in known.items():
         alert.withdrawn = key not in listed
-    fresh = [Alert(job_id=job_id, kind=item["kind"], track=item["track"], frame=item["frame"], t=item["t"],
+    fresh = [Alert(job_id=job_id, camera=job.camera_id, kind=item["kind"], track=item["track"], frame=item["frame"], t=item["t"],
                    identity_id=ids.get(identities.get(item["track"])), results_version=version,
                    detail=None if item["kind"] == "watchlist" else item.get("detail"))
              for item in alerts if _key(item) not in known]

@@ -102,12 +102,18 @@ def test_an_alert_rings_once_and_a_later_version_that_drops_it_withdraws_it(reco
     delivery, body = alerts.delivery(first[0])
     assert delivery.url == urls[0] and body == {"kind": "watchlist", "job": job, "camera": None, "track": 1,
                                                 "t": 0.0, "identity": "ann", "detail": "ann is on the watchlist"}
+    # A camera's recording says which camera saw it.
+    recording = finished_job(records)
+    with records.session() as s:
+        s.execute(update(Job).where(Job.id == recording).values(camera_id="cam1", results_version=1))
+    rung = alerts.raise_new(recording, 1, [fever], {1: None}, urls, shared_gallery=True)
+    assert alerts.delivery(rung[0])[1]["camera"] == "cam1"
     # Erasing ann leaves no name in the alerts (none is stored; the id is unset) and nothing rings again.
     records.delete_identity("ann")
     with records.session() as s:
         assert s.scalar(select(func.count()).select_from(Alert).where(Alert.identity_id.is_not(None))) == 0
         assert not any("ann" in (d or "") for d in s.scalars(select(Alert.detail)))
-        assert s.scalar(select(func.count()).select_from(AlertDelivery)) == 4
+        assert s.scalar(select(func.count()).select_from(AlertDelivery)) == 6
     assert {a["identity"] for a in alerts.page(10)} == {None}
     assert alerts.raise_new(job, 2, [fever], {1: None}, urls, shared_gallery=True) == []
     with records.engine.connect() as conn:    # the job goes, its alerts and deliveries with it
