@@ -260,6 +260,7 @@ def test_a_0_1_database_keeps_every_row_through_the_upgrade(new_database, tmp_pa
         assert runtime.records().recordings_before(datetime.now(timezone.utc) + timedelta(days=36500)) == []
     finally:
         runtime.records().engine.dispose()
+        monkeypatch.undo()        # the session's environment first: then point back at its farm
         restore_environment()
 
 

@@ -189,4 +189,5 @@ def test_a_worker_host_cut_off_mid_job_loses_nothing(network, tmp_path, monkeypa
         for host in reversed(started):
             host.stop()
         shutil.rmtree(pg_folder, ignore_errors=True)
+        monkeypatch.undo()        # the session's environment first: then point back at its farm
         restore_environment()
