@@ -9,6 +9,7 @@ import time
 import pytest
 
 from tests.clipmaker import make_clip
+from tests.conftest import wait_for_job
 from tests.rtsp_camera import RtspCamera, gstreamer_missing, running_ingest, wait_until
 
 WAIT_S = 90
@@ -16,6 +17,14 @@ WAIT_S = 90
 
 def segments(registry, camera_id: str) -> list[dict]:
     return registry.recent(camera_id, "segment", 50)
+
+
+def recorded(camera_id: str) -> list[str]:
+    from core.models import Job
+    from services import runtime
+
+    with runtime.records().session() as s:
+        return [job.id for job in s.query(Job).filter(Job.camera_id == camera_id)]
 
 
 def named(event: dict) -> set[str]:
@@ -29,7 +38,7 @@ def test_a_live_camera_names_people_enrolled_and_forgets_people_erased_while_it_
     import cv2
 
     from core.cameras import CameraRegistry
-    from services import gallery
+    from services import gallery, runtime
     from tests.test_analytics import yao_in_players
 
     registry = CameraRegistry.from_url(farm.redis_url)
@@ -56,3 +65,8 @@ def test_a_live_camera_names_people_enrolled_and_forgets_people_erased_while_it_
         finally:
             registry.delete(camera_id)
             gallery.delete_identity("Late Yao")
+    # The camera's recording is handed over as its watch stops: let it become a job here, not
+    # in the middle of a later test that counts jobs or files.
+    wait_until(lambda: not runtime.store().list_keys("recordings/"), WAIT_S, "the recording to be made a job")
+    for job_id in recorded(camera_id):
+        assert wait_for_job(job_id)["status"] in ("done", "failed"), job_id
