@@ -22,7 +22,10 @@ import subprocess
 import threading
 import time
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
+
+import pytest
 
 from cli.redis_server import free_port
 
@@ -35,6 +38,7 @@ _CHECK = ("import gi; gi.require_version('Gst', '1.0'); gi.require_version('GstR
           "assert not missing, 'missing GStreamer elements: ' + ', '.join(missing)")
 
 
+@lru_cache(maxsize=1)
 def gstreamer_missing() -> str | None:
     """Why GStreamer's RTSP server cannot run here (None: it can)."""
     if not Path(SYSTEM_PYTHON).exists():
@@ -50,6 +54,9 @@ def gstreamer_missing() -> str | None:
 class RtspCamera:
     def __init__(self, clip: Path, codec: str = "h264", audio: bool = False, port: int | None = None,
                  log_path: Path | None = None):
+        reason = gstreamer_missing()
+        if reason:          # every test with a camera skips, saying why, whether or not it asked first
+            pytest.skip(reason)
         self.clip, self.codec, self.audio = Path(clip), codec, audio
         self.port = port or free_port()
         self.log_path = log_path or self.clip.with_suffix(f".rtsp-{self.port}.log")
