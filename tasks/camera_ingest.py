@@ -11,7 +11,8 @@ up), renews its leases at every poll, and gives one back per poll while it holds
 its share (a replica that joined gets some). A replica that dies stops renewing: its
 cameras are free a lease time later and the others take them. Every write about a camera
 carries the owner's fencing token, so a replica that stalled past its lease and woke up
-has its segments refused and stops watching that camera.
+has its segments refused and stops watching that camera; its segments still on the live
+queue carry the token too, and workers drop them unanalysed (``tasks.live``).
 """
 
 from __future__ import annotations
@@ -143,7 +144,8 @@ class CameraIngest:
                           on_line=lambda line, fps: written(self.registry.segment_done(
                               camera_id, {**line, "ingester": self.owner, "lease": token}, fps, token=token)),
                           on_status=lambda status: written(self.registry.set_status(camera_id, status, token=token)),
-                          on_view=analysed, offers=lambda timeout: self.offers.next(camera_id, timeout))
+                          on_view=analysed, offers=lambda timeout: self.offers.next(camera_id, timeout),
+                          fence=(camera_id, token))
         try:
             watch.run(stop)
         except WatchError as exc:
