@@ -25,11 +25,12 @@ from redis.exceptions import RedisError
 
 from core.camera_leases import CameraLeases, new_owner_id
 from core.camera_offers import CameraOffers
-from core.cameras import CameraRegistry
+from core.cameras import CameraRegistry, view_piece_key
 from services import runtime
 from tasks.live_view import send_view
 from tasks.recording import CameraRecorder
 from tasks.live_watch import LiveWatch, WatchError
+from workers.live.playback import ViewerServer
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,8 @@ class CameraIngest:
         self.leases = CameraLeases(registry.redis, owner or new_owner_id(), lease_s)
         self.recording_hour_s = recording_hour_s or runtime.settings().recording_hour_s
         self.offers = CameraOffers(registry.redis)     # browser cameras' WebRTC offers
+        self.viewer_offers = CameraOffers(registry.redis, "viewers")     # pages playing a live view over WebRTC
+        self.viewers: ViewerServer | None = None       # started with the first viewer
         self.running: dict[str, _Running] = {}
         self.stopping: list[_Running] = []
 
@@ -82,6 +85,8 @@ class CameraIngest:
             for running in self.stopping:
                 if running.thread is not None:
                     running.thread.join(STOP_JOIN_S)
+            if self.viewers is not None:
+                self.viewers.stop()
 
     def sync(self) -> None:
         """Renew what is held, drop what was deleted or lost, take free cameras up to the share,
@@ -105,6 +110,19 @@ class CameraIngest:
                     running = self.running[camera_id] = _Running(camera, token)
             if running is not None and (running.thread is None or not running.thread.is_alive()):
                 self._start(running)
+        self._serve_viewers()
+
+    def _serve_viewers(self) -> None:
+        """Answer the WebRTC viewers' offers for the cameras held here; keep their views drawn."""
+        for camera_id in self.running:
+            while (got := self.viewer_offers.next(camera_id, 0)) is not None:
+                if self.viewers is None:
+                    store = runtime.store()
+                    self.viewers = ViewerServer(
+                        self.registry.view, lambda piece: store.local_path(view_piece_key(piece["watch"], piece["segment"])))
+                self.viewers.offer(camera_id, *got)
+        for camera_id in self.viewers.watched() if self.viewers is not None else ():
+            self.registry.mark_watched(camera_id)
 
     def _start(self, running: _Running) -> None:
         running.thread = threading.Thread(target=self._watch, args=(running,),
@@ -115,6 +133,8 @@ class CameraIngest:
         """Stop watching a camera and give its lease back (a no-op when another holds it)."""
         running = self.running.pop(camera_id)
         log.info("camera %s: dropped (%s)", camera_id, why)
+        if self.viewers is not None:
+            self.viewers.drop(camera_id)
         running.stop.set()
         try:
             self.leases.release(camera_id, running.token)
