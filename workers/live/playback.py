@@ -162,6 +162,8 @@ class ViewerServer:
 
         try:
             await peer.setRemoteDescription(RTCSessionDescription(sdp=offer["sdp"], type=offer["type"]))
+            if not any(t.kind == "video" for t in peer.getTransceivers()):
+                raise ValueError("it asks for no video")
             peer.addTrack(PieceTrack(lambda: self.pieces(camera_id), self.path, on_frame))
             await peer.setLocalDescription(await peer.createAnswer())
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
