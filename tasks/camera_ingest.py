@@ -2,7 +2,8 @@
 
 Each camera in the registry (``core.cameras``) that this replica owns gets a ``LiveWatch`` of
 its own, in a thread; its status, each processed segment and each alert go back to the
-registry, from where the API serves them (``GET /api/v1/cameras``, Server-Sent Events). A
+registry, from where the API serves them (``GET /api/v1/cameras``, Server-Sent Events); each
+alert is also recorded and sent to the webhooks at once (``tasks.alerts.ring_live``). A
 camera that cannot be opened is retried with backoff for as long as it is registered.
 
 Several replicas share the cameras through leases (``core.camera_leases``): a replica takes
@@ -22,11 +23,13 @@ import threading
 from dataclasses import dataclass, field
 
 from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
 
 from core.camera_leases import CameraLeases, new_owner_id
 from core.camera_offers import CameraOffers
 from core.cameras import CameraRegistry, view_piece_key
 from services import runtime
+from tasks.alerts import ring_live
 from tasks.live_view import send_view
 from tasks.recording import CameraRecorder
 from tasks.live_watch import LiveWatch, WatchError
@@ -160,9 +163,17 @@ class CameraIngest:
             send_view(camera_id, watch_id, segment, frames)
             return True               # the drawing deletes the segment file
 
-        watch = LiveWatch(running.camera["url"], out, keep_results=False,
-                          on_line=lambda line, fps: written(self.registry.segment_done(
-                              camera_id, {**line, "ingester": self.owner, "lease": token}, fps, token=token)),
+        def line_done(line: dict, fps: float) -> None:
+            accepted = self.registry.segment_done(camera_id, {**line, "ingester": self.owner, "lease": token},
+                                                  fps, token=token)
+            written(accepted)
+            if accepted and line["alerts"]:     # only the camera's owner rings, once
+                try:
+                    ring_live(camera_id, line)
+                except SQLAlchemyError as error:     # the database away: the events still say it
+                    log.warning("camera %s: live alerts not recorded: %s", camera_id, error)
+
+        watch = LiveWatch(running.camera["url"], out, keep_results=False, on_line=line_done,
                           on_status=lambda status: written(self.registry.set_status(camera_id, status, token=token)),
                           on_view=analysed, offers=lambda timeout: self.offers.next(camera_id, timeout),
                           fence=(camera_id, token))
