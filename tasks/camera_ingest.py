@@ -22,6 +22,7 @@ import logging
 import threading
 from dataclasses import dataclass, field
 
+from kombu.exceptions import OperationalError
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -170,7 +171,8 @@ class CameraIngest:
             if accepted and line["alerts"]:     # only the camera's owner rings, once
                 try:
                     ring_live(camera_id, line)
-                except SQLAlchemyError as error:     # the database away: the events still say it
+                except (SQLAlchemyError, RedisError, OperationalError) as error:   # database or broker away:
+                    # the camera goes on, and its events still carry the alerts
                     log.warning("camera %s: live alerts not recorded: %s", camera_id, error)
 
         watch = LiveWatch(running.camera["url"], out, keep_results=False, on_line=line_done,

@@ -71,7 +71,7 @@ def live_segment(watch_id: str, index: int, segment: dict) -> dict:
     ``[camera id, fencing token]`` of the ingester that sent it)."""
     fence = segment.get("fence")
     if fence and is_stale(camera_registry().redis, *fence):
-        return {"fenced": f"camera {fence[0]}: fencing token {fence[1]} is stale (a newer owner holds it)"}
+        return {"fenced": f"camera {fence[0]}: fencing token {fence[1]} is stale (a newer owner holds it, or it was deleted)"}
     options = watch_options(watch_id)
     started = time.monotonic()
     result = pipeline.analyse_segment(runtime.store().local_path(piece_key(watch_id, index, "segment")),
