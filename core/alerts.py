@@ -19,8 +19,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
-from sqlalchemy import (Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint, func, select,
-                        update)
+from sqlalchemy import (Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint, delete, func,
+                        select, update)
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from core.appearances import identity_ids
@@ -130,6 +130,12 @@ class Alerts:
         with self.records.session() as s:
             return raise_live(s, *args, **kwargs)
 
+    def expire_live(self, cutoff: datetime) -> int:
+        """Delete live camera alerts raised before ``cutoff`` (with their deliveries): they are
+        kept as long as camera recordings are. Returns how many went."""
+        with self.records.session() as s:
+            return s.execute(delete(Alert).where(Alert.job_id.is_(None), Alert.raised_at < cutoff)).rowcount
+
     def delivery(self, delivery_id: int) -> tuple[AlertDelivery, dict] | None:
         """A delivery and the JSON body to POST for its alert; None when it is gone."""
         with self.records.session() as s:
@@ -164,8 +170,9 @@ class Alerts:
             return found
 
     def page(self, limit: int, offset: int = 0, job_id: str | None = None) -> list[dict]:
-        """Alerts newest first, across jobs (or of one), with their deliveries."""
-        query = (select(Alert, Identity.name, Job.source_name).join(Job, Job.id == Alert.job_id)
+        """Alerts newest first, across jobs (or of one), with their deliveries; live camera
+        alerts (no job, no source name) among them."""
+        query = (select(Alert, Identity.name, Job.source_name).outerjoin(Job, Job.id == Alert.job_id)
                  .outerjoin(Identity, Identity.id == Alert.identity_id)
                  .order_by(Alert.raised_at.desc(), Alert.id.desc()).limit(limit).offset(offset))
         if job_id:

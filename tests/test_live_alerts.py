@@ -83,3 +83,27 @@ def test_live_alerts_are_posted_as_segments_are_processed_and_not_again_with_the
         assert all(a["deliveries"] == [] for a in listed)
         time.sleep(2)                                     # a delivery queued by the job would have come by now
         assert len(receiver.to("/ok")) == live_alerts(camera_id) >= 1
+
+        # The live alert is on the Alerts page and in the API, with its delivery, no job.
+        browser = viewer()
+        listing = browser.get("/api/v1/alerts?per_page=100").json
+        live = [a for a in listing if a["job"] is None]
+        assert live and all(a["camera"] == camera_id and a["source_name"] is None for a in live), listing
+        assert all([d["status"] for d in a["deliveries"]] == ["delivered"] for a in live)
+        page = browser.get("/alerts").get_data(as_text=True)
+        assert f'href="/cameras/{camera_id}">camera</a>' in page
+        # Kept as long as the camera's recordings: the retention sweep deletes them with those.
+        from tasks.recording import expire_recordings
+
+        assert expire_recordings(retention_days=1e-9)["live_alerts"] == len(live)
+        assert live_alerts(camera_id) == 0
+
+
+def viewer():
+    from core.accounts import Accounts
+    from services import runtime
+    from tests.web.conftest import PASSWORD, Account, logged_in_client, make_app
+
+    accounts = Accounts(runtime.records())
+    user = accounts.create_user("live-alert-viewer", PASSWORD, "viewer")
+    return logged_in_client(make_app(), Account(user.username, "viewer", accounts.create_token(user.id)))
