@@ -79,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
 
     runtime.configure(settings)
     try:
-        runtime.store().check()
+        if args.command in STORE_COMMANDS:
+            runtime.store().check()     # a wrong bucket or endpoint: one line now, not a failed job later
         if args.command == "ingest":
             return live_commands.run_ingest(get_settings(), fail)
         if args.command == "autoscale":
@@ -105,6 +106,11 @@ def main(argv: list[str] | None = None) -> int:
         return fail(f"blob store: {error}")
     finally:
         runtime.reset()   # main() may run inside another process (the tests): leave it as it was
+
+
+# The commands that read or write blobs (not db, user or autoscale: the migration Job and the
+# autoscaler need no access to the bucket).
+STORE_COMMANDS = frozenset({"process", "up", "ingest", "watch", "enroll"})
 
 
 def fail(message: str, code: int = 1) -> int:
