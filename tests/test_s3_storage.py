@@ -116,11 +116,11 @@ def test_a_wrong_bucket_or_endpoint_is_a_clear_error(server, tmp_path):
         wrong_key.check()
 
 
-def test_the_command_and_a_worker_stop_at_start_saying_why(server, tmp_path):
+def test_the_command_and_the_web_stop_at_start_saying_why(server, tmp_path):
     env = child_env(**{**server.env(), "VIDFARM_S3_BUCKET": "no-such-bucket", "VIDFARM_S3_MAX_ATTEMPTS": "1",
                        "VIDFARM_DATA_DIR": str(tmp_path / "data"), "VIDFARM_CONFIG_DIR": str(tmp_path / "config")})
     clip = make_clip(tmp_path / "clip.mp4", seconds=1, fps=5, gop=5, face_windows=[])
-    done = subprocess.run([sys.executable, "-m", "cli.main", "process", str(clip.path)], capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "cli.main", "process", str(clip.path), "--out", str(tmp_path / "out")], capture_output=True,
                           text=True, env=env, cwd=repo_root(), timeout=120)
     assert done.returncode == 1
     assert "blob store: S3 bucket 'no-such-bucket'" in done.stderr and "does not exist" in done.stderr
