@@ -93,7 +93,11 @@ def storage(setup: str, work: Path):
         conn.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
     try:
         with s3server.S3Server(work / "s3rver") as server:
-            yield {**server.env(), "DATABASE_URL": f"{POSTGRES}/{name}"}
+            env = {**server.env(), "DATABASE_URL": f"{POSTGRES}/{name}"}
+            yield env
+            # what the S3 server itself took of the 2 cores (it runs beside the farm here)
+            times = psutil.Process(server.process.pid).cpu_times()
+            env["s3_server_cpu_s"] = times.user + times.system
     finally:
         with admin.connect() as conn:
             conn.execute(sqlalchemy.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
@@ -102,7 +106,8 @@ def storage(setup: str, work: Path):
 
 def run(work: Path, setup: str = LOCAL, uploads: int = UPLOADS) -> dict:
     with storage(setup, work) as store_env:
-        return {"setup": setup, **_run(work, store_env, uploads)}
+        figures = {"setup": setup, **_run(work, store_env, uploads)}
+    return {**figures, "s3_server_cpu_s": store_env.get("s3_server_cpu_s")}
 
 
 def _run(work: Path, store_env: dict, uploads: int) -> dict:
@@ -155,11 +160,16 @@ def _run(work: Path, store_env: dict, uploads: int) -> dict:
             "video_s": uploads * 10.0}
 
 
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f} s"
+
+
 def render(runs: list[dict], load: tuple[float, float]) -> str:
     uploads = runs[0]["uploads"]
     rows = [f"| {r['setup']} | {r['uploads']} | {r['segments']} | {r['upload_s']:.1f} s | {r['wall_s']:.1f} s "
             f"({r['video_s'] / r['wall_s']:.2f}x real time) | {r['done']}/{r['uploads']} | "
-            f"{r['frames_exact']}/{r['uploads']} | {r['peak_web_mb']:.0f} MiB | {r['peak_workers_mb']:.0f} MiB |"
+            f"{r['frames_exact']}/{r['uploads']} | {r['peak_web_mb']:.0f} MiB | {r['peak_workers_mb']:.0f} MiB | "
+            f"{_seconds(r['s3_server_cpu_s'])} |"
             for r in runs]
     return "\n".join([
         HEADING, "",
@@ -172,10 +182,11 @@ def render(runs: list[dict], load: tuple[float, float]) -> str:
         "compare the rows, measured one after the other in one run). Two setups: blobs on the local disk with "
         "the records in SQLite (one machine), and blobs in an S3 bucket (s3rver, a real S3 server from npm, on "
         "this machine) with the records in PostgreSQL (a fresh database on this machine's server): a cluster's "
-        "setup, without its network.", "",
+        "setup, without its network. *S3 server CPU*: the s3rver process's user + system seconds over the run, "
+        "taken from the same 2 cores as the farm (on a cluster the object store runs elsewhere).", "",
         "| setup | uploads | segments queued | all accepted in | all done in (results and video) | done | "
-        "frame-exact results | peak memory, web | peak memory, workers |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "frame-exact results | peak memory, web | peak memory, workers | S3 server CPU |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         *rows, "",
         "None lost where every row reads done and frame-exact for every upload: every upload got a job, every job "
         "finished, every results.json has one entry per frame.", ""])
