@@ -10,8 +10,7 @@ REQS   := requirements.txt requirements-dev.txt requirements-nodeps.txt pyprojec
 # S3-compatible server) for the S3 blob store's tests.
 AXE_VERSION := 4.14.1
 S3RVER_VERSION := 3.7.1
-AXE    := build/node_modules/axe-core/axe.min.js
-S3RVER := build/node_modules/s3rver/bin/s3rver.js
+# (tests/web/test_pages_fit_and_access.py and tests/s3server.py find them there.)
 NODE_TOOLS := build/node_modules/.vidfarm-$(AXE_VERSION)-$(S3RVER_VERSION)
 
 .PHONY: install run test chart-check security-check bench eval clean screenshots
