@@ -176,9 +176,10 @@ def renew_waiting() -> None:
     """Renew the leases of received tasks still waiting for a pool process; forget those that
     started (the task holds its lease now) or ended."""
     active = {request.id for request in state.active_requests}
-    reserved = {request.id for request in state.reserved_requests}
+    # reserved: waiting for a pool process; scheduled: waiting for its countdown (a retry's)
+    waiting = {request.id for request in (*state.reserved_requests, *state.scheduled_requests)}
     for request_id, lease in list(_waiting.items()):
-        if request_id in active or request_id not in reserved:
+        if request_id in active or request_id not in waiting:
             del _waiting[request_id]
         else:
             lease._call(_RENEW)
