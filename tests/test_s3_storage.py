@@ -116,7 +116,7 @@ def test_a_wrong_bucket_or_endpoint_is_a_clear_error(server, tmp_path):
         wrong_key.check()
 
 
-def test_the_command_and_the_web_stop_at_start_saying_why(server, tmp_path):
+def test_the_command_the_web_and_a_worker_stop_at_start_saying_why(server, tmp_path):
     env = child_env(**{**server.env(), "VIDFARM_S3_BUCKET": "no-such-bucket", "VIDFARM_S3_MAX_ATTEMPTS": "1",
                        "VIDFARM_DATA_DIR": str(tmp_path / "data"), "VIDFARM_CONFIG_DIR": str(tmp_path / "config")})
     clip = make_clip(tmp_path / "clip.mp4", seconds=1, fps=5, gop=5, face_windows=[])
@@ -128,6 +128,10 @@ def test_the_command_and_the_web_stop_at_start_saying_why(server, tmp_path):
     web = subprocess.run([sys.executable, "-c", "import web.wsgi"], capture_output=True, text=True, env=env,
                          cwd=repo_root(), timeout=120)
     assert web.returncode == 1 and "vidfarm web: blob store: S3 bucket 'no-such-bucket'" in web.stderr
+    worker = subprocess.run([sys.executable, "-m", "celery", "-A", "tasks.app", "worker", "-P", "solo"],
+                            capture_output=True, text=True, env={**env, "REDIS_URL": "redis://127.0.0.1:1/0"},
+                            cwd=repo_root(), timeout=120)
+    assert worker.returncode != 0 and "vidfarm worker: blob store: S3 bucket 'no-such-bucket'" in worker.stderr
 
 
 def _upload(client, path):
