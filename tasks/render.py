@@ -15,7 +15,6 @@ in them included).
 from __future__ import annotations
 
 import json
-import logging
 import time
 from pathlib import Path
 
@@ -28,13 +27,11 @@ from tasks.app import app
 from tasks.common import put_json, render_config, scratch_dir
 from tasks.leases import Lease, job_lease, render_lease
 from workers import media
-from workers.render import copies_untouched
 from workers.render import render_segment as draw_segment
 from workers.render import segment_key as drawing_key
 from workers.render import segment_labels
 
 JOIN_ATTEMPTS = 3
-logger = logging.getLogger(__name__)
 
 
 def drawn_key(job_id: str, index: int, key: str, extension: str = "mp4") -> str:
@@ -54,26 +51,13 @@ def queue_render(job_id: str, version: int, results: dict, attempt: int = 0) -> 
     if job is None:
         return []
     config = render_config(job.options)
-    source = SourceMedia.of(job)
-    copying = None       # whether an unlabelled segment is a remux (asked once, of the first one)
     keys, missing = [], []
     for segment in records.segments(job_id):
         labels = segment_labels(results, segment.start_frame, segment.frames, config.fever_c)
         keys.append(drawing_key(labels, config))
-        target = drawn_key(job_id, segment.index, keys[-1])
-        if store.exists(target):
-            continue
-        if not any(labels):
-            if copying is None:
-                copying = copies_untouched(store.local_path(segment_key(job_id, segment.index)), source.width,
-                                           source.height, config, source.intact, source.timed)
-            # Nothing to draw in a copyable recording: its GOPs are remuxed (a few tens of ms),
-            # less than a drawing task's round trip costs, so it is done here. Most segments of
-            # a quiet camera are such. A failure leaves it to a drawing task, as any other.
-            if copying and _drawn_here(job, segment, labels, target):
-                continue
-        put_json(drawn_key(job_id, segment.index, keys[-1], "json"), labels)
-        missing.append(segment.index)
+        if not store.exists(drawn_key(job_id, segment.index, keys[-1])):
+            put_json(drawn_key(job_id, segment.index, keys[-1], "json"), labels)
+            missing.append(segment.index)
     join = join_video.si(job_id, version, keys, time.time(), attempt)
     if missing:
         queue = job.options.get("queue", "cpu")
@@ -99,8 +83,15 @@ def _render_segment(self, job_id: str, index: int, key: str) -> dict:
         # and then the join draws it again if its results still need it; or the job is gone.
         return {"skipped": True}
     started = time.perf_counter()
+    source = SourceMedia.of(job)
     try:
-        _draw(job, segment, json.loads(store.local_path(labels_file).read_text()), target)
+        labels = json.loads(store.local_path(labels_file).read_text())
+        with scratch_dir() as scratch:
+            out = Path(scratch) / "segment.mp4"
+            draw_segment(store.local_path(segment_key(job_id, index)), out, segment.pts,
+                         source.time_base, source.fps, source.width, source.height, labels,
+                         render_config(job.options), source.pts_offset, source.timed, intact=source.intact)
+            store.move_file(target, out)
     except media.MediaError:
         raise
     except Exception as exc:
@@ -110,28 +101,6 @@ def _render_segment(self, job_id: str, index: int, key: str) -> dict:
     store.delete_prefix(labels_file)     # drawn now: the labels (names among them) need not stay
     _leave_nothing_of_a_deleted_job(job_id)
     return {"index": index, "seconds": round(time.perf_counter() - started, 4)}
-
-
-def _draw(job, segment, labels: list, target: str) -> None:
-    """Draw one segment of ``job`` from its labels and store it under ``target``."""
-    store, source = runtime.store(), SourceMedia.of(job)
-    with scratch_dir() as scratch:
-        out = Path(scratch) / "segment.mp4"
-        draw_segment(store.local_path(segment_key(job.id, segment.index)), out, segment.pts,
-                     source.time_base, source.fps, source.width, source.height, labels,
-                     render_config(job.options), source.pts_offset, source.timed, intact=source.intact)
-        store.move_file(target, out)
-
-
-def _drawn_here(job, segment, labels: list, target: str) -> bool:
-    """Draw a segment in this process; False (logged) where that failed."""
-    try:
-        _draw(job, segment, labels, target)
-    except Exception:   # nosec B110 - a drawing task tries it again and reports what fails
-        logger.warning("drawing segment %s of job %s here failed; a task draws it", segment.index, job.id,
-                       exc_info=True)
-        return False
-    return True
 
 
 def _leave_nothing_of_a_deleted_job(job_id: str) -> None:

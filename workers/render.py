@@ -54,12 +54,6 @@ def segment_key(labels: list[list[list]], config: RenderConfig) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:24]
 
 
-def copies_untouched(src: Path, width: int, height: int, config: RenderConfig, intact: bool, timed: bool) -> bool:
-    """Whether ``render_segment`` copies a segment's GOPs that have nothing to draw from the
-    source rather than decoding and encoding them."""
-    return config.stream_copy and intact and timed and remux.stream_copyable(src, width, height)
-
-
 def render_segment(src: Path, out: Path, pts: list[int], time_base: Fraction, fps: float, width: int,
                    height: int, labels: list[list[list]], config: RenderConfig,
                    pts_offset: int = 0, timed: bool = True, intact: bool = False) -> dict[str, float]:
@@ -73,7 +67,7 @@ def render_segment(src: Path, out: Path, pts: list[int], time_base: Fraction, fp
         raise ValueError(f"{len(labels)} frames of labels for {len(pts)} timestamps")
     calibration = thermal.Calibration(config.thermal_gain, config.thermal_offset)
     cv2.setNumThreads(config.threads)
-    if copies_untouched(src, width, height, config, intact, timed):
+    if config.stream_copy and intact and timed and remux.stream_copyable(src, width, height):
         writer = media.H264Writer(out, width, height, time_base, fps, preset=config.x264_preset,
                                   crf=config.x264_crf, threads=config.threads, params=config.x264_params)
         try:
