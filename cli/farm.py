@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from cli.redis_server import RedisServer
-from core.processes import FarmProcess, worker_args
+from core.processes import FarmProcess, ForkedProcess, ForkServer
 from core.settings import WEB_ONLY_VARIABLES, Settings
 
 
@@ -51,6 +51,7 @@ class EmbeddedFarm:
         self.pin_workers = Settings().pin_workers if pin_workers is None else pin_workers
         self.flower_port, self.flower_auth = flower_port, flower_auth
         self._next_reclaim = 0.0      # when supervise() next looks for lapsed leases
+        self.forkserver: ForkServer | None = None
 
     @property
     def redis_url(self) -> str:
@@ -79,8 +80,12 @@ class EmbeddedFarm:
                 "VIDFARM_AUTOSCALE_METRICS_PORT": "0"}   # two farms on one machine must not clash
 
     def start(self) -> "EmbeddedFarm":
+        """Starts every process and returns without waiting for them; ``started()`` waits for
+        the workers' fork server (and raises FarmStartError if they cannot start)."""
         self.redis.start()
         try:
+            # First: the workers' imports and models are the longest part of the start.
+            self.forkserver = ForkServer(self.env(), self.log_dir / "forkserver.log")
             if self.autoscale:
                 # Live camera segments go to the always-on worker (the autoscaler sizes the cpu
                 # queue's workers only, for now); it takes them before its ingest tasks.
@@ -123,13 +128,21 @@ class EmbeddedFarm:
         # The fixed-size farm's workers each get their own cores (the autoscaled farm's
         # ingest worker is light and floats).
         pin = self.threads_per_worker if self.pin_workers and not self.autoscale else None
-        process = FarmProcess(name, worker_args(name, queues or self.queues), self.env(),
-                              self.log_dir / f"{name}.log", slot=index - 1, pin_threads=pin)
+        process = ForkedProcess(name, queues or self.queues, self.forkserver, self.log_dir / f"{name}.log",
+                                slot=index - 1, pin_threads=pin)
         self.processes.append(process)
         return process
 
+    def started(self) -> None:
+        """Block until the workers' fork server has loaded what they need and forked them;
+        FarmStartError (one line: a bad analyzer config, say) if they cannot start."""
+        self.forkserver.ready()
+        for process in self.processes:
+            process.popen.pid      # noqa: B018  (reads the pids the fork server answered)
+
     def wait_ready(self, app, timeout: float = 60.0) -> None:
         """Block until every worker answers a ping (so timings exclude start-up)."""
+        self.started()
         names = {p.name for p in self.processes if p.name.startswith("worker")}
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -178,11 +191,15 @@ class EmbeddedFarm:
         return gone
 
     def stop(self) -> None:
+        if self.forkserver is not None:
+            self.forkserver.abandon()
         for process in self.processes:
             process.request_stop()   # all at once, so their grace periods overlap
         for process in self.processes:
             process.stop()
         self.processes.clear()
+        if self.forkserver is not None:
+            self.forkserver.close()
         self.redis.stop()
 
     def __enter__(self) -> "EmbeddedFarm":

@@ -186,31 +186,46 @@ def bad_analyzer_config() -> int | None:
 
 def run_process(args) -> int:
     from cli.farm import EmbeddedFarm
-    from cli.gallery_option import gallery_options
-    from tasks import app as celery_app
-    from services import runtime
-    from core.errors import GalleryError
-    from core.storage import output_key
-    from services.submit import submit_file
+    from cli.gallery_option import folder_problem
+    from core.processes import FarmStartError
 
     video: Path = args.video
     if not video.is_file():
         return fail(f"{video}: no such file")
-    if (status := bad_analyzer_config()) is not None:
-        return status
-    options = {"segment_seconds": args.segment_seconds} if args.segment_seconds else {}
-    try:
-        options.update(gallery_options(args.gallery))
-    except GalleryError as exc:
-        return fail(str(exc))
+    if problem := folder_problem(args.gallery):     # before a farm starts for nothing
+        return fail(problem)
     settings = get_settings()
+    # An embedded farm's fork server checks the analyzer configs (one line and status 2 from
+    # farm.started() if one is bad, before any worker or job exists).
+    if settings.redis_url and (status := bad_analyzer_config()) is not None:
+        return status
     farm = None if settings.redis_url else EmbeddedFarm(settings.data_dir, workers=args.workers)
+    # Started first: its workers load while this process does its own imports, reads the
+    # gallery and stores the recording.
     with farm or nullcontext():
+        from cli.gallery_option import gallery_options
+        from core.errors import GalleryError
+        from core.storage import output_key
+        from services import runtime
+        from services.submit import submit_file
+        from tasks import app as celery_app
+
+        options = {"segment_seconds": args.segment_seconds} if args.segment_seconds else {}
+        try:
+            options.update(gallery_options(args.gallery), **sidecar_options(video))
+        except GalleryError as exc:
+            return fail(str(exc))
+        except ValueError as exc:   # e.g. an unusable thermal calibration sidecar
+            return fail(f"{video}: {exc}")
         if farm is not None:
             celery_app.point_at(farm.redis_url)
+            try:
+                farm.started()
+            except FarmStartError as error:
+                return fail(str(error), code=2)
         try:
-            job_id = submit_file(video.resolve(), name=str(video), options={**sidecar_options(video), **options})
-        except ValueError as exc:   # e.g. an unusable thermal calibration sidecar
+            job_id = submit_file(video.resolve(), name=str(video), options=options)
+        except ValueError as exc:
             return fail(f"{video}: {exc}")
         view = follow_job(job_id, farm)
         if view["status"] != "done":
