@@ -304,21 +304,24 @@ def follow_job(job_id: str, farm) -> dict:
 def run_up(args) -> int:
     from cli.farm import EmbeddedFarm
     from core.accounts import Accounts
+    from core.processes import FarmStartError
     from services import runtime
     from tasks import app as celery_app
-
-    if (status := bad_analyzer_config()) is not None:
-        return status
 
     settings = get_settings()
     port = args.port or settings.web_port
     flower_password = settings.flower_password or secrets.token_urlsafe(12)
     settings.data_dir.mkdir(parents=True, exist_ok=True)   # the SQLite file lives there
-    first_admin = Accounts(runtime.records()).ensure_admin()
     with EmbeddedFarm(settings.data_dir, workers=args.workers, web_port=port, web_host=settings.web_host,
                       autoscale=True, beat=True, cameras=True, flower_port=settings.flower_port,
-                      flower_auth=f"{settings.flower_user}:{flower_password}") as farm:
+                      flower_auth=f"{settings.flower_user}:{flower_password}", defer_extras=True) as farm:
+        # While the farm's processes load (the schema's upgrade is locked: they may race for it).
+        first_admin = Accounts(runtime.records()).ensure_admin()
         celery_app.point_at(farm.redis_url)     # its supervisor gives a dead worker's work to others
+        try:
+            farm.started()      # the analyzer configs checked by the workers' fork server
+        except FarmStartError as error:
+            return fail(str(error), code=2)
         print(f"vidfarm is up: 1 ingest worker and up to {args.workers} CPU workers, started and stopped "
               f"by the local autoscaler as the queue fills and empties; Redis at {farm.redis_url}")
         print(f"  web/API : http://localhost:{port}/   (API under /api/v1, OpenAPI at /api/v1/openapi.json)")
