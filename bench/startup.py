@@ -66,15 +66,16 @@ try:
     roots = [p.popen.pid for p in farm.processes]
     if getattr(farm, "forkserver", None) is not None:
         roots.append(farm.forkserver.popen.pid)
-    cpu = 0.0
+    seen = {}      # each process once (forked workers are the fork server's children too)
     for pid in roots:
         try:
             root = psutil.Process(pid)
             for process in [root, *root.children(recursive=True)]:
                 times = process.cpu_times()
-                cpu += times.user + times.system
+                seen[process.pid] = times.user + times.system
         except psutil.NoSuchProcess:
             pass
+    cpu = sum(seen.values())
     print(json.dumps({"pinged_s": pinged, "ready_s": ready, "cpu_s": cpu,
                       "farm": __import__("cli.farm").farm.__file__}))
 finally:

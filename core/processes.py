@@ -60,7 +60,6 @@ class FarmProcess:
         self._log.write(f"--- exited with status {self.popen.returncode}; restarted ---\n".encode())
         self._log.flush()
         self.restarts += 1
-        self._log.flush()
         self._spawn()
 
     def signal(self, sig: int) -> None:
