@@ -27,3 +27,12 @@ X264_PARAMS = "subme=1"
 # centikelvin: what most radiometric cameras write).
 THERMAL_GAIN = 0.01
 THERMAL_OFFSET = -273.15
+
+# The S3 blob store (VIDFARM_S3_*): the region when none is set; the read-through cache's size;
+# tries of one request (standard backoff: a server restarting for a few seconds is ridden out);
+# multipart part size (S3's smallest part is 5 MiB); connect and read timeout of one request.
+S3_REGION = "us-east-1"
+S3_CACHE_BYTES = 2 * 1024**3
+S3_MAX_ATTEMPTS = 8
+S3_MULTIPART_BYTES = 8 * 1024**2
+S3_TIMEOUT_S = 20.0

@@ -11,7 +11,7 @@ from functools import lru_cache
 
 from core.records import Records, open_records
 from core.settings import Settings, get_settings
-from core.storage import BlobStore, open_store
+from core.storage import BlobStore, LocalBlobStore
 
 _configured: list[Settings] = []
 
@@ -35,7 +35,11 @@ def records() -> Records:
 
 @lru_cache(maxsize=1)
 def store() -> BlobStore:
-    return open_store(settings().data_dir)
+    if settings().blob_store == "s3":
+        from core.s3_storage import S3BlobStore     # boto3 loads only where S3 is used
+
+        return S3BlobStore(**settings().s3_store_options())
+    return LocalBlobStore(settings().data_dir / "blobs")
 
 
 def reset() -> None:
