@@ -105,3 +105,24 @@ def test_a_region_is_cut_on_the_models_grid_inside_the_picture():
     x1, y1, x2, y2 = region_on_grid((1200, 600, 1280, 720), 0.5, (640, 360))
     assert (x2, y2) == (640, 360) and (x2 - x1) % 32 == 0 and (y2 - y1) % 32 == 0
     assert region_on_grid((0, 0, 1280, 720), 0.5, (640, 360)) == (0, 0, 640, 360)
+
+
+def test_the_motion_stage_and_the_thumbnail_shrink_a_frame_once_and_agree_with_its_bgr_picture(monkeypatch):
+    import av
+
+    from workers.analytics import motion_gate
+
+    rng = np.random.default_rng(2)
+    bgr = np.clip(rng.normal(120, 40, (720, 1280, 3)), 0, 255).astype(np.uint8)
+    frame = av.VideoFrame.from_ndarray(bgr, format="bgr24").reformat(format="yuv420p")
+    shrunk = []
+    real = motion_gate._shrunk_luma
+    monkeypatch.setattr(motion_gate, "_shrunk_luma", lambda p, side: shrunk.append(side) or real(p, side))
+    picture = Picture(frame)
+    Background(MotionGateConfig()).moving(picture)
+    from_frame = motion_gate.thumbnail(picture)
+    assert shrunk == [MotionGateConfig().long_side]      # the tracker's thumbnail reused the motion stage's copy
+    # The same thumbnail, within a grey level or two, whichever way it was made.
+    from_bgr = motion_gate.thumbnail(Picture(bgr=frame.to_ndarray(format="bgr24")))
+    assert from_frame.shape == from_bgr.shape == (18, 32)
+    assert np.abs(from_frame - from_bgr).max() < 3

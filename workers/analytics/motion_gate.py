@@ -56,7 +56,12 @@ class MotionGateConfig(BaseModel):
 
 def luma(picture: Picture, long_side: int) -> np.ndarray:
     """A grey copy of the picture, long side ``long_side``: shrunk from the decoded frame's luma
-    plane where it has one (no colour conversion), else from the BGR picture."""
+    plane where it has one (no colour conversion), else from the BGR picture. Made once per
+    picture and size (shared: do not write into it)."""
+    return picture.derived(("luma", long_side), lambda p: _shrunk_luma(p, long_side))
+
+
+def _shrunk_luma(picture: Picture, long_side: int) -> np.ndarray:
     frame = picture.frame
     if frame is not None and frame.format.name in LUMA_FORMATS:
         plane = frame.planes[0]
@@ -72,12 +77,18 @@ def luma(picture: Picture, long_side: int) -> np.ndarray:
 def thumbnail(picture: Picture, size: tuple[int, int] = (32, 18)) -> np.ndarray:
     """A tiny grey copy (float32, 0-255 full range) of the picture: from the luma plane where
     there is one (video luma spans 16-235; stretched to the full range, so a thumbnail is the
-    same whichever way it was made), else from the BGR picture."""
+    same whichever way it was made), else from the BGR picture. Shrunk from the motion stage's
+    grey copy (its default size), not from the frame again: shrinking a 720p plane costs more
+    than the rest of a quiet frame's motion stage (bench/quiet_hour.py's stage table)."""
     frame = picture.frame
-    grey = luma(picture, 4 * max(size)).astype(np.float32)
+    grey = luma(picture, max(4 * max(size), THUMBNAIL_FROM)).astype(np.float32)
     if frame is not None and frame.format.name in LUMA_FORMATS and not frame.format.name.startswith("yuvj"):
         grey = (grey - 16.0) * (255.0 / 219.0)
     return cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
+
+
+# The grey copy the thumbnail is shrunk from: the motion stage's, when configured as by default.
+THUMBNAIL_FROM = MotionGateConfig.model_fields["long_side"].default
 
 
 class Background:

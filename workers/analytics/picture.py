@@ -19,7 +19,7 @@ class Picture:
         self.frame = frame
         self._source_bgr = bgr
         self.width, self.height = (frame.width, frame.height) if frame is not None else (bgr.shape[1], bgr.shape[0])
-        self._cache: dict[tuple[int, int], np.ndarray] = {}
+        self._cache: dict[tuple, np.ndarray] = {}
 
     @classmethod
     def of(cls, image: "Picture | np.ndarray") -> "Picture":
@@ -38,6 +38,13 @@ class Picture:
         if size not in self._cache:
             self._cache[size] = self._convert(size)
         return self._cache[size]
+
+    def derived(self, key: tuple, make) -> np.ndarray:
+        """``make(self)``, made once per picture: analyzers that read the same copy (the motion
+        stage and the tracker's thumbnail read one grey copy) share it."""
+        if key not in self._cache:
+            self._cache[key] = make(self)
+        return self._cache[key]
 
     def _convert(self, size: tuple[int, int]) -> np.ndarray:
         full = (self.width, self.height)
