@@ -4,7 +4,8 @@ autoscaler simulations (bench/autoscaler.py, bench/live_scaling.py; no farm need
 Then a quiet camera and busy footage with and without the motion gate and the stream copy
 (bench/quiet_hour.py, bench/busy.py), the load test (bench/load.py), the encoder comparison
 (bench/encoder.py), the live latency (bench/live_latency.py: real footage over RTSP; skipped
-without ../shared/media) and the web process's start (bench/web_process.py).
+without ../shared/media), the web process's start (bench/web_process.py) and the embedded
+farm's start (bench/startup.py).
 
 Clips: a generated 720p30 30 s recording with real faces (always) and the shared hamilton
 clip (skipped when ../shared/media is absent). Every figure of one clip comes from one run,
@@ -22,7 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from bench import (autoscaler, busy, encoder as encoder_bench, live_latency, live_scaling, load, quiet_hour,
-                   throughput, web_process)
+                   startup, throughput, web_process)
 from core.settings import Settings
 from tests.clipmaker import make_clip
 from workers import media
@@ -206,6 +207,7 @@ def main() -> int:
         load.main([])
         encoder_bench.update_doc(out)
         web_process.update_doc(out)
+        startup.main(["--write"])
         print(f"wrote {out}")
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -33,10 +33,12 @@ UPLOADS = 50
 SEGMENTS_PER_UPLOAD = 10      # a 10 s clip with a keyframe a second, cut every second
 
 
-def _multipart(path: Path) -> tuple[bytes, str]:
+def _multipart(path: Path, analyzers: str | None = "track") -> tuple[bytes, str]:
+    """An upload's body (None: the farm's default analyzers) and its content type."""
     boundary = uuid.uuid4().hex
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"analyzers\"\r\n\r\ntrack\r\n"
-            f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{path.name}\"\r\n"
+    field = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"analyzers\"\r\n\r\n{analyzers}\r\n"
+             if analyzers else "")
+    body = (f"{field}--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{path.name}\"\r\n"
             f"Content-Type: video/mp4\r\n\r\n").encode() + path.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
     return body, f"multipart/form-data; boundary={boundary}"
 

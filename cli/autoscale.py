@@ -63,7 +63,7 @@ def make_backend(args, settings: Settings):
     env = {name: value for name, value in os.environ.items() if name not in WEB_ONLY_VARIABLES}
     env["PYTHONUNBUFFERED"] = "1"
     return LocalBackend(env, settings.data_dir / "logs", drain_limit_s=settings.segment_time_limit_s + 60,
-                        pin_threads=settings.effective_threads if settings.pin_workers else None)
+                        pin_threads=settings.effective_threads if settings.pin_workers else None, forked=True)
 
 
 def run_simulate(args, settings: Settings) -> int:

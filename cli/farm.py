@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from cli.redis_server import RedisServer
-from core.processes import FarmProcess, worker_args
+from core.processes import FarmProcess, ForkedProcess, ForkServer
 from core.settings import WEB_ONLY_VARIABLES, Settings
 
 
@@ -29,10 +29,14 @@ class EmbeddedFarm:
                  web_port: int | None = None, api_token: str | None = None,
                  extra_env: dict | None = None, autoscale: bool = False,
                  flower_port: int | None = None, flower_auth: str | None = None, beat: bool = False,
-                 pin_workers: bool | None = None, cameras: bool = False, web_host: str = "127.0.0.1"):
+                 pin_workers: bool | None = None, cameras: bool = False, web_host: str = "127.0.0.1",
+                 defer_extras: bool = False):
         """cameras: also run the camera ingester (``vidfarm ingest``), which watches the cameras
         registered through the API. web_host: the address the web app listens on (this machine
-        only, unless the user chose another: VIDFARM_WEB_HOST)."""
+        only, unless the user chose another: VIDFARM_WEB_HOST). defer_extras: start the ingester,
+        beat and Flower, which no first job needs, only in ``started()`` (or the first
+        ``supervise()``), once the workers' fork server has done its loading, so that they do
+        not compete with it for the cores."""
         self.data_dir = Path(data_dir)
         self.workers = workers
         self.autoscale = autoscale
@@ -51,6 +55,9 @@ class EmbeddedFarm:
         self.pin_workers = Settings().pin_workers if pin_workers is None else pin_workers
         self.flower_port, self.flower_auth = flower_port, flower_auth
         self._next_reclaim = 0.0      # when supervise() next looks for lapsed leases
+        self.forkserver: ForkServer | None = None
+        self.defer_extras = defer_extras
+        self._later: list[tuple[str, list[str], dict]] = []    # (name, command, environment)
 
     @property
     def redis_url(self) -> str:
@@ -79,8 +86,12 @@ class EmbeddedFarm:
                 "VIDFARM_AUTOSCALE_METRICS_PORT": "0"}   # two farms on one machine must not clash
 
     def start(self) -> "EmbeddedFarm":
+        """Starts every process and returns without waiting for them; ``started()`` waits for
+        the workers' fork server (and raises FarmStartError if they cannot start)."""
         self.redis.start()
         try:
+            # First: the workers' imports and models are the longest part of the start.
+            self.forkserver = ForkServer(self.env(), self.log_dir / "forkserver.log")
             if self.autoscale:
                 # Live camera segments go to the always-on worker (the autoscaler sizes the cpu
                 # queue's workers only, for now); it takes them before its ingest tasks.
@@ -94,19 +105,19 @@ class EmbeddedFarm:
                 for _ in range(self.workers):
                     self.add_worker()
             if self.cameras:
-                self.processes.append(FarmProcess("ingest", [sys.executable, "-m", "cli.main", "ingest"],
-                                                  self.env(), self.log_dir / "ingest.log"))
+                self._later.append(("ingest", [sys.executable, "-m", "cli.main", "ingest"], self.env()))
             if self.beat:
-                self.processes.append(FarmProcess(
+                self._later.append((
                     "beat", [sys.executable, "-m", "celery", "-A", "tasks.app", "beat", "--loglevel", "INFO",
-                             "--schedule", str(self.data_dir / "celerybeat-schedule")],
-                    self.env(), self.log_dir / "beat.log"))
+                             "--schedule", str(self.data_dir / "celerybeat-schedule")], self.env()))
             if self.flower_port:
                 # The credentials go in the environment, not on the command line (ps shows that).
-                self.processes.append(FarmProcess(
+                self._later.append((
                     "flower", [sys.executable, "-m", "celery", "-A", "tasks.app", "flower",
                                f"--port={self.flower_port}", "--address=127.0.0.1"],
-                    {**self.env(), "FLOWER_BASIC_AUTH": self.flower_auth or ""}, self.log_dir / "flower.log"))
+                    {**self.env(), "FLOWER_BASIC_AUTH": self.flower_auth or ""}))
+            if not self.defer_extras:
+                self._start_extras()
             if self.web_port:
                 self.processes.append(FarmProcess(
                     "web", [sys.executable, "-m", "gunicorn", "web.wsgi:app", "--bind",
@@ -123,13 +134,28 @@ class EmbeddedFarm:
         # The fixed-size farm's workers each get their own cores (the autoscaled farm's
         # ingest worker is light and floats).
         pin = self.threads_per_worker if self.pin_workers and not self.autoscale else None
-        process = FarmProcess(name, worker_args(name, queues or self.queues), self.env(),
-                              self.log_dir / f"{name}.log", slot=index - 1, pin_threads=pin)
+        process = ForkedProcess(name, queues or self.queues, self.forkserver, self.log_dir / f"{name}.log",
+                                slot=index - 1, pin_threads=pin)
         self.processes.append(process)
         return process
 
+    def started(self) -> None:
+        """Block until the workers' fork server has loaded what they need and forked them, then
+        start what waited for that (ingest, beat, Flower); FarmStartError (one line: a bad
+        analyzer config, say) if the workers cannot start."""
+        self.forkserver.ready()
+        for process in self.processes:
+            process.popen.pid      # noqa: B018  (reads the pids the fork server answered)
+        self._start_extras()
+
+    def _start_extras(self) -> None:
+        while self._later:
+            name, command, env = self._later.pop(0)
+            self.processes.append(FarmProcess(name, command, env, self.log_dir / f"{name}.log"))
+
     def wait_ready(self, app, timeout: float = 60.0) -> None:
         """Block until every worker answers a ping (so timings exclude start-up)."""
+        self.started()
         names = {p.name for p in self.processes if p.name.startswith("worker")}
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -158,6 +184,8 @@ class EmbeddedFarm:
 
         from tasks.leases import expire_leases_of, reclaim_expired
 
+        self.started()
+
         gone, restarted = [], []
         for process in self.processes:
             if process.alive:
@@ -178,11 +206,15 @@ class EmbeddedFarm:
         return gone
 
     def stop(self) -> None:
+        if self.forkserver is not None:
+            self.forkserver.abandon()
         for process in self.processes:
             process.request_stop()   # all at once, so their grace periods overlap
         for process in self.processes:
             process.stop()
         self.processes.clear()
+        if self.forkserver is not None:
+            self.forkserver.close()
         self.redis.stop()
 
     def __enter__(self) -> "EmbeddedFarm":

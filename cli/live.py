@@ -56,6 +56,7 @@ def signals_end(stop: threading.Event):
 def run_watch(args, settings, fail) -> int:
     from cli.farm import EmbeddedFarm
     from cli.gallery_option import gallery_options
+    from core.processes import FarmStartError
     from tasks import app as celery_app
     from core.errors import GalleryError
     from tasks.live_watch import LiveWatch, WatchError
@@ -82,7 +83,10 @@ def run_watch(args, settings, fail) -> int:
     with farm or nullcontext():
         if farm is not None:
             celery_app.point_at(farm.redis_url)
-            farm.wait_ready(celery_app.app)
+            try:
+                farm.wait_ready(celery_app.app)
+            except FarmStartError as error:     # a bad analyzer config, say
+                return fail(str(error), code=2)
         watch = LiveWatch(args.url, args.out, options, segment_seconds=args.segment_seconds,
                           transport=args.transport, report=lambda line: print(line, flush=True))
         try:

@@ -196,31 +196,46 @@ def bad_analyzer_config() -> int | None:
 
 def run_process(args) -> int:
     from cli.farm import EmbeddedFarm
-    from cli.gallery_option import gallery_options
-    from tasks import app as celery_app
-    from services import runtime
-    from core.errors import GalleryError
-    from core.storage import output_key
-    from services.submit import submit_file
+    from cli.gallery_option import folder_problem
+    from core.processes import FarmStartError
 
     video: Path = args.video
     if not video.is_file():
         return fail(f"{video}: no such file")
-    if (status := bad_analyzer_config()) is not None:
-        return status
-    options = {"segment_seconds": args.segment_seconds} if args.segment_seconds else {}
-    try:
-        options.update(gallery_options(args.gallery))
-    except GalleryError as exc:
-        return fail(str(exc))
+    if problem := folder_problem(args.gallery):     # before a farm starts for nothing
+        return fail(problem)
     settings = get_settings()
+    # An embedded farm's fork server checks the analyzer configs (one line and status 2 from
+    # farm.started() if one is bad, before any worker or job exists).
+    if settings.redis_url and (status := bad_analyzer_config()) is not None:
+        return status
     farm = None if settings.redis_url else EmbeddedFarm(settings.data_dir, workers=args.workers)
+    # Started first: its workers load while this process does its own imports, reads the
+    # gallery and stores the recording.
     with farm or nullcontext():
+        from cli.gallery_option import gallery_options
+        from core.errors import GalleryError
+        from core.storage import output_key
+        from services import runtime
+        from services.submit import submit_file
+        from tasks import app as celery_app
+
+        options = {"segment_seconds": args.segment_seconds} if args.segment_seconds else {}
+        try:
+            options.update(gallery_options(args.gallery), **sidecar_options(video))
+        except GalleryError as exc:
+            return fail(str(exc))
+        except ValueError as exc:   # e.g. an unusable thermal calibration sidecar
+            return fail(f"{video}: {exc}")
         if farm is not None:
             celery_app.point_at(farm.redis_url)
+            try:
+                farm.started()
+            except FarmStartError as error:
+                return fail(str(error), code=2)
         try:
-            job_id = submit_file(video.resolve(), name=str(video), options={**sidecar_options(video), **options})
-        except ValueError as exc:   # e.g. an unusable thermal calibration sidecar
+            job_id = submit_file(video.resolve(), name=str(video), options=options)
+        except ValueError as exc:
             return fail(f"{video}: {exc}")
         view = follow_job(job_id, farm)
         if view["status"] != "done":
@@ -299,21 +314,24 @@ def follow_job(job_id: str, farm) -> dict:
 def run_up(args) -> int:
     from cli.farm import EmbeddedFarm
     from core.accounts import Accounts
+    from core.processes import FarmStartError
     from services import runtime
     from tasks import app as celery_app
-
-    if (status := bad_analyzer_config()) is not None:
-        return status
 
     settings = get_settings()
     port = args.port or settings.web_port
     flower_password = settings.flower_password or secrets.token_urlsafe(12)
     settings.data_dir.mkdir(parents=True, exist_ok=True)   # the SQLite file lives there
-    first_admin = Accounts(runtime.records()).ensure_admin()
     with EmbeddedFarm(settings.data_dir, workers=args.workers, web_port=port, web_host=settings.web_host,
                       autoscale=True, beat=True, cameras=True, flower_port=settings.flower_port,
-                      flower_auth=f"{settings.flower_user}:{flower_password}") as farm:
+                      flower_auth=f"{settings.flower_user}:{flower_password}", defer_extras=True) as farm:
+        # While the farm's processes load (the schema's upgrade is locked: they may race for it).
+        first_admin = Accounts(runtime.records()).ensure_admin()
         celery_app.point_at(farm.redis_url)     # its supervisor gives a dead worker's work to others
+        try:
+            farm.started()      # the analyzer configs checked by the workers' fork server
+        except FarmStartError as error:
+            return fail(str(error), code=2)
         print(f"vidfarm is up: 1 ingest worker and up to {args.workers} CPU workers, started and stopped "
               f"by the local autoscaler as the queue fills and empties; Redis at {farm.redis_url}")
         print(f"  web/API : http://localhost:{port}/   (API under /api/v1, OpenAPI at /api/v1/openapi.json)")

@@ -9,10 +9,12 @@ SIGTERM action, and kill the task mid-way. SIGKILL to the group comes only after
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 
@@ -34,13 +36,17 @@ class FarmProcess:
 
     def _spawn(self) -> None:
         cores = cores_for(self.slot, self.pin_threads) if self.slot is not None and self.pin_threads else None
-        self.popen = subprocess.Popen(self.args, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
-                                      stdin=subprocess.DEVNULL, start_new_session=True)
+        self.popen = self._launch(cores)
+
+    def _launch(self, cores: set[int] | None):
+        popen = subprocess.Popen(self.args, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
+                                 stdin=subprocess.DEVNULL, start_new_session=True)
         if cores:   # set before the worker forks its pool child (seconds later), which inherits it
             try:
-                os.sched_setaffinity(self.popen.pid, cores)
+                os.sched_setaffinity(popen.pid, cores)
             except ProcessLookupError:
                 pass    # it died at once: the farm reports dead workers with their log
+        return popen
 
     @property
     def alive(self) -> bool:
@@ -93,6 +99,159 @@ def cores_for(slot: int, threads: int) -> set[int] | None:
 
 def worker_args(name: str, queues: str, app: str = "tasks.app") -> list[str]:
     """A one-process Celery worker named ``name@host`` on ``queues`` (comma-separated)."""
-    return [sys.executable, "-m", "celery", "-A", app, "worker", "-Q", queues, "-c", "1",
-            "-P", "prefork", "-n", f"{name}@%h", "--loglevel", "INFO", "-E", "--without-mingle",
-            "--without-gossip"]
+    return [sys.executable, "-m", "celery", "-A", app, "worker", *celery_worker_options(name, queues)]
+
+
+def celery_worker_options(name: str, queues: str) -> list[str]:
+    """``celery worker``'s arguments for a one-process worker named ``name@host`` on ``queues``."""
+    return ["-Q", queues, "-c", "1", "-P", "prefork", "-n", f"{name}@%h", "--loglevel", "INFO", "-E",
+            "--without-mingle", "--without-gossip"]
+
+
+class FarmStartError(RuntimeError):
+    """The farm's workers cannot start (a bad analyzer config, say): one line for the user."""
+
+
+class ForkServer:
+    """The client of ``tasks.forkserver``: one process that loads what a worker needs once and
+    forks the workers from it (see that module). Started at once; ``ready()`` waits for it."""
+
+    def __init__(self, env: dict, log_path: Path):
+        self.env, self.log_path = env, log_path
+        self._start()
+
+    def _start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            self.popen = subprocess.Popen([sys.executable, "-m", "tasks.forkserver"], env=self.env,
+                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
+                                          start_new_session=True)
+        self._ready: bool | None = None
+
+    def _answer(self) -> dict:
+        line = self.popen.stdout.readline()
+        if not line:
+            self.popen.wait()
+            raise FarmStartError(f"the worker fork server exited with status {self.popen.returncode} "
+                                 f"(see {self.log_path})")
+        return json.loads(line)
+
+    def ready(self) -> None:
+        """Block until it has loaded everything; FarmStartError if it cannot serve."""
+        if self._ready is None:
+            answer = self._answer()
+            if "error" in answer:
+                self.popen.wait()
+                raise FarmStartError(answer["error"])
+            self._ready = True
+
+    def fork(self, argv: list[str], log_path: Path, cores: set[int] | None) -> "ForkedChild":
+        """Ask for a worker now; its pid is read when first needed (the server may still be
+        loading). A server that died is started again first (after its earlier answers were
+        read: the farm reads every pid as soon as it supervises)."""
+        if self.popen.poll() is not None:
+            self.close()
+            self._start()
+        request = {"argv": argv, "log": str(log_path), "cores": sorted(cores) if cores else None}
+        self.popen.stdin.write((json.dumps(request) + "\n").encode())
+        self.popen.stdin.flush()
+        return ForkedChild(self)
+
+    def next_pid(self) -> int:
+        self.ready()
+        return self._answer()["pid"]
+
+    def abandon(self) -> None:
+        """Stop it forking: a server still loading is killed, so that a farm stopped early
+        does not wait for its imports (the pids it answered before stay readable)."""
+        if self._ready is None and self.popen.poll() is None:
+            self.popen.kill()
+
+    def close(self) -> None:
+        """End of its input ends it; its workers, which end with it (``tasks.forkserver``),
+        must be stopped first."""
+        for stream in (self.popen.stdin, self.popen.stdout):
+            try:
+                stream.close()
+            except OSError:
+                pass    # it is gone already
+        try:
+            self.popen.wait(5)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            self.popen.wait()
+
+
+class ForkedChild:
+    """What FarmProcess needs of a Popen, for a worker forked by the fork server (not a child
+    of this process: it is watched through its pid, and the server's kernel-side reaping makes
+    a finished one vanish at once). Its exit status is not known here (-1), except when the
+    server could not fork it at all (2: a bad analyzer config, say)."""
+
+    returncode: int | None = None
+
+    def __init__(self, server: ForkServer):
+        self._server = server
+        self._pid: int | None = None
+
+    def resolve(self) -> int | None:
+        """Its pid (answers come in the order asked: this reads up to its own), or None when
+        the server failed before forking it."""
+        if self._pid is None and self.returncode is None:
+            try:
+                self._pid = self._server.next_pid()
+            except FarmStartError:
+                self.returncode = 2
+        return self._pid
+
+    @property
+    def pid(self) -> int:
+        pid = self.resolve()
+        if pid is None:
+            raise FarmStartError("the worker fork server failed before forking this worker")
+        return pid
+
+    def poll(self) -> int | None:
+        pid = self.resolve()
+        if pid is None:
+            return self.returncode
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            self.returncode = -1 if self.returncode is None else self.returncode
+            return self.returncode
+        return None
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise subprocess.TimeoutExpired(f"pid {self._pid}", timeout)
+            time.sleep(0.02)
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        if self.poll() is None:
+            try:
+                os.kill(self._pid, sig)
+            except ProcessLookupError:
+                pass
+
+
+class ForkedProcess(FarmProcess):
+    """A Celery worker forked by ``server`` (``tasks.forkserver``) instead of started as its own
+    ``celery worker`` process: the same name, log, cores, stopping and restarting."""
+
+    def __init__(self, name: str, queues: str, server: ForkServer, log_path: Path,
+                 slot: int | None = None, pin_threads: int | None = None):
+        self.server = server
+        super().__init__(name, ["worker", *celery_worker_options(name, queues)], server.env, log_path,
+                         slot=slot, pin_threads=pin_threads)
+
+    def _launch(self, cores: set[int] | None):
+        self._log.flush()     # the child appends to the same file
+        return self.server.fork(self.args, self.log_path, cores)
+
+    def signal(self, sig: int) -> None:
+        if self.popen.resolve() is not None:    # never forked: nothing to signal
+            super().signal(sig)

@@ -2,6 +2,9 @@
 before its ``worker_init``): the database schema checked once, then per pool child its own
 connections and the models loaded."""
 
+import logging
+import time
+
 from celery.signals import worker_init, worker_process_init
 
 
@@ -34,5 +37,8 @@ def _prepare_worker_process(**_):
     from tasks import jobs
 
     runtime.configure(runtime.settings())
-    # Load the models now, not inside the first segment a user is waiting for.
+    # Load the models now, not inside the first segment a user is waiting for (a worker
+    # forked by tasks.forkserver may find them loaded already).
+    started = time.monotonic()
     jobs.warm_up()
+    logging.getLogger(__name__).info("models ready in %.2f s", time.monotonic() - started)

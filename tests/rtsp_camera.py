@@ -14,6 +14,7 @@ never answers. None is a stand-in for a camera: they are the failures themselves
 
 from __future__ import annotations
 
+import json
 import os
 import select
 import signal
@@ -266,3 +267,19 @@ def running_ingest(registry, **options):
     finally:
         stop.set()
         runner.join(60)
+
+
+def open_recordings(camera_id: str) -> list[str]:
+    """The camera's recordings not yet made jobs (other tests' cameras may leave theirs: an
+    ingester killed on purpose hands nothing over, and the sweep adopts it later)."""
+    from services import runtime  # the process's store: these tests' farm
+
+    store, found = runtime.store(), []
+    for key in store.list_keys("recordings"):
+        if key.endswith("/recording.json"):
+            try:
+                if json.loads(store.local_path(key).read_text())["camera_id"] == camera_id:
+                    found.append(key.split("/")[1])
+            except FileNotFoundError:      # made a job as we looked
+                pass
+    return found

@@ -70,7 +70,7 @@ def test_the_use_cases_load_no_model_either():
 
 # Where the settings are parsed: each process's entry point, and the per-process holder they
 # configure (which parses them itself only where no entry point of ours ran: tests, notebooks).
-ENTRY_POINTS = {"core.settings", "services.runtime", "web.wsgi", "tasks.worker"}
+ENTRY_POINTS = {"core.settings", "services.runtime", "web.wsgi", "tasks.worker", "tasks.forkserver"}
 # Preparing the mask models is a command of its own (`python -m ...`, run at install); called
 # without a cache folder, it takes the environment's. The farm passes the folder down.
 MODEL_PREPARATION = {"workers.analytics.mask_convert", "workers.analytics.mask_train"}

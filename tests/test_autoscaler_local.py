@@ -17,6 +17,7 @@ from core.processes import cores_for
 from core.settings import ScaleSettings
 from tests.autoscale_app import DONE_KEY, app, sleep_then_record
 from tests.conftest import child_env, repo_root
+from tests.test_cli import processes_with_env
 
 TARGET = ScaleSettings(deployment="test-cpu", queue="cpu", min_replicas=0, max_replicas=2, tasks_per_worker=1,
                        max_step_up=2, scale_down_window_s=0, idle_to_zero_s=0)
@@ -174,19 +175,7 @@ def test_embedded_farm_workers_come_from_the_local_autoscaler(tmp_path, face_cli
     log = (log_dir / "autoscaler.log").read_text()
     assert "vidfarm-worker-cpu: 0 -> " in log, log                 # the segments woke the CPU pool
     assert list(log_dir.glob(f"vidfarm-worker-cpu-*-{pid}.log")), "no CPU worker was started"
-    assert not processes_named(f"-{pid}@"), "CPU workers outlived the farm"
-
-
-def processes_named(fragment: str) -> list[str]:
-    found = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if fragment in text:
-            found.append(text)
-    return found
+    assert not processes_with_env(f"VIDFARM_DATA_DIR={data_dir}"), "CPU workers outlived the farm"
 
 
 # --- the same policy, simulated and real: a short trace through real workers ---------------

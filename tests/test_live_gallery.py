@@ -14,7 +14,7 @@ import pytest
 
 from tests.clipmaker import make_clip
 from tests.conftest import wait_for_job
-from tests.rtsp_camera import RtspCamera, gstreamer_missing, running_ingest, wait_until
+from tests.rtsp_camera import RtspCamera, gstreamer_missing, open_recordings, running_ingest, wait_until
 
 WAIT_S = 90
 NAME = "Live Follow Kit"
@@ -70,6 +70,6 @@ def test_a_live_camera_names_people_enrolled_and_forgets_people_erased_while_it_
             gallery.delete_identity(NAME)
     # The camera's recording is handed over as its watch stops: let it become a job here, not
     # in the middle of a later test that counts jobs or files.
-    wait_until(lambda: not runtime.store().list_keys("recordings/"), WAIT_S, "the recording to be made a job")
+    wait_until(lambda: not open_recordings(camera_id), WAIT_S, "the recording to be made a job")
     for job_id in recorded(camera_id):
         assert wait_for_job(job_id)["status"] in ("done", "failed"), job_id

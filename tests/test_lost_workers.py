@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -103,19 +104,13 @@ def test_a_worker_killed_before_its_task_started_has_it_rerun_within_the_lease(t
               f"{time.time() - killed_at:.1f} s after the kill (lease {LEASE_S} s)")
 
 
-def celery_main_processes(name: str) -> list[int]:
-    """PIDs of the Celery worker main processes named ``name@...`` (not their pool children,
-    which share the command line: a main process's parent is no such process)."""
-    named = {}
-    for proc in Path("/proc").iterdir():
-        try:
-            args = (proc / "cmdline").read_bytes().split(b"\0")
-            parent = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        if proc.name.isdigit() and any(a.startswith(f"{name}@".encode()) for a in args):
-            named[int(proc.name)] = parent
-    return [pid for pid, parent in named.items() if parent not in named]
+def forked_worker_pid(log_dir: Path, name: str) -> int | None:
+    """The pid of worker ``name``'s Celery main process, as the farm's fork server logged it
+    when it forked the worker (a forked worker's command line is the fork server's)."""
+    log = log_dir / "forkserver.log"
+    forked = re.findall(rf"forked the worker logging to \S*/{re.escape(name)}\.log \(pid (\d+)\)",
+                        log.read_text() if log.exists() else "")
+    return int(forked[-1]) if forked else None
 
 
 def test_process_restarts_a_killed_worker_and_ends_frame_exact(tmp_path):
@@ -145,8 +140,7 @@ def test_process_restarts_a_killed_worker_and_ends_frame_exact(tmp_path):
                 continue
             busy = [s for job in job_views(records) for s in records.segments(job["id"]) if s.status == "processing"]
             if busy:
-                pids = celery_main_processes(busy[0].worker.split("@")[0])
-                victim = pids[0] if pids else None
+                victim = forked_worker_pid(data_dir / "logs", busy[0].worker.split("@")[0])
         os.kill(victim, signal.SIGKILL)     # the main process; its pool child follows it (PDEATHSIG)
         killed_at, killed_wall = time.monotonic(), time.time()
         out, err = run.communicate(timeout=240)     # the visibility timeout is 35 min

@@ -12,25 +12,9 @@ import pytest
 
 from tests.clipmaker import make_clip
 from tests.conftest import wait_for_job
-from tests.rtsp_camera import RtspCamera, gstreamer_missing, running_ingest, wait_until
+from tests.rtsp_camera import RtspCamera, gstreamer_missing, open_recordings, running_ingest, wait_until
 
 HOUR_S = 4.0
-
-
-def open_recordings(camera_id: str) -> list[str]:
-    """The camera's recordings not yet made jobs (other tests' cameras may leave theirs: an
-    ingester killed on purpose hands nothing over, and the sweep adopts it later)."""
-    from services import runtime
-
-    store, found = runtime.store(), []
-    for key in store.list_keys("recordings"):
-        if key.endswith("/recording.json"):
-            try:
-                if json.loads(store.local_path(key).read_text())["camera_id"] == camera_id:
-                    found.append(key.split("/")[1])
-            except FileNotFoundError:      # made a job as we looked
-                pass
-    return found
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,8 @@
 """Local backend: Celery worker processes on this machine, one pool per scaled target.
 
 Scaling up starts workers (``core.processes``, the same process handling as the embedded
-farm); scaling down sends SIGTERM to idle workers first, and only to the worker's main
+farm; with ``forked``, forked from a fork server that has loaded the tasks and models once, so
+a worker added under load is ready in about a second instead of paying every import); scaling down sends SIGTERM to idle workers first, and only to the worker's main
 process, which makes Celery do a warm shutdown: it takes no new task and finishes the one in
 hand. Such a worker is "draining": no longer counted as a replica, reaped once it exits, and
 killed only if it outlives ``drain_limit_s`` (set above the task time limit; acks_late then
@@ -16,7 +17,7 @@ import os
 import time
 from pathlib import Path
 
-from core.processes import FarmProcess, worker_args
+from core.processes import FarmProcess, ForkedProcess, ForkServer, worker_args
 from core.settings import ScaleSettings
 
 log = logging.getLogger(__name__)
@@ -29,9 +30,10 @@ def node_worker_name(node: str) -> str:
 
 class LocalBackend:
     def __init__(self, env: dict, log_dir: Path, drain_limit_s: float, app: str = "tasks.app",
-                 pin_threads: int | None = None):
+                 pin_threads: int | None = None, forked: bool = False):
         """pin_threads: give each worker that many cores of its own while there are enough
-        (``core.processes.cores_for``); None leaves them to the scheduler."""
+        (``core.processes.cores_for``); None leaves them to the scheduler. forked: fork vidfarm's
+        workers (``tasks.app`` only) from a fork server started now (``tasks.forkserver``)."""
         self.env = env
         self.pin_threads = pin_threads
         self.log_dir = Path(log_dir)
@@ -40,6 +42,9 @@ class LocalBackend:
         self.pools: dict[str, list[FarmProcess]] = {}
         self.draining: dict[FarmProcess, float] = {}      # worker -> when SIGTERM was sent
         self._numbers = itertools.count(1)
+        if forked and app != "tasks.app":
+            raise ValueError("only tasks.app's workers can be forked (tasks.forkserver loads vidfarm's)")
+        self.forkserver = ForkServer(env, self.log_dir / "forkserver.log") if forked else None
 
     def _pool(self, target: ScaleSettings) -> list[FarmProcess]:
         pool = self.pools.setdefault(target.deployment, [])
@@ -73,8 +78,11 @@ class LocalBackend:
         while len(pool) < replicas:
             name = f"{target.deployment}-{next(self._numbers)}-{os.getpid()}"
             slot = min(set(range(len(self.workers) + 1)) - {w.slot for w in self.workers})
-            pool.append(FarmProcess(name, worker_args(name, target.queue, self.app), self.env,
-                                    self.log_dir / f"{name}.log", slot=slot, pin_threads=self.pin_threads))
+            log_path = self.log_dir / f"{name}.log"
+            pool.append(ForkedProcess(name, target.queue, self.forkserver, log_path, slot=slot,
+                                      pin_threads=self.pin_threads) if self.forkserver else
+                        FarmProcess(name, worker_args(name, target.queue, self.app), self.env, log_path,
+                                    slot=slot, pin_threads=self.pin_threads))
         # Idle workers first (False sorts before True), newest first among equals.
         busy = busy or set()     # unknown: newest first (they have had the least time to take a task)
         for worker in sorted(reversed(pool), key=lambda w: w.name in busy)[:max(0, len(pool) - replicas)]:
@@ -91,6 +99,8 @@ class LocalBackend:
         the autoscaler itself is stopped with a grace (the embedded farm gives it 15 s), and a
         task killed here is redelivered (acks_late), not lost."""
         workers = self.workers
+        if self.forkserver is not None:
+            self.forkserver.abandon()
         for worker in workers:
             worker.request_stop()
         deadline = time.monotonic() + grace          # one grace for all, not one each
@@ -98,3 +108,5 @@ class LocalBackend:
             worker.stop(max(0.0, deadline - time.monotonic()))
         self.pools.clear()
         self.draining.clear()
+        if self.forkserver is not None:
+            self.forkserver.close()

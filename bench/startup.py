@@ -1,0 +1,257 @@
+"""The embedded farm's start: how long until it can take a job, and `vidfarm process` on a
+short clip, for this tree and, in the same run, for the code before (``BEFORE_REF``, exported
+with ``git archive`` into a temporary folder and run with the same interpreter and packages).
+
+*Ready to take a job*: from the start of a fresh process (before it imports anything of
+vidfarm's) until every worker of a 2-worker ``EmbeddedFarm`` has answered a ping **and** its
+models are loaded. The second is seen from outside, the same way for both trees: each worker
+is told to consume a queue of its own and is sent a small task there; a Celery worker hands a
+task to its pool process only once that process has finished its start (``worker_process_init``,
+where the models load), so the task's result means the models are in.
+
+``python -m bench.startup [--rounds N] [--write]`` (``make bench`` runs it with --write).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.docs import replace_section
+
+ROOT = Path(__file__).resolve().parents[1]
+# main before issue 15's start-up work.
+BEFORE_REF = os.environ.get("VIDFARM_BENCH_STARTUP_BEFORE", "8c3d01b")
+ROUNDS = 5
+
+# Run in a fresh interpreter inside the tree measured (its cwd and PYTHONPATH).
+READY_PROBE = r"""
+import os, sys, time
+started = time.monotonic()
+import json
+from pathlib import Path
+data = Path(sys.argv[1])
+os.environ["VIDFARM_DATA_DIR"] = str(data)
+os.environ.pop("REDIS_URL", None)
+from cli.farm import EmbeddedFarm
+farm = EmbeddedFarm(data, workers=2).start()
+try:
+    os.environ["REDIS_URL"] = farm.redis_url
+    from tasks.app import app
+    app.conf.update(broker_url=farm.redis_url, result_backend=farm.redis_url)
+    names = {p.name for p in farm.processes if p.name.startswith("worker")}
+    hosts = {}
+    while set(hosts) != names:
+        for reply in app.control.ping(timeout=0.2) or []:
+            for host in reply:
+                hosts.setdefault(host.split("@")[0], host)
+        if time.monotonic() - started > 120:
+            raise SystemExit("workers did not answer")
+    pinged = time.monotonic() - started
+    results = []
+    for name, host in hosts.items():
+        app.control.add_consumer(f"probe.{name}", destination=[host], reply=True, timeout=5)
+        results.append(app.send_task("vidfarm.reidentify_stale", queue=f"probe.{name}"))
+    for result in results:
+        result.get(timeout=120)
+    ready = time.monotonic() - started
+    import psutil
+    roots = [p.popen.pid for p in farm.processes]
+    if getattr(farm, "forkserver", None) is not None:
+        roots.append(farm.forkserver.popen.pid)
+    seen = {}      # each process once (forked workers are the fork server's children too)
+    for pid in roots:
+        try:
+            root = psutil.Process(pid)
+            for process in [root, *root.children(recursive=True)]:
+                times = process.cpu_times()
+                seen[process.pid] = times.user + times.system
+        except psutil.NoSuchProcess:
+            pass
+    cpu = sum(seen.values())
+    print(json.dumps({"pinged_s": pinged, "ready_s": ready, "cpu_s": cpu,
+                      "farm": __import__("cli.farm").farm.__file__}))
+finally:
+    farm.stop()
+"""
+
+
+def ready(tree: Path, scratch: Path) -> dict:
+    done = subprocess.run([sys.executable, "-c", READY_PROBE, str(scratch)], cwd=tree, env=_env(tree),
+                          capture_output=True, text=True, timeout=300)
+    if done.returncode != 0:
+        raise RuntimeError(f"ready probe in {tree} failed: {done.stderr[-2000:]}")
+    result = json.loads(done.stdout.splitlines()[-1])
+    assert Path(result.pop("farm")).is_relative_to(tree), f"the farm measured is not {tree}'s"
+    return result
+
+
+def process_wall(tree: Path, scratch: Path, clip: Path) -> float:
+    """`vidfarm process CLIP` from exec to exit (the whole command: its farm's start, the job,
+    the copy out, the farm's stop)."""
+    env = {**_env(tree), "VIDFARM_DATA_DIR": str(scratch / "data")}
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "cli.main", "process", str(clip), "--out", str(scratch / "out")],
+                          cwd=tree, env=env, capture_output=True, text=True, timeout=600)
+    wall = time.monotonic() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"vidfarm process in {tree} failed: {done.stderr[-2000:]}")
+    return wall
+
+
+def up_first_job(tree: Path, scratch: Path, clip: Path) -> dict:
+    """`vidfarm up --workers 2` from exec until its web app answers, and until a first upload
+    through the API (all analyzers) is done with its video drawn: the first job waits for
+    whatever the farm had left to start (the autoscaler starts the CPU workers when it comes)."""
+    import re
+    import signal
+    import urllib.request
+
+    from bench.load import _multipart
+    from cli.redis_server import free_port
+    from tests.net import wait_for_http
+
+    port = free_port()
+    env = {**_env(tree), "VIDFARM_DATA_DIR": str(scratch / "data"), "VIDFARM_FLOWER_PORT": str(free_port())}
+    started = time.monotonic()
+    up = subprocess.Popen([sys.executable, "-m", "cli.main", "up", "--workers", "2", "--port", str(port)],
+                          cwd=tree, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        banner = ""
+        while "Ctrl-C" not in banner:
+            line = up.stdout.readline()
+            if not line:
+                raise RuntimeError(f"vidfarm up in {tree} ended early: {banner}")
+            banner += line
+        token = re.search(r"token\s*:\s*(\S+)", banner).group(1)
+        base, auth = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {token}"}
+        wait_for_http(f"{base}/healthz", timeout=120)
+        web = time.monotonic() - started
+        body, content_type = _multipart(clip, analyzers=None)
+        request = urllib.request.Request(f"{base}/api/v1/jobs", data=body, method="POST",
+                                         headers={**auth, "Content-Type": content_type})
+        job_id = json.load(urllib.request.urlopen(request, timeout=120))["id"]
+        while True:
+            request = urllib.request.Request(f"{base}/api/v1/jobs/{job_id}", headers=auth)
+            view = json.load(urllib.request.urlopen(request, timeout=30))
+            if view["status"] == "failed" or view["video_error"]:
+                raise RuntimeError(f"the first job failed in {tree}: {view}")
+            if view["status"] == "done" and view["video_version"] >= view["results_version"]:
+                break
+            time.sleep(0.1)
+        return {"web_s": web, "first_job_s": time.monotonic() - started}
+    finally:
+        up.send_signal(signal.SIGINT)
+        up.wait(120)
+        up.stdout.close()
+
+
+def _env(tree: Path) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(tree), "PYTHONDONTWRITEBYTECODE": "1"}
+    env.pop("REDIS_URL", None)
+    return env
+
+
+def measure(trees: dict[str, Path], rounds: int, work: Path) -> dict:
+    """Interleaved rounds (a busy neighbour on the shared machine slows both alike); medians."""
+    from tests.clipmaker import make_clip
+
+    clip = make_clip(work / "clip.mp4", seconds=2, fps=15, size=(320, 180)).path
+    runs: dict[str, dict[str, list[float]]] = {name: {"pinged_s": [], "ready_s": [], "cpu_s": [], "process_s": [],
+                                                      "up_web_s": [], "up_first_job_s": []}
+                                               for name in trees}
+    load = [os.getloadavg()[0]]
+    for round_ in range(rounds):
+        for name, tree in trees.items():
+            scratch = Path(tempfile.mkdtemp(prefix=f"{name}-{round_}-", dir=work))
+            found = ready(tree, scratch / "ready")
+            runs[name]["pinged_s"].append(found["pinged_s"])
+            runs[name]["ready_s"].append(found["ready_s"])
+            runs[name]["cpu_s"].append(found["cpu_s"])
+            runs[name]["process_s"].append(process_wall(tree, scratch, clip))
+            found = up_first_job(tree, scratch / "up", clip)
+            runs[name]["up_web_s"].append(found["web_s"])
+            runs[name]["up_first_job_s"].append(found["first_job_s"])
+        load.append(os.getloadavg()[0])
+    return {"rounds": rounds, "load": load, "cores": os.cpu_count(),
+            "runs": runs, "median": {name: {k: statistics.median(v) for k, v in r.items()} for name, r in runs.items()}}
+
+
+def render(figures: dict) -> str:
+    median, runs = figures["median"], figures["runs"]
+
+    def cell(name: str, key: str) -> str:
+        return f"{median[name][key]:.2f} s ({min(runs[name][key]):.2f}-{max(runs[name][key]):.2f})"
+
+    rows = [f"| {name} | {cell(name, 'pinged_s')} | {cell(name, 'ready_s')} | {median[name]['cpu_s']:.1f} s | "
+            f"{cell(name, 'process_s')} | {cell(name, 'up_web_s')} | {cell(name, 'up_first_job_s')} |"
+            for name in median]
+    lines = ["## The embedded farm's start", "",
+             "`python -m bench.startup`: a 2-worker embedded farm (`cli.farm.EmbeddedFarm`, as `vidfarm process` "
+             "starts it) from a fresh process's start until every worker answered a ping, and until every worker "
+             "is *ready to take a job*: it answered a ping and its models are loaded (a task sent to a queue of "
+             "its own came back: a Celery worker hands a task to its pool process only after that process's "
+             "start, where the models load); the CPU time its processes (workers, their pool processes, the fork "
+             "server) had used by then; `vidfarm process` of a 2 s 320x180 clip (all analyzers) from exec to exit; "
+             "`vidfarm up --workers 2` from exec until its web app answers `/healthz`, and until a first upload "
+             "of the same clip through the API is done with its video drawn (its CPU workers are started by the "
+             "local autoscaler when the upload comes). "
+             f"{figures['rounds']} rounds, the trees interleaved; the median (min-max). *Before* is commit "
+             f"`{BEFORE_REF}` exported with `git archive` and run with the same interpreter and packages. "
+             f"{figures['cores']} cores shared with other engineers' work: load average "
+             f"{', '.join(f'{x:.1f}' for x in figures['load'])} at the start and after each round, so the "
+             "wall times are several times what an idle machine gives; the CPU time is the steadier figure.", "",
+             "| code | workers answered a ping | ready to take a job | CPU used by then | `vidfarm process` 2 s clip "
+             "| `up`: web answers | `up`: first job done |",
+             "| --- | --- | --- | --- | --- | --- | --- |", *rows]
+    if {"before", "now"} <= median.keys():
+        before, now = median["before"], median["now"]
+        lines += ["", f"Now against before (medians): ready to take a job in {now['ready_s']:.2f} s against "
+                      f"{before['ready_s']:.2f} s, using {before['cpu_s'] / now['cpu_s']:.2f}x less CPU "
+                      f"({now['cpu_s']:.1f} s against {before['cpu_s']:.1f} s); `vidfarm process` "
+                      f"{now['process_s']:.2f} s against {before['process_s']:.2f} s; `vidfarm up`'s web app "
+                      f"answers after {now['up_web_s']:.2f} s against {before['up_web_s']:.2f} s and its first "
+                      f"job is done after {now['up_first_job_s']:.2f} s against {before['up_first_job_s']:.2f} s."]
+    lines += ["", "Where it comes from: *now*, one fork server (`tasks/forkserver.py`) imports, checks and loads "
+                  "the models once, on one core, and each worker is a fork of it; *before*, each worker did all "
+                  "of it by itself, the two at once on the two cores. So the saving is CPU (and the memory the "
+                  "forks share), which turns into wall time when the cores are busy, as here, or the workers "
+                  "outnumber them; `vidfarm process` also no longer checks the analyzer configs itself before "
+                  "starting the farm, and `vidfarm up` starts beat, Flower and the camera ingester after the "
+                  "workers' loading, and its autoscaler forks the CPU workers from a fork server of its own."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=ROUNDS)
+    parser.add_argument("--write", action="store_true", help="put the section in docs/benchmarks.md")
+    parser.add_argument("--only-now", action="store_true", help="measure this tree alone")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="vidfarm-startup-") as parent:
+        work = Path(parent)
+        trees = {"now": ROOT}
+        if not args.only_now:
+            before = work / "before"
+            before.mkdir()
+            archive = subprocess.run(["git", "archive", BEFORE_REF], cwd=ROOT, check=True, capture_output=True)
+            subprocess.run(["tar", "-x", "-C", str(before)], input=archive.stdout, check=True)
+            trees = {"before": before, "now": ROOT}
+        figures = measure(trees, args.rounds, work)
+    print(json.dumps(figures))
+    text = render(figures)
+    print(text)
+    if args.write:
+        replace_section(text)
+    return figures
+
+
+if __name__ == "__main__":
+    main()

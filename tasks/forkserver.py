@@ -1,0 +1,165 @@
+"""The embedded farm's fork server (``python -m tasks.forkserver``): what every Celery worker
+of one machine loads, loaded once, then one fork per worker.
+
+A worker started as its own ``celery worker`` process spends seconds importing Celery, the
+tasks, the pipeline and its libraries (onnx, onnxruntime, OpenCV, supervision and SciPy, PyAV),
+checking the analyzer configs and loading the models; two of them starting at once on two
+cores pay it twice, side by side. This process pays it once: it parses the settings, checks
+the analyzer configs (a bad one ends it with one line, before any worker exists), imports the
+tasks and loads the models where that survives a fork (below), then forks a worker for each
+request. The fork runs ``celery worker`` as the command line would (Celery's own pool child is
+forked from it in turn), in a session of its own, on the cores asked for, logging to its file.
+
+Models are loaded here only when each worker runs its sessions on one thread on the CPU:
+onnxruntime then starts no thread of its own, and a fork copies them whole. With more threads
+(its intra-op pool's threads do not survive a fork) or a GPU (nor does a CUDA context) each
+worker's pool process loads them after the fork, as a worker started alone does.
+
+Protocol, one JSON object a line. Requests on stdin: ``{"argv": [...], "log": PATH, "cores":
+[...] or null}``. Answers on stdout: first ``{"ready": true}`` or ``{"error": "..."}`` (then it
+exits with status 2), then ``{"pid": N}`` per request, in order. Workers are reaped by the
+kernel (SIGCHLD ignored here), so a finished one vanishes at once. End of stdin ends the
+server; its workers live on until they are stopped (they are the farm's, not its).
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import signal
+import sys
+import time
+
+
+def prepare() -> str | None:
+    """Everything a worker needs before its fork; the reason it cannot start, or None."""
+    from core.settings import get_settings
+    from services import runtime
+    from workers.analyzer_configs import AnalyzerConfigError, check
+
+    # The command that started the farm has parsed the same settings already: a bad one
+    # never gets here (a traceback in the log if it does).
+    settings = runtime.configure(get_settings())
+    try:
+        check(settings.analyzer_configs(), settings.plugins)
+    except AnalyzerConfigError as error:
+        return f"bad setting {error}"
+    from tasks.app import app
+
+    app.loader.import_default_modules()     # the tasks, and through them the pipeline
+    # What `celery worker` imports as it starts, so that each fork finds it loaded.
+    import celery.apps.worker  # noqa: F401
+    import celery.concurrency.prefork  # noqa: F401
+    import celery.worker.consumer  # noqa: F401
+    import kombu.transport.redis  # noqa: F401
+    from workers import models
+
+    if settings.effective_threads == 1 and models.providers() == ["CPUExecutionProvider"]:
+        from tasks import jobs
+
+        jobs.warm_up()      # lru-cached: each worker's pool process finds the chain loaded
+    # The database schema brought up to date once (each worker then only finds it current),
+    # and no connection left open for the forks to share.
+    runtime.records().engine.dispose()
+    runtime.configure(settings)
+    return None
+
+
+def serve(requests, answer, protocol_fd: int) -> None:
+    """Fork a worker for each request line until the end of ``requests``."""
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)     # the kernel reaps them: no zombies
+    server = os.getpid()
+    for line in requests:
+        if not line.strip():
+            continue
+        request = json.loads(line)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            run_worker(request, protocol_fd, server)      # never returns
+        answer({"pid": pid})
+        log(f"forked the worker logging to {request['log']} (pid {pid})")
+
+
+def run_worker(request: dict, protocol_fd: int, server_pid: int) -> None:
+    """In the forked child: become the worker the request describes; exits with its status."""
+    status = 1
+    try:
+        stop_with(server_pid)
+        os.setsid()      # its own group, as a worker started with start_new_session (core.processes)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)   # its pool must wait for its own children
+        if request.get("cores"):
+            os.sched_setaffinity(0, request["cores"])
+        log = os.open(request["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        for fd in (log, null, protocol_fd):     # the answers are the server's alone
+            os.close(fd)
+        from tasks.app import app
+
+        try:
+            app.worker_main(request["argv"])
+            status = 0
+        except SystemExit as stop:
+            status = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+    except BaseException:   # noqa: BLE001  (whatever it was, the child must not return into the server)
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+
+
+def stop_with(server_pid: int) -> None:
+    """A warm shutdown (SIGTERM) for this worker when the server ends: the farm ends the server
+    after its workers, so only a farm that was killed outright (its command SIGKILLed, say)
+    leaves them, and then they do not run on forever. Linux (prctl); elsewhere, nothing."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)    # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != server_pid:      # the server died before the line above
+        os._exit(1)
+
+
+def log(line: str) -> None:
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime())
+    print(f"[{stamp},{int(time.time() * 1000) % 1000:03d}: fork server] {line}", file=sys.stderr, flush=True)
+
+
+def main() -> int:
+    # The protocol gets its own copy of stdout; stdout itself goes to stderr (the server's
+    # log), so that nothing an import prints can garble an answer.
+    protocol_fd = os.dup(1)
+    protocol = os.fdopen(protocol_fd, "w", buffering=1)
+    os.dup2(2, 1)
+
+    def answer(message: dict) -> None:
+        protocol.write(json.dumps(message) + "\n")
+
+    started = time.monotonic()
+    problem = prepare()
+    if problem:
+        answer({"error": problem})
+        return 2
+    log(f"ready in {time.monotonic() - started:.2f} s ({time.process_time():.2f} s of CPU)")
+    # Everything loaded so far is shared with the forks until written: kept out of the
+    # collector's reach, a fork's garbage collections do not touch (and so copy) its pages.
+    gc.freeze()
+    answer({"ready": True})
+    serve(sys.stdin, answer, protocol_fd)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""The embedded farm's workers come from one fork server (tasks/forkserver.py): what it checks
+before any worker exists, what happens when it dies, and a farm stopped while it still loads."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+
+import psutil
+
+from tests.clipmaker import make_clip
+from tests.conftest import child_env, private_farm
+from tests.test_cli import VIDFARM, processes_with_env
+
+
+def test_a_bad_analyzer_config_is_one_line_and_starts_no_worker_and_no_job(tmp_path):
+    """The fork server checks the configs before it forks anything; `vidfarm process` says why
+    in one line, with status 2, and leaves no job in the records and nothing running."""
+    clip = make_clip(tmp_path / "clip.mp4", seconds=1, fps=15, size=(320, 180))
+    data_dir = tmp_path / "data"
+    env = child_env(VIDFARM_DATA_DIR=str(data_dir), VIDFARM_ANALYZER_CONFIG__THERMAL__PERCENTILE="10")
+    run = subprocess.run(VIDFARM + ["process", str(clip.path), "--out", str(tmp_path / "out")], env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.startswith("vidfarm: error: bad setting analyzer_config.thermal.percentile: "), run.stderr
+    assert run.stderr.count("\n") == 1 and "Traceback" not in run.stderr
+    assert "forked" not in (data_dir / "logs" / "forkserver.log").read_text(), "a worker was started"
+    assert not (data_dir / "blobs" / "jobs").exists() or not any((data_dir / "blobs" / "jobs").iterdir())
+    assert processes_with_env(f"VIDFARM_DATA_DIR={data_dir}") == []
+
+
+def test_workers_forked_from_the_server_end_with_it_and_come_back(tmp_path):
+    """A SIGKILLed fork server takes its workers down with it (no worker outlives a farm killed
+    outright), and the farm's supervisor forks them again from a new server."""
+    from tasks.app import app
+
+    with private_farm(tmp_path, workers=1) as farm:
+        farm.wait_ready(app)
+        worker = farm.processes[0]
+        old_pid, server = worker.popen.pid, farm.forkserver.popen
+        assert psutil.Process(old_pid).ppid() == server.pid
+        os.kill(server.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while worker.alive:
+            assert time.monotonic() < deadline, "the worker outlived its fork server"
+            time.sleep(0.2)
+        assert farm.supervise() == []
+        farm.wait_ready(app)
+        assert worker.popen.pid != old_pid and farm.forkserver.popen.pid != server.pid
+        assert psutil.Process(worker.popen.pid).ppid() == farm.forkserver.popen.pid
+
+
+def test_a_farm_stopped_while_its_fork_server_loads_leaves_nothing(tmp_path):
+    """Stopping does not wait for the server's imports, and no worker is forked after the stop."""
+    from cli.farm import EmbeddedFarm
+
+    farm = EmbeddedFarm(tmp_path, workers=2)
+    farm.start()
+    farm.stop()
+    time.sleep(1)    # what a server killed mid-load would have forked by now
+    assert processes_with_env(f"VIDFARM_DATA_DIR={tmp_path}") == []
+    assert "forked" not in (tmp_path / "logs" / "forkserver.log").read_text()
