@@ -12,6 +12,7 @@ section of docs/benchmarks.md when given ``--write``.
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 import time
@@ -21,7 +22,7 @@ from bench.eval_clips import pipeline_config
 
 CHAINS = {"before": {"detect": {"second_look": {"enabled": False}}, "mask": {"method": "mobilenet"}}, "after": {}}
 ANALYZERS = ("detect", "track", "recognize", "mask", "thermal")
-ROUNDS = 3
+ROUNDS = 5          # alternations: CPU time on a shared machine still varies by a few per cent a run
 TARGET_RATIO = 1.10
 
 
@@ -85,14 +86,16 @@ def measure(media: Path | None) -> list[dict]:
     return rows
 
 
-def markdown(rows: list[dict]) -> str:
+def markdown(rows: list[dict], load: tuple[float, float] | None = None) -> str:
     lines = ["## Accuracy changes: analyze cost on ordinary footage", "",
              "`python -m bench.analyze_cost --write`: CPU time per frame of the segment pipeline's analyzer chain "
              "(detect, track, recognize, mask, thermal; one inference thread; CPU rather than wall time, since "
              "the machine is shared), before (one detector pass, MobileNetV2 mask model) "
              f"and after (budgeted second look at moving regions no found face accounts for, quality gate, mask label "
              "from the mean of the embedding classifier and MobileNetV2), "
-             f"alternated {ROUNDS} times in one run on a shared machine: compare the ratio. "
+             f"alternated {ROUNDS} times in one run on a shared machine"
+             + (f" (load average {load[0]:.1f} before, {load[1]:.1f} after)" if load else "")
+             + ": compare the ratio; another run's ratio can differ by a few hundredths. "
              "Faces: detections over the clip; the difference is what the second look added (small faces the first "
              "pass missed, or false detections: this footage has no per-face ground truth).", "",
              "| footage | frames | before ms/frame | after ms/frame | after / before | faces before | faces after |",
@@ -111,8 +114,9 @@ def markdown(rows: list[dict]) -> str:
 def main(argv: list[str]) -> int:
     args = [a for a in argv if a != "--write"]
     media = Path(args[0]) if args else Path(__file__).resolve().parents[2] / "shared" / "media"
+    load_before = os.getloadavg()[0]
     rows = measure(media)
-    text = markdown(rows)
+    text = markdown(rows, (load_before, os.getloadavg()[0]))
     print(text)
     if "--write" in argv:
         from bench.docs import replace_section

@@ -18,10 +18,11 @@ from workers.analytics.gallery import Gallery
 from workers.analytics.mask import MaskAnalyzer, MaskConfig
 from workers.analytics.mask_synth import draw_mask
 from workers.analytics.mask_train import LogisticModel, fit_logistic
-from workers.analytics.motion import MotionMap, head_square, region_picture
+from workers.analytics.motion import MotionMap, blob_boxes, head_square, region_picture
 from workers.analytics.picture import Picture
 from workers.analytics.quality import QualityGate, pitch_position, sharpness
 from workers.analytics.recognizer import FaceEmbedder, FaceRecognizer, RecognizerConfig
+from workers.analytics.second_look import SecondLook, SecondLookConfig
 from workers.analytics.tracks import SegmentState
 
 
@@ -103,6 +104,47 @@ def test_motion_regions_and_the_square_looked_at():
     assert region.shape[:2] == (200, 200) and scale == 2.0
     # A pixel of the region maps back onto the same source pixel.
     assert (region[round((130 - y0) * scale), round((320 - x0) * scale)] == 255).all()
+
+
+def test_blob_boxes_are_the_connected_components_boxes_largest_first():
+    rng = np.random.default_rng(7)
+    masks = [(rng.random((72, 128)) > threshold).astype(np.uint8) for threshold in (0.7, 0.9, 0.97)]
+    ring = np.zeros((72, 128), np.uint8)
+    cv2.rectangle(ring, (10, 10), (60, 60), 1, 2)
+    ring[30:36, 30:36] = 1                   # a blob inside another's hole is a blob of its own
+    for mask in masks + [ring, np.zeros_like(ring)]:
+        count, _, stats, _ = cv2.connectedComponentsWithStats(mask)
+        boxes = blob_boxes(mask)
+        assert sorted(boxes) == sorted(tuple(int(v) for v in row[:4]) for row in stats[1:count])
+        areas = [w * h for _, _, w, h in boxes]
+        assert areas == sorted(areas, reverse=True)
+    assert (30, 30, 6, 6) in blob_boxes(ring)
+
+
+def test_the_second_look_reads_motion_only_when_a_look_can_be_paid_for_and_plans_the_same():
+    """Frames where the budget cannot pay for the cheapest look skip the motion reading; the
+    looks planned are those of reading motion on every frame."""
+    scene = background(640, 360)
+    frames = []
+    for index in range(60):                  # a square wandering over the scene: motion on every frame
+        frame = scene.copy()
+        x = 40 + 8 * index
+        frame[120:180, x:x + 40] = 255
+        frames.append(frame)
+    config = SecondLookConfig(budget=0.1, burst=1.0, retry_frames=0)
+    plans, reads = {}, {}
+    for cheapest in (0.0, 0.5):
+        look, calls = SecondLook(config), []
+        regions = look.motion.regions
+        look.motion.regions = lambda *a, **k: calls.append(k.get("compare", True)) or regions(*a, **k)
+        planned = []
+        for frame in frames:
+            squares = look.plan(Picture(bgr=frame), np.empty((0, 4)), lambda square: 0.9, cheapest_look=cheapest)
+            look.record([(square, np.empty((0, 4))) for square in squares])
+            planned.append(squares)
+        plans[cheapest], reads[cheapest] = planned, calls.count(True)
+    assert plans[0.5] == plans[0.0] and sum(map(len, plans[0.0])) >= 5
+    assert reads[0.5] < reads[0.0] == len(frames)
 
 
 def test_quality_measures_tell_blur_and_pitch(yao):

@@ -126,8 +126,10 @@ class FaceDetector(Analyzer):
         found_boxes, found_points, looks = [boxes], [keypoints], []
         input_size, fitted = self._sizes_for(picture.width, picture.height, self.config.input_long_side)
         first_area = float(input_size[0] * input_size[1])
+        c = self.config.second_look
+        cheapest = min(c.region_input, c.large_region_input) ** 2 / first_area
         for square in self.second_look.plan(picture, boxes[:, :4], lambda sq: self._look_side(sq) ** 2 / first_area,
-                                            fitted):
+                                            fitted, cheapest):
             side = self._look_side(square)
             region, scale, x0, y0 = region_picture(picture, square, side)
             more, points = self._detect(Picture(bgr=region), side, self.config.second_look.threshold)

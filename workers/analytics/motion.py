@@ -29,12 +29,17 @@ class MotionMap:
     def reset(self) -> None:
         self.previous = None
 
-    def regions(self, picture: Picture, base_size: tuple[int, int] | None = None
+    def skip(self) -> None:
+        """This frame is not read: the next one has nothing to compare with (no blobs)."""
+        self.previous = None
+
+    def regions(self, picture: Picture, base_size: tuple[int, int] | None = None, compare: bool = True
                 ) -> list[tuple[float, float, float, float]]:
         """Boxes (source pixels) around the parts of the frame that changed since the last
         frame, largest first; none on the first frame or after a change of frame size.
         ``base_size``: a size the picture was already converted to (the detector's input): the
-        small copy is shrunk from it rather than converted from the frame again."""
+        small copy is shrunk from it rather than converted from the frame again.
+        ``compare=False``: only keep this frame for the next one to compare with (no blobs)."""
         if base_size is None:
             small, scale = picture.bgr(self.long_side)
             grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
@@ -47,15 +52,25 @@ class MotionMap:
             scale = size[0] / picture.width
         grey = cv2.GaussianBlur(grey, (5, 5), 0)
         previous, self.previous = self.previous, grey
-        if previous is None or previous.shape != grey.shape:
+        if not compare or previous is None or previous.shape != grey.shape:
             return []
         moved = (cv2.absdiff(grey, previous) > self.threshold).astype(np.uint8)
         moved = cv2.dilate(moved, np.ones((5, 5), np.uint8))   # one blob per moving thing
-        count, _, stats, _ = cv2.connectedComponentsWithStats(moved)
-        boxes = [(x, y, x + w, y + h, w * h) for x, y, w, h, _ in stats[1:count]
+        boxes = [(x, y, x + w, y + h) for x, y, w, h in blob_boxes(moved)
                  if w >= self.min_side_px and h >= self.min_side_px]
-        boxes.sort(key=lambda b: -b[4])
-        return [(x1 / scale, y1 / scale, x2 / scale, y2 / scale) for x1, y1, x2, y2, _ in boxes]
+        return [(x1 / scale, y1 / scale, x2 / scale, y2 / scale) for x1, y1, x2, y2 in boxes]
+
+
+def blob_boxes(mask: np.ndarray) -> list[tuple[int, int, int, int]]:
+    """(x, y, w, h) of each 8-connected blob of a binary mask, largest box first (equal ones
+    top-left first): the boxes connectedComponentsWithStats gives, from the blobs' outer
+    contours (RETR_CCOMP keeps a blob inside another's hole at the top level) in about a fifth
+    of its time (it labels and measures every pixel; hamilton: 0.03 vs 0.14 ms a frame)."""
+    contours, hierarchy = cv2.findContours(mask, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
+    if not contours:
+        return []
+    boxes = [cv2.boundingRect(c) for c, h in zip(contours, hierarchy[0]) if h[3] < 0]
+    return sorted(boxes, key=lambda b: (-b[2] * b[3], b[1], b[0]))
 
 
 def person_areas(face_boxes: np.ndarray) -> np.ndarray:

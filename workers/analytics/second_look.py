@@ -33,7 +33,9 @@ class SecondLookConfig(AnalyzerConfig):
                                             "(small, masked and close-up faces).")
     max_looks: int = Field(2, ge=0, description="Looks per frame at most (faces found by a look on the previous "
                                                 "frame first, then moving blobs, largest first).")
-    budget: float = Field(0.04, ge=0, description="Exploratory looks cost at most this share of the first pass's "
+    # 2 %: the analyze chain within 1.10x of one pass on ordinary footage (docs/benchmarks.md);
+    # the tuning split's masked clips found the same faces as with 4 % (their looks are the burst).
+    budget: float = Field(0.02, ge=0, description="Exploratory looks cost at most this share of the first pass's "
                                                   "detector time over a recording.")
     burst: float = Field(2.0, ge=0, description="... saved up to this many first-pass runs (looks at once when "
                                                 "motion starts).")
@@ -67,13 +69,24 @@ class SecondLook:
         self.empty: list[tuple[int, Square]] = []       # (frame, square) of looks that found nothing
 
     def plan(self, picture: Picture, first_boxes: np.ndarray, look_cost=lambda square: 1.0,
-             base_size: tuple[int, int] | None = None) -> list[Square]:
+             base_size: tuple[int, int] | None = None, cheapest_look: float = 0.0) -> list[Square]:
         """The squares to look at on this frame, given the faces the first pass found;
-        ``look_cost(square)``: a look's detector time in first-pass runs; ``base_size``: the
-        size the detector already read the picture at (motion is read from that copy)."""
+        ``look_cost(square)``: a look's detector time in first-pass runs, never below
+        ``cheapest_look``; ``base_size``: the size the detector already read the picture at
+        (motion is read from that copy)."""
         self.frame += 1
         self.tokens = min(self.burst, self.tokens + self.budget)
-        blobs = self.motion.regions(picture, base_size)   # always read: the next frame compares with this one
+        # Motion is read only when a look could be paid for on this frame (blobs) or the next
+        # (this frame is what it compares with): while the budget refills after a look, a
+        # frame costs no motion reading at all. The looks planned are the same as reading
+        # motion on every frame: with fewer tokens than the cheapest look, none is made.
+        if self.tokens >= cheapest_look:
+            blobs = self.motion.regions(picture, base_size)
+        elif self.tokens + self.budget >= cheapest_look:
+            blobs = self.motion.regions(picture, base_size, compare=False)
+        else:
+            blobs = []
+            self.motion.skip()
         found = np.asarray(first_boxes, np.float64).reshape(-1, 4)
         squares: list[Square] = []
         self.following = []
