@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from core.alerts import Alerts
 from core.models import Job, JobVideo, Segment
 from core.records import Records
+from core.segment_job import SegmentJob
 from services import runtime
 from tasks import client
 
@@ -34,10 +35,11 @@ def reanalyse(job_id: str) -> bool:
     job = records.get_job(job_id)
     if job is None or job.status != "done":
         return False
-    for segment in records.segments(job_id):
+    segments = records.segments(job_id)
+    for segment in segments:
         records.set_segment(job_id, segment.index, status="queued", error=None, finished_at=None)
     records.set_job(job_id, status="processing", error=None, finished_at=None, timing={"run_started": time.time()})
-    client.fan_out(job_id, job.chunks_total, job.options.get("queue", "cpu"))
+    client.fan_out(job_id, [SegmentJob.of(job, segment) for segment in segments], job.options.get("queue", "cpu"))
     return True
 
 

@@ -18,11 +18,13 @@ from functools import lru_cache
 from redis.exceptions import RedisError
 
 from core import live_costs
+from core.segment_job import SegmentJob, SourceMedia
 from services import runtime
 from tasks.app import app
 from tasks.gallery import job_matching
 from tasks.jobs import _pipeline_config, put_json
 from workers import pipeline
+from workers.live.segmenter import LiveSegment
 from workers.live.timeline import TIMELINE
 
 
@@ -49,14 +51,23 @@ def watch_options(watch_id: str) -> dict:
     return json.loads(runtime.store().local_path(options_key(watch_id)).read_text())
 
 
+def live_media(segment: LiveSegment) -> SourceMedia:
+    """A camera's segment as a recording: times in ``TIMELINE`` ticks, which the segmenter
+    writes as the file's own (no offset) and as the times the frames are shown."""
+    return SourceMedia(TIMELINE, segment.fps, segment.pts[0], segment.width, segment.height, has_audio=False,
+                       pts_offset=0, timed=True)
+
+
 @app.task(name="vidfarm.live_segment")
-def live_segment(watch_id: str, index: int, segment: dict) -> dict:
-    """segment: ``{pts, fps}`` (pts: its frames' times, ``TIMELINE`` ticks)."""
+def live_segment(*message) -> dict:
+    """message: one ``SegmentJob.to_message()``, its owner the watch (anything else is
+    refused, saying why)."""
+    segment = SegmentJob.from_message("vidfarm.live_segment", message)
+    watch_id, index = segment.owner, segment.index
     options = watch_options(watch_id)
     started = time.monotonic()
     result = pipeline.analyse_segment(runtime.store().local_path(piece_key(watch_id, index, "segment")),
-                                      segment["pts"], TIMELINE, segment["fps"], _pipeline_config(options),
-                                      job_matching(options).gallery)
+                                      segment, _pipeline_config(options), job_matching(options).gallery)
     put_json(piece_key(watch_id, index, "analysis"), {
         "frames": result.frames, "tracks": result.tracks, "thumbnails": result.thumbnails,
         "stages": result.stages, "repaired_frames": result.repaired_frames, "damage": result.damage})

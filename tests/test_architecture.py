@@ -124,3 +124,44 @@ def test_web_and_cli_reach_tasks_only_through_the_producer_side():
                      if module.split(".")[0] in ("web", "cli") and target.split(".")[0] == "tasks"
                      and target not in PRODUCER_SIDE and (module, target) not in CAMERA_COMMANDS)
     assert reached == []
+
+
+# The analysis tasks take one typed message (core.segment_job.SegmentJob), never the job's
+# media unpacked into positional arguments.
+ANALYSIS_TASKS = {"vidfarm.segment", "vidfarm.live_segment"}
+
+
+def _analysis_sends(path) -> list[tuple[int, bool]]:
+    """(line, sends one ``.to_message()``) of every send_task/signature naming an analysis task."""
+    import ast
+
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and node.func.attr in ("send_task", "signature", "send", "call") and node.args
+                and isinstance(node.args[0], ast.Constant) and node.args[0].value in ANALYSIS_TASKS):
+            args = node.args[1] if len(node.args) > 1 else next((k.value for k in node.keywords if k.arg == "args"), None)
+            one_message = (isinstance(args, ast.Tuple) and len(args.elts) == 1 and isinstance(args.elts[0], ast.Call)
+                           and getattr(args.elts[0].func, "attr", None) == "to_message")
+            found.append((node.lineno, one_message))
+    return found
+
+
+def test_analysis_tasks_are_sent_one_segment_job_message():
+    from tests.import_graph import modules
+
+    sends = {name: lines for name, path in modules().items() if (lines := _analysis_sends(path))}
+    assert {"tasks.client", "tasks.leases", "tasks.live_watch"} <= set(sends)      # the check sees them
+    assert {name: [line for line, ok in lines if not ok] for name, lines in sends.items()
+            if not all(ok for _, ok in lines)} == {}
+
+
+def test_the_analysis_tasks_read_their_message_through_segment_job():
+    import inspect
+
+    from tasks.jobs import process_segment
+    from tasks.live import live_segment
+
+    for task in (process_segment, live_segment):
+        source = inspect.getsource(task.run)
+        assert "SegmentJob.from_message(" in source, task.name

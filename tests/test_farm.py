@@ -8,6 +8,7 @@ import json
 import av
 import pytest
 
+from core.segment_job import MessageShapeError, SegmentJob
 from core.storage import analysis_key, output_key
 from services import runtime
 from services.submit import submit_file
@@ -82,11 +83,18 @@ def test_segment_task_is_idempotent(farm, face_clip):
         return hashlib.sha256(store.local_path(key).read_bytes()).hexdigest()
 
     before = (digest(analysis_key(job_id, 1)), json.loads(store.local_path(analysis_key(job_id, 1)).read_text()))
-    process_segment.apply(args=(job_id, 1)).get()   # already done: a redelivery is a no-op
+    records = runtime.records()
+    message = SegmentJob.of(records.get_job(job_id), records.get_segment(job_id, 1)).to_message()
+    process_segment.apply(args=(message,)).get()   # already done: a redelivery is a no-op
     assert digest(analysis_key(job_id, 1)) == before[0]
     runtime.records().set_job(job_id, status="processing")  # force a genuine re-run (as a re-analysis does)
     runtime.records().set_segment(job_id, 1, status="queued")
-    process_segment.apply(args=(job_id, 1)).get()
+    # A message of another shape (the old (job_id, index) arguments) is refused before anything
+    # is touched, saying so: the segment stays queued for a message this worker reads.
+    with pytest.raises(MessageShapeError, match=r"^vidfarm.segment was sent 2 argument\(s\) .*vidfarm.segment_job/1"):
+        process_segment.apply(args=(job_id, 1)).get()
+    assert runtime.records().get_segment(job_id, 1).status == "queued"
+    process_segment.apply(args=(message,)).get()
     after = json.loads(store.local_path(analysis_key(job_id, 1)).read_text())
     assert after["frames"] == before[1]["frames"] and after["tracks"] == before[1]["tracks"]
     assert runtime.records().get_segment(job_id, 1).status == "done"
