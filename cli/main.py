@@ -209,7 +209,7 @@ def run_process(args) -> int:
         if farm is not None:
             celery_app.point_at(farm.redis_url)
         try:
-            job_id = submit_file(video.resolve(), name=str(video), options={**sidecar_options(video), **options})
+            job_id = submit_file(runtime.farm(), video.resolve(), name=str(video), options={**sidecar_options(video), **options})
         except ValueError as exc:   # e.g. an unusable thermal calibration sidecar
             return fail(f"{video}: {exc}")
         view = follow_job(job_id, farm)
@@ -248,7 +248,7 @@ def run_enroll(args) -> int:
         return fail(f"no such file: {', '.join(missing)}")
     try:
         # The faces are found and embedded here: enrolling from the command line needs no farm.
-        result = enroll(args.name, [(p.name, p.read_bytes()) for p in args.images], largest_face=True,
+        result = enroll(runtime.farm(), args.name, [(p.name, p.read_bytes()) for p in args.images], largest_face=True,
                         embed=PhotoEmbedder.from_settings(get_settings()))
     except GalleryError as exc:
         return fail(str(exc))

@@ -1,9 +1,11 @@
-"""Per-process handles to the settings, records and blob storage.
+"""The process's farm: its settings, records, blob storage and queue.
 
 The settings are parsed once, by the process's entry point (the web factory's ``web.wsgi``,
 a worker's start in ``tasks.worker``, the CLI's ``main``), which hands them here with
-``configure``; everything below reads them from here, none parses them again. A process that
-has no entry point of ours (a test, a notebook) gets the environment's."""
+``configure``. The Celery tasks (adapters, with no caller to hand them anything) and the CLI
+take their ``farm()`` from here and pass it to the use cases; the use cases themselves
+(``services.*``) never read this module. A process that has no entry point of ours (a test,
+a notebook) gets the environment's."""
 
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ from functools import lru_cache
 from core.records import Records, open_records
 from core.settings import Settings, get_settings
 from core.storage import BlobStore, open_store
+from services.farm import Farm
+from tasks import client
 
 _configured: list[Settings] = []
 
@@ -38,9 +42,15 @@ def store() -> BlobStore:
     return open_store(settings().data_dir)
 
 
+@lru_cache(maxsize=1)
+def farm() -> Farm:
+    return Farm(settings(), records(), store(), client)
+
+
 def reset() -> None:
     """Forget handles inherited through fork, and settings read before the environment
     changed; they are opened again on first use."""
     _configured.clear()
     open_records.cache_clear()
     store.cache_clear()
+    farm.cache_clear()

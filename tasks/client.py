@@ -7,12 +7,9 @@ from __future__ import annotations
 from celery import chord
 from celery.exceptions import TimeoutError as CeleryTimeout
 
+from core.errors import FarmTimeout
 from core.segment_job import SegmentJob
 from tasks.app import app
-
-
-class FarmTimeout(RuntimeError):
-    """No worker answered in time (none is running, or all are busy)."""
 
 
 def send(name: str, *args, countdown: float | None = None) -> None:

@@ -165,3 +165,45 @@ def test_the_analysis_tasks_read_their_message_through_segment_job():
     for task in (process_segment, live_segment):
         source = inspect.getsource(task.run)
         assert "SegmentJob.from_message(" in source, task.name
+
+
+# The use cases take their farm (settings, records, store, queue) as an argument: only the
+# per-process holder (services.runtime) and the Farm's own constructor reach for them.
+FARM_BUILDERS = {"services.runtime", "services.farm"}
+# Entry points of the web process: the factory builds the app's farm, wsgi configures the process.
+WEB_ENTRY_POINTS = {"web", "web.wsgi"}
+
+
+def test_the_use_cases_take_their_dependencies_as_arguments():
+    from tests.import_graph import graph
+
+    reaching = sorted((module, target) for module, targets in graph().items() for target in targets
+                      if module.split(".")[0] == "services" and module not in FARM_BUILDERS
+                      and target in ("services.runtime", "tasks.client", "tasks"))
+    assert reaching == []
+
+
+def test_web_routes_use_the_app_s_farm_not_the_process_s():
+    from tests.import_graph import graph
+
+    reaching = sorted(module for module, targets in graph().items()
+                      if module.split(".")[0] == "web" and module not in WEB_ENTRY_POINTS and "services.runtime" in targets)
+    assert reaching == []
+
+
+def test_every_use_case_takes_the_farm_or_the_settings_first():
+    import inspect
+
+    from services import erasure, gallery, jobs, people, submit
+    from services.farm import Farm
+
+    taking_nothing = {"check_name", "display_name", "reader_environment", "registered_analyzers", "report_of",
+                      "gallery_option", "job_views", "job_view"}    # pure, or given their records
+    for module in (erasure, gallery, jobs, people, submit):
+        for name, function in inspect.getmembers(module, inspect.isfunction):
+            if function.__module__ != module.__name__ or name.startswith("_") or name in taking_nothing:
+                continue
+            first = next(iter(inspect.signature(function).parameters.values()))
+            assert (first.name, first.annotation) in (("farm", "Farm"), ("settings", "Settings")), \
+                f"{module.__name__}.{name}{inspect.signature(function)}"
+    assert Farm.__dataclass_fields__.keys() == {"settings", "records", "store", "queue"}

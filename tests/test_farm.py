@@ -30,7 +30,7 @@ def box_overlap(face_box, photo_box) -> float:
 
 
 def test_recording_through_the_farm_is_frame_exact(farm, face_clip):
-    job_id = submit_file(face_clip.path, name="faces.mp4")
+    job_id = submit_file(runtime.farm(), face_clip.path, name="faces.mp4")
     view = wait_for_job(job_id)
     assert view["status"] == "done", view["error"]
     assert view["chunks_total"] == view["chunks_done"] >= 2
@@ -68,14 +68,14 @@ def test_a_b_frame_recording_has_faces_in_exactly_their_frames(farm, tmp_path):
     """B-frames: decode order differs from presentation order and MP4 timestamps decode from
     before 0. Segments cut inside the first GOP must still analyse their own frames."""
     clip = make_clip(tmp_path / "bframes.mp4", seconds=6, fps=15, gop=20, bframes=3, face_windows=[(1.2, 3.5)])
-    view = wait_for_job(submit_file(clip.path, name="bframes.mp4"))
+    view = wait_for_job(submit_file(runtime.farm(), clip.path, name="bframes.mp4"))
     assert view["status"] == "done", view["error"]
     frames = json.loads(output(view["id"], "results.json").read_text())["frames"]
     assert [bool(f["faces"]) for f in frames] == [box is not None for box in clip.photo_boxes]
 
 
 def test_segment_task_is_idempotent(farm, face_clip):
-    job_id = submit_file(face_clip.path, name="again.mp4")
+    job_id = submit_file(runtime.farm(), face_clip.path, name="again.mp4")
     assert wait_for_job(job_id)["status"] == "done"
     store = runtime.store()
 
@@ -105,19 +105,19 @@ def test_segment_task_is_idempotent(farm, face_clip):
 def test_bad_input_fails_its_job_and_the_farm_carries_on(farm, tmp_path, case):
     good = make_clip(tmp_path / "good.mp4", seconds=2, fps=15, gop=15, face_windows=[])
     path, expected = bad_inputs(tmp_path, good.path)[case]
-    bad_id = submit_file(path, name=path.name)
+    bad_id = submit_file(runtime.farm(), path, name=path.name)
     view = wait_for_job(bad_id)
     assert view["status"] == "failed"
     assert expected in view["error"] and "\n" not in view["error"]
     assert not farm.dead_processes()
-    good_id = submit_file(good.path, name="good.mp4")
+    good_id = submit_file(runtime.farm(), good.path, name="good.mp4")
     assert wait_for_job(good_id)["status"] == "done"
 
 
 def test_real_footage_keeps_frames_timestamps_and_audio(farm, media_dir):
     """The hamilton clip: real H.264 with B-frames, 29.97 fps, AAC audio."""
     src = media_dir / "videos" / "short_hamilton_clip.mp4"
-    job_id = submit_file(src, name=src.name)
+    job_id = submit_file(runtime.farm(), src, name=src.name)
     view = wait_for_job(job_id)
     assert view["status"] == "done", view["error"]
     video = output(job_id, "annotated.mp4")

@@ -28,7 +28,7 @@ def test_list_settings_defaults(monkeypatch):
 
 
 def test_the_tasks_read_the_list_settings(monkeypatch, tmp_path):
-    from services import submit
+    from services import runtime, submit
     from tasks import jobs
 
     monkeypatch.setenv("VIDFARM_DATA_DIR", str(tmp_path))
@@ -41,7 +41,7 @@ def test_the_tasks_read_the_list_settings(monkeypatch, tmp_path):
         assert config.analyzers == ("detect", "track", "thermal") and config.plugins == ("tests.poison_plugin",)
         assert jobs._pipeline_config({"analyzers": ["detect", "mask"]}).analyzers == ("detect", "mask")
         assert jobs.result_options(frozenset()).alerts == ("no_mask", "fever")
-        assert submit.default_analyzers() == ["track", "thermal"]
+        assert submit.default_analyzers(runtime.settings()) == ["track", "thermal"]
     finally:
         get_settings.cache_clear()
 

@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 from core.models import Job, Segment, aware
 from core.records import Records
 
-from services import runtime
+from web.context import farm
 
 metrics = Blueprint("metrics", __name__)
 
@@ -75,7 +75,7 @@ class FarmCollector:
         self.redis_url = redis_url
 
     def collect(self):
-        snapshot = metrics_snapshot(runtime.records())
+        snapshot = metrics_snapshot(farm().records)
         jobs = GaugeMetricFamily("vidfarm_jobs", "Jobs by status.", labels=["status"])
         for status, count in snapshot["jobs"].items():
             jobs.add_metric([status], count)

@@ -177,10 +177,10 @@ def test_finding_one_identity_is_one_query_for_that_name(web_app):
     records.add_embeddings("not-me", [b"\3" * 8], ["c.jpg"], [None])
     try:
         with sql_statements(records.engine) as statements:
-            found = gallery.find_identity("find-me")
+            found = gallery.find_identity(runtime.farm(), "find-me")
         assert (found["name"], found["embeddings"], found["crop"]) == ("find-me", 2, "gallery/a.jpg")
         assert len(statements) == 1 and "WHERE" in statements[0].upper()
-        assert gallery.find_identity("nobody") is None
+        assert gallery.find_identity(runtime.farm(), "nobody") is None
     finally:
         records.delete_identity("find-me")
         records.delete_identity("not-me")
