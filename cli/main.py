@@ -240,6 +240,7 @@ def sidecar_options(video: Path) -> dict:
 
 def run_enroll(args) -> int:
     from core.errors import GalleryError
+    from services import runtime
     from services.gallery import enroll
     from workers.enrolment import PhotoEmbedder
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from apiflask import APIBlueprint, abort
 from apiflask.schemas import FileSchema
-from flask import current_app, request, send_file, url_for
+from flask import request, send_file, url_for
 
 from core.storage import output_key
 from services import jobs

@@ -167,6 +167,7 @@ CSP_WATCH = ("window.__csp = []; document.addEventListener('securitypolicyviolat
 
 @pytest.fixture(scope="module")
 def finished_job(farm, face_clip):
+    from services import runtime
     from services.submit import submit_file
     from tests.conftest import wait_for_job
 

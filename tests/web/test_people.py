@@ -40,7 +40,7 @@ def embedding(jpeg: bytes) -> np.ndarray:
 
 def test_a_person_is_found_in_every_recording_newest_first_until_deleted(farm, web_app, accounts_by_role,
                                                                           face_clip):
-    from services import gallery
+    from services import gallery, runtime
     from services.submit import submit_file
     from tests.test_analytics import yao_in_players
 
@@ -116,7 +116,7 @@ def wait_for_version(client, job_id: str, auth: dict, version: int, timeout: flo
 
 def test_enrol_this_face_from_a_recording_then_manage_the_person_photo_by_photo(farm, web_app, accounts_by_role,
                                                                                 face_clip):
-    from services import gallery
+    from services import gallery, runtime
     from services.submit import submit_file
     from tests.clipmaker import package_file
 
