@@ -42,8 +42,9 @@ def store() -> BlobStore:
     return open_store(settings().data_dir)
 
 
-@lru_cache(maxsize=1)
 def farm() -> Farm:
+    # Built on each call (the handles below are kept): a test that changes the environment
+    # is heard, as by settings().
     return Farm(settings(), records(), store(), client)
 
 
@@ -53,4 +54,3 @@ def reset() -> None:
     _configured.clear()
     open_records.cache_clear()
     store.cache_clear()
-    farm.cache_clear()
