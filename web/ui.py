@@ -10,7 +10,7 @@ from flask import (Blueprint, current_app, flash, jsonify, redirect, render_temp
 
 from core.models import ENDED_STATES, JOB_STATES
 from core.storage import output_key, stored_versions
-from services import jobs
+from services.jobs import job_page
 from services.gallery import list_identities
 from services.submit import JobBusy, delete_job
 from web.api import job_view_or_404
@@ -42,7 +42,7 @@ def jobs():
         abort(400, f"unknown status {status!r}")
     page = request.args.get("page", "1")
     page = int(page) if page.isdigit() and int(page) >= 1 else 1
-    return render_template("jobs.html", listing=jobs.job_page(farm(), page, status), status=status, states=JOB_STATES)
+    return render_template("jobs.html", listing=job_page(farm(), page, status), status=status, states=JOB_STATES)
 
 
 @ui.route("/upload", methods=["GET", "POST"])
