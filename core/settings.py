@@ -330,7 +330,7 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _analyzer_configs_valid(self) -> "Settings":
         # What the settings above derive may break an analyzer's model where its own entries
-        # alone do not (VIDFARM_THREADS=0 on a single-core machine ...): checked here too.
+        # alone do not (VIDFARM_DETECTOR_INPUT=32, below the detector's least): checked here too.
         for name, values in self.analyzer_configs().items():
             model = AnalyzerConfigs.model_of(name)
             if model is not None:
