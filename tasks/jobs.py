@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Callable
 
 from core.models import aware
-from core.segment_job import SegmentJob, SourceMedia
 from core.results import Results
+from core.segment_job import SegmentJob, SourceMedia
 from core.storage import analysis_key, output_key, segment_key, version_key
 from services import runtime
 from tasks import published
