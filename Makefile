@@ -5,9 +5,13 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 REQS   := requirements.txt requirements-dev.txt requirements-nodeps.txt pyproject.toml
 
-# axe-core (accessibility rules) for the browser tests, from npm, into build/ (never committed).
+# From npm, into build/ (never committed), in one install (a second --no-save install would
+# prune the first): axe-core (accessibility rules) for the browser tests, and s3rver (a real
+# S3-compatible server) for the S3 blob store's tests.
 AXE_VERSION := 4.14.1
-AXE    := build/node_modules/axe-core/axe.min.js
+S3RVER_VERSION := 3.7.1
+# (tests/web/test_pages_fit_and_access.py and tests/s3server.py find them there.)
+NODE_TOOLS := build/node_modules/.vidfarm-$(AXE_VERSION)-$(S3RVER_VERSION)
 
 .PHONY: install run test chart-check security-check bench eval clean screenshots
 
@@ -26,11 +30,12 @@ install: $(STAMP)
 run: install
 	$(VENV)/bin/vidfarm up
 
-test: install chart-check security-check $(AXE)
+test: install chart-check security-check $(NODE_TOOLS)
 	$(PY) -m pytest
 
-$(AXE):
-	npm install --no-save --no-audit --no-fund --prefix build axe-core@$(AXE_VERSION)
+$(NODE_TOOLS):
+	npm install --no-save --no-audit --no-fund --prefix build axe-core@$(AXE_VERSION) s3rver@$(S3RVER_VERSION)
+	touch $@
 
 # The browser tests write every page at desktop and phone width to build/screenshots/; these
 # are the README's.
@@ -49,7 +54,7 @@ security-check: install
 chart-check: install
 	$(PY) -m tests.chart_check
 
-bench: install
+bench: install $(NODE_TOOLS)
 	$(PY) -m bench
 
 # MEDIA: the test media folder (../shared/media beside the checkout by default).

@@ -203,7 +203,7 @@ def main() -> int:
         quiet_hour.main(["10", "--write"])
         busy.main(["--write"])
         live_latency.main_in_bench()
-        load.main()
+        load.main([])
         encoder_bench.update_doc(out)
         web_process.update_doc(out)
         print(f"wrote {out}")

@@ -94,17 +94,30 @@ def measure(work: Path, fps: int, window_s: float, source: str = "rtsp") -> dict
             page.wait_for_function("() => document.getElementById('live').dataset.lag", timeout=180_000)
             time.sleep(WARMUP_S)
             started = time.time()
-            cpu_before = _cpu(ingester)
-            shown, frozen = [], 0
-            while time.time() - started < window_s:
-                lag, lag_at, now = page.evaluate("[document.getElementById('live').dataset.lag, "
-                                                 "document.getElementById('live').dataset.lagAt, Date.now()]")
-                if now - int(lag_at) < 1000:
-                    shown.append(float(lag))
-                else:       # no frame playing for a second: the page waits for the next piece
-                    frozen += 1
-                time.sleep(0.5)
-            ingest_cpu = (_cpu(ingester) - cpu_before) / (time.time() - started)
+            # First half: the MSE player alone; second half (RTSP runs): a WebRTC player of the
+            # same camera beside it, both sampled together (the ingester's CPU per half).
+            players = {"mse": page}
+            halves = [window_s] if source == "browser" else [window_s / 2, window_s / 2]
+            shown, frozen, cpu = {"mse": [], "webrtc": []}, {"mse": 0, "webrtc": 0}, []
+            for half, length in enumerate(halves):
+                if half == 1:
+                    players["webrtc"] = context.new_page()
+                    players["webrtc"].goto(f"{base}/cameras/{camera_id}?player=webrtc")
+                    players["webrtc"].wait_for_function("() => document.getElementById('live').dataset.lag",
+                                                        timeout=120_000)
+                    time.sleep(5)     # its first piece
+                begun, cpu_before = time.time(), _cpu(ingester)
+                while time.time() - begun < length:
+                    for name, player in players.items():
+                        lag, lag_at, now = player.evaluate("[document.getElementById('live').dataset.lag, "
+                                                           "document.getElementById('live').dataset.lagAt, Date.now()]")
+                        if now - int(lag_at) < 1000:
+                            shown[name].append(float(lag))
+                        else:       # no frame shown for a second: the player waits for the next piece
+                            frozen[name] += 1
+                    time.sleep(0.5)
+                cpu.append((_cpu(ingester) - cpu_before) / (time.time() - begun))
+            ingest_cpu = cpu[0]
             browser.close()
         events.stop()
     in_window = [e for e in events.events if e[1].get("captured_at", 0) >= started - 10]
@@ -114,8 +127,12 @@ def measure(work: Path, fps: int, window_s: float, source: str = "rtsp") -> dict
     sizes = sorted({f"{d['width']}x{d['height']}" for d in pieces})
     received_fps = statistics.median(d["frames"] / d["duration_s"] for d in pieces) if pieces else 0.0
     return {"fps": fps, "source": source, "sizes": sizes, "received_fps": received_fps, "ingest_cpu": ingest_cpu, "window_s": window_s,
-            "samples": len(shown) + frozen, "frozen_samples": frozen,
-            "shown": shown, "results": results, "drawn": drawn}
+            "samples": len(shown["mse"]) + frozen["mse"], "frozen_samples": frozen["mse"],
+            "shown": shown["mse"], "results": results, "drawn": drawn,
+            "webrtc": None if len(cpu) < 2 else {
+                "shown": shown["webrtc"], "samples": len(shown["webrtc"]) + frozen["webrtc"],
+                "frozen_samples": frozen["webrtc"], "mse_shown": shown["mse"][-len(shown["webrtc"]):],
+                "ingest_cpu": cpu[1], "ingest_cpu_mse_only": cpu[0]}}
 
 
 def _cpu(process) -> float:
@@ -231,6 +248,31 @@ def render(rows: list[dict]) -> str:
         "(reading the camera, cutting segments, keeping them for the recording; for the browser camera also "
         "decoding its VP8 and encoding H.264).",
     ]
+    lines += [
+        "",
+        "### MSE or WebRTC back to the viewer",
+        "",
+        "The same RTSP camera, in the same run: for the first half of the window the camera page's MSE player "
+        "alone, for the second half a second tab playing it over WebRTC (`?player=webrtc`: aiortc in the "
+        "ingester sends the same drawn pieces as a video track) beside the MSE tab, both sampled every 0.5 s. "
+        "The WebRTC figure is the ingester's send delay of the newest picture (capture -> sent, over the "
+        "player's data channel) plus the browser's own delay from receiving that picture to showing it "
+        "(`requestVideoFrameCallback`'s `expectedDisplayTime - receiveTime`); both on this machine's clock.",
+        "",
+        "| camera | MSE on screen p50 / p95 (same half) | WebRTC on screen p50 / p95 (max) | WebRTC samples "
+        "(frozen) | ingester CPU: MSE only / with one WebRTC viewer |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        w = r.get("webrtc")
+        if not w or not w["shown"]:
+            continue
+
+        def pair(values):
+            return f"{percentile(values, 50):.2f} / {percentile(values, 95):.2f} s" if values else "none"
+        lines.append(f"| RTSP, 720p{r['fps']} | {pair(w['mse_shown'])} | {pair(w['shown'])} ({max(w['shown']):.2f} s) "
+                     f"| {w['samples']} ({w['frozen_samples']}) | {100 * w['ingest_cpu_mse_only']:.0f} % / "
+                     f"{100 * w['ingest_cpu']:.0f} % of a core |")
     return "\n".join(lines) + "\n"
 
 

@@ -30,6 +30,7 @@ from cli import live as live_commands
 from cli.signals import Stopped, stop_on_signals
 from core.errors import problems
 from core.settings import get_settings
+from core.storage import BlobStoreUnavailable
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
 
     runtime.configure(settings)
     try:
+        if args.command in STORE_COMMANDS:
+            runtime.store().check()     # a wrong bucket or endpoint: one line now, not a failed job later
         if args.command == "ingest":
             return live_commands.run_ingest(get_settings(), fail)
         if args.command == "autoscale":
@@ -99,8 +102,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("vidfarm: interrupted", file=sys.stderr)
         return 130
+    except BlobStoreUnavailable as error:    # a wrong S3 endpoint, bucket or key: one line
+        return fail(f"blob store: {error}")
     finally:
         runtime.reset()   # main() may run inside another process (the tests): leave it as it was
+
+
+# The commands that read or write blobs (not db, user or autoscale: the migration Job and the
+# autoscaler need no access to the bucket).
+STORE_COMMANDS = frozenset({"process", "up", "ingest", "watch", "enroll"})
 
 
 def fail(message: str, code: int = 1) -> int:

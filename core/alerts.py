@@ -6,6 +6,10 @@ the same fever alert again, and it must not ring twice. A later version that no 
 it marks it withdrawn (a person taken off the watchlist). The person is named by identity id
 (ON DELETE SET NULL: erasing someone leaves "an alert about a track at 3.2 s", no name).
 
+A live camera's alerts are raised as each segment is processed (``raise_live``: no job yet,
+``job_id`` null) and delivered at once; the hour's recording, made a job later, lists them
+again under that job without delivering them (``tasks.published``): each rings once, live.
+
 Each alert goes to every webhook URL once; each (alert, URL) delivery records its attempts,
 the last status code and error, and when it was delivered.
 """
@@ -15,8 +19,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
-from sqlalchemy import (Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint, func, select,
-                        update)
+from sqlalchemy import (Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint, delete, func,
+                        select, update)
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from core.appearances import identity_ids
@@ -37,8 +41,9 @@ class Alert(Base):
     __table_args__ = (UniqueConstraint("job_id", "kind", "track", "frame", name="uq_alerts_job_kind_track_frame"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
-    camera: Mapped[str | None] = mapped_column(String(64), default=None)   # a camera recording's camera
+    # None: a live alert (raised as its camera's segment was processed, before any job had it).
+    job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    camera: Mapped[str | None] = mapped_column(String(64), default=None)   # a camera's (live or recording)
     kind: Mapped[str] = mapped_column(String(16))
     track: Mapped[int] = mapped_column(Integer)
     frame: Mapped[int] = mapped_column(Integer)
@@ -96,6 +101,23 @@ def raise_new(s: Session, job_id: str, version: int, alerts: list[dict], identit
     return [d.id for d in deliveries]
 
 
+def raise_live(s: Session, camera_id: str, alerts: list[dict], identities: dict[int, str | None],
+               urls: tuple[str, ...]) -> list[int]:
+    """Record a live camera's alerts of one processed segment (each raised once by the live
+    stitch), with one pending delivery per URL each; returns the deliveries' ids. ``identities``:
+    the camera's track -> name (the shared gallery's)."""
+    ids = identity_ids(s, {n for n in identities.values() if n})
+    fresh = [Alert(job_id=None, camera=camera_id, kind=item["kind"], track=item["track"], frame=item["frame"],
+                   t=item["t"], identity_id=ids.get(identities.get(item["track"])), results_version=0,
+                   detail=None if item["kind"] == "watchlist" else item.get("detail")) for item in alerts]
+    s.add_all(fresh)
+    s.flush()
+    deliveries = [AlertDelivery(alert_id=alert.id, url=url) for alert in fresh for url in urls]
+    s.add_all(deliveries)
+    s.flush()
+    return [d.id for d in deliveries]
+
+
 class Alerts:
     def __init__(self, records: Records):
         self.records = records
@@ -103,6 +125,16 @@ class Alerts:
     def raise_new(self, *args, **kwargs) -> list[int]:
         with self.records.session() as s:
             return raise_new(s, *args, **kwargs)
+
+    def raise_live(self, *args, **kwargs) -> list[int]:
+        with self.records.session() as s:
+            return raise_live(s, *args, **kwargs)
+
+    def expire_live(self, cutoff: datetime) -> int:
+        """Delete live camera alerts raised before ``cutoff`` (with their deliveries): they are
+        kept as long as camera recordings are. Returns how many went."""
+        with self.records.session() as s:
+            return s.execute(delete(Alert).where(Alert.job_id.is_(None), Alert.raised_at < cutoff)).rowcount
 
     def delivery(self, delivery_id: int) -> tuple[AlertDelivery, dict] | None:
         """A delivery and the JSON body to POST for its alert; None when it is gone."""
@@ -138,8 +170,9 @@ class Alerts:
             return found
 
     def page(self, limit: int, offset: int = 0, job_id: str | None = None) -> list[dict]:
-        """Alerts newest first, across jobs (or of one), with their deliveries."""
-        query = (select(Alert, Identity.name, Job.source_name).join(Job, Job.id == Alert.job_id)
+        """Alerts newest first, across jobs (or of one), with their deliveries; live camera
+        alerts (no job, no source name) among them."""
+        query = (select(Alert, Identity.name, Job.source_name).outerjoin(Job, Job.id == Alert.job_id)
                  .outerjoin(Identity, Identity.id == Alert.identity_id)
                  .order_by(Alert.raised_at.desc(), Alert.id.desc()).limit(limit).offset(offset))
         if job_id:

@@ -68,6 +68,13 @@ def fence_key(camera_id: str) -> str:
     return f"vidfarm:camera:{camera_id}:fence"
 
 
+def is_stale(client: redis.Redis, camera_id: str, token: int) -> bool:
+    """Whether ``token`` is no longer the camera's fence: a newer owner took the camera, or it
+    was deleted (its fence went with it). Work stamped with a stale token is dropped unseen."""
+    fence = client.get(fence_key(camera_id))
+    return fence is None or int(fence) != token
+
+
 def new_owner_id() -> str:
     """A replica's name: the pod (host) and process, plus a random part so that a restarted
     process with the same pid is a new owner."""

@@ -24,8 +24,13 @@ class OfferError(ValueError):
     """An offer that cannot be sent; the message is one line."""
 
 
-def _offers_key(camera_id: str) -> str:
-    return f"vidfarm:camera:{camera_id}:offers"
+# Publishers' offers (a browser camera sending its video) and viewers' (a page playing the
+# camera's live view over WebRTC, ``workers.live.playback``) wait in lists of their own.
+KINDS = ("offers", "viewers")
+
+
+def _offers_key(camera_id: str, kind: str = "offers") -> str:
+    return f"vidfarm:camera:{camera_id}:{kind}"
 
 
 def check_offer(offer: dict) -> dict:
@@ -38,8 +43,10 @@ def check_offer(offer: dict) -> dict:
 
 
 class CameraOffers:
-    def __init__(self, client: redis.Redis):
-        self.redis = client
+    def __init__(self, client: redis.Redis, kind: str = "offers"):
+        if kind not in KINDS:
+            raise ValueError(f"kind: one of {KINDS}")
+        self.redis, self.kind = client, kind
 
     def exchange(self, camera_id: str, offer: dict, timeout: float) -> dict | None:
         """The web app's side: send an offer, wait for the answer (``{sdp, type}`` or
@@ -48,8 +55,8 @@ class CameraOffers:
         reply_key = f"vidfarm:camera:{camera_id}:answer:{uuid.uuid4().hex}"
         message = {"offer": offer, "reply": reply_key, "until": time.time() + timeout}
         with self.redis.pipeline() as pipe:
-            pipe.rpush(_offers_key(camera_id), json.dumps(message))
-            pipe.expire(_offers_key(camera_id), KEEP_S)
+            pipe.rpush(_offers_key(camera_id, self.kind), json.dumps(message))
+            pipe.expire(_offers_key(camera_id, self.kind), KEEP_S)
             pipe.execute()
         got = self.redis.blpop([reply_key], timeout=timeout)
         return None if got is None else json.loads(got[1])
@@ -61,10 +68,10 @@ class CameraOffers:
         while True:
             left = deadline - time.monotonic()
             if left > 0:
-                got = self.redis.blpop([_offers_key(camera_id)], timeout=max(0.01, left))
+                got = self.redis.blpop([_offers_key(camera_id, self.kind)], timeout=max(0.01, left))
                 raw = None if got is None else got[1]
             else:
-                raw = self.redis.lpop(_offers_key(camera_id))
+                raw = self.redis.lpop(_offers_key(camera_id, self.kind))
             if raw is None:
                 return None
             message = json.loads(raw)

@@ -44,3 +44,12 @@ STREAM_COPY = True
 
 # Mean absolute difference (0-255) of two 32x18 grayscale thumbnails that marks a scene cut.
 SCENE_CUT = 20.0
+
+# The S3 blob store (VIDFARM_S3_*): the region when none is set; the read-through cache's size;
+# tries of one request (standard backoff: a server restarting for a few seconds is ridden out);
+# multipart part size (S3's smallest part is 5 MiB); connect and read timeout of one request.
+S3_REGION = "us-east-1"
+S3_CACHE_BYTES = 2 * 1024**3
+S3_MAX_ATTEMPTS = 8
+S3_MULTIPART_BYTES = 8 * 1024**2
+S3_TIMEOUT_S = 20.0

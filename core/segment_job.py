@@ -67,11 +67,13 @@ class SourceMedia:
 class SegmentJob:
     """One segment to analyse. ``owner``: the job's id (``vidfarm.segment``) or the live
     watch's (``vidfarm.live_segment``); ``pts``: its frames' timestamps, in the media's time
-    base, in presentation order."""
+    base, in presentation order; ``fence``: a camera's segment, the ``(camera id, fencing
+    token)`` of the ingester that sent it (``core.camera_leases``: a stale owner's is dropped)."""
     owner: str
     index: int
     pts: tuple[int, ...]
     media: SourceMedia
+    fence: tuple[str, int] | None = None
 
     @classmethod
     def of(cls, job: Job, segment: Segment) -> SegmentJob:
@@ -80,7 +82,7 @@ class SegmentJob:
 
     def to_message(self) -> dict:
         return {"shape": SHAPE, "owner": self.owner, "index": self.index, "pts": list(self.pts),
-                "media": self.media.to_json()}
+                "media": self.media.to_json(), "fence": None if self.fence is None else list(self.fence)}
 
     @classmethod
     def from_message(cls, task: str, args: tuple) -> SegmentJob:
@@ -95,8 +97,9 @@ class SegmentJob:
         try:
             media = dict(message["media"])
             media["time_base"] = Fraction(*media["time_base"])
+            fence = message.get("fence")
             return cls(str(message["owner"]), int(message["index"]), tuple(int(p) for p in message["pts"]),
-                       SourceMedia(**media))
+                       SourceMedia(**media), None if fence is None else (str(fence[0]), int(fence[1])))
         except (KeyError, TypeError, ValueError) as error:
             raise MessageShapeError(f"{task} was sent a malformed {SHAPE!r} message: {error!r}") from None
 

@@ -138,6 +138,23 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, validation_alias=AliasChoices("DATABASE_URL", "VIDFARM_DATABASE_URL"),
         description="SQLAlchemy URL for job records. Unset: a SQLite file in data_dir.")
+    blob_store: Literal["local", "s3"] = Field(
+        default="local", description="Where uploads, segments and outputs live: local (data_dir/blobs: one "
+                                     "machine, or a ReadWriteMany volume) or s3 (an S3-compatible bucket: a cluster).")
+    s3_endpoint: str | None = Field(default=None, description="S3 endpoint URL (MinIO, Ceph ...). Unset: AWS's.")
+    s3_bucket: str | None = Field(default=None, description="The bucket (it must exist); required with blob_store=s3.")
+    s3_region: str = Field(default=defaults.S3_REGION, description="The bucket's region.")
+    s3_access_key_id: str | None = Field(default=None, description="S3 access key. Unset: boto3's own chain "
+                                                                   "(AWS_ACCESS_KEY_ID ..., a pod or instance role).")
+    s3_secret_access_key: str | None = Field(default=None, description="S3 secret key (with s3_access_key_id).")
+    s3_cache_dir: Path | None = Field(default=None, description="This machine's read-through cache of S3 blobs "
+                                                                "(the files the video code opens). Unset: data_dir/s3-cache.")
+    s3_cache_bytes: int = Field(default=defaults.S3_CACHE_BYTES, ge=0, description="Size the cache is trimmed to "
+                                                                                   "(least recently used first).")
+    s3_max_attempts: int = Field(default=defaults.S3_MAX_ATTEMPTS, ge=1,
+                                 description="Tries of one S3 request (backoff between) before it fails.")
+    s3_multipart_bytes: int = Field(default=defaults.S3_MULTIPART_BYTES, ge=5 * 1024**2,
+                                    description="Uploads past this size go in parts of this size (S3: at least 5 MiB).")
 
     # --- ingest ------------------------------------------------------------------------
     segment_seconds: float = Field(default=4.0, gt=0, description="Target segment length; segments are equal, remuxed from keyframes.")
@@ -312,6 +329,19 @@ class Settings(BaseSettings):
         default=None, description="Namespace of the worker Deployments. Unset: the pod's own (in cluster) "
                                   "or the kubeconfig context's.")
     autoscale_metrics_port: int = Field(default=9102, ge=0, description="Prometheus port of `vidfarm autoscale` (0: off).")
+
+    @model_validator(mode="after")
+    def _s3_has_a_bucket(self) -> "Settings":
+        if self.blob_store == "s3" and not self.s3_bucket:
+            raise ValueError("VIDFARM_BLOB_STORE=s3 needs VIDFARM_S3_BUCKET")
+        return self
+
+    def s3_store_options(self) -> dict:
+        """``core.s3_storage.S3BlobStore``'s arguments from these settings."""
+        return {"bucket": self.s3_bucket, "endpoint": self.s3_endpoint, "region": self.s3_region,
+                "access_key_id": self.s3_access_key_id, "secret_access_key": self.s3_secret_access_key,
+                "cache_dir": self.s3_cache_dir or self.data_dir / "s3-cache", "cache_bytes": self.s3_cache_bytes,
+                "max_attempts": self.s3_max_attempts, "multipart_bytes": self.s3_multipart_bytes}
 
     @field_validator("alert_webhook_urls")
     @classmethod

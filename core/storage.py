@@ -2,8 +2,14 @@
 
 Keys are '/'-separated relative names built by vidfarm (``jobs/<id>/...``), never from a user's
 file name. ``LocalBlobStore`` keeps them in a directory that every worker can read (one machine,
-or a shared volume on Kubernetes). Writes are atomic (temp file + rename), so a task that runs
-twice leaves one complete copy and a reader never sees a half-written file.
+or a shared volume on Kubernetes); ``core.s3_storage.S3BlobStore`` in an S3-compatible bucket
+(a cluster without a ReadWriteMany volume). ``services.runtime.store`` opens the one the settings name (VIDFARM_BLOB_STORE).
+
+Writes: ``put_file``, ``move_file``, ``put_stream``, ``delete_prefix``. They are atomic (a temp
+file + rename; an S3 PUT), so a task that runs twice leaves one complete copy and a reader never
+sees a half-written file. Reads: ``exists``, ``list_keys``, ``size``, ``read_range`` and
+``local_path`` (a file on this machine: the blob itself, or the S3 store's cached copy of it,
+which the caller must only read).
 """
 
 from __future__ import annotations
@@ -16,12 +22,19 @@ import tempfile
 import time
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Iterator
 
 _KEY = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
 # Blobs show and name people: the owner writes, its group (a shared volume's fsGroup) reads,
 # nobody else; whatever the process' umask.
 FILE_MODE = 0o640
+
+
+def check_key(key: str) -> str:
+    """A key as vidfarm builds them; anything else (``..``, a leading '/') is refused."""
+    if not _KEY.match(key) or any(part in (".", "..") for part in key.split("/")):
+        raise ValueError(f"invalid blob key: {key!r}")
+    return key
 
 
 def job_key(job_id: str, *parts: str) -> str:
@@ -76,6 +89,17 @@ class BlobStore(ABC):
     def exists(self, key: str) -> bool: ...
 
     @abstractmethod
+    def size(self, key: str) -> int:
+        """The blob's length in bytes (raises FileNotFoundError)."""
+
+    @abstractmethod
+    def read_range(self, key: str, start: int, stop: int) -> Iterator[bytes]:
+        """Bytes ``start`` to ``stop - 1`` of the blob, in pieces (what a Range answer sends)."""
+
+    def check(self) -> None:
+        """Raise BlobStoreUnavailable, saying why, unless the store can be used (entry points call it)."""
+
+    @abstractmethod
     def delete_prefix(self, prefix: str) -> None:
         """Remove every blob under a key prefix (e.g. a whole job)."""
 
@@ -88,15 +112,18 @@ class BlobTooLarge(ValueError):
     pass
 
 
+class BlobStoreUnavailable(OSError):
+    """The store cannot be reached or refuses us (a wrong endpoint, bucket or credentials, or
+    the server down past the client's retries); its message says which. Nothing was stored."""
+
+
 class LocalBlobStore(BlobStore):
     def __init__(self, root: Path):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
 
     def _path(self, key: str) -> Path:
-        if not _KEY.match(key) or any(part in (".", "..") for part in key.split("/")):
-            raise ValueError(f"invalid blob key: {key!r}")
-        return self.root / key
+        return self.root / check_key(key)
 
     def _atomic_target(self, key: str) -> tuple[Path, Path]:
         target = self._path(key)
@@ -150,6 +177,16 @@ class LocalBlobStore(BlobStore):
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 
+    def size(self, key: str) -> int:
+        return self.local_path(key).stat().st_size
+
+    def read_range(self, key: str, start: int, stop: int) -> Iterator[bytes]:
+        with open(self.local_path(key), "rb") as file:
+            file.seek(start)
+            while start < stop and (chunk := file.read(min(1 << 16, stop - start))):
+                start += len(chunk)
+                yield chunk
+
     def list_keys(self, prefix: str) -> list[str]:
         folder = self._path(prefix.rstrip("/"))
         if not folder.is_dir():
@@ -180,7 +217,3 @@ def _unless_raced(function, path, exc_info) -> None:
     if isinstance(error, FileNotFoundError) or getattr(error, "errno", None) == errno.ENOTEMPTY:
         return
     raise error
-
-
-def open_store(data_dir: Path) -> BlobStore:
-    return LocalBlobStore(Path(data_dir) / "blobs")

@@ -15,7 +15,7 @@ from typing import Protocol
 from core.records import Records, open_records
 from core.segment_job import SegmentJob
 from core.settings import Settings
-from core.storage import BlobStore, open_store
+from core.storage import BlobStore, LocalBlobStore
 from tasks import client
 
 
@@ -38,7 +38,16 @@ class Farm:
 
     @classmethod
     def open(cls, settings: Settings) -> Farm:
-        """The farm these settings name (records and store are opened once per process and
-        shared: ``open_records`` and ``open_store`` keep them)."""
+        """The farm these settings name (the records are opened once per process and shared:
+        ``open_records`` keeps them)."""
         return cls(settings, open_records(settings.sqlalchemy_url, settings.db_auto_upgrade),
-                   open_store(settings.data_dir), client)
+                   open_blob_store(settings), client)
+
+
+def open_blob_store(settings: Settings) -> BlobStore:
+    """The blob store the settings name: S3 (``VIDFARM_BLOB_STORE=s3``) or the data dir's."""
+    if settings.blob_store == "s3":
+        from core.s3_storage import S3BlobStore     # boto3 loads only where S3 is used
+
+        return S3BlobStore(**settings.s3_store_options())
+    return LocalBlobStore(settings.data_dir / "blobs")

@@ -13,8 +13,8 @@ from functools import lru_cache
 
 from core.records import Records, open_records
 from core.settings import Settings, get_settings
-from core.storage import BlobStore, open_store
-from services.farm import Farm
+from core.storage import BlobStore
+from services.farm import Farm, open_blob_store
 from tasks import client
 
 _configured: list[Settings] = []
@@ -39,7 +39,7 @@ def records() -> Records:
 
 @lru_cache(maxsize=1)
 def store() -> BlobStore:
-    return open_store(settings().data_dir)
+    return open_blob_store(settings())
 
 
 def farm() -> Farm:

@@ -4,7 +4,8 @@ A delivery is its own Celery task, queued after the results that raised the aler
 published: a slow or broken receiver never holds up a job. Each try is recorded on the
 delivery (attempts, status code, last error, when delivered); a failed try is retried after
 ``alert_webhook_backoff_s``, doubled each time, until ``alert_webhook_attempts`` tries were
-made, and the delivery is then recorded as failed. Delivery is at least once: a worker lost
+made, and the delivery is then recorded as failed. A live camera's alerts are raised and
+queued by its ingester as each segment is processed (``ring_live``). Delivery is at least once: a worker lost
 in the middle of a POST is retried, and the receiver may see that alert twice.
 """
 
@@ -42,6 +43,19 @@ def _post(url: str, body: bytes) -> tuple[int | None, str | None]:
     if 200 <= response.status_code < 300:
         return response.status_code, None
     return response.status_code, f"HTTP {response.status_code} {response.reason or ''}".strip()
+
+
+def ring_live(camera_id: str, line: dict) -> int:
+    """A live camera's processed segment (its ``live.jsonl`` line): record its alerts and queue
+    their webhook deliveries now. Returns how many deliveries were queued."""
+    if not line["alerts"]:
+        return 0
+    identities = {t["track"]: t.get("identity") for t in line.get("tracks") or []}
+    deliveries = Alerts(runtime.records()).raise_live(camera_id, line["alerts"], identities,
+                                                      runtime.settings().alert_webhook_urls)
+    for delivery_id in deliveries:
+        deliver_alert.apply_async((delivery_id,))
+    return len(deliveries)
 
 
 @app.task(name="vidfarm.deliver_alert", bind=True, ignore_result=True, max_retries=None)

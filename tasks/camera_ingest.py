@@ -2,7 +2,8 @@
 
 Each camera in the registry (``core.cameras``) that this replica owns gets a ``LiveWatch`` of
 its own, in a thread; its status, each processed segment and each alert go back to the
-registry, from where the API serves them (``GET /api/v1/cameras``, Server-Sent Events). A
+registry, from where the API serves them (``GET /api/v1/cameras``, Server-Sent Events); each
+alert is also recorded and sent to the webhooks at once (``tasks.alerts.ring_live``). A
 camera that cannot be opened is retried with backoff for as long as it is registered.
 
 Several replicas share the cameras through leases (``core.camera_leases``): a replica takes
@@ -11,7 +12,8 @@ up), renews its leases at every poll, and gives one back per poll while it holds
 its share (a replica that joined gets some). A replica that dies stops renewing: its
 cameras are free a lease time later and the others take them. Every write about a camera
 carries the owner's fencing token, so a replica that stalled past its lease and woke up
-has its segments refused and stops watching that camera.
+has its segments refused and stops watching that camera; its segments still on the live
+queue carry the token too, and workers drop them unanalysed (``tasks.live``).
 """
 
 from __future__ import annotations
@@ -20,15 +22,19 @@ import logging
 import threading
 from dataclasses import dataclass, field
 
+from kombu.exceptions import OperationalError
 from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
 
 from core.camera_leases import CameraLeases, new_owner_id
 from core.camera_offers import CameraOffers
-from core.cameras import CameraRegistry
+from core.cameras import CameraRegistry, view_piece_key
 from services import runtime
+from tasks.alerts import ring_live
 from tasks.live_view import send_view
 from tasks.recording import CameraRecorder
 from tasks.live_watch import LiveWatch, WatchError
+from workers.live.playback import ViewerServer
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +61,8 @@ class CameraIngest:
         self.leases = CameraLeases(registry.redis, owner or new_owner_id(), lease_s)
         self.recording_hour_s = recording_hour_s or runtime.settings().recording_hour_s
         self.offers = CameraOffers(registry.redis)     # browser cameras' WebRTC offers
+        self.viewer_offers = CameraOffers(registry.redis, "viewers")     # pages playing a live view over WebRTC
+        self.viewers: ViewerServer | None = None       # started with the first viewer
         self.running: dict[str, _Running] = {}
         self.stopping: list[_Running] = []
 
@@ -81,6 +89,8 @@ class CameraIngest:
             for running in self.stopping:
                 if running.thread is not None:
                     running.thread.join(STOP_JOIN_S)
+            if self.viewers is not None:
+                self.viewers.stop()
 
     def sync(self) -> None:
         """Renew what is held, drop what was deleted or lost, take free cameras up to the share,
@@ -104,6 +114,19 @@ class CameraIngest:
                     running = self.running[camera_id] = _Running(camera, token)
             if running is not None and (running.thread is None or not running.thread.is_alive()):
                 self._start(running)
+        self._serve_viewers()
+
+    def _serve_viewers(self) -> None:
+        """Answer the WebRTC viewers' offers for the cameras held here; keep their views drawn."""
+        for camera_id in self.running:
+            while (got := self.viewer_offers.next(camera_id, 0)) is not None:
+                if self.viewers is None:
+                    store = runtime.store()
+                    self.viewers = ViewerServer(
+                        self.registry.view, lambda piece: store.local_path(view_piece_key(piece["watch"], piece["segment"])))
+                self.viewers.offer(camera_id, *got)
+        for camera_id in self.viewers.watched() if self.viewers is not None else ():
+            self.registry.mark_watched(camera_id)
 
     def _start(self, running: _Running) -> None:
         running.thread = threading.Thread(target=self._watch, args=(running,),
@@ -114,6 +137,8 @@ class CameraIngest:
         """Stop watching a camera and give its lease back (a no-op when another holds it)."""
         running = self.running.pop(camera_id)
         log.info("camera %s: dropped (%s)", camera_id, why)
+        if self.viewers is not None:
+            self.viewers.drop(camera_id)
         running.stop.set()
         try:
             self.leases.release(camera_id, running.token)
@@ -139,11 +164,21 @@ class CameraIngest:
             send_view(camera_id, watch_id, segment, frames)
             return True               # the drawing deletes the segment file
 
-        watch = LiveWatch(running.camera["url"], out, keep_results=False,
-                          on_line=lambda line, fps: written(self.registry.segment_done(
-                              camera_id, {**line, "ingester": self.owner, "lease": token}, fps, token=token)),
+        def line_done(line: dict, fps: float) -> None:
+            accepted = self.registry.segment_done(camera_id, {**line, "ingester": self.owner, "lease": token},
+                                                  fps, token=token)
+            written(accepted)
+            if accepted and line["alerts"]:     # only the camera's owner rings, once
+                try:
+                    ring_live(camera_id, line)
+                except (SQLAlchemyError, RedisError, OperationalError) as error:   # database or broker away:
+                    # the camera goes on, and its events still carry the alerts
+                    log.warning("camera %s: live alerts not recorded: %s", camera_id, error)
+
+        watch = LiveWatch(running.camera["url"], out, keep_results=False, on_line=line_done,
                           on_status=lambda status: written(self.registry.set_status(camera_id, status, token=token)),
-                          on_view=analysed, offers=lambda timeout: self.offers.next(camera_id, timeout))
+                          on_view=analysed, offers=lambda timeout: self.offers.next(camera_id, timeout),
+                          fence=(camera_id, token))
         try:
             watch.run(stop)
         except WatchError as exc:

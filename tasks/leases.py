@@ -9,6 +9,12 @@ task every third of ``VIDFARM_SEGMENT_LEASE_S``. ``reclaim_expired`` (every work
 Celery beat, and the embedded farm's supervisor) queues again the work of every lease that
 lapsed.
 
+A worker takes the lease of a task already when it *receives* it (``task_received``, in the
+worker's main process), and keeps it while the task waits for its pool process: one killed
+between fetching a task and running it (the message taken from Redis, unacknowledged, no lease
+yet) has its work queued again within the lease too, not after the visibility timeout. The
+task takes the lease over when it starts.
+
 A lease holds a token of its holder: a holder renews and releases only its own, so a worker
 that comes back after its work was given to another neither revives the old lease nor takes
 the new one away, and can tell it lost it (``Lease.held``). Times are Redis's own clock,
@@ -26,6 +32,8 @@ from functools import lru_cache
 
 import redis
 from celery import bootsteps
+from celery.signals import task_received
+from celery.worker import state
 
 from core.segment_job import SegmentJob
 from services import runtime
@@ -139,6 +147,45 @@ def job_lease(kind: str, job_id: str) -> str:
     return f"{kind}:{job_id}"
 
 
+# The lease each leased task takes, from its arguments (the tasks' own ``with Lease(...)``).
+_LEASE_OF = {
+    "vidfarm.ingest": lambda job_id, *_: job_lease("ingest", job_id),
+    "vidfarm.segment": lambda job_id, index, *_: segment_lease(job_id, index),
+    "vidfarm.stitch": lambda job_id, *_: job_lease("stitch", job_id),
+    "vidfarm.render_segment": lambda job_id, index, *_: render_lease(job_id, index),
+    "vidfarm.join_video": lambda job_id, *_: job_lease("join", job_id),
+}
+# This worker's leases of tasks received and not started yet: request id -> Lease.
+_waiting: dict[str, "Lease"] = {}
+
+
+@task_received.connect
+def _lease_on_receipt(request=None, **_) -> None:
+    """In the worker's main process, as a leased task arrives: hold its lease from now on."""
+    make = _LEASE_OF.get(getattr(request, "name", None))
+    if make is None:
+        return
+    try:
+        lease = Lease(make(*request.args), request.hostname or "local")
+    except (TypeError, ValueError):      # arguments of another shape: the task takes its lease itself
+        return
+    lease._call(_TAKE)
+    _waiting[request.id] = lease
+
+
+def renew_waiting() -> None:
+    """Renew the leases of received tasks still waiting for a pool process; forget those that
+    started (the task holds its lease now) or ended."""
+    active = {request.id for request in state.active_requests}
+    # reserved: waiting for a pool process; scheduled: waiting for its countdown (a retry's)
+    waiting = {request.id for request in (*state.reserved_requests, *state.scheduled_requests)}
+    for request_id, lease in list(_waiting.items()):
+        if request_id in active or request_id not in waiting:
+            del _waiting[request_id]
+        else:
+            lease._call(_RENEW)
+
+
 def expire_leases_of(worker_prefix: str) -> int:
     """Let every lease held by a worker whose name starts with ``worker_prefix`` lapse now (the
     embedded farm's supervisor saw that worker die). Returns how many."""
@@ -221,8 +268,10 @@ _REQUEUE = {"segment": _requeue_segment, "render": _redraw, "join": _redraw,
 
 
 def reclaim_quietly() -> None:
-    """``reclaim_expired`` for a worker's timer: trouble is logged, and the next look tries again."""
+    """A worker's timer: renew the leases of tasks waiting here, then ``reclaim_expired``;
+    trouble is logged, and the next look tries again."""
     try:
+        renew_waiting()
         reclaim_expired()
     except Exception:
         log.exception("looking for lapsed leases failed")
@@ -245,6 +294,7 @@ class ReclaimLapsedLeases(bootsteps.StartStopStep):
         self.every = None
 
     def start(self, worker):
+        # Every half lease: also renews the leases of the tasks waiting here before they lapse.
         self.every = worker.timer.call_repeatedly(lease_seconds() / 2, reclaim_quietly)
 
     def stop(self, worker):

@@ -6,6 +6,10 @@ worker already has in hand. The watch that sent it (``tasks.live_watch``) stored
 file and the watch's options under ``live/<watch id>/``; the task stores its analysis beside
 them, whole, under a fixed key (a redelivery rewrites the same). Nothing is drawn here: the
 video is drawn from the results at the end of a watch, as for a recording.
+
+A camera's segment carries its ingester's fencing token (``core.camera_leases``): a segment
+sent by an owner that has since lost the camera (it stalled past its lease, another replica
+took over) is dropped here, before any analysis, instead of being analysed and then refused.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from functools import lru_cache
 from redis.exceptions import RedisError
 
 from core import live_costs
+from core.camera_leases import is_stale
+from core.cameras import CameraRegistry
 from core.segment_job import SegmentJob, SourceMedia
 from services import runtime
 from tasks.app import app
@@ -58,12 +64,26 @@ def live_media(segment: LiveSegment) -> SourceMedia:
                        pts_offset=0, timed=True)
 
 
+@lru_cache(maxsize=2)
+def _registry(redis_url: str) -> CameraRegistry:
+    return CameraRegistry.from_url(redis_url)
+
+
+def camera_registry() -> CameraRegistry:
+    """The camera registry, in the farm's Redis (one client per worker process)."""
+    return _registry(runtime.settings().redis_url)
+
+
 @app.task(name="vidfarm.live_segment")
 def live_segment(*message) -> dict:
-    """message: one ``SegmentJob.to_message()``, its owner the watch (anything else is
-    refused, saying why)."""
+    """message: one ``SegmentJob.to_message()``, its owner the watch, its ``fence`` the
+    ``(camera id, fencing token)`` of the ingester that sent it (anything else is refused,
+    saying why)."""
     segment = SegmentJob.from_message("vidfarm.live_segment", message)
     watch_id, index = segment.owner, segment.index
+    if segment.fence and is_stale(camera_registry().redis, *segment.fence):
+        camera, token = segment.fence
+        return {"fenced": f"camera {camera}: fencing token {token} is stale (a newer owner holds it, or it was deleted)"}
     options = watch_options(watch_id)
     started = time.monotonic()
     result = pipeline.analyse_segment(runtime.store().local_path(piece_key(watch_id, index, "segment")),

@@ -15,14 +15,13 @@ keeps the ingester a remux (cheap per camera) and lets the farm's workers share 
 from __future__ import annotations
 
 import time
-from functools import lru_cache
 from pathlib import Path
 
-from core.cameras import CameraRegistry, view_piece_key
+from core.cameras import view_piece_key
 from services import runtime
 from tasks.app import app
 from tasks.common import render_config, scratch_dir
-from tasks.live import piece_key, watch_options
+from tasks.live import camera_registry, piece_key, watch_options
 from workers.annotate import Label
 from workers.live.segmenter import LiveSegment
 from workers.live.timeline import TIMELINE
@@ -62,11 +61,7 @@ def live_view(camera_id: str, watch_id: str, index: int, segment: dict, labels: 
              "duration_s": segment["duration_s"], "frames": len(segment["pts"]), "first_frame": segment["first_frame"],
              "width": segment["width"], "height": segment["height"], "codec": codec,
              "ready_at": round(time.time(), 3)}
-    for gone in _registry(runtime.settings().redis_url).view_ready(camera_id, piece):
+    for gone in camera_registry().view_ready(camera_id, piece):
         store.delete_prefix(view_piece_key(gone["watch"], gone["segment"]))
     return {"stages": stages, "seconds": round(time.perf_counter() - started, 4)}
 
-
-@lru_cache(maxsize=2)
-def _registry(redis_url: str) -> CameraRegistry:
-    return CameraRegistry.from_url(redis_url)

@@ -85,13 +85,15 @@ class LiveWatch:
                  report: Callable[[str], None] | None = None, on_line: Callable[[dict, float], None] | None = None,
                  on_status: Callable[[str], None] | None = None, keep_results: bool = True,
                  on_view: Callable[[str, LiveSegment, list[list[dict]]], None] | None = None,
-                 offers: Offers | None = None):
+                 offers: Offers | None = None, fence: tuple[str, int] | None = None):
         """report: receives one human-readable line per segment and per camera status;
         on_line: each live.jsonl line and the camera's frame rate; on_status: each status;
         on_view: each segment in order, with the watch id and its labelled faces per frame
         (the live view's drawing, the recordings), while its files are there; True when it
         took the segment file (to delete it itself);
-        offers: where a browser camera's (``webrtc://``) WebRTC offers come from.
+        offers: where a browser camera's (``webrtc://``) WebRTC offers come from;
+        fence: (camera id, fencing token) of the ingester that owns the camera: each segment
+        carries it, and a worker drops a segment whose token went stale, unanalysed.
         keep_results=False (a camera watched for good): no results.json or annotated.mp4 at
         the end, nothing kept per frame, and a camera that cannot be opened is waited for."""
         self.url, self.out_dir = url, Path(out_dir)
@@ -101,6 +103,7 @@ class LiveWatch:
         self.on_status = on_status or (lambda status: None)
         self.keep_results = keep_results
         self.on_view = on_view
+        self.fence = fence
         self.watch_id = uuid.uuid4().hex
         settings = runtime.settings()
         self.result_timeout_s = settings.segment_time_limit_s + 30
@@ -193,7 +196,8 @@ class LiveWatch:
         """Called by the camera thread with each finished segment."""
         self.camera.give_up_after = None
         runtime.store().move_file(piece_key(self.watch_id, segment.index, "segment"), segment.path)
-        job = SegmentJob(self.watch_id, segment.index, tuple(segment.pts), live_media(segment))
+        job = SegmentJob(self.watch_id, segment.index, tuple(segment.pts), live_media(segment),
+                         fence=None if self.fence is None else tuple(self.fence))
         result = app.send_task("vidfarm.live_segment", (job.to_message(),), queue=LIVE_QUEUE)
         self.sent.append(_Sent(segment, result, time.monotonic()))
 
@@ -201,8 +205,11 @@ class LiveWatch:
         """Take the results that are in, in segment order (with ``wait``: all of them)."""
         while self.sent:
             head = self.sent[0]
+            fenced = False
             if head.result.ready():
                 error = None if head.result.successful() else _one_line(head.result.result)
+                if error is None and head.result.result.get("fenced"):
+                    error, fenced = head.result.result["fenced"], True     # dropped unanalysed: this owner is stale
             elif time.monotonic() - head.sent_at > self.result_timeout_s:
                 error = f"no result within {self.result_timeout_s} s"
             elif wait:
@@ -211,12 +218,14 @@ class LiveWatch:
             else:
                 return
             self.sent.popleft()
-            self._take(head.segment, error)
+            self._take(head.segment, error, fenced)
             head.result.forget()
 
     # --- one result ----------------------------------------------------------------------
 
-    def _take(self, segment: LiveSegment, error: str | None) -> None:
+    def _take(self, segment: LiveSegment, error: str | None, fenced: bool = False) -> None:
+        """fenced: the segment was dropped (this watch's owner is stale): it is neither drawn
+        nor recorded; its line goes out, and the registry refuses it."""
         store = runtime.store()
         if error is None:
             data = json.loads(store.local_path(piece_key(self.watch_id, segment.index, "analysis")).read_text())
@@ -246,7 +255,7 @@ class LiveWatch:
                 lines.write(json.dumps(line) + "\n")
             self.outputs.append(output)
             self.received.append(segment)
-        taken = self.on_view is not None and bool(self.on_view(self.watch_id, segment, update.frames))
+        taken = self.on_view is not None and not fenced and bool(self.on_view(self.watch_id, segment, update.frames))
         if not self.keep_results:  # ... and keeps no files of segments done
             for piece in PIECES:
                 if piece != "segment" or not taken:

@@ -10,7 +10,8 @@ analysis, then the ordinary stitch. Nothing is analysed twice: the stitch, the a
 people search, re-identification and scheduled re-analysis take it from there as for any
 upload (a re-analysis re-runs its segments from its own files). The job records the camera and
 when its first frame was captured; ``vidfarm.expire_recordings`` (beat) deletes recordings
-older than ``VIDFARM_RECORDING_RETENTION_DAYS``.
+older than ``VIDFARM_RECORDING_RETENTION_DAYS``, and the live alerts (``core.alerts.raise_live``)
+raised before then.
 
 A recording the ingester could not hand over (it was killed) is adopted by the sweep: one
 with no new segment for ``ORPHAN_AFTER_S`` is made a job as it is. An ingester whose open
@@ -26,6 +27,7 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from core.alerts import Alerts
 from core.storage import job_key
 from services import runtime
 from tasks.app import app
@@ -150,6 +152,7 @@ def expire_recordings(retention_days: float | None = None, orphan_after_s: float
     adopted = adopt_orphans(orphan_after_s)
     days = runtime.settings().recording_retention_days if retention_days is None else retention_days
     cutoff = datetime.now(timezone.utc) - timedelta(days=days)
+    live_alerts = Alerts(runtime.records()).expire_live(cutoff)     # kept as long as the recordings
     deleted, busy = [], []
     for job_id in runtime.records().recordings_before(cutoff):
         try:
@@ -157,7 +160,7 @@ def expire_recordings(retention_days: float | None = None, orphan_after_s: float
                 deleted.append(job_id)
         except JobBusy:
             busy.append(job_id)
-    return {"deleted": deleted, "busy": busy, "adopted": adopted}
+    return {"deleted": deleted, "busy": busy, "adopted": adopted, "live_alerts": live_alerts}
 
 
 def adopt_orphans(after_s: float) -> list[str]:

@@ -10,6 +10,7 @@ def _open_records_at_start(**_):
     # Upgrade (or check) the database schema before the worker takes any task; its pool
     # children open their own connections after the fork (below).
     from core.settings import get_settings
+    from core.storage import BlobStoreUnavailable
     from services import runtime
 
     from workers.analyzer_configs import AnalyzerConfigError, check
@@ -19,6 +20,10 @@ def _open_records_at_start(**_):
         check(settings.analyzer_configs(), settings.plugins)
     except AnalyzerConfigError as error:
         raise SystemExit(f"vidfarm worker: bad setting {error}") from None   # a worker that would fail every segment
+    try:
+        runtime.store().check()
+    except BlobStoreUnavailable as error:      # a wrong S3 endpoint, bucket or key
+        raise SystemExit(f"vidfarm worker: blob store: {error}") from None
     runtime.records()
 
 

@@ -27,7 +27,8 @@ CHART = Path(__file__).resolve().parents[1] / "helm" / "vidfarm"
 KUBE_VERSION = "1.30.0"
 NAMESPACE = "farm"
 VALUE_FILES = {"default values": None, "GPU values (ci/gpu-values.yaml)": CHART / "ci" / "gpu-values.yaml",
-               "live values (ci/live-values.yaml)": CHART / "ci" / "live-values.yaml"}
+               "live values (ci/live-values.yaml)": CHART / "ci" / "live-values.yaml",
+               "S3 values (ci/s3-values.yaml)": CHART / "ci" / "s3-values.yaml"}
 
 
 def values_of(path: Path | None) -> dict:

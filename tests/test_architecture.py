@@ -12,9 +12,14 @@ from tests.conftest import child_env, repo_root
 HEAVY = ("onnxruntime", "cv2", "av", "insightface", "workers.analytics")
 
 
+# Loaded only where the settings choose the S3 blob store (core/s3_storage.py).
+ONLY_FOR_S3 = ("boto3", "botocore")
+
+
 def test_creating_the_web_app_loads_no_model_codec_or_analyzer(tmp_path):
     code = ("import json, sys, web; web.create_app(); "
-            f"print(json.dumps(sorted(m for m in sys.modules if m in {HEAVY!r} or m.startswith('workers.analytics.'))))")
+            f"print(json.dumps(sorted(m for m in sys.modules if m in {HEAVY + ONLY_FOR_S3!r} "
+            "or m.startswith('workers.analytics.'))))")
     env = child_env(VIDFARM_DATA_DIR=str(tmp_path / "data"), VIDFARM_CONFIG_DIR=str(tmp_path / "config"))
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=repo_root(), env=env,
                           timeout=120)

@@ -196,3 +196,36 @@ def test_a_segment_whose_analysis_fails_is_still_counted_and_shown(farm, face_st
     assert all(line["error"].startswith("unknown analyzer 'no-such-analyzer'") for line in lines)
     assert_consistent(lines, results, out)
     assert not any(frame["faces"] for frame in results["frames"]) and results["tracks"] == []
+
+
+def test_a_stale_owners_segments_are_dropped_at_the_queue_unanalysed(farm, face_stream_clip, tmp_path):
+    """The watch carries its ingester's fencing token with each segment. Once another replica
+    takes the camera (the fence moves), the segments still sent by the old owner are dropped by
+    the worker before analysis: their lines say so and nothing of them is analysed."""
+    import threading
+
+    from core.camera_leases import CameraLeases, lease_key
+    from core.cameras import CameraRegistry
+    from tasks.live_watch import LiveWatch
+
+    registry = CameraRegistry.from_url(farm.redis_url)
+    with RtspCamera(face_stream_clip.path) as camera:
+        camera_id = registry.add("Fenced camera", camera.url)["id"]
+        old = CameraLeases(registry.redis, "old-owner").acquire(camera_id)
+        lines = []
+
+        def on_line(line, fps):
+            lines.append(line)
+            if len(lines) == 1:        # the old owner stalls past its lease; another takes the camera
+                registry.redis.delete(lease_key(camera_id))
+                assert CameraLeases(registry.redis, "new-owner").acquire(camera_id) == old + 1
+
+        try:
+            watch = LiveWatch(camera.url, tmp_path / "out", on_line=on_line, fence=(camera_id, old))
+            watch.run(threading.Event(), duration_s=12)
+        finally:
+            registry.delete(camera_id)
+    assert "error" not in lines[0] and lines[0]["faces"]              # its own segment: analysed
+    fenced = [i for i, line in enumerate(lines) if "stale" in line.get("error", "")]
+    assert fenced and fenced == list(range(fenced[0], len(lines))), [line.get("error") for line in lines]
+    assert all(lines[i]["faces"] == 0 and lines[i]["tracks"] == [] for i in fenced)

@@ -68,6 +68,41 @@ def test_a_killed_workers_segment_is_rerun_by_another_within_the_lease(tmp_path)
               f"(lease {LEASE_S} s); job done {time.time() - killed_at:.1f} s after")
 
 
+def test_a_worker_killed_before_its_task_started_has_it_rerun_within_the_lease(tmp_path):
+    """The gap between a worker fetching a task from Redis and the task taking its lease: the
+    worker takes the lease on receipt. Here the victim's pool process is stopped, so what the
+    victim receives never starts; then the victim is killed whole."""
+    from tasks.app import app
+    from tasks.leases import HOLDERS, client
+    from tests.test_faults import pool_children
+
+    with private_farm(tmp_path / "farm", VIDFARM_SEGMENT_LEASE_S=LEASE_S, **LONG_SEGMENTS) as farm:
+        farm.wait_ready(app)
+        victim = next(p for p in farm.processes if p.name.startswith("worker"))
+        stopped = pool_children(victim.popen.pid)
+        assert stopped
+        for child in stopped:
+            os.kill(child, signal.SIGSTOP)      # receives tasks, runs none
+        clip = make_clip(tmp_path / "clip.mp4", seconds=12, fps=15, gop=15, size=(480, 270))
+        job_id = submit_file(runtime.farm(), clip.path, name="clip.mp4")
+        deadline = time.monotonic() + 120
+        while not (held := [name.decode() for name, holder in client().hgetall(HOLDERS).items()
+                            if json.loads(holder)["worker"].startswith(f"{victim.name}@")]):
+            assert time.monotonic() < deadline, "the victim took no lease of a task it received"
+            time.sleep(0.05)
+        kill_whole(victim.popen.pid)
+        killed_at = time.time()
+
+        view = wait_for_job(job_id, timeout=120)      # the visibility timeout is 35 min
+        assert view["status"] == "done", view["error"]
+        results = json.loads(runtime.store().local_path(output_key(job_id, "results.json")).read_text())
+        assert [f["index"] for f in results["frames"]] == list(range(clip.frames))   # once each
+        assert count_video_frames(runtime.store().local_path(output_key(job_id, "annotated.mp4"))) == clip.frames
+        assert farm.dead_processes() == [victim.name]
+        print(f"\nrecovery: {held[0]}, received but not started by the killed worker: job done "
+              f"{time.time() - killed_at:.1f} s after the kill (lease {LEASE_S} s)")
+
+
 def celery_main_processes(name: str) -> list[int]:
     """PIDs of the Celery worker main processes named ``name@...`` (not their pool children,
     which share the command line: a main process's parent is no such process)."""

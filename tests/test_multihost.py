@@ -2,10 +2,11 @@
 the web app with beat, and two workers each on a host of its own; the test submits through
 the API from a host of its own too. One worker host's link is cut mid-job (``ip link set
 ... down``); the job must finish frame-exact on the other, and stay as it is when the cut host
-comes back and ends its copy of the segment. Blobs stay on a folder every host
-shares, as the chart's ReadWriteMany volume (that cut host still reaches it, as a node might
-keep its volume while its network to the cluster is gone). Skipped, with the reason, where the
-kernel or container refuses namespaces."""
+comes back and ends its copy of the segment. Run twice: blobs on a folder every host shares, as
+the chart's ReadWriteMany volume (that cut host still reaches it, as a node might keep its
+volume while its network to the cluster is gone), and blobs in S3 (s3rver on a host of its own,
+which the cut host no longer reaches either). Skipped, with the reason, where the kernel or
+container refuses namespaces."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ import pytest
 import requests
 
 from core.models import aware
+from tests import s3server
 from tests.clipmaker import count_video_frames, make_clip
 from tests.hosts import Network, NamespacesRefused
 
@@ -80,7 +82,7 @@ def network():
     net = Network(subnet=os.getpid() % 200 + 20)
     try:
         net.start()
-        for host in ("redis", "db", "web", "worker-a", "worker-b"):
+        for host in ("redis", "db", "web", "worker-a", "worker-b", "s3"):
             net.add_host(host)
     except NamespacesRefused as refused:
         net.stop()
@@ -104,7 +106,8 @@ def start_postgres(net: Network, folder: Path, logs: Path) -> Host:
                 os.environ.copy(), logs / "postgres.log")
 
 
-def test_a_worker_host_cut_off_mid_job_loses_nothing(network, tmp_path, monkeypatch):
+@pytest.mark.parametrize("blobs", ["shared folder", "s3"])
+def test_a_worker_host_cut_off_mid_job_loses_nothing(network, tmp_path, monkeypatch, blobs):
     from services import runtime
     from services.jobs import job_view
     from core.storage import output_key
@@ -121,7 +124,18 @@ def test_a_worker_host_cut_off_mid_job_loses_nothing(network, tmp_path, monkeypa
            "VIDFARM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     started: list[Host] = []
     pg_folder = Path(tempfile.mkdtemp(prefix="vidfarm-multihost-postgres."))
+    s3 = None
+    if blobs == "s3":
+        if s3server.missing():
+            pytest.skip(s3server.missing())
+        s3 = s3server.S3Server(tmp_path / "s3rver", port=9000, host=net.hosts["s3"],
+                               on_host=lambda command: net.on("s3", command))
+        env.update(s3.env())
     try:
+        if s3 is not None:
+            s3.start()
+            for name, value in s3.env().items():
+                monkeypatch.setenv(name, value)      # this process reads the results from the bucket too
         started.append(Host(net.on("redis", ["redis-server", "--bind", net.hosts["redis"], "--port", "6379",
                                              "--save", "", "--appendonly", "no", "--protected-mode", "no"]),
                             env, logs / "redis.log"))
@@ -174,7 +188,9 @@ def test_a_worker_host_cut_off_mid_job_loses_nothing(network, tmp_path, monkeypa
         video = requests.get(f"{web}/api/v1/jobs/{job_id}/video", headers=auth, timeout=30)
         (tmp_path / "annotated.mp4").write_bytes(video.content)
         assert count_video_frames(tmp_path / "annotated.mp4") == clip.frames
-        print(f"\nrecovery: worker-a's segment {segment.index} taken by worker-b "
+        if s3 is not None:
+            assert not (data_dir / "blobs").exists()       # every blob went to the bucket
+        print(f"\nrecovery ({blobs}): worker-a's segment {segment.index} taken by worker-b "
               f"{aware(again.started_at).timestamp() - cut_at:.1f} s after the cut (lease {LEASE_S} s); "
               f"job done {time.time() - cut_at:.1f} s after it")
 
@@ -188,6 +204,8 @@ def test_a_worker_host_cut_off_mid_job_loses_nothing(network, tmp_path, monkeypa
     finally:
         for host in reversed(started):
             host.stop()
+        if s3 is not None:
+            s3.stop()
         shutil.rmtree(pg_folder, ignore_errors=True)
         monkeypatch.undo()        # the session's environment first: then point back at its farm
         restore_environment()

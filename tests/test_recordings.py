@@ -172,7 +172,8 @@ def test_expired_recordings_are_deleted_and_uploads_are_not(recordings, farm):
     records = runtime.records()
     with records.session() as s:
         uploads = sorted(job.id for job in s.query(Job).filter(Job.camera_id.is_(None)))
-    assert expire_recordings(retention_days=30) == {"deleted": [], "busy": [], "adopted": []}   # none that old
+    assert expire_recordings(retention_days=30) == {"deleted": [], "busy": [], "adopted": [],    # none that old
+                                                    "live_alerts": 0}
     swept = expire_recordings(retention_days=1e-9)                                       # ... all are now
     assert set(recordings["jobs"]) <= set(swept["deleted"])     # (and other tests' cameras' recordings)
     assert not set(recordings["jobs"]) & set(swept["busy"])

@@ -88,3 +88,22 @@ def test_every_analyzer_is_configured_from_the_environment_and_checked(monkeypat
     monkeypatch.setenv("VIDFARM_ANALYZER_CONFIG__TELEPORT__X", "1")
     with pytest.raises(AnalyzerConfigError, match="no analyzer named 'teleport'"):
         check(Settings().analyzer_configs())
+
+
+def test_the_s3_store_needs_a_bucket_and_says_so(monkeypatch, tmp_path):
+    from cli.main import main
+
+    monkeypatch.setenv("VIDFARM_BLOB_STORE", "s3")
+    monkeypatch.delenv("VIDFARM_S3_BUCKET", raising=False)
+    with pytest.raises(ValueError, match="VIDFARM_BLOB_STORE=s3 needs VIDFARM_S3_BUCKET"):
+        Settings()
+    monkeypatch.setenv("VIDFARM_S3_BUCKET", "farm")
+    monkeypatch.setenv("VIDFARM_DATA_DIR", str(tmp_path))
+    options = Settings().s3_store_options()
+    assert options["bucket"] == "farm" and options["cache_dir"] == tmp_path / "s3-cache"
+    monkeypatch.setenv("VIDFARM_BLOB_STORE", "minio")
+    get_settings.cache_clear()
+    try:
+        assert main(["db", "upgrade"]) == 2          # a bad setting: one line, exit status 2
+    finally:
+        get_settings.cache_clear()

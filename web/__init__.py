@@ -8,13 +8,14 @@ import secrets
 import time
 from pathlib import Path
 
-from apiflask import APIFlask
+from apiflask import APIFlask, HTTPError
 from flask import jsonify, render_template, request
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.routing import IntegerConverter
 
 from core.results import openapi_components as results_components
 from core.settings import Settings
+from core.storage import BlobStoreUnavailable
 from services import runtime
 from web.metrics import metrics
 from web.uploads import UploadRequest, human_bytes
@@ -106,6 +107,11 @@ def create_app(settings: Settings | None = None) -> APIFlask:
     @app.doc(hide=True)
     def healthz():
         return jsonify(status="ok")
+
+    @app.errorhandler(BlobStoreUnavailable)
+    def store_unavailable(error):
+        # The bucket is down or refuses us (core/s3_storage.py): nothing was stored; try later.
+        return error_response(HTTPError(503, f"blob storage unavailable: {error}", headers={"Retry-After": "5"}))
 
     @app.errorhandler(CSRFError)
     def csrf_failed(error):

@@ -14,6 +14,7 @@ from core.storage import output_key
 from services import jobs
 from services.submit import JobBusy, analyzer_chain, delete_job
 from web.auth import token_auth
+from web.blobs import send_blob
 from web.schemas import (ERROR_SCHEMA, JobCreated, JobListQuery, JobOut, JobPage, ResultsQuery,
                          UploadIn)
 from web.context import farm
@@ -97,11 +98,16 @@ def remove_job(job_id: str):
     return "", 204
 
 
-def finished_output(job_id: str, name: str):
+def finished_output_key(job_id: str, name: str) -> str:
+    """The key of a done job's output (404 without the job, 409 before it is done)."""
     view = job_view_or_404(job_id)
     if view["status"] != "done":
         abort(409, f"job {job_id} is {view['status']}, not done")
-    return farm().store.local_path(output_key(job_id, name))
+    return output_key(job_id, name)
+
+
+def finished_output(job_id: str, name: str):
+    return farm().store.local_path(finished_output_key(job_id, name))
 
 
 @api.get("/jobs/<job_id>/results")
@@ -139,6 +145,6 @@ def get_video(job_id: str):
         abort(409, f"the annotated video of job {job_id} is being drawn (results version "
                    f"{view['results_version']}); try again shortly",
               headers={"Retry-After": "2"})
-    # conditional=True answers Range requests with 206 partial content, so players can seek.
-    return send_file(finished_output(job_id, "annotated.mp4"), mimetype="video/mp4", conditional=True)
+    # Range requests get 206 partial content, so players can seek (from S3 too: web/blobs.py).
+    return send_blob(finished_output_key(job_id, "annotated.mp4"), "video/mp4")
 

@@ -233,14 +233,15 @@ def camera_view_piece(camera_id: str, watch: str, segment: int):
     return send_file(path, mimetype="video/mp4")
 
 
-def exchange_offer(camera_id: str, offer: dict) -> tuple[dict, int]:
-    """Hand a browser camera's WebRTC offer to its ingester; its answer, or why not, and a status."""
+def exchange_offer(camera_id: str, offer: dict, kind: str = "offers") -> tuple[dict, int]:
+    """Hand a WebRTC offer to the camera's ingester; its answer, or why not, and a status.
+    kind: "offers" (a browser camera publishing) or "viewers" (a page playing the live view)."""
     registry = camera_registry()
     camera = camera_or_404(registry, camera_id)
-    if not camera["url"].startswith("webrtc://"):
+    if kind == "offers" and not camera["url"].startswith("webrtc://"):
         return {"error": f"camera {camera_id} is not a browser camera (its stream is pulled from its URL)"}, 409
     try:
-        answer = CameraOffers(registry.redis).exchange(camera_id, offer, ANSWER_WAIT_S)
+        answer = CameraOffers(registry.redis, kind).exchange(camera_id, offer, ANSWER_WAIT_S)
     except OfferError as exc:
         return {"error": str(exc)}, 400
     if answer is None:

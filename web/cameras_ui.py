@@ -105,11 +105,21 @@ def send_offer(camera_id: str):
     return jsonify(answer), status
 
 
+@cameras_ui.post("/cameras/<camera_id>/view-offer")
+def send_view_offer(camera_id: str):
+    """The camera page's WebRTC player: its offer (JSON, CSRF token in X-CSRFToken) -> the
+    answer of the ingester that holds the camera, which then sends the live view."""
+    answer, status = exchange_offer(camera_id, request.get_json(silent=True) or {}, "viewers")
+    return jsonify(answer), status
+
+
 @cameras_ui.get("/cameras/<camera_id>")
 def camera(camera_id: str):
     registry = camera_registry()
     view = camera_status(registry, camera_or_404(registry, camera_id))
-    return render_template("camera.html", camera=view, alerts=registry.recent(camera_id, "alert", ALERTS_SHOWN),
+    # The live view's player: MSE of the drawn pieces (the default), or WebRTC from the ingester.
+    player = "webrtc" if request.args.get("player") == "webrtc" else "mse"
+    return render_template("camera.html", camera=view, player=player, alerts=registry.recent(camera_id, "alert", ALERTS_SHOWN),
                            recordings=farm().records.recordings_of(camera_id, RECORDINGS_SHOWN),
                            delete_form=ConfirmForm(formdata=None))
 

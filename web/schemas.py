@@ -171,7 +171,8 @@ class DeliveryOut(Schema):
 class AlertOut(Schema):
     id = Integer(required=True)
     kind = String(required=True)
-    job = String(required=True)
+    job = String(required=True, allow_none=True,
+                 metadata={"description": "null for a live camera's alert (raised before its recording was a job)"})
     camera = String(allow_none=True)
     track = Integer(required=True)
     t = Float(required=True)
@@ -179,7 +180,7 @@ class AlertOut(Schema):
     detail = String(allow_none=True)
     withdrawn = Boolean(required=True, metadata={"description": "The job's latest results no longer list it."})
     raised_at = String(allow_none=True)
-    source_name = String()
+    source_name = String(allow_none=True)
     deliveries = Nested(DeliveryOut, many=True, required=True)
 
 

@@ -141,3 +141,31 @@ def test_offers_are_checked_before_any_ingester_sees_them(client, accounts_by_ro
     assert client.post("/api/v1/cameras/nope/offer", json=offer, headers=operator).status_code == 404
     registry.delete(pulled)
     registry.delete(browser)
+
+
+def test_a_pages_webrtc_view_offer_is_checked_and_says_why_it_fails(web_app, accounts_by_role, registry, monkeypatch):
+    """The camera page's WebRTC player posts its offer to /cameras/<id>/view-offer: a bad one is
+    refused before any ingester sees it, an unknown camera is 404, and no ingester answering is
+    504 with the reason (the ingester's own refusals: tests/web/test_camera_pages.py)."""
+    import re
+
+    import web.api_cameras
+    from tests.web.conftest import logged_in_client
+
+    browser = logged_in_client(web_app, accounts_by_role["viewer"])
+    camera_id = registry.add("Viewed", "rtsp://cam/viewed")["id"]
+    try:
+        page = browser.get(f"/cameras/{camera_id}?player=webrtc").get_data(as_text=True)
+        assert 'data-player="webrtc"' in page and "live_webrtc.js" in page
+        csrf = {"X-CSRFToken": re.search(r'data-csrf="([^"]+)"', page).group(1)}
+        url = f"/cameras/{camera_id}/view-offer"
+        refused = browser.post(url, json={"type": "offer", "sdp": "hello"}, headers=csrf)
+        assert refused.status_code == 400 and "session description" in refused.json["error"]
+        assert browser.post(url, json={"type": "offer", "sdp": "v=0\r\n"}).status_code == 400     # no CSRF token
+        assert browser.post("/cameras/nope/view-offer", json={"type": "offer", "sdp": "v=0\r\n"},
+                            headers=csrf).status_code == 404
+        monkeypatch.setattr(web.api_cameras, "ANSWER_WAIT_S", 0.3)        # no ingester runs here
+        silent = browser.post(url, json={"type": "offer", "sdp": "v=0\r\n"}, headers=csrf)
+        assert silent.status_code == 504 and "no ingester answered" in silent.json["error"]
+    finally:
+        registry.delete(camera_id)

@@ -79,6 +79,42 @@ def test_the_camera_page_plays_the_annotated_camera_behind_live_with_its_alerts(
         context.close()
 
 
+def test_the_camera_page_plays_the_live_view_over_webrtc_too(
+        browser, live_server, accounts_by_role, live_camera):  # noqa: F811
+    """?player=webrtc: the ingester that holds the camera answers the page's offer (aiortc) and
+    sends the drawn pieces as a WebRTC track; the page shows its frames and how far behind live."""
+    context = browser.new_context(viewport=WIDTHS["desktop"])
+    page = context.new_page()
+    try:
+        log_in(page, live_server, accounts_by_role["viewer"].username)
+        page.goto(f"{live_server}/cameras/{live_camera}")
+        page.click("#play-webrtc")
+        page.wait_for_function("() => document.getElementById('live').dataset.webrtc === 'connected'",
+                               timeout=WAIT_S * 1000)
+        page.wait_for_function("() => Number(document.getElementById('live').dataset.frames || 0) > 15",
+                               timeout=WAIT_S * 1000)
+        frames, started = page.evaluate("[Number(document.getElementById('live').dataset.frames), "
+                                        "document.getElementById('live-video').currentTime]")
+        # Frames keep coming (requestVideoFrameCallback counts those presented) and time advances.
+        page.wait_for_function(f"() => Number(document.getElementById('live').dataset.frames) > {frames} + 30 && "
+                               f"document.getElementById('live-video').currentTime > {started} + 2",
+                               timeout=WAIT_S * 1000)
+        assert page.evaluate("document.getElementById('live-video').videoWidth") == 640
+        lag = float(page.evaluate("document.getElementById('live').dataset.lag"))
+        assert 1 < lag < 30, lag                       # behind live (drawn 2 s segments), but live
+        # An offer the ingester cannot answer: refused with its reason, one line.
+        refused = page.evaluate("""async () => {
+            const root = document.getElementById('live');
+            const response = await fetch(root.dataset.viewOfferUrl, {method: 'POST', headers: {
+                'Content-Type': 'application/json', 'X-CSRFToken': root.dataset.csrf},
+                body: JSON.stringify({type: 'offer', sdp: 'v=0\\r\\no=- 1 1 IN IP4 0.0.0.0\\r\\ns=-\\r\\n'})});
+            return [response.status, (await response.json()).error];
+        }""")
+        assert refused[0] == 400 and "cannot be answered" in refused[1], refused
+    finally:
+        context.close()
+
+
 @pytest.mark.skipif(not AXE.exists(), reason=f"{AXE} is absent: `make test` installs it (npm)")
 @pytest.mark.parametrize("width", list(WIDTHS))
 def test_camera_pages_fit_and_pass_axe(browser, live_server, accounts_by_role, live_camera, registry, shots,

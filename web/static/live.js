@@ -19,6 +19,7 @@
   function when(unixS) { return new Date(unixS * 1000).toISOString().slice(11, 19) + " UTC"; }
 
   function announce(piece) {
+    if (root.dataset.player === "webrtc") return;     // live_webrtc.js plays the view instead
     // Pieces of one watch come in order; a restarted ingester starts a new watch.
     if (last && last.watch === piece.watch && piece.segment <= last.segment) return;
     last = piece;
@@ -94,6 +95,7 @@
   }
 
   function showLag() {
+    if (root.dataset.player === "webrtc") return;
     pace();
     const t = video.currentTime;
     const piece = placed.find((p) => p.start <= t && t < p.end);

@@ -128,6 +128,50 @@ the chart's own PostgreSQL would start on an empty database: refuse, and say wha
 {{- end }}
 {{- end -}}
 
+{{/* true when the blobs live in S3 (no shared media volume) */}}
+{{- define "vidfarm.s3" -}}
+{{- if eq .Values.blobStore.type "s3" -}}
+{{- if not .Values.blobStore.s3.bucket -}}
+{{- fail "blobStore.type=s3 needs blobStore.s3.bucket (an existing bucket)" -}}
+{{- end -}}
+{{- if eq .Values.database.type "sqlite" -}}
+{{- fail "database.type=sqlite keeps its file on the shared media volume, which blobStore.type=s3 does not mount: use database.type=postgresql (the default) or external" -}}
+{{- end -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{/* The S3 credentials given as values, as JSON (kept in the Secrets of the components that use
+the store); none from an existing Secret or a pod role */}}
+{{- define "vidfarm.s3Credentials" -}}
+{{- $s3 := .Values.blobStore.s3 -}}
+{{- if and (include "vidfarm.s3" .) (not $s3.existingSecret) $s3.accessKeyId -}}
+{{- toJson (dict "AWS_ACCESS_KEY_ID" $s3.accessKeyId "AWS_SECRET_ACCESS_KEY" $s3.secretAccessKey) -}}
+{{- else -}}
+{}
+{{- end -}}
+{{- end -}}
+
+{{/* The S3 credentials from the operator's own Secret (blobStore.s3.existingSecret), as env */}}
+{{- define "vidfarm.s3Env" -}}
+{{- if include "vidfarm.s3" . }}
+{{- with .Values.blobStore.s3.existingSecret }}
+- name: AWS_ACCESS_KEY_ID
+  valueFrom:
+    secretKeyRef: {name: {{ . }}, key: {{ $.Values.blobStore.s3.accessKeyIdKey }}}
+- name: AWS_SECRET_ACCESS_KEY
+  valueFrom:
+    secretKeyRef: {name: {{ . }}, key: {{ $.Values.blobStore.s3.secretAccessKeyKey }}}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* env a component that reads the records and the blobs takes from the operator's Secrets */}}
+{{- define "vidfarm.storageEnv" -}}
+{{- include "vidfarm.databaseEnv" . }}
+{{- include "vidfarm.s3Env" . }}
+{{- end -}}
+
 {{/* The alert webhooks' signing key from the operator's own Secret (alerts.webhooks.existingSecret), as env */}}
 {{- define "vidfarm.webhookEnv" -}}
 {{- with .Values.alerts.webhooks.existingSecret }}
@@ -160,12 +204,17 @@ imagePullSecrets:
 {{- .Values.media.existingClaim | default (printf "%s-media" (include "vidfarm.fullname" .)) -}}
 {{- end -}}
 
-{{/* volumes of a farm pod: the shared media and a writable /tmp (the root filesystem is read-only) */}}
+{{/* volumes of a farm pod: the shared media (with S3: this pod's read cache of the bucket) and
+a writable /tmp (the root filesystem is read-only) */}}
 {{- define "vidfarm.volumes" -}}
 volumes:
   - name: media
+    {{- if include "vidfarm.s3" . }}
+    emptyDir: {sizeLimit: {{ mul 2 .Values.blobStore.s3.cacheSizeGi }}Gi}
+    {{- else }}
     persistentVolumeClaim:
       claimName: {{ include "vidfarm.mediaClaim" . }}
+    {{- end }}
   - name: tmp
     emptyDir: {}
 {{- end -}}

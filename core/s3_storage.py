@@ -1,0 +1,222 @@
+"""Blob storage in an S3-compatible object store (AWS S3, MinIO, Ceph RGW, s3rver ...).
+
+For a cluster: every pod reaches the bucket over the network, so no ReadWriteMany volume is
+needed for blobs. Keys are the same as ``LocalBlobStore``'s (``core.storage``), one object each.
+
+Writes (``put_file``, ``move_file``, ``put_stream``, ``delete_prefix``) go straight to the
+bucket; files are uploaded in parts (``TransferConfig``: multipart past ``multipart_bytes``),
+and an object appears whole or not at all (S3 completes a PUT or a multipart upload atomically),
+which is what ``LocalBlobStore``'s temp file + rename gives.
+
+Reads: ``exists``, ``list_keys``, ``size`` and ``read_range`` ask the bucket. ``local_path``
+(what the video code needs: PyAV opens files) downloads the object into a read-through cache
+on this machine's disk: one file per object *version* (named by its ETag, so an object written
+again is fetched again), downloaded to a temp name and renamed (a reader never sees half a
+file; processes sharing the folder share the copies). The cache is bounded: past
+``cache_bytes`` the least recently used copies go, except those used in the last
+``CACHE_GRACE_S`` (a caller may hold a path it has not opened yet), so it can run over by the
+files in use. A cached copy is only a copy: deleting it loses nothing.
+
+boto3 is imported here only, and only when an S3 store is opened: a process on the local
+store (and the web app's start) never loads it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import BinaryIO, Iterator
+
+from core import defaults
+from core.storage import FILE_MODE, BlobStore, BlobStoreUnavailable, BlobTooLarge, check_key
+
+# A cached copy used this recently is never evicted (its caller may not have opened it yet).
+CACHE_GRACE_S = 600.0
+
+
+class S3BlobStore(BlobStore):
+    def __init__(self, bucket: str, cache_dir: Path, *, endpoint: str | None = None, region: str | None = None,
+                 access_key_id: str | None = None, secret_access_key: str | None = None,
+                 cache_bytes: int = defaults.S3_CACHE_BYTES, max_attempts: int = defaults.S3_MAX_ATTEMPTS,
+                 multipart_bytes: int = defaults.S3_MULTIPART_BYTES, timeout_s: float = defaults.S3_TIMEOUT_S):
+        import boto3
+        from boto3.s3.transfer import TransferConfig
+        from botocore.config import Config
+
+        self.bucket, self.endpoint = bucket, endpoint
+        self.cache_dir, self.cache_bytes = Path(cache_dir), cache_bytes
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        # Credentials: the arguments when given, else boto3's own chain (AWS_ACCESS_KEY_ID ...,
+        # a shared credentials file, an instance or pod role).
+        self.client = boto3.client(
+            "s3", endpoint_url=endpoint, region_name=region, aws_access_key_id=access_key_id,
+            aws_secret_access_key=secret_access_key,
+            config=Config(retries={"max_attempts": max_attempts, "mode": "standard"},
+                          connect_timeout=timeout_s, read_timeout=timeout_s,
+                          # Path-style URLs (endpoint/bucket/key): what self-hosted servers expect.
+                          s3={"addressing_style": "path"}))
+        self.transfer = TransferConfig(multipart_threshold=multipart_bytes, multipart_chunksize=multipart_bytes,
+                                       use_threads=False)
+
+    # -- errors ----------------------------------------------------------------------------
+
+    def _where(self) -> str:
+        return f"S3 bucket {self.bucket!r} at {self.endpoint or 'the AWS default endpoint'}"
+
+    def _translate(self, exc: Exception, key: str | None = None) -> Exception:
+        """botocore's errors as the store's: a missing key is FileNotFoundError (as for a local
+        file); a missing bucket, refused credentials or an unreachable endpoint say which."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        if isinstance(exc, ClientError):
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code in ("NoSuchKey", "404", "NotFound") and key is not None:
+                return FileNotFoundError(f"no blob {key}")
+            if code in ("NoSuchBucket",) or (code in ("404", "NotFound") and key is None):
+                return BlobStoreUnavailable(f"{self._where()} does not exist (VIDFARM_S3_BUCKET)")
+            if code in ("AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
+                return BlobStoreUnavailable(f"{self._where()} refused the credentials: {code}")
+            return BlobStoreUnavailable(f"{self._where()}: {exc}")
+        if isinstance(exc, BotoCoreError):
+            return BlobStoreUnavailable(f"{self._where()} cannot be reached: {exc}")
+        return exc
+
+    def _call(self, method: str, key: str | None = None, **kwargs):
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return getattr(self.client, method)(**kwargs)
+        except (BotoCoreError, ClientError) as exc:
+            raise self._translate(exc, key) from exc
+
+    def check(self) -> None:
+        """Raise BlobStoreUnavailable, saying why, unless the bucket answers (entry points call it)."""
+        self._call("head_bucket", Bucket=self.bucket)
+
+    # -- writes ----------------------------------------------------------------------------
+
+    def _upload(self, key: str, upload, *args) -> None:
+        """Run a boto3 transfer (multipart past multipart_bytes, each part retried by botocore)."""
+        check_key(key)
+        try:
+            upload(*args, self.bucket, key, Config=self.transfer)
+        except Exception as exc:
+            # s3transfer wraps a failed part (or a dropped connection) in errors of its own.
+            if exc.__class__.__module__.split(".")[0] in ("botocore", "boto3", "s3transfer"):
+                raise BlobStoreUnavailable(f"{self._where()}: storing {key} failed: {exc}") from exc
+            raise
+
+    def put_file(self, key: str, src: Path) -> None:
+        self._upload(key, self.client.upload_file, str(src))
+
+    def put_stream(self, key: str, stream: BinaryIO, limit: int | None = None) -> int:
+        # Spooled to a scratch file first: the limit is known to hold before anything is sent,
+        # and a retried part can be read again.
+        check_key(key)
+        with tempfile.TemporaryFile(dir=self.cache_dir) as spool:
+            size = 0
+            while chunk := stream.read(1 << 20):
+                size += len(chunk)
+                if limit is not None and size > limit:
+                    raise BlobTooLarge(f"larger than the {limit} byte limit")
+                spool.write(chunk)
+            spool.seek(0)
+            self._upload(key, self.client.upload_fileobj, spool)
+        return size
+
+    def delete_prefix(self, prefix: str) -> None:
+        prefix = prefix.rstrip("/")
+        check_key(prefix)
+        keys = [prefix] + self.list_keys(prefix)     # the key itself (a file), or a folder's keys
+        for start in range(0, len(keys), 1000):      # DeleteObjects takes 1000 at a time
+            self._call("delete_objects", Bucket=self.bucket,
+                       Delete={"Objects": [{"Key": key} for key in keys[start:start + 1000]], "Quiet": True})
+        shutil.rmtree(self.cache_dir / prefix, ignore_errors=True)     # this machine's copies of them
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def _head(self, key: str) -> dict:
+        check_key(key)
+        return self._call("head_object", key, Bucket=self.bucket, Key=key)
+
+    def exists(self, key: str) -> bool:
+        try:
+            self._head(key)
+        except FileNotFoundError:
+            return False
+        return True
+
+    def size(self, key: str) -> int:
+        return int(self._head(key)["ContentLength"])
+
+    def list_keys(self, prefix: str) -> list[str]:
+        folder = prefix.rstrip("/") + "/"
+        check_key(folder.rstrip("/"))
+        keys: list[str] = []
+        token: dict = {}
+        while True:
+            page = self._call("list_objects_v2", Bucket=self.bucket, Prefix=folder, **token)
+            keys += [item["Key"] for item in page.get("Contents", [])]
+            if not page.get("IsTruncated"):
+                return sorted(keys)
+            token = {"ContinuationToken": page["NextContinuationToken"]}
+
+    def read_range(self, key: str, start: int, stop: int) -> Iterator[bytes]:
+        """Bytes start..stop-1 of the blob, piece by piece (the web's Range answers)."""
+        check_key(key)
+        body = self._call("get_object", key, Bucket=self.bucket, Key=key, Range=f"bytes={start}-{stop - 1}")["Body"]
+        try:
+            yield from self._chunks(body, key, 1 << 16)
+        finally:
+            body.close()
+
+    def _chunks(self, body, key: str, size: int) -> Iterator[bytes]:
+        from botocore.exceptions import BotoCoreError
+
+        try:
+            yield from body.iter_chunks(size)
+        except BotoCoreError as exc:           # the connection dropped mid-body
+            raise self._translate(exc, key) from exc
+
+    def local_path(self, key: str) -> Path:
+        etag = str(self._head(key)["ETag"]).strip('"')
+        copy = self.cache_dir / key / f"@{etag}{Path(key).suffix}"     # '@' is in no key
+        if copy.is_file():
+            os.utime(copy)          # recently used: evicted last
+            return copy
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=copy.parent, prefix=".", suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                got = self._call("get_object", key, Bucket=self.bucket, Key=key)
+                # Written again since the HEAD: the copy is named by what was read.
+                copy = copy.with_name(f"@{str(got['ETag']).strip(chr(34))}{Path(key).suffix}")
+                for chunk in self._chunks(got["Body"], key, 1 << 20):
+                    out.write(chunk)
+            os.chmod(tmp, FILE_MODE)
+            os.replace(tmp, copy)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+        self._evict(keep=copy)
+        return copy
+
+    def _evict(self, keep: Path) -> None:
+        """Remove the least recently used copies until the cache fits cache_bytes."""
+        copies = []
+        for path in self.cache_dir.rglob("@*"):
+            try:
+                stat = path.stat()
+            except FileNotFoundError:       # another process evicted it meanwhile
+                continue
+            copies.append((stat.st_mtime, stat.st_size, path))
+        total = sum(size for _, size, _ in copies)
+        now = time.time()
+        for used, size, path in sorted(copies):
+            if total <= self.cache_bytes or now - used < CACHE_GRACE_S:
+                break
+            if path != keep:
+                path.unlink(missing_ok=True)
+                total -= size

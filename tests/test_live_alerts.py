@@ -1,0 +1,109 @@
+"""A live camera's alerts reach the webhooks as its segments are processed, not an hour later
+with its recording: a farm of its own (webhook URLs in every worker's environment), a real RTSP
+camera showing a watch-listed man, and a real HTTP receiver on 127.0.0.1. The recording made
+of that camera later lists the same alerts under its job but posts nothing again."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import cv2
+import pytest
+
+from tests.clipmaker import make_clip
+from tests.conftest import private_farm, wait_for_job
+from tests.rtsp_camera import RtspCamera, gstreamer_missing, running_ingest, wait_until
+from tests.test_alert_webhooks import SECRET, Receiver
+
+WAIT_S = 120
+NAME = "live-hook-yao"
+
+
+@pytest.fixture
+def receiver():
+    found = Receiver()
+    found.thread.start()
+    yield found
+    found.server.shutdown()
+    found.thread.join()
+
+
+def recorded(camera_id: str) -> list[str]:
+    from core.models import Job
+    from services import runtime
+
+    with runtime.records().session() as s:
+        return [job.id for job in s.query(Job).filter(Job.camera_id == camera_id)]
+
+
+def live_alerts(camera_id: str) -> int:
+    from core.alerts import Alert
+    from services import runtime
+
+    with runtime.records().session() as s:
+        return s.query(Alert).filter(Alert.camera == camera_id, Alert.job_id.is_(None)).count()
+
+
+def test_live_alerts_are_posted_as_segments_are_processed_and_not_again_with_the_recording(receiver, tmp_path):
+    reason = gstreamer_missing()
+    if reason:
+        pytest.skip(reason)
+    from core.alerts import Alerts
+    from core.cameras import CameraRegistry
+    from services import gallery, runtime
+    from tasks.app import app
+    from tests.test_analytics import yao_in_players
+
+    clip = make_clip(tmp_path / "gate.mp4", seconds=40, fps=15, gop=15, size=(640, 360), face_windows=[(0, 40)],
+                     audio=False)
+    with private_farm(tmp_path / "farm", VIDFARM_ALERT_WEBHOOK_URLS=receiver.url("/ok"),
+                      VIDFARM_ALERT_WEBHOOK_SECRET=SECRET) as farm:
+        farm.wait_ready(app)
+        gallery.enroll(runtime.farm(), NAME, [("yao.jpg", cv2.imencode(".jpg", yao_in_players())[1].tobytes())], largest_face=True)
+        gallery.set_watchlist(runtime.farm(), NAME, True)
+        registry = CameraRegistry.from_url(farm.redis_url)
+        with RtspCamera(clip.path) as camera, running_ingest(registry):
+            camera_id = registry.add("Gate camera", camera.url)["id"]
+            try:
+                posts = wait_until(lambda: receiver.to("/ok"), WAIT_S, "a live alert posted")
+                assert recorded(camera_id) == []          # no job yet: it rang as the camera runs
+                body = json.loads(posts[0]["body"])
+                assert posts[0]["signed"] and (body["kind"], body["job"], body["camera"], body["identity"]) == (
+                    "watchlist", None, camera_id, NAME), body
+            finally:
+                registry.delete(camera_id)
+        # The watch stopped: its recording becomes a job, which lists the alert without posting it.
+        jobs = wait_until(lambda: recorded(camera_id), WAIT_S, "the camera's recording made a job")
+        listed = []
+        for job_id in jobs:
+            assert wait_for_job(job_id)["status"] == "done", job_id
+            listed += Alerts(runtime.records()).page(50, job_id=job_id)
+        assert any(a["kind"] == "watchlist" and a["identity"] == NAME for a in listed), listed
+        assert all(a["deliveries"] == [] for a in listed)
+        time.sleep(2)                                     # a delivery queued by the job would have come by now
+        assert len(receiver.to("/ok")) == live_alerts(camera_id) >= 1
+
+        # The live alert is on the Alerts page and in the API, with its delivery, no job.
+        browser = viewer()
+        listing = browser.get("/api/v1/alerts?per_page=100").json
+        live = [a for a in listing if a["job"] is None]
+        assert live and all(a["camera"] == camera_id and a["source_name"] is None for a in live), listing
+        assert all([d["status"] for d in a["deliveries"]] == ["delivered"] for a in live)
+        page = browser.get("/alerts").get_data(as_text=True)
+        assert f'href="/cameras/{camera_id}">camera</a>' in page
+        # Kept as long as the camera's recordings: the retention sweep deletes them with those.
+        from tasks.recording import expire_recordings
+
+        assert expire_recordings(retention_days=1e-9)["live_alerts"] == len(live)
+        assert live_alerts(camera_id) == 0
+
+
+def viewer():
+    from core.accounts import Accounts
+    from services import runtime
+    from tests.web.conftest import PASSWORD, Account, logged_in_client, make_app
+
+    accounts = Accounts(runtime.records())
+    user = accounts.create_user("live-alert-viewer", PASSWORD, "viewer")
+    return logged_in_client(make_app(), Account(user.username, "viewer", accounts.create_token(user.id)))
