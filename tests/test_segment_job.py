@@ -14,9 +14,10 @@ SEGMENT = SegmentJob("job-1", 3, (512, 1024, 1536), MEDIA)
 
 
 def test_a_segment_job_goes_through_json_and_comes_back_equal():
-    message = json.loads(json.dumps(SEGMENT.to_message()))     # what Redis carries
-    assert SegmentJob.from_message("vidfarm.segment", (message,)) == SEGMENT
-    assert message_frames([message]) == 3
+    for segment in (SEGMENT, SegmentJob("watch-1", 7, (0, 6000), MEDIA, fence=("cam-1", 12))):
+        message = json.loads(json.dumps(segment.to_message()))     # what Redis carries
+        assert SegmentJob.from_message("vidfarm.segment", (message,)) == segment
+        assert message_frames([message]) == len(segment.pts)
 
 
 def test_a_job_s_media_record_reads_back_as_ingest_wrote_it():
