@@ -1,6 +1,6 @@
 """The live queue's side of a ``WorkSource`` (``autoscaler.observe``), and the cameras' rates.
 
-A live segment task (``vidfarm.live_segment``, arguments ``(watch_id, index, {pts, fps})``)
+A live segment task (``vidfarm.live_segment``, one ``core.segment_job.SegmentJob`` message)
 carries its frames in its message: one time stamp each. Finished ones are read from Redis
 (``core.live_costs``). Every other task and queue goes to the records' work source
 (``autoscaler.work``), when there is one.
@@ -13,15 +13,13 @@ import redis
 from autoscaler.live import LIVE_QUEUE
 from core import live_costs
 from core.cameras import CameraRegistry
+from core.segment_job import message_frames
 
 LIVE_TASK = "vidfarm.live_segment"
 
 
 def live_frames(args: list) -> int | None:
-    try:
-        return len(args[2]["pts"]) or None
-    except (IndexError, KeyError, TypeError):
-        return None
+    return message_frames(args)
 
 
 class LiveWork:

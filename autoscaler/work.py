@@ -1,7 +1,7 @@
 """What a queued task costs, from the job records: the ``WorkSource`` of ``autoscaler.observe``.
 
-A segment task (``vidfarm.segment``, arguments ``(job_id, index)``) has its segment's frame
-count in the records from the moment it is queued, and a finished one its compute seconds
+A segment task (``vidfarm.segment``, one ``core.segment_job.SegmentJob`` message) carries its
+segment's frames (one time stamp each); a finished one has its compute seconds in the records
 (``Segment.seconds``, the time the worker spent on it). A job's segments go to the queue its
 options name (``cpu`` unless set). Other tasks have no frame count: the policy counts them as
 the mean finished task.
@@ -16,11 +16,12 @@ import logging
 from datetime import datetime, timezone
 from pathlib import Path
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from core.models import Job, Segment
 from core.records import Records
+from core.segment_job import message_frames
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -35,19 +36,7 @@ class RecordsWork:
         self.records = records
 
     def frames(self, tasks: list[tuple[str, list]]) -> list[int | None]:
-        keys = [tuple(args[:2]) if name == SEGMENT_TASK and len(args) >= 2 else None for name, args in tasks]
-        wanted = {k for k in keys if k is not None}
-        if not wanted:
-            return [None] * len(tasks)
-        try:
-            with self.records.session() as s:
-                rows = s.execute(select(Segment.job_id, Segment.index, Segment.frames)
-                                 .where(tuple_(Segment.job_id, Segment.index).in_(list(wanted)))).all()
-        except SQLAlchemyError as error:
-            log.warning("cannot read segment frames (%s): counting tasks instead", str(error).splitlines()[0])
-            return [None] * len(tasks)
-        found = {(job, index): frames for job, index, frames in rows}
-        return [found.get(k) if k is not None else None for k in keys]
+        return [message_frames(args) if name == SEGMENT_TASK else None for name, args in tasks]
 
     def finished(self, queue: str, since: float) -> list[tuple[int, float]]:
         after = datetime.fromtimestamp(since, timezone.utc)

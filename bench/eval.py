@@ -97,7 +97,7 @@ def evaluate_hamilton(media: Path, gallery_folder: Path) -> dict:
         from workers.enrolment import PhotoEmbedder
 
         farm.wait_ready(app)
-        job_id = submit_file(media / "videos" / "short_hamilton_clip.mp4",
+        job_id = submit_file(runtime.farm(), media / "videos" / "short_hamilton_clip.mp4",
                              options={"gallery": gallery_option(gallery_folder, PhotoEmbedder.from_settings(runtime.settings()))})
         while job_view(runtime.records(), job_id)["status"] not in ("done", "failed"):
             time.sleep(0.2)

@@ -83,7 +83,7 @@ def photo_clip(path: Path, photo: np.ndarray, height: int | None, seed: int) -> 
 def analyse(path: Path, config: pipeline.PipelineConfig, gallery=None) -> pipeline.SegmentResult:
     """The clip through the segment pipeline, as one segment."""
     info = media.probe(path)
-    return pipeline.analyse_segment(path, sorted(p.pts for p in info.packets), info.tb, info.fps, config, gallery)
+    return pipeline.analyse_segment(path, pipeline.whole_file(info), config, gallery)
 
 
 def pipeline_config(analyzers: tuple[str, ...], configs: dict) -> pipeline.PipelineConfig:

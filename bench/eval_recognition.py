@@ -18,7 +18,7 @@ import numpy as np
 
 from bench.eval_split import person_part
 from workers.analytics.gallery import DEFAULT_THRESHOLD, Gallery
-from workers.analytics.quality import QualityGate, sharpness
+from workers.analytics.quality import QualityGate, geometry_ok, sharpness
 
 FACE_SIZES = (40, 80, 120, 200)
 
@@ -73,7 +73,7 @@ def probe_vector(detector, embedder, image: np.ndarray, face_px: int, gate: Qual
     if not len(faces):
         return None, False
     row = _largest(faces)
-    if not gate.geometry_ok(faces.boxes[row], float(faces.scores[row]), faces.keypoints[row]):
+    if not geometry_ok(gate, faces.boxes[row], float(faces.scores[row]), faces.keypoints[row]):
         return None, True
     return embedder.judged(small, faces.keypoints[row], gate), True
 

@@ -34,7 +34,7 @@ def main(src: Path, workers: int, data_dir: Path, out_dir: Path, analyzers: list
             results is published (the job is done, with its results, before that): polling
             only finds out later (up to one poll interval, which would count against the farm)."""
             started = time.time()
-            job_id = submit_file(path, name=path.name, options=options)
+            job_id = submit_file(runtime.farm(), path, name=path.name, options=options)
             while (view := job_view(runtime.records(), job_id))["status"] not in ENDED_STATES or (
                     view["status"] == "done" and view["video_version"] < view["results_version"]
                     and not view["video_error"]):

@@ -143,7 +143,7 @@ def still_person(work: Path, seconds: float = 60) -> dict:
     config = pipeline_config(ANALYZERS, {})
     detector = pipeline.analyzer_chain(config.analyzers, config.analyzer_configs, config.plugins)[0]
     runs = detector.model_runs
-    result = pipeline.analyse_segment(clip.path, pts, info.tb, info.fps, config, gallery)
+    result = pipeline.analyse_segment(clip.path, pipeline.whole_file(info, pts), config, gallery)
     runs = detector.model_runs - runs
     results = assemble_results({}, info.tb, info.start_pts, [SegmentOutput(pts, result.frames, result.tracks,
                                                                            result.thumbnails)], {}, gallery,

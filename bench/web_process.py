@@ -66,6 +66,7 @@ def upload_check_cost(clip: Path) -> dict:
     import time
 
     from core.settings import Settings
+    from services import runtime
     from services.submit import check_recording
     from workers import media
 
@@ -76,7 +77,7 @@ def upload_check_cost(clip: Path) -> dict:
         media.check_upload(clip, limits)
         timings["in the web process"].append(time.perf_counter() - started)
         started = time.perf_counter()
-        check_recording(clip)
+        check_recording(runtime.settings(), clip)
         timings["in a child process"].append(time.perf_counter() - started)
     return {name: statistics.median(found) for name, found in timings.items()}
 

@@ -234,7 +234,7 @@ def run_process(args) -> int:
             except FarmStartError as error:
                 return fail(str(error), code=2)
         try:
-            job_id = submit_file(video.resolve(), name=str(video), options=options)
+            job_id = submit_file(runtime.farm(), video.resolve(), name=str(video), options=options)
         except ValueError as exc:
             return fail(f"{video}: {exc}")
         view = follow_job(job_id, farm)
@@ -265,6 +265,7 @@ def sidecar_options(video: Path) -> dict:
 
 def run_enroll(args) -> int:
     from core.errors import GalleryError
+    from services import runtime
     from services.gallery import enroll
     from workers.enrolment import PhotoEmbedder
 
@@ -273,7 +274,7 @@ def run_enroll(args) -> int:
         return fail(f"no such file: {', '.join(missing)}")
     try:
         # The faces are found and embedded here: enrolling from the command line needs no farm.
-        result = enroll(args.name, [(p.name, p.read_bytes()) for p in args.images], largest_face=True,
+        result = enroll(runtime.farm(), args.name, [(p.name, p.read_bytes()) for p in args.images], largest_face=True,
                         embed=PhotoEmbedder.from_settings(get_settings()))
     except GalleryError as exc:
         return fail(str(exc))

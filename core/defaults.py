@@ -28,6 +28,23 @@ X264_PARAMS = "subme=1"
 THERMAL_GAIN = 0.01
 THERMAL_OFFSET = -273.15
 
+# The face models (files in the model folder) and the detector's input and score threshold.
+DETECTOR_MODEL = "scrfd_500m_bnkps.onnx"
+RECOGNIZER_MODEL = "w600k_mbf.onnx"
+DETECTOR_INPUT = 640
+DETECTOR_THRESHOLD = 0.5
+
+# The motion gate (VIDFARM_MOTION_GATE, VIDFARM_RECHECK_FRAMES): the detector runs only where
+# something moves, and looks at a found face again at least every this many frames.
+MOTION_GATE = True
+RECHECK_FRAMES = 15
+
+# The annotated video copies the source's GOPs that have nothing to draw (VIDFARM_STREAM_COPY).
+STREAM_COPY = True
+
+# Mean absolute difference (0-255) of two 32x18 grayscale thumbnails that marks a scene cut.
+SCENE_CUT = 20.0
+
 # The S3 blob store (VIDFARM_S3_*): the region when none is set; the read-through cache's size;
 # tries of one request (standard backoff: a server restarting for a few seconds is ridden out);
 # multipart part size (S3's smallest part is 5 MiB); connect and read timeout of one request.

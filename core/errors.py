@@ -18,3 +18,8 @@ def first_problem(error: ValidationError) -> tuple[str, str]:
 
 class GalleryError(ValueError):
     """One line a user can act on: no face, several faces, unreadable photo, bad name."""
+
+
+class FarmTimeout(RuntimeError):
+    """No worker answered in time (none is running, or all are busy): raised by the queue's
+    ``call`` (``tasks.client``), caught by the use cases that wait on a worker."""

@@ -5,9 +5,7 @@ Other tables (users, alerts, appearances) declare themselves on the same ``Base`
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import datetime, timezone
-from fractions import Fraction
 
 from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -136,30 +134,3 @@ class Erasure(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now, onupdate=_now)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
-
-
-@dataclass(frozen=True)
-class SourceMedia:
-    """A job's recording as ingest described it (``Job.media``, written from
-    ``workers.media.MediaInfo.summary``), read back in one place: the tasks that cut, analyse,
-    crop and draw its segments all read its timing from here, with the same defaults for jobs
-    split by older versions."""
-    time_base: Fraction
-    fps: float
-    start_pts: int
-    width: int
-    height: int
-    has_audio: bool
-    # 0 for jobs split before the offset was recorded; timed False for jobs split before
-    # timestamps were trusted (their frames are matched by order, as then).
-    pts_offset: int = 0
-    timed: bool = False
-    # No damage found at ingest (no warning): its untouched GOPs may be copied as they are.
-    intact: bool = True
-
-    @classmethod
-    def of(cls, job: "Job") -> "SourceMedia":
-        info = job.media or {}
-        return cls(Fraction(*info["time_base"]), info["fps"], info.get("start_pts", 0), info.get("width", 0),
-                   info.get("height", 0), bool(info.get("has_audio")), info.get("pts_offset", 0),
-                   info.get("timed", False), not info.get("warning"))

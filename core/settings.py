@@ -10,13 +10,15 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, BaseModel, BeforeValidator, Field, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, BeforeValidator, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from core import defaults
+from core.analyzer_configs import AnalyzerConfigs
+from core.errors import first_problem
 
 
 def _default_cache_dir() -> Path:
@@ -180,17 +182,17 @@ class Settings(BaseSettings):
     model_cache_dir: Path = Field(default_factory=_default_cache_dir,
                                   description="Models converted at setup (the mask classifier's ONNX), "
                                               "outside the repository.")
-    detector_model: str = Field(default="scrfd_500m_bnkps.onnx", description="Detector file in model_dir.")
-    recognizer_model: str = Field(default="w600k_mbf.onnx", description="ArcFace file in model_dir.")
-    detector_input: int = Field(default=640, description="Long side of the detector input (multiple of 32).")
-    detector_threshold: float = Field(default=0.5, ge=0, le=1, description="Face score threshold.")
+    detector_model: str = Field(default=defaults.DETECTOR_MODEL, description="Detector file in model_dir.")
+    recognizer_model: str = Field(default=defaults.RECOGNIZER_MODEL, description="ArcFace file in model_dir.")
+    detector_input: int = Field(default=defaults.DETECTOR_INPUT, description="Long side of the detector input (multiple of 32).")
+    detector_threshold: float = Field(default=defaults.DETECTOR_THRESHOLD, ge=0, le=1, description="Face score threshold.")
     analyzers: CommaSeparated = Field(default=BUILTIN_ANALYZERS,
                                       description="Analyzers run on every segment, in order (comma-separated).")
-    analyzer_config: dict[str, dict[str, Any]] = Field(
-        default_factory=dict,
+    analyzer_config: AnalyzerConfigs = Field(
+        default_factory=AnalyzerConfigs,
         description="Per analyzer, fields of its own config model, over what the settings above derive "
                     "(VIDFARM_ANALYZER_CONFIG__TRACK__LOST_TRACK_SECONDS=2, or JSON in VIDFARM_ANALYZER_CONFIG); "
-                    "checked against each analyzer's model when a worker or the CLI starts.")
+                    "the built-in analyzers' are checked as the settings load, a plugin's where plugins load.")
     plugins: CommaSeparated = Field(default=(), description="Extra analyzer modules to import (comma-separated); "
                                                             "each registers its analyzers by name.")
     recognition_threshold: float = Field(default=defaults.RECOGNITION_THRESHOLD, description="Cosine similarity that names a track "
@@ -202,9 +204,9 @@ class Settings(BaseSettings):
                                 description="Radiometric video without a .thermal.json sidecar: degrees C per "
                                             "raw count (default: centikelvin, FLIR Lepton/Boson TLinear).")
     thermal_offset: float = Field(default=defaults.THERMAL_OFFSET, description="... and degrees C at raw value 0.")
-    motion_gate: bool = Field(default=True, description="Run the detector only where something moves (still "
+    motion_gate: bool = Field(default=defaults.MOTION_GATE, description="Run the detector only where something moves (still "
                                                         "faces are carried and re-checked); off: on every frame.")
-    recheck_frames: int = Field(default=15, ge=1, description="With the motion gate: a found face is looked at "
+    recheck_frames: int = Field(default=defaults.RECHECK_FRAMES, ge=1, description="With the motion gate: a found face is looked at "
                                                               "again by the detector at least this often (frames).")
     threads: int = Field(default=0, ge=0,
                          description="Threads per worker process for inference and codecs; 0 = all cores.")
@@ -214,7 +216,7 @@ class Settings(BaseSettings):
 
     # --- encoding ----------------------------------------------------------------------
     x264_preset: str = Field(default=defaults.X264_PRESET, description="libx264 preset for annotated video.")
-    stream_copy: bool = Field(default=True, description="Annotated video: copy the source's GOPs that have nothing "
+    stream_copy: bool = Field(default=defaults.STREAM_COPY, description="Annotated video: copy the source's GOPs that have nothing "
                                                         "to draw instead of re-encoding them (H.264 without B-frames).")
     x264_crf: int = Field(default=defaults.X264_CRF, ge=0, le=51, description="libx264 constant rate factor.")
     # subme=1 (cheaper sub-pixel motion search than veryfast's 2): about a fifth less encode time
@@ -355,9 +357,25 @@ class Settings(BaseSettings):
         # live first: at a shared cap (autoscale_shared_max) it is decided before cpu.
         return [self.autoscale_live, self.autoscale_cpu, self.autoscale_gpu]
 
+    @model_validator(mode="after")
+    def _analyzer_configs_valid(self) -> "Settings":
+        # What the settings above derive may break an analyzer's model where its own entries
+        # alone do not (VIDFARM_DETECTOR_INPUT=32, below the detector's least): checked here too.
+        for name, values in self.analyzer_configs().items():
+            model = AnalyzerConfigs.model_of(name)
+            if model is not None:
+                try:
+                    model(**values)
+                except ValidationError as error:
+                    where, what = first_problem(error)
+                    raise ValueError(f"analyzer_config.{name}.{where}: {what}") from None
+        return self
+
     def analyzer_configs(self) -> dict[str, dict]:
         """Each analyzer's config fields: what the settings above derive for it, then its own
-        ``analyzer_config`` entries over them. Checked by ``workers.analyzer_configs.check``."""
+        ``analyzer_config`` entries (those given) over them, nested fields one by one. The
+        built-in analyzers' are checked when the settings load; a plugin's by
+        ``workers.analyzer_configs.check`` where plugins load."""
         model_dir = str(self.model_dir) if self.model_dir else None
         derived = {
             "detect": self.detector_config(),
@@ -366,8 +384,8 @@ class Settings(BaseSettings):
             "mask": {"threads": self.effective_threads, "cache_dir": str(self.model_cache_dir),
                      "recognizer_model": self.recognizer_model, "model_dir": model_dir},
         }
-        names = set(derived) | set(self.analyzer_config)
-        return {name: {**derived.get(name, {}), **self.analyzer_config.get(name, {})} for name in sorted(names)}
+        given = self.analyzer_config.given()
+        return {name: _merged(derived.get(name, {}), given.get(name, {})) for name in sorted(set(derived) | set(given))}
 
     def detector_config(self) -> dict:
         """``workers.analytics.detector.DetectorConfig`` from these settings."""
@@ -390,6 +408,15 @@ class Settings(BaseSettings):
     @property
     def effective_threads(self) -> int:
         return self.threads or os.cpu_count() or 1
+
+
+def _merged(derived: dict, given: dict) -> dict:
+    """``given`` over ``derived``, a nested dict (the detector's gate) field by field."""
+    merged = dict(derived)
+    for key, value in given.items():
+        both = isinstance(value, dict) and isinstance(merged.get(key), dict)
+        merged[key] = _merged(merged[key], value) if both else value
+    return merged
 
 
 @lru_cache(maxsize=1)

@@ -5,14 +5,13 @@ from then on; and the report of what an erasure removed."""
 from __future__ import annotations
 
 from core.erasures import Erasures
-from services import runtime
-from tasks import client
+from services.farm import Farm
 
 
-def start(name: str) -> dict | None:
+def start(farm: Farm, name: str) -> dict | None:
     """Delete the person named ``name`` from the gallery now and queue the rest of their
     erasure. Returns the erasure's report so far; None when there is no such person."""
-    erasures, store = Erasures(runtime.records()), runtime.store()
+    erasures, store = Erasures(farm.records), farm.store
     started = erasures.start(name)
     if started is None:
         return None
@@ -20,7 +19,7 @@ def start(name: str) -> dict | None:
         store.delete_prefix(key)
     erasure = erasures.get(started.erasure_id)
     erasures.set(erasure.id, report={**erasure.report, "crops_removed": len(started.crop_keys)})
-    client.send("vidfarm.erase", erasure.id)      # the id only: no name travels through the broker
+    farm.queue.send("vidfarm.erase", erasure.id)      # the id only: no name travels through the broker
     return report_of(erasures.get(erasure.id))
 
 
@@ -39,6 +38,6 @@ def _totals(jobs: dict) -> dict:
             "videos_rerendered": sum(1 for j in jobs.values() if j.get("video", "").startswith("re-rendered"))}
 
 
-def find(erasure_id: str) -> dict | None:
-    erasure = Erasures(runtime.records()).get(erasure_id)
+def find(farm: Farm, erasure_id: str) -> dict | None:
+    erasure = Erasures(farm.records).get(erasure_id)
     return None if erasure is None else report_of(erasure)

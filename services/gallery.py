@@ -16,11 +16,11 @@ import re
 import struct
 import uuid
 from pathlib import Path
+from functools import partial
 from typing import Callable
 
-from core.errors import GalleryError
-from services import runtime
-from tasks import client
+from core.errors import FarmTimeout, GalleryError
+from services.farm import Farm
 
 NAME = re.compile(r"^[\w][\w .'-]{0,63}$")
 
@@ -39,20 +39,20 @@ def check_name(name: str) -> str:
     return name
 
 
-def embed_on_a_worker(photos: list[tuple[str, bytes]], largest_face: bool = False) -> list[tuple[list[float], bytes]]:
+def embed_on_a_worker(farm: Farm, photos: list[tuple[str, bytes]],
+                      largest_face: bool = False) -> list[tuple[list[float], bytes]]:
     """``Embed`` by the ``vidfarm.embed_photos`` task: the photos wait in the shared store
     while a worker (which has the models loaded) reads them; at most ``enrol_timeout_s``."""
-    store, staged = runtime.store(), f"staging/enrol/{uuid.uuid4().hex}"
+    store, staged, timeout_s = farm.store, f"staging/enrol/{uuid.uuid4().hex}", farm.settings.enrol_timeout_s
     try:
         keys = []
         for index, (filename, data) in enumerate(photos):
             keys.append([filename, f"{staged}/{index}"])
             store.put_stream(keys[-1][1], io.BytesIO(data))
         try:
-            answer = client.call("vidfarm.embed_photos", keys, largest_face,
-                                 timeout_s=runtime.settings().enrol_timeout_s)
-        except client.FarmTimeout:
-            raise NoWorkerAnswered(f"no worker found the faces within {runtime.settings().enrol_timeout_s:g} s "
+            answer = farm.queue.call("vidfarm.embed_photos", keys, largest_face, timeout_s=timeout_s)
+        except FarmTimeout:
+            raise NoWorkerAnswered(f"no worker found the faces within {timeout_s:g} s "
                                "(is the farm running?); try again") from None
     finally:
         store.delete_prefix(staged)
@@ -61,33 +61,34 @@ def embed_on_a_worker(photos: list[tuple[str, bytes]], largest_face: bool = Fals
     return [(face["vector"], base64.b64decode(face["crop"])) for face in answer["faces"]]
 
 
-def enroll(name: str, images: list[tuple[str, bytes]], largest_face: bool = False,
-           embed: Embed = embed_on_a_worker) -> dict:
-    """Add photos of one person; nothing is stored unless every photo is usable."""
+def enroll(farm: Farm, name: str, images: list[tuple[str, bytes]], largest_face: bool = False,
+           embed: Embed | None = None) -> dict:
+    """Add photos of one person; nothing is stored unless every photo is usable. ``embed``:
+    how the faces are found (default: on a worker; the CLI embeds in its own process)."""
     name = check_name(name)
     if not images:
         raise GalleryError("no photos given")
-    embedded = embed(images, largest_face)
-    store = runtime.store()
+    embedded = (embed or partial(embed_on_a_worker, farm))(images, largest_face)
+    store = farm.store
     crop_keys = []
     for _vector, jpeg in embedded:
         key = f"gallery/{uuid.uuid4().hex}.jpg"
         store.put_stream(key, io.BytesIO(jpeg))
         crop_keys.append(key)
-    count = runtime.records().add_embeddings(name, [struct.pack(f"<{len(v)}f", *v) for v, _ in embedded],
+    count = farm.records.add_embeddings(name, [struct.pack(f"<{len(v)}f", *v) for v, _ in embedded],
                                              [filename for filename, _ in images], crop_keys)
     return {"name": name, "embeddings": count, "crops": crop_keys}
 
 
-def list_identities() -> list[dict]:
-    return runtime.records().identities()
+def list_identities(farm: Farm) -> list[dict]:
+    return farm.records.identities()
 
 
-def find_identity(name: str) -> dict | None:
-    return next(iter(runtime.records().identities(name)), None)
+def find_identity(farm: Farm, name: str) -> dict | None:
+    return next(iter(farm.records.identities(name)), None)
 
 
-def change_identity(name: str, new_name: str | None = None, watchlist: bool | None = None) -> str:
+def change_identity(farm: Farm, name: str, new_name: str | None = None, watchlist: bool | None = None) -> str:
     """Rename an identity, flag it for the watchlist (or unflag it), or both, in one write:
     all or nothing. Returns its name afterwards (the new name as stored: trimmed). A flagged
     person raises a watchlist alert wherever recognised; the flag is part of the gallery's
@@ -95,32 +96,32 @@ def change_identity(name: str, new_name: str | None = None, watchlist: bool | No
     values: dict = {}
     new_name = None if new_name is None else check_name(new_name)
     if new_name is not None and new_name != name:    # its own name: nothing to rename
-        if find_identity(new_name) is not None:
+        if find_identity(farm, new_name) is not None:
             raise GalleryError(f"an identity named {new_name!r} already exists")
         values["name"] = new_name
     if watchlist is not None:
         values["watchlist"] = watchlist
-    changed = runtime.records().change_identity(name, **values) if values else find_identity(name) is not None
+    changed = farm.records.change_identity(name, **values) if values else find_identity(farm, name) is not None
     if not changed:
         raise GalleryError(f"no identity named {name!r}")
     return values.get("name", name)
 
 
-def rename_identity(old: str, new: str) -> str:
-    return change_identity(old, new_name=new)
+def rename_identity(farm: Farm, old: str, new: str) -> str:
+    return change_identity(farm, old, new_name=new)
 
 
-def set_watchlist(name: str, on: bool) -> None:
-    change_identity(name, watchlist=on)
+def set_watchlist(farm: Farm, name: str, on: bool) -> None:
+    change_identity(farm, name, watchlist=on)
 
 
-def delete_identity(name: str) -> dict | None:
+def delete_identity(farm: Farm, name: str) -> dict | None:
     """Erase the identity: gone from the gallery at once (embeddings, face crops), then from
     every job by a background task (``tasks.erasure``). Returns the erasure's report so far;
     None when there is no such identity."""
     from services import erasure
 
-    return erasure.start(name)
+    return erasure.start(farm, name)
 
 
 def gallery_option(folder, embed: Embed) -> list[dict]:

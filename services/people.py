@@ -12,32 +12,31 @@ import uuid
 from core.appearances import Appearances
 from core.errors import GalleryError
 from core.storage import output_key
-from services import runtime
+from services.farm import Farm
 from services.gallery import check_name
-from tasks import client
 
 
-def photos(name: str) -> list[dict]:
-    return runtime.records().identity_photos(name)
+def photos(farm: Farm, name: str) -> list[dict]:
+    return farm.records.identity_photos(name)
 
 
-def remove_photo(name: str, photo_id: int) -> bool:
+def remove_photo(farm: Farm, name: str, photo_id: int) -> bool:
     """Remove one photo (its embedding and face crop); the last one stays (GalleryError)."""
     try:
-        crop = runtime.records().delete_photo(name, photo_id)
+        crop = farm.records.delete_photo(name, photo_id)
     except ValueError as exc:
         raise GalleryError(str(exc)) from None
     if crop:
-        runtime.store().delete_prefix(crop)
+        farm.store.delete_prefix(crop)
     return crop is not None
 
 
-def enrol_track(job_id: str, track: int, name: str) -> dict:
+def enrol_track(farm: Farm, job_id: str, track: int, name: str) -> dict:
     """Enrol the face of one track of a finished job under ``name`` (new, or one more photo
     of that person): the track's pooled embedding (what re-identification matches) and its
     face crop. Then the job is re-identified, so its results name the track."""
     name = check_name(name)
-    records, store = runtime.records(), runtime.store()
+    records, store = farm.records, farm.store
     job = records.get_job(job_id)
     if job is None or job.status != "done":
         raise GalleryError(f"job {job_id} has no results to enrol from")
@@ -56,7 +55,7 @@ def enrol_track(job_id: str, track: int, name: str) -> dict:
         store.put_stream(crop_key, io.BytesIO(jpeg))
     count = records.add_embeddings(name, [_unit_float32(found["embedding"])], [f"{job.source_name} #{track}"[:255]],
                                    [crop_key])
-    client.send("vidfarm.reidentify", job_id)
+    farm.queue.send("vidfarm.reidentify", job_id)
     return {"name": name, "embeddings": count, "crop": crop_key}
 
 

@@ -1,9 +1,11 @@
-"""Per-process handles to the settings, records and blob storage.
+"""The process's farm: its settings, records, blob storage and queue.
 
 The settings are parsed once, by the process's entry point (the web factory's ``web.wsgi``,
 a worker's start in ``tasks.worker``, the CLI's ``main``), which hands them here with
-``configure``; everything below reads them from here, none parses them again. A process that
-has no entry point of ours (a test, a notebook) gets the environment's."""
+``configure``. The Celery tasks (adapters, with no caller to hand them anything) and the CLI
+take their ``farm()`` from here and pass it to the use cases; the use cases themselves
+(``services.*``) never read this module. A process that has no entry point of ours (a test,
+a notebook) gets the environment's."""
 
 from __future__ import annotations
 
@@ -11,7 +13,9 @@ from functools import lru_cache
 
 from core.records import Records, open_records
 from core.settings import Settings, get_settings
-from core.storage import BlobStore, LocalBlobStore
+from core.storage import BlobStore
+from services.farm import Farm, open_blob_store
+from tasks import client
 
 _configured: list[Settings] = []
 
@@ -35,11 +39,13 @@ def records() -> Records:
 
 @lru_cache(maxsize=1)
 def store() -> BlobStore:
-    if settings().blob_store == "s3":
-        from core.s3_storage import S3BlobStore     # boto3 loads only where S3 is used
+    return open_blob_store(settings())
 
-        return S3BlobStore(**settings().s3_store_options())
-    return LocalBlobStore(settings().data_dir / "blobs")
+
+def farm() -> Farm:
+    # Built on each call (the handles below are kept): a test that changes the environment
+    # is heard, as by settings().
+    return Farm(settings(), records(), store(), client)
 
 
 def reset() -> None:

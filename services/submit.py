@@ -10,10 +10,9 @@ import uuid
 from pathlib import Path
 
 from core.models import ENDED_STATES, Job
-from core.settings import BUILTIN_ANALYZERS
+from core.settings import BUILTIN_ANALYZERS, Settings
 from core.storage import job_key
-from services import runtime
-from tasks import client
+from services.farm import Farm
 
 # Past its own budget, the child probing an upload gets this long to start and answer.
 CHECK_START_S = 20.0
@@ -27,12 +26,11 @@ class MediaError(ValueError):
     """An upload vidfarm cannot take, with the one-line reason ``workers.media`` gave."""
 
 
-def check_recording(path: Path) -> None:
+def check_recording(settings: Settings, path: Path) -> None:
     """Look at a file before it becomes a job, so that junk is refused at the door: a
     bounded check of its header and first picture (``workers.media.check_upload``; the ingest
     task probes the whole file under the same limits). It runs in a child process, so the web
     process never loads a codec. Raises ``MediaError`` with a one-line reason."""
-    settings = runtime.settings()
     limits = json.dumps(settings.media_limits(settings.upload_check_s))
     try:
         done = subprocess.run([sys.executable, "-m", "workers.upload_check", str(path), limits],
@@ -63,20 +61,20 @@ def registered_analyzers() -> list[str]:
     return sorted(name for name in BUILTIN_ANALYZERS if name != "detect")
 
 
-def optional_analyzers() -> list[str]:
+def optional_analyzers(settings: Settings) -> list[str]:
     """Analyzers a job may switch on or off, in chain order. Detection always runs first:
     every other analyzer reads the faces it finds."""
-    default = default_analyzers()
+    default = default_analyzers(settings)
     return default + [name for name in registered_analyzers() if name not in default]
 
 
-def default_analyzers() -> list[str]:
-    return [n for n in runtime.settings().analyzers if n != "detect" and n in BUILTIN_ANALYZERS]
+def default_analyzers(settings: Settings) -> list[str]:
+    return [n for n in settings.analyzers if n != "detect" and n in BUILTIN_ANALYZERS]
 
 
-def analyzer_chain(chosen: list[str]) -> list[str]:
+def analyzer_chain(settings: Settings, chosen: list[str]) -> list[str]:
     """A job's full chain (its ``analyzers`` option) from the optional analyzers chosen."""
-    return ["detect", *[name for name in optional_analyzers() if name in chosen]]
+    return ["detect", *[name for name in optional_analyzers(settings) if name in chosen]]
 
 
 def display_name(name: str) -> str:
@@ -86,7 +84,7 @@ def display_name(name: str) -> str:
     return "".join(c for c in text if c.isprintable())[:255] or "recording"
 
 
-def submit_file(path: Path, name: str | None = None, options: dict | None = None, move: bool = False) -> str:
+def submit_file(farm: Farm, path: Path, name: str | None = None, options: dict | None = None, move: bool = False) -> str:
     """Submit a local file (the CLI reads a thermal calibration sidecar into ``options``:
     ``cli.main.sidecar_options``). ``move``: the file is the caller's to give away (an
     upload's temporary file): it is moved into the store (renamed, on one filesystem), not copied."""
@@ -94,22 +92,22 @@ def submit_file(path: Path, name: str | None = None, options: dict | None = None
     job_id = uuid.uuid4().hex
     key = job_key(job_id, "source")   # never the user's file name: it is only a label
     if move:
-        runtime.store().move_file(key, path)
+        farm.store.move_file(key, path)
     else:
-        runtime.store().put_file(key, path)
-    runtime.records().add_job(display_name(name or str(path)), key, options, job_id=job_id)
-    client.send("vidfarm.ingest", job_id)
+        farm.store.put_file(key, path)
+    farm.records.add_job(display_name(name or str(path)), key, options, job_id=job_id)
+    farm.queue.send("vidfarm.ingest", job_id)
     return job_id
 
 
-def delete_job(job_id: str) -> bool:
+def delete_job(farm: Farm, job_id: str) -> bool:
     """Remove a finished job's records and every blob under it; False when there is no such job."""
-    with runtime.records().session() as s:
+    with farm.records.session() as s:
         job = s.get(Job, job_id)
         if job is None:
             return False
         if job.status not in ENDED_STATES:
             raise JobBusy(f"job {job_id} is {job.status}; delete it once it is done or failed")
         s.delete(job)   # its segments go with it (cascade)
-    runtime.store().delete_prefix(job_key(job_id))
+    farm.store.delete_prefix(job_key(job_id))
     return True

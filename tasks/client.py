@@ -7,11 +7,9 @@ from __future__ import annotations
 from celery import chord
 from celery.exceptions import TimeoutError as CeleryTimeout
 
+from core.errors import FarmTimeout
+from core.segment_job import SegmentJob
 from tasks.app import app
-
-
-class FarmTimeout(RuntimeError):
-    """No worker answered in time (none is running, or all are busy)."""
 
 
 def send(name: str, *args, countdown: float | None = None) -> None:
@@ -32,10 +30,11 @@ def call(name: str, *args, timeout_s: float):
         result.forget()
 
 
-def fan_out(job_id: str, segments: int, queue: str = "cpu") -> None:
-    """One ``vidfarm.segment`` per segment, then ``vidfarm.stitch`` once all of them are done
-    (a Celery chord; ``vidfarm.job_failed`` is its errback)."""
-    header = [app.signature("vidfarm.segment", (job_id, index), immutable=True).set(queue=queue)
-              for index in range(segments)]
+def fan_out(job_id: str, segments: list[SegmentJob], queue: str = "cpu") -> None:
+    """One ``vidfarm.segment`` per segment (its SegmentJob as one message), then
+    ``vidfarm.stitch`` once all of them are done (a Celery chord; ``vidfarm.job_failed`` is
+    its errback)."""
+    header = [app.signature("vidfarm.segment", (segment.to_message(),), immutable=True).set(queue=queue)
+              for segment in segments]
     stitch = app.signature("vidfarm.stitch", (job_id,), immutable=True)
     chord(header)(stitch.on_error(app.signature("vidfarm.job_failed", (job_id,))))

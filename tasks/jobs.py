@@ -15,8 +15,9 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from core.models import SourceMedia, aware
+from core.models import aware
 from core.results import Results
+from core.segment_job import SegmentJob, SourceMedia
 from core.storage import analysis_key, output_key, segment_key, version_key
 from services import runtime
 from tasks import published
@@ -71,7 +72,9 @@ def _ingest(job_id: str) -> dict:
          "end_pts": p.end_pts} for p in plans],
         status="processing", media=info.summary(), options=options,
         timing={"split_s": round(time.perf_counter() - started, 4)})
-    fan_out(job_id, len(plans), job.options.get("queue", "cpu"))
+    source_media = SourceMedia.of_summary(info.summary())
+    fan_out(job_id, [SegmentJob(job_id, p.index, tuple(p.pts), source_media) for p in plans],
+            job.options.get("queue", "cpu"))
     return {"segments": len(plans), "frames": info.frames}
 
 
@@ -161,10 +164,13 @@ def _without_names(result: pipeline.SegmentResult) -> dict:
 
 
 @app.task(name="vidfarm.segment", bind=True)
-def process_segment(self, job_id: str, index: int) -> dict:
+def process_segment(self, *message) -> dict:
+    """message: one ``SegmentJob.to_message()`` (anything else is refused, saying why)."""
+    segment = SegmentJob.from_message("vidfarm.segment", message)
+    job_id, index = segment.owner, segment.index
     worker = self.request.hostname or "local"
     with Lease(segment_lease(job_id, index), worker) as lease:
-        done = _process_segment(self, job_id, index, worker, lease)
+        done = _process_segment(self, segment, worker, lease)
     # A segment queued again after its worker died leaves the chord waiting for that worker's
     # task, which never reports: then the last segment done calls the stitch.
     if "skipped" not in done and stitch_without_chord(job_id) and not _unfinished(runtime.records().segments(job_id)):
@@ -172,18 +178,17 @@ def process_segment(self, job_id: str, index: int) -> dict:
     return done
 
 
-def _process_segment(self, job_id: str, index: int, worker: str, lease: Lease) -> dict:
+def _process_segment(self, segment: SegmentJob, worker: str, lease: Lease) -> dict:
     records, store = runtime.records(), runtime.store()
+    job_id, index = segment.owner, segment.index
     taken = records.start_segment(job_id, index, worker=worker)
     if taken is None:
         return {"skipped": True}
-    job, segment = taken
+    job, _ = taken
     started = time.perf_counter()
-    source = SourceMedia.of(job)
     try:
-        result = pipeline.analyse_segment(
-            store.local_path(segment_key(job_id, index)), segment.pts, source.time_base, source.fps,
-            _pipeline_config(job.options), job_matching(job.options).gallery, source.pts_offset, source.timed)
+        result = pipeline.analyse_segment(store.local_path(segment_key(job_id, index)), segment,
+                                          _pipeline_config(job.options), job_matching(job.options).gallery)
         put_json(analysis_key(job_id, index), _without_names(result))
     except media.MediaError as exc:
         records.set_segment(job_id, index, status="failed", error=str(exc))

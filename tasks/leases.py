@@ -35,6 +35,7 @@ from celery import bootsteps
 from celery.signals import task_received
 from celery.worker import state
 
+from core.segment_job import SegmentJob
 from services import runtime
 from tasks.app import app
 
@@ -223,10 +224,13 @@ def reclaim_expired() -> list[str]:
 
 
 def _requeue_segment(job_id: str, index: int) -> None:
-    job = runtime.records().requeue_segment(job_id, index)
+    records = runtime.records()
+    job = records.requeue_segment(job_id, index)
     if job is not None:
         client().set(_REQUEUED.format(job_id), 1, ex=_REQUEUED_KEPT_S)
-        app.send_task("vidfarm.segment", (job_id, index), queue=job.options.get("queue", "cpu"))
+        segment = SegmentJob.of(job, records.get_segment(job_id, index))
+        app.send_task("vidfarm.segment", (segment.to_message(),),
+                      queue=job.options.get("queue", "cpu"))
 
 
 # A job with a segment queued again has a chord that waits for the dead worker's task, which

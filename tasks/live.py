@@ -24,11 +24,13 @@ from redis.exceptions import RedisError
 from core import live_costs
 from core.camera_leases import is_stale
 from core.cameras import CameraRegistry
+from core.segment_job import SegmentJob, SourceMedia
 from services import runtime
 from tasks.app import app
 from tasks.gallery import job_matching
 from tasks.jobs import _pipeline_config, put_json
 from workers import pipeline
+from workers.live.segmenter import LiveSegment
 from workers.live.timeline import TIMELINE
 
 
@@ -55,6 +57,13 @@ def watch_options(watch_id: str) -> dict:
     return json.loads(runtime.store().local_path(options_key(watch_id)).read_text())
 
 
+def live_media(segment: LiveSegment) -> SourceMedia:
+    """A camera's segment as a recording: times in ``TIMELINE`` ticks, which the segmenter
+    writes as the file's own (no offset) and as the times the frames are shown."""
+    return SourceMedia(TIMELINE, segment.fps, segment.pts[0], segment.width, segment.height, has_audio=False,
+                       pts_offset=0, timed=True)
+
+
 @lru_cache(maxsize=2)
 def _registry(redis_url: str) -> CameraRegistry:
     return CameraRegistry.from_url(redis_url)
@@ -66,17 +75,19 @@ def camera_registry() -> CameraRegistry:
 
 
 @app.task(name="vidfarm.live_segment")
-def live_segment(watch_id: str, index: int, segment: dict) -> dict:
-    """segment: ``{pts, fps[, fence]}`` (pts: its frames' times, ``TIMELINE`` ticks; fence:
-    ``[camera id, fencing token]`` of the ingester that sent it)."""
-    fence = segment.get("fence")
-    if fence and is_stale(camera_registry().redis, *fence):
-        return {"fenced": f"camera {fence[0]}: fencing token {fence[1]} is stale (a newer owner holds it, or it was deleted)"}
+def live_segment(*message) -> dict:
+    """message: one ``SegmentJob.to_message()``, its owner the watch, its ``fence`` the
+    ``(camera id, fencing token)`` of the ingester that sent it (anything else is refused,
+    saying why)."""
+    segment = SegmentJob.from_message("vidfarm.live_segment", message)
+    watch_id, index = segment.owner, segment.index
+    if segment.fence and is_stale(camera_registry().redis, *segment.fence):
+        camera, token = segment.fence
+        return {"fenced": f"camera {camera}: fencing token {token} is stale (a newer owner holds it, or it was deleted)"}
     options = watch_options(watch_id)
     started = time.monotonic()
     result = pipeline.analyse_segment(runtime.store().local_path(piece_key(watch_id, index, "segment")),
-                                      segment["pts"], TIMELINE, segment["fps"], _pipeline_config(options),
-                                      job_matching(options).gallery)
+                                      segment, _pipeline_config(options), job_matching(options).gallery)
     put_json(piece_key(watch_id, index, "analysis"), {
         "frames": result.frames, "tracks": result.tracks, "thumbnails": result.thumbnails,
         "stages": result.stages, "repaired_frames": result.repaired_frames, "damage": result.damage})

@@ -32,11 +32,12 @@ from typing import Callable
 from sqlalchemy.exc import SQLAlchemyError
 
 from core.cameras import percentile, redacted
+from core.segment_job import SegmentJob
 from services import runtime
 from tasks.app import app
 from tasks.gallery import job_matching
 from tasks.jobs import render_config, result_options
-from tasks.live import PIECES, live_key, options_key, piece_key
+from tasks.live import PIECES, live_key, live_media, options_key, piece_key
 from workers import media
 from workers.live.browser import BrowserSource, Offers
 from workers.live.segmenter import LiveSegment, RollingSegmenter
@@ -195,10 +196,9 @@ class LiveWatch:
         """Called by the camera thread with each finished segment."""
         self.camera.give_up_after = None
         runtime.store().move_file(piece_key(self.watch_id, segment.index, "segment"), segment.path)
-        about = {"pts": segment.pts, "fps": segment.fps}
-        if self.fence is not None:
-            about["fence"] = list(self.fence)
-        result = app.send_task("vidfarm.live_segment", (self.watch_id, segment.index, about), queue=LIVE_QUEUE)
+        job = SegmentJob(self.watch_id, segment.index, tuple(segment.pts), live_media(segment),
+                         fence=None if self.fence is None else tuple(self.fence))
+        result = app.send_task("vidfarm.live_segment", (job.to_message(),), queue=LIVE_QUEUE)
         self.sent.append(_Sent(segment, result, time.monotonic()))
 
     def _collect(self, wait: bool) -> None:

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from core.alerts import raise_new
 from core.appearances import Appearances, TrackAppearance, replace_rows
-from core.models import SourceMedia
+from core.segment_job import SourceMedia
 from core.storage import segment_key
 from services import runtime
 from workers import thumbnails

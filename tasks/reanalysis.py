@@ -48,7 +48,7 @@ def reidentify_stale() -> dict:
 def reanalyse_window(since: str, until: str) -> dict:
     """Re-analyse the recordings submitted between two ISO times."""
     window = [aware(datetime.fromisoformat(t)) for t in (since, until)]
-    started = [job_id for job_id in runtime.records().done_jobs_created_between(*window) if reanalyse(job_id)]
+    started = [job_id for job_id in runtime.records().done_jobs_created_between(*window) if reanalyse(runtime.farm(), job_id)]
     return {"reanalysing": started}
 
 

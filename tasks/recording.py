@@ -156,7 +156,7 @@ def expire_recordings(retention_days: float | None = None, orphan_after_s: float
     deleted, busy = [], []
     for job_id in runtime.records().recordings_before(cutoff):
         try:
-            if delete_job(job_id):
+            if delete_job(runtime.farm(), job_id):
                 deleted.append(job_id)
         except JobBusy:
             busy.append(job_id)

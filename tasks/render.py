@@ -20,7 +20,7 @@ from pathlib import Path
 
 from celery import chord
 
-from core.models import SourceMedia
+from core.segment_job import SourceMedia
 from core.storage import job_key, output_key, segment_key, version_key
 from services import runtime
 from tasks.app import app

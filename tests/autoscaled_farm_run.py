@@ -26,7 +26,7 @@ def main(clip: str, data_dir: str) -> int:
         get_settings.cache_clear()
         runtime.reset()
         farm.wait_ready(app)
-        view = wait_for_job(submit_file(Path(clip), name="autoscaled.mp4"))
+        view = wait_for_job(submit_file(runtime.farm(), Path(clip), name="autoscaled.mp4"))
         autoscaler_pid = next(p.popen.pid for p in farm.processes if p.name == "autoscaler")
         processes = list(farm.processes)
     print(json.dumps({"status": view["status"], "error": view["error"], "autoscaler_pid": autoscaler_pid,

@@ -20,7 +20,7 @@ from workers.analytics.mask_synth import draw_mask
 from workers.analytics.mask_train import LogisticModel, fit_logistic
 from workers.analytics.motion import MotionMap, blob_boxes, head_square, region_picture
 from workers.analytics.picture import Picture
-from workers.analytics.quality import QualityGate, pitch_position, sharpness
+from workers.analytics.quality import QualityGate, geometry_ok, pitch_position, sharpness
 from workers.analytics.recognizer import FaceEmbedder, FaceRecognizer, RecognizerConfig
 from workers.analytics.second_look import SecondLook, SecondLookConfig
 from workers.analytics.tracks import SegmentState
@@ -156,7 +156,7 @@ def test_quality_measures_tell_blur_and_pitch(yao):
     assert 0.3 < pitch_position(points) < 0.7
     looking_down = points.copy()
     looking_down[2, 1] = points[0, 1] + 0.05 * (points[3, 1] - points[0, 1])   # nose up at the eye line
-    assert not QualityGate().geometry_ok(box, 0.9, looking_down)
+    assert not geometry_ok(QualityGate(), box, 0.9, looking_down)
 
 
 def _profile(points: np.ndarray) -> np.ndarray:

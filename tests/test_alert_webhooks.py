@@ -102,10 +102,10 @@ def test_each_alert_is_posted_signed_once_to_every_url_retried_and_recorded(webh
     from services.submit import submit_file
     from tests.test_analytics import yao_in_players
 
-    gallery.enroll("hook-yao", [("yao.jpg", cv2.imencode(".jpg", yao_in_players())[1].tobytes())],
+    gallery.enroll(runtime.farm(), "hook-yao", [("yao.jpg", cv2.imencode(".jpg", yao_in_players())[1].tobytes())],
                    largest_face=True)
-    gallery.set_watchlist("hook-yao", True)
-    job_id = submit_file(face_clip.path, name="lobby.mp4")
+    gallery.set_watchlist(runtime.farm(), "hook-yao", True)
+    job_id = submit_file(runtime.farm(), face_clip.path, name="lobby.mp4")
     view = wait_for_job(job_id)
     assert view["status"] == "done" and view["error"] is None
 

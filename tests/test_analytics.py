@@ -160,7 +160,7 @@ def test_a_segments_faces_and_track_records_agree_from_the_first_frame(tmp_path)
     clip = make_clip(tmp_path / "face.mp4", seconds=1, fps=30, face_windows=[(0, 1)], audio=False, gop=30)
     info = media.probe(clip.path)
     config = pipeline.PipelineConfig(analyzers=("detect", "track"), threads=1, analyzer_configs=json.dumps({}))
-    result = pipeline.analyse_segment(clip.path, [p.pts for p in info.packets], info.tb, info.fps, config)
+    result = pipeline.analyse_segment(clip.path, pipeline.whole_file(info), config)
     (track,) = result.tracks
     faces = [face for frame in result.frames for face in frame]
     assert len(faces) == clip.frames and {face["track"] for face in faces} == {track["track"]}

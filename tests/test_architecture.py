@@ -129,3 +129,86 @@ def test_web_and_cli_reach_tasks_only_through_the_producer_side():
                      if module.split(".")[0] in ("web", "cli") and target.split(".")[0] == "tasks"
                      and target not in PRODUCER_SIDE and (module, target) not in CAMERA_COMMANDS)
     assert reached == []
+
+
+# The analysis tasks take one typed message (core.segment_job.SegmentJob), never the job's
+# media unpacked into positional arguments.
+ANALYSIS_TASKS = {"vidfarm.segment", "vidfarm.live_segment"}
+
+
+def _analysis_sends(path) -> list[tuple[int, bool]]:
+    """(line, sends one ``.to_message()``) of every send_task/signature naming an analysis task."""
+    import ast
+
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and node.func.attr in ("send_task", "signature", "send", "call") and node.args
+                and isinstance(node.args[0], ast.Constant) and node.args[0].value in ANALYSIS_TASKS):
+            args = node.args[1] if len(node.args) > 1 else next((k.value for k in node.keywords if k.arg == "args"), None)
+            one_message = (isinstance(args, ast.Tuple) and len(args.elts) == 1 and isinstance(args.elts[0], ast.Call)
+                           and getattr(args.elts[0].func, "attr", None) == "to_message")
+            found.append((node.lineno, one_message))
+    return found
+
+
+def test_analysis_tasks_are_sent_one_segment_job_message():
+    from tests.import_graph import modules
+
+    sends = {name: lines for name, path in modules().items() if (lines := _analysis_sends(path))}
+    assert {"tasks.client", "tasks.leases", "tasks.live_watch"} <= set(sends)      # the check sees them
+    assert {name: [line for line, ok in lines if not ok] for name, lines in sends.items()
+            if not all(ok for _, ok in lines)} == {}
+
+
+def test_the_analysis_tasks_read_their_message_through_segment_job():
+    import inspect
+
+    from tasks.jobs import process_segment
+    from tasks.live import live_segment
+
+    for task in (process_segment, live_segment):
+        source = inspect.getsource(task.run)
+        assert "SegmentJob.from_message(" in source, task.name
+
+
+# The use cases take their farm (settings, records, store, queue) as an argument: only the
+# per-process holder (services.runtime) and the Farm's own constructor reach for them.
+FARM_BUILDERS = {"services.runtime", "services.farm"}
+# Entry points of the web process: the factory builds the app's farm, wsgi configures the process.
+WEB_ENTRY_POINTS = {"web", "web.wsgi"}
+
+
+def test_the_use_cases_take_their_dependencies_as_arguments():
+    from tests.import_graph import graph
+
+    reaching = sorted((module, target) for module, targets in graph().items() for target in targets
+                      if module.split(".")[0] == "services" and module not in FARM_BUILDERS
+                      and target in ("services.runtime", "tasks.client", "tasks"))
+    assert reaching == []
+
+
+def test_web_routes_use_the_app_s_farm_not_the_process_s():
+    from tests.import_graph import graph
+
+    reaching = sorted(module for module, targets in graph().items()
+                      if module.split(".")[0] == "web" and module not in WEB_ENTRY_POINTS and "services.runtime" in targets)
+    assert reaching == []
+
+
+def test_every_use_case_takes_the_farm_or_the_settings_first():
+    import inspect
+
+    from services import erasure, gallery, jobs, people, submit
+    from services.farm import Farm
+
+    taking_nothing = {"check_name", "display_name", "reader_environment", "registered_analyzers", "report_of",
+                      "gallery_option", "job_views", "job_view"}    # pure, or given their records
+    for module in (erasure, gallery, jobs, people, submit):
+        for name, function in inspect.getmembers(module, inspect.isfunction):
+            if function.__module__ != module.__name__ or name.startswith("_") or name in taking_nothing:
+                continue
+            first = next(iter(inspect.signature(function).parameters.values()))
+            assert (first.name, first.annotation) in (("farm", "Farm"), ("settings", "Settings")), \
+                f"{module.__name__}.{name}{inspect.signature(function)}"
+    assert Farm.__dataclass_fields__.keys() == {"settings", "records", "store", "queue"}

@@ -86,8 +86,16 @@ def test_live_costs_are_read_once_and_in_order(client):
 
 
 def test_a_live_message_carries_its_frames():
-    assert live_frames(["watch", 3, {"pts": [0, 1, 2], "fps": 15.0}]) == 3
-    assert live_frames(["watch", 3]) is None and live_frames(["watch", 3, {"fps": 15}]) is None
+    from fractions import Fraction
+
+    from core.segment_job import SegmentJob, SourceMedia
+
+    def message(frames: int) -> list:
+        media = SourceMedia(Fraction(1, 90000), 15.0, 0, 64, 48, False, timed=True)
+        return [SegmentJob("watch", 3, tuple(range(frames)), media).to_message()]
+
+    assert live_frames(message(3)) == 3
+    # the old (watch_id, index, {pts, fps}) arguments, or none: not a count
+    assert live_frames(["watch", 3, {"pts": [0, 1, 2], "fps": 15.0}]) is None and live_frames(["watch", 3]) is None
     work = LiveWork(client=None)
-    assert work.frames([("vidfarm.live_segment", ["w", 0, {"pts": [0] * 30}]), ("vidfarm.segment", ["job", 1])]) \
-        == [30, None]
+    assert work.frames([("vidfarm.live_segment", message(30)), ("vidfarm.segment", ["job", 1])]) == [30, None]

@@ -70,9 +70,17 @@ def test_waiting_counts_every_priority_sub_queue(observer):
     assert not load["cpu"].inspected            # no worker exists to answer
 
 
-def test_the_observer_reads_each_segment_task_s_frames_and_the_finished_costs_from_the_records(redis_url, tmp_path):
+def test_the_observer_reads_each_segment_task_s_frames_from_its_message_and_the_finished_costs_from_the_records(redis_url, tmp_path):
+    from fractions import Fraction
+
     from autoscaler.work import RecordsWork
     from core.records import Records
+    from core.segment_job import SegmentJob, SourceMedia
+
+    def segment(job_id: str, index: int) -> tuple:
+        """The message of a queued segment task: its frames, one time stamp each."""
+        media = SourceMedia(Fraction(1, 30), 30.0, 0, 64, 48, False, timed=True)
+        return (SegmentJob(job_id, index, tuple(range(90 + index)), media).to_message(),)
 
     records = Records(f"sqlite:///{tmp_path / 'vidfarm.db'}")
     records.create_schema()
@@ -89,12 +97,12 @@ def test_the_observer_reads_each_segment_task_s_frames_and_the_finished_costs_fr
     try:
         clock[0] = time.time()
         for index in (1, 2):
-            app.send_task("vidfarm.segment", (job, index), queue="cpu")
+            app.send_task("vidfarm.segment", segment(job, index), queue="cpu")
         app.send_task("test.sleep_then_record", ("not-a-segment", 0), queue="cpu")
         first = observer.observe(["cpu"])["cpu"]
         assert first.queued == ((0.0, 91), (0.0, 92), (0.0, None))   # in the order workers take them
         assert first.finished == ((90, 9.0),) and first.arrived == ()  # the first poll cannot tell arrivals
-        app.send_task("vidfarm.segment", (job, 3), queue="cpu", priority=9)
+        app.send_task("vidfarm.segment", segment(job, 3), queue="cpu", priority=9)
         clock[0] += 5
         second = observer.observe(["cpu"])["cpu"]
         assert [age for age, _ in second.queued] == [5.0, 5.0, 5.0, 0.0]

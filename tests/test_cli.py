@@ -104,6 +104,21 @@ def test_a_bad_setting_is_one_clear_line_for_every_command(capsys, monkeypatch, 
     assert not any(tmp_path.iterdir())   # refused before anything was made
 
 
+def test_a_bad_analyzer_config_is_a_bad_setting_before_anything_starts(capsys, monkeypatch, tmp_path):
+    # Checked as the settings load (core.analyzer_configs), not by a worker or a segment.
+    monkeypatch.setenv("VIDFARM_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("VIDFARM_ANALYZER_CONFIG__THERMAL__PERCENTILE", "10")
+    get_settings.cache_clear()
+    try:
+        code = main(["process", "x.mp4", "--out", "out"])
+    finally:
+        get_settings.cache_clear()
+    assert code == 2
+    assert capsys.readouterr().err == ("vidfarm: error: bad setting analyzer_config.thermal.percentile: "
+                                       "Input should be greater than or equal to 50\n")
+    assert not any(tmp_path.iterdir())
+
+
 def test_every_bad_setting_is_named_on_the_one_line(tmp_path):
     run = subprocess.run(VIDFARM + ["process", str(tmp_path / "x.mp4"), "--out", str(tmp_path / "out")],
                          env=child_env(VIDFARM_DATA_DIR=str(tmp_path), VIDFARM_MIN_SEGMENTS="0",

@@ -20,7 +20,7 @@ from workers.results import damaged_ranges
 @pytest.mark.parametrize("case", DAMAGED, ids=[c.name for c in DAMAGED])
 def test_a_damaged_recording_is_salvaged(farm, tmp_path, case):
     path, clip = case.make(tmp_path)
-    view = wait_for_job(submit_file(path, name=path.name))
+    view = wait_for_job(submit_file(runtime.farm(), path, name=path.name))
     assert view["status"] == "done", view["error"]
     results = json.loads(runtime.store().local_path(output_key(view["id"], "results.json")).read_text())
 
@@ -44,7 +44,7 @@ def test_a_damaged_recording_is_salvaged(farm, tmp_path, case):
 
 
 def test_an_intact_recording_reports_no_damage(farm, face_clip):
-    view = wait_for_job(submit_file(face_clip.path, name="intact.mp4"))
+    view = wait_for_job(submit_file(runtime.farm(), face_clip.path, name="intact.mp4"))
     results = json.loads(runtime.store().local_path(output_key(view["id"], "results.json")).read_text())
     assert view["status"] == "done" and view["warning"] is None
     assert results["damaged"] == []

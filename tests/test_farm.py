@@ -8,6 +8,7 @@ import json
 import av
 import pytest
 
+from core.segment_job import MessageShapeError, SegmentJob
 from core.storage import analysis_key, output_key
 from services import runtime
 from services.submit import submit_file
@@ -29,7 +30,7 @@ def box_overlap(face_box, photo_box) -> float:
 
 
 def test_recording_through_the_farm_is_frame_exact(farm, face_clip):
-    job_id = submit_file(face_clip.path, name="faces.mp4")
+    job_id = submit_file(runtime.farm(), face_clip.path, name="faces.mp4")
     view = wait_for_job(job_id)
     assert view["status"] == "done", view["error"]
     assert view["chunks_total"] == view["chunks_done"] >= 2
@@ -67,14 +68,14 @@ def test_a_b_frame_recording_has_faces_in_exactly_their_frames(farm, tmp_path):
     """B-frames: decode order differs from presentation order and MP4 timestamps decode from
     before 0. Segments cut inside the first GOP must still analyse their own frames."""
     clip = make_clip(tmp_path / "bframes.mp4", seconds=6, fps=15, gop=20, bframes=3, face_windows=[(1.2, 3.5)])
-    view = wait_for_job(submit_file(clip.path, name="bframes.mp4"))
+    view = wait_for_job(submit_file(runtime.farm(), clip.path, name="bframes.mp4"))
     assert view["status"] == "done", view["error"]
     frames = json.loads(output(view["id"], "results.json").read_text())["frames"]
     assert [bool(f["faces"]) for f in frames] == [box is not None for box in clip.photo_boxes]
 
 
 def test_segment_task_is_idempotent(farm, face_clip):
-    job_id = submit_file(face_clip.path, name="again.mp4")
+    job_id = submit_file(runtime.farm(), face_clip.path, name="again.mp4")
     assert wait_for_job(job_id)["status"] == "done"
     store = runtime.store()
 
@@ -82,11 +83,18 @@ def test_segment_task_is_idempotent(farm, face_clip):
         return hashlib.sha256(store.local_path(key).read_bytes()).hexdigest()
 
     before = (digest(analysis_key(job_id, 1)), json.loads(store.local_path(analysis_key(job_id, 1)).read_text()))
-    process_segment.apply(args=(job_id, 1)).get()   # already done: a redelivery is a no-op
+    records = runtime.records()
+    message = SegmentJob.of(records.get_job(job_id), records.get_segment(job_id, 1)).to_message()
+    process_segment.apply(args=(message,)).get()   # already done: a redelivery is a no-op
     assert digest(analysis_key(job_id, 1)) == before[0]
     runtime.records().set_job(job_id, status="processing")  # force a genuine re-run (as a re-analysis does)
     runtime.records().set_segment(job_id, 1, status="queued")
-    process_segment.apply(args=(job_id, 1)).get()
+    # A message of another shape (the old (job_id, index) arguments) is refused before anything
+    # is touched, saying so: the segment stays queued for a message this worker reads.
+    with pytest.raises(MessageShapeError, match=r"^vidfarm.segment was sent 2 argument\(s\) .*vidfarm.segment_job/1"):
+        process_segment.apply(args=(job_id, 1)).get()
+    assert runtime.records().get_segment(job_id, 1).status == "queued"
+    process_segment.apply(args=(message,)).get()
     after = json.loads(store.local_path(analysis_key(job_id, 1)).read_text())
     assert after["frames"] == before[1]["frames"] and after["tracks"] == before[1]["tracks"]
     assert runtime.records().get_segment(job_id, 1).status == "done"
@@ -97,19 +105,19 @@ def test_segment_task_is_idempotent(farm, face_clip):
 def test_bad_input_fails_its_job_and_the_farm_carries_on(farm, tmp_path, case):
     good = make_clip(tmp_path / "good.mp4", seconds=2, fps=15, gop=15, face_windows=[])
     path, expected = bad_inputs(tmp_path, good.path)[case]
-    bad_id = submit_file(path, name=path.name)
+    bad_id = submit_file(runtime.farm(), path, name=path.name)
     view = wait_for_job(bad_id)
     assert view["status"] == "failed"
     assert expected in view["error"] and "\n" not in view["error"]
     assert not farm.dead_processes()
-    good_id = submit_file(good.path, name="good.mp4")
+    good_id = submit_file(runtime.farm(), good.path, name="good.mp4")
     assert wait_for_job(good_id)["status"] == "done"
 
 
 def test_real_footage_keeps_frames_timestamps_and_audio(farm, media_dir):
     """The hamilton clip: real H.264 with B-frames, 29.97 fps, AAC audio."""
     src = media_dir / "videos" / "short_hamilton_clip.mp4"
-    job_id = submit_file(src, name=src.name)
+    job_id = submit_file(runtime.farm(), src, name=src.name)
     view = wait_for_job(job_id)
     assert view["status"] == "done", view["error"]
     video = output(job_id, "annotated.mp4")

@@ -28,7 +28,7 @@ def pool_children(pid: int) -> list[int]:
 
 def test_segment_survives_its_worker_being_killed(farm, tmp_path):
     clip = make_clip(tmp_path / "long.mp4", seconds=12, fps=15, gop=15)
-    job_id = submit_file(clip.path, name="long.mp4")
+    job_id = submit_file(runtime.farm(), clip.path, name="long.mp4")
     records = runtime.records()
     deadline = time.monotonic() + 120
     victim = None
@@ -61,8 +61,8 @@ def test_poison_segment_fails_its_job_after_retries_and_others_finish(tmp_path):
     """A segment that always fails: its job ends failed with the message; another job finishes."""
     with private_farm(tmp_path / "farm", VIDFARM_PLUGINS="tests.poison_plugin") as farm:
         clip = make_clip(tmp_path / "clip.mp4", seconds=3, fps=15, gop=15, face_windows=[])
-        poisoned = submit_file(clip.path, name="poisoned.mp4", options={"analyzers": ["detect", "poison"]})
-        healthy = submit_file(clip.path, name="healthy.mp4")
+        poisoned = submit_file(runtime.farm(), clip.path, name="poisoned.mp4", options={"analyzers": ["detect", "poison"]})
+        healthy = submit_file(runtime.farm(), clip.path, name="healthy.mp4")
         view = wait_for_job(poisoned, timeout=180)
         assert view["status"] == "failed"
         assert "poisoned frame" in view["error"] and "\n" not in view["error"]
@@ -79,7 +79,7 @@ def test_redis_restarted_in_the_middle_of_a_job(tmp_path, persistent):
 
     with private_farm(tmp_path / "farm", workers=1, appendonly=persistent, VIDFARM_STALL_AFTER_S="5") as farm:
         clip = make_clip(tmp_path / "clip.mp4", seconds=12, fps=15, gop=15, face_windows=[])
-        job_id = submit_file(clip.path, name="clip.mp4")
+        job_id = submit_file(runtime.farm(), clip.path, name="clip.mp4")
         deadline = time.monotonic() + 120
         while job_view(runtime.records(), job_id)["chunks_done"] < 1:
             assert time.monotonic() < deadline
@@ -126,7 +126,7 @@ def _done_with_beats_watchdog(job_id: str, deadline: float) -> dict:
 def test_stitch_crashing_once_is_retried(farm, tmp_path):
     """The process running the stitch dies; the stitch is redelivered and the job completes."""
     clip = make_clip(tmp_path / "long.mp4", seconds=24, fps=15, size=(640, 360), gop=15)
-    job_id = submit_file(clip.path, name="long.mp4", options={"analyzers": ["detect"]})
+    job_id = submit_file(runtime.farm(), clip.path, name="long.mp4", options={"analyzers": ["detect"]})
     deadline = time.monotonic() + 240
     killed = []
     while not killed and time.monotonic() < deadline:
@@ -153,7 +153,7 @@ def test_a_chord_failure_after_every_segment_did_its_work_still_stitches(farm, f
     store, say) means nothing is lost, and the stitch runs; otherwise the job fails."""
     from tasks.jobs import job_failed
 
-    job_id = submit_file(face_clip.path, name="faces.mp4", options={"analyzers": ["detect"]})
+    job_id = submit_file(runtime.farm(), face_clip.path, name="faces.mp4", options={"analyzers": ["detect"]})
     assert wait_for_job(job_id)["status"] == "done"
     version = job_view(runtime.records(), job_id)["results_version"]
     runtime.records().set_job(job_id, status="processing")

@@ -75,7 +75,7 @@ def test_a_finished_jobs_files_and_the_database_are_private(farm, face_clip, ope
     from services.submit import submit_file
     from tests.conftest import wait_for_job
 
-    job_id = submit_file(face_clip.path, name="modes.mp4")
+    job_id = submit_file(runtime.farm(), face_clip.path, name="modes.mp4")
     assert wait_for_job(job_id)["status"] == "done"
     files = [p for p in (runtime.settings().data_dir / "blobs" / "jobs" / job_id).rglob("*") if p.is_file()]
     assert any(p.name == "annotated.mp4" for p in files) and any(p.name == "results.json" for p in files)

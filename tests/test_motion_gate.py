@@ -26,7 +26,7 @@ def run(path, configs: dict, analyzers=ALL, gallery=None):
     config = pipeline.PipelineConfig(analyzers=analyzers, threads=1, analyzer_configs=json.dumps(configs, sort_keys=True))
     detector = pipeline.analyzer_chain(config.analyzers, config.analyzer_configs, config.plugins)[0]
     before = detector.model_runs
-    result = pipeline.analyse_segment(path, sorted(p.pts for p in info.packets), info.tb, info.fps, config, gallery)
+    result = pipeline.analyse_segment(path, pipeline.whole_file(info), config, gallery)
     return result, detector.model_runs - before, dict(detector.gate.looks) if detector.gate else None
 
 

@@ -29,12 +29,12 @@ def wait_for_version(job_id: str, version: int, timeout: float = 120) -> None:
 
 
 def test_gallery_change_reidentifies_stored_recordings(farm, face_clip):
-    job_id = submit_file(face_clip.path, name="faces.mp4")
+    job_id = submit_file(runtime.farm(), face_clip.path, name="faces.mp4")
     assert wait_for_job(job_id)["status"] == "done"
     first = results(job_id)
     assert first["version"] == 1 and {t["identity"] for t in first["tracks"]} == {None}
 
-    gallery.enroll("Yao Ming", [("yao.jpg", jpeg(yao_in_players()))], largest_face=True)
+    gallery.enroll(runtime.farm(), "Yao Ming", [("yao.jpg", jpeg(yao_in_players()))], largest_face=True)
     try:
         assert reidentify_stale.apply().get()["queued"] >= 1
         wait_for_version(job_id, 2)
@@ -59,11 +59,11 @@ def test_gallery_change_reidentifies_stored_recordings(farm, face_clip):
         wait_for_version(job_id, 3)
         assert [a["kind"] for a in results(job_id)["alerts"]] == ["watchlist", "watchlist"]
     finally:
-        gallery.delete_identity("Yao Ming")
+        gallery.delete_identity(runtime.farm(), "Yao Ming")
 
 
 def test_reanalysis_of_a_window_reruns_segments_and_keeps_versions(farm, face_clip):
-    job_id = submit_file(face_clip.path, name="faces.mp4")
+    job_id = submit_file(runtime.farm(), face_clip.path, name="faces.mp4")
     assert wait_for_job(job_id)["status"] == "done"
     before = results(job_id)
     now = datetime.now(timezone.utc)

@@ -84,7 +84,7 @@ def test_recordings_are_re_identified_like_uploads(recordings):
     from tests.test_analytics import yao_in_players
 
     job_id = recordings["jobs"][0]
-    gallery.enroll("Recorded Yao", [("yao.jpg", cv2.imencode(".jpg", yao_in_players())[1].tobytes())],
+    gallery.enroll(runtime.farm(), "Recorded Yao", [("yao.jpg", cv2.imencode(".jpg", yao_in_players())[1].tobytes())],
                    largest_face=True)
     try:
         assert reidentify_job(job_id)["version"] == 2
@@ -97,7 +97,7 @@ def test_recordings_are_re_identified_like_uploads(recordings):
         found = [a for a in Appearances(runtime.records()).of_identity("Recorded Yao", 100) if a["job"] == job_id]
         assert found and found[0]["recorded_at"] == aware(runtime.records().get_job(job_id).recorded_at).isoformat()
     finally:
-        gallery.delete_identity("Recorded Yao")
+        gallery.delete_identity(runtime.farm(), "Recorded Yao")
 
 
 def test_a_recording_nobody_handed_over_is_adopted_by_the_sweep(farm, tmp_path, monkeypatch):

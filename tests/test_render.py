@@ -52,7 +52,7 @@ def assert_video_shows_results(job_id: str, source: list, results: dict) -> int:
 
 
 def test_the_video_shows_the_results_labels_at_track_starts_and_segment_borders(farm, two_visits):
-    job_id = submit_file(two_visits.path, name="two-visits.mp4")
+    job_id = submit_file(runtime.farm(), two_visits.path, name="two-visits.mp4")
     view = wait_for_job(job_id)
     assert view["status"] == "done", view["error"]
     assert view["video_version"] == view["results_version"] == 1
@@ -66,14 +66,14 @@ def test_the_video_shows_the_results_labels_at_track_starts_and_segment_borders(
 
 
 def test_a_rename_redraws_the_segments_that_show_the_name_and_only_those(farm, two_visits):
-    gallery.enroll("Yao Ming", [("yao.jpg", jpeg(yao_in_players()))], largest_face=True)
+    gallery.enroll(runtime.farm(), "Yao Ming", [("yao.jpg", jpeg(yao_in_players()))], largest_face=True)
     try:
-        job_id = submit_file(two_visits.path, name="two-visits.mp4")
+        job_id = submit_file(runtime.farm(), two_visits.path, name="two-visits.mp4")
         assert wait_for_job(job_id)["status"] == "done"
         first = runtime.records().video(job_id)
         assert {t["identity"] for t in results_of(job_id)["tracks"]} == {"Yao Ming"}
 
-        gallery.rename_identity("Yao Ming", "Ming Yao")
+        gallery.rename_identity(runtime.farm(), "Yao Ming", "Ming Yao")
         reidentify_stale.apply()
         wait_for_version(job_id, 2)     # the re-identification publishes version 2,
         view = wait_for_job(job_id)     # then the video follows it
@@ -91,7 +91,7 @@ def test_a_rename_redraws_the_segments_that_show_the_name_and_only_those(farm, t
         kept = runtime.store().list_keys(f"jobs/{job_id}/annotated")
         assert kept == sorted(drawn_key(job_id, i, key) for i, key in enumerate(second.segments))
     finally:
-        gallery.delete_identity("Ming Yao")
+        gallery.delete_identity(runtime.farm(), "Ming Yao")
 
 
 def test_the_watchdog_draws_again_a_video_whose_drawing_was_lost(farm, face_clip, monkeypatch):
@@ -100,7 +100,7 @@ def test_the_watchdog_draws_again_a_video_whose_drawing_was_lost(farm, face_clip
     from tasks import render
     from tasks.jobs import republish
 
-    job_id = submit_file(face_clip.path, name="faces.mp4")
+    job_id = submit_file(runtime.farm(), face_clip.path, name="faces.mp4")
     assert wait_for_job(job_id)["video_version"] == 1
     monkeypatch.setattr(render, "queue_render", lambda *args, **kwargs: [])     # its tasks are lost
     assert republish(job_id, lambda latest: latest, runtime.records().get_job(job_id).gallery_fingerprint) == 2

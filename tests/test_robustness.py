@@ -17,7 +17,7 @@ from tests.crafted import CASES
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_crafted_input(farm, tmp_path, case):
     path = case.make(tmp_path)
-    view = wait_for_job(submit_file(path, name=path.name))
+    view = wait_for_job(submit_file(runtime.farm(), path, name=path.name))
     assert view["status"] == case.outcome, view["error"]
     if case.outcome == "failed":
         assert case.reason in view["error"] and "\n" not in view["error"]
@@ -31,7 +31,7 @@ def test_crafted_input(farm, tmp_path, case):
 
 def test_file_names_are_labels_never_paths(farm, face_clip):
     for name in ("../../etc/passwd", "caf\udce9.mp4", "a/b\\c:d*?.mp4", "x" * 1000):
-        job_id = submit_file(face_clip.path, name=name)
+        job_id = submit_file(runtime.farm(), face_clip.path, name=name)
         job = runtime.records().get_job(job_id)
         assert job.source_key == f"jobs/{job_id}/source"
         assert wait_for_job(job_id)["status"] == "done"

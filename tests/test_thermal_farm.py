@@ -19,7 +19,7 @@ def test_thermal_recording_reads_temperatures_and_flags_fever(farm, media_dir, t
     clip = make_thermal_clip(tmp_path / "thermal.mkv", media_dir / "thermal" / "fluke_pairs" / "IR_00121.csv",
                              fever_offset_c=2.5 if fever else 0.0)
     # the .thermal.json sidecar travels along, as the CLI sends it
-    job_id = submit_file(clip.path, name="thermal.mkv", options=sidecar_options(clip.path))
+    job_id = submit_file(runtime.farm(), clip.path, name="thermal.mkv", options=sidecar_options(clip.path))
     view = wait_for_job(job_id)
     assert view["status"] == "done", view["error"]
     results = json.loads(runtime.store().local_path(output_key(job_id, "results.json")).read_text())

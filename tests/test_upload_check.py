@@ -5,17 +5,18 @@ from __future__ import annotations
 
 import pytest
 
+from services import runtime
 from services.submit import MediaError, check_recording
 from tests.clipmaker import make_clip
 
 
 def test_a_good_recording_passes_and_junk_gets_the_readers_reason(tmp_path, monkeypatch):
     monkeypatch.setenv("VIDFARM_DATA_DIR", str(tmp_path / "data"))
-    check_recording(make_clip(tmp_path / "ok.mp4", seconds=1, fps=10).path)
+    check_recording(runtime.settings(), make_clip(tmp_path / "ok.mp4", seconds=1, fps=10).path)
     junk = tmp_path / "notes.mp4"
     junk.write_text("just some text, not a video\n" * 50)
     with pytest.raises(MediaError, match="^not a readable video file"):
-        check_recording(junk)
+        check_recording(runtime.settings(), junk)
 
 
 def test_a_reader_that_dies_is_a_refusal(tmp_path, monkeypatch):
@@ -25,7 +26,7 @@ def test_a_reader_that_dies_is_a_refusal(tmp_path, monkeypatch):
     # A child that exits without a verdict, as one killed by a demuxer's crash would.
     monkeypatch.setattr(services.submit.sys, "executable", "/bin/false")
     with pytest.raises(MediaError, match="crashed the video reader"):
-        check_recording(clip)
+        check_recording(runtime.settings(), clip)
 
 
 def test_the_reader_gets_none_of_the_web_process_secrets(monkeypatch):

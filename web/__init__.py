@@ -17,17 +17,23 @@ from core.results import openapi_components as results_components
 from core.settings import Settings
 from core.storage import BlobStoreUnavailable
 from services import runtime
+from services.farm import Farm
+from web import context
 from web.metrics import metrics
 from web.uploads import UploadRequest, human_bytes
 
 csrf = CSRFProtect()
 
 
-def create_app(settings: Settings | None = None) -> APIFlask:
+def create_app(settings: Settings | None = None, farm: Farm | None = None) -> APIFlask:
+    """``farm``: what the routes work with (``web.wsgi`` passes the one it checked at start);
+    None: opened from ``settings`` on first use (``web.context``)."""
     settings = settings or runtime.settings()   # the entry point (web.wsgi) configured them
     # No docs page: the UIs APIFlask offers load their scripts from CDNs, and these machines are offline.
     app = APIFlask(__name__, title="vidfarm API", version="1", spec_path="/api/v1/openapi.json", docs_path=None)
     app.request_class = UploadRequest
+    if farm is not None:
+        app.extensions[context.EXTENSION] = farm
     app.url_map.converters["int"] = DatabaseInt    # before any route is added
     app.config.update(
         VIDFARM_SETTINGS=settings,

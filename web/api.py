@@ -8,15 +8,16 @@ from __future__ import annotations
 
 from apiflask import APIBlueprint, abort
 from apiflask.schemas import FileSchema
-from flask import current_app, request, send_file, url_for
+from flask import request, send_file, url_for
 
 from core.storage import output_key
-from services import jobs, runtime
+from services import jobs
 from services.submit import JobBusy, analyzer_chain, delete_job
 from web.auth import token_auth
 from web.blobs import send_blob
 from web.schemas import (ERROR_SCHEMA, JobCreated, JobListQuery, JobOut, JobPage, ResultsQuery,
                          UploadIn)
+from web.context import farm
 from web.uploads import UploadRejected, accept_recording
 
 api = APIBlueprint("api", __name__, url_prefix="/api/v1", tag="jobs")
@@ -40,7 +41,7 @@ def found_or_404(found, message: str):
 
 
 def job_view_or_404(job_id: str) -> dict:
-    return found_or_404(jobs.job_view(runtime.records(), job_id), f"no job {job_id}")
+    return found_or_404(jobs.job_view(farm().records, job_id), f"no job {job_id}")
 
 
 @api.post("/jobs")
@@ -50,11 +51,11 @@ def job_view_or_404(job_id: str) -> dict:
 @api.doc(summary="Upload a recording", responses=error_responses(400, 403, 413, 415))
 def create_job(upload):
     try:
-        options = {"analyzers": analyzer_chain(upload["analyzers"])} if "analyzers" in upload else {}
+        options = {"analyzers": analyzer_chain(farm().settings, upload["analyzers"])} if "analyzers" in upload else {}
         job_id, name = accept_recording(request.files.get("file"), options)
     except UploadRejected as exc:
         abort(exc.status, exc.message)
-    status = jobs.job_view(runtime.records(), job_id)["status"]
+    status = jobs.job_view(farm().records, job_id)["status"]
     return {"id": job_id, "status": status, "name": name}, 201, {"Location": f"/api/v1/jobs/{job_id}"}
 
 
@@ -64,12 +65,7 @@ def create_job(upload):
 @api.output(JobPage)
 @api.doc(summary="List jobs, newest first")
 def list_jobs(query):
-    return job_page(query["page"], query.get("status"))
-
-
-def job_page(page: int, status: str | None) -> dict:
-    """One page of job views, newest first (shared with the UI's jobs list)."""
-    return jobs.job_page(page, current_app.config["VIDFARM_SETTINGS"].jobs_per_page, status)
+    return jobs.job_page(farm(), query["page"], query.get("status"))
 
 
 def next_page_link(endpoint: str, query: dict, more: bool, **values) -> dict:
@@ -86,7 +82,7 @@ def next_page_link(endpoint: str, query: dict, more: bool, **values) -> dict:
 @api.output(JobOut)
 @api.doc(summary="A job's status and progress")
 def get_job(job_id: str):
-    return jobs.with_alert_counts([job_view_or_404(job_id)])[0]
+    return jobs.with_alert_counts(farm(), [job_view_or_404(job_id)])[0]
 
 
 @api.delete("/jobs/<job_id>")
@@ -95,7 +91,7 @@ def get_job(job_id: str):
 @api.doc(summary="Delete a finished job and all its files", responses=error_responses(403, 409))
 def remove_job(job_id: str):
     try:
-        if not delete_job(job_id):
+        if not delete_job(farm(), job_id):
             abort(404, f"no job {job_id}")
     except JobBusy as exc:
         abort(409, str(exc))
@@ -111,7 +107,7 @@ def finished_output_key(job_id: str, name: str) -> str:
 
 
 def finished_output(job_id: str, name: str):
-    return runtime.store().local_path(finished_output_key(job_id, name))
+    return farm().store.local_path(finished_output_key(job_id, name))
 
 
 @api.get("/jobs/<job_id>/results")
@@ -130,9 +126,9 @@ def get_results(job_id: str, query: dict):
         return send_file(finished_output(job_id, "results.json"), mimetype="application/json", **saved)
     job_view_or_404(job_id)
     key = output_key(job_id, f"versions/results-{version}.json")
-    if not runtime.store().exists(key):
+    if not farm().store.exists(key):
         abort(404, f"job {job_id} has no results version {version}")
-    return send_file(runtime.store().local_path(key), mimetype="application/json", **saved)
+    return send_file(farm().store.local_path(key), mimetype="application/json", **saved)
 
 
 @api.get("/jobs/<job_id>/video")
@@ -144,7 +140,7 @@ def get_results(job_id: str, query: dict):
                     416: "Range not satisfiable", **error_responses(409)})
 def get_video(job_id: str):
     view = job_view_or_404(job_id)
-    if view["status"] == "done" and not runtime.store().exists(output_key(job_id, "annotated.mp4")):
+    if view["status"] == "done" and not farm().store.exists(output_key(job_id, "annotated.mp4")):
         # Done means the results are published; the video is drawn from them after.
         abort(409, f"the annotated video of job {job_id} is being drawn (results version "
                    f"{view['results_version']}); try again shortly",

@@ -5,9 +5,9 @@ from __future__ import annotations
 from apiflask import APIBlueprint
 
 from core.alerts import Alerts
-from services import runtime
 from web.api import next_page_link
 from web.auth import token_auth
+from web.context import farm
 from web.schemas import NEXT_PAGE_HEADER, AlertOut, AlertQuery
 
 alerts_api = APIBlueprint("alerts_api", __name__, url_prefix="/api/v1", tag="alerts")
@@ -16,7 +16,7 @@ alerts_api = APIBlueprint("alerts_api", __name__, url_prefix="/api/v1", tag="ale
 def alert_page(query: dict) -> tuple[list[dict], bool]:
     """A page of alerts (newest first; of one job with ``job``) and whether another follows."""
     per_page = query["per_page"]
-    rows = Alerts(runtime.records()).page(per_page + 1, (query["page"] - 1) * per_page, query.get("job"))
+    rows = Alerts(farm().records).page(per_page + 1, (query["page"] - 1) * per_page, query.get("job"))
     return rows[:per_page], len(rows) > per_page
 
 

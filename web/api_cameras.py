@@ -19,9 +19,9 @@ from flask import Response, current_app, request, send_file, stream_with_context
 from core.camera_offers import CameraOffers, OfferError
 from core.cameras import (MAX_URL, NAME_PATTERN, NAME_RULE, URL_PATTERN, URL_RULE, WATCHED_S, CameraError,
                           CameraRegistry, redacted, view_piece_key)
-from services import runtime
 from web.api import error_responses
 from web.auth import token_auth
+from web.context import farm
 from web.schemas import ERROR_SCHEMA
 
 cameras = APIBlueprint("cameras", __name__, url_prefix="/api/v1", tag="cameras")
@@ -227,7 +227,7 @@ def camera_view_piece(camera_id: str, watch: str, segment: int):
     if not WATCH_ID.match(watch) or (watch, segment) not in listed:
         abort(404, f"no piece {watch}/{segment} of camera {camera_id} (pieces are kept for a few seconds)")
     try:
-        path = runtime.store().local_path(view_piece_key(watch, segment))
+        path = farm().store.local_path(view_piece_key(watch, segment))
     except FileNotFoundError:   # listed a moment ago; a newer piece pushed it out since
         abort(404, f"piece {watch}/{segment} of camera {camera_id} is gone")
     return send_file(path, mimetype="video/mp4")

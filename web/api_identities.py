@@ -14,6 +14,7 @@ from services.gallery import NoWorkerAnswered
 from web import gallery_views as service
 from web.api import error_responses
 from web.auth import token_auth
+from web.context import farm
 from web.schemas import EnrolIn, EnrolOut, ErasureOut, IdentityOut, IdentityPatchIn
 from web.uploads import UploadRejected
 
@@ -38,7 +39,7 @@ def list_identities():
 def enrol(form):
     try:
         photos = service.read_photos(request.files.getlist("photos"))
-        result = services.gallery.enroll(form["name"], photos)
+        result = services.gallery.enroll(farm(), form["name"], photos)
     except UploadRejected as exc:
         abort(exc.status, exc.message)
     except NoWorkerAnswered as exc:
@@ -56,13 +57,13 @@ def enrol(form):
 @identities.doc(summary="Rename an identity, flag it for the watchlist, or both",
                 responses=error_responses(400, 403, 404))
 def change(name: str, body):
-    if services.gallery.find_identity(name) is None:
+    if services.gallery.find_identity(farm(), name) is None:
         abort(404, f"no identity named {name!r}")
     try:
-        name = services.gallery.change_identity(name, body.get("name"), body.get("watchlist"))
+        name = services.gallery.change_identity(farm(), name, body.get("name"), body.get("watchlist"))
     except GalleryError as exc:
         abort(400, str(exc))
-    return service.identity_view(services.gallery.find_identity(name))
+    return service.identity_view(services.gallery.find_identity(farm(), name))
 
 
 @identities.delete("/identities/<name>")
@@ -74,7 +75,7 @@ def change(name: str, body):
                             "analyses, videos). The answer is the erasure's report so far; follow "
                             "`Location` for the rest.", responses=error_responses(403, 404))
 def delete(name: str):
-    report = services.gallery.delete_identity(name)
+    report = services.gallery.delete_identity(farm(), name)
     if report is None:
         abort(404, f"no identity named {name!r}")
     return report, 202, {"Location": url_for("identities.erasure", erasure_id=report["id"])}
@@ -85,7 +86,7 @@ def delete(name: str):
 @identities.output(ErasureOut)
 @identities.doc(summary="What an erasure removed (status: queued, running or done)", responses=error_responses(403, 404))
 def erasure(erasure_id: str):
-    report = services.erasure.find(erasure_id)
+    report = services.erasure.find(farm(), erasure_id)
     if report is None:
         abort(404, f"no erasure {erasure_id}")
     return report

@@ -11,10 +11,10 @@ from core.appearances import Appearances
 from core.errors import GalleryError
 import services.gallery
 import services.people
-from services import runtime
 from web import people_views as service
 from web.api import error_responses, job_view_or_404, next_page_link
 from web.auth import token_auth
+from web.context import farm
 from web.schemas import NEXT_PAGE_HEADER, AppearanceOut, EnrolOut, PageQuery, PhotoOut, TrackEnrolIn
 
 people_api = APIBlueprint("people_api", __name__, url_prefix="/api/v1", tag="people")
@@ -39,7 +39,7 @@ def appearances(name: str, query: dict):
 @people_api.output(PhotoOut(many=True))
 @people_api.doc(summary="A person's enrolled photos (one embedding each)", responses=error_responses(404))
 def photos(name: str):
-    if services.gallery.find_identity(name) is None:
+    if services.gallery.find_identity(farm(), name) is None:
         abort(404, f"no identity named {name!r}")
     return service.photos(name)
 
@@ -50,7 +50,7 @@ def photos(name: str):
 @people_api.doc(summary="Remove one photo of a person (not their last one)", responses=error_responses(400, 403, 404))
 def remove_photo(name: str, photo_id: int):
     try:
-        if not services.people.remove_photo(name, photo_id):
+        if not services.people.remove_photo(farm(), name, photo_id):
             abort(404, f"{name!r} has no photo {photo_id}")
     except GalleryError as exc:
         abort(400, str(exc))
@@ -63,7 +63,7 @@ def remove_photo(name: str, photo_id: int):
                 responses={200: {"description": "JPEG", "content": {"image/jpeg": {"schema": {
                     "type": "string", "format": "binary"}}}}, **error_responses(404)})
 def track_thumbnail(job_id: str, track: int):
-    jpeg = Appearances(runtime.records()).thumbnail(job_id, track)
+    jpeg = Appearances(farm().records).thumbnail(job_id, track)
     if jpeg is None:
         abort(404, f"no face crop for track {track} of job {job_id}")
     return Response(jpeg, mimetype="image/jpeg")
@@ -79,7 +79,7 @@ def track_thumbnail(job_id: str, track: int):
 def enrol_track(job_id: str, track: int, body: dict):
     job_view_or_404(job_id)
     try:
-        result = services.people.enrol_track(job_id, track, body["name"])
+        result = services.people.enrol_track(farm(), job_id, track, body["name"])
     except GalleryError as exc:
         abort(400, str(exc))
     return {"name": result["name"], "embeddings": result["embeddings"], "crops": 1 if result["crop"] else 0,

@@ -22,7 +22,7 @@ from flask_limiter.util import get_remote_address
 from flask_login import LoginManager, current_user, login_user, logout_user
 
 from core.accounts import ROLES, Accounts, User
-from services import runtime
+from web.context import farm
 from web.forms import LoginForm
 
 PUBLIC_ENDPOINTS = frozenset({"auth.login", "healthz", "static"})
@@ -50,7 +50,7 @@ auth = Blueprint("auth", __name__)
 
 
 def accounts() -> Accounts:
-    return _accounts_of(runtime.records())
+    return _accounts_of(farm().records)
 
 
 @lru_cache(maxsize=4)

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from flask import Response, request, stream_with_context
 
-from services import runtime
+from web.context import farm
 
 
 def send_blob(key: str, mimetype: str) -> Response:
-    store = runtime.store()
+    store = farm().store
     size = store.size(key)          # FileNotFoundError when it is gone
     start, stop, status = 0, size, 200
     if request.range is not None:

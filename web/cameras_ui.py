@@ -17,9 +17,9 @@ from wtforms import StringField
 from wtforms.validators import DataRequired, Length
 
 from core.cameras import BROWSER_URL, MAX_URL, CameraError
-from services import runtime
 from web.api_cameras import camera_or_404, camera_registry, camera_status, exchange_offer
 from web.auth import require_role
+from web.context import farm
 from web.forms import EXPIRED, ConfirmForm, problems_line
 
 cameras_ui = Blueprint("cameras_ui", __name__)
@@ -120,7 +120,7 @@ def camera(camera_id: str):
     # The live view's player: MSE of the drawn pieces (the default), or WebRTC from the ingester.
     player = "webrtc" if request.args.get("player") == "webrtc" else "mse"
     return render_template("camera.html", camera=view, player=player, alerts=registry.recent(camera_id, "alert", ALERTS_SHOWN),
-                           recordings=runtime.records().recordings_of(camera_id, RECORDINGS_SHOWN),
+                           recordings=farm().records.recordings_of(camera_id, RECORDINGS_SHOWN),
                            delete_form=ConfirmForm(formdata=None))
 
 

@@ -11,6 +11,7 @@ from wtforms.validators import DataRequired, EqualTo, Length
 from core.accounts import MIN_PASSWORD, ROLES
 from services.gallery import list_identities
 from services.submit import analyzer_chain, default_analyzers, optional_analyzers
+from web.context import farm
 
 EXPIRED = "the form has expired; reload the page"
 
@@ -35,14 +36,14 @@ class UploadForm(FlaskForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.analyzers.choices = [(n, ANALYZER_LABELS.get(n, n)) for n in optional_analyzers()]
+        self.analyzers.choices = [(n, ANALYZER_LABELS.get(n, n)) for n in optional_analyzers(farm().settings)]
         if self.analyzers.data is None:
-            self.analyzers.data = default_analyzers()
+            self.analyzers.data = default_analyzers(farm().settings)
         # By identity id: the job refers to the people ticked, it copies none of their data.
-        self.gallery.choices = [(str(i["id"]), i["name"]) for i in list_identities()]
+        self.gallery.choices = [(str(i["id"]), i["name"]) for i in list_identities(farm())]
 
     def options(self) -> dict:
-        options = {"analyzers": analyzer_chain(self.analyzers.data or [])}
+        options = {"analyzers": analyzer_chain(farm().settings, self.analyzers.data or [])}
         if self.gallery.data:
             options["gallery_ids"] = sorted(int(choice) for choice in self.gallery.data)
         return options

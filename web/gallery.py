@@ -11,6 +11,7 @@ import services.gallery
 from services.gallery import NoWorkerAnswered
 from web import gallery_views as service
 from web.auth import require_role
+from web.context import farm
 from web.forms import ConfirmForm, EnrolForm, RenameForm, problems_line
 from web.uploads import UploadRejected
 
@@ -35,7 +36,7 @@ def enrol():
         flash(problems_line(form.errors, named=False), "error")
         return _page(form, status=400)
     try:
-        result = services.gallery.enroll(form.name.data.strip(), service.read_photos(request.files.getlist("photos")))
+        result = services.gallery.enroll(farm(), form.name.data.strip(), service.read_photos(request.files.getlist("photos")))
     except UploadRejected as exc:
         flash(exc.message, "error")
         return _page(form, status=exc.status)
@@ -49,7 +50,7 @@ def enrol():
 
 @gallery.get("/gallery/<name>/crop.jpg")
 def crop(name: str):
-    identity = services.gallery.find_identity(name)
+    identity = services.gallery.find_identity(farm(), name)
     if identity is None or not identity.get("crop"):
         abort(404, f"no face crop for {name!r}")
     return send_file(service.crop_path(identity["crop"]), mimetype="image/jpeg", max_age=60)
@@ -72,7 +73,7 @@ def _button(form, change):
 @require_role("admin")
 def rename(name: str):
     form = RenameForm()
-    return _button(form, lambda: f"renamed {name} to {services.gallery.rename_identity(name, form.new_name.data)}")
+    return _button(form, lambda: f"renamed {name} to {services.gallery.rename_identity(farm(), name, form.new_name.data)}")
 
 
 @gallery.post("/gallery/<name>/watchlist")
@@ -81,7 +82,7 @@ def watchlist(name: str):
     on = request.form.get("on") == "1"
 
     def change() -> str:
-        services.gallery.set_watchlist(name, on)
+        services.gallery.set_watchlist(farm(), name, on)
         return f"{name} is {'now' if on else 'no longer'} on the watchlist"
     return _button(ConfirmForm(), change)
 
@@ -90,7 +91,7 @@ def watchlist(name: str):
 @require_role("admin")
 def delete(name: str):
     def change() -> str:
-        report = services.gallery.delete_identity(name)
+        report = services.gallery.delete_identity(farm(), name)
         if report is None:
             raise GalleryError(f"no identity named {name}")
         return (f"deleted {name} and all its face data; erasing them from every recording "

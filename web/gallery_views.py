@@ -8,7 +8,8 @@ import base64
 from flask import url_for
 from werkzeug.datastructures import FileStorage
 
-from services import gallery, runtime
+from services import gallery
+from web.context import farm
 from web.uploads import UploadRejected, clean_name
 
 MAX_PHOTO_BYTES = 20 * 1024 * 1024
@@ -40,11 +41,11 @@ def identity_view(identity: dict) -> dict:
 
 
 def identities() -> list[dict]:
-    return [identity_view(i) for i in gallery.list_identities()]
+    return [identity_view(i) for i in gallery.list_identities(farm())]
 
 
 def crop_path(key: str):
-    return runtime.store().local_path(key)
+    return farm().store.local_path(key)
 
 
 def crop_data_url(key: str) -> str:

@@ -14,7 +14,7 @@ import bisect
 import threading
 from datetime import datetime, timedelta, timezone
 
-from flask import Blueprint, Response, current_app
+from flask import Blueprint, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 from sqlalchemy import func, select
@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 from core.models import Job, Segment, aware
 from core.records import Records
 
-from services import runtime
+from web.context import farm
 
 metrics = Blueprint("metrics", __name__)
 
@@ -71,11 +71,11 @@ farm_observer = SharedObserver()
 
 
 class FarmCollector:
-    def __init__(self, redis_url: str | None):
-        self.redis_url = redis_url
+    def __init__(self, redis_url: str | None, records: Records):
+        self.redis_url, self.records = redis_url, records
 
     def collect(self):
-        snapshot = metrics_snapshot(runtime.records())
+        snapshot = metrics_snapshot(self.records)
         jobs = GaugeMetricFamily("vidfarm_jobs", "Jobs by status.", labels=["status"])
         for status, count in snapshot["jobs"].items():
             jobs.add_metric([status], count)
@@ -110,7 +110,7 @@ class FarmCollector:
 @metrics.get("/metrics")
 def scrape():
     registry = CollectorRegistry()
-    registry.register(FarmCollector(current_app.config["VIDFARM_SETTINGS"].redis_url))
+    registry.register(FarmCollector(farm().settings.redis_url, farm().records))
     return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
 
 

@@ -12,6 +12,7 @@ import services.gallery
 from services import people as persons
 from web import people_views as service
 from web.auth import require_role
+from web.context import farm
 from web.forms import ConfirmForm, PhotoForm, TrackEnrolForm, problems_line
 from web.gallery_views import read_photos
 from web.uploads import UploadRejected
@@ -20,7 +21,7 @@ people = Blueprint("people", __name__)
 
 
 def _identity_or_404(name: str) -> dict:
-    identity = services.gallery.find_identity(name)
+    identity = services.gallery.find_identity(farm(), name)
     if identity is None:
         abort(404, f"nobody named {name!r} is enrolled")
     return identity
@@ -68,7 +69,7 @@ def add_photo(name: str):
     form = PhotoForm()
 
     def add() -> str:
-        result = services.gallery.enroll(name, read_photos([form.photo.data]))
+        result = services.gallery.enroll(farm(), name, read_photos([form.photo.data]))
         return f"added a photo of {name} ({result['embeddings']} now)"
     return _done(form, add, url_for("people.person", name=name))
 
@@ -77,7 +78,7 @@ def add_photo(name: str):
 @require_role("admin")
 def remove_photo(name: str, photo_id: int):
     def remove() -> str:
-        if not persons.remove_photo(name, photo_id):
+        if not persons.remove_photo(farm(), name, photo_id):
             abort(404, f"no photo {photo_id} of {name!r}")
         return f"removed a photo of {name}"
     return _done(ConfirmForm(), remove, url_for("people.person", name=name))
@@ -90,7 +91,7 @@ def enrol_track(job_id: str, track: int):
     enrolled = {}
 
     def enrol() -> str:
-        enrolled.update(persons.enrol_track(job_id, track, form.name.data))
+        enrolled.update(persons.enrol_track(farm(), job_id, track, form.name.data))
         return f"enrolled track #{track} as {enrolled['name']}; this recording is being matched again"
     response = _done(form, enrol, url_for("ui.job", job_id=job_id))
     return redirect(url_for("people.person", name=enrolled["name"])) if enrolled else response

@@ -51,8 +51,15 @@ class JobListQuery(Schema):
     status = String(validate=OneOf(JOB_STATES))
 
 
+class ListedJob(JobOut):
+    """A job in a page of jobs: JobOut's fields. A class of its own because apiflask adds each
+    route's response schema by itself, the routes with shorter paths first: a JobOut nested in
+    the page (``/jobs``) and the same class answering ``/jobs/<id>`` made it add JobOut twice
+    (apispec's "already been added to the spec" warning, and a copy named JobOut1)."""
+
+
 class JobPage(Schema):
-    jobs = Nested(JobOut, many=True, required=True)
+    jobs = Nested(ListedJob, many=True, required=True)
     page = Integer(required=True)
     next_page = Integer(required=True, allow_none=True)
 

@@ -10,11 +10,12 @@ from flask import (Blueprint, current_app, flash, jsonify, redirect, render_temp
 
 from core.models import ENDED_STATES, JOB_STATES
 from core.storage import output_key, stored_versions
-from services import runtime
+from services.jobs import job_page
 from services.gallery import list_identities
 from services.submit import JobBusy, delete_job
-from web.api import job_page, job_view_or_404
+from web.api import job_view_or_404
 from web.auth import require_role, request_user
+from web.context import farm
 from web.forms import EXPIRED, ConfirmForm, TrackEnrolForm, UploadForm, problems_line
 from web.people_views import track_faces
 from web.timeline import MARKERS, identities_seen, timeline_rows
@@ -41,7 +42,7 @@ def jobs():
         abort(400, f"unknown status {status!r}")
     page = request.args.get("page", "1")
     page = int(page) if page.isdigit() and int(page) >= 1 else 1
-    return render_template("jobs.html", listing=job_page(page, status), status=status, states=JOB_STATES)
+    return render_template("jobs.html", listing=job_page(farm(), page, status), status=status, states=JOB_STATES)
 
 
 @ui.route("/upload", methods=["GET", "POST"])
@@ -70,7 +71,7 @@ def upload():
 @ui.get("/jobs/<job_id>")
 def job(job_id: str):
     view = job_view_or_404(job_id)
-    store = runtime.store()
+    store = farm().store
     results, versions, video_ready = None, [], False
     if view["status"] == "done":
         results = json.loads(store.local_path(output_key(job_id, "results.json")).read_text())
@@ -88,9 +89,9 @@ def job(job_id: str):
                            rows=timeline_rows(results) if results else [],
                            identities=identities_seen(results) if results else [],
                            faces=track_faces(job_id) if results else {}, marker_glyphs=MARKERS,
-                           known_names=[i["name"] for i in list_identities()] if results else [],
+                           known_names=[i["name"] for i in list_identities(farm())] if results else [],
                            enrol_form=TrackEnrolForm(formdata=None), delete_form=ConfirmForm(),
-                           fever_skipped=runtime.records().get_job(job_id).options.get("thermal_skipped"))
+                           fever_skipped=farm().records.get_job(job_id).options.get("thermal_skipped"))
 
 
 @ui.post("/jobs/<job_id>/delete")
@@ -99,7 +100,7 @@ def delete(job_id: str):
     if not ConfirmForm().validate_on_submit():
         abort(400, EXPIRED)
     try:
-        if not delete_job(job_id):
+        if not delete_job(farm(), job_id):
             abort(404, f"no job {job_id}")
     except JobBusy as exc:
         flash(str(exc), "error")

@@ -17,6 +17,7 @@ from flask import Request, current_app
 from werkzeug.datastructures import FileStorage
 
 from services.submit import MediaError, check_recording, display_name, submit_file
+from web.context import farm
 
 
 class UploadRejected(ValueError):
@@ -80,11 +81,11 @@ def accept_recording(upload: FileStorage | None, options: dict | None = None) ->
     name = clean_name(upload.filename)
     path = upload_path(upload)
     try:
-        check_recording(path)
+        check_recording(farm().settings, path)
     except MediaError as exc:
         status = 400 if path.stat().st_size == 0 else 415
         raise UploadRejected(status, f"{name}: {exc}") from None
-    return submit_file(path, name=name, options=options or {}, move=True), name
+    return submit_file(farm(), path, name=name, options=options or {}, move=True), name
 
 
 def human_bytes(count: int) -> str:

@@ -6,9 +6,9 @@ from services import runtime
 from web import create_app
 
 settings = runtime.configure(get_settings())   # parsed once, here
+farm = runtime.farm()   # opens the records: the schema is upgraded (or checked) at start, not in the first request
 try:
-    runtime.store().check()
+    farm.store.check()
 except BlobStoreUnavailable as error:    # a wrong S3 endpoint, bucket or key: say so and stop
     raise SystemExit(f"vidfarm web: blob store: {error}") from None
-runtime.records()   # upgrade (or check) the database schema at start, not in the first request
-app = create_app(settings)
+app = create_app(settings, farm)

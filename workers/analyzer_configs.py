@@ -1,6 +1,8 @@
 """Checking the analyzers' configs from the settings (``Settings.analyzer_configs``) against
-each analyzer's own pydantic model, once, where a process starts (a worker, the CLI), so that
-a bad value is one clear line there and never a failed segment."""
+the registered analyzers' models, where a process that loads plugins starts (a worker, the
+CLI), so that a bad value is one clear line there and never a failed segment. The built-in
+analyzers' configs are already checked when the settings load (``core.analyzer_configs``);
+a plugin's model is only known once its module is imported, here."""
 
 from __future__ import annotations
 

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
-from fractions import Fraction
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from core.segment_job import SegmentJob, SourceMedia
 from workers import media
 from workers.analytics import detector, mask, recognizer, thermal, tracker  # noqa: F401  (register them)
 from workers.analytics.faces import Faces
@@ -56,11 +56,19 @@ def analyzer_chain(names: tuple[str, ...], configs_json: str, plugins: tuple[str
     return build_chain(list(names), json.loads(configs_json))
 
 
-def analyse_segment(src: Path, pts: list[int], time_base: Fraction, fps: float, config: PipelineConfig,
-                    gallery: Gallery | None = None, pts_offset: int = 0, timed: bool = True) -> SegmentResult:
-    """Analyse a segment file's own frames (one per timestamp of ``pts``)."""
+def whole_file(info: media.MediaInfo, pts: list[int] | None = None) -> SegmentJob:
+    """A file read whole, as one segment (the benchmarks, the tests): its own times, no
+    offset; ``pts``: its frames' (default: every packet's, in presentation order)."""
+    frames = tuple(sorted(p.pts for p in info.packets) if pts is None else pts)
+    return SegmentJob("file", 0, frames, replace(SourceMedia.of_summary(info.summary()), pts_offset=0, timed=True))
+
+
+def analyse_segment(src: Path, segment: SegmentJob, config: PipelineConfig,
+                    gallery: Gallery | None = None) -> SegmentResult:
+    """Analyse a segment file's own frames (one per timestamp of ``segment.pts``)."""
     chain = analyzer_chain(config.analyzers, config.analyzer_configs, config.plugins)
-    state = SegmentState(fps, gallery)
+    source = segment.media
+    state = SegmentState(source.fps, gallery)
     calibration = thermal.Calibration(config.thermal_gain, config.thermal_offset)
     for analyzer in chain:
         analyzer.begin(state)
@@ -69,9 +77,10 @@ def analyse_segment(src: Path, pts: list[int], time_base: Fraction, fps: float, 
     damage: list[str | None] = []
     repaired = 0
     # One item per timestamp, damage or not: a lost picture comes as a stand-in, marked.
-    decoded = media.segment_frames(src, pts, time_base, threads=config.threads, pts_offset=pts_offset, timed=timed)
+    decoded = media.segment_frames(src, list(segment.pts), source.time_base, threads=config.threads,
+                                   pts_offset=source.pts_offset, timed=source.timed)
     try:
-        for _ in pts:
+        for _ in segment.pts:
             state.frame_index += 1
             t0 = time.perf_counter()
             item = next(decoded)

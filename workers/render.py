@@ -37,7 +37,7 @@ class RenderConfig:
     thermal_gain: float = defaults.THERMAL_GAIN
     thermal_offset: float = defaults.THERMAL_OFFSET
     # GOPs with nothing to draw are copied from the source (workers.remux), not re-encoded.
-    stream_copy: bool = True
+    stream_copy: bool = defaults.STREAM_COPY
 
 
 def segment_labels(results: dict, start_frame: int, frames: int, fever_c: float) -> list[list[list]]:

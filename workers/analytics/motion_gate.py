@@ -22,36 +22,14 @@ from typing import Callable
 
 import cv2
 import numpy as np
-from pydantic import BaseModel, Field
 
+from core.analyzer_configs import MotionGateConfig
 from workers.analytics.faces import Faces
 from workers.analytics.picture import Picture
 from workers.analytics.tracks import box_iou
 
 Rect = tuple[float, float, float, float]     # x1, y1, x2, y2 in source pixels
 LUMA_FORMATS = ("yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "nv12", "gray")
-
-
-class MotionGateConfig(BaseModel):
-    enabled: bool = Field(True, description="In video: run the detector only where something moves, and on "
-                                            "found faces at least every recheck_frames frames.")
-    recheck_frames: int = Field(15, ge=1, description="A face found earlier is looked at again at least this "
-                                                      "often (frames), moving or not.")
-    misses: int = Field(2, ge=0, description="A still face a look did not find is carried this many looks more "
-                                             "(the detector's score flickers on sensor noise).")
-    long_side: int = Field(320, ge=32, description="Long side (pixels) of the grey copy motion is measured on.")
-    threshold: int = Field(12, ge=1, le=255, description="Grey-level difference from the background that "
-                                                         "counts as motion (after the frame's mean change).")
-    background_rate: float = Field(0.05, gt=0, le=1, description="How fast the background follows the scene "
-                                                                 "(share of each new frame).")
-    min_blob_px: int = Field(3, ge=1, description="Moving blobs smaller than this on the grey copy (both sides) "
-                                                  "are noise.")
-    # The model reads context far around a face: with less room, faces near a crop's edge
-    # scored differently from the whole frame (make eval's mask clips: missed and false faces).
-    margin: float = Field(0.25, ge=0, description="Room added around moving blobs and rechecked faces, as a "
-                                                  "share of the frame's long side.")
-    full_frame_share: float = Field(0.5, gt=0, le=1, description="A region larger than this share of the frame "
-                                                                 "is looked at whole.")
 
 
 def luma(picture: Picture, long_side: int) -> np.ndarray:

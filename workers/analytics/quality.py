@@ -11,31 +11,20 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-from pydantic import Field
-
-from workers.analytics.registry import AnalyzerConfig
+from core.analyzer_configs import QualityGate
 
 
-class QualityGate(AnalyzerConfig):
-    min_face_px: int = Field(24, ge=1, description="Smallest face side (pixels) judged.")
-    min_score: float = Field(0.6, ge=0, le=1, description="Lowest detector score judged.")
-    max_yaw: float = Field(0.6, ge=0, description="Turned-away faces: nose offset from the eyes' midpoint, "
-                                                  "in eye distances.")
-    pitch_range: tuple[float, float] = Field((0.25, 0.8), description="Nose height between the eye line (0) "
-                                                                        "and the mouth (1) of a face judged.")
-    min_sharpness: float = Field(0.024, ge=0, description="Blurred faces: Laplacian energy of the aligned face "
-                                                         "relative to its contrast (chosen in docs/accuracy.md).")
+def geometry_ok(gate: QualityGate, box, score: float, keypoints) -> bool:
+    """Size, score and pose from the detector's output alone (no pixels read)."""
+    x1, y1, x2, y2 = (float(v) for v in box[:4])
+    if min(x2 - x1, y2 - y1) < gate.min_face_px or score < gate.min_score:
+        return False
+    low, high = gate.pitch_range
+    return frontal_offset(keypoints) <= gate.max_yaw and low <= pitch_position(keypoints) <= high
 
-    def geometry_ok(self, box, score: float, keypoints) -> bool:
-        """Size, score and pose from the detector's output alone (no pixels read)."""
-        x1, y1, x2, y2 = (float(v) for v in box[:4])
-        if min(x2 - x1, y2 - y1) < self.min_face_px or score < self.min_score:
-            return False
-        low, high = self.pitch_range
-        return frontal_offset(keypoints) <= self.max_yaw and low <= pitch_position(keypoints) <= high
 
-    def sharp_enough(self, aligned_bgr: np.ndarray) -> bool:
-        return sharpness(aligned_bgr) >= self.min_sharpness
+def sharp_enough(gate: QualityGate, aligned_bgr: np.ndarray) -> bool:
+    return sharpness(aligned_bgr) >= gate.min_sharpness
 
 
 def frontal_offset(keypoints) -> float:

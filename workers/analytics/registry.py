@@ -10,19 +10,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Callable, ClassVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
+# The base of every analyzer's config; the built-in analyzers' configs are in core (the
+# settings compose them), a plugin's may subclass it wherever it lives.
+from core.analyzer_configs import AnalyzerConfig  # noqa: F401
 from workers.analytics.faces import Faces
 
 if TYPE_CHECKING:
     from workers.analytics.picture import Picture
     from workers.analytics.tracks import SegmentState
-
-
-class AnalyzerConfig(BaseModel):
-    """An analyzer's config: frozen, so it hashes (a chain built from equal configs is reused),
-    and strict about its fields, so a misspelt setting is an error, not a silent default."""
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 class Analyzer:

@@ -18,37 +18,12 @@ pass and most motion is their hands and bodies, and to follow the faces only it 
 from __future__ import annotations
 
 import numpy as np
-from pydantic import Field
-
 from workers.analytics.motion import MotionMap, accounted_for, head_square
 from workers.analytics.picture import Picture
-from workers.analytics.registry import AnalyzerConfig
+from core.analyzer_configs import SecondLookConfig
 
 Square = tuple[float, float, float]      # centre x, centre y, side (source pixels)
 GRACE_LOOKS = 1                          # a followed face missed this many times in a row is dropped
-
-
-class SecondLookConfig(AnalyzerConfig):
-    enabled: bool = Field(True, description="Look again, closer, at moving regions no found face accounts for "
-                                            "(small, masked and close-up faces).")
-    max_looks: int = Field(2, ge=0, description="Looks per frame at most (faces found by a look on the previous "
-                                                "frame first, then moving blobs, largest first).")
-    # 2 %: the analyze chain within 1.10x of one pass on ordinary footage (docs/benchmarks.md);
-    # the tuning split's masked clips found the same faces as with 4 % (their looks are the burst).
-    budget: float = Field(0.02, ge=0, description="Exploratory looks cost at most this share of the first pass's "
-                                                  "detector time over a recording.")
-    burst: float = Field(2.0, ge=0, description="... saved up to this many first-pass runs (looks at once when "
-                                                "motion starts).")
-    retry_frames: int = Field(10, ge=0, description="A blob where a look found nothing is left alone this many "
-                                                    "frames (hands, background).")
-    min_blob_px: int = Field(20, ge=1, description="Moving blobs smaller than this (pixels, both sides) are ignored.")
-    region_input: int = Field(480, ge=64, description="Model input side (x32) for a region smaller than the first "
-                                                      "pass's input ...")
-    large_region_input: int = Field(224, ge=64, description="... and for a larger one (a face filling the frame is "
-                                                            "looked at smaller, with room around it).")
-    threshold: float = Field(0.3, ge=0, le=1, description="Minimum face score in a look: a moving region is already "
-                                                          "likely to hold someone (chosen in docs/accuracy.md).")
-    motion_threshold: int = Field(12, ge=1, le=255, description="Grey-level change (0-255) that counts as motion.")
 
 
 def _inside(x: float, y: float, square: Square) -> bool:

@@ -32,10 +32,11 @@ import numpy as np
 from pydantic import BaseModel, Field, ValidationError
 
 from core import defaults
+from core.analyzer_configs import ThermalConfig
 from core.errors import first_problem
 from workers.analytics.faces import Faces
 from workers.analytics.picture import Picture
-from workers.analytics.registry import Analyzer, AnalyzerConfig, register
+from workers.analytics.registry import Analyzer, register
 from workers.analytics.tracks import SegmentState
 
 SIDECAR_SUFFIX = ".thermal.json"
@@ -219,11 +220,6 @@ def picture_of_frame(frame: av.VideoFrame, calibration: Calibration | None) -> P
     if calibration is not None and frame.format.name in RADIOMETRIC_PIX_FMTS:
         return RadiometricPicture.from_frame(frame, calibration)
     return Picture(frame)
-
-
-class ThermalConfig(AnalyzerConfig):
-    percentile: float = Field(98.0, ge=50, le=100,
-                              description="Percentile of the canthus region reported as the face's temperature.")
 
 
 @register

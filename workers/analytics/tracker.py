@@ -6,24 +6,14 @@ from typing import ClassVar
 
 import numpy as np
 import supervision as sv
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
+from core.analyzer_configs import TrackerConfig
 from workers.analytics.faces import Faces
 from workers.analytics.motion_gate import thumbnail as grey_thumbnail
 from workers.analytics.picture import Picture
-from workers.analytics.registry import Analyzer, AnalyzerConfig, register
-from workers.analytics.tracks import SCENE_CUT, SegmentState, continuations, is_scene_cut
-
-
-class TrackerConfig(AnalyzerConfig):
-    lost_track_seconds: float = Field(1.0, gt=0, description="How long a track survives unseen.")
-    # The detector's first pass only gives faces scoring 0.5 or more; lower scores come from its
-    # second look at moving regions (masked and small faces score low), which must start tracks too.
-    activation_threshold: float = Field(0.3, description="Minimum score to start a track.")
-    high_confidence: float = Field(0.3, description="Scores above this take part in the first matching pass.")
-    min_iou: float = Field(0.1, description="Minimum box overlap to continue a track.")
-    scene_cut: float = Field(SCENE_CUT, description="Mean absolute difference (0-255) of consecutive 32x18 "
-                                                    "grayscale thumbnails that marks a cut: all tracks end.")
+from workers.analytics.registry import Analyzer, register
+from workers.analytics.tracks import SegmentState, continuations, is_scene_cut
 
 
 @register

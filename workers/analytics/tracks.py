@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from core import defaults
 from workers.analytics.faces import Faces
 from workers.analytics.gallery import Gallery, normalise
 
@@ -123,8 +124,7 @@ class SegmentState:
         return True
 
 
-# Mean absolute difference (0-255) of two 32x18 grayscale thumbnails that marks a cut.
-SCENE_CUT = 20.0
+SCENE_CUT = defaults.SCENE_CUT
 
 
 def is_scene_cut(a, b, threshold: float = SCENE_CUT) -> bool:

