@@ -10,16 +10,19 @@ from tests.web.conftest import BOOTSTRAP, csrf_token
 
 
 def stored_state(farm) -> tuple[int, list[str], list[str]]:
-    from sqlalchemy import func, select
-
+    """The jobs' count, the blobs that belong to no job of the records (a refused upload must
+    add none: the files of jobs that exist are left out, since the shared farm may still be
+    drawing an earlier test's video), and the upload staging area's leftovers."""
     from core.models import Job
     from services import runtime
 
     with runtime.records().session() as s:
-        jobs = s.scalar(select(func.count()).select_from(Job))
-    blobs = sorted(str(p) for p in (farm.data_dir / "blobs").rglob("*") if p.is_file())
+        jobs = {job_id for (job_id,) in s.query(Job.id)}
+    root = farm.data_dir / "blobs"
+    blobs = sorted(str(p) for p in root.rglob("*") if p.is_file()
+                   and not (p.relative_to(root).parts[0] == "jobs" and p.relative_to(root).parts[1] in jobs))
     leftovers = sorted(str(p) for p in (farm.data_dir / "tmp" / "uploads").glob("*"))
-    return jobs, blobs, leftovers
+    return len(jobs), blobs, leftovers
 
 
 BAD_FILES = [
