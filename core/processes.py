@@ -121,6 +121,10 @@ class ForkServer:
         self._start()
 
     def _start(self) -> None:
+        # Workers asked of a server that died before it answered were never forked: gone.
+        for child in getattr(self, "_pending", []):
+            child.returncode = -1
+        self._pending: list[ForkedChild] = []     # asked for, pid not read yet: in the order asked
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
             self.popen = subprocess.Popen([sys.executable, "-m", "tasks.forkserver"], env=self.env,
@@ -155,11 +159,20 @@ class ForkServer:
         request = {"argv": argv, "log": str(log_path), "cores": sorted(cores) if cores else None}
         self.popen.stdin.write((json.dumps(request) + "\n").encode())
         self.popen.stdin.flush()
-        return ForkedChild(self)
+        child = ForkedChild(self)
+        self._pending.append(child)
+        return child
 
-    def next_pid(self) -> int:
-        self.ready()
-        return self._answer()["pid"]
+    def resolve(self, child: "ForkedChild") -> None:
+        """Read answers up to ``child``'s, giving each to the worker that asked for it (they
+        come in the order asked, whichever worker is looked at first)."""
+        while child in self._pending:
+            asker = self._pending.pop(0)
+            try:
+                self.ready()
+                asker._pid = self._answer()["pid"]
+            except FarmStartError:
+                asker.returncode = 2
 
     def abandon(self) -> None:
         """Stop it forking: a server still loading is killed, so that a farm stopped early
@@ -198,10 +211,7 @@ class ForkedChild:
         """Its pid (answers come in the order asked: this reads up to its own), or None when
         the server failed before forking it."""
         if self._pid is None and self.returncode is None:
-            try:
-                self._pid = self._server.next_pid()
-            except FarmStartError:
-                self.returncode = 2
+            self._server.resolve(self)
         return self._pid
 
     @property

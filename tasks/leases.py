@@ -150,7 +150,7 @@ def job_lease(kind: str, job_id: str) -> str:
 # The lease each leased task takes, from its arguments (the tasks' own ``with Lease(...)``).
 _LEASE_OF = {
     "vidfarm.ingest": lambda job_id, *_: job_lease("ingest", job_id),
-    "vidfarm.segment": lambda job_id, index, *_: segment_lease(job_id, index),
+    "vidfarm.segment": lambda message: segment_lease(message["owner"], message["index"]),   # a SegmentJob's
     "vidfarm.stitch": lambda job_id, *_: job_lease("stitch", job_id),
     "vidfarm.render_segment": lambda job_id, index, *_: render_lease(job_id, index),
     "vidfarm.join_video": lambda job_id, *_: job_lease("join", job_id),
@@ -167,7 +167,7 @@ def _lease_on_receipt(request=None, **_) -> None:
         return
     try:
         lease = Lease(make(*request.args), request.hostname or "local")
-    except (TypeError, ValueError):      # arguments of another shape: the task takes its lease itself
+    except (KeyError, TypeError, ValueError):      # arguments of another shape: the task refuses them itself
         return
     lease._call(_TAKE)
     _waiting[request.id] = lease

@@ -8,24 +8,28 @@ import json
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 
 from core.models import aware
 from services import runtime
 from core.storage import output_key
 from tasks.leases import stitch_without_chord
-from services.jobs import job_views
 from services.submit import submit_file
 from tests.clipmaker import count_video_frames, make_clip
 from tests.conftest import child_env, private_farm, wait_for_job
 
 # Short, so the test is quick; VIDFARM_TEST_LEASE_S=30 measures the default (docs/robustness.md).
 LEASE_S = os.environ.get("VIDFARM_TEST_LEASE_S", "5")
-# 4 segments of 3 s (45 frames): long enough that a kill seen mid-segment lands inside it.
-LONG_SEGMENTS = {"VIDFARM_SEGMENT_SECONDS": "3", "VIDFARM_MIN_SEGMENTS": "4"}
+# 4 segments of 6 s (90 frames), the detector on every frame (the motion gate makes a quiet
+# segment take a fraction of a second on an idle machine): long enough that a kill seen
+# mid-segment lands inside it.
+LONG_SEGMENTS = {"VIDFARM_SEGMENT_SECONDS": "6", "VIDFARM_MIN_SEGMENTS": "4", "VIDFARM_MOTION_GATE": "false"}
+CLIP_S = 24
 
 
 def kill_whole(pid: int) -> None:
@@ -37,7 +41,10 @@ def busy_segment(job_id: str, timeout: float = 120.0):
     """The first segment of the job seen processing (after its worker took it)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        busy = [s for s in runtime.records().segments(job_id) if s.status == "processing"]
+        # Only one that started just now: a kill then lands well inside it (one seen near its
+        # end could be done before the kill, and nothing would be lost to re-run).
+        busy = [s for s in runtime.records().segments(job_id)
+                if s.status == "processing" and time.time() - aware(s.started_at).timestamp() < 0.3]
         if busy:
             return busy[0]
         time.sleep(0.05)
@@ -46,7 +53,7 @@ def busy_segment(job_id: str, timeout: float = 120.0):
 
 def test_a_killed_workers_segment_is_rerun_by_another_within_the_lease(tmp_path):
     with private_farm(tmp_path / "farm", VIDFARM_SEGMENT_LEASE_S=LEASE_S, **LONG_SEGMENTS) as farm:
-        clip = make_clip(tmp_path / "clip.mp4", seconds=12, fps=15, gop=15, size=(960, 540))
+        clip = make_clip(tmp_path / "clip.mp4", seconds=CLIP_S, fps=15, gop=15, size=(960, 540))
         job_id = submit_file(runtime.farm(), clip.path, name="clip.mp4")
         segment = busy_segment(job_id)
         victim = next(p for p in farm.processes if p.name == segment.worker.split("@")[0])
@@ -84,7 +91,7 @@ def test_a_worker_killed_before_its_task_started_has_it_rerun_within_the_lease(t
         assert stopped
         for child in stopped:
             os.kill(child, signal.SIGSTOP)      # receives tasks, runs none
-        clip = make_clip(tmp_path / "clip.mp4", seconds=12, fps=15, gop=15, size=(480, 270))
+        clip = make_clip(tmp_path / "clip.mp4", seconds=CLIP_S, fps=15, gop=15, size=(480, 270))
         job_id = submit_file(runtime.farm(), clip.path, name="clip.mp4")
         deadline = time.monotonic() + 120
         while not (held := [name.decode() for name, holder in client().hgetall(HOLDERS).items()
@@ -113,34 +120,42 @@ def forked_worker_pid(log_dir: Path, name: str) -> int | None:
     return int(forked[-1]) if forked else None
 
 
+def processing_segment(db: Path) -> tuple[str, int, str] | None:
+    """(job id, index, worker) of a segment processing now, read with a fresh connection each time (the
+    command creates and migrates the database as this looks: a connection of the records kept
+    from before then saw no segment at all)."""
+    if not db.exists():
+        return None
+    try:
+        with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)) as con:
+            row = con.execute('SELECT job_id, "index", worker FROM segments WHERE status = \'processing\' '
+                              'LIMIT 1').fetchone()
+    except sqlite3.OperationalError:       # no such table yet
+        return None
+    return tuple(row) if row else None
+
+
 def test_process_restarts_a_killed_worker_and_ends_frame_exact(tmp_path):
     """`vidfarm process --workers 2`: SIGKILL one worker's main process mid-job; the command's
     supervisor restarts it, hands its segment to a live worker and the job ends frame-exact."""
     from core.records import open_records
     from core.settings import Settings
 
-    clip = make_clip(tmp_path / "walk.mp4", seconds=12, fps=15, gop=15, size=(960, 540))
+    clip = make_clip(tmp_path / "walk.mp4", seconds=CLIP_S, fps=15, gop=15, size=(960, 540))
     data_dir = tmp_path / "data"
     env = child_env(VIDFARM_DATA_DIR=str(data_dir), **LONG_SEGMENTS)
     run = subprocess.Popen([sys.executable, "-m", "cli.main", "process", str(clip.path), "--out",
                             str(tmp_path / "out"), "--workers", "2"], env=env,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        url = Settings(data_dir=data_dir).sqlalchemy_url
         deadline = time.monotonic() + 180
-        victim = None
+        victim = busy = None
         while victim is None:
             assert time.monotonic() < deadline and run.poll() is None, "no segment was seen processing"
             time.sleep(0.1)
-            if not (data_dir / "vidfarm.db").exists():
-                continue
-            try:
-                records = open_records(url, upgrade=False)
-            except Exception:       # the command is still creating the database
-                continue
-            busy = [s for job in job_views(records) for s in records.segments(job["id"]) if s.status == "processing"]
+            busy = processing_segment(data_dir / "vidfarm.db")
             if busy:
-                victim = forked_worker_pid(data_dir / "logs", busy[0].worker.split("@")[0])
+                victim = forked_worker_pid(data_dir / "logs", busy[2].split("@")[0])
         os.kill(victim, signal.SIGKILL)     # the main process; its pool child follows it (PDEATHSIG)
         killed_at, killed_wall = time.monotonic(), time.time()
         out, err = run.communicate(timeout=240)     # the visibility timeout is 35 min
@@ -151,9 +166,9 @@ def test_process_restarts_a_killed_worker_and_ends_frame_exact(tmp_path):
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     assert [f["index"] for f in results["frames"]] == list(range(clip.frames))
     assert count_video_frames(tmp_path / "out" / "annotated.mp4") == clip.frames
-    log = (data_dir / "logs" / f"{busy[0].worker.split('@')[0]}.log").read_text()
+    log = (data_dir / "logs" / f"{busy[2].split('@')[0]}.log").read_text()
     assert "restarted" in log
-    again = records.get_segment(busy[0].job_id, busy[0].index)
+    again = open_records(Settings(data_dir=data_dir).sqlalchemy_url, upgrade=False).get_segment(busy[0], busy[1])
     assert again.attempts >= 2     # the killed one ran again
     print(f"\nrecovery: segment {again.index} taken again {aware(again.started_at).timestamp() - killed_wall:.1f} s "
           f"after its worker was killed; vidfarm process ended {time.monotonic() - killed_at:.1f} s after it")
