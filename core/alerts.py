@@ -89,16 +89,9 @@ def raise_new(s: Session, job_id: str, version: int, alerts: list[dict], identit
     listed = {_key(a) for a in alerts}
     for key, alert in known.items():
         alert.withdrawn = key not in listed
-    fresh = [Alert(job_id=job_id, camera=job.camera_id, kind=item["kind"], track=item["track"], frame=item["frame"], t=item["t"],
-                   identity_id=ids.get(identities.get(item["track"])), results_version=version,
-                   detail=None if item["kind"] == "watchlist" else item.get("detail"))
+    fresh = [_alert(item, ids, identities, job_id=job_id, camera=job.camera_id, results_version=version)
              for item in alerts if _key(item) not in known]
-    s.add_all(fresh)
-    s.flush()
-    deliveries = [AlertDelivery(alert_id=alert.id, url=url) for alert in fresh for url in urls]
-    s.add_all(deliveries)
-    s.flush()
-    return [d.id for d in deliveries]
+    return _with_deliveries(s, fresh, urls)
 
 
 def raise_live(s: Session, camera_id: str, alerts: list[dict], identities: dict[int, str | None],
@@ -107,9 +100,19 @@ def raise_live(s: Session, camera_id: str, alerts: list[dict], identities: dict[
     stitch), with one pending delivery per URL each; returns the deliveries' ids. ``identities``:
     the camera's track -> name (the shared gallery's)."""
     ids = identity_ids(s, {n for n in identities.values() if n})
-    fresh = [Alert(job_id=None, camera=camera_id, kind=item["kind"], track=item["track"], frame=item["frame"],
-                   t=item["t"], identity_id=ids.get(identities.get(item["track"])), results_version=0,
-                   detail=None if item["kind"] == "watchlist" else item.get("detail")) for item in alerts]
+    fresh = [_alert(item, ids, identities, job_id=None, camera=camera_id, results_version=0) for item in alerts]
+    return _with_deliveries(s, fresh, urls)
+
+
+def _alert(item: dict, ids: dict[str, int], identities: dict[int, str | None], **where) -> Alert:
+    """One raised alert's row (``where``: its job or camera, and results version)."""
+    return Alert(kind=item["kind"], track=item["track"], frame=item["frame"], t=item["t"],
+                 identity_id=ids.get(identities.get(item["track"])),
+                 detail=None if item["kind"] == "watchlist" else item.get("detail"), **where)
+
+
+def _with_deliveries(s: Session, fresh: list[Alert], urls: tuple[str, ...]) -> list[int]:
+    """Add the new alerts and one pending delivery per URL each; the deliveries' ids."""
     s.add_all(fresh)
     s.flush()
     deliveries = [AlertDelivery(alert_id=alert.id, url=url) for alert in fresh for url in urls]

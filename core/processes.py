@@ -118,13 +118,14 @@ class ForkServer:
 
     def __init__(self, env: dict, log_path: Path):
         self.env, self.log_path = env, log_path
+        self._pending: list[ForkedChild] = []     # asked for, pid not read yet: in the order asked
         self._start()
 
     def _start(self) -> None:
         # Workers asked of a server that died before it answered were never forked: gone.
-        for child in getattr(self, "_pending", []):
+        for child in self._pending:
             child.returncode = -1
-        self._pending: list[ForkedChild] = []     # asked for, pid not read yet: in the order asked
+        self._pending.clear()
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
             self.popen = subprocess.Popen([sys.executable, "-m", "tasks.forkserver"], env=self.env,

@@ -53,6 +53,14 @@ class Receiver:
         self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
+    def __enter__(self) -> "Receiver":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_) -> None:
+        self.server.shutdown()
+        self.thread.join()
+
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.server.server_port}{path}"
 
@@ -63,11 +71,8 @@ class Receiver:
 
 @pytest.fixture(scope="module")
 def receiver():
-    found = Receiver()
-    found.thread.start()
-    yield found
-    found.server.shutdown()
-    found.thread.join()
+    with Receiver() as found:
+        yield found
 
 
 @pytest.fixture(scope="module")

@@ -22,11 +22,8 @@ NAME = "live-hook-yao"
 
 @pytest.fixture
 def receiver():
-    found = Receiver()
-    found.thread.start()
-    yield found
-    found.server.shutdown()
-    found.thread.join()
+    with Receiver() as found:
+        yield found
 
 
 def recorded(camera_id: str) -> list[str]:

@@ -17,15 +17,6 @@
     document.getElementById("webrtc-state").textContent = text;
   }
 
-  function gathered(pc) {
-    if (pc.iceGatheringState === "complete") return Promise.resolve();
-    return new Promise((resolve) => {
-      pc.addEventListener("icegatheringstatechange", () => {
-        if (pc.iceGatheringState === "complete") resolve();
-      });
-    });
-  }
-
   function onFrame(now, metadata) {
     // receiveTime: when the picture's last packet came; expectedDisplayTime: when it shows.
     if (sendDelay !== null && metadata.receiveTime) {
@@ -54,17 +45,8 @@
     peer.addEventListener("connectionstatechange", () => state(peer.connectionState));
     video.requestVideoFrameCallback(onFrame);
     try {
-      await peer.setLocalDescription(await peer.createOffer());
-      await gathered(peer);
-      state("offering");
-      const response = await fetch(root.dataset.viewOfferUrl, {
-        method: "POST",
-        headers: { "Content-Type": "application/json", "X-CSRFToken": root.dataset.csrf },
-        body: JSON.stringify({ type: peer.localDescription.type, sdp: peer.localDescription.sdp }),
-      });
-      const answer = await response.json();
-      if (!response.ok) throw new Error(answer.error || response.status);
-      await peer.setRemoteDescription(answer);
+      await window.vidfarmWebRTC.negotiate(peer, root.dataset.viewOfferUrl, root.dataset.csrf,
+                                           () => state("offering"));
     } catch (error) {
       state("failed: " + (error.message || error));
       peer.close();

@@ -14,15 +14,6 @@
     document.getElementById("publish-state").textContent = text || name;
   }
 
-  function gathered(pc) {
-    if (pc.iceGatheringState === "complete") return Promise.resolve();
-    return new Promise((resolve) => {
-      pc.addEventListener("icegatheringstatechange", () => {
-        if (pc.iceGatheringState === "complete") resolve();
-      });
-    });
-  }
-
   async function start() {
     button.disabled = true;
     try {
@@ -45,17 +36,8 @@
         state(s === "connected" ? "publishing" : s, s === "connected" ? "publishing" : s);
         if (s === "failed" || s === "closed") button.disabled = false;
       });
-      await peer.setLocalDescription(await peer.createOffer());
-      await gathered(peer);
-      state("offering", "waiting for the farm's answer");
-      const response = await fetch(root.dataset.offerUrl, {
-        method: "POST",
-        headers: { "Content-Type": "application/json", "X-CSRFToken": root.dataset.csrf },
-        body: JSON.stringify({ type: peer.localDescription.type, sdp: peer.localDescription.sdp }),
-      });
-      const answer = await response.json();
-      if (!response.ok) throw new Error(answer.error || response.status);
-      await peer.setRemoteDescription(answer);
+      await window.vidfarmWebRTC.negotiate(peer, root.dataset.offerUrl, root.dataset.csrf,
+                                           () => state("offering", "waiting for the farm's answer"));
       state("connecting", "connecting");
     } catch (error) {
       state("failed", "failed: " + (error.message || error));

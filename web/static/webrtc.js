@@ -1,0 +1,31 @@
+// What the two WebRTC pages share (the browser camera's publisher, the camera page's player):
+// one offer with every ICE candidate gathered first (the server takes no trickle; no STUN or
+// TURN server, the farm is on this network), posted with the page's CSRF token; the answer
+// comes from the ingester that holds the camera.
+window.vidfarmWebRTC = (function () {
+  function gathered(pc) {
+    if (pc.iceGatheringState === "complete") return Promise.resolve();
+    return new Promise((resolve) => {
+      pc.addEventListener("icegatheringstatechange", () => {
+        if (pc.iceGatheringState === "complete") resolve();
+      });
+    });
+  }
+
+  // onOffering: called once the offer is ready and about to be posted.
+  async function negotiate(peer, url, csrf, onOffering) {
+    await peer.setLocalDescription(await peer.createOffer());
+    await gathered(peer);
+    onOffering();
+    const response = await fetch(url, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "X-CSRFToken": csrf },
+      body: JSON.stringify({ type: peer.localDescription.type, sdp: peer.localDescription.sdp }),
+    });
+    const answer = await response.json();
+    if (!response.ok) throw new Error(answer.error || response.status);
+    await peer.setRemoteDescription(answer);
+  }
+
+  return { negotiate };
+})();
