@@ -4,10 +4,14 @@ with ``git archive`` into a temporary folder and run with the same interpreter a
 
 *Ready to take a job*: from the start of a fresh process (before it imports anything of
 vidfarm's) until every worker of a 2-worker ``EmbeddedFarm`` has answered a ping **and** its
-models are loaded. The second is seen from outside, the same way for both trees: each worker
-is told to consume a queue of its own and is sent a small task there; a Celery worker hands a
-task to its pool process only once that process has finished its start (``worker_process_init``,
-where the models load), so the task's result means the models are in.
+models are loaded. The second is seen from outside, the same way for both trees: as soon as
+every worker has answered, one small task a worker is sent to a queue they all take from; an
+idle worker takes one and (one task at a time) holds it, and a Celery worker hands a task to
+its pool process only once that process has finished its start (``worker_process_init``, where
+the models load), so the tasks' results mean the models are in (the probe checks that each
+worker ran one). An earlier probe told each worker to consume a queue of its own first, and
+so also measured kombu's Redis poll, which takes up a new queue only at its next BRPOP (up to
+1 s later).
 
 ``python -m bench.startup [--rounds N] [--write]`` (``make bench`` runs it with --write).
 """
@@ -17,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -34,7 +39,7 @@ ROUNDS = 5
 # Run in a fresh interpreter inside the tree measured (its cwd and PYTHONPATH).
 READY_PROBE = r"""
 import os, sys, time
-started = time.monotonic()
+started, wall_started = time.monotonic(), time.time()
 import json
 from pathlib import Path
 data = Path(sys.argv[1])
@@ -42,6 +47,7 @@ os.environ["VIDFARM_DATA_DIR"] = str(data)
 os.environ.pop("REDIS_URL", None)
 from cli.farm import EmbeddedFarm
 farm = EmbeddedFarm(data, workers=2).start()
+farm_started = time.monotonic() - started
 try:
     os.environ["REDIS_URL"] = farm.redis_url
     from tasks.app import app
@@ -55,13 +61,17 @@ try:
         if time.monotonic() - started > 120:
             raise SystemExit("workers did not answer")
     pinged = time.monotonic() - started
-    results = []
-    for name, host in hosts.items():
-        app.control.add_consumer(f"probe.{name}", destination=[host], reply=True, timeout=5)
-        results.append(app.send_task("vidfarm.reidentify_stale", queue=f"probe.{name}"))
+    # One small task a worker, sent at once to a queue they all take from: each worker, idle,
+    # takes one and holds it (one task at a time, acknowledged after) until its pool process
+    # has started and can run it.
+    results = [app.send_task("vidfarm.reidentify_stale", queue="ingest") for _ in hosts]
     for result in results:
         result.get(timeout=120)
     ready = time.monotonic() - started
+    stats = app.control.inspect(destination=list(hosts.values()), timeout=5).stats() or {}
+    took = {host: stat.get("total", {}).get("vidfarm.reidentify_stale", 0) for host, stat in stats.items()}
+    if sorted(took.values()) != [1] * len(hosts):
+        raise SystemExit(f"the probe's tasks did not go one to each worker: {took}")
     import psutil
     roots = [p.popen.pid for p in farm.processes]
     if getattr(farm, "forkserver", None) is not None:
@@ -76,7 +86,8 @@ try:
         except psutil.NoSuchProcess:
             pass
     cpu = sum(seen.values())
-    print(json.dumps({"pinged_s": pinged, "ready_s": ready, "cpu_s": cpu,
+    print(json.dumps({"pinged_s": pinged, "ready_s": ready, "cpu_s": cpu, "farm_started_s": farm_started,
+                      "wall_started": wall_started, "log_dir": str(farm.log_dir),
                       "farm": __import__("cli.farm").farm.__file__}))
 finally:
     farm.stop()
@@ -90,7 +101,43 @@ def ready(tree: Path, scratch: Path) -> dict:
         raise RuntimeError(f"ready probe in {tree} failed: {done.stderr[-2000:]}")
     result = json.loads(done.stdout.splitlines()[-1])
     assert Path(result.pop("farm")).is_relative_to(tree), f"the farm measured is not {tree}'s"
+    result["stages"] = stages(Path(result.pop("log_dir")), result.pop("wall_started"))
+    result["stages"].update({"the farm's start() returned": result.pop("farm_started_s"),
+                             "every worker answered a ping": result["pinged_s"],
+                             "every worker took a task": result["ready_s"]})
     return result
+
+
+# Where the start goes, read from the farm's logs (the fork server logs each part of its
+# loading as it ends; the workers' lines are Celery's and ours): (stage, log line pattern).
+# A stage several processes reach (each worker) counts when the last one does.
+STAGES = [("fork server: python started", r"fork server\] started$"),
+          ("fork server: settings read, analyzer configs checked", r"fork server\] settings read"),
+          ("fork server: tasks and pipeline imported", r"fork server\] tasks imported"),
+          ("fork server: celery worker imported", r"fork server\] celery worker imported"),
+          ("fork server: models loaded", r"fork server\] models loaded"),
+          ("fork server: database schema current", r"fork server\] database schema current"),
+          ("fork server: workers forked", r"fork server\] forked the worker"),
+          ("workers: connected to Redis", r"/MainProcess\] Connected to redis"),
+          ("workers' pool processes: models ready", r"/ForkPoolWorker-\d+\] models ready"),
+          ("workers: consuming (Celery's ready)", r"/MainProcess\] \S+ ready\.$")]
+STAMP = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}):")
+
+
+def stages(log_dir: Path, wall_started: float) -> dict[str, float]:
+    """Seconds from the probe's start to each stage its farm's logs show (milliseconds, wall
+    clock: the log lines' own stamps)."""
+    found: dict[str, float] = {}
+    for log in sorted(log_dir.glob("*.log")):
+        for line in log.read_text(errors="replace").splitlines():
+            stamp = STAMP.match(line)
+            if not stamp:
+                continue
+            at = time.mktime(time.strptime(stamp[1], "%Y-%m-%d %H:%M:%S")) + int(stamp[2]) / 1000 - wall_started
+            for stage, pattern in STAGES:
+                if re.search(pattern, line):
+                    found[stage] = max(found.get(stage, at), at)
+    return found
 
 
 def process_wall(tree: Path, scratch: Path, clip: Path) -> float:
@@ -167,6 +214,7 @@ def measure(trees: dict[str, Path], rounds: int, work: Path) -> dict:
     runs: dict[str, dict[str, list[float]]] = {name: {"pinged_s": [], "ready_s": [], "cpu_s": [], "process_s": [],
                                                       "up_web_s": [], "up_first_job_s": []}
                                                for name in trees}
+    timeline: dict[str, dict[str, list[float]]] = {name: {} for name in trees}
     load = [os.getloadavg()[0]]
     for round_ in range(rounds):
         for name, tree in trees.items():
@@ -175,13 +223,17 @@ def measure(trees: dict[str, Path], rounds: int, work: Path) -> dict:
             runs[name]["pinged_s"].append(found["pinged_s"])
             runs[name]["ready_s"].append(found["ready_s"])
             runs[name]["cpu_s"].append(found["cpu_s"])
+            for stage, at in found["stages"].items():
+                timeline[name].setdefault(stage, []).append(at)
             runs[name]["process_s"].append(process_wall(tree, scratch, clip))
             found = up_first_job(tree, scratch / "up", clip)
             runs[name]["up_web_s"].append(found["web_s"])
             runs[name]["up_first_job_s"].append(found["first_job_s"])
         load.append(os.getloadavg()[0])
     return {"rounds": rounds, "load": load, "cores": os.cpu_count(),
-            "runs": runs, "median": {name: {k: statistics.median(v) for k, v in r.items()} for name, r in runs.items()}}
+            "runs": runs, "median": {name: {k: statistics.median(v) for k, v in r.items()} for name, r in runs.items()},
+            "stages": {name: {stage: statistics.median(at) for stage, at in found.items()}
+                       for name, found in timeline.items()}}
 
 
 def render(figures: dict) -> str:
@@ -226,7 +278,24 @@ def render(figures: dict) -> str:
                   "outnumber them; `vidfarm process` also no longer checks the analyzer configs itself before "
                   "starting the farm, and `vidfarm up` starts beat, Flower and the camera ingester after the "
                   "workers' loading, and its autoscaler forks the CPU workers from a fork server of its own."]
+    lines += breakdown(figures)
     return "\n".join(lines) + "\n"
+
+
+def breakdown(figures: dict) -> list[str]:
+    """Where the time to *ready* goes, by the stages the logs show (see ``STAGES``)."""
+    found = figures.get("stages", {}).get("now")
+    if not found:
+        return []
+    order = sorted(found.items(), key=lambda item: item[1])
+    rows, last = [], 0.0
+    for stage, at in order:
+        rows.append(f"| {stage} | {at:.2f} s | {at - last:+.2f} s |")
+        last = at
+    return ["", "Where *now*'s start goes (the median over the rounds of when each stage was reached, from "
+                "the fresh process's start; stages are read from the farm's logs, whose stamps are to the "
+                "millisecond; a stage each worker reaches counts when the last one does):", "",
+            "| stage | reached after | since the stage above |", "| --- | --- | --- |", *rows]
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -33,7 +33,9 @@ import time
 
 
 def prepare() -> str | None:
-    """Everything a worker needs before its fork; the reason it cannot start, or None."""
+    """Everything a worker needs before its fork; the reason it cannot start, or None. Each
+    part's time goes to the log (bench/startup.py reads it for its breakdown)."""
+    phase = Phases()
     from core.settings import get_settings
     from services import runtime
     from workers.analyzer_configs import AnalyzerConfigError, check
@@ -45,9 +47,11 @@ def prepare() -> str | None:
         check(settings.analyzer_configs(), settings.plugins)
     except AnalyzerConfigError as error:
         return f"bad setting {error}"
+    phase.done("settings read and analyzer configs checked")
     from tasks.app import app
 
     app.loader.import_default_modules()     # the tasks, and through them the pipeline
+    phase.done("tasks imported")
     # What `celery worker` imports as it starts, so that each fork finds it loaded.
     import celery.apps.worker  # noqa: F401
     import celery.concurrency.prefork  # noqa: F401
@@ -55,15 +59,30 @@ def prepare() -> str | None:
     import kombu.transport.redis  # noqa: F401
     from workers import models
 
+    phase.done("celery worker imported")
     if settings.effective_threads == 1 and models.providers() == ["CPUExecutionProvider"]:
         from tasks import jobs
 
         jobs.warm_up()      # lru-cached: each worker's pool process finds the chain loaded
+        phase.done("models loaded")
     # The database schema brought up to date once (each worker then only finds it current),
     # and no connection left open for the forks to share.
     runtime.records().engine.dispose()
     runtime.configure(settings)
+    phase.done("database schema current")
     return None
+
+
+class Phases:
+    """The time each part of the start took, logged as it ends."""
+
+    def __init__(self):
+        self.last = time.monotonic()
+
+    def done(self, what: str) -> None:
+        now = time.monotonic()
+        log(f"{what} in {now - self.last:.2f} s")
+        self.last = now
 
 
 def serve(requests, answer, protocol_fd: int) -> None:
@@ -148,6 +167,7 @@ def main() -> int:
         protocol.write(json.dumps(message) + "\n")
 
     started = time.monotonic()
+    log("started")
     problem = prepare()
     if problem:
         answer({"error": problem})
