@@ -88,10 +88,12 @@ class EmbeddedFarm:
     def start(self) -> "EmbeddedFarm":
         """Starts every process and returns without waiting for them; ``started()`` waits for
         the workers' fork server (and raises FarmStartError if they cannot start)."""
-        self.redis.start()
         try:
-            # First: the workers' imports and models are the longest part of the start.
+            # First, before Redis is even up: the workers' imports and models are the longest
+            # part of the start, and the fork server needs no Redis until its workers connect
+            # (the address is known: the port was chosen already).
             self.forkserver = ForkServer(self.env(), self.log_dir / "forkserver.log")
+            self.redis.start()
             if self.autoscale:
                 # Live camera segments go to the always-on worker (the autoscaler sizes the cpu
                 # queue's workers only, for now); it takes them before its ingest tasks.

@@ -168,6 +168,9 @@ def main() -> int:
 
     started = time.monotonic()
     log("started")
+    # The imports make hundreds of thousands of objects and free almost none: collections as
+    # they go would only walk them again and again (everything is frozen below anyway).
+    gc.disable()
     problem = prepare()
     if problem:
         answer({"error": problem})
@@ -176,6 +179,7 @@ def main() -> int:
     # Everything loaded so far is shared with the forks until written: kept out of the
     # collector's reach, a fork's garbage collections do not touch (and so copy) its pages.
     gc.freeze()
+    gc.enable()
     answer({"ready": True})
     serve(sys.stdin, answer, protocol_fd)
     return 0

@@ -147,6 +147,16 @@ def test_mask_analyzer_is_registered_and_fills_the_columns(model_path):
     assert [f["mask"] for f in faces.to_json()] == ["no_mask"] * 6
 
 
+def test_the_recogniser_and_the_mask_embedding_share_one_arcface_session():
+    """Each session loaded is start-up time and memory: the default chain loads the ArcFace
+    file once, whichever analyzers use it; another file (or thread count) is its own."""
+    chain = build_chain(["recognize", "mask"], {"mask": {"method": "embedding"}})
+    recognizer, mask = chain
+    assert mask.embedding.embedder is recognizer.embedder
+    other = build_chain(["recognize"], {"recognize": {"threads": 2}})[0]
+    assert other.embedder is not recognizer.embedder
+
+
 def test_tiny_faces_get_no_label(model_path):
     analyzer = MaskAnalyzer(MaskConfig(method="mobilenet", model_path=str(model_path), quality={"min_face_px": 1000}))
     image = cv2.imread(str(package_file("insightface", "data", "images", "t1.jpg")))

@@ -98,7 +98,7 @@ class EmbeddingMaskClassifier:
         from workers.analytics.mask_train import LogisticModel, ensure_embedding_mask_model
         from workers.analytics.recognizer import FaceEmbedder
 
-        self.embedder = FaceEmbedder(recognizer_model, model_dir, threads)
+        self.embedder = FaceEmbedder.shared(recognizer_model, model_dir, threads)   # the recogniser's session
         self.model = LogisticModel.load(Path(model_path) if model_path else
                                         ensure_embedding_mask_model(cache_dir, model_dir, recognizer_model))
 

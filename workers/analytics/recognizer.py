@@ -6,6 +6,7 @@ summed and the aggregate is compared with the gallery; below the threshold it is
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import ClassVar
 
 import numpy as np
@@ -30,6 +31,14 @@ class FaceEmbedder:
         self.model = model_zoo.get_model(str(models.model_path(model_file, model_dir)),
                                          providers=models.providers(),
                                          sess_options=models.session_options(threads))
+
+    @staticmethod
+    @lru_cache(maxsize=4)
+    def shared(model_file: str = "w600k_mbf.onnx", model_dir: str | None = None, threads: int = 1) -> "FaceEmbedder":
+        """One embedder per model and thread count in a process: the recogniser and the mask
+        analyzer's embedding classifier run the same ArcFace file, and each session loaded
+        costs start-up time and memory (it holds nothing between calls)."""
+        return FaceEmbedder(model_file, model_dir, threads)
 
     def aligned(self, image_bgr: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
         import warnings
@@ -59,7 +68,7 @@ class FaceRecognizer(Analyzer):
 
     def __init__(self, config: RecognizerConfig):
         self.config = config
-        self.embedder = FaceEmbedder(config.model_file, config.model_dir, config.threads)
+        self.embedder = FaceEmbedder.shared(config.model_file, config.model_dir, config.threads)
         self.state: SegmentState | None = None
 
     def begin(self, state: SegmentState) -> None:
