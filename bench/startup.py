@@ -120,7 +120,8 @@ def ready(tree: Path, scratch: Path, tries: int = 3) -> dict:
 # loading as it ends; the workers' lines are Celery's and ours): (stage, log line pattern).
 # A stage several processes reach (each worker) counts when the last one does.
 STAGES = [("fork server: python started", r"fork server\] started$"),
-          ("fork server: settings read, analyzer configs checked", r"fork server\] settings read"),
+          ("fork server: analyzers imported, analyzer configs checked", r"fork server\] analyzers imported"),
+          ("fork server's child: database schema brought up to date", r"fork server\] database schema brought"),
           ("fork server: tasks and pipeline imported", r"fork server\] tasks imported"),
           ("fork server: celery worker imported", r"fork server\] celery worker imported"),
           ("fork server: models loaded", r"fork server\] models loaded"),
