@@ -150,6 +150,8 @@ def test_mask_analyzer_is_registered_and_fills_the_columns(model_path):
 def test_the_recogniser_and_the_mask_embedding_share_one_arcface_session():
     """Each session loaded is start-up time and memory: the default chain loads the ArcFace
     file once, whichever analyzers use it; another file (or thread count) is its own."""
+    import workers.analytics.recognizer  # noqa: F401  (registers "recognize")
+
     chain = build_chain(["recognize", "mask"], {"mask": {"method": "embedding"}})
     recognizer, mask = chain
     assert mask.embedding.embedder is recognizer.embedder
