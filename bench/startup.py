@@ -271,21 +271,26 @@ def render(figures: dict) -> str:
     lines = ["## The embedded farm's start", "",
              "`python -m bench.startup`: a 2-worker embedded farm (`cli.farm.EmbeddedFarm`, as `vidfarm process` "
              "starts it) from a fresh process's start until every worker answered a ping, and until every worker "
-             "is *ready to take a job*: it answered a ping and its models are loaded (a task sent to a queue of "
-             "its own came back: a Celery worker hands a task to its pool process only after that process's "
-             "start, where the models load); the CPU time its processes (workers, their pool processes, the fork "
+             "is *ready to take a job*: its models are loaded and it takes tasks (one small task a worker, sent "
+             "to a queue they all take from as the farm starts, has finished: a Celery worker hands a task to "
+             "its pool process only after that process's start, where the models load; the time is the "
+             "result's own stamp, and the probe checks that each worker ran one); the CPU time its processes (workers, their pool processes, the fork "
              "server) had used by then; `vidfarm process` of a 2 s 320x180 clip (all analyzers) from exec to exit; "
              "`vidfarm up --workers 2` from exec until its web app answers `/healthz`, and until a first upload "
              "of the same clip through the API is done with its video drawn (its CPU workers are started by the "
              "local autoscaler when the upload comes). "
              f"{figures['rounds']} rounds, the trees interleaved; the median (min-max). *Before* is commit "
-             f"`{BEFORE_REF}` exported with `git archive` and run with the same interpreter and packages. "
+             f"`{BEFORE_REF}` exported with `git archive` and run with the same interpreter and packages; both "
+             "trees' bytecode is compiled first, as an installed vidfarm's is. "
              f"{figures['cores']} cores shared with other engineers' work: load average "
              f"{', '.join(f'{x:.1f}' for x in figures['load'])} at the start and after each round, so the "
              "wall times are several times what an idle machine gives; the CPU time is the steadier figure.", "",
              "| code | workers answered a ping | ready to take a job | CPU used by then | `vidfarm process` 2 s clip "
              "| `up`: web answers | `up`: first job done |",
              "| --- | --- | --- | --- | --- | --- | --- |", *rows]
+    if figures.get("uneven_probes"):
+        lines += ["", f"{figures['uneven_probes']} probe(s) were run again because one worker had taken both "
+                      "tasks (the other's readiness then went unmeasured)."]
     if {"before", "now"} <= median.keys():
         before, now = median["before"], median["now"]
         lines += ["", f"Now against before (medians): ready to take a job in {now['ready_s']:.2f} s against "
@@ -297,10 +302,14 @@ def render(figures: dict) -> str:
     lines += ["", "Where it comes from: *now*, one fork server (`tasks/forkserver.py`) imports, checks and loads "
                   "the models once, on one core, and each worker is a fork of it; *before*, each worker did all "
                   "of it by itself, the two at once on the two cores. So the saving is CPU (and the memory the "
-                  "forks share), which turns into wall time when the cores are busy, as here, or the workers "
-                  "outnumber them; `vidfarm process` also no longer checks the analyzer configs itself before "
-                  "starting the farm, and `vidfarm up` starts beat, Flower and the camera ingester after the "
-                  "workers' loading, and its autoscaler forks the CPU workers from a fork server of its own."]
+                  "forks share), which turns into wall time when the cores are busy or the workers outnumber "
+                  "them. On the serial path that is left, the fork server's database migrations run in a child "
+                  "of its own beside its imports, its collector is off while it imports, the recogniser and the "
+                  "mask analyzer share one ArcFace session, and each fork starts Celery's worker command without "
+                  "the `celery` command group (whose import cost each worker about 0.3 s). `vidfarm process` no "
+                  "longer checks the analyzer configs itself before starting the farm, and `vidfarm up` starts "
+                  "beat, Flower and the camera ingester after the workers' loading, and its autoscaler forks the "
+                  "CPU workers from a fork server of its own."]
     lines += breakdown(figures)
     return "\n".join(lines) + "\n"
 

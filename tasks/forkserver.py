@@ -4,11 +4,13 @@ of one machine loads, loaded once, then one fork per worker.
 A worker started as its own ``celery worker`` process spends seconds importing Celery, the
 tasks, the pipeline and its libraries (onnx, onnxruntime, OpenCV, supervision and SciPy, PyAV),
 checking the analyzer configs and loading the models; two of them starting at once on two
-cores pay it twice, side by side. This process pays it once: it parses the settings, checks
-the analyzer configs (a bad one ends it with one line, before any worker exists), imports the
-tasks and loads the models where that survives a fork (below), then forks a worker for each
-request. The fork runs ``celery worker`` as the command line would (Celery's own pool child is
-forked from it in turn), in a session of its own, on the cores asked for, logging to its file.
+cores pay it twice, side by side. This process pays it once: it parses the settings, forks a
+child that brings the database schema up to date on another core, checks the analyzer configs
+(a bad one ends it with one line, before any worker exists), imports the tasks and loads the
+models where that survives a fork (below), then forks a worker for each request. The fork runs
+``celery worker`` as the command line would (Celery's own pool child is forked from it in
+turn), in a session of its own, on the cores asked for, logging to its file. The log says how
+long each part of the loading took.
 
 Models are loaded here only when each worker runs its sessions on one thread on the CPU:
 onnxruntime then starts no thread of its own, and a fork copies them whole. With more threads
