@@ -31,6 +31,8 @@ ANSWER_WAIT_S = 15.0     # the ingester polls for offers every second; ICE gathe
 EVENT_ID = re.compile(r"^\d+-\d+$")
 WATCH_ID = re.compile(r"^[0-9a-f]{32}$")
 NO_CAMERA = {404: {"description": "No such camera", "content": {"application/json": {"schema": ERROR_SCHEMA}}}}
+NO_ANSWER = {504: {"description": "No ingester answered (none holds the camera, or `vidfarm ingest` is not running)",
+                   "content": {"application/json": {"schema": ERROR_SCHEMA}}}}
 
 
 class CameraIn(Schema):
@@ -257,10 +259,6 @@ def answered(camera_id: str, offer: dict, kind: str) -> dict:
     if status != 200:
         abort(status, answer["error"])
     return answer
-
-
-NO_ANSWER = {504: {"description": "No ingester answered (none holds the camera, or `vidfarm ingest` is not running)",
-                   "content": {"application/json": {"schema": ERROR_SCHEMA}}}}
 
 
 @cameras.post("/cameras/<camera_id>/offer")
