@@ -76,6 +76,7 @@ def test_a_view_job_is_drawn_by_a_worker_and_the_old_shape_is_refused(watched_se
     from tasks.app import app
     from tasks.live import piece_key
     from tasks.live_view import send_view
+    from workers.annotate import Label, label_area
 
     registry, camera_id, watch_id, segment, clip = watched_segment
     store = runtime.store()
@@ -106,7 +107,8 @@ def test_a_view_job_is_drawn_by_a_worker_and_the_old_shape_is_refused(watched_se
     # The labels came through the message: the first frame carries the face's box and name
     # (drawn over its top edge), the second nothing (only the encoder's noise).
     source = clip_frames(clip)
-    label_area = (slice(0, 36), slice(36, 124))
-    changed = [abs(drawn[n][label_area] - source[n][label_area]).mean() for n in (0, 1)]
-    assert changed[0] > changed[1] + 8, changed
+    x1, top, x2, bottom = label_area(Label.of(face), (segment.width, segment.height))
+    area = (slice(top, bottom + 1), slice(x1, x2 + 1))
+    changed = [abs(drawn[n][area] - source[n][area]).mean() for n in (0, 1)]
+    assert changed[0] > changed[1] + 20, changed
     assert not store.exists(source)          # drawn: the segment file is not kept (keep_source=False)
