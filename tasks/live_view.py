@@ -36,7 +36,7 @@ def send_view(camera_id: str, watch_id: str, segment: LiveSegment, frames: list[
     The task deletes the segment file once drawn unless ``keep_source``."""
     fever_c = runtime.settings().fever_threshold_c
     duration_s = round(float((segment.end_pts - segment.pts[0]) * TIMELINE), 3)
-    labels = tuple(tuple(Label.of(face, fever_c).to_json() for face in faces) for faces in frames)
+    labels = tuple(tuple(tuple(Label.of(face, fever_c).to_json()) for face in faces) for faces in frames)
     job = ViewJob(camera_id, watch_id, segment.index, tuple(segment.pts), segment.fps, segment.width, segment.height,
                   segment.captured_at, segment.first_frame, duration_s, labels, keep_source)
     app.send_task("vidfarm.live_view", (job.to_message(),), queue="live")
