@@ -106,9 +106,9 @@ def test_a_view_job_is_drawn_by_a_worker_and_the_old_shape_is_refused(watched_se
     assert len(drawn) == len(segment.pts)
     # The labels came through the message: the first frame carries the face's box and name
     # (drawn over its top edge), the second nothing (only the encoder's noise).
-    source = clip_frames(clip)
+    shot = clip_frames(clip)
     x1, top, x2, bottom = label_area(Label.of(face), (segment.width, segment.height))
     area = (slice(top, bottom + 1), slice(x1, x2 + 1))
-    changed = [abs(drawn[n][area] - source[n][area]).mean() for n in (0, 1)]
+    changed = [abs(drawn[n][area] - shot[n][area]).mean() for n in (0, 1)]
     assert changed[0] > changed[1] + 20, changed
     assert not store.exists(source)          # drawn: the segment file is not kept (keep_source=False)

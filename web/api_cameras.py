@@ -278,10 +278,12 @@ def camera_offer(camera_id: str, body):
 @cameras.auth_required(token_auth, roles=["viewer"])
 @cameras.input(OfferIn, location="json", arg_name="body")
 @cameras.output(AnswerOut)
-@cameras.doc(summary="Play the camera's live view over WebRTC: a WebRTC offer in (a receive-only video "
-                     "transceiver; a data channel, if offered, carries each picture's capture and send "
-                     "times), the answer of the ingester that holds the camera out; it then sends the "
-                     "annotated video directly, a few seconds behind live (the MSE alternative: /view)",
+@cameras.doc(summary="Play the camera's live view over WebRTC",
+             description="A WebRTC offer in (a receive-only video transceiver, ICE candidates gathered: the "
+                         "server takes no trickle; a data channel, if offered, gets each picture's "
+                         "{captured_at, sent_at}), the answer of the ingester that holds the camera out; the "
+                         "ingester then sends the annotated video directly, a few seconds behind live. The "
+                         "other player of the same pieces: GET /cameras/{id}/view (MSE).",
              responses={**error_responses(400), **NO_CAMERA, **NO_ANSWER})
 def camera_view_offer(camera_id: str, body):
     return answered(camera_id, body, "viewers")

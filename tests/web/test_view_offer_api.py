@@ -107,4 +107,5 @@ def test_the_route_is_in_the_api_document(client, accounts_by_role):
     document = client.get("/api/v1/openapi.json", headers=accounts_by_role["viewer"].auth).json
     operation = document["paths"]["/api/v1/cameras/{camera_id}/view/offer"]["post"]
     assert {"200", "400", "404", "504"} <= set(operation["responses"])
-    assert "WebRTC" in operation["summary"] and operation["security"] == [{"BearerAuth": []}]
+    assert "WebRTC" in operation["summary"] and "receive-only video" in operation["description"]
+    assert operation["security"] == [{"BearerAuth": ["viewer"]}]
