@@ -289,8 +289,10 @@ def render(figures: dict) -> str:
              "| `up`: web answers | `up`: first job done |",
              "| --- | --- | --- | --- | --- | --- | --- |", *rows]
     if figures.get("uneven_probes"):
-        lines += ["", f"{figures['uneven_probes']} probe(s) were run again because one worker had taken both "
-                      "tasks (the other's readiness then went unmeasured)."]
+        lines += ["", f"{figures['uneven_probes']} probe(s) were run again, in a fresh farm, because one worker "
+                      "had taken both tasks (the other's readiness then goes unmeasured): the figures keep only "
+                      "starts where the second worker took a task before the first had finished its own (tens "
+                      "of milliseconds), so they lean towards starts where the two workers came up together."]
     if {"before", "now"} <= median.keys():
         before, now = median["before"], median["now"]
         lines += ["", f"Now against before (medians): ready to take a job in {now['ready_s']:.2f} s against "
@@ -324,10 +326,25 @@ def breakdown(figures: dict) -> list[str]:
     for stage, at in order:
         rows.append(f"| {stage} | {at:.2f} s | {at - last:+.2f} s |")
         last = at
-    return ["", "Where *now*'s start goes (the median over the rounds of when each stage was reached, from "
-                "the fresh process's start; stages are read from the farm's logs, whose stamps are to the "
-                "millisecond; a stage each worker reaches counts when the last one does):", "",
-            "| stage | reached after | since the stage above |", "| --- | --- | --- |", *rows]
+    lines = ["", "Where *now*'s start goes (the median over the rounds of when each stage was reached, from "
+                 "the fresh process's start; stages are read from the farm's logs, whose stamps are to the "
+                 "millisecond; a stage each worker reaches counts when the last one does):", "",
+             "| stage | reached after | since the stage above |", "| --- | --- | --- |", *rows]
+    first, imported = found.get("fork server: python started"), found.get("fork server: celery worker imported")
+    done = found.get("every worker took a task")
+    if first is not None and imported is not None and done:
+        lines += ["", f"The fork server's imports (from its interpreter's start until Celery's worker is imported: "
+                      f"OpenCV, PyAV, onnxruntime, onnx, insightface, supervision and SciPy, SQLAlchemy and Alembic, "
+                      f"Celery, the tasks) take {imported - first:.2f} s of the {done:.2f} s, one process on one "
+                      f"core; everything before its start (this process's own imports, the settings) "
+                      f"{first:.2f} s, and everything after {done - imported:.2f} s."]
+    pinged = found.get("every worker answered a ping")
+    if done and pinged and pinged > done + 0.3:
+        lines += ["", f"The workers answered a ping {pinged - done:.2f} s after they had taken their tasks: a ping "
+                      "is no sign of readiness (the Redis transport seems to take up a worker's broadcast "
+                      "subscription only after its first poll of the queues, which waits up to 1 s; not "
+                      "investigated further)."]
+    return lines
 
 
 def main(argv: list[str] | None = None) -> dict:
