@@ -9,6 +9,7 @@ import subprocess
 import time
 
 import psutil
+import pytest
 
 from tests.clipmaker import make_clip
 from tests.conftest import child_env, private_farm
@@ -64,3 +65,27 @@ def test_a_farm_stopped_while_its_fork_server_loads_leaves_nothing(tmp_path):
     time.sleep(1)    # what a server killed mid-load would have forked by now
     assert processes_with_env(f"VIDFARM_DATA_DIR={tmp_path}") == []
     assert "forked" not in (tmp_path / "logs" / "forkserver.log").read_text()
+
+
+def test_a_database_it_may_not_upgrade_ends_the_server_with_the_reason_and_leaves_nothing(tmp_path):
+    """A child of the fork server brings the schema up to date beside its imports: a database
+    of an older vidfarm that it may not upgrade (VIDFARM_DB_AUTO_UPGRADE=false) ends the server
+    before any worker, with the reason in its log, and leaves no child behind."""
+    from core.processes import FarmStartError, ForkServer
+    from tests.test_migrations import build_0_1
+
+    data_dir = tmp_path / "data"
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    build_0_1(url).dispose()
+    env = child_env(VIDFARM_DATA_DIR=str(data_dir), DATABASE_URL=url, VIDFARM_DB_AUTO_UPGRADE="false",
+                    VIDFARM_THREADS="1")
+    server = ForkServer(env, data_dir / "logs" / "forkserver.log")
+    try:
+        with pytest.raises(FarmStartError, match="fork server exited"):
+            server.ready()
+    finally:
+        server.close()
+    log = (data_dir / "logs" / "forkserver.log").read_text()
+    assert log.count("SchemaOutOfDate") >= 2, log[-3000:]     # the child's attempt, then its own
+    assert "vidfarm db upgrade" in log
+    assert processes_with_env(f"VIDFARM_DATA_DIR={data_dir}") == []
