@@ -305,10 +305,22 @@ def _use_wal(cursor, attempts: int = 100) -> bool:
             time.sleep(random.uniform(0.01, 0.05))
 
 
+# Database URLs whose schema is known to be current in this process: the embedded farm's fork
+# server marks its database once its schema child has brought it up to date, so that neither
+# it nor its forked workers import Alembic (a quarter of a second) only to check it again.
+_KNOWN_CURRENT: set[str] = set()
+
+
+def known_current(url: str) -> None:
+    """Skip the schema check when this process (and its forks) open ``url``."""
+    _KNOWN_CURRENT.add(url)
+
+
 @lru_cache(maxsize=4)
 def open_records(url: str, upgrade: bool = True) -> Records:
     """One Records per database URL per process; the schema is brought up to date (or, with
-    ``upgrade=False``, checked) on first use."""
+    ``upgrade=False``, checked) on first use, unless it is ``known_current``."""
     records = Records(url)
-    records.create_schema(upgrade)
+    if url not in _KNOWN_CURRENT:
+        records.create_schema(upgrade)
     return records

@@ -38,6 +38,7 @@ def prepare() -> str | None:
     """Everything a worker needs before its fork; the reason it cannot start, or None. Each
     part's time goes to the log (bench/startup.py reads it for its breakdown)."""
     phase = Phases()
+    from core.records import known_current
     from core.settings import get_settings
     from services import runtime
 
@@ -48,12 +49,14 @@ def prepare() -> str | None:
     try:
         problem = load(settings, phase)
     finally:
-        os.waitpid(schema, 0)       # a server that ends (a bad config) leaves nothing behind
+        _, status = os.waitpid(schema, 0)       # a server that ends (a bad config) leaves nothing behind
     if problem:
         return problem
-    # The schema is current now (or, if the child failed, this fails the same way, here); no
-    # connection is left open for the forks to share.
-    runtime.records().engine.dispose()
+    if status == 0:
+        known_current(settings.sqlalchemy_url)      # the workers need not check it again
+    else:
+        # The child failed (its traceback is in the log): this fails the same way, here.
+        runtime.records().engine.dispose()
     runtime.configure(settings)
     phase.done("database schema current")
     return None
@@ -92,7 +95,7 @@ def load(settings, phase: "Phases") -> str | None:
 def bring_schema_up_to_date_aside(runtime) -> int:
     """Fork a child that brings the database schema up to date (a fresh database's migrations
     take a few tenths of a second, all Python) on another core while this process goes on
-    with its imports; returns its pid. Each worker then only finds the schema current."""
+    with its imports; returns its pid. Its forks then skip the check (``known_current``)."""
     sys.stdout.flush()
     sys.stderr.flush()
     child = os.fork()
