@@ -47,8 +47,9 @@ FIRST_RESULT_S = 180.0
 REAL_TIME_SLOPE = 0.05         # latency growing less than this (s per s): 1.5 s over a 30 s window
 
 
-def make_stream(path: Path, fps: int) -> Path:
-    """The footage as a 720p camera would send it: scaled, at ``fps``, a keyframe a second."""
+def make_stream(path: Path, fps: int, loops: int = LOOPS) -> Path:
+    """The footage as a 720p camera would send it: scaled, at ``fps``, a keyframe a second,
+    played ``loops`` times."""
     import av
 
     with av.open(str(FOOTAGE)) as source:
@@ -62,7 +63,7 @@ def make_stream(path: Path, fps: int) -> Path:
         stream.codec_context.gop_size = fps
         stream.options = {"preset": "veryfast", "keyint_min": str(fps), "sc_threshold": "0", "bf": "0"}
         n = 0
-        for _ in range(LOOPS):
+        for _ in range(loops):
             for rgb in keep:
                 frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(SIZE[0], SIZE[1], format="yuv420p")
                 frame.pts, frame.time_base = n, Fraction(1, fps)

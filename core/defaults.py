@@ -39,6 +39,11 @@ DETECTOR_THRESHOLD = 0.5
 MOTION_GATE = True
 RECHECK_FRAMES = 15
 
+# Live cameras (VIDFARM_LIVE_DETECT_FPS): the detector looks at most this many frames a second
+# of a camera, the frames between carry the faces of its last look (Frigate's detect fps).
+# 0: every frame. Chosen by bench/live_frame_cost.py (docs/benchmarks.md, "Live frame cost").
+LIVE_DETECT_FPS = 5.0
+
 # The annotated video copies the source's GOPs that have nothing to draw (VIDFARM_STREAM_COPY).
 STREAM_COPY = True
 

@@ -36,6 +36,9 @@ class PipelineConfig:
     # Radiometric (16-bit) recordings: raw value -> degrees C; ignored for ordinary video.
     thermal_gain: float = 0.01
     thermal_offset: float = -273.15
+    # Live cameras: the detector looks at most this many frames a second, the frames between
+    # carry the faces of its last look (``SegmentState.detect_fps``); 0: every frame.
+    detect_fps: float = 0.0
 
 
 @dataclass
@@ -68,7 +71,7 @@ def analyse_segment(src: Path, segment: SegmentJob, config: PipelineConfig,
     """Analyse a segment file's own frames (one per timestamp of ``segment.pts``)."""
     chain = analyzer_chain(config.analyzers, config.analyzer_configs, config.plugins)
     source = segment.media
-    state = SegmentState(source.fps, gallery)
+    state = SegmentState(source.fps, gallery, config.detect_fps)
     calibration = thermal.Calibration(config.thermal_gain, config.thermal_offset)
     for analyzer in chain:
         analyzer.begin(state)

@@ -144,7 +144,8 @@ class MotionGate:
         self.background = Background(config)
         self.live: list[LiveFace] = []
         self.frame = -1
-        self.looks = {"full": 0, "region": 0, "none": 0}    # frames by what the detector saw
+        # frames by what the detector saw; carried: not its turn (the detect pace, live cameras)
+        self.looks = {"full": 0, "region": 0, "none": 0, "carried": 0}
 
     def __call__(self, picture: Picture, detect: Detect) -> Faces:
         self.frame += 1
@@ -164,6 +165,15 @@ class MotionGate:
         if area >= c.full_frame_share * picture.width * picture.height:
             region = None
         return self._looked(detect(picture, region), region, blobs)
+
+    def carry(self) -> Faces:
+        """A frame the detector's pace skips: the live faces as they are, the background left
+        alone (the next look compares with the frame before the skipped ones)."""
+        self.frame += 1
+        self.looks["carried"] += 1
+        faces = self._faces(self.live)
+        faces.carried = True
+        return faces
 
     def _looked(self, found: Faces, region: Rect | None, blobs: list[Rect]) -> Faces:
         """Live faces after a look at ``region`` (None: the whole frame) found ``found``."""
@@ -195,6 +205,29 @@ class MotionGate:
         return Faces(boxes=np.stack([f.box for f in live]).astype(np.float32),
                      scores=np.array([f.score for f in live], np.float32),
                      keypoints=np.stack([f.keypoints for f in live]).astype(np.float32))
+
+
+class DetectPace:
+    """Which frames of a video the detector looks at when it may look at most ``detect_fps``
+    frames a second (a live camera; Frigate's ``detect.fps``): a segment's first frame, then
+    the first frame of each following 1/detect_fps of the stream's time. Counted in frames, not
+    clock time, so a segment analysed late or twice is looked at on the same frames."""
+
+    def __init__(self, fps: float, detect_fps: float):
+        self.ratio = detect_fps / fps
+        self.frame = -1
+
+    @classmethod
+    def of(cls, fps: float, detect_fps: float) -> "DetectPace | None":
+        """None where every frame is looked at (no pace, or a stream no faster than it)."""
+        return cls(fps, detect_fps) if detect_fps > 0 and fps > detect_fps else None
+
+    def due(self) -> bool:
+        """The next frame: is it looked at?"""
+        self.frame += 1
+        # The epsilon: 3 * (5 / 15) must count as 1, whatever the float rounding.
+        slot = lambda frame: math.floor(frame * self.ratio + 1e-9)
+        return self.frame == 0 or slot(self.frame) != slot(self.frame - 1)
 
 
 def region_on_grid(region: Rect, scale: float, size: tuple[int, int], step: int = 32) -> tuple[int, int, int, int]:

@@ -1,0 +1,192 @@
+"""Live frame cost: where a live 720p15 camera frame's CPU goes, with the detector on every
+frame and at a capped detect rate (``VIDFARM_LIVE_DETECT_FPS``), and what the cap costs in faces.
+
+``python -m bench.live_frame_cost [--write]`` (part of ``make bench``): the live latency
+bench's camera stream (``short_hamilton_clip.mp4``, a performer, a pianist and an audience
+that moves everywhere, scaled to 1280x720 at 15 fps, a keyframe a second), played twice (20 s),
+cut as a camera's ingester cuts it into 2 s segments, each analysed in this process as the
+live task analyses it: a fresh segment state, every analyzer, the gallery of the two people
+of the clip, one thread for models and codecs (as each worker of a 2-core farm runs).
+
+Per setting, CPU milliseconds per frame (CPU, not wall time: the machine is shared) of the
+decode and of each analyzer; the settings alternate over ``ROUNDS`` rounds in one run, so
+their ratios are comparable. Accuracy against the detector on every frame with the motion
+gate off (the reference): the reference's faces found on the same frame (box IoU >= 0.5),
+tracks per segment, and of the matched faces those with the reference's name. With
+``--write`` it replaces its section of docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from bench.docs import measure_and_write
+from bench.live_latency import FOOTAGE, PEOPLE, make_stream
+
+SECTION = "## Live frame cost"
+FPS, SEGMENT_S, LOOPS, ROUNDS = 15, 2, 2, 2
+ANALYZERS = ("detect", "track", "recognize", "mask", "thermal")
+REFERENCE = "every frame, no gate"
+# (name, analyzer configs, detect_fps): the reference, live cameras before the cap, the caps tried.
+SETTINGS = [(REFERENCE, {"detect": {"gate": {"enabled": False}}}, 0.0),
+            ("every frame (before)", {}, 0.0),
+            ("detect_fps 7.5", {}, 7.5),
+            ("detect_fps 5", {}, 5.0),
+            ("detect_fps 3", {}, 3.0)]
+
+
+def gallery_of_people():
+    """The two people of the clip, embedded from their photos as enrolment does."""
+    import cv2
+
+    from workers.analytics.detector import DetectorConfig, FaceDetector
+    from workers.analytics.gallery import Gallery
+    from workers.analytics.recognizer import FaceEmbedder
+
+    detector, embedder, rows = FaceDetector(DetectorConfig()), FaceEmbedder(), []
+    for photo in PEOPLE:
+        image = cv2.imread(str(photo))
+        faces = detector(image)
+        rows.append((photo.stem, embedder.embed(image, faces.keypoints[0]).tobytes()))
+    return Gallery.from_rows(rows)
+
+
+def analyse(src: Path, configs: dict, detect_fps: float, gallery) -> dict:
+    """The stream in 2 s segments through the chain; CPU seconds per stage, each frame's faces
+    (as results.json has them), tracks per segment and the detector's model runs."""
+    import cv2
+
+    from bench.eval_clips import pipeline_config
+    from workers import media, pipeline
+    from workers.analytics.faces import Faces
+    from workers.analytics.picture import Picture
+    from workers.analytics.tracks import SegmentState
+
+    cv2.setNumThreads(1)
+    info = media.probe(src)
+    pts = sorted(p.pts for p in info.packets)
+    config = pipeline_config(ANALYZERS, configs)
+    chain = pipeline.analyzer_chain(config.analyzers, config.analyzer_configs, config.plugins)
+    runs = chain[0].model_runs
+    costs: dict[str, float] = defaultdict(float)
+    frames: list[list[dict]] = []
+    tracks, state = 0, None
+    clock = time.process_time()
+    for n, item in enumerate(media.segment_frames(src, pts, info.tb, threads=1)):
+        costs["decode"] += time.process_time() - clock
+        if n % (FPS * SEGMENT_S) == 0:      # a new segment: what the live task starts with
+            if state is not None:
+                frames += [faces.to_json() for faces in state.faces]
+                tracks += len(state.tracks)
+            state = SegmentState(info.fps, gallery, detect_fps)
+            for analyzer in chain:
+                analyzer.begin(state)
+        state.frame_index += 1
+        faces, picture = Faces.empty(), Picture(item.frame)
+        for analyzer in chain:
+            clock = time.process_time()
+            faces = analyzer(picture, faces)
+            costs[analyzer.name] += time.process_time() - clock
+        state.faces.append(faces)
+        clock = time.process_time()
+    frames += [faces.to_json() for faces in state.faces]
+    tracks += len(state.tracks)
+    return {"seconds": dict(costs), "frames": frames, "tracks": tracks, "model_runs": chain[0].model_runs - runs}
+
+
+def agreement(run: dict, reference: dict) -> dict:
+    """The reference's faces this run has on the same frame (IoU >= 0.5), and of those, the
+    ones with the reference's name (None included: an unknown face must stay unknown)."""
+    from workers.analytics.tracks import box_iou
+
+    total = found = same_name = named = 0
+    for ours, theirs in zip(run["frames"], reference["frames"]):
+        for face in theirs:
+            total += 1
+            named += face["identity"] is not None
+            overlaps = [box_iou(face["box"], other["box"]) for other in ours]
+            if overlaps and max(overlaps) >= 0.5:
+                found += 1
+                same_name += ours[overlaps.index(max(overlaps))]["identity"] == face["identity"]
+    return {"reference_faces": total, "found": found, "same_name": same_name, "reference_named": named,
+            "named": sum(face["identity"] is not None for faces in run["frames"] for face in faces)}
+
+
+def measure(work: Path) -> dict:
+    stream = make_stream(work / f"hamilton-720p{FPS}.mp4", FPS, LOOPS)
+    gallery = gallery_of_people()
+    load_before = os.getloadavg()[0]
+    totals: dict[str, dict[str, float]] = {name: defaultdict(float) for name, _, _ in SETTINGS}
+    last: dict[str, dict] = {}
+    for _ in range(ROUNDS):
+        for name, configs, detect_fps in SETTINGS:
+            last[name] = analyse(stream, configs, detect_fps, gallery)
+            for stage, seconds in last[name]["seconds"].items():
+                totals[name][stage] += seconds
+    frames = len(last[REFERENCE]["frames"])
+    rows = []
+    for name, _, detect_fps in SETTINGS:
+        ms = {stage: round(1000 * seconds / (ROUNDS * frames), 2) for stage, seconds in totals[name].items()}
+        rows.append({"setting": name, "detect_fps": detect_fps, "ms_per_frame": ms,
+                     "total_ms": round(sum(ms.values()), 2), "model_runs": last[name]["model_runs"],
+                     "tracks": last[name]["tracks"], **agreement(last[name], last[REFERENCE])})
+    return {"frames": frames, "rounds": ROUNDS, "load": [load_before, os.getloadavg()[0]],
+            "when": time.strftime("%Y-%m-%d %H:%M", time.gmtime()), "rows": rows}
+
+
+def render(figures: dict) -> str:
+    rows = figures["rows"]
+    before = next(r for r in rows if r["setting"] == "every frame (before)")
+    stages = list(before["ms_per_frame"])
+    lines = [
+        SECTION,
+        "",
+        f"`python -m bench.live_frame_cost --write` (part of `make bench`), {figures['when']} UTC: the live latency "
+        f"bench's camera stream (`short_hamilton_clip.mp4`: a performer, a pianist, an audience moving everywhere; "
+        f"1280x720, {FPS} fps, a keyframe a second), {figures['frames']} frames, cut into {SEGMENT_S} s segments "
+        "as a camera's ingester cuts it, each analysed in one process as the live task does (fresh segment state, "
+        "every analyzer, the two people of the clip in the gallery, one thread for models and codecs, as each "
+        "worker of a 2-core farm runs). CPU milliseconds per frame, the settings alternated over "
+        f"{figures['rounds']} rounds in one run; the 2 cores were **shared with other developers' jobs** (load "
+        f"average {figures['load'][0]:.1f} before, {figures['load'][1]:.1f} after): compare the ratios.",
+        "",
+        "`detect_fps` (`VIDFARM_LIVE_DETECT_FPS`, live cameras only): the detector looks at most this many frames "
+        "a second (a segment's first frame, then the first of each 1/detect_fps s); the frames between carry its "
+        "last look's faces (box, score, keypoints), which the tracker, the names and the mask votes follow; "
+        "recognition and mask sample only looked-at frames. *every frame (before)*: live cameras before the cap "
+        "(motion gate on, as configured). Faces: the reference's (detector on every frame, gate off) found on the "
+        "same frame with box IoU >= 0.5; names: of those, the share with the reference's name (unknown "
+        "included).",
+        "",
+        "| setting | " + " | ".join(stages) + " | **total** | vs before | model runs | faces found | "
+        "same name | tracks |",
+        "| --- | " + " | ".join("---" for _ in stages) + " | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        share = 100 * r["found"] / max(1, r["reference_faces"])
+        named = 100 * r["same_name"] / max(1, r["found"])
+        lines.append(f"| {r['setting']} | " + " | ".join(f"{r['ms_per_frame'].get(s, 0):.2f}" for s in stages)
+                     + f" | **{r['total_ms']:.2f}** | {r['total_ms'] / before['total_ms']:.2f} | {r['model_runs']} "
+                     f"| {share:.1f} % | {named:.1f} % | {r['tracks']} |")
+    reference = rows[0]
+    lines += ["", f"The reference has {reference['reference_faces']} faces (face x frame) in {figures['frames']} "
+                  f"frames, {reference['reference_named']} of them named, in {reference['tracks']} tracks "
+                  "(summed over segments)."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str]) -> int:
+    if not FOOTAGE.is_file():
+        print(f"skipping the live frame cost bench: {FOOTAGE} is absent")
+        return 0
+    measure_and_write(measure, render, "--write" in argv, "vidfarm-live-cost-")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,120 @@
+"""A live camera's detect pace (``VIDFARM_LIVE_DETECT_FPS``): the detector looks at most
+``detect_fps`` frames a second, the frames between carry its last look's faces, and every
+frame still has its entries in the results (workers.analytics.motion_gate.DetectPace)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from pydantic import ValidationError
+
+from core.settings import Settings, get_settings
+from tests.clipmaker import face_photo
+from tests.quietclip import Appearance, make_quiet_clip
+from workers import media, pipeline
+from workers.analytics.gallery import Gallery
+from workers.analytics.motion_gate import DetectPace
+from workers.results import ResultOptions, SegmentOutput, assemble_results
+
+ALL = ("detect", "track", "recognize", "mask", "thermal")
+
+
+def run(path, configs: dict, detect_fps: float, analyzers=ALL, gallery=None):
+    """The clip as one segment; the detector's model runs and the gate's frame counts."""
+    info = media.probe(path)
+    config = pipeline.PipelineConfig(analyzers=analyzers, threads=1, detect_fps=detect_fps,
+                                     analyzer_configs=json.dumps(configs, sort_keys=True))
+    detector = pipeline.analyzer_chain(config.analyzers, config.analyzer_configs, config.plugins)[0]
+    before = detector.model_runs
+    result = pipeline.analyse_segment(path, pipeline.whole_file(info), config, gallery)
+    return result, detector.model_runs - before, dict(detector.gate.looks) if detector.gate else None
+
+
+def inside(box, rect) -> bool:
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    return rect[0] <= cx <= rect[2] and rect[1] <= cy <= rect[3]
+
+
+def due_frames(fps: float, detect_fps: float, frames: int) -> list[int]:
+    pace = DetectPace.of(fps, detect_fps)
+    return [i for i in range(frames) if pace.due()]
+
+
+def test_the_pace_looks_at_the_first_frame_of_each_slice_of_the_streams_time():
+    assert due_frames(15, 5, 30) == list(range(0, 30, 3))
+    assert due_frames(30, 5, 30) == [0, 6, 12, 18, 24]
+    assert due_frames(15, 7.5, 10) == [0, 2, 4, 6, 8]
+    # not a whole ratio: 4 looks a second of 15 frames, never two in a row
+    looks = due_frames(15, 4, 150)
+    assert len(looks) == 40 and min(b - a for a, b in zip(looks, looks[1:])) >= 3
+    # no pace: every frame (0, or a stream no faster than the pace)
+    assert DetectPace.of(15, 0) is None and DetectPace.of(5, 5) is None and DetectPace.of(10, 15) is None
+
+
+@pytest.fixture(scope="module")
+def yao_gallery():
+    from workers.analytics.detector import DetectorConfig, FaceDetector
+    from workers.analytics.recognizer import FaceEmbedder
+
+    photo = face_photo("yaoming.jpg")
+    faces = FaceDetector(DetectorConfig())(photo)
+    return Gallery.from_rows([("yao", FaceEmbedder().embed(photo, faces.keypoints[0]).tobytes())])
+
+
+def test_a_person_standing_still_keeps_box_track_and_name_on_every_frame_between_looks(tmp_path, yao_gallery):
+    clip = make_quiet_clip(tmp_path / "still.mp4", seconds=6, fps=15, noise=3.0,
+                           appearances=[Appearance(0, 6, walk=False, height=120)])
+    # recheck on every look: without the pace the gate would look at them on every frame
+    result, _, looks = run(clip.path, {"detect": {"gate": {"recheck_frames": 1}}}, 5, gallery=yao_gallery)
+    info = media.probe(clip.path)
+    output = SegmentOutput(sorted(p.pts for p in info.packets), result.frames, result.tracks, result.thumbnails)
+    results = assemble_results({}, info.tb, info.start_pts, [output], {}, yao_gallery, ResultOptions())
+    assert len(results["frames"]) == clip.frames == 90
+    for frame, truth in zip(results["frames"], clip.photo_boxes):
+        assert len(frame["faces"]) == 1 and inside(frame["faces"][0]["box"], truth)
+    assert {(f["faces"][0]["track"], f["faces"][0]["identity"]) for f in results["frames"]} == {(1, "yao")}
+    assert all(f["faces"][0]["mask"] == "no_mask" for f in results["frames"])
+    # looked at on 5 frames a second, the other 10 carried
+    assert looks["full"] + looks["region"] + looks["none"] == clip.frames // 3 and looks["carried"] == 2 * clip.frames // 3
+
+
+def test_a_person_walking_is_carried_between_looks_where_every_frame_detection_finds_them(tmp_path):
+    clip = make_quiet_clip(tmp_path / "walk.mp4", seconds=6, fps=15, noise=3.0,
+                           appearances=[Appearance(1, 6, walk=True, height=110)])
+    on_screen = [i for i, box in enumerate(clip.photo_boxes) if box is not None]
+    found = lambda result: sum(any(inside(f["box"], clip.photo_boxes[i]) for f in result.frames[i]) for i in on_screen)
+    every, every_runs, _ = run(clip.path, {"detect": {"gate": {"enabled": False}}}, 0, analyzers=("detect", "track"))
+    assert every_runs == clip.frames and found(every) >= 0.9 * len(on_screen)
+    # No gate, no second look: the model runs exactly on the paced frames, 5 a second.
+    bare = {"detect": {"gate": {"enabled": False}, "second_look": {"enabled": False}}}
+    paced, runs, _ = run(clip.path, bare, 5, analyzers=("detect", "track"))
+    assert runs == math.ceil(clip.frames / 3)
+    assert len(paced.frames) == clip.frames and found(paced) >= found(every) - 2
+    # The carried faces keep their track: one track over the walk, as every-frame detection has.
+    tracks = lambda result: {f["track"] for frame in result.frames for f in frame}
+    assert len(tracks(paced)) == len(tracks(every)) == 1
+    # With the gate (as configured), no more looks than the pace allows.
+    gated, _, looks = run(clip.path, {}, 5, analyzers=("detect", "track"))
+    assert looks["full"] + looks["region"] + looks["none"] == math.ceil(clip.frames / 3)
+    assert found(gated) >= found(every) - 2
+
+
+def test_cameras_are_paced_and_uploads_look_at_every_frame(monkeypatch, tmp_path):
+    from tasks import jobs, live
+
+    monkeypatch.setenv("VIDFARM_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("VIDFARM_LIVE_DETECT_FPS", raising=False)
+    get_settings.cache_clear()
+    try:
+        assert live.live_pipeline_config({}).detect_fps == 5.0
+        assert jobs._pipeline_config({}).detect_fps == 0.0
+        monkeypatch.setenv("VIDFARM_LIVE_DETECT_FPS", "0")
+        get_settings.cache_clear()
+        assert live.live_pipeline_config({}).detect_fps == 0.0
+    finally:
+        get_settings.cache_clear()
+    monkeypatch.setenv("VIDFARM_LIVE_DETECT_FPS", "-1")
+    with pytest.raises(ValidationError, match="live_detect_fps"):
+        Settings()
