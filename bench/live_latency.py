@@ -198,6 +198,14 @@ def measure(work: Path, settings: list[tuple[int, int]] = SETTINGS, window_s: fl
     return rows
 
 
+def _detect_pace() -> str:
+    """The cameras' detect pace the farm ran with (its workers read the same environment)."""
+    from core.settings import get_settings
+
+    fps = get_settings().live_detect_fps
+    return "every frame" if not fps else f"at most {fps:g} frames a second of each camera"
+
+
 def render(rows: list[dict]) -> str:
     lines = [
         "## Live latency",
@@ -207,7 +215,8 @@ def render(rows: list[dict]) -> str:
         "camera stream (scaled, looped, a keyframe a second) served over RTSP (TCP) by GStreamer's RTSP server; "
         "N cameras watching it, each read by vidfarm's `LiveWatch` (what `vidfarm ingest` runs per camera) in one "
         "process, cut into 2 s segments (remuxed), analysed by an embedded farm of 2 workers with every analyzer "
-        "(detect, track, recognise against the two people of the clip, mask, thermal). Latency: a segment's first "
+        "(detect, track, recognise against the two people of the clip, mask, thermal), the detector looking at "
+        f"{_detect_pace()} (`VIDFARM_LIVE_DETECT_FPS`; *Live frame cost* below). Latency: a segment's first "
         "frame captured (arrived at the ingester) -> its result in hand, so it includes the segment's own 2 s. "
         f"Measured over {rows[0]['wall_s']:.0f} s after every camera's first result.",
         "",
@@ -247,7 +256,8 @@ def render(rows: list[dict]) -> str:
         lines += [
             f"Where a worker's time goes (720p15, 1 camera; ms per frame, summed over the live task's stages: "
             "`analyze` is every analyzer together, `decode` the segment's frames): "
-            + ", ".join(f"{k} {v:.1f}" for k, v in stages) + f"; {per_frame:.1f} ms in all.",
+            + ", ".join(f"{k} {v:.1f}" for k, v in stages) + f"; {per_frame:.1f} ms in all (wall time in the "
+            "workers, so it grows with the load; *Live frame cost* has each analyzer's CPU time).",
             "",
             f"How many 720p15 cameras 2 cores held in real time in this run: **{max(held) if held else 0}** of "
             f"those tried ({', '.join(str(r['cameras']) for r in rows if r['fps'] == 15)}). "
