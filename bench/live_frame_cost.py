@@ -63,6 +63,7 @@ def analyse(src: Path, configs: dict, detect_fps: float, gallery) -> dict:
 
     from bench.eval_clips import pipeline_config
     from workers import media, pipeline
+    from workers.analytics.detect_pace import fill_between_looks
     from workers.analytics.faces import Faces
     from workers.analytics.picture import Picture
     from workers.analytics.tracks import SegmentState
@@ -81,6 +82,7 @@ def analyse(src: Path, configs: dict, detect_fps: float, gallery) -> dict:
         costs["decode"] += time.process_time() - clock
         if n % (FPS * SEGMENT_S) == 0:      # a new segment: what the live task starts with
             if state is not None:
+                fill_between_looks(state.faces)
                 frames += [faces.to_json() for faces in state.faces]
                 tracks += len(state.tracks)
             state = SegmentState(info.fps, gallery, detect_fps)
@@ -94,6 +96,7 @@ def analyse(src: Path, configs: dict, detect_fps: float, gallery) -> dict:
             costs[analyzer.name] += time.process_time() - clock
         state.faces.append(faces)
         clock = time.process_time()
+    fill_between_looks(state.faces)
     frames += [faces.to_json() for faces in state.faces]
     tracks += len(state.tracks)
     return {"seconds": dict(costs), "frames": frames, "tracks": tracks, "model_runs": chain[0].model_runs - runs}

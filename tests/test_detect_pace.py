@@ -15,7 +15,7 @@ from tests.clipmaker import face_photo
 from tests.quietclip import Appearance, make_quiet_clip
 from workers import media, pipeline
 from workers.analytics.gallery import Gallery
-from workers.analytics.motion_gate import DetectPace
+from workers.analytics.detect_pace import DetectPace
 from workers.results import ResultOptions, SegmentOutput, assemble_results
 
 ALL = ("detect", "track", "recognize", "mask", "thermal")
@@ -51,6 +51,35 @@ def test_the_pace_looks_at_the_first_frame_of_each_slice_of_the_streams_time():
     assert len(looks) == 40 and min(b - a for a, b in zip(looks, looks[1:])) >= 3
     # no pace: every frame (0, or a stream no faster than the pace)
     assert DetectPace.of(15, 0) is None and DetectPace.of(5, 5) is None and DetectPace.of(10, 15) is None
+
+
+def test_a_scene_cut_is_looked_at_whatever_the_pace(tmp_path):
+    from tests.quietclip import scene
+    from workers.analytics.picture import Picture
+
+    room, other = scene(320, 180), 255 - scene(320, 180)        # another shot: the room's negative
+    pace = DetectPace.of(15, 5)
+    looked = [pace.due(Picture(bgr=(room if i < 5 else other).copy())) for i in range(9)]
+    assert [i for i, due in enumerate(looked) if due] == [0, 3, 5, 6]
+
+
+def test_carried_faces_of_a_track_follow_the_line_between_the_looks_around_them():
+    import numpy as np
+
+    from workers.analytics.detect_pace import fill_between_looks
+    from workers.analytics.faces import Faces
+
+    def faces(x: float, track: int, carried: bool) -> Faces:
+        return Faces(boxes=np.array([[x, 0, x + 10, 10]], np.float32), scores=np.ones(1, np.float32),
+                     keypoints=np.full((1, 5, 2), x, np.float32), track_ids=np.array([track]), carried=carried)
+
+    # looks at 0 and 3 (track 1 from x=0 to x=30), carried 1 and 2; then a look at 4 that
+    # lost the track, and frame 5 carried after it: no later look, it stays put
+    frames = [faces(0, 1, False), faces(0, 1, True), faces(0, 1, True), faces(30, 1, False),
+              Faces.empty(), faces(30, 1, True)]
+    fill_between_looks(frames)
+    assert [float(f.boxes[0][0]) for f in frames if len(f)] == [0, 10, 20, 30, 30]
+    assert float(frames[2].keypoints[0, 0, 0]) == 20
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +121,13 @@ def test_a_person_walking_is_carried_between_looks_where_every_frame_detection_f
     paced, runs, _ = run(clip.path, bare, 5, analyzers=("detect", "track"))
     assert runs == math.ceil(clip.frames / 3)
     assert len(paced.frames) == clip.frames and found(paced) >= found(every) - 2
+    # Between two looks the carried box follows the walk: it overlaps every-frame detection's.
+    from workers.analytics.tracks import box_iou
+
+    last_look = (clip.frames - 1) // 3 * 3
+    between = [i for i in on_screen if i < last_look and every.frames[i] and paced.frames[i]]
+    assert len(between) >= 0.8 * len([i for i in on_screen if i < last_look])
+    assert all(box_iou(paced.frames[i][0]["box"], every.frames[i][0]["box"]) >= 0.5 for i in between)
     # The carried faces keep their track: one track over the walk, as every-frame detection has.
     tracks = lambda result: {f["track"] for frame in result.frames for f in frame}
     assert len(tracks(paced)) == len(tracks(every)) == 1

@@ -20,6 +20,7 @@ import numpy as np
 from core.segment_job import SegmentJob, SourceMedia
 from workers import media
 from workers.analytics import detector, mask, recognizer, thermal, tracker  # noqa: F401  (register them)
+from workers.analytics.detect_pace import fill_between_looks
 from workers.analytics.faces import Faces
 from workers.analytics.gallery import Gallery
 from workers.analytics.registry import build_chain, load_plugins
@@ -100,6 +101,8 @@ def analyse_segment(src: Path, segment: SegmentJob, config: PipelineConfig,
             stages["analyze"] += time.perf_counter() - t1
     finally:
         decoded.close()
+    # A live camera's carried faces follow the line between the looks around them.
+    fill_between_looks(state.faces)
     # Built after the last frame: the tracker may still have given a frame's face its track
     # on the frame after.
     frames = [faces.to_json() for faces in state.faces]

@@ -13,7 +13,8 @@ from workers import models
 from workers.analytics import scrfd
 from workers.analytics.faces import Faces
 from workers.analytics.motion import region_picture
-from workers.analytics.motion_gate import DetectPace, MotionGate, region_on_grid
+from workers.analytics.detect_pace import DetectPace
+from workers.analytics.motion_gate import MotionGate, region_on_grid
 from workers.analytics.picture import Picture
 from workers.analytics.registry import Analyzer, register
 from workers.analytics.second_look import SecondLook
@@ -75,7 +76,7 @@ class FaceDetector(Analyzer):
 
     def __call__(self, image: Picture | np.ndarray, faces: Faces | None = None) -> Faces:
         picture = Picture.of(image)
-        if self.pace is not None and not self.pace.due():
+        if self.pace is not None and not self.pace.due(picture):
             return self.gate.carry() if self.gate is not None else self._carried()
         if self.gate is not None:
             return self.gate(picture, self._look)

@@ -207,29 +207,6 @@ class MotionGate:
                      keypoints=np.stack([f.keypoints for f in live]).astype(np.float32))
 
 
-class DetectPace:
-    """Which frames of a video the detector looks at when it may look at most ``detect_fps``
-    frames a second (a live camera; Frigate's ``detect.fps``): a segment's first frame, then
-    the first frame of each following 1/detect_fps of the stream's time. Counted in frames, not
-    clock time, so a segment analysed late or twice is looked at on the same frames."""
-
-    def __init__(self, fps: float, detect_fps: float):
-        self.ratio = detect_fps / fps
-        self.frame = -1
-
-    @classmethod
-    def of(cls, fps: float, detect_fps: float) -> "DetectPace | None":
-        """None where every frame is looked at (no pace, or a stream no faster than it)."""
-        return cls(fps, detect_fps) if detect_fps > 0 and fps > detect_fps else None
-
-    def due(self) -> bool:
-        """The next frame: is it looked at?"""
-        self.frame += 1
-        # The epsilon: 3 * (5 / 15) must count as 1, whatever the float rounding.
-        slot = lambda frame: math.floor(frame * self.ratio + 1e-9)
-        return self.frame == 0 or slot(self.frame) != slot(self.frame - 1)
-
-
 def region_on_grid(region: Rect, scale: float, size: tuple[int, int], step: int = 32) -> tuple[int, int, int, int]:
     """A region (source pixels) as a crop of the detector's copy of the frame (``size``, at
     ``scale`` of the source), widened to multiples of ``step`` pixels: the model's stride, and
