@@ -144,7 +144,7 @@ def test_cameras_are_paced_and_uploads_look_at_every_frame(monkeypatch, tmp_path
     monkeypatch.delenv("VIDFARM_LIVE_DETECT_FPS", raising=False)
     get_settings.cache_clear()
     try:
-        assert live.live_pipeline_config({}).detect_fps == 5.0
+        assert live.live_pipeline_config({}).detect_fps == 7.5
         assert jobs._pipeline_config({}).detect_fps == 0.0
         monkeypatch.setenv("VIDFARM_LIVE_DETECT_FPS", "0")
         get_settings.cache_clear()
