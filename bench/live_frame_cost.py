@@ -28,6 +28,7 @@ from pathlib import Path
 from bench.docs import measure_and_write
 from core.defaults import LIVE_DETECT_FPS
 from bench.live_latency import FOOTAGE, PEOPLE, make_stream
+from bench.quiet_hour import timed_frame
 
 SECTION = "## Live frame cost"
 FPS, SEGMENT_S, LOOPS, ROUNDS = 15, 2, 2, 2
@@ -65,8 +66,6 @@ def analyse(src: Path, configs: dict, detect_fps: float, gallery) -> dict:
     from bench.eval_clips import pipeline_config
     from workers import media, pipeline
     from workers.analytics.detect_pace import fill_between_looks
-    from workers.analytics.faces import Faces
-    from workers.analytics.picture import Picture
     from workers.analytics.tracks import SegmentState
 
     cv2.setNumThreads(1)
@@ -78,33 +77,28 @@ def analyse(src: Path, configs: dict, detect_fps: float, gallery) -> dict:
     costs: dict[str, float] = defaultdict(float)
     frames: list[list[dict]] = []
     looked: list[bool] = []         # per frame: did the detector look (False: carried)
-    tracks, state = 0, None
+    segments: list[SegmentState] = []
+
+    def finish(state: SegmentState) -> None:
+        """A segment's end, as analyse_segment ends one: carried faces follow their track."""
+        fill_between_looks(state.faces)
+        frames.extend(faces.to_json() for faces in state.faces)
+        looked.extend(not faces.carried for faces in state.faces)
+
     clock = time.process_time()
     for n, item in enumerate(media.segment_frames(src, pts, info.tb, threads=1)):
         costs["decode"] += time.process_time() - clock
         if n % (FPS * SEGMENT_S) == 0:      # a new segment: what the live task starts with
-            if state is not None:
-                fill_between_looks(state.faces)
-                frames += [faces.to_json() for faces in state.faces]
-                looked += [not faces.carried for faces in state.faces]
-                tracks += len(state.tracks)
-            state = SegmentState(info.fps, gallery, detect_fps)
+            if segments:
+                finish(segments[-1])
+            segments.append(SegmentState(info.fps, gallery, detect_fps))
             for analyzer in chain:
-                analyzer.begin(state)
-        state.frame_index += 1
-        faces, picture = Faces.empty(), Picture(item.frame)
-        for analyzer in chain:
-            clock = time.process_time()
-            faces = analyzer(picture, faces)
-            costs[analyzer.name] += time.process_time() - clock
-        state.faces.append(faces)
+                analyzer.begin(segments[-1])
+        timed_frame(chain, segments[-1], item.frame, costs)
         clock = time.process_time()
-    fill_between_looks(state.faces)
-    frames += [faces.to_json() for faces in state.faces]
-    looked += [not faces.carried for faces in state.faces]
-    tracks += len(state.tracks)
-    return {"seconds": dict(costs), "frames": frames, "looked": looked, "tracks": tracks,
-            "model_runs": chain[0].model_runs - runs}
+    finish(segments[-1])
+    return {"seconds": dict(costs), "frames": frames, "looked": looked,
+            "tracks": sum(len(state.tracks) for state in segments), "model_runs": chain[0].model_runs - runs}
 
 
 def agreement(run: dict, reference: dict) -> dict:

@@ -203,7 +203,7 @@ def _detect_pace() -> str:
     from core.settings import get_settings
 
     fps = get_settings().live_detect_fps
-    return "every frame" if not fps else f"at most {fps:g} frames a second of each camera"
+    return "every frame" if not fps else f"at most {fps:g} looks a second per camera, the frames between carried"
 
 
 def render(rows: list[dict]) -> str:
@@ -215,7 +215,7 @@ def render(rows: list[dict]) -> str:
         "camera stream (scaled, looped, a keyframe a second) served over RTSP (TCP) by GStreamer's RTSP server; "
         "N cameras watching it, each read by vidfarm's `LiveWatch` (what `vidfarm ingest` runs per camera) in one "
         "process, cut into 2 s segments (remuxed), analysed by an embedded farm of 2 workers with every analyzer "
-        "(detect, track, recognise against the two people of the clip, mask, thermal), the detector looking at "
+        "(detect, track, recognise against the two people of the clip, mask, thermal); the detector's pace: "
         f"{_detect_pace()} (`VIDFARM_LIVE_DETECT_FPS`; *Live frame cost* below). Latency: a segment's first "
         "frame captured (arrived at the ingester) -> its result in hand, so it includes the segment's own 2 s. "
         f"Measured over {rows[0]['wall_s']:.0f} s after every camera's first result.",

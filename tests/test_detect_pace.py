@@ -1,40 +1,18 @@
 """A live camera's detect pace (``VIDFARM_LIVE_DETECT_FPS``): the detector looks at most
 ``detect_fps`` frames a second, the frames between carry its last look's faces, and every
-frame still has its entries in the results (workers.analytics.motion_gate.DetectPace)."""
+frame still has its entries in the results (workers.analytics.detect_pace)."""
 
 from __future__ import annotations
 
-import json
 import math
 
 import pytest
 from pydantic import ValidationError
 
 from core.settings import Settings, get_settings
-from tests.clipmaker import face_photo
 from tests.quietclip import Appearance, make_quiet_clip
-from workers import media, pipeline
-from workers.analytics.gallery import Gallery
+from tests.test_motion_gate import inside, published, run, yao_gallery  # noqa: F401  (yao_gallery: a fixture)
 from workers.analytics.detect_pace import DetectPace
-from workers.results import ResultOptions, SegmentOutput, assemble_results
-
-ALL = ("detect", "track", "recognize", "mask", "thermal")
-
-
-def run(path, configs: dict, detect_fps: float, analyzers=ALL, gallery=None):
-    """The clip as one segment; the detector's model runs and the gate's frame counts."""
-    info = media.probe(path)
-    config = pipeline.PipelineConfig(analyzers=analyzers, threads=1, detect_fps=detect_fps,
-                                     analyzer_configs=json.dumps(configs, sort_keys=True))
-    detector = pipeline.analyzer_chain(config.analyzers, config.analyzer_configs, config.plugins)[0]
-    before = detector.model_runs
-    result = pipeline.analyse_segment(path, pipeline.whole_file(info), config, gallery)
-    return result, detector.model_runs - before, dict(detector.gate.looks) if detector.gate else None
-
-
-def inside(box, rect) -> bool:
-    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-    return rect[0] <= cx <= rect[2] and rect[1] <= cy <= rect[3]
 
 
 def due_frames(fps: float, detect_fps: float, frames: int) -> list[int]:
@@ -82,24 +60,12 @@ def test_carried_faces_of_a_track_follow_the_line_between_the_looks_around_them(
     assert float(frames[2].keypoints[0, 0, 0]) == 20
 
 
-@pytest.fixture(scope="module")
-def yao_gallery():
-    from workers.analytics.detector import DetectorConfig, FaceDetector
-    from workers.analytics.recognizer import FaceEmbedder
-
-    photo = face_photo("yaoming.jpg")
-    faces = FaceDetector(DetectorConfig())(photo)
-    return Gallery.from_rows([("yao", FaceEmbedder().embed(photo, faces.keypoints[0]).tobytes())])
-
-
 def test_a_person_standing_still_keeps_box_track_and_name_on_every_frame_between_looks(tmp_path, yao_gallery):
     clip = make_quiet_clip(tmp_path / "still.mp4", seconds=6, fps=15, noise=3.0,
                            appearances=[Appearance(0, 6, walk=False, height=120)])
     # recheck on every look: without the pace the gate would look at them on every frame
-    result, _, looks = run(clip.path, {"detect": {"gate": {"recheck_frames": 1}}}, 5, gallery=yao_gallery)
-    info = media.probe(clip.path)
-    output = SegmentOutput(sorted(p.pts for p in info.packets), result.frames, result.tracks, result.thumbnails)
-    results = assemble_results({}, info.tb, info.start_pts, [output], {}, yao_gallery, ResultOptions())
+    result, _, looks = run(clip.path, {"detect": {"gate": {"recheck_frames": 1}}}, gallery=yao_gallery, detect_fps=5)
+    results = published(clip.path, result, yao_gallery)
     assert len(results["frames"]) == clip.frames == 90
     for frame, truth in zip(results["frames"], clip.photo_boxes):
         assert len(frame["faces"]) == 1 and inside(frame["faces"][0]["box"], truth)
@@ -114,11 +80,11 @@ def test_a_person_walking_is_carried_between_looks_where_every_frame_detection_f
                            appearances=[Appearance(1, 6, walk=True, height=110)])
     on_screen = [i for i, box in enumerate(clip.photo_boxes) if box is not None]
     found = lambda result: sum(any(inside(f["box"], clip.photo_boxes[i]) for f in result.frames[i]) for i in on_screen)
-    every, every_runs, _ = run(clip.path, {"detect": {"gate": {"enabled": False}}}, 0, analyzers=("detect", "track"))
+    every, every_runs, _ = run(clip.path, {"detect": {"gate": {"enabled": False}}}, analyzers=("detect", "track"))
     assert every_runs == clip.frames and found(every) >= 0.9 * len(on_screen)
     # No gate, no second look: the model runs exactly on the paced frames, 5 a second.
     bare = {"detect": {"gate": {"enabled": False}, "second_look": {"enabled": False}}}
-    paced, runs, _ = run(clip.path, bare, 5, analyzers=("detect", "track"))
+    paced, runs, _ = run(clip.path, bare, analyzers=("detect", "track"), detect_fps=5)
     assert runs == math.ceil(clip.frames / 3)
     assert len(paced.frames) == clip.frames and found(paced) >= found(every) - 2
     # Between two looks the carried box follows the walk: it overlaps every-frame detection's.
@@ -132,7 +98,7 @@ def test_a_person_walking_is_carried_between_looks_where_every_frame_detection_f
     tracks = lambda result: {f["track"] for frame in result.frames for f in frame}
     assert len(tracks(paced)) == len(tracks(every)) == 1
     # With the gate (as configured), no more looks than the pace allows.
-    gated, _, looks = run(clip.path, {}, 5, analyzers=("detect", "track"))
+    gated, _, looks = run(clip.path, {}, analyzers=("detect", "track"), detect_fps=5)
     assert looks["full"] + looks["region"] + looks["none"] == math.ceil(clip.frames / 3)
     assert found(gated) >= found(every) - 2
 
