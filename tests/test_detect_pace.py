@@ -120,3 +120,29 @@ def test_cameras_are_paced_and_uploads_look_at_every_frame(monkeypatch, tmp_path
     monkeypatch.setenv("VIDFARM_LIVE_DETECT_FPS", "-1")
     with pytest.raises(ValidationError, match="live_detect_fps"):
         Settings()
+
+
+def test_names_and_masks_are_sampled_only_on_frames_the_detector_looked_at(tmp_path, yao_gallery):
+    from workers import media, pipeline
+    from workers.analytics.faces import Faces
+    from workers.analytics.picture import Picture
+    from workers.analytics.tracks import SegmentState
+
+    clip = make_quiet_clip(tmp_path / "still.mp4", seconds=4, fps=15, noise=3.0,
+                           appearances=[Appearance(0, 4, walk=False, height=120)])
+    info = media.probe(clip.path)
+    chain = pipeline.analyzer_chain(("detect", "track", "recognize", "mask"), "{}")
+    state = SegmentState(info.fps, yao_gallery, detect_fps=5)
+    for analyzer in chain:
+        analyzer.begin(state)
+    for item in media.segment_frames(clip.path, sorted(p.pts for p in info.packets), info.tb, threads=1):
+        state.frame_index += 1
+        faces, picture = Faces.empty(), Picture(item.frame)
+        for analyzer in chain:
+            faces = analyzer(picture, faces)
+        state.faces.append(faces)
+    looked = {i for i, faces in enumerate(state.faces) if not faces.carried}
+    assert len(looked) == clip.frames // 3
+    sampled = {name: frames for record in state.tracks.values() for name, frames in record.sampled.items()}
+    assert sampled["recognize"] and sampled["mask"]
+    assert set(sampled["recognize"]) | set(sampled["mask"]) <= looked
