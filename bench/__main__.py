@@ -8,6 +8,9 @@ without ../shared/media) and a live frame's cost per stage with and without the 
 (bench/live_frame_cost.py; same footage), the web process's start (bench/web_process.py) and the embedded
 farm's start (bench/startup.py).
 
+``python -m bench --only throughput`` re-runs the first part alone (the throughput tables at the
+head of the page) and keeps every other section.
+
 Clips: a generated 720p30 30 s recording with real faces (always) and the shared hamilton
 clip (skipped when ../shared/media is absent). Every figure of one clip comes from one run,
 so the ratios compare like with like on a shared, noisy machine.
@@ -83,13 +86,13 @@ def rtf(row: dict, seconds: float) -> str:
     return f"{seconds:.1f} s ({row['duration_s'] / seconds:.2f}x)"
 
 
-def render(rows: list[dict], encoder: Settings) -> str:
+def render(rows: list[dict], encoder: Settings, command: str = "make bench") -> str:
     cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
                 if l.startswith("model name")), platform.processor())
     lines = [
         "# Benchmarks",
         "",
-        f"Written by `make bench` on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; "
+        f"Written by `{command}` on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; "
         f"{os.cpu_count()} cores ({cpu}), CPU only, x264 preset `{encoder.x264_preset}`, CRF {encoder.x264_crf}, options "
         f"`{encoder.x264_params or '(none)'}`. Each naive loop and farm "
         f"run is repeated {ROUNDS} times, interleaved, and the fastest kept (the machine is a shared VM).",
@@ -186,7 +189,25 @@ def render(rows: list[dict], encoder: Settings) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main() -> int:
+# The first section another benchmark owns: the throughput run writes everything above it.
+FIRST_OTHER_SECTION = "\n## Autoscaler: vidfarm's policy against KEDA"
+
+
+def write_throughput_only(text: str, out: Path) -> None:
+    """Replace the head of docs/benchmarks.md (the throughput tables) and keep every other
+    benchmark's section as it is (``python -m bench --only throughput``)."""
+    old = out.read_text()
+    _, found, rest = old.partition(FIRST_OTHER_SECTION)
+    if not found:
+        raise SystemExit(f"{out} has no {FIRST_OTHER_SECTION.strip()!r} section: run the whole `make bench`")
+    out.write_text(text.rstrip("\n") + "\n" + found + rest)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = (sys.argv[1:] if argv is None else argv)
+    only_throughput = args == ["--only", "throughput"]
+    if args and not only_throughput:
+        raise SystemExit("usage: python -m bench [--only throughput]")
     encoder = Settings()   # the farm's encoder settings (VIDFARM_X264_*), for the codec floor too
     work = Path(tempfile.mkdtemp(prefix="vidfarm-bench-"))
     try:
@@ -199,6 +220,10 @@ def main() -> int:
         rows = [measure(clip, work, encoder) for clip in clips]
         out = ROOT / "docs" / "benchmarks.md"
         out.parent.mkdir(exist_ok=True)
+        if only_throughput:
+            write_throughput_only(render(rows, encoder, "python -m bench --only throughput"), out)
+            print(f"wrote the throughput tables of {out}")
+            return 0
         out.write_text(render(rows, encoder))
         autoscaler.update_doc(out)
         live_scaling.update_doc(out)

@@ -8,7 +8,9 @@ page says of the picture on screen (``data-lag``: now minus the capture time of 
 shown, both on this machine's clock), and takes each segment's capture -> result latency and
 each drawn piece's capture -> ready time from the camera's events, and the ingester process's
 CPU time. The same for a browser camera: Chromium's fake camera publishing the recording over
-WebRTC from the camera's publish page.
+WebRTC from the camera's publish page. ``--cameras 1 2 4``: that many RTSP cameras on the same
+stream, each watched (its live view drawn, as for a wall of camera pages); the browser shows the
+first one; result and drawn-piece latencies are every camera's.
 
 Writes the "Live view" section of docs/benchmarks.md.
 """
@@ -41,9 +43,10 @@ def percentile(values: list[float], q: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
 
 
-def measure(work: Path, fps: int, window_s: float, source: str = "rtsp") -> dict:
+def measure(work: Path, fps: int, window_s: float, source: str = "rtsp", cameras: int = 1) -> dict:
     """source: "rtsp" (GStreamer's RTSP server) or "browser" (Chromium's fake camera playing the
-    same recording, published over WebRTC from the publish page)."""
+    same recording, published over WebRTC from the publish page); cameras: RTSP cameras on the
+    same stream, every one watched (the WebRTC player is compared with MSE only for one)."""
     import psutil
     from playwright.sync_api import sync_playwright
 
@@ -64,7 +67,8 @@ def measure(work: Path, fps: int, window_s: float, source: str = "rtsp") -> dict
         args = LAUNCH_ARGS + ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
                               f"--use-file-for-fake-video-capture={_y4m(clip.path)}"]
     token, port = secrets.token_urlsafe(16), free_port()
-    data_dir = work / f"farm{fps}-{source}"
+    data_dir = work / f"farm{fps}-{source}-{cameras}"
+    load_before = os.getloadavg()[0]
     with EmbeddedFarm(data_dir, workers=2, web_port=port, api_token=token, cameras=True) as farm, \
             (RtspCamera(clip.path) if source == "rtsp" else nullcontext()) as camera:
         base = f"http://127.0.0.1:{port}"
@@ -72,8 +76,12 @@ def measure(work: Path, fps: int, window_s: float, source: str = "rtsp") -> dict
         username = _make_user(data_dir, farm.redis_url)
         auth = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
         url = camera.url if source == "rtsp" else "webrtc://browser"
-        camera_id = _call(f"{base}/api/v1/cameras", auth, {"name": "Bench", "url": url})["id"]
-        events = _EventLog(f"{base}/api/v1/cameras/{camera_id}/events?wait={WARMUP_S + window_s + 120}", auth)
+        camera_ids = [_call(f"{base}/api/v1/cameras", auth, {"name": f"Bench {n + 1}", "url": url})["id"]
+                      for n in range(cameras if source == "rtsp" else 1)]
+        camera_id = camera_ids[0]     # the one on screen
+        # view=1: each camera's live view is drawn as if its page were open.
+        logs = [_EventLog(f"{base}/api/v1/cameras/{cid}/events?wait={WARMUP_S + window_s + 120}&view=1", auth)
+                for cid in camera_ids]
         ingester = psutil.Process(next(p.popen.pid for p in farm.processes if p.name == "ingest"))
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=args)
@@ -97,7 +105,7 @@ def measure(work: Path, fps: int, window_s: float, source: str = "rtsp") -> dict
             # First half: the MSE player alone; second half (RTSP runs): a WebRTC player of the
             # same camera beside it, both sampled together (the ingester's CPU per half).
             players = {"mse": page}
-            halves = [window_s] if source == "browser" else [window_s / 2, window_s / 2]
+            halves = [window_s] if source == "browser" or cameras > 1 else [window_s / 2, window_s / 2]
             shown, frozen, cpu = {"mse": [], "webrtc": []}, {"mse": 0, "webrtc": 0}, []
             for half, length in enumerate(halves):
                 if half == 1:
@@ -119,14 +127,16 @@ def measure(work: Path, fps: int, window_s: float, source: str = "rtsp") -> dict
                 cpu.append((_cpu(ingester) - cpu_before) / (time.time() - begun))
             ingest_cpu = cpu[0]
             browser.close()
-        events.stop()
-    in_window = [e for e in events.events if e[1].get("captured_at", 0) >= started - 10]
+        for log in logs:
+            log.stop()
+    in_window = [e for log in logs for e in log.events if e[1].get("captured_at", 0) >= started - 10]
     results = [d["latency_s"] for kind, d in in_window if kind == "segment"]
     drawn = [d["ready_at"] - d["captured_at"] for kind, d in in_window if kind == "view"]
     pieces = [d for kind, d in in_window if kind == "view"]
     sizes = sorted({f"{d['width']}x{d['height']}" for d in pieces})
     received_fps = statistics.median(d["frames"] / d["duration_s"] for d in pieces) if pieces else 0.0
-    return {"fps": fps, "source": source, "sizes": sizes, "received_fps": received_fps, "ingest_cpu": ingest_cpu, "window_s": window_s,
+    return {"fps": fps, "source": source, "cameras": len(camera_ids), "load": [load_before, os.getloadavg()[0]],
+            "sizes": sizes, "received_fps": received_fps, "ingest_cpu": ingest_cpu, "window_s": window_s,
             "samples": len(shown["mse"]) + frozen["mse"], "frozen_samples": frozen["mse"],
             "shown": shown["mse"], "results": results, "drawn": drawn,
             "webrtc": None if len(cpu) < 2 else {
@@ -221,19 +231,25 @@ def render(rows: list[dict]) -> str:
         f"{WARMUP_S:.0f} s of warm-up, every 0.5 s for the window, the page's own figure for the picture on "
         "screen (now minus that frame's capture time; camera, farm and browser share this machine's clock); "
         "result and drawn-piece latencies are every segment's in the window, from the camera's events. "
-        f"{os.cpu_count()} cores, shared with other work.",
+        f"{os.cpu_count()} cores; the load average before and after each row is in the table (above 2 the "
+        "cores were also busy with other work). With several cameras, every camera watches the same stream "
+        "and has its live view drawn (as for a wall of camera pages); the browser shows the first one, and "
+        "the result and drawn-piece latencies are every camera's.",
         "",
-        "| camera | capture -> result p50 / p95 | capture -> drawn piece ready p50 / p95 | capture -> on screen "
-        "p50 / p95 (max) | samples (frozen picture) | ingester CPU (% of a core) |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| camera | cameras | capture -> result p50 / p95 | capture -> drawn piece ready p50 / p95 | capture -> on screen "
+        "p50 / p95 (max) | samples (frozen picture) | ingester CPU (% of a core) | load before / after |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
         def pair(values):
             return f"{percentile(values, 50):.2f} / {percentile(values, 95):.2f} s" if values else "none"
         kind = "RTSP" if r["source"] == "rtsp" else "browser (WebRTC)"
-        lines.append(f"| {kind}, 720p{r['fps']} sent, {' / '.join(r['sizes'])} {r['received_fps']:.0f} fps received | {pair(r['results'])} ({len(r['results'])} segments) "
-                     f"| {pair(r['drawn'])} | {pair(r['shown'])} ({max(r['shown']):.2f} s) "
-                     f"| {r['samples']} ({r['frozen_samples']}) | {100 * r['ingest_cpu']:.0f} % |")
+        shown = f"{pair(r['shown'])} ({max(r['shown']):.2f} s)" if r["shown"] else "none"
+        lines.append(f"| {kind}, 720p{r['fps']} sent, {' / '.join(r['sizes'])} {r['received_fps']:.0f} fps received "
+                     f"| {r.get('cameras', 1)} | {pair(r['results'])} ({len(r['results'])} segments) "
+                     f"| {pair(r['drawn'])} | {shown} "
+                     f"| {r['samples']} ({r['frozen_samples']}) | {100 * r['ingest_cpu']:.0f} % "
+                     f"| {r['load'][0]:.1f} / {r['load'][1]:.1f} |")
     lines += [
         "",
         "What makes up the delay on screen: a segment's first frame waits for the segment to end (2 s), "
@@ -281,13 +297,14 @@ def main() -> int:
     parser.add_argument("--window", type=float, default=WINDOW_S)
     parser.add_argument("--fps", type=int, nargs="*", default=list(FPS_CHOICES))
     parser.add_argument("--no-browser", action="store_true", help="leave out the browser camera (720p15)")
+    parser.add_argument("--cameras", type=int, nargs="*", default=[1], help="RTSP cameras at once, e.g. 1 2 4")
     args = parser.parse_args()
     rows = []
-    runs = [(fps, "rtsp") for fps in args.fps] + ([] if args.no_browser else [(15, "browser")])
+    runs = [(fps, "rtsp", n) for fps in args.fps for n in args.cameras] + ([] if args.no_browser else [(15, "browser", 1)])
     with tempfile.TemporaryDirectory(prefix="vidfarm-live-view-") as work:
-        for fps, source in runs:
-            row = measure(Path(work), fps, args.window, source)
-            print(f"720p{fps} {source}: shown p50 {percentile(row['shown'], 50):.2f} s, results p50 "
+        for fps, source, cameras in runs:
+            row = measure(Path(work), fps, args.window, source, cameras)
+            print(f"720p{fps} {source} x{cameras}: shown p50 {percentile(row['shown'], 50) if row['shown'] else float('nan'):.2f} s, results p50 "
                   f"{percentile(row['results'], 50) if row['results'] else float('nan'):.2f} s, "
                   f"ingester {100 * row['ingest_cpu']:.0f} % of a core", flush=True)
             rows.append(row)

@@ -8,7 +8,8 @@ it marks it withdrawn (a person taken off the watchlist). The person is named by
 
 A live camera's alerts are raised as each segment is processed (``raise_live``: no job yet,
 ``job_id`` null) and delivered at once; the hour's recording, made a job later, lists them
-again under that job without delivering them (``tasks.published``): each rings once, live.
+again under that job without delivering them: each rings once, live. Alerts that a later
+version of the recording's results raises (a re-identification) are delivered.
 
 Each alert goes to every webhook URL once; each (alert, URL) delivery records its attempts,
 the last status code and error, and when it was delivered.
@@ -80,10 +81,17 @@ def raise_new(s: Session, job_id: str, version: int, alerts: list[dict], identit
     """Record the alerts of results ``version`` that are new for the job (in the transaction
     that publishes it), with one pending delivery per URL each, and mark withdrawn those it
     no longer lists. ``identities``: the track -> name of that version. Returns the new
-    deliveries' ids (nothing is done when the job is at another version)."""
+    deliveries' ids (nothing is done when the job is at another version).
+
+    A camera's recording: its first version lists the alerts that rang live as its segments
+    were processed (``raise_live``), so they get no delivery; a later version (a
+    re-identification after someone was enrolled or put on the watchlist, a re-analysis) rings
+    the alerts it raises for the first time, as an upload's would."""
     job = s.execute(select(Job.results_version, Job.camera_id).where(Job.id == job_id).with_for_update()).first()
     if job is None or job.results_version != version:
         return []
+    if job.camera_id and version == 1:
+        urls = ()
     known = {(a.kind, a.track, a.frame): a for a in s.scalars(select(Alert).where(Alert.job_id == job_id))}
     ids = identity_ids(s, {n for n in identities.values() if n} if shared_gallery else set())
     listed = {_key(a) for a in alerts}

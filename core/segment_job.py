@@ -13,17 +13,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from core.messages import malformed, shaped_message
 
 if TYPE_CHECKING:
     from core.models import Job, Segment
 
 # Change the number with the fields: a worker reads exactly one shape.
 SHAPE = "vidfarm.segment_job/1"
-
-
-class MessageShapeError(ValueError):
-    """A task was sent a message it does not read (one line, naming both shapes)."""
 
 
 @dataclass(frozen=True)
@@ -88,12 +86,7 @@ class SegmentJob:
     def from_message(cls, task: str, args: tuple) -> SegmentJob:
         """The task's arguments (one message) back as a SegmentJob; MessageShapeError for
         anything else."""
-        message = args[0] if len(args) == 1 else None
-        shape = message.get("shape") if isinstance(message, dict) else None
-        if shape != SHAPE:
-            found = f"shape {shape!r}" if shape else f"{len(args)} argument(s) {_glimpse(args)}"
-            raise MessageShapeError(f"{task} was sent {found}; this worker reads one {SHAPE!r} message "
-                                    "(the producer runs another version of vidfarm)")
+        message = shaped_message(task, args, SHAPE)
         try:
             media = dict(message["media"])
             media["time_base"] = Fraction(*media["time_base"])
@@ -101,7 +94,7 @@ class SegmentJob:
             return cls(str(message["owner"]), int(message["index"]), tuple(int(p) for p in message["pts"]),
                        SourceMedia(**media), None if fence is None else (str(fence[0]), int(fence[1])))
         except (KeyError, TypeError, ValueError) as error:
-            raise MessageShapeError(f"{task} was sent a malformed {SHAPE!r} message: {error!r}") from None
+            raise malformed(task, SHAPE, error) from None
 
 
 def message_frames(args) -> int | None:
@@ -111,8 +104,3 @@ def message_frames(args) -> int | None:
     if not isinstance(message, dict) or message.get("shape") != SHAPE or not isinstance(message.get("pts"), list):
         return None
     return len(message["pts"]) or None
-
-
-def _glimpse(args: Any) -> str:
-    text = repr(args)
-    return text if len(text) <= 80 else text[:77] + "..."

@@ -76,9 +76,9 @@ def prepare(job, results: dict) -> Publication:
         frame, jpeg = (best[number][0], crops[number]) if number in crops else kept.get(number, (None, None))
         rows.append(TrackAppearance(number, track.get("identity"), track["first_frame"], track["last_frame"],
                                     at(track["first_frame"]), at(track["last_frame"]), frame, jpeg))
-    # A camera recording's alerts rang live, as its segments were processed (``core.alerts.raise_live``):
-    # listed under the job, but not delivered again.
-    urls = () if job.camera_id else runtime.settings().alert_webhook_urls
+    # A camera recording's first version lists alerts that rang live: core.alerts.raise_new
+    # gives those no delivery.
+    urls = runtime.settings().alert_webhook_urls
     return Publication(job.id, job.options.get("gallery") is None, rows, results.get("alerts") or [],
                        {t["track"]: t.get("identity") for t in results.get("tracks") or []}, urls)
 

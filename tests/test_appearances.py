@@ -102,12 +102,17 @@ def test_an_alert_rings_once_and_a_later_version_that_drops_it_withdraws_it(reco
     delivery, body = alerts.delivery(first[0])
     assert delivery.url == urls[0] and body == {"kind": "watchlist", "job": job, "camera": None, "track": 1,
                                                 "t": 0.0, "identity": "ann", "detail": "ann is on the watchlist"}
-    # A camera's recording says which camera saw it.
+    # A camera's recording: its first version lists what rang live (no delivery); an alert a
+    # later version raises for the first time (a re-identification) rings, saying which camera.
     recording = finished_job(records)
     with records.session() as s:
         s.execute(update(Job).where(Job.id == recording).values(camera_id="cam1", results_version=1))
-    rung = alerts.raise_new(recording, 1, [fever], {1: None}, urls, shared_gallery=True)
-    assert alerts.delivery(rung[0])[1]["camera"] == "cam1"
+    assert alerts.raise_new(recording, 1, [fever], {1: None}, urls, shared_gallery=True) == []
+    with records.session() as s:
+        s.execute(update(Job).where(Job.id == recording).values(results_version=2))
+    rung = alerts.raise_new(recording, 2, [fever, watch], {1: "ann"}, urls, shared_gallery=True)
+    assert len(rung) == 2 and alerts.delivery(rung[0])[1]["camera"] == "cam1"
+    assert alerts.delivery(rung[0])[1]["kind"] == "watchlist"
     # Erasing ann leaves no name in the alerts (none is stored; the id is unset) and nothing rings again.
     records.delete_identity("ann")
     with records.session() as s:

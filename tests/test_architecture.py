@@ -132,19 +132,20 @@ def test_web_and_cli_reach_tasks_only_through_the_producer_side():
 
 
 # The analysis tasks take one typed message (core.segment_job.SegmentJob), never the job's
-# media unpacked into positional arguments.
-ANALYSIS_TASKS = {"vidfarm.segment", "vidfarm.live_segment"}
+# media unpacked into positional arguments; the live view's drawing task likewise takes one
+# core.view_job.ViewJob.
+TYPED_TASKS = {"vidfarm.segment": "SegmentJob", "vidfarm.live_segment": "SegmentJob", "vidfarm.live_view": "ViewJob"}
 
 
-def _analysis_sends(path) -> list[tuple[int, bool]]:
-    """(line, sends one ``.to_message()``) of every send_task/signature naming an analysis task."""
+def _typed_sends(path) -> list[tuple[int, bool]]:
+    """(line, sends one ``.to_message()``) of every send_task/signature naming a typed task."""
     import ast
 
     found = []
     for node in ast.walk(ast.parse(path.read_text())):
         if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
                 and node.func.attr in ("send_task", "signature", "send", "call") and node.args
-                and isinstance(node.args[0], ast.Constant) and node.args[0].value in ANALYSIS_TASKS):
+                and isinstance(node.args[0], ast.Constant) and node.args[0].value in TYPED_TASKS):
             args = node.args[1] if len(node.args) > 1 else next((k.value for k in node.keywords if k.arg == "args"), None)
             one_message = (isinstance(args, ast.Tuple) and len(args.elts) == 1 and isinstance(args.elts[0], ast.Call)
                            and getattr(args.elts[0].func, "attr", None) == "to_message")
@@ -152,24 +153,26 @@ def _analysis_sends(path) -> list[tuple[int, bool]]:
     return found
 
 
-def test_analysis_tasks_are_sent_one_segment_job_message():
+def test_typed_tasks_are_sent_one_message():
     from tests.import_graph import modules
 
-    sends = {name: lines for name, path in modules().items() if (lines := _analysis_sends(path))}
-    assert {"tasks.client", "tasks.leases", "tasks.live_watch"} <= set(sends)      # the check sees them
+    sends = {name: lines for name, path in modules().items() if (lines := _typed_sends(path))}
+    # the check sees them:
+    assert {"tasks.client", "tasks.leases", "tasks.live_watch", "tasks.live_view"} <= set(sends)
     assert {name: [line for line, ok in lines if not ok] for name, lines in sends.items()
             if not all(ok for _, ok in lines)} == {}
 
 
-def test_the_analysis_tasks_read_their_message_through_segment_job():
+def test_the_typed_tasks_read_their_message_through_its_class():
     import inspect
 
     from tasks.jobs import process_segment
     from tasks.live import live_segment
+    from tasks.live_view import live_view
 
-    for task in (process_segment, live_segment):
+    for task in (process_segment, live_segment, live_view):
         source = inspect.getsource(task.run)
-        assert "SegmentJob.from_message(" in source, task.name
+        assert f"{TYPED_TASKS[task.name]}.from_message(" in source, task.name
 
 
 # The use cases take their farm (settings, records, store, queue) as an argument: only the

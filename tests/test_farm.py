@@ -8,7 +8,8 @@ import json
 import av
 import pytest
 
-from core.segment_job import MessageShapeError, SegmentJob
+from core.messages import MessageShapeError
+from core.segment_job import SegmentJob
 from core.storage import analysis_key, output_key
 from services import runtime
 from services.submit import submit_file

@@ -7,7 +7,8 @@ from fractions import Fraction
 
 import pytest
 
-from core.segment_job import MessageShapeError, SegmentJob, SourceMedia, message_frames
+from core.messages import MessageShapeError
+from core.segment_job import SegmentJob, SourceMedia, message_frames
 
 MEDIA = SourceMedia(Fraction(1, 15360), 25.0, 512, 1280, 720, True, pts_offset=1024, timed=True, intact=False)
 SEGMENT = SegmentJob("job-1", 3, (512, 1024, 1536), MEDIA)

@@ -31,6 +31,8 @@ ANSWER_WAIT_S = 15.0     # the ingester polls for offers every second; ICE gathe
 EVENT_ID = re.compile(r"^\d+-\d+$")
 WATCH_ID = re.compile(r"^[0-9a-f]{32}$")
 NO_CAMERA = {404: {"description": "No such camera", "content": {"application/json": {"schema": ERROR_SCHEMA}}}}
+NO_ANSWER = {504: {"description": "No ingester answered (none holds the camera, or `vidfarm ingest` is not running)",
+                   "content": {"application/json": {"schema": ERROR_SCHEMA}}}}
 
 
 class CameraIn(Schema):
@@ -251,6 +253,14 @@ def exchange_offer(camera_id: str, offer: dict, kind: str = "offers") -> tuple[d
     return answer, 200
 
 
+def answered(camera_id: str, offer: dict, kind: str) -> dict:
+    """The API's side of ``exchange_offer``: the answer, or the error with its status."""
+    answer, status = exchange_offer(camera_id, offer, kind)
+    if status != 200:
+        abort(status, answer["error"])
+    return answer
+
+
 @cameras.post("/cameras/<camera_id>/offer")
 @cameras.auth_required(token_auth, roles=["operator"])
 @cameras.input(OfferIn, location="json", arg_name="body")
@@ -259,11 +269,21 @@ def exchange_offer(camera_id: str, offer: dict, kind: str = "offers") -> tuple[d
                      "the video then flows to the ingester directly",
              responses={**error_responses(400, 403), **NO_CAMERA,
                         409: {"description": "Not a browser camera",
-                              "content": {"application/json": {"schema": ERROR_SCHEMA}}},
-                        504: {"description": "No ingester answered",
-                              "content": {"application/json": {"schema": ERROR_SCHEMA}}}})
+                              "content": {"application/json": {"schema": ERROR_SCHEMA}}}, **NO_ANSWER})
 def camera_offer(camera_id: str, body):
-    answer, status = exchange_offer(camera_id, body)
-    if status != 200:
-        abort(status, answer["error"])
-    return answer
+    return answered(camera_id, body, "offers")
+
+
+@cameras.post("/cameras/<camera_id>/view/offer")
+@cameras.auth_required(token_auth, roles=["viewer"])
+@cameras.input(OfferIn, location="json", arg_name="body")
+@cameras.output(AnswerOut)
+@cameras.doc(summary="Play the camera's live view over WebRTC",
+             description="A WebRTC offer in (a receive-only video transceiver, ICE candidates gathered: the "
+                         "server takes no trickle; a data channel, if offered, gets each picture's "
+                         "{captured_at, sent_at}), the answer of the ingester that holds the camera out; the "
+                         "ingester then sends the annotated video directly, a few seconds behind live. The "
+                         "other player of the same pieces: GET /cameras/{id}/view (MSE).",
+             responses={**error_responses(400), **NO_CAMERA, **NO_ANSWER})
+def camera_view_offer(camera_id: str, body):
+    return answered(camera_id, body, "viewers")

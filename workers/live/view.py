@@ -10,6 +10,7 @@ first one a page appends, and a camera that changes resolution needs no other si
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import av
@@ -21,8 +22,8 @@ FRAGMENTED = {"movflags": "frag_keyframe+empty_moov+default_base_moof"}
 
 
 def draw_view_piece(src: Path, out: Path, pts: list[int], fps: float, width: int, height: int,
-                    labels: list[list[list]], config: RenderConfig) -> tuple[dict[str, float], str]:
-    """Draw a segment (``labels``: per frame, ``Label.to_json`` lists) into ``out``; returns
+                    labels: Sequence[Sequence[Sequence]], config: RenderConfig) -> tuple[dict[str, float], str]:
+    """Draw a segment (``labels``: per frame, ``Label.to_json`` rows) into ``out``; returns
     the seconds per stage and the piece's codec, as a MIME ``codecs`` parameter."""
     drawn = out.with_name(out.stem + "-drawn.mp4")
     try:
