@@ -4,7 +4,8 @@ autoscaler simulations (bench/autoscaler.py, bench/live_scaling.py; no farm need
 Then a quiet camera and busy footage with and without the motion gate and the stream copy
 (bench/quiet_hour.py, bench/busy.py), the load test (bench/load.py), the encoder comparison
 (bench/encoder.py), the live latency (bench/live_latency.py: real footage over RTSP; skipped
-without ../shared/media), the web process's start (bench/web_process.py) and the embedded
+without ../shared/media) and a live frame's cost per stage with and without the detect pace
+(bench/live_frame_cost.py; same footage), the web process's start (bench/web_process.py) and the embedded
 farm's start (bench/startup.py).
 
 ``python -m bench --only throughput`` re-runs the first part alone (the throughput tables at the
@@ -25,8 +26,8 @@ import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bench import (autoscaler, busy, encoder as encoder_bench, live_latency, live_scaling, load, quiet_hour,
-                   startup, throughput, web_process)
+from bench import (autoscaler, busy, encoder as encoder_bench, live_frame_cost, live_latency, live_scaling, load,
+                   quiet_hour, startup, throughput, web_process)
 from core.settings import Settings
 from tests.clipmaker import make_clip
 from workers import media
@@ -229,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         quiet_hour.main(["10", "--write"])
         busy.main(["--write"])
         live_latency.main_in_bench()
+        live_frame_cost.main(["--write"])
         load.main([])
         encoder_bench.update_doc(out)
         web_process.update_doc(out)

@@ -69,6 +69,21 @@ def found_share(gated: dict, every: dict) -> tuple[int, int]:
 ANALYZERS = ("detect", "track", "recognize", "mask", "thermal")
 
 
+def timed_frame(chain, state, frame, costs: dict[str, float]) -> None:
+    """One decoded frame through the analyzer chain as the segment pipeline runs it, each
+    analyzer's CPU seconds added to ``costs`` under its name; its faces kept in ``state``."""
+    from workers.analytics.faces import Faces
+    from workers.analytics.picture import Picture
+
+    state.frame_index += 1
+    faces, picture = Faces.empty(), Picture(frame)
+    for analyzer in chain:
+        clock = time.process_time()
+        faces = analyzer(picture, faces)
+        costs[analyzer.name] += time.process_time() - clock
+    state.faces.append(faces)
+
+
 def frame_costs(src: Path, work: Path) -> dict[str, dict[str, float]]:
     """CPU milliseconds per frame (this process, one thread for models and codecs, as a worker
     of a 2-core farm runs) of each stage, analysis then drawing, with the gate and the copy on
@@ -79,8 +94,6 @@ def frame_costs(src: Path, work: Path) -> dict[str, dict[str, float]]:
 
     from bench.eval_clips import pipeline_config
     from workers import media, pipeline
-    from workers.analytics.faces import Faces
-    from workers.analytics.picture import Picture
     from workers.analytics.tracks import SegmentState
     from workers.annotate import Label
     from workers.render import RenderConfig, render_segment
@@ -99,15 +112,8 @@ def frame_costs(src: Path, work: Path) -> dict[str, dict[str, float]]:
         costs: dict[str, float] = defaultdict(float)
         clock = time.process_time()
         for item in media.segment_frames(src, pts, info.tb, threads=1):
-            now = time.process_time()
-            costs["decode"] += now - clock
-            state.frame_index += 1
-            faces, picture = Faces.empty(), Picture(item.frame)
-            for analyzer in chain:
-                clock = time.process_time()
-                faces = analyzer(picture, faces)
-                costs[analyzer.name] += time.process_time() - clock
-            state.faces.append(faces)
+            costs["decode"] += time.process_time() - clock
+            timed_frame(chain, state, item.frame, costs)
             clock = time.process_time()
         labels = [[Label.of(face).to_json() for face in faces.to_json()] for faces in state.faces]
         clock = time.process_time()

@@ -39,6 +39,13 @@ DETECTOR_THRESHOLD = 0.5
 MOTION_GATE = True
 RECHECK_FRAMES = 15
 
+# Live cameras (VIDFARM_LIVE_DETECT_FPS): the detector looks at most this many frames a second
+# of a camera, the frames between carry the faces of its last look (Frigate's detect fps).
+# 0: every frame. 7.5 rather than Frigate's 5: on the audience footage of bench/live_frame_cost.py
+# it keeps about 98 % of every-frame detection's faces for two thirds of the CPU; 5 keeps about
+# 94 % for 55 % (docs/benchmarks.md, "Live frame cost").
+LIVE_DETECT_FPS = 7.5
+
 # The annotated video copies the source's GOPs that have nothing to draw (VIDFARM_STREAM_COPY).
 STREAM_COPY = True
 

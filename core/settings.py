@@ -208,6 +208,10 @@ class Settings(BaseSettings):
                                                         "faces are carried and re-checked); off: on every frame.")
     recheck_frames: int = Field(default=defaults.RECHECK_FRAMES, ge=1, description="With the motion gate: a found face is looked at "
                                                               "again by the detector at least this often (frames).")
+    live_detect_fps: float = Field(default=defaults.LIVE_DETECT_FPS, ge=0,
+                                   description="Live cameras: the detector looks at most this many frames a second; "
+                                               "the frames between keep the faces of its last look (box, track, "
+                                               "name, mask). 0: every frame. Uploads and recordings: every frame.")
     threads: int = Field(default=0, ge=0,
                          description="Threads per worker process for inference and codecs; 0 = all cores.")
     pin_workers: bool = Field(default=True,

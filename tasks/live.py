@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import replace
 from functools import lru_cache
 
 from redis.exceptions import RedisError
@@ -64,6 +65,13 @@ def live_media(segment: LiveSegment) -> SourceMedia:
                        pts_offset=0, timed=True)
 
 
+def live_pipeline_config(options: dict) -> pipeline.PipelineConfig:
+    """A camera's segment is analysed as an upload's, except that its detector looks at most
+    ``live_detect_fps`` frames a second, the frames between carrying its last look's faces
+    (docs/benchmarks.md, "Live frame cost"); uploads and recordings keep every frame."""
+    return replace(_pipeline_config(options), detect_fps=runtime.settings().live_detect_fps)
+
+
 @lru_cache(maxsize=2)
 def _registry(redis_url: str) -> CameraRegistry:
     return CameraRegistry.from_url(redis_url)
@@ -87,7 +95,7 @@ def live_segment(*message) -> dict:
     options = watch_options(watch_id)
     started = time.monotonic()
     result = pipeline.analyse_segment(runtime.store().local_path(piece_key(watch_id, index, "segment")),
-                                      segment, _pipeline_config(options), job_matching(options).gallery)
+                                      segment, live_pipeline_config(options), job_matching(options).gallery)
     put_json(piece_key(watch_id, index, "analysis"), {
         "frames": result.frames, "tracks": result.tracks, "thumbnails": result.thumbnails,
         "stages": result.stages, "repaired_frames": result.repaired_frames, "damage": result.damage})

@@ -19,15 +19,24 @@ from workers.results import ResultOptions, SegmentOutput, assemble_results
 ALL = ("detect", "track", "recognize", "mask", "thermal")
 
 
-def run(path, configs: dict, analyzers=ALL, gallery=None):
-    """The clip through the segment pipeline as one segment; the detector's model runs; and the
-    frames by what the detector saw (the gate's count)."""
+def run(path, configs: dict, analyzers=ALL, gallery=None, detect_fps: float = 0.0):
+    """The clip through the segment pipeline as one segment (``detect_fps``: a live camera's
+    detect pace); the detector's model runs; and the frames by what the detector saw (the
+    gate's count)."""
     info = media.probe(path)
-    config = pipeline.PipelineConfig(analyzers=analyzers, threads=1, analyzer_configs=json.dumps(configs, sort_keys=True))
+    config = pipeline.PipelineConfig(analyzers=analyzers, threads=1, detect_fps=detect_fps,
+                                     analyzer_configs=json.dumps(configs, sort_keys=True))
     detector = pipeline.analyzer_chain(config.analyzers, config.analyzer_configs, config.plugins)[0]
     before = detector.model_runs
     result = pipeline.analyse_segment(path, pipeline.whole_file(info), config, gallery)
     return result, detector.model_runs - before, dict(detector.gate.looks) if detector.gate else None
+
+
+def published(path, result, gallery) -> dict:
+    """A clip's one-segment analysis as results.json has it (tracks joined, names decided)."""
+    info = media.probe(path)
+    output = SegmentOutput(sorted(p.pts for p in info.packets), result.frames, result.tracks, result.thumbnails)
+    return assemble_results({}, info.tb, info.start_pts, [output], {}, gallery, ResultOptions())
 
 
 def inside(box, rect) -> bool:
@@ -57,9 +66,7 @@ def test_a_person_standing_still_keeps_box_track_and_name_in_every_frame(tmp_pat
     clip = make_quiet_clip(tmp_path / "still.mp4", seconds=20, fps=15, noise=3.0,
                            appearances=[Appearance(0, 20, walk=False, height=120)])
     result, runs, _ = run(clip.path, {"detect": {"gate": {"recheck_frames": recheck}}}, gallery=yao_gallery)
-    info = media.probe(clip.path)
-    output = SegmentOutput(sorted(p.pts for p in info.packets), result.frames, result.tracks, result.thumbnails)
-    results = assemble_results({}, info.tb, info.start_pts, [output], {}, yao_gallery, ResultOptions())
+    results = published(clip.path, result, yao_gallery)
     assert len(results["frames"]) == clip.frames == 300
     for frame, truth in zip(results["frames"], clip.photo_boxes):
         assert len(frame["faces"]) == 1 and inside(frame["faces"][0]["box"], truth)

@@ -20,6 +20,7 @@ import numpy as np
 from core.segment_job import SegmentJob, SourceMedia
 from workers import media
 from workers.analytics import detector, mask, recognizer, thermal, tracker  # noqa: F401  (register them)
+from workers.analytics.detect_pace import fill_between_looks
 from workers.analytics.faces import Faces
 from workers.analytics.gallery import Gallery
 from workers.analytics.registry import build_chain, load_plugins
@@ -36,6 +37,9 @@ class PipelineConfig:
     # Radiometric (16-bit) recordings: raw value -> degrees C; ignored for ordinary video.
     thermal_gain: float = 0.01
     thermal_offset: float = -273.15
+    # Live cameras: the detector looks at most this many frames a second, the frames between
+    # carry the faces of its last look (``SegmentState.detect_fps``); 0: every frame.
+    detect_fps: float = 0.0
 
 
 @dataclass
@@ -68,7 +72,7 @@ def analyse_segment(src: Path, segment: SegmentJob, config: PipelineConfig,
     """Analyse a segment file's own frames (one per timestamp of ``segment.pts``)."""
     chain = analyzer_chain(config.analyzers, config.analyzer_configs, config.plugins)
     source = segment.media
-    state = SegmentState(source.fps, gallery)
+    state = SegmentState(source.fps, gallery, config.detect_fps)
     calibration = thermal.Calibration(config.thermal_gain, config.thermal_offset)
     for analyzer in chain:
         analyzer.begin(state)
@@ -97,6 +101,8 @@ def analyse_segment(src: Path, segment: SegmentJob, config: PipelineConfig,
             stages["analyze"] += time.perf_counter() - t1
     finally:
         decoded.close()
+    # A live camera's carried faces follow the line between the looks around them.
+    fill_between_looks(state.faces)
     # Built after the last frame: the tracker may still have given a frame's face its track
     # on the frame after.
     frames = [faces.to_json() for faces in state.faces]

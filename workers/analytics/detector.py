@@ -13,6 +13,7 @@ from workers import models
 from workers.analytics import scrfd
 from workers.analytics.faces import Faces
 from workers.analytics.motion import region_picture
+from workers.analytics.detect_pace import DetectPace
 from workers.analytics.motion_gate import MotionGate, region_on_grid
 from workers.analytics.picture import Picture
 from workers.analytics.registry import Analyzer, register
@@ -44,6 +45,10 @@ class FaceDetector(Analyzer):
         # segment pipeline), never for unrelated stills (enrolment photos, the eval's photos).
         self.second_look: SecondLook | None = None
         self.gate: MotionGate | None = None
+        # A live camera's detect pace (armed by begin() from the segment's state), and the last
+        # look's faces, carried on the frames the pace skips when there is no gate to carry them.
+        self.pace: DetectPace | None = None
+        self.last: Faces = Faces.empty()
         self.model_runs = 0      # inference calls, for the benchmarks and tests
 
     def begin(self, state=None) -> None:
@@ -51,6 +56,8 @@ class FaceDetector(Analyzer):
         c = self.config.second_look
         self.second_look = SecondLook(c) if c.enabled and c.max_looks else None
         self.gate = MotionGate(self.config.gate) if self.config.gate.enabled else None
+        self.pace = None if state is None else DetectPace.of(state.fps, state.detect_fps)
+        self.last = Faces.empty()
 
     def input_size(self, width: int, height: int, long_side: int | None = None) -> tuple[int, int]:
         """Keep the frame's aspect ratio, rounded up to the model's stride of 32: a 16:9 frame
@@ -69,9 +76,18 @@ class FaceDetector(Analyzer):
 
     def __call__(self, image: Picture | np.ndarray, faces: Faces | None = None) -> Faces:
         picture = Picture.of(image)
+        if self.pace is not None and not self.pace.due(picture):
+            return self.gate.carry() if self.gate is not None else self._carried()
         if self.gate is not None:
             return self.gate(picture, self._look)
-        return self._look(picture, None)
+        self.last = self._look(picture, None)
+        return self.last
+
+    def _carried(self) -> Faces:
+        """The last look's faces again, as a new record (later analyzers write into it)."""
+        last = self.last
+        return Faces(boxes=last.boxes.copy(), scores=last.scores.copy(),
+                     keypoints=None if last.keypoints is None else last.keypoints.copy(), carried=True)
 
     def _look(self, picture: Picture, region=None) -> Faces:
         """The faces in ``region`` (source pixels; None: the whole frame), second look included."""

@@ -23,6 +23,10 @@ class Faces:
     keypoints: np.ndarray | None = None    # (N, 5, 2) float32: eyes, nose, mouth corners
     track_ids: np.ndarray | None = None    # (N,) int64; -1 = not yet tracked
     columns: dict[str, list] = field(default_factory=dict)
+    # The detector did not look at this frame (a live camera's detect pace): these are its last
+    # look's faces, carried. Not part of the results; per-track analyzers do not sample such a
+    # face (its keypoints lag by whatever moved since the look).
+    carried: bool = False
 
     @classmethod
     def empty(cls) -> "Faces":

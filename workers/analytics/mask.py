@@ -232,9 +232,11 @@ class MaskAnalyzer(Analyzer):
                 labels[row], scores[row] = label, round(score, 4)
         else:
             tracked = {row: state.tracks.get(int(t)) for row, t in enumerate(faces.track_ids)}
-            sampled = [row for row, record in tracked.items() if record is not None and not _unanimous(record)
-                       and self._judged(faces, row)
-                       and state.should_sample(record.track, self.name, cfg.sample_every, cfg.samples_per_track)]
+            # Not on a carried frame: its keypoints and box are the last look's (recognizer.py).
+            sampled = [] if faces.carried else [
+                row for row, record in tracked.items() if record is not None and not _unanimous(record)
+                and self._judged(faces, row)
+                and state.should_sample(record.track, self.name, cfg.sample_every, cfg.samples_per_track)]
             known = {row: tracked[row].embedding_on(state.frame_index) for row in sampled}
             for row, result in self._classified(image, faces, sampled,
                                                 {row: v for row, v in known.items() if v is not None}):

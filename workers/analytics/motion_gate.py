@@ -144,7 +144,8 @@ class MotionGate:
         self.background = Background(config)
         self.live: list[LiveFace] = []
         self.frame = -1
-        self.looks = {"full": 0, "region": 0, "none": 0}    # frames by what the detector saw
+        # frames by what the detector saw; carried: not its turn (the detect pace, live cameras)
+        self.looks = {"full": 0, "region": 0, "none": 0, "carried": 0}
 
     def __call__(self, picture: Picture, detect: Detect) -> Faces:
         self.frame += 1
@@ -164,6 +165,15 @@ class MotionGate:
         if area >= c.full_frame_share * picture.width * picture.height:
             region = None
         return self._looked(detect(picture, region), region, blobs)
+
+    def carry(self) -> Faces:
+        """A frame the detector's pace skips: the live faces as they are, the background left
+        alone (the next look compares with the frame before the skipped ones)."""
+        self.frame += 1
+        self.looks["carried"] += 1
+        faces = self._faces(self.live)
+        faces.carried = True
+        return faces
 
     def _looked(self, found: Faces, region: Rect | None, blobs: list[Rect]) -> Faces:
         """Live faces after a look at ``region`` (None: the whole frame) found ``found``."""

@@ -95,8 +95,10 @@ class FaceRecognizer(Analyzer):
                 identities.append(None)
                 similarities.append(None)
                 continue
-            if not self._settled(record) and self._worth_embedding(faces, row) and state.should_sample(track_id, self.name, cfg.sample_every,
-                                                                          cfg.samples_per_track):
+            # A carried face (the detector's pace skipped this frame) is not sampled: its
+            # keypoints are the last look's, and the face may have moved since.
+            if (not faces.carried and not self._settled(record) and self._worth_embedding(faces, row)
+                    and state.should_sample(track_id, self.name, cfg.sample_every, cfg.samples_per_track)):
                 image, _ = picture.bgr()
                 vector = self.embedder.judged(image, faces.keypoints[row], cfg.quality)
                 if vector is not None:   # a blurred frame votes for nobody

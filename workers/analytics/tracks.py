@@ -74,8 +74,10 @@ class TrackRecord:
 class SegmentState:
     """What the analyzers share while one segment is processed."""
 
-    def __init__(self, fps: float, gallery: Gallery | None = None):
+    def __init__(self, fps: float, gallery: Gallery | None = None, detect_fps: float = 0.0):
         self.fps = fps
+        # The detector's pace (live cameras): at most this many looks a second; 0: every frame.
+        self.detect_fps = detect_fps
         self.gallery = gallery or Gallery.empty()
         self.frame_index = -1
         self.tracks: dict[int, TrackRecord] = {}
