@@ -335,7 +335,7 @@ def breakdown(figures: dict) -> list[str]:
     done = found.get("every worker took a task")
     if first is not None and imported is not None and done:
         lines += ["", f"The fork server's imports (from its interpreter's start until Celery's worker is imported: "
-                      f"OpenCV, PyAV, onnxruntime, onnx, insightface, supervision and SciPy, SQLAlchemy and Alembic, "
+                      f"OpenCV, PyAV, onnxruntime, onnx, insightface, supervision and SciPy, SQLAlchemy, "
                       f"Celery, the tasks) take {imported - first:.2f} s of the {done:.2f} s, one process on one "
                       f"core; everything before its start (this process's own imports, the settings) "
                       f"{first:.2f} s, and everything after {done - imported:.2f} s."]
