@@ -284,7 +284,7 @@ def render(figures: dict) -> str:
              "trees' bytecode is compiled first, as an installed vidfarm's is. "
              f"{figures['cores']} cores shared with other engineers' work: load average "
              f"{', '.join(f'{x:.1f}' for x in figures['load'])} at the start and after each round, so the "
-             "wall times are several times what an idle machine gives; the CPU time is the steadier figure.", "",
+             "wall times are longer than an idle machine would give (not measured here); the CPU time is the steadier figure.", "",
              "| code | workers answered a ping | ready to take a job | CPU used by then | `vidfarm process` 2 s clip "
              "| `up`: web answers | `up`: first job done |",
              "| --- | --- | --- | --- | --- | --- | --- |", *rows]
