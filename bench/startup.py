@@ -4,12 +4,12 @@ with ``git archive`` into a temporary folder and run with the same interpreter a
 
 *Ready to take a job*: from the start of a fresh process (before it imports anything of
 vidfarm's) until every worker of a 2-worker ``EmbeddedFarm`` has answered a ping **and** its
-models are loaded. The second is seen from outside, the same way for both trees: as soon as
-every worker has answered, one small task a worker is sent to a queue they all take from; an
-idle worker takes one and (one task at a time) holds it, and a Celery worker hands a task to
-its pool process only once that process has finished its start (``worker_process_init``, where
-the models load), so the tasks' results mean the models are in (the probe checks that each
-worker ran one). An earlier probe told each worker to consume a queue of its own first, and
+models are loaded. The second is seen the same way for both trees: small tasks are sent, from
+the farm's start on, to a queue every worker takes from, one more each time one finishes,
+until every worker has run one; a Celery worker hands a task to its pool process only once
+that process has finished its start (``worker_process_init``, where the models load), so a
+worker's first task done means its models are in. Each worker's time is the stamp of its
+first such task in its own log; *ready* is the last worker's. An earlier probe told each worker to consume a queue of its own first, and
 so also measured kombu's Redis poll, which takes up a new queue only at its next BRPOP (up to
 1 s later).
 
@@ -36,11 +36,9 @@ ROOT = Path(__file__).resolve().parents[1]
 BEFORE_REF = os.environ.get("VIDFARM_BENCH_STARTUP_BEFORE", "8c3d01b")
 ROUNDS = 5
 
-UNEVEN: list[str] = []     # probes where one worker took both tasks (repeated)
-
 # Run in a fresh interpreter inside the tree measured (its cwd and PYTHONPATH).
 READY_PROBE = r"""
-import os, sys, time
+import os, re, sys, time
 started, wall_started = time.monotonic(), time.time()
 import json
 from pathlib import Path
@@ -55,27 +53,45 @@ try:
     from tasks.app import app
     app.conf.update(broker_url=farm.redis_url, result_backend=farm.redis_url)
     names = {p.name for p in farm.processes if p.name.startswith("worker")}
-    # One small task a worker, sent at once, before any worker exists, to a queue they all
-    # take from: each worker takes one as it starts consuming and (one task at a time,
-    # acknowledged after) holds it until its pool process has started and can run it. When
-    # it finished is the result's own stamp, so the ping below does not delay it.
-    results = [app.send_task("vidfarm.reidentify_stale", queue="ingest") for _ in names]
-    hosts = {}
-    while set(hosts) != names:
-        for reply in app.control.ping(timeout=0.05) or []:      # each call waits this long
-            for host in reply:
-                hosts.setdefault(host.split("@")[0], host)
+    # Small tasks, from the start on, to a queue every worker takes from: as many as there are
+    # workers at first, then one more each time one finishes, until each worker's log shows a
+    # finished one (a worker up first may take several; a task sent while two wait goes to the
+    # one that has waited longer, Redis's order). A worker's readiness is its first such line's
+    # stamp; the ping below does not delay it.
+    probe = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}):.*Task vidfarm\.reidentify_stale\[.*\] succeeded")
+    def first_done(name):
+        path = farm.log_dir / f"{name}.log"
+        for line in (path.read_text(errors="replace").splitlines() if path.exists() else []):
+            found = probe.match(line)
+            if found:
+                return time.mktime(time.strptime(found[1], "%Y-%m-%d %H:%M:%S")) + int(found[2]) / 1000
+        return None
+    pending = [app.send_task("vidfarm.reidentify_stale", queue="ingest") for _ in names]
+    hosts, done_at, sent = {}, {}, len(pending)
+    while set(hosts) != names or set(done_at) != names:
+        if set(hosts) != names:
+            for reply in app.control.ping(timeout=0.05) or []:      # each call waits this long
+                for host in reply:
+                    hosts.setdefault(host.split("@")[0], host)
+            if set(hosts) == names:
+                pinged = time.monotonic() - started
+        else:
+            time.sleep(0.01)
+        finished = [r for r in pending if r.ready()]
+        pending = [r for r in pending if not r.ready()]
+        for result in finished:
+            result.get()                                            # a failed probe task ends the probe
+        for name in names - set(done_at):
+            if finished or not pending:
+                at = first_done(name)
+                if at is not None:
+                    done_at[name] = at
+        if set(done_at) != names:
+            pending += [app.send_task("vidfarm.reidentify_stale", queue="ingest") for _ in finished]
+            sent += len(finished)
         if time.monotonic() - started > 120:
-            raise SystemExit("workers did not answer")
-    pinged = time.monotonic() - started
-    for result in results:
-        result.get(timeout=120)
-    ready = max(result.date_done.timestamp() for result in results) - wall_started
-    stats = app.control.inspect(destination=list(hosts.values()), timeout=5).stats() or {}
-    took = {host: stat.get("total", {}).get("vidfarm.reidentify_stale", 0) for host, stat in stats.items()}
-    if sorted(took.values()) != [1] * len(names):
-        print(json.dumps({"uneven": took}))      # one worker took both: its neighbour's start is unknown
-        raise SystemExit(3)
+            raise SystemExit(f"workers not ready: answered {sorted(hosts)}, ran a task {sorted(done_at)}")
+    ready = max(done_at.values()) - wall_started
     import psutil
     roots = [p.popen.pid for p in farm.processes]
     if getattr(farm, "forkserver", None) is not None:
@@ -90,7 +106,7 @@ try:
         except psutil.NoSuchProcess:
             pass
     cpu = sum(seen.values())
-    print(json.dumps({"pinged_s": pinged, "ready_s": ready, "cpu_s": cpu, "farm_started_s": farm_started,
+    print(json.dumps({"pinged_s": pinged, "ready_s": ready, "cpu_s": cpu, "farm_started_s": farm_started, "probes": sent,
                       "wall_started": wall_started, "log_dir": str(farm.log_dir),
                       "farm": __import__("cli.farm").farm.__file__}))
 finally:
@@ -98,13 +114,9 @@ finally:
 """
 
 
-def ready(tree: Path, scratch: Path, tries: int = 3) -> dict:
-    for attempt in range(tries):     # again, in a fresh folder, when one worker took both tasks
-        done = subprocess.run([sys.executable, "-c", READY_PROBE, str(scratch / str(attempt))], cwd=tree,
-                              env=_env(tree), capture_output=True, text=True, timeout=300)
-        if done.returncode != 3:
-            break
-        UNEVEN.append(done.stdout.strip())
+def ready(tree: Path, scratch: Path) -> dict:
+    done = subprocess.run([sys.executable, "-c", READY_PROBE, str(scratch)], cwd=tree,
+                          env=_env(tree), capture_output=True, text=True, timeout=300)
     if done.returncode != 0:
         raise RuntimeError(f"ready probe in {tree} failed: {done.stderr[-2000:]}")
     result = json.loads(done.stdout.splitlines()[-1])
@@ -254,7 +266,6 @@ def measure(trees: dict[str, Path], rounds: int, work: Path) -> dict:
         load.append(os.getloadavg()[0])
     return {"rounds": rounds, "load": load, "cores": os.cpu_count(),
             "runs": runs, "median": {name: {k: statistics.median(v) for k, v in r.items()} for name, r in runs.items()},
-            "uneven_probes": len(UNEVEN),
             "stages": {name: {stage: statistics.median(at) for stage, at in found.items()}
                        for name, found in timeline.items()}}
 
@@ -271,10 +282,11 @@ def render(figures: dict) -> str:
     lines = ["## The embedded farm's start", "",
              "`python -m bench.startup`: a 2-worker embedded farm (`cli.farm.EmbeddedFarm`, as `vidfarm process` "
              "starts it) from a fresh process's start until every worker answered a ping, and until every worker "
-             "is *ready to take a job*: its models are loaded and it takes tasks (one small task a worker, sent "
-             "to a queue they all take from as the farm starts, has finished: a Celery worker hands a task to "
-             "its pool process only after that process's start, where the models load; the time is the "
-             "result's own stamp, and the probe checks that each worker ran one); the CPU time its processes (workers, their pool processes, the fork "
+             "is *ready to take a job*: its models are loaded and it takes tasks (small tasks are sent from the "
+             "farm's start to a queue they all take from, one more as each finishes, until every worker has run "
+             "one: a Celery worker hands a task to its pool process only after that process's start, where the "
+             "models load; each worker's time is its first such task's stamp in its own log, and the figure is "
+             "the last worker's); the CPU time its processes (workers, their pool processes, the fork "
              "server) had used by then; `vidfarm process` of a 2 s 320x180 clip (all analyzers) from exec to exit; "
              "`vidfarm up --workers 2` from exec until its web app answers `/healthz`, and until a first upload "
              "of the same clip through the API is done with its video drawn (its CPU workers are started by the "
@@ -288,11 +300,6 @@ def render(figures: dict) -> str:
              "| code | workers answered a ping | ready to take a job | CPU used by then | `vidfarm process` 2 s clip "
              "| `up`: web answers | `up`: first job done |",
              "| --- | --- | --- | --- | --- | --- | --- |", *rows]
-    if figures.get("uneven_probes"):
-        lines += ["", f"{figures['uneven_probes']} probe(s) were run again, in a fresh farm, because one worker "
-                      "had taken both tasks (the other's readiness then goes unmeasured): the figures keep only "
-                      "starts where the second worker took a task before the first had finished its own (tens "
-                      "of milliseconds), so they lean towards starts where the two workers came up together."]
     if {"before", "now"} <= median.keys():
         before, now = median["before"], median["now"]
         lines += ["", f"Now against before (medians): ready to take a job in {now['ready_s']:.2f} s against "
