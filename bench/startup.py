@@ -294,9 +294,11 @@ def render(figures: dict) -> str:
              f"{figures['rounds']} rounds, the trees interleaved; the median (min-max). *Before* is commit "
              f"`{BEFORE_REF}` exported with `git archive` and run with the same interpreter and packages; both "
              "trees' bytecode is compiled first, as an installed vidfarm's is. "
-             f"{figures['cores']} cores shared with other engineers' work: load average "
-             f"{', '.join(f'{x:.1f}' for x in figures['load'])} at the start and after each round, so the "
-             "wall times are longer than an idle machine would give (not measured here); the CPU time is the steadier figure.", "",
+             f"{figures['cores']} cores; load average {', '.join(f'{x:.1f}' for x in figures['load'])} at the "
+             "start and after each round" + (" (above 2: other work shared the cores, so the wall times are longer "
+             "than an otherwise idle machine gives; the CPU time is the steadier figure)."
+             if max(figures["load"][1:] or figures["load"]) > 2 else
+             " (the farm's own processes; nothing else ran)."), "",
              "| code | workers answered a ping | ready to take a job | CPU used by then | `vidfarm process` 2 s clip "
              "| `up`: web answers | `up`: first job done |",
              "| --- | --- | --- | --- | --- | --- | --- |", *rows]
