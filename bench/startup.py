@@ -178,7 +178,6 @@ def up_first_job(tree: Path, scratch: Path, clip: Path) -> dict:
     """`vidfarm up --workers 2` from exec until its web app answers, and until a first upload
     through the API (all analyzers) is done with its video drawn: the first job waits for
     whatever the farm had left to start (the autoscaler starts the CPU workers when it comes)."""
-    import re
     import signal
     import urllib.request
 
