@@ -57,7 +57,13 @@ def thumbnail(picture: Picture, size: tuple[int, int] = (32, 18)) -> np.ndarray:
     there is one (video luma spans 16-235; stretched to the full range, so a thumbnail is the
     same whichever way it was made), else from the BGR picture. Shrunk from the motion stage's
     grey copy (its default size), not from the frame again: shrinking a 720p plane costs more
-    than the rest of a quiet frame's motion stage (bench/quiet_hour.py's stage table)."""
+    than the rest of a quiet frame's motion stage (bench/quiet_hour.py's stage table). Made
+    once per picture and size (the tracker and a live camera's detect pace both test scene
+    cuts on it; shared: do not write into it)."""
+    return picture.derived(("thumbnail", size), lambda p: _thumbnail(p, size))
+
+
+def _thumbnail(picture: Picture, size: tuple[int, int]) -> np.ndarray:
     frame = picture.frame
     grey = luma(picture, max(4 * max(size), THUMBNAIL_FROM)).astype(np.float32)
     if frame is not None and frame.format.name in LUMA_FORMATS and not frame.format.name.startswith("yuvj"):
