@@ -38,6 +38,9 @@ class SecondLookConfig(AnalyzerConfig):
     retry_frames: int = Field(10, ge=0, description="A blob where a look found nothing is left alone this many "
                                                     "frames (hands, background).")
     min_blob_px: int = Field(20, ge=1, description="Moving blobs smaller than this (pixels, both sides) are ignored.")
+    area_share: float = Field(0.5, ge=0, description="First look at the box around all motion when it is at least this "
+                                                     "share of the frame's short side and no found face accounts for "
+                                                     "it (a close-up moves as many small blobs); 0: never.")
     region_input: int = Field(480, ge=64, description="Model input side (x32) for a region smaller than the first "
                                                       "pass's input ...")
     large_region_input: int = Field(224, ge=64, description="... and for a larger one (a face filling the frame is "

@@ -81,6 +81,38 @@ def test_the_second_look_is_what_finds_the_small_masked_face(detector, masked_ya
     assert [found_on(detector(frame), rect) for frame, rect in frames][1:] == [True, True]
 
 
+def close_up_frames(photo: np.ndarray, frames: int = 5):
+    """1280x720 frames of a real scene (scikit-image's coffee) with the photo filling the frame's
+    height, moving 10 px a frame as the eval's close-ups do; and the photo's rectangle per frame."""
+    import skimage.data
+
+    scene = cv2.resize(cv2.cvtColor(skimage.data.coffee(), cv2.COLOR_RGB2BGR), (1280, 720))
+    scaled = cv2.resize(photo, (round(photo.shape[1] * 720 / photo.shape[0]), 720))
+    out = []
+    for k in range(frames):
+        frame, x = scene.copy(), 380 + 10 * k
+        frame[:, x:x + scaled.shape[1]] = scaled
+        out.append((frame, (x, 0, x + scaled.shape[1], 720)))
+    return out
+
+
+def test_a_close_up_cut_tighter_than_its_face_is_found_by_the_look_at_the_moving_area(masked_yao):
+    """A masked face filling the frame, cut inside its own box (chin and forehead off): the first
+    pass scores it under its threshold and each moving blob is only an eye or a mask edge; the
+    look at the box around all the motion finds it from the second frame on. Without that look
+    (area_share 0: the blobs' looks only) it is found on no frame."""
+    photo, box = masked_yao
+    x1, y1, x2, y2 = (int(v) for v in box)
+    dx, dy = round(0.2 * (x2 - x1)), round(0.2 * (y2 - y1))
+    frames = close_up_frames(photo[y1 + dy:y2 - dy, x1 + dx:x2 - dx])
+    found = {}
+    for share in (0.5, 0.0):
+        detector = FaceDetector(DetectorConfig(second_look={"area_share": share}))
+        detector.begin()
+        found[share] = [found_on(detector(frame), rect) for frame, rect in frames][1:]
+    assert found == {0.5: [True] * 4, 0.0: [False] * 4}
+
+
 def test_stills_get_one_pass_only(detector, masked_yao):
     """Without begin() (enrolment photos, stills) there is no motion and no second look."""
     still = FaceDetector(DetectorConfig())

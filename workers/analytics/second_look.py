@@ -12,7 +12,15 @@ pass and most motion is their hands and bodies, and to follow the faces only it 
   not on every frame), paid from a budget: each frame adds ``budget`` first-pass runs' worth of
   detector time, a look costs its input's area over the first pass's, and the bucket holds at
   most ``burst`` (so the first frames with motion are looked at at once, yet over a long
-  recording exploration costs at most ``budget`` of the first pass).
+  recording exploration costs at most ``budget`` of the first pass);
+- first of the exploratory looks, one at the **moving area** (the box around every moving blob)
+  when it is large (``area_share`` of the frame's short side) and no found face accounts for
+  it: a face filling the frame (someone close to a door camera) moves as many small blobs
+  (eyes, mouth, the edge of the cheek), none of which holds the face, while the first pass
+  sees it larger than its anchors suit (tuning split: bare close-ups scored 0.25-0.40 at 640
+  px, 0.4-0.7 in a 224 px look at the whole area). A look there that finds nothing is not
+  repeated for ``retry_frames`` frames; the blobs inside it still get their own looks, as
+  the budget allows (a smaller face moving inside a large moving area).
 """
 
 from __future__ import annotations
@@ -42,6 +50,9 @@ class SecondLook:
         self.follow: list[tuple[np.ndarray, float, int]] = []
         self.following: list[tuple[np.ndarray, float, int]] = []
         self.empty: list[tuple[int, Square]] = []       # (frame, square) of looks that found nothing
+        self.area_share = config.area_share
+        self.area_index: int | None = None              # where this frame's moving-area look is in the plan
+        self.area_empty = -config.retry_frames - 1      # the last frame an area look found nothing
 
     def plan(self, picture: Picture, first_boxes: np.ndarray, look_cost=lambda square: 1.0,
              base_size: tuple[int, int] | None = None, cheapest_look: float = 0.0) -> list[Square]:
@@ -72,6 +83,12 @@ class SecondLook:
                 squares.append(((box[0] + box[2]) / 2, (box[1] + box[3]) / 2, side))
                 self.following.append((box, side, misses))
         self.empty = [(f, s) for f, s in self.empty if self.frame - f <= self.retry_frames]
+        self.area_index = None
+        area = self._area_square(picture, blobs, found, squares)
+        if area is not None and len(squares) < self.max_looks and self.tokens >= look_cost(area):
+            self.tokens -= look_cost(area)
+            self.area_index = len(squares)
+            squares.append(area)
         for blob in blobs:
             if len(squares) >= self.max_looks:
                 break
@@ -79,7 +96,8 @@ class SecondLook:
             if max(x2 - x1, y2 - y1) < self.min_blob_px or accounted_for(blob, found):
                 continue
             cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
-            if any(_inside(cx, cy, s) for s in squares) or any(_inside(cx, cy, s) for _, s in self.empty):
+            if any(_inside(cx, cy, s) for i, s in enumerate(squares) if i != self.area_index) or \
+                    any(_inside(cx, cy, s) for _, s in self.empty):
                 continue
             square = head_square(blob)
             if self.tokens < look_cost(square):
@@ -88,6 +106,20 @@ class SecondLook:
             squares.append(square)
         return squares
 
+    def _area_square(self, picture: Picture, blobs, found: np.ndarray, squares: list[Square]) -> Square | None:
+        """The square around all moving blobs, when a face could fill it and none found does."""
+        if not blobs or not self.area_share or self.frame - self.area_empty <= self.retry_frames:
+            return None
+        area = (min(b[0] for b in blobs), min(b[1] for b in blobs), max(b[2] for b in blobs), max(b[3] for b in blobs))
+        if max(area[2] - area[0], area[3] - area[1]) < self.area_share * min(picture.width, picture.height):
+            return None
+        if accounted_for(area, found):
+            return None
+        square = head_square(area)
+        if any(_inside(square[0], square[1], s) for s in squares):     # a followed face is there
+            return None
+        return square
+
     def record(self, looks: list[tuple[Square, np.ndarray]]) -> None:
         """What each look (in planned order) found, boxes in source pixels: faces to follow,
         squares to leave alone. A followed face missed once is looked for once more."""
@@ -95,4 +127,7 @@ class SecondLook:
         self.follow = [(box, square[2], 0) for square, boxes in looks for box in np.asarray(boxes, np.float64).reshape(-1, 4)]
         self.follow += [(box, side, misses + 1) for (box, side, misses), (_, boxes) in zip(self.following, looks)
                         if not len(boxes) and misses < GRACE_LOOKS]
-        self.empty += [(self.frame, square) for square, boxes in looks[follows:] if not len(boxes)]
+        if self.area_index is not None and self.area_index < len(looks) and not len(looks[self.area_index][1]):
+            self.area_empty = self.frame
+        self.empty += [(self.frame, square) for index, (square, boxes) in enumerate(looks) if index >= follows
+                       and index != self.area_index and not len(boxes)]
