@@ -179,6 +179,31 @@ def test_the_second_look_reads_motion_only_when_a_look_can_be_paid_for_and_plans
     assert reads[0.5] < reads[0.0] == len(frames)
 
 
+def test_a_large_moving_area_is_looked_at_whole_once_and_its_blobs_still_get_their_own_looks():
+    """Small things moving all over a frame (a close-up's eyes, mouth, cheek edge): the first
+    look is at the box around all of them; when it finds nothing it is not repeated for
+    retry_frames frames, and the blobs inside it are looked at one by one meanwhile."""
+    scene = background(640, 360)
+    frames = []
+    for index in range(6):
+        frame = scene.copy()
+        for x, y in ((100, 60), (420, 80), (260, 250), (500, 280)):     # four blobs, 400 px apart
+            frame[y:y + 30, x + 6 * index:x + 6 * index + 30] = 255
+        frames.append(frame)
+    look = SecondLook(SecondLookConfig(budget=5.0, burst=5.0, retry_frames=3))
+    plans = []
+    for frame in frames:
+        squares = look.plan(Picture(bgr=frame), np.empty((0, 4)), lambda square: 0.1)
+        look.record([(square, np.empty((0, 4))) for square in squares])
+        plans.append(squares)
+    assert plans[0] == []                                      # no motion on the first frame
+    area, blob = plans[1]
+    assert area[2] >= 0.5 * 360 > blob[2]                      # the whole area first, then the largest blob
+    assert all(square[2] < 0.5 * 360 for plan in plans[2:5] for square in plan)   # not again for 3 frames
+    assert len({square[:2] for plan in plans[2:5] for square in plan}) >= 3       # its blobs, one by one
+    assert max(square[2] for square in plans[5]) >= 0.5 * 360                     # then once more
+
+
 def test_quality_measures_tell_blur_and_pitch(yao):
     photo, box, points = yao
     embedder = FaceEmbedder()
