@@ -8,6 +8,9 @@ found by the first pass) and, when ``../shared/media`` is there, the hamilton cl
 Intel walking clip. It prints the analyzers' CPU milliseconds per frame of each, their ratio, and the
 faces each found (the second look's additions: small faces or false ones), and writes its
 section of docs/benchmarks.md when given ``--write``.
+
+``--area``: instead, the detector alone with and without the second look's moving-area look
+(``area_share``, the close-up fix), on the same footage: its own section.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from bench.eval_clips import pipeline_config
 
 CHAINS = {"before": {"detect": {"second_look": {"enabled": False}}, "mask": {"method": "mobilenet"}}, "after": {}}
 ANALYZERS = ("detect", "track", "recognize", "mask", "thermal")
+# --area: the detector alone, without and with the look at the box around all the motion.
+AREA_CHAINS = {"before": {"detect": {"second_look": {"area_share": 0}}}, "after": {}}
 ROUNDS = 5          # alternations: CPU time on a shared machine still varies by a few per cent a run
 TARGET_RATIO = 1.10
 
@@ -37,9 +42,11 @@ def footage(scratch: Path, media: Path | None) -> dict[str, Path]:
     return clips
 
 
-def analyze_cpu_seconds(frames: list, configs: dict, fps: float) -> tuple[float, int]:
+def analyze_cpu_seconds(frames: list, configs: dict, fps: float, analyzers: tuple[str, ...] = ANALYZERS
+                        ) -> tuple[float, int, int]:
     """CPU seconds (this process, one inference thread) the analyzer chain spends on the
-    frames, run as the segment pipeline runs it, and the faces it found. CPU time, not wall
+    frames, run as the segment pipeline runs it, the faces it found, and the frames on which
+    the second look looked at the whole moving area. CPU time, not wall
     time: on a machine shared with other work, wall time measures the neighbours too."""
     from workers.analytics.faces import Faces
     from workers.analytics.picture import Picture
@@ -49,12 +56,13 @@ def analyze_cpu_seconds(frames: list, configs: dict, fps: float) -> tuple[float,
     import cv2
 
     cv2.setNumThreads(1)      # as the segment pipeline sets it
-    config = pipeline_config(ANALYZERS, configs)
+    config = pipeline_config(analyzers, configs)
     chain = analyzer_chain(config.analyzers, config.analyzer_configs, config.plugins)
     state = SegmentState(fps)
     for analyzer in chain:
         analyzer.begin(state)
-    found, started = 0, time.process_time()
+    found, area_looks, started = 0, 0, time.process_time()
+    look = getattr(chain[0], "second_look", None)
     for frame in frames:
         state.frame_index += 1
         faces, picture = Faces.empty(), Picture(frame)
@@ -62,10 +70,11 @@ def analyze_cpu_seconds(frames: list, configs: dict, fps: float) -> tuple[float,
             faces = analyzer(picture, faces)
         state.faces.append(faces)
         found += len(faces)
-    return time.process_time() - started, found
+        area_looks += look is not None and look.area_index is not None
+    return time.process_time() - started, found, area_looks
 
 
-def measure(media: Path | None) -> list[dict]:
+def measure(media: Path | None, chains: dict = CHAINS, analyzers: tuple[str, ...] = ANALYZERS) -> list[dict]:
     from workers import media as media_io
 
     rows = []
@@ -73,16 +82,16 @@ def measure(media: Path | None) -> list[dict]:
         for name, path in footage(Path(scratch), media).items():
             frames = list(media_io.decode_frames(path))
             fps = media_io.probe(path).fps
-            seconds = {key: 0.0 for key in CHAINS}
-            faces = {}
+            seconds = {key: 0.0 for key in chains}
+            faces, area_looks = {}, {}
             for _ in range(ROUNDS):          # alternate, so that anything else running slows both alike
-                for key, configs in CHAINS.items():
-                    spent, faces[key] = analyze_cpu_seconds(frames, configs, fps)
+                for key, configs in chains.items():
+                    spent, faces[key], area_looks[key] = analyze_cpu_seconds(frames, configs, fps, analyzers)
                     seconds[key] += spent
             rows.append({"footage": name, "frames": len(frames),
                          **{f"{k}_ms_per_frame": round(v / ROUNDS / len(frames) * 1000, 2) for k, v in seconds.items()},
                          "ratio": round(seconds["after"] / seconds["before"], 3),
-                         **{f"{k}_faces": v for k, v in faces.items()}})
+                         **{f"{k}_faces": v for k, v in faces.items()}, "area_looks": area_looks["after"]})
     return rows
 
 
@@ -111,12 +120,34 @@ def markdown(rows: list[dict], load: tuple[float, float] | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def area_markdown(rows: list[dict], load: tuple[float, float]) -> str:
+    lines = ["## Moving-area look: detector cost on ordinary footage", "",
+             "`python -m bench.analyze_cost --area --write`: CPU time per frame of the detector alone (first pass, "
+             "motion gate and second look; one inference thread) without (`area_share` 0) and with the second "
+             "look's moving-area look (a look at the box around all the motion when it is large and no found face "
+             "accounts for it: the close-up fix of issue 14), alternated "
+             f"{ROUNDS} times in one run (load average {load[0]:.1f} before, {load[1]:.1f} after). On this footage "
+             "the faces are found by the first pass, so the area look is planned only where motion no found face "
+             "accounts for is large (area looks: the frames that had one). Where it is planned, it is paid from the same exploration budget as the other looks (2 % of "
+             "the first pass over a recording), and one that finds nothing waits `retry_frames` frames.", "",
+             "| footage | frames | without ms/frame | with ms/frame | with / without | faces without | faces with | "
+             "area looks |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        lines.append(f"| {r['footage']} | {r['frames']} | {r['before_ms_per_frame']} | {r['after_ms_per_frame']} | "
+                     f"{r['ratio']} | {r['before_faces']} | {r['after_faces']} | {r['area_looks']} |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str]) -> int:
-    args = [a for a in argv if a != "--write"]
+    args = [a for a in argv if not a.startswith("--")]
     media = Path(args[0]) if args else Path(__file__).resolve().parents[2] / "shared" / "media"
     load_before = os.getloadavg()[0]
-    rows = measure(media)
-    text = markdown(rows, (load_before, os.getloadavg()[0]))
+    if "--area" in argv:
+        rows = measure(media, AREA_CHAINS, ("detect",))
+        text = area_markdown(rows, (load_before, os.getloadavg()[0]))
+    else:
+        rows = measure(media)
+        text = markdown(rows, (load_before, os.getloadavg()[0]))
     print(text)
     if "--write" in argv:
         from bench.docs import replace_section
