@@ -21,6 +21,8 @@ from bench.eval_split import mask_split
 FOLDERS = {"with_mask": "mask", "without_mask": "no_mask"}
 CANDIDATES = {
     "before (one pass, MobileNetV2)": {"detect": {"second_look": {"enabled": False}}, "mask": {"method": "mobilenet"}},
+    "second look without the moving-area look, ensemble": {"detect": {"second_look": {"area_share": 0}},
+                                                           "mask": {"method": "ensemble"}},
     "second look, MobileNetV2": {"mask": {"method": "mobilenet"}},
     "second look, embedding classifier": {"mask": {"method": "embedding"}},
     "second look, ensemble (mean of both)": {"mask": {"method": "ensemble"}},
