@@ -17,8 +17,8 @@ pass and most motion is their hands and bodies, and to follow the faces only it 
   when it is large (``area_share`` of the frame's short side) and no found face accounts for
   it: a face filling the frame (someone close to a door camera) moves as many small blobs
   (eyes, mouth, the edge of the cheek), none of which holds the face, while the first pass
-  sees it larger than its anchors suit (tuning split: bare close-ups scored 0.25-0.40 at 640
-  px, 0.4-0.7 in a 224 px look at the whole area). A look there that finds nothing is not
+  sees it larger than its anchors suit (tuning split: bare close-ups scored 0.23-0.40 at 640
+  px, 0.41-0.70 in a 224 px look at the whole frame). A look there that finds nothing is not
   repeated for ``retry_frames`` frames; the blobs inside it still get their own looks, as
   the budget allows (a smaller face moving inside a large moving area).
 """
