@@ -60,36 +60,6 @@ def test_carried_faces_of_a_track_follow_the_line_between_the_looks_around_them(
     assert float(frames[2].keypoints[0, 0, 0]) == 20
 
 
-def test_a_small_fast_face_whose_track_the_tracker_lost_between_looks_still_follows_the_line():
-    """A 10 px face moving 8 px a frame: across a skipped frame its boxes do not overlap, so
-    the tracker starts another track (or none) on the next look. The carried frame is still
-    moved onto the line between the two looks, never left where the face no longer is; a
-    face too far away, or of another size, is not taken for it."""
-    import numpy as np
-
-    from workers.analytics.detect_pace import fill_between_looks
-    from workers.analytics.faces import Faces
-
-    def faces(*rows, carried=False) -> Faces:      # rows: (x, size, track)
-        return Faces(boxes=np.array([[x, 0, x + size, size] for x, size, _ in rows], np.float32),
-                     scores=np.ones(len(rows), np.float32), keypoints=np.zeros((len(rows), 5, 2), np.float32),
-                     track_ids=np.array([t for _, _, t in rows]), carried=carried)
-
-    frames = [faces((0, 10, 1)), faces((0, 10, 1), carried=True), faces((16, 10, -1))]
-    fill_between_looks(frames)
-    assert float(frames[1].boxes[0][0]) == 8
-    # another track far off (more than a face height a frame) or four times the size: left as carried
-    for far in [faces((0, 10, 1)), faces((0, 10, 1), carried=True), faces((200, 10, 2))], \
-               [faces((0, 10, 1)), faces((0, 10, 1), carried=True), faces((16, 40, 2))]:
-        fill_between_looks(far)
-        assert float(far[1].boxes[0][0]) == 0
-    # two faces: each carried face follows its own, the nearest of its size
-    two = [faces((0, 10, 1), (100, 20, 2)), faces((0, 10, 1), (100, 20, 2), carried=True),
-           faces((112, 20, 5), (12, 10, 4))]
-    fill_between_looks(two)
-    assert [float(b[0]) for b in two[1].boxes] == [6, 106]
-
-
 def test_a_person_standing_still_keeps_box_track_and_name_on_every_frame_between_looks(tmp_path, yao_gallery):
     clip = make_quiet_clip(tmp_path / "still.mp4", seconds=6, fps=15, noise=3.0,
                            appearances=[Appearance(0, 6, walk=False, height=120)])

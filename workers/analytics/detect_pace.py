@@ -8,10 +8,8 @@ frame, then at the first frame of each following 1/detect_fps of the stream's ti
 any frame that is a scene cut (the faces carried would be another shot's). The frames
 between get the last look's faces as they were (``Faces.carried``); the tracker follows them,
 so every frame keeps its entries (box, track, name, mask). Once the segment is analysed,
-:func:`fill_between_looks` moves each carried face along the line between the looks before
-and after it, so a walking person's box follows them instead of jumping. The two looks' faces
-are paired by track, or, where the tracker lost a small, fast face across the skipped frames
-(its boxes no longer overlap), by the nearest face of its size.
+:func:`fill_between_looks` moves each carried face of a track along the line between the
+looks before and after it, so a walking person's box follows them instead of jumping.
 """
 
 from __future__ import annotations
@@ -55,57 +53,25 @@ class DetectPace:
 
 
 def fill_between_looks(frames: list[Faces]) -> None:
-    """In place: each carried face, found by the looks before and after it, moved (box and
-    keypoints) to where the line between the two looks puts it on its frame. Faces the next
-    look did not find stay where the last look left them."""
+    """In place: each carried face with a track, found by the looks before and after it on
+    that track, moved (box and keypoints) to where the line between the two looks puts it on
+    its frame. Faces of a track the next look did not find stay where the last look left them."""
     looks = [i for i, faces in enumerate(frames) if not faces.carried]
     for before, after in zip(looks, looks[1:]):
         first, last = frames[before], frames[after]
-        if after - before < 2 or not len(first) or not len(last):
+        if after - before < 2 or first.track_ids is None or last.track_ids is None:
             continue
-        ends = _same_faces(first, last, after - before)
+        rows_after = {int(t): row for row, t in enumerate(last.track_ids) if t >= 0}
         for i in range(before + 1, after):
-            faces, w = frames[i], (i - before) / (after - before)
-            for row in range(len(faces)):
-                a = _copied_from(first, faces, row)
-                b = ends.get(a)
-                if b is None:
+            faces = frames[i]
+            if faces.track_ids is None:
+                continue
+            rows_before = {int(t): row for row, t in enumerate(first.track_ids) if t >= 0}
+            w = (i - before) / (after - before)
+            for row, track in enumerate(faces.track_ids):
+                a, b = rows_before.get(int(track)), rows_after.get(int(track))
+                if track < 0 or a is None or b is None:
                     continue
                 faces.boxes[row] = (1 - w) * first.boxes[a] + w * last.boxes[b]
                 if faces.keypoints is not None and first.keypoints is not None and last.keypoints is not None:
                     faces.keypoints[row] = (1 - w) * first.keypoints[a] + w * last.keypoints[b]
-
-
-def _copied_from(look: Faces, carried: Faces, row: int) -> int | None:
-    """The row of ``look`` that face ``row`` of a carried frame is a copy of: the same box
-    (carried faces are copied unchanged), else the same track."""
-    for a, box in enumerate(look.boxes):
-        if np.array_equal(box, carried.boxes[row]):
-            return a
-    if carried.track_ids is not None and look.track_ids is not None and carried.track_ids[row] >= 0:
-        rows = np.flatnonzero(look.track_ids == carried.track_ids[row])
-        return int(rows[0]) if len(rows) else None
-    return None
-
-
-def _same_faces(first: Faces, last: Faces, frames_apart: int) -> dict[int, int]:
-    """Which face of ``last`` is each face of ``first``: the same track; else (the tracker lost
-    it across the skipped frames: a small face moving more than its size between looks) the
-    nearest face of about the same size that no track continues, at most one face height a
-    frame away."""
-    pairs: dict[int, int] = {}
-    if first.track_ids is not None and last.track_ids is not None:
-        for a, track in enumerate(first.track_ids):
-            rows = np.flatnonzero(last.track_ids == track) if track >= 0 else ()
-            if len(rows):
-                pairs[a] = int(rows[0])
-    centre = lambda box: np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2])
-    height = lambda box: float(box[3] - box[1])
-    candidates = sorted(
-        (float(np.linalg.norm(centre(first.boxes[a]) - centre(last.boxes[b]))), a, b)
-        for a in range(len(first)) if a not in pairs for b in range(len(last)) if b not in pairs.values()
-        if 0.5 <= height(last.boxes[b]) / max(height(first.boxes[a]), 1e-6) <= 2)
-    for distance, a, b in candidates:
-        if a not in pairs and b not in pairs.values() and distance <= frames_apart * height(first.boxes[a]):
-            pairs[a] = b
-    return pairs
