@@ -202,11 +202,11 @@ def _process_segment(self, segment: SegmentJob, worker: str, lease: Lease) -> di
         records.set_segment(job_id, index, status="failed", error=str(exc))
         records.fail_job(job_id, f"segment {index} failed: {exc}")
         raise
+    seconds = round(time.perf_counter() - started, 4)      # the analysis alone: the autoscaler learns its cost
     try:
-        draw_ahead_if_empty(job, index, list(segment.pts), result.frames)
+        draw_ahead_if_empty(job, index, list(segment.pts), result.frames, result.damage)
     except Exception:      # only a head start: the drawing task draws it after the stitch (and says why it fails)
         log.warning("job %s segment %d: drawing the empty segment ahead failed", job_id, index, exc_info=True)
-    seconds = round(time.perf_counter() - started, 4)
     records.set_segment(job_id, index, status="done", seconds=seconds, error=None)
     return {"index": index, "frames": len(result.frames), "seconds": seconds}
 

@@ -26,7 +26,7 @@ from services import runtime
 from tasks.app import app
 from tasks.common import put_json, render_config, scratch_dir
 from tasks.leases import Lease, job_lease, render_lease
-from workers import media
+from workers import media, remux
 from workers.render import render_segment as draw_segment
 from workers.render import segment_key as drawing_key
 from workers.render import segment_labels
@@ -50,11 +50,11 @@ def queue_render(job_id: str, version: int, results: dict, attempt: int = 0) -> 
     job = records.get_job(job_id)
     if job is None:
         return []
-    config = render_config(job.options)
+    config, intact = render_config(job.options), SourceMedia.of(job).intact
     keys, missing = [], []
     for segment in records.segments(job_id):
         labels = segment_labels(results, segment.start_frame, segment.frames, config.fever_c)
-        keys.append(drawing_key(labels, config))
+        keys.append(drawing_key(labels, config, intact))
         if not store.exists(drawn_key(job_id, segment.index, keys[-1])):
             put_json(drawn_key(job_id, segment.index, keys[-1], "json"), labels)
             missing.append(segment.index)
@@ -96,32 +96,47 @@ def _render_segment(self, job_id: str, index: int, key: str) -> dict:
     return {"index": index, "seconds": round(time.perf_counter() - started, 4)}
 
 
-def _draw(job, index: int, pts: list[int], labels: list[list[list]], target: str) -> None:
-    """Draw segment ``index`` of ``job`` with ``labels`` (per frame) and store it at ``target``."""
+def _draw(job, index: int, pts: list[int], labels: list[list[list]], target: str, intact: bool | None = None) -> None:
+    """Draw segment ``index`` of ``job`` with ``labels`` (per frame) and store it at ``target``.
+    ``intact``: whether its GOPs may be copied (default: the recording has no damage)."""
     source = SourceMedia.of(job)
     with scratch_dir() as scratch:
         out = Path(scratch) / "segment.mp4"
         draw_segment(runtime.store().local_path(segment_key(job.id, index)), out, pts, source.time_base,
                      source.fps, source.width, source.height, labels, render_config(job.options),
-                     source.pts_offset, source.timed, intact=source.intact)
+                     source.pts_offset, source.timed, intact=source.intact if intact is None else intact)
         runtime.store().move_file(target, out)
 
 
-def draw_ahead_if_empty(job, index: int, pts: list[int], frames: list[list[dict]]) -> bool:
+def draw_ahead_if_empty(job, index: int, pts: list[int], frames: list[list[dict]], damage: list) -> bool:
     """A segment in which the analysis found no face has nothing to draw, whatever the stitch
-    decides later (names, tracks): its drawing, the source's GOPs copied (``RenderConfig``'s
-    stream copy), is made now by the worker that analysed it, so the job's video does not wait
-    for one drawing task per empty segment once the results are out (most segments of a quiet
-    camera's hour: docs/benchmarks.md, "A quiet camera"). Drawings are stored under a key of
-    their labels, so if the results do put a face here after all, that segment is drawn again
-    from them and this one is never used (and is deleted with the other unused drawings).
-    Returns whether it drew."""
-    if any(frames):
+    decides later (names, tracks): where its drawing is a plain copy of the source's GOPs, it is
+    made now by the worker that analysed it, so the job's video does not wait for one drawing
+    task per empty segment once the results are out (most segments of a quiet camera's hour:
+    docs/benchmarks.md, "A quiet camera"). Only then: a segment with damage is drawn after the
+    stitch with the recording's stand-in pictures, and one that would be re-encoded (stream
+    copy off, a stream that cannot be copied) is not worth holding its results back for.
+    Drawings are stored under a key of their labels, so if the results do put a face here
+    after all, the segment is drawn again from them and this drawing is never used (it is
+    deleted with the other unused drawings). Returns whether it drew."""
+    records, store = runtime.records(), runtime.store()
+    source = SourceMedia.of(job)
+    if any(frames) or any(d is not None for d in damage) or not render_config(job.options).stream_copy \
+            or not source.timed:
+        return False
+    current = records.get_job(job.id)
+    if current is None or current.status == "failed":
+        return False
+    if not remux.stream_copyable(store.local_path(segment_key(job.id, index)), source.width, source.height):
         return False
     labels: list[list[list]] = [[] for _ in frames]
-    target = drawn_key(job.id, index, drawing_key(labels, render_config(job.options)))
-    if not runtime.store().exists(target):
-        _draw(job, index, pts, labels, target)
+    # Keyed as intact: if the stitch finds the recording damaged after all, its segments are
+    # all drawn again re-encoded, and this copy is not joined with them.
+    target = drawn_key(job.id, index, drawing_key(labels, render_config(job.options), True))
+    try:
+        if not store.exists(target):
+            _draw(job, index, pts, labels, target, intact=True)   # this segment is undamaged: copied as analysed
+    finally:
         _leave_nothing_of_a_deleted_job(job.id)
     return True
 

@@ -275,17 +275,23 @@ class Damaged:
             data = _index_first(clip.path, folder / "indexed.mp4").read_bytes()
             path.write_bytes(data[: int(len(data) * 0.7)])
             return path, clip
-        with av.open(str(clip.path)) as container:
-            pos, size = [(p.pos, p.size) for p in container.demux(video=0) if p.size][self.frame]
-        start, end = (pos, pos + size // 2) if self.head else (pos + size // 4, pos + size)
-        data = bytearray(clip.path.read_bytes())
-        data[start:end] = np.random.default_rng(self.frame).integers(0, 256, end - start, dtype=np.uint8).tobytes()
-        path.write_bytes(bytes(data))
-        return path, clip
+        return overwrite_packet(clip.path, path, self.frame, self.head), clip
 
     @property
     def outcome(self) -> str:
         return "; ".join(f"frame {a}: {why}" if a == b else f"frames {a}-{b}: {why}" for a, b, why in self.damaged)
+
+
+def overwrite_packet(source: Path, path: Path, frame: int, head: bool = False) -> Path:
+    """``source`` with the bytes of video frame ``frame``'s packet overwritten with noise (its
+    first half with ``head``, else its last three quarters), written to ``path``."""
+    with av.open(str(source)) as container:
+        pos, size = [(p.pos, p.size) for p in container.demux(video=0) if p.size][frame]
+    start, end = (pos, pos + size // 2) if head else (pos + size // 4, pos + size)
+    data = bytearray(source.read_bytes())
+    data[start:end] = np.random.default_rng(frame).integers(0, 256, end - start, dtype=np.uint8).tobytes()
+    path.write_bytes(bytes(data))
+    return path
 
 
 def _index_first(source: Path, path: Path) -> Path:

@@ -12,7 +12,7 @@ from services import runtime
 from services.submit import submit_file
 from tests.clipmaker import count_video_frames
 from tests.conftest import wait_for_job
-from tests.crafted import DAMAGED, PROPAGATED, UNDECODABLE, Damaged
+from tests.crafted import DAMAGED, PROPAGATED, UNDECODABLE, Damaged, overwrite_packet
 from workers import media
 from workers.results import damaged_ranges
 
@@ -41,6 +41,33 @@ def test_a_damaged_recording_is_salvaged(farm, tmp_path, case):
     intact = [f for f in results["frames"] if f["index"] not in damaged]
     assert sum(bool(f["faces"]) for f in intact) >= 0.9 * len(intact)
     assert not farm.dead_processes()
+
+
+def test_a_damaged_recording_is_drawn_whole_from_its_results_not_from_copies_made_ahead(farm, tmp_path):
+    """Segments with no face are drawn by their analysis, GOPs copied, before anyone knows the
+    recording is damaged. Once the stitch finds it is, every segment is drawn again (re-encoded,
+    the damaged frames showing the last good picture as the results do): copied and re-encoded
+    segments cannot be joined, and a copied damaged GOP would show whatever its broken packets
+    decode to."""
+    from core.models import aware
+    from tasks.render import drawn_key
+    from tests.clipmaker import make_clip
+    from tests.labels import frames_i420
+
+    clip = make_clip(tmp_path / "source.mp4", seconds=9, fps=15, gop=15, face_windows=[(0, 1)])
+    path = overwrite_packet(clip.path, tmp_path / "damaged.mp4", 60)          # a keyframe: frames 60-74 lost
+    view = wait_for_job(submit_file(runtime.farm(), path, name=path.name))
+    assert view["status"] == "done" and view["warning"], view["error"]
+    records, store = runtime.records(), runtime.store()
+    published = aware(records.get_job(view["id"]).finished_at).timestamp()
+    segments, video = records.segments(view["id"]), records.video(view["id"])
+    assert len(segments) >= 3
+    assert all(store.local_path(drawn_key(view["id"], s.index, key)).stat().st_mtime > published
+               for s, key in zip(segments, video.segments))
+    annotated = frames_i420(store.local_path(output_key(view["id"], "annotated.mp4")))   # decodes, whole
+    assert len(annotated) == clip.frames
+    stand_in = annotated[59].astype(float)
+    assert max(abs(annotated[i].astype(float) - stand_in).mean() for i in range(60, 75)) < 3     # re-encoding: about 2
 
 
 def test_an_intact_recording_reports_no_damage(farm, face_clip):

@@ -82,7 +82,7 @@ def test_segments_that_show_nobody_are_drawn_by_their_analysis_before_the_result
     for segment, key in zip(records.segments(job_id), video.segments):
         frames = results["frames"][segment.start_frame:segment.start_frame + segment.frames]
         nobody.append(not any(f["faces"] for f in frames))
-        assert (key == drawing_key([[]] * segment.frames, render_config({}))) == nobody[-1], segment.index
+        assert (key == drawing_key([[]] * segment.frames, render_config({}), True)) == nobody[-1], segment.index
         drawn_before.append(store.local_path(drawn_key(job_id, segment.index, key)).stat().st_mtime < published)
     assert any(nobody) and not all(nobody)
     assert drawn_before == nobody

@@ -46,11 +46,13 @@ def segment_labels(results: dict, start_frame: int, frames: int, fever_c: float)
             for frame in results["frames"][start_frame:start_frame + frames]]
 
 
-def segment_key(labels: list[list[list]], config: RenderConfig) -> str:
+def segment_key(labels: list[list[list]], config: RenderConfig, intact: bool) -> str:
     """What a drawn segment's pixels depend on, hashed: its labels, the encoder settings (every
-    segment of one video must share them to join by remux) and the drawing code's version."""
+    segment of one video must share them to join by remux), whether its recording is intact
+    (GOPs copied with their own parameter sets, or every frame re-encoded: one video's segments
+    must all be drawn one way to join) and the drawing code's version."""
     shaping = {k: v for k, v in asdict(config).items() if k not in ("threads", "fever_c")}
-    payload = json.dumps([DRAWING_VERSION, shaping, labels], separators=(",", ":"))
+    payload = json.dumps([DRAWING_VERSION, shaping, intact, labels], separators=(",", ":"))
     return hashlib.sha256(payload.encode()).hexdigest()[:24]
 
 
