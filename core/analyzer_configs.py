@@ -28,7 +28,7 @@ class SecondLookConfig(AnalyzerConfig):
     enabled: bool = Field(True, description="Look again, closer, at moving regions no found face accounts for "
                                             "(small, masked and close-up faces).")
     max_looks: int = Field(2, ge=0, description="Looks per frame at most (faces found by a look on the previous "
-                                                "frame first, then moving blobs, largest first).")
+                                                "frame first, then the moving area (area_share), then moving blobs, largest first).")
     # 2 %: the analyze chain within 1.10x of one pass on ordinary footage (docs/benchmarks.md);
     # the tuning split's masked clips found the same faces as with 4 % (their looks are the burst).
     budget: float = Field(0.02, ge=0, description="Exploratory looks cost at most this share of the first pass's "
@@ -38,9 +38,10 @@ class SecondLookConfig(AnalyzerConfig):
     retry_frames: int = Field(10, ge=0, description="A blob where a look found nothing is left alone this many "
                                                     "frames (hands, background).")
     min_blob_px: int = Field(20, ge=1, description="Moving blobs smaller than this (pixels, both sides) are ignored.")
-    area_share: float = Field(0.5, ge=0, description="First look at the box around all motion when it is at least this "
-                                                     "share of the frame's short side and no found face accounts for "
-                                                     "it (a close-up moves as many small blobs); 0: never.")
+    area_share: float = Field(0.5, ge=0, description="Look at the box around the moving blobs no found face accounts "
+                                                     "for (two or more, each at least min_blob_px) when it is at "
+                                                     "least this share of the frame's short side (a close-up moves as "
+                                                     "many small blobs); 0: never.")
     region_input: int = Field(480, ge=64, description="Model input side (x32) for a region smaller than the first "
                                                       "pass's input ...")
     large_region_input: int = Field(224, ge=64, description="... and for a larger one (a face filling the frame is "

@@ -204,6 +204,24 @@ def test_a_large_moving_area_is_looked_at_whole_once_and_its_blobs_still_get_the
     assert max(square[2] for square in plans[5]) >= 0.5 * 360                     # then once more
 
 
+def test_the_area_look_needs_several_blobs_that_could_be_a_face_no_found_face_explains():
+    """The area look is for many blobs none of which holds the face (a close-up). One blob (a
+    person walking away) gets its own look only, not the same square twice; specks under
+    min_blob_px (a flicker in a corner) and the motion of faces already found do not count."""
+    picture = Picture(bgr=background(1280, 720))
+    look = SecondLook(SecondLookConfig(min_blob_px=20))
+    look.frame = 100                                    # long after any empty area look
+    blob, other = (500.0, 100.0, 650.0, 500.0), (900.0, 300.0, 960.0, 420.0)
+    specks = [(0.0, 0.0, 8.0, 8.0), (1270.0, 710.0, 1278.0, 718.0)]
+    found = np.array([[900.0, 300.0, 960.0, 420.0]])    # a face found where ``other`` moves
+    nothing = np.empty((0, 4))
+    assert look._area_square(picture, [blob], nothing, []) is None
+    assert look._area_square(picture, [blob, *specks], nothing, []) is None
+    assert look._area_square(picture, [blob, other], found, []) is None
+    square = look._area_square(picture, [blob, other, *specks], nothing, [])
+    assert square is not None and square[2] >= 0.5 * 720
+
+
 def test_quality_measures_tell_blur_and_pitch(yao):
     photo, box, points = yao
     embedder = FaceEmbedder()

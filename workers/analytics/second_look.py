@@ -13,9 +13,9 @@ pass and most motion is their hands and bodies, and to follow the faces only it 
   detector time, a look costs its input's area over the first pass's, and the bucket holds at
   most ``burst`` (so the first frames with motion are looked at at once, yet over a long
   recording exploration costs at most ``budget`` of the first pass);
-- first of the exploratory looks, one at the **moving area** (the box around every moving blob)
-  when it is large (``area_share`` of the frame's short side) and no found face accounts for
-  it: a face filling the frame (someone close to a door camera) moves as many small blobs
+- first of the exploratory looks, one at the **moving area** (the box around the moving blobs
+  no found face accounts for, when there are two or more of at least ``min_blob_px``) when it
+  is large (``area_share`` of the frame's short side): a face filling the frame (someone close to a door camera) moves as many small blobs
   (eyes, mouth, the edge of the cheek), none of which holds the face, while the first pass
   sees it larger than its anchors suit (tuning split: bare close-ups scored 0.23-0.40 at 640
   px, 0.41-0.70 in a 224 px look at the whole frame). A look there that finds nothing is not
@@ -107,8 +107,15 @@ class SecondLook:
         return squares
 
     def _area_square(self, picture: Picture, blobs, found: np.ndarray, squares: list[Square]) -> Square | None:
-        """The square around all moving blobs, when a face could fill it and none found does."""
-        if not blobs or not self.area_share or self.frame - self.area_empty <= self.retry_frames:
+        """The square around the moving blobs that could be part of a face no found face
+        accounts for, when there are several (one alone gets its own look) and a face could
+        fill the box around them. Specks and the motion of found faces are left out: they would
+        keep the area look coming back (every ``retry_frames``) and spend the budget that small
+        faces' looks need."""
+        if not self.area_share or self.frame - self.area_empty <= self.retry_frames:
+            return None
+        blobs = [b for b in blobs if max(b[2] - b[0], b[3] - b[1]) >= self.min_blob_px and not accounted_for(b, found)]
+        if len(blobs) < 2:
             return None
         area = (min(b[0] for b in blobs), min(b[1] for b in blobs), max(b[2] for b in blobs), max(b[3] for b in blobs))
         if max(area[2] - area[0], area[3] - area[1]) < self.area_share * min(picture.width, picture.height):
