@@ -27,7 +27,7 @@ from tasks.client import fan_out
 from tasks.common import (_json_bytes, _pipeline_config, _put_bytes, media_limits, put_json,  # noqa: F401
                           render_config, result_options, scratch_dir)
 from tasks.gallery import job_matching
-from tasks.render import queue_render
+from tasks.render import draw_ahead_if_empty, queue_render
 from tasks.leases import Lease, forget_requeues, job_lease, segment_lease, stitch_without_chord
 from workers import media, pipeline
 from workers.analytics import thermal
@@ -202,6 +202,10 @@ def _process_segment(self, segment: SegmentJob, worker: str, lease: Lease) -> di
         records.set_segment(job_id, index, status="failed", error=str(exc))
         records.fail_job(job_id, f"segment {index} failed: {exc}")
         raise
+    try:
+        draw_ahead_if_empty(job, index, list(segment.pts), result.frames)
+    except Exception:      # only a head start: the drawing task draws it after the stitch (and says why it fails)
+        log.warning("job %s segment %d: drawing the empty segment ahead failed", job_id, index, exc_info=True)
     seconds = round(time.perf_counter() - started, 4)
     records.set_segment(job_id, index, status="done", seconds=seconds, error=None)
     return {"index": index, "frames": len(result.frames), "seconds": seconds}

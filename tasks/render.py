@@ -83,15 +83,8 @@ def _render_segment(self, job_id: str, index: int, key: str) -> dict:
         # and then the join draws it again if its results still need it; or the job is gone.
         return {"skipped": True}
     started = time.perf_counter()
-    source = SourceMedia.of(job)
     try:
-        labels = json.loads(store.local_path(labels_file).read_text())
-        with scratch_dir() as scratch:
-            out = Path(scratch) / "segment.mp4"
-            draw_segment(store.local_path(segment_key(job_id, index)), out, segment.pts,
-                         source.time_base, source.fps, source.width, source.height, labels,
-                         render_config(job.options), source.pts_offset, source.timed, intact=source.intact)
-            store.move_file(target, out)
+        _draw(job, index, segment.pts, json.loads(store.local_path(labels_file).read_text()), target)
     except media.MediaError:
         raise
     except Exception as exc:
@@ -101,6 +94,36 @@ def _render_segment(self, job_id: str, index: int, key: str) -> dict:
     store.delete_prefix(labels_file)     # drawn now: the labels (names among them) need not stay
     _leave_nothing_of_a_deleted_job(job_id)
     return {"index": index, "seconds": round(time.perf_counter() - started, 4)}
+
+
+def _draw(job, index: int, pts: list[int], labels: list[list[list]], target: str) -> None:
+    """Draw segment ``index`` of ``job`` with ``labels`` (per frame) and store it at ``target``."""
+    source = SourceMedia.of(job)
+    with scratch_dir() as scratch:
+        out = Path(scratch) / "segment.mp4"
+        draw_segment(runtime.store().local_path(segment_key(job.id, index)), out, pts, source.time_base,
+                     source.fps, source.width, source.height, labels, render_config(job.options),
+                     source.pts_offset, source.timed, intact=source.intact)
+        runtime.store().move_file(target, out)
+
+
+def draw_ahead_if_empty(job, index: int, pts: list[int], frames: list[list[dict]]) -> bool:
+    """A segment in which the analysis found no face has nothing to draw, whatever the stitch
+    decides later (names, tracks): its drawing, the source's GOPs copied (``RenderConfig``'s
+    stream copy), is made now by the worker that analysed it, so the job's video does not wait
+    for one drawing task per empty segment once the results are out (most segments of a quiet
+    camera's hour: docs/benchmarks.md, "A quiet camera"). Drawings are stored under a key of
+    their labels, so if the results do put a face here after all, that segment is drawn again
+    from them and this one is never used (and is deleted with the other unused drawings).
+    Returns whether it drew."""
+    if any(frames):
+        return False
+    labels: list[list[list]] = [[] for _ in frames]
+    target = drawn_key(job.id, index, drawing_key(labels, render_config(job.options)))
+    if not runtime.store().exists(target):
+        _draw(job, index, pts, labels, target)
+        _leave_nothing_of_a_deleted_job(job.id)
+    return True
 
 
 def _leave_nothing_of_a_deleted_job(job_id: str) -> None:

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.clipmaker import background, package_file
+from tests.clipmaker import background, face_photo, package_file
 from workers.analytics.detector import DetectorConfig, FaceDetector
 from workers.analytics.picture import Picture
 from workers.annotate import draw_faces, draw_faces_i420
@@ -121,3 +121,17 @@ def test_small_pictures_are_enlarged_smoothly_not_in_blocks():
     assert len(set(enlarged.tolist())) > 2                              # values in between
     shrunk = Picture(bgr=np.dstack([np.tile([0, 200], (4, 4)).astype(np.uint8)] * 3)).bgr_at((4, 2))
     assert (shrunk == 100).all()                                        # shrinking averages
+
+
+def test_the_detector_keeps_the_providers_it_was_given(monkeypatch):
+    """A GPU worker's detector must run on the GPU: nothing may switch its session to the CPU
+    provider after loading (insightface's ``prepare(ctx_id=-1)`` does). The providers asked
+    for are recorded at load; any later change of them is refused here."""
+    import onnxruntime as ort
+
+    changes = []
+    monkeypatch.setattr(ort.InferenceSession, "set_providers", lambda self, *a, **k: changes.append(a), raising=False)
+    detector = FaceDetector(DetectorConfig())
+    assert changes == []
+    assert detector.providers == detector.session.get_providers()
+    assert len(detector(face_photo("yaoming.jpg")).boxes) == 1

@@ -65,6 +65,30 @@ def test_the_video_shows_the_results_labels_at_track_starts_and_segment_borders(
     assert assert_video_shows_results(job_id, source, results) >= 6
 
 
+def test_segments_that_show_nobody_are_drawn_by_their_analysis_before_the_results(farm, two_visits):
+    """The drawing of a segment without faces cannot depend on the stitch: the worker that
+    analysed it draws it (copies it) at once, and the video joins that drawing."""
+    from core.models import aware
+    from tasks.render import render_config
+    from workers.render import segment_key as drawing_key
+
+    job_id = submit_file(runtime.farm(), two_visits.path, name="two-visits.mp4")
+    view = wait_for_job(job_id)
+    assert view["status"] == "done" and view["video_version"] == 1, view["error"]
+    results, records = results_of(job_id), runtime.records()
+    published = aware(records.get_job(job_id).finished_at).timestamp()
+    video, store = records.video(job_id), runtime.store()
+    nobody, drawn_before = [], []
+    for segment, key in zip(records.segments(job_id), video.segments):
+        frames = results["frames"][segment.start_frame:segment.start_frame + segment.frames]
+        nobody.append(not any(f["faces"] for f in frames))
+        assert (key == drawing_key([[]] * segment.frames, render_config({}))) == nobody[-1], segment.index
+        drawn_before.append(store.local_path(drawn_key(job_id, segment.index, key)).stat().st_mtime < published)
+    assert any(nobody) and not all(nobody)
+    assert drawn_before == nobody
+    assert assert_video_shows_results(job_id, frames_i420(two_visits.path), results) >= 6
+
+
 def test_a_rename_redraws_the_segments_that_show_the_name_and_only_those(farm, two_visits):
     gallery.enroll(runtime.farm(), "Yao Ming", [("yao.jpg", jpeg(yao_in_players()))], largest_face=True)
     try:

@@ -32,7 +32,8 @@ class FaceDetector(Analyzer):
         path = models.model_path(config.model_file, config.model_dir)
         self.model = model_zoo.get_model(str(path), providers=models.providers(),
                                          sess_options=models.session_options(config.threads))
-        self.model.prepare(ctx_id=-1)
+        # Not model.prepare(ctx_id=-1): that switches the session to the CPU provider, so a GPU
+        # worker's detector ran on the CPU. Its other settings (thresholds, input size) are ours.
         # insightface loads the model; the input and output handling is ours (scrfd.py).
         self.session = self.model.session
         self.providers = self.session.get_providers()
