@@ -220,9 +220,12 @@ class RecordedBackend(LocalBackend):
         super().scale(target, replicas, busy)
 
 
-REPLAY = {"name": "replay", "horizon_s": 40, "pod_start_s": 6, "max_workers": 3, "grace_s": 30,
-          "arrivals": [{"t": 0, "tasks": 3, "task_s": 4}, {"t": 20, "tasks": 5, "task_s": 4},
-                       {"t": 38, "tasks": 1, "task_s": 4}]}
+# Up to the cap, down to zero, up again, one step down, and a last task arriving just as the
+# pool would empty; simulated: 3 workers at 0 s, 0 at 10, 2 at 14, 1 at 28, 0 at 36. (The
+# second burst came at 20 s once: six more seconds at zero check nothing more.)
+REPLAY = {"name": "replay", "horizon_s": 34, "pod_start_s": 6, "max_workers": 3, "grace_s": 30,
+          "arrivals": [{"t": 0, "tasks": 3, "task_s": 4}, {"t": 14, "tasks": 5, "task_s": 4},
+                       {"t": 32, "tasks": 1, "task_s": 4}]}
 REPLAY_POLICY = ScaleSettings(deployment="test-cpu", queue="cpu", max_replicas=3, max_step_up=3, target_wait_s=15,
                               pod_start_s=6, scale_down_window_s=0, idle_to_zero_s=0)
 SHIFT_S = 8     # real workers start in their own time, and a poll's observations age by a poll

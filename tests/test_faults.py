@@ -123,25 +123,51 @@ def _done_with_beats_watchdog(job_id: str, deadline: float) -> dict:
             redraw_stale_videos(datetime.now(timezone.utc) - timedelta(seconds=20))
 
 
-def test_stitch_crashing_once_is_retried(farm, tmp_path):
-    """The process running the stitch dies; the stitch is redelivered and the job completes."""
-    clip = make_clip(tmp_path / "long.mp4", seconds=24, fps=15, size=(640, 360), gop=15)
-    job_id = submit_file(runtime.farm(), clip.path, name="long.mp4", options={"analyzers": ["detect"]})
-    deadline = time.monotonic() + 240
-    killed = []
-    while not killed and time.monotonic() < deadline:
-        if job_view(runtime.records(), job_id)["status"] == "stitching":
-            # Every segment is done, so the only task running anywhere is the stitch.
+STITCH_ATTEMPTS = 5    # a missed stitch costs one more job (seconds); every one missed, a failure
+
+
+def kill_the_stitch(farm, job_id: str) -> list[int]:
+    """SIGKILL every pool process once the job is seen ``stitching`` (every segment done, so
+    the only task running anywhere is the stitch); [] when the job ends first. The stitch
+    only reads the segments' analyses and publishes (the drawing is ``tasks.render``'s), a
+    fraction of a second: a poll on a loaded machine can miss it, and then sees the job end."""
+    from core.models import ENDED_STATES
+
+    records = runtime.records()
+    while True:
+        status = records.get_job(job_id).status
+        if status == "stitching":
+            killed = []
             for process in farm.processes:
                 for child in pool_children(process.popen.pid):
                     os.kill(child, signal.SIGKILL)
                     killed.append(child)
+            return killed
+        if status in ENDED_STATES:
+            return []
         time.sleep(0.01)
-    assert killed, "the stitch was never seen running"
+
+
+def test_stitch_crashing_once_is_retried(farm, tmp_path):
+    """The process running the stitch dies; the stitch runs again and the job completes (acks_late
+    redelivers it, and the chord's errback sends it again: either alone suffices). A job whose
+    stitch the poll missed is waited for and another submitted: a job that ended unseen is a
+    miss of the poll, not of the farm (waiting on for 240 s, as this did, only failed later)."""
+    clip = make_clip(tmp_path / "long.mp4", seconds=24, fps=15, size=(640, 360), gop=15)
+    killed = []
+    for attempt in range(STITCH_ATTEMPTS):
+        job_id = submit_file(runtime.farm(), clip.path, name=f"long-{attempt}.mp4", options={"analyzers": ["detect"]})
+        killed = kill_the_stitch(farm, job_id)
+        if killed:
+            break
+        # Drawn before the next job, so the next kill meets that job's stitch alone.
+        assert wait_for_job(job_id)["status"] == "done"
+    assert killed, f"the stitch was never seen running in {STITCH_ATTEMPTS} jobs"
     killed_at = time.monotonic()
     view = _done_with_beats_watchdog(job_id, killed_at + 240)
     assert view["status"] == "done", view["error"]
-    print(f"\nrecovery: job done {time.monotonic() - killed_at:.1f} s after the stitch's process was killed")
+    print(f"\nrecovery: job done {time.monotonic() - killed_at:.1f} s after the stitch's process was killed "
+          f"(job {attempt + 1} of the attempts)")
     results = json.loads(runtime.store().local_path(output_key(job_id, "results.json")).read_text())
     assert [f["index"] for f in results["frames"]] == list(range(clip.frames))
     assert count_video_frames(runtime.store().local_path(output_key(job_id, "annotated.mp4"))) == clip.frames
