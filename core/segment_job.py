@@ -52,7 +52,13 @@ class SourceMedia:
         """From ``MediaInfo.summary()`` (as stored in ``Job.media``)."""
         return cls(Fraction(*info["time_base"]), info["fps"], info.get("start_pts", 0), info.get("width", 0),
                    info.get("height", 0), bool(info.get("has_audio")), info.get("pts_offset", 0),
-                   info.get("timed", False), not info.get("warning"))
+                   info.get("timed", False), cls.intact_of(info))
+
+    @staticmethod
+    def intact_of(info: dict) -> bool:
+        """Whether a recording (``Job.media``) has no damage: the stitch warns of any. Read
+        alone where the rest of the summary may be missing (a job from before 0.2)."""
+        return not info.get("warning")
 
     def to_json(self) -> dict:
         return {"time_base": [self.time_base.numerator, self.time_base.denominator], "fps": self.fps,

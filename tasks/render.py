@@ -50,7 +50,7 @@ def queue_render(job_id: str, version: int, results: dict, attempt: int = 0) -> 
     job = records.get_job(job_id)
     if job is None:
         return []
-    config, intact = render_config(job.options), SourceMedia.of(job).intact
+    config, intact = render_config(job.options), SourceMedia.intact_of(job.media or {})
     keys, missing = [], []
     for segment in records.segments(job_id):
         labels = segment_labels(results, segment.start_frame, segment.frames, config.fever_c)
