@@ -3,6 +3,8 @@ worker processes (vidfarm's Celery settings, a light task from tests/autoscale_a
 
 from __future__ import annotations
 
+import json
+
 import os
 import time
 from pathlib import Path
@@ -15,7 +17,7 @@ from autoscaler.observe import QueueObserver, priority_lists
 from cli.redis_server import RedisServer
 from core.processes import cores_for
 from core.settings import ScaleSettings
-from tests.autoscale_app import DONE_KEY, app, sleep_then_record
+from tests.autoscale_app import DONE_KEY, RUNS_KEY, app, sleep_then_record
 from tests.conftest import child_env, repo_root
 from tests.test_cli import processes_with_env
 
@@ -274,6 +276,10 @@ def test_a_trace_through_real_workers_follows_the_simulated_worker_count(redis_u
     real = backend.log
     assert loop.is_alive() is False and done_tags(observer) == sorted(seconds_of)
     assert max(r for _, r in real) == max(r for _, r in simulated)
+    # ... and the workers asked for were there: at the peak, as many ran tasks at once.
+    runs = [json.loads(run) for run in observer.redis.lrange(RUNS_KEY, 0, -1)]
+    at_once = max(len({w for _, w, begin, end in runs if begin <= t < end}) for _, _, t, _ in runs)
+    assert at_once == max(r for _, r in simulated), runs
     end = max(real[-1][0], simulated[-1][0])
     for second in range(int(end) + 1):
         nearby = [count_at(simulated, t) for t in range(second - SHIFT_S, second + SHIFT_S + 1)]
