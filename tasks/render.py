@@ -120,9 +120,8 @@ def draw_ahead_if_empty(job, index: int, pts: list[int], frames: list[list[dict]
     after all, the segment is drawn again from them and this drawing is never used (it is
     deleted with the other unused drawings). Returns whether it drew."""
     records, store = runtime.records(), runtime.store()
-    source = SourceMedia.of(job)
-    if any(frames) or any(d is not None for d in damage) or not render_config(job.options).stream_copy \
-            or not source.timed:
+    source, config = SourceMedia.of(job), render_config(job.options)
+    if any(frames) or any(d is not None for d in damage) or not config.stream_copy or not source.timed:
         return False
     current = records.get_job(job.id)
     if current is None or current.status == "failed":
@@ -132,7 +131,7 @@ def draw_ahead_if_empty(job, index: int, pts: list[int], frames: list[list[dict]
     labels: list[list[list]] = [[] for _ in frames]
     # Keyed as intact: if the stitch finds the recording damaged after all, its segments are
     # all drawn again re-encoded, and this copy is not joined with them.
-    target = drawn_key(job.id, index, drawing_key(labels, render_config(job.options), True))
+    target = drawn_key(job.id, index, drawing_key(labels, config, True))
     try:
         if not store.exists(target):
             _draw(job, index, pts, labels, target, intact=True)   # this segment is undamaged: copied as analysed

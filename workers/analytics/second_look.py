@@ -15,8 +15,9 @@ pass and most motion is their hands and bodies, and to follow the faces only it 
   recording exploration costs at most ``budget`` of the first pass);
 - first of the exploratory looks, one at the **moving area** (the box around the moving blobs
   no found face accounts for, when there are two or more of at least ``min_blob_px``) when it
-  is large (``area_share`` of the frame's short side): a face filling the frame (someone close to a door camera) moves as many small blobs
-  (eyes, mouth, the edge of the cheek), none of which holds the face, while the first pass
+  is large (``area_share`` of the frame's short side): a face filling the frame (someone close
+  to a door camera) moves as many small blobs (eyes, mouth, the edge of the cheek), none of
+  which holds the face, while the first pass
   sees it larger than its anchors suit (tuning split: bare close-ups scored 0.23-0.40 at 640
   px, 0.41-0.70 in a 224 px look at the whole frame). A look there that finds nothing is not
   repeated for ``retry_frames`` frames; the blobs inside it still get their own looks, as
@@ -89,12 +90,10 @@ class SecondLook:
             self.tokens -= look_cost(area)
             self.area_index = len(squares)
             squares.append(area)
-        for blob in blobs:
+        for blob in self._unexplained(blobs, found):
             if len(squares) >= self.max_looks:
                 break
             x1, y1, x2, y2 = blob
-            if max(x2 - x1, y2 - y1) < self.min_blob_px or accounted_for(blob, found):
-                continue
             cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
             if any(_inside(cx, cy, s) for i, s in enumerate(squares) if i != self.area_index) or \
                     any(_inside(cx, cy, s) for _, s in self.empty):
@@ -114,7 +113,7 @@ class SecondLook:
         faces' looks need."""
         if not self.area_share or self.frame - self.area_empty <= self.retry_frames:
             return None
-        blobs = [b for b in blobs if max(b[2] - b[0], b[3] - b[1]) >= self.min_blob_px and not accounted_for(b, found)]
+        blobs = self._unexplained(blobs, found)
         if len(blobs) < 2:
             return None
         area = (min(b[0] for b in blobs), min(b[1] for b in blobs), max(b[2] for b in blobs), max(b[3] for b in blobs))
@@ -126,6 +125,10 @@ class SecondLook:
         if any(_inside(square[0], square[1], s) for s in squares):     # a followed face is there
             return None
         return square
+
+    def _unexplained(self, blobs, found: np.ndarray) -> list:
+        """The moving blobs worth a look: not specks (``min_blob_px``), not where a found face is."""
+        return [b for b in blobs if max(b[2] - b[0], b[3] - b[1]) >= self.min_blob_px and not accounted_for(b, found)]
 
     def record(self, looks: list[tuple[Square, np.ndarray]]) -> None:
         """What each look (in planned order) found, boxes in source pixels: faces to follow,
