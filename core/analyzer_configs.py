@@ -71,6 +71,16 @@ class MotionGateConfig(AnalyzerConfig):
                                                   "share of the frame's long side.")
     full_frame_share: float = Field(0.5, gt=0, le=1, description="A region larger than this share of the frame "
                                                                  "is looked at whole.")
+    track_looks: int = Field(4, ge=0, description="Where every moving blob is explained by a confirmed face (the "
+                                                  "blob holds it, or lies in its person's area), look only at a "
+                                                  "small crop around each face that moves or is due a recheck, at "
+                                                  "most this many frames in a row; then a look at the whole moving "
+                                                  "region again (someone new beside them). 0: never.")
+    track_margin: float = Field(1.0, ge=0, description="Room around a face in such a crop, as a share of the "
+                                                       "face's longer side ...")
+    track_min_side: float = Field(0.15, ge=0, le=1, description="... and the crop at least this share of the "
+                                                                "frame's long side each way (a small face needs "
+                                                                "more room than its own size).")
 
 
 class DetectorConfig(AnalyzerConfig):
