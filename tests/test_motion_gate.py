@@ -187,8 +187,9 @@ def gated(gate, scene, change=None) -> FakeDetector:
 
 
 def whole_region(regions) -> bool:
-    """Not a crop around a face (those are at most track_min_side of the long side)."""
-    return regions is None or max(max(r[2] - r[0], r[3] - r[1]) for r in regions) > 0.15 * 1280 + 1
+    """Not a crop around a face (a 60-pixel face's is track_min_side of the long side each way)."""
+    crop = MotionGateConfig().track_min_side * 1280
+    return regions is None or max(max(r[2] - r[0], r[3] - r[1]) for r in regions) > crop + 1
 
 
 def test_a_walking_confirmed_face_is_looked_at_in_small_crops_with_a_whole_region_look_every_few_frames():
