@@ -3,47 +3,52 @@
 ``lower_bound(trace, bounds, wait_s)``: no schedule the simulator (``autoscaler.simulate.World``)
 can produce spends fewer worker-seconds and keeps the p95 wait within ``wait_s``
 (``late_tasks=0``: every wait), even one chosen knowing every arrival in advance. It is the
-proven dual bound of a mixed-integer program that every real schedule maps to a feasible
-point of no higher cost. The world it relaxes runs in 1 s steps: a pod asked for at step a
-bills every step from a, is ready at a + P (P = ``ceil(pod_start_s)``: the first step at or
-after its ``ready_at``), and a task of ``task_s`` started at step a holds its pod for the steps
-a .. a + D - 1 (D = ``ceil(task_s)``: it ends at the first step at or after a + task_s).
+optimum of a linear program that every real schedule maps to, at no higher cost. The world it
+relaxes runs in 1 s steps: a pod asked for at step a bills every step from a and is ready at
+a + P (P = ``ceil(pod_start_s)``, the first step at or after its ``ready_at``); a task of
+``task_s`` started at step a holds its pod for steps a .. a + D - 1 (D = ``ceil(task_s)``: it
+is over at the first step at or after a + task_s), so it costs D pod-steps, not ``task_s``.
 
-What every real schedule satisfies, and so the program asks:
+What every real schedule satisfies, and so the program asks. r[τ] is the pods that are ready
+and alive at step τ; the program keeps, per slot k of ``slot_s`` (whole steps), s[k] = r at
+the slot's first step, up[k] / down[k] the rises and falls of r from there to the next slot's
+first step, and R[k] = the sum of r over the slot (its ready pod-steps):
 
-- Whole pods: ``r[τ]``, the pods that are ready and alive at step τ, is an integer, and zero
-  before step P. Each does at most one step of one task per step.
-- Cost: every step bills every pod, so cost = sum(r) + P x (pods that ever became ready) +
-  (pods stopped while starting) >= sum(r) + P x sum(b), where b[τ] >= r[τ] - r[τ-1]: the
-  ready count only rises by pods becoming ready.
+- Within a slot r lies between s[k] - down[k] and s[k] + up[k], so (B steps in the slot)
+  B s[k] - (B - 1) down[k] <= R[k] <= B s[k] + (B - 1) up[k], and up[k] - down[k] = s[k+1] - s[k].
+  Nothing is ready before step P.
+- Cost: each step bills every pod, ready or starting, so cost >= sum(R) + P x (pods that
+  became ready) >= sum(R) + P (s[0] + sum(up)): r only rises by pods becoming ready.
 - The cap counts replicas (``World.add_pods``): pods asked for and not told to stop, starting
-  ones included, but not a busy pod told to stop, which keeps working on its task until it
-  ends or its grace runs out. Such a pod, alive at τ, was stopped at a step s > τ - L, with
-  L = min(grace_s, the longest D): before that its task or its grace would have ended.
-  When ceil(L) <= P, take v = τ - ceil(L): every pod ready at τ was asked by τ - P <= v and
-  was not yet told to stop at v, and every pod that becomes ready in (τ, v + P] was asked in
-  (τ - P, v], idle and starting, so still a replica at v: r[τ] + sum(b over (τ, τ + P -
-  ceil(L)]) <= cap (when P = ceil(L), as on clockwork, that is r <= cap alone). When ceil(L) >
-  P, a pod can be told to stop while busy and replaced before its task ends, so the ready
-  pods can outnumber the cap: each was a replica at some step of the window [τ - ceil(L), τ -
-  P], at most cap at a time, and a replica that was ready before it was stopped lived at
-  least max(P, 1) steps, so at most m = 2 + (|window| - 2) // max(P, 1) of them follow one
-  another in one of the cap's places: r[τ] <= m x cap.
-- A task on time (wait <= wait_s) is in the queue from step ceil(t) and starts by step
-  floor(t + wait_s): its D steps of work lie in [ceil(t), floor(t + wait_s) + D - 1]. Work is
-  divisible here (spread over steps and pods, an upload's n tasks over at most n pods at
-  once): every real schedule is one such division. The steps are grouped into slots of
-  ``slot_s`` for the work only (the work of a slot <= the ready pod-steps in it), which keeps
-  the program small; the pods stay whole per step.
+  ones included, but not a busy pod told to stop, which works on until its task ends or its
+  grace runs out. Such a pod, alive at τ, was told at a poll s with its task started by s - 1
+  (tasks are taken after the poll), so s > τ - (D - 1) and s > τ - grace_s: s > τ - L with
+  L = min(grace_s, longest D - 1), counted in whole steps.
+  When ceil(L) <= P: at v = τ - ceil(L) every pod ready at τ (asked by τ - P <= v, told to stop,
+  if at all, after v) and every pod that becomes ready in (τ, v + P] (asked in (τ - P, v], and
+  a starting pod told to stop is gone, so it never was) was a replica: r[τ] + (pods becoming
+  ready in (τ, τ + P - ceil(L)]) <= cap. Per slot: s[k] + up[k] + ... + up[k + j - 1] <= cap
+  for j = floor((P - ceil(L)) / slot_s) slots. (On clockwork P = ceil(L): only r <= cap.)
+  When ceil(L) > P a busy pod can be told to stop and replaced before its task ends, and the
+  ready pods can outnumber the cap: each was a replica at some step of the window
+  [τ - ceil(L), τ - P] (c = ceil(L) - P + 1 steps), at most cap at a time, and one that was told
+  to stop while busy was a replica at least P + 1 steps, so at most min(c, 2 + (c - 2) // (P + 1))
+  of them follow one another in one of the cap's places: r <= that x cap.
+- A task on time (wait <= wait_s) is queued from step ceil(t) and starts by step
+  floor(t + wait_s): its D pod-steps lie in [ceil(t), floor(t + wait_s) + D - 1]. Work is
+  divisible here (spread over slots and pods, an upload's n tasks over at most n pods at once):
+  every real schedule is one such division, and a slot's work is at most R[k].
 - p95 <= wait_s allows at most N - 1 - floor(0.95 (N - 1)) tasks to wait longer (numpy's
-  interpolated percentile is at least the value of that rank). Late tasks only need D steps
-  of some pod, at any step, or after the last one at one worker-second each.
+  interpolated percentile is at least the value of that rank). Late tasks only need D pod-steps
+  somewhere, or after the last slot at one worker-second each.
 
-What it leaves out makes it lower than what is reachable (so it is a bound, not a plan): a
-task is not cut across pods or steps in reality, the queue is FIFO, and the scaler would
-have to know the future. The solver may stop before it has closed the gap (``node_limit``):
-what it returns is then its proven dual bound, never a schedule it found. ``whole_pods=False``
-solves the same program with fractional pods (a linear program: faster, lower).
+What it leaves out makes it lower than what is reachable (so it is a bound, not a plan): pods
+are fractional (a mix of 2 and 3 pods is 2.67 of them, never idle), a task is not cut across
+pods or steps in reality, the queue is FIFO, and the scaler would have to know the future.
+Whole pods were tried (the same program with integer s[k], its proven dual bound, and a
+dynamic program over (pods, backlog)): on clockwork neither moved it by more than a few
+worker-seconds in minutes, because 48 tasks (the 5 % a p95 lets wait) cannot be modelled
+exactly without a state per late task; docs/benchmarks.md says so.
 tests/test_autoscaler_optimum.py checks it against brute force over every schedule of tiny
 traces, busy pods told to stop included.
 """
@@ -60,7 +65,6 @@ from scipy.sparse import coo_matrix
 from autoscaler.simulate import Bounds, Trace
 
 EPS = 1e-9
-NODE_LIMIT = 2000          # branch-and-bound nodes before the solver's proven bound is taken as it is
 
 
 def allowed_late(tasks: int, percentile: float = 95.0) -> int:
@@ -74,14 +78,15 @@ def steps(seconds: float) -> int:
     return max(0, math.ceil(seconds - EPS))
 
 
-def ready_cap(bounds: Bounds, longest_task: int) -> tuple[int, int]:
+def ready_cap(bounds: Bounds, longest_task_s: float) -> tuple[int, int]:
     """(most ready pods at one step, steps after a step whose becoming-ready pods share the
-    cap with it): see the module docstring."""
-    start, lag = steps(bounds.pod_start_s), min(steps(bounds.grace_s), longest_task)
+    cap with it): see the module docstring. Rounded so that a float's error can only loosen it."""
+    start = steps(bounds.pod_start_s)
+    lag = min(math.ceil(bounds.grace_s), math.ceil(longest_task_s) - 1)
     if lag <= start:
         return bounds.max_workers, start - lag
     window = lag - start + 1
-    return bounds.max_workers * min(window, 2 + (window - 2) // max(start, 1)), 0
+    return bounds.max_workers * min(window, 2 + (window - 2) // (start + 1)), 0
 
 
 class _Rows:
@@ -102,26 +107,28 @@ class _Rows:
 
 
 def lower_bound(trace: Trace, bounds: Bounds, wait_s: float, slot_s: float = 5.0,
-                late_tasks: int | None = None, whole_pods: bool = True, node_limit: int = NODE_LIMIT) -> float:
+                late_tasks: int | None = None) -> float:
     # Each upload: (first step in the queue, last step of its on-time work + 1, tasks, steps per task).
     groups = []
     for a in trace.arrivals:
         first, d = steps(a.t), steps(a.task_s)
         latest_start = math.floor(a.t + wait_s + EPS)
-        groups.append((first, max(first, latest_start + d), a.tasks, d))
+        groups.append((first, latest_start + d if latest_start >= first else first, a.tasks, d))   # else late
     total_tasks = sum(n for _, _, n, _ in groups)
     late = allowed_late(total_tasks) if late_tasks is None else late_tasks
     horizon = max(end for _, end, _, _ in groups)
     start = steps(bounds.pod_start_s)
-    most, shared = ready_cap(bounds, max(d for *_, d in groups))
+    most, shared = ready_cap(bounds, max(a.task_s for a in trace.arrivals))
     slots = math.ceil(horizon / slot_s)
 
     def slot_steps(k: int) -> range:
         return range(math.ceil(k * slot_s - EPS), min(horizon, math.ceil((k + 1) * slot_s - EPS)))
 
-    # Variables: r[0:H] ready pods per step, b[0:H] pods becoming ready, extra (work after the
-    # last step), z[0:G] late tasks per upload, then y[g, k] for the slots of each on-time window.
-    r0, b0, extra, z0 = 0, horizon, 2 * horizon, 2 * horizon + 1
+    # Variables per slot k: s[k] ready pods at its first step (whole), up[k] / down[k] the rises and
+    # falls from there to the next slot's first step, R[k] its ready pod-steps; then extra (work
+    # after the last step), z[0:G] late tasks per upload, y[g, k] for the slots of each window.
+    s0, up0, down0, R0 = 0, slots, 2 * slots, 3 * slots
+    extra, z0 = 4 * slots, 4 * slots + 1
     y0 = z0 + len(groups)
     y_index = []
     col = y0
@@ -132,22 +139,28 @@ def lower_bound(trace: Trace, bounds: Bounds, wait_s: float, slot_s: float = 5.0
     nvar = col
 
     cost = np.zeros(nvar)
-    cost[r0:r0 + horizon] = 1.0
-    cost[b0:b0 + horizon] = start
+    cost[R0:R0 + slots] = 1.0
+    cost[up0:up0 + slots] = start
+    cost[s0] = start                            # the first slot's pods rose from none
     cost[extra] = 1.0
     lower, upper = np.zeros(nvar), np.full(nvar, np.inf)
-    upper[r0:r0 + horizon] = [most if tau >= start else 0 for tau in range(horizon)]
-    upper[b0:b0 + horizon] = most
-    integrality = np.zeros(nvar)
-    if whole_pods:
-        integrality[r0:r0 + horizon] = 1
 
     rows = _Rows()
-    for tau in range(horizon):                  # b[τ] >= r[τ] - r[τ-1]
-        rows.add([(r0 + tau, 1.0), (b0 + tau, -1.0)] + ([(r0 + tau - 1, -1.0)] if tau else []), -np.inf, 0.0)
-        if shared:                              # starting pods share the cap with the ready ones
-            later = range(tau + 1, min(horizon, tau + shared + 1))
-            rows.add([(r0 + tau, 1.0)] + [(b0 + s, 1.0) for s in later], -np.inf, bounds.max_workers)
+    for k in range(slots):
+        ready = [tau for tau in slot_steps(k) if tau >= start]
+        width = len(slot_steps(k))
+        upper[s0 + k] = most if slot_steps(k).start >= start else 0
+        upper[R0 + k] = most * len(ready)
+        # R[k] <= width s[k] + (width - 1) up[k]; R[k] >= width s[k] - (width - 1) down[k]
+        rows.add([(R0 + k, 1.0), (s0 + k, -width), (up0 + k, -(width - 1))], -np.inf, 0.0)
+        rows.add([(R0 + k, 1.0), (s0 + k, -width), (down0 + k, width - 1)], 0.0, np.inf)
+        # up[k] - down[k] = s[k+1] - s[k] (none after the last slot)
+        rows.add([(up0 + k, 1.0), (down0 + k, -1.0), (s0 + k, 1.0)] + ([(s0 + k + 1, -1.0)] if k + 1 < slots else []),
+                 0.0, 0.0)
+        # Pods that become ready within ``shared`` steps of a slot's first step share the cap with it.
+        ahead = [up0 + j for j in range(k, min(slots, k + int(shared // slot_s)))]
+        if ahead:
+            rows.add([(s0 + k, 1.0)] + [(c, 1.0) for c in ahead], -np.inf, bounds.max_workers)
     served = [[] for _ in range(slots)]
     for g, (first, end, n, d) in enumerate(groups):
         upper[z0 + g] = n
@@ -161,19 +174,14 @@ def lower_bound(trace: Trace, bounds: Bounds, wait_s: float, slot_s: float = 5.0
             col += 1
         rows.add(terms, n * d, n * d)
     for k in range(slots):                      # the work of a slot <= its ready pod-steps
-        rows.add([(c, 1.0) for c in served[k]] + [(r0 + tau, -1.0) for tau in slot_steps(k)], -np.inf, 0.0)
+        rows.add([(c, 1.0) for c in served[k]] + [(R0 + k, -1.0)], -np.inf, 0.0)
     rows.add([(z0 + g, 1.0) for g in range(len(groups))], -np.inf, float(late))      # few enough late tasks
     total_work = sum(n * d for _, _, n, d in groups)                                   # all work served somewhere
-    rows.add([(r0 + tau, 1.0) for tau in range(horizon)] + [(extra, 1.0)], total_work, np.inf)
+    rows.add([(R0 + k, 1.0) for k in range(slots)] + [(extra, 1.0)], total_work, np.inf)
 
-    result = milp(cost, integrality=integrality, bounds=VariableBounds(lower, upper),
-                  constraints=rows.constraint(nvar), options={"node_limit": node_limit})
+    result = milp(cost, bounds=VariableBounds(lower, upper), constraints=rows.constraint(nvar))
     if result.status == 2:
         return math.inf                          # no schedule at all keeps that wait (the cap is too low)
-    if not whole_pods:
-        if not result.success:
-            raise RuntimeError(f"the lower-bound LP failed: {result.message}")
-        return float(result.fun)
-    if result.mip_dual_bound is None or not math.isfinite(result.mip_dual_bound):
-        raise RuntimeError(f"the lower-bound MILP gave no bound: {result.message}")
-    return float(result.mip_dual_bound)          # proven, even where the solver stopped early
+    if not result.success:
+        raise RuntimeError(f"the lower-bound LP failed: {result.message}")
+    return float(result.fun)
