@@ -119,6 +119,15 @@ def test_a_task_holds_its_pod_for_whole_steps():
     assert lower_bound(trace, bounds, 1, slot_s=1.0, late_tasks=0) == pytest.approx(3.0)
 
 
+def test_whole_pods_no_fraction_of_a_pod_started_early():
+    # One 2 s task at 3 s, pods take 2 s to start, a 3 s wait: a pod asked at 1 s is ready at 3 s
+    # and serves it (4 worker-seconds). main's LP ran 0.4 of a pod over five seconds for 2.8;
+    # the dynamic program over whole pods (autoscaler/optimum_dp.py) is exact here.
+    trace, bounds = tiny([(3, 1, 2)], pod_start_s=2), Bounds(max_workers=2, pod_start_s=2, grace_s=30)
+    assert cheapest(trace, bounds, 6, 3, "max_wait_s") == 4.0
+    assert lower_bound(trace, bounds, 3, slot_s=1.0, late_tasks=0) == pytest.approx(4.0)
+
+
 def test_a_wait_no_schedule_can_keep_has_an_infinite_bound():
     # three 1 s tasks at once, one worker, no wait: two of three would have to be late, and
     # p95 of three lets none be (numpy's percentile interpolates between the last two)
