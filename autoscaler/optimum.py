@@ -28,14 +28,16 @@ first step, and R[k] = the sum of r over the slot (its ready pod-steps):
   if at all, after v) and every pod that becomes ready in (τ, v + P] (asked in (τ - P, v], and
   a starting pod told to stop is gone, so it never was) was a replica: r[τ] + (pods becoming
   ready in (τ, τ + P - ceil(L)]) <= cap. Per slot: s[k] + up[k] + ... + up[k + j - 1] <= cap
-  for j = floor((P - ceil(L)) / slot_s) slots. (On clockwork P = ceil(L): only r <= cap.)
+  for j = floor((P - ceil(L)) / slot_s) slots (on clockwork P - ceil(L) is 1 step: only r <= cap;
+  a fractional program seldom gains by it anyway, as keeping a pod costs less than starting one).
   When ceil(L) > P a busy pod can be told to stop and replaced before its task ends, and the
   ready pods can outnumber the cap: each was a replica at some step of the window
   [τ - ceil(L), τ - P] (c = ceil(L) - P + 1 steps), at most cap at a time, and one that was told
   to stop while busy was a replica at least P + 1 steps, so at most min(c, 2 + (c - 2) // (P + 1))
   of them follow one another in one of the cap's places: r <= that x cap.
 - A task on time (wait <= wait_s) is queued from step ceil(t) and starts by step
-  floor(t + wait_s): its D pod-steps lie in [ceil(t), floor(t + wait_s) + D - 1]. Work is
+  floor(t + wait_s) (one that cannot is late): its D pod-steps lie in [ceil(t), floor(t +
+  wait_s) + D - 1]. Work is
   divisible here (spread over slots and pods, an upload's n tasks over at most n pods at once):
   every real schedule is one such division, and a slot's work is at most R[k].
 - p95 <= wait_s allows at most N - 1 - floor(0.95 (N - 1)) tasks to wait longer (numpy's
