@@ -232,9 +232,10 @@ def render(results: list[TraceResult], policy: ScaleSettings, poll_s: float) -> 
         f"faster only helps it), the HPA every {HPA_SYNC_S:g} s, swept over cooldownPeriod "
         f"{', '.join(f'{c:g}' for c in KEDA_COOLDOWNS_S)} s x scale-down stabilizationWindowSeconds "
         f"{', '.join(f'{w:g}' for w in KEDA_WINDOWS_S)} s.",
-        "The bound: `autoscaler/optimum.py`, a linear program no scaler with the same cap and pod start can beat at "
-        "a given p95 wait, even knowing every arrival in advance (it can have pods up before the uploads come, "
-        "which no real scaler can; checked against brute force on tiny traces).",
+        "The bound: `autoscaler/optimum.py`, the higher of a linear program and a dynamic program over whole pods "
+        "(`autoscaler/optimum_dp.py`), in the simulator's 1 s steps, that no scaler with the same cap, pod start and "
+        "grace can beat at a given p95 wait, even knowing every arrival in advance (it can have pods up before the "
+        "uploads come, which no real scaler can; checked against brute force on tiny traces).",
         "",
         "Target (issue 17), per KEDA setting: the cheapest target wait with a p95 wait no worse than KEDA's uses "
         ">= 30 % fewer worker-seconds; where the bound at KEDA's p95 exceeds 70 % of KEDA's worker-seconds "

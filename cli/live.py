@@ -74,7 +74,7 @@ def run_watch(args, settings, fail) -> int:
         return fail(f"{args.url}: a browser camera publishes to a farm: register it (POST /api/v1/cameras) "
                     "and open its publish page in the browser")
     try:   # before starting a farm: a camera that cannot be opened is one line at once
-        open_camera(args.url, args.transport).close()
+        open_camera(args.url, args.transport, settings.camera_open_timeout_s).close()
     except CameraError as exc:
         return fail(str(exc))
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -88,7 +88,8 @@ def run_watch(args, settings, fail) -> int:
             except FarmStartError as error:     # a bad analyzer config, say
                 return fail(str(error), code=2)
         watch = LiveWatch(args.url, args.out, options, segment_seconds=args.segment_seconds,
-                          transport=args.transport, report=lambda line: print(line, flush=True))
+                          transport=args.transport, open_timeout=settings.camera_open_timeout_s,
+                          report=lambda line: print(line, flush=True))
         try:
             with signals_end(stop):
                 summary = watch.run(stop, args.seconds)

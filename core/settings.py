@@ -236,6 +236,10 @@ class Settings(BaseSettings):
                                    description="A running task renews its lease every third of this; work "
                                                "whose lease lapsed (its worker died or was cut off) is queued "
                                                "again within about 1.5 times this.")
+    camera_open_timeout_s: float = Field(default=10.0, gt=0,
+                                         description="Longest a live camera may take to answer when it is opened "
+                                                     "(`vidfarm watch`, the ingester): a camera on a slow link "
+                                                     "wants more, one on the same network answers in well under it.")
     ingest_lease_s: float = Field(default=10.0, ge=1, le=60,
                                   description="Lease on a camera held by one ingest replica (`vidfarm ingest`): "
                                               "renewed every third of it; a replica that dies loses its cameras "

@@ -178,7 +178,7 @@ class CameraIngest:
         watch = LiveWatch(running.camera["url"], out, keep_results=False, on_line=line_done,
                           on_status=lambda status: written(self.registry.set_status(camera_id, status, token=token)),
                           on_view=analysed, offers=lambda timeout: self.offers.next(camera_id, timeout),
-                          fence=(camera_id, token))
+                          fence=(camera_id, token), open_timeout=runtime.settings().camera_open_timeout_s)
         try:
             watch.run(stop)
         except WatchError as exc:

@@ -105,9 +105,18 @@ def private_farm(data_dir: Path, workers: int = 2, appendonly: bool = False, bea
 
     farm = EmbeddedFarm(data_dir, workers=workers, extra_env=env, beat=beat)
     farm.redis.appendonly = appendonly
+    with farm, pointed_at(farm, **env):
+        yield farm
+
+
+@contextmanager
+def pointed_at(farm, **env):
+    """This process's settings, records and Celery client on a started private ``farm`` (``env``:
+    its extra settings, set here too) inside the block; the session farm's environment comes
+    back afterwards. Apart from ``private_farm``, for a farm several tests share."""
     try:
-        with pytest.MonkeyPatch.context() as mp, farm:
-            use_farm_environment(mp, farm.redis_url, data_dir, farm.threads_per_worker)
+        with pytest.MonkeyPatch.context() as mp:
+            use_farm_environment(mp, farm.redis_url, farm.data_dir, farm.threads_per_worker)
             for name, value in env.items():
                 mp.setenv(name, value)
             yield farm

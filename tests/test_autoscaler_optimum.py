@@ -1,7 +1,8 @@
 """The offline lower bound (autoscaler/optimum.py) against brute force: on tiny traces, every
-schedule of replica counts a clairvoyant scaler could follow is replayed through the
-simulator's own world, and the bound must never exceed the cheapest schedule that keeps the
-wait; where the relaxation loses nothing (whole tasks on whole pods), it equals it."""
+schedule of replica counts a clairvoyant scaler could follow (and, at any one step, telling a
+busy pod to stop so that it works on past the cap while a new one starts) is replayed through
+the simulator's own world, and the bound must never exceed the cheapest schedule that keeps
+the wait; where the relaxation loses nothing (whole tasks on whole pods), it equals it."""
 
 from __future__ import annotations
 
@@ -17,14 +18,19 @@ from autoscaler.simulate import Bounds, Trace, replay
 
 class Scripted:
     """Follows a replica count per second, then keeps what it has (at least one) until the
-    work is done: a schedule that leaves tasks behind pays for them late."""
+    work is done: a schedule that leaves tasks behind pays for them late. At step ``let_go``
+    it first tells one busy pod to stop: it finishes its task within the grace, outside the
+    cap, so the schedule's count can start a new pod beside it."""
     poll_s = 1.0
 
-    def __init__(self, schedule: tuple[int, ...]):
-        self.schedule = schedule
+    def __init__(self, schedule: tuple[int, ...], let_go: int | None = None):
+        self.schedule, self.let_go = schedule, let_go
 
     def poll(self, world, now: float) -> None:
         step = int(now)
+        busy = [p for p in world.replicas() if p.task is not None]
+        if step == self.let_go and busy:
+            world.stop(busy[0], now)
         replicas = world.replicas()
         if step < len(self.schedule):
             wanted = self.schedule[step]
@@ -32,22 +38,23 @@ class Scripted:
             wanted = 0 if world.idle() else max(1, len(replicas))
         if wanted > len(replicas):
             world.add_pods(now, wanted - len(replicas))
-        # Clairvoyance never gains by stopping a busy pod or a ready one before a starting one.
+        # Otherwise it stops idle pods only, starting ones first (a ready one is worth more).
         idle = sorted((p for p in replicas if p.task is None), key=lambda p: (p.ready_at <= now, -p.asked))
         for pod in idle[:max(0, len(replicas) - wanted)]:
             world.stop(pod, now)
 
 
-def cheapest(trace: Trace, bounds: Bounds, steps: int, wait_s: float, key: str) -> float:
+def cheapest(trace: Trace, bounds: Bounds, steps: int, wait_s: float, key: str, let_go: bool = False) -> float:
     best = math.inf
     for schedule in itertools.product(range(bounds.max_workers + 1), repeat=steps):
-        result = replay(trace, Scripted(schedule), bounds)
-        if result[key] <= wait_s + 1e-9:
-            best = min(best, result["worker_seconds"])
+        for step in (None, *range(1, steps)) if let_go else (None,):
+            result = replay(trace, Scripted(schedule, step), bounds)
+            if result[key] <= wait_s + 1e-9:
+                best = min(best, result["worker_seconds"])
     return best
 
 
-def tiny(arrivals, pod_start_s, horizon_s=6) -> Trace:
+def tiny(arrivals, pod_start_s, horizon_s=6.0) -> Trace:
     return Trace(name="tiny", horizon_s=horizon_s, pod_start_s=pod_start_s,
                  arrivals=[{"t": t, "tasks": n, "task_s": d} for t, n, d in arrivals])
 
@@ -67,10 +74,10 @@ def test_the_bound_is_exact_where_whole_tasks_fill_whole_pods(case, arrivals, po
     assert lower_bound(trace, bounds, wait, slot_s=1.0, late_tasks=0) == pytest.approx(cost)
 
 
-def random_cases(count: int, seed: int = 17):
+def random_cases(count: int, seed: int = 17, durations=(1, 2, 3, 0.5, 1.5, 2.5)):
     rng = random.Random(seed)
     for _ in range(count):
-        arrivals = sorted({(rng.randrange(0, 4), rng.randint(1, 2), rng.randint(1, 3)) for _ in range(rng.randint(1, 2))})
+        arrivals = sorted({(rng.randrange(0, 4), rng.randint(1, 2), rng.choice(durations)) for _ in range(rng.randint(1, 2))})
         yield arrivals, rng.randint(0, 2), rng.choice((0, 1, 3))
 
 
@@ -81,7 +88,44 @@ def test_the_bound_never_exceeds_the_cheapest_schedule(arrivals, pod_start, wait
         best = cheapest(trace, bounds, 6, wait, key)
         bound = lower_bound(trace, bounds, wait, slot_s=1.0, late_tasks=late)
         assert bound <= best + 1e-6, (key, bound, best)
-        assert bound >= sum(n * d for _, n, d in arrivals)          # at least the work itself
+        assert bound >= sum(n * math.ceil(d) for _, n, d in arrivals)   # at least the work, in whole steps
+
+
+@pytest.mark.parametrize("arrivals,pod_start,wait", list(random_cases(6, seed=4, durations=(2, 3, 4, 2.5))))
+def test_the_bound_holds_when_a_busy_pod_is_let_go_past_the_cap(arrivals, pod_start, wait):
+    # one pod allowed: only letting a busy one go puts two to work at once
+    trace, bounds = tiny(arrivals, pod_start), Bounds(max_workers=1, pod_start_s=pod_start, grace_s=30)
+    best = cheapest(trace, bounds, 6, wait, "max_wait_s", let_go=True)
+    assert lower_bound(trace, bounds, wait, slot_s=1.0, late_tasks=0) <= best + 1e-6
+
+
+def test_a_busy_pod_let_go_works_on_outside_the_cap():
+    # Two 3 s tasks, one pod allowed, a 3 s wait: one pod alone starts the second at 4 s. Told
+    # to stop at 2 s while busy, the first pod finishes its task outside the cap while a second
+    # pod starts: both waits within 3 s. main's LP (ready pods <= cap) called this impossible.
+    trace, bounds = tiny([(0, 2, 3)], pod_start_s=1), Bounds(max_workers=1, pod_start_s=1, grace_s=30)
+    result = replay(trace, Scripted((1, 1, 1, 1, 1, 1), let_go=2), bounds)
+    assert result["max_wait_s"] == 3.0
+    assert cheapest(trace, bounds, 6, 3, "max_wait_s") == math.inf       # not without letting one go
+    assert lower_bound(trace, bounds, 3, slot_s=1.0, late_tasks=0) <= result["worker_seconds"]
+
+
+def test_a_task_holds_its_pod_for_whole_steps():
+    # A 1.5 s task holds its pod for 2 steps (it is over at the first step after 1.5 s): the
+    # cheapest schedule costs the pod's 1 s start and 2 steps. main's LP counted 1.5 s of work
+    # and gave 2.5; the bound in whole steps is exact here.
+    trace, bounds = tiny([(0, 1, 1.5)], pod_start_s=1), Bounds(max_workers=1, pod_start_s=1, grace_s=30)
+    assert cheapest(trace, bounds, 6, 1, "max_wait_s") == 3.0
+    assert lower_bound(trace, bounds, 1, slot_s=1.0, late_tasks=0) == pytest.approx(3.0)
+
+
+def test_whole_pods_no_fraction_of_a_pod_started_early():
+    # One 2 s task at 3 s, pods take 2 s to start, a 3 s wait: a pod asked at 1 s is ready at 3 s
+    # and serves it (4 worker-seconds). main's LP ran 0.4 of a pod over five seconds for 2.8;
+    # the dynamic program over whole pods (autoscaler/optimum_dp.py) is exact here.
+    trace, bounds = tiny([(3, 1, 2)], pod_start_s=2), Bounds(max_workers=2, pod_start_s=2, grace_s=30)
+    assert cheapest(trace, bounds, 6, 3, "max_wait_s") == 4.0
+    assert lower_bound(trace, bounds, 3, slot_s=1.0, late_tasks=0) == pytest.approx(4.0)
 
 
 def test_a_wait_no_schedule_can_keep_has_an_infinite_bound():

@@ -43,11 +43,12 @@ def live_clips(tmp_path_factory) -> dict[str, Path]:
 
 
 @contextmanager
-def watching(url: str, out_dir: Path, transport: str = "tcp", read_timeout: float = 3.0, **source_options):
+def watching(url: str, out_dir: Path, transport: str = "tcp", read_timeout: float = 3.0, open_timeout: float = 5.0,
+             **source_options):
     """A camera read in a thread, its segments collected as they come."""
     segments = []
     segmenter = RollingSegmenter(out_dir, segments.append, segment_seconds=2.0)
-    source = CameraSource(url, segmenter, transport=transport, open_timeout=5.0, read_timeout=read_timeout,
+    source = CameraSource(url, segmenter, transport=transport, open_timeout=open_timeout, read_timeout=read_timeout,
                           backoff=Backoff(first_s=0.2, max_s=1.0), **source_options)
     stop = threading.Event()
     thread = source.start(stop)
@@ -198,11 +199,13 @@ def test_refused_connection_fails_with_its_reason(tmp_path):
 
 
 def test_junk_answers_fail_with_a_reason(tmp_path):
-    with JunkServer() as server, watching(server.url, tmp_path, give_up_after=2) as (source, _, segments):
+    # A short open timeout: each attempt may wait all of it for an answer it can read.
+    with JunkServer() as server, watching(server.url, tmp_path, give_up_after=2, open_timeout=2.0) as \
+            (source, _, segments):
         wait_until(lambda: source.status.state == "failed", 40, "failed")
     assert server.connections == 2 and segments == []
     # FFmpeg gives up on some random replies at once, and waits for more after others.
-    assert str(source.status) in (f"failed ({server.url}: no usable answer within 5 s)",
+    assert str(source.status) in (f"failed ({server.url}: no usable answer within 2 s)",
                                   f"failed ({server.url}: cannot open (Invalid data found when processing input))")
 
 

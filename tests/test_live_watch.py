@@ -130,14 +130,15 @@ def test_watch_survives_a_drop_and_ends_on_sigterm(face_stream_clip, tmp_path):
 
 @pytest.mark.parametrize("server", ["refused", "junk"])
 def test_watch_a_url_it_cannot_open_exits_1_with_one_line(tmp_path, server):
-    env = child_env(VIDFARM_DATA_DIR=str(tmp_path / "data"))
+    # (a junk answer may be waited for the whole open timeout: the setting's, not the default 10 s)
+    env = child_env(VIDFARM_DATA_DIR=str(tmp_path / "data"), VIDFARM_CAMERA_OPEN_TIMEOUT_S="3")
     if server == "refused":
         url, expected = f"rtsp://127.0.0.1:{free_port()}/cam", re.escape("cannot open (Connection refused)")
         run = subprocess.run(watch_command(url, tmp_path / "out"), env=env, capture_output=True, text=True, timeout=60)
     else:   # FFmpeg gives up on some random replies at once, and waits for more after others
         with JunkServer() as junk:
             url, expected = junk.url, r"(cannot open \(Invalid data found when processing input\)" \
-                                      r"|no usable answer within 10 s)"
+                                      r"|no usable answer within 3 s)"
             run = subprocess.run(watch_command(url, tmp_path / "out"), env=env, capture_output=True, text=True,
                                  timeout=60)
     assert run.returncode == 1

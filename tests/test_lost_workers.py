@@ -15,13 +15,15 @@ import time
 from contextlib import closing
 from pathlib import Path
 
+import pytest
+
 from core.models import aware
 from services import runtime
 from core.storage import output_key
 from tasks.leases import stitch_without_chord
 from services.submit import submit_file
 from tests.clipmaker import count_video_frames, make_clip
-from tests.conftest import child_env, private_farm, wait_for_job
+from tests.conftest import child_env, pointed_at, wait_for_job
 
 # Short, so the test is quick; VIDFARM_TEST_LEASE_S=30 measures the default (docs/robustness.md).
 LEASE_S = os.environ.get("VIDFARM_TEST_LEASE_S", "5")
@@ -30,6 +32,37 @@ LEASE_S = os.environ.get("VIDFARM_TEST_LEASE_S", "5")
 # mid-segment lands inside it.
 LONG_SEGMENTS = {"VIDFARM_SEGMENT_SECONDS": "6", "VIDFARM_MIN_SEGMENTS": "4", "VIDFARM_MOTION_GATE": "false"}
 CLIP_S = 24
+LEASED_FARM = {"VIDFARM_SEGMENT_LEASE_S": LEASE_S, **LONG_SEGMENTS}
+
+
+@pytest.fixture(scope="module")
+def started_leased_farm(tmp_path_factory):
+    """One private farm with short leases for the tests that kill one of its workers: a farm
+    takes seconds to start, a worker forked again from its fork server a fraction of that."""
+    from cli.farm import EmbeddedFarm
+
+    with EmbeddedFarm(tmp_path_factory.mktemp("leased-farm"), workers=2, extra_env=LEASED_FARM) as farm:
+        yield farm
+
+
+@pytest.fixture
+def leased_farm(started_leased_farm):
+    """That farm as a test of its own would find it: both workers alive (the one an earlier
+    test killed started again, same name), no lease held, this process pointed at it."""
+    from tasks.app import app
+    from tasks.leases import HOLDERS, client
+
+    farm = started_leased_farm
+    for process in farm.processes:
+        if not process.alive:
+            process.restart()
+    with pointed_at(farm, **LEASED_FARM):
+        farm.wait_ready(app)
+        deadline = time.monotonic() + 60
+        while client().hlen(HOLDERS):     # an earlier test's work still winding down
+            assert time.monotonic() < deadline, client().hgetall(HOLDERS)
+            time.sleep(0.1)
+        yield farm
 
 
 def kill_whole(pid: int) -> None:
@@ -51,64 +84,62 @@ def busy_segment(job_id: str, timeout: float = 120.0):
     raise AssertionError("no segment was seen processing")
 
 
-def test_a_killed_workers_segment_is_rerun_by_another_within_the_lease(tmp_path):
-    with private_farm(tmp_path / "farm", VIDFARM_SEGMENT_LEASE_S=LEASE_S, **LONG_SEGMENTS) as farm:
-        clip = make_clip(tmp_path / "clip.mp4", seconds=CLIP_S, fps=15, gop=15, size=(960, 540))
-        job_id = submit_file(runtime.farm(), clip.path, name="clip.mp4")
-        segment = busy_segment(job_id)
-        victim = next(p for p in farm.processes if p.name == segment.worker.split("@")[0])
-        kill_whole(victim.popen.pid)
-        killed_at = time.time()
+def test_a_killed_workers_segment_is_rerun_by_another_within_the_lease(leased_farm, tmp_path):
+    farm = leased_farm
+    clip = make_clip(tmp_path / "clip.mp4", seconds=CLIP_S, fps=15, gop=15, size=(960, 540))
+    job_id = submit_file(runtime.farm(), clip.path, name="clip.mp4")
+    segment = busy_segment(job_id)
+    victim = next(p for p in farm.processes if p.name == segment.worker.split("@")[0])
+    kill_whole(victim.popen.pid)
+    killed_at = time.time()
 
-        view = wait_for_job(job_id, timeout=120)      # the visibility timeout is 35 min
-        assert view["status"] == "done", view["error"]
-        again = runtime.records().get_segment(job_id, segment.index)
-        assert again.status == "done" and again.attempts >= 2
-        assert again.worker.split("@")[0] != victim.name     # the other worker did it
-        results = json.loads(runtime.store().local_path(output_key(job_id, "results.json")).read_text())
-        assert [f["index"] for f in results["frames"]] == list(range(clip.frames))   # once each
-        assert count_video_frames(runtime.store().local_path(output_key(job_id, "annotated.mp4"))) == clip.frames
-        assert not stitch_without_chord(job_id)     # stitched: a re-analysis has its whole chord again
-        # Nobody restarted it, and no beat runs: the other worker's own timer reclaimed the work.
-        assert farm.dead_processes() == [victim.name]
-        print(f"\nrecovery: segment {segment.index} taken again {aware(again.started_at).timestamp() - killed_at:.1f} s"
-              f" and done {aware(again.finished_at).timestamp() - killed_at:.1f} s after its worker was killed "
-              f"(lease {LEASE_S} s); job done {time.time() - killed_at:.1f} s after")
+    view = wait_for_job(job_id, timeout=120)      # the visibility timeout is 35 min
+    assert view["status"] == "done", view["error"]
+    again = runtime.records().get_segment(job_id, segment.index)
+    assert again.status == "done" and again.attempts >= 2
+    assert again.worker.split("@")[0] != victim.name     # the other worker did it
+    results = json.loads(runtime.store().local_path(output_key(job_id, "results.json")).read_text())
+    assert [f["index"] for f in results["frames"]] == list(range(clip.frames))   # once each
+    assert count_video_frames(runtime.store().local_path(output_key(job_id, "annotated.mp4"))) == clip.frames
+    assert not stitch_without_chord(job_id)     # stitched: a re-analysis has its whole chord again
+    # Nobody restarted it, and no beat runs: the other worker's own timer reclaimed the work.
+    assert farm.dead_processes() == [victim.name]
+    print(f"\nrecovery: segment {segment.index} taken again {aware(again.started_at).timestamp() - killed_at:.1f} s"
+          f" and done {aware(again.finished_at).timestamp() - killed_at:.1f} s after its worker was killed "
+          f"(lease {LEASE_S} s); job done {time.time() - killed_at:.1f} s after")
 
 
-def test_a_worker_killed_before_its_task_started_has_it_rerun_within_the_lease(tmp_path):
+def test_a_worker_killed_before_its_task_started_has_it_rerun_within_the_lease(leased_farm, tmp_path):
     """The gap between a worker fetching a task from Redis and the task taking its lease: the
     worker takes the lease on receipt. Here the victim's pool process is stopped, so what the
     victim receives never starts; then the victim is killed whole."""
-    from tasks.app import app
     from tasks.leases import HOLDERS, client
     from tests.test_faults import pool_children
 
-    with private_farm(tmp_path / "farm", VIDFARM_SEGMENT_LEASE_S=LEASE_S, **LONG_SEGMENTS) as farm:
-        farm.wait_ready(app)
-        victim = next(p for p in farm.processes if p.name.startswith("worker"))
-        stopped = pool_children(victim.popen.pid)
-        assert stopped
-        for child in stopped:
-            os.kill(child, signal.SIGSTOP)      # receives tasks, runs none
-        clip = make_clip(tmp_path / "clip.mp4", seconds=CLIP_S, fps=15, gop=15, size=(480, 270))
-        job_id = submit_file(runtime.farm(), clip.path, name="clip.mp4")
-        deadline = time.monotonic() + 120
-        while not (held := [name.decode() for name, holder in client().hgetall(HOLDERS).items()
-                            if json.loads(holder)["worker"].startswith(f"{victim.name}@")]):
-            assert time.monotonic() < deadline, "the victim took no lease of a task it received"
-            time.sleep(0.05)
-        kill_whole(victim.popen.pid)
-        killed_at = time.time()
+    farm = leased_farm
+    victim = next(p for p in farm.processes if p.name.startswith("worker"))
+    stopped = pool_children(victim.popen.pid)
+    assert stopped
+    for child in stopped:
+        os.kill(child, signal.SIGSTOP)      # receives tasks, runs none
+    clip = make_clip(tmp_path / "clip.mp4", seconds=CLIP_S, fps=15, gop=15, size=(480, 270))
+    job_id = submit_file(runtime.farm(), clip.path, name="clip.mp4")
+    deadline = time.monotonic() + 120
+    while not (held := [name.decode() for name, holder in client().hgetall(HOLDERS).items()
+                        if json.loads(holder)["worker"].startswith(f"{victim.name}@")]):
+        assert time.monotonic() < deadline, "the victim took no lease of a task it received"
+        time.sleep(0.05)
+    kill_whole(victim.popen.pid)
+    killed_at = time.time()
 
-        view = wait_for_job(job_id, timeout=120)      # the visibility timeout is 35 min
-        assert view["status"] == "done", view["error"]
-        results = json.loads(runtime.store().local_path(output_key(job_id, "results.json")).read_text())
-        assert [f["index"] for f in results["frames"]] == list(range(clip.frames))   # once each
-        assert count_video_frames(runtime.store().local_path(output_key(job_id, "annotated.mp4"))) == clip.frames
-        assert farm.dead_processes() == [victim.name]
-        print(f"\nrecovery: {held[0]}, received but not started by the killed worker: job done "
-              f"{time.time() - killed_at:.1f} s after the kill (lease {LEASE_S} s)")
+    view = wait_for_job(job_id, timeout=120)      # the visibility timeout is 35 min
+    assert view["status"] == "done", view["error"]
+    results = json.loads(runtime.store().local_path(output_key(job_id, "results.json")).read_text())
+    assert [f["index"] for f in results["frames"]] == list(range(clip.frames))   # once each
+    assert count_video_frames(runtime.store().local_path(output_key(job_id, "annotated.mp4"))) == clip.frames
+    assert farm.dead_processes() == [victim.name]
+    print(f"\nrecovery: {held[0]}, received but not started by the killed worker: job done "
+          f"{time.time() - killed_at:.1f} s after the kill (lease {LEASE_S} s)")
 
 
 def forked_worker_pid(log_dir: Path, name: str) -> int | None:
