@@ -72,7 +72,7 @@ def test_a_person_standing_still_keeps_box_track_and_name_on_every_frame_between
     assert {(f["faces"][0]["track"], f["faces"][0]["identity"]) for f in results["frames"]} == {(1, "yao")}
     assert all(f["faces"][0]["mask"] == "no_mask" for f in results["frames"])
     # looked at on 5 frames a second, the other 10 carried
-    assert looks["full"] + looks["region"] + looks["none"] == clip.frames // 3 and looks["carried"] == 2 * clip.frames // 3
+    assert looks["full"] + looks["region"] + looks["tracked"] + looks["none"] == clip.frames // 3 and looks["carried"] == 2 * clip.frames // 3
 
 
 def test_a_person_walking_is_carried_between_looks_where_every_frame_detection_finds_them(tmp_path):
@@ -99,7 +99,7 @@ def test_a_person_walking_is_carried_between_looks_where_every_frame_detection_f
     assert len(tracks(paced)) == len(tracks(every)) == 1
     # With the gate (as configured), no more looks than the pace allows.
     gated, _, looks = run(clip.path, {}, analyzers=("detect", "track"), detect_fps=5)
-    assert looks["full"] + looks["region"] + looks["none"] == math.ceil(clip.frames / 3)
+    assert looks["full"] + looks["region"] + looks["tracked"] + looks["none"] == math.ceil(clip.frames / 3)
     assert found(gated) >= found(every) - 2
 
 

@@ -88,7 +88,7 @@ def test_a_person_walking_in_is_found_where_every_frame_detection_finds_them(tmp
     # Nothing is found where no one is, and the empty first three seconds (but the first
     # frame) are not looked at.
     assert all(frame == [] for frame, box in zip(gated.frames, clip.photo_boxes) if box is None)
-    assert every_runs == clip.frames and looks["full"] + looks["region"] <= len(on_screen) + 2
+    assert every_runs == clip.frames and looks["full"] + looks["region"] + looks["tracked"] <= len(on_screen) + 2
     assert looks["none"] >= clip.frames - len(on_screen) - 2
 
 
@@ -133,3 +133,96 @@ def test_the_motion_stage_and_the_thumbnail_shrink_a_frame_once_and_agree_with_i
     from_bgr = motion_gate.thumbnail(Picture(bgr=frame.to_ndarray(format="bgr24")))
     assert from_frame.shape == from_bgr.shape == (18, 32)
     assert np.abs(from_frame - from_bgr).max() < 3
+
+
+class FakeDetector:
+    """Finds the one face a synthetic scene holds wherever a look's regions hold its centre,
+    and notes what each frame's look was given (None: the whole frame)."""
+
+    def __init__(self):
+        self.face: tuple[float, float, float, float] | None = None
+        self.frame = -1
+        self.looks: dict[int, list | None] = {}
+
+    def __call__(self, picture, regions):
+        from workers.analytics.faces import Faces
+
+        self.looks[self.frame] = regions
+        face = self.face
+        if face is None or (regions is not None and not any(
+                r[0] <= (face[0] + face[2]) / 2 <= r[2] and r[1] <= (face[1] + face[3]) / 2 <= r[3] for r in regions)):
+            return Faces.empty()
+        return Faces(boxes=np.array([face], np.float32), scores=np.array([0.9], np.float32),
+                     keypoints=np.zeros((1, 5, 2), np.float32))
+
+
+def walking_scene(frames: int, stop: int | None = None, width: int = 1280, height: int = 720):
+    """A still textured scene with sensor noise where a person (a 60x160 bright figure, its face
+    the top 60x60) walks right 12 pixels a frame from frame 2 until ``stop``; yields (picture,
+    face box or None)."""
+    rng = np.random.default_rng(3)
+    scene = rng.integers(60, 120, (height, width, 3)).astype(np.int16)
+    for index in range(frames):
+        image = scene + rng.normal(0, 2, scene.shape).astype(np.int16)
+        face = None
+        if 2 <= index < (stop if stop is not None else frames):
+            x, y = 200 + 12 * (index - 2), 200
+            image[y:y + 160, x:x + 60] = 230
+            face = (x, y, x + 60, y + 60)
+        yield Picture(bgr=np.clip(image, 0, 255).astype(np.uint8)), face
+
+
+def gated(gate, scene, change=None) -> FakeDetector:
+    """The scene through the gate with a fake detector; ``change(index, picture)`` may paint on
+    a frame first."""
+    detector = FakeDetector()
+    for index, (picture, face) in enumerate(scene):
+        if change is not None:
+            change(index, picture)
+        detector.face, detector.frame = face, index
+        found = gate(picture, detector)
+        if face is not None:                       # found on every frame, whatever was looked at
+            assert len(found) == 1 and np.allclose(found.boxes[0], face)
+    return detector
+
+
+def whole_region(regions) -> bool:
+    """Not a crop around a face (a 60-pixel face's is track_min_side of the long side each way)."""
+    crop = MotionGateConfig().track_min_side * 1280
+    return regions is None or max(max(r[2] - r[0], r[3] - r[1]) for r in regions) > crop + 1
+
+
+def test_a_walking_confirmed_face_is_looked_at_in_small_crops_with_a_whole_region_look_every_few_frames():
+    from workers.analytics.motion_gate import MotionGate
+
+    gate = MotionGate(MotionGateConfig(track_looks=3))
+    detector = gated(gate, walking_scene(20))
+    # Frames 2 and 3 find and confirm the face (the whole moving region); then crops around it
+    # alone, 3 frames in a row, and the whole moving region again (someone beside them).
+    assert [whole_region(detector.looks[i]) for i in range(2, 20)] == [True, True] + [False, False, False, True] * 4
+    assert all(len(detector.looks[i]) == 1 for i in range(4, 20) if not whole_region(detector.looks[i]))
+    assert gate.looks["tracked"] == 12
+
+
+def test_motion_that_no_tracked_face_explains_gets_a_whole_region_look_at_once():
+    from workers.analytics.motion_gate import MotionGate
+
+    def someone_else(index, picture):
+        if index >= 8:                             # something starts moving far from the person
+            picture.bgr_at((1280, 720))[500:600, 1000 + 10 * index:1100 + 10 * index] = 250
+
+    detector = gated(MotionGate(MotionGateConfig(track_looks=5)), walking_scene(12), someone_else)
+    assert not whole_region(detector.looks[7]) and all(whole_region(detector.looks[i]) for i in (8, 9, 10, 11))
+
+
+def test_what_a_passer_by_leaves_in_the_background_is_looked_at_only_every_few_frames():
+    from workers.analytics.motion_gate import MotionGate
+
+    gate = MotionGate(MotionGateConfig(track_looks=4))
+    detector = gated(gate, walking_scene(50, stop=20))
+    # Once they have gone the background still differs where they walked (the mean forgets
+    # slowly), yet nothing stirs: that region is looked at one frame in five, not on every one.
+    assert gate.background.mean is not None
+    after = [i for i in detector.looks if i > 21]
+    assert after and all(whole_region(detector.looks[i]) for i in after)
+    assert all(b - a == 5 for a, b in zip(after, after[1:]))

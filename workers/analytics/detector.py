@@ -90,9 +90,9 @@ class FaceDetector(Analyzer):
         return Faces(boxes=last.boxes.copy(), scores=last.scores.copy(),
                      keypoints=None if last.keypoints is None else last.keypoints.copy(), carried=True)
 
-    def _look(self, picture: Picture, region=None) -> Faces:
-        """The faces in ``region`` (source pixels; None: the whole frame), second look included."""
-        boxes, keypoints = self._detect(picture) if region is None else self._detect_region(picture, region)
+    def _look(self, picture: Picture, regions=None) -> Faces:
+        """The faces in ``regions`` (source pixels; None: the whole frame), second look included."""
+        boxes, keypoints = self._detect(picture) if regions is None else self._detect_regions(picture, regions)
         if self.second_look is not None:
             boxes, keypoints = self._second_pass(picture, boxes, keypoints)
         if not len(boxes):
@@ -116,16 +116,21 @@ class FaceDetector(Analyzer):
         boxes[:, :4] /= scale
         return boxes, keypoints / scale
 
-    def _detect_region(self, picture: Picture, region) -> tuple[np.ndarray, np.ndarray]:
-        """``_detect`` on a crop of the copy of the frame the whole-frame pass reads: the same
-        pixels at the same scale, so a face there scores as it would on the whole frame."""
+    def _detect_regions(self, picture: Picture, regions) -> tuple[np.ndarray, np.ndarray]:
+        """``_detect`` on crops of the copy of the frame the whole-frame pass reads: the same
+        pixels at the same scale, so a face there scores as it would on the whole frame; each
+        crop is the model's input at its own size (a small crop costs a small run)."""
         _, size = self._sizes_for(picture.width, picture.height, self.config.input_long_side)
         scale = size[1] / picture.height
-        x1, y1, x2, y2 = region_on_grid(region, scale, size)
-        crop = picture.bgr_at(size)[y1:y2, x1:x2]
-        boxes, keypoints = self._detect(Picture(bgr=crop), max(x2 - x1, y2 - y1))
-        boxes[:, :4] = (boxes[:, :4] + [x1, y1, x1, y1]) / scale
-        return boxes, (keypoints + [x1, y1]) / scale
+        found_boxes, found_points = [], []
+        for region in regions:
+            x1, y1, x2, y2 = region_on_grid(region, scale, size)
+            crop = picture.bgr_at(size)[y1:y2, x1:x2]
+            boxes, keypoints = self._detect(Picture(bgr=crop), max(x2 - x1, y2 - y1))
+            boxes[:, :4] = (boxes[:, :4] + [x1, y1, x1, y1]) / scale
+            found_boxes.append(boxes)
+            found_points.append((keypoints + [x1, y1]) / scale)
+        return self._best_of(found_boxes, found_points)
 
     def _second_pass(self, picture: Picture, boxes: np.ndarray, keypoints: np.ndarray
                      ) -> tuple[np.ndarray, np.ndarray]:
@@ -146,8 +151,12 @@ class FaceDetector(Analyzer):
                 found_boxes.append(more)
                 found_points.append(points / scale + [x0, y0])
         self.second_look.record(looks)
+        return self._best_of(found_boxes, found_points)
+
+    def _best_of(self, found_boxes: list[np.ndarray], found_points: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Several runs' boxes as one, best first, overlapping ones suppressed (NMS)."""
         if len(found_boxes) == 1:
-            return boxes, keypoints
+            return found_boxes[0], found_points[0]
         boxes, keypoints = np.concatenate(found_boxes), np.concatenate(found_points)
         order = np.argsort(-boxes[:, 4], kind="stable")
         keep = order[scrfd.nms(boxes[order], self.model.nms_thresh)]

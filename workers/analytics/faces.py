@@ -36,6 +36,16 @@ class Faces:
     def __len__(self) -> int:
         return len(self.boxes)
 
+    def select(self, keep) -> "Faces":
+        """The faces where ``keep`` (one bool per face) is true, every column kept."""
+        keep = np.asarray(keep, bool).reshape(-1)
+        rows = np.flatnonzero(keep)
+        return Faces(boxes=self.boxes[keep], scores=self.scores[keep],
+                     keypoints=None if self.keypoints is None else self.keypoints[keep],
+                     track_ids=None if self.track_ids is None else self.track_ids[keep],
+                     columns={name: [values[i] for i in rows] for name, values in self.columns.items()},
+                     carried=self.carried)
+
     def column(self, name: str) -> list:
         return self.columns.get(name, [OPTIONAL_COLUMNS.get(name)] * len(self))
 

@@ -96,6 +96,12 @@ def accounted_for(blob, face_boxes: np.ndarray) -> bool:
     return bool(((areas[:, 0] <= bx) & (bx <= areas[:, 2]) & (areas[:, 1] <= by) & (by <= areas[:, 3])).any())
 
 
+def unexplained(blobs, face_boxes: np.ndarray, min_side: float = 0) -> list:
+    """The moving blobs that no found face accounts for (:func:`accounted_for`), specks (whose
+    longer side is under ``min_side``) left out: where someone may be whom no look has found."""
+    return [b for b in blobs if max(b[2] - b[0], b[3] - b[1]) >= min_side and not accounted_for(b, face_boxes)]
+
+
 def head_square(box, context: float = 1.25, tall: float = 1.5) -> tuple[float, float, float]:
     """(centre x, centre y, side) of the square a second pass looks at for a moving blob:
     the blob grown by ``context`` (a detector needs some surroundings); for a blob much

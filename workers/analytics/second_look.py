@@ -27,7 +27,7 @@ pass and most motion is their hands and bodies, and to follow the faces only it 
 from __future__ import annotations
 
 import numpy as np
-from workers.analytics.motion import MotionMap, accounted_for, head_square
+from workers.analytics.motion import MotionMap, accounted_for, head_square, unexplained
 from workers.analytics.picture import Picture
 from core.analyzer_configs import SecondLookConfig
 
@@ -128,7 +128,7 @@ class SecondLook:
 
     def _unexplained(self, blobs, found: np.ndarray) -> list:
         """The moving blobs worth a look: not specks (``min_blob_px``), not where a found face is."""
-        return [b for b in blobs if max(b[2] - b[0], b[3] - b[1]) >= self.min_blob_px and not accounted_for(b, found)]
+        return unexplained(blobs, found, self.min_blob_px)
 
     def record(self, looks: list[tuple[Square, np.ndarray]]) -> None:
         """What each look (in planned order) found, boxes in source pixels: faces to follow,
