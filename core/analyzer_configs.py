@@ -74,8 +74,9 @@ class MotionGateConfig(AnalyzerConfig):
     track_looks: int = Field(4, ge=0, description="Where every moving blob is explained by a confirmed face (the "
                                                   "blob holds it, or lies in its person's area), look only at a "
                                                   "small crop around each face that moves or is due a recheck, at "
-                                                  "most this many frames in a row; then a look at the whole moving "
-                                                  "region again (someone new beside them). 0: never.")
+                                                  "most this many looks in a row; then a look at the whole moving "
+                                                  "region again (someone new beside them). A change over most of "
+                                                  "the frame (a scene cut) is always looked at whole. 0: never.")
     # Chosen on the tuning split (make eval's masked and bare clips at 40, 80 and 220 px): with
     # 1.0 and 0.15 a face scored differently in its crop (2 bare frames lost at 80 px, 1 masked
     # at 220 px); with 2.0 and 0.3 every count was the same as without tracked looks.

@@ -226,3 +226,24 @@ def test_what_a_passer_by_leaves_in_the_background_is_looked_at_only_every_few_f
     after = [i for i in detector.looks if i > 21]
     assert after and all(whole_region(detector.looks[i]) for i in after)
     assert all(b - a == 5 for a, b in zip(after, after[1:]))
+
+
+def test_a_scene_cut_is_looked_at_whole_though_the_old_shots_face_lies_inside_the_change():
+    from workers.analytics.motion_gate import MotionGate
+
+    def cut_to_a_still_shot(index, picture):
+        # From frame 10 the camera shows another shot (the frame differs everywhere: one blob
+        # that holds the tracked face), where someone stands still at the far side.
+        if index >= 10:
+            image = picture.bgr_at((1280, 720))
+            yy, xx = np.mgrid[0:720, 0:1280]
+            image[:] = np.where(((yy // 90) + (xx // 90)) % 2 == 0, 20, 230)[..., None]
+            image[300:460, 1000:1060] = 128
+
+    def scene():
+        for index, (picture, face) in enumerate(walking_scene(20)):
+            yield picture, ((1000, 300, 1060, 360) if index >= 10 else face)
+
+    gate = MotionGate(MotionGateConfig(track_looks=4))
+    detector = gated(gate, scene(), cut_to_a_still_shot)    # the new shot's face is found from the cut on
+    assert not whole_region(detector.looks[9]) and whole_region(detector.looks[10])

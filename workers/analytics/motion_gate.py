@@ -14,8 +14,9 @@ Where people walk, what moves is mostly the people already found: while every bl
 stirred since the previous frame is explained by a confirmed face (the blob holds it, or lies
 in its person's area), the detector looks only at small crops around the faces that move or
 are due a recheck (the model's input is the crop: a tenth of a whole-frame run), and at the
-whole moving region again every ``track_looks + 1`` frames, or at once when a blob nobody
-explains stirs (someone new walks in).
+whole moving region again every ``track_looks + 1`` looks, or at once when a blob nobody
+explains stirs (someone new walks in) or when most of the frame changed at once (a scene cut,
+the lights: a face inside such a blob explains nothing).
 
 The first frame of a segment has no background yet: the detector sees all of it, so someone
 standing still from the start is found too.
@@ -202,7 +203,7 @@ class MotionGate:
         self.background = Background(config)
         self.live: list[LiveFace] = []
         self.frame = -1
-        self.tracked_in_row = 0            # frames in a row looked at only around confirmed faces
+        self.tracked_in_row = 0            # looks in a row only around confirmed faces (or none at all)
         # frames by what the detector saw; tracked: crops around confirmed faces only; carried:
         # not its turn (the detect pace, live cameras)
         self.looks = {"full": 0, "region": 0, "tracked": 0, "none": 0, "carried": 0}
@@ -217,7 +218,7 @@ class MotionGate:
         if not blobs and not due:
             self.looks["none"] += 1
             return self._faces(self.live)
-        tracked = self._tracked(self.background.stirring(), due)
+        tracked = self._tracked(self.background.stirring(), due, picture)
         if tracked is not None:
             self.tracked_in_row += 1
             if not tracked:                # nothing stirs, no face is due: a ghost, at most
@@ -242,12 +243,13 @@ class MotionGate:
             return self._looked(detect(picture, None), None, blobs)
         return self._looked(detect(picture, [region]), [region], blobs)
 
-    def _tracked(self, stirring: list[Rect], due: list[LiveFace]) -> list[LiveFace] | None:
+    def _tracked(self, stirring: list[Rect], due: list[LiveFace], picture: Picture) -> list[LiveFace] | None:
         """The faces that a look at crops around them suffices for, or None where the whole
         moving region must be looked at. Crops suffice where every live face is confirmed, every
         blob that moved since the previous frame (``stirring``) is explained by one (the second
-        look's test: the blob holds the face, or lies in its person's area), and the last look
-        at the whole moving region was at most ``track_looks`` frames ago; they go around the
+        look's test: the blob holds the face, or lies in its person's area) without covering
+        most of the frame (``full_frame_share``: a scene cut, the lights), and the last look at
+        the whole moving region was at most ``track_looks`` looks ago; they go around the
         faces that move (explain a blob) or are due a recheck, and the others are carried. Someone
         new walks in as a blob nobody explains; someone beside a tracked person, or standing
         where the background still differs from the scene (what a passer-by leaves behind until
@@ -255,7 +257,8 @@ class MotionGate:
         if self.tracked_in_row >= self.config.track_looks or any(face.hits < CONFIRMED for face in self.live):
             return None
         boxes = np.stack([face.box for face in self.live]) if self.live else np.empty((0, 4))
-        if unexplained(stirring, boxes):
+        whole_frame = self.config.full_frame_share * picture.width * picture.height
+        if unexplained(stirring, boxes) or any((b[2] - b[0]) * (b[3] - b[1]) >= whole_frame for b in stirring):
             return None
         due_ids = {id(face) for face in due}
         return [face for face in self.live if id(face) in due_ids or any(accounted_for(b, face.box) for b in stirring)]
