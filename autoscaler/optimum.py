@@ -22,8 +22,9 @@ first step, and R[k] = the sum of r over the slot (its ready pod-steps):
 - The cap counts replicas (``World.add_pods``): pods asked for and not told to stop, starting
   ones included, but not a busy pod told to stop, which works on until its task ends or its
   grace runs out. Such a pod, alive at τ, was told at a poll s with its task started by s - 1
-  (tasks are taken after the poll), so s > τ - (D - 1) and s > τ - grace_s: s > τ - L with
-  L = min(grace_s, longest D - 1), counted in whole steps.
+  (tasks are taken after the poll), so s > τ - (D - 1); and s > τ - grace_s, or s = τ where the
+  grace is under a step (a pod told to stop works the step it is told in, its place in the cap
+  already free): s > τ - L with L = min(max(1, grace_s), longest D - 1), counted in whole steps.
   When ceil(L) <= P: at v = τ - ceil(L) every pod ready at τ (asked by τ - P <= v, told to stop,
   if at all, after v) and every pod that becomes ready in (τ, v + P] (asked in (τ - P, v], and
   a starting pod told to stop is gone, so it never was) was a replica: r[τ] + (pods becoming
@@ -86,7 +87,7 @@ def ready_cap(bounds: Bounds, longest_task_s: float) -> tuple[int, int]:
     """(most ready pods at one step, steps after a step whose becoming-ready pods share the
     cap with it): see the module docstring. Rounded so that a float's error can only loosen it."""
     start = steps(bounds.pod_start_s)
-    lag = min(math.ceil(bounds.grace_s), math.ceil(longest_task_s) - 1)
+    lag = min(max(1, math.ceil(bounds.grace_s)), math.ceil(longest_task_s) - 1)
     if lag <= start:
         return bounds.max_workers, start - lag
     window = lag - start + 1

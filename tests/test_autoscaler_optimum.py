@@ -134,3 +134,14 @@ def test_a_wait_no_schedule_can_keep_has_an_infinite_bound():
     trace = tiny([(0, 3, 1)], pod_start_s=0)
     assert allowed_late(3) == 1 and allowed_late(100) == 5
     assert lower_bound(trace, Bounds(max_workers=1, pod_start_s=0, grace_s=30), 0.0, slot_s=1.0) == math.inf
+
+
+def test_a_pod_let_go_without_grace_still_works_the_step_it_is_told_in():
+    # Two 2 s tasks at 0, one pod allowed, no pod start, no grace, a 1 s wait: told to stop at
+    # step 1 while busy, the first pod works that step while a second one, in its place in the
+    # cap, takes the other task. Ready pods outnumber the cap for a step even with no grace.
+    trace, bounds = tiny([(0, 2, 2)], pod_start_s=0), Bounds(max_workers=1, pod_start_s=0, grace_s=0)
+    best = cheapest(trace, bounds, 6, 1, "max_wait_s", let_go=True)
+    assert best == 4.0
+    assert lower_bound(trace, bounds, 1, slot_s=1.0, late_tasks=0) <= best + 1e-6
+    assert lower_bound(trace, bounds, 1, slot_s=5.0, late_tasks=0) <= best + 1e-6
