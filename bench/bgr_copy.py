@@ -4,8 +4,9 @@
 clips of ``bench.busy``, a 720p quiet scene with Intel's real footage in a window, and
 ../shared/media's real Hamilton clip scaled up to 720p and 1080p) and, on every decoded frame,
 makes the copy each way in turn (frame by frame, one process, so load hits all alike). Prints
-CPU ms per copy and the difference from PyAV's default scaler (the copy the detector read
-before): mean and max absolute difference in grey levels. One-off measurement, not a test.
+CPU and wall ms per copy and the difference from ``frame.to_ndarray`` with a fresh swscale
+context a frame (the copy the detector read before ``Picture`` kept its contexts): mean and max
+absolute difference in grey levels. One-off measurement, not a test.
 """
 
 from __future__ import annotations
@@ -19,7 +20,10 @@ import cv2
 import numpy as np
 from av.video.reformatter import Interpolation, VideoReformatter
 
+from workers.analytics.picture import Picture
+
 ROOT = Path(__file__).resolve().parents[1]
+BEFORE = "to_ndarray (before: fresh context)"
 HAMILTON = ROOT.parent / "shared" / "media" / "videos" / "short_hamilton_clip.mp4"
 
 
@@ -39,26 +43,20 @@ def _planes_area(frame: av.VideoFrame, size) -> np.ndarray:
     return cv2.cvtColor(np.concatenate([y, u.reshape(-1, w), v.reshape(-1, w)]), cv2.COLOR_YUV2BGR_I420)
 
 
-_SHARED = {}
+_AUTO_THREADS = {}
 
 
-def _shared(threads):
-    """One VideoReformatter kept across frames: its swscale context (filters, thread pool) is
-    set up once, not for every frame as ``frame.to_ndarray`` does with a fresh one."""
-    def convert(frame, size):
-        r = _SHARED.setdefault((threads, size), VideoReformatter())
-        return r.reformat(frame, *(size or (None, None)), "bgr24", threads=threads).to_ndarray()
-    return convert
-
-
-_full_shared = _shared(1)
+def _kept_auto_threads(frame: av.VideoFrame, size) -> np.ndarray:
+    """Picture's kept context, but with swscale's own thread count (a thread a core)."""
+    r = _AUTO_THREADS.setdefault(size, VideoReformatter())
+    return r.reformat(frame, *size, "bgr24", threads=0).to_ndarray()
 
 
 METHODS = {
-    "pyav default (now)": lambda f, s: f.to_ndarray(width=s[0], height=s[1], format="bgr24"),
-    "pyav default, threads=1": lambda f, s: f.to_ndarray(width=s[0], height=s[1], format="bgr24", threads=1),
-    "pyav shared reformatter, threads=1": _shared(1),
-    "pyav shared reformatter, auto threads": _shared(0),
+    BEFORE: lambda f, s: f.to_ndarray(width=s[0], height=s[1], format="bgr24"),
+    "to_ndarray, threads=1": lambda f, s: f.to_ndarray(width=s[0], height=s[1], format="bgr24", threads=1),
+    "Picture.bgr_at (kept context, 1 thread)": lambda f, s: Picture(f).bgr_at(s),
+    "kept context, auto threads": _kept_auto_threads,
     "pyav FAST_BILINEAR": lambda f, s: f.to_ndarray(width=s[0], height=s[1], format="bgr24", interpolation=Interpolation.FAST_BILINEAR),
     "pyav BILINEAR": lambda f, s: f.to_ndarray(width=s[0], height=s[1], format="bgr24", interpolation=Interpolation.BILINEAR),
     "pyav AREA": lambda f, s: f.to_ndarray(width=s[0], height=s[1], format="bgr24", interpolation=Interpolation.AREA),
@@ -68,9 +66,8 @@ METHODS = {
     "cv2 cvtColor full + resize AREA": lambda f, s: cv2.resize(
         cv2.cvtColor(_i420(f), cv2.COLOR_YUV2BGR_I420), s, interpolation=cv2.INTER_AREA),
     "cv2 planes resize AREA + cvtColor": _planes_area,
-    "pyav full bgr24 (no shrink)": lambda f, s: f.to_ndarray(format="bgr24"),
-    "pyav full bgr24, shared, threads=1": lambda f, s: _full_shared(f, None),
-
+    "full frame: to_ndarray": lambda f, s: f.to_ndarray(format="bgr24"),
+    "full frame: Picture.bgr": lambda f, s: Picture(f).bgr()[0],
 }
 
 
@@ -135,7 +132,7 @@ def measure(path: Path, target_width: int = 640, max_frames: int | None = None) 
                 copies[m] = METHODS[m](frame, size)
                 times[m] += time.process_time() - t
                 walls[m] += time.perf_counter() - w
-            reference = copies["pyav default (now)"].astype(np.int16)
+            reference = copies[BEFORE].astype(np.int16)
             for m, copy in copies.items():
                 if copy.shape != reference.shape:
                     continue
@@ -151,9 +148,9 @@ def main(argv: list[str]) -> int:
     work = Path(argv[0]) if argv else Path("/tmp/bgr_copy")
     for name, path in clips(work).items():
         rows, n = measure(path)
-        print(f"\n{name} ({n} frames): CPU ms a copy | wall ms | mean abs diff | max abs diff vs now")
+        print(f"\n{name} ({n} frames): CPU ms a copy | wall ms | mean, max abs diff from before")
         for m, (ms, wall, mean, mx) in rows.items():
-            print(f"  {m:38s} {ms:6.2f}  {wall:6.2f}  {mean:6.2f}  {mx:4d}")
+            print(f"  {m:40s} {ms:6.2f}  {wall:6.2f}  {mean:6.2f}  {mx:4d}")
     return 0
 
 
