@@ -120,6 +120,9 @@ def measure(path: Path, target_width: int = 640, max_frames: int | None = None) 
     worst = {m: 0 for m in METHODS}
     n = 0
     with av.open(str(path)) as container:
+        # One decoding thread: a frame-threaded decoder works on in the background, and its CPU
+        # time would land in whichever copy was being timed.
+        container.streams.video[0].thread_count = 1
         for frame in container.decode(video=0):
             if n == max_frames:
                 break

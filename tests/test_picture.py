@@ -49,8 +49,8 @@ def test_one_scaler_a_size_serves_every_frame(frames, made):
     for frame in frames:
         picture = Picture(frame)
         picture.bgr_at(DETECTOR_COPY)
-        picture.bgr()
-    assert len(frames) == 5 and len(made) == 2            # the detector's copy and the full frame
+        picture.bgr_at((320, 180))
+    assert len(frames) == 5 and len(made) == 2            # one for each size, not one a frame
 
 
 def test_each_thread_has_its_own_scaler(frames, made):
