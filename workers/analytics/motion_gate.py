@@ -218,7 +218,7 @@ class MotionGate:
         if not blobs and not due:
             self.looks["none"] += 1
             return self._faces(self.live)
-        tracked = self._tracked(self.background.stirring(), due, picture)
+        tracked = self._tracked(due, picture)
         if tracked is not None:
             self.tracked_in_row += 1
             if not tracked:                # nothing stirs, no face is due: a ghost, at most
@@ -238,15 +238,14 @@ class MotionGate:
         margin = c.margin * max(picture.width, picture.height)
         region = _clipped(_union([_grown(b, margin) for b in blobs] + [_grown(tuple(f.box), margin) for f in due]),
                           picture)
-        area = (region[2] - region[0]) * (region[3] - region[1])
-        if area >= c.full_frame_share * picture.width * picture.height:
+        if self._most_of(region, picture):
             return self._looked(detect(picture, None), None, blobs)
         return self._looked(detect(picture, [region]), [region], blobs)
 
-    def _tracked(self, stirring: list[Rect], due: list[LiveFace], picture: Picture) -> list[LiveFace] | None:
+    def _tracked(self, due: list[LiveFace], picture: Picture) -> list[LiveFace] | None:
         """The faces that a look at crops around them suffices for, or None where the whole
         moving region must be looked at. Crops suffice where every live face is confirmed, every
-        blob that moved since the previous frame (``stirring``) is explained by one (the second
+        blob that moved since the previous frame (``Background.stirring``) is explained by one (the second
         look's test: the blob holds the face, or lies in its person's area) without covering
         most of the frame (``full_frame_share``: a scene cut, the lights), and the last look at
         the whole moving region was at most ``track_looks`` looks ago; they go around the
@@ -256,12 +255,17 @@ class MotionGate:
         the mean forgets it), is found by the next look at the whole region."""
         if self.tracked_in_row >= self.config.track_looks or any(face.hits < CONFIRMED for face in self.live):
             return None
+        stirring = self.background.stirring()      # its blobs only once the cheap tests have passed
         boxes = np.stack([face.box for face in self.live]) if self.live else np.empty((0, 4))
-        whole_frame = self.config.full_frame_share * picture.width * picture.height
-        if unexplained(stirring, boxes) or any((b[2] - b[0]) * (b[3] - b[1]) >= whole_frame for b in stirring):
+        if unexplained(stirring, boxes) or any(self._most_of(b, picture) for b in stirring):
             return None
         due_ids = {id(face) for face in due}
         return [face for face in self.live if id(face) in due_ids or any(accounted_for(b, face.box) for b in stirring)]
+
+    def _most_of(self, rect: Rect, picture: Picture) -> bool:
+        """Whether ``rect`` covers ``full_frame_share`` of the frame or more."""
+        area = (rect[2] - rect[0]) * (rect[3] - rect[1])
+        return area >= self.config.full_frame_share * picture.width * picture.height
 
     def carry(self) -> Faces:
         """A frame the detector's pace skips: the live faces as they are, the background left
