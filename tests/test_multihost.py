@@ -169,10 +169,19 @@ def test_a_worker_host_cut_off_mid_job_loses_nothing(network, tmp_path, monkeypa
         assert created.status_code == 201, created.text
         job_id = created.json()["id"]
 
-        def held_by_a():
-            return next((s for s in records.segments(job_id)
-                         if s.status == "processing" and s.worker.startswith("worker-a@")), None)
-        segment = wait_until(held_by_a, "worker-a took a segment", 120, every=0.05)
+        # The cut must come while worker-a is at work on the segment. A segment already held at the
+        # first look may be nearly done (CI once saw worker-a write one as done just before its cut),
+        # so the test waits for one that worker-a takes between two looks 50 ms apart.
+        held_before: set[int] | None = None
+
+        def newly_held_by_a():
+            nonlocal held_before
+            held = {s.index: s for s in records.segments(job_id)
+                    if s.status == "processing" and s.worker.startswith("worker-a@")}
+            fresh = [s for index, s in held.items() if held_before is not None and index not in held_before]
+            held_before = set(held)
+            return fresh[0] if fresh else None
+        segment = wait_until(newly_held_by_a, "worker-a took a segment", 120, every=0.05)
         net.cut("worker-a")
         cut_at = time.time()
 
