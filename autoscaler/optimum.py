@@ -52,8 +52,8 @@ the future. The bound returned is the higher of this program's and that of
 ``autoscaler.optimum_dp``, which keeps pods whole but relaxes the deadlines to one backlog
 (both are bounds, so the higher is); that program also counts the late tasks in the queue's
 order, which this one leaves out (a late task here may be set aside while the ones after it
-keep their deadlines; in the FIFO queue it holds them back). Integer s[k] in this program, with the solver's proven
-dual bound, was tried: on clockwork 2000 branch-and-bound nodes (105 s) moved it by 9
+keep their deadlines; in the FIFO queue it holds them back). Integer s[k] in this program,
+with the solver's proven dual bound, was tried: on clockwork 2000 branch-and-bound nodes (105 s) moved it by 9
 worker-seconds, where the dynamic program moves it by 29 in about a second.
 tests/test_autoscaler_optimum.py checks it against brute force over every schedule of tiny
 traces, busy pods told to stop included.

@@ -29,7 +29,9 @@ with at most D_max - 1 steps left. So the first j tasks (cumulative work C_j) ha
 started only if C_j <= A(τ) - B + r (D_max - 1); a task whose latest start is step τ and for
 which that fails has not started by its latest start: late. Each task has one latest start,
 so these counts, added over the steps, count different tasks, and with the tasks late by
-construction (their latest start before their first step) they are at most ``late``.
+construction (their latest start before their first step) they are at most ``late``. The
+count only grows with B, so the path that does its work as early as it can (the one this
+program follows for a real schedule) counts no more late tasks than the schedule has.
 Counting them in the state would multiply it by ``late`` + 1; instead each such task costs a
 price λ >= 0 and the bound is the path's cost + λ x (late tasks) - λ x ``late``: for every
 path that keeps to ``late`` this is at most its cost, so each λ gives a lower bound (λ = 0:
