@@ -239,7 +239,8 @@ def render(results: list[TraceResult], policy: ScaleSettings, poll_s: float) -> 
         f"{', '.join(f'{c:g}' for c in KEDA_COOLDOWNS_S)} s x scale-down stabilizationWindowSeconds "
         f"{', '.join(f'{w:g}' for w in KEDA_WINDOWS_S)} s.",
         "The bound: `autoscaler/optimum.py`, the higher of a linear program and a dynamic program over whole pods "
-        "(`autoscaler/optimum_dp.py`), in the simulator's 1 s steps, that no scaler with the same cap, pod start and "
+        "(`autoscaler/optimum_dp.py`; it counts the late tasks in the FIFO queue's order, where a task left behind "
+        "holds back the ones after it), in the simulator's 1 s steps, that no scaler with the same cap, pod start and "
         "grace can beat at a given p95 wait, even knowing every arrival in advance (it can have pods up before the "
         "uploads come, which no real scaler can; checked against brute force on tiny traces). It is taken at a p95 "
         f"{P95_ROUNDING_S:g} s longer than the one shown, which the simulator rounds to 0.1 s (a longer wait only "

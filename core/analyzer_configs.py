@@ -77,6 +77,11 @@ class MotionGateConfig(AnalyzerConfig):
                                                   "most this many looks in a row; then a look at the whole moving "
                                                   "region again (someone new beside them). A change over most of "
                                                   "the frame (a scene cut) is always looked at whole. 0: never.")
+    body_widths: float = Field(2.5, ge=0, description="While a confirmed face moves, motion this many face widths "
+                                                      "either side of it ...")
+    body_heights: float = Field(8.0, ge=0, description="... and down to this many face heights below it is its "
+                                                       "person's (arms, legs): a crop around the face suffices. "
+                                                       "body_widths 0: only the second look's person area.")
     # Chosen on the tuning split (make eval's masked and bare clips at 40, 80 and 220 px): with
     # 1.0 and 0.15 a face scored differently in its crop (2 bare frames lost at 80 px, 1 masked
     # at 220 px); with 2.0 and 0.3 every count was the same as without tracked looks.

@@ -247,3 +247,38 @@ def test_a_scene_cut_is_looked_at_whole_though_the_old_shots_face_lies_inside_th
     gate = MotionGate(MotionGateConfig(track_looks=4))
     detector = gated(gate, scene(), cut_to_a_still_shot)    # the new shot's face is found from the cut on
     assert not whole_region(detector.looks[9]) and whole_region(detector.looks[10])
+
+
+def test_a_walking_persons_legs_below_the_person_area_leave_the_looks_at_crops_around_their_face():
+    from workers.analytics.motion_gate import MotionGate
+
+    def legs(index, picture):
+        # Their legs (a block five face heights below the face) stir with every step: beyond
+        # the second look's person area (four face heights), yet theirs while the face walks.
+        if index >= 2:
+            x = 200 + 12 * (index - 2) + (8 if index % 2 else 0)
+            picture.bgr_at((1280, 720))[560:620, x:x + 40] = 250
+
+    detector = gated(MotionGate(MotionGateConfig(track_looks=3)), walking_scene(20), legs)
+    assert [whole_region(detector.looks[i]) for i in range(2, 20)] == [True, True] + [False, False, False, True] * 4
+    # Without the walking body (body_widths 0) the legs are motion nobody explains: whole looks.
+    detector = gated(MotionGate(MotionGateConfig(track_looks=3, body_widths=0)), walking_scene(20), legs)
+    assert all(whole_region(detector.looks[i]) for i in range(2, 20))
+
+
+def test_motion_beside_a_still_face_is_someone_else_and_gets_a_whole_region_look():
+    from workers.analytics.motion_gate import MotionGate
+
+    def still_scene(frames: int):
+        for picture, _ in walking_scene(frames, stop=0):
+            picture.bgr_at((1280, 720))[200:360, 200:260] = 230
+            yield picture, (200, 200, 260, 260)
+
+    def beside(index, picture):
+        # From frame 7 something stirs (comes and goes) a face and a half beside the still
+        # person: inside the reach of a walking person's arms, were they walking.
+        if index >= 7 and index % 2:
+            picture.bgr_at((1280, 720))[220:280, 340:370] = 250
+
+    detector = gated(MotionGate(MotionGateConfig(track_looks=3)), still_scene(16), beside)
+    assert all(i in detector.looks and whole_region(detector.looks[i]) for i in range(7, 16))

@@ -73,13 +73,21 @@ def blob_boxes(mask: np.ndarray) -> list[tuple[int, int, int, int]]:
     return sorted(boxes, key=lambda b: (-b[2] * b[3], b[1], b[0]))
 
 
-def person_areas(face_boxes: np.ndarray) -> np.ndarray:
-    """Where the rest of each found face's person moves: a face's width either side (hands),
-    half its height above and four below (body). A moving blob there is that person, whose face
-    is already found; looking there again costs a detector run and finds nothing new."""
+def person_areas(face_boxes: np.ndarray, widths: float = 1.0, heights: float = 4.0) -> np.ndarray:
+    """Where the rest of each found face's person moves: ``widths`` of the face's width either
+    side (hands), half its height above and ``heights`` below (body). A moving blob there is that
+    person, whose face is already found; looking there again costs a detector run and finds
+    nothing new."""
     boxes = np.asarray(face_boxes, np.float64).reshape(-1, 4)
     w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
-    return np.stack([boxes[:, 0] - w, boxes[:, 1] - 0.5 * h, boxes[:, 2] + w, boxes[:, 3] + 4 * h], axis=1)
+    return np.stack([boxes[:, 0] - widths * w, boxes[:, 1] - 0.5 * h, boxes[:, 2] + widths * w,
+                     boxes[:, 3] + heights * h], axis=1)
+
+
+def in_areas(blob, areas: np.ndarray) -> bool:
+    """Whether the blob's centre lies in one of ``areas`` (x1, y1, x2, y2 rows)."""
+    bx, by = (blob[0] + blob[2]) / 2, (blob[1] + blob[3]) / 2
+    return bool(((areas[:, 0] <= bx) & (bx <= areas[:, 2]) & (areas[:, 1] <= by) & (by <= areas[:, 3])).any())
 
 
 def accounted_for(blob, face_boxes: np.ndarray) -> bool:
@@ -91,9 +99,7 @@ def accounted_for(blob, face_boxes: np.ndarray) -> bool:
     cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
     if ((cx >= x1) & (cx <= x2) & (cy >= y1) & (cy <= y2)).any():
         return True
-    areas = person_areas(boxes)
-    bx, by = (x1 + x2) / 2, (y1 + y2) / 2
-    return bool(((areas[:, 0] <= bx) & (bx <= areas[:, 2]) & (areas[:, 1] <= by) & (by <= areas[:, 3])).any())
+    return in_areas(blob, person_areas(boxes))
 
 
 def unexplained(blobs, face_boxes: np.ndarray, min_side: float = 0) -> list:

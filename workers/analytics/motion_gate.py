@@ -12,7 +12,8 @@ motion stage (a fraction of a millisecond on a 320-pixel grey copy).
 
 Where people walk, what moves is mostly the people already found: while every blob that
 stirred since the previous frame is explained by a confirmed face (the blob holds it, or lies
-in its person's area), the detector looks only at small crops around the faces that move or
+in its person's area, or, while that face walks, beside or below it where its arms and legs
+swing: ``body_widths``, ``body_heights``), the detector looks only at small crops around the faces that move or
 are due a recheck (the model's input is the crop: a tenth of a whole-frame run), and at the
 whole moving region again every ``track_looks + 1`` looks, or at once when a blob nobody
 explains stirs (someone new walks in) or when most of the frame changed at once (a scene cut,
@@ -33,7 +34,7 @@ import numpy as np
 
 from core.analyzer_configs import MotionGateConfig
 from workers.analytics.faces import Faces
-from workers.analytics.motion import accounted_for, blob_boxes, unexplained
+from workers.analytics.motion import accounted_for, blob_boxes, in_areas, person_areas, unexplained
 from workers.analytics.picture import Picture
 from workers.analytics.tracks import box_iou
 
@@ -140,6 +141,7 @@ class LiveFace:
     checked: int             # the last frame the detector found it on
     misses: int = 0          # looks in a row that did not find it
     hits: int = 1            # looks in a row that found it
+    shift: float = 0.0       # how far it moved since the look before (its centre, in face sides)
 
 
 def _grown(rect: Rect, margin: float) -> Rect:
@@ -178,6 +180,13 @@ def _merged(rects: list[Rect]) -> list[Rect]:
     return rects
 
 
+def _moved(before, after) -> float:
+    """How far a face's centre moved from ``before`` to ``after``, in face sides."""
+    dx = (after[0] + after[2] - before[0] - before[2]) / 2
+    dy = (after[1] + after[3] - before[1] - before[3]) / 2
+    return math.hypot(dx, dy) / max(1.0, _side(before))
+
+
 def _centre_inside(box, rects: list[Rect]) -> bool:
     cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
     return any(r[0] <= cx <= r[2] and r[1] <= cy <= r[3] for r in rects)
@@ -190,6 +199,9 @@ def _overlaps(box, rects: list[Rect]) -> bool:
 # A face found this many looks in a row is carried where nothing moves; a newer one (a false
 # detection, most likely, if the next look does not find it) is looked at again at once.
 CONFIRMED = 2
+# A face whose centre moved this share of its side since the look before walks (a still face's
+# box jitters by a few hundredths of its side on sensor noise).
+WALKING = 0.05
 
 # detect(picture, regions) -> the faces found in ``regions`` (None: the whole frame)
 Detect = Callable[[Picture, list[Rect] | None], Faces]
@@ -246,7 +258,8 @@ class MotionGate:
         """The faces that a look at crops around them suffices for, or None where the whole
         moving region must be looked at. Crops suffice where every live face is confirmed, every
         blob that moved since the previous frame (``Background.stirring``) is explained by one (the second
-        look's test: the blob holds the face, or lies in its person's area) without covering
+        look's test: the blob holds the face, or lies in its person's area; or the face walks and
+        the blob lies in its body's wider reach) without covering
         most of the frame (``full_frame_share``: a scene cut, the lights), and the last look at
         the whole moving region was at most ``track_looks`` looks ago; they go around the
         faces that move (explain a blob) or are due a recheck, and the others are carried. Someone
@@ -257,7 +270,18 @@ class MotionGate:
             return None
         stirring = self.background.stirring()      # its blobs only once the cheap tests have passed
         boxes = np.stack([face.box for face in self.live]) if self.live else np.empty((0, 4))
-        if unexplained(stirring, boxes) or any(self._most_of(b, picture) for b in stirring):
+        if any(self._most_of(b, picture) for b in stirring):
+            return None
+        left = unexplained(stirring, boxes)
+        moving = [face for face in self.live if face.shift >= WALKING or _overlaps(face.box, stirring)]
+        if left and moving and self.config.body_widths:
+            # A walking person's arms and legs stir beyond the person area, beside and below
+            # their face: there, they are theirs while that face moves too. Beside a still face,
+            # what stirs is someone else.
+            bodies = person_areas(np.stack([face.box for face in moving]), self.config.body_widths,
+                                  self.config.body_heights)
+            left = [b for b in left if not in_areas(b, bodies)]
+        if left:
             return None
         due_ids = {id(face) for face in due}
         return [face for face in self.live if id(face) in due_ids or any(accounted_for(b, face.box) for b in stirring)]
@@ -281,6 +305,7 @@ class MotionGate:
         self.looks[kind or ("full" if regions is None else "region")] += 1
         live: list[LiveFace] = []
         hits = [1] * len(found)            # per detection: looks in a row that found its face
+        shifts = [0.0] * len(found)
         for face in self.live:
             if regions is not None and not _centre_inside(face.box, regions):
                 if not any(box_iou(face.box, box) > 0.3 for box in found.boxes):
@@ -290,12 +315,13 @@ class MotionGate:
             best = int(np.argmax(overlaps)) if overlaps else -1
             if best >= 0 and overlaps[best] > 0.3:
                 hits[best] = max(hits[best], face.hits + 1)      # found again: the detection replaces it
+                shifts[best] = _moved(face.box, found.boxes[best])
             elif face.hits >= CONFIRMED and face.misses < self.config.misses and not _overlaps(face.box, blobs):
                 face.misses += 1           # still, yet not found: the score flickered; carry it
                 live.append(face)
         keypoints = found.keypoints if found.keypoints is not None else np.zeros((len(found), 5, 2), np.float32)
-        live += [LiveFace(found.boxes[i].copy(), float(found.scores[i]), keypoints[i].copy(), self.frame, hits=hits[i])
-                 for i in range(len(found))]
+        live += [LiveFace(found.boxes[i].copy(), float(found.scores[i]), keypoints[i].copy(), self.frame, hits=hits[i],
+                          shift=shifts[i]) for i in range(len(found))]
         self.live = live
         return self._faces(live)
 

@@ -1,0 +1,160 @@
+"""The quiet camera's analysis, one process, two detector configurations compared.
+
+``python -m bench.quiet_stages [--rounds N] [--minutes M] 'A-JSON' 'B-JSON'``: the first ``M``
+minutes (default 2) of bench.quiet_hour's recording, cut into the farm's 4-s segments, each
+analysed as a worker does (``pipeline.analyse_segment``, all analyzers, one thread), with the
+detector configured by A and by B (JSON merged into the detector's config, e.g.
+``'{"gate": {"track_looks": 0}}'``), alternating A, B, B, A, ... in one session so that both
+meet the same load. It prints CPU milliseconds per frame of each stage, the detector's model
+runs (and the second look's share), the gate's kinds of look, and the faces each found against
+every-frame detection (the gate off; per frame, box IoU >= 0.5, as bench.quiet_hour counts).
+CPU time, not wall time: the machine is shared. A tool for iterating on the gate (issue 15);
+bench.quiet_hour is the figure of record.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+CACHE = Path(tempfile.gettempdir()) / "vidfarm-quiet-stages"
+ANALYZERS = ("detect", "track", "recognize", "mask", "thermal")
+
+
+def excerpt(minutes: float) -> Path:
+    """bench.quiet_hour's recording, its first ``minutes``, made once and kept in CACHE."""
+    from bench.quiet_hour import CRF, FPS, NOISE, SIZE, appearances
+    from tests.quietclip import make_quiet_clip
+
+    path = CACHE / f"quiet-{minutes:g}.mp4"
+    if not path.is_file():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        make_quiet_clip(path, seconds=60 * minutes, fps=FPS, size=SIZE, appearances=appearances(minutes),
+                        noise=NOISE, drift=0.08, gop=2 * FPS, preset="veryfast", crf=CRF)
+    return path
+
+
+def segments(path: Path):
+    """(segment file, SegmentJob) per 4-s segment, as ingest cuts them."""
+    from dataclasses import replace
+
+    from core.segment_job import SegmentJob, SourceMedia
+    from workers import media
+
+    info = media.probe(path)
+    plans = media.plan_segments(info, 4.0)
+    files = media.split_segments(path, info, plans, CACHE / f"{path.stem}-segments")
+    source = replace(SourceMedia.of_summary(info.summary()), timed=True)
+    return [(f, SegmentJob("bench", p.index, tuple(p.pts), source)) for f, p in zip(files, plans)]
+
+
+class Timed:
+    """An analyzer whose calls add their CPU seconds to ``costs[name]``."""
+
+    def __init__(self, inner, costs: dict[str, float]):
+        self.inner, self.costs = inner, costs
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def __call__(self, picture, faces):
+        clock = time.process_time()
+        out = self.inner(picture, faces)
+        self.costs[self.inner.name] += time.process_time() - clock
+        return out
+
+
+def run(parts, detect: dict) -> dict:
+    from dataclasses import replace
+
+    """Every segment analysed with the detector configured by ``detect``: CPU per stage, model
+    runs, the gate's looks, and the faces per frame (boxes)."""
+    from bench.eval_clips import pipeline_config
+    from workers import pipeline
+    from workers.analytics import second_look
+
+    detect = dict(detect)
+    detect_fps = detect.pop("detect_fps", 0.0)     # a live camera's detect pace, to compare with
+    config = replace(pipeline_config(ANALYZERS, {"detect": detect}), detect_fps=detect_fps)
+    chain = pipeline.analyzer_chain(config.analyzers, config.analyzer_configs, config.plugins)
+    costs: dict[str, float] = defaultdict(float)
+    chain[:] = [Timed(a.inner if isinstance(a, Timed) else a, costs) for a in chain]
+    detector = chain[0].inner
+    looks: dict[str, int] = defaultdict(int)
+    record = second_look.SecondLook.record
+
+    def counted(self, found):
+        looks["second looks"] += len(found)
+        looks["follow-ups"] += len(self.following)
+        return record(self, found)
+
+    second_look.SecondLook.record = counted
+    runs, frames, per_segment = detector.model_runs, [], []
+    total = time.process_time()
+    try:
+        for path, job in parts:
+            clock, before = time.process_time(), costs["detect"]
+            result = pipeline.analyse_segment(path, job, config)
+            if detector.gate is not None:
+                for kind, n in detector.gate.looks.items():
+                    looks[kind] += n
+            frames += [[face["box"] for face in faces] for faces in result.frames]
+            per_segment.append((round(1000 * (time.process_time() - clock)), round(1000 * (costs["detect"] - before))))
+    finally:
+        second_look.SecondLook.record = record
+    costs["decode and the rest"] = time.process_time() - total - sum(costs.values())
+    n = len(frames)
+    return {"ms": {k: 1000 * v / n for k, v in costs.items()}, "model runs": detector.model_runs - runs,
+            "looks": dict(looks), "frames": frames, "segments": per_segment}
+
+
+def matched(ours: list, every: list) -> tuple[int, int, list[int]]:
+    """(faces every-frame detection found, of those ours has too, the frames where ours missed one)."""
+    from workers.analytics.tracks import box_iou
+
+    total = hit = 0
+    missed = []
+    for index, (mine, theirs) in enumerate(zip(ours, every)):
+        for box in theirs:
+            total += 1
+            found = any(box_iou(box, other) >= 0.5 for other in mine)
+            hit += found
+            if not found:
+                missed.append(index)
+    return total, hit, missed
+
+
+def main(argv: list[str]) -> int:
+    rounds = int(argv[argv.index("--rounds") + 1]) if "--rounds" in argv else 2
+    minutes = float(argv[argv.index("--minutes") + 1]) if "--minutes" in argv else 2
+    configs = [a for a in argv if a.startswith("{")]
+    import cv2
+
+    cv2.setNumThreads(1)
+    parts = segments(excerpt(minutes))
+    reference_file = CACHE / f"every-frame-{minutes:g}.json"
+    if not reference_file.is_file():
+        reference_file.write_text(json.dumps(run(parts, {"gate": {"enabled": False}})["frames"]))
+    every = json.loads(reference_file.read_text())
+    print(f"{len(parts)} segments, {len(every)} frames, load {os.getloadavg()[0]:.1f}", flush=True)
+    order = [i for r in range(rounds) for i in ((0, 1) if r % 2 == 0 else (1, 0))]
+    for index in order:
+        out = run(parts, json.loads(configs[index]))
+        total, hit, missed = matched(out["frames"], every)
+        ms = " ".join(f"{k} {v:.2f}" for k, v in out["ms"].items())
+        print(f"{'AB'[index]} {configs[index]}: total {sum(out['ms'].values()):.2f} ms/frame ({ms}); "
+              f"runs {out['model runs']}; looks {out['looks']}; faces {hit}/{total}; load {os.getloadavg()[0]:.1f}",
+              flush=True)
+        if "--segments" in argv:
+            print("   segments (ms, detect ms):", out["segments"], flush=True)
+            print("   frames with a face missed:", missed, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
