@@ -56,14 +56,37 @@ def busy_share(clip_frames: int, appearances_) -> float:
 def found_share(gated: dict, every: dict) -> tuple[int, int]:
     """(faces every-frame detection found, of those the gated run also has on the same frame
     with a box overlapping by IoU >= 0.5)."""
+    def boxes(results: dict) -> list[list]:
+        return [[face["box"] for face in frame["faces"]] for frame in results["frames"]]
+
+    total, matched, _ = boxes_found(boxes(gated), boxes(every))
+    return total, matched
+
+
+def boxes_found(ours: list[list], every: list[list]) -> tuple[int, int, list[int]]:
+    """Per frame, boxes: (faces every-frame detection found, of those ``ours`` has on the same
+    frame by IoU >= 0.5, the frames where ours missed one)."""
     from workers.analytics.tracks import box_iou
 
     total = matched = 0
-    for ours, theirs in zip(gated["frames"], every["frames"]):
-        for face in theirs["faces"]:
+    missed = []
+    for index, (mine, theirs) in enumerate(zip(ours, every)):
+        for box in theirs:
             total += 1
-            matched += any(box_iou(face["box"], other["box"]) >= 0.5 for other in ours["faces"])
-    return total, matched
+            found = any(box_iou(box, other) >= 0.5 for other in mine)
+            matched += found
+            if not found:
+                missed.append(index)
+    return total, matched, missed
+
+
+def recording(path: Path, minutes: float):
+    """The quiet recording (its first ``minutes``): the still scene, its noise and drifting
+    light, the people of ``appearances``, as an IP camera encodes it."""
+    from tests.quietclip import make_quiet_clip
+
+    return make_quiet_clip(path, seconds=60 * minutes, fps=FPS, size=SIZE, appearances=appearances(minutes),
+                           noise=NOISE, drift=0.08, gop=2 * FPS, preset="veryfast", crf=CRF)
 
 
 ANALYZERS = ("detect", "track", "recognize", "mask", "thermal")
@@ -166,12 +189,9 @@ def _on(box, rect) -> bool:
 
 
 def measure(minutes: float, work: Path) -> dict:
-    from tests.quietclip import make_quiet_clip
-
     started = time.perf_counter()
     people = appearances(minutes)
-    clip = make_quiet_clip(work / "quiet.mp4", seconds=60 * minutes, fps=FPS, size=SIZE, appearances=people,
-                           noise=NOISE, drift=0.08, gop=2 * FPS, preset="veryfast", crf=CRF)
+    clip = recording(work / "quiet.mp4", minutes)
     print(f"quiet clip: {clip.frames} frames in {time.perf_counter() - started:.0f} s", flush=True)
     row = {"frames": clip.frames, "duration_s": clip.frames / FPS, "busy_share": busy_share(clip.frames, people),
            "footage": WALKING.is_file(), "load": os.getloadavg()}
@@ -181,8 +201,7 @@ def measure(minutes: float, work: Path) -> dict:
         print(f"{mode}: {row[mode]['wall_s']:.1f} s ({row['duration_s'] / row[mode]['wall_s']:.1f}x real time)",
               flush=True)
     results = {mode: json.loads((work / mode.replace(" ", "-") / "farm2-results.json").read_text()) for mode in MODES}
-    excerpt = make_quiet_clip(work / "excerpt.mp4", seconds=120, fps=FPS, size=SIZE, appearances=appearances(2),
-                              noise=NOISE, drift=0.08, gop=2 * FPS, preset="veryfast", crf=CRF)
+    excerpt = recording(work / "excerpt.mp4", 2)
     row["frame_costs"] = frame_costs(excerpt.path, work)
     row["excerpt_busy_share"] = busy_share(excerpt.frames, appearances(2))
     row["still_person"] = still_person(work)

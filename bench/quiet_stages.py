@@ -14,6 +14,7 @@ bench.quiet_hour is the figure of record.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
@@ -22,21 +23,29 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from bench.quiet_hour import ANALYZERS, boxes_found, recording
+
 CACHE = Path(tempfile.gettempdir()) / "vidfarm-quiet-stages"
-ANALYZERS = ("detect", "track", "recognize", "mask", "thermal")
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def excerpt(minutes: float) -> Path:
     """bench.quiet_hour's recording, its first ``minutes``, made once and kept in CACHE."""
-    from bench.quiet_hour import CRF, FPS, NOISE, SIZE, appearances
-    from tests.quietclip import make_quiet_clip
-
     path = CACHE / f"quiet-{minutes:g}.mp4"
     if not path.is_file():
         CACHE.mkdir(parents=True, exist_ok=True)
-        make_quiet_clip(path, seconds=60 * minutes, fps=FPS, size=SIZE, appearances=appearances(minutes),
-                        noise=NOISE, drift=0.08, gop=2 * FPS, preset="veryfast", crf=CRF)
+        recording(path, minutes)
     return path
+
+
+def code_digest() -> str:
+    """A digest of the analysis code and its settings: the every-frame reference kept in CACHE
+    is made again when they change (a detector change would otherwise be compared with the old
+    detector's faces)."""
+    digest = hashlib.sha256()
+    for path in sorted([*(ROOT / "workers").rglob("*.py"), ROOT / "core" / "analyzer_configs.py"]):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def segments(path: Path):
@@ -70,10 +79,10 @@ class Timed:
 
 
 def run(parts, detect: dict) -> dict:
-    from dataclasses import replace
-
     """Every segment analysed with the detector configured by ``detect``: CPU per stage, model
     runs, the gate's looks, and the faces per frame (boxes)."""
+    from dataclasses import replace
+
     from bench.eval_clips import pipeline_config
     from workers import pipeline
     from workers.analytics import second_look
@@ -113,22 +122,6 @@ def run(parts, detect: dict) -> dict:
             "looks": dict(looks), "frames": frames, "segments": per_segment}
 
 
-def matched(ours: list, every: list) -> tuple[int, int, list[int]]:
-    """(faces every-frame detection found, of those ours has too, the frames where ours missed one)."""
-    from workers.analytics.tracks import box_iou
-
-    total = hit = 0
-    missed = []
-    for index, (mine, theirs) in enumerate(zip(ours, every)):
-        for box in theirs:
-            total += 1
-            found = any(box_iou(box, other) >= 0.5 for other in mine)
-            hit += found
-            if not found:
-                missed.append(index)
-    return total, hit, missed
-
-
 def main(argv: list[str]) -> int:
     rounds = int(argv[argv.index("--rounds") + 1]) if "--rounds" in argv else 2
     minutes = float(argv[argv.index("--minutes") + 1]) if "--minutes" in argv else 2
@@ -137,7 +130,7 @@ def main(argv: list[str]) -> int:
 
     cv2.setNumThreads(1)
     parts = segments(excerpt(minutes))
-    reference_file = CACHE / f"every-frame-{minutes:g}.json"
+    reference_file = CACHE / f"every-frame-{minutes:g}-{code_digest()}.json"
     if not reference_file.is_file():
         reference_file.write_text(json.dumps(run(parts, {"gate": {"enabled": False}})["frames"]))
     every = json.loads(reference_file.read_text())
@@ -145,7 +138,7 @@ def main(argv: list[str]) -> int:
     order = [i for r in range(rounds) for i in ((0, 1) if r % 2 == 0 else (1, 0))]
     for index in order:
         out = run(parts, json.loads(configs[index]))
-        total, hit, missed = matched(out["frames"], every)
+        total, hit, missed = boxes_found(out["frames"], every)
         ms = " ".join(f"{k} {v:.2f}" for k, v in out["ms"].items())
         print(f"{'AB'[index]} {configs[index]}: total {sum(out['ms'].values()):.2f} ms/frame ({ms}); "
               f"runs {out['model runs']}; looks {out['looks']}; faces {hit}/{total}; load {os.getloadavg()[0]:.1f}",

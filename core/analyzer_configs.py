@@ -72,13 +72,15 @@ class MotionGateConfig(AnalyzerConfig):
     full_frame_share: float = Field(0.5, gt=0, le=1, description="A region larger than this share of the frame "
                                                                  "is looked at whole.")
     track_looks: int = Field(4, ge=0, description="Where every moving blob is explained by a confirmed face (the "
-                                                  "blob holds it, or lies in its person's area), look only at a "
+                                                  "blob holds it, or lies in its person's area, or in a walking "
+                                                  "face's body reach: body_widths, body_heights), look only at a "
                                                   "small crop around each face that moves or is due a recheck, at "
                                                   "most this many looks in a row; then a look at the whole moving "
                                                   "region again (someone new beside them). A change over most of "
                                                   "the frame (a scene cut) is always looked at whole. 0: never.")
-    body_widths: float = Field(2.5, ge=0, description="While a confirmed face moves, motion this many face widths "
-                                                      "either side of it ...")
+    body_widths: float = Field(2.5, ge=0, description="While a confirmed face walks (its own box moved between "
+                                                      "the detector's last two looks at it), motion this many "
+                                                      "face widths either side of it ...")
     body_heights: float = Field(8.0, ge=0, description="... and down to this many face heights below it is its "
                                                        "person's (arms, legs): a crop around the face suffices. "
                                                        "body_widths 0: only the second look's person area.")

@@ -280,5 +280,31 @@ def test_motion_beside_a_still_face_is_someone_else_and_gets_a_whole_region_look
         if index >= 7 and index % 2:
             picture.bgr_at((1280, 720))[220:280, 340:370] = 250
 
-    detector = gated(MotionGate(MotionGateConfig(track_looks=3)), still_scene(16), beside)
-    assert all(i in detector.looks and whole_region(detector.looks[i]) for i in range(7, 16))
+    def talking(index, picture):
+        beside(index, picture)
+        if index >= 5:            # their mouth moves: motion on the face, which does not walk
+            picture.bgr_at((1280, 720))[240:250, 220:240] = 180 if index % 2 else 250
+
+    for change in (beside, talking):
+        detector = gated(MotionGate(MotionGateConfig(track_looks=3)), still_scene(16), change)
+        assert all(i in detector.looks and whole_region(detector.looks[i]) for i in range(7, 16, 2)), change
+
+
+def test_someone_beside_a_person_who_walked_and_stopped_is_looked_for_at_once():
+    from workers.analytics.motion_gate import MotionGate
+
+    def stops(frames: int):
+        # The person walks until frame 8, then stands where they stopped.
+        for index, (picture, face) in enumerate(walking_scene(frames, stop=8)):
+            if index >= 8:
+                picture.bgr_at((1280, 720))[200:360, 272:332] = 230
+                face = (272, 200, 332, 260)
+            yield picture, face
+
+    def newcomer(index, picture):
+        # From frame 11 someone stirs a face and a half beside them.
+        if index >= 11 and index % 2:
+            picture.bgr_at((1280, 720))[220:280, 420:450] = 250
+
+    detector = gated(MotionGate(MotionGateConfig(track_looks=8)), stops(16), newcomer)
+    assert whole_region(detector.looks[11])

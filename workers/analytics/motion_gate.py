@@ -141,7 +141,7 @@ class LiveFace:
     checked: int             # the last frame the detector found it on
     misses: int = 0          # looks in a row that did not find it
     hits: int = 1            # looks in a row that found it
-    shift: float = 0.0       # how far it moved since the look before (its centre, in face sides)
+    shift: float = 0.0       # how far it moved between the two looks that found it last (face sides)
 
 
 def _grown(rect: Rect, margin: float) -> Rect:
@@ -181,10 +181,11 @@ def _merged(rects: list[Rect]) -> list[Rect]:
 
 
 def _moved(before, after) -> float:
-    """How far a face's centre moved from ``before`` to ``after``, in face sides."""
+    """How far a face moved from ``before`` to ``after``, in face sides: its centre's shift, or
+    the change of its side (someone walking towards the camera grows more than they shift)."""
     dx = (after[0] + after[2] - before[0] - before[2]) / 2
     dy = (after[1] + after[3] - before[1] - before[3]) / 2
-    return math.hypot(dx, dy) / max(1.0, _side(before))
+    return max(math.hypot(dx, dy), abs(_side(after) - _side(before))) / max(1.0, _side(before))
 
 
 def _centre_inside(box, rects: list[Rect]) -> bool:
@@ -216,6 +217,7 @@ class MotionGate:
         self.live: list[LiveFace] = []
         self.frame = -1
         self.tracked_in_row = 0            # looks in a row only around confirmed faces (or none at all)
+        self.last_look = -1                # the frame of the detector's last look
         # frames by what the detector saw; tracked: crops around confirmed faces only; carried:
         # not its turn (the detect pace, live cameras)
         self.looks = {"full": 0, "region": 0, "tracked": 0, "none": 0, "carried": 0}
@@ -228,14 +230,12 @@ class MotionGate:
             return self._looked(detect(picture, None), None, [])
         due = [face for face in self.live if self.frame - face.checked >= c.recheck_frames or face.hits < CONFIRMED]
         if not blobs and not due:
-            self.looks["none"] += 1
-            return self._faces(self.live)
+            return self._unlooked()
         tracked = self._tracked(due, picture)
         if tracked is not None:
             self.tracked_in_row += 1
             if not tracked:                # nothing stirs, no face is due: a ghost, at most
-                self.looks["none"] += 1
-                return self._faces(self.live)
+                return self._unlooked()
             least = c.track_min_side * max(picture.width, picture.height)
             crops = _merged([_clipped(_at_least(_grown(tuple(f.box), c.track_margin * _side(f.box)), least), picture)
                              for f in tracked])
@@ -273,18 +273,30 @@ class MotionGate:
         if any(self._most_of(b, picture) for b in stirring):
             return None
         left = unexplained(stirring, boxes)
-        moving = [face for face in self.live if face.shift >= WALKING or _overlaps(face.box, stirring)]
-        if left and moving and self.config.body_widths:
+        walkers: list[LiveFace] = []
+        if left and self.config.body_widths:
             # A walking person's arms and legs stir beyond the person area, beside and below
-            # their face: there, they are theirs while that face moves too. Beside a still face,
-            # what stirs is someone else.
-            bodies = person_areas(np.stack([face.box for face in moving]), self.config.body_widths,
-                                  self.config.body_heights)
-            left = [b for b in left if not in_areas(b, bodies)]
+            # their face: there, they are theirs while that face walks. Beside a still face,
+            # what stirs is someone else. Walking is the face's own shift between the last two
+            # looks that found it, the latest look among them (what stirs on a face, a talking
+            # mouth, does not make it walk; a face carried since has not been seen to walk).
+            walkers = [face for face in self.live if face.shift >= WALKING and face.checked == self.last_look]
+            for face in walkers:
+                reach = person_areas(face.box[None, :], self.config.body_widths, self.config.body_heights)
+                left = [b for b in left if not in_areas(b, reach)]
         if left:
             return None
-        due_ids = {id(face) for face in due}
-        return [face for face in self.live if id(face) in due_ids or any(accounted_for(b, face.box) for b in stirring)]
+        # Looked at: the faces due, those a blob holds or stirs in their person's area, and the
+        # walkers (their shift measured again, so that one who stops stops counting as walking).
+        looked = {id(face) for face in due + walkers}
+        return [face for face in self.live if id(face) in looked or any(accounted_for(b, face.box) for b in stirring)]
+
+    def _unlooked(self) -> Faces:
+        """A frame the detector need not see: no face stirred, so none walks now."""
+        self.looks["none"] += 1
+        for face in self.live:
+            face.shift = 0.0
+        return self._faces(self.live)
 
     def _most_of(self, rect: Rect, picture: Picture) -> bool:
         """Whether ``rect`` covers ``full_frame_share`` of the frame or more."""
@@ -303,6 +315,7 @@ class MotionGate:
     def _looked(self, found: Faces, regions: list[Rect] | None, blobs: list[Rect], kind: str = "") -> Faces:
         """Live faces after a look at ``regions`` (None: the whole frame) found ``found``."""
         self.looks[kind or ("full" if regions is None else "region")] += 1
+        self.last_look = self.frame
         live: list[LiveFace] = []
         hits = [1] * len(found)            # per detection: looks in a row that found its face
         shifts = [0.0] * len(found)
