@@ -30,8 +30,15 @@ install: $(STAMP)
 run: install
 	$(VENV)/bin/vidfarm up
 
+# The suite mostly waits (on real workers, cameras paced in real time, clocks), so it runs on
+# TEST_PROCESSES pytest processes (pytest-xdist); --dist loadfile keeps each test file in one
+# process, in order, with its module fixtures (a file's private farm, say). Each process starts
+# its own session farm on free ports. --no-loadscope-reorder hands the files out in the order
+# a single process runs them (xdist would start with the files of most tests): each process then
+# runs them in that order too (tests/web/ after tests/, say). TEST_PROCESSES=0: one process.
+TEST_PROCESSES ?= 2
 test: install chart-check security-check $(NODE_TOOLS)
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_PROCESSES) --dist loadfile --no-loadscope-reorder
 
 $(NODE_TOOLS):
 	npm install --no-save --no-audit --no-fund --prefix build axe-core@$(AXE_VERSION) s3rver@$(S3RVER_VERSION)

@@ -26,31 +26,44 @@ def pool_children(pid: int) -> list[int]:
     return [int(p) for p in children.read_text().split()] if children.exists() else []
 
 
-def test_segment_survives_its_worker_being_killed(farm, tmp_path):
-    clip = make_clip(tmp_path / "long.mp4", seconds=12, fps=15, gop=15)
-    job_id = submit_file(runtime.farm(), clip.path, name="long.mp4")
+KILL_ATTEMPTS = 3   # a kill that came after its segment ended (a loaded machine) is tried on another job
+
+
+def kill_a_pool_child_at_work(farm, job_id: str) -> tuple[int, float]:
+    """SIGKILL the pool process of the worker seen running one of the job's segments; returns
+    (that segment's index, the time of the kill)."""
     records = runtime.records()
     deadline = time.monotonic() + 120
-    victim = None
-    while victim is None and time.monotonic() < deadline:
+    while time.monotonic() < deadline:
         busy = [s for s in records.segments(job_id) if s.status == "processing"]
         if busy:
             worker_name = busy[0].worker.split("@")[0]
             process = next(p for p in farm.processes if p.name == worker_name)
             children = pool_children(process.popen.pid)
             if children:
-                victim = (busy[0].index, children[0])
+                os.kill(children[0], signal.SIGKILL)    # the pool child dies mid-segment; the worker lives
+                return busy[0].index, time.time()
         time.sleep(0.05)
-    assert victim, "no segment was seen processing"
-    os.kill(victim[1], signal.SIGKILL)      # the pool child dies mid-segment; the worker lives
-    killed_at = time.time()
+    raise AssertionError("no segment was seen processing")
 
-    view = wait_for_job(job_id, timeout=240)
-    assert view["status"] == "done", view["error"]
-    segment = records.get_segment(job_id, victim[0])
+
+def test_segment_survives_its_worker_being_killed(farm, tmp_path):
+    """The segment whose pool process was killed is redelivered and run again. A segment seen
+    processing can end in the moment before the kill (its record says so: done once, before
+    the kill): that job is waited for and another submitted, as in the stitch's test below."""
+    clip = make_clip(tmp_path / "long.mp4", seconds=12, fps=15, gop=15)
+    records = runtime.records()
+    for attempt in range(KILL_ATTEMPTS):
+        job_id = submit_file(runtime.farm(), clip.path, name=f"long-{attempt}.mp4")
+        index, killed_at = kill_a_pool_child_at_work(farm, job_id)
+        view = wait_for_job(job_id, timeout=240)
+        assert view["status"] == "done", view["error"]
+        segment = records.get_segment(job_id, index)
+        if not (segment.attempts == 1 and aware(segment.finished_at).timestamp() <= killed_at):
+            break
     assert segment.attempts >= 2 and segment.status == "done"   # redelivered and re-run
     print(f"\nrecovery: segment taken again {aware(segment.started_at).timestamp() - killed_at:.1f} s after its "
-          f"pool process was killed; job done {time.time() - killed_at:.1f} s after")
+          f"pool process was killed; job done {time.time() - killed_at:.1f} s after (job {attempt + 1})")
     results = json.loads(runtime.store().local_path(output_key(job_id, "results.json")).read_text())
     assert [f["index"] for f in results["frames"]] == list(range(clip.frames))   # no duplicates
     assert count_video_frames(runtime.store().local_path(output_key(job_id, "annotated.mp4"))) == clip.frames
@@ -71,13 +84,18 @@ def test_poison_segment_fails_its_job_after_retries_and_others_finish(tmp_path):
         assert not farm.dead_processes()
 
 
+# VIDFARM_STALL_AFTER_S in the Redis restart: short, so the job whose tasks were lost is failed
+# soon after (the watchdog runs only in that case: the job with AOF is never handed to it).
+STALL_S = 2
+
+
 @pytest.mark.parametrize("persistent", [True, False], ids=["with AOF", "without AOF"])
 def test_redis_restarted_in_the_middle_of_a_job(tmp_path, persistent):
     """With AOF the job completes; without, its tasks are lost and the watchdog fails it with
     a reason instead of leaving it hanging."""
     from tasks.watchdog import fail_stalled_jobs
 
-    with private_farm(tmp_path / "farm", workers=1, appendonly=persistent, VIDFARM_STALL_AFTER_S="5") as farm:
+    with private_farm(tmp_path / "farm", workers=1, appendonly=persistent, VIDFARM_STALL_AFTER_S=str(STALL_S)) as farm:
         clip = make_clip(tmp_path / "clip.mp4", seconds=12, fps=15, gop=15, face_windows=[])
         job_id = submit_file(runtime.farm(), clip.path, name="clip.mp4")
         deadline = time.monotonic() + 120
@@ -98,11 +116,11 @@ def test_redis_restarted_in_the_middle_of_a_job(tmp_path, persistent):
             while job_view(runtime.records(), job_id)["status"] not in ("done", "failed"):
                 assert time.monotonic() < deadline, "the job hung"
                 fail_stalled_jobs.apply()
-                time.sleep(1)
+                time.sleep(0.2)
             view = job_view(runtime.records(), job_id)
             assert view["status"] == "failed" and "lost" in view["error"]
             print(f"\nrecovery: job failed with its reason {time.monotonic() - restarted_at:.1f} s after Redis "
-                  f"restarted (stall limit 5 s)")
+                  f"restarted (stall limit {STALL_S} s)")
         assert not farm.dead_processes()
 
 
