@@ -38,7 +38,7 @@ run: install
 # runs them in that order too (tests/web/ after tests/, say). The default is one process
 # (TEST_PROCESSES=0): with two, which files share a process changes from run to run, and one run
 # of three found a test that left the settings cache on its own folder for the files after it.
-# That test is mended; `make test TEST_PROCESSES=2` (about 9 minutes against 17) until more runs
+# That test is mended; `make test TEST_PROCESSES=2` (about 9 minutes against 15-18) until more runs
 # show no other such leak.
 TEST_PROCESSES ?= 0
 test: install chart-check security-check $(NODE_TOOLS)

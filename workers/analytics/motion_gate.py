@@ -281,8 +281,9 @@ class MotionGate:
             # looks that found it, the latest look among them (what stirs on a face, a talking
             # mouth, does not make it walk; a face carried since has not been seen to walk).
             walkers = [face for face in self.live if face.shift >= WALKING and face.checked == self.last_look]
-            for face in walkers:
-                reach = person_areas(face.box[None, :], self.config.body_widths, self.config.body_heights)
+            if walkers:
+                reach = person_areas(np.stack([face.box for face in walkers]), self.config.body_widths,
+                                     self.config.body_heights)
                 left = [b for b in left if not in_areas(b, reach)]
         if left:
             return None
