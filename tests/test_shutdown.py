@@ -164,10 +164,11 @@ def killed_outright_leaves_nothing(command: subprocess.Popen, tree: ProcessTree,
         return sorted(f"{pid}: {tree.seen.get(pid, (0, '?'))[1][:120]}"
                       for pid in pids | set(working_in(data_dir)))
 
-    deadline = time.monotonic() + ORPHANS_GONE_S
-    while left() and time.monotonic() < deadline:
+    killed = time.monotonic()
+    while left() and time.monotonic() < killed + ORPHANS_GONE_S:
         time.sleep(0.2)
     leftovers = left()
+    print(f"{len(tree.seen)} processes seen; {len(leftovers)} left {time.monotonic() - killed:.1f} s after the SIGKILL")
     for pid in [int(line.split(":")[0]) for line in leftovers]:     # a failed test leaves nothing either
         try:
             os.kill(pid, signal.SIGKILL)
