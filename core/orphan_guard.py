@@ -16,7 +16,8 @@ becomes ``ARGS`` (``exec``: same pid, same session, the command line that ``ps``
 Why this and not the alternatives: ``subprocess``'s ``preexec_fn`` is unsafe in a parent with
 threads (the CLI has the progress bar's, the autoscaler its metrics server's) and makes Python
 fork instead of using vfork; ``setpriv --pdeathsig`` (util-linux) cannot make the parent check.
-This costs one interpreter start before the exec (isolated, without site: about 15 ms).
+It costs one interpreter start before the exec (isolated, without site: less than a bare
+``python -c pass``).
 
 The signal comes when the *thread* that started the child ends, not the process: start guarded
 children from the main thread (the CLI and the autoscaler do), or from a thread that lives as

@@ -248,8 +248,9 @@ def celery_worker(argv: list[str]) -> int:
 
 def stop_with(server_pid: int) -> None:
     """A warm shutdown (SIGTERM) for this worker when the server ends: the farm ends the server
-    after its workers, so only a farm that was killed outright (its command SIGKILLed, say)
-    leaves them, and then they do not run on forever (``core.orphan_guard``: Linux only)."""
+    after its workers, so only a server killed by itself leaves them (the farm then starts new
+    ones from a new server; a farm that died had the server kill them first, ``kill_orphans``).
+    ``core.orphan_guard``: Linux only."""
     from core.orphan_guard import die_with_parent
 
     if not die_with_parent(signal.SIGTERM, server_pid):      # the server died before that was set
