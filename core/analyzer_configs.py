@@ -61,6 +61,10 @@ class MotionGateConfig(AnalyzerConfig):
     long_side: int = Field(320, ge=32, description="Long side (pixels) of the grey copy motion is measured on.")
     threshold: int = Field(12, ge=1, le=255, description="Grey-level difference from the background that "
                                                          "counts as motion (after the frame's mean change).")
+    idle_stride: int = Field(2, ge=1, description="While nothing is live and the motion stage saw nothing the last "
+                                                  "time it looked, it looks at one frame in this many (the "
+                                                  "others cost only their decode); back to every frame as soon "
+                                                  "as it sees motion. 1: every frame.")
     background_rate: float = Field(0.05, gt=0, le=1, description="How fast the background follows the scene "
                                                                  "(share of each new frame).")
     min_blob_px: int = Field(3, ge=1, description="Moving blobs smaller than this on the grey copy (both sides) "

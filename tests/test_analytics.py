@@ -101,14 +101,61 @@ def test_tracker_ends_tracks_at_a_scene_cut(detector):
     tracker = FaceTracker(TrackerConfig())
     state = SegmentState(fps=15)
     tracker.begin(state)
-    photo = cv2.resize(face_photo("yaoming.jpg"), (116, 143))
     ids = []
-    for i in range(10):
-        frame = background(480, 270) if i < 5 else 255 - background(480, 270, seed=3)
-        frame[60:203, 100:216] = photo
+    for frame in two_shots(10, cut=5, face_from=0):
         state.frame_index += 1
         ids.append(int(tracker(frame, detector(frame)).track_ids[0]))
     assert ids[1] >= 0 and ids[6] >= 0 and ids[1] != ids[6]
+
+
+def two_shots(n: int, cut: int, face_from: int) -> list[np.ndarray]:
+    """``n`` frames of one still shot, another from frame ``cut`` on; a face stands in the same
+    place in both from frame ``face_from`` on."""
+    photo = cv2.resize(face_photo("yaoming.jpg"), (116, 143))
+    frames = []
+    for i in range(n):
+        frame = background(480, 270) if i < cut else 255 - background(480, 270, seed=3)
+        if i >= face_from:
+            frame[60:203, 100:216] = photo
+        frames.append(frame)
+    return frames
+
+
+def test_an_empty_stretch_makes_no_thumbnails_yet_the_cut_test_and_the_last_thumbnail_see_every_frame(
+        detector, monkeypatch):
+    """Frames with no face and no track alive make their thumbnail only when it is needed: by
+    the next frame's scene-cut test (a face appears) or as the segment's last one."""
+    from workers.analytics import tracker as tracker_module
+    from workers.analytics.motion_gate import thumbnail
+    from workers.analytics.picture import Picture
+
+    made = []
+    monkeypatch.setattr(tracker_module, "grey_thumbnail", lambda picture: made.append(state.frame_index)
+                        or thumbnail(picture))
+    tracker = FaceTracker(TrackerConfig())
+    state = SegmentState(fps=15)
+    tracker.begin(state)
+    # Frames 0-5 an empty shot, 6-11 another (a cut at 6) where a face stands from frame 9 on;
+    # the face's first look must still see frames 8 and 9 as one shot (no cut: its track goes on).
+    frames = two_shots(12, cut=6, face_from=9)
+    ids = []
+    for frame in frames:
+        state.frame_index += 1
+        ids.append(tracker(frame, detector(frame)).track_ids.tolist())
+    assert ids[:9] == [[]] * 9 and ids[10][0] >= 0 and ids[10] == ids[11]
+    assert made == [0, 9, 9, 10, 11]         # the first frame; frame 8's and 9's at the face's arrival
+    assert np.array_equal(state.first_thumbnail, thumbnail(Picture(bgr=frames[0])))
+    assert np.array_equal(state.last_thumbnail, thumbnail(Picture(bgr=frames[-1])))
+    # An empty segment's last thumbnail is its last frame's, made when asked for.
+    state = SegmentState(fps=15)
+    tracker.begin(state)
+    for frame in frames[:8]:
+        state.frame_index += 1
+        tracker(frame, detector(frame))
+    made.clear()
+    last = state.last_thumbnail
+    assert made == [7] and np.array_equal(last, thumbnail(Picture(bgr=frames[7])))
+    assert np.array_equal(state.first_thumbnail, thumbnail(Picture(bgr=frames[0])))
 
 
 def test_a_scene_cut_is_a_mean_thumbnail_difference_above_the_threshold():

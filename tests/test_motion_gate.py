@@ -156,17 +156,17 @@ class FakeDetector:
                      keypoints=np.zeros((1, 5, 2), np.float32))
 
 
-def walking_scene(frames: int, stop: int | None = None, width: int = 1280, height: int = 720):
+def walking_scene(frames: int, stop: int | None = None, width: int = 1280, height: int = 720, start: int = 2):
     """A still textured scene with sensor noise where a person (a 60x160 bright figure, its face
-    the top 60x60) walks right 12 pixels a frame from frame 2 until ``stop``; yields (picture,
-    face box or None)."""
+    the top 60x60) walks right 12 pixels a frame from frame ``start`` until ``stop``; yields
+    (picture, face box or None)."""
     rng = np.random.default_rng(3)
     scene = rng.integers(60, 120, (height, width, 3)).astype(np.int16)
     for index in range(frames):
         image = scene + rng.normal(0, 2, scene.shape).astype(np.int16)
         face = None
-        if 2 <= index < (stop if stop is not None else frames):
-            x, y = 200 + 12 * (index - 2), 200
+        if start <= index < (stop if stop is not None else frames):
+            x, y = 200 + 12 * (index - start), 200
             image[y:y + 160, x:x + 60] = 230
             face = (x, y, x + 60, y + 60)
         yield Picture(bgr=np.clip(image, 0, 255).astype(np.uint8)), face
@@ -195,7 +195,7 @@ def whole_region(regions) -> bool:
 def test_a_walking_confirmed_face_is_looked_at_in_small_crops_with_a_whole_region_look_every_few_frames():
     from workers.analytics.motion_gate import MotionGate
 
-    gate = MotionGate(MotionGateConfig(track_looks=3))
+    gate = MotionGate(MotionGateConfig(idle_stride=1, track_looks=3))
     detector = gated(gate, walking_scene(20))
     # Frames 2 and 3 find and confirm the face (the whole moving region); then crops around it
     # alone, 3 frames in a row, and the whole moving region again (someone beside them).
@@ -211,14 +211,14 @@ def test_motion_that_no_tracked_face_explains_gets_a_whole_region_look_at_once()
         if index >= 8:                             # something starts moving far from the person
             picture.bgr_at((1280, 720))[500:600, 1000 + 10 * index:1100 + 10 * index] = 250
 
-    detector = gated(MotionGate(MotionGateConfig(track_looks=5)), walking_scene(12), someone_else)
+    detector = gated(MotionGate(MotionGateConfig(idle_stride=1, track_looks=5)), walking_scene(12), someone_else)
     assert not whole_region(detector.looks[7]) and all(whole_region(detector.looks[i]) for i in (8, 9, 10, 11))
 
 
 def test_what_a_passer_by_leaves_in_the_background_is_looked_at_only_every_few_frames():
     from workers.analytics.motion_gate import MotionGate
 
-    gate = MotionGate(MotionGateConfig(track_looks=4))
+    gate = MotionGate(MotionGateConfig(idle_stride=1, track_looks=4))
     detector = gated(gate, walking_scene(50, stop=20))
     # Once they have gone the background still differs where they walked (the mean forgets
     # slowly), yet nothing stirs: that region is looked at one frame in five, not on every one.
@@ -244,7 +244,7 @@ def test_a_scene_cut_is_looked_at_whole_though_the_old_shots_face_lies_inside_th
         for index, (picture, face) in enumerate(walking_scene(20)):
             yield picture, ((1000, 300, 1060, 360) if index >= 10 else face)
 
-    gate = MotionGate(MotionGateConfig(track_looks=4))
+    gate = MotionGate(MotionGateConfig(idle_stride=1, track_looks=4))
     detector = gated(gate, scene(), cut_to_a_still_shot)    # the new shot's face is found from the cut on
     assert not whole_region(detector.looks[9]) and whole_region(detector.looks[10])
 
@@ -259,10 +259,10 @@ def test_a_walking_persons_legs_below_the_person_area_leave_the_looks_at_crops_a
             x = 200 + 12 * (index - 2) + (8 if index % 2 else 0)
             picture.bgr_at((1280, 720))[560:620, x:x + 40] = 250
 
-    detector = gated(MotionGate(MotionGateConfig(track_looks=3)), walking_scene(20), legs)
+    detector = gated(MotionGate(MotionGateConfig(idle_stride=1, track_looks=3)), walking_scene(20), legs)
     assert [whole_region(detector.looks[i]) for i in range(2, 20)] == [True, True] + [False, False, False, True] * 4
     # Without the walking body (body_widths 0) the legs are motion nobody explains: whole looks.
-    detector = gated(MotionGate(MotionGateConfig(track_looks=3, body_widths=0)), walking_scene(20), legs)
+    detector = gated(MotionGate(MotionGateConfig(idle_stride=1, track_looks=3, body_widths=0)), walking_scene(20), legs)
     assert all(whole_region(detector.looks[i]) for i in range(2, 20))
 
 
@@ -286,7 +286,7 @@ def test_motion_beside_a_still_face_is_someone_else_and_gets_a_whole_region_look
             picture.bgr_at((1280, 720))[240:250, 220:240] = 180 if index % 2 else 250
 
     for change in (beside, talking):
-        detector = gated(MotionGate(MotionGateConfig(track_looks=3)), still_scene(16), change)
+        detector = gated(MotionGate(MotionGateConfig(idle_stride=1, track_looks=3)), still_scene(16), change)
         assert all(i in detector.looks and whole_region(detector.looks[i]) for i in range(7, 16, 2)), change
 
 
@@ -306,5 +306,26 @@ def test_someone_beside_a_person_who_walked_and_stopped_is_looked_for_at_once():
         if index >= 11 and index % 2:
             picture.bgr_at((1280, 720))[220:280, 420:450] = 250
 
-    detector = gated(MotionGate(MotionGateConfig(track_looks=8)), stops(16), newcomer)
+    detector = gated(MotionGate(MotionGateConfig(idle_stride=1, track_looks=8)), stops(16), newcomer)
     assert whole_region(detector.looks[11])
+
+
+def test_an_empty_still_scene_is_measured_every_other_frame_and_a_newcomer_looked_at_by_the_frame_after():
+    from workers.analytics.motion_gate import MotionGate
+
+    for arrival in (9, 10):         # on a frame the motion stage skips, and on one it measures
+        gate = MotionGate(MotionGateConfig(idle_stride=2))
+        measured, real = [], gate.background.moving
+        gate.background.moving = lambda picture: measured.append(gate.frame) or real(picture)
+        detector, first_found = FakeDetector(), None
+        for index, (picture, face) in enumerate(walking_scene(16, start=arrival)):
+            detector.face, detector.frame = face, index
+            found = gate(picture, detector)
+            if face is not None and len(found) and first_found is None:
+                first_found = index
+        # Empty until then: the first frame (no background yet), then one frame in two.
+        assert [i for i in measured if i < arrival] == [0, 1, 3, 5, 7] + ([9] if arrival > 9 else [])
+        assert list(detector.looks) == [0] + list(range(first_found, 16))
+        assert first_found == arrival + (arrival % 2 == 0)      # at most one frame late
+        # Once someone moves, every frame is measured again.
+        assert measured[-(16 - first_found):] == list(range(first_found, 16))

@@ -616,6 +616,8 @@ def segment_frames(path: Path | str, pts: list[int], time_base: Fraction, thread
     next_slot = 0
 
     def source_time(stamp: int, stamp_base: Fraction) -> int:
+        if stamp_base == time_base:     # as good as always: no Fraction arithmetic per frame
+            return stamp - pts_offset
         return round(stamp * stamp_base / time_base) - pts_offset
 
     def placed(frame: av.VideoFrame) -> int | None:

@@ -8,7 +8,9 @@ nothing moves near them they are carried (same box, score and keypoints), so a p
 stands still keeps their box in every frame and the tracker keeps their track; each live
 face is looked at again at least every ``recheck_frames`` frames, and dropped when a
 look no longer finds it. A frame with no motion and no live face costs a decode and the
-motion stage (a fraction of a millisecond on a 320-pixel grey copy).
+motion stage (a fraction of a millisecond on a 320-pixel grey copy); while the scene stays
+empty and still, the motion stage reads only one frame in ``idle_stride`` (someone walking in
+is then first looked at up to ``idle_stride - 1`` frames after they appear).
 
 Where people walk, what moves is mostly the people already found: while every blob that
 stirred since the previous frame is explained by a confirmed face (the blob holds it, or lies
@@ -218,6 +220,10 @@ class MotionGate:
         self.frame = -1
         self.tracked_in_row = 0            # looks in a row only around confirmed faces (or none at all)
         self.last_look = -1                # the frame of the detector's last look
+        # Nothing live, and the motion stage saw nothing the last time it looked (at frame
+        # ``moved_frame``): it then looks only every ``idle_stride`` frames.
+        self.idle = False
+        self.moved_frame = -1
         # frames by what the detector saw; tracked: crops around confirmed faces only; carried:
         # not its turn (the detect pace, live cameras)
         self.looks = {"full": 0, "region": 0, "tracked": 0, "none": 0, "carried": 0}
@@ -225,11 +231,16 @@ class MotionGate:
     def __call__(self, picture: Picture, detect: Detect) -> Faces:
         self.frame += 1
         c = self.config
+        if self.idle and self.frame - self.moved_frame < c.idle_stride:
+            return self._unlooked()        # an empty, still scene: its next frame will tell
         blobs = self.background.moving(picture)
+        self.moved_frame = self.frame
+        self.idle = False
         if blobs is None:
             return self._looked(detect(picture, None), None, [])
         due = [face for face in self.live if self.frame - face.checked >= c.recheck_frames or face.hits < CONFIRMED]
         if not blobs and not due:
+            self.idle = not self.live
             return self._unlooked()
         tracked = self._tracked(due, picture)
         if tracked is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import ClassVar
 
 import numpy as np
@@ -47,10 +48,15 @@ class FaceTracker(Analyzer):
         if previous is None:
             self.state.first_thumbnail = thumbnail
         self.state.last_thumbnail = thumbnail
+        if callable(previous):
+            previous = previous()
         return is_scene_cut(previous, thumbnail, self.config.scene_cut)
 
     def __call__(self, picture, faces: Faces) -> Faces:
-        if self._is_scene_cut(Picture.of(picture)):
+        picture = Picture.of(picture)
+        if not len(faces) and not self.tracker.tracks and self.thumbnail is not None:
+            return self._untracked(picture, faces)
+        if self._is_scene_cut(picture):
             self.tracker.reset()
             self.id_base = max(self.state.tracks, default=-1) + 1
         detections = sv.Detections(xyxy=faces.boxes.astype(np.float32), confidence=faces.scores,
@@ -63,6 +69,17 @@ class FaceTracker(Analyzer):
         faces.track_ids = track_ids
         self.state.observe(track_ids, faces.boxes)
         self._claim_previous_frame(faces)
+        return faces
+
+    def _untracked(self, picture: Picture, faces: Faces) -> Faces:
+        """No face, and no track alive (an empty scene): ByteTrack would change nothing, and a
+        scene cut here would cut no track. The frame's thumbnail is made only if it is needed:
+        by the next frame's cut test, or as the segment's last (quiet frames are most frames,
+        and their thumbnail and ByteTrack's empty update cost more than the rest of them
+        after the decode and the motion stage)."""
+        thumbnail = partial(grey_thumbnail, picture)
+        self.thumbnail = self.state.last_thumbnail = thumbnail
+        faces.track_ids = np.zeros(0, np.int64)
         return faces
 
     def _claim_previous_frame(self, faces: Faces) -> None:

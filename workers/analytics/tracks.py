@@ -88,7 +88,17 @@ class SegmentState:
         # 32x18 grayscale thumbnails of the first and last frames: the stitch compares them
         # across a segment border to see whether the border is also a cut between shots.
         self.first_thumbnail: np.ndarray | None = None
-        self.last_thumbnail: np.ndarray | None = None
+        self.last_thumbnail = None
+
+    @property
+    def last_thumbnail(self) -> np.ndarray | None:
+        if callable(self._last_thumbnail):     # made when asked for (FaceTracker._untracked)
+            self._last_thumbnail = self._last_thumbnail()
+        return self._last_thumbnail
+
+    @last_thumbnail.setter
+    def last_thumbnail(self, value) -> None:
+        self._last_thumbnail = value
 
     def observe(self, track_ids: np.ndarray, boxes: np.ndarray) -> None:
         """Called by the tracker on each frame with the faces' track ids (-1 = untracked)."""
