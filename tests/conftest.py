@@ -97,6 +97,18 @@ def restore_environment() -> None:
         celery_app.point_at(get_settings().redis_url)
 
 
+@pytest.fixture(autouse=True)
+def settings_follow_environment():
+    """After each test, settings cached from an environment the test changed (and its
+    monkeypatch has since undone) are read again, so they never reach the next test in this
+    process: which test that is depends on how the suite is split across pytest processes."""
+    yield
+    from core.settings import Settings, get_settings
+
+    if get_settings.cache_info().currsize and get_settings() != Settings():
+        restore_environment()
+
+
 @contextmanager
 def private_farm(data_dir: Path, workers: int = 2, appendonly: bool = False, beat: bool = False, **env):
     """A farm of a test's own (when it restarts or breaks things); the session farm's
