@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 from bench.eval_clips import SCALES
@@ -149,7 +150,8 @@ def measure_costs(detector, embedder) -> dict:
     from workers.analytics.mask_cue import cue_probability
     from workers.analytics.recognizer import align_face
 
-    return {"mobilenet_ms": per_call(lambda: mobilenet.classify([face])),
+    return {"load_average": round(os.getloadavg()[0], 1),
+            "mobilenet_ms": per_call(lambda: mobilenet.classify([face])),
             "mobilenet_mirrored_ms": per_call(lambda: mobilenet.classify([face], flip=True)),
             "cue_ms": per_call(lambda: cue_probability(align_face(face, points))),
             "embedding_ms": per_call(lambda: embedding.classify_faces(face, [points], gate)),
@@ -294,8 +296,9 @@ def render(f: dict) -> str:
         MASK_MISTAKES, "",
         "## Candidates tried for detection and masks", "",
         "Figures summed over the four scales; the choice (**" + m["chosen"] + "**) was made on the tuning rows. "
-        "Cost per face measured in the same run (one thread, wall time on a shared machine: noisy; the CPU-time "
-        "ratios on ordinary footage are in docs/benchmarks.md).", "",
+        "Cost per face measured in the same run (one thread, wall time on a shared machine"
+        + (f" at load average {f['costs']['load_average']}" if "load_average" in f["costs"] else "")
+        + ": noisy; the CPU-time ratios on ordinary footage are in docs/benchmarks.md).", "",
         *_candidate_table(m, f["costs"]), "",
         "## Recognition at scale (test split)", "",
         f"Gallery: {r['gallery_identities']} identities: {r['enrolled']} enrolled people plus {r['distractors']} "
