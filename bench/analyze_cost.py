@@ -101,23 +101,28 @@ def measure(media: Path | None, chains: dict = CHAINS, analyzers: tuple[str, ...
     return rows
 
 
+def cost_table(rows: list[dict]) -> list[str]:
+    """The before / after table of the chain's CPU time per frame."""
+    return ["| footage | frames | before ms/frame | after ms/frame | after / before | faces before | faces after |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
+            *(f"| {r['footage']} | {r['frames']} | {r['before_ms_per_frame']} | {r['after_ms_per_frame']} | "
+              f"{r['ratio']} | {r['before_faces']} | {r['after_faces']} |" for r in rows)]
+
+
 def markdown(rows: list[dict], load: tuple[float, float] | None = None) -> str:
     lines = ["## Accuracy changes: analyze cost on ordinary footage", "",
              "`python -m bench.analyze_cost --write`: CPU time per frame of the segment pipeline's analyzer chain "
              "(detect, track, recognize, mask, thermal; one inference thread; CPU rather than wall time, since "
              "the machine is shared), before (one detector pass, MobileNetV2 mask model) "
              f"and after (budgeted second look at moving regions no found face accounts for, quality gate, mask label "
-             "from the mean of the embedding classifier and MobileNetV2), "
+             "from the mean of the embedding classifier, MobileNetV2 over the crop and its mirror image and the "
+             "lower-face cue), "
              f"alternated {ROUNDS} times in one run on a shared machine"
              + (f" (load average {load[0]:.1f} before, {load[1]:.1f} after)" if load else "")
              + ": compare the ratio; another run's ratio can differ by a few hundredths. "
              "Faces: detections over the clip; the difference is what the second look added (small faces the first "
              "pass missed, or false detections: this footage has no per-face ground truth).", "",
-             "| footage | frames | before ms/frame | after ms/frame | after / before | faces before | faces after |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
-    for r in rows:
-        lines.append(f"| {r['footage']} | {r['frames']} | {r['before_ms_per_frame']} | {r['after_ms_per_frame']} | "
-                     f"{r['ratio']} | {r['before_faces']} | {r['after_faces']} |")
+             *cost_table(rows)]
     met = [r["footage"] for r in rows if r["ratio"] <= TARGET_RATIO]
     missed = [r["footage"] for r in rows if r["ratio"] > TARGET_RATIO]
     lines += ["", f"Target (issue 14): at most {TARGET_RATIO:.2f}x. Met on: {', '.join(met) or 'none'}; "
@@ -153,11 +158,7 @@ def mask_markdown(rows: list[dict], load: tuple[float, float]) -> str:
              f"{ROUNDS} times in one run (load average {load[0]:.1f} before, {load[1]:.1f} after). The mask analyzer "
              "runs on a track's sampled frames only (at most 6 a track and segment), so the per-face cost (a second "
              "MobileNetV2 input and about a millisecond for the cue) is spread over the track's frames.", "",
-             "| footage | frames | before ms/frame | after ms/frame | after / before | faces before | faces after |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
-    for r in rows:
-        lines.append(f"| {r['footage']} | {r['frames']} | {r['before_ms_per_frame']} | {r['after_ms_per_frame']} | "
-                     f"{r['ratio']} | {r['before_faces']} | {r['after_faces']} |")
+             *cost_table(rows)]
     return "\n".join(lines) + "\n"
 
 
