@@ -73,7 +73,10 @@ OTHER_CANDIDATES = [
     ("the cue fitted at install on masks drawn over packaged photos (mask_synth) instead of on the tuning "
      "split", "mask", "as above",
      "tuning: cue alone 81 of 88 (drawn masks are smoother than real ones, so the fit leans on detail and misses "
-     "patterned and pink masks), mean of three with mirroring 86-87 by L2; not kept"),
+     "patterned and pink masks); mean of three with MobileNetV2 mirrored 87 of 88 at L2 0.001 or 0.01, as the "
+     "chosen fit (wrong on the pink mask with_mask_08 at close-up where the chosen one is wrong on the bare "
+     "without_mask_18 at 220 px); a tie, not kept: the chosen cue is the stronger one alone on real masks, and "
+     "needs no training step"),
     ("three-input logistic combination of the two classifiers' and the cue's log-odds (fitted leaving each photo "
      "out); a veto (the cue overrides the ensemble when below 0.1 or above 0.9)", "mask", "as above",
      "tuning: 85 and 87 of 88; the plain mean does as well with no fitted weights; not kept"),
