@@ -55,11 +55,13 @@ OTHER_CANDIDATES = [
     ("embedding classifier trained on the tuning photos' own faces (leave one photo out)", "mask", "as above",
      "tuning, leave-one-photo-out: embedding alone 76-80 of 88, ensemble 83-84 (drawn-mask training: 81, 83); "
      "no better, and an install could not retrain it (the photos are not packaged); not kept"),
-    # The third vote (issue 14): per-sample probabilities of the chosen run recorded once, re-scored offline
-    # (the chosen combination and its two halves were also re-run through the pipeline: 87, 86 and 85 of 88).
+    # The third vote (issue 14): per-sample probabilities recorded through the pipeline and re-scored by
+    # `python -m bench.eval_mask_votes` (tuning split); the chosen combination and its two halves were also
+    # re-run through the pipeline: 87, 86 and 85 of 88, as re-scored.
     ("lower-face cue alone (colour and detail of the lower face against the skin between the eyes, "
      "workers/analytics/mask_cue.py)", "mask", "vidfarm's own (no model file)",
-     "tuning, its three numbers fitted leaving each photo out: 87 of 88 judged clips right (ensemble: 84); "
+     "tuning (`python -m bench.eval_mask_votes`), its three numbers fitted leaving each photo out: 87 of 88 "
+     "judged clips right (ensemble: 84); "
      "not used alone: a colour rule would call a skin-coloured mask or a beard wrong with nothing to outvote it; "
      "kept as the third vote. Cost: 0.4 ms to align the face + 0.4 ms to read it (one thread, load 10 on 2 cores)"),
     ("ensemble + lower-face cue, mean of three (MobileNetV2 not mirrored)", "mask", "as above",
