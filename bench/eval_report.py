@@ -62,7 +62,8 @@ OTHER_CANDIDATES = [
      "workers/analytics/mask_cue.py)", "mask", "vidfarm's own (no model file)",
      "tuning (`python -m bench.eval_mask_votes`), its three numbers fitted leaving each photo out: 87 of 88 "
      "judged clips right (ensemble: 84); "
-     "not used alone: on insightface's t1.jpg it calls 2 of 6 bare faces masked (0.78, 0.58), and a skin-coloured "
+     "not used alone: on insightface's t1.jpg it calls 2 of 6 bare faces masked (0.78: a wide smile showing teeth; "
+     "0.58: red lips; the lower region holds the mouth), and a skin-coloured "
      "mask or a beard would fool it with nothing to outvote it (the mean of three calls all 6 bare); "
      "kept as the third vote. Cost: 0.4 ms to align the face + 0.4 ms to read it (one thread, load 10 on 2 cores)"),
     ("ensemble + lower-face cue, mean of three (MobileNetV2 not mirrored)", "mask", "as above",

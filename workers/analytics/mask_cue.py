@@ -14,8 +14,11 @@ the mouth corners at x 41.5 / 70.7, y 92.3):
 
 P(mask) is a logistic function of the two, its three numbers fitted on the tuning split of
 ``make eval`` (docs/accuracy.md, "Candidates tried"; leave one photo out, the cue alone was
-right on 87 of 88 judged tuning clips). No model file, no training at install; about a
-tenth of a millisecond per face.
+right on 87 of 88 judged tuning clips). No model file, no training at install; under a
+millisecond per face (half of it the alignment). Its weak spots, and why it is one vote of three
+and never the label alone: the lower region holds the mouth, so a wide smile showing teeth or
+red lips move its hue (two of the six bare faces of insightface's t1.jpg read 0.78 and 0.58);
+a skin-coloured mask or a beard would move it the other way.
 """
 
 from __future__ import annotations
