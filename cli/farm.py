@@ -11,6 +11,7 @@ stops up to ``workers`` CPU workers as the ``cpu`` queue fills and empties; othe
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -57,7 +58,7 @@ class EmbeddedFarm:
         self._next_reclaim = 0.0      # when supervise() next looks for lapsed leases
         self.forkserver: ForkServer | None = None
         self.defer_extras = defer_extras
-        self._later: list[tuple[str, list[str], dict]] = []    # (name, command, environment)
+        self._later: list[tuple[str, list[str], dict, int]] = []    # (name, command, environment, death signal)
 
     @property
     def redis_url(self) -> str:
@@ -107,17 +108,21 @@ class EmbeddedFarm:
                 for _ in range(self.workers):
                     self.add_worker()
             if self.cameras:
-                self._later.append(("ingest", [sys.executable, "-m", "cli.main", "ingest"], self.env()))
+                self._later.append(("ingest", [sys.executable, "-m", "cli.main", "ingest"], self.env(),
+                                    signal.SIGTERM))
             if self.beat:
                 self._later.append((
                     "beat", [sys.executable, "-m", "celery", "-A", "tasks.app", "beat", "--loglevel", "INFO",
-                             "--schedule", str(self.data_dir / "celerybeat-schedule")], self.env()))
+                             "--schedule", str(self.data_dir / "celerybeat-schedule")], self.env(),
+                    signal.SIGTERM))     # it saves its schedule
             if self.flower_port:
                 # The credentials go in the environment, not on the command line (ps shows that).
+                # Orphaned, it is killed: it keeps nothing, and its graceful exit waits on
+                # inspections of a broker that died with the farm.
                 self._later.append((
                     "flower", [sys.executable, "-m", "celery", "-A", "tasks.app", "flower",
                                f"--port={self.flower_port}", "--address=127.0.0.1"],
-                    {**self.env(), "FLOWER_BASIC_AUTH": self.flower_auth or ""}))
+                    {**self.env(), "FLOWER_BASIC_AUTH": self.flower_auth or ""}, signal.SIGKILL))
             if not self.defer_extras:
                 self._start_extras()
             if self.web_port:
@@ -152,8 +157,9 @@ class EmbeddedFarm:
 
     def _start_extras(self) -> None:
         while self._later:
-            name, command, env = self._later.pop(0)
-            self.processes.append(FarmProcess(name, command, env, self.log_dir / f"{name}.log"))
+            name, command, env, death_signal = self._later.pop(0)
+            self.processes.append(FarmProcess(name, command, env, self.log_dir / f"{name}.log",
+                                              death_signal=death_signal))
 
     def wait_ready(self, app, timeout: float = 60.0) -> None:
         """Block until every worker answers a ping (so timings exclude start-up)."""

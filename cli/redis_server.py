@@ -9,6 +9,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from core.orphan_guard import guarded
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -30,7 +32,8 @@ def redis_binary() -> str:
 
 
 class RedisServer:
-    """Starts redis-server as a child process; ``url`` is ready once ``start`` returns.
+    """Starts redis-server as a child process (that ends with this one, ``core.orphan_guard``);
+    ``url`` is ready once ``start`` returns.
 
     ``appendonly`` turns on AOF persistence in ``workdir`` (survives a restart); otherwise
     the server keeps nothing on disk.
@@ -51,7 +54,9 @@ class RedisServer:
         args = [redis_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
                 "--dir", str(self.workdir), "--appendonly", "yes" if self.appendonly else "no",
                 "--protected-mode", "yes", "--loglevel", "warning"]
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # SIGTERM when this process dies, however it dies: a leftover server would keep its
+        # port and folder. It then ends as on stop() (nothing to save, or its AOF flushed).
+        self.process = subprocess.Popen(guarded(args), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

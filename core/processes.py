@@ -5,6 +5,11 @@ it. Stopping sends SIGTERM to the child itself only: a Celery worker's main proc
 a warm shutdown (stops taking tasks, lets the running one finish), whereas a SIGTERM to the
 whole group would also reach the prefork pool child, which Celery resets to the default
 SIGTERM action, and kill the task mid-way. SIGKILL to the group comes only after the grace.
+
+Each child also gets a signal when this process dies, however it dies (``core.orphan_guard``):
+SIGTERM unless told otherwise, so that it ends its usual graceful way (a Celery worker's warm
+shutdown, the autoscaler stopping its own workers); the fork server gets SIGHUP and kills its
+workers (``tasks.forkserver``: their Redis died with the farm, nothing is left to finish for).
 """
 
 from __future__ import annotations
@@ -17,15 +22,19 @@ import sys
 import time
 from pathlib import Path
 
+from core.orphan_guard import guarded
+
 
 class FarmProcess:
     """A child process in its own session, with its output appended to ``log_path``."""
 
     def __init__(self, name: str, args: list[str], env: dict, log_path: Path,
-                 slot: int | None = None, pin_threads: int | None = None):
+                 slot: int | None = None, pin_threads: int | None = None, death_signal: int = signal.SIGTERM):
         """slot: the worker's place among this machine's workers (0, 1, ...); with pin_threads,
-        it runs on ``cores_for(slot, pin_threads)`` when there are enough cores."""
+        it runs on ``cores_for(slot, pin_threads)`` when there are enough cores. death_signal:
+        what it gets when this process dies without stopping it."""
         self.name = name
+        self.death_signal = death_signal
         self.log_path = log_path
         self.slot = slot
         self.args, self.env, self.pin_threads = args, env, pin_threads
@@ -39,8 +48,8 @@ class FarmProcess:
         self.popen = self._launch(cores)
 
     def _launch(self, cores: set[int] | None):
-        popen = subprocess.Popen(self.args, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
-                                 stdin=subprocess.DEVNULL, start_new_session=True)
+        popen = subprocess.Popen(guarded(self.args, self.death_signal), env=self.env, stdout=self._log,
+                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         if cores:   # set before the worker forks its pool child (seconds later), which inherits it
             try:
                 os.sched_setaffinity(popen.pid, cores)
@@ -128,7 +137,9 @@ class ForkServer:
         self._pending.clear()
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
-            self.popen = subprocess.Popen([sys.executable, "-m", "tasks.forkserver"], env=self.env,
+            # Its death signal is SIGHUP (tasks.forkserver.FARM_GONE): it then kills its workers.
+            self.popen = subprocess.Popen(guarded([sys.executable, "-m", "tasks.forkserver"], signal.SIGHUP),
+                                          env=self.env,
                                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
                                           start_new_session=True)
         self._ready: bool | None = None

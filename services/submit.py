@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import uuid
 from pathlib import Path
 
 from core.models import ENDED_STATES, Job
+from core.orphan_guard import guarded
 from core.settings import BUILTIN_ANALYZERS, Settings
 from core.storage import job_key
 from services.farm import Farm
@@ -30,10 +32,12 @@ def check_recording(settings: Settings, path: Path) -> None:
     """Look at a file before it becomes a job, so that junk is refused at the door: a
     bounded check of its header and first picture (``workers.media.check_upload``; the ingest
     task probes the whole file under the same limits). It runs in a child process, so the web
-    process never loads a codec. Raises ``MediaError`` with a one-line reason."""
+    process never loads a codec (and that dies with it: SIGKILL, as its answer has nobody left to
+    read it). Raises ``MediaError`` with a one-line reason."""
     limits = json.dumps(settings.media_limits(settings.upload_check_s))
     try:
-        done = subprocess.run([sys.executable, "-m", "workers.upload_check", str(path), limits],
+        done = subprocess.run(guarded([sys.executable, "-m", "workers.upload_check", str(path), limits],
+                                      signal.SIGKILL),
                               capture_output=True, text=True, timeout=settings.upload_check_s + CHECK_START_S,
                               cwd=Path(__file__).resolve().parents[1], env=reader_environment())
         verdict = json.loads(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else None

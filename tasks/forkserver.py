@@ -21,7 +21,10 @@ Protocol, one JSON object a line. Requests on stdin: ``{"argv": [...], "log": PA
 [...] or null}``. Answers on stdout: first ``{"ready": true}`` or ``{"error": "..."}`` (then it
 exits with status 2), then ``{"pid": N}`` per request, in order. Workers are reaped by the
 kernel (SIGCHLD ignored here), so a finished one vanishes at once. End of stdin ends the
-server; its workers live on until they are stopped (they are the farm's, not its).
+server (the farm stops the workers first); a server that ends otherwise (killed) leaves its
+workers a warm shutdown (they get SIGTERM). When the farm's command dies, however it dies, the
+server sees the end of its input and gets ``FARM_GONE`` (its death signal, ``core.orphan_guard``):
+either way it kills the workers still running before it ends (``kill_orphans``).
 """
 
 from __future__ import annotations
@@ -32,6 +35,12 @@ import os
 import signal
 import sys
 import time
+
+# This server's death signal (``core.processes.ForkServer``): the process that started it (the
+# farm's command, or the autoscaler) died, however it died. Not SIGTERM, which anyone may send:
+# a server that is only terminated leaves its workers a warm shutdown (their SIGTERM,
+# ``stop_with``), and the farm starts new ones.
+FARM_GONE = signal.SIGHUP
 
 
 def prepare() -> str | None:
@@ -132,24 +141,67 @@ def serve(requests, answer, protocol_fd: int) -> None:
     """Fork a worker for each request line until the end of ``requests``."""
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)     # the kernel reaps them: no zombies
     server = os.getpid()
+    workers: list[int] = []
+    signal.signal(FARM_GONE, lambda signum, _frame: end_with_the_farm(signum, workers))
     for line in requests:
         if not line.strip():
             continue
         request = json.loads(line)
         sys.stdout.flush()
         sys.stderr.flush()
+        # No FARM_GONE between the fork and the worker's place in the list (nor in the child
+        # before it has reset the handler).
+        signal.pthread_sigmask(signal.SIG_BLOCK, {FARM_GONE})
         pid = os.fork()
         if pid == 0:
             run_worker(request, protocol_fd, server)      # never returns
+        workers[:] = [*filter(running, workers), pid]
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {FARM_GONE})
         answer({"pid": pid})
         log(f"forked the worker logging to {request['log']} (pid {pid})")
+    # The end of the input: the farm closed it after stopping its workers, or died (then the
+    # pipe closes as FARM_GONE comes): a worker still running is an orphan.
+    kill_orphans(workers)
+
+
+def end_with_the_farm(signum: int, workers: list[int]) -> None:
+    """FARM_GONE: nothing supervises the workers any more, and the embedded farm's Redis died
+    with its command: a worker's warm shutdown would finish its task only to retry storing the
+    result for minutes (``result_backend_always_retry``). They are killed (``kill_orphans``;
+    with a Redis that lives on, acks_late and the task leases give their tasks to others),
+    then this server ends."""
+    kill_orphans(workers)
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
+def kill_orphans(workers: list[int]) -> None:
+    """SIGKILL to each worker still running, with its group (Celery's pool child)."""
+    left = [pid for pid in workers if running(pid)]
+    for pid in left:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    if left:
+        log(f"the farm that started this server is gone: killed its workers (pids {left})")
+
+
+def running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:     # gone (reaped at once), or its pid is now another user's
+        return False
+    return True
 
 
 def run_worker(request: dict, protocol_fd: int, server_pid: int) -> None:
     """In the forked child: become the worker the request describes; exits with its status."""
     status = 1
     try:
+        signal.signal(FARM_GONE, signal.SIG_DFL)     # the server's (Celery sets its own)
         stop_with(server_pid)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {FARM_GONE})     # blocked by the server for the fork
         os.setsid()      # its own group, as a worker started with start_new_session (core.processes)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)   # its pool must wait for its own children
         if request.get("cores"):
@@ -196,17 +248,12 @@ def celery_worker(argv: list[str]) -> int:
 
 def stop_with(server_pid: int) -> None:
     """A warm shutdown (SIGTERM) for this worker when the server ends: the farm ends the server
-    after its workers, so only a farm that was killed outright (its command SIGKILLed, say)
-    leaves them, and then they do not run on forever. Linux (prctl); elsewhere, nothing."""
-    import ctypes
-    import ctypes.util
+    after its workers, so only a server killed by itself leaves them (the farm then starts new
+    ones from a new server; a farm that died had the server kill them first, ``kill_orphans``).
+    ``core.orphan_guard``: Linux only."""
+    from core.orphan_guard import die_with_parent
 
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)    # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        return
-    if os.getppid() != server_pid:      # the server died before the line above
+    if not die_with_parent(signal.SIGTERM, server_pid):      # the server died before that was set
         os._exit(1)
 
 
