@@ -9,7 +9,8 @@ numbers; a clip's label is its track's vote (:func:`workers.analytics.mask.vote`
 same samples, as the analyzer gives it. Prints, per candidate, the judged clips right per
 scale and which clips are wrong: the rows of docs/accuracy.md's candidates table that say
 "re-scored offline". The cue's own fit (:data:`workers.analytics.mask_cue.WEIGHTS`) is
-re-made here leaving each photo out, so its figure is out of sample.
+re-made here on every tuning sample (printed first: it should give mask_cue's three numbers) and
+leaving each photo out, so its figure is out of sample.
 """
 
 from __future__ import annotations
@@ -102,6 +103,15 @@ def score(clips: list[dict], p_mask) -> tuple[int, int, dict, list[str]]:
     return right, judged, {k: f"{a}/{b}" for k, (a, b) in per_scale.items()}, wrong
 
 
+CUE_FIT = {"l2": 1e-2, "steps": 3000, "rate": 0.5}     # the fit that gave mask_cue's WEIGHTS and BIAS
+
+
+def fit_cue(clips: list[dict]):
+    """The cue's logistic regression on the two features of every recorded sample."""
+    rows = [(s["cue"], float(clip["truth"] == "mask")) for clip in clips for s in clip["samples"]]
+    return fit_logistic(np.array([x for x, _ in rows]), np.array([y for _, y in rows]), **CUE_FIT)
+
+
 def _logit(p: float) -> float:
     p = min(max(p, 1e-4), 1 - 1e-4)
     return float(np.log(p / (1 - p)))
@@ -114,8 +124,7 @@ def leave_one_photo_out(clips: list[dict], features) -> dict[int, float]:
     out = {}
     for photo in sorted({p for p, _, _ in rows}):
         train = [(features(s), y) for p, s, y in rows if p != photo]
-        model = fit_logistic(np.array([x for x, _ in train]), np.array([y for _, y in train]),
-                             l2=1e-2, steps=3000, rate=0.5)
+        model = fit_logistic(np.array([x for x, _ in train]), np.array([y for _, y in train]), **CUE_FIT)
         for p, s, _ in rows:
             if p == photo:
                 out[id(s)] = float(model.probability(np.asarray(features(s))[None])[0])
@@ -178,6 +187,11 @@ def main(argv: list[str]) -> int:
     media = Path(args[0]) if args else Path(__file__).resolve().parents[2] / "shared" / "media"
     part = "test" if "--part=test" in argv or ("--part" in argv and "test" in argv) else "tuning"
     clips = record(media, part)
+    from workers.analytics.mask_cue import BIAS, WEIGHTS
+
+    fit = fit_cue(clips)
+    print(f"{part}: the cue fitted on all its samples: weights {np.round(fit.weights, 3).tolist()}, bias "
+          f"{fit.bias:.3f} (mask_cue.py: {list(WEIGHTS)}, {BIAS}; fitted on the tuning part)")
     for name, p_mask in candidates(clips).items():
         right, judged, per_scale, wrong = score(clips, p_mask)
         print(f"{part}: {name}: {right} of {judged} right {per_scale}; wrong: {', '.join(wrong) or 'none'}")

@@ -109,7 +109,7 @@ def test_the_default_label_is_the_mean_of_three_probabilities(yao):
     masked = draw_mask(image, box, points, PINK)
     faces = FaceDetector(DetectorConfig())(masked)
     analyzer = MaskAnalyzer(MaskConfig())
-    assert analyzer.config.lower_face_cue and analyzer.config.flip_mobilenet
+    assert analyzer.cue and analyzer.flip
     label = analyzer(masked, faces)
     kp = faces.keypoints[0]
     p_emb = EmbeddingMaskClassifier().classify_faces(masked, [kp], QualityGate(min_score=0.3))[0]
@@ -145,3 +145,22 @@ def test_bare_faces_stay_bare_with_the_cue(detector):
         labels += MaskAnalyzer(MaskConfig())(image, faces).column("mask")
     judged = [label for label in labels if label is not None]
     assert len(judged) >= 20 and set(judged) == {"no_mask"}, labels
+
+
+@pytest.mark.parametrize("method", ["mobilenet", "embedding"])
+def test_a_classifier_asked_for_by_name_runs_alone(yao, method):
+    """method: mobilenet / embedding is that classifier's probability, not mixed with the cue or the
+    mirror image (those belong to the ensemble unless switched on explicitly)."""
+    image, box, points = yao
+    masked = draw_mask(image, box, points, PINK)
+    faces = FaceDetector(DetectorConfig())(masked)
+    analyzer = MaskAnalyzer(MaskConfig(method=method))
+    assert not analyzer.cue and not analyzer.flip
+    if method == "mobilenet":
+        alone = analyzer.mobilenet.classify([c for _, c in analyzer.crops(masked, faces, [0])])[0]
+    else:
+        alone = EmbeddingMaskClassifier().classify_faces(masked, [faces.keypoints[0]], QualityGate(min_score=0.3))[0]
+    label = analyzer(masked, faces)
+    assert (label.column("mask")[0], label.column("mask_score")[0]) == (alone[0], pytest.approx(alone[1], abs=1e-4))
+    explicit = MaskAnalyzer(MaskConfig(method=method, lower_face_cue=True))
+    assert explicit.cue and explicit(masked, faces).column("mask_score")[0] != pytest.approx(alone[1], abs=1e-4)

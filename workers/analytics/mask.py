@@ -1,10 +1,11 @@
 """Mask-wearing classifiers and the ``mask`` analyzer.
 
 Two classifiers, or the mean of their probabilities (``ensemble``, the default), chosen by
-``MaskConfig.method`` (compared in docs/accuracy.md), with a third vote in the mean by default:
-the lower-face cue (:mod:`workers.analytics.mask_cue`: the lower face against the skin between
-the eyes, in colour and detail), and MobileNetV2's probability averaged over the crop and its
-mirror image:
+``MaskConfig.method`` (compared in docs/accuracy.md). The ensemble also has a third vote in its
+mean, the lower-face cue (:mod:`workers.analytics.mask_cue`: the lower face against the skin
+between the eyes, in colour and detail), and takes MobileNetV2's probability as the mean over
+the crop and its mirror image; a single classifier, asked for by name, runs alone unless
+``lower_face_cue`` / ``flip_mobilenet`` say otherwise:
 
 - ``embedding``: a logistic regression on the face's ArcFace embedding (the farm's
   recognition model, aligned on the detector's keypoints), trained at install on masks drawn
@@ -175,7 +176,10 @@ class MaskAnalyzer(Analyzer):
         if config.method in ("mobilenet", "ensemble"):
             self.mobilenet = MaskClassifier(config.model_path if config.method == "mobilenet" else None,
                                             config.threads, config.batch_size, config.cache_dir)
-        self.cue = config.lower_face_cue
+        # The cue and the mirror image are parts of the ensemble; a user who names one classifier gets it alone.
+        ensemble = config.method == "ensemble"
+        self.cue = ensemble if config.lower_face_cue is None else config.lower_face_cue
+        self.flip = ensemble if config.flip_mobilenet is None else config.flip_mobilenet
         self.state: SegmentState | None = None
 
     def begin(self, state: SegmentState) -> None:
@@ -226,7 +230,7 @@ class MaskAnalyzer(Analyzer):
         if self.mobilenet is not None:
             indexed = self.crops(image, faces, rows)
             for (row, _), result in zip(indexed, self.mobilenet.classify([c for _, c in indexed],
-                                                                         flip=self.config.flip_mobilenet)):
+                                                                         flip=self.flip)):
                 p_mask.setdefault(row, []).append(_probability_of_mask(result))
         if self.cue:
             frame_bgr = Picture.of(image).bgr()[0]
