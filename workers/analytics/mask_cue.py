@@ -18,7 +18,10 @@ right on 87 of 88 judged tuning clips). No model file, no training at install; u
 millisecond per face (half of it the alignment). Its weak spots, and why it is one vote of three
 and never the label alone: the lower region holds the mouth, so a wide smile showing teeth or
 red lips move its hue (two of the six bare faces of insightface's t1.jpg read 0.78 and 0.58);
-a skin-coloured mask or a beard would move it the other way.
+a skin-coloured mask or a beard would move it the other way. A colourless face (a greyscale
+photo, a camera's infrared night picture) reads colour 0, so the cue votes bare on it, masked or
+not: alone it called 745 of 1040 greyscale drawn masks bare (review, 2026-12-05); in the mean of
+three the two classifiers mostly outvote it (13 of 1040 called bare, against 6 with the two alone).
 """
 
 from __future__ import annotations
