@@ -11,6 +11,8 @@ section of docs/benchmarks.md when given ``--write``.
 
 ``--area``: instead, the detector alone with and without the second look's moving-area look
 (``area_share``, the close-up fix), on the same footage: its own section.
+``--mask``: instead, the whole chain with the mask label as the mean of two classifiers and as
+the mean of three (the lower-face cue, mirrored MobileNetV2): its own section.
 """
 
 from __future__ import annotations
@@ -23,10 +25,14 @@ from pathlib import Path
 
 from bench.eval_clips import pipeline_config
 
-CHAINS = {"before": {"detect": {"second_look": {"enabled": False}}, "mask": {"method": "mobilenet"}}, "after": {}}
+CHAINS = {"before": {"detect": {"second_look": {"enabled": False}},
+                     "mask": {"method": "mobilenet", "lower_face_cue": False, "flip_mobilenet": False}}, "after": {}}
 ANALYZERS = ("detect", "track", "recognize", "mask", "thermal")
 # --area: the detector alone, without and with the look at the box around all the motion.
 AREA_CHAINS = {"before": {"detect": {"second_look": {"area_share": 0}}}, "after": {}}
+# --mask: the whole chain with the mask label as the mean of the two classifiers, and as now (the
+# lower-face cue as a third vote, MobileNetV2 over the crop and its mirror image).
+MASK_CHAINS = {"before": {"mask": {"lower_face_cue": False, "flip_mobilenet": False}}, "after": {}}
 ROUNDS = 5          # alternations: CPU time on a shared machine still varies by a few per cent a run
 TARGET_RATIO = 1.10
 
@@ -95,23 +101,28 @@ def measure(media: Path | None, chains: dict = CHAINS, analyzers: tuple[str, ...
     return rows
 
 
+def cost_table(rows: list[dict]) -> list[str]:
+    """The before / after table of the chain's CPU time per frame."""
+    return ["| footage | frames | before ms/frame | after ms/frame | after / before | faces before | faces after |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
+            *(f"| {r['footage']} | {r['frames']} | {r['before_ms_per_frame']} | {r['after_ms_per_frame']} | "
+              f"{r['ratio']} | {r['before_faces']} | {r['after_faces']} |" for r in rows)]
+
+
 def markdown(rows: list[dict], load: tuple[float, float] | None = None) -> str:
     lines = ["## Accuracy changes: analyze cost on ordinary footage", "",
              "`python -m bench.analyze_cost --write`: CPU time per frame of the segment pipeline's analyzer chain "
              "(detect, track, recognize, mask, thermal; one inference thread; CPU rather than wall time, since "
              "the machine is shared), before (one detector pass, MobileNetV2 mask model) "
              f"and after (budgeted second look at moving regions no found face accounts for, quality gate, mask label "
-             "from the mean of the embedding classifier and MobileNetV2), "
+             "from the mean of the embedding classifier, MobileNetV2 over the crop and its mirror image and the "
+             "lower-face cue), "
              f"alternated {ROUNDS} times in one run on a shared machine"
              + (f" (load average {load[0]:.1f} before, {load[1]:.1f} after)" if load else "")
              + ": compare the ratio; another run's ratio can differ by a few hundredths. "
              "Faces: detections over the clip; the difference is what the second look added (small faces the first "
              "pass missed, or false detections: this footage has no per-face ground truth).", "",
-             "| footage | frames | before ms/frame | after ms/frame | after / before | faces before | faces after |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
-    for r in rows:
-        lines.append(f"| {r['footage']} | {r['frames']} | {r['before_ms_per_frame']} | {r['after_ms_per_frame']} | "
-                     f"{r['ratio']} | {r['before_faces']} | {r['after_faces']} |")
+             *cost_table(rows)]
     met = [r["footage"] for r in rows if r["ratio"] <= TARGET_RATIO]
     missed = [r["footage"] for r in rows if r["ratio"] > TARGET_RATIO]
     lines += ["", f"Target (issue 14): at most {TARGET_RATIO:.2f}x. Met on: {', '.join(met) or 'none'}; "
@@ -138,11 +149,27 @@ def area_markdown(rows: list[dict], load: tuple[float, float]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def mask_markdown(rows: list[dict], load: tuple[float, float]) -> str:
+    lines = ["## The mask label's third vote: analyze cost on ordinary footage", "",
+             "`python -m bench.analyze_cost --mask --write`: CPU time per frame of the segment pipeline's analyzer "
+             "chain (detect, track, recognize, mask, thermal; one inference thread) with the mask label as the mean "
+             "of the embedding classifier and MobileNetV2 (before) and as the mean of three (after: MobileNetV2 over "
+             "the crop and its mirror image, and the lower-face cue of `workers/analytics/mask_cue.py`), alternated "
+             f"{ROUNDS} times in one run (load average {load[0]:.1f} before, {load[1]:.1f} after). The mask analyzer "
+             "runs on a track's sampled frames only (at most 6 a track and segment), so the per-face cost (a second "
+             "MobileNetV2 input and about a millisecond for the cue) is spread over the track's frames.", "",
+             *cost_table(rows)]
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str]) -> int:
     args = [a for a in argv if not a.startswith("--")]
     media = Path(args[0]) if args else Path(__file__).resolve().parents[2] / "shared" / "media"
     load_before = os.getloadavg()[0]
-    if "--area" in argv:
+    if "--mask" in argv:
+        rows = measure(media, MASK_CHAINS)
+        text = mask_markdown(rows, (load_before, os.getloadavg()[0]))
+    elif "--area" in argv:
         rows = measure(media, AREA_CHAINS, ("detect",))
         text = area_markdown(rows, (load_before, os.getloadavg()[0]))
     else:

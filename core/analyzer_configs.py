@@ -150,7 +150,16 @@ class MaskConfig(AnalyzerConfig):
     method: Literal["ensemble", "embedding", "mobilenet"] = Field(
         "ensemble", description="embedding: logistic regression on the ArcFace embedding, trained at install; "
                                 "mobilenet: mask-recognition's MobileNetV2 on the face crop; ensemble: the mean of "
-                                "the two probabilities (chosen on the tuning split, docs/accuracy.md).")
+                                "the two probabilities and the lower-face cue's, MobileNetV2 over the crop and its "
+                                "mirror image (chosen on the tuning split, docs/accuracy.md).")
+    lower_face_cue: bool | None = Field(
+        None, description="Add a third probability to the mean: the lower face (below the nose, between the "
+                          "mouth corners) against the skin between the eyes, in colour and detail "
+                          "(workers/analytics/mask_cue.py; chosen on the tuning split, docs/accuracy.md). "
+                          "None: on with method ensemble, off when one classifier is asked for.")
+    flip_mobilenet: bool | None = Field(
+        None, description="MobileNetV2's probability is the mean over the crop and its mirror image. "
+                          "None: on with method ensemble, off when one classifier is asked for.")
     model_path: str | None = Field(
         None, description="Converted ONNX file; None = convert/reuse mask-recognition's weights "
                           "in the settings' model_cache_dir.")

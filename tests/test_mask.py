@@ -174,8 +174,9 @@ def test_mask_accuracy_on_shared_media(media_dir):
     result = evaluate_candidate(media_dir, CANDIDATES[CHOSEN], "test", scales=[("220 px", 220)])["220 px"]
     judged = sum(counts["judged"] for counts in result.values())
     right = sum(counts["correct"] for counts in result.values())
-    # The level measured on the test split (docs/accuracy.md), not the 0.95 target.
-    assert judged >= 24 and right / judged >= 0.8, result
+    # Before the lower-face cue: 24 of 29 (0.83); with it every clip was right (docs/accuracy.md). Room for two
+    # clips either way, not the measured figure.
+    assert judged >= 24 and right / judged >= 0.93, result
 
 
 def test_model_cache_dir_comes_from_settings(monkeypatch, tmp_path):

@@ -1,7 +1,11 @@
 """Mask-wearing classifiers and the ``mask`` analyzer.
 
 Two classifiers, or the mean of their probabilities (``ensemble``, the default), chosen by
-``MaskConfig.method`` (compared in docs/accuracy.md):
+``MaskConfig.method`` (compared in docs/accuracy.md). The ensemble also has a third vote in its
+mean, the lower-face cue (:mod:`workers.analytics.mask_cue`: the lower face against the skin
+between the eyes, in colour and detail), and takes MobileNetV2's probability as the mean over
+the crop and its mirror image; a single classifier, asked for by name, runs alone unless
+``lower_face_cue`` / ``flip_mobilenet`` say otherwise:
 
 - ``embedding``: a logistic regression on the face's ArcFace embedding (the farm's
   recognition model, aligned on the detector's keypoints), trained at install on masks drawn
@@ -31,8 +35,10 @@ from core.analyzer_configs import MaskConfig, QualityGate
 from workers import models
 from workers.analytics.faces import Faces
 from workers.analytics.mask_convert import INPUT_SIZE, LABELS, ensure_mask_model
+from workers.analytics.mask_cue import cue_probability
 from workers.analytics.picture import Picture
 from workers.analytics.quality import geometry_ok
+from workers.analytics.recognizer import align_face
 from workers.analytics.registry import Analyzer, register
 from workers.analytics.tracks import SegmentState
 
@@ -77,12 +83,19 @@ class MaskClassifier:
         self.providers = self.session.get_providers()
         self.batch_size = batch_size
 
-    def classify(self, crops_bgr: list[np.ndarray]) -> list[tuple[str, float]]:
-        """Per crop: the label and its probability (0.5 .. 1)."""
+    def classify(self, crops_bgr: list[np.ndarray], flip: bool = False) -> list[tuple[str, float]]:
+        """Per crop: the label and its probability (0.5 .. 1). ``flip``: the mean of the
+        probabilities of the crop and its mirror image (test-time augmentation: a face is
+        the same face mirrored, a mistake often is not)."""
         results: list[tuple[str, float]] = []
         for start in range(0, len(crops_bgr), self.batch_size):
-            batch = preprocess(crops_bgr[start:start + self.batch_size])
+            crops = crops_bgr[start:start + self.batch_size]
+            batch = preprocess(crops)
+            if flip:
+                batch = np.concatenate([batch, batch[..., ::-1]])
             probs = np.exp(self.session.run(None, {"input": batch})[0])
+            if flip:
+                probs = (probs[:len(crops)] + probs[len(crops):]) / 2
             for row in probs:
                 best = int(row.argmax())
                 results.append((LABELS[best], float(row[best])))
@@ -163,6 +176,10 @@ class MaskAnalyzer(Analyzer):
         if config.method in ("mobilenet", "ensemble"):
             self.mobilenet = MaskClassifier(config.model_path if config.method == "mobilenet" else None,
                                             config.threads, config.batch_size, config.cache_dir)
+        # The cue and the mirror image are parts of the ensemble; a user who names one classifier gets it alone.
+        ensemble = config.method == "ensemble"
+        self.cue = ensemble if config.lower_face_cue is None else config.lower_face_cue
+        self.flip = ensemble if config.flip_mobilenet is None else config.flip_mobilenet
         self.state: SegmentState | None = None
 
     def begin(self, state: SegmentState) -> None:
@@ -212,8 +229,13 @@ class MaskAnalyzer(Analyzer):
             rows = list(p_mask)        # a face too blurred for the embedding is not judged at all
         if self.mobilenet is not None:
             indexed = self.crops(image, faces, rows)
-            for (row, _), result in zip(indexed, self.mobilenet.classify([c for _, c in indexed])):
+            for (row, _), result in zip(indexed, self.mobilenet.classify([c for _, c in indexed],
+                                                                         flip=self.flip)):
                 p_mask.setdefault(row, []).append(_probability_of_mask(result))
+        if self.cue:
+            frame_bgr = Picture.of(image).bgr()[0]
+            for row in rows:
+                p_mask.setdefault(row, []).append(cue_probability(align_face(frame_bgr, faces.keypoints[row])))
         out = []
         for row, probabilities in p_mask.items():
             p = float(np.mean(probabilities))

@@ -22,6 +22,18 @@ from workers.analytics.registry import Analyzer, register
 from workers.analytics.tracks import SegmentState
 
 
+def align_face(image_bgr: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
+    """The 112x112 face ArcFace reads: the image warped so the five keypoints land on
+    insightface's template (eyes at y 51.6, nose tip at 71.7, mouth corners at 92.3)."""
+    import warnings
+
+    from insightface.utils import face_align
+
+    with warnings.catch_warnings():  # insightface calls a scikit-image API deprecated in 0.26
+        warnings.simplefilter("ignore", FutureWarning)
+        return face_align.norm_crop(image_bgr, landmark=np.asarray(keypoints, np.float32), image_size=112)
+
+
 class FaceEmbedder:
     """ArcFace embedding of a face given its 5 keypoints (also used to enrol photos)."""
 
@@ -41,13 +53,7 @@ class FaceEmbedder:
         return FaceEmbedder(model_file, model_dir, threads)
 
     def aligned(self, image_bgr: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
-        import warnings
-
-        from insightface.utils import face_align
-
-        with warnings.catch_warnings():  # insightface calls a scikit-image API deprecated in 0.26
-            warnings.simplefilter("ignore", FutureWarning)
-            return face_align.norm_crop(image_bgr, landmark=np.asarray(keypoints, np.float32), image_size=112)
+        return align_face(image_bgr, keypoints)
 
     def embed(self, image_bgr: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
         return self.embed_aligned(self.aligned(image_bgr, keypoints))
