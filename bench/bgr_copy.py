@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sys
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -91,24 +92,29 @@ def clips(work: Path) -> dict[str, Path]:
         p, 4, size=(1280, 720), appearances=[Appearance(0, 4, height=400, walk=False,
                                                         footage=HAMILTON.parent / "intel_face-demographics-walking.mp4")]))
     for height in (720, 1080):
-        out[f"Hamilton scaled to {height}p"] = once(f"hamilton{height}.mp4", lambda p, h=height: _scaled(HAMILTON, p, h))
+        out[f"Hamilton scaled to {height}p"] = once(f"hamilton{height}.mp4", lambda p, h=height: scaled(HAMILTON, p, h))
     return out
 
 
-def _scaled(source: Path, path: Path, height: int, frames: int = 120) -> None:
-    """Real footage at a camera's size: scaled up by swscale's bicubic, encoded by libx264,
-    tagged BT.709 as the source (and HD cameras) are: PyAV's scaler honours the tag."""
+def scaled(source: Path, path: Path, height: int, frames: int | None = 120, rate: int = 25,
+           options: dict[str, str] | None = None) -> None:
+    """Real footage at a camera's size: scaled up by swscale's bicubic, encoded by libx264 at
+    ``rate`` frames a second (each source frame kept, so a slower rate plays it slower),
+    tagged BT.709 as the source (and HD cameras) are: PyAV's scaler honours the tag.
+    ``frames``: the first so many (None: all)."""
     width = height * 16 // 9
     with av.open(str(source)) as src, av.open(str(path), "w") as dst:
-        stream = dst.add_stream("libx264", rate=25)
+        stream = dst.add_stream("libx264", rate=rate)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {"crf": "20", "preset": "ultrafast"}
+        stream.codec_context.time_base = Fraction(1, rate)
+        stream.options = options or {"crf": "20", "preset": "ultrafast"}
         stream.codec_context.colorspace = 1           # BT.709
         for i, frame in enumerate(src.decode(video=0)):
             if i == frames:
                 break
             big = frame.reformat(width, height, "yuv420p", interpolation=Interpolation.BICUBIC)
-            big.pts, big.colorspace = None, 1
+            big.pts, big.time_base, big.colorspace = i, Fraction(1, rate), 1
+            big.pict_type = av.video.frame.PictureType.NONE   # the source's keyframes are not ours
             dst.mux(stream.encode(big))
         dst.mux(stream.encode())
 
