@@ -15,6 +15,7 @@ leaving each photo out, so its figure is out of sample.
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -183,10 +184,12 @@ def candidates(clips: list[dict]) -> dict:
 
 
 def main(argv: list[str]) -> int:
-    args = [a for a in argv if not a.startswith("--")]
-    media = Path(args[0]) if args else Path(__file__).resolve().parents[2] / "shared" / "media"
-    part = "test" if "--part=test" in argv or ("--part" in argv and "test" in argv) else "tuning"
-    clips = record(media, part)
+    parser = argparse.ArgumentParser(prog="python -m bench.eval_mask_votes", description=__doc__.splitlines()[0])
+    parser.add_argument("media", nargs="?", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "media")
+    parser.add_argument("--part", choices=("tuning", "test"), default="tuning")
+    args = parser.parse_args(argv)
+    part = args.part
+    clips = record(args.media, part)
     from workers.analytics.mask_cue import BIAS, WEIGHTS
 
     fit = fit_cue(clips)
