@@ -155,9 +155,9 @@ def drawn_cue_fit(l2: float):
 
 
 def candidates(clips: list[dict]) -> dict:
-    from workers.analytics.mask_cue import BIAS, WEIGHTS
+    from workers.analytics.mask_cue import probability_of_features
 
-    cue = lambda s: float(1 / (1 + np.exp(-(WEIGHTS[0] * s["cue"][0] + WEIGHTS[1] * s["cue"][1] + BIAS))))  # noqa: E731
+    cue = lambda s: probability_of_features(*s["cue"])                                                      # noqa: E731
     mob2 = lambda s: (s["mob"] + s["mob_mirror"]) / 2                                                        # noqa: E731
     emb2 = lambda s: (s["emb"] + s["emb_mirror"]) / 2                                                        # noqa: E731
     cue_out = leave_one_photo_out(clips, lambda s: list(s["cue"]))
