@@ -15,7 +15,6 @@ leaving each photo out, so its figure is out of sample.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import numpy as np
 
 from bench import eval_masks
 from bench.eval_clips import SCALES, inside
+from bench.eval_split import part_arguments
 from workers.analytics import mask as mask_module
 from workers.analytics.mask_cue import cue_features
 from workers.analytics.mask_train import fit_logistic
@@ -184,10 +184,7 @@ def candidates(clips: list[dict]) -> dict:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.eval_mask_votes", description=__doc__.splitlines()[0])
-    parser.add_argument("media", nargs="?", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "media")
-    parser.add_argument("--part", choices=("tuning", "test"), default="tuning")
-    args = parser.parse_args(argv)
+    args = part_arguments("python -m bench.eval_mask_votes", __doc__.splitlines()[0]).parse_args(argv)
     part = args.part
     clips = record(args.media, part)
     from workers.analytics.mask_cue import BIAS, WEIGHTS

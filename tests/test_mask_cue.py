@@ -7,8 +7,6 @@ cloth colours (workers/analytics/mask_synth.py).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import cv2
 import numpy as np
 import pytest
@@ -167,20 +165,3 @@ def test_a_classifier_asked_for_by_name_runs_alone(yao, method):
     explicit = MaskAnalyzer(MaskConfig(method=method, lower_face_cue=True))
     assert explicit.cue and explicit(masked, faces).column("mask_score")[0] != pytest.approx(alone[1], abs=1e-4)
 
-
-@pytest.mark.parametrize("argv", [["--part", "test"], ["--part=test"]])
-def test_the_votes_bench_takes_the_part_as_its_docstring_writes_it(monkeypatch, argv):
-    """``python -m bench.eval_mask_votes [MEDIA_DIR] [--part tuning|test]``: the part's name is
-    not taken for the media folder."""
-    from bench import eval_mask_votes
-
-    class Asked(Exception):
-        pass
-
-    def record(media, part):
-        raise Asked(media, part)      # what was asked is all this test needs
-
-    monkeypatch.setattr(eval_mask_votes, "record", record)
-    with pytest.raises(Asked) as asked:
-        eval_mask_votes.main(argv)
-    assert asked.value.args == (Path(eval_mask_votes.__file__).resolve().parents[2] / "shared" / "media", "test")
