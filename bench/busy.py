@@ -23,6 +23,7 @@ from bench.bgr_copy import HAMILTON, scaled
 from bench.docs import measure_and_write
 
 SECTION = "## Busy recordings: motion gate and stream copy on and off"
+REAL = "(real)"     # in the name of a clip made from real footage: issue 15's targets are checked on those
 
 
 def clips(work: Path) -> dict[str, Path]:
@@ -50,7 +51,7 @@ def real_clips(work: Path) -> dict[str, Path]:
         scaled(HAMILTON, path, height, frames=None, rate=rate,
                options={"preset": "veryfast", "crf": "23", "bf": "0",
                         "x264-params": f"keyint={2 * rate}:min-keyint={2 * rate}:scenecut=0"})
-        out[f"Hamilton (real) scaled to {height}p{rate}"] = path
+        out[f"Hamilton {REAL} scaled to {height}p{rate}"] = path
     return out
 
 
@@ -81,7 +82,8 @@ def render(rows: list[dict]) -> str:
         "table). The tuned loop: one process, vidfarm's detector on every frame with every core, drawing, "
         "writing mp4v (`bench.throughput.naive_loop`, variant `vidfarm`: it detects only, no recognition or mask, "
         "so it does less than the farm). Hamilton is real footage (640x360) scaled up, so its pixels have less "
-        "detail than a camera's at that size; at 1080p25 every source frame is kept, so it plays a fifth slower. "
+        "detail than a camera's at that size; every source frame is kept (29.97 a second), so at 25 it lasts a fifth "
+        "longer. "
         "Load average at the start of each clip's runs beside it (the machine is shared).",
         "",
         "| clip | load | gate + copy (RTF) | both off (RTF) | ratio | tuned loop (RTF) | farm / tuned loop |",
@@ -92,15 +94,18 @@ def render(rows: list[dict]) -> str:
         tuned = r["tuned_loop_s"]
         lines.append(f"| {r['clip']} | {r['load'][0]:.1f} | {on:.1f} s ({d / on:.2f}x) | {off:.1f} s ({d / off:.2f}x) "
                      f"| {off / on:.2f} | {tuned:.1f} s ({d / tuned:.2f}x) | {tuned / on:.2f} |")
+    real = [r for r in rows if REAL in r["clip"]]
     lines += ["", "Targets (issue 15, for busy real footage, all analyzers, 2 workers): 720p30 >= 2.5x real time and "
-              ">= 1.7x the tuned loop; 1080p25 >= 1.2x real time. In this run:"]
-    for r in rows:
+              ">= 1.7x the tuned loop; 1080p25 >= 1.2x real time. In this run"
+              + (" (the real clips; the generated ones are not what the targets name):" if real else
+                 ": no real footage (../shared/media absent), so not checked.")]
+    for r in real:
         d, on, tuned = r["duration_s"], r["gated"]["wall_s"], r["tuned_loop_s"]
         wanted = (2.5, 1.7) if "720p" in r["clip"] else (1.2, None)
         verdict = f"{d / on:.2f}x real time ({'met' if d / on >= wanted[0] else 'not met'})"
         if wanted[1]:
             verdict += f", {tuned / on:.2f}x the tuned loop ({'met' if tuned / on >= wanted[1] else 'not met'})"
-        lines.append(f"- {r['clip']}: {verdict}")
+        lines.append(f"- {r['clip']} ({r['frames']} frames, {d:.1f} s): {verdict}")
     for r in rows:
         costs = r["frame_costs"]
         lines += ["", f"{r['clip']}, ms per frame:", "", "| stage | gate + copy | both off |", "| --- | --- | --- |"]

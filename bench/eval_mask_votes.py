@@ -22,6 +22,7 @@ import numpy as np
 
 from bench import eval_masks
 from bench.eval_clips import SCALES, inside
+from bench.eval_split import part_arguments
 from workers.analytics import mask as mask_module
 from workers.analytics.mask_cue import cue_features
 from workers.analytics.mask_train import fit_logistic
@@ -154,9 +155,9 @@ def drawn_cue_fit(l2: float):
 
 
 def candidates(clips: list[dict]) -> dict:
-    from workers.analytics.mask_cue import BIAS, WEIGHTS
+    from workers.analytics.mask_cue import probability_of_features
 
-    cue = lambda s: float(1 / (1 + np.exp(-(WEIGHTS[0] * s["cue"][0] + WEIGHTS[1] * s["cue"][1] + BIAS))))  # noqa: E731
+    cue = lambda s: probability_of_features(*s["cue"])                                                      # noqa: E731
     mob2 = lambda s: (s["mob"] + s["mob_mirror"]) / 2                                                        # noqa: E731
     emb2 = lambda s: (s["emb"] + s["emb_mirror"]) / 2                                                        # noqa: E731
     cue_out = leave_one_photo_out(clips, lambda s: list(s["cue"]))
@@ -183,10 +184,9 @@ def candidates(clips: list[dict]) -> dict:
 
 
 def main(argv: list[str]) -> int:
-    args = [a for a in argv if not a.startswith("--")]
-    media = Path(args[0]) if args else Path(__file__).resolve().parents[2] / "shared" / "media"
-    part = "test" if "--part=test" in argv or ("--part" in argv and "test" in argv) else "tuning"
-    clips = record(media, part)
+    args = part_arguments("python -m bench.eval_mask_votes", __doc__.splitlines()[0]).parse_args(argv)
+    part = args.part
+    clips = record(args.media, part)
     from workers.analytics.mask_cue import BIAS, WEIGHTS
 
     fit = fit_cue(clips)

@@ -30,7 +30,7 @@ import cv2
 
 from bench.eval_clips import SCALES, analyse, inside, photo_clip, pipeline_config
 from bench.eval_masks import CANDIDATES, CHOSEN, FOLDERS
-from bench.eval_split import mask_split
+from bench.eval_split import mask_split, part_arguments
 
 
 class Recorder:
@@ -85,11 +85,11 @@ def main(argv: list[str]) -> int:
 
     from workers import pipeline
 
-    args = [a for a in argv if not a.startswith("--")]
-    options = dict(a[2:].split("=", 1) for a in argv if a.startswith("--") and "=" in a)
-    media = Path(args[0]) if args else Path(__file__).resolve().parents[2] / "shared" / "media"
-    part = options.get("part", "tuning")
-    scales = [s for s in SCALES if "scales" not in options or s[0] in options["scales"].split(",")]
+    parser = part_arguments("python -m bench.eval_misses", __doc__.splitlines()[0])
+    parser.add_argument("--scales", help="comma-separated scale names (close-up,40 px); all when absent")
+    args = parser.parse_args(argv)
+    media, part = args.media, args.part
+    scales = [s for s in SCALES if args.scales is None or s[0] in args.scales.split(",")]
     config = pipeline_config(("detect", "track", "mask"), CANDIDATES[CHOSEN])
     recorder = Recorder(pipeline.analyzer_chain(config.analyzers, config.analyzer_configs, config.plugins)[0])
     detector_class, call = type(recorder.detector), type(recorder.detector).__call__

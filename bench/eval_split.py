@@ -12,9 +12,11 @@ in docs/accuracy.md are on the test part. The splits are fixed here, in code, no
 
 from __future__ import annotations
 
+import argparse
 import math
 from pathlib import Path
 
+SHARED_MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
 TUNING_PEOPLE = frozenset({"obama", "kit_harington", "compreface_A", "compreface_C"})
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
@@ -23,6 +25,15 @@ def mask_split(folder: Path, part: str) -> list[Path]:
     """The photos of one mask folder in one part ("tuning" or "test")."""
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     return [path for index, path in enumerate(files) if (index % 2 == 0) == (part == "tuning")]
+
+
+def part_arguments(prog: str, description: str) -> argparse.ArgumentParser:
+    """The command line of a bench that runs one part's clips: ``[MEDIA_DIR] [--part tuning|test]``
+    (MEDIA_DIR: ../shared/media beside the repository); each bench adds its own options."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("media", nargs="?", type=Path, default=SHARED_MEDIA)
+    parser.add_argument("--part", choices=("tuning", "test"), default="tuning")
+    return parser
 
 
 def person_part(person: str) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from core import defaults
 
@@ -179,6 +179,12 @@ class MaskConfig(AnalyzerConfig):
     threads: int = Field(1, ge=1, description="Inference threads.")
     cache_dir: str | None = Field(None, description="Where the converted and trained models are cached "
                                                     "(the settings' model_cache_dir).")
+
+    @model_validator(mode="after")
+    def _flip_needs_mobilenet(self) -> "MaskConfig":
+        if self.flip_mobilenet and self.method == "embedding":     # a switch that would change nothing
+            raise ValueError("flip_mobilenet mirrors MobileNetV2's crop, and method embedding runs no MobileNetV2")
+        return self
 
 
 class ThermalConfig(AnalyzerConfig):

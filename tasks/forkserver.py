@@ -188,9 +188,19 @@ def kill_orphans(workers: list[int]) -> None:
 
 
 def running(pid: int) -> bool:
+    """Still one of this server's workers. They are reaped the moment they end (SIGCHLD
+    ignored), so a worker's pid may since have gone to another process, perhaps the leader of
+    another group that ``kill_orphans`` would kill: where /proc tells, only a child of this
+    server counts."""
+    if os.path.isdir("/proc"):
+        try:
+            with open(f"/proc/{pid}/stat") as stat:      # "pid (name) state ppid ..."
+                return int(stat.read().rsplit(")", 1)[1].split()[1]) == os.getpid()
+        except (OSError, ValueError, IndexError):
+            return False
     try:
         os.kill(pid, 0)
-    except OSError:     # gone (reaped at once), or its pid is now another user's
+    except OSError:     # gone, or its pid is now another user's
         return False
     return True
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 
 import psutil
@@ -89,3 +90,32 @@ def test_a_database_it_may_not_upgrade_ends_the_server_with_the_reason_and_leave
     assert log.count("SchemaOutOfDate") >= 2, log[-3000:]     # the child's attempt, then its own
     assert "vidfarm db upgrade" in log
     assert processes_with_env(f"VIDFARM_DATA_DIR={data_dir}") == []
+
+
+
+# Starts a group leader, prints its pid and exits: the leader is nobody's child here.
+STRANGER = """
+import subprocess
+print(subprocess.Popen(["sleep", "30"], start_new_session=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL).pid)
+"""
+
+
+def test_the_server_kills_only_its_own_workers_when_a_pid_has_gone_to_another_process():
+    """A worker's pid, reaped the moment it ended, may be another process's by the time the farm
+    dies: a group leader the server never forked must survive ``kill_orphans``."""
+    from tasks.forkserver import kill_orphans, running
+
+    stranger = int(subprocess.run([sys.executable, "-c", STRANGER], capture_output=True, text=True,
+                                  check=True, timeout=30).stdout)
+    own = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    try:
+        assert os.getpgid(stranger) == stranger
+        kill_orphans([stranger, own.pid])
+        assert own.wait(5) == -signal.SIGKILL
+        time.sleep(0.2)
+        assert psutil.Process(stranger).status() != psutil.STATUS_ZOMBIE, "another process's group was killed"
+        assert not running(stranger)
+    finally:
+        own.kill()
+        os.kill(stranger, signal.SIGKILL)

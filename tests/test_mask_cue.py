@@ -164,3 +164,19 @@ def test_a_classifier_asked_for_by_name_runs_alone(yao, method):
     assert (label.column("mask")[0], label.column("mask_score")[0]) == (alone[0], pytest.approx(alone[1], abs=1e-4))
     explicit = MaskAnalyzer(MaskConfig(method=method, lower_face_cue=True))
     assert explicit.cue and explicit(masked, faces).column("mask_score")[0] != pytest.approx(alone[1], abs=1e-4)
+
+
+def test_mirroring_mobilenet_with_a_method_that_runs_none_is_refused_as_the_config_loads(monkeypatch):
+    """A switch that would change nothing is an error, as a misspelt one is."""
+    from pydantic import ValidationError
+
+    from core.settings import Settings
+
+    with pytest.raises(ValidationError, match="method embedding runs no MobileNetV2"):
+        MaskConfig(method="embedding", flip_mobilenet=True)
+    monkeypatch.setenv("VIDFARM_ANALYZER_CONFIG__MASK__METHOD", "embedding")
+    monkeypatch.setenv("VIDFARM_ANALYZER_CONFIG__MASK__FLIP_MOBILENET", "true")
+    with pytest.raises(ValidationError, match="flip_mobilenet"):
+        Settings()
+    assert not MaskConfig(method="embedding", flip_mobilenet=False).flip_mobilenet
+    assert MaskConfig(method="mobilenet", flip_mobilenet=True).flip_mobilenet

@@ -50,5 +50,9 @@ def cue_features(aligned_bgr: np.ndarray) -> tuple[float, float]:
 
 def cue_probability(aligned_bgr: np.ndarray) -> float:
     """P(mask) from the lower-face cue alone."""
-    colour, detail = cue_features(aligned_bgr)
+    return probability_of_features(*cue_features(aligned_bgr))
+
+
+def probability_of_features(colour: float, detail: float) -> float:
+    """P(mask) from the cue's two features (``bench.eval_mask_votes`` re-scores recorded ones)."""
     return float(1.0 / (1.0 + np.exp(-(WEIGHTS[0] * colour + WEIGHTS[1] * detail + BIAS))))

@@ -221,9 +221,9 @@ class MotionGate:
         self.tracked_in_row = 0            # looks in a row only around confirmed faces (or none at all)
         self.last_look = -1                # the frame of the detector's last look
         # Nothing live, and the motion stage saw nothing the last time it looked (at frame
-        # ``moved_frame``): it then looks only every ``idle_stride`` frames.
+        # ``measured_frame``): it then looks only every ``idle_stride`` frames.
         self.idle = False
-        self.moved_frame = -1
+        self.measured_frame = -1
         # frames by what the detector saw; tracked: crops around confirmed faces only; carried:
         # not its turn (the detect pace, live cameras)
         self.looks = {"full": 0, "region": 0, "tracked": 0, "none": 0, "carried": 0}
@@ -231,10 +231,10 @@ class MotionGate:
     def __call__(self, picture: Picture, detect: Detect) -> Faces:
         self.frame += 1
         c = self.config
-        if self.idle and self.frame - self.moved_frame < c.idle_stride:
+        if self.idle and self.frame - self.measured_frame < c.idle_stride:
             return self._unlooked()        # an empty, still scene: its next frame will tell
         blobs = self.background.moving(picture)
-        self.moved_frame = self.frame
+        self.measured_frame = self.frame
         self.idle = False
         if blobs is None:
             return self._looked(detect(picture, None), None, [])

@@ -1,0 +1,47 @@
+"""The command line of the benches that run the eval's clips of one part (``bench.eval_split``):
+``[MEDIA_DIR] [--part tuning|test]`` as their docstrings write it, ``--part test`` as two words
+included (it was once taken for MEDIA_DIR)."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.eval_split import SHARED_MEDIA
+
+
+class Asked(Exception):
+    """Raised where a bench first uses its media folder and part: what was asked is all a test
+    of its command line needs."""
+
+
+@pytest.mark.parametrize("argv", [["--part", "test"], ["--part=test"]])
+def test_eval_mask_votes_takes_the_part_as_its_docstring_writes_it(monkeypatch, argv):
+    from bench import eval_mask_votes
+
+    def record(media, part):
+        raise Asked(media, part)
+
+    monkeypatch.setattr(eval_mask_votes, "record", record)
+    with pytest.raises(Asked) as asked:
+        eval_mask_votes.main(argv)
+    assert asked.value.args == (SHARED_MEDIA, "test")
+
+
+@pytest.mark.parametrize("argv", [["--part", "test", "--scales", "close-up"], ["--part=test", "--scales=close-up"]])
+def test_eval_misses_takes_the_part_as_its_docstring_writes_it(monkeypatch, argv):
+    from bench import eval_misses
+
+    def mask_split(folder, part):
+        raise Asked(folder, part)
+
+    monkeypatch.setattr(eval_misses, "mask_split", mask_split)
+    with pytest.raises(Asked) as asked:
+        eval_misses.main(argv)
+    assert asked.value.args == (SHARED_MEDIA / "masks" / "with_mask", "test")
+
+
+def test_a_part_that_is_neither_is_refused():
+    from bench.eval_split import part_arguments
+
+    with pytest.raises(SystemExit):
+        part_arguments("bench", "").parse_args(["--part", "tst"])     # mask_split would take it for test
