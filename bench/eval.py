@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         figures["hamilton"] = evaluate_hamilton(media, Path(folder))
     figures["masks"] = eval_masks.evaluate_masks(media)
     from bench.eval_report import measure_costs, render
-    figures["costs"] = measure_costs(detector, embedder)
+    figures["costs"] = measure_costs()
     (ROOT / "docs" / "accuracy.json").write_text(json.dumps(figures, indent=1, default=str) + "\n")
     out = ROOT / "docs" / "accuracy.md"
     out.write_text(render(figures))

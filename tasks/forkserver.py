@@ -268,8 +268,11 @@ def stop_with(server_pid: int) -> None:
 
 
 def log(line: str) -> None:
+    """One line to the server's log. Straight to the descriptor, not through sys.stderr's
+    buffer: FARM_GONE's handler logs too, and one that ran inside a buffered write (a signal
+    lands while the main loop logs) would raise a re-entrant call error instead."""
     stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime())
-    print(f"[{stamp},{int(time.time() * 1000) % 1000:03d}: fork server] {line}", file=sys.stderr, flush=True)
+    os.write(2, f"[{stamp},{int(time.time() * 1000) % 1000:03d}: fork server] {line}\n".encode())
 
 
 def main() -> int:

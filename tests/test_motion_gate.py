@@ -107,6 +107,26 @@ def test_the_background_ignores_noise_and_a_change_of_light_and_sees_a_moving_pa
     assert blob[2] - blob[0] < 120 and blob[3] - blob[1] < 120
 
 
+def test_the_background_follows_the_scene_as_fast_when_the_idle_stride_skips_frames():
+    """Read one frame in two (the idle stride), the background forgets a scene as fast per frame
+    of video as when it reads every frame."""
+    rng = np.random.default_rng(2)
+    first = rng.integers(40, 200, (360, 640, 3)).astype(np.uint8)
+    second = (255 - first).astype(np.uint8)
+
+    def mean_after(frames: int, stride: int) -> np.ndarray:
+        background = Background(MotionGateConfig())
+        background.moving(Picture(bgr=first))
+        background.moving(Picture(bgr=first))
+        for _ in range(frames // stride):
+            background.moving(Picture(bgr=second), elapsed=stride)
+        return background.mean
+
+    every, strided = mean_after(20, 1), mean_after(20, 2)
+    assert np.abs(every - strided).max() < 1.0
+    assert np.abs(every - mean_after(10, 1)).max() > 5     # and 20 frames forget more than 10
+
+
 def test_a_region_is_cut_on_the_models_grid_inside_the_picture():
     assert region_on_grid((10, 10, 50, 50), 0.5, (640, 360)) == (0, 0, 32, 32)
     x1, y1, x2, y2 = region_on_grid((1200, 600, 1280, 720), 0.5, (640, 360))
@@ -316,7 +336,7 @@ def test_an_empty_still_scene_is_measured_every_other_frame_and_a_newcomer_looke
     for arrival in (9, 10):         # on a frame the motion stage skips, and on one it measures
         gate = MotionGate(MotionGateConfig(idle_stride=2))
         measured, real = [], gate.background.moving
-        gate.background.moving = lambda picture: measured.append(gate.frame) or real(picture)
+        gate.background.moving = lambda picture, elapsed=1: measured.append(gate.frame) or real(picture, elapsed)
         detector, first_found = FakeDetector(), None
         for index, (picture, face) in enumerate(walking_scene(16, start=arrival)):
             detector.face, detector.frame = face, index

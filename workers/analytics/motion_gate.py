@@ -102,10 +102,12 @@ class Background:
         self.stirred: np.ndarray | None = None     # the last frame's change from the one before
         self.scale = 1.0                           # grey-copy pixels per source pixel
 
-    def moving(self, picture: Picture) -> list[Rect] | None:
+    def moving(self, picture: Picture, elapsed: int = 1) -> list[Rect] | None:
         """Boxes (source pixels) around what moves: what differs from the background (where
-        something is) or from the previous frame (where something was); None when there is
-        nothing to compare with yet (the first frame, or a new frame size)."""
+        something is) or from the previous frame read (where something was); None when there is
+        nothing to compare with yet (the first frame, or a new frame size). ``elapsed``: frames
+        since the previous one read; the background follows the scene as fast per frame of video
+        as when every frame is read."""
         c = self.config
         grey = cv2.GaussianBlur(luma(picture, c.long_side), (5, 5), 0).astype(np.float32)
         previous, self.previous = self.previous, grey
@@ -114,7 +116,7 @@ class Background:
             return None
         self.stirred = self._changed(grey, previous)
         moved = self._changed(grey, self.mean) | self.stirred
-        cv2.accumulateWeighted(grey, self.mean, c.background_rate)
+        cv2.accumulateWeighted(grey, self.mean, 1 - (1 - c.background_rate) ** max(1, elapsed))
         self.scale = grey.shape[1] / picture.width
         return self._blobs(moved)
 
@@ -233,7 +235,7 @@ class MotionGate:
         c = self.config
         if self.idle and self.frame - self.measured_frame < c.idle_stride:
             return self._unlooked()        # an empty, still scene: its next frame will tell
-        blobs = self.background.moving(picture)
+        blobs = self.background.moving(picture, self.frame - self.measured_frame)
         self.measured_frame = self.frame
         self.idle = False
         if blobs is None:
