@@ -35,11 +35,12 @@ run: install
 # process, in order, with its module fixtures (a file's private farm, say). Each process starts
 # its own session farm on free ports. --no-loadscope-reorder hands the files out in the order
 # a single process runs them (xdist would start with the files of most tests): each process then
-# runs them in that order too (tests/web/ after tests/, say). Which files share a process changes
-# from run to run, so a test must leave no state behind for the next file: conftest re-reads
-# settings that a test left cached from its own environment (settings_follow_environment).
-# TEST_PROCESSES=0 runs the suite in this one process.
-TEST_PROCESSES ?= 2
+# runs them in that order too (tests/web/ after tests/, say). The default is one process
+# (TEST_PROCESSES=0): on two, a run had the browser tests' Chromium exit while the shutdown
+# tests scanned /proc, and the kernel's reaping of it spun for minutes on both cores. Which
+# files share a process changes from run to run, so a test must leave no state behind:
+# conftest re-reads settings a test left cached from its own environment.
+TEST_PROCESSES ?= 0
 test: install chart-check security-check $(NODE_TOOLS)
 	$(PY) -m pytest -n $(TEST_PROCESSES) --dist loadfile --no-loadscope-reorder
 

@@ -57,6 +57,14 @@ class Recorder:
 
         detector._look, detector.begin, self.detect = on_look, on_begin, detect
 
+    def restore(self) -> None:
+        """Take the wrappers off: the chain's detector is shared by whatever analyses next in
+        this process (a test after this one, say)."""
+        for name in ("_look", "begin"):
+            vars(self.detector).pop(name, None)
+        if self.detector.second_look is not None:
+            vars(self.detector.second_look).pop("plan", None)
+
     def probe(self, frame_bgr, rect) -> float:
         from workers.analytics.picture import Picture
 
@@ -122,6 +130,7 @@ def main(argv: list[str]) -> int:
                                   f"the first pass's input {recorder.probe(pictures[index], rect):.2f}", flush=True)
     finally:
         detector_class.__call__ = call
+        recorder.restore()
     print(f"\nMissed frames by cause ({part} split):")
     for (scale, folder, why), count in sorted(totals.items()):
         print(f"  {scale} {folder}: {why}: {count}")

@@ -38,6 +38,14 @@ def test_eval_misses_takes_the_part_as_its_docstring_writes_it(monkeypatch, argv
     with pytest.raises(Asked) as asked:
         eval_misses.main(argv)
     assert asked.value.args == (SHARED_MEDIA / "masks" / "with_mask", "test")
+    # The detector it wrapped is the process's shared one: a bench that failed leaves it bare.
+    from bench.eval_clips import pipeline_config
+    from bench.eval_masks import CANDIDATES, CHOSEN
+    from workers import pipeline
+
+    config = pipeline_config(("detect", "track", "mask"), CANDIDATES[CHOSEN])
+    detector = pipeline.analyzer_chain(config.analyzers, config.analyzer_configs, config.plugins)[0]
+    assert not {"_look", "begin"} & set(vars(detector))
 
 
 def test_a_part_that_is_neither_is_refused():

@@ -45,10 +45,14 @@ def test_recording_through_the_farm_is_frame_exact(farm, face_clip):
     assert [f["index"] for f in results["frames"]] == list(range(face_clip.frames))
     assert results["frames"][15]["t"] == pytest.approx(1.0)
 
-    # Faces where the photo is, and nowhere else.
-    for frame, photo in zip(results["frames"], face_clip.photo_boxes):
+    # Faces where the photo is, and nowhere else. The photo appears all at once; on an empty,
+    # still scene the motion stage reads one frame in two (idle_stride 2), so where it appears
+    # on a frame the stage skips it is found on the next: its first frame may be empty.
+    for frame, photo, before in zip(results["frames"], face_clip.photo_boxes, [None] + face_clip.photo_boxes):
         if photo is None:
             assert frame["faces"] == [], frame["index"]
+        elif before is None and not frame["faces"]:
+            continue
         else:
             assert len(frame["faces"]) == 1, frame["index"]
             assert box_overlap(frame["faces"][0]["box"], photo) > 0.9

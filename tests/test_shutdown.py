@@ -164,9 +164,15 @@ def killed_outright_leaves_nothing(command: subprocess.Popen, tree: ProcessTree,
         return sorted(f"{pid}: {tree.seen.get(pid, (0, '?'))[1][:120]}"
                       for pid in pids | set(working_in(data_dir)))
 
+    # The processes seen first, by pid; the whole of /proc (environments, working folders) only
+    # once they are gone, and then once a second. Scanning all of it five times a second ran
+    # while another test process's browser exited, and the kernel's reaping of it (which clears
+    # its /proc entries) spun for minutes: busy entries are the likely cause.
     killed = time.monotonic()
-    while left() and time.monotonic() < killed + ORPHANS_GONE_S:
+    while tree.running() and time.monotonic() < killed + ORPHANS_GONE_S:
         time.sleep(0.2)
+    while left() and time.monotonic() < killed + ORPHANS_GONE_S:
+        time.sleep(1.0)
     leftovers = left()
     print(f"{len(tree.seen)} processes seen; {len(leftovers)} left {time.monotonic() - killed:.1f} s after the SIGKILL")
     for pid in [int(line.split(":")[0]) for line in leftovers]:     # a failed test leaves nothing either
