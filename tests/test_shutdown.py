@@ -89,13 +89,17 @@ def test_up_stops_everything_on_a_signal(tmp_path, sig, background):
     port, flower_port = free_port(), free_port()
     up, banner = start_up(data_dir, port, flower_port, preexec_fn=ignore_sigint if background else None,
                           start_new_session=background)
-    redis_port = int(re.search(r"redis://127\.0\.0\.1:(\d+)", banner).group(1))
-    wait_for_http(f"http://127.0.0.1:{port}/healthz")
-    wait_for_http(f"http://127.0.0.1:{flower_port}/healthcheck")
-    assert all(listening(p) for p in (port, flower_port, redis_port))
-    stopped_cleanly(up, sig, data_dir)
-    assert not any(listening(p) for p in (port, flower_port, redis_port)), "a port is still held"
-    up.stdout.close()
+    try:
+        redis_port = int(re.search(r"redis://127\.0\.0\.1:(\d+)", banner).group(1))
+        wait_for_http(f"http://127.0.0.1:{port}/healthz")
+        wait_for_http(f"http://127.0.0.1:{flower_port}/healthcheck")
+        assert all(listening(p) for p in (port, flower_port, redis_port))
+        stopped_cleanly(up, sig, data_dir)
+        assert not any(listening(p) for p in (port, flower_port, redis_port)), "a port is still held"
+    finally:
+        up.kill()       # a test that failed before its signal leaves nothing running (its children die with it)
+        up.wait()
+        up.stdout.close()
 
 
 def test_process_stops_everything_on_sigterm_mid_job(tmp_path):
@@ -106,9 +110,13 @@ def test_process_stops_everything_on_sigterm_mid_job(tmp_path):
                                       "--workers", "1"], env=env,
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
-    while not list((data_dir / "blobs" / "jobs").glob("*/annotated/*.json")):   # a segment is done
-        assert run.poll() is None and time.monotonic() < deadline, "the job never got going"
-        time.sleep(0.2)
+    try:
+        while not list((data_dir / "blobs" / "jobs").glob("*/annotated/*.json")):   # a segment is done
+            assert run.poll() is None and time.monotonic() < deadline, "the job never got going"
+            time.sleep(0.2)
+    except AssertionError:
+        run.kill()          # nothing left running after a failure either (its children die with it)
+        raise
     stopped_cleanly(run, signal.SIGTERM, data_dir)
     assert "stopped (SIGTERM)" in run.stderr.read()
     assert not (tmp_path / "out" / "results.json").exists()
