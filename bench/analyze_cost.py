@@ -101,12 +101,16 @@ def measure(media: Path | None, chains: dict = CHAINS, analyzers: tuple[str, ...
     return rows
 
 
-def cost_table(rows: list[dict]) -> list[str]:
-    """The before / after table of the chain's CPU time per frame."""
-    return ["| footage | frames | before ms/frame | after ms/frame | after / before | faces before | faces after |",
-            "| --- | --- | --- | --- | --- | --- | --- |",
+def cost_table(rows: list[dict], before: str = "before", after: str = "after",
+               extra: tuple[str, str] | None = None) -> list[str]:
+    """The before / after table of CPU time per frame; ``extra``: one more column (its header,
+    its key in the rows)."""
+    head = (f"| footage | frames | {before} ms/frame | {after} ms/frame | {after} / {before} | faces {before} | "
+            f"faces {after} |" + (f" {extra[0]} |" if extra else ""))
+    return [head, "|" + " --- |" * head.count(" | ") + " --- |",
             *(f"| {r['footage']} | {r['frames']} | {r['before_ms_per_frame']} | {r['after_ms_per_frame']} | "
-              f"{r['ratio']} | {r['before_faces']} | {r['after_faces']} |" for r in rows)]
+              f"{r['ratio']} | {r['before_faces']} | {r['after_faces']} |" + (f" {r[extra[1]]} |" if extra else "")
+              for r in rows)]
 
 
 def markdown(rows: list[dict], load: tuple[float, float] | None = None) -> str:
@@ -141,11 +145,7 @@ def area_markdown(rows: list[dict], load: tuple[float, float]) -> str:
              "the faces are found by the first pass, so the area look is planned only where motion no found face "
              "accounts for is large (area looks: the frames that had one). Where it is planned, it is paid from the same exploration budget as the other looks (2 % of "
              "the first pass over a recording), and one that finds nothing waits `retry_frames` frames.", "",
-             "| footage | frames | without ms/frame | with ms/frame | with / without | faces without | faces with | "
-             "area looks |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for r in rows:
-        lines.append(f"| {r['footage']} | {r['frames']} | {r['before_ms_per_frame']} | {r['after_ms_per_frame']} | "
-                     f"{r['ratio']} | {r['before_faces']} | {r['after_faces']} | {r['area_looks']} |")
+             *cost_table(rows, "without", "with", ("area looks", "area_looks"))]
     return "\n".join(lines) + "\n"
 
 

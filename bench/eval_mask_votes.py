@@ -30,10 +30,6 @@ from workers.analytics.picture import Picture
 from workers.analytics.recognizer import align_face
 
 
-def _as_mask(result) -> float:
-    return result[1] if result[0] == "mask" else 1.0 - result[1]
-
-
 def record(media: Path, part: str) -> list[dict]:
     """One dict per clip: scale, truth, photo, and the samples of the track whose vote is the
     clip's label (none when the clip was not judged)."""
@@ -58,7 +54,8 @@ def record(media: Path, part: str) -> list[dict]:
                 "track": int(faces.track_ids[row]),
                 "emb": float(self.embedding.model.probability(vector[None])[0]),
                 "emb_mirror": float(self.embedding.model.probability(mirrored[None])[0]),
-                "mob": _as_mask(plain), "mob_mirror": _as_mask(mirror), "cue": cue_features(aligned)})
+                "mob": mask_module._probability_of_mask(plain),
+                "mob_mirror": mask_module._probability_of_mask(mirror), "cue": cue_features(aligned)})
         return out
 
     def on_photo_clip(path, photo, height, seed):

@@ -14,30 +14,29 @@ class Asked(Exception):
     of its command line needs."""
 
 
+def asked_of(monkeypatch, bench, first_use: str, argv: list[str]) -> tuple:
+    """What ``bench.main(argv)`` passes to ``first_use``, where it first uses its folder and part."""
+    def ask(folder, part):
+        raise Asked(folder, part)
+
+    monkeypatch.setattr(bench, first_use, ask)
+    with pytest.raises(Asked) as asked:
+        bench.main(argv)
+    return asked.value.args
+
+
 @pytest.mark.parametrize("argv", [["--part", "test"], ["--part=test"]])
 def test_eval_mask_votes_takes_the_part_as_its_docstring_writes_it(monkeypatch, argv):
     from bench import eval_mask_votes
 
-    def record(media, part):
-        raise Asked(media, part)
-
-    monkeypatch.setattr(eval_mask_votes, "record", record)
-    with pytest.raises(Asked) as asked:
-        eval_mask_votes.main(argv)
-    assert asked.value.args == (SHARED_MEDIA, "test")
+    assert asked_of(monkeypatch, eval_mask_votes, "record", argv) == (SHARED_MEDIA, "test")
 
 
 @pytest.mark.parametrize("argv", [["--part", "test", "--scales", "close-up"], ["--part=test", "--scales=close-up"]])
 def test_eval_misses_takes_the_part_as_its_docstring_writes_it(monkeypatch, argv):
     from bench import eval_misses
 
-    def mask_split(folder, part):
-        raise Asked(folder, part)
-
-    monkeypatch.setattr(eval_misses, "mask_split", mask_split)
-    with pytest.raises(Asked) as asked:
-        eval_misses.main(argv)
-    assert asked.value.args == (SHARED_MEDIA / "masks" / "with_mask", "test")
+    assert asked_of(monkeypatch, eval_misses, "mask_split", argv) == (SHARED_MEDIA / "masks" / "with_mask", "test")
     # The detector it wrapped is the process's shared one: a bench that failed leaves it bare.
     from bench.eval_clips import pipeline_config
     from bench.eval_masks import CANDIDATES, CHOSEN
