@@ -211,7 +211,9 @@ def _candidate_table(masks: dict, costs: dict) -> list[str]:
                                                     "look as above",
             "second look, ensemble + lower-face cue + mirrored MobileNetV2 (mean of three)":
                 f"mask {costs['embedding_ms']} + {costs['mobilenet_mirrored_ms']} (mirrored) + {costs['cue_ms']} "
-                "(cue) ms/face; look as above"}
+                "(cue) ms/face; look as above",
+            "mean of three, missed frames filled between linked detections":
+                "as above; the filling's CPU time on ordinary footage: docs/benchmarks.md (Gap filling)"}
     lines = ["| candidate | licence | cost | split | masked found (frames) | bare found (frames) | "
              "mask right (clips judged) |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for name, parts in masks["candidates"].items():
@@ -291,7 +293,10 @@ def render(f: dict) -> str:
         "(`workers/analytics/mask_train.py`), mask-recognition's MobileNetV2 (the mean over the crop and its "
         "mirror image), and the lower-face cue: the lower face (below the nose, between the mouth corners) "
         "against the skin between the eyes, in colour and detail, on the aligned face "
-        "(`workers/analytics/mask_cue.py`, three numbers fitted on the tuning split).", "",
+        "(`workers/analytics/mask_cue.py`, three numbers fitted on the tuning split). At the end of a segment the "
+        "tracker links detections at a steady velocity (three or more, even where ByteTrack gave them no track) and "
+        "fills the frames between two of them, up to 2 frames apart, with a box on the line between them "
+        "(`workers/analytics/gaps.py`).", "",
         "## Splits", "",
         "Every set is split in two, fixed in `bench/eval_split.py`; thresholds, preprocessing and model choices "
         "were made on the tuning part; the figures below are on the **test** part unless a row says otherwise. "
