@@ -95,3 +95,23 @@ def test_a_lone_detection_is_not_copied_into_its_neighbours(detector):
     (row,) = on(state.faces[3], lone)
     assert state.faces[3].to_json()[row]["track"] is None
     assert len(state.tracks) == 1
+
+
+def boxes_frame(boxes: list[tuple[float, float, float, float]], tracks: list[int]) -> Faces:
+    return Faces(boxes=np.array(boxes, np.float32).reshape(-1, 4), scores=np.full(len(boxes), 0.6, np.float32),
+                 keypoints=np.zeros((len(boxes), 5, 2), np.float32), track_ids=np.array(tracks, np.int64))
+
+
+def test_an_untracked_face_far_from_a_track_does_not_join_it():
+    """Hamilton, frames 50-52: an untracked face 3 face heights from where a track's face is on
+    the next frame. It is not the track's first frame, and nothing is filled for it."""
+    from workers.analytics.gaps import fill_gaps
+
+    state = SegmentState(fps=25)
+    state.faces = [boxes_frame([(400, 162, 452, 226)], [-1])]
+    state.faces += [boxes_frame([(192 + 3 * k, 66, 246 + 3 * k, 144)], [3]) for k in range(4)]
+    for frame, faces in enumerate(state.faces[1:], 1):
+        state.frame_index = frame
+        state.observe(faces.track_ids, faces.boxes)
+    assert fill_gaps(state, TrackerConfig()) == 0
+    assert state.faces[0].track_ids.tolist() == [-1] and state.tracks[3].first_frame == 1

@@ -9,7 +9,8 @@ a chain's second detection may lie anywhere within ``max_speed`` face heights a 
 first, each later one must lie where the chain's velocity puts it (within ``gap_tolerance`` face
 heights), every one of a like height, with at most ``max_gap_frames`` frames between two. Two
 faces ByteTrack told apart (two track ids) never share a chain; two detections of one track id
-always may. A chain of ``min_chain`` detections or more is one face: its untracked detections
+always may; an untracked detection starts a chain with a tracked one only close by (within
+``gap_tolerance`` face heights a frame). A chain of ``min_chain`` detections or more is one face: its untracked detections
 take the chain's track (the one ByteTrack gave any of them, else a new one), and every frame
 between two of them gets a face on the line between them (box and keypoints), unless a face is
 already there. A lone detection, or a pair, is never copied into its neighbours.
@@ -67,10 +68,15 @@ def link_cost(chain: Chain, frame: int, box, track: int, config: TrackerConfig) 
     ratio = _height(box) / chain.height
     if not 1 / config.gap_size_ratio <= ratio <= config.gap_size_ratio:
         return None
-    if chain.velocity is None:      # a second detection: any place a face could have moved to
+    if chain.velocity is None:      # a second detection: nothing to agree with yet
         speed = float(np.linalg.norm(_centre(box) - chain.centre)) / chain.height / gap
+        # Two untracked ones: any place a face could have moved to (a third must then agree).
+        # One tracked and one not: only close by, since the track's own detections go on
+        # without being checked (hamilton: an untracked face 3 face heights away had joined
+        # a track on the next frame).
+        limit = config.max_speed if chain.track < 0 and track < 0 else config.gap_tolerance
         # after every chain that has a velocity to agree with
-        return config.gap_tolerance + speed if speed <= config.max_speed else None
+        return config.gap_tolerance + speed if speed <= limit else None
     error = float(np.linalg.norm(_centre(box) - (chain.centre + chain.velocity * gap))) / chain.height
     return error if error <= config.gap_tolerance else None
 
