@@ -78,3 +78,12 @@ class Faces:
         optional = {name: self.column(name) for name in OPTIONAL_COLUMNS}
         return [{"box": box, "score": score, "track": track, **{name: values[i] for name, values in optional.items()}}
                 for i, (box, score, track) in enumerate(zip(boxes, scores, tracks))]
+
+
+def on_line(first: Faces, a: int, last: Faces, b: int, w: float) -> tuple[np.ndarray, np.ndarray | None]:
+    """The box and keypoints a fraction ``w`` of the way from row ``a`` of ``first`` to row ``b``
+    of ``last`` (a face between two frames that found it); keypoints None if either has none."""
+    box = (1 - w) * first.boxes[a] + w * last.boxes[b]
+    if first.keypoints is None or last.keypoints is None:
+        return box, None
+    return box, (1 - w) * first.keypoints[a] + w * last.keypoints[b]

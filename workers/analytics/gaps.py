@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.analyzer_configs import TrackerConfig
-from workers.analytics.faces import Faces
+from workers.analytics.faces import Faces, on_line
 from workers.analytics.tracks import SegmentState, box_iou
 
 # A face already on a gap frame that overlaps the line's box this much is the face itself
@@ -150,13 +150,9 @@ def _fill(frames: list[Faces], frame: int, before: int, a: int, after: int, b: i
     """A face on ``frame`` on the line between row ``a`` of ``before`` and row ``b`` of
     ``after``, unless a face is already there."""
     first, last = frames[before], frames[after]
-    w = (frame - before) / (after - before)
-    box = (1 - w) * first.boxes[a] + w * last.boxes[b]
+    box, keypoints = on_line(first, a, last, b, (frame - before) / (after - before))
     if any(box_iou(box, other) >= EXPLAINED_IOU for other in frames[frame].boxes):
         return False
-    keypoints = None
-    if first.keypoints is not None and last.keypoints is not None:
-        keypoints = (1 - w) * first.keypoints[a] + w * last.keypoints[b]
     labels = {name: values[a] for name, values in first.columns.items() if name != "temperature_c"}
     frames[frame] = frames[frame].added(box, min(first.scores[a], last.scores[b]), keypoints, track, labels)
     return True
