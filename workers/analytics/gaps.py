@@ -18,7 +18,9 @@ already there. A lone detection, or a pair, is never copied into its neighbours.
 The filled face's score is the lower of its two ends' (a filled face is no stronger than the
 weaker detection it was drawn from); its labels (name, mask) are those of the detection before
 it; its temperature is null (nothing was measured on it). Damaged frames are not filled, and no
-chain crosses a scene cut the tracker saw.
+chain crosses a scene cut the tracker saw. The tracker skips its cut test on a frame with no face
+while no track is alive (``FaceTracker._untracked``), so a cut onto such a frame goes unseen:
+a chain of untracked detections could span it only with a third detection on the line of two.
 """
 
 from __future__ import annotations
