@@ -21,7 +21,6 @@ import signal
 import socket
 import subprocess
 import threading
-import time
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -236,17 +235,6 @@ class SilentServer(_TcpServer):
                 continue
             except OSError:
                 return
-
-
-def wait_until(condition, timeout: float, what: str, poll: float = 0.05):
-    """Poll ``condition`` until it returns something true; fail the test after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(poll)
-    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
 
 
 @contextmanager

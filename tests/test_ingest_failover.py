@@ -17,7 +17,8 @@ from core.camera_leases import CameraLeases
 from core.cameras import CameraRegistry
 from tests.clipmaker import make_clip
 from tests.conftest import child_env, repo_root
-from tests.rtsp_camera import RtspCamera, gstreamer_missing, wait_until
+from tests.rtsp_camera import RtspCamera, gstreamer_missing
+from tests.waiting import wait_until
 
 LEASE_S = 3.0
 

@@ -13,7 +13,8 @@ import pytest
 
 from tests.clipmaker import make_clip
 from tests.conftest import private_farm, wait_for_job
-from tests.rtsp_camera import RtspCamera, gstreamer_missing, running_ingest, wait_until
+from tests.rtsp_camera import RtspCamera, gstreamer_missing, running_ingest
+from tests.waiting import wait_until
 from tests.test_alert_webhooks import SECRET, Receiver
 
 WAIT_S = 120

@@ -14,7 +14,8 @@ import pytest
 
 from tests.clipmaker import make_clip
 from tests.conftest import wait_for_job
-from tests.rtsp_camera import RtspCamera, gstreamer_missing, open_recordings, running_ingest, wait_until
+from tests.rtsp_camera import RtspCamera, gstreamer_missing, open_recordings, running_ingest
+from tests.waiting import wait_until
 
 WAIT_S = 90
 NAME = "Live Follow Kit"

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from tests.clipmaker import make_clip
-from tests.rtsp_camera import wait_until
+from tests.waiting import wait_until
 
 WAIT_S = 120
 

@@ -19,7 +19,8 @@ from cli.redis_server import RedisServer, free_port
 from core.processes import FarmProcess, worker_args
 from tests.clipmaker import count_video_frames, make_clip, package_file
 from tests.conftest import child_env
-from tests.rtsp_camera import JunkServer, RtspCamera, gstreamer_missing, wait_until
+from tests.rtsp_camera import JunkServer, RtspCamera, gstreamer_missing
+from tests.waiting import wait_until
 
 VIDFARM = [sys.executable, "-m", "cli.main"]
 

@@ -27,10 +27,12 @@ from core.models import aware
 from tests import s3server
 from tests.clipmaker import count_video_frames, make_clip
 from tests.hosts import Network, NamespacesRefused
+from tests.waiting import wait_until
 
 # Short, so the test is quick; VIDFARM_TEST_LEASE_S=30 measures the default (docs/robustness.md).
 LEASE_S = os.environ.get("VIDFARM_TEST_LEASE_S", "5")
 TOKEN = "multihost-token"
+STARTING = (Exception,)     # a host still starting refuses or errs: not yet
 PG_BIN = Path("/usr/lib/postgresql")
 
 
@@ -49,19 +51,6 @@ class Host:
             pass
         self.popen.wait()
         self.log.close()
-
-
-def wait_until(check, what: str, timeout: float = 60.0, every: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            found = check()
-        except Exception:       # the server is still starting
-            found = None
-        if found:
-            return found
-        time.sleep(every)
-    raise TimeoutError(f"{what} within {timeout:.0f} s")
 
 
 def ended_in_log(log: Path, task: str) -> bool:
@@ -143,7 +132,7 @@ def test_a_worker_host_cut_off_mid_job_loses_nothing(network, tmp_path, monkeypa
         monkeypatch.setenv("VIDFARM_DATABASE_URL", database_url)
         monkeypatch.setenv("VIDFARM_SEGMENT_LEASE_S", LEASE_S)
         use_farm_environment(monkeypatch, redis_url, data_dir)
-        records = wait_until(runtime.records, "PostgreSQL answered on its host")   # and the schema is made
+        records = wait_until(runtime.records, 60, "PostgreSQL answered on its host", poll=0.2, tolerate=STARTING)   # and the schema is made
 
         web = f"http://{net.hosts['web']}:8000"
         started.append(Host(net.on("web", [sys.executable, "-m", "gunicorn", "web.wsgi:app", "--bind",
@@ -159,13 +148,15 @@ def test_a_worker_host_cut_off_mid_job_loses_nothing(network, tmp_path, monkeypa
                                  env, logs / f"{name}.log")
             started.append(workers[name])
         from tasks.app import app
-        wait_until(lambda: len(app.control.ping(timeout=0.5) or []) == 2, "both workers answered", 120)
+        wait_until(lambda: len(app.control.ping(timeout=0.5) or []) == 2, 120, "both workers answered",
+                   poll=0.2, tolerate=STARTING)
 
         clip = make_clip(tmp_path / "clip.mp4", seconds=12, fps=15, gop=15, size=(960, 540))
         auth = {"Authorization": f"Bearer {TOKEN}"}
         with open(clip.path, "rb") as upload:
             created = wait_until(lambda: requests.post(f"{web}/api/v1/jobs", headers=auth, timeout=30,
-                                                       files={"file": ("clip.mp4", upload)}), "the web app answered")
+                                                       files={"file": ("clip.mp4", upload)}), 60, "the web app answered",
+                                 poll=0.2, tolerate=STARTING)
         assert created.status_code == 201, created.text
         job_id = created.json()["id"]
 
@@ -181,13 +172,13 @@ def test_a_worker_host_cut_off_mid_job_loses_nothing(network, tmp_path, monkeypa
             fresh = [s for index, s in held.items() if held_before is not None and index not in held_before]
             held_before = set(held)
             return fresh[0] if fresh else None
-        segment = wait_until(newly_held_by_a, "worker-a took a segment", 120, every=0.05)
+        segment = wait_until(newly_held_by_a, 120, "worker-a took a segment", tolerate=STARTING)
         net.cut("worker-a")
         cut_at = time.time()
 
         view = wait_until(lambda: (lambda v: v if v["status"] in ("done", "failed") and (
             v["status"] == "failed" or v["video_version"] >= v["results_version"]) else None)(
-            job_view(records, job_id)), "the job ended", 180)
+            job_view(records, job_id)), 180, "the job ended", poll=0.2, tolerate=STARTING)
         api_view = requests.get(f"{web}/api/v1/jobs/{job_id}", headers=auth, timeout=30).json()
         assert view["status"] == api_view["status"] == "done", view["error"]
         again = records.get_segment(job_id, segment.index)
@@ -205,7 +196,8 @@ def test_a_worker_host_cut_off_mid_job_loses_nothing(network, tmp_path, monkeypa
 
         # worker-a comes back and ends its copy of the segment: that changes nothing.
         net.reconnect("worker-a")
-        wait_until(lambda: ended_in_log(logs / "worker-a.log", "vidfarm.segment"), "worker-a ended its segment", 120)
+        wait_until(lambda: ended_in_log(logs / "worker-a.log", "vidfarm.segment"), 120, "worker-a ended its segment",
+                   poll=0.2, tolerate=STARTING)
         time.sleep(2)       # time for a stitch it might have queued to run
         view_after = job_view(records, job_id)
         assert (view_after["status"], view_after["results_version"]) == ("done", view["results_version"])

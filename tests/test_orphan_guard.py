@@ -8,13 +8,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import psutil
 import pytest
 
 from core.orphan_guard import guarded
 from tests.conftest import repo_root
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
 
@@ -40,13 +40,6 @@ time.sleep(60)
 """
 
 
-def wait_until(condition, what: str, within: float = 10.0) -> None:
-    deadline = time.monotonic() + within
-    while not condition():
-        assert time.monotonic() < deadline, f"not within {within} s: {what}"
-        time.sleep(0.05)
-
-
 def gone(pid: int) -> bool:
     try:
         return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE     # its new parent may not reap it
@@ -62,10 +55,10 @@ def test_a_guarded_child_gets_its_signal_when_its_parent_is_killed(tmp_path, sig
     child = None
     try:
         child = int(parent.stdout.readline())
-        wait_until(lambda: notes.exists() and "ready" in notes.read_text(), "the child started")
+        wait_until(lambda: notes.exists() and "ready" in notes.read_text(), 10, "the child started")
         parent.kill()      # no clean-up of its own: only the kernel can tell the child
         parent.wait()
-        wait_until(lambda: gone(child), "the child ended with its parent")
+        wait_until(lambda: gone(child), 10, "the child ended with its parent")
         # SIGTERM reaches the child's handler (its graceful path); SIGKILL leaves no note.
         assert notes.read_text().split() == (["ready", "SIGTERM"] if sig == signal.SIGTERM else ["ready"])
     finally:

@@ -1,6 +1,6 @@
 """`vidfarm up` and `vidfarm process` stop every process they started on SIGTERM, SIGINT or
 SIGHUP, in the foreground or the background, and leave no port held; killed outright (SIGKILL),
-they leave nothing running either."""
+they (and `vidfarm watch`) leave nothing running either."""
 
 from __future__ import annotations
 
@@ -233,3 +233,28 @@ def test_process_killed_outright_mid_segment_leaves_nothing_running(tmp_path):
         killed_outright_leaves_nothing(run, tree, data_dir, ())
     finally:
         run.kill()
+
+
+def test_watch_killed_outright_mid_segment_leaves_nothing_running(tmp_path):
+    """`vidfarm watch` runs the same embedded farm as `process` and reads the camera in its own
+    process: SIGKILLed while its worker analyses a live segment, it leaves nothing running."""
+    from tests.rtsp_camera import RtspCamera
+
+    clip = make_clip(tmp_path / "clip.mp4", seconds=20, fps=15, size=(320, 180), gop=15)
+    data_dir = tmp_path / "data"
+    with RtspCamera(clip.path) as camera:
+        run = subprocess.Popen(VIDFARM + ["watch", camera.url, "--out", str(tmp_path / "out"), "--workers", "1"],
+                               env=child_env(VIDFARM_DATA_DIR=str(data_dir)),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        tree = ProcessTree(run.pid)
+        try:
+            deadline = time.monotonic() + 120
+            while not any("vidfarm.live_segment[" in log.read_text()
+                          for log in (data_dir / "logs").glob("worker*.log")):
+                assert run.poll() is None and time.monotonic() < deadline, "no live segment ever reached the worker"
+                tree.look()
+                time.sleep(0.1)
+            assert "redis-server" in tree.commands() and "tasks.forkserver" in tree.commands(), tree.commands()
+            killed_outright_leaves_nothing(run, tree, data_dir, ())
+        finally:
+            run.kill()

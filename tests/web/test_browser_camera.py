@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from tests.clipmaker import make_clip
-from tests.rtsp_camera import running_ingest, wait_until
+from tests.rtsp_camera import running_ingest
+from tests.waiting import wait_until
 from tests.web.test_browser import CHROMIUM, LAUNCH_ARGS, log_in
 from tests.web.test_cameras_api import parse_events
 

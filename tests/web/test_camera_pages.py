@@ -10,7 +10,8 @@ from __future__ import annotations
 import pytest
 
 from tests.clipmaker import make_clip
-from tests.rtsp_camera import RtspCamera, gstreamer_missing, running_ingest, wait_until
+from tests.rtsp_camera import RtspCamera, gstreamer_missing, running_ingest
+from tests.waiting import wait_until
 from tests.web.test_browser import CHROMIUM, browser, log_in, shots  # noqa: F401  (fixtures)
 from tests.web.test_pages_fit_and_access import AXE, WIDTHS, check
 

@@ -8,7 +8,8 @@ import threading
 import pytest
 
 from tests.clipmaker import make_clip
-from tests.rtsp_camera import RtspCamera, gstreamer_missing, wait_until
+from tests.rtsp_camera import RtspCamera, gstreamer_missing
+from tests.waiting import wait_until
 
 
 def parse_events(body: str) -> list[dict]:

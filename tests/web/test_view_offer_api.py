@@ -12,7 +12,8 @@ import asyncio
 
 import pytest
 
-from tests.rtsp_camera import running_ingest, wait_until
+from tests.rtsp_camera import running_ingest
+from tests.waiting import wait_until
 
 # Gathered ICE, as the route wants (no trickle); what a browser's offer looks like otherwise.
 EMPTY_SDP = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\n"
