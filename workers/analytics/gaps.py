@@ -77,7 +77,7 @@ def link_cost(chain: Chain, frame: int, box, track: int, config: TrackerConfig) 
         # without being checked (hamilton: an untracked face 3 face heights away had joined
         # a track on the next frame).
         limit = config.max_speed if chain.track < 0 and track < 0 else config.gap_tolerance
-        # after every chain that has a velocity to agree with
+        # Costs above any velocity match's: a chain whose velocity agrees is linked first.
         return config.gap_tolerance + speed if speed <= limit else None
     error = float(np.linalg.norm(_centre(box) - (chain.centre + chain.velocity * gap))) / chain.height
     return error if error <= config.gap_tolerance else None
