@@ -312,7 +312,7 @@ def render(f: dict) -> str:
         "against the skin between the eyes, in colour and detail, on the aligned face "
         "(`workers/analytics/mask_cue.py`, three numbers fitted on the tuning split). At the end of a segment the "
         "tracker links detections at a steady velocity (three or more, even where ByteTrack gave them no track) and "
-        "fills the frames between two of them, up to 2 frames apart, with a box on the line between them "
+        "fills gaps of up to 2 frames between two of them with a box on the line between them "
         "(`workers/analytics/gaps.py`).", "",
         "## Splits", "",
         "Every set is split in two, fixed in `bench/eval_split.py`; thresholds, preprocessing and model choices "
