@@ -28,7 +28,8 @@ from pathlib import Path
 from bench.eval_clips import pipeline_config
 
 CHAINS = {"before": {"detect": {"second_look": {"enabled": False}},
-                     "mask": {"method": "mobilenet", "lower_face_cue": False, "flip_mobilenet": False}}, "after": {}}
+                     "mask": {"method": "mobilenet", "lower_face_cue": False, "flip_mobilenet": False},
+                     "track": {"max_gap_frames": 0}}, "after": {}}
 ANALYZERS = ("detect", "track", "recognize", "mask", "thermal")
 # --area: the detector alone, without and with the look at the box around all the motion.
 AREA_CHAINS = {"before": {"detect": {"second_look": {"area_share": 0}}}, "after": {}}
