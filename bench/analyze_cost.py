@@ -13,6 +13,8 @@ section of docs/benchmarks.md when given ``--write``.
 (``area_share``, the close-up fix), on the same footage: its own section.
 ``--mask``: instead, the whole chain with the mask label as the mean of two classifiers and as
 the mean of three (the lower-face cue, mirrored MobileNetV2): its own section.
+``--gaps``: instead, the whole chain without and with the tracker's end-of-segment gap filling
+(``max_gap_frames``): its own section, with the tracks each made.
 """
 
 from __future__ import annotations
@@ -26,13 +28,16 @@ from pathlib import Path
 from bench.eval_clips import pipeline_config
 
 CHAINS = {"before": {"detect": {"second_look": {"enabled": False}},
-                     "mask": {"method": "mobilenet", "lower_face_cue": False, "flip_mobilenet": False}}, "after": {}}
+                     "mask": {"method": "mobilenet", "lower_face_cue": False, "flip_mobilenet": False},
+                     "track": {"max_gap_frames": 0}}, "after": {}}
 ANALYZERS = ("detect", "track", "recognize", "mask", "thermal")
 # --area: the detector alone, without and with the look at the box around all the motion.
 AREA_CHAINS = {"before": {"detect": {"second_look": {"area_share": 0}}}, "after": {}}
 # --mask: the whole chain with the mask label as the mean of the two classifiers, and as now (the
 # lower-face cue as a third vote, MobileNetV2 over the crop and its mirror image).
 MASK_CHAINS = {"before": {"mask": {"lower_face_cue": False, "flip_mobilenet": False}}, "after": {}}
+# --gaps: the whole chain without and with the tracker's gap filling at the segment's end.
+GAP_CHAINS = {"before": {"track": {"max_gap_frames": 0}}, "after": {}}
 ROUNDS = 5          # alternations: CPU time on a shared machine still varies by a few per cent a run
 TARGET_RATIO = 1.10
 
@@ -49,10 +54,11 @@ def footage(scratch: Path, media: Path | None) -> dict[str, Path]:
 
 
 def analyze_cpu_seconds(frames: list, configs: dict, fps: float, analyzers: tuple[str, ...] = ANALYZERS
-                        ) -> tuple[float, int, int]:
+                        ) -> tuple[float, int, int, int]:
     """CPU seconds (this process, one inference thread) the analyzer chain spends on the
-    frames, run as the segment pipeline runs it, the faces it found, and the frames on which
-    the second look looked at the whole moving area. CPU time, not wall
+    frames, run as the segment pipeline runs it (its end-of-segment step included), the faces
+    it found, the frames on which the second look looked at the whole moving area, and the
+    tracks it made. CPU time, not wall
     time: on a machine shared with other work, wall time measures the neighbours too."""
     from workers.analytics.faces import Faces
     from workers.analytics.picture import Picture
@@ -75,9 +81,11 @@ def analyze_cpu_seconds(frames: list, configs: dict, fps: float, analyzers: tupl
         for analyzer in chain:
             faces = analyzer(picture, faces)
         state.faces.append(faces)
-        found += len(faces)
         area_looks += look is not None and look.area_index is not None
-    return time.process_time() - started, found, area_looks
+    for analyzer in chain:
+        analyzer.end(state)
+    found = sum(len(faces) for faces in state.faces)
+    return time.process_time() - started, found, area_looks, len(state.tracks)
 
 
 def measure(media: Path | None, chains: dict = CHAINS, analyzers: tuple[str, ...] = ANALYZERS) -> list[dict]:
@@ -89,15 +97,17 @@ def measure(media: Path | None, chains: dict = CHAINS, analyzers: tuple[str, ...
             frames = list(media_io.decode_frames(path))
             fps = media_io.probe(path).fps
             seconds = {key: 0.0 for key in chains}
-            faces, area_looks = {}, {}
+            faces, area_looks, tracks = {}, {}, {}
             for _ in range(ROUNDS):          # alternate, so that anything else running slows both alike
                 for key, configs in chains.items():
-                    spent, faces[key], area_looks[key] = analyze_cpu_seconds(frames, configs, fps, analyzers)
+                    spent, faces[key], area_looks[key], tracks[key] = analyze_cpu_seconds(frames, configs, fps,
+                                                                                          analyzers)
                     seconds[key] += spent
             rows.append({"footage": name, "frames": len(frames),
                          **{f"{k}_ms_per_frame": round(v / ROUNDS / len(frames) * 1000, 2) for k, v in seconds.items()},
                          "ratio": round(seconds["after"] / seconds["before"], 3),
-                         **{f"{k}_faces": v for k, v in faces.items()}, "area_looks": area_looks["after"]})
+                         **{f"{k}_faces": v for k, v in faces.items()}, "area_looks": area_looks["after"],
+                         "tracks": f"{tracks['before']} / {tracks['after']}"})
     return rows
 
 
@@ -162,6 +172,18 @@ def mask_markdown(rows: list[dict], load: tuple[float, float]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def gaps_markdown(rows: list[dict], load: tuple[float, float]) -> str:
+    lines = ["## Gap filling: analyze cost on ordinary footage", "",
+             "`python -m bench.analyze_cost --gaps --write`: CPU time per frame of the segment pipeline's analyzer "
+             "chain (detect, track, recognize, mask, thermal; one inference thread) without (`max_gap_frames` 0) and "
+             "with the tracker's end-of-segment gap filling (`workers/analytics/gaps.py`), alternated "
+             f"{ROUNDS} times in one run (load average {load[0]:.1f} before, {load[1]:.1f} after). Faces: detections "
+             "over the clip, filled ones included (the difference is what the filling added); tracks: without / "
+             "with (a chain of untracked detections becomes a track).", "",
+             *cost_table(rows, "without", "with", ("tracks", "tracks"))]
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str]) -> int:
     args = [a for a in argv if not a.startswith("--")]
     media = Path(args[0]) if args else Path(__file__).resolve().parents[2] / "shared" / "media"
@@ -169,6 +191,9 @@ def main(argv: list[str]) -> int:
     if "--mask" in argv:
         rows = measure(media, MASK_CHAINS)
         text = mask_markdown(rows, (load_before, os.getloadavg()[0]))
+    elif "--gaps" in argv:
+        rows = measure(media, GAP_CHAINS)
+        text = gaps_markdown(rows, (load_before, os.getloadavg()[0]))
     elif "--area" in argv:
         rows = measure(media, AREA_CHAINS, ("detect",))
         text = area_markdown(rows, (load_before, os.getloadavg()[0]))

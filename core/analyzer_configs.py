@@ -117,6 +117,17 @@ class TrackerConfig(AnalyzerConfig):
     activation_threshold: float = Field(0.3, description="Minimum score to start a track.")
     high_confidence: float = Field(0.3, description="Scores above this take part in the first matching pass.")
     min_iou: float = Field(0.1, description="Minimum box overlap to continue a track.")
+    # End of segment (workers/analytics/gaps.py): a face found on every other frame (small,
+    # masked) never gets a ByteTrack track; its detections are linked at a steady velocity.
+    max_gap_frames: int = Field(2, ge=0, description="Most frames filled between two detections of one face "
+                                                     "(a line between them); 0: none.")
+    min_chain: int = Field(3, ge=3, description="Detections of one face, linked, before its gaps are filled "
+                                                "(a lone detection or a pair is never copied).")
+    gap_tolerance: float = Field(0.5, gt=0, description="How far (face heights) a detection may lie from where "
+                                                        "its chain's velocity puts it.")
+    max_speed: float = Field(4.0, gt=0, description="Fastest a face moves (face heights a frame) between the first "
+                                                    "two detections of a chain.")
+    gap_size_ratio: float = Field(1.5, ge=1, description="Most a face's height changes between two linked detections.")
     scene_cut: float = Field(defaults.SCENE_CUT, description="Mean absolute difference (0-255) of consecutive 32x18 "
                                                     "grayscale thumbnails that marks a cut: all tracks end.")
 

@@ -27,7 +27,7 @@ from tasks.client import fan_out
 from tasks.common import (_json_bytes, _pipeline_config, _put_bytes, media_limits, put_json,  # noqa: F401
                           render_config, result_options, scratch_dir)
 from tasks.gallery import job_matching
-from tasks.render import draw_ahead_if_empty, queue_render
+from tasks.render import draw_ahead_if_empty, fail_job, queue_render
 from tasks.leases import Lease, forget_requeues, job_lease, segment_lease, stitch_without_chord
 from workers import media, pipeline
 from workers.analytics import thermal
@@ -62,10 +62,10 @@ def _ingest(job_id: str) -> dict:
             for plan, path in zip(plans, files):
                 store.move_file(segment_key(job_id, plan.index), path)
     except media.MediaError as exc:
-        records.fail_job(job_id, str(exc))
+        fail_job(job_id, str(exc))
         return {"failed": str(exc)}
     except Exception as exc:
-        records.fail_job(job_id, f"ingest failed: {exc}")
+        fail_job(job_id, f"ingest failed: {exc}")
         raise
     records.record_split(job_id, [
         {"index": p.index, "start_frame": p.start_frame, "frames": p.frames, "pts": p.pts,
@@ -192,7 +192,7 @@ def _process_segment(self, segment: SegmentJob, worker: str, lease: Lease) -> di
         put_json(analysis_key(job_id, index), _without_names(result))
     except media.MediaError as exc:
         records.set_segment(job_id, index, status="failed", error=str(exc))
-        records.fail_job(job_id, f"segment {index}: {exc}")
+        fail_job(job_id, f"segment {index}: {exc}")
         raise
     except Exception as exc:
         if not lease.held:     # cut off (the database or Redis unreachable), its work given to another
@@ -200,7 +200,7 @@ def _process_segment(self, segment: SegmentJob, worker: str, lease: Lease) -> di
         if self.request.retries < runtime.settings().segment_retries:
             raise self.retry(exc=exc, countdown=1)
         records.set_segment(job_id, index, status="failed", error=str(exc))
-        records.fail_job(job_id, f"segment {index} failed: {exc}")
+        fail_job(job_id, f"segment {index} failed: {exc}")
         raise
     seconds = round(time.perf_counter() - started, 4)      # the analysis alone: the autoscaler learns its cost
     try:
@@ -271,7 +271,7 @@ def _stitch(self, job_id: str, wait_s: float) -> dict:
     except Exception as exc:
         if self.request.retries < self.max_retries:
             raise self.retry(exc=exc, countdown=1)
-        records.fail_job(job_id, f"stitch failed: {exc}")
+        fail_job(job_id, f"stitch failed: {exc}")
         raise
     return {"frames": len(results["frames"])}
 
@@ -296,4 +296,4 @@ def job_failed(request, exc, traceback, job_id: str) -> None:
     if segments and not _unfinished(segments):
         stitch.apply_async((job_id,))
         return
-    runtime.records().fail_job(job_id, f"processing failed: {exc}")
+    fail_job(job_id, f"processing failed: {exc}")

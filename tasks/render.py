@@ -141,10 +141,19 @@ def draw_ahead_if_empty(job, index: int, pts: list[int], frames: list[list[dict]
 
 
 def _leave_nothing_of_a_deleted_job(job_id: str) -> None:
-    """A done job may be deleted while its video is drawn: whatever a drawing task wrote after
-    the deletion's sweep goes too."""
-    if runtime.records().get_job(job_id) is None:
+    """A job may be deleted while a segment of it is drawn: whatever the drawing wrote after the
+    deletion's sweep goes too; or fail: a drawing that will never be joined goes."""
+    job = runtime.records().get_job(job_id)
+    if job is None:
         runtime.store().delete_prefix(job_key(job_id))
+    elif job.status == "failed":
+        clean_up_drawings(job_id)
+
+
+def fail_job(job_id: str, reason: str) -> None:
+    """Fail a job (``Records.fail_job``) and delete what was drawn ahead of its results."""
+    runtime.records().fail_job(job_id, reason)
+    clean_up_drawings(job_id)
 
 
 @app.task(name="vidfarm.join_video", bind=True, ignore_result=True)
@@ -188,12 +197,16 @@ def _join_video(job_id: str, version: int, keys: list[str], queued_at: float, at
 
 def clean_up_drawings(job_id: str) -> list[str]:
     """Once the video follows the job's latest results, delete the drawings it does not use
-    (while it does not, a newer drawing may still be on its way). Returns the keys deleted."""
+    (while it does not, a newer drawing may still be on its way); of a failed job, every
+    drawing its video (if an earlier run made one) does not use: those drawn ahead for the
+    failed run would never be joined. Returns the keys deleted."""
     records, store = runtime.records(), runtime.store()
     job, video = records.get_job(job_id), records.video(job_id)
-    if job is None or video is None or video.version < job.results_version:
+    if job is None:
         return []
-    used = {drawn_key(job_id, index, key) for index, key in enumerate(video.segments)}
+    if job.status != "failed" and (video is None or video.version < job.results_version):
+        return []
+    used = set() if video is None else {drawn_key(job_id, index, key) for index, key in enumerate(video.segments)}
     stale = [key for key in store.list_keys(job_key(job_id, "annotated")) if key not in used]
     for key in stale:
         store.delete_prefix(key)

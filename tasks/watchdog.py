@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 from services import runtime
 from tasks.app import app
 from tasks.erasure import resume_lost
-from tasks.render import redraw_stale_videos
+from tasks.render import fail_job, redraw_stale_videos
 
 
 @app.task(name="vidfarm.watchdog", ignore_result=True)
@@ -21,8 +21,8 @@ def fail_stalled_jobs() -> list[str]:
     records, limit = runtime.records(), runtime.settings().stall_after_s
     stalled = records.stalled_jobs(datetime.now(timezone.utc) - timedelta(seconds=limit))
     for job_id in stalled:
-        records.fail_job(job_id, f"no progress for {limit:.0f} s: its queued tasks were lost "
-                                 f"(e.g. Redis restarted without persistence); submit it again")
+        fail_job(job_id, f"no progress for {limit:.0f} s: its queued tasks were lost "
+                 f"(e.g. Redis restarted without persistence); submit it again")
     redraw_stale_videos(datetime.now(timezone.utc) - timedelta(seconds=limit))
     resume_lost(limit)
     return stalled

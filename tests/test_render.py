@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 
 from core.storage import output_key
 from services import gallery, runtime
@@ -87,6 +88,32 @@ def test_segments_that_show_nobody_are_drawn_by_their_analysis_before_the_result
     assert any(nobody) and not all(nobody)
     assert drawn_before == nobody
     assert assert_video_shows_results(job_id, frames_i420(two_visits.path), results) >= 6
+
+
+def test_a_job_that_fails_leaves_no_drawings(farm, clips):
+    """Segments drawn ahead (the empty ones, by the worker that analysed them) for a job that
+    then fails are never joined: they go when it fails, and so does what a segment task still
+    under way draws after the failure."""
+    from tasks.render import fail_job
+    from tests.clipmaker import make_clip
+
+    clip = make_clip(clips / "long-visit.mp4", seconds=36, fps=15, gop=15, size=(640, 360), photo_height=150,
+                     face_windows=[(0, 10), (20, 36)])
+    job_id = submit_file(runtime.farm(), clip.path, name="long-visit.mp4")
+    store, records = runtime.store(), runtime.records()
+    deadline = time.monotonic() + 120
+    while not [k for k in store.list_keys(f"jobs/{job_id}/annotated") if k.endswith(".mp4")]:
+        assert records.get_job(job_id).status in ("queued", "splitting", "processing"), "done before it failed"
+        assert time.monotonic() < deadline, "no segment was drawn ahead"
+        time.sleep(0.05)
+    fail_job(job_id, "made by the test")
+    assert wait_for_job(job_id)["status"] == "failed"
+    quiet_since, deadline = time.monotonic(), time.monotonic() + 60
+    while time.monotonic() - quiet_since < 3:
+        if store.list_keys(f"jobs/{job_id}/annotated") or any(s.status == "processing" for s in records.segments(job_id)):
+            quiet_since = time.monotonic()
+        assert time.monotonic() < deadline, store.list_keys(f"jobs/{job_id}/annotated")
+        time.sleep(0.1)
 
 
 def test_a_rename_redraws_the_segments_that_show_the_name_and_only_those(farm, two_visits):

@@ -90,7 +90,9 @@ def analyse_segment(src: Path, segment: SegmentJob, config: PipelineConfig,
             item = next(decoded)
             t1 = time.perf_counter()
             faces = Faces.empty()
-            if item.damage is None:     # a damaged frame carries no faces: none can be trusted
+            if item.damage is not None:     # a damaged frame carries no faces: none can be trusted
+                state.damaged.add(state.frame_index)
+            else:
                 picture = thermal.picture_of_frame(item.frame, calibration)
                 for analyzer in chain:
                     faces = analyzer(picture, faces)
@@ -103,6 +105,10 @@ def analyse_segment(src: Path, segment: SegmentJob, config: PipelineConfig,
         decoded.close()
     # A live camera's carried faces follow the line between the looks around them.
     fill_between_looks(state.faces)
+    t0 = time.perf_counter()
+    for analyzer in chain:
+        analyzer.end(state)
+    stages["analyze"] += time.perf_counter() - t0
     # Built after the last frame: the tracker may still have given a frame's face its track
     # on the frame after.
     frames = [faces.to_json() for faces in state.faces]

@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from workers.analytics.faces import Faces
+from workers.analytics.faces import Faces, on_line
 from workers.analytics.motion_gate import thumbnail
 from workers.analytics.picture import Picture
 from workers.analytics.tracks import is_scene_cut
@@ -72,6 +72,6 @@ def fill_between_looks(frames: list[Faces]) -> None:
                 a, b = rows_before.get(int(track)), rows_after.get(int(track))
                 if track < 0 or a is None or b is None:
                     continue
-                faces.boxes[row] = (1 - w) * first.boxes[a] + w * last.boxes[b]
-                if faces.keypoints is not None and first.keypoints is not None and last.keypoints is not None:
-                    faces.keypoints[row] = (1 - w) * first.keypoints[a] + w * last.keypoints[b]
+                faces.boxes[row], keypoints = on_line(first, a, last, b, w)
+                if faces.keypoints is not None and keypoints is not None:
+                    faces.keypoints[row] = keypoints

@@ -46,6 +46,22 @@ class Faces:
                      columns={name: [values[i] for i in rows] for name, values in self.columns.items()},
                      carried=self.carried)
 
+    def added(self, box, score: float, keypoints, track_id: int, labels: dict) -> "Faces":
+        """These faces and one more (a filled gap, ``workers.analytics.gaps``): its columns'
+        values from ``labels``, the default where a column has none."""
+        if keypoints is None:   # no landmarks to draw from: the box's centre, as the detector never gives
+            keypoints = np.tile([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2], (5, 1))
+        track_ids = np.full(len(self), -1, np.int64) if self.track_ids is None else self.track_ids
+        names = list(self.columns) + [name for name in labels if name not in self.columns]
+        return Faces(boxes=np.vstack([self.boxes, np.asarray(box, np.float32)[None]]).astype(np.float32),
+                     scores=np.append(self.scores, np.float32(score)).astype(np.float32),
+                     keypoints=None if self.keypoints is None else
+                     np.concatenate([self.keypoints, np.asarray(keypoints, np.float32)[None]]),
+                     track_ids=np.append(track_ids, track_id).astype(np.int64),
+                     columns={name: list(self.column(name)) + [labels.get(name, OPTIONAL_COLUMNS.get(name))]
+                              for name in names},
+                     carried=self.carried)
+
     def column(self, name: str) -> list:
         return self.columns.get(name, [OPTIONAL_COLUMNS.get(name)] * len(self))
 
@@ -62,3 +78,12 @@ class Faces:
         optional = {name: self.column(name) for name in OPTIONAL_COLUMNS}
         return [{"box": box, "score": score, "track": track, **{name: values[i] for name, values in optional.items()}}
                 for i, (box, score, track) in enumerate(zip(boxes, scores, tracks))]
+
+
+def on_line(first: Faces, a: int, last: Faces, b: int, w: float) -> tuple[np.ndarray, np.ndarray | None]:
+    """The box and keypoints a fraction ``w`` of the way from row ``a`` of ``first`` to row ``b``
+    of ``last`` (a face between two frames that found it); keypoints None if either has none."""
+    box = (1 - w) * first.boxes[a] + w * last.boxes[b]
+    if first.keypoints is None or last.keypoints is None:
+        return box, None
+    return box, (1 - w) * first.keypoints[a] + w * last.keypoints[b]

@@ -38,6 +38,10 @@ class Analyzer:
         """The faces of one frame, with this analyzer's columns filled in."""
         raise NotImplementedError
 
+    def end(self, state: SegmentState) -> None:
+        """Every frame of the segment is analysed (``state.faces``): last changes that need the
+        whole segment (the tracker fills the frames a face was missed on)."""
+
 
 ANALYZERS: dict[str, type] = {}
 

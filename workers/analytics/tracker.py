@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 from core.analyzer_configs import TrackerConfig
 from workers.analytics.faces import Faces
+from workers.analytics.gaps import fill_gaps
 from workers.analytics.motion_gate import thumbnail as grey_thumbnail
 from workers.analytics.picture import Picture
 from workers.analytics.registry import Analyzer, register
@@ -57,6 +58,7 @@ class FaceTracker(Analyzer):
         if not len(faces) and not self.tracker.tracks and self.thumbnail is not None:
             return self._untracked(picture, faces)
         if self._is_scene_cut(picture):
+            self.state.cuts.add(self.state.frame_index)
             self.tracker.reset()
             self.id_base = max(self.state.tracks, default=-1) + 1
         detections = sv.Detections(xyxy=faces.boxes.astype(np.float32), confidence=faces.scores,
@@ -70,6 +72,9 @@ class FaceTracker(Analyzer):
         self.state.observe(track_ids, faces.boxes)
         self._claim_previous_frame(faces)
         return faces
+
+    def end(self, state: SegmentState) -> None:
+        fill_gaps(state, self.config)
 
     def _untracked(self, picture: Picture, faces: Faces) -> Faces:
         """No face, and no track alive (an empty scene): ByteTrack would change nothing, and a

@@ -89,6 +89,10 @@ class SegmentState:
         # across a segment border to see whether the border is also a cut between shots.
         self.first_thumbnail: np.ndarray | None = None
         self.last_thumbnail = None
+        # Frames that are a scene cut (the tracker's test) and damaged frames (no faces, none
+        # trusted): the end-of-segment gap filling neither crosses the one nor fills the other.
+        self.cuts: set[int] = set()
+        self.damaged: set[int] = set()
 
     @property
     def last_thumbnail(self) -> np.ndarray | None:
@@ -120,6 +124,19 @@ class SegmentState:
         record = self.tracks.get(int(track_id))
         if record is not None and self.frame_index - 1 < record.first_frame:
             record.first_frame, record.first_box = self.frame_index - 1, _box_json(box)
+
+    def place(self, track_id: int, frame: int, box) -> None:
+        """A face of the track on ``frame`` that the tracker did not give it (a filled gap, a
+        detection the end-of-segment linking joined to the track): the track spans it."""
+        box_list = _box_json(box)
+        record = self.tracks.get(int(track_id))
+        if record is None:
+            record = self.tracks[int(track_id)] = TrackRecord(int(track_id), frame, frame, box_list, box_list)
+        elif frame < record.first_frame:
+            record.first_frame, record.first_box = frame, box_list
+        elif frame > record.last_frame:
+            record.last_frame, record.last_box = frame, box_list
+        record.frames += 1
 
     def should_sample(self, track_id: int, analyzer: str, every: int, limit: int) -> bool:
         """Sample a track's first usable frame, then keep sampling with a gap that starts at
