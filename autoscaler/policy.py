@@ -103,6 +103,19 @@ def count_target(obs: Observation, settings: ScaleSettings) -> tuple[int, str]:
             f"{obs.waiting} waiting + {obs.running} running need")
 
 
+def expected_burst(state: ScaleState) -> list[float]:
+    """The work of each task of the next burst, as the standby plans for it: as many tasks as
+    the bursts of the last rate_window_s brought on average (rounded up), each of their mean
+    work. The mean, not the largest: warm workers are paid every second until the burst
+    comes, and sized for the largest one (a long recording among short clips) they idle at
+    the cap all day for a burst that is rare, and that at the cap misses the bound anyway."""
+    bursts = [frames for _, frames in state.arrivals]
+    work = [state.cost.of(f) for frames in bursts for f in frames]
+    if not work:
+        return []
+    return [sum(work) / len(work)] * math.ceil(len(work) / len(bursts) - 1e-9)
+
+
 def wait_target(obs: Observation, state: ScaleState, settings: ScaleSettings) -> tuple[int, str]:
     """The fewest workers that keep the forecast wait (or latency) within the target."""
     cost = state.cost
@@ -118,13 +131,13 @@ def wait_target(obs: Observation, state: ScaleState, settings: ScaleSettings) ->
     # target kept low lets the window see how many the queue needs once they are done.
     workers, forecast = workers_for_wait(bound, settings.min_replicas, settings.max_replicas, busy_left, idle,
                                          starting, settings.pod_start_s, queued, with_work=latency)
-    # Standby: a burst like the largest of the last rate_window_s must meet the bound too when
-    # it comes back. Its tasks that a new worker could not serve in time (asked for at the
-    # next poll, up pod_start_s later) need workers that are up already: without them a
-    # target below the pod start is missed by every task that meets a cold pool. They are
-    # planned as ready (the burst is to come), beside the queue's, not on top of it.
+    # Standby: the next burst must meet the bound too. Its tasks that a new worker could not
+    # serve in time (asked for at the next poll, up pod_start_s later) need workers that are
+    # up already: without them a target below the pod start is missed by every task that
+    # meets a cold pool. They are planned as ready (the burst is to come), beside the queue's,
+    # not on top of it.
     cold_start = settings.pod_start_s + (obs.now - state.polled_at if state.polled_at is not None else 0.0)
-    burst = [cost.of(f) for f in max((frames for _, frames in state.arrivals), key=len, default=())]
+    burst = expected_burst(state)
     urgent = [(0.0, w) for w in burst if cold_start + (w if latency else 0.0) > bound]
     standby, _ = workers_for_wait(bound, 0, settings.max_replicas, [], settings.max_replicas, [], 0.0, urgent,
                                   with_work=latency)

@@ -74,7 +74,7 @@ class ScaleSettings(BaseModel):
     rate_window_s: float = Field(default=300.0, gt=0, description="The recent past planned for (size_by=wait or "
                                                                   "latency): never fewer workers than its work "
                                                                   "arriving needs, and when the target is below a "
-                                                                  "cold start, workers kept for its largest burst.")
+                                                                  "cold start, workers kept for its mean burst.")
     tasks_per_worker: int = Field(default=1, ge=1, description="Waiting + running tasks one worker is sized for "
                                                                "(size_by=tasks, and until a task's cost is known).")
     max_step_up: int = Field(default=4, ge=1, description="Most workers added by one decision.")

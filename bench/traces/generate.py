@@ -1,6 +1,9 @@
 """The held-out autoscaler traces: made by this seeded generator, never tuned on.
 
     python -m bench.traces.generate        rewrites bench/traces/held-out-*.json
+    python -m bench.traces.generate --dev  writes bench/traces/dev/dev-*.json: the same
+                                           processes with other seeds, to design on (not in
+                                           the benchmark's table, which reads bench/traces/*.json)
 
 The policy's defaults (``core.settings.ScaleSettings``) were chosen on the four hand-made
 traces of this folder (steady, office-hours, spike, clockwork) only; these four come from a
@@ -19,6 +22,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -92,13 +96,25 @@ GENERATORS = {"morning-rush": (morning_rush, 101), "nightly-batch": (nightly_bat
               "heavy-tail": (heavy_tail, 303), "tenant-bursts": (tenant_bursts, 404)}
 
 
-def main() -> int:
+DEV_SEEDS = (11, 12)            # the dev-* traces: other draws of the same processes, for design
+
+
+def write(path: Path, trace: dict) -> None:
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps(trace, separators=(",", ":")) + "\n")
+    print(f"{path.name}: {len(trace['arrivals'])} uploads, {sum(a['tasks'] for a in trace['arrivals'])} tasks")
+
+
+def main(argv: list[str] | None = None) -> int:
+    if "--dev" in (sys.argv[1:] if argv is None else argv):
+        for name, (make, _) in GENERATORS.items():
+            for seed in DEV_SEEDS:
+                trace = make(random.Random(seed))
+                trace["name"] = trace["name"].replace("held out:", "dev:")
+                write(HERE / "dev" / f"dev-{name}-{seed}.json", {**trace, "seed": seed})
+        return 0
     for name, (make, seed) in GENERATORS.items():
-        trace = {**make(random.Random(seed)), "held_out": True, "seed": seed}
-        path = HERE / f"held-out-{name}.json"
-        path.write_text(json.dumps(trace, separators=(",", ":")) + "\n")
-        print(f"{path.name}: {len(trace['arrivals'])} uploads, "
-              f"{sum(a['tasks'] for a in trace['arrivals'])} tasks")
+        write(HERE / f"held-out-{name}.json", {**make(random.Random(seed)), "held_out": True, "seed": seed})
     return 0
 
 
