@@ -220,8 +220,10 @@ class VidfarmScaler:
             world.stop(pod, now)
 
 
-def replay(trace: Trace, scaler, bounds: Bounds) -> dict:
-    world = World(bounds)
+def replay(trace: Trace, scaler, bounds: Bounds, world: World | None = None) -> dict:
+    """``world``: where the pods live (default a fresh ``World(bounds)``; a bench passes one
+    that counts more)."""
+    world = World(bounds) if world is None else world
     arrivals = sorted(trace.arrivals, key=lambda a: a.t)
     total = sum(a.tasks for a in arrivals)
     now, next_arrival, next_poll = 0.0, 0, 0.0

@@ -11,7 +11,6 @@ from __future__ import annotations
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import ClassVar
 
 from autoscaler import simulate
 from autoscaler.keda import KedaScaler, KedaSettings
@@ -25,10 +24,6 @@ KINDS = ("busy", "starting", "idle", "draining")
 class SplitWorld(simulate.World):
     """The simulator's world, counting each billed pod-second by what the pod was doing."""
     seconds: Counter = field(default_factory=Counter)
-    made: ClassVar[list["SplitWorld"]] = []
-
-    def __post_init__(self) -> None:
-        SplitWorld.made.append(self)
 
     def serve(self, now: float) -> None:
         super().serve(now)
@@ -39,12 +34,8 @@ class SplitWorld(simulate.World):
 
 def split(trace: simulate.Trace, scaler, bounds: simulate.Bounds) -> tuple[dict, Counter]:
     """``simulate.replay`` in a SplitWorld: its metrics and the split of its worker-seconds."""
-    plain, simulate.World = simulate.World, SplitWorld
-    try:
-        result = simulate.replay(trace, scaler, bounds)
-    finally:
-        simulate.World = plain
-    return simulate.metrics_only(result), SplitWorld.made.pop().seconds
+    world = SplitWorld(bounds)
+    return simulate.metrics_only(simulate.replay(trace, scaler, bounds, world)), world.seconds
 
 
 def line(name: str, metrics: dict, seconds: Counter) -> str:
