@@ -202,7 +202,10 @@ def decide(obs: Observation, state: ScaleState, settings: ScaleSettings) -> Deci
 
     if target < current:
         # After a full idle period the period itself was the stabilisation: no extra window.
-        stabilised = target if idle_for >= settings.idle_to_zero_s else max(r for _, r in recent)
+        # Only with no demand: with idle_to_zero_s 0 a busy queue's idle time (0) would count
+        # as a full idle period, and the window would never hold anything.
+        idle_period_over = demand == 0 and idle_for >= settings.idle_to_zero_s
+        stabilised = target if idle_period_over else max(r for _, r in recent)
         floor = max(stabilised, obs.busy_workers, settings.min_replicas)
         replicas = min(current, floor)
         if replicas == current:

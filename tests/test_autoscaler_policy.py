@@ -34,6 +34,8 @@ TABLE = [
     ("min replicas raises from zero", obs(replicas=0), ScaleState(), {"min_replicas": 1}, 1, "up"),
     ("down waits for the window (a high target 30 s ago)", obs(running=2, replicas=4, busy=2),
      window((970.0, 4)), {}, 4, "hold"),
+    ("... with idle-to-zero at 0 too (the window holds while there is demand)", obs(running=2, replicas=4, busy=2),
+     window((970.0, 4)), {"idle_to_zero_s": 0}, 4, "hold"),
     ("down once the window has only low targets, to the busy floor", obs(running=2, replicas=4, busy=2),
      window((930.0, 4), (970.0, 1)), {}, 2, "down"),
     ("down to the target when nobody is busy", obs(waiting=2, replicas=4, busy=0),
