@@ -92,7 +92,7 @@ def _render_segment(self, job_id: str, index: int, key: str) -> dict:
             raise self.retry(exc=exc, countdown=1)
         raise
     store.delete_prefix(labels_file)     # drawn now: the labels (names among them) need not stay
-    _leave_nothing_of_a_deleted_job(job_id)
+    _leave_nothing_unjoinable(job_id)
     return {"index": index, "seconds": round(time.perf_counter() - started, 4)}
 
 
@@ -136,11 +136,11 @@ def draw_ahead_if_empty(job, index: int, pts: list[int], frames: list[list[dict]
         if not store.exists(target):
             _draw(job, index, pts, labels, target, intact=True)   # this segment is undamaged: copied as analysed
     finally:
-        _leave_nothing_of_a_deleted_job(job.id)
+        _leave_nothing_unjoinable(job.id)
     return True
 
 
-def _leave_nothing_of_a_deleted_job(job_id: str) -> None:
+def _leave_nothing_unjoinable(job_id: str) -> None:
     """A job may be deleted while a segment of it is drawn: whatever the drawing wrote after the
     deletion's sweep goes too; or fail: a drawing that will never be joined goes."""
     job = runtime.records().get_job(job_id)
@@ -191,7 +191,7 @@ def _join_video(job_id: str, version: int, keys: list[str], queued_at: float, at
         published = records.publish_video(job_id, version, keys, round(time.time() - queued_at, 3),
                                            lambda: store.move_file(video_key(job_id), out))
     clean_up_drawings(job_id)
-    _leave_nothing_of_a_deleted_job(job_id)
+    _leave_nothing_unjoinable(job_id)
     return {"version": version, "published": published}
 
 
