@@ -212,21 +212,16 @@ def test_up_killed_outright_leaves_nothing_running(tmp_path):
         up.stdout.close()
 
 
-def test_process_killed_outright_mid_segment_leaves_nothing_running(tmp_path):
-    """`vidfarm process` SIGKILLed while its worker holds a segment: Redis, the fork server, the
-    worker and its pool child end (the worker is killed: with its Redis gone, a warm shutdown
-    would retry storing the segment's result for minutes)."""
-    clip = make_clip(tmp_path / "clip.mp4", seconds=20, fps=15, size=(320, 180), gop=30)
-    data_dir = tmp_path / "data"
-    env = child_env(VIDFARM_DATA_DIR=str(data_dir), VIDFARM_SEGMENT_SECONDS="2")
-    run = subprocess.Popen(VIDFARM + ["process", str(clip.path), "--out", str(tmp_path / "out"),
-                                      "--workers", "1"], env=env,
+def killed_outright_mid_task_leaves_nothing(args: list[str], data_dir: Path, task: str, **env) -> None:
+    """Run ``vidfarm ARGS`` with one worker, SIGKILL it once the worker has started a ``task``
+    (its name as the worker logs it), and check that nothing it started is left."""
+    run = subprocess.Popen(VIDFARM + args + ["--workers", "1"], env=child_env(VIDFARM_DATA_DIR=str(data_dir), **env),
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     tree = ProcessTree(run.pid)
     try:
         deadline = time.monotonic() + 120
-        while not any("vidfarm.segment[" in log.read_text() for log in (data_dir / "logs").glob("worker*.log")):
-            assert run.poll() is None and time.monotonic() < deadline, "no segment ever reached the worker"
+        while not any(f"{task}[" in log.read_text() for log in (data_dir / "logs").glob("worker*.log")):
+            assert run.poll() is None and time.monotonic() < deadline, f"no {task} ever reached the worker"
             tree.look()
             time.sleep(0.1)
         assert "redis-server" in tree.commands() and "tasks.forkserver" in tree.commands(), tree.commands()
@@ -235,26 +230,21 @@ def test_process_killed_outright_mid_segment_leaves_nothing_running(tmp_path):
         run.kill()
 
 
+def test_process_killed_outright_mid_segment_leaves_nothing_running(tmp_path):
+    """`vidfarm process` SIGKILLed while its worker holds a segment: Redis, the fork server, the
+    worker and its pool child end (the worker is killed: with its Redis gone, a warm shutdown
+    would retry storing the segment's result for minutes)."""
+    clip = make_clip(tmp_path / "clip.mp4", seconds=20, fps=15, size=(320, 180), gop=30)
+    killed_outright_mid_task_leaves_nothing(["process", str(clip.path), "--out", str(tmp_path / "out")],
+                                            tmp_path / "data", "vidfarm.segment", VIDFARM_SEGMENT_SECONDS="2")
+
+
 def test_watch_killed_outright_mid_segment_leaves_nothing_running(tmp_path):
     """`vidfarm watch` runs the same embedded farm as `process` and reads the camera in its own
     process: SIGKILLed while its worker analyses a live segment, it leaves nothing running."""
     from tests.rtsp_camera import RtspCamera
 
     clip = make_clip(tmp_path / "clip.mp4", seconds=20, fps=15, size=(320, 180), gop=15)
-    data_dir = tmp_path / "data"
     with RtspCamera(clip.path) as camera:
-        run = subprocess.Popen(VIDFARM + ["watch", camera.url, "--out", str(tmp_path / "out"), "--workers", "1"],
-                               env=child_env(VIDFARM_DATA_DIR=str(data_dir)),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        tree = ProcessTree(run.pid)
-        try:
-            deadline = time.monotonic() + 120
-            while not any("vidfarm.live_segment[" in log.read_text()
-                          for log in (data_dir / "logs").glob("worker*.log")):
-                assert run.poll() is None and time.monotonic() < deadline, "no live segment ever reached the worker"
-                tree.look()
-                time.sleep(0.1)
-            assert "redis-server" in tree.commands() and "tasks.forkserver" in tree.commands(), tree.commands()
-            killed_outright_leaves_nothing(run, tree, data_dir, ())
-        finally:
-            run.kill()
+        killed_outright_mid_task_leaves_nothing(["watch", camera.url, "--out", str(tmp_path / "out")],
+                                                tmp_path / "data", "vidfarm.live_segment")
