@@ -45,7 +45,7 @@ import numpy as np
 from core import defaults
 from core.analyzer_configs import MotionGateConfig
 from workers.analytics.faces import Faces
-from workers.analytics.motion import accounted_for, blob_boxes, in_areas, person_areas, unexplained
+from workers.analytics.motion import accounted_for_each, blob_boxes, in_areas, person_areas, unexplained
 from workers.analytics.picture import Picture
 from workers.analytics.tracks import box_iou
 
@@ -349,7 +349,7 @@ class MotionGate:
         # Looked at: the faces due, those a blob holds or stirs in their person's area, and the
         # walkers (their shift measured again, so that one who stops stops counting as walking).
         looked = {id(face) for face in due + walkers}
-        return [face for face in self.live if id(face) in looked or any(accounted_for(b, face.box) for b in stirring)]
+        return [face for face in self.live if id(face) in looked or accounted_for_each(stirring, face.box).any()]
 
     def _unlooked(self) -> Faces:
         """A frame the detector need not see: no face stirred, so none walks now."""
