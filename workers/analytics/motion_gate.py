@@ -218,7 +218,6 @@ CONFIRMED = 2
 WALKING = 0.05
 
 
-
 @dataclass(frozen=True)
 class SmallLook:
     """A look at a smaller copy of the frame: the model's input ``long_side`` pixels on its long
