@@ -28,13 +28,13 @@ from pathlib import Path
 
 from bench import (autoscaler, busy, encoder as encoder_bench, live_frame_cost, live_latency, live_scaling, load,
                    quiet_hour, startup, throughput, web_process)
+from bench.shared_media import HAMILTON
 from core.settings import Settings
 from tests.clipmaker import make_clip
 from workers import media
 
 ROOT = Path(__file__).resolve().parents[1]
 DETECT_ONLY = "detect"   # the throughput comparison runs the same detector as the naive loop
-HAMILTON = ROOT.parent / "shared" / "media" / "videos" / "short_hamilton_clip.mp4"
 
 
 ROUNDS = 3   # every timed run is repeated, interleaved, and the best kept: neighbours on a

@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 from bench.eval_clips import pipeline_config
+from bench.shared_media import MEDIA
 
 CHAINS = {"before": {"detect": {"second_look": {"enabled": False}},
                      "mask": {"method": "mobilenet", "lower_face_cue": False, "flip_mobilenet": False},
@@ -210,7 +211,7 @@ def without_with_markdown(flag: str, rows: list[dict], load: tuple[float, float]
 
 def main(argv: list[str]) -> int:
     args = [a for a in argv if not a.startswith("--")]
-    media = Path(args[0]) if args else Path(__file__).resolve().parents[2] / "shared" / "media"
+    media = Path(args[0]) if args else MEDIA
     load_before = os.getloadavg()[0]
     if "--mask" in argv:
         rows = measure(media, MASK_CHAINS)

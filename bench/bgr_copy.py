@@ -21,11 +21,11 @@ import cv2
 import numpy as np
 from av.video.reformatter import Interpolation, VideoReformatter
 
+from bench.shared_media import HAMILTON, WALKING
 from workers.analytics.picture import Picture
 
 ROOT = Path(__file__).resolve().parents[1]
 BEFORE = "to_ndarray (before: fresh context)"
-HAMILTON = ROOT.parent / "shared" / "media" / "videos" / "short_hamilton_clip.mp4"
 
 
 def _i420(frame: av.VideoFrame) -> np.ndarray:
@@ -90,7 +90,7 @@ def clips(work: Path) -> dict[str, Path]:
                                                                      photo_height=400, audio=False))
     out["quiet 720p + Intel footage"] = once("quiet720.mp4", lambda p: make_quiet_clip(
         p, 4, size=(1280, 720), appearances=[Appearance(0, 4, height=400, walk=False,
-                                                        footage=HAMILTON.parent / "intel_face-demographics-walking.mp4")]))
+                                                        footage=WALKING)]))
     for height in (720, 1080):
         out[f"Hamilton scaled to {height}p"] = once(f"hamilton{height}.mp4", lambda p, h=height: scaled(HAMILTON, p, h))
     return out

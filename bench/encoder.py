@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from bench.docs import DOC, replace_section
+from bench.shared_media import VIDEOS
 from tests.clipmaker import make_clip
 from workers import media
 
-SHARED_VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "media" / "videos"
 
 # (preset, crf, x264 params): veryfast as it comes, with the cheaper sub-pixel search (the
 # default), and the faster presets at their default CRF and at about veryfast's quality.
@@ -103,7 +103,7 @@ def clips(work: Path) -> list[Path]:
     """The generated clip (always) and the shared media's recordings (when present)."""
     generated = make_clip(work / "generated_720p30_10s.mp4", seconds=10, fps=30, size=(1280, 720),
                           photo_height=300, gop=60).path
-    return [generated, *sorted(SHARED_VIDEOS.glob("*.mp4"))] if SHARED_VIDEOS.is_dir() else [generated]
+    return [generated, *sorted(VIDEOS.glob("*.mp4"))] if VIDEOS.is_dir() else [generated]
 
 
 def update_doc(doc: Path = DOC) -> None:

@@ -22,9 +22,10 @@ from pathlib import Path
 
 import cv2
 
+from bench.shared_media import MEDIA
+
 
 ROOT = Path(__file__).resolve().parents[1]
-MEDIA = ROOT.parent / "shared" / "media"
 MIN_FACE_PX = 24
 
 

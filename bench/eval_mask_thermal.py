@@ -20,6 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from bench.shared_media import MEDIA
 from tests.thermalclip import FLUKE_CSV, hottest_face_c, make_thermal_clip, read_fluke_csv, read_temperatures
 from workers.analytics.detector import DetectorConfig, FaceDetector
 from workers.analytics.thermal import DEFAULT_FEVER_C, fever, load_calibration
@@ -92,7 +93,7 @@ def evaluate_thermal(media_dir: Path | str, threshold_c: float = DEFAULT_FEVER_C
 
 
 def main(argv: list[str]) -> int:
-    media_dir = Path(argv[0]) if argv else Path(__file__).resolve().parents[2] / "shared" / "media"
+    media_dir = Path(argv[0]) if argv else MEDIA
     print(json.dumps({"thermal": evaluate_thermal(media_dir)}, indent=2))
     return 0
 

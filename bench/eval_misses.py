@@ -40,9 +40,9 @@ class Recorder:
         self.detector, self.frames = detector, []
         look, begin, detect = detector._look, detector.begin, detector._detect
 
-        def on_look(picture, region=None):
+        def on_look(picture, region=None, small=None):
             self.frames[-1]["looked"] = True
-            return look(picture, region)
+            return look(picture, region, small)
 
         def on_begin(state=None):
             begin(state)

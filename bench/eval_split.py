@@ -16,7 +16,8 @@ import argparse
 import math
 from pathlib import Path
 
-SHARED_MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
+from bench.shared_media import MEDIA as SHARED_MEDIA
+
 TUNING_PEOPLE = frozenset({"obama", "kit_harington", "compreface_A", "compreface_C"})
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 

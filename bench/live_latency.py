@@ -34,9 +34,9 @@ from fractions import Fraction
 from pathlib import Path
 
 from bench.docs import replace_section
+from bench.shared_media import MEDIA
 
 ROOT = Path(__file__).resolve().parents[1]
-MEDIA = ROOT.parent / "shared" / "media"
 FOOTAGE = MEDIA / "videos" / "short_hamilton_clip.mp4"
 PEOPLE = [MEDIA / "recognition" / "face_recognition" / name for name in ("lin-manuel-miranda.png", "alex-lacamoire.png")]
 SIZE = (1280, 720)

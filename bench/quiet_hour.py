@@ -21,9 +21,9 @@ from pathlib import Path
 
 from bench import throughput
 from bench.docs import measure_and_write
+from bench.shared_media import WALKING
 
 ROOT = Path(__file__).resolve().parents[1]
-WALKING = ROOT.parent / "shared" / "media" / "videos" / "intel_face-demographics-walking.mp4"
 FPS, SIZE = 15, (1280, 720)
 NOISE, CRF = 3.0, 26       # sensor noise (grey levels) before encoding; the camera's encoder quality
 SECTION = "## A quiet camera"

@@ -5,8 +5,11 @@ minutes (default 2) of bench.quiet_hour's recording, cut into the farm's 4-s seg
 analysed as a worker does (``pipeline.analyse_segment``, all analyzers, one thread), with the
 detector configured by A and by B (JSON merged into the detector's config, e.g.
 ``'{"gate": {"track_looks": 0}}'``), alternating A, B, B, A, ... in one session so that both
-meet the same load. It prints CPU milliseconds per frame of each stage, the detector's model
-runs (and the second look's share), the gate's kinds of look, and the faces each found against
+meet the same load. ``--clip NAME`` analyses another recording the same way instead:
+``hamilton720`` or ``hamilton1080`` (bench.busy's real clips, made once in CACHE) or a path.
+It prints CPU milliseconds per frame of each stage, the detector's model runs (and the second
+look's share), the gate's kinds of look (small: looks at the half-size copy, and those made
+again at full size), and the faces each found against
 every-frame detection (the gate off; per frame, box IoU >= 0.5, as bench.quiet_hour counts).
 CPU time, not wall time: the machine is shared. A tool for iterating on the gate (issue 15);
 bench.quiet_hour is the figure of record.
@@ -35,6 +38,20 @@ def excerpt(minutes: float) -> Path:
     if not path.is_file():
         CACHE.mkdir(parents=True, exist_ok=True)
         recording(path, minutes)
+    return path
+
+
+def busy_clip(name: str) -> Path:
+    """bench.busy's real clip ``hamilton720`` or ``hamilton1080`` (made once in CACHE), or the
+    recording at path ``name``."""
+    if name not in ("hamilton720", "hamilton1080"):
+        return Path(name)
+    from bench.busy import real_clips
+
+    path = CACHE / f"{name}.mp4"
+    if not path.is_file():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        real_clips(CACHE)
     return path
 
 
@@ -103,7 +120,7 @@ def run(parts, detect: dict) -> dict:
         return record(self, found)
 
     second_look.SecondLook.record = counted
-    runs, frames, per_segment = detector.model_runs, [], []
+    runs, small, frames, per_segment = detector.model_runs, (detector.small_looks, detector.small_misses), [], []
     total = time.process_time()
     try:
         for path, job in parts:
@@ -117,6 +134,7 @@ def run(parts, detect: dict) -> dict:
     finally:
         second_look.SecondLook.record = record
     costs["decode and the rest"] = time.process_time() - total - sum(costs.values())
+    looks["small"], looks["small, then full size"] = detector.small_looks - small[0], detector.small_misses - small[1]
     n = len(frames)
     return {"ms": {k: 1000 * v / n for k, v in costs.items()}, "model runs": detector.model_runs - runs,
             "looks": dict(looks), "frames": frames, "segments": per_segment}
@@ -129,8 +147,9 @@ def main(argv: list[str]) -> int:
     import cv2
 
     cv2.setNumThreads(1)
-    parts = segments(excerpt(minutes))
-    reference_file = CACHE / f"every-frame-{minutes:g}-{code_digest()}.json"
+    clip = busy_clip(argv[argv.index("--clip") + 1]) if "--clip" in argv else excerpt(minutes)
+    parts = segments(clip)
+    reference_file = CACHE / f"every-frame-{clip.stem}-{code_digest()}.json"
     if not reference_file.is_file():
         reference_file.write_text(json.dumps(run(parts, {"gate": {"enabled": False}})["frames"]))
     every = json.loads(reference_file.read_text())

@@ -106,6 +106,19 @@ class MotionGateConfig(AnalyzerConfig):
     track_min_side: float = Field(0.3, ge=0, le=1, description="... and the crop at least this share of the "
                                                                "frame's long side each way (a small face needs "
                                                                "more room than its own size).")
+    small_look_side: int = Field(320, ge=0, description="While every live face is confirmed and at least "
+                                                        "small_look_face pixels at this input size, the detector "
+                                                        "looks at a copy of the frame this many pixels on its "
+                                                        "long side (x32) instead of its own input_long_side (a "
+                                                        "quarter of the work at 320 against 640); where that look "
+                                                        "misses a live face it looked at, it looks again at full "
+                                                        "size. 0: always full size.")
+    small_look_face: int = Field(40, ge=1, description="... the smallest live face's longer side at the small "
+                                                       "look's input (pixels) ...")
+    full_look_frames: int = Field(10, ge=1, description="... and a look at the whole moving region at full size "
+                                                        "at least this many frames after the last one (the next "
+                                                        "such look after that: small newcomers beside large "
+                                                        "faces are found then).")
 
 
 class DetectorConfig(AnalyzerConfig):

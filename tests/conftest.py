@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.shared_media import MEDIA
 from tests.clipmaker import Clip, make_clip
-
-MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
 
 
 @pytest.fixture(scope="session")

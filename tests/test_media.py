@@ -326,6 +326,25 @@ def test_x264_params_reach_the_encoder(tmp_path, params, subme):
         assert "me=dia" in options
 
 
+def test_the_canvas_of_a_decoded_frame_is_a_new_frame_with_its_pixels_to_draw_on(tmp_path):
+    # 322 pixels wide: the decoder's rows are padded beyond the picture (line_size > width).
+    src = make_clip(tmp_path / "src.mp4", seconds=1, fps=10, size=(322, 180), audio=False).path
+    with av.open(str(src)) as container:
+        frame = next(container.decode(video=0))
+    assert frame.planes[0].line_size > frame.width
+    before = frame.to_ndarray().copy()
+    with media.H264Writer(tmp_path / "out.mp4", 322, 180, Fraction(1, 10), 10.0) as writer:
+        canvas = writer.canvas(frame)
+        assert isinstance(canvas, av.VideoFrame) and writer.fits(canvas)
+        assert np.array_equal(canvas.to_ndarray(), before)
+        for plane in media.yuv_planes(canvas):      # drawn on, every pixel ...
+            plane[:] = 0
+        assert np.array_equal(frame.to_ndarray(), before)     # ... the decoded frame is as it was
+        assert not canvas.to_ndarray().any()
+        writer.write(canvas, 0)
+    assert count_video_frames(tmp_path / "out.mp4") == 1
+
+
 def test_bad_x264_params_are_refused_as_a_setting(monkeypatch):
     from pydantic import ValidationError
 

@@ -164,7 +164,7 @@ class FakeDetector:
         self.frame = -1
         self.looks: dict[int, list | None] = {}
 
-    def __call__(self, picture, regions):
+    def __call__(self, picture, regions, small=None):
         from workers.analytics.faces import Faces
 
         self.looks[self.frame] = regions

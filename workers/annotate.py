@@ -126,9 +126,14 @@ def i420_planes(i420: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def draw_labels_i420(i420: np.ndarray, labels: list[Label]) -> np.ndarray:
     """Draw in place on a planar YUV 4:2:0 image (``i420_planes``) and return it."""
-    luma, chroma_u, chroma_v = i420_planes(i420)
-    _draw([(luma, 1.0, 0), (chroma_u, 0.5, 1), (chroma_v, 0.5, 2)], (luma.shape[1], luma.shape[0]), labels)
+    draw_labels_yuv(i420_planes(i420), labels)
     return i420
+
+
+def draw_labels_yuv(planes: tuple[np.ndarray, np.ndarray, np.ndarray], labels: list[Label]) -> None:
+    """Draw in place on the Y, U and V planes of a 4:2:0 picture (chroma at half size)."""
+    luma, chroma_u, chroma_v = planes
+    _draw([(luma, 1.0, 0), (chroma_u, 0.5, 1), (chroma_v, 0.5, 2)], (luma.shape[1], luma.shape[0]), labels)
 
 
 def labels_of(faces: Faces, fever_c: float = DEFAULT_FEVER_C) -> list[Label]:

@@ -672,6 +672,12 @@ def _black(ctx) -> av.VideoFrame:
     return av.VideoFrame.from_ndarray(np.zeros((ctx.height, ctx.width, 3), np.uint8), format="bgr24")
 
 
+def yuv_planes(frame: av.VideoFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Views (writable) of a 4:2:0 frame's Y, U and V planes, without their rows' padding."""
+    return tuple(np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:plane.height, :plane.width]
+                 for plane in frame.planes)
+
+
 class H264Writer:
     """Encodes frames to an H.264 MP4 with caller-given timestamps.
 
@@ -702,16 +708,21 @@ class H264Writer:
         """Whether a decoded frame can go to the encoder as it is."""
         return frame.format.name == "yuv420p" and (frame.width, frame.height) == (self.width, self.height)
 
-    def canvas(self, picture: av.VideoFrame | np.ndarray) -> np.ndarray:
-        """A writable I420 copy, at the encoder's size, of a decoded frame that ``fits`` or of
-        a BGR image (which the caller converts however suits the source, e.g. a thermal
-        frame's false colours). Never draw on a decoded frame: the decoder may reference it."""
+    def canvas(self, picture: av.VideoFrame | np.ndarray) -> av.VideoFrame:
+        """A new 4:2:0 frame, at the encoder's size, to draw on (:func:`yuv_planes`): a copy of
+        a decoded frame that ``fits``, or a BGR image converted (which the caller converts
+        however suits the source, e.g. a thermal frame's false colours). Never draw on a
+        decoded frame: the decoder may reference it. One copy, plane by plane, rather than
+        ``to_ndarray`` and ``from_ndarray`` again (two: 0.9 against 0.6 ms a 720p frame)."""
         if isinstance(picture, av.VideoFrame):
-            return picture.to_ndarray()
+            copy = av.VideoFrame(picture.width, picture.height, "yuv420p")
+            for source, target in zip(yuv_planes(picture), yuv_planes(copy)):
+                np.copyto(target, source)
+            return copy
         h, w = picture.shape[:2]
         if (w, h) != (self.width, self.height):
             picture = np.pad(picture, ((0, self.height - h), (0, self.width - w), (0, 0)), mode="edge")
-        return cv2.cvtColor(picture, cv2.COLOR_BGR2YUV_I420)
+        return av.VideoFrame.from_ndarray(cv2.cvtColor(picture, cv2.COLOR_BGR2YUV_I420), format="yuv420p")
 
     def write(self, picture: av.VideoFrame | np.ndarray, pts: int) -> None:
         """Encode a decoded frame that ``fits``, or an I420 canvas, at timestamp pts."""

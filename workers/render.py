@@ -20,7 +20,7 @@ import cv2
 from core import defaults
 from workers import media, remux
 from workers.analytics import thermal
-from workers.annotate import Label, draw_labels_i420
+from workers.annotate import Label, draw_labels_yuv
 
 # Bump when drawing changes: every segment's key changes, so every segment is drawn again.
 DRAWING_VERSION = 1
@@ -56,6 +56,14 @@ def segment_key(labels: list[list[list]], config: RenderConfig, intact: bool) ->
     return hashlib.sha256(payload.encode()).hexdigest()[:24]
 
 
+def _drawn(writer: media.H264Writer, picture, labels: list[list]):
+    """A copy of ``picture`` (a decoded frame that fits the encoder, or a BGR image) at the
+    encoder's size, with ``labels`` (JSON) drawn on it."""
+    canvas = writer.canvas(picture)
+    draw_labels_yuv(media.yuv_planes(canvas), [Label.from_json(x) for x in labels])
+    return canvas
+
+
 def render_segment(src: Path, out: Path, pts: list[int], time_base: Fraction, fps: float, width: int,
                    height: int, labels: list[list[list]], config: RenderConfig,
                    pts_offset: int = 0, timed: bool = True, intact: bool = False) -> dict[str, float]:
@@ -75,8 +83,8 @@ def render_segment(src: Path, out: Path, pts: list[int], time_base: Fraction, fp
         try:
             return remux.render_copying(
                 src, writer, pts, time_base, lambda slot: bool(labels[slot]),
-                lambda frame, slot: draw_labels_i420(writer.canvas(frame), [Label.from_json(x) for x in labels[slot]])
-                if labels[slot] else frame, config.threads, pts_offset)
+                lambda frame, slot: _drawn(writer, frame, labels[slot]) if labels[slot] else frame,
+                config.threads, pts_offset)
         except BaseException:
             writer.container.close()
             raise
@@ -92,7 +100,7 @@ def render_segment(src: Path, out: Path, pts: list[int], time_base: Fraction, fp
                 frame = output = item.frame
                 if drawn or not writer.fits(frame):
                     source = frame if writer.fits(frame) else thermal.picture_of_frame(frame, calibration).bgr()[0]
-                    output = draw_labels_i420(writer.canvas(source), [Label.from_json(x) for x in drawn])
+                    output = _drawn(writer, source, drawn)
                 drawn_at = time.perf_counter()
                 writer.write(output, timestamp)
                 written_at = time.perf_counter()

@@ -14,7 +14,7 @@ from workers.analytics import scrfd
 from workers.analytics.faces import Faces
 from workers.analytics.motion import region_picture
 from workers.analytics.detect_pace import DetectPace
-from workers.analytics.motion_gate import MotionGate, region_on_grid
+from workers.analytics.motion_gate import MotionGate, SmallLook, region_on_grid
 from workers.analytics.picture import Picture
 from workers.analytics.registry import Analyzer, register
 from workers.analytics.second_look import SecondLook
@@ -51,12 +51,13 @@ class FaceDetector(Analyzer):
         self.pace: DetectPace | None = None
         self.last: Faces = Faces.empty()
         self.model_runs = 0      # inference calls, for the benchmarks and tests
+        self.small_looks = self.small_misses = 0   # small looks, and those made again at full size
 
     def begin(self, state=None) -> None:
         """A new segment: forget the previous frame (motion starts on the second frame)."""
         c = self.config.second_look
         self.second_look = SecondLook(c) if c.enabled and c.max_looks else None
-        self.gate = MotionGate(self.config.gate) if self.config.gate.enabled else None
+        self.gate = MotionGate(self.config.gate, self.config.input_long_side) if self.config.gate.enabled else None
         self.pace = None if state is None else DetectPace.of(state.fps, state.detect_fps)
         self.last = Faces.empty()
 
@@ -81,7 +82,7 @@ class FaceDetector(Analyzer):
             return self.gate.carry() if self.gate is not None else self._carried()
         if self.gate is not None:
             return self.gate(picture, self._look)
-        self.last = self._look(picture, None)
+        self.last = self._look(picture)
         return self.last
 
     def _carried(self) -> Faces:
@@ -90,9 +91,10 @@ class FaceDetector(Analyzer):
         return Faces(boxes=last.boxes.copy(), scores=last.scores.copy(),
                      keypoints=None if last.keypoints is None else last.keypoints.copy(), carried=True)
 
-    def _look(self, picture: Picture, regions=None) -> Faces:
-        """The faces in ``regions`` (source pixels; None: the whole frame), second look included."""
-        boxes, keypoints = self._detect(picture) if regions is None else self._detect_regions(picture, regions)
+    def _look(self, picture: Picture, regions=None, small: SmallLook | None = None) -> Faces:
+        """The faces in ``regions`` (source pixels; None: the whole frame), second look included;
+        ``small``: first at the small look's size, again at full size where it misses a face."""
+        boxes, keypoints = self._first_pass(picture, regions, small)
         if self.second_look is not None:
             boxes, keypoints = self._second_pass(picture, boxes, keypoints)
         if not len(boxes):
@@ -100,6 +102,20 @@ class FaceDetector(Analyzer):
         boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, picture.width)
         boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, picture.height)
         return Faces(boxes=boxes[:, :4], scores=boxes[:, 4], keypoints=keypoints.astype(np.float32))
+
+    def _first_pass(self, picture: Picture, regions, small: SmallLook | None) -> tuple[np.ndarray, np.ndarray]:
+        if small is not None:
+            self.small_looks += 1
+            boxes, keypoints = self._first_pass_at(picture, regions, small.long_side)
+            if small.found_all(boxes[:, :4]):
+                return boxes, keypoints
+            self.small_misses += 1
+        return self._first_pass_at(picture, regions, self.config.input_long_side)
+
+    def _first_pass_at(self, picture: Picture, regions, long_side: int) -> tuple[np.ndarray, np.ndarray]:
+        if regions is None:
+            return self._detect(picture, long_side)
+        return self._detect_regions(picture, regions, long_side)
 
     def _detect(self, picture: Picture, long_side: int | None = None, threshold: float | None = None
                 ) -> tuple[np.ndarray, np.ndarray]:
@@ -116,11 +132,11 @@ class FaceDetector(Analyzer):
         boxes[:, :4] /= scale
         return boxes, keypoints / scale
 
-    def _detect_regions(self, picture: Picture, regions) -> tuple[np.ndarray, np.ndarray]:
-        """``_detect`` on crops of the copy of the frame the whole-frame pass reads: the same
-        pixels at the same scale, so a face there scores as it would on the whole frame; each
-        crop is the model's input at its own size (a small crop costs a small run)."""
-        _, size = self._sizes_for(picture.width, picture.height, self.config.input_long_side)
+    def _detect_regions(self, picture: Picture, regions, long_side: int) -> tuple[np.ndarray, np.ndarray]:
+        """``_detect`` on crops of the copy of the frame a whole-frame pass at ``long_side``
+        reads: the same pixels at the same scale, so a face there scores as it would on the whole
+        frame; each crop is the model's input at its own size (a small crop costs a small run)."""
+        _, size = self._sizes_for(picture.width, picture.height, long_side)
         scale = size[1] / picture.height
         found_boxes, found_points = [], []
         for region in regions:

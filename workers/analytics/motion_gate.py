@@ -21,6 +21,14 @@ whole moving region again every ``track_looks + 1`` looks, or at once when a blo
 explains stirs (someone new walks in) or when most of the frame changed at once (a scene cut,
 the lights: a face inside such a blob explains nothing).
 
+Where every live face is large (a stage, a close-up, someone near the camera), the detector
+need not read the frame at its full input size to find them again: a look at a copy half as
+large (``small_look_side``, a quarter of the model's work) finds them as well while each is at
+least ``small_look_face`` pixels there. A small look that misses a live face it looked at is
+made again at full size on the same frame (a face turned away, a scene cut), and the whole moving
+region is looked at full size at least every ``full_look_frames`` frames, so that a small face
+beside the large ones (someone at the back) is found then.
+
 The first frame of a segment has no background yet: the detector sees all of it, so someone
 standing still from the start is found too.
 """
@@ -34,9 +42,10 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from core import defaults
 from core.analyzer_configs import MotionGateConfig
 from workers.analytics.faces import Faces
-from workers.analytics.motion import accounted_for, blob_boxes, in_areas, person_areas, unexplained
+from workers.analytics.motion import accounted_for_each, blob_boxes, in_areas, person_areas, unexplained
 from workers.analytics.picture import Picture
 from workers.analytics.tracks import box_iou
 
@@ -208,20 +217,38 @@ CONFIRMED = 2
 # box jitters by a few hundredths of its side on sensor noise).
 WALKING = 0.05
 
-# detect(picture, regions) -> the faces found in ``regions`` (None: the whole frame)
-Detect = Callable[[Picture, list[Rect] | None], Faces]
+
+@dataclass(frozen=True)
+class SmallLook:
+    """A look at a smaller copy of the frame: the model's input ``long_side`` pixels on its long
+    side instead of the detector's own. ``expected``: the live faces it looks at (source boxes);
+    where it misses one of them, the detector looks again at full size."""
+    long_side: int
+    expected: np.ndarray
+
+    def found_all(self, boxes: np.ndarray) -> bool:
+        """Whether every expected face is among ``boxes`` (the gate's match: IoU over 0.3)."""
+        return all(any(box_iou(face, box) > 0.3 for box in boxes) for face in self.expected)
+
+
+# detect(picture, regions, small) -> the faces found in ``regions`` (None: the whole frame),
+# first at the small look's size where ``small`` is given
+Detect = Callable[[Picture, list[Rect] | None, SmallLook | None], Faces]
 
 
 class MotionGate:
     """Per segment: decides, frame by frame, where the detector looks, and carries live faces."""
 
-    def __init__(self, config: MotionGateConfig):
+    def __init__(self, config: MotionGateConfig, input_long_side: int = defaults.DETECTOR_INPUT):
         self.config = config
+        self.input_long_side = input_long_side     # the detector's full-size input
         self.background = Background(config)
         self.live: list[LiveFace] = []
         self.frame = -1
         self.tracked_in_row = 0            # looks in a row only around confirmed faces (or none at all)
         self.last_look = -1                # the frame of the detector's last look
+        self.full_size_look = -1           # ... and of its last full-size look at the whole moving region
+        self.found_sides: list[tuple[int, float]] = []   # (frame, side) of the faces looks found lately
         # Nothing live, and the motion stage saw nothing the last time it looked (at frame
         # ``measured_frame``): it then looks only every ``idle_stride`` frames.
         self.idle = False
@@ -239,7 +266,8 @@ class MotionGate:
         self.measured_frame = self.frame
         self.idle = False
         if blobs is None:
-            return self._looked(detect(picture, None), None, [])
+            self.full_size_look = self.frame
+            return self._looked(detect(picture, None, None), None, [])
         due = [face for face in self.live if self.frame - face.checked >= c.recheck_frames or face.hits < CONFIRMED]
         if not blobs and not due:
             self.idle = not self.live
@@ -256,16 +284,33 @@ class MotionGate:
             # anything else there sits near its edge, where the model lacks the context it has
             # on the whole frame (false faces).
             zones = [_grown(tuple(f.box), c.track_margin / 2 * _side(f.box)) for f in self.live]
-            found = detect(picture, crops)
+            found = detect(picture, crops, self._small_look(picture, crops))
             return self._looked(found.select([_centre_inside(box, zones) for box in found.boxes]), crops, blobs,
                                 "tracked")
         self.tracked_in_row = 0
         margin = c.margin * max(picture.width, picture.height)
         region = _clipped(_union([_grown(b, margin) for b in blobs] + [_grown(tuple(f.box), margin) for f in due]),
                           picture)
-        if self._most_of(region, picture):
-            return self._looked(detect(picture, None), None, blobs)
-        return self._looked(detect(picture, [region]), [region], blobs)
+        regions = None if self._most_of(region, picture) else [region]
+        small = None if self.frame - self.full_size_look >= c.full_look_frames else self._small_look(picture, regions)
+        if small is None:
+            self.full_size_look = self.frame
+        return self._looked(detect(picture, regions, small), regions, blobs)
+
+    def _small_look(self, picture: Picture, regions: list[Rect] | None) -> SmallLook | None:
+        """A look at the small copy of the frame, where every live face is confirmed and large
+        enough there (``small_look_face``) to be found as at full size; else None (full size)."""
+        c = self.config
+        if not c.small_look_side or c.small_look_side >= self.input_long_side or not self.live:
+            return None
+        if any(face.hits < CONFIRMED for face in self.live):
+            return None
+        # Faces found lately count too: a small one lost for a few frames (turned away) comes back.
+        sides = [_side(face.box) for face in self.live] + [side for _, side in self.found_sides]
+        if min(sides) * c.small_look_side / max(picture.width, picture.height) < c.small_look_face:
+            return None
+        expected = [face.box for face in self.live if regions is None or _centre_inside(face.box, regions)]
+        return SmallLook(c.small_look_side, np.array(expected, np.float64).reshape(-1, 4))
 
     def _tracked(self, due: list[LiveFace], picture: Picture) -> list[LiveFace] | None:
         """The faces that a look at crops around them suffices for, or None where the whole
@@ -303,7 +348,7 @@ class MotionGate:
         # Looked at: the faces due, those a blob holds or stirs in their person's area, and the
         # walkers (their shift measured again, so that one who stops stops counting as walking).
         looked = {id(face) for face in due + walkers}
-        return [face for face in self.live if id(face) in looked or any(accounted_for(b, face.box) for b in stirring)]
+        return [face for face in self.live if id(face) in looked or accounted_for_each(stirring, face.box).any()]
 
     def _unlooked(self) -> Faces:
         """A frame the detector need not see: no face stirred, so none walks now."""
@@ -330,6 +375,9 @@ class MotionGate:
         """Live faces after a look at ``regions`` (None: the whole frame) found ``found``."""
         self.looks[kind or ("full" if regions is None else "region")] += 1
         self.last_look = self.frame
+        self.found_sides = [(frame, side) for frame, side in self.found_sides
+                            if self.frame - frame < self.config.full_look_frames]
+        self.found_sides += [(self.frame, _side(box)) for box in found.boxes]
         live: list[LiveFace] = []
         hits = [1] * len(found)            # per detection: looks in a row that found its face
         shifts = [0.0] * len(found)
