@@ -52,7 +52,9 @@ OTHER_CANDIDATES = [
      "before the weak find had to lie on motion: masked frames 1179 (follow-up looks as any look), 1242 (0.2), "
      "1264 (0.15), 1168 (size filter and centring, no weak finds) of 3248; bare 638, 657, 657, 651 of 812; off "
      "the face 79, 83, 100, 53. A still lattice tower scoring about 0.3 beside a followed face was continued "
-     "weakly (off the face on 7 frames of one clip): a weak find is now kept only on a moving blob; kept 0.2"),
+     "weakly (off the face on 7 frames of one clip): a weak find is now kept only on a moving blob; kept 0.2. "
+     "The chosen row on the packaged set (after merging issue 15's small looks, 2026-12-06): masked frames 1232 "
+     "against 1174 with follow-up looks as any look, bare 656 against 632, off the face 62 against 85"),
     ("a track's missed frames filled between two of its detections (gaps of 1-5 frames)", "detection", "as above",
      "tuning, all scales: no frame gained: a small face found on every other frame never gets a confirmed track "
      "(ByteTrack confirms on consecutive frames), so there is no track to fill; not built (the chosen row "
