@@ -15,6 +15,8 @@ section of docs/benchmarks.md when given ``--write``.
 the mean of three (the lower-face cue, mirrored MobileNetV2): its own section.
 ``--gaps``: instead, the whole chain without and with the tracker's end-of-segment gap filling
 (``max_gap_frames``): its own section, with the tracks each made.
+``--follow``: instead, the whole chain without and with follow-up looks that continue their face
+(``continue_faces``): its own section.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ AREA_CHAINS = {"before": {"detect": {"second_look": {"area_share": 0}}}, "after"
 MASK_CHAINS = {"before": {"mask": {"lower_face_cue": False, "flip_mobilenet": False}}, "after": {}}
 # --gaps: the whole chain without and with the tracker's gap filling at the segment's end.
 GAP_CHAINS = {"before": {"track": {"max_gap_frames": 0}}, "after": {}}
+# --follow: the whole chain with follow-up looks as any other look, and continuing their face.
+FOLLOW_CHAINS = {"before": {"detect": {"second_look": {"continue_faces": False}}}, "after": {}}
 ROUNDS = 5          # alternations: CPU time on a shared machine still varies by a few per cent a run
 TARGET_RATIO = 1.10
 
@@ -160,29 +164,49 @@ def area_markdown(rows: list[dict], load: tuple[float, float]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def chain_section(heading: str, flag: str, compared: str, note: str, load: tuple[float, float], table: list[str]
+                  ) -> str:
+    """A section comparing two versions of the whole analyzer chain: ``compared`` says which,
+    ``note`` what to read in the table."""
+    lines = [f"## {heading}", "",
+             f"`python -m bench.analyze_cost {flag} --write`: CPU time per frame of the segment pipeline's analyzer "
+             f"chain (detect, track, recognize, mask, thermal; one inference thread) {compared}, alternated "
+             f"{ROUNDS} times in one run (load average {load[0]:.1f} before, {load[1]:.1f} after). {note}", "",
+             *table]
+    return "\n".join(lines) + "\n"
+
+
 def mask_markdown(rows: list[dict], load: tuple[float, float]) -> str:
-    lines = ["## The mask label's third vote: analyze cost on ordinary footage", "",
-             "`python -m bench.analyze_cost --mask --write`: CPU time per frame of the segment pipeline's analyzer "
-             "chain (detect, track, recognize, mask, thermal; one inference thread) with the mask label as the mean "
-             "of the embedding classifier and MobileNetV2 (before) and as the mean of three (after: MobileNetV2 over "
-             "the crop and its mirror image, and the lower-face cue of `workers/analytics/mask_cue.py`), alternated "
-             f"{ROUNDS} times in one run (load average {load[0]:.1f} before, {load[1]:.1f} after). The mask analyzer "
-             "runs on a track's sampled frames only (at most 6 a track and segment), so the per-face cost (a second "
-             "MobileNetV2 input and about a millisecond for the cue) is spread over the track's frames.", "",
-             *cost_table(rows)]
-    return "\n".join(lines) + "\n"
+    return chain_section(
+        "The mask label's third vote: analyze cost on ordinary footage", "--mask",
+        "with the mask label as the mean of the embedding classifier and MobileNetV2 (before) and as the mean of "
+        "three (after: MobileNetV2 over the crop and its mirror image, and the lower-face cue of "
+        "`workers/analytics/mask_cue.py`)",
+        "The mask analyzer runs on a track's sampled frames only (at most 6 a track and segment), so the per-face cost "
+        "(a second MobileNetV2 input and about a millisecond for the cue) is spread over the track's frames.",
+        load, cost_table(rows))
 
 
-def gaps_markdown(rows: list[dict], load: tuple[float, float]) -> str:
-    lines = ["## Gap filling: analyze cost on ordinary footage", "",
-             "`python -m bench.analyze_cost --gaps --write`: CPU time per frame of the segment pipeline's analyzer "
-             "chain (detect, track, recognize, mask, thermal; one inference thread) without (`max_gap_frames` 0) and "
-             "with the tracker's end-of-segment gap filling (`workers/analytics/gaps.py`), alternated "
-             f"{ROUNDS} times in one run (load average {load[0]:.1f} before, {load[1]:.1f} after). Faces: detections "
-             "over the clip, filled ones included (the difference is what the filling added); tracks: without / "
-             "with (a chain of untracked detections becomes a track).", "",
-             *cost_table(rows, "without", "with", ("tracks", "tracks"))]
-    return "\n".join(lines) + "\n"
+# Sections comparing the chain without and with one change, with the tracks each made:
+# flag -> (heading, what is compared, what to read in the table).
+WITHOUT_WITH = {
+    "--gaps": ("Gap filling: analyze cost on ordinary footage",
+               "without (`max_gap_frames` 0) and with the tracker's end-of-segment gap filling "
+               "(`workers/analytics/gaps.py`)",
+               "Faces: detections over the clip, filled ones included (the difference is what the filling added); "
+               "tracks: without / with (a chain of untracked detections becomes a track)."),
+    "--follow": ("Followed faces continued: analyze cost on ordinary footage",
+                 "with the second look's follow-up looks as any other look (`continue_faces` false) and continuing "
+                 "the face they follow (centred where its motion puts it, faces of its size only, the face itself "
+                 "down to score 0.2 on motion)",
+                 "A face followed longer costs more follow-up looks (each a 480 px run): the ratio is that cost where "
+                 "there is one. Faces: detections over the clip; tracks: without / with."),
+}
+
+
+def without_with_markdown(flag: str, rows: list[dict], load: tuple[float, float]) -> str:
+    heading, compared, note = WITHOUT_WITH[flag]
+    return chain_section(heading, flag, compared, note, load, cost_table(rows, "without", "with", ("tracks", "tracks")))
 
 
 def main(argv: list[str]) -> int:
@@ -192,9 +216,10 @@ def main(argv: list[str]) -> int:
     if "--mask" in argv:
         rows = measure(media, MASK_CHAINS)
         text = mask_markdown(rows, (load_before, os.getloadavg()[0]))
-    elif "--gaps" in argv:
-        rows = measure(media, GAP_CHAINS)
-        text = gaps_markdown(rows, (load_before, os.getloadavg()[0]))
+    elif "--follow" in argv or "--gaps" in argv:
+        flag = "--follow" if "--follow" in argv else "--gaps"
+        rows = measure(media, FOLLOW_CHAINS if flag == "--follow" else GAP_CHAINS)
+        text = without_with_markdown(flag, rows, (load_before, os.getloadavg()[0]))
     elif "--area" in argv:
         rows = measure(media, AREA_CHAINS, ("detect",))
         text = area_markdown(rows, (load_before, os.getloadavg()[0]))

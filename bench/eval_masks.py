@@ -23,19 +23,26 @@ OFF = {"lower_face_cue": False, "flip_mobilenet": False}      # the classifiers 
 # The candidates measured before the tracker filled missed frames (workers/analytics/gaps.py) ran
 # without it: switched off here, their rows stay what they were.
 NO_GAPS = {"track": {"max_gap_frames": 0}}
+# Likewise the candidates measured before follow-up looks continued their face (issue 14, 40 px).
+AS_ANY_LOOK = {"continue_faces": False}
 CANDIDATES = {
     "before (one pass, MobileNetV2)": {"detect": {"second_look": {"enabled": False}},
                                        "mask": {"method": "mobilenet", **OFF}, **NO_GAPS},
-    "second look without the moving-area look, ensemble": {"detect": {"second_look": {"area_share": 0}},
+    "second look without the moving-area look, ensemble": {"detect": {"second_look": {"area_share": 0, **AS_ANY_LOOK}},
                                                            "mask": {"method": "ensemble", **OFF}, **NO_GAPS},
-    "second look, MobileNetV2": {"mask": {"method": "mobilenet", **OFF}, **NO_GAPS},
-    "second look, embedding classifier": {"mask": {"method": "embedding", **OFF}, **NO_GAPS},
-    "second look, ensemble (mean of both)": {"mask": {"method": "ensemble", **OFF}, **NO_GAPS},
-    "second look, ensemble + lower-face cue + mirrored MobileNetV2 (mean of three)": {"mask": {"method": "ensemble"},
-                                                                                     **NO_GAPS},
-    "mean of three, missed frames filled between linked detections": {"mask": {"method": "ensemble"}},
+    "second look, MobileNetV2": {"detect": {"second_look": AS_ANY_LOOK}, "mask": {"method": "mobilenet", **OFF},
+                                 **NO_GAPS},
+    "second look, embedding classifier": {"detect": {"second_look": AS_ANY_LOOK},
+                                          "mask": {"method": "embedding", **OFF}, **NO_GAPS},
+    "second look, ensemble (mean of both)": {"detect": {"second_look": AS_ANY_LOOK},
+                                             "mask": {"method": "ensemble", **OFF}, **NO_GAPS},
+    "second look, ensemble + lower-face cue + mirrored MobileNetV2 (mean of three)": {
+        "detect": {"second_look": AS_ANY_LOOK}, "mask": {"method": "ensemble"}, **NO_GAPS},
+    "mean of three, missed frames filled between linked detections": {"detect": {"second_look": AS_ANY_LOOK},
+                                                                      "mask": {"method": "ensemble"}},
+    "gap filling, follow-up looks continue their face": {"mask": {"method": "ensemble"}},
 }
-CHOSEN = "mean of three, missed frames filled between linked detections"
+CHOSEN = "gap filling, follow-up looks continue their face"
 
 
 def _empty() -> dict:

@@ -48,6 +48,16 @@ class SecondLookConfig(AnalyzerConfig):
                                                             "looked at smaller, with room around it).")
     threshold: float = Field(0.3, ge=0, le=1, description="Minimum face score in a look: a moving region is already "
                                                           "likely to hold someone (chosen in docs/accuracy.md).")
+    # Issue 14 (tuning split, 40 px): a masked face that a look found scored 0.23-0.29 on the
+    # next frames' follow-up looks, under the threshold, and was lost after one grace look.
+    continue_faces: bool = Field(True, description="A follow-up look (at a face a look found on the previous frame) "
+                                                   "continues its face: it is centred where the face's last motion "
+                                                   "puts it, keeps only faces of that face's size, and takes the face "
+                                                   "itself down to follow_threshold; False: as any other look.")
+    follow_threshold: float = Field(0.2, ge=0, le=1, description="Lowest score at which a followed face is taken: "
+                                                                "a box of its size, on a moving blob ...")
+    follow_reach: float = Field(1.0, gt=0, description="... within this many face heights of where its motion puts "
+                                                       "it (three such looks in a row at most).")
     motion_threshold: int = Field(12, ge=1, le=255, description="Grey-level change (0-255) that counts as motion.")
 
 

@@ -156,13 +156,16 @@ class FaceDetector(Analyzer):
         first_area = float(input_size[0] * input_size[1])
         c = self.config.second_look
         cheapest = min(c.region_input, c.large_region_input) ** 2 / first_area
-        for square in self.second_look.plan(picture, boxes[:, :4], lambda sq: self._look_side(sq) ** 2 / first_area,
-                                            fitted, cheapest):
+        plan = self.second_look.plan(picture, boxes[:, :4], lambda sq: self._look_side(sq) ** 2 / first_area,
+                                     fitted, cheapest)
+        for index, square in enumerate(plan):
             side = self._look_side(square)
             region, scale, x0, y0 = region_picture(picture, square, side)
-            more, points = self._detect(Picture(bgr=region), side, self.config.second_look.threshold)
+            more, points = self._detect(Picture(bgr=region), side, self.second_look.look_threshold(index))
             more[:, :4] = more[:, :4] / scale + [x0, y0, x0, y0]
-            looks.append((square, more[:, :4]))
+            keep = self.second_look.kept(index, more)
+            more, points = more[keep], points[keep]
+            looks.append((square, more))
             if len(more):
                 found_boxes.append(more)
                 found_points.append(points / scale + [x0, y0])

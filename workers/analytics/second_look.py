@@ -26,6 +26,8 @@ pass and most motion is their hands and bodies, and to follow the faces only it 
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
+
 import numpy as np
 from workers.analytics.motion import MotionMap, accounted_for, head_square, unexplained
 from workers.analytics.picture import Picture
@@ -33,6 +35,35 @@ from core.analyzer_configs import SecondLookConfig
 
 Square = tuple[float, float, float]      # centre x, centre y, side (source pixels)
 GRACE_LOOKS = 1                          # a followed face missed this many times in a row is dropped
+WEAK_LOOKS = 3                           # ... found only weakly this many times in a row: dropped
+LIKE_SIZE = 1.5                          # a box continues a followed face within this ratio of its height
+
+
+@dataclass
+class Followed:
+    """A face a look found, followed by a look on the next frame."""
+    box: np.ndarray                      # where a look last found it (source pixels)
+    side: float                          # the side of the look that found it first
+    misses: int = 0                      # looks in a row that did not find it
+    weak: int = 0                        # looks in a row that found it only under the look threshold
+    velocity: np.ndarray | None = None   # its centre's shift a look, between the last two that found it
+
+    def predicted(self) -> tuple[float, float]:
+        """Where its centre is on the next look, at its last velocity."""
+        cx, cy = (self.box[0] + self.box[2]) / 2, (self.box[1] + self.box[3]) / 2
+        if self.velocity is None:
+            return cx, cy
+        return cx + self.velocity[0] * (self.misses + 1), cy + self.velocity[1] * (self.misses + 1)
+
+    def predicted_box(self) -> np.ndarray:
+        cx, cy = self.predicted()
+        shift = np.array([cx, cy]) - [(self.box[0] + self.box[2]) / 2, (self.box[1] + self.box[3]) / 2]
+        return self.box + np.tile(shift, 2)
+
+    def continued(self, box: np.ndarray, weak: int) -> "Followed":
+        """The face found again at ``box`` (``weak``: looks in a row it was found only weakly)."""
+        before, after = self.box[:2] + self.box[2:4], box[:2] + box[2:4]
+        return Followed(box.copy(), self.side, 0, weak, (after - before) / 2 / (self.misses + 1))
 
 
 def _inside(x: float, y: float, square: Square) -> bool:
@@ -46,13 +77,16 @@ class SecondLook:
         self.max_looks, self.retry_frames, self.min_blob_px = config.max_looks, config.retry_frames, config.min_blob_px
         self.budget, self.burst, self.tokens = config.budget, config.burst, config.burst
         self.frame = -1
-        # (face box, side of the look that found it, looks in a row that lost it since): the
-        # faces to follow on the next frame, and those being followed on this one.
-        self.follow: list[tuple[np.ndarray, float, int]] = []
-        self.following: list[tuple[np.ndarray, float, int]] = []
+        self.threshold, self.follow_threshold, self.follow_reach = (config.threshold, config.follow_threshold,
+                                                                    config.follow_reach)
+        self.continue_faces = config.continue_faces
+        # The faces to follow on the next frame, and those being followed on this one.
+        self.follow: list[Followed] = []
+        self.following: list[Followed] = []
         self.empty: list[tuple[int, Square]] = []       # (frame, square) of looks that found nothing
         self.area_share = config.area_share
         self.area_index: int | None = None              # where this frame's moving-area look is in the plan
+        self.blobs: list = []                           # this frame's moving blobs (source pixels)
         self.area_empty = -config.retry_frames - 1      # the last frame an area look found nothing
 
     def plan(self, picture: Picture, first_boxes: np.ndarray, look_cost=lambda square: 1.0,
@@ -67,22 +101,25 @@ class SecondLook:
         # (this frame is what it compares with): while the budget refills after a look, a
         # frame costs no motion reading at all. The looks planned are the same as reading
         # motion on every frame: with fewer tokens than the cheapest look, none is made.
-        if self.tokens >= cheapest_look:
+        # A followed face's weak find is taken only where the picture moves (``continuation``):
+        # while faces are followed, motion is read on every frame.
+        if self.tokens >= cheapest_look or self.follow:
             blobs = self.motion.regions(picture, base_size)
         elif self.tokens + self.budget >= cheapest_look:
             blobs = self.motion.regions(picture, base_size, compare=False)
         else:
             blobs = []
             self.motion.skip()
+        self.blobs = blobs
         found = np.asarray(first_boxes, np.float64).reshape(-1, 4)
         squares: list[Square] = []
         self.following = []
-        for box, side, misses in self.follow:
-            if len(squares) < self.max_looks and not accounted_for(box, found):
-                # The same scale as the look that found it, centred where the face was; not paid
-                # from the budget: a face is known to be there.
-                squares.append(((box[0] + box[2]) / 2, (box[1] + box[3]) / 2, side))
-                self.following.append((box, side, misses))
+        for face in self.follow:
+            if len(squares) < self.max_looks and not accounted_for(face.predicted_box(), found):
+                # The same scale as the look that found it, centred where the face should be now;
+                # not paid from the budget: a face is known to be there.
+                squares.append((*face.predicted(), face.side))
+                self.following.append(face)
         self.empty = [(f, s) for f, s in self.empty if self.frame - f <= self.retry_frames]
         self.area_index = None
         area = self._area_square(picture, blobs, found, squares)
@@ -130,14 +167,87 @@ class SecondLook:
         """The moving blobs worth a look: not specks (``min_blob_px``), not where a found face is."""
         return unexplained(blobs, found, self.min_blob_px)
 
+    def look_threshold(self, index: int) -> float:
+        """The lowest score look ``index`` (in planned order) reads boxes at: a follow-up look
+        reads weaker ones too (``follow_threshold``), to keep the one that continues its face."""
+        if self.continue_faces and index < len(self.following):
+            return min(self.threshold, self.follow_threshold)
+        return self.threshold
+
+    def kept(self, index: int, boxes: np.ndarray) -> np.ndarray:
+        """Which of look ``index``'s boxes ([x1, y1, x2, y2, score] rows, source pixels, in
+        planned order) are faces: those at the look threshold; in a follow-up look only those
+        of its face's size (a box of another size there is the scene, most likely: on the
+        tuning split they were all off the face), and the one that continues its face
+        (:meth:`continuation`), weak or not."""
+        boxes = np.asarray(boxes, np.float64).reshape(-1, 5)
+        keep = boxes[:, 4] >= self.threshold
+        if self.continue_faces and index < len(self.following):
+            face = self.following[index]
+            keep &= _like(face, boxes)
+            row = self.continuation(face, boxes)
+            if row is not None:
+                keep[row] = True
+        return keep
+
+    def continuation(self, face: Followed, boxes: np.ndarray) -> int | None:
+        """The row of ``boxes`` that continues ``face``, of those of its size: the nearest to
+        where it should be at the look threshold (found again), else the nearest weaker one
+        (``follow_threshold``) within ``follow_reach`` face heights of that place and on a
+        moving blob. A masked or tiny face's score flickers about the threshold while it moves;
+        a still thing that does (a lattice tower) does not move."""
+        boxes = np.asarray(boxes, np.float64).reshape(-1, 5)
+        height = max(float(face.box[3] - face.box[1]), 1.0)
+        px, py = face.predicted()
+        distance = np.hypot((boxes[:, 0] + boxes[:, 2]) / 2 - px, (boxes[:, 1] + boxes[:, 3]) / 2 - py) / height
+        like, strong = _like(face, boxes), boxes[:, 4] >= self.threshold
+        weak = (~strong & (boxes[:, 4] >= self.follow_threshold) & (distance <= self.follow_reach)
+                & np.array([_moving(box, self.blobs) for box in boxes], bool).reshape(-1))
+        for candidates in (like & strong, like & weak):
+            if candidates.any():
+                return int(np.flatnonzero(candidates)[np.argmin(distance[candidates])])
+        return None
+
     def record(self, looks: list[tuple[Square, np.ndarray]]) -> None:
-        """What each look (in planned order) found, boxes in source pixels: faces to follow,
-        squares to leave alone. A followed face missed once is looked for once more."""
+        """What each look (in planned order) found, [x1, y1, x2, y2, score] rows in source
+        pixels (the faces :meth:`kept` kept): faces to follow, squares to leave alone. A followed
+        face missed once is looked for once more; one found only weakly, ``WEAK_LOOKS`` times."""
         follows = len(self.following)
-        self.follow = [(box, square[2], 0) for square, boxes in looks for box in np.asarray(boxes, np.float64).reshape(-1, 4)]
-        self.follow += [(box, side, misses + 1) for (box, side, misses), (_, boxes) in zip(self.following, looks)
-                        if not len(boxes) and misses < GRACE_LOOKS]
+        self.follow = []
+        for index, (square, boxes) in enumerate(looks):
+            boxes = _scored(np.asarray(boxes, np.float64))
+            face = self.following[index] if index < follows else None
+            row = None if face is None or not self.continue_faces else self.continuation(face, boxes)
+            for k, box in enumerate(boxes):
+                strong = box[4] >= self.threshold
+                if k == row:
+                    self.follow.append(face.continued(box[:4], 0 if strong else face.weak + 1))
+                elif strong:
+                    self.follow.append(Followed(box[:4].copy(), square[2]))
+            if face is not None and row is None and face.misses < GRACE_LOOKS:
+                self.follow.append(replace(face, misses=face.misses + 1))
+        self.follow = [face for face in self.follow if face.weak < WEAK_LOOKS]
         if self.area_index is not None and self.area_index < len(looks) and not len(looks[self.area_index][1]):
             self.area_empty = self.frame
         self.empty += [(self.frame, square) for index, (square, boxes) in enumerate(looks) if index >= follows
                        and index != self.area_index and not len(boxes)]
+
+
+def _like(face: Followed, boxes: np.ndarray) -> np.ndarray:
+    """Per box: whether it is of the face's height, within 1.5x (as the tracker's gap filling
+    links detections, ``TrackerConfig.gap_size_ratio``)."""
+    height = max(float(face.box[3] - face.box[1]), 1.0)
+    ratio = np.maximum(boxes[:, 3] - boxes[:, 1], 1.0) / height
+    return (ratio <= LIKE_SIZE) & (ratio >= 1 / LIKE_SIZE)
+
+
+def _moving(box, blobs) -> bool:
+    """Whether the box's centre lies on a moving blob."""
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    return any(b[0] <= cx <= b[2] and b[1] <= cy <= b[3] for b in blobs)
+
+
+def _scored(boxes: np.ndarray) -> np.ndarray:
+    """[x1, y1, x2, y2, score] rows; boxes given without a score count as found at full score."""
+    boxes = boxes.reshape(len(boxes), -1) if len(boxes) else np.empty((0, 5))
+    return boxes if boxes.shape[1] >= 5 else np.hstack([boxes[:, :4], np.ones((len(boxes), 1))])
