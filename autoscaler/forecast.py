@@ -47,22 +47,20 @@ class Cost:
         return self.mean_task_s if frames is None else frames * self.per_frame
 
 
-def worst_wait(free_at: list[float], queued: list[tuple[float, float]], with_work: bool = False) -> float:
-    """The longest wait (``with_work``: wait + own work, the latency) among ``queued`` tasks,
-    given as (age so far, work) head first, when each is taken by the first free worker.
-    No worker at all: infinite as soon as a task waits."""
-    if not queued:
-        return 0.0
+def forecast_waits(free_at: list[float], queued: list[tuple[float, float]], with_work: bool = False) -> list[float]:
+    """Each of ``queued`` tasks' wait (``with_work``: wait + own work, the latency), given as
+    (age so far, work) head first, when each is taken by the first free worker. No worker at
+    all: infinite for every task."""
     if not free_at:
-        return math.inf
+        return [math.inf] * len(queued)
     heap = list(free_at)
     heapq.heapify(heap)
-    worst = 0.0
+    waits = []
     for age, work in queued:
         start = heapq.heappop(heap)
-        worst = max(worst, age + start + (work if with_work else 0.0))
+        waits.append(age + start + (work if with_work else 0.0))
         heapq.heappush(heap, start + work)
-    return worst
+    return waits
 
 
 def free_times(n: int, busy_left: list[float], idle: int, starting_left: list[float], pod_start_s: float) -> list[float]:
@@ -84,21 +82,23 @@ def free_times(n: int, busy_left: list[float], idle: int, starting_left: list[fl
 def workers_for_wait(bound_s: float, lowest: int, highest: int, busy_left: list[float], idle: int,
                      starting_left: list[float], pod_start_s: float, queued: list[tuple[float, float]],
                      with_work: bool = False) -> tuple[int, float]:
-    """The fewest workers in [lowest, highest] whose forecast keeps every queued task's wait
-    (or latency) within ``bound_s``; when none can, the fewest that do as well as
-    ``highest`` (tasks that already waited too long push nobody to waste workers).
-    Returns (workers, the forecast worst wait with them). More workers never make a task
-    start later in a FIFO list schedule, so the search can stop at the first fit."""
-    def forecast(n: int) -> float:
-        return worst_wait(free_times(n, busy_left, idle, starting_left, pod_start_s), queued, with_work)
+    """The fewest workers in [lowest, highest] whose forecast starts each queued task within
+    ``bound_s`` (``with_work``: ends it), or, for a task that cannot make it even with
+    ``highest`` workers, as early as ``highest`` would. Task by task, not the worst wait
+    alone: a task that already waited too long pushes nobody to waste workers, but neither
+    does it hide the younger tasks behind it that more workers would still start in time
+    (the worst wait, an old task's, does not move with the workers). Returns (workers, the
+    forecast worst wait with them). More workers never make a task start later in a FIFO
+    list schedule, so the search can stop at the first fit."""
+    def forecast(n: int) -> list[float]:
+        return forecast_waits(free_times(n, busy_left, idle, starting_left, pod_start_s), queued, with_work)
 
     best = forecast(highest)
-    enough = max(bound_s, best)
     for n in range(lowest, highest):
-        wait = forecast(n)
-        if wait <= enough + 1e-9:
-            return n, wait
-    return highest, best
+        waits = forecast(n)
+        if all(w <= max(bound_s, b) + 1e-9 for w, b in zip(waits, best)):
+            return n, max(waits, default=0.0)
+    return highest, max(best, default=0.0)
 
 
 def workers_for_rate(arrived_work_s: float, window_s: float) -> int:

@@ -185,3 +185,14 @@ def test_a_scale_up_remembers_when_it_asked_and_a_scale_down_forgets_the_startin
     assert up.replicas == 2 and up.state.asked == (1000.0,)
     down = decide(obs(now=1005.0, replicas=2), up.state, WAIT)
     assert down.replicas == 0 and down.state.asked == ()
+
+
+def test_tasks_already_late_do_not_hide_the_young_ones_that_workers_can_still_serve_in_time():
+    """4 tasks that waited 40 s (past the 30 s target whatever is done) and 16 new ones, 10 s
+    each, 4 idle workers, pod start 20 s. The 4 start the old ones now and the new ones at
+    10, 20, 30, 40 s: the last 4 wait 40 s. Two more workers (up at 20 s) start every new
+    one by 30 s. The worst wait, an old task's 40 s, is the same with 4 workers as with 10,
+    so a rule on it alone kept 4."""
+    late_and_young = obs(replicas=4, waiting=20, queued=((40.0, 100),) * 4 + ((0.0, 100),) * 16)
+    decision = decide(late_and_young, LEARNT, WAIT.model_copy(update={"target_wait_s": 30}))
+    assert decision.replicas == 6, decision.reason
