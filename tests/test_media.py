@@ -319,7 +319,7 @@ def test_x264_params_reach_the_encoder(tmp_path, params, subme):
     out = tmp_path / "out.mp4"
     with media.H264Writer(out, 64, 48, Fraction(1, 30), 30.0, preset="veryfast", params=params) as writer:
         for index in range(3):
-            writer.write(np.full((72, 64), 16 * index, np.uint8), index)
+            writer.write(av.VideoFrame.from_ndarray(np.full((72, 64), 16 * index, np.uint8), format="yuv420p"), index)
     options = _x264_options(out).split()
     assert subme in options
     if "me=dia" in params:

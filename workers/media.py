@@ -724,18 +724,14 @@ class H264Writer:
             picture = np.pad(picture, ((0, self.height - h), (0, self.width - w), (0, 0)), mode="edge")
         return av.VideoFrame.from_ndarray(cv2.cvtColor(picture, cv2.COLOR_BGR2YUV_I420), format="yuv420p")
 
-    def write(self, picture: av.VideoFrame | np.ndarray, pts: int) -> None:
-        """Encode a decoded frame that ``fits``, or an I420 canvas, at timestamp pts."""
+    def write(self, picture: av.VideoFrame, pts: int) -> None:
+        """Encode a decoded frame that ``fits``, or a ``canvas``, at timestamp pts."""
         self.container.mux(self.encode(picture, pts))
 
-    def encode(self, picture: av.VideoFrame | np.ndarray, pts: int, keyframe: bool = False) -> list[av.Packet]:
+    def encode(self, frame: av.VideoFrame, pts: int, keyframe: bool = False) -> list[av.Packet]:
         """``write`` without the muxing: the packets the encoder gives back for this frame
         (it may hold frames back). ``keyframe``: make this frame an IDR picture."""
-        if isinstance(picture, np.ndarray):
-            frame = av.VideoFrame.from_ndarray(picture, format="yuv420p")
-        elif self.fits(picture):
-            frame = picture
-        else:
+        if not self.fits(frame):
             raise ValueError("convert frames that do not fit with canvas() first")
         frame.pts, frame.time_base = pts, self.time_base
         # x264 places keyframes, not the source (unless asked: IDR, open GOPs being off)
