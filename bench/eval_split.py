@@ -16,7 +16,7 @@ import argparse
 import math
 from pathlib import Path
 
-from bench.shared_media import MEDIA as SHARED_MEDIA
+from bench.shared_media import MEDIA
 
 TUNING_PEOPLE = frozenset({"obama", "kit_harington", "compreface_A", "compreface_C"})
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -32,7 +32,7 @@ def part_arguments(prog: str, description: str) -> argparse.ArgumentParser:
     """The command line of a bench that runs one part's clips: ``[MEDIA_DIR] [--part tuning|test]``
     (MEDIA_DIR: ../shared/media beside the repository); each bench adds its own options."""
     parser = argparse.ArgumentParser(prog=prog, description=description)
-    parser.add_argument("media", nargs="?", type=Path, default=SHARED_MEDIA)
+    parser.add_argument("media", nargs="?", type=Path, default=MEDIA)
     parser.add_argument("--part", choices=("tuning", "test"), default="tuning")
     return parser
 

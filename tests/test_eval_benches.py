@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.eval_split import SHARED_MEDIA
+from bench.shared_media import MEDIA
 
 
 class Asked(Exception):
@@ -29,14 +29,14 @@ def asked_of(monkeypatch, bench, first_use: str, argv: list[str]) -> tuple:
 def test_eval_mask_votes_takes_the_part_as_its_docstring_writes_it(monkeypatch, argv):
     from bench import eval_mask_votes
 
-    assert asked_of(monkeypatch, eval_mask_votes, "record", argv) == (SHARED_MEDIA, "test")
+    assert asked_of(monkeypatch, eval_mask_votes, "record", argv) == (MEDIA, "test")
 
 
 @pytest.mark.parametrize("argv", [["--part", "test", "--scales", "close-up"], ["--part=test", "--scales=close-up"]])
 def test_eval_misses_takes_the_part_as_its_docstring_writes_it(monkeypatch, argv):
     from bench import eval_misses
 
-    assert asked_of(monkeypatch, eval_misses, "mask_split", argv) == (SHARED_MEDIA / "masks" / "with_mask", "test")
+    assert asked_of(monkeypatch, eval_misses, "mask_split", argv) == (MEDIA / "masks" / "with_mask", "test")
     # The detector it wrapped is the process's shared one: a bench that failed leaves it bare.
     from bench.eval_clips import pipeline_config
     from bench.eval_masks import CANDIDATES, CHOSEN

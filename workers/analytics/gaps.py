@@ -31,7 +31,7 @@ import numpy as np
 
 from core.analyzer_configs import TrackerConfig
 from workers.analytics.faces import Faces, on_line
-from workers.analytics.tracks import SegmentState, box_iou
+from workers.analytics.tracks import SegmentState, box_centre, box_height, box_iou
 
 # A face already on a gap frame that overlaps the line's box this much is the face itself
 # (under another track, or one the chain did not take): nothing is added there.
@@ -52,14 +52,6 @@ class Chain:
         return self.members[-1][0]
 
 
-def _centre(box) -> np.ndarray:
-    return np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2], np.float64)
-
-
-def _height(box) -> float:
-    return max(float(box[3] - box[1]), 1.0)
-
-
 def link_cost(chain: Chain, frame: int, box, track: int, config: TrackerConfig) -> float | None:
     """How well a detection continues a chain (lower is better), None when it cannot."""
     gap = frame - chain.last_frame
@@ -67,11 +59,11 @@ def link_cost(chain: Chain, frame: int, box, track: int, config: TrackerConfig) 
         return None
     if chain.track >= 0 and track >= 0:
         return 0.0 if chain.track == track else None     # ByteTrack's own answer
-    ratio = _height(box) / chain.height
+    ratio = box_height(box) / chain.height
     if not 1 / config.gap_size_ratio <= ratio <= config.gap_size_ratio:
         return None
     if chain.velocity is None:      # a second detection: nothing to agree with yet
-        speed = float(np.linalg.norm(_centre(box) - chain.centre)) / chain.height / gap
+        speed = float(np.linalg.norm(box_centre(box) - chain.centre)) / chain.height / gap
         # Two untracked ones: any place a face could have moved to (a third must then agree).
         # One tracked and one not: only close by, since the track's own detections go on
         # without being checked (hamilton: an untracked face 3 face heights away had joined
@@ -79,15 +71,15 @@ def link_cost(chain: Chain, frame: int, box, track: int, config: TrackerConfig) 
         limit = config.max_speed if chain.track < 0 and track < 0 else config.gap_tolerance
         # Costs above any velocity match's: a chain whose velocity agrees is linked first.
         return config.gap_tolerance + speed if speed <= limit else None
-    error = float(np.linalg.norm(_centre(box) - (chain.centre + chain.velocity * gap))) / chain.height
+    error = float(np.linalg.norm(box_centre(box) - (chain.centre + chain.velocity * gap))) / chain.height
     return error if error <= config.gap_tolerance else None
 
 
 def _extend(chain: Chain, frame: int, row: int, box, track: int) -> None:
-    centre = _centre(box)
+    centre = box_centre(box)
     chain.velocity = (centre - chain.centre) / (frame - chain.last_frame)
     chain.members.append((frame, row))
-    chain.centre, chain.height = centre, _height(box)
+    chain.centre, chain.height = centre, box_height(box)
     if track >= 0:
         chain.track = track
 
@@ -112,7 +104,7 @@ def build_chains(frames: list[Faces], cuts: set[int], config: TrackerConfig) -> 
             linked_rows.add(row)
         for row in range(len(faces)):
             if row not in linked_rows:
-                chain = Chain([(frame, row)], _centre(faces.boxes[row]), _height(faces.boxes[row]), tracks[row])
+                chain = Chain([(frame, row)], box_centre(faces.boxes[row]), box_height(faces.boxes[row]), tracks[row])
                 chains.append(chain)
                 live.append(chain)
     return chains

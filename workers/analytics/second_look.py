@@ -31,6 +31,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from workers.analytics.motion import MotionMap, accounted_for, head_square, unexplained
 from workers.analytics.picture import Picture
+from workers.analytics.tracks import box_centre, box_height
 from core.analyzer_configs import SecondLookConfig
 
 Square = tuple[float, float, float]      # centre x, centre y, side (source pixels)
@@ -50,20 +51,18 @@ class Followed:
 
     def predicted(self) -> tuple[float, float]:
         """Where its centre is on the next look, at its last velocity."""
-        cx, cy = (self.box[0] + self.box[2]) / 2, (self.box[1] + self.box[3]) / 2
-        if self.velocity is None:
-            return cx, cy
-        return cx + self.velocity[0] * (self.misses + 1), cy + self.velocity[1] * (self.misses + 1)
+        centre = box_centre(self.box)
+        if self.velocity is not None:
+            centre = centre + self.velocity * (self.misses + 1)
+        return float(centre[0]), float(centre[1])
 
     def predicted_box(self) -> np.ndarray:
-        cx, cy = self.predicted()
-        shift = np.array([cx, cy]) - [(self.box[0] + self.box[2]) / 2, (self.box[1] + self.box[3]) / 2]
-        return self.box + np.tile(shift, 2)
+        return self.box + np.tile(np.array(self.predicted()) - box_centre(self.box), 2)
 
     def continued(self, box: np.ndarray, weak: int) -> "Followed":
         """The face found again at ``box`` (``weak``: looks in a row it was found only weakly)."""
-        before, after = self.box[:2] + self.box[2:4], box[:2] + box[2:4]
-        return Followed(box.copy(), self.side, 0, weak, (after - before) / 2 / (self.misses + 1))
+        shift = box_centre(box) - box_centre(self.box)
+        return Followed(box.copy(), self.side, 0, weak, shift / (self.misses + 1))
 
 
 def _inside(x: float, y: float, square: Square) -> bool:
@@ -197,7 +196,7 @@ class SecondLook:
         moving blob. A masked or tiny face's score flickers about the threshold while it moves;
         a still thing that does (a lattice tower) does not move."""
         boxes = np.asarray(boxes, np.float64).reshape(-1, 5)
-        height = max(float(face.box[3] - face.box[1]), 1.0)
+        height = box_height(face.box)
         px, py = face.predicted()
         distance = np.hypot((boxes[:, 0] + boxes[:, 2]) / 2 - px, (boxes[:, 1] + boxes[:, 3]) / 2 - py) / height
         like, strong = _like(face, boxes), boxes[:, 4] >= self.threshold
@@ -236,7 +235,7 @@ class SecondLook:
 def _like(face: Followed, boxes: np.ndarray) -> np.ndarray:
     """Per box: whether it is of the face's height, within 1.5x (as the tracker's gap filling
     links detections, ``TrackerConfig.gap_size_ratio``)."""
-    height = max(float(face.box[3] - face.box[1]), 1.0)
+    height = box_height(face.box)
     ratio = np.maximum(boxes[:, 3] - boxes[:, 1], 1.0) / height
     return (ratio <= LIKE_SIZE) & (ratio >= 1 / LIKE_SIZE)
 

@@ -165,6 +165,16 @@ def is_scene_cut(a, b, threshold: float = SCENE_CUT) -> bool:
     return float(np.abs(np.asarray(a, np.float32) - np.asarray(b, np.float32)).mean()) > threshold
 
 
+def box_centre(box) -> np.ndarray:
+    """A box's centre [x, y] (boxes as [x1, y1, x2, y2])."""
+    return np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2], np.float64)
+
+
+def box_height(box) -> float:
+    """A box's height, at least 1 pixel (a ratio's denominator)."""
+    return max(float(box[3] - box[1]), 1.0)
+
+
 def box_iou(a, b) -> float:
     x1, y1, x2, y2 = max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
     inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
