@@ -21,7 +21,10 @@ PROBE_BUDGET_S = 600.0
 # The annotated video's encoder.
 X264_PRESET = "veryfast"
 X264_CRF = 23
-X264_PARAMS = "subme=1"
+# subme=1: a cheaper sub-pixel search than veryfast's; aq-mode=0: no adaptive quantisation. Each
+# takes about a fifth off the encoder's time, aq-mode=0 for about the same bytes at the same PSNR
+# (and SSIM) on busy footage (docs/benchmarks.md, "Busy path: the encoder's options").
+X264_PARAMS = "subme=1:aq-mode=0"
 
 # Radiometric (16-bit) video: degrees C per raw step, and degrees C at raw value 0 (TLinear,
 # centikelvin: what most radiometric cameras write).
