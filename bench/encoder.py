@@ -23,12 +23,12 @@ from workers import media
 
 # (preset, crf, x264 params): veryfast as it comes; with the cheaper sub-pixel search at three
 # CRFs (the line the others' bytes are read against at equal PSNR); that search with adaptive
-# quantisation off (the default), with no sub-16x16 partitions in P-frames, and both; and the
-# faster presets at their default CRF and at about veryfast's quality.
+# quantisation off or at half strength, with no 8x8 partitions in P-frames, and half strength with
+# those (the default); and the faster presets at their default CRF and at about veryfast's quality.
 SUBME = "subme=1"
 CANDIDATES = [("veryfast", 23, ""), ("veryfast", 22, SUBME), ("veryfast", 23, SUBME), ("veryfast", 24, SUBME),
-              ("veryfast", 23, SUBME + ":aq-mode=0"), ("veryfast", 23, SUBME + ":partitions=i4x4"),
-              ("veryfast", 23, SUBME + ":aq-mode=0:partitions=i4x4"),
+              ("veryfast", 23, SUBME + ":aq-mode=0"), ("veryfast", 23, SUBME + ":aq-strength=0.5"),
+              ("veryfast", 23, SUBME + ":partitions=i4x4"), ("veryfast", 23, SUBME + ":aq-strength=0.5:partitions=i4x4"),
               ("superfast", 23, ""), ("superfast", 26, ""), ("ultrafast", 23, ""), ("ultrafast", 27, "")]
 
 
@@ -119,15 +119,14 @@ def _why(measured: list[tuple[str, list[dict]]], default: tuple[str, int, str]) 
     return [
         "",
         "Why the default: `subme=1` (a cheaper sub-pixel motion search than veryfast's own 2) takes about a "
-        "fifth off veryfast's time at about the same PSNR for a few % more bytes. Adaptive quantisation off "
-        "(`aq-mode=0`: it moves bits to flat areas, which PSNR does not reward) takes a further "
+        "fifth off veryfast's time at about the same PSNR for a few % more bytes. Adaptive quantisation at half "
+        "strength (`aq-strength=0.5`: fewer bits moved to flat areas, which PSNR does not reward) and no 8x8 "
+        "partitions in P-frames (`partitions=i4x4`) take a further "
         f"{min(time_saved):.0f} to {max(time_saved):.0f} % off on these clips, at {min(extra_bytes):+.0f} to "
         f"{max(extra_bytes):+.0f} % bytes against `subme=1` alone at the same PSNR (read between its CRFs 22, "
-        "23 and 24). Adaptive quantisation is a perceptual tool: without it flat dark areas can show blocks "
-        "sooner, which PSNR does not count (`VIDFARM_X264_PARAMS=subme=1` brings it back). No sub-16x16 "
-        "partitions in P-frames (`partitions=i4x4`) save time too but cost bytes on the 1080p clip. The "
-        "faster presets save more time but cost far more bytes at the same quality, and how much depends on "
-        "the content.",
+        "23 and 24). Adaptive quantisation off (`aq-mode=0`) is about as fast but shows blocks in dark flat "
+        "areas, which PSNR does not count. The faster presets save more time but cost far more bytes at the "
+        "same quality, and how much depends on the content.",
     ]
 
 
