@@ -111,3 +111,27 @@ def test_a_face_found_only_weakly_is_followed_a_few_looks_then_dropped():
             face, = look.follow
             assert face.predicted() == pytest.approx((x + 15, 106))   # 10 px a look on
     assert look.follow == []
+
+
+def test_a_follow_up_look_sized_to_its_face_keeps_it_on_every_frame_at_a_smaller_input():
+    """``follow_side``: a follow-up look reads a square of a few face heights around where the
+    face should be, at the scale of the look that found it, so the model's input is a fraction
+    of ``region_input``; the small masked face is still found on every frame after the first
+    look found it, and nothing off it."""
+    config = DetectorConfig(second_look={"follow_side": 3})
+    detector = FaceDetector(config)
+    detector.begin()
+    found, off, follow_up_inputs = [], 0, []
+    for frame, rect in masked_face_frames(12):
+        on_face = found_on(detector(frame), rect)
+        found.append(any(on_face))
+        off += on_face.count(False)
+        follow_up_inputs += [detector.second_look.input_side(i) for i in range(len(detector.second_look.following))]
+    first = found.index(True)
+    assert all(found[first:]) and off == 0, found
+    # A follow-up look on every frame after the first find: the first of them at the whole
+    # square (the face's step is not known yet), the others sized to the face.
+    assert len(follow_up_inputs) >= len(found) - first - 1 >= 3
+    assert follow_up_inputs[0] is None
+    assert all(side is not None and side < config.second_look.region_input for side in follow_up_inputs[1:]), \
+        follow_up_inputs
