@@ -5,7 +5,10 @@ is planned to cost little on ordinary footage, where people's faces are found by
 pass and most motion is their hands and bodies, and to follow the faces only it finds:
 
 - a **follow-up** look around each face that a second look found on the previous frame (the
-  first pass misses such a face on this frame too, most likely);
+  first pass misses such a face on this frame too, most likely), at the scale that found it:
+  once the face's step is known, a square of ``follow_side`` face heights around where the step
+  puts it (a tiny face's look reads a 224-px input instead of a 480-px one), one look a face;
+  follow-up looks take at most ``max_looks`` whole looks' input a frame;
 - an **exploratory** look at a moving blob that no found face accounts for (its person's area,
   :func:`~workers.analytics.motion.accounted_for`), is big enough to hold a face, and was not
   looked at in vain over the last ``retry_frames`` frames (a waving hand is looked at once,
@@ -125,7 +128,7 @@ class SecondLook:
             # The same scale as the look that found it, centred where the face should be now;
             # not paid from the budget: a face is known to be there.
             square, side = self._follow_up(face, look_side)
-            spent += 1.0 if side is None else (side / look_side((*square[:2], face.side))) ** 2
+            spent += (square[2] / face.side) ** 2
             squares.append(square)
             self.inputs.append(side)
             self.following.append(face)
