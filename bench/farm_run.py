@@ -1,5 +1,7 @@
 """One timed farm run: ``python -m bench.farm_run SRC WORKERS DATA_DIR OUT_DIR [ANALYZERS]``
-prints JSON (ANALYZERS: comma-separated, default: the farm's setting)."""
+prints JSON (ANALYZERS: comma-separated, default: the farm's setting): the job's wall time and the
+CPU time its farm's processes used meanwhile (``cpu_s``); ``python -m bench.farm_timeline DATA_DIR``
+then shows which worker ran what when."""
 
 from __future__ import annotations
 
@@ -45,7 +47,9 @@ def main(src: Path, workers: int, data_dir: Path, out_dir: Path, analyzers: list
         # A running farm has done jobs before: the first one pays one-time costs (imports,
         # connections, the database's first writes) that no later job pays, so it is not timed.
         run(make_clip(data_dir / "warm-up.mp4", seconds=2, fps=15, size=(320, 180)).path)
+        cpu_before = _farm_cpu_s()
         job_id, view, wall = run(src)
+        cpu = _farm_cpu_s() - cpu_before
         if view["status"] != "done":
             raise RuntimeError(f"farm run failed: {view['error']}")
         results = json.loads(runtime.store().local_path(output_key(job_id, "results.json")).read_text())
@@ -55,11 +59,26 @@ def main(src: Path, workers: int, data_dir: Path, out_dir: Path, analyzers: list
         runtime.store().local_path(output_key(job_id, "annotated.mp4")).replace(out_dir / f"farm{workers}.mp4")
         runtime.store().local_path(output_key(job_id, "results.json")).replace(out_dir / f"farm{workers}-results.json")
     stages = results["timing"]["stages"]
-    return {"wall_s": wall, "results_wall_s": _ts(job.finished_at) - _ts(job.created_at),
+    return {"wall_s": wall, "cpu_s": cpu, "results_wall_s": _ts(job.finished_at) - _ts(job.created_at),
             "segments": len(segments), "split_s": stages["split"], "stages": stages,
             "stitch_s": stages["stitch"], "frames": len(results["frames"]),
             "faces": sum(len(frame["faces"]) for frame in results["frames"]),
             **timeline(job.created_at, job.finished_at, segments)}
+
+
+def _farm_cpu_s() -> float:
+    """CPU seconds the farm's processes (this one's descendants: Redis, the fork server, the
+    workers and their pool processes) have used so far."""
+    import psutil
+
+    total = 0.0
+    for process in psutil.Process().children(recursive=True):
+        try:
+            times = process.cpu_times()
+        except psutil.Error:    # gone meanwhile
+            continue
+        total += times.user + times.system
+    return total
 
 
 def _ts(moment) -> float:

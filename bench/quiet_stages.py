@@ -17,6 +17,7 @@ bench.quiet_hour is the figure of record.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -24,11 +25,26 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from contextlib import contextmanager
 from pathlib import Path
 
 from bench.quiet_hour import ANALYZERS, boxes_found, recording
 
-CACHE = Path(tempfile.gettempdir()) / "vidfarm-quiet-stages"
+CACHE = Path(tempfile.gettempdir()) / "vidfarm-quiet-stages"   # TMPDIR sets where
+
+
+@contextmanager
+def cache_held():
+    """CACHE to this run alone while it makes what is missing there: two runs at once (two
+    engineers comparing branches) would otherwise write the same recording or reference file
+    together, and one of them read it half written."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -147,12 +163,13 @@ def main(argv: list[str]) -> int:
     import cv2
 
     cv2.setNumThreads(1)
-    clip = busy_clip(argv[argv.index("--clip") + 1]) if "--clip" in argv else excerpt(minutes)
-    parts = segments(clip)
-    reference_file = CACHE / f"every-frame-{clip.stem}-{code_digest()}.json"
-    if not reference_file.is_file():
-        reference_file.write_text(json.dumps(run(parts, {"gate": {"enabled": False}})["frames"]))
-    every = json.loads(reference_file.read_text())
+    with cache_held():
+        clip = busy_clip(argv[argv.index("--clip") + 1]) if "--clip" in argv else excerpt(minutes)
+        parts = segments(clip)
+        reference_file = CACHE / f"every-frame-{clip.stem}-{code_digest()}.json"
+        if not reference_file.is_file():
+            reference_file.write_text(json.dumps(run(parts, {"gate": {"enabled": False}})["frames"]))
+        every = json.loads(reference_file.read_text())
     print(f"{len(parts)} segments, {len(every)} frames, load {os.getloadavg()[0]:.1f}", flush=True)
     order = [i for r in range(rounds) for i in ((0, 1) if r % 2 == 0 else (1, 0))]
     for index in order:

@@ -51,6 +51,12 @@ def analysis_key(job_id: str, index: int) -> str:
     return job_key(job_id, "analysis", f"{index:05d}.json")
 
 
+def face_crops_key(job_id: str, index: int | None = None) -> str:
+    """The best faces a segment's analysis cut (``workers.thumbnails.SegmentFaceCrops``), kept
+    until the stitch has published the job's results (the prefix of all of them: None)."""
+    return job_key(job_id, "face_crops", *([] if index is None else [f"{index:05d}.json"]))
+
+
 def output_key(job_id: str, name: str) -> str:
     return job_key(job_id, "output", name)
 

@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 
 from core.erasures import Erasures, JobRef
 from core.models import ENDED_STATES
-from core.storage import analysis_key, job_key, version_key
+from core.storage import analysis_key, face_crops_key, job_key, version_key
 from services import runtime
 from tasks.app import app
 from tasks.common import put_json, result_options, stored_versions
@@ -74,6 +74,8 @@ def erase_from_job(job: JobRef, person: Person, others: set[str], identity_id: i
     """Remove the person from one ended job; returns what was removed (empty: nothing)."""
     records, store = runtime.records(), runtime.store()
     removed: dict = {}
+    # Faces a segment task cut for a stitch that never came (a failed job): only a speed-up.
+    store.delete_prefix(face_crops_key(job.id))
     options = _without_person(job.options, identity_id, person.name)
     if options != job.options:
         records.set_job(job.id, options=options)

@@ -9,6 +9,7 @@ makes acks_late redelivery safe.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import time
@@ -18,7 +19,7 @@ from typing import Callable
 from core.models import aware
 from core.results import Results
 from core.segment_job import SegmentJob, SourceMedia
-from core.storage import analysis_key, output_key, segment_key, version_key
+from core.storage import analysis_key, face_crops_key, output_key, segment_key, version_key
 from services import runtime
 from tasks import published
 from tasks.app import app
@@ -90,16 +91,18 @@ def screening_when_possible(options: dict, source: Path) -> dict:
                                "so it holds no temperatures"}
 
 
-def publish_results(job, results: dict, gallery_fingerprint: str, **job_changes) -> int | None:
+def publish_results(job, results: dict, gallery_fingerprint: str, face_crops: dict | None = None,
+                    **job_changes) -> int | None:
     """Store a new version of a job's results: ``output/versions/results-N.json`` stays,
     ``output/results.json`` is always the latest. Returns N. The job's ``results_version``
     turns N only once both files are in place, together with ``job_changes`` (as
     ``Records.set_job`` takes them). ``gallery_fingerprint`` is that of the gallery the
-    results were matched against (``Matching.fingerprint``). None, and nothing stored, when
+    results were matched against (``Matching.fingerprint``); ``face_crops``: crops cut already,
+    as ``published.prepare`` takes them. None, and nothing stored, when
     the job is gone, or has ended though ``job_changes`` would end it (``publish_version``).
     The video is then drawn from these results (``tasks.render``)."""
     return republish(job.id, lambda _latest: results, gallery_fingerprint,
-                     publication=published.prepare(job, results), **job_changes)
+                     publication=published.prepare(job, results, face_crops), **job_changes)
 
 
 class _Unchanged(Exception):
@@ -163,6 +166,25 @@ def _without_names(result: pipeline.SegmentResult) -> dict:
             "stages": result.stages, "repaired_frames": result.repaired_frames, "damage": result.damage}
 
 
+def _put_face_crops(job_id: str, index: int, result: pipeline.SegmentResult) -> None:
+    """Beside the analysis, not in it: faces are pictures of people, kept only until the
+    stitch has published (then deleted; an erasure deletes any left)."""
+    put_json(face_crops_key(job_id, index),
+             [[frame, box, base64.b64encode(jpeg).decode()] for frame, box, jpeg in result.face_crops])
+
+
+def _face_crops(job_id: str, segments) -> dict[tuple[int, tuple], bytes]:
+    """The best faces the segment tasks cut (``SegmentResult.face_crops``), by (frame in the
+    job, box): ``published.prepare`` decodes only those it does not find here (a segment
+    analysed by a worker of older code cut none)."""
+    store, crops = runtime.store(), {}
+    for s in segments:
+        if store.exists(key := face_crops_key(job_id, s.index)):
+            for frame, box, jpeg in json.loads(store.local_path(key).read_text()):
+                crops[s.start_frame + frame, tuple(box)] = base64.b64decode(jpeg)
+    return crops
+
+
 @app.task(name="vidfarm.segment", bind=True)
 def process_segment(self, *message) -> dict:
     """message: one ``SegmentJob.to_message()`` (anything else is refused, saying why)."""
@@ -190,6 +212,7 @@ def _process_segment(self, segment: SegmentJob, worker: str, lease: Lease) -> di
         result = pipeline.analyse_segment(store.local_path(segment_key(job_id, index)), segment,
                                           _pipeline_config(job.options), job_matching(job.options).gallery)
         put_json(analysis_key(job_id, index), _without_names(result))
+        _put_face_crops(job_id, index, result)
     except media.MediaError as exc:
         records.set_segment(job_id, index, status="failed", error=str(exc))
         fail_job(job_id, f"segment {index}: {exc}")
@@ -264,8 +287,10 @@ def _stitch(self, job_id: str, wait_s: float) -> dict:
         # meanwhile (the watchdog failed it): then nothing is published.
         # A damaged recording is done all the same, with a warning on the job.
         warned = {**info, "warning": damage_warning(results)}
-        if publish_results(job, results, matching.fingerprint, status="done", error=None,
-                           media=warned, timing={"stitch_s": stitch_s}) is None:
+        published_version = publish_results(job, results, matching.fingerprint, _face_crops(job_id, segments),
+                                            status="done", error=None, media=warned, timing={"stitch_s": stitch_s})
+        store.delete_prefix(face_crops_key(job_id))
+        if published_version is None:
             return {"skipped": "the job ended while it was stitched"}
         forget_requeues(job_id)     # a re-analysis has a chord of its own again
     except Exception as exc:

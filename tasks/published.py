@@ -57,7 +57,9 @@ def indexed_tracks(results: dict) -> list[dict]:
     return [t for t in results.get("tracks") or [] if t.get("identity") or t.get("embedding")]
 
 
-def prepare(job, results: dict) -> Publication:
+def prepare(job, results: dict, face_crops: dict[tuple[int, tuple], bytes] | None = None) -> Publication:
+    """``face_crops``: crops cut already (by the segment tasks, while they decoded the frames),
+    by (frame, box); the wanted faces not there are decoded from the segment files."""
     frames = results.get("frames") or []
 
     def at(index: int) -> float:
@@ -69,7 +71,10 @@ def prepare(job, results: dict) -> Publication:
     # A re-identification keeps every track's best face: its crop is reused, nothing decoded.
     wanted = {t["track"]: best[t["track"]] for t in tracks if t["track"] in best
               and kept.get(t["track"], (None, None))[0] != best[t["track"]][0]}
-    crops = _face_crops(job, wanted) if wanted else {}
+    cut = face_crops or {}
+    crops = {track: cut[index, tuple(box)] for track, (index, box) in wanted.items() if (index, tuple(box)) in cut}
+    left = {track: face for track, face in wanted.items() if track not in crops}
+    crops |= _face_crops(job, left) if left else {}
     rows = []
     for track in tracks:
         number = track["track"]

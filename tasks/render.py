@@ -21,7 +21,7 @@ from pathlib import Path
 from celery import chord
 
 from core.segment_job import SourceMedia
-from core.storage import job_key, output_key, segment_key, version_key
+from core.storage import face_crops_key, job_key, output_key, segment_key, version_key
 from services import runtime
 from tasks.app import app
 from tasks.common import put_json, render_config, scratch_dir
@@ -151,9 +151,11 @@ def _leave_nothing_unjoinable(job_id: str) -> None:
 
 
 def fail_job(job_id: str, reason: str) -> None:
-    """Fail a job (``Records.fail_job``) and delete what was drawn ahead of its results."""
+    """Fail a job (``Records.fail_job``) and delete what was drawn ahead of its results, and
+    the faces its segment tasks cut for a stitch that will not come."""
     runtime.records().fail_job(job_id, reason)
     clean_up_drawings(job_id)
+    runtime.store().delete_prefix(face_crops_key(job_id))
 
 
 @app.task(name="vidfarm.join_video", bind=True, ignore_result=True)

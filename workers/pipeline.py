@@ -25,6 +25,7 @@ from workers.analytics.faces import Faces
 from workers.analytics.gallery import Gallery
 from workers.analytics.registry import build_chain, load_plugins
 from workers.analytics.tracks import SegmentState
+from workers.thumbnails import SegmentFaceCrops
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,9 @@ class SegmentResult:
     repaired_frames: int = 0                       # frames the decoder lost, filled by repeats
     # Per frame (segment order): why it is damaged (media.SegmentFrame.damage), None if intact.
     damage: list[str | None] = field(default_factory=list)
+    # Each track's best face as the stitch would crop it: [frame in the segment, box, JPEG]
+    # (thumbnails.SegmentFaceCrops), so that it decodes nothing for them.
+    face_crops: list[list] = field(default_factory=list)
 
 
 @lru_cache(maxsize=2)
@@ -80,6 +84,7 @@ def analyse_segment(src: Path, segment: SegmentJob, config: PipelineConfig,
     stages = {"decode": 0.0, "analyze": 0.0}
     damage: list[str | None] = []
     repaired = 0
+    crops = SegmentFaceCrops()
     # One item per timestamp, damage or not: a lost picture comes as a stand-in, marked.
     decoded = media.segment_frames(src, list(segment.pts), source.time_base, threads=config.threads,
                                    pts_offset=source.pts_offset, timed=source.timed)
@@ -89,7 +94,7 @@ def analyse_segment(src: Path, segment: SegmentJob, config: PipelineConfig,
             t0 = time.perf_counter()
             item = next(decoded)
             t1 = time.perf_counter()
-            faces = Faces.empty()
+            faces, picture = Faces.empty(), None
             if item.damage is not None:     # a damaged frame carries no faces: none can be trusted
                 state.damaged.add(state.frame_index)
             else:
@@ -99,6 +104,7 @@ def analyse_segment(src: Path, segment: SegmentJob, config: PipelineConfig,
             damage.append(item.damage)
             repaired += item.repeated
             state.faces.append(faces)
+            crops.frame(len(state.faces) - 1, picture, state.faces)
             stages["decode"] += t1 - t0
             stages["analyze"] += time.perf_counter() - t1
     finally:
@@ -117,4 +123,4 @@ def analyse_segment(src: Path, segment: SegmentJob, config: PipelineConfig,
                          thumbnails={k: None if v is None else np.round(v).astype(int).tolist()
                                      for k, v in thumbnails.items()},
                          stages={k: round(v, 4) for k, v in stages.items()},
-                         repaired_frames=repaired, damage=damage)
+                         repaired_frames=repaired, damage=damage, face_crops=crops.crops(state.faces, frames))

@@ -42,16 +42,20 @@ def best_faces(results: dict) -> dict[int, tuple[int, list[float]]]:
             track = face.get("track")
             if track is None:
                 continue
-            x1, y1, x2, y2 = face["box"]
-            quality = float(face.get("score") or 0.0) * max(0.0, min(x2 - x1, y2 - y1))
+            quality = _quality(face["box"], face.get("score"))
             if track not in best or quality > best[track][0]:
                 best[track] = (quality, frame["index"], face["box"])
     return {track: (index, box) for track, (_, index, box) in best.items()}
 
 
-def crop_jpeg(bgr: np.ndarray, box: list[float], side: int = THUMBNAIL_SIDE) -> bytes:
-    """The box (widened by MARGIN, made square, kept inside the picture) as a JPEG whose long
-    side is at most ``side``."""
+def _quality(box: list[float], score: float | None) -> float:
+    x1, y1, x2, y2 = box
+    return float(score or 0.0) * max(0.0, min(x2 - x1, y2 - y1))
+
+
+def face_region(bgr: np.ndarray, box: list[float]) -> np.ndarray:
+    """The pixels a crop of ``box`` is made of (widened by MARGIN, made square, kept inside
+    the picture): a view of ``bgr``."""
     height, width = bgr.shape[:2]
     x1, y1, x2, y2 = box
     size = max(x2 - x1, y2 - y1) * (1 + 2 * MARGIN)
@@ -60,11 +64,25 @@ def crop_jpeg(bgr: np.ndarray, box: list[float], side: int = THUMBNAIL_SIDE) -> 
     right, bottom = min(width, int(cx + size / 2)), min(height, int(cy + size / 2))
     if right <= left or bottom <= top:
         raise ValueError(f"box {box} lies outside the {width}x{height} picture")
-    crop = bgr[top:bottom, left:right]
+    return bgr[top:bottom, left:right]
+
+
+def crop_jpeg(bgr: np.ndarray, box: list[float], side: int = THUMBNAIL_SIDE) -> bytes:
+    """The box (widened by MARGIN, made square, kept inside the picture) as a JPEG whose long
+    side is at most ``side``."""
+    return jpeg_of(shrunk(face_region(bgr, box), side))
+
+
+def shrunk(crop: np.ndarray, side: int = THUMBNAIL_SIDE) -> np.ndarray:
+    """A face region (``face_region``) with its long side at most ``side``: a copy."""
     scale = side / max(crop.shape[:2])
     if scale < 1:
-        crop = cv2.resize(crop, (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale))),
+        return cv2.resize(crop, (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale))),
                           interpolation=cv2.INTER_AREA)
+    return crop.copy()
+
+
+def jpeg_of(crop: np.ndarray) -> bytes:
     ok, jpeg = cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, 85])
     if not ok:
         raise ValueError("the face crop could not be encoded")
@@ -102,3 +120,67 @@ def face_crops(wanted: dict[int, tuple[int, list[float]]], segments: list[Segmen
         except (OSError, ValueError, av.error.FFmpegError) as exc:   # MediaError is a ValueError
             log.warning("no face crops from segment %s: %s", segment.path.name, exc)
     return crops
+
+
+class SegmentFaceCrops:
+    """Each track's best face, cut while the segment task has the frames decoded for its
+    analysis: the stitch then needs to decode nothing for them (it decoded the segments again,
+    one after another on one worker, while the others waited for the results: on busy footage
+    most of the stitch's time; docs/benchmarks.md, "A busy job's timeline").
+
+    A frame's faces are read one frame late (the tracker gives a new face its track on the
+    frame after). A face is cut (shrunk to the thumbnail's size at once: a few kB) when it
+    beats its track's best so far; a face still without a track then (the gap filling may give
+    it one at the segment's end) is cut too, up to ``MAX_UNTRACKED`` of them. ``crops`` gives
+    the cuts of the faces that are their track's best in the finished segment (``best_faces``),
+    as the stitch's decode would make them; a best face without one is decoded by the stitch as
+    before."""
+
+    MAX_UNTRACKED = 512     # cuts of faces without a track, at most 27 kB each
+
+    def __init__(self):
+        self._best: dict[int, tuple[float, int, list[float], np.ndarray]] = {}   # track -> quality, frame, box, cut
+        self._untracked: dict[tuple[int, tuple], np.ndarray] = {}                # (frame, box) -> cut
+        self._held = None      # (frame, picture) whose faces are read at the next frame
+
+    def frame(self, index: int, picture, faces: list) -> None:
+        """Frame ``index`` of the segment was analysed (``faces``: the segment's ``Faces`` so
+        far, one per frame); ``picture``: its picture, None for a damaged frame."""
+        self._settle(faces)
+        self._held = None if picture is None else (index, picture)
+
+    def _settle(self, faces: list) -> None:
+        if self._held is None:
+            return
+        index, picture = self._held
+        self._held = None
+        found = faces[index]
+        if not len(found):
+            return
+        # Rounded as results.json has them (Faces.to_json), which the stitch's choice reads.
+        boxes = np.round(found.boxes.astype(np.float64), 1).tolist()
+        scores = np.round(found.scores.astype(np.float64), 4).tolist()
+        tracks = [-1] * len(boxes) if found.track_ids is None else found.track_ids.tolist()
+        for box, score, track in zip(boxes, scores, tracks):
+            quality = _quality(box, score)
+            if track >= 0 and track in self._best and quality <= self._best[track][0]:
+                continue
+            if track < 0 and len(self._untracked) >= self.MAX_UNTRACKED:
+                continue
+            try:
+                cut = shrunk(face_region(picture.bgr()[0], box))
+            except ValueError:      # a box outside the picture has no crop, here or at the stitch
+                continue
+            if track >= 0:
+                self._best[track] = (quality, index, box, cut)
+            else:
+                self._untracked[index, tuple(box)] = cut
+
+    def crops(self, faces: list, frames: list[list[dict]]) -> list[list]:
+        """Once the segment is finished (``faces``: its Faces, ``frames``: their results.json
+        entries): ``[frame in the segment, box, JPEG]`` per track whose best face was cut."""
+        self._settle(faces)
+        cut = self._untracked | {(index, tuple(box)): pixels for _, index, box, pixels in self._best.values()}
+        best = best_faces({"frames": [{"index": i, "faces": f} for i, f in enumerate(frames)]})
+        return [[index, box, jpeg_of(cut[index, tuple(box)])] for index, box in best.values()
+                if (index, tuple(box)) in cut]
