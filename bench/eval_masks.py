@@ -41,11 +41,11 @@ CANDIDATES = {
         "detect": {"second_look": AS_ANY_LOOK}, "mask": {"method": "ensemble"}, **NO_GAPS},
     "mean of three, missed frames filled between linked detections": {"detect": {"second_look": AS_ANY_LOOK},
                                                                       "mask": {"method": "ensemble"}},
-    "gap filling, follow-up looks continue their face": {"detect": {"second_look": {"follow_side": 0}},
-                                                         "mask": {"method": "ensemble"}},
-    "follow-up looks sized to their face": {"mask": {"method": "ensemble"}},
+    "gap filling, follow-up looks continue their face": {"mask": {"method": "ensemble"}},
+    "follow-up looks sized to their face": {"detect": {"second_look": {"follow_side": 6}},
+                                            "mask": {"method": "ensemble"}},
 }
-CHOSEN = "follow-up looks sized to their face"
+CHOSEN = "gap filling, follow-up looks continue their face"
 
 
 def _empty() -> dict:

@@ -5,10 +5,10 @@ is planned to cost little on ordinary footage, where people's faces are found by
 pass and most motion is their hands and bodies, and to follow the faces only it finds:
 
 - a **follow-up** look around each face that a second look found on the previous frame (the
-  first pass misses such a face on this frame too, most likely), at the scale that found it:
-  once the face's step is known, a square of ``follow_side`` face heights around where the step
-  puts it (a tiny face's look reads a 224-px input instead of a 480-px one), one look a face;
-  follow-up looks take at most ``max_looks`` whole looks' input a frame;
+  first pass misses such a face on this frame too, most likely), at the scale that found it;
+  with ``follow_side``, once the face's step is known, a square of that many face heights
+  around where the step puts it (a tiny face's look reads a 224-px input instead of a 480-px
+  one), one look a face; follow-up looks take at most ``max_looks`` whole looks' input a frame;
 - an **exploratory** look at a moving blob that no found face accounts for (its person's area,
   :func:`~workers.analytics.motion.accounted_for`), is big enough to hold a face, and was not
   looked at in vain over the last ``retry_frames`` frames (a waving hand is looked at once,
