@@ -23,8 +23,9 @@ OFF = {"lower_face_cue": False, "flip_mobilenet": False}      # the classifiers 
 # The candidates measured before the tracker filled missed frames (workers/analytics/gaps.py) ran
 # without it: switched off here, their rows stay what they were.
 NO_GAPS = {"track": {"max_gap_frames": 0}}
-# Likewise the candidates measured before follow-up looks continued their face (issue 14, 40 px).
-AS_ANY_LOOK = {"continue_faces": False}
+# Likewise the candidates measured before follow-up looks continued their face (issue 14, 40 px),
+# and before they were sized to it (issue 15).
+AS_ANY_LOOK = {"continue_faces": False, "follow_side": 0}
 CANDIDATES = {
     "before (one pass, MobileNetV2)": {"detect": {"second_look": {"enabled": False}},
                                        "mask": {"method": "mobilenet", **OFF}, **NO_GAPS},
@@ -41,6 +42,8 @@ CANDIDATES = {
     "mean of three, missed frames filled between linked detections": {"detect": {"second_look": AS_ANY_LOOK},
                                                                       "mask": {"method": "ensemble"}},
     "gap filling, follow-up looks continue their face": {"mask": {"method": "ensemble"}},
+    "follow-up looks sized to their face": {"detect": {"second_look": {"follow_side": 6}},
+                                            "mask": {"method": "ensemble"}},
 }
 CHOSEN = "gap filling, follow-up looks continue their face"
 

@@ -262,7 +262,10 @@ def _candidate_table(masks: dict, costs: dict) -> list[str]:
             "mean of three, missed frames filled between linked detections":
                 "as above; the filling's CPU time on ordinary footage: docs/benchmarks.md (Gap filling)",
             "gap filling, follow-up looks continue their face":
-                "as above; CPU time on ordinary footage: docs/benchmarks.md (Followed faces continued)"}
+                "as above; CPU time on ordinary footage: docs/benchmarks.md (Followed faces continued)",
+            "follow-up looks sized to their face":
+                "as above, a follow-up look at a tiny face 224 px instead of 480: docs/benchmarks.md (Quiet camera "
+                "profile)"}
     lines = ["| candidate | licence | cost | split | masked found (frames) | bare found (frames) | "
              "mask right (clips judged) |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for name, parts in masks["candidates"].items():

@@ -111,3 +111,53 @@ def test_a_face_found_only_weakly_is_followed_a_few_looks_then_dropped():
             face, = look.follow
             assert face.predicted() == pytest.approx((x + 15, 106))   # 10 px a look on
     assert look.follow == []
+
+
+def test_a_follow_up_look_sized_to_its_face_keeps_it_on_every_frame_at_a_smaller_input():
+    """``follow_side``: a follow-up look reads a square of a few face heights around where the
+    face should be, at the scale of the look that found it, so the model's input is a fraction
+    of ``region_input``; the small masked face is still found on every frame after the first
+    look found it, and nothing off it."""
+    config = DetectorConfig(second_look={"follow_side": 3})
+    detector = FaceDetector(config)
+    detector.begin()
+    found, off, follow_up_inputs = [], 0, []
+    for frame, rect in masked_face_frames(12):
+        on_face = found_on(detector(frame), rect)
+        found.append(any(on_face))
+        off += on_face.count(False)
+        follow_up_inputs += [detector.second_look.input_side(i) for i in range(len(detector.second_look.following))]
+    first = found.index(True)
+    assert all(found[first:]) and off == 0, found
+    # A follow-up look on every frame after the first find: the first of them at the whole
+    # square (the face's step is not known yet), the others sized to the face.
+    assert len(follow_up_inputs) >= len(found) - first - 1 >= 3
+    assert follow_up_inputs[0] is None
+    assert all(side is not None and side < config.second_look.region_input for side in follow_up_inputs[1:]), \
+        follow_up_inputs
+
+
+def test_a_follow_up_square_is_sized_to_its_face_once_its_step_is_known_and_whole_for_a_grace_look():
+    """A 12-px face found by a 120-px look read at 480 px: with its step known, its follow-up
+    look reads 6 face heights (72 px) around where the step puts it, at the same 4 px a source
+    pixel (288 px of input); found once (no step) or missed last time, the whole 120-px square."""
+    look = SecondLook(SecondLookConfig(follow_side=6))
+    usual = lambda square: 480
+    (x, y, side), inputs = look._follow_up(FACE, usual)
+    assert (x, y, side, inputs) == pytest.approx((125, 106, 72, 288))
+    assert look._follow_up(Followed(FACE.box, 120.0), usual) == ((105, 106, 120.0), None)
+    missed = Followed(FACE.box, 120.0, misses=1, velocity=FACE.velocity)
+    assert look._follow_up(missed, usual) == ((145, 106, 120.0), None)
+    assert SecondLook(SecondLookConfig(follow_side=0))._follow_up(FACE, usual) == ((125, 106, 120.0), None)
+
+
+def test_a_face_found_beside_a_followed_one_is_followed_once_with_its_step():
+    """Two looks found the same neighbour: it is followed once, with the step of the face whose
+    look found it (so its own next look can be sized), after the face that look continued."""
+    look = SecondLook(SecondLookConfig(follow_side=6))
+    look.following, look.blobs = [FACE], MOVING
+    face, beside, again = [120, 100, 130, 112, 0.8], [140, 100, 150, 112, 0.7], [141, 100, 151, 112, 0.6]
+    look.record([((125.0, 106.0, 72.0), np.array([face, beside, again], np.float64))])
+    continued, neighbour = look.follow
+    assert continued.box.tolist() == face[:4] and neighbour.box.tolist() == beside[:4]
+    assert neighbour.velocity.tolist() == FACE.velocity.tolist() and neighbour.side == FACE.side

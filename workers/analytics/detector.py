@@ -157,9 +157,9 @@ class FaceDetector(Analyzer):
         c = self.config.second_look
         cheapest = min(c.region_input, c.large_region_input) ** 2 / first_area
         plan = self.second_look.plan(picture, boxes[:, :4], lambda sq: self._look_side(sq) ** 2 / first_area,
-                                     fitted, cheapest)
+                                     fitted, cheapest, self._look_side)
         for index, square in enumerate(plan):
-            side = self._look_side(square)
+            side = self.second_look.input_side(index) or self._look_side(square)
             region, scale, x0, y0 = region_picture(picture, square, side)
             more, points = self._detect(Picture(bgr=region), side, self.second_look.look_threshold(index))
             more[:, :4] = more[:, :4] / scale + [x0, y0, x0, y0]

@@ -5,7 +5,10 @@ is planned to cost little on ordinary footage, where people's faces are found by
 pass and most motion is their hands and bodies, and to follow the faces only it finds:
 
 - a **follow-up** look around each face that a second look found on the previous frame (the
-  first pass misses such a face on this frame too, most likely);
+  first pass misses such a face on this frame too, most likely), at the scale that found it;
+  with ``follow_side``, once the face's step is known, a square of that many face heights
+  around where the step puts it (a tiny face's look reads a 224-px input instead of a 480-px
+  one), one look a face; follow-up looks take at most ``max_looks`` whole looks' input a frame;
 - an **exploratory** look at a moving blob that no found face accounts for (its person's area,
   :func:`~workers.analytics.motion.accounted_for`), is big enough to hold a face, and was not
   looked at in vain over the last ``retry_frames`` frames (a waving hand is looked at once,
@@ -31,20 +34,21 @@ from dataclasses import dataclass, replace
 import numpy as np
 from workers.analytics.motion import MotionMap, accounted_for, head_square, unexplained
 from workers.analytics.picture import Picture
-from workers.analytics.tracks import box_centre, box_height
+from workers.analytics.tracks import box_centre, box_height, box_iou
 from core.analyzer_configs import SecondLookConfig
 
 Square = tuple[float, float, float]      # centre x, centre y, side (source pixels)
 GRACE_LOOKS = 1                          # a followed face missed this many times in a row is dropped
 WEAK_LOOKS = 3                           # ... found only weakly this many times in a row: dropped
 LIKE_SIZE = 1.5                          # a box continues a followed face within this ratio of its height
+MIN_FOLLOW_INPUT = 96                    # a follow-up look sized to its face reads at least this (model input side)
 
 
 @dataclass
 class Followed:
     """A face a look found, followed by a look on the next frame."""
     box: np.ndarray                      # where a look last found it (source pixels)
-    side: float                          # the side of the look that found it first
+    side: float                          # the side of the look that found it first (its scale: a usual look's side there)
     misses: int = 0                      # looks in a row that did not find it
     weak: int = 0                        # looks in a row that found it only under the look threshold
     velocity: np.ndarray | None = None   # its centre's shift a look, between the last two that found it
@@ -78,10 +82,12 @@ class SecondLook:
         self.frame = -1
         self.threshold, self.follow_threshold, self.follow_reach = (config.threshold, config.follow_threshold,
                                                                     config.follow_reach)
-        self.continue_faces = config.continue_faces
+        self.continue_faces, self.follow_side = config.continue_faces, config.follow_side
+        self.region_input = config.region_input
         # The faces to follow on the next frame, and those being followed on this one.
         self.follow: list[Followed] = []
         self.following: list[Followed] = []
+        self.inputs: list[int | None] = []              # a follow-up look's model input side (None: the usual)
         self.empty: list[tuple[int, Square]] = []       # (frame, square) of looks that found nothing
         self.area_share = config.area_share
         self.area_index: int | None = None              # where this frame's moving-area look is in the plan
@@ -89,11 +95,12 @@ class SecondLook:
         self.area_empty = -config.retry_frames - 1      # the last frame an area look found nothing
 
     def plan(self, picture: Picture, first_boxes: np.ndarray, look_cost=lambda square: 1.0,
-             base_size: tuple[int, int] | None = None, cheapest_look: float = 0.0) -> list[Square]:
+             base_size: tuple[int, int] | None = None, cheapest_look: float = 0.0, look_side=None) -> list[Square]:
         """The squares to look at on this frame, given the faces the first pass found;
         ``look_cost(square)``: a look's detector time in first-pass runs, never below
         ``cheapest_look``; ``base_size``: the size the detector already read the picture at
-        (motion is read from that copy)."""
+        (motion is read from that copy); ``look_side(square)``: a look's usual model input side
+        (a follow-up look sized to its face keeps that scale: :meth:`input_side`)."""
         self.frame += 1
         self.tokens = min(self.burst, self.tokens + self.budget)
         # Motion is read only when a look could be paid for on this frame (blobs) or the next
@@ -112,13 +119,19 @@ class SecondLook:
         self.blobs = blobs
         found = np.asarray(first_boxes, np.float64).reshape(-1, 4)
         squares: list[Square] = []
-        self.following = []
+        self.following, self.inputs = [], []
+        look_side = look_side or (lambda square: self.region_input)
+        spent = 0.0         # follow-up looks so far, in usual looks' model input area
         for face in self.follow:
-            if len(squares) < self.max_looks and not accounted_for(face.predicted_box(), found):
-                # The same scale as the look that found it, centred where the face should be now;
-                # not paid from the budget: a face is known to be there.
-                squares.append((*face.predicted(), face.side))
-                self.following.append(face)
+            if spent >= self.max_looks or accounted_for(face.predicted_box(), found):
+                continue
+            # The same scale as the look that found it, centred where the face should be now;
+            # not paid from the budget: a face is known to be there.
+            square, side = self._follow_up(face, look_side)
+            spent += (square[2] / face.side) ** 2
+            squares.append(square)
+            self.inputs.append(side)
+            self.following.append(face)
         self.empty = [(f, s) for f, s in self.empty if self.frame - f <= self.retry_frames]
         self.area_index = None
         area = self._area_square(picture, blobs, found, squares)
@@ -140,6 +153,28 @@ class SecondLook:
             self.tokens -= look_cost(square)
             squares.append(square)
         return squares
+
+    def _follow_up(self, face: Followed, look_side) -> tuple[Square, int | None]:
+        """The square a follow-up look at ``face`` reads, and its model input side (None: the
+        usual one): ``follow_side`` face heights at the scale of the look that found it (the input
+        rounded to the model's stride of 32); that look's whole side when it is not larger,
+        ``follow_side`` is 0, the face's step is not known yet (found once: it is looked for where
+        it was) or the last look missed it (its grace look: a face that moved off its step is
+        still in the larger square)."""
+        centre = face.predicted()
+        full = (*centre, face.side)
+        usual = look_side(full)
+        if not self.follow_side or face.velocity is None or face.misses:
+            return full, None
+        side = max(MIN_FOLLOW_INPUT, 32 * round(usual * self.follow_side * box_height(face.box) / face.side / 32))
+        if side >= usual:
+            return full, None
+        return (*centre, face.side * side / usual), side
+
+    def input_side(self, index: int) -> int | None:
+        """Look ``index``'s model input side where it is not the usual one for its square (a
+        follow-up look sized to its face)."""
+        return self.inputs[index] if index < len(self.inputs) else None
 
     def _area_square(self, picture: Picture, blobs, found: np.ndarray, squares: list[Square]) -> Square | None:
         """The square around the moving blobs that could be part of a face no found face
@@ -212,7 +247,7 @@ class SecondLook:
         pixels (the faces :meth:`kept` kept): faces to follow, squares to leave alone. A followed
         face missed once is looked for once more; one found only weakly, ``WEAK_LOOKS`` times."""
         follows = len(self.following)
-        self.follow = []
+        self.follow, found = [], []
         for index, (square, boxes) in enumerate(looks):
             boxes = _scored(np.asarray(boxes, np.float64))
             face = self.following[index] if index < follows else None
@@ -221,11 +256,18 @@ class SecondLook:
                 strong = box[4] >= self.threshold
                 if k == row:
                     self.follow.append(face.continued(box[:4], 0 if strong else face.weak + 1))
+                elif strong and face is not None and self.follow_side:
+                    # Found beside a followed face: at its scale and with its step (the next
+                    # look is sized to it) until its own step is known.
+                    found.append(Followed(box[:4].copy(), face.side, velocity=face.velocity))
                 elif strong:
                     self.follow.append(Followed(box[:4].copy(), square[2]))
             if face is not None and row is None and face.misses < GRACE_LOOKS:
                 self.follow.append(replace(face, misses=face.misses + 1))
-        self.follow = [face for face in self.follow if face.weak < WEAK_LOOKS]
+        # Faces continued or looked for again first, then those found beside them.
+        self.follow = [face for face in self.follow + found if face.weak < WEAK_LOOKS]
+        if self.follow_side:
+            self.follow = _distinct(self.follow)
         if self.area_index is not None and self.area_index < len(looks) and not len(looks[self.area_index][1]):
             self.area_empty = self.frame
         self.empty += [(self.frame, square) for index, (square, boxes) in enumerate(looks) if index >= follows
@@ -238,6 +280,16 @@ def _like(face: Followed, boxes: np.ndarray) -> np.ndarray:
     height = box_height(face.box)
     ratio = np.maximum(boxes[:, 3] - boxes[:, 1], 1.0) / height
     return (ratio <= LIKE_SIZE) & (ratio >= 1 / LIKE_SIZE)
+
+
+def _distinct(faces: list[Followed]) -> list[Followed]:
+    """One of each face that several looks found (box IoU >= 0.5), the first given: each gets a
+    follow-up look of its own."""
+    kept: list[Followed] = []
+    for face in faces:
+        if not any(box_iou(face.box, other.box) >= 0.5 for other in kept):
+            kept.append(face)
+    return kept
 
 
 def _moving(box, blobs) -> bool:
