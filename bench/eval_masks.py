@@ -17,6 +17,7 @@ import cv2
 
 from bench.eval_clips import SCALES, analyse, inside, photo_clip, pipeline_config
 from bench.eval_split import mask_split
+from workers.analytics.mask import vote
 
 FOLDERS = {"with_mask": "mask", "without_mask": "no_mask"}
 OFF = {"lower_face_cue": False, "flip_mobilenet": False}      # the classifiers alone, as they were
@@ -52,8 +53,10 @@ def _empty() -> dict:
     return {"frames": 0, "found": 0, "false": 0, "clips": 0, "clips_found": 0, "judged": 0, "correct": 0}
 
 
-def evaluate_candidate(media: Path, configs: dict, part: str, scales=SCALES) -> dict:
-    """{scale: {folder: counts}} for one candidate on one split."""
+def evaluate_candidate(media: Path, configs: dict, part: str, scales=SCALES, clips: list | None = None) -> dict:
+    """{scale: {folder: counts}} for one candidate on one split. ``clips``: if given, one dict
+    per clip is appended: scale, truth, photo, label, and the track's vote without
+    ``min_vote`` ([label, score]: how sure it was) and its number of samples."""
     config = pipeline_config(("detect", "track", "mask"), configs)
     out: dict[str, dict[str, dict]] = {}
     with tempfile.TemporaryDirectory() as scratch:
@@ -75,11 +78,19 @@ def evaluate_candidate(media: Path, configs: dict, part: str, scales=SCALES) -> 
                         hits += any(on_photo)
                     counts["clips"] += 1
                     counts["clips_found"] += hits > 0
-                    labels = [face["mask"] for faces, rect in zip(result.frames, rects)
-                              for face in faces if inside(face["box"], rect) and face["mask"]]
-                    if labels:
+                    # The clip's label is its last voting track's label on its last face: the
+                    # final vote, null where MaskConfig.min_vote found it a guess (not judged).
+                    voted = {t["track"]: t["mask_votes"] for t in result.tracks if t["mask_votes"]}
+                    labelled = [face for faces, rect in zip(result.frames, rects) for face in faces
+                                if inside(face["box"], rect) and (face["mask"] or face["track"] in voted)]
+                    label = labelled[-1]["mask"] if labelled else None
+                    if label:
                         counts["judged"] += 1
-                        counts["correct"] += labels[-1] == truth
+                        counts["correct"] += label == truth
+                    if clips is not None:
+                        votes = voted.get(labelled[-1]["track"], []) if labelled else []
+                        clips.append({"scale": scale, "truth": truth, "photo": path.name, "label": label,
+                                      "vote": list(vote(votes)), "samples": len(votes)})
     return out
 
 
