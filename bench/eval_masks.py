@@ -55,8 +55,9 @@ def _empty() -> dict:
 
 def evaluate_candidate(media: Path, configs: dict, part: str, scales=SCALES, clips: list | None = None) -> dict:
     """{scale: {folder: counts}} for one candidate on one split. ``clips``: if given, one dict
-    per clip is appended: scale, truth, photo, label, and the track's vote without
-    ``min_vote`` ([label, score]: how sure it was) and its number of samples."""
+    per clip is appended: scale, truth, photo, and the vote of the track whose label the clip
+    got ([label, score]: score, the mean probability of its voters, says how sure it was; [None,
+    None] when not judged) and its number of samples (bench.eval_mask_band)."""
     config = pipeline_config(("detect", "track", "mask"), configs)
     out: dict[str, dict[str, dict]] = {}
     with tempfile.TemporaryDirectory() as scratch:
@@ -78,19 +79,15 @@ def evaluate_candidate(media: Path, configs: dict, part: str, scales=SCALES, cli
                         hits += any(on_photo)
                     counts["clips"] += 1
                     counts["clips_found"] += hits > 0
-                    # The clip's label is its last voting track's label on its last face: the
-                    # final vote, null where MaskConfig.min_vote found it a guess (not judged).
-                    voted = {t["track"]: t["mask_votes"] for t in result.tracks if t["mask_votes"]}
-                    labelled = [face for faces, rect in zip(result.frames, rects) for face in faces
-                                if inside(face["box"], rect) and (face["mask"] or face["track"] in voted)]
-                    label = labelled[-1]["mask"] if labelled else None
-                    if label:
+                    labelled = [face for faces, rect in zip(result.frames, rects)
+                                for face in faces if inside(face["box"], rect) and face["mask"]]
+                    if labelled:
                         counts["judged"] += 1
-                        counts["correct"] += label == truth
+                        counts["correct"] += labelled[-1]["mask"] == truth
                     if clips is not None:
-                        votes = voted.get(labelled[-1]["track"], []) if labelled else []
-                        clips.append({"scale": scale, "truth": truth, "photo": path.name, "label": label,
-                                      "vote": list(vote(votes)), "samples": len(votes)})
+                        votes = [t["mask_votes"] for t in result.tracks if labelled and t["track"] == labelled[-1]["track"]]
+                        clips.append({"scale": scale, "truth": truth, "photo": path.name,
+                                      "vote": list(vote(votes[0] if votes else [])), "samples": len(sum(votes, []))})
     return out
 
 

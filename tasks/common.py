@@ -8,7 +8,6 @@ import tempfile
 from io import BytesIO
 
 from core import storage
-from core.analyzer_configs import MaskConfig
 from services import runtime
 from workers import media, pipeline
 from workers.render import RenderConfig
@@ -67,7 +66,5 @@ def render_config(job_options: dict) -> RenderConfig:
 
 def result_options(watchlist: frozenset[str]) -> ResultOptions:
     s = runtime.settings()
-    # The stitch pools a track's votes from its segments: nulled by the mask analyzer's own rule.
-    min_mask_vote = MaskConfig(**s.analyzer_configs().get("mask", {})).min_vote
     return ResultOptions(recognition_threshold=s.recognition_threshold, fever_c=s.fever_threshold_c,
-                         alerts=s.alerts, watchlist=watchlist, min_mask_vote=min_mask_vote)
+                         alerts=s.alerts, watchlist=watchlist)

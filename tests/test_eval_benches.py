@@ -47,6 +47,23 @@ def test_eval_misses_takes_the_part_as_its_docstring_writes_it(monkeypatch, argv
     assert not {"_look", "begin"} & set(vars(detector))
 
 
+@pytest.mark.parametrize("argv", [["--part", "test"], ["--part=test"]])
+def test_eval_mask_band_takes_the_part_as_its_docstring_writes_it(monkeypatch, argv):
+    from bench import eval_mask_band
+
+    assert asked_of(monkeypatch, eval_mask_band, "record", argv) == (MEDIA, "test")
+
+
+def test_eval_mask_band_nulls_only_the_votes_under_the_floor():
+    from bench.eval_mask_band import rescored
+
+    clips = [{"scale": "40 px", "truth": "mask", "vote": ["mask", 0.55]},
+             {"scale": "40 px", "truth": "mask", "vote": ["no_mask", 0.9]},
+             {"scale": "40 px", "truth": "no_mask", "vote": [None, None]}]       # not judged at all
+    assert rescored(clips, 0.0) == {"40 px": (2, 1, 3)}
+    assert rescored(clips, 0.6) == {"40 px": (1, 0, 3)}
+
+
 def test_a_part_that_is_neither_is_refused():
     from bench.eval_split import part_arguments
 

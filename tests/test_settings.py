@@ -35,14 +35,12 @@ def test_the_tasks_read_the_list_settings(monkeypatch, tmp_path):
     monkeypatch.setenv("VIDFARM_ANALYZERS", "detect, track,thermal")
     monkeypatch.setenv("VIDFARM_PLUGINS", "tests.poison_plugin,")
     monkeypatch.setenv("VIDFARM_ALERTS", "no_mask , fever")
-    monkeypatch.setenv("VIDFARM_ANALYZER_CONFIG__MASK__MIN_VOTE", "0.7")
     get_settings.cache_clear()
     try:
         config = jobs._pipeline_config({})
         assert config.analyzers == ("detect", "track", "thermal") and config.plugins == ("tests.poison_plugin",)
         assert jobs._pipeline_config({"analyzers": ["detect", "mask"]}).analyzers == ("detect", "mask")
         assert jobs.result_options(frozenset()).alerts == ("no_mask", "fever")
-        assert jobs.result_options(frozenset()).min_mask_vote == 0.7     # the stitch nulls as the analyzer does
         assert submit.default_analyzers(runtime.settings()) == ["track", "thermal"]
     finally:
         get_settings.cache_clear()

@@ -16,7 +16,6 @@ from fractions import Fraction
 
 import numpy as np
 
-from core.analyzer_configs import MaskConfig
 from workers.analytics.gallery import DEFAULT_THRESHOLD, Gallery, normalise
 from workers.analytics.mask import vote
 from workers.analytics.thermal import DEFAULT_FEVER_C, fever
@@ -53,8 +52,6 @@ class ResultOptions:
     join_iou: float = 0.3
     join_min_similarity: float = 0.3
     scene_cut: float = SCENE_CUT      # the tracker's test: no join across a cut
-    # The mask analyzer's MaskConfig.min_vote: the pooled vote is nulled by the same rule as each segment's.
-    min_mask_vote: float = MaskConfig.model_fields["min_vote"].default
 
 
 class _Joined:
@@ -201,7 +198,7 @@ def summarise_track(track_id: int, pieces: list[tuple[int, dict]], offsets: list
     sums = [np.asarray(p["embedding_sum"], np.float32) for _, p in pieces if p.get("embedding_sum")]
     embedding = normalise(np.sum(sums, axis=0)) if sums else None
     identity, similarity = gallery.match(embedding, options.recognition_threshold)
-    mask, mask_score = vote([tuple(v) for _, p in pieces for v in p.get("mask_votes", [])], options.min_mask_vote)
+    mask, mask_score = vote([tuple(v) for _, p in pieces for v in p.get("mask_votes", [])])
     mask_score = None if mask_score is None else round(mask_score, 4)
     temps = [(p["max_temperature_c"], offsets[k] + p["max_temperature_frame"]) for k, p in pieces
              if p.get("max_temperature_c") is not None]

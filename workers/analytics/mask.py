@@ -136,20 +136,17 @@ def _probability_of_mask(result: tuple[str, float]) -> float:
     return probability if label == "mask" else 1.0 - probability
 
 
-def vote(labels_scores: Iterable[tuple[str, float]], min_score: float = 0.0) -> tuple[str | None, float | None]:
+def vote(labels_scores: Iterable[tuple[str, float]]) -> tuple[str | None, float | None]:
     """A track's label from its per-frame labels: the label with the larger summed
     probability (confident frames weigh more), and the mean probability of the frames that
-    voted for it. (None, None) when there is nothing to vote on, or when that mean is under
-    ``min_score`` (``MaskConfig.min_vote``): a vote that close to 0.5 is a guess, and a guessed
-    label (or a no_mask alert on it) would reach the people who act on it."""
+    voted for it. (None, None) when there is nothing to vote on."""
     totals: dict[str, list[float]] = {}
     for label, score in labels_scores:
         totals.setdefault(label, []).append(score)
     if not totals:
         return None, None
     label = max(totals, key=lambda name: (sum(totals[name]), name == "no_mask"))
-    score = float(np.mean(totals[label]))
-    return (label, score) if score >= min_score else (None, None)
+    return label, float(np.mean(totals[label]))
 
 
 def _unanimous(record) -> bool:
@@ -268,7 +265,7 @@ class MaskAnalyzer(Analyzer):
                 tracked[row].mask_votes.append((result[0], round(result[1], 4)))
             for row, record in tracked.items():
                 if record is not None and record.mask_votes:
-                    label, score = vote(record.mask_votes, cfg.min_vote)
-                    labels[row], scores[row] = label, None if score is None else round(score, 4)
+                    label, score = vote(record.mask_votes)
+                    labels[row], scores[row] = label, round(score, 4)
         faces.columns["mask"], faces.columns["mask_score"] = labels, scores
         return faces
