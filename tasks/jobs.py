@@ -210,7 +210,8 @@ def _process_segment(self, segment: SegmentJob, worker: str, lease: Lease) -> di
     started = time.perf_counter()
     try:
         result = pipeline.analyse_segment(store.local_path(segment_key(job_id, index)), segment,
-                                          _pipeline_config(job.options), job_matching(job.options).gallery)
+                                          _pipeline_config(job.options), job_matching(job.options).gallery,
+                                          cut_faces=True)
         put_json(analysis_key(job_id, index), _without_names(result))
         _put_face_crops(job_id, index, result)
     except media.MediaError as exc:

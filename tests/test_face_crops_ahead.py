@@ -20,7 +20,9 @@ def test_the_segment_cuts_each_tracks_best_face_as_the_stitch_would(tmp_path):
     info = media.probe(clip.path)
     segment = pipeline.whole_file(info)
     config = pipeline.PipelineConfig(analyzers=("detect", "track"), threads=1, analyzer_configs=json.dumps({}))
-    result = pipeline.analyse_segment(clip.path, segment, config)
+    result = pipeline.analyse_segment(clip.path, segment, config, cut_faces=True)
+    # A segment not asked to cut (a live camera's: nothing reads its cuts) cuts nothing.
+    assert pipeline.analyse_segment(clip.path, segment, config).face_crops == []
 
     best = best_faces({"frames": [{"index": i, "faces": faces} for i, faces in enumerate(result.frames)]})
     assert len(best) >= 2

@@ -72,8 +72,10 @@ def whole_file(info: media.MediaInfo, pts: list[int] | None = None) -> SegmentJo
 
 
 def analyse_segment(src: Path, segment: SegmentJob, config: PipelineConfig,
-                    gallery: Gallery | None = None) -> SegmentResult:
-    """Analyse a segment file's own frames (one per timestamp of ``segment.pts``)."""
+                    gallery: Gallery | None = None, cut_faces: bool = False) -> SegmentResult:
+    """Analyse a segment file's own frames (one per timestamp of ``segment.pts``). ``cut_faces``:
+    also cut each track's best face (``SegmentResult.face_crops``: an upload's stitch uses them;
+    a live camera's segment has no use for them)."""
     chain = analyzer_chain(config.analyzers, config.analyzer_configs, config.plugins)
     source = segment.media
     state = SegmentState(source.fps, gallery, config.detect_fps)
@@ -84,7 +86,7 @@ def analyse_segment(src: Path, segment: SegmentJob, config: PipelineConfig,
     stages = {"decode": 0.0, "analyze": 0.0}
     damage: list[str | None] = []
     repaired = 0
-    crops = SegmentFaceCrops()
+    crops = SegmentFaceCrops() if cut_faces else None
     # One item per timestamp, damage or not: a lost picture comes as a stand-in, marked.
     decoded = media.segment_frames(src, list(segment.pts), source.time_base, threads=config.threads,
                                    pts_offset=source.pts_offset, timed=source.timed)
@@ -104,7 +106,8 @@ def analyse_segment(src: Path, segment: SegmentJob, config: PipelineConfig,
             damage.append(item.damage)
             repaired += item.repeated
             state.faces.append(faces)
-            crops.frame(len(state.faces) - 1, picture, state.faces)
+            if crops is not None:
+                crops.frame(len(state.faces) - 1, picture, state.faces)
             stages["decode"] += t1 - t0
             stages["analyze"] += time.perf_counter() - t1
     finally:
@@ -123,4 +126,4 @@ def analyse_segment(src: Path, segment: SegmentJob, config: PipelineConfig,
                          thumbnails={k: None if v is None else np.round(v).astype(int).tolist()
                                      for k, v in thumbnails.items()},
                          stages={k: round(v, 4) for k, v in stages.items()},
-                         repaired_frames=repaired, damage=damage, face_crops=crops.crops(state.faces, frames))
+                         repaired_frames=repaired, damage=damage, face_crops=[] if crops is None else crops.crops(state.faces, frames))
