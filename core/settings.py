@@ -223,8 +223,8 @@ class Settings(BaseSettings):
     stream_copy: bool = Field(default=defaults.STREAM_COPY, description="Annotated video: copy the source's GOPs that have nothing "
                                                         "to draw instead of re-encoding them (H.264 without B-frames).")
     x264_crf: int = Field(default=defaults.X264_CRF, ge=0, le=51, description="libx264 constant rate factor.")
-    # subme=1:aq-strength=0.5:partitions=i4x4 (core/defaults.py): about a third less encode time
-    # than veryfast as it comes, for about the same bytes at the same PSNR (docs/benchmarks.md).
+    # subme=1:aq-strength=0.5:partitions=i4x4 (core/defaults.py): a quarter to a half less encode
+    # time than veryfast as it comes, -17 to +12 % bytes at about the same PSNR (docs/benchmarks.md).
     x264_params: str = Field(default=defaults.X264_PARAMS, pattern=r"^$|^[\w-]+=[\w.,+-]+(:[\w-]+=[\w.,+-]+)*$",
                              description="Extra libx264 options, key=value:key=value ('' for none).")
 
