@@ -118,14 +118,14 @@ def _why(measured: list[tuple[str, list[dict]]], default: tuple[str, int, str]) 
         return []
     return [
         "",
-        "Why the default: `subme=1` (a cheaper sub-pixel motion search than veryfast's own 2) takes about a "
-        "fifth off veryfast's time at about the same PSNR for a few % more bytes. Adaptive quantisation at half "
+        "Why the default: `subme=1` (a cheaper sub-pixel motion search than veryfast's own 2) is the first "
+        "saving (its rows above, against veryfast as it comes). Adaptive quantisation at half "
         "strength (`aq-strength=0.5`: fewer bits moved to flat areas, which PSNR does not reward) and no 8x8 "
         "partitions in P-frames (`partitions=i4x4`) take a further "
         f"{min(time_saved):.0f} to {max(time_saved):.0f} % off on these clips, at {min(extra_bytes):+.0f} to "
         f"{max(extra_bytes):+.0f} % bytes against `subme=1` alone at the same PSNR (read between its CRFs 22, "
-        "23 and 24). Adaptive quantisation off (`aq-mode=0`) is about as fast but shows blocks in dark flat "
-        "areas, which PSNR does not count. The faster presets save more time but cost far more bytes at the "
+        "23 and 24). Adaptive quantisation off (`aq-mode=0`, its rows above) shows blocks in dark flat "
+        "areas, which PSNR does not count (seen by eye: 'Busy path: the encoder's options'). The faster presets save more time but cost far more bytes at the "
         "same quality, and how much depends on the content.",
     ]
 

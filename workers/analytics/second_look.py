@@ -163,9 +163,9 @@ class SecondLook:
         still in the larger square)."""
         centre = face.predicted()
         full = (*centre, face.side)
-        usual = look_side(full)
         if not self.follow_side or face.velocity is None or face.misses:
             return full, None
+        usual = look_side(full)
         side = max(MIN_FOLLOW_INPUT, 32 * round(usual * self.follow_side * box_height(face.box) / face.side / 32))
         if side >= usual:
             return full, None
