@@ -51,11 +51,11 @@ def without_prelu(path: Path | str) -> bytes:
     ``Relu(x) + slope * Min(x, 0)``, serialised for ``ort.InferenceSession``.
 
     The same numbers, bit for bit (one of the two terms is exactly 0, the other is the
-    product PRelu makes), and faster: onnxruntime's CPU PRelu broadcasts its per-channel
-    slope element by element, and took 47 % of ArcFace MobileFaceNet's time on one thread
-    (its 34 PRelus against 49 convolutions); Relu fuses into the convolution before it, and
-    Min, Mul and Add run vectorised. Rewritten in memory when a session loads: no weights
-    are converted or stored."""
+    product PRelu makes), and faster on the CPU: onnxruntime's CPU PRelu took 47 % of ArcFace
+    MobileFaceNet's time on one thread (its 34 PRelus against 49 convolutions); rewritten, a
+    run took 12-14 ms instead of 17.5-20 alone, 14.0 instead of 17.5 in the segment pipeline
+    (docs/benchmarks.md, "Busy path: ArcFace's PRelu"). Rewritten in memory when a session
+    loads (about 35 ms of CPU once a process): no weights are converted or stored."""
     import onnx
     from onnx import helper
 
