@@ -1,7 +1,7 @@
 """The rows of the autoscaler benchmark that matter while tuning the policy (issue 17): one
 trace's vidfarm target sweep against its KEDA settings, with the verdicts of
 ``bench.autoscaler`` but without its plots and document. The offline bound at each KEDA p95
-(slow, and independent of our policy) is cached in ``$TMPDIR/autoscaler-bounds.json``.
+(slow, and independent of our policy) is cached in ``autoscaler-bounds.json`` in the temporary directory ($TMPDIR).
 
     python -m bench.autoscaler_rows [TRACE names or paths ...]    (default: the four hand-made ones)
 """
@@ -9,49 +9,51 @@ trace's vidfarm target sweep against its KEDA settings, with the verdicts of
 from __future__ import annotations
 
 import json
-import os
 import sys
 import tempfile
 from pathlib import Path
 
+from autoscaler.keda import KedaSettings
 from autoscaler.optimum import lower_bound
 from autoscaler.simulate import Bounds, load_trace, metrics_only, run_keda, run_vidfarm
-from autoscaler.keda import KedaSettings
-from bench.autoscaler import (KEDA_COOLDOWNS_S, KEDA_POLLING_S, KEDA_WINDOWS_S, ORDER, P95_ROUNDING_S, SLOT_S,
-                              TARGET_WAITS_S, TRACES, Row)
+from bench import autoscaler as full
 from core.settings import get_settings
 
-CACHE = Path(os.environ.get("TMPDIR", tempfile.gettempdir())) / "autoscaler-bounds.json"
+CACHE = Path(tempfile.gettempdir()) / "autoscaler-bounds.json"          # $TMPDIR when set
 
 
-def rows(path: Path, cache: dict) -> list[Row]:
+def rows(path: Path, cache: dict, cache_file: Path | None = None) -> list[full.Row]:
+    """``bench.autoscaler.measure``'s rows (its sweeps, its verdicts), the bound at each KEDA
+    p95 taken from ``cache`` (keyed by trace name and wait) or computed and added to it."""
     settings = get_settings()
     policy, poll_s = settings.autoscale_cpu, settings.autoscale_poll_s
     trace = load_trace(path)
     bounds = Bounds.of(trace, default_max_workers=policy.max_replicas)
     ours = [(w, metrics_only(run_vidfarm(trace, policy.model_copy(update={"target_wait_s": w}), poll_s, bounds)))
-            for w in TARGET_WAITS_S]
+            for w in full.TARGET_WAITS_S]
     result = []
-    for c in KEDA_COOLDOWNS_S:
-        for w in KEDA_WINDOWS_S:
-            k = metrics_only(run_keda(trace, KedaSettings(KEDA_POLLING_S, c, w), bounds))
-            key = f"{path.stem} {round(k['p95_wait_s'] + P95_ROUNDING_S, 2)}"
+    for c in full.KEDA_COOLDOWNS_S:
+        for w in full.KEDA_WINDOWS_S:
+            k = metrics_only(run_keda(trace, KedaSettings(full.KEDA_POLLING_S, c, w), bounds))
+            wait = round(k["p95_wait_s"] + full.P95_ROUNDING_S, 2)      # as bench.autoscaler takes it
+            key = f"{path.stem} {wait}"
             if key not in cache:
-                cache[key] = lower_bound(trace, bounds, round(k["p95_wait_s"] + P95_ROUNDING_S, 2), slot_s=SLOT_S)
-                CACHE.write_text(json.dumps(cache))
+                cache[key] = lower_bound(trace, bounds, wait, slot_s=full.SLOT_S)
+                if cache_file is not None:
+                    cache_file.write_text(json.dumps(cache))
             fitting = [(m["worker_seconds"], t, m) for t, m in ours if m["p95_wait_s"] <= k["p95_wait_s"]]
             _, target, best = min(fitting, key=lambda f: f[0]) if fitting else (None, None, None)
-            result.append(Row(c, w, k, target, best, cache[key]))
+            result.append(full.Row(c, w, k, target, best, cache[key]))
     return result
 
 
 def main(argv: list[str]) -> int:
-    paths = [Path(a) if a.endswith(".json") else TRACES / f"{a}.json" for a in argv] or \
-            [TRACES / f"{name}.json" for name in ORDER]
+    paths = [Path(a) if a.endswith(".json") else full.TRACES / f"{a}.json" for a in argv] or \
+            [full.TRACES / f"{name}.json" for name in full.ORDER]
     cache = json.loads(CACHE.read_text()) if CACHE.is_file() else {}
     total = 0
     for path in paths:
-        rs = rows(path, cache)
+        rs = rows(path, cache, CACHE)
         met = sum(r.verdict.startswith("met") for r in rs)
         total += met
         print(f"{path.stem}: {met}/{len(rs)} met, worker-s of vidfarm's chosen points "
