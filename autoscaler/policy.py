@@ -9,7 +9,8 @@ The target (``settings.size_by``):
 - ``wait`` (the default): the fewest workers that start every queued task within
   ``target_wait_s``, by a forecast of the queue (``autoscaler.forecast``): each task's work
   is its frames times the queue's cost per frame, learnt from finished tasks; busy workers
-  free up when their task should end, new ones serve after ``pod_start_s``. Never fewer than
+  free up when their task should end (taken, on average, half a poll before the poll that
+  first saw it running), new ones serve after ``pod_start_s``. Never fewer than
   the work arriving needs (``rate_window_s``). Until a task of the queue has finished, its
   cost is unknown and the target is counted as in ``tasks``.
 - ``latency``: the same, but bounding wait + the task's own work (a live queue, whose
