@@ -14,8 +14,9 @@ the crop and its mirror image; a single classifier, asked for by name, runs alon
   (:mod:`workers.analytics.mask_convert`). It was trained on MTCNN face boxes, so it expects a
   tight face crop: the detector's box with a small side margin, not the whole frame.
 
-Only a face large, frontal and sharp enough to judge gets a label (the same
-:class:`~workers.analytics.quality.QualityGate` as recognition); others get ``null``. A track
+Only a face large, frontal, sharp and lit enough to judge gets a label (the same
+:class:`~workers.analytics.quality.QualityGate` as recognition, with a contrast floor: a dark face
+reads as masked to both classifiers); others get ``null``. A track
 is labelled by a vote over several of its frames (:func:`vote`), which costs far less than
 classifying every face in every frame and shrugs off single-frame mistakes.
 """
@@ -37,7 +38,7 @@ from workers.analytics.faces import Faces
 from workers.analytics.mask_convert import INPUT_SIZE, LABELS, ensure_mask_model
 from workers.analytics.mask_cue import cue_probability
 from workers.analytics.picture import Picture
-from workers.analytics.quality import geometry_ok
+from workers.analytics.quality import contrast_enough, geometry_ok
 from workers.analytics.recognizer import align_face
 from workers.analytics.registry import Analyzer, register
 from workers.analytics.tracks import SegmentState
@@ -219,8 +220,15 @@ class MaskAnalyzer(Analyzer):
             return []
         known = known or {}
         p_mask: dict[int, list[float]] = {}
+        frame_bgr, aligned = None, {}
+        if self.cue or self.config.quality.min_contrast > 0:
+            frame_bgr = Picture.of(image).bgr()[0]
+            aligned = {row: align_face(frame_bgr, faces.keypoints[row]) for row in rows}
+            # A face too dark to judge votes nothing: to each classifier it reads as masked.
+            rows = [row for row in rows if contrast_enough(self.config.quality, aligned[row])]
         if self.embedding is not None:
-            frame_bgr = None if all(r in known for r in rows) else Picture.of(image).bgr()[0]
+            if frame_bgr is None and not all(r in known for r in rows):
+                frame_bgr = Picture.of(image).bgr()[0]
             for row, result in zip(rows, self.embedding.classify_faces(frame_bgr, [faces.keypoints[r] for r in rows],
                                                                        self.config.quality,
                                                                        [known.get(r) for r in rows])):
@@ -233,9 +241,8 @@ class MaskAnalyzer(Analyzer):
                                                                          flip=self.flip)):
                 p_mask.setdefault(row, []).append(_probability_of_mask(result))
         if self.cue:
-            frame_bgr = Picture.of(image).bgr()[0]
             for row in rows:
-                p_mask.setdefault(row, []).append(cue_probability(align_face(frame_bgr, faces.keypoints[row])))
+                p_mask.setdefault(row, []).append(cue_probability(aligned[row]))
         out = []
         for row, probabilities in p_mask.items():
             p = float(np.mean(probabilities))
