@@ -64,6 +64,33 @@ def test_eval_mask_band_nulls_only_the_votes_under_the_floor():
     assert rescored(clips, 0.6) == {"40 px": (1, 0, 3)}
 
 
+@pytest.mark.parametrize("argv", [["--part", "test", "--gain", "0.25"], ["--part=test", "--gain=0.25"]])
+def test_eval_mask_quality_takes_the_part_and_gain_as_its_docstring_writes_them(monkeypatch, argv):
+    from bench import eval_mask_quality
+
+    def ask(folder, part, gain):
+        raise Asked(folder, part, gain)
+
+    monkeypatch.setattr(eval_mask_quality, "record_clips", ask)
+    with pytest.raises(Asked) as asked:
+        eval_mask_quality.main(argv)
+    assert asked.value.args == (MEDIA, "test", 0.25)
+
+
+def test_eval_mask_quality_drops_only_the_samples_under_the_contrast_floor():
+    import numpy as np
+
+    from bench.eval_mask_quality import darkened, rescored
+
+    dark, lit = {"vote": ["mask", 0.9], "contrast": 5.0}, {"vote": ["no_mask", 0.6], "contrast": 40.0}
+    clips = [{"scale": "80 px", "truth": "no_mask", "samples": [dark, dark, lit]},
+             {"scale": "80 px", "truth": "no_mask", "samples": [dark]},
+             {"scale": "80 px", "truth": "mask", "samples": []}]
+    assert rescored(clips, 0) == {"80 px": (2, 0, 3)}          # the dark votes outweigh the lit one
+    assert rescored(clips, 12) == {"80 px": (1, 1, 3)}         # only the lit vote left; the dark clip unjudged
+    assert darkened(np.full((2, 2, 3), 200, np.uint8), 0.12).max() == 24
+
+
 def test_a_part_that_is_neither_is_refused():
     from bench.eval_split import part_arguments
 
