@@ -466,5 +466,13 @@ def render(f: dict) -> str:
         "Ground truth for the hamilton clip was read off its frames: performer in 0-19 (wide shot) and "
         "82-210 (close-up), pianist in 0-81 (wide shot, then a profile close-up), audience in 211-274. "
         "All figures of this run: `docs/accuracy.json`.",
+        "",
+        "Why the pianist is never named (2026-12-06, looked at by hand: every third frame of 0-81, the detector's "
+        "single pass, the quality gate and ArcFace as the farm runs them, against his enrolled photo): in the wide "
+        "shot (frames 0-18) his face is 23-25 px wide and matches his photo at 0.32-0.44, but the gate refuses it "
+        "as blurred (sharpness 0.007-0.011 against 0.024: at that size the 112-px aligned face is a 4.7x "
+        "upscale) or, under 24 px, as too small; in the close-up (21-48) he is in profile (the nose 2.5-12 eye "
+        "distances off the eyes' midpoint; the gate admits 0.6) and matches his photo at 0.06-0.29, under any "
+        "threshold here. So no frame that could name him is one the gate lets vote, and none names anyone else.",
     ]
     return "\n".join(lines) + "\n"
