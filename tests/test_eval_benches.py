@@ -91,6 +91,26 @@ def test_eval_mask_quality_drops_only_the_samples_under_the_contrast_floor():
     assert darkened(np.full((2, 2, 3), 200, np.uint8), 0.12).max() == 24
 
 
+@pytest.mark.parametrize("argv", [["--part", "test"], ["--part=test"]])
+def test_eval_off_face_takes_the_part_as_its_docstring_writes_it(monkeypatch, argv):
+    from bench import eval_off_face
+
+    assert asked_of(monkeypatch, eval_off_face, "record", argv) == (MEDIA, "test")
+
+
+def test_eval_off_face_counts_what_a_rule_drops_and_the_face_frames_it_costs():
+    from bench.eval_off_face import RULES, after_rule
+
+    def det(frame, on, score, track):
+        return {"scale": "40 px", "photo": "a.jpg", "frame": frame, "on": on, "score": score, "track": track}
+
+    detections = [det(0, True, 0.9, None),          # the first frame: not counted as found
+                  det(1, True, 0.31, None), det(2, True, 0.6, 3), det(2, False, 0.32, None), det(3, False, 0.4, None)]
+    assert after_rule(detections, lambda d: False) == (2, {"40 px": 2})
+    assert after_rule(detections, RULES["untracked, score < 0.33"]) == (1, {"40 px": 1})
+    assert after_rule(detections, RULES["untracked, any score"]) == (0, {"40 px": 1})
+
+
 def test_a_part_that_is_neither_is_refused():
     from bench.eval_split import part_arguments
 
