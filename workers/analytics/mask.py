@@ -39,7 +39,7 @@ from workers.analytics.mask_convert import INPUT_SIZE, LABELS, ensure_mask_model
 from workers.analytics.mask_cue import cue_probability
 from workers.analytics.picture import Picture
 from workers.analytics.quality import contrast_enough, geometry_ok
-from workers.analytics.recognizer import align_face
+from workers.analytics.recognizer import aligned_on
 from workers.analytics.registry import Analyzer, register
 from workers.analytics.tracks import SegmentState
 
@@ -116,14 +116,14 @@ class EmbeddingMaskClassifier:
         self.model = LogisticModel.load(Path(model_path) if model_path else
                                         ensure_embedding_mask_model(cache_dir, model_dir, recognizer_model))
 
-    def classify_faces(self, frame_bgr: np.ndarray | None, keypoints: list[np.ndarray], gate: QualityGate,
+    def classify_faces(self, image: Picture | np.ndarray | None, keypoints: list[np.ndarray], gate: QualityGate,
                        known: list[np.ndarray | None] | None = None) -> list[tuple[str, float] | None]:
         """Per face: (label, probability) or None when the aligned face is too blurred to judge.
         ``known``: embeddings already made of these faces on this frame (None where not)."""
         results: list[tuple[str, float] | None] = []
         for points, vector in zip(keypoints, known or [None] * len(keypoints)):
             if vector is None:
-                vector = self.embedder.judged(frame_bgr, points, gate)
+                vector = self.embedder.judged(image, points, gate)
             if vector is None:
                 results.append(None)
                 continue
@@ -219,30 +219,27 @@ class MaskAnalyzer(Analyzer):
         if not rows:
             return []
         known = known or {}
+        picture = Picture.of(image)    # one, so that the embedding and the cue share its aligned faces
         p_mask: dict[int, list[float]] = {}
-        frame_bgr, aligned = None, {}
-        if self.cue or self.config.quality.min_contrast > 0:
-            frame_bgr = Picture.of(image).bgr()[0]
-            aligned = {row: align_face(frame_bgr, faces.keypoints[row]) for row in rows}
+        if self.config.quality.min_contrast > 0:
             # A face too dark to judge votes nothing: to each classifier it reads as masked.
-            rows = [row for row in rows if contrast_enough(self.config.quality, aligned[row])]
+            rows = [row for row in rows
+                    if contrast_enough(self.config.quality, aligned_on(picture, faces.keypoints[row]))]
         if self.embedding is not None:
-            if frame_bgr is None and not all(r in known for r in rows):
-                frame_bgr = Picture.of(image).bgr()[0]
-            for row, result in zip(rows, self.embedding.classify_faces(frame_bgr, [faces.keypoints[r] for r in rows],
+            for row, result in zip(rows, self.embedding.classify_faces(picture, [faces.keypoints[r] for r in rows],
                                                                        self.config.quality,
                                                                        [known.get(r) for r in rows])):
                 if result is not None:
                     p_mask[row] = [_probability_of_mask(result)]
             rows = list(p_mask)        # a face too blurred for the embedding is not judged at all
         if self.mobilenet is not None:
-            indexed = self.crops(image, faces, rows)
+            indexed = self.crops(picture, faces, rows)
             for (row, _), result in zip(indexed, self.mobilenet.classify([c for _, c in indexed],
                                                                          flip=self.flip)):
                 p_mask.setdefault(row, []).append(_probability_of_mask(result))
         if self.cue:
             for row in rows:
-                p_mask.setdefault(row, []).append(cue_probability(aligned[row]))
+                p_mask.setdefault(row, []).append(cue_probability(aligned_on(picture, faces.keypoints[row])))
         out = []
         for row, probabilities in p_mask.items():
             p = float(np.mean(probabilities))
