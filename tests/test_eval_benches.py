@@ -64,6 +64,53 @@ def test_eval_mask_band_nulls_only_the_votes_under_the_floor():
     assert rescored(clips, 0.6) == {"40 px": (1, 0, 3)}
 
 
+@pytest.mark.parametrize("argv", [["--part", "test", "--gain", "0.25"], ["--part=test", "--gain=0.25"]])
+def test_eval_mask_quality_takes_the_part_and_gain_as_its_docstring_writes_them(monkeypatch, argv):
+    from bench import eval_mask_quality
+
+    def ask(folder, part, gain):
+        raise Asked(folder, part, gain)
+
+    monkeypatch.setattr(eval_mask_quality, "record_clips", ask)
+    with pytest.raises(Asked) as asked:
+        eval_mask_quality.main(argv)
+    assert asked.value.args == (MEDIA, "test", 0.25)
+
+
+def test_eval_mask_quality_drops_only_the_samples_under_the_contrast_floor():
+    import numpy as np
+
+    from bench.eval_mask_quality import darkened, rescored
+
+    dark, lit = {"vote": ["mask", 0.9], "contrast": 5.0}, {"vote": ["no_mask", 0.6], "contrast": 40.0}
+    clips = [{"scale": "80 px", "truth": "no_mask", "samples": [dark, dark, lit]},
+             {"scale": "80 px", "truth": "no_mask", "samples": [dark]},
+             {"scale": "80 px", "truth": "mask", "samples": []}]
+    assert rescored(clips, 0) == {"80 px": (2, 0, 3)}          # the dark votes outweigh the lit one
+    assert rescored(clips, 12) == {"80 px": (1, 1, 3)}         # only the lit vote left; the dark clip unjudged
+    assert darkened(np.full((2, 2, 3), 200, np.uint8), 0.12).max() == 24
+
+
+@pytest.mark.parametrize("argv", [["--part", "test"], ["--part=test"]])
+def test_eval_off_face_takes_the_part_as_its_docstring_writes_it(monkeypatch, argv):
+    from bench import eval_off_face
+
+    assert asked_of(monkeypatch, eval_off_face, "record", argv) == (MEDIA, "test")
+
+
+def test_eval_off_face_counts_what_a_rule_drops_and_the_face_frames_it_costs():
+    from bench.eval_off_face import RULES, after_rule
+
+    def det(frame, on, score, track):
+        return {"scale": "40 px", "photo": "a.jpg", "frame": frame, "on": on, "score": score, "track": track}
+
+    detections = [det(0, True, 0.9, None),          # the first frame: not counted as found
+                  det(1, True, 0.31, None), det(2, True, 0.6, 3), det(2, False, 0.32, None), det(3, False, 0.4, None)]
+    assert after_rule(detections, lambda d: False) == (2, {"40 px": 2})
+    assert after_rule(detections, RULES["untracked, score < 0.33"]) == (1, {"40 px": 1})
+    assert after_rule(detections, RULES["untracked, any score"]) == (0, {"40 px": 1})
+
+
 def test_a_part_that_is_neither_is_refused():
     from bench.eval_split import part_arguments
 
