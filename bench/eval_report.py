@@ -273,8 +273,8 @@ DARK_NAMES = (
     'unnamed: at CRF 28 and 0.34, 103 of 120 judged known probes were named; two 40 px faces at gain 0.12 '
     '(contrast 4.6-5.6) were outscored by a distractor, at 0.17-0.19, under any threshold. A recognition contrast '
     'floor would only take right names away (floor 12, CRF 28, at 0.34: 92 judged, 73 named right, 0 wrong, '
-    'against 141, 103, 0), so none was built: `recognize.quality.min_contrast` stays 0 (the recogniser does not '
-    'read it; only the mask analyzer\'s gate does). Test people (reported only, nothing chosen on them; 20 probes '
+    'against 141, 103, 0), so none was built: `recognize.quality.min_contrast` stays 0 (a floor set there is '
+    'applied to names too). Test people (reported only, nothing chosen on them; 20 probes '
     'an exposure): no wrong name at any exposure, highest impostor 0.205 with no codec, 0.213 at CRF 28; 93 of 94 '
     'and 63 of 83 judged known probes named at 0.34.'
 )

