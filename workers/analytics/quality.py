@@ -4,7 +4,8 @@ A track is named, and labelled mask / no mask, from a few sampled frames. A fram
 face is tiny, turned away, tilted up or down, or smeared by motion gives an embedding that
 matches strangers and a crop the mask classifier guesses on; such a frame must not vote.
 The gate reads what the detector already gives (box, score, five keypoints) plus one
-Laplacian over the 112x112 aligned face the embedder makes anyway.
+Laplacian over the 112x112 aligned face the embedder makes anyway (and, for the mask label, the
+spread of that face's grey levels: a face too dark to judge gets no label).
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ def geometry_ok(gate: QualityGate, box, score: float, keypoints) -> bool:
 
 def sharp_enough(gate: QualityGate, aligned_bgr: np.ndarray) -> bool:
     return sharpness(aligned_bgr) >= gate.min_sharpness
+
+
+def contrast_enough(gate: QualityGate, aligned_bgr: np.ndarray) -> bool:
+    return gate.min_contrast <= 0 or contrast(aligned_bgr) >= gate.min_contrast
 
 
 def frontal_offset(keypoints) -> float:
@@ -48,13 +53,24 @@ def pitch_position(keypoints) -> float:
     return float((points[2, 1] - eyes_y) / span)
 
 
+def _centre(aligned_bgr: np.ndarray) -> np.ndarray:
+    grey = cv2.cvtColor(aligned_bgr, cv2.COLOR_BGR2GRAY).astype(np.float32)
+    h, w = grey.shape
+    return grey[h // 8: h - h // 8, w // 8: w - w // 8]
+
+
+def contrast(aligned_bgr: np.ndarray) -> float:
+    """Standard deviation of the aligned face's grey levels (its centre, 0-255). An under-exposed
+    face (a dark stage, an unlit corner) reads a fraction of a lit one's: its few grey levels,
+    squeezed further by the codec, are what the mask classifiers call masked (docs/accuracy.md)."""
+    return float(_centre(aligned_bgr).std())
+
+
 def sharpness(aligned_bgr: np.ndarray) -> float:
     """Mean squared Laplacian of the aligned face's centre over its grey-level variance: how
     much of its contrast is fine detail. Scale-free in brightness and contrast; a motion- or
     focus-blurred face reads several times lower than a sharp one of the same size."""
-    grey = cv2.cvtColor(aligned_bgr, cv2.COLOR_BGR2GRAY).astype(np.float32)
-    h, w = grey.shape
-    centre = grey[h // 8: h - h // 8, w // 8: w - w // 8]
+    centre = _centre(aligned_bgr)
     variance = float(centre.var())
     if variance < 1e-6:
         return 0.0

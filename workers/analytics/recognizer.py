@@ -17,7 +17,7 @@ from workers import models
 from workers.analytics.faces import Faces
 from workers.analytics.gallery import normalise
 from workers.analytics.picture import Picture
-from workers.analytics.quality import frontal_offset, geometry_ok, sharp_enough  # noqa: F401  (frontal_offset: older imports)
+from workers.analytics.quality import contrast_enough, frontal_offset, geometry_ok, sharp_enough  # noqa: F401  (frontal_offset: older imports)
 from workers.analytics.registry import Analyzer, register
 from workers.analytics.tracks import SegmentState
 
@@ -75,10 +75,10 @@ class FaceEmbedder:
         return normalise(self.model.get_feat(aligned_bgr).ravel().astype(np.float32))
 
     def judged(self, image: Picture | np.ndarray, keypoints: np.ndarray, gate: QualityGate) -> np.ndarray | None:
-        """The embedding of a face the gate passes as sharp enough, else None. Given a Picture,
-        the aligned face is the one kept on it (``aligned_on``)."""
+        """The embedding of a face the gate passes as sharp and lit enough, else None. Given a
+        Picture, the aligned face is the one kept on it (``aligned_on``)."""
         aligned = aligned_on(image, keypoints) if isinstance(image, Picture) else self.aligned(image, keypoints)
-        return self.embed_aligned(aligned) if sharp_enough(gate, aligned) else None
+        return self.embed_aligned(aligned) if sharp_enough(gate, aligned) and contrast_enough(gate, aligned) else None
 
 
 @register
