@@ -45,3 +45,26 @@ def test_the_split_accounts_for_every_worker_second_and_the_busy_ones_are_the_ta
     assert sum(seconds.values()) == metrics["worker_seconds"]
     assert seconds["busy"] == 9 * 8 and seconds["starting"] > 0 and seconds["idle"] > 0   # warm: 5 s < a cold start
     assert simulate.World.__name__ == "World"                       # the simulator is left as it was
+
+
+def test_the_tuning_rows_give_the_benchmarks_verdicts(tmp_path, monkeypatch):
+    """bench/autoscaler_rows.py (for iterating on the policy) reaches the same rows as the
+    benchmark of record, with the bound from its cache when it is there."""
+    from bench import autoscaler_rows
+
+    trace = tmp_path / "burst.json"
+    trace.write_text(json.dumps({"name": "two bursts", "horizon_s": 300, "pod_start_s": 10, "max_workers": 4,
+                                 "arrivals": [{"t": 0, "tasks": 6, "task_s": 8}, {"t": 150, "tasks": 3, "task_s": 8}]}))
+    monkeypatch.setattr(bench, "TARGET_WAITS_S", (10, 30, 120))
+    monkeypatch.setattr(bench, "KEDA_COOLDOWNS_S", (30, 300))
+    monkeypatch.setattr(bench, "KEDA_WINDOWS_S", (0, 60))
+    from core.settings import get_settings
+    settings = get_settings()
+    expected = bench.measure(trace, settings.autoscale_cpu, settings.autoscale_poll_s).rows
+    cache: dict = {}
+    got = autoscaler_rows.rows(trace, cache, tmp_path / "bounds.json")
+    assert [(r.cooldown_s, r.window_s, r.target_s, r.bound, r.verdict) for r in got] == \
+           [(r.cooldown_s, r.window_s, r.target_s, r.bound, r.verdict) for r in expected]
+    assert json.loads((tmp_path / "bounds.json").read_text()) == cache and cache
+    cache.update({key: 0.0 for key in cache})                           # cached bounds are used, not recomputed
+    assert all(r.bound == 0.0 for r in autoscaler_rows.rows(trace, cache))

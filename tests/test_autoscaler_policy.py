@@ -134,6 +134,13 @@ WAIT_TABLE = [
     ("busy workers free up when their task should end (5 s left): one of them will do for the queue",
      obs(replicas=2, running=2, busy=2, in_hand=((5.0, 100),) * 2, **queue(2)), LEARNT, {}, 2,
      "hold: target 1 < 2, held by busy workers"),
+    ("a task first seen in hand was taken since the last poll, on average half its 5 s gap ago: the 10 s task "
+     "frees its worker at 7.5 s, and one worker starts the 3 queued (2.5 s old) by 30 s",
+     obs(replicas=1, running=1, busy=1, in_hand=((0.0, 100),), **queue(3, age=2.5)),
+     ScaleState(cost=LEARNT.cost, last_demand_at=990.0, polled_at=995.0), {"target_wait_s": 30}, 1, "steady"),
+    ("... timed from the poll alone (no poll before) it frees at 10 s: the third would start at 32.5 s -> 2",
+     obs(replicas=1, running=1, busy=1, in_hand=((0.0, 100),), **queue(3, age=2.5)),
+     ScaleState(cost=LEARNT.cost, last_demand_at=990.0), {"target_wait_s": 30}, 2, "up"),
     ("frames unknown: a task costs the mean finished task",
      obs(replicas=1, **queue(10, frames=None)), LEARNT, {}, 2, "up"),
     ("the cost not learnt yet: counted as tasks, tasks_per_worker each",
