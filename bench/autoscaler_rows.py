@@ -13,9 +13,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from autoscaler.keda import KedaSettings
 from autoscaler.optimum import lower_bound
-from autoscaler.simulate import Bounds, load_trace, metrics_only, run_keda, run_vidfarm
+from autoscaler.simulate import Bounds, load_trace
 from bench import autoscaler as full
 from core.settings import get_settings
 
@@ -26,25 +25,19 @@ def rows(path: Path, cache: dict, cache_file: Path | None = None) -> list[full.R
     """``bench.autoscaler.measure``'s rows (its sweeps, its verdicts), the bound at each KEDA
     p95 taken from ``cache`` (keyed by trace name and wait) or computed and added to it."""
     settings = get_settings()
-    policy, poll_s = settings.autoscale_cpu, settings.autoscale_poll_s
     trace = load_trace(path)
-    bounds = Bounds.of(trace, default_max_workers=policy.max_replicas)
-    ours = [(w, metrics_only(run_vidfarm(trace, policy.model_copy(update={"target_wait_s": w}), poll_s, bounds)))
-            for w in full.TARGET_WAITS_S]
-    result = []
-    for c in full.KEDA_COOLDOWNS_S:
-        for w in full.KEDA_WINDOWS_S:
-            k = metrics_only(run_keda(trace, KedaSettings(full.KEDA_POLLING_S, c, w), bounds))
-            wait = round(k["p95_wait_s"] + full.P95_ROUNDING_S, 2)      # as bench.autoscaler takes it
-            key = f"{path.stem} {wait}"
-            if key not in cache:
-                cache[key] = lower_bound(trace, bounds, wait, slot_s=full.SLOT_S)
-                if cache_file is not None:
-                    cache_file.write_text(json.dumps(cache))
-            fitting = [(m["worker_seconds"], t, m) for t, m in ours if m["p95_wait_s"] <= k["p95_wait_s"]]
-            _, target, best = min(fitting, key=lambda f: f[0]) if fitting else (None, None, None)
-            result.append(full.Row(c, w, k, target, best, cache[key]))
-    return result
+    bounds = Bounds.of(trace, default_max_workers=settings.autoscale_cpu.max_replicas)
+
+    def bound(p95: float) -> float:
+        key = f"{path.stem} {full.bound_wait(p95)}"
+        if key not in cache:
+            cache[key] = lower_bound(trace, bounds, full.bound_wait(p95), slot_s=full.SLOT_S)
+            if cache_file is not None:
+                cache_file.write_text(json.dumps(cache))
+        return cache[key]
+
+    ours = full.our_sweep(trace, bounds, settings.autoscale_cpu, settings.autoscale_poll_s)
+    return full.keda_rows(trace, bounds, ours, bound, bound_ours=False)
 
 
 def main(argv: list[str]) -> int:
