@@ -110,11 +110,12 @@ def settings_follow_environment():
 
 @pytest.fixture(autouse=True)
 def ordinary_scheduling(request):
-    """After each test, the test process is back on the ordinary scheduling policy. One run of
-    the suite found pytest's main thread on SCHED_FIFO 99, set by something it ran (not found
-    yet: the warning names the test); every process it started afterwards inherited that, and
-    when the browser tests' Chromium exited, its zygotes spun in the kernel at that priority and
-    starved both cores for over half an hour, where an ordinary process exits at once."""
+    """After each test, the test process is back on the ordinary scheduling policy. SVT-AV1 (the
+    AV1 encoder in PyAV's FFmpeg, which the tests that make AV1 clips use; vidfarm itself only
+    decodes AV1, with dav1d) puts the thread that opens it on SCHED_FIFO 99 when run as root.
+    Every process pytest started afterwards inherited that, and when the browser tests' Chromium
+    exited, its zygotes spun in the kernel at that priority and starved both cores for over half
+    an hour, where an ordinary process exits at once. The warning names the test."""
     yield
     if hasattr(os, "sched_getscheduler") and os.sched_getscheduler(0) != os.SCHED_OTHER:
         os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
