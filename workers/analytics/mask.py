@@ -118,7 +118,7 @@ class EmbeddingMaskClassifier:
 
     def classify_faces(self, image: Picture | np.ndarray | None, keypoints: list[np.ndarray], gate: QualityGate,
                        known: list[np.ndarray | None] | None = None) -> list[tuple[str, float] | None]:
-        """Per face: (label, probability) or None when the aligned face is too blurred to judge.
+        """Per face: (label, probability) or None when the aligned face is too blurred (or dark) to judge.
         ``known``: embeddings already made of these faces on this frame (None where not)."""
         results: list[tuple[str, float] | None] = []
         for points, vector in zip(keypoints, known or [None] * len(keypoints)):
