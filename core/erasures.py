@@ -91,7 +91,9 @@ class Erasures:
         engine = self.records.engine
         if engine.dialect.name == "sqlite":
             return _checkpoint_sqlite(engine)
-        tables = ("identities", "face_embeddings", "erasures", "jobs")
+        # Every table a person's rows were deleted from or changed in: appearances held a face
+        # crop of each of their tracks (gone with them, ON DELETE CASCADE).
+        tables = ("identities", "face_embeddings", "appearances", "erasures", "jobs")
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             for table in tables:
                 connection.execute(text(f"VACUUM FULL {table}"))

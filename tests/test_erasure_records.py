@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, text
 
+from core.appearances import Appearances, TrackAppearance
 from core.erasures import Erasures
 from core.records import Records
 from services.jobs import job_view
@@ -72,6 +73,39 @@ def test_sqlite_overwrites_what_an_erasure_deletes_in_the_file_and_its_log(tmp_p
     finally:
         reader.close()
         records.engine.dispose()
+
+
+def pages_holding(records, table: str, needle: bytes) -> list[int]:
+    """The pages of a PostgreSQL table whose raw bytes hold ``needle``, dead tuples included
+    (pageinspect reads the page as it is on disk)."""
+    with records.engine.connect() as connection:
+        connection.execute(text("CREATE EXTENSION IF NOT EXISTS pageinspect"))
+        pages = connection.execute(text(f"SELECT pg_relation_size('{table}') / current_setting('block_size')::int")).scalar()
+        raw = [connection.execute(text(f"SELECT get_raw_page('{table}', {n})")).scalar() for n in range(pages)]
+        connection.commit()
+    return [n for n, page in enumerate(raw) if needle in bytes(page)]
+
+
+def test_postgresql_rewrites_every_table_that_held_an_erased_persons_face(records):
+    """PostgreSQL keeps a deleted row's bytes in its page (a dead tuple) until the space is
+    reused: the erasure's VACUUM FULL writes anew each table that held the person, the people
+    search index too (each of their tracks' face crop, deleted with them by ON DELETE CASCADE).
+    The control: the crop is still in the index's pages after the deletion, before that."""
+    if records.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite overwrites deleted rows itself (secure_delete, tested above)")
+    crop = b"zelda's face crop, a JPEG in the index row " * 12      # 528 bytes: kept in the row, not TOASTed
+    records.add_embeddings(NAME, [VECTOR], ["zelda.jpg"], [None])
+    job = records.add_job("clip.mp4", "jobs/x/source")
+    track = TrackAppearance(track=1, identity=NAME, first_frame=0, last_frame=9, first_t=0.0, last_t=0.3,
+                            thumbnail_frame=4, thumbnail=crop)
+    assert Appearances(records).replace(job.id, 0, [track], shared_gallery=True)
+    erasures = Erasures(records)
+    erasures.finish(erasures.start(NAME).erasure_id, {})
+    assert Appearances(records).of_job(job.id) == {}          # gone with the person ...
+    assert pages_holding(records, "appearances", crop[:64]) == [0]   # ... but still in the page
+    erasures.forget_deleted()
+    assert pages_holding(records, "appearances", crop[:64]) == []
+    assert pages_holding(records, "face_embeddings", VECTOR[:64]) == []
 
 
 def test_a_video_of_older_results_never_replaces_a_newer_one(records):
