@@ -57,11 +57,19 @@ class SegmentResult:
     face_crops: list[list] = field(default_factory=list)
 
 
-@lru_cache(maxsize=2)
 def analyzer_chain(names: tuple[str, ...], configs_json: str, plugins: tuple[str, ...] = ()):
-    """Models load once per worker process and stay loaded for later segments."""
+    """Models load once per worker process and stay loaded for later segments. Each analyzer
+    is kept on its own, so chains that differ only in which analyzers they hold share them:
+    the fork server loads the default chain, and a job on ordinary video (fever screening left
+    out) runs that chain less ``thermal``, with no second copy of every model to load."""
     load_plugins(list(plugins))
-    return build_chain(list(names), json.loads(configs_json))
+    configs = json.loads(configs_json)
+    return [_analyzer(name, json.dumps(configs.get(name, {}), sort_keys=True)) for name in names]
+
+
+@lru_cache(maxsize=16)
+def _analyzer(name: str, config_json: str):
+    return build_chain([name], {name: json.loads(config_json)})[0]
 
 
 def whole_file(info: media.MediaInfo, pts: list[int] | None = None) -> SegmentJob:
