@@ -218,7 +218,7 @@ def render_copying(src: Path, writer: media.H264Writer, pts: list[int], time_bas
     slot_of = {stamp: slot for slot, stamp in enumerate(pts)}
     ends = pts[1:] + [pts[-1] + (pts[-1] - pts[-2] if len(pts) > 1 else 1)]
     # A segment file vidfarm wrote, decoded by a decoder of our own: opening it need not decode
-    # its first pictures too (17 ms of CPU a 720p segment; ``stream_copyable`` did that already).
+    # its first pictures too (docs/design-notes.md, ``_open``; ``stream_copyable`` did already).
     with media._open(src, probe_pictures=False) as container:
         stream = container.streams.video[0]
         gops = plan_gops(container, stream, pts, time_base, pts_offset, drawn)
