@@ -1,7 +1,7 @@
 """A worker process loads each model once: the fork server's warm-up builds the default chain,
 and a job on ordinary video (fever screening left out: ``tasks.jobs.screening_when_possible``)
 runs that chain less ``thermal`` on the same loaded analyzers, not on a second copy of every
-model (0.08-0.17 s of CPU and 40 MiB more in each pool process)."""
+model (about 0.09 s of CPU and 40 MiB more in each pool process)."""
 
 from workers import pipeline
 
