@@ -133,11 +133,13 @@ class Records(GalleryRecords):
             return version
 
     def publish_video(self, job_id: str, version: int, segments: list[str], seconds: float,
-                      write: Callable[[], None]) -> bool:
+                      write: Callable[[], None], if_latest: Callable[[], None] | None = None) -> bool:
         """Make a video drawn from results ``version`` the job's video: ``write()`` puts its
         file in place and the record says so, in one transaction that holds the job's row
         (the write lock on SQLite), so a video drawn from older results never replaces a
-        newer one. False, and nothing written, when the job is gone or its video is as new."""
+        newer one. False, and nothing written, when the job is gone or its video is as new.
+        ``if_latest()``: called after ``write`` when ``version`` is the job's latest results
+        (no newer version can be published meanwhile), before anyone sees the video."""
         with self.session() as s:
             # A write that changes nothing takes the lock before anything is read.
             if not s.execute(update(Job).where(Job.id == job_id).values(updated_at=Job.updated_at)).rowcount:
@@ -146,6 +148,8 @@ class Records(GalleryRecords):
             if video is not None and video.version >= version:
                 return False
             write()
+            if if_latest is not None and version >= s.scalar(select(Job.results_version).where(Job.id == job_id)):
+                if_latest()
             if video is None:
                 video = JobVideo(job_id=job_id)
                 s.add(video)
