@@ -203,9 +203,17 @@ class Records(GalleryRecords):
         ``set_job``), in one transaction. Idempotent: a re-run ingest replaces the earlier rows."""
         with self.session() as s:
             s.execute(delete(Segment).where(Segment.job_id == job_id))
-            if segments:
-                s.execute(insert(Segment), [{**segment, "job_id": job_id} for segment in segments])
-            _update_job(s, job_id, timing, {**fields, "chunks_total": len(segments)})
+            _add_segments(s, job_id, segments, timing, fields)
+
+    def add_split_job(self, job_id: str, source_name: str, source_key: str, segments: list[dict],
+                      timing: dict | None = None, **fields) -> None:
+        """Add a job already split (a camera recording) with its segments, in one transaction
+        (``segments``, ``timing`` and ``fields`` as in ``record_split``): nobody sees the job
+        without them, and whoever finds the job finds it whole."""
+        with self.session() as s:
+            s.add(Job(id=job_id, source_name=source_name, source_key=source_key, options={}))
+            s.flush()
+            _add_segments(s, job_id, segments, timing, fields)
 
     def get_segment(self, job_id: str, index: int) -> Segment | None:
         with self.session() as s:
@@ -245,6 +253,12 @@ class Records(GalleryRecords):
         with self.session() as s:
             return list(s.scalars(select(Segment).where(Segment.job_id == job_id)
                                   .order_by(Segment.index)))
+
+def _add_segments(s: Session, job_id: str, segments: list[dict], timing: dict | None, fields: dict) -> None:
+    if segments:
+        s.execute(insert(Segment), [{**segment, "job_id": job_id} for segment in segments])
+    _update_job(s, job_id, timing, {**fields, "chunks_total": len(segments)})
+
 
 def _update_job(s: Session, job_id: str, timing: dict | None, fields: dict) -> None:
     if fields.get("status") in ENDED_STATES:

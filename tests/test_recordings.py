@@ -167,3 +167,43 @@ def test_expired_recordings_are_deleted_and_uploads_are_not(recordings, farm):
         assert not (farm.data_dir / "blobs" / "jobs" / job_id).exists()
     with records.session() as s:
         assert sorted(job.id for job in s.query(Job).filter(Job.camera_id.is_(None))) == uploads
+
+
+def test_a_recording_is_made_a_job_in_one_commit_with_its_segments(farm, tmp_path):
+    """Nobody sees a recording's job without its segments: not a reader (a queued job with no
+    camera), nor a redelivered ``record_hour``, which takes a job it finds as made whole and
+    deletes the recording (the job row used to be committed before its segments)."""
+    import uuid
+
+    from sqlalchemy import event
+
+    from services import runtime
+    from tasks.live import piece_key
+    from tasks.recording import CameraRecorder, record_hour
+    from tests.test_live_view_task import cut_segments
+
+    clip = make_clip(tmp_path / "hall.mp4", seconds=5, fps=15, gop=15, audio=False)
+    recorder, watch_id = CameraRecorder({"id": uuid.uuid4().hex, "name": "Hall"}, 3600.0), uuid.uuid4().hex
+    for segment in cut_segments(clip.path, tmp_path / "cut"):
+        runtime.store().move_file(piece_key(watch_id, segment.index, "segment"), segment.path)
+        recorder.add(watch_id, segment)
+    recording_id = recorder.open["id"]
+    engine, written, commits = runtime.records().engine, set(), []
+
+    def executing(_conn, _cursor, statement, *_):
+        written.update(table for table in ("jobs", "segments") if statement.startswith(f"INSERT INTO {table} "))
+
+    def committing(_conn):
+        if written:
+            commits.append(sorted(written))
+        written.clear()
+    event.listen(engine, "before_cursor_execute", executing)
+    event.listen(engine, "commit", committing)
+    try:
+        made = record_hour.apply((recording_id,)).get()
+    finally:
+        event.remove(engine, "before_cursor_execute", executing)
+        event.remove(engine, "commit", committing)
+    assert made["job"] == recording_id and made["segments"] >= 2
+    assert commits == [["jobs", "segments"]]
+    assert wait_for_job(recording_id)["status"] == "done"
