@@ -97,6 +97,21 @@ class Records(GalleryRecords):
                 return None
             return job, list(s.scalars(select(Segment).where(Segment.job_id == job_id).order_by(Segment.index)))
 
+    def restart_job(self, job_id: str, timing: dict) -> tuple[Job, list[Segment]] | None:
+        """Run a done job again (a re-analysis), in one transaction: the job turns
+        ``processing`` and its segments ``queued`` together, so nobody sees it done with
+        segments to do, and of two restarts at once only one wins. ``timing`` is merged into
+        the job's. The job and its segments; None when it is not done, and nothing changes."""
+        with self.session() as s:
+            if not s.execute(update(Job).where(Job.id == job_id, Job.status == "done")
+                             .values(status="processing", error=None, finished_at=None)).rowcount:
+                return None
+            _update_job(s, job_id, timing, {})
+            s.execute(update(Segment).where(Segment.job_id == job_id)
+                      .values(status="queued", error=None, finished_at=None))
+            return s.get(Job, job_id), list(s.scalars(select(Segment).where(Segment.job_id == job_id)
+                                                       .order_by(Segment.index)))
+
     def fail_job(self, job_id: str, reason: str) -> None:
         """Mark a job failed with a one-line reason, unless it already ended."""
         line = " ".join(str(reason).split())[:500] or "failed"

@@ -11,7 +11,7 @@ import json
 import pytest
 
 from tests.clipmaker import make_clip
-from tests.conftest import wait_for_job
+from tests.conftest import committed_writes, wait_for_job
 from tests.rtsp_camera import RtspCamera, gstreamer_missing, open_recordings, running_ingest
 from tests.waiting import wait_until
 
@@ -175,8 +175,6 @@ def test_a_recording_is_made_a_job_in_one_commit_with_its_segments(farm, tmp_pat
     deletes the recording (the job row used to be committed before its segments)."""
     import uuid
 
-    from sqlalchemy import event
-
     from services import runtime
     from tasks.live import piece_key
     from tasks.recording import CameraRecorder, record_hour
@@ -188,22 +186,8 @@ def test_a_recording_is_made_a_job_in_one_commit_with_its_segments(farm, tmp_pat
         runtime.store().move_file(piece_key(watch_id, segment.index, "segment"), segment.path)
         recorder.add(watch_id, segment)
     recording_id = recorder.open["id"]
-    engine, written, commits = runtime.records().engine, set(), []
-
-    def executing(_conn, _cursor, statement, *_):
-        written.update(table for table in ("jobs", "segments") if statement.startswith(f"INSERT INTO {table} "))
-
-    def committing(_conn):
-        if written:
-            commits.append(sorted(written))
-        written.clear()
-    event.listen(engine, "before_cursor_execute", executing)
-    event.listen(engine, "commit", committing)
-    try:
+    with committed_writes(runtime.records().engine, ("jobs", "segments")) as commits:
         made = record_hour.apply((recording_id,)).get()
-    finally:
-        event.remove(engine, "before_cursor_execute", executing)
-        event.remove(engine, "commit", committing)
     assert made["job"] == recording_id and made["segments"] >= 2
     assert commits == [["jobs", "segments"]]
     assert wait_for_job(recording_id)["status"] == "done"
