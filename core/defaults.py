@@ -2,8 +2,9 @@
 and the workers' own configs (``workers.media.Limits``, ``workers.render.RenderConfig``, the
 recogniser's and the thermal analyzer's) both read them here. No imports: any process may."""
 
-# The middle of the gap between impostor and genuine similarities measured by `make eval`
-# (docs/accuracy.md); VIDFARM_RECOGNITION_THRESHOLD overrides it.
+# Within the gap between impostor and genuine similarities that `make eval` measures on the
+# tuning split (docs/accuracy.md, "Recognition at scale": 0.219-0.636 in its last run, midpoint
+# 0.427); VIDFARM_RECOGNITION_THRESHOLD overrides it.
 RECOGNITION_THRESHOLD = 0.34
 FEVER_C = 37.5
 
@@ -48,7 +49,7 @@ RECHECK_FRAMES = 15
 # of a camera, the frames between carry the faces of its last look (Frigate's detect fps).
 # 0: every frame. 7.5 rather than Frigate's 5: on the audience footage of bench/live_frame_cost.py
 # it keeps about 98 % of every-frame detection's faces for two thirds of the CPU; 5 keeps about
-# 94 % for 55 % (docs/benchmarks.md, "Live frame cost").
+# 94 % for 53 % (docs/benchmarks.md, "Live frame cost").
 LIVE_DETECT_FPS = 7.5
 
 # The annotated video copies the source's GOPs that have nothing to draw (VIDFARM_STREAM_COPY).

@@ -2,7 +2,8 @@
 
 ``start`` deletes the person from the gallery at once (no job matches them from then on) and
 keeps, in the erasure's own row, only what finding their traces needs (name, embeddings);
-``finish`` clears that and makes the database forget the deleted bytes (``forget_deleted``).
+``finish`` clears that, makes the database forget the deleted bytes (``forget_deleted``),
+and only then marks the erasure done.
 """
 
 from __future__ import annotations
@@ -64,10 +65,14 @@ class Erasures:
         with self.records.session() as s:
             s.execute(update(Erasure).where(Erasure.id == erasure_id).values(**fields))
 
-    def finish(self, erasure_id: str, report: dict) -> None:
-        """The erasure is done: forget whom it looked for, keep what it removed."""
-        self.set(erasure_id, status="done", name=None, vectors=None, report=report,
-                 finished_at=datetime.now(timezone.utc))
+    def finish(self, erasure_id: str, report: dict) -> dict:
+        """The erasure is done: forget whom it looked for, make the database forget the
+        deleted bytes, keep what it removed and how the database forgot (``database``).
+        Marked done last: whoever reads "done" reads the whole report."""
+        self.set(erasure_id, name=None, vectors=None)
+        report = {**report, "database": self.forget_deleted()}
+        self.set(erasure_id, status="done", report=report, finished_at=datetime.now(timezone.utc))
+        return report
 
     def unfinished(self, before: datetime) -> list[str]:
         """Erasures that have not ended and not moved since ``before`` (their task was lost:
@@ -91,7 +96,9 @@ class Erasures:
         engine = self.records.engine
         if engine.dialect.name == "sqlite":
             return _checkpoint_sqlite(engine)
-        tables = ("identities", "face_embeddings", "erasures", "jobs")
+        # Every table a person's rows were deleted from or changed in: appearances held a face
+        # crop of each of their tracks (gone with them, ON DELETE CASCADE).
+        tables = ("identities", "face_embeddings", "appearances", "erasures", "jobs")
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             for table in tables:
                 connection.execute(text(f"VACUUM FULL {table}"))

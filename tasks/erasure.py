@@ -64,8 +64,6 @@ def erase(erasure_id: str, wait_s: float = 1.0) -> dict:
         return {"waiting": waiting + report["waiting_for_videos"]}
     del report["waiting_for_jobs"], report["waiting_for_videos"]
     erasures.finish(erasure_id, report)
-    report["database"] = erasures.forget_deleted()
-    erasures.set(erasure_id, report=report)
     return {"done": erasure_id}
 
 

@@ -39,7 +39,8 @@ class CameraIn(Schema):
     name = String(required=True, validate=Regexp(NAME_PATTERN, error=NAME_RULE),
                   metadata={"description": "A label for people."})
     url = String(required=True, validate=[Length(1, MAX_URL), Regexp(URL_PATTERN, error=URL_RULE)],
-                 metadata={"description": "The stream: rtsp://, rtsps://, http:// or https://."})
+                 metadata={"description": "The stream: rtsp://, rtsps://, http:// or https://; "
+                                          "webrtc://browser for a browser camera."})
 
 
 class CameraOut(Schema):
