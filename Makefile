@@ -35,12 +35,13 @@ run: install
 # process, in order, with its module fixtures (a file's private farm, say). Each process starts
 # its own session farm on free ports. --no-loadscope-reorder hands the files out in the order
 # a single process runs them (xdist would start with the files of most tests): each process then
-# runs them in that order too (tests/web/ after tests/, say). The default is one process
-# (TEST_PROCESSES=0): on two, a run had the browser tests' Chromium exit while the shutdown
-# tests scanned /proc, and the kernel's reaping of it spun for minutes on both cores. Which
+# runs them in that order too (tests/web/ after tests/, say). Two processes (12.5 min on 2
+# cores against 19-22 for one): earlier two-process runs had Chromium's exit spin for minutes on
+# both cores, because SVT-AV1 (the AV1 clips some tests make) had left pytest on SCHED_FIFO 99,
+# which every child inherits; conftest now puts the process back after such a test. Which
 # files share a process changes from run to run, so a test must leave no state behind:
 # conftest re-reads settings a test left cached from its own environment.
-TEST_PROCESSES ?= 0
+TEST_PROCESSES ?= 2
 test: install chart-check security-check $(NODE_TOOLS)
 	$(PY) -m pytest -n $(TEST_PROCESSES) --dist loadfile --no-loadscope-reorder
 
