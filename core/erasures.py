@@ -68,8 +68,10 @@ class Erasures:
     def finish(self, erasure_id: str, report: dict) -> dict:
         """The erasure is done: forget whom it looked for, make the database forget the
         deleted bytes, keep what it removed and how the database forgot (``database``).
-        Marked done last: whoever reads "done" reads the whole report."""
-        self.set(erasure_id, name=None, vectors=None)
+        Marked done last: whoever reads "done" reads the whole report. Whom it looked for
+        goes with the report first: an erasure found so (its task died in here, or the
+        database refused) is only finished when it runs again (``tasks.erasure``)."""
+        self.set(erasure_id, name=None, vectors=None, report=report)
         report = {**report, "database": self.forget_deleted()}
         self.set(erasure_id, status="done", report=report, finished_at=datetime.now(timezone.utc))
         return report

@@ -97,6 +97,21 @@ class Records(GalleryRecords):
                 return None
             return job, list(s.scalars(select(Segment).where(Segment.job_id == job_id).order_by(Segment.index)))
 
+    def restart_job(self, job_id: str, timing: dict) -> tuple[Job, list[Segment]] | None:
+        """Run a done job again (a re-analysis), in one transaction: the job turns
+        ``processing`` and its segments ``queued`` together, so nobody sees it done with
+        segments to do, and of two restarts at once only one wins. ``timing`` is merged into
+        the job's. The job and its segments; None when it is not done, and nothing changes."""
+        with self.session() as s:
+            if not s.execute(update(Job).where(Job.id == job_id, Job.status == "done")
+                             .values(status="processing", error=None, finished_at=None)).rowcount:
+                return None
+            _update_job(s, job_id, timing, {})
+            s.execute(update(Segment).where(Segment.job_id == job_id)
+                      .values(status="queued", error=None, finished_at=None))
+            return s.get(Job, job_id), list(s.scalars(select(Segment).where(Segment.job_id == job_id)
+                                                       .order_by(Segment.index)))
+
     def fail_job(self, job_id: str, reason: str) -> None:
         """Mark a job failed with a one-line reason, unless it already ended."""
         line = " ".join(str(reason).split())[:500] or "failed"
@@ -133,11 +148,13 @@ class Records(GalleryRecords):
             return version
 
     def publish_video(self, job_id: str, version: int, segments: list[str], seconds: float,
-                      write: Callable[[], None]) -> bool:
+                      write: Callable[[], None], if_latest: Callable[[], None] | None = None) -> bool:
         """Make a video drawn from results ``version`` the job's video: ``write()`` puts its
         file in place and the record says so, in one transaction that holds the job's row
         (the write lock on SQLite), so a video drawn from older results never replaces a
-        newer one. False, and nothing written, when the job is gone or its video is as new."""
+        newer one. False, and nothing written, when the job is gone or its video is as new.
+        ``if_latest()``: called after ``write`` when ``version`` is the job's latest results
+        (no newer version can be published meanwhile), before anyone sees the video."""
         with self.session() as s:
             # A write that changes nothing takes the lock before anything is read.
             if not s.execute(update(Job).where(Job.id == job_id).values(updated_at=Job.updated_at)).rowcount:
@@ -146,6 +163,8 @@ class Records(GalleryRecords):
             if video is not None and video.version >= version:
                 return False
             write()
+            if if_latest is not None and version >= s.scalar(select(Job.results_version).where(Job.id == job_id)):
+                if_latest()
             if video is None:
                 video = JobVideo(job_id=job_id)
                 s.add(video)
@@ -199,9 +218,17 @@ class Records(GalleryRecords):
         ``set_job``), in one transaction. Idempotent: a re-run ingest replaces the earlier rows."""
         with self.session() as s:
             s.execute(delete(Segment).where(Segment.job_id == job_id))
-            if segments:
-                s.execute(insert(Segment), [{**segment, "job_id": job_id} for segment in segments])
-            _update_job(s, job_id, timing, {**fields, "chunks_total": len(segments)})
+            _add_segments(s, job_id, segments, timing, fields)
+
+    def add_split_job(self, job_id: str, source_name: str, source_key: str, segments: list[dict],
+                      timing: dict | None = None, **fields) -> None:
+        """Add a job already split (a camera recording) with its segments, in one transaction
+        (``segments``, ``timing`` and ``fields`` as in ``record_split``): nobody sees the job
+        without them, and whoever finds the job finds it whole."""
+        with self.session() as s:
+            s.add(Job(id=job_id, source_name=source_name, source_key=source_key, options={}))
+            s.flush()
+            _add_segments(s, job_id, segments, timing, fields)
 
     def get_segment(self, job_id: str, index: int) -> Segment | None:
         with self.session() as s:
@@ -241,6 +268,12 @@ class Records(GalleryRecords):
         with self.session() as s:
             return list(s.scalars(select(Segment).where(Segment.job_id == job_id)
                                   .order_by(Segment.index)))
+
+def _add_segments(s: Session, job_id: str, segments: list[dict], timing: dict | None, fields: dict) -> None:
+    if segments:
+        s.execute(insert(Segment), [{**segment, "job_id": job_id} for segment in segments])
+    _update_job(s, job_id, timing, {**fields, "chunks_total": len(segments)})
+
 
 def _update_job(s: Session, job_id: str, timing: dict | None, fields: dict) -> None:
     if fields.get("status") in ENDED_STATES:

@@ -31,14 +31,10 @@ def with_alert_counts(farm: Farm, views: list[dict]) -> list[dict]:
 
 def reanalyse(farm: Farm, job_id: str) -> bool:
     """Re-run a finished job's segments with today's models and settings (no re-split)."""
-    records = farm.records
-    job = records.get_job(job_id)
-    if job is None or job.status != "done":
+    restarted = farm.records.restart_job(job_id, timing={"run_started": time.time()})
+    if restarted is None:
         return False
-    segments = records.segments(job_id)
-    for segment in segments:
-        records.set_segment(job_id, segment.index, status="queued", error=None, finished_at=None)
-    records.set_job(job_id, status="processing", error=None, finished_at=None, timing={"run_started": time.time()})
+    job, segments = restarted
     farm.queue.fan_out(job_id, [SegmentJob.of(job, segment) for segment in segments], job.options.get("queue", "cpu"))
     return True
 

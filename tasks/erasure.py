@@ -38,6 +38,9 @@ def erase(erasure_id: str, wait_s: float = 1.0) -> dict:
     erasure = erasures.get(erasure_id)
     if erasure is None or erasure.status == "done":
         return {"skipped": True}
+    if erasure.name is None:       # cleared by an earlier run's finish, which did not end it
+        erasures.finish(erasure_id, erasure.report)
+        return {"done": erasure_id}
     report = {**erasure.report, "jobs": dict(erasure.report.get("jobs", {}))}
     erasures.set(erasure_id, status="running")
     person = Person.from_bytes(erasure.name, erasure.vectors, report["embeddings_removed"],

@@ -91,18 +91,18 @@ def screening_when_possible(options: dict, source: Path) -> dict:
                                "so it holds no temperatures"}
 
 
-def publish_results(job, results: dict, gallery_fingerprint: str, face_crops: dict | None = None,
-                    **job_changes) -> int | None:
+def publish_results(job, results: dict, gallery_fingerprint: str,
+                    publication: published.Publication | None = None, **job_changes) -> int | None:
     """Store a new version of a job's results: ``output/versions/results-N.json`` stays,
     ``output/results.json`` is always the latest. Returns N. The job's ``results_version``
     turns N only once both files are in place, together with ``job_changes`` (as
     ``Records.set_job`` takes them). ``gallery_fingerprint`` is that of the gallery the
-    results were matched against (``Matching.fingerprint``); ``face_crops``: crops cut already,
-    as ``published.prepare`` takes them. None, and nothing stored, when
-    the job is gone, or has ended though ``job_changes`` would end it (``publish_version``).
-    The video is then drawn from these results (``tasks.render``)."""
+    results were matched against (``Matching.fingerprint``); ``publication``: prepared from
+    these results already (``published.prepare``; default: prepared here). None, and nothing
+    stored, when the job is gone, or has ended though ``job_changes`` would end it
+    (``publish_version``). The video is then drawn from these results (``tasks.render``)."""
     return republish(job.id, lambda _latest: results, gallery_fingerprint,
-                     publication=published.prepare(job, results, face_crops), **job_changes)
+                     publication=publication or published.prepare(job, results), **job_changes)
 
 
 class _Unchanged(Exception):
@@ -291,9 +291,11 @@ def _stitch(self, job_id: str, wait_s: float) -> dict:
         # meanwhile (the watchdog failed it): then nothing is published.
         # A damaged recording is done all the same, with a warning on the job.
         warned = {**info, "warning": damage_warning(results)}
-        published_version = publish_results(job, results, matching.fingerprint, _face_crops(job_id, segments),
-                                            status="done", error=None, media=warned, timing={"stitch_s": stitch_s})
+        publication = published.prepare(job, results, _face_crops(job_id, segments))
+        # Read now, so deleted before the job is seen done (a retried stitch decodes them again).
         store.delete_prefix(face_crops_key(job_id))
+        published_version = publish_results(job, results, matching.fingerprint, publication=publication,
+                                            status="done", error=None, media=warned, timing={"stitch_s": stitch_s})
         if published_version is None:
             return {"skipped": "the job ended while it was stitched"}
         forget_requeues(job_id)     # a re-analysis has a chord of its own again

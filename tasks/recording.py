@@ -104,6 +104,7 @@ def record_hour(recording_id: str) -> dict:
         return {"skipped": True}
     if records.get_job(job_id) is not None:      # made by an earlier delivery, which died before cleaning up
         store.delete_prefix(recording_key(recording_id))
+        stitch.apply_async((job_id,))     # in case it died before queueing it (a stitch done already skips)
         return {"skipped": True}
     started = time.perf_counter()
     about = json.loads(store.local_path(about_key).read_text())
@@ -130,16 +131,17 @@ def record_hour(recording_id: str) -> dict:
         put_json(analysis_key(job_id, k), analysis)
     first = metas[0]["captured_at"]
     name = f"{camera_name} {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(first))} UTC"
-    records.add_job(name, job_key(job_id, "source"), {}, job_id=job_id)
     segments, start = [], 0
     for k, meta in enumerate(metas):
         pts = [p - shift for p in meta["pts"]]
         segments.append({"index": k, "start_frame": start, "frames": len(pts), "pts": pts,
                          "end_pts": meta["end_pts"] - shift, "status": "done"})
         start += len(pts)
-    records.record_split(job_id, segments, status="processing", media=info.summary(), camera_id=camera_id,
-                         recorded_at=datetime.fromtimestamp(first, timezone.utc),
-                         timing={"split_s": round(time.perf_counter() - started, 4)})
+    # One transaction: a job seen (by a reader, or by a redelivery of this task) is a whole one.
+    records.add_split_job(job_id, name, job_key(job_id, "source"), segments, status="processing",
+                          media=info.summary(), camera_id=camera_id,
+                          recorded_at=datetime.fromtimestamp(first, timezone.utc),
+                          timing={"split_s": round(time.perf_counter() - started, 4)})
     store.delete_prefix(recording_key(recording_id))
     stitch.apply_async((job_id,))
     return {"job": job_id, "segments": len(segments), "frames": start}

@@ -190,8 +190,11 @@ def _join_video(job_id: str, version: int, keys: list[str], queued_at: float, at
                               [media.SegmentTiming(s.pts, s.end_pts) for s in segments],
                               source.time_base, out,
                               audio_source=store.local_path(job.source_key) if source.has_audio else None)
+        # The drawings this video does not use (old names drawn in them included) go before it
+        # is seen following the latest results.
         published = records.publish_video(job_id, version, keys, round(time.time() - queued_at, 3),
-                                           lambda: store.move_file(video_key(job_id), out))
+                                           lambda: store.move_file(video_key(job_id), out),
+                                           if_latest=lambda: _delete_drawings_but(job_id, set(parts)))
     clean_up_drawings(job_id)
     _leave_nothing_unjoinable(job_id)
     return {"version": version, "published": published}
@@ -209,6 +212,12 @@ def clean_up_drawings(job_id: str) -> list[str]:
     if job.status != "failed" and (video is None or video.version < job.results_version):
         return []
     used = set() if video is None else {drawn_key(job_id, index, key) for index, key in enumerate(video.segments)}
+    return _delete_drawings_but(job_id, used)
+
+
+def _delete_drawings_but(job_id: str, used: set[str]) -> list[str]:
+    """Delete a job's drawings (and labels waiting to be drawn) other than ``used``."""
+    store = runtime.store()
     stale = [key for key in store.list_keys(job_key(job_id, "annotated")) if key not in used]
     for key in stale:
         store.delete_prefix(key)

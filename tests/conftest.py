@@ -193,3 +193,35 @@ def sql_statements(engine):
         yield statements
     finally:
         event.remove(engine, "before_cursor_execute", record)
+
+
+@contextmanager
+def committed_writes(engine, tables: tuple[str, ...]):
+    """Which of ``tables`` each commit inside the block wrote (INSERT or UPDATE), one sorted
+    list per commit that wrote any, as a list filled as they commit: whether writes a reader
+    must see together are committed together."""
+    from sqlalchemy import event
+
+    commits: list[list[str]] = []
+    written: set[str] = set()
+
+    def executing(_conn, _cursor, statement, *_):
+        written.update(table for table in tables
+                       if statement.startswith((f"INSERT INTO {table} ", f"UPDATE {table} SET")))
+
+    def committing(_conn):
+        if written:
+            commits.append(sorted(written))
+        written.clear()
+
+    def rolling_back(_conn):
+        written.clear()
+    event.listen(engine, "before_cursor_execute", executing)
+    event.listen(engine, "commit", committing)
+    event.listen(engine, "rollback", rolling_back)
+    try:
+        yield commits
+    finally:
+        event.remove(engine, "before_cursor_execute", executing)
+        event.remove(engine, "commit", committing)
+        event.remove(engine, "rollback", rolling_back)

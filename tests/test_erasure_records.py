@@ -131,3 +131,25 @@ def test_a_done_job_whose_video_lags_its_results_is_found(records):
     assert job_view(records, job.id)["video_error"] == "drawing failed"
     records.publish_video(job.id, 1, [], 1.0, lambda: None)
     assert records.jobs_with_stale_video(later) == [] and job_view(records, job.id)["video_error"] is None
+
+
+def test_an_erasure_whose_task_died_as_it_finished_is_finished_when_run_again(farm):
+    """``finish`` forgets whom the erasure looked for before the database forgets the deleted
+    bytes, and marks it done only after: a task that dies in between (or a database that
+    refuses the checkpoint) leaves an erasure with no one to look for. Run again (the
+    watchdog's ``resume_lost``), it is finished, where it used to fail on the missing embeddings
+    at every try."""
+    from services import runtime
+    from tasks.erasure import erase
+
+    records = runtime.records()
+    records.add_embeddings("Zelda Interrupted", [VECTOR], ["zelda.jpg"], [None])
+    erasures = Erasures(records)
+    erasure_id = erasures.start("Zelda Interrupted").erasure_id
+    report = {**erasures.get(erasure_id).report, "jobs": {}}
+    erasures.set(erasure_id, status="running", name=None, vectors=None, report=report)   # finish's first write
+    erase.apply((erasure_id,))
+    erasure = erasures.get(erasure_id)
+    assert (erasure.status, erasure.name, erasure.vectors) == ("done", None, None)
+    assert erasure.report == {**report, "database": erasure.report["database"]}
+    assert erasure.report["database"].startswith("sqlite: secure_delete on")

@@ -78,3 +78,57 @@ def test_a_jobs_face_crops_are_the_decoded_ones_and_none_are_left_beside_it(farm
     decoded = face_crops({track: best[track] for track in kept}, segments, source.time_base, source.pts_offset)
     assert {track: jpeg for track, (_, jpeg) in kept.items()} == decoded
     assert store.list_keys(face_crops_key(job_id)) == []
+
+
+def stitchable_copy(job_id: str) -> str:
+    """A new job made of a finished one's files: its segments analysed (done), not stitched;
+    its face crops left beside it as a segment task leaves them."""
+    import uuid
+
+    from core.storage import analysis_key, face_crops_key, job_key, segment_key
+    from services import runtime
+    from tasks.common import put_json
+
+    records, store = runtime.records(), runtime.store()
+    job, copy = records.get_job(job_id), uuid.uuid4().hex
+    store.put_file(job_key(copy, "source"), store.local_path(job.source_key))
+    segments = records.segments(job_id)
+    for s in segments:
+        store.put_file(segment_key(copy, s.index), store.local_path(segment_key(job_id, s.index)))
+        store.put_file(analysis_key(copy, s.index), store.local_path(analysis_key(job_id, s.index)))
+        put_json(face_crops_key(copy, s.index), [])
+    records.add_job("copy.mp4", job_key(copy, "source"), job.options, job_id=copy)
+    records.record_split(copy, [{"index": s.index, "start_frame": s.start_frame, "frames": s.frames, "pts": s.pts,
+                                 "end_pts": s.end_pts, "status": "done"} for s in segments],
+                         status="processing", media=job.media)
+    return copy
+
+
+def test_the_face_crops_are_gone_before_the_job_is_seen_done(farm, face_clip):
+    """A reader that sees the job done finds no face crops beside it (the stitch used to delete
+    them after the commit that ended the job, and after queueing its video)."""
+    from sqlalchemy import event
+
+    from core.storage import face_crops_key
+    from services import runtime
+    from services.submit import submit_file
+    from tasks.jobs import stitch
+    from tests.conftest import wait_for_job
+
+    done = submit_file(runtime.farm(), face_clip.path, name="faces.mp4")
+    assert wait_for_job(done)["status"] == "done"
+    job_id = stitchable_copy(done)
+    store, engine = runtime.store(), runtime.records().engine
+    assert store.list_keys(face_crops_key(job_id))
+    crops_when_done: list[list[str]] = []
+
+    def ending(_conn, _cursor, statement, parameters, *_):
+        if statement.startswith("UPDATE jobs SET status=") and parameters[0] == "done":
+            crops_when_done.append(store.list_keys(face_crops_key(job_id)))
+    event.listen(engine, "before_cursor_execute", ending)
+    try:
+        stitch.apply((job_id,))
+    finally:
+        event.remove(engine, "before_cursor_execute", ending)
+    assert crops_when_done == [[]]
+    assert wait_for_job(job_id)["status"] == "done"

@@ -44,8 +44,10 @@ def yao_gallery(tmp_path) -> Path:
 
 
 def lines_of(out: Path) -> list[dict]:
+    """The lines written whole so far (the watch may be writing the next one as we read)."""
     path = out / "live.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    text = path.read_text() if path.exists() else ""
+    return [json.loads(line) for line in text[:text.rfind("\n") + 1].splitlines()]
 
 
 def watch_command(url: str, out: Path, *extra: str) -> list[str]:

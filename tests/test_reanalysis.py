@@ -76,3 +76,19 @@ def test_reanalysis_of_a_window_reruns_segments_and_keeps_versions(farm, face_cl
     assert [len(f["faces"]) for f in after["frames"]] == [len(f["faces"]) for f in before["frames"]]
     assert all(s.attempts >= 2 for s in runtime.records().segments(job_id))   # segments really re-ran
     assert results(job_id, f"versions/results-{before['version']}.json") == before
+
+
+def test_a_reanalysis_restarts_the_job_and_its_segments_in_one_commit(farm, face_clip):
+    """Nobody sees the job done with segments queued again (each segment used to be committed
+    alone, then the job), and a second restart meanwhile finds it running and does nothing."""
+    from services.jobs import reanalyse
+    from tests.conftest import committed_writes
+
+    job_id = submit_file(runtime.farm(), face_clip.path, name="faces.mp4")
+    assert wait_for_job(job_id)["status"] == "done"
+    version = runtime.records().get_job(job_id).results_version
+    with committed_writes(runtime.records().engine, ("jobs", "segments")) as commits:
+        assert reanalyse(runtime.farm(), job_id)
+    assert commits == [["jobs", "segments"]]
+    assert not reanalyse(runtime.farm(), job_id)
+    wait_for_version(job_id, version + 1)

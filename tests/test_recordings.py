@@ -11,7 +11,7 @@ import json
 import pytest
 
 from tests.clipmaker import make_clip
-from tests.conftest import wait_for_job
+from tests.conftest import committed_writes, wait_for_job
 from tests.rtsp_camera import RtspCamera, gstreamer_missing, open_recordings, running_ingest
 from tests.waiting import wait_until
 
@@ -167,3 +167,27 @@ def test_expired_recordings_are_deleted_and_uploads_are_not(recordings, farm):
         assert not (farm.data_dir / "blobs" / "jobs" / job_id).exists()
     with records.session() as s:
         assert sorted(job.id for job in s.query(Job).filter(Job.camera_id.is_(None))) == uploads
+
+
+def test_a_recording_is_made_a_job_in_one_commit_with_its_segments(farm, tmp_path):
+    """Nobody sees a recording's job without its segments: not a reader (a queued job with no
+    camera), nor a redelivered ``record_hour``, which takes a job it finds as made whole and
+    deletes the recording (the job row used to be committed before its segments)."""
+    import uuid
+
+    from services import runtime
+    from tasks.live import piece_key
+    from tasks.recording import CameraRecorder, record_hour
+    from tests.test_live_view_task import cut_segments
+
+    clip = make_clip(tmp_path / "hall.mp4", seconds=5, fps=15, gop=15, audio=False)
+    recorder, watch_id = CameraRecorder({"id": uuid.uuid4().hex, "name": "Hall"}, 3600.0), uuid.uuid4().hex
+    for segment in cut_segments(clip.path, tmp_path / "cut"):
+        runtime.store().move_file(piece_key(watch_id, segment.index, "segment"), segment.path)
+        recorder.add(watch_id, segment)
+    recording_id = recorder.open["id"]
+    with committed_writes(runtime.records().engine, ("jobs", "segments")) as commits:
+        made = record_hour.apply((recording_id,)).get()
+    assert made["job"] == recording_id and made["segments"] >= 2
+    assert commits == [["jobs", "segments"]]
+    assert wait_for_job(recording_id)["status"] == "done"

@@ -161,3 +161,35 @@ def test_the_watchdog_draws_again_a_video_whose_drawing_was_lost(farm, face_clip
     assert job_id in render.redraw_stale_videos(now + timedelta(minutes=1))
     view = wait_for_job(job_id)
     assert view["video_version"] == view["results_version"] == 2 and not view["video_error"]
+
+
+def test_the_drawings_a_video_does_not_use_are_gone_before_it_is_published(farm, face_clip):
+    """A reader that sees the video follow the latest results (``wait_for_job``) finds only its
+    drawings left (the join used to delete the others after the commit that published it)."""
+    from sqlalchemy import event
+
+    from core.storage import version_key
+    from tasks import render
+    from tasks.common import put_json
+
+    job_id = submit_file(runtime.farm(), face_clip.path, name="faces.mp4")
+    assert wait_for_job(job_id)["video_version"] == 1
+    records, store = runtime.records(), runtime.store()
+    stale = drawn_key(job_id, 0, "drawn-for-older-results")
+    put_json(stale, [])
+    # Version 2, the same results: the video of version 1's drawings follows it once joined.
+    results = results_of(job_id)
+    records.publish_version(job_id, records.get_job(job_id).gallery_fingerprint,
+                            lambda number: put_json(version_key(job_id, number), {**results, "version": number}))
+    left_when_published: list[bool] = []
+
+    def publishing(_conn, _cursor, statement, *_):
+        if statement.startswith("UPDATE job_videos SET version="):
+            left_when_published.append(store.exists(stale))
+    event.listen(records.engine, "before_cursor_execute", publishing)
+    try:
+        joined = render.join_video.apply((job_id, 2, records.video(job_id).segments, time.time())).get()
+    finally:
+        event.remove(records.engine, "before_cursor_execute", publishing)
+    assert joined == {"version": 2, "published": True}
+    assert left_when_published == [False]

@@ -10,7 +10,7 @@ from apiflask import APIBlueprint, abort
 from apiflask.schemas import FileSchema
 from flask import request, send_file, url_for
 
-from core.storage import output_key
+from core.storage import output_key, published_results_key
 from services import jobs
 from services.submit import JobBusy, analyzer_chain, delete_job
 from web.auth import token_auth
@@ -98,16 +98,18 @@ def remove_job(job_id: str):
     return "", 204
 
 
-def finished_output_key(job_id: str, name: str) -> str:
-    """The key of a done job's output (404 without the job, 409 before it is done)."""
+def finished_view(job_id: str) -> dict:
+    """A done job's view (404 without the job, 409 before it is done)."""
     view = job_view_or_404(job_id)
     if view["status"] != "done":
         abort(409, f"job {job_id} is {view['status']}, not done")
+    return view
+
+
+def finished_output_key(job_id: str, name: str) -> str:
+    """The key of a done job's output (404 without the job, 409 before it is done)."""
+    finished_view(job_id)
     return output_key(job_id, name)
-
-
-def finished_output(job_id: str, name: str):
-    return farm().store.local_path(finished_output_key(job_id, name))
 
 
 @api.get("/jobs/<job_id>/results")
@@ -123,7 +125,8 @@ def get_results(job_id: str, query: dict):
     saved = {"as_attachment": True, "download_name": f"{job_id}-results{f'-{version}' if version else ''}.json"
              } if query["download"] else {}
     if version is None:
-        return send_file(finished_output(job_id, "results.json"), mimetype="application/json", **saved)
+        latest = published_results_key(job_id, finished_view(job_id)["results_version"])
+        return send_file(farm().store.local_path(latest), mimetype="application/json", **saved)
     job_view_or_404(job_id)
     key = output_key(job_id, f"versions/results-{version}.json")
     if not farm().store.exists(key):

@@ -9,7 +9,7 @@ from flask import (Blueprint, current_app, flash, jsonify, redirect, render_temp
                    url_for)
 
 from core.models import ENDED_STATES, JOB_STATES
-from core.storage import output_key, stored_versions
+from core.storage import output_key, published_results_key, stored_versions
 from services.jobs import job_page
 from services.gallery import list_identities
 from services.submit import JobBusy, delete_job
@@ -74,7 +74,7 @@ def job(job_id: str):
     store = farm().store
     results, versions, video_ready = None, [], False
     if view["status"] == "done":
-        results = json.loads(store.local_path(output_key(job_id, "results.json")).read_text())
+        results = json.loads(store.local_path(published_results_key(job_id, view["results_version"])).read_text())
         # Versions an erasure removed are gone from the list.
         versions = list(stored_versions(store, job_id))
         video_ready = store.exists(output_key(job_id, "annotated.mp4"))

@@ -145,3 +145,32 @@ def test_only_an_ended_job_offers_and_allows_delete(farm, operator_client):
     assert 'id="delete-job"' in page
     assert operator_client.post(f"/jobs/{job_id}/delete", data={"csrf_token": csrf_token(page)}).status_code == 302
     assert records.get_job(job_id) is None
+
+
+def test_the_latest_results_are_those_of_the_version_the_job_has_committed(farm, accounts_by_role, face_clip):
+    """Published at once with the version: a reader never gets results whose version the job
+    (its people index, its alerts) does not have yet. results.json is written just before the
+    version's commit, and was what the API answered."""
+    import json
+
+    from core.storage import output_key, version_key
+    from services import runtime
+    from services.submit import submit_file
+    from tasks.common import put_json
+    from tests.web.conftest import make_app
+
+    client, auth = make_app().test_client(), accounts_by_role["viewer"].auth
+    job_id = submit_file(runtime.farm(), face_clip.path, name="faces.mp4")
+    assert wait_for_job(job_id)["status"] == "done"
+    records, store = runtime.records(), runtime.store()
+    results = json.loads(store.local_path(output_key(job_id, "results.json")).read_text())
+    seen_before_commit = []
+
+    def write(number: int) -> None:      # as tasks.jobs.republish writes a version, then reads
+        for key in (version_key(job_id, number), output_key(job_id, "results.json")):
+            put_json(key, {**results, "version": number})
+        seen_before_commit.append(client.get(f"/api/v1/jobs/{job_id}/results", headers=auth).json["version"])
+
+    assert records.publish_version(job_id, records.get_job(job_id).gallery_fingerprint, write) == 2
+    assert seen_before_commit == [1]
+    assert client.get(f"/api/v1/jobs/{job_id}/results", headers=auth).json["version"] == 2
