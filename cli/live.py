@@ -56,6 +56,7 @@ def signals_end(stop: threading.Event):
 def run_watch(args, settings, fail) -> int:
     from cli.farm import EmbeddedFarm
     from cli.gallery_option import gallery_options
+    from core.cameras import is_stream_address, redacted
     from core.processes import FarmStartError
     from tasks import app as celery_app
     from core.errors import GalleryError
@@ -73,6 +74,11 @@ def run_watch(args, settings, fail) -> int:
     if args.url.startswith("webrtc://"):
         return fail(f"{args.url}: a browser camera publishes to a farm: register it (POST /api/v1/cameras) "
                     "and open its publish page in the browser")
+    if not is_stream_address(args.url):
+        # FFmpeg would open a file too, and read it as fast as it can: its "capture times"
+        # would be in the future and the watch would queue the whole recording at once.
+        return fail(f"{redacted(args.url)}: not a camera's stream address (rtsp://, rtsps://, http:// or https://); "
+                    "a recording on disk: vidfarm process")
     try:   # before starting a farm: a camera that cannot be opened is one line at once
         open_camera(args.url, args.transport, settings.camera_open_timeout_s).close()
     except CameraError as exc:

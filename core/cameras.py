@@ -89,10 +89,15 @@ def redacted(url: str) -> str:
 _PASSWORD = re.compile(r"^([a-z][a-z0-9+.-]*://[^:/?#@\s]*):[^/?#\s]*@", re.IGNORECASE)
 
 
+def is_stream_address(url: str) -> bool:
+    """A URL the registry (and `vidfarm watch`) takes as a camera's: scheme, host, no spaces."""
+    return len(url or "") <= MAX_URL and re.match(URL_PATTERN, url or "") is not None
+
+
 def check_camera(name: str, url: str) -> tuple[str, str]:
     if not re.match(NAME_PATTERN, name or ""):
         raise CameraError(f"invalid name {name!r}: {NAME_RULE}")
-    if len(url or "") > MAX_URL or not re.match(URL_PATTERN, url or ""):
+    if not is_stream_address(url):
         raise CameraError(f"invalid url: {URL_RULE}")
     return name.strip(), url
 

@@ -150,6 +150,21 @@ def test_watch_a_url_it_cannot_open_exits_1_with_one_line(tmp_path, server):
     assert not (tmp_path / "out" / "results.json").exists()
 
 
+@pytest.mark.parametrize("address", ["file", "path", "udp://127.0.0.1:9/x"])
+def test_watch_refuses_what_is_not_a_cameras_stream_address(tmp_path, address):
+    """A recording on disk would be read as fast as FFmpeg can (capture times in the future, the
+    whole file queued at once): the watch takes only the stream addresses the registry takes."""
+    clip = make_clip(tmp_path / "clip.mp4", seconds=2).path
+    url = {"file": clip.as_uri(), "path": str(clip)}.get(address, address)
+    run = subprocess.run(watch_command(url, tmp_path / "out", "--for", "4"), capture_output=True, text=True,
+                         env=child_env(VIDFARM_DATA_DIR=str(tmp_path / "data")), timeout=120)
+    assert run.returncode == 1
+    [line] = run.stderr.strip().splitlines()
+    assert line == f"vidfarm: error: {url}: not a camera's stream address (rtsp://, rtsps://, http:// or " \
+                   "https://); a recording on disk: vidfarm process", line
+    assert not (tmp_path / "out").exists()
+
+
 def test_watch_says_a_browser_camera_publishes_to_a_farm(tmp_path):
     run = subprocess.run(watch_command("webrtc://browser", tmp_path / "out"), capture_output=True, text=True,
                          env=child_env(VIDFARM_DATA_DIR=str(tmp_path / "data")), timeout=60)
