@@ -172,3 +172,23 @@ def test_a_camera_watched_end_to_end_and_deleted_while_live(farm, client, accoun
         finally:
             stop.set()
             runner.join(60)
+
+
+def test_the_camera_page_shows_alerts_raised_before_it_opened_as_the_script_shows_new_ones(
+        web_app, accounts_by_role, registry):
+    """An alert listed when the page opens reads like one the page adds as it comes (live.js):
+    its track, capture time and how long it took to raise."""
+    from tests.web.conftest import logged_in_client
+
+    camera_id = registry.add("Alerting camera", "rtsp://127.0.0.1:9/cam")["id"]
+    try:
+        alert = {"kind": "watchlist", "track": 7, "frame": 0, "t": 0.0, "detail": "Ada is on the watchlist"}
+        line = {"segment": 0, "first_frame": 0, "frames": 30, "captured_at": 1796550000.0,
+                "ready_at": 1796550006.7, "latency_s": 6.7, "faces": 1, "alerts": [alert], "tracks": []}
+        assert registry.segment_done(camera_id, line, fps=15.0)
+        page = logged_in_client(web_app, accounts_by_role["viewer"]).get(f"/cameras/{camera_id}")
+        assert page.status_code == 200
+        shown = " ".join(page.get_data(as_text=True).split())       # as a browser lays out the text
+        assert "track 7, captured 2026-12-06 09:40:00 UTC, 6.7 s to raise" in shown
+    finally:
+        registry.delete(camera_id)
