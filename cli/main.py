@@ -200,6 +200,8 @@ def run_process(args) -> int:
     from core.processes import FarmStartError
 
     video: Path = args.video
+    if video.is_dir():
+        return fail(f"{video}: a folder, not a video file")
     if not video.is_file():
         return fail(f"{video}: no such file")
     if problem := folder_problem(args.gallery):     # before a farm starts for nothing
@@ -217,7 +219,7 @@ def run_process(args) -> int:
         from core.errors import GalleryError
         from core.storage import output_key
         from services import runtime
-        from services.submit import submit_file
+        from services.submit import MediaError, check_recording, submit_file
         from tasks import app as celery_app
 
         options = {"segment_seconds": args.segment_seconds} if args.segment_seconds else {}
@@ -226,6 +228,10 @@ def run_process(args) -> int:
         except GalleryError as exc:
             return fail(str(exc))
         except ValueError as exc:   # e.g. an unusable thermal calibration sidecar
+            return fail(f"{video}: {exc}")
+        try:   # refused at the door, as an upload is: no failed job, no wait for workers
+            check_recording(settings, video)
+        except MediaError as exc:
             return fail(f"{video}: {exc}")
         if farm is not None:
             celery_app.point_at(farm.redis_url)
