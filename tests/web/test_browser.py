@@ -242,6 +242,16 @@ def test_the_main_pages_break_no_rule_of_the_content_security_policy(page, live_
     page.wait_for_url(re.compile(r".*status=done.*"))
 
 
+def test_no_page_asks_for_a_file_that_is_not_there(page, live_server, accounts_by_role):
+    """The browser asks every page for an icon: with none, each page logged a 404 in the
+    console, which hides the errors that matter from whoever opens it."""
+    errors = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    log_in(page, live_server, accounts_by_role["viewer"].username)
+    page.wait_for_load_state("networkidle")      # the icon is asked for once the page has loaded
+    assert errors == []
+
+
 def test_the_gallery_asks_before_deleting_a_name_with_an_apostrophe(page, live_server, accounts_by_role):
     """The name reaches the confirmation as text (a data attribute), never as script."""
     import numpy as np
