@@ -13,6 +13,7 @@ from __future__ import annotations
 import bisect
 import heapq
 import itertools
+import os
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field, fields, replace
@@ -116,7 +117,35 @@ def _open(path: Path | str, probe_pictures: bool = True) -> av.container.InputCo
                     raise
         return av.open(str(path))
     except av.error.FFmpegError as exc:
-        raise MediaError(f"not a readable video file ({_reason(exc)})") from None
+        raise MediaError(f"not a readable video file{_missing_index(path)} ({_reason(exc)})") from None
+
+
+def _missing_index(path: Path | str) -> str:
+    """Why an MP4 or MOV that FFmpeg cannot open has nothing to read, when its top-level boxes
+    say so: no index (``moov``), which many cameras and editors write last, so a copy or an
+    upload cut short loses it and with it where every frame lies. '' otherwise."""
+    kinds, end_of_data = [], 0
+    try:
+        with open(path, "rb") as fh:
+            size_of_file = os.fstat(fh.fileno()).st_size
+            while end_of_data + 8 <= size_of_file and len(kinds) < 64:
+                fh.seek(end_of_data)
+                header = fh.read(16)
+                size, kind = int.from_bytes(header[:4], "big"), header[4:8]
+                if size == 1 and len(header) == 16:     # a 64-bit size follows the type
+                    size = int.from_bytes(header[8:16], "big")
+                if size < 8 or not kind.isalnum():
+                    break
+                kinds.append(kind)
+                end_of_data += size
+    except OSError:
+        return ""
+    if not kinds or kinds[0] != b"ftyp" or b"moov" in kinds:
+        return ""
+    if end_of_data > size_of_file:
+        return (": an MP4 cut short before its index (the moov box, which this file keeps at its end), "
+                "so no frame can be found")
+    return ": an MP4 without its index (the moov box), so no frame can be found"
 
 
 def _reason(exc: Exception) -> str:
