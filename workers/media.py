@@ -276,7 +276,7 @@ def probe(path: Path | str, limits: Limits | None = None) -> MediaInfo:
             # Pictures are reordered, yet the times rise in decode order: they are decode times
             # (H.264 with B-frames in AVI), not when each picture is shown. Cut only at keyframes.
             packets = [replace(p, timed=False) for p in packets]
-        lost = _lost_frames(packets, _beyond_end(video, path.stat().st_size), damaged)
+        lost = _lost_frames(packets, _beyond_end(video, path.stat().st_size), damaged, video.frames)
         packets = _check_decodes(path, packets, limits, started)
         tb = video.time_base or Fraction(1, 90000)
         shown = [p for p in packets if p.shown]
@@ -363,12 +363,15 @@ def _recording_end(shown: list[PacketInfo], lost: list[int]) -> int:
     return max(last.pts + last.duration, max(lost, default=last.pts) + last.duration)
 
 
-def _lost_frames(packets: list[PacketInfo], beyond_end: int, damaged: bool) -> list[int]:
+REORDER_REACH = 16
+
+
+def _lost_frames(packets: list[PacketInfo], beyond_end: int, damaged: bool, listed: int = 0) -> list[int]:
     """The times of the frames the file lost. A damaged stretch of a steady-rate stream
     (MPEG-TS, say) loses whole frame intervals between two timestamps; a file cut short
-    loses what its index lists past the end, continued at the frame interval. A stream that
-    varies its rate, or skips frames without damage, loses nothing here: no gap is taken for
-    a lost frame without the damage to show for it."""
+    loses what its index lists past the end (``listed``: how many frames it lists), continued
+    at the frame interval. A stream that varies its rate, or skips frames without damage,
+    loses nothing here: no gap is taken for a lost frame without the damage to show for it."""
     if not (damaged or beyond_end) or not all(p.timed for p in packets):
         return []
     shown = sorted(p.pts for p in packets if p.shown)
@@ -377,13 +380,39 @@ def _lost_frames(packets: list[PacketInfo], beyond_end: int, damaged: bool) -> l
         return []
     interval = sorted(steps)[len(steps) // 2]
     steady = interval > 0 and sum(abs(s - interval) * 10 <= interval for s in steps) >= 0.9 * len(steps)
+    # A cut in decode order leaves gaps only among the last pictures present (a B-frame's
+    # reference lies at most 16 pictures ahead in H.264): before those, one interval each.
+    on_grid = interval > 0 and all(s >= interval and _whole_steps(s, interval) for s in steps) and all(
+        abs(s - interval) * 10 <= interval for s in steps[:-REORDER_REACH])
+    if beyond_end and listed and on_grid:
+        return _cut_from_the_grid(shown, interval, listed)
     lost = []
     if damaged and steady:
         for a, step in zip(shown, steps):
             whole = round(step / interval)
-            if whole >= 2 and abs(step - whole * interval) * 10 <= interval:
+            if whole >= 2 and _whole_steps(step, interval):
                 lost += [a + k * interval for k in range(1, whole)]
     return lost + [shown[-1] + k * max(1, interval) for k in range(1, beyond_end + 1)]
+
+
+def _whole_steps(step: int, interval: int) -> bool:
+    """Whether ``step`` is a whole number of frame intervals (within a tenth of one)."""
+    return abs(step - round(step / interval) * interval) * 10 <= interval
+
+
+def _cut_from_the_grid(shown: list[int], interval: int, listed: int) -> list[int]:
+    """A steady stream cut short whose index lists all ``listed`` frames: the file is cut in
+    decode order, so with B-frames pictures shown before the last one present are lost too.
+    The lost are the places on the frame grid that no picture present takes, as many as the
+    index lists beyond those present (a picture within a tenth of an interval takes its place)."""
+    lost: list[int] = []
+    place = shown[0]
+    while len(lost) < listed - len(shown):
+        nearest = bisect.bisect_left(shown, place - interval // 10)
+        if nearest == len(shown) or shown[nearest] > place + interval // 10:
+            lost.append(place)
+        place += interval
+    return lost
 
 
 def _check_decodes(path: Path, packets: list[PacketInfo], limits: Limits, started: float) -> list[PacketInfo]:
