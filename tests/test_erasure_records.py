@@ -88,13 +88,12 @@ def pages_holding(records, table: str, needle: bytes) -> list[int]:
     return [n for n, page in enumerate(raw) if needle in bytes(page)]
 
 
+@pytest.mark.parametrize("records", ["postgresql"], indirect=True)     # SQLite: secure_delete, tested above
 def test_postgresql_rewrites_every_table_that_held_an_erased_persons_face(records):
     """PostgreSQL keeps a deleted row's bytes in its page (a dead tuple) until the space is
     reused: the erasure's VACUUM FULL writes anew each table that held the person, the people
     search index too (each of their tracks' face crop, deleted with them by ON DELETE CASCADE).
     The control: the crop is still in the index's pages after the deletion, before that."""
-    if records.engine.dialect.name != "postgresql":
-        pytest.skip("SQLite overwrites deleted rows itself (secure_delete, tested above)")
     crop = b"zelda's face crop, a JPEG in the index row " * 12      # 528 bytes: kept in the row, not TOASTed
     records.add_embeddings(NAME, [VECTOR], ["zelda.jpg"], [None])
     job = records.add_job("clip.mp4", "jobs/x/source")
