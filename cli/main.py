@@ -249,13 +249,20 @@ def run_process(args) -> int:
         args.out.mkdir(parents=True, exist_ok=True)
         for name in ("annotated.mp4", "results.json"):
             shutil.copyfile(runtime.store().local_path(output_key(job_id, name)), args.out / name)
-    summary = json.loads((args.out / "results.json").read_text())
-    named = sorted({t["identity"] for t in summary["tracks"] if t["identity"]})
-    print(f"done: {view['chunks_total']} segments, {len(summary['tracks'])} tracks"
-          f"{' (' + ', '.join(named) + ')' if named else ''}, {len(summary['alerts'])} alerts "
-          f"-> {args.out / 'annotated.mp4'}, {args.out / 'results.json'}"
-          f"{'; warning: ' + view['warning'] if view.get('warning') else ''}")
+    print(done_line(view, json.loads((args.out / "results.json").read_text()), args.out))
     return 0
+
+
+def done_line(view: dict, summary: dict, out: Path) -> str:
+    named = sorted({t["identity"] for t in summary["tracks"] if t["identity"]})
+    return (f"done: {counted(view['chunks_total'], 'segment')}, {counted(len(summary['tracks']), 'track')}"
+            f"{' (' + ', '.join(named) + ')' if named else ''}, {counted(len(summary['alerts']), 'alert')} "
+            f"-> {out / 'annotated.mp4'}, {out / 'results.json'}"
+            f"{'; warning: ' + view['warning'] if view.get('warning') else ''}")
+
+
+def counted(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def sidecar_options(video: Path) -> dict:

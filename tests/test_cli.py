@@ -96,6 +96,15 @@ def test_process_missing_file(tmp_path):
     assert run.returncode == 1 and "no such file" in run.stderr
 
 
+def test_the_last_line_counts_in_words_that_agree():
+    """A short recording is one segment: "1 segments, 1 tracks" read as a slip."""
+    from cli.main import done_line
+
+    summary = {"tracks": [{"identity": "Ada"}], "alerts": []}
+    line = done_line({"chunks_total": 1, "warning": None}, summary, Path("out"))
+    assert line == "done: 1 segment, 1 track (Ada), 0 alerts -> out/annotated.mp4, out/results.json"
+
+
 def test_process_a_folder_says_it_is_a_folder(tmp_path):
     folder = tmp_path / "camera-1.mp4"
     folder.mkdir()
