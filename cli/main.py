@@ -200,6 +200,8 @@ def run_process(args) -> int:
     from core.processes import FarmStartError
 
     video: Path = args.video
+    if video.is_dir():
+        return fail(f"{video}: a folder, not a video file")
     if not video.is_file():
         return fail(f"{video}: no such file")
     if problem := folder_problem(args.gallery):     # before a farm starts for nothing
@@ -217,7 +219,7 @@ def run_process(args) -> int:
         from core.errors import GalleryError
         from core.storage import output_key
         from services import runtime
-        from services.submit import submit_file
+        from services.submit import MediaError, check_recording, submit_file
         from tasks import app as celery_app
 
         options = {"segment_seconds": args.segment_seconds} if args.segment_seconds else {}
@@ -226,6 +228,10 @@ def run_process(args) -> int:
         except GalleryError as exc:
             return fail(str(exc))
         except ValueError as exc:   # e.g. an unusable thermal calibration sidecar
+            return fail(f"{video}: {exc}")
+        try:   # refused at the door, as an upload is: no failed job, no wait for workers
+            check_recording(settings, video)
+        except MediaError as exc:
             return fail(f"{video}: {exc}")
         if farm is not None:
             celery_app.point_at(farm.redis_url)
@@ -243,13 +249,20 @@ def run_process(args) -> int:
         args.out.mkdir(parents=True, exist_ok=True)
         for name in ("annotated.mp4", "results.json"):
             shutil.copyfile(runtime.store().local_path(output_key(job_id, name)), args.out / name)
-    summary = json.loads((args.out / "results.json").read_text())
-    named = sorted({t["identity"] for t in summary["tracks"] if t["identity"]})
-    print(f"done: {view['chunks_total']} segments, {len(summary['tracks'])} tracks"
-          f"{' (' + ', '.join(named) + ')' if named else ''}, {len(summary['alerts'])} alerts "
-          f"-> {args.out / 'annotated.mp4'}, {args.out / 'results.json'}"
-          f"{'; warning: ' + view['warning'] if view.get('warning') else ''}")
+    print(done_line(view, json.loads((args.out / "results.json").read_text()), args.out))
     return 0
+
+
+def done_line(view: dict, summary: dict, out: Path) -> str:
+    named = sorted({t["identity"] for t in summary["tracks"] if t["identity"]})
+    return (f"done: {counted(view['chunks_total'], 'segment')}, {counted(len(summary['tracks']), 'track')}"
+            f"{' (' + ', '.join(named) + ')' if named else ''}, {counted(len(summary['alerts']), 'alert')} "
+            f"-> {out / 'annotated.mp4'}, {out / 'results.json'}"
+            f"{'; warning: ' + view['warning'] if view.get('warning') else ''}")
+
+
+def counted(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def sidecar_options(video: Path) -> dict:

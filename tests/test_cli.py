@@ -55,15 +55,25 @@ def test_process_with_embedded_farm(tmp_path):
 
 
 def test_process_bad_input_exits_nonzero_with_one_line(farm, tmp_path):
+    from core.models import Job
+    from services import runtime
+
+    def jobs() -> int:
+        with runtime.records().session() as s:
+            return s.query(Job).count()
+
     notes = tmp_path / "notes.mp4"
     notes.write_text("not a video at all\n")
     env = child_env(REDIS_URL=farm.redis_url, VIDFARM_DATA_DIR=str(farm.data_dir))
+    before = jobs()
     run = subprocess.run(VIDFARM + ["process", str(notes), "--out", str(tmp_path / "out")],
                          env=env, capture_output=True, text=True, timeout=120)
     assert run.returncode == 1
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and "not a readable video" in lines[0] and "notes.mp4" in lines[0]
     assert not (tmp_path / "out" / "results.json").exists()
+    # Refused at the door, as an upload is: the shared farm's jobs list gains no failed job.
+    assert jobs() == before
 
 
 def test_process_a_damaged_recording_ends_done_with_a_warning(farm, tmp_path):
@@ -84,6 +94,23 @@ def test_process_missing_file(tmp_path):
     run = subprocess.run(VIDFARM + ["process", str(tmp_path / "nope.mp4"), "--out", str(tmp_path)],
                          env=child_env(VIDFARM_DATA_DIR=str(tmp_path)), capture_output=True, text=True)
     assert run.returncode == 1 and "no such file" in run.stderr
+
+
+def test_the_last_line_counts_in_words_that_agree():
+    """A short recording is one segment: "1 segments, 1 tracks" read as a slip."""
+    from cli.main import done_line
+
+    summary = {"tracks": [{"identity": "Ada"}], "alerts": []}
+    line = done_line({"chunks_total": 1, "warning": None}, summary, Path("out"))
+    assert line == "done: 1 segment, 1 track (Ada), 0 alerts -> out/annotated.mp4, out/results.json"
+
+
+def test_process_a_folder_says_it_is_a_folder(tmp_path):
+    folder = tmp_path / "camera-1.mp4"
+    folder.mkdir()
+    run = subprocess.run(VIDFARM + ["process", str(folder), "--out", str(tmp_path / "out")],
+                         env=child_env(VIDFARM_DATA_DIR=str(tmp_path)), capture_output=True, text=True)
+    assert run.returncode == 1 and run.stderr.strip().endswith("camera-1.mp4: a folder, not a video file")
 
 
 @pytest.mark.parametrize("command", [

@@ -8,6 +8,7 @@ upload route; every other request (any anonymous one included) is refused past
 
 from __future__ import annotations
 
+from apiflask import abort
 from flask import current_app, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -31,6 +32,15 @@ def limit_body():
     user = request_user()
     if role is None or user is None or not user.can(role):
         request.max_content_length = current_app.config["VIDFARM_SETTINGS"].max_form_bytes
+
+
+def json_changes_only():
+    """before_request: an API change (PATCH) is JSON. A body sent another way (``curl -d``,
+    whose default is a form) would read as no field at all: a rename or watchlist flag that
+    answers 200 and changes nothing."""
+    if request.method == "PATCH" and request.path.startswith("/api/") and request.content_length \
+            and not request.is_json:
+        abort(415, "send the change as JSON (Content-Type: application/json)")
 
 
 def is_small_body_limit() -> bool:

@@ -9,6 +9,7 @@ from flask import (Blueprint, current_app, flash, jsonify, redirect, render_temp
                    url_for)
 
 from core.models import ENDED_STATES, JOB_STATES
+from core.segment_job import SourceMedia
 from core.storage import output_key, published_results_key, stored_versions
 from services.jobs import job_page
 from services.gallery import list_identities
@@ -71,6 +72,7 @@ def upload():
 @ui.get("/jobs/<job_id>")
 def job(job_id: str):
     view = job_view_or_404(job_id)
+    record = farm().records.get_job(job_id)
     store = farm().store
     results, versions, video_ready = None, [], False
     if view["status"] == "done":
@@ -91,7 +93,19 @@ def job(job_id: str):
                            faces=track_faces(job_id) if results else {}, marker_glyphs=MARKERS,
                            known_names=[i["name"] for i in list_identities(farm())] if results else [],
                            enrol_form=TrackEnrolForm(formdata=None), delete_form=ConfirmForm(),
-                           fever_skipped=farm().records.get_job(job_id).options.get("thermal_skipped"))
+                           video_start_s=video_start_s(record), fever_skipped=record.options.get("thermal_skipped"))
+
+
+def video_start_s(job) -> float:
+    """Where the recording's first picture lies on the video element's clock. The annotated
+    video keeps the source's timestamps, and a browser plays a file whose video starts late
+    (0.85 s of audio first, say) from 0 all the same, while results count ``t`` from the first
+    picture: the page adds this to every seek and takes it off the playhead. A start below 0
+    is played from 0 (and a job from before 0.2 recorded no timing: 0)."""
+    if "time_base" not in (job.media or {}):
+        return 0.0
+    source = SourceMedia.of(job)
+    return max(0.0, round(float(source.start_pts * source.time_base), 6))
 
 
 @ui.post("/jobs/<job_id>/delete")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import bisect
 import heapq
 import itertools
+import os
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field, fields, replace
@@ -116,7 +117,35 @@ def _open(path: Path | str, probe_pictures: bool = True) -> av.container.InputCo
                     raise
         return av.open(str(path))
     except av.error.FFmpegError as exc:
-        raise MediaError(f"not a readable video file ({_reason(exc)})") from None
+        raise MediaError(f"not a readable video file{_missing_index(path)} ({_reason(exc)})") from None
+
+
+def _missing_index(path: Path | str) -> str:
+    """Why an MP4 or MOV that FFmpeg cannot open has nothing to read, when its top-level boxes
+    say so: no index (``moov``), which many cameras and editors write last, so a copy or an
+    upload cut short loses it and with it where every frame lies. '' otherwise."""
+    kinds, end_of_data = [], 0
+    try:
+        with open(path, "rb") as fh:
+            size_of_file = os.fstat(fh.fileno()).st_size
+            while end_of_data + 8 <= size_of_file and len(kinds) < 64:
+                fh.seek(end_of_data)
+                header = fh.read(16)
+                size, kind = int.from_bytes(header[:4], "big"), header[4:8]
+                if size == 1 and len(header) == 16:     # a 64-bit size follows the type
+                    size = int.from_bytes(header[8:16], "big")
+                if size < 8 or not kind.isalnum():
+                    break
+                kinds.append(kind)
+                end_of_data += size
+    except OSError:
+        return ""
+    if not kinds or kinds[0] != b"ftyp" or b"moov" in kinds:
+        return ""
+    if end_of_data > size_of_file:
+        return (": an MP4 cut short before its index (the moov box, which this file keeps at its end), "
+                "so no frame can be found")
+    return ": an MP4 without its index (the moov box), so no frame can be found"
 
 
 def _reason(exc: Exception) -> str:
@@ -247,7 +276,7 @@ def probe(path: Path | str, limits: Limits | None = None) -> MediaInfo:
             # Pictures are reordered, yet the times rise in decode order: they are decode times
             # (H.264 with B-frames in AVI), not when each picture is shown. Cut only at keyframes.
             packets = [replace(p, timed=False) for p in packets]
-        lost = _lost_frames(packets, _beyond_end(video, path.stat().st_size), damaged)
+        lost = _lost_frames(packets, _beyond_end(video, path.stat().st_size), damaged, video.frames)
         packets = _check_decodes(path, packets, limits, started)
         tb = video.time_base or Fraction(1, 90000)
         shown = [p for p in packets if p.shown]
@@ -334,12 +363,15 @@ def _recording_end(shown: list[PacketInfo], lost: list[int]) -> int:
     return max(last.pts + last.duration, max(lost, default=last.pts) + last.duration)
 
 
-def _lost_frames(packets: list[PacketInfo], beyond_end: int, damaged: bool) -> list[int]:
+REORDER_REACH = 16
+
+
+def _lost_frames(packets: list[PacketInfo], beyond_end: int, damaged: bool, listed: int = 0) -> list[int]:
     """The times of the frames the file lost. A damaged stretch of a steady-rate stream
     (MPEG-TS, say) loses whole frame intervals between two timestamps; a file cut short
-    loses what its index lists past the end, continued at the frame interval. A stream that
-    varies its rate, or skips frames without damage, loses nothing here: no gap is taken for
-    a lost frame without the damage to show for it."""
+    loses what its index lists past the end (``listed``: how many frames it lists), continued
+    at the frame interval. A stream that varies its rate, or skips frames without damage,
+    loses nothing here: no gap is taken for a lost frame without the damage to show for it."""
     if not (damaged or beyond_end) or not all(p.timed for p in packets):
         return []
     shown = sorted(p.pts for p in packets if p.shown)
@@ -348,13 +380,39 @@ def _lost_frames(packets: list[PacketInfo], beyond_end: int, damaged: bool) -> l
         return []
     interval = sorted(steps)[len(steps) // 2]
     steady = interval > 0 and sum(abs(s - interval) * 10 <= interval for s in steps) >= 0.9 * len(steps)
+    # A cut in decode order leaves gaps only among the last pictures present (a B-frame's
+    # reference lies at most 16 pictures ahead in H.264): before those, one interval each.
+    on_grid = interval > 0 and all(s >= interval and _whole_steps(s, interval) for s in steps) and all(
+        abs(s - interval) * 10 <= interval for s in steps[:-REORDER_REACH])
+    if beyond_end and listed and on_grid:
+        return _cut_from_the_grid(shown, interval, listed)
     lost = []
     if damaged and steady:
         for a, step in zip(shown, steps):
             whole = round(step / interval)
-            if whole >= 2 and abs(step - whole * interval) * 10 <= interval:
+            if whole >= 2 and _whole_steps(step, interval):
                 lost += [a + k * interval for k in range(1, whole)]
     return lost + [shown[-1] + k * max(1, interval) for k in range(1, beyond_end + 1)]
+
+
+def _whole_steps(step: int, interval: int) -> bool:
+    """Whether ``step`` is a whole number of frame intervals (within a tenth of one)."""
+    return abs(step - round(step / interval) * interval) * 10 <= interval
+
+
+def _cut_from_the_grid(shown: list[int], interval: int, listed: int) -> list[int]:
+    """A steady stream cut short whose index lists all ``listed`` frames: the file is cut in
+    decode order, so with B-frames pictures shown before the last one present are lost too.
+    The lost are the places on the frame grid that no picture present takes, as many as the
+    index lists beyond those present (a picture within a tenth of an interval takes its place)."""
+    lost: list[int] = []
+    place = shown[0]
+    while len(lost) < listed - len(shown):
+        nearest = bisect.bisect_left(shown, place - interval // 10)
+        if nearest == len(shown) or shown[nearest] > place + interval // 10:
+            lost.append(place)
+        place += interval
+    return lost
 
 
 def _check_decodes(path: Path, packets: list[PacketInfo], limits: Limits, started: float) -> list[PacketInfo]:

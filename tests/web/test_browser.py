@@ -129,6 +129,47 @@ def test_enrol_upload_watch_review_play_and_seek(page, live_server, accounts_by_
     assert page.locator("tr[data-identity='browser-yao']").count() == 0
 
 
+def test_a_bar_plays_its_track_where_the_video_starts_after_the_audio(page, live_server, accounts_by_role, farm,
+                                                                      clips):
+    """A recording whose first picture comes 1 s after its sound starts (Hamilton's clip in
+    ../shared/media starts its video 0.85 s in): the browser's clock counts from the sound,
+    the results from the first picture. A bar, Enter on it and ?t= must show the track's
+    own pictures, not those 1 s earlier, and the bar plays from there."""
+    from services import runtime
+    from services.submit import submit_file
+    from tests.clipmaker import make_clip
+    from tests.conftest import wait_for_job
+
+    clip = make_clip(clips / "late-picture.mp4", seconds=6, fps=15, gop=15, face_windows=[(2.0, 5.0)],
+                     video_start_s=1.0)
+    job_id = submit_file(runtime.farm(), clip.path, name="late-picture.mp4")
+    assert wait_for_job(job_id)["status"] == "done"
+    log_in(page, live_server, accounts_by_role["viewer"].username)
+    page.goto(f"{live_server}/jobs/{job_id}")
+    page.wait_for_function("() => document.getElementById('video').readyState >= 2", timeout=WAIT_MS)
+    bar = page.locator("#timeline rect.bar").first
+    track_t = float(bar.get_attribute("data-t"))
+    assert 1.8 <= track_t <= 2.4       # results count from the first picture
+
+    bar.focus()
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => !document.getElementById('video').paused", timeout=WAIT_MS)   # it plays
+    page.evaluate("document.getElementById('video').pause()")
+    shown = page.evaluate(SHOWN_PICTURE_TIME)
+    assert 1.0 + track_t - 0.05 <= shown <= 1.0 + track_t + 1.0, (track_t, shown)
+
+    page.goto(f"{live_server}/jobs/{job_id}?t={track_t}")
+    page.wait_for_function("t => Math.abs(document.getElementById('video').currentTime - t) < 0.05",
+                           arg=1.0 + track_t, timeout=WAIT_MS)
+
+
+# When the frame on screen was captured, on the video's clock (requestVideoFrameCallback's
+# mediaTime), after a seek to where the video is now.
+SHOWN_PICTURE_TIME = """() => new Promise(done => { const v = document.getElementById('video');
+    v.requestVideoFrameCallback((now, picture) => done(picture.mediaTime));
+    v.currentTime = v.currentTime; })"""
+
+
 def test_upload_refusals_are_shown(page, live_server, accounts_by_role, shots, tmp_path):
     log_in(page, live_server, accounts_by_role["operator"].username)
     page.goto(f"{live_server}/upload")
@@ -199,6 +240,16 @@ def test_the_main_pages_break_no_rule_of_the_content_security_policy(page, live_
     page.goto(f"{live_server}/jobs")
     page.select_option("select[name=status]", "done")
     page.wait_for_url(re.compile(r".*status=done.*"))
+
+
+def test_no_page_asks_for_a_file_that_is_not_there(page, live_server, accounts_by_role):
+    """The browser asks every page for an icon: with none, each page logged a 404 in the
+    console, which hides the errors that matter from whoever opens it."""
+    errors = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    log_in(page, live_server, accounts_by_role["viewer"].username)
+    page.wait_for_load_state("networkidle")      # the icon is asked for once the page has loaded
+    assert errors == []
 
 
 def test_the_gallery_asks_before_deleting_a_name_with_an_apostrophe(page, live_server, accounts_by_role):

@@ -66,6 +66,10 @@ def test_api_puts_people_on_the_watchlist_and_takes_them_off(client, admin, acco
     assert client.patch("/api/v1/identities/watch-ming", headers=viewer.auth, json={"watchlist": True}).status_code == 403
     unchanged = client.patch("/api/v1/identities/watch-ming", headers=admin.auth, json={})
     assert unchanged.status_code == 200 and unchanged.json == both.json
+    # A change sent as a form (curl -d's default) is refused, not read as no change at all.
+    as_form = client.patch("/api/v1/identities/watch-ming", headers=admin.auth, data={"watchlist": "true"})
+    assert as_form.status_code == 415 and "JSON" in as_form.json["error"]
+    assert client.patch("/api/v1/identities/watch-ming", headers=admin.auth, json={}).json == both.json
     assert client.patch("/api/v1/identities/nobody", headers=admin.auth, json={"watchlist": True}).status_code == 404
     assert client.patch("/api/v1/identities/watch-ming", headers=admin.auth,
                         json={"watchlist": "maybe"}).status_code == 400

@@ -174,3 +174,18 @@ def test_the_latest_results_are_those_of_the_version_the_job_has_committed(farm,
     assert records.publish_version(job_id, records.get_job(job_id).gallery_fingerprint, write) == 2
     assert seen_before_commit == [1]
     assert client.get(f"/api/v1/jobs/{job_id}/results", headers=auth).json["version"] == 2
+
+
+def test_an_unknown_face_with_no_clear_picture_says_why_it_has_none(farm, operator_client, media_dir):
+    """Hamilton's audience: four unknown faces of 2 s each, none clear enough for the
+    recogniser, so no crop and no Enrol this face. Their rows say why, not a blank square."""
+    from services import runtime
+    from services.submit import submit_file
+
+    job_id = submit_file(runtime.farm(), media_dir / "videos" / "short_hamilton_clip.mp4", name="hamilton.mp4")
+    assert wait_for_job(job_id)["status"] == "done"
+    page = operator_client.get(f"/jobs/{job_id}").get_data(as_text=True)
+    rows = re.findall(r'<div class="tl-row" data-kind="unknown".*?</div>', page, re.S)
+    blank = [row for row in rows if "thumbnail" not in row]
+    assert blank and all("no face clear enough to recognise or enrol" in row for row in blank)
+    assert all("no face clear enough" not in row for row in rows if "thumbnail" in row)

@@ -1,11 +1,18 @@
 // Timeline <-> video: playheads follow playback; clicking a bar (or Tab to it and Enter or
-// Space), a place on a row, or an alert's time seeks; ?t=SECONDS opens the video there.
+// Space) plays from there, a place on a row or an alert's time seeks; ?t=SECONDS opens the
+// video there. Times are the results' (from the first picture); the video's clock starts
+// data-start seconds earlier where the recording's video starts late (audio first).
 (function () {
   const video = document.getElementById("video");
   const timeline = document.getElementById("timeline");
   if (!video) return;
+  const start = Number(video.dataset.start) || 0;
   function seek(t) {
-    video.currentTime = Math.max(0, Number(t) || 0);
+    video.currentTime = start + Math.max(0, Number(t) || 0);
+  }
+  function playFrom(t) {
+    seek(t);
+    video.play().catch(() => {});   // refused (no user gesture, say): it stays there, paused
   }
   const wanted = new URLSearchParams(window.location.search).get("t");
   if (wanted !== null) {
@@ -21,12 +28,12 @@
   timeline.querySelectorAll("rect.bar").forEach((bar) => {
     bar.addEventListener("click", (event) => {
       event.stopPropagation();
-      seek(bar.dataset.t);
+      playFrom(bar.dataset.t);
     });
     bar.addEventListener("keydown", (event) => {
       if (event.key === "Enter" || event.key === " ") {
         event.preventDefault();
-        seek(bar.dataset.t);
+        playFrom(bar.dataset.t);
       }
     });
   });
@@ -37,7 +44,7 @@
   }));
   const playheads = timeline.querySelectorAll("line.playhead");
   video.addEventListener("timeupdate", () => {
-    const x = (100 * Math.min(1, video.currentTime / duration)).toFixed(3) + "%";
+    const x = (100 * Math.min(1, Math.max(0, video.currentTime - start) / duration)).toFixed(3) + "%";
     playheads.forEach((line) => {
       line.setAttribute("x1", x);
       line.setAttribute("x2", x);
