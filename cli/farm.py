@@ -31,13 +31,14 @@ class EmbeddedFarm:
                  extra_env: dict | None = None, autoscale: bool = False,
                  flower_port: int | None = None, flower_auth: str | None = None, beat: bool = False,
                  pin_workers: bool | None = None, cameras: bool = False, web_host: str = "127.0.0.1",
-                 defer_extras: bool = False):
+                 defer_extras: bool = False, keep_redis: bool = False):
         """cameras: also run the camera ingester (``vidfarm ingest``), which watches the cameras
         registered through the API. web_host: the address the web app listens on (this machine
         only, unless the user chose another: VIDFARM_WEB_HOST). defer_extras: start the ingester,
         beat and Flower, which no first job needs, only in ``started()`` (or the first
         ``supervise()``), once the workers' fork server has done its loading, so that they do
-        not compete with it for the cores."""
+        not compete with it for the cores. keep_redis: Redis keeps its data in ``data_dir``
+        (AOF), so a farm started again on it finds its cameras and queued tasks."""
         self.data_dir = Path(data_dir)
         self.workers = workers
         self.autoscale = autoscale
@@ -45,7 +46,7 @@ class EmbeddedFarm:
         self.web_port, self.web_host = web_port, web_host
         self.api_token = api_token
         self.log_dir = self.data_dir / "logs"
-        self.redis = RedisServer(self.data_dir / "redis")
+        self.redis = RedisServer(self.data_dir / "redis", appendonly=keep_redis)
         self.processes: list[FarmProcess] = []
         self.extra_env = extra_env or {}
         self.threads_per_worker = max(1, (os.cpu_count() or 1) // max(1, workers))

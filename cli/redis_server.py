@@ -51,6 +51,9 @@ class RedisServer:
 
     def start(self, timeout: float = 10.0) -> "RedisServer":
         self.workdir.mkdir(parents=True, exist_ok=True)
+        if self.appendonly:
+            # Its files hold the cameras' addresses, passwords included: this user's only.
+            self.workdir.chmod(0o700)
         args = [redis_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
                 "--dir", str(self.workdir), "--appendonly", "yes" if self.appendonly else "no",
                 "--protected-mode", "yes", "--loglevel", "warning"]

@@ -1,0 +1,56 @@
+"""`vidfarm up` stopped and started again on the same data folder carries on where it was:
+the cameras registered with it are still registered (its Redis keeps them on disk)."""
+
+from __future__ import annotations
+
+import re
+import signal
+import stat
+
+import requests
+
+from cli.redis_server import free_port
+from tests.net import wait_for_http
+from tests.test_shutdown import start_up, stopped_cleanly
+
+
+def up_once(data_dir, then) -> object:
+    """Start `vidfarm up --workers 1` on ``data_dir``, call ``then(base_url, banner)`` once its
+    web app answers, stop it with SIGTERM (nothing left running) and return what ``then`` gave."""
+    port, flower_port = free_port(), free_port()
+    up, banner = start_up(data_dir, port, flower_port)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_for_http(f"{base}/healthz")
+        result = then(base, banner)
+        stopped_cleanly(up, signal.SIGTERM, data_dir)
+        return result
+    finally:
+        up.kill()       # a failed test leaves nothing running (its children die with it)
+        up.wait()
+        up.stdout.close()
+
+
+def register_camera(base: str, banner: str, url: str) -> tuple[dict, dict]:
+    """With the first admin's token (shown once, in the first start's banner)."""
+    auth = {"Authorization": "Bearer " + re.search(r"token\s*:\s*(\S+)", banner).group(1)}
+    created = requests.post(f"{base}/api/v1/cameras", json={"name": "Gate", "url": url}, headers=auth, timeout=30)
+    assert created.status_code == 201, created.text
+    return auth, created.json()
+
+
+def cameras_listed(base: str, auth: dict) -> list[dict]:
+    answer = requests.get(f"{base}/api/v1/cameras", headers=auth, timeout=30)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def test_up_keeps_its_registered_cameras_across_a_restart(tmp_path):
+    data_dir = tmp_path / "data"
+    # Nothing answers at this address: the camera is registered all the same (and reconnecting).
+    url = f"rtsp://127.0.0.1:{free_port()}/gate"
+    auth, camera = up_once(data_dir, lambda base, banner: register_camera(base, banner, url))
+    cameras = up_once(data_dir, lambda base, _banner: cameras_listed(base, auth))
+    assert [(c["id"], c["name"], c["url"]) for c in cameras] == [(camera["id"], "Gate", url)]
+    # Camera addresses carry their passwords: the folder that keeps them is its user's only.
+    assert stat.S_IMODE((data_dir / "redis").stat().st_mode) == 0o700
