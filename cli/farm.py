@@ -3,7 +3,8 @@ processes of one command. ``vidfarm process`` and ``vidfarm up`` run inside one;
 ``with`` block (Ctrl-C included) stops every process it started.
 
 With ``autoscale=True`` (``vidfarm up``) the farm runs one worker on the live and ingest
-queues and the local autoscaler (``vidfarm autoscale --backend local``), which starts and
+queues, one on ingest alone (so that enrolments and uploads' splits never wait behind the
+cameras) and the local autoscaler (``vidfarm autoscale --backend local``), which starts and
 stops up to ``workers`` CPU workers as the ``cpu`` queue fills and empties; otherwise
 ``workers`` fixed workers serve ``queues``, in that order (live camera segments first).
 """
@@ -98,8 +99,14 @@ class EmbeddedFarm:
             self.redis.start()
             if self.autoscale:
                 # Live camera segments go to the always-on worker (the autoscaler sizes the cpu
-                # queue's workers only, for now); it takes them before its ingest tasks.
+                # queue's workers only, for now); it takes them before its ingest tasks, so
+                # while cameras keep it busy it never reaches them. A second always-on worker
+                # serves ingest alone: an enrolment (embed_photos), a split or a stitch starts
+                # at once instead of behind the camera backlog. Taking ingest first on the one
+                # worker would not do: ingest also holds long tasks (record_hour, join_video,
+                # stitch) that would hold up live segments past their latency budget.
                 self.add_worker("live,ingest")
+                self.add_worker("ingest")
                 self.processes.append(FarmProcess(
                     "autoscaler", [sys.executable, "-m", "cli.main", "autoscale", "--backend", "local",
                                    "--queues", "cpu"],
