@@ -326,16 +326,28 @@ def follow_job(job_id: str, farm) -> dict:
 
 
 def run_up(args) -> int:
+    from cli.data_dir_lock import DataDirInUse, holding_data_dir
+
+    settings = get_settings()
+    port = args.port or settings.web_port
+    settings.data_dir.mkdir(parents=True, exist_ok=True)   # the SQLite file lives there
+    # One `up` per data folder (its Redis's AOF lives there), held until this process ends.
+    try:
+        with holding_data_dir(settings.data_dir):
+            return serve_up(args, settings, port)
+    except DataDirInUse as error:
+        return fail(str(error))
+
+
+def serve_up(args, settings, port: int) -> int:
+    """`vidfarm up` once it holds its data folder: runs the farm until a signal or a death."""
     from cli.farm import EmbeddedFarm
     from core.accounts import Accounts
     from core.processes import FarmStartError
     from services import runtime
     from tasks import app as celery_app
 
-    settings = get_settings()
-    port = args.port or settings.web_port
     flower_password = settings.flower_password or secrets.token_urlsafe(12)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)   # the SQLite file lives there
     with EmbeddedFarm(settings.data_dir, workers=args.workers, web_port=port, web_host=settings.web_host,
                       autoscale=True, beat=True, cameras=True, flower_port=settings.flower_port,
                       flower_auth=f"{settings.flower_user}:{flower_password}", defer_extras=True,

@@ -1,5 +1,6 @@
 """`vidfarm up` stopped and started again on the same data folder carries on where it was:
-the cameras registered with it are still registered (its Redis keeps them on disk)."""
+the cameras registered with it are still registered (its Redis keeps them on disk); a second
+`up` on a folder one already runs on refuses to start."""
 
 from __future__ import annotations
 
@@ -7,9 +8,13 @@ import re
 import signal
 import stat
 
+import subprocess
+
 import requests
 
 from cli.redis_server import free_port
+from tests.conftest import child_env
+from tests.test_cli import VIDFARM
 from tests.net import wait_for_http
 from tests.test_shutdown import start_up, stopped_cleanly
 
@@ -54,3 +59,29 @@ def test_up_keeps_its_registered_cameras_across_a_restart(tmp_path):
     assert [(c["id"], c["name"], c["url"]) for c in cameras] == [(camera["id"], "Gate", url)]
     # Camera addresses carry their passwords: the folder that keeps them is its user's only.
     assert stat.S_IMODE((data_dir / "redis").stat().st_mode) == 0o700
+
+
+def test_a_second_up_on_the_same_data_dir_refuses_while_the_first_serves(tmp_path):
+    data_dir = tmp_path / "data"
+    port, flower_port = free_port(), free_port()
+    first, _banner = start_up(data_dir, port, flower_port)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_for_http(f"{base}/healthz")
+        # Its own ports: only the data folder is shared. The old code started a second farm
+        # (and ran until the timeout): two Redis servers appending to one AOF folder.
+        second = subprocess.run(VIDFARM + ["up", "--workers", "1", "--port", str(free_port())],
+                                env=child_env(VIDFARM_DATA_DIR=str(data_dir), VIDFARM_FLOWER_PORT=str(free_port())),
+                                capture_output=True, text=True, timeout=60)
+        assert second.returncode == 1
+        assert second.stderr.splitlines() == [
+            f"vidfarm: error: data dir {data_dir} is in use by another `vidfarm up` (pid {first.pid}); "
+            "stop it first, or give this one another VIDFARM_DATA_DIR"]
+        assert requests.get(f"{base}/healthz", timeout=10).status_code == 200, "the first stopped serving"
+        stopped_cleanly(first, signal.SIGTERM, data_dir)
+    finally:
+        first.kill()
+        first.wait()
+        first.stdout.close()
+    # The lock went with the first: a new `up` starts on the folder.
+    assert up_once(data_dir, lambda base, _banner: requests.get(f"{base}/healthz", timeout=10).status_code) == 200
