@@ -101,8 +101,10 @@ class EmbeddedFarm:
                 # Live camera segments go to the always-on worker (the autoscaler sizes the cpu
                 # queue's workers only, for now); it takes them before its ingest tasks, so
                 # while cameras keep it busy it never reaches them. A second always-on worker
-                # serves ingest alone: an enrolment (embed_photos), a split or a stitch starts
-                # at once instead of behind the camera backlog. Taking ingest first on the one
+                # serves ingest alone: an enrolment (embed_photos), a split or a stitch waits at
+                # most for the ingest task in its hands, not for the camera backlog (its cost:
+                # about 190 MiB of private memory, forked from the fork server). Taking ingest
+                # first on the one
                 # worker would not do: ingest also holds long tasks (record_hour, join_video,
                 # stitch) that would hold up live segments past their latency budget.
                 self.add_worker("live,ingest")
