@@ -104,9 +104,9 @@ class EmbeddedFarm:
                 # serves ingest alone: an enrolment (embed_photos), a split or a stitch waits at
                 # most for the ingest task in its hands, not for the camera backlog (its cost:
                 # about 190 MiB of private memory, forked from the fork server). Taking ingest
-                # first on the one
-                # worker would not do: ingest also holds long tasks (record_hour, join_video,
-                # stitch) that would hold up live segments past their latency budget.
+                # first on the one worker would not do: ingest also holds long tasks
+                # (record_hour, join_video, stitch) that would hold up live segments past their
+                # latency budget.
                 self.add_worker("live,ingest")
                 self.add_worker("ingest")
                 self.processes.append(FarmProcess(
