@@ -330,7 +330,6 @@ def run_up(args) -> int:
 
     settings = get_settings()
     port = args.port or settings.web_port
-    settings.data_dir.mkdir(parents=True, exist_ok=True)   # the SQLite file lives there
     # One `up` per data folder (its Redis's AOF lives there), held until this process ends.
     try:
         with holding_data_dir(settings.data_dir):

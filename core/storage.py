@@ -62,15 +62,12 @@ def output_key(job_id: str, name: str) -> str:
 
 
 def version_key(job_id: str, version: int) -> str:
+    """Results version ``version``. A reader of a job's latest results reads the version its
+    record names (``results_version``), not ``output/results.json``: that is written just
+    before the version's commit (the next publisher reads it under the claim), so it could be
+    a version whose people index and alerts are not committed yet (or, if the commit failed,
+    never would be)."""
     return output_key(job_id, f"versions/results-{version}.json")
-
-
-def published_results_key(job_id: str, results_version: int) -> str:
-    """A job's latest results as its record publishes them: the version its row names.
-    ``output/results.json`` is written just before that version's commit (the next publisher
-    reads it under the claim), so a reader of it could see a version whose people index and
-    alerts are not committed yet (and, if the commit failed, never would be)."""
-    return version_key(job_id, results_version)
 
 
 def stored_versions(store: "BlobStore", job_id: str) -> dict[int, str]:

@@ -11,7 +11,7 @@ import uuid
 
 from core.appearances import Appearances
 from core.errors import GalleryError
-from core.storage import published_results_key
+from core.storage import version_key
 from services.farm import Farm
 from services.gallery import check_name
 
@@ -40,7 +40,7 @@ def enrol_track(farm: Farm, job_id: str, track: int, name: str) -> dict:
     job = records.get_job(job_id)
     if job is None or job.status != "done":
         raise GalleryError(f"job {job_id} has no results to enrol from")
-    results = json.loads(store.local_path(published_results_key(job_id, job.results_version)).read_text())
+    results = json.loads(store.local_path(version_key(job_id, job.results_version)).read_text())
     found = next((t for t in results.get("tracks") or [] if t["track"] == track), None)
     if found is None:
         raise GalleryError(f"job {job_id} has no track #{track}")

@@ -10,7 +10,7 @@ from apiflask import APIBlueprint, abort
 from apiflask.schemas import FileSchema
 from flask import request, send_file, url_for
 
-from core.storage import output_key, published_results_key
+from core.storage import output_key, version_key
 from services import jobs
 from services.submit import JobBusy, analyzer_chain, delete_job
 from web.auth import token_auth
@@ -125,10 +125,10 @@ def get_results(job_id: str, query: dict):
     saved = {"as_attachment": True, "download_name": f"{job_id}-results{f'-{version}' if version else ''}.json"
              } if query["download"] else {}
     if version is None:
-        latest = published_results_key(job_id, finished_view(job_id)["results_version"])
+        latest = version_key(job_id, finished_view(job_id)["results_version"])
         return send_file(farm().store.local_path(latest), mimetype="application/json", **saved)
     job_view_or_404(job_id)
-    key = output_key(job_id, f"versions/results-{version}.json")
+    key = version_key(job_id, version)
     if not farm().store.exists(key):
         abort(404, f"job {job_id} has no results version {version}")
     return send_file(farm().store.local_path(key), mimetype="application/json", **saved)

@@ -10,7 +10,7 @@ from flask import (Blueprint, current_app, flash, jsonify, redirect, render_temp
 
 from core.models import ENDED_STATES, JOB_STATES
 from core.segment_job import SourceMedia
-from core.storage import output_key, published_results_key, stored_versions
+from core.storage import output_key, stored_versions, version_key
 from services.jobs import job_page
 from services.gallery import list_identities
 from services.submit import JobBusy, delete_job
@@ -76,7 +76,7 @@ def job(job_id: str):
     store = farm().store
     results, versions, video_ready = None, [], False
     if view["status"] == "done":
-        results = json.loads(store.local_path(published_results_key(job_id, view["results_version"])).read_text())
+        results = json.loads(store.local_path(version_key(job_id, view["results_version"])).read_text())
         # Versions an erasure removed are gone from the list.
         versions = list(stored_versions(store, job_id))
         video_ready = store.exists(output_key(job_id, "annotated.mp4"))
