@@ -357,9 +357,9 @@ def _candidate_table(masks: dict, costs: dict) -> list[str]:
                 "as above; the filling's CPU time on ordinary footage: docs/benchmarks.md (Gap filling)",
             "gap filling, follow-up looks continue their face":
                 "as above; CPU time on ordinary footage: docs/benchmarks.md (Followed faces continued)",
-            "follow-up looks sized to their face":
-                "as above, a follow-up look at a tiny face 224 px instead of 480: docs/benchmarks.md (Quiet camera "
-                "profile)"}
+            "follow-up looks sized to their face, followed through the first pass's finds":
+                "as above, a follow-up look at a tiny face 224 px instead of 480: docs/benchmarks.md (Follow-up "
+                "looks sized to their face)"}
     lines = ["| candidate | licence | cost | split | masked found (frames) | bare found (frames) | "
              "mask right (clips judged) |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for name, parts in masks["candidates"].items():
@@ -444,7 +444,10 @@ def render(f: dict) -> str:
         "fills gaps of up to 2 frames between two of them with a box on the line between them "
         "(`workers/analytics/gaps.py`). A follow-up look (at a face a look found on the frame before) is centred "
         "where the face's motion puts it, keeps only faces of that face's size, and takes the face itself down to "
-        "score 0.2 where the picture moves, three such weak finds in a row at most (`continue_faces`).", "",
+        "score 0.2 where the picture moves, three such weak finds in a row at most (`continue_faces`); once the "
+        "face's step is known it reads a square of 6 face heights around where the step puts it, at the scale "
+        "that found it, one look a face, and a followed face the first pass finds stays followed with no look "
+        "(`follow_side`).", "",
         "## Splits", "",
         "Every set is split in two, fixed in `bench/eval_split.py`; thresholds, preprocessing and model choices "
         "were made on the tuning part; the figures below are on the **test** part unless a row says otherwise. "
