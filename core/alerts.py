@@ -32,7 +32,7 @@ no further.
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Callable, Hashable
+from typing import TYPE_CHECKING, Callable, Hashable, Sequence
 
 from sqlalchemy import (Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint, delete, func,
                         select, update)
@@ -168,7 +168,7 @@ def raise_live(s: Session, camera_id: str, alerts: list[dict], identities: dict[
 
 
 def _fold_repeats(fresh: list[Alert], person: Callable[[Alert], Hashable], at: Callable[[Alert], float],
-                  repeat_s: float, rang: list[Alert] = (), rang_any_time: list[Alert] = ()) -> list[Alert]:
+                  repeat_s: float, rang: Sequence[Alert] = (), rang_any_time: Sequence[Alert] = ()) -> list[Alert]:
     """Mark each of the ``fresh`` alerts (flushed: they have ids) that repeats one that rang
     (module doc); returns those that ring. ``rang``: alerts that rang before, of the same
     camera; ``rang_any_time``: those of the job's earlier results versions (a person rung
