@@ -115,18 +115,22 @@ def test_registrations_at_once_of_one_stream_make_one_camera(registry):
         except DuplicateCamera as exc:
             results.append(("refused", exc.camera))
 
-    for _ in range(5):     # a few rounds: the window between read and write is narrow
-        threads = [threading.Thread(target=register, args=(n,)) for n in range(8)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        added = [camera for outcome, camera in results if outcome == "added"]
-        assert len(added) == 1 and len(results) == 8
-        assert all(camera["id"] == added[0]["id"] for _, camera in results)
-        assert [c["id"] for c in registry.cameras()] == [added[0]["id"]]
-        registry.delete(added[0]["id"])
-        results.clear()
+    try:
+        for _ in range(5):     # a few rounds: the window between read and write is narrow
+            threads = [threading.Thread(target=register, args=(n,)) for n in range(8)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            added = [camera for outcome, camera in results if outcome == "added"]
+            assert len(added) == 1 and len(results) == 8
+            assert all(camera["id"] == added[0]["id"] for _, camera in results)
+            assert [c["id"] for c in registry.cameras()] == [added[0]["id"]]
+            registry.delete(added[0]["id"])
+            results.clear()
+    finally:
+        for camera in registry.cameras():
+            registry.delete(camera["id"])
 
 
 def test_a_registry_written_before_the_check_is_checked(registry):
