@@ -17,6 +17,8 @@ the mean of three (the lower-face cue, mirrored MobileNetV2): its own section.
 (``max_gap_frames``): its own section, with the tracks each made.
 ``--follow``: instead, the whole chain without and with follow-up looks that continue their face
 (``continue_faces``): its own section.
+``--side``: instead, the whole chain with follow-up looks at the whole square that found their
+face and sized to it (``follow_side``): its own section.
 ``--contrast``: instead, the whole chain without and with the mask gate's contrast floor
 (``min_contrast``: a face too dark to judge gets no mask label): its own section.
 """
@@ -45,6 +47,8 @@ MASK_CHAINS = {"before": {"mask": {"lower_face_cue": False, "flip_mobilenet": Fa
 GAP_CHAINS = {"before": {"track": {"max_gap_frames": 0}}, "after": {}}
 # --follow: the whole chain with follow-up looks as any other look, and continuing their face.
 FOLLOW_CHAINS = {"before": {"detect": {"second_look": {"continue_faces": False}}}, "after": {}}
+# --side: the whole chain with follow-up looks as before issue 15's sizing, and sized to their face.
+SIDE_CHAINS = {"before": {"detect": {"second_look": {"follow_side": 0}}}, "after": {}}
 # --contrast: the whole chain without and with the mask gate's contrast floor (a dark face gets no label).
 CONTRAST_CHAINS = {"before": {"mask": {"quality": {"min_score": 0.3, "min_contrast": 0}}}, "after": {}}
 ROUNDS = 5          # alternations: CPU time on a shared machine still varies by a few per cent a run
@@ -205,6 +209,12 @@ WITHOUT_WITH = {
                  "down to score 0.2 on motion)",
                  "A face followed longer costs more follow-up looks (each a 480 px run): the ratio is that cost where "
                  "there is one. Faces: detections over the clip; tracks: without / with."),
+    "--side": ("Follow-up looks sized to their face: analyze cost on ordinary footage",
+               "with the second look's follow-up looks at the whole square of the look that found their face "
+               "(`follow_side` 0) and sized to it (6 face heights at that scale once its step is known, one look a "
+               "face, a followed face the first pass finds followed on with no look)",
+               "Follow-up looks happen only after a look found a face the first pass missed: the ratio is their "
+               "cost where there is one. Faces: detections over the clip; tracks: without / with."),
     "--contrast": ("Dark faces left unlabelled: analyze cost on ordinary footage",
                    "without (`min_contrast` 0) and with the mask gate's contrast floor (a sampled face whose aligned "
                    "grey levels spread less than the floor gets no mask vote: `workers/analytics/quality.py`)",
@@ -226,9 +236,10 @@ def main(argv: list[str]) -> int:
     if "--mask" in argv:
         rows = measure(media, MASK_CHAINS)
         text = mask_markdown(rows, (load_before, os.getloadavg()[0]))
-    elif "--follow" in argv or "--gaps" in argv or "--contrast" in argv:
-        flag = next(f for f in ("--follow", "--gaps", "--contrast") if f in argv)
-        rows = measure(media, {"--follow": FOLLOW_CHAINS, "--gaps": GAP_CHAINS, "--contrast": CONTRAST_CHAINS}[flag])
+    elif any(flag in argv for flag in WITHOUT_WITH):
+        flag = next(f for f in WITHOUT_WITH if f in argv)
+        rows = measure(media, {"--follow": FOLLOW_CHAINS, "--gaps": GAP_CHAINS, "--contrast": CONTRAST_CHAINS,
+                               "--side": SIDE_CHAINS}[flag])
         text = without_with_markdown(flag, rows, (load_before, os.getloadavg()[0]))
     elif "--area" in argv:
         rows = measure(media, AREA_CHAINS, ("detect",))

@@ -8,8 +8,8 @@ page says of the picture on screen (``data-lag``: now minus the capture time of 
 shown, both on this machine's clock), and takes each segment's capture -> result latency and
 each drawn piece's capture -> ready time from the camera's events, and the ingester process's
 CPU time. The same for a browser camera: Chromium's fake camera publishing the recording over
-WebRTC from the camera's publish page. ``--cameras 1 2 4``: that many RTSP cameras on the same
-stream, each watched (its live view drawn, as for a wall of camera pages); the browser shows the
+WebRTC from the camera's publish page. ``--cameras 1 2 4``: that many RTSP cameras on one
+server (the same clip at an address each), each watched (its live view drawn, as for a wall of camera pages); the browser shows the
 first one; result and drawn-piece latencies are every camera's.
 
 Writes the "Live view" section of docs/benchmarks.md.
@@ -70,14 +70,15 @@ def measure(work: Path, fps: int, window_s: float, source: str = "rtsp", cameras
     data_dir = work / f"farm{fps}-{source}-{cameras}"
     load_before = os.getloadavg()[0]
     with EmbeddedFarm(data_dir, workers=2, web_port=port, api_token=token, cameras=True) as farm, \
-            (RtspCamera(clip.path) if source == "rtsp" else nullcontext()) as camera:
+            (RtspCamera(clip.path, feeds=cameras) if source == "rtsp" else nullcontext()) as camera:
         base = f"http://127.0.0.1:{port}"
         _wait_http(f"{base}/healthz")
         username = _make_user(data_dir, farm.redis_url)
         auth = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-        url = camera.url if source == "rtsp" else "webrtc://browser"
+        # The farm registers a stream once: each camera its own address on the one server.
+        urls = [camera.feed_url(n) for n in range(1, cameras + 1)] if source == "rtsp" else ["webrtc://browser"]
         camera_ids = [_call(f"{base}/api/v1/cameras", auth, {"name": f"Bench {n + 1}", "url": url})["id"]
-                      for n in range(cameras if source == "rtsp" else 1)]
+                      for n, url in enumerate(urls)]
         camera_id = camera_ids[0]     # the one on screen
         # view=1: each camera's live view is drawn as if its page were open.
         logs = [_EventLog(f"{base}/api/v1/cameras/{cid}/events?wait={WARMUP_S + window_s + 120}&view=1", auth)
@@ -232,8 +233,8 @@ def render(rows: list[dict]) -> str:
         "screen (now minus that frame's capture time; camera, farm and browser share this machine's clock); "
         "result and drawn-piece latencies are every segment's in the window, from the camera's events. "
         f"{os.cpu_count()} cores; the load average before and after each row is in the table (above 2 the "
-        "cores were also busy with other work). With several cameras, every camera watches the same stream "
-        "and has its live view drawn (as for a wall of camera pages); the browser shows the first one, and "
+        "cores were also busy with other work). With several cameras, every camera watches the same clip (one "
+        "server, an address each) and has its live view drawn (as for a wall of camera pages); the browser shows the first one, and "
         "the result and drawn-piece latencies are every camera's.",
         "",
         "| camera | cameras | capture -> result p50 / p95 | capture -> drawn piece ready p50 / p95 | capture -> on screen "

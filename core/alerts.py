@@ -13,12 +13,26 @@ version of the recording's results raises (a re-identification) are delivered.
 
 Each alert goes to every webhook URL once; each (alert, URL) delivery records its attempts,
 the last status code and error, and when it was delivered.
+
+Repeats: a person's track breaks (turning away, an occlusion, a segment border) and the new
+track raises the same alert again. An alert of the same kind about the same named person
+(never an unknown face), in the same job (an upload or recording, by video time ``t``) or on
+the same live camera (by capture time), less than ``alert_repeat_s`` after the last one that
+rang is recorded as a repeat of it (``repeat_of``) and gets no delivery; one that comes later
+rings, and the window counts from it. A repeat is decided when its alert is raised and never
+changes. An alert that rang still counts after a later version withdrew it: people were told.
+A later version of a job (a re-identification) that raises an alert for a person it already
+rang about (that kind, any time in the recording) makes it a repeat of the nearest one: the
+recording is past, what is new is who else was in it. Live alerts fold with live ones only:
+a recording's first version lists them again, folded the same way by video time, and rings
+nothing. Erasing a person unsets the identity: their alerts are no longer anyone's and fold
+no further.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Callable, Hashable, Sequence
 
 from sqlalchemy import (Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint, delete, func,
                         select, update)
@@ -56,6 +70,12 @@ class Alert(Base):
     results_version: Mapped[int] = mapped_column(Integer)      # the version that raised it
     withdrawn: Mapped[bool] = mapped_column(Boolean, default=False)
     raised_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now, index=True)
+    # The alert that rang about this person shortly before: this one was not delivered. Null:
+    # it rang (or that alert was deleted since: a live camera's, by the retention sweep).
+    repeat_of: Mapped[int | None] = mapped_column(ForeignKey("alerts.id", ondelete="SET NULL"), default=None,
+                                                  index=True)
+    # A live alert: when its frame was captured (unix time of the camera), what repeats count by.
+    captured_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
 
 
 class AlertDelivery(Base):
@@ -77,7 +97,7 @@ def _key(alert: dict) -> tuple:
 
 
 def raise_new(s: Session, job_id: str, version: int, alerts: list[dict], identities: dict[int, str | None],
-              urls: tuple[str, ...], shared_gallery: bool) -> list[int]:
+              urls: tuple[str, ...], shared_gallery: bool, repeat_s: float = 0.0) -> list[int]:
     """Record the alerts of results ``version`` that are new for the job (in the transaction
     that publishes it), with one pending delivery per URL each, and mark withdrawn those it
     no longer lists. ``identities``: the track -> name of that version. Returns the new
@@ -86,7 +106,11 @@ def raise_new(s: Session, job_id: str, version: int, alerts: list[dict], identit
     A camera's recording: its first version lists the alerts that rang live as its segments
     were processed (``raise_live``), so they get no delivery; a later version (a
     re-identification after someone was enrolled or put on the watchlist, a re-analysis) rings
-    the alerts it raises for the first time, as an upload's would."""
+    the alerts it raises for the first time, as an upload's would.
+
+    ``repeat_s``: the repeat window (module doc), in video time; 0 rings every alert. A job's
+    own gallery's names are not the farm's people (no identity id): its alerts fold by the
+    name the track has in this version."""
     job = s.execute(select(Job.results_version, Job.camera_id).where(Job.id == job_id).with_for_update()).first()
     if job is None or job.results_version != version:
         return []
@@ -99,17 +123,75 @@ def raise_new(s: Session, job_id: str, version: int, alerts: list[dict], identit
         alert.withdrawn = key not in listed
     fresh = [_alert(item, ids, identities, job_id=job_id, camera=job.camera_id, results_version=version)
              for item in alerts if _key(item) not in known]
-    return _with_deliveries(s, fresh, urls)
+    if shared_gallery:
+        def person(alert: Alert) -> Hashable:
+            return alert.identity_id
+    else:
+        def person(alert: Alert) -> Hashable:
+            return identities.get(alert.track)
+    rang = [a for a in known.values() if a.repeat_of is None]
+    s.add_all(fresh)
+    s.flush()
+    rings = _fold_repeats(fresh, person, lambda a: a.t, repeat_s, rang_any_time=rang)
+    return _with_deliveries(s, rings, urls)
 
 
 def raise_live(s: Session, camera_id: str, alerts: list[dict], identities: dict[int, str | None],
-               urls: tuple[str, ...]) -> list[int]:
+               urls: tuple[str, ...], repeat_s: float = 0.0) -> list[int]:
     """Record a live camera's alerts of one processed segment (each raised once by the live
-    stitch), with one pending delivery per URL each; returns the deliveries' ids. ``identities``:
-    the camera's track -> name (the shared gallery's)."""
+    stitch), with one pending delivery per URL each unless it repeats one that rang on this
+    camera less than ``repeat_s`` before (capture time); returns the deliveries' ids.
+    ``identities``: the camera's track -> name (the shared gallery's). Each alert carries
+    ``captured_at`` (unix s) when known; one without it always rings."""
     ids = identity_ids(s, {n for n in identities.values() if n})
-    fresh = [_alert(item, ids, identities, job_id=None, camera=camera_id, results_version=0) for item in alerts]
-    return _with_deliveries(s, fresh, urls)
+    fresh = []
+    for item in alerts:
+        alert = _alert(item, ids, identities, job_id=None, camera=camera_id, results_version=0)
+        if item.get("captured_at") is not None:
+            alert.captured_at = datetime.fromtimestamp(item["captured_at"], timezone.utc)
+        fresh.append(alert)
+    s.add_all(fresh)
+    s.flush()
+    times = [a.captured_at for a in fresh if a.captured_at is not None]
+    rang = list(s.scalars(select(Alert).where(
+        Alert.job_id.is_(None), Alert.camera == camera_id, Alert.repeat_of.is_(None), Alert.identity_id.is_not(None),
+        Alert.captured_at >= min(times) - timedelta(seconds=repeat_s), Alert.id.not_in([a.id for a in fresh])))
+    ) if times and repeat_s > 0 else []
+
+    def at(alert: Alert) -> float:
+        return aware(alert.captured_at).timestamp() if alert.captured_at is not None else 0.0
+
+    def person(alert: Alert) -> Hashable:     # no capture time: no window to fold it in
+        return alert.identity_id if alert.captured_at is not None else None
+    rings = _fold_repeats(fresh, person, at, repeat_s, rang=rang)
+    return _with_deliveries(s, rings, urls)
+
+
+def _fold_repeats(fresh: list[Alert], person: Callable[[Alert], Hashable], at: Callable[[Alert], float],
+                  repeat_s: float, rang: Sequence[Alert] = (), rang_any_time: Sequence[Alert] = ()) -> list[Alert]:
+    """Mark each of the ``fresh`` alerts (flushed: they have ids) that repeats one that rang
+    (module doc); returns those that ring. ``rang``: alerts that rang before, of the same
+    camera; ``rang_any_time``: those of the job's earlier results versions (a person rung
+    about there makes this version's alerts about them repeats, whenever they are)."""
+    if repeat_s <= 0:
+        return fresh
+    rang, rings = list(rang), []
+    for alert in sorted(fresh, key=at):
+        who = person(alert)
+        if who is None:                 # an unknown face (or an erased person): never folded
+            rings.append(alert)
+            continue
+        same = [r for r in rang_any_time if r.kind == alert.kind and person(r) == who]
+        if same:
+            alert.repeat_of = min(same, key=lambda r: abs(at(r) - at(alert))).id
+            continue
+        before = [r for r in rang if r.kind == alert.kind and person(r) == who and 0 <= at(alert) - at(r) < repeat_s]
+        if before:
+            alert.repeat_of = max(before, key=at).id
+        else:
+            rings.append(alert)
+            rang.append(alert)
+    return rings
 
 
 def _alert(item: dict, ids: dict[str, int], identities: dict[int, str | None], **where) -> Alert:
@@ -119,11 +201,9 @@ def _alert(item: dict, ids: dict[str, int], identities: dict[int, str | None], *
                  detail=None if item["kind"] == "watchlist" else item.get("detail"), **where)
 
 
-def _with_deliveries(s: Session, fresh: list[Alert], urls: tuple[str, ...]) -> list[int]:
-    """Add the new alerts and one pending delivery per URL each; the deliveries' ids."""
-    s.add_all(fresh)
-    s.flush()
-    deliveries = [AlertDelivery(alert_id=alert.id, url=url) for alert in fresh for url in urls]
+def _with_deliveries(s: Session, rings: list[Alert], urls: tuple[str, ...]) -> list[int]:
+    """One pending delivery per URL for each alert that rings (added already); their ids."""
+    deliveries = [AlertDelivery(alert_id=alert.id, url=url) for alert in rings for url in urls]
     s.add_all(deliveries)
     s.flush()
     return [d.id for d in deliveries]
@@ -177,24 +257,40 @@ class Alerts:
                 found.setdefault(d.alert_id, []).append(
                     {"url": d.url, "status": d.status, "attempts": d.attempts, "status_code": d.status_code,
                      "last_error": d.last_error,
-                     "delivered_at": aware(d.delivered_at).isoformat() if d.delivered_at else None})
+                     "delivered_at": _moment(d.delivered_at)})
             return found
 
-    def page(self, limit: int, offset: int = 0, job_id: str | None = None) -> list[dict]:
+    def page(self, limit: int, offset: int = 0, job_id: str | None = None, folded: bool = False) -> list[dict]:
         """Alerts newest first, across jobs (or of one), with their deliveries; live camera
-        alerts (no job, no source name) among them."""
+        alerts (no job, no source name) among them. Each says which alert it repeats
+        (``repeat_of``) and how many repeat it (``repeats``); ``folded``: only those that rang,
+        each with its repeats, oldest first, under ``repeated``."""
         query = (select(Alert, Identity.name, Job.source_name).outerjoin(Job, Job.id == Alert.job_id)
                  .outerjoin(Identity, Identity.id == Alert.identity_id)
                  .order_by(Alert.raised_at.desc(), Alert.id.desc()).limit(limit).offset(offset))
         if job_id:
             query = query.where(Alert.job_id == job_id)
+        if folded:
+            query = query.where(Alert.repeat_of.is_(None))
         with self.records.session() as s:
-            rows = [(payload(alert, name), alert.id, alert.withdrawn, alert.raised_at, source)
-                    for alert, name, source in s.execute(query)]
-        deliveries = self.deliveries([alert_id for _, alert_id, *_ in rows])
-        return [{**body, "id": alert_id, "withdrawn": withdrawn, "source_name": source,
-                 "raised_at": aware(raised).isoformat() if raised else None, "deliveries": deliveries.get(alert_id, [])}
-                for body, alert_id, withdrawn, raised, source in rows]
+            rows = [(payload(alert, name), alert, source) for alert, name, source in s.execute(query)]
+            ids = [alert.id for _, alert, _ in rows]
+            repeated: dict[int, list[dict]] = {}
+            repeats = select(Alert).where(Alert.repeat_of.in_(ids)).order_by(Alert.t, Alert.id)
+            for alert in s.scalars(repeats) if ids else ():
+                repeated.setdefault(alert.repeat_of, []).append(
+                    {"id": alert.id, "track": alert.track, "t": alert.t, "withdrawn": alert.withdrawn,
+                     "raised_at": _moment(alert.raised_at), "captured_at": _moment(alert.captured_at)})
+            found = [{**body, "id": alert.id, "withdrawn": alert.withdrawn, "source_name": source,
+                      "raised_at": _moment(alert.raised_at), "captured_at": _moment(alert.captured_at),
+                      "repeat_of": alert.repeat_of, "repeats": len(repeated.get(alert.id, []))}
+                     for body, alert, source in rows]
+        deliveries = self.deliveries(ids)
+        for row in found:
+            row["deliveries"] = deliveries.get(row["id"], [])
+            if folded:
+                row["repeated"] = repeated.get(row["id"], [])
+        return found
 
     def counts(self, job_ids: list[str]) -> dict[str, int]:
         """Alerts (not withdrawn) per job, for a page of jobs in one query."""
@@ -203,6 +299,10 @@ class Alerts:
         with self.records.session() as s:
             return dict(s.execute(select(Alert.job_id, func.count()).where(
                 Alert.job_id.in_(job_ids), Alert.withdrawn.is_(False)).group_by(Alert.job_id)).all())
+
+
+def _moment(moment: datetime | None) -> str | None:
+    return aware(moment).isoformat() if moment else None
 
 
 def payload(alert: Alert, identity: str | None) -> dict:

@@ -58,17 +58,19 @@ class SecondLookConfig(AnalyzerConfig):
                                                                 "a box of its size, on a moving blob ...")
     follow_reach: float = Field(1.0, gt=0, description="... within this many face heights of where its motion puts "
                                                        "it (three such looks in a row at most).")
-    # Issue 15: the quiet camera's tiny faces (about 14 px) are followed by two 480-px looks a
+    # Issue 15: the quiet camera's tiny faces (about 14 px) were followed by two 480-px looks a
     # frame at the 175-px square that first found them; one look a face of 6 face heights at the
-    # same scale (224 px) cost 22 % less detect CPU there and found as many faces, but a different
-    # set of its blurred spectators, and make eval's tuning split lost one frame: not the default
-    # yet (docs/benchmarks.md, "Quiet camera profile").
-    follow_side: float = Field(0.0, ge=0, description="A follow-up look reads a square of this many heights of its "
+    # same scale (224 px) costs about a fifth less detect CPU there. With it a followed face the
+    # first pass finds stays followed (make eval's tuning split lost a frame without that):
+    # docs/benchmarks.md, "Follow-up looks sized to their face".
+    follow_side: float = Field(6.0, ge=0, description="A follow-up look reads a square of this many heights of its "
                                                      "face around where its step puts it, at the scale of the look "
                                                      "that found it (the model's input shrinks with it), one look a "
                                                      "face, at most max_looks full looks' input; the whole square "
-                                                     "while its step is not known and for a miss's grace look; 0: "
-                                                     "the whole square of the look that found it.")
+                                                     "while its step is not known and for a miss's grace look; a "
+                                                     "followed face the first pass finds stays followed, with no "
+                                                     "look; 0: the whole square of the look that found it, and a "
+                                                     "face the first pass finds is no longer followed.")
     motion_threshold: int = Field(12, ge=1, le=255, description="Grey-level change (0-255) that counts as motion.")
 
 

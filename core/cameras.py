@@ -16,6 +16,13 @@
 ``vidfarm:camera:<id>:lease`` and ``:fence``: which ingest replica owns the camera
 (``core.camera_leases``); the ingester's writes carry its fencing token.
 
+One stream, one camera: ``add`` refuses an address already registered (``same_stream``
+says when two addresses are one stream), checking the whole registry inside a transaction
+(WATCH on the hash), so of two registrations of one stream at once exactly one succeeds,
+and a registry restored from any older AOF is checked as it is. No separate index: a second
+record of the addresses would have to be kept in step on every delete and after every
+restore, and a registry is tens of cameras, not millions.
+
 Live state belongs with the broker, not the job records: it changes every few seconds and
 means nothing once the farm stops. Deleting a camera removes all three; its ingester sees it
 gone and stops.
@@ -28,6 +35,7 @@ import re
 import statistics
 import time
 import uuid
+from urllib.parse import urlsplit
 
 import redis
 
@@ -52,6 +60,18 @@ URL_RULE = ("a stream address (rtsp://, rtsps://, http://, https://, or webrtc:/
 
 class CameraError(ValueError):
     """A camera that cannot be registered; the message is one line."""
+
+
+class DuplicateCamera(CameraError):
+    """The stream is registered already, as ``camera`` (``{id, name, url, created_at}``)."""
+
+    def __init__(self, camera: dict):
+        self.camera = camera
+        super().__init__(f"this stream is already registered as camera {camera['name']!r} (id {camera['id']}); "
+                         "to change its address or password, delete that camera and register it again")
+
+
+DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322, "http": 80, "https": 443}
 
 
 def _state_key(camera_id: str) -> str:
@@ -94,6 +114,35 @@ def is_stream_address(url: str) -> bool:
     return len(url or "") <= MAX_URL and re.match(URL_PATTERN, url or "") is not None
 
 
+def stream_key(url: str) -> str | None:
+    """What makes two addresses one stream: the scheme and host (any case), the port (the
+    scheme's default when none is given), then the path and query exactly (servers read them
+    case-sensitively; ``?channel=2`` is another stream). Credentials do not count: the same
+    camera with a new password is the same stream (re-registering it is refused, naming the
+    camera to delete first), and two sets of credentials must not make one camera watched
+    twice. None for a browser camera (``webrtc://``): its address names no stream, each
+    registration is its own publisher."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme == "webrtc":
+        return None
+    host = parts.netloc.rpartition("@")[2]
+    try:
+        port = parts.port or DEFAULT_PORTS.get(scheme)
+        host = (parts.hostname or "").lower()
+        host = f"[{host}]" if ":" in host else host        # an IPv6 address keeps its brackets
+    except ValueError:        # not a number for a port: compare the host part as written
+        host, port = host.lower(), None
+    port = f":{port}" if port else ""
+    query = f"?{parts.query}" if parts.query else ""
+    return f"{scheme}://{host}{port}{parts.path or '/'}{query}"
+
+
+def same_stream(a: str, b: str) -> bool:
+    key = stream_key(a)
+    return key is not None and key == stream_key(b)
+
+
 def check_camera(name: str, url: str) -> tuple[str, str]:
     if not re.match(NAME_PATTERN, name or ""):
         raise CameraError(f"invalid name {name!r}: {NAME_RULE}")
@@ -113,10 +162,26 @@ class CameraRegistry:
     # --- the registry --------------------------------------------------------------------
 
     def add(self, name: str, url: str) -> dict:
+        """Register a camera; DuplicateCamera if its stream is registered already."""
         name, url = check_camera(name, url)
         camera = {"id": uuid.uuid4().hex, "name": name, "url": url, "created_at": round(time.time(), 3)}
-        self.redis.hset(REGISTRY, camera["id"], json.dumps(camera))
-        return camera
+        with self.redis.pipeline() as pipe:
+            while True:
+                # Read every camera and write the new one in one transaction: a registration
+                # or delete between the two aborts it (WATCH) and it checks again.
+                pipe.watch(REGISTRY)
+                existing = next((c for c in map(json.loads, pipe.hvals(REGISTRY)) if same_stream(c["url"], url)),
+                                None)
+                if existing is not None:
+                    pipe.unwatch()
+                    raise DuplicateCamera(existing)
+                pipe.multi()
+                pipe.hset(REGISTRY, camera["id"], json.dumps(camera))
+                try:
+                    pipe.execute()
+                    return camera
+                except redis.WatchError:
+                    continue
 
     def cameras(self) -> list[dict]:
         """Every registered camera (its url as given, password included: for the ingester)."""

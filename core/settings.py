@@ -277,6 +277,11 @@ class Settings(BaseSettings):
     alert_webhook_backoff_s: float = Field(default=5.0, gt=0, description="Wait before the first retry of a "
                                                                           "delivery; doubled after each try.")
     alert_webhook_timeout_s: float = Field(default=10.0, gt=0, description="Time allowed for a webhook to answer.")
+    alert_repeat_s: float = Field(
+        default=300.0, ge=0, description="An alert of the same kind about the same named person, in the same job "
+                                         "(video time) or on the same live camera (capture time), this soon after "
+                                         "the last one that rang is recorded as its repeat and not sent to the "
+                                         "webhooks (0: every alert is sent).")
 
     # --- monitoring --------------------------------------------------------------------------
     flower_port: int = Field(default=5555, description="Flower's port (`vidfarm up`).")

@@ -45,17 +45,28 @@ def _post(url: str, body: bytes) -> tuple[int | None, str | None]:
     return response.status_code, f"HTTP {response.status_code} {response.reason or ''}".strip()
 
 
-def ring_live(camera_id: str, line: dict) -> int:
-    """A live camera's processed segment (its ``live.jsonl`` line): record its alerts and queue
-    their webhook deliveries now. Returns how many deliveries were queued."""
+def ring_live(camera_id: str, line: dict, fps: float) -> int:
+    """A live camera's processed segment (its ``live.jsonl`` line) at ``fps``: record its alerts
+    and queue their webhook deliveries now (none for a repeat). Returns how many deliveries
+    were queued."""
     if not line["alerts"]:
         return 0
     identities = {t["track"]: t.get("identity") for t in line.get("tracks") or []}
-    deliveries = Alerts(runtime.records()).raise_live(camera_id, line["alerts"], identities,
-                                                      runtime.settings().alert_webhook_urls)
+    settings = runtime.settings()
+    alerts = [_captured(alert, line, fps) for alert in line["alerts"]]
+    deliveries = Alerts(runtime.records()).raise_live(camera_id, alerts, identities, settings.alert_webhook_urls,
+                                                      settings.alert_repeat_s)
     for delivery_id in deliveries:
         deliver_alert.apply_async((delivery_id,))
     return len(deliveries)
+
+
+def _captured(alert: dict, line: dict, fps: float) -> dict:
+    """The alert with the capture time of its frame (unix s): the segment's first frame's, plus
+    the frames between at the camera's rate (an alert may name an earlier segment's frame: a
+    watchlist alert is at its track's first frame)."""
+    offset = (alert["frame"] - line["first_frame"]) / fps if fps and fps > 0 else 0.0
+    return {**alert, "captured_at": line["captured_at"] + offset}
 
 
 @app.task(name="vidfarm.deliver_alert", bind=True, ignore_result=True, max_retries=None)

@@ -170,7 +170,7 @@ class CameraIngest:
             written(accepted)
             if accepted and line["alerts"]:     # only the camera's owner rings, once
                 try:
-                    ring_live(camera_id, line)
+                    ring_live(camera_id, line, fps)
                 except (SQLAlchemyError, RedisError, OperationalError) as error:   # database or broker away:
                     # the camera goes on, and its events still carry the alerts
                     log.warning("camera %s: live alerts not recorded: %s", camera_id, error)

@@ -36,13 +36,14 @@ class Publication:
     alerts: list[dict]
     names: dict[int, str | None]      # track -> name
     urls: tuple[str, ...]
+    repeat_s: float                   # alert_repeat_s: repeats of an alert that rang get no delivery
     deliveries: list[int] = field(default_factory=list)
 
     def record(self, s: Session, version: int) -> None:
         """Inside the publishing transaction (``Records.publish_version``'s ``also``)."""
         replace_rows(s, self.job_id, version, self.tracks, self.shared_gallery)
         self.deliveries = raise_new(s, self.job_id, version, self.alerts, self.names, self.urls,
-                                    self.shared_gallery)
+                                    self.shared_gallery, self.repeat_s)
 
     def send(self) -> None:
         """After the commit: queue the webhook deliveries of the alerts it raised."""
@@ -83,9 +84,10 @@ def prepare(job, results: dict, face_crops: dict[tuple[int, tuple], bytes] | Non
                                     at(track["first_frame"]), at(track["last_frame"]), frame, jpeg))
     # A camera recording's first version lists alerts that rang live: core.alerts.raise_new
     # gives those no delivery.
-    urls = runtime.settings().alert_webhook_urls
+    settings = runtime.settings()
     return Publication(job.id, job.options.get("gallery") is None, rows, results.get("alerts") or [],
-                       {t["track"]: t.get("identity") for t in results.get("tracks") or []}, urls)
+                       {t["track"]: t.get("identity") for t in results.get("tracks") or []},
+                       settings.alert_webhook_urls, settings.alert_repeat_s)
 
 
 def _face_crops(job, wanted: dict) -> dict[int, bytes]:

@@ -53,22 +53,28 @@ def gstreamer_missing() -> str | None:
 
 class RtspCamera:
     def __init__(self, clip: Path, codec: str = "h264", audio: bool = False, port: int | None = None,
-                 log_path: Path | None = None):
+                 log_path: Path | None = None, feeds: int = 1):
         reason = gstreamer_missing()
         if reason:          # every test with a camera skips, saying why, whether or not it asked first
             pytest.skip(reason)
-        self.clip, self.codec, self.audio = Path(clip), codec, audio
+        self.clip, self.codec, self.audio, self.feeds = Path(clip), codec, audio, feeds
         self.port = port or free_port()
         self.log_path = log_path or self.clip.with_suffix(f".rtsp-{self.port}.log")
         self.process: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
-        return f"rtsp://127.0.0.1:{self.port}/cam"
+        return self.feed_url(1)
+
+    def feed_url(self, n: int) -> str:
+        """The address of feed n (1 to ``feeds``): the same clip, another stream address, as
+        several cameras behind one server are (the farm registers each address once)."""
+        assert 1 <= n <= self.feeds, f"feed {n} of {self.feeds}"
+        return f"rtsp://127.0.0.1:{self.port}/cam{n if n > 1 else ''}"
 
     def start(self, timeout: float = 30.0) -> "RtspCamera":
         args = [SYSTEM_PYTHON, str(SERVER_SCRIPT), "--port", str(self.port), "--clip", str(self.clip),
-                "--codec", self.codec] + (["--audio"] if self.audio else [])
+                "--codec", self.codec, "--feeds", str(self.feeds)] + (["--audio"] if self.audio else [])
         # Debian's Python with its own modules only: none of the test virtualenv's.
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
         with open(self.log_path, "ab") as log:

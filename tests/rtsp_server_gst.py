@@ -4,9 +4,11 @@ Run by Debian's own ``/usr/bin/python3`` (the GObject bindings, ``python3-gi``, 
 ``gir1.2-gst-rtsp-server-1.0`` are Debian packages, not pip ones), never imported by the
 project: ``tests/rtsp_camera.py`` starts it as a subprocess.
 
-    /usr/bin/python3 tests/rtsp_server_gst.py --port P --clip CLIP.mp4 --codec h264|h265 [--audio]
+    /usr/bin/python3 tests/rtsp_server_gst.py --port P --clip CLIP.mp4 --codec h264|h265 [--audio] [--feeds N]
 
-It serves ``rtsp://127.0.0.1:P/cam`` (TCP and UDP transport), the clip's video stream copied
+It serves ``rtsp://127.0.0.1:P/cam`` (TCP and UDP transport), and with ``--feeds N`` the same
+at ``/cam2`` ... ``/camN`` too (several cameras' addresses on one server: the farm registers
+each stream once), the clip's video stream copied
 (no re-encode: the clip's keyframes are the camera's) and its AAC audio when ``--audio``. The
 pipeline is paced by the clock, as a camera is; each client gets its own pipeline, from the
 start of the clip. It prints ``ready`` once it listens, and runs until killed.
@@ -40,6 +42,7 @@ def main() -> int:
     parser.add_argument("--clip", required=True)
     parser.add_argument("--codec", choices=("h264", "h265"), default="h264")
     parser.add_argument("--audio", action="store_true")
+    parser.add_argument("--feeds", type=int, default=1)
     args = parser.parse_args()
 
     Gst.init(None)
@@ -49,7 +52,8 @@ def main() -> int:
     factory = GstRtspServer.RTSPMediaFactory()
     factory.set_launch(launch_line(args.clip, args.codec, args.audio))
     factory.set_shared(False)
-    server.get_mount_points().add_factory(MOUNT, factory)
+    for n in range(1, args.feeds + 1):
+        server.get_mount_points().add_factory(MOUNT + (str(n) if n > 1 else ""), factory)
     if server.attach(None) == 0:
         print(f"cannot listen on 127.0.0.1:{args.port}", file=sys.stderr, flush=True)
         return 1

@@ -1,7 +1,8 @@
 """Alerts reach people: a farm of its own (webhook settings in every worker's environment) runs a
 recording of a watch-listed man, and real HTTP receivers on 127.0.0.1 (a threaded
 http.server) get the signed POSTs: one that answers at once, one that fails twice and then
-answers, one that never does. The job is done before any of them is called."""
+answers, one that never does. The job is done before any of them is called. He is on screen
+twice: his second track's alert is a repeat, recorded and not sent."""
 
 from __future__ import annotations
 
@@ -115,11 +116,20 @@ def test_each_alert_is_posted_signed_once_to_every_url_retried_and_recorded(webh
     view = wait_for_job(job_id)
     assert view["status"] == "done" and view["error"] is None
 
-    alerts = deliveries_settled(job_id)
+    listed = deliveries_settled(job_id)
     results = json.loads(runtime.store().local_path(f"jobs/{job_id}/output/results.json").read_text())
-    raised = [(a["kind"], a["track"], a["t"]) for a in results["alerts"]]
-    assert raised and {kind for kind, *_ in raised} == {"watchlist"}
-    assert sorted((a["kind"], a["track"], a["t"]) for a in alerts) == sorted(raised)
+    everything = [(a["kind"], a["track"], a["t"]) for a in results["alerts"]]
+    assert {kind for kind, *_ in everything} == {"watchlist"}
+    assert sorted((a["kind"], a["track"], a["t"]) for a in listed) == sorted(everything)
+    # The man is on screen twice, 6 s apart: two tracks, two alerts (results.json and the
+    # alerts list keep one per track), but the second is a repeat of the first (within
+    # alert_repeat_s, 300 s by default): recorded, not sent.
+    assert len(everything) == 2, everything
+    first, second = sorted(listed, key=lambda a: a["t"])
+    assert (second["repeat_of"], second["deliveries"], first["repeat_of"], first["repeats"]) == (
+        first["id"], [], None, 1)
+    alerts = [first]
+    raised = [(first["kind"], first["track"], first["t"])]
 
     # /ok: exactly one POST per alert, signed, with the contract's fields and values.
     bodies = [json.loads(p["body"]) for p in receiver.to("/ok")]
@@ -173,14 +183,17 @@ def test_alerts_show_on_the_jobs_list_and_the_alerts_page(webhook_farm):
     alerts = Alerts(runtime.records()).page(50)
     assert alerts, "the test before raised alerts on this farm"
     job_id = alerts[0]["job"]
+    rang = [a for a in alerts if a["repeat_of"] is None]
     accounts = Accounts(runtime.records())
     user = accounts.create_user("alert-viewer", PASSWORD, "viewer")
     browser = logged_in_client(make_app(), Account(user.username, "viewer", accounts.create_token(user.id)))
     listing = browser.get("/jobs").get_data(as_text=True)
     assert f'href="/alerts?job={job_id}">{len(alerts)} alerts</a>' in listing
     page = browser.get(f"/alerts?job={job_id}").get_data(as_text=True)
-    assert page.count("data-alert=") == len(alerts) and "/broken: failed after 3 tries (HTTP 500" in page
-    assert f'href="/jobs/{job_id}?t={alerts[0]["t"]:.2f}"' in page
+    # The page shows the alerts that rang, each with its repeats folded under it.
+    assert page.count("data-alert=") == len(rang) and "/broken: failed after 3 tries (HTTP 500" in page
+    assert page.count("data-repeat=") == len(alerts) - len(rang) == 1 and "repeated 1 time, not sent" in page
+    assert all(f'href="/jobs/{job_id}?t={a["t"]:.2f}"' in page for a in alerts)
     api = browser.get(f"/api/v1/alerts?job={job_id}&per_page=1")
     assert len(api.json) == 1 and ('rel="next"' in api.headers.get("Link", "")) == (len(alerts) > 1)
     assert browser.get(f"/api/v1/jobs/{job_id}").json["alerts"] == len(alerts)

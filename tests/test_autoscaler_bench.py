@@ -33,7 +33,7 @@ def test_the_benchmark_writes_its_section_and_plots(tmp_path, monkeypatch):
 
 def test_the_split_accounts_for_every_worker_second_and_the_busy_ones_are_the_tasks():
     from autoscaler import simulate
-    from bench.autoscaler_split import split
+    from bench.autoscaler_split import LIFE, split, split_life
     from core.settings import ScaleSettings
 
     trace = simulate.Trace.model_validate({"name": "two bursts", "horizon_s": 300, "pod_start_s": 10,
@@ -45,6 +45,12 @@ def test_the_split_accounts_for_every_worker_second_and_the_busy_ones_are_the_ta
     assert sum(seconds.values()) == metrics["worker_seconds"]
     assert seconds["busy"] == 9 * 8 and seconds["starting"] > 0 and seconds["idle"] > 0   # warm: 5 s < a cold start
     assert simulate.World.__name__ == "World"                       # the simulator is left as it was
+    # Each pod's idle seconds go to one part of its life; the starts of pods that never served are apart.
+    again, same, life = split_life(trace, simulate.VidfarmScaler(settings, 5.0), bounds)
+    assert (again, same) == (metrics, seconds)
+    assert sum(life[kind] for kind in LIFE if kind != "unused start") == seconds["idle"]
+    assert life["unused start"] <= seconds["starting"] and life["idle tail"] > 0 and life["pods"] >= 2
+    assert abs(life["p100"] - metrics["max_wait_s"]) <= 0.05 and abs(life["p95"] - metrics["p95_wait_s"]) <= 0.05
 
 
 def test_the_tuning_rows_give_the_benchmarks_verdicts(tmp_path, monkeypatch):

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import threading
+
 import pytest
 
 from cli.redis_server import RedisServer
-from core.cameras import CameraError, CameraRegistry, percentile, redacted
+from core.cameras import (BROWSER_URL, REGISTRY, CameraError, CameraRegistry, DuplicateCamera, percentile, redacted,
+                          same_stream)
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +48,105 @@ def test_bad_cameras_are_refused(registry, name, url, problem):
     with pytest.raises(CameraError, match=problem):
         registry.add(name, url)
     assert registry.cameras() == before
+
+
+@pytest.mark.parametrize("again", [
+    "rtsp://admin:secret@gate.example/stream1",        # as it was
+    "rtsp://Gate.EXAMPLE/stream1",                    # host case, no credentials
+    "rtsp://admin:new-password@gate.example:554/stream1",   # the password changed; the default port spelt out
+    "rtsp://other@gate.example/stream1",
+])
+def test_a_stream_is_registered_once(registry, again):
+    first = registry.add("Gate", "rtsp://admin:secret@gate.example/stream1")
+    try:
+        with pytest.raises(DuplicateCamera) as refused:
+            registry.add("Gate again", again)
+        assert refused.value.camera == first
+        assert "'Gate'" in str(refused.value) and first["id"] in str(refused.value) and "delete" in str(refused.value)
+        assert "secret" not in str(refused.value)
+        assert [c["id"] for c in registry.cameras() if same_stream(c["url"], again)] == [first["id"]]
+    finally:
+        registry.delete(first["id"])
+
+
+@pytest.mark.parametrize("a,b,same", [
+    ("rtsp://cam.example/live", "rtsp://CAM.Example:554/live", True),
+    ("https://cam.example/live.m3u8", "https://cam.example:443/live.m3u8", True),
+    ("rtsps://cam.example/live", "rtsps://cam.example:322/live", True),
+    ("rtsp://cam.example", "rtsp://cam.example/", True),
+    ("rtsp://[FE80::1]/a", "rtsp://[fe80::1]:554/a", True),
+    ("rtsp://cam.example/live", "rtsp://cam.example/Live", False),         # paths are case-sensitive
+    ("rtsp://cam.example/live?channel=1", "rtsp://cam.example/live?channel=2", False),
+    ("rtsp://cam.example/live", "rtsp://cam.example:8554/live", False),
+    ("rtsp://cam.example/live", "rtsps://cam.example/live", False),
+    ("http://cam.example/live", "https://cam.example/live", False),
+    (BROWSER_URL, BROWSER_URL, False),                  # each browser camera is its own publisher
+])
+def test_what_the_same_stream_is(a, b, same):
+    assert same_stream(a, b) is same and same_stream(b, a) is same
+
+
+def test_browser_cameras_share_their_address(registry):
+    cameras = [registry.add(f"Laptop {n}", BROWSER_URL)["id"] for n in range(3)]
+    assert len({registry.get(c)["id"] for c in cameras}) == 3
+    for camera_id in cameras:
+        registry.delete(camera_id)
+
+
+def test_delete_then_register_again(registry):
+    first = registry.add("Yard", "rtsp://admin:old@10.0.0.10/yard")
+    with pytest.raises(DuplicateCamera):
+        registry.add("Yard", "rtsp://admin:new@10.0.0.10/yard")
+    registry.delete(first["id"])                       # the path the refusal names
+    second = registry.add("Yard", "rtsp://admin:new@10.0.0.10/yard")
+    assert second["id"] != first["id"] and registry.cameras() == [second]
+    registry.delete(second["id"])
+
+
+def test_registrations_at_once_of_one_stream_make_one_camera(registry):
+    """Threads register the same stream together: exactly one succeeds, every other is refused
+    naming it (the check and the write are one transaction)."""
+    barrier, results = threading.Barrier(8), []
+
+    def register(n: int) -> None:
+        barrier.wait()
+        try:      # (each transaction takes a connection of its own from the client's pool)
+            results.append(("added", registry.add(f"Race {n}", f"rtsp://user{n}:pw@10.0.0.11/race")))
+        except DuplicateCamera as exc:
+            results.append(("refused", exc.camera))
+
+    try:
+        for _ in range(5):     # a few rounds: the window between read and write is narrow
+            threads = [threading.Thread(target=register, args=(n,)) for n in range(8)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            added = [camera for outcome, camera in results if outcome == "added"]
+            assert len(added) == 1 and len(results) == 8
+            assert all(camera["id"] == added[0]["id"] for _, camera in results)
+            assert [c["id"] for c in registry.cameras()] == [added[0]["id"]]
+            registry.delete(added[0]["id"])
+            results.clear()
+    finally:
+        for camera in registry.cameras():
+            registry.delete(camera["id"])
+
+
+def test_a_registry_written_before_the_check_is_checked(registry):
+    """A registry restored from an older AOF (written by a version that checked nothing, even
+    holding one stream twice already) is checked as it stands."""
+    old = [{"id": f"old{n}", "name": f"Old {n}", "url": "rtsp://10.0.0.12/old", "created_at": 1.0 + n}
+           for n in range(2)]
+    registry.redis.hset(REGISTRY, mapping={c["id"]: json.dumps(c) for c in old})
+    try:
+        with pytest.raises(DuplicateCamera) as refused:
+            registry.add("New", "rtsp://admin:pw@10.0.0.12:554/old")
+        assert refused.value.camera["id"] in {"old0", "old1"}
+        assert registry.cameras() == old
+    finally:
+        for camera in old:
+            registry.delete(camera["id"])
 
 
 def test_state_and_events_follow_the_segments(registry):

@@ -112,6 +112,7 @@ def test_the_ingest_workers_reach_the_webhooks_when_there_are_some(live_values, 
     env = env_of(live_objects, "-worker-ingest")
     assert env["VIDFARM_ALERT_WEBHOOK_URLS"] == "https://alerts.example.com/vidfarm,https://hooks.example.net/security"
     assert len(env["VIDFARM_ALERT_WEBHOOK_SECRET"]) == 40 and env["VIDFARM_ALERT_WEBHOOK_ATTEMPTS"] == "4"
+    assert env["VIDFARM_ALERT_REPEAT_S"] == "120"
     assert Settings(alert_webhook_urls=env["VIDFARM_ALERT_WEBHOOK_URLS"]).alert_webhook_urls == \
         ("https://alerts.example.com/vidfarm", "https://hooks.example.net/security")
     # Each install signs with a key of its own.

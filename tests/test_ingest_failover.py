@@ -95,11 +95,11 @@ def test_two_replicas_share_cameras_and_take_over_a_dead_ones(farm, registry, tm
     clip = make_clip(tmp_path / "cam.mp4", seconds=240, fps=10, gop=10, size=(320, 180), photo_height=90,
                      face_windows=[(0, 240)], audio=False)
     ingesters: list[Ingester] = []
-    with RtspCamera(clip.path) as camera:
+    with RtspCamera(clip.path, feeds=2) as camera:      # two cameras' addresses on one server
         try:
             ingesters = [Ingester(farm, tmp_path / f"ingest-{n}.log") for n in range(2)]
             by_owner = {i.owner: i for i in ingesters}
-            cameras = [registry.add(f"Cam {n}", camera.url)["id"] for n in range(2)]
+            cameras = [registry.add(f"Cam {n}", camera.feed_url(n))["id"] for n in (1, 2)]
             # Each replica takes its share: one camera each, and each camera sends segments.
             owners = wait_until(lambda: (lambda o: o if None not in o and len(set(o)) == 2 else None)(
                 [holder(registry, c) for c in cameras]), 60, "each replica to own a camera")

@@ -265,6 +265,49 @@ def test_a_0_1_database_keeps_every_row_through_the_upgrade(new_database, tmp_pa
 
 
 @both_dialects
+def test_alerts_of_before_0007_rang_and_a_new_alert_about_that_person_repeats_them(new_database, tmp_path):
+    """0007_alert_repeats rebuilds the alerts table on SQLite: the alerts of before and their
+    deliveries stay (each of them rang: no repeat_of), and a re-identification's new alert
+    about the same person folds under the one that rang before the upgrade."""
+    from core.alerts import Alerts
+    from core.records import Records
+
+    url = new_database()
+    old = build_0_1(url)
+    kept = fill_0_1(old, tmp_path)
+    schema.upgrade(url, "0006_live_alerts")
+    raised = datetime(2026, 11, 1, 9, 0, tzinfo=timezone.utc)
+    with old.begin() as conn:
+        conn.execute(sqlalchemy.text(
+            "INSERT INTO alerts (id, job_id, camera, kind, track, frame, t, identity_id, detail, results_version, "
+            "withdrawn, raised_at) VALUES (7, :job, NULL, 'watchlist', 1, 0, 0.0, 1, NULL, 2, :no, :at)"),
+            {"job": kept["job_id"], "no": False, "at": raised})
+        conn.execute(sqlalchemy.text(
+            "INSERT INTO alert_deliveries (id, alert_id, url, status, attempts, created_at, delivered_at) "
+            "VALUES (3, 7, 'http://a.example/hook', 'delivered', 1, :at, :at)"), {"at": raised})
+    before = table_rows(old, "alert_deliveries", ["id", "alert_id", "url", "status"])
+    assert schema.upgrade(url) == "0006_live_alerts"
+    assert table_rows(old, "alerts", ["id", "track", "repeat_of", "captured_at"]) == [(7, 1, None, None)]
+    assert table_rows(old, "alert_deliveries", ["id", "alert_id", "url", "status"]) == before
+    old.dispose()
+
+    records = Records(url)
+    try:
+        with records.session() as s:
+            s.execute(sqlalchemy.text("UPDATE jobs SET results_version = 3"))
+        new = {"kind": "watchlist", "track": 2, "frame": 1, "t": 0.5, "detail": None}
+        old_alert = {"kind": "watchlist", "track": 1, "frame": 0, "t": 0.0, "detail": None}
+        alerts = Alerts(records)
+        assert alerts.raise_new(kept["job_id"], 3, [old_alert, new], {1: "alice", 2: "alice"},
+                                ("http://a.example/hook",), shared_gallery=True, repeat_s=300) == []
+        listed = {a["track"]: a for a in alerts.page(10, job_id=kept["job_id"])}
+        assert (listed[1]["id"], listed[1]["repeats"], listed[2]["repeat_of"]) == (7, 1, 7)
+        assert [d["status"] for d in listed[1]["deliveries"]] == ["delivered"]
+    finally:
+        records.engine.dispose()
+
+
+@both_dialects
 def test_many_processes_opening_a_0_1_database_at_once_upgrade_it_once(new_database, tmp_path):
     """gunicorn's workers and Celery workers start together on an old database: one migrates,
     the others wait for it, nobody fails and the rows are kept."""

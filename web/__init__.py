@@ -132,8 +132,8 @@ def create_app(settings: Settings | None = None, farm: Farm | None = None) -> AP
             wait = _retry_after_s()
             headers["Retry-After"] = str(wait)
             message = f"too many attempts: try again in {wait} second{'s' if wait > 1 else ''}"
-        if request.path.startswith("/api/"):
-            return {"error": message}, error.status_code, headers
+        if request.path.startswith("/api/"):     # extra_data: what a client acts on (e.g. the camera a 409 names)
+            return {**(error.extra_data or {}), "error": message}, error.status_code, headers
         return render_template("error.html", status=error.status_code, message=message), error.status_code, headers
 
     return app

@@ -14,7 +14,8 @@ def index():
     page = request.args.get("page", "1")
     job = request.args.get("job") or None
     query = {"page": int(page) if page.isdigit() and int(page) >= 1 else 1,
-             "per_page": current_app.config["VIDFARM_SETTINGS"].jobs_per_page, "job": job}
+             "per_page": current_app.config["VIDFARM_SETTINGS"].jobs_per_page, "job": job,
+             "folded": True}   # repeats are shown under the alert that rang, not as rows of their own
     rows, more = alert_page(query)
     return render_template("alerts.html", alerts=rows, job=job, page=query["page"],
                            next_page=query["page"] + 1 if more else None)

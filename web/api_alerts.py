@@ -14,9 +14,11 @@ alerts_api = APIBlueprint("alerts_api", __name__, url_prefix="/api/v1", tag="ale
 
 
 def alert_page(query: dict) -> tuple[list[dict], bool]:
-    """A page of alerts (newest first; of one job with ``job``) and whether another follows."""
+    """A page of alerts (newest first; of one job with ``job``; with ``folded``, only those
+    that rang, their repeats under each) and whether another follows."""
     per_page = query["per_page"]
-    rows = Alerts(farm().records).page(per_page + 1, (query["page"] - 1) * per_page, query.get("job"))
+    rows = Alerts(farm().records).page(per_page + 1, (query["page"] - 1) * per_page, query.get("job"),
+                                       folded=bool(query.get("folded")))
     return rows[:per_page], len(rows) > per_page
 
 

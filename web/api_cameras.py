@@ -18,7 +18,7 @@ from flask import Response, current_app, request, send_file, stream_with_context
 
 from core.camera_offers import CameraOffers, OfferError
 from core.cameras import (MAX_URL, NAME_PATTERN, NAME_RULE, URL_PATTERN, URL_RULE, WATCHED_S, CameraError,
-                          CameraRegistry, redacted, view_piece_key)
+                          CameraRegistry, DuplicateCamera, redacted, view_piece_key)
 from web.api import error_responses
 from web.auth import token_auth
 from web.context import farm
@@ -31,6 +31,13 @@ ANSWER_WAIT_S = 15.0     # the ingester polls for offers every second; ICE gathe
 EVENT_ID = re.compile(r"^\d+-\d+$")
 WATCH_ID = re.compile(r"^[0-9a-f]{32}$")
 NO_CAMERA = {404: {"description": "No such camera", "content": {"application/json": {"schema": ERROR_SCHEMA}}}}
+REGISTERED = {409: {"description": "The stream is registered already: `error` says so, `camera` is that camera "
+                                  "(`{id, name}`; delete it to register the stream anew, e.g. with a new password)",
+                   "content": {"application/json": {"schema": {
+                       "type": "object", "required": ["error", "camera"],
+                       "properties": {"error": {"type": "string"}, "camera": {
+                           "type": "object", "required": ["id", "name"],
+                           "properties": {"id": {"type": "string"}, "name": {"type": "string"}}}}}}}}}
 NO_ANSWER = {504: {"description": "No ingester answered (none holds the camera, or `vidfarm ingest` is not running)",
                    "content": {"application/json": {"schema": ERROR_SCHEMA}}}}
 
@@ -119,11 +126,16 @@ def camera_or_404(registry: CameraRegistry, camera_id: str) -> dict:
 @cameras.input(CameraIn, location="json", arg_name="body")
 @cameras.output(CameraOut, status_code=201, headers={"Location": {"type": "string"}})
 @cameras.doc(summary="Register a camera; the ingester starts watching it",
-             responses={**error_responses(400, 403)})
+             description="One camera per stream: an address already registered is refused (409), and so is the "
+                         "same address written otherwise (scheme or host in another case, the default port "
+                         "given or left out, other credentials). Browser cameras (webrtc://) are never refused.",
+             responses={**error_responses(400, 403), **REGISTERED})
 def create_camera(body):
     registry = camera_registry()
     try:
         camera = registry.add(body["name"], body["url"])
+    except DuplicateCamera as exc:
+        abort(409, str(exc), extra_data={"camera": {"id": exc.camera["id"], "name": exc.camera["name"]}})
     except CameraError as exc:
         abort(400, str(exc))
     return camera_status(registry, camera), 201, {"Location": f"/api/v1/cameras/{camera['id']}"}

@@ -181,11 +181,20 @@ class AlertOut(Schema):
     withdrawn = Boolean(required=True, metadata={"description": "The job's latest results no longer list it."})
     raised_at = String(allow_none=True)
     source_name = String(allow_none=True)
+    captured_at = String(allow_none=True, metadata={"description": "A live camera's alert: when its frame was "
+                                                                   "captured (null otherwise)."})
+    repeat_of = Integer(required=True, allow_none=True, metadata={
+        "description": "The id of the alert that rang about the same person (same kind, same job or live camera) "
+                       "less than VIDFARM_ALERT_REPEAT_S before: this one was recorded, not sent to the webhooks. "
+                       "null: it rang."})
+    repeats = Integer(required=True, metadata={"description": "How many alerts are recorded as repeats of this one."})
     deliveries = Nested(DeliveryOut, many=True, required=True)
 
 
 class AlertQuery(PageQuery):
     job = String(validate=Length(1, 32), metadata={"description": "Only this job's alerts."})
+    folded = Boolean(load_default=False, metadata={"description": "Only the alerts that rang (not repeats); "
+                                                                  "`repeats` counts each one's repeats."})
 
 
 class UserOut(Schema):

@@ -161,6 +161,12 @@ def test_operators_add_and_delete_cameras_with_a_confirmation(browser, live_serv
         camera = next(c for c in registry.cameras() if c["name"] == "Back door")
         assert "secret" not in page.content()
         page.goto(f"{live_server}/cameras")
+        # The same stream again (a second click, a new password): refused, naming the camera.
+        page.fill("#add-camera input[name=name]", "Back door 2")
+        page.fill("#add-camera input[name=url]", "rtsp://admin:changed@192.0.2.7:554/stream")
+        page.click("#add-camera button")
+        assert "already registered as camera 'Back door'" in page.inner_text(".flash.error")
+        assert [c["id"] for c in registry.cameras() if c["name"].startswith("Back door")] == [camera["id"]]
         row = page.locator(f"tr[data-camera='{camera['id']}']")
         page.once("dialog", lambda dialog: dialog.dismiss())     # changed their mind: nothing happens
         row.locator("button").click()

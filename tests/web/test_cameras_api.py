@@ -59,6 +59,34 @@ def test_bad_cameras_are_refused_with_one_line(client, accounts_by_role, body, m
     assert "\n" not in response.json["error"]
 
 
+def test_a_stream_registered_twice_is_refused_naming_its_camera(client, accounts_by_role):
+    """Two clicks, or a script retried after a timeout: one camera, and the second answer says
+    which (the password may differ: delete the camera to register it anew)."""
+    operator = accounts_by_role["operator"].auth
+    first = client.post("/api/v1/cameras", json={"name": "Porch", "url": "rtsp://admin:pw@10.1.2.4/live"},
+                        headers=operator).json
+    try:
+        again = client.post("/api/v1/cameras", json={"name": "Porch 2", "url": "rtsp://admin:new@10.1.2.4:554/live"},
+                            headers=operator)
+        assert again.status_code == 409
+        assert again.json["camera"] == {"id": first["id"], "name": "Porch"}
+        assert "already registered as camera 'Porch'" in again.json["error"] and "\n" not in again.json["error"]
+        assert "pw" not in again.json["error"] and "new" not in str(again.json["camera"])
+        assert [c["id"] for c in client.get("/api/v1/cameras", headers=operator).json
+                if c["url"].endswith("@10.1.2.4/live")] == [first["id"]]
+        browsers = [client.post("/api/v1/cameras", json={"name": f"Laptop {n}", "url": "webrtc://browser"},
+                                headers=operator) for n in range(2)]
+        assert [b.status_code for b in browsers] == [201, 201]      # browser cameras share their address
+        for browser in browsers:
+            client.delete(f"/api/v1/cameras/{browser.json['id']}", headers=operator)
+    finally:
+        assert client.delete(f"/api/v1/cameras/{first['id']}", headers=operator).status_code == 204
+    again = client.post("/api/v1/cameras", json={"name": "Porch", "url": "rtsp://admin:new@10.1.2.4/live"},
+                        headers=operator)
+    assert again.status_code == 201
+    client.delete(f"/api/v1/cameras/{again.json['id']}", headers=operator)
+
+
 def test_viewers_cannot_register_or_delete(client, accounts_by_role, registry):
     viewer = accounts_by_role["viewer"].auth
     assert client.post("/api/v1/cameras", json={"name": "x", "url": "rtsp://cam/1"}, headers=viewer).status_code == 403

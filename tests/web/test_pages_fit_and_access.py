@@ -149,6 +149,32 @@ def test_the_timeline_is_one_row_per_person_and_works_from_the_keyboard(browser,
         context.close()
 
 
+def test_a_repeated_alert_folds_under_the_one_that_rang_on_a_phone(browser, live_server, accounts_by_role,  # noqa: F811
+                                                                    recordings):
+    """The named recording shows the watch-listed man twice (two tracks, two alerts): the
+    second is a repeat, folded under the first; opened, it links to its moment."""
+    context = browser.new_context(viewport=WIDTHS["phone"])
+    page = context.new_page()
+    try:
+        log_in(page, live_server, accounts_by_role["viewer"].username)
+        page.goto(f"{live_server}/alerts?job={recordings['named']}")
+        assert page.locator("tr[data-alert]").count() == 1
+        repeats = page.locator("tr[data-alert] details.repeats")
+        summary = repeats.locator("summary")
+        assert summary.inner_text() == "repeated 1 time, not sent"
+        link = repeats.locator("li[data-repeat] a")
+        assert not link.is_visible()                      # folded until asked for
+        summary.click()
+        assert link.is_visible() and re.fullmatch(r"at \d+\.\d\d s", link.inner_text())
+        box = link.bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= WIDTHS["phone"]["width"]
+        assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
+        link.click()
+        page.wait_for_url(re.compile(rf".*/jobs/{recordings['named']}\?t=\d+\.\d\d$"))
+    finally:
+        context.close()
+
+
 def test_screenshots_are_small(shots):  # noqa: F811
     """The README shows them: every page's, at both widths, each well under 300 KB."""
     taken = sorted(Path(shots).glob("*-desktop.png")) + sorted(Path(shots).glob("*-phone.png"))

@@ -87,6 +87,7 @@ class SecondLook:
         # The faces to follow on the next frame, and those being followed on this one.
         self.follow: list[Followed] = []
         self.following: list[Followed] = []
+        self.carried: list[Followed] = []               # followed faces the first pass found on this frame
         self.inputs: list[int | None] = []              # a follow-up look's model input side (None: the usual)
         self.empty: list[tuple[int, Square]] = []       # (frame, square) of looks that found nothing
         self.area_share = config.area_share
@@ -122,8 +123,14 @@ class SecondLook:
         self.following, self.inputs = [], []
         look_side = look_side or (lambda square: self.region_input)
         spent = 0.0         # follow-up looks so far, in usual looks' model input area
+        self.carried = []
         for face in self.follow:
-            if spent >= self.max_looks or accounted_for(face.predicted_box(), found):
+            if spent >= self.max_looks:
+                continue
+            if accounted_for(face.predicted_box(), found):
+                carried = self._found_by_first_pass(face, found)
+                if carried is not None:
+                    self.carried.append(carried)
                 continue
             # The same scale as the look that found it, centred where the face should be now;
             # not paid from the budget: a face is known to be there.
@@ -170,6 +177,22 @@ class SecondLook:
         if side >= usual:
             return full, None
         return (*centre, face.side * side / usual), side
+
+    def _found_by_first_pass(self, face: Followed, found: np.ndarray) -> Followed | None:
+        """With ``follow_side``: ``face`` continued by the first pass's box of its size that
+        holds where it should be, to be followed on the next frame without a look on this one.
+        A face that needed a look to be found is one the first pass finds only now and then (a
+        masked face scoring about its threshold): where it misses it again, a follow-up look is
+        there at once, not an exploratory look that waits for the budget. None: dropped, as
+        without ``follow_side`` (no such box: another face's person accounts for it)."""
+        if not self.follow_side or not len(found):
+            return None
+        px, py = face.predicted()
+        holds = (found[:, 0] <= px) & (px <= found[:, 2]) & (found[:, 1] <= py) & (py <= found[:, 3])
+        candidates = holds & _like(face, found)
+        if not candidates.any():
+            return None
+        return face.continued(found[np.flatnonzero(candidates)[0]], 0)
 
     def input_side(self, index: int) -> int | None:
         """Look ``index``'s model input side where it is not the usual one for its square (a
@@ -265,7 +288,7 @@ class SecondLook:
             if face is not None and row is None and face.misses < GRACE_LOOKS:
                 self.follow.append(replace(face, misses=face.misses + 1))
         # Faces continued or looked for again first, then those found beside them.
-        self.follow = [face for face in self.follow + found if face.weak < WEAK_LOOKS]
+        self.follow = [face for face in self.follow + self.carried + found if face.weak < WEAK_LOOKS]
         if self.follow_side:
             self.follow = _distinct(self.follow)
         if self.area_index is not None and self.area_index < len(looks) and not len(looks[self.area_index][1]):

@@ -1,0 +1,153 @@
+"""Repeated alerts, on SQLite and PostgreSQL: a person's new track within ``alert_repeat_s`` of
+the alert that rang about them is recorded as a repeat of it and gets no webhook delivery
+(core.alerts). The farm's end-to-end case (a recording with two tracks of a watch-listed man,
+real Celery workers and a real receiver) is in tests/test_alert_webhooks.py."""
+
+from __future__ import annotations
+
+import numpy as np
+from sqlalchemy import select, update
+
+from core.alerts import Alert, AlertDelivery, Alerts
+from core.models import Job
+from tests.test_appearances import finished_job
+from tests.test_records import records  # noqa: F401  (the fixture: SQLite and PostgreSQL)
+
+URLS = ("http://a.example/hook", "http://b.example/hook")
+WINDOW_S = 300.0
+
+
+def watch(track: int, t: float, kind: str = "watchlist") -> dict:
+    detail = "face without a mask" if kind == "no_mask" else None
+    return {"kind": kind, "track": track, "frame": round(t * 10), "t": t, "detail": detail}
+
+
+def enrol(records, *names: str) -> None:  # noqa: F811
+    for name in names:
+        records.add_embeddings(name, [np.ones(4, np.float32).tobytes()], [f"{name}.jpg"], [None])
+
+
+def rows(records, **where) -> list[tuple]:  # noqa: F811
+    """(track, t, repeat_of's track or None, deliveries) of the alerts, by id."""
+    with records.session() as s:
+        alerts = list(s.scalars(select(Alert).filter_by(**where).order_by(Alert.id)))
+        track_of = {a.id: a.track for a in alerts}
+        sent = {a.id: len(list(s.scalars(select(AlertDelivery).where(AlertDelivery.alert_id == a.id))))
+                for a in alerts}
+        return [(a.track, a.t, track_of.get(a.repeat_of), sent[a.id]) for a in alerts]
+
+
+def publish(records, job: str, version: int, alerts: list[dict], names: dict, repeat_s: float = WINDOW_S,  # noqa: F811
+            shared_gallery: bool = True) -> list[int]:
+    with records.session() as s:
+        s.execute(update(Job).where(Job.id == job).values(results_version=version))
+    return Alerts(records).raise_new(job, version, alerts, names, URLS, shared_gallery=shared_gallery,
+                                     repeat_s=repeat_s)
+
+
+def test_a_second_track_of_a_person_within_the_window_is_a_repeat_and_is_not_sent(records):  # noqa: F811
+    enrol(records, "ann")
+    job = finished_job(records)
+    delivered = publish(records, job, 1, [watch(1, 2.0), watch(2, 65.0)], {1: "ann", 2: "ann"})
+    assert len(delivered) == len(URLS)                     # one alert rang, to each URL
+    assert rows(records, job_id=job) == [(1, 2.0, None, 2), (2, 65.0, 1, 0)]
+    # The API lists both (one entry per track, as results.json does), the repeat pointing at
+    # the alert that rang; folded (the Alerts page) only that one, with its repeat under it.
+    listed = {a["track"]: a for a in Alerts(records).page(10, job_id=job)}
+    assert listed[2]["repeat_of"] == listed[1]["id"] and listed[2]["deliveries"] == []
+    assert (listed[1]["repeat_of"], listed[1]["repeats"], listed[2]["repeats"]) == (None, 1, 0)
+    folded = Alerts(records).page(10, job_id=job, folded=True)
+    assert [(a["track"], [r["track"] for r in a["repeated"]]) for a in folded] == [(1, [2])]
+    assert Alerts(records).counts([job]) == {job: 2}      # the jobs list counts every alert raised
+
+
+def test_the_window_counts_from_the_last_alert_that_rang(records):  # noqa: F811
+    enrol(records, "ann")
+    job = finished_job(records)
+    # 0 s rings; 200 s repeats it; 320 s is 320 s after the one that rang (not 120 s after the
+    # last repeat): it rings, and 400 s repeats that one.
+    times = [0.0, 200.0, 320.0, 400.0]
+    delivered = publish(records, job, 1, [watch(n, t) for n, t in enumerate(times, start=1)],
+                        {n: "ann" for n in range(1, 5)})
+    assert len(delivered) == 2 * len(URLS)
+    assert rows(records, job_id=job) == [(1, 0.0, None, 2), (2, 200.0, 1, 0), (3, 320.0, None, 2), (4, 400.0, 3, 0)]
+
+
+def test_different_people_kinds_and_unknown_faces_each_ring(records):  # noqa: F811
+    enrol(records, "ann", "bob")
+    job = finished_job(records)
+    alerts = [watch(1, 1.0), watch(2, 5.0),                               # ann, then bob
+              watch(1, 1.0, "no_mask"), watch(3, 2.0, "no_mask"), watch(4, 3.0, "no_mask"),  # ann, 2 strangers
+              watch(5, 9.0, "no_mask")]                                   # ann again, no mask: a repeat
+    delivered = publish(records, job, 1, alerts, {1: "ann", 2: "bob", 3: None, 4: None, 5: "ann"})
+    assert len(delivered) == 5 * len(URLS)
+    with records.session() as s:
+        repeats = s.execute(select(Alert.kind, Alert.track).where(Alert.repeat_of.is_not(None))).all()
+    assert repeats == [("no_mask", 5)]
+
+
+def test_a_window_of_zero_rings_every_alert(records):  # noqa: F811
+    enrol(records, "ann")
+    job = finished_job(records)
+    delivered = publish(records, job, 1, [watch(1, 2.0), watch(2, 3.0)], {1: "ann", 2: "ann"}, repeat_s=0)
+    assert len(delivered) == 2 * len(URLS)
+    assert rows(records, job_id=job) == [(1, 2.0, None, 2), (2, 3.0, None, 2)]
+
+
+def test_outside_the_window_both_ring_and_a_job_own_gallery_folds_by_name(records):  # noqa: F811
+    enrol(records, "ann")
+    job = finished_job(records)
+    assert len(publish(records, job, 1, [watch(1, 2.0), watch(2, 302.5)], {1: "ann", 2: "ann"})) == 2 * len(URLS)
+    # A job matched against its own gallery: its names are not the farm's people (no identity
+    # id), yet two tracks it names alike are one person in that recording.
+    own = finished_job(records)
+    delivered = publish(records, own, 1, [watch(1, 2.0), watch(2, 9.0)], {1: "cleo", 2: "cleo"},
+                        shared_gallery=False)
+    assert len(delivered) == len(URLS) and rows(records, job_id=own)[1][2] == 1
+
+
+def test_a_re_identification_rings_for_new_people_only_and_withdrawn_alerts_still_count(records):  # noqa: F811
+    enrol(records, "ann", "bob")
+    job = finished_job(records)
+    assert len(publish(records, job, 1, [watch(1, 10.0)], {1: "ann", 2: None, 3: None})) == len(URLS)
+    # Version 2: track 1 is no longer on the list (ann's first alert is withdrawn), track 2 is
+    # ann too, 20 minutes later; track 3 is bob, newly enrolled. The staff heard of ann: her new
+    # alert is a repeat of the one that rang, however late; bob's rings.
+    delivered = publish(records, job, 2, [watch(2, 1210.0), watch(3, 1300.0)], {1: None, 2: "ann", 3: "bob"})
+    assert len(delivered) == len(URLS)
+    assert rows(records, job_id=job) == [(1, 10.0, None, 2), (2, 1210.0, 1, 0), (3, 1300.0, None, 2)]
+    listed = {a["track"]: a for a in Alerts(records).page(10, job_id=job)}
+    assert listed[1]["withdrawn"] and not listed[2]["withdrawn"]
+
+
+def test_a_live_camera_folds_by_capture_time_across_segments(records):  # noqa: F811
+    enrol(records, "ann")
+    alerts = Alerts(records)
+    start = 1_800_000_000.0
+
+    def live(camera: str, track: int, captured_s: float, name: str | None = "ann") -> int:
+        item = {**watch(track, captured_s), "captured_at": start + captured_s}
+        return len(alerts.raise_live(camera, [item], {track: name}, URLS, repeat_s=WINDOW_S))
+
+    # Segment by segment, as the ingester rings them: ann on the gate camera at 0 s, again
+    # (a new track after a segment border) at 40 s, again after 6 minutes; the lobby camera
+    # sees her at 41 s; an unknown face never folds.
+    assert [live("gate", 1, 0.0), live("gate", 2, 40.0), live("lobby", 1, 41.0), live("gate", 3, 360.0),
+            live("gate", 4, 361.0, None), live("gate", 5, 362.0, None)] == [2, 0, 2, 2, 2, 2]
+    assert rows(records, camera="gate") == [(1, 0.0, None, 2), (2, 40.0, 1, 0), (3, 360.0, None, 2),
+                                            (4, 361.0, None, 2), (5, 362.0, None, 2)]
+    # Two tracks of her in one segment: the later one repeats the earlier.
+    both = [{**watch(7, 900.0), "captured_at": start + 900.0}, {**watch(6, 905.0), "captured_at": start + 905.0}]
+    assert len(alerts.raise_live("gate", list(reversed(both)), {6: "ann", 7: "ann"}, URLS, repeat_s=WINDOW_S)) == 2
+    assert rows(records, camera="gate")[-2:] == [(6, 905.0, 7, 0), (7, 900.0, None, 2)]
+    # Window 0: every live alert rings.
+    assert len(alerts.raise_live("gate", [{**watch(8, 901.0), "captured_at": start + 901.0}], {8: "ann"}, URLS,
+                                 repeat_s=0)) == 2
+
+
+def test_a_live_alert_capture_time_is_its_frame_s():
+    from tasks.alerts import _captured
+
+    line = {"first_frame": 300, "captured_at": 1000.0}
+    assert _captured({"frame": 330}, line, 15.0)["captured_at"] == 1002.0
+    assert _captured({"frame": 270}, line, 15.0)["captured_at"] == 998.0   # its track began a segment before
