@@ -138,6 +138,22 @@ def test_motion_regions_and_the_square_looked_at():
     assert (region[round((130 - y0) * scale), round((320 - x0) * scale)] == 255).all()
 
 
+def test_motion_across_skipped_frames_takes_out_the_light_that_changed_meanwhile():
+    """Compared with a frame kept from before a quiet stretch (the motion gate looked at none
+    between), a scene 15 % brighter is not a blob over its bright half: only what moved is."""
+    still = background(640, 360)
+    brighter = np.clip(still.astype(np.float32) * 1.15, 0, 255).astype(np.uint8)
+    brighter[100:160, 300:340] = 255
+    blobs = {}
+    for elapsed in (1, 800):
+        motion = MotionMap()
+        motion.regions(Picture(bgr=still))
+        blobs[elapsed] = motion.regions(Picture(bgr=brighter), elapsed=elapsed)
+    assert max(b[2] - b[0] for b in blobs[1]) > 300                # next frame: the light is motion
+    (x1, y1, x2, y2), = blobs[800]
+    assert x1 <= 300 and y1 <= 100 and x2 >= 340 and y2 >= 160 and x2 - x1 < 80
+
+
 def test_blob_boxes_are_the_connected_components_boxes_largest_first():
     rng = np.random.default_rng(7)
     masks = [(rng.random((72, 128)) > threshold).astype(np.uint8) for threshold in (0.7, 0.9, 0.97)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import cv2
 import numpy as np
 import pytest
 
@@ -349,3 +350,47 @@ def test_an_empty_still_scene_is_measured_every_other_frame_and_a_newcomer_looke
         assert first_found == arrival + (arrival % 2 == 0)      # at most one frame late
         # Once someone moves, every frame is measured again.
         assert measured[-(16 - first_found):] == list(range(first_found, 16))
+
+
+def test_a_tiny_newcomer_after_a_long_quiet_stretch_is_looked_at_though_an_earlier_visitor_spent_the_budget():
+    """The second look's budget refills with every frame of video, also those the gate does not
+    look at: a passer-by whose looks found nothing (a textured box walking through) spends it,
+    the scene stays empty and still for 200 frames, then a face too small for the first pass
+    (about 16 px, found only by a second look) walks in. It is found from its second frame on,
+    as in a segment that starts with a full bucket; counted in the gate's looks, the quiet
+    stretch refilled nothing and the bucket held too little for a look (issue 15: a 120-s
+    segment lost the three-player photo's arrival that 4-s segments found)."""
+    from tests.clipmaker import background
+    from workers.analytics.detector import DetectorConfig, FaceDetector
+
+    scene = background(1280, 720)
+    box = np.random.default_rng(5).integers(0, 255, (120, 120, 3)).astype(np.uint8)
+    photo = face_photo("yaoming.jpg")
+    face_box = FaceDetector(DetectorConfig())(photo).boxes[0]
+    height = round(16 * photo.shape[0] / float(face_box[3] - face_box[1]))
+    small = cv2.resize(photo, (round(photo.shape[1] * height / photo.shape[0]), height), interpolation=cv2.INTER_AREA)
+    passer, quiet, arrival = range(1, 13), range(13, 213), range(213, 223)
+
+    def frame(index: int):
+        image = scene.copy()
+        if index in passer:
+            x = 100 + 40 * index
+            image[300:420, x:x + 120] = box
+        rect = None
+        if index in arrival:
+            x, y = 300 + 15 * (index - arrival[0]), 300
+            image[y:y + small.shape[0], x:x + small.shape[1]] = small
+            rect = (x, y, x + small.shape[1], y + small.shape[0])
+        return image, rect
+
+    detector = FaceDetector(DetectorConfig())
+    detector.begin()
+    found = []
+    for index in range(arrival[-1] + 1):
+        image, rect = frame(index)
+        faces = detector(image)
+        if rect is not None:
+            found.append(any(inside(b, rect) for b in faces.boxes))
+    assert found[1:] == [True] * (len(arrival) - 1), found
+    one_pass = FaceDetector(DetectorConfig(gate={"enabled": False}, second_look={"enabled": False}))
+    assert not any(any(inside(b, frame(i)[1]) for b in one_pass(frame(i)[0]).boxes) for i in arrival)

@@ -50,6 +50,7 @@ class FaceDetector(Analyzer):
         # look's faces, carried on the frames the pace skips when there is no gate to carry them.
         self.pace: DetectPace | None = None
         self.last: Faces = Faces.empty()
+        self.frame = -1          # the segment's frames the detector was asked about (its pace's turns)
         self.model_runs = 0      # inference calls, for the benchmarks and tests
         self.small_looks = self.small_misses = 0   # small looks, and those made again at full size
 
@@ -60,6 +61,7 @@ class FaceDetector(Analyzer):
         self.gate = MotionGate(self.config.gate, self.config.input_long_side) if self.config.gate.enabled else None
         self.pace = None if state is None else DetectPace.of(state.fps, state.detect_fps)
         self.last = Faces.empty()
+        self.frame = -1
 
     def input_size(self, width: int, height: int, long_side: int | None = None) -> tuple[int, int]:
         """Keep the frame's aspect ratio, rounded up to the model's stride of 32: a 16:9 frame
@@ -80,6 +82,7 @@ class FaceDetector(Analyzer):
         picture = Picture.of(image)
         if self.pace is not None and not self.pace.due(picture):
             return self.gate.carry() if self.gate is not None else self._carried()
+        self.frame += 1
         if self.gate is not None:
             return self.gate(picture, self._look)
         self.last = self._look(picture)
@@ -157,7 +160,7 @@ class FaceDetector(Analyzer):
         c = self.config.second_look
         cheapest = min(c.region_input, c.large_region_input) ** 2 / first_area
         plan = self.second_look.plan(picture, boxes[:, :4], lambda sq: self._look_side(sq) ** 2 / first_area,
-                                     fitted, cheapest, self._look_side)
+                                     fitted, cheapest, self._look_side, frame=self.frame)
         for index, square in enumerate(plan):
             side = self.second_look.input_side(index) or self._look_side(square)
             region, scale, x0, y0 = region_picture(picture, square, side)

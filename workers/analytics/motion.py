@@ -33,13 +33,17 @@ class MotionMap:
         """This frame is not read: the next one has nothing to compare with (no blobs)."""
         self.previous = None
 
-    def regions(self, picture: Picture, base_size: tuple[int, int] | None = None, compare: bool = True
-                ) -> list[tuple[float, float, float, float]]:
+    def regions(self, picture: Picture, base_size: tuple[int, int] | None = None, compare: bool = True,
+                elapsed: int = 1) -> list[tuple[float, float, float, float]]:
         """Boxes (source pixels) around the parts of the frame that changed since the last
         frame, largest first; none on the first frame or after a change of frame size.
         ``base_size``: a size the picture was already converted to (the detector's input): the
         small copy is shrunk from it rather than converted from the frame again.
-        ``compare=False``: only keep this frame for the next one to compare with (no blobs)."""
+        ``compare=False``: only keep this frame for the next one to compare with (no blobs).
+        ``elapsed``: frames since the one kept; beyond one (the motion gate looked at none
+        between), the frame is first brought to that one's mean level: the light scales every
+        pixel, and over a quiet minute it drifts enough to make the whole frame one blob, whose
+        look in vain then barred every blob in it for the second look's ``retry_frames`` (issue 15)."""
         if base_size is None:
             small, scale = picture.bgr(self.long_side)
             grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
@@ -54,7 +58,11 @@ class MotionMap:
         previous, self.previous = self.previous, grey
         if not compare or previous is None or previous.shape != grey.shape:
             return []
-        moved = (cv2.absdiff(grey, previous) > self.threshold).astype(np.uint8)
+        if elapsed > 1:
+            level = cv2.mean(previous)[0] / max(cv2.mean(grey)[0], 1.0)
+            moved = (np.abs(grey.astype(np.float32) * level - previous) > self.threshold).astype(np.uint8)
+        else:
+            moved = (cv2.absdiff(grey, previous) > self.threshold).astype(np.uint8)
         moved = cv2.dilate(moved, np.ones((5, 5), np.uint8))   # one blob per moving thing
         boxes = [(x, y, x + w, y + h) for x, y, w, h in blob_boxes(moved)
                  if w >= self.min_side_px and h >= self.min_side_px]

@@ -13,9 +13,10 @@ pass and most motion is their hands and bodies, and to follow the faces only it 
   :func:`~workers.analytics.motion.accounted_for`), is big enough to hold a face, and was not
   looked at in vain over the last ``retry_frames`` frames (a waving hand is looked at once,
   not on every frame), paid from a budget: each frame adds ``budget`` first-pass runs' worth of
-  detector time, a look costs its input's area over the first pass's, and the bucket holds at
-  most ``burst`` (so the first frames with motion are looked at at once, yet over a long
-  recording exploration costs at most ``budget`` of the first pass);
+  detector time (every frame of the video, those the motion gate does not look at too: a quiet
+  stretch refills it), a look costs its input's area over the first pass's, and the bucket
+  holds at most ``burst`` (so the first frames with motion are looked at at once, yet over a
+  long recording exploration costs at most ``budget`` of an every-frame first pass);
 - first of the exploratory looks, one at the **moving area** (the box around the moving blobs
   no found face accounts for, when there are two or more of at least ``min_blob_px``) when it
   is large (``area_share`` of the frame's short side): a face filling the frame (someone close
@@ -96,14 +97,22 @@ class SecondLook:
         self.area_empty = -config.retry_frames - 1      # the last frame an area look found nothing
 
     def plan(self, picture: Picture, first_boxes: np.ndarray, look_cost=lambda square: 1.0,
-             base_size: tuple[int, int] | None = None, cheapest_look: float = 0.0, look_side=None) -> list[Square]:
+             base_size: tuple[int, int] | None = None, cheapest_look: float = 0.0, look_side=None,
+             frame: int | None = None) -> list[Square]:
         """The squares to look at on this frame, given the faces the first pass found;
         ``look_cost(square)``: a look's detector time in first-pass runs, never below
         ``cheapest_look``; ``base_size``: the size the detector already read the picture at
         (motion is read from that copy); ``look_side(square)``: a look's usual model input side
-        (a follow-up look sized to its face keeps that scale: :meth:`input_side`)."""
-        self.frame += 1
-        self.tokens = min(self.burst, self.tokens + self.budget)
+        (a follow-up look sized to its face keeps that scale: :meth:`input_side`); ``frame``: this
+        frame's index (None: the one after the last planned). Frames between two plans
+        (those the motion gate did not look at) count as frames: they refill the budget and age
+        the squares left alone, as they would had the detector seen them. Counted in plans, a
+        quiet stretch after a visitor who spent the budget left it empty for the next arrival
+        (issue 15: a 120-s segment lost a group of tiny faces that 4-s ones, each starting with
+        a full bucket, found)."""
+        elapsed = 1 if frame is None else max(1, frame - self.frame)
+        self.frame += elapsed
+        self.tokens = min(self.burst, self.tokens + self.budget * elapsed)
         # Motion is read only when a look could be paid for on this frame (blobs) or the next
         # (this frame is what it compares with): while the budget refills after a look, a
         # frame costs no motion reading at all. The looks planned are the same as reading
@@ -111,7 +120,7 @@ class SecondLook:
         # A followed face's weak find is taken only where the picture moves (``continuation``):
         # while faces are followed, motion is read on every frame.
         if self.tokens >= cheapest_look or self.follow:
-            blobs = self.motion.regions(picture, base_size)
+            blobs = self.motion.regions(picture, base_size, elapsed=elapsed)
         elif self.tokens + self.budget >= cheapest_look:
             blobs = self.motion.regions(picture, base_size, compare=False)
         else:
