@@ -126,13 +126,12 @@ def stream_key(url: str) -> str | None:
     scheme = parts.scheme.lower()
     if scheme == "webrtc":
         return None
-    host = parts.netloc.rpartition("@")[2]
     try:
         port = parts.port or DEFAULT_PORTS.get(scheme)
         host = (parts.hostname or "").lower()
         host = f"[{host}]" if ":" in host else host        # an IPv6 address keeps its brackets
     except ValueError:        # not a number for a port: compare the host part as written
-        host, port = host.lower(), None
+        host, port = parts.netloc.rpartition("@")[2].lower(), None
     port = f":{port}" if port else ""
     query = f"?{parts.query}" if parts.query else ""
     return f"{scheme}://{host}{port}{parts.path or '/'}{query}"
