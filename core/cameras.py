@@ -111,7 +111,13 @@ _PASSWORD = re.compile(r"^([a-z][a-z0-9+.-]*://[^:/?#@\s]*):[^/?#\s]*@", re.IGNO
 
 def is_stream_address(url: str) -> bool:
     """A URL the registry (and `vidfarm watch`) takes as a camera's: scheme, host, no spaces."""
-    return len(url or "") <= MAX_URL and re.match(URL_PATTERN, url or "") is not None
+    if len(url or "") > MAX_URL or re.match(URL_PATTERN, url or "") is None:
+        return False
+    try:
+        urlsplit(url)                   # an unclosed "[" (no IPv6 address) is no address at all
+    except ValueError:
+        return False
+    return True
 
 
 def stream_key(url: str) -> str | None:
@@ -122,10 +128,13 @@ def stream_key(url: str) -> str | None:
     camera to delete first), and two sets of credentials must not make one camera watched
     twice. None for a browser camera (``webrtc://``): its address names no stream, each
     registration is its own publisher."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
+    scheme = url.partition("://")[0].lower()
     if scheme == "webrtc":
         return None
+    try:
+        parts = urlsplit(url)
+    except ValueError:        # one registered before is_stream_address refused these: as written
+        return url
     try:
         port = parts.port or DEFAULT_PORTS.get(scheme)
         host = (parts.hostname or "").lower()

@@ -81,6 +81,9 @@ def test_a_stream_is_registered_once(registry, again):
     ("rtsp://cam.example/live", "rtsps://cam.example/live", False),
     ("http://cam.example/live", "https://cam.example/live", False),
     (BROWSER_URL, BROWSER_URL, False),                  # each browser camera is its own publisher
+    ("webrtc://s[x", "webrtc://s[x", False),            # an unclosed "[" urlsplit refuses (registered
+    ("rtsp://cam[.example/a", "rtsp://cam[.example/a", True),       # before the form refused it): no error
+    ("rtsp://cam[.example/a", "rtsp://cam[.example/b", False),
 ])
 def test_what_the_same_stream_is(a, b, same):
     assert same_stream(a, b) is same and same_stream(b, a) is same

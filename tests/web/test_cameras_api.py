@@ -52,6 +52,8 @@ def test_register_list_read_and_delete(client, accounts_by_role):
     ({"name": "Lobby", "url": "file:///etc/passwd"}, "url: a stream address (rtsp://"),
     ({"name": "", "url": "rtsp://cam/1"}, "name: 1-64 letters"),
     ({"url": "rtsp://cam/1"}, "name"),
+    ({"name": "Lobby", "url": "webrtc://s\u00d41x[\u0106"}, "url: a stream address"),    # once a 500
+    ({"name": "Lobby", "url": "rtsp://cam[.example/live"}, "url: a stream address"),
 ])
 def test_bad_cameras_are_refused_with_one_line(client, accounts_by_role, body, message):
     response = client.post("/api/v1/cameras", json=body, headers=accounts_by_role["operator"].auth)
