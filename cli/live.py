@@ -63,10 +63,6 @@ def run_watch(args, settings, fail) -> int:
     from tasks.live_watch import LiveWatch, WatchError
     from workers.live.source import CameraError, open_camera
 
-    if args.seconds is not None and args.seconds <= 0:
-        return fail("--for must be a positive number of seconds")
-    if args.segment_seconds <= 0:
-        return fail("--segment-seconds must be positive")
     try:
         options = gallery_options(args.gallery)
     except GalleryError as exc:

@@ -27,6 +27,7 @@ from pydantic_settings import SettingsError
 
 from cli import autoscale as autoscale_command
 from cli import live as live_commands
+from cli.option_checks import make_out_folder, option_problem
 from cli.signals import Stopped, stop_on_signals
 from core.errors import problems
 from core.settings import get_settings
@@ -75,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         settings = get_settings()
     except (ValidationError, SettingsError) as error:
         return bad_settings(error)
+    if problem := option_problem(args):     # before anything starts or is made
+        return fail(problem)
     from services import runtime
 
     runtime.configure(settings)
@@ -233,6 +236,8 @@ def run_process(args) -> int:
             check_recording(settings, video)
         except MediaError as exc:
             return fail(f"{video}: {exc}")
+        if problem := make_out_folder(args.out):
+            return fail(problem)
         if farm is not None:
             celery_app.point_at(farm.redis_url)
             try:
@@ -246,7 +251,6 @@ def run_process(args) -> int:
         view = follow_job(job_id, farm)
         if view["status"] != "done":
             return fail(f"{video}: {view['error']}")
-        args.out.mkdir(parents=True, exist_ok=True)
         for name in ("annotated.mp4", "results.json"):
             shutil.copyfile(runtime.store().local_path(output_key(job_id, name)), args.out / name)
     print(done_line(view, json.loads((args.out / "results.json").read_text()), args.out))

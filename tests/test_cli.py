@@ -113,6 +113,50 @@ def test_process_a_folder_says_it_is_a_folder(tmp_path):
     assert run.returncode == 1 and run.stderr.strip().endswith("camera-1.mp4: a folder, not a video file")
 
 
+@pytest.mark.parametrize("options, line", [
+    (["process", "CLIP", "--out", "OUT", "--workers", "0"], "--workers must be at least 1 (got 0)"),
+    (["process", "CLIP", "--out", "OUT", "--segment-seconds", "-1"],
+     "--segment-seconds must be a positive number of seconds (got -1)"),
+    (["process", "CLIP", "--out", "CLIP"], "CLIP: not a folder (--out names the folder the results are written to)"),
+    (["watch", "rtsp://127.0.0.1:1/cam", "--out", "OUT", "--workers", "0"], "--workers must be at least 1 (got 0)"),
+    (["watch", "rtsp://127.0.0.1:1/cam", "--out", "OUT", "--for", "nan"],
+     "--for must be a positive number of seconds (got nan)"),
+    (["up", "--workers", "0"], "--workers must be at least 1 (got 0)"),
+    (["up", "--port", "70000"], "--port must be a TCP port, 1 to 65535 (got 70000)"),
+])
+def test_a_bad_option_is_one_line_before_anything_starts(tmp_path, options, line):
+    """Before, `--workers 0` started a farm with no worker and waited for ever, `--segment-seconds
+    -1` ran the job as one segment, and `--out FILE` was a traceback once the whole job had run."""
+    clip = make_clip(tmp_path / "walk.mp4", seconds=2, fps=10).path
+    data_dir, out = tmp_path / "data", tmp_path / "out"
+    argv = [str(clip) if o == "CLIP" else str(out) if o == "OUT" else o for o in options]
+    run = subprocess.run(VIDFARM + argv, env=child_env(VIDFARM_DATA_DIR=str(data_dir)),
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 1
+    assert run.stderr.splitlines() == ["vidfarm: error: " + line.replace("CLIP", str(clip))]
+    assert not data_dir.exists() and not out.exists()     # nothing started, nothing made
+
+
+def test_an_out_folder_that_cannot_be_made_queues_no_job(farm, tmp_path):
+    """Before, the whole job ran and then a traceback said the folder could not be made."""
+    from core.models import Job
+    from services import runtime
+
+    def jobs() -> int:
+        with runtime.records().session() as s:
+            return s.query(Job).count()
+
+    clip = make_clip(tmp_path / "walk.mp4", seconds=2, fps=10).path
+    out = clip / "out"                     # under a file: no folder can be made there
+    env = child_env(REDIS_URL=farm.redis_url, VIDFARM_DATA_DIR=str(farm.data_dir))
+    before = jobs()
+    run = subprocess.run(VIDFARM + ["process", str(clip), "--out", str(out)],
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1
+    assert run.stderr.splitlines() == [f"vidfarm: error: {out}: cannot make the output folder (Not a directory)"]
+    assert jobs() == before
+
+
 @pytest.mark.parametrize("command", [
     ["process", "x.mp4", "--out", "out"],
     ["enroll", "someone", "face.jpg"],
