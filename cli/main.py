@@ -31,6 +31,7 @@ from cli.option_checks import make_out_folder, option_problem
 from cli.signals import Stopped, stop_on_signals
 from core.errors import problems
 from core.settings import get_settings
+from core.words import counted
 from core.storage import BlobStoreUnavailable
 
 
@@ -263,10 +264,6 @@ def done_line(view: dict, summary: dict, out: Path) -> str:
             f"{' (' + ', '.join(named) + ')' if named else ''}, {counted(len(summary['alerts']), 'alert')} "
             f"-> {out / 'annotated.mp4'}, {out / 'results.json'}"
             f"{'; warning: ' + view['warning'] if view.get('warning') else ''}")
-
-
-def counted(number: int, noun: str) -> str:
-    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def sidecar_options(video: Path) -> dict:

@@ -105,6 +105,20 @@ def test_the_last_line_counts_in_words_that_agree():
     assert line == "done: 1 segment, 1 track (Ada), 0 alerts -> out/annotated.mp4, out/results.json"
 
 
+def test_a_watch_counts_in_words_that_agree_too():
+    """`vidfarm watch` printed "1 alerts" for a segment and "1 gaps" at the end."""
+    from cli.live import watch_done_line
+    from tasks.live_watch import WatchSummary, segment_report
+
+    line = {"segment": 3, "frames": 1, "faces": 1, "latency_s": 2.5, "tracks": [{"identity": "Ada"}],
+            "alerts": [{"kind": "watchlist"}]}
+    assert segment_report(line) == "segment 3: 1 frame, 1 face (Ada), 1 alert, latency 2.50 s"
+    summary = WatchSummary(segments=1, frames=60, latencies=[2.0], failed_segments=1, gaps=1)
+    assert watch_done_line(summary, Path("out")) == (
+        "done: 1 segment, 60 frames, 1 gap, 1 segment failed; latency p50 2.00 s, p95 2.00 s -> "
+        "out/annotated.mp4, out/results.json, out/live.jsonl")
+
+
 def test_process_a_folder_says_it_is_a_folder(tmp_path):
     folder = tmp_path / "camera-1.mp4"
     folder.mkdir()
