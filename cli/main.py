@@ -249,13 +249,32 @@ def run_process(args) -> int:
             job_id = submit_file(runtime.farm(), video.resolve(), name=str(video), options=options)
         except ValueError as exc:
             return fail(f"{video}: {exc}")
-        view = follow_job(job_id, farm)
+        try:
+            view = follow_job(job_id, farm)
+        except KeyboardInterrupt as stop:     # Stopped too: a stop signal
+            if farm is not None:   # its workers stop with this command: nothing else would end the job
+                end_stopped_job(job_id, str(stop) or "SIGINT")
+            raise
         if view["status"] != "done":
             return fail(f"{video}: {view['error']}")
         for name in ("annotated.mp4", "results.json"):
             shutil.copyfile(runtime.store().local_path(output_key(job_id, name)), args.out / name)
     print(done_line(view, json.loads((args.out / "results.json").read_text()), args.out))
     return 0
+
+
+def end_stopped_job(job_id: str, signal_name: str) -> None:
+    """A job whose embedded farm stops with `vidfarm process` says so, instead of showing as
+    running (or its video as being drawn) in the shared jobs list until a watchdog gives up."""
+    from services import runtime
+    from services.jobs import job_view
+
+    records = runtime.records()
+    stopped = f"stopped ({signal_name}) before it was finished: the `vidfarm process` that ran it was stopped"
+    records.fail_job(job_id, f"{stopped}; submit it again")
+    view = job_view(records, job_id)
+    if view["status"] == "done" and view["video_version"] < view["results_version"]:
+        records.set_video_error(job_id, f"the video was {stopped}")
 
 
 def done_line(view: dict, summary: dict, out: Path) -> str:
