@@ -302,6 +302,9 @@ def run_enroll(args) -> int:
     from services.gallery import enroll
     from workers.enrolment import PhotoEmbedder
 
+    folders = [str(p) for p in args.images if p.is_dir()]
+    if folders:     # "no such file" would send the user looking for a path that is there
+        return fail(f"a folder, not a photo: {', '.join(folders)} (name the photos in it)")
     missing = [str(p) for p in args.images if not p.is_file()]
     if missing:
         return fail(f"no such file: {', '.join(missing)}")

@@ -171,6 +171,16 @@ def test_an_out_folder_that_cannot_be_made_queues_no_job(farm, tmp_path):
     assert jobs() == before
 
 
+def test_enroll_a_folder_says_it_is_a_folder(tmp_path):
+    """It said "no such file" of a folder that is there."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    run = subprocess.run(VIDFARM + ["enroll", "Ada", str(photos)], env=child_env(VIDFARM_DATA_DIR=str(tmp_path / "data")),
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 1
+    assert run.stderr.splitlines() == [f"vidfarm: error: a folder, not a photo: {photos} (name the photos in it)"]
+
+
 @pytest.mark.parametrize("command", [
     ["process", "x.mp4", "--out", "out"],
     ["enroll", "someone", "face.jpg"],
