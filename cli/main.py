@@ -27,7 +27,7 @@ from pydantic_settings import SettingsError
 
 from cli import autoscale as autoscale_command
 from cli import live as live_commands
-from cli.option_checks import make_out_folder, option_problem
+from cli.option_checks import make_out_folder, option_problem, taken_port_problem
 from cli.signals import Stopped, stop_on_signals
 from core.errors import problems
 from core.settings import get_settings
@@ -354,8 +354,12 @@ def run_up(args) -> int:
     settings = get_settings()
     port = args.port or settings.web_port
     # One `up` per data folder (its Redis's AOF lives there), held until this process ends.
+    ports = [("web", settings.web_host, port, "--port or VIDFARM_WEB_PORT"),
+             ("Flower", "127.0.0.1", settings.flower_port, "VIDFARM_FLOWER_PORT")]
     try:
         with holding_data_dir(settings.data_dir):
+            if problem := taken_port_problem(ports):
+                return fail(problem)
             return serve_up(args, settings, port)
     except DataDirInUse as error:
         return fail(str(error))

@@ -8,6 +8,7 @@ worker that waits for ever (``--workers 0``), a recording cut into nonsense
 from __future__ import annotations
 
 import math
+import socket
 from pathlib import Path
 
 
@@ -37,4 +38,21 @@ def make_out_folder(out: Path) -> str | None:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         return f"{out}: cannot make the output folder ({error.strerror or error})"
+    return None
+
+
+def taken_port_problem(ports: list[tuple[str, str, int, str]]) -> str | None:
+    """``vidfarm up``'s ports, ``(what, host, port, how to choose another)`` each: why one
+    cannot be listened on, or None. Checked before anything starts: a taken one used to start
+    the whole farm, print its banner (and a new admin's password) and then end with
+    "farm process exited: web"."""
+    for what, host, port, other in ports:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+            # As the servers themselves bind: a port left in TIME_WAIT by a stopped farm is free.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((host, port))
+            except OSError as error:
+                return (f"{what} port {host}:{port} cannot be used ({error.strerror or error}): "
+                        f"another `vidfarm up` or another server has it; choose another with {other}")
     return None

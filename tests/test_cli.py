@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -149,6 +150,24 @@ def test_a_bad_option_is_one_line_before_anything_starts(tmp_path, options, line
     assert run.returncode == 1
     assert run.stderr.splitlines() == ["vidfarm: error: " + line.replace("CLIP", str(clip))]
     assert not data_dir.exists() and not out.exists()     # nothing started, nothing made
+
+
+@pytest.mark.parametrize("taken", ["web", "Flower"])
+def test_up_on_a_taken_port_is_one_line_before_anything_starts(tmp_path, taken):
+    """Before, it started the whole farm, printed "vidfarm is up" with the new admin's password,
+    and then ended: "farm process exited: web"."""
+    data_dir, port, flower_port = tmp_path / "data", free_port(), free_port()
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", port if taken == "web" else flower_port))
+        holder.listen()
+        run = subprocess.run(VIDFARM + ["up", "--port", str(port)], capture_output=True, text=True, timeout=60,
+                             env=child_env(VIDFARM_DATA_DIR=str(data_dir), VIDFARM_FLOWER_PORT=str(flower_port)))
+    busy, how = (port, "--port or VIDFARM_WEB_PORT") if taken == "web" else (flower_port, "VIDFARM_FLOWER_PORT")
+    assert run.returncode == 1 and run.stdout == ""
+    assert run.stderr.splitlines() == [
+        f"vidfarm: error: {taken} port 127.0.0.1:{busy} cannot be used (Address already in use): another "
+        f"`vidfarm up` or another server has it; choose another with {how}"]
+    assert not (data_dir / "logs").exists() and not (data_dir / "vidfarm.db").exists()   # nothing started
 
 
 def test_an_out_folder_that_cannot_be_made_queues_no_job(farm, tmp_path):
