@@ -85,6 +85,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command in STORE_COMMANDS:
             runtime.store().check()     # a wrong bucket or endpoint: one line now, not a failed job later
+        if args.command in FARM_COMMANDS and settings.redis_url:
+            from cli.redis_server import unreachable
+
+            if problem := unreachable(settings.redis_url):
+                return fail(problem)
         if args.command == "ingest":
             return live_commands.run_ingest(get_settings(), fail)
         if args.command == "autoscale":
@@ -115,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
 # The commands that read or write blobs (not db, user or autoscale: the migration Job and the
 # autoscaler need no access to the bucket).
 STORE_COMMANDS = frozenset({"process", "up", "ingest", "watch", "enroll"})
+# The commands that use the farm REDIS_URL names, when it names one.
+FARM_COMMANDS = frozenset({"process", "ingest", "watch"})
 
 
 def fail(message: str, code: int = 1) -> int:

@@ -170,6 +170,33 @@ def test_up_on_a_taken_port_is_one_line_before_anything_starts(tmp_path, taken):
     assert not (data_dir / "logs").exists() and not (data_dir / "vidfarm.db").exists()   # nothing started
 
 
+@pytest.mark.parametrize("command", ["process", "watch"])
+def test_a_redis_url_nobody_answers_is_one_line_and_no_job(tmp_path, command):
+    """Before, `process` stored the recording, left its job "queued" for ever and ended in a
+    kombu traceback; `watch` opened the camera, then ended in a traceback too."""
+    import sqlite3
+
+    from tests.rtsp_camera import RtspCamera
+
+    clip = make_clip(tmp_path / "walk.mp4", seconds=4, fps=10, audio=False).path
+    data_dir, url = tmp_path / "data", f"redis://:secret@127.0.0.1:{free_port()}/0"
+    env = child_env(VIDFARM_DATA_DIR=str(data_dir), REDIS_URL=url)
+    if command == "process":
+        run = subprocess.run(VIDFARM + [command, str(clip), "--out", str(tmp_path / "out")], capture_output=True,
+                             text=True, timeout=60, env=env)
+    else:
+        with RtspCamera(clip) as camera:
+            run = subprocess.run(VIDFARM + [command, camera.url, "--out", str(tmp_path / "out"), "--for", "2"],
+                                 capture_output=True, text=True, timeout=60, env=env)
+    assert run.returncode == 1
+    [line] = run.stderr.splitlines()
+    assert line.startswith(f"vidfarm: error: REDIS_URL {url.replace('secret', '***')}: cannot reach the farm's "
+                           "Redis (Error 111 connecting to 127.0.0.1:"), line
+    if (data_dir / "vidfarm.db").exists():
+        with sqlite3.connect(data_dir / "vidfarm.db") as db:
+            assert db.execute("SELECT count(*) FROM jobs").fetchone() == (0,)
+
+
 def test_an_out_folder_that_cannot_be_made_queues_no_job(farm, tmp_path):
     """Before, the whole job ran and then a traceback said the folder could not be made."""
     from core.models import Job
