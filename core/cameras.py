@@ -1,6 +1,7 @@
 """Cameras in Redis: the registry (what the farm watches) and what its ingester says of each.
 
-- ``vidfarm:cameras``: a hash, camera id -> ``{id, name, url, created_at}``.
+- ``vidfarm:cameras``: a hash, camera id -> ``{id, name, url, created_at}`` (the url's scheme
+  in lower case, however it was written).
 - ``vidfarm:camera:<id>:state``: a hash the ingester keeps: ``status``, ``fps``,
   ``last_segment_at`` and ``latencies`` (the last ``LATENCY_WINDOW`` segments' latencies).
 - ``vidfarm:camera:<id>:events``: a Redis stream (capped at ``EVENTS_KEPT``) of the camera's
@@ -50,7 +51,10 @@ NAME_PATTERN = r"^\w[\w .'()#-]{0,63}$"
 # A stream address: its scheme, then a host part, no spaces. Whether it answers is the
 # ingester's to find out (the camera's status says why not), not the registry's.
 # webrtc://: a browser camera, which publishes through the web app (``core.camera_offers``).
-URL_PATTERN = r"^(rtsps?|https?|webrtc)://[^\x00-\x20\x7f/?#][^\x00-\x20\x7f]*$"    # no space or control character
+# The scheme in any case (RFC 3986: schemes are case-insensitive), spelt out letter by letter:
+# the pattern is also the OpenAPI document's, and JSON Schema patterns carry no flags.
+URL_PATTERN = (r"^([rR][tT][sS][pP][sS]?|[hH][tT][tT][pP][sS]?|[wW][eE][bB][rR][tT][cC])://"
+               r"[^\x00-\x20\x7f/?#][^\x00-\x20\x7f]*$")    # no space or control character
 BROWSER_URL = "webrtc://browser"
 MAX_URL = 2048
 NAME_RULE = "1-64 letters, digits, spaces or . ' ( ) # - _, starting with a letter or digit"
@@ -110,7 +114,8 @@ _PASSWORD = re.compile(r"^([a-z][a-z0-9+.-]*://[^:/?#@\s]*):[^/?#\s]*@", re.IGNO
 
 
 def is_stream_address(url: str) -> bool:
-    """A URL the registry (and `vidfarm watch`) takes as a camera's: scheme, host, no spaces."""
+    """A URL the registry (and `vidfarm watch`) takes as a camera's: scheme (any case), host,
+    no spaces."""
     if len(url or "") > MAX_URL or re.match(URL_PATTERN, url or "") is None:
         return False
     try:
@@ -118,6 +123,13 @@ def is_stream_address(url: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def lower_scheme(url: str) -> str:
+    """The address with its scheme in lower case, as it is stored and handed to FFmpeg, whose
+    protocol lookup is case-sensitive ("RTSP://" is "Protocol not found" there)."""
+    scheme, sep, rest = url.partition("://")
+    return scheme.lower() + sep + rest if sep else url
 
 
 def stream_key(url: str) -> str | None:
@@ -156,7 +168,7 @@ def check_camera(name: str, url: str) -> tuple[str, str]:
         raise CameraError(f"invalid name {name!r}: {NAME_RULE}")
     if not is_stream_address(url):
         raise CameraError(f"invalid url: {URL_RULE}")
-    return name.strip(), url
+    return name.strip(), lower_scheme(url)
 
 
 class CameraRegistry:

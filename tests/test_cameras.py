@@ -50,8 +50,25 @@ def test_bad_cameras_are_refused(registry, name, url, problem):
     assert registry.cameras() == before
 
 
+def test_a_scheme_in_any_case_is_taken_and_stored_in_lower_case(registry):
+    """RFC 3986: schemes are case-insensitive; FFmpeg's protocol lookup is not ("RTSP://" is
+    "Protocol not found" there), so the registry keeps the scheme in lower case, the rest as written."""
+    cameras = [registry.add("Upper", "RTSP://Admin:PW@Cam.example/Live"), registry.add("Mixed", "Rtsps://cam/x"),
+               registry.add("Web", "HTTPS://cam/a.m3u8"), registry.add("Laptop", "WebRTC://browser")]
+    try:
+        assert [c["url"] for c in cameras] == ["rtsp://Admin:PW@Cam.example/Live", "rtsps://cam/x",
+                                               "https://cam/a.m3u8", BROWSER_URL]
+        assert [registry.get(c["id"])["url"] for c in cameras] == [c["url"] for c in cameras]
+        with pytest.raises(DuplicateCamera):
+            registry.add("Upper again", "rtsp://cam.example:554/Live")
+    finally:
+        for camera in cameras:
+            registry.delete(camera["id"])
+
+
 @pytest.mark.parametrize("again", [
     "rtsp://admin:secret@gate.example/stream1",        # as it was
+    "RTSP://gate.example/stream1",                     # the scheme in upper case
     "rtsp://Gate.EXAMPLE/stream1",                    # host case, no credentials
     "rtsp://admin:new-password@gate.example:554/stream1",   # the password changed; the default port spelt out
     "rtsp://other@gate.example/stream1",
