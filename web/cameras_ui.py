@@ -16,7 +16,7 @@ from flask_wtf import FlaskForm
 from wtforms import StringField
 from wtforms.validators import DataRequired, Length
 
-from core.cameras import BROWSER_URL, MAX_URL, CameraError
+from core.cameras import BROWSER_URL, MAX_URL, CameraError, DuplicateCamera
 from web.api_cameras import camera_or_404, camera_registry, camera_status, exchange_offer
 from web.auth import require_role
 from web.context import farm
@@ -60,8 +60,8 @@ def index():
 @require_role("operator")
 def add():
     form = CameraForm()
-    return _register(form, lambda: form.url.data, "cameras_ui.camera", "the ingester starts watching it") or \
-        _list_page(form=form, status=400)
+    answer = _register(form, lambda: form.url.data, "cameras_ui.camera", "the ingester starts watching it")
+    return _list_page(form=form, status=answer) if isinstance(answer, int) else answer
 
 
 @cameras_ui.post("/cameras/browser")
@@ -69,20 +69,24 @@ def add():
 def add_browser():
     """A camera this browser publishes: registered, then its publish page."""
     form = BrowserCameraForm()
-    return _register(form, lambda: BROWSER_URL, "cameras_ui.publish", "publish it from this page") or \
-        _list_page(browser_form=form, status=400)
+    answer = _register(form, lambda: BROWSER_URL, "cameras_ui.publish", "publish it from this page")
+    return _list_page(browser_form=form, status=answer) if isinstance(answer, int) else answer
 
 
 def _register(form: FlaskForm, url, then: str, next_step: str):
-    """Register the camera a form names: a redirect to page ``then``, or None (the reason flashed)."""
+    """Register the camera a form names: a redirect to page ``then``, or the status to answer
+    (the reason flashed): 409 for a stream registered already, with the API's message, else 400."""
     if not form.validate_on_submit():
         flash(problems_line(form.errors), "error")
-        return None
+        return 400
     try:
         camera = camera_registry().add(form.name.data, url())
+    except DuplicateCamera as exc:
+        flash(str(exc), "error")
+        return 409
     except CameraError as exc:
         flash(str(exc), "error")
-        return None
+        return 400
     flash(f"camera {camera['name']} added: {next_step}", "info")
     return redirect(url_for(then, camera_id=camera["id"]))
 

@@ -152,8 +152,9 @@ def test_operators_add_and_delete_cameras_with_a_confirmation(browser, live_serv
         page.goto(f"{live_server}/cameras")
         page.fill("#add-camera input[name=name]", "Back door")
         page.fill("#add-camera input[name=url]", "file:///etc/passwd")
-        page.click("#add-camera button")
-        assert "invalid url" in page.inner_text(".flash.error")
+        with page.expect_response(lambda r: r.request.method == "POST") as refused:
+            page.click("#add-camera button")
+        assert refused.value.status == 400 and "invalid url" in page.inner_text(".flash.error")
         assert not [c for c in registry.cameras() if c["name"] == "Back door"]
         page.fill("#add-camera input[name=url]", "rtsp://admin:secret@192.0.2.7/stream")
         page.click("#add-camera button")
@@ -161,11 +162,18 @@ def test_operators_add_and_delete_cameras_with_a_confirmation(browser, live_serv
         camera = next(c for c in registry.cameras() if c["name"] == "Back door")
         assert "secret" not in page.content()
         page.goto(f"{live_server}/cameras")
-        # The same stream again (a second click, a new password): refused, naming the camera.
+        # The same stream again (a second click, a new password): refused, naming the camera,
+        # as the API refuses it: 409 and the same message.
         page.fill("#add-camera input[name=name]", "Back door 2")
         page.fill("#add-camera input[name=url]", "rtsp://admin:changed@192.0.2.7:554/stream")
-        page.click("#add-camera button")
-        assert "already registered as camera 'Back door'" in page.inner_text(".flash.error")
+        with page.expect_response(lambda r: r.request.method == "POST") as refused:
+            page.click("#add-camera button")
+        api = page.request.post(f"{live_server}/api/v1/cameras",
+                                data={"name": "Back door 3", "url": "rtsp://192.0.2.7/stream"},
+                                headers={"Authorization": f"Bearer {accounts_by_role['operator'].token}"})
+        assert (refused.value.status, api.status) == (409, 409)
+        assert page.inner_text(".flash.error") == api.json()["error"]
+        assert "already registered as camera 'Back door'" in api.json()["error"]
         assert [c["id"] for c in registry.cameras() if c["name"].startswith("Back door")] == [camera["id"]]
         row = page.locator(f"tr[data-camera='{camera['id']}']")
         page.once("dialog", lambda dialog: dialog.dismiss())     # changed their mind: nothing happens
