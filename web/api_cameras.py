@@ -47,7 +47,8 @@ class CameraIn(Schema):
                   metadata={"description": "A label for people."})
     url = String(required=True, validate=[Length(1, MAX_URL), Regexp(URL_PATTERN, error=URL_RULE)],
                  metadata={"description": "The stream: rtsp://, rtsps://, http:// or https://; "
-                                          "webrtc://browser for a browser camera."})
+                                          "webrtc://browser for a browser camera. The scheme in any case "
+                                          "(RTSP://), kept in lower case."})
 
 
 class CameraOut(Schema):
