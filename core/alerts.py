@@ -71,7 +71,7 @@ class Alert(Base):
     withdrawn: Mapped[bool] = mapped_column(Boolean, default=False)
     raised_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now, index=True)
     # The alert that rang about this person shortly before: this one was not delivered. Null:
-    # it rang (or that alert was deleted since: a live camera's, by the retention sweep).
+    # it rang (the retention sweep deletes a live alert that rang with its repeats, ``expire_live``).
     repeat_of: Mapped[int | None] = mapped_column(ForeignKey("alerts.id", ondelete="SET NULL"), default=None,
                                                   index=True)
     # A live alert: when its frame was captured (unix time of the camera), what repeats count by.
@@ -223,9 +223,14 @@ class Alerts:
 
     def expire_live(self, cutoff: datetime) -> int:
         """Delete live camera alerts raised before ``cutoff`` (with their deliveries): they are
-        kept as long as camera recordings are. Returns how many went."""
-        with self.records.session() as s:
-            return s.execute(delete(Alert).where(Alert.job_id.is_(None), Alert.raised_at < cutoff)).rowcount
+        kept as long as camera recordings are. An alert that rang goes with its repeats, though
+        they were raised up to a repeat window later: they are one alert on the Alerts page, and
+        a repeat left behind would point at nothing (``repeat_of`` set null: it would read as an
+        alert that rang and was sent nowhere). Returns how many went."""
+        expired = select(Alert.id).where(Alert.job_id.is_(None), Alert.raised_at < cutoff)
+        with self.records.session() as s:     # one transaction: the repeats first, while their alert is there
+            repeats = s.execute(delete(Alert).where(Alert.repeat_of.in_(expired))).rowcount
+            return repeats + s.execute(delete(Alert).where(Alert.job_id.is_(None), Alert.raised_at < cutoff)).rowcount
 
     def delivery(self, delivery_id: int) -> tuple[AlertDelivery, dict] | None:
         """A delivery and the JSON body to POST for its alert; None when it is gone."""
