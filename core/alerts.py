@@ -137,12 +137,14 @@ def raise_new(s: Session, job_id: str, version: int, alerts: list[dict], identit
 
 
 def raise_live(s: Session, camera_id: str, alerts: list[dict], identities: dict[int, str | None],
-               urls: tuple[str, ...], repeat_s: float = 0.0) -> list[int]:
+               urls: tuple[str, ...], repeat_s: float = 0.0) -> tuple[list[int], list[dict]]:
     """Record a live camera's alerts of one processed segment (each raised once by the live
     stitch), with one pending delivery per URL each unless it repeats one that rang on this
-    camera less than ``repeat_s`` before (capture time); returns the deliveries' ids.
-    ``identities``: the camera's track -> name (the shared gallery's). Each alert carries
-    ``captured_at`` (unix s) when known; one without it always rings."""
+    camera less than ``repeat_s`` before (capture time). Returns the deliveries' ids, and each
+    alert's ``{id, repeat_of}`` in the order given (for the camera's events: a page folds a
+    repeat as the Alerts page does). ``identities``: the camera's track -> name (the shared
+    gallery's). Each alert carries ``captured_at`` (unix s) when known; one without it always
+    rings."""
     ids = identity_ids(s, {n for n in identities.values() if n})
     fresh = []
     for item in alerts:
@@ -164,7 +166,7 @@ def raise_live(s: Session, camera_id: str, alerts: list[dict], identities: dict[
     def person(alert: Alert) -> Hashable:     # no capture time: no window to fold it in
         return alert.identity_id if alert.captured_at is not None else None
     rings = _fold_repeats(fresh, person, at, repeat_s, rang=rang)
-    return _with_deliveries(s, rings, urls)
+    return _with_deliveries(s, rings, urls), [{"id": a.id, "repeat_of": a.repeat_of} for a in fresh]
 
 
 def _fold_repeats(fresh: list[Alert], person: Callable[[Alert], Hashable], at: Callable[[Alert], float],
@@ -217,7 +219,7 @@ class Alerts:
         with self.records.session() as s:
             return raise_new(s, *args, **kwargs)
 
-    def raise_live(self, *args, **kwargs) -> list[int]:
+    def raise_live(self, *args, **kwargs) -> tuple[list[int], list[dict]]:
         with self.records.session() as s:
             return raise_live(s, *args, **kwargs)
 

@@ -5,8 +5,9 @@
 - ``vidfarm:camera:<id>:state``: a hash the ingester keeps: ``status``, ``fps``,
   ``last_segment_at`` and ``latencies`` (the last ``LATENCY_WINDOW`` segments' latencies).
 - ``vidfarm:camera:<id>:events``: a Redis stream (capped at ``EVENTS_KEPT``) of the camera's
-  events, ``{kind, data}``: ``segment`` (one per processed segment), ``alert``, ``status`` and
-  ``view`` (a piece of the live view is drawn).
+  events, ``{kind, data}``: ``segment`` (one per processed segment), ``alert`` (saying which
+  alert it repeats, if it is a repeat: ``repeat_of``), ``status`` and ``view`` (a piece of the
+  live view is drawn).
 - ``vidfarm:camera:<id>:view``: a list of the newest ``VIEW_KEPT`` live-view pieces, oldest
   first, where a page that opens starts.
 - ``vidfarm:camera:<id>:watched``: set (for ``WATCHED_S``) while a page shows the live view;
@@ -240,8 +241,9 @@ class CameraRegistry:
         return written
 
     def segment_done(self, camera_id: str, line: dict, fps: float, token: int | None = None) -> bool:
-        """One processed segment (a ``live.jsonl`` line): state, then its events (token and
-        answer: as for ``set_status``)."""
+        """One processed segment (a ``live.jsonl`` line): state, then its ``segment`` event
+        (token and answer: as for ``set_status``); its alerts follow once recorded
+        (``alerts_raised``)."""
         if self.get(camera_id) is None:
             return False
         state = self.redis.hgetall(_state_key(camera_id))
@@ -251,10 +253,24 @@ class CameraRegistry:
             pipe.hset(_state_key(camera_id), mapping={
                 "fps": round(fps, 3), "last_segment_at": line["ready_at"], "latencies": json.dumps(latencies)})
             self._publish(pipe, camera_id, "segment", line)
-            for alert in line["alerts"]:
-                self._publish(pipe, camera_id, "alert", {**alert, "captured_at": line["captured_at"],
-                                                         "ready_at": line["ready_at"], "latency_s": line["latency_s"]})
         written = self._write(camera_id, token, writes)
+        self._forget_if_deleted(camera_id)
+        return written
+
+    def alerts_raised(self, camera_id: str, line: dict, folds: list[dict] | None, token: int | None = None) -> bool:
+        """A processed segment's alerts as recorded: one ``alert`` event each, with the alert's
+        ``id`` and ``repeat_of`` (``folds``, in the line's order: the alert that rang about that
+        person shortly before, None if it rang; ``folds`` None: they could not be recorded, both
+        None). Those that rang go first, so a page has the alert a repeat folds under before the
+        repeat (two tracks of one person in one segment). Token and answer: as for ``set_status``."""
+        if self.get(camera_id) is None:
+            return False
+        folds = folds or [{"id": None, "repeat_of": None}] * len(line["alerts"])
+        events = sorted(({**alert, **fold, "captured_at": line["captured_at"], "ready_at": line["ready_at"],
+                          "latency_s": line["latency_s"]} for alert, fold in zip(line["alerts"], folds)),
+                        key=lambda event: event["repeat_of"] is not None)
+        written = self._write(camera_id, token, lambda pipe: [self._publish(pipe, camera_id, "alert", event)
+                                                               for event in events])
         self._forget_if_deleted(camera_id)
         return written
 

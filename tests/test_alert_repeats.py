@@ -127,7 +127,7 @@ def test_a_live_camera_folds_by_capture_time_across_segments(records):  # noqa: 
 
     def live(camera: str, track: int, captured_s: float, name: str | None = "ann") -> int:
         item = {**watch(track, captured_s), "captured_at": start + captured_s}
-        return len(alerts.raise_live(camera, [item], {track: name}, URLS, repeat_s=WINDOW_S))
+        return len(alerts.raise_live(camera, [item], {track: name}, URLS, repeat_s=WINDOW_S)[0])
 
     # Segment by segment, as the ingester rings them: ann on the gate camera at 0 s, again
     # (a new track after a segment border) at 40 s, again after 6 minutes; the lobby camera
@@ -138,11 +138,14 @@ def test_a_live_camera_folds_by_capture_time_across_segments(records):  # noqa: 
                                             (4, 361.0, None, 2), (5, 362.0, None, 2)]
     # Two tracks of her in one segment: the later one repeats the earlier.
     both = [{**watch(7, 900.0), "captured_at": start + 900.0}, {**watch(6, 905.0), "captured_at": start + 905.0}]
-    assert len(alerts.raise_live("gate", list(reversed(both)), {6: "ann", 7: "ann"}, URLS, repeat_s=WINDOW_S)) == 2
+    deliveries, folds = alerts.raise_live("gate", list(reversed(both)), {6: "ann", 7: "ann"}, URLS, repeat_s=WINDOW_S)
+    assert len(deliveries) == 2
     assert rows(records, camera="gate")[-2:] == [(6, 905.0, 7, 0), (7, 900.0, None, 2)]
+    # What the camera's events carry, in the order given: each one's id, and what it repeats.
+    assert folds[0]["repeat_of"] == folds[1]["id"] and folds[1]["repeat_of"] is None
     # Window 0: every live alert rings.
     assert len(alerts.raise_live("gate", [{**watch(8, 901.0), "captured_at": start + 901.0}], {8: "ann"}, URLS,
-                                 repeat_s=0)) == 2
+                                 repeat_s=0)[0]) == 2
 
 
 def test_the_retention_sweep_takes_a_live_alert_that_rang_with_its_repeats(records):  # noqa: F811

@@ -175,8 +175,9 @@ def test_state_and_events_follow_the_segments(registry):
     registry.set_status(camera_id, "live")
     for latency in (2.0, 3.0, 4.0, 10.0):
         registry.segment_done(camera_id, line(latency), fps=15.0)
-    registry.segment_done(camera_id, line(3.5, [{"kind": "watchlist", "track": 1, "frame": 4, "t": 0.3,
-                                                  "detail": "Ada is on the watchlist"}]), fps=14.9)
+    alerting = line(3.5, [{"kind": "watchlist", "track": 1, "frame": 4, "t": 0.3, "detail": "Ada is on the watchlist"}])
+    registry.segment_done(camera_id, alerting, fps=14.9)
+    registry.alerts_raised(camera_id, alerting, [{"id": 7, "repeat_of": None}])
     state = registry.state(camera_id)
     assert state["status"] == "live" and state["fps"] == 14.9 and state["last_segment_at"] == 103.5
     assert (state["latency_p50_s"], state["latency_p95_s"]) == (3.5, percentile([2, 3, 4, 10, 3.5], 95))
@@ -184,6 +185,7 @@ def test_state_and_events_follow_the_segments(registry):
     assert [kind for _, kind, _ in events] == ["status"] + ["segment"] * 5 + ["alert"]
     alert = events[-1][2]
     assert alert["kind"] == "watchlist" and alert["captured_at"] == 100.0 and alert["latency_s"] == 3.5
+    assert (alert["id"], alert["repeat_of"]) == (7, None)
     # A listener that comes back with the last id it saw gets only what came after.
     assert registry.events(camera_id, events[2][0], block_ms=10) == events[3:]
     assert registry.events(camera_id, events[-1][0], block_ms=10) == []

@@ -123,9 +123,24 @@ def camera(camera_id: str):
     view = camera_status(registry, camera_or_404(registry, camera_id))
     # The live view's player: MSE of the drawn pieces (the default), or WebRTC from the ingester.
     player = "webrtc" if request.args.get("player") == "webrtc" else "mse"
-    return render_template("camera.html", camera=view, player=player, alerts=registry.recent(camera_id, "alert", ALERTS_SHOWN),
+    return render_template("camera.html", camera=view, player=player,
+                           alerts=folded(registry.recent(camera_id, "alert", ALERTS_SHOWN)),
                            recordings=farm().records.recordings_of(camera_id, RECORDINGS_SHOWN),
                            delete_form=ConfirmForm(formdata=None))
+
+
+def folded(alerts: list[dict]) -> list[dict]:
+    """A camera's newest alert events (newest first) as the Alerts page shows alerts: each that
+    rang with its repeats (not sent) under ``repeated``, oldest first, as live.js folds those
+    that come later; a repeat of one no longer among them stands alone, marked by its
+    ``repeat_of``. (An event of before the events said what they repeat: one that rang.)"""
+    alerts = [{"id": None, "repeat_of": None, **alert} for alert in alerts]
+    rang = {alert["id"] for alert in alerts if alert["id"] is not None and alert["repeat_of"] is None}
+    repeated: dict[int, list[dict]] = {}
+    for alert in reversed(alerts):
+        if alert["repeat_of"] in rang:
+            repeated.setdefault(alert["repeat_of"], []).append(alert)
+    return [{**alert, "repeated": repeated.get(alert["id"], [])} for alert in alerts if alert["repeat_of"] not in rang]
 
 
 @cameras_ui.post("/cameras/<camera_id>/delete")

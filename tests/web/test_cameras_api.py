@@ -232,6 +232,7 @@ def test_the_camera_page_shows_alerts_raised_before_it_opened_as_the_script_show
         line = {"segment": 0, "first_frame": 0, "frames": 30, "captured_at": 1796550000.0,
                 "ready_at": 1796550006.7, "latency_s": 6.7, "faces": 1, "alerts": [alert], "tracks": []}
         assert registry.segment_done(camera_id, line, fps=15.0)
+        assert registry.alerts_raised(camera_id, line, [{"id": 1, "repeat_of": None}])
         page = logged_in_client(web_app, accounts_by_role["viewer"]).get(f"/cameras/{camera_id}")
         assert page.status_code == 200
         shown = " ".join(page.get_data(as_text=True).split())       # as a browser lays out the text
