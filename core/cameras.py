@@ -269,8 +269,11 @@ class CameraRegistry:
         events = sorted(({**alert, **fold, "captured_at": line["captured_at"], "ready_at": line["ready_at"],
                           "latency_s": line["latency_s"]} for alert, fold in zip(line["alerts"], folds)),
                         key=lambda event: event["repeat_of"] is not None)
-        written = self._write(camera_id, token, lambda pipe: [self._publish(pipe, camera_id, "alert", event)
-                                                               for event in events])
+
+        def writes(pipe) -> None:
+            for event in events:
+                self._publish(pipe, camera_id, "alert", event)
+        written = self._write(camera_id, token, writes)
         self._forget_if_deleted(camera_id)
         return written
 
