@@ -36,6 +36,16 @@ from core.storage import BlobStoreUnavailable
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return run_command(argv)
+    except BrokenPipeError:
+        # Its reader went away (`vidfarm db history | head -1`): nothing more to say, and no
+        # traceback. Python would flush stdout again on exit and fail again: point it nowhere.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+def run_command(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(prog="vidfarm", description="Face analytics video farm.")
     commands = parser.add_subparsers(dest="command", required=True)
 

@@ -120,6 +120,16 @@ def test_a_watch_counts_in_words_that_agree_too():
         "out/annotated.mp4, out/results.json, out/live.jsonl")
 
 
+def test_output_to_a_reader_that_left_is_no_traceback(tmp_path):
+    """`vidfarm db history | head -1` ended in a BrokenPipeError traceback."""
+    run = subprocess.Popen(VIDFARM + ["db", "history"], env=child_env(VIDFARM_DATA_DIR=str(tmp_path)),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run.stdout.close()          # gone before it writes a line (its imports take longer)
+    assert run.wait(60) == 1
+    assert run.stderr.read() == ""
+    run.stderr.close()
+
+
 def test_process_a_folder_says_it_is_a_folder(tmp_path):
     folder = tmp_path / "camera-1.mp4"
     folder.mkdir()
