@@ -31,8 +31,8 @@ from cli.option_checks import make_out_folder, option_problem, taken_port_proble
 from cli.signals import Stopped, stop_on_signals
 from core.errors import problems
 from core.settings import get_settings
-from core.words import counted
 from core.storage import BlobStoreUnavailable
+from core.words import counted
 
 
 def main(argv: list[str] | None = None) -> int:
