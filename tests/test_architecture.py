@@ -43,7 +43,8 @@ loaded = sorted(m for m in sys.modules if m.split(".")[0] in NOT_FOR_A_JOB)
 from tests.clipmaker import make_clip
 from workers import media, pipeline
 clip = make_clip(Path(sys.argv[1]) / "face.mp4", seconds=1, fps=15, size=(480, 270), face_windows=[(0, 1)])
-config = pipeline.PipelineConfig(threads=1)         # every analyzer, as the farm runs a job
+from tasks.common import _pipeline_config
+config = _pipeline_config({})          # the configuration a job without options gets
 result = pipeline.analyse_segment(clip.path, pipeline.whole_file(media.probe(clip.path)), config)
 assert any(face["mask"] for frame in result.frames for face in frame), "no face was recognised and classified"
 print(json.dumps([loaded, sorted(m for m in sys.modules if m.split(".")[0] in NOT_FOR_A_JOB)]))

@@ -34,7 +34,7 @@ from pydantic import BaseModel
 from core.analyzer_configs import MaskConfig, QualityGate
 from workers import models
 from workers.analytics.faces import Faces
-from workers.analytics.mask_model import INPUT_SIZE, LABELS, ensure_mask_model
+from workers.analytics.mask_model import INPUT_SIZE, LABELS, converted_path
 from workers.analytics.mask_cue import cue_probability
 from workers.analytics.picture import Picture
 from workers.analytics.quality import contrast_enough, geometry_ok
@@ -77,7 +77,13 @@ class MaskClassifier:
 
     def __init__(self, model_path: Path | str | None = None, threads: int = 1, batch_size: int = 16,
                  cache_dir: str | None = None):
-        path = Path(model_path) if model_path else ensure_mask_model(cache_dir)
+        path = Path(model_path) if model_path else converted_path(cache_dir) if cache_dir else None
+        if path is None or not (model_path or path.is_file()):
+            # Not converted at setup, or no cache folder given (the process's settings say):
+            # the converter, which imports onnx.
+            from workers.analytics.mask_convert import ensure_mask_model
+
+            path = ensure_mask_model(cache_dir)
         self.session = models.session(path, threads)
         self.providers = self.session.get_providers()
         self.batch_size = batch_size

@@ -27,7 +27,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from workers.analytics.mask_model import (  # noqa: F401  (the converter's callers find them here too)
-    CONVERTER_VERSION, INPUT_SIZE, LABELS, cached_model_path, ensure_mask_model, source_weights)
+    CONVERTER_VERSION, INPUT_SIZE, LABELS, cached_model_path, converted_path, source_weights)
 from workers.analytics.torch_checkpoint import load_state_dict
 
 BN_EPS = 1e-5                    # torchvision's MobileNetV2 uses BatchNorm2d's default
@@ -147,6 +147,18 @@ def convert(source: Path, target: Path) -> Path:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return target
+
+
+def ensure_mask_model(settings_or_dir=None) -> Path:
+    """The converted ONNX file, converting it on the first call. Takes a ``Settings`` (its
+    ``model_cache_dir``), a cache folder, or nothing (the process's settings)."""
+    if settings_or_dir is None:
+        from core.settings import get_settings
+        settings_or_dir = get_settings()
+    target = converted_path(settings_or_dir)
+    if not target.is_file():
+        convert(source_weights(), target)
     return target
 
 

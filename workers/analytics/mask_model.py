@@ -1,8 +1,8 @@
-"""Where the mask classifier's ONNX file is, converting it on the first call.
+"""Where the mask classifier's converted ONNX file is.
 
 The converter (:mod:`workers.analytics.mask_convert`, run at setup) needs the onnx package,
 whose import took 0.6 s of CPU; a worker that finds the converted file in its cache needs
-only this module, so the workers' fork server never imports onnx.
+only this module, so the workers' fork server does not import onnx.
 """
 
 from __future__ import annotations
@@ -36,17 +36,8 @@ def cached_model_path(cache_dir: Path, source: Path) -> Path:
     return Path(cache_dir).expanduser() / f"mask_mobilenet_v2_{digest.hexdigest()[:16]}.onnx"
 
 
-def ensure_mask_model(settings_or_dir=None) -> Path:
-    """The converted ONNX file, converting it on the first call. Takes a ``Settings`` (its
-    ``model_cache_dir``), a cache folder, or nothing (the process's settings)."""
-    if settings_or_dir is None:
-        from core.settings import get_settings
-        settings_or_dir = get_settings()
+def converted_path(settings_or_dir) -> Path:
+    """Where the converted ONNX file is (or goes). Takes a ``Settings`` (its
+    ``model_cache_dir``) or a cache folder."""
     cache_dir = getattr(settings_or_dir, "model_cache_dir", settings_or_dir)
-    source = source_weights()
-    target = cached_model_path(Path(cache_dir), source)
-    if not target.is_file():
-        from workers.analytics.mask_convert import convert
-
-        convert(source, target)
-    return target
+    return cached_model_path(Path(cache_dir), source_weights())
