@@ -250,7 +250,8 @@ def measure(trees: dict[str, Path], rounds: int, work: Path) -> dict:
     timeline: dict[str, dict[str, list[float]]] = {name: {} for name in trees}
     load = [os.getloadavg()[0]]
     for round_ in range(rounds):
-        for name, tree in trees.items():
+        # A B, then B A: neither tree always runs first in a round (or right after the other).
+        for name, tree in (list(trees.items()) if round_ % 2 == 0 else list(trees.items())[::-1]):
             scratch = Path(tempfile.mkdtemp(prefix=f"{name}-{round_}-", dir=work))
             found = ready(tree, scratch / "ready")
             runs[name]["pinged_s"].append(found["pinged_s"])
@@ -290,7 +291,7 @@ def render(figures: dict) -> str:
              "`vidfarm up --workers 2` from exec until its web app answers `/healthz`, and until a first upload "
              "of the same clip through the API is done with its video drawn (its CPU workers are started by the "
              "local autoscaler when the upload comes). "
-             f"{figures['rounds']} rounds, the trees interleaved; the median (min-max). *Before* is commit "
+             f"{figures['rounds']} rounds, the trees interleaved (A B, B A, ...); the median (min-max). *Before* is commit "
              f"`{BEFORE_REF}` exported with `git archive` and run with the same interpreter and packages; both "
              "trees' bytecode is compiled first, as an installed vidfarm's is. "
              f"{figures['cores']} cores; load average {', '.join(f'{x:.1f}' for x in figures['load'])} at the "
