@@ -124,9 +124,6 @@ class Model:
     def load(cls, path: Path | str) -> "Model":
         return cls(Path(path).read_bytes())
 
-    def nodes(self) -> list[list[Field]]:
-        return [read(f.value) for f in self.graph if f.number == GRAPH_NODE]
-
     def node_names(self, count: int) -> list[str]:
         """The first ``count`` nodes' names."""
         names = []

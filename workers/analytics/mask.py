@@ -77,10 +77,11 @@ class MaskClassifier:
 
     def __init__(self, model_path: Path | str | None = None, threads: int = 1, batch_size: int = 16,
                  cache_dir: str | None = None):
-        path = Path(model_path) if model_path else converted_path(cache_dir) if cache_dir else None
-        if path is None or not (model_path or path.is_file()):
-            # Not converted at setup, or no cache folder given (the process's settings say):
-            # the converter, which imports onnx.
+        if model_path:
+            path = Path(model_path)
+        elif cache_dir and (cached := converted_path(cache_dir)).is_file():    # hashes the weights: once
+            path = cached
+        else:   # not converted at setup, or no cache folder given: the converter (it imports onnx)
             from workers.analytics.mask_convert import ensure_mask_model
 
             path = ensure_mask_model(cache_dir)
