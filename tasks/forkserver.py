@@ -2,7 +2,7 @@
 of one machine loads, loaded once, then one fork per worker.
 
 A worker started as its own ``celery worker`` process spends seconds importing Celery, the
-tasks, the pipeline and its libraries (onnx, onnxruntime, OpenCV, supervision and SciPy, PyAV),
+tasks, the pipeline and its libraries (onnxruntime, OpenCV, supervision and SciPy, PyAV),
 checking the analyzer configs and loading the models; two of them starting at once on two
 cores pay it twice, side by side. This process pays it once: it parses the settings, forks a
 child that brings the database schema up to date on another core, checks the analyzer configs
