@@ -122,7 +122,10 @@ class Model:
 
     @classmethod
     def load(cls, path: Path | str) -> "Model":
-        return cls(Path(path).read_bytes())
+        try:
+            return cls(Path(path).read_bytes())
+        except ValueError as error:     # which file, for a model setting that names a wrong one
+            raise ValueError(f"{path}: {error}") from None
 
     def node_names(self, count: int) -> list[str]:
         """The first ``count`` nodes' names."""
