@@ -23,3 +23,8 @@ class GalleryError(ValueError):
 class FarmTimeout(RuntimeError):
     """No worker answered in time (none is running, or all are busy): raised by the queue's
     ``call`` (``tasks.client``), caught by the use cases that wait on a worker."""
+
+
+class BrokerUnavailable(RuntimeError):
+    """The task queue (Redis, the broker) could not be reached, so nothing was queued: raised
+    by the queue (``tasks.client``); the web answers 503 with Retry-After."""

@@ -5,7 +5,7 @@ from then on; and the report of what an erasure removed."""
 from __future__ import annotations
 
 from core.erasures import Erasures
-from services.farm import Farm
+from services.farm import Farm, queue_follow_up
 
 
 def start(farm: Farm, name: str) -> dict | None:
@@ -19,7 +19,7 @@ def start(farm: Farm, name: str) -> dict | None:
         store.delete_prefix(key)
     erasure = erasures.get(started.erasure_id)
     erasures.set(erasure.id, report={**erasure.report, "crops_removed": len(started.crop_keys)})
-    farm.queue.send("vidfarm.erase", erasure.id)      # the id only: no name travels through the broker
+    queue_follow_up(farm, "vidfarm.erase", erasure.id)      # the id only: no name travels through the broker
     return report_of(erasures.get(erasure.id))
 
 

@@ -9,14 +9,18 @@ other records or another store.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Protocol
 
+from core.errors import BrokerUnavailable
 from core.records import Records, open_records
 from core.segment_job import SegmentJob
 from core.settings import Settings
 from core.storage import BlobStore, LocalBlobStore
 from tasks import client
+
+log = logging.getLogger(__name__)
 
 
 class Queue(Protocol):
@@ -51,3 +55,14 @@ def open_blob_store(settings: Settings) -> BlobStore:
 
         return S3BlobStore(**settings.s3_store_options())
     return LocalBlobStore(settings.data_dir / "blobs")
+
+
+def queue_follow_up(farm: Farm, name: str, *args) -> None:
+    """Queue the task that finishes a change already stored, one that beat's sweeps also do
+    (re-identifying jobs matched against an older gallery; resuming an erasure). With the
+    broker away the change stands and the sweep finishes it once the broker is back: a 503
+    would have the user retry a change that was made."""
+    try:
+        farm.queue.send(name, *args)
+    except BrokerUnavailable as exc:
+        log.warning("%s; beat's sweep does it once the broker is back", exc)

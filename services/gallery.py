@@ -20,7 +20,7 @@ from functools import partial
 from typing import Callable
 
 from core.errors import FarmTimeout, GalleryError
-from services.farm import Farm
+from services.farm import Farm, queue_follow_up
 
 NAME = re.compile(r"^[\w][\w .'-]{0,63}$")
 
@@ -107,7 +107,7 @@ def change_identity(farm: Farm, name: str, new_name: str | None = None, watchlis
     if not changed:
         raise GalleryError(f"no identity named {name!r}")
     if values:
-        farm.queue.send("vidfarm.reidentify_stale")
+        queue_follow_up(farm, "vidfarm.reidentify_stale")
     return values.get("name", name)
 
 

@@ -12,7 +12,7 @@ import uuid
 from core.appearances import Appearances
 from core.errors import GalleryError
 from core.storage import version_key
-from services.farm import Farm
+from services.farm import Farm, queue_follow_up
 from services.gallery import check_name
 
 
@@ -55,7 +55,7 @@ def enrol_track(farm: Farm, job_id: str, track: int, name: str) -> dict:
         store.put_stream(crop_key, io.BytesIO(jpeg))
     count = records.add_embeddings(name, [_unit_float32(found["embedding"])], [f"{job.source_name} #{track}"[:255]],
                                    [crop_key])
-    farm.queue.send("vidfarm.reidentify", job_id)
+    queue_follow_up(farm, "vidfarm.reidentify", job_id)
     return {"name": name, "embeddings": count, "crop": crop_key}
 
 

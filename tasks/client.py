@@ -4,10 +4,13 @@ Routing by name is ``celeryconfig.task_routes``."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from celery import chord
 from celery.exceptions import TimeoutError as CeleryTimeout
+from kombu.exceptions import OperationalError
 
-from core.errors import FarmTimeout
+from core.errors import BrokerUnavailable, FarmTimeout
 from core.segment_job import SegmentJob
 from tasks.app import app
 
@@ -15,13 +18,20 @@ from tasks.app import app
 def send(name: str, *args, countdown: float | None = None) -> None:
     """Queue a task nobody waits for (its progress lives in the records): the producer does
     not subscribe to its result."""
-    app.send_task(name, args=args, countdown=countdown, ignore_result=True)
+    with broker_reached(name):
+        app.send_task(name, args=args, countdown=countdown, ignore_result=True)
 
 
 def call(name: str, *args, timeout_s: float):
     """Queue a task and wait for its return value: ``timeout_s`` seconds, give or take the
     one second between Celery's looks at the result backend."""
-    result = app.send_task(name, args=args)
+    with broker_reached(name):
+        # Look first: sending with a result to wait for subscribes to it, and that subscription
+        # rides out a Redis that is away for 20 s (result_backend_max_retries), then fails
+        # with a RuntimeError, where an unreachable broker is a quick, clear no.
+        with app.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1, interval_start=0)
+        result = app.send_task(name, args=args)
     try:
         return result.get(timeout=timeout_s)
     except CeleryTimeout:
@@ -37,4 +47,15 @@ def fan_out(job_id: str, segments: list[SegmentJob], queue: str = "cpu") -> None
     header = [app.signature("vidfarm.segment", (segment.to_message(),), immutable=True).set(queue=queue)
               for segment in segments]
     stitch = app.signature("vidfarm.stitch", (job_id,), immutable=True)
-    chord(header)(stitch.on_error(app.signature("vidfarm.job_failed", (job_id,))))
+    with broker_reached("vidfarm.segment"):
+        chord(header)(stitch.on_error(app.signature("vidfarm.job_failed", (job_id,))))
+
+
+@contextmanager
+def broker_reached(name: str):
+    """Kombu's connection error (after its own few quick retries) as ``BrokerUnavailable``:
+    one line the callers can tell apart from a bug (the web answers 503, not 500)."""
+    try:
+        yield
+    except OperationalError as exc:
+        raise BrokerUnavailable(f"the task queue (Redis) cannot be reached, {name} was not queued: {exc}") from None

@@ -13,6 +13,7 @@ from flask import jsonify, render_template, request
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.routing import IntegerConverter
 
+from core.errors import BrokerUnavailable
 from core.results import openapi_components as results_components
 from core.settings import Settings
 from core.storage import BlobStoreUnavailable
@@ -20,7 +21,7 @@ from services import runtime
 from services.farm import Farm
 from web import context
 from web.metrics import metrics
-from web.uploads import UploadRequest, human_bytes
+from web.uploads import BROKER_RETRY_AFTER_S, UploadRequest, human_bytes
 
 csrf = CSRFProtect()
 
@@ -83,6 +84,9 @@ def create_app(settings: Settings | None = None, farm: Farm | None = None) -> AP
     csrf.exempt(users_api)
     csrf.exempt(cameras)
     app.config["RATELIMIT_STORAGE_URI"] = settings.redis_url or "memory://"
+    # Redis away: count in this process's memory meanwhile, so logins go on (and stay limited)
+    # and the pages can say what cannot be done without it, instead of a 500 on every login.
+    app.config["RATELIMIT_IN_MEMORY_FALLBACK_ENABLED"] = True
     limiter.init_app(app)
     app.register_blueprint(auth)
     app.register_blueprint(ui)
@@ -119,6 +123,11 @@ def create_app(settings: Settings | None = None, farm: Farm | None = None) -> AP
     def store_unavailable(error):
         # The bucket is down or refuses us (core/s3_storage.py): nothing was stored; try later.
         return error_response(HTTPError(503, f"blob storage unavailable: {error}", headers={"Retry-After": "5"}))
+
+    @app.errorhandler(BrokerUnavailable)
+    def broker_unavailable(error):
+        # Work that was to be queued (enrolling from photos, say) found no broker: a bug it is not.
+        return error_response(HTTPError(503, str(error), headers={"Retry-After": str(BROKER_RETRY_AFTER_S)}))
 
     @app.errorhandler(CSRFError)
     def csrf_failed(error):

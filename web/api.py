@@ -24,13 +24,18 @@ api = APIBlueprint("api", __name__, url_prefix="/api/v1", tag="jobs")
 
 
 def error_responses(*codes: int) -> dict:
-    return {code: {"description": _DESCRIPTIONS[code], "content": {"application/json": {"schema": ERROR_SCHEMA}}}
+    return {code: {"description": _DESCRIPTIONS[code], "content": {"application/json": {"schema": ERROR_SCHEMA}},
+                   **({"headers": RETRY_AFTER} if code == 503 else {})}
             for code in codes}
+
+
+RETRY_AFTER = {"Retry-After": {"description": "seconds to wait before trying again", "schema": {"type": "integer"}}}
 
 
 _DESCRIPTIONS = {400: "Bad request", 403: "Role too weak", 404: "Not found", 409: "Job (or its video) not done",
                  413: "Upload too large", 415: "Not a video vidfarm can process",
-                 503: "No worker answered in time (the farm is busy or down); try again"}
+                 503: "The farm's task queue (Redis) cannot be reached, or no worker answered in time (the farm "
+                      "is busy or down); nothing was kept: try again after Retry-After seconds"}
 
 
 def found_or_404(found, message: str):
@@ -48,13 +53,13 @@ def job_view_or_404(job_id: str) -> dict:
 @api.auth_required(token_auth, roles=["operator"])
 @api.input(UploadIn, location="form_and_files", arg_name="upload")
 @api.output(JobCreated, status_code=201, headers={"Location": {"type": "string"}})
-@api.doc(summary="Upload a recording", responses=error_responses(400, 403, 413, 415))
+@api.doc(summary="Upload a recording", responses=error_responses(400, 403, 413, 415, 503))
 def create_job(upload):
     try:
         options = {"analyzers": analyzer_chain(farm().settings, upload["analyzers"])} if "analyzers" in upload else {}
         job_id, name = accept_recording(request.files.get("file"), options)
     except UploadRejected as exc:
-        abort(exc.status, exc.message)
+        abort(exc.status, exc.message, headers=exc.headers)
     status = jobs.job_view(farm().records, job_id)["status"]
     return {"id": job_id, "status": status, "name": name}, 201, {"Location": f"/api/v1/jobs/{job_id}"}
 

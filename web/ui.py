@@ -59,9 +59,10 @@ def upload():
             job_id, name = accept_recording(form.file.data, form.options())
         except UploadRejected as exc:
             if wants_json:
-                return jsonify(error=exc.message), exc.status
+                return jsonify(error=exc.message), exc.status, exc.headers
             flash(exc.message, "error")
-            return render_template("upload.html", form=form, limit=limit, limit_text=human_bytes(limit)), exc.status
+            return (render_template("upload.html", form=form, limit=limit, limit_text=human_bytes(limit)),
+                    exc.status, exc.headers)
         target = url_for("ui.job", job_id=job_id)
         if wants_json:
             return jsonify(id=job_id, name=name, url=target), 201

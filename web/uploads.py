@@ -16,15 +16,21 @@ from pathlib import Path
 from flask import Request, current_app
 from werkzeug.datastructures import FileStorage
 
+from core.errors import BrokerUnavailable
 from services.submit import MediaError, check_recording, display_name, submit_file
 from web.context import farm
 
 
+# Retry-After of a 503 for a broker that cannot be reached (web/__init__.py uses it too).
+BROKER_RETRY_AFTER_S = 10
+
+
 class UploadRejected(ValueError):
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
         super().__init__(message)
         self.status = status
         self.message = message
+        self.headers = headers or {}
 
 
 class UploadSpool(io.BufferedRandom):
@@ -85,7 +91,12 @@ def accept_recording(upload: FileStorage | None, options: dict | None = None) ->
     except MediaError as exc:
         status = 400 if path.stat().st_size == 0 else 415
         raise UploadRejected(status, f"{name}: {exc}") from None
-    return submit_file(farm(), path, name=name, options=options or {}, move=True), name
+    try:
+        return submit_file(farm(), path, name=name, options=options or {}, move=True), name
+    except BrokerUnavailable:
+        # submit_file kept nothing: sending the same file again later is safe.
+        raise UploadRejected(503, f"{name}: not accepted, the farm's task queue (Redis) cannot be reached; "
+                                  f"try again shortly", {"Retry-After": str(BROKER_RETRY_AFTER_S)}) from None
 
 
 def human_bytes(count: int) -> str:

