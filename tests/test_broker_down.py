@@ -110,3 +110,11 @@ def test_a_rename_stands_and_beat_re_identifies_later(dead_broker_app):
     response = client.patch("/api/v1/identities/Ann", headers=AUTH, json={"name": "Anna"})
     assert response.status_code == 200, response.json
     assert [i["name"] for i in client.get("/api/v1/identities", headers=AUTH).json] == ["Anna"]
+
+
+def test_cameras_kept_in_redis_answer_503(dead_broker_app):
+    """Cameras live in Redis itself: registering or listing one with it away was a 500."""
+    client = dead_broker_app.test_client()
+    response = client.post("/api/v1/cameras", headers=AUTH, json={"name": "door", "url": "rtsp://127.0.0.1:8554/door"})
+    assert_refused_for_the_broker(response)
+    assert_refused_for_the_broker(client.get("/api/v1/cameras", headers=AUTH))

@@ -11,6 +11,7 @@ from pathlib import Path
 from apiflask import APIFlask, HTTPError
 from flask import jsonify, render_template, request
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from redis.exceptions import ConnectionError as RedisConnectionError
 from werkzeug.routing import IntegerConverter
 
 from core.errors import BrokerUnavailable
@@ -128,6 +129,12 @@ def create_app(settings: Settings | None = None, farm: Farm | None = None) -> AP
     def broker_unavailable(error):
         # Work that was to be queued (enrolling from photos, say) found no broker: a bug it is not.
         return error_response(HTTPError(503, str(error), headers={"Retry-After": str(BROKER_RETRY_AFTER_S)}))
+
+    @app.errorhandler(RedisConnectionError)
+    def redis_unavailable(error):
+        # What lives in Redis itself (cameras, their offers and events) while it is away.
+        return error_response(HTTPError(503, f"the farm's Redis cannot be reached: {error}",
+                                        headers={"Retry-After": str(BROKER_RETRY_AFTER_S)}))
 
     @app.errorhandler(CSRFError)
     def csrf_failed(error):
