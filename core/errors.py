@@ -20,6 +20,15 @@ class GalleryError(ValueError):
     """One line a user can act on: no face, several faces, unreadable photo, bad name."""
 
 
+class TrackEnrolled(GalleryError):
+    """The track's face is enrolled already (the job's results may not say so yet: its
+    re-identification is still running); ``name``: the person it went to."""
+
+    def __init__(self, job_id: str, track: int, name: str):
+        super().__init__(f"track #{track} of job {job_id} is already enrolled as {name}")
+        self.name = name
+
+
 class FarmTimeout(RuntimeError):
     """No worker answered in time (none is running, or all are busy): raised by the queue's
     ``call`` (``tasks.client``), caught by the use cases that wait on a worker."""

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import delete, func, select, update
 
-from core.models import FaceEmbedding, Identity
+from core.errors import TrackEnrolled
+from core.models import FaceEmbedding, Identity, Job
 
 @dataclass(frozen=True)
 class GallerySnapshot:
@@ -39,14 +40,22 @@ class GalleryRecords:
                        crop_keys: list[str | None]) -> int:
         """Create the identity if new and add its embeddings; returns its embedding count."""
         with self.session() as s:
-            identity = s.scalar(select(Identity).where(Identity.name == name))
-            if identity is None:
-                identity = Identity(name=name)
-                s.add(identity)
-            for vector, source, crop_key in zip(vectors, sources, crop_keys):
-                identity.embeddings.append(FaceEmbedding(vector=vector, source=source, crop_key=crop_key))
-            s.flush()
-            return len(identity.embeddings)
+            return _add_embeddings(s, name, vectors, sources, crop_keys)
+
+    def add_track_embedding(self, job_id: str, track: int, name: str, vector: bytes, source: str,
+                            crop_key: str | None) -> int:
+        """Enrol one track of a job (its pooled embedding) under ``name``, unless that very
+        embedding is enrolled already: ``TrackEnrolled`` names whom. Until the job's
+        re-identification publishes, its results still call the track unknown, so they cannot
+        tell; the gallery can."""
+        with self.session() as s:
+            # A write first: enrolments from one job go one at a time (SQLite's write lock,
+            # PostgreSQL's lock on the job's row), each seeing the embeddings of those before.
+            s.execute(update(Job).where(Job.id == job_id).values(updated_at=Job.updated_at))
+            owner = s.scalar(select(Identity.name).join(FaceEmbedding).where(FaceEmbedding.vector == vector).limit(1))
+            if owner is not None:
+                raise TrackEnrolled(job_id, track, owner)
+            return _add_embeddings(s, name, [vector], [source], [crop_key])
 
     def identities(self, name: str | None = None) -> list[dict]:
         """Every identity (or only the one named) with its embedding count and a face crop."""
@@ -128,3 +137,14 @@ class GalleryRecords:
             crop = embedding.crop_key or ""
             s.delete(embedding)
             return crop
+
+
+def _add_embeddings(s, name: str, vectors: list[bytes], sources: list[str], crop_keys: list[str | None]) -> int:
+    identity = s.scalar(select(Identity).where(Identity.name == name))
+    if identity is None:
+        identity = Identity(name=name)
+        s.add(identity)
+    for vector, source, crop_key in zip(vectors, sources, crop_keys):
+        identity.embeddings.append(FaceEmbedding(vector=vector, source=source, crop_key=crop_key))
+    s.flush()
+    return len(identity.embeddings)

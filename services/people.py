@@ -10,7 +10,7 @@ import struct
 import uuid
 
 from core.appearances import Appearances
-from core.errors import GalleryError
+from core.errors import GalleryError, TrackEnrolled
 from core.storage import version_key
 from services.farm import Farm, queue_follow_up
 from services.gallery import check_name
@@ -34,7 +34,8 @@ def remove_photo(farm: Farm, name: str, photo_id: int) -> bool:
 def enrol_track(farm: Farm, job_id: str, track: int, name: str) -> dict:
     """Enrol the face of one track of a finished job under ``name`` (new, or one more photo
     of that person): the track's pooled embedding (what re-identification matches) and its
-    face crop. Then the job is re-identified, so its results name the track."""
+    face crop. Then the job is re-identified, so its results name the track. A track enrolled
+    already, its re-identification still running, is refused: ``TrackEnrolled``."""
     name = check_name(name)
     records, store = farm.records, farm.store
     job = records.get_job(job_id)
@@ -53,8 +54,13 @@ def enrol_track(farm: Farm, job_id: str, track: int, name: str) -> dict:
     if jpeg:
         crop_key = f"gallery/{uuid.uuid4().hex}.jpg"
         store.put_stream(crop_key, io.BytesIO(jpeg))
-    count = records.add_embeddings(name, [_unit_float32(found["embedding"])], [f"{job.source_name} #{track}"[:255]],
-                                   [crop_key])
+    try:
+        count = records.add_track_embedding(job_id, track, name, _unit_float32(found["embedding"]),
+                                            f"{job.source_name} #{track}"[:255], crop_key)
+    except TrackEnrolled:
+        if crop_key:
+            store.delete_prefix(crop_key)
+        raise
     queue_follow_up(farm, "vidfarm.reidentify", job_id)
     return {"name": name, "embeddings": count, "crop": crop_key}
 

@@ -8,7 +8,7 @@ from apiflask import APIBlueprint, abort
 from flask import Response, url_for
 
 from core.appearances import Appearances
-from core.errors import GalleryError
+from core.errors import GalleryError, TrackEnrolled
 import services.gallery
 import services.people
 from web import people_views as service
@@ -75,11 +75,15 @@ def track_thumbnail(job_id: str, track: int):
 @people_api.output(EnrolOut, status_code=201)
 @people_api.doc(summary="Enrol the face of an unknown track: a new person, or one more photo of someone",
                 description="Uses the track's pooled embedding and its face crop; the job is then re-identified.",
-                responses=error_responses(400, 403, 404))
+                responses={**error_responses(400, 403, 404), 409: {
+                    **error_responses(409)[409], "description": "The track is enrolled already (its job's "
+                    "re-identification may still be running); `identity`: the person it went to"}})
 def enrol_track(job_id: str, track: int, body: dict):
     job_view_or_404(job_id)
     try:
         result = services.people.enrol_track(farm(), job_id, track, body["name"])
+    except TrackEnrolled as exc:
+        abort(409, str(exc), extra_data={"identity": exc.name})
     except GalleryError as exc:
         abort(400, str(exc))
     return {"name": result["name"], "embeddings": result["embeddings"], "crops": 1 if result["crop"] else 0,
