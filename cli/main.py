@@ -263,7 +263,9 @@ def run_process(args) -> int:
             except FarmStartError as error:
                 return fail(str(error), code=2)
         try:
-            job_id = submit_file(runtime.farm(), video.resolve(), name=str(video), options=options)
+            # Named by its file name, as an upload is: the folders it sits in (the user's home,
+            # say) are no label for the shared jobs list.
+            job_id = submit_file(runtime.farm(), video.resolve(), name=video.name, options=options)
         except ValueError as exc:
             return fail(f"{video}: {exc}")
         try:

@@ -91,7 +91,9 @@ def display_name(name: str) -> str:
 def submit_file(farm: Farm, path: Path, name: str | None = None, options: dict | None = None, move: bool = False) -> str:
     """Submit a local file (the CLI reads a thermal calibration sidecar into ``options``:
     ``cli.main.sidecar_options``). ``move``: the file is the caller's to give away (an
-    upload's temporary file): it is moved into the store (renamed, on one filesystem), not copied."""
+    upload's temporary file): it is moved into the store (renamed, on one filesystem), not copied.
+    ``name``: the job's label (and results.json's ``source.path``); by default the file's name,
+    never the folders above it, as for an upload."""
     options = dict(options or {})
     job_id = uuid.uuid4().hex
     key = job_key(job_id, "source")   # never the user's file name: it is only a label
@@ -99,7 +101,7 @@ def submit_file(farm: Farm, path: Path, name: str | None = None, options: dict |
         farm.store.move_file(key, path)
     else:
         farm.store.put_file(key, path)
-    farm.records.add_job(display_name(name or str(path)), key, options, job_id=job_id)
+    farm.records.add_job(display_name(name or path.name), key, options, job_id=job_id)
     try:
         farm.queue.send("vidfarm.ingest", job_id)
     except Exception:

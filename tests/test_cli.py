@@ -51,6 +51,7 @@ def test_process_with_embedded_farm(tmp_path):
     assert "segments" in run.stdout
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     assert len(results["frames"]) == clip.frames and results["chunks"] >= 2
+    assert results["source"]["path"] == "walk.mp4"    # its file name, as an upload's: not the folders above
     assert count_video_frames(tmp_path / "out" / "annotated.mp4") == clip.frames
     assert processes_with_env(f"VIDFARM_DATA_DIR={data_dir}") == []   # nothing left running
 
