@@ -118,3 +118,5 @@ def test_cameras_kept_in_redis_answer_503(dead_broker_app):
     response = client.post("/api/v1/cameras", headers=AUTH, json={"name": "door", "url": "rtsp://127.0.0.1:8554/door"})
     assert_refused_for_the_broker(response)
     assert_refused_for_the_broker(client.get("/api/v1/cameras", headers=AUTH))
+    spec = client.get("/api/v1/openapi.json", headers=AUTH).json
+    assert "Retry-After" in spec["paths"]["/api/v1/cameras"]["post"]["responses"]["503"]["headers"]

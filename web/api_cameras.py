@@ -130,7 +130,7 @@ def camera_or_404(registry: CameraRegistry, camera_id: str) -> dict:
              description="One camera per stream: an address already registered is refused (409), and so is the "
                          "same address written otherwise (scheme or host in another case, the default port "
                          "given or left out, other credentials). Browser cameras (webrtc://) are never refused.",
-             responses={**error_responses(400, 403), **REGISTERED})
+             responses={**error_responses(400, 403, 503), **REGISTERED})
 def create_camera(body):
     registry = camera_registry()
     try:
@@ -285,7 +285,7 @@ def answered(camera_id: str, offer: dict, kind: str) -> dict:
 @cameras.output(AnswerOut)
 @cameras.doc(summary="Publish to a browser camera (webrtc://): a WebRTC offer in, the ingester's answer out; "
                      "the video then flows to the ingester directly",
-             responses={**error_responses(400, 403), **NO_CAMERA,
+             responses={**error_responses(400, 403, 503), **NO_CAMERA,
                         409: {"description": "Not a browser camera",
                               "content": {"application/json": {"schema": ERROR_SCHEMA}}}, **NO_ANSWER})
 def camera_offer(camera_id: str, body):
@@ -302,6 +302,6 @@ def camera_offer(camera_id: str, body):
                          "{captured_at, sent_at}), the answer of the ingester that holds the camera out; the "
                          "ingester then sends the annotated video directly, a few seconds behind live. The "
                          "other player of the same pieces: GET /cameras/{id}/view (MSE).",
-             responses={**error_responses(400), **NO_CAMERA, **NO_ANSWER})
+             responses={**error_responses(400, 503), **NO_CAMERA, **NO_ANSWER})
 def camera_view_offer(camera_id: str, body):
     return answered(camera_id, body, "viewers")
