@@ -17,14 +17,14 @@ from tests.test_broker_down import AUTH, dead_broker_app  # noqa: F401 (a fixtur
 EMBEDDING = [((i * 37) % 101 - 50) / 50 for i in range(512)]
 
 
-def done_job_with_an_unknown_track() -> str:
+def done_job_with_an_unknown_track(embedding: list[float] = EMBEDDING) -> str:
     """A finished job whose results (version 1) hold one unknown track with its embedding."""
     farm = runtime.farm()
     job = farm.records.add_job("door.mp4", "jobs/none/source")
     farm.store.put_stream(version_key(job.id, 1), io.BytesIO(json.dumps({
         "schema": "vidfarm.results/1", "version": 1, "frames": [], "alerts": [],
         "tracks": [{"track": 3, "identity": None, "first_frame": 0, "last_frame": 9, "best_similarity": None,
-                    "mask": None, "max_temperature_c": None, "embedding": EMBEDDING}]}).encode()))
+                    "mask": None, "max_temperature_c": None, "embedding": embedding}]}).encode()))
     with farm.records.session() as s:
         record = s.get(Job, job.id)
         record.status, record.results_version = "done", 1
@@ -42,3 +42,23 @@ def test_a_track_is_enrolled_once_while_its_job_is_matched_again(dead_broker_app
         assert again.json == {"error": f"track #3 of job {job_id} is already enrolled as Ann", "identity": "Ann"}
     people = client.get("/api/v1/identities", headers=AUTH).json
     assert [(p["name"], p["embeddings"]) for p in people] == [("Ann", 1)]
+
+
+def test_two_enrolments_of_one_track_at_once_make_one_person(dead_broker_app):  # noqa: F811
+    """Sent together (two admins, two tabs): the second waits for the first's write on the job
+    and then sees its embedding."""
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    for attempt in range(5):
+        job_id = done_job_with_an_unknown_track([x + attempt for x in EMBEDDING])
+        start = Barrier(2)
+
+        def enrol(name: str) -> int:
+            client = dead_broker_app.test_client()
+            start.wait()
+            return client.post(f"/api/v1/jobs/{job_id}/tracks/3/enrol", headers=AUTH, json={"name": name}).status_code
+
+        with ThreadPoolExecutor(2) as pool:
+            statuses = sorted(pool.map(enrol, [f"Cy{attempt}", f"Di{attempt}"]))
+        assert statuses == [201, 409], f"attempt {attempt}: {statuses}"
