@@ -44,21 +44,4 @@ def test_a_track_is_enrolled_once_while_its_job_is_matched_again(dead_broker_app
     assert [(p["name"], p["embeddings"]) for p in people] == [("Ann", 1)]
 
 
-def test_two_enrolments_of_one_track_at_once_make_one_person(dead_broker_app):  # noqa: F811
-    """Sent together (two admins, two tabs): the second waits for the first's write on the job
-    and then sees its embedding."""
-    from concurrent.futures import ThreadPoolExecutor
-    from threading import Barrier
-
-    for attempt in range(5):
-        job_id = done_job_with_an_unknown_track([x + attempt for x in EMBEDDING])
-        start = Barrier(2)
-
-        def enrol(name: str) -> int:
-            client = dead_broker_app.test_client()
-            start.wait()
-            return client.post(f"/api/v1/jobs/{job_id}/tracks/3/enrol", headers=AUTH, json={"name": name}).status_code
-
-        with ThreadPoolExecutor(2) as pool:
-            statuses = sorted(pool.map(enrol, [f"Cy{attempt}", f"Di{attempt}"]))
-        assert statuses == [201, 409], f"attempt {attempt}: {statuses}"
+# Two enrolments sent at once: tests/test_records.py (SQLite and PostgreSQL).

@@ -308,3 +308,31 @@ def test_a_results_version_is_seen_only_once_its_files_are_written(records):
     assert order == [("slow", 3), ("fast", 4)]
     assert records.get_job(job.id).results_version == 4
     reader.engine.dispose()
+
+
+def test_a_track_enrolled_twice_at_once_goes_to_one_person(records):
+    """Two enrolments of one track's embedding at once (SQLite and PostgreSQL): the second
+    waits for the first's write on the job's row, sees its embedding and is refused."""
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    from core.errors import TrackEnrolled
+
+    for attempt in range(5):
+        job = records.add_job("door.mp4", "jobs/x/source")
+        vector, start = bytes([attempt]) * 2048, Barrier(2)
+
+        def enrol(name: str) -> str:
+            start.wait()
+            try:
+                records.add_track_embedding(job.id, 3, name, vector, "door.mp4 #3", None)
+                return "enrolled"
+            except TrackEnrolled as refused:
+                return f"refused: {refused.name}"
+
+        with ThreadPoolExecutor(2) as pool:
+            names = [f"Cy{attempt}", f"Di{attempt}"]
+            outcomes = list(pool.map(enrol, names))
+        assert sorted(outcomes)[0] == "enrolled", outcomes
+        first = names[outcomes.index("enrolled")]
+        assert sorted(outcomes) == ["enrolled", f"refused: {first}"], outcomes
