@@ -17,14 +17,14 @@ from tests.test_broker_down import AUTH, dead_broker_app  # noqa: F401 (a fixtur
 EMBEDDING = [((i * 37) % 101 - 50) / 50 for i in range(512)]
 
 
-def done_job_with_an_unknown_track(embedding: list[float] = EMBEDDING) -> str:
+def done_job_with_an_unknown_track() -> str:
     """A finished job whose results (version 1) hold one unknown track with its embedding."""
     farm = runtime.farm()
     job = farm.records.add_job("door.mp4", "jobs/none/source")
     farm.store.put_stream(version_key(job.id, 1), io.BytesIO(json.dumps({
         "schema": "vidfarm.results/1", "version": 1, "frames": [], "alerts": [],
         "tracks": [{"track": 3, "identity": None, "first_frame": 0, "last_frame": 9, "best_similarity": None,
-                    "mask": None, "max_temperature_c": None, "embedding": embedding}]}).encode()))
+                    "mask": None, "max_temperature_c": None, "embedding": EMBEDDING}]}).encode()))
     with farm.records.session() as s:
         record = s.get(Job, job.id)
         record.status, record.results_version = "done", 1
