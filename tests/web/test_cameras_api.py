@@ -80,6 +80,16 @@ def test_the_documented_url_pattern_refuses_what_the_registry_refuses(client, ac
     assert "\n" not in response.json["error"]
 
 
+@pytest.mark.parametrize("url", FUZZ_FOUND_URLS)
+def test_the_camera_form_refuses_them_too(operator_client, registry, url):
+    from tests.web.conftest import csrf_token
+
+    token = csrf_token(operator_client.get("/cameras").get_data(as_text=True))
+    page = operator_client.post("/cameras", data={"name": "Fuzzed form", "url": url, "csrf_token": token})
+    assert page.status_code == 400 and "invalid url: a stream address" in page.get_data(as_text=True)
+    assert not [c for c in registry.cameras() if c["name"] == "Fuzzed form"]
+
+
 def test_an_ipv6_camera_is_registered(client, accounts_by_role):
     operator = accounts_by_role["operator"].auth
     created = client.post("/api/v1/cameras", json={"name": "Loft", "url": "rtsp://admin:pw@[2001:db8::7]:8554/live"},
