@@ -127,7 +127,8 @@ def test_an_offer_past_the_body_limit_is_a_documented_413(client, accounts_by_ro
         sdp = "v=0\r\n" + "a=x\r\n" * 10000     # 50 k characters, 70 kB of JSON ("\r\n" is 4 bytes there)
         answer = client.post(path.format(camera_id), json={"type": "offer", "sdp": sdp},
                              headers=accounts_by_role["operator"].auth)
-        assert answer.status_code == 413 and answer.json["error"] == "the request is larger than the 64.0 KiB allowed here"
+        assert answer.status_code == 413
+        assert answer.json["error"] == "the request is larger than the 64.0 KiB allowed here"
         document = client.get("/api/v1/openapi.json", headers=accounts_by_role["viewer"].auth).json
         assert "413" in document["paths"][path.format("{camera_id}")]["post"]["responses"]
     finally:
