@@ -56,7 +56,7 @@ def signals_end(stop: threading.Event):
 def run_watch(args, settings, fail) -> int:
     from cli.farm import EmbeddedFarm
     from cli.gallery_option import gallery_options
-    from core.cameras import is_stream_address, redacted
+    from core.cameras import is_stream_address, lower_scheme, redacted
     from core.processes import FarmStartError
     from tasks import app as celery_app
     from core.errors import GalleryError
@@ -71,6 +71,7 @@ def run_watch(args, settings, fail) -> int:
         options = gallery_options(args.gallery)
     except GalleryError as exc:
         return fail(str(exc))
+    args.url = lower_scheme(args.url)      # RTSP:// is rtsp:// (RFC 3986); FFmpeg knows only the latter
     if args.url.startswith("webrtc://"):
         return fail(f"{args.url}: a browser camera publishes to a farm: register it (POST /api/v1/cameras) "
                     "and open its publish page in the browser")

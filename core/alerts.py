@@ -71,7 +71,7 @@ class Alert(Base):
     withdrawn: Mapped[bool] = mapped_column(Boolean, default=False)
     raised_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now, index=True)
     # The alert that rang about this person shortly before: this one was not delivered. Null:
-    # it rang (or that alert was deleted since: a live camera's, by the retention sweep).
+    # it rang (the retention sweep deletes a live alert that rang with its repeats, ``expire_live``).
     repeat_of: Mapped[int | None] = mapped_column(ForeignKey("alerts.id", ondelete="SET NULL"), default=None,
                                                   index=True)
     # A live alert: when its frame was captured (unix time of the camera), what repeats count by.
@@ -137,12 +137,14 @@ def raise_new(s: Session, job_id: str, version: int, alerts: list[dict], identit
 
 
 def raise_live(s: Session, camera_id: str, alerts: list[dict], identities: dict[int, str | None],
-               urls: tuple[str, ...], repeat_s: float = 0.0) -> list[int]:
+               urls: tuple[str, ...], repeat_s: float = 0.0) -> tuple[list[int], list[dict]]:
     """Record a live camera's alerts of one processed segment (each raised once by the live
     stitch), with one pending delivery per URL each unless it repeats one that rang on this
-    camera less than ``repeat_s`` before (capture time); returns the deliveries' ids.
-    ``identities``: the camera's track -> name (the shared gallery's). Each alert carries
-    ``captured_at`` (unix s) when known; one without it always rings."""
+    camera less than ``repeat_s`` before (capture time). Returns the deliveries' ids, and each
+    alert's ``{id, repeat_of}`` in the order given (for the camera's events: a page folds a
+    repeat as the Alerts page does). ``identities``: the camera's track -> name (the shared
+    gallery's). Each alert carries ``captured_at`` (unix s) when known; one without it always
+    rings."""
     ids = identity_ids(s, {n for n in identities.values() if n})
     fresh = []
     for item in alerts:
@@ -164,7 +166,7 @@ def raise_live(s: Session, camera_id: str, alerts: list[dict], identities: dict[
     def person(alert: Alert) -> Hashable:     # no capture time: no window to fold it in
         return alert.identity_id if alert.captured_at is not None else None
     rings = _fold_repeats(fresh, person, at, repeat_s, rang=rang)
-    return _with_deliveries(s, rings, urls)
+    return _with_deliveries(s, rings, urls), [{"id": a.id, "repeat_of": a.repeat_of} for a in fresh]
 
 
 def _fold_repeats(fresh: list[Alert], person: Callable[[Alert], Hashable], at: Callable[[Alert], float],
@@ -217,15 +219,20 @@ class Alerts:
         with self.records.session() as s:
             return raise_new(s, *args, **kwargs)
 
-    def raise_live(self, *args, **kwargs) -> list[int]:
+    def raise_live(self, *args, **kwargs) -> tuple[list[int], list[dict]]:
         with self.records.session() as s:
             return raise_live(s, *args, **kwargs)
 
     def expire_live(self, cutoff: datetime) -> int:
         """Delete live camera alerts raised before ``cutoff`` (with their deliveries): they are
-        kept as long as camera recordings are. Returns how many went."""
-        with self.records.session() as s:
-            return s.execute(delete(Alert).where(Alert.job_id.is_(None), Alert.raised_at < cutoff)).rowcount
+        kept as long as camera recordings are. An alert that rang goes with its repeats, though
+        they were raised up to a repeat window later: they are one alert on the Alerts page, and
+        a repeat left behind would point at nothing (``repeat_of`` set null: it would read as an
+        alert that rang and was sent nowhere). Returns how many went."""
+        expired = select(Alert.id).where(Alert.job_id.is_(None), Alert.raised_at < cutoff)
+        with self.records.session() as s:     # one transaction: the repeats first, while their alert is there
+            repeats = s.execute(delete(Alert).where(Alert.repeat_of.in_(expired))).rowcount
+            return repeats + s.execute(delete(Alert).where(Alert.job_id.is_(None), Alert.raised_at < cutoff)).rowcount
 
     def delivery(self, delivery_id: int) -> tuple[AlertDelivery, dict] | None:
         """A delivery and the JSON body to POST for its alert; None when it is gone."""

@@ -1,11 +1,13 @@
 """Cameras in Redis: the registry (what the farm watches) and what its ingester says of each.
 
-- ``vidfarm:cameras``: a hash, camera id -> ``{id, name, url, created_at}``.
+- ``vidfarm:cameras``: a hash, camera id -> ``{id, name, url, created_at}`` (the url's scheme
+  in lower case, however it was written).
 - ``vidfarm:camera:<id>:state``: a hash the ingester keeps: ``status``, ``fps``,
   ``last_segment_at`` and ``latencies`` (the last ``LATENCY_WINDOW`` segments' latencies).
 - ``vidfarm:camera:<id>:events``: a Redis stream (capped at ``EVENTS_KEPT``) of the camera's
-  events, ``{kind, data}``: ``segment`` (one per processed segment), ``alert``, ``status`` and
-  ``view`` (a piece of the live view is drawn).
+  events, ``{kind, data}``: ``segment`` (one per processed segment), ``alert`` (saying which
+  alert it repeats, if it is a repeat: ``repeat_of``), ``status`` and ``view`` (a piece of the
+  live view is drawn).
 - ``vidfarm:camera:<id>:view``: a list of the newest ``VIEW_KEPT`` live-view pieces, oldest
   first, where a page that opens starts.
 - ``vidfarm:camera:<id>:watched``: set (for ``WATCHED_S``) while a page shows the live view;
@@ -50,6 +52,8 @@ NAME_PATTERN = r"^\w[\w .'()#-]{0,63}$"
 # A stream address: its scheme, then a host part, no spaces. Whether it answers is the
 # ingester's to find out (the camera's status says why not), not the registry's.
 # webrtc://: a browser camera, which publishes through the web app (``core.camera_offers``).
+# The scheme in any case (RFC 3986: schemes are case-insensitive), spelt out letter by letter:
+# the pattern is also the OpenAPI document's, and JSON Schema patterns carry no flags.
 # The host part (up to the first / ? or #) is printable ASCII, brackets only around an IPv6
 # address (RFC 3986's IPv6address): urlsplit refuses an unclosed "[", a bracket around anything
 # else, and characters such as "＃" there. So the pattern, which the API documents, is the whole
@@ -69,7 +73,8 @@ _IPV6 = "|".join([
     rf"(?:(?:{_H16}:){{0,6}}{_H16})?::",
 ])
 _HOST_CHAR = r'[!"$-.0->@-Z\\^-~]'          # printable ASCII but / ? # [ ]
-URL_PATTERN = (rf"^(rtsps?|https?|webrtc)://(?:{_HOST_CHAR}+|(?:{_HOST_CHAR}*@)?\[(?:{_IPV6})\](?::[0-9]*)?)"
+URL_PATTERN = (r"^([rR][tT][sS][pP][sS]?|[hH][tT][tT][pP][sS]?|[wW][eE][bB][rR][tT][cC])://"
+               rf"(?:{_HOST_CHAR}+|(?:{_HOST_CHAR}*@)?\[(?:{_IPV6})\](?::[0-9]*)?)"
                r"(?:[/?#][^\x00-\x20\x7f]*)?$")                          # no space or control character
 BROWSER_URL = "webrtc://browser"
 MAX_URL = 2048
@@ -130,8 +135,16 @@ _PASSWORD = re.compile(r"^([a-z][a-z0-9+.-]*://[^:/?#@\s]*):[^/?#\s]*@", re.IGNO
 
 
 def is_stream_address(url: str) -> bool:
-    """A URL the registry (and `vidfarm watch`) takes as a camera's: scheme, host, no spaces."""
+    """A URL the registry (and `vidfarm watch`) takes as a camera's: scheme (any case), host,
+    no spaces."""
     return len(url or "") <= MAX_URL and re.match(URL_PATTERN, url or "") is not None
+
+
+def lower_scheme(url: str) -> str:
+    """The address with its scheme in lower case, as it is stored and handed to FFmpeg, whose
+    protocol lookup is case-sensitive ("RTSP://" is "Protocol not found" there)."""
+    scheme, sep, rest = url.partition("://")
+    return scheme.lower() + sep + rest if sep else url
 
 
 def stream_key(url: str) -> str | None:
@@ -170,7 +183,7 @@ def check_camera(name: str, url: str) -> tuple[str, str]:
         raise CameraError(f"invalid name {name!r}: {NAME_RULE}")
     if not is_stream_address(url):
         raise CameraError(f"invalid url: {URL_RULE}")
-    return name.strip(), url
+    return name.strip(), lower_scheme(url)
 
 
 class CameraRegistry:
@@ -242,8 +255,9 @@ class CameraRegistry:
         return written
 
     def segment_done(self, camera_id: str, line: dict, fps: float, token: int | None = None) -> bool:
-        """One processed segment (a ``live.jsonl`` line): state, then its events (token and
-        answer: as for ``set_status``)."""
+        """One processed segment (a ``live.jsonl`` line): state, then its ``segment`` event
+        (token and answer: as for ``set_status``); its alerts follow once recorded
+        (``alerts_raised``)."""
         if self.get(camera_id) is None:
             return False
         state = self.redis.hgetall(_state_key(camera_id))
@@ -253,9 +267,26 @@ class CameraRegistry:
             pipe.hset(_state_key(camera_id), mapping={
                 "fps": round(fps, 3), "last_segment_at": line["ready_at"], "latencies": json.dumps(latencies)})
             self._publish(pipe, camera_id, "segment", line)
-            for alert in line["alerts"]:
-                self._publish(pipe, camera_id, "alert", {**alert, "captured_at": line["captured_at"],
-                                                         "ready_at": line["ready_at"], "latency_s": line["latency_s"]})
+        written = self._write(camera_id, token, writes)
+        self._forget_if_deleted(camera_id)
+        return written
+
+    def alerts_raised(self, camera_id: str, line: dict, folds: list[dict] | None, token: int | None = None) -> bool:
+        """A processed segment's alerts as recorded: one ``alert`` event each, with the alert's
+        ``id`` and ``repeat_of`` (``folds``, in the line's order: the alert that rang about that
+        person shortly before, None if it rang; ``folds`` None: they could not be recorded, both
+        None). Those that rang go first, so a page has the alert a repeat folds under before the
+        repeat (two tracks of one person in one segment). Token and answer: as for ``set_status``."""
+        if self.get(camera_id) is None:
+            return False
+        folds = folds or [{"id": None, "repeat_of": None}] * len(line["alerts"])
+        events = sorted(({**alert, **fold, "captured_at": line["captured_at"], "ready_at": line["ready_at"],
+                          "latency_s": line["latency_s"]} for alert, fold in zip(line["alerts"], folds)),
+                        key=lambda event: event["repeat_of"] is not None)
+
+        def writes(pipe) -> None:
+            for event in events:
+                self._publish(pipe, camera_id, "alert", event)
         written = self._write(camera_id, token, writes)
         self._forget_if_deleted(camera_id)
         return written

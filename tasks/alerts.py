@@ -45,20 +45,20 @@ def _post(url: str, body: bytes) -> tuple[int | None, str | None]:
     return response.status_code, f"HTTP {response.status_code} {response.reason or ''}".strip()
 
 
-def ring_live(camera_id: str, line: dict, fps: float) -> int:
+def ring_live(camera_id: str, line: dict, fps: float) -> list[dict]:
     """A live camera's processed segment (its ``live.jsonl`` line) at ``fps``: record its alerts
-    and queue their webhook deliveries now (none for a repeat). Returns how many deliveries
-    were queued."""
+    and queue their webhook deliveries now (none for a repeat). Returns each alert's
+    ``{id, repeat_of}``, in the line's order (``repeat_of``: the alert it repeats, None if it rang)."""
     if not line["alerts"]:
-        return 0
+        return []
     identities = {t["track"]: t.get("identity") for t in line.get("tracks") or []}
     settings = runtime.settings()
     alerts = [_captured(alert, line, fps) for alert in line["alerts"]]
-    deliveries = Alerts(runtime.records()).raise_live(camera_id, alerts, identities, settings.alert_webhook_urls,
-                                                      settings.alert_repeat_s)
+    deliveries, folds = Alerts(runtime.records()).raise_live(camera_id, alerts, identities,
+                                                             settings.alert_webhook_urls, settings.alert_repeat_s)
     for delivery_id in deliveries:
         deliver_alert.apply_async((delivery_id,))
-    return len(deliveries)
+    return folds
 
 
 def _captured(alert: dict, line: dict, fps: float) -> dict:

@@ -3,7 +3,8 @@
 Each camera in the registry (``core.cameras``) that this replica owns gets a ``LiveWatch`` of
 its own, in a thread; its status, each processed segment and each alert go back to the
 registry, from where the API serves them (``GET /api/v1/cameras``, Server-Sent Events); each
-alert is also recorded and sent to the webhooks at once (``tasks.alerts.ring_live``). A
+alert is recorded and sent to the webhooks at once (``tasks.alerts.ring_live``) before its
+event goes, so the event says whether it repeats one that rang (``segment_processed``). A
 camera that cannot be opened is retried with backoff for as long as it is registered.
 
 Several replicas share the cameras through leases (``core.camera_leases``): a replica takes
@@ -49,6 +50,24 @@ class _Running:
     thread: threading.Thread | None = None
     stop: threading.Event = field(default_factory=threading.Event)
     refused: threading.Event = field(default_factory=threading.Event)     # the fence refused a write
+
+
+def segment_processed(registry: CameraRegistry, camera_id: str, line: dict, fps: float, token: int | None) -> bool:
+    """One processed segment of a camera held with ``token``: its state and event, then its
+    alerts recorded and rung, then their events, each saying whether it repeats one that rang
+    (``repeat_of``: the camera page folds it as the Alerts page does). False: a write was
+    refused (another replica holds the camera, or it was deleted)."""
+    if not registry.segment_done(camera_id, line, fps, token=token):
+        return False
+    if not line["alerts"]:
+        return True
+    try:
+        folds = ring_live(camera_id, line, fps)    # after the fenced write: only the camera's owner rings, once
+    except (SQLAlchemyError, RedisError, OperationalError) as error:   # database or broker away:
+        # the camera goes on, and its events still carry the alerts (none marked a repeat)
+        log.warning("camera %s: live alerts not recorded: %s", camera_id, error)
+        folds = None
+    return registry.alerts_raised(camera_id, line, folds, token=token)
 
 
 class CameraIngest:
@@ -165,15 +184,8 @@ class CameraIngest:
             return True               # the drawing deletes the segment file
 
         def line_done(line: dict, fps: float) -> None:
-            accepted = self.registry.segment_done(camera_id, {**line, "ingester": self.owner, "lease": token},
-                                                  fps, token=token)
-            written(accepted)
-            if accepted and line["alerts"]:     # only the camera's owner rings, once
-                try:
-                    ring_live(camera_id, line, fps)
-                except (SQLAlchemyError, RedisError, OperationalError) as error:   # database or broker away:
-                    # the camera goes on, and its events still carry the alerts
-                    log.warning("camera %s: live alerts not recorded: %s", camera_id, error)
+            written(segment_processed(self.registry, camera_id, {**line, "ingester": self.owner, "lease": token},
+                                      fps, token))
 
         watch = LiveWatch(running.camera["url"], out, keep_results=False, on_line=line_done,
                           on_status=lambda status: written(self.registry.set_status(camera_id, status, token=token)),

@@ -2,7 +2,7 @@
 of one machine loads, loaded once, then one fork per worker.
 
 A worker started as its own ``celery worker`` process spends seconds importing Celery, the
-tasks, the pipeline and its libraries (onnx, onnxruntime, OpenCV, supervision and SciPy, PyAV),
+tasks, the pipeline and its libraries (onnxruntime, OpenCV, supervision and SciPy, PyAV),
 checking the analyzer configs and loading the models; two of them starting at once on two
 cores pay it twice, side by side. This process pays it once: it parses the settings, forks a
 child that brings the database schema up to date on another core, checks the analyzer configs
@@ -90,6 +90,26 @@ def load(settings, phase: "Phases") -> str | None:
     import celery.concurrency.prefork  # noqa: F401
     import celery.worker.consumer  # noqa: F401
     import kombu.transport.redis  # noqa: F401
+    # ... and what each worker then imported by itself (about 0.1 s of CPU each, seen with
+    # PYTHONPROFILEIMPORTTIME in their logs): its result backend, events, the pool's shared
+    # memory, the parser billiard's pool child loads to set its death signal through cffi, and
+    # the database's driver.
+    import billiard.popen_fork  # noqa: F401
+    import billiard.sharedctypes  # noqa: F401
+    import billiard.synchronize  # noqa: F401
+    import celery.backends.asynchronous  # noqa: F401
+    import celery.backends.redis  # noqa: F401
+    import celery.events.dispatcher  # noqa: F401
+    import celery.events.receiver  # noqa: F401
+    import kombu.matcher  # noqa: F401
+    import kombu.pidbox  # noqa: F401
+    from sqlalchemy.engine import make_url
+
+    try:
+        import cffi.cparser  # noqa: F401
+    except ImportError:     # billiard then uses ctypes
+        pass
+    make_url(settings.sqlalchemy_url).get_dialect().import_dbapi()
     from workers import models
 
     phase.done("celery worker imported")

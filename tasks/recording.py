@@ -11,7 +11,7 @@ people search, re-identification and scheduled re-analysis take it from there as
 upload (a re-analysis re-runs its segments from its own files). The job records the camera and
 when its first frame was captured; ``vidfarm.expire_recordings`` (beat) deletes recordings
 older than ``VIDFARM_RECORDING_RETENTION_DAYS``, and the live alerts (``core.alerts.raise_live``)
-raised before then.
+raised before then, each that rang with its repeats (``Alerts.expire_live``).
 
 A recording the ingester could not hand over (it was killed) is adopted by the sweep: one
 with no new segment for ``ORPHAN_AFTER_S`` is made a job as it is. An ingester whose open

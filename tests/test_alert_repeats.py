@@ -127,7 +127,7 @@ def test_a_live_camera_folds_by_capture_time_across_segments(records):  # noqa: 
 
     def live(camera: str, track: int, captured_s: float, name: str | None = "ann") -> int:
         item = {**watch(track, captured_s), "captured_at": start + captured_s}
-        return len(alerts.raise_live(camera, [item], {track: name}, URLS, repeat_s=WINDOW_S))
+        return len(alerts.raise_live(camera, [item], {track: name}, URLS, repeat_s=WINDOW_S)[0])
 
     # Segment by segment, as the ingester rings them: ann on the gate camera at 0 s, again
     # (a new track after a segment border) at 40 s, again after 6 minutes; the lobby camera
@@ -138,11 +138,43 @@ def test_a_live_camera_folds_by_capture_time_across_segments(records):  # noqa: 
                                             (4, 361.0, None, 2), (5, 362.0, None, 2)]
     # Two tracks of her in one segment: the later one repeats the earlier.
     both = [{**watch(7, 900.0), "captured_at": start + 900.0}, {**watch(6, 905.0), "captured_at": start + 905.0}]
-    assert len(alerts.raise_live("gate", list(reversed(both)), {6: "ann", 7: "ann"}, URLS, repeat_s=WINDOW_S)) == 2
+    deliveries, folds = alerts.raise_live("gate", list(reversed(both)), {6: "ann", 7: "ann"}, URLS, repeat_s=WINDOW_S)
+    assert len(deliveries) == 2
     assert rows(records, camera="gate")[-2:] == [(6, 905.0, 7, 0), (7, 900.0, None, 2)]
+    # What the camera's events carry, in the order given: each one's id, and what it repeats.
+    assert folds[0]["repeat_of"] == folds[1]["id"] and folds[1]["repeat_of"] is None
     # Window 0: every live alert rings.
     assert len(alerts.raise_live("gate", [{**watch(8, 901.0), "captured_at": start + 901.0}], {8: "ann"}, URLS,
-                                 repeat_s=0)) == 2
+                                 repeat_s=0)[0]) == 2
+
+
+def test_the_retention_sweep_takes_a_live_alert_that_rang_with_its_repeats(records):  # noqa: F811
+    """A repeat is part of the alert that rang (the Alerts page shows it folded under it): the
+    sweep deletes them together when the one that rang is past the retention, though a repeat
+    was raised a little later (less than the window). Left behind, a repeat would point at
+    nothing (the foreign key sets it null on both databases) and read as an alert that rang
+    and was sent nowhere."""
+    from datetime import datetime, timedelta, timezone
+
+    enrol(records, "ann")
+    alerts = Alerts(records)
+    long_ago, start = datetime.now(timezone.utc) - timedelta(days=40), 1_800_000_000.0
+    for track, captured_s in [(1, 0.0), (2, 40.0), (3, 400.0), (4, 420.0)]:      # 2 repeats 1, 4 repeats 3
+        alerts.raise_live("gate", [{**watch(track, captured_s), "captured_at": start + captured_s}], {track: "ann"},
+                          URLS, repeat_s=WINDOW_S)
+        with records.session() as s:       # raised that long ago, as the camera captured them
+            s.execute(update(Alert).where(Alert.track == track).values(raised_at=long_ago + timedelta(
+                seconds=captured_s)))
+    job = finished_job(records)                                  # a recording's alerts: not the sweep's
+    publish(records, job, 1, [watch(1, 2.0), watch(2, 9.0)], {1: "ann", 2: "ann"})
+    assert [(track, repeat_of) for track, _, repeat_of, _ in rows(records, camera="gate")] == [
+        (1, None), (2, 1), (3, None), (4, 3)]
+    # The retention ends between the alert that rang (0 s) and its repeat (40 s).
+    assert alerts.expire_live(long_ago + timedelta(seconds=20)) == 2
+    assert rows(records, camera="gate") == [(3, 400.0, None, 2), (4, 420.0, 3, 0)]
+    assert [(a["track"], [r["track"] for r in a["repeated"]]) for a in alerts.page(10, folded=True)
+            if a["job"] is None] == [(3, [4])]
+    assert rows(records, job_id=job) == [(1, 2.0, None, 2), (2, 9.0, 1, 0)]
 
 
 def test_a_live_alert_capture_time_is_its_frame_s():

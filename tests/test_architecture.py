@@ -27,6 +27,45 @@ def test_creating_the_web_app_loads_no_model_codec_or_analyzer(tmp_path):
     assert json.loads(done.stdout.splitlines()[-1]) == []
 
 
+# What a worker needs neither to start nor for its first job: the models load and run through
+# onnxruntime alone (models.without_prelu and recognizer.ArcFace read the ONNX files with
+# workers/onnx_wire.py, recognizer.align_face aligns faces), where importing onnx (and so
+# ml_dtypes), insightface and scikit-image took about 0.7 s of the fork server's start, on
+# the serial path of every embedded farm's (docs/benchmarks.md, "The embedded farm's start").
+NOT_FOR_A_JOB = ("onnx", "ml_dtypes", "insightface", "skimage")
+
+WORKER_START_AND_FIRST_SEGMENT = """
+import json, sys
+from pathlib import Path
+from tasks import forkserver
+assert forkserver.prepare() is None
+loaded = sorted(m for m in sys.modules if m.split(".")[0] in NOT_FOR_A_JOB)
+from tests.clipmaker import make_clip
+from workers import media, pipeline
+clip = make_clip(Path(sys.argv[1]) / "face.mp4", seconds=1, fps=15, size=(480, 270), face_windows=[(0, 1)])
+from tasks.common import _pipeline_config
+config = _pipeline_config({})          # the configuration a job without options gets
+result = pipeline.analyse_segment(clip.path, pipeline.whole_file(media.probe(clip.path)), config)
+assert any(face["mask"] for frame in result.frames for face in frame), "no face was recognised and classified"
+print(json.dumps([loaded, sorted(m for m in sys.modules if m.split(".")[0] in NOT_FOR_A_JOB)]))
+"""
+
+
+def test_the_fork_server_and_a_first_segment_import_no_onnx_insightface_or_scikit_image(tmp_path):
+    """The fork server's whole load (settings, analyzer configs, tasks, Celery, the models on
+    one thread, as the embedded farm's workers run), then a segment of a clip with a face
+    through every analyzer: none of those libraries is imported on the way."""
+    code = f"NOT_FOR_A_JOB = {NOT_FOR_A_JOB!r}\n" + WORKER_START_AND_FIRST_SEGMENT
+    (tmp_path / "data").mkdir()      # the farm makes it before it starts the fork server
+    env = child_env(VIDFARM_DATA_DIR=str(tmp_path / "data"), VIDFARM_CONFIG_DIR=str(tmp_path / "config"),
+                    VIDFARM_THREADS="1")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True,
+                          cwd=repo_root(), env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "models loaded" in done.stderr, done.stderr       # the fork server's log: it loaded them
+    assert json.loads(done.stdout.splitlines()[-1]) == [[], []]
+
+
 def test_the_web_process_knows_every_builtin_analyzer_by_name():
     # The web validates analyzer names from core.settings; the registry is filled on import.
     from workers import pipeline  # noqa: F401  (registers the analyzers)

@@ -51,19 +51,27 @@ def test_an_expired_lease_goes_to_the_next_replica(registry):
     registry.delete(camera_id)
 
 
+def segment_done(registry, camera_id: str, segment: int, fps: float, token: int | None) -> bool:
+    """A segment's state and event, then its alert's (as ``tasks.camera_ingest`` writes them)."""
+    done = line(segment)
+    return registry.segment_done(camera_id, done, fps, token=token) and \
+        registry.alerts_raised(camera_id, done, [{"id": segment, "repeat_of": None}], token=token)
+
+
 def test_the_fence_refuses_a_stale_owners_writes(registry):
     camera_id = registry.add("Fence", "rtsp://cam/fence")["id"]
     a, b = CameraLeases(registry.redis, "a", lease_s=5), CameraLeases(registry.redis, "b", lease_s=5)
     old = a.acquire(camera_id)
     start = registry.last_event_id(camera_id)
     assert registry.set_status(camera_id, "live", token=old)
-    assert registry.segment_done(camera_id, line(0), 15.0, token=old)
+    assert segment_done(registry, camera_id, 0, 15.0, token=old)
     registry.redis.delete(lease_key(camera_id))               # a's lease ran out while it stalled
     new = b.acquire(camera_id)
-    assert registry.segment_done(camera_id, line(1), 15.0, token=new)
+    assert segment_done(registry, camera_id, 1, 15.0, token=new)
     before = (registry.state(camera_id), registry.events(camera_id, start, block_ms=10))
     # a wakes up and carries on: its status, segment and alert are refused and change nothing.
     assert not registry.segment_done(camera_id, line(2), 12.0, token=old)
+    assert not registry.alerts_raised(camera_id, line(2), None, token=old)
     assert not registry.set_status(camera_id, "reconnecting (stale)", token=old)
     assert (registry.state(camera_id), registry.events(camera_id, start, block_ms=10)) == before
     events = before[1]

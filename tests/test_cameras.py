@@ -58,8 +58,25 @@ def test_bad_cameras_are_refused(registry, name, url, problem):
     assert registry.cameras() == before
 
 
+def test_a_scheme_in_any_case_is_taken_and_stored_in_lower_case(registry):
+    """RFC 3986: schemes are case-insensitive; FFmpeg's protocol lookup is not ("RTSP://" is
+    "Protocol not found" there), so the registry keeps the scheme in lower case, the rest as written."""
+    cameras = [registry.add("Upper", "RTSP://Admin:PW@Cam.example/Live"), registry.add("Mixed", "Rtsps://cam/x"),
+               registry.add("Web", "HTTPS://cam/a.m3u8"), registry.add("Laptop", "WebRTC://browser")]
+    try:
+        assert [c["url"] for c in cameras] == ["rtsp://Admin:PW@Cam.example/Live", "rtsps://cam/x",
+                                               "https://cam/a.m3u8", BROWSER_URL]
+        assert [registry.get(c["id"])["url"] for c in cameras] == [c["url"] for c in cameras]
+        with pytest.raises(DuplicateCamera):
+            registry.add("Upper again", "rtsp://cam.example:554/Live")
+    finally:
+        for camera in cameras:
+            registry.delete(camera["id"])
+
+
 @pytest.mark.parametrize("again", [
     "rtsp://admin:secret@gate.example/stream1",        # as it was
+    "RTSP://gate.example/stream1",                     # the scheme in upper case
     "rtsp://Gate.EXAMPLE/stream1",                    # host case, no credentials
     "rtsp://admin:new-password@gate.example:554/stream1",   # the password changed; the default port spelt out
     "rtsp://other@gate.example/stream1",
@@ -103,7 +120,7 @@ def test_every_address_the_pattern_takes_urlsplit_reads(url):
     # The API documents URL_PATTERN as the whole rule: an address it takes that urlsplit cannot
     # read was a 500 and then a 400 the document did not promise.
     urlsplit(url)
-    assert stream_key(url) is None or stream_key(url).startswith(url.partition("://")[0])
+    assert stream_key(url) is None or stream_key(url).startswith(url.partition("://")[0].lower())
 
 
 def test_browser_cameras_share_their_address(registry):
@@ -175,8 +192,9 @@ def test_state_and_events_follow_the_segments(registry):
     registry.set_status(camera_id, "live")
     for latency in (2.0, 3.0, 4.0, 10.0):
         registry.segment_done(camera_id, line(latency), fps=15.0)
-    registry.segment_done(camera_id, line(3.5, [{"kind": "watchlist", "track": 1, "frame": 4, "t": 0.3,
-                                                  "detail": "Ada is on the watchlist"}]), fps=14.9)
+    alerting = line(3.5, [{"kind": "watchlist", "track": 1, "frame": 4, "t": 0.3, "detail": "Ada is on the watchlist"}])
+    registry.segment_done(camera_id, alerting, fps=14.9)
+    registry.alerts_raised(camera_id, alerting, [{"id": 7, "repeat_of": None}])
     state = registry.state(camera_id)
     assert state["status"] == "live" and state["fps"] == 14.9 and state["last_segment_at"] == 103.5
     assert (state["latency_p50_s"], state["latency_p95_s"]) == (3.5, percentile([2, 3, 4, 10, 3.5], 95))
@@ -184,6 +202,7 @@ def test_state_and_events_follow_the_segments(registry):
     assert [kind for _, kind, _ in events] == ["status"] + ["segment"] * 5 + ["alert"]
     alert = events[-1][2]
     assert alert["kind"] == "watchlist" and alert["captured_at"] == 100.0 and alert["latency_s"] == 3.5
+    assert (alert["id"], alert["repeat_of"]) == (7, None)
     # A listener that comes back with the last id it saw gets only what came after.
     assert registry.events(camera_id, events[2][0], block_ms=10) == events[3:]
     assert registry.events(camera_id, events[-1][0], block_ms=10) == []

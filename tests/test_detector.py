@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 
 from tests.clipmaker import background, face_photo, package_file
+from workers import models
+from workers.analytics import scrfd
 from workers.analytics.detector import DetectorConfig, FaceDetector
 from workers.analytics.picture import Picture
 from workers.annotate import draw_faces, draw_faces_i420
@@ -72,7 +74,12 @@ def insightface_detect(detector, image):
     """insightface's own SCRFD.detect, given the same pixels: the reference for our decoding."""
     picture = Picture.of(image)
     small = picture.bgr_at(detector.fitted_size(picture.width, picture.height))
-    boxes, keypoints = detector.model.detect(small, input_size=detector.input_size(picture.width, picture.height))
+    from insightface.model_zoo.scrfd import SCRFD
+
+    model = SCRFD(model_file=str(models.model_path(detector.config.model_file, detector.config.model_dir)),
+                  session=detector.session)
+    assert model.nms_thresh == scrfd.NMS_THRESHOLD
+    boxes, keypoints = model.detect(small, input_size=detector.input_size(picture.width, picture.height))
     scale = small.shape[0] / picture.height
     return boxes[:, :4] / scale, boxes[:, 4], keypoints / scale
 

@@ -57,6 +57,90 @@ def test_arcface_without_prelu_embeds_every_face_bit_for_bit_as_the_original_gra
     assert compared == 7
 
 
+def prelu_rewritten_with_onnx(path) -> bytes:
+    """The rewrite as ``models.without_prelu`` made it with ``onnx.helper`` before it edited
+    the wire format itself (``workers/onnx_wire.py``): the reference it must match."""
+    from onnx import helper
+
+    model = onnx.load(str(path))
+    graph, zero, nodes = model.graph, "vidfarm_prelu_zero", []
+    graph.initializer.append(helper.make_tensor(zero, onnx.TensorProto.FLOAT, [], [0.0]))
+    for index, node in enumerate(graph.node):
+        if node.op_type != "PRelu":
+            nodes.append(node)
+            continue
+        (x, slope), (y,), stem = node.input, node.output, f"vidfarm_prelu{index}"
+        nodes += [helper.make_node("Relu", [x], [f"{stem}_pos"], name=f"{stem}_relu"),
+                  helper.make_node("Min", [x, zero], [f"{stem}_neg"], name=f"{stem}_min"),
+                  helper.make_node("Mul", [f"{stem}_neg", slope], [f"{stem}_scaled"], name=f"{stem}_mul"),
+                  helper.make_node("Add", [f"{stem}_pos", f"{stem}_scaled"], [y], name=f"{stem}_add")]
+    del graph.node[:]
+    graph.node.extend(nodes)
+    helper.set_model_props(model, {**{p.key: p.value for p in model.metadata_props},
+                                   models.PRELU_REWRITTEN: "relu+min"})
+    return model.SerializeToString()
+
+
+def test_the_prelu_rewrite_is_the_very_model_onnx_helper_wrote():
+    path = models.model_path(RecognizerConfig().model_file)
+    assert models.without_prelu(path) == prelu_rewritten_with_onnx(path)
+
+
+def test_the_wire_format_reads_and_writes_a_model_back_unchanged():
+    from workers import onnx_wire
+
+    for name in ("w600k_mbf.onnx", "scrfd_500m_bnkps.onnx"):
+        data = models.model_path(name).read_bytes()
+        assert onnx_wire.Model(data).serialised() == data
+        names = [n.name for n in onnx.load_from_string(data).graph.node[:8]]
+        assert onnx_wire.Model(data).node_names(8) == names
+
+
+def test_a_file_that_is_no_onnx_model_is_refused_with_a_reason(tmp_path):
+    from workers import onnx_wire
+
+    with pytest.raises(ValueError, match="not an ONNX model: no graph"):
+        onnx_wire.Model(b"\x08\x07")                     # ir_version 7 and nothing else
+    with pytest.raises(ValueError, match="runs past its end"):
+        onnx_wire.Model(b"\x3a\x10abc")                  # a graph of 16 bytes cut after 3
+    broken = tmp_path / "w600k_mbf.onnx"
+    broken.write_bytes(models.model_path("w600k_mbf.onnx").read_bytes()[:1000])
+    with pytest.raises(ValueError, match=f"^{broken}: not a protobuf message: a field runs past its end"):
+        FaceEmbedder(broken.name, model_dir=str(tmp_path))
+
+
+def test_faces_are_aligned_to_the_pixel_as_insightface_aligns_them(photos):
+    """recognizer.align_face against insightface's norm_crop (which the farm imported for it):
+    the same matrix and the same 112x112 pixels, on the photos' faces and on keypoints drawn
+    at random (scaled, shifted, noisy, mirrored, in a line, all in one place)."""
+    import warnings
+
+    from insightface.utils import face_align
+
+    from workers.analytics.recognizer import ARCFACE_TEMPLATE, align_face, similarity_transform
+
+    cases = [(image, points) for image, faces in photos for points in faces.keypoints]
+    rng = np.random.default_rng(15)
+    noise = rng.integers(0, 256, (480, 640, 3), np.uint8)
+    for index in range(300):
+        points = (ARCFACE_TEMPLATE * rng.uniform(0.3, 4) + rng.uniform(0, 400, 2)
+                  + rng.normal(0, rng.uniform(0, 20), (5, 2))).astype(np.float32)
+        if index % 7 == 0:
+            points[:, 1] = points[:, 0] * 0.5
+        if index % 11 == 0:
+            points[:] = points[0]
+        if index % 13 == 0:
+            points = points[:, ::-1].copy()
+        cases.append((noise, points))
+    with warnings.catch_warnings():    # insightface calls a scikit-image API deprecated in 0.26
+        warnings.simplefilter("ignore", FutureWarning)
+        for image, points in cases:
+            points = np.asarray(points, np.float32)
+            assert np.array_equal(similarity_transform(points, ARCFACE_TEMPLATE)[:2], face_align.estimate_norm(points),
+                                  equal_nan=True)
+            assert np.array_equal(align_face(image, points), face_align.norm_crop(image, landmark=points, image_size=112))
+
+
 def test_a_graph_without_prelu_is_left_as_it_is():
     path = models.model_path("scrfd_500m_bnkps.onnx")
     before, after = onnx.load(str(path)), onnx.load_from_string(models.without_prelu(path))
@@ -68,14 +152,14 @@ def test_one_aligned_face_serves_the_recogniser_the_mask_embedding_and_the_cue(p
     """On a frame where both analyzers sample a face, the face is aligned once: the recogniser
     embeds it, the mask analyzer reads that embedding and its lower-face cue reads the same
     aligned face (it aligned the face again before)."""
-    from insightface.utils import face_align
+    from workers.analytics import recognizer as recognizer_module
 
     image, faces = photos[0]
     recognizer, masker = FaceRecognizer(RecognizerConfig()), MaskAnalyzer(MaskConfig())
     assert masker.cue and masker.embedding is not None     # the ensemble, as the farm runs it
     aligned = []
-    norm_crop = face_align.norm_crop
-    monkeypatch.setattr(face_align, "norm_crop", lambda *a, **k: aligned.append(1) or norm_crop(*a, **k))
+    align_face = recognizer_module.align_face
+    monkeypatch.setattr(recognizer_module, "align_face", lambda *a, **k: aligned.append(1) or align_face(*a, **k))
     runs = []
     get_feat = recognizer.embedder.model.get_feat
     monkeypatch.setattr(recognizer.embedder.model, "get_feat", lambda *a: runs.append(1) or get_feat(*a))

@@ -113,6 +113,46 @@ def test_live_alerts_are_posted_as_segments_are_processed_and_not_again_with_the
         assert live_alerts(camera_id) == 0
 
 
+def test_the_camera_events_say_which_live_alerts_repeat_one_that_rang(tmp_path, monkeypatch):
+    """What the ingester writes for each processed segment (``segment_processed``, in a real
+    Redis and the farm's records): each alert event carries its id and the alert it repeats
+    (``repeat_of``), as the Alerts API has them, so the camera page can fold repeats as the
+    Alerts page does; in a segment, the alert that rang comes before its repeat."""
+    from cli.redis_server import RedisServer
+    from core.alerts import Alerts
+    from core.cameras import CameraRegistry
+    from services import runtime
+    from tasks.camera_ingest import segment_processed
+    from tests.conftest import use_farm_environment
+    from tests.test_alert_repeats import enrol
+
+    def segment(n: int, tracks: dict[int, int]) -> dict:
+        """Segment ``n`` (2 s at 15 fps) with a watchlist alert per track (track -> its first frame)."""
+        return {"segment": n, "first_frame": 30 * n, "frames": 30, "captured_at": 1_800_000_000.0 + 2 * n,
+                "ready_at": 1_800_000_005.0 + 2 * n, "latency_s": 5.0, "faces": len(tracks),
+                "alerts": [{"kind": "watchlist", "track": t, "frame": f, "t": f / 15, "detail": None}
+                           for t, f in tracks.items()],
+                "tracks": [{"track": t, "identity": "Ada" if t < 5 else "Bob"} for t in tracks]}
+
+    (tmp_path / "data").mkdir()
+    with RedisServer(tmp_path / "redis") as server:
+        use_farm_environment(monkeypatch, server.url, tmp_path / "data")     # the repeat window: 300 s
+        enrol(runtime.records(), "Ada", "Bob")
+        registry = CameraRegistry.from_url(server.url)
+        camera_id = registry.add("Gate", "rtsp://127.0.0.1:9/gate")["id"]
+        start = registry.last_event_id(camera_id)
+        # Ada rings; her track breaks at the segment border and the next one repeats it. Bob
+        # shows up with two tracks in one segment, the later one listed first: it repeats the other.
+        for n, tracks in enumerate([{1: 0}, {2: 30}, {6: 75, 5: 62}]):
+            assert segment_processed(registry, camera_id, segment(n, tracks), 15.0, token=None)
+        alerts = [data for _, kind, data in registry.events(camera_id, start, block_ms=10) if kind == "alert"]
+        ada, bob = alerts[0]["id"], alerts[2]["id"]
+        assert [(a["track"], a["repeat_of"]) for a in alerts] == [(1, None), (2, ada), (5, None), (6, bob)]
+        listed = {a["id"]: (a["track"], a["repeat_of"]) for a in Alerts(runtime.records()).page(10)}
+        assert {a["id"]: (a["track"], a["repeat_of"]) for a in alerts} == listed
+        registry.delete(camera_id)
+
+
 def viewer():
     from core.accounts import Accounts
     from services import runtime

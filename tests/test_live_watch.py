@@ -131,13 +131,17 @@ def test_watch_survives_a_drop_and_ends_on_sigterm(face_stream_clip, tmp_path):
     assert t[after["first_frame"]] - t[after["first_frame"] - 1] > 2.5    # the time away shows in t
 
 
-@pytest.mark.parametrize("server", ["refused", "junk"])
+@pytest.mark.parametrize("server", ["refused", "refused, scheme in upper case", "junk"])
 def test_watch_a_url_it_cannot_open_exits_1_with_one_line(tmp_path, server):
     # (a junk answer may be waited for the whole open timeout: the setting's, not the default 10 s)
     env = child_env(VIDFARM_DATA_DIR=str(tmp_path / "data"), VIDFARM_CAMERA_OPEN_TIMEOUT_S="3")
-    if server == "refused":
+    if server.startswith("refused"):
+        # RTSP:// is rtsp:// (RFC 3986), handed to FFmpeg in lower case: it tries the camera
+        # (refused here) rather than answering "Protocol not found".
         url, expected = f"rtsp://127.0.0.1:{free_port()}/cam", re.escape("cannot open (Connection refused)")
-        run = subprocess.run(watch_command(url, tmp_path / "out"), env=env, capture_output=True, text=True, timeout=60)
+        written = url.replace("rtsp://", "RTSP://") if "upper" in server else url
+        run = subprocess.run(watch_command(written, tmp_path / "out"), env=env, capture_output=True, text=True,
+                             timeout=60)
     else:   # FFmpeg gives up on some random replies at once, and waits for more after others
         with JunkServer() as junk:
             url, expected = junk.url, r"(cannot open \(Invalid data found when processing input\)" \

@@ -62,6 +62,15 @@ def test_converted_graph_is_valid_and_cached_by_source_hash(model_path, tmp_path
     assert mask_convert.cached_model_path(tmp_path, mask_convert.source_weights()).name == model_path.name
 
 
+def test_a_classifier_finds_the_converted_model_in_its_cache_or_converts_it_there(model_path, tmp_path):
+    """A worker finds the file setup converted (``mask_model``, without the converter and its
+    onnx); in a cache folder that lacks it, the classifier converts it there itself."""
+    assert MaskClassifier(cache_dir=str(model_path.parent)).session.get_modelmeta().producer_name == "vidfarm.mask_convert"
+    assert list(model_path.parent.glob("*.onnx")) == [model_path]
+    MaskClassifier(cache_dir=str(tmp_path))
+    assert [p.name for p in tmp_path.glob("*.onnx")] == [model_path.name]
+
+
 def test_converter_command_prepares_the_model(tmp_path, capsys):
     assert mask_convert.main(["--cache-dir", str(tmp_path)]) == 0
     assert "mask model ready" in capsys.readouterr().out

@@ -51,7 +51,8 @@ class CameraIn(Schema):
                   metadata={"description": "A label for people."})
     url = String(required=True, validate=[Length(1, MAX_URL), Regexp(URL_PATTERN, error=URL_RULE)],
                  metadata={"description": "The stream: rtsp://, rtsps://, http:// or https://; "
-                                          "webrtc://browser for a browser camera."})
+                                          "webrtc://browser for a browser camera. The scheme in any case "
+                                          "(RTSP://), kept in lower case."})
 
 
 class CameraOut(Schema):
@@ -179,6 +180,10 @@ def delete_camera(camera_id: str):
 @cameras.doc(summary="The camera's events as Server-Sent Events: segment (one per processed segment: faces, "
                      "tracks, identities, capture time, latency), alert, status; the stream ends with a "
                      "deleted event if the camera is deleted",
+             description="An alert event: the alert with captured_at, ready_at, latency_s, its id (as in "
+                         "GET /alerts) and repeat_of: the id of the alert that rang about that person shortly "
+                         "before (this one is a repeat and was not sent), null if it rang (or could not be "
+                         "recorded: id null too).",
              responses={200: {"description": "An event stream",
                               "content": {"text/event-stream": {"schema": {"type": "string"}}}},
                         **error_responses(400, 403), **NO_CAMERA})

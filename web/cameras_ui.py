@@ -16,7 +16,7 @@ from flask_wtf import FlaskForm
 from wtforms import StringField
 from wtforms.validators import DataRequired, Length
 
-from core.cameras import BROWSER_URL, MAX_URL, CameraError
+from core.cameras import BROWSER_URL, MAX_URL, CameraError, DuplicateCamera
 from web.api_cameras import camera_or_404, camera_registry, camera_status, exchange_offer
 from web.auth import require_role
 from web.context import farm
@@ -60,8 +60,8 @@ def index():
 @require_role("operator")
 def add():
     form = CameraForm()
-    return _register(form, lambda: form.url.data, "cameras_ui.camera", "the ingester starts watching it") or \
-        _list_page(form=form, status=400)
+    answer = _register(form, lambda: form.url.data, "cameras_ui.camera", "the ingester starts watching it")
+    return _list_page(form=form, status=answer) if isinstance(answer, int) else answer
 
 
 @cameras_ui.post("/cameras/browser")
@@ -69,20 +69,24 @@ def add():
 def add_browser():
     """A camera this browser publishes: registered, then its publish page."""
     form = BrowserCameraForm()
-    return _register(form, lambda: BROWSER_URL, "cameras_ui.publish", "publish it from this page") or \
-        _list_page(browser_form=form, status=400)
+    answer = _register(form, lambda: BROWSER_URL, "cameras_ui.publish", "publish it from this page")
+    return _list_page(browser_form=form, status=answer) if isinstance(answer, int) else answer
 
 
 def _register(form: FlaskForm, url, then: str, next_step: str):
-    """Register the camera a form names: a redirect to page ``then``, or None (the reason flashed)."""
+    """Register the camera a form names: a redirect to page ``then``, or the status to answer
+    (the reason flashed): 409 for a stream registered already, with the API's message, else 400."""
     if not form.validate_on_submit():
         flash(problems_line(form.errors), "error")
-        return None
+        return 400
     try:
         camera = camera_registry().add(form.name.data, url())
+    except DuplicateCamera as exc:
+        flash(str(exc), "error")
+        return 409
     except CameraError as exc:
         flash(str(exc), "error")
-        return None
+        return 400
     flash(f"camera {camera['name']} added: {next_step}", "info")
     return redirect(url_for(then, camera_id=camera["id"]))
 
@@ -119,9 +123,24 @@ def camera(camera_id: str):
     view = camera_status(registry, camera_or_404(registry, camera_id))
     # The live view's player: MSE of the drawn pieces (the default), or WebRTC from the ingester.
     player = "webrtc" if request.args.get("player") == "webrtc" else "mse"
-    return render_template("camera.html", camera=view, player=player, alerts=registry.recent(camera_id, "alert", ALERTS_SHOWN),
+    return render_template("camera.html", camera=view, player=player,
+                           alerts=folded(registry.recent(camera_id, "alert", ALERTS_SHOWN)),
                            recordings=farm().records.recordings_of(camera_id, RECORDINGS_SHOWN),
                            delete_form=ConfirmForm(formdata=None))
+
+
+def folded(alerts: list[dict]) -> list[dict]:
+    """A camera's newest alert events (newest first) as the Alerts page shows alerts: each that
+    rang with its repeats (not sent) under ``repeated``, oldest first, as live.js folds those
+    that come later; a repeat of one no longer among them stands alone, marked by its
+    ``repeat_of``. (An event of before the events said what they repeat: one that rang.)"""
+    alerts = [{"id": None, "repeat_of": None, **alert} for alert in alerts]
+    rang = {alert["id"] for alert in alerts if alert["id"] is not None and alert["repeat_of"] is None}
+    repeated: dict[int, list[dict]] = {}
+    for alert in reversed(alerts):
+        if alert["repeat_of"] in rang:
+            repeated.setdefault(alert["repeat_of"], []).append(alert)
+    return [{**alert, "repeated": repeated.get(alert["id"], [])} for alert in alerts if alert["repeat_of"] not in rang]
 
 
 @cameras_ui.post("/cameras/<camera_id>/delete")

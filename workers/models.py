@@ -8,9 +8,12 @@ many sessions); ``VIDFARM_MODEL_DIR`` points at another pack (a licensed buffalo
 from __future__ import annotations
 
 import importlib.util
+from functools import lru_cache
 from pathlib import Path
 
 import onnxruntime as ort
+
+from workers import onnx_wire
 
 
 def shipped_model_dir() -> Path:
@@ -41,6 +44,25 @@ def providers() -> list[str]:
     return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
 
 
+def session(graph: Path | str | bytes, threads: int) -> ort.InferenceSession:
+    """An inference session of the model at ``graph`` (a path, or a serialised model) on the
+    farm's providers. Before the first on CUDA, onnxruntime-gpu is asked to load the CUDA and
+    cuDNN libraries it finds installed (``preload_dlls``), as insightface's model loader did
+    for the detector when the farm loaded it through insightface."""
+    chosen = providers()
+    if "CUDAExecutionProvider" in chosen:
+        _preload_cuda()
+    return ort.InferenceSession(str(graph) if isinstance(graph, Path) else graph,
+                                sess_options=session_options(threads), providers=chosen)
+
+
+@lru_cache(maxsize=1)
+def _preload_cuda() -> None:
+    preload = getattr(ort, "preload_dlls", None)
+    if callable(preload):
+        preload()
+
+
 # Marks a graph whose PRelu nodes ``without_prelu`` rewrote (read back from a session's
 # ``get_modelmeta().custom_metadata_map``).
 PRELU_REWRITTEN = "vidfarm.prelu"
@@ -55,29 +77,29 @@ def without_prelu(path: Path | str) -> bytes:
     MobileFaceNet's time on one thread (its 34 PRelus against 49 convolutions); rewritten, a
     run took 12-14 ms instead of 17.5-20 alone, 14.0 instead of 17.5 in the segment pipeline
     (docs/benchmarks.md, "Busy path: ArcFace's PRelu"). Rewritten in memory when a session
-    loads (about 35 ms of CPU once a process): no weights are converted or stored."""
-    import onnx
-    from onnx import helper
-
-    model = onnx.load(str(path))
-    graph = model.graph
-    if (not any(node.op_type == "PRelu" for node in graph.node)
-            or graph.input[0].type.tensor_type.elem_type != onnx.TensorProto.FLOAT):   # the zero below is float32
-        return model.SerializeToString()
+    loads: no weights are converted or stored. Edited on protobuf's wire format
+    (``onnx_wire``), not with the onnx package, whose import cost the farm's start 0.6 s; the
+    bytes are those ``onnx.helper`` wrote (tests/test_face_sharing.py)."""
+    model = onnx_wire.Model.load(path)
+    fields = [f for f in model.graph if f.number == onnx_wire.GRAPH_NODE]
+    nodes = [onnx_wire.read(f.value) for f in fields]
+    if (not any(onnx_wire.strings(n, onnx_wire.NODE_OP_TYPE) == ["PRelu"] for n in nodes)
+            or model.input_elem_type() != onnx_wire.FLOAT):   # the zero below is float32
+        return Path(path).read_bytes()
     zero = "vidfarm_prelu_zero"
-    graph.initializer.append(helper.make_tensor(zero, onnx.TensorProto.FLOAT, [], [0.0]))
-    nodes = []
-    for index, node in enumerate(graph.node):
-        if node.op_type != "PRelu":
-            nodes.append(node)
+    rewritten = []
+    for index, (field, node) in enumerate(zip(fields, nodes)):
+        if onnx_wire.strings(node, onnx_wire.NODE_OP_TYPE) != ["PRelu"]:
+            rewritten.append(field)
             continue
-        (x, slope), (y,) = node.input, node.output
+        (x, slope), (y,) = onnx_wire.strings(node, onnx_wire.NODE_INPUT), onnx_wire.strings(node, onnx_wire.NODE_OUTPUT)
         stem = f"vidfarm_prelu{index}"
-        nodes += [helper.make_node("Relu", [x], [f"{stem}_pos"], name=f"{stem}_relu"),
-                  helper.make_node("Min", [x, zero], [f"{stem}_neg"], name=f"{stem}_min"),
-                  helper.make_node("Mul", [f"{stem}_neg", slope], [f"{stem}_scaled"], name=f"{stem}_mul"),
-                  helper.make_node("Add", [f"{stem}_pos", f"{stem}_scaled"], [y], name=f"{stem}_add")]
-    del graph.node[:]
-    graph.node.extend(nodes)
-    helper.set_model_props(model, {**{p.key: p.value for p in model.metadata_props}, PRELU_REWRITTEN: "relu+min"})
-    return model.SerializeToString()
+        rewritten += [onnx_wire.node("Relu", [x], [f"{stem}_pos"], f"{stem}_relu"),
+                      onnx_wire.node("Min", [x, zero], [f"{stem}_neg"], f"{stem}_min"),
+                      onnx_wire.node("Mul", [f"{stem}_neg", slope], [f"{stem}_scaled"], f"{stem}_mul"),
+                      onnx_wire.node("Add", [f"{stem}_pos", f"{stem}_scaled"], [y], f"{stem}_add")]
+    graph = [f for f in model.graph if f.number != onnx_wire.GRAPH_NODE]
+    graph = onnx_wire.inserted(graph, rewritten)
+    model.graph = onnx_wire.inserted(graph, [onnx_wire.float_scalar(zero, bytes(4))])     # 0.0f
+    model.fields = onnx_wire.inserted(model.fields, [onnx_wire.metadata_entry(PRELU_REWRITTEN, "relu+min")])
+    return model.serialised()

@@ -80,6 +80,52 @@ def test_the_camera_page_plays_the_annotated_camera_behind_live_with_its_alerts(
         context.close()
 
 
+def test_the_camera_page_folds_repeated_alerts_under_the_one_that_rang(browser, live_server, accounts_by_role,
+                                                                      registry):  # noqa: F811
+    """As the Alerts page does: a repeat (the same person again soon after, not sent) is shown
+    under the alert that rang, whether it was raised before the page opened or while it is
+    open; one whose alert is no longer listed stands alone, marked. The events are those the
+    ingester writes (``alerts_raised``, with each alert's id and what it repeats)."""
+    camera_id = registry.add("Repeating camera", "rtsp://127.0.0.1:9/repeats")["id"]
+
+    def raised(track: int, alert_id: int, repeat_of: int | None) -> None:
+        line = {"segment": track, "first_frame": 30 * track, "frames": 30, "captured_at": 1_796_550_000.0 + 2 * track,
+                "ready_at": 1_796_550_005.0 + 2 * track, "latency_s": 5.0, "faces": 1, "tracks": [],
+                "alerts": [{"kind": "watchlist", "track": track, "frame": 30 * track, "t": 2.0 * track,
+                            "detail": "Ada is on the watchlist"}]}
+        assert registry.alerts_raised(camera_id, line, [{"id": alert_id, "repeat_of": repeat_of}])
+
+    def shown() -> list[tuple[str | None, int]]:
+        """The listed alerts, newest first: (id, repeats folded under it)."""
+        return page.evaluate("""() => [...document.querySelectorAll('#live-alerts > li')].map(li =>
+            [li.dataset.alert || null, li.querySelectorAll('details.repeats li').length])""")
+
+    context = browser.new_context(viewport=WIDTHS["desktop"])
+    page = context.new_page()
+    try:
+        raised(1, 901, None)          # rang
+        raised(2, 902, 901)           # its repeat
+        raised(3, 903, 899)           # a repeat of one gone from the list
+        log_in(page, live_server, accounts_by_role["viewer"].username)
+        with page.expect_response(lambda response: "/events" in response.url):   # listening from here on
+            page.goto(f"{live_server}/cameras/{camera_id}")
+        assert shown() == [["903", 0], ["901", 1]]
+        assert "(a repeat, not sent)" in page.inner_text("#live-alerts > li[data-alert='903']")
+        assert page.inner_text("li[data-alert='901'] summary") == "repeated 1 time, not sent"
+        raised(4, 904, 901)           # while the page is open: folded the same way
+        raised(5, 905, None)
+        raised(6, 906, 905)
+        page.wait_for_function("() => document.querySelectorAll('#live-alerts details.repeats li').length === 3",
+                               timeout=30_000)
+        assert shown() == [["905", 1], ["903", 0], ["901", 2]]
+        assert page.inner_text("li[data-alert='901'] summary") == "repeated 2 times, not sent"
+        page.click("li[data-alert='901'] summary")
+        assert "track 4" in page.inner_text("li[data-alert='901'] details ul")
+    finally:
+        context.close()
+        registry.delete(camera_id)
+
+
 def test_the_camera_page_plays_the_live_view_over_webrtc_too(
         browser, live_server, accounts_by_role, live_camera):  # noqa: F811
     """?player=webrtc: the ingester that holds the camera answers the page's offer (aiortc) and
@@ -152,8 +198,9 @@ def test_operators_add_and_delete_cameras_with_a_confirmation(browser, live_serv
         page.goto(f"{live_server}/cameras")
         page.fill("#add-camera input[name=name]", "Back door")
         page.fill("#add-camera input[name=url]", "file:///etc/passwd")
-        page.click("#add-camera button")
-        assert "invalid url" in page.inner_text(".flash.error")
+        with page.expect_response(lambda r: r.request.method == "POST") as refused:
+            page.click("#add-camera button")
+        assert refused.value.status == 400 and "invalid url" in page.inner_text(".flash.error")
         assert not [c for c in registry.cameras() if c["name"] == "Back door"]
         page.fill("#add-camera input[name=url]", "rtsp://admin:secret@192.0.2.7/stream")
         page.click("#add-camera button")
@@ -161,11 +208,18 @@ def test_operators_add_and_delete_cameras_with_a_confirmation(browser, live_serv
         camera = next(c for c in registry.cameras() if c["name"] == "Back door")
         assert "secret" not in page.content()
         page.goto(f"{live_server}/cameras")
-        # The same stream again (a second click, a new password): refused, naming the camera.
+        # The same stream again (a second click, a new password): refused, naming the camera,
+        # as the API refuses it: 409 and the same message.
         page.fill("#add-camera input[name=name]", "Back door 2")
         page.fill("#add-camera input[name=url]", "rtsp://admin:changed@192.0.2.7:554/stream")
-        page.click("#add-camera button")
-        assert "already registered as camera 'Back door'" in page.inner_text(".flash.error")
+        with page.expect_response(lambda r: r.request.method == "POST") as refused:
+            page.click("#add-camera button")
+        api = page.request.post(f"{live_server}/api/v1/cameras",
+                                data={"name": "Back door 3", "url": "rtsp://192.0.2.7/stream"},
+                                headers={"Authorization": f"Bearer {accounts_by_role['operator'].token}"})
+        assert (refused.value.status, api.status) == (409, 409)
+        assert page.inner_text(".flash.error") == api.json()["error"]
+        assert "already registered as camera 'Back door'" in api.json()["error"]
         assert [c["id"] for c in registry.cameras() if c["name"].startswith("Back door")] == [camera["id"]]
         row = page.locator(f"tr[data-camera='{camera['id']}']")
         page.once("dialog", lambda dialog: dialog.dismiss())     # changed their mind: nothing happens

@@ -127,6 +127,20 @@ def test_a_stream_registered_twice_is_refused_naming_its_camera(client, accounts
     client.delete(f"/api/v1/cameras/{again.json['id']}", headers=operator)
 
 
+def test_a_scheme_in_upper_case_is_registered_in_lower_case(client, accounts_by_role):
+    operator = accounts_by_role["operator"].auth
+    created = client.post("/api/v1/cameras", json={"name": "Shouting", "url": "RTSP://admin:pw@10.1.2.5/Live"},
+                          headers=operator)
+    assert created.status_code == 201, created.json
+    try:
+        assert created.json["url"] == "rtsp://admin:***@10.1.2.5/Live"
+        again = client.post("/api/v1/cameras", json={"name": "Quiet", "url": "Rtsp://10.1.2.5/Live"},
+                            headers=operator)
+        assert again.status_code == 409 and again.json["camera"]["id"] == created.json["id"]
+    finally:
+        client.delete(f"/api/v1/cameras/{created.json['id']}", headers=operator)
+
+
 def test_viewers_cannot_register_or_delete(client, accounts_by_role, registry):
     viewer = accounts_by_role["viewer"].auth
     assert client.post("/api/v1/cameras", json={"name": "x", "url": "rtsp://cam/1"}, headers=viewer).status_code == 403
@@ -256,6 +270,7 @@ def test_the_camera_page_shows_alerts_raised_before_it_opened_as_the_script_show
         line = {"segment": 0, "first_frame": 0, "frames": 30, "captured_at": 1796550000.0,
                 "ready_at": 1796550006.7, "latency_s": 6.7, "faces": 1, "alerts": [alert], "tracks": []}
         assert registry.segment_done(camera_id, line, fps=15.0)
+        assert registry.alerts_raised(camera_id, line, [{"id": 1, "repeat_of": None}])
         page = logged_in_client(web_app, accounts_by_role["viewer"]).get(f"/cameras/{camera_id}")
         assert page.status_code == 200
         shown = " ".join(page.get_data(as_text=True).split())       # as a browser lays out the text

@@ -109,10 +109,35 @@
   }
   setInterval(showLag, 500);
 
+  // A repeat (the same person again soon after, a new track: not sent) folds under the alert
+  // that rang, as on the Alerts page and as the page was rendered; one whose alert is not
+  // listed (gone off the list) stands alone, marked.
+  function addRepeat(item, alert) {
+    let details = item.querySelector("details.repeats");
+    if (!details) {
+      details = document.createElement("details");
+      details.className = "repeats";
+      details.append(document.createElement("summary"), document.createElement("ul"));
+      item.append(details);
+    }
+    const entry = document.createElement("li");
+    entry.dataset.repeat = alert.id;
+    entry.textContent = "captured " + when(alert.captured_at) + ", track " + alert.track;
+    details.querySelector("ul").append(entry);
+    const count = details.querySelectorAll("li").length;
+    details.dataset.repeats = String(count);
+    details.querySelector("summary").textContent =
+      "repeated " + count + " time" + (count === 1 ? "" : "s") + ", not sent";
+  }
+
   function addAlert(alert) {
     const list = document.getElementById("live-alerts");
+    const repeated = alert.repeat_of == null ? null
+      : list.querySelector(':scope > li[data-alert="' + alert.repeat_of + '"]');
+    if (repeated) return addRepeat(repeated, alert);
     const item = document.createElement("li");
     item.className = "live-alert";
+    if (alert.id != null) item.dataset.alert = alert.id;
     const badge = document.createElement("span");
     badge.className = "badge alert-badge";
     badge.textContent = alert.kind.replace("_", " ");
@@ -120,7 +145,14 @@
     small.className = "hint";
     small.textContent = "track " + alert.track + ", captured " + when(alert.captured_at) +
       ", " + alert.latency_s.toFixed(1) + " s to raise";
-    item.append(badge, " " + alert.detail + " ", small);
+    item.append(badge, " " + alert.detail + " ");
+    if (alert.repeat_of != null) {
+      const mark = document.createElement("span");
+      mark.className = "hint repeat-mark";
+      mark.textContent = "(a repeat, not sent)";
+      item.append(mark, " ");
+    }
+    item.append(small);
     list.prepend(item);
     while (list.children.length > 50) list.lastElementChild.remove();
     document.getElementById("no-alerts").hidden = true;

@@ -1,4 +1,5 @@
-"""Face detection with SCRFD (insightface's model_zoo), as the first analyzer of the chain."""
+"""Face detection with SCRFD (insightface's model, our own input and output handling), as the first
+analyzer of the chain."""
 
 from __future__ import annotations
 
@@ -26,16 +27,11 @@ class FaceDetector(Analyzer):
     Config: ClassVar[type[BaseModel]] = DetectorConfig
 
     def __init__(self, config: DetectorConfig):
-        from insightface.model_zoo import model_zoo  # heavy import, deferred until a model is built
-
         self.config = config
-        path = models.model_path(config.model_file, config.model_dir)
-        self.model = model_zoo.get_model(str(path), providers=models.providers(),
-                                         sess_options=models.session_options(config.threads))
-        # Not model.prepare(ctx_id=-1): that switches the session to the CPU provider, so a GPU
-        # worker's detector ran on the CPU. Its other settings (thresholds, input size) are ours.
-        # insightface loads the model; the input and output handling is ours (scrfd.py).
-        self.session = self.model.session
+        # The session alone: the input and output handling is ours (scrfd.py, checked against
+        # insightface's own SCRFD in tests/test_detector.py), and loading the model through
+        # insightface's model_zoo imported it and onnx, 0.7 s of each farm's start.
+        self.session = models.session(models.model_path(config.model_file, config.model_dir), config.threads)
         self.providers = self.session.get_providers()
         self.input_name = self.session.get_inputs()[0].name
         self.output_names = [o.name for o in self.session.get_outputs()]
@@ -130,7 +126,7 @@ class FaceDetector(Analyzer):
         outputs = self.session.run(self.output_names, {self.input_name: buffer.fill(picture.bgr_at(size))})
         self.model_runs += 1
         boxes, keypoints = scrfd.decode(outputs, centres, self.layout,
-                                        self.config.threshold if threshold is None else threshold, self.model.nms_thresh)
+                                        self.config.threshold if threshold is None else threshold, scrfd.NMS_THRESHOLD)
         scale = size[1] / picture.height
         boxes[:, :4] /= scale
         return boxes, keypoints / scale
@@ -183,7 +179,7 @@ class FaceDetector(Analyzer):
             return found_boxes[0], found_points[0]
         boxes, keypoints = np.concatenate(found_boxes), np.concatenate(found_points)
         order = np.argsort(-boxes[:, 4], kind="stable")
-        keep = order[scrfd.nms(boxes[order], self.model.nms_thresh)]
+        keep = order[scrfd.nms(boxes[order], scrfd.NMS_THRESHOLD)]
         return boxes[keep], keypoints[keep]
 
     def _look_side(self, square) -> int:

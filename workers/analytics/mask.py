@@ -29,13 +29,12 @@ from typing import ClassVar, Iterable
 
 import cv2
 import numpy as np
-import onnxruntime as ort
 from pydantic import BaseModel
 
 from core.analyzer_configs import MaskConfig, QualityGate
 from workers import models
 from workers.analytics.faces import Faces
-from workers.analytics.mask_convert import INPUT_SIZE, LABELS, ensure_mask_model
+from workers.analytics.mask_model import INPUT_SIZE, LABELS, converted_path
 from workers.analytics.mask_cue import cue_probability
 from workers.analytics.picture import Picture
 from workers.analytics.quality import contrast_enough, geometry_ok
@@ -78,9 +77,15 @@ class MaskClassifier:
 
     def __init__(self, model_path: Path | str | None = None, threads: int = 1, batch_size: int = 16,
                  cache_dir: str | None = None):
-        path = Path(model_path) if model_path else ensure_mask_model(cache_dir)
-        self.session = ort.InferenceSession(str(path), sess_options=models.session_options(threads),
-                                            providers=models.providers())
+        if model_path:
+            path = Path(model_path)
+        elif cache_dir and (cached := converted_path(cache_dir)).is_file():    # hashes the weights: once
+            path = cached
+        else:   # not converted at setup, or no cache folder given: the converter (it imports onnx)
+            from workers.analytics.mask_convert import ensure_mask_model
+
+            path = ensure_mask_model(cache_dir)
+        self.session = models.session(path, threads)
         self.providers = self.session.get_providers()
         self.batch_size = batch_size
 

