@@ -22,6 +22,9 @@ from core.processes import FarmProcess, ForkedProcess, ForkServer
 from core.settings import WEB_ONLY_VARIABLES, Settings
 
 
+# `vidfarm up`'s always-on workers, by the queues each serves (its banner names them from here).
+ALWAYS_ON_QUEUES = ("live,ingest", "ingest")
+
 LOCAL_SCALING = {"VIDFARM_AUTOSCALE_CPU__SIZE_BY": "tasks", "VIDFARM_AUTOSCALE_CPU__SCALE_DOWN_WINDOW_S": "30",
                  "VIDFARM_AUTOSCALE_CPU__IDLE_TO_ZERO_S": "60"}
 
@@ -107,8 +110,8 @@ class EmbeddedFarm:
                 # first on the one worker would not do: ingest also holds long tasks
                 # (record_hour, join_video, stitch) that would hold up live segments past their
                 # latency budget.
-                self.add_worker("live,ingest")
-                self.add_worker("ingest")
+                for queues in ALWAYS_ON_QUEUES:
+                    self.add_worker(queues)
                 self.processes.append(FarmProcess(
                     "autoscaler", [sys.executable, "-m", "cli.main", "autoscale", "--backend", "local",
                                    "--queues", "cpu"],

@@ -63,10 +63,6 @@ def run_watch(args, settings, fail) -> int:
     from tasks.live_watch import LiveWatch, WatchError
     from workers.live.source import CameraError, open_camera
 
-    if args.seconds is not None and args.seconds <= 0:
-        return fail("--for must be a positive number of seconds")
-    if args.segment_seconds <= 0:
-        return fail("--segment-seconds must be positive")
     try:
         options = gallery_options(args.gallery)
     except GalleryError as exc:
@@ -102,12 +98,19 @@ def run_watch(args, settings, fail) -> int:
                 summary = watch.run(stop, args.seconds)
         except WatchError as exc:
             return fail(str(exc))
-    p50, p95 = summary.percentile(50), summary.percentile(95)
-    print(f"done: {summary.segments} segments, {summary.frames} frames, {summary.gaps} gaps"
-          f"{f', {summary.failed_segments} segments failed' if summary.failed_segments else ''}; "
-          f"latency p50 {p50:.2f} s, p95 {p95:.2f} s -> {args.out / 'annotated.mp4'}, {args.out / 'results.json'}, "
-          f"{args.out / 'live.jsonl'}", file=sys.stdout)
+    print(watch_done_line(summary, args.out), file=sys.stdout)
     return 0
+
+
+def watch_done_line(summary, out) -> str:
+    """The last line of a watch: what it analysed, its latency and where the files are."""
+    from core.words import counted
+
+    failed = f", {counted(summary.failed_segments, 'segment')} failed" if summary.failed_segments else ""
+    return (f"done: {counted(summary.segments, 'segment')}, {counted(summary.frames, 'frame')}, "
+            f"{counted(summary.gaps, 'gap')}{failed}; "
+            f"latency p50 {summary.percentile(50):.2f} s, p95 {summary.percentile(95):.2f} s -> "
+            f"{out / 'annotated.mp4'}, {out / 'results.json'}, {out / 'live.jsonl'}")
 
 
 def run_ingest(settings, fail) -> int:

@@ -27,13 +27,25 @@ from pydantic_settings import SettingsError
 
 from cli import autoscale as autoscale_command
 from cli import live as live_commands
+from cli.option_checks import make_out_folder, option_problem, taken_port_problem
 from cli.signals import Stopped, stop_on_signals
 from core.errors import problems
 from core.settings import get_settings
 from core.storage import BlobStoreUnavailable
+from core.words import counted
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return run_command(argv)
+    except BrokenPipeError:
+        # Its reader went away (`vidfarm db history | head -1`): nothing more to say, and no
+        # traceback. Python would flush stdout again on exit and fail again: point it nowhere.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+def run_command(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(prog="vidfarm", description="Face analytics video farm.")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -75,12 +87,19 @@ def main(argv: list[str] | None = None) -> int:
         settings = get_settings()
     except (ValidationError, SettingsError) as error:
         return bad_settings(error)
+    if problem := option_problem(args):     # before anything starts or is made
+        return fail(problem)
     from services import runtime
 
     runtime.configure(settings)
     try:
         if args.command in STORE_COMMANDS:
             runtime.store().check()     # a wrong bucket or endpoint: one line now, not a failed job later
+        if args.command in FARM_COMMANDS and settings.redis_url:
+            from cli.redis_server import unreachable
+
+            if problem := unreachable(settings.redis_url):
+                return fail(problem)
         if args.command == "ingest":
             return live_commands.run_ingest(get_settings(), fail)
         if args.command == "autoscale":
@@ -111,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
 # The commands that read or write blobs (not db, user or autoscale: the migration Job and the
 # autoscaler need no access to the bucket).
 STORE_COMMANDS = frozenset({"process", "up", "ingest", "watch", "enroll"})
+# The commands that use the farm REDIS_URL names, when it names one.
+FARM_COMMANDS = frozenset({"process", "ingest", "watch"})
 
 
 def fail(message: str, code: int = 1) -> int:
@@ -233,6 +254,8 @@ def run_process(args) -> int:
             check_recording(settings, video)
         except MediaError as exc:
             return fail(f"{video}: {exc}")
+        if problem := make_out_folder(args.out):
+            return fail(problem)
         if farm is not None:
             celery_app.point_at(farm.redis_url)
             try:
@@ -243,14 +266,32 @@ def run_process(args) -> int:
             job_id = submit_file(runtime.farm(), video.resolve(), name=str(video), options=options)
         except ValueError as exc:
             return fail(f"{video}: {exc}")
-        view = follow_job(job_id, farm)
+        try:
+            view = follow_job(job_id, farm)
+        except KeyboardInterrupt as stop:     # Stopped too: a stop signal
+            if farm is not None:   # its workers stop with this command: nothing else would end the job
+                end_stopped_job(job_id, str(stop) or "SIGINT")
+            raise
         if view["status"] != "done":
             return fail(f"{video}: {view['error']}")
-        args.out.mkdir(parents=True, exist_ok=True)
         for name in ("annotated.mp4", "results.json"):
             shutil.copyfile(runtime.store().local_path(output_key(job_id, name)), args.out / name)
     print(done_line(view, json.loads((args.out / "results.json").read_text()), args.out))
     return 0
+
+
+def end_stopped_job(job_id: str, signal_name: str) -> None:
+    """A job whose embedded farm stops with `vidfarm process` says so, instead of showing as
+    running (or its video as being drawn) in the shared jobs list until a watchdog gives up."""
+    from services import runtime
+    from services.jobs import job_view
+
+    records = runtime.records()
+    stopped = f"stopped ({signal_name}) before it was finished: the `vidfarm process` that ran it was stopped"
+    records.fail_job(job_id, f"{stopped}; submit it again")
+    view = job_view(records, job_id)
+    if view["status"] == "done" and view["video_version"] < view["results_version"]:
+        records.set_video_error(job_id, f"the video was {stopped}")
 
 
 def done_line(view: dict, summary: dict, out: Path) -> str:
@@ -259,10 +300,6 @@ def done_line(view: dict, summary: dict, out: Path) -> str:
             f"{' (' + ', '.join(named) + ')' if named else ''}, {counted(len(summary['alerts']), 'alert')} "
             f"-> {out / 'annotated.mp4'}, {out / 'results.json'}"
             f"{'; warning: ' + view['warning'] if view.get('warning') else ''}")
-
-
-def counted(number: int, noun: str) -> str:
-    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def sidecar_options(video: Path) -> dict:
@@ -282,6 +319,9 @@ def run_enroll(args) -> int:
     from services.gallery import enroll
     from workers.enrolment import PhotoEmbedder
 
+    folders = [str(p) for p in args.images if p.is_dir()]
+    if folders:     # "no such file" would send the user looking for a path that is there
+        return fail(f"a folder, not a photo: {', '.join(folders)} (name the photos in it)")
     missing = [str(p) for p in args.images if not p.is_file()]
     if missing:
         return fail(f"no such file: {', '.join(missing)}")
@@ -331,11 +371,22 @@ def run_up(args) -> int:
     settings = get_settings()
     port = args.port or settings.web_port
     # One `up` per data folder (its Redis's AOF lives there), held until this process ends.
+    ports = [("web", settings.web_host, port, "--port or VIDFARM_WEB_PORT"),
+             ("Flower", "127.0.0.1", settings.flower_port, "VIDFARM_FLOWER_PORT")]
     try:
         with holding_data_dir(settings.data_dir):
+            if problem := taken_port_problem(ports):
+                return fail(problem)
             return serve_up(args, settings, port)
     except DataDirInUse as error:
         return fail(str(error))
+
+
+def always_on_workers() -> str:
+    """`up`'s always-on workers in words, e.g. "2 always-on workers (queues live,ingest; ingest)"."""
+    from cli.farm import ALWAYS_ON_QUEUES
+
+    return f"{counted(len(ALWAYS_ON_QUEUES), 'always-on worker')} (queues {'; '.join(ALWAYS_ON_QUEUES)})"
 
 
 def serve_up(args, settings, port: int) -> int:
@@ -358,8 +409,8 @@ def serve_up(args, settings, port: int) -> int:
             farm.started()      # the analyzer configs checked by the workers' fork server
         except FarmStartError as error:
             return fail(str(error), code=2)
-        print(f"vidfarm is up: 1 ingest worker and up to {args.workers} CPU workers, started and stopped "
-              f"by the local autoscaler as the queue fills and empties; Redis at {farm.redis_url}")
+        print(f"vidfarm is up: {always_on_workers()} and up to {args.workers} CPU workers, started and "
+              f"stopped by the local autoscaler as the queue fills and empties; Redis at {farm.redis_url}")
         print(f"  web/API : http://localhost:{port}/   (API under /api/v1, OpenAPI at /api/v1/openapi.json)")
         if first_admin:
             username, password, token = first_admin

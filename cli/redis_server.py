@@ -90,3 +90,22 @@ class RedisServer:
 
     def __exit__(self, *_):
         self.stop()
+
+
+def unreachable(url: str) -> str | None:
+    """Why the farm's Redis at ``url`` (``REDIS_URL``) cannot be used, or None: asked before a
+    command stores a recording or starts a watch, so that a wrong address is one line, not a
+    traceback with a job left "queued" for ever."""
+    import redis
+
+    from core.cameras import redacted
+
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5)
+        try:
+            client.ping()
+        finally:
+            client.close()
+    except (redis.RedisError, ValueError) as error:
+        return f"REDIS_URL {redacted(url)}: cannot reach the farm's Redis ({' '.join(str(error).split())})"
+    return None

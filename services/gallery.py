@@ -91,8 +91,10 @@ def find_identity(farm: Farm, name: str) -> dict | None:
 def change_identity(farm: Farm, name: str, new_name: str | None = None, watchlist: bool | None = None) -> str:
     """Rename an identity, flag it for the watchlist (or unflag it), or both, in one write:
     all or nothing. Returns its name afterwards (the new name as stored: trimmed). A flagged
-    person raises a watchlist alert wherever recognised; the flag is part of the gallery's
-    fingerprint, so beat re-identifies stored recordings after a change and their alerts follow."""
+    person raises a watchlist alert wherever recognised. Stored recordings are re-identified at
+    once (beat's sweep, queued now rather than at its next pass, up to
+    ``VIDFARM_REIDENTIFY_EVERY_S`` later): until then their pages would name the person by a
+    name nobody has, linking to a person page and a face crop that no longer exist."""
     values: dict = {}
     new_name = None if new_name is None else check_name(new_name)
     if new_name is not None and new_name != name:    # its own name: nothing to rename
@@ -104,6 +106,8 @@ def change_identity(farm: Farm, name: str, new_name: str | None = None, watchlis
     changed = farm.records.change_identity(name, **values) if values else find_identity(farm, name) is not None
     if not changed:
         raise GalleryError(f"no identity named {name!r}")
+    if values:
+        farm.queue.send("vidfarm.reidentify_stale")
     return values.get("name", name)
 
 

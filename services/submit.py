@@ -100,7 +100,15 @@ def submit_file(farm: Farm, path: Path, name: str | None = None, options: dict |
     else:
         farm.store.put_file(key, path)
     farm.records.add_job(display_name(name or str(path)), key, options, job_id=job_id)
-    farm.queue.send("vidfarm.ingest", job_id)
+    try:
+        farm.queue.send("vidfarm.ingest", job_id)
+    except Exception:
+        # Not queued (the broker cannot be reached): no job that nothing will ever run stays
+        # "queued" in the list, and no copy of the recording stays in the store.
+        with farm.records.session() as s:
+            s.delete(s.get(Job, job_id))
+        farm.store.delete_prefix(job_key(job_id))
+        raise
     return job_id
 
 

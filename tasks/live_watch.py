@@ -33,6 +33,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from core.cameras import percentile, redacted
 from core.segment_job import SegmentJob
+from core.words import counted
 from services import runtime
 from tasks.app import app
 from tasks.gallery import job_matching
@@ -70,6 +71,14 @@ class WatchSummary:
 
     def percentile(self, q: int) -> float | None:
         return percentile(self.latencies, q)
+
+
+def segment_report(line: dict) -> str:
+    """What a watch prints for a segment analysed, from its live.jsonl line."""
+    names = sorted({t["identity"] for t in line["tracks"] if t["identity"]})
+    return (f"segment {line['segment']}: {counted(line['frames'], 'frame')}, {counted(line['faces'], 'face')}"
+            f"{' (' + ', '.join(names) + ')' if names else ''}, {counted(len(line['alerts']), 'alert')}, "
+            f"latency {line['latency_s']:.2f} s" + (f", failed: {line['error']}" if "error" in line else ""))
 
 
 @dataclass
@@ -265,10 +274,7 @@ class LiveWatch:
         self.summary.frames += segment.frames
         self.summary.latencies.append(line["latency_s"])
         self.summary.failed_segments = len(self._failed)
-        names = sorted({t["identity"] for t in update.tracks if t["identity"]})
-        self.report(f"segment {segment.index}: {segment.frames} frames, {update.faces} faces"
-                    f"{' (' + ', '.join(names) + ')' if names else ''}, {len(update.alerts)} alerts, "
-                    f"latency {line['latency_s']:.2f} s" + (f", failed: {error}" if error else ""))
+        self.report(segment_report(line))
 
     # --- the end -------------------------------------------------------------------------
 

@@ -168,7 +168,7 @@ def test_autoscaler_scales_real_workers_0_to_2_to_0_without_losing_a_task(backen
 
 
 def test_embedded_farm_workers_come_from_the_local_autoscaler(tmp_path, face_clip):
-    """`vidfarm up`'s farm: one ingest worker, CPU workers started and stopped by the autoscaler."""
+    """`vidfarm up`'s farm: two always-on workers, CPU workers started and stopped by the autoscaler."""
     import json
     import subprocess
     import sys

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -105,12 +106,135 @@ def test_the_last_line_counts_in_words_that_agree():
     assert line == "done: 1 segment, 1 track (Ada), 0 alerts -> out/annotated.mp4, out/results.json"
 
 
+def test_a_watch_counts_in_words_that_agree_too():
+    """`vidfarm watch` printed "1 alerts" for a segment and "1 gaps" at the end."""
+    from cli.live import watch_done_line
+    from tasks.live_watch import WatchSummary, segment_report
+
+    line = {"segment": 3, "frames": 1, "faces": 1, "latency_s": 2.5, "tracks": [{"identity": "Ada"}],
+            "alerts": [{"kind": "watchlist"}]}
+    assert segment_report(line) == "segment 3: 1 frame, 1 face (Ada), 1 alert, latency 2.50 s"
+    summary = WatchSummary(segments=1, frames=60, latencies=[2.0], failed_segments=1, gaps=1)
+    assert watch_done_line(summary, Path("out")) == (
+        "done: 1 segment, 60 frames, 1 gap, 1 segment failed; latency p50 2.00 s, p95 2.00 s -> "
+        "out/annotated.mp4, out/results.json, out/live.jsonl")
+
+
+def test_output_to_a_reader_that_left_is_no_traceback(tmp_path):
+    """`vidfarm db history | head -1` ended in a BrokenPipeError traceback."""
+    run = subprocess.Popen(VIDFARM + ["db", "history"], env=child_env(VIDFARM_DATA_DIR=str(tmp_path)),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run.stdout.close()          # gone before it writes a line (its imports take longer)
+    assert run.wait(60) == 1
+    assert run.stderr.read() == ""
+    run.stderr.close()
+
+
 def test_process_a_folder_says_it_is_a_folder(tmp_path):
     folder = tmp_path / "camera-1.mp4"
     folder.mkdir()
     run = subprocess.run(VIDFARM + ["process", str(folder), "--out", str(tmp_path / "out")],
                          env=child_env(VIDFARM_DATA_DIR=str(tmp_path)), capture_output=True, text=True)
     assert run.returncode == 1 and run.stderr.strip().endswith("camera-1.mp4: a folder, not a video file")
+
+
+@pytest.mark.parametrize("options, line", [
+    (["process", "CLIP", "--out", "OUT", "--workers", "0"], "--workers must be at least 1 (got 0)"),
+    (["process", "CLIP", "--out", "OUT", "--segment-seconds", "-1"],
+     "--segment-seconds must be a positive number of seconds (got -1)"),
+    (["process", "CLIP", "--out", "CLIP"], "CLIP: not a folder (--out names the folder the results are written to)"),
+    (["watch", "rtsp://127.0.0.1:1/cam", "--out", "OUT", "--workers", "0"], "--workers must be at least 1 (got 0)"),
+    (["watch", "rtsp://127.0.0.1:1/cam", "--out", "OUT", "--for", "nan"],
+     "--for must be a positive number of seconds (got nan)"),
+    (["up", "--workers", "0"], "--workers must be at least 1 (got 0)"),
+    (["up", "--port", "70000"], "--port must be a TCP port, 1 to 65535 (got 70000)"),
+])
+def test_a_bad_option_is_one_line_before_anything_starts(tmp_path, options, line):
+    """Before, `--workers 0` started a farm with no worker and waited for ever, `--segment-seconds
+    -1` ran the job as one segment, and `--out FILE` was a traceback once the whole job had run."""
+    clip = make_clip(tmp_path / "walk.mp4", seconds=2, fps=10).path
+    data_dir, out = tmp_path / "data", tmp_path / "out"
+    argv = [str(clip) if o == "CLIP" else str(out) if o == "OUT" else o for o in options]
+    run = subprocess.run(VIDFARM + argv, env=child_env(VIDFARM_DATA_DIR=str(data_dir)),
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 1
+    assert run.stderr.splitlines() == ["vidfarm: error: " + line.replace("CLIP", str(clip))]
+    assert not data_dir.exists() and not out.exists()     # nothing started, nothing made
+
+
+@pytest.mark.parametrize("taken", ["web", "Flower"])
+def test_up_on_a_taken_port_is_one_line_before_anything_starts(tmp_path, taken):
+    """Before, it started the whole farm, printed "vidfarm is up" with the new admin's password,
+    and then ended: "farm process exited: web"."""
+    data_dir, port, flower_port = tmp_path / "data", free_port(), free_port()
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", port if taken == "web" else flower_port))
+        holder.listen()
+        run = subprocess.run(VIDFARM + ["up", "--port", str(port)], capture_output=True, text=True, timeout=60,
+                             env=child_env(VIDFARM_DATA_DIR=str(data_dir), VIDFARM_FLOWER_PORT=str(flower_port)))
+    busy, how = (port, "--port or VIDFARM_WEB_PORT") if taken == "web" else (flower_port, "VIDFARM_FLOWER_PORT")
+    assert run.returncode == 1 and run.stdout == ""
+    assert run.stderr.splitlines() == [
+        f"vidfarm: error: {taken} port 127.0.0.1:{busy} cannot be used (Address already in use): another "
+        f"`vidfarm up` or another server has it; choose another with {how}"]
+    assert not (data_dir / "logs").exists() and not (data_dir / "vidfarm.db").exists()   # nothing started
+
+
+@pytest.mark.parametrize("command", ["process", "watch"])
+def test_a_redis_url_nobody_answers_is_one_line_and_no_job(tmp_path, command):
+    """Before, `process` stored the recording, left its job "queued" for ever and ended in a
+    kombu traceback; `watch` opened the camera, then ended in a traceback too."""
+    import sqlite3
+
+    from tests.rtsp_camera import RtspCamera
+
+    clip = make_clip(tmp_path / "walk.mp4", seconds=4, fps=10, audio=False).path
+    data_dir, url = tmp_path / "data", f"redis://:secret@127.0.0.1:{free_port()}/0"
+    env = child_env(VIDFARM_DATA_DIR=str(data_dir), REDIS_URL=url)
+    if command == "process":
+        run = subprocess.run(VIDFARM + [command, str(clip), "--out", str(tmp_path / "out")], capture_output=True,
+                             text=True, timeout=60, env=env)
+    else:
+        with RtspCamera(clip) as camera:
+            run = subprocess.run(VIDFARM + [command, camera.url, "--out", str(tmp_path / "out"), "--for", "2"],
+                                 capture_output=True, text=True, timeout=60, env=env)
+    assert run.returncode == 1
+    [line] = run.stderr.splitlines()
+    assert line.startswith(f"vidfarm: error: REDIS_URL {url.replace('secret', '***')}: cannot reach the farm's "
+                           "Redis (Error 111 connecting to 127.0.0.1:"), line
+    if (data_dir / "vidfarm.db").exists():
+        with sqlite3.connect(data_dir / "vidfarm.db") as db:
+            assert db.execute("SELECT count(*) FROM jobs").fetchone() == (0,)
+
+
+def test_an_out_folder_that_cannot_be_made_queues_no_job(farm, tmp_path):
+    """Before, the whole job ran and then a traceback said the folder could not be made."""
+    from core.models import Job
+    from services import runtime
+
+    def jobs() -> int:
+        with runtime.records().session() as s:
+            return s.query(Job).count()
+
+    clip = make_clip(tmp_path / "walk.mp4", seconds=2, fps=10).path
+    out = clip / "out"                     # under a file: no folder can be made there
+    env = child_env(REDIS_URL=farm.redis_url, VIDFARM_DATA_DIR=str(farm.data_dir))
+    before = jobs()
+    run = subprocess.run(VIDFARM + ["process", str(clip), "--out", str(out)],
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1
+    assert run.stderr.splitlines() == [f"vidfarm: error: {out}: cannot make the output folder (Not a directory)"]
+    assert jobs() == before
+
+
+def test_enroll_a_folder_says_it_is_a_folder(tmp_path):
+    """It said "no such file" of a folder that is there."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    run = subprocess.run(VIDFARM + ["enroll", "Ada", str(photos)], env=child_env(VIDFARM_DATA_DIR=str(tmp_path / "data")),
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 1
+    assert run.stderr.splitlines() == [f"vidfarm: error: a folder, not a photo: {photos} (name the photos in it)"]
 
 
 @pytest.mark.parametrize("command", [
@@ -184,6 +308,9 @@ def test_up_serves_the_api_and_ctrl_c_stops_everything(tmp_path, face_clip):
             assert line, f"vidfarm up ended early: {banner}"
             banner += line
         assert re.search(r"admin\s*:\s*admin / \S+", banner), banner   # first admin, shown once
+        # The workers it says it runs are those it runs (it said "1 ingest worker" of two).
+        always_on = int(re.search(r"vidfarm is up: (\d+) always-on workers", banner).group(1))
+        assert len(list((data_dir / "logs").glob(f"worker*-{up.pid}.log"))) == always_on == 2
         token = re.search(r"token\s*:\s*(\S+)", banner).group(1)
         base = f"http://127.0.0.1:{port}"
         assert json.load(wait_for_http(f"{base}/healthz")) == {"status": "ok"}

@@ -247,3 +247,25 @@ def test_an_early_stitch_looks_again_less_often_until_the_job_ends(farm):
     view = job_view(records, job_id)
     assert view["status"] == "failed" and "\n" not in view["error"]
     assert stitch(job_id) == {"skipped": True}     # the re-queued ones end quietly on the farm
+
+
+def test_a_recording_the_broker_cannot_take_leaves_no_job_behind(tmp_path):
+    """Its Redis unreachable, a submission (an upload, `vidfarm process`) used to leave its job
+    "queued" for ever in the list, and the recording's copy in the store."""
+    from core.models import Job
+    from cli.redis_server import free_port
+    from tests.conftest import restore_environment, use_farm_environment
+
+    clip = make_clip(tmp_path / "walk.mp4", seconds=2, fps=10)
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            use_farm_environment(mp, f"redis://127.0.0.1:{free_port()}/0", data_dir)     # nobody listens
+            with pytest.raises(Exception, match="Connection refused"):
+                submit_file(runtime.farm(), clip.path, name="walk.mp4")
+            with runtime.records().session() as s:
+                assert s.query(Job).count() == 0
+            assert runtime.store().list_keys("jobs/") == []
+    finally:
+        restore_environment()

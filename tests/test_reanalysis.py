@@ -62,6 +62,29 @@ def test_gallery_change_reidentifies_stored_recordings(farm, face_clip):
         gallery.delete_identity(runtime.farm(), "Yao Ming")
 
 
+def test_a_rename_or_a_watchlist_change_reaches_stored_recordings_at_once(farm, face_clip):
+    """Before, they waited for beat's next pass (every 5 minutes): meanwhile the job page named
+    the person by their old name, its link and face crop answering 404."""
+    gallery.enroll(runtime.farm(), "Yao", [("yao.jpg", jpeg(yao_in_players()))], largest_face=True)
+    renamed = False
+    try:
+        job_id = submit_file(runtime.farm(), face_clip.path, name="faces.mp4")
+        assert wait_for_job(job_id)["status"] == "done"
+        assert {t["identity"] for t in results(job_id)["tracks"]} == {"Yao"}
+        version = runtime.records().get_job(job_id).results_version
+
+        gallery.rename_identity(runtime.farm(), "Yao", "Yao Ming")      # no beat runs in this farm
+        renamed = True
+        wait_for_version(job_id, version + 1, timeout=60)
+        assert {t["identity"] for t in results(job_id)["tracks"]} == {"Yao Ming"}
+
+        gallery.set_watchlist(runtime.farm(), "Yao Ming", True)
+        wait_for_version(job_id, version + 2, timeout=60)
+        assert {a["kind"] for a in results(job_id)["alerts"]} == {"watchlist"}
+    finally:
+        gallery.delete_identity(runtime.farm(), "Yao Ming" if renamed else "Yao")
+
+
 def test_reanalysis_of_a_window_reruns_segments_and_keeps_versions(farm, face_clip):
     job_id = submit_file(runtime.farm(), face_clip.path, name="faces.mp4")
     assert wait_for_job(job_id)["status"] == "done"

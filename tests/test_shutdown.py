@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -120,6 +121,51 @@ def test_process_stops_everything_on_sigterm_mid_job(tmp_path):
     stopped_cleanly(run, signal.SIGTERM, data_dir)
     assert "stopped (SIGTERM)" in run.stderr.read()
     assert not (tmp_path / "out" / "results.json").exists()
+
+
+def job_state(data_dir: Path) -> tuple | None:
+    """(status, error, results version, video version, video error) of the one job, or None."""
+    try:
+        with sqlite3.connect(f"file:{data_dir / 'vidfarm.db'}?mode=ro", uri=True, timeout=5) as db:
+            return db.execute("SELECT j.status, j.error, j.results_version, v.version, v.error FROM jobs j "
+                              "LEFT JOIN job_videos v ON v.job_id = j.id").fetchone()
+    except sqlite3.OperationalError:     # not made yet
+        return None
+
+
+@pytest.mark.parametrize("moment", ["analysing", "drawing"])
+def test_a_job_stopped_with_process_says_so(tmp_path, moment):
+    """Before, a `vidfarm process` stopped mid-job left its job "processing" (or its video "being
+    drawn") in the shared jobs list, with no worker left to finish it, until an `up`'s watchdog
+    failed it 40 minutes later (if one ran on that data folder)."""
+    clip = make_clip(tmp_path / "long.mp4", seconds=40, fps=15, gop=30, face_windows=[(0, 40)])
+    data_dir = tmp_path / "data"
+    env = child_env(VIDFARM_DATA_DIR=str(data_dir), VIDFARM_SEGMENT_SECONDS="2")
+    run = subprocess.Popen(VIDFARM + ["process", str(clip.path), "--out", str(tmp_path / "out"),
+                                      "--workers", "1"], env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    def at_the_moment() -> bool:
+        state = job_state(data_dir)
+        if moment == "analysing":
+            return state is not None and state[0] == "processing"
+        return state is not None and state[0] == "done" and (state[3] or 0) < state[2]
+
+    deadline = time.monotonic() + 180
+    try:
+        while not at_the_moment():
+            assert run.poll() is None and time.monotonic() < deadline, f"never {moment}: {job_state(data_dir)}"
+            time.sleep(0.05)
+    except AssertionError:
+        run.kill()
+        raise
+    stopped_cleanly(run, signal.SIGTERM, data_dir)
+    stopped = "stopped (SIGTERM) before it was finished: the `vidfarm process` that ran it was stopped"
+    status, error, _, _, video_error = job_state(data_dir)
+    if moment == "analysing":
+        assert (status, error) == ("failed", f"{stopped}; submit it again")
+    else:       # its results stand; its video will not come
+        assert (status, video_error) == ("done", f"the video was {stopped}")
 
 
 # Killed outright (SIGKILL, the OOM killer, a crash): the command has no way out, so its
