@@ -136,8 +136,8 @@ _PASSWORD = re.compile(r"^([a-z][a-z0-9+.-]*://[^:/?#@\s]*):[^/?#\s]*@", re.IGNO
 
 def is_stream_address(url: str) -> bool:
     """A URL the registry (and `vidfarm watch`) takes as a camera's: scheme (any case), host,
-    no spaces."""
-    return len(url or "") <= MAX_URL and re.match(URL_PATTERN, url or "") is not None
+    no spaces. fullmatch: Python's ``$`` also matches before a final newline (JSON Schema's does not)."""
+    return len(url or "") <= MAX_URL and re.fullmatch(URL_PATTERN, url or "") is not None
 
 
 def lower_scheme(url: str) -> str:
@@ -179,7 +179,7 @@ def same_stream(a: str, b: str) -> bool:
 
 
 def check_camera(name: str, url: str) -> tuple[str, str]:
-    if not re.match(NAME_PATTERN, name or ""):
+    if not re.fullmatch(NAME_PATTERN, name or ""):
         raise CameraError(f"invalid name {name!r}: {NAME_RULE}")
     if not is_stream_address(url):
         raise CameraError(f"invalid url: {URL_RULE}")

@@ -50,6 +50,8 @@ def test_register_read_and_delete(registry):
     ("Lobby", "rtsp://[::1/a", "invalid url"),
     ("Lobby", "rtsp://h\uff03x/a", "invalid url"),             # a fullwidth "#", "#" under NFKC
     ("Lobby", "http://kamera.m\xfcnchen.de/", "invalid url"),  # a host name on the wire is ASCII (punycode)
+    ("Lobby", "rtsp://cam/a\n", "invalid url"),                # Python's "$" matches before a last newline
+    ("Lobby\n", "rtsp://cam/a", "invalid name"),
 ])
 def test_bad_cameras_are_refused(registry, name, url, problem):
     before = registry.cameras()
