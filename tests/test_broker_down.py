@@ -1,7 +1,8 @@
 """Web routes that queue work while the farm's Redis (the broker) cannot be reached: a real
 app on real records, its REDIS_URL naming a port nobody listens on. Work that was to be
 queued is refused with 503, one line and Retry-After, and nothing is kept (it used to be a
-500); a change already stored whose follow-up beat's sweep also does stands."""
+500). A change already stored whose follow-up beat's sweep also does stands: a rename in
+tests/test_faults.py, an enrolled track in tests/test_enrol_track_once.py."""
 
 from __future__ import annotations
 
@@ -99,17 +100,6 @@ def test_enrolling_photos_the_broker_cannot_take_is_a_503(dead_broker_app):
     assert_refused_for_the_broker(response)
     assert client.get("/api/v1/identities", headers=AUTH).json == []
     assert runtime.store().list_keys("staging/") == []
-
-
-def test_a_rename_stands_and_beat_re_identifies_later(dead_broker_app):
-    """Renaming stores the change, then asks for the stored jobs to be re-identified (beat's
-    sweep does that too): with no broker the rename stands (a 503 would invite a retry of a
-    rename that was made, then refused as "no identity named ...")."""
-    runtime.records().add_embeddings("Ann", [b"\0" * 2048], ["ann.jpg"], [None])
-    client = dead_broker_app.test_client()
-    response = client.patch("/api/v1/identities/Ann", headers=AUTH, json={"name": "Anna"})
-    assert response.status_code == 200, response.json
-    assert [i["name"] for i in client.get("/api/v1/identities", headers=AUTH).json] == ["Anna"]
 
 
 def test_cameras_kept_in_redis_answer_503(dead_broker_app):
