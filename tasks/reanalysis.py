@@ -29,7 +29,11 @@ def reidentify_job(job_id: str) -> dict:
     matching = job_matching(job.options)
 
     def rematch(latest: dict | None) -> dict | None:
-        return None if latest is None else reidentify(latest, matching.gallery, result_options(matching.watchlist))
+        # Read under the version's claim: a sweep queued by a gallery change and beat's own pass
+        # may both have queued this job; the second finds it matched already (no version, no redraw).
+        if latest is None or runtime.records().get_job(job_id).gallery_fingerprint == matching.fingerprint:
+            return None
+        return reidentify(latest, matching.gallery, result_options(matching.watchlist))
 
     return {"job": job_id, "version": republish(job_id, rematch, matching.fingerprint)}
 
