@@ -7,6 +7,8 @@ and fit a phone, and leave their screenshots in build/screenshots/."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from tests.clipmaker import make_clip
@@ -121,6 +123,46 @@ def test_the_camera_page_folds_repeated_alerts_under_the_one_that_rang(browser, 
         assert page.inner_text("li[data-alert='901'] summary") == "repeated 2 times, not sent"
         page.click("li[data-alert='901'] summary")
         assert "track 4" in page.inner_text("li[data-alert='901'] details ul")
+    finally:
+        context.close()
+        registry.delete(camera_id)
+
+
+def test_the_camera_page_shows_alerts_raised_before_its_stream_connected_in_one_time_format(
+        browser, live_server, accounts_by_role, registry):  # noqa: F811
+    """An alert raised after the page was rendered but before its event stream connected is
+    shown (the stream resumes after the newest event the page was rendered with), none twice;
+    the page and its script write capture times the same way. The browser's request for the
+    events is held while the alert is raised, so the order is the one described, every run."""
+    camera_id = registry.add("Gap camera", "rtsp://127.0.0.1:9/gap")["id"]
+
+    def raised(track: int, alert_id: int) -> None:
+        line = {"segment": track, "first_frame": 30 * track, "frames": 30, "captured_at": 1_796_550_000.0 + 2 * track,
+                "ready_at": 1_796_550_005.0 + 2 * track, "latency_s": 5.0, "faces": 1, "tracks": [],
+                "alerts": [{"kind": "watchlist", "track": track, "frame": 30 * track, "t": 2.0 * track,
+                            "detail": "Ada is on the watchlist"}]}
+        assert registry.alerts_raised(camera_id, line, [{"id": alert_id, "repeat_of": None}])
+
+    def connect_after_an_alert(route) -> None:
+        raised(2, 912)                # the page is rendered; its script has not connected yet
+        route.continue_()
+
+    context = browser.new_context(viewport=WIDTHS["desktop"])
+    page = context.new_page()
+    try:
+        raised(1, 911)
+        log_in(page, live_server, accounts_by_role["viewer"].username)
+        page.route("**/events?*", connect_after_an_alert)
+        page.goto(f"{live_server}/cameras/{camera_id}")
+        page.wait_for_selector("li[data-alert='912']", timeout=30_000)
+        raised(3, 913)                # and one while it is open
+        page.wait_for_selector("li[data-alert='913']", timeout=30_000)
+        listed = page.evaluate("[...document.querySelectorAll('#live-alerts > li')].map(li => li.dataset.alert)")
+        assert listed == ["913", "912", "911"]
+        # Rendered (911) and added by the script (912, 913): the same format, date and time, UTC.
+        for alert_id, track in (("911", 1), ("912", 2), ("913", 3)):
+            captured = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(1_796_550_000 + 2 * track))
+            assert f"captured {captured}," in page.inner_text(f"li[data-alert='{alert_id}'] small"), alert_id
     finally:
         context.close()
         registry.delete(camera_id)
