@@ -1,6 +1,7 @@
 """Every page in a real browser at desktop width and at a phone's (390x844): no horizontal
-scroll on the phone, no table header word broken across lines, no serious or critical accessibility violation from axe-core (the npm
-package `make test` installs into build/node_modules, evaluated in the page by Playwright),
+scroll on the phone, no table header word broken across lines, no serious or critical
+accessibility violation from axe-core (the npm package `make test` installs into
+build/node_modules, evaluated in the page by Playwright),
 the timeline used from the keyboard, and a screenshot of each page at both widths in
 build/screenshots/ (`make screenshots` copies them to docs/screenshots/)."""
 
