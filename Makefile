@@ -13,7 +13,7 @@ S3RVER_VERSION := 3.7.1
 # (tests/web/test_pages_fit_and_access.py and tests/s3server.py find them there.)
 NODE_TOOLS := build/node_modules/.vidfarm-$(AXE_VERSION)-$(S3RVER_VERSION)
 
-.PHONY: install run test chart-check security-check bench eval clean screenshots
+.PHONY: install run test fuzz chart-check security-check bench eval clean screenshots
 
 $(STAMP): $(REQS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,13 @@ run: install
 TEST_PROCESSES ?= 2
 test: install chart-check security-check $(NODE_TOOLS)
 	$(PY) -m pytest -n $(TEST_PROCESSES) --dist loadfile --no-loadscope-reorder
+
+# The API fuzz test explores: random seeds, FUZZ_EXAMPLES requests per operation, schema-violating
+# ones too (`make test` runs it derandomized, 30 valid requests per operation, so that a failure
+# reproduces on every run and CI cannot flake).
+FUZZ_EXAMPLES ?= 300
+fuzz: install
+	VIDFARM_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest tests/web/test_openapi.py::test_api_matches_its_openapi_document
 
 $(NODE_TOOLS):
 	npm install --no-save --no-audit --no-fund --prefix build axe-core@$(AXE_VERSION) s3rver@$(S3RVER_VERSION)

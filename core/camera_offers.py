@@ -58,8 +58,14 @@ class CameraOffers:
             pipe.rpush(_offers_key(camera_id, self.kind), json.dumps(message))
             pipe.expire(_offers_key(camera_id, self.kind), KEEP_S)
             pipe.execute()
-        got = self.redis.blpop([reply_key], timeout=timeout)
-        return None if got is None else json.loads(got[1])
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            # One wait of 15 s outlasts the client's socket timeout (redis-py's default: 5 s),
+            # whose TimeoutError was a 500 where no ingester answered: wait a second at a time.
+            got = self.redis.blpop([reply_key], timeout=max(0.01, min(1.0, left)))
+            if got is not None:
+                return json.loads(got[1])
+        return None
 
     def next(self, camera_id: str, timeout: float) -> tuple[dict, Callable[[dict], None]] | None:
         """The ingester's side: the oldest offer still awaited (waiting up to ``timeout``; 0:

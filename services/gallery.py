@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import io
+import logging
 import re
 import struct
 import uuid
@@ -21,6 +22,8 @@ from typing import Callable
 
 from core.errors import FarmTimeout, GalleryError
 from services.farm import Farm
+
+log = logging.getLogger(__name__)
 
 NAME = re.compile(r"^[\w][\w .'-]{0,63}$")
 
@@ -107,7 +110,10 @@ def change_identity(farm: Farm, name: str, new_name: str | None = None, watchlis
     if not changed:
         raise GalleryError(f"no identity named {name!r}")
     if values:
-        farm.queue.send("vidfarm.reidentify_stale")
+        try:
+            farm.queue.send("vidfarm.reidentify_stale")
+        except Exception as error:      # the change is made; beat's next pass re-identifies instead
+            log.warning("re-identification not queued now (%s): beat's next pass does it", error)
     return values.get("name", name)
 
 

@@ -269,3 +269,23 @@ def test_a_recording_the_broker_cannot_take_leaves_no_job_behind(tmp_path):
             assert runtime.store().list_keys("jobs/") == []
     finally:
         restore_environment()
+
+
+def test_a_rename_the_broker_cannot_hear_of_is_made_all_the_same(tmp_path):
+    """A rename queues the re-identification of stored recordings at once; with the broker away
+    the rename (already written) must not answer as failed: beat's next pass re-identifies."""
+    from cli.redis_server import free_port
+    from services import gallery
+    from tests.conftest import restore_environment, use_farm_environment
+
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            use_farm_environment(mp, f"redis://127.0.0.1:{free_port()}/0", data_dir)     # nobody listens
+            runtime.records().add_embeddings("Ada", [bytes(2048)], ["ada.jpg"], [None])
+            assert gallery.rename_identity(runtime.farm(), "Ada", "Ada L") == "Ada L"
+            gallery.set_watchlist(runtime.farm(), "Ada L", True)
+            assert [(i["name"], i["watchlist"]) for i in runtime.records().identities()] == [("Ada L", True)]
+    finally:
+        restore_environment()

@@ -38,6 +38,10 @@ REGISTERED = {409: {"description": "The stream is registered already: `error` sa
                        "properties": {"error": {"type": "string"}, "camera": {
                            "type": "object", "required": ["id", "name"],
                            "properties": {"id": {"type": "string"}, "name": {"type": "string"}}}}}}}}}
+# An offer's body is held to the small request limit (VIDFARM_MAX_FORM_BYTES, 64 KiB), which an
+# sdp within its length can pass (the fuzz test's long ones did): a 413 these routes document.
+TOO_LARGE = {413: {"description": "The request is larger than the limit on request bodies (VIDFARM_MAX_FORM_BYTES)",
+                   "content": {"application/json": {"schema": ERROR_SCHEMA}}}}
 NO_ANSWER = {504: {"description": "No ingester answered (none holds the camera, or `vidfarm ingest` is not running)",
                    "content": {"application/json": {"schema": ERROR_SCHEMA}}}}
 
@@ -288,7 +292,7 @@ def answered(camera_id: str, offer: dict, kind: str) -> dict:
 @cameras.output(AnswerOut)
 @cameras.doc(summary="Publish to a browser camera (webrtc://): a WebRTC offer in, the ingester's answer out; "
                      "the video then flows to the ingester directly",
-             responses={**error_responses(400, 403), **NO_CAMERA,
+             responses={**error_responses(400, 403), **NO_CAMERA, **TOO_LARGE,
                         409: {"description": "Not a browser camera",
                               "content": {"application/json": {"schema": ERROR_SCHEMA}}}, **NO_ANSWER})
 def camera_offer(camera_id: str, body):
@@ -305,6 +309,6 @@ def camera_offer(camera_id: str, body):
                          "{captured_at, sent_at}), the answer of the ingester that holds the camera out; the "
                          "ingester then sends the annotated video directly, a few seconds behind live. The "
                          "other player of the same pieces: GET /cameras/{id}/view (MSE).",
-             responses={**error_responses(400), **NO_CAMERA, **NO_ANSWER})
+             responses={**error_responses(400), **NO_CAMERA, **TOO_LARGE, **NO_ANSWER})
 def camera_view_offer(camera_id: str, body):
     return answered(camera_id, body, "viewers")

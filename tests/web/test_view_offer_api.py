@@ -104,6 +104,37 @@ def test_view_offers_are_checked_and_say_why_they_fail(web_app, client, accounts
         registry.delete(camera_id)
 
 
+def test_no_answer_for_longer_than_the_redis_socket_timeout_is_a_504(client, accounts_by_role, registry, monkeypatch):
+    # redis-py's sockets time out after 5 s: one 15 s wait for the answer was a 500, not the 504.
+    import web.api_cameras
+
+    monkeypatch.setattr(web.api_cameras, "ANSWER_WAIT_S", 6.0)
+    camera_id = registry.add("Unheard", "rtsp://cam/unheard")["id"]       # no ingester holds it here
+    try:
+        silent = client.post(f"/api/v1/cameras/{camera_id}/view/offer", json={"type": "offer", "sdp": EMPTY_SDP},
+                             headers=accounts_by_role["viewer"].auth)
+        assert silent.status_code == 504 and "no ingester answered within 6 s" in silent.json["error"]
+    finally:
+        registry.delete(camera_id)
+
+
+@pytest.mark.parametrize("path", ["/api/v1/cameras/{}/view/offer", "/api/v1/cameras/{}/offer"])
+def test_an_offer_past_the_body_limit_is_a_documented_413(client, accounts_by_role, registry, path):
+    # Found by fuzzing: an sdp within its 64 Ki characters whose JSON passes the 64 KiB limit on
+    # request bodies was answered 413, which the document did not list.
+    camera_id = registry.add("Big offer", "webrtc://browser")["id"]
+    try:
+        sdp = "v=0\r\n" + "a=x\r\n" * 10000     # 50 k characters, 70 kB of JSON ("\r\n" is 4 bytes there)
+        answer = client.post(path.format(camera_id), json={"type": "offer", "sdp": sdp},
+                             headers=accounts_by_role["operator"].auth)
+        assert answer.status_code == 413
+        assert answer.json["error"] == "the request is larger than the 64.0 KiB allowed here"
+        document = client.get("/api/v1/openapi.json", headers=accounts_by_role["viewer"].auth).json
+        assert "413" in document["paths"][path.format("{camera_id}")]["post"]["responses"]
+    finally:
+        registry.delete(camera_id)
+
+
 def test_the_route_is_in_the_api_document(client, accounts_by_role):
     document = client.get("/api/v1/openapi.json", headers=accounts_by_role["viewer"].auth).json
     operation = document["paths"]["/api/v1/cameras/{camera_id}/view/offer"]["post"]
