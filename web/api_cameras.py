@@ -194,8 +194,8 @@ def camera_events(camera_id: str, query):
     registry = camera_registry()
     camera_or_404(registry, camera_id)
     after = request.headers.get("Last-Event-ID") or query["after"] or registry.last_event_id(camera_id)
-    if not EVENT_ID.match(after):
-        abort(400, f"invalid Last-Event-ID {after!r}")
+    if not EVENT_ID.fullmatch(after):     # whole: Python's "$" also matches before a final newline
+        abort(400, f"not an event id (like 1765000000000-0): {after!r}")
     return Response(stream_with_context(_stream(registry, camera_id, after, query["wait"], query["view"])),
                     mimetype="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 

@@ -168,8 +168,9 @@ def test_events_are_sent_once_and_resumed_after_the_last_seen(client, accounts_b
     assert [e["event"] for e in parse_events(from_page)] == ["segment"]
     reconnected = client.get(f"{url}&after=0-0", headers={**viewer, "Last-Event-ID": first}).get_data(as_text=True)
     assert [e["event"] for e in parse_events(reconnected)] == ["segment"]
-    refused = client.get(f"{url}&after=yesterday", headers=viewer)
-    assert refused.status_code == 400 and "not an event id" in refused.get_data(as_text=True)
+    for wrong in ("yesterday", "1-0%0A"):
+        refused = client.get(f"{url}&after={wrong}", headers=viewer)
+        assert refused.status_code == 400 and "not an event id" in refused.get_data(as_text=True), wrong
     assert client.get(f"/api/v1/cameras/nope/events", headers=viewer).status_code == 404
     registry.delete(camera_id)
 
