@@ -341,13 +341,21 @@ class CameraRegistry:
 
     def recent(self, camera_id: str, kind: str, count: int, scanned: int = EVENTS_KEPT) -> list[dict]:
         """The newest ``count`` events of one kind (among the last ``scanned``), newest first."""
+        return self.recent_and_cursor(camera_id, kind, count, scanned)[0]
+
+    def recent_and_cursor(self, camera_id: str, kind: str, count: int,
+                          scanned: int = EVENTS_KEPT) -> tuple[list[dict], str]:
+        """``recent``, and the newest event's id when they were read ("0-0" without any), both
+        from one read: a listener that starts after that id (a page that lists these) gets
+        every later event and none of these again."""
+        entries = self.redis.xrevrange(_events_key(camera_id), count=scanned)
         found = []
-        for _, fields in self.redis.xrevrange(_events_key(camera_id), count=scanned):
+        for _, fields in entries:
             if fields["kind"] == kind:
                 found.append(json.loads(fields["data"]))
                 if len(found) == count:
                     break
-        return found
+        return found, entries[0][0] if entries else "0-0"
 
     def publish(self, camera_id: str, kind: str, data: dict) -> str:
         return self._publish(self.redis, camera_id, kind, data)

@@ -106,7 +106,9 @@ class FaceEmbedding(Base):
 
 class JobVideo(Base):
     """A job's annotated video: which results version it was drawn from. It follows the
-    results: each new version is drawn again (only the segments whose labels changed)."""
+    results: each new version is drawn again (only the segments whose labels changed). Made
+    with the job's first results (version 0: none drawn yet); a job finished before videos
+    followed results (migration 0003) has none, and keeps the video drawn when it was stitched."""
     __tablename__ = "job_videos"
 
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)

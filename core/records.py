@@ -140,6 +140,12 @@ class Records(GalleryRecords):
             if not s.execute(claim).rowcount:
                 return None
             version = s.scalar(select(Job.results_version).where(Job.id == job_id))
+            if version == 1 and s.get(JobVideo, job_id) is None:
+                # The job's video will be drawn from its results: a row (none drawn yet) says so
+                # from now on, so its first video, moved in place inside ``publish_video``'s
+                # transaction, is never taken for one drawn before videos followed results
+                # (those jobs have no row).
+                s.add(JobVideo(job_id=job_id, version=0, segments=[]))
             write(version)
             if also is not None:
                 also(s, version)

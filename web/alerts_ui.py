@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, render_template, request
 
 from web.api_alerts import alert_page
+from web.api_cameras import camera_registry
 
 alerts_ui = Blueprint("alerts", __name__)
 
@@ -18,4 +19,15 @@ def index():
              "folded": True}   # repeats are shown under the alert that rang, not as rows of their own
     rows, more = alert_page(query)
     return render_template("alerts.html", alerts=rows, job=job, page=query["page"],
-                           next_page=query["page"] + 1 if more else None)
+                           next_page=query["page"] + 1 if more else None, camera_names=_camera_names(rows))
+
+
+def _camera_names(rows: list[dict]) -> dict[str, str] | None:
+    """The names of the cameras that raised the live alerts listed (a camera deleted since is
+    not among them). The names live in the farm's Redis, the alerts in the records: None
+    (names unknown) for a web process not given the farm's Redis."""
+    if not any(row["job"] is None for row in rows):
+        return {}
+    if not current_app.config["VIDFARM_SETTINGS"].redis_url:
+        return None
+    return {camera["id"]: camera["name"] for camera in camera_registry().cameras()}

@@ -100,6 +100,9 @@ class EventsQuery(Schema):
     wait = Float(load_default=300.0, validate=Range(0.1, 3600),
                  metadata={"description": "Seconds the stream stays open (an EventSource reconnects by itself, "
                                           "with Last-Event-ID, and misses nothing still kept)."})
+    after = String(load_default=None, validate=Regexp(EVENT_ID, error="not an event id (like 1765000000000-0)"),
+                   metadata={"description": "Start after this event id (a page that listed the events up to it); "
+                                            "a Last-Event-ID header wins over it. Neither: only new events."})
     view = Boolean(load_default=False,
                    metadata={"description": "Keep the camera's live view drawn while this stream is open "
                                             "(pieces are drawn only while someone watches)."})
@@ -190,9 +193,9 @@ def delete_camera(camera_id: str):
 def camera_events(camera_id: str, query):
     registry = camera_registry()
     camera_or_404(registry, camera_id)
-    after = request.headers.get("Last-Event-ID") or registry.last_event_id(camera_id)
-    if not EVENT_ID.match(after):
-        abort(400, f"invalid Last-Event-ID {after!r}")
+    after = request.headers.get("Last-Event-ID") or query["after"] or registry.last_event_id(camera_id)
+    if not EVENT_ID.fullmatch(after):     # whole: Python's "$" also matches before a final newline
+        abort(400, f"not an event id (like 1765000000000-0): {after!r}")
     return Response(stream_with_context(_stream(registry, camera_id, after, query["wait"], query["view"])),
                     mimetype="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 

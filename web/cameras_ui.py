@@ -123,8 +123,11 @@ def camera(camera_id: str):
     view = camera_status(registry, camera_or_404(registry, camera_id))
     # The live view's player: MSE of the drawn pieces (the default), or WebRTC from the ingester.
     player = "webrtc" if request.args.get("player") == "webrtc" else "mse"
-    return render_template("camera.html", camera=view, player=player,
-                           alerts=folded(registry.recent(camera_id, "alert", ALERTS_SHOWN)),
+    # The page's script follows the events from the newest one read with these alerts: it
+    # shows those raised between this render and its connecting, and repeats none of these.
+    alerts, events_after = registry.recent_and_cursor(camera_id, "alert", ALERTS_SHOWN)
+    return render_template("camera.html", camera=view, player=player, alerts=folded(alerts),
+                           events_after=events_after,
                            recordings=farm().records.recordings_of(camera_id, RECORDINGS_SHOWN),
                            delete_form=ConfirmForm(formdata=None))
 

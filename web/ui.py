@@ -80,7 +80,12 @@ def job(job_id: str):
         results = json.loads(store.local_path(version_key(job_id, view["results_version"])).read_text())
         # Versions an erasure removed are gone from the list.
         versions = list(stored_versions(store, job_id))
-        video_ready = store.exists(output_key(job_id, "annotated.mp4"))
+        # A video file counts once the records say which results it shows: the first one is
+        # moved in place inside publish_video's transaction, before that commits (the page
+        # says it is being drawn, and polls). A file with no record at all (no job_videos
+        # row) was drawn when the job was stitched, before videos followed the results.
+        video_ready = store.exists(output_key(job_id, "annotated.mp4")) and (
+            view["video_version"] > 0 or farm().records.video(job_id) is None)
     video_current = video_ready and view["video_version"] >= view["results_version"]
     # Being drawn, unless drawing failed (the page says why) or the video predates drawing
     # from results (nothing draws it again until the next results version).

@@ -163,6 +163,14 @@ def test_events_are_sent_once_and_resumed_after_the_last_seen(client, accounts_b
     resumed = client.get(url, headers={**viewer, "Last-Event-ID": first}).get_data(as_text=True)
     assert [e["event"] for e in parse_events(resumed)] == ["segment"]
     assert client.get(url, headers={**viewer, "Last-Event-ID": "yesterday"}).status_code == 400
+    # A page starts after the newest event it rendered (?after=); a reconnect's Last-Event-ID wins.
+    from_page = client.get(f"{url}&after={first}", headers=viewer).get_data(as_text=True)
+    assert [e["event"] for e in parse_events(from_page)] == ["segment"]
+    reconnected = client.get(f"{url}&after=0-0", headers={**viewer, "Last-Event-ID": first}).get_data(as_text=True)
+    assert [e["event"] for e in parse_events(reconnected)] == ["segment"]
+    for wrong in ("yesterday", "1-0%0A"):
+        refused = client.get(f"{url}&after={wrong}", headers=viewer)
+        assert refused.status_code == 400 and "not an event id" in refused.get_data(as_text=True), wrong
     assert client.get(f"/api/v1/cameras/nope/events", headers=viewer).status_code == 404
     registry.delete(camera_id)
 

@@ -81,3 +81,27 @@ def test_no_template_carries_inline_script_or_handlers():
         assert "style=" not in html, template.name
         for form in re.findall(r"<form[^>]*danger[^>]*>", html):
             assert "data-confirm=" in form, (template.name, form)
+
+
+def test_the_alerts_page_names_the_camera_of_a_live_alert_or_says_it_was_deleted(farm, web_app, accounts_by_role):
+    from core.alerts import Alerts
+    from core.cameras import CameraRegistry
+    from services import runtime
+    from tests.web.conftest import logged_in_client
+
+    registry = CameraRegistry.from_url(farm.redis_url)
+    kept = registry.add("Loading bay", "rtsp://127.0.0.1:9/bay")["id"]
+    gone = registry.add("Old porch", "rtsp://127.0.0.1:9/porch")["id"]
+    alerts = Alerts(runtime.records())
+    for camera_id, track in ((kept, 71), (gone, 72)):
+        alerts.raise_live(camera_id, [{"kind": "no_mask", "track": track, "frame": 3, "t": 0.3,
+                                       "detail": "face without a mask"}], {track: None}, ())
+    registry.delete(gone)
+    try:
+        page = logged_in_client(web_app, accounts_by_role["viewer"]).get("/alerts").get_data(as_text=True)
+        text = " ".join(page.split())
+        assert f'live, <a href="/cameras/{kept}">Loading bay</a>, track 71' in text
+        assert 'live, <span class="hint deleted-camera">a camera since deleted</span>, track 72' in text
+        assert f'href="/cameras/{gone}"' not in page
+    finally:
+        registry.delete(kept)

@@ -189,3 +189,58 @@ def test_an_unknown_face_with_no_clear_picture_says_why_it_has_none(farm, operat
     blank = [row for row in rows if "thumbnail" not in row]
     assert blank and all("no face clear enough to recognise or enrol" in row for row in blank)
     assert all("no face clear enough" not in row for row in rows if "thumbnail" in row)
+
+
+def _done_job(name: str) -> str:
+    """A job done with its first results (no faces), published as the stitch publishes them."""
+    from core.storage import version_key
+    from services import runtime
+    from tasks.common import put_json
+
+    records = runtime.records()
+    job_id = records.add_job(name, "jobs/none/source").id
+    results = {"schema": "vidfarm.results/1", "source": {"path": name, "width": 64, "height": 48, "fps": 10.0,
+                                                         "frames": 10, "duration_s": 1.0, "has_audio": False},
+               "chunks": 1, "frames": [], "tracks": [], "alerts": [], "timing": {"wall_s": 1.0, "stages": {}}}
+    assert records.publish_version(job_id, "no-gallery", lambda n: put_json(version_key(job_id, n), results),
+                                   status="done", error=None) == 1
+    return job_id
+
+
+def test_a_first_video_is_never_shown_as_earlier_results_and_the_page_polls_until_it_is_recorded(
+        farm, operator_client, tmp_path):
+    """The first video is moved in place inside publish_video's transaction: a page drawn then
+    (the file there, the record of it not yet committed) says the video is being drawn and
+    polls, not "shows earlier results" (which only a video from before videos followed the
+    results, with no record at all, may say). The page is drawn from within ``write``, so the
+    order is the one described, every run."""
+    from core.models import JobVideo
+    from core.storage import output_key
+    from services import runtime
+
+    records, store = runtime.records(), runtime.store()
+    job_id = _done_job("first video.mp4")
+    drawn = tmp_path / "annotated.mp4"
+    pages = []
+
+    def write() -> None:
+        drawn.write_bytes(b"a video")
+        store.move_file(output_key(job_id, "annotated.mp4"), drawn)
+        pages.append(operator_client.get(f"/jobs/{job_id}").get_data(as_text=True))
+
+    assert records.publish_video(job_id, 1, [], 0.1, write)
+    [before_commit] = pages
+    assert "earlier results" not in before_commit
+    assert "The annotated video is being drawn from these results." in before_commit
+    assert 'data-video="drawing"' in before_commit          # progress.js polls until it is recorded
+    after = operator_client.get(f"/jobs/{job_id}").get_data(as_text=True)
+    assert 'id="video-out-of-date"' not in after and 'id="video"' in after
+
+    # A job finished before videos followed results (migration 0003): no record of its video.
+    old_job = _done_job("stitched long ago.mp4")
+    with records.session() as s:
+        s.delete(s.get(JobVideo, old_job))
+    drawn.write_bytes(b"a video")
+    store.move_file(output_key(old_job, "annotated.mp4"), drawn)
+    page = operator_client.get(f"/jobs/{old_job}").get_data(as_text=True)
+    assert "The video below shows earlier results" in " ".join(page.split()) and 'data-video="still"' in page

@@ -1,6 +1,7 @@
 """Every page in a real browser at desktop width and at a phone's (390x844): no horizontal
-scroll on the phone, no serious or critical accessibility violation from axe-core (the npm
-package `make test` installs into build/node_modules, evaluated in the page by Playwright),
+scroll on the phone, no table header word broken across lines, no serious or critical
+accessibility violation from axe-core (the npm package `make test` installs into
+build/node_modules, evaluated in the page by Playwright),
 the timeline used from the keyboard, and a screenshot of each page at both widths in
 build/screenshots/ (`make screenshots` copies them to docs/screenshots/)."""
 
@@ -61,13 +62,34 @@ def small_png(png: bytes, path: Path) -> None:
     image.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(path, optimize=True)
 
 
+# The words of table headers shown (not those hidden for the phone's cards) that a line break
+# cuts in two ("Phot" / "os"): a word whose box takes more than one line.
+BROKEN_HEADER_WORDS = """() => [...document.querySelectorAll('th')]
+    .filter((th) => th.closest('thead, table').getBoundingClientRect().width > 1)
+    .flatMap((th) => {
+        const broken = [], walker = document.createTreeWalker(th, NodeFilter.SHOW_TEXT);
+        for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+            for (const word of node.textContent.matchAll(/\\S+/g)) {
+                const range = document.createRange();
+                range.setStart(node, word.index);
+                range.setEnd(node, word.index + word[0].length);
+                const lines = new Set([...range.getClientRects()].map((r) => Math.round(r.top)));
+                if (lines.size > 1) broken.push(word[0]);
+            }
+        }
+        return broken;
+    })"""
+
+
 def check(page, name: str, width: str, shots) -> dict:  # noqa: F811
-    """What is wrong with the page as it is shown now: its horizontal overflow (phone) and
-    axe's serious and critical violations. Saves its screenshot."""
+    """What is wrong with the page as it is shown now: its horizontal overflow (phone), table
+    header words broken across lines, and axe's serious and critical violations. Saves its
+    screenshot."""
     page.evaluate("document.querySelectorAll('details').forEach((d) => { d.open = true; })")
     if page.locator("#video").count():
         page.wait_for_function("() => document.getElementById('video').readyState >= 2", timeout=WAIT_MS)
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    broken_headers = page.evaluate(BROKEN_HEADER_WORDS)
     page.evaluate(AXE.read_text())
     found = page.evaluate("""async () => {
         const result = await axe.run(document, {resultTypes: ['violations']});
@@ -75,7 +97,13 @@ def check(page, name: str, width: str, shots) -> dict:  # noqa: F811
             .map((v) => v.id + ' (' + v.impact + '): ' + v.nodes.map((n) => n.target.join(' ')).join(', '));
     }""")
     small_png(page.screenshot(full_page=True), shots / f"{name}-{width}.png")
-    return {"overflow_px": overflow if width == "phone" else 0, "axe": found}
+    return {"overflow_px": overflow if width == "phone" else 0, "broken_headers": broken_headers, "axe": found}
+
+
+def problems_in(found: dict[str, dict]) -> dict[str, dict]:
+    """The pages ``check`` found something wrong with."""
+    return {name: what for name, what in found.items()
+            if what["overflow_px"] > 0 or what["broken_headers"] or what["axe"]}
 
 
 @pytest.mark.parametrize("width", list(WIDTHS))
@@ -91,7 +119,7 @@ def test_every_page_fits_and_passes_axe(browser, live_server, accounts_by_role, 
             page.goto(live_server + path)
             page.wait_for_load_state("load")
             problems[name] = check(page, name, width, shots)
-        assert {name: found for name, found in problems.items() if found["overflow_px"] > 0 or found["axe"]} == {}
+        assert problems_in(problems) == {}
     finally:
         context.close()
 

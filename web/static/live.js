@@ -16,7 +16,8 @@
   let mediaSource = null, buffer = null, codec = null, busy = false, last = null;
 
   function text(id, value) { document.getElementById(id).textContent = value; }
-  function when(unixS) { return new Date(unixS * 1000).toISOString().slice(11, 19) + " UTC"; }
+  // As the page renders times (the "timestamp" filter): date and time, UTC.
+  function when(unixS) { return new Date(unixS * 1000).toISOString().slice(0, 19).replace("T", " ") + " UTC"; }
 
   function announce(piece) {
     if (root.dataset.player === "webrtc") return;     // live_webrtc.js plays the view instead
@@ -158,7 +159,9 @@
     document.getElementById("no-alerts").hidden = true;
   }
 
-  const events = new EventSource(base + "/events?view=1");     // view=1: draw it while we watch
+  // view=1: draw it while we watch. after: the newest event when the page was rendered, so
+  // alerts raised since then are shown too (a reconnect resumes by Last-Event-ID instead).
+  const events = new EventSource(base + "/events?view=1&after=" + encodeURIComponent(root.dataset.eventsAfter));
   events.addEventListener("view", (event) => announce(JSON.parse(event.data)));
   events.addEventListener("alert", (event) => addAlert(JSON.parse(event.data)));
   events.addEventListener("status", (event) => text("live-status", JSON.parse(event.data).status));
