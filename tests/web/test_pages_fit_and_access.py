@@ -25,8 +25,9 @@ pytestmark = [pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromiu
 
 @pytest.fixture(scope="module")
 def recordings(farm, face_clip):
-    """A recording of a stranger (processed before anyone was enrolled: unknown tracks to
-    enrol), then the same man enrolled and on the watchlist, and a recording naming him."""
+    """A recording of a stranger (matched against nobody, ``gallery_ids`` empty: unknown tracks
+    to enrol, as they stay when the gallery changes and stored recordings are re-identified),
+    then the same man enrolled and on the watchlist, and a recording naming him."""
     import cv2
 
     from services import gallery, runtime
@@ -34,7 +35,8 @@ def recordings(farm, face_clip):
     from tests.test_analytics import yao_in_players
 
     # A long name without a space, as camera exports have: it must wrap, not widen the page.
-    stranger = submit_file(runtime.farm(), face_clip.path, name="corridor_camera_2_export_" * 6 + ".mp4")
+    stranger = submit_file(runtime.farm(), face_clip.path, name="corridor_camera_2_export_" * 6 + ".mp4",
+                           options={"gallery_ids": []})
     assert wait_for_job(stranger)["status"] == "done"
     gallery.enroll(runtime.farm(), "Page Yao", [("yao.jpg", cv2.imencode(".jpg", yao_in_players())[1].tobytes())],
                    largest_face=True)
