@@ -56,7 +56,7 @@ def stopped_cleanly(command: subprocess.Popen, sig: int, data_dir: Path) -> None
     except subprocess.TimeoutExpired:
         command.kill()
         pytest.fail(f"still running {STOP_WITHIN_S} s after {signal.Signals(sig).name}")
-    assert code == 128 + sig
+    assert code == 128 + sig, command.stderr.read() if command.stderr else code     # what it said, if it was kept
 
     def left() -> list[int]:
         return processes_with_env(f"VIDFARM_DATA_DIR={data_dir}") + working_in(data_dir)
