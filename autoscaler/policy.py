@@ -11,8 +11,11 @@ The target (``settings.size_by``):
   is its frames times the queue's cost per frame, learnt from finished tasks; busy workers
   free up when their task should end (taken, on average, half a poll before the poll that
   first saw it running), new ones serve after ``pod_start_s``. Never fewer than
-  the work arriving needs (``rate_window_s``). Until a task of the queue has finished, its
-  cost is unknown and the target is counted as in ``tasks``.
+  the work arriving needs (``rate_window_s``). When the target is shorter than a cold start
+  (pod start + a poll), workers are kept ready for the next burst: the standby, asked for a
+  pod start and a poll before the next burst is likely, learnt from the gaps between recent
+  bursts (``autoscaler.standby``). Until a task of the queue has finished, its cost is
+  unknown and the target is counted as in ``tasks``.
 - ``latency``: the same, but bounding wait + the task's own work (a live queue, whose
   budget is seconds from capture to result).
 - ``tasks``: demand = waiting + running; ceil(demand / tasks_per_worker).
@@ -32,10 +35,11 @@ The rules that keep it safe, whatever the target:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from autoscaler.forecast import Cost, workers_for_rate, workers_for_wait
 from autoscaler.live import camera_floor
+from autoscaler.standby import Burst, note_bursts, standby_due
 from core.settings import ScaleSettings
 
 
@@ -67,11 +71,13 @@ class ScaleState:
     arrivals: tuple[tuple[float, tuple[int | None, ...]], ...] = ()   # (time, frames of each task first
                                                                       # seen then), within rate_window_s
     polled_at: float | None = None                       # the previous decision: polls are this far apart
+    bursts: tuple[Burst, ...] = ()                       # the last standby_bursts bursts (autoscaler.standby)
 
     def to_json(self) -> dict:
         """A JSON-able copy, so a restarted autoscaler carries on (``autoscaler.loop.StateStore``)."""
         return {"recent_targets": self.recent_targets, "last_demand_at": self.last_demand_at, "asked": self.asked,
-                "cost": self.cost.samples, "arrivals": self.arrivals, "polled_at": self.polled_at}
+                "cost": self.cost.samples, "arrivals": self.arrivals, "polled_at": self.polled_at,
+                "bursts": self.bursts}
 
     @classmethod
     def from_json(cls, data: dict) -> "ScaleState":
@@ -79,7 +85,8 @@ class ScaleState:
                    last_demand_at=data["last_demand_at"], asked=tuple(map(float, data["asked"])),
                    cost=Cost(tuple((int(f), float(sec)) for f, sec in data["cost"])),
                    arrivals=tuple((float(t), tuple(frames)) for t, frames in data["arrivals"]),
-                   polled_at=data["polled_at"])
+                   polled_at=data["polled_at"],
+                   bursts=tuple((float(a), float(b)) for a, b in data.get("bursts", ())))
 
 
 @dataclass(frozen=True)
@@ -144,8 +151,10 @@ def wait_target(obs: Observation, state: ScaleState, settings: ScaleSettings) ->
     # up already: without them a target below the pod start is missed by every task that
     # meets a cold pool. They are planned as ready (the burst is to come), beside the queue's,
     # not on top of it.
-    cold_start = settings.pod_start_s + (obs.now - state.polled_at if state.polled_at is not None else 0.0)
-    burst = expected_burst(state)
+    # Timed (autoscaler.standby): up shortly before the next burst is likely, not through the gap.
+    poll_s = obs.now - state.polled_at if state.polled_at is not None else 0.0
+    cold_start = settings.pod_start_s + poll_s
+    burst = expected_burst(state) if standby_due(state.bursts, obs.now, settings, poll_s) else []
     urgent = [(0.0, w) for w in burst if cold_start + (w if latency else 0.0) > bound]
     standby, _ = workers_for_wait(bound, 0, settings.max_replicas, [], settings.max_replicas, [], 0.0, urgent,
                                   with_work=latency)
@@ -172,8 +181,8 @@ def remember(obs: Observation, state: ScaleState, settings: ScaleSettings) -> Sc
         arrivals += ((obs.now, tuple(obs.arrived)),)
     asked = tuple(t for t in state.asked if t + settings.pod_start_s > obs.now)
     asked = asked[len(asked) - min(len(asked), max(0, obs.replicas - obs.busy_workers)):]   # removed elsewhere
-    return ScaleState(state.recent_targets, state.last_demand_at, asked, state.cost.learn(obs.finished), arrivals,
-                      state.polled_at)
+    bursts = note_bursts(state.bursts, obs.now, state.polled_at, bool(obs.arrived), settings.standby_bursts)
+    return replace(state, asked=asked, cost=state.cost.learn(obs.finished), arrivals=arrivals, bursts=bursts)
 
 
 def decide(obs: Observation, state: ScaleState, settings: ScaleSettings) -> Decision:
@@ -198,7 +207,8 @@ def decide(obs: Observation, state: ScaleState, settings: ScaleSettings) -> Deci
     def decision(replicas: int, why: str) -> Decision:
         asked = state.asked + (obs.now,) * max(0, replicas - current)
         asked = asked[:len(asked) - min(len(asked), max(0, current - replicas))]   # starting ones go first
-        new_state = ScaleState(recent, last_demand_at, asked, state.cost, state.arrivals, polled_at=obs.now)
+        new_state = replace(state, recent_targets=recent, last_demand_at=last_demand_at, asked=asked,
+                            polled_at=obs.now)
         return Decision(replicas, why, target, new_state)
 
     if target > current:

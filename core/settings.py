@@ -75,6 +75,12 @@ class ScaleSettings(BaseModel):
                                                                   "latency): never fewer workers than its work "
                                                                   "arriving needs, and when the target is below a "
                                                                   "cold start, workers kept for its mean burst.")
+    standby_bursts: int = Field(default=10, ge=1, description="Recent bursts of arrivals whose gaps time the "
+                                                              "standby (a target below a cold start); 1: the "
+                                                              "standby is held from each burst on.")
+    standby_gap_quantile: float = Field(default=0.1, ge=0, le=1, description="The standby is up when this "
+                                        "quantile of those gaps has passed since the last burst (asked for a pod "
+                                        "start and a poll before), and let go rate_window_s after it.")
     tasks_per_worker: int = Field(default=1, ge=1, description="Waiting + running tasks one worker is sized for "
                                                                "(size_by=tasks, and until a task's cost is known).")
     max_step_up: int = Field(default=4, ge=1, description="Most workers added by one decision.")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
+
 import pytest
 
 from autoscaler.forecast import Cost
@@ -203,3 +206,80 @@ def test_tasks_already_late_do_not_hide_the_young_ones_that_workers_can_still_se
     late_and_young = obs(replicas=4, waiting=20, queued=((40.0, 100),) * 4 + ((0.0, 100),) * 16)
     decision = decide(late_and_young, LEARNT, WAIT.model_copy(update={"target_wait_s": 30}))
     assert decision.replicas == 6, decision.reason
+
+
+# --- the standby, timed from the gaps between bursts (autoscaler.standby) ------------------
+# Target 10 s, pod start 20 s, polls 5 s apart: a cold start misses it, so workers are kept
+# for the next burst (4 tasks of 10 s -> 2 workers). Bursts came every 300 s, the last at 940:
+# the standby is asked for at 940 + 300 - 20 - 5 = 1215, and let go at 940 + rate_window_s.
+def bursts_every(gap: float, count: int, last: float = 940.0, now: float = 1000.0) -> ScaleState:
+    starts = [last - gap * i for i in reversed(range(count))]
+    return ScaleState(cost=LEARNT.cost, last_demand_at=last, arrivals=((last, (100,) * 4),),
+                      bursts=tuple((t, t) for t in starts), polled_at=now - 5)
+
+
+STANDBY_TABLE = [
+    ("bursts every 300 s: right after one, no standby (it was kept through the whole gap)",
+     obs(now=1000.0, replicas=2), bursts_every(300, 3), {}, 0, "down: idle"),
+    ("... asked for a pod start and a poll before the shortest likely gap ends",
+     obs(now=1215.0, replicas=0), bursts_every(300, 3, now=1215.0), {}, 2, "up"),
+    ("... not a poll sooner", obs(now=1210.0, replicas=0), bursts_every(300, 3, now=1210.0), {}, 0, "steady"),
+    ("... let go once the last burst is rate_window_s old (the next one meets a cold pool)",
+     obs(now=1245.0, replicas=2), bursts_every(300, 3, now=1245.0), {}, 0, "down: idle"),
+    ("gaps of 60 s and 240 s: the low quantile (78 s) is under pod start + poll away: up at once",
+     obs(now=1000.0, replicas=2),
+     replace(bursts_every(300, 3), bursts=((640.0, 640.0), (700.0, 700.0), (940.0, 940.0))), {}, 2, "steady"),
+    ("one gap known only: held from the burst on, as before the timing",
+     obs(now=1000.0, replicas=2), bursts_every(300, 2), {}, 2, "steady"),
+    ("standby_bursts 1 (no gaps ever): the rule before the timing",
+     obs(now=1000.0, replicas=2), bursts_every(300, 3), {"standby_bursts": 1}, 2, "steady"),
+    ("a higher quantile asks for it later: the median gap of 200, 300, 400 s -> from 940 + 275",
+     obs(now=1200.0, replicas=0),
+     replace(bursts_every(300, 3, now=1200.0), bursts=((340.0, 340.0), (540.0, 540.0), (940.0, 940.0))),
+     {"standby_gap_quantile": 0.5}, 0, "steady"),
+]
+
+
+@pytest.mark.parametrize("case,observation,state,overrides,expected,reason", STANDBY_TABLE,
+                         ids=[r[0] for r in STANDBY_TABLE])
+def test_standby_table(case, observation, state, overrides, expected, reason):
+    settings = WAIT.model_copy(update={"target_wait_s": 10, **overrides})
+    decision = decide(observation, state, settings)
+    assert decision.replicas == expected, decision.reason
+    assert decision.reason.startswith(reason), decision.reason
+
+
+# (case, bursts before, poll time, previous poll, new tasks seen?, keep, bursts after)
+BURSTS_TABLE = [
+    ("new tasks after a quiet poll open a burst", ((100.0, 100.0),), 400.0, 395.0, True, 10,
+     ((100.0, 100.0), (400.0, 400.0))),
+    ("new tasks at the poll after one that saw some: the same burst, grown", ((100.0, 395.0),), 400.0, 395.0, True,
+     10, ((100.0, 400.0),)),
+    ("a quiet poll changes nothing", ((100.0, 100.0),), 400.0, 395.0, False, 10, ((100.0, 100.0),)),
+    ("only the last standby_bursts are kept", ((1.0, 1.0), (2.0, 2.0)), 400.0, 395.0, True, 2,
+     ((2.0, 2.0), (400.0, 400.0))),
+    ("... also when it was lowered since (a restart with a new setting)", ((1.0, 1.0), (2.0, 2.0)), 400.0, 395.0,
+     False, 1, ((2.0, 2.0),)),
+]
+
+
+@pytest.mark.parametrize("case,before,now,polled_at,arrived,keep,after", BURSTS_TABLE, ids=[r[0] for r in BURSTS_TABLE])
+def test_bursts_table(case, before, now, polled_at, arrived, keep, after):
+    from autoscaler.standby import note_bursts
+    assert note_bursts(before, now, polled_at, arrived, keep) == after
+
+
+def test_decide_notes_each_poll_that_sees_new_tasks_as_a_burst():
+    state = ScaleState(cost=LEARNT.cost, polled_at=995.0)
+    first = decide(obs(now=1000.0, replicas=1, arrived=(100,), **queue(1)), state, WAIT).state
+    assert first.bursts == ((1000.0, 1000.0),)
+    grown = decide(obs(now=1005.0, replicas=1, arrived=(100,), **queue(2)), first, WAIT).state
+    assert grown.bursts == ((1000.0, 1005.0),)
+
+
+def test_a_stored_state_keeps_its_bursts_and_one_stored_before_them_loads():
+    state = bursts_every(300, 3)
+    stored = json.loads(json.dumps(state.to_json()))
+    assert ScaleState.from_json(stored) == state
+    del stored["bursts"]                                   # written by an autoscaler before the timing
+    assert ScaleState.from_json(stored).bursts == ()
