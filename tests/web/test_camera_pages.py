@@ -84,13 +84,13 @@ def test_the_camera_page_plays_the_annotated_camera_behind_live_with_its_alerts(
 
 
 def raise_alert(registry, camera_id: str, track: int, alert_id: int, repeat_of: int | None = None) -> None:
-    """An alert event as the ingester writes it (``alerts_raised``): one watchlist alert of a
+    """An alert event as the ingester writes it (``segment_done``): one watchlist alert of a
     track in segment ``track``, captured 2 s a segment after a fixed moment."""
     line = {"segment": track, "first_frame": 30 * track, "frames": 30, "captured_at": CAPTURED_FROM + 2 * track,
             "ready_at": CAPTURED_FROM + 5 + 2 * track, "latency_s": 5.0, "faces": 1, "tracks": [],
             "alerts": [{"kind": "watchlist", "track": track, "frame": 30 * track, "t": 2.0 * track,
                         "detail": "Ada is on the watchlist"}]}
-    assert registry.alerts_raised(camera_id, line, [{"id": alert_id, "repeat_of": repeat_of}])
+    assert registry.segment_done(camera_id, line, 15.0, folds=[{"id": alert_id, "repeat_of": repeat_of}])
 
 
 def test_the_camera_page_folds_repeated_alerts_under_the_one_that_rang(browser, live_server, accounts_by_role,
@@ -98,7 +98,7 @@ def test_the_camera_page_folds_repeated_alerts_under_the_one_that_rang(browser, 
     """As the Alerts page does: a repeat (the same person again soon after, not sent) is shown
     under the alert that rang, whether it was raised before the page opened or while it is
     open; one whose alert is no longer listed stands alone, marked. The events are those the
-    ingester writes (``alerts_raised``, with each alert's id and what it repeats)."""
+    ingester writes (``segment_done``, with each alert's id and what it repeats)."""
     camera_id = registry.add("Repeating camera", "rtsp://127.0.0.1:9/repeats")["id"]
 
     def raised(track: int, alert_id: int, repeat_of: int | None) -> None:
