@@ -317,6 +317,11 @@ def test_an_edited_address_is_watched_instead_of_the_old_one(farm, client, accou
             wait_until(lambda: registry.state(camera_id)["fps"], 120, "a segment of the old stream")
             assert registry.state(camera_id)["fps"] == pytest.approx(15, abs=0.1)
             watching = ingest.running[camera_id]
+            # A new name alone: the same watch goes on (its next recording takes the name).
+            assert client.patch(f"/api/v1/cameras/{camera_id}", json={"name": "Moved here"},
+                                headers=operator).status_code == 200
+            wait_until(lambda: watching.camera["name"] == "Moved here", 10, "the ingester to read the name")
+            assert ingest.running[camera_id] is watching and watching.thread.is_alive()
             edited = client.patch(f"/api/v1/cameras/{camera_id}", json={"url": new.url}, headers=operator)
             assert edited.status_code == 200 and edited.json["id"] == camera_id
             wait_until(lambda: not watching.thread.is_alive(), 60, "the old stream's watch to end")
