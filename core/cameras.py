@@ -5,9 +5,9 @@
 - ``vidfarm:camera:<id>:state``: a hash the ingester keeps: ``status``, ``fps``,
   ``last_segment_at`` and ``latencies`` (the last ``LATENCY_WINDOW`` segments' latencies).
 - ``vidfarm:camera:<id>:events``: a Redis stream (capped at ``EVENTS_KEPT``) of the camera's
-  events, ``{kind, data}``: ``segment`` (one per processed segment), ``alert`` (saying which
-  alert it repeats, if it is a repeat: ``repeat_of``), ``status`` and ``view`` (a piece of the
-  live view is drawn).
+  events, ``{kind, data}``: ``segment`` (one per processed segment), ``alert`` (each of its
+  alerts; both say which alert each repeats, if it is a repeat: ``repeat_of``), ``status`` and
+  ``view`` (a piece of the live view is drawn).
 - ``vidfarm:camera:<id>:view``: a list of the newest ``VIEW_KEPT`` live-view pieces, oldest
   first, where a page that opens starts.
 - ``vidfarm:camera:<id>:watched``: set (for ``WATCHED_S``) while a page shows the live view;
@@ -18,9 +18,10 @@
 ``vidfarm:camera:<id>:lease`` and ``:fence``: which ingest replica owns the camera
 (``core.camera_leases``); the ingester's writes carry its fencing token.
 
-One stream, one camera: ``add`` refuses an address already registered (``same_stream``
-says when two addresses are one stream), checking the whole registry inside a transaction
-(WATCH on the hash), so of two registrations of one stream at once exactly one succeeds,
+One stream, one camera: ``add`` (and ``update``, a camera given a new address) refuses an
+address already registered (``same_stream`` says when two addresses are one stream), checking
+the whole registry inside a transaction (WATCH on the hash), so of two registrations of one
+stream at once exactly one succeeds,
 and a registry restored from any older AOF is checked as it is. No separate index: a second
 record of the addresses would have to be kept in step on every delete and after every
 restore, and a registry is tens of cameras, not millions.
@@ -41,7 +42,7 @@ from urllib.parse import urlsplit
 
 import redis
 
-from core.camera_leases import fence_key, lease_key
+from core.camera_leases import fence_key, is_stale, lease_key
 
 REGISTRY = "vidfarm:cameras"
 LATENCY_WINDOW = 100
@@ -93,7 +94,7 @@ class DuplicateCamera(CameraError):
     def __init__(self, camera: dict):
         self.camera = camera
         super().__init__(f"this stream is already registered as camera {camera['name']!r} (id {camera['id']}); "
-                         "to change its address or password, delete that camera and register it again")
+                         "to change its address or password, edit that camera")
 
 
 DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322, "http": 80, "https": 443}
@@ -200,13 +201,40 @@ class CameraRegistry:
         """Register a camera; DuplicateCamera if its stream is registered already."""
         name, url = check_camera(name, url)
         camera = {"id": uuid.uuid4().hex, "name": name, "url": url, "created_at": round(time.time(), 3)}
+        return self._write_camera(lambda cameras: camera)
+
+    def update(self, camera_id: str, name: str | None = None, url: str | None = None) -> dict | None:
+        """Change a camera's name or stream address (None: kept), checked as ``add`` checks them;
+        the camera as it is now, None if there is no such camera. The address as the API shows
+        it (``redacted``: its password masked) keeps the password stored, so a client or form
+        that sends back what it was shown changes nothing. The ingester that holds the camera
+        reads a new address at its next poll and watches that stream instead."""
+
+        def changed(cameras: dict[str, dict]) -> dict | None:
+            camera = cameras.get(camera_id)
+            if camera is None:
+                return None
+            new_url = camera["url"] if url is not None and lower_scheme(url) == redacted(camera["url"]) else url
+            new_name, new_url = check_camera(camera["name"] if name is None else name,
+                                             camera["url"] if new_url is None else new_url)
+            return {**camera, "name": new_name, "url": new_url}
+        return self._write_camera(changed)
+
+    def _write_camera(self, made) -> dict | None:
+        """Write the camera ``made(cameras)`` returns (None: nothing to write) unless another
+        camera has its stream (DuplicateCamera). Every camera is read and the one written in one
+        transaction: a registration, edit or delete between the two aborts it (WATCH) and it
+        checks again."""
         with self.redis.pipeline() as pipe:
             while True:
-                # Read every camera and write the new one in one transaction: a registration
-                # or delete between the two aborts it (WATCH) and it checks again.
                 pipe.watch(REGISTRY)
-                existing = next((c for c in map(json.loads, pipe.hvals(REGISTRY)) if same_stream(c["url"], url)),
-                                None)
+                cameras = {c["id"]: c for c in map(json.loads, pipe.hvals(REGISTRY))}
+                camera = made(cameras)
+                if camera is None:
+                    pipe.unwatch()
+                    return None
+                existing = next((c for c in cameras.values()
+                                 if c["id"] != camera["id"] and same_stream(c["url"], camera["url"])), None)
                 if existing is not None:
                     pipe.unwatch()
                     raise DuplicateCamera(existing)
@@ -254,37 +282,40 @@ class CameraRegistry:
         self._forget_if_deleted(camera_id)
         return written
 
-    def segment_done(self, camera_id: str, line: dict, fps: float, token: int | None = None) -> bool:
-        """One processed segment (a ``live.jsonl`` line): state, then its ``segment`` event
-        (token and answer: as for ``set_status``); its alerts follow once recorded
-        (``alerts_raised``)."""
+    def holds(self, camera_id: str, token: int | None) -> bool:
+        """Whether the camera is still registered and ``token`` is still its fence (None: no
+        leases, one ingester): what a writer checks before work that must be done once, by the
+        owner (ringing a segment's alerts) and whose outcome it then writes, fenced."""
+        return self.get(camera_id) is not None and (token is None or not is_stale(self.redis, camera_id, token))
+
+    def segment_done(self, camera_id: str, line: dict, fps: float, token: int | None = None,
+                     folds: list[dict] | None = None) -> bool:
+        """One processed segment (a ``live.jsonl`` line) with its alerts as recorded: the state,
+        its ``segment`` event, then one ``alert`` event per alert, in one transaction.
+
+        ``folds``, in the line's order: each alert's ``{id, repeat_of}`` (``repeat_of``: the
+        alert that rang about that person shortly before, None if it rang), as the records
+        decided (``core.alerts``); None: they could not be recorded, both None. The segment
+        event's alerts carry them too, so no consumer of either event takes a repeat for a new
+        alert or has to decide again what a repeat is. Alert events that rang go first, so a
+        page has the alert a repeat folds under before the repeat (two tracks of one person in
+        one segment). token: the writer's fencing token (``core.camera_leases``); False: the
+        write was refused (a newer owner holds the camera, or it was deleted)."""
         if self.get(camera_id) is None:
             return False
+        folds = folds or [{"id": None, "repeat_of": None}] * len(line["alerts"])
+        alerts = [{**alert, "id": fold["id"], "repeat_of": fold["repeat_of"]}
+                  for alert, fold in zip(line["alerts"], folds)]
+        events = sorted(({**alert, "captured_at": line["captured_at"], "ready_at": line["ready_at"],
+                          "latency_s": line["latency_s"]} for alert in alerts),
+                        key=lambda event: event["repeat_of"] is not None)
         state = self.redis.hgetall(_state_key(camera_id))
         latencies = (json.loads(state.get("latencies", "[]")) + [line["latency_s"]])[-LATENCY_WINDOW:]
 
         def writes(pipe) -> None:
             pipe.hset(_state_key(camera_id), mapping={
                 "fps": round(fps, 3), "last_segment_at": line["ready_at"], "latencies": json.dumps(latencies)})
-            self._publish(pipe, camera_id, "segment", line)
-        written = self._write(camera_id, token, writes)
-        self._forget_if_deleted(camera_id)
-        return written
-
-    def alerts_raised(self, camera_id: str, line: dict, folds: list[dict] | None, token: int | None = None) -> bool:
-        """A processed segment's alerts as recorded: one ``alert`` event each, with the alert's
-        ``id`` and ``repeat_of`` (``folds``, in the line's order: the alert that rang about that
-        person shortly before, None if it rang; ``folds`` None: they could not be recorded, both
-        None). Those that rang go first, so a page has the alert a repeat folds under before the
-        repeat (two tracks of one person in one segment). Token and answer: as for ``set_status``."""
-        if self.get(camera_id) is None:
-            return False
-        folds = folds or [{"id": None, "repeat_of": None}] * len(line["alerts"])
-        events = sorted(({**alert, **fold, "captured_at": line["captured_at"], "ready_at": line["ready_at"],
-                          "latency_s": line["latency_s"]} for alert, fold in zip(line["alerts"], folds)),
-                        key=lambda event: event["repeat_of"] is not None)
-
-        def writes(pipe) -> None:
+            self._publish(pipe, camera_id, "segment", {**line, "alerts": alerts})
             for event in events:
                 self._publish(pipe, camera_id, "alert", event)
         written = self._write(camera_id, token, writes)

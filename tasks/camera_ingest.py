@@ -3,9 +3,10 @@
 Each camera in the registry (``core.cameras``) that this replica owns gets a ``LiveWatch`` of
 its own, in a thread; its status, each processed segment and each alert go back to the
 registry, from where the API serves them (``GET /api/v1/cameras``, Server-Sent Events); each
-alert is recorded and sent to the webhooks at once (``tasks.alerts.ring_live``) before its
-event goes, so the event says whether it repeats one that rang (``segment_processed``). A
-camera that cannot be opened is retried with backoff for as long as it is registered.
+alert is recorded and sent to the webhooks at once (``tasks.alerts.ring_live``) before the
+segment's events go, so they say whether it repeats one that rang (``segment_processed``). A
+camera that cannot be opened is retried with backoff for as long as it is registered; one
+whose address was edited is dropped and taken again, and its new address watched.
 
 Several replicas share the cameras through leases (``core.camera_leases``): a replica takes
 a camera nobody holds while it holds fewer than its share (cameras / live replicas, rounded
@@ -53,21 +54,21 @@ class _Running:
 
 
 def segment_processed(registry: CameraRegistry, camera_id: str, line: dict, fps: float, token: int | None) -> bool:
-    """One processed segment of a camera held with ``token``: its state and event, then its
-    alerts recorded and rung, then their events, each saying whether it repeats one that rang
-    (``repeat_of``: the camera page folds it as the Alerts page does). False: a write was
-    refused (another replica holds the camera, or it was deleted)."""
-    if not registry.segment_done(camera_id, line, fps, token=token):
-        return False
-    if not line["alerts"]:
-        return True
-    try:
-        folds = ring_live(camera_id, line, fps)    # after the fenced write: only the camera's owner rings, once
-    except (SQLAlchemyError, RedisError, OperationalError) as error:   # database or broker away:
-        # the camera goes on, and its events still carry the alerts (none marked a repeat)
-        log.warning("camera %s: live alerts not recorded: %s", camera_id, error)
-        folds = None
-    return registry.alerts_raised(camera_id, line, folds, token=token)
+    """One processed segment of a camera held with ``token``: its alerts recorded and rung,
+    then its state and events, the segment's and each alert's saying whether it repeats one that
+    rang (``repeat_of``, as the records decided: the camera page folds it as the Alerts page
+    does). False: the camera is no longer this replica's (another holds it, or it was deleted)."""
+    if not registry.holds(camera_id, token):
+        return False          # only the camera's owner rings, once
+    folds = []
+    if line["alerts"]:
+        try:
+            folds = ring_live(camera_id, line, fps)
+        except (SQLAlchemyError, RedisError, OperationalError) as error:   # database or broker away:
+            # the camera goes on, and its events still carry the alerts (none marked a repeat)
+            log.warning("camera %s: live alerts not recorded: %s", camera_id, error)
+            folds = None
+    return registry.segment_done(camera_id, line, fps, token=token, folds=folds)
 
 
 class CameraIngest:
@@ -121,6 +122,12 @@ class CameraIngest:
                 self._drop(camera_id, "deleted")
             elif running.refused.is_set() or not self.leases.renew(camera_id, running.token):
                 self._drop(camera_id, "its lease was lost to another replica")
+            elif cameras[camera_id]["url"] != running.camera["url"]:
+                # Edited: the lease goes back and is taken again below (this replica or another)
+                # with a new token, so the old watch's late segments are refused as a stale owner's.
+                self._drop(camera_id, "its address changed")
+            else:
+                running.camera["name"] = cameras[camera_id]["name"]     # the recorder's: names the next recording
         share = CameraLeases.share(len(cameras), replicas)
         if len(self.running) > share:
             self._drop(next(reversed(self.running)), f"more than this replica's share ({share})")

@@ -53,9 +53,8 @@ def test_an_expired_lease_goes_to_the_next_replica(registry):
 
 def segment_done(registry, camera_id: str, segment: int, fps: float, token: int | None) -> bool:
     """A segment's state and event, then its alert's (as ``tasks.camera_ingest`` writes them)."""
-    done = line(segment)
-    return registry.segment_done(camera_id, done, fps, token=token) and \
-        registry.alerts_raised(camera_id, done, [{"id": segment, "repeat_of": None}], token=token)
+    return registry.segment_done(camera_id, line(segment), fps, token=token,
+                                 folds=[{"id": segment, "repeat_of": None}])
 
 
 def test_the_fence_refuses_a_stale_owners_writes(registry):
@@ -71,7 +70,7 @@ def test_the_fence_refuses_a_stale_owners_writes(registry):
     before = (registry.state(camera_id), registry.events(camera_id, start, block_ms=10))
     # a wakes up and carries on: its status, segment and alert are refused and change nothing.
     assert not registry.segment_done(camera_id, line(2), 12.0, token=old)
-    assert not registry.alerts_raised(camera_id, line(2), None, token=old)
+    assert not registry.holds(camera_id, old) and registry.holds(camera_id, new)     # it would ring nothing
     assert not registry.set_status(camera_id, "reconnecting (stale)", token=old)
     assert (registry.state(camera_id), registry.events(camera_id, start, block_ms=10)) == before
     events = before[1]

@@ -89,7 +89,7 @@ def test_a_stream_is_registered_once(registry, again):
         with pytest.raises(DuplicateCamera) as refused:
             registry.add("Gate again", again)
         assert refused.value.camera == first
-        assert "'Gate'" in str(refused.value) and first["id"] in str(refused.value) and "delete" in str(refused.value)
+        assert "'Gate'" in str(refused.value) and first["id"] in str(refused.value) and "edit that camera" in str(refused.value)
         assert "secret" not in str(refused.value)
         assert [c["id"] for c in registry.cameras() if same_stream(c["url"], again)] == [first["id"]]
     finally:
@@ -195,8 +195,7 @@ def test_state_and_events_follow_the_segments(registry):
     for latency in (2.0, 3.0, 4.0, 10.0):
         registry.segment_done(camera_id, line(latency), fps=15.0)
     alerting = line(3.5, [{"kind": "watchlist", "track": 1, "frame": 4, "t": 0.3, "detail": "Ada is on the watchlist"}])
-    registry.segment_done(camera_id, alerting, fps=14.9)
-    registry.alerts_raised(camera_id, alerting, [{"id": 7, "repeat_of": None}])
+    registry.segment_done(camera_id, alerting, fps=14.9, folds=[{"id": 7, "repeat_of": None}])
     state = registry.state(camera_id)
     assert state["status"] == "live" and state["fps"] == 14.9 and state["last_segment_at"] == 103.5
     assert (state["latency_p50_s"], state["latency_p95_s"]) == (3.5, percentile([2, 3, 4, 10, 3.5], 95))

@@ -117,7 +117,8 @@ def test_the_camera_events_say_which_live_alerts_repeat_one_that_rang(tmp_path, 
     """What the ingester writes for each processed segment (``segment_processed``, in a real
     Redis and the farm's records): each alert event carries its id and the alert it repeats
     (``repeat_of``), as the Alerts API has them, so the camera page can fold repeats as the
-    Alerts page does; in a segment, the alert that rang comes before its repeat."""
+    Alerts page does; in a segment, the alert that rang comes before its repeat. The segment
+    events' alerts carry the same."""
     from cli.redis_server import RedisServer
     from core.alerts import Alerts
     from core.cameras import CameraRegistry
@@ -145,11 +146,19 @@ def test_the_camera_events_say_which_live_alerts_repeat_one_that_rang(tmp_path, 
         # shows up with two tracks in one segment, the later one listed first: it repeats the other.
         for n, tracks in enumerate([{1: 0}, {2: 30}, {6: 75, 5: 62}]):
             assert segment_processed(registry, camera_id, segment(n, tracks), 15.0, token=None)
-        alerts = [data for _, kind, data in registry.events(camera_id, start, block_ms=10) if kind == "alert"]
+        events = registry.events(camera_id, start, block_ms=10)
+        alerts = [data for _, kind, data in events if kind == "alert"]
         ada, bob = alerts[0]["id"], alerts[2]["id"]
         assert [(a["track"], a["repeat_of"]) for a in alerts] == [(1, None), (2, ada), (5, None), (6, bob)]
         listed = {a["id"]: (a["track"], a["repeat_of"]) for a in Alerts(runtime.records()).page(10)}
         assert {a["id"]: (a["track"], a["repeat_of"]) for a in alerts} == listed
+        # The segment events say the same of their alerts (in the line's order): a consumer of
+        # those alone takes no repeat for a new alert. Each segment's alerts follow it.
+        assert [kind for _, kind, _ in events] == ["segment", "alert", "segment", "alert", "segment", "alert", "alert"]
+        in_segments = [(a["track"], a["id"], a["repeat_of"]) for _, kind, data in events if kind == "segment"
+                       for a in data["alerts"]]
+        assert sorted(in_segments) == sorted((a["track"], a["id"], a["repeat_of"]) for a in alerts)
+        assert [t for t, _, repeat_of in in_segments if repeat_of is None] == [1, 5]
         registry.delete(camera_id)
 
 

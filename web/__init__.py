@@ -139,6 +139,8 @@ def create_app(settings: Settings | None = None, farm: Farm | None = None) -> AP
     @app.errorhandler(CSRFError)
     def csrf_failed(error):
         message = f"{error.description} Reload the page and try again."
+        if context.answers_json():
+            return {"error": message}, 400
         return render_template("error.html", status=400, message=message), 400
 
     @app.error_processor
@@ -148,7 +150,7 @@ def create_app(settings: Settings | None = None, farm: Farm | None = None) -> AP
             wait = _retry_after_s()
             headers["Retry-After"] = str(wait)
             message = f"too many attempts: try again in {wait} second{'s' if wait > 1 else ''}"
-        if request.path.startswith("/api/"):     # extra_data: what a client acts on (e.g. the camera a 409 names)
+        if context.answers_json():     # extra_data: what a client acts on (e.g. the camera a 409 names)
             return {**(error.extra_data or {}), "error": message}, error.status_code, headers
         return render_template("error.html", status=error.status_code, message=message), error.status_code, headers
 

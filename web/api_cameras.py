@@ -1,5 +1,6 @@
-"""REST API for live cameras (contract 5): register, list, read, delete, and follow a camera's
-events as Server-Sent Events. Registering and deleting need an operator; reading, a viewer.
+"""REST API for live cameras (contract 5): register, list, read, edit, delete, and follow a
+camera's events as Server-Sent Events. Registering, editing and deleting need an operator;
+reading, a viewer.
 
 The registry and each camera's live state are in the farm's Redis (``core.cameras``); the
 ingester (``vidfarm ingest``) watches what is registered and writes the state and events.
@@ -32,7 +33,7 @@ EVENT_ID = re.compile(r"^\d+-\d+$")
 WATCH_ID = re.compile(r"^[0-9a-f]{32}$")
 NO_CAMERA = {404: {"description": "No such camera", "content": {"application/json": {"schema": ERROR_SCHEMA}}}}
 REGISTERED = {409: {"description": "The stream is registered already: `error` says so, `camera` is that camera "
-                                  "(`{id, name}`; delete it to register the stream anew, e.g. with a new password)",
+                                  "(`{id, name}`; edit its address instead, e.g. for a new password)",
                    "content": {"application/json": {"schema": {
                        "type": "object", "required": ["error", "camera"],
                        "properties": {"error": {"type": "string"}, "camera": {
@@ -53,6 +54,13 @@ class CameraIn(Schema):
                  metadata={"description": "The stream: rtsp://, rtsps://, http:// or https://; "
                                           "webrtc://browser for a browser camera. The scheme in any case "
                                           "(RTSP://), kept in lower case."})
+
+
+class CameraEdit(Schema):
+    name = String(validate=Regexp(NAME_PATTERN, error=NAME_RULE), metadata={"description": "A new label (left out: kept)."})
+    url = String(validate=[Length(1, MAX_URL), Regexp(URL_PATTERN, error=URL_RULE)],
+                 metadata={"description": "A new stream address (left out: kept), as for registering. The "
+                                          "address as shown (its password masked: ***) keeps the password."})
 
 
 class CameraOut(Schema):
@@ -129,6 +137,17 @@ def camera_or_404(registry: CameraRegistry, camera_id: str) -> dict:
     return camera
 
 
+def checked(change):
+    """A change of the registry (registering, editing), its refusals as the API answers them:
+    409 naming the camera that has the stream already, 400 with the reason."""
+    try:
+        return change()
+    except DuplicateCamera as exc:
+        abort(409, str(exc), extra_data={"camera": {"id": exc.camera["id"], "name": exc.camera["name"]}})
+    except CameraError as exc:
+        abort(400, str(exc))
+
+
 @cameras.post("/cameras")
 @cameras.auth_required(token_auth, roles=["operator"])
 @cameras.input(CameraIn, location="json", arg_name="body")
@@ -140,12 +159,7 @@ def camera_or_404(registry: CameraRegistry, camera_id: str) -> dict:
              responses={**error_responses(400, 403, 503), **REGISTERED})
 def create_camera(body):
     registry = camera_registry()
-    try:
-        camera = registry.add(body["name"], body["url"])
-    except DuplicateCamera as exc:
-        abort(409, str(exc), extra_data={"camera": {"id": exc.camera["id"], "name": exc.camera["name"]}})
-    except CameraError as exc:
-        abort(400, str(exc))
+    camera = checked(lambda: registry.add(body["name"], body["url"]))
     return camera_status(registry, camera), 201, {"Location": f"/api/v1/cameras/{camera['id']}"}
 
 
@@ -165,6 +179,23 @@ def list_cameras():
 def get_camera(camera_id: str):
     registry = camera_registry()
     return camera_status(registry, camera_or_404(registry, camera_id))
+
+
+@cameras.patch("/cameras/<camera_id>")
+@cameras.auth_required(token_auth, roles=["operator"])
+@cameras.input(CameraEdit, location="json", arg_name="body")
+@cameras.output(CameraOut)
+@cameras.doc(summary="Change a camera's name or stream address, keeping its id (its alerts and recordings)",
+             description="Checked as when registering: a bad name or address is refused (400), and so is an "
+                         "address whose stream another camera has (409). The ingester that holds the camera "
+                         "stops reading the old address and watches the new one within a poll.",
+             responses={**error_responses(400, 403, 503), **NO_CAMERA, **REGISTERED})
+def edit_camera(camera_id: str, body):
+    registry = camera_registry()
+    camera = checked(lambda: registry.update(camera_id, body.get("name"), body.get("url")))
+    if camera is None:
+        abort(404, f"no camera {camera_id}")
+    return camera_status(registry, camera)
 
 
 @cameras.delete("/cameras/<camera_id>")

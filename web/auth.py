@@ -22,7 +22,7 @@ from flask_limiter.util import get_remote_address
 from flask_login import LoginManager, current_user, login_user, logout_user
 
 from core.accounts import ROLES, Accounts, User
-from web.context import farm
+from web.context import answers_json, farm
 from web.forms import LoginForm
 
 PUBLIC_ENDPOINTS = frozenset({"auth.login", "healthz", "static"})
@@ -107,8 +107,9 @@ def account_user() -> User:
 
 
 def _is_api_request() -> bool:
-    """Machine endpoints (the API, Prometheus' /metrics) answer 401; pages redirect to login."""
-    return request.path.startswith("/api/") or request.path == "/metrics"
+    """Machine endpoints (the API, Prometheus' /metrics, a page script's fetch routes) answer
+    401; pages redirect to login."""
+    return answers_json() or request.path == "/metrics"
 
 
 def guard():
@@ -120,6 +121,8 @@ def guard():
     user = request_user()
     if user is None:
         if _is_api_request():
+            if not request.path.startswith(("/api/", "/metrics")):    # a page's script, its session ended
+                return jsonify(error="not logged in (the session ended): reload the page and log in"), 401
             return jsonify(error="missing or invalid bearer token"), 401, {"WWW-Authenticate": "Bearer"}
         return redirect(url_for("auth.login", next=request.full_path if request.query_string else request.path))
     if user.must_change_password and "Authorization" not in request.headers \
@@ -142,8 +145,7 @@ def require_role(role: str):
         def checked(*args, **kwargs):
             user = request_user()
             if user is None or not user.can(role):
-                return render_template("error.html", status=403,
-                                       message=f"this page needs the {role} role"), 403
+                abort(403, f"this page needs the {role} role")    # an error page, or JSON (answers_json)
             return view(*args, **kwargs)
         return checked
     return decorate

@@ -1,5 +1,6 @@
 """The camera pages: every camera with its status, frame rate and latency (operators add and
-delete cameras there), and one camera's live view with its alerts beside it.
+delete cameras there), and one camera's live view with its alerts beside it (operators edit
+its name and stream address there).
 
 The pages render what the registry says now; their scripts keep them current from the JSON
 API (the list polls ``GET /api/v1/cameras``; the camera page follows the camera's Server-Sent
@@ -16,10 +17,10 @@ from flask_wtf import FlaskForm
 from wtforms import StringField
 from wtforms.validators import DataRequired, Length
 
-from core.cameras import BROWSER_URL, MAX_URL, CameraError, DuplicateCamera
+from core.cameras import BROWSER_URL, MAX_URL, CameraError, DuplicateCamera, redacted
 from web.api_cameras import camera_or_404, camera_registry, camera_status, exchange_offer
 from web.auth import require_role
-from web.context import farm
+from web.context import farm, json_errors
 from web.forms import EXPIRED, ConfirmForm, problems_line
 
 cameras_ui = Blueprint("cameras_ui", __name__)
@@ -75,20 +76,29 @@ def add_browser():
 
 def _register(form: FlaskForm, url, then: str, next_step: str):
     """Register the camera a form names: a redirect to page ``then``, or the status to answer
-    (the reason flashed): 409 for a stream registered already, with the API's message, else 400."""
+    (the reason flashed)."""
+    camera = _form_change(form, lambda: camera_registry().add(form.name.data, url()))
+    if isinstance(camera, int):
+        return camera
+    flash(f"camera {camera['name']} added: {next_step}", "info")
+    return redirect(url_for(then, camera_id=camera["id"]))
+
+
+def _form_change(form: FlaskForm, change) -> dict | None | int:
+    """The registry change a valid form asks for (registering, editing) and what it returns; or
+    the status to answer, the reason flashed: 409 for a stream registered already, with the
+    API's message, else 400."""
     if not form.validate_on_submit():
         flash(problems_line(form.errors), "error")
         return 400
     try:
-        camera = camera_registry().add(form.name.data, url())
+        return change()
     except DuplicateCamera as exc:
         flash(str(exc), "error")
         return 409
     except CameraError as exc:
         flash(str(exc), "error")
         return 400
-    flash(f"camera {camera['name']} added: {next_step}", "info")
-    return redirect(url_for(then, camera_id=camera["id"]))
 
 
 @cameras_ui.get("/cameras/<camera_id>/publish")
@@ -102,6 +112,7 @@ def publish(camera_id: str):
 
 
 @cameras_ui.post("/cameras/<camera_id>/publish")
+@json_errors
 @require_role("operator")
 def send_offer(camera_id: str):
     """The publish page's offer (JSON, CSRF token in X-CSRFToken) -> the ingester's answer."""
@@ -110,6 +121,7 @@ def send_offer(camera_id: str):
 
 
 @cameras_ui.post("/cameras/<camera_id>/view-offer")
+@json_errors
 def send_view_offer(camera_id: str):
     """The camera page's WebRTC player: its offer (JSON, CSRF token in X-CSRFToken) -> the
     answer of the ingester that holds the camera, which then sends the live view."""
@@ -119,6 +131,27 @@ def send_view_offer(camera_id: str):
 
 @cameras_ui.get("/cameras/<camera_id>")
 def camera(camera_id: str):
+    return _camera_page(camera_id)
+
+
+@cameras_ui.post("/cameras/<camera_id>/edit")
+@require_role("operator")
+def edit(camera_id: str):
+    """The camera page's edit form: a new name or stream address, the camera (its id, alerts and
+    recordings) kept; refused as registering is (409 for a stream another camera has)."""
+    registry = camera_registry()
+    camera_or_404(registry, camera_id)
+    form = CameraForm()
+    camera = _form_change(form, lambda: registry.update(camera_id, form.name.data, form.url.data))
+    if isinstance(camera, int):
+        return _camera_page(camera_id, form, camera)
+    if camera is None:          # deleted meanwhile
+        abort(404, f"no camera {camera_id}")
+    flash(f"camera {camera['name']} saved: its ingester watches {redacted(camera['url'])}", "info")
+    return redirect(url_for("cameras_ui.camera", camera_id=camera_id))
+
+
+def _camera_page(camera_id: str, edit_form: CameraForm | None = None, status: int = 200):
     registry = camera_registry()
     view = camera_status(registry, camera_or_404(registry, camera_id))
     # The live view's player: MSE of the drawn pieces (the default), or WebRTC from the ingester.
@@ -126,10 +159,13 @@ def camera(camera_id: str):
     # The page's script follows the events from the newest one read with these alerts: it
     # shows those raised between this render and its connecting, and repeats none of these.
     alerts, events_after = registry.recent_and_cursor(camera_id, "alert", ALERTS_SHOWN)
+    # The edit form shows the address as the API does, its password masked: sent back as it is,
+    # the password stored stays (CameraRegistry.update).
+    edit_form = edit_form or CameraForm(formdata=None, data={"name": view["name"], "url": view["url"]})
     return render_template("camera.html", camera=view, player=player, alerts=folded(alerts),
                            events_after=events_after,
                            recordings=farm().records.recordings_of(camera_id, RECORDINGS_SHOWN),
-                           delete_form=ConfirmForm(formdata=None))
+                           delete_form=ConfirmForm(formdata=None), edit_form=edit_form), status
 
 
 def folded(alerts: list[dict]) -> list[dict]:

@@ -1,11 +1,14 @@
 """The farm a web app works with (``services.farm.Farm``): opened from the settings the app
 was created with (``web.create_app``), on first use, and kept on the app. Routes pass it to
 the use cases. Opened lazily so that creating an app touches no database (``web.wsgi`` opens
-it at start on purpose, to upgrade the schema before the first request)."""
+it at start on purpose, to upgrade the schema before the first request).
+
+Also which requests answer an error as JSON ``{error}`` rather than an HTML page: the API's,
+and the page routes that a page's script calls with fetch (``json_errors``)."""
 
 from __future__ import annotations
 
-from flask import current_app
+from flask import current_app, request
 
 from services.farm import Farm
 
@@ -17,3 +20,22 @@ def farm() -> Farm:
     if opened is None:     # two first requests at once open the same records and store: harmless
         opened = current_app.extensions[EXTENSION] = Farm.open(current_app.config["VIDFARM_SETTINGS"])
     return opened
+
+
+JSON_ERRORS = "vidfarm_json_errors"
+
+
+def json_errors(view):
+    """Mark a page route that a page's script calls with fetch (a WebRTC offer, say): its errors
+    (503 Redis away, 404, a CSRF token gone stale) answer JSON ``{error}``, as the API's do, so
+    the script can show the reason; an HTML error page would read to it as garbage."""
+    setattr(view, JSON_ERRORS, True)
+    return view
+
+
+def answers_json() -> bool:
+    """Whether this request's errors are answered as JSON (the API's, and ``json_errors`` routes)."""
+    if request.path.startswith("/api/"):
+        return True
+    view = current_app.view_functions.get(request.endpoint) if request.endpoint else None
+    return bool(getattr(view, JSON_ERRORS, False))

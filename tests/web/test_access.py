@@ -16,6 +16,8 @@ def concrete_url(rule) -> str:
 
 
 def test_every_route_refuses_anonymous_callers(web_app, client):
+    from web.context import JSON_ERRORS
+
     checked = 0
     for rule in web_app.url_map.iter_rules():
         if rule.endpoint in PUBLIC:
@@ -23,10 +25,17 @@ def test_every_route_refuses_anonymous_callers(web_app, client):
         url = concrete_url(rule)
         for method in sorted(rule.methods - {"OPTIONS"}) + ["OPTIONS"]:
             response = client.open(url, method=method)
+            # A route a page's script fetches; OPTIONS goes to the first rule of the URL (its page's).
+            endpoint = web_app.url_map.bind("localhost").match(url, method=method)[0]
+            fetched = getattr(web_app.view_functions[endpoint], JSON_ERRORS, False)
             if url.startswith("/api/") or url == "/metrics":
                 assert response.status_code == 401, (method, url, response.status_code)
                 if method != "HEAD":
                     assert response.json == {"error": "missing or invalid bearer token"}
+            elif fetched:        # a redirect to the login page would reach the script as an HTML page
+                assert response.status_code == 401, (method, url, response.status_code)
+                if method != "HEAD":
+                    assert "log in" in response.json["error"], (method, url, response.json)
             else:
                 assert response.status_code == 302, (method, url, response.status_code)
                 assert response.location.startswith("/login"), (method, url, response.location)

@@ -84,13 +84,13 @@ def test_the_camera_page_plays_the_annotated_camera_behind_live_with_its_alerts(
 
 
 def raise_alert(registry, camera_id: str, track: int, alert_id: int, repeat_of: int | None = None) -> None:
-    """An alert event as the ingester writes it (``alerts_raised``): one watchlist alert of a
+    """An alert event as the ingester writes it (``segment_done``): one watchlist alert of a
     track in segment ``track``, captured 2 s a segment after a fixed moment."""
     line = {"segment": track, "first_frame": 30 * track, "frames": 30, "captured_at": CAPTURED_FROM + 2 * track,
             "ready_at": CAPTURED_FROM + 5 + 2 * track, "latency_s": 5.0, "faces": 1, "tracks": [],
             "alerts": [{"kind": "watchlist", "track": track, "frame": 30 * track, "t": 2.0 * track,
                         "detail": "Ada is on the watchlist"}]}
-    assert registry.alerts_raised(camera_id, line, [{"id": alert_id, "repeat_of": repeat_of}])
+    assert registry.segment_done(camera_id, line, 15.0, folds=[{"id": alert_id, "repeat_of": repeat_of}])
 
 
 def test_the_camera_page_folds_repeated_alerts_under_the_one_that_rang(browser, live_server, accounts_by_role,
@@ -98,7 +98,7 @@ def test_the_camera_page_folds_repeated_alerts_under_the_one_that_rang(browser, 
     """As the Alerts page does: a repeat (the same person again soon after, not sent) is shown
     under the alert that rang, whether it was raised before the page opened or while it is
     open; one whose alert is no longer listed stands alone, marked. The events are those the
-    ingester writes (``alerts_raised``, with each alert's id and what it repeats)."""
+    ingester writes (``segment_done``, with each alert's id and what it repeats)."""
     camera_id = registry.add("Repeating camera", "rtsp://127.0.0.1:9/repeats")["id"]
 
     def raised(track: int, alert_id: int, repeat_of: int | None) -> None:
@@ -207,6 +207,41 @@ def test_the_camera_page_plays_the_live_view_over_webrtc_too(
         context.close()
 
 
+def test_the_webrtc_player_says_why_it_failed_when_redis_is_away(browser, live_server, accounts_by_role,
+                                                                  registry):  # noqa: F811
+    """The farm's Redis gone after the page opened: the player's offer is answered 503 in JSON
+    with the reason, and the page shows that reason as the player's state (it once showed the
+    parse error of an HTML error page). The offer goes, through the browser's own request, to
+    a web process of this farm whose Redis does not answer (same records and secret: the
+    session holds there)."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    from cli.redis_server import free_port
+    from tests.web.conftest import make_app
+
+    port = free_port()
+    server = make_server("127.0.0.1", port, make_app(redis_url=f"redis://127.0.0.1:{free_port()}/0"), threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    camera_id = registry.add("Player without Redis", "rtsp://127.0.0.1:9/no-redis")["id"]
+    context = browser.new_context(viewport=WIDTHS["desktop"])
+    page = context.new_page()
+    try:
+        log_in(page, live_server, accounts_by_role["viewer"].username)
+        page.route("**/view-offer", lambda route: route.continue_(
+            url=route.request.url.replace(live_server, f"http://localhost:{port}")))
+        page.goto(f"{live_server}/cameras/{camera_id}?player=webrtc")
+        page.wait_for_function("() => (document.getElementById('live').dataset.webrtc || '').startsWith('failed')",
+                               timeout=30_000)
+        state = page.inner_text("#webrtc-state")
+        assert state.startswith("failed: the farm's Redis cannot be reached"), state
+    finally:
+        context.close()
+        registry.delete(camera_id)
+        server.shutdown()
+
+
 @pytest.mark.skipif(not AXE.exists(), reason=f"{AXE} is absent: `make test` installs it (npm)")
 @pytest.mark.parametrize("width", list(WIDTHS))
 def test_camera_pages_fit_and_pass_axe(browser, live_server, accounts_by_role, live_camera, registry, shots,
@@ -266,6 +301,29 @@ def test_operators_add_and_delete_cameras_with_a_confirmation(browser, live_serv
         assert page.inner_text(".flash.error") == api.json()["error"]
         assert "already registered as camera 'Back door'" in api.json()["error"]
         assert [c["id"] for c in registry.cameras() if c["name"].startswith("Back door")] == [camera["id"]]
+        # Its page edits it, keeping its id: the address is shown with the password masked, and
+        # saved as shown it keeps the password; another camera's stream is refused as the API does.
+        page.goto(f"{live_server}/cameras/{camera['id']}")
+        assert page.input_value("#edit-url") == "rtsp://admin:***@192.0.2.7/stream"
+        page.fill("#edit-name", "Back door (rear)")
+        page.click("#edit-camera button")
+        page.wait_for_selector(".flash.info")
+        assert registry.get(camera["id"]) == {**camera, "name": "Back door (rear)"}
+        page.fill("#edit-url", "rtsp://admin:moved@192.0.2.8/stream")
+        page.click("#edit-camera button")
+        page.wait_for_selector(".flash.info")
+        assert registry.get(camera["id"])["url"] == "rtsp://admin:moved@192.0.2.8/stream"
+        other = registry.add("Front door", "rtsp://192.0.2.9/stream")
+        try:
+            page.fill("#edit-url", "rtsp://192.0.2.9:554/stream")
+            with page.expect_response(lambda r: r.request.method == "POST") as refused:
+                page.click("#edit-camera button")
+            assert refused.value.status == 409 and "already registered as camera 'Front door'" in page.inner_text(
+                ".flash.error")
+            assert registry.get(camera["id"])["url"] == "rtsp://admin:moved@192.0.2.8/stream"
+        finally:
+            registry.delete(other["id"])
+        page.goto(f"{live_server}/cameras")
         row = page.locator(f"tr[data-camera='{camera['id']}']")
         page.once("dialog", lambda dialog: dialog.dismiss())     # changed their mind: nothing happens
         row.locator("button").click()

@@ -127,6 +127,42 @@ def test_a_stream_registered_twice_is_refused_naming_its_camera(client, accounts
     client.delete(f"/api/v1/cameras/{again.json['id']}", headers=operator)
 
 
+def test_a_camera_is_edited_keeping_its_id_and_checked_as_when_registered(client, accounts_by_role, registry):
+    """A camera's password changed: PATCH its address (or name); the id, hence its alerts and
+    recordings, stays. Checked as POST checks: a bad address is 400, another camera's stream 409;
+    the address as shown (password masked) keeps the password."""
+    operator, viewer = accounts_by_role["operator"].auth, accounts_by_role["viewer"].auth
+    first = registry.add("Yard", "rtsp://admin:old@10.1.2.8/live")
+    other = registry.add("Shed", "rtsp://10.1.2.9/live")
+    url = f"/api/v1/cameras/{first['id']}"
+    try:
+        edited = client.patch(url, json={"url": "rtsp://admin:new@10.1.2.8/live"}, headers=operator)
+        assert edited.status_code == 200, edited.json
+        assert (edited.json["id"], edited.json["name"], edited.json["url"]) == (first["id"], "Yard",
+                                                                                "rtsp://admin:***@10.1.2.8/live")
+        assert registry.get(first["id"])["url"] == "rtsp://admin:new@10.1.2.8/live"
+        # Sending back what GET shows (a name change, say): the password stays.
+        renamed = client.patch(url, json={"name": "Back yard", "url": edited.json["url"]}, headers=operator)
+        assert renamed.status_code == 200 and renamed.json["name"] == "Back yard"
+        assert registry.get(first["id"]) == {**first, "name": "Back yard", "url": "rtsp://admin:new@10.1.2.8/live"}
+        assert client.get(url, headers=viewer).json == renamed.json
+        taken = client.patch(url, json={"url": "RTSP://10.1.2.9:554/live"}, headers=operator)
+        assert taken.status_code == 409 and taken.json["camera"] == {"id": other["id"], "name": "Shed"}
+        assert "already registered as camera 'Shed'" in taken.json["error"] and "\n" not in taken.json["error"]
+        for body, message in (({"url": "file:///etc/passwd"}, "url: a stream address"), ({"name": ""}, "name: 1-64")):
+            refused = client.patch(url, json=body, headers=operator)
+            assert refused.status_code == 400 and message in refused.json["error"], refused.json
+        assert registry.get(first["id"])["url"] == "rtsp://admin:new@10.1.2.8/live"       # refusals changed nothing
+        assert client.patch(url, json={"name": "Mine"}, headers=viewer).status_code == 403
+        assert client.patch("/api/v1/cameras/nope", json={"name": "x"}, headers=operator).status_code == 404
+        assert client.patch(url, json={}, headers=operator).json["name"] == "Back yard"       # nothing to change
+        # Its own stream, written otherwise (a default port given): not another camera's.
+        assert client.patch(url, json={"url": "rtsp://admin:new@10.1.2.8:554/live"}, headers=operator).status_code == 200
+    finally:
+        registry.delete(first["id"])
+        registry.delete(other["id"])
+
+
 def test_a_scheme_in_upper_case_is_registered_in_lower_case(client, accounts_by_role):
     operator = accounts_by_role["operator"].auth
     created = client.post("/api/v1/cameras", json={"name": "Shouting", "url": "RTSP://admin:pw@10.1.2.5/Live"},
@@ -266,6 +302,40 @@ def test_a_camera_watched_end_to_end_and_deleted_while_live(farm, client, accoun
             runner.join(60)
 
 
+def test_an_edited_address_is_watched_instead_of_the_old_one(farm, client, accounts_by_role, registry, tmp_path):
+    """A camera's address edited while it is live: the ingester drops the old stream (its watch
+    ends, its lease goes back) and reads the new one under a new fencing token; the camera's id
+    and events go on. The two streams differ in frame rate, which says which one is read."""
+    from tests.rtsp_camera import running_ingest
+
+    operator, viewer = accounts_by_role["operator"].auth, accounts_by_role["viewer"].auth
+    old_clip = make_clip(tmp_path / "old.mp4", seconds=60, fps=15, gop=15, face_windows=[(0, 60)], audio=False)
+    new_clip = make_clip(tmp_path / "new.mp4", seconds=60, fps=10, gop=10, face_windows=[(0, 60)], audio=False)
+    with RtspCamera(old_clip.path) as old, RtspCamera(new_clip.path) as new, running_ingest(registry) as ingest:
+        camera_id = client.post("/api/v1/cameras", json={"name": "Moved", "url": old.url}, headers=operator).json["id"]
+        try:
+            wait_until(lambda: registry.state(camera_id)["fps"], 120, "a segment of the old stream")
+            assert registry.state(camera_id)["fps"] == pytest.approx(15, abs=0.1)
+            watching = ingest.running[camera_id]
+            # A new name alone: the same watch goes on (its next recording takes the name).
+            assert client.patch(f"/api/v1/cameras/{camera_id}", json={"name": "Moved here"},
+                                headers=operator).status_code == 200
+            wait_until(lambda: watching.camera["name"] == "Moved here", 10, "the ingester to read the name")
+            assert ingest.running[camera_id] is watching and watching.thread.is_alive()
+            edited = client.patch(f"/api/v1/cameras/{camera_id}", json={"url": new.url}, headers=operator)
+            assert edited.status_code == 200 and edited.json["id"] == camera_id
+            wait_until(lambda: not watching.thread.is_alive(), 60, "the old stream's watch to end")
+            start = registry.last_event_id(camera_id)      # the fence moved before: nothing older after this
+            segments = wait_until(lambda: [e["data"] for e in parse_events(client.get(
+                f"/api/v1/cameras/{camera_id}/events?wait=0.5", headers={**viewer, "Last-Event-ID": start}
+            ).get_data(as_text=True)) if e["event"] == "segment"], 120, "a segment of the new stream")
+            assert ingest.running[camera_id].camera["url"] == new.url
+            assert all(s["lease"] == ingest.running[camera_id].token > watching.token for s in segments)
+            assert registry.state(camera_id)["fps"] == pytest.approx(10, abs=0.1)
+        finally:
+            registry.delete(camera_id)
+
+
 def test_the_camera_page_shows_alerts_raised_before_it_opened_as_the_script_shows_new_ones(
         web_app, accounts_by_role, registry):
     """An alert listed when the page opens reads like one the page adds as it comes (live.js):
@@ -277,8 +347,7 @@ def test_the_camera_page_shows_alerts_raised_before_it_opened_as_the_script_show
         alert = {"kind": "watchlist", "track": 7, "frame": 0, "t": 0.0, "detail": "Ada is on the watchlist"}
         line = {"segment": 0, "first_frame": 0, "frames": 30, "captured_at": 1796550000.0,
                 "ready_at": 1796550006.7, "latency_s": 6.7, "faces": 1, "alerts": [alert], "tracks": []}
-        assert registry.segment_done(camera_id, line, fps=15.0)
-        assert registry.alerts_raised(camera_id, line, [{"id": 1, "repeat_of": None}])
+        assert registry.segment_done(camera_id, line, fps=15.0, folds=[{"id": 1, "repeat_of": None}])
         page = logged_in_client(web_app, accounts_by_role["viewer"]).get(f"/cameras/{camera_id}")
         assert page.status_code == 200
         shown = " ".join(page.get_data(as_text=True).split())       # as a browser lays out the text

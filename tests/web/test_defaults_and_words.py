@@ -105,3 +105,32 @@ def test_the_alerts_page_names_the_camera_of_a_live_alert_or_says_it_was_deleted
         assert f'href="/cameras/{gone}"' not in page
     finally:
         registry.delete(kept)
+
+
+def test_a_folded_live_repeat_says_its_camera_and_capture_time_as_the_alert_that_rang(farm, web_app, accounts_by_role):
+    """On the Alerts page a repeat folds under the alert that rang; a live one says where and
+    when it was seen (the camera, the capture time with its date), not a bare time of day."""
+    from core.alerts import Alerts
+    from core.cameras import CameraRegistry
+    from services import gallery, runtime
+    from tests.test_alert_repeats import enrol
+    from tests.web.conftest import logged_in_client
+
+    registry = CameraRegistry.from_url(farm.redis_url)
+    camera_id = registry.add("Side gate", "rtsp://127.0.0.1:9/side")["id"]
+    enrol(runtime.records(), "Repeat Rita")
+    seen = [{"kind": "watchlist", "track": track, "frame": 3, "t": 0.3, "detail": None,
+             "captured_at": 1_796_550_000.0 + 60 * n} for n, track in enumerate((81, 82))]
+    alerts = Alerts(runtime.records())
+    _, folds = alerts.raise_live(camera_id, seen, {81: "Repeat Rita", 82: "Repeat Rita"}, (), repeat_s=300.0)
+    assert folds[1]["repeat_of"] == folds[0]["id"]
+    try:
+        page = logged_in_client(web_app, accounts_by_role["viewer"]).get("/alerts").get_data(as_text=True)
+        text = " ".join(page.split())
+        link = f'<a href="/cameras/{camera_id}">Side gate</a>'
+        assert f"live, {link}, track 81" in text
+        assert (f'<li data-repeat="{folds[1]["id"]}">live, {link}, captured 2026-12-06 09:41:00 UTC, track 82</li>'
+                in text)
+    finally:
+        registry.delete(camera_id)
+        gallery.delete_identity(runtime.farm(), "Repeat Rita")

@@ -141,3 +141,34 @@ def test_the_route_is_in_the_api_document(client, accounts_by_role):
     assert {"200", "400", "404", "504"} <= set(operation["responses"])
     assert "WebRTC" in operation["summary"] and "receive-only video" in operation["description"]
     assert operation["security"] == [{"BearerAuth": ["viewer"]}]
+
+
+@pytest.mark.parametrize("route,role", [("view-offer", "viewer"), ("publish", "operator")])
+def test_a_pages_offer_with_redis_away_is_answered_in_json_saying_so(farm, accounts_by_role, route, role):
+    """The camera page's and the publish page's scripts post their offers with fetch and show the
+    error they are answered (webrtc.js): with the farm's Redis away (a web process whose Redis
+    does not answer), that is JSON with the reason, as the API answers, not an HTML page; so
+    are a missing CSRF token and a session that ended."""
+    import re
+
+    from cli.redis_server import free_port
+    from tests.web.conftest import logged_in_client, make_app
+
+    def csrf(client) -> dict:
+        return {"X-CSRFToken": re.search(r'name="csrf_token" type="hidden" value="([^"]+)"',
+                                         client.get("/account").get_data(as_text=True)).group(1)}
+
+    app = make_app(redis_url=f"redis://127.0.0.1:{free_port()}/0")      # nothing listens there
+    browser = logged_in_client(app, accounts_by_role[role])
+    url, offer = f"/cameras/0123456789abcdef0123456789abcdef/{route}", {"type": "offer", "sdp": EMPTY_SDP}
+    down = browser.post(url, json=offer, headers=csrf(browser))
+    assert (down.status_code, down.mimetype) == (503, "application/json")
+    assert down.json["error"].startswith("the farm's Redis cannot be reached") and "\n" not in down.json["error"]
+    stale = browser.post(url, json=offer)
+    assert (stale.status_code, stale.mimetype) == (400, "application/json") and "CSRF" in stale.json["error"]
+    ended = app.test_client().post(url, json=offer, headers=csrf(browser))
+    assert (ended.status_code, ended.mimetype) == (401, "application/json") and "log in" in ended.json["error"]
+    if role == "operator":       # a viewer may not publish: said in JSON too
+        viewer = logged_in_client(app, accounts_by_role["viewer"])
+        refused = viewer.post(url, json=offer, headers=csrf(viewer))
+        assert (refused.status_code, refused.mimetype) == (403, "application/json")

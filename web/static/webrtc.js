@@ -22,8 +22,13 @@ window.vidfarmWebRTC = (function () {
       headers: { "Content-Type": "application/json", "X-CSRFToken": csrf },
       body: JSON.stringify({ type: peer.localDescription.type, sdp: peer.localDescription.sdp }),
     });
-    const answer = await response.json();
-    if (!response.ok) throw new Error(answer.error || response.status);
+    // The farm answers its errors as JSON {error} (a 503 with Redis away, a 504 with no
+    // ingester); anything else (a proxy's error page) is named by its status, not parsed.
+    let answer = null;
+    try { answer = await response.json(); } catch (error) { answer = null; }
+    if (!response.ok || !answer) {
+      throw new Error((answer && answer.error) || ("the farm answered " + response.status + " " + response.statusText).trim());
+    }
     await peer.setRemoteDescription(answer);
   }
 
