@@ -185,9 +185,11 @@ def table_rows(engine: sqlalchemy.Engine, table: str, columns: list[str]) -> lis
 
 @both_dialects
 def test_a_0_1_database_keeps_every_row_through_the_upgrade(new_database, tmp_path, monkeypatch):
+    from cli.redis_server import RedisServer
     from core.accounts import Accounts
     from core.settings import get_settings
     from services import runtime
+    from tasks import app as celery_app
     from tests.conftest import restore_environment
     from tests.web.conftest import csrf_token
 
@@ -202,12 +204,16 @@ def test_a_0_1_database_keeps_every_row_through_the_upgrade(new_database, tmp_pa
         assert table_rows(old, table, list(rows[0])) == before[table], table
     old.dispose()
 
+    # A Redis of its own: the re-identification below queues the video's redraw, and this
+    # process's Celery client must not be left on another test's farm, stopped by now.
+    redis_server = RedisServer(tmp_path / "redis").start()
     monkeypatch.setenv("VIDFARM_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("DATABASE_URL", url)
-    for name in ("REDIS_URL", "VIDFARM_API_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("REDIS_URL", redis_server.url)
+    monkeypatch.delenv("VIDFARM_API_TOKEN", raising=False)
     get_settings.cache_clear()
     runtime.reset()
+    celery_app.point_at(redis_server.url)
     try:
         accounts = Accounts(runtime.records())
         assert accounts.authenticate("ann", OLD_PASSWORD).username == "ann"      # the old password
@@ -262,6 +268,7 @@ def test_a_0_1_database_keeps_every_row_through_the_upgrade(new_database, tmp_pa
         runtime.records().engine.dispose()
         monkeypatch.undo()        # the session's environment first: then point back at its farm
         restore_environment()
+        redis_server.stop()
 
 
 @both_dialects
