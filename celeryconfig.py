@@ -16,7 +16,9 @@ from core.settings import get_settings
 
 _settings = get_settings()
 
-broker_url = _settings.redis_url or "redis://127.0.0.1:6379/0"
+# Where a process with no REDIS_URL sends its tasks (a Redis on this machine's standard port).
+DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
+broker_url = _settings.redis_url or DEFAULT_BROKER_URL
 result_backend = broker_url
 broker_connection_retry_on_startup = True
 # A worker takes from its queues in the order it lists them (``-Q live,ingest,cpu``): a live

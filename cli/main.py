@@ -21,6 +21,7 @@ import sys
 import time
 from contextlib import nullcontext
 from pathlib import Path
+from typing import Callable
 
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
@@ -28,7 +29,7 @@ from pydantic_settings import SettingsError
 from cli import autoscale as autoscale_command
 from cli import live as live_commands
 from cli.option_checks import make_out_folder, option_problem, taken_port_problem
-from cli.signals import Stopped, stop_on_signals
+from cli.signals import StopSignals, Stopped, stop_on_signals
 from core.errors import problems
 from core.settings import get_settings
 from core.storage import BlobStoreUnavailable
@@ -111,10 +112,10 @@ def run_command(argv: list[str] | None) -> int:
         if args.command == "db":
             return run_db(args)
         # These start child processes: every stop signal must unwind them (cli/signals.py).
-        with stop_on_signals():
+        with stop_on_signals() as stops:
             if args.command == "watch":      # a stop while it watches ends the watch, results written
                 return live_commands.run_watch(args, get_settings(), fail)
-            return run_process(args) if args.command == "process" else run_up(args)
+            return run_process(args, stops) if args.command == "process" else run_up(args)
     except Stopped as stop:
         print(f"vidfarm: stopped ({stop})", file=sys.stderr)
         return 128 + stop.signum
@@ -215,7 +216,7 @@ def bad_analyzer_config() -> int | None:
     return None
 
 
-def run_process(args) -> int:
+def run_process(args, stops: StopSignals) -> int:
     from cli.farm import EmbeddedFarm
     from cli.gallery_option import folder_problem
     from core.processes import FarmStartError
@@ -269,7 +270,10 @@ def run_process(args) -> int:
         except ValueError as exc:
             return fail(f"{video}: {exc}")
         try:
-            view = follow_job(job_id, farm)
+            # Held: a stop raised mid-import (the job view's) would leave end_stopped_job a
+            # module it cannot import again (cli/signals.py).
+            with stops.held():
+                view = follow_job(job_id, farm, stops.check)
         except KeyboardInterrupt as stop:     # Stopped too: a stop signal
             if farm is not None:   # its workers stop with this command: nothing else would end the job
                 end_stopped_job(job_id, str(stop) or "SIGINT")
@@ -337,9 +341,10 @@ def run_enroll(args) -> int:
     return 0
 
 
-def follow_job(job_id: str, farm) -> dict:
+def follow_job(job_id: str, farm, check_stop: Callable[[], None]) -> dict:
     """Show a progress bar of segments done until the job ends and, when done, its video is
-    drawn from its results; returns its final view."""
+    drawn from its results; returns its final view. ``check_stop`` raises to end it (between
+    looks at the job, where nothing is half done)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from core.models import ENDED_STATES
@@ -364,6 +369,7 @@ def follow_job(job_id: str, farm) -> dict:
             gone = farm.supervise() if farm is not None else []
             if gone:
                 return {**view, "status": "failed", "error": f"farm processes died: {', '.join(gone)}"}
+            check_stop()
             time.sleep(0.2)
 
 

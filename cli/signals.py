@@ -7,6 +7,15 @@ interpreter at once, leaving Redis, the workers, Flower and gunicorn running on 
 Inside ``stop_on_signals`` each of the three raises ``Stopped`` in the main thread, so the
 farm's ``with`` block unwinds and stops every child; signals that arrive while it is stopping
 are ignored, so a second Ctrl-C cannot cut the clean-up short and orphan a worker.
+
+An exception raised wherever the main thread happens to be can cut anything short, an import
+included: the module is forgotten, but what its body did before the cut stays done (the ORM
+tables it declared), and importing it again from the clean-up fails ("Table 'alerts' is
+already defined"). That turned a `vidfarm process` stopped as it began to follow its job
+into a traceback and exit status 1, its job left "processing". Where the clean-up needs what
+the code it interrupts is doing (following a job, then failing it), that code runs
+``held()``: a stop signal there is noted, and raised at its next ``check()``, where nothing
+is half done.
 """
 
 from __future__ import annotations
@@ -26,18 +35,46 @@ class Stopped(KeyboardInterrupt):
         self.signum = signum
 
 
-@contextmanager
-def stop_on_signals(signals: tuple[int, ...] = STOP_SIGNALS) -> Iterator[None]:
-    received: list[int] = []
+class StopSignals:
+    """The stop signals seen while ``stop_on_signals`` is in force."""
 
-    def handle(signum, _frame):
-        received.append(signum)
-        if len(received) == 1:        # the first one stops; later ones must not interrupt the stop
+    def __init__(self):
+        self.received: list[int] = []
+        self._holding = 0
+        self._noted: int | None = None     # a stop that arrived held, not raised yet
+
+    def handle(self, signum, _frame) -> None:
+        self.received.append(signum)
+        if len(self.received) > 1:      # the first one stops; later ones must not interrupt the stop
+            return
+        if self._holding:
+            self._noted = signum
+            return
+        raise Stopped(signum)
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """Inside, a stop signal raises ``Stopped`` only at ``check()`` (or as the block ends)."""
+        self._holding += 1
+        try:
+            yield
+        finally:
+            self._holding -= 1
+        self.check()
+
+    def check(self) -> None:
+        """Raise the stop that arrived while held, if one did."""
+        if self._noted is not None:
+            signum, self._noted = self._noted, None
             raise Stopped(signum)
 
-    previous = {sig: signal.signal(sig, handle) for sig in signals}
+
+@contextmanager
+def stop_on_signals(signals: tuple[int, ...] = STOP_SIGNALS) -> Iterator[StopSignals]:
+    stops = StopSignals()
+    previous = {sig: signal.signal(sig, stops.handle) for sig in signals}
     try:
-        yield
+        yield stops
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

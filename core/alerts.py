@@ -5,6 +5,12 @@ An alert is raised by the first results version that lists it (fever, no mask, w
 the same fever alert again, and it must not ring twice. A later version that no longer lists
 it marks it withdrawn (a person taken off the watchlist). The person is named by identity id
 (ON DELETE SET NULL: erasing someone leaves "an alert about a track at 3.2 s", no name).
+An alert is about that person too: a re-identification that names its track anew (ann, now
+bob, from the same frame) lists another alert, so ann's is withdrawn and bob's raised beside
+it (rung or folded as below); named ann again, her alert stands again. An unknown face's
+fever or no-mask alert whose track is now named takes the name (who it was is news, not
+another alert: it does not ring again). A job's own gallery's names are on no row: its
+alerts are by track and frame only.
 
 A live camera's alerts are raised as each segment is processed (``raise_live``: no job yet,
 ``job_id`` null) and delivered at once; the hour's recording, made a job later, lists them
@@ -23,10 +29,11 @@ rings, and the window counts from it. A repeat is decided when its alert is rais
 changes. An alert that rang still counts after a later version withdrew it: people were told.
 A later version of a job (a re-identification) that raises an alert for a person it already
 rang about (that kind, any time in the recording) makes it a repeat of the nearest one: the
-recording is past, what is new is who else was in it. Live alerts fold with live ones only:
-a recording's first version lists them again, folded the same way by video time, and rings
-nothing. Erasing a person unsets the identity: their alerts are no longer anyone's and fold
-no further.
+recording is past, what is new is who else was in it; a track that lost its name (its alert
+now about an unknown face) repeats the alert that rang about its frame. Live alerts fold with
+live ones only: a recording's first version lists them again, folded the same way by video
+time, and rings nothing. Erasing a person unsets the identity: their alerts are no longer
+anyone's and fold no further.
 """
 
 from __future__ import annotations
@@ -53,7 +60,10 @@ def _now() -> datetime:
 
 class Alert(Base):
     __tablename__ = "alerts"
-    __table_args__ = (UniqueConstraint("job_id", "kind", "track", "frame", name="uq_alerts_job_kind_track_frame"),)
+    # Once per results version: a track named anew raises its new person's alert at the same
+    # frame, beside the withdrawn alert about the one it was named before (0008).
+    __table_args__ = (UniqueConstraint("job_id", "kind", "track", "frame", "results_version",
+                                       name="uq_alerts_job_kind_track_frame_version"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     # None: a live alert (raised as its camera's segment was processed, before any job had it).
@@ -96,6 +106,10 @@ def _key(alert: dict) -> tuple:
     return alert["kind"], alert["track"], alert["frame"]
 
 
+def _row_key(alert: Alert) -> tuple:
+    return alert.kind, alert.track, alert.frame
+
+
 def raise_new(s: Session, job_id: str, version: int, alerts: list[dict], identities: dict[int, str | None],
               urls: tuple[str, ...], shared_gallery: bool, repeat_s: float = 0.0) -> list[int]:
     """Record the alerts of results ``version`` that are new for the job (in the transaction
@@ -116,24 +130,62 @@ def raise_new(s: Session, job_id: str, version: int, alerts: list[dict], identit
         return []
     if job.camera_id and version == 1:
         urls = ()
-    known = {(a.kind, a.track, a.frame): a for a in s.scalars(select(Alert).where(Alert.job_id == job_id))}
     ids = identity_ids(s, {n for n in identities.values() if n} if shared_gallery else set())
-    listed = {_key(a) for a in alerts}
-    for key, alert in known.items():
-        alert.withdrawn = key not in listed
+    rows = list(s.scalars(select(Alert).where(Alert.job_id == job_id).order_by(Alert.id.desc())))
     fresh = [_alert(item, ids, identities, job_id=job_id, camera=job.camera_id, results_version=version)
-             for item in alerts if _key(item) not in known]
+             for item in _pair(rows, alerts, lambda item: ids.get(identities.get(item["track"])))]
     if shared_gallery:
         def person(alert: Alert) -> Hashable:
             return alert.identity_id
     else:
         def person(alert: Alert) -> Hashable:
             return identities.get(alert.track)
-    rang = [a for a in known.values() if a.repeat_of is None]
+    rang = [a for a in rows if a.repeat_of is None]     # withdrawn ones too: people were told
     s.add_all(fresh)
     s.flush()
+    if repeat_s > 0:
+        # A track that lost its name: what rang about its frame under the name stands for it
+        # (nobody new was seen). Unknown faces are otherwise never folded.
+        rang_at: dict[tuple, Alert] = {}
+        for alert in rang:
+            rang_at.setdefault(_row_key(alert), alert)      # the newest
+        for alert in fresh:
+            if person(alert) is None and _row_key(alert) in rang_at:
+                alert.repeat_of = rang_at[_row_key(alert)].id
+        fresh = [a for a in fresh if a.repeat_of is None]
     rings = _fold_repeats(fresh, person, lambda a: a.t, repeat_s, rang_any_time=rang)
     return _with_deliveries(s, rings, urls)
+
+
+def _pair(rows: list[Alert], alerts: list[dict], who: Callable[[dict], int | None]) -> list[dict]:
+    """Pair a job's alert rows (newest first) with the alerts of its new results version, each
+    about the person ``who`` says (an identity id; None for an unknown face, or for any face
+    of a job's own gallery, whose names are on no row): a row of the same kind, track, frame
+    and person stands for its alert, else (fever, no mask) a row of an unknown face there,
+    which takes the name (who it was is news, not another event). Marks every row withdrawn
+    or not; returns the alerts no row stands for, to be raised."""
+    unpaired: dict[tuple, list[Alert]] = {}
+    for row in rows:
+        row.withdrawn = True
+        unpaired.setdefault(_row_key(row), []).append(row)
+    named_anew, fresh = [], []
+    for item in alerts:
+        same = [r for r in unpaired.get(_key(item), []) if r.identity_id == who(item)]
+        if same:
+            unpaired[_key(item)].remove(same[0])
+            same[0].withdrawn = False
+        else:
+            named_anew.append(item)
+    for item in named_anew:
+        # Not a watchlist alert's: one without a person is an erased person's, never another's.
+        takes_name = who(item) is not None and item["kind"] != "watchlist"
+        unknown = [r for r in unpaired.get(_key(item), []) if r.identity_id is None] if takes_name else []
+        if unknown:
+            unpaired[_key(item)].remove(unknown[0])
+            unknown[0].withdrawn, unknown[0].identity_id = False, who(item)
+        else:
+            fresh.append(item)
+    return fresh
 
 
 def raise_live(s: Session, camera_id: str, alerts: list[dict], identities: dict[int, str | None],

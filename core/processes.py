@@ -221,9 +221,13 @@ class ForkedChild:
 
     def resolve(self) -> int | None:
         """Its pid (answers come in the order asked: this reads up to its own), or None when
-        the server failed before forking it."""
+        the server failed before forking it, or when its answer was lost: a stop signal's
+        exception (``cli.signals``) landed between the server's reading it and giving it here.
+        Such a worker is the server's alone: the server kills what it forked as it ends."""
         if self._pid is None and self.returncode is None:
             self._server.resolve(self)
+            if self._pid is None and self.returncode is None:
+                self.returncode = -1        # gone, as far as this process can tell (not signalled: no pid)
         return self._pid
 
     @property

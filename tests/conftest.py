@@ -90,10 +90,14 @@ def restore_environment() -> None:
     from tasks import app as celery_app
     from services import runtime
 
+    from celeryconfig import DEFAULT_BROKER_URL
+
     get_settings.cache_clear()
     runtime.reset()
-    if get_settings().redis_url:
-        celery_app.point_at(get_settings().redis_url)
+    # Always re-point, to the default broker when the environment names none: a private farm's
+    # Redis, stopped now, would otherwise stay this process's broker, and the next test that
+    # queues a task here would wait on it (Celery's result consumer retries 20 times, then fails).
+    celery_app.point_at(get_settings().redis_url or DEFAULT_BROKER_URL)
 
 
 @pytest.fixture(autouse=True)

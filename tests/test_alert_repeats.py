@@ -120,6 +120,55 @@ def test_a_re_identification_rings_for_new_people_only_and_withdrawn_alerts_stil
     assert listed[1]["withdrawn"] and not listed[2]["withdrawn"]
 
 
+def test_a_track_named_anew_withdraws_its_old_person_alerts_and_raises_the_new_one(records):  # noqa: F811
+    """A gallery change re-identifies a stored job and its watch-listed track 1 is now bob, not
+    ann, from the same frame. Before, ann's alerts stayed (they have that track and frame),
+    saying ann was there, and bob's were never raised."""
+    enrol(records, "ann", "bob")
+    job = finished_job(records)
+    seen = [watch(1, 10.0), watch(1, 10.0, "no_mask")]
+    assert len(publish(records, job, 1, seen, {1: "ann"})) == 2 * len(URLS)
+    # bob was rung about by no earlier version: both of his ring (the republish rules).
+    assert len(publish(records, job, 2, seen, {1: "bob"})) == 2 * len(URLS)
+
+    def listed() -> list[tuple]:
+        return sorted(((a["kind"], a["identity"], a["detail"], a["withdrawn"], len(a["deliveries"]))
+                       for a in Alerts(records).page(10, job_id=job)), key=lambda row: (row[0], row[1] or ""))
+    assert listed() == [("no_mask", "ann", "face without a mask", True, 2),
+                        ("no_mask", "bob", "face without a mask", False, 2),
+                        ("watchlist", "ann", "ann is on the watchlist", True, 2),
+                        ("watchlist", "bob", "bob is on the watchlist", False, 2)]
+    assert Alerts(records).counts([job]) == {job: 2}
+    # The same names again: nothing new. Back to ann: her alerts stand again, rung already.
+    assert publish(records, job, 3, seen, {1: "bob"}) == []
+    assert publish(records, job, 4, seen, {1: "ann"}) == []
+    assert [(kind, who, withdrawn) for kind, who, _, withdrawn, _ in listed()] == [
+        ("no_mask", "ann", False), ("no_mask", "bob", True), ("watchlist", "ann", False), ("watchlist", "bob", True)]
+    # Named nobody (no watchlist alert then): the face without a mask is an unknown's, and
+    # repeats what rang about that frame (nobody new was seen).
+    assert publish(records, job, 5, [seen[1]], {1: None}) == []
+    assert [(kind, who) for kind, who, _, withdrawn, _ in listed() if not withdrawn] == [("no_mask", None)]
+    assert rows(records, job_id=job)[-1] == (1, 10.0, 1, 0)
+
+
+def test_an_unknown_face_named_later_takes_the_name_but_an_erased_person_alert_is_nobody_else(records):  # noqa: F811
+    """A stranger without a mask rang; once enrolled (bob), the re-identification names that
+    alert, and rings nothing. A watchlist alert whose person was erased has no name left,
+    and is nobody else's: the track named someone else raises that person's alert."""
+    enrol(records, "ann", "bob")
+    job = finished_job(records)
+    bare, seen = watch(2, 20.0, "no_mask"), watch(1, 10.0)
+    assert len(publish(records, job, 1, [seen, bare], {1: "ann", 2: None})) == 2 * len(URLS)
+    assert publish(records, job, 2, [seen, bare], {1: "ann", 2: "bob"}) == []
+    records.delete_identity("ann")
+    assert publish(records, job, 3, [bare], {1: None, 2: "bob"}) == []        # the erasure's version
+    assert len(publish(records, job, 4, [{**seen, "track": 1}, bare], {1: "bob", 2: "bob"})) == len(URLS)
+    listed = sorted((a["kind"], a["track"], a["identity"] or "", a["withdrawn"], a["repeat_of"] is None)
+                    for a in Alerts(records).page(10, job_id=job))
+    assert listed == [("no_mask", 2, "bob", False, True), ("watchlist", 1, "", True, True),
+                      ("watchlist", 1, "bob", False, True)]
+
+
 def test_a_live_camera_folds_by_capture_time_across_segments(records):  # noqa: F811
     enrol(records, "ann")
     alerts = Alerts(records)

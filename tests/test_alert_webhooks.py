@@ -205,3 +205,36 @@ def test_alerts_show_on_the_jobs_list_and_the_alerts_page(webhook_farm):
     api = browser.get(f"/api/v1/alerts?job={job_id}&per_page=1")
     assert len(api.json) == 1 and ('rel="next"' in api.headers.get("Link", "")) == (len(alerts) > 1)
     assert browser.get(f"/api/v1/jobs/{job_id}").json["alerts"] == len(alerts)
+
+
+def test_a_re_identification_that_names_the_man_anew_withdraws_his_old_alerts_and_rings_the_new_name(
+        webhook_farm, receiver):
+    """The man of the test above, named hook-yao, is enrolled again under another watch-listed
+    name with his own face as the recording has it (so that name matches him best). Before,
+    the re-identification renamed his tracks but left hook-yao's alerts standing (same tracks,
+    same frames) and raised none for the new name: nobody was told."""
+    import numpy as np
+
+    from core.alerts import Alerts
+    from services import runtime
+    from tasks.reanalysis import reidentify_job
+
+    job_id = next(a["job"] for a in Alerts(runtime.records()).page(50) if a["identity"] == "hook-yao")
+    results = json.loads(runtime.store().local_path(f"jobs/{job_id}/output/results.json").read_text())
+    face = np.asarray(results["tracks"][0]["embedding"], np.float32)
+    runtime.records().add_embeddings("hook-yao-twin", [(face / np.linalg.norm(face)).tobytes()], ["clip"], [None])
+    runtime.records().change_identity("hook-yao-twin", watchlist=True)   # no sweep queued: this test runs it
+    posted = len(receiver.to("/ok"))
+    version = reidentify_job(job_id)["version"]
+    assert version is not None
+    results = json.loads(runtime.store().local_path(f"jobs/{job_id}/output/results.json").read_text())
+    assert {t["identity"] for t in results["tracks"]} == {"hook-yao-twin"}
+
+    listed = deliveries_settled(job_id)
+    standing = sorted((a["track"], a["identity"], a["repeat_of"] is None) for a in listed if not a["withdrawn"])
+    assert standing == sorted((a["track"], "hook-yao-twin", i == 0) for i, a in enumerate(
+        sorted(results["alerts"], key=lambda a: a["t"])))
+    assert {a["identity"] for a in listed if a["withdrawn"]} == {"hook-yao"}
+    # His new name rang once (his second track is a repeat of it), to each receiver.
+    new = [json.loads(p["body"]) for p in receiver.to("/ok")[posted:]]
+    assert [(b["identity"], b["detail"]) for b in new] == [("hook-yao-twin", "hook-yao-twin is on the watchlist")]

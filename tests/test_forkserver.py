@@ -68,6 +68,37 @@ def test_a_farm_stopped_while_its_fork_server_loads_leaves_nothing(tmp_path):
     assert "forked" not in (tmp_path / "logs" / "forkserver.log").read_text()
 
 
+def test_a_stop_signal_while_a_worker_pid_is_read_leaves_the_farm_able_to_stop(tmp_path):
+    """A stop signal (``cli.signals``: Stopped, raised where the main thread is) that lands
+    while the farm reads a new worker's pid from the fork server (the server stopped here, so
+    that it does; `vidfarm up` reads them as it starts): before, the worker was taken off the
+    waiting list and its answer lost, and stopping the farm raised a TypeError (os.kill(None))
+    half-way, the rest of its processes left to the orphan guards, the exit status 1."""
+    import threading
+
+    from cli.farm import EmbeddedFarm
+    from cli.signals import Stopped, stop_on_signals
+
+    farm = EmbeddedFarm(tmp_path, workers=1)
+    with stop_on_signals():
+        try:
+            farm.start().started()
+            server = farm.forkserver.popen.pid
+            os.kill(server, signal.SIGSTOP)       # it answers nothing until SIGCONT
+            worker = farm.add_worker()
+            threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGTERM)).start()
+            threading.Timer(0.8, os.kill, (server, signal.SIGCONT)).start()
+            with pytest.raises(Stopped):
+                worker.popen.pid  # noqa: B018  (blocks on its answer)
+        finally:
+            time.sleep(1)      # past the SIGCONT
+            farm.stop()
+    deadline = time.monotonic() + 5
+    while processes_with_env(f"VIDFARM_DATA_DIR={tmp_path}") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert processes_with_env(f"VIDFARM_DATA_DIR={tmp_path}") == []
+
+
 def test_a_database_it_may_not_upgrade_ends_the_server_with_the_reason_and_leaves_nothing(tmp_path):
     """A child of the fork server brings the schema up to date beside its imports: a database
     of an older vidfarm that it may not upgrade (VIDFARM_DB_AUTO_UPGRADE=false) ends the server

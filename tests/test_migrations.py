@@ -185,9 +185,11 @@ def table_rows(engine: sqlalchemy.Engine, table: str, columns: list[str]) -> lis
 
 @both_dialects
 def test_a_0_1_database_keeps_every_row_through_the_upgrade(new_database, tmp_path, monkeypatch):
+    from cli.redis_server import RedisServer
     from core.accounts import Accounts
     from core.settings import get_settings
     from services import runtime
+    from tasks import app as celery_app
     from tests.conftest import restore_environment
     from tests.web.conftest import csrf_token
 
@@ -202,12 +204,16 @@ def test_a_0_1_database_keeps_every_row_through_the_upgrade(new_database, tmp_pa
         assert table_rows(old, table, list(rows[0])) == before[table], table
     old.dispose()
 
+    # A Redis of its own: the re-identification below queues the video's redraw, and this
+    # process's Celery client must not be left on another test's farm, stopped by now.
+    redis_server = RedisServer(tmp_path / "redis").start()
     monkeypatch.setenv("VIDFARM_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("DATABASE_URL", url)
-    for name in ("REDIS_URL", "VIDFARM_API_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("REDIS_URL", redis_server.url)
+    monkeypatch.delenv("VIDFARM_API_TOKEN", raising=False)
     get_settings.cache_clear()
     runtime.reset()
+    celery_app.point_at(redis_server.url)
     try:
         accounts = Accounts(runtime.records())
         assert accounts.authenticate("ann", OLD_PASSWORD).username == "ann"      # the old password
@@ -262,6 +268,7 @@ def test_a_0_1_database_keeps_every_row_through_the_upgrade(new_database, tmp_pa
         runtime.records().engine.dispose()
         monkeypatch.undo()        # the session's environment first: then point back at its farm
         restore_environment()
+        redis_server.stop()
 
 
 @both_dialects
@@ -305,6 +312,49 @@ def test_alerts_of_before_0007_rang_and_a_new_alert_about_that_person_repeats_th
         assert [d["status"] for d in listed[1]["deliveries"]] == ["delivered"]
     finally:
         records.engine.dispose()
+
+
+@both_dialects
+def test_after_0008_a_track_named_anew_keeps_its_old_alert_beside_the_new_one(new_database, tmp_path):
+    """0008_alerts_renamed_tracks: an alert of before stays as it was; a re-identification that
+    names its track anew (alice, now bob) withdraws it and raises bob's at the same frame (the
+    old unique key had room for one); a downgrade keeps the first of the two."""
+    from alembic import command
+
+    from core.alerts import Alerts
+    from core.records import Records
+
+    url = new_database()
+    old = build_0_1(url)
+    kept = fill_0_1(old, tmp_path)
+    schema.upgrade(url, "0007_alert_repeats")
+    with old.begin() as conn:
+        conn.execute(sqlalchemy.text(
+            "INSERT INTO alerts (id, job_id, camera, kind, track, frame, t, identity_id, detail, results_version, "
+            "withdrawn, raised_at) VALUES (7, :job, NULL, 'watchlist', 1, 0, 0.0, 1, NULL, 2, :no, :at)"),
+            {"job": kept["job_id"], "no": False, "at": datetime(2026, 11, 1, tzinfo=timezone.utc)})
+    assert schema.upgrade(url) == "0007_alert_repeats"
+    assert table_rows(old, "alerts", ["id", "track", "identity_id", "withdrawn"]) == [(7, 1, 1, False)]
+
+    records = Records(url)
+    try:
+        with records.session() as s:
+            s.execute(sqlalchemy.text("UPDATE jobs SET results_version = 3"))
+        seen = {"kind": "watchlist", "track": 1, "frame": 0, "t": 0.0, "detail": None}
+        assert len(Alerts(records).raise_new(kept["job_id"], 3, [seen], {1: "bob"}, ("http://a.example/hook",),
+                                             shared_gallery=True, repeat_s=300)) == 1
+    finally:
+        records.engine.dispose()
+    assert table_rows(old, "alerts", ["identity_id", "withdrawn"]) == [(1, True), (2, False)]
+    engine = schema._migration_engine(url)
+    try:
+        with engine.begin() as connection:
+            command.downgrade(schema._config(connection), "0007_alert_repeats")
+    finally:
+        engine.dispose()
+    assert table_rows(old, "alerts", ["id", "identity_id"]) == [(7, 1)]       # alice's, the first
+    assert table_rows(old, "alert_deliveries", ["id", "alert_id"]) == []
+    old.dispose()
 
 
 @both_dialects

@@ -10,6 +10,7 @@ import signal
 import socket
 import sqlite3
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -51,11 +52,16 @@ def working_in(folder: Path) -> list[int]:
 
 def stopped_cleanly(command: subprocess.Popen, sig: int, data_dir: Path) -> None:
     command.send_signal(sig)
+    ended_cleanly(command, sig, data_dir, STOP_WITHIN_S)
+
+
+def ended_cleanly(command: subprocess.Popen, sig: int, data_dir: Path, within_s: float) -> None:
+    """The command, stopped by ``sig``, exits with 128 + sig within ``within_s`` and leaves nothing running."""
     try:
-        code = command.wait(STOP_WITHIN_S)
+        code = command.wait(within_s)
     except subprocess.TimeoutExpired:
         command.kill()
-        pytest.fail(f"still running {STOP_WITHIN_S} s after {signal.Signals(sig).name}")
+        pytest.fail(f"still running {within_s} s after {signal.Signals(sig).name}")
     assert code == 128 + sig, command.stderr.read() if command.stderr else code     # what it said, if it was kept
 
     def left() -> list[int]:
@@ -123,6 +129,9 @@ def test_process_stops_everything_on_sigterm_mid_job(tmp_path):
     assert not (tmp_path / "out" / "results.json").exists()
 
 
+STOPPED = "stopped (SIGTERM) before it was finished: the `vidfarm process` that ran it was stopped"
+
+
 def job_state(data_dir: Path) -> tuple | None:
     """(status, error, results version, video version, video error) of the one job, or None."""
     try:
@@ -160,12 +169,29 @@ def test_a_job_stopped_with_process_says_so(tmp_path, moment):
         run.kill()
         raise
     stopped_cleanly(run, signal.SIGTERM, data_dir)
-    stopped = "stopped (SIGTERM) before it was finished: the `vidfarm process` that ran it was stopped"
     status, error, _, _, video_error = job_state(data_dir)
     if moment == "analysing":
-        assert (status, error) == ("failed", f"{stopped}; submit it again")
+        assert (status, error) == ("failed", f"{STOPPED}; submit it again")
     else:       # its results stand; its video will not come
-        assert (status, video_error) == ("done", f"the video was {stopped}")
+        assert (status, video_error) == ("done", f"the video was {STOPPED}")
+
+
+@pytest.mark.parametrize("module", ["core.appearances", "core.alerts"])
+def test_a_stop_that_cuts_an_import_short_still_fails_the_job(tmp_path, module):
+    """Under load, the test above once sent its SIGTERM as `vidfarm process`, its job submitted,
+    was importing what follows the job (the job view, and with it these modules' ORM tables).
+    The import, cut short, was forgotten but its tables were not; failing the job imported it
+    again: "Table 'appearances' is already defined", a traceback, exit status 1, the job left
+    "processing". Here the signal comes from the command itself, as that import ends."""
+    clip = make_clip(tmp_path / "long.mp4", seconds=40, fps=15, gop=30, face_windows=[(0, 40)])
+    data_dir = tmp_path / "data"
+    env = child_env(VIDFARM_DATA_DIR=str(data_dir), VIDFARM_SEGMENT_SECONDS="2")
+    run = subprocess.Popen([sys.executable, "-m", "tests.signal_on_import", module, "SIGTERM", "--", "process",
+                            str(clip.path), "--out", str(tmp_path / "out"), "--workers", "1"], env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    ended_cleanly(run, signal.SIGTERM, data_dir, 180)
+    assert "stopped (SIGTERM)" in run.stderr.read()
+    assert job_state(data_dir)[:2] == ("failed", f"{STOPPED}; submit it again")
 
 
 # Killed outright (SIGKILL, the OOM killer, a crash): the command has no way out, so its
