@@ -29,6 +29,7 @@ from pydantic_settings import SettingsError
 from cli import autoscale as autoscale_command
 from cli import live as live_commands
 from cli.option_checks import make_out_folder, option_problem, taken_port_problem
+from cli.reader_gone import closed_by_reader, quiet_after_reader_left
 from cli.signals import StopSignals, Stopped, stop_on_signals
 from core.errors import problems
 from core.settings import get_settings
@@ -41,8 +42,11 @@ def main(argv: list[str] | None = None) -> int:
         return run_command(argv)
     except BrokenPipeError:
         # Its reader went away (`vidfarm db history | head -1`): nothing more to say, and no
-        # traceback. Python would flush stdout again on exit and fail again: point it nowhere.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        # traceback. Any other pipe (a child's, a socket) broke: a failure, with its traceback.
+        gone = closed_by_reader()
+        if not gone:
+            raise
+        quiet_after_reader_left(gone)
         return 1
 
 
@@ -241,7 +245,7 @@ def run_process(args, stops: StopSignals) -> int:
         from core.errors import GalleryError
         from core.storage import output_key
         from services import runtime
-        from services.submit import MediaError, check_recording, submit_file
+        from services.submit import MediaError, check_recording, new_job_id, submit_file, withdraw_job
         from tasks import app as celery_app
 
         options = {"segment_seconds": args.segment_seconds} if args.segment_seconds else {}
@@ -263,19 +267,28 @@ def run_process(args, stops: StopSignals) -> int:
                 farm.started()
             except FarmStartError as error:
                 return fail(str(error), code=2)
+        # Chosen before its record is written: a stop at any moment of the submit (not held:
+        # Ctrl-C must not wait for the recording's copy) knows the job it may leave behind.
+        job_id, submitted = new_job_id(), False
         try:
-            # Named by its file name, as an upload is: the folders it sits in (the user's home,
-            # say) are no label for the shared jobs list.
-            job_id = submit_file(runtime.farm(), video.resolve(), name=video.name, options=options)
-        except ValueError as exc:
-            return fail(f"{video}: {exc}")
-        try:
+            try:
+                # Named by its file name, as an upload is: the folders it sits in (the user's
+                # home, say) are no label for the shared jobs list.
+                submit_file(runtime.farm(), video.resolve(), name=video.name, options=options, job_id=job_id)
+            except ValueError as exc:
+                return fail(f"{video}: {exc}")
+            submitted = True
             # Held: a stop raised mid-import (the job view's) would leave end_stopped_job a
             # module it cannot import again (cli/signals.py).
             with stops.held():
                 view = follow_job(job_id, farm, stops.check)
         except KeyboardInterrupt as stop:     # Stopped too: a stop signal
-            if farm is not None:   # its workers stop with this command: nothing else would end the job
+            # Stopped as it was submitted, before its progress showed: taken back, as a failed
+            # submit is, unless a worker has begun it.
+            withdrawn = not submitted and withdraw_job(runtime.farm(), job_id)
+            # A running farm (REDIS_URL) runs a submitted job on; the embedded farm's workers
+            # stop with this command: nothing else would end the job.
+            if farm is not None and not withdrawn:
                 end_stopped_job(job_id, str(stop) or "SIGINT")
             raise
         if view["status"] != "done":

@@ -10,6 +10,8 @@ import sys
 import uuid
 from pathlib import Path
 
+from sqlalchemy import delete
+
 from core.models import ENDED_STATES, Job
 from core.orphan_guard import guarded
 from core.settings import BUILTIN_ANALYZERS, Settings
@@ -88,14 +90,20 @@ def display_name(name: str) -> str:
     return "".join(c for c in text if c.isprintable())[:255] or "recording"
 
 
-def submit_file(farm: Farm, path: Path, name: str | None = None, options: dict | None = None, move: bool = False) -> str:
+def new_job_id() -> str:
+    return uuid.uuid4().hex
+
+
+def submit_file(farm: Farm, path: Path, name: str | None = None, options: dict | None = None, move: bool = False,
+                job_id: str | None = None) -> str:
     """Submit a local file (the CLI reads a thermal calibration sidecar into ``options``:
     ``cli.main.sidecar_options``). ``move``: the file is the caller's to give away (an
     upload's temporary file): it is moved into the store (renamed, on one filesystem), not copied.
     ``name``: the job's label (and results.json's ``source.path``); by default the file's name,
-    never the folders above it, as for an upload."""
+    never the folders above it, as for an upload. ``job_id``: chosen by a caller that must be
+    able to take the job back if it is stopped midway (``withdraw_job``; by default a new one)."""
     options = dict(options or {})
-    job_id = uuid.uuid4().hex
+    job_id = job_id or new_job_id()
     key = job_key(job_id, "source")   # never the user's file name: it is only a label
     if move:
         farm.store.move_file(key, path)
@@ -107,11 +115,22 @@ def submit_file(farm: Farm, path: Path, name: str | None = None, options: dict |
     except Exception:
         # Not queued (the broker cannot be reached): no job that nothing will ever run stays
         # "queued" in the list, and no copy of the recording stays in the store.
-        with farm.records.session() as s:
-            s.delete(s.get(Job, job_id))
-        farm.store.delete_prefix(job_key(job_id))
+        withdraw_job(farm, job_id)
         raise
     return job_id
+
+
+def withdraw_job(farm: Farm, job_id: str) -> bool:
+    """Take back a job that no worker has begun: its record (while it is still "queued", or
+    not written yet: its recording was being stored) and every blob under it go. The
+    conditional delete races a worker's ingest safely: an ingest that comes later finds no job
+    and skips it (``Records.start_stage``). False, and nothing changed, once a worker has begun it."""
+    with farm.records.session() as s:
+        withdrawn = s.execute(delete(Job).where(Job.id == job_id, Job.status == "queued")).rowcount
+        if not withdrawn and s.get(Job, job_id) is not None:
+            return False
+    farm.store.delete_prefix(job_key(job_id))
+    return True
 
 
 def delete_job(farm: Farm, job_id: str) -> bool:

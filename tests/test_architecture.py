@@ -245,7 +245,7 @@ def test_every_use_case_takes_the_farm_or_the_settings_first():
     from services.farm import Farm
 
     taking_nothing = {"check_name", "display_name", "reader_environment", "registered_analyzers", "report_of",
-                      "gallery_option", "job_views", "job_view"}    # pure, or given their records
+                      "gallery_option", "job_views", "job_view", "new_job_id"}    # pure, or given their records
     for module in (erasure, gallery, jobs, people, submit):
         for name, function in inspect.getmembers(module, inspect.isfunction):
             if function.__module__ != module.__name__ or name.startswith("_") or name in taking_nothing:

@@ -131,6 +131,17 @@ def test_output_to_a_reader_that_left_is_no_traceback(tmp_path):
     run.stderr.close()
 
 
+def test_a_pipe_that_breaks_elsewhere_is_an_error_that_says_so(tmp_path):
+    """Every BrokenPipeError was taken for a reader of the output that left: one from a pipe
+    to a child (the workers' fork server) or a socket (Redis's) ended the command with status 1
+    and not a word. Here a real pipe breaks inside `vidfarm db history`, its output read."""
+    run = subprocess.run([sys.executable, "-m", "tests.at_a_moment", "core.schema:history", "EPIPE", "--",
+                          "db", "history"], env=child_env(VIDFARM_DATA_DIR=str(tmp_path)),
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 1
+    assert "BrokenPipeError" in run.stderr and "at_a_moment.py" in run.stderr, run.stderr
+
+
 def test_process_a_folder_says_it_is_a_folder(tmp_path):
     folder = tmp_path / "camera-1.mp4"
     folder.mkdir()

@@ -17,7 +17,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from cli.redis_server import free_port
+from cli.redis_server import RedisServer, free_port
 from tests.clipmaker import make_clip
 from tests.conftest import child_env
 from tests.net import wait_for_http
@@ -186,12 +186,52 @@ def test_a_stop_that_cuts_an_import_short_still_fails_the_job(tmp_path, module):
     clip = make_clip(tmp_path / "long.mp4", seconds=40, fps=15, gop=30, face_windows=[(0, 40)])
     data_dir = tmp_path / "data"
     env = child_env(VIDFARM_DATA_DIR=str(data_dir), VIDFARM_SEGMENT_SECONDS="2")
-    run = subprocess.Popen([sys.executable, "-m", "tests.signal_on_import", module, "SIGTERM", "--", "process",
+    run = subprocess.Popen([sys.executable, "-m", "tests.at_a_moment", module, "SIGTERM", "--", "process",
                             str(clip.path), "--out", str(tmp_path / "out"), "--workers", "1"], env=env,
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     ended_cleanly(run, signal.SIGTERM, data_dir, 180)
     assert "stopped (SIGTERM)" in run.stderr.read()
     assert job_state(data_dir)[:2] == ("failed", f"{STOPPED}; submit it again")
+
+
+def jobs_left(data_dir: Path) -> tuple[list, list[str]]:
+    """(the jobs' rows, the job folders in the blob store)."""
+    with sqlite3.connect(f"file:{data_dir / 'vidfarm.db'}?mode=ro", uri=True, timeout=5) as db:
+        rows = db.execute("SELECT id, status, error FROM jobs").fetchall()
+    return rows, sorted(p.name for p in (data_dir / "blobs" / "jobs").glob("*"))
+
+
+@pytest.mark.parametrize("moment", ["core.storage:LocalBlobStore.put_file", "core.records:Records.add_job"],
+                         ids=["recording-stored", "record-written"])
+def test_a_stop_as_the_job_is_submitted_leaves_no_job_behind(tmp_path, moment):
+    """A stop that landed in the submit, its record written and its task not yet sent, left the
+    job "queued" for good in the shared jobs list (its embedded farm gone, nothing would run
+    it); one that landed once the recording was copied into the store left that copy there,
+    with no job to find or delete it by. No worker had begun the job: it is taken back."""
+    clip = make_clip(tmp_path / "clip.mp4", seconds=4, fps=10, size=(320, 180))
+    data_dir = tmp_path / "data"
+    run = subprocess.Popen([sys.executable, "-m", "tests.at_a_moment", moment, "SIGTERM", "--", "process",
+                            str(clip.path), "--out", str(tmp_path / "out"), "--workers", "1"],
+                           env=child_env(VIDFARM_DATA_DIR=str(data_dir)),
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    ended_cleanly(run, signal.SIGTERM, data_dir, 180)
+    assert "stopped (SIGTERM)" in run.stderr.read()
+    assert jobs_left(data_dir) == ([], [])
+
+
+def test_a_stop_as_the_job_is_submitted_to_a_running_farm_leaves_no_job_behind(tmp_path):
+    """With REDIS_URL, the farm runs on after the command and so does a job submitted to it;
+    but one whose record was written and whose task was never sent stayed "queued" in its
+    jobs list for good."""
+    clip = make_clip(tmp_path / "clip.mp4", seconds=4, fps=10, size=(320, 180))
+    data_dir = tmp_path / "data"
+    with RedisServer(tmp_path / "redis") as redis:      # a farm's broker, its workers away
+        run = subprocess.run([sys.executable, "-m", "tests.at_a_moment", "core.records:Records.add_job", "SIGTERM",
+                              "--", "process", str(clip.path), "--out", str(tmp_path / "out")],
+                             env=child_env(VIDFARM_DATA_DIR=str(data_dir), REDIS_URL=redis.url),
+                             capture_output=True, text=True, timeout=120)
+    assert run.returncode == 128 + signal.SIGTERM and "stopped (SIGTERM)" in run.stderr, run.stderr
+    assert jobs_left(data_dir) == ([], [])
 
 
 # Killed outright (SIGKILL, the OOM killer, a crash): the command has no way out, so its
