@@ -133,6 +133,21 @@ def redacted(url: str) -> str:
 
 # user ":" password "@" (up to the authority's last "@", as FFmpeg splits it)
 _PASSWORD = re.compile(r"^([a-z][a-z0-9+.-]*://[^:/?#@\s]*):[^/?#\s]*@", re.IGNORECASE)
+_CREDENTIALS = re.compile(r"^[a-z][a-z0-9+.-]*://([^:/?#@\s]*):([^/?#\s]*)@", re.IGNORECASE)
+
+
+def with_stored_password(url: str, stored: str) -> str:
+    """``url`` with its masked password (``***``, as ``redacted`` shows it) replaced by the one
+    ``stored`` has for the same user: an address edited from what the API or the page showed
+    (a new path, say) keeps its password. CameraError when there is none to keep."""
+    new = _CREDENTIALS.match(url)
+    if new is None or new.group(2) != "***":
+        return url
+    old = _CREDENTIALS.match(stored)
+    if old is None or old.group(1) != new.group(1):
+        raise CameraError("the address's password is masked (***) and this camera has none stored for that "
+                          "user: type the password")
+    return url[:new.start(2)] + old.group(2) + url[new.end(2):]
 
 
 def is_stream_address(url: str) -> bool:
@@ -153,7 +168,7 @@ def stream_key(url: str) -> str | None:
     scheme's default when none is given), then the path and query exactly (servers read them
     case-sensitively; ``?channel=2`` is another stream). Credentials do not count: the same
     camera with a new password is the same stream (re-registering it is refused, naming the
-    camera to delete first), and two sets of credentials must not make one camera watched
+    camera to edit instead), and two sets of credentials must not make one camera watched
     twice. None for a browser camera (``webrtc://``): its address names no stream, each
     registration is its own publisher."""
     scheme = url.partition("://")[0].lower()
@@ -206,15 +221,16 @@ class CameraRegistry:
     def update(self, camera_id: str, name: str | None = None, url: str | None = None) -> dict | None:
         """Change a camera's name or stream address (None: kept), checked as ``add`` checks them;
         the camera as it is now, None if there is no such camera. The address as the API shows
-        it (``redacted``: its password masked) keeps the password stored, so a client or form
-        that sends back what it was shown changes nothing. The ingester that holds the camera
+        it (``redacted``: its password masked) keeps the password stored, also with its path or
+        host changed (``with_stored_password``), so a client or form that sends back what it was
+        shown changes nothing but what was edited. The ingester that holds the camera
         reads a new address at its next poll and watches that stream instead."""
 
         def changed(cameras: dict[str, dict]) -> dict | None:
             camera = cameras.get(camera_id)
             if camera is None:
                 return None
-            new_url = camera["url"] if url is not None and lower_scheme(url) == redacted(camera["url"]) else url
+            new_url = None if url is None else with_stored_password(url, camera["url"])
             new_name, new_url = check_camera(camera["name"] if name is None else name,
                                              camera["url"] if new_url is None else new_url)
             return {**camera, "name": new_name, "url": new_url}

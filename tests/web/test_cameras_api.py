@@ -146,6 +146,13 @@ def test_a_camera_is_edited_keeping_its_id_and_checked_as_when_registered(client
         assert renamed.status_code == 200 and renamed.json["name"] == "Back yard"
         assert registry.get(first["id"]) == {**first, "name": "Back yard", "url": "rtsp://admin:new@10.1.2.8/live"}
         assert client.get(url, headers=viewer).json == renamed.json
+        # The path edited in what GET shows: the password stays too, not "***".
+        moved = client.patch(url, json={"url": "rtsp://admin:***@10.1.2.8/live2"}, headers=operator)
+        assert moved.status_code == 200 and registry.get(first["id"])["url"] == "rtsp://admin:new@10.1.2.8/live2"
+        # Masked under another user name: nothing to keep, so type it.
+        masked = client.patch(url, json={"url": "rtsp://guest:***@10.1.2.8/live"}, headers=operator)
+        assert masked.status_code == 400 and "type the password" in masked.json["error"], masked.json
+        assert client.patch(url, json={"url": "rtsp://admin:***@10.1.2.8/live"}, headers=operator).status_code == 200
         taken = client.patch(url, json={"url": "RTSP://10.1.2.9:554/live"}, headers=operator)
         assert taken.status_code == 409 and taken.json["camera"] == {"id": other["id"], "name": "Shed"}
         assert "already registered as camera 'Shed'" in taken.json["error"] and "\n" not in taken.json["error"]
