@@ -179,12 +179,18 @@ class ForkServer:
         """Read answers up to ``child``'s, giving each to the worker that asked for it (they
         come in the order asked, whichever worker is looked at first)."""
         while child in self._pending:
-            asker = self._pending.pop(0)
+            asker = self._pending[0]
+            # Off the list only once its answer is read: a stop signal's exception while this
+            # waits leaves it first in line, so the next read gives it its own pid, not the next one's.
             try:
                 self.ready()
-                asker._pid = self._answer()["pid"]
+                pid = self._answer()["pid"]
             except FarmStartError:
+                self._pending.pop(0)
                 asker.returncode = 2
+                continue
+            self._pending.pop(0)
+            asker._pid = pid
 
     def abandon(self) -> None:
         """Stop it forking: a server still loading is killed, so that a farm stopped early
@@ -221,13 +227,9 @@ class ForkedChild:
 
     def resolve(self) -> int | None:
         """Its pid (answers come in the order asked: this reads up to its own), or None when
-        the server failed before forking it, or when its answer was lost: a stop signal's
-        exception (``cli.signals``) landed between the server's reading it and giving it here.
-        Such a worker is the server's alone: the server kills what it forked as it ends."""
+        the server failed before forking it."""
         if self._pid is None and self.returncode is None:
             self._server.resolve(self)
-            if self._pid is None and self.returncode is None:
-                self.returncode = -1        # gone, as far as this process can tell (not signalled: no pid)
         return self._pid
 
     @property

@@ -4,6 +4,7 @@ before any worker exists, what happens when it dies, and a farm stopped while it
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -85,13 +86,18 @@ def test_a_stop_signal_while_a_worker_pid_is_read_leaves_the_farm_able_to_stop(t
             farm.start().started()
             server = farm.forkserver.popen.pid
             os.kill(server, signal.SIGSTOP)       # it answers nothing until SIGCONT
-            worker = farm.add_worker()
+            worker, second = farm.add_worker(), farm.add_worker()
             threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGTERM)).start()
             threading.Timer(0.8, os.kill, (server, signal.SIGCONT)).start()
             with pytest.raises(Stopped):
                 worker.popen.pid  # noqa: B018  (blocks on its answer)
-        finally:
             time.sleep(1)      # past the SIGCONT
+            # Each still gets its own pid: the answer the stop cut short was not lost, nor given
+            # to the next worker in line.
+            pids = [worker.popen.pid, second.popen.pid]
+            forked = [int(pid) for pid in re.findall(r"forked the worker logging to \S+ \(pid (\d+)\)", farm.forkserver.log_path.read_text())]
+            assert pids == forked[-2:], (pids, forked)
+        finally:
             farm.stop()
     deadline = time.monotonic() + 5
     while processes_with_env(f"VIDFARM_DATA_DIR={tmp_path}") and time.monotonic() < deadline:
