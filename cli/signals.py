@@ -42,19 +42,27 @@ class StopSignals:
         self.received: list[int] = []
         self._holding = 0
         self._noted: int | None = None     # a stop that arrived held, not raised yet
+        self._raised = False
 
     def handle(self, signum, _frame) -> None:
         self.received.append(signum)
-        if len(self.received) > 1:      # the first one stops; later ones must not interrupt the stop
+        if self._raised:      # the stop is under way: later signals must not interrupt its clean-up
             return
-        if self._holding:
+        if self._holding and self._noted is None:
             self._noted = signum
             return
+        # Not held, or a second signal while the first waits to be raised: the user insists
+        # (a held block stuck on an unreachable database must not make Ctrl-C do nothing).
+        self._raise(signum)
+
+    def _raise(self, signum: int) -> None:
+        self._raised, self._noted = True, None
         raise Stopped(signum)
 
     @contextmanager
     def held(self) -> Iterator[None]:
-        """Inside, a stop signal raises ``Stopped`` only at ``check()`` (or as the block ends)."""
+        """Inside, a stop signal raises ``Stopped`` only at ``check()`` (or as the block ends),
+        unless a second one comes first."""
         self._holding += 1
         try:
             yield
@@ -65,8 +73,7 @@ class StopSignals:
     def check(self) -> None:
         """Raise the stop that arrived while held, if one did."""
         if self._noted is not None:
-            signum, self._noted = self._noted, None
-            raise Stopped(signum)
+            self._raise(self._noted)
 
 
 @contextmanager
