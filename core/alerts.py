@@ -143,16 +143,16 @@ def raise_new(s: Session, job_id: str, version: int, alerts: list[dict], identit
     rang = [a for a in rows if a.repeat_of is None]     # withdrawn ones too: people were told
     s.add_all(fresh)
     s.flush()
-    if repeat_s > 0:
-        # A track that lost its name: what rang about its frame under the name stands for it
-        # (nobody new was seen). Unknown faces are otherwise never folded.
-        rang_at: dict[tuple, Alert] = {}
-        for alert in rang:
-            rang_at.setdefault(_row_key(alert), alert)      # the newest
-        for alert in fresh:
-            if person(alert) is None and _row_key(alert) in rang_at:
-                alert.repeat_of = rang_at[_row_key(alert)].id
-        fresh = [a for a in fresh if a.repeat_of is None]
+    # A track that lost its name: what rang about its frame under the name stands for it
+    # (nobody new was seen), whatever the repeat window, as the one row did before names
+    # counted. Unknown faces are otherwise never folded.
+    rang_at: dict[tuple, Alert] = {}
+    for alert in rang:
+        rang_at.setdefault(_row_key(alert), alert)      # the newest
+    for alert in fresh:
+        if person(alert) is None and _row_key(alert) in rang_at:
+            alert.repeat_of = rang_at[_row_key(alert)].id
+    fresh = [a for a in fresh if a.repeat_of is None]
     rings = _fold_repeats(fresh, person, lambda a: a.t, repeat_s, rang_any_time=rang)
     return _with_deliveries(s, rings, urls)
 

@@ -151,6 +151,17 @@ def test_a_track_named_anew_withdraws_its_old_person_alerts_and_raises_the_new_o
     assert rows(records, job_id=job)[-1] == (1, 10.0, 1, 0)
 
 
+def test_a_track_that_loses_its_name_rings_nothing_with_repeats_off(records):  # noqa: F811
+    """No repeat window (alert_repeat_s 0): a track named ann, then nobody, is the same face at
+    the same frame: its alert rang under her name, and is not sent again as an unknown's."""
+    enrol(records, "ann")
+    job = finished_job(records)
+    bare = watch(1, 10.0, "no_mask")
+    assert len(publish(records, job, 1, [bare], {1: "ann"}, repeat_s=0)) == len(URLS)
+    assert publish(records, job, 2, [bare], {1: None}, repeat_s=0) == []
+    assert rows(records, job_id=job) == [(1, 10.0, None, 2), (1, 10.0, 1, 0)]
+
+
 def test_an_unknown_face_named_later_takes_the_name_but_an_erased_person_alert_is_nobody_else(records):  # noqa: F811
     """A stranger without a mask rang; once enrolled (bob), the re-identification names that
     alert, and rings nothing. A watchlist alert whose person was erased has no name left,
