@@ -219,12 +219,21 @@ class Records(GalleryRecords):
                                                        Job.created_at < until)))
 
     # --- segments ----------------------------------------------------------------------
-    def record_split(self, job_id: str, segments: list[dict], timing: dict | None = None, **fields) -> None:
+    def record_split(self, job_id: str, segments: list[dict], timing: dict | None = None, **fields) -> bool:
         """Record a job's segments and move the job on (``fields``, ``timing`` as in
-        ``set_job``), in one transaction. Idempotent: a re-run ingest replaces the earlier rows."""
+        ``set_job``), in one transaction. Idempotent: a re-run ingest replaces the earlier rows.
+        False, and nothing written, when the job has ended meanwhile (failed while it was split:
+        its `vidfarm process` stopped, say): an ended job changes no more, and its status must not
+        go back to "processing" under its error."""
         with self.session() as s:
+            # A write first: it takes the row's lock (the database's, on SQLite), so a fail_job
+            # either came before it and is seen here, or waits for this commit.
+            if not s.execute(update(Job).where(Job.id == job_id, Job.status.not_in(ENDED_STATES))
+                             .values(updated_at=_now())).rowcount:
+                return False
             s.execute(delete(Segment).where(Segment.job_id == job_id))
             _add_segments(s, job_id, segments, timing, fields)
+        return True
 
     def add_split_job(self, job_id: str, source_name: str, source_key: str, segments: list[dict],
                       timing: dict | None = None, **fields) -> None:

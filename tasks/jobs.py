@@ -68,11 +68,12 @@ def _ingest(job_id: str) -> dict:
     except Exception as exc:
         fail_job(job_id, f"ingest failed: {exc}")
         raise
-    records.record_split(job_id, [
-        {"index": p.index, "start_frame": p.start_frame, "frames": p.frames, "pts": p.pts,
-         "end_pts": p.end_pts} for p in plans],
-        status="processing", media=info.summary(), options=options,
-        timing={"split_s": round(time.perf_counter() - started, 4)})
+    if not records.record_split(job_id, [
+            {"index": p.index, "start_frame": p.start_frame, "frames": p.frames, "pts": p.pts,
+             "end_pts": p.end_pts} for p in plans],
+            status="processing", media=info.summary(), options=options,
+            timing={"split_s": round(time.perf_counter() - started, 4)}):
+        return {"skipped": "the job ended while it was split"}
     source_media = SourceMedia.of_summary(info.summary())
     fan_out(job_id, [SegmentJob(job_id, p.index, tuple(p.pts), source_media) for p in plans],
             job.options.get("queue", "cpu"))

@@ -111,6 +111,13 @@ def test_a_stage_starts_only_from_its_states_and_restarts_its_clock(records):
         records.set_segment(job.id, index, status="done")
     assert records.start_stitch(job.id) is None
     assert (records.get_job(job.id).status, records.get_job(job.id).error) == ("failed", "no progress")
+    # Failed while it was split (its `vidfarm process` stopped): the split's record comes too
+    # late, and neither its segments nor "processing" are written under the error.
+    split = records.add_job("clip.mp4", "jobs/y/source")
+    records.start_stage(split.id, "splitting", from_states=("queued",))
+    records.fail_job(split.id, "stopped (SIGTERM)")
+    assert records.record_split(split.id, segments(2), status="processing") is False
+    assert (records.get_job(split.id).status, records.segments(split.id)) == ("failed", [])
 
 
 def test_the_stitch_starts_only_once_every_segment_is_done(records):
