@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import pytest
@@ -69,19 +69,31 @@ def farm(tmp_path_factory):
         use_farm_environment(mp, embedded.redis_url, data_dir, embedded.threads_per_worker)
         embedded.wait_ready(app)
         yield embedded
-        # Chords queued from this process subscribed to their results; unsubscribe before
-        # the Redis server goes away, or the subscriber reconnects during interpreter exit.
-        consumer = getattr(app.backend, "result_consumer", None)
-        if consumer is not None:
-            consumer.stop()
-        pending = getattr(app.backend, "_pending_results", None)
-        if pending is not None:
-            pending.concrete.clear()
-            pending.weak.clear()
+        forget_result_subscriptions()
         app.close()
     mp.undo()
     from core.settings import get_settings
     get_settings.cache_clear()
+
+
+def forget_result_subscriptions() -> None:
+    """Chords and tasks queued from this process subscribed to their results on the farm's
+    Redis. Before that Redis goes away: closed and forgotten. Left, a result collected later
+    unsubscribed there and reconnected 20 times a second apart, logging each traceback from
+    whatever code the garbage collector interrupted (and Python 3.11's ``ast.parse``, running
+    there in test_architecture, then failed: "AST constructor recursion depth mismatch")."""
+    from tasks.app import app
+
+    consumer = getattr(app.backend, "result_consumer", None)
+    if consumer is not None:
+        with suppress(Exception):       # its Redis may be gone already
+            consumer.stop()
+        consumer._pubsub = None         # Celery has no public call for this
+        consumer.subscribed_to.clear()
+    pending = getattr(app.backend, "_pending_results", None)
+    if pending is not None:
+        pending.concrete.clear()
+        pending.weak.clear()
 
 
 def restore_environment() -> None:
@@ -92,6 +104,7 @@ def restore_environment() -> None:
 
     from celeryconfig import DEFAULT_BROKER_URL
 
+    forget_result_subscriptions()
     get_settings.cache_clear()
     runtime.reset()
     # Always re-point, to the default broker when the environment names none: a private farm's
