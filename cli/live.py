@@ -56,7 +56,7 @@ def signals_end(stop: threading.Event):
 def run_watch(args, settings, fail) -> int:
     from cli.farm import EmbeddedFarm
     from cli.gallery_option import gallery_options
-    from core.cameras import is_stream_address, lower_scheme, redacted
+    from core.cameras import ascii_host, is_stream_address, lower_scheme, redacted
     from core.processes import FarmStartError
     from tasks import app as celery_app
     from core.errors import GalleryError
@@ -76,6 +76,7 @@ def run_watch(args, settings, fail) -> int:
         # would be in the future and the watch would queue the whole recording at once.
         return fail(f"{redacted(args.url)}: not a camera's stream address (rtsp://, rtsps://, http:// or https://); "
                     "a recording on disk: vidfarm process")
+    args.url = ascii_host(args.url)        # kamera.bürö.example: FFmpeg's resolver takes only its punycode
     try:   # before starting a farm: a camera that cannot be opened is one line at once
         open_camera(args.url, args.transport, settings.camera_open_timeout_s).close()
     except CameraError as exc:

@@ -169,6 +169,19 @@ def test_watch_refuses_what_is_not_a_cameras_stream_address(tmp_path, address):
     assert not (tmp_path / "out").exists()
 
 
+def test_watch_opens_a_host_name_past_ascii_by_its_ascii_form(tmp_path):
+    """kamera.bürö.invalid is a camera's address like any other (before: "not a camera's stream
+    address"): FFmpeg, whose resolver takes only ASCII, is given its punycode. (.invalid never
+    resolves, RFC 6761: the line names the address it tried.)"""
+    run = subprocess.run(watch_command("rtsp://kamera.B\u00fcr\u00f6.invalid/live", tmp_path / "out"),
+                         capture_output=True, text=True, timeout=120,
+                         env=child_env(VIDFARM_DATA_DIR=str(tmp_path / "data"), VIDFARM_CAMERA_OPEN_TIMEOUT_S="3"))
+    assert run.returncode == 1
+    [line] = run.stderr.strip().splitlines()
+    assert line.startswith("vidfarm: error: rtsp://kamera.xn--br-gkaw.invalid/live: "), line
+    assert not (tmp_path / "out" / "results.json").exists()
+
+
 def test_watch_says_a_browser_camera_publishes_to_a_farm(tmp_path):
     run = subprocess.run(watch_command("webrtc://browser", tmp_path / "out"), capture_output=True, text=True,
                          env=child_env(VIDFARM_DATA_DIR=str(tmp_path / "data")), timeout=60)

@@ -53,7 +53,9 @@ class CameraIn(Schema):
     url = String(required=True, validate=[Length(1, MAX_URL), Regexp(URL_PATTERN, error=URL_RULE)],
                  metadata={"description": "The stream: rtsp://, rtsps://, http:// or https://; "
                                           "webrtc://browser for a browser camera. The scheme in any case "
-                                          "(RTSP://), kept in lower case."})
+                                          "(RTSP://), kept in lower case; a host name past ASCII "
+                                          "(kamera.bürö.example) kept in its ASCII form (IDNA: "
+                                          "kamera.xn--br-gkaw.example)."})
 
 
 class CameraEdit(Schema):
