@@ -33,7 +33,8 @@ recording is past, what is new is who else was in it; a track that lost its name
 now about an unknown face) repeats the alert that rang about its frame. Live alerts fold with
 live ones only: a recording's first version lists them again, folded the same way by video
 time, and rings nothing. Erasing a person unsets the identity: their alerts are no longer
-anyone's and fold no further.
+anyone's and fold no further, and no name is handed to them again (``forget_person``): a
+track of theirs that a re-analysis names someone else raises that person's alert anew.
 """
 
 from __future__ import annotations
@@ -77,6 +78,9 @@ class Alert(Base):
     # What was measured ("38.2 C (threshold 37.5 C)"); never a name: watchlist alerts say
     # who through identity_id, so an erasure leaves no name behind here.
     detail: Mapped[str | None] = mapped_column(Text, default=None)
+    # Its person was erased (``forget_person``): no identity, as an unknown face's alert, but
+    # never anyone else's (0009).
+    person_erased: Mapped[bool] = mapped_column(Boolean, default=False)
     results_version: Mapped[int] = mapped_column(Integer)      # the version that raised it
     withdrawn: Mapped[bool] = mapped_column(Boolean, default=False)
     raised_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now, index=True)
@@ -161,8 +165,8 @@ def _pair(rows: list[Alert], alerts: list[dict], who: Callable[[dict], int | Non
     """Pair a job's alert rows (newest first) with the alerts of its new results version, each
     about the person ``who`` says (an identity id; None for an unknown face, or for any face
     of a job's own gallery, whose names are on no row): a row of the same kind, track, frame
-    and person stands for its alert, else (fever, no mask) a row of an unknown face there,
-    which takes the name (who it was is news, not another event). Marks every row withdrawn
+    and person stands for its alert, else (fever, no mask) a row of an unknown face there
+    (``_nobody_yet``), which takes the name (who it was is news, not another event). Marks every row withdrawn
     or not; returns the alerts no row stands for, to be raised."""
     unpaired: dict[tuple, list[Alert]] = {}
     for row in rows:
@@ -177,15 +181,26 @@ def _pair(rows: list[Alert], alerts: list[dict], who: Callable[[dict], int | Non
         else:
             named_anew.append(item)
     for item in named_anew:
-        # Not a watchlist alert's: one without a person is an erased person's, never another's.
-        takes_name = who(item) is not None and item["kind"] != "watchlist"
-        unknown = [r for r in unpaired.get(_key(item), []) if r.identity_id is None] if takes_name else []
+        unknown = [r for r in unpaired.get(_key(item), []) if _nobody_yet(r)] if who(item) is not None else []
         if unknown:
             unpaired[_key(item)].remove(unknown[0])
             unknown[0].withdrawn, unknown[0].identity_id = False, who(item)
         else:
             fresh.append(item)
     return fresh
+
+
+def _nobody_yet(row: Alert) -> bool:
+    """An alert that no person was named on: an unknown face's fever or no mask, which the
+    name its track is given later may take. Not a watchlist alert's, whose person was there
+    when it was raised, nor an erased person's: theirs are nobody's for good."""
+    return row.identity_id is None and not row.person_erased and row.kind != "watchlist"
+
+
+def forget_person(s: Session, identity_id: int) -> None:
+    """The person is being erased (in the transaction that deletes the identity): their alerts
+    stay, as alerts about a track at a moment, named by nobody, now or later."""
+    s.execute(update(Alert).where(Alert.identity_id == identity_id).values(identity_id=None, person_erased=True))
 
 
 def raise_live(s: Session, camera_id: str, alerts: list[dict], identities: dict[int, str | None],

@@ -7,9 +7,19 @@ import hashlib
 from dataclasses import dataclass
 
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
 
+from core.alerts import forget_person
 from core.errors import TrackEnrolled
 from core.models import FaceEmbedding, Identity, Job
+
+
+def delete_person(s: Session, identity: Identity) -> None:
+    """The identity and its embeddings; their alerts stay, nobody's (``core.alerts.forget_person``)."""
+    s.execute(delete(FaceEmbedding).where(FaceEmbedding.identity_id == identity.id))
+    forget_person(s, identity.id)
+    s.delete(identity)
+
 
 @dataclass(frozen=True)
 class GallerySnapshot:
@@ -88,8 +98,7 @@ class GalleryRecords:
             identity = s.scalar(select(Identity).where(Identity.name == name))
             if identity is None:
                 return False
-            s.execute(delete(FaceEmbedding).where(FaceEmbedding.identity_id == identity.id))
-            s.delete(identity)
+            delete_person(s, identity)
             return True
 
     def gallery_fingerprint(self) -> str:
