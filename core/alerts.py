@@ -157,7 +157,7 @@ def raise_new(s: Session, job_id: str, version: int, alerts: list[dict], identit
         if person(alert) is None and _row_key(alert) in rang_at:
             alert.repeat_of = rang_at[_row_key(alert)].id
     fresh = [a for a in fresh if a.repeat_of is None]
-    rings = _fold_repeats(fresh, person, lambda a: a.t, repeat_s, rang_any_time=rang)
+    rings = fold_repeats(fresh, person, lambda a: a.t, repeat_s, rang_any_time=rang)
     return _with_deliveries(s, rings, urls)
 
 
@@ -232,16 +232,18 @@ def raise_live(s: Session, camera_id: str, alerts: list[dict], identities: dict[
 
     def person(alert: Alert) -> Hashable:     # no capture time: no window to fold it in
         return alert.identity_id if alert.captured_at is not None else None
-    rings = _fold_repeats(fresh, person, at, repeat_s, rang=rang)
+    rings = fold_repeats(fresh, person, at, repeat_s, rang=rang)
     return _with_deliveries(s, rings, urls), [{"id": a.id, "repeat_of": a.repeat_of} for a in fresh]
 
 
-def _fold_repeats(fresh: list[Alert], person: Callable[[Alert], Hashable], at: Callable[[Alert], float],
+def fold_repeats(fresh: list[Alert], person: Callable[[Alert], Hashable], at: Callable[[Alert], float],
                   repeat_s: float, rang: Sequence[Alert] = (), rang_any_time: Sequence[Alert] = ()) -> list[Alert]:
     """Mark each of the ``fresh`` alerts (flushed: they have ids) that repeats one that rang
     (module doc); returns those that ring. ``rang``: alerts that rang before, of the same
     camera; ``rang_any_time``: those of the job's earlier results versions (a person rung
-    about there makes this version's alerts about them repeats, whenever they are)."""
+    about there makes this version's alerts about them repeats, whenever they are). Any
+    alert with ``id``, ``kind`` and ``repeat_of`` will do: `vidfarm watch` folds its own,
+    which no record holds (``tasks.live_watch.WatchRepeats``)."""
     if repeat_s <= 0:
         return fresh
     rang, rings = list(rang), []
