@@ -47,7 +47,7 @@ from sqlalchemy import (Boolean, DateTime, Float, ForeignKey, Integer, String, T
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from core.appearances import identity_ids
-from core.models import Base, Identity, Job, aware
+from core.models import Base, Identity, Job, aware, iso_utc
 
 if TYPE_CHECKING:     # only named in annotations: core.records opens the schema, which imports this
     from core.records import Records
@@ -333,7 +333,7 @@ class Alerts:
                 found.setdefault(d.alert_id, []).append(
                     {"url": d.url, "status": d.status, "attempts": d.attempts, "status_code": d.status_code,
                      "last_error": d.last_error,
-                     "delivered_at": _moment(d.delivered_at)})
+                     "delivered_at": iso_utc(d.delivered_at)})
             return found
 
     def page(self, limit: int, offset: int = 0, job_id: str | None = None, folded: bool = False) -> list[dict]:
@@ -356,9 +356,9 @@ class Alerts:
             for alert in s.scalars(repeats) if ids else ():
                 repeated.setdefault(alert.repeat_of, []).append(
                     {"id": alert.id, "track": alert.track, "t": alert.t, "withdrawn": alert.withdrawn,
-                     "raised_at": _moment(alert.raised_at), "captured_at": _moment(alert.captured_at)})
+                     "raised_at": iso_utc(alert.raised_at), "captured_at": iso_utc(alert.captured_at)})
             found = [{**body, "id": alert.id, "withdrawn": alert.withdrawn, "source_name": source,
-                      "raised_at": _moment(alert.raised_at), "captured_at": _moment(alert.captured_at),
+                      "raised_at": iso_utc(alert.raised_at), "captured_at": iso_utc(alert.captured_at),
                       "repeat_of": alert.repeat_of, "repeats": len(repeated.get(alert.id, []))}
                      for body, alert, source in rows]
         deliveries = self.deliveries(ids)
@@ -375,10 +375,6 @@ class Alerts:
         with self.records.session() as s:
             return dict(s.execute(select(Alert.job_id, func.count()).where(
                 Alert.job_id.in_(job_ids), Alert.withdrawn.is_(False)).group_by(Alert.job_id)).all())
-
-
-def _moment(moment: datetime | None) -> str | None:
-    return aware(moment).isoformat() if moment else None
 
 
 def payload(alert: Alert, identity: str | None) -> dict:

@@ -54,7 +54,7 @@ def served(farm, kolkata_database):
     assert folds[1]["repeat_of"] == folds[0]["id"]
     with records.session() as s:
         s.execute(sqlalchemy.update(Alert).values(raised_at=RAISED))
-    assert Alerts(records).page(1)[0]["raised_at"].endswith("+05:30")      # what the page is given
+    assert Alerts(records).page(1)[0]["raised_at"] == "2026-12-06T09:41:00.750000+00:00"   # given in UTC
     records.engine.dispose()
     server = make_server("127.0.0.1", free_port(), make_app(database_url=kolkata_database), threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -79,3 +79,26 @@ def test_the_alerts_page_shows_times_in_utc_whatever_offset_the_database_gives(b
         assert "captured 2026-12-06 09:43:00 UTC, track 2" in repeat, repeat
     finally:
         context.close()
+
+
+def test_the_records_give_every_time_in_utc_whatever_offset_the_database_gives(kolkata_database):
+    """What the API and the pages are given (jobs, users, people and their photos; alerts above):
+    ISO 8601 in UTC (+00:00), not the database session's +05:30 (nor SQLite's naive form)."""
+    from core.accounts import Accounts
+    from core.records import Records
+    from services.jobs import job_view
+    from web.api_users import user_view
+
+    records = Records(kolkata_database)
+    records.create_schema()
+    try:
+        job = records.add_job("gate.mp4", "uploads/gate.mp4")
+        user = Accounts(records).create_user("kolkata-admin", PASSWORD, "admin")
+        records.add_embeddings("ann", [bytes(2048)], ["ann.jpg"], [None])
+        times = [job_view(records, job.id)["created_at"], user_view(user)["created_at"],
+                 records.identities("ann")[0]["created_at"], records.identity_photos("ann")[0]["created_at"]]
+        for moment in times:
+            assert moment.endswith("+00:00"), times
+            assert abs(datetime.fromisoformat(moment) - datetime.now(timezone.utc)).total_seconds() < 600
+    finally:
+        records.engine.dispose()
