@@ -5,6 +5,7 @@
     vidfarm ingest                                                    watch the farm's registered cameras
     vidfarm enroll NAME IMAGE...                                      add photos of a person to the gallery
     vidfarm up [--workers N] [--port P]                               the embedded farm with the web app
+    vidfarm user NAME [--role admin|operator|viewer]                  a web user (password and token once)
     vidfarm db upgrade|current|history                                the database schema (migrations)
     vidfarm autoscale --backend kubernetes|local                      the queue-length autoscaler
     vidfarm autoscale simulate TRACE.json                             our policy against a KEDA/HPA model

@@ -166,6 +166,14 @@ class Settings(BaseSettings):
     segment_seconds: float = Field(default=4.0, gt=0, description="Target segment length; segments are equal, remuxed from keyframes.")
     min_segments: int = Field(default=8, ge=1,
                               description="Cut short recordings finer (down to 1 s) to make this many segments.")
+    # 32: the chart's worker cap (8) times 4, so a cluster at its cap still shares a long
+    # recording 4 segments a worker; each segment fewer saves its own fixed cost.
+    max_segments: int = Field(default=32, ge=0,
+                              description="Cut long recordings into longer segments (up to max_segment_seconds) "
+                                          "to make at most this many (0: no limit).")
+    max_segment_seconds: float = Field(default=60.0, gt=0,
+                                       description="Longest a segment grows to under max_segments "
+                                                   "(never shorter than segment_seconds).")
     max_width: int = Field(default=defaults.MAX_WIDTH, description="Largest accepted frame width (pixels).")
     max_height: int = Field(default=defaults.MAX_HEIGHT, description="Largest accepted frame height (pixels).")
     min_side: int = Field(default=defaults.MIN_SIDE, description="Smallest accepted frame width or height (pixels).")
@@ -217,7 +225,8 @@ class Settings(BaseSettings):
     live_detect_fps: float = Field(default=defaults.LIVE_DETECT_FPS, ge=0,
                                    description="Live cameras: the detector looks at most this many frames a second; "
                                                "the frames between keep the faces of its last look (box, track, "
-                                               "name, mask). 0: every frame. Uploads and recordings: every frame.")
+                                               "name, mask). 0: every frame. Uploads, and a re-analysis of a "
+                                               "camera's recording: every frame.")
     threads: int = Field(default=0, ge=0,
                          description="Threads per worker process for inference and codecs; 0 = all cores.")
     pin_workers: bool = Field(default=True,
@@ -348,6 +357,12 @@ class Settings(BaseSettings):
         default=None, description="Namespace of the worker Deployments. Unset: the pod's own (in cluster) "
                                   "or the kubeconfig context's.")
     autoscale_metrics_port: int = Field(default=9102, ge=0, description="Prometheus port of `vidfarm autoscale` (0: off).")
+
+    @model_validator(mode="after")
+    def _segment_bounds_agree(self) -> "Settings":
+        if self.max_segments and self.max_segments < self.min_segments:
+            raise ValueError(f"max_segments ({self.max_segments}) is below min_segments ({self.min_segments})")
+        return self
 
     @model_validator(mode="after")
     def _s3_has_a_bucket(self) -> "Settings":

@@ -176,6 +176,35 @@ def test_short_recordings_are_cut_finer_into_equal_pieces(tmp_path):
     assert [p.frames for p in media.plan_segments(info, 4.0)] == [46, 47]
 
 
+@pytest.mark.parametrize("duration_s, expected", [
+    (6.2, 1.0),           # short: cut finer, down to 1 s, as before
+    (60.0, 4.0),          # 15 segments of 4 s: within both bounds
+    (120.0, 4.0),         # 30 of 4 s
+    (600.0, 600 / 32),    # 150 of 4 s would be too many: 32 of 18.75 s
+    (3600.0, 60.0),       # 32 of 112.5 s would be too long: 60 segments of 60 s
+])
+def test_long_recordings_get_longer_segments_up_to_a_ceiling(duration_s, expected):
+    assert media.segment_length(duration_s, 4.0, min_segments=8, max_segments=32, longest_s=60.0) == \
+        pytest.approx(expected)
+
+
+def test_segment_length_bounds_never_shorten_a_longer_target():
+    assert media.segment_length(3600.0, 120.0, 8, max_segments=32, longest_s=60.0) == 120.0   # growth only
+    assert media.segment_length(3600.0, 4.0, 8, max_segments=0) == 4.0                       # 0: no limit
+    assert media.segment_length(3600.0, 4.0, 8, max_segments=32) == pytest.approx(112.5)     # no ceiling
+
+
+def test_a_long_recording_is_cut_into_at_most_max_segments_equal_pieces(tmp_path):
+    clip = make_clip(tmp_path / "src.mp4", seconds=40, fps=15, size=(96, 54), gop=30, face_windows=[], audio=False)
+    info = media.probe(clip.path)
+    assert len(media.plan_segments(info, 4.0, min_segments=2)) == 10                    # as before
+    plans = media.plan_segments(info, 4.0, min_segments=2, max_segments=4)
+    assert [p.frames for p in plans] == [150, 150, 150, 150]                             # 10 s each
+    plans = media.plan_segments(info, 4.0, min_segments=2, max_segments=4, longest_s=7.0)
+    assert [p.frames for p in plans] == [100, 100, 100, 100, 100, 100]                   # 6 of 6.7 s
+    assert_segments_decode_to_their_own_pictures(clip.path, info, plans, tmp_path / "split")
+
+
 def test_a_segment_starting_mid_gop_carries_its_gop_and_yields_only_its_frames(tmp_path):
     clip = make_clip(tmp_path / "src.mp4", seconds=4, fps=15, gop=20, face_windows=[], audio=False)
     info = media.probe(clip.path)

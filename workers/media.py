@@ -452,11 +452,28 @@ def _check_decodes(path: Path, packets: list[PacketInfo], limits: Limits, starte
 
 # --- split -------------------------------------------------------------------------------
 
-def plan_segments(info: MediaInfo, target_s: float, min_segments: int = 1) -> list[SegmentPlan]:
-    """Cut a recording into segments of equal frame counts, about ``target_s`` each; a short
-    recording is cut finer (down to 1 s) to still make ``min_segments`` pieces for the workers
-    to share. Equal pieces finish together: cutting on keyframes only left one worker idle
-    for up to a GOP at the end of every job.
+def segment_length(duration_s: float, target_s: float, min_segments: int = 1, max_segments: int = 0,
+                   longest_s: float = 0.0) -> float:
+    """How long a recording's segments are: ``target_s``, but shorter (down to 1 s) where that
+    makes fewer than ``min_segments`` pieces for the workers to share, and longer where it
+    makes more than ``max_segments`` (0: no such bound), up to ``longest_s`` (0: no such
+    bound; never below ``target_s``). A segment costs its task, a detector and tracks that
+    start afresh, its file's opens and GOP decoded before its first frame, whatever its
+    length (measured in docs/benchmarks.md, "Segment length": 8-11 % of the farm CPU
+    of a quiet camera's 10 minutes, in 32 segments instead of 150). The ceiling keeps one segment's task well inside
+    its time limit and a lost worker's redone work small on long recordings."""
+    length = min(target_s, max(1.0, duration_s / max(1, min_segments)))
+    if max_segments:
+        length = max(length, min(duration_s / max_segments, max(longest_s or float("inf"), target_s)))
+    return length
+
+
+def plan_segments(info: MediaInfo, target_s: float, min_segments: int = 1, max_segments: int = 0,
+                  longest_s: float = 0.0) -> list[SegmentPlan]:
+    """Cut a recording into segments of equal frame counts, about ``segment_length`` each
+    (``target_s``, finer for short recordings, longer for long ones). Equal pieces finish
+    together: cutting on keyframes only left one worker idle for up to a GOP at the end of
+    every job.
 
     Segment files are still remuxed from keyframes, never re-encoded: a segment that starts
     mid-GOP carries its GOP from the keyframe on, and its task decodes and drops the frames
@@ -474,7 +491,7 @@ def plan_segments(info: MediaInfo, target_s: float, min_segments: int = 1) -> li
     frame_pts = [pts for gop in gop_pts for pts in gop]
     gop_first_frame = list(itertools.accumulate((len(g) for g in gop_pts), initial=0))  # ends with N
     total = len(frame_pts)
-    target_s = min(target_s, max(1.0, info.duration_s / max(1, min_segments)))
+    target_s = segment_length(info.duration_s, target_s, min_segments, max_segments, longest_s)
     count = max(1, min(total, round(info.duration_s / target_s)))
     frames_each = total / count
     mid_gop_ok = all(p.timed for p in packets)
