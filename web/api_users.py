@@ -9,7 +9,7 @@ from core.accounts import AccountError, User
 from core.models import iso_utc
 from web.api import error_responses, found_or_404
 from web.auth import account_user, accounts, token_auth
-from web.schemas import PasswordChangeIn, PasswordResetOut, UserOut, UserPatchIn
+from web.schemas import NoQuery, PasswordChangeIn, PasswordResetOut, UserOut, UserPatchIn
 
 users_api = APIBlueprint("users_api", __name__, url_prefix="/api/v1", tag="accounts")
 
@@ -41,9 +41,10 @@ def change_own_password(body: dict):
 
 @users_api.get("/users")
 @users_api.auth_required(token_auth, roles=["admin"])
+@users_api.input(NoQuery, location="query", arg_name="_query")
 @users_api.output(UserOut(many=True))
-@users_api.doc(summary="Every user", responses=error_responses(403))
-def list_users():
+@users_api.doc(summary="Every user", responses=error_responses(400, 403))
+def list_users(_query):
     return [user_view(user) for user in accounts().list_users()]
 
 
