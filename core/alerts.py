@@ -166,8 +166,8 @@ def _pair(rows: list[Alert], alerts: list[dict], who: Callable[[dict], int | Non
     about the person ``who`` says (an identity id; None for an unknown face, or for any face
     of a job's own gallery, whose names are on no row): a row of the same kind, track, frame
     and person stands for its alert, else (fever, no mask) a row of an unknown face there
-    (``_nobody_yet``), which takes the name (who it was is news, not another event). Marks every row withdrawn
-    or not; returns the alerts no row stands for, to be raised."""
+    (``_nobody_yet``), which takes the name (who it was is news, not another event). Marks
+    every row withdrawn or not; returns the alerts no row stands for, to be raised."""
     unpaired: dict[tuple, list[Alert]] = {}
     for row in rows:
         row.withdrawn = True
@@ -237,7 +237,7 @@ def raise_live(s: Session, camera_id: str, alerts: list[dict], identities: dict[
 
 
 def fold_repeats(fresh: list[Alert], person: Callable[[Alert], Hashable], at: Callable[[Alert], float],
-                  repeat_s: float, rang: Sequence[Alert] = (), rang_any_time: Sequence[Alert] = ()) -> list[Alert]:
+                 repeat_s: float, rang: Sequence[Alert] = (), rang_any_time: Sequence[Alert] = ()) -> list[Alert]:
     """Mark each of the ``fresh`` alerts (flushed: they have ids) that repeats one that rang
     (module doc); returns those that ring. ``rang``: alerts that rang before, of the same
     camera; ``rang_any_time``: those of the job's earlier results versions (a person rung
