@@ -93,7 +93,7 @@ def run_watch(args, settings, fail) -> int:
                 return fail(str(error), code=2)
         watch = LiveWatch(args.url, args.out, options, segment_seconds=args.segment_seconds,
                           transport=args.transport, open_timeout=settings.camera_open_timeout_s,
-                          report=lambda line: print(line, flush=True))
+                          report=lambda line: print(line, flush=True), repeat_s=settings.alert_repeat_s)
         try:
             with signals_end(stop):
                 summary = watch.run(stop, args.seconds)
@@ -104,12 +104,14 @@ def run_watch(args, settings, fail) -> int:
 
 
 def watch_done_line(summary, out) -> str:
-    """The last line of a watch: what it analysed, its latency and where the files are."""
+    """The last line of a watch: what it analysed, its alerts (a repeat is not a new one), its
+    latency and where the files are."""
     from core.words import counted
 
     failed = f", {counted(summary.failed_segments, 'segment')} failed" if summary.failed_segments else ""
+    repeats = f", {counted(summary.repeats, 'repeat')}" if summary.repeats else ""
     return (f"done: {counted(summary.segments, 'segment')}, {counted(summary.frames, 'frame')}, "
-            f"{counted(summary.gaps, 'gap')}{failed}; "
+            f"{counted(summary.gaps, 'gap')}{failed}, {counted(summary.alerts, 'alert')}{repeats}; "
             f"latency p50 {summary.percentile(50):.2f} s, p95 {summary.percentile(95):.2f} s -> "
             f"{out / 'annotated.mp4'}, {out / 'results.json'}, {out / 'live.jsonl'}")
 

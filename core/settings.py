@@ -275,7 +275,8 @@ class Settings(BaseSettings):
     live_detect_fps: float = Field(default=defaults.LIVE_DETECT_FPS, ge=0,
                                    description="Live cameras: the detector looks at most this many frames a second; "
                                                "the frames between keep the faces of its last look (box, track, "
-                                               "name, mask). 0: every frame. Uploads and recordings: every frame.")
+                                               "name, mask). 0: every frame. Uploads, and a re-analysis of a "
+                                               "camera's recording: every frame.")
     threads: int = Field(default=0, ge=0,
                          description="Threads per worker process for inference and codecs; 0 = all cores.")
     pin_workers: bool = Field(default=True,

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import re
+from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 
 from core.settings import Settings, get_settings
 
@@ -206,3 +208,89 @@ def test_a_misspelt_nested_setting_is_named_beside_the_other_bad_settings(monkey
     assert error.startswith("vidfarm: error: bad settings ") and error.count("\n") == 1
     assert "autoscale_cpu: Value error, VIDFARM_AUTOSCALE_CPU__TARGET_WAIT is not a setting" in error
     assert "x264_crf: Input should be less than or equal to 51" in error
+
+
+# README's settings table (its "variable | default | meaning" rows) against the settings.
+README = Path(__file__).resolve().parents[1] / "README.md"
+UNITS = {None: 1, "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3, "h": 3600}
+
+
+def _readme_settings_rows() -> list[tuple[str, str]]:
+    """(its variables cell, its default cell) for each row of README's Settings table."""
+    section = README.read_text().split("\n## Settings\n", 1)[1]
+    table = section.split("\n| variable | default | meaning |\n", 1)[1].split("\n\n", 1)[0]
+    return [tuple(line.strip("| ").split(" | ")[:2]) for line in table.splitlines()[1:]]  # after | --- |
+
+
+def _environment_names() -> dict[str, str]:
+    """Each variable Settings reads -> its field (nested models, read as NAME__FIELD, left out;
+    REDIS_URL and DATABASE_URL by their conventional names)."""
+    names = {"REDIS_URL": "redis_url", "DATABASE_URL": "database_url"}
+    for field, info in Settings.model_fields.items():
+        nested = isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel)
+        if not nested and info.validation_alias is None:
+            names[f"VIDFARM_{field.upper()}"] = field
+    return names
+
+
+def _expanded(names: list[str], known: dict[str, str]) -> list[str]:
+    """``..._BACKOFF_S`` after ``VIDFARM_ALERT_WEBHOOK_ATTEMPTS``: the first name's prefix that
+    makes a variable Settings reads (else left as written, to fail)."""
+    first, out = names[0], []
+    for name in names:
+        if name.startswith("..._"):
+            parts = first.split("_")
+            candidates = ("_".join(parts[:cut]) + name[3:] for cut in range(len(parts) - 1, 0, -1))
+            name = next((c for c in candidates if c in known), name)
+        out.append(name)
+    return out
+
+
+def _documented_default(cell: str):
+    """A default as README writes it: `literal` (maybe followed by words), a number with a unit
+    (4 GiB, 6 h), "unset" (None) or "empty"; anything else (prose) is not checked: ``...``."""
+    if literal := re.match(r"`([^`<]*)`(?: \(.*\))?$", cell):
+        return literal.group(1)
+    if number := re.fullmatch(r"(\d+(?:\.\d+)?) ?(KiB|MiB|GiB|h)?", cell):
+        return float(number.group(1)) * UNITS[number.group(2)]
+    if cell.startswith("unset"):
+        return None
+    return () if cell == "empty" else ...
+
+
+def _same(documented, default) -> bool:
+    if documented is None or documented == ():
+        return not default
+    if isinstance(default, bool):
+        return documented == str(default).lower()
+    if isinstance(default, tuple):
+        return documented == ",".join(default)
+    if isinstance(default, (int, float)):
+        return float(documented) == float(default)
+    return documented == str(default)
+
+
+def test_readmes_settings_table_names_every_setting_with_its_default():
+    known = _environment_names()
+    documented = {}
+    for names_cell, default_cell in _readme_settings_rows():
+        names = [n for n in re.findall(r"`([^`]+)`", names_cell) if "<" not in n]
+        if not names:       # VIDFARM_ANALYZER_CONFIG__<ANALYZER>__<FIELD>
+            continue
+        # "`A`, `B`" rows give their defaults comma-separated; "`A` / `B`" rows slash-separated
+        # (never inside brackets: "unset: boto3's chain (`X` / `Y`)" is one default).
+        separator = ", " if "`, `" in names_cell else " / "
+        defaults = re.split(re.escape(separator) + r"(?![^(]*\))", default_cell)
+        if len(defaults) != len(names):
+            defaults = [default_cell] * len(names)
+        for name, cell in zip(_expanded(names, known), defaults):
+            documented[name] = cell
+    assert sorted(set(documented) - set(known)) == [], "README documents variables vidfarm does not read"
+    assert sorted(set(known) - set(documented)) == [], "settings missing from README's table"
+    wrong = {}
+    for name, cell in documented.items():
+        info = Settings.model_fields[known[name]]
+        value = _documented_default(cell)
+        if value is not ... and info.default_factory is None and not _same(value, info.default):
+            wrong[name] = (cell, info.default)
+    assert wrong == {}, "README's default differs from core/settings.py's"

@@ -26,7 +26,7 @@ from web.context import farm
 
 metrics = Blueprint("metrics", __name__)
 
-QUEUES = ("ingest", "cpu", "gpu")
+QUEUES = ("live", "ingest", "cpu", "gpu")   # celeryconfig.task_queues (tests/test_api.py checks)
 SEGMENT_BUCKETS = (1, 2, 5, 10, 20, 30, 60, 120, 300, 600)
 JOB_BUCKETS = (5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200)
 
