@@ -181,7 +181,6 @@ def _unknown_nested_setting(model: type[BaseModel], given, variable: str) -> str
     return None
 
 
-
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="VIDFARM_", extra="ignore", env_nested_delimiter="__")
 
