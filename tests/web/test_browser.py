@@ -202,6 +202,35 @@ def test_upload_refusals_are_shown(page, live_server, accounts_by_role, shots, t
     assert "empty" in page.inner_text("#upload-message")
 
 
+def test_a_second_click_while_uploading_queues_no_second_job(page, live_server, accounts_by_role, face_clip,
+                                                              tmp_path):
+    """An impatient double click (or Enter again) on Upload while the file is on its way sent
+    it twice: two jobs of one recording. The button is disabled until this upload fails."""
+    from core.models import Job
+    from services import runtime
+
+    recording = tmp_path / "double-click.mp4"
+    recording.write_bytes(face_clip.path.read_bytes())
+    posts = []
+    page.on("request", lambda r: posts.append(r.url) if r.method == "POST" and r.url.endswith("/upload") else None)
+    log_in(page, live_server, accounts_by_role["operator"].username)
+    page.goto(f"{live_server}/upload")
+    page.wait_for_load_state("load")
+    page.set_input_files("#file-input", str(recording))
+    cdp = page.context.new_cdp_session(page)   # a slow link: the upload is still on its way below
+    cdp.send("Network.enable")
+    cdp.send("Network.emulateNetworkConditions", {"offline": False, "latency": 0, "downloadThroughput": -1,
+                                                  "uploadThroughput": 100_000})
+    page.dblclick("#upload-button")
+    assert page.is_disabled("#upload-button")
+    page.evaluate("() => document.getElementById('upload-form').requestSubmit()")   # Enter, as a script
+    page.wait_for_url(re.compile(r".*/jobs/[0-9a-f]{32}$"), timeout=WAIT_MS)
+    assert len(posts) == 1
+    with runtime.records().session() as s:
+        jobs = [job_id for (job_id,) in s.query(Job.id).filter(Job.source_name == "double-click.mp4")]
+    assert jobs == [page.url.rsplit("/", 1)[1]]
+
+
 CSP_WATCH = ("window.__csp = []; document.addEventListener('securitypolicyviolation', "
              "(e) => window.__csp.push(e.violatedDirective + ' ' + (e.blockedURI || 'inline')));")
 

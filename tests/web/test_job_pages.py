@@ -191,8 +191,9 @@ def test_an_unknown_face_with_no_clear_picture_says_why_it_has_none(farm, operat
     assert all("no face clear enough" not in row for row in rows if "thumbnail" in row)
 
 
-def _done_job(name: str) -> str:
-    """A job done with its first results (no faces), published as the stitch publishes them."""
+def done_job(name: str, **fields) -> str:
+    """A job done with its first results (no faces, unless ``fields`` replace those of the
+    results), published as the stitch publishes them."""
     from core.storage import version_key
     from services import runtime
     from tasks.common import put_json
@@ -201,7 +202,8 @@ def _done_job(name: str) -> str:
     job_id = records.add_job(name, "jobs/none/source").id
     results = {"schema": "vidfarm.results/1", "source": {"path": name, "width": 64, "height": 48, "fps": 10.0,
                                                          "frames": 10, "duration_s": 1.0, "has_audio": False},
-               "chunks": 1, "frames": [], "tracks": [], "alerts": [], "timing": {"wall_s": 1.0, "stages": {}}}
+               "chunks": 1, "frames": [], "tracks": [], "alerts": [], "timing": {"wall_s": 1.0, "stages": {}},
+               **fields}
     assert records.publish_version(job_id, "no-gallery", lambda n: put_json(version_key(job_id, n), results),
                                    status="done", error=None) == 1
     return job_id
@@ -219,7 +221,7 @@ def test_a_first_video_is_never_shown_as_earlier_results_and_the_page_polls_unti
     from services import runtime
 
     records, store = runtime.records(), runtime.store()
-    job_id = _done_job("first video.mp4")
+    job_id = done_job("first video.mp4")
     drawn = tmp_path / "annotated.mp4"
     pages = []
 
@@ -237,7 +239,7 @@ def test_a_first_video_is_never_shown_as_earlier_results_and_the_page_polls_unti
     assert 'id="video-out-of-date"' not in after and 'id="video"' in after
 
     # A job finished before videos followed results (migration 0003): no record of its video.
-    old_job = _done_job("stitched long ago.mp4")
+    old_job = done_job("stitched long ago.mp4")
     with records.session() as s:
         s.delete(s.get(JobVideo, old_job))
     drawn.write_bytes(b"a video")

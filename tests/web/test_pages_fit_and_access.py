@@ -179,6 +179,44 @@ def test_the_timeline_is_one_row_per_person_and_works_from_the_keyboard(browser,
         context.close()
 
 
+def unknown_faces_results() -> dict:
+    """Results of 3 s (10 fps) with no face crops stored: one unknown track of 2.5 s (a row of
+    its own saying why it has no face) and four short ones (one row)."""
+    tracks = [(1, 0, 25), (2, 26, 27), (3, 26, 28), (4, 27, 29), (5, 28, 29)]
+    frames = [{"index": i, "t": i / 10, "faces": [
+        {"box": [0, 0, 8, 8], "score": 0.9, "track": track, "identity": None, "similarity": None, "mask": None,
+         "mask_score": None, "temperature_c": None} for track, first, last in tracks if first <= i <= last]}
+        for i in range(30)]
+    return {"frames": frames, "tracks": [
+        {"track": track, "identity": None, "first_frame": first, "last_frame": last, "best_similarity": None,
+         "mask": None, "max_temperature_c": None} for track, first, last in tracks]}
+
+
+@pytest.mark.parametrize("width", list(WIDTHS))
+def test_each_timeline_label_sits_beside_its_face(browser, live_server, accounts_by_role, farm, width):  # noqa: F811
+    """A label longer than the column's room beside the 40 px face ("no face clear enough to
+    recognise or enrol", "4 short unknown tracks") wrapped whole under the face at desktop
+    width: every such row twice as tall, its name under an empty grey square, away from its bar."""
+    from tests.web.test_job_pages import done_job
+
+    job_id = done_job("label beside face.mp4", **unknown_faces_results())
+    context = browser.new_context(viewport=WIDTHS[width])
+    page = context.new_page()
+    try:
+        log_in(page, live_server, accounts_by_role["viewer"].username)
+        page.goto(f"{live_server}/jobs/{job_id}")
+        rows = page.locator("#timeline .tl-row")
+        assert [row.get_attribute("data-kind") for row in rows.all()] == ["unknown", "short"]
+        assert "no face clear enough" in rows.first.inner_text()
+        for row in rows.all():
+            face = row.locator(".tl-label .tl-noface, .tl-label img").first.bounding_box()
+            name = row.locator(".tl-label > span:not(.tl-noface)").bounding_box()   # the name
+            assert name["x"] >= face["x"] + face["width"], row.inner_text()   # beside it, not under it
+            assert name["y"] < face["y"] + face["height"], row.inner_text()
+    finally:
+        context.close()
+
+
 def test_a_repeated_alert_folds_under_the_one_that_rang_on_a_phone(browser, live_server, accounts_by_role,  # noqa: F811
                                                                     recordings):
     """The named recording shows the watch-listed man twice (two tracks, two alerts): the
