@@ -4,6 +4,7 @@ the real farm. Screenshots land in build/screenshots/ (docs/screenshots/ holds c
 from __future__ import annotations
 
 import re
+import secrets
 from pathlib import Path
 
 import pytest
@@ -229,6 +230,42 @@ def test_a_second_click_while_uploading_queues_no_second_job(page, live_server, 
     with runtime.records().session() as s:
         jobs = [job_id for (job_id,) in s.query(Job.id).filter(Job.source_name == "double-click.mp4")]
     assert jobs == [page.url.rsplit("/", 1)[1]]
+
+
+def test_live_progress_goes_on_after_the_network_drops_a_poll(page, live_server, accounts_by_role):
+    """A poll that failed (Wi-Fi gone a moment, the web server restarting) threw and ended
+    the polling: the page showed the job queued for good. It goes on, and the job's end shows."""
+    from tests.web.test_job_pages import publish_done, queued_job
+
+    job_id = queued_job("network drop.mp4")
+    log_in(page, live_server, accounts_by_role["viewer"].username)
+    with page.expect_response(re.compile(rf".*/api/v1/jobs/{job_id}$")):
+        page.goto(f"{live_server}/jobs/{job_id}")
+    with page.expect_event("requestfailed", lambda r: r.url.endswith(job_id)):
+        page.context.set_offline(True)
+    page.context.set_offline(False)
+    publish_done(job_id, "network drop.mp4")
+    page.wait_for_selector("#job-status[data-status='done']", timeout=30_000)
+
+
+def test_a_page_whose_session_ended_goes_to_the_login(page, live_server, web_app):
+    """Logged out in another tab (or the session expired): the jobs list polled on with 401s
+    and showed progress that no longer moved. Its next poll takes it to the login."""
+    from core.accounts import Accounts
+    from services import runtime
+    from tests.web.test_job_pages import publish_done, queued_job
+
+    job_id = queued_job("still queued.mp4")
+    try:
+        user = Accounts(runtime.records()).create_user(f"tabs-{secrets.token_hex(4)}", PASSWORD, "viewer")
+        log_in(page, live_server, user.username)
+        other_tab = page.context.new_page()
+        other_tab.goto(f"{live_server}/jobs")
+        other_tab.click("text=Log out")
+        other_tab.wait_for_url(re.compile(r".*/login"))
+        page.wait_for_url(re.compile(r".*/login\?next=(%2F|/)jobs$"), timeout=30_000)
+    finally:
+        publish_done(job_id, "still queued.mp4")   # ended: no queued job left for other tests
 
 
 CSP_WATCH = ("window.__csp = []; document.addEventListener('securitypolicyviolation', "

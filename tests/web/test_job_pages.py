@@ -191,22 +191,34 @@ def test_an_unknown_face_with_no_clear_picture_says_why_it_has_none(farm, operat
     assert all("no face clear enough" not in row for row in rows if "thumbnail" in row)
 
 
+def queued_job(name: str) -> str:
+    """A job recorded as queued whose task was never sent: it waits until a test ends it."""
+    from services import runtime
+
+    return runtime.records().add_job(name, "jobs/none/source").id
+
+
 def done_job(name: str, **fields) -> str:
     """A job done with its first results (no faces, unless ``fields`` replace those of the
     results), published as the stitch publishes them."""
+    job_id = queued_job(name)
+    publish_done(job_id, name, **fields)
+    return job_id
+
+
+def publish_done(job_id: str, name: str, **fields) -> None:
+    """End a job as done with its first results, as the stitch publishes them."""
     from core.storage import version_key
     from services import runtime
     from tasks.common import put_json
 
     records = runtime.records()
-    job_id = records.add_job(name, "jobs/none/source").id
     results = {"schema": "vidfarm.results/1", "source": {"path": name, "width": 64, "height": 48, "fps": 10.0,
                                                          "frames": 10, "duration_s": 1.0, "has_audio": False},
                "chunks": 1, "frames": [], "tracks": [], "alerts": [], "timing": {"wall_s": 1.0, "stages": {}},
                **fields}
     assert records.publish_version(job_id, "no-gallery", lambda n: put_json(version_key(job_id, n), results),
                                    status="done", error=None) == 1
-    return job_id
 
 
 def test_a_first_video_is_never_shown_as_earlier_results_and_the_page_polls_until_it_is_recorded(
