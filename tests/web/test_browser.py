@@ -367,3 +367,25 @@ def test_a_name_of_spaces_is_refused_naming_the_field(page, live_server, account
         assert page.locator(".flash.error").inner_text() == "type the person's name"
     finally:
         runtime.records().delete_identity(name)
+
+
+def test_every_tab_stop_of_the_upload_form_does_something(page, live_server, accounts_by_role):
+    """The drop zone took a tab stop of its own where Enter and Space did nothing (it takes
+    drops from a mouse); from the keyboard, the first stop in the form is the file picker."""
+    log_in(page, live_server, accounts_by_role["operator"].username)
+    page.goto(f"{live_server}/upload")
+    stops = []
+    for _ in range(40):
+        page.keyboard.press("Tab")
+        focused = page.evaluate("(() => { const e = document.activeElement;"
+                                " return e.closest('#upload-form') ? e.tagName + '#' + e.id : null; })()")
+        if focused:
+            stops.append(focused)
+        if focused == "BUTTON#upload-button":
+            break
+    assert stops[0] == "INPUT#file-input"
+    assert all(stop.split("#")[0] in ("INPUT", "BUTTON", "SELECT", "A") for stop in stops), stops
+    with page.expect_file_chooser() as chooser:
+        page.focus("#file-input")
+        page.keyboard.press("Enter")
+    assert chooser.value.element.get_attribute("id") == "file-input"

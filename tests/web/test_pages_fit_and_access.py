@@ -64,10 +64,12 @@ def small_png(png: bytes, path: Path) -> None:
     image.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(path, optimize=True)
 
 
-# The words of table headers shown (not those hidden for the phone's cards) that a line break
-# cuts in two ("Phot" / "os"): a word whose box takes more than one line.
-BROKEN_HEADER_WORDS = """() => [...document.querySelectorAll('th')]
-    .filter((th) => th.closest('thead, table').getBoundingClientRect().width > 1)
+# The words of table headers and badges shown (not the headers hidden for the phone's cards)
+# that a line break cuts in two ("Phot" / "os", a badge's "watchli" / "st"): a word whose box
+# takes more than one line.
+BROKEN_HEADER_WORDS = """() => [...document.querySelectorAll('th, .badge')]
+    .filter((el) => el.matches('.badge') ? el.getClientRects().length > 0
+                                         : el.closest('thead, table').getBoundingClientRect().width > 1)
     .flatMap((th) => {
         const broken = [], walker = document.createTreeWalker(th, NodeFilter.SHOW_TEXT);
         for (let node = walker.nextNode(); node; node = walker.nextNode()) {
@@ -122,6 +124,22 @@ def test_every_page_fits_and_passes_axe(browser, live_server, accounts_by_role, 
             page.wait_for_load_state("load")
             problems[name] = check(page, name, width, shots)
         assert problems_in(problems) == {}
+    finally:
+        context.close()
+
+
+def test_badges_keep_their_words_whole_on_a_tablet(browser, live_server, accounts_by_role, recordings):  # noqa: F811
+    """Cells break long values anywhere, and so the alerts table squeezed its Kind column
+    until the red badge read "watchli" / "st" (seen at 1280 px with longer details). On a
+    tablet's width, above the phone's cards, every badge keeps its words whole."""
+    context = browser.new_context(viewport={"width": 768, "height": 1024})
+    page = context.new_page()
+    try:
+        log_in(page, live_server, accounts_by_role["admin"].username)
+        for path in ("/alerts", f"/alerts?job={recordings['named']}", "/jobs", "/people/Page Yao"):
+            page.goto(live_server + path)
+            assert page.locator(".badge").count() > 0, path
+            assert page.evaluate(BROKEN_HEADER_WORDS) == [], path
     finally:
         context.close()
 
