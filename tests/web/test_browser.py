@@ -389,3 +389,22 @@ def test_every_tab_stop_of_the_upload_form_does_something(page, live_server, acc
         page.focus("#file-input")
         page.keyboard.press("Enter")
     assert chooser.value.element.get_attribute("id") == "file-input"
+
+
+def test_the_status_filter_keeps_the_focus_from_the_keyboard(page, live_server, accounts_by_role):
+    """The filter sends its form at each change, and an arrow key changes a closed select: the
+    page reloaded with the focus at its top, so every further option cost a walk of Tabs."""
+    log_in(page, live_server, accounts_by_role["viewer"].username)
+    page.goto(f"{live_server}/jobs")
+    for _ in range(30):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.name") == "status":
+            break
+    for status in ("queued", "splitting"):
+        with page.expect_navigation():
+            page.keyboard.press("ArrowDown")
+        assert page.url.endswith(f"/jobs?status={status}")
+        page.wait_for_load_state("load")
+        assert page.evaluate("document.activeElement.name") == "status"
+    page.goto(f"{live_server}/jobs")       # come another way: the focus is the page's own
+    assert page.evaluate("document.activeElement.tagName") == "BODY"
