@@ -100,7 +100,7 @@ def test_enrol_upload_watch_review_play_and_seek(page, live_server, accounts_by_
     assert bars and len({bar.get_attribute("fill") for bar in bars}) == 1
     assert {bar.get_attribute("data-mask") for bar in bars} <= {"", "mask", "no_mask"}
     assert page.locator("#timeline text.marker-fever").count() == 0
-    thumbnail = page.locator(".identities img[alt='browser-yao']")
+    thumbnail = page.locator(".identities li:has-text('browser-yao') img")
     page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=thumbnail.element_handle())
 
     # Predicates as functions: an expression string is eval'd in the page, which its CSP forbids.

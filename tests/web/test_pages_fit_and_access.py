@@ -168,6 +168,8 @@ def test_the_timeline_is_one_row_per_person_and_works_from_the_keyboard(browser,
         page.wait_for_function("() => document.getElementById('video').readyState >= 1", timeout=WAIT_MS)
         rows = page.locator("#timeline .tl-row")
         assert rows.count() == 1 and rows.first.get_attribute("data-kind") == "person"     # both tracks, one row
+        # People seen: each link reads the name once (the face's alt of the name read it twice).
+        assert page.locator(".identities").get_by_role("link", name="Page Yao", exact=True).count() == 1
         bars = rows.first.locator("rect.bar")
         assert bars.count() == 2 and len({b.get_attribute("fill") for b in bars.all()}) == 1
         later = float(bars.nth(1).get_attribute("data-t"))
