@@ -64,6 +64,17 @@ def test_jobs_list_pages_newest_first(farm, accounts_by_role, face_clip):
     assert [j["source_name"] for j in api["jobs"]][:2] == ["paged-2.mp4", "paged-1.mp4"] and api["next_page"] == 2
 
 
+def test_a_page_past_the_last_says_so_not_that_there_is_nothing_yet(farm, operator_client):
+    """Past the last page (its jobs deleted, an edited address) the lists said "No jobs yet."
+    and "No alerts." with jobs and alerts on the first page, and only a link one page back."""
+    done_job("one job.mp4")
+    past = operator_client.get("/jobs?page=999").get_data(as_text=True)
+    assert "No jobs on page 999:" in past and "yet" not in past and 'href="/jobs">the first page</a>' in past
+    assert "No jobs with status stitching yet." in operator_client.get("/jobs?status=stitching").get_data(as_text=True)
+    alerts = operator_client.get("/alerts?page=999").get_data(as_text=True)
+    assert "No alerts on page 999:" in alerts and 'href="/alerts">the first page</a>' in alerts
+
+
 def test_jobs_list_queries_do_not_grow_with_the_page(farm, accounts_by_role):
     """The jobs page and GET /api/v1/jobs read a page of jobs with their progress in a fixed
     number of statements, not a few more per job listed."""
