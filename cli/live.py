@@ -56,7 +56,7 @@ def signals_end(stop: threading.Event):
 def run_watch(args, settings, fail) -> int:
     from cli.farm import EmbeddedFarm
     from cli.gallery_option import gallery_options
-    from core.cameras import is_stream_address, lower_scheme, redacted
+    from core.cameras import ascii_host, is_stream_address, lower_scheme, redacted
     from core.processes import FarmStartError
     from tasks import app as celery_app
     from core.errors import GalleryError
@@ -76,6 +76,7 @@ def run_watch(args, settings, fail) -> int:
         # would be in the future and the watch would queue the whole recording at once.
         return fail(f"{redacted(args.url)}: not a camera's stream address (rtsp://, rtsps://, http:// or https://); "
                     "a recording on disk: vidfarm process")
+    args.url = ascii_host(args.url)        # kamera.bürö.example: FFmpeg's resolver takes only its punycode
     try:   # before starting a farm: a camera that cannot be opened is one line at once
         open_camera(args.url, args.transport, settings.camera_open_timeout_s).close()
     except CameraError as exc:
@@ -92,7 +93,7 @@ def run_watch(args, settings, fail) -> int:
                 return fail(str(error), code=2)
         watch = LiveWatch(args.url, args.out, options, segment_seconds=args.segment_seconds,
                           transport=args.transport, open_timeout=settings.camera_open_timeout_s,
-                          report=lambda line: print(line, flush=True))
+                          report=lambda line: print(line, flush=True), repeat_s=settings.alert_repeat_s)
         try:
             with signals_end(stop):
                 summary = watch.run(stop, args.seconds)
@@ -103,12 +104,14 @@ def run_watch(args, settings, fail) -> int:
 
 
 def watch_done_line(summary, out) -> str:
-    """The last line of a watch: what it analysed, its latency and where the files are."""
+    """The last line of a watch: what it analysed, its alerts (a repeat is not a new one), its
+    latency and where the files are."""
     from core.words import counted
 
     failed = f", {counted(summary.failed_segments, 'segment')} failed" if summary.failed_segments else ""
+    repeats = f", {counted(summary.repeats, 'repeat')}" if summary.repeats else ""
     return (f"done: {counted(summary.segments, 'segment')}, {counted(summary.frames, 'frame')}, "
-            f"{counted(summary.gaps, 'gap')}{failed}; "
+            f"{counted(summary.gaps, 'gap')}{failed}, {counted(summary.alerts, 'alert')}{repeats}; "
             f"latency p50 {summary.percentile(50):.2f} s, p95 {summary.percentile(95):.2f} s -> "
             f"{out / 'annotated.mp4'}, {out / 'results.json'}, {out / 'live.jsonl'}")
 

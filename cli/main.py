@@ -18,6 +18,7 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import sys
 import time
 from contextlib import nullcontext
@@ -195,9 +196,15 @@ def run_db(args) -> int:
             return 0
         before = schema.upgrade(settings.sqlalchemy_url)
     except SQLAlchemyError as error:
-        return fail(f"database: {' '.join(str(error.orig or error).split())}")
+        return fail(database_problem(error))
     print(f"database at {schema.head()}" + ("" if before == schema.head() else f" (was {before or 'none'})"))
     return 0
+
+
+def database_problem(error) -> str:
+    """A database error (SQLAlchemy's) as the end of one line: the driver's own words, where
+    the driver raised it (only those errors carry ``orig``)."""
+    return f"database: {' '.join(str(getattr(error, 'orig', None) or error).split())}"
 
 
 def run_autoscale(args) -> int:
@@ -247,6 +254,7 @@ def run_process(args, stops: StopSignals) -> int:
         from core.storage import output_key
         from services import runtime
         from services.submit import MediaError, check_recording, new_job_id, submit_file, withdraw_job
+        from sqlalchemy.exc import SQLAlchemyError
         from tasks import app as celery_app
 
         options = {"segment_seconds": args.segment_seconds} if args.segment_seconds else {}
@@ -284,13 +292,19 @@ def run_process(args, stops: StopSignals) -> int:
             with stops.held():
                 view = follow_job(job_id, farm, stops.check)
         except KeyboardInterrupt as stop:     # Stopped too: a stop signal
-            # Stopped as it was submitted, before its progress showed: taken back, as a failed
-            # submit is, unless a worker has begun it.
-            withdrawn = not submitted and withdraw_job(runtime.farm(), job_id)
-            # A running farm (REDIS_URL) runs a submitted job on; the embedded farm's workers
-            # stop with this command: nothing else would end the job.
-            if farm is not None and not withdrawn:
-                end_stopped_job(job_id, str(stop) or "SIGINT")
+            signal_name = str(stop) or "SIGINT"
+            try:
+                # Stopped as it was submitted, before its progress showed: taken back, as a
+                # failed submit is, unless a worker has begun it.
+                withdrawn = not submitted and withdraw_job(runtime.farm(), job_id)
+                # A running farm (REDIS_URL) runs a submitted job on; the embedded farm's workers
+                # stop with this command: nothing else would end the job.
+                if farm is not None and not withdrawn:
+                    end_stopped_job(job_id, signal_name)
+            except SQLAlchemyError as error:     # one line, as any stop's, not a traceback
+                return fail(f"stopped ({signal_name}), but its job {job_id} could not be ended and may stay listed "
+                            f"as unfinished until a watchdog fails it: {database_problem(error)}",
+                            code=128 + getattr(stop, "signum", signal.SIGINT))
             raise
         if view["status"] != "done":
             return fail(f"{video}: {view['error']}")

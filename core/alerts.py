@@ -33,7 +33,8 @@ recording is past, what is new is who else was in it; a track that lost its name
 now about an unknown face) repeats the alert that rang about its frame. Live alerts fold with
 live ones only: a recording's first version lists them again, folded the same way by video
 time, and rings nothing. Erasing a person unsets the identity: their alerts are no longer
-anyone's and fold no further.
+anyone's and fold no further, and no name is handed to them again (``forget_person``): a
+track of theirs that a re-analysis names someone else raises that person's alert anew.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from sqlalchemy import (Boolean, DateTime, Float, ForeignKey, Integer, String, T
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from core.appearances import identity_ids
-from core.models import Base, Identity, Job, aware
+from core.models import Base, Identity, Job, aware, iso_utc
 
 if TYPE_CHECKING:     # only named in annotations: core.records opens the schema, which imports this
     from core.records import Records
@@ -77,6 +78,9 @@ class Alert(Base):
     # What was measured ("38.2 C (threshold 37.5 C)"); never a name: watchlist alerts say
     # who through identity_id, so an erasure leaves no name behind here.
     detail: Mapped[str | None] = mapped_column(Text, default=None)
+    # Its person was erased (``forget_person``): no identity, as an unknown face's alert, but
+    # never anyone else's (0009).
+    person_erased: Mapped[bool] = mapped_column(Boolean, default=False)
     results_version: Mapped[int] = mapped_column(Integer)      # the version that raised it
     withdrawn: Mapped[bool] = mapped_column(Boolean, default=False)
     raised_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now, index=True)
@@ -153,7 +157,7 @@ def raise_new(s: Session, job_id: str, version: int, alerts: list[dict], identit
         if person(alert) is None and _row_key(alert) in rang_at:
             alert.repeat_of = rang_at[_row_key(alert)].id
     fresh = [a for a in fresh if a.repeat_of is None]
-    rings = _fold_repeats(fresh, person, lambda a: a.t, repeat_s, rang_any_time=rang)
+    rings = fold_repeats(fresh, person, lambda a: a.t, repeat_s, rang_any_time=rang)
     return _with_deliveries(s, rings, urls)
 
 
@@ -161,9 +165,9 @@ def _pair(rows: list[Alert], alerts: list[dict], who: Callable[[dict], int | Non
     """Pair a job's alert rows (newest first) with the alerts of its new results version, each
     about the person ``who`` says (an identity id; None for an unknown face, or for any face
     of a job's own gallery, whose names are on no row): a row of the same kind, track, frame
-    and person stands for its alert, else (fever, no mask) a row of an unknown face there,
-    which takes the name (who it was is news, not another event). Marks every row withdrawn
-    or not; returns the alerts no row stands for, to be raised."""
+    and person stands for its alert, else (fever, no mask) a row of an unknown face there
+    (``_nobody_yet``), which takes the name (who it was is news, not another event). Marks
+    every row withdrawn or not; returns the alerts no row stands for, to be raised."""
     unpaired: dict[tuple, list[Alert]] = {}
     for row in rows:
         row.withdrawn = True
@@ -177,15 +181,26 @@ def _pair(rows: list[Alert], alerts: list[dict], who: Callable[[dict], int | Non
         else:
             named_anew.append(item)
     for item in named_anew:
-        # Not a watchlist alert's: one without a person is an erased person's, never another's.
-        takes_name = who(item) is not None and item["kind"] != "watchlist"
-        unknown = [r for r in unpaired.get(_key(item), []) if r.identity_id is None] if takes_name else []
+        unknown = [r for r in unpaired.get(_key(item), []) if _nobody_yet(r)] if who(item) is not None else []
         if unknown:
             unpaired[_key(item)].remove(unknown[0])
             unknown[0].withdrawn, unknown[0].identity_id = False, who(item)
         else:
             fresh.append(item)
     return fresh
+
+
+def _nobody_yet(row: Alert) -> bool:
+    """An alert that no person was named on: an unknown face's fever or no mask, which the
+    name its track is given later may take. Not a watchlist alert's, whose person was there
+    when it was raised, nor an erased person's: theirs are nobody's for good."""
+    return row.identity_id is None and not row.person_erased and row.kind != "watchlist"
+
+
+def forget_person(s: Session, identity_id: int) -> None:
+    """The person is being erased (in the transaction that deletes the identity): their alerts
+    stay, as alerts about a track at a moment, named by nobody, now or later."""
+    s.execute(update(Alert).where(Alert.identity_id == identity_id).values(identity_id=None, person_erased=True))
 
 
 def raise_live(s: Session, camera_id: str, alerts: list[dict], identities: dict[int, str | None],
@@ -217,16 +232,18 @@ def raise_live(s: Session, camera_id: str, alerts: list[dict], identities: dict[
 
     def person(alert: Alert) -> Hashable:     # no capture time: no window to fold it in
         return alert.identity_id if alert.captured_at is not None else None
-    rings = _fold_repeats(fresh, person, at, repeat_s, rang=rang)
+    rings = fold_repeats(fresh, person, at, repeat_s, rang=rang)
     return _with_deliveries(s, rings, urls), [{"id": a.id, "repeat_of": a.repeat_of} for a in fresh]
 
 
-def _fold_repeats(fresh: list[Alert], person: Callable[[Alert], Hashable], at: Callable[[Alert], float],
-                  repeat_s: float, rang: Sequence[Alert] = (), rang_any_time: Sequence[Alert] = ()) -> list[Alert]:
+def fold_repeats(fresh: list[Alert], person: Callable[[Alert], Hashable], at: Callable[[Alert], float],
+                 repeat_s: float, rang: Sequence[Alert] = (), rang_any_time: Sequence[Alert] = ()) -> list[Alert]:
     """Mark each of the ``fresh`` alerts (flushed: they have ids) that repeats one that rang
     (module doc); returns those that ring. ``rang``: alerts that rang before, of the same
     camera; ``rang_any_time``: those of the job's earlier results versions (a person rung
-    about there makes this version's alerts about them repeats, whenever they are)."""
+    about there makes this version's alerts about them repeats, whenever they are). Any
+    alert with ``id``, ``kind`` and ``repeat_of`` will do: `vidfarm watch` folds its own,
+    which no record holds (``tasks.live_watch.WatchRepeats``)."""
     if repeat_s <= 0:
         return fresh
     rang, rings = list(rang), []
@@ -316,7 +333,7 @@ class Alerts:
                 found.setdefault(d.alert_id, []).append(
                     {"url": d.url, "status": d.status, "attempts": d.attempts, "status_code": d.status_code,
                      "last_error": d.last_error,
-                     "delivered_at": _moment(d.delivered_at)})
+                     "delivered_at": iso_utc(d.delivered_at)})
             return found
 
     def page(self, limit: int, offset: int = 0, job_id: str | None = None, folded: bool = False) -> list[dict]:
@@ -339,9 +356,9 @@ class Alerts:
             for alert in s.scalars(repeats) if ids else ():
                 repeated.setdefault(alert.repeat_of, []).append(
                     {"id": alert.id, "track": alert.track, "t": alert.t, "withdrawn": alert.withdrawn,
-                     "raised_at": _moment(alert.raised_at), "captured_at": _moment(alert.captured_at)})
+                     "raised_at": iso_utc(alert.raised_at), "captured_at": iso_utc(alert.captured_at)})
             found = [{**body, "id": alert.id, "withdrawn": alert.withdrawn, "source_name": source,
-                      "raised_at": _moment(alert.raised_at), "captured_at": _moment(alert.captured_at),
+                      "raised_at": iso_utc(alert.raised_at), "captured_at": iso_utc(alert.captured_at),
                       "repeat_of": alert.repeat_of, "repeats": len(repeated.get(alert.id, []))}
                      for body, alert, source in rows]
         deliveries = self.deliveries(ids)
@@ -358,10 +375,6 @@ class Alerts:
         with self.records.session() as s:
             return dict(s.execute(select(Alert.job_id, func.count()).where(
                 Alert.job_id.in_(job_ids), Alert.withdrawn.is_(False)).group_by(Alert.job_id)).all())
-
-
-def _moment(moment: datetime | None) -> str | None:
-    return aware(moment).isoformat() if moment else None
 
 
 def payload(alert: Alert, identity: str | None) -> dict:

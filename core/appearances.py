@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import DateTime, Float, ForeignKey, Index, Integer, LargeBinary, delete, insert, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from core.models import Base, Identity, Job, aware
+from core.models import Base, Identity, Job, iso_utc
 
 if TYPE_CHECKING:     # only named in annotations: core.records opens the schema, which imports this
     from core.records import Records
@@ -112,7 +112,7 @@ class Appearances:
                 .order_by(Appearance.recorded_at.desc(), Appearance.job_id, Appearance.first_t.desc())
                 .limit(limit).offset(offset))
             return [{"job": job, "track": track, "first_t": first_t, "last_t": last_t,
-                     "recorded_at": aware(recorded).isoformat() if recorded else None, "has_thumbnail": bool(has),
+                     "recorded_at": iso_utc(recorded), "has_thumbnail": bool(has),
                      "source_name": source} for job, track, first_t, last_t, recorded, has, source in rows]
 
     def of_job(self, job_id: str) -> dict[int, dict]:

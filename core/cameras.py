@@ -40,6 +40,7 @@ import time
 import uuid
 from urllib.parse import urlsplit
 
+import idna
 import redis
 
 from core.camera_leases import fence_key, is_stale, lease_key
@@ -74,14 +75,22 @@ _IPV6 = "|".join([
     rf"(?:(?:{_H16}:){{0,6}}{_H16})?::",
 ])
 _HOST_CHAR = r'[!"$-.0->@-Z\\^-~]'          # printable ASCII but / ? # [ ]
+# An internationalised host name (kamera.bürö.example) is taken too: letters, digits, "-", "_",
+# dots and characters past ASCII (in the Basic Multilingual Plane, as JSON Schema's patterns
+# read them) but spaces, controls and format characters (ZWNJ and ZWJ aside: IDNs use them),
+# surrogates, private use and noncharacters. ``ascii_host`` turns it into what DNS and FFmpeg
+# take before anything else reads it, so urlsplit never sees it (it refuses "＃", say).
+_IDN_CHAR = (r"[\u00a1-\u167f\u1681-\u1fff\u200c\u200d\u2010-\u2027\u2030-\u205e\u2070-\u2fff"
+             r"\u3001-\ud7ff\uf900-\ufdcf\ufdf0-\ufefe\uff00-\ufff8]")
+_IDN_HOST = rf"[-.0-9A-Z_a-z]*{_IDN_CHAR}(?:[-.0-9A-Z_a-z]|{_IDN_CHAR})*"
 URL_PATTERN = (r"^([rR][tT][sS][pP][sS]?|[hH][tT][tT][pP][sS]?|[wW][eE][bB][rR][tT][cC])://"
-               rf"(?:{_HOST_CHAR}+|(?:{_HOST_CHAR}*@)?\[(?:{_IPV6})\](?::[0-9]*)?)"
+               rf"(?:{_HOST_CHAR}+|(?:{_HOST_CHAR}*@)?(?:\[(?:{_IPV6})\]|{_IDN_HOST})(?::[0-9]*)?)"
                r"(?:[/?#][^\x00-\x20\x7f]*)?$")                          # no space or control character
 BROWSER_URL = "webrtc://browser"
 MAX_URL = 2048
 NAME_RULE = "1-64 letters, digits, spaces or . ' ( ) # - _, starting with a letter or digit"
 URL_RULE = ("a stream address (rtsp://, rtsps://, http://, https://, or webrtc:// for a browser camera), "
-            "no spaces or control characters, its host part in ASCII (an IPv6 address in [ ])")
+            "no spaces or control characters, an IPv6 address in [ ])")
 
 
 class CameraError(ValueError):
@@ -163,6 +172,33 @@ def lower_scheme(url: str) -> str:
     return scheme.lower() + sep + rest if sep else url
 
 
+def ascii_host(url: str) -> str:
+    """A stream address (``is_stream_address``) with its host name in ASCII, as DNS and FFmpeg
+    (whose resolver takes nothing else) know it: each label past ASCII in its punycode form
+    (``kamera.bürö.example`` -> ``kamera.xn--br-gkaw.example``), mapped as a browser maps it
+    (IDNA 2008 with UTS 46: capitals, decomposed letters and full-width forms are the same
+    name); the rest as written. A label IDNA refuses (a symbol, a stray accent) is encoded as
+    it is (as IDNA 2003 did), a name no DNS server knows: the camera's status then says it
+    cannot be resolved, as for any other name that does not resolve."""
+    scheme, sep, rest = url.partition("://")
+    authority_end = min((rest.find(mark) for mark in "/?#" if mark in rest), default=len(rest))
+    userinfo, at, host_port = rest[:authority_end].rpartition("@")
+    host, colon, port = host_port.partition(":")     # an IDN host has no ":" nor brackets
+    if host.isascii():
+        return url
+    host = ".".join(_ascii_label(label) for label in host.split("."))
+    return f"{scheme}{sep}{userinfo}{at}{host}{colon}{port}{rest[authority_end:]}"
+
+
+def _ascii_label(label: str) -> str:
+    if label.isascii():
+        return label
+    try:
+        return idna.encode(label, uts46=True).decode("ascii")
+    except UnicodeError:      # idna.IDNAError is one
+        return "xn--" + label.encode("punycode").decode("ascii")
+
+
 def stream_key(url: str) -> str | None:
     """What makes two addresses one stream: the scheme and host (any case), the port (the
     scheme's default when none is given), then the path and query exactly (servers read them
@@ -199,7 +235,7 @@ def check_camera(name: str, url: str) -> tuple[str, str]:
         raise CameraError(f"invalid name {name!r}: {NAME_RULE}")
     if not is_stream_address(url):
         raise CameraError(f"invalid url: {URL_RULE}")
-    return name.strip(), lower_scheme(url)
+    return name.strip(), ascii_host(lower_scheme(url))
 
 
 class CameraRegistry:

@@ -11,8 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import select, text, update
 
+from core.gallery_records import delete_person
 from core.models import Erasure, FaceEmbedding, Identity, Job
 from core.records import Records
 
@@ -52,8 +53,7 @@ class Erasures:
                               vectors=b"".join(vector for vector, _ in rows), gallery_fingerprint=fingerprint,
                               report={"identity_id": identity.id, "embeddings_removed": len(rows)})
             s.add(erasure)
-            s.execute(delete(FaceEmbedding).where(FaceEmbedding.identity_id == identity.id))
-            s.delete(identity)
+            delete_person(s, identity)
             s.flush()
             return Started(erasure.id, [key for _, key in rows if key], len(rows))
 

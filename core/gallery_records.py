@@ -7,9 +7,19 @@ import hashlib
 from dataclasses import dataclass
 
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
 
+from core.alerts import forget_person
 from core.errors import TrackEnrolled
-from core.models import FaceEmbedding, Identity, Job
+from core.models import FaceEmbedding, Identity, Job, iso_utc
+
+
+def delete_person(s: Session, identity: Identity) -> None:
+    """The identity and its embeddings; their alerts stay, nobody's (``core.alerts.forget_person``)."""
+    s.execute(delete(FaceEmbedding).where(FaceEmbedding.identity_id == identity.id))
+    forget_person(s, identity.id)
+    s.delete(identity)
+
 
 @dataclass(frozen=True)
 class GallerySnapshot:
@@ -66,7 +76,7 @@ class GalleryRecords:
             query = query.where(Identity.name == name)
         with self.session() as s:
             rows = s.execute(query)
-            return [{"id": i, "name": n, "created_at": c.isoformat() if c else None, "watchlist": w,
+            return [{"id": i, "name": n, "created_at": iso_utc(c), "watchlist": w,
                      "embeddings": count, "crop": crop} for i, n, c, w, count, crop in rows]
 
     def gallery_vectors(self) -> list[tuple[str, bytes]]:
@@ -88,8 +98,7 @@ class GalleryRecords:
             identity = s.scalar(select(Identity).where(Identity.name == name))
             if identity is None:
                 return False
-            s.execute(delete(FaceEmbedding).where(FaceEmbedding.identity_id == identity.id))
-            s.delete(identity)
+            delete_person(s, identity)
             return True
 
     def gallery_fingerprint(self) -> str:
@@ -118,7 +127,7 @@ class GalleryRecords:
             rows = s.execute(select(FaceEmbedding.id, FaceEmbedding.source, FaceEmbedding.crop_key,
                                     FaceEmbedding.created_at).join(Identity)
                              .where(Identity.name == name).order_by(FaceEmbedding.id))
-            return [{"id": i, "source": source, "crop": crop, "created_at": created.isoformat() if created else None}
+            return [{"id": i, "source": source, "crop": crop, "created_at": iso_utc(created)}
                     for i, source, crop, created in rows]
 
     def delete_photo(self, name: str, photo_id: int) -> str | None:

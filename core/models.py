@@ -20,8 +20,15 @@ def _now() -> datetime:
 
 
 def aware(moment: datetime) -> datetime:
-    """SQLite hands back naive datetimes; every time here is written in UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    """A stored time in UTC, aware. Every time here is written in UTC; SQLite hands it back
+    naive, PostgreSQL with its session time zone's offset (+05:30 on a server set to Kolkata)."""
+    return moment.astimezone(timezone.utc) if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def iso_utc(moment: datetime | None) -> str | None:
+    """A stored time as the API and the pages are given it: ISO 8601 in UTC, with its offset,
+    whichever database it came from."""
+    return aware(moment).isoformat() if moment else None
 
 
 class Base(DeclarativeBase):

@@ -23,6 +23,7 @@ store (and the web app's start) never loads it.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
@@ -32,6 +33,8 @@ from typing import BinaryIO, Iterator
 
 from core import defaults
 from core.storage import FILE_MODE, BlobStore, BlobStoreUnavailable, BlobTooLarge, check_key
+
+log = logging.getLogger(__name__)
 
 # A cached copy used this recently is never evicted (its caller may not have opened it yet).
 CACHE_GRACE_S = 600.0
@@ -60,6 +63,10 @@ class S3BlobStore(BlobStore):
                           s3={"addressing_style": "path"}))
         self.transfer = TransferConfig(multipart_threshold=multipart_bytes, multipart_chunksize=multipart_bytes,
                                        use_threads=False)
+        # The multipart upload a transfer opened, by key (s3transfer keeps its id to itself):
+        # what ``_upload`` aborts when the transfer fails (below).
+        self._opened_uploads: dict[str, str] = {}
+        self.client.meta.events.register("after-call.s3.CreateMultipartUpload", self._note_opened_upload)
 
     # -- errors ----------------------------------------------------------------------------
 
@@ -104,10 +111,41 @@ class S3BlobStore(BlobStore):
         try:
             upload(*args, self.bucket, key, Config=self.transfer)
         except Exception as exc:
+            left = self._abort_opened_upload(key)
             # s3transfer wraps a failed part (or a dropped connection) in errors of its own.
             if exc.__class__.__module__.split(".")[0] in ("botocore", "boto3", "s3transfer"):
-                raise BlobStoreUnavailable(f"{self._where()}: storing {key} failed: {exc}") from exc
+                raise BlobStoreUnavailable(f"{self._where()}: storing {key} failed: {exc}{left}") from exc
             raise
+        finally:
+            self._opened_uploads.pop(key, None)
+
+    def _note_opened_upload(self, parsed, **_) -> None:
+        if "UploadId" in parsed and "Key" in parsed:
+            self._opened_uploads[parsed["Key"]] = parsed["UploadId"]
+
+    def _abort_opened_upload(self, key: str) -> str:
+        """After a failed transfer: abort the multipart upload it opened, whose stored parts S3
+        bills and lists as no object. s3transfer tries that too, but says nothing when its abort
+        fails (the server is what went away): this one finds out. "" when nothing is left (no
+        upload, or aborted, by either), else what the error adds, also logged as a warning."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        upload_id = self._opened_uploads.pop(key, None)
+        if upload_id is None:
+            return ""
+        try:
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+            return ""
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "NoSuchUpload":     # s3transfer's abort took
+                return ""
+            reason = exc
+        except BotoCoreError as exc:
+            reason = exc
+        left = (f"; its parts are left in the bucket (upload id {upload_id}), billed until an "
+                "AbortMultipartUpload or the bucket's AbortIncompleteMultipartUpload lifecycle rule removes them")
+        log.warning("%s: storing %s failed%s (the abort failed: %s)", self._where(), key, left, reason)
+        return left
 
     def put_file(self, key: str, src: Path) -> None:
         self._upload(key, self.client.upload_file, str(src))

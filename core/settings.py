@@ -7,18 +7,24 @@ code base reads ``os.environ``.
 
 from __future__ import annotations
 
+import difflib
+import logging
 import os
+from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, BaseModel, BeforeValidator, Field, ValidationError, field_validator, model_validator
+from pydantic import (AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo,
+                      field_validator, model_validator)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from core import defaults
 from core.analyzer_configs import AnalyzerConfigs
 from core.errors import first_problem
+
+log = logging.getLogger(__name__)
 
 
 def _default_cache_dir() -> Path:
@@ -55,8 +61,11 @@ CommaSeparated = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_split_com
 class ScaleSettings(BaseModel):
     """How the autoscaler sizes one worker Deployment (or local pool) from its queue.
 
-    Set per Deployment with nested variables, e.g. ``VIDFARM_AUTOSCALE_GPU__MAX_REPLICAS=4``.
+    Set per Deployment with nested variables, e.g. ``VIDFARM_AUTOSCALE_GPU__MAX_REPLICAS=4``;
+    an unknown one is an error (a misspelt name would leave its default without a word).
     """
+    model_config = ConfigDict(extra="forbid")
+
     deployment: str = Field(description="Deployment (or local pool) name the autoscaler resizes.")
     queue: str = Field(description="Celery queue whose length drives it.")
     min_replicas: int = Field(default=0, ge=0, description="Fewest workers; 0 allows scale to zero.")
@@ -130,6 +139,46 @@ class GpuWorkerScaling(ScaleSettings):
 # each name (a test checks they agree). The web process validates names against this list
 # without importing a single analyzer.
 BUILTIN_ANALYZERS = ("detect", "track", "recognize", "mask", "thermal")
+
+# VIDFARM_ variables that are no setting: the tests' and benches' own, read where they are used
+# (tests/test_settings.py keeps this list equal to what the code reads), so the warning about a
+# variable no setting reads never names one of them.
+READ_ELSEWHERE = frozenset({"VIDFARM_MEDIA", "VIDFARM_TEST_LEASE_S", "VIDFARM_TEST_REQUIRE_POSTGRES",
+                            "VIDFARM_FUZZ_EXAMPLES", "VIDFARM_BENCH_STARTUP_BEFORE", "VIDFARM_BENCH_WEB_BEFORE"})
+
+
+def _closest(name: str, known: Iterable[str], prefix: str) -> str | None:
+    """The known name most like ``name``, compared without their common ``prefix`` (which would
+    make every name look alike); None when none is close."""
+    close = difflib.get_close_matches(name.removeprefix(prefix), [k.removeprefix(prefix) for k in known], n=1)
+    return prefix + close[0] if close else None
+
+
+def _nested_model(field) -> type[BaseModel] | None:
+    annotation = field.annotation
+    return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+
+
+def _unknown_nested_setting(model: type[BaseModel], given, variable: str) -> str | None:
+    """What is wrong with the first key of ``given`` (the value of ``variable``: a dict from
+    ``VIDFARM_<FIELD>__<KEY>`` variables or JSON) that names no field of ``model``, at any depth;
+    None when every key does. A model that allows extra keys (``AnalyzerConfigs``: a plugin's
+    analyzer, checked where plugins load) has only its known keys looked into."""
+    if not isinstance(given, Mapping):
+        return None
+    for key, value in given.items():
+        name = f"{variable}__{str(key).upper()}"
+        field = model.model_fields.get(key)
+        if field is None:
+            if model.model_config.get("extra") == "allow":
+                continue
+            known = [f"{variable}__{field_name.upper()}" for field_name in model.model_fields]
+            if closest := _closest(name, known, f"{variable}__"):
+                return f"{name} is not a setting: did you mean {closest}?"
+            return f"{name} is not a setting; {variable}__ takes: {', '.join(k.upper() for k in model.model_fields)}"
+        if (nested := _nested_model(field)) and (problem := _unknown_nested_setting(nested, value, name)):
+            return problem
+    return None
 
 
 class Settings(BaseSettings):
@@ -358,6 +407,24 @@ class Settings(BaseSettings):
                                   "or the kubeconfig context's.")
     autoscale_metrics_port: int = Field(default=9102, ge=0, description="Prometheus port of `vidfarm autoscale` (0: off).")
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_unknown_nested_setting(cls, given, info: ValidationInfo):
+        # pydantic-settings hands every VIDFARM_<FIELD>__<KEY> on: a key no field has is refused
+        # here, named as the variable it came from, with the closest there is.
+        nested = _nested_model(cls.model_fields[info.field_name])
+        if nested and (problem := _unknown_nested_setting(nested, given, f"VIDFARM_{info.field_name.upper()}")):
+            raise ValueError(problem)
+        return given
+
+    @model_validator(mode="after")
+    def _warn_of_variables_no_setting_reads(self) -> "Settings":
+        # An error would stop a farm over a variable meant for something else; a warning still
+        # tells who misspelt one (VIDFARM_SEGMENT_SECOND) why it changed nothing.
+        for variable, closest in unknown_variables(os.environ):
+            _warn_once(variable, closest)
+        return self
+
     @model_validator(mode="after")
     def _segment_bounds_agree(self) -> "Settings":
         if self.max_segments and self.max_segments < self.min_segments:
@@ -451,6 +518,42 @@ def _merged(derived: dict, given: dict) -> dict:
         both = isinstance(value, dict) and isinstance(merged.get(key), dict)
         merged[key] = _merged(merged[key], value) if both else value
     return merged
+
+
+def setting_variables() -> set[str]:
+    """The variables the settings read at the top (a nested one starts with one of them and ``__``)."""
+    names = set()
+    for field_name, field in Settings.model_fields.items():
+        if isinstance(field.validation_alias, AliasChoices):
+            names.update(choice for choice in field.validation_alias.choices if isinstance(choice, str))
+        else:
+            names.add(f"VIDFARM_{field_name.upper()}")
+    return names
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[tuple[str, str | None]]:
+    """(variable, the closest setting's or None) for each VIDFARM_ variable of ``environ`` that no
+    setting reads (nor a test or bench: ``READ_ELSEWHERE``), by name. Names are matched as
+    pydantic-settings matches them, whatever their case."""
+    known = setting_variables()
+    unknown = []
+    for variable in sorted(environ):
+        name = variable.upper()
+        top, nested, rest = name.partition("__")
+        if not name.startswith("VIDFARM_") or top in known or name in READ_ELSEWHERE:
+            continue
+        closest = _closest(top, known, "VIDFARM_")
+        unknown.append((variable, closest and closest + nested + rest))
+    return unknown
+
+
+@lru_cache(maxsize=None)
+def _warn_once(variable: str, closest: str | None) -> None:
+    """Once a process: the settings load many times in some (a CLI command, the farm it starts)."""
+    if closest:
+        log.warning("%s is not a setting (ignored): did you mean %s?", variable, closest)
+    else:
+        log.warning('%s is not a setting (ignored); README.md, "Settings", lists them', variable)
 
 
 @lru_cache(maxsize=1)

@@ -5,6 +5,7 @@ from then on; and the report of what an erasure removed."""
 from __future__ import annotations
 
 from core.erasures import Erasures
+from core.models import iso_utc
 from services.farm import Farm, queue_follow_up
 
 
@@ -26,8 +27,8 @@ def start(farm: Farm, name: str) -> dict | None:
 def report_of(erasure) -> dict:
     """The public view of an erasure: what it removed so far (never whom)."""
     return {"id": erasure.id, "status": erasure.status,
-            "created_at": erasure.created_at.isoformat() if erasure.created_at else None,
-            "finished_at": erasure.finished_at.isoformat() if erasure.finished_at else None,
+            "created_at": iso_utc(erasure.created_at),
+            "finished_at": iso_utc(erasure.finished_at),
             **_totals(erasure.report.get("jobs", {})), **erasure.report}
 
 

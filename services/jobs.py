@@ -8,7 +8,7 @@ import time
 from sqlalchemy import func, select
 
 from core.alerts import Alerts
-from core.models import Job, JobVideo, Segment
+from core.models import Job, JobVideo, Segment, iso_utc
 from core.records import Records
 from core.segment_job import SegmentJob
 from services.farm import Farm
@@ -76,7 +76,7 @@ def _job_view(job: Job, done: int, video_version: int | None = None, video_error
             "chunks_total": total, "error": job.error, "source_name": job.source_name,
             # A job done with damage (a damaged recording, salvaged) says so here.
             "warning": (job.media or {}).get("warning"),
-            "created_at": job.created_at.isoformat() if job.created_at else None,
-            "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+            "created_at": iso_utc(job.created_at),
+            "finished_at": iso_utc(job.finished_at),
             "results_version": job.results_version, "video_version": video_version or 0,
             "video_error": video_error}

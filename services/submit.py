@@ -105,16 +105,21 @@ def submit_file(farm: Farm, path: Path, name: str | None = None, options: dict |
     options = dict(options or {})
     job_id = job_id or new_job_id()
     key = job_key(job_id, "source")   # never the user's file name: it is only a label
-    if move:
-        farm.store.move_file(key, path)
-    else:
-        farm.store.put_file(key, path)
+    # The record first: a process killed at any moment of the submit (a web process, say)
+    # leaves a "queued" job, which beat's watchdog fails (``tasks.watchdog``) and a delete then
+    # removes with its files. Stored first, the recording (people's faces) stayed in the store
+    # under no job at all, where nothing would ever find or delete it.
     farm.records.add_job(display_name(name or path.name), key, options, job_id=job_id)
     try:
+        if move:
+            farm.store.move_file(key, path)
+        else:
+            farm.store.put_file(key, path)
         farm.queue.send("vidfarm.ingest", job_id)
     except Exception:
-        # Not queued (the broker cannot be reached): no job that nothing will ever run stays
-        # "queued" in the list, and no copy of the recording stays in the store.
+        # Not stored or not queued (the store or the broker cannot be reached): no job that
+        # nothing will ever run stays "queued" in the list, and no copy of the recording stays
+        # in the store.
         withdraw_job(farm, job_id)
         raise
     return job_id
@@ -122,7 +127,7 @@ def submit_file(farm: Farm, path: Path, name: str | None = None, options: dict |
 
 def withdraw_job(farm: Farm, job_id: str) -> bool:
     """Take back a job that no worker has begun: its record (while it is still "queued", or
-    not written yet: its recording was being stored) and every blob under it go. The
+    not written yet: the submit was stopped as it began) and every blob under it go. The
     conditional delete races a worker's ingest safely: an ingest that comes later finds no job
     and skips it (``Records.start_stage``). False, and nothing changed, once a worker has begun it."""
     with farm.records.session() as s:

@@ -53,7 +53,7 @@ def ring_live(camera_id: str, line: dict, fps: float) -> list[dict]:
         return []
     identities = {t["track"]: t.get("identity") for t in line.get("tracks") or []}
     settings = runtime.settings()
-    alerts = [_captured(alert, line, fps) for alert in line["alerts"]]
+    alerts = [with_capture_time(alert, line, fps) for alert in line["alerts"]]
     deliveries, folds = Alerts(runtime.records()).raise_live(camera_id, alerts, identities,
                                                              settings.alert_webhook_urls, settings.alert_repeat_s)
     for delivery_id in deliveries:
@@ -61,7 +61,7 @@ def ring_live(camera_id: str, line: dict, fps: float) -> list[dict]:
     return folds
 
 
-def _captured(alert: dict, line: dict, fps: float) -> dict:
+def with_capture_time(alert: dict, line: dict, fps: float) -> dict:
     """The alert with the capture time of its frame (unix s): the segment's first frame's, plus
     the frames between at the camera's rate (an alert may name an earlier segment's frame: a
     watchlist alert is at its track's first frame)."""

@@ -60,15 +60,23 @@ def segment_processed(registry: CameraRegistry, camera_id: str, line: dict, fps:
     does). False: the camera is no longer this replica's (another holds it, or it was deleted)."""
     if not registry.holds(camera_id, token):
         return False          # only the camera's owner rings, once
-    folds = []
-    if line["alerts"]:
-        try:
-            folds = ring_live(camera_id, line, fps)
-        except (SQLAlchemyError, RedisError, OperationalError) as error:   # database or broker away:
-            # the camera goes on, and its events still carry the alerts (none marked a repeat)
-            log.warning("camera %s: live alerts not recorded: %s", camera_id, error)
-            folds = None
-    return registry.segment_done(camera_id, line, fps, token=token, folds=folds)
+    return registry.segment_done(camera_id, line, fps, token=token, folds=rung_alerts(camera_id, line, fps))
+
+
+def rung_alerts(camera_id: str, line: dict, fps: float) -> list[dict] | None:
+    """``ring_live``'s answer for the segment's alerts; None when they could not be recorded.
+    Whatever went wrong, the camera goes on and the segment's events still go out, carrying
+    the alerts (ids null, none marked a repeat): an error that escaped here ended the watch
+    before its events were written, and the watchers never heard of the segment or its alerts."""
+    if not line["alerts"]:
+        return []
+    try:
+        return ring_live(camera_id, line, fps)
+    except (SQLAlchemyError, RedisError, OperationalError) as error:   # database or broker away for a while
+        log.warning("camera %s: live alerts not recorded: %s", camera_id, error)
+    except Exception:      # a bug, or an alert the records cannot hold: its traceback, for whoever fixes it
+        log.exception("camera %s: live alerts not recorded", camera_id)
+    return None
 
 
 class CameraIngest:

@@ -31,10 +31,12 @@ from typing import Callable
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from core.alerts import fold_repeats
 from core.cameras import percentile, redacted
 from core.segment_job import SegmentJob
 from core.words import counted
 from services import runtime
+from tasks.alerts import with_capture_time
 from tasks.app import app
 from tasks.gallery import job_matching
 from tasks.jobs import render_config, result_options
@@ -68,17 +70,61 @@ class WatchSummary:
     latencies: list[float] = field(default_factory=list)
     failed_segments: int = 0
     gaps: int = 0
+    alerts: int = 0          # new alerts: not counting their repeats
+    repeats: int = 0
 
     def percentile(self, q: int) -> float | None:
         return percentile(self.latencies, q)
 
 
 def segment_report(line: dict) -> str:
-    """What a watch prints for a segment analysed, from its live.jsonl line."""
+    """What a watch prints for a segment analysed, from its live.jsonl line: a repeat is not a
+    new alert."""
     names = sorted({t["identity"] for t in line["tracks"] if t["identity"]})
+    repeats = repeats_in(line)
     return (f"segment {line['segment']}: {counted(line['frames'], 'frame')}, {counted(line['faces'], 'face')}"
-            f"{' (' + ', '.join(names) + ')' if names else ''}, {counted(len(line['alerts']), 'alert')}, "
+            f"{' (' + ', '.join(names) + ')' if names else ''}, {counted(len(line['alerts']) - repeats, 'alert')}, "
+            f"{counted(repeats, 'repeat') + ', ' if repeats else ''}"
             f"latency {line['latency_s']:.2f} s" + (f", failed: {line['error']}" if "error" in line else ""))
+
+
+def repeats_in(line: dict) -> int:
+    return sum(1 for alert in line["alerts"] if alert.get("repeat_of") is not None)
+
+
+@dataclass
+class _Raised:
+    """One alert of a watch, as ``fold_repeats`` sees it."""
+    id: int
+    kind: str
+    person: str | None         # the track's name then (a watch's own gallery's too); None: unknown
+    captured_at: float
+    repeat_of: int | None = None
+
+
+class WatchRepeats:
+    """`vidfarm watch`'s alerts, which no record holds: each is numbered in the watch (``id``)
+    and folded as a registered camera's are (``core.alerts.fold_repeats``): one about the same
+    named person, of the same kind, less than ``repeat_s`` after the one that rang (capture
+    time) is a repeat of it (``repeat_of``); an unknown face's never is."""
+
+    def __init__(self, repeat_s: float):
+        self.repeat_s = repeat_s
+        self.raised = 0
+        self.rang: list[_Raised] = []       # within the window of the newest
+
+    def mark(self, line: dict, fps: float) -> list[dict]:
+        """The line's alerts, each with its ``id`` and ``repeat_of``."""
+        names = {t["track"]: t.get("identity") for t in line["tracks"]}
+        fresh = []
+        for alert in line["alerts"]:
+            self.raised += 1
+            fresh.append(_Raised(self.raised, alert["kind"], names.get(alert["track"]),
+                                 with_capture_time(alert, line, fps)["captured_at"]))
+        rings = fold_repeats(fresh, lambda a: a.person, lambda a: a.captured_at, self.repeat_s, rang=self.rang)
+        newest = max((a.captured_at for a in fresh), default=0.0)
+        self.rang = [a for a in self.rang + rings if newest - a.captured_at < self.repeat_s]
+        return [{**alert, "id": raised.id, "repeat_of": raised.repeat_of} for alert, raised in zip(line["alerts"], fresh)]
 
 
 @dataclass
@@ -94,7 +140,8 @@ class LiveWatch:
                  report: Callable[[str], None] | None = None, on_line: Callable[[dict, float], None] | None = None,
                  on_status: Callable[[str], None] | None = None, keep_results: bool = True,
                  on_view: Callable[[str, LiveSegment, list[list[dict]]], None] | None = None,
-                 offers: Offers | None = None, fence: tuple[str, int] | None = None):
+                 offers: Offers | None = None, fence: tuple[str, int] | None = None,
+                 repeat_s: float | None = None):
         """report: receives one human-readable line per segment and per camera status;
         on_line: each live.jsonl line and the camera's frame rate; on_status: each status;
         on_view: each segment in order, with the watch id and its labelled faces per frame
@@ -104,7 +151,10 @@ class LiveWatch:
         fence: (camera id, fencing token) of the ingester that owns the camera: each segment
         carries it, and a worker drops a segment whose token went stale, unanalysed.
         keep_results=False (a camera watched for good): no results.json or annotated.mp4 at
-        the end, nothing kept per frame, and a camera that cannot be opened is waited for."""
+        the end, nothing kept per frame, and a camera that cannot be opened is waited for.
+        repeat_s: number each alert in its line and mark its repeats (``WatchRepeats``), for a
+        watch whose alerts are recorded nowhere else; a registered camera's are recorded, and
+        the records decide its repeats."""
         self.url, self.out_dir = url, Path(out_dir)
         self.options = dict(options or {})
         self.report = report or (lambda line: None)
@@ -113,6 +163,7 @@ class LiveWatch:
         self.keep_results = keep_results
         self.on_view = on_view
         self.fence = fence
+        self.repeats = None if repeat_s is None else WatchRepeats(repeat_s)
         self.watch_id = uuid.uuid4().hex
         settings = runtime.settings()
         self.result_timeout_s = settings.segment_time_limit_s + 30
@@ -259,6 +310,8 @@ class LiveWatch:
             line["gap_before"] = gap.to_json()
         if error is not None:
             line["error"] = error
+        if self.repeats is not None:
+            line["alerts"] = self.repeats.mark(line, segment.fps)
         if self.keep_results:      # a camera watched for good has its events in the registry instead
             with self.lines_path.open("a") as lines:
                 lines.write(json.dumps(line) + "\n")
@@ -274,6 +327,8 @@ class LiveWatch:
         self.summary.frames += segment.frames
         self.summary.latencies.append(line["latency_s"])
         self.summary.failed_segments = len(self._failed)
+        self.summary.repeats += repeats_in(line)
+        self.summary.alerts += len(line["alerts"]) - repeats_in(line)
         self.report(segment_report(line))
 
     # --- the end -------------------------------------------------------------------------

@@ -180,6 +180,37 @@ def test_an_unknown_face_named_later_takes_the_name_but_an_erased_person_alert_i
                       ("watchlist", 1, "bob", False, True)]
 
 
+def test_an_erased_person_fever_or_no_mask_alert_is_nobody_else_and_never_takes_a_name(records):  # noqa: F811
+    """ann's face without a mask rang; ann is erased. A re-analysis of the recording (the face
+    is still in the video) names that track bob, a look-alike. Before, bob took her alert, as
+    a stranger's would: it read as rung about bob (its POSTs had named ann), bob was never
+    announced, and his later alerts folded under hers (an erased person's alerts fold
+    nothing). Hers stays nobody's; bob's is raised and rings. Nor does her name come back on
+    it when she is enrolled again. A stranger's alert still takes the name it is given."""
+    from core.erasures import Erasures
+
+    enrol(records, "ann", "bob", "cleo")
+    job = finished_job(records)
+    hers, strangers = watch(1, 10.0, "no_mask"), watch(2, 20.0, "no_mask")
+    assert len(publish(records, job, 1, [hers, strangers], {1: "ann", 2: None})) == 2 * len(URLS)
+    assert Erasures(records).start("ann") is not None
+    assert publish(records, job, 2, [hers, strangers], {1: None, 2: None}) == []      # the erasure's version
+    later = watch(3, 30.0, "no_mask")       # bob again, within the window: a repeat of his own alert
+    assert len(publish(records, job, 3, [hers, strangers, later], {1: "bob", 2: "cleo", 3: "bob"})) == len(URLS)
+    enrol(records, "ann")                   # enrolled again: a new person to the records
+    assert len(publish(records, job, 4, [hers, strangers], {1: "ann", 2: "cleo"})) == len(URLS)
+
+    def listed() -> list[tuple]:
+        page = {a["id"]: a for a in Alerts(records).page(10, job_id=job)}
+        return sorted((a["track"], a["identity"] or "", a["withdrawn"], len(a["deliveries"]),
+                       page[a["repeat_of"]]["identity"] if a["repeat_of"] else None) for a in page.values())
+    assert listed() == [(1, "", True, 2, None),          # ann's, erased: nobody's, withdrawn, as sent
+                        (1, "ann", False, 2, None),      # the new ann's: rang
+                        (1, "bob", True, 2, None),       # bob's: rang, withdrawn by version 4
+                        (2, "cleo", False, 2, None),     # the stranger's, named
+                        (3, "bob", True, 0, "bob")]      # a repeat of bob's (version 4 lists no track 3)
+
+
 def test_a_live_camera_folds_by_capture_time_across_segments(records):  # noqa: F811
     enrol(records, "ann")
     alerts = Alerts(records)
@@ -238,8 +269,8 @@ def test_the_retention_sweep_takes_a_live_alert_that_rang_with_its_repeats(recor
 
 
 def test_a_live_alert_capture_time_is_its_frame_s():
-    from tasks.alerts import _captured
+    from tasks.alerts import with_capture_time
 
     line = {"first_frame": 300, "captured_at": 1000.0}
-    assert _captured({"frame": 330}, line, 15.0)["captured_at"] == 1002.0
-    assert _captured({"frame": 270}, line, 15.0)["captured_at"] == 998.0   # its track began a segment before
+    assert with_capture_time({"frame": 330}, line, 15.0)["captured_at"] == 1002.0
+    assert with_capture_time({"frame": 270}, line, 15.0)["captured_at"] == 998.0   # its track began a segment before

@@ -115,10 +115,15 @@ def test_a_watch_counts_in_words_that_agree_too():
     line = {"segment": 3, "frames": 1, "faces": 1, "latency_s": 2.5, "tracks": [{"identity": "Ada"}],
             "alerts": [{"kind": "watchlist"}]}
     assert segment_report(line) == "segment 3: 1 frame, 1 face (Ada), 1 alert, latency 2.50 s"
-    summary = WatchSummary(segments=1, frames=60, latencies=[2.0], failed_segments=1, gaps=1)
+    summary = WatchSummary(segments=1, frames=60, latencies=[2.0], failed_segments=1, gaps=1, alerts=1)
     assert watch_done_line(summary, Path("out")) == (
-        "done: 1 segment, 60 frames, 1 gap, 1 segment failed; latency p50 2.00 s, p95 2.00 s -> "
+        "done: 1 segment, 60 frames, 1 gap, 1 segment failed, 1 alert; latency p50 2.00 s, p95 2.00 s -> "
         "out/annotated.mp4, out/results.json, out/live.jsonl")
+    # A repeat (Ada again, soon after) is not a new alert.
+    line["alerts"] = [{"kind": "watchlist", "id": 2, "repeat_of": 1}, {"kind": "watchlist", "id": 3, "repeat_of": 1}]
+    assert segment_report(line) == "segment 3: 1 frame, 1 face (Ada), 0 alerts, 2 repeats, latency 2.50 s"
+    assert watch_done_line(WatchSummary(1, 60, [2.0], alerts=1, repeats=2), Path("out")).startswith(
+        "done: 1 segment, 60 frames, 0 gaps, 1 alert, 2 repeats; ")
 
 
 def test_output_to_a_reader_that_left_is_no_traceback(tmp_path):

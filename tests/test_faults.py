@@ -1,11 +1,14 @@
 """Faults with real processes: a worker killed mid-segment or mid-stitch, a segment that
-always fails, Redis restarted in the middle of a job (with and without persistence)."""
+always fails, Redis restarted in the middle of a job (with and without persistence), a web
+process killed in the middle of a submit."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -17,7 +20,8 @@ from services import runtime
 from services.jobs import job_view
 from services.submit import submit_file
 from tests.clipmaker import count_video_frames, make_clip
-from tests.conftest import private_farm, wait_for_job
+from tests.conftest import child_env, private_farm, use_farm_environment, wait_for_job
+from tests.waiting import wait_until
 
 
 def pool_children(pid: int) -> list[int]:
@@ -122,6 +126,38 @@ def test_redis_restarted_in_the_middle_of_a_job(tmp_path, persistent):
             print(f"\nrecovery: job failed with its reason {time.monotonic() - restarted_at:.1f} s after Redis "
                   f"restarted (stall limit {STALL_S} s)")
         assert not farm.dead_processes()
+
+
+def test_a_web_process_killed_mid_submit_leaves_a_job_the_watchdog_fails(tmp_path, monkeypatch):
+    """A web process SIGKILLed in the middle of a submit, right after the store took the
+    recording, before the job was queued. The recording was stored before the job's record
+    was written: it stayed in the store under no job, a copy of people's faces that nothing
+    would ever find, fail or delete. Now the record comes first: the job shows as queued, beat's
+    watchdog fails it (nothing runs it), and deleting it deletes the recording."""
+    from cli.redis_server import RedisServer
+    from services.submit import delete_job
+    from tasks.watchdog import fail_stalled_jobs
+
+    clip = make_clip(tmp_path / "clip.mp4", seconds=4, fps=10, size=(320, 180))
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    with RedisServer(tmp_path / "redis") as redis:
+        monkeypatch.setenv("VIDFARM_STALL_AFTER_S", "0.5")
+        use_farm_environment(monkeypatch, redis.url, data_dir)
+        killed = subprocess.run([sys.executable, "-m", "tests.killed_upload", "core.storage:LocalBlobStore.move_file",
+                                 "SIGKILL", str(clip.path)], env=child_env(REDIS_URL=redis.url),
+                                capture_output=True, text=True, timeout=120)
+        assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
+        stored = [p.relative_to(data_dir / "blobs" / "jobs") for p in (data_dir / "blobs" / "jobs").rglob("*")
+                  if p.is_file()]
+        assert len(stored) == 1 and stored[0].name == "source", stored
+        job_id = stored[0].parts[0]
+        assert (job_view(runtime.records(), job_id) or {}).get("status") == "queued", "its recording is under no job"
+        assert wait_until(lambda: fail_stalled_jobs.apply().get(), 30, "the watchdog failing the job") == [job_id]
+        view = job_view(runtime.records(), job_id)
+        assert view["status"] == "failed" and "submit it again" in view["error"], view
+        assert delete_job(runtime.farm(), job_id)
+        assert not (data_dir / "blobs" / "jobs" / job_id).exists()
 
 
 def _done_with_beats_watchdog(job_id: str, deadline: float) -> dict:

@@ -162,6 +162,49 @@ def test_the_camera_events_say_which_live_alerts_repeat_one_that_rang(tmp_path, 
         registry.delete(camera_id)
 
 
+def test_a_segment_whose_alerts_fail_to_be_recorded_still_reaches_the_watchers(tmp_path, monkeypatch, caplog):
+    """Only the database's and the broker's errors were caught while a segment's alerts were
+    recorded: any other error escaped ``segment_processed`` before the segment's events were
+    written, ended the camera's watch, and the watchers never heard of that segment or its
+    alert. Here the records cannot hold the alert (a capture time past the year 9999: a
+    ValueError from datetime, standing for any error that is neither the database's nor the
+    broker's). The events still go out, the alert in them unrecorded (id null), the error is
+    logged with its traceback, and the next segment's alert is recorded as usual."""
+    from cli.redis_server import RedisServer
+    from core.alerts import Alerts
+    from core.cameras import CameraRegistry
+    from services import runtime
+    from tasks.camera_ingest import segment_processed
+    from tests.conftest import use_farm_environment
+    from tests.test_alert_repeats import enrol
+
+    def segment(n: int, captured_at: float) -> dict:
+        return {"segment": n, "first_frame": 30 * n, "frames": 30, "captured_at": captured_at,
+                "ready_at": 1_800_000_005.0, "latency_s": 5.0, "faces": 1,
+                "alerts": [{"kind": "watchlist", "track": n, "frame": 30 * n, "t": 2.0 * n, "detail": None}],
+                "tracks": [{"track": n, "identity": "Ada"}]}
+
+    (tmp_path / "data").mkdir()
+    with RedisServer(tmp_path / "redis") as server:
+        use_farm_environment(monkeypatch, server.url, tmp_path / "data")
+        enrol(runtime.records(), "Ada")
+        registry = CameraRegistry.from_url(server.url)
+        camera_id = registry.add("Gate", "rtsp://127.0.0.1:9/gate")["id"]
+        start = registry.last_event_id(camera_id)
+        assert segment_processed(registry, camera_id, segment(0, 1e13), 15.0, token=None)
+        assert "live alerts not recorded" in caplog.text and "ValueError" in caplog.text
+        events = registry.events(camera_id, start, block_ms=10)
+        assert [kind for _, kind, _ in events] == ["segment", "alert"]
+        assert [(a["track"], a["id"], a["repeat_of"]) for a in events[0][2]["alerts"]] == [(0, None, None)]
+        assert (events[1][2]["track"], events[1][2]["id"]) == (0, None)
+        assert Alerts(runtime.records()).page(10) == []       # nothing half recorded
+        # The camera goes on: its next segment's alert is recorded and rings.
+        assert segment_processed(registry, camera_id, segment(1, 1_800_000_002.0), 15.0, token=None)
+        alert = registry.events(camera_id, events[-1][0], block_ms=10)[-1][2]
+        assert alert["track"] == 1 and alert["id"] == Alerts(runtime.records()).page(10)[0]["id"]
+        registry.delete(camera_id)
+
+
 def viewer():
     from core.accounts import Accounts
     from services import runtime

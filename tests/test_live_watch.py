@@ -101,6 +101,48 @@ def test_watch_a_camera_end_to_end(face_stream_clip, yao_gallery, tmp_path):
     assert results["live"]["latency_p50_s"] == pytest.approx(statistics.median(latencies), abs=0.001)
 
 
+def test_watch_shows_a_person_seen_again_soon_as_a_repeat_not_a_new_alert(face_stream_clip, yao_gallery, tmp_path):
+    """Yao without a mask, then away, then back (a new track) within the repeat window: the
+    second alert repeats the first, as on a registered camera. The watch listed and counted
+    it as a new alert (its segment's line said "1 alert"), so someone reading the watch heard
+    of Yao twice in a few seconds."""
+    out = tmp_path / "out"
+    env = child_env(VIDFARM_DATA_DIR=str(tmp_path / "data"), VIDFARM_ALERTS="no_mask", VIDFARM_ALERT_REPEAT_S="300")
+    with RtspCamera(face_stream_clip.path) as camera:
+        run = subprocess.run(watch_command(camera.url, out, "--for", "36", "--gallery", str(yao_gallery)),
+                             env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    lines = lines_of(out)
+    alerts = [(line["segment"], a) for line in lines for a in line["alerts"]]
+    # Each alert numbered in the watch; the second says which one it repeats.
+    assert [(a["track"], a["id"], a["repeat_of"]) for _, a in alerts] == [(1, 1, None), (2, 2, 1)], alerts
+    printed = run.stdout.splitlines()
+    (first, _), (again, _) = alerts
+    assert [p for p in printed if p.startswith(f"segment {first}:")][0].count(", 1 alert, ") == 1
+    assert ", 0 alerts, 1 repeat, " in [p for p in printed if p.startswith(f"segment {again}:")][0]
+    assert ", 1 alert, 1 repeat; latency " in printed[-1]
+
+
+def test_a_watch_folds_its_alerts_as_a_camera_does():
+    """By capture time, per named person and kind; the window counts from the alert that rang;
+    unknown faces never fold. Each alert is numbered in the watch."""
+    from tasks.live_watch import WatchRepeats
+
+    repeats = WatchRepeats(repeat_s=60.0)
+
+    def segment(first_frame: int, captured_at: float, *alerts: tuple[int, str, str | None]) -> list[tuple]:
+        line = {"first_frame": first_frame, "captured_at": captured_at,
+                "tracks": [{"track": track, "identity": name} for track, _, name in alerts],
+                "alerts": [{"kind": kind, "track": track, "frame": first_frame} for track, kind, _ in alerts]}
+        return [(a["id"], a["repeat_of"]) for a in repeats.mark(line, fps=10.0)]
+
+    assert segment(0, 1000.0, (1, "watchlist", "Ada"), (2, "no_mask", None)) == [(1, None), (2, None)]
+    assert segment(20, 1030.0, (3, "watchlist", "Ada"), (4, "no_mask", None), (3, "no_mask", "Ada")) == [
+        (3, 1), (4, None), (5, None)]                  # Ada again: a repeat; a stranger, a new no-mask kind
+    assert segment(40, 1070.0, (5, "watchlist", "Ada")) == [(6, None)]      # 70 s after the one that rang
+    assert segment(60, 1100.0, (6, "watchlist", "Ada"), (7, "watchlist", "Bob")) == [(7, 6), (8, None)]
+
+
 def test_watch_survives_a_drop_and_ends_on_sigterm(face_stream_clip, tmp_path):
     out = tmp_path / "out"
     env = child_env(VIDFARM_DATA_DIR=str(tmp_path / "data"))
@@ -167,6 +209,19 @@ def test_watch_refuses_what_is_not_a_cameras_stream_address(tmp_path, address):
     assert line == f"vidfarm: error: {url}: not a camera's stream address (rtsp://, rtsps://, http:// or " \
                    "https://); a recording on disk: vidfarm process", line
     assert not (tmp_path / "out").exists()
+
+
+def test_watch_opens_a_host_name_past_ascii_by_its_ascii_form(tmp_path):
+    """kamera.bürö.invalid is a camera's address like any other (before: "not a camera's stream
+    address"): FFmpeg, whose resolver takes only ASCII, is given its punycode. (.invalid never
+    resolves, RFC 6761: the line names the address it tried.)"""
+    run = subprocess.run(watch_command("rtsp://kamera.B\u00fcr\u00f6.invalid/live", tmp_path / "out"),
+                         capture_output=True, text=True, timeout=120,
+                         env=child_env(VIDFARM_DATA_DIR=str(tmp_path / "data"), VIDFARM_CAMERA_OPEN_TIMEOUT_S="3"))
+    assert run.returncode == 1
+    [line] = run.stderr.strip().splitlines()
+    assert line.startswith("vidfarm: error: rtsp://kamera.xn--br-gkaw.invalid/live: "), line
+    assert not (tmp_path / "out" / "results.json").exists()
 
 
 def test_watch_says_a_browser_camera_publishes_to_a_farm(tmp_path):

@@ -116,6 +116,30 @@ def test_a_wrong_bucket_or_endpoint_is_a_clear_error(server, tmp_path):
         wrong_key.check()
 
 
+def test_an_upload_cut_off_part_way_says_which_parts_it_left_in_the_bucket(tmp_path, caplog):
+    """A multipart upload neither completed nor aborted keeps its parts on the server, billed and
+    in no listing of objects. boto3 aborts a failed upload, but when the server itself went away
+    the abort cannot reach it either: the error (and a warning in the log) names the upload left,
+    and what removes it. (s3rver implements neither ListMultipartUploads nor AbortMultipartUpload:
+    what it keeps of an upload shows in its folder.)"""
+    with s3server.S3Server(tmp_path / "s3") as server:        # its own: it is stopped part-way
+        store = s3_store(server, tmp_path / "cache", multipart_bytes=5 * 1024**2, max_attempts=1)
+        # The server goes away once the first of three parts is stored.
+        store.client.meta.events.register("after-call.s3.UploadPart", lambda **_: server.stop())
+        source = tmp_path / "source.bin"
+        source.write_bytes(b"x" * (12 << 20))
+        with pytest.raises(BlobStoreUnavailable) as failed:
+            store.put_file(job_key("cut-off", "source"), source)
+        store.client.meta.events.unregister("after-call.s3.UploadPart")
+        server.start()
+        assert not store.exists(job_key("cut-off", "source"))
+        [left] = [upload.name for upload in (tmp_path / "s3" / server.bucket / "._S3rver_uploads").iterdir()]
+    assert f"storing jobs/cut-off/source failed" in str(failed.value)
+    assert f"its parts are left in the bucket (upload id {left})" in str(failed.value)
+    assert "AbortIncompleteMultipartUpload" in str(failed.value) and "\n" not in str(failed.value)
+    assert any(left in record.getMessage() for record in caplog.records if record.levelname == "WARNING")
+
+
 def test_the_command_the_web_and_a_worker_stop_at_start_saying_why(server, tmp_path):
     env = child_env(**{**server.env(), "VIDFARM_S3_BUCKET": "no-such-bucket", "VIDFARM_S3_MAX_ATTEMPTS": "1",
                        "VIDFARM_DATA_DIR": str(tmp_path / "data"), "VIDFARM_CONFIG_DIR": str(tmp_path / "config")})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 
@@ -80,7 +81,8 @@ def test_every_analyzer_is_configured_from_the_environment_and_checked(monkeypat
         Settings()
     monkeypatch.setenv("VIDFARM_ANALYZER_CONFIG__THERMAL__PERCENTILE", "90")
     monkeypatch.setenv("VIDFARM_ANALYZER_CONFIG__TRACK__LOST_TRAKC_SECONDS", "2")
-    with pytest.raises(ValidationError, match=r"analyzer_config\.track\.lost_trakc_seconds\n.*Extra inputs"):
+    with pytest.raises(ValidationError, match="VIDFARM_ANALYZER_CONFIG__TRACK__LOST_TRAKC_SECONDS is not a setting: "
+                                              "did you mean VIDFARM_ANALYZER_CONFIG__TRACK__LOST_TRACK_SECONDS"):
         Settings()
     monkeypatch.delenv("VIDFARM_ANALYZER_CONFIG__TRACK__LOST_TRAKC_SECONDS")
     # ... and one the flat settings derive for it, too
@@ -111,6 +113,101 @@ def test_the_s3_store_needs_a_bucket_and_says_so(monkeypatch, tmp_path):
         assert main(["db", "upgrade"]) == 2          # a bad setting: one line, exit status 2
     finally:
         get_settings.cache_clear()
+
+
+@pytest.mark.parametrize("variable,closest", [
+    ("VIDFARM_AUTOSCALE_CPU__TARGET_WAIT", "VIDFARM_AUTOSCALE_CPU__TARGET_WAIT_S"),
+    ("VIDFARM_AUTOSCALE_GPU__MAX_REPLICA", "VIDFARM_AUTOSCALE_GPU__MAX_REPLICAS"),
+    ("VIDFARM_AUTOSCALE_LIVE__TARGET_LATENCY", "VIDFARM_AUTOSCALE_LIVE__TARGET_LATENCY_S"),
+    ("VIDFARM_ANALYZER_CONFIG__DETECT__GATE__MISS", "VIDFARM_ANALYZER_CONFIG__DETECT__GATE__MISSES"),
+])
+def test_a_misspelt_nested_setting_stops_the_start_naming_the_closest(monkeypatch, tmp_path, capsys,
+                                                                       variable, closest):
+    from cli.main import main
+
+    monkeypatch.setenv("VIDFARM_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv(variable, "2")
+    with pytest.raises(ValueError, match=rf"{variable} is not a setting: did you mean {closest}\?"):
+        Settings()
+    get_settings.cache_clear()
+    try:
+        assert main(["db", "current"]) == 2     # before: the default, without a word
+    finally:
+        get_settings.cache_clear()
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and f"{variable} is not a setting: did you mean {closest}?" in error
+
+
+@pytest.mark.parametrize("variable,value,message", [
+    # no name like it: those there are
+    ("VIDFARM_AUTOSCALE_CPU__ZZZ", "1", r"VIDFARM_AUTOSCALE_CPU__ZZZ is not a setting; VIDFARM_AUTOSCALE_CPU__ "
+                                        r"takes: DEPLOYMENT, QUEUE, MIN_REPLICAS, .*, SPARE_CAMERAS \["),
+    # given as JSON, the same key is the same mistake
+    ("VIDFARM_AUTOSCALE_CPU", '{"max_replica": 3}', "VIDFARM_AUTOSCALE_CPU__MAX_REPLICA is not a setting: "
+                                                    "did you mean VIDFARM_AUTOSCALE_CPU__MAX_REPLICAS"),
+])
+def test_an_unknown_nested_setting_is_refused_however_given(monkeypatch, variable, value, message):
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ValueError, match=message):
+        Settings()
+
+
+def test_an_autoscaler_setting_made_in_code_refuses_an_unknown_field():
+    from pydantic import ValidationError
+
+    from core.settings import ScaleSettings
+
+    with pytest.raises(ValidationError, match="target_wait\n.*Extra inputs are not permitted"):
+        ScaleSettings(deployment="w", queue="cpu", target_wait=5)
+
+
+def test_a_variable_no_setting_reads_is_warned_of_once_naming_the_closest(monkeypatch, caplog):
+    monkeypatch.setenv("VIDFARM_SEGMENT_SECOND", "2")
+    monkeypatch.setenv("VIDFARM_AUTOSCALE_CPUS__MAX_REPLICAS", "2")
+    monkeypatch.setenv("VIDFARM_QQQ", "1")
+    monkeypatch.setenv("VIDFARM_TEST_LEASE_S", "5")          # a test's own variable: not a mistake
+    with caplog.at_level(logging.WARNING, logger="core.settings"):
+        assert Settings().segment_seconds == 4.0
+        Settings()                                          # once a process, not every time they load
+    warned = [record.getMessage() for record in caplog.records if record.name == "core.settings"]
+    assert warned == [
+        "VIDFARM_AUTOSCALE_CPUS__MAX_REPLICAS is not a setting (ignored): did you mean "
+        "VIDFARM_AUTOSCALE_CPU__MAX_REPLICAS?",
+        'VIDFARM_QQQ is not a setting (ignored); README.md, "Settings", lists them',
+        "VIDFARM_SEGMENT_SECOND is not a setting (ignored): did you mean VIDFARM_SEGMENT_SECONDS?",
+    ]
+
+
+def test_every_other_variable_the_code_reads_is_known_to_the_settings():
+    """The VIDFARM_ variables the tests and benches read for themselves (never through the
+    settings) are the ones the settings know not to warn of, no more and no fewer."""
+    from core.settings import READ_ELSEWHERE, setting_variables
+    from tests.conftest import repo_root
+
+    read = re.compile(r"""(?:environ\.get\(|getenv\(|environ\[)\s*["'](VIDFARM_\w+)["']""")
+    root = repo_root()
+    folders = ("autoscaler", "bench", "cli", "core", "services", "tasks", "tests", "web", "workers")
+    code = [*root.glob("*.py"), *(path for folder in folders for path in (root / folder).rglob("*.py"))]
+    names = {name for path in code for name in read.findall(path.read_text())}
+    assert "VIDFARM_DATA_DIR" in names and "VIDFARM_MEDIA" in names      # the pattern finds them
+    assert names - setting_variables() == READ_ELSEWHERE
+
+
+def test_a_misspelt_nested_setting_is_named_beside_the_other_bad_settings(monkeypatch, capsys, tmp_path):
+    from cli.main import main
+
+    monkeypatch.setenv("VIDFARM_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("VIDFARM_AUTOSCALE_CPU__TARGET_WAIT", "120")
+    monkeypatch.setenv("VIDFARM_X264_CRF", "99")
+    get_settings.cache_clear()
+    try:
+        assert main(["db", "current"]) == 2
+    finally:
+        get_settings.cache_clear()
+    error = capsys.readouterr().err
+    assert error.startswith("vidfarm: error: bad settings ") and error.count("\n") == 1
+    assert "autoscale_cpu: Value error, VIDFARM_AUTOSCALE_CPU__TARGET_WAIT is not a setting" in error
+    assert "x264_crf: Input should be less than or equal to 51" in error
 
 
 # README's settings table (its "variable | default | meaning" rows) against the settings.

@@ -142,11 +142,10 @@ def job_state(data_dir: Path) -> tuple | None:
         return None
 
 
-@pytest.mark.parametrize("moment", ["analysing", "drawing"])
-def test_a_job_stopped_with_process_says_so(tmp_path, moment):
-    """Before, a `vidfarm process` stopped mid-job left its job "processing" (or its video "being
-    drawn") in the shared jobs list, with no worker left to finish it, until an `up`'s watchdog
-    failed it 40 minutes later (if one ran on that data folder)."""
+def process_until(tmp_path: Path, moment: str) -> tuple[subprocess.Popen, Path]:
+    """`vidfarm process` of a 40 s clip with a face throughout, running until its job is at
+    ``moment``: "analysing" (processing) or "drawing" (done, its video not drawn yet); then
+    (the command, its data folder)."""
     clip = make_clip(tmp_path / "long.mp4", seconds=40, fps=15, gop=30, face_windows=[(0, 40)])
     data_dir = tmp_path / "data"
     env = child_env(VIDFARM_DATA_DIR=str(data_dir), VIDFARM_SEGMENT_SECONDS="2")
@@ -168,12 +167,41 @@ def test_a_job_stopped_with_process_says_so(tmp_path, moment):
     except AssertionError:
         run.kill()
         raise
+    return run, data_dir
+
+
+@pytest.mark.parametrize("moment", ["analysing", "drawing"])
+def test_a_job_stopped_with_process_says_so(tmp_path, moment):
+    """Before, a `vidfarm process` stopped mid-job left its job "processing" (or its video "being
+    drawn") in the shared jobs list, with no worker left to finish it, until an `up`'s watchdog
+    failed it 40 minutes later (if one ran on that data folder)."""
+    run, data_dir = process_until(tmp_path, moment)
     stopped_cleanly(run, signal.SIGTERM, data_dir)
     status, error, _, _, video_error = job_state(data_dir)
     if moment == "analysing":
         assert (status, error) == ("failed", f"{STOPPED}; submit it again")
     else:       # its results stand; its video will not come
         assert (status, video_error) == ("done", f"the video was {STOPPED}")
+
+
+def test_a_database_error_while_a_stopped_process_ends_its_job_is_one_line(tmp_path):
+    """Ending the job of a stopped `vidfarm process` is a database write; when the database
+    refused it, the command printed a raw traceback. Here SQLite itself refuses it (a trigger
+    aborts any update that fails a job, as a full disk or a locked database would refuse the
+    write): the command says so in one line, naming the job, and exits as stopped, with nothing
+    left running."""
+    run, data_dir = process_until(tmp_path, "analysing")
+    with sqlite3.connect(data_dir / "vidfarm.db", timeout=30) as db:
+        db.execute("CREATE TRIGGER refuse_failing BEFORE UPDATE OF status ON jobs WHEN NEW.status = 'failed' "
+                   "BEGIN SELECT RAISE(ABORT, 'the test refuses to fail jobs'); END")
+    stopped_cleanly(run, signal.SIGTERM, data_dir)
+    said = run.stderr.read()
+    job_id = re.search(r"its job ([0-9a-f]{32}) ", said)
+    assert "Traceback" not in said and job_id, said
+    assert said.strip().splitlines()[-1] == (
+        f"vidfarm: error: stopped (SIGTERM), but its job {job_id.group(1)} could not be ended and may stay listed "
+        "as unfinished until a watchdog fails it: database: the test refuses to fail jobs")
+    assert job_state(data_dir)[0] == "processing"
 
 
 @pytest.mark.parametrize("module", ["core.appearances", "core.alerts"])

@@ -23,7 +23,7 @@ from core.cameras import (MAX_URL, NAME_PATTERN, NAME_RULE, URL_PATTERN, URL_RUL
 from web.api import error_responses
 from web.auth import token_auth
 from web.context import farm
-from web.schemas import ERROR_SCHEMA
+from web.schemas import ERROR_SCHEMA, NoQuery, QuerySchema
 
 cameras = APIBlueprint("cameras", __name__, url_prefix="/api/v1", tag="cameras")
 
@@ -53,7 +53,9 @@ class CameraIn(Schema):
     url = String(required=True, validate=[Length(1, MAX_URL), Regexp(URL_PATTERN, error=URL_RULE)],
                  metadata={"description": "The stream: rtsp://, rtsps://, http:// or https://; "
                                           "webrtc://browser for a browser camera. The scheme in any case "
-                                          "(RTSP://), kept in lower case."})
+                                          "(RTSP://), kept in lower case; a host name past ASCII "
+                                          "(kamera.bürö.example) kept in its ASCII form (IDNA: "
+                                          "kamera.xn--br-gkaw.example)."})
 
 
 class CameraEdit(Schema):
@@ -104,7 +106,7 @@ class AnswerOut(Schema):
     sdp = String(required=True)
 
 
-class EventsQuery(Schema):
+class EventsQuery(QuerySchema):
     wait = Float(load_default=300.0, validate=Range(0.1, 3600),
                  metadata={"description": "Seconds the stream stays open (an EventSource reconnects by itself, "
                                           "with Last-Event-ID, and misses nothing still kept)."})
@@ -165,9 +167,10 @@ def create_camera(body):
 
 @cameras.get("/cameras")
 @cameras.auth_required(token_auth, roles=["viewer"])
+@cameras.input(NoQuery, location="query", arg_name="_query")
 @cameras.output(CameraOut(many=True))
-@cameras.doc(summary="Every camera with its status, frame rate and latency")
-def list_cameras():
+@cameras.doc(summary="Every camera with its status, frame rate and latency", responses=error_responses(400))
+def list_cameras(_query):
     registry = camera_registry()
     return [camera_status(registry, camera) for camera in registry.cameras()]
 

@@ -15,7 +15,7 @@ from web import gallery_views as service
 from web.api import error_responses
 from web.auth import token_auth
 from web.context import farm
-from web.schemas import EnrolIn, EnrolOut, ErasureOut, IdentityOut, IdentityPatchIn
+from web.schemas import EnrolIn, EnrolOut, ErasureOut, IdentityOut, IdentityPatchIn, NoQuery
 from web.uploads import UploadRejected
 
 identities = APIBlueprint("identities", __name__, url_prefix="/api/v1", tag="identities")
@@ -23,9 +23,10 @@ identities = APIBlueprint("identities", __name__, url_prefix="/api/v1", tag="ide
 
 @identities.get("/identities")
 @identities.auth_required(token_auth, roles=["viewer"])
+@identities.input(NoQuery, location="query", arg_name="_query")
 @identities.output(IdentityOut(many=True))
-@identities.doc(summary="The enrolled identities")
-def list_identities():
+@identities.doc(summary="The enrolled identities", responses=error_responses(400))
+def list_identities(_query):
     return service.identities()
 
 

@@ -15,7 +15,7 @@ from web import people_views as service
 from web.api import error_responses, job_view_or_404, next_page_link
 from web.auth import token_auth
 from web.context import farm
-from web.schemas import NEXT_PAGE_HEADER, AppearanceOut, EnrolOut, PageQuery, PhotoOut, TrackEnrolIn
+from web.schemas import NEXT_PAGE_HEADER, AppearanceOut, EnrolOut, NoQuery, PageQuery, PhotoOut, TrackEnrolIn
 
 people_api = APIBlueprint("people_api", __name__, url_prefix="/api/v1", tag="people")
 
@@ -36,9 +36,10 @@ def appearances(name: str, query: dict):
 
 @people_api.get("/identities/<name>/photos")
 @people_api.auth_required(token_auth, roles=["viewer"])
+@people_api.input(NoQuery, location="query", arg_name="_query")
 @people_api.output(PhotoOut(many=True))
-@people_api.doc(summary="A person's enrolled photos (one embedding each)", responses=error_responses(404))
-def photos(name: str):
+@people_api.doc(summary="A person's enrolled photos (one embedding each)", responses=error_responses(400, 404))
+def photos(name: str, _query):
     if services.gallery.find_identity(farm(), name) is None:
         abort(404, f"no identity named {name!r}")
     return service.photos(name)

@@ -6,9 +6,10 @@ from __future__ import annotations
 from apiflask import APIBlueprint, abort
 
 from core.accounts import AccountError, User
+from core.models import iso_utc
 from web.api import error_responses, found_or_404
 from web.auth import account_user, accounts, token_auth
-from web.schemas import PasswordChangeIn, PasswordResetOut, UserOut, UserPatchIn
+from web.schemas import NoQuery, PasswordChangeIn, PasswordResetOut, UserOut, UserPatchIn
 
 users_api = APIBlueprint("users_api", __name__, url_prefix="/api/v1", tag="accounts")
 
@@ -16,7 +17,7 @@ users_api = APIBlueprint("users_api", __name__, url_prefix="/api/v1", tag="accou
 def user_view(user: User) -> dict:
     return {"id": user.id, "username": user.username, "role": user.role,
             "must_change_password": user.must_change_password,
-            "created_at": user.created_at.isoformat() if user.created_at else None}
+            "created_at": iso_utc(user.created_at)}
 
 
 def user_or_404(user_id: int) -> User:
@@ -40,9 +41,10 @@ def change_own_password(body: dict):
 
 @users_api.get("/users")
 @users_api.auth_required(token_auth, roles=["admin"])
+@users_api.input(NoQuery, location="query", arg_name="_query")
 @users_api.output(UserOut(many=True))
-@users_api.doc(summary="Every user", responses=error_responses(403))
-def list_users():
+@users_api.doc(summary="Every user", responses=error_responses(400, 403))
+def list_users(_query):
     return [user_view(user) for user in accounts().list_users()]
 
 

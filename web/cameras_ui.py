@@ -10,6 +10,7 @@ Events and appends each drawn piece of video as it is announced).
 from __future__ import annotations
 
 import time
+from datetime import datetime
 
 from apiflask import abort
 from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
@@ -18,6 +19,7 @@ from wtforms import StringField
 from wtforms.validators import DataRequired, Length
 
 from core.cameras import BROWSER_URL, MAX_URL, CameraError, DuplicateCamera, redacted
+from core.models import aware
 from web.api_cameras import camera_or_404, camera_registry, camera_status, exchange_offer
 from web.auth import require_role
 from web.context import farm, json_errors
@@ -50,6 +52,14 @@ def _list_page(form: CameraForm | None = None, browser_form: BrowserCameraForm |
 def timestamp(unix_s: float) -> str:
     """Unix seconds as the pages show times (UTC, as the scripts do)."""
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(unix_s))
+
+
+@cameras_ui.app_template_filter("moment")
+def moment(iso: str | None) -> str:
+    """A time as the records give it (ISO 8601) as the pages show times. Parsed, not cut: its
+    offset is the database session's (PostgreSQL's in another time zone: +05:30, say), and
+    a cut string would show that zone's clock labelled UTC."""
+    return timestamp(aware(datetime.fromisoformat(iso)).timestamp()) if iso else ""
 
 
 @cameras_ui.get("/cameras")

@@ -4,10 +4,12 @@ as views with their crops' URLs."""
 from __future__ import annotations
 
 import base64
+from datetime import datetime
 
 from flask import url_for
 from werkzeug.datastructures import FileStorage
 
+from core.models import iso_utc
 from services import gallery
 from web.context import farm
 from web.uploads import UploadRejected, clean_name
@@ -36,7 +38,7 @@ def read_photos(files: list[FileStorage]) -> list[tuple[str, bytes]]:
 def identity_view(identity: dict) -> dict:
     created = identity.get("created_at")
     return {"name": identity["name"], "embeddings": identity["embeddings"], "watchlist": identity["watchlist"],
-            "created_at": created.isoformat() if hasattr(created, "isoformat") else created,
+            "created_at": iso_utc(created) if isinstance(created, datetime) else created,
             "crop_url": url_for("gallery.crop", name=identity["name"]) if identity.get("crop") else None}
 
 

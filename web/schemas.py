@@ -5,6 +5,7 @@ from __future__ import annotations
 from apiflask import Schema
 from apiflask.fields import Boolean, Dict, File, Float, Integer, List, Nested, String
 from apiflask.validators import Length, OneOf, Range
+from marshmallow import ValidationError, validates_schema
 
 from core.accounts import MIN_PASSWORD, ROLES
 from core.models import JOB_STATES
@@ -46,7 +47,25 @@ class JobOut(Schema):
     alerts = Integer(metadata={"description": "Alerts its latest results raise (listed at /api/v1/alerts?job=ID)."})
 
 
-class JobListQuery(Schema):
+class QuerySchema(Schema):
+    """A request's query parameters; one it does not take is refused (400, naming it). Left to
+    webargs, a query string's unknown names are dropped: a mistyped filter (``?statu=failed``)
+    answered the whole list as if it were the filtered one."""
+
+    @validates_schema(pass_original=True, skip_on_field_errors=False)
+    def only_known_parameters(self, _data, original, **_kwargs):
+        known = sorted(field.data_key or name for name, field in self.load_fields.items())
+        unknown = sorted(set(original) - set(known))
+        if unknown:
+            takes = f"it takes {', '.join(known)}" if known else "it takes none"
+            raise ValidationError({name: [f"not a query parameter of this request ({takes})"] for name in unknown})
+
+
+class NoQuery(QuerySchema):
+    """A list that takes no query parameters: any is refused, as a filter it cannot apply."""
+
+
+class JobListQuery(QuerySchema):
     page = Integer(load_default=1, validate=Range(min=1, max=1_000_000))
     status = String(validate=OneOf(JOB_STATES))
 
@@ -64,7 +83,7 @@ class JobPage(Schema):
     next_page = Integer(required=True, allow_none=True)
 
 
-class ResultsQuery(Schema):
+class ResultsQuery(QuerySchema):
     version = Integer(validate=Range(min=1), metadata={"description": "An earlier results version "
                                                                      "(each re-analysis adds one)."})
     download = Boolean(load_default=False, metadata={"description": "Answer with Content-Disposition: "
@@ -130,7 +149,7 @@ class ErasureOut(Schema):
 NEXT_PAGE_HEADER = {"Link": {"type": "string", "description": '`<URL>; rel="next"` when another page follows'}}
 
 
-class PageQuery(Schema):
+class PageQuery(QuerySchema):
     page = Integer(load_default=1, validate=Range(min=1, max=1_000_000))
     per_page = Integer(load_default=20, validate=Range(min=1, max=200))
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from tests.conftest import wait_for_job
 from tests.web.conftest import csrf_token
 
@@ -269,3 +271,38 @@ def test_a_first_video_is_never_shown_as_earlier_results_and_the_page_polls_unti
     store.move_file(output_key(old_job, "annotated.mp4"), drawn)
     page = operator_client.get(f"/jobs/{old_job}").get_data(as_text=True)
     assert "The video below shows earlier results" in " ".join(page.split()) and 'data-video="still"' in page
+
+
+# Each list with a mistyped filter or page argument; the names the request takes, sorted.
+MISTYPED_LISTS = [
+    ("/api/v1/jobs?page=1&statu=failed", "statu", "page, status"),
+    ("/api/v1/alerts?jobs=abc", "jobs", "folded, job, page, per_page"),
+    ("/api/v1/identities/nobody/appearances?perpage=5", "perpage", "page, per_page"),
+    ("/api/v1/jobs/nojob/results?versions=2", "versions", "download, version"),
+    ("/api/v1/cameras?status=failed", "status", "none"),
+    ("/api/v1/identities?watchlist=1", "watchlist", "none"),
+    ("/api/v1/identities/nobody/photos?page=2", "page", "none"),
+    ("/api/v1/users?role=admin", "role", "none"),
+    ("/api/v1/cameras/nocamera/events?wiat=5", "wiat", "after, view, wait"),
+]
+
+
+@pytest.mark.parametrize("path, unknown, takes", MISTYPED_LISTS, ids=[path for path, _, _ in MISTYPED_LISTS])
+def test_a_list_refuses_a_query_parameter_it_does_not_take(farm, web_app, accounts_by_role, path, unknown, takes):
+    """A mistyped filter answered the whole unfiltered list, as if it were the filtered one:
+    webargs drops a query string's unknown names. It is a 400 that names it, and says what
+    the request takes."""
+    response = web_app.test_client().get(path, headers=accounts_by_role["admin"].auth)
+    assert response.status_code == 400, response.get_data(as_text=True)
+    assert response.json == {"error": f"{unknown}: not a query parameter of this request (it takes {takes})"}
+
+
+def test_several_unknown_query_parameters_are_all_named(farm, web_app, accounts_by_role):
+    response = web_app.test_client().get("/api/v1/jobs?sttus=done&pgae=2&page=1",
+                                         headers=accounts_by_role["viewer"].auth)
+    assert response.status_code == 400
+    assert response.json["error"] == ("pgae: not a query parameter of this request (it takes page, status), "
+                                      "sttus: not a query parameter of this request (it takes page, status)")
+    # Known ones alone still filter as before.
+    assert web_app.test_client().get("/api/v1/jobs?status=done&page=1",
+                                     headers=accounts_by_role["viewer"].auth).status_code == 200
