@@ -14,6 +14,10 @@ from services.submit import analyzer_chain, default_analyzers, optional_analyzer
 from web.context import farm
 
 EXPIRED = "the form has expired; reload the page"
+# The gallery's forms show their problems without field names (one page holds several forms,
+# one per row): each message says which field it is about. Spaces alone count as empty.
+NAME_REQUIRED = "type the person's name"
+NAME_TOO_LONG = "a name has at most 64 characters"
 
 # Labels for the analyzers the farm knows today; one registered later shows under its own name.
 ANALYZER_LABELS = {"track": "Track faces", "recognize": "Recognise against the gallery",
@@ -54,12 +58,13 @@ class ConfirmForm(FlaskForm):
 
 
 class EnrolForm(FlaskForm):
-    name = StringField("Name", validators=[DataRequired(), Length(max=64)])
+    name = StringField("Name", validators=[DataRequired(NAME_REQUIRED), Length(max=64, message=NAME_TOO_LONG)])
     photos = MultipleFileField("Photos", validators=[FileRequired("choose one or more photos")])
 
 
 class RenameForm(FlaskForm):
-    new_name = StringField("New name", validators=[DataRequired(), Length(max=64)])
+    new_name = StringField("New name", validators=[DataRequired("type the new name"),
+                                                   Length(max=64, message=NAME_TOO_LONG)])
 
 
 class UserForm(FlaskForm):
@@ -97,7 +102,7 @@ class PhotoForm(FlaskForm):
 
 
 class TrackEnrolForm(FlaskForm):
-    name = StringField("Name", validators=[DataRequired(), Length(max=64)])
+    name = StringField("Name", validators=[DataRequired(NAME_REQUIRED), Length(max=64, message=NAME_TOO_LONG)])
 
 
 class PasswordChangeForm(FlaskForm):

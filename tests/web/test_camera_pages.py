@@ -270,6 +270,26 @@ def test_camera_pages_fit_and_pass_axe(browser, live_server, accounts_by_role, l
         context.close()
 
 
+def test_the_camera_list_polls_on_after_the_network_drops_a_poll(browser, live_server, accounts_by_role,  # noqa: F811
+                                                                 registry):
+    """A poll that failed (Wi-Fi gone a moment, the web server restarting) threw and ended the
+    list's polling: every camera's status froze where it was. It polls on."""
+    camera_id = registry.add("Blip camera", "rtsp://127.0.0.1:9/blip")["id"]
+    context = browser.new_context(viewport=WIDTHS["phone"])
+    page = context.new_page()
+    try:
+        log_in(page, live_server, accounts_by_role["viewer"].username)
+        with page.expect_response(lambda r: r.url.endswith("/api/v1/cameras")):
+            page.goto(f"{live_server}/cameras")
+        with page.expect_event("requestfailed", lambda r: r.url.endswith("/api/v1/cameras"), timeout=10_000):
+            context.set_offline(True)
+        context.set_offline(False)
+        page.wait_for_event("response", lambda r: r.url.endswith("/api/v1/cameras") and r.ok, timeout=10_000)
+    finally:
+        context.close()
+        registry.delete(camera_id)
+
+
 def test_operators_add_and_delete_cameras_with_a_confirmation(browser, live_server, accounts_by_role, registry):  # noqa: F811
     context = browser.new_context(viewport=WIDTHS["desktop"])
     page = context.new_page()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 from werkzeug.datastructures import MultiDict
 
-from web.forms import EXPIRED, EnrolForm, UserForm, problems_line
+from web.forms import EXPIRED, EnrolForm, RenameForm, TrackEnrolForm, UserForm, problems_line
 
 
 def test_apiflask_problems_by_location_name_each_field():
@@ -37,4 +37,18 @@ def test_real_wtforms_errors_flatten_to_one_line():
     with app.test_request_context(method="POST"):
         form = EnrolForm(formdata=MultiDict())
         assert not form.validate()
-        assert problems_line(form.errors, named=False) == "This field is required., choose one or more photos"
+        assert problems_line(form.errors, named=False) == "type the person's name, choose one or more photos"
+
+
+def test_the_gallery_forms_say_which_field_without_field_names():
+    """The gallery's forms show problems without field names: "This field is required." at the
+    top of a page of many forms (a name of spaces only, say) said nothing of which one."""
+    app = Flask(__name__)
+    app.config.update(SECRET_KEY="test", WTF_CSRF_ENABLED=False)
+    for form_class, field in ((EnrolForm, "name"), (TrackEnrolForm, "name"), (RenameForm, "new_name")):
+        for value in ("   ", "x" * 65):
+            with app.test_request_context(method="POST"):
+                form = form_class(formdata=MultiDict({field: value}))
+                assert not form.validate()
+                line = problems_line({field: form.errors[field]}, named=False)
+                assert "name" in line and "This field" not in line and "Field cannot" not in line, line

@@ -66,6 +66,17 @@ def test_jobs_list_pages_newest_first(farm, accounts_by_role, face_clip):
     assert [j["source_name"] for j in api["jobs"]][:2] == ["paged-2.mp4", "paged-1.mp4"] and api["next_page"] == 2
 
 
+def test_a_page_past_the_last_says_so_not_that_there_is_nothing_yet(farm, operator_client):
+    """Past the last page (its jobs deleted, an edited address) the lists said "No jobs yet."
+    and "No alerts." with jobs and alerts on the first page, and only a link one page back."""
+    done_job("one job.mp4")
+    past = operator_client.get("/jobs?page=999").get_data(as_text=True)
+    assert "No jobs on page 999:" in past and "yet" not in past and 'href="/jobs">the first page</a>' in past
+    assert "No jobs with status stitching yet." in operator_client.get("/jobs?status=stitching").get_data(as_text=True)
+    alerts = operator_client.get("/alerts?page=999").get_data(as_text=True)
+    assert "No alerts on page 999:" in alerts and 'href="/alerts">the first page</a>' in alerts
+
+
 def test_jobs_list_queries_do_not_grow_with_the_page(farm, accounts_by_role):
     """The jobs page and GET /api/v1/jobs read a page of jobs with their progress in a fixed
     number of statements, not a few more per job listed."""
@@ -193,20 +204,34 @@ def test_an_unknown_face_with_no_clear_picture_says_why_it_has_none(farm, operat
     assert all("no face clear enough" not in row for row in rows if "thumbnail" in row)
 
 
-def _done_job(name: str) -> str:
-    """A job done with its first results (no faces), published as the stitch publishes them."""
+def queued_job(name: str) -> str:
+    """A job recorded as queued whose task was never sent: it waits until a test ends it."""
+    from services import runtime
+
+    return runtime.records().add_job(name, "jobs/none/source").id
+
+
+def done_job(name: str, **fields) -> str:
+    """A job done with its first results (no faces, unless ``fields`` replace those of the
+    results), published as the stitch publishes them."""
+    job_id = queued_job(name)
+    publish_done(job_id, name, **fields)
+    return job_id
+
+
+def publish_done(job_id: str, name: str, **fields) -> None:
+    """End a job as done with its first results, as the stitch publishes them."""
     from core.storage import version_key
     from services import runtime
     from tasks.common import put_json
 
     records = runtime.records()
-    job_id = records.add_job(name, "jobs/none/source").id
     results = {"schema": "vidfarm.results/1", "source": {"path": name, "width": 64, "height": 48, "fps": 10.0,
                                                          "frames": 10, "duration_s": 1.0, "has_audio": False},
-               "chunks": 1, "frames": [], "tracks": [], "alerts": [], "timing": {"wall_s": 1.0, "stages": {}}}
+               "chunks": 1, "frames": [], "tracks": [], "alerts": [], "timing": {"wall_s": 1.0, "stages": {}},
+               **fields}
     assert records.publish_version(job_id, "no-gallery", lambda n: put_json(version_key(job_id, n), results),
                                    status="done", error=None) == 1
-    return job_id
 
 
 def test_a_first_video_is_never_shown_as_earlier_results_and_the_page_polls_until_it_is_recorded(
@@ -221,7 +246,7 @@ def test_a_first_video_is_never_shown_as_earlier_results_and_the_page_polls_unti
     from services import runtime
 
     records, store = runtime.records(), runtime.store()
-    job_id = _done_job("first video.mp4")
+    job_id = done_job("first video.mp4")
     drawn = tmp_path / "annotated.mp4"
     pages = []
 
@@ -239,7 +264,7 @@ def test_a_first_video_is_never_shown_as_earlier_results_and_the_page_polls_unti
     assert 'id="video-out-of-date"' not in after and 'id="video"' in after
 
     # A job finished before videos followed results (migration 0003): no record of its video.
-    old_job = _done_job("stitched long ago.mp4")
+    old_job = done_job("stitched long ago.mp4")
     with records.session() as s:
         s.delete(s.get(JobVideo, old_job))
     drawn.write_bytes(b"a video")

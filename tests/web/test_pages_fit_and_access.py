@@ -64,10 +64,12 @@ def small_png(png: bytes, path: Path) -> None:
     image.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(path, optimize=True)
 
 
-# The words of table headers shown (not those hidden for the phone's cards) that a line break
-# cuts in two ("Phot" / "os"): a word whose box takes more than one line.
-BROKEN_HEADER_WORDS = """() => [...document.querySelectorAll('th')]
-    .filter((th) => th.closest('thead, table').getBoundingClientRect().width > 1)
+# The words of table headers and badges shown (not the headers hidden for the phone's cards)
+# that a line break cuts in two ("Phot" / "os", a badge's "watchli" / "st"): a word whose box
+# takes more than one line.
+BROKEN_HEADER_WORDS = """() => [...document.querySelectorAll('th, .badge')]
+    .filter((el) => el.matches('.badge') ? el.getClientRects().length > 0
+                                         : el.closest('thead, table').getBoundingClientRect().width > 1)
     .flatMap((th) => {
         const broken = [], walker = document.createTreeWalker(th, NodeFilter.SHOW_TEXT);
         for (let node = walker.nextNode(); node; node = walker.nextNode()) {
@@ -126,6 +128,22 @@ def test_every_page_fits_and_passes_axe(browser, live_server, accounts_by_role, 
         context.close()
 
 
+def test_badges_keep_their_words_whole_on_a_tablet(browser, live_server, accounts_by_role, recordings):  # noqa: F811
+    """Cells break long values anywhere, and so the alerts table squeezed its Kind column
+    until the red badge read "watchli" / "st" (seen at 1280 px with longer details). On a
+    tablet's width, above the phone's cards, every badge keeps its words whole."""
+    context = browser.new_context(viewport={"width": 768, "height": 1024})
+    page = context.new_page()
+    try:
+        log_in(page, live_server, accounts_by_role["admin"].username)
+        for path in ("/alerts", f"/alerts?job={recordings['named']}", "/jobs", "/people/Page Yao"):
+            page.goto(live_server + path)
+            assert page.locator(".badge").count() > 0, path
+            assert page.evaluate(BROKEN_HEADER_WORDS) == [], path
+    finally:
+        context.close()
+
+
 def test_the_menu_wraps_on_a_phone_and_keeps_every_link_visible(browser, live_server, accounts_by_role):  # noqa: F811
     context = browser.new_context(viewport=WIDTHS["phone"])
     page = context.new_page()
@@ -150,6 +168,8 @@ def test_the_timeline_is_one_row_per_person_and_works_from_the_keyboard(browser,
         page.wait_for_function("() => document.getElementById('video').readyState >= 1", timeout=WAIT_MS)
         rows = page.locator("#timeline .tl-row")
         assert rows.count() == 1 and rows.first.get_attribute("data-kind") == "person"     # both tracks, one row
+        # People seen: each link reads the name once (the face's alt of the name read it twice).
+        assert page.locator(".identities").get_by_role("link", name="Page Yao", exact=True).count() == 1
         bars = rows.first.locator("rect.bar")
         assert bars.count() == 2 and len({b.get_attribute("fill") for b in bars.all()}) == 1
         later = float(bars.nth(1).get_attribute("data-t"))
@@ -175,6 +195,44 @@ def test_the_timeline_is_one_row_per_person_and_works_from_the_keyboard(browser,
         unknown = page.locator("#timeline .tl-row[data-kind='unknown']")
         assert unknown.count() == 2 and unknown.first.locator("img").get_attribute("src").endswith("/thumbnail")
         assert page.locator("details.enrol").count() == 0          # a viewer may not enrol
+    finally:
+        context.close()
+
+
+def unknown_faces_results() -> dict:
+    """Results of 3 s (10 fps) with no face crops stored: one unknown track of 2.5 s (a row of
+    its own saying why it has no face) and four short ones (one row)."""
+    tracks = [(1, 0, 25), (2, 26, 27), (3, 26, 28), (4, 27, 29), (5, 28, 29)]
+    frames = [{"index": i, "t": i / 10, "faces": [
+        {"box": [0, 0, 8, 8], "score": 0.9, "track": track, "identity": None, "similarity": None, "mask": None,
+         "mask_score": None, "temperature_c": None} for track, first, last in tracks if first <= i <= last]}
+        for i in range(30)]
+    return {"frames": frames, "tracks": [
+        {"track": track, "identity": None, "first_frame": first, "last_frame": last, "best_similarity": None,
+         "mask": None, "max_temperature_c": None} for track, first, last in tracks]}
+
+
+@pytest.mark.parametrize("width", list(WIDTHS))
+def test_each_timeline_label_sits_beside_its_face(browser, live_server, accounts_by_role, farm, width):  # noqa: F811
+    """A label longer than the column's room beside the 40 px face ("no face clear enough to
+    recognise or enrol", "4 short unknown tracks") wrapped whole under the face at desktop
+    width: every such row twice as tall, its name under an empty grey square, away from its bar."""
+    from tests.web.test_job_pages import done_job
+
+    job_id = done_job("label beside face.mp4", **unknown_faces_results())
+    context = browser.new_context(viewport=WIDTHS[width])
+    page = context.new_page()
+    try:
+        log_in(page, live_server, accounts_by_role["viewer"].username)
+        page.goto(f"{live_server}/jobs/{job_id}")
+        rows = page.locator("#timeline .tl-row")
+        assert [row.get_attribute("data-kind") for row in rows.all()] == ["unknown", "short"]
+        assert "no face clear enough" in rows.first.inner_text()
+        for row in rows.all():
+            face = row.locator(".tl-label .tl-noface, .tl-label img").first.bounding_box()
+            name = row.locator(".tl-label > span:not(.tl-noface)").bounding_box()   # the name
+            assert name["x"] >= face["x"] + face["width"], row.inner_text()   # beside it, not under it
+            assert name["y"] < face["y"] + face["height"], row.inner_text()
     finally:
         context.close()
 
