@@ -29,8 +29,14 @@ import uuid
 import redis
 
 INGESTERS = "vidfarm:ingesters"
+REGISTRY = "vidfarm:cameras"          # camera id -> its registration (``core.cameras``)
 
+# A camera no longer registered is not taken: an ingester that listed it just before it was
+# deleted would otherwise start its fence again, a key no delete would ever remove.
 _ACQUIRE = """
+if redis.call('HEXISTS', KEYS[3], ARGV[3]) == 0 then
+  return false
+end
 local current = redis.call('GET', KEYS[1])
 if current then
   local owner, token = string.match(current, '^(%S+) (%d+)$')
@@ -94,8 +100,9 @@ class CameraLeases:
 
     def acquire(self, camera_id: str) -> int | None:
         """The camera's fencing token if this replica owns it now (taken or already held),
-        else None (another replica holds it)."""
-        token = self._acquire(keys=[lease_key(camera_id), fence_key(camera_id)], args=[self.owner, self._ttl_ms])
+        else None (another replica holds it, or it is no longer registered)."""
+        token = self._acquire(keys=[lease_key(camera_id), fence_key(camera_id), REGISTRY],
+                              args=[self.owner, self._ttl_ms, camera_id])
         return None if token is None else int(token)
 
     def renew(self, camera_id: str, token: int) -> bool:

@@ -43,9 +43,8 @@ from urllib.parse import urlsplit
 import idna
 import redis
 
-from core.camera_leases import fence_key, is_stale, lease_key
+from core.camera_leases import REGISTRY, fence_key, is_stale, lease_key
 
-REGISTRY = "vidfarm:cameras"
 LATENCY_WINDOW = 100
 EVENTS_KEPT = 1000
 VIEW_KEPT = 10

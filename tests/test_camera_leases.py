@@ -39,6 +39,17 @@ def test_one_owner_at_a_time_and_a_new_token_for_each(registry):
     assert registry.redis.keys(f"*{camera_id}*") == []
 
 
+def test_a_camera_deleted_is_not_taken_and_leaves_no_fence(registry):
+    """An ingester that listed a camera just before it was deleted asks for it after: it is
+    not taken, and no fence is started again (CI once found the key left after a delete)."""
+    camera_id = registry.add("Gone", "rtsp://cam/gone")["id"]
+    leases = CameraLeases(registry.redis, "a", lease_s=5)
+    assert leases.acquire(camera_id) == 1
+    registry.delete(camera_id)
+    assert leases.acquire(camera_id) is None
+    assert registry.redis.keys(f"*{camera_id}*") == []
+
+
 def test_an_expired_lease_goes_to_the_next_replica(registry):
     camera_id = registry.add("Expiry", "rtsp://cam/expiry")["id"]
     a, b = CameraLeases(registry.redis, "a", lease_s=5), CameraLeases(registry.redis, "b", lease_s=5)
