@@ -301,9 +301,10 @@ def run_process(args, stops: StopSignals) -> int:
                 # stop with this command: nothing else would end the job.
                 if farm is not None and not withdrawn:
                     end_stopped_job(job_id, signal_name)
-            except SQLAlchemyError as error:     # one line, as any stop's, not a traceback
+            except (SQLAlchemyError, BlobStoreUnavailable) as error:     # one line, as any stop's
+                problem = database_problem(error) if isinstance(error, SQLAlchemyError) else str(error)
                 return fail(f"stopped ({signal_name}), but its job {job_id} could not be ended and may stay listed "
-                            f"as unfinished until a watchdog fails it: {database_problem(error)}",
+                            f"as unfinished until a watchdog fails it: {problem}",
                             code=128 + getattr(stop, "signum", signal.SIGINT))
             raise
         if view["status"] != "done":

@@ -76,7 +76,8 @@ _IPV6 = "|".join([
 _HOST_CHAR = r'[!"$-.0->@-Z\\^-~]'          # printable ASCII but / ? # [ ]
 # An internationalised host name (kamera.bürö.example) is taken too: letters, digits, "-", "_",
 # dots and characters past ASCII (in the Basic Multilingual Plane, as JSON Schema's patterns
-# read them) but spaces, controls and format characters (ZWNJ and ZWJ aside: IDNs use them),
+# read them) but spaces, controls, most format characters (ZWNJ and ZWJ kept: IDNs use them;
+# a few others, U+00AD or U+061C, pass and are mapped away or refused by IDNA below),
 # surrogates, private use and noncharacters. ``ascii_host`` turns it into what DNS and FFmpeg
 # take before anything else reads it, so urlsplit never sees it (it refuses "＃", say).
 _IDN_CHAR = (r"[\u00a1-\u167f\u1681-\u1fff\u200c\u200d\u2010-\u2027\u2030-\u205e\u2070-\u2fff"

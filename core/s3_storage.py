@@ -110,7 +110,7 @@ class S3BlobStore(BlobStore):
         check_key(key)
         try:
             upload(*args, self.bucket, key, Config=self.transfer)
-        except Exception as exc:
+        except BaseException as exc:      # a stop signal's too: its parts are billed all the same
             left = self._abort_opened_upload(key)
             # s3transfer wraps a failed part (or a dropped connection) in errors of its own.
             if exc.__class__.__module__.split(".")[0] in ("botocore", "boto3", "s3transfer"):

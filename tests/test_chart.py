@@ -91,6 +91,36 @@ def test_every_pod_runs_as_non_root(default_objects):
             assert container["securityContext"]["allowPrivilegeEscalation"] is False
 
 
+def service_links(objects) -> dict[str, str]:
+    """The variables Kubernetes puts in a pod for each Service of its namespace unless the pod
+    says ``enableServiceLinks: false`` (a Service "vidfarm-flower" gives VIDFARM_FLOWER_PORT...)."""
+    links = {}
+    for service in (o for o in objects if o["kind"] == "Service"):
+        name, port = service["metadata"]["name"].upper().replace("-", "_"), service["spec"]["ports"][0]["port"]
+        links |= {f"{name}_SERVICE_HOST": "10.0.0.7", f"{name}_SERVICE_PORT": str(port),
+                  f"{name}_PORT": f"tcp://10.0.0.7:{port}", f"{name}_PORT_{port}_TCP_ADDR": "10.0.0.7"}
+    return links
+
+
+def test_farm_pods_take_no_service_links_which_the_settings_would_read(default_objects, gpu_objects, monkeypatch):
+    """A release named vidfarm has Services whose links start VIDFARM_: VIDFARM_FLOWER_PORT=tcp://...
+    stopped every farm pod at its settings (an int setting)."""
+    from pydantic import ValidationError
+
+    from core.settings import Settings
+
+    links = service_links(default_objects)
+    assert links["VIDFARM_FLOWER_PORT"].startswith("tcp://")
+    for variable, value in links.items():
+        monkeypatch.setenv(variable, value)
+    with pytest.raises(ValidationError, match="flower_port"):
+        Settings()
+    for workload in (o for o in default_objects + gpu_objects if o["kind"] in ("Deployment", "StatefulSet", "Job")):
+        spec = workload["spec"]["template"]["spec"]
+        if any("vidfarm" in container["image"] for container in spec["containers"]):
+            assert spec.get("enableServiceLinks") is False, workload["metadata"]["name"]
+
+
 def test_values_outside_the_schema_are_refused():
     import helm_python as helm
 

@@ -192,6 +192,11 @@ envFrom:
 {{- end -}}
 
 {{- define "vidfarm.podSpecCommon" -}}
+{{/* No Service links: Kubernetes would give each pod <SERVICE>_PORT=tcp://IP:PORT and the like
+for every Service in the namespace, and for a release named vidfarm those are VIDFARM_FLOWER_PORT,
+VIDFARM_WEB_PORT... which the settings read as theirs (an int setting then fails to start the
+pod). The farm finds its Services by the URLs in its settings. */}}
+enableServiceLinks: false
 securityContext:
   {{- toYaml .Values.podSecurityContext | nindent 2 }}
 {{- with .Values.imagePullSecrets }}
