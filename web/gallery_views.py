@@ -4,12 +4,10 @@ as views with their crops' URLs."""
 from __future__ import annotations
 
 import base64
-from datetime import datetime
 
 from flask import url_for
 from werkzeug.datastructures import FileStorage
 
-from core.models import iso_utc
 from services import gallery
 from web.context import farm
 from web.uploads import UploadRejected, clean_name
@@ -36,9 +34,8 @@ def read_photos(files: list[FileStorage]) -> list[tuple[str, bytes]]:
 
 
 def identity_view(identity: dict) -> dict:
-    created = identity.get("created_at")
     return {"name": identity["name"], "embeddings": identity["embeddings"], "watchlist": identity["watchlist"],
-            "created_at": iso_utc(created) if isinstance(created, datetime) else created,
+            "created_at": identity["created_at"],      # ISO 8601 in UTC, as the records give it
             "crop_url": url_for("gallery.crop", name=identity["name"]) if identity.get("crop") else None}
 
 

@@ -7,20 +7,8 @@
   function when(unixS) {
     return new Date(unixS * 1000).toISOString().slice(0, 19).replace("T", " ") + " UTC";
   }
-  // A poll that fails (the network or the web server away a moment) is tried again two
-  // seconds later: thrown, it ended the polling and the rows froze. A session that has ended
-  // reloads the page: the login.
-  async function cameras() {
-    try {
-      const response = await fetch("/api/v1/cameras", { headers: { Accept: "application/json" } });
-      if (response.status === 401) window.location.reload();
-      return response.ok ? await response.json() : null;
-    } catch (error) {
-      return null;
-    }
-  }
   async function refresh() {
-    const listed = await cameras();
+    const listed = await window.pollJson("/api/v1/cameras");
     if (listed) {
       for (const camera of listed) {
         const row = table.querySelector('tr[data-camera="' + camera.id + '"]');

@@ -6,22 +6,10 @@
     return Array.from(document.querySelectorAll("[data-job]"))
       .filter((el) => !ENDED.includes(el.dataset.status) || el.dataset.video === "drawing");
   }
-  // One poll that fails (the network or the web server away a moment) is tried again at the
-  // next tick: thrown, it ended the polling, and the page showed frozen progress for good. A
-  // session that has ended (logged out elsewhere, expired) reloads the page: the login.
-  async function latest(jobId) {
-    try {
-      const response = await fetch("/api/v1/jobs/" + jobId, { headers: { Accept: "application/json" } });
-      if (response.status === 401) window.location.reload();
-      return response.ok ? await response.json() : null;
-    } catch (error) {
-      return null;
-    }
-  }
   async function refresh() {
     const rows = pending();
     for (const el of rows) {
-      const job = await latest(el.dataset.job);
+      const job = await window.pollJson("/api/v1/jobs/" + el.dataset.job);
       if (!job) continue;
       const ended = ENDED.includes(job.status) && !ENDED.includes(el.dataset.status);
       const drawn = el.dataset.video === "drawing" && (job.video_version >= job.results_version || job.video_error);
