@@ -61,8 +61,9 @@ def queued_job_ids(client: redis.Redis, queues: list[str]) -> set[str]:
     priority step), or taken by a worker and not acknowledged yet (kombu's ``unacked`` hash:
     prefetched, held for a countdown or a retry, or running: tasks acknowledge late).
 
-    Reads and decodes every message once: O(messages in the broker), a few milliseconds per
-    thousand, and the watchdog reads them only in a round that found a job without progress.
+    Reads and decodes every message once: O(messages in the broker). 5,000 queued segments of
+    30 s (750 timestamps each, 51 MB in Redis) took 0.7 s on a shared 2-core machine; the
+    watchdog runs once a minute and reads them only in a round that found a job without progress.
     The lists and the hash are read in one MULTI, so a message moving from a list to the hash
     is seen once; one between a worker's BRPOP and its entry in the hash (microseconds) is
     missed, which could fail a job only if that were its one task after a whole limit idle."""
