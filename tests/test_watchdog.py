@@ -14,6 +14,7 @@ from autoscaler.observe import priority_lists, unacked_entry
 from services import runtime
 from services.jobs import job_view
 from services.submit import submit_file
+from tests.conftest import private_farm
 from tests.waiting import wait_until
 
 
@@ -53,26 +54,25 @@ def test_a_job_whose_segments_wait_in_a_queue_is_failed_only_once_they_are_lost(
     assert view["status"] == "failed" and "lost" in view["error"], view
 
 
-def test_a_task_a_worker_holds_keeps_its_job_alive(farm, stall_after_half_a_second):
+def test_a_task_a_worker_holds_keeps_its_job_alive(tmp_path, stall_after_half_a_second):
+    """A farm of its own: the worker holds the task for its countdown, and no other test's
+    farm should have a task in hand that long."""
     from tasks.app import app
     from tasks.leases import client
-    from tasks.render import fail_job
 
-    records = runtime.records()
-    job_id = records.add_job("held.mp4", "nowhere").id
-    held = app.send_task("vidfarm.ingest", (job_id,), countdown=300, ignore_result=True)
-    try:
+    with private_farm(tmp_path / "farm", workers=1):
+        records = runtime.records()
+        job_id = records.add_job("held.mp4", "nowhere").id
+        held = app.send_task("vidfarm.ingest", (job_id,), countdown=300, ignore_result=True)
+
         def in_hand() -> bool:
             entries = filter(None, map(unacked_entry, client().hvals(Channel.unacked_key)))
             return any(message is not None and message.task_id == held.id for _key, message in entries)
 
-        wait_until(in_hand, 60, "a worker holding the ingest until its countdown")
+        wait_until(in_hand, 60, "the worker holding the ingest until its countdown")
         _idle_past_the_limit()
         assert job_id not in _watchdog()
         assert job_view(records, job_id)["status"] == "queued"
-    finally:
-        app.control.revoke(held.id)
-        fail_job(job_id, "the test is over")       # the ingest, when its time comes, skips an ended job
 
 
 def test_a_broker_that_cannot_be_read_fails_no_job(farm, stall_after_half_a_second, monkeypatch, caplog):
@@ -92,3 +92,29 @@ def test_a_broker_that_cannot_be_read_fails_no_job(farm, stall_after_half_a_seco
     assert job_view(records, job_id)["status"] == "queued"
     assert job_id in _watchdog()             # seen again: nothing of it in the broker
     assert job_view(records, job_id)["status"] == "failed"
+
+
+def test_which_queued_tasks_keep_a_job_alive(farm):
+    """Its segments, its ingest, and its stitch: the chord's callback once every segment is done
+    (Redis's chord sends it then, to wait in the ingest queue like any task). Not a stitch
+    looking again for unfinished segments (``wait_s``): it would keep a job whose segments were
+    lost alive for ever; nor another kind of task."""
+    from fractions import Fraction
+
+    from core.segment_job import SegmentJob, SourceMedia
+    from tasks.app import app
+    from tasks.leases import client
+    from tasks.watchdog import queued_job_ids
+
+    segment = SegmentJob("job-segment", 0, (0, 512), SourceMedia(Fraction(1, 15360), 25.0, 0, 64, 64, False))
+    sent = [("vidfarm.segment", (segment.to_message(),), {}), ("vidfarm.ingest", ("job-ingest",), {}),
+            ("vidfarm.stitch", ("job-stitch",), {}), ("vidfarm.stitch", ("job-looking-again",), {"wait_s": 4.0}),
+            ("vidfarm.erase", ("job-erasure",), {})]
+    for name, args, kwargs in sent:
+        app.send_task(name, args, kwargs, queue="gpu", ignore_result=True)    # no worker serves gpu here
+    try:
+        sent_for = {"job-segment", "job-ingest", "job-stitch", "job-looking-again", "job-erasure"}
+        # (other tests' tasks a worker holds are in the unacked hash too)
+        assert queued_job_ids(client(), ["gpu"]) & sent_for == {"job-segment", "job-ingest", "job-stitch"}
+    finally:
+        client().delete(*priority_lists("gpu"))
