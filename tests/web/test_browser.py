@@ -268,6 +268,40 @@ def test_a_page_whose_session_ended_goes_to_the_login(page, live_server, web_app
         publish_done(job_id, "still queued.mp4")   # ended: no queued job left for other tests
 
 
+def test_a_job_page_whose_job_is_deleted_says_so_and_stops_polling(page, live_server, accounts_by_role):
+    """A job deleted while its page is open (another user, another tab): the page polled on,
+    getting 404s for good, and showed the job queued. It says the job was deleted, links
+    back to the jobs list, and asks the API no more."""
+    from core.models import Job
+    from services import runtime
+    from tests.web.test_job_pages import queued_job
+
+    job_id = queued_job("deleted elsewhere.mp4")
+    polls = []
+    page.on("request", lambda r: polls.append(r.url) if r.url.endswith(f"/api/v1/jobs/{job_id}") else None)
+    log_in(page, live_server, accounts_by_role["viewer"].username)
+    with page.expect_response(re.compile(rf".*/api/v1/jobs/{job_id}$")):
+        page.goto(f"{live_server}/jobs/{job_id}")
+    with runtime.records().session() as s:     # deleted elsewhere (a queued job, so that its page polls)
+        s.delete(s.get(Job, job_id))
+    page.wait_for_selector("#job-deleted", state="visible", timeout=15_000)
+    assert "This job was deleted" in page.inner_text("#job-deleted")
+    assert page.inner_text("#job-status .status") == "deleted"
+    asked = len(polls)
+    page.wait_for_timeout(3_000)               # three of the page's poll ticks
+    assert len(polls) == asked
+    page.click("#job-deleted a")
+    page.wait_for_url(f"{live_server}/jobs")
+
+    # On the jobs list, such a job's row says deleted (and is asked about no more).
+    listed = queued_job("deleted from the list.mp4")
+    page.goto(f"{live_server}/jobs")
+    with runtime.records().session() as s:
+        s.delete(s.get(Job, listed))
+    page.wait_for_selector(f"tr[data-job='{listed}'][data-status='deleted']", timeout=15_000)
+    assert page.inner_text(f"tr[data-job='{listed}'] .status") == "deleted"
+
+
 CSP_WATCH = ("window.__csp = []; document.addEventListener('securitypolicyviolation', "
              "(e) => window.__csp.push(e.violatedDirective + ' ' + (e.blockedURI || 'inline')));")
 
