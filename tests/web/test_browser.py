@@ -302,6 +302,34 @@ def test_a_job_page_whose_job_is_deleted_says_so_and_stops_polling(page, live_se
     assert page.inner_text(f"tr[data-job='{listed}'] .status") == "deleted"
 
 
+def test_reloading_the_page_after_a_password_reset_resets_nothing(page, live_server, accounts_by_role):
+    """The reset was answered with the users page itself: a reload sent the form again and
+    reset the password again, so the one-time password just shown (perhaps given out
+    already) no longer worked. The reset redirects (Post/Redirect/Get): the password is shown
+    on the page it lands on, and a reload asks for that page alone."""
+    from core.accounts import Accounts
+    from services import runtime
+
+    accounts = Accounts(runtime.records())
+    user = accounts.create_user(f"reload-{secrets.token_hex(4)}", PASSWORD, "viewer")
+    resets = []
+    page.on("request", lambda r: resets.append(r.url) if r.method == "POST" and r.url.endswith("/reset") else None)
+    log_in(page, live_server, accounts_by_role["admin"].username)
+    page.goto(f"{live_server}/users")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click(f"tr[data-user='{user.username}'] .reset-form button")
+    page.wait_for_selector("#one-time-password")
+    one_time = page.inner_text("#one-time-password")
+    assert user.username in page.inner_text("#one-time")
+
+    page.reload()
+    page.wait_for_load_state("load")
+    assert resets == [f"{live_server}/users/{user.id}/reset"]          # sent once
+    assert page.locator("#one-time-password").count() == 0            # shown once
+    assert accounts.authenticate(user.username, one_time) is not None  # still the password
+    assert page.url == f"{live_server}/users"
+
+
 CSP_WATCH = ("window.__csp = []; document.addEventListener('securitypolicyviolation', "
              "(e) => window.__csp.push(e.violatedDirective + ' ' + (e.blockedURI || 'inline')));")
 
