@@ -3,7 +3,8 @@
 Tasks can vanish with the broker (a Redis restarted without persistence forgets its queues
 and the chord counters). Then nothing more happens to the job's records; after
 ``VIDFARM_STALL_AFTER_S`` without any progress the job is failed with a reason. A video that
-stopped following its results is drawn again, and a lost erasure is queued again.
+stopped following its results is drawn again, a lost erasure is queued again, and so is a lost
+webhook delivery (a minute after its try was due: ``tasks.alerts.requeue_lost``).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from services import runtime
+from tasks.alerts import requeue_lost
 from tasks.app import app
 from tasks.erasure import resume_lost
 from tasks.render import fail_job, redraw_stale_videos
@@ -25,4 +27,5 @@ def fail_stalled_jobs() -> list[str]:
                  f"(e.g. Redis restarted without persistence); submit it again")
     redraw_stale_videos(datetime.now(timezone.utc) - timedelta(seconds=limit))
     resume_lost(limit)
+    requeue_lost()
     return stalled
