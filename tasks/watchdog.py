@@ -7,7 +7,8 @@ failed with a reason. A job whose records stand still but whose tasks are still 
 is waiting, not lost: its segments queued behind other jobs' work (a hundred recordings at
 once on a farm capped at a few workers wait longer than the limit), taken by a worker, or held
 by one for a retry's countdown; it is left alone. A video that stopped following its results
-is drawn again, and a lost erasure is queued again.
+is drawn again, a lost erasure is queued again, and so is a lost webhook delivery (a minute
+after its try was due: ``tasks.alerts.requeue_lost``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from autoscaler.observe import Message, priority_lists, unacked_entry
 from core.segment_job import message_owner
 from services import runtime
 from tasks import leases
+from tasks.alerts import requeue_lost
 from tasks.app import app
 from tasks.erasure import resume_lost
 from tasks.render import fail_job, redraw_stale_videos
@@ -39,6 +41,7 @@ def fail_stalled_jobs() -> list[str]:
                  f"(e.g. Redis restarted without persistence); submit it again")
     redraw_stale_videos(cutoff)
     resume_lost(limit)
+    requeue_lost()
     return stalled
 
 
