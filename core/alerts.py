@@ -403,7 +403,7 @@ class Alerts:
                 repeated.setdefault(alert.repeat_of, []).append(
                     {"id": alert.id, "track": alert.track, "t": alert.t, "withdrawn": alert.withdrawn,
                      "raised_at": iso_utc(alert.raised_at), "captured_at": iso_utc(alert.captured_at)})
-            found = [{**body, "id": alert.id, "withdrawn": alert.withdrawn, "source_name": source,
+            found = [{**body, "withdrawn": alert.withdrawn, "source_name": source,
                       "raised_at": iso_utc(alert.raised_at), "captured_at": iso_utc(alert.captured_at),
                       "repeat_of": alert.repeat_of, "repeats": len(repeated.get(alert.id, []))}
                      for body, alert, source in rows]
@@ -424,9 +424,10 @@ class Alerts:
 
 
 def payload(alert: Alert, identity: str | None) -> dict:
-    """The webhook body (and the API's view) of an alert."""
+    """The webhook body (and the API's view) of an alert: its ``id`` is the one the API lists, by
+    which a receiver de-duplicates (delivery is at least once). The task adds ``sent_at``."""
     detail = alert.detail
     if alert.kind == "watchlist":
         detail = f"{identity} is on the watchlist" if identity else "a person on the watchlist (since removed)"
-    return {"kind": alert.kind, "job": alert.job_id, "camera": alert.camera, "track": alert.track,
+    return {"id": alert.id, "kind": alert.kind, "job": alert.job_id, "camera": alert.camera, "track": alert.track,
             "t": alert.t, "identity": identity, "detail": detail}
