@@ -350,14 +350,12 @@ class Alerts:
     def overdue(self, cutoff: datetime) -> list[int]:
         """The pending deliveries whose try was due before ``cutoff``: nobody is trying them (their
         task was lost, or never queued). Each is marked due now, so that the next sweep looks at
-        it again only once it is overdue anew (its task queued again may wait behind others)."""
+        it again only once it is overdue anew (its task queued again may wait behind others).
+        Found and marked in one conditional update: a task that claims one meanwhile keeps its
+        claim (marked due now after it, it was claimed again by the task queued here: two POSTs)."""
         with self.records.session() as s:
-            ids = list(s.scalars(select(AlertDelivery.id).where(
-                AlertDelivery.status == "pending", _due_at() < cutoff).order_by(AlertDelivery.id)))
-            if ids:
-                s.execute(update(AlertDelivery).where(AlertDelivery.id.in_(ids), AlertDelivery.status == "pending")
-                          .values(next_attempt_at=_now()))
-            return ids
+            return sorted(s.scalars(update(AlertDelivery).where(AlertDelivery.status == "pending", _due_at() < cutoff)
+                                    .values(next_attempt_at=_now()).returning(AlertDelivery.id)))
 
     def record_attempt(self, delivery_id: int, status: str, status_code: int | None, error: str | None,
                        retry_in_s: float | None = None) -> None:
