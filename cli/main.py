@@ -76,9 +76,18 @@ def run_command(argv: list[str] | None) -> int:
     user.add_argument("username")
     user.add_argument("--role", choices=("admin", "operator", "viewer"), default="viewer")
 
-    up = commands.add_parser("up", help="start the embedded farm and the web app")
-    up.add_argument("--workers", type=int, default=2)
-    up.add_argument("--port", type=int, default=None)
+    up = commands.add_parser(
+        "up", help="start the embedded farm and the web app",
+        # What a second farm on one machine must change is in the environment, not in options:
+        # say so where a user looks first.
+        epilog="One `vidfarm up` runs per data folder (VIDFARM_DATA_DIR, default ~/.local/share/vidfarm). "
+               "Its Redis takes a free port of its own; the web app listens on VIDFARM_WEB_HOST "
+               "(127.0.0.1) and VIDFARM_WEB_PORT (8000), Flower on VIDFARM_FLOWER_PORT (5555). "
+               "Ctrl-C, SIGTERM or SIGHUP stops every process it started.")
+    up.add_argument("--workers", type=int, default=2,
+                    help="most CPU workers the local autoscaler starts while segments wait (default 2)")
+    up.add_argument("--port", type=int, default=None,
+                    help="port of the web app and the REST API (default VIDFARM_WEB_PORT, 8000)")
 
     db = commands.add_parser("db", help="the database schema: upgrade it, show its revision or the history")
     db.add_argument("action", choices=("upgrade", "current", "history"))
