@@ -97,6 +97,15 @@ def upload_path(upload: FileStorage) -> Path:
     return path
 
 
+def the_one_upload(uploads: list[FileStorage]) -> FileStorage | None:
+    """The one recording of a request. Several under one field (``curl -F file=@a -F file=@b``)
+    are refused: only the first became a job, and the others were dropped without a word."""
+    if len(uploads) > 1:
+        raise UploadRejected(400, f"send one recording per request ({len(uploads)} files came under 'file'): "
+                                  f"each recording is a job of its own")
+    return uploads[0] if uploads else None
+
+
 def accept_recording(upload: FileStorage | None, options: dict | None = None) -> tuple[str, str]:
     """Turn an uploaded recording into a job; returns (job id, stored name)."""
     if upload is None:
