@@ -25,9 +25,13 @@ ATTEMPTS = 3
 FIELDS = {"kind", "job", "camera", "track", "t", "identity", "detail"}
 
 
+SLOW_S = 3.0          # how long /slow takes to answer
+
+
 class Receiver:
     """/ok answers 204; /flaky answers 500 to the first two POSTs of each alert, then 200;
-    /broken always 500. Every POST is kept with whether its signature was right."""
+    /broken always 500; /slow 200, ``SLOW_S`` after the POST was kept. Every POST is kept
+    with whether its signature was right."""
 
     def __init__(self):
         self.posts: list[dict] = []
@@ -44,6 +48,8 @@ class Receiver:
                     receiver.posts.append({"path": self.path, "body": body, "signed": signed, "at": time.time(),
                                            "type": self.headers.get("Content-Type")})
                 fails = self.path == "/broken" or (self.path == "/flaky" and earlier < 2)
+                if self.path == "/slow":
+                    time.sleep(SLOW_S)
                 self.send_response(500 if fails else (204 if self.path == "/ok" else 200))
                 self.send_header("Content-Length", "0")
                 self.end_headers()

@@ -3,7 +3,11 @@ reset a password, delete."""
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, url_for
+import base64
+import hashlib
+
+from cryptography.fernet import Fernet, InvalidToken
+from flask import Blueprint, current_app, flash, redirect, render_template, session, url_for
 from flask_login import login_user
 
 from core.accounts import AccountError
@@ -12,6 +16,7 @@ from web.auth import account_user, accounts, require_role
 from web.forms import ConfirmForm, PasswordChangeForm, RoleForm, TokenForm, UserForm, problems_line
 
 accounts_ui = Blueprint("accounts", __name__)
+ONE_TIME_SHOWN_FOR_S = 300   # an admin who left the reset unread that long resets again
 
 
 @accounts_ui.route("/account", methods=["GET", "POST"])
@@ -71,7 +76,7 @@ def users():
     elif form.errors:
         flash(problems_line(form.errors), "error")
         status = 400
-    return _users_page(form), status
+    return _users_page(form, _take_one_time()), status
 
 
 def _users_page(form=None, one_time: dict | None = None) -> str:
@@ -97,14 +102,40 @@ def change_role(user_id: int):
 @accounts_ui.post("/users/<int:user_id>/reset")
 @require_role("admin")
 def reset_password(user_id: int):
-    """A one-time password, shown on this answer only (never stored in clear, never flashed
-    into the session cookie); the user must choose their own at the next login."""
+    """A one-time password, shown once on the users page this redirects to (Post/Redirect/Get:
+    answered with the page itself, a reload sent the form again and reset the password again,
+    so the one just shown, perhaps given out already, no longer worked). It crosses the
+    redirect sealed in the session cookie (which is signed, not secret: never in clear there);
+    the user must choose their own at the next login."""
     form = ConfirmForm()
-    if not form.validate_on_submit():
+    if form.validate_on_submit():
+        name = _username(user_id)
+        session["one_time"] = {"username": name, "sealed": _seal().encrypt(
+            accounts().reset_password(user_id).encode()).decode()}
+    else:
         flash(problems_line(form.errors), "error")
-        return redirect(url_for("accounts.users"))
-    name = _username(user_id)
-    return _users_page(one_time={"username": name, "password": accounts().reset_password(user_id)})
+    return redirect(url_for("accounts.users"))
+
+
+def _take_one_time() -> dict | None:
+    """The one-time password a reset left for this page, taken off the session: shown once.
+    None when there is none, or it is older than ONE_TIME_SHOWN_FOR_S (or sealed with
+    another secret key)."""
+    left = session.pop("one_time", None)
+    if not left:
+        return None
+    try:
+        password = _seal().decrypt(left["sealed"].encode(), ttl=ONE_TIME_SHOWN_FOR_S).decode()
+    except InvalidToken:
+        return None
+    return {"username": left["username"], "password": password}
+
+
+def _seal() -> Fernet:
+    """Authenticated encryption with a key of its own derived from the app's secret key."""
+    secret = current_app.config["SECRET_KEY"]
+    secret = secret.encode() if isinstance(secret, str) else secret
+    return Fernet(base64.urlsafe_b64encode(hashlib.sha256(b"vidfarm one-time password\0" + secret).digest()))
 
 
 def _username(user_id: int) -> str:

@@ -71,9 +71,11 @@ def test_an_admin_resets_a_password_to_a_one_time_one_that_must_be_changed(web_a
     admin = admin_browser(web_app, accounts_by_role)
     users_page = admin.get("/users").get_data(as_text=True)
     assert admin.post(f"/users/{user.id}/reset", data={}).status_code == 400          # no CSRF token
-    shown = admin.post(f"/users/{user.id}/reset", data={"csrf_token": csrf_token(users_page)})
-    text = shown.get_data(as_text=True)
-    assert shown.status_code == 200 and 'id="one-time-password"' in text
+    reset = admin.post(f"/users/{user.id}/reset", data={"csrf_token": csrf_token(users_page)})
+    assert reset.status_code == 302 and reset.location.endswith("/users")     # Post/Redirect/Get
+    assert "one_time" in session_of(web_app, admin)
+    text = admin.get("/users").get_data(as_text=True)
+    assert 'id="one-time-password"' in text
     one_time = text.split('id="one-time-password">')[1].split("<")[0]
     assert len(one_time) >= 12 and one_time not in admin.get("/users").get_data(as_text=True)   # shown once
     assert victim.get("/jobs").status_code == 302                                    # their session ended
@@ -100,6 +102,25 @@ def test_an_admin_resets_a_password_to_a_one_time_one_that_must_be_changed(web_a
     assert listed["pw-reset"]["must_change_password"] is True and "password" not in listed["pw-reset"]
     log_in(web_app, user.username, reset.json["password"])
     assert client.post(f"/api/v1/users/999999/password-reset", headers=accounts_by_role["admin"].auth).status_code == 404
+
+
+def session_of(app, browser) -> dict:
+    """What a test client's session cookie holds (signed, not secret: anyone holding it reads it)."""
+    cookie = browser.get_cookie(app.config.get("SESSION_COOKIE_NAME", "session"))
+    return app.session_interface.get_signing_serializer(app).loads(cookie.value) if cookie else {}
+
+
+def test_the_one_time_password_crosses_the_redirect_sealed_not_in_clear(web_app, accounts, accounts_by_role):
+    """The reset's answer redirects; the password waits in the session cookie, which anyone
+    holding it can read: sealed there, so it is not in it in clear."""
+    user = accounts.create_user("pw-sealed", PASSWORD, "viewer")
+    admin = admin_browser(web_app, accounts_by_role)
+    admin.post(f"/users/{user.id}/reset", data={"csrf_token": csrf_token(admin.get("/users").get_data(as_text=True))})
+    held = str(session_of(web_app, admin))
+    text = admin.get("/users").get_data(as_text=True)
+    one_time = text.split('id="one-time-password">')[1].split("<")[0]
+    assert "pw-sealed" in held and one_time not in held
+    assert "one_time" not in session_of(web_app, admin)            # taken off once shown
 
 
 def test_an_admin_changes_a_role_in_the_ui_and_the_api(web_app, accounts, accounts_by_role):
@@ -134,3 +155,19 @@ def test_an_admin_changes_a_role_in_the_ui_and_the_api(web_app, accounts, accoun
     finally:
         for other in others[1:]:
             accounts.set_role(other.id, "admin")
+
+
+def test_a_one_time_password_left_unread_past_its_time_is_not_shown(web_app, accounts_by_role):
+    """A reset whose redirect was never followed leaves the sealed password in the cookie: a
+    visit to the users page later than ONE_TIME_SHOWN_FOR_S does not show it."""
+    import time
+
+    from web.accounts_ui import ONE_TIME_SHOWN_FOR_S, _seal
+
+    admin = admin_browser(web_app, accounts_by_role)
+    with web_app.app_context():
+        stale = _seal().encrypt_at_time(b"stale one-time", int(time.time()) - ONE_TIME_SHOWN_FOR_S - 1).decode()
+    with admin.session_transaction() as session:
+        session["one_time"] = {"username": "someone", "sealed": stale}
+    page = admin.get("/users").get_data(as_text=True)
+    assert "stale one-time" not in page and 'id="one-time-password"' not in page

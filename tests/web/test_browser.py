@@ -268,6 +268,68 @@ def test_a_page_whose_session_ended_goes_to_the_login(page, live_server, web_app
         publish_done(job_id, "still queued.mp4")   # ended: no queued job left for other tests
 
 
+def test_a_job_page_whose_job_is_deleted_says_so_and_stops_polling(page, live_server, accounts_by_role):
+    """A job deleted while its page is open (another user, another tab): the page polled on,
+    getting 404s for good, and showed the job queued. It says the job was deleted, links
+    back to the jobs list, and asks the API no more."""
+    from core.models import Job
+    from services import runtime
+    from tests.web.test_job_pages import queued_job
+
+    job_id = queued_job("deleted elsewhere.mp4")
+    polls = []
+    page.on("request", lambda r: polls.append(r.url) if r.url.endswith(f"/api/v1/jobs/{job_id}") else None)
+    log_in(page, live_server, accounts_by_role["viewer"].username)
+    with page.expect_response(re.compile(rf".*/api/v1/jobs/{job_id}$")):
+        page.goto(f"{live_server}/jobs/{job_id}")
+    with runtime.records().session() as s:     # deleted elsewhere (a queued job, so that its page polls)
+        s.delete(s.get(Job, job_id))
+    page.wait_for_selector("#job-deleted", state="visible", timeout=15_000)
+    assert "This job was deleted" in page.inner_text("#job-deleted")
+    assert page.inner_text("#job-status .status") == "deleted"
+    asked = len(polls)
+    page.wait_for_timeout(3_000)               # three of the page's poll ticks
+    assert len(polls) == asked
+    page.click("#job-deleted a")
+    page.wait_for_url(f"{live_server}/jobs")
+
+    # On the jobs list, such a job's row says deleted (and is asked about no more).
+    listed = queued_job("deleted from the list.mp4")
+    page.goto(f"{live_server}/jobs")
+    with runtime.records().session() as s:
+        s.delete(s.get(Job, listed))
+    page.wait_for_selector(f"tr[data-job='{listed}'][data-status='deleted']", timeout=15_000)
+    assert page.inner_text(f"tr[data-job='{listed}'] .status") == "deleted"
+
+
+def test_reloading_the_page_after_a_password_reset_resets_nothing(page, live_server, accounts_by_role):
+    """The reset was answered with the users page itself: a reload sent the form again and
+    reset the password again, so the one-time password just shown (perhaps given out
+    already) no longer worked. The reset redirects (Post/Redirect/Get): the password is shown
+    on the page it lands on, and a reload asks for that page alone."""
+    from core.accounts import Accounts
+    from services import runtime
+
+    accounts = Accounts(runtime.records())
+    user = accounts.create_user(f"reload-{secrets.token_hex(4)}", PASSWORD, "viewer")
+    resets = []
+    page.on("request", lambda r: resets.append(r.url) if r.method == "POST" and r.url.endswith("/reset") else None)
+    log_in(page, live_server, accounts_by_role["admin"].username)
+    page.goto(f"{live_server}/users")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click(f"tr[data-user='{user.username}'] .reset-form button")
+    page.wait_for_selector("#one-time-password")
+    one_time = page.inner_text("#one-time-password")
+    assert user.username in page.inner_text("#one-time")
+
+    page.reload()
+    page.wait_for_load_state("load")
+    assert resets == [f"{live_server}/users/{user.id}/reset"]          # sent once
+    assert page.locator("#one-time-password").count() == 0            # shown once
+    assert accounts.authenticate(user.username, one_time) is not None  # still the password
+    assert page.url == f"{live_server}/users"
+
+
 CSP_WATCH = ("window.__csp = []; document.addEventListener('securitypolicyviolation', "
              "(e) => window.__csp.push(e.violatedDirective + ' ' + (e.blockedURI || 'inline')));")
 

@@ -306,3 +306,22 @@ def test_several_unknown_query_parameters_are_all_named(farm, web_app, accounts_
     # Known ones alone still filter as before.
     assert web_app.test_client().get("/api/v1/jobs?status=done&page=1",
                                      headers=accounts_by_role["viewer"].auth).status_code == 200
+
+
+def test_alerts_of_a_job_that_does_not_exist_are_a_404_not_an_empty_list(farm, web_app, operator_client,
+                                                                         accounts_by_role):
+    """/alerts?job=<unknown id> (a stale link, a deleted job) answered an empty Alerts page, and
+    /alerts?camera=... every alert, as if filtered: the job's page says 404, so do its alerts;
+    a filter the page does not take is a 400 that names it, as the API's lists answer."""
+    unknown = "0" * 32
+    missing = operator_client.get(f"/alerts?job={unknown}")
+    assert missing.status_code == 404 and f"no job {unknown}" in missing.get_data(as_text=True)
+    api = web_app.test_client().get(f"/api/v1/alerts?job={unknown}", headers=accounts_by_role["viewer"].auth)
+    assert api.status_code == 404 and api.json == {"error": f"no job {unknown}"}
+    camera = operator_client.get("/alerts?camera=nocamera")
+    assert camera.status_code == 400 and "camera: not a query parameter of this page" in camera.get_data(as_text=True)
+
+    quiet = done_job("no alerts.mp4")   # a job that exists with no alert: still the (empty) list
+    assert "No alerts for this job" in operator_client.get(f"/alerts?job={quiet}").get_data(as_text=True)
+    listed = web_app.test_client().get(f"/api/v1/alerts?job={quiet}", headers=accounts_by_role["viewer"].auth)
+    assert listed.status_code == 200 and listed.json == []
