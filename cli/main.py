@@ -33,7 +33,7 @@ from cli import live as live_commands
 from cli.option_checks import make_out_folder, option_problem, taken_port_problem
 from cli.reader_gone import closed_by_reader, quiet_after_reader_left
 from cli.signals import StopSignals, Stopped, stop_on_signals
-from core.errors import problems
+from core.errors import SchemaOutOfDate, problems
 from core.settings import get_settings
 from core.storage import BlobStoreUnavailable
 from core.words import counted
@@ -139,6 +139,8 @@ def run_command(argv: list[str] | None) -> int:
         return 130
     except BlobStoreUnavailable as error:    # a wrong S3 endpoint, bucket or key: one line
         return fail(f"blob store: {error}")
+    except SchemaOutOfDate as error:        # an old schema it may not upgrade, or a newer vidfarm's
+        return fail(str(error))
     finally:
         runtime.reset()   # main() may run inside another process (the tests): leave it as it was
 
@@ -200,7 +202,8 @@ def run_db(args) -> int:
             engine = create_engine(settings.sqlalchemy_url)
             revision = schema.current(engine)
             engine.dispose()
-            state = "current" if revision == schema.head() else f"behind: this vidfarm needs {schema.head()}"
+            state = ("current" if revision == schema.head() else "newer than this vidfarm"
+                     if schema.newer_than_known(revision) else f"behind: this vidfarm needs {schema.head()}")
             print(f"{revision or 'none (an empty database, or one made before migrations)'}  ({state})")
             return 0
         before = schema.upgrade(settings.sqlalchemy_url)
