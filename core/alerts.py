@@ -350,14 +350,12 @@ class Alerts:
     def overdue(self, cutoff: datetime) -> list[int]:
         """The pending deliveries whose try was due before ``cutoff``: nobody is trying them (their
         task was lost, or never queued). Each is marked due now, so that the next sweep looks at
-        it again only once it is overdue anew (its task queued again may wait behind others)."""
+        it again only once it is overdue anew (its task queued again may wait behind others).
+        Found and marked in one conditional update: a task that claims one meanwhile keeps its
+        claim (marked due now after it, it was claimed again by the task queued here: two POSTs)."""
         with self.records.session() as s:
-            ids = list(s.scalars(select(AlertDelivery.id).where(
-                AlertDelivery.status == "pending", _due_at() < cutoff).order_by(AlertDelivery.id)))
-            if ids:
-                s.execute(update(AlertDelivery).where(AlertDelivery.id.in_(ids), AlertDelivery.status == "pending")
-                          .values(next_attempt_at=_now()))
-            return ids
+            return sorted(s.scalars(update(AlertDelivery).where(AlertDelivery.status == "pending", _due_at() < cutoff)
+                                    .values(next_attempt_at=_now()).returning(AlertDelivery.id)))
 
     def record_attempt(self, delivery_id: int, status: str, status_code: int | None, error: str | None,
                        retry_in_s: float | None = None) -> None:
@@ -405,7 +403,7 @@ class Alerts:
                 repeated.setdefault(alert.repeat_of, []).append(
                     {"id": alert.id, "track": alert.track, "t": alert.t, "withdrawn": alert.withdrawn,
                      "raised_at": iso_utc(alert.raised_at), "captured_at": iso_utc(alert.captured_at)})
-            found = [{**body, "id": alert.id, "withdrawn": alert.withdrawn, "source_name": source,
+            found = [{**body, "withdrawn": alert.withdrawn, "source_name": source,
                       "raised_at": iso_utc(alert.raised_at), "captured_at": iso_utc(alert.captured_at),
                       "repeat_of": alert.repeat_of, "repeats": len(repeated.get(alert.id, []))}
                      for body, alert, source in rows]
@@ -426,9 +424,10 @@ class Alerts:
 
 
 def payload(alert: Alert, identity: str | None) -> dict:
-    """The webhook body (and the API's view) of an alert."""
+    """The webhook body (and the API's view) of an alert: its ``id`` is the one the API lists, by
+    which a receiver de-duplicates (delivery is at least once). The task adds ``sent_at``."""
     detail = alert.detail
     if alert.kind == "watchlist":
         detail = f"{identity} is on the watchlist" if identity else "a person on the watchlist (since removed)"
-    return {"kind": alert.kind, "job": alert.job_id, "camera": alert.camera, "track": alert.track,
+    return {"id": alert.id, "kind": alert.kind, "job": alert.job_id, "camera": alert.camera, "track": alert.track,
             "t": alert.t, "identity": identity, "detail": detail}

@@ -43,6 +43,14 @@ def signature(body: bytes, secret: str) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
+def _encoded(body: dict) -> bytes:
+    """The JSON body of one try, stamped with when it is sent (``sent_at``, inside the signed
+    bytes): a receiver rejects a POST captured and replayed later by its age, and each try of a
+    delivery is stamped anew. (Milliseconds: the precision of ECMAScript's date format.)"""
+    sent_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return json.dumps({**body, "sent_at": sent_at}, separators=(",", ":")).encode()
+
+
 def _post(url: str, body: bytes) -> tuple[int | None, str | None]:
     """(status code, error): error is None when the receiver answered 2xx."""
     settings = runtime.settings()
@@ -121,7 +129,7 @@ def deliver_alert(self, delivery_id: int) -> dict:
     if found is None:
         return {"skipped": True}      # its alert or job was deleted meanwhile
     delivery, body = found
-    code, error = _post(delivery.url, json.dumps(body, separators=(",", ":")).encode())
+    code, error = _post(delivery.url, _encoded(body))
     attempt = delivery.attempts + 1
     if error is None:
         alerts.record_attempt(delivery_id, "delivered", code, None)

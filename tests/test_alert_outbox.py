@@ -85,6 +85,31 @@ def test_two_threads_claiming_one_delivery_at_once_get_it_once(records):
         assert sorted(won) == [False, False, False, True]
 
 
+def test_a_claim_made_while_the_sweep_runs_is_not_undone_by_it(records):
+    """A slow task claims its overdue delivery between the sweep's look for overdue deliveries
+    and its marking them due now. The marking used to undo the claim (it checked only that
+    the delivery was still pending): the sweep's task then claimed it too, and both POSTed."""
+    from sqlalchemy import event
+
+    from core.alerts import Alerts
+
+    alerts = Alerts(records)
+    lost = raise_fever(records)
+    claimed = []
+
+    def claim_first(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("UPDATE ALERT_DELIVERIES") and not claimed:
+            claimed.append(None)       # the claim's own update passes through
+            claimed[0] = alerts.claim(lost, hold_s=60)      # the slow task, on a connection of its own
+    event.listen(records.engine, "before_cursor_execute", claim_first)
+    try:
+        alerts.overdue(datetime.now(timezone.utc) + timedelta(seconds=1))
+    finally:
+        event.remove(records.engine, "before_cursor_execute", claim_first)
+    assert claimed == [True]
+    assert alerts.claim(lost, hold_s=60) is False        # still held for the slow task's try
+
+
 @pytest.fixture(scope="module")
 def outbox_farm(receiver, tmp_path_factory):
     with private_farm(tmp_path_factory.mktemp("outbox-farm"), workers=2,

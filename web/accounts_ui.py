@@ -12,7 +12,7 @@ from flask_login import login_user
 
 from core.accounts import AccountError
 from web.api_users import user_or_404
-from web.auth import account_user, accounts, require_role
+from web.auth import account_user, accounts, request_user, require_role
 from web.forms import ConfirmForm, PasswordChangeForm, RoleForm, TokenForm, UserForm, problems_line
 
 accounts_ui = Blueprint("accounts", __name__)
@@ -106,12 +106,18 @@ def reset_password(user_id: int):
     answered with the page itself, a reload sent the form again and reset the password again,
     so the one just shown, perhaps given out already, no longer worked). It crosses the
     redirect sealed in the session cookie (which is signed, not secret: never in clear there);
-    the user must choose their own at the next login."""
+    the user must choose their own at the next login.
+
+    An admin resetting their own password ends their own session: the page redirected to
+    would refuse them, and the password, never shown, would lock them out. This answer shows
+    it instead; a reload sends the form in the ended session, so it resets nothing."""
     form = ConfirmForm()
     if form.validate_on_submit():
-        name = _username(user_id)
-        session["one_time"] = {"username": name, "sealed": _seal().encrypt(
-            accounts().reset_password(user_id).encode()).decode()}
+        name, own = _username(user_id), request_user().id == user_id
+        password = accounts().reset_password(user_id)
+        if own:
+            return _users_page(one_time={"username": name, "password": password})
+        session["one_time"] = {"username": name, "sealed": _seal().encrypt(password.encode()).decode()}
     else:
         flash(problems_line(form.errors), "error")
     return redirect(url_for("accounts.users"))
