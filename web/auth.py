@@ -15,6 +15,7 @@ from functools import lru_cache, wraps
 from urllib.parse import urlsplit
 
 from apiflask import HTTPTokenAuth, abort   # abort carries its message to the error page
+from apiflask.fields import String
 from flask import (Blueprint, current_app, flash, g, jsonify, redirect, render_template, request, session,
                    url_for)
 from flask_limiter import Limiter
@@ -24,6 +25,8 @@ from flask_login import LoginManager, current_user, login_user, logout_user
 from core.accounts import ROLES, Accounts, User
 from web.context import answers_json, farm
 from web.forms import LoginForm
+from web.page_query import takes_query
+from web.schemas import QuerySchema
 
 PUBLIC_ENDPOINTS = frozenset({"auth.login", "healthz", "static"})
 # All a session with a one-time password may reach (besides the public ones).
@@ -160,6 +163,10 @@ def _safe_next(target: str | None) -> str:
     return url_for("ui.jobs")
 
 
+class LoginQuery(QuerySchema):
+    next = String(metadata={"description": "Where to go once logged in (a path of this site)."})
+
+
 def _address_and_username() -> str:
     return f"{get_remote_address()}/{request.form.get('username', '')[:64]}"
 
@@ -172,6 +179,7 @@ def _failed(response) -> bool:
 # their colleagues behind the same NAT, and per address, so one address cannot try many
 # names. The address is the client's (ProxyFix, VIDFARM_TRUSTED_PROXIES), not the Ingress'.
 @auth.route("/login", methods=["GET", "POST"])
+@takes_query(LoginQuery)
 @limiter.limit(lambda: current_app.config["VIDFARM_SETTINGS"].login_address_rate_limit, methods=["POST"],
                deduct_when=_failed)
 @limiter.limit(lambda: current_app.config["VIDFARM_SETTINGS"].login_rate_limit, methods=["POST"],
