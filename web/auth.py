@@ -129,13 +129,22 @@ def guard():
             if not request.path.startswith(("/api/", "/metrics")):    # a page's script, its session ended
                 return jsonify(error="not logged in (the session ended): reload the page and log in"), 401
             return jsonify(error="missing or invalid bearer token"), 401, {"WWW-Authenticate": "Bearer"}
-        return redirect(url_for("auth.login", next=request.full_path if request.query_string else request.path))
+        return redirect(url_for("auth.login", next=_back_after_login()))
     if user.must_change_password and "Authorization" not in request.headers \
             and request.endpoint not in PASSWORD_CHANGE_ENDPOINTS:
         if _is_api_request():
             return jsonify(error="choose a new password first (your password was reset)"), 403
         return redirect(url_for("accounts.password"))
     return None
+
+
+def _back_after_login() -> str | None:
+    """Where the login leads back to: the page asked for, with its query as given (the page
+    checks it: ``web.page_query``). None for a form sent after the session ended: its route is
+    no page (a GET of it was a 405 once logged in), so the login leads to the jobs."""
+    if request.method not in SAFE_METHODS:
+        return None
+    return request.full_path if request.query_string else request.path
 
 
 @token_auth.get_user_roles

@@ -378,6 +378,9 @@ def test_the_links_the_pages_write_carry_only_what_their_pages_take(farm, accoun
         "csrf_token": csrf_token(login_page.get_data(as_text=True))})
     assert logged_in.location == "/jobs?status=failed&page=2"
     assert anonymous.get(logged_in.location).status_code == 200
+    # A form sent after the session ended: its route is no page (once logged in, a GET of it
+    # was a 405), so the login leads to the jobs list.
+    assert app.test_client().post("/jobs/nojob/delete").location == "/login"
 
 
 def test_alerts_of_a_job_that_does_not_exist_are_a_404_not_an_empty_list(farm, web_app, operator_client,
