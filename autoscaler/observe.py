@@ -76,6 +76,7 @@ class Message:
     task_id: str
     task: str
     args: list
+    kwargs: dict = field(default_factory=dict)
 
     @classmethod
     def parse(cls, raw: bytes | str) -> "Message | None":
@@ -86,10 +87,20 @@ class Message:
             body = message["body"]
             if message.get("properties", {}).get("body_encoding") == "base64":
                 body = base64.b64decode(body)
-            args = json.loads(body)[0] if message.get("content-type") == "application/json" else []
-            return cls(str(headers["id"]), str(headers.get("task")), list(args))
+            args, kwargs = json.loads(body)[:2] if message.get("content-type") == "application/json" else ([], {})
+            return cls(str(headers["id"]), str(headers.get("task")), list(args), dict(kwargs))
         except (ValueError, TypeError, KeyError, IndexError, AttributeError):
             return None
+
+
+def unacked_entry(raw: bytes | str) -> tuple[str, Message | None] | None:
+    """One value of kombu's ``unacked`` hash as (routing key, message; None: not one we can
+    read); None when the value is not kombu's layout: left out rather than guessed."""
+    try:
+        message, _exchange, routing_key = json.loads(raw)
+    except (ValueError, TypeError):
+        return None
+    return routing_key, Message.parse(json.dumps(message))
 
 
 @dataclass(frozen=True)
@@ -159,12 +170,9 @@ class QueueObserver:
     def unacked(self) -> dict[str, list[Message | None]]:
         """Messages taken and not acknowledged, per routing key (None: not one we can read)."""
         per_queue: dict[str, list[Message | None]] = {}
-        for raw in self.redis.hvals(Channel.unacked_key):
-            try:
-                message, _exchange, routing_key = json.loads(raw)
-            except (ValueError, TypeError):
-                continue   # not kombu's layout: leave it out rather than guess
-            per_queue.setdefault(routing_key, []).append(Message.parse(json.dumps(message)))
+        for entry in filter(None, map(unacked_entry, self.redis.hvals(Channel.unacked_key))):
+            routing_key, message = entry
+            per_queue.setdefault(routing_key, []).append(message)
         return per_queue
 
     def frames_of(self, messages: list[Message], sightings: Sightings) -> list[int | None]:

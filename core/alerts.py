@@ -18,7 +18,12 @@ again under that job without delivering them: each rings once, live. Alerts that
 version of the recording's results raises (a re-identification) are delivered.
 
 Each alert goes to every webhook URL once; each (alert, URL) delivery records its attempts,
-the last status code and error, and when it was delivered.
+the last status code and error, and when it was delivered. A delivery is also its own outbox
+entry: ``next_attempt_at`` says when its next try is due (while a try is under way, when that
+try will have ended), so a task about to POST claims it atomically (``claim``: a second task
+for it, queued again while the first was merely slow, finds it claimed and sends nothing),
+and the watchdog queues again those whose try is long overdue (``overdue``: their task was
+never queued, or the broker lost it).
 
 Repeats: a person's track breaks (turning away, an occlusion, a segment border) and the new
 track raises the same alert again. An alert of the same kind about the same named person
@@ -42,8 +47,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Callable, Hashable, Sequence
 
-from sqlalchemy import (Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint, delete, func,
-                        select, update)
+from sqlalchemy import (Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, delete,
+                        func, select, update)
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from core.appearances import identity_ids
@@ -53,6 +58,10 @@ if TYPE_CHECKING:     # only named in annotations: core.records opens the schema
     from core.records import Records
 
 DELIVERY_STATES = ("pending", "delivered", "failed")
+# A delivery's retry may be claimed this much before it is due: Celery runs a retry at its ETA
+# on the worker's clock, which may run a little ahead of the one that recorded the due time
+# (a retry turned away would wait for the watchdog). Far shorter than any try's hold.
+CLAIM_EARLY_S = 2.0
 
 
 def _now() -> datetime:
@@ -94,6 +103,8 @@ class Alert(Base):
 
 class AlertDelivery(Base):
     __tablename__ = "alert_deliveries"
+    # The watchdog's sweep looks for pending deliveries by due time every minute (0010).
+    __table_args__ = (Index("ix_alert_deliveries_status_next_attempt_at", "status", "next_attempt_at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"), index=True)
@@ -104,6 +115,10 @@ class AlertDelivery(Base):
     last_error: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    # When the next try is due: at once when made, the retry's time after a failed try, the
+    # end of a try under way while one is. Null only on a row an older version wrote: due then
+    # from its creation (``_due_at``).
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=_now)
 
 
 def _key(alert: dict) -> tuple:
@@ -272,6 +287,11 @@ def _alert(item: dict, ids: dict[str, int], identities: dict[int, str | None], *
                  detail=None if item["kind"] == "watchlist" else item.get("detail"), **where)
 
 
+def _due_at():
+    """When a delivery's next try is due (SQL): a row of before 0010 without it, from its creation."""
+    return func.coalesce(AlertDelivery.next_attempt_at, AlertDelivery.created_at)
+
+
 def _with_deliveries(s: Session, rings: list[Alert], urls: tuple[str, ...]) -> list[int]:
     """One pending delivery per URL for each alert that rings (added already); their ids."""
     deliveries = [AlertDelivery(alert_id=alert.id, url=url) for alert in rings for url in urls]
@@ -315,8 +335,34 @@ class Alerts:
             delivery, alert, name = row
             return delivery, payload(alert, name)
 
-    def record_attempt(self, delivery_id: int, status: str, status_code: int | None, error: str | None) -> None:
+    def claim(self, delivery_id: int, hold_s: float) -> bool:
+        """Take a pending delivery whose try is due, for a try of up to ``hold_s``: in one
+        conditional update, so of two tasks for it only one gets it (on PostgreSQL the second
+        waits for the first's row lock, then finds the due time moved on). False: it is not
+        pending, not due (another task's try is under way, or its retry is not yet due), or gone."""
+        now = _now()
+        with self.records.session() as s:
+            return s.execute(update(AlertDelivery).where(
+                AlertDelivery.id == delivery_id, AlertDelivery.status == "pending",
+                _due_at() <= now + timedelta(seconds=CLAIM_EARLY_S),
+            ).values(next_attempt_at=now + timedelta(seconds=hold_s))).rowcount == 1
+
+    def overdue(self, cutoff: datetime) -> list[int]:
+        """The pending deliveries whose try was due before ``cutoff``: nobody is trying them (their
+        task was lost, or never queued). Each is marked due now, so that the next sweep looks at
+        it again only once it is overdue anew (its task queued again may wait behind others).
+        Found and marked in one conditional update: a task that claims one meanwhile keeps its
+        claim (marked due now after it, it was claimed again by the task queued here: two POSTs)."""
+        with self.records.session() as s:
+            return sorted(s.scalars(update(AlertDelivery).where(AlertDelivery.status == "pending", _due_at() < cutoff)
+                                    .values(next_attempt_at=_now()).returning(AlertDelivery.id)))
+
+    def record_attempt(self, delivery_id: int, status: str, status_code: int | None, error: str | None,
+                       retry_in_s: float | None = None) -> None:
+        """``retry_in_s``: a pending delivery's next try is due then (its task's retry countdown)."""
         values = {"attempts": AlertDelivery.attempts + 1, "status": status, "status_code": status_code}
+        if retry_in_s is not None:
+            values["next_attempt_at"] = _now() + timedelta(seconds=retry_in_s)
         if error is not None:    # a delivery that worked in the end keeps what went wrong before
             values["last_error"] = " ".join(error.split())[:500]
         if status == "delivered":
@@ -357,7 +403,7 @@ class Alerts:
                 repeated.setdefault(alert.repeat_of, []).append(
                     {"id": alert.id, "track": alert.track, "t": alert.t, "withdrawn": alert.withdrawn,
                      "raised_at": iso_utc(alert.raised_at), "captured_at": iso_utc(alert.captured_at)})
-            found = [{**body, "id": alert.id, "withdrawn": alert.withdrawn, "source_name": source,
+            found = [{**body, "withdrawn": alert.withdrawn, "source_name": source,
                       "raised_at": iso_utc(alert.raised_at), "captured_at": iso_utc(alert.captured_at),
                       "repeat_of": alert.repeat_of, "repeats": len(repeated.get(alert.id, []))}
                      for body, alert, source in rows]
@@ -378,9 +424,10 @@ class Alerts:
 
 
 def payload(alert: Alert, identity: str | None) -> dict:
-    """The webhook body (and the API's view) of an alert."""
+    """The webhook body (and the API's view) of an alert: its ``id`` is the one the API lists, by
+    which a receiver de-duplicates (delivery is at least once). The task adds ``sent_at``."""
     detail = alert.detail
     if alert.kind == "watchlist":
         detail = f"{identity} is on the watchlist" if identity else "a person on the watchlist (since removed)"
-    return {"kind": alert.kind, "job": alert.job_id, "camera": alert.camera, "track": alert.track,
+    return {"id": alert.id, "kind": alert.kind, "job": alert.job_id, "camera": alert.camera, "track": alert.track,
             "t": alert.t, "identity": identity, "detail": detail}

@@ -103,10 +103,24 @@ class SegmentJob:
             raise malformed(task, SHAPE, error) from None
 
 
+def _queued_message(args) -> dict | None:
+    """A queued analysis task's one message, read as it is (no worker has checked it yet);
+    None for any other task's arguments."""
+    message = args[0] if isinstance(args, (list, tuple)) and len(args) == 1 else None
+    return message if isinstance(message, dict) and message.get("shape") == SHAPE else None
+
+
 def message_frames(args) -> int | None:
     """How many frames a queued analysis task's arguments hold (the autoscaler's cost of a
     queued task); None for any other task's arguments."""
-    message = args[0] if isinstance(args, (list, tuple)) and len(args) == 1 else None
-    if not isinstance(message, dict) or message.get("shape") != SHAPE or not isinstance(message.get("pts"), list):
+    message = _queued_message(args)
+    if message is None or not isinstance(message.get("pts"), list):
         return None
     return len(message["pts"]) or None
+
+
+def message_owner(args) -> str | None:
+    """Whose segment a queued analysis task's arguments hold (the job's or the live watch's
+    id: the watchdog's "still queued"); None for any other task's arguments."""
+    owner = (_queued_message(args) or {}).get("owner")
+    return owner if isinstance(owner, str) else None

@@ -313,10 +313,10 @@ class Settings(BaseSettings):
     reidentify_every_s: float = Field(default=300, gt=0,
                                       description="How often beat looks for results matched against an older gallery.")
     stall_after_s: float = Field(default=2400, gt=0,
-                                 description="A job with no progress for this long is failed by the watchdog "
-                                             "(its tasks were lost); keep it above the segment and stitch "
-                                             "time limits (a task running within them is progress the "
-                                             "records cannot see).")
+                                 description="A job with no progress for this long, none of whose tasks "
+                                             "is left in Redis (queued, or held by a worker), is failed by "
+                                             "the watchdog: its tasks were lost. A job whose tasks wait in "
+                                             "a queue, however long, is not failed.")
     reanalyse_hours: float = Field(default=0, ge=0,
                                    description="Each day re-analyse recordings of the last N hours (0 = never).")
     reanalyse_at_hour: int = Field(default=3, ge=0, le=23, description="Hour (UTC) of the daily re-analysis.")

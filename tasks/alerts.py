@@ -7,6 +7,12 @@ delivery (attempts, status code, last error, when delivered); a failed try is re
 made, and the delivery is then recorded as failed. A live camera's alerts are raised and
 queued by its ingester as each segment is processed (``ring_live``). Delivery is at least once: a worker lost
 in the middle of a POST is retried, and the receiver may see that alert twice.
+
+A delivery whose task is lost (queueing failed after the rows were committed, or the broker
+forgot the task or its retry: a Redis restarted without persistence) would stay pending for
+good: the watchdog queues again every delivery whose try is overdue by ``REQUEUE_AFTER_S``
+(``requeue_lost``). A task claims its delivery before it POSTs (``Alerts.claim``), so the
+original task, merely slow, and the one queued again never both send it.
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
+from datetime import datetime, timedelta, timezone
 
 import requests
 
@@ -22,11 +30,25 @@ from services import runtime
 from tasks.app import app
 
 SIGNATURE_HEADER = "X-Vidfarm-Signature"
+# A pending delivery whose try was due this long ago has no task trying it: queued again. A
+# watchdog period: its task may be waiting behind others on the ingest queue, and queueing it
+# again then only adds a task that finds it claimed.
+REQUEUE_AFTER_S = 60.0
+
+log = logging.getLogger(__name__)
 
 
 def signature(body: bytes, secret: str) -> str:
     """``sha256=<hex HMAC-SHA256 of the body>``, as receivers check it."""
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def _encoded(body: dict) -> bytes:
+    """The JSON body of one try, stamped with when it is sent (``sent_at``, inside the signed
+    bytes): a receiver rejects a POST captured and replayed later by its age, and each try of a
+    delivery is stamped anew. (Milliseconds: the precision of ECMAScript's date format.)"""
+    sent_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return json.dumps({**body, "sent_at": sent_at}, separators=(",", ":")).encode()
 
 
 def _post(url: str, body: bytes) -> tuple[int | None, str | None]:
@@ -56,9 +78,36 @@ def ring_live(camera_id: str, line: dict, fps: float) -> list[dict]:
     alerts = [with_capture_time(alert, line, fps) for alert in line["alerts"]]
     deliveries, folds = Alerts(runtime.records()).raise_live(camera_id, alerts, identities,
                                                              settings.alert_webhook_urls, settings.alert_repeat_s)
-    for delivery_id in deliveries:
-        deliver_alert.apply_async((delivery_id,))
+    queue_deliveries(deliveries)
     return folds
+
+
+def queue_deliveries(delivery_ids: list[int]) -> None:
+    """Queue the tasks of deliveries just committed. The broker may be away for a moment: the
+    deliveries stay pending and the watchdog queues them (``requeue_lost``); the alerts are
+    recorded, and whoever raised them goes on."""
+    for done, delivery_id in enumerate(delivery_ids):
+        try:
+            deliver_alert.apply_async((delivery_id,))
+        except Exception as error:      # kombu's OperationalError, a Redis error, whatever the broker said
+            log.warning("%d webhook deliveries not queued (%s): the watchdog queues them within %.0f s",
+                        len(delivery_ids) - done, error, REQUEUE_AFTER_S + 60)
+            return
+
+
+def requeue_lost() -> list[int]:
+    """The watchdog's part: queue again the deliveries that nobody is trying."""
+    lost = Alerts(runtime.records()).overdue(datetime.now(timezone.utc) - timedelta(seconds=REQUEUE_AFTER_S))
+    if lost:
+        log.warning("%d webhook deliveries overdue (their tasks were lost): queued again", len(lost))
+        queue_deliveries(lost)
+    return lost
+
+
+def _try_hold_s(timeout_s: float) -> float:
+    """How long one try may take: requests' timeout bounds the connection and each read (about
+    twice it in all), and a little more to record the answer."""
+    return 2 * timeout_s + 30
 
 
 def with_capture_time(alert: dict, line: dict, fps: float) -> dict:
@@ -72,11 +121,15 @@ def with_capture_time(alert: dict, line: dict, fps: float) -> dict:
 @app.task(name="vidfarm.deliver_alert", bind=True, ignore_result=True, max_retries=None)
 def deliver_alert(self, delivery_id: int) -> dict:
     alerts, settings = Alerts(runtime.records()), runtime.settings()
+    # Claimed before it is read: another task queued for it (the watchdog's, while this one
+    # waited in the queue) cannot POST it too.
+    if not alerts.claim(delivery_id, _try_hold_s(settings.alert_webhook_timeout_s)):
+        return {"skipped": True}      # deleted, sent or failed already, or another task's try is under way
     found = alerts.delivery(delivery_id)
-    if found is None or found[0].status != "pending":
-        return {"skipped": True}      # its alert or job was deleted, or a redelivered task already did it
+    if found is None:
+        return {"skipped": True}      # its alert or job was deleted meanwhile
     delivery, body = found
-    code, error = _post(delivery.url, json.dumps(body, separators=(",", ":")).encode())
+    code, error = _post(delivery.url, _encoded(body))
     attempt = delivery.attempts + 1
     if error is None:
         alerts.record_attempt(delivery_id, "delivered", code, None)
@@ -84,5 +137,6 @@ def deliver_alert(self, delivery_id: int) -> dict:
     if attempt >= settings.alert_webhook_attempts:
         alerts.record_attempt(delivery_id, "failed", code, error)
         return {"failed": delivery_id, "attempts": attempt}
-    alerts.record_attempt(delivery_id, "pending", code, error)
-    raise self.retry(countdown=settings.alert_webhook_backoff_s * 2 ** (attempt - 1))
+    countdown = settings.alert_webhook_backoff_s * 2 ** (attempt - 1)
+    alerts.record_attempt(delivery_id, "pending", code, error, retry_in_s=countdown)
+    raise self.retry(countdown=countdown)

@@ -48,10 +48,9 @@ class Publication:
     def send(self) -> None:
         """After the commit: queue the webhook deliveries of the alerts it raised."""
         if self.deliveries:
-            from tasks.alerts import deliver_alert   # here: the task module needs the Celery app
+            from tasks.alerts import queue_deliveries   # here: the task module needs the Celery app
 
-            for delivery_id in self.deliveries:
-                deliver_alert.apply_async((delivery_id,))
+            queue_deliveries(self.deliveries)
 
 
 def indexed_tracks(results: dict) -> list[dict]:

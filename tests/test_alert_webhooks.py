@@ -2,7 +2,8 @@
 recording of a watch-listed man, and real HTTP receivers on 127.0.0.1 (a threaded
 http.server) get the signed POSTs: one that answers at once, one that fails twice and then
 answers, one that never does. The job is done before any of them is called. He is on screen
-twice: his second track's alert is a repeat, recorded and not sent."""
+twice: his second track's alert is a repeat, recorded and not sent. Each body names its alert
+(the API's id) and when that try was sent, inside the signed bytes."""
 
 from __future__ import annotations
 
@@ -22,12 +23,17 @@ from tests.conftest import private_farm, wait_for_job
 
 SECRET = "a webhook secret"
 ATTEMPTS = 3
-FIELDS = {"kind", "job", "camera", "track", "t", "identity", "detail"}
+FIELDS = {"id", "kind", "job", "camera", "track", "t", "identity", "detail", "sent_at"}
+
+
+SLOW_S = 3.0          # how long /slow takes to answer
 
 
 class Receiver:
-    """/ok answers 204; /flaky answers 500 to the first two POSTs of each alert, then 200;
-    /broken always 500. Every POST is kept with whether its signature was right."""
+    """/ok answers 204; /flaky answers 500 to the first two POSTs of each alert (by its id, as
+    a receiver de-duplicates: each try's body differs, by ``sent_at``), then 200; /broken
+    always 500; /slow 200, ``SLOW_S`` after the POST was kept. Every POST is kept with its
+    signature header and whether it was right."""
 
     def __init__(self):
         self.posts: list[dict] = []
@@ -38,12 +44,17 @@ class Receiver:
             def do_POST(self):
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
-                signed = hmac.compare_digest(self.headers.get("X-Vidfarm-Signature", ""), expected)
+                header = self.headers.get("X-Vidfarm-Signature", "")
+                signed = hmac.compare_digest(header, expected)
+                alert = json.loads(body).get("id")
                 with receiver.lock:
-                    earlier = sum(1 for p in receiver.posts if p["path"] == self.path and p["body"] == body)
-                    receiver.posts.append({"path": self.path, "body": body, "signed": signed, "at": time.time(),
+                    earlier = sum(1 for p in receiver.posts if p["path"] == self.path and p["alert"] == alert)
+                    receiver.posts.append({"path": self.path, "body": body, "alert": alert, "signature": header,
+                                           "signed": signed, "at": time.time(),
                                            "type": self.headers.get("Content-Type")})
                 fails = self.path == "/broken" or (self.path == "/flaky" and earlier < 2)
+                if self.path == "/slow":
+                    time.sleep(SLOW_S)
                 self.send_response(500 if fails else (204 if self.path == "/ok" else 200))
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -139,6 +150,13 @@ def test_each_alert_is_posted_signed_once_to_every_url_retried_and_recorded(webh
     assert sorted((b["kind"], b["track"], b["t"]) for b in bodies) == sorted(raised)
     assert {(b["job"], b["camera"], b["identity"], b["detail"]) for b in bodies} == {
         (job_id, None, "hook-yao", "hook-yao is on the watchlist")}
+    # Each names its alert by the id the alerts API lists, and says when it was sent: this try,
+    # a moment before the receiver had it (a receiver rejects an old one: a replay).
+    assert [b["id"] for b in bodies] == [first["id"]]
+    for post in receiver.posts:
+        sent_at = datetime.fromisoformat(json.loads(post["body"])["sent_at"])
+        assert sent_at.utcoffset().total_seconds() == 0, sent_at
+        assert -0.5 < post["at"] - sent_at.timestamp() < 5, (post["at"], sent_at)
     # /flaky: two failures, then delivered; /broken: recorded as failed after ATTEMPTS tries.
     assert len(receiver.to("/flaky")) == 3 * len(raised) and len(receiver.to("/broken")) == ATTEMPTS * len(raised)
     for alert in alerts:
@@ -151,9 +169,18 @@ def test_each_alert_is_posted_signed_once_to_every_url_retried_and_recorded(webh
         assert (broken["status"], broken["attempts"], broken["status_code"]) == ("failed", ATTEMPTS, 500)
         assert broken["delivered_at"] is None and broken["last_error"].startswith("HTTP 500")
     # Retried with backoff: the tries of one alert to /broken are at least 0.5 s, then 1 s apart.
-    first_alert = receiver.to("/broken")[0]["body"]
-    times = [p["at"] for p in receiver.to("/broken") if p["body"] == first_alert]
+    tries = [p for p in receiver.to("/broken") if p["alert"] == first["id"]]
+    times = [p["at"] for p in tries]
     assert times[1] - times[0] >= 0.45 and times[2] - times[1] >= 0.95, times
+    # Each try is stamped anew (a retry after a 500 is not the first try's bytes again), and the
+    # signature covers the stamp: a POST replayed with a fresh sent_at no longer verifies.
+    stamps = [json.loads(p["body"])["sent_at"] for p in tries]
+    assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps) == ATTEMPTS, stamps
+    flaky_stamps = {json.loads(p["body"])["sent_at"] for p in receiver.to("/flaky")}
+    assert len(flaky_stamps) == len(receiver.to("/flaky")), flaky_stamps
+    replayed = tries[0]["body"].replace(stamps[0].encode(), datetime.now(timezone.utc).isoformat().encode())
+    assert replayed != tries[0]["body"] and tries[0]["signature"] != (
+        "sha256=" + hmac.new(SECRET.encode(), replayed, hashlib.sha256).hexdigest())
 
     # The job did not wait for any receiver: it was done before the first POST.
     finished = datetime.fromisoformat(view["finished_at"])
@@ -181,7 +208,7 @@ def test_each_alert_is_posted_signed_once_to_every_url_retried_and_recorded(webh
     assert deliveries() == before
 
 
-def test_alerts_show_on_the_jobs_list_and_the_alerts_page(webhook_farm):
+def test_alerts_show_on_the_jobs_list_and_the_alerts_page(webhook_farm, receiver):
     from core.alerts import Alerts
     from services import runtime
     from tests.web.conftest import logged_in_client, make_app
@@ -202,6 +229,10 @@ def test_alerts_show_on_the_jobs_list_and_the_alerts_page(webhook_farm):
     assert page.count("data-alert=") == len(rang) and "/broken: failed after 3 tries (HTTP 500" in page
     assert page.count("data-repeat=") == len(alerts) - len(rang) == 1 and "repeated 1 time, not sent" in page
     assert all(f'href="/jobs/{job_id}?t={a["t"]:.2f}"' in page for a in alerts)
+    # The id each POST named is the alert's id the API lists (the alert that rang).
+    listed = browser.get(f"/api/v1/alerts?job={job_id}").json
+    posted = {json.loads(p["body"])["id"] for p in receiver.to("/ok")}
+    assert posted == {a["id"] for a in listed if a["repeat_of"] is None and a["job"] == job_id}
     api = browser.get(f"/api/v1/alerts?job={job_id}&per_page=1")
     assert len(api.json) == 1 and ('rel="next"' in api.headers.get("Link", "")) == (len(alerts) > 1)
     assert browser.get(f"/api/v1/jobs/{job_id}").json["alerts"] == len(alerts)

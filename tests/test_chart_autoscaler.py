@@ -118,3 +118,19 @@ def test_the_schema_bounds_each_setting_as_the_code_does():
 def test_a_setting_out_of_its_bounds_is_refused_before_it_reaches_the_cluster(kind, key, value, refusal):
     with pytest.raises(helm.HelmError, match=re.escape(f"at '/autoscaler/{kind}/{key}': {refusal}")):
         chart_check.render({"autoscaler": {kind: {key: value}}})
+
+
+@pytest.mark.parametrize("kind", sorted(SCALED))
+def test_min_replicas_above_max_replicas_is_refused_naming_the_key(kind):
+    """The schema bounds each number alone: a values file with min > max used to install, and
+    the autoscaler's settings then refused to start (ScaleSettings, tested in
+    test_autoscaler_simulate). The chart refuses it first, naming the key. gpu workers are off
+    by default: they are turned on, or the autoscaler would not read those bounds at all."""
+    values = {"autoscaler": {kind: {"minReplicas": 5, "maxReplicas": 2}}}
+    if kind == "gpu":
+        values["workers"] = {"gpu": {"enabled": True}}
+    with pytest.raises(helm.HelmRenderError,
+                       match=re.escape(f"autoscaler.{kind}.minReplicas (5) is above autoscaler.{kind}.maxReplicas (2)")):
+        chart_check.render(values)
+    values["autoscaler"][kind]["minReplicas"] = 2          # equal bounds are fine: a fixed count
+    assert chart_check.render(values)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import numpy as np
 import pytest
@@ -271,6 +271,33 @@ def test_a_0_1_database_keeps_every_row_through_the_upgrade(new_database, tmp_pa
         redis_server.stop()
 
 
+def downgrade(url: str, revision: str) -> None:
+    from alembic import command
+
+    engine = schema._migration_engine(url)
+    try:
+        with engine.begin() as connection:
+            command.downgrade(schema._config(connection), revision)
+    finally:
+        engine.dispose()
+
+
+def with_an_old_alert(new_database, tmp_path, revision: str, raised: datetime) -> tuple[str, sqlalchemy.Engine, dict]:
+    """A 0.1 database (``fill_0_1``) upgraded to ``revision``, holding alert 7 of its job as
+    that revision wrote it: alice on the watchlist, at the first frame, raised at ``raised``.
+    Its url, engine and what ``fill_0_1`` kept."""
+    url = new_database()
+    old = build_0_1(url)
+    kept = fill_0_1(old, tmp_path)
+    schema.upgrade(url, revision)
+    with old.begin() as conn:
+        conn.execute(sqlalchemy.text(
+            "INSERT INTO alerts (id, job_id, camera, kind, track, frame, t, identity_id, detail, results_version, "
+            "withdrawn, raised_at) VALUES (7, :job, NULL, 'watchlist', 1, 0, 0.0, 1, NULL, 2, :no, :at)"),
+            {"job": kept["job_id"], "no": False, "at": raised})
+    return url, old, kept
+
+
 @both_dialects
 def test_alerts_of_before_0007_rang_and_a_new_alert_about_that_person_repeats_them(new_database, tmp_path):
     """0007_alert_repeats rebuilds the alerts table on SQLite: the alerts of before and their
@@ -279,16 +306,9 @@ def test_alerts_of_before_0007_rang_and_a_new_alert_about_that_person_repeats_th
     from core.alerts import Alerts
     from core.records import Records
 
-    url = new_database()
-    old = build_0_1(url)
-    kept = fill_0_1(old, tmp_path)
-    schema.upgrade(url, "0006_live_alerts")
     raised = datetime(2026, 11, 1, 9, 0, tzinfo=timezone.utc)
+    url, old, kept = with_an_old_alert(new_database, tmp_path, "0006_live_alerts", raised)
     with old.begin() as conn:
-        conn.execute(sqlalchemy.text(
-            "INSERT INTO alerts (id, job_id, camera, kind, track, frame, t, identity_id, detail, results_version, "
-            "withdrawn, raised_at) VALUES (7, :job, NULL, 'watchlist', 1, 0, 0.0, 1, NULL, 2, :no, :at)"),
-            {"job": kept["job_id"], "no": False, "at": raised})
         conn.execute(sqlalchemy.text(
             "INSERT INTO alert_deliveries (id, alert_id, url, status, attempts, created_at, delivered_at) "
             "VALUES (3, 7, 'http://a.example/hook', 'delivered', 1, :at, :at)"), {"at": raised})
@@ -319,20 +339,11 @@ def test_after_0008_a_track_named_anew_keeps_its_old_alert_beside_the_new_one(ne
     """0008_alerts_renamed_tracks: an alert of before stays as it was; a re-identification that
     names its track anew (alice, now bob) withdraws it and raises bob's at the same frame (the
     old unique key had room for one); a downgrade keeps the first of the two."""
-    from alembic import command
-
     from core.alerts import Alerts
     from core.records import Records
 
-    url = new_database()
-    old = build_0_1(url)
-    kept = fill_0_1(old, tmp_path)
-    schema.upgrade(url, "0007_alert_repeats")
-    with old.begin() as conn:
-        conn.execute(sqlalchemy.text(
-            "INSERT INTO alerts (id, job_id, camera, kind, track, frame, t, identity_id, detail, results_version, "
-            "withdrawn, raised_at) VALUES (7, :job, NULL, 'watchlist', 1, 0, 0.0, 1, NULL, 2, :no, :at)"),
-            {"job": kept["job_id"], "no": False, "at": datetime(2026, 11, 1, tzinfo=timezone.utc)})
+    url, old, kept = with_an_old_alert(new_database, tmp_path, "0007_alert_repeats",
+                                       datetime(2026, 11, 1, tzinfo=timezone.utc))
     assert schema.upgrade(url) == "0007_alert_repeats"
     assert table_rows(old, "alerts", ["id", "track", "identity_id", "withdrawn"]) == [(7, 1, 1, False)]
 
@@ -346,12 +357,7 @@ def test_after_0008_a_track_named_anew_keeps_its_old_alert_beside_the_new_one(ne
     finally:
         records.engine.dispose()
     assert table_rows(old, "alerts", ["identity_id", "withdrawn"]) == [(1, True), (2, False)]
-    engine = schema._migration_engine(url)
-    try:
-        with engine.begin() as connection:
-            command.downgrade(schema._config(connection), "0007_alert_repeats")
-    finally:
-        engine.dispose()
+    downgrade(url, "0007_alert_repeats")
     assert table_rows(old, "alerts", ["id", "identity_id"]) == [(7, 1)]       # alice's, the first
     assert table_rows(old, "alert_deliveries", ["id", "alert_id"]) == []
     old.dispose()
@@ -419,3 +425,30 @@ def test_vidfarm_db_upgrades_an_old_database_and_says_where_it_is(new_database, 
     run = subprocess.run([sys.executable, "-m", "cli.main", "db", "upgrade"], env=env,
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 1 and run.stderr.startswith("vidfarm: error: database:") and run.stderr.count("\n") == 1
+
+
+@both_dialects
+def test_after_0010_a_delivery_pending_before_the_upgrade_is_due_and_the_sweep_takes_it(new_database, tmp_path):
+    """0010_deliveries_next_attempt: every delivery of before is due from its creation, so one
+    left pending (its task lost) is queued again by the watchdog's sweep; one delivered is not.
+    A downgrade keeps the rows."""
+    from core.alerts import Alerts
+    from core.records import Records
+
+    made = datetime(2026, 11, 1, 9, 0, tzinfo=timezone.utc)
+    url, old, _ = with_an_old_alert(new_database, tmp_path, "0009_alerts_person_erased", made)
+    with old.begin() as conn:
+        conn.execute(sqlalchemy.text(
+            "INSERT INTO alert_deliveries (id, alert_id, url, status, attempts, created_at, delivered_at) VALUES "
+            "(3, 7, 'http://a.example/hook', 'pending', 0, :at, NULL), "
+            "(4, 7, 'http://b.example/hook', 'delivered', 1, :at, :at)"), {"at": made})
+    assert schema.upgrade(url) == "0009_alerts_person_erased"
+    records = Records(url)
+    try:
+        assert Alerts(records).overdue(made - timedelta(minutes=1)) == []       # due from its creation
+        assert Alerts(records).overdue(made + timedelta(minutes=1)) == [3]
+    finally:
+        records.engine.dispose()
+    downgrade(url, "0009_alerts_person_erased")
+    assert table_rows(old, "alert_deliveries", ["id", "status"]) == [(3, "pending"), (4, "delivered")]
+    old.dispose()

@@ -8,7 +8,7 @@ from fractions import Fraction
 import pytest
 
 from core.messages import MessageShapeError
-from core.segment_job import SegmentJob, SourceMedia, message_frames
+from core.segment_job import SegmentJob, SourceMedia, message_frames, message_owner
 
 MEDIA = SourceMedia(Fraction(1, 15360), 25.0, 512, 1280, 720, True, pts_offset=1024, timed=True, intact=False)
 SEGMENT = SegmentJob("job-1", 3, (512, 1024, 1536), MEDIA)
@@ -19,6 +19,7 @@ def test_a_segment_job_goes_through_json_and_comes_back_equal():
         message = json.loads(json.dumps(segment.to_message()))     # what Redis carries
         assert SegmentJob.from_message("vidfarm.segment", (message,)) == segment
         assert message_frames([message]) == len(segment.pts)
+        assert message_owner([message]) == segment.owner
 
 
 def test_a_job_s_media_record_reads_back_as_ingest_wrote_it():
@@ -39,7 +40,7 @@ def test_a_job_s_media_record_reads_back_as_ingest_wrote_it():
 def test_a_message_of_another_shape_is_refused_saying_so(args, said):
     with pytest.raises(MessageShapeError, match=rf"^vidfarm.segment {said}.*reads one 'vidfarm.segment_job/1' message"):
         SegmentJob.from_message("vidfarm.segment", args)
-    assert message_frames(args) is None
+    assert message_frames(args) is None and message_owner(args) is None
 
 
 def test_a_malformed_message_of_the_right_shape_is_refused_saying_so():

@@ -12,7 +12,7 @@ from flask_login import login_user
 
 from core.accounts import AccountError
 from web.api_users import user_or_404
-from web.auth import account_user, accounts, require_role
+from web.auth import account_user, accounts, request_user, require_role
 from web.forms import ConfirmForm, PasswordChangeForm, RoleForm, TokenForm, UserForm, problems_line
 
 accounts_ui = Blueprint("accounts", __name__)
@@ -113,13 +113,20 @@ def reset_password(user_id: int):
     """A one-time password, shown once on the users page this redirects to (answered with the
     page itself, a reload sent the form again and reset the password again, so the one just
     shown, perhaps given out already, no longer worked). The user must choose their own at
-    the next login."""
+    the next login.
+
+    An admin resetting their own password ends their own session: the page redirected to
+    would refuse them, and the password, never shown, would lock them out. This answer shows
+    it instead; a reload sends the form in the ended session, so it resets nothing."""
     form = ConfirmForm()
     if not form.validate_on_submit():
         flash(problems_line(form.errors), "error")
         return redirect(url_for("accounts.users"))
-    name = _username(user_id)
-    return _redirect_showing_once("accounts.users", accounts().reset_password(user_id), username=name)
+    name, own = _username(user_id), request_user().id == user_id
+    password = accounts().reset_password(user_id)
+    if own:
+        return _users_page(one_time={"username": name, "secret": password})
+    return _redirect_showing_once("accounts.users", password, username=name)
 
 
 def _redirect_showing_once(page: str, secret: str, **about) -> Response:

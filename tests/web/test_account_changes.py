@@ -188,3 +188,21 @@ def test_a_new_api_token_crosses_the_redirect_sealed_and_shows_once_on_its_own_p
     assert len(token) >= 20 and token not in held and "sealed-label" in text
     assert admin.get("/api/v1/jobs", headers={"Authorization": f"Bearer {token}"}).status_code == 200
     assert 'id="new-token"' not in admin.get("/account").get_data(as_text=True)        # shown once
+
+
+def test_an_admin_who_resets_their_own_password_is_shown_the_one_time_one(web_app, accounts):
+    """Resetting one's own password ends one's own session too: the users page the reset
+    redirects to was then refused (logged out), the password sealed for it never shown, and the
+    admin locked out of their account (the last admin: of the farm). The answer shows it
+    itself; a reload sends the form again in a session that has ended, so resets nothing."""
+    me = accounts.create_user("pw-self-reset", PASSWORD, "admin")
+    browser = log_in(web_app, me.username)
+    page = browser.get("/users").get_data(as_text=True)
+    answer = browser.post(f"/users/{me.id}/reset", data={"csrf_token": csrf_token(page)}, follow_redirects=True)
+    text = answer.get_data(as_text=True)
+    assert answer.status_code == 200 and 'id="one-time-password"' in text, text
+    one_time = text.split('id="one-time-password">')[1].split("<")[0]
+    assert browser.get("/users").status_code != 200                     # this session has ended
+    again = browser.post(f"/users/{me.id}/reset", data={"csrf_token": csrf_token(page)})
+    assert again.status_code != 200 and "one-time-password" not in again.get_data(as_text=True)
+    log_in(web_app, me.username, one_time)                               # the password shown works

@@ -181,6 +181,15 @@ the store); none from an existing Secret or a pod role */}}
 {{- end }}
 {{- end -}}
 
+{{/* One worker kind's autoscaler bounds, refused when minReplicas > maxReplicas: values.schema.json
+checks each number alone, and the autoscaler would stop at its start (its settings refuse it too).
+(dict "kind" "cpu" "scaling" .Values.autoscaler.cpu) */}}
+{{- define "vidfarm.replicaBounds" -}}
+{{- if gt (int .scaling.minReplicas) (int .scaling.maxReplicas) -}}
+{{- fail (printf "autoscaler.%s.minReplicas (%d) is above autoscaler.%s.maxReplicas (%d): raise maxReplicas or lower minReplicas" .kind (int .scaling.minReplicas) .kind (int .scaling.maxReplicas)) -}}
+{{- end -}}
+{{- end -}}
+
 {{/* a farm container reads its settings from the ConfigMap and its component's own Secret:
 (dict "root" $ "secret" "worker") */}}
 {{- define "vidfarm.envFrom" -}}

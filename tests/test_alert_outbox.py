@@ -1,0 +1,183 @@
+"""Webhook deliveries whose task is lost still reach their receivers, and no delivery is POSTed
+twice because it was queued twice. The records' part on SQLite and PostgreSQL (which
+deliveries the watchdog's sweep takes, the claim a task makes before it POSTs); then a farm of
+its own with two workers and a real HTTP receiver on 127.0.0.1: an alert whose queueing failed
+after its rows were committed (the broker away for a moment) is POSTed once the watchdog has
+run, and a delivery queued twice while its POST is under way is POSTed once."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from kombu.exceptions import OperationalError
+
+from tests.conftest import private_farm
+from tests.test_alert_webhooks import SLOW_S, receiver  # noqa: F401  (the fixture: a real receiver)
+from tests.test_records import records  # noqa: F401  (the fixture: SQLite and PostgreSQL)
+from tests.waiting import wait_until
+
+FEVER = {"kind": "fever", "track": 1, "frame": 0, "t": 0.0, "detail": "38.5 C (threshold 37.5 C)"}
+
+
+def raise_fever(records, url: str = "http://127.0.0.1:9/hook", camera: str = "gate") -> int:
+    """An unknown face's fever alert on a live camera (never folded: it rings), with one
+    pending delivery to ``url``; its id."""
+    from core.alerts import Alerts
+
+    deliveries, _ = Alerts(records).raise_live(camera, [FEVER], {1: None}, (url,))
+    return deliveries[0]
+
+
+def delivery_row(records, delivery_id: int):
+    from core.alerts import AlertDelivery
+
+    with records.session() as s:
+        return s.get(AlertDelivery, delivery_id)
+
+
+def test_the_sweep_takes_pending_deliveries_overdue_and_a_claim_is_given_once(records):
+    from core.alerts import Alerts
+
+    alerts = Alerts(records)
+    lost, retrying, sent, failed = (raise_fever(records) for _ in range(4))
+    alerts.record_attempt(retrying, "pending", 500, "HTTP 500", retry_in_s=600)   # its retry is 10 min away
+    alerts.record_attempt(sent, "delivered", 204, None)
+    alerts.record_attempt(failed, "failed", 500, "HTTP 500")
+    # A sweep's cutoff is a minute before it runs: ``later(s)``, that of a sweep s seconds on.
+    def later(seconds: float) -> datetime:
+        return datetime.now(timezone.utc) + timedelta(seconds=seconds - 60)
+    assert alerts.overdue(later(0)) == []          # made just now: its task may yet come
+    assert alerts.overdue(later(61)) == [lost]     # due a minute ago, and nobody took it
+    # Marked due again when queued again: the sweep a minute on leaves it to that task.
+    assert alerts.overdue(later(30)) == []
+    assert alerts.overdue(later(61)) == [lost]
+
+    # Two tasks for one delivery (the original, slow, and the sweep's): one claim wins, and
+    # while its try is under way (held for it) nobody else gets the delivery.
+    assert alerts.claim(lost, hold_s=60) is True
+    assert alerts.claim(lost, hold_s=60) is False
+    assert alerts.overdue(later(61)) == []           # held for its try
+    assert alerts.claim(retrying, hold_s=60) is False                 # its retry is not due
+    assert alerts.claim(sent, hold_s=60) is False and alerts.claim(failed, hold_s=60) is False
+    assert delivery_row(records, lost).attempts == 0                  # a claim is not a try
+
+
+def test_two_threads_claiming_one_delivery_at_once_get_it_once(records):
+    """The claim is one conditional update: of racing tasks exactly one may POST."""
+    from core.alerts import Alerts
+
+    alerts = Alerts(records)
+    for _ in range(5):
+        delivery_id = raise_fever(records)
+        start, won = threading.Barrier(4), []
+
+        def claim():
+            start.wait()
+            won.append(alerts.claim(delivery_id, hold_s=60))
+        threads = [threading.Thread(target=claim) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(won) == [False, False, False, True]
+
+
+def test_a_claim_made_while_the_sweep_runs_is_not_undone_by_it(records):
+    """A slow task claims its overdue delivery between the sweep's look for overdue deliveries
+    and its marking them due now. The marking used to undo the claim (it checked only that
+    the delivery was still pending): the sweep's task then claimed it too, and both POSTed."""
+    from sqlalchemy import event
+
+    from core.alerts import Alerts
+
+    alerts = Alerts(records)
+    lost = raise_fever(records)
+    claimed = []
+
+    def claim_first(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("UPDATE ALERT_DELIVERIES") and not claimed:
+            claimed.append(None)       # the claim's own update passes through
+            claimed[0] = alerts.claim(lost, hold_s=60)      # the slow task, on a connection of its own
+    event.listen(records.engine, "before_cursor_execute", claim_first)
+    try:
+        alerts.overdue(datetime.now(timezone.utc) + timedelta(seconds=1))
+    finally:
+        event.remove(records.engine, "before_cursor_execute", claim_first)
+    assert claimed == [True]
+    assert alerts.claim(lost, hold_s=60) is False        # still held for the slow task's try
+
+
+@pytest.fixture(scope="module")
+def outbox_farm(receiver, tmp_path_factory):
+    with private_farm(tmp_path_factory.mktemp("outbox-farm"), workers=2,
+                      VIDFARM_ALERT_WEBHOOK_URLS=receiver.url("/ok")) as farm:
+        from tasks.app import app
+
+        farm.wait_ready(app)
+        yield farm
+
+
+def settled(delivery_id: int):
+    from services import runtime
+
+    row = delivery_row(runtime.records(), delivery_id)
+    return row if row.status != "pending" else None
+
+
+def test_an_alert_whose_deliveries_could_not_be_queued_is_posted_after_the_watchdog_ran(
+        outbox_farm, receiver, monkeypatch):
+    """The broker is away for a moment as a live camera's alert rings: its rows are committed,
+    its task is not queued. It used to stay pending for good, POSTed to nobody."""
+    from sqlalchemy import select
+
+    from core.alerts import AlertDelivery
+    from services import runtime
+    from tasks import alerts as alert_tasks
+    from tasks.watchdog import fail_stalled_jobs
+
+    line = {"alerts": [FEVER], "tracks": [{"track": 1, "identity": None}], "first_frame": 0,
+            "captured_at": time.time()}
+
+    def broker_away(*args, **kwargs):
+        raise OperationalError("Error 111 connecting to the broker: Connection refused")
+    with monkeypatch.context() as broken:
+        broken.setattr(alert_tasks.deliver_alert, "apply_async", broker_away)
+        try:
+            alert_tasks.ring_live("outbox-gate", line, 15.0)
+        except OperationalError:
+            pass                  # the code of before let it through, the alerts committed already
+    with runtime.records().session() as s:
+        [delivery_id] = s.scalars(select(AlertDelivery.id).where(AlertDelivery.url == receiver.url("/ok")))
+    assert delivery_row(runtime.records(), delivery_id).status == "pending"
+
+    # The watchdog, a minute later (here: its margin set to nothing rather than waited for).
+    monkeypatch.setattr(alert_tasks, "REQUEUE_AFTER_S", 0.0, raising=False)
+    fail_stalled_jobs()
+    row = wait_until(lambda: settled(delivery_id), 60, "the lost delivery POSTed")
+    assert (row.status, row.attempts, row.status_code) == ("delivered", 1, 204)
+    assert len(receiver.to("/ok")) == 1
+    # Delivered: the next sweeps send it no more.
+    fail_stalled_jobs()
+    fail_stalled_jobs()
+    time.sleep(2)
+    assert len(receiver.to("/ok")) == 1
+
+
+def test_a_delivery_queued_again_while_its_post_is_under_way_is_posted_once(outbox_farm, receiver):
+    """Its first task is merely slow (the receiver takes 3 s) when a second one comes for it
+    (the watchdog's, or a redelivery): both workers take one at once. Each used to read it
+    pending and POST it."""
+    from services import runtime
+    from tasks.alerts import deliver_alert
+
+    delivery_id = raise_fever(runtime.records(), receiver.url("/slow"), camera="outbox-door")
+    deliver_alert.apply_async((delivery_id,))
+    wait_until(lambda: receiver.to("/slow"), 30, "the first POST begun")
+    deliver_alert.apply_async((delivery_id,))        # the other worker is idle: it takes it now
+    row = wait_until(lambda: settled(delivery_id), 30, "the delivery POSTed")
+    assert (row.status, row.attempts, row.status_code) == ("delivered", 1, 200)
+    time.sleep(SLOW_S + 1)        # time enough for a second POST, had the other task sent one
+    assert len(receiver.to("/slow")) == 1
