@@ -17,13 +17,15 @@ A live camera's alerts are raised as each segment is processed (``raise_live``: 
 again under that job without delivering them: each rings once, live. Alerts that a later
 version of the recording's results raises (a re-identification) are delivered.
 
-Each alert goes to every webhook URL once; each (alert, URL) delivery records its attempts,
-the last status code and error, and when it was delivered. A delivery is also its own outbox
+Each alert goes to every webhook URL once; each (alert, URL) delivery records its attempts
+(the tries taken, one under way included), the last status code and error, and when it was
+delivered. A delivery is also its own outbox
 entry: ``next_attempt_at`` says when its next try is due (while a try is under way, when that
 try will have ended), so a task about to POST claims it atomically (``claim``: a second task
-for it, queued again while the first was merely slow, finds it claimed and sends nothing),
-and the watchdog queues again those whose try is long overdue (``overdue``: their task was
-never queued, or the broker lost it).
+for it, queued again while the first was merely slow, finds it claimed and sends nothing) and
+counts the try then, and the watchdog queues again those whose try is long overdue (``overdue``:
+their task was never queued, or the broker lost it) and fails those whose tries were all taken
+and whose last never ended (``exhausted``).
 
 Repeats: a person's track breaks (turning away, an occlusion, a segment border) and the new
 track raises the same alert again. An alert of the same kind about the same named person
@@ -45,7 +47,7 @@ track of theirs that a re-analysis names someone else raises that person's alert
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Callable, Hashable, Sequence
+from typing import TYPE_CHECKING, Callable, Collection, Hashable, Sequence
 
 from sqlalchemy import (Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, delete,
                         func, select, update)
@@ -335,32 +337,62 @@ class Alerts:
             delivery, alert, name = row
             return delivery, payload(alert, name)
 
-    def claim(self, delivery_id: int, hold_s: float) -> bool:
-        """Take a pending delivery whose try is due, for a try of up to ``hold_s``: in one
-        conditional update, so of two tasks for it only one gets it (on PostgreSQL the second
-        waits for the first's row lock, then finds the due time moved on). False: it is not
-        pending, not due (another task's try is under way, or its retry is not yet due), or gone."""
+    def claim(self, delivery_id: int, hold_s: float, max_attempts: int) -> bool:
+        """Take a pending delivery whose try is due, for a try of up to ``hold_s``, and count that
+        try (``attempts``): in one conditional update, so of two tasks for it only one gets it (on
+        PostgreSQL the second waits for the first's row lock, then finds the due time moved on).
+        Counted when taken, not when its outcome is recorded: a try whose worker is lost in the
+        middle of its POST, or whose receiver never ends its answer, still uses one up, and the
+        sweep fails the delivery once ``max_attempts`` were taken (``exhausted``). False: it is not
+        pending, not due (another task's try is under way, or its retry is not yet due), every try
+        was taken already, or it is gone."""
         now = _now()
         with self.records.session() as s:
             return s.execute(update(AlertDelivery).where(
                 AlertDelivery.id == delivery_id, AlertDelivery.status == "pending",
-                _due_at() <= now + timedelta(seconds=CLAIM_EARLY_S),
-            ).values(next_attempt_at=now + timedelta(seconds=hold_s))).rowcount == 1
+                AlertDelivery.attempts < max_attempts, _due_at() <= now + timedelta(seconds=CLAIM_EARLY_S),
+            ).values(next_attempt_at=now + timedelta(seconds=hold_s), attempts=AlertDelivery.attempts + 1)
+            ).rowcount == 1
 
-    def overdue(self, cutoff: datetime) -> list[int]:
-        """The pending deliveries whose try was due before ``cutoff``: nobody is trying them (their
-        task was lost, or never queued). Each is marked due now, so that the next sweep looks at
-        it again only once it is overdue anew (its task queued again may wait behind others).
-        Found and marked in one conditional update: a task that claims one meanwhile keeps its
-        claim (marked due now after it, it was claimed again by the task queued here: two POSTs)."""
+    def overdue(self, cutoff: datetime, max_attempts: int, in_broker: Collection[int] = ()) -> list[int]:
+        """The pending deliveries with a try left whose try was due before ``cutoff``: nobody is
+        trying them (their task was lost, or never queued), unless it is still ``in_broker`` (the
+        ids of deliveries whose task waits in a queue or in a worker's hands: it will come, and
+        queueing another would only add a task that finds it claimed). Each is marked due now, so
+        that the next sweep looks at it again only once it is overdue anew (its task queued again
+        may wait behind others). Found and marked in one conditional update: a task that claims
+        one meanwhile keeps its claim (marked due now after it, it was claimed again by the task
+        queued here: two POSTs)."""
+        lost = [AlertDelivery.status == "pending", _due_at() < cutoff, AlertDelivery.attempts < max_attempts]
+        if in_broker:
+            lost.append(AlertDelivery.id.not_in(sorted(in_broker)))
         with self.records.session() as s:
-            return sorted(s.scalars(update(AlertDelivery).where(AlertDelivery.status == "pending", _due_at() < cutoff)
+            return sorted(s.scalars(update(AlertDelivery).where(*lost)
                                     .values(next_attempt_at=_now()).returning(AlertDelivery.id)))
+
+    def any_overdue(self, cutoff: datetime) -> bool:
+        """Whether any pending delivery's try was due before ``cutoff`` (the sweep reads the
+        broker only then)."""
+        with self.records.session() as s:
+            return s.scalar(select(AlertDelivery.id).where(AlertDelivery.status == "pending", _due_at() < cutoff)
+                            .limit(1)) is not None
+
+    def exhausted(self, cutoff: datetime, max_attempts: int) -> list[int]:
+        """Fail the pending deliveries all of whose ``max_attempts`` tries were taken and whose
+        last try should have ended before ``cutoff``: it never recorded its outcome (its worker
+        was lost in the middle of the POST, or the receiver never ended its answer), and no task
+        may take another. One conditional update: a try under way is not due, and is left to end."""
+        error = "its last try never ended (its worker was lost, or the receiver did not finish answering)"
+        with self.records.session() as s:
+            return sorted(s.scalars(update(AlertDelivery).where(
+                AlertDelivery.status == "pending", _due_at() < cutoff, AlertDelivery.attempts >= max_attempts,
+            ).values(status="failed", last_error=error).returning(AlertDelivery.id)))
 
     def record_attempt(self, delivery_id: int, status: str, status_code: int | None, error: str | None,
                        retry_in_s: float | None = None) -> None:
-        """``retry_in_s``: a pending delivery's next try is due then (its task's retry countdown)."""
-        values = {"attempts": AlertDelivery.attempts + 1, "status": status, "status_code": status_code}
+        """The outcome of the try a claim took (and counted already). ``retry_in_s``: a pending
+        delivery's next try is due then (its task's retry countdown)."""
+        values = {"status": status, "status_code": status_code}
         if retry_in_s is not None:
             values["next_attempt_at"] = _now() + timedelta(seconds=retry_in_s)
         if error is not None:    # a delivery that worked in the end keeps what went wrong before

@@ -10,9 +10,12 @@ in the middle of a POST is retried, and the receiver may see that alert twice.
 
 A delivery whose task is lost (queueing failed after the rows were committed, or the broker
 forgot the task or its retry: a Redis restarted without persistence) would stay pending for
-good: the watchdog queues again every delivery whose try is overdue by ``REQUEUE_AFTER_S``
-(``requeue_lost``). A task claims its delivery before it POSTs (``Alerts.claim``), so the
-original task, merely slow, and the one queued again never both send it.
+good: the watchdog queues again every delivery whose try is overdue by ``REQUEUE_AFTER_S`` and
+whose task is not in the broker (``requeue_lost``). A task claims its delivery before it POSTs
+(``Alerts.claim``), so the original task, merely slow, and the one queued again never both send
+it; the claim counts the try, so a try that never ends (its worker killed in the middle of the
+POST, a receiver that never finishes its answer) uses one up too, and the watchdog fails the
+delivery once all were taken.
 """
 
 from __future__ import annotations
@@ -23,10 +26,13 @@ import json
 import logging
 from datetime import datetime, timedelta, timezone
 
+import redis
 import requests
 
+from autoscaler.observe import broker_messages
 from core.alerts import Alerts
 from services import runtime
+from tasks import leases
 from tasks.app import app
 
 SIGNATURE_HEADER = "X-Vidfarm-Signature"
@@ -96,12 +102,34 @@ def queue_deliveries(delivery_ids: list[int]) -> None:
 
 
 def requeue_lost() -> list[int]:
-    """The watchdog's part: queue again the deliveries that nobody is trying."""
-    lost = Alerts(runtime.records()).overdue(datetime.now(timezone.utc) - timedelta(seconds=REQUEUE_AFTER_S))
+    """The watchdog's part: fail the deliveries whose every try was taken and whose last never
+    ended, and queue again those that nobody is trying (none whose task is still in the broker:
+    behind a backed-up ingest queue it comes in its turn, and one more each minute would only
+    pile up tasks that find it claimed). Nothing is queued when the broker cannot be read."""
+    alerts, settings = Alerts(runtime.records()), runtime.settings()
+    cutoff = datetime.now(timezone.utc) - timedelta(seconds=REQUEUE_AFTER_S)
+    given_up = alerts.exhausted(cutoff, settings.alert_webhook_attempts)
+    if given_up:
+        log.warning("%d webhook deliveries failed: their last try never ended", len(given_up))
+    if not alerts.any_overdue(cutoff):
+        return []           # the usual round: no need to read the queues
+    try:
+        queued = _queued_delivery_ids()
+    except redis.RedisError as exc:
+        log.warning("the watchdog cannot read the broker (%s): no webhook delivery is queued again", exc)
+        return []
+    lost = alerts.overdue(cutoff, settings.alert_webhook_attempts, in_broker=queued)
     if lost:
         log.warning("%d webhook deliveries overdue (their tasks were lost): queued again", len(lost))
         queue_deliveries(lost)
     return lost
+
+
+def _queued_delivery_ids() -> set[int]:
+    """The deliveries whose task is in the broker, waiting or in a worker's hands."""
+    messages = broker_messages(leases.client(), [queue.name for queue in app.conf.task_queues])
+    return {message.args[0] for message in messages
+            if message.task == deliver_alert.name and message.args and isinstance(message.args[0], int)}
 
 
 def _try_hold_s(timeout_s: float) -> float:
@@ -123,14 +151,14 @@ def deliver_alert(self, delivery_id: int) -> dict:
     alerts, settings = Alerts(runtime.records()), runtime.settings()
     # Claimed before it is read: another task queued for it (the watchdog's, while this one
     # waited in the queue) cannot POST it too.
-    if not alerts.claim(delivery_id, _try_hold_s(settings.alert_webhook_timeout_s)):
-        return {"skipped": True}      # deleted, sent or failed already, or another task's try is under way
+    if not alerts.claim(delivery_id, _try_hold_s(settings.alert_webhook_timeout_s), settings.alert_webhook_attempts):
+        return {"skipped": True}      # deleted, sent or failed already, out of tries, or another task's try is under way
     found = alerts.delivery(delivery_id)
     if found is None:
         return {"skipped": True}      # its alert or job was deleted meanwhile
     delivery, body = found
     code, error = _post(delivery.url, _encoded(body))
-    attempt = delivery.attempts + 1
+    attempt = delivery.attempts       # this try's number: the claim counted it
     if error is None:
         alerts.record_attempt(delivery_id, "delivered", code, None)
         return {"delivered": delivery_id, "attempts": attempt}

@@ -19,6 +19,7 @@ from tests.test_alert_webhooks import SLOW_S, receiver  # noqa: F401  (the fixtu
 from tests.test_records import records  # noqa: F401  (the fixture: SQLite and PostgreSQL)
 from tests.waiting import wait_until
 
+TRIES = 3       # alert_webhook_attempts here
 FEVER = {"kind": "fever", "track": 1, "frame": 0, "t": 0.0, "detail": "38.5 C (threshold 37.5 C)"}
 
 
@@ -49,20 +50,21 @@ def test_the_sweep_takes_pending_deliveries_overdue_and_a_claim_is_given_once(re
     # A sweep's cutoff is a minute before it runs: ``later(s)``, that of a sweep s seconds on.
     def later(seconds: float) -> datetime:
         return datetime.now(timezone.utc) + timedelta(seconds=seconds - 60)
-    assert alerts.overdue(later(0)) == []          # made just now: its task may yet come
-    assert alerts.overdue(later(61)) == [lost]     # due a minute ago, and nobody took it
+    assert alerts.overdue(later(0), TRIES) == []          # made just now: its task may yet come
+    assert alerts.overdue(later(61), TRIES) == [lost]     # due a minute ago, and nobody took it
     # Marked due again when queued again: the sweep a minute on leaves it to that task.
-    assert alerts.overdue(later(30)) == []
-    assert alerts.overdue(later(61)) == [lost]
+    assert alerts.overdue(later(30), TRIES) == []
+    assert alerts.overdue(later(61), TRIES) == [lost]
 
     # Two tasks for one delivery (the original, slow, and the sweep's): one claim wins, and
     # while its try is under way (held for it) nobody else gets the delivery.
-    assert alerts.claim(lost, hold_s=60) is True
-    assert alerts.claim(lost, hold_s=60) is False
-    assert alerts.overdue(later(61)) == []           # held for its try
-    assert alerts.claim(retrying, hold_s=60) is False                 # its retry is not due
-    assert alerts.claim(sent, hold_s=60) is False and alerts.claim(failed, hold_s=60) is False
-    assert delivery_row(records, lost).attempts == 0                  # a claim is not a try
+    assert alerts.claim(lost, hold_s=60, max_attempts=TRIES) is True
+    assert alerts.claim(lost, hold_s=60, max_attempts=TRIES) is False
+    assert alerts.overdue(later(61), TRIES) == []           # held for its try
+    assert alerts.claim(retrying, hold_s=60, max_attempts=TRIES) is False                 # its retry is not due
+    assert alerts.claim(sent, hold_s=60, max_attempts=TRIES) is False
+    assert alerts.claim(failed, hold_s=60, max_attempts=TRIES) is False
+    assert delivery_row(records, lost).attempts == 1                  # the claim counted its try
 
 
 def test_two_threads_claiming_one_delivery_at_once_get_it_once(records):
@@ -76,7 +78,7 @@ def test_two_threads_claiming_one_delivery_at_once_get_it_once(records):
 
         def claim():
             start.wait()
-            won.append(alerts.claim(delivery_id, hold_s=60))
+            won.append(alerts.claim(delivery_id, hold_s=60, max_attempts=TRIES))
         threads = [threading.Thread(target=claim) for _ in range(4)]
         for thread in threads:
             thread.start()
@@ -100,14 +102,61 @@ def test_a_claim_made_while_the_sweep_runs_is_not_undone_by_it(records):
     def claim_first(conn, cursor, statement, parameters, context, executemany):
         if statement.lstrip().upper().startswith("UPDATE ALERT_DELIVERIES") and not claimed:
             claimed.append(None)       # the claim's own update passes through
-            claimed[0] = alerts.claim(lost, hold_s=60)      # the slow task, on a connection of its own
+            claimed[0] = alerts.claim(lost, hold_s=60, max_attempts=TRIES)      # the slow task, on a connection of its own
     event.listen(records.engine, "before_cursor_execute", claim_first)
     try:
-        alerts.overdue(datetime.now(timezone.utc) + timedelta(seconds=1))
+        alerts.overdue(datetime.now(timezone.utc) + timedelta(seconds=1), TRIES)
     finally:
         event.remove(records.engine, "before_cursor_execute", claim_first)
     assert claimed == [True]
-    assert alerts.claim(lost, hold_s=60) is False        # still held for the slow task's try
+    assert alerts.claim(lost, hold_s=60, max_attempts=TRIES) is False        # still held for the slow task's try
+
+
+def test_a_delivery_whose_tries_are_taken_and_never_end_fails_after_the_limit(records):
+    """Every try is taken and never recorded: its worker killed in the middle of the POST, or a
+    receiver that trickles its answer for ever. The claim counts the try, so the sweep queues
+    the delivery again until its tries are used up, then fails it. Tries used to be counted only
+    when their outcome was recorded: the sweep queued it again every minute, for ever."""
+    from core.alerts import Alerts
+
+    alerts = Alerts(records)
+    lost = raise_fever(records)
+
+    def sweep() -> tuple[list[int], list[int]]:
+        """The watchdog's, a minute and a second on (its cutoff a second from now)."""
+        cutoff = datetime.now(timezone.utc) + timedelta(seconds=1)
+        return alerts.exhausted(cutoff, TRIES), alerts.overdue(cutoff, TRIES)
+
+    for taken in range(1, TRIES + 1):
+        assert alerts.claim(lost, hold_s=0, max_attempts=TRIES) is True     # ... and the try never ends
+        assert delivery_row(records, lost).attempts == taken
+        if taken < TRIES:
+            assert sweep() == ([], [lost])            # queued again: a try is left
+    assert alerts.claim(lost, hold_s=0, max_attempts=TRIES) is False        # due, but no try is left
+    assert sweep() == ([lost], [])
+    row = delivery_row(records, lost)
+    assert (row.status, row.attempts) == ("failed", TRIES)
+    assert "never ended" in row.last_error
+    assert sweep() == ([], [])
+
+
+def test_the_sweep_queues_no_delivery_again_whose_task_waits_in_the_broker(tmp_path, monkeypatch):
+    """No worker serves the ingest queue (a backlog: every one busy): the deliveries' tasks wait
+    there, their tries overdue. Each sweep used to queue another task for each of them."""
+    from autoscaler.observe import broker_messages
+    from services import runtime
+    from tasks import alerts as alert_tasks
+    from tasks.leases import client
+    from tasks.watchdog import fail_stalled_jobs
+
+    with private_farm(tmp_path / "farm", workers=0):
+        deliveries = [raise_fever(runtime.records(), camera="backlog") for _ in range(2)]
+        alert_tasks.queue_deliveries(deliveries)
+        monkeypatch.setattr(alert_tasks, "REQUEUE_AFTER_S", 0.0)    # the sweeps past the margin
+        fail_stalled_jobs()
+        fail_stalled_jobs()
+        queued = [m.args[0] for m in broker_messages(client(), ["ingest"]) if m.task == "vidfarm.deliver_alert"]
+        assert sorted(queued) == sorted(deliveries)
 
 
 @pytest.fixture(scope="module")

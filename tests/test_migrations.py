@@ -445,8 +445,8 @@ def test_after_0010_a_delivery_pending_before_the_upgrade_is_due_and_the_sweep_t
     assert schema.upgrade(url) == "0009_alerts_person_erased"
     records = Records(url)
     try:
-        assert Alerts(records).overdue(made - timedelta(minutes=1)) == []       # due from its creation
-        assert Alerts(records).overdue(made + timedelta(minutes=1)) == [3]
+        assert Alerts(records).overdue(made - timedelta(minutes=1), 6) == []       # due from its creation
+        assert Alerts(records).overdue(made + timedelta(minutes=1), 6) == [3]
     finally:
         records.engine.dispose()
     downgrade(url, "0009_alerts_person_erased")
