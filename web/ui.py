@@ -23,7 +23,7 @@ from web.page_query import page_query, takes_query
 from web.people_views import track_faces
 from web.schemas import JobListQuery, QuerySchema
 from web.timeline import MARKERS, identities_seen, timeline_rows
-from web.uploads import UploadRejected, accept_recording, human_bytes
+from web.uploads import UploadRejected, accept_recording, human_bytes, the_one_upload
 
 ui = Blueprint("ui", __name__)
 
@@ -58,7 +58,9 @@ def upload():
         try:
             if not form.validate_on_submit():
                 raise UploadRejected(400, problems_line(form.errors, named=False) or "invalid form")
-            job_id, name = accept_recording(form.file.data, form.options())
+            # Several files dropped on the page all go in its file input (upload.js): refused, as the
+            # API refuses them, rather than the first made a job and the others dropped unsaid.
+            job_id, name = accept_recording(the_one_upload(request.files.getlist(form.file.name)), form.options())
         except UploadRejected as exc:
             if wants_json:
                 return jsonify(error=exc.message), exc.status, exc.headers
