@@ -193,14 +193,16 @@ class EmbeddedFarm:
     def dead_processes(self) -> list[str]:
         return [p.name for p in self.processes if not p.alive]
 
-    MAX_RESTARTS = 5    # a worker that keeps dying (a broken install, say) is reported, not looped on
+    MAX_RESTARTS = 5    # a worker (or ingester) that keeps dying (a broken install, say) is reported, not looped on
     RECLAIM_EVERY_S = 2.0
 
     def supervise(self) -> list[str]:
         """Restart every dead worker, give its work to the live ones at once (``tasks.leases``:
         no waiting for its leases to lapse), and queue again any other lapsed lease's work.
-        Returns the processes that are dead for good: any but a worker, or a worker restarted
-        ``MAX_RESTARTS`` times already."""
+        The camera ingester is restarted too: it reads every camera's stream through FFmpeg, and
+        one crash of it (a segfault on a broken stream, the OOM killer) used to end the whole
+        farm, web app and all. Returns the processes that are dead for good: any other, or one
+        restarted ``MAX_RESTARTS`` times already."""
         from redis import RedisError
 
         from tasks.leases import expire_leases_of, reclaim_expired
@@ -211,7 +213,7 @@ class EmbeddedFarm:
         for process in self.processes:
             if process.alive:
                 continue
-            if not process.name.startswith("worker") or process.restarts >= self.MAX_RESTARTS:
+            if not self._restartable(process) or process.restarts >= self.MAX_RESTARTS:
                 gone.append(process.name)
                 continue
             process.restart()
@@ -225,6 +227,10 @@ class EmbeddedFarm:
         except RedisError:
             pass    # Redis down for a moment: its leases lapse meanwhile, and the next look reclaims them
         return gone
+
+    @staticmethod
+    def _restartable(process: FarmProcess) -> bool:
+        return process.name.startswith("worker") or process.name == "ingest"
 
     def stop(self) -> None:
         if self.forkserver is not None:

@@ -1,15 +1,20 @@
 """`vidfarm up` stopped and started again on the same data folder carries on where it was:
 the cameras registered with it are still registered (its Redis keeps them on disk); a second
-`up` on a folder one already runs on refuses to start."""
+`up` on a folder one already runs on refuses to start; an ingester that crashes is started
+again while the rest of the farm serves on."""
 
 from __future__ import annotations
 
 import re
 import signal
 import stat
+import time
+from contextlib import contextmanager
+from pathlib import Path
 
 import subprocess
 
+import psutil
 import requests
 
 from cli.redis_server import free_port
@@ -19,21 +24,29 @@ from tests.net import wait_for_http
 from tests.test_shutdown import start_up, stopped_cleanly
 
 
-def up_once(data_dir, then) -> object:
-    """Start `vidfarm up --workers 1` on ``data_dir``, call ``then(base_url, banner)`` once its
-    web app answers, stop it with SIGTERM (nothing left running) and return what ``then`` gave."""
+@contextmanager
+def serving_up(data_dir: Path):
+    """`vidfarm up --workers 1` on ``data_dir``: ``(up, base_url, banner)`` once its web app
+    answers; a test that fails leaves nothing running (its children die with it)."""
     port, flower_port = free_port(), free_port()
     up, banner = start_up(data_dir, port, flower_port)
     try:
         base = f"http://127.0.0.1:{port}"
         wait_for_http(f"{base}/healthz")
+        yield up, base, banner
+    finally:
+        up.kill()
+        up.wait()
+        up.stdout.close()
+
+
+def up_once(data_dir, then) -> object:
+    """Start `vidfarm up` on ``data_dir``, call ``then(base_url, banner)`` once its web app
+    answers, stop it with SIGTERM (nothing left running) and return what ``then`` gave."""
+    with serving_up(data_dir) as (up, base, banner):
         result = then(base, banner)
         stopped_cleanly(up, signal.SIGTERM, data_dir)
         return result
-    finally:
-        up.kill()       # a failed test leaves nothing running (its children die with it)
-        up.wait()
-        up.stdout.close()
 
 
 def register_camera(base: str, banner: str, url: str) -> tuple[dict, dict]:
@@ -63,11 +76,7 @@ def test_up_keeps_its_registered_cameras_across_a_restart(tmp_path):
 
 def test_a_second_up_on_the_same_data_dir_refuses_while_the_first_serves(tmp_path):
     data_dir = tmp_path / "data"
-    port, flower_port = free_port(), free_port()
-    first, _banner = start_up(data_dir, port, flower_port)
-    try:
-        base = f"http://127.0.0.1:{port}"
-        wait_for_http(f"{base}/healthz")
+    with serving_up(data_dir) as (first, base, _banner):
         # Its own ports: only the data folder is shared. The old code started a second farm
         # (and ran until the timeout): two Redis servers appending to one AOF folder.
         second = subprocess.run(VIDFARM + ["up", "--workers", "1", "--port", str(free_port())],
@@ -79,9 +88,36 @@ def test_a_second_up_on_the_same_data_dir_refuses_while_the_first_serves(tmp_pat
             "stop it first, or give this one another VIDFARM_DATA_DIR"]
         assert requests.get(f"{base}/healthz", timeout=10).status_code == 200, "the first stopped serving"
         stopped_cleanly(first, signal.SIGTERM, data_dir)
-    finally:
-        first.kill()
-        first.wait()
-        first.stdout.close()
     # The lock went with the first: a new `up` starts on the folder.
     assert up_once(data_dir, lambda base, _banner: requests.get(f"{base}/healthz", timeout=10).status_code) == 200
+
+
+def ingesters_of(up: subprocess.Popen) -> list[psutil.Process]:
+    return [child for child in psutil.Process(up.pid).children(recursive=True)
+            if child.cmdline()[-2:] == ["cli.main", "ingest"]]
+
+
+def wait_for_line(log: Path, text: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in (log.read_text() if log.exists() else ""):
+        assert time.monotonic() < deadline, f"{log} never said {text!r}"
+        time.sleep(0.5)
+
+
+def test_up_restarts_a_crashed_camera_ingester_and_its_cameras_are_watched_again(tmp_path, monkeypatch):
+    """The ingester reads every camera through FFmpeg; one crash of it (SIGKILL here, as the OOM
+    killer or a segfault ends it) used to end the whole `vidfarm up`, web app and cameras with it."""
+    monkeypatch.setenv("VIDFARM_INGEST_LEASE_S", "3")     # the dead one's camera is free 3 s on
+    data_dir = tmp_path / "data"
+    with serving_up(data_dir) as (up, base, banner):
+        auth, camera = register_camera(base, banner, f"rtsp://127.0.0.1:{free_port()}/gate")
+        ingest_log = data_dir / "logs" / "ingest.log"
+        wait_for_line(ingest_log, f"camera {camera['id']}: taken (fencing token 1)")
+        [ingester] = ingesters_of(up)
+        ingester.kill()
+        wait_for_line(ingest_log, f"camera {camera['id']}: taken (fencing token 2)")
+        assert up.poll() is None, up.stdout.read()
+        assert [p.pid for p in ingesters_of(up)] != [ingester.pid]
+        assert requests.get(f"{base}/healthz", timeout=10).status_code == 200
+        assert [c["id"] for c in cameras_listed(base, auth)] == [camera["id"]]
+        stopped_cleanly(up, signal.SIGTERM, data_dir)
