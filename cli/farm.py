@@ -16,6 +16,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 from cli.redis_server import RedisServer
 from core.processes import FarmProcess, ForkedProcess, ForkServer
@@ -35,14 +36,16 @@ class EmbeddedFarm:
                  extra_env: dict | None = None, autoscale: bool = False,
                  flower_port: int | None = None, flower_auth: str | None = None, beat: bool = False,
                  pin_workers: bool | None = None, cameras: bool = False, web_host: str = "127.0.0.1",
-                 defer_extras: bool = False, keep_redis: bool = False):
+                 defer_extras: bool = False, keep_redis: bool = False,
+                 report: Callable[[str], None] | None = None):
         """cameras: also run the camera ingester (``vidfarm ingest``), which watches the cameras
         registered through the API. web_host: the address the web app listens on (this machine
         only, unless the user chose another: VIDFARM_WEB_HOST). defer_extras: start the ingester,
         beat and Flower, which no first job needs, only in ``started()`` (or the first
         ``supervise()``), once the workers' fork server has done its loading, so that they do
         not compete with it for the cores. keep_redis: Redis keeps its data in ``data_dir``
-        (AOF), so a farm started again on it finds its cameras and queued tasks."""
+        (AOF), so a farm started again on it finds its cameras and queued tasks. report: called
+        with one line for each process ``supervise()`` restarts (`vidfarm up` prints it)."""
         self.data_dir = Path(data_dir)
         self.workers = workers
         self.autoscale = autoscale
@@ -64,6 +67,7 @@ class EmbeddedFarm:
         self.forkserver: ForkServer | None = None
         self.defer_extras = defer_extras
         self._later: list[tuple[str, list[str], dict, int]] = []    # (name, command, environment, death signal)
+        self.report = report or (lambda _line: None)
 
     @property
     def redis_url(self) -> str:
@@ -194,6 +198,10 @@ class EmbeddedFarm:
         return [p.name for p in self.processes if not p.alive]
 
     MAX_RESTARTS = 5    # a worker (or ingester) that keeps dying (a broken install, say) is reported, not looped on
+    # ... that many times within this window: a broken process dies again within seconds of each
+    # restart, where a rare crash (a bad camera stream once a week) must not add up over a farm's
+    # weeks of life until it ends the farm. Deaths older than this no longer count.
+    RESTART_WINDOW_S = 600.0
     RECLAIM_EVERY_S = 2.0
 
     def supervise(self) -> list[str]:
@@ -202,7 +210,7 @@ class EmbeddedFarm:
         The camera ingester is restarted too: it reads every camera's stream through FFmpeg, and
         one crash of it (a segfault on a broken stream, the OOM killer) used to end the whole
         farm, web app and all. Returns the processes that are dead for good: any other, or one
-        restarted ``MAX_RESTARTS`` times already."""
+        restarted ``MAX_RESTARTS`` times already within the last ``RESTART_WINDOW_S``."""
         from redis import RedisError
 
         from tasks.leases import expire_leases_of, reclaim_expired
@@ -213,11 +221,14 @@ class EmbeddedFarm:
         for process in self.processes:
             if process.alive:
                 continue
-            if not self._restartable(process) or process.restarts >= self.MAX_RESTARTS:
+            if not self._restartable(process) or self._recent_restarts(process) >= self.MAX_RESTARTS:
                 gone.append(process.name)
                 continue
+            ended = process.how_it_ended()      # before the restart replaces its process
             process.restart()
             restarted.append(process.name)
+            self.report(f"{process.name} {ended}; restarted ({len(process.restarted_at)} of "
+                        f"{self.MAX_RESTARTS} restarts allowed within {self._window_in_words()})")
         try:
             for name in restarted:
                 expire_leases_of(f"{name}@")
@@ -227,6 +238,16 @@ class EmbeddedFarm:
         except RedisError:
             pass    # Redis down for a moment: its leases lapse meanwhile, and the next look reclaims them
         return gone
+
+    def _recent_restarts(self, process: FarmProcess) -> int:
+        """Its restarts within the window; older ones are forgotten."""
+        since = time.monotonic() - self.RESTART_WINDOW_S
+        process.restarted_at = [at for at in process.restarted_at if at > since]
+        return len(process.restarted_at)
+
+    def _window_in_words(self) -> str:
+        window = self.RESTART_WINDOW_S
+        return f"{window / 60:g} min" if window >= 60 else f"{window:g} s"
 
     @staticmethod
     def _restartable(process: FarmProcess) -> bool:

@@ -450,7 +450,8 @@ def serve_up(args, settings, port: int) -> int:
     with EmbeddedFarm(settings.data_dir, workers=args.workers, web_port=port, web_host=settings.web_host,
                       autoscale=True, beat=True, cameras=True, flower_port=settings.flower_port,
                       flower_auth=f"{settings.flower_user}:{flower_password}", defer_extras=True,
-                      keep_redis=True) as farm:     # a restarted `up` still has its cameras
+                      keep_redis=True,      # a restarted `up` still has its cameras
+                      report=lambda line: print(f"vidfarm: {line}", file=sys.stderr)) as farm:
         # While the farm's processes load (the schema's upgrade is locked: they may race for it).
         first_admin = Accounts(runtime.records()).ensure_admin()
         celery_app.point_at(farm.redis_url)     # its supervisor gives a dead worker's work to others

@@ -38,7 +38,7 @@ class FarmProcess:
         self.log_path = log_path
         self.slot = slot
         self.args, self.env, self.pin_threads = args, env, pin_threads
-        self.restarts = 0
+        self.restarted_at: list[float] = []    # time.monotonic() of each restart (the farm prunes old ones)
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(log_path, "ab")
         self._spawn()
@@ -66,10 +66,20 @@ class FarmProcess:
         first reaping whatever of its group outlived it."""
         self.signal(signal.SIGKILL)
         self.popen.wait()
-        self._log.write(f"--- exited with status {self.popen.returncode}; restarted ---\n".encode())
+        self._log.write(f"--- {self.how_it_ended()}; restarted ---\n".encode())
         self._log.flush()
-        self.restarts += 1
+        self.restarted_at.append(time.monotonic())
         self._spawn()
+
+    def how_it_ended(self) -> str:
+        """Its exit status or the signal that killed it, in words (once it died)."""
+        status = self.popen.returncode
+        if status is not None and status < 0:
+            try:
+                return f"killed by {signal.Signals(-status).name}"
+            except ValueError:
+                return f"killed by signal {-status}"
+        return f"exited with status {status}"
 
     def signal(self, sig: int) -> None:
         """Signal the whole group (the child and anything it forked)."""
@@ -279,6 +289,12 @@ class ForkedProcess(FarmProcess):
     def _launch(self, cores: set[int] | None):
         self._log.flush()     # the child appends to the same file
         return self.server.fork(self.args, self.log_path, cores)
+
+    def how_it_ended(self) -> str:
+        # Not our child: the fork server reaps it, and its status is not passed on (ForkedChild).
+        if self.popen.returncode == 2:
+            return "not forked (the fork server failed)"
+        return "ended (a forked worker: its exit status is not known here)"
 
     def signal(self, sig: int) -> None:
         if self.popen.resolve() is not None:    # never forked: nothing to signal

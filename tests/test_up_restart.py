@@ -1,10 +1,12 @@
 """`vidfarm up` stopped and started again on the same data folder carries on where it was:
 the cameras registered with it are still registered (its Redis keeps them on disk); a second
 `up` on a folder one already runs on refuses to start; an ingester that crashes is started
-again while the rest of the farm serves on."""
+again while the rest of the farm serves on, and said so on `up`'s console; a process's restarts
+count within a window, so rare crashes never add up to the end of a long-running farm."""
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import stat
@@ -18,7 +20,7 @@ import psutil
 import requests
 
 from cli.redis_server import free_port
-from tests.conftest import child_env
+from tests.conftest import child_env, private_farm
 from tests.test_cli import VIDFARM
 from tests.net import wait_for_http
 from tests.test_shutdown import start_up, stopped_cleanly
@@ -121,3 +123,47 @@ def test_up_restarts_a_crashed_camera_ingester_and_its_cameras_are_watched_again
         assert requests.get(f"{base}/healthz", timeout=10).status_code == 200
         assert [c["id"] for c in cameras_listed(base, auth)] == [camera["id"]]
         stopped_cleanly(up, signal.SIGTERM, data_dir)
+        # On up's console (stderr), not only in the ingester's own log.
+        assert ("vidfarm: ingest killed by SIGKILL; restarted (1 of 5 restarts allowed within 10 min)\n"
+                in up.stdout.read())
+
+
+def kill_and_supervise(farm, worker) -> list[str]:
+    """SIGKILL ``worker`` (as the OOM killer would), and supervise the farm once it is gone.
+    Its main process: one forked just now may not lead its own group yet."""
+    os.kill(worker.popen.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while worker.alive:
+        assert time.monotonic() < deadline, f"{worker.name} outlived its SIGKILL"
+        time.sleep(0.05)
+    return farm.supervise()
+
+
+def test_deaths_spaced_beyond_the_restart_window_never_end_the_farm(tmp_path):
+    """Before, every restart counted for the farm's whole life: the 6th death, however many days
+    after the 5th, ended it (a camera stream that crashes the ingester once a week, a month)."""
+    with private_farm(tmp_path, workers=1) as farm:
+        farm.RESTART_WINDOW_S = 0.5       # 10 min in `vidfarm up`; shrunk so the deaths fall beyond it
+        said = []
+        farm.report = said.append
+        [worker] = farm.processes
+        for _ in range(farm.MAX_RESTARTS + 2):
+            assert kill_and_supervise(farm, worker) == []
+            time.sleep(farm.RESTART_WINDOW_S + 0.1)
+        assert worker.alive
+        assert len(said) == farm.MAX_RESTARTS + 2
+        assert set(said) == {f"{worker.name} ended (a forked worker: its exit status is not known here); "
+                             "restarted (1 of 5 restarts allowed within 0.5 s)"}
+
+
+def test_a_process_that_dies_max_restarts_times_within_the_window_ends_the_farm(tmp_path):
+    """A worker that keeps dying (a broken install) is still reported, not looped on."""
+    with private_farm(tmp_path, workers=1) as farm:
+        said = []
+        farm.report = said.append
+        [worker] = farm.processes
+        for _ in range(farm.MAX_RESTARTS):
+            assert kill_and_supervise(farm, worker) == []
+        assert kill_and_supervise(farm, worker) == [worker.name]
+        assert [line.split("restarted ")[1] for line in said] == [
+            f"({count} of 5 restarts allowed within 10 min)" for count in range(1, 6)]
