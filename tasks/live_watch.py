@@ -314,7 +314,10 @@ class LiveWatch:
             for stage, seconds in data["stages"].items():
                 self.stages[stage] = round(self.stages.get(stage, 0.0) + seconds, 4)
         else:   # its frames count, unanalysed; no track crosses it
-            log.warning("live segment %d failed: %s", segment.index, error)
+            if fenced:      # the camera was deleted or taken by another replica: nothing went wrong
+                log.info("%s: segment %d dropped", error, segment.index)
+            else:
+                log.warning("live segment %d failed: %s", segment.index, error)
             output = SegmentOutput(segment.pts, [[] for _ in segment.pts], [], None, continues=False)
             self._failed.add(segment.index)
         if self._start_pts is None:
