@@ -33,7 +33,7 @@ from cli import live as live_commands
 from cli.option_checks import make_out_folder, option_problem, taken_port_problem
 from cli.reader_gone import closed_by_reader, quiet_after_reader_left
 from cli.signals import StopSignals, Stopped, stop_on_signals
-from core.errors import problems
+from core.errors import SchemaOutOfDate, problems
 from core.settings import get_settings
 from core.storage import BlobStoreUnavailable
 from core.words import counted
@@ -76,9 +76,18 @@ def run_command(argv: list[str] | None) -> int:
     user.add_argument("username")
     user.add_argument("--role", choices=("admin", "operator", "viewer"), default="viewer")
 
-    up = commands.add_parser("up", help="start the embedded farm and the web app")
-    up.add_argument("--workers", type=int, default=2)
-    up.add_argument("--port", type=int, default=None)
+    up = commands.add_parser(
+        "up", help="start the embedded farm and the web app",
+        # What a second farm on one machine must change is in the environment, not in options:
+        # say so where a user looks first.
+        epilog="One `vidfarm up` runs per data folder (VIDFARM_DATA_DIR, default ~/.local/share/vidfarm). "
+               "Its Redis takes a free port of its own; the web app listens on VIDFARM_WEB_HOST "
+               "(127.0.0.1) and VIDFARM_WEB_PORT (8000), Flower on VIDFARM_FLOWER_PORT (5555). "
+               "Ctrl-C, SIGTERM or SIGHUP stops every process it started.")
+    up.add_argument("--workers", type=int, default=2,
+                    help="most CPU workers the local autoscaler starts while segments wait (default 2)")
+    up.add_argument("--port", type=int, default=None,
+                    help="port of the web app and the REST API (default VIDFARM_WEB_PORT, 8000)")
 
     db = commands.add_parser("db", help="the database schema: upgrade it, show its revision or the history")
     db.add_argument("action", choices=("upgrade", "current", "history"))
@@ -130,6 +139,8 @@ def run_command(argv: list[str] | None) -> int:
         return 130
     except BlobStoreUnavailable as error:    # a wrong S3 endpoint, bucket or key: one line
         return fail(f"blob store: {error}")
+    except SchemaOutOfDate as error:        # an old schema it may not upgrade, or a newer vidfarm's
+        return fail(str(error))
     finally:
         runtime.reset()   # main() may run inside another process (the tests): leave it as it was
 
@@ -191,7 +202,8 @@ def run_db(args) -> int:
             engine = create_engine(settings.sqlalchemy_url)
             revision = schema.current(engine)
             engine.dispose()
-            state = "current" if revision == schema.head() else f"behind: this vidfarm needs {schema.head()}"
+            state = ("current" if revision == schema.head() else "newer than this vidfarm"
+                     if schema.newer_than_known(revision) else f"behind: this vidfarm needs {schema.head()}")
             print(f"{revision or 'none (an empty database, or one made before migrations)'}  ({state})")
             return 0
         before = schema.upgrade(settings.sqlalchemy_url)

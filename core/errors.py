@@ -37,3 +37,8 @@ class FarmTimeout(RuntimeError):
 class BrokerUnavailable(RuntimeError):
     """The task queue (Redis, the broker) could not be reached, so nothing was queued: raised
     by the queue (``tasks.client``); the web answers 503 with Retry-After."""
+
+
+class SchemaOutOfDate(RuntimeError):
+    """The database is not at the revision this code needs (and may not upgrade it itself), or
+    is at one newer than it knows (``core.schema``): one line for the command that opened it."""

@@ -24,13 +24,11 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, MetaData, create_engine, event, text
 
+from core.errors import SchemaOutOfDate
+
 _MIGRATIONS = Path(__file__).with_name("migrations")
 # Any fixed number: PostgreSQL advisory locks are named by a bigint.
 _PG_LOCK = 0x76696466_61726d
-
-
-class SchemaOutOfDate(RuntimeError):
-    """The database is not at the revision this code needs (and may not upgrade it itself)."""
 
 
 def schema_metadata() -> MetaData:
@@ -63,6 +61,17 @@ def history() -> list[tuple[str, str | None, str]]:
             for rev in reversed(list(script.walk_revisions()))]
 
 
+def newer_than_known(revision: str | None) -> str | None:
+    """Why this code cannot open a database at ``revision`` that none of its revisions is (a
+    newer vidfarm upgraded it, and an older one runs now), or None. Alembic itself only says
+    "Can't locate revision", in a traceback."""
+    if revision is None or revision in {rev for rev, _follows, _doc in history()}:
+        return None
+    return (f"the database is at revision {revision}, newer than this vidfarm knows (it needs {head()}): "
+            f"run the vidfarm that upgraded it, or put back the backup taken before that upgrade "
+            f"(README, \"Upgrading\")")
+
+
 def current_revision(connection: Connection) -> str | None:
     """The database's revision; None for an empty database or one made before migrations."""
     return MigrationContext.configure(connection).get_current_revision()
@@ -79,6 +88,8 @@ def ensure_current(url: str, engine: Engine, upgrade_allowed: bool = True) -> st
     (already current) is one small query."""
     if current(engine) == head():
         return head()
+    if problem := newer_than_known(current(engine)):
+        raise SchemaOutOfDate(problem)
     if not upgrade_allowed:
         raise SchemaOutOfDate(f"the database is at revision {current(engine) or 'none'}, this vidfarm needs "
                               f"{head()}: run `vidfarm db upgrade` first")
@@ -96,6 +107,8 @@ def upgrade(url: str, target: str = "head") -> str | None:
                     if connection.dialect.name == "postgresql":
                         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK})
                     before = current_revision(connection)
+                    if problem := newer_than_known(before):
+                        raise SchemaOutOfDate(problem)
                     if before != head():
                         command.upgrade(_config(connection), target)
                     return before

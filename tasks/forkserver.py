@@ -47,6 +47,7 @@ def prepare() -> str | None:
     """Everything a worker needs before its fork; the reason it cannot start, or None. Each
     part's time goes to the log (bench/startup.py reads it for its breakdown)."""
     phase = Phases()
+    from core.errors import SchemaOutOfDate
     from core.records import known_current
     from core.settings import get_settings
     from services import runtime
@@ -64,8 +65,12 @@ def prepare() -> str | None:
     if status == 0:
         known_current(settings.sqlalchemy_url)      # the workers need not check it again
     else:
-        # The child failed (its traceback is in the log): this fails the same way, here.
-        runtime.records().engine.dispose()
+        # The child failed (its traceback is in the log): this fails the same way, here; a
+        # schema it may not or cannot bring up to date is the one line the command shows.
+        try:
+            runtime.records().engine.dispose()
+        except SchemaOutOfDate as error:
+            return str(error)
     runtime.configure(settings)
     phase.done("database schema current")
     return None

@@ -85,9 +85,14 @@ def _render_segment(self, job_id: str, index: int, key: str) -> dict:
     started = time.perf_counter()
     try:
         _draw(job, index, segment.pts, json.loads(store.local_path(labels_file).read_text()), target)
-    except media.MediaError:
-        raise
     except Exception as exc:
+        if records.get_job(job_id) is None:
+            # Deleted since the check above, its files with it: nothing to draw, no error to log
+            # and no errback to mark a video that is no more.
+            _leave_nothing_unjoinable(job_id)
+            return {"skipped": True}
+        if isinstance(exc, media.MediaError):
+            raise
         if self.request.retries < runtime.settings().segment_retries:
             raise self.retry(exc=exc, countdown=1)
         raise

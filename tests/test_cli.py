@@ -179,6 +179,18 @@ def test_a_bad_option_is_one_line_before_anything_starts(tmp_path, options, line
     assert not data_dir.exists() and not out.exists()     # nothing started, nothing made
 
 
+def test_up_help_says_what_each_option_does_and_where_a_second_farm_is_set(capsys):
+    """Before, `vidfarm up --help` listed `--workers WORKERS` and `--port PORT` bare: nothing said
+    that --workers caps the CPU workers, nor how to give a second farm its own data folder and ports."""
+    with pytest.raises(SystemExit) as exit_:
+        main(["up", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert exit_.value.code == 0
+    assert "most CPU workers" in text and "port of the web app" in text
+    for setting in ("VIDFARM_DATA_DIR", "VIDFARM_WEB_PORT", "VIDFARM_FLOWER_PORT"):
+        assert setting in text
+
+
 @pytest.mark.parametrize("taken", ["web", "Flower"])
 def test_up_on_a_taken_port_is_one_line_before_anything_starts(tmp_path, taken):
     """Before, it started the whole farm, printed "vidfarm is up" with the new admin's password,

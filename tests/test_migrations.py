@@ -452,3 +452,36 @@ def test_after_0010_a_delivery_pending_before_the_upgrade_is_due_and_the_sweep_t
     downgrade(url, "0009_alerts_person_erased")
     assert table_rows(old, "alert_deliveries", ["id", "status"]) == [(3, "pending"), (4, "delivered")]
     old.dispose()
+
+
+@both_dialects
+def test_an_older_vidfarm_on_a_database_a_newer_one_upgraded_says_so_in_one_line(new_database, tmp_path):
+    """Going back to an older release without putting back the backup: `vidfarm db current`
+    called the database "behind", `vidfarm db upgrade` was Alembic's traceback ("Can't locate
+    revision identified by ..."), and `vidfarm up` a traceback or "the worker fork server exited"."""
+    import subprocess
+    import sys
+
+    from core.records import Records
+    from tests.conftest import child_env
+
+    url = new_database()
+    records = Records(url)
+    records.create_schema()
+    with records.engine.begin() as connection:
+        connection.execute(sqlalchemy.text("UPDATE alembic_version SET version_num = '0999_of_a_newer_vidfarm'"))
+    with pytest.raises(schema.SchemaOutOfDate, match="newer than this vidfarm knows"):
+        records.create_schema()
+    records.engine.dispose()
+    env = child_env(VIDFARM_DATA_DIR=str(tmp_path), DATABASE_URL=url)
+
+    def db(action: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "cli.main", "db", action], env=env,
+                              capture_output=True, text=True, timeout=120)
+
+    assert db("current").stdout.strip() == "0999_of_a_newer_vidfarm  (newer than this vidfarm)"
+    upgrade = db("upgrade")
+    assert upgrade.returncode == 1 and upgrade.stderr.splitlines() == [
+        f"vidfarm: error: the database is at revision 0999_of_a_newer_vidfarm, newer than this vidfarm knows "
+        f"(it needs {schema.head()}): run the vidfarm that upgraded it, or put back the backup taken before "
+        f"that upgrade (README, \"Upgrading\")"]

@@ -193,3 +193,31 @@ def test_the_drawings_a_video_does_not_use_are_gone_before_it_is_published(farm,
         event.remove(records.engine, "before_cursor_execute", publishing)
     assert joined == {"version": 2, "published": True}
     assert left_when_published == [False]
+
+
+def test_a_segment_whose_job_is_deleted_as_it_is_drawn_is_skipped_not_an_error(farm, face_clip, monkeypatch):
+    """A user deleted a done job while its video was drawn: the drawing task had checked the job
+    and its segment file, which was gone when the copy of its GOPs opened it, and logged a traceback
+    ("raised unexpected: MediaError('not a readable video file (No such file or directory)')"),
+    then a ChordError, for a deletion."""
+    from core.storage import job_key
+    from services.submit import delete_job
+    from tasks import render
+    from tasks.common import put_json
+    from workers import remux
+
+    job_id = submit_file(runtime.farm(), face_clip.path, name="faces.mp4")
+    assert wait_for_job(job_id)["video_version"] == 1
+    segment = runtime.records().segments(job_id)[0]
+    put_json(drawn_key(job_id, 0, "newer-labels", "json"), [[] for _ in range(segment.frames)])
+    copy, copying = remux.render_copying, []
+
+    def deleted_meanwhile(*args, **kwargs):
+        copying.append(delete_job(runtime.farm(), job_id))
+        return copy(*args, **kwargs)
+    monkeypatch.setattr(remux, "render_copying", deleted_meanwhile)
+    drawn = render.render_segment.apply((job_id, 0, "newer-labels"))
+    assert copying == [True]
+    assert drawn.successful(), drawn.traceback
+    assert drawn.get() == {"skipped": True}
+    assert runtime.store().list_keys(job_key(job_id)) == []

@@ -18,7 +18,7 @@ from web.blobs import send_blob
 from web.schemas import (ERROR_SCHEMA, JobCreated, JobListQuery, JobOut, JobPage, ResultsQuery,
                          UploadIn)
 from web.context import farm
-from web.uploads import UploadRejected, accept_recording
+from web.uploads import UploadRejected, accept_recording, the_one_upload
 
 api = APIBlueprint("api", __name__, url_prefix="/api/v1", tag="jobs")
 
@@ -57,7 +57,7 @@ def job_view_or_404(job_id: str) -> dict:
 def create_job(upload):
     try:
         options = {"analyzers": analyzer_chain(farm().settings, upload["analyzers"])} if "analyzers" in upload else {}
-        job_id, name = accept_recording(request.files.get("file"), options)
+        job_id, name = accept_recording(the_one_upload(request.files.getlist("file")), options)
     except UploadRejected as exc:
         abort(exc.status, exc.message, headers=exc.headers)
     status = jobs.job_view(farm().records, job_id)["status"]

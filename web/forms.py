@@ -88,12 +88,20 @@ def problems_line(errors: dict, named: bool = True) -> str:
     parts = []
     for location, fields in errors.items():
         for field, problems in (fields.items() if isinstance(fields, dict) else [(location, fields)]):
-            text = "; ".join(map(str, problems)) if isinstance(problems, list) else str(problems)
             if field == "csrf_token":
                 parts.append(EXPIRED)
-            else:
-                parts.append(f"{field}: {text}" if named else text)
+                continue
+            for name, text in _field_problems(field, problems):
+                parts.append(f"{name}: {text}" if named else text)
     return ", ".join(parts)
+
+
+def _field_problems(field: str, problems) -> list[tuple[str, str]]:
+    """(name, problems) of a field; a list's items by index, ``analyzers[0]``, where marshmallow
+    nests them (``{0: ["Must be one of: ..."]}``, which read as a Python dict in the line)."""
+    if isinstance(problems, dict):
+        return [item for key, nested in problems.items() for item in _field_problems(f"{field}[{key}]", nested)]
+    return [(field, "; ".join(map(str, problems)) if isinstance(problems, list) else str(problems))]
 
 
 class PhotoForm(FlaskForm):

@@ -67,6 +67,23 @@ def clean_name(raw: str | None) -> str:
     return label
 
 
+# A quoted file name in a part's Content-Disposition, as the client wrote it (escapes kept).
+_QUOTED_FILE_NAME = re.compile(r'\bfilename="((?:[^"\\]|\\.)*)"')
+
+
+def sent_file_name(upload: FileStorage) -> str | None:
+    """The client's file name, with a raw Windows path's separators kept. Werkzeug reads a
+    quoted name's backslashes as escapes, so the whole path some clients send (old Internet
+    Explorer and Edge: ``C:\\clips\\lobby.mp4``, unescaped) came out as ``C:clipslobby.mp4``. A
+    backslash before anything but ``"`` or another backslash escapes nothing: such a name is a
+    raw path, and its last part is the name."""
+    header = upload.headers.get("Content-Disposition", "")
+    quoted = _QUOTED_FILE_NAME.search(header)
+    if "filename*" in header or quoted is None or not re.search(r'\\[^"\\]', quoted.group(1)):
+        return upload.filename
+    return quoted.group(1).rsplit("\\", 1)[-1]
+
+
 def upload_path(upload: FileStorage) -> Path:
     """The temporary file holding an upload, with its size checked against the limit."""
     limit = current_app.config["VIDFARM_SETTINGS"].max_upload_bytes
@@ -80,11 +97,20 @@ def upload_path(upload: FileStorage) -> Path:
     return path
 
 
+def the_one_upload(uploads: list[FileStorage]) -> FileStorage | None:
+    """The one recording of a request. Several under one field (``curl -F file=@a -F file=@b``)
+    are refused: only the first became a job, and the others were dropped without a word."""
+    if len(uploads) > 1:
+        raise UploadRejected(400, f"send one recording per request ({len(uploads)} files came under 'file'): "
+                                  f"each recording is a job of its own")
+    return uploads[0] if uploads else None
+
+
 def accept_recording(upload: FileStorage | None, options: dict | None = None) -> tuple[str, str]:
     """Turn an uploaded recording into a job; returns (job id, stored name)."""
     if upload is None:
         raise UploadRejected(400, "send the recording as a multipart form field named 'file'")
-    name = clean_name(upload.filename)
+    name = clean_name(sent_file_name(upload))
     path = upload_path(upload)
     try:
         check_recording(farm().settings, path)

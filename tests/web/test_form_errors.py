@@ -16,6 +16,17 @@ def test_apiflask_problems_by_location_name_each_field():
     assert problems_line({"json": ["Invalid input type."]}) == "json: Invalid input type."
 
 
+def test_a_list_items_problems_name_the_item_not_a_python_dict(client):
+    """`-F analyzers=bogus` was answered "analyzers: {0: ['Must be one of: mask, ...']}"."""
+    from tests.web.conftest import BOOTSTRAP
+
+    response = client.post("/api/v1/jobs", headers=BOOTSTRAP, content_type="multipart/form-data",
+                           data={"analyzers": ["mask", "bogus"]})
+    assert response.status_code == 400
+    assert "analyzers[1]: Must be one of: " in response.json["error"]
+    assert "{" not in response.json["error"] and "[\'" not in response.json["error"]
+
+
 def test_form_problems_with_and_without_field_names():
     errors = {"name": ["This field is required."], "photos": ["choose one or more photos"]}
     assert problems_line(errors) == "name: This field is required., photos: choose one or more photos"

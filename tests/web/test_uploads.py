@@ -69,6 +69,48 @@ def test_odd_file_names_become_plain_labels(raw, stored):
     assert clean_name(raw) == stored
 
 
+@pytest.mark.parametrize("sent,stored", [(b"C:\\clips\\lobby cam.mp4", "lobby cam.mp4"),       # as old browsers send it
+                                         (b"C:\\\\clips\\\\lobby cam.mp4", "lobby cam.mp4"),  # escaped
+                                         (b'say \\"hi\\".mp4', 'say "hi".mp4')])                # an escaped quote
+def test_a_windows_path_sent_as_the_file_name_keeps_its_last_part(farm, client, face_clip, sent, stored):
+    """Werkzeug reads the backslashes of a quoted file name as escapes: a raw Windows path, as
+    Internet Explorer and old Edge send it, was stored as "C:clipslobby cam.mp4"."""
+    body = (b'--XX\r\nContent-Disposition: form-data; name="file"; filename="' + sent + b'"\r\n'
+            b"Content-Type: video/mp4\r\n\r\n" + face_clip.path.read_bytes() + b"\r\n--XX--\r\n")
+    response = client.post("/api/v1/jobs", headers=BOOTSTRAP, data=body,
+                           content_type="multipart/form-data; boundary=XX")
+    assert response.status_code == 201, response.json
+    assert response.json["name"] == stored
+
+
+def test_two_recordings_in_one_request_are_refused_not_one_dropped(farm, client, face_clip):
+    """`curl -F file=@a.mp4 -F file=@b.mp4` made a job of a.mp4 and dropped b.mp4 without a word."""
+    before = stored_state(farm)
+    with open(face_clip.path, "rb") as first, open(face_clip.path, "rb") as second:
+        response = client.post("/api/v1/jobs", headers=BOOTSTRAP, content_type="multipart/form-data",
+                               data={"file": [(first, "a.mp4"), (second, "b.mp4")]})
+    assert response.status_code == 400
+    assert response.json["error"] == ("send one recording per request (2 files came under 'file'): "
+                                      "each recording is a job of its own")
+    assert stored_state(farm)[:2] == before[:2] and stored_state(farm)[2] == []
+
+
+def test_two_recordings_dropped_on_the_upload_page_are_refused_not_one_dropped(farm, operator_client, face_clip):
+    """The upload page's drop zone puts every file dropped into its file input (upload.js), and
+    the form sends them all under 'file': the page made a job of the first and dropped the
+    others without a word, as the API did."""
+    before = stored_state(farm)
+    token = csrf_token(operator_client.get("/upload").get_data(as_text=True))
+    with open(face_clip.path, "rb") as first, open(face_clip.path, "rb") as second:
+        response = operator_client.post("/upload", content_type="multipart/form-data",
+                                        headers={"Accept": "application/json"},
+                                        data={"file": [(first, "a.mp4"), (second, "b.mp4")], "csrf_token": token})
+    assert response.status_code == 400, response.json
+    assert response.json["error"] == ("send one recording per request (2 files came under 'file'): "
+                                      "each recording is a job of its own")
+    assert stored_state(farm)[:2] == before[:2] and stored_state(farm)[2] == []
+
+
 @pytest.mark.parametrize("raw", ["../", "..", "dir/", "\x00\x01"])
 def test_names_with_nothing_left_are_refused(farm, client, face_clip, raw):
     before = stored_state(farm)
