@@ -77,8 +77,15 @@ def fence_key(camera_id: str) -> str:
 def is_stale(client: redis.Redis, camera_id: str, token: int) -> bool:
     """Whether ``token`` is no longer the camera's fence: a newer owner took the camera, or it
     was deleted (its fence went with it). Work stamped with a stale token is dropped unseen."""
+    return why_stale(client, camera_id, token) is not None
+
+
+def why_stale(client: redis.Redis, camera_id: str, token: int) -> str | None:
+    """Why ``token`` is no longer the camera's fence, as a log says it; None while it is."""
     fence = client.get(fence_key(camera_id))
-    return fence is None or int(fence) != token
+    if fence is None:
+        return f"camera {camera_id} deleted"
+    return None if int(fence) == token else f"camera {camera_id} taken by a newer owner (fencing token {token} is stale)"
 
 
 def new_owner_id() -> str:

@@ -2,12 +2,13 @@
 
 - ``vidfarm:cameras``: a hash, camera id -> ``{id, name, url, created_at}`` (the url's scheme
   in lower case, however it was written).
-- ``vidfarm:camera:<id>:state``: a hash the ingester keeps: ``status``, ``fps``,
+- ``vidfarm:camera:<id>:state``: a hash the ingester keeps: ``status``, ``behind_s`` (while
+  its analysis trails capture: ``tasks.live_watch.LiveWatch.behind_s``), ``fps``,
   ``last_segment_at`` and ``latencies`` (the last ``LATENCY_WINDOW`` segments' latencies).
 - ``vidfarm:camera:<id>:events``: a Redis stream (capped at ``EVENTS_KEPT``) of the camera's
   events, ``{kind, data}``: ``segment`` (one per processed segment), ``alert`` (each of its
-  alerts; both say which alert each repeats, if it is a repeat: ``repeat_of``), ``status`` and
-  ``view`` (a piece of the live view is drawn).
+  alerts; both say which alert each repeats, if it is a repeat: ``repeat_of``), ``status``
+  (``{status, behind_s}``) and ``view`` (a piece of the live view is drawn).
 - ``vidfarm:camera:<id>:view``: a list of the newest ``VIEW_KEPT`` live-view pieces, oldest
   first, where a page that opens starts.
 - ``vidfarm:camera:<id>:watched``: set (for ``WATCHED_S``) while a page shows the live view;
@@ -312,25 +313,33 @@ class CameraRegistry:
         return bool(removed)
 
     def state(self, camera_id: str) -> dict:
-        """``{status, fps, last_segment_at, latency_p50_s, latency_p95_s}`` (nothing known yet:
-        ``connecting`` and nulls)."""
+        """``{status, behind_s, fps, last_segment_at, latency_p50_s, latency_p95_s}`` (nothing
+        known yet: ``connecting`` and nulls)."""
         raw = self.redis.hgetall(_state_key(camera_id))
         latencies = json.loads(raw.get("latencies", "[]"))
         return {"status": raw.get("status", "connecting"),
+                "behind_s": None if "behind_s" not in raw else float(raw["behind_s"]),
                 "fps": None if "fps" not in raw else float(raw["fps"]),
                 "last_segment_at": None if "last_segment_at" not in raw else float(raw["last_segment_at"]),
                 "latency_p50_s": percentile(latencies, 50), "latency_p95_s": percentile(latencies, 95)}
 
     # --- the ingester's side -------------------------------------------------------------
 
-    def set_status(self, camera_id: str, status: str, token: int | None = None) -> bool:
-        """token: the writer's fencing token (``core.camera_leases``); False: the write was
+    def set_status(self, camera_id: str, status: str, token: int | None = None,
+                   behind_s: float | None = None) -> bool:
+        """behind_s: how far the camera's analysis trails capture, None while it keeps up;
+        token: the writer's fencing token (``core.camera_leases``); False: the write was
         refused (a newer owner holds the camera, or it was deleted)."""
         if self.get(camera_id) is None:
             return False     # deleted meanwhile: leave nothing behind
-        written = self._write(camera_id, token, lambda pipe: (
-            pipe.hset(_state_key(camera_id), "status", status),
-            self._publish(pipe, camera_id, "status", {"status": status})))
+
+        def writes(pipe) -> None:
+            if behind_s is None:
+                pipe.hdel(_state_key(camera_id), "behind_s")
+            pipe.hset(_state_key(camera_id), mapping={"status": status, **(
+                {} if behind_s is None else {"behind_s": behind_s})})
+            self._publish(pipe, camera_id, "status", {"status": status, "behind_s": behind_s})
+        written = self._write(camera_id, token, writes)
         self._forget_if_deleted(camera_id)
         return written
 
@@ -459,6 +468,12 @@ class CameraRegistry:
         """The newest event's id ("0-0" without any): where a new listener starts."""
         newest = self.redis.xrevrange(_events_key(camera_id), count=1)
         return newest[0][0] if newest else "0-0"
+
+
+def status_text(status: str, behind_s: float | None) -> str:
+    """A camera's status as people read it, with how far its analysis trails capture when it
+    does ("live, 52 s behind")."""
+    return status if behind_s is None else f"{status}, {behind_s:g} s behind"
 
 
 def percentile(values: list[float], q: int) -> float | None:

@@ -203,7 +203,8 @@ class CameraIngest:
                                       fps, token))
 
         watch = LiveWatch(running.camera["url"], out, keep_results=False, on_line=line_done,
-                          on_status=lambda status: written(self.registry.set_status(camera_id, status, token=token)),
+                          on_status=lambda status, behind_s: written(
+                              self.registry.set_status(camera_id, status, token=token, behind_s=behind_s)),
                           on_view=analysed, offers=lambda timeout: self.offers.next(camera_id, timeout),
                           fence=(camera_id, token), open_timeout=runtime.settings().camera_open_timeout_s)
         try:

@@ -23,7 +23,7 @@ from functools import lru_cache
 from redis.exceptions import RedisError
 
 from core import live_costs
-from core.camera_leases import is_stale
+from core.camera_leases import why_stale
 from core.cameras import CameraRegistry
 from core.segment_job import SegmentJob, SourceMedia
 from services import runtime
@@ -89,9 +89,9 @@ def live_segment(*message) -> dict:
     saying why)."""
     segment = SegmentJob.from_message("vidfarm.live_segment", message)
     watch_id, index = segment.owner, segment.index
-    if segment.fence and is_stale(camera_registry().redis, *segment.fence):
-        camera, token = segment.fence
-        return {"fenced": f"camera {camera}: fencing token {token} is stale (a newer owner holds it, or it was deleted)"}
+    fenced = segment.fence and why_stale(camera_registry().redis, *segment.fence)
+    if fenced:
+        return {"fenced": fenced}
     options = watch_options(watch_id)
     started = time.monotonic()
     result = pipeline.analyse_segment(runtime.store().local_path(piece_key(watch_id, index, "segment")),

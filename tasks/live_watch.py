@@ -9,10 +9,11 @@ camera's tracks and identities on (``LiveStitch``) and becomes one line of ``liv
      "alerts", "tracks", "clock", "reencoded"[, "gap_before"][, "error"]}
 
 ``ready_at`` is when the line was written (the result was in hand), ``latency_s`` =
-``ready_at - captured_at`` of the segment's first frame. At the end every frame received
-becomes an entry of ``results.json`` (contract 3, global indices, plus ``gaps`` and ``live``)
-and of ``annotated.mp4``, drawn here from those results as the render step draws a
-recording's (no audio: the camera's sound is not kept).
+``ready_at - captured_at`` of the segment's first frame. A watch whose workers cannot keep
+up says how far its analysis trails capture (``behind_s``) in its status reports. At the end
+every frame received becomes an entry of ``results.json`` (contract 3, global indices, plus
+``gaps`` and ``live``) and of ``annotated.mp4``, drawn here from those results as the render
+step draws a recording's (no audio: the camera's sound is not kept).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from typing import Callable
 from sqlalchemy.exc import SQLAlchemyError
 
 from core.alerts import fold_repeats
-from core.cameras import percentile, redacted
+from core.cameras import percentile, redacted, status_text
 from core.segment_job import SegmentJob
 from core.words import counted
 from services import runtime
@@ -57,6 +58,10 @@ POLL_S = 0.05
 # watchlist change, an erasure): the segments after a change are named against the new one.
 GALLERY_CHECK_S = 2.0
 LIVE_QUEUE = "live"
+# A watch is behind when the oldest segment still waiting for its results was captured more
+# than this many segments ago: one that keeps up waits for about one and a half (its own
+# length, then its analysis; docs/benchmarks.md, "Live latency": p95 2.8-4.0 s for 2 s).
+BEHIND_SEGMENTS = 3
 
 
 class WatchError(Exception):
@@ -138,12 +143,13 @@ class LiveWatch:
     def __init__(self, url: str, out_dir: Path, options: dict | None = None, segment_seconds: float = 2.0,
                  transport: str = "tcp", open_timeout: float = 10.0, read_timeout: float = 5.0,
                  report: Callable[[str], None] | None = None, on_line: Callable[[dict, float], None] | None = None,
-                 on_status: Callable[[str], None] | None = None, keep_results: bool = True,
+                 on_status: Callable[[str, float | None], None] | None = None, keep_results: bool = True,
                  on_view: Callable[[str, LiveSegment, list[list[dict]]], None] | None = None,
                  offers: Offers | None = None, fence: tuple[str, int] | None = None,
                  repeat_s: float | None = None):
         """report: receives one human-readable line per segment and per camera status;
-        on_line: each live.jsonl line and the camera's frame rate; on_status: each status;
+        on_line: each live.jsonl line and the camera's frame rate; on_status: each status,
+        with how far behind capture the analysis is (``behind_s``);
         on_view: each segment in order, with the watch id and its labelled faces per frame
         (the live view's drawing, the recordings), while its files are there; True when it
         took the segment file (to delete it itself);
@@ -156,10 +162,11 @@ class LiveWatch:
         watch whose alerts are recorded nowhere else; a registered camera's are recorded, and
         the records decide its repeats."""
         self.url, self.out_dir = url, Path(out_dir)
+        self.segment_seconds = segment_seconds
         self.options = dict(options or {})
         self.report = report or (lambda line: None)
         self.on_line = on_line or (lambda line, fps: None)
-        self.on_status = on_status or (lambda status: None)
+        self.on_status = on_status or (lambda status, behind_s: None)
         self.keep_results = keep_results
         self.on_view = on_view
         self.fence = fence
@@ -188,6 +195,7 @@ class LiveWatch:
         self._start_pts: int | None = None
         self._failed: set[int] = set()
         self._status: CameraStatus | None = None
+        self._behind: float | None = None
 
     # --- running -------------------------------------------------------------------------
 
@@ -246,11 +254,23 @@ class LiveWatch:
         self.stitch.options = result_options(self.matching.watchlist)
 
     def _follow_status(self) -> None:
-        status = self.camera.status
-        if status != self._status:
-            self._status = status
-            self.report(f"camera {redacted(self.url)}: {status}")
-            self.on_status(str(status))
+        """Report the camera's status when it changes, and how far behind the analysis is when
+        that starts, ends, or moves by a segment or more."""
+        status, behind = self.camera.status, self.behind_s()
+        moved = (behind is None) != (self._behind is None) or (
+            behind is not None and abs(behind - self._behind) >= self.segment_seconds)
+        if status != self._status or moved:
+            self._status, self._behind = status, behind
+            self.report(f"camera {redacted(self.url)}: {status_text(str(status), behind)}")
+            self.on_status(str(status), behind)
+
+    def behind_s(self) -> float | None:
+        """How far the analysis trails capture (whole seconds): how long ago the oldest segment
+        still waiting for its results was captured, when that is more than ``BEHIND_SEGMENTS``
+        segments ago; else None. Nothing waiting (a camera that dropped, say) is not behind."""
+        waiting = self.sent[0] if self.sent else None     # the camera thread appends as this reads
+        lag = 0 if waiting is None else round(time.time() - waiting.segment.captured_at)
+        return lag if lag > BEHIND_SEGMENTS * self.segment_seconds else None
 
     def _send(self, segment: LiveSegment) -> None:
         """Called by the camera thread with each finished segment."""
@@ -294,7 +314,10 @@ class LiveWatch:
             for stage, seconds in data["stages"].items():
                 self.stages[stage] = round(self.stages.get(stage, 0.0) + seconds, 4)
         else:   # its frames count, unanalysed; no track crosses it
-            log.warning("live segment %d failed: %s", segment.index, error)
+            if fenced:      # the camera was deleted or taken by another replica: nothing went wrong
+                log.info("%s: segment %d dropped", error, segment.index)
+            else:
+                log.warning("live segment %d failed: %s", segment.index, error)
             output = SegmentOutput(segment.pts, [[] for _ in segment.pts], [], None, continues=False)
             self._failed.add(segment.index)
         if self._start_pts is None:

@@ -30,8 +30,8 @@ def test_register_read_and_delete(registry):
     camera = registry.add("Lobby ", "rtsp://admin:secret@10.0.0.5/stream1")
     assert camera["name"] == "Lobby" and camera["url"] == "rtsp://admin:secret@10.0.0.5/stream1"
     assert registry.get(camera["id"]) == camera and camera in registry.cameras()
-    assert registry.state(camera["id"]) == {"status": "connecting", "fps": None, "last_segment_at": None,
-                                            "latency_p50_s": None, "latency_p95_s": None}
+    assert registry.state(camera["id"]) == {"status": "connecting", "behind_s": None, "fps": None,
+                                            "last_segment_at": None, "latency_p50_s": None, "latency_p95_s": None}
     assert registry.delete(camera["id"]) and registry.get(camera["id"]) is None
     assert not registry.delete(camera["id"])
 
@@ -228,6 +228,20 @@ def test_state_and_events_follow_the_segments(registry):
     # A listener that comes back with the last id it saw gets only what came after.
     assert registry.events(camera_id, events[2][0], block_ms=10) == events[3:]
     assert registry.events(camera_id, events[-1][0], block_ms=10) == []
+
+
+def test_a_camera_that_falls_behind_says_how_far_until_it_catches_up(registry):
+    from core.cameras import status_text
+
+    camera_id = registry.add("Slow", "rtsp://cam/slow")["id"]
+    start = registry.last_event_id(camera_id)
+    registry.set_status(camera_id, "live", behind_s=52)
+    assert registry.state(camera_id)["status"] == "live" and registry.state(camera_id)["behind_s"] == 52
+    registry.set_status(camera_id, "live")
+    assert registry.state(camera_id)["behind_s"] is None
+    assert [data for _, _, data in registry.events(camera_id, start, block_ms=10)] == [
+        {"status": "live", "behind_s": 52}, {"status": "live", "behind_s": None}]
+    assert status_text("live", 52) == "live, 52 s behind" and status_text("live", None) == "live"
 
 
 def test_a_deleted_camera_leaves_nothing_behind(registry):

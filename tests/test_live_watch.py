@@ -276,10 +276,13 @@ def test_a_segment_whose_analysis_fails_is_still_counted_and_shown(farm, face_st
     assert not any(frame["faces"] for frame in results["frames"]) and results["tracks"] == []
 
 
-def test_a_stale_owners_segments_are_dropped_at_the_queue_unanalysed(farm, face_stream_clip, tmp_path):
+def test_a_stale_owners_segments_are_dropped_at_the_queue_unanalysed(farm, face_stream_clip, tmp_path, caplog):
     """The watch carries its ingester's fencing token with each segment. Once another replica
     takes the camera (the fence moves), the segments still sent by the old owner are dropped by
-    the worker before analysis: their lines say so and nothing of them is analysed."""
+    the worker before analysis: their lines say so and nothing of them is analysed. Once the
+    camera is deleted, its segments in flight are dropped too. Neither is a failure: each is
+    logged as what it is, not as a WARNING that the segment failed (a deleted camera's were)."""
+    import logging
     import threading
 
     from core.camera_leases import CameraLeases, lease_key
@@ -297,13 +300,22 @@ def test_a_stale_owners_segments_are_dropped_at_the_queue_unanalysed(farm, face_
             if len(lines) == 1:        # the old owner stalls past its lease; another takes the camera
                 registry.redis.delete(lease_key(camera_id))
                 assert CameraLeases(registry.redis, "new-owner").acquire(camera_id) == old + 1
+            elif "newer owner" in line.get("error", "") and registry.get(camera_id):
+                registry.delete(camera_id)      # then the camera is deleted
 
         try:
             watch = LiveWatch(camera.url, tmp_path / "out", on_line=on_line, fence=(camera_id, old))
-            watch.run(threading.Event(), duration_s=12)
+            with caplog.at_level(logging.INFO, logger="tasks.live_watch"):
+                watch.run(threading.Event(), duration_s=16)
         finally:
             registry.delete(camera_id)
     assert "error" not in lines[0] and lines[0]["faces"]              # its own segment: analysed
-    fenced = [i for i, line in enumerate(lines) if "stale" in line.get("error", "")]
+    fenced = [i for i, line in enumerate(lines) if "error" in line]
     assert fenced and fenced == list(range(fenced[0], len(lines))), [line.get("error") for line in lines]
     assert all(lines[i]["faces"] == 0 and lines[i]["tracks"] == [] for i in fenced)
+    taken, deleted = (f"camera {camera_id} taken by a newer owner (fencing token {old} is stale)",
+                      f"camera {camera_id} deleted")
+    errors = [lines[i]["error"] for i in fenced]
+    assert taken in errors and deleted in errors and errors == sorted(errors, key=lambda e: e == deleted), errors
+    logged = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "tasks.live_watch"]
+    assert logged == [("INFO", f"{lines[i]['error']}: segment {lines[i]['segment']} dropped") for i in fenced], logged

@@ -72,6 +72,9 @@ class CameraOut(Schema):
     created_at = Float(required=True, metadata={"description": "Unix seconds."})
     status = String(required=True, metadata={"description": "connecting, live, reconnecting (reason), "
                                                             "failed (reason) or stopped."})
+    behind_s = Float(required=True, allow_none=True,
+                     metadata={"description": "Seconds its analysis trails capture, while that is more than three "
+                                              "segments (the workers cannot keep up); null while it keeps up."})
     fps = Float(required=True, allow_none=True, metadata={"description": "Frames per second received."})
     last_segment_at = Float(required=True, allow_none=True,
                             metadata={"description": "Unix seconds when its last segment's results came."})
@@ -215,8 +218,8 @@ def delete_camera(camera_id: str):
 @cameras.auth_required(token_auth, roles=["viewer"])
 @cameras.input(EventsQuery, location="query", arg_name="query")
 @cameras.doc(summary="The camera's events as Server-Sent Events: segment (one per processed segment: faces, "
-                     "tracks, identities, capture time, latency), alert, status; the stream ends with a "
-                     "deleted event if the camera is deleted",
+                     "tracks, identities, capture time, latency), alert, status ({status, behind_s}, when "
+                     "either changes); the stream ends with a deleted event if the camera is deleted",
              description="An alert event: the alert with captured_at, ready_at, latency_s, its id (as in "
                          "GET /alerts) and repeat_of: the id of the alert that rang about that person shortly "
                          "before (this one is a repeat and was not sent), null if it rang (or could not be "

@@ -20,7 +20,7 @@ from flask_wtf import FlaskForm
 from wtforms import StringField
 from wtforms.validators import DataRequired, Length
 
-from core.cameras import BROWSER_URL, MAX_URL, CameraError, DuplicateCamera, redacted
+from core.cameras import BROWSER_URL, MAX_URL, CameraError, DuplicateCamera, redacted, status_text
 from core.models import aware
 from web.api_cameras import camera_or_404, camera_registry, camera_status, exchange_offer
 from web.auth import require_role
@@ -52,6 +52,12 @@ def _list_page(form: CameraForm | None = None, browser_form: BrowserCameraForm |
     return render_template("cameras.html", cameras=[camera_status(registry, c) for c in registry.cameras()],
                            form=form or CameraForm(formdata=None), browser_form=browser_form or BrowserCameraForm(
                                formdata=None), delete_form=ConfirmForm(formdata=None)), status
+
+
+@cameras_ui.app_template_filter("camera_status")
+def camera_status_text(camera: dict) -> str:
+    """A camera's status as the pages show it: "live, 52 s behind" while its analysis trails."""
+    return status_text(camera["status"], camera["behind_s"])
 
 
 @cameras_ui.app_template_filter("timestamp")

@@ -3,7 +3,11 @@ Server-Sent Events; end to end with the ingester watching a real RTSP camera."""
 
 from __future__ import annotations
 
+import os
+import re
+import signal
 import threading
+from contextlib import contextmanager
 
 import pytest
 
@@ -289,7 +293,7 @@ def test_a_camera_watched_end_to_end_and_deleted_while_live(farm, client, accoun
             assert segments and segments[0]["faces"] > 0 and segments[0]["tracks"][0]["track"] == 1
             assert segments[0]["latency_s"] == pytest.approx(segments[0]["ready_at"] - segments[0]["captured_at"],
                                                              abs=0.0011)
-            assert ("status", {"status": "live"}) in [(e["event"], e["data"]) for e in events]
+            assert ("status", {"status": "live", "behind_s": None}) in [(e["event"], e["data"]) for e in events]
             # A camera watched for good keeps no files of the segments it is done with.
             wait_until(lambda: len([e for e in parse_events(client.get(
                 f"/api/v1/cameras/{camera_id}/events?wait=0.5", headers={**viewer, "Last-Event-ID": start}
@@ -315,6 +319,68 @@ def test_a_camera_watched_end_to_end_and_deleted_while_live(farm, client, accoun
         finally:
             stop.set()
             runner.join(60)
+
+
+@contextmanager
+def workers_frozen(farm):
+    """Inside the block the farm's workers take tasks and run none (their pool processes stopped)."""
+    from tests.test_faults import pool_children
+
+    stopped = [pid for p in farm.processes if p.name.startswith("worker") for pid in pool_children(p.popen.pid)]
+    assert stopped
+    for pid in stopped:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for pid in stopped:
+            os.kill(pid, signal.SIGCONT)
+
+
+def test_a_camera_whose_workers_cannot_keep_up_says_how_far_behind_it_is(
+        farm, web_app, client, accounts_by_role, registry, tmp_path):
+    """Workers that cannot keep up (here: stopped for a while) leave a camera live while its
+    analysis falls further and further behind capture: its state, status events and page say
+    how far behind, and so does a watch (`vidfarm watch` prints its reports), until the
+    backlog is done. They said "live" all along: an operator saw nothing of a camera whose
+    results came a minute after capture."""
+    reason = gstreamer_missing()
+    if reason:
+        pytest.skip(reason)
+    from tasks.live_watch import LiveWatch
+    from tests.rtsp_camera import running_ingest
+    from tests.web.conftest import logged_in_client
+
+    clip = make_clip(tmp_path / "cam.mp4", seconds=120, fps=10, gop=10, size=(320, 180), photo_height=90,
+                     face_windows=[(0, 120)], audio=False)
+    reports: list[str] = []
+    stop = threading.Event()
+    with RtspCamera(clip.path, feeds=2) as camera, running_ingest(registry):
+        camera_id = registry.add("Slow", camera.feed_url(1))["id"]
+        watch = LiveWatch(camera.feed_url(2), tmp_path / "watch", keep_results=False, report=reports.append)
+        watcher = threading.Thread(target=watch.run, args=(stop,), daemon=True)
+        watcher.start()
+        try:
+            wait_until(lambda: registry.state(camera_id)["latency_p50_s"] is not None, 120, "a processed segment")
+            assert registry.state(camera_id)["behind_s"] is None
+            with workers_frozen(farm):
+                wait_until(lambda: (registry.state(camera_id)["behind_s"] or 0) >= 10, 60, "the camera to fall behind")
+                shown = client.get(f"/api/v1/cameras/{camera_id}", headers=accounts_by_role["viewer"].auth).json
+                assert shown["status"] == "live" and shown["behind_s"] >= 10
+                page = logged_in_client(web_app, accounts_by_role["viewer"]).get(f"/cameras/{camera_id}")
+                assert re.search(r'<strong id="live-status">live, \d+ s behind</strong>', page.get_data(as_text=True))
+                wait_until(lambda: any(re.fullmatch(r"camera rtsp://\S+: live, \d+ s behind", r) for r in reports),
+                           30, "the watch to say it is behind")
+            wait_until(lambda: registry.state(camera_id)["behind_s"] is None, 120, "the camera to catch up")
+            lags = [data["behind_s"] for _, kind, data in registry.events(camera_id, "0-0", block_ms=10)
+                    if kind == "status"]
+            assert max(lag or 0 for lag in lags) >= 10 and lags[-1] is None, lags
+            wait_until(lambda: [r for r in reports if r.startswith("camera ")][-1].endswith(": live"), 60,
+                       "the watch to say it caught up")
+        finally:
+            stop.set()
+            watcher.join(120)
+            registry.delete(camera_id)
 
 
 def test_an_edited_address_is_watched_instead_of_the_old_one(farm, client, accounts_by_role, registry, tmp_path):

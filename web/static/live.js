@@ -164,7 +164,10 @@
   const events = new EventSource(base + "/events?view=1&after=" + encodeURIComponent(root.dataset.eventsAfter));
   events.addEventListener("view", (event) => announce(JSON.parse(event.data)));
   events.addEventListener("alert", (event) => addAlert(JSON.parse(event.data)));
-  events.addEventListener("status", (event) => text("live-status", JSON.parse(event.data).status));
+  events.addEventListener("status", (event) => {
+    const now = JSON.parse(event.data);     // "live, 52 s behind" while its analysis trails capture
+    text("live-status", now.status + (now.behind_s == null ? "" : ", " + now.behind_s + " s behind"));
+  });
   events.addEventListener("segment", (event) => {
     const segment = JSON.parse(event.data);
     text("live-faces", String(segment.faces));
