@@ -7,6 +7,7 @@ and fit a phone, and leave their screenshots in build/screenshots/."""
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -77,7 +78,8 @@ def test_the_camera_page_plays_the_annotated_camera_behind_live_with_its_alerts(
         assert page.evaluate("document.getElementById('live-video').videoWidth") == 640
         page.wait_for_selector("#live-alerts li", timeout=WAIT_S * 1000)
         assert "Live Yao" in page.inner_text("#live-alerts")
-        assert page.inner_text("#live-status") == "live"
+        # "live", or "live, N s behind" on a machine loaded enough that the segments queue up
+        assert re.fullmatch(r"live(, \d+ s behind)?", page.inner_text("#live-status"))
         assert page.locator("form.danger").count() == 0        # a viewer may not delete it
     finally:
         context.close()
