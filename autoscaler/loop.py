@@ -96,10 +96,10 @@ class StateStore:
 
 
 def observation(load: QueueLoad, now: float, replicas: int, busy_count: int,
-                cameras: tuple[float | None, ...] = ()) -> Observation:
+                cameras: tuple[float | None, ...] = (), poll_s: float | None = None) -> Observation:
     return Observation(now=now, waiting=load.waiting, running=load.running, replicas=replicas,
                        busy_workers=busy_count, queued=load.queued, in_hand=load.in_hand,
-                       finished=load.finished, arrived=load.arrived, cameras=cameras)
+                       finished=load.finished, arrived=load.arrived, cameras=cameras, poll_s=poll_s)
 
 
 class Autoscaler:
@@ -118,7 +118,10 @@ class Autoscaler:
         self.store = StateStore(observer.redis)
         self.states: dict[str, ScaleState] = {t.deployment: self.store.load(t.deployment) for t in targets}
 
-    def tick(self) -> list[Decision]:
+    def tick(self, poll_s: float | None = None) -> list[Decision]:
+        """One poll of every target; ``poll_s``: the configured period between polls, so that the
+        first decision after polls failed or a restart plans with it, not with the outage
+        (``policy.poll_period``)."""
         loads = self.observer.observe([t.queue for t in self.targets])
         decisions = []
         live_replicas = 0
@@ -133,7 +136,7 @@ class Autoscaler:
             # keeps a worker more for a poll).
             busy_count = max(len(busy), min(load.running, current))
             cameras = self.cameras() if target.queue == LIVE_QUEUE else ()
-            obs = observation(load, self.clock(), current, busy_count, cameras)
+            obs = observation(load, self.clock(), current, busy_count, cameras, poll_s)
             decision = decide(obs, self.states[target.deployment], target)
             if target.queue == LIVE_QUEUE:
                 live_replicas = decision.replicas
@@ -153,7 +156,7 @@ class Autoscaler:
         while not stop.is_set():
             started = time.monotonic()
             try:
-                self.tick()
+                self.tick(poll_s)
             except TRANSIENT_ERRORS as error:
                 self.metrics.failures.inc()
                 log.warning("autoscaler poll failed, retrying in %.0f s: %s", poll_s, error)

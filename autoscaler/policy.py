@@ -42,6 +42,8 @@ from autoscaler.live import camera_floor
 from autoscaler.standby import Burst, note_bursts, standby_due
 from core.settings import ScaleSettings
 
+MISSED_POLL_GAP = 1.5      # periods: a longer gap since the previous decision is polls missed
+
 
 @dataclass(frozen=True)
 class Observation:
@@ -59,6 +61,8 @@ class Observation:
     arrived: tuple[int | None, ...] = ()                    # frames of each task first seen at this poll
     cameras: tuple[float | None, ...] = ()                 # live queue: each registered camera's frames/s
                                                             # (None: not known yet); see autoscaler.live
+    poll_s: float | None = None                            # the caller's configured period between polls
+                                                            # (None: unknown, the gap is taken as it is)
 
 
 @dataclass(frozen=True)
@@ -111,6 +115,22 @@ def count_target(obs: Observation, settings: ScaleSettings) -> tuple[int, str]:
             f"{obs.waiting} waiting + {obs.running} running need")
 
 
+def poll_period(obs: Observation, state: ScaleState) -> float:
+    """How far apart polls are: the time since the previous decision (0 at the first), unless
+    polls were missed. Polls come a configured period apart, give or take the time one takes,
+    so a gap of more than MISSED_POLL_GAP periods means some failed (Redis away) or the
+    autoscaler was down (its state is kept in Redis): the gap is the outage, not the period.
+    Taken as the period, the first decision after an hour down thought a new worker served
+    pod start + an hour after it was asked for (the whole standby at once) and every busy
+    worker half an hour into its task (free now: too few workers)."""
+    if state.polled_at is None:
+        return 0.0
+    gap = obs.now - state.polled_at
+    if obs.poll_s is not None and gap > MISSED_POLL_GAP * obs.poll_s:
+        return obs.poll_s
+    return gap
+
+
 def expected_burst(state: ScaleState) -> list[float]:
     """The work of each task of the next burst, as the standby plans for it: as many tasks as
     the bursts of the last rate_window_s brought on average (rounded up), each of their mean
@@ -136,7 +156,8 @@ def wait_target(obs: Observation, state: ScaleState, settings: ScaleSettings) ->
     # poll alone, each busy worker looked up to a gap further from free, and a queue at the
     # target's edge asked for pods that the next poll found needless and cancelled before
     # they were up (steady.json at target 42.5 s: 16 pods cancelled while starting; 8 now).
-    since_taken = (obs.now - state.polled_at) / 2 if state.polled_at is not None else 0.0
+    poll_s = poll_period(obs, state)
+    since_taken = poll_s / 2
     busy_left = [max(0.0, cost.of(frames) - elapsed - since_taken)
                  for elapsed, frames in obs.in_hand[:obs.busy_workers]]
     busy_left += [cost.mean_task_s / 2] * max(0, obs.busy_workers - len(busy_left))
@@ -152,7 +173,6 @@ def wait_target(obs: Observation, state: ScaleState, settings: ScaleSettings) ->
     # meets a cold pool. They are planned as ready (the burst is to come), beside the queue's,
     # not on top of it.
     # Timed (autoscaler.standby): up shortly before the next burst is likely, not through the gap.
-    poll_s = obs.now - state.polled_at if state.polled_at is not None else 0.0
     cold_start = settings.pod_start_s + poll_s
     burst = expected_burst(state) if standby_due(state.bursts, obs.now, settings, poll_s) else []
     urgent = [(0.0, w) for w in burst if cold_start + (w if latency else 0.0) > bound]

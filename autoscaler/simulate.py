@@ -205,7 +205,7 @@ class VidfarmScaler:
         return Observation(now=now, waiting=len(world.queue), running=world.busy(), replicas=len(replicas),
                            busy_workers=sum(p.task is not None for p in replicas),
                            queued=tuple((now - t.seen_waiting, t.frames) for t in world.queue),
-                           in_hand=tuple(in_hand), finished=finished, arrived=tuple(arrived))
+                           in_hand=tuple(in_hand), finished=finished, arrived=tuple(arrived), poll_s=self.poll_s)
 
     def poll(self, world: World, now: float) -> None:
         decision = decide(self.observe(world, now), self.state, self.settings)

@@ -120,7 +120,7 @@ class LiveWorld:
         self.worker_seconds += pods * STEP_S
         self.most_workers = max(self.most_workers, pods)
 
-    def observe(self, pool: Pool, now: float, cameras: tuple[float, ...]) -> Observation:
+    def observe(self, pool: Pool, now: float, cameras: tuple[float, ...], poll_s: float) -> Observation:
         waiting = [j for q in pool.queues for j in self.queues[q]]
         arrived = []
         for job in waiting + [p.job for p in pool.pods if p.job is not None]:
@@ -132,7 +132,7 @@ class LiveWorld:
         return Observation(now=now, waiting=len(waiting), running=len(busy), replicas=len(pool.pods),
                            busy_workers=len(busy), queued=tuple((now - j.seen_waiting, j.frames) for j in waiting),
                            in_hand=tuple((now - p.job.seen_running, p.job.frames) for p in busy),
-                           finished=finished, arrived=tuple(arrived), cameras=cameras)
+                           finished=finished, arrived=tuple(arrived), cameras=cameras, poll_s=poll_s)
 
     def resize(self, pool: Pool, replicas: int, now: float) -> None:
         change = replicas - len(pool.pods)
@@ -178,13 +178,14 @@ def replay_live(trace: LiveTrace, live: ScaleSettings, batch: ScaleSettings, pol
         if now >= next_poll - 1e-9:
             next_poll += poll_s
             if layout == "vidfarm":
-                decision = decide(world.observe(pools["live"], now, cameras_at(trace, now)), states["live"], live)
+                seen = world.observe(pools["live"], now, cameras_at(trace, now), poll_s)
+                decision = decide(seen, states["live"], live)
                 states["live"] = decision.state
                 world.resize(pools["live"], decision.replicas, now)
                 room = batch_room(shared, decision.replicas, trace.max_workers)
-                decision = decide(world.observe(pools["cpu"], now, ()), states["cpu"], room)
+                decision = decide(world.observe(pools["cpu"], now, (), poll_s), states["cpu"], room)
             else:
-                decision = decide(world.observe(pools["cpu"], now, ()), states["cpu"], shared)
+                decision = decide(world.observe(pools["cpu"], now, (), poll_s), states["cpu"], shared)
             states["cpu"] = decision.state
             world.resize(pools["cpu"], decision.replicas, now)
         world.step(now)

@@ -111,7 +111,7 @@ def run_autoscale(args, settings: Settings) -> int:
         scaler = Autoscaler(backend, observer, scaled, metrics, cameras=lambda: camera_rates(registry),
                             shared_max=settings.autoscale_shared_max)
         if args.once:
-            scaler.tick()
+            scaler.tick(settings.autoscale_poll_s)
             return 0
         if settings.autoscale_metrics_port:
             metrics.serve(settings.autoscale_metrics_port)

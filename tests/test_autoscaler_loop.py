@@ -12,8 +12,10 @@ import pytest
 import redis
 
 from autoscaler.backends.kubernetes import KubernetesBackend, Retry, load_api_client
-from autoscaler.loop import STATE_KEY, Autoscaler
+from autoscaler.forecast import Cost
+from autoscaler.loop import STATE_KEY, Autoscaler, StateStore
 from autoscaler.observe import QueueObserver
+from autoscaler.policy import ScaleState
 from cli.redis_server import RedisServer
 from core.settings import ScaleSettings
 from tests.kube_apiserver import Fault, FakeApiServer, FakeCluster
@@ -166,3 +168,24 @@ def test_an_unreadable_stored_state_starts_afresh(redis_url, queue, cluster, api
     queue.lpush("cpu", b"{}")
     assert scaler.tick()[0].replicas == 1
     scaler.observer.close()
+
+
+def test_an_autoscaler_back_after_an_outage_plans_with_its_poll_period(redis_url, queue, cluster, api):
+    """Bursts of 4 tasks (10 s each) came every 300 s, the last at 940; a target of 10 s is
+    below a cold start, so a standby is asked for a pod start and a poll (5 s) before the next
+    burst is likely: at 1215. The autoscaler was down from its decision at 945 to 1100; back,
+    it loads that state from Redis. Planning with the 155 s gap as its poll period, it asked
+    for the standby at once, 115 s early."""
+    waits = ScaleSettings(deployment="vidfarm-worker-cpu", queue="cpu", max_replicas=8, max_step_up=8,
+                          target_wait_s=10, pod_start_s=20, rate_window_s=300)
+    stored = ScaleState(cost=Cost(((100, 10.0),)), last_demand_at=940.0, arrivals=((940.0, (100,) * 4),),
+                        bursts=((340.0, 340.0), (640.0, 640.0), (940.0, 940.0)), polled_at=945.0)
+    StateStore(queue).save("vidfarm-worker-cpu", stored)
+    now = [1100.0]
+    scaler = autoscaler(redis_url, api, waits, clock=lambda: now[0])
+    try:
+        assert scaler.tick(poll_s=5.0)[0].replicas == 0
+        now[0] = 1215.0
+        assert scaler.tick(poll_s=5.0)[0].replicas == 2          # the standby, when it is due
+    finally:
+        scaler.observer.close()

@@ -283,3 +283,38 @@ def test_a_stored_state_keeps_its_bursts_and_one_stored_before_them_loads():
     assert ScaleState.from_json(stored) == state
     del stored["bursts"]                                   # written by an autoscaler before the timing
     assert ScaleState.from_json(stored).bursts == ()
+
+
+# --- the first decision after an outage (polls failed, the autoscaler down) ----------------
+# Polls come 5 s apart; the state kept in Redis says the previous decision was 600 s ago. The
+# gap is the outage, not the poll period: the decision must be the one a 5 s gap gives.
+# (case, observation, state (polled 5 s before), settings overrides, replicas after a normal poll)
+OUTAGE_TABLE = [
+    ("the standby is timed a pod start and a normal poll before the next burst (at 1215), not 600 s sooner",
+     obs(now=1000.0, replicas=0), bursts_every(300, 3), {"target_wait_s": 10}, 0),
+    ("... and still asked for when it is due",
+     obs(now=1215.0, replicas=0), bursts_every(300, 3, now=1215.0), {"target_wait_s": 10}, 2),
+    ("a task first seen in hand was taken half a poll ago, not half the outage: its worker frees at 7.5 s "
+     "(not at once), so the 3 queued (5 s old) need a second worker to start within 30 s",
+     obs(replicas=1, running=1, busy=1, in_hand=((0.0, 100),), **queue(3, age=5)),
+     replace(LEARNT, polled_at=995.0), {"target_wait_s": 30}, 2),
+]
+
+
+@pytest.mark.parametrize("case,observation,state,overrides,expected", OUTAGE_TABLE, ids=[r[0] for r in OUTAGE_TABLE])
+def test_a_decision_after_an_outage_is_the_one_after_a_normal_poll(case, observation, state, overrides, expected):
+    settings = WAIT.model_copy(update=overrides)
+    polled = replace(observation, poll_s=5.0)
+    normal = decide(polled, state, settings)
+    after_outage = decide(polled, replace(state, polled_at=observation.now - 600), settings)
+    assert normal.replicas == expected, normal.reason
+    assert (after_outage.replicas, after_outage.reason) == (normal.replicas, normal.reason)
+
+
+def test_a_poll_late_by_less_than_half_a_period_keeps_its_gap():
+    """A slow poll (the API retried) is a real gap: tasks were taken all through it."""
+    from autoscaler.policy import poll_period
+    assert poll_period(obs(now=1000.0, poll_s=5.0), replace(LEARNT, polled_at=993.0)) == 7.0
+    assert poll_period(obs(now=1000.0, poll_s=5.0), replace(LEARNT, polled_at=400.0)) == 5.0
+    assert poll_period(obs(now=1000.0), replace(LEARNT, polled_at=400.0)) == 600.0        # period unknown
+    assert poll_period(obs(now=1000.0, poll_s=5.0), LEARNT) == 0.0                         # the first decision

@@ -454,7 +454,7 @@ def test_after_0010_a_delivery_pending_before_the_upgrade_is_due_and_the_sweep_t
     old.dispose()
 
 
-@pytest.mark.parametrize("new_database", ["sqlite"], indirect=True)
+@both_dialects
 def test_an_older_vidfarm_on_a_database_a_newer_one_upgraded_says_so_in_one_line(new_database, tmp_path):
     """Going back to an older release without putting back the backup: `vidfarm db current`
     called the database "behind", `vidfarm db upgrade` was Alembic's traceback ("Can't locate

@@ -69,12 +69,14 @@ def create_app(settings: Settings | None = None, farm: Farm | None = None) -> AP
     from web.gallery import gallery
     from web.accounts_ui import accounts_ui
     from web.hardening import json_changes_only, limit_body, security_headers, trust_proxies
+    from web.page_query import check_page_query
     from web.ui import ui
 
     trust_proxies(app, settings.trusted_proxies)
     app.before_request(guard)   # first: anonymous callers learn nothing, not even about CSRF
     app.before_request(limit_body)   # then, before CSRF or anything reads the body
     app.before_request(json_changes_only)
+    app.before_request(check_page_query)   # after the guard: anonymous callers learn nothing of a page
     app.after_request(security_headers)
     login_manager.init_app(app)
     csrf.init_app(app)

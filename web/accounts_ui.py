@@ -7,7 +7,7 @@ import base64
 import hashlib
 
 from cryptography.fernet import Fernet, InvalidToken
-from flask import Blueprint, current_app, flash, redirect, render_template, session, url_for
+from flask import Blueprint, Response, current_app, flash, redirect, render_template, session, url_for
 from flask_login import login_user
 
 from core.accounts import AccountError
@@ -16,18 +16,26 @@ from web.auth import account_user, accounts, request_user, require_role
 from web.forms import ConfirmForm, PasswordChangeForm, RoleForm, TokenForm, UserForm, problems_line
 
 accounts_ui = Blueprint("accounts", __name__)
-ONE_TIME_SHOWN_FOR_S = 300   # an admin who left the reset unread that long resets again
+SHOWN_ONCE = "one_time"      # the session key of the secret a redirect carries to its page
+ONE_TIME_SHOWN_FOR_S = 300   # left unread that long, it is not shown: reset again, or make another token
 
 
 @accounts_ui.route("/account", methods=["GET", "POST"])
 def account():
+    """Your API tokens. A new one is shown once, on the page its creation redirects to
+    (Post/Redirect/Get: answered with the page itself, a reload sent the form again and made
+    a second token)."""
     me = account_user()
     form = TokenForm()
-    new_token = None
+    status = 200
     if form.validate_on_submit():
-        new_token = accounts().create_token(me.id, form.label.data)
-    return render_template("account.html", form=form, new_token=new_token,
-                           tokens=accounts().list_tokens(me.id), revoke_form=ConfirmForm())
+        token = accounts().create_token(me.id, form.label.data)
+        return _redirect_showing_once("accounts.account", token, label=form.label.data)
+    if form.errors:
+        flash(problems_line(form.errors), "error")
+        status = 400
+    return render_template("account.html", form=form, new_token=_take_shown_once("accounts.account"),
+                           tokens=accounts().list_tokens(me.id), revoke_form=ConfirmForm()), status
 
 
 @accounts_ui.route("/account/password", methods=["GET", "POST"])
@@ -76,7 +84,7 @@ def users():
     elif form.errors:
         flash(problems_line(form.errors), "error")
         status = 400
-    return _users_page(form, _take_one_time()), status
+    return _users_page(form, _take_shown_once("accounts.users")), status
 
 
 def _users_page(form=None, one_time: dict | None = None) -> str:
@@ -102,39 +110,46 @@ def change_role(user_id: int):
 @accounts_ui.post("/users/<int:user_id>/reset")
 @require_role("admin")
 def reset_password(user_id: int):
-    """A one-time password, shown once on the users page this redirects to (Post/Redirect/Get:
-    answered with the page itself, a reload sent the form again and reset the password again,
-    so the one just shown, perhaps given out already, no longer worked). It crosses the
-    redirect sealed in the session cookie (which is signed, not secret: never in clear there);
-    the user must choose their own at the next login.
+    """A one-time password, shown once on the users page this redirects to (answered with the
+    page itself, a reload sent the form again and reset the password again, so the one just
+    shown, perhaps given out already, no longer worked). The user must choose their own at
+    the next login.
 
     An admin resetting their own password ends their own session: the page redirected to
     would refuse them, and the password, never shown, would lock them out. This answer shows
     it instead; a reload sends the form in the ended session, so it resets nothing."""
     form = ConfirmForm()
-    if form.validate_on_submit():
-        name, own = _username(user_id), request_user().id == user_id
-        password = accounts().reset_password(user_id)
-        if own:
-            return _users_page(one_time={"username": name, "password": password})
-        session["one_time"] = {"username": name, "sealed": _seal().encrypt(password.encode()).decode()}
-    else:
+    if not form.validate_on_submit():
         flash(problems_line(form.errors), "error")
-    return redirect(url_for("accounts.users"))
+        return redirect(url_for("accounts.users"))
+    name, own = _username(user_id), request_user().id == user_id
+    password = accounts().reset_password(user_id)
+    if own:
+        return _users_page(one_time={"username": name, "secret": password})
+    return _redirect_showing_once("accounts.users", password, username=name)
 
 
-def _take_one_time() -> dict | None:
-    """The one-time password a reset left for this page, taken off the session: shown once.
-    None when there is none, or it is older than ONE_TIME_SHOWN_FOR_S (or sealed with
-    another secret key)."""
-    left = session.pop("one_time", None)
-    if not left:
+def _redirect_showing_once(page: str, secret: str, **about) -> Response:
+    """Post/Redirect/Get for a change that makes a secret to be shown once (a one-time password,
+    a new API token): the redirect to ``page``, which shows it (``_take_shown_once``), and
+    ``about`` (in clear: the user it is for, the token's label). The secret crosses the
+    redirect sealed in the session cookie, which is signed, not secret: never in clear there."""
+    session[SHOWN_ONCE] = {**about, "page": page, "sealed": _seal().encrypt(secret.encode()).decode()}
+    return redirect(url_for(page))
+
+
+def _take_shown_once(page: str) -> dict | None:
+    """The secret left for ``page`` (as ``secret``, beside its ``about``), taken off the session:
+    shown once. None when there is none (one left for another page stays for it), or it is
+    older than ONE_TIME_SHOWN_FOR_S (or sealed with another secret key)."""
+    if (session.get(SHOWN_ONCE) or {}).get("page") != page:
         return None
+    left = session.pop(SHOWN_ONCE)
     try:
-        password = _seal().decrypt(left["sealed"].encode(), ttl=ONE_TIME_SHOWN_FOR_S).decode()
+        secret = _seal().decrypt(left["sealed"].encode(), ttl=ONE_TIME_SHOWN_FOR_S).decode()
     except InvalidToken:
         return None
-    return {"username": left["username"], "password": password}
+    return {**left, "secret": secret}
 
 
 def _seal() -> Fernet:

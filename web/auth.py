@@ -15,6 +15,7 @@ from functools import lru_cache, wraps
 from urllib.parse import urlsplit
 
 from apiflask import HTTPTokenAuth, abort   # abort carries its message to the error page
+from apiflask.fields import String
 from flask import (Blueprint, current_app, flash, g, jsonify, redirect, render_template, request, session,
                    url_for)
 from flask_limiter import Limiter
@@ -24,6 +25,8 @@ from flask_login import LoginManager, current_user, login_user, logout_user
 from core.accounts import ROLES, Accounts, User
 from web.context import answers_json, farm
 from web.forms import LoginForm
+from web.page_query import takes_query
+from web.schemas import QuerySchema
 
 PUBLIC_ENDPOINTS = frozenset({"auth.login", "healthz", "static"})
 # All a session with a one-time password may reach (besides the public ones).
@@ -126,13 +129,22 @@ def guard():
             if not request.path.startswith(("/api/", "/metrics")):    # a page's script, its session ended
                 return jsonify(error="not logged in (the session ended): reload the page and log in"), 401
             return jsonify(error="missing or invalid bearer token"), 401, {"WWW-Authenticate": "Bearer"}
-        return redirect(url_for("auth.login", next=request.full_path if request.query_string else request.path))
+        return redirect(url_for("auth.login", next=_back_after_login()))
     if user.must_change_password and "Authorization" not in request.headers \
             and request.endpoint not in PASSWORD_CHANGE_ENDPOINTS:
         if _is_api_request():
             return jsonify(error="choose a new password first (your password was reset)"), 403
         return redirect(url_for("accounts.password"))
     return None
+
+
+def _back_after_login() -> str | None:
+    """Where the login leads back to: the page asked for, with its query as given (the page
+    checks it: ``web.page_query``). None for a form sent after the session ended: its route is
+    no page (a GET of it was a 405 once logged in), so the login leads to the jobs."""
+    if request.method not in SAFE_METHODS:
+        return None
+    return request.full_path if request.query_string else request.path
 
 
 @token_auth.get_user_roles
@@ -160,6 +172,10 @@ def _safe_next(target: str | None) -> str:
     return url_for("ui.jobs")
 
 
+class LoginQuery(QuerySchema):
+    next = String(metadata={"description": "Where to go once logged in (a path of this site)."})
+
+
 def _address_and_username() -> str:
     return f"{get_remote_address()}/{request.form.get('username', '')[:64]}"
 
@@ -172,6 +188,7 @@ def _failed(response) -> bool:
 # their colleagues behind the same NAT, and per address, so one address cannot try many
 # names. The address is the client's (ProxyFix, VIDFARM_TRUSTED_PROXIES), not the Ingress'.
 @auth.route("/login", methods=["GET", "POST"])
+@takes_query(LoginQuery)
 @limiter.limit(lambda: current_app.config["VIDFARM_SETTINGS"].login_address_rate_limit, methods=["POST"],
                deduct_when=_failed)
 @limiter.limit(lambda: current_app.config["VIDFARM_SETTINGS"].login_rate_limit, methods=["POST"],

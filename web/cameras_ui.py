@@ -13,6 +13,8 @@ import time
 from datetime import datetime
 
 from apiflask import abort
+from apiflask.fields import String
+from apiflask.validators import OneOf
 from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
 from wtforms import StringField
@@ -24,10 +26,14 @@ from web.api_cameras import camera_or_404, camera_registry, camera_status, excha
 from web.auth import require_role
 from web.context import farm, json_errors
 from web.forms import EXPIRED, ConfirmForm, problems_line
+from web.page_query import page_query, takes_query
+from web.schemas import QuerySchema
 
 cameras_ui = Blueprint("cameras_ui", __name__)
 
 ALERTS_SHOWN = 50
+# The live view's players: MSE of the drawn pieces (the default), or WebRTC from the ingester.
+PLAYERS = ("mse", "webrtc")
 RECORDINGS_SHOWN = 24
 
 
@@ -139,9 +145,14 @@ def send_view_offer(camera_id: str):
     return jsonify(answer), status
 
 
+class CameraPage(QuerySchema):
+    player = String(validate=OneOf(PLAYERS), metadata={"description": "The live view's player (mse: the default)."})
+
+
 @cameras_ui.get("/cameras/<camera_id>")
+@takes_query(CameraPage)
 def camera(camera_id: str):
-    return _camera_page(camera_id)
+    return _camera_page(camera_id, player=page_query().get("player", PLAYERS[0]))
 
 
 @cameras_ui.post("/cameras/<camera_id>/edit")
@@ -161,11 +172,9 @@ def edit(camera_id: str):
     return redirect(url_for("cameras_ui.camera", camera_id=camera_id))
 
 
-def _camera_page(camera_id: str, edit_form: CameraForm | None = None, status: int = 200):
+def _camera_page(camera_id: str, edit_form: CameraForm | None = None, status: int = 200, player: str = PLAYERS[0]):
     registry = camera_registry()
     view = camera_status(registry, camera_or_404(registry, camera_id))
-    # The live view's player: MSE of the drawn pieces (the default), or WebRTC from the ingester.
-    player = "webrtc" if request.args.get("player") == "webrtc" else "mse"
     # The page's script follows the events from the newest one read with these alerts: it
     # shows those raised between this render and its connecting, and repeats none of these.
     alerts, events_after = registry.recent_and_cursor(camera_id, "alert", ALERTS_SHOWN)

@@ -5,7 +5,7 @@ unknown track on a job page."""
 from __future__ import annotations
 
 from apiflask import abort   # carries its message to the error page (Flask's keeps only the name)
-from flask import Blueprint, current_app, flash, redirect, render_template, request, send_file, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, send_file, url_for
 
 from core.errors import GalleryError
 import services.gallery
@@ -15,6 +15,8 @@ from web.auth import require_role
 from web.context import farm
 from web.forms import ConfirmForm, PhotoForm, TrackEnrolForm, problems_line
 from web.gallery_views import read_photos
+from web.page_query import page_query, takes_query
+from web.schemas import PageNumber
 from web.uploads import UploadRejected
 
 people = Blueprint("people", __name__)
@@ -28,10 +30,10 @@ def _identity_or_404(name: str) -> dict:
 
 
 @people.get("/people/<name>")
+@takes_query(PageNumber)
 def person(name: str):
     identity = _identity_or_404(name)
-    page = request.args.get("page", "1")
-    page = int(page) if page.isdigit() and int(page) >= 1 else 1
+    page = page_query()["page"]
     per_page = current_app.config["VIDFARM_SETTINGS"].jobs_per_page
     appearances, more = service.appearances(name, page, per_page)
     return render_template("person.html", identity=identity, photos=service.photos(name), appearances=appearances,

@@ -1,4 +1,5 @@
-"""Marshmallow schemas of the REST API; the OpenAPI document is generated from them."""
+"""Marshmallow schemas of the REST API; the OpenAPI document is generated from them. The pages
+check their query parameters with QuerySchemas too (``web.page_query``)."""
 
 from __future__ import annotations
 
@@ -65,8 +66,12 @@ class NoQuery(QuerySchema):
     """A list that takes no query parameters: any is refused, as a filter it cannot apply."""
 
 
-class JobListQuery(QuerySchema):
+class PageNumber(QuerySchema):
+    """A list shown a page at a time (the API's lists, and the pages': ``web.page_query``)."""
     page = Integer(load_default=1, validate=Range(min=1, max=1_000_000))
+
+
+class JobListQuery(PageNumber):
     status = String(validate=OneOf(JOB_STATES))
 
 
@@ -149,8 +154,7 @@ class ErasureOut(Schema):
 NEXT_PAGE_HEADER = {"Link": {"type": "string", "description": '`<URL>; rel="next"` when another page follows'}}
 
 
-class PageQuery(QuerySchema):
-    page = Integer(load_default=1, validate=Range(min=1, max=1_000_000))
+class PageQuery(PageNumber):
     per_page = Integer(load_default=20, validate=Range(min=1, max=200))
 
 

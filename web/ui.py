@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from apiflask import abort   # carries its message to the error page (Flask's keeps only the name)
+from apiflask.fields import Float
 from flask import (Blueprint, current_app, flash, jsonify, redirect, render_template, request,
                    url_for)
 
@@ -18,9 +19,11 @@ from web.api import job_view_or_404
 from web.auth import require_role, request_user
 from web.context import farm
 from web.forms import EXPIRED, ConfirmForm, TrackEnrolForm, UploadForm, problems_line
+from web.page_query import page_query, takes_query
 from web.people_views import track_faces
+from web.schemas import JobListQuery, QuerySchema
 from web.timeline import MARKERS, identities_seen, timeline_rows
-from web.uploads import UploadRejected, accept_recording, human_bytes
+from web.uploads import UploadRejected, accept_recording, human_bytes, the_one_upload
 
 ui = Blueprint("ui", __name__)
 
@@ -37,13 +40,12 @@ def home():
 
 
 @ui.get("/jobs")
+@takes_query(JobListQuery)
 def jobs():
-    status = request.args.get("status") or None
-    if status not in (None, *JOB_STATES):
-        abort(400, f"unknown status {status!r}")
-    page = request.args.get("page", "1")
-    page = int(page) if page.isdigit() and int(page) >= 1 else 1
-    return render_template("jobs.html", listing=job_page(farm(), page, status), status=status, states=JOB_STATES)
+    query = page_query()
+    status = query.get("status")
+    return render_template("jobs.html", listing=job_page(farm(), query["page"], status), status=status,
+                           states=JOB_STATES)
 
 
 @ui.route("/upload", methods=["GET", "POST"])
@@ -56,7 +58,9 @@ def upload():
         try:
             if not form.validate_on_submit():
                 raise UploadRejected(400, problems_line(form.errors, named=False) or "invalid form")
-            job_id, name = accept_recording(form.file.data, form.options())
+            # Several files dropped on the page all go in its file input (upload.js): refused, as the
+            # API refuses them, rather than the first made a job and the others dropped unsaid.
+            job_id, name = accept_recording(the_one_upload(request.files.getlist(form.file.name)), form.options())
         except UploadRejected as exc:
             if wants_json:
                 return jsonify(error=exc.message), exc.status, exc.headers
@@ -70,7 +74,12 @@ def upload():
     return render_template("upload.html", form=form, limit=limit, limit_text=human_bytes(limit))
 
 
+class OpenAt(QuerySchema):
+    t = Float(metadata={"description": "Seconds from the first picture: the video opens there (timeline.js)."})
+
+
 @ui.get("/jobs/<job_id>")
+@takes_query(OpenAt)
 def job(job_id: str):
     view = job_view_or_404(job_id)
     record = farm().records.get_job(job_id)

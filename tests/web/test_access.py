@@ -145,7 +145,8 @@ def test_admin_manages_users(web_app, accounts_by_role):
     assert response.status_code == 400
     page = browser.get("/account").get_data(as_text=True)
     response = browser.post("/account", data={"label": "ci", "csrf_token": csrf_token(page)})
-    assert 'id="new-token"' in response.get_data(as_text=True)
+    assert response.status_code == 302 and response.location.endswith("/account")     # Post/Redirect/Get
+    assert 'id="new-token"' in browser.get("/account").get_data(as_text=True)
 
 
 @pytest.mark.parametrize("path", [

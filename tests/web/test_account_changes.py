@@ -168,9 +168,26 @@ def test_a_one_time_password_left_unread_past_its_time_is_not_shown(web_app, acc
     with web_app.app_context():
         stale = _seal().encrypt_at_time(b"stale one-time", int(time.time()) - ONE_TIME_SHOWN_FOR_S - 1).decode()
     with admin.session_transaction() as session:
-        session["one_time"] = {"username": "someone", "sealed": stale}
+        session["one_time"] = {"username": "someone", "page": "accounts.users", "sealed": stale}
     page = admin.get("/users").get_data(as_text=True)
     assert "stale one-time" not in page and 'id="one-time-password"' not in page
+
+
+def test_a_new_api_token_crosses_the_redirect_sealed_and_shows_once_on_its_own_page(web_app, accounts_by_role):
+    """Creating a token redirects to the account page, which shows it once: in the session
+    cookie meanwhile, sealed as the one-time password is, and left for that page alone (the
+    users page, which shows one-time passwords, does not show it)."""
+    admin = admin_browser(web_app, accounts_by_role)
+    created = admin.post("/account", data={"label": "sealed-label", "csrf_token": csrf_token(
+        admin.get("/account").get_data(as_text=True))})
+    assert created.status_code == 302 and created.location.endswith("/account")
+    held = str(session_of(web_app, admin))
+    assert "sealed-label" in held and 'id="one-time-password"' not in admin.get("/users").get_data(as_text=True)
+    text = admin.get("/account").get_data(as_text=True)
+    token = text.split('id="new-token">')[1].split("<")[0]
+    assert len(token) >= 20 and token not in held and "sealed-label" in text
+    assert admin.get("/api/v1/jobs", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    assert 'id="new-token"' not in admin.get("/account").get_data(as_text=True)        # shown once
 
 
 def test_an_admin_who_resets_their_own_password_is_shown_the_one_time_one(web_app, accounts):

@@ -330,6 +330,31 @@ def test_reloading_the_page_after_a_password_reset_resets_nothing(page, live_ser
     assert page.url == f"{live_server}/users"
 
 
+
+def test_reloading_the_page_after_creating_a_token_creates_no_second_one(page, live_server, accounts_by_role):
+    """Creating an API token was answered with the account page itself: a reload sent the
+    form again and made a second token. The creation redirects (Post/Redirect/Get): the token
+    is shown once on the page it lands on, and a reload asks for that page alone."""
+    from core.accounts import Accounts
+    from services import runtime
+
+    accounts = Accounts(runtime.records())
+    user = accounts.create_user(f"token-{secrets.token_hex(4)}", PASSWORD, "viewer")
+    log_in(page, live_server, user.username)
+    page.goto(f"{live_server}/account")
+    page.fill("input[name=label]", "reload-check")
+    page.click("form.inline-form button[type=submit]")
+    page.wait_for_selector("#new-token")
+    token = page.inner_text("#new-token")
+
+    page.reload()
+    page.wait_for_load_state("load")
+    assert [t.label for t in accounts.list_tokens(user.id)] == ["reload-check"]     # made once
+    assert page.locator("#new-token").count() == 0                                   # shown once
+    assert accounts.user_for_token(token).id == user.id
+    assert page.url == f"{live_server}/account"
+
+
 CSP_WATCH = ("window.__csp = []; document.addEventListener('securitypolicyviolation', "
              "(e) => window.__csp.push(e.violatedDirective + ' ' + (e.blockedURI || 'inline')));")
 

@@ -273,7 +273,8 @@ def test_a_first_video_is_never_shown_as_earlier_results_and_the_page_polls_unti
     assert "The video below shows earlier results" in " ".join(page.split()) and 'data-video="still"' in page
 
 
-# Each list with a mistyped filter or page argument; the names the request takes, sorted.
+# Each list (the API's, and the pages) with a mistyped filter or page argument, and each page
+# with a parameter it does not take; the names the request takes, sorted.
 MISTYPED_LISTS = [
     ("/api/v1/jobs?page=1&statu=failed", "statu", "page, status"),
     ("/api/v1/alerts?jobs=abc", "jobs", "folded, job, page, per_page"),
@@ -284,17 +285,34 @@ MISTYPED_LISTS = [
     ("/api/v1/identities/nobody/photos?page=2", "page", "none"),
     ("/api/v1/users?role=admin", "role", "none"),
     ("/api/v1/cameras/nocamera/events?wiat=5", "wiat", "after, view, wait"),
+    ("/jobs?statu=failed", "statu", "page, status"),
+    ("/alerts?camera=nocamera", "camera", "job, page"),
+    ("/people/nobody?pgae=2", "pgae", "page"),
+    ("/jobs/nojob?time=5", "time", "t"),
+    ("/cameras/nocamera?plyer=webrtc", "plyer", "player"),
+    ("/login?nxt=/jobs", "nxt", "next"),
+    ("/cameras?status=failed", "status", "none"),
+    ("/gallery?name=x", "name", "none"),
+    ("/users?role=admin", "role", "none"),
+    ("/account?label=x", "label", "none"),
+    ("/upload?analyzers=track", "analyzers", "none"),
+    ("/?status=failed", "status", "none"),
 ]
 
 
 @pytest.mark.parametrize("path, unknown, takes", MISTYPED_LISTS, ids=[path for path, _, _ in MISTYPED_LISTS])
 def test_a_list_refuses_a_query_parameter_it_does_not_take(farm, web_app, accounts_by_role, path, unknown, takes):
     """A mistyped filter answered the whole unfiltered list, as if it were the filtered one:
-    webargs drops a query string's unknown names. It is a 400 that names it, and says what
-    the request takes."""
+    webargs drops a query string's unknown names, and the pages read only the names they take
+    (/jobs?statu=failed listed every job). It is a 400 that names it, and says what the
+    request takes: the API's as JSON, a page's on its error page."""
     response = web_app.test_client().get(path, headers=accounts_by_role["admin"].auth)
     assert response.status_code == 400, response.get_data(as_text=True)
-    assert response.json == {"error": f"{unknown}: not a query parameter of this request (it takes {takes})"}
+    refused = f"{unknown}: not a query parameter of this request (it takes {takes})"
+    if path.startswith("/api/"):
+        assert response.json == {"error": refused}
+    else:
+        assert refused in response.get_data(as_text=True)
 
 
 def test_several_unknown_query_parameters_are_all_named(farm, web_app, accounts_by_role):
@@ -308,6 +326,63 @@ def test_several_unknown_query_parameters_are_all_named(farm, web_app, accounts_
                                      headers=accounts_by_role["viewer"].auth).status_code == 200
 
 
+@pytest.mark.parametrize("path, status, words", [
+    ("/jobs?page=two", 400, "page: Not a valid integer."),
+    ("/jobs?status=finished", 400, "status: Must be one of: queued,"),
+    ("/cameras/nocamera?player=flash", 400, "player: Must be one of: mse, webrtc."),
+    ("/jobs/nojob?t=soon", 400, "t: Not a valid number."),
+    ("/jobs?status=&page=", 200, "Jobs"),                 # the filter form's "all": not given
+    ("/alerts?job=", 200, "Alerts"),
+    ("/people/nobody?page=2", 404, "nobody named"),       # taken: the page answers
+    ("/jobs/nojob?t=5.00", 404, "no job nojob"),
+])
+def test_a_page_checks_the_values_of_what_it_takes(farm, operator_client, path, status, words):
+    response = operator_client.get(path)
+    assert response.status_code == status and words in response.get_data(as_text=True), response.get_data(
+        as_text=True)
+
+
+def test_the_links_the_pages_write_carry_only_what_their_pages_take(farm, accounts_by_role):
+    """Pagers, filters, the first-page links and the way back after logging in: every link with
+    a query string that the lists write is answered by the page it points to, not refused."""
+    import html
+
+    from services import runtime
+    from tests.web.conftest import PASSWORD, logged_in_client, make_app
+
+    records = runtime.records()
+    for i in range(2):
+        records.fail_job(records.add_job(f"linked-{i}.mp4", "jobs/none/source").id, "made by the test")
+    app = make_app(jobs_per_page=1)
+    browser = logged_in_client(app, accounts_by_role["viewer"])
+    lists = ["/jobs", "/jobs?status=", "/jobs?status=failed", "/jobs?status=failed&page=2", "/jobs?page=999",
+             "/alerts", "/alerts?page=999", "/cameras", "/gallery"]
+    answered = {}
+    for path in lists:
+        page = browser.get(path)
+        assert page.status_code == 200, path
+        for link in re.findall(r'href="(/[^"]*\?[^"]*)"', page.get_data(as_text=True)):
+            link = html.unescape(link)
+            if not link.startswith(("/api/", "/static/")) and link not in answered:
+                answered[link] = browser.get(link).status_code
+    assert {"/jobs?page=2", "/jobs?page=2&status=failed", "/jobs?page=1&status=failed", "/jobs?page=998"} <= set(answered)
+    assert {link: status for link, status in answered.items() if status != 200} == {}
+
+    anonymous = app.test_client()
+    to_login = anonymous.get("/jobs?status=failed&page=2")
+    assert to_login.status_code == 302
+    login_page = anonymous.get(to_login.location)
+    assert login_page.status_code == 200
+    logged_in = anonymous.post(to_login.location, data={
+        "username": accounts_by_role["viewer"].username, "password": PASSWORD,
+        "csrf_token": csrf_token(login_page.get_data(as_text=True))})
+    assert logged_in.location == "/jobs?status=failed&page=2"
+    assert anonymous.get(logged_in.location).status_code == 200
+    # A form sent after the session ended: its route is no page (once logged in, a GET of it
+    # was a 405), so the login leads to the jobs list.
+    assert app.test_client().post("/jobs/nojob/delete").location == "/login"
+
+
 def test_alerts_of_a_job_that_does_not_exist_are_a_404_not_an_empty_list(farm, web_app, operator_client,
                                                                          accounts_by_role):
     """/alerts?job=<unknown id> (a stale link, a deleted job) answered an empty Alerts page, and
@@ -319,7 +394,8 @@ def test_alerts_of_a_job_that_does_not_exist_are_a_404_not_an_empty_list(farm, w
     api = web_app.test_client().get(f"/api/v1/alerts?job={unknown}", headers=accounts_by_role["viewer"].auth)
     assert api.status_code == 404 and api.json == {"error": f"no job {unknown}"}
     camera = operator_client.get("/alerts?camera=nocamera")
-    assert camera.status_code == 400 and "camera: not a query parameter of this page" in camera.get_data(as_text=True)
+    assert camera.status_code == 400 and "camera: not a query parameter of this request" in camera.get_data(
+        as_text=True)
 
     quiet = done_job("no alerts.mp4")   # a job that exists with no alert: still the (empty) list
     assert "No alerts for this job" in operator_client.get(f"/alerts?job={quiet}").get_data(as_text=True)

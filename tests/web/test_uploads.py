@@ -95,6 +95,22 @@ def test_two_recordings_in_one_request_are_refused_not_one_dropped(farm, client,
     assert stored_state(farm)[:2] == before[:2] and stored_state(farm)[2] == []
 
 
+def test_two_recordings_dropped_on_the_upload_page_are_refused_not_one_dropped(farm, operator_client, face_clip):
+    """The upload page's drop zone puts every file dropped into its file input (upload.js), and
+    the form sends them all under 'file': the page made a job of the first and dropped the
+    others without a word, as the API did."""
+    before = stored_state(farm)
+    token = csrf_token(operator_client.get("/upload").get_data(as_text=True))
+    with open(face_clip.path, "rb") as first, open(face_clip.path, "rb") as second:
+        response = operator_client.post("/upload", content_type="multipart/form-data",
+                                        headers={"Accept": "application/json"},
+                                        data={"file": [(first, "a.mp4"), (second, "b.mp4")], "csrf_token": token})
+    assert response.status_code == 400, response.json
+    assert response.json["error"] == ("send one recording per request (2 files came under 'file'): "
+                                      "each recording is a job of its own")
+    assert stored_state(farm)[:2] == before[:2] and stored_state(farm)[2] == []
+
+
 @pytest.mark.parametrize("raw", ["../", "..", "dir/", "\x00\x01"])
 def test_names_with_nothing_left_are_refused(farm, client, face_clip, raw):
     before = stored_state(farm)
