@@ -30,6 +30,9 @@ def test_upload_follow_and_fetch(client, face_clip):
     job_id = response.json["id"]
     # The job's status when the response is made: a worker may have taken it already.
     assert response.json["status"] in ("queued", "splitting", "processing", "stitching", "done")
+    # The answer is the job's view, with the views' field names (it gave only name once).
+    assert response.json["source_name"] == response.json["name"] == "x y.mp4"
+    assert set(client.get(f"/api/v1/jobs/{job_id}", headers=AUTH).json) - {"alerts"} <= set(response.json)
     wait_for_job(job_id)
     view = client.get(f"/api/v1/jobs/{job_id}", headers=AUTH).json
     assert view["status"] == "done" and view["progress"] == 1.0
@@ -111,3 +114,26 @@ def test_a_scrape_broadcasts_once_and_scrapes_share_one_connection(client, monke
         assert len(broadcasts) == scrape, broadcasts
         assert 'vidfarm_workers{state="idle"}' in response.get_data(as_text=True)
     assert len(observers) <= 1      # none when an earlier test's scrape opened it already
+
+
+def test_a_failed_job_says_it_failed_and_why_not_that_it_is_not_done(client):
+    """Its results and video answered "job ... is failed, not done", as if they might come."""
+    from services import runtime
+    from tests.web.test_job_pages import done_job, queued_job
+
+    records = runtime.records()
+    job_id = queued_job("broken.mp4")
+    records.fail_job(job_id, "the video stream does not decode")
+    for output, what in (("results", "results"), ("video", "annotated video")):
+        response = client.get(f"/api/v1/jobs/{job_id}/{output}", headers=AUTH)
+        assert response.status_code == 409 and "Retry-After" not in response.headers
+        assert response.json["error"] == f"job {job_id} failed (the video stream does not decode): it has no {what}"
+    # One that failed when run again (a re-analysis) still has the results of before.
+    job_id = done_job("rerun.mp4")
+    assert records.restart_job(job_id, {}) is not None
+    records.fail_job(job_id, "worker lost")
+    response = client.get(f"/api/v1/jobs/{job_id}/results", headers=AUTH)
+    assert response.status_code == 409
+    assert response.json["error"] == (f"job {job_id} failed when run again (worker lost); its results of before "
+                                      "stay, as ?version=1")
+    assert client.get(f"/api/v1/jobs/{job_id}/results?version=1", headers=AUTH).status_code == 200

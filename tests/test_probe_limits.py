@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import tracemalloc
 
+import av
 import pytest
 
 from tests.clipmaker import make_clip
@@ -68,4 +69,45 @@ def test_too_many_frames_and_too_long_a_read_are_refused(tmp_path):
     with pytest.raises(media.MediaError, match="took longer than the 0 s allowed"):
         media.probe(clip.path, media.Limits(budget_s=0))
     assert media.probe(clip.path).frames == 300
+
+
+
+def restamped(source, path, stamp_of, container: str):
+    """``source``'s video packets remuxed into ``container`` with timestamps ``stamp_of(index)``."""
+    with av.open(str(source)) as src, av.open(str(path), "w", format=container) as out:
+        stream = out.add_stream_from_template(src.streams.video[0])
+        for index, packet in enumerate(p for p in src.demux(video=0) if p.size):
+            packet.stream, packet.pts, packet.dts = stream, stamp_of(index), stamp_of(index)
+            out.mux(packet)
+    return path
+
+
+@pytest.mark.parametrize("container", ["mp4", "matroska", "mpegts"])
+def test_frames_whose_timestamps_are_all_zero_are_refused_for_that(tmp_path, container):
+    # Seen: such an MP4 was refused as "frame rate 3746 fps exceeds the 240 fps maximum"
+    # (its header's rate is frames over no time); Matroska and MPEG-TS ones passed the probe
+    # and their split aborted the ingest worker (NUT's muxer asserts on repeated keyframe
+    # times), leaving the job "splitting" for ever.
+    clip = make_clip(tmp_path / "clip.mp4", seconds=2, fps=15, gop=15, size=(64, 48), face_windows=[], audio=False)
+    zero = restamped(clip.path, tmp_path / f"zero.{container}", lambda index: 0, container)
+    with pytest.raises(media.MediaError) as refusal:
+        media.probe(zero)
+    assert str(refusal.value) == ("its frames carry no usable timestamps: all 30 say 0.00 s "
+                                  "(each frame needs its own time, later than the one before)")
+
+
+
+def test_frames_stuck_at_one_time_are_refused_as_well(tmp_path):
+    clip = make_clip(tmp_path / "clip.mp4", seconds=2, fps=15, gop=15, size=(64, 48), face_windows=[], audio=False)
+    stuck = restamped(clip.path, tmp_path / "stuck.mkv", lambda index: 15360, "matroska")
+    with pytest.raises(media.MediaError, match=r"^its frames carry no usable timestamps: all 30 say 1\.00 s"):
+        media.probe(stuck)
+
+
+def test_a_long_run_of_frames_at_one_time_is_refused_while_reading(tmp_path):
+    clip = make_clip(tmp_path / "clip.mkv", seconds=20, fps=15, size=(64, 48), face_windows=[], audio=False)
+    zero = restamped(clip.path, tmp_path / "zero.mkv", lambda index: 0, "matroska")
+    for read in (media.check_upload, media.probe):
+        with pytest.raises(media.MediaError, match=r"^its frames carry no usable timestamps: the first 241 all say 0\.00 s"):
+            read(zero)
 

@@ -32,7 +32,8 @@ def error_responses(*codes: int) -> dict:
 RETRY_AFTER = {"Retry-After": {"description": "seconds to wait before trying again", "schema": {"type": "integer"}}}
 
 
-_DESCRIPTIONS = {400: "Bad request", 403: "Role too weak", 404: "Not found", 409: "Job (or its video) not done",
+_DESCRIPTIONS = {400: "Bad request", 403: "Role too weak", 404: "Not found",
+                 409: "Job (or its video) not done, or the job failed (the error says why)",
                  413: "Upload too large", 415: "Not a video vidfarm can process",
                  503: "The farm's task queue (Redis) cannot be reached, or no worker answered in time (the farm "
                       "is busy or down); nothing was kept: try again after Retry-After seconds"}
@@ -60,8 +61,10 @@ def create_job(upload):
         job_id, name = accept_recording(the_one_upload(request.files.getlist("file")), options)
     except UploadRejected as exc:
         abort(exc.status, exc.message, headers=exc.headers)
-    status = jobs.job_view(farm().records, job_id)["status"]
-    return {"id": job_id, "status": status, "name": name}, 201, {"Location": f"/api/v1/jobs/{job_id}"}
+    # The job's view, as GET /jobs/{id} gives it (source_name...), and ``name``, which this
+    # answer gave before it gave the view.
+    view = jobs.job_view(farm().records, job_id)
+    return {**view, "name": name}, 201, {"Location": f"/api/v1/jobs/{job_id}"}
 
 
 @api.get("/jobs")
@@ -103,17 +106,24 @@ def remove_job(job_id: str):
     return "", 204
 
 
-def finished_view(job_id: str) -> dict:
-    """A done job's view (404 without the job, 409 before it is done)."""
+def finished_view(job_id: str, what: str) -> dict:
+    """A done job's view (404 without the job, 409 before it is done or once it failed).
+    ``what``: the output asked for, as the refusal names it."""
     view = job_view_or_404(job_id)
+    if view["status"] == "failed":
+        # Not "failed, not done": it will not be done later, and the client should see why.
+        earlier = view["results_version"]
+        abort(409, f"job {job_id} failed ({view['error']}): it has no {what}" if not earlier else
+              f"job {job_id} failed when run again ({view['error']}); its results of before stay, as "
+              f"?version={earlier}")
     if view["status"] != "done":
         abort(409, f"job {job_id} is {view['status']}, not done")
     return view
 
 
-def finished_output_key(job_id: str, name: str) -> str:
+def finished_output_key(job_id: str, name: str, what: str) -> str:
     """The key of a done job's output (404 without the job, 409 before it is done)."""
-    finished_view(job_id)
+    finished_view(job_id, what)
     return output_key(job_id, name)
 
 
@@ -130,7 +140,7 @@ def get_results(job_id: str, query: dict):
     saved = {"as_attachment": True, "download_name": f"{job_id}-results{f'-{version}' if version else ''}.json"
              } if query["download"] else {}
     if version is None:
-        latest = version_key(job_id, finished_view(job_id)["results_version"])
+        latest = version_key(job_id, finished_view(job_id, "results")["results_version"])
         return send_file(farm().store.local_path(latest), mimetype="application/json", **saved)
     job_view_or_404(job_id)
     key = version_key(job_id, version)
@@ -154,5 +164,5 @@ def get_video(job_id: str):
                    f"{view['results_version']}); try again shortly",
               headers={"Retry-After": "2"})
     # Range requests get 206 partial content, so players can seek (from S3 too: web/blobs.py).
-    return send_blob(finished_output_key(job_id, "annotated.mp4"), "video/mp4")
+    return send_blob(finished_output_key(job_id, "annotated.mp4", "annotated video"), "video/mp4")
 

@@ -22,12 +22,6 @@ class UploadIn(Schema):
                                               "none given: the farm's default chain)."})
 
 
-class JobCreated(Schema):
-    id = String(required=True)
-    status = String(required=True, validate=OneOf(JOB_STATES))
-    name = String(required=True, metadata={"description": "The stored label (the file name's last part)."})
-
-
 class JobOut(Schema):
     id = String(required=True)
     status = String(required=True, validate=OneOf(JOB_STATES))
@@ -46,6 +40,12 @@ class JobOut(Schema):
                                                    "yet). Below results_version: it is being drawn again."})
     video_error = String(allow_none=True, metadata={"description": "Why the video could not follow the results."})
     alerts = Integer(metadata={"description": "Alerts its latest results raise (listed at /api/v1/alerts?job=ID)."})
+
+
+class JobCreated(JobOut):
+    """The new job's view (as GET /jobs/{id} gives it), with ``name`` as this answer gave it first."""
+    source_name = String(required=True, metadata={"description": "The stored label (the file name's last part)."})
+    name = String(required=True, metadata={"description": "The same as source_name (kept for clients that read it)."})
 
 
 class QuerySchema(Schema):

@@ -209,7 +209,9 @@ def _video_stream(container, limits: Limits):
     # average_rate: frames over time, as the header or the first packets say. (guessed_rate
     # is the finest rate that expresses every timestamp: a millisecond clock reads 1000.)
     if video.average_rate and video.average_rate > limits.max_fps:
-        raise MediaError(_too_fast(float(video.average_rate), limits))
+        # An MP4 whose frames all carry one time gets its rate from that: frames over ~nothing.
+        stalled = _stalled_times([entry.timestamp for entry in video.index_entries], video.time_base)
+        raise MediaError(stalled or _too_fast(float(video.average_rate), limits))
     if video.frames > limits.max_frames:
         raise MediaError(_too_many(limits))
     return video
@@ -217,6 +219,26 @@ def _video_stream(container, limits: Limits):
 
 def _too_fast(fps: float, limits: Limits) -> str:
     return f"frame rate {fps:.0f} fps exceeds the {limits.max_fps:g} fps maximum"
+
+
+def _stalled_times(stamps: list[int], tb: Fraction | None) -> str | None:
+    """Why frames that all carry one time cannot be processed, or None. Frames are told apart,
+    cut into segments and put back in order by their times: a file whose timestamps never
+    advance (a faulty recorder writes 0 for each) has none of that, and no frame rate (the
+    header's is then frames over no time: thousands of fps). A time repeated here and there
+    is left alone: an MPEG program stream's demuxer guesses some that way."""
+    if len(stamps) < 2 or min(stamps) != max(stamps):
+        return None
+    return _no_usable_times(f"all {len(stamps)}", stamps[0], tb)
+
+
+def _no_usable_times(frames: str, stamp: int, tb: Fraction | None) -> str:
+    return (f"its frames carry no usable timestamps: {frames} say {_seconds(stamp, tb)} "
+            "(each frame needs its own time, later than the one before)")
+
+
+def _seconds(stamp: int, tb: Fraction | None) -> str:
+    return f"{float(stamp * (tb or Fraction(1, 90000))):.2f} s"
 
 
 def _too_many(limits: Limits) -> str:
@@ -253,6 +275,8 @@ class _ScanGuard:
             return self.packets > limits.max_fps
         span = float((self.last - self.first) * self.tb)
         if self.packets > limits.max_fps and self.packets - 1 > limits.max_fps * span:
+            if self.last == self.first:
+                raise MediaError(_no_usable_times(f"the first {self.packets} all", self.first, self.tb))
             raise MediaError(f"{self.packets} frames in {span:.2f} s: the frame rate exceeds the "
                              f"{limits.max_fps:g} fps maximum")
         return span >= 1.0 or self.packets > limits.max_fps
@@ -272,6 +296,9 @@ def probe(path: Path | str, limits: Limits | None = None) -> MediaInfo:
         ctx = video.codec_context
         audio = container.streams.audio[0] if container.streams.audio else None
         packets, damaged = _read_packet_table(container, video, _ScanGuard(video, limits, started))
+        stalled = _stalled_times([p.pts for p in packets if p.shown and p.timed], video.time_base)
+        if stalled:     # segment files of such times crash the muxer (SIGABRT): refuse them here
+            raise MediaError(stalled)
         if ctx.has_b_frames and all(a.pts < b.pts for a, b in zip(packets, packets[1:])):
             # Pictures are reordered, yet the times rise in decode order: they are decode times
             # (H.264 with B-frames in AVI), not when each picture is shown. Cut only at keyframes.
