@@ -99,6 +99,21 @@ def _encode(path: Path, codec: str, size: tuple[int, int], frames: int = 20, pix
     return path
 
 
+def program_stream(path: Path, frames: int = 25) -> Path:
+    """An MPEG-2 program stream, each frame a shade of grey brighter than the one before (up to
+    25 frames; then from black again). Its demuxer repeats a timestamp now and then (of 25
+    frames, the 11th gets the 10th's)."""
+    with av.open(str(path), "w", format="mpeg") as out:
+        stream = out.add_stream("mpeg2video", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+        for index in range(frames):
+            frame = av.VideoFrame.from_ndarray(np.full((240, 320, 3), 10 * (index % 25), np.uint8), format="rgb24")
+            frame.pts = index
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return path
+
+
 def audio_only(folder: Path) -> Path:
     path = folder / "voice.m4a"
     with av.open(str(path), "w") as out:
@@ -240,6 +255,9 @@ CASES = [
          note="AVI holds decode times only: cut at keyframes"),
     Case("MJPEG in AVI", lambda f: _encode(f / "mjpeg.avi", "mjpeg", (320, 240), pix_fmt="yuvj420p"), "done"),
     Case("MPEG-TS", lambda f: _encode(f / "stream.ts", "libx264", (320, 240), frames=30), "done"),
+    Case("MPEG program stream (the demuxer repeats a timestamp now and then)",
+         lambda f: program_stream(f / "program.mpg", frames=100), "done",
+         note="a picture given the time of the one before is moved one tick after it"),
     Case("MPEG-TS cut from a running open-GOP stream", cut_from_a_running_stream, "done",
          note="the first pictures reference what was cut: not counted, as no decoder shows them"),
     Case("raw H.264 elementary stream (no container, no timestamps, B-frames)",

@@ -414,16 +414,29 @@ def test_bad_x264_params_are_refused_as_a_setting(monkeypatch):
 def test_files_that_reveal_streams_only_when_probed_still_open_and_decode(tmp_path):
     """MPEG program streams expose no stream until probed, so per-stream options (skipping the
     probe's picture decoding) cannot apply: opening falls back to a full probe."""
-    path = tmp_path / "program.mpg"
-    with av.open(str(path), "w", format="mpeg") as out:
-        stream = out.add_stream("mpeg2video", rate=25)
-        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
-        for index in range(25):
-            frame = av.VideoFrame.from_ndarray(np.full((240, 320, 3), 10 * index, np.uint8), format="rgb24")
-            frame.pts = index
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode(None))
+    path = crafted.program_stream(tmp_path / "program.mpg")
     with pytest.raises(ValueError):     # what the fallback is for: PyAV refuses the options here
         av.open(str(path), stream_options=[{"skip_frame": "all"}])
     assert media.probe(path).frames == 25
     assert sum(1 for _ in media.decode_frames(path)) == 25
+
+
+def test_a_timestamp_the_demuxer_repeats_splits_with_every_frame_in_order(tmp_path):
+    """The MPEG-PS demuxer guesses some times and here gives two pictures the same one: the
+    split's NUT muxer refused the repeat ("Invalid argument"). The second picture moves one
+    tick on; every segment decodes to its own frames, intact and in order."""
+    path = crafted.program_stream(tmp_path / "program.mpg")
+    with av.open(str(path)) as container:
+        stamps = [p.pts for p in container.demux(video=0) if p.size]
+    assert len(set(stamps)) < len(stamps)          # the demuxer does repeat one
+    info = media.probe(path)
+    plans = media.plan_segments(info, 0.4)
+    assert len(plans) > 1 and info.frames == 25
+    times = [pts for plan in plans for pts in plan.pts]
+    assert all(a < b for a, b in zip(times, times[1:]))
+    shades = []
+    for plan, segment in zip(plans, media.split_segments(path, info, plans, tmp_path / "segments")):
+        frames = list(media.segment_frames(segment, plan.pts, info.tb, pts_offset=info.pts_offset))
+        assert len(frames) == plan.frames and not any(f.damage for f in frames)
+        shades += [int(f.frame.to_ndarray(format="gray")[120, 160]) for f in frames]
+    assert shades == sorted(shades) and len(set(shades)) == 25

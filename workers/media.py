@@ -226,7 +226,7 @@ def _stalled_times(stamps: list[int], tb: Fraction | None) -> str | None:
     cut into segments and put back in order by their times: a file whose timestamps never
     advance (a faulty recorder writes 0 for each) has none of that, and no frame rate (the
     header's is then frames over no time: thousands of fps). A time repeated here and there
-    is left alone: an MPEG program stream's demuxer guesses some that way."""
+    is not this: an MPEG program stream's demuxer guesses some that way (``_distinct_times``)."""
     if len(stamps) < 2 or min(stamps) != max(stamps):
         return None
     return _no_usable_times(f"all {len(stamps)}", stamps[0], tb)
@@ -305,6 +305,7 @@ def probe(path: Path | str, limits: Limits | None = None) -> MediaInfo:
             packets = [replace(p, timed=False) for p in packets]
         lost = _lost_frames(packets, _beyond_end(video, path.stat().st_size), damaged, video.frames)
         packets = _check_decodes(path, packets, limits, started)
+        packets = _distinct_times(packets, lost)
         tb = video.time_base or Fraction(1, 90000)
         shown = [p for p in packets if p.shown]
         if not shown:
@@ -324,6 +325,28 @@ def probe(path: Path | str, limits: Limits | None = None) -> MediaInfo:
                          audio_codec=audio.codec_context.name if audio else None,
                          pts_offset=max(0, -min(p.pts for p in packets)), timed=all(p.timed for p in packets),
                          packets=packets, lost=lost)
+
+
+def _distinct_times(packets: list[PacketInfo], lost: list[int]) -> list[PacketInfo]:
+    """The packet table with every shown picture at a time of its own. An MPEG program
+    stream's demuxer guesses some times and now and then gives two pictures the same one: frames
+    are told apart, cut and put back in order by their times, and the split's NUT muxer refuses
+    a repeat. Each picture whose time is not after the one before (in presentation order; decode
+    order among equals) moves to one tick after it: the smallest step, every other time is kept,
+    and the frame count with it. A frame the file lost keeps its time; a moved picture steps past it."""
+    pictures = sorted((i for i, p in enumerate(packets) if p.shown and p.timed), key=lambda i: packets[i].pts)
+    taken = set(lost)
+    retimed = list(packets)
+    previous = None
+    for i in pictures:
+        stamp = packets[i].pts
+        if previous is not None and stamp <= previous:
+            stamp = previous + 1
+            while stamp in taken:
+                stamp += 1
+            retimed[i] = replace(packets[i], pts=stamp)
+        previous = stamp
+    return retimed
 
 
 def _nominal_duration(video) -> int:
@@ -593,6 +616,7 @@ def split_segments(path: Path | str, info: MediaInfo, plans: list[SegmentPlan], 
     with _open(path) as source, ExitStack() as files:
         video = source.streams.video[0]
         writing: list[tuple[SegmentPlan, av.container.OutputContainer, av.video.stream.VideoStream]] = []
+        last_dts = None
         for position, packet in enumerate(_video_packets(source, video)):
             if position >= len(info.packets):     # only what the probe read (damage read alike)
                 break
@@ -609,17 +633,42 @@ def split_segments(path: Path | str, info: MediaInfo, plans: list[SegmentPlan], 
             # one that lost its timestamps take the ones probe gave them.
             if not entry.timed or packet.pts is None and packet.dts is None:
                 packet.pts = packet.dts = entry.pts
+            elif packet.pts is not None:
+                packet.pts = entry.pts      # probe moved a repeated time on (_distinct_times)
+            last_dts = _decode_time_after(packet, last_dts, info.tb)
             if info.pts_offset:
                 packet.pts += info.pts_offset
                 if packet.dts is not None:
                     packet.dts += info.pts_offset
             for _, out, stream in writing:
                 packet.stream = stream
-                out.mux(packet)
+                _mux_cut(out, packet, position)
             for done in [w for w in writing if w[0].end_packet <= position + 1]:
                 done[1].close()
                 writing.remove(done)
     return outputs
+
+
+def _decode_time_after(packet: av.Packet, last_dts: int | None, tb: Fraction) -> int | None:
+    """Give a packet a decode time after ``last_dts`` (NUT refuses a repeat, which comes with a
+    repeated presentation time) and at most its presentation time; the decode time it ends with."""
+    if packet.dts is None:
+        return last_dts
+    if last_dts is not None and packet.dts <= last_dts:
+        packet.dts = last_dts + 1
+        if packet.pts is not None and packet.pts < packet.dts:
+            raise MediaError(f"its frames' timestamps run backwards: a frame shown at {_seconds(packet.pts, tb)} "
+                             f"comes after one decoded at {_seconds(last_dts, tb)}")
+    return packet.dts
+
+
+def _mux_cut(out: av.container.OutputContainer, packet: av.Packet, position: int) -> None:
+    """Write a packet to a segment file; a packet the muxer refuses fails the job in a line."""
+    try:
+        out.mux(packet)
+    except av.error.FFmpegError as exc:
+        raise MediaError(f"the video cannot be cut into segments: its frame {position + 1} (in decode order) "
+                         f"was refused ({_reason(exc)})") from None
 
 
 def _stream_like(out: av.container.OutputContainer, video: av.video.stream.VideoStream):
