@@ -203,7 +203,8 @@ def test_upload_refusals_are_shown(page, live_server, accounts_by_role, shots, t
     assert "empty" in page.inner_text("#upload-message")
 
 
-def test_several_recordings_upload_one_after_another(page, live_server, accounts_by_role, face_clip, tmp_path):
+def test_several_recordings_upload_one_after_another(page, live_server, accounts_by_role, face_clip, shots,
+                                                     tmp_path):
     """A batch of recordings picked at once all went in one request, which the server refuses
     (one recording per request): nothing was uploaded. Each goes in its own request now; a file
     the server refuses is listed with its reason and the others still become jobs."""
@@ -211,7 +212,8 @@ def test_several_recordings_upload_one_after_another(page, live_server, accounts
     from services import runtime
 
     tag = secrets.token_hex(4)   # names unique to this run: the jobs are found by name below
-    good = [tmp_path / f"batch-{tag}-{n}.mp4" for n in (1, 2)]
+    # The second with a long name without a space, as camera exports have: it must wrap on a phone.
+    good = [tmp_path / f"batch-{tag}-1.mp4", tmp_path / (f"batch-{tag}-" + "corridor_camera_2_export_" * 6 + ".mp4")]
     for path in good:
         path.write_bytes(face_clip.path.read_bytes())
     notes = tmp_path / f"batch-{tag}-notes.txt"
@@ -243,6 +245,11 @@ def test_several_recordings_upload_one_after_another(page, live_server, accounts
         made = dict(s.query(Job.source_name, Job.id).filter(Job.source_name.like(f"batch-{tag}-%")))
     assert made == {name: path.rsplit("/", 1)[1] for name, path in links}   # no job lost, none extra
     assert page.is_enabled("#upload-button")
+    assert page.inner_text("#chosen") == ""   # emptied: Upload again would queue the batch twice
+    assert page.is_visible("#upload-all-jobs a[href='/jobs']")
+    page.set_viewport_size({"width": 390, "height": 844})
+    assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
+    page.screenshot(path=shots / "upload-several-phone.png", full_page=True)
 
 
 def test_a_second_click_while_uploading_queues_no_second_job(page, live_server, accounts_by_role, face_clip,

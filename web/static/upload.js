@@ -10,6 +10,7 @@
   const button = document.getElementById("upload-button");
   const message = document.getElementById("upload-message");
   const outcomes = document.getElementById("upload-outcomes");
+  const allJobs = document.getElementById("upload-all-jobs");
   const limit = Number(form.dataset.limit);
 
   // Several at once only with this script: without it the form posts one file, which the server takes.
@@ -88,7 +89,9 @@
       item.append(link, ": job made");
     } else {
       item.className = "refused";
-      item.textContent = file.name + ": refused. " + outcome.refused;
+      // The server's reasons and the page's own mostly name the file already: named once.
+      const reason = outcome.refused.includes(file.name) ? outcome.refused : file.name + ": " + outcome.refused;
+      item.textContent = "Refused: " + reason;
     }
     outcomes.append(item);
   }
@@ -109,14 +112,18 @@
       return;
     }
     show(made + " of " + files.length + " recordings uploaded as jobs" +
-         (refused ? ", " + refused + " refused (listed below)." : ".") , refused > 0);
-    outcomes.hidden = false;
+         (refused ? ", " + refused + " refused (listed below)." : "."), refused > 0);
+    allJobs.hidden = false;
+    // Emptied: Upload clicked again would send the whole batch again as new jobs.
+    input.value = "";
+    describe();
   }
 
   async function uploadAll(files) {
     sending(true);
     outcomes.replaceChildren();
-    outcomes.hidden = files.length === 1;
+    outcomes.hidden = files.length === 1;   // several: each outcome is listed as it comes
+    allJobs.hidden = true;
     show("Uploading " + files.length + (files.length === 1 ? " recording…" : " recordings…"), false);
     const results = [];
     for (const [index, file] of files.entries()) {
