@@ -203,6 +203,55 @@ def test_upload_refusals_are_shown(page, live_server, accounts_by_role, shots, t
     assert "empty" in page.inner_text("#upload-message")
 
 
+def test_several_recordings_upload_one_after_another(page, live_server, accounts_by_role, face_clip, shots,
+                                                     tmp_path):
+    """A batch of recordings picked at once all went in one request, which the server refuses
+    (one recording per request): nothing was uploaded. Each goes in its own request now; a file
+    the server refuses is listed with its reason and the others still become jobs."""
+    from core.models import Job
+    from services import runtime
+
+    tag = secrets.token_hex(4)   # names unique to this run: the jobs are found by name below
+    # The second with a long name without a space, as camera exports have: it must wrap on a phone.
+    good = [tmp_path / f"batch-{tag}-1.mp4", tmp_path / (f"batch-{tag}-" + "corridor_camera_2_export_" * 6 + ".mp4")]
+    for path in good:
+        path.write_bytes(face_clip.path.read_bytes())
+    notes = tmp_path / f"batch-{tag}-notes.txt"
+    notes.write_text("not a video\n" * 1000)
+    posts = []
+    page.on("request", lambda r: posts.append(r.url) if r.method == "POST" and r.url.endswith("/upload") else None)
+    log_in(page, live_server, accounts_by_role["operator"].username)
+    page.goto(f"{live_server}/upload")
+    page.wait_for_load_state("load")
+    page.set_input_files("#file-input", [str(good[0]), str(notes), str(good[1])])
+    assert re.fullmatch(r"3 recordings chosen \(\d+\.\d MiB in all\)", page.inner_text("#chosen"))
+    # Every progress line shown, kept as the page writes it.
+    page.evaluate("""() => { window.lines = []; const line = document.getElementById('upload-line');
+        new MutationObserver(() => window.lines.push(line.textContent)).observe(line, {childList: true}); }""")
+    page.click("#upload-button")
+    page.wait_for_selector("#upload-message:has-text('of 3 recordings')", timeout=WAIT_MS)
+
+    assert page.url == f"{live_server}/upload"   # several: the list stays on screen
+    assert page.inner_text("#upload-message").startswith("2 of 3 recordings uploaded as jobs, 1 refused")
+    assert len(posts) == 3
+    lines = page.evaluate("window.lines")
+    assert f"Uploading 2 of 3: {notes.name} (0 %)" in lines
+    assert any(re.fullmatch(rf"Uploading 3 of 3: {good[1].name} \(\d+ %\)", text) for text in lines)
+    links = page.eval_on_selector_all("#upload-outcomes a", "links => links.map(a => [a.textContent, a.pathname])")
+    assert [name for name, _ in links] == [good[0].name, good[1].name]
+    refused = page.inner_text("#upload-outcomes .refused")
+    assert notes.name in refused and "not a readable video" in refused
+    with runtime.records().session() as s:
+        made = dict(s.query(Job.source_name, Job.id).filter(Job.source_name.like(f"batch-{tag}-%")))
+    assert made == {name: path.rsplit("/", 1)[1] for name, path in links}   # no job lost, none extra
+    assert page.is_enabled("#upload-button")
+    assert page.inner_text("#chosen") == ""   # emptied: Upload again would queue the batch twice
+    assert page.is_visible("#upload-all-jobs a[href='/jobs']")
+    page.set_viewport_size({"width": 390, "height": 844})
+    assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
+    page.screenshot(path=shots / "upload-several-phone.png", full_page=True)
+
+
 def test_a_second_click_while_uploading_queues_no_second_job(page, live_server, accounts_by_role, face_clip,
                                                               tmp_path):
     """An impatient double click (or Enter again) on Upload while the file is on its way sent
