@@ -112,9 +112,10 @@ def account_user() -> User:
 
 
 def _is_api_request() -> bool:
-    """Machine endpoints (the API, Prometheus' /metrics, a page script's fetch routes) answer
-    401; pages redirect to login."""
-    return answers_json() or request.path == "/metrics"
+    """Machine endpoints (the API, Prometheus' /metrics, a page script's fetch routes) and a
+    page script's request for JSON (upload.js posts to the Upload page's own route) answer
+    401; pages redirect to login (a script would follow that to the login page's HTML)."""
+    return answers_json() or request.path == "/metrics" or request.accept_mimetypes.best == "application/json"
 
 
 def guard():

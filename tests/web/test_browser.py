@@ -252,6 +252,39 @@ def test_several_recordings_upload_one_after_another(page, live_server, accounts
     page.screenshot(path=shots / "upload-several-phone.png", full_page=True)
 
 
+def test_a_batch_stops_when_the_session_ends(page, live_server, accounts_by_role, face_clip, tmp_path):
+    """A session that ended mid-batch had every later recording sent in full, each only to be
+    refused (401): the batch stops there now, the rest listed as not sent."""
+    from core.accounts import Accounts
+    from services import runtime
+
+    accounts = Accounts(runtime.records())
+    operator = next(u for u in accounts.list_users() if u.username == accounts_by_role["operator"].username)
+    clips = [tmp_path / f"ends-{n}-{secrets.token_hex(4)}.mp4" for n in range(3)]
+    for path in clips:
+        path.write_bytes(face_clip.path.read_bytes())
+    posts = []
+
+    def session_ends_after_the_first(route):
+        if route.request.method == "POST":
+            posts.append(route.request.url)
+            if len(posts) == 2:
+                accounts.rotate_session(operator.id)    # as a logout elsewhere, or a new password, ends it
+        route.continue_()
+    log_in(page, live_server, operator.username)
+    page.route("**/upload", session_ends_after_the_first)
+    page.goto(f"{live_server}/upload")
+    page.wait_for_load_state("load")
+    page.set_input_files("#file-input", [str(path) for path in clips])
+    page.click("#upload-button")
+    page.wait_for_selector("#upload-message:has-text('of 3 recordings')", timeout=WAIT_MS)
+
+    assert len(posts) == 2      # the first, a job, and the one refused: the third not sent
+    refused = page.eval_on_selector_all("#upload-outcomes .refused", "items => items.map(i => i.textContent)")
+    assert len(refused) == 2 and "session ended" in refused[0]
+    assert refused[1].startswith(f"Refused: {clips[2].name}: not sent (")
+
+
 def test_a_second_click_while_uploading_queues_no_second_job(page, live_server, accounts_by_role, face_clip,
                                                               tmp_path):
     """An impatient double click (or Enter again) on Upload while the file is on its way sent

@@ -99,3 +99,17 @@ def test_a_session_ends_after_its_absolute_lifetime_however_active(farm, account
     assert_opens_nothing(app, cookie)
     assert browser.get("/api/v1/jobs").status_code == 401
     assert log_in(app, "sess-lifetime").get("/jobs").status_code == 200
+
+
+def test_the_upload_script_is_told_the_session_ended(web_app, accounts):
+    """upload.js posts each recording to the Upload page's route asking for JSON: once the
+    session had ended it got the redirect, followed it to the login page's HTML (200) and said
+    "Upload failed (HTTP 200)" for every recording left. It gets a 401 that says why now; a
+    browser's form post still goes to the login page."""
+    user = accounts.create_user("sess-upload", PASSWORD, "operator")
+    browser = log_in(web_app, user.username)
+    token = csrf_token(browser.get("/upload").get_data(as_text=True))
+    accounts.rotate_session(user.id)       # a logout elsewhere
+    script = browser.post("/upload", data={"csrf_token": token}, headers={"Accept": "application/json"})
+    assert script.status_code == 401 and "session ended" in script.json["error"]
+    assert browser.post("/upload", data={"csrf_token": token}).location.startswith("/login")

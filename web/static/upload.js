@@ -73,7 +73,8 @@
         let body = {};
         try { body = JSON.parse(xhr.responseText); } catch (err) { body = {}; }
         if (xhr.status === 201) resolve({job: body});
-        else resolve({refused: body.error || ("Upload failed (HTTP " + xhr.status + ").")});
+        // 401: the session ended; every later request would be refused the same way.
+        else resolve({refused: body.error || ("Upload failed (HTTP " + xhr.status + ")."), stop: xhr.status === 401});
       });
       xhr.addEventListener("error", () => resolve({refused: "Upload failed: the connection broke."}));
       xhr.send(data);
@@ -142,6 +143,14 @@
       }
       results.push(outcome);
       if (files.length > 1) addOutcome(file, outcome);
+      if (outcome.stop) {   // the rest would each be sent in full only to be refused: not sent
+        for (const rest of files.slice(index + 1)) {
+          const unsent = {refused: "not sent (" + outcome.refused + ")"};
+          results.push(unsent);
+          addOutcome(rest, unsent);
+        }
+        break;
+      }
     }
     finish(files, results);
   }
