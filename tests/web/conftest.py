@@ -35,6 +35,13 @@ def make_app(**overrides):
                                                  "login_address_rate_limit": "1000 per minute", **overrides})
     app = create_app(settings)
     app.testing = True
+    # Flask-Limiter's limiter is one per process (web.auth's decorators name it), and each
+    # create_app points it at that app's Redis, but keeps its "storage dead" mark: an earlier
+    # test whose private farm's Redis went away left it counting in memory, until a backoff
+    # check found Redis alive and switched back mid-test, dropping the counts (a CI run's
+    # [401] where a third failed login must be 429). A new app starts with its Redis presumed alive.
+    from web.auth import limiter
+    limiter._storage_dead = False
     return app
 
 
