@@ -74,6 +74,15 @@ def render_segment(self, job_id: str, index: int, key: str) -> dict:
         return _render_segment(self, job_id, index, key)
 
 
+def _deleted_meanwhile(records, job_id: str) -> bool:
+    """Whether the job is gone; False when the records cannot say (the database away): the
+    drawing's own error then stands, retried as before, instead of the look's."""
+    try:
+        return records.get_job(job_id) is None
+    except Exception:   # noqa: BLE001  (any error of the look: the drawing's is the one to report)
+        return False
+
+
 def _render_segment(self, job_id: str, index: int, key: str) -> dict:
     records, store = runtime.records(), runtime.store()
     target, labels_file = drawn_key(job_id, index, key), drawn_key(job_id, index, key, "json")
@@ -86,7 +95,7 @@ def _render_segment(self, job_id: str, index: int, key: str) -> dict:
     try:
         _draw(job, index, segment.pts, json.loads(store.local_path(labels_file).read_text()), target)
     except Exception as exc:
-        if records.get_job(job_id) is None:
+        if _deleted_meanwhile(records, job_id):
             # Deleted since the check above, its files with it: nothing to draw, no error to log
             # and no errback to mark a video that is no more.
             _leave_nothing_unjoinable(job_id)

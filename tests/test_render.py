@@ -221,3 +221,31 @@ def test_a_segment_whose_job_is_deleted_as_it_is_drawn_is_skipped_not_an_error(f
     assert drawn.successful(), drawn.traceback
     assert drawn.get() == {"skipped": True}
     assert runtime.store().list_keys(job_key(job_id)) == []
+
+
+def test_a_drawing_error_stands_when_the_records_cannot_say_whether_its_job_was_deleted(farm, face_clip, monkeypatch):
+    """The drawing failed (here: a segment file that cannot be read), and the look at whether
+    its job was deleted meanwhile failed too (the database away): the drawing's own error is
+    the one reported, not the database's in its place."""
+    from tasks import render
+    from tasks.common import put_json
+    from workers import media, remux
+
+    job_id = submit_file(runtime.farm(), face_clip.path, name="faces.mp4")
+    assert wait_for_job(job_id)["video_version"] == 1
+    segment = runtime.records().segments(job_id)[0]
+    put_json(drawn_key(job_id, 0, "unreadable", "json"), [[] for _ in range(segment.frames)])
+    records, get_job = runtime.records(), runtime.records().get_job
+
+    def unreadable(*args, **kwargs):
+        def database_away(*args, **kwargs):
+            raise OSError("the database is away")
+        monkeypatch.setattr(records, "get_job", database_away)
+        raise media.MediaError("not a readable video file")
+    monkeypatch.setattr(remux, "render_copying", unreadable)
+    try:
+        drawn = render.render_segment.apply((job_id, 0, "unreadable"))
+    finally:
+        monkeypatch.setattr(records, "get_job", get_job)
+    assert drawn.failed()
+    assert isinstance(drawn.result, media.MediaError), drawn.traceback

@@ -13,9 +13,7 @@
       for (const camera of listed) {
         const row = table.querySelector('tr[data-camera="' + camera.id + '"]');
         if (!row) continue;
-        // As the page renders it: "live, 52 s behind" while its analysis trails capture.
-        row.querySelector(".status").textContent = camera.status
-          + (camera.behind_s == null ? "" : ", " + camera.behind_s + " s behind");
+        row.querySelector(".status").textContent = window.cameraStatus(camera.status, camera.behind_s);
         row.querySelector(".fps").textContent = camera.fps === null ? "-" : one(camera.fps) + " fps";
         row.querySelector(".latency").textContent = camera.latency_p50_s === null ? "-"
           : one(camera.latency_p50_s) + " / " + one(camera.latency_p95_s) + " s";

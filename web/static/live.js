@@ -165,8 +165,8 @@
   events.addEventListener("view", (event) => announce(JSON.parse(event.data)));
   events.addEventListener("alert", (event) => addAlert(JSON.parse(event.data)));
   events.addEventListener("status", (event) => {
-    const now = JSON.parse(event.data);     // "live, 52 s behind" while its analysis trails capture
-    text("live-status", now.status + (now.behind_s == null ? "" : ", " + now.behind_s + " s behind"));
+    const now = JSON.parse(event.data);
+    text("live-status", window.cameraStatus(now.status, now.behind_s));
   });
   events.addEventListener("segment", (event) => {
     const segment = JSON.parse(event.data);

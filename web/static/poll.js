@@ -14,3 +14,9 @@ window.pollJson = async function (url, onGone) {
     return null;
   }
 };
+
+// A camera's status as the pages show it (core.cameras.status_text writes the same words on
+// the server): "live, 52 s behind" while its analysis trails capture.
+window.cameraStatus = function (status, behindS) {
+  return status + (behindS == null ? "" : ", " + behindS + " s behind");
+};
