@@ -13,6 +13,7 @@ import threading
 import time
 from datetime import datetime, timedelta, timezone
 
+import psutil
 import pytest
 from kombu.exceptions import OperationalError
 
@@ -272,7 +273,17 @@ def kill_the_worker_holding(farm, delivery_id: int, running: bool):
         return None
     node = wait_until(holder, 30, "a worker holding the delivery's task")
     process = next(p for p in farm.processes if p.name == node.split("@")[0])
-    os.killpg(process.popen.pid, signal.SIGKILL)
+    main = psutil.Process(process.popen.pid)
+    redis_port = client().connection_pool.connection_kwargs["port"]
+    ports = {f"127.0.0.1:{c.laddr.port}" for p in (main, *main.children())
+             for c in p.net_connections("tcp") if c.raddr and c.raddr.port == redis_port}
+    assert ports, "the worker holds no connection to Redis"
+    os.killpg(main.pid, signal.SIGKILL)
+    # Until Redis has dropped its connections: a task queued before would be handed to its
+    # BRPOP, still blocked (it waits for tasks while it holds a retry), and lost with it. (A
+    # sweep comes a minute after the try was due; that one would queue it again.)
+    wait_until(lambda: not ports & {c["addr"] for c in client().client_list()}, 10,
+               "Redis dropping the killed worker's connections")
     in_broker = [m.args[0] for m in broker_messages(client(), ["ingest"]) if m.task == "vidfarm.deliver_alert"]
     assert in_broker == [delivery_id]
 
