@@ -204,6 +204,26 @@ def test_an_unknown_face_with_no_clear_picture_says_why_it_has_none(farm, operat
     assert all("no face clear enough" not in row for row in rows if "thumbnail" in row)
 
 
+def test_a_track_whose_person_was_erased_says_so_not_that_its_face_was_unclear(farm, operator_client):
+    """Erasing a person leaves their tracks unknown with no face kept; the job page said "no face
+    clear enough to recognise or enrol" of a face that was clear enough to be named (seen after
+    erasing a watchlisted person from 35 recordings)."""
+    from workers.erasure import forget_tracks
+
+    frames = [{"index": i, "t": i / 10, "faces": [{"box": [1, 1, 20, 20], "score": 0.9, "track": 1,
+                                                  "identity": "Ada", "similarity": 0.7, "mask": None,
+                                                  "mask_score": None, "temperature_c": None}]} for i in range(20)]
+    tracks = [{"track": 1, "identity": "Ada", "first_frame": 0, "last_frame": 19, "best_similarity": 0.7,
+               "mask": None, "max_temperature_c": None, "embedding": [0.1] * 4}]
+    erased = forget_tracks({"frames": frames, "tracks": tracks, "alerts": []}, {1})
+    job_id = done_job("erased.mp4", frames=erased["frames"], tracks=erased["tracks"],
+                      source={"path": "erased.mp4", "width": 64, "height": 48, "fps": 10.0, "frames": 20,
+                              "duration_s": 2.0, "has_audio": False})
+    page = operator_client.get(f"/jobs/{job_id}").get_data(as_text=True)
+    row = re.search(r'<div class="tl-row" data-kind="unknown".*?</div>', page, re.S).group(0)
+    assert "a person erased from the gallery" in row and "no face clear enough" not in row
+
+
 def queued_job(name: str) -> str:
     """A job recorded as queued whose task was never sent: it waits until a test ends it."""
     from services import runtime
