@@ -149,13 +149,15 @@ def test_only_an_ended_job_offers_and_allows_delete(farm, operator_client):
     job_id = records.add_job("running.mp4", "jobs/none/source").id
     page = operator_client.get(f"/jobs/{job_id}").get_data(as_text=True)
     assert 'id="delete-job"' not in page
+    # No dead end: the page says when it can be deleted (seen trying to delete an upload mid-analysis).
+    assert "Delete is offered once the job is done or failed" in page
     refused = operator_client.post(f"/jobs/{job_id}/delete", data={"csrf_token": csrf_token(page)},
                                    follow_redirects=True)
     assert "delete it once it is done or failed" in refused.get_data(as_text=True)
     assert records.get_job(job_id) is not None
     records.fail_job(job_id, "made by the test")
     page = operator_client.get(f"/jobs/{job_id}").get_data(as_text=True)
-    assert 'id="delete-job"' in page
+    assert 'id="delete-job"' in page and 'id="delete-later"' not in page
     assert operator_client.post(f"/jobs/{job_id}/delete", data={"csrf_token": csrf_token(page)}).status_code == 302
     assert records.get_job(job_id) is None
 
