@@ -158,7 +158,11 @@ def test_only_an_ended_job_offers_and_allows_delete(farm, operator_client):
     records.fail_job(job_id, "made by the test")
     page = operator_client.get(f"/jobs/{job_id}").get_data(as_text=True)
     assert 'id="delete-job"' in page and 'id="delete-later"' not in page
-    assert operator_client.post(f"/jobs/{job_id}/delete", data={"csrf_token": csrf_token(page)}).status_code == 302
+    deleted = operator_client.post(f"/jobs/{job_id}/delete", data={"csrf_token": csrf_token(page)})
+    assert deleted.status_code == 302
+    # The jobs list it returns to names the recording that went, not only its id.
+    assert f"running.mp4 (job {job_id}) and all its files were deleted" in operator_client.get("/jobs").get_data(
+        as_text=True)
     assert records.get_job(job_id) is None
 
 
