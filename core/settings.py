@@ -212,13 +212,9 @@ class Settings(BaseSettings):
                                     description="Uploads past this size go in parts of this size (S3: at least 5 MiB).")
 
     # --- ingest ------------------------------------------------------------------------
-    segment_seconds: float = Field(default=4.0, gt=0, description="Target segment length; segments are remuxed from "
-                                                                  "keyframes; equal, but tapering on short recordings (min_segments).")
-    # 4 tapering segments (3:1, longest first) keep 2 workers ending together on a short
-    # recording with half the segments' own cost of 8 equal ones (docs/benchmarks.md).
-    min_segments: int = Field(default=4, ge=1,
-                              description="Cut short recordings finer (down to 1 s on average) to make this many "
-                                          "segments, longest first, the last a third as long as the first.")
+    segment_seconds: float = Field(default=4.0, gt=0, description="Target segment length; segments are equal, remuxed from keyframes.")
+    min_segments: int = Field(default=8, ge=1,
+                              description="Cut short recordings finer (down to 1 s) to make this many segments.")
     # 32: the chart's worker cap (8) times 4, so a cluster at its cap still shares a long
     # recording 4 segments a worker; each segment fewer saves its own fixed cost.
     max_segments: int = Field(default=32, ge=0,

@@ -168,29 +168,12 @@ def test_limits_refuse_tiny_frames(tmp_path):
     assert media.probe(clip.path).frames == 15
 
 
-def test_short_recordings_are_cut_finer_into_tapering_pieces_longest_first(tmp_path):
+def test_short_recordings_are_cut_finer_into_equal_pieces(tmp_path):
     clip = make_clip(tmp_path / "src.mp4", seconds=6.2, fps=15, gop=15, face_windows=[], audio=False)
     info = media.probe(clip.path)
-    # 4 s target, but 6 segments wanted: 93 frames in six pieces shortening linearly from
-    # three times the last (weights 3, 2.6, ..., 1), cut mid-GOP where needed. Dispatched in
-    # this order, workers take the long ones first and end on short ones.
-    plans = media.plan_segments(info, 4.0, min_segments=6)
-    assert [p.frames for p in plans] == [23, 20, 17, 14, 11, 8]
-    assert [p.start_frame for p in plans] == [0, 23, 43, 60, 74, 85]
-    assert_segments_decode_to_their_own_pictures(clip.path, info, plans, tmp_path / "split")
-    # Not cut finer than the target: equal pieces, as long recordings' are.
+    # 4 s target, but 6 segments wanted: 93 frames in six equal pieces, cut mid-GOP where needed.
+    assert [p.frames for p in media.plan_segments(info, 4.0, min_segments=6)] == [16, 15, 15, 16, 16, 15]
     assert [p.frames for p in media.plan_segments(info, 4.0)] == [46, 47]
-
-
-def test_tapering_pieces_pair_up_so_two_workers_end_together():
-    # first + last = second + second to last: two workers pulling in order share the frames evenly
-    ends = media.segment_ends(4, taper=True)
-    assert ends == pytest.approx([3 / 8, 2 / 3, 7 / 8, 1.0])
-    lengths = [b - a for a, b in zip([0.0, *ends], ends)]
-    assert lengths[0] + lengths[3] == pytest.approx(lengths[1] + lengths[2]) == pytest.approx(0.5)
-    assert lengths[0] == pytest.approx(3 * lengths[3])
-    assert media.segment_ends(4, taper=False) == [0.25, 0.5, 0.75, 1.0]
-    assert media.segment_ends(1, taper=True) == [1.0]
 
 
 @pytest.mark.parametrize("duration_s, expected", [

@@ -518,29 +518,12 @@ def segment_length(duration_s: float, target_s: float, min_segments: int = 1, ma
     return length
 
 
-def segment_ends(count: int, taper: bool) -> list[float]:
-    """Where each of ``count`` segments ends, as a share of the frames (the last at 1.0).
-    Equal pieces, or with ``taper`` pieces that shorten linearly, the first three times as long
-    as the last: segments are dispatched in plan order, so the workers take the long ones
-    first and the short ones fill in at the end, and they end together (in a linear series
-    the first and the last are as long as the second and the second to last) with fewer
-    segments than equal pieces would need for as short a last one."""
-    if not taper or count < 2:
-        return [(i + 1) / count for i in range(count)]
-    weights = [3 - 2 * i / (count - 1) for i in range(count)]
-    return [sum(weights[:i + 1]) / sum(weights) for i in range(count)]
-
-
 def plan_segments(info: MediaInfo, target_s: float, min_segments: int = 1, max_segments: int = 0,
                   longest_s: float = 0.0) -> list[SegmentPlan]:
-    """Cut a recording into segments of about ``segment_length`` each: ``target_s`` in equal
-    frame counts, or longer for long recordings (equal too); a short recording that
-    ``min_segments`` cuts finer than ``target_s`` gets that many in tapering lengths, longest
-    first (``segment_ends``). Each segment costs about 0.15-0.2 s of CPU of its own (its task,
-    a detector and tracks that start afresh, its files' opens: docs/benchmarks.md), so a
-    short recording is cut into few; the short last ones keep a worker from idling at the
-    end while the other finishes a long one, as equal pieces that are equal in frames but
-    not in work do.
+    """Cut a recording into segments of equal frame counts, about ``segment_length`` each
+    (``target_s``, finer for short recordings, longer for long ones). Equal pieces finish
+    together: cutting on keyframes only left one worker idle for up to a GOP at the end of
+    every job.
 
     Segment files are still remuxed from keyframes, never re-encoded: a segment that starts
     mid-GOP carries its GOP from the keyframe on, and its task decodes and drops the frames
@@ -558,10 +541,9 @@ def plan_segments(info: MediaInfo, target_s: float, min_segments: int = 1, max_s
     frame_pts = [pts for gop in gop_pts for pts in gop]
     gop_first_frame = list(itertools.accumulate((len(g) for g in gop_pts), initial=0))  # ends with N
     total = len(frame_pts)
-    length = segment_length(info.duration_s, target_s, min_segments, max_segments, longest_s)
-    count = max(1, min(total, round(info.duration_s / length)))
+    target_s = segment_length(info.duration_s, target_s, min_segments, max_segments, longest_s)
+    count = max(1, min(total, round(info.duration_s / target_s)))
     frames_each = total / count
-    ends = segment_ends(count, length < target_s)
     mid_gop_ok = all(p.timed for p in packets)
 
     # The frame at which each GOP's keyframe is shown: an open GOP shows a few pictures before
@@ -575,7 +557,7 @@ def plan_segments(info: MediaInfo, target_s: float, min_segments: int = 1, max_s
 
     cuts = set()
     for i in range(1, count):
-        cut = round(ends[i - 1] * total)
+        cut = round(i * frames_each)
         gop = decodable_from(cut)
         first = keyframe_at[gop]
         end = keyframe_at[gop + 1] if gop + 1 < len(keyframe_at) else total
