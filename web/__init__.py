@@ -10,6 +10,7 @@ from pathlib import Path
 
 from apiflask import APIFlask, HTTPError
 from flask import jsonify, render_template, request
+from flask_login import current_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from redis.exceptions import ConnectionError as RedisConnectionError
 from werkzeug.routing import IntegerConverter
@@ -140,9 +141,11 @@ def create_app(settings: Settings | None = None, farm: Farm | None = None) -> AP
 
     @app.errorhandler(CSRFError)
     def csrf_failed(error):
-        message = f"{error.description} Reload the page and try again."
-        if context.answers_json():
-            return {"error": message}, 400
+        # reload: every later request of this page would be refused alike (a page's script
+        # stops there: upload.js sends the rest of its batch no more).
+        message = f"{_csrf_reason(error.description)} Reload the page and try again."
+        if context.asks_json():
+            return {"error": message, "reload": True}, 400
         return render_template("error.html", status=400, message=message), 400
 
     @app.error_processor
@@ -152,11 +155,23 @@ def create_app(settings: Settings | None = None, farm: Farm | None = None) -> AP
             wait = _retry_after_s()
             headers["Retry-After"] = str(wait)
             message = f"too many attempts: try again in {wait} second{'s' if wait > 1 else ''}"
-        if context.answers_json():     # extra_data: what a client acts on (e.g. the camera a 409 names)
+        if context.asks_json():     # extra_data: what a client acts on (e.g. the camera a 409 names)
             return {**(error.extra_data or {}), "error": message}, error.status_code, headers
         return render_template("error.html", status=error.status_code, message=message), error.status_code, headers
 
     return app
+
+
+# Flask-WTF's words when the session's CSRF secret is not the one the page's token was made
+# for, while a session is open: a newer one than the page's (a login since, in another tab or
+# window, starts a fresh session; a logout would have ended it, and the guard answered first).
+_SESSION_CHANGED = {"The CSRF tokens do not match.", "The CSRF session token is missing."}
+
+
+def _csrf_reason(description: str) -> str:
+    if description in _SESSION_CHANGED and current_user.is_authenticated:   # not a login page left open
+        return "The session changed since this page was opened (a login in another tab or window)."
+    return description
 
 
 def _retry_after_s() -> int:

@@ -23,7 +23,7 @@ from flask_limiter.util import get_remote_address
 from flask_login import LoginManager, current_user, login_user, logout_user
 
 from core.accounts import ROLES, Accounts, User
-from web.context import answers_json, farm
+from web.context import asks_json, farm
 from web.forms import LoginForm
 from web.page_query import takes_query
 from web.schemas import QuerySchema
@@ -115,7 +115,7 @@ def _is_api_request() -> bool:
     """Machine endpoints (the API, Prometheus' /metrics, a page script's fetch routes) and a
     page script's request for JSON (upload.js posts to the Upload page's own route) answer
     401; pages redirect to login (a script would follow that to the login page's HTML)."""
-    return answers_json() or request.path == "/metrics" or request.accept_mimetypes.best == "application/json"
+    return asks_json() or request.path == "/metrics"
 
 
 def guard():
@@ -160,7 +160,7 @@ def require_role(role: str):
         def checked(*args, **kwargs):
             user = request_user()
             if user is None or not user.can(role):
-                abort(403, f"this page needs the {role} role")    # an error page, or JSON (answers_json)
+                abort(403, f"this page needs the {role} role")    # an error page, or JSON (asks_json)
             return view(*args, **kwargs)
         return checked
     return decorate

@@ -4,7 +4,8 @@ the use cases. Opened lazily so that creating an app touches no database (``web.
 it at start on purpose, to upgrade the schema before the first request).
 
 Also which requests answer an error as JSON ``{error}`` rather than an HTML page: the API's,
-and the page routes that a page's script calls with fetch (``json_errors``)."""
+the page routes that a page's script calls with fetch (``json_errors``), and a page script's
+request that asks for JSON (``asks_json``: upload.js posts to the Upload page's own route)."""
 
 from __future__ import annotations
 
@@ -39,3 +40,10 @@ def answers_json() -> bool:
         return True
     view = current_app.view_functions.get(request.endpoint) if request.endpoint else None
     return bool(getattr(view, JSON_ERRORS, False))
+
+
+def asks_json() -> bool:
+    """Whether this request's answer, errors included, is JSON: ``answers_json``, or a page's
+    script that asks for it (upload.js posts each recording to the Upload page's own route with
+    ``Accept: application/json``; an HTML page would read to it as "Upload failed (HTTP 400)")."""
+    return answers_json() or request.accept_mimetypes.best == "application/json"

@@ -17,7 +17,7 @@ from services.gallery import list_identities
 from services.submit import JobBusy, delete_job
 from web.api import job_view_or_404
 from web.auth import require_role, request_user
-from web.context import farm
+from web.context import asks_json, farm
 from web.forms import EXPIRED, ConfirmForm, TrackEnrolForm, UploadForm, problems_line
 from web.page_query import page_query, takes_query
 from web.people_views import track_faces
@@ -53,7 +53,7 @@ def jobs():
 def upload():
     form = UploadForm()
     limit = current_app.config["VIDFARM_SETTINGS"].max_upload_bytes
-    wants_json = request.accept_mimetypes.best == "application/json"
+    wants_json = asks_json()
     if request.method == "POST":
         try:
             if not form.validate_on_submit():

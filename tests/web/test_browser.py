@@ -285,6 +285,50 @@ def test_a_batch_stops_when_the_session_ends(page, live_server, accounts_by_role
     assert refused[1].startswith(f"Refused: {clips[2].name}: not sent (")
 
 
+def test_a_batch_stops_when_a_login_in_another_tab_makes_its_token_stale(page, live_server, accounts_by_role,
+                                                                          face_clip, tmp_path):
+    """A login in another tab mid-batch (a fresh session, so a fresh CSRF secret) had every
+    later recording sent in full, each answered by the HTML error page (400) and listed as
+    "Upload failed (HTTP 400)". The first refusal stops the batch now, saying why in one line,
+    the rest listed as not sent; nothing goes out under the other tab's login."""
+    clips = [tmp_path / f"tab-{n}-{secrets.token_hex(4)}.mp4" for n in range(3)]
+    for path in clips:
+        path.write_bytes(face_clip.path.read_bytes())
+    held = []       # the batch's second request, held until the other tab has logged in
+    posts = []
+
+    def hold_the_second(route):
+        if route.request.method != "POST":
+            return route.continue_()
+        posts.append(route.request.url)
+        return held.append(route) if len(posts) == 2 else route.continue_()
+    log_in(page, live_server, accounts_by_role["operator"].username)
+    page.route("**/upload", hold_the_second)
+    page.goto(f"{live_server}/upload")
+    page.wait_for_load_state("load")
+    page.set_input_files("#file-input", [str(path) for path in clips])
+    page.click("#upload-button")
+    while not held:
+        page.wait_for_timeout(50)
+    other = page.context.new_page()    # the login page of a logged-in browser: its own form, not Log out's
+    other.goto(f"{live_server}/login")
+    other.fill("input[name=username]", accounts_by_role["operator"].username)
+    other.fill("input[name=password]", PASSWORD)
+    other.click("form.card button[type=submit]")
+    other.wait_for_url(f"{live_server}/jobs")
+    held[0].continue_()     # it goes with the new session's cookie, and the page's old token
+    page.wait_for_selector("#upload-message:has-text('of 3 recordings')", timeout=WAIT_MS)
+
+    why = ("The session changed since this page was opened (a login in another tab or window). "
+           "Reload the page and try again.")
+    assert len(posts) == 2      # the first, a job, and the one refused: the third not sent
+    assert page.inner_text("#upload-message") == f"1 of 3 recordings uploaded as jobs; stopped: {why}"
+    assert page.eval_on_selector_all("#upload-outcomes a", "links => links.map(a => a.textContent)") == [clips[0].name]
+    refused = page.eval_on_selector_all("#upload-outcomes .refused", "items => items.map(i => i.textContent)")
+    assert refused == [f"Refused: {clips[1].name}: {why}",
+                       f"Refused: {clips[2].name}: not sent (the batch stopped before it)"]
+
+
 def test_a_second_click_while_uploading_queues_no_second_job(page, live_server, accounts_by_role, face_clip,
                                                               tmp_path):
     """An impatient double click (or Enter again) on Upload while the file is on its way sent

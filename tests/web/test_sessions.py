@@ -113,3 +113,33 @@ def test_the_upload_script_is_told_the_session_ended(web_app, accounts):
     script = browser.post("/upload", data={"csrf_token": token}, headers={"Accept": "application/json"})
     assert script.status_code == 401 and "session ended" in script.json["error"]
     assert browser.post("/upload", data={"csrf_token": token}).location.startswith("/login")
+
+
+def test_a_login_in_another_tab_is_named_when_a_page_posts_its_stale_token(web_app, accounts):
+    """A login in another tab starts a fresh session, so the CSRF token of a page opened before
+    is stale. upload.js asks for JSON, but got the HTML error page (400), read as "Upload
+    failed (HTTP 400)" for every recording left, each sent in full. A request for JSON gets
+    JSON now, saying why, and ``reload``: the script stops its batch there (a form post gets
+    the same words on the error page; the WebRTC offer's script the same JSON)."""
+    user = accounts.create_user("sess-other-tab", PASSWORD, "operator")
+    browser = log_in(web_app, user.username)
+    stale = csrf_token(browser.get("/upload").get_data(as_text=True))
+    again = csrf_token(browser.get("/login").get_data(as_text=True))      # the other tab
+    assert browser.post("/login", data={"username": user.username, "password": PASSWORD,
+                                        "csrf_token": again}).status_code == 302
+    as_json = {"Accept": "application/json"}
+    for opened in ("nothing yet", "/jobs"):   # the new session has no CSRF secret, then its own
+        if opened != "nothing yet":
+            browser.get(opened)
+        script = browser.post("/upload", data={"csrf_token": stale}, headers=as_json)
+        assert script.status_code == 400 and script.json["reload"] is True, opened
+        assert script.json["error"] == ("The session changed since this page was opened (a login in another "
+                                        "tab or window). Reload the page and try again.")
+    form = browser.post("/upload", data={"csrf_token": stale})
+    assert form.status_code == 400 and "The session changed since this page was opened" in form.get_data(as_text=True)
+    offer = browser.post("/cameras/nope/view-offer", json={"type": "offer", "sdp": "v=0\r\n"},
+                         headers={"X-CSRFToken": stale})
+    assert offer.status_code == 400 and offer.json == script.json
+    fresh = csrf_token(browser.get("/upload").get_data(as_text=True))
+    refused = browser.post("/upload", data={"csrf_token": fresh}, headers=as_json)    # no file: its own reason
+    assert refused.status_code == 400 and "reload" not in refused.json

@@ -73,8 +73,10 @@
         let body = {};
         try { body = JSON.parse(xhr.responseText); } catch (err) { body = {}; }
         if (xhr.status === 201) resolve({job: body});
-        // 401: the session ended; every later request would be refused the same way.
-        else resolve({refused: body.error || ("Upload failed (HTTP " + xhr.status + ")."), stop: xhr.status === 401});
+        // 401: the session ended; reload: this page's CSRF token is stale (a login in another
+        // tab). Every later request would be refused the same way: the batch stops.
+        else resolve({refused: body.error || ("Upload failed (HTTP " + xhr.status + ")."),
+                      stop: xhr.status === 401 || body.reload === true});
       });
       xhr.addEventListener("error", () => resolve({refused: "Upload failed: the connection broke."}));
       xhr.send(data);
@@ -97,7 +99,7 @@
     outcomes.append(item);
   }
 
-  function finish(files, results) {
+  function finish(files, results, stopped) {
     sending(false);
     bar.hidden = true;
     line.textContent = "";
@@ -112,8 +114,12 @@
       }
       return;
     }
-    show(made + " of " + files.length + " recordings uploaded as jobs" +
-         (refused ? ", " + refused + " refused (listed below)." : "."), refused > 0);
+    if (stopped) {   // why the rest were not sent, once, where the batch's outcome is said
+      show(made + " of " + files.length + " recordings uploaded as jobs; stopped: " + stopped, true);
+    } else {
+      show(made + " of " + files.length + " recordings uploaded as jobs" +
+           (refused ? ", " + refused + " refused (listed below)." : "."), refused > 0);
+    }
     allJobs.hidden = false;
     // Emptied: Upload clicked again would send the whole batch again as new jobs.
     input.value = "";
@@ -127,6 +133,7 @@
     allJobs.hidden = true;
     show("Uploading " + files.length + (files.length === 1 ? " recording…" : " recordings…"), false);
     const results = [];
+    let stopped = null;
     for (const [index, file] of files.entries()) {
       const progress = (percent) => {
         bar.value = percent;
@@ -145,14 +152,15 @@
       if (files.length > 1) addOutcome(file, outcome);
       if (outcome.stop) {   // the rest would each be sent in full only to be refused: not sent
         for (const rest of files.slice(index + 1)) {
-          const unsent = {refused: "not sent (" + outcome.refused + ")"};
+          const unsent = {refused: "not sent (the batch stopped before it)"};
           results.push(unsent);
           addOutcome(rest, unsent);
         }
+        stopped = outcome.refused;
         break;
       }
     }
-    finish(files, results);
+    finish(files, results, stopped);
   }
 
   form.addEventListener("submit", (event) => {
