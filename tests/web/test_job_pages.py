@@ -230,6 +230,23 @@ def test_a_track_whose_person_was_erased_says_so_not_that_its_face_was_unclear(f
     assert "a person erased from the gallery" in row and "no face clear enough" not in row
 
 
+def test_a_job_analysed_again_points_to_its_results_of_before(farm, operator_client):
+    """A re-analysis turns a done job back to processing: its page showed a progress bar and
+    nothing else (an alert's link to a moment landed there), though the API keeps the earlier
+    results as ?version=N. The page links them, running and after a failed run."""
+    from services import runtime
+
+    job_id = done_job("again.mp4")
+    records = runtime.records()
+    assert records.restart_job(job_id, timing={}) is not None
+    for status in ("processing", "failed"):
+        page = operator_client.get(f"/jobs/{job_id}").get_data(as_text=True)
+        link = re.search(r'<p class="hint" id="earlier-results">.*?href="([^"]+)"', page, re.S)
+        assert link and "version=1" in link.group(1), status
+        assert operator_client.get(link.group(1).replace("&amp;", "&")).json["schema"] == "vidfarm.results/1"
+        records.fail_job(job_id, "made by the test")
+
+
 def queued_job(name: str) -> str:
     """A job recorded as queued whose task was never sent: it waits until a test ends it."""
     from services import runtime
