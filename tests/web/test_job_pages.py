@@ -247,6 +247,30 @@ def test_a_job_analysed_again_points_to_its_results_of_before(farm, operator_cli
         records.fail_job(job_id, "made by the test")
 
 
+def test_alerts_filter_by_kind_on_the_page_and_in_the_api(farm, operator_client, accounts_by_role):
+    """Who had no mask, across every recording: the Alerts page and GET /alerts take ?kind=
+    (a reviewer paged through every watchlist alert to find them)."""
+    from core.alerts import Alerts
+    from services import runtime
+    from tests.web.conftest import make_app
+
+    job_id = done_job("kinds.mp4")
+    Alerts(runtime.records()).raise_new(job_id, 1, [
+        {"kind": "no_mask", "track": 1, "frame": 0, "t": 0.0, "detail": "face without a mask"},
+        {"kind": "watchlist", "track": 2, "frame": 0, "t": 0.0, "detail": "on the watchlist"}],
+        {1: None, 2: None}, (), True)
+    for path in (f"/alerts?kind=no_mask&job={job_id}", "/alerts?kind=no_mask"):
+        page = operator_client.get(path).get_data(as_text=True)
+        kinds = re.findall(r'<td data-label="Kind">\s*<span class="badge[^"]*">([^<]+)<', page)
+        assert kinds and set(kinds) == {"no mask"}, path
+        assert '<option value="no_mask" selected>' in page
+    auth = accounts_by_role["viewer"].auth
+    client = make_app().test_client()
+    answer = client.get(f"/api/v1/alerts?kind=no_mask&job={job_id}", headers=auth)
+    assert [a["kind"] for a in answer.json] == ["no_mask"]
+    assert client.get("/api/v1/alerts?kind=fevers", headers=auth).status_code == 400
+
+
 def queued_job(name: str) -> str:
     """A job recorded as queued whose task was never sent: it waits until a test ends it."""
     from services import runtime
@@ -399,7 +423,7 @@ def test_the_links_the_pages_write_carry_only_what_their_pages_take(farm, accoun
     app = make_app(jobs_per_page=1)
     browser = logged_in_client(app, accounts_by_role["viewer"])
     lists = ["/jobs", "/jobs?status=", "/jobs?status=failed", "/jobs?status=failed&page=2", "/jobs?page=999",
-             "/alerts", "/alerts?page=999", "/cameras", "/gallery"]
+             "/alerts", "/alerts?page=999", "/alerts?kind=no_mask&page=2", "/cameras", "/gallery"]
     answered = {}
     for path in lists:
         page = browser.get(path)
