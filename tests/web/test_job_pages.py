@@ -344,7 +344,7 @@ def test_a_first_video_is_never_shown_as_earlier_results_and_the_page_polls_unti
 # with a parameter it does not take; the names the request takes, sorted.
 MISTYPED_LISTS = [
     ("/api/v1/jobs?page=1&statu=failed", "statu", "page, status"),
-    ("/api/v1/alerts?jobs=abc", "jobs", "folded, job, page, per_page"),
+    ("/api/v1/alerts?jobs=abc", "jobs", "folded, job, kind, page, per_page"),
     ("/api/v1/identities/nobody/appearances?perpage=5", "perpage", "page, per_page"),
     ("/api/v1/jobs/nojob/results?versions=2", "versions", "download, version"),
     ("/api/v1/cameras?status=failed", "status", "none"),
@@ -353,7 +353,7 @@ MISTYPED_LISTS = [
     ("/api/v1/users?role=admin", "role", "none"),
     ("/api/v1/cameras/nocamera/events?wiat=5", "wiat", "after, view, wait"),
     ("/jobs?statu=failed", "statu", "page, status"),
-    ("/alerts?camera=nocamera", "camera", "job, page"),
+    ("/alerts?camera=nocamera", "camera", "job, kind, page"),
     ("/people/nobody?pgae=2", "pgae", "page"),
     ("/jobs/nojob?time=5", "time", "t"),
     ("/cameras/nocamera?plyer=webrtc", "plyer", "player"),
