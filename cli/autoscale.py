@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 
 from autoscaler.keda import KedaSettings
+from cli.redis_server import unreachable
 from core.settings import WEB_ONLY_VARIABLES, ScaleSettings, Settings
 
 
@@ -99,6 +100,8 @@ def run_autoscale(args, settings: Settings) -> int:
         return run_simulate(args, settings)
     if not settings.redis_url:
         raise UsageError("REDIS_URL is not set: the autoscaler watches a running farm's queues")
+    if problem := unreachable(settings.redis_url):     # one line, as process and ingest say it
+        raise UsageError(problem)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("vidfarm.autoscaler").setLevel(logging.INFO)   # each decision and its reason
     scaled = targets(settings, args.queues, args.backend)

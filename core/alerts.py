@@ -414,9 +414,10 @@ class Alerts:
                      "delivered_at": iso_utc(d.delivered_at)})
             return found
 
-    def page(self, limit: int, offset: int = 0, job_id: str | None = None, folded: bool = False) -> list[dict]:
-        """Alerts newest first, across jobs (or of one), with their deliveries; live camera
-        alerts (no job, no source name) among them. Each says which alert it repeats
+    def page(self, limit: int, offset: int = 0, job_id: str | None = None, folded: bool = False,
+             kind: str | None = None) -> list[dict]:
+        """Alerts newest first, across jobs (or of one; of one ``kind``), with their deliveries;
+        live camera alerts (no job, no source name) among them. Each says which alert it repeats
         (``repeat_of``) and how many repeat it (``repeats``); ``folded``: only those that rang,
         each with its repeats, oldest first, under ``repeated``."""
         query = (select(Alert, Identity.name, Job.source_name).outerjoin(Job, Job.id == Alert.job_id)
@@ -426,6 +427,8 @@ class Alerts:
             query = query.where(Alert.job_id == job_id)
         if folded:
             query = query.where(Alert.repeat_of.is_(None))
+        if kind:
+            query = query.where(Alert.kind == kind)
         with self.records.session() as s:
             rows = [(payload(alert, name), alert, source) for alert, name, source in s.execute(query)]
             ids = [alert.id for _, alert, _ in rows]

@@ -166,8 +166,15 @@ def security_problems(values: dict, objects: list[dict]) -> list[str]:
 def check(value_files: dict[str, Path | None] = VALUE_FILES) -> list[str]:
     problems = []
     for label, path in value_files.items():
-        values = values_of(path)
-        objects = render(values)
+        try:
+            values = values_of(path)
+            objects = render(values)
+        except (OSError, helm.HelmError) as error:
+            # A values file the chart refuses (values.schema.json, a template's `fail`) or that
+            # cannot be read: its reason as one problem, not a traceback.
+            problems.append(f"{label}: {' '.join(str(error).split())}")
+            print(f"chart-check: {label}: not rendered, 1 problem")
+            continue
         found = lint_problems(values) + schema_problems(objects) + rbac_problems(objects) + \
             worker_problems(objects) + security_problems(values, objects)
         problems += [f"{label}: {p}" for p in found]

@@ -32,7 +32,9 @@ def test_upload_follow_and_fetch(client, face_clip):
     assert response.json["status"] in ("queued", "splitting", "processing", "stitching", "done")
     # The answer is the job's view, with the views' field names (it gave only name once).
     assert response.json["source_name"] == response.json["name"] == "x y.mp4"
-    assert set(client.get(f"/api/v1/jobs/{job_id}", headers=AUTH).json) - {"alerts"} <= set(response.json)
+    # Every field of GET /jobs/{id} (README: "201 with the job's view"; ``alerts`` was missing).
+    assert set(client.get(f"/api/v1/jobs/{job_id}", headers=AUTH).json) <= set(response.json)
+    assert response.json["alerts"] == 0
     wait_for_job(job_id)
     view = client.get(f"/api/v1/jobs/{job_id}", headers=AUTH).json
     assert view["status"] == "done" and view["progress"] == 1.0

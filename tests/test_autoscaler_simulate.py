@@ -198,6 +198,19 @@ def test_autoscale_without_redis_is_one_clear_line(capsys, monkeypatch):
     assert capsys.readouterr().err == "vidfarm: error: REDIS_URL is not set: the autoscaler watches a running farm's queues\n"
 
 
+def test_autoscale_with_a_redis_that_does_not_answer_is_one_clear_line(capsys, monkeypatch):
+    # Was a redis ConnectionError traceback from the policy state's first read.
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
+    get_settings.cache_clear()
+    try:
+        code = main(["autoscale", "--backend", "local", "--once"])
+    finally:
+        get_settings.cache_clear()
+    assert code == 1
+    assert capsys.readouterr().err == ("vidfarm: error: REDIS_URL redis://127.0.0.1:1/0: cannot reach the farm's "
+                                       "Redis (Error 111 connecting to 127.0.0.1:1. Connection refused.)\n")
+
+
 @pytest.mark.parametrize("env,message", [
     ({"VIDFARM_AUTOSCALE_CPU__MIN_REPLICAS": "5", "VIDFARM_AUTOSCALE_CPU__MAX_REPLICAS": "2"},
      "bad setting autoscale_cpu: Value error, min_replicas 5 > max_replicas 2"),

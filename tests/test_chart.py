@@ -143,6 +143,18 @@ def test_chart_check_fails_on_a_values_file_with_a_fixed_password(tmp_path, caps
     assert "secrets: Secret vidfarm-flower: FLOWER_BASIC_AUTH holds a fixed value" in capsys.readouterr().err
 
 
+def test_chart_check_names_what_the_chart_refuses_in_a_values_file(tmp_path, capsys):
+    # README: `python -m tests.chart_check my-values.yaml` checks a values file of your own; one
+    # the schema refuses was a HelmValuesError traceback.
+    values = tmp_path / "values.yaml"
+    values.write_text("autoscaler:\n  cpu:\n    standbyGapQuantile: 1.5\n")
+    assert chart_check.main([str(values), str(tmp_path / "missing.yaml")]) == 1
+    problems = capsys.readouterr().err.splitlines()
+    assert len(problems) == 2
+    assert "/autoscaler/cpu/standbyGapQuantile': maximum: got 1.5, want 1" in problems[0]
+    assert "missing.yaml" in problems[1]
+
+
 def test_an_empty_password_in_a_url_is_caught():
     objects = [{"kind": "Secret", "metadata": {"name": "x"}, "stringData": {"REDIS_URL": "redis://:@redis:6379/0"}}]
     assert chart_check.fixed_credential_problems(objects, objects) == ["secrets: Secret x: REDIS_URL holds an empty credential"]

@@ -61,9 +61,9 @@ def create_job(upload):
         job_id, name = accept_recording(the_one_upload(request.files.getlist("file")), options)
     except UploadRejected as exc:
         abort(exc.status, exc.message, headers=exc.headers)
-    # The job's view, as GET /jobs/{id} gives it (source_name...), and ``name``, which this
-    # answer gave before it gave the view.
-    view = jobs.job_view(farm().records, job_id)
+    # The job's view, as GET /jobs/{id} gives it (source_name, alerts...), and ``name``, which
+    # this answer gave before it gave the view.
+    view = jobs.with_alert_counts(farm(), [job_view_or_404(job_id)])[0]
     return {**view, "name": name}, 201, {"Location": f"/api/v1/jobs/{job_id}"}
 
 

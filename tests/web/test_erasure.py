@@ -131,6 +131,12 @@ def test_erasing_a_person_removes_every_trace_and_reports_it(web_app, client, ac
             assert not any(shows(video[index], source[index], Label.of({**face, "identity": n})) for n in NAMES)
     assert records.get_job(subset).options["gallery_ids"] == []
     assert not store.exists(crop)
+    # An erased person's track is nobody's for good: enrolling it is refused, and says why
+    # (it named the recogniser as if it had not run).
+    [track, *_] = json.loads(store.local_path(output_key(whole, "results.json")).read_text())["tracks"]
+    refused = client.post(f"/api/v1/jobs/{whole}/tracks/{track['track']}/enrol",
+                          json={"name": "again"}, headers=admin.auth)
+    assert refused.status_code == 400 and "its person was erased" in refused.json["error"], refused.json
 
     # The database file, and its write-ahead log, hold neither name nor the embedding.
     database = farm.data_dir / "vidfarm.db"

@@ -169,3 +169,19 @@ def test_enrol_this_face_from_a_recording_then_manage_the_person_photo_by_photo(
         assert last.status_code == 400 and "last photo" in last.json["error"]
     finally:
         gallery.delete_identity(runtime.farm(), "from-track")
+
+
+def test_a_track_of_a_job_run_without_the_recogniser_says_so_when_enrolled(farm, web_app, accounts_by_role,
+                                                                            face_clip):
+    from services import runtime
+    from services.submit import submit_file
+
+    admin = accounts_by_role["admin"]
+    job_id = submit_file(runtime.farm(), face_clip.path, options={"analyzers": ["detect", "track"]})
+    assert wait_for_job(job_id)["status"] == "done"
+    client = web_app.test_client()
+    [track, *_] = results_of(client, job_id, admin.auth)["tracks"]
+    refused = client.post(f"/api/v1/jobs/{job_id}/tracks/{track['track']}/enrol", json={"name": "nobody-yet"},
+                          headers=admin.auth)
+    assert refused.status_code == 400, refused.json
+    assert "the job ran without the recogniser" in refused.json["error"], refused.json
