@@ -25,6 +25,21 @@ from pathlib import Path
 from core.orphan_guard import guarded
 
 
+# A log reaching this size when its process starts is set aside (one older copy kept, as
+# ``NAME.log.1``): a farm that runs for weeks restarts its autoscaled workers often, and their
+# INFO lines (a few hundred bytes a task) would otherwise grow the logs folder without end.
+LOG_KEPT_BYTES = 20 * 2**20
+
+
+def set_aside_if_long(log_path: Path) -> None:
+    """Move ``log_path`` to ``log_path.1`` (replacing an older one) when it holds ``LOG_KEPT_BYTES`` or more."""
+    try:
+        if log_path.stat().st_size >= LOG_KEPT_BYTES:
+            os.replace(log_path, log_path.with_name(log_path.name + ".1"))
+    except FileNotFoundError:
+        pass
+
+
 class FarmProcess:
     """A child process in its own session, with its output appended to ``log_path``."""
 
@@ -40,6 +55,7 @@ class FarmProcess:
         self.args, self.env, self.pin_threads = args, env, pin_threads
         self.restarted_at: list[float] = []    # time.monotonic() of each restart (the farm prunes old ones)
         log_path.parent.mkdir(parents=True, exist_ok=True)
+        set_aside_if_long(log_path)
         self._log = open(log_path, "ab")
         self._spawn()
 

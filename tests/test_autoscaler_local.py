@@ -143,6 +143,16 @@ def test_workers_get_cores_of_their_own_and_a_stopped_one_frees_its_cores(backen
     assert sorted(w.slot for w in backend.pools["test-cpu"]) == [0, 1]
 
 
+def test_workers_started_again_and_again_write_one_log_per_slot(backend, tmp_path):
+    """Weeks of scaling up and down left one log file per worker ever started (named by a
+    number that never repeats); a log per slot bounds the folder by the worker cap."""
+    for _ in range(3):
+        backend.scale(TARGET, 2, busy=set())
+        backend.scale(TARGET, 0, busy=set())
+        until(lambda: backend.reap() or not backend.draining, "the stopped workers to exit")
+    assert sorted(p.name for p in (tmp_path / "logs").iterdir()) == ["test-cpu-slot0.log", "test-cpu-slot1.log"]
+
+
 def test_autoscaler_scales_real_workers_0_to_2_to_0_without_losing_a_task(backend, observer):
     metrics = ScaleMetrics()
     scaler = Autoscaler(backend, observer, [TARGET], metrics)

@@ -51,3 +51,20 @@ def test_the_embedded_farm_sizes_its_local_workers_by_tasks_unless_told_otherwis
     assert (cpu.size_by, cpu.max_replicas, cpu.idle_to_zero_s) == ("tasks", 3, 60)
     monkeypatch.setenv("VIDFARM_AUTOSCALE_CPU__SIZE_BY", "wait")
     assert autoscaler_settings(farm).autoscale_cpu.size_by == "wait"
+
+
+def test_a_log_grown_past_its_limit_is_set_aside_when_its_process_starts(tmp_path, monkeypatch):
+    """A farm restarts its autoscaled workers on the same log for weeks: one older copy is kept."""
+    import sys
+
+    import core.processes
+    from core.processes import FarmProcess
+
+    monkeypatch.setattr(core.processes, "LOG_KEPT_BYTES", 1000, raising=False)
+    log = tmp_path / "w.log"
+    log.write_bytes(b"old line\n" * 200)        # 1800 bytes: past the limit
+    FarmProcess("w", [sys.executable, "-c", "print('new')"], dict(os.environ), log).popen.wait(30)
+    assert log.read_text() == "new\n"
+    assert (tmp_path / "w.log.1").read_bytes() == b"old line\n" * 200
+    FarmProcess("w", [sys.executable, "-c", "print('again')"], dict(os.environ), log).popen.wait(30)
+    assert log.read_text() == "new\nagain\n"        # under the limit: appended to

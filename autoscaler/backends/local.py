@@ -78,7 +78,9 @@ class LocalBackend:
         while len(pool) < replicas:
             name = f"{target.deployment}-{next(self._numbers)}-{os.getpid()}"
             slot = min(set(range(len(self.workers) + 1)) - {w.slot for w in self.workers})
-            log_path = self.log_dir / f"{name}.log"
+            # One log per slot, appended to by each worker that holds it: the names above never
+            # repeat, and a log per name left a new file behind each scale-up, weeks on.
+            log_path = self.log_dir / f"{target.deployment}-slot{slot}.log"
             pool.append(ForkedProcess(name, target.queue, self.forkserver, log_path, slot=slot,
                                       pin_threads=self.pin_threads) if self.forkserver else
                         FarmProcess(name, worker_args(name, target.queue, self.app), self.env, log_path,
