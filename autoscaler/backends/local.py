@@ -48,6 +48,8 @@ class LocalBackend:
 
     def _pool(self, target: ScaleSettings) -> list[FarmProcess]:
         pool = self.pools.setdefault(target.deployment, [])
+        for worker in pool:
+            worker.trim_log()
         for dead in [p for p in pool if not p.alive]:
             log.warning("worker %s exited on its own (see %s)", dead.name, dead.log_path)
             dead.stop(0)
