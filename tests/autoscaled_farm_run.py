@@ -28,7 +28,8 @@ def main(clip: str, data_dir: str) -> int:
         farm.wait_ready(app)
         view = wait_for_job(submit_file(runtime.farm(), Path(clip), name="autoscaled.mp4"))
         processes = list(farm.processes)
-    print(json.dumps({"status": view["status"], "error": view["error"], "log_dir": str(farm.log_dir), "all_stopped": not any(p.alive for p in processes)}))
+    print(json.dumps({"status": view["status"], "error": view["error"], "log_dir": str(farm.log_dir),
+                      "all_stopped": not any(p.alive for p in processes)}))
     return 0
 
 
