@@ -115,3 +115,51 @@ def test_a_reanalysis_restarts_the_job_and_its_segments_in_one_commit(farm, face
     assert commits == [["jobs", "segments"]]
     assert not reanalyse(runtime.farm(), job_id)
     wait_for_version(job_id, version + 1)
+
+
+def queue_as_an_earlier_release(job_id: str) -> None:
+    """The job's segments queued again as a release before ``vidfarm.segment_job/1`` queued
+    them (``(job_id, index)``), in a chord with its errback as ``tasks.client.fan_out`` makes
+    it: the workers of this release refuse each, and the errback fails the job."""
+    from celery import chord
+
+    from tasks.app import app
+
+    segments = runtime.records().restart_job(job_id, timing={"run_started": time.time()})[1]
+    header = [app.signature("vidfarm.segment", (job_id, s.index), immutable=True).set(queue="cpu") for s in segments]
+    stitch = app.signature("vidfarm.stitch", (job_id,), immutable=True)
+    chord(header)(stitch.on_error(app.signature("vidfarm.job_failed", (job_id,))))
+
+
+def test_an_operator_reanalyses_a_done_job_and_one_an_upgrade_failed(farm, face_clip):
+    """The README's advice after an upgrade ("re-analyse the job to run it again") had no way to
+    be followed: each run publishes a new results version, the earlier ones stay, and the video
+    is drawn again."""
+    from web import create_app
+
+    api, auth = create_app().test_client(), {"Authorization": "Bearer test-token"}
+    job_id = submit_file(runtime.farm(), face_clip.path, name="faces.mp4")
+    assert wait_for_job(job_id)["status"] == "done"
+    first = results(job_id)
+
+    started = api.post(f"/api/v1/jobs/{job_id}/reanalyse", headers=auth)
+    assert started.status_code == 202, started.json
+    assert started.json["id"] == job_id and started.json["status"] == "processing"
+    again = api.post(f"/api/v1/jobs/{job_id}/reanalyse", headers=auth)     # while it runs: refused
+    assert again.status_code == 409 and "once it is done or failed" in again.json["error"], again.json
+    view = wait_for_job(job_id)
+    assert view["status"] == "done" and view["results_version"] == view["video_version"] == 2, view
+    second = results(job_id)
+    assert second["version"] == 2 and [len(f["faces"]) for f in second["frames"]] == \
+        [len(f["faces"]) for f in first["frames"]]
+    assert api.get(f"/api/v1/jobs/{job_id}/results?version=1", headers=auth).json == first
+
+    queue_as_an_earlier_release(job_id)
+    failed = wait_for_job(job_id)
+    assert failed["status"] == "failed" and "vidfarm.segment" in failed["error"], failed
+    started = api.post(f"/api/v1/jobs/{job_id}/reanalyse", headers=auth)
+    assert started.status_code == 202, started.json
+    view = wait_for_job(job_id)
+    assert view["status"] == "done" and not view["error"], view
+    assert view["results_version"] == view["video_version"] == 3, view
+    assert results(job_id)["version"] == 3 and len(results(job_id)["frames"]) == face_clip.frames

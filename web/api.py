@@ -106,6 +106,27 @@ def remove_job(job_id: str):
     return "", 204
 
 
+@api.post("/jobs/<job_id>/reanalyse")
+@api.auth_required(token_auth, roles=["operator"])
+@api.output(JobOut, status_code=202)
+@api.doc(summary="Analyse a done or failed job again",
+         description="Its stored recording runs again through today's models and settings, with the "
+                     "job's own options (its analyzers: they cannot be chosen anew here), to a new "
+                     "results version; the earlier versions stay readable (`?version=N`), and the video "
+                     "is drawn again. 409 (saying why) while the job runs, or when nothing stored can "
+                     "be analysed again (it failed before it was split, or its recording is gone). 503 when "
+                     "the task queue cannot be reached: the job is then failed, saying so, and may be "
+                     "re-analysed again later.",
+         responses=error_responses(403, 404, 409, 503))
+def reanalyse_job(job_id: str):
+    try:
+        if not jobs.reanalyse_by_hand(farm(), job_id):
+            abort(404, f"no job {job_id}")
+    except jobs.CannotReanalyse as exc:
+        abort(409, str(exc))
+    return jobs.with_alert_counts(farm(), [job_view_or_404(job_id)])[0], 202
+
+
 def finished_view(job_id: str, what: str) -> dict:
     """A done job's view (404 without the job, 409 before it is done or once it failed).
     ``what``: the output asked for, as the refusal names it."""

@@ -621,3 +621,31 @@ def test_the_status_filter_keeps_the_focus_from_the_keyboard(page, live_server, 
         assert page.evaluate("document.activeElement.name") == "status"
     page.goto(f"{live_server}/jobs")       # come another way: the focus is the page's own
     assert page.evaluate("document.activeElement.tagName") == "BODY"
+
+
+def test_an_operator_reanalyses_a_job_from_its_page_after_confirming(page, live_server, accounts_by_role, farm,
+                                                                      face_clip):
+    """Re-analyse asks first (dismissed: nothing runs), then runs the job again to a new results version."""
+    from services import runtime
+    from services.submit import submit_file
+    from tests.conftest import wait_for_job
+
+    job_id = submit_file(runtime.farm(), face_clip.path, name="again.mp4")
+    assert wait_for_job(job_id)["status"] == "done"
+    log_in(page, live_server, accounts_by_role["operator"].username)
+    page.goto(f"{live_server}/jobs/{job_id}")
+    asked = []
+
+    def answer(dialog, accept: bool):
+        asked.append(dialog.message)
+        dialog.accept() if accept else dialog.dismiss()
+    page.once("dialog", lambda dialog: answer(dialog, accept=False))
+    page.click("#reanalyse-job")
+    page.wait_for_timeout(500)
+    assert asked and asked[0].startswith("Analyse this recording again")
+    assert runtime.records().get_job(job_id).status == "done"          # dismissed: nothing runs
+    page.once("dialog", lambda dialog: answer(dialog, accept=True))
+    page.click("#reanalyse-job")
+    page.wait_for_selector("text=Analysing the recording again")
+    view = wait_for_job(job_id)
+    assert view["status"] == "done" and view["results_version"] == view["video_version"] == 2
