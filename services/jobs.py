@@ -53,17 +53,19 @@ class CannotReanalyse(Exception):
     """Why a job cannot be re-analysed now, in one line (the API's 409)."""
 
 
-def reanalyse_by_hand(farm: Farm, job_id: str) -> bool:
+def reanalyse_by_hand(farm: Farm, job_id: str, from_states: tuple[str, ...] = ENDED_STATES) -> bool:
     """An operator's re-analysis of one job (the API's and the job page's): a done job, or a
     failed one whose recording was split and is still stored (a segment queued by an earlier
     release, a worker that died, a stall: each fails the job, none harms what is stored), runs
     again with the job's own options and today's models, to a new results version; the
-    earlier ones stay. False when there is no such job; ``CannotReanalyse`` saying why not."""
+    earlier ones stay. False when there is no such job; ``CannotReanalyse`` saying why not,
+    before anything changes. Beat's window re-analysis checks each done job the same way
+    (``from_states``), so one job it cannot re-run is skipped, not failed."""
     job = farm.records.get_job(job_id)
     if job is None:
         return False
-    _check_reanalysable(farm, job)
-    if reanalyse(farm, job_id, from_states=ENDED_STATES):
+    _check_reanalysable(farm, job, from_states)
+    if reanalyse(farm, job_id, from_states=from_states):
         return True
     # It changed since it was read: deleted, or restarted by someone else meanwhile.
     job = farm.records.get_job(job_id)
@@ -72,9 +74,10 @@ def reanalyse_by_hand(farm: Farm, job_id: str) -> bool:
     raise CannotReanalyse(f"job {job_id} is {job.status}: it is being analysed already")
 
 
-def _check_reanalysable(farm: Farm, job: Job) -> None:
-    if job.status not in ENDED_STATES:
-        raise CannotReanalyse(f"job {job.id} is {job.status}: it can be re-analysed once it is done or failed")
+def _check_reanalysable(farm: Farm, job: Job, from_states: tuple[str, ...] = ENDED_STATES) -> None:
+    if job.status not in from_states:
+        raise CannotReanalyse(f"job {job.id} is {job.status}: it can be re-analysed once it is "
+                              f"{' or '.join(from_states)}")
     segments = farm.records.segments(job.id)
     if not segments:
         # Failed before the split (its file is not a video vidfarm can read, say): there is
@@ -84,6 +87,10 @@ def _check_reanalysable(farm: Farm, job: Job) -> None:
     if not all(farm.store.exists(segment_key(job.id, s.index)) for s in segments):
         raise CannotReanalyse(f"the stored recording of job {job.id} is gone (in part or whole): "
                               f"it cannot be analysed again")
+    if not {"time_base", "fps"} <= set(job.media or {}):
+        # A job recorded by a release that kept no media summary: its segments cannot be sent.
+        raise CannotReanalyse(f"job {job.id} was recorded by an older vidfarm without its media summary: "
+                              f"upload the recording again to analyse it")
 
 
 def job_views(records: Records, limit: int = 50, offset: int = 0, status: str | None = None) -> list[dict]:

@@ -101,6 +101,30 @@ def test_reanalysis_of_a_window_reruns_segments_and_keeps_versions(farm, face_cl
     assert results(job_id, f"versions/results-{before['version']}.json") == before
 
 
+def test_a_window_skips_a_job_it_cannot_run_again_and_reanalyses_the_rest(farm, face_clip):
+    """A done job whose stored recording is gone stopped beat's whole window (the jobs after
+    it were never re-analysed) and was itself failed on the way; now it is skipped, saying why,
+    and left done."""
+    from services.submit import delete_job
+    from tests.web.test_reanalyse import split_job
+
+    records = runtime.records()
+    gone = split_job(records, "gone.mp4", "done")
+    try:
+        job_id = submit_file(runtime.farm(), face_clip.path, name="faces.mp4")
+        assert wait_for_job(job_id)["status"] == "done"
+        version = records.get_job(job_id).results_version
+        now = datetime.now(timezone.utc)
+        answer = reanalyse_window.apply(args=((now - timedelta(minutes=2)).isoformat(),
+                                              (now + timedelta(minutes=1)).isoformat())).get()
+        assert job_id in answer["reanalysing"] and gone not in answer["reanalysing"], answer
+        assert "is gone" in answer["skipped"][gone], answer
+        assert records.get_job(gone).status == "done"       # left as it was, not failed
+        wait_for_version(job_id, version + 1, timeout=180)
+    finally:
+        delete_job(runtime.farm(), gone)
+
+
 def test_a_reanalysis_restarts_the_job_and_its_segments_in_one_commit(farm, face_clip):
     """Nobody sees the job done with segments queued again (each segment used to be committed
     alone, then the job), and a second restart meanwhile finds it running and does nothing."""
