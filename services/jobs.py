@@ -15,9 +15,10 @@ from core.storage import segment_key
 from services.farm import Farm
 
 
-def job_page(farm: Farm, page: int, status: str | None) -> dict:
-    """One page of job views, newest first (the API's and the UI's jobs list)."""
-    per_page = farm.settings.jobs_per_page
+def job_page(farm: Farm, page: int, status: str | None, per_page: int | None = None) -> dict:
+    """One page of job views, newest first (the API's and the UI's jobs list), ``per_page`` of
+    them (by default the jobs_per_page setting)."""
+    per_page = per_page or farm.settings.jobs_per_page
     # One more than a page tells whether there is a next one.
     views = job_views(farm.records, limit=per_page + 1, offset=(page - 1) * per_page, status=status)
     return {"jobs": with_alert_counts(farm, views[:per_page]), "page": page,

@@ -15,8 +15,8 @@ from services import jobs
 from services.submit import JobBusy, analyzer_chain, delete_job
 from web.auth import token_auth
 from web.blobs import send_blob
-from web.schemas import (ERROR_SCHEMA, JobCreated, JobListQuery, JobOut, JobPage, ResultsQuery,
-                         UploadIn)
+from web.schemas import (ERROR_SCHEMA, NEXT_PAGE_HEADER, JobCreated, JobListQuery, JobOut, JobPage,
+                         ResultsQuery, UploadIn)
 from web.context import farm
 from web.uploads import UploadRejected, accept_recording, the_one_upload
 
@@ -70,10 +70,11 @@ def create_job(upload):
 @api.get("/jobs")
 @api.auth_required(token_auth, roles=["viewer"])
 @api.input(JobListQuery, location="query", arg_name="query")
-@api.output(JobPage)
-@api.doc(summary="List jobs, newest first")
+@api.output(JobPage, headers=NEXT_PAGE_HEADER)
+@api.doc(summary="List jobs, newest first (paginated)")
 def list_jobs(query):
-    return jobs.job_page(farm(), query["page"], query.get("status"))
+    listing = jobs.job_page(farm(), query["page"], query.get("status"), query.get("per_page"))
+    return listing, 200, next_page_link("api.list_jobs", query, listing["next_page"] is not None)
 
 
 def next_page_link(endpoint: str, query: dict, more: bool, **values) -> dict:

@@ -21,7 +21,7 @@ from web.context import asks_json, farm
 from web.forms import EXPIRED, ConfirmForm, TrackEnrolForm, UploadForm, problems_line
 from web.page_query import page_query, takes_query
 from web.people_views import track_faces
-from web.schemas import JobListQuery, QuerySchema
+from web.schemas import JobsPage, QuerySchema
 from web.timeline import MARKERS, identities_seen, timeline_rows
 from web.uploads import UploadRejected, accept_recording, human_bytes, the_one_upload
 
@@ -40,7 +40,7 @@ def home():
 
 
 @ui.get("/jobs")
-@takes_query(JobListQuery)
+@takes_query(JobsPage)
 def jobs():
     query = page_query()
     status = query.get("status")
