@@ -101,12 +101,13 @@ def is_idr(packet: av.Packet, annexb_framing: bool = False) -> bool:
 
 
 def copyable_stream(stream: av.video.stream.VideoStream, width: int, height: int) -> bool:
-    """H.264 (MP4-style with 4-byte lengths, or Annex B) at the output's size and 4:2:0: its
-    GOPs can sit between the encoder's."""
+    """H.264 (MP4-style with 4-byte lengths, or Annex B) at the output's size and 4:2:0, its
+    pictures upright as stored (none the farm must turn): its GOPs can sit between the encoder's."""
     ctx = stream.codec_context
     extradata = ctx.extradata or b""
     framing = is_annexb(extradata) or (len(extradata) > 6 and extradata[0] == 1 and extradata[4] & 3 == 3)
     return (ctx.name == "h264" and framing and (ctx.width, ctx.height) == (width, height)
+            and not media.rotation_of(stream)
             and width % 2 == 0 and height % 2 == 0 and ctx.pix_fmt in COPYABLE_PIX_FMTS)
 
 
