@@ -786,19 +786,29 @@ def segment_frames(path: Path | str, pts: list[int], time_base: Fraction, thread
     ``split_segments`` gave the file's timestamps (``MediaInfo.pts_offset``). ``timed``
     (``MediaInfo.timed``): pictures are matched to ``pts`` by their times; else by order (a
     stream without presentation times), and then the pictures lost are filled at the end.
-    The pictures come upright: turned as the file's ``ROTATION_TAG`` says.
+    The pictures come at the recording's size, upright: a picture of another size (a camera
+    that changed its resolution mid-stream) is scaled to the size the file's header gives (the
+    recording's first picture's, ``MediaInfo``), then turned as the file's ``ROTATION_TAG`` says.
     """
     with _open(path, probe_pictures=False) as container:
-        turn = rotation_of(container.streams.video[0])
+        stream = container.streams.video[0]
+        turn, size = rotation_of(stream), (stream.codec_context.width, stream.codec_context.height)
     frames = _segment_frames(path, pts, time_base, threads, pts_offset, timed)
-    if not turn:
-        yield from frames
-        return
     try:
         for item in frames:
-            yield replace(item, frame=upright(item.frame, turn))
+            frame = at_size(item.frame, *size) if size[0] and size[1] else item.frame
+            frame = upright(frame, turn) if turn else frame
+            yield item if frame is item.frame else replace(item, frame=frame)
     finally:
         frames.close()
+
+
+def at_size(frame: av.VideoFrame, width: int, height: int) -> av.VideoFrame:
+    """``frame`` itself when it is ``width`` x ``height``; else a new frame scaled to it, with
+    its timestamp: a recording holds pictures of one size, whatever its stream switched to."""
+    if (frame.width, frame.height) == (width, height):
+        return frame
+    return frame.reformat(width=width, height=height)     # keeps pts and time base
 
 
 def upright(frame: av.VideoFrame, turn: int) -> av.VideoFrame:
