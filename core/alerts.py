@@ -24,7 +24,7 @@ entry: ``next_attempt_at`` says when its next try is due (while a try is under w
 try will have ended), so a task about to POST claims it atomically (``claim``: a second task
 for it, queued again while the first was merely slow, finds it claimed and sends nothing) and
 counts the try then, and the watchdog queues again those whose try is long overdue (``overdue``:
-their task was never queued, or the broker lost it) and fails those whose tries were all taken
+their task was never queued, the broker lost it, or its worker was killed) and fails those whose tries were all taken
 and whose last never ended (``exhausted``).
 
 Repeats: a person's track breaks (turning away, an occlusion, a segment border) and the new
@@ -354,18 +354,18 @@ class Alerts:
             ).values(next_attempt_at=now + timedelta(seconds=hold_s), attempts=AlertDelivery.attempts + 1)
             ).rowcount == 1
 
-    def overdue(self, cutoff: datetime, max_attempts: int, in_broker: Collection[int] = ()) -> list[int]:
+    def overdue(self, cutoff: datetime, max_attempts: int, waiting: Collection[int] = ()) -> list[int]:
         """The pending deliveries with a try left whose try was due before ``cutoff``: nobody is
-        trying them (their task was lost, or never queued), unless it is still ``in_broker`` (the
-        ids of deliveries whose task waits in a queue or in a worker's hands: it will come, and
-        queueing another would only add a task that finds it claimed). Each is marked due now, so
+        trying them (their task was lost, never queued, or its worker killed), unless they are
+        ``waiting`` (the ids of deliveries whose task waits in a queue: it will come, and queueing
+        another would only add a task that finds it claimed). Each is marked due now, so
         that the next sweep looks at it again only once it is overdue anew (its task queued again
         may wait behind others). Found and marked in one conditional update: a task that claims
         one meanwhile keeps its claim (marked due now after it, it was claimed again by the task
         queued here: two POSTs)."""
         lost = [AlertDelivery.status == "pending", _due_at() < cutoff, AlertDelivery.attempts < max_attempts]
-        if in_broker:
-            lost.append(AlertDelivery.id.not_in(sorted(in_broker)))
+        if waiting:
+            lost.append(AlertDelivery.id.not_in(sorted(waiting)))
         with self.records.session() as s:
             return sorted(s.scalars(update(AlertDelivery).where(*lost)
                                     .values(next_attempt_at=_now()).returning(AlertDelivery.id)))
@@ -414,9 +414,10 @@ class Alerts:
                      "delivered_at": iso_utc(d.delivered_at)})
             return found
 
-    def page(self, limit: int, offset: int = 0, job_id: str | None = None, folded: bool = False) -> list[dict]:
-        """Alerts newest first, across jobs (or of one), with their deliveries; live camera
-        alerts (no job, no source name) among them. Each says which alert it repeats
+    def page(self, limit: int, offset: int = 0, job_id: str | None = None, folded: bool = False,
+             kind: str | None = None) -> list[dict]:
+        """Alerts newest first, across jobs (or of one; of one ``kind``), with their deliveries;
+        live camera alerts (no job, no source name) among them. Each says which alert it repeats
         (``repeat_of``) and how many repeat it (``repeats``); ``folded``: only those that rang,
         each with its repeats, oldest first, under ``repeated``."""
         query = (select(Alert, Identity.name, Job.source_name).outerjoin(Job, Job.id == Alert.job_id)
@@ -426,6 +427,8 @@ class Alerts:
             query = query.where(Alert.job_id == job_id)
         if folded:
             query = query.where(Alert.repeat_of.is_(None))
+        if kind:
+            query = query.where(Alert.kind == kind)
         with self.records.session() as s:
             rows = [(payload(alert, name), alert, source) for alert, name, source in s.execute(query)]
             ids = [alert.id for _, alert, _ in rows]

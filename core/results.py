@@ -5,7 +5,7 @@ fields, so every object allows more than these."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -44,8 +44,12 @@ class Track(_Open):
     max_temperature_c: float | None
 
 
+AlertKind = Literal["fever", "no_mask", "watchlist"]
+ALERT_KINDS: tuple[str, ...] = get_args(AlertKind)
+
+
 class Alert(_Open):
-    kind: Literal["fever", "no_mask", "watchlist"]
+    kind: AlertKind
     track: int
     frame: int
     t: float

@@ -46,7 +46,7 @@ def enrol_track(farm: Farm, job_id: str, track: int, name: str) -> dict:
     if found is None:
         raise GalleryError(f"job {job_id} has no track #{track}")
     if not found.get("embedding"):
-        raise GalleryError(f"track #{track} kept no face to enrol: {_why_no_face(farm, job)}")
+        raise GalleryError(f"track #{track} kept no face to enrol: {_why_no_face(farm, job, found)}")
     if found.get("identity"):
         raise GalleryError(f"track #{track} is already recognised as {found['identity']}")
     crop_key = None
@@ -65,14 +65,15 @@ def enrol_track(farm: Farm, job_id: str, track: int, name: str) -> dict:
     return {"name": name, "embeddings": count, "crop": crop_key}
 
 
-def _why_no_face(farm: Farm, job) -> str:
-    """Why a track of a finished job has no kept embedding: the job ran without the recogniser,
-    or it ran and the track either never showed a face clear enough to embed or belonged to a
-    person erased since (the erasure forgets the track's embedding so that no later gallery
-    names them again; the results cannot say which of the two, by design)."""
+def _why_no_face(farm: Farm, job, track: dict) -> str:
+    """Why a track of a finished job has no kept embedding: its person was erased (the erasure
+    forgets it, so that no later gallery names them again), the job ran without the
+    recogniser, or no face of the track was clear enough to embed."""
+    if track.get("erased"):
+        return "its person was erased from the gallery, and their face with them"
     if "recognize" not in (job.options.get("analyzers") or farm.settings.analyzers):
         return "the job ran without the recogniser (analyse it again with recognize to enrol from it)"
-    return "none of its faces was clear enough to recognise, or its person was erased"
+    return "none of its faces was clear enough to recognise"
 
 
 def _unit_float32(vector: list[float]) -> bytes:

@@ -8,10 +8,12 @@ made, and the delivery is then recorded as failed. A live camera's alerts are ra
 queued by its ingester as each segment is processed (``ring_live``). Delivery is at least once: a worker lost
 in the middle of a POST is retried, and the receiver may see that alert twice.
 
-A delivery whose task is lost (queueing failed after the rows were committed, or the broker
-forgot the task or its retry: a Redis restarted without persistence) would stay pending for
-good: the watchdog queues again every delivery whose try is overdue by ``REQUEUE_AFTER_S`` and
-whose task is not in the broker (``requeue_lost``). A task claims its delivery before it POSTs
+A delivery whose task is lost (queueing failed after the rows were committed, the broker
+forgot the task or its retry: a Redis restarted without persistence, or the worker holding it
+was killed whole) would stay pending for good, or until Redis's visibility timeout (tens of
+minutes) gave a killed worker's task back: the watchdog queues again every delivery whose try
+is overdue by ``REQUEUE_AFTER_S`` and whose task is not waiting in a queue (``requeue_lost``).
+A task claims its delivery before it POSTs
 (``Alerts.claim``), so the original task, merely slow, and the one queued again never both send
 it; the claim counts the try, so a try that never ends (its worker killed in the middle of the
 POST, a receiver that never finishes its answer) uses one up too, and the watchdog fails the
@@ -103,9 +105,9 @@ def queue_deliveries(delivery_ids: list[int]) -> None:
 
 def requeue_lost() -> list[int]:
     """The watchdog's part: fail the deliveries whose every try was taken and whose last never
-    ended, and queue again those that nobody is trying (none whose task is still in the broker:
-    behind a backed-up ingest queue it comes in its turn, and one more each minute would only
-    pile up tasks that find it claimed). Nothing is queued when the broker cannot be read."""
+    ended, and queue again those that nobody is trying (none whose task waits in a queue: behind
+    a backed-up ingest queue it comes in its turn, and one more each minute would only pile up
+    tasks that find it claimed). Nothing is queued when the broker cannot be read."""
     alerts, settings = Alerts(runtime.records()), runtime.settings()
     cutoff = datetime.now(timezone.utc) - timedelta(seconds=REQUEUE_AFTER_S)
     given_up = alerts.exhausted(cutoff, settings.alert_webhook_attempts)
@@ -114,20 +116,26 @@ def requeue_lost() -> list[int]:
     if not alerts.any_overdue(cutoff):
         return []           # the usual round: no need to read the queues
     try:
-        queued = _queued_delivery_ids()
+        queued = _waiting_delivery_ids()
     except redis.RedisError as exc:
         log.warning("the watchdog cannot read the broker (%s): no webhook delivery is queued again", exc)
         return []
-    lost = alerts.overdue(cutoff, settings.alert_webhook_attempts, in_broker=queued)
+    lost = alerts.overdue(cutoff, settings.alert_webhook_attempts, waiting=queued)
     if lost:
         log.warning("%d webhook deliveries overdue (their tasks were lost): queued again", len(lost))
         queue_deliveries(lost)
     return lost
 
 
-def _queued_delivery_ids() -> set[int]:
-    """The deliveries whose task is in the broker, waiting or in a worker's hands."""
-    messages = broker_messages(leases.client(), [queue.name for queue in app.conf.task_queues])
+def _waiting_delivery_ids() -> set[int]:
+    """The deliveries whose task waits in a queue. Not those in a worker's hands (kombu's
+    unacked hash): a task there whose delivery is overdue is one whose worker was killed
+    whole, in the middle of its POST (the try's hold ran out) or holding its retry for the
+    countdown (due, and not claimed), and kombu gives it back only after Redis's visibility
+    timeout (the longest task limit plus 5 min). A live worker's task there is no reason to
+    wait either: its try under way is held, so not overdue, and a retry it cannot start (every
+    process busy) is better taken by another worker; the claim keeps it to one POST."""
+    messages = broker_messages(leases.client(), [queue.name for queue in app.conf.task_queues], in_hand=False)
     return {message.args[0] for message in messages
             if message.task == deliver_alert.name and message.args and isinstance(message.args[0], int)}
 

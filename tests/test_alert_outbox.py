@@ -3,7 +3,9 @@ twice because it was queued twice. The records' part on SQLite and PostgreSQL (w
 deliveries the watchdog's sweep takes, the claim a task makes before it POSTs); then a farm of
 its own with two workers and a real HTTP receiver on 127.0.0.1: an alert whose queueing failed
 after its rows were committed (the broker away for a moment) is POSTed once the watchdog has
-run, and a delivery queued twice while its POST is under way is POSTed once."""
+run, and a delivery queued twice while its POST is under way is POSTed once. A worker killed
+whole (SIGKILL of its process group) in the middle of a POST or while it holds a retry for its
+countdown: the sweep queues the delivery again and the other worker sends it."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import threading
 import time
 from datetime import datetime, timedelta, timezone
 
+import psutil
 import pytest
 from kombu.exceptions import OperationalError
 
@@ -230,3 +233,113 @@ def test_a_delivery_queued_again_while_its_post_is_under_way_is_posted_once(outb
     assert (row.status, row.attempts, row.status_code) == ("delivered", 1, 200)
     time.sleep(SLOW_S + 1)        # time enough for a second POST, had the other task sent one
     assert len(receiver.to("/slow")) == 1
+
+
+HOLD_TIMEOUT_S = 2.0        # alert_webhook_timeout_s of the farm below: a try is held 2 * 2 + 30 s
+
+
+@pytest.fixture
+def killable_farm(receiver, tmp_path):
+    """A farm of the test's own (one of its two workers is killed): three tries, the first
+    retry 30 s after a failed try (the sweep below is run as if it had passed)."""
+    with private_farm(tmp_path / "farm", workers=2, VIDFARM_ALERT_WEBHOOK_ATTEMPTS=str(TRIES),
+                      VIDFARM_ALERT_WEBHOOK_BACKOFF_S="30", VIDFARM_ALERT_WEBHOOK_TIMEOUT_S=str(HOLD_TIMEOUT_S)) as farm:
+        from tasks.app import app
+
+        farm.wait_ready(app)
+        yield farm
+
+
+def kill_the_worker_holding(farm, delivery_id: int, running: bool):
+    """SIGKILL the process group (main process and pool child: an OOM kill, a pod evicted) of
+    the worker holding the delivery's task: running it (``running``) or keeping its retry for the
+    countdown. Its task stays in kombu's unacked hash, given back only after Redis's visibility
+    timeout (the longest task limit plus 5 min)."""
+    import os
+    import signal
+
+    from autoscaler.observe import broker_messages
+    from tasks.app import app
+    from tasks.leases import client
+
+    def holder() -> str | None:
+        inspect = app.control.inspect(timeout=1)
+        replies = (inspect.active() if running else inspect.scheduled()) or {}
+        for node, tasks in replies.items():
+            for task in tasks:
+                request = task.get("request", task)    # scheduled() wraps it with its ETA
+                if request.get("name") == "vidfarm.deliver_alert" and list(request.get("args") or [])[:1] == [delivery_id]:
+                    return node
+        return None
+    node = wait_until(holder, 30, "a worker holding the delivery's task")
+    process = next(p for p in farm.processes if p.name == node.split("@")[0])
+    main = psutil.Process(process.popen.pid)
+    redis_port = client().connection_pool.connection_kwargs["port"]
+    ports = {f"127.0.0.1:{c.laddr.port}" for p in (main, *main.children())
+             for c in p.net_connections("tcp") if c.raddr and c.raddr.port == redis_port}
+    assert ports, "the worker holds no connection to Redis"
+    os.killpg(main.pid, signal.SIGKILL)
+    # Until Redis has dropped its connections: a task queued before would be handed to its
+    # BRPOP, still blocked (it waits for tasks while it holds a retry), and lost with it. (A
+    # sweep comes a minute after the try was due; that one would queue it again.)
+    wait_until(lambda: not ports & {c["addr"] for c in client().client_list()}, 10,
+               "Redis dropping the killed worker's connections")
+    in_broker = [m.args[0] for m in broker_messages(client(), ["ingest"]) if m.task == "vidfarm.deliver_alert"]
+    assert in_broker == [delivery_id]
+
+
+def sweep_a_minute_after_its_try(delivery_id: int, monkeypatch) -> list[int]:
+    """The watchdog's sweep, run a minute after the delivery's try was due (its try's hold ran
+    out, or its retry's countdown did): its margin moved there rather than waited for."""
+    from core.models import aware
+    from services import runtime
+    from tasks import alerts as alert_tasks
+
+    due = aware(delivery_row(runtime.records(), delivery_id).next_attempt_at)
+    monkeypatch.setattr(alert_tasks, "REQUEUE_AFTER_S", -(due - datetime.now(timezone.utc)).total_seconds() - 1)
+    return alert_tasks.requeue_lost()
+
+
+def test_a_delivery_whose_worker_is_killed_in_the_middle_of_its_post_is_sent_by_another(
+        killable_farm, receiver, monkeypatch):
+    """The whole worker is killed while the receiver has the POST (it answers nothing yet). Its
+    task stayed in kombu's unacked hash and the sweep took it for one still in the broker: the
+    alert waited for Redis's visibility timeout, tens of minutes. The sweep after the try's hold
+    queues it again, and the other worker POSTs it (at least once: the receiver got it twice)."""
+    from services import runtime
+    from tasks.alerts import deliver_alert
+
+    delivery_id = raise_fever(runtime.records(), receiver.url("/hold"), camera="killed-mid-post")
+    deliver_alert.apply_async((delivery_id,))
+    wait_until(lambda: receiver.to("/hold"), 30, "the first POST begun")
+    kill_the_worker_holding(killable_farm, delivery_id, running=True)
+    assert delivery_row(runtime.records(), delivery_id).status == "pending"
+
+    assert sweep_a_minute_after_its_try(delivery_id, monkeypatch) == [delivery_id]
+    swept = time.monotonic()
+    row = wait_until(lambda: settled(delivery_id), 30, "the delivery POSTed by the other worker")
+    print(f"\nrecovery: delivered by the other worker {time.monotonic() - swept:.1f} s after the sweep")
+    assert (row.status, row.attempts, row.status_code) == ("delivered", 2, 200)
+    assert len(receiver.to("/hold")) == 2
+    receiver.release.set()      # the killed worker's POST: its thread answers nobody
+
+
+def test_a_retry_whose_worker_is_killed_during_its_countdown_is_sent_by_another(
+        killable_farm, receiver, monkeypatch):
+    """The first try is answered 500; the worker holding the retry for its countdown (a Celery
+    ETA task, unacknowledged until it runs, whatever acks_late says) is killed whole. The sweep
+    skipped it as in the broker until Redis's visibility timeout gave it back."""
+    from services import runtime
+    from tasks.alerts import deliver_alert
+
+    delivery_id = raise_fever(runtime.records(), receiver.url("/once"), camera="killed-in-countdown")
+    deliver_alert.apply_async((delivery_id,))
+    kill_the_worker_holding(killable_farm, delivery_id, running=False)
+    row = delivery_row(runtime.records(), delivery_id)
+    assert (row.status, row.attempts, row.status_code) == ("pending", 1, 500)
+
+    assert sweep_a_minute_after_its_try(delivery_id, monkeypatch) == [delivery_id]
+    swept = time.monotonic()
+    row = wait_until(lambda: settled(delivery_id), 30, "the retry POSTed by the other worker")
+    print(f"\nrecovery: retry delivered by the other worker {time.monotonic() - swept:.1f} s after the sweep")
+    assert (row.status, row.attempts, row.status_code) == ("delivered", 2, 200)

@@ -31,13 +31,16 @@ SLOW_S = 3.0          # how long /slow takes to answer
 
 class Receiver:
     """/ok answers 204; /flaky answers 500 to the first two POSTs of each alert (by its id, as
-    a receiver de-duplicates: each try's body differs, by ``sent_at``), then 200; /broken
-    always 500; /slow 200, ``SLOW_S`` after the POST was kept. Every POST is kept with its
-    signature header and whether it was right."""
+    a receiver de-duplicates: each try's body differs, by ``sent_at``), then 200; /once 500 to
+    the first, then 200; /broken always 500; /slow 200, ``SLOW_S`` after the POST was kept;
+    /hold keeps the first POST of each alert unanswered until ``release`` is set (or a minute
+    passed), then 200, and answers the others 200 at once. Every POST is kept with its signature
+    header and whether it was right."""
 
     def __init__(self):
         self.posts: list[dict] = []
         self.lock = threading.Lock()
+        self.release = threading.Event()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -52,9 +55,12 @@ class Receiver:
                     receiver.posts.append({"path": self.path, "body": body, "alert": alert, "signature": header,
                                            "signed": signed, "at": time.time(),
                                            "type": self.headers.get("Content-Type")})
-                fails = self.path == "/broken" or (self.path == "/flaky" and earlier < 2)
+                fails = (self.path == "/broken" or (self.path == "/flaky" and earlier < 2)
+                         or (self.path == "/once" and earlier < 1))
                 if self.path == "/slow":
                     time.sleep(SLOW_S)
+                if self.path == "/hold" and earlier == 0:
+                    receiver.release.wait(60)
                 self.send_response(500 if fails else (204 if self.path == "/ok" else 200))
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -70,6 +76,7 @@ class Receiver:
         return self
 
     def __exit__(self, *_) -> None:
+        self.release.set()          # a held POST's thread ends
         self.server.shutdown()
         self.thread.join()
 

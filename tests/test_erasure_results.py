@@ -45,7 +45,8 @@ def test_forgetting_tracks_removes_name_similarity_embedding_and_alerts_and_keep
     assert erased_tracks(before, PERSON, {"Bob"}) == {1}
     after = forget_tracks(before, {1})
     assert before == results()                                   # the input stays as it was
-    assert after["tracks"][0] == {"track": 1, "identity": None, "best_similarity": None, "embedding": None}
+    assert after["tracks"][0] == {"track": 1, "identity": None, "best_similarity": None, "embedding": None,
+                                  "erased": True}
     assert after["tracks"][1] == before["tracks"][1]
     assert [f["identity"] for f in after["frames"][0]["faces"]] == [None, "Bob"]
     assert [a["track"] for a in after["alerts"]] == [2]

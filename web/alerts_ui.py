@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from apiflask.fields import String
-from apiflask.validators import Length
+from apiflask.validators import Length, OneOf
 from flask import Blueprint, current_app, render_template
 
+from core.results import ALERT_KINDS
 from web.api_alerts import alert_page
 from web.api_cameras import camera_registry
 from web.page_query import page_query, takes_query
@@ -16,6 +17,8 @@ alerts_ui = Blueprint("alerts", __name__)
 
 class AlertsPage(PageNumber):
     job = String(validate=Length(1, 32), metadata={"description": "Only this job's alerts."})
+    # Who had no mask, who was on the watchlist: one kind at a time, across every recording.
+    kind = String(validate=OneOf(ALERT_KINDS), metadata={"description": "Only the alerts of this kind."})
 
 
 @alerts_ui.get("/alerts")
@@ -23,10 +26,11 @@ class AlertsPage(PageNumber):
 def index():
     taken = page_query()
     query = {"page": taken["page"], "per_page": current_app.config["VIDFARM_SETTINGS"].jobs_per_page,
-             "job": taken.get("job"),
+             "job": taken.get("job"), "kind": taken.get("kind"),
              "folded": True}   # repeats are shown under the alert that rang, not as rows of their own
     rows, more = alert_page(query)
-    return render_template("alerts.html", alerts=rows, job=query["job"], page=query["page"],
+    return render_template("alerts.html", alerts=rows, job=query["job"], kind=query["kind"], kinds=ALERT_KINDS,
+                           page=query["page"],
                            next_page=query["page"] + 1 if more else None, camera_names=_camera_names(rows))
 
 

@@ -22,7 +22,7 @@ def alert_page(query: dict) -> tuple[list[dict], bool]:
         found_or_404(farm().records.get_job(query["job"]), f"no job {query['job']}")
     per_page = query["per_page"]
     rows = Alerts(farm().records).page(per_page + 1, (query["page"] - 1) * per_page, query.get("job"),
-                                       folded=bool(query.get("folded")))
+                                       folded=bool(query.get("folded")), kind=query.get("kind"))
     return rows[:per_page], len(rows) > per_page
 
 

@@ -10,6 +10,7 @@ from marshmallow import ValidationError, validates_schema
 
 from core.accounts import MIN_PASSWORD, ROLES
 from core.models import JOB_STATES
+from core.results import ALERT_KINDS
 from services.submit import registered_analyzers
 
 ERROR_SCHEMA = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
@@ -216,6 +217,7 @@ class AlertOut(Schema):
 
 class AlertQuery(PageQuery):
     job = String(validate=Length(1, 32), metadata={"description": "Only this job's alerts."})
+    kind = String(validate=OneOf(ALERT_KINDS), metadata={"description": "Only the alerts of this kind."})
     folded = Boolean(load_default=False, metadata={"description": "Only the alerts that rang (not repeats); "
                                                                   "`repeats` counts each one's repeats."})
 

@@ -43,6 +43,7 @@ class Row:
     colour: str
     bars: list[Bar] = field(default_factory=list)
     identity: str | None = None
+    erased: bool = False             # an unknown track whose person was erased (results say so)
 
     @property
     def tracks(self) -> list[int]:
@@ -82,7 +83,8 @@ def timeline_rows(results: dict) -> list[Row]:
         elif bar.last_t - bar.first_t < SHORT_TRACK_S:
             short.bars.append(bar)
         else:
-            unknown.append(Row(f"unknown #{track['track']}", "unknown", UNKNOWN_COLOUR, [bar]))
+            unknown.append(Row(f"unknown #{track['track']}", "unknown", UNKNOWN_COLOUR, [bar],
+                               erased=bool(track.get("erased"))))
     rows = sorted([*people.values(), *unknown], key=lambda r: r.bars[0].first_frame)
     if short.bars:
         short.label = f"{len(short.bars)} short unknown track{'s' if len(short.bars) > 1 else ''}"

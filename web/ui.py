@@ -128,11 +128,13 @@ def video_start_s(job) -> float:
 def delete(job_id: str):
     if not ConfirmForm().validate_on_submit():
         abort(400, EXPIRED)
+    record = farm().records.get_job(job_id)
     try:
-        if not delete_job(farm(), job_id):
+        if record is None or not delete_job(farm(), job_id):
             abort(404, f"no job {job_id}")
     except JobBusy as exc:
         flash(str(exc), "error")
         return redirect(url_for("ui.job", job_id=job_id))
-    flash(f"job {job_id} and all its files were deleted", "info")
+    # The recording's name, as the jobs list shows it: the id alone said nothing of which one went.
+    flash(f"{record.source_name} (job {job_id}) and all its files were deleted", "info")
     return redirect(url_for("ui.jobs"))

@@ -47,11 +47,12 @@ def erased_tracks(results: dict, person: Person, other_names: set[str]) -> set[i
 
 def forget_tracks(results: dict, tracks: set[int]) -> dict:
     """A copy of results in which ``tracks`` are nobody: no identity, no similarity, no kept
-    embedding (so no later gallery can name them again), no watchlist alert."""
+    embedding (so no later gallery can name them again), no watchlist alert; marked erased, so
+    the job page does not say their face was never clear enough to enrol (it was, and is gone)."""
     updated = copy.deepcopy(results)
     for track in updated["tracks"]:
         if track["track"] in tracks:
-            track.update(identity=None, best_similarity=None, embedding=None)
+            track.update(identity=None, best_similarity=None, embedding=None, erased=True)
     for frame in updated["frames"]:
         for face in frame["faces"]:
             if face["track"] in tracks:

@@ -149,14 +149,20 @@ def test_only_an_ended_job_offers_and_allows_delete(farm, operator_client):
     job_id = records.add_job("running.mp4", "jobs/none/source").id
     page = operator_client.get(f"/jobs/{job_id}").get_data(as_text=True)
     assert 'id="delete-job"' not in page
+    # No dead end: the page says when it can be deleted (seen trying to delete an upload mid-analysis).
+    assert "Delete is offered once the job is done or failed" in page
     refused = operator_client.post(f"/jobs/{job_id}/delete", data={"csrf_token": csrf_token(page)},
                                    follow_redirects=True)
     assert "delete it once it is done or failed" in refused.get_data(as_text=True)
     assert records.get_job(job_id) is not None
     records.fail_job(job_id, "made by the test")
     page = operator_client.get(f"/jobs/{job_id}").get_data(as_text=True)
-    assert 'id="delete-job"' in page
-    assert operator_client.post(f"/jobs/{job_id}/delete", data={"csrf_token": csrf_token(page)}).status_code == 302
+    assert 'id="delete-job"' in page and 'id="delete-later"' not in page
+    deleted = operator_client.post(f"/jobs/{job_id}/delete", data={"csrf_token": csrf_token(page)})
+    assert deleted.status_code == 302
+    # The jobs list it returns to names the recording that went, not only its id.
+    assert f"running.mp4 (job {job_id}) and all its files were deleted" in operator_client.get("/jobs").get_data(
+        as_text=True)
     assert records.get_job(job_id) is None
 
 
@@ -202,6 +208,67 @@ def test_an_unknown_face_with_no_clear_picture_says_why_it_has_none(farm, operat
     blank = [row for row in rows if "thumbnail" not in row]
     assert blank and all("no face clear enough to recognise or enrol" in row for row in blank)
     assert all("no face clear enough" not in row for row in rows if "thumbnail" in row)
+
+
+def test_a_track_whose_person_was_erased_says_so_not_that_its_face_was_unclear(farm, operator_client):
+    """Erasing a person leaves their tracks unknown with no face kept; the job page said "no face
+    clear enough to recognise or enrol" of a face that was clear enough to be named (seen after
+    erasing a watchlisted person from 35 recordings)."""
+    from workers.erasure import forget_tracks
+
+    frames = [{"index": i, "t": i / 10, "faces": [{"box": [1, 1, 20, 20], "score": 0.9, "track": 1,
+                                                  "identity": "Ada", "similarity": 0.7, "mask": None,
+                                                  "mask_score": None, "temperature_c": None}]} for i in range(20)]
+    tracks = [{"track": 1, "identity": "Ada", "first_frame": 0, "last_frame": 19, "best_similarity": 0.7,
+               "mask": None, "max_temperature_c": None, "embedding": [0.1] * 4}]
+    erased = forget_tracks({"frames": frames, "tracks": tracks, "alerts": []}, {1})
+    job_id = done_job("erased.mp4", frames=erased["frames"], tracks=erased["tracks"],
+                      source={"path": "erased.mp4", "width": 64, "height": 48, "fps": 10.0, "frames": 20,
+                              "duration_s": 2.0, "has_audio": False})
+    page = operator_client.get(f"/jobs/{job_id}").get_data(as_text=True)
+    row = re.search(r'<div class="tl-row" data-kind="unknown".*?</div>', page, re.S).group(0)
+    assert "a person erased from the gallery" in row and "no face clear enough" not in row
+
+
+def test_a_job_analysed_again_points_to_its_results_of_before(farm, operator_client):
+    """A re-analysis turns a done job back to processing: its page showed a progress bar and
+    nothing else (an alert's link to a moment landed there), though the API keeps the earlier
+    results as ?version=N. The page links them, running and after a failed run."""
+    from services import runtime
+
+    job_id = done_job("again.mp4")
+    records = runtime.records()
+    assert records.restart_job(job_id, timing={}) is not None
+    for status in ("processing", "failed"):
+        page = operator_client.get(f"/jobs/{job_id}").get_data(as_text=True)
+        link = re.search(r'<p class="hint" id="earlier-results">.*?href="([^"]+)"', page, re.S)
+        assert link and "version=1" in link.group(1), status
+        assert operator_client.get(link.group(1).replace("&amp;", "&")).json["schema"] == "vidfarm.results/1"
+        records.fail_job(job_id, "made by the test")
+
+
+def test_alerts_filter_by_kind_on_the_page_and_in_the_api(farm, operator_client, accounts_by_role):
+    """Who had no mask, across every recording: the Alerts page and GET /alerts take ?kind=
+    (a reviewer paged through every watchlist alert to find them)."""
+    from core.alerts import Alerts
+    from services import runtime
+    from tests.web.conftest import make_app
+
+    job_id = done_job("kinds.mp4")
+    Alerts(runtime.records()).raise_new(job_id, 1, [
+        {"kind": "no_mask", "track": 1, "frame": 0, "t": 0.0, "detail": "face without a mask"},
+        {"kind": "watchlist", "track": 2, "frame": 0, "t": 0.0, "detail": "on the watchlist"}],
+        {1: None, 2: None}, (), True)
+    for path in (f"/alerts?kind=no_mask&job={job_id}", "/alerts?kind=no_mask"):
+        page = operator_client.get(path).get_data(as_text=True)
+        kinds = re.findall(r'<td data-label="Kind">\s*<span class="badge[^"]*">([^<]+)<', page)
+        assert kinds and set(kinds) == {"no mask"}, path
+        assert '<option value="no_mask" selected>' in page
+    auth = accounts_by_role["viewer"].auth
+    client = make_app().test_client()
+    answer = client.get(f"/api/v1/alerts?kind=no_mask&job={job_id}", headers=auth)
+    assert [a["kind"] for a in answer.json] == ["no_mask"]
+    assert client.get("/api/v1/alerts?kind=fevers", headers=auth).status_code == 400
 
 
 def queued_job(name: str) -> str:
@@ -277,7 +344,7 @@ def test_a_first_video_is_never_shown_as_earlier_results_and_the_page_polls_unti
 # with a parameter it does not take; the names the request takes, sorted.
 MISTYPED_LISTS = [
     ("/api/v1/jobs?page=1&statu=failed", "statu", "page, status"),
-    ("/api/v1/alerts?jobs=abc", "jobs", "folded, job, page, per_page"),
+    ("/api/v1/alerts?jobs=abc", "jobs", "folded, job, kind, page, per_page"),
     ("/api/v1/identities/nobody/appearances?perpage=5", "perpage", "page, per_page"),
     ("/api/v1/jobs/nojob/results?versions=2", "versions", "download, version"),
     ("/api/v1/cameras?status=failed", "status", "none"),
@@ -286,7 +353,7 @@ MISTYPED_LISTS = [
     ("/api/v1/users?role=admin", "role", "none"),
     ("/api/v1/cameras/nocamera/events?wiat=5", "wiat", "after, view, wait"),
     ("/jobs?statu=failed", "statu", "page, status"),
-    ("/alerts?camera=nocamera", "camera", "job, page"),
+    ("/alerts?camera=nocamera", "camera", "job, kind, page"),
     ("/people/nobody?pgae=2", "pgae", "page"),
     ("/jobs/nojob?time=5", "time", "t"),
     ("/cameras/nocamera?plyer=webrtc", "plyer", "player"),
@@ -356,7 +423,7 @@ def test_the_links_the_pages_write_carry_only_what_their_pages_take(farm, accoun
     app = make_app(jobs_per_page=1)
     browser = logged_in_client(app, accounts_by_role["viewer"])
     lists = ["/jobs", "/jobs?status=", "/jobs?status=failed", "/jobs?status=failed&page=2", "/jobs?page=999",
-             "/alerts", "/alerts?page=999", "/cameras", "/gallery"]
+             "/alerts", "/alerts?page=999", "/alerts?kind=no_mask&page=2", "/cameras", "/gallery"]
     answered = {}
     for path in lists:
         page = browser.get(path)

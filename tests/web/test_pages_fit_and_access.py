@@ -64,10 +64,10 @@ def small_png(png: bytes, path: Path) -> None:
     image.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(path, optimize=True)
 
 
-# The words of table headers and badges shown (not the headers hidden for the phone's cards)
-# that a line break cuts in two ("Phot" / "os", a badge's "watchli" / "st"): a word whose box
-# takes more than one line.
-BROKEN_HEADER_WORDS = """() => [...document.querySelectorAll('th, .badge')]
+# The words of table headers, badges and people's names in cells shown (not the headers hidden
+# for the phone's cards) that a line break cuts in two ("Phot" / "os", a badge's "watchli" / "st",
+# a name's "obam" / "a"): a word whose box takes more than one line.
+BROKEN_HEADER_WORDS = """() => [...document.querySelectorAll('th, .badge, td a[href^="/people/"], td[data-label="Who"]')]
     .filter((el) => el.matches('.badge') ? el.getClientRects().length > 0
                                          : el.closest('thead, table').getBoundingClientRect().width > 1)
     .flatMap((th) => {
@@ -142,6 +142,36 @@ def test_badges_keep_their_words_whole_on_a_tablet(browser, live_server, account
             assert page.evaluate(BROKEN_HEADER_WORDS) == [], path
     finally:
         context.close()
+
+
+@pytest.mark.parametrize("width", [1100, 768])
+def test_names_in_tables_keep_their_letters_together(browser, live_server, accounts_by_role, recordings,  # noqa: F811
+                                                     width):
+    """Cells break long values anywhere, and so the gallery and the alerts table squeezed the
+    column of a person's name until a short name read "obam" / "a" (seen at 1100 px with three
+    people enrolled), and an alert's "unknow" / "n". A name keeps its letters on one line."""
+    import cv2
+
+    from core.alerts import Alerts
+    from services import gallery, runtime
+    from tests.clipmaker import face_photo
+    from tests.web.test_job_pages import done_job
+
+    gallery.enroll(runtime.farm(), "Montgomery", [("m.jpg", cv2.imencode(".jpg", face_photo())[1].tobytes())])
+    masked = done_job("a_person_on_the_watchlist_since_removed.mp4")
+    Alerts(runtime.records()).raise_new(masked, 1, [{"kind": "no_mask", "track": 1, "frame": 0, "t": 0.0,
+                                                     "detail": "face without a mask"}], {1: None}, (), True)
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    page = context.new_page()
+    try:
+        log_in(page, live_server, accounts_by_role["admin"].username)
+        for path in ("/gallery", "/alerts", f"/alerts?job={masked}"):
+            page.goto(live_server + path)
+            assert page.locator('td a[href^="/people/"], td[data-label="Who"]').count() > 0, path
+            assert page.evaluate(BROKEN_HEADER_WORDS) == [], path
+    finally:
+        context.close()
+        gallery.delete_identity(runtime.farm(), "Montgomery")
 
 
 def test_the_menu_wraps_on_a_phone_and_keeps_every_link_visible(browser, live_server, accounts_by_role):  # noqa: F811
