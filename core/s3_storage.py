@@ -22,7 +22,7 @@ delete, made through one pod, must not leave another pod's disk holding the pers
 embeddings): ``delete_prefix`` drops this machine's copies at once; a read that finds its key
 gone, or written again, drops that key's other copies; and every process that opens the store
 runs a background thread that checks the cache against the bucket every ``sweep_s``
-(``defaults.S3_CACHE_SWEEP_S``) and drops copies of keys deleted or written again since, by
+(``VIDFARM_S3_CACHE_SWEEP_S``, default ``defaults.S3_CACHE_SWEEP_S``) and drops copies of keys deleted or written again since, by
 whoever (``sweep``). Processes sharing a cache folder take turns (one sweep per folder per
 ``sweep_s``), so a copy outlives its object by at most about ``sweep_s`` plus one sweep. Why not
 a deletion notice through Redis: the bucket is what is true (a rewrite in place, a lifecycle
