@@ -41,7 +41,7 @@ def reanalyse(farm: Farm, job_id: str, from_states: tuple[str, ...] = ("done",))
     job, segments = restarted
     try:
         farm.queue.fan_out(job_id, [SegmentJob.of(job, segment) for segment in segments],
-                           job.options.get("queue", "cpu"))
+                           job.options.get("queue", "cpu"), run=job.run)
     except Exception as exc:
         # Not queued (the broker is down): the job ends now, saying so, rather than sit
         # "processing" until the watchdog fails it; its earlier results stay.

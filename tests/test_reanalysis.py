@@ -187,3 +187,32 @@ def test_an_operator_reanalyses_a_done_job_and_one_an_upgrade_failed(farm, face_
     assert view["status"] == "done" and not view["error"], view
     assert view["results_version"] == view["video_version"] == 3, view
     assert results(job_id)["version"] == 3 and len(results(job_id)["frames"]) == face_clip.frames
+
+
+def test_the_errback_of_a_failed_run_fails_no_reanalysis_begun_meanwhile(farm):
+    """A segment that fails for good fails its job at once, while the job's other segments may
+    still wait in the queue; their chord's errback (``vidfarm.job_failed``) comes only once
+    they ran. An operator who re-analysed the failed job meanwhile saw that run failed by it,
+    "processing failed", its segments not even started."""
+    from services.submit import delete_job
+    from tasks.jobs import job_failed
+
+    records = runtime.records()
+    job_id = records.add_job("two segments.mp4", "jobs/none/source").id
+    assert records.record_split(job_id, [{"index": i, "start_frame": i, "frames": 1, "pts": [i], "end_pts": i + 1}
+                                         for i in (0, 1)], status="processing", media={"time_base": [1, 15], "fps": 15.0})
+    try:
+        first_run = records.get_job(job_id).run          # as ingest's fan_out gave it to the errback
+        records.fail_job(job_id, "segment 0 failed: boom")
+        records.restart_job(job_id, timing={"run_started": time.time()}, from_states=("failed",))
+        job_failed.run(None, RuntimeError("segment 0 failed: boom"), None, job_id, run=first_run)
+        assert records.get_job(job_id).status == "processing"
+
+        # The errback of the run under way still fails it, and one of an earlier release's too.
+        job_failed.run(None, RuntimeError("segment 1 failed: boom"), None, job_id, run=records.get_job(job_id).run)
+        assert records.get_job(job_id).status == "failed"
+        records.restart_job(job_id, timing={"run_started": time.time()}, from_states=("failed",))
+        job_failed.run(None, RuntimeError("segment 1 failed: boom"), None, job_id)
+        assert records.get_job(job_id).status == "failed"
+    finally:
+        delete_job(runtime.farm(), job_id)
