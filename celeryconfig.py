@@ -68,7 +68,8 @@ task_routes = {
     "vidfarm.expire_recordings": {"queue": "ingest"},
 }
 
-# Celery beat: `celery -A tasks.app beat` (started by `make run` and by the chart).
+# Celery beat: `celery -A tasks.beat_app beat` (started by `make run` and by the chart; it sends
+# these by name, so it loads no task module).
 beat_schedule = {
     "reidentify-after-gallery-changes": {"task": "vidfarm.reidentify_stale",
                                          "schedule": _settings.reidentify_every_s},

@@ -129,7 +129,7 @@ class EmbeddedFarm:
                                     signal.SIGTERM))
             if self.beat:
                 self._later.append((
-                    "beat", [sys.executable, "-m", "celery", "-A", "tasks.app", "beat", "--loglevel", "INFO",
+                    "beat", [sys.executable, "-m", "celery", "-A", "tasks.beat_app", "beat", "--loglevel", "INFO",
                              "--schedule", str(self.data_dir / "celerybeat-schedule")], self.env(),
                     signal.SIGTERM))     # it saves its schedule
             if self.flower_port:
@@ -137,7 +137,7 @@ class EmbeddedFarm:
                 # Orphaned, it is killed: it keeps nothing, and its graceful exit waits on
                 # inspections of a broker that died with the farm.
                 self._later.append((
-                    "flower", [sys.executable, "-m", "celery", "-A", "tasks.app", "flower",
+                    "flower", [sys.executable, "-m", "celery", "-A", "tasks.beat_app", "flower",
                                f"--port={self.flower_port}", "--address=127.0.0.1"],
                     {**self.env(), "FLOWER_BASIC_AUTH": self.flower_auth or ""}, signal.SIGKILL))
             if not self.defer_extras:

@@ -120,12 +120,16 @@ def run_ingest(settings, fail) -> int:
     import logging
 
     from core.cameras import CameraRegistry
+    from services import runtime
     from tasks import app as celery_app
     from tasks.camera_ingest import CameraIngest
 
     if not settings.redis_url:
         return fail("REDIS_URL is not set: the ingester watches the cameras of a running farm")
     celery_app.point_at(settings.redis_url)
+    # The schema checked (or upgraded) now: on an old database that it may not upgrade the
+    # ingester stops with one line (main), not at a camera's first live alert.
+    runtime.records()
     # A daemon's log: which cameras it takes and drops, and why (leases, deletes).
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     stop = threading.Event()

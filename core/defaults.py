@@ -66,3 +66,6 @@ S3_CACHE_BYTES = 2 * 1024**3
 S3_MAX_ATTEMPTS = 8
 S3_MULTIPART_BYTES = 8 * 1024**2
 S3_TIMEOUT_S = 20.0
+# How often each machine's S3 read cache is checked against the bucket: copies of deleted or
+# rewritten objects (a job deleted, a person erased, by any pod) go within about this long.
+S3_CACHE_SWEEP_S = 30.0

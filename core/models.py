@@ -61,6 +61,13 @@ class Job(Base):
     segments: Mapped[list["Segment"]] = relationship(
         back_populates="job", cascade="all, delete-orphan", order_by="Segment.index")
 
+    @property
+    def run(self) -> float:
+        """Which run of the job this is: when its latest re-analysis started (0: its first run).
+        A run's chord errback carries it, so that the errback of a run that failed while some of
+        its segments still waited (it comes once they ran) fails no re-analysis begun meanwhile."""
+        return (self.timing or {}).get("run_started", 0.0)
+
 
 class Segment(Base):
     __tablename__ = "segments"

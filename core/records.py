@@ -97,13 +97,16 @@ class Records(GalleryRecords):
                 return None
             return job, list(s.scalars(select(Segment).where(Segment.job_id == job_id).order_by(Segment.index)))
 
-    def restart_job(self, job_id: str, timing: dict) -> tuple[Job, list[Segment]] | None:
-        """Run a done job again (a re-analysis), in one transaction: the job turns
+    def restart_job(self, job_id: str, timing: dict, from_states: tuple[str, ...] = ("done",)
+                    ) -> tuple[Job, list[Segment]] | None:
+        """Run an ended job again (a re-analysis), in one transaction: the job turns
         ``processing`` and its segments ``queued`` together, so nobody sees it done with
         segments to do, and of two restarts at once only one wins. ``timing`` is merged into
-        the job's. The job and its segments; None when it is not done, and nothing changes."""
+        the job's. ``from_states``: the states it may be in (beat re-runs done jobs only; an
+        operator may re-run a failed one too). The job and its segments; None when it is in
+        none of them, and nothing changes."""
         with self.session() as s:
-            if not s.execute(update(Job).where(Job.id == job_id, Job.status == "done")
+            if not s.execute(update(Job).where(Job.id == job_id, Job.status.in_(from_states))
                              .values(status="processing", error=None, finished_at=None)).rowcount:
                 return None
             _update_job(s, job_id, timing, {})

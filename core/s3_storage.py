@@ -17,17 +17,32 @@ file; processes sharing the folder share the copies). The cache is bounded: past
 ``CACHE_GRACE_S`` (a caller may hold a path it has not opened yet), so it can run over by the
 files in use. A cached copy is only a copy: deleting it loses nothing.
 
+Deleted or rewritten objects leave no copies behind, on any machine (an erasure or a job's
+delete, made through one pod, must not leave another pod's disk holding the person's name and
+embeddings): ``delete_prefix`` drops this machine's copies at once; a read that finds its key
+gone, or written again, drops that key's other copies; and every process that opens the store
+runs a background thread that checks the cache against the bucket every ``sweep_s``
+(``VIDFARM_S3_CACHE_SWEEP_S``, default ``defaults.S3_CACHE_SWEEP_S``) and drops copies of keys deleted or written again since, by
+whoever (``sweep``). Processes sharing a cache folder take turns (one sweep per folder per
+``sweep_s``), so a copy outlives its object by at most about ``sweep_s`` plus one sweep. Why not
+a deletion notice through Redis: the bucket is what is true (a rewrite in place, a lifecycle
+rule, a pod that was down when the notice went), and a sweep costs one LIST per cached job
+folder, nothing on the read path.
+
 boto3 is imported here only, and only when an S3 store is opened: a process on the local
 store (and the web app's start) never loads it.
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import shutil
 import tempfile
+import threading
 import time
+import weakref
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
@@ -44,7 +59,8 @@ class S3BlobStore(BlobStore):
     def __init__(self, bucket: str, cache_dir: Path, *, endpoint: str | None = None, region: str | None = None,
                  access_key_id: str | None = None, secret_access_key: str | None = None,
                  cache_bytes: int = defaults.S3_CACHE_BYTES, max_attempts: int = defaults.S3_MAX_ATTEMPTS,
-                 multipart_bytes: int = defaults.S3_MULTIPART_BYTES, timeout_s: float = defaults.S3_TIMEOUT_S):
+                 multipart_bytes: int = defaults.S3_MULTIPART_BYTES, timeout_s: float = defaults.S3_TIMEOUT_S,
+                 sweep_s: float = defaults.S3_CACHE_SWEEP_S):
         import boto3
         from boto3.s3.transfer import TransferConfig
         from botocore.config import Config
@@ -67,6 +83,12 @@ class S3BlobStore(BlobStore):
         # what ``_upload`` aborts when the transfer fails (below).
         self._opened_uploads: dict[str, str] = {}
         self.client.meta.events.register("after-call.s3.CreateMultipartUpload", self._note_opened_upload)
+        # The cache's sweeper: one thread here, and one in each process forked from this one
+        # (a thread does not survive a fork: Celery's and gunicorn's children).
+        self.sweep_s = sweep_s
+        self._start_sweeper()
+        me = weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: (store := me()) is not None and store._start_sweeper())
 
     # -- errors ----------------------------------------------------------------------------
 
@@ -173,6 +195,7 @@ class S3BlobStore(BlobStore):
             self._call("delete_objects", Bucket=self.bucket,
                        Delete={"Objects": [{"Key": key} for key in keys[start:start + 1000]], "Quiet": True})
         shutil.rmtree(self.cache_dir / prefix, ignore_errors=True)     # this machine's copies of them
+        # Other machines' copies: their sweep (``sweep``) drops them within ``sweep_s``.
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -191,15 +214,19 @@ class S3BlobStore(BlobStore):
         return int(self._head(key)["ContentLength"])
 
     def list_keys(self, prefix: str) -> list[str]:
+        return sorted(self._etags(prefix))
+
+    def _etags(self, prefix: str) -> dict[str, str]:
+        """Every key under the folder ``prefix``, with its object's ETag."""
         folder = prefix.rstrip("/") + "/"
         check_key(folder.rstrip("/"))
-        keys: list[str] = []
+        etags: dict[str, str] = {}
         token: dict = {}
         while True:
             page = self._call("list_objects_v2", Bucket=self.bucket, Prefix=folder, **token)
-            keys += [item["Key"] for item in page.get("Contents", [])]
+            etags.update((item["Key"], str(item["ETag"]).strip('"')) for item in page.get("Contents", []))
             if not page.get("IsTruncated"):
-                return sorted(keys)
+                return etags
             token = {"ContinuationToken": page["NextContinuationToken"]}
 
     def read_range(self, key: str, start: int, stop: int) -> Iterator[bytes]:
@@ -220,10 +247,16 @@ class S3BlobStore(BlobStore):
             raise self._translate(exc, key) from exc
 
     def local_path(self, key: str) -> Path:
-        etag = str(self._head(key)["ETag"]).strip('"')
+        asked = time.time()
+        try:
+            etag = str(self._head(key)["ETag"]).strip('"')
+        except FileNotFoundError:
+            self._drop_copies(key, None, asked)      # deleted: no copy of it stays here
+            raise
         copy = self.cache_dir / key / f"@{etag}{Path(key).suffix}"     # '@' is in no key
+        self._drop_copies(key, etag, asked)          # written again: the older versions go
         if copy.is_file():
-            os.utime(copy)          # recently used: evicted last
+            os.utime(copy)          # recently used: evicted last (and kept by a sweep under way)
             return copy
         copy.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=copy.parent, prefix=".", suffix=".part")
@@ -240,6 +273,70 @@ class S3BlobStore(BlobStore):
             Path(tmp).unlink(missing_ok=True)
         self._evict(keep=copy)
         return copy
+
+    def _drop_copies(self, key: str, etag: str | None, used_before: float) -> int:
+        """Remove this machine's copies of ``key`` other than version ``etag`` (all of them for
+        None), except those used since ``used_before``: a read that began after the bucket was
+        asked may have been handed that path. How many went."""
+        dropped = 0
+        keep = None if etag is None else f"@{etag}{Path(key).suffix}"
+        for path in (self.cache_dir / key).glob("@*"):
+            try:
+                if path.name != keep and path.stat().st_mtime < used_before:
+                    path.unlink()
+                    dropped += 1
+            except FileNotFoundError:       # another process removed it meanwhile
+                pass
+        return dropped
+
+    def sweep(self) -> int:
+        """Drop this machine's copies of objects deleted or written again in the bucket since
+        they were read (a job deleted or a person erased through another pod): one LIST per
+        cached job folder (keys' first two parts), a HEAD per key outside any. Copies used
+        after the bucket was asked stay (their readers may hold the path): the next sweep
+        looks again. How many went."""
+        started = time.time()
+        keys = {path.parent.relative_to(self.cache_dir).as_posix() for path in self.cache_dir.rglob("@*")}
+        folders: dict[str, list[str]] = {}
+        for key in keys:
+            folders.setdefault("/".join(key.split("/")[:-1][:2]), []).append(key)
+        dropped = 0
+        for folder, cached in folders.items():
+            if folder:
+                etags = self._etags(folder)
+            else:                      # a key at the top: no folder to list
+                etags = {key: str(head["ETag"]).strip('"') for key in cached if (head := self._head_or_none(key))}
+            dropped += sum(self._drop_copies(key, etags.get(key), started) for key in cached)
+        return dropped
+
+    def _head_or_none(self, key: str) -> dict | None:
+        try:
+            return self._head(key)
+        except FileNotFoundError:
+            return None
+
+    def _start_sweeper(self) -> None:
+        if self.sweep_s > 0:
+            threading.Thread(target=_sweep_now_and_then, args=(weakref.ref(self), self.sweep_s),
+                             name="s3-cache-sweep", daemon=True).start()
+
+    def sweep_if_due(self) -> None:
+        """``sweep``, unless another process sharing this cache folder swept it in the last
+        half ``sweep_s`` or sweeps it now (so the folder is swept about once per ``sweep_s``,
+        however many processes share it)."""
+        marker = self.cache_dir / ".swept"
+        with open(marker, "a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return
+            if lock.tell() and time.time() - os.fstat(lock.fileno()).st_mtime < self.sweep_s / 2:
+                return
+            dropped = self.sweep()
+            lock.truncate(0)
+            lock.write(f"{time.time()}\n")      # the mtime says when; never empty once swept
+            if dropped:
+                log.info("S3 read cache: dropped %d copies of objects deleted or written again", dropped)
 
     def _evict(self, keep: Path) -> None:
         """Remove the least recently used copies until the cache fits cache_bytes."""
@@ -258,3 +355,17 @@ class S3BlobStore(BlobStore):
             if path != keep:
                 path.unlink(missing_ok=True)
                 total -= size
+
+
+def _sweep_now_and_then(store_ref: weakref.ref, every_s: float) -> None:
+    """The sweeper thread: ``sweep_if_due`` every ``every_s`` for as long as the store lives."""
+    while True:
+        time.sleep(every_s)
+        store = store_ref()
+        if store is None:
+            return
+        try:
+            store.sweep_if_due()
+        except Exception as exc:       # the bucket away: the next round tries again
+            log.warning("S3 read cache sweep failed (tried again in %.0f s): %s", every_s, exc)
+        del store

@@ -206,6 +206,11 @@ class Settings(BaseSettings):
                                                                 "(the files the video code opens). Unset: data_dir/s3-cache.")
     s3_cache_bytes: int = Field(default=defaults.S3_CACHE_BYTES, ge=0, description="Size the cache is trimmed to "
                                                                                    "(least recently used first).")
+    s3_cache_sweep_s: float = Field(default=defaults.S3_CACHE_SWEEP_S, ge=0,
+                                    description="How often each process checks its cached copies against the bucket "
+                                                "and drops those of objects deleted or written again (an erasure or "
+                                                "a delete through another pod): one LIST per cached job folder a "
+                                                "round; 0: never (copies of erased data then stay until trimmed).")
     s3_max_attempts: int = Field(default=defaults.S3_MAX_ATTEMPTS, ge=1,
                                  description="Tries of one S3 request (backoff between) before it fails.")
     s3_multipart_bytes: int = Field(default=defaults.S3_MULTIPART_BYTES, ge=5 * 1024**2,
@@ -442,7 +447,8 @@ class Settings(BaseSettings):
         return {"bucket": self.s3_bucket, "endpoint": self.s3_endpoint, "region": self.s3_region,
                 "access_key_id": self.s3_access_key_id, "secret_access_key": self.s3_secret_access_key,
                 "cache_dir": self.s3_cache_dir or self.data_dir / "s3-cache", "cache_bytes": self.s3_cache_bytes,
-                "max_attempts": self.s3_max_attempts, "multipart_bytes": self.s3_multipart_bytes}
+                "max_attempts": self.s3_max_attempts, "multipart_bytes": self.s3_multipart_bytes,
+                "sweep_s": self.s3_cache_sweep_s}
 
     @field_validator("alert_webhook_urls")
     @classmethod

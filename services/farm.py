@@ -30,7 +30,8 @@ class Queue(Protocol):
 
     def call(self, name: str, *args, timeout_s: float): ...
 
-    def fan_out(self, job_id: str, segments: list[SegmentJob], queue: str = "cpu") -> None: ...
+    def fan_out(self, job_id: str, segments: list[SegmentJob], queue: str = "cpu",
+                run: float | None = None) -> None: ...
 
 
 @dataclass(frozen=True)

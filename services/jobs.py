@@ -1,5 +1,5 @@
 """Following jobs: their public views (API contract 5; the web and the CLI show them), a page
-of them with their alert counts, and re-analysis of a finished one."""
+of them with their alert counts, and re-analysis of a finished one (beat's or an operator's)."""
 
 from __future__ import annotations
 
@@ -8,15 +8,17 @@ import time
 from sqlalchemy import func, select
 
 from core.alerts import Alerts
-from core.models import Job, JobVideo, Segment, iso_utc
+from core.models import ENDED_STATES, Job, JobVideo, Segment, iso_utc
 from core.records import Records
 from core.segment_job import SegmentJob
+from core.storage import segment_key
 from services.farm import Farm
 
 
-def job_page(farm: Farm, page: int, status: str | None) -> dict:
-    """One page of job views, newest first (the API's and the UI's jobs list)."""
-    per_page = farm.settings.jobs_per_page
+def job_page(farm: Farm, page: int, status: str | None, per_page: int | None = None) -> dict:
+    """One page of job views, newest first (the API's and the UI's jobs list), ``per_page`` of
+    them (by default the jobs_per_page setting)."""
+    per_page = per_page or farm.settings.jobs_per_page
     # One more than a page tells whether there is a next one.
     views = job_views(farm.records, limit=per_page + 1, offset=(page - 1) * per_page, status=status)
     return {"jobs": with_alert_counts(farm, views[:per_page]), "page": page,
@@ -29,14 +31,67 @@ def with_alert_counts(farm: Farm, views: list[dict]) -> list[dict]:
     return [{**view, "alerts": counts.get(view["id"], 0)} for view in views]
 
 
-def reanalyse(farm: Farm, job_id: str) -> bool:
-    """Re-run a finished job's segments with today's models and settings (no re-split)."""
-    restarted = farm.records.restart_job(job_id, timing={"run_started": time.time()})
+def reanalyse(farm: Farm, job_id: str, from_states: tuple[str, ...] = ("done",)) -> bool:
+    """Re-run a finished job's segments with today's models and settings (no re-split).
+    ``from_states``: what the job may be (beat re-runs done jobs only). False, and nothing
+    changes, when it is in none of them."""
+    restarted = farm.records.restart_job(job_id, timing={"run_started": time.time()}, from_states=from_states)
     if restarted is None:
         return False
     job, segments = restarted
-    farm.queue.fan_out(job_id, [SegmentJob.of(job, segment) for segment in segments], job.options.get("queue", "cpu"))
+    try:
+        farm.queue.fan_out(job_id, [SegmentJob.of(job, segment) for segment in segments],
+                           job.options.get("queue", "cpu"), run=job.run)
+    except Exception as exc:
+        # Not queued (the broker is down): the job ends now, saying so, rather than sit
+        # "processing" until the watchdog fails it; its earlier results stay.
+        farm.records.fail_job(job_id, f"re-analysis not queued: {exc}")
+        raise
     return True
+
+
+class CannotReanalyse(Exception):
+    """Why a job cannot be re-analysed now, in one line (the API's 409)."""
+
+
+def reanalyse_by_hand(farm: Farm, job_id: str, from_states: tuple[str, ...] = ENDED_STATES) -> bool:
+    """An operator's re-analysis of one job (the API's and the job page's): a done job, or a
+    failed one whose recording was split and is still stored (a segment queued by an earlier
+    release, a worker that died, a stall: each fails the job, none harms what is stored), runs
+    again with the job's own options and today's models, to a new results version; the
+    earlier ones stay. False when there is no such job; ``CannotReanalyse`` saying why not,
+    before anything changes. Beat's window re-analysis checks each done job the same way
+    (``from_states``), so one job it cannot re-run is skipped, not failed."""
+    job = farm.records.get_job(job_id)
+    if job is None:
+        return False
+    _check_reanalysable(farm, job, from_states)
+    if reanalyse(farm, job_id, from_states=from_states):
+        return True
+    # It changed since it was read: deleted, or restarted by someone else meanwhile.
+    job = farm.records.get_job(job_id)
+    if job is None:
+        return False
+    raise CannotReanalyse(f"job {job_id} is {job.status}: it is being analysed already")
+
+
+def _check_reanalysable(farm: Farm, job: Job, from_states: tuple[str, ...] = ENDED_STATES) -> None:
+    if job.status not in from_states:
+        raise CannotReanalyse(f"job {job.id} is {job.status}: it can be re-analysed once it is "
+                              f"{' or '.join(from_states)}")
+    segments = farm.records.segments(job.id)
+    if not segments:
+        # Failed before the split (its file is not a video vidfarm can read, say): there is
+        # nothing cut to analyse, and splitting it again would fail the same way.
+        raise CannotReanalyse(f"job {job.id} failed before its recording was split ({job.error}): "
+                              f"there is nothing to analyse again; upload the recording again")
+    if not all(farm.store.exists(segment_key(job.id, s.index)) for s in segments):
+        raise CannotReanalyse(f"the stored recording of job {job.id} is gone (in part or whole): "
+                              f"it cannot be analysed again")
+    if not {"time_base", "fps"} <= set(job.media or {}):
+        # A job recorded by a release that kept no media summary: its segments cannot be sent.
+        raise CannotReanalyse(f"job {job.id} was recorded by an older vidfarm without its media summary: "
+                              f"upload the recording again to analyse it")
 
 
 def job_views(records: Records, limit: int = 50, offset: int = 0, status: str | None = None) -> list[dict]:

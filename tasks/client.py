@@ -40,15 +40,16 @@ def call(name: str, *args, timeout_s: float):
         result.forget()
 
 
-def fan_out(job_id: str, segments: list[SegmentJob], queue: str = "cpu") -> None:
+def fan_out(job_id: str, segments: list[SegmentJob], queue: str = "cpu", run: float | None = None) -> None:
     """One ``vidfarm.segment`` per segment (its SegmentJob as one message), then
     ``vidfarm.stitch`` once all of them are done (a Celery chord; ``vidfarm.job_failed`` is
-    its errback)."""
+    its errback, told which ``run`` of the job it is for: ``Job.run``)."""
     header = [app.signature("vidfarm.segment", (segment.to_message(),), immutable=True).set(queue=queue)
               for segment in segments]
     stitch = app.signature("vidfarm.stitch", (job_id,), immutable=True)
     with broker_reached("vidfarm.segment"):
-        chord(header)(stitch.on_error(app.signature("vidfarm.job_failed", (job_id,))))
+        errback = app.signature("vidfarm.job_failed", (job_id,), {} if run is None else {"run": run})
+        chord(header)(stitch.on_error(errback))
 
 
 @contextmanager

@@ -76,7 +76,7 @@ def _ingest(job_id: str) -> dict:
         return {"skipped": "the job ended while it was split"}
     source_media = SourceMedia.of_summary(info.summary())
     fan_out(job_id, [SegmentJob(job_id, p.index, tuple(p.pts), source_media) for p in plans],
-            job.options.get("queue", "cpu"))
+            job.options.get("queue", "cpu"), run=job.run)
     return {"segments": len(plans), "frames": info.frames}
 
 
@@ -320,10 +320,17 @@ def _timing(job, per_segment: list[dict], stitch_s: float) -> dict:
 
 
 @app.task(name="vidfarm.job_failed")
-def job_failed(request, exc, traceback, job_id: str) -> None:
+def job_failed(request, exc, traceback, job_id: str, run: float | None = None) -> None:
     """Errback of the chord: marks the job failed if a segment error did not already. The
     records decide first: a segment that did its work but whose result Celery could not store
-    (Redis gone for a moment) fails the chord, yet nothing is lost, so the stitch still runs."""
+    (Redis gone for a moment) fails the chord, yet nothing is lost, so the stitch still runs.
+    ``run``: the run of the job the chord was for (``Job.run``; None from an earlier release).
+    A failed segment fails its job at once, but the errback comes only once every other segment
+    of its chord has run: a re-analysis begun meanwhile is another run, which it leaves alone."""
+    job = runtime.records().get_job(job_id)
+    if job is not None and run is not None and job.run != run:
+        log.info("job %s: the errback of an earlier run of it (%s) leaves its re-analysis alone", job_id, exc)
+        return
     segments = runtime.records().segments(job_id)
     if segments and not _unfinished(segments):
         stitch.apply_async((job_id,))

@@ -7,16 +7,19 @@ removes those that name the erased person), and the video is drawn again from it
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta, timezone
 
 from core.models import aware
 from services import runtime
-from services.jobs import reanalyse
+from services.jobs import CannotReanalyse, reanalyse_by_hand
 from tasks.app import app
 from tasks.common import result_options
 from tasks.gallery import job_matching
 from tasks.jobs import republish
 from workers.results import reidentify
+
+log = logging.getLogger(__name__)
 
 
 @app.task(name="vidfarm.reidentify", ignore_result=True)
@@ -52,8 +55,17 @@ def reidentify_stale() -> dict:
 def reanalyse_window(since: str, until: str) -> dict:
     """Re-analyse the recordings submitted between two ISO times."""
     window = [aware(datetime.fromisoformat(t)) for t in (since, until)]
-    started = [job_id for job_id in runtime.records().done_jobs_created_between(*window) if reanalyse(runtime.farm(), job_id)]
-    return {"reanalysing": started}
+    started, skipped = [], {}
+    for job_id in runtime.records().done_jobs_created_between(*window):
+        try:
+            if reanalyse_by_hand(runtime.farm(), job_id, from_states=("done",)):
+                started.append(job_id)
+        except CannotReanalyse as exc:
+            # One job that cannot run again (its stored recording gone, say) is left as it is:
+            # it stopped the whole window before, and was failed on the way.
+            log.warning("scheduled re-analysis skips a job: %s", exc)
+            skipped[job_id] = str(exc)
+    return {"reanalysing": started, "skipped": skipped}
 
 
 @app.task(name="vidfarm.reanalyse_recent")

@@ -12,6 +12,7 @@ from celery.signals import worker_init, worker_process_init
 def _open_records_at_start(**_):
     # Upgrade (or check) the database schema before the worker takes any task; its pool
     # children open their own connections after the fork (below).
+    from core.errors import SchemaOutOfDate
     from core.settings import get_settings
     from core.storage import BlobStoreUnavailable
     from services import runtime
@@ -27,7 +28,12 @@ def _open_records_at_start(**_):
         runtime.store().check()
     except BlobStoreUnavailable as error:      # a wrong S3 endpoint, bucket or key
         raise SystemExit(f"vidfarm worker: blob store: {error}") from None
-    runtime.records()
+    try:
+        runtime.records()
+    except SchemaOutOfDate as error:
+        # SystemExit, not the error: Celery logs and ignores what a worker_init handler raises
+        # (before its logging is set up: unseen), and the worker would take tasks it must fail.
+        raise SystemExit(f"vidfarm worker: {error}") from None
 
 
 @worker_process_init.connect

@@ -139,7 +139,7 @@ def _rotated(folder: Path) -> Path:
     path = folder / "rotated.mp4"
     with av.open(str(source)) as src, av.open(str(path), "w", format="mp4") as out:
         stream = out.add_stream_from_template(src.streams.video[0])
-        stream.metadata["rotate"] = "90"
+        stream.set_display_rotation(90)     # a display matrix (FFmpeg ignores a "rotate" tag)
         for packet in src.demux(video=0):
             if packet.size:
                 packet.stream = stream
@@ -236,7 +236,8 @@ CASES = [
          "failed", "exceeds the 240 fps maximum", note="measured while the probe reads: the header says 25 fps"),
     Case("one frame", lambda f: _encode(f / "one.mp4", "libx264", (320, 240), frames=1), "done"),
     Case("variable frame rate", lambda f: _clip(f / "vfr.mp4", vfr=True), "done"),
-    Case("rotation metadata", _rotated, "done", note="analysed as stored; rotation metadata is not carried over"),
+    Case("rotation metadata (display matrix, 90 degrees)", _rotated, "done",
+         note="analysed and drawn upright; sizes and boxes in the upright picture's pixels"),
     Case("trimmed MP4 (edit list over B-frames, audio)", trimmed, "done",
          note="the 5 frames before the trim point are decoded as references, never shown or counted"),
     Case("10-bit H.264", lambda f: _encode(f / "ten.mp4", "libx264", (320, 240), pix_fmt="yuv420p10le"), "done",

@@ -138,7 +138,7 @@ def test_a_worker_host_cut_off_mid_job_loses_nothing(network, tmp_path, monkeypa
         started.append(Host(net.on("web", [sys.executable, "-m", "gunicorn", "web.wsgi:app", "--bind",
                                            f"{net.hosts['web']}:8000", "--workers", "1", "--threads", "4"]),
                             {**env, "VIDFARM_API_TOKEN": TOKEN}, logs / "web.log"))
-        started.append(Host(net.on("web", [sys.executable, "-m", "celery", "-A", "tasks.app", "beat",
+        started.append(Host(net.on("web", [sys.executable, "-m", "celery", "-A", "tasks.beat_app", "beat",
                                            "--schedule", str(tmp_path / "beat-schedule")]), env, logs / "beat.log"))
         workers = {}
         for name in ("worker-a", "worker-b"):

@@ -101,6 +101,30 @@ def test_reanalysis_of_a_window_reruns_segments_and_keeps_versions(farm, face_cl
     assert results(job_id, f"versions/results-{before['version']}.json") == before
 
 
+def test_a_window_skips_a_job_it_cannot_run_again_and_reanalyses_the_rest(farm, face_clip):
+    """A done job whose stored recording is gone stopped beat's whole window (the jobs after
+    it were never re-analysed) and was itself failed on the way; now it is skipped, saying why,
+    and left done."""
+    from services.submit import delete_job
+    from tests.web.test_reanalyse import split_job
+
+    records = runtime.records()
+    gone = split_job(records, "gone.mp4", "done")
+    try:
+        job_id = submit_file(runtime.farm(), face_clip.path, name="faces.mp4")
+        assert wait_for_job(job_id)["status"] == "done"
+        version = records.get_job(job_id).results_version
+        now = datetime.now(timezone.utc)
+        answer = reanalyse_window.apply(args=((now - timedelta(minutes=2)).isoformat(),
+                                              (now + timedelta(minutes=1)).isoformat())).get()
+        assert job_id in answer["reanalysing"] and gone not in answer["reanalysing"], answer
+        assert "is gone" in answer["skipped"][gone], answer
+        assert records.get_job(gone).status == "done"       # left as it was, not failed
+        wait_for_version(job_id, version + 1, timeout=180)
+    finally:
+        delete_job(runtime.farm(), gone)
+
+
 def test_a_reanalysis_restarts_the_job_and_its_segments_in_one_commit(farm, face_clip):
     """Nobody sees the job done with segments queued again (each segment used to be committed
     alone, then the job), and a second restart meanwhile finds it running and does nothing."""
@@ -115,3 +139,80 @@ def test_a_reanalysis_restarts_the_job_and_its_segments_in_one_commit(farm, face
     assert commits == [["jobs", "segments"]]
     assert not reanalyse(runtime.farm(), job_id)
     wait_for_version(job_id, version + 1)
+
+
+def queue_as_an_earlier_release(job_id: str) -> None:
+    """The job's segments queued again as a release before ``vidfarm.segment_job/1`` queued
+    them (``(job_id, index)``), in a chord with its errback as ``tasks.client.fan_out`` makes
+    it: the workers of this release refuse each, and the errback fails the job."""
+    from celery import chord
+
+    from tasks.app import app
+
+    segments = runtime.records().restart_job(job_id, timing={"run_started": time.time()})[1]
+    header = [app.signature("vidfarm.segment", (job_id, s.index), immutable=True).set(queue="cpu") for s in segments]
+    stitch = app.signature("vidfarm.stitch", (job_id,), immutable=True)
+    chord(header)(stitch.on_error(app.signature("vidfarm.job_failed", (job_id,))))
+
+
+def test_an_operator_reanalyses_a_done_job_and_one_an_upgrade_failed(farm, face_clip):
+    """The README's advice after an upgrade ("re-analyse the job to run it again") had no way to
+    be followed: each run publishes a new results version, the earlier ones stay, and the video
+    is drawn again."""
+    from web import create_app
+
+    api, auth = create_app().test_client(), {"Authorization": "Bearer test-token"}
+    job_id = submit_file(runtime.farm(), face_clip.path, name="faces.mp4")
+    assert wait_for_job(job_id)["status"] == "done"
+    first = results(job_id)
+
+    started = api.post(f"/api/v1/jobs/{job_id}/reanalyse", headers=auth)
+    assert started.status_code == 202, started.json
+    assert started.json["id"] == job_id and started.json["status"] == "processing"
+    again = api.post(f"/api/v1/jobs/{job_id}/reanalyse", headers=auth)     # while it runs: refused
+    assert again.status_code == 409 and "once it is done or failed" in again.json["error"], again.json
+    view = wait_for_job(job_id)
+    assert view["status"] == "done" and view["results_version"] == view["video_version"] == 2, view
+    second = results(job_id)
+    assert second["version"] == 2 and [len(f["faces"]) for f in second["frames"]] == \
+        [len(f["faces"]) for f in first["frames"]]
+    assert api.get(f"/api/v1/jobs/{job_id}/results?version=1", headers=auth).json == first
+
+    queue_as_an_earlier_release(job_id)
+    failed = wait_for_job(job_id)
+    assert failed["status"] == "failed" and "vidfarm.segment" in failed["error"], failed
+    started = api.post(f"/api/v1/jobs/{job_id}/reanalyse", headers=auth)
+    assert started.status_code == 202, started.json
+    view = wait_for_job(job_id)
+    assert view["status"] == "done" and not view["error"], view
+    assert view["results_version"] == view["video_version"] == 3, view
+    assert results(job_id)["version"] == 3 and len(results(job_id)["frames"]) == face_clip.frames
+
+
+def test_the_errback_of_a_failed_run_fails_no_reanalysis_begun_meanwhile(farm):
+    """A segment that fails for good fails its job at once, while the job's other segments may
+    still wait in the queue; their chord's errback (``vidfarm.job_failed``) comes only once
+    they ran. An operator who re-analysed the failed job meanwhile saw that run failed by it,
+    "processing failed", its segments not even started."""
+    from services.submit import delete_job
+    from tasks.jobs import job_failed
+
+    records = runtime.records()
+    job_id = records.add_job("two segments.mp4", "jobs/none/source").id
+    assert records.record_split(job_id, [{"index": i, "start_frame": i, "frames": 1, "pts": [i], "end_pts": i + 1}
+                                         for i in (0, 1)], status="processing", media={"time_base": [1, 15], "fps": 15.0})
+    try:
+        first_run = records.get_job(job_id).run          # as ingest's fan_out gave it to the errback
+        records.fail_job(job_id, "segment 0 failed: boom")
+        records.restart_job(job_id, timing={"run_started": time.time()}, from_states=("failed",))
+        job_failed.run(None, RuntimeError("segment 0 failed: boom"), None, job_id, run=first_run)
+        assert records.get_job(job_id).status == "processing"
+
+        # The errback of the run under way still fails it, and one of an earlier release's too.
+        job_failed.run(None, RuntimeError("segment 1 failed: boom"), None, job_id, run=records.get_job(job_id).run)
+        assert records.get_job(job_id).status == "failed"
+        records.restart_job(job_id, timing={"run_started": time.time()}, from_states=("failed",))
+        job_failed.run(None, RuntimeError("segment 1 failed: boom"), None, job_id)
+        assert records.get_job(job_id).status == "failed"
+    finally:
+        delete_job(runtime.farm(), job_id)

@@ -97,6 +97,66 @@ def test_the_read_cache_is_trimmed_to_its_size(server, tmp_path, monkeypatch):
     assert store.local_path(job_key(job, "0.bin")).read_bytes() == bytes([0]) * 100_000   # fetched again
 
 
+def _holding(cache_dir, needle: bytes) -> list[str]:
+    """The files under a cache folder that hold these bytes."""
+    return [str(p) for p in cache_dir.rglob("*") if p.is_file() and needle in p.read_bytes()]
+
+
+def _wait_until_gone(cache_dir, needle: bytes, within_s: float) -> float:
+    started = time.monotonic()
+    while _holding(cache_dir, needle):
+        assert time.monotonic() - started < within_s, f"still cached: {_holding(cache_dir, needle)}"
+        time.sleep(0.1)
+    return time.monotonic() - started
+
+
+def test_another_pods_cache_drops_what_an_erasure_rewrote_or_a_delete_removed(server, tmp_path):
+    """Two stores with their own cache folders are two pods. One pod erases a person (rewrites
+    an analysis without her embedding, deletes her face crops) and deletes another job; the
+    other pod, which had read all of it, keeps no copy past its sweep, touched by nobody."""
+    from core.storage import analysis_key, face_crops_key
+
+    eraser = s3_store(server, tmp_path / "pod-a")
+    other = s3_store(server, tmp_path / "pod-b", sweep_s=1.0)
+    job, deleted = f"erase-{time.time_ns()}", f"gone-{time.time_ns()}"
+    embedding = bytes(range(200, 256)) * 8                     # her 512-byte vector, as stored
+    named = json.dumps({"tracks": [{"name": "Alice Erasable", "embedding": embedding.hex()}]}).encode()
+    kept = json.dumps({"tracks": [{"name": None}]}).encode()
+    eraser.put_stream(analysis_key(job, 0), io.BytesIO(named))
+    eraser.put_stream(face_crops_key(job, 0), io.BytesIO(named))
+    eraser.put_stream(job_key(deleted, "source"), io.BytesIO(embedding))
+    for key in (analysis_key(job, 0), face_crops_key(job, 0), job_key(deleted, "source")):
+        other.local_path(key).read_bytes()                     # the other pod served them
+    assert _holding(tmp_path / "pod-b", embedding.hex().encode()) and _holding(tmp_path / "pod-b", embedding)
+
+    eraser.put_stream(analysis_key(job, 0), io.BytesIO(kept))  # the erasure, through pod A
+    eraser.delete_prefix(face_crops_key(job))
+    eraser.delete_prefix(job_key(deleted))
+    took = _wait_until_gone(tmp_path / "pod-b", embedding.hex().encode(), within_s=5)
+    _wait_until_gone(tmp_path / "pod-b", embedding, within_s=5)
+    assert not _holding(tmp_path / "pod-b", b"Alice Erasable")
+    assert other.local_path(analysis_key(job, 0)).read_bytes() == kept      # what is left is still served
+    print(f"\nthe other pod's cache held no copy {took:.1f} s after the erasure (sweep every 1 s)")
+
+
+def test_a_read_that_finds_its_key_gone_or_rewritten_drops_the_copies(server, tmp_path):
+    """No sweep at all (sweep_s=0): the read itself drops what the bucket no longer holds."""
+    eraser = s3_store(server, tmp_path / "pod-a", sweep_s=0)
+    other = s3_store(server, tmp_path / "pod-b", sweep_s=0)
+    job = f"read-{time.time_ns()}"
+    eraser.put_stream(job_key(job, "a.json"), io.BytesIO(b"secret-a"))
+    eraser.put_stream(job_key(job, "b.json"), io.BytesIO(b"secret-b"))
+    other.local_path(job_key(job, "a.json"))
+    other.local_path(job_key(job, "b.json"))
+    time.sleep(0.05)                  # the copies' last use is before the next reads ask the bucket
+    eraser.put_stream(job_key(job, "a.json"), io.BytesIO(b"plain"))
+    eraser.delete_prefix(job_key(job, "b.json"))
+    assert other.local_path(job_key(job, "a.json")).read_bytes() == b"plain"
+    with pytest.raises(FileNotFoundError):
+        other.local_path(job_key(job, "b.json"))
+    assert not _holding(tmp_path / "pod-b", b"secret")
+
+
 def test_a_wrong_bucket_or_endpoint_is_a_clear_error(server, tmp_path):
     wrong_bucket = s3_store(server, tmp_path / "cache")
     wrong_bucket.bucket = "no-such-bucket"
@@ -209,8 +269,15 @@ def test_a_job_end_to_end_with_its_blobs_in_s3(server, tmp_path):
         past = client.get(f"/api/v1/jobs/{job_id}/video", headers={**AUTH, "Range": f"bytes={len(video.data)}-"})
         assert past.status_code == 416 and past.headers["Content-Range"] == f"bytes */{len(video.data)}"
 
+        other_pod = s3_store(server, tmp_path / "other-pod", sweep_s=1.0)     # it read every blob of the job
+        for key in keys:
+            other_pod.local_path(key)
         assert client.delete(f"/api/v1/jobs/{job_id}", headers=AUTH).status_code == 204
         assert store.list_keys(job_key(job_id)) == []
+        deadline = time.monotonic() + 10
+        while list((tmp_path / "other-pod").rglob("@*")):       # dropped by its sweep, unasked
+            assert time.monotonic() < deadline, list((tmp_path / "other-pod").rglob("@*"))
+            time.sleep(0.1)
 
 
 def test_the_s3_server_restarted_in_the_middle_of_a_job(tmp_path):

@@ -294,3 +294,12 @@ def test_readmes_settings_table_names_every_setting_with_its_default():
         if value is not ... and info.default_factory is None and not _same(value, info.default):
             wrong[name] = (cell, info.default)
     assert wrong == {}, "README's default differs from core/settings.py's"
+
+
+def test_the_s3_cache_sweep_period_is_a_setting(monkeypatch):
+    """An operator trades the bucket's LIST requests against how soon other pods' copies of erased
+    data go: VIDFARM_S3_CACHE_SWEEP_S reaches the store (it was a constant)."""
+    from core.settings import Settings
+
+    monkeypatch.setenv("VIDFARM_S3_CACHE_SWEEP_S", "120")
+    assert Settings().s3_store_options()["sweep_s"] == 120.0

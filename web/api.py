@@ -15,8 +15,8 @@ from services import jobs
 from services.submit import JobBusy, analyzer_chain, delete_job
 from web.auth import token_auth
 from web.blobs import send_blob
-from web.schemas import (ERROR_SCHEMA, JobCreated, JobListQuery, JobOut, JobPage, ResultsQuery,
-                         UploadIn)
+from web.schemas import (ERROR_SCHEMA, NEXT_PAGE_HEADER, JobCreated, JobListQuery, JobOut, JobPage,
+                         ResultsQuery, UploadIn)
 from web.context import farm
 from web.uploads import UploadRejected, accept_recording, the_one_upload
 
@@ -70,10 +70,11 @@ def create_job(upload):
 @api.get("/jobs")
 @api.auth_required(token_auth, roles=["viewer"])
 @api.input(JobListQuery, location="query", arg_name="query")
-@api.output(JobPage)
-@api.doc(summary="List jobs, newest first")
+@api.output(JobPage, headers=NEXT_PAGE_HEADER)
+@api.doc(summary="List jobs, newest first (paginated)")
 def list_jobs(query):
-    return jobs.job_page(farm(), query["page"], query.get("status"))
+    listing = jobs.job_page(farm(), query["page"], query.get("status"), query.get("per_page"))
+    return listing, 200, next_page_link("api.list_jobs", query, listing["next_page"] is not None)
 
 
 def next_page_link(endpoint: str, query: dict, more: bool, **values) -> dict:
@@ -104,6 +105,27 @@ def remove_job(job_id: str):
     except JobBusy as exc:
         abort(409, str(exc))
     return "", 204
+
+
+@api.post("/jobs/<job_id>/reanalyse")
+@api.auth_required(token_auth, roles=["operator"])
+@api.output(JobOut, status_code=202)
+@api.doc(summary="Analyse a done or failed job again",
+         description="Its stored recording runs again through today's models and settings, with the "
+                     "job's own options (its analyzers: they cannot be chosen anew here), to a new "
+                     "results version; the earlier versions stay readable (`?version=N`), and the video "
+                     "is drawn again. 409 (saying why) while the job runs, or when nothing stored can "
+                     "be analysed again (it failed before it was split, or its recording is gone). 503 when "
+                     "the task queue cannot be reached: the job is then failed, saying so, and may be "
+                     "re-analysed again later.",
+         responses=error_responses(403, 404, 409, 503))
+def reanalyse_job(job_id: str):
+    try:
+        if not jobs.reanalyse_by_hand(farm(), job_id):
+            abort(404, f"no job {job_id}")
+    except jobs.CannotReanalyse as exc:
+        abort(409, str(exc))
+    return jobs.with_alert_counts(farm(), [job_view_or_404(job_id)])[0], 202
 
 
 def finished_view(job_id: str, what: str) -> dict:

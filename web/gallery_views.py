@@ -10,7 +10,7 @@ from werkzeug.datastructures import FileStorage
 
 from services import gallery
 from web.context import farm
-from web.uploads import UploadRejected, clean_name
+from web.uploads import UploadRejected, clean_name, human_bytes
 
 MAX_PHOTO_BYTES = 20 * 1024 * 1024
 
@@ -26,7 +26,7 @@ def read_photos(files: list[FileStorage]) -> list[tuple[str, bytes]]:
         if not data:
             raise UploadRejected(400, f"{name}: the file is empty (0 bytes)")
         if len(data) > MAX_PHOTO_BYTES:
-            raise UploadRejected(413, f"{name}: a photo may be at most {MAX_PHOTO_BYTES // 1048576} MiB")
+            raise UploadRejected(413, f"{name}: a photo may be at most {human_bytes(MAX_PHOTO_BYTES)}")
         photos.append((name, data))
     if not photos:
         raise UploadRejected(400, "choose one or more photos of the person's face")

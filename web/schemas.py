@@ -72,8 +72,19 @@ class PageNumber(QuerySchema):
     page = Integer(load_default=1, validate=Range(min=1, max=1_000_000))
 
 
-class JobListQuery(PageNumber):
+# How many rows a page of an API list may ask for (``per_page``), the same for every list.
+PER_PAGE = Range(min=1, max=200)
+
+
+class JobsPage(PageNumber):
+    """The UI's Jobs page (a page of the jobs_per_page setting's size, as the Alerts page's)."""
     status = String(validate=OneOf(JOB_STATES))
+
+
+class JobListQuery(JobsPage):
+    # Omitted, the jobs_per_page setting: the UI's Jobs page and the API list the same jobs per page.
+    per_page = Integer(validate=PER_PAGE, metadata={"description": "Jobs per page (default: the "
+                                                                   "jobs_per_page setting, 20)."})
 
 
 class ListedJob(JobOut):
@@ -152,11 +163,13 @@ class ErasureOut(Schema):
     database = String(metadata={"description": "How the database was made to forget the deleted rows."})
 
 
-NEXT_PAGE_HEADER = {"Link": {"type": "string", "description": '`<URL>; rel="next"` when another page follows'}}
+# A dict of fields: apiflask's output() turns it into the OpenAPI headers object (a ready-made
+# headers object there came out as no headers at all).
+NEXT_PAGE_HEADER = {"Link": String(metadata={"description": '`<URL>; rel="next"` when another page follows'})}
 
 
 class PageQuery(PageNumber):
-    per_page = Integer(load_default=20, validate=Range(min=1, max=200))
+    per_page = Integer(load_default=20, validate=PER_PAGE)
 
 
 class AppearanceOut(Schema):

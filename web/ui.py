@@ -12,7 +12,7 @@ from flask import (Blueprint, current_app, flash, jsonify, redirect, render_temp
 from core.models import ENDED_STATES, JOB_STATES
 from core.segment_job import SourceMedia
 from core.storage import output_key, stored_versions, version_key
-from services.jobs import job_page
+from services.jobs import CannotReanalyse, job_page, reanalyse_by_hand
 from services.gallery import list_identities
 from services.submit import JobBusy, delete_job
 from web.api import job_view_or_404
@@ -21,7 +21,7 @@ from web.context import asks_json, farm
 from web.forms import EXPIRED, ConfirmForm, TrackEnrolForm, UploadForm, problems_line
 from web.page_query import page_query, takes_query
 from web.people_views import track_faces
-from web.schemas import JobListQuery, QuerySchema
+from web.schemas import JobsPage, QuerySchema
 from web.timeline import MARKERS, identities_seen, timeline_rows
 from web.uploads import UploadRejected, accept_recording, human_bytes, the_one_upload
 
@@ -40,7 +40,7 @@ def home():
 
 
 @ui.get("/jobs")
-@takes_query(JobListQuery)
+@takes_query(JobsPage)
 def jobs():
     query = page_query()
     status = query.get("status")
@@ -121,6 +121,21 @@ def video_start_s(job) -> float:
         return 0.0
     source = SourceMedia.of(job)
     return max(0.0, round(float(source.start_pts * source.time_base), 6))
+
+
+@ui.post("/jobs/<job_id>/reanalyse")
+@require_role("operator")
+def reanalyse(job_id: str):
+    if not ConfirmForm().validate_on_submit():
+        abort(400, EXPIRED)
+    try:
+        if not reanalyse_by_hand(farm(), job_id):
+            abort(404, f"no job {job_id}")
+    except CannotReanalyse as exc:
+        flash(str(exc), "error")
+    else:
+        flash("Analysing the recording again: its new results come as the next version; the earlier ones stay", "info")
+    return redirect(url_for("ui.job", job_id=job_id))
 
 
 @ui.post("/jobs/<job_id>/delete")

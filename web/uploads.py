@@ -126,8 +126,12 @@ def accept_recording(upload: FileStorage | None, options: dict | None = None) ->
 
 
 def human_bytes(count: int) -> str:
-    for unit in ("bytes", "KiB", "MiB", "GiB"):
-        if count < 1024 or unit == "GiB":
-            return f"{count:g} {unit}" if unit == "bytes" else f"{count:.1f} {unit}"
-        count /= 1024
-    return f"{count} bytes"
+    """A size as people read it: "512 B", "2.5 KiB", "20 MiB", "4 GiB" (one decimal, none when
+    it is 0). The Upload page's script formats sizes the same way (``sizeText`` in upload.js)."""
+    units = ("B", "KiB", "MiB", "GiB", "TiB")
+    value, unit = float(count), 0
+    # Past 1023.95 of a unit the one decimal would round it up to "1024.0": the next unit says "1".
+    while round(value, 1) >= 1024 and unit < len(units) - 1:
+        value, unit = value / 1024, unit + 1
+    text = f"{value:.0f}" if unit == 0 else f"{value:.1f}".removesuffix(".0")
+    return f"{text} {units[unit]}"

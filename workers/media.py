@@ -68,6 +68,10 @@ class MediaInfo:
     # Frames of the recording the file no longer holds (cut short, or lost in a damaged
     # stretch), by time: they count as frames, and segment_frames reports them as damaged.
     lost: list[int] = field(default_factory=list, repr=False)
+    # Degrees (counter-clockwise: 0, 90, 180 or 270) the stored pictures turn to be shown
+    # upright (a phone's display matrix). width and height are the upright picture's; every
+    # frame is analysed and drawn upright (``segment_frames``), so boxes are in its pixels.
+    rotation: int = 0
 
     @property
     def tb(self) -> Fraction:
@@ -304,7 +308,7 @@ def probe(path: Path | str, limits: Limits | None = None) -> MediaInfo:
             # (H.264 with B-frames in AVI), not when each picture is shown. Cut only at keyframes.
             packets = [replace(p, timed=False) for p in packets]
         lost = _lost_frames(packets, _beyond_end(video, path.stat().st_size), damaged, video.frames)
-        packets = _check_decodes(path, packets, limits, started)
+        packets, rotation = _check_decodes(path, packets, limits, started)
         packets = _distinct_times(packets, lost)
         tb = video.time_base or Fraction(1, 90000)
         shown = [p for p in packets if p.shown]
@@ -319,12 +323,13 @@ def probe(path: Path | str, limits: Limits | None = None) -> MediaInfo:
             raise MediaError(f"the recording is too long ({duration_s:.0f} s; at most {limits.max_duration_s:.0f} s)")
         rate = video.average_rate or video.guessed_rate
         fps = float(rate) if rate else (frames / duration_s if duration_s else 0.0)
-        return MediaInfo(container=container.format.name, video_codec=ctx.name, width=ctx.width, height=ctx.height,
+        width, height = (ctx.height, ctx.width) if rotation % 180 else (ctx.width, ctx.height)
+        return MediaInfo(container=container.format.name, video_codec=ctx.name, width=width, height=height,
                          fps=fps, time_base=(tb.numerator, tb.denominator), frames=frames,
                          start_pts=start, duration_s=duration_s, has_audio=audio is not None,
                          audio_codec=audio.codec_context.name if audio else None,
                          pts_offset=max(0, -min(p.pts for p in packets)), timed=all(p.timed for p in packets),
-                         packets=packets, lost=lost)
+                         packets=packets, lost=lost, rotation=rotation)
 
 
 def _distinct_times(packets: list[PacketInfo], lost: list[int]) -> list[PacketInfo]:
@@ -465,9 +470,11 @@ def _cut_from_the_grid(shown: list[int], interval: int, listed: int) -> list[int
     return lost
 
 
-def _check_decodes(path: Path, packets: list[PacketInfo], limits: Limits, started: float) -> list[PacketInfo]:
+def _check_decodes(path: Path, packets: list[PacketInfo], limits: Limits,
+                   started: float) -> tuple[list[PacketInfo], int]:
     """The stream must decode to a picture (past any damage before the first one); the
-    packet table comes back with the pictures no decoder shows marked. A recording cut from
+    packet table comes back with the pictures no decoder shows marked, and the rotation
+    the pictures carry (``MediaInfo.rotation``). A recording cut from
     a running stream can begin with pictures that reference what was cut off: anything
     before its first keyframe, or the pictures an open GOP shows before its keyframe. The
     decoder drops them, so nothing may count them. Only such a start is decoded through its
@@ -478,10 +485,13 @@ def _check_decodes(path: Path, packets: list[PacketInfo], limits: Limits, starte
         first[0].keyframe and all(p.pts >= first[0].pts for p in first))
     shown: set[int] = set()
     failure = None
+    rotation = None
     with _open(path, probe_pictures=False) as container:
         stream = container.streams.video[0]
         for position, (_, frames, failed) in enumerate(_decode_packets(container, stream)):
             shown.update(frame.pts for frame in frames)
+            if frames and rotation is None:
+                rotation = _upright_turn(frames[0].rotation)
             failure = failed or failure
             if cut_start and position >= gop_end:     # the first GOP and one packet more were fed:
                 shown.update(frame.pts for frame in _decode(lambda: _flush(stream))[0])
@@ -493,11 +503,19 @@ def _check_decodes(path: Path, packets: list[PacketInfo], limits: Limits, starte
                                  f"({failure or 'none yet'})")
     if not shown:
         raise MediaError(f"the video stream does not decode ({failure or 'no picture in it'})")
+    rotation = rotation or 0
     if not cut_start or None in shown:   # pictures without times: nothing to match them by
-        return packets
+        return packets, rotation
     if failure or any(p.damaged for p in first):
-        return packets      # a damaged start, not a cut one: its pictures count (as damaged)
-    return [replace(p, shown=p.shown and p.pts in shown) if i < gop_end else p for i, p in enumerate(packets)]
+        return packets, rotation    # a damaged start, not a cut one: its pictures count (as damaged)
+    return [replace(p, shown=p.shown and p.pts in shown) if i < gop_end else p
+            for i, p in enumerate(packets)], rotation
+
+
+def _upright_turn(degrees: float) -> int:
+    """A display matrix's rotation (PyAV: counter-clockwise, -180..180) as 0, 90, 180 or 270;
+    a rotation between right angles (no phone writes one) is taken to the nearest."""
+    return round(degrees / 90) % 4 * 90
 
 
 # --- split -------------------------------------------------------------------------------
@@ -603,6 +621,15 @@ def _without_lost_only(frame_pts: list[int], bounds: list[int], lost: list[int])
     return kept + [bounds[-1]]
 
 
+# A segment file's stream tag: the turn (``MediaInfo.rotation``) that shows its pictures upright.
+ROTATION_TAG = "vidfarm_rotation"
+
+
+def rotation_of(stream) -> int:
+    """The turn a segment file's pictures take to stand upright (``ROTATION_TAG``)."""
+    return int(stream.metadata.get(ROTATION_TAG, 0))
+
+
 def split_segments(path: Path | str, info: MediaInfo, plans: list[SegmentPlan], out_dir: Path) -> list[Path]:
     """Remux the source's video packets into one NUT file per plan (no re-encode). Plans that
     share a GOP each get a copy of the part they need, so one pass writes a few files at once.
@@ -627,7 +654,10 @@ def split_segments(path: Path | str, info: MediaInfo, plans: list[SegmentPlan], 
                 # file and move frames against the source times segment_frames selects by.
                 out = files.enter_context(av.open(str(target), "w", format="nut",
                                                   options={"avoid_negative_ts": "disabled"}))
-                writing.append((plan, out, _stream_like(out, video)))
+                stream = _stream_like(out, video)
+                if info.rotation:   # NUT keeps no display matrix: the file says it for its readers
+                    stream.metadata[ROTATION_TAG] = str(info.rotation)
+                writing.append((plan, out, stream))
             entry = info.packets[position]
             # A raw stream's packets (NUT would number each file's frames from 0) and a damaged
             # one that lost its timestamps take the ones probe gave them.
@@ -756,7 +786,53 @@ def segment_frames(path: Path | str, pts: list[int], time_base: Fraction, thread
     ``split_segments`` gave the file's timestamps (``MediaInfo.pts_offset``). ``timed``
     (``MediaInfo.timed``): pictures are matched to ``pts`` by their times; else by order (a
     stream without presentation times), and then the pictures lost are filled at the end.
+    The pictures come at the recording's size, upright: a picture of another size (a camera
+    that changed its resolution mid-stream) is scaled to the size the file's header gives (the
+    recording's first picture's, ``MediaInfo``), then turned as the file's ``ROTATION_TAG`` says.
     """
+    with _open(path, probe_pictures=False) as container:
+        stream = container.streams.video[0]
+        turn, size = rotation_of(stream), (stream.codec_context.width, stream.codec_context.height)
+    frames = _segment_frames(path, pts, time_base, threads, pts_offset, timed)
+    try:
+        for item in frames:
+            frame = at_size(item.frame, *size) if size[0] and size[1] else item.frame
+            frame = upright(frame, turn) if turn else frame
+            yield item if frame is item.frame else replace(item, frame=frame)
+    finally:
+        frames.close()
+
+
+def at_size(frame: av.VideoFrame, width: int, height: int) -> av.VideoFrame:
+    """``frame`` itself when it is ``width`` x ``height``; else a new frame scaled to it, with
+    its timestamp: a recording holds pictures of one size, whatever its stream switched to."""
+    if (frame.width, frame.height) == (width, height):
+        return frame
+    return frame.reformat(width=width, height=height)     # keeps pts and time base
+
+
+def upright(frame: av.VideoFrame, turn: int) -> av.VideoFrame:
+    """A new frame: ``frame`` turned ``turn`` degrees counter-clockwise (90, 180 or 270), with
+    its timestamp. 4:2:0 frames turn plane by plane; other formats are converted to 4:2:0 first
+    (as the encoder would), except single-plane ones (grey, a thermal camera's 16-bit values,
+    RGB), which turn as they are."""
+    k = turn // 90
+    if frame.format.name not in ("yuv420p", "yuvj420p") and len(frame.planes) == 1:
+        turned = av.VideoFrame.from_ndarray(np.ascontiguousarray(np.rot90(frame.to_ndarray(), k)),
+                                            format=frame.format.name)
+    else:
+        source = frame if frame.format.name in ("yuv420p", "yuvj420p") else frame.reformat(format="yuv420p")
+        width, height = (frame.height, frame.width) if k % 2 else (frame.width, frame.height)
+        turned = av.VideoFrame(width, height, source.format.name)
+        for plane, target in zip(yuv_planes(source), yuv_planes(turned)):
+            np.copyto(target, np.rot90(plane, k))
+    turned.pts, turned.time_base = frame.pts, frame.time_base
+    return turned
+
+
+def _segment_frames(path: Path | str, pts: list[int], time_base: Fraction, threads: int,
+                    pts_offset: int, timed: bool) -> Iterator[SegmentFrame]:
+    """``segment_frames``, the pictures as stored."""
     slot_of = {stamp: slot for slot, stamp in enumerate(pts)}
     first = (pts[0] + pts_offset) * time_base - Fraction(1, 2000)   # half a millisecond: rounding slack
     carried: set[int] = set()       # frame times the file's packets carry

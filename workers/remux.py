@@ -101,12 +101,13 @@ def is_idr(packet: av.Packet, annexb_framing: bool = False) -> bool:
 
 
 def copyable_stream(stream: av.video.stream.VideoStream, width: int, height: int) -> bool:
-    """H.264 (MP4-style with 4-byte lengths, or Annex B) at the output's size and 4:2:0: its
-    GOPs can sit between the encoder's."""
+    """H.264 (MP4-style with 4-byte lengths, or Annex B) at the output's size and 4:2:0, its
+    pictures upright as stored (none the farm must turn): its GOPs can sit between the encoder's."""
     ctx = stream.codec_context
     extradata = ctx.extradata or b""
     framing = is_annexb(extradata) or (len(extradata) > 6 and extradata[0] == 1 and extradata[4] & 3 == 3)
     return (ctx.name == "h264" and framing and (ctx.width, ctx.height) == (width, height)
+            and not media.rotation_of(stream)
             and width % 2 == 0 and height % 2 == 0 and ctx.pix_fmt in COPYABLE_PIX_FMTS)
 
 
@@ -116,6 +117,7 @@ def plan_gops(container, stream, pts: list[int], time_base: Fraction, pts_offset
     ``drawn(slot)``: whether that frame has something to draw."""
     slot_of = {stamp: slot for slot, stamp in enumerate(pts)}
     framing = is_annexb(stream.codec_context.extradata or b"")
+    own_sps = _sps_units(parameter_sets(stream.codec_context.extradata or b""), True)
     gops: list[Gop] = []
     for packet in container.demux(stream):
         if packet.size == 0:
@@ -129,8 +131,16 @@ def plan_gops(container, stream, pts: list[int], time_base: Fraction, pts_offset
         first = gop.slots[0]
         gop.copy = (first >= 0 and gop.slots == list(range(first, first + len(gop.slots)))
                     and gop.packets[0].is_keyframe and is_idr(gop.packets[0], framing)
+                    and _sps_units(bytes(gop.packets[0]), framing) <= own_sps
                     and not any(p.is_corrupt for p in gop.packets) and not any(drawn(s) for s in gop.slots))
     return gops
+
+
+def _sps_units(data: bytes, annexb_framing: bool) -> set[bytes]:
+    """The sequence parameter sets (picture size among them) in a packet or parameter sets. A
+    GOP whose keyframe brings one the stream's extradata lacks (a camera that changed its
+    resolution) is decoded and scaled to the stream's size, not copied at another size."""
+    return {unit.rstrip(b"\x00") for unit in nal_units(data, annexb_framing) if unit and unit[0] & 0x1F == 7}
 
 
 class MixedWriter:
@@ -238,7 +248,8 @@ def render_copying(src: Path, writer: media.H264Writer, pts: list[int], time_bas
                 if slot > written:
                     raise media.MediaError(f"frames {written}-{slot - 1} of a segment did not decode")
                 t0 = time.perf_counter()
-                picture = draw(frame, slot)
+                # as segment_frames gives them: a picture of another size is scaled to the stream's
+                picture = draw(media.at_size(frame, writer.width, writer.height), slot)
                 t1 = time.perf_counter()
                 mixed.encode(picture, pts[slot])
                 stages["draw"] += t1 - t0

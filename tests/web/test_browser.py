@@ -52,6 +52,20 @@ def log_in(page, base: str, username: str) -> None:
     page.wait_for_url(f"{base}/jobs")
 
 
+def test_the_upload_page_writes_a_chosen_recordings_size_as_the_server_does(page, live_server, accounts_by_role):
+    """A 2.5 KB recording chosen read "(0.0 MiB)": the page writes sizes as human_bytes does."""
+    from tests.web.test_uploads import SIZES
+
+    log_in(page, live_server, accounts_by_role["operator"].username)
+    page.goto(f"{live_server}/upload")
+    page.wait_for_load_state("load")     # upload.js listens for the file chosen only once it has run
+    for count, text in SIZES:
+        if count > 64 * 1048576:        # the page reads the file's size alone, but Playwright sends its bytes
+            continue
+        page.set_input_files("#file-input", {"name": "clip.mp4", "mimeType": "video/mp4", "buffer": bytes(count)})
+        assert page.inner_text("#chosen") == f"clip.mp4 ({text})"
+
+
 def test_logged_out_visitor_reaches_no_page(page, live_server):
     for path in ("/jobs", "/upload", "/gallery", "/users", "/account", "/jobs/abc"):
         page.goto(live_server + path)
@@ -224,7 +238,7 @@ def test_several_recordings_upload_one_after_another(page, live_server, accounts
     page.goto(f"{live_server}/upload")
     page.wait_for_load_state("load")
     page.set_input_files("#file-input", [str(good[0]), str(notes), str(good[1])])
-    assert re.fullmatch(r"3 recordings chosen \(\d+\.\d MiB in all\)", page.inner_text("#chosen"))
+    assert re.fullmatch(r"3 recordings chosen \(\d+(\.\d)? (KiB|MiB) in all\)", page.inner_text("#chosen"))
     # Every progress line shown, kept as the page writes it.
     page.evaluate("""() => { window.lines = []; const line = document.getElementById('upload-line');
         new MutationObserver(() => window.lines.push(line.textContent)).observe(line, {childList: true}); }""")
@@ -621,3 +635,31 @@ def test_the_status_filter_keeps_the_focus_from_the_keyboard(page, live_server, 
         assert page.evaluate("document.activeElement.name") == "status"
     page.goto(f"{live_server}/jobs")       # come another way: the focus is the page's own
     assert page.evaluate("document.activeElement.tagName") == "BODY"
+
+
+def test_an_operator_reanalyses_a_job_from_its_page_after_confirming(page, live_server, accounts_by_role, farm,
+                                                                      face_clip):
+    """Re-analyse asks first (dismissed: nothing runs), then runs the job again to a new results version."""
+    from services import runtime
+    from services.submit import submit_file
+    from tests.conftest import wait_for_job
+
+    job_id = submit_file(runtime.farm(), face_clip.path, name="again.mp4")
+    assert wait_for_job(job_id)["status"] == "done"
+    log_in(page, live_server, accounts_by_role["operator"].username)
+    page.goto(f"{live_server}/jobs/{job_id}")
+    asked = []
+
+    def answer(dialog, accept: bool):
+        asked.append(dialog.message)
+        dialog.accept() if accept else dialog.dismiss()
+    page.once("dialog", lambda dialog: answer(dialog, accept=False))
+    page.click("#reanalyse-job")
+    page.wait_for_timeout(500)
+    assert asked and asked[0].startswith("Analyse this recording again")
+    assert runtime.records().get_job(job_id).status == "done"          # dismissed: nothing runs
+    page.once("dialog", lambda dialog: answer(dialog, accept=True))
+    page.click("#reanalyse-job")
+    page.wait_for_selector("text=Analysing the recording again")
+    view = wait_for_job(job_id)
+    assert view["status"] == "done" and view["results_version"] == view["video_version"] == 2

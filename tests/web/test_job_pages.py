@@ -66,6 +66,47 @@ def test_jobs_list_pages_newest_first(farm, accounts_by_role, face_clip):
     assert [j["source_name"] for j in api["jobs"]][:2] == ["paged-2.mp4", "paged-1.mp4"] and api["next_page"] == 2
 
 
+@pytest.mark.parametrize("per_page, status, error", [
+    ("0", 400, "per_page: Must be greater than or equal to 1 and less than or equal to 200."),
+    ("201", 400, "per_page: Must be greater than or equal to 1 and less than or equal to 200."),
+    ("two", 400, "per_page: Not a valid integer."),
+    ("200", 200, None)])
+def test_the_jobs_and_alerts_lists_take_per_page_alike(web_app, accounts_by_role, per_page, status, error):
+    """GET /api/v1/alerts took per_page and GET /api/v1/jobs did not (a 400): both take it, with
+    the same bounds and the same refusals."""
+    client = web_app.test_client()
+    for path in ("/api/v1/jobs", "/api/v1/alerts"):
+        response = client.get(f"{path}?per_page={per_page}", headers=accounts_by_role["viewer"].auth)
+        assert response.status_code == status, (path, response.get_data(as_text=True))
+        if error:
+            assert response.json == {"error": error}, path
+
+
+def test_the_jobs_list_pages_by_per_page_with_a_link_to_the_next(farm, web_app, accounts_by_role):
+    from services import runtime
+
+    records = runtime.records()
+    ids = [records.add_job(f"per-page-{i}.mp4", "jobs/none/source").id for i in range(3)]
+    for job_id in ids:
+        records.fail_job(job_id, "made by the test")
+    client, auth = web_app.test_client(), accounts_by_role["viewer"].auth
+    url, seen = "/api/v1/jobs?status=failed&per_page=2", []
+    while url:
+        response = client.get(url, headers=auth)
+        assert len(response.json["jobs"]) <= 2
+        seen += [job["id"] for job in response.json["jobs"]]
+        link = response.headers.get("Link")
+        assert (link is None) == (response.json["next_page"] is None)
+        url = link and re.fullmatch(r'<([^>]+)>; rel="next"', link).group(1)
+        assert url is None or "per_page=2" in url and "status=failed" in url
+    assert ids[::-1] == [job_id for job_id in seen if job_id in ids]
+    spec = client.get("/api/v1/openapi.json", headers=auth).json
+    for path in ("/api/v1/jobs", "/api/v1/alerts"):
+        answer = spec["paths"][path]["get"]
+        assert "per_page" in [p["name"] for p in answer["parameters"]], path
+        assert answer["responses"]["200"]["headers"]["Link"]["schema"] == {"type": "string"}, path
+
+
 def test_a_page_past_the_last_says_so_not_that_there_is_nothing_yet(farm, operator_client):
     """Past the last page (its jobs deleted, an edited address) the lists said "No jobs yet."
     and "No alerts." with jobs and alerts on the first page, and only a link one page back."""
@@ -343,7 +384,7 @@ def test_a_first_video_is_never_shown_as_earlier_results_and_the_page_polls_unti
 # Each list (the API's, and the pages) with a mistyped filter or page argument, and each page
 # with a parameter it does not take; the names the request takes, sorted.
 MISTYPED_LISTS = [
-    ("/api/v1/jobs?page=1&statu=failed", "statu", "page, status"),
+    ("/api/v1/jobs?page=1&statu=failed", "statu", "page, per_page, status"),
     ("/api/v1/alerts?jobs=abc", "jobs", "folded, job, kind, page, per_page"),
     ("/api/v1/identities/nobody/appearances?perpage=5", "perpage", "page, per_page"),
     ("/api/v1/jobs/nojob/results?versions=2", "versions", "download, version"),
@@ -386,8 +427,9 @@ def test_several_unknown_query_parameters_are_all_named(farm, web_app, accounts_
     response = web_app.test_client().get("/api/v1/jobs?sttus=done&pgae=2&page=1",
                                          headers=accounts_by_role["viewer"].auth)
     assert response.status_code == 400
-    assert response.json["error"] == ("pgae: not a query parameter of this request (it takes page, status), "
-                                      "sttus: not a query parameter of this request (it takes page, status)")
+    takes = "(it takes page, per_page, status)"
+    assert response.json["error"] == (f"pgae: not a query parameter of this request {takes}, "
+                                      f"sttus: not a query parameter of this request {takes}")
     # Known ones alone still filter as before.
     assert web_app.test_client().get("/api/v1/jobs?status=done&page=1",
                                      headers=accounts_by_role["viewer"].auth).status_code == 200

@@ -57,7 +57,7 @@ def test_api_refuses_oversized_uploads(farm):
     response = app.test_client().post("/api/v1/jobs", headers=BOOTSTRAP, content_type="multipart/form-data",
                                       data={"file": (io.BytesIO(b"x" * (2 * 1024 * 1024)), "big.mp4")})
     assert response.status_code == 413
-    assert response.json == {"error": "the upload is larger than the limit of 2.0 KiB"}
+    assert response.json == {"error": "the upload is larger than the limit of 2 KiB"}
     assert stored_state(farm) == before
 
 
@@ -234,3 +234,18 @@ def test_a_damaged_upload_is_done_with_a_warning_on_its_page(farm, client, opera
     assert warning.startswith("damaged recording: 15 of 60 frames damaged (frames 30-44: did not decode")
     page = operator_client.get(f"/jobs/{job_id}").get_data(as_text=True)
     assert f'<p class="flash warning" role="status" id="job-warning">{escape(warning)}</p>' in page
+
+
+# The sizes each formatter (human_bytes here, upload.js's sizeText in the browser) writes alike.
+SIZES = [(0, "0 B"), (512, "512 B"), (1023, "1023 B"), (1024, "1 KiB"), (2560, "2.5 KiB"),
+         (1048575, "1 MiB"), (3 * 1048576 + 104858, "3.1 MiB"), (20 * 1048576, "20 MiB"),
+         (4 * 1024**3, "4 GiB"), (1536 * 1024**3, "1.5 TiB")]
+
+
+@pytest.mark.parametrize("count, text", SIZES)
+def test_sizes_are_written_in_the_unit_that_reads_best(count, text):
+    """A 2.5 KB upload read "0.0 MiB": a size is written in B, KiB, MiB, GiB or TiB, whichever
+    keeps it between 1 and 1024, one decimal, none when it is 0."""
+    from web.uploads import human_bytes
+
+    assert human_bytes(count) == text

@@ -128,7 +128,7 @@ def test_an_offer_past_the_body_limit_is_a_documented_413(client, accounts_by_ro
         answer = client.post(path.format(camera_id), json={"type": "offer", "sdp": sdp},
                              headers=accounts_by_role["operator"].auth)
         assert answer.status_code == 413
-        assert answer.json["error"] == "the request is larger than the 64.0 KiB allowed here"
+        assert answer.json["error"] == "the request is larger than the 64 KiB allowed here"
         document = client.get("/api/v1/openapi.json", headers=accounts_by_role["viewer"].auth).json
         assert "413" in document["paths"][path.format("{camera_id}")]["post"]["responses"]
     finally:

@@ -27,14 +27,23 @@
     message.textContent = text;
     message.className = isError ? "flash error" : "";
   }
-  function mebibytes(bytes) {
-    return (bytes / 1048576).toFixed(1) + " MiB";
+  // A size as people read it, as the server writes it (human_bytes in web/uploads.py): "512 B",
+  // "2.5 KiB", "20 MiB", "4 GiB". A recording of a few KB read "0.0 MiB" in MiB alone.
+  function sizeText(bytes) {
+    const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let value = bytes, unit = 0;
+    while (Math.round(value * 10) / 10 >= 1024 && unit < units.length - 1) {
+      value /= 1024;
+      unit += 1;
+    }
+    const text = unit === 0 ? value.toFixed(0) : value.toFixed(1).replace(/\.0$/, "");
+    return text + " " + units[unit];
   }
   function describe() {
     const files = Array.from(input.files);
     const total = files.reduce((sum, file) => sum + file.size, 0);
-    if (files.length === 1) chosen.textContent = files[0].name + " (" + mebibytes(total) + ")";
-    else if (files.length > 1) chosen.textContent = files.length + " recordings chosen (" + mebibytes(total) + " in all)";
+    if (files.length === 1) chosen.textContent = files[0].name + " (" + sizeText(total) + ")";
+    else if (files.length > 1) chosen.textContent = files.length + " recordings chosen (" + sizeText(total) + " in all)";
     else chosen.textContent = "";
   }
   input.addEventListener("change", describe);
