@@ -219,6 +219,7 @@ class EmbeddedFarm:
 
         gone, restarted = [], []
         for process in self.processes:
+            process.trim_log()
             if process.alive:
                 continue
             if not self._restartable(process) or self._recent_restarts(process) >= self.MAX_RESTARTS:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -23,6 +24,26 @@ import time
 from pathlib import Path
 
 from core.orphan_guard import guarded
+
+
+# A log past this size is cut short, its lines kept as ``NAME.log.1`` (one older copy): a farm
+# runs for weeks, and each task's INFO lines (about 1 MB an hour for an always-on worker with
+# one camera and an upload every few seconds, in bench/soak.py's run) would otherwise fill its disk.
+LOG_KEPT_BYTES = 20 * 2**20
+
+
+def trim_long_log(log_path: Path) -> None:
+    """Copy ``log_path`` to ``log_path.1`` (replacing an older one) and empty it, when it holds
+    ``LOG_KEPT_BYTES`` or more. Copied, then truncated, not renamed: the process writing it keeps
+    its descriptor, opened with O_APPEND, and goes on at the start of the emptied file (what
+    logrotate calls copytruncate; lines written between the copy and the cut are lost)."""
+    try:
+        if log_path.stat().st_size < LOG_KEPT_BYTES:
+            return
+        shutil.copyfile(log_path, log_path.with_name(log_path.name + ".1"))
+        os.truncate(log_path, 0)
+    except FileNotFoundError:
+        pass
 
 
 class FarmProcess:
@@ -40,6 +61,7 @@ class FarmProcess:
         self.args, self.env, self.pin_threads = args, env, pin_threads
         self.restarted_at: list[float] = []    # time.monotonic() of each restart (the farm prunes old ones)
         log_path.parent.mkdir(parents=True, exist_ok=True)
+        trim_long_log(log_path)
         self._log = open(log_path, "ab")
         self._spawn()
 
@@ -70,6 +92,10 @@ class FarmProcess:
         self._log.flush()
         self.restarted_at.append(time.monotonic())
         self._spawn()
+
+    def trim_log(self) -> None:
+        """Cut its log short once it is long (``trim_long_log``); its supervisor calls this as it looks."""
+        trim_long_log(self.log_path)
 
     def how_it_ended(self) -> str:
         """Its exit status or the signal that killed it, in words (once it died)."""

@@ -32,8 +32,10 @@ from __future__ import annotations
 import gc
 import json
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import time
 
 # This server's death signal (``core.processes.ForkServer``): the process that started it (the
@@ -232,7 +234,7 @@ def running(pid: int) -> bool:
 
 def run_worker(request: dict, protocol_fd: int, server_pid: int) -> None:
     """In the forked child: become the worker the request describes; exits with its status."""
-    status = 1
+    status, private_tmp = 1, None
     try:
         signal.signal(FARM_GONE, signal.SIG_DFL)     # the server's (Celery sets its own)
         stop_with(server_pid)
@@ -248,6 +250,11 @@ def run_worker(request: dict, protocol_fd: int, server_pid: int) -> None:
         os.dup2(log, 2)
         for fd in (log, null, protocol_fd):     # the answers are the server's alone
             os.close(fd)
+        # A temporary folder of its own, removed as it ends: the os._exit below skips the atexit
+        # hooks that remove the pool's "pymp-*" folder, and an autoscaled farm starts workers
+        # again and again for weeks (one folder left in TMPDIR per worker ever started).
+        private_tmp = tempfile.mkdtemp(prefix="vidfarm-worker-")
+        os.environ["TMPDIR"] = tempfile.tempdir = private_tmp
         try:
             status = celery_worker(request["argv"])
         except SystemExit as stop:
@@ -257,6 +264,8 @@ def run_worker(request: dict, protocol_fd: int, server_pid: int) -> None:
 
         traceback.print_exc()
     finally:
+        if private_tmp:
+            shutil.rmtree(private_tmp, ignore_errors=True)
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(status)

@@ -27,10 +27,9 @@ def main(clip: str, data_dir: str) -> int:
         runtime.reset()
         farm.wait_ready(app)
         view = wait_for_job(submit_file(runtime.farm(), Path(clip), name="autoscaled.mp4"))
-        autoscaler_pid = next(p.popen.pid for p in farm.processes if p.name == "autoscaler")
         processes = list(farm.processes)
-    print(json.dumps({"status": view["status"], "error": view["error"], "autoscaler_pid": autoscaler_pid,
-                      "log_dir": str(farm.log_dir), "all_stopped": not any(p.alive for p in processes)}))
+    print(json.dumps({"status": view["status"], "error": view["error"], "log_dir": str(farm.log_dir),
+                      "all_stopped": not any(p.alive for p in processes)}))
     return 0
 
 

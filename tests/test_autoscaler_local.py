@@ -143,6 +143,16 @@ def test_workers_get_cores_of_their_own_and_a_stopped_one_frees_its_cores(backen
     assert sorted(w.slot for w in backend.pools["test-cpu"]) == [0, 1]
 
 
+def test_workers_started_again_and_again_write_one_log_per_slot(backend, tmp_path):
+    """Weeks of scaling up and down left one log file per worker ever started (named by a
+    number that never repeats); a log per slot bounds the folder by the worker cap."""
+    for _ in range(3):
+        backend.scale(TARGET, 2, busy=set())
+        backend.scale(TARGET, 0, busy=set())
+        until(lambda: backend.reap() or not backend.draining, "the stopped workers to exit")
+    assert sorted(p.name for p in (tmp_path / "logs").iterdir()) == ["test-cpu-slot0.log", "test-cpu-slot1.log"]
+
+
 def test_autoscaler_scales_real_workers_0_to_2_to_0_without_losing_a_task(backend, observer):
     metrics = ScaleMetrics()
     scaler = Autoscaler(backend, observer, [TARGET], metrics)
@@ -181,10 +191,10 @@ def test_embedded_farm_workers_come_from_the_local_autoscaler(tmp_path, face_cli
     summary = json.loads(run.stdout.strip().splitlines()[-1])
     assert summary["status"] == "done", summary["error"]
     assert summary["all_stopped"]
-    log_dir, pid = Path(summary["log_dir"]), summary["autoscaler_pid"]
+    log_dir = Path(summary["log_dir"])
     log = (log_dir / "autoscaler.log").read_text()
     assert "vidfarm-worker-cpu: 0 -> " in log, log                 # the segments woke the CPU pool
-    assert list(log_dir.glob(f"vidfarm-worker-cpu-*-{pid}.log")), "no CPU worker was started"
+    assert list(log_dir.glob("vidfarm-worker-cpu-slot*.log")), "no CPU worker was started"
     assert not processes_with_env(f"VIDFARM_DATA_DIR={data_dir}"), "CPU workers outlived the farm"
 
 

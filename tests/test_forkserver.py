@@ -157,3 +157,23 @@ def test_the_server_kills_only_its_own_workers_when_a_pid_has_gone_to_another_pr
     finally:
         own.kill()
         os.kill(stranger, signal.SIGKILL)
+
+
+def test_forked_workers_leave_no_temporary_folder_behind(tmp_path):
+    """A forked worker ends with os._exit, which skips the hook removing its pool's "pymp-*"
+    folder: one was left in TMPDIR by every worker ever started (weeks of autoscaling)."""
+    from tasks.app import app
+
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    with private_farm(tmp_path / "data", workers=1, TMPDIR=str(tmp)) as farm:
+        farm.wait_ready(app)
+        worker = farm.processes[0]
+        worker.request_stop()       # Celery's warm shutdown: the worker ends as it would when scaled down
+        deadline = time.monotonic() + 60
+        while worker.alive:
+            assert time.monotonic() < deadline, "the worker did not stop"
+            time.sleep(0.2)
+        worker.restart()            # as the supervisor starts a dead worker again
+        farm.wait_ready(app)
+    assert sorted(p.name for p in tmp.iterdir() if p.name.startswith(("pymp-", "vidfarm-worker-"))) == []

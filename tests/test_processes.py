@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 
@@ -51,3 +52,33 @@ def test_the_embedded_farm_sizes_its_local_workers_by_tasks_unless_told_otherwis
     assert (cpu.size_by, cpu.max_replicas, cpu.idle_to_zero_s) == ("tasks", 3, 60)
     monkeypatch.setenv("VIDFARM_AUTOSCALE_CPU__SIZE_BY", "wait")
     assert autoscaler_settings(farm).autoscale_cpu.size_by == "wait"
+
+
+def test_a_long_log_is_cut_short_at_start_and_while_its_process_runs(tmp_path, monkeypatch):
+    """A farm runs for weeks: its processes' logs keep one older copy (``.log.1``), not every line."""
+    import sys
+
+    import core.processes
+    from core.processes import FarmProcess
+
+    monkeypatch.setattr(core.processes, "LOG_KEPT_BYTES", 1000, raising=False)
+    log, older = tmp_path / "w.log", tmp_path / "w.log.1"
+    log.write_bytes(b"old line\n" * 200)        # 1800 bytes: past the limit
+    # It prints a line, waits to be told (a line on stdin would be closed: a file's appearance), prints another.
+    script = ("import os, sys, time\nprint('first', flush=True)\n"
+              f"while not os.path.exists({str(tmp_path / 'go')!r}): time.sleep(0.05)\n"
+              "print('x' * 1200, flush=True)\n"
+              f"while not os.path.exists({str(tmp_path / 'go2')!r}): time.sleep(0.05)\nprint('after', flush=True)")
+    process = FarmProcess("w", [sys.executable, "-c", script], dict(os.environ), log)
+    (tmp_path / "go").touch()
+    deadline = time.monotonic() + 30
+    while "x" * 1200 not in log.read_text():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert older.read_bytes() == b"old line\n" * 200            # set aside as it started
+    assert log.read_text().startswith("first\n")
+    process.trim_log()                                           # past the limit while it runs
+    (tmp_path / "go2").touch()
+    process.popen.wait(30)
+    assert older.read_text().startswith("first\n")
+    assert log.read_text() == "after\n"        # the running process went on in the emptied file

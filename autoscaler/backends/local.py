@@ -48,6 +48,8 @@ class LocalBackend:
 
     def _pool(self, target: ScaleSettings) -> list[FarmProcess]:
         pool = self.pools.setdefault(target.deployment, [])
+        for worker in pool:
+            worker.trim_log()
         for dead in [p for p in pool if not p.alive]:
             log.warning("worker %s exited on its own (see %s)", dead.name, dead.log_path)
             dead.stop(0)
@@ -78,7 +80,9 @@ class LocalBackend:
         while len(pool) < replicas:
             name = f"{target.deployment}-{next(self._numbers)}-{os.getpid()}"
             slot = min(set(range(len(self.workers) + 1)) - {w.slot for w in self.workers})
-            log_path = self.log_dir / f"{name}.log"
+            # One log per slot, appended to by each worker that holds it: the names above never
+            # repeat, and a log per name left a new file behind each scale-up, weeks on.
+            log_path = self.log_dir / f"{target.deployment}-slot{slot}.log"
             pool.append(ForkedProcess(name, target.queue, self.forkserver, log_path, slot=slot,
                                       pin_threads=self.pin_threads) if self.forkserver else
                         FarmProcess(name, worker_args(name, target.queue, self.app), self.env, log_path,
