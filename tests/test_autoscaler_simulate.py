@@ -187,28 +187,24 @@ def test_autoscale_without_kubeconfig_is_one_clear_line(capsys, tmp_path, farm_e
     assert err.startswith("vidfarm: error: no Kubernetes credentials: not running in a pod, and no usable kubeconfig")
 
 
-def test_autoscale_without_redis_is_one_clear_line(capsys, monkeypatch):
-    monkeypatch.delenv("REDIS_URL", raising=False)
-    get_settings.cache_clear()
-    try:
-        code = main(["autoscale", "--backend", "local", "--once"])
-    finally:
-        get_settings.cache_clear()
-    assert code == 1
-    assert capsys.readouterr().err == "vidfarm: error: REDIS_URL is not set: the autoscaler watches a running farm's queues\n"
-
-
-def test_autoscale_with_a_redis_that_does_not_answer_is_one_clear_line(capsys, monkeypatch):
+@pytest.mark.parametrize("redis_url,message", [
+    (None, "REDIS_URL is not set: the autoscaler watches a running farm's queues"),
     # Was a redis ConnectionError traceback from the policy state's first read.
-    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
+    ("redis://127.0.0.1:1/0", "REDIS_URL redis://127.0.0.1:1/0: cannot reach the farm's Redis "
+                              "(Error 111 connecting to 127.0.0.1:1. Connection refused.)"),
+])
+def test_autoscale_without_a_redis_is_one_clear_line(capsys, monkeypatch, redis_url, message):
+    if redis_url is None:
+        monkeypatch.delenv("REDIS_URL", raising=False)
+    else:
+        monkeypatch.setenv("REDIS_URL", redis_url)
     get_settings.cache_clear()
     try:
         code = main(["autoscale", "--backend", "local", "--once"])
     finally:
         get_settings.cache_clear()
     assert code == 1
-    assert capsys.readouterr().err == ("vidfarm: error: REDIS_URL redis://127.0.0.1:1/0: cannot reach the farm's "
-                                       "Redis (Error 111 connecting to 127.0.0.1:1. Connection refused.)\n")
+    assert capsys.readouterr().err == f"vidfarm: error: {message}\n"
 
 
 @pytest.mark.parametrize("env,message", [
