@@ -204,11 +204,7 @@ class S3BlobStore(BlobStore):
         return self._call("head_object", key, Bucket=self.bucket, Key=key)
 
     def exists(self, key: str) -> bool:
-        try:
-            self._head(key)
-        except FileNotFoundError:
-            return False
-        return True
+        return self._head_or_none(key) is not None
 
     def size(self, key: str) -> int:
         return int(self._head(key)["ContentLength"])
@@ -224,7 +220,7 @@ class S3BlobStore(BlobStore):
         token: dict = {}
         while True:
             page = self._call("list_objects_v2", Bucket=self.bucket, Prefix=folder, **token)
-            etags.update((item["Key"], str(item["ETag"]).strip('"')) for item in page.get("Contents", []))
+            etags.update((item["Key"], _etag(item)) for item in page.get("Contents", []))
             if not page.get("IsTruncated"):
                 return etags
             token = {"ContinuationToken": page["NextContinuationToken"]}
@@ -249,7 +245,7 @@ class S3BlobStore(BlobStore):
     def local_path(self, key: str) -> Path:
         asked = time.time()
         try:
-            etag = str(self._head(key)["ETag"]).strip('"')
+            etag = _etag(self._head(key))
         except FileNotFoundError:
             self._drop_copies(key, None, asked)      # deleted: no copy of it stays here
             raise
@@ -264,7 +260,7 @@ class S3BlobStore(BlobStore):
             with os.fdopen(fd, "wb") as out:
                 got = self._call("get_object", key, Bucket=self.bucket, Key=key)
                 # Written again since the HEAD: the copy is named by what was read.
-                copy = copy.with_name(f"@{str(got['ETag']).strip(chr(34))}{Path(key).suffix}")
+                copy = copy.with_name(f"@{_etag(got)}{Path(key).suffix}")
                 for chunk in self._chunks(got["Body"], key, 1 << 20):
                     out.write(chunk)
             os.chmod(tmp, FILE_MODE)
@@ -305,7 +301,7 @@ class S3BlobStore(BlobStore):
             if folder:
                 etags = self._etags(folder)
             else:                      # a key at the top: no folder to list
-                etags = {key: str(head["ETag"]).strip('"') for key in cached if (head := self._head_or_none(key))}
+                etags = {key: _etag(head) for key in cached if (head := self._head_or_none(key))}
             dropped += sum(self._drop_copies(key, etags.get(key), started) for key in cached)
         return dropped
 
@@ -369,3 +365,8 @@ def _sweep_now_and_then(store_ref: weakref.ref, every_s: float) -> None:
         except Exception as exc:       # the bucket away: the next round tries again
             log.warning("S3 read cache sweep failed (tried again in %.0f s): %s", every_s, exc)
         del store
+
+
+def _etag(listed_or_head: dict) -> str:
+    """An object's ETag, as a LIST entry or a HEAD answer gives it, without its quotes."""
+    return str(listed_or_head["ETag"]).strip('"')

@@ -11,7 +11,7 @@ from core.alerts import Alerts
 from core.models import ENDED_STATES, Job, JobVideo, Segment, iso_utc
 from core.records import Records
 from core.segment_job import SegmentJob
-from core.storage import segment_key
+from core.storage import job_key, segment_key
 from services.farm import Farm
 
 
@@ -54,8 +54,8 @@ class CannotReanalyse(Exception):
     """Why a job cannot be re-analysed now, in one line (the API's 409)."""
 
 
-def reanalyse_by_hand(farm: Farm, job_id: str, from_states: tuple[str, ...] = ENDED_STATES) -> bool:
-    """An operator's re-analysis of one job (the API's and the job page's): a done job, or a
+def reanalyse_checked(farm: Farm, job_id: str, from_states: tuple[str, ...] = ENDED_STATES) -> bool:
+    """A re-analysis of one job, checked first (the API's, the job page's, beat's): a done job, or a
     failed one whose recording was split and is still stored (a segment queued by an earlier
     release, a worker that died, a stall: each fails the job, none harms what is stored), runs
     again with the job's own options and today's models, to a new results version; the
@@ -75,7 +75,7 @@ def reanalyse_by_hand(farm: Farm, job_id: str, from_states: tuple[str, ...] = EN
     raise CannotReanalyse(f"job {job_id} is {job.status}: it is being analysed already")
 
 
-def _check_reanalysable(farm: Farm, job: Job, from_states: tuple[str, ...] = ENDED_STATES) -> None:
+def _check_reanalysable(farm: Farm, job: Job, from_states: tuple[str, ...]) -> None:
     if job.status not in from_states:
         raise CannotReanalyse(f"job {job.id} is {job.status}: it can be re-analysed once it is "
                               f"{' or '.join(from_states)}")
@@ -85,7 +85,9 @@ def _check_reanalysable(farm: Farm, job: Job, from_states: tuple[str, ...] = END
         # nothing cut to analyse, and splitting it again would fail the same way.
         raise CannotReanalyse(f"job {job.id} failed before its recording was split ({job.error}): "
                               f"there is nothing to analyse again; upload the recording again")
-    if not all(farm.store.exists(segment_key(job.id, s.index)) for s in segments):
+    # One listing, not a request per segment (a HEAD each on S3; beat checks every job of its window).
+    stored = set(farm.store.list_keys(job_key(job.id, "segments")))
+    if not {segment_key(job.id, s.index) for s in segments} <= stored:
         raise CannotReanalyse(f"the stored recording of job {job.id} is gone (in part or whole): "
                               f"it cannot be analysed again")
     if not {"time_base", "fps"} <= set(job.media or {}):

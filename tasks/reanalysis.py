@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 
 from core.models import aware
 from services import runtime
-from services.jobs import CannotReanalyse, reanalyse_by_hand
+from services.jobs import CannotReanalyse, reanalyse_checked
 from tasks.app import app
 from tasks.common import result_options
 from tasks.gallery import job_matching
@@ -55,10 +55,10 @@ def reidentify_stale() -> dict:
 def reanalyse_window(since: str, until: str) -> dict:
     """Re-analyse the recordings submitted between two ISO times."""
     window = [aware(datetime.fromisoformat(t)) for t in (since, until)]
-    started, skipped = [], {}
-    for job_id in runtime.records().done_jobs_created_between(*window):
+    farm, started, skipped = runtime.farm(), [], {}
+    for job_id in farm.records.done_jobs_created_between(*window):
         try:
-            if reanalyse_by_hand(runtime.farm(), job_id, from_states=("done",)):
+            if reanalyse_checked(farm, job_id, from_states=("done",)):
                 started.append(job_id)
         except CannotReanalyse as exc:
             # One job that cannot run again (its stored recording gone, say) is left as it is:

@@ -63,8 +63,7 @@ def create_job(upload):
         abort(exc.status, exc.message, headers=exc.headers)
     # The job's view, as GET /jobs/{id} gives it (source_name, alerts...), and ``name``, which
     # this answer gave before it gave the view.
-    view = jobs.with_alert_counts(farm(), [job_view_or_404(job_id)])[0]
-    return {**view, "name": name}, 201, {"Location": f"/api/v1/jobs/{job_id}"}
+    return {**job_with_alerts(job_id), "name": name}, 201, {"Location": f"/api/v1/jobs/{job_id}"}
 
 
 @api.get("/jobs")
@@ -91,6 +90,11 @@ def next_page_link(endpoint: str, query: dict, more: bool, **values) -> dict:
 @api.output(JobOut)
 @api.doc(summary="A job's status and progress")
 def get_job(job_id: str):
+    return job_with_alerts(job_id)
+
+
+def job_with_alerts(job_id: str) -> dict:
+    """A job's view as GET /jobs/{id} answers it (its alerts counted); 404 without the job."""
     return jobs.with_alert_counts(farm(), [job_view_or_404(job_id)])[0]
 
 
@@ -121,11 +125,11 @@ def remove_job(job_id: str):
          responses=error_responses(403, 404, 409, 503))
 def reanalyse_job(job_id: str):
     try:
-        if not jobs.reanalyse_by_hand(farm(), job_id):
+        if not jobs.reanalyse_checked(farm(), job_id):
             abort(404, f"no job {job_id}")
     except jobs.CannotReanalyse as exc:
         abort(409, str(exc))
-    return jobs.with_alert_counts(farm(), [job_view_or_404(job_id)])[0], 202
+    return job_with_alerts(job_id), 202
 
 
 def finished_view(job_id: str, what: str) -> dict:

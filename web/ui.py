@@ -12,7 +12,7 @@ from flask import (Blueprint, current_app, flash, jsonify, redirect, render_temp
 from core.models import ENDED_STATES, JOB_STATES
 from core.segment_job import SourceMedia
 from core.storage import output_key, stored_versions, version_key
-from services.jobs import CannotReanalyse, job_page, reanalyse_by_hand
+from services.jobs import CannotReanalyse, job_page, reanalyse_checked
 from services.gallery import list_identities
 from services.submit import JobBusy, delete_job
 from web.api import job_view_or_404
@@ -129,7 +129,7 @@ def reanalyse(job_id: str):
     if not ConfirmForm().validate_on_submit():
         abort(400, EXPIRED)
     try:
-        if not reanalyse_by_hand(farm(), job_id):
+        if not reanalyse_checked(farm(), job_id):
             abort(404, f"no job {job_id}")
     except CannotReanalyse as exc:
         flash(str(exc), "error")

@@ -771,38 +771,6 @@ class SegmentFrame:
     repeated: bool = False          # its own picture was lost: a neighbour's stands in
 
 
-def segment_frames(path: Path | str, pts: list[int], time_base: Fraction, threads: int = 0,
-                   pts_offset: int = 0, timed: bool = True) -> Iterator[SegmentFrame]:
-    """A segment file's own frames: one ``SegmentFrame`` per timestamp of ``pts`` (its
-    frames' presentation times in the source time base), in order, whatever the damage.
-
-    A segment that starts mid-GOP holds the GOP's earlier frames too (its pictures reference
-    them); they are decoded and dropped here. Decoding carries on past damage; a picture the
-    decoder lost (or a frame the file lost) is filled with the last good picture (before the
-    first one: the first one; where none decodes at all: black), so the frame count and the
-    timing stay the source's, and its ``damage`` says why; so does every picture after it up
-    to the next keyframe (or intra picture), where the decoder is in step again. The
-    decoder's concealed pictures are kept, marked the same way. ``pts_offset``: the shift
-    ``split_segments`` gave the file's timestamps (``MediaInfo.pts_offset``). ``timed``
-    (``MediaInfo.timed``): pictures are matched to ``pts`` by their times; else by order (a
-    stream without presentation times), and then the pictures lost are filled at the end.
-    The pictures come at the recording's size, upright: a picture of another size (a camera
-    that changed its resolution mid-stream) is scaled to the size the file's header gives (the
-    recording's first picture's, ``MediaInfo``), then turned as the file's ``ROTATION_TAG`` says.
-    """
-    with _open(path, probe_pictures=False) as container:
-        stream = container.streams.video[0]
-        turn, size = rotation_of(stream), (stream.codec_context.width, stream.codec_context.height)
-    frames = _segment_frames(path, pts, time_base, threads, pts_offset, timed)
-    try:
-        for item in frames:
-            frame = at_size(item.frame, *size) if size[0] and size[1] else item.frame
-            frame = upright(frame, turn) if turn else frame
-            yield item if frame is item.frame else replace(item, frame=frame)
-    finally:
-        frames.close()
-
-
 def at_size(frame: av.VideoFrame, width: int, height: int) -> av.VideoFrame:
     """``frame`` itself when it is ``width`` x ``height``; else a new frame scaled to it, with
     its timestamp: a recording holds pictures of one size, whatever its stream switched to."""
@@ -830,9 +798,25 @@ def upright(frame: av.VideoFrame, turn: int) -> av.VideoFrame:
     return turned
 
 
-def _segment_frames(path: Path | str, pts: list[int], time_base: Fraction, threads: int,
-                    pts_offset: int, timed: bool) -> Iterator[SegmentFrame]:
-    """``segment_frames``, the pictures as stored."""
+def segment_frames(path: Path | str, pts: list[int], time_base: Fraction, threads: int = 0,
+                   pts_offset: int = 0, timed: bool = True) -> Iterator[SegmentFrame]:
+    """A segment file's own frames: one ``SegmentFrame`` per timestamp of ``pts`` (its
+    frames' presentation times in the source time base), in order, whatever the damage.
+
+    A segment that starts mid-GOP holds the GOP's earlier frames too (its pictures reference
+    them); they are decoded and dropped here. Decoding carries on past damage; a picture the
+    decoder lost (or a frame the file lost) is filled with the last good picture (before the
+    first one: the first one; where none decodes at all: black), so the frame count and the
+    timing stay the source's, and its ``damage`` says why; so does every picture after it up
+    to the next keyframe (or intra picture), where the decoder is in step again. The
+    decoder's concealed pictures are kept, marked the same way. ``pts_offset``: the shift
+    ``split_segments`` gave the file's timestamps (``MediaInfo.pts_offset``). ``timed``
+    (``MediaInfo.timed``): pictures are matched to ``pts`` by their times; else by order (a
+    stream without presentation times), and then the pictures lost are filled at the end.
+    The pictures come at the recording's size, upright: a picture of another size (a camera
+    that changed its resolution mid-stream) is scaled to the size the file's header gives (the
+    recording's first picture's, ``MediaInfo``), then turned as the file's ``ROTATION_TAG`` says.
+    """
     slot_of = {stamp: slot for slot, stamp in enumerate(pts)}
     first = (pts[0] + pts_offset) * time_base - Fraction(1, 2000)   # half a millisecond: rounding slack
     carried: set[int] = set()       # frame times the file's packets carry
@@ -863,6 +847,13 @@ def _segment_frames(path: Path | str, pts: list[int], time_base: Fraction, threa
 
     with _open(path, probe_pictures=False) as container:
         stream = _threaded(container.streams.video[0], threads)
+        turn, size = rotation_of(stream), (stream.codec_context.width, stream.codec_context.height)
+
+        def shaped(picture: av.VideoFrame) -> av.VideoFrame:
+            """At the recording's size (the file header's), then upright (``ROTATION_TAG``)."""
+            picture = at_size(picture, *size) if size[0] and size[1] else picture
+            return upright(picture, turn) if turn else picture
+
         for packet, frames, failed in _decode_packets(container, stream):
             if packet is not None and packet.pts is not None:
                 carried.add(source_time(packet.pts, packet.time_base))
@@ -875,19 +866,20 @@ def _segment_frames(path: Path | str, pts: list[int], time_base: Fraction, threa
                 if slot is None:
                     continue
                 waiting += [lost(s) for s in range(next_slot, slot)]
-                stand_in = good if good is not None else frame
+                stand_in = good if good is not None else shaped(frame)
                 yield from (SegmentFrame(stand_in, damage, repeated=True) for damage in waiting)
                 tainted = (tainted or bool(waiting)) and not (frame.key_frame or frame.pict_type == _INTRA)
                 waiting.clear()
                 damage = CONCEALED if frame.is_corrupt else PROPAGATED if tainted else None
                 tainted = damage is not None
-                yield SegmentFrame(frame, damage)
-                good = frame if damage is None else good
+                picture = shaped(frame)
+                yield SegmentFrame(picture, damage)
+                good = picture if damage is None else good
                 next_slot = slot + 1
                 if next_slot == len(pts):
                     return
         waiting += [lost(s) for s in range(next_slot, len(pts))]
-        stand_in = good if good is not None else _black(stream.codec_context)
+        stand_in = good if good is not None else shaped(_black(stream.codec_context))
         yield from (SegmentFrame(stand_in, damage, repeated=True) for damage in waiting)
 
 
