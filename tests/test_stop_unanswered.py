@@ -1,5 +1,5 @@
-"""`vidfarm ingest` stops on SIGTERM, with one line, while what it waits on does not answer:
-the database as it starts, the farm's Redis gone while it watches a camera. (As PID 1 of a
+"""`vidfarm ingest` and `vidfarm autoscale` stop on SIGTERM, with one line, while what they wait
+on does not answer: the database, the farm's Redis gone while the ingester watches a camera. (As PID 1 of a
 container a process without a handler ignores SIGTERM; and before, a watch that could not hand
 over its last segment held the stop for a minute and more: a pod's grace ran out first.)"""
 
@@ -8,6 +8,8 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+
+import pytest
 
 from cli.farm import EmbeddedFarm
 from cli.redis_server import RedisServer
@@ -21,19 +23,22 @@ INGEST = [sys.executable, "-m", "cli.main", "ingest"]
 STOP_WITHIN_S = 30     # what a pod's grace could wait (the chart gives 90 s): not a timing, a bound
 
 
-def test_a_stop_while_the_database_does_not_answer_at_start_is_one_line(tmp_path):
+@pytest.mark.parametrize("command", [["ingest"], ["autoscale", "--backend", "local"]], ids=lambda c: c[0])
+def test_a_stop_while_the_database_does_not_answer_is_one_line(tmp_path, command):
+    """The ingester as it starts, the autoscaler at its first poll: each waited on a database
+    that accepts and never answers (a hung server) past any SIGTERM."""
     with RedisServer(tmp_path / "redis") as redis_server, SilentServer() as database:
         env = child_env(REDIS_URL=redis_server.url, VIDFARM_DATA_DIR=str(tmp_path / "data"),
                         DATABASE_URL=f"postgresql+psycopg://vidfarm:secret@127.0.0.1:{database.port}/vidfarm")
-        ingest = subprocess.Popen(INGEST, cwd=repo_root(), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  text=True)
+        process = subprocess.Popen([sys.executable, "-m", "cli.main", *command], cwd=repo_root(), env=env,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
-            wait_until(lambda: database.connections or ingest.poll() is not None, 120, "the database connection")
-            ingest.send_signal(signal.SIGTERM)
-            out, err = ingest.communicate(timeout=STOP_WITHIN_S)
+            wait_until(lambda: database.connections or process.poll() is not None, 120, "the database connection")
+            process.send_signal(signal.SIGTERM)
+            out, err = process.communicate(timeout=STOP_WITHIN_S)
         finally:
-            ingest.kill()
-    assert (ingest.returncode, out, err) == (128 + signal.SIGTERM, "", "vidfarm: stopped (SIGTERM)\n")
+            process.kill()
+    assert (process.returncode, out, err.splitlines()[-1:]) == (128 + signal.SIGTERM, "", ["vidfarm: stopped (SIGTERM)"])
 
 
 def test_a_stop_after_redis_went_away_mid_stream_does_not_wait_for_the_watches(tmp_path):
