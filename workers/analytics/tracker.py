@@ -76,6 +76,9 @@ class FaceTracker(Analyzer):
         self._claim_previous_frame(faces)
         return faces
 
+    def idle(self) -> bool:
+        return not self.tracker.tracks
+
     def end(self, state: SegmentState) -> None:
         fill_gaps(state, self.config)
 
