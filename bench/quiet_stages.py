@@ -1,12 +1,10 @@
 """The quiet camera's analysis, one process, two detector configurations compared.
 
-``python -m bench.quiet_stages [--rounds N] [--minutes M] [--seconds S] 'A-JSON' 'B-JSON'``: the
-first ``M`` minutes (default 2) of bench.quiet_hour's recording, cut into ``S``-s segments
-(default 4; the farm's rule cuts the quiet hour into 18.75-s ones), each
+``python -m bench.quiet_stages [--rounds N] [--minutes M] 'A-JSON' 'B-JSON'``: the first ``M``
+minutes (default 2) of bench.quiet_hour's recording, cut into the farm's 4-s segments, each
 analysed as a worker does (``pipeline.analyse_segment``, all analyzers, one thread), with the
 detector configured by A and by B (JSON merged into the detector's config, e.g.
-``'{"gate": {"track_looks": 0}}'``; ``quiet_gops`` and ``detect_fps`` there set the pipeline's),
-alternating A, B, B, A, ... in one session so that both
+``'{"gate": {"track_looks": 0}}'``), alternating A, B, B, A, ... in one session so that both
 meet the same load. ``--clip NAME`` analyses another recording the same way instead:
 ``hamilton720`` or ``hamilton1080`` (bench.busy's real clips, made once in CACHE) or a path.
 It prints CPU milliseconds per frame of each stage, the detector's model runs (and the second
@@ -83,16 +81,16 @@ def code_digest() -> str:
     return digest.hexdigest()[:12]
 
 
-def segments(path: Path, seconds: float = 4.0):
-    """(segment file, SegmentJob) per ``seconds``-long segment, as ingest cuts them."""
+def segments(path: Path):
+    """(segment file, SegmentJob) per 4-s segment, as ingest cuts them."""
     from dataclasses import replace
 
     from core.segment_job import SegmentJob, SourceMedia
     from workers import media
 
     info = media.probe(path)
-    plans = media.plan_segments(info, seconds)
-    files = media.split_segments(path, info, plans, CACHE / f"{path.stem}-segments-{seconds:g}")
+    plans = media.plan_segments(info, 4.0)
+    files = media.split_segments(path, info, plans, CACHE / f"{path.stem}-segments")
     source = replace(SourceMedia.of_summary(info.summary()), timed=True)
     return [(f, SegmentJob("bench", p.index, tuple(p.pts), source)) for f, p in zip(files, plans)]
 
@@ -124,10 +122,7 @@ def run(parts, detect: dict) -> dict:
 
     detect = dict(detect)
     detect_fps = detect.pop("detect_fps", 0.0)     # a live camera's detect pace, to compare with
-    pipeline_options = {"detect_fps": detect_fps}
-    if "quiet_gops" in detect:                      # the pipeline's too: 0 decodes every GOP
-        pipeline_options["quiet_gops"] = detect.pop("quiet_gops")
-    config = replace(pipeline_config(ANALYZERS, {"detect": detect}), **pipeline_options)
+    config = replace(pipeline_config(ANALYZERS, {"detect": detect}), detect_fps=detect_fps)
     costs: dict[str, float] = defaultdict(float)
     chain = [Timed(a, costs) for a in pipeline.analyzer_chain(config.analyzers, config.analyzer_configs, config.plugins)]
     detector = chain[0].inner
@@ -173,9 +168,8 @@ def main(argv: list[str]) -> int:
     cv2.setNumThreads(1)
     with cache_held():
         clip = busy_clip(argv[argv.index("--clip") + 1]) if "--clip" in argv else excerpt(minutes)
-        seconds = float(argv[argv.index("--seconds") + 1]) if "--seconds" in argv else 4.0
-        parts = segments(clip, seconds)
-        reference_file = CACHE / f"every-frame-{clip.stem}-{seconds:g}s-{code_digest()}.json"
+        parts = segments(clip)
+        reference_file = CACHE / f"every-frame-{clip.stem}-{code_digest()}.json"
         if not reference_file.is_file():
             reference_file.write_text(json.dumps(run(parts, {"gate": {"enabled": False}})["frames"]))
         every = json.loads(reference_file.read_text())

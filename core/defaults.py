@@ -52,11 +52,6 @@ RECHECK_FRAMES = 15
 # 94 % for 53 % (docs/benchmarks.md, "Live frame cost").
 LIVE_DETECT_FPS = 7.5
 
-# A GOP whose P-packets all stay under this many times the segment's quiet level (the 20th
-# percentile of its P-packet sizes) is not decoded while nothing is live (VIDFARM_QUIET_GOPS;
-# 0: every GOP decoded). Chosen on bench.quiet_hour's recording (docs/benchmarks.md, "Quiet GOPs").
-QUIET_GOPS = 4.0
-
 # The annotated video copies the source's GOPs that have nothing to draw (VIDFARM_STREAM_COPY).
 STREAM_COPY = True
 

@@ -276,10 +276,6 @@ class Settings(BaseSettings):
                                                         "faces are carried and re-checked); off: on every frame.")
     recheck_frames: int = Field(default=defaults.RECHECK_FRAMES, ge=1, description="With the motion gate: a found face is looked at "
                                                               "again by the detector at least this often (frames).")
-    quiet_gops: float = Field(default=defaults.QUIET_GOPS, ge=0,
-                              description="With the motion gate: a GOP whose P-frame packets all stay under this many "
-                                          "times the segment's quiet level (sensor noise) is not decoded while "
-                                          "nothing is live; its frames have no faces. 0: every GOP is decoded.")
     live_detect_fps: float = Field(default=defaults.LIVE_DETECT_FPS, ge=0,
                                    description="Live cameras: the detector looks at most this many frames a second; "
                                                "the frames between keep the faces of its last look (box, track, "

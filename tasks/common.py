@@ -48,7 +48,7 @@ def _pipeline_config(job_options: dict) -> pipeline.PipelineConfig:
     calibration = _calibration(job_options)
     return pipeline.PipelineConfig(analyzers=tuple(names), analyzer_configs=json.dumps(configs), plugins=s.plugins,
                                    threads=s.effective_threads, thermal_gain=calibration["gain"],
-                                   thermal_offset=calibration["offset"], quiet_gops=s.quiet_gops)
+                                   thermal_offset=calibration["offset"])
 
 
 def _calibration(job_options: dict) -> dict:

@@ -19,7 +19,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field, fields, replace
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Iterable, Iterator
 
 import av
 import cv2
@@ -721,36 +721,14 @@ def _decode(step) -> tuple[list[av.VideoFrame], str | None]:
         return [], _reason(exc)
 
 
-# What _decode_packets gives for a packet it was told to skip (not decoded: no pictures).
-SKIPPED: list[av.VideoFrame] = []
-
-
-def _decode_packets(container, stream, skip: Callable[[av.Packet, bool], bool] | None = None
-                    ) -> Iterator[tuple[av.Packet | None, list[av.VideoFrame], str | None]]:
+def _decode_packets(container, stream) -> Iterator[tuple[av.Packet | None, list[av.VideoFrame], str | None]]:
     """Each video packet with the pictures decoding it gave, or the reason it did not decode;
     last, packet None: what the decoder still held. Decoding carries on past a packet that
     does not decode: the decoder picks up at the next picture it can decode (at the latest
-    the next keyframe), so one damaged stretch costs only the pictures that depend on it.
-    ``skip(keyframe, held)``: asked at each keyframe whether its GOP goes undecoded (its packets
-    then come with ``SKIPPED``): first with ``held`` True (the decoder's frame threads may still
-    hold pictures from before it), then, where it may, again once those pictures have come out
-    (as a packet None's): the answer may depend on them."""
-    skipping = False
+    the next keyframe), so one damaged stretch costs only the pictures that depend on it."""
     for packet in _video_packets(container, stream):
-        if skip is not None and packet.is_keyframe:
-            skipping = skip(packet, True)
-            if skipping:
-                yield None, *_decode(lambda: _drain(stream))
-                skipping = skip(packet, False)
-        yield packet, *((SKIPPED, None) if skipping else _decode(packet.decode))
+        yield packet, *_decode(packet.decode)
     yield None, *_decode(lambda: _flush(stream))
-
-
-def _drain(stream) -> list[av.VideoFrame]:
-    """The pictures the decoder holds, out now; it then decodes on from the next keyframe."""
-    frames = _flush(stream)
-    stream.codec_context.flush_buffers()
-    return frames
 
 
 def _flush(stream) -> list[av.VideoFrame]:
@@ -788,10 +766,9 @@ PROPAGATED = "decoded from a damaged picture"
 @dataclass
 class SegmentFrame:
     """One frame of a segment, as the analysis (and whatever draws on it) takes it."""
-    frame: av.VideoFrame | None     # the picture to show for it; None where skipped
+    frame: av.VideoFrame            # the picture to show for it
     damage: str | None = None       # why it is not the source's intact picture; None: it is
     repeated: bool = False          # its own picture was lost: a neighbour's stands in
-    skipped: bool = False           # not decoded: its GOP is quiet (segment_frames' quiet)
 
 
 def at_size(frame: av.VideoFrame, width: int, height: int) -> av.VideoFrame:
@@ -821,43 +798,8 @@ def upright(frame: av.VideoFrame, turn: int) -> av.VideoFrame:
     return turned
 
 
-def quiet_gops(path: Path | str, factor: float, share: float = 20) -> dict[int, list[int]]:
-    """The GOPs of a file where, by their packet sizes alone, nothing happens: keyframe time
-    -> the times of the GOP's packets (in the file's time base), read by demuxing only.
-
-    On a still camera a P-frame codes the sensor's noise: its packet is small and steady. Someone
-    walking in makes several packets in a row grow. The quiet level is the file's ``share``-th
-    percentile of its P-packets' sizes; a GOP is quiet where every packet but its keyframe,
-    taken as the median of it and its two neighbours (a lone large packet is noise; a person
-    stays a while), is at most ``factor`` times that. Only files whose packets come in
-    presentation order (no B-frames, as IP cameras send) have quiet GOPs: where pictures
-    reference later ones, a GOP left undecoded would spoil its neighbour."""
-    with _open(path, probe_pictures=False) as container:
-        packets = [(p.pts, p.size, p.is_keyframe) for p in _video_packets(container, container.streams.video[0])]
-    stamps = [stamp for stamp, _, _ in packets]
-    if not packets or None in stamps or any(b <= a for a, b in zip(stamps, stamps[1:])):
-        return {}
-    gops: list[list[tuple[int, int]]] = []
-    for stamp, size, key in packets:
-        if key or not gops:
-            gops.append([])
-        gops[-1].append((stamp, size))
-    predicted = [size for gop in gops for _, size in gop[1:]]
-    if not predicted:
-        return {}
-    most = factor * float(np.percentile(predicted, share))
-    quiet = {}
-    for gop in gops:
-        sizes = [size for _, size in gop[1:]]
-        steady = [sorted(sizes[max(0, i - 1):i + 2])[len(sizes[max(0, i - 1):i + 2]) // 2] for i in range(len(sizes))]
-        if sizes and max(steady) <= most:
-            quiet[gop[0][0]] = [stamp for stamp, _ in gop]
-    return quiet
-
-
 def segment_frames(path: Path | str, pts: list[int], time_base: Fraction, threads: int = 0,
-                   pts_offset: int = 0, timed: bool = True, quiet: dict[int, list[int]] | None = None,
-                   may_skip: Callable[[], bool] | None = None) -> Iterator[SegmentFrame]:
+                   pts_offset: int = 0, timed: bool = True) -> Iterator[SegmentFrame]:
     """A segment file's own frames: one ``SegmentFrame`` per timestamp of ``pts`` (its
     frames' presentation times in the source time base), in order, whatever the damage.
 
@@ -874,10 +816,6 @@ def segment_frames(path: Path | str, pts: list[int], time_base: Fraction, thread
     The pictures come at the recording's size, upright: a picture of another size (a camera
     that changed its resolution mid-stream) is scaled to the size the file's header gives (the
     recording's first picture's, ``MediaInfo``), then turned as the file's ``ROTATION_TAG`` says.
-
-    ``quiet`` (``quiet_gops``) and ``may_skip``: a quiet GOP whose frames are this segment's
-    next ones is not decoded where ``may_skip()`` says so at its keyframe (the analysis has
-    nothing live); its frames come as ``SegmentFrame(None)``, ``skipped``.
     """
     slot_of = {stamp: slot for slot, stamp in enumerate(pts)}
     first = (pts[0] + pts_offset) * time_base - Fraction(1, 2000)   # half a millisecond: rounding slack
@@ -907,16 +845,6 @@ def segment_frames(path: Path | str, pts: list[int], time_base: Fraction, thread
             return MISSING
         return f"{UNDECODABLE} ({failure})" if failure else UNDECODABLE
 
-    def skip(keyframe: av.Packet, held: bool) -> bool:
-        """Whether the GOP starting at ``keyframe`` goes undecoded: quiet, its frames this
-        segment's next ones (after the pictures the decoder may still hold, while ``held``),
-        and nothing live in the analysis."""
-        stamps = quiet.get(keyframe.pts)
-        slots = [] if stamps is None else [slot_of.get(source_time(t, keyframe.time_base)) for t in stamps]
-        if not slots or slots[0] is None or slots[0] < next_slot or (slots[0] > next_slot and not held):
-            return False
-        return slots == list(range(slots[0], slots[0] + len(slots))) and may_skip()
-
     with _open(path, probe_pictures=False) as container:
         stream = _threaded(container.streams.video[0], threads)
         turn, size = rotation_of(stream), (stream.codec_context.width, stream.codec_context.height)
@@ -926,15 +854,9 @@ def segment_frames(path: Path | str, pts: list[int], time_base: Fraction, thread
             picture = at_size(picture, *size) if size[0] and size[1] else picture
             return upright(picture, turn) if turn else picture
 
-        for packet, frames, failed in _decode_packets(container, stream, skip if quiet and may_skip and timed else None):
+        for packet, frames, failed in _decode_packets(container, stream):
             if packet is not None and packet.pts is not None:
                 carried.add(source_time(packet.pts, packet.time_base))
-            if frames is SKIPPED:          # skip() checked that it is the next slot's
-                yield SegmentFrame(None, skipped=True)
-                next_slot += 1
-                if next_slot == len(pts):
-                    return
-                continue
             failure = failed or failure
             # A picture that did not decode before this segment's first frame (a mid-GOP cut
             # decodes its GOP's start, the segment before's): its own frames reference it.

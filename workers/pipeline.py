@@ -17,7 +17,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from core import defaults
 from core.segment_job import SegmentJob, SourceMedia
 from workers import media
 from workers.analytics import detector, mask, recognizer, thermal, tracker  # noqa: F401  (register them)
@@ -42,9 +41,6 @@ class PipelineConfig:
     # Live cameras: the detector looks at most this many frames a second, the frames between
     # carry the faces of its last look (``SegmentState.detect_fps``); 0: every frame.
     detect_fps: float = 0.0
-    # GOPs where the packet sizes show nothing happening are not decoded while no analyzer has
-    # anything live (``media.quiet_gops``: this many times the quiet level); 0: every GOP decoded.
-    quiet_gops: float = defaults.QUIET_GOPS
 
 
 @dataclass
@@ -100,10 +96,8 @@ def analyse_segment(src: Path, segment: SegmentJob, config: PipelineConfig,
     repaired = 0
     crops = SegmentFaceCrops() if cut_faces else None
     # One item per timestamp, damage or not: a lost picture comes as a stand-in, marked.
-    quiet = media.quiet_gops(src, config.quiet_gops) if config.quiet_gops else None
     decoded = media.segment_frames(src, list(segment.pts), source.time_base, threads=config.threads,
-                                   pts_offset=source.pts_offset, timed=source.timed, quiet=quiet,
-                                   may_skip=lambda: all(analyzer.idle() for analyzer in chain))
+                                   pts_offset=source.pts_offset, timed=source.timed)
     try:
         for _ in segment.pts:
             state.frame_index += 1
@@ -113,9 +107,6 @@ def analyse_segment(src: Path, segment: SegmentJob, config: PipelineConfig,
             faces, picture = Faces.empty(), None
             if item.damage is not None:     # a damaged frame carries no faces: none can be trusted
                 state.damaged.add(state.frame_index)
-            elif item.skipped:              # a quiet GOP's, while nothing was live: no faces
-                for analyzer in chain:
-                    analyzer.skipped()
             else:
                 picture = thermal.picture_of_frame(item.frame, calibration)
                 for analyzer in chain:

@@ -84,15 +84,6 @@ class FaceDetector(Analyzer):
         self.last = self._look(picture)
         return self.last
 
-    def idle(self) -> bool:
-        """Idle while the motion gate has nothing live and saw nothing move when it last measured
-        (never for a live camera's detect pace, which reads every frame's thumbnail)."""
-        return self.gate is not None and self.pace is None and self.gate.idle
-
-    def skipped(self) -> None:
-        self.frame += 1
-        self.gate.unseen()
-
     def _carried(self) -> Faces:
         """The last look's faces again, as a new record (later analyzers write into it)."""
         last = self.last

@@ -254,8 +254,8 @@ class MotionGate:
         self.idle = False
         self.measured_frame = -1
         # frames by what the detector saw; tracked: crops around confirmed faces only; carried:
-        # not its turn (the detect pace, live cameras); undecoded: a quiet GOP's (PipelineConfig.quiet_gops)
-        self.looks = {"full": 0, "region": 0, "tracked": 0, "none": 0, "carried": 0, "undecoded": 0}
+        # not its turn (the detect pace, live cameras)
+        self.looks = {"full": 0, "region": 0, "tracked": 0, "none": 0, "carried": 0}
 
     def __call__(self, picture: Picture, detect: Detect) -> Faces:
         self.frame += 1
@@ -349,12 +349,6 @@ class MotionGate:
         # walkers (their shift measured again, so that one who stops stops counting as walking).
         looked = {id(face) for face in due + walkers}
         return [face for face in self.live if id(face) in looked or accounted_for_each(stirring, face.box).any()]
-
-    def unseen(self) -> None:
-        """A frame that was not decoded (a quiet GOP while idle, so nothing is live): as one the
-        idle stride skips, and the motion stage's next frame compares across it."""
-        self.frame += 1
-        self.looks["undecoded"] += 1
 
     def _unlooked(self) -> Faces:
         """A frame the detector need not see: no face stirred, so none walks now."""

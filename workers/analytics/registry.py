@@ -38,15 +38,6 @@ class Analyzer:
         """The faces of one frame, with this analyzer's columns filled in."""
         raise NotImplementedError
 
-    def idle(self) -> bool:
-        """Whether a frame with no face would change nothing here now: then a GOP whose packets
-        show nothing happening may go undecoded (``PipelineConfig.quiet_gops``). True for an
-        analyzer that keeps nothing between frames; one that does says when it has nothing live."""
-        return True
-
-    def skipped(self) -> None:
-        """A frame went undecoded while every analyzer was idle (it has no faces): count it."""
-
     def end(self, state: SegmentState) -> None:
         """Every frame of the segment is analysed (``state.faces``): last changes that need the
         whole segment (the tracker fills the frames a face was missed on)."""

@@ -76,9 +76,6 @@ class FaceTracker(Analyzer):
         self._claim_previous_frame(faces)
         return faces
 
-    def idle(self) -> bool:
-        return not self.tracker.tracks
-
     def end(self, state: SegmentState) -> None:
         fill_gaps(state, self.config)
 
