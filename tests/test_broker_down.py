@@ -129,7 +129,10 @@ def ended_job_stored(records, store, status: str) -> str:
     if status == "failed":
         records.fail_job(job_id, "stitch failed: the test says so")
     else:
-        records.set_job(job_id, status="done", results_version=1, timing={"stitch_s": 0.5, "run_started": 12.5})
+        from tests.web.test_job_pages import publish_done
+
+        publish_done(job_id, f"{status}.mp4")
+        records.set_job(job_id, timing={"stitch_s": 0.5, "run_started": 12.5})
     return job_id
 
 
@@ -157,6 +160,19 @@ def test_a_reanalysis_the_broker_cannot_take_leaves_the_job_as_it_was(dead_broke
     assert response.json["error"].endswith(f"job {job_id} was not re-analysed and was left as it was ({status})")
     assert as_stored(records, job_id) == before
     assert client.get(f"/api/v1/jobs/{job_id}", headers=AUTH).json["status"] == status
+
+    # The job page's Re-analyse button: the page says why, and shows the job as it was.
+    from core.accounts import Accounts
+    from tests.web.conftest import PASSWORD, csrf_token
+
+    Accounts(records).create_user("op", PASSWORD, "operator")
+    token = csrf_token(client.get("/login").get_data(as_text=True))
+    assert client.post("/login", data={"username": "op", "password": PASSWORD, "csrf_token": token}).status_code == 302
+    token = csrf_token(client.get(f"/jobs/{job_id}").get_data(as_text=True))
+    page = client.post(f"/jobs/{job_id}/reanalyse", data={"csrf_token": token}, follow_redirects=True)
+    assert page.status_code == 200
+    assert f"was not re-analysed and was left as it was ({status})" in page.get_data(as_text=True)
+    assert as_stored(records, job_id) == before
 
 
 def test_beats_window_stops_with_the_broker_away_and_leaves_its_jobs_done(dead_broker_app, caplog):

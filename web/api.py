@@ -34,7 +34,8 @@ RETRY_AFTER = {"Retry-After": {"description": "seconds to wait before trying aga
 
 
 _DESCRIPTIONS = {400: "Bad request", 403: "Role too weak", 404: "Not found",
-                 409: "Job (or its video) not done, and nothing published before, or the job failed (the error says why)",
+                 409: "Job (or its video) not done, with nothing published before, or the job failed (the error "
+                      "says why)",
                  413: "Upload too large", 415: "Not a video vidfarm can process",
                  503: "The farm's task queue (Redis) cannot be reached, or no worker answered in time (the farm "
                       "is busy or down); nothing was kept: try again after Retry-After seconds"}
