@@ -51,7 +51,7 @@ LATENCY_WINDOW = 100
 EVENTS_KEPT = 1000
 VIEW_KEPT = 10
 WATCHED_S = 30.0      # a live view is drawn while a page marked it watched this recently
-# The status of a camera whose status an ingester wrote under a lease that nobody holds now.
+# The status of a camera whose status was written under a lease that nobody holds now.
 UNWATCHED = "waiting for an ingester"
 NAME_PATTERN = r"^\w[\w .'()#-]{0,63}$"
 # A stream address: its scheme, then a host part, no spaces. Whether it answers is the
@@ -320,9 +320,10 @@ class CameraRegistry:
         known yet: ``connecting`` and nulls)."""
         raw = self.redis.hgetall(_state_key(camera_id))
         latencies = json.loads(raw.get("latencies", "[]"))
-        if "token" in raw and not self.redis.exists(lease_key(camera_id)):
+        lease = self.redis.get(lease_key(camera_id))     # "<owner> <token>"
+        if "token" in raw and (lease is None or lease.rsplit(" ", 1)[-1] != raw["token"]):
             # The ingester that wrote it no longer holds the camera (it stopped, or died and
-            # its lease lapsed) and none has taken it yet: its last word ("live") is not news.
+            # its lease lapsed) and no new watch has spoken yet: its last word ("live") is not news.
             raw = {**raw, "status": UNWATCHED}
             raw.pop("behind_s", None)
         return {"status": raw.get("status", "connecting"),

@@ -15,8 +15,8 @@ import pytest
 
 from cli.redis_server import free_port
 from tests.clipmaker import make_clip
-from tests.rtsp_camera import (CorruptingProxy, JunkDescriptionServer, JunkServer, MjpegServer, RtspCamera, SilentServer,
-                               gstreamer_missing)
+from tests.rtsp_camera import (CorruptingProxy, JunkDescriptionServer, JunkServer, MjpegServer, RtspCamera,
+                               SilentServer, gstreamer_missing)
 from tests.waiting import wait_until
 from workers import media
 from workers.live.segmenter import RollingSegmenter, _Pending
