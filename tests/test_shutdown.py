@@ -143,10 +143,14 @@ def job_state(data_dir: Path) -> tuple | None:
 
 
 def process_until(tmp_path: Path, moment: str) -> tuple[subprocess.Popen, Path]:
-    """`vidfarm process` of a 40 s clip with a face throughout, running until its job is at
+    """`vidfarm process` of a 12 s clip with a face throughout, running until its job is at
     ``moment``: "analysing" (processing) or "drawing" (done, its video not drawn yet); then
-    (the command, its data folder)."""
-    clip = make_clip(tmp_path / "long.mp4", seconds=40, fps=15, gop=30, face_windows=[(0, 40)])
+    (the command, its data folder). Its 6 segments, each with a face to draw, on one worker,
+    large enough (960x540) that drawing them takes about a second even on an idle machine
+    (0.95 s measured; a 40 s clip at 480x270 gave 1.1 s for twice the analysis): the command
+    checks for a stop every 0.2 s, and a stop that lands after the video is drawn has
+    nothing to say."""
+    clip = make_clip(tmp_path / "long.mp4", seconds=12, fps=15, gop=30, size=(960, 540), face_windows=[(0, 12)])
     data_dir = tmp_path / "data"
     env = child_env(VIDFARM_DATA_DIR=str(data_dir), VIDFARM_SEGMENT_SECONDS="2")
     run = subprocess.Popen(VIDFARM + ["process", str(clip.path), "--out", str(tmp_path / "out"),
