@@ -27,11 +27,12 @@ from tests.conftest import child_env, pointed_at, wait_for_job
 
 # Short, so the test is quick; VIDFARM_TEST_LEASE_S=30 measures the default (docs/robustness.md).
 LEASE_S = os.environ.get("VIDFARM_TEST_LEASE_S", "5")
-# 4 segments of 6 s (90 frames), the detector on every frame (the motion gate makes a quiet
+# 3 segments of 6 s (90 frames), the detector on every frame (the motion gate makes a quiet
 # segment take a fraction of a second on an idle machine): long enough that a kill seen
-# mid-segment lands inside it.
-LONG_SEGMENTS = {"VIDFARM_SEGMENT_SECONDS": "6", "VIDFARM_MIN_SEGMENTS": "4", "VIDFARM_MOTION_GATE": "false"}
-CLIP_S = 24
+# mid-segment lands inside it. Three, one more than the workers, so the survivor has work of
+# its own besides the segment it takes over; each more is only analysis to wait for.
+LONG_SEGMENTS = {"VIDFARM_SEGMENT_SECONDS": "6", "VIDFARM_MIN_SEGMENTS": "3", "VIDFARM_MOTION_GATE": "false"}
+CLIP_S = 18
 LEASED_FARM = {"VIDFARM_SEGMENT_LEASE_S": LEASE_S, **LONG_SEGMENTS}
 
 
