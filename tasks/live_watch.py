@@ -314,9 +314,10 @@ class LiveWatch:
         return True
 
     def _redis_gone(self) -> bool:
-        """Whether the farm's Redis has not answered for ``REDIS_AWAY_S`` (looked at only while
-        results are awaited); says once when it stops answering."""
-        if not self.sent or self._redis_answers():
+        """Whether the farm's Redis has not answered for ``REDIS_AWAY_S`` (looked at while results
+        are awaited, and then until it answers: the segments sent meanwhile fail at once, not
+        queued); says once when it stops answering."""
+        if (not self.sent and self._redis_away_since is None) or self._redis_answers():
             self._redis_away_since = None
             return False
         if self._redis_away_since is None:
