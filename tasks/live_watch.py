@@ -226,12 +226,14 @@ class LiveWatch:
         runtime.store().put_stream(options_key(self.watch_id), BytesIO(json.dumps(self.options).encode()))
         camera_stop = threading.Event()
         reader = self.camera.start(camera_stop)
+        redis_lost = False
         try:
             while not stop.is_set() and (duration_s is None or time.monotonic() - started < duration_s):
                 self._follow_status()
                 if self.camera.status.state == "failed":
                     raise WatchError(self.camera.status.reason)
                 if self._redis_gone():
+                    redis_lost = True      # it ends as on a stop (results written), then says why
                     break
                 self._collect(wait=False)
                 if time.monotonic() - gallery_checked >= GALLERY_CHECK_S:
@@ -245,11 +247,12 @@ class LiveWatch:
                 if not self.received:
                     raise WatchError(f"{redacted(self.url)}: no frames received")
                 self._write_results(time.monotonic() - started)
-            if self._redis_gone() and not stop.is_set():
+            if redis_lost:
                 where = f"; what it had is in {self.out_dir / 'results.json'}" if self.keep_results else ""
                 raise WatchError(f"{REDIS_AWAY} (for {REDIS_AWAY_S:g} s): the watch ended{where}")
         finally:
             camera_stop.set()
+            self._redis.close()
             shutil.rmtree(self.scratch, ignore_errors=True)
             runtime.store().delete_prefix(live_key(self.watch_id))
         return self.summary
