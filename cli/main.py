@@ -432,7 +432,7 @@ def run_up(args) -> int:
 
 
 def always_on_workers() -> str:
-    """`up`'s always-on workers in words, e.g. "2 always-on workers (queues live,ingest; ingest)"."""
+    """`up`'s always-on workers in words, e.g. "1 always-on worker (queues ingest)"."""
     from cli.farm import ALWAYS_ON_QUEUES
 
     return f"{counted(len(ALWAYS_ON_QUEUES), 'always-on worker')} (queues {'; '.join(ALWAYS_ON_QUEUES)})"
@@ -459,8 +459,9 @@ def serve_up(args, settings, port: int) -> int:
             farm.started()      # the analyzer configs checked by the workers' fork server
         except FarmStartError as error:
             return fail(str(error), code=2)
-        print(f"vidfarm is up: {always_on_workers()} and up to {args.workers} CPU workers, started and "
-              f"stopped by the local autoscaler as the queue fills and empties; Redis at {farm.redis_url}")
+        print(f"vidfarm is up: {always_on_workers()}, and the local autoscaler's live workers (at least 1, "
+              f"sized by the cameras' latency and floor) and CPU workers, {args.workers + 1} at most together, "
+              f"live first; Redis at {farm.redis_url}")
         print(f"  web/API : http://localhost:{port}/   (API under /api/v1, OpenAPI at /api/v1/openapi.json)")
         if first_admin:
             username, password, token = first_admin
