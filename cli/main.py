@@ -85,7 +85,8 @@ def run_command(argv: list[str] | None) -> int:
                "(127.0.0.1) and VIDFARM_WEB_PORT (8000), Flower on VIDFARM_FLOWER_PORT (5555). "
                "Ctrl-C, SIGTERM or SIGHUP stops every process it started.")
     up.add_argument("--workers", type=int, default=2,
-                    help="most CPU workers the local autoscaler starts while segments wait (default 2)")
+                    help="most CPU workers the local autoscaler starts while segments wait, and the workers it may add "
+                         "to the one live worker it keeps, live first (default 2)")
     up.add_argument("--port", type=int, default=None,
                     help="port of the web app and the REST API (default VIDFARM_WEB_PORT, 8000)")
 
