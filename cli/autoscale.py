@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
 import threading
 from pathlib import Path
 
 from autoscaler.keda import KedaSettings
 from cli.redis_server import unreachable
+from cli.signals import stop_on_signals
 from core.settings import WEB_ONLY_VARIABLES, ScaleSettings, Settings
 
 
@@ -88,6 +88,20 @@ def run_simulate(args, settings: Settings) -> int:
 
 
 def run_autoscale(args, settings: Settings) -> int:
+    if args.autoscale_command == "simulate":
+        return run_simulate(args, settings)
+    if not settings.redis_url:
+        raise UsageError("REDIS_URL is not set: the autoscaler watches a running farm's queues")
+    if problem := unreachable(settings.redis_url):     # one line, as process and ingest say it
+        raise UsageError(problem)
+    # A stop ends it wherever it waits, a poll included (a database that does not answer held
+    # it for ever: a handler that only ends the loop runs, and the wait goes on), with one line
+    # (main); as PID 1 of a container, without a handler, SIGTERM was ignored while it started.
+    with stop_on_signals():
+        return watch_the_farm(args, settings)
+
+
+def watch_the_farm(args, settings: Settings) -> int:
     import redis
 
     from autoscaler.live_work import LiveWork, camera_rates
@@ -96,12 +110,6 @@ def run_autoscale(args, settings: Settings) -> int:
     from autoscaler.work import open_work_source
     from core.cameras import CameraRegistry
 
-    if args.autoscale_command == "simulate":
-        return run_simulate(args, settings)
-    if not settings.redis_url:
-        raise UsageError("REDIS_URL is not set: the autoscaler watches a running farm's queues")
-    if problem := unreachable(settings.redis_url):     # one line, as process and ingest say it
-        raise UsageError(problem)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("vidfarm.autoscaler").setLevel(logging.INFO)   # each decision and its reason
     scaled = targets(settings, args.queues, args.backend)
@@ -118,10 +126,7 @@ def run_autoscale(args, settings: Settings) -> int:
             return 0
         if settings.autoscale_metrics_port:
             metrics.serve(settings.autoscale_metrics_port)
-        stop = threading.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: stop.set())
-        scaler.run(settings.autoscale_poll_s, stop)
+        scaler.run(settings.autoscale_poll_s, threading.Event())     # until a stop signal
         return 0
     finally:
         observer.close()

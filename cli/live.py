@@ -19,7 +19,7 @@ import sys
 import threading
 from contextlib import contextmanager, nullcontext
 
-from cli.signals import STOP_SIGNALS
+from cli.signals import STOP_SIGNALS, stop_on_signals
 
 
 def add_parsers(commands) -> None:
@@ -126,15 +126,20 @@ def run_ingest(settings, fail) -> int:
 
     if not settings.redis_url:
         return fail("REDIS_URL is not set: the ingester watches the cameras of a running farm")
-    celery_app.point_at(settings.redis_url)
-    # The schema checked (or upgraded) now: on an old database that it may not upgrade the
-    # ingester stops with one line (main), not at a camera's first live alert.
-    runtime.records()
-    # A daemon's log: which cameras it takes and drops, and why (leases, deletes).
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    stop = threading.Event()
-    ingest = CameraIngest(CameraRegistry.from_url(settings.redis_url), lease_s=settings.ingest_lease_s)
+    # Until it watches, a stop signal ends it wherever it waits (a database that does not
+    # answer, say), with one line (main): without a handler, as PID 1 of a container, SIGTERM
+    # would be ignored and the pod killed at the end of its grace.
+    with stop_on_signals():
+        celery_app.point_at(settings.redis_url)
+        # The schema checked (or upgraded) now: on an old database that it may not upgrade the
+        # ingester stops with one line (main), not at a camera's first live alert.
+        runtime.records()
+        # A daemon's log: which cameras it takes and drops, and why (leases, deletes).
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        ingest = CameraIngest(CameraRegistry.from_url(settings.redis_url), lease_s=settings.ingest_lease_s)
     print(f"vidfarm ingest {ingest.owner}: watching its share of the registered cameras; Ctrl-C stops", flush=True)
-    with signals_end(stop):
+    stop = threading.Event()
+    with signals_end(stop):      # from here a stop lets the watches hand over their last segments
         ingest.run(stop)
+    print(f"vidfarm ingest {ingest.owner}: stopped", flush=True)
     return 0

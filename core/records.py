@@ -13,7 +13,7 @@ import uuid
 from contextlib import contextmanager
 from datetime import datetime
 from functools import lru_cache
-from typing import Callable, Iterator
+from typing import Callable, Iterator, NamedTuple
 
 from sqlalchemy import create_engine, delete, event, func, insert, select, update
 from sqlalchemy.engine import Engine
@@ -21,6 +21,20 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.gallery_records import GalleryRecords
 from core.models import ENDED_STATES, Job, JobVideo, Segment, _now
+
+# What a restart (a re-analysis) changes, kept so that one which could not be queued is undone.
+_RESTARTED_JOB_FIELDS = ("status", "error", "finished_at", "timing", "updated_at")
+_RESTARTED_SEGMENT_FIELDS = ("status", "error", "finished_at")
+
+
+class Restarted(NamedTuple):
+    """A restarted job (``Records.restart_job``): the job and its segments as restarted, and the
+    fields the restart changed as they were before (the job's; each segment's, with its key)."""
+    job: Job
+    segments: list[Segment]
+    job_before: dict
+    segments_before: list[dict]
+
 
 class Records(GalleryRecords):
     """Opens the database and hands out short sessions."""
@@ -98,22 +112,55 @@ class Records(GalleryRecords):
             return job, list(s.scalars(select(Segment).where(Segment.job_id == job_id).order_by(Segment.index)))
 
     def restart_job(self, job_id: str, timing: dict, from_states: tuple[str, ...] = ("done",)
-                    ) -> tuple[Job, list[Segment]] | None:
+                    ) -> Restarted | None:
         """Run an ended job again (a re-analysis), in one transaction: the job turns
         ``processing`` and its segments ``queued`` together, so nobody sees it done with
         segments to do, and of two restarts at once only one wins. ``timing`` is merged into
         the job's. ``from_states``: the states it may be in (beat re-runs done jobs only; an
-        operator may re-run a failed one too). The job and its segments; None when it is in
-        none of them, and nothing changes."""
+        operator may re-run a failed one too). The job and its segments, and what the restart
+        changed as it was before (``undo_restart`` puts it back); None when it is in none of
+        them, and nothing changes."""
         with self.session() as s:
+            # A write first: it takes the row's lock (the database's, on SQLite), so what is read
+            # as "before" is what the restart changes, with no other commit in between.
             if not s.execute(update(Job).where(Job.id == job_id, Job.status.in_(from_states))
-                             .values(status="processing", error=None, finished_at=None)).rowcount:
+                             .values(updated_at=Job.updated_at)).rowcount:
                 return None
+            job = s.get(Job, job_id)
+            before = {name: getattr(job, name) for name in _RESTARTED_JOB_FIELDS}
+            segments_before = [{"job_id": job_id, "index": segment.index,
+                                **{name: getattr(segment, name) for name in _RESTARTED_SEGMENT_FIELDS}}
+                               for segment in s.scalars(select(Segment).where(Segment.job_id == job_id))]
+            s.execute(update(Job).where(Job.id == job_id)
+                      .values(status="processing", error=None, finished_at=None))
             _update_job(s, job_id, timing, {})
             s.execute(update(Segment).where(Segment.job_id == job_id)
                       .values(status="queued", error=None, finished_at=None))
-            return s.get(Job, job_id), list(s.scalars(select(Segment).where(Segment.job_id == job_id)
-                                                       .order_by(Segment.index)))
+            s.expire_all()      # the ORM objects read above: read them again, as restarted
+            return Restarted(s.get(Job, job_id),
+                             list(s.scalars(select(Segment).where(Segment.job_id == job_id).order_by(Segment.index))),
+                             before, segments_before)
+
+    def undo_restart(self, restarted: Restarted) -> bool:
+        """Put a restarted job and its segments back exactly as they were before the restart (a
+        re-analysis that could not be queued: the results it had stay its latest), in one
+        transaction, only if nothing changed it since: still ``processing`` in that run, and
+        none of its segments taken by a worker (a task queued before the broker went away).
+        False, and nothing changes, otherwise: whoever changed it owns it now."""
+        job_id, run = restarted.job.id, restarted.job.run
+        with self.session() as s:
+            # The write first, for the row's lock (as in restart_job).
+            if not s.execute(update(Job).where(Job.id == job_id, Job.status == "processing")
+                             .values(updated_at=Job.updated_at)).rowcount:
+                return False
+            taken = s.scalar(select(select(Segment.index).where(Segment.job_id == job_id,
+                                                                Segment.status != "queued").exists()))
+            if s.get(Job, job_id).run != run or taken:
+                return False
+            s.execute(update(Job).where(Job.id == job_id).values(**restarted.job_before))
+            if restarted.segments_before:
+                s.execute(update(Segment), restarted.segments_before)     # by primary key, each its own
+            return True
 
     def fail_job(self, job_id: str, reason: str) -> None:
         """Mark a job failed with a one-line reason, unless it already ended."""

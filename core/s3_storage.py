@@ -321,16 +321,21 @@ class S3BlobStore(BlobStore):
         half ``sweep_s`` or sweeps it now (so the folder is swept about once per ``sweep_s``,
         however many processes share it)."""
         marker = self.cache_dir / ".swept"
-        with open(marker, "a") as lock:
+        with open(marker, "a+") as lock:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 return
-            if lock.tell() and time.time() - os.fstat(lock.fileno()).st_mtime < self.sweep_s / 2:
+            lock.seek(0)
+            try:      # the time the last sweep wrote, not the file's mtime (a copy or a touch changes that)
+                swept_at = float(lock.read())
+            except ValueError:                  # never swept (empty), or cut short as it was written
+                swept_at = 0.0
+            if time.time() - swept_at < self.sweep_s / 2:
                 return
             dropped = self.sweep()
             lock.truncate(0)
-            lock.write(f"{time.time()}\n")      # the mtime says when; never empty once swept
+            lock.write(f"{time.time()}\n")
             if dropped:
                 log.info("S3 read cache: dropped %d copies of objects deleted or written again", dropped)
 

@@ -8,6 +8,7 @@ import time
 from sqlalchemy import func, select
 
 from core.alerts import Alerts
+from core.errors import BrokerUnavailable
 from core.models import ENDED_STATES, Job, JobVideo, Segment, iso_utc
 from core.records import Records
 from core.segment_job import SegmentJob
@@ -34,18 +35,24 @@ def with_alert_counts(farm: Farm, views: list[dict]) -> list[dict]:
 def reanalyse(farm: Farm, job_id: str, from_states: tuple[str, ...] = ("done",)) -> bool:
     """Re-run a finished job's segments with today's models and settings (no re-split).
     ``from_states``: what the job may be (beat re-runs done jobs only). False, and nothing
-    changes, when it is in none of them."""
+    changes, when it is in none of them. A run that cannot be queued (the broker is away)
+    raises, and leaves the job as it was."""
     restarted = farm.records.restart_job(job_id, timing={"run_started": time.time()}, from_states=from_states)
     if restarted is None:
         return False
-    job, segments = restarted
+    job = restarted.job
     try:
-        farm.queue.fan_out(job_id, [SegmentJob.of(job, segment) for segment in segments],
+        farm.queue.fan_out(job_id, [SegmentJob.of(job, segment) for segment in restarted.segments],
                            job.options.get("queue", "cpu"), run=job.run)
     except Exception as exc:
-        # Not queued (the broker is down): the job ends now, saying so, rather than sit
-        # "processing" until the watchdog fails it; its earlier results stay.
-        farm.records.fail_job(job_id, f"re-analysis not queued: {exc}")
+        # Not queued: nothing of it runs, and the results of before were fine. Failing the job
+        # would show a done job failed; it goes back as it was (done, or failed with its own
+        # reason), unless something changed it meanwhile (then that owns it).
+        if not farm.records.undo_restart(restarted):
+            raise
+        if isinstance(exc, BrokerUnavailable):
+            raise BrokerUnavailable(f"{exc}; job {job_id} was not re-analysed and was left as it was "
+                                    f"({restarted.job_before['status']})") from None
         raise
     return True
 

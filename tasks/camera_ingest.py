@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 
 from kombu.exceptions import OperationalError
@@ -31,6 +32,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from core.camera_leases import CameraLeases, new_owner_id
 from core.camera_offers import CameraOffers
 from core.cameras import CameraRegistry, view_piece_key
+from core.words import counted
 from services import runtime
 from tasks.alerts import ring_live
 from tasks.live_view import send_view
@@ -41,7 +43,7 @@ from workers.live.playback import ViewerServer
 log = logging.getLogger(__name__)
 
 RETRY_S = 10.0     # a watch that ended on its own (no worker on the live queue) is started again after this
-STOP_JOIN_S = 60.0
+STOP_JOIN_S = 60.0   # in all: what the watches get to end cleanly as the ingester stops
 
 
 @dataclass
@@ -114,11 +116,24 @@ class CameraIngest:
                 self.leases.leave()
             except RedisError:
                 pass                           # its heartbeat runs out on its own
-            for running in self.stopping:
-                if running.thread is not None:
-                    running.thread.join(STOP_JOIN_S)
+            self._wait_for_watches()
             if self.viewers is not None:
                 self.viewers.stop()
+
+    def _wait_for_watches(self) -> None:
+        """Let the dropped watches hand over their last segments, up to ``STOP_JOIN_S`` in all,
+        while the farm's Redis answers: without it they can hand over nothing, and each would
+        wait out its own retries (a minute and more) while a pod's grace runs out."""
+        deadline = time.monotonic() + STOP_JOIN_S
+        while (alive := [r.thread for r in self.stopping if r.thread is not None and r.thread.is_alive()]) \
+                and time.monotonic() < deadline:
+            try:
+                self.registry.redis.ping()
+            except RedisError as error:
+                log.warning("the farm's Redis does not answer (%s): not waiting for the watches of %s to end",
+                            error, counted(len(alive), "camera"))
+                return
+            alive[0].join(min(1.0, max(0.0, deadline - time.monotonic())))
 
     def sync(self) -> None:
         """Renew what is held, drop what was deleted or lost, take free cameras up to the share,

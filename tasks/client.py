@@ -26,11 +26,7 @@ def call(name: str, *args, timeout_s: float):
     """Queue a task and wait for its return value: ``timeout_s`` seconds, give or take the
     one second between Celery's looks at the result backend."""
     with broker_reached(name):
-        # Look first: sending with a result to wait for subscribes to it, and that subscription
-        # rides out a Redis that is away for 20 s (result_backend_max_retries), then fails
-        # with a RuntimeError, where an unreachable broker is a quick, clear no.
-        with app.connection_for_write() as connection:
-            connection.ensure_connection(max_retries=1, interval_start=0)
+        reach_the_broker()
         result = app.send_task(name, args=args)
     try:
         return result.get(timeout=timeout_s)
@@ -48,8 +44,18 @@ def fan_out(job_id: str, segments: list[SegmentJob], queue: str = "cpu", run: fl
               for segment in segments]
     stitch = app.signature("vidfarm.stitch", (job_id,), immutable=True)
     with broker_reached("vidfarm.segment"):
+        reach_the_broker()
         errback = app.signature("vidfarm.job_failed", (job_id,), {} if run is None else {"run": run})
         chord(header)(stitch.on_error(errback))
+
+
+def reach_the_broker() -> None:
+    """Reach the broker before sending what subscribes to results (a task waited on, a chord,
+    whose header the result backend records first): that subscription rides out a Redis that
+    is away for 20 s (result_backend_max_retries), then fails with a RuntimeError, where an
+    unreachable broker is a quick, clear no (kombu's OperationalError: ``broker_reached``)."""
+    with app.connection_for_write() as connection:
+        connection.ensure_connection(max_retries=1, interval_start=0)
 
 
 @contextmanager

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta, timezone
 
+from core.errors import BrokerUnavailable
 from core.models import aware
 from services import runtime
 from services.jobs import CannotReanalyse, reanalyse_checked
@@ -53,7 +54,9 @@ def reidentify_stale() -> dict:
 
 @app.task(name="vidfarm.reanalyse_window")
 def reanalyse_window(since: str, until: str) -> dict:
-    """Re-analyse the recordings submitted between two ISO times."""
+    """Re-analyse the recordings submitted between two ISO times. With the broker away the
+    window stops there, saying so (``stopped``): the job it was at, and those after it, stay
+    done with their results, for the next window to take."""
     window = [aware(datetime.fromisoformat(t)) for t in (since, until)]
     farm, started, skipped = runtime.farm(), [], {}
     for job_id in farm.records.done_jobs_created_between(*window):
@@ -65,6 +68,10 @@ def reanalyse_window(since: str, until: str) -> dict:
             # it stopped the whole window before, and was failed on the way.
             log.warning("scheduled re-analysis skips a job: %s", exc)
             skipped[job_id] = str(exc)
+        except BrokerUnavailable as exc:
+            # Every job after this one would find the broker away too.
+            log.warning("scheduled re-analysis stops: %s", exc)
+            return {"reanalysing": started, "skipped": skipped, "stopped": str(exc)}
     return {"reanalysing": started, "skipped": skipped}
 
 

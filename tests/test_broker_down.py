@@ -110,3 +110,104 @@ def test_cameras_kept_in_redis_answer_503(dead_broker_app):
     assert_refused_for_the_broker(client.get("/api/v1/cameras", headers=AUTH))
     spec = client.get("/api/v1/openapi.json", headers=AUTH).json
     assert "Retry-After" in spec["paths"]["/api/v1/cameras"]["post"]["responses"]["503"]["headers"]
+
+
+def ended_job_stored(records, store, status: str) -> str:
+    """A job as a finished run leaves it (two segments stored, results version 1; failed: with
+    its reason), for a re-analysis to find re-runnable."""
+    import io
+
+    from core.storage import segment_key
+
+    job_id = records.add_job(f"{status}.mp4", "jobs/none/source").id
+    assert records.record_split(job_id, [{"index": i, "start_frame": i, "frames": 1, "pts": [i], "end_pts": i + 1}
+                                         for i in (0, 1)], timing={"split_s": 0.25},
+                                status="processing", media={"time_base": [1, 15], "fps": 15.0})
+    for index in (0, 1):
+        store.put_stream(segment_key(job_id, index), io.BytesIO(b"a segment"))
+        records.set_segment(job_id, index, status="done", seconds=0.5)
+    if status == "failed":
+        records.fail_job(job_id, "stitch failed: the test says so")
+    else:
+        from tests.web.test_job_pages import publish_done
+
+        publish_done(job_id, f"{status}.mp4")
+        records.set_job(job_id, timing={"stitch_s": 0.5, "run_started": 12.5})
+    return job_id
+
+
+def as_stored(records, job_id: str) -> tuple[dict, list[dict]]:
+    """Every column of the job's row and of its segments' rows."""
+    from core.models import Job, Segment
+
+    def columns(row) -> dict:
+        return {c.name: getattr(row, c.name) for c in row.__table__.columns}
+
+    with records.session() as s:
+        return columns(s.get(Job, job_id)), [columns(seg) for seg in
+                                             s.query(Segment).filter_by(job_id=job_id).order_by(Segment.index)]
+
+
+@pytest.mark.parametrize("status", ["done", "failed"])
+def test_a_reanalysis_the_broker_cannot_take_leaves_the_job_as_it_was(dead_broker_app, status):
+    """It failed a job that was done ("re-analysis not queued"), whose results were fine: the
+    job went processing, the chord could not be sent, and the job was failed."""
+    records, client = runtime.records(), dead_broker_app.test_client()
+    job_id = ended_job_stored(records, runtime.store(), status)
+    before = as_stored(records, job_id)
+    response = client.post(f"/api/v1/jobs/{job_id}/reanalyse", headers=AUTH)
+    assert_refused_for_the_broker(response)
+    assert response.json["error"].endswith(f"job {job_id} was not re-analysed and was left as it was ({status})")
+    assert as_stored(records, job_id) == before
+    assert client.get(f"/api/v1/jobs/{job_id}", headers=AUTH).json["status"] == status
+
+    # The job page's Re-analyse button: the page says why, and shows the job as it was.
+    from core.accounts import Accounts
+    from tests.web.conftest import PASSWORD, csrf_token
+
+    Accounts(records).create_user("op", PASSWORD, "operator")
+    token = csrf_token(client.get("/login").get_data(as_text=True))
+    assert client.post("/login", data={"username": "op", "password": PASSWORD, "csrf_token": token}).status_code == 302
+    token = csrf_token(client.get(f"/jobs/{job_id}").get_data(as_text=True))
+    page = client.post(f"/jobs/{job_id}/reanalyse", data={"csrf_token": token}, follow_redirects=True)
+    assert page.status_code == 200
+    assert f"was not re-analysed and was left as it was ({status})" in page.get_data(as_text=True)
+    assert as_stored(records, job_id) == before
+
+
+def test_beats_window_stops_with_the_broker_away_and_leaves_its_jobs_done(dead_broker_app, caplog):
+    from datetime import datetime, timedelta, timezone
+
+    from tasks.reanalysis import reanalyse_window
+
+    records = runtime.records()
+    jobs = [ended_job_stored(records, runtime.store(), "done") for _ in range(2)]
+    before = [as_stored(records, job_id) for job_id in jobs]
+    now = datetime.now(timezone.utc)
+    answer = reanalyse_window.apply(args=((now - timedelta(minutes=2)).isoformat(),
+                                          (now + timedelta(minutes=1)).isoformat())).get()
+    assert answer["reanalysing"] == [] and "cannot be reached" in answer["stopped"], answer
+    assert "scheduled re-analysis stops" in caplog.text
+    assert [as_stored(records, job_id) for job_id in jobs] == before
+
+
+def test_a_restart_is_undone_only_if_nothing_changed_the_job_since(dead_broker_app):
+    """The undo is conditional: a job ended meanwhile (the watchdog failed it, say) and restarted
+    again, or one whose segment a worker took, is left to whoever changed it."""
+    import time
+
+    records = runtime.records()
+    job_id = ended_job_stored(records, runtime.store(), "done")
+    first = records.restart_job(job_id, timing={"run_started": time.time()})
+    records.fail_job(job_id, "stalled")
+    again = records.restart_job(job_id, timing={"run_started": time.time() + 1}, from_states=("failed",))
+    restarted = as_stored(records, job_id)
+    assert not records.undo_restart(first)          # another run now
+    records.set_segment(job_id, 0, status="processing")
+    taken = as_stored(records, job_id)
+    assert not records.undo_restart(again)           # a worker took a segment of it
+    assert as_stored(records, job_id) == taken != restarted
+    records.set_segment(job_id, 0, status="queued")
+    assert records.undo_restart(again)
+    assert as_stored(records, job_id)[0]["status"] == "failed"
+    assert as_stored(records, job_id)[0]["error"] == "stalled"

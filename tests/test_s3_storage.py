@@ -139,6 +139,25 @@ def test_another_pods_cache_drops_what_an_erasure_rewrote_or_a_delete_removed(se
     print(f"\nthe other pod's cache held no copy {took:.1f} s after the erasure (sweep every 1 s)")
 
 
+def test_a_sweep_is_due_by_the_time_its_marker_says(server, tmp_path):
+    """The time the last sweep wrote in ``.swept`` decides, not the file's mtime (before, the
+    written time was never read): a cache folder copied or restored, its files' times all new,
+    still sweeps when its last sweep was long ago."""
+    writer = s3_store(server, tmp_path / "pod-a", sweep_s=0)
+    reader = s3_store(server, tmp_path / "pod-b", sweep_s=600)
+    key = job_key(f"swept-{time.time_ns()}", "source")
+    writer.put_stream(key, io.BytesIO(b"secret"))
+    reader.local_path(key)
+    writer.delete_prefix(key)
+    marker = tmp_path / "pod-b" / ".swept"
+    marker.write_text(f"{time.time()}\n")            # swept just now: not due
+    reader.sweep_if_due()
+    assert _holding(tmp_path / "pod-b", b"secret")
+    marker.write_text(f"{time.time() - 3600}\n")     # an hour ago, in a file written now: due
+    reader.sweep_if_due()
+    assert not _holding(tmp_path / "pod-b", b"secret")
+
+
 def test_a_read_that_finds_its_key_gone_or_rewritten_drops_the_copies(server, tmp_path):
     """No sweep at all (sweep_s=0): the read itself drops what the bucket no longer holds."""
     eraser = s3_store(server, tmp_path / "pod-a", sweep_s=0)

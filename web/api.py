@@ -7,6 +7,7 @@ Authentication happens in web.auth (bearer token, or the session for safe method
 from __future__ import annotations
 
 from apiflask import APIBlueprint, abort
+from apiflask.fields import String
 from apiflask.schemas import FileSchema
 from flask import request, send_file, url_for
 
@@ -33,7 +34,8 @@ RETRY_AFTER = {"Retry-After": {"description": "seconds to wait before trying aga
 
 
 _DESCRIPTIONS = {400: "Bad request", 403: "Role too weak", 404: "Not found",
-                 409: "Job (or its video) not done, or the job failed (the error says why)",
+                 409: "Job (or its video) not done, with nothing published before, or the job failed (the error "
+                      "says why)",
                  413: "Upload too large", 415: "Not a video vidfarm can process",
                  503: "The farm's task queue (Redis) cannot be reached, or no worker answered in time (the farm "
                       "is busy or down); nothing was kept: try again after Retry-After seconds"}
@@ -119,9 +121,10 @@ def remove_job(job_id: str):
                      "job's own options (its analyzers: they cannot be chosen anew here), to a new "
                      "results version; the earlier versions stay readable (`?version=N`), and the video "
                      "is drawn again. 409 (saying why) while the job runs, or when nothing stored can "
-                     "be analysed again (it failed before it was split, or its recording is gone). 503 when "
-                     "the task queue cannot be reached: the job is then failed, saying so, and may be "
-                     "re-analysed again later.",
+                     "be analysed again (it failed before it was split, or its recording is gone). 503 (with "
+                     "Retry-After) when the task queue cannot be reached: nothing was queued and the job "
+                     "was left as it was (done, or failed with its own reason; the error says so), to be "
+                     "re-analysed later.",
          responses=error_responses(403, 404, 409, 503))
 def reanalyse_job(job_id: str):
     try:
@@ -132,9 +135,11 @@ def reanalyse_job(job_id: str):
     return job_with_alerts(job_id), 202
 
 
-def finished_view(job_id: str, what: str) -> dict:
-    """A done job's view (404 without the job, 409 before it is done or once it failed).
-    ``what``: the output asked for, as the refusal names it."""
+def published_view(job_id: str, what: str) -> dict:
+    """The view of a job whose latest results can be read: a done one, or one being analysed
+    again (its results of before, until the run publishes the next version; a reviewer who
+    re-analyses last week's recording keeps it meanwhile). 404 without the job; 409 before its
+    first results, or once it failed. ``what``: the output asked for, as the refusal names it."""
     view = job_view_or_404(job_id)
     if view["status"] == "failed":
         # Not "failed, not done": it will not be done later, and the client should see why.
@@ -142,22 +147,34 @@ def finished_view(job_id: str, what: str) -> dict:
         abort(409, f"job {job_id} failed ({view['error']}): it has no {what}" if not earlier else
               f"job {job_id} failed when run again ({view['error']}); its results of before stay, as "
               f"?version={earlier}")
-    if view["status"] != "done":
+    if view["status"] != "done" and not view["results_version"]:
         abort(409, f"job {job_id} is {view['status']}, not done")
     return view
 
 
-def finished_output_key(job_id: str, name: str, what: str) -> str:
-    """The key of a done job's output (404 without the job, 409 before it is done)."""
-    finished_view(job_id, what)
-    return output_key(job_id, name)
+# Marks an answer given while the job is analysed again: what it carries is from before that
+# run (the latest published version, its video); the value is the job's status.
+REANALYSING_HEADER = "X-Vidfarm-Reanalysing"
+REANALYSING = {REANALYSING_HEADER: String(metadata={
+    "description": "Only while the job is being analysed again: this is the latest published version, "
+                   "from before that run (the value: the job's status, e.g. processing)"})}
+
+
+def marked(response, view: dict):
+    """``response``, marked as from before the run under way when the job is analysed again."""
+    if view["status"] != "done":
+        response.headers[REANALYSING_HEADER] = view["status"]
+    return response
 
 
 @api.get("/jobs/<job_id>/results")
 @api.auth_required(token_auth, roles=["viewer"])
 @api.input(ResultsQuery, location="query", arg_name="query")
 @api.doc(summary="results.json of a finished job (the latest version, or ?version=N)",
+         description="While the job is analysed again, the latest version is that of before (its "
+                     "`X-Vidfarm-Reanalysing` header says so) until the run publishes the next.",
          responses={200: {"description": "results.json (GUIDE.md contract 3; core/results.py)",
+                          "headers": REANALYSING,
                           "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Results"}}}},
                     **error_responses(404, 409)})
 def get_results(job_id: str, query: dict):
@@ -166,8 +183,9 @@ def get_results(job_id: str, query: dict):
     saved = {"as_attachment": True, "download_name": f"{job_id}-results{f'-{version}' if version else ''}.json"
              } if query["download"] else {}
     if version is None:
-        latest = version_key(job_id, finished_view(job_id, "results")["results_version"])
-        return send_file(farm().store.local_path(latest), mimetype="application/json", **saved)
+        view = published_view(job_id, "results")
+        latest = version_key(job_id, view["results_version"])
+        return marked(send_file(farm().store.local_path(latest), mimetype="application/json", **saved), view)
     job_view_or_404(job_id)
     key = version_key(job_id, version)
     if not farm().store.exists(key):
@@ -177,18 +195,22 @@ def get_results(job_id: str, query: dict):
 
 @api.get("/jobs/<job_id>/video")
 @api.auth_required(token_auth, roles=["viewer"])
-@api.output(FileSchema(type="string", format="binary"), content_type="video/mp4")
+@api.output(FileSchema(type="string", format="binary"), content_type="video/mp4", headers=REANALYSING)
 @api.doc(summary="The annotated video (answers Range requests with 206)",
-         responses={206: {"description": "The requested byte range",
+         description="While the job is analysed again, the video drawn before (its `X-Vidfarm-Reanalysing` "
+                     "header says so) until the run's results are published and it is drawn again.",
+         responses={206: {"description": "The requested byte range", "headers": REANALYSING,
                           "content": {"video/mp4": {"schema": {"type": "string", "format": "binary"}}}},
                     416: "Range not satisfiable", **error_responses(409)})
 def get_video(job_id: str):
-    view = job_view_or_404(job_id)
-    if view["status"] == "done" and not farm().store.exists(output_key(job_id, "annotated.mp4")):
+    view = published_view(job_id, "annotated video")
+    key = output_key(job_id, "annotated.mp4")
+    if not farm().store.exists(key):
+        if view["status"] != "done":       # analysed again before its first video was drawn
+            abort(409, f"job {job_id} is {view['status']}, not done")
         # Done means the results are published; the video is drawn from them after.
         abort(409, f"the annotated video of job {job_id} is being drawn (results version "
                    f"{view['results_version']}); try again shortly",
               headers={"Retry-After": "2"})
     # Range requests get 206 partial content, so players can seek (from S3 too: web/blobs.py).
-    return send_blob(finished_output_key(job_id, "annotated.mp4", "annotated video"), "video/mp4")
-
+    return marked(send_blob(key, "video/mp4"), view)

@@ -9,6 +9,7 @@ from apiflask.fields import Float
 from flask import (Blueprint, current_app, flash, jsonify, redirect, render_template, request,
                    url_for)
 
+from core.errors import BrokerUnavailable
 from core.models import ENDED_STATES, JOB_STATES
 from core.segment_job import SourceMedia
 from core.storage import output_key, stored_versions, version_key
@@ -85,7 +86,10 @@ def job(job_id: str):
     record = farm().records.get_job(job_id)
     store = farm().store
     results, versions, video_ready = None, [], False
-    if view["status"] == "done":
+    # Analysed again: the results of before (and their video) are shown until the run publishes
+    # the next version (the page reloads when it ends), marked as such.
+    reanalysing = view["status"] not in ENDED_STATES and bool(view["results_version"])
+    if view["status"] == "done" or reanalysing:
         results = json.loads(store.local_path(version_key(job_id, view["results_version"])).read_text())
         # Versions an erasure removed are gone from the list.
         versions = list(stored_versions(store, job_id))
@@ -101,6 +105,7 @@ def job(job_id: str):
     video_drawing = bool(results) and not video_current and not view["video_error"] and (
         view["video_version"] > 0 or not video_ready)
     return render_template("job.html", job=view, results=results, ended=view["status"] in ENDED_STATES,
+                           reanalysing=reanalysing,
                            versions=versions, video_ready=video_ready, video_current=video_current,
                            video_drawing=video_drawing,
                            rows=timeline_rows(results) if results else [],
@@ -131,7 +136,8 @@ def reanalyse(job_id: str):
     try:
         if not reanalyse_checked(farm(), job_id):
             abort(404, f"no job {job_id}")
-    except CannotReanalyse as exc:
+    except (CannotReanalyse, BrokerUnavailable) as exc:
+        # Said on the job page, which shows the job as it was (nothing was queued).
         flash(str(exc), "error")
     else:
         flash("Analysing the recording again: its new results come as the next version; the earlier ones stay", "info")

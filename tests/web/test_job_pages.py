@@ -271,21 +271,26 @@ def test_a_track_whose_person_was_erased_says_so_not_that_its_face_was_unclear(f
     assert "a person erased from the gallery" in row and "no face clear enough" not in row
 
 
-def test_a_job_analysed_again_points_to_its_results_of_before(farm, operator_client):
+def test_a_job_analysed_again_shows_or_points_to_its_results_of_before(farm, operator_client):
     """A re-analysis turns a done job back to processing: its page showed a progress bar and
     nothing else (an alert's link to a moment landed there), though the API keeps the earlier
-    results as ?version=N. The page links them, running and after a failed run."""
+    results as ?version=N. While it runs the page shows them, saying so; after a failed run it
+    links them."""
     from services import runtime
 
     job_id = done_job("again.mp4")
     records = runtime.records()
     assert records.restart_job(job_id, timing={}) is not None
-    for status in ("processing", "failed"):
-        page = operator_client.get(f"/jobs/{job_id}").get_data(as_text=True)
-        link = re.search(r'<p class="hint" id="earlier-results">.*?href="([^"]+)"', page, re.S)
-        assert link and "version=1" in link.group(1), status
-        assert operator_client.get(link.group(1).replace("&amp;", "&")).json["schema"] == "vidfarm.results/1"
-        records.fail_job(job_id, "made by the test")
+    page = operator_client.get(f"/jobs/{job_id}").get_data(as_text=True)
+    assert re.search(r'id="earlier-results">Being analysed again: below are its results of before\s+\(version 1\)',
+                     page), page
+    assert 'id="results-link"' in page and "<h2>Timeline</h2>" in page
+    records.fail_job(job_id, "made by the test")
+    page = operator_client.get(f"/jobs/{job_id}").get_data(as_text=True)
+    link = re.search(r'<p class="hint" id="earlier-results">Run again, it failed.*?href="([^"]+)"', page, re.S)
+    assert link and "version=1" in link.group(1)
+    assert 'id="results-link"' not in page
+    assert operator_client.get(link.group(1).replace("&amp;", "&")).json["schema"] == "vidfarm.results/1"
 
 
 def test_alerts_filter_by_kind_on_the_page_and_in_the_api(farm, operator_client, accounts_by_role):

@@ -82,3 +82,45 @@ def test_the_job_page_offers_reanalyse_to_operators_of_ended_jobs(farm, web_app,
         assert f"the stored recording of job {gone} is gone" in refused.get_data(as_text=True)
     finally:
         delete_job(runtime.farm(), gone)
+
+
+def test_the_results_and_video_of_before_are_served_while_the_job_is_analysed_again(
+        farm, web_app, accounts_by_role, operator_client, face_clip):
+    """A reviewer re-analysing last week's recording lost its results and video for the whole
+    run (409, "job ... is processing, not done"), though they were stored. They are served,
+    marked as from before that run, until it publishes the next version."""
+    import time
+
+    from core.segment_job import SegmentJob
+
+    records, client, viewer = runtime.records(), web_app.test_client(), accounts_by_role["viewer"].auth
+    job_id = submit_file(runtime.farm(), face_clip.path, name="faces.mp4")
+    view = wait_for_job(job_id)
+    assert view["status"] == "done" and view["video_version"] == view["results_version"] == 1, view
+    results = client.get(f"/api/v1/jobs/{job_id}/results", headers=viewer)
+    video = client.get(f"/api/v1/jobs/{job_id}/video", headers=viewer)
+    assert results.status_code == video.status_code == 200
+    assert "X-Vidfarm-Reanalysing" not in results.headers and "X-Vidfarm-Reanalysing" not in video.headers
+
+    # A re-analysis in two steps, as services.jobs.reanalyse takes them: the job restarted (it is
+    # processing from here on, whatever the workers' pace), then its segments queued.
+    restarted = records.restart_job(job_id, timing={"run_started": time.time()})
+    again = client.get(f"/api/v1/jobs/{job_id}/results", headers=viewer)
+    assert again.status_code == 200 and again.headers["X-Vidfarm-Reanalysing"] == "processing"
+    assert again.get_data() == results.get_data() and again.json["version"] == 1
+    part = client.get(f"/api/v1/jobs/{job_id}/video", headers={**viewer, "Range": "bytes=0-99"})
+    assert part.status_code == 206 and part.headers["X-Vidfarm-Reanalysing"] == "processing"
+    assert part.get_data() == video.get_data()[:100]
+    page = operator_client.get(f"/jobs/{job_id}").get_data(as_text=True)
+    assert "Being analysed again: below are its results of before" in page
+    assert 'id="results-link"' in page and 'id="video"' in page and 'id="timeline"' in page
+    spec = client.get("/api/v1/openapi.json", headers=viewer).json["paths"]
+    assert "X-Vidfarm-Reanalysing" in spec["/api/v1/jobs/{job_id}/results"]["get"]["responses"]["200"]["headers"]
+    assert "X-Vidfarm-Reanalysing" in spec["/api/v1/jobs/{job_id}/video"]["get"]["responses"]["200"]["headers"]
+
+    runtime.farm().queue.fan_out(job_id, [SegmentJob.of(restarted.job, s) for s in restarted.segments],
+                                 run=restarted.job.run)
+    view = wait_for_job(job_id)
+    assert view["status"] == "done" and view["video_version"] == view["results_version"] == 2, view
+    latest = client.get(f"/api/v1/jobs/{job_id}/results", headers=viewer)
+    assert latest.json["version"] == 2 and "X-Vidfarm-Reanalysing" not in latest.headers
