@@ -2,8 +2,9 @@
 
 - ``vidfarm:cameras``: a hash, camera id -> ``{id, name, url, created_at}`` (the url's scheme
   in lower case, however it was written).
-- ``vidfarm:camera:<id>:state``: a hash the ingester keeps: ``status``, ``behind_s`` (while
-  its analysis trails capture: ``tasks.live_watch.LiveWatch.behind_s``), ``fps``,
+- ``vidfarm:camera:<id>:state``: a hash the ingester keeps: ``status`` (and ``token``, the
+  lease it was written under: read while nobody holds that lease, it is ``UNWATCHED``),
+  ``behind_s`` (while its analysis trails capture: ``tasks.live_watch.LiveWatch.behind_s``), ``fps``,
   ``last_segment_at`` and ``latencies`` (the last ``LATENCY_WINDOW`` segments' latencies).
 - ``vidfarm:camera:<id>:events``: a Redis stream (capped at ``EVENTS_KEPT``) of the camera's
   events, ``{kind, data}``: ``segment`` (one per processed segment), ``alert`` (each of its
@@ -50,6 +51,8 @@ LATENCY_WINDOW = 100
 EVENTS_KEPT = 1000
 VIEW_KEPT = 10
 WATCHED_S = 30.0      # a live view is drawn while a page marked it watched this recently
+# The status of a camera whose status was written under a lease that nobody holds now.
+UNWATCHED = "waiting for an ingester"
 NAME_PATTERN = r"^\w[\w .'()#-]{0,63}$"
 # A stream address: its scheme, then a host part, no spaces. Whether it answers is the
 # ingester's to find out (the camera's status says why not), not the registry's.
@@ -317,6 +320,12 @@ class CameraRegistry:
         known yet: ``connecting`` and nulls)."""
         raw = self.redis.hgetall(_state_key(camera_id))
         latencies = json.loads(raw.get("latencies", "[]"))
+        lease = self.redis.get(lease_key(camera_id))     # "<owner> <token>"
+        if "token" in raw and (lease is None or lease.rsplit(" ", 1)[-1] != raw["token"]):
+            # The ingester that wrote it no longer holds the camera (it stopped, or died and
+            # its lease lapsed) and no new watch has spoken yet: its last word ("live") is not news.
+            raw = {**raw, "status": UNWATCHED}
+            raw.pop("behind_s", None)
         return {"status": raw.get("status", "connecting"),
                 "behind_s": None if "behind_s" not in raw else float(raw["behind_s"]),
                 "fps": None if "fps" not in raw else float(raw["fps"]),
@@ -336,8 +345,10 @@ class CameraRegistry:
         def writes(pipe) -> None:
             if behind_s is None:
                 pipe.hdel(_state_key(camera_id), "behind_s")
-            pipe.hset(_state_key(camera_id), mapping={"status": status, **(
-                {} if behind_s is None else {"behind_s": behind_s})})
+            if token is None:
+                pipe.hdel(_state_key(camera_id), "token")
+            fields = {"status": status, "behind_s": behind_s, "token": token}
+            pipe.hset(_state_key(camera_id), mapping={k: v for k, v in fields.items() if v is not None})
             self._publish(pipe, camera_id, "status", {"status": status, "behind_s": behind_s})
         written = self._write(camera_id, token, writes)
         self._forget_if_deleted(camera_id)

@@ -10,6 +10,7 @@ connection stays open and nothing comes, as with a hung camera).
 well-formed reply carrying a random stream description, ``CorruptingProxy`` relays a real
 camera and then turns its stream into random bytes mid-way, and ``SilentServer`` accepts and
 never answers. None is a stand-in for a camera: they are the failures themselves, made real.
+``MjpegServer`` is a camera of another kind, an HTTP MJPEG one, served by this process.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import signal
 import socket
 import subprocess
 import threading
+import time
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -241,6 +243,38 @@ class SilentServer(_TcpServer):
                 continue
             except OSError:
                 return
+
+
+class MjpegServer(_TcpServer):
+    """An HTTP MJPEG camera (``multipart/x-mixed-replace``, as IP cameras serve at
+    ``/video.mjpg``): ``pictures`` (JPEG bytes) sent in a loop at ``fps``, paced by the clock;
+    ``sent`` holds when each picture of the latest connection went out (unix s)."""
+
+    def __init__(self, pictures: list[bytes], fps: float):
+        self.pictures, self.fps, self.sent = pictures, fps, []
+        super().__init__()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/video.mjpg"
+
+    def serve(self, conn: socket.socket) -> None:
+        conn.settimeout(5)
+        try:
+            conn.recv(4096)   # the request: one GET, whatever it asks
+            conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary=frame\r\n\r\n")
+            self.sent, start, n = [], time.time(), 0
+            while not self._stop.is_set():
+                wait = start + n / self.fps - time.time()
+                if wait > 0:
+                    time.sleep(wait)
+                picture = self.pictures[n % len(self.pictures)]
+                self.sent.append(time.time())
+                conn.sendall(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(picture)
+                             + picture + b"\r\n")
+                n += 1
+        except OSError:
+            pass
 
 
 @contextmanager

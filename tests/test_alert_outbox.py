@@ -18,7 +18,7 @@ import pytest
 from kombu.exceptions import OperationalError
 
 from tests.conftest import private_farm
-from tests.test_alert_webhooks import SLOW_S, receiver  # noqa: F401  (the fixture: a real receiver)
+from tests.test_alert_webhooks import receiver  # noqa: F401  (the fixture: a real receiver)
 from tests.test_records import records  # noqa: F401  (the fixture: SQLite and PostgreSQL)
 from tests.waiting import wait_until
 
@@ -228,10 +228,11 @@ def test_a_delivery_queued_again_while_its_post_is_under_way_is_posted_once(outb
     delivery_id = raise_fever(runtime.records(), receiver.url("/slow"), camera="outbox-door")
     deliver_alert.apply_async((delivery_id,))
     wait_until(lambda: receiver.to("/slow"), 30, "the first POST begun")
-    deliver_alert.apply_async((delivery_id,))        # the other worker is idle: it takes it now
+    # The other worker is idle: it takes it now (its result kept, to wait for its end below).
+    second = deliver_alert.apply_async((delivery_id,), ignore_result=False)
     row = wait_until(lambda: settled(delivery_id), 30, "the delivery POSTed")
     assert (row.status, row.attempts, row.status_code) == ("delivered", 1, 200)
-    time.sleep(SLOW_S + 1)        # time enough for a second POST, had the other task sent one
+    second.get(timeout=60)        # the other task ended: a second POST it sent has been received
     assert len(receiver.to("/slow")) == 1
 
 

@@ -125,3 +125,29 @@ def test_replicas_are_counted_by_heartbeat_and_share_evenly(registry):
     a.leave()
     assert [CameraLeases.share(c, r) for c, r in [(0, 2), (1, 2), (2, 2), (3, 2), (5, 1), (4, 0)]] == \
         [0, 1, 1, 2, 5, 4]
+
+
+def test_a_status_nobody_holds_the_camera_for_is_not_shown_as_current(registry):
+    """An ingester that stopped, or died and whose lease lapsed, leaves its last status
+    behind: a farm restarted, or without a running ingester, showed its cameras "live"."""
+    camera_id = registry.add("Unheld", "rtsp://cam/unheld")["id"]
+    leases = CameraLeases(registry.redis, "a", lease_s=5)
+    token = leases.acquire(camera_id)
+    assert registry.set_status(camera_id, "live", token=token, behind_s=12)
+
+    def shown():
+        state = registry.state(camera_id)
+        return state["status"], state["behind_s"]
+    assert shown() == ("live", 12)
+    leases.release(camera_id, token)                # its ingester stopped
+    assert shown() == ("waiting for an ingester", None)
+    token = leases.acquire(camera_id)               # taken again: not live before its new watch says so
+    assert registry.state(camera_id)["status"] == "waiting for an ingester"
+    assert registry.set_status(camera_id, "connecting", token=token)
+    assert registry.state(camera_id)["status"] == "connecting"
+    registry.redis.pexpire(lease_key(camera_id), 1)   # its ingester died: the lease lapsed
+    time.sleep(0.01)
+    assert registry.state(camera_id)["status"] == "waiting for an ingester"
+    assert registry.set_status(camera_id, "live")     # no leases (one ingester): as written
+    assert registry.state(camera_id)["status"] == "live"
+    registry.delete(camera_id)

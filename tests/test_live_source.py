@@ -3,6 +3,7 @@ and against servers that refuse, send junk or say nothing."""
 
 from __future__ import annotations
 
+import io
 import threading
 import time
 from contextlib import contextmanager
@@ -14,8 +15,8 @@ import pytest
 
 from cli.redis_server import free_port
 from tests.clipmaker import make_clip
-from tests.rtsp_camera import (CorruptingProxy, JunkDescriptionServer, JunkServer, RtspCamera, SilentServer,
-                               gstreamer_missing)
+from tests.rtsp_camera import (CorruptingProxy, JunkDescriptionServer, JunkServer, MjpegServer, RtspCamera,
+                               SilentServer, gstreamer_missing)
 from tests.waiting import wait_until
 from workers import media
 from workers.live.segmenter import RollingSegmenter, _Pending
@@ -257,3 +258,28 @@ def test_cut_at_the_keyframe_nearest_the_target(keys, cut):
 
 def test_backoff_doubles_up_to_a_limit():
     assert [Backoff(0.5, 4).delay(n) for n in range(1, 7)] == [0.5, 1, 2, 4, 4, 4]
+
+
+def test_http_mjpeg_camera_is_timed_by_arrival(tmp_path):
+    """FFmpeg's HTTP MJPEG reader numbers pictures at 25 a second whatever the camera sends:
+    a 10 fps camera read by those numbers said 25 fps, cut 5 s "2 s" segments and dated its
+    frames later and later behind capture. Its pictures are timed by arrival instead."""
+    clip = make_clip(tmp_path / "door.mp4", seconds=4, fps=10, face_windows=[(0, 4)], audio=False).path
+    pictures = []
+    with av.open(str(clip)) as container:
+        for frame in container.decode(video=0):
+            buffer = io.BytesIO()
+            frame.to_image().save(buffer, "JPEG", quality=85)
+            pictures.append(buffer.getvalue())
+    with MjpegServer(pictures, fps=10) as camera, \
+            watching(camera.url, tmp_path / "segments") as (source, segmenter, segments):
+        wait_until(lambda: len(segments) >= 3, 60, "three segments")
+        sent = list(camera.sent)
+    assert_numbered(segments[:3])
+    assert {s.clock for s in segments} == {"arrival"}
+    for segment in segments[1:3]:      # the first may hold the burst FFmpeg read while probing
+        assert segment.fps == pytest.approx(10, rel=0.3)
+    last = segments[2].first_frame + segments[2].frames - 1
+    captured = segmenter.timeline.captured_at(segments[2].pts[-1]) - segments[0].captured_at
+    assert captured == pytest.approx(sent[last] - sent[segments[0].first_frame], rel=0.25)
+    assert sum(len(segment_pictures(s)) for s in segments[:3]) == last + 1

@@ -37,10 +37,15 @@ def limit_body():
 def json_changes_only():
     """before_request: an API change (PATCH) is JSON. A body sent another way (``curl -d``,
     whose default is a form) would read as no field at all: a rename or watchlist flag that
-    answers 200 and changes nothing."""
-    if request.method == "PATCH" and request.path.startswith("/api/") and request.content_length \
-            and not request.is_json:
+    answers 200 and changes nothing. No API route reads such a form at all (uploads are
+    multipart): a POST of one (registering a camera with ``curl -d``) was told its fields
+    were "Missing data", which they were not."""
+    if not request.path.startswith("/api/") or not request.content_length:
+        return
+    if request.method == "PATCH" and not request.is_json:
         abort(415, "send the change as JSON (Content-Type: application/json)")
+    if request.mimetype == "application/x-www-form-urlencoded":
+        abort(415, "send JSON (Content-Type: application/json), or multipart/form-data for an upload")
 
 
 def is_small_body_limit() -> bool:

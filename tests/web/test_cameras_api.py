@@ -52,6 +52,15 @@ def test_register_list_read_and_delete(client, accounts_by_role):
         {"error": f"no camera {camera['id']}"}
 
 
+def test_a_camera_sent_as_a_form_is_told_to_send_json(client, accounts_by_role):
+    """curl -d's default, a form: its fields were reported "Missing data" (they were there)."""
+    sent = client.post("/api/v1/cameras", data={"name": "Lobby", "url": "rtsp://cam/form"},
+                       headers=accounts_by_role["operator"].auth)
+    assert sent.status_code == 415 and "JSON" in sent.json["error"]
+    listed = client.get("/api/v1/cameras", headers=accounts_by_role["viewer"].auth).json
+    assert "rtsp://cam/form" not in [camera["url"] for camera in listed]
+
+
 @pytest.mark.parametrize("body,message", [
     ({"name": "Lobby", "url": "file:///etc/passwd"}, "url: a stream address (rtsp://"),
     ({"name": "", "url": "rtsp://cam/1"}, "name: 1-64 letters"),

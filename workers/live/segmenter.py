@@ -116,25 +116,42 @@ class RollingSegmenter:
 
     # --- a connection --------------------------------------------------------------------
 
-    def begin(self, stream: av.video.stream.VideoStream, wallclock: WallClock) -> None:
-        """A new connection's video stream; ``wallclock`` dates its first clean keyframe."""
+    def begin(self, stream: av.video.stream.VideoStream, wallclock: WallClock, stamp_by_arrival: bool = False) -> None:
+        """A new connection's video stream; ``wallclock`` dates its first clean keyframe.
+        ``stamp_by_arrival``: the stream's timestamps are made up (FFmpeg's HTTP MJPEG reader
+        numbers pictures at 25 a second whatever the camera sends), so each picture is timed
+        by its arrival instead, and the frame rate is learnt from those times."""
         self._stream, self._wallclock = stream, wallclock
+        self._stamp_by_arrival = stamp_by_arrival
+        self._arrival_origin: float | None = None
+        self._last_stamp = -1
         self._clock: ConnectionClock | None = None
         self._method = "arrival"
         self._current: _Pending | None = None
         self._closing: _Pending | None = None
         self._transcoder: Transcoder | None = None
         self._unplaced: list[tuple[av.Packet, float]] = []    # (packet, arrival) before placing
-        self._fps = float(stream.average_rate or stream.guessed_rate or 0) or None
+        self._fps = None if stamp_by_arrival else float(stream.average_rate or stream.guessed_rate or 0) or None
         self._connected = True
 
     def feed(self, packet: av.Packet, arrival: float) -> None:
+        if self._stamp_by_arrival:
+            self._stamp(packet, arrival)
         if self._clock is None:
             self._gather(packet, arrival)
         elif packet.pts is None or not packet.size:
             self.skipped_packets += 1    # nowhere to place it: its picture is lost
         else:
             self._add(packet)
+
+    def _stamp(self, packet: av.Packet, arrival: float) -> None:
+        """Time a picture by its arrival (on the timeline's clock, from the connection's first),
+        each a tick at least after the one before: the first few come in one burst."""
+        if self._arrival_origin is None:
+            self._arrival_origin = arrival
+        self._last_stamp = max(round((arrival - self._arrival_origin) / TIMELINE), self._last_stamp + 1)
+        packet.time_base = TIMELINE
+        packet.pts = packet.dts = self._last_stamp
 
     def _gather(self, packet: av.Packet, arrival: float) -> None:
         """A connection's first packets, from its first keyframe, until it is placed on the

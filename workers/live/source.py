@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 
 MAX_CLOCK_SKEW_S = 30.0
 FUTURE_SLACK_S = 0.5
+# Demuxers whose timestamps are made up, not the camera's: FFmpeg's reader of an HTTP MJPEG
+# camera (multipart/x-mixed-replace) numbers the pictures at 25 a second whatever comes.
+UNTIMED_FORMATS = frozenset({"mpjpeg"})
 
 
 @dataclass(frozen=True)
@@ -158,7 +161,7 @@ class CameraSource:
                     return sent, "rtcp"
             return arrival, "arrival"
 
-        self.segmenter.begin(video, wallclock)
+        self.segmenter.begin(video, wallclock, stamp_by_arrival=container.format.name in UNTIMED_FORMATS)
         try:
             for packet in container.demux(video):
                 if stop.is_set():
