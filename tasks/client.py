@@ -67,7 +67,7 @@ def fan_out(job_id: str, segments: list[SegmentJob], queue: str = "cpu", run: fl
 def reach_the_broker() -> None:
     """Reach the broker before sending what subscribes to results (a task waited on, a chord,
     whose header the result backend records first): that subscription rides out a Redis that
-    is away for 20 s (result_backend_max_retries), then fails with a RuntimeError, where an
+    is away for 20 s (the backend's retry policy), then fails with a RuntimeError, where an
     unreachable broker is a quick, clear no (kombu's OperationalError: ``broker_reached``)."""
     with app.connection_for_write() as connection:
         connection.ensure_connection(max_retries=1, interval_start=0)
