@@ -2,10 +2,12 @@
 processes of one command. ``vidfarm process`` and ``vidfarm up`` run inside one; leaving the
 ``with`` block (Ctrl-C included) stops every process it started.
 
-With ``autoscale=True`` (``vidfarm up``) the farm runs one worker on the live and ingest
-queues, one on ingest alone (so that enrolments and uploads' splits never wait behind the
-cameras) and the local autoscaler (``vidfarm autoscale --backend local``), which starts and
-stops up to ``workers`` CPU workers as the ``cpu`` queue fills and empties; otherwise
+With ``autoscale=True`` (``vidfarm up``) the farm runs one always-on worker on the ingest
+queue (so that enrolments and uploads' splits never wait behind the cameras or the segments)
+and the local autoscaler (``vidfarm autoscale --backend local --queues live,cpu``), which runs
+the chart's policy on local worker pools: the live pool (``-Q live``) sized by latency with
+the registered cameras' floor and never below one worker, decided first, and the CPU pool in
+what is left of the shared cap (``workers`` beyond that first live worker); otherwise
 ``workers`` fixed workers serve ``queues``, in that order (live camera segments first).
 """
 
@@ -24,10 +26,18 @@ from core.settings import WEB_ONLY_VARIABLES, Settings
 
 
 # `vidfarm up`'s always-on workers, by the queues each serves (its banner names them from here).
-ALWAYS_ON_QUEUES = ("live,ingest", "ingest")
+ALWAYS_ON_QUEUES = ("ingest",)
+# The pools its local autoscaler sizes, live first (at the shared cap it is decided before cpu).
+AUTOSCALED_QUEUES = "live,cpu"
 
 LOCAL_SCALING = {"VIDFARM_AUTOSCALE_CPU__SIZE_BY": "tasks", "VIDFARM_AUTOSCALE_CPU__SCALE_DOWN_WINDOW_S": "30",
-                 "VIDFARM_AUTOSCALE_CPU__IDLE_TO_ZERO_S": "60"}
+                 "VIDFARM_AUTOSCALE_CPU__IDLE_TO_ZERO_S": "60",
+                 # The live pool keeps the chart's policy (latency, the cameras' floor), with two
+                 # local facts: one worker is always there (a camera's watch starts only where a
+                 # worker serves the live queue, and its first segment waits no worker start), and
+                 # a worker starts in about 2 s here (forked), not a pod's 30 s: told 30 s, the
+                 # forecast finds a new worker too late for the 3 s budget and never adds one.
+                 "VIDFARM_AUTOSCALE_LIVE__MIN_REPLICAS": "1", "VIDFARM_AUTOSCALE_LIVE__POD_START_S": "2"}
 
 
 class EmbeddedFarm:
@@ -92,8 +102,16 @@ class EmbeddedFarm:
         # wait, so a job ends soonest) and keep idle workers a minute (the next upload skips
         # their start), unless the user chose otherwise; the wait target saves worker-seconds
         # where workers are paid for (a cluster).
+        # The cap: `workers` beyond the one live worker always kept, shared live first (the
+        # chart's sharedMaxReplicas), so a camera backlog takes what uploads would have used, and
+        # an upload burst never takes the cameras' room.
+        shared = str(self.workers + 1)
         return {**LOCAL_SCALING, **self.env(), "VIDFARM_AUTOSCALE_CPU__MAX_REPLICAS": str(self.workers),
+                "VIDFARM_AUTOSCALE_LIVE__MAX_REPLICAS": shared, "VIDFARM_AUTOSCALE_SHARED_MAX": shared,
                 "VIDFARM_AUTOSCALE_METRICS_PORT": "0"}   # two farms on one machine must not clash
+
+    def autoscaler_command(self) -> list[str]:
+        return [sys.executable, "-m", "cli.main", "autoscale", "--backend", "local", "--queues", AUTOSCALED_QUEUES]
 
     def start(self) -> "EmbeddedFarm":
         """Starts every process and returns without waiting for them; ``started()`` waits for
@@ -105,20 +123,14 @@ class EmbeddedFarm:
             self.forkserver = ForkServer(self.env(), self.log_dir / "forkserver.log")
             self.redis.start()
             if self.autoscale:
-                # Live camera segments go to the always-on worker (the autoscaler sizes the cpu
-                # queue's workers only, for now); it takes them before its ingest tasks, so
-                # while cameras keep it busy it never reaches them. A second always-on worker
-                # serves ingest alone: an enrolment (embed_photos), a split or a stitch waits at
-                # most for the ingest task in its hands, not for the camera backlog (its cost:
-                # about 190 MiB of private memory, forked from the fork server). Taking ingest
-                # first on the one worker would not do: ingest also holds long tasks
-                # (record_hour, join_video, stitch) that would hold up live segments past their
-                # latency budget.
+                # An always-on worker serves ingest alone: an enrolment (embed_photos), a split
+                # or a stitch waits at most for the ingest task in its hands, not for a camera
+                # or upload backlog, and no live segment waits behind ingest's long tasks
+                # (record_hour, join_video, stitch). The live and cpu pools are the autoscaler's.
                 for queues in ALWAYS_ON_QUEUES:
                     self.add_worker(queues)
                 self.processes.append(FarmProcess(
-                    "autoscaler", [sys.executable, "-m", "cli.main", "autoscale", "--backend", "local",
-                                   "--queues", "cpu"],
+                    "autoscaler", self.autoscaler_command(),
                     self.autoscaler_env(),
                     self.log_dir / "autoscaler.log"))
             else:

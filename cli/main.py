@@ -85,7 +85,8 @@ def run_command(argv: list[str] | None) -> int:
                "(127.0.0.1) and VIDFARM_WEB_PORT (8000), Flower on VIDFARM_FLOWER_PORT (5555). "
                "Ctrl-C, SIGTERM or SIGHUP stops every process it started.")
     up.add_argument("--workers", type=int, default=2,
-                    help="most CPU workers the local autoscaler starts while segments wait (default 2)")
+                    help="most CPU workers the local autoscaler starts while segments wait, and the workers it may add "
+                         "to the one live worker it keeps, live first (default 2)")
     up.add_argument("--port", type=int, default=None,
                     help="port of the web app and the REST API (default VIDFARM_WEB_PORT, 8000)")
 
@@ -432,7 +433,7 @@ def run_up(args) -> int:
 
 
 def always_on_workers() -> str:
-    """`up`'s always-on workers in words, e.g. "2 always-on workers (queues live,ingest; ingest)"."""
+    """`up`'s always-on workers in words, e.g. "1 always-on worker (queues ingest)"."""
     from cli.farm import ALWAYS_ON_QUEUES
 
     return f"{counted(len(ALWAYS_ON_QUEUES), 'always-on worker')} (queues {'; '.join(ALWAYS_ON_QUEUES)})"
@@ -459,8 +460,9 @@ def serve_up(args, settings, port: int) -> int:
             farm.started()      # the analyzer configs checked by the workers' fork server
         except FarmStartError as error:
             return fail(str(error), code=2)
-        print(f"vidfarm is up: {always_on_workers()} and up to {args.workers} CPU workers, started and "
-              f"stopped by the local autoscaler as the queue fills and empties; Redis at {farm.redis_url}")
+        print(f"vidfarm is up: {always_on_workers()}, and the local autoscaler's live workers (at least 1, "
+              f"sized by the cameras' latency and floor) and CPU workers, {args.workers + 1} at most together, "
+              f"live first; Redis at {farm.redis_url}")
         print(f"  web/API : http://localhost:{port}/   (API under /api/v1, OpenAPI at /api/v1/openapi.json)")
         if first_admin:
             username, password, token = first_admin

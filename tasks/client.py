@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from celery import chord
 from celery.exceptions import TimeoutError as CeleryTimeout
 from kombu.exceptions import OperationalError
+from redis.exceptions import RedisError
 
 from core.errors import BrokerUnavailable, FarmTimeout
 from core.segment_job import SegmentJob
@@ -24,16 +25,30 @@ def send(name: str, *args, countdown: float | None = None) -> None:
 
 def call(name: str, *args, timeout_s: float):
     """Queue a task and wait for its return value: ``timeout_s`` seconds, give or take the
-    one second between Celery's looks at the result backend."""
+    one second between Celery's looks at the result backend.
+
+    Redis gone while it waits: Celery's result consumer tries it again for 20 s, then gives up
+    with a RuntimeError ("the Celery application must be restarted": it need not be, the next
+    call subscribes afresh). That is ``BrokerUnavailable`` here (the web's 503), and the result
+    is not forgotten: forgetting it would retry that Redis for a minute more (the key expires
+    with result_expires)."""
     with broker_reached(name):
         reach_the_broker()
         result = app.send_task(name, args=args)
+    reachable = True
     try:
         return result.get(timeout=timeout_s)
     except CeleryTimeout:
         raise FarmTimeout(f"no worker finished {name} within {timeout_s:g} s") from None
+    except (RuntimeError, RedisError) as exc:
+        if isinstance(exc, RuntimeError) and not isinstance(exc.__cause__, RedisError):
+            raise       # the task's own error, or a bug: as it is
+        reachable = False
+        raise BrokerUnavailable(f"the task queue (Redis) went away while waiting for {name}; "
+                                f"try again: {' '.join(str(exc).split())}") from None
     finally:
-        result.forget()
+        if reachable:
+            result.forget()
 
 
 def fan_out(job_id: str, segments: list[SegmentJob], queue: str = "cpu", run: float | None = None) -> None:
@@ -52,7 +67,7 @@ def fan_out(job_id: str, segments: list[SegmentJob], queue: str = "cpu", run: fl
 def reach_the_broker() -> None:
     """Reach the broker before sending what subscribes to results (a task waited on, a chord,
     whose header the result backend records first): that subscription rides out a Redis that
-    is away for 20 s (result_backend_max_retries), then fails with a RuntimeError, where an
+    is away for 20 s (the backend's retry policy), then fails with a RuntimeError, where an
     unreachable broker is a quick, clear no (kombu's OperationalError: ``broker_reached``)."""
     with app.connection_for_write() as connection:
         connection.ensure_connection(max_retries=1, interval_start=0)

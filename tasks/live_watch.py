@@ -30,6 +30,10 @@ from io import BytesIO
 from pathlib import Path
 from typing import Callable
 
+import redis
+from celery.exceptions import BackendGetMetaError
+from kombu.exceptions import OperationalError
+from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
 from core.alerts import fold_repeats
@@ -62,6 +66,10 @@ LIVE_QUEUE = "live"
 # than this many segments ago: one that keeps up waits for about one and a half (its own
 # length, then its analysis; docs/benchmarks.md, "Live latency": p95 2.8-4.0 s for 2 s).
 BEHIND_SEGMENTS = 3
+# How long a watch waits for the farm's Redis to answer again before it ends (as long as
+# Celery's result consumer rides out): it looks at each poll, so a stop still ends it at once.
+REDIS_AWAY_S = 20.0
+REDIS_AWAY = "the farm's Redis does not answer"
 
 
 class WatchError(Exception):
@@ -135,7 +143,7 @@ class WatchRepeats:
 @dataclass
 class _Sent:
     segment: LiveSegment
-    result: object          # celery AsyncResult
+    result: object          # celery AsyncResult; None: not queued (the farm's Redis did not answer)
     sent_at: float          # monotonic
 
 
@@ -196,6 +204,11 @@ class LiveWatch:
         self._failed: set[int] = set()
         self._status: CameraStatus | None = None
         self._behind: float | None = None
+        # Looked at before each look at the results: Celery's result backend retries a Redis
+        # that is away for 40 s and more (result_backend_always_retry, for the workers that
+        # store results), deaf to a stop, then raises; this answers at once.
+        self._redis = redis.Redis.from_url(app.conf.result_backend, socket_connect_timeout=1, socket_timeout=1)
+        self._redis_away_since: float | None = None
 
     # --- running -------------------------------------------------------------------------
 
@@ -213,11 +226,15 @@ class LiveWatch:
         runtime.store().put_stream(options_key(self.watch_id), BytesIO(json.dumps(self.options).encode()))
         camera_stop = threading.Event()
         reader = self.camera.start(camera_stop)
+        redis_lost = False
         try:
             while not stop.is_set() and (duration_s is None or time.monotonic() - started < duration_s):
                 self._follow_status()
                 if self.camera.status.state == "failed":
                     raise WatchError(self.camera.status.reason)
+                if self._redis_gone():
+                    redis_lost = True      # it ends as on a stop (results written), then says why
+                    break
                 self._collect(wait=False)
                 if time.monotonic() - gallery_checked >= GALLERY_CHECK_S:
                     gallery_checked = time.monotonic()
@@ -230,8 +247,12 @@ class LiveWatch:
                 if not self.received:
                     raise WatchError(f"{redacted(self.url)}: no frames received")
                 self._write_results(time.monotonic() - started)
+            if redis_lost:
+                where = f"; what it had is in {self.out_dir / 'results.json'}" if self.keep_results else ""
+                raise WatchError(f"{REDIS_AWAY} (for {REDIS_AWAY_S:g} s): the watch ended{where}")
         finally:
             camera_stop.set()
+            self._redis.close()
             shutil.rmtree(self.scratch, ignore_errors=True)
             runtime.store().delete_prefix(live_key(self.watch_id))
         return self.summary
@@ -273,39 +294,78 @@ class LiveWatch:
         return lag if lag > BEHIND_SEGMENTS * self.segment_seconds else None
 
     def _send(self, segment: LiveSegment) -> None:
-        """Called by the camera thread with each finished segment."""
+        """Called by the camera thread with each finished segment. Not queued while the farm's
+        Redis does not answer (Celery's result subscription would retry it for 20 s, holding
+        the camera thread and a stop): its frames still count, unanalysed."""
         self.camera.give_up_after = None
         runtime.store().move_file(piece_key(self.watch_id, segment.index, "segment"), segment.path)
         job = SegmentJob(self.watch_id, segment.index, tuple(segment.pts), live_media(segment),
                          fence=None if self.fence is None else tuple(self.fence))
-        result = app.send_task("vidfarm.live_segment", (job.to_message(),), queue=LIVE_QUEUE)
+        result = None
+        if self._redis_answers():
+            try:
+                result = app.send_task("vidfarm.live_segment", (job.to_message(),), queue=LIVE_QUEUE)
+            except (OperationalError, RedisError, RuntimeError) as error:  # RuntimeError: Celery's result consumer gave up
+                log.info("segment %d not queued: %s", segment.index, error)
         self.sent.append(_Sent(segment, result, time.monotonic()))
+
+    def _redis_answers(self) -> bool:
+        try:
+            self._redis.ping()
+        except RedisError:
+            return False
+        return True
+
+    def _redis_gone(self) -> bool:
+        """Whether the farm's Redis has not answered for ``REDIS_AWAY_S`` (looked at while results
+        are awaited, and then until it answers: the segments sent meanwhile fail at once, not
+        queued); says once when it stops answering."""
+        if (not self.sent and self._redis_away_since is None) or self._redis_answers():
+            self._redis_away_since = None
+            return False
+        if self._redis_away_since is None:
+            self._redis_away_since = time.monotonic()
+            self.report(f"{REDIS_AWAY}: waiting up to {REDIS_AWAY_S:g} s for it")
+        return time.monotonic() - self._redis_away_since >= REDIS_AWAY_S
 
     def _collect(self, wait: bool) -> None:
         """Take the results that are in, in segment order (with ``wait``: all of them)."""
         while self.sent:
             head = self.sent[0]
-            fenced = False
-            if head.result.ready():
-                error = None if head.result.successful() else _one_line(head.result.result)
-                if error is None and head.result.result.get("fenced"):
-                    error, fenced = head.result.result["fenced"], True     # dropped unanalysed: this owner is stale
-            elif time.monotonic() - head.sent_at > self.result_timeout_s:
-                error = f"no result within {self.result_timeout_s} s"
-            elif wait:
-                time.sleep(POLL_S)
-                continue
-            else:
-                return
+            fenced = away = False
+            try:
+                if head.result is None:
+                    error, away = f"not queued: {REDIS_AWAY}", True
+                elif not self._redis_answers():
+                    if not wait:        # the loop looks again at its next poll (``_redis_gone``)
+                        return
+                    error, away = f"no result: {REDIS_AWAY}", True      # at the end: a stop must not wait on it
+                elif head.result.ready():
+                    error = None if head.result.successful() else _one_line(head.result.result)
+                    if error is None and head.result.result.get("fenced"):
+                        error, fenced = head.result.result["fenced"], True     # dropped unanalysed: this owner is stale
+                elif time.monotonic() - head.sent_at > self.result_timeout_s:
+                    error = f"no result within {self.result_timeout_s} s"
+                elif wait:
+                    time.sleep(POLL_S)
+                    continue
+                else:
+                    return
+            except (BackendGetMetaError, RedisError):     # it went away between the looks
+                if not wait:
+                    return
+                error, away = f"no result: {REDIS_AWAY}", True
             self.sent.popleft()
-            self._take(head.segment, error, fenced)
-            head.result.forget()
+            self._take(head.segment, error, fenced, away)
+            if not away:
+                head.result.forget()
 
     # --- one result ----------------------------------------------------------------------
 
-    def _take(self, segment: LiveSegment, error: str | None, fenced: bool = False) -> None:
+    def _take(self, segment: LiveSegment, error: str | None, fenced: bool = False, away: bool = False) -> None:
         """fenced: the segment was dropped (this watch's owner is stale): it is neither drawn
-        nor recorded; its line goes out, and the registry refuses it."""
+        nor recorded; its line goes out, and the registry refuses it. away: its result could
+        not be had from the farm's Redis (the watch says so once, not per segment)."""
         store = runtime.store()
         if error is None:
             data = json.loads(store.local_path(piece_key(self.watch_id, segment.index, "analysis")).read_text())
@@ -316,6 +376,8 @@ class LiveWatch:
         else:   # its frames count, unanalysed; no track crosses it
             if fenced:      # the camera was deleted or taken by another replica: nothing went wrong
                 log.info("%s: segment %d dropped", error, segment.index)
+            elif away:
+                log.info("live segment %d failed: %s", segment.index, error)
             else:
                 log.warning("live segment %d failed: %s", segment.index, error)
             output = SegmentOutput(segment.pts, [[] for _ in segment.pts], [], None, continues=False)

@@ -178,7 +178,8 @@ def test_autoscaler_scales_real_workers_0_to_2_to_0_without_losing_a_task(backen
 
 
 def test_embedded_farm_workers_come_from_the_local_autoscaler(tmp_path, face_clip):
-    """`vidfarm up`'s farm: two always-on workers, CPU workers started and stopped by the autoscaler."""
+    """`vidfarm up`'s farm: an always-on ingest worker, live and CPU workers started and stopped by
+    the autoscaler (one live worker always)."""
     import json
     import subprocess
     import sys
@@ -195,6 +196,7 @@ def test_embedded_farm_workers_come_from_the_local_autoscaler(tmp_path, face_cli
     log = (log_dir / "autoscaler.log").read_text()
     assert "vidfarm-worker-cpu: 0 -> " in log, log                 # the segments woke the CPU pool
     assert list(log_dir.glob("vidfarm-worker-cpu-slot*.log")), "no CPU worker was started"
+    assert "vidfarm-worker-live: 0 -> 1 " in log, log              # the live worker kept, with no camera
     assert not processes_with_env(f"VIDFARM_DATA_DIR={data_dir}"), "CPU workers outlived the farm"
 
 
@@ -294,3 +296,103 @@ def test_a_trace_through_real_workers_follows_the_simulated_worker_count(redis_u
     for second in range(int(end) + 1):
         nearby = [count_at(simulated, t) for t in range(second - SHIFT_S, second + SHIFT_S + 1)]
         assert min(nearby) <= count_at(real, second) <= max(nearby), (second, real, simulated)
+
+
+# --- `vidfarm up`'s pools: live and cpu under one cap, live first ---------------------------
+
+def up_scaling(tmp_path, monkeypatch, workers: int):
+    """The targets and shared cap of the autoscaler process `vidfarm up` starts: read from its
+    command line and its environment, as that process reads them."""
+    from cli.autoscale import targets
+    from cli.farm import EmbeddedFarm
+    from core.settings import Settings
+
+    farm = EmbeddedFarm(tmp_path / "farm", workers=workers, autoscale=True)
+    command = farm.autoscaler_command()
+    with monkeypatch.context() as env:
+        for name, value in farm.autoscaler_env().items():
+            env.setenv(name, value)
+        settings = Settings()
+    return targets(settings, command[command.index("--queues") + 1], "local"), settings.autoscale_shared_max
+
+
+class QueueSleepWork(SleepWork):
+    """SleepWork per queue: a task's tag starts with its queue's name (``live-3``)."""
+
+    def __init__(self, client, seconds_of):
+        super().__init__(client, seconds_of)
+        self.read = {}
+
+    def finished(self, queue, since):
+        done = [t.decode() for t in self.client.lrange(DONE_KEY, 0, -1) if t.decode().startswith(f"{queue}-")]
+        new, self.read[queue] = done[self.read.get(queue, 0):], len(done)
+        return [(round(100 * self.seconds_of[tag]), self.seconds_of[tag]) for tag in new]
+
+
+@pytest.fixture
+def up_scaler(redis_url, observer, tmp_path, monkeypatch):
+    """`vidfarm up`'s autoscaler (its targets, cap and camera floor) on real workers of the test app."""
+    from autoscaler.live_work import camera_rates
+    from core.cameras import CameraRegistry
+
+    scaled, shared_max = up_scaling(tmp_path, monkeypatch, workers=2)
+    seconds_of = {}
+    env = child_env(REDIS_URL=redis_url, VIDFARM_DATA_DIR=str(tmp_path / "data"), PYTHONPATH=str(repo_root()))
+    local = LocalBackend(env, tmp_path / "logs", drain_limit_s=60, app="tests.autoscale_app", pin_threads=1)
+    work_observer = QueueObserver(redis_url, inspect_timeout=1.0, work=QueueSleepWork(observer.redis, seconds_of))
+    registry = CameraRegistry(observer.redis)
+    scaler = Autoscaler(local, work_observer, scaled, cameras=lambda: camera_rates(registry), shared_max=shared_max)
+    yield scaler, seconds_of, registry
+    work_observer.close()
+    local.close(grace=10)
+
+
+def send(seconds_of: dict, queue: str, count: int, seconds: float) -> None:
+    for _ in range(count):
+        tag = f"{queue}-{len(seconds_of)}"
+        seconds_of[tag] = seconds
+        sleep_then_record.apply_async((tag, seconds), queue=queue)
+
+
+def pool_sizes(scaler) -> dict[str, int]:
+    return {t.queue: scaler.backend.replicas(t) for t in scaler.targets}
+
+
+def test_up_keeps_a_live_worker_and_adds_one_when_the_live_latency_is_over_target(up_scaler, observer):
+    """`vidfarm up` served every camera with one worker that nothing sized: a live backlog only
+    grew. Its autoscaler now sizes a live pool by the chart's latency policy, first at the cap
+    (`--workers 2`: 3 with the live worker always kept), and the cpu pool in what is left."""
+    scaler, seconds_of, _ = up_scaler
+    assert [t.queue for t in scaler.targets] == ["live", "cpu"] and scaler.shared_max == 3
+    scaler.tick()
+    assert pool_sizes(scaler) == {"live": 1, "cpu": 0}       # one live worker always, before any camera
+    send(seconds_of, "live", 1, 1.0)                          # the live cost per frame, learnt
+    until(lambda: scaler.tick() and len(done_tags(observer)) == 1, "the first live segment done")
+    send(seconds_of, "live", 3, 2.0)                          # one worker: the last done after 6 s > 3 s
+    send(seconds_of, "cpu", 6, 2.0)                           # and an upload's backlog at once
+    seen = []
+
+    def settled() -> bool:
+        live, cpu = scaler.tick()
+        seen.append((live, cpu, pool_sizes(scaler)))
+        return len(done_tags(observer)) == len(seconds_of)
+
+    until(settled, "every task done")
+    assert max(sizes["live"] for _, _, sizes in seen) >= 2, seen         # a second live worker started
+    first_up = next(live for live, _, sizes in seen if live.replicas >= 2)
+    assert "latency" in first_up.reason, first_up.reason                 # for the latency, not a count
+    # The live pool was decided first: the cpu backlog got what it left of the cap, never more
+    # (but for busy cpu workers the cap lowered, held until their task ends).
+    assert all(cpu.replicas <= 3 - live.replicas or cpu.reason.startswith("hold") for live, cpu, _ in seen), seen
+    assert max(sizes["cpu"] for _, _, sizes in seen) >= 1                 # uploads were served too
+
+
+def test_up_s_cpu_backlog_leaves_the_registered_cameras_their_live_workers(up_scaler, observer):
+    scaler, seconds_of, registry = up_scaler
+    for n in range(2):
+        registry.add(f"Cam {n}", f"rtsp://cam/{n}")        # before their first segment: one worker each
+    send(seconds_of, "cpu", 6, 2.0)
+    for _ in range(2):
+        scaler.tick()
+    assert pool_sizes(scaler) == {"live": 2, "cpu": 1}     # the cap's third worker only
+    assert all(w.alive for w in scaler.backend.pools["vidfarm-worker-live"])

@@ -1,12 +1,12 @@
 """`vidfarm up` (an embedded farm with the local autoscaler): an enrolment goes on while the
-cameras keep the always-on live worker busy. Real Redis, real Celery workers."""
+cameras keep the live workers busy. Real Redis, real Celery workers."""
 
 from __future__ import annotations
 
 from cli.farm import EmbeddedFarm
 from tests.conftest import pointed_at
 
-LIVE_BACKLOG = 1500   # live tasks that keep the live worker busy for a good while
+LIVE_BACKLOG = 1500   # live tasks that keep the live workers busy for a good while
 
 
 def test_enrolment_does_not_wait_behind_the_live_backlog(tmp_path):
@@ -14,8 +14,8 @@ def test_enrolment_does_not_wait_behind_the_live_backlog(tmp_path):
 
     with EmbeddedFarm(tmp_path / "farm", workers=1, autoscale=True) as farm, pointed_at(farm):
         farm.wait_ready(app)
-        # A camera backlog: live tasks the live worker must take first (these fail at once on
-        # their malformed message, but each still takes the worker's turn).
+        # A camera backlog: live tasks the live workers take (these fail at once on
+        # their malformed message, but each still takes a worker's turn).
         for _ in range(LIVE_BACKLOG):
             app.send_task("vidfarm.live_segment", args=["not a segment"])
         enrolment = app.send_task("vidfarm.embed_photos", args=[[]])
