@@ -10,6 +10,7 @@ memory of the web app and of the workers; writes its section of docs/benchmarks.
 from __future__ import annotations
 
 import json
+import mimetypes
 import os
 import secrets
 import sys
@@ -33,14 +34,22 @@ UPLOADS = 50
 SEGMENTS_PER_UPLOAD = 10      # a 10 s clip with a keyframe a second, cut every second
 
 
+def multipart_body(fields: list[tuple[str, str]], files: list[tuple[str, Path]]) -> tuple[bytes, str]:
+    """A multipart/form-data body of text fields and files (each part typed by its file name)
+    and its content type: what a browser's form sends to the REST API."""
+    boundary = uuid.uuid4().hex
+    body = b"".join(f"--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n".encode()
+                    for name, value in fields)
+    for name, file in files:
+        kind = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+        body += (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{file.name}\"\r\n"
+                 f"Content-Type: {kind}\r\n\r\n").encode() + file.read_bytes() + b"\r\n"
+    return body + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
 def _multipart(path: Path, analyzers: str | None = "track") -> tuple[bytes, str]:
     """An upload's body (None: the farm's default analyzers) and its content type."""
-    boundary = uuid.uuid4().hex
-    field = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"analyzers\"\r\n\r\n{analyzers}\r\n"
-             if analyzers else "")
-    body = (f"{field}--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{path.name}\"\r\n"
-            f"Content-Type: video/mp4\r\n\r\n").encode() + path.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
-    return body, f"multipart/form-data; boundary={boundary}"
+    return multipart_body([("analyzers", analyzers)] if analyzers else [], [("file", path)])
 
 
 class PeakMemory:

@@ -31,13 +31,13 @@ import threading
 import time
 import urllib.error
 import urllib.request
-import uuid
 from collections import Counter
 from pathlib import Path
 
 import psutil
 import redis
 
+from bench.load import multipart_body
 from cli.redis_server import free_port
 from tests.clipmaker import make_clip, package_file
 from tests.net import wait_for_http
@@ -69,14 +69,7 @@ class Api:
             return error.code, None
 
     def multipart(self, path: str, fields: list[tuple[str, str]], files: list[tuple[str, Path]]) -> tuple[int, dict | None]:
-        boundary = uuid.uuid4().hex
-        body = b"".join(f"--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n".encode()
-                        for k, v in fields)
-        for field, file in files:
-            body += (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{file.name}\"\r\n"
-                     f"Content-Type: application/octet-stream\r\n\r\n").encode() + file.read_bytes() + b"\r\n"
-        body += f"--{boundary}--\r\n".encode()
-        return self.call("POST", path, body, f"multipart/form-data; boundary={boundary}")
+        return self.call("POST", path, *multipart_body(fields, files))
 
 
 def make_clips(folder: Path) -> tuple[list[Path], list[Path]]:
@@ -285,7 +278,7 @@ def main() -> int:
     deadline = time.time() + 300
     while time.time() < deadline:
         status, page = api.call("GET", "/jobs")
-        listed = page if isinstance(page, list) else (page or {}).get("jobs", page or [])
+        listed = (page or {}).get("jobs", [])
         if not listed:
             break
         for job in listed:

@@ -9,7 +9,6 @@ import threading
 from pathlib import Path
 
 from autoscaler.keda import KedaSettings
-from cli.redis_server import unreachable
 from cli.signals import stop_on_signals
 from core.settings import WEB_ONLY_VARIABLES, ScaleSettings, Settings
 
@@ -90,10 +89,8 @@ def run_simulate(args, settings: Settings) -> int:
 def run_autoscale(args, settings: Settings) -> int:
     if args.autoscale_command == "simulate":
         return run_simulate(args, settings)
-    if not settings.redis_url:
+    if not settings.redis_url:      # (one that does not answer: main says so, as for process and ingest)
         raise UsageError("REDIS_URL is not set: the autoscaler watches a running farm's queues")
-    if problem := unreachable(settings.redis_url):     # one line, as process and ingest say it
-        raise UsageError(problem)
     # A stop ends it wherever it waits, a poll included (a database that does not answer held
     # it for ever: a handler that only ends the loop runs, and the wait goes on), with one line
     # (main); as PID 1 of a container, without a handler, SIGTERM was ignored while it started.

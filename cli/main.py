@@ -112,7 +112,7 @@ def run_command(argv: list[str] | None) -> int:
     try:
         if args.command in STORE_COMMANDS:
             runtime.store().check()     # a wrong bucket or endpoint: one line now, not a failed job later
-        if args.command in FARM_COMMANDS and settings.redis_url:
+        if uses_the_farm(args) and settings.redis_url:
             from cli.redis_server import unreachable
 
             if problem := unreachable(settings.redis_url):
@@ -151,6 +151,13 @@ def run_command(argv: list[str] | None) -> int:
 STORE_COMMANDS = frozenset({"process", "up", "ingest", "watch", "enroll"})
 # The commands that use the farm REDIS_URL names, when it names one.
 FARM_COMMANDS = frozenset({"process", "ingest", "watch"})
+
+
+def uses_the_farm(args) -> bool:
+    """Whether the command works on the farm REDIS_URL names (``autoscale simulate`` replays
+    a trace file, no farm)."""
+    return args.command in FARM_COMMANDS or (
+        args.command == "autoscale" and getattr(args, "autoscale_command", None) != "simulate")
 
 
 def fail(message: str, code: int = 1) -> int:

@@ -70,6 +70,14 @@ def lease_key(camera_id: str) -> str:
     return f"vidfarm:camera:{camera_id}:lease"
 
 
+def lease_holder(value: str | None) -> tuple[str, int] | None:
+    """A lease's value, ``"<owner> <token>"``, as (owner, token); None for no lease."""
+    if value is None:
+        return None
+    owner, token = value.rsplit(" ", 1)
+    return owner, int(token)
+
+
 def fence_key(camera_id: str) -> str:
     return f"vidfarm:camera:{camera_id}:fence"
 
@@ -122,11 +130,7 @@ class CameraLeases:
 
     def holder(self, camera_id: str) -> tuple[str, int] | None:
         """(owner, token) of the camera's lease, None when nobody holds it."""
-        value = self.redis.get(lease_key(camera_id))
-        if value is None:
-            return None
-        owner, token = value.rsplit(" ", 1)
-        return owner, int(token)
+        return lease_holder(self.redis.get(lease_key(camera_id)))
 
     # --- the replicas ---------------------------------------------------------------------
 

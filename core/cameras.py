@@ -45,7 +45,7 @@ from urllib.parse import urlsplit
 import idna
 import redis
 
-from core.camera_leases import REGISTRY, fence_key, is_stale, lease_key
+from core.camera_leases import REGISTRY, fence_key, is_stale, lease_holder, lease_key
 
 LATENCY_WINDOW = 100
 EVENTS_KEPT = 1000
@@ -318,10 +318,11 @@ class CameraRegistry:
     def state(self, camera_id: str) -> dict:
         """``{status, behind_s, fps, last_segment_at, latency_p50_s, latency_p95_s}`` (nothing
         known yet: ``connecting`` and nulls)."""
-        raw = self.redis.hgetall(_state_key(camera_id))
+        pipe = self.redis.pipeline(transaction=False)
+        raw, lease = pipe.hgetall(_state_key(camera_id)).get(lease_key(camera_id)).execute()
         latencies = json.loads(raw.get("latencies", "[]"))
-        lease = self.redis.get(lease_key(camera_id))     # "<owner> <token>"
-        if "token" in raw and (lease is None or lease.rsplit(" ", 1)[-1] != raw["token"]):
+        holder = lease_holder(lease)
+        if "token" in raw and (holder is None or holder[1] != int(raw["token"])):
             # The ingester that wrote it no longer holds the camera (it stopped, or died and
             # its lease lapsed) and no new watch has spoken yet: its last word ("live") is not news.
             raw = {**raw, "status": UNWATCHED}

@@ -121,10 +121,9 @@ class Records(GalleryRecords):
         changed as it was before (``undo_restart`` puts it back); None when it is in none of
         them, and nothing changes."""
         with self.session() as s:
-            # A write first: it takes the row's lock (the database's, on SQLite), so what is read
-            # as "before" is what the restart changes, with no other commit in between.
-            if not s.execute(update(Job).where(Job.id == job_id, Job.status.in_(from_states))
-                             .values(updated_at=Job.updated_at)).rowcount:
+            # The row's lock first, so what is read as "before" is what the restart changes,
+            # with no other commit in between.
+            if not _lock_job(s, job_id, Job.status.in_(from_states)):
                 return None
             job = s.get(Job, job_id)
             before = {name: getattr(job, name) for name in _RESTARTED_JOB_FIELDS}
@@ -149,9 +148,7 @@ class Records(GalleryRecords):
         False, and nothing changes, otherwise: whoever changed it owns it now."""
         job_id, run = restarted.job.id, restarted.job.run
         with self.session() as s:
-            # The write first, for the row's lock (as in restart_job).
-            if not s.execute(update(Job).where(Job.id == job_id, Job.status == "processing")
-                             .values(updated_at=Job.updated_at)).rowcount:
+            if not _lock_job(s, job_id, Job.status == "processing"):
                 return False
             taken = s.scalar(select(select(Segment.index).where(Segment.job_id == job_id,
                                                                 Segment.status != "queued").exists()))
@@ -162,12 +159,18 @@ class Records(GalleryRecords):
                 s.execute(update(Segment), restarted.segments_before)     # by primary key, each its own
             return True
 
-    def fail_job(self, job_id: str, reason: str) -> None:
-        """Mark a job failed with a one-line reason, unless it already ended."""
+    def fail_job(self, job_id: str, reason: str, run: float | None = None) -> bool:
+        """Mark a job failed with a one-line reason, unless it already ended. ``run``: only that
+        run of it (``Job.run``), compared under the row's lock, so a re-analysis begun just
+        before is left alone (a chord errback of the run before). False, and nothing changes,
+        when the job is in another run."""
         line = " ".join(str(reason).split())[:500] or "failed"
         with self.session() as s:
+            if run is not None and _lock_job(s, job_id) and s.get(Job, job_id).run != run:
+                return False
             s.execute(update(Job).where(Job.id == job_id, Job.status.not_in(ENDED_STATES))
                       .values(status="failed", error=line, finished_at=_now()))
+        return True
 
     def publish_version(self, job_id: str, gallery_fingerprint: str, write: Callable[[int], None],
                         timing: dict | None = None, also: Callable[[Session, int], object] | None = None,
@@ -212,8 +215,7 @@ class Records(GalleryRecords):
         ``if_latest()``: called after ``write`` when ``version`` is the job's latest results
         (no newer version can be published meanwhile), before anyone sees the video."""
         with self.session() as s:
-            # A write that changes nothing takes the lock before anything is read.
-            if not s.execute(update(Job).where(Job.id == job_id).values(updated_at=Job.updated_at)).rowcount:
+            if not _lock_job(s, job_id):
                 return False
             video = s.get(JobVideo, job_id)
             if video is not None and video.version >= version:
@@ -338,6 +340,12 @@ def _add_segments(s: Session, job_id: str, segments: list[dict], timing: dict | 
     if segments:
         s.execute(insert(Segment), [{**segment, "job_id": job_id} for segment in segments])
     _update_job(s, job_id, timing, {**fields, "chunks_total": len(segments)})
+
+
+def _lock_job(s: Session, job_id: str, *where) -> bool:
+    """Take the job's row lock (the database's write lock, on SQLite) before anything is read,
+    by a write that changes nothing; whether the job is there (and matches ``where``)."""
+    return bool(s.execute(update(Job).where(Job.id == job_id, *where).values(updated_at=Job.updated_at)).rowcount)
 
 
 def _update_job(s: Session, job_id: str, timing: dict | None, fields: dict) -> None:

@@ -23,11 +23,11 @@ embeddings): ``delete_prefix`` drops this machine's copies at once; a read that 
 gone, or written again, drops that key's other copies; and every process that opens the store
 runs a background thread that checks the cache against the bucket every ``sweep_s``
 (``VIDFARM_S3_CACHE_SWEEP_S``, default ``defaults.S3_CACHE_SWEEP_S``) and drops copies of keys deleted or written again since, by
-whoever (``sweep``). Processes sharing a cache folder take turns (one sweep per folder per
-``sweep_s``), so a copy outlives its object by at most about ``sweep_s`` plus one sweep. Why not
+whoever (``sweep``). Processes sharing a cache folder take turns (about one sweep per folder per
+``sweep_s``, never two within half of it), so a copy outlives its object by at most about ``sweep_s`` plus one sweep. Why not
 a deletion notice through Redis: the bucket is what is true (a rewrite in place, a lifecycle
 rule, a pod that was down when the notice went), and a sweep costs one LIST per cached job
-folder, nothing on the read path.
+folder, and a read only a look at its own key's folder (``_drop_copies``).
 
 boto3 is imported here only, and only when an S3 store is opened: a process on the local
 store (and the web app's start) never loads it.

@@ -319,6 +319,9 @@ def _timing(job, per_segment: list[dict], stitch_s: float) -> dict:
     return {"wall_s": round(wall, 3), "stages": stages}
 
 
+EARLIER_RUN = "job %s: the errback of an earlier run of it (%s) leaves its re-analysis alone"
+
+
 @app.task(name="vidfarm.job_failed")
 def job_failed(request, exc, traceback, job_id: str, run: float | None = None) -> None:
     """Errback of the chord: marks the job failed if a segment error did not already. The
@@ -329,10 +332,12 @@ def job_failed(request, exc, traceback, job_id: str, run: float | None = None) -
     of its chord has run: a re-analysis begun meanwhile is another run, which it leaves alone."""
     job = runtime.records().get_job(job_id)
     if job is not None and run is not None and job.run != run:
-        log.info("job %s: the errback of an earlier run of it (%s) leaves its re-analysis alone", job_id, exc)
+        log.info(EARLIER_RUN, job_id, exc)
         return
     segments = runtime.records().segments(job_id)
     if segments and not _unfinished(segments):
         stitch.apply_async((job_id,))
         return
-    fail_job(job_id, f"processing failed: {exc}")
+    # The run compared again under the job's row lock: a re-analysis may have begun since the look above.
+    if not fail_job(job_id, f"processing failed: {exc}", run):
+        log.info(EARLIER_RUN, job_id, exc)

@@ -209,6 +209,7 @@ class LiveWatch:
         # store results), deaf to a stop, then raises; this answers at once.
         self._redis = redis.Redis.from_url(app.conf.result_backend, socket_connect_timeout=1, socket_timeout=1)
         self._redis_away_since: float | None = None
+        self._redis_ok = True
 
     # --- running -------------------------------------------------------------------------
 
@@ -310,11 +311,13 @@ class LiveWatch:
         self.sent.append(_Sent(segment, result, time.monotonic()))
 
     def _redis_answers(self) -> bool:
+        """A PING; the answer is kept (``_redis_ok``) for the loop's look at the results right after."""
         try:
             self._redis.ping()
+            self._redis_ok = True
         except RedisError:
-            return False
-        return True
+            self._redis_ok = False
+        return self._redis_ok
 
     def _redis_gone(self) -> bool:
         """Whether the farm's Redis has not answered for ``REDIS_AWAY_S`` (looked at while results
@@ -336,7 +339,8 @@ class LiveWatch:
             try:
                 if head.result is None:
                     error, away = f"not queued: {REDIS_AWAY}", True
-                elif not self._redis_answers():
+                elif not (self._redis_answers() if wait else self._redis_ok):
+                    # (without wait: as ``_redis_gone`` found it just now, one PING a poll, not two)
                     if not wait:        # the loop looks again at its next poll (``_redis_gone``)
                         return
                     error, away = f"no result: {REDIS_AWAY}", True      # at the end: a stop must not wait on it

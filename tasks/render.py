@@ -164,12 +164,15 @@ def _leave_nothing_unjoinable(job_id: str) -> None:
         clean_up_drawings(job_id)
 
 
-def fail_job(job_id: str, reason: str) -> None:
-    """Fail a job (``Records.fail_job``) and delete what was drawn ahead of its results, and
-    the faces its segment tasks cut for a stitch that will not come."""
-    runtime.records().fail_job(job_id, reason)
+def fail_job(job_id: str, reason: str, run: float | None = None) -> bool:
+    """Fail a job (``Records.fail_job``, ``run`` as there) and delete what was drawn ahead of its
+    results, and the faces its segment tasks cut for a stitch that will not come. False, and
+    nothing changes, when the job is in another run than ``run``."""
+    if not runtime.records().fail_job(job_id, reason, run):
+        return False
     clean_up_drawings(job_id)
     runtime.store().delete_prefix(face_crops_key(job_id))
+    return True
 
 
 @app.task(name="vidfarm.join_video", bind=True, ignore_result=True)

@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-from apiflask.fields import String
-from apiflask.validators import Length, OneOf
 from flask import Blueprint, current_app, render_template
 
 from core.results import ALERT_KINDS
 from web.api_alerts import alert_page
 from web.api_cameras import camera_registry
 from web.page_query import page_query, takes_query
-from web.schemas import PageNumber
+from web.schemas import AlertFilter, PageNumber
 
 alerts_ui = Blueprint("alerts", __name__)
 
 
-class AlertsPage(PageNumber):
-    job = String(validate=Length(1, 32), metadata={"description": "Only this job's alerts."})
-    # Who had no mask, who was on the watchlist: one kind at a time, across every recording.
-    kind = String(validate=OneOf(ALERT_KINDS), metadata={"description": "Only the alerts of this kind."})
+class AlertsPage(PageNumber, AlertFilter):
+    pass
 
 
 @alerts_ui.get("/alerts")

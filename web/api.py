@@ -11,6 +11,7 @@ from apiflask.fields import String
 from apiflask.schemas import FileSchema
 from flask import request, send_file, url_for
 
+from core.models import ENDED_STATES
 from core.storage import output_key, version_key
 from services import jobs
 from services.submit import JobBusy, analyzer_chain, delete_job
@@ -135,6 +136,12 @@ def reanalyse_job(job_id: str):
     return job_with_alerts(job_id), 202
 
 
+def reanalysing(view: dict) -> bool:
+    """Whether a job view is of a job being analysed again: running, with results published
+    before (its latest version is from before that run until the run publishes the next)."""
+    return view["status"] not in ENDED_STATES and bool(view["results_version"])
+
+
 def published_view(job_id: str, what: str) -> dict:
     """The view of a job whose latest results can be read: a done one, or one being analysed
     again (its results of before, until the run publishes the next version; a reviewer who
@@ -147,7 +154,7 @@ def published_view(job_id: str, what: str) -> dict:
         abort(409, f"job {job_id} failed ({view['error']}): it has no {what}" if not earlier else
               f"job {job_id} failed when run again ({view['error']}); its results of before stay, as "
               f"?version={earlier}")
-    if view["status"] != "done" and not view["results_version"]:
+    if view["status"] != "done" and not reanalysing(view):
         abort(409, f"job {job_id} is {view['status']}, not done")
     return view
 
@@ -162,7 +169,7 @@ REANALYSING = {REANALYSING_HEADER: String(metadata={
 
 def marked(response, view: dict):
     """``response``, marked as from before the run under way when the job is analysed again."""
-    if view["status"] != "done":
+    if reanalysing(view):
         response.headers[REANALYSING_HEADER] = view["status"]
     return response
 
@@ -206,7 +213,7 @@ def get_video(job_id: str):
     view = published_view(job_id, "annotated video")
     key = output_key(job_id, "annotated.mp4")
     if not farm().store.exists(key):
-        if view["status"] != "done":       # analysed again before its first video was drawn
+        if reanalysing(view):       # analysed again before its first video was drawn
             abort(409, f"job {job_id} is {view['status']}, not done")
         # Done means the results are published; the video is drawn from them after.
         abort(409, f"the annotated video of job {job_id} is being drawn (results version "

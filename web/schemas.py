@@ -228,9 +228,14 @@ class AlertOut(Schema):
     deliveries = Nested(DeliveryOut, many=True, required=True)
 
 
-class AlertQuery(PageQuery):
+class AlertFilter(Schema):
+    """Which alerts a list shows (the API's and the Alerts page's)."""
     job = String(validate=Length(1, 32), metadata={"description": "Only this job's alerts."})
+    # Who had no mask, who was on the watchlist: one kind at a time, across every recording.
     kind = String(validate=OneOf(ALERT_KINDS), metadata={"description": "Only the alerts of this kind."})
+
+
+class AlertQuery(PageQuery, AlertFilter):
     folded = Boolean(load_default=False, metadata={"description": "Only the alerts that rang (not repeats); "
                                                                   "`repeats` counts each one's repeats."})
 

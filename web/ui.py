@@ -16,7 +16,7 @@ from core.storage import output_key, stored_versions, version_key
 from services.jobs import CannotReanalyse, job_page, reanalyse_checked
 from services.gallery import list_identities
 from services.submit import JobBusy, delete_job
-from web.api import job_view_or_404
+from web.api import job_view_or_404, reanalysing
 from web.auth import require_role, request_user
 from web.context import asks_json, farm
 from web.forms import EXPIRED, ConfirmForm, TrackEnrolForm, UploadForm, problems_line
@@ -88,8 +88,8 @@ def job(job_id: str):
     results, versions, video_ready = None, [], False
     # Analysed again: the results of before (and their video) are shown until the run publishes
     # the next version (the page reloads when it ends), marked as such.
-    reanalysing = view["status"] not in ENDED_STATES and bool(view["results_version"])
-    if view["status"] == "done" or reanalysing:
+    is_reanalysing = reanalysing(view)
+    if view["status"] == "done" or is_reanalysing:
         results = json.loads(store.local_path(version_key(job_id, view["results_version"])).read_text())
         # Versions an erasure removed are gone from the list.
         versions = list(stored_versions(store, job_id))
@@ -105,7 +105,7 @@ def job(job_id: str):
     video_drawing = bool(results) and not video_current and not view["video_error"] and (
         view["video_version"] > 0 or not video_ready)
     return render_template("job.html", job=view, results=results, ended=view["status"] in ENDED_STATES,
-                           reanalysing=reanalysing,
+                           reanalysing=is_reanalysing,
                            versions=versions, video_ready=video_ready, video_current=video_current,
                            video_drawing=video_drawing,
                            rows=timeline_rows(results) if results else [],

@@ -48,8 +48,6 @@ class LocalBackend:
 
     def _pool(self, target: ScaleSettings) -> list[FarmProcess]:
         pool = self.pools.setdefault(target.deployment, [])
-        for worker in pool:
-            worker.trim_log()
         for dead in [p for p in pool if not p.alive]:
             log.warning("worker %s exited on its own (see %s)", dead.name, dead.log_path)
             dead.stop(0)
@@ -68,8 +66,12 @@ class LocalBackend:
             del self.draining[worker]
 
     def replicas(self, target: ScaleSettings) -> int:
+        """Asked once a poll per target: the workers' logs are trimmed here, not at every look at a pool."""
         self.reap()
-        return len(self._pool(target))
+        pool = self._pool(target)
+        for worker in pool:
+            worker.trim_log()
+        return len(pool)
 
     def busy_workers(self, target: ScaleSettings, busy_nodes: frozenset[str]) -> set[str]:
         names = {node_worker_name(node) for node in busy_nodes}
