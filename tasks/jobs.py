@@ -30,6 +30,7 @@ from tasks.common import (_json_bytes, _pipeline_config, _put_bytes, media_limit
 from tasks.gallery import job_matching
 from tasks.render import draw_ahead_if_empty, fail_job, queue_render
 from tasks.leases import Lease, forget_requeues, job_lease, segment_lease, stitch_without_chord
+from tasks.store_wait import other_retries, retry_soon, wait_for_store
 from workers import media, pipeline
 from workers.analytics import thermal
 from workers.results import SegmentOutput, assemble_results, damage_warning, source_summary
@@ -42,10 +43,10 @@ log = logging.getLogger(__name__)
 @app.task(name="vidfarm.ingest", bind=True, ignore_result=True)
 def ingest(self, job_id: str) -> dict:
     with Lease(job_lease("ingest", job_id), self.request.hostname or "local"):
-        return _ingest(job_id)
+        return _ingest(self, job_id)
 
 
-def _ingest(job_id: str) -> dict:
+def _ingest(self, job_id: str) -> dict:
     records, store, settings = runtime.records(), runtime.store(), runtime.settings()
     # A redelivered ingest of a job already split (or ended) changes nothing.
     job = records.start_stage(job_id, "splitting", from_states=("queued", "splitting"))
@@ -66,7 +67,10 @@ def _ingest(job_id: str) -> dict:
         fail_job(job_id, str(exc))
         return {"failed": str(exc)}
     except Exception as exc:
-        fail_job(job_id, f"ingest failed: {exc}")
+        gone = wait_for_store(self, exc)      # retried later while the store may come back
+        fail_job(job_id, f"ingest failed: {gone or exc}")
+        if gone is not None:
+            raise gone from exc
         raise
     if not records.record_split(job_id, [
             {"index": p.index, "start_frame": p.start_frame, "frames": p.frames, "pts": p.pts,
@@ -222,10 +226,13 @@ def _process_segment(self, segment: SegmentJob, worker: str, lease: Lease) -> di
     except Exception as exc:
         if not lease.held:     # cut off (the database or Redis unreachable), its work given to another
             raise
-        if self.request.retries < runtime.settings().segment_retries:
-            raise self.retry(exc=exc, countdown=1)
-        records.set_segment(job_id, index, status="failed", error=str(exc))
-        fail_job(job_id, f"segment {index} failed: {exc}")
+        gone = wait_for_store(self, exc)      # retried later while the store may come back
+        if gone is None and other_retries(self.request) < runtime.settings().segment_retries:
+            retry_soon(self, exc)
+        records.set_segment(job_id, index, status="failed", error=str(gone or exc))
+        fail_job(job_id, f"segment {index} failed: {gone or exc}")
+        if gone is not None:
+            raise gone from exc
         raise
     seconds = round(time.perf_counter() - started, 4)      # the analysis alone: the autoscaler learns its cost
     try:
@@ -301,9 +308,12 @@ def _stitch(self, job_id: str, wait_s: float) -> dict:
             return {"skipped": "the job ended while it was stitched"}
         forget_requeues(job_id)     # a re-analysis has a chord of its own again
     except Exception as exc:
-        if self.request.retries < self.max_retries:
-            raise self.retry(exc=exc, countdown=1)
-        fail_job(job_id, f"stitch failed: {exc}")
+        gone = wait_for_store(self, exc)      # retried later while the store may come back
+        if gone is None and other_retries(self.request) < self.max_retries:
+            retry_soon(self, exc)
+        fail_job(job_id, f"stitch failed: {gone or exc}")
+        if gone is not None:
+            raise gone from exc
         raise
     return {"frames": len(results["frames"])}
 
