@@ -19,7 +19,7 @@ from typing import Callable
 from core.models import aware
 from core.results import Results
 from core.segment_job import SegmentJob, SourceMedia
-from core.storage import analysis_key, face_crops_key, output_key, segment_key, version_key
+from core.storage import BlobStoreUnavailable, analysis_key, face_crops_key, output_key, segment_key, version_key
 from services import runtime
 from tasks import published
 from tasks.app import app
@@ -147,7 +147,13 @@ def republish(job_id: str, change: Callable[[dict | None], dict | None], gallery
         return None
     if version is not None:
         outcome["publication"].send()
-        queue_render(job_id, version, outcome["results"])
+        try:
+            queue_render(job_id, version, outcome["results"])
+        except BlobStoreUnavailable as exc:
+            # Published: a publisher retried now would find nothing to do (a stitch, the job
+            # done), so the drawing goes to a task that waits for the store (``tasks.store_wait``).
+            log.warning("job %s: results version %d published, its drawing queued again: %s", job_id, version, exc)
+            app.send_task("vidfarm.redraw", (job_id,))
     return version
 
 

@@ -26,7 +26,7 @@ from services import runtime
 from tasks.app import app
 from tasks.common import put_json, render_config, scratch_dir
 from tasks.leases import Lease, job_lease, render_lease
-from tasks.store_wait import other_retries, retry_soon, wait_for_store
+from tasks.store_wait import other_retries, retry_soon, wait_for_store, waiting_for_store
 from workers import media, remux
 from workers.render import render_segment as draw_segment
 from workers.render import segment_key as drawing_key
@@ -188,14 +188,8 @@ def fail_job(job_id: str, reason: str, run: float | None = None) -> bool:
 @app.task(name="vidfarm.join_video", bind=True, ignore_result=True)
 def join_video(self, job_id: str, version: int, keys: list[str], queued_at: float, attempt: int = 0) -> dict:
     """Concatenate the drawn segments of results ``version`` into the job's video."""
-    with Lease(job_lease("join", job_id), self.request.hostname or "local"):
-        try:
-            return _join_video(job_id, version, keys, queued_at, attempt)
-        except Exception as exc:
-            gone = wait_for_store(self, exc)      # retried later while the store may come back
-            if gone is not None:
-                raise gone from exc
-            raise
+    with Lease(job_lease("join", job_id), self.request.hostname or "local"), waiting_for_store(self):
+        return _join_video(job_id, version, keys, queued_at, attempt)
 
 
 def _join_video(job_id: str, version: int, keys: list[str], queued_at: float, attempt: int) -> dict:
@@ -263,10 +257,16 @@ def render_failed(request, exc, traceback, job_id: str) -> None:
     runtime.records().set_video_error(job_id, f"drawing the video failed: {exc}")
 
 
-@app.task(name="vidfarm.redraw", ignore_result=True)
-def redraw_latest(job_id: str) -> bool:
+@app.task(name="vidfarm.redraw", bind=True, ignore_result=True)
+def redraw_latest(self, job_id: str) -> bool:
     """Draw a done job's video again from its latest results unless it follows them already
-    (a drawing task's worker died: ``tasks.leases``). Drawings already made are reused."""
+    (a drawing task's worker died: ``tasks.leases``; the store was away when the results were
+    published: ``tasks.jobs.republish``). Drawings already made are reused."""
+    with waiting_for_store(self):
+        return _redraw_latest(job_id)
+
+
+def _redraw_latest(job_id: str) -> bool:
     records = runtime.records()
     job, video = records.get_job(job_id), records.video(job_id)
     if job is None or job.status != "done" or (video is not None and video.version >= job.results_version):

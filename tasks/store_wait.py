@@ -4,8 +4,8 @@ A task that meets ``BlobStoreUnavailable`` (an S3 bucket away past botocore's ow
 ``VIDFARM_S3_MAX_ATTEMPTS``: a few seconds) is retried by Celery 2, 4, 8, 16 ... s after it met
 it (at most ``MAX_DELAY_S`` apart) until ``VIDFARM_BLOB_STORE_WAIT_S`` has passed since; only then
 does it fail, saying how long the store was away. The tasks of a job use it: ingest, a segment,
-the stitch, a drawing and the join (``tasks.jobs``, ``tasks.render``); a segment waiting so
-stays in its state (``processing``), each run of it counted in its ``attempts``.
+the stitch, a drawing, the join and a redraw (``tasks.jobs``, ``tasks.render``); a segment
+waiting so stays in its state (``processing``), each run of it counted in its ``attempts``.
 
 Why Celery's retry and not a sleep in the task: the worker's process is free meanwhile, and a
 warm shutdown does not wait minutes for a sleeping task: the retry waits as a message (with its
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import contextmanager
 from typing import NoReturn
 
 from core.storage import BlobStoreUnavailable
@@ -73,6 +74,19 @@ def wait_for_store(task, exc: Exception) -> BlobStoreUnavailable | None:
     log.warning("%s %s: the blob store is away (for %.0f s now), trying again in %.0f s: %s",
                 task.name, task.request.id, waited, delay, away)
     _retry(task, exc, delay, since, retries + 1)
+
+
+@contextmanager
+def waiting_for_store(task):
+    """Inside the block, the blob store away has ``task`` retried later (``wait_for_store``);
+    past the wait it fails saying how long the store was away. Other errors pass as they are."""
+    try:
+        yield
+    except Exception as exc:
+        gone = wait_for_store(task, exc)
+        if gone is not None:
+            raise gone from exc
+        raise
 
 
 def retry_soon(task, exc: Exception, countdown: float = 1.0) -> NoReturn:
