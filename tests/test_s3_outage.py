@@ -110,3 +110,36 @@ def test_a_job_fails_saying_so_once_s3_is_away_longer_than_tasks_wait_and_the_ne
         assert view["status"] == "done", view["error"]
         assert count_video_frames(runtime.store().local_path(output_key(next_id, "annotated.mp4"))) == clip.frames
         print(f"\nfailed {failed_after:.1f} s after S3 went away: {runtime.records().get_job(job_id).error}")
+
+
+def test_retries_held_through_their_workers_warm_shutdown_go_back_to_the_queue_with_their_leases(tmp_path):
+    """A worker stopped (SIGTERM: Celery's warm shutdown) while it holds segments' retries for
+    their countdown gives them back to the queue and releases their leases: none lapses to be
+    queued a second time (and run twice at once), and the worker started again runs them."""
+    from services import runtime
+    from tasks import leases
+
+    lease_s = 2.0
+    clip = make_clip(tmp_path / "clip.mp4", seconds=6, fps=15, gop=15)
+    with s3server.S3Server(tmp_path / "s3rver") as server, \
+            private_farm(tmp_path / "farm", workers=1, VIDFARM_SEGMENT_SECONDS="1", VIDFARM_S3_MAX_ATTEMPTS="1",
+                         VIDFARM_BLOB_STORE_WAIT_S="120", VIDFARM_SEGMENT_LEASE_S=str(lease_s),
+                         **server.env()) as farm:
+        job_id = _upload(_web_client(), clip.path)
+        stop_once_a_segment_is_done(server, job_id)
+        deadline = time.monotonic() + 60
+        while not _outages_met(farm)["vidfarm.segment"]:
+            assert time.monotonic() < deadline, "no segment met the outage"
+            time.sleep(0.1)
+        time.sleep(1.0)               # its retry received back, waiting for its countdown
+        worker = next(process for process in farm.processes if process.name.startswith("worker"))
+        worker.request_stop()
+        worker.popen.wait(60)
+        time.sleep(2 * lease_s)       # a lease left held would have lapsed by now
+        assert leases.reclaim_expired() == []      # what beat would queue a second time
+        server.start()
+        worker.restart()
+        view = wait_for_job(job_id, timeout=180)
+        assert view["status"] == "done", view["error"]
+        assert count_video_frames(runtime.store().local_path(output_key(job_id, "annotated.mp4"))) == clip.frames
+        assert [s.status for s in runtime.records().segments(job_id)] == ["done"] * view["chunks_total"]
