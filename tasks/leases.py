@@ -32,7 +32,7 @@ from functools import lru_cache
 
 import redis
 from celery import bootsteps
-from celery.signals import task_received
+from celery.signals import task_received, worker_shutdown
 from celery.worker import state
 
 from core.segment_job import SegmentJob
@@ -205,6 +205,14 @@ def release_waiting() -> int:
     return len(waiting)
 
 
+@worker_shutdown.connect
+def _release_waiting_at_shutdown(**_) -> None:
+    # Sent once the worker's steps have stopped: its consumer receives nothing more (a lease
+    # released earlier could be taken again by a task arriving meanwhile: a retry sent by a task
+    # the shutdown waited for), and its connection has given the unacknowledged messages back.
+    release_waiting()
+
+
 def expire_leases_of(worker_prefix: str) -> int:
     """Let every lease held by a worker whose name starts with ``worker_prefix`` lapse now (the
     embedded farm's supervisor saw that worker die). Returns how many."""
@@ -319,7 +327,6 @@ class ReclaimLapsedLeases(bootsteps.StartStopStep):
     def stop(self, worker):
         if self.every is not None:
             self.every.cancel()
-        release_waiting()     # a warm shutdown: their messages go back to the queue
 
 
 # Added when the worker imports this module (its include list), before it builds its blueprint.
