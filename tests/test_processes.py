@@ -54,6 +54,26 @@ def test_the_embedded_farm_sizes_its_local_workers_by_tasks_unless_told_otherwis
     assert autoscaler_settings(farm).autoscale_cpu.size_by == "wait"
 
 
+def test_up_serves_the_autoscalers_metrics_only_when_asked_and_on_its_own_address(tmp_path, monkeypatch):
+    """Off by default (two farms on one machine would clash on 9102); a user's
+    VIDFARM_AUTOSCALE_METRICS_PORT was overwritten with 0, so `up` had no autoscaler metrics
+    whatever the README's settings table said; asked for, they listen where the web app does."""
+    from cli.farm import EmbeddedFarm
+    from core.settings import Settings
+
+    def autoscaler_settings(farm) -> Settings:
+        with monkeypatch.context() as env:
+            for name, value in farm.autoscaler_env().items():
+                env.setenv(name, value)
+            return Settings()
+
+    farm = EmbeddedFarm(tmp_path, workers=2, autoscale=True)
+    assert autoscaler_settings(farm).autoscale_metrics_port == 0
+    monkeypatch.setenv("VIDFARM_AUTOSCALE_METRICS_PORT", "9177")
+    chosen = autoscaler_settings(farm)
+    assert (chosen.autoscale_metrics_port, chosen.autoscale_metrics_host) == (9177, "127.0.0.1")
+
+
 def test_a_long_log_is_cut_short_at_start_and_while_its_process_runs(tmp_path, monkeypatch):
     """A farm runs for weeks: its processes' logs keep one older copy (``.log.1``), not every line."""
     import sys
