@@ -4,6 +4,9 @@ start), the histograms count every segment and job (a window of the latest 10000
 ``_count`` there: ``rate()`` read 0 and ``histogram_quantile`` NaN on a busy farm), and a job
 analysed again is timed by its latest run, not by the days since its upload.
 
+A scrape with the broker away answers all the same, with ``vidfarm_broker_up 0`` (it failed
+whole, dropping the records' families just when an operator looks).
+
 A real database (SQLite) and the collector the web app registers; no Redis, no workers."""
 
 from __future__ import annotations
@@ -27,9 +30,9 @@ def records(tmp_path):
     return recs
 
 
-def scrape(records: Records) -> dict:
+def scrape(records: Records, redis_url: str | None = None) -> dict:
     registry = CollectorRegistry()
-    registry.register(FarmCollector(None, records))
+    registry.register(FarmCollector(redis_url, records))
     text = generate_latest(registry).decode()
     return {(s.name, tuple(sorted(s.labels.items()))): s.value
             for family in text_string_to_metric_families(text) for s in family.samples}
@@ -77,3 +80,13 @@ def test_a_job_analysed_again_is_timed_by_its_latest_run(records):
     assert samples[("vidfarm_job_seconds_count", ())] == 1
     assert samples[("vidfarm_job_seconds_sum", ())] == pytest.approx(4, abs=0.01)
     assert samples[("vidfarm_job_seconds_bucket", (("le", "5"),))] == 1
+
+
+def test_a_scrape_with_the_broker_away_still_reports_the_records(records):
+    from cli.redis_server import free_port
+
+    add_jobs(records, [{"status": "failed"}])
+    samples = scrape(records, f"redis://127.0.0.1:{free_port()}/0")     # nothing listens there
+    assert samples[("vidfarm_broker_up", ())] == 0
+    assert samples[("vidfarm_jobs", (("status", "failed"),))] == 1
+    assert not any(name.startswith(("vidfarm_queue_", "vidfarm_workers")) for name, _labels in samples)

@@ -11,6 +11,7 @@ The autoscaler exports its own decisions on its own port (``vidfarm_autoscaler_*
 from __future__ import annotations
 
 import bisect
+import logging
 import threading
 from datetime import datetime, timedelta, timezone
 
@@ -25,10 +26,12 @@ from core.records import Records
 from web.context import farm
 
 metrics = Blueprint("metrics", __name__)
+log = logging.getLogger(__name__)
 
 QUEUES = ("live", "ingest", "cpu", "gpu")   # celeryconfig.task_queues (tests/test_api.py checks)
 SEGMENT_BUCKETS = (1, 2, 5, 10, 20, 30, 60, 120, 300, 600)
 JOB_BUCKETS = (5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200)
+_BROKER_UP = "1: the queue and worker gauges were read from the broker; 0: it did not answer, they are absent."
 
 
 def _histogram(name: str, documentation: str, counted: dict) -> HistogramMetricFamily:
@@ -91,7 +94,15 @@ class FarmCollector:
 
         if not self.redis_url:
             return
-        farm = farm_observer.observe(self.redis_url, list(QUEUES))
+        try:
+            farm = farm_observer.observe(self.redis_url, list(QUEUES))
+        except Exception as exc:    # redis' and kombu's connection errors share no base class
+            # The records' families above still answer (a failed scrape dropped them too, just
+            # when an operator looks); the queue and worker gauges are absent, and this says why.
+            log.warning("/metrics: the queues could not be read: %s", exc)
+            yield GaugeMetricFamily("vidfarm_broker_up", _BROKER_UP, value=0)
+            return
+        yield GaugeMetricFamily("vidfarm_broker_up", _BROKER_UP, value=1)
         waiting = GaugeMetricFamily("vidfarm_queue_waiting", "Tasks waiting in a queue.", labels=["queue"])
         running = GaugeMetricFamily("vidfarm_queue_running", "Tasks taken by a worker, not yet done.", labels=["queue"])
         for queue, observed in farm.queues.items():
