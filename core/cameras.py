@@ -401,8 +401,9 @@ class CameraRegistry:
         folds = folds or [{"id": None, "repeat_of": None}] * len(line["alerts"])
         alerts = [{**alert, "id": fold["id"], "repeat_of": fold["repeat_of"]}
                   for alert, fold in zip(line["alerts"], folds)]
-        events = sorted(({**alert, "captured_at": line["captured_at"], "ready_at": line["ready_at"],
-                          "latency_s": line["latency_s"]} for alert in alerts),
+        # An alert event says when its own frame was captured (as its record does), not its segment's first.
+        events = sorted(({**alert, "captured_at": alert.get("captured_at", line["captured_at"]),
+                          "ready_at": line["ready_at"], "latency_s": line["latency_s"]} for alert in alerts),
                         key=lambda event: event["repeat_of"] is not None)
         state = self.redis.hgetall(_state_key(camera_id))
         latencies = (json.loads(state.get("latencies", "[]")) + [line["latency_s"]])[-LATENCY_WINDOW:]
