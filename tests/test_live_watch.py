@@ -398,6 +398,7 @@ def test_a_live_alert_is_dated_by_its_frame_s_timestamp_when_the_camera_drops_fr
                                                                                            abs=0.001)
         [event] = [data for _, kind, data in registry.events(camera_id, start, block_ms=10) if kind == "alert"]
         assert event["captured_at"] == pytest.approx(frame_captured_at, abs=0.001)
+        assert event["latency_s"] == pytest.approx(event["ready_at"] - frame_captured_at, abs=0.002)
         [alert] = lines[0]["alerts"]               # live.jsonl's line says the same
         assert alert["captured_at"] == pytest.approx(frame_captured_at, abs=0.001)
         registry.delete(camera_id)
