@@ -10,8 +10,9 @@ camera's tracks and identities on (``LiveStitch``) and becomes one line of ``liv
 
 ``ready_at`` is when the line was written (the result was in hand), ``latency_s`` =
 ``ready_at - captured_at`` of the segment's first frame. Each alert carries the capture time
-of its own frame (``captured_at``, from the frame's timestamp: ``tasks.alerts.with_capture_time``). A watch whose workers cannot keep
-up says how far its analysis trails capture (``behind_s``) in its status reports. At the end
+of its own frame (``captured_at``, from the frame's timestamp: ``tasks.alerts.with_capture_time``).
+A watch whose workers cannot keep up says how far its analysis trails capture (``behind_s``)
+in its status reports. At the end
 every frame received becomes an entry of ``results.json`` (contract 3, global indices, plus
 ``gaps`` and ``live``) and of ``annotated.mp4``, drawn here from those results as the render
 step draws a recording's (no audio: the camera's sound is not kept).
