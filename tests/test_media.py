@@ -480,8 +480,7 @@ def test_an_upload_s_frame_rate_is_the_one_its_timestamps_say(tmp_path, containe
     """A 29.97 fps H.264 stream with B-frames whose timing info counts half-frames (x264 writes
     it so for a half-frame time base; cameras' encoders do too). MPEG-TS has no frame-rate
     field of its own and AVI's muxer fills its one from the codec: FFmpeg read both as 59.94
-    fps, and results.json, the job view, the tracks' lost-frame buffer and the detect pace
-    took that. The frames' timestamps say 29.97. NUT and Matroska (a millisecond clock: 33
+    fps, and results.json, the job view and the tracks' lost-frame buffer took that. The frames' timestamps say 29.97. NUT and Matroska (a millisecond clock: 33
     and 34 ms steps) were read right, and still are."""
     ntsc = Fraction(30000, 1001)
     clip = make_clip(tmp_path / f"ntsc.{ext}", seconds=4, fps=ntsc, size=(320, 180), gop=30, bframes=2,
