@@ -339,8 +339,8 @@ def _frame_rate(video, shown: list[PacketInfo], lost: list[int], tb: Fraction) -
     camera's rate is read (``workers.live.timeline``). A container with no frame-rate field of
     its own (MPEG-TS), or one its muxer filled from the codec (AVI), gets the H.264 stream's
     timing info, which may count half-frames: a 29.97 fps recording read as 59.94 (results.json,
-    the job page, and a lost track kept twice as long). (Times counted for a raw stream agree: they were counted
-    at that rate.)"""
+    the job page, and a lost track kept twice as long). (Times counted for a raw stream agree:
+    they were counted at that rate.)"""
     declared = video.average_rate or video.guessed_rate
     times = sorted({p.pts for p in shown} | set(lost))
     if len(times) < 2:
