@@ -7,7 +7,7 @@ analysed again is timed by its latest run, not by the days since its upload.
 A scrape with the broker away answers all the same, with ``vidfarm_broker_up 0`` (it failed
 whole, dropping the records' families just when an operator looks).
 
-A real database (SQLite) and the collector the web app registers; no Redis, no workers."""
+A real database (SQLite, then PostgreSQL) and the collector the web app registers; no Redis, no workers."""
 
 from __future__ import annotations
 
@@ -20,14 +20,8 @@ from sqlalchemy import insert
 
 from core.models import JOB_STATES, SEGMENT_STATES, Job, Segment
 from core.records import Records
+from tests.test_records import records  # noqa: F401  (SQLite and PostgreSQL)
 from web.metrics import FarmCollector
-
-
-@pytest.fixture
-def records(tmp_path):
-    recs = Records(f"sqlite:///{tmp_path / 'records.db'}")
-    recs.create_schema()
-    return recs
 
 
 def scrape(records: Records, redis_url: str | None = None) -> dict:
