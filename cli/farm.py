@@ -105,10 +105,13 @@ class EmbeddedFarm:
         # The cap: `workers` beyond the one live worker always kept, shared live first (the
         # chart's sharedMaxReplicas), so a camera backlog takes what uploads would have used, and
         # an upload burst never takes the cameras' room.
+        # Its Prometheus port: off unless the user asked for one (two farms on one machine must
+        # not clash on the default 9102), and then on the web app's address, not every interface.
         shared = str(self.workers + 1)
-        return {**LOCAL_SCALING, **self.env(), "VIDFARM_AUTOSCALE_CPU__MAX_REPLICAS": str(self.workers),
-                "VIDFARM_AUTOSCALE_LIVE__MAX_REPLICAS": shared, "VIDFARM_AUTOSCALE_SHARED_MAX": shared,
-                "VIDFARM_AUTOSCALE_METRICS_PORT": "0"}   # two farms on one machine must not clash
+        return {**LOCAL_SCALING, "VIDFARM_AUTOSCALE_METRICS_PORT": "0",
+                "VIDFARM_AUTOSCALE_METRICS_HOST": self.web_host, **self.env(),
+                "VIDFARM_AUTOSCALE_CPU__MAX_REPLICAS": str(self.workers),
+                "VIDFARM_AUTOSCALE_LIVE__MAX_REPLICAS": shared, "VIDFARM_AUTOSCALE_SHARED_MAX": shared}
 
     def autoscaler_command(self) -> list[str]:
         return [sys.executable, "-m", "cli.main", "autoscale", "--backend", "local", "--queues", AUTOSCALED_QUEUES]

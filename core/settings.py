@@ -422,6 +422,9 @@ class Settings(BaseSettings):
         default=None, description="Namespace of the worker Deployments. Unset: the pod's own (in cluster) "
                                   "or the kubeconfig context's.")
     autoscale_metrics_port: int = Field(default=9102, ge=0, description="Prometheus port of `vidfarm autoscale` (0: off).")
+    autoscale_metrics_host: str = Field(default="0.0.0.0",
+                                        description="Address the autoscaler's Prometheus port listens on "
+                                                    "(`vidfarm up`: the web app's, this machine only by default).")
 
     @field_validator("*", mode="before")
     @classmethod
