@@ -39,17 +39,18 @@ LOCAL_SCALING = {"VIDFARM_AUTOSCALE_CPU__SIZE_BY": "tasks", "VIDFARM_AUTOSCALE_C
                  # forecast finds a new worker too late for the 3 s budget and never adds one.
                  "VIDFARM_AUTOSCALE_LIVE__MIN_REPLICAS": "1", "VIDFARM_AUTOSCALE_LIVE__POD_START_S": "2"}
 
-# Stopping (``EmbeddedFarm.stop``), within about INGEST_STOP_S + 2 + STOP_GRACE_S (19 s) of the
-# signal at worst, and the fork server's and Redis's exits, under an init system's or Kubernetes'
-# 30 s before SIGKILL; 7-11 s measured with a camera live and its page open (load 8-15). First the ingester, the web app, beat
-# and Flower together, the workers serving on: the ingester sends each camera's last segment
-# and gives the watches INGEST_STOP_S for their results (then counts them failed), and the web
-# app's requests (a camera page's open event stream included) get WEB_STOP_S; once the ingester
-# is gone the workers and the autoscaler, all at once, share one grace (a warm shutdown: the
-# task in hand finishes, the others go back to the queue), then whatever is left is killed.
-# Before, with each child's 15 s grace counted from its own turn and the ingester waiting for
-# the results of a segment that the live workers, stopping with it, put back on the queue, a
-# camera page's stream and a live camera took 33 s (load 2).
+# Stopping (``EmbeddedFarm.stop``): within about INGEST_STOP_S + 2 + STOP_GRACE_S (19 s) of the
+# signal at worst, then the fork server's and Redis's exits, under the 30 s an init system or
+# Kubernetes gives before SIGKILL (7-11 s measured with a camera live and its page open, load
+# 8-15). First the ingester, the web app, beat and Flower together, the workers serving on: the
+# ingester sends each camera's last segment and gives the watches INGEST_STOP_S for their
+# results (then counts them failed), and the web app's requests (a camera page's open event
+# stream included) get WEB_STOP_S; once the ingester is gone, the workers and the autoscaler,
+# all at once, share one grace (a warm shutdown: the task in hand finishes, the others go back
+# to the queue), then whatever is left is killed. Before, with each child's 15 s grace counted
+# from its own turn and the ingester waiting for the results of a segment that the live
+# workers, stopping with it, put back on the queue, a camera page's stream and a live camera
+# took 33 s (load 2).
 INGEST_STOP_S = 5.0
 WEB_STOP_S = 5
 STOP_GRACE_S = 12.0     # above the autoscaler's own grace for its workers (10 s)

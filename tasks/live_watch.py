@@ -217,7 +217,8 @@ class LiveWatch:
 
     # --- running -------------------------------------------------------------------------
 
-    def run(self, stop: threading.Event, duration_s: float | None = None, check_workers: bool = True) -> WatchSummary:
+    def run(self, stop: threading.Event, duration_s: float | None = None,
+            check_workers: bool = True) -> WatchSummary:
         """Watch until ``stop`` is set or ``duration_s`` has passed; then write the results.
         check_workers=False: the caller has just seen a worker serve the live queue (the
         ingester's ``LiveWorkerGate``), so the watch does not look again (a look is a broadcast

@@ -343,3 +343,33 @@ def test_a_stale_owners_segments_are_dropped_at_the_queue_unanalysed(farm, face_
     assert taken in errors and deleted in errors and errors == sorted(errors, key=lambda e: e == deleted), errors
     logged = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "tasks.live_watch"]
     assert logged == [("INFO", f"{lines[i]['error']}: segment {lines[i]['segment']} dropped") for i in fenced], logged
+
+
+def test_a_watch_told_to_bound_its_end_gives_up_on_results_that_do_not_come(farm, faceless_clip, tmp_path,
+                                                                            monkeypatch):
+    """The ingester's watches (``stop_wait_s``): a farm stopping puts its live workers' queued
+    segments back on the queue, and a watch that waited for their results (each up to the
+    segment time limit, 15 min) held `vidfarm up` until its grace ran out and it was killed.
+    Here its segments go to a queue nobody serves: once it ends, it waits 1 s for them, then
+    counts them failed and ends."""
+    import threading
+
+    import redis
+
+    import tasks.live_watch
+    from tasks.live_watch import LiveWatch
+
+    monkeypatch.setattr(tasks.live_watch, "LIVE_QUEUE", "served-by-nobody")
+    out = tmp_path / "out"
+    try:
+        with RtspCamera(faceless_clip.path) as camera:
+            watch = LiveWatch(camera.url, out, stop_wait_s=1.0)
+            started = time.monotonic()
+            summary = watch.run(threading.Event(), duration_s=5)
+            took = time.monotonic() - started
+    finally:
+        redis.Redis.from_url(farm.redis_url).delete("served-by-nobody")     # its segments' tasks: none left for others
+    lines = lines_of(out)
+    assert lines and summary.failed_segments == len(lines)
+    assert {line["error"] for line in lines} == {"no result within 1 s of the watch's end"}
+    assert took < 5 + 1 + 10, f"{took:.1f} s"      # (+ the reader's end and the results' drawing)

@@ -140,8 +140,8 @@ def test_up_with_a_camera_live_stops_within_seconds_and_watches_it_again_at_once
                 # What the watch made of no worker on the live queue: it waits for one (before:
                 # "failed (no worker serves the 'live' queue ...)", and a retry 10 s later).
                 # (After the first run's last events: its last segment's, its "stopped".)
-                said, said_id = next_status(registry, camera_id, last_seen,
-                                            lambda status: status == WAITING_FOR_LIVE_WORKER or status.startswith("failed"))
+                said, said_id = next_status(registry, camera_id, last_seen, lambda status: (
+                    status == WAITING_FOR_LIVE_WORKER or status.startswith("failed")))
                 held.resume()
                 statuses = first_segment(registry, camera_id, said_id)
                 registry.redis.close()
