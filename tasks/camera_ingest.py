@@ -64,10 +64,10 @@ def segment_processed(registry: CameraRegistry, camera_id: str, line: dict, fps:
     does). False: the camera is no longer this replica's (another holds it, or it was deleted)."""
     if not registry.holds(camera_id, token):
         return False          # only the camera's owner rings, once
-    return registry.segment_done(camera_id, line, fps, token=token, folds=rung_alerts(camera_id, line, fps))
+    return registry.segment_done(camera_id, line, fps, token=token, folds=rung_alerts(camera_id, line))
 
 
-def rung_alerts(camera_id: str, line: dict, fps: float) -> list[dict] | None:
+def rung_alerts(camera_id: str, line: dict) -> list[dict] | None:
     """``ring_live``'s answer for the segment's alerts; None when they could not be recorded.
     Whatever went wrong, the camera goes on and the segment's events still go out, carrying
     the alerts (ids null, none marked a repeat): an error that escaped here ended the watch
@@ -75,7 +75,7 @@ def rung_alerts(camera_id: str, line: dict, fps: float) -> list[dict] | None:
     if not line["alerts"]:
         return []
     try:
-        return ring_live(camera_id, line, fps)
+        return ring_live(camera_id, line)
     except (SQLAlchemyError, RedisError, OperationalError) as error:   # database or broker away for a while
         log.warning("camera %s: live alerts not recorded: %s", camera_id, error)
     except Exception:      # a bug, or an alert the records cannot hold: its traceback, for whoever fixes it

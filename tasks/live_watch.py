@@ -9,8 +9,10 @@ camera's tracks and identities on (``LiveStitch``) and becomes one line of ``liv
      "alerts", "tracks", "clock", "reencoded"[, "gap_before"][, "error"]}
 
 ``ready_at`` is when the line was written (the result was in hand), ``latency_s`` =
-``ready_at - captured_at`` of the segment's first frame. A watch whose workers cannot keep
-up says how far its analysis trails capture (``behind_s``) in its status reports. At the end
+``ready_at - captured_at`` of the segment's first frame. Each alert carries the capture time
+of its own frame (``captured_at``, from the frame's timestamp: ``tasks.alerts.with_capture_time``).
+A watch whose workers cannot keep up says how far its analysis trails capture (``behind_s``)
+in its status reports. At the end
 every frame received becomes an entry of ``results.json`` (contract 3, global indices, plus
 ``gaps`` and ``live``) and of ``annotated.mp4``, drawn here from those results as the render
 step draws a recording's (no audio: the camera's sound is not kept).
@@ -126,14 +128,13 @@ class WatchRepeats:
         self.raised = 0
         self.rang: list[_Raised] = []       # within the window of the newest
 
-    def mark(self, line: dict, fps: float) -> list[dict]:
-        """The line's alerts, each with its ``id`` and ``repeat_of``."""
+    def mark(self, line: dict) -> list[dict]:
+        """The line's alerts (each with its frame's ``captured_at``), each with its ``id`` and ``repeat_of``."""
         names = {t["track"]: t.get("identity") for t in line["tracks"]}
         fresh = []
         for alert in line["alerts"]:
             self.raised += 1
-            fresh.append(_Raised(self.raised, alert["kind"], names.get(alert["track"]),
-                                 with_capture_time(alert, line, fps)["captured_at"]))
+            fresh.append(_Raised(self.raised, alert["kind"], names.get(alert["track"]), alert["captured_at"]))
         rings = fold_repeats(fresh, lambda a: a.person, lambda a: a.captured_at, self.repeat_s, rang=self.rang)
         newest = max((a.captured_at for a in fresh), default=0.0)
         self.rang = [a for a in self.rang + rings if newest - a.captured_at < self.repeat_s]
@@ -204,7 +205,8 @@ class LiveWatch:
         self.received: list[LiveSegment] = []
         self.stages: dict[str, float] = {}
         self.summary = WatchSummary(0, 0)
-        self._start_pts: int | None = None
+        self._start_pts: int | None = None            # the watch's first frame (the results' t = 0) ...
+        self._start_captured_at: float | None = None  # ... and when it was captured (unix s)
         self._failed: set[int] = set()
         self._status: CameraStatus | None = None
         self._behind: float | None = None
@@ -401,12 +403,13 @@ class LiveWatch:
             output = SegmentOutput(segment.pts, [[] for _ in segment.pts], [], None, continues=False)
             self._failed.add(segment.index)
         if self._start_pts is None:
-            self._start_pts = segment.pts[0]
+            self._start_pts, self._start_captured_at = segment.pts[0], segment.captured_at
         update = self.stitch.add(output, segment.first_frame, media.frame_times(segment.pts, self._start_pts, TIMELINE))
         ready_at, captured_at = round(time.time(), 3), round(segment.captured_at, 3)
         line = {"segment": segment.index, "first_frame": segment.first_frame, "frames": segment.frames,
                 "captured_at": captured_at, "ready_at": ready_at, "latency_s": round(ready_at - captured_at, 3),
-                "faces": update.faces, "alerts": update.alerts, "tracks": update.tracks,
+                "faces": update.faces, "alerts": [with_capture_time(alert, self._start_captured_at)
+                                                  for alert in update.alerts], "tracks": update.tracks,
                 "clock": segment.clock, "reencoded": segment.reencoded}
         gap = next((g for g in self.segmenter.gaps if g.after_frame == segment.first_frame - 1), None)
         if gap is not None and not segment.continues:
@@ -414,7 +417,7 @@ class LiveWatch:
         if error is not None:
             line["error"] = error
         if self.repeats is not None:
-            line["alerts"] = self.repeats.mark(line, segment.fps)
+            line["alerts"] = self.repeats.mark(line)
         if self.keep_results:      # a camera watched for good has its events in the registry instead
             with self.lines_path.open("a") as lines:
                 lines.write(json.dumps(line) + "\n")
