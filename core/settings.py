@@ -324,6 +324,10 @@ class Settings(BaseSettings):
                                   description="Lease on a camera held by one ingest replica (`vidfarm ingest`): "
                                               "renewed every third of it; a replica that dies loses its cameras "
                                               "to the others this long after its last renewal.")
+    ingest_stop_s: float = Field(default=60.0, ge=0,
+                                 description="What a stopping ingest replica gives its cameras' watches, in all, to "
+                                             "hand over their last segments; results not in by then count as failed "
+                                             "(`vidfarm up` gives its own ingester 5 s).")
 
     # --- scheduled re-analysis (Celery beat) -----------------------------------------------
     reidentify_every_s: float = Field(default=300, gt=0,

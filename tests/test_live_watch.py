@@ -346,6 +346,36 @@ def test_a_stale_owners_segments_are_dropped_at_the_queue_unanalysed(farm, face_
     assert logged == [("INFO", f"{lines[i]['error']}: segment {lines[i]['segment']} dropped") for i in fenced], logged
 
 
+def test_a_watch_told_to_bound_its_end_gives_up_on_results_that_do_not_come(farm, faceless_clip, tmp_path,
+                                                                            monkeypatch):
+    """The ingester's watches (``stop_wait_s``): a farm stopping puts its live workers' queued
+    segments back on the queue, and a watch that waited for their results (each up to the
+    segment time limit, 15 min) held `vidfarm up` until its grace ran out and it was killed.
+    Here its segments go to a queue nobody serves: once it ends, it waits 1 s for them, then
+    counts them failed and ends."""
+    import threading
+
+    import redis
+
+    import tasks.live_watch
+    from tasks.live_watch import LiveWatch
+
+    monkeypatch.setattr(tasks.live_watch, "LIVE_QUEUE", "served-by-nobody")
+    out = tmp_path / "out"
+    try:
+        with RtspCamera(faceless_clip.path) as camera:
+            watch = LiveWatch(camera.url, out, stop_wait_s=1.0)
+            started = time.monotonic()
+            summary = watch.run(threading.Event(), duration_s=5)
+            took = time.monotonic() - started
+    finally:
+        redis.Redis.from_url(farm.redis_url).delete("served-by-nobody")     # its segments' tasks: none left for others
+    lines = lines_of(out)
+    assert lines and summary.failed_segments == len(lines)
+    assert {line["error"] for line in lines} == {"no result within 1 s of the watch's end"}
+    assert took < 5 + 1 + 10, f"{took:.1f} s"      # (+ the reader's end and the results' drawing)
+
+
 def test_a_live_alert_is_dated_by_its_frame_s_timestamp_when_the_camera_drops_frames(tmp_path, monkeypatch):
     """A camera that drops frames (a Wi-Fi camera, RTSP over UDP losing packets): 13 of its
     15 fps frames never came. A face shows in the 4th frame received, captured 16/15 s after

@@ -71,8 +71,9 @@ class CameraOut(Schema):
     url = String(required=True, metadata={"description": "The stream address, its password masked."})
     created_at = Float(required=True, metadata={"description": "Unix seconds."})
     status = String(required=True, metadata={"description": "connecting, live, reconnecting (reason), "
-                                                            "failed (reason), stopped, or waiting for an ingester (none holds "
-                                                            "it: none runs, or the one that did stopped or died). "
+                                                            "failed (reason), stopped, waiting for a live worker (no worker "
+                                                            "serves the live queue yet), or waiting for an ingester (none "
+                                                            "holds it: none runs, or the one that did stopped or died). "
                                                             "Just after its address was edited: reconnecting (its "
                                                             "address changed)."})
     behind_s = Float(required=True, allow_none=True,
