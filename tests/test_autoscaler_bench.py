@@ -29,6 +29,10 @@ def test_the_benchmark_writes_its_section_and_plots(tmp_path, monkeypatch):
     assert "| burst | 4, 10 s, 30 s | **" in text and "- Target met for " in text
     for row in result.rows:
         assert f"| {row.cooldown_s:g} / {row.window_s:g} s | {row.keda['worker_seconds']:.0f} |" in text
+        # the reactive bound at KEDA's p95: KEDA is one of the scalers it bounds
+        assert row.bound <= row.reactive <= row.keda["worker_seconds"]
+    assert "| burst | " in text.split("reactive bound above the clairvoyant one")[1]
+    assert "above the reactive bound at KEDA's p95" in text
 
 
 def test_the_split_accounts_for_every_worker_second_and_the_busy_ones_are_the_tasks():
