@@ -2,8 +2,10 @@
 target wait, and through the KEDA/HPA reference model, swept over KEDA's cooldown and
 scale-down window; the offline lower bound beside them. Simulated time, no farm.
 
-    python -m bench.autoscaler      rewrites the autoscaler section of docs/benchmarks.md
-                                    and its plots, docs/autoscaler-<trace>.png
+    python -m bench.autoscaler [--processes N]
+                                    rewrites the autoscaler section of docs/benchmarks.md
+                                    and its plots, docs/autoscaler-<trace>.png (N: traces
+                                    measured at once, default 1; the result is the same)
 
 The comparison (issue 17): for each KEDA setting, the cheapest target wait whose p95 wait is
 no worse than KEDA's. Met when it saves >= 30 % of KEDA's worker-seconds; or, where the lower
@@ -13,6 +15,8 @@ comes within 15 % of that bound.
 
 from __future__ import annotations
 
+import argparse
+import multiprocessing
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -375,26 +379,33 @@ def render(results: list[TraceResult], policy: ScaleSettings, poll_s: float) -> 
     return "\n".join(lines) + "\n"
 
 
-def run(doc: Path = DOC, plots: Path = DOCS) -> list[TraceResult]:
+def run(doc: Path = DOC, plots: Path = DOCS, processes: int = 1) -> list[TraceResult]:
     settings = get_settings()
     policy, poll_s = settings.autoscale_cpu, settings.autoscale_poll_s
-    results = [measure(path, policy, poll_s) for path in trace_paths()]
+    jobs = [(path, policy, poll_s) for path in trace_paths()]
+    if processes > 1:
+        with multiprocessing.Pool(processes) as pool:
+            results = pool.starmap(measure, jobs)
+    else:
+        results = [measure(*job) for job in jobs]
     for r in results:
         plot(r, plots / f"autoscaler-{r.name}.png")
     replace_section(render(results, policy, poll_s), doc)
     return results
 
 
-def update_doc(doc: Path = DOC) -> None:
+def update_doc(doc: Path = DOC, processes: int = 1) -> None:
     """Replace this section of the document (or append it), leaving every other section as it is."""
-    run(doc, doc.parent)
+    run(doc, doc.parent, processes)
 
 
-def main() -> int:
-    update_doc()
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.autoscaler")
+    parser.add_argument("--processes", type=int, default=1, help="traces measured at once")
+    update_doc(processes=parser.parse_args(argv).processes)
     print(f"wrote the autoscaler section of {DOC} and its plots")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))
