@@ -32,7 +32,7 @@ from functools import lru_cache
 
 import redis
 from celery import bootsteps
-from celery.signals import task_received, worker_shutdown
+from celery.signals import task_received, worker_shutdown, worker_shutting_down
 from celery.worker import state
 
 from core.segment_job import SegmentJob
@@ -161,6 +161,8 @@ _LEASE_OF = {
 }
 # This worker's leases of tasks received and not started yet, by delivery (``_delivery``).
 _waiting: dict[tuple[str, int], "Lease"] = {}
+# Set as this worker's warm shutdown begins (``renew_waiting``).
+_shutting_down = threading.Event()
 
 
 def _delivery(request) -> tuple[str, int]:
@@ -187,7 +189,13 @@ def _lease_on_receipt(request=None, **_) -> None:
 
 def renew_waiting() -> None:
     """Renew the leases of received tasks still waiting for a pool process; forget those that
-    started (the task holds its lease now) or ended."""
+    started (the task holds its lease now) or ended. Once a warm shutdown began, forget none:
+    the consumer has dropped its books of the tasks it holds for a countdown (they go back to
+    the queue), and ``release_waiting`` must still find their leases."""
+    if _shutting_down.is_set():
+        for lease in list(_waiting.values()):
+            lease._call(_RENEW)
+        return
     active = {_delivery(request) for request in state.active_requests}
     # reserved: waiting for a pool process (and, until it ends, running); scheduled: waiting
     # for its countdown (a retry's)
@@ -212,6 +220,11 @@ def release_waiting() -> int:
     for lease in waiting:
         lease.release()
     return len(waiting)
+
+
+@worker_shutting_down.connect
+def _keep_waiting_leases_until_released(**_) -> None:
+    _shutting_down.set()
 
 
 @worker_shutdown.connect

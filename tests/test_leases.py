@@ -156,3 +156,24 @@ def test_a_retry_received_while_the_run_that_sent_it_is_still_active_keeps_its_l
     monkeypatch.setattr(state, "scheduled_requests", set())
     leases.renew_waiting()
     assert leases._waiting == {}
+
+
+def test_once_a_warm_shutdown_began_no_waiting_lease_is_forgotten_before_it_is_released(lease_redis, monkeypatch):
+    """A warm shutdown's consumer drops its books of the retries it held for their countdown
+    before the worker's last signal: a timer tick in between must not forget their leases (left
+    unreleased, they would lapse and have the work queued a second time)."""
+    import threading
+
+    from celery.signals import worker_shutdown, worker_shutting_down
+    from celery.worker import state
+
+    monkeypatch.setattr(leases, "_waiting", {})
+    monkeypatch.setattr(leases, "_shutting_down", threading.Event())
+    for name in ("active_requests", "reserved_requests", "scheduled_requests"):
+        monkeypatch.setattr(state, name, set())          # the consumer's books, cleared
+    leases._lease_on_receipt(request=StandInRequest("t2", retries=1, args=({"owner": "e", "index": 0},)))
+    worker_shutting_down.send(sender="w1@h", sig="SIGTERM", how="Warm", exitcode=0)
+    leases.renew_waiting()
+    assert list(leases._waiting) == [("t2", 1)]
+    worker_shutdown.send(sender=None)
+    assert holder_of(lease_redis, "segment:e:0") is None and leases._waiting == {}
