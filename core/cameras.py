@@ -53,6 +53,9 @@ VIEW_KEPT = 10
 WATCHED_S = 30.0      # a live view is drawn while a page marked it watched this recently
 # The status of a camera whose status was written under a lease that nobody holds now.
 UNWATCHED = "waiting for an ingester"
+# The status of a camera whose address was just edited: its ingester drops the old stream at
+# its next poll and connects to the new one (then ``connecting``, ``live``).
+READDRESSED = "reconnecting (its address changed)"
 NAME_PATTERN = r"^\w[\w .'()#-]{0,63}$"
 # A stream address: its scheme, then a host part, no spaces. Whether it answers is the
 # ingester's to find out (the camera's status says why not), not the registry's.
@@ -264,7 +267,9 @@ class CameraRegistry:
         it (``redacted``: its password masked) keeps the password stored, also with its path or
         host changed (``with_stored_password``), so a client or form that sends back what it was
         shown changes nothing but what was edited. The ingester that holds the camera
-        reads a new address at its next poll and watches that stream instead."""
+        reads a new address at its next poll and watches that stream instead; until then the
+        camera's status says so (``READDRESSED``, written with the edit), not what its old
+        stream did a moment ago."""
 
         def changed(cameras: dict[str, dict]) -> dict | None:
             camera = cameras.get(camera_id)
@@ -274,13 +279,23 @@ class CameraRegistry:
             new_name, new_url = check_camera(camera["name"] if name is None else name,
                                              camera["url"] if new_url is None else new_url)
             return {**camera, "name": new_name, "url": new_url}
-        return self._write_camera(changed)
 
-    def _write_camera(self, made) -> dict | None:
+        def readdressed(pipe, before: dict, after: dict) -> None:
+            # What its ingester said of the old stream is no longer news. Only a status an
+            # ingester wrote is replaced (one never watched says so already), and its lease
+            # token stays: while nobody holds that lease, it reads as UNWATCHED, as before.
+            if after["url"] != before["url"] and self.redis.hexists(_state_key(camera_id), "status"):
+                pipe.hset(_state_key(camera_id), "status", READDRESSED)
+                pipe.hdel(_state_key(camera_id), "behind_s")
+                self._publish(pipe, camera_id, "status", {"status": READDRESSED, "behind_s": None})
+        return self._write_camera(changed, readdressed)
+
+    def _write_camera(self, made, also=None) -> dict | None:
         """Write the camera ``made(cameras)`` returns (None: nothing to write) unless another
         camera has its stream (DuplicateCamera). Every camera is read and the one written in one
         transaction: a registration, edit or delete between the two aborts it (WATCH) and it
-        checks again."""
+        checks again. ``also(pipe, before, camera)``: more writes for that transaction (``before``:
+        the camera as it was, None for a new one)."""
         with self.redis.pipeline() as pipe:
             while True:
                 pipe.watch(REGISTRY)
@@ -296,6 +311,8 @@ class CameraRegistry:
                     raise DuplicateCamera(existing)
                 pipe.multi()
                 pipe.hset(REGISTRY, camera["id"], json.dumps(camera))
+                if also is not None:
+                    also(pipe, cameras.get(camera["id"]), camera)
                 try:
                     pipe.execute()
                     return camera
@@ -336,12 +353,17 @@ class CameraRegistry:
     # --- the ingester's side -------------------------------------------------------------
 
     def set_status(self, camera_id: str, status: str, token: int | None = None,
-                   behind_s: float | None = None) -> bool:
+                   behind_s: float | None = None, url: str | None = None) -> bool:
         """behind_s: how far the camera's analysis trails capture, None while it keeps up;
         token: the writer's fencing token (``core.camera_leases``); False: the write was
-        refused (a newer owner holds the camera, or it was deleted)."""
-        if self.get(camera_id) is None:
+        refused (a newer owner holds the camera, or it was deleted). url: the address the
+        writer watches; a status of an address since edited is not written (``READDRESSED``
+        stands until the ingester drops that watch, at its next poll)."""
+        camera = self.get(camera_id)
+        if camera is None:
             return False     # deleted meanwhile: leave nothing behind
+        if url is not None and url != camera["url"]:
+            return True      # still the owner: the watch ends at the ingester's next poll
 
         def writes(pipe) -> None:
             if behind_s is None:

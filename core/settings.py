@@ -228,6 +228,11 @@ class Settings(BaseSettings):
     max_segment_seconds: float = Field(default=60.0, gt=0,
                                        description="Longest a segment grows to under max_segments "
                                                    "(never shorter than segment_seconds).")
+    keyframe_snap: float = Field(default=0.0, ge=0, le=0.5,
+                                 description="Move a mid-GOP cut to a keyframe within this fraction of a segment's "
+                                             "length (its GOP is then not decoded twice); the count and the last "
+                                             "segments stay as equal cuts make them. 0: every cut where equal "
+                                             "segments put it.")
     max_width: int = Field(default=defaults.MAX_WIDTH, description="Largest accepted frame width (pixels).")
     max_height: int = Field(default=defaults.MAX_HEIGHT, description="Largest accepted frame height (pixels).")
     min_side: int = Field(default=defaults.MIN_SIDE, description="Smallest accepted frame width or height (pixels).")

@@ -197,6 +197,7 @@ class CameraIngest:
 
     def _watch(self, running: _Running) -> None:
         camera_id, token, stop = running.camera["id"], running.token, running.stop
+        url = running.camera["url"]      # what this watch reads: an edit gives the camera another watch
 
         def written(accepted: bool) -> None:
             if not accepted:       # a newer owner, or the camera was deleted: stop at once
@@ -217,19 +218,19 @@ class CameraIngest:
             written(segment_processed(self.registry, camera_id, {**line, "ingester": self.owner, "lease": token},
                                       fps, token))
 
-        watch = LiveWatch(running.camera["url"], out, keep_results=False, on_line=line_done,
+        watch = LiveWatch(url, out, keep_results=False, on_line=line_done,
                           on_status=lambda status, behind_s: written(
-                              self.registry.set_status(camera_id, status, token=token, behind_s=behind_s)),
+                              self.registry.set_status(camera_id, status, token=token, behind_s=behind_s, url=url)),
                           on_view=analysed, offers=lambda timeout: self.offers.next(camera_id, timeout),
                           fence=(camera_id, token), open_timeout=runtime.settings().camera_open_timeout_s)
         try:
             watch.run(stop)
         except WatchError as exc:
-            written(self.registry.set_status(camera_id, f"failed ({exc})", token=token))
+            written(self.registry.set_status(camera_id, f"failed ({exc})", token=token, url=url))
             stop.wait(RETRY_S)
         except Exception as exc:     # one camera's bug must not end the others
             log.exception("camera %s: the watch failed", camera_id)
-            written(self.registry.set_status(camera_id, f"failed (the watch failed: {exc})", token=token))
+            written(self.registry.set_status(camera_id, f"failed (the watch failed: {exc})", token=token, url=url))
             stop.wait(RETRY_S)
         finally:
             recorder.close()     # the watch's timeline ends here: what it recorded becomes a job

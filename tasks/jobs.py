@@ -57,7 +57,8 @@ def _ingest(job_id: str) -> dict:
         info = media.probe(source, media_limits())
         options = screening_when_possible(job.options, source)
         plans = media.plan_segments(info, float(job.options.get("segment_seconds", settings.segment_seconds)),
-                                    settings.min_segments, settings.max_segments, settings.max_segment_seconds)
+                                    settings.min_segments, settings.max_segments, settings.max_segment_seconds,
+                                    settings.keyframe_snap)
         with scratch_dir() as scratch:
             files = media.split_segments(source, info, plans, Path(scratch))
             for plan, path in zip(plans, files):

@@ -8,7 +8,7 @@ import pytest
 
 from cli.redis_server import RedisServer
 from core.camera_leases import CameraLeases, lease_key
-from core.cameras import CameraRegistry
+from core.cameras import READDRESSED, UNWATCHED, CameraRegistry
 
 
 @pytest.fixture(scope="module")
@@ -125,6 +125,41 @@ def test_replicas_are_counted_by_heartbeat_and_share_evenly(registry):
     a.leave()
     assert [CameraLeases.share(c, r) for c, r in [(0, 2), (1, 2), (2, 2), (3, 2), (5, 1), (4, 0)]] == \
         [0, 1, 1, 2, 5, 4]
+
+
+def test_an_edited_address_says_at_once_that_the_camera_reconnects(registry):
+    """A camera's address edited (PATCH) answered its old stream's status ("live") until the
+    ingester read the new address at its next poll: the edit says it reconnects, and a late
+    status of the old stream's watch does not undo that; the new watch's first status does."""
+    camera_id = registry.add("Moved", "rtsp://cam/old")["id"]
+    leases = CameraLeases(registry.redis, "a", lease_s=5)
+    token = leases.acquire(camera_id)
+    assert registry.set_status(camera_id, "live", token=token, behind_s=8, url="rtsp://cam/old")
+
+    def shown():
+        state = registry.state(camera_id)
+        return state["status"], state["behind_s"]
+    registry.update(camera_id, name="Moved again")          # a new name alone: the same stream, the same watch
+    assert shown() == ("live", 8)
+    start = registry.last_event_id(camera_id)
+    registry.update(camera_id, url="rtsp://cam/new")
+    assert shown() == (READDRESSED, None)
+    assert [data for _, _, data in registry.events(camera_id, start, block_ms=10)] == [
+        {"status": READDRESSED, "behind_s": None}]
+    # The old watch, before its ingester's next poll: still the owner, its word no longer news.
+    assert registry.set_status(camera_id, "reconnecting (the stream ended)", token=token, url="rtsp://cam/old")
+    assert shown() == (READDRESSED, None)
+    leases.release(camera_id, token)                        # dropped: nobody holds it for a moment
+    assert shown() == (UNWATCHED, None)
+    token = leases.acquire(camera_id)
+    assert registry.set_status(camera_id, "connecting", token=token, url="rtsp://cam/new")
+    assert shown() == ("connecting", None)
+    leases.release(camera_id, token)
+    registry.delete(camera_id)
+    never = registry.add("Never watched", "rtsp://cam/never")["id"]
+    registry.update(never, url="rtsp://cam/never-2")        # no ingester said anything: as before
+    assert registry.state(never)["status"] == "connecting"
+    registry.delete(never)
 
 
 def test_a_status_nobody_holds_the_camera_for_is_not_shown_as_current(registry):

@@ -7,6 +7,7 @@ import io
 import threading
 import time
 from contextlib import contextmanager
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -139,6 +140,34 @@ def test_long_gop_stream_is_reencoded_into_short_segments(gstreamer, live_clips,
             packets = [p for p in container.demux(video=0) if p.size]
         assert packets[0].is_keyframe and len(packets) == segment.frames
     assert_same_pictures(segments[:3], clip_frames(clip), tolerance=1.5)     # re-encoded: near, not equal
+
+
+def test_a_29_97_fps_camera_is_read_at_the_rate_its_timestamps_say(gstreamer, tmp_path):
+    """FFmpeg's probe estimates a stream's rate from its first packets: a 30000/1001 camera
+    sending B-frames read as 60000/1001. Its segments then said 59.94 fps for 60 frames of 2 s,
+    its first picture was placed half a frame early, and what counts frames at that rate (an
+    alert's capture time, the detect pace, how long a lost track is kept) ran at half speed."""
+    ntsc = Fraction(30000, 1001)
+    clip = make_clip(tmp_path / "ntsc.mp4", seconds=10, fps=ntsc, size=(320, 180), gop=30, bframes=2,
+                     face_windows=[(0, 10)], audio=False).path
+    with RtspCamera(clip) as camera, watching(camera.url, tmp_path / "segments") as (source, segmenter, segments):
+        wait_until(lambda: len(segments) >= 3, 30, "three segments")
+    from tasks.alerts import with_capture_time
+
+    first = segments[0]
+    line = {"first_frame": first.first_frame, "captured_at": first.captured_at}     # its live.jsonl line
+    assert_numbered(segments[:3])
+    for segment in segments[:3]:
+        # Cut at every second keyframe: 60 frames over 2.002 s, as 29.97 fps says.
+        duration = (segment.end_pts - segment.pts[0]) * TIMELINE
+        assert segment.frames == 60 and segment.fps == pytest.approx(float(ntsc), rel=1e-6)
+        assert float(duration) == pytest.approx(60 / ntsc, abs=2 * float(TIMELINE))
+        assert {b - a for a, b in zip(segment.pts, segment.pts[1:])} <= {3002, 3003, 3004}     # 1001/30000 s
+        # Frames counted at its rate from the first land where the camera's clock put them:
+        # no drift (at 59.94 fps, frame 179 was dated 3 s early).
+        last = segment.first_frame + segment.frames - 1
+        counted = with_capture_time({"frame": last}, line, segment.fps)["captured_at"]
+        assert counted == pytest.approx(segmenter.timeline.captured_at(segment.pts[-1]), abs=0.5 / float(ntsc))
 
 
 def test_camera_that_drops_and_comes_back_leaves_a_gap(gstreamer, live_clips, tmp_path):

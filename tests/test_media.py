@@ -342,6 +342,39 @@ def test_long_gops_are_not_cut_mid_gop(tmp_path):
     assert all(p.first_packet == p.start_frame for p in plans)
 
 
+def test_keyframe_snap_moves_cuts_to_near_keyframes_and_keeps_the_count_and_the_last_segments(tmp_path):
+    """GOPs of 45 frames, 8 segments of 30: a cut within half a segment (15 frames) of a
+    keyframe moves there, unless the keyframe is taken by the cut before or lies past the next
+    equal cut (a segment would be lost); the last two segments stay as equal cuts make them."""
+    clip = make_clip(tmp_path / "src.mp4", seconds=8, fps=30, size=(96, 54), gop=45, face_windows=[], audio=False)
+    info = media.probe(clip.path)
+    keyframes = [i for i, p in enumerate(info.packets) if p.keyframe]
+    assert keyframes == [0, 45, 90, 135, 180, 225]
+    equal = media.plan_segments(info, 1.0, min_segments=8)
+    assert [p.start_frame for p in equal] == [0, 30, 60, 90, 120, 150, 180, 210]
+    assert media.plan_segments(info, 1.0, min_segments=8, keyframe_snap=0.0) == equal
+    plans = media.plan_segments(info, 1.0, min_segments=8, keyframe_snap=0.5)
+    # 30 -> 45; 60 stays (45 is taken); 90 is one; 120 -> 135; 150 stays (135 is taken);
+    # 180 and 210 start the last two segments: equal, though 180 is a keyframe anyway.
+    assert [p.start_frame for p in plans] == [0, 45, 60, 90, 135, 150, 180, 210]
+    assert plans[-2:] == equal[-2:]
+    assert sum(p.first_packet != p.start_frame for p in plans) == 3      # mid-GOP starts: 5 equal
+    assert sum(p.first_packet != p.start_frame for p in equal) == 5
+    narrow = media.plan_segments(info, 1.0, min_segments=8, keyframe_snap=0.25)   # reach 7.5 frames
+    assert [p.start_frame for p in narrow] == [p.start_frame for p in equal]
+    assert_segments_decode_to_their_own_pictures(clip.path, info, plans, tmp_path / "split")
+
+
+def test_keyframe_snap_splits_an_open_gop_b_frame_stream_into_its_own_pictures(tmp_path):
+    path = crafted._encode(tmp_path / "open.mp4", "libx264", (160, 96), frames=240,
+                           options={"x264-params": "open-gop=1:keyint=45:min-keyint=45:scenecut=0:bframes=3"})
+    info = media.probe(path)                                    # 15 fps: 8 segments of 2 s, 30 frames
+    plans = media.plan_segments(info, 2.0, min_segments=8, keyframe_snap=0.5)
+    keyframe_shown = {info.packets[i].pts for i, p in enumerate(info.packets) if p.keyframe}
+    assert len(plans) == 8 and sum(p.pts[0] in keyframe_shown for p in plans[1:]) >= 2
+    assert_segments_decode_to_their_own_pictures(path, info, plans, tmp_path / "split")
+
+
 def _x264_options(path: Path) -> str:
     """The options x264 wrote into the stream's SEI ("x264 - core ... - options: ...")."""
     data = path.read_bytes()

@@ -7,6 +7,7 @@ recordings, their files included, and never an upload."""
 from __future__ import annotations
 
 import json
+from fractions import Fraction
 
 import pytest
 
@@ -191,3 +192,25 @@ def test_a_recording_is_made_a_job_in_one_commit_with_its_segments(farm, tmp_pat
     assert made["job"] == recording_id and made["segments"] >= 2
     assert commits == [["jobs", "segments"]]
     assert wait_for_job(recording_id)["status"] == "done"
+
+
+def test_a_recording_keeps_the_cameras_frame_rate(farm, tmp_path):
+    """A recording's source is NUT, which stores no frame rate: FFmpeg's probe estimates one
+    from the packets, and a 29.97 fps camera sending B-frames read as 59.94 there (the job's
+    results, tracks and annotated video took it). The job takes the rate its frames' times say."""
+    import uuid
+
+    from services import runtime
+    from tasks.live import piece_key
+    from tasks.recording import CameraRecorder, record_hour
+    from tests.test_live_view_task import cut_segments
+
+    clip = make_clip(tmp_path / "ntsc.mp4", seconds=5, fps=Fraction(30000, 1001), size=(320, 180), gop=30,
+                     bframes=2, audio=False)
+    recorder, watch_id = CameraRecorder({"id": uuid.uuid4().hex, "name": "Porch"}, 3600.0), uuid.uuid4().hex
+    for segment in cut_segments(clip.path, tmp_path / "cut"):
+        runtime.store().move_file(piece_key(watch_id, segment.index, "segment"), segment.path)
+        recorder.add(watch_id, segment)
+    made = record_hour.apply((recorder.open["id"],)).get()
+    assert runtime.records().get_job(made["job"]).media["fps"] == pytest.approx(30000 / 1001, rel=1e-6)
+    assert wait_for_job(made["job"])["status"] == "done"

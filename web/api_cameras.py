@@ -72,11 +72,14 @@ class CameraOut(Schema):
     created_at = Float(required=True, metadata={"description": "Unix seconds."})
     status = String(required=True, metadata={"description": "connecting, live, reconnecting (reason), "
                                                             "failed (reason), stopped, or waiting for an ingester (none holds "
-                                                            "it: none runs, or the one that did stopped or died)."})
+                                                            "it: none runs, or the one that did stopped or died). "
+                                                            "Just after its address was edited: reconnecting (its "
+                                                            "address changed)."})
     behind_s = Float(required=True, allow_none=True,
                      metadata={"description": "Seconds its analysis trails capture, while that is more than three "
                                               "segments (the workers cannot keep up); null while it keeps up."})
-    fps = Float(required=True, allow_none=True, metadata={"description": "Frames per second received."})
+    fps = Float(required=True, allow_none=True, metadata={"description": "Frames per second received, as the "
+                                                                       "frames' timestamps say."})
     last_segment_at = Float(required=True, allow_none=True,
                             metadata={"description": "Unix seconds when its last segment's results came."})
     latency_p50_s = Float(required=True, allow_none=True,
@@ -195,7 +198,8 @@ def get_camera(camera_id: str):
 @cameras.doc(summary="Change a camera's name or stream address, keeping its id (its alerts and recordings)",
              description="Checked as when registering: a bad name or address is refused (400), and so is an "
                          "address whose stream another camera has (409). The ingester that holds the camera "
-                         "stops reading the old address and watches the new one within a poll.",
+                         "stops reading the old address and watches the new one within a poll; a new address "
+                         "answers with the status reconnecting (its address changed) meanwhile.",
              responses={**error_responses(400, 403, 503), **NO_CAMERA, **REGISTERED})
 def edit_camera(camera_id: str, body):
     registry = camera_registry()

@@ -537,7 +537,7 @@ def segment_length(duration_s: float, target_s: float, min_segments: int = 1, ma
 
 
 def plan_segments(info: MediaInfo, target_s: float, min_segments: int = 1, max_segments: int = 0,
-                  longest_s: float = 0.0) -> list[SegmentPlan]:
+                  longest_s: float = 0.0, keyframe_snap: float = 0.0) -> list[SegmentPlan]:
     """Cut a recording into segments of equal frame counts, about ``segment_length`` each
     (``target_s``, finer for short recordings, longer for long ones). Equal pieces finish
     together: cutting on keyframes only left one worker idle for up to a GOP at the end of
@@ -550,6 +550,12 @@ def plan_segments(info: MediaInfo, target_s: float, min_segments: int = 1, max_s
     tell frames apart by, the cut moves to the nearest keyframe instead. Frames the file
     lost (``info.lost``) belong to the GOP they fall in by time; no segment is made of lost
     frames only (it would have no picture to show for them).
+
+    ``keyframe_snap`` (a fraction of a segment's frames, 0: off) moves a mid-GOP cut to a
+    keyframe that lies within that reach, so that neither of its segment's tasks (the analysis,
+    the drawing) decodes the frames before it. The count stays: a cut never moves onto or past
+    another. The last segments (``_equal_tail``) keep their equal cuts: the workers pull them
+    last, and their sizes decide how long one worker waits for another at the end of the job.
     """
     packets = info.packets
     gop_starts = [0] + [i for i, p in enumerate(packets) if p.keyframe and i > 0]
@@ -573,6 +579,7 @@ def plan_segments(info: MediaInfo, target_s: float, min_segments: int = 1, max_s
         """The GOP to decode a frame from: the last one whose keyframe is shown at or before it."""
         return max(0, bisect.bisect_right(keyframe_at, frame) - 1)
 
+    snapping_cuts = count - _equal_tail(count) - 1  # cuts 1 .. this one may move to a keyframe
     cuts = set()
     for i in range(1, count):
         cut = round(i * frames_each)
@@ -581,6 +588,9 @@ def plan_segments(info: MediaInfo, target_s: float, min_segments: int = 1, max_s
         end = keyframe_at[gop + 1] if gop + 1 < len(keyframe_at) else total
         if not mid_gop_ok or end - first >= 2 * frames_each:
             cut = first if cut - first <= end - cut or end == total else end
+        elif keyframe_snap and i <= snapping_cuts:
+            cut = _snapped(cut, [first] + ([end] if end < total else []), keyframe_snap * frames_each,
+                           after=max(cuts, default=0), before=round((i + 1) * frames_each))
         if 0 < cut < total:
             cuts.add(cut)
     bounds = _without_lost_only(frame_pts, [0, *sorted(cuts), total], info.lost)
@@ -597,6 +607,26 @@ def plan_segments(info: MediaInfo, target_s: float, min_segments: int = 1, max_s
             first_packet=gop_starts[decodable_from(a)],
             end_packet=1 + max(decode_index[pts] for pts in frame_pts[a:b] if pts in decode_index)))
     return plans
+
+
+# Segments at the end of a recording that keep equal cuts under ``keyframe_snap``: at least
+# this many, and a quarter of a long recording's.
+_EQUAL_TAIL = 2
+
+
+def _equal_tail(count: int) -> int:
+    """How many of ``count`` segments, the last ones, keep their equal cuts (``plan_segments``)."""
+    return max(_EQUAL_TAIL, count // 4)
+
+
+def _snapped(cut: int, keyframes: list[int], reach: float, after: int, before: int) -> int:
+    """The nearest of ``keyframes`` (the frames at which the cut's GOP and the next one start)
+    within ``reach`` frames of ``cut`` and strictly between the cut before (``after``) and where
+    the next equal cut falls (``before``), so that no segment is lost; else ``cut`` itself."""
+    for keyframe in sorted(keyframes, key=lambda k: abs(k - cut)):
+        if abs(keyframe - cut) <= reach and after < keyframe < before:
+            return keyframe
+    return cut
 
 
 def _add_lost_frames(gop_pts: list[list[int]], lost: list[int]) -> None:

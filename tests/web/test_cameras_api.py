@@ -414,6 +414,9 @@ def test_an_edited_address_is_watched_instead_of_the_old_one(farm, client, accou
             assert ingest.running[camera_id] is watching and watching.thread.is_alive()
             edited = client.patch(f"/api/v1/cameras/{camera_id}", json={"url": new.url}, headers=operator)
             assert edited.status_code == 200 and edited.json["id"] == camera_id
+            # What is true now, not what the old stream's watch last said ("live"): the ingester
+            # reads the new address at its next poll.
+            assert edited.json["status"] == "reconnecting (its address changed)"
             wait_until(lambda: not watching.thread.is_alive(), 60, "the old stream's watch to end")
             start = registry.last_event_id(camera_id)      # the fence moved before: nothing older after this
             segments = wait_until(lambda: [e["data"] for e in parse_events(client.get(

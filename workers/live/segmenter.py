@@ -14,6 +14,12 @@ segment before the cut: that file also takes the cutting keyframe and those pict
 reference both sides), as the file split does. Decode times are recomputed from the
 presentation times (cameras' RTP packets carry none; FFmpeg guesses some).
 
+A segment's frame rate is the one its frames' presentation times say (the median interval
+between them), never the rate FFmpeg's probe reports: that one is an estimate from the first
+packets, and a 29.97 fps camera sending B-frames read as 59.94 fps (its detect pace, tracks
+and alert times then ran at half speed). The stream's timestamps are the camera's own (RTP's
+clock) where it sends them, and the arrival times where it does not (HTTP MJPEG).
+
 Frames are numbered across the whole watch. A connection that ends (the camera dropped,
 stalled, or sent garbage) closes its open segment and leaves a ``Gap``; the next
 connection's first segment says that it does not continue the one before.
@@ -22,14 +28,13 @@ connection's first segment says that it does not continue the one before.
 from __future__ import annotations
 
 import logging
-import statistics
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import av
 
-from workers.live.timeline import TIMELINE, ConnectionClock, Timeline
+from workers.live.timeline import TIMELINE, ConnectionClock, Timeline, frame_rate, frame_ticks
 from workers.live.transcode import Transcoder
 
 log = logging.getLogger(__name__)
@@ -74,6 +79,9 @@ WallClock = Callable[[int, float], tuple[float, str]]
 # Timed pictures seen after an untimed first keyframe before its time is guessed: enough to
 # see past a camera's B-frame reordering.
 REORDER_WINDOW = 8
+# The frame interval (timeline ticks) of a camera whose frames' times have said none yet (a
+# single picture so far): 15 fps, a common camera rate, until two frames are timed.
+UNKNOWN_FRAME_TICKS = round(1 / 15 / TIMELINE)
 # How much of a new connection's stream may wait for the sender's first RTCP report before it
 # is placed by arrival times instead. RFC 3550 senders report first after 1.25-3.75 s; the
 # first segment waits this long at most, later ones not at all.
@@ -111,6 +119,8 @@ class RollingSegmenter:
         self.segments = 0
         self.skipped_packets = 0        # packets before a connection's first clean keyframe, or untimed
         self._files = 0
+        # The camera's frame interval as its latest frames' times say it (kept across reconnects).
+        self._frame_ticks = UNKNOWN_FRAME_TICKS
         self._gap_open = True           # the first segment continues nothing
         self._connected = False
 
@@ -120,7 +130,7 @@ class RollingSegmenter:
         """A new connection's video stream; ``wallclock`` dates its first clean keyframe.
         ``stamp_by_arrival``: the stream's timestamps are made up (FFmpeg's HTTP MJPEG reader
         numbers pictures at 25 a second whatever the camera sends), so each picture is timed
-        by its arrival instead, and the frame rate is learnt from those times."""
+        by its arrival instead. Either way the frame rate is learnt from the frames' times."""
         self._stream, self._wallclock = stream, wallclock
         self._stamp_by_arrival = stamp_by_arrival
         self._arrival_origin: float | None = None
@@ -131,7 +141,6 @@ class RollingSegmenter:
         self._closing: _Pending | None = None
         self._transcoder: Transcoder | None = None
         self._unplaced: list[tuple[av.Packet, float]] = []    # (packet, arrival) before placing
-        self._fps = None if stamp_by_arrival else float(stream.average_rate or stream.guessed_rate or 0) or None
         self._connected = True
 
     def feed(self, packet: av.Packet, arrival: float) -> None:
@@ -188,8 +197,9 @@ class RollingSegmenter:
             if not timed:
                 self.skipped_packets += len(unplaced)
                 return
-            # Shown just before the earliest picture decoded after it (B-frames reorder).
-            head.pts = min(timed) - round(1 / (self._fps or 15.0) / head.time_base)
+            # Shown one frame before the earliest picture decoded after it (B-frames reorder).
+            self._learn_frame_ticks([round(pts * head.time_base / TIMELINE) for pts in timed])
+            head.pts = min(timed) - round(self._frame_ticks * TIMELINE / head.time_base)
         # When the head would have arrived had it come in real time: the first pictures
         # come in a burst (held back while FFmpeg probed the stream), later ones as shown.
         arrival = min(t - float((p.pts - head.pts) * p.time_base) for p, t in unplaced if p.pts is not None)
@@ -252,8 +262,9 @@ class RollingSegmenter:
         if self._closing is not None:
             self._finish(self._closing)
             self._closing = None
-        self._transcoder = Transcoder(self._stream, self.target, self._next_path, self._emit,
-                                      fps=self._fps or 15.0, threads=self.threads)
+        fps = frame_rate(self._learn_frame_ticks([pts for _, pts in current.packets]))
+        self._transcoder = Transcoder(self._stream, self.target, self._next_path, self._emit, fps=fps,
+                                      threads=self.threads)
         for packet, pts in current.packets:
             self._transcoder.feed(packet, pts)
 
@@ -275,18 +286,18 @@ class RollingSegmenter:
             path.unlink(missing_ok=True)
             self.open_gap(f"{len(own)} frames could not be written ({exc})")
             return
-        end = pending.end if pending.end is not None else own[-1] + self._frame_ticks(own)
+        end = pending.end if pending.end is not None else own[-1] + self._learn_frame_ticks(own)
         codec = self._stream.codec_context
         self._emit(path, own, end, codec.width, codec.height, reencoded=False)
 
-    def _frame_ticks(self, pts: list[int]) -> int:
-        steps = [b - a for a, b in zip(pts, pts[1:]) if b > a]
-        if steps:
-            return int(statistics.median(steps))
-        return round(1 / (self._fps or 15.0) / TIMELINE)
+    def _learn_frame_ticks(self, pts: list[int]) -> int:
+        """The frame interval these times say (``frame_ticks``), kept as the connection's; the
+        one known so far where they say none (a single frame)."""
+        self._frame_ticks = frame_ticks(pts) or self._frame_ticks
+        return self._frame_ticks
 
     def _emit(self, path: Path, pts: list[int], end: int, width: int, height: int, reencoded: bool) -> None:
-        fps = self._fps or (1 / float(self._frame_ticks(pts) * TIMELINE))
+        fps = frame_rate(self._learn_frame_ticks(pts))
         if self.gaps and self.gaps[-1].until is None:
             self.gaps[-1].until = self.timeline.captured_at(pts[0])
         segment = LiveSegment(index=self.segments, path=path, pts=pts, end_pts=end, first_frame=self.frames,
