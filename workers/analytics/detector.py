@@ -168,10 +168,11 @@ class FaceDetector(Analyzer):
             if self.confirmer is not None:     # weaker boxes too, for the second detector to vouch for
                 threshold = min(threshold, c.confirm_floor)
             more, points = self._detect(Picture(bgr=region), side, threshold)
-            source = more / scale + [x0, y0, x0, y0, 0]
-            confirmed = self._confirmed(region, more, self.second_look.kept(index, source),
-                                        self.second_look.on_motion(source))
+            in_region = more.copy()
             more[:, :4] = more[:, :4] / scale + [x0, y0, x0, y0]
+            confirmed = self._confirmed(region, in_region, self.second_look.kept(index, more),
+                                        self.second_look.on_motion(more))
+            more[confirmed, 4] = in_region[confirmed, 4]
             keep = self.second_look.kept(index, more) | confirmed
             more, points = more[keep], points[keep]
             looks.append((square, more))
