@@ -122,7 +122,7 @@ def watch_the_farm(args, settings: Settings) -> int:
             scaler.tick(settings.autoscale_poll_s)
             return 0
         if settings.autoscale_metrics_port:
-            metrics.serve(settings.autoscale_metrics_port)
+            metrics.serve(settings.autoscale_metrics_port, settings.autoscale_metrics_host)
         scaler.run(settings.autoscale_poll_s, threading.Event())     # until a stop signal
         return 0
     finally:

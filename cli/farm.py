@@ -39,6 +39,22 @@ LOCAL_SCALING = {"VIDFARM_AUTOSCALE_CPU__SIZE_BY": "tasks", "VIDFARM_AUTOSCALE_C
                  # forecast finds a new worker too late for the 3 s budget and never adds one.
                  "VIDFARM_AUTOSCALE_LIVE__MIN_REPLICAS": "1", "VIDFARM_AUTOSCALE_LIVE__POD_START_S": "2"}
 
+# Stopping (``EmbeddedFarm.stop``): within about INGEST_STOP_S + 2 + STOP_GRACE_S (19 s) of the
+# signal at worst, then the fork server's and Redis's exits, under the 30 s an init system or
+# Kubernetes gives before SIGKILL (7-11 s measured with a camera live and its page open, load
+# 8-15). First the ingester, the web app, beat and Flower together, the workers serving on: the
+# ingester sends each camera's last segment and gives the watches INGEST_STOP_S for their
+# results (then counts them failed), and the web app's requests (a camera page's open event
+# stream included) get WEB_STOP_S; once the ingester is gone, the workers and the autoscaler,
+# all at once, share one grace (a warm shutdown: the task in hand finishes, the others go back
+# to the queue), then whatever is left is killed. Before, with each child's 15 s grace counted
+# from its own turn and the ingester waiting for the results of a segment that the live
+# workers, stopping with it, put back on the queue, a camera page's stream and a live camera
+# took 33 s (load 2).
+INGEST_STOP_S = 5.0
+WEB_STOP_S = 5
+STOP_GRACE_S = 12.0     # above the autoscaler's own grace for its workers (10 s)
+
 
 class EmbeddedFarm:
     def __init__(self, data_dir: Path, workers: int = 2, queues: str = "live,ingest,cpu",
@@ -105,10 +121,13 @@ class EmbeddedFarm:
         # The cap: `workers` beyond the one live worker always kept, shared live first (the
         # chart's sharedMaxReplicas), so a camera backlog takes what uploads would have used, and
         # an upload burst never takes the cameras' room.
+        # Its Prometheus port: off unless the user asked for one (two farms on one machine must
+        # not clash on the default 9102), and then on the web app's address, not every interface.
         shared = str(self.workers + 1)
-        return {**LOCAL_SCALING, **self.env(), "VIDFARM_AUTOSCALE_CPU__MAX_REPLICAS": str(self.workers),
-                "VIDFARM_AUTOSCALE_LIVE__MAX_REPLICAS": shared, "VIDFARM_AUTOSCALE_SHARED_MAX": shared,
-                "VIDFARM_AUTOSCALE_METRICS_PORT": "0"}   # two farms on one machine must not clash
+        return {**LOCAL_SCALING, "VIDFARM_AUTOSCALE_METRICS_PORT": "0",
+                "VIDFARM_AUTOSCALE_METRICS_HOST": self.web_host, **self.env(),
+                "VIDFARM_AUTOSCALE_CPU__MAX_REPLICAS": str(self.workers),
+                "VIDFARM_AUTOSCALE_LIVE__MAX_REPLICAS": shared, "VIDFARM_AUTOSCALE_SHARED_MAX": shared}
 
     def autoscaler_command(self) -> list[str]:
         return [sys.executable, "-m", "cli.main", "autoscale", "--backend", "local", "--queues", AUTOSCALED_QUEUES]
@@ -137,8 +156,8 @@ class EmbeddedFarm:
                 for _ in range(self.workers):
                     self.add_worker()
             if self.cameras:
-                self._later.append(("ingest", [sys.executable, "-m", "cli.main", "ingest"], self.env(),
-                                    signal.SIGTERM))
+                self._later.append(("ingest", [sys.executable, "-m", "cli.main", "ingest"],
+                                    {**self.env(), "VIDFARM_INGEST_STOP_S": str(INGEST_STOP_S)}, signal.SIGTERM))
             if self.beat:
                 self._later.append((
                     "beat", [sys.executable, "-m", "celery", "-A", "tasks.beat_app", "beat", "--loglevel", "INFO",
@@ -158,7 +177,8 @@ class EmbeddedFarm:
                 self.processes.append(FarmProcess(
                     "web", [sys.executable, "-m", "gunicorn", "web.wsgi:app", "--bind",
                             f"{self.web_host}:{self.web_port}", "--workers", "2", "--threads", "4",
-                            "--timeout", "600"], self.web_env(), self.log_dir / "web.log"))
+                            "--timeout", "600", "--graceful-timeout", str(WEB_STOP_S)],
+                    self.web_env(), self.log_dir / "web.log"))
         except BaseException:
             self.stop()
             raise
@@ -263,16 +283,29 @@ class EmbeddedFarm:
         return f"{window / 60:g} min" if window >= 60 else f"{window:g} s"
 
     @staticmethod
+    def _serves_tasks(process: FarmProcess) -> bool:
+        """A worker, or the autoscaler (which stops its own)."""
+        return process.name.startswith("worker") or process.name == "autoscaler"
+
+    @staticmethod
     def _restartable(process: FarmProcess) -> bool:
         return process.name.startswith("worker") or process.name == "ingest"
 
     def stop(self) -> None:
+        """Every process stopped, the ingester first (see STOP_GRACE_S)."""
         if self.forkserver is not None:
             self.forkserver.abandon()
         for process in self.processes:
-            process.request_stop()   # all at once, so their grace periods overlap
+            if not self._serves_tasks(process):
+                process.request_stop()      # together: their waits overlap
         for process in self.processes:
-            process.stop()
+            if process.name == "ingest":    # its last segments go to workers still serving
+                process.wait(INGEST_STOP_S + 2.0)
+        for process in self.processes:
+            process.request_stop()
+        deadline = time.monotonic() + STOP_GRACE_S       # one grace for all, not one each in turn
+        for process in self.processes:
+            process.stop(max(0.0, deadline - time.monotonic()))
         self.processes.clear()
         if self.forkserver is not None:
             self.forkserver.close()

@@ -479,7 +479,8 @@ def serve_up(args, settings, port: int) -> int:
             print("  admin   : exists (its password and token were shown when it was created)")
         print(f"  flower  : http://127.0.0.1:{settings.flower_port}/   "
               f"(user {settings.flower_user}, password {flower_password})")
-        print("  beat    : re-identifies stored recordings after the gallery changes")
+        print(f"  metrics : http://localhost:{port}/metrics   (Prometheus; with a token, as the API)")
+        print(f"  beat    : {beat_duties(settings)}")
         print("  cameras : POST /api/v1/cameras registers one; the ingester watches it (segments on the live queue)")
         print(f"  logs    : {farm.log_dir}")
         print("Ctrl-C (or SIGTERM, SIGHUP) stops every process.")
@@ -488,6 +489,15 @@ def serve_up(args, settings, port: int) -> int:
             if dead:
                 return fail(f"farm process exited: {', '.join(dead)} (see {farm.log_dir})")
             time.sleep(1)
+
+
+def beat_duties(settings) -> str:
+    """What `up`'s beat does that an operator would wait for (its sweeps run unseen)."""
+    duties = "re-identifies stored recordings after the gallery changes"
+    if settings.reanalyse_hours:
+        duties += (f"; re-analyses the last {settings.reanalyse_hours:g} h each day at "
+                   f"{settings.reanalyse_at_hour:02d}:00 UTC")
+    return duties
 
 
 if __name__ == "__main__":

@@ -401,9 +401,10 @@ class CameraRegistry:
         folds = folds or [{"id": None, "repeat_of": None}] * len(line["alerts"])
         alerts = [{**alert, "id": fold["id"], "repeat_of": fold["repeat_of"]}
                   for alert, fold in zip(line["alerts"], folds)]
-        events = sorted(({**alert, "captured_at": line["captured_at"], "ready_at": line["ready_at"],
-                          "latency_s": line["latency_s"]} for alert in alerts),
-                        key=lambda event: event["repeat_of"] is not None)
+        # An alert event says when its own frame was captured (as its record does), not its
+        # segment's first, and how long after that it was raised.
+        events = sorted(({**alert, **_raised(alert.get("captured_at", line["captured_at"]), line["ready_at"])}
+                         for alert in alerts), key=lambda event: event["repeat_of"] is not None)
         state = self.redis.hgetall(_state_key(camera_id))
         latencies = (json.loads(state.get("latencies", "[]")) + [line["latency_s"]])[-LATENCY_WINDOW:]
 
@@ -502,6 +503,11 @@ class CameraRegistry:
         """The newest event's id ("0-0" without any): where a new listener starts."""
         newest = self.redis.xrevrange(_events_key(camera_id), count=1)
         return newest[0][0] if newest else "0-0"
+
+
+def _raised(captured_at: float, ready_at: float) -> dict:
+    """An alert event's times: its frame's capture, when it was raised, and the time between."""
+    return {"captured_at": captured_at, "ready_at": ready_at, "latency_s": round(ready_at - captured_at, 3)}
 
 
 def status_text(status: str, behind_s: float | None) -> str:

@@ -66,6 +66,7 @@ class FarmProcess:
         self._spawn()
 
     def _spawn(self) -> None:
+        self._stop_requested = False
         cores = cores_for(self.slot, self.pin_threads) if self.slot is not None and self.pin_threads else None
         self.popen = self._launch(cores)
 
@@ -115,17 +116,24 @@ class FarmProcess:
             pass
 
     def request_stop(self) -> None:
-        """SIGTERM to the child alone: Celery's warm shutdown. Returns at once."""
-        if self.alive:
+        """SIGTERM to the child alone: Celery's warm shutdown. Returns at once. Sent once: the
+        child's clean-up starts at the first, and a repeat could only disturb it."""
+        if self.alive and not self._stop_requested:
+            self._stop_requested = True
             self.popen.send_signal(signal.SIGTERM)
+
+    def wait(self, timeout: float) -> bool:
+        """Whether it ended within ``timeout`` seconds."""
+        try:
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
 
     def stop(self, grace: float = 15.0) -> None:
         """Warm shutdown, then SIGKILL to the group after ``grace`` seconds."""
         self.request_stop()
-        try:
-            self.popen.wait(grace)
-        except subprocess.TimeoutExpired:
-            pass
+        self.wait(grace)
         self.signal(signal.SIGKILL)  # also reaps pool children left in the group
         self.popen.wait()
         self._log.close()

@@ -215,6 +215,12 @@ class Settings(BaseSettings):
                                  description="Tries of one S3 request (backoff between) before it fails.")
     s3_multipart_bytes: int = Field(default=defaults.S3_MULTIPART_BYTES, ge=5 * 1024**2,
                                     description="Uploads past this size go in parts of this size (S3: at least 5 MiB).")
+    blob_store_wait_s: float = Field(default=300, ge=0,
+                                     description="How long a task of a job (ingest, a segment, the stitch, a "
+                                                 "drawing, the join) waits for a blob store that is unavailable "
+                                                 "(an S3 bucket away past s3_max_attempts) before its job fails: it "
+                                                 "is retried 2, 4, 8 ... s after it met it (at most 30 s apart) "
+                                                 "meanwhile; 0: it fails at once.")
 
     # --- ingest ------------------------------------------------------------------------
     segment_seconds: float = Field(default=4.0, gt=0, description="Target segment length; segments are equal, remuxed from keyframes.")
@@ -318,6 +324,10 @@ class Settings(BaseSettings):
                                   description="Lease on a camera held by one ingest replica (`vidfarm ingest`): "
                                               "renewed every third of it; a replica that dies loses its cameras "
                                               "to the others this long after its last renewal.")
+    ingest_stop_s: float = Field(default=60.0, ge=0,
+                                 description="What a stopping ingest replica gives its cameras' watches, in all, to "
+                                             "hand over their last segments; results not in by then count as failed "
+                                             "(`vidfarm up` gives its own ingester 5 s).")
 
     # --- scheduled re-analysis (Celery beat) -----------------------------------------------
     reidentify_every_s: float = Field(default=300, gt=0,
@@ -416,6 +426,9 @@ class Settings(BaseSettings):
         default=None, description="Namespace of the worker Deployments. Unset: the pod's own (in cluster) "
                                   "or the kubeconfig context's.")
     autoscale_metrics_port: int = Field(default=9102, ge=0, description="Prometheus port of `vidfarm autoscale` (0: off).")
+    autoscale_metrics_host: str = Field(default="0.0.0.0",
+                                        description="Address the autoscaler's Prometheus port listens on "
+                                                    "(`vidfarm up`: the web app's, this machine only by default).")
 
     @field_validator("*", mode="before")
     @classmethod

@@ -75,16 +75,16 @@ def _post(url: str, body: bytes) -> tuple[int | None, str | None]:
     return response.status_code, f"HTTP {response.status_code} {response.reason or ''}".strip()
 
 
-def ring_live(camera_id: str, line: dict, fps: float) -> list[dict]:
-    """A live camera's processed segment (its ``live.jsonl`` line) at ``fps``: record its alerts
-    and queue their webhook deliveries now (none for a repeat). Returns each alert's
-    ``{id, repeat_of}``, in the line's order (``repeat_of``: the alert it repeats, None if it rang)."""
+def ring_live(camera_id: str, line: dict) -> list[dict]:
+    """A live camera's processed segment (its ``live.jsonl`` line, each alert with the capture
+    time of its frame: ``with_capture_time``): record its alerts and queue their webhook
+    deliveries now (none for a repeat). Returns each alert's ``{id, repeat_of}``, in the line's
+    order (``repeat_of``: the alert it repeats, None if it rang)."""
     if not line["alerts"]:
         return []
     identities = {t["track"]: t.get("identity") for t in line.get("tracks") or []}
     settings = runtime.settings()
-    alerts = [with_capture_time(alert, line, fps) for alert in line["alerts"]]
-    deliveries, folds = Alerts(runtime.records()).raise_live(camera_id, alerts, identities,
+    deliveries, folds = Alerts(runtime.records()).raise_live(camera_id, line["alerts"], identities,
                                                              settings.alert_webhook_urls, settings.alert_repeat_s)
     queue_deliveries(deliveries)
     return folds
@@ -146,12 +146,13 @@ def _try_hold_s(timeout_s: float) -> float:
     return 2 * timeout_s + 30
 
 
-def with_capture_time(alert: dict, line: dict, fps: float) -> dict:
-    """The alert with the capture time of its frame (unix s): the segment's first frame's, plus
-    the frames between at the camera's rate (an alert may name an earlier segment's frame: a
-    watchlist alert is at its track's first frame)."""
-    offset = (alert["frame"] - line["first_frame"]) / fps if fps and fps > 0 else 0.0
-    return {**alert, "captured_at": line["captured_at"] + offset}
+def with_capture_time(alert: dict, start_captured_at: float) -> dict:
+    """The alert with the capture time of its frame (unix s, ``captured_at``): the capture time
+    of the watch's first frame plus the frame's own ``t``, its timestamp on the watch's timeline
+    (an alert may name an earlier segment's frame: a watchlist alert is at its track's first).
+    Not the frames counted at the camera's rate: a camera that drops frames (a Wi-Fi camera,
+    RTSP over UDP losing packets) would date every alert after a loss early by the time lost."""
+    return {**alert, "captured_at": round(start_captured_at + alert["t"], 3)}
 
 
 @app.task(name="vidfarm.deliver_alert", bind=True, ignore_result=True, max_retries=None)

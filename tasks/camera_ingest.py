@@ -38,12 +38,14 @@ from tasks.alerts import ring_live
 from tasks.live_view import send_view
 from tasks.recording import CameraRecorder
 from tasks.live_watch import LiveWatch, WatchError
+from tasks.live_workers import LiveWorkerGate
 from workers.live.playback import ViewerServer
 
 log = logging.getLogger(__name__)
 
-RETRY_S = 10.0     # a watch that ended on its own (no worker on the live queue) is started again after this
-STOP_JOIN_S = 60.0   # in all: what the watches get to end cleanly as the ingester stops
+RETRY_S = 10.0     # a watch that failed (a camera's bug, say) is started again after this
+# A camera's status while no worker serves the live queue: its watch waits for one (LiveWorkerGate).
+WAITING_FOR_LIVE_WORKER = "waiting for a live worker"
 
 
 @dataclass
@@ -62,10 +64,10 @@ def segment_processed(registry: CameraRegistry, camera_id: str, line: dict, fps:
     does). False: the camera is no longer this replica's (another holds it, or it was deleted)."""
     if not registry.holds(camera_id, token):
         return False          # only the camera's owner rings, once
-    return registry.segment_done(camera_id, line, fps, token=token, folds=rung_alerts(camera_id, line, fps))
+    return registry.segment_done(camera_id, line, fps, token=token, folds=rung_alerts(camera_id, line))
 
 
-def rung_alerts(camera_id: str, line: dict, fps: float) -> list[dict] | None:
+def rung_alerts(camera_id: str, line: dict) -> list[dict] | None:
     """``ring_live``'s answer for the segment's alerts; None when they could not be recorded.
     Whatever went wrong, the camera goes on and the segment's events still go out, carrying
     the alerts (ids null, none marked a repeat): an error that escaped here ended the watch
@@ -73,7 +75,7 @@ def rung_alerts(camera_id: str, line: dict, fps: float) -> list[dict] | None:
     if not line["alerts"]:
         return []
     try:
-        return ring_live(camera_id, line, fps)
+        return ring_live(camera_id, line)
     except (SQLAlchemyError, RedisError, OperationalError) as error:   # database or broker away for a while
         log.warning("camera %s: live alerts not recorded: %s", camera_id, error)
     except Exception:      # a bug, or an alert the records cannot hold: its traceback, for whoever fixes it
@@ -83,13 +85,17 @@ def rung_alerts(camera_id: str, line: dict, fps: float) -> list[dict] | None:
 
 class CameraIngest:
     def __init__(self, registry: CameraRegistry, poll_s: float = 1.0, lease_s: float = 10.0,
-                 owner: str | None = None, recording_hour_s: float | None = None):
-        """recording_hour_s: the length of each camera recording (default: the setting)."""
+                 owner: str | None = None, recording_hour_s: float | None = None, stop_s: float | None = None):
+        """recording_hour_s: the length of each camera recording (default: the setting);
+        stop_s: what the watches get to end cleanly as the ingester stops, in all (default:
+        the setting, ``VIDFARM_INGEST_STOP_S``)."""
         self.registry = registry
         # Renewed at every poll: at least three polls per lease, so one slow poll loses nothing.
         self.poll_s = min(poll_s, lease_s / 3)
         self.leases = CameraLeases(registry.redis, owner or new_owner_id(), lease_s)
         self.recording_hour_s = recording_hour_s or runtime.settings().recording_hour_s
+        self.stop_s = runtime.settings().ingest_stop_s if stop_s is None else stop_s
+        self.live_workers = LiveWorkerGate()
         self.offers = CameraOffers(registry.redis)     # browser cameras' WebRTC offers
         self.viewer_offers = CameraOffers(registry.redis, "viewers")     # pages playing a live view over WebRTC
         self.viewers: ViewerServer | None = None       # started with the first viewer
@@ -121,10 +127,11 @@ class CameraIngest:
                 self.viewers.stop()
 
     def _wait_for_watches(self) -> None:
-        """Let the dropped watches hand over their last segments, up to ``STOP_JOIN_S`` in all,
-        while the farm's Redis answers: without it they can hand over nothing, and each would
-        wait out its own retries (a minute and more) while a pod's grace runs out."""
-        deadline = time.monotonic() + STOP_JOIN_S
+        """Let the dropped watches hand over their last segments, up to ``stop_s`` in all (each
+        gives up on its results at ``stop_s``: a second more lets it write that down and close
+        its recording), while the farm's Redis answers: without it they can hand over nothing,
+        and each would wait out its own retries (a minute and more) while a pod's grace runs out."""
+        deadline = time.monotonic() + self.stop_s + 1.0
         while (alive := [r.thread for r in self.stopping if r.thread is not None and r.thread.is_alive()]) \
                 and time.monotonic() < deadline:
             try:
@@ -222,9 +229,19 @@ class CameraIngest:
                           on_status=lambda status, behind_s: written(
                               self.registry.set_status(camera_id, status, token=token, behind_s=behind_s, url=url)),
                           on_view=analysed, offers=lambda timeout: self.offers.next(camera_id, timeout),
-                          fence=(camera_id, token), open_timeout=runtime.settings().camera_open_timeout_s)
+                          fence=(camera_id, token), open_timeout=runtime.settings().camera_open_timeout_s,
+                          stop_wait_s=self.stop_s)
+
+        def waiting() -> None:
+            log.info("camera %s: no worker serves the live queue yet: waiting for one", camera_id)
+            written(self.registry.set_status(camera_id, WAITING_FOR_LIVE_WORKER, token=token, url=url))
+
         try:
-            watch.run(stop)
+            # Its segments would wait on a queue nobody serves: the watch starts once a worker
+            # does (a farm starting: the autoscaler's first live worker loads as this starts).
+            if not self.live_workers.wait(stop, waiting):
+                return
+            watch.run(stop, check_workers=False)
         except WatchError as exc:
             written(self.registry.set_status(camera_id, f"failed ({exc})", token=token, url=url))
             stop.wait(RETRY_S)

@@ -19,7 +19,7 @@ from typing import Callable
 from core.models import aware
 from core.results import Results
 from core.segment_job import SegmentJob, SourceMedia
-from core.storage import analysis_key, face_crops_key, output_key, segment_key, version_key
+from core.storage import BlobStoreUnavailable, analysis_key, face_crops_key, output_key, segment_key, version_key
 from services import runtime
 from tasks import published
 from tasks.app import app
@@ -30,6 +30,7 @@ from tasks.common import (_json_bytes, _pipeline_config, _put_bytes, media_limit
 from tasks.gallery import job_matching
 from tasks.render import draw_ahead_if_empty, fail_job, queue_render
 from tasks.leases import Lease, forget_requeues, job_lease, segment_lease, stitch_without_chord
+from tasks.store_wait import other_retries, retry_soon, wait_for_store
 from workers import media, pipeline
 from workers.analytics import thermal
 from workers.results import SegmentOutput, assemble_results, damage_warning, source_summary
@@ -42,10 +43,10 @@ log = logging.getLogger(__name__)
 @app.task(name="vidfarm.ingest", bind=True, ignore_result=True)
 def ingest(self, job_id: str) -> dict:
     with Lease(job_lease("ingest", job_id), self.request.hostname or "local"):
-        return _ingest(job_id)
+        return _ingest(self, job_id)
 
 
-def _ingest(job_id: str) -> dict:
+def _ingest(self, job_id: str) -> dict:
     records, store, settings = runtime.records(), runtime.store(), runtime.settings()
     # A redelivered ingest of a job already split (or ended) changes nothing.
     job = records.start_stage(job_id, "splitting", from_states=("queued", "splitting"))
@@ -67,7 +68,10 @@ def _ingest(job_id: str) -> dict:
         fail_job(job_id, str(exc))
         return {"failed": str(exc)}
     except Exception as exc:
-        fail_job(job_id, f"ingest failed: {exc}")
+        gone = wait_for_store(self, exc)      # retried later while the store may come back
+        fail_job(job_id, f"ingest failed: {gone or exc}")
+        if gone is not None:
+            raise gone from exc
         raise
     if not records.record_split(job_id, [
             {"index": p.index, "start_frame": p.start_frame, "frames": p.frames, "pts": p.pts,
@@ -144,7 +148,13 @@ def republish(job_id: str, change: Callable[[dict | None], dict | None], gallery
         return None
     if version is not None:
         outcome["publication"].send()
-        queue_render(job_id, version, outcome["results"])
+        try:
+            queue_render(job_id, version, outcome["results"])
+        except BlobStoreUnavailable as exc:
+            # Published: a publisher retried now would find nothing to do (a stitch, the job
+            # done), so the drawing goes to a task that waits for the store (``tasks.store_wait``).
+            log.warning("job %s: results version %d published, its drawing queued again: %s", job_id, version, exc)
+            app.send_task("vidfarm.redraw", (job_id,))
     return version
 
 
@@ -223,10 +233,13 @@ def _process_segment(self, segment: SegmentJob, worker: str, lease: Lease) -> di
     except Exception as exc:
         if not lease.held:     # cut off (the database or Redis unreachable), its work given to another
             raise
-        if self.request.retries < runtime.settings().segment_retries:
-            raise self.retry(exc=exc, countdown=1)
-        records.set_segment(job_id, index, status="failed", error=str(exc))
-        fail_job(job_id, f"segment {index} failed: {exc}")
+        gone = wait_for_store(self, exc)      # retried later while the store may come back
+        if gone is None and other_retries(self.request) < runtime.settings().segment_retries:
+            retry_soon(self, exc)
+        records.set_segment(job_id, index, status="failed", error=str(gone or exc))
+        fail_job(job_id, f"segment {index} failed: {gone or exc}")
+        if gone is not None:
+            raise gone from exc
         raise
     seconds = round(time.perf_counter() - started, 4)      # the analysis alone: the autoscaler learns its cost
     try:
@@ -302,9 +315,12 @@ def _stitch(self, job_id: str, wait_s: float) -> dict:
             return {"skipped": "the job ended while it was stitched"}
         forget_requeues(job_id)     # a re-analysis has a chord of its own again
     except Exception as exc:
-        if self.request.retries < self.max_retries:
-            raise self.retry(exc=exc, countdown=1)
-        fail_job(job_id, f"stitch failed: {exc}")
+        gone = wait_for_store(self, exc)      # retried later while the store may come back
+        if gone is None and other_retries(self.request) < self.max_retries:
+            retry_soon(self, exc)
+        fail_job(job_id, f"stitch failed: {gone or exc}")
+        if gone is not None:
+            raise gone from exc
         raise
     return {"frames": len(results["frames"])}
 

@@ -32,7 +32,7 @@ from functools import lru_cache
 
 import redis
 from celery import bootsteps
-from celery.signals import task_received
+from celery.signals import task_received, worker_shutdown
 from celery.worker import state
 
 from core.segment_job import SegmentJob
@@ -128,6 +128,10 @@ class Lease:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
+        self.release()
+
+    def release(self) -> None:
+        """Give the lease up, if this holder still holds it (lapsed, it would have the work queued again)."""
         try:
             client().eval(_RELEASE, 2, EXPIRIES, HOLDERS, self.name, self.token)
         except redis.RedisError as exc:
@@ -184,6 +188,29 @@ def renew_waiting() -> None:
             del _waiting[request_id]
         else:
             lease._call(_RENEW)
+
+
+def release_waiting() -> int:
+    """At the worker's warm shutdown: release the leases of received tasks that never started
+    here (waiting for a pool process, or for a retry's countdown: ``tasks.store_wait``). Their
+    messages go back to the queue as the worker's connection closes (kombu restores what it did
+    not acknowledge), and whoever takes one next takes its lease; left to lapse, the lease would
+    have the work queued again besides, and then run twice. (Where the restore itself fails,
+    Redis away too, the message comes back after the visibility timeout.) A task that started
+    holds a lease of its own, which this leaves alone. Returns how many were waiting."""
+    waiting = list(_waiting.values())
+    _waiting.clear()
+    for lease in waiting:
+        lease.release()
+    return len(waiting)
+
+
+@worker_shutdown.connect
+def _release_waiting_at_shutdown(**_) -> None:
+    # Sent once the worker's steps have stopped: its consumer receives nothing more (a lease
+    # released earlier could be taken again by a task arriving meanwhile: a retry sent by a task
+    # the shutdown waited for), and its connection has given the unacknowledged messages back.
+    release_waiting()
 
 
 def expire_leases_of(worker_prefix: str) -> int:

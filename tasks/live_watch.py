@@ -9,8 +9,10 @@ camera's tracks and identities on (``LiveStitch``) and becomes one line of ``liv
      "alerts", "tracks", "clock", "reencoded"[, "gap_before"][, "error"]}
 
 ``ready_at`` is when the line was written (the result was in hand), ``latency_s`` =
-``ready_at - captured_at`` of the segment's first frame. A watch whose workers cannot keep
-up says how far its analysis trails capture (``behind_s``) in its status reports. At the end
+``ready_at - captured_at`` of the segment's first frame. Each alert carries the capture time
+of its own frame (``captured_at``, from the frame's timestamp: ``tasks.alerts.with_capture_time``).
+A watch whose workers cannot keep up says how far its analysis trails capture (``behind_s``)
+in its status reports. At the end
 every frame received becomes an entry of ``results.json`` (contract 3, global indices, plus
 ``gaps`` and ``live``) and of ``annotated.mp4``, drawn here from those results as the render
 step draws a recording's (no audio: the camera's sound is not kept).
@@ -46,6 +48,7 @@ from tasks.app import app
 from tasks.gallery import job_matching
 from tasks.jobs import render_config, result_options
 from tasks.live import PIECES, live_key, live_media, options_key, piece_key
+from tasks.live_workers import LIVE_QUEUE, live_queue_served
 from workers import media
 from workers.live.browser import BrowserSource, Offers
 from workers.live.segmenter import LiveSegment, RollingSegmenter
@@ -61,7 +64,6 @@ POLL_S = 0.05
 # How often a long watch looks whether the shared gallery changed (an enrolment, a rename, a
 # watchlist change, an erasure): the segments after a change are named against the new one.
 GALLERY_CHECK_S = 2.0
-LIVE_QUEUE = "live"
 # A watch is behind when the oldest segment still waiting for its results was captured more
 # than this many segments ago: one that keeps up waits for about one and a half (its own
 # length, then its analysis; docs/benchmarks.md, "Live latency": p95 2.8-4.0 s for 2 s).
@@ -126,14 +128,13 @@ class WatchRepeats:
         self.raised = 0
         self.rang: list[_Raised] = []       # within the window of the newest
 
-    def mark(self, line: dict, fps: float) -> list[dict]:
-        """The line's alerts, each with its ``id`` and ``repeat_of``."""
+    def mark(self, line: dict) -> list[dict]:
+        """The line's alerts (each with its frame's ``captured_at``), each with its ``id`` and ``repeat_of``."""
         names = {t["track"]: t.get("identity") for t in line["tracks"]}
         fresh = []
         for alert in line["alerts"]:
             self.raised += 1
-            fresh.append(_Raised(self.raised, alert["kind"], names.get(alert["track"]),
-                                 with_capture_time(alert, line, fps)["captured_at"]))
+            fresh.append(_Raised(self.raised, alert["kind"], names.get(alert["track"]), alert["captured_at"]))
         rings = fold_repeats(fresh, lambda a: a.person, lambda a: a.captured_at, self.repeat_s, rang=self.rang)
         newest = max((a.captured_at for a in fresh), default=0.0)
         self.rang = [a for a in self.rang + rings if newest - a.captured_at < self.repeat_s]
@@ -154,7 +155,7 @@ class LiveWatch:
                  on_status: Callable[[str, float | None], None] | None = None, keep_results: bool = True,
                  on_view: Callable[[str, LiveSegment, list[list[dict]]], None] | None = None,
                  offers: Offers | None = None, fence: tuple[str, int] | None = None,
-                 repeat_s: float | None = None):
+                 repeat_s: float | None = None, stop_wait_s: float | None = None):
         """report: receives one human-readable line per segment and per camera status;
         on_line: each live.jsonl line and the camera's frame rate; on_status: each status,
         with how far behind capture the analysis is (``behind_s``);
@@ -168,8 +169,12 @@ class LiveWatch:
         the end, nothing kept per frame, and a camera that cannot be opened is waited for.
         repeat_s: number each alert in its line and mark its repeats (``WatchRepeats``), for a
         watch whose alerts are recorded nowhere else; a registered camera's are recorded, and
-        the records decide its repeats."""
+        the records decide its repeats.
+        stop_wait_s: once the watch ends, how long it waits for the results of the segments it
+        sent (the last one is sent as it ends); those not in by then count as failed. None:
+        each gets the segment time limit (a `vidfarm watch`, which writes every result)."""
         self.url, self.out_dir = url, Path(out_dir)
+        self.stop_wait_s = stop_wait_s
         self.segment_seconds = segment_seconds
         self.options = dict(options or {})
         self.report = report or (lambda line: None)
@@ -200,7 +205,8 @@ class LiveWatch:
         self.received: list[LiveSegment] = []
         self.stages: dict[str, float] = {}
         self.summary = WatchSummary(0, 0)
-        self._start_pts: int | None = None
+        self._start_pts: int | None = None            # the watch's first frame (the results' t = 0) ...
+        self._start_captured_at: float | None = None  # ... and when it was captured (unix s)
         self._failed: set[int] = set()
         self._status: CameraStatus | None = None
         self._behind: float | None = None
@@ -213,9 +219,14 @@ class LiveWatch:
 
     # --- running -------------------------------------------------------------------------
 
-    def run(self, stop: threading.Event, duration_s: float | None = None) -> WatchSummary:
-        """Watch until ``stop`` is set or ``duration_s`` has passed; then write the results."""
-        check_live_workers()
+    def run(self, stop: threading.Event, duration_s: float | None = None,
+            check_workers: bool = True) -> WatchSummary:
+        """Watch until ``stop`` is set or ``duration_s`` has passed; then write the results.
+        check_workers=False: the caller has just seen a worker serve the live queue (the
+        ingester's ``LiveWorkerGate``), so the watch does not look again (a look is a broadcast
+        that waits its whole timeout: seconds more without a picture)."""
+        if check_workers:
+            check_live_workers()
         started = time.monotonic()
         self.lines_path = self.out_dir / "live.jsonl"
         if self.keep_results:
@@ -242,8 +253,9 @@ class LiveWatch:
                     self._follow_gallery()
                 time.sleep(POLL_S)
             camera_stop.set()
+            ended = time.monotonic()
             reader.join(self.camera.open_timeout + 30)    # it closes the open segment and sends it
-            self._collect(wait=True)
+            self._collect(wait=True, give_up_at=None if self.stop_wait_s is None else ended + self.stop_wait_s)
             if self.keep_results:
                 if not self.received:
                     raise WatchError(f"{redacted(self.url)}: no frames received")
@@ -331,8 +343,9 @@ class LiveWatch:
             self.report(f"{REDIS_AWAY}: waiting up to {REDIS_AWAY_S:g} s for it")
         return time.monotonic() - self._redis_away_since >= REDIS_AWAY_S
 
-    def _collect(self, wait: bool) -> None:
-        """Take the results that are in, in segment order (with ``wait``: all of them)."""
+    def _collect(self, wait: bool, give_up_at: float | None = None) -> None:
+        """Take the results that are in, in segment order (with ``wait``: all of them, those
+        still out at ``give_up_at`` (monotonic) as failed)."""
         while self.sent:
             head = self.sent[0]
             fenced = away = False
@@ -350,6 +363,9 @@ class LiveWatch:
                         error, fenced = head.result.result["fenced"], True     # dropped unanalysed: this owner is stale
                 elif time.monotonic() - head.sent_at > self.result_timeout_s:
                     error = f"no result within {self.result_timeout_s} s"
+                elif give_up_at is not None and time.monotonic() >= give_up_at:
+                    # (the farm stopping: its live workers may be gone, or going, with this segment queued)
+                    error = f"no result within {self.stop_wait_s:g} s of the watch's end"
                 elif wait:
                     time.sleep(POLL_S)
                     continue
@@ -387,12 +403,13 @@ class LiveWatch:
             output = SegmentOutput(segment.pts, [[] for _ in segment.pts], [], None, continues=False)
             self._failed.add(segment.index)
         if self._start_pts is None:
-            self._start_pts = segment.pts[0]
+            self._start_pts, self._start_captured_at = segment.pts[0], segment.captured_at
         update = self.stitch.add(output, segment.first_frame, media.frame_times(segment.pts, self._start_pts, TIMELINE))
         ready_at, captured_at = round(time.time(), 3), round(segment.captured_at, 3)
         line = {"segment": segment.index, "first_frame": segment.first_frame, "frames": segment.frames,
                 "captured_at": captured_at, "ready_at": ready_at, "latency_s": round(ready_at - captured_at, 3),
-                "faces": update.faces, "alerts": update.alerts, "tracks": update.tracks,
+                "faces": update.faces, "alerts": [with_capture_time(alert, self._start_captured_at)
+                                                  for alert in update.alerts], "tracks": update.tracks,
                 "clock": segment.clock, "reencoded": segment.reencoded}
         gap = next((g for g in self.segmenter.gaps if g.after_frame == segment.first_frame - 1), None)
         if gap is not None and not segment.continues:
@@ -400,7 +417,7 @@ class LiveWatch:
         if error is not None:
             line["error"] = error
         if self.repeats is not None:
-            line["alerts"] = self.repeats.mark(line, segment.fps)
+            line["alerts"] = self.repeats.mark(line)
         if self.keep_results:      # a camera watched for good has its events in the registry instead
             with self.lines_path.open("a") as lines:
                 lines.write(json.dumps(line) + "\n")
@@ -457,8 +474,7 @@ class LiveWatch:
 def check_live_workers(timeout: float = 2.0) -> None:
     """Fail at once, with the fix, where no worker serves the live queue (else every segment
     would wait forever)."""
-    replies = app.control.inspect(timeout=timeout).active_queues() or {}
-    if not any(q.get("name") == LIVE_QUEUE for queues in replies.values() for q in queues):
+    if not live_queue_served(timeout):
         raise WatchError(f"no worker serves the {LIVE_QUEUE!r} queue "
                          f"(start workers with: celery -A tasks.app worker -Q live,ingest,cpu)")
 

@@ -26,6 +26,7 @@ from services import runtime
 from tasks.app import app
 from tasks.common import put_json, render_config, scratch_dir
 from tasks.leases import Lease, job_lease, render_lease
+from tasks.store_wait import other_retries, retry_soon, wait_for_store, waiting_for_store
 from workers import media, remux
 from workers.render import render_segment as draw_segment
 from workers.render import segment_key as drawing_key
@@ -84,6 +85,27 @@ def _deleted_meanwhile(records, job_id: str) -> bool:
 
 
 def _render_segment(self, job_id: str, index: int, key: str) -> dict:
+    records = runtime.records()
+    try:
+        return _draw_labelled(job_id, index, key)
+    except Exception as exc:
+        if _deleted_meanwhile(records, job_id):
+            # Deleted since the look at it, its files with it: nothing to draw, no error to log
+            # and no errback to mark a video that is no more.
+            _leave_nothing_unjoinable(job_id)
+            return {"skipped": True}
+        if isinstance(exc, media.MediaError):
+            raise
+        gone = wait_for_store(self, exc)      # retried later while the store may come back
+        if gone is None and other_retries(self.request) < runtime.settings().segment_retries:
+            retry_soon(self, exc)
+        if gone is not None:
+            raise gone from exc
+        raise
+
+
+def _draw_labelled(job_id: str, index: int, key: str) -> dict:
+    """Draw segment ``index`` from the labels stored for drawing ``key``, unless it is drawn."""
     records, store = runtime.records(), runtime.store()
     target, labels_file = drawn_key(job_id, index, key), drawn_key(job_id, index, key, "json")
     job, segment = records.get_job(job_id), records.get_segment(job_id, index)
@@ -92,19 +114,7 @@ def _render_segment(self, job_id: str, index: int, key: str) -> dict:
         # and then the join draws it again if its results still need it; or the job is gone.
         return {"skipped": True}
     started = time.perf_counter()
-    try:
-        _draw(job, index, segment.pts, json.loads(store.local_path(labels_file).read_text()), target)
-    except Exception as exc:
-        if _deleted_meanwhile(records, job_id):
-            # Deleted since the check above, its files with it: nothing to draw, no error to log
-            # and no errback to mark a video that is no more.
-            _leave_nothing_unjoinable(job_id)
-            return {"skipped": True}
-        if isinstance(exc, media.MediaError):
-            raise
-        if self.request.retries < runtime.settings().segment_retries:
-            raise self.retry(exc=exc, countdown=1)
-        raise
+    _draw(job, index, segment.pts, json.loads(store.local_path(labels_file).read_text()), target)
     store.delete_prefix(labels_file)     # drawn now: the labels (names among them) need not stay
     _leave_nothing_unjoinable(job_id)
     return {"index": index, "seconds": round(time.perf_counter() - started, 4)}
@@ -178,7 +188,7 @@ def fail_job(job_id: str, reason: str, run: float | None = None) -> bool:
 @app.task(name="vidfarm.join_video", bind=True, ignore_result=True)
 def join_video(self, job_id: str, version: int, keys: list[str], queued_at: float, attempt: int = 0) -> dict:
     """Concatenate the drawn segments of results ``version`` into the job's video."""
-    with Lease(job_lease("join", job_id), self.request.hostname or "local"):
+    with Lease(job_lease("join", job_id), self.request.hostname or "local"), waiting_for_store(self):
         return _join_video(job_id, version, keys, queued_at, attempt)
 
 
@@ -247,10 +257,16 @@ def render_failed(request, exc, traceback, job_id: str) -> None:
     runtime.records().set_video_error(job_id, f"drawing the video failed: {exc}")
 
 
-@app.task(name="vidfarm.redraw", ignore_result=True)
-def redraw_latest(job_id: str) -> bool:
+@app.task(name="vidfarm.redraw", bind=True, ignore_result=True)
+def redraw_latest(self, job_id: str) -> bool:
     """Draw a done job's video again from its latest results unless it follows them already
-    (a drawing task's worker died: ``tasks.leases``). Drawings already made are reused."""
+    (a drawing task's worker died: ``tasks.leases``; the store was away when the results were
+    published: ``tasks.jobs.republish``). Drawings already made are reused."""
+    with waiting_for_store(self):
+        return _redraw_latest(job_id)
+
+
+def _redraw_latest(job_id: str) -> bool:
     records = runtime.records()
     job, video = records.get_job(job_id), records.video(job_id)
     if job is None or job.status != "done" or (video is not None and video.version >= job.results_version):

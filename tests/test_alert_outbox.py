@@ -198,7 +198,7 @@ def test_an_alert_whose_deliveries_could_not_be_queued_is_posted_after_the_watch
     with monkeypatch.context() as broken:
         broken.setattr(alert_tasks.deliver_alert, "apply_async", broker_away)
         try:
-            alert_tasks.ring_live("outbox-gate", line, 15.0)
+            alert_tasks.ring_live("outbox-gate", line)
         except OperationalError:
             pass                  # the code of before let it through, the alerts committed already
     with runtime.records().session() as s:

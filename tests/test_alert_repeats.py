@@ -271,6 +271,7 @@ def test_the_retention_sweep_takes_a_live_alert_that_rang_with_its_repeats(recor
 def test_a_live_alert_capture_time_is_its_frame_s():
     from tasks.alerts import with_capture_time
 
-    line = {"first_frame": 300, "captured_at": 1000.0}
-    assert with_capture_time({"frame": 330}, line, 15.0)["captured_at"] == 1002.0
-    assert with_capture_time({"frame": 270}, line, 15.0)["captured_at"] == 998.0   # its track began a segment before
+    # The watch's first frame captured at 1000.0; the alert's frame 22.0 s after it on the
+    # watch's timeline (its t), whatever number of frames came between.
+    assert with_capture_time({"frame": 330, "t": 22.0}, 1000.0)["captured_at"] == 1022.0
+    assert with_capture_time({"frame": 270, "t": 17.5}, 1000.0)["captured_at"] == 1017.5

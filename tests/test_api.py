@@ -83,6 +83,7 @@ def test_metrics_need_a_token_and_report_the_farm(client, face_clip):
     assert samples[("vidfarm_segments", (("status", "done"),))] >= 2
     assert samples[("vidfarm_segment_seconds_count", ())] >= 2
     assert samples[("vidfarm_frames_per_second", ())] > 0
+    assert samples[("vidfarm_broker_up", ())] == 1
     import celeryconfig
     for queue in celeryconfig.task_queues:   # every queue the farm routes to, the cameras' live one included
         assert ("vidfarm_queue_waiting", (("queue", queue.name),)) in samples

@@ -215,16 +215,21 @@ def test_state_and_events_follow_the_segments(registry):
     registry.set_status(camera_id, "live")
     for latency in (2.0, 3.0, 4.0, 10.0):
         registry.segment_done(camera_id, line(latency), fps=15.0)
-    alerting = line(3.5, [{"kind": "watchlist", "track": 1, "frame": 4, "t": 0.3, "detail": "Ada is on the watchlist"}])
-    registry.segment_done(camera_id, alerting, fps=14.9, folds=[{"id": 7, "repeat_of": None}])
+    alerting = line(3.5, [{"kind": "watchlist", "track": 1, "frame": 4, "t": 0.3, "detail": "Ada is on the watchlist"},
+                          {"kind": "no_mask", "track": 2, "frame": 6, "t": 0.4, "detail": "face without a mask",
+                           "captured_at": 100.4}])      # a watch's alerts carry their frame's capture time
+    registry.segment_done(camera_id, alerting, fps=14.9, folds=[{"id": 7, "repeat_of": None},
+                                                                {"id": 8, "repeat_of": None}])
     state = registry.state(camera_id)
     assert state["status"] == "live" and state["fps"] == 14.9 and state["last_segment_at"] == 103.5
     assert (state["latency_p50_s"], state["latency_p95_s"]) == (3.5, percentile([2, 3, 4, 10, 3.5], 95))
     events = registry.events(camera_id, start, block_ms=10)
-    assert [kind for _, kind, _ in events] == ["status"] + ["segment"] * 5 + ["alert"]
-    alert = events[-1][2]
+    assert [kind for _, kind, _ in events] == ["status"] + ["segment"] * 5 + ["alert"] * 2
+    alert, framed = events[-2][2], events[-1][2]
     assert alert["kind"] == "watchlist" and alert["captured_at"] == 100.0 and alert["latency_s"] == 3.5
     assert (alert["id"], alert["repeat_of"]) == (7, None)
+    # Its own frame's capture time, not its segment's first frame's; raised 3.1 s after it.
+    assert (framed["captured_at"], framed["ready_at"], framed["latency_s"]) == (100.4, 103.5, 3.1)
     # A listener that comes back with the last id it saw gets only what came after.
     assert registry.events(camera_id, events[2][0], block_ms=10) == events[3:]
     assert registry.events(camera_id, events[-1][0], block_ms=10) == []

@@ -324,6 +324,15 @@ def test_a_setting_that_does_not_parse_is_one_line_too(capsys, monkeypatch, tmp_
     assert not any(tmp_path.iterdir())
 
 
+def test_ups_banner_says_when_beat_re_analyses_the_stored_recordings():
+    from cli.main import beat_duties
+    from core.settings import Settings
+
+    assert "re-analyses" not in beat_duties(Settings())
+    assert beat_duties(Settings(reanalyse_hours=6, reanalyse_at_hour=3)).endswith(
+        "; re-analyses the last 6 h each day at 03:00 UTC")
+
+
 def test_up_serves_the_api_and_ctrl_c_stops_everything(tmp_path, face_clip):
     data_dir = tmp_path / "data"
     port, flower_port = free_port(), free_port()
@@ -352,6 +361,12 @@ def test_up_serves_the_api_and_ctrl_c_stops_everything(tmp_path, face_clip):
         authorised = urllib.request.Request(flower, headers={
             "Authorization": "Basic " + base64.b64encode(f"admin:{password}".encode()).decode()})
         assert wait_for_http(authorised).status == 200
+        # Flower's own Prometheus page answers without its password, as Flower serves it (README).
+        assert b"flower_worker_online" in wait_for_http(f"http://127.0.0.1:{flower_port}/metrics").read()
+        # The banner says where the farm's metrics are; they answer with the token.
+        scrape = urllib.request.Request(re.search(r"metrics : (\S+)", banner).group(1),
+                                        headers={"Authorization": f"Bearer {token}"})
+        assert b'vidfarm_jobs{status="failed"} 0.0' in wait_for_http(scrape).read()
         beat_log = data_dir / "logs" / "beat.log"
         deadline = time.monotonic() + 30
         while "Starting" not in (beat_log.read_text() if beat_log.exists() else ""):

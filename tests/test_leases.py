@@ -97,3 +97,26 @@ def test_work_that_cannot_be_queued_again_now_stays_lapsed_for_the_next_look(lea
         requeued = []
         monkeypatch.setitem(leases._REQUEUE, "segment", lambda job, index: requeued.append((job, index)))
         assert leases.reclaim_expired() == ["segment:b:0"] and requeued == [("b", 0)]
+
+
+def test_a_warm_shutdown_releases_the_leases_of_tasks_waiting_there_and_leaves_started_ones(lease_redis, monkeypatch):
+    """A task received and not started (a retry's countdown, say: tasks/store_wait.py) goes back to
+    the queue as the worker stops: its lease is released, not left to lapse and have the work
+    queued a second time."""
+    from celery.signals import worker_shutdown
+
+    requeued = []
+    monkeypatch.setitem(leases._REQUEUE, "segment", lambda job, index: requeued.append((job, index)))
+    monkeypatch.setattr(leases, "lease_seconds", lambda: 0.3)
+    monkeypatch.setattr(leases, "_waiting", {})
+    waiting, started = leases.Lease("segment:c:0", "w1@h"), leases.Lease("segment:c:1", "w1@h")
+    for request_id, lease in (("r0", waiting), ("r1", started)):
+        lease._call(leases._TAKE)          # as on receipt
+        leases._waiting[request_id] = lease
+    with leases.Lease("segment:c:1", "w1@h") as running:      # the task took its lease over
+        worker_shutdown.send(sender=None)
+        assert leases._waiting == {}
+        assert lease_redis.zscore(leases.EXPIRIES, "segment:c:0") is None and holder_of(lease_redis, "segment:c:0") is None
+        assert running.held and holder_of(lease_redis, "segment:c:1") == "w1@h"
+        time.sleep(0.35)
+        assert leases.reclaim_expired() == [] and requeued == []

@@ -131,8 +131,8 @@ def test_the_camera_events_say_which_live_alerts_repeat_one_that_rang(tmp_path, 
         """Segment ``n`` (2 s at 15 fps) with a watchlist alert per track (track -> its first frame)."""
         return {"segment": n, "first_frame": 30 * n, "frames": 30, "captured_at": 1_800_000_000.0 + 2 * n,
                 "ready_at": 1_800_000_005.0 + 2 * n, "latency_s": 5.0, "faces": len(tracks),
-                "alerts": [{"kind": "watchlist", "track": t, "frame": f, "t": f / 15, "detail": None}
-                           for t, f in tracks.items()],
+                "alerts": [{"kind": "watchlist", "track": t, "frame": f, "t": f / 15, "detail": None,
+                            "captured_at": 1_800_000_000.0 + f / 15} for t, f in tracks.items()],
                 "tracks": [{"track": t, "identity": "Ada" if t < 5 else "Bob"} for t in tracks]}
 
     (tmp_path / "data").mkdir()
@@ -181,7 +181,8 @@ def test_a_segment_whose_alerts_fail_to_be_recorded_still_reaches_the_watchers(t
     def segment(n: int, captured_at: float) -> dict:
         return {"segment": n, "first_frame": 30 * n, "frames": 30, "captured_at": captured_at,
                 "ready_at": 1_800_000_005.0, "latency_s": 5.0, "faces": 1,
-                "alerts": [{"kind": "watchlist", "track": n, "frame": 30 * n, "t": 2.0 * n, "detail": None}],
+                "alerts": [{"kind": "watchlist", "track": n, "frame": 30 * n, "t": 2.0 * n, "detail": None,
+                            "captured_at": captured_at}],
                 "tracks": [{"track": n, "identity": "Ada"}]}
 
     (tmp_path / "data").mkdir()

@@ -21,9 +21,10 @@ from tests.waiting import wait_until
 WAIT_S = 120
 
 
-def cut_segments(clip: Path, folder: Path) -> list:
+def cut_segments(clip: Path, folder: Path, dropped: range = range(0)) -> list:
     """The clip cut as a camera's stream is (``RollingSegmenter``): its packets fed as if they
-    had just arrived, the watch's timeline and NUT files exactly as an ingester makes them."""
+    had just arrived, the watch's timeline and NUT files exactly as an ingester makes them.
+    ``dropped``: the frames (by number, a clip without B-frames) the camera lost on the way."""
     from workers.live.segmenter import RollingSegmenter
 
     segments = []
@@ -31,8 +32,8 @@ def cut_segments(clip: Path, folder: Path) -> list:
     with av.open(str(clip)) as container:
         video = container.streams.video[0]
         segmenter.begin(video, lambda pts, arrival: (arrival, "arrival"))
-        for packet in container.demux(video):
-            if packet.size:
+        for number, packet in enumerate(p for p in container.demux(video) if p.size):
+            if number not in dropped:
                 segmenter.feed(packet, time.time())
         segmenter.end(None)
     return segments

@@ -155,8 +155,9 @@ def test_a_watch_folds_its_alerts_as_a_camera_does():
     def segment(first_frame: int, captured_at: float, *alerts: tuple[int, str, str | None]) -> list[tuple]:
         line = {"first_frame": first_frame, "captured_at": captured_at,
                 "tracks": [{"track": track, "identity": name} for track, _, name in alerts],
-                "alerts": [{"kind": kind, "track": track, "frame": first_frame} for track, kind, _ in alerts]}
-        return [(a["id"], a["repeat_of"]) for a in repeats.mark(line, fps=10.0)]
+                "alerts": [{"kind": kind, "track": track, "frame": first_frame, "captured_at": captured_at}
+                           for track, kind, _ in alerts]}
+        return [(a["id"], a["repeat_of"]) for a in repeats.mark(line)]
 
     assert segment(0, 1000.0, (1, "watchlist", "Ada"), (2, "no_mask", None)) == [(1, None), (2, None)]
     assert segment(20, 1030.0, (3, "watchlist", "Ada"), (4, "no_mask", None), (3, "no_mask", "Ada")) == [
@@ -343,3 +344,91 @@ def test_a_stale_owners_segments_are_dropped_at_the_queue_unanalysed(farm, face_
     assert taken in errors and deleted in errors and errors == sorted(errors, key=lambda e: e == deleted), errors
     logged = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "tasks.live_watch"]
     assert logged == [("INFO", f"{lines[i]['error']}: segment {lines[i]['segment']} dropped") for i in fenced], logged
+
+
+def test_a_watch_told_to_bound_its_end_gives_up_on_results_that_do_not_come(farm, faceless_clip, tmp_path,
+                                                                            monkeypatch):
+    """The ingester's watches (``stop_wait_s``): a farm stopping puts its live workers' queued
+    segments back on the queue, and a watch that waited for their results (each up to the
+    segment time limit, 15 min) held `vidfarm up` until its grace ran out and it was killed.
+    Here its segments go to a queue nobody serves: once it ends, it waits 1 s for them, then
+    counts them failed and ends."""
+    import threading
+
+    import redis
+
+    import tasks.live_watch
+    from tasks.live_watch import LiveWatch
+
+    monkeypatch.setattr(tasks.live_watch, "LIVE_QUEUE", "served-by-nobody")
+    out = tmp_path / "out"
+    try:
+        with RtspCamera(faceless_clip.path) as camera:
+            watch = LiveWatch(camera.url, out, stop_wait_s=1.0)
+            started = time.monotonic()
+            summary = watch.run(threading.Event(), duration_s=5)
+            took = time.monotonic() - started
+    finally:
+        redis.Redis.from_url(farm.redis_url).delete("served-by-nobody")     # its segments' tasks: none left for others
+    lines = lines_of(out)
+    assert lines and summary.failed_segments == len(lines)
+    assert {line["error"] for line in lines} == {"no result within 1 s of the watch's end"}
+    assert took < 5 + 1 + 10, f"{took:.1f} s"      # (+ the reader's end and the results' drawing)
+
+
+def test_a_live_alert_is_dated_by_its_frame_s_timestamp_when_the_camera_drops_frames(tmp_path, monkeypatch):
+    """A camera that drops frames (a Wi-Fi camera, RTSP over UDP losing packets): 13 of its
+    15 fps frames never came. A face shows in the 4th frame received, captured 16/15 s after
+    the 1st; its alert was dated by counting the frames between at the camera's rate (3/15 s),
+    0.87 s early, in the records and in the camera's alert event. Both now say the time the
+    frame's own timestamp says. (A registered camera's watch, its analysis stored as a worker
+    leaves it; no worker runs.)"""
+    from datetime import datetime
+    from io import BytesIO
+
+    from core.alerts import Alerts
+    from core.cameras import CameraRegistry
+    from services import runtime
+    from tasks.camera_ingest import segment_processed
+    from tasks.live import piece_key
+    from tasks.live_watch import LiveWatch
+    from tests.conftest import use_farm_environment
+    from tests.test_analytics import segment as analysed
+    from tests.test_live_view_task import cut_segments
+    from workers.live.stitch import LiveStitch
+    from workers.results import ResultOptions
+
+    clip = make_clip(tmp_path / "wifi.mp4", seconds=3, fps=15, gop=15, size=(320, 180), face_windows=[], audio=False)
+    segment = cut_segments(clip.path, tmp_path / "cut", dropped=range(1, 14))[0]
+    assert segment.frames == 17 and segment.fps == pytest.approx(15)       # frames 0, 14-29
+    face_from = 3                                                          # frame 16 of the camera
+    frame_captured_at = segment.captured_at + 16 / 15
+    (tmp_path / "data").mkdir()
+    with RedisServer(tmp_path / "redis") as server:
+        use_farm_environment(monkeypatch, server.url, tmp_path / "data")
+        registry = CameraRegistry.from_url(server.url)
+        camera_id = registry.add("Porch", "rtsp://127.0.0.1:9/porch")["id"]
+        start = registry.last_event_id(camera_id)
+        lines = []
+
+        def line_done(line: dict, fps: float) -> None:      # as the ingester's watch of a camera does
+            lines.append(line)
+            segment_processed(registry, camera_id, line, fps, token=None)
+        watch = LiveWatch("rtsp://127.0.0.1:9/porch", tmp_path / "out", keep_results=False, on_line=line_done)
+        watch.stitch = LiveStitch(options=ResultOptions(alerts=("no_mask",)))
+        output = analysed([None] * face_from + [1] * (segment.frames - face_from), [[100, 100, 160, 170]] * 17)
+        runtime.store().put_stream(piece_key(watch.watch_id, segment.index, "analysis"), BytesIO(json.dumps(
+            {"frames": output.frames, "tracks": output.tracks, "thumbnails": None, "damage": None,
+             "stages": {}}).encode()))
+        watch._take(segment, None)
+
+        [recorded] = Alerts(runtime.records()).page(10)
+        assert (recorded["kind"], recorded["t"]) == ("no_mask", pytest.approx(16 / 15, abs=1e-6))
+        assert datetime.fromisoformat(recorded["captured_at"]).timestamp() == pytest.approx(frame_captured_at,
+                                                                                           abs=0.001)
+        [event] = [data for _, kind, data in registry.events(camera_id, start, block_ms=10) if kind == "alert"]
+        assert event["captured_at"] == pytest.approx(frame_captured_at, abs=0.001)
+        assert event["latency_s"] == pytest.approx(event["ready_at"] - frame_captured_at, abs=0.002)
+        [alert] = lines[0]["alerts"]               # live.jsonl's line says the same
+        assert alert["captured_at"] == pytest.approx(frame_captured_at, abs=0.001)
+        registry.delete(camera_id)

@@ -473,3 +473,26 @@ def test_a_timestamp_the_demuxer_repeats_splits_with_every_frame_in_order(tmp_pa
         assert len(frames) == plan.frames and not any(f.damage for f in frames)
         shades += [int(f.frame.to_ndarray(format="gray")[120, 160]) for f in frames]
     assert shades == sorted(shades) and len(set(shades)) == 25
+
+
+@pytest.mark.parametrize("container,ext", [("mpegts", "ts"), ("avi", "avi"), ("nut", "nut"), ("matroska", "mkv")])
+def test_an_upload_s_frame_rate_is_the_one_its_timestamps_say(tmp_path, container, ext):
+    """A 29.97 fps H.264 stream with B-frames whose timing info counts half-frames (x264 writes
+    it so for a half-frame time base; cameras' encoders do too). MPEG-TS has no frame-rate
+    field of its own and AVI's muxer fills its one from the codec: FFmpeg read both as 59.94
+    fps, and results.json, the job view and the tracks' lost-frame buffer took that. The frames' timestamps say 29.97. NUT and Matroska (a millisecond clock: 33
+    and 34 ms steps) were read right, and still are."""
+    ntsc = Fraction(30000, 1001)
+    clip = make_clip(tmp_path / f"ntsc.{ext}", seconds=4, fps=ntsc, size=(320, 180), gop=30, bframes=2,
+                     audio=False, container=container, face_windows=[])
+    info = media.probe(clip.path)
+    assert info.fps == pytest.approx(float(ntsc), rel=1e-6)
+    assert info.frames == 120 and info.duration_s == pytest.approx(4.004, abs=0.04)
+
+
+def test_a_variable_rate_upload_keeps_its_average_rate(tmp_path):
+    """Intervals of one and two frames at 15 fps: the median interval would say 15 fps, the
+    recording runs at 10.3 on average (as FFmpeg reads it): the average stands."""
+    clip = make_clip(tmp_path / "vfr.mp4", seconds=4, fps=15, size=(320, 180), vfr=True, audio=False, face_windows=[])
+    info = media.probe(clip.path)
+    assert 9 < info.fps < 12

@@ -34,24 +34,39 @@ def test_building_a_farm_leaves_the_settings_cache_alone(tmp_path):
     assert get_settings.cache_info().currsize == 0
 
 
+def autoscaler_settings(farm, monkeypatch):
+    """The settings the farm's autoscaler process reads from the environment it is given."""
+    from core.settings import Settings
+
+    with monkeypatch.context() as env:
+        for name, value in farm.autoscaler_env().items():
+            env.setenv(name, value)
+        return Settings()
+
+
 def test_the_embedded_farm_sizes_its_local_workers_by_tasks_unless_told_otherwise(tmp_path, monkeypatch):
     """On one machine every worker should run while segments wait (the wait target would run
     one worker for a short job and double its time); a user's own choice wins."""
     from cli.farm import EmbeddedFarm
-    from core.settings import Settings
-
-    def autoscaler_settings(farm) -> Settings:
-        """The settings the farm's autoscaler process reads from the environment it is given."""
-        with monkeypatch.context() as env:
-            for name, value in farm.autoscaler_env().items():
-                env.setenv(name, value)
-            return Settings()
 
     farm = EmbeddedFarm(tmp_path, workers=3, autoscale=True)
-    cpu = autoscaler_settings(farm).autoscale_cpu
+    cpu = autoscaler_settings(farm, monkeypatch).autoscale_cpu
     assert (cpu.size_by, cpu.max_replicas, cpu.idle_to_zero_s) == ("tasks", 3, 60)
     monkeypatch.setenv("VIDFARM_AUTOSCALE_CPU__SIZE_BY", "wait")
-    assert autoscaler_settings(farm).autoscale_cpu.size_by == "wait"
+    assert autoscaler_settings(farm, monkeypatch).autoscale_cpu.size_by == "wait"
+
+
+def test_up_serves_the_autoscalers_metrics_only_when_asked_and_on_its_own_address(tmp_path, monkeypatch):
+    """Off by default (two farms on one machine would clash on 9102); a user's
+    VIDFARM_AUTOSCALE_METRICS_PORT was overwritten with 0, so `up` had no autoscaler metrics
+    whatever the README's settings table said; asked for, they listen where the web app does."""
+    from cli.farm import EmbeddedFarm
+
+    farm = EmbeddedFarm(tmp_path, workers=2, autoscale=True)
+    assert autoscaler_settings(farm, monkeypatch).autoscale_metrics_port == 0
+    monkeypatch.setenv("VIDFARM_AUTOSCALE_METRICS_PORT", "9177")
+    chosen = autoscaler_settings(farm, monkeypatch)
+    assert (chosen.autoscale_metrics_port, chosen.autoscale_metrics_host) == (9177, "127.0.0.1")
 
 
 def test_a_long_log_is_cut_short_at_start_and_while_its_process_runs(tmp_path, monkeypatch):

@@ -163,6 +163,25 @@ def test_the_watchdog_draws_again_a_video_whose_drawing_was_lost(farm, face_clip
     assert view["video_version"] == view["results_version"] == 2 and not view["video_error"]
 
 
+def test_results_published_as_the_store_goes_away_have_their_video_drawn_all_the_same(farm, face_clip, monkeypatch):
+    """The results are published, then queueing their drawing meets the blob store away: the
+    publisher (a stitch, here its republish) is not retried, since it would find the job done
+    and skip: a drawing task that waits for the store (tasks/store_wait.py) is queued instead."""
+    from core.storage import BlobStoreUnavailable
+    from tasks import jobs
+
+    job_id = submit_file(runtime.farm(), face_clip.path, name="faces.mp4")
+    assert wait_for_job(job_id)["video_version"] == 1
+
+    def store_away(*args, **kwargs):
+        raise BlobStoreUnavailable("S3 bucket 'vidfarm' at http://s3 cannot be reached")
+    monkeypatch.setattr(jobs, "queue_render", store_away)
+    assert jobs.republish(job_id, lambda latest: latest, runtime.records().get_job(job_id).gallery_fingerprint) == 2
+    monkeypatch.undo()
+    view = wait_for_job(job_id)
+    assert view["video_version"] == view["results_version"] == 2 and not view["video_error"]
+
+
 def test_the_drawings_a_video_does_not_use_are_gone_before_it_is_published(farm, face_clip):
     """A reader that sees the video follow the latest results (``wait_for_job``) finds only its
     drawings left (the join used to delete the others after the commit that published it)."""

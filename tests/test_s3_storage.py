@@ -299,6 +299,21 @@ def test_a_job_end_to_end_with_its_blobs_in_s3(server, tmp_path):
             time.sleep(0.1)
 
 
+def stop_once_a_segment_is_done(server, job_id: str) -> tuple[float, list[int]]:
+    """Stop the server as soon as one segment of the job is done: (when, the segments unfinished)."""
+    from services import runtime
+
+    records = runtime.records()
+    deadline = time.monotonic() + 120
+    while not any(s.status == "done" for s in records.segments(job_id)):
+        assert time.monotonic() < deadline, "no segment finished"
+        time.sleep(0.05)
+    server.stop()
+    unfinished = [s.index for s in records.segments(job_id) if s.status != "done"]
+    assert unfinished, "the job was done before the server went down: nothing was tested"
+    return time.time(), unfinished
+
+
 def test_the_s3_server_restarted_in_the_middle_of_a_job(tmp_path):
     """The bucket goes away for 3 s while segments are analysed: the clients' retries ride it
     out and the job ends done, frame-exact, with every blob in place; while it is down an upload
@@ -311,13 +326,7 @@ def test_the_s3_server_restarted_in_the_middle_of_a_job(tmp_path):
         client = _web_client()
         job_id = _upload(client, clip.path)
         records = runtime.records()
-        deadline = time.monotonic() + 120
-        while not any(s.status == "done" for s in records.segments(job_id)):
-            assert time.monotonic() < deadline, "no segment finished"
-            time.sleep(0.05)
-        server.stop()
-        stopped_at = time.time()
-        unfinished = [s.index for s in records.segments(job_id) if s.status != "done"]
+        stopped_at, unfinished = stop_once_a_segment_is_done(server, job_id)
         with pytest.MonkeyPatch.context() as mp:     # this process's store: one try, to see the refusal now
             mp.setattr(runtime, "store", lambda: s3_store(server, tmp_path / "cache", max_attempts=1))
             with runtime.records().session() as s:
@@ -332,7 +341,6 @@ def test_the_s3_server_restarted_in_the_middle_of_a_job(tmp_path):
         time.sleep(3)
         server.start()
         back_at = time.time()
-        assert unfinished, "the job was done before the server went down: nothing was tested"
         view = wait_for_job(job_id, timeout=300)
         done_segments = [s for s in records.segments(job_id) if s.status == "done"]
         assert view["status"] == "done", view["error"]

@@ -71,8 +71,9 @@ class CameraOut(Schema):
     url = String(required=True, metadata={"description": "The stream address, its password masked."})
     created_at = Float(required=True, metadata={"description": "Unix seconds."})
     status = String(required=True, metadata={"description": "connecting, live, reconnecting (reason), "
-                                                            "failed (reason), stopped, or waiting for an ingester (none holds "
-                                                            "it: none runs, or the one that did stopped or died). "
+                                                            "failed (reason), stopped, waiting for a live worker (no worker "
+                                                            "serves the live queue yet), or waiting for an ingester (none "
+                                                            "holds it: none runs, or the one that did stopped or died). "
                                                             "Just after its address was edited: reconnecting (its "
                                                             "address changed)."})
     behind_s = Float(required=True, allow_none=True,
@@ -225,7 +226,8 @@ def delete_camera(camera_id: str):
 @cameras.doc(summary="The camera's events as Server-Sent Events: segment (one per processed segment: faces, "
                      "tracks, identities, capture time, latency), alert, status ({status, behind_s}, when "
                      "either changes); the stream ends with a deleted event if the camera is deleted",
-             description="An alert event: the alert with captured_at, ready_at, latency_s, its id (as in "
+             description="An alert event: the alert with captured_at (when its own frame was captured), "
+                         "ready_at, latency_s (the time between), its id (as in "
                          "GET /alerts) and repeat_of: the id of the alert that rang about that person shortly "
                          "before (this one is a repeat and was not sent), null if it rang (or could not be "
                          "recorded: id null too).",

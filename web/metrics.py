@@ -11,30 +11,32 @@ The autoscaler exports its own decisions on its own port (``vidfarm_autoscaler_*
 from __future__ import annotations
 
 import bisect
+import logging
 import threading
 from datetime import datetime, timedelta, timezone
 
 from flask import Blueprint, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 
-from core.models import Job, Segment, aware
+from core.models import JOB_STATES, SEGMENT_STATES, Job, Segment, aware
 from core.records import Records
 
 from web.context import farm
 
 metrics = Blueprint("metrics", __name__)
+log = logging.getLogger(__name__)
 
 QUEUES = ("live", "ingest", "cpu", "gpu")   # celeryconfig.task_queues (tests/test_api.py checks)
 SEGMENT_BUCKETS = (1, 2, 5, 10, 20, 30, 60, 120, 300, 600)
 JOB_BUCKETS = (5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200)
+_BROKER_UP = "1: the queue and worker gauges were read from the broker; 0: it did not answer, they are absent."
 
 
-def _histogram(name: str, documentation: str, values: list[float], buckets: tuple) -> HistogramMetricFamily:
-    ordered = sorted(values)
-    counts = [(str(b), bisect.bisect_right(ordered, b)) for b in buckets] + [("+Inf", len(ordered))]
-    return HistogramMetricFamily(name, documentation, buckets=counts, sum_value=float(sum(ordered)))
+def _histogram(name: str, documentation: str, counted: dict) -> HistogramMetricFamily:
+    buckets = [(str(b), n) for b, n in counted["buckets"]] + [("+Inf", counted["count"])]
+    return HistogramMetricFamily(name, documentation, buckets=buckets, sum_value=float(counted["sum"]))
 
 
 class SharedObserver:
@@ -86,13 +88,21 @@ class FarmCollector:
         yield segments
         yield GaugeMetricFamily("vidfarm_frames_per_second", "Frames analysed per second over the last minute.",
                                 value=snapshot["frames_per_second"])
-        yield _histogram("vidfarm_segment_seconds", "Time to process one segment.", snapshot["segment_seconds"],
-                         SEGMENT_BUCKETS)
-        yield _histogram("vidfarm_job_seconds", "Submit to done, per job.", snapshot["job_seconds"], JOB_BUCKETS)
+        yield _histogram("vidfarm_segment_seconds", "Time to process one segment.", snapshot["segment_seconds"])
+        yield _histogram("vidfarm_job_seconds", "Submit (or re-analysis) to done, per job's latest run.",
+                         snapshot["job_seconds"])
 
         if not self.redis_url:
             return
-        farm = farm_observer.observe(self.redis_url, list(QUEUES))
+        try:
+            farm = farm_observer.observe(self.redis_url, list(QUEUES))
+        except Exception as exc:    # redis' and kombu's connection errors share no base class
+            # The records' families above still answer (a failed scrape dropped them too, just
+            # when an operator looks); the queue and worker gauges are absent, and this says why.
+            log.warning("/metrics: the queues could not be read: %s", exc)
+            yield GaugeMetricFamily("vidfarm_broker_up", _BROKER_UP, value=0)
+            return
+        yield GaugeMetricFamily("vidfarm_broker_up", _BROKER_UP, value=1)
         waiting = GaugeMetricFamily("vidfarm_queue_waiting", "Tasks waiting in a queue.", labels=["queue"])
         running = GaugeMetricFamily("vidfarm_queue_running", "Tasks taken by a worker, not yet done.", labels=["queue"])
         for queue, observed in farm.queues.items():
@@ -114,19 +124,50 @@ def scrape():
     return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
 
 
-def metrics_snapshot(records: Records, window_s: float = 60.0, history: int = 10000) -> dict:
-    """What /metrics reports, read in one short session: counts by state, recent segment
-    and job durations, and the frames finished within the last ``window_s`` seconds."""
+def metrics_snapshot(records: Records, window_s: float = 60.0) -> dict:
+    """What /metrics reports, read in one short session: counts by state (every state, zero
+    included: an alert on failed jobs has its series before the first one fails), the
+    histograms of every segment's and job's duration, and the frames finished within the
+    last ``window_s`` seconds.
+
+    The histograms count every record, not a window of the latest ones: a window's count stops
+    at its size, and Prometheus' ``rate()`` of it then reads 0. A job analysed again is timed by
+    that run (from ``run_started``), not from its upload days before."""
     since = datetime.now(timezone.utc) - timedelta(seconds=window_s)
     with records.session() as s:
-        jobs = dict(s.execute(select(Job.status, func.count()).group_by(Job.status)).all())
-        segments = dict(s.execute(select(Segment.status, func.count()).group_by(Segment.status)).all())
-        segment_seconds = list(s.scalars(select(Segment.seconds).where(Segment.seconds.is_not(None))
-                                         .order_by(Segment.finished_at.desc()).limit(history)))
-        finished = s.execute(select(Job.created_at, Job.finished_at).where(Job.status == "done")
-                             .order_by(Job.finished_at.desc()).limit(history)).all()
+        jobs = dict.fromkeys(JOB_STATES, 0) | dict(
+            s.execute(select(Job.status, func.count()).group_by(Job.status)).all())
+        segments = dict.fromkeys(SEGMENT_STATES, 0) | dict(
+            s.execute(select(Segment.status, func.count()).group_by(Segment.status)).all())
+        segment_seconds = _segment_histogram(s)
+        job_seconds = _job_histogram(s)
         recent_frames = s.scalar(select(func.coalesce(func.sum(Segment.frames), 0)).where(
             Segment.status == "done", Segment.finished_at >= since)) or 0
-    job_seconds = [(aware(end) - aware(start)).total_seconds() for start, end in finished if start and end]
     return {"jobs": jobs, "segments": segments, "segment_seconds": segment_seconds,
             "job_seconds": job_seconds, "frames_per_second": recent_frames / window_s}
+
+
+def _segment_histogram(session) -> dict:
+    """Counted by the database: one row back, whatever the number of segments."""
+    timed = Segment.seconds.is_not(None)
+    row = session.execute(select(
+        func.count(), func.coalesce(func.sum(Segment.seconds), 0.0),
+        *(func.coalesce(func.sum(case((Segment.seconds <= b, 1), else_=0)), 0) for b in SEGMENT_BUCKETS),
+    ).where(timed)).one()
+    return {"count": row[0], "sum": row[1], "buckets": list(zip(SEGMENT_BUCKETS, row[2:]))}
+
+
+def _job_histogram(session) -> dict:
+    """A job's latest run starts at ``timing.run_started`` when it was analysed again (a JSON
+    field, read here rather than by dialect-specific SQL); streamed, not held in a list."""
+    counts, total, count = [0] * len(JOB_BUCKETS), 0.0, 0
+    done = (select(Job.created_at, Job.finished_at, Job.timing)
+            .where(Job.status == "done", Job.finished_at.is_not(None)))
+    for created_at, finished_at, timing in session.execute(done.execution_options(yield_per=1000)):
+        started = (timing or {}).get("run_started")
+        start = aware(created_at).timestamp() if started is None else started
+        seconds = max(0.0, aware(finished_at).timestamp() - start)
+        count, total = count + 1, total + seconds
+        for i in range(bisect.bisect_left(JOB_BUCKETS, seconds), len(JOB_BUCKETS)):
+            counts[i] += 1
+    return {"count": count, "sum": total, "buckets": list(zip(JOB_BUCKETS, counts))}

@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from core import defaults
+from workers.live.timeline import frame_rate, frame_ticks
 
 # Demuxers that read single pictures: such a file is a photo, not a recording.
 _IMAGE_DEMUXERS = ("image2", "_pipe", "apng", "webp")
@@ -321,8 +322,7 @@ def probe(path: Path | str, limits: Limits | None = None) -> MediaInfo:
         duration_s = float((_recording_end(shown, lost) - start) * tb)
         if duration_s > limits.max_duration_s:
             raise MediaError(f"the recording is too long ({duration_s:.0f} s; at most {limits.max_duration_s:.0f} s)")
-        rate = video.average_rate or video.guessed_rate
-        fps = float(rate) if rate else (frames / duration_s if duration_s else 0.0)
+        fps = _frame_rate(video, shown, lost, tb) or (frames / duration_s if duration_s else 0.0)
         width, height = (ctx.height, ctx.width) if rotation % 180 else (ctx.width, ctx.height)
         return MediaInfo(container=container.format.name, video_codec=ctx.name, width=width, height=height,
                          fps=fps, time_base=(tb.numerator, tb.denominator), frames=frames,
@@ -330,6 +330,25 @@ def probe(path: Path | str, limits: Limits | None = None) -> MediaInfo:
                          audio_codec=audio.codec_context.name if audio else None,
                          pts_offset=max(0, -min(p.pts for p in packets)), timed=all(p.timed for p in packets),
                          packets=packets, lost=lost, rotation=rotation)
+
+
+def _frame_rate(video, shown: list[PacketInfo], lost: list[int], tb: Fraction) -> float | None:
+    """The rate FFmpeg reads in the file (``average_rate``) where the frames' timestamps agree
+    (within 10% of their frames over time: a millisecond clock's 33 and 34 ms steps, a
+    variable-rate recording's average); else the one their median interval says, as a live
+    camera's rate is read (``workers.live.timeline``). A container with no frame-rate field of
+    its own (MPEG-TS), or one its muxer filled from the codec (AVI), gets the H.264 stream's
+    timing info, which may count half-frames: a 29.97 fps recording read as 59.94 (results.json,
+    the job page, and a lost track kept twice as long). (Times counted for a raw stream agree:
+    they were counted at that rate.)"""
+    declared = video.average_rate or video.guessed_rate
+    times = sorted({p.pts for p in shown} | set(lost))
+    if len(times) < 2:
+        return float(declared) if declared else None
+    average = (len(times) - 1) / float((times[-1] - times[0]) * tb)
+    if declared and abs(float(declared) - average) <= average / 10:
+        return float(declared)
+    return frame_rate(frame_ticks(times), tb)
 
 
 def _distinct_times(packets: list[PacketInfo], lost: list[int]) -> list[PacketInfo]:

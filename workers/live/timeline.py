@@ -60,9 +60,9 @@ def frame_ticks(pts: list[int]) -> int | None:
     return round(statistics.median(steps)) if steps else None
 
 
-def frame_rate(ticks: int) -> float:
-    """Frames a second, for a frame interval in timeline ticks."""
-    return 1 / float(ticks * TIMELINE)
+def frame_rate(ticks: int, time_base: Fraction = TIMELINE) -> float:
+    """Frames a second, for a frame interval in ticks of ``time_base`` (the timeline's)."""
+    return 1 / float(ticks * time_base)
 
 
 def _ticks(pts: int, time_base: Fraction) -> int:
