@@ -2,7 +2,8 @@
 
 ``python -m bench.analyze_cost [MEDIA_DIR]`` runs the segment pipeline with the analyzer chain
 as it was (one detector pass, MobileNetV2 mask classifier) and as it is now (budgeted second
-look at moving regions, quality gate, mean of the embedding and MobileNetV2 mask classifiers),
+look at moving regions with RetinaFace vouching for their weak boxes, quality gate, the mask
+label's three votes, the tracker's gap filling),
 alternately, on ordinary footage: a generated 1280x720 clip of a face walking across a textured scene (unmasked; the face is
 found by the first pass) and, when ``../shared/media`` is there, the hamilton clip and the
 Intel walking clip. It prints the analyzers' CPU milliseconds per frame of each, their ratio, and the
@@ -153,7 +154,8 @@ def markdown(rows: list[dict], load: tuple[float, float] | None = None) -> str:
              "the machine is shared), before (one detector pass, MobileNetV2 mask model) "
              f"and after (budgeted second look at moving regions no found face accounts for, quality gate, mask label "
              "from the mean of the embedding classifier, MobileNetV2 over the crop and its mirror image and the "
-             "lower-face cue), "
+             "lower-face cue, the tracker's gap filling, follow-up looks that continue their face, sized to it, and "
+             "RetinaFace vouching for a look's weak boxes where the look kept no face), "
              f"alternated {ROUNDS} times in one run on a shared machine"
              + (f" (load average {load[0]:.1f} before, {load[1]:.1f} after)" if load else "")
              + ": compare the ratio; another run's ratio can differ by a few hundredths. "
