@@ -62,6 +62,7 @@ traces, busy pods told to stop included.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.optimize import Bounds as VariableBounds
@@ -71,7 +72,11 @@ from scipy.sparse import coo_matrix
 from autoscaler.optimum_dp import dp_bound, fifo_late
 from autoscaler.simulate import Bounds, Trace
 
+if TYPE_CHECKING:
+    from autoscaler.optimum_reactive import AskSteps
+
 EPS = 1e-9
+FREE, NEVER = -1, -2    # ``AskSteps.code``: a pod may be asked for at no cost / not at all (else: a gap's id)
 PRICED_NEAR = 0.85      # price late tasks only where the unpriced program is this near the LP
 # λ per late task in queue order (autoscaler.optimum_dp). Any λ >= 0 gives a bound; each is a
 # pass of the program. Of 0.5-64, clockwork's peaks at 1 and steady's at 8 (hand-made traces).
@@ -117,14 +122,37 @@ class _Rows:
         return LinearConstraint(matrix, self.lo, self.hi)
 
 
-def lower_bound(trace: Trace, bounds: Bounds, wait_s: float, slot_s: float = 5.0,
-                late_tasks: int | None = None) -> float:
-    # Each upload: (first step in the queue, last step of its on-time work + 1, tasks, steps per task).
+def latest_start(t: float, wait_s: float) -> int:
+    """The last step at which a task that came at ``t`` starts within ``wait_s``."""
+    return math.floor(t + wait_s + EPS)
+
+
+def on_time_work(trace: Trace, wait_s: float) -> list[tuple[int, int, int, int]]:
+    """Each upload: (first step in the queue, last step of its on-time work + 1, tasks, steps per task)."""
     groups = []
     for a in trace.arrivals:
-        first, d = steps(a.t), steps(a.task_s)
-        latest_start = math.floor(a.t + wait_s + EPS)
-        groups.append((first, latest_start + d if latest_start >= first else first, a.tasks, d))   # else late
+        first, d, latest = steps(a.t), steps(a.task_s), latest_start(a.t, wait_s)
+        groups.append((first, latest + d if latest >= first else first, a.tasks, d))   # else late
+    return groups
+
+
+def queue_order(trace: Trace, wait_s: float) -> list[tuple[int, int, int, int]]:
+    """Each upload in the simulator's queue order (by arrival, stably): (first step, latest
+    start step, tasks, steps per task)."""
+    return [(steps(a.t), latest_start(a.t, wait_s), a.tasks, steps(a.task_s))
+            for a in sorted(trace.arrivals, key=lambda a: a.t)]
+
+
+def late_slack(groups, late: int) -> int:
+    """The pod-steps of the ``late`` longest tasks: the most work late tasks can leave behind."""
+    longest = sorted((d for _, _, n, d in groups for _ in range(n)), reverse=True)
+    return sum(longest[:late])
+
+
+def lower_bound(trace: Trace, bounds: Bounds, wait_s: float, slot_s: float = 5.0,
+                late_tasks: int | None = None, asks: AskSteps | None = None) -> float:
+    """``asks``: where pods may be asked for (``autoscaler.optimum_reactive``); None: anywhere."""
+    groups = on_time_work(trace, wait_s)
     total_tasks = sum(n for _, _, n, _ in groups)
     late = allowed_late(total_tasks) if late_tasks is None else late_tasks
     horizon = max(end for _, end, _, _ in groups)
@@ -147,7 +175,9 @@ def lower_bound(trace: Trace, bounds: Bounds, wait_s: float, slot_s: float = 5.0
         k_first, k_last = int(first // slot_s), int(math.ceil(end / slot_s)) - 1 if end > first else -1
         y_index.append((col, k_first, k_last))
         col += max(0, k_last - k_first + 1)
-    nvar = col
+    gap0 = col                                  # then, with ``asks``, o[g]: whether gap g is used
+    slack0 = col + (asks.gaps if asks is not None else 0)      # and D[g]: late tasks not yet used to open gaps
+    nvar = slack0 + (asks.gaps if asks is not None else 0)
 
     cost = np.zeros(nvar)
     cost[R0:R0 + slots] = 1.0
@@ -187,6 +217,28 @@ def lower_bound(trace: Trace, bounds: Bounds, wait_s: float, slot_s: float = 5.0
     for k in range(slots):                      # the work of a slot <= its ready pod-steps
         rows.add([(c, 1.0) for c in served[k]] + [(R0 + k, -1.0)], -np.inf, 0.0)
     rows.add([(z0 + g, 1.0) for g in range(len(groups))], -np.inf, float(late))      # few enough late tasks
+    if asks is not None:
+        if asks.code(-start) == NEVER:
+            upper[s0] = 0                        # pods ready at step 0 were asked for at -P
+        for k in range(slots):                   # rises in slot k: pods ready at its steps after the first
+            steps_k = slot_steps(k)
+            codes = {asks.code(tau - start) for tau in range(steps_k.start + 1, steps_k.stop + 1)}
+            if FREE in codes:
+                continue
+            gaps = sorted(codes - {NEVER})
+            if not gaps:
+                upper[up0 + k] = 0
+            else:
+                rows.add([(up0 + k, 1.0)] + [(gap0 + g, -float(most)) for g in gaps], -np.inf, 0.0)
+        # Each gap used needs a late task of its own whose latest start comes before the gap ends
+        # (autoscaler.optimum_reactive): the gaps used up to gap g are at most the late tasks due
+        # before its end, D[g] = D[g-1] + (late tasks due in between) - o[g] >= 0.
+        latest = [latest_start(a.t, wait_s) for a in trace.arrivals]
+        upper[gap0:slack0] = 1.0
+        for g, end in enumerate(asks.gap_ends):
+            begin = asks.gap_ends[g - 1] if g else -math.inf
+            due = [(z0 + u, -1.0) for u, step in enumerate(latest) if begin <= step < end]
+            rows.add([(gap0 + g, 1.0), (slack0 + g, 1.0)] + ([(slack0 + g - 1, -1.0)] if g else []) + due, 0.0, 0.0)
     total_work = sum(n * d for _, _, n, d in groups)                                   # all work served somewhere
     rows.add([(R0 + k, 1.0) for k in range(slots)] + [(extra, 1.0)], total_work, np.inf)
 
@@ -195,16 +247,16 @@ def lower_bound(trace: Trace, bounds: Bounds, wait_s: float, slot_s: float = 5.0
         return math.inf                          # no schedule at all keeps that wait (the cap is too low)
     if not result.success:
         raise RuntimeError(f"the lower-bound LP failed: {result.message}")
-    longest = sorted((d for _, _, n, d in groups for _ in range(n)), reverse=True)
-    slack = sum(longest[:late])
-    unpriced = dp_bound(groups, horizon, start, most, slack)
+    slack = late_slack(groups, late)
+    may_rise = None if asks is None else asks.may_rise(horizon, start)
+    unpriced = dp_bound(groups, horizon, start, most, slack, may_rise=may_rise)
     best = max(float(result.fun), unpriced)
     # Late tasks in the queue's order (autoscaler.optimum_dp): where no task outlasts the grace,
     # none is ever cut and the queue's order stands. Each price is another pass of the program,
     # so they are tried only where the program without them comes near the LP (on the hand-made
     # traces they raised it by 16 % at most; office-hours' is 17 % below it).
     if max(a.task_s for a in trace.arrivals) <= bounds.grace_s and unpriced >= PRICED_NEAR * best:
-        queue = sorted(trace.arrivals, key=lambda a: a.t)              # the simulator's queue order
-        fifo = fifo_late([(steps(a.t), math.floor(a.t + wait_s + EPS), a.tasks, steps(a.task_s)) for a in queue], late)
-        best = max([best] + [dp_bound(groups, horizon, start, most, slack, fifo, price) for price in LATE_PRICES])
+        fifo = fifo_late(queue_order(trace, wait_s), late)
+        best = max([best] + [dp_bound(groups, horizon, start, most, slack, fifo, price, may_rise)
+                             for price in LATE_PRICES])
     return best

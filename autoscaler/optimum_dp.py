@@ -93,9 +93,11 @@ def fifo_late(ordered, late: int) -> FifoLate:
 
 
 def dp_bound(groups, horizon: int, start: int, most: int, slack: int,
-             fifo: FifoLate | None = None, price: float = 0.0) -> float:
+             fifo: FifoLate | None = None, price: float = 0.0, may_rise: np.ndarray | None = None) -> float:
     """groups: (first step, end step of the on-time work, tasks, steps per task). With
-    ``fifo`` and ``price`` λ > 0: the bound with each late task in queue order priced λ."""
+    ``fifo`` and ``price`` λ > 0: the bound with each late task in queue order priced λ.
+    With ``may_rise`` (per step; ``autoscaler.optimum_reactive``): the ready pods rise only
+    at the steps where it is true."""
     arriving: dict[int, int] = {}
     due_later = np.zeros(horizon + 1, dtype=np.int64)
     for first, end, n, d in groups:
@@ -111,8 +113,9 @@ def dp_bound(groups, horizon: int, start: int, most: int, slack: int,
         top = most if tau >= start else 0
         # Choose this step's ready pods r2 from r: keep or fall for free, or pay P per pod added.
         best = np.minimum.accumulate(value[::-1], axis=0)[::-1].copy()
-        rising = np.minimum.accumulate(value - rise[:, None], axis=0)
-        best[1:] = np.minimum(best[1:], rising[:-1] + rise[1:, None])
+        if may_rise is None or may_rise[tau]:
+            rising = np.minimum.accumulate(value - rise[:, None], axis=0)
+            best[1:] = np.minimum(best[1:], rising[:-1] + rise[1:, None])
         best[top + 1:] = INF
         # Work that comes now joins the backlog.
         come = arriving.get(tau, 0)

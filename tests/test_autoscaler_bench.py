@@ -29,6 +29,30 @@ def test_the_benchmark_writes_its_section_and_plots(tmp_path, monkeypatch):
     assert "| burst | 4, 10 s, 30 s | **" in text and "- Target met for " in text
     for row in result.rows:
         assert f"| {row.cooldown_s:g} / {row.window_s:g} s | {row.keda['worker_seconds']:.0f} |" in text
+        # the reactive bound at KEDA's p95: KEDA is one of the scalers it bounds
+        assert row.bound <= row.reactive <= row.keda["worker_seconds"]
+    assert "| burst | " in text.split("reactive bound above the clairvoyant one")[1]
+    assert "above the reactive bound at KEDA's p95" in text
+
+
+def test_traces_measured_at_once_give_the_same_section(tmp_path, monkeypatch):
+    traces = tmp_path / "traces"
+    traces.mkdir()
+    for name, t in (("a", 0), ("b", 40)):
+        (traces / f"{name}.json").write_text(json.dumps({
+            "name": name, "horizon_s": 120, "pod_start_s": 10, "max_workers": 2,
+            "arrivals": [{"t": t, "tasks": 3, "task_s": 8}]}))
+    monkeypatch.setattr(bench, "TRACES", traces)
+    monkeypatch.setattr(bench, "TARGET_WAITS_S", (30,))
+    monkeypatch.setattr(bench, "KEDA_COOLDOWNS_S", (30,))
+    monkeypatch.setattr(bench, "KEDA_WINDOWS_S", (0,))
+    monkeypatch.setattr(bench, "CURVE_WAITS_S", (30,))
+    texts = []
+    for processes in (1, 2):
+        doc = tmp_path / f"benchmarks-{processes}.md"
+        bench.run(doc, tmp_path, processes)
+        texts.append(doc.read_text())
+    assert texts[0] == texts[1] and "| a | " in texts[0] and "| b | " in texts[0]
 
 
 def test_the_split_accounts_for_every_worker_second_and_the_busy_ones_are_the_tasks():
