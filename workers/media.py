@@ -604,7 +604,7 @@ def plan_segments(info: MediaInfo, target_s: float, min_segments: int = 1, max_s
         return keyframe_at[gop], keyframe_at[gop + 1] if gop + 1 < len(keyframe_at) else total
 
     snapping_cuts = count - _equal_tail(count) - 1  # cuts 1 .. this one may move to a keyframe
-    placed: dict[int, bool] = {}     # each cut where equal pieces put it -> whether keyframe_snap may move it
+    placed: dict[int, bool] = {}    # each cut where equal pieces or the long-GOP rule put it -> may it snap
     for i in range(1, count):
         cut = round(i * frames_each)
         first, end = gop_around(cut)
