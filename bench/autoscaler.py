@@ -277,10 +277,9 @@ def findings(results: list[TraceResult]) -> list[str]:
     rises = reactive_rises([row for r in results for row in r.rows])
     lines.append("- The bound (lowest per trace: " + ", ".join(gaps) + " worker-seconds) may have pods up before "
                  "an upload arrives, which takes knowing the future. The reactive bound, which may not, is "
-                 f"{100 * min(rises):.1f} to {100 * max(rises):.1f} % above it at KEDA's window-{REACTIVE_WINDOW_S:g} "
-                 f"p95s (median "
-                 f"{100 * sorted(rises)[len(rises) // 2]:.1f} %): within these relaxations, reacting costs that "
-                 "little, so they cannot tell how much of the distance from both scalers is reacting and how much "
+                 f"{100 * min(rises):.2f} to {100 * max(rises):.2f} % above it at KEDA's window-{REACTIVE_WINDOW_S:g} "
+                 f"p95s (median {100 * sorted(rises)[len(rises) // 2]:.2f} %): within these relaxations, reacting "
+                 "costs that little, so they cannot tell how much of the distance from both scalers is reacting and how much "
                  "is running whole tasks on whole pods, which they relax.")
     lines += reactive_findings(results)
     runs = [m["interrupted_tasks"] for r in results for _, m in r.ours] + \
@@ -310,7 +309,8 @@ def reactive_findings(results: list[TraceResult]) -> list[str]:
              + f"; of the {len(missed)} where the target is not met, "
              + f"{sum(not row.reactive_saving_possible for _, row in missed)} are among those."]
     if over:
-        lines.append(f"- vidfarm's chosen points at window {window} lie {100 * min(over):.0f} to {100 * max(over):.0f} % "
+        lines.append(f"- vidfarm's chosen points at window {window} lie {100 * min(over):.0f} to "
+                     f"{100 * max(over):.0f} % "
                      "above the reactive bound at KEDA's p95"
                      + (f" ({100 * min(missed_over):.0f} to {100 * max(missed_over):.0f} % where the target is "
                         "not met)" if missed_over else "") + ".")
@@ -332,7 +332,7 @@ def reactive_table(results: list[TraceResult]) -> list[str]:
 
         def span(values: list[float], digits: int = 0) -> str:
             return f"{100 * min(values):.{digits}f} to {100 * max(values):.{digits}f} %" if values else "-"
-        lines.append(f"| {r.name} | {span(rises, 1)} | {impossible} of {len(rows)} | {span(over)} |")
+        lines.append(f"| {r.name} | {span(rises, 2)} | {impossible} of {len(rows)} | {span(over)} |")
     return lines
 
 

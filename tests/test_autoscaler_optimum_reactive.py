@@ -3,8 +3,7 @@ tiny traces, every schedule of replica counts whose rises come at a poll that se
 waiting is replayed through the simulator's own world, and the bound must never exceed the
 cheapest that keeps the wait; it is never below the clairvoyant bound; and the simulated
 scalers of the class (KEDA, vidfarm above a cold start, as far as counted) ask only with a task
-waiting and never
-beat it."""
+waiting and never beat it."""
 
 from __future__ import annotations
 
