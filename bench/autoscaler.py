@@ -279,8 +279,8 @@ def findings(results: list[TraceResult]) -> list[str]:
                  "an upload arrives, which takes knowing the future. The reactive bound, which may not, is "
                  f"{100 * min(rises):.2f} to {100 * max(rises):.2f} % above it at KEDA's window-{REACTIVE_WINDOW_S:g} "
                  f"p95s (median {100 * sorted(rises)[len(rises) // 2]:.2f} %): within these relaxations, reacting "
-                 "costs that little, so they cannot tell how much of the distance from both scalers is reacting and how much "
-                 "is running whole tasks on whole pods, which they relax.")
+                 "costs that little, so they cannot tell how much of the distance from both scalers is reacting and "
+                 "how much is running whole tasks on whole pods, which they relax.")
     lines += reactive_findings(results)
     runs = [m["interrupted_tasks"] for r in results for _, m in r.ours] + \
            [row.keda["interrupted_tasks"] for r in results for row in r.rows]
