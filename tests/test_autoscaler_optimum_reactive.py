@@ -7,6 +7,7 @@ waiting and never beat it."""
 
 from __future__ import annotations
 
+import ast
 import itertools
 import math
 from pathlib import Path
@@ -140,6 +141,13 @@ def test_gaps_are_shut_where_no_late_task_is_left_to_open_them():
     assert lower_bound(trace, bounds, 1.0, slot_s=1.0, late_tasks=1) == pytest.approx(13.5)
     bound = reactive_bound(trace, bounds, 1.0, slot_s=1.0, late_tasks=1)
     assert bound == pytest.approx(18.0) and bound <= best == 22.0
+
+
+def test_the_ask_codes_live_in_one_module():
+    # The clairvoyant program takes plain rise limits; only optimum_reactive knows how asks are coded.
+    source = (Path(__file__).resolve().parents[1] / "autoscaler" / "optimum.py").read_text()
+    imported = {node.module for node in ast.walk(ast.parse(source)) if isinstance(node, ast.ImportFrom)}
+    assert "autoscaler.optimum_reactive" not in imported and "FREE" not in source and "NEVER" not in source
 
 
 def scalers_of_the_class():
