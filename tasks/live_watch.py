@@ -478,10 +478,10 @@ class LiveWatch:
                               self.out_dir / "annotated.mp4")
 
 
-def check_live_workers(timeout: float = 2.0) -> None:
+def check_live_workers() -> None:
     """Fail at once, with the fix, where no worker serves the live queue (else every segment
-    would wait forever)."""
-    if not live_queue_served(timeout):
+    would wait forever): one look (``LOOK_S``), as the ingester's gate takes."""
+    if not live_queue_served():
         raise WatchError(f"no worker serves the {LIVE_QUEUE!r} queue "
                          f"(start workers with: celery -A tasks.app worker -Q live,ingest,cpu)")
 
