@@ -190,6 +190,33 @@ def test_an_edit_between_the_old_watch_s_address_check_and_its_write_still_stand
     registry.delete(camera_id)
 
 
+def test_an_edit_replaces_a_status_written_as_it_is_committed(registry, monkeypatch):
+    """The edit looked whether an ingester had said anything (hexists) outside its transaction:
+    a camera's first status written between that look and the edit's commit (here just before
+    it) stood, "connecting" on the old stream, until the next poll. The look is in the
+    transaction, the state watched: that status aborts it, and the edit, again, replaces it."""
+    import redis
+
+    camera_id = registry.add("First word", "rtsp://cam/first")["id"]
+    leases = CameraLeases(registry.redis, "a", lease_s=5)
+    token = leases.acquire(camera_id)
+    ingester = CameraRegistry(registry.redis)
+    execute = redis.client.Pipeline.execute
+    said = []
+
+    def first_word_as_it_commits(pipe, *args, **kwargs):
+        if not said:        # the edit's commit (the first), not the status's own
+            said.append(None)
+            said[0] = ingester.set_status(camera_id, "connecting", token=token, url="rtsp://cam/first")
+        return execute(pipe, *args, **kwargs)
+    monkeypatch.setattr(redis.client.Pipeline, "execute", first_word_as_it_commits)
+    registry.update(camera_id, url="rtsp://cam/first-2")
+    monkeypatch.undo()
+    assert said == [True] and registry.state(camera_id)["status"] == READDRESSED
+    leases.release(camera_id, token)
+    registry.delete(camera_id)
+
+
 def test_a_status_nobody_holds_the_camera_for_is_not_shown_as_current(registry):
     """An ingester that stopped, or died and whose lease lapsed, leaves its last status
     behind: a farm restarted, or without a running ingester, showed its cameras "live"."""
