@@ -35,8 +35,8 @@ def iso_utc(moment: datetime | None) -> str | None:
 
 
 class unix_seconds(FunctionElement):
-    """A stored time as unix seconds (a float, fractions kept), in SQL: SQLite has no EXTRACT
-    (SQLAlchemy's ``extract("epoch")`` there drops the fraction), PostgreSQL's is numeric."""
+    """A stored time as unix seconds (a float, its microseconds kept), in SQL: SQLite has no
+    EXTRACT (SQLAlchemy's ``extract("epoch")`` there drops the fraction), PostgreSQL's is numeric."""
     type = Float()
     inherit_cache = True
 
@@ -48,8 +48,10 @@ def _unix_seconds(element, compiler, **kw) -> str:
 
 @compiles(unix_seconds, "sqlite")
 def _unix_seconds_sqlite(element, compiler, **kw) -> str:
-    # SQLite keeps the UTC time as text; julianday's epoch is 2440587.5 days before 1970's.
-    return f"((julianday({compiler.process(element.clauses, **kw)}) - 2440587.5) * 86400.0)"
+    # SQLite keeps the UTC time as text, "YYYY-MM-DD HH:MM:SS.ffffff": its whole seconds, then
+    # its fraction as written (julianday, and so strftime's %f, keep only milliseconds).
+    moment = compiler.process(element.clauses, **kw)
+    return f"(CAST(strftime('%s', {moment}) AS INTEGER) + CAST(substr({moment}, 20) AS REAL))"
 
 
 class Base(DeclarativeBase):

