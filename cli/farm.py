@@ -41,7 +41,7 @@ LOCAL_SCALING = {"VIDFARM_AUTOSCALE_CPU__SIZE_BY": "tasks", "VIDFARM_AUTOSCALE_C
 
 # Stopping (``EmbeddedFarm.stop``): within about INGEST_STOP_S + 2 + STOP_GRACE_S (19 s) of the
 # signal at worst, then the fork server's and Redis's exits, under the 30 s an init system or
-# Kubernetes gives before SIGKILL (8.8-10.9 s measured with a camera live and its page open,
+# Kubernetes gives before SIGKILL (8.8-11.0 s measured with a camera live and its page open,
 # load 8-13: tests/test_up_live_camera.py prints it). First the ingester, the web app, beat and
 # Flower together, the workers serving on: the ingester sends each camera's last segment and
 # gives the watches INGEST_STOP_S for their results (then counts them failed), and the web
