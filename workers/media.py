@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from core import defaults
-from workers.live.timeline import frame_rate, frame_ticks
+from workers.frame_timing import frame_rate, frame_ticks
 
 # Demuxers that read single pictures: such a file is a photo, not a recording.
 _IMAGE_DEMUXERS = ("image2", "_pipe", "apng", "webp")
@@ -336,7 +336,7 @@ def _frame_rate(video, shown: list[PacketInfo], lost: list[int], tb: Fraction) -
     """The rate FFmpeg reads in the file (``average_rate``) where the frames' timestamps agree
     (within 10% of their frames over time: a millisecond clock's 33 and 34 ms steps, a
     variable-rate recording's average); else the one their median interval says, as a live
-    camera's rate is read (``workers.live.timeline``). A container with no frame-rate field of
+    camera's rate is read (``workers.frame_timing``). A container with no frame-rate field of
     its own (MPEG-TS), or one its muxer filled from the codec (AVI), gets the H.264 stream's
     timing info, which may count half-frames: a 29.97 fps recording read as 59.94 (results.json,
     the job page, and a lost track kept twice as long). (Times counted for a raw stream agree:
