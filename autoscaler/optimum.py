@@ -62,7 +62,7 @@ traces, busy pods told to stop included.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import Bounds as VariableBounds
@@ -72,11 +72,7 @@ from scipy.sparse import coo_matrix
 from autoscaler.optimum_dp import dp_bound, fifo_late
 from autoscaler.simulate import Bounds, Trace
 
-if TYPE_CHECKING:
-    from autoscaler.optimum_reactive import AskSteps
-
 EPS = 1e-9
-FREE, NEVER = -1, -2    # ``AskSteps.code``: a pod may be asked for at no cost / not at all (else: a gap's id)
 PRICED_NEAR = 0.85      # price late tasks only where the unpriced program is this near the LP
 # λ per late task in queue order (autoscaler.optimum_dp). Any λ >= 0 gives a bound; each is a
 # pass of the program. Of 0.5-64, clockwork's peaks at 1 and steady's at 8 (hand-made traces).
@@ -143,6 +139,28 @@ def queue_order(trace: Trace, wait_s: float) -> list[tuple[int, int, int, int]]:
             for a in sorted(trace.arrivals, key=lambda a: a.t)]
 
 
+def work_horizon(trace: Trace, wait_s: float) -> int:
+    """The step after the last one at which on-time work can run: the programs' horizon."""
+    return max(end for _, end, _, _ in on_time_work(trace, wait_s))
+
+
+def slot_ranges(horizon: int, slot_s: float) -> list[range]:
+    """The steps of each slot of ``slot_s`` up to ``horizon``."""
+    return [range(math.ceil(k * slot_s - EPS), min(horizon, math.ceil((k + 1) * slot_s - EPS)))
+            for k in range(math.ceil(horizon / slot_s))]
+
+
+@dataclass(frozen=True)
+class RiseLimits:
+    """Where the ready pods may rise, for scalers that may ask for pods only at some steps
+    (``autoscaler.optimum_reactive`` builds it; here it is plain data, per step and per slot)."""
+    ready_at_zero: bool                      # whether pods may be ready at step 0 (asked for at -P)
+    slot_gaps: list[tuple[int, ...] | None]  # per slot of ``slot_ranges``: None where its rises are free;
+                                             # else the gaps they need used (none: no rise at all)
+    gap_ends: list[float]                    # per gap (in time order), its last step + 1
+    may_rise: np.ndarray                     # per step τ < horizon: whether pods may become ready at τ
+
+
 def late_slack(groups, late: int) -> int:
     """The pod-steps of the ``late`` longest tasks: the most work late tasks can leave behind."""
     longest = sorted((d for _, _, n, d in groups for _ in range(n)), reverse=True)
@@ -150,18 +168,17 @@ def late_slack(groups, late: int) -> int:
 
 
 def lower_bound(trace: Trace, bounds: Bounds, wait_s: float, slot_s: float = 5.0,
-                late_tasks: int | None = None, asks: AskSteps | None = None) -> float:
-    """``asks``: where pods may be asked for (``autoscaler.optimum_reactive``); None: anywhere."""
+                late_tasks: int | None = None, rises: RiseLimits | None = None) -> float:
+    """``rises``: where the ready pods may rise (``autoscaler.optimum_reactive``, built for the same
+    ``wait_s`` and ``slot_s``); None: anywhere."""
     groups = on_time_work(trace, wait_s)
     total_tasks = sum(n for _, _, n, _ in groups)
     late = allowed_late(total_tasks) if late_tasks is None else late_tasks
-    horizon = max(end for _, end, _, _ in groups)
+    horizon = work_horizon(trace, wait_s)
     start = steps(bounds.pod_start_s)
     most, shared = ready_cap(bounds, max(a.task_s for a in trace.arrivals))
-    slots = math.ceil(horizon / slot_s)
-
-    def slot_steps(k: int) -> range:
-        return range(math.ceil(k * slot_s - EPS), min(horizon, math.ceil((k + 1) * slot_s - EPS)))
+    ranges = slot_ranges(horizon, slot_s)
+    slots = len(ranges)
 
     # Variables per slot k: s[k] ready pods at its first step (whole), up[k] / down[k] the rises and
     # falls from there to the next slot's first step, R[k] its ready pod-steps; then extra (work
@@ -175,9 +192,10 @@ def lower_bound(trace: Trace, bounds: Bounds, wait_s: float, slot_s: float = 5.0
         k_first, k_last = int(first // slot_s), int(math.ceil(end / slot_s)) - 1 if end > first else -1
         y_index.append((col, k_first, k_last))
         col += max(0, k_last - k_first + 1)
-    gap0 = col                                  # then, with ``asks``, o[g]: whether gap g is used
-    slack0 = col + (asks.gaps if asks is not None else 0)      # and D[g]: late tasks not yet used to open gaps
-    nvar = slack0 + (asks.gaps if asks is not None else 0)
+    gaps = len(rises.gap_ends) if rises is not None else 0
+    gap0 = col                                  # then, with ``rises``, o[g]: whether gap g is used
+    slack0 = col + gaps                         # and D[g]: late tasks not yet used to open gaps
+    nvar = slack0 + gaps
 
     cost = np.zeros(nvar)
     cost[R0:R0 + slots] = 1.0
@@ -188,9 +206,9 @@ def lower_bound(trace: Trace, bounds: Bounds, wait_s: float, slot_s: float = 5.0
 
     rows = _Rows()
     for k in range(slots):
-        ready = [tau for tau in slot_steps(k) if tau >= start]
-        width = len(slot_steps(k))
-        upper[s0 + k] = most if slot_steps(k).start >= start else 0
+        ready = [tau for tau in ranges[k] if tau >= start]
+        width = len(ranges[k])
+        upper[s0 + k] = most if ranges[k].start >= start else 0
         upper[R0 + k] = most * len(ready)
         # R[k] <= width s[k] + (width - 1) up[k]; R[k] >= width s[k] - (width - 1) down[k]
         rows.add([(R0 + k, 1.0), (s0 + k, -width), (up0 + k, -(width - 1))], -np.inf, 0.0)
@@ -208,7 +226,7 @@ def lower_bound(trace: Trace, bounds: Bounds, wait_s: float, slot_s: float = 5.0
         col, k_first, k_last = y_index[g]
         terms = [(z0 + g, float(d))]            # sum_k y[g, k] + d z[g] = n d
         for k in range(k_first, k_last + 1):
-            overlap = sum(1 for tau in slot_steps(k) if first <= tau < end)
+            overlap = sum(1 for tau in ranges[k] if first <= tau < end)
             upper[col] = n * overlap            # an upload's n tasks run on at most n pods at once
             terms.append((col, 1.0))
             served[k].append(col)
@@ -217,26 +235,23 @@ def lower_bound(trace: Trace, bounds: Bounds, wait_s: float, slot_s: float = 5.0
     for k in range(slots):                      # the work of a slot <= its ready pod-steps
         rows.add([(c, 1.0) for c in served[k]] + [(R0 + k, -1.0)], -np.inf, 0.0)
     rows.add([(z0 + g, 1.0) for g in range(len(groups))], -np.inf, float(late))      # few enough late tasks
-    if asks is not None:
-        if asks.code(-start) == NEVER:
-            upper[s0] = 0                        # pods ready at step 0 were asked for at -P
-        for k in range(slots):                   # rises in slot k: pods ready at its steps after the first
-            steps_k = slot_steps(k)
-            codes = {asks.code(tau - start) for tau in range(steps_k.start + 1, steps_k.stop + 1)}
-            if FREE in codes:
+    if rises is not None:
+        if not rises.ready_at_zero:
+            upper[s0] = 0
+        for k, needed in enumerate(rises.slot_gaps):   # rises in slot k: pods ready at its steps after the first
+            if needed is None:
                 continue
-            gaps = sorted(codes - {NEVER})
-            if not gaps:
+            if not needed:
                 upper[up0 + k] = 0
             else:
-                rows.add([(up0 + k, 1.0)] + [(gap0 + g, -float(most)) for g in gaps], -np.inf, 0.0)
+                rows.add([(up0 + k, 1.0)] + [(gap0 + g, -float(most)) for g in needed], -np.inf, 0.0)
         # Each gap used needs a late task of its own whose latest start comes before the gap ends
         # (autoscaler.optimum_reactive): the gaps used up to gap g are at most the late tasks due
         # before its end, D[g] = D[g-1] + (late tasks due in between) - o[g] >= 0.
         latest = [latest_start(a.t, wait_s) for a in trace.arrivals]
         upper[gap0:slack0] = 1.0
-        for g, end in enumerate(asks.gap_ends):
-            begin = asks.gap_ends[g - 1] if g else -math.inf
+        for g, end in enumerate(rises.gap_ends):
+            begin = rises.gap_ends[g - 1] if g else -math.inf
             due = [(z0 + u, -1.0) for u, step in enumerate(latest) if begin <= step < end]
             rows.add([(gap0 + g, 1.0), (slack0 + g, 1.0)] + ([(slack0 + g - 1, -1.0)] if g else []) + due, 0.0, 0.0)
     total_work = sum(n * d for _, _, n, d in groups)                                   # all work served somewhere
@@ -248,7 +263,7 @@ def lower_bound(trace: Trace, bounds: Bounds, wait_s: float, slot_s: float = 5.0
     if not result.success:
         raise RuntimeError(f"the lower-bound LP failed: {result.message}")
     slack = late_slack(groups, late)
-    may_rise = None if asks is None else asks.may_rise(horizon, start)
+    may_rise = None if rises is None else rises.may_rise
     unpriced = dp_bound(groups, horizon, start, most, slack, may_rise=may_rise)
     best = max(float(result.fun), unpriced)
     # Late tasks in the queue's order (autoscaler.optimum_dp): where no task outlasts the grace,

@@ -5,21 +5,22 @@ worker-seconds in the simulator (``autoscaler.simulate.World``) and keeps the p9
 ``wait_s``, even one that knows every arrival in advance. The class: any scaler with the same
 cap, pod start and grace that asks for a pod only at a poll that sees a task that has come
 and not started (the queue not empty). ``autoscaler.optimum.lower_bound`` (the clairvoyant
-bound) may have pods up before an upload comes; no scaler of this class can, which is most
-of what both scalers pay above it (pod starts are 84-96 % of vidfarm's overhead at KEDA's
-scale-down window 0, docs/benchmarks.md).
+bound) may have pods up before an upload comes; no scaler of this class can. (On the
+benchmark's traces this bound is only 0-0.15 % above the clairvoyant one at KEDA's window-0
+p95s, docs/benchmarks.md: within these relaxations reacting costs almost nothing, so it does
+not tell how much of what both scalers pay above the bound is reacting.)
 
 Who is in the class:
 - KEDA's Redis list scaler (``autoscaler.keda``): its own loop wakes the Deployment only when
   LLEN > 0, and the HPA's recommendation ceil(LLEN / listLength) is above the current count
   only when LLEN > 0 (the stabilisation and the policies only hold a count or limit a rise).
 - vidfarm's policy (``autoscaler.policy.decide``) at a target wait of a cold start (pod start
-  + a poll) or more: the wait forecast asks for nothing on an empty queue, and the rate floor
-  only while tasks wait or run (in principle it could ask while the queue is empty and a
-  worker busy; tests/test_autoscaler_optimum_reactive.py counts the asks on an empty queue:
-  none). Below a cold start the policy keeps a standby for the next burst
-  (``autoscaler.standby``), pods asked for on an empty queue: those targets are not in the
-  class, and this bound says nothing about them.
+  + a poll) or more, as far as it was counted: the wait forecast asks for nothing on an empty
+  queue, but the rate floor asks while tasks wait or run, so it could ask with the queue empty
+  and a worker busy, which is outside the class. tests/test_autoscaler_optimum_reactive.py
+  counts the asks on an empty queue in its runs: none. Below a cold start the policy keeps a
+  standby for the next burst (``autoscaler.standby``), pods asked for on an empty queue: those
+  targets are not in the class, and this bound says nothing about them.
 
 Why it is a lower bound for the class. It is ``autoscaler.optimum``'s program (a linear
 program and a dynamic program over whole pods, to which every real schedule maps at no higher
@@ -64,8 +65,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from autoscaler.optimum import FREE, NEVER, EPS, latest_start, lower_bound, steps
+from autoscaler.optimum import EPS, RiseLimits, latest_start, lower_bound, slot_ranges, steps, work_horizon
 from autoscaler.simulate import Bounds, Trace
+
+FREE, NEVER = -1, -2    # ``AskSteps.code``: a pod may be asked for at no cost / not at all (else: a gap's id)
 
 
 class AskSteps:
@@ -99,9 +102,15 @@ class AskSteps:
         at = min(step, self.in_window.size - 1)
         return FREE if self.in_window[at] else int(self.gap[at])
 
-    def may_rise(self, horizon: int, start: int) -> np.ndarray:
-        """Per step τ < ``horizon``: whether pods may become ready then (asked for at τ - P)."""
-        return np.array([self.code(tau - start) != NEVER for tau in range(horizon)])
+    def rise_limits(self, horizon: int, start: int, slot_s: float) -> RiseLimits:
+        """Where the ready pods may rise (asked for P = ``start`` steps before), as
+        ``autoscaler.optimum.lower_bound`` takes it for slots of ``slot_s`` up to ``horizon``."""
+        slot_gaps = []
+        for steps_k in slot_ranges(horizon, slot_s):    # rises in a slot: pods ready at its steps after the first
+            codes = {self.code(tau - start) for tau in range(steps_k.start + 1, steps_k.stop + 1)}
+            slot_gaps.append(None if FREE in codes else tuple(sorted(codes - {NEVER})))
+        return RiseLimits(ready_at_zero=self.code(-start) != NEVER, slot_gaps=slot_gaps, gap_ends=self.gap_ends,
+                          may_rise=np.array([self.code(tau - start) != NEVER for tau in range(horizon)]))
 
 
 def reactive_bound(trace: Trace, bounds: Bounds, wait_s: float, poll_s: float = 1.0, slot_s: float = 5.0,
@@ -112,5 +121,5 @@ def reactive_bound(trace: Trace, bounds: Bounds, wait_s: float, poll_s: float = 
         clairvoyant = lower_bound(trace, bounds, wait_s, slot_s=slot_s, late_tasks=late_tasks)
     if clairvoyant == np.inf or max(a.task_s for a in trace.arrivals) > bounds.grace_s:
         return clairvoyant
-    asks = AskSteps(trace, wait_s, poll_s)
-    return max(clairvoyant, lower_bound(trace, bounds, wait_s, slot_s=slot_s, late_tasks=late_tasks, asks=asks))
+    rises = AskSteps(trace, wait_s, poll_s).rise_limits(work_horizon(trace, wait_s), steps(bounds.pod_start_s), slot_s)
+    return max(clairvoyant, lower_bound(trace, bounds, wait_s, slot_s=slot_s, late_tasks=late_tasks, rises=rises))

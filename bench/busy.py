@@ -26,16 +26,25 @@ SECTION = "## Busy recordings: motion gate and stream copy on and off"
 REAL = "(real)"     # in the name of a clip made from real footage: issue 15's targets are checked on those
 
 
-def clips(work: Path) -> dict[str, Path]:
+# The generated clips by name: the file each is made as in the work folder, and make_clip's recipe.
+GENERATED = {
+    "generated 720p30, 30 s, one face": ("busy720.mp4", dict(seconds=30, fps=30, size=(1280, 720), photo_height=300,
+                                                              gop=60, face_windows=[(0, 10), (14, 30)])),
+    "generated 1080p25, 20 s, one large face": ("busy1080.mp4", dict(seconds=20, fps=25, size=(1920, 1080),
+                                                                     photo_height=400, gop=50, face_windows=[(0, 20)])),
+}
+
+
+def generated_clip(work: Path, name: str) -> Path:
+    """One of the ``GENERATED`` clips, made in ``work``."""
     from tests.clipmaker import make_clip
 
-    return {
-        "generated 720p30, 30 s, one face": make_clip(work / "busy720.mp4", seconds=30, fps=30, size=(1280, 720),
-                                                      photo_height=300, gop=60, face_windows=[(0, 10), (14, 30)]).path,
-        "generated 1080p25, 20 s, one large face": make_clip(work / "busy1080.mp4", seconds=20, fps=25,
-                                                             size=(1920, 1080), photo_height=400, gop=50,
-                                                             face_windows=[(0, 20)]).path,
-    } | real_clips(work)
+    file, recipe = GENERATED[name]
+    return make_clip(work / file, **recipe).path
+
+
+def clips(work: Path) -> dict[str, Path]:
+    return {name: generated_clip(work, name) for name in GENERATED} | real_clips(work)
 
 
 def real_clips(work: Path) -> dict[str, Path]:

@@ -1,11 +1,12 @@
 """Cuts moved to keyframes (``VIDFARM_KEYFRAME_SNAP``) against equal mid-GOP cuts, on busy footage.
 
 ``python -m bench.keyframe_cuts [--work DIR] [--clips 720,1080,generated] VARIANT...``: each clip
-(Hamilton (real) at 720p30 and 1080p25, and the generated 720p30 clip, as ``bench.busy`` makes
-them) through a fresh embedded farm (2 workers, all analyzers, as configured) once per VARIANT, in
-the order given: alternate them (``default KEYFRAME_SNAP=0.5 KEYFRAME_SNAP=0.5 default``), the
-machine is shared. A VARIANT is ``bench.segment_length``'s: ``NAME=VALUE`` settings without their
-``VIDFARM_`` prefix, or ``default``.
+(Hamilton (real) at 720p30 and 1080p25, which need ``../shared/media``, and the generated 720p30
+clip, made afresh as ``bench.busy`` makes them, in DIR if given, and kept there) through a fresh
+embedded farm (2 workers, all analyzers, as configured) once per VARIANT, in the order given:
+alternate them (``default KEYFRAME_SNAP=0.5 KEYFRAME_SNAP=0.5 default``), the machine is shared.
+A VARIANT is ``bench.segment_length``'s: ``NAME=VALUE`` settings without their ``VIDFARM_``
+prefix, or ``default``.
 
 Prints one JSON line a run: the load average before and after, the farm's CPU seconds during the
 job (``bench.farm_run``'s ``cpu_s``: what the cut saves), the wall times (only on a quiet machine
@@ -19,20 +20,22 @@ either run has a face the other lacks. Figures go to docs/benchmarks.md by hand.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import itertools
 import json
 import os
-import shutil
 import sys
 import tempfile
 from pathlib import Path
 
-from bench import busy, farm_timeline, quiet_hour, throughput
-from bench.segment_length import settings_env
+from bench import busy, farm_timeline, quiet_hour
+from bench.segment_length import farm_results, settings_env
+from bench.shared_media import HAMILTON
 
 CLIPS = {"720": "Hamilton (real) scaled to 720p30", "1080": "Hamilton (real) scaled to 1080p25",
          "generated": "generated 720p30, 30 s, one face"}
+HAMILTON_CLIPS = {"720", "1080"}      # made by bench.busy.real_clips from ../shared/media
 
 
 def planned(clip: Path, env: dict[str, str]) -> list[tuple[int, int]]:
@@ -75,37 +78,14 @@ def task_seconds(log_dir: Path) -> dict:
     return out
 
 
-def run(clip: Path, work: Path, name: str, env: dict[str, str]) -> tuple[dict, dict]:
-    data, out = work / f"data-{name}", work / f"out-{name}"
-    figures = throughput.farm(clip, 2, data, out, env=env, keep_results=True)
-    results = json.loads((out / "farm2-results.json").read_text())
-    figures |= task_seconds(data / "logs")
-    shutil.rmtree(data, ignore_errors=True)
-    shutil.rmtree(out, ignore_errors=True)
-    return figures, results
-
-
-def clips(work: Path) -> dict[str, Path]:
-    """The clips by key, made in ``work`` unless a run before left them there."""
-    from tests.clipmaker import make_clip
-
-    paths = {"720": work / "hamilton720.mp4", "1080": work / "hamilton1080.mp4", "generated": work / "busy720.mp4"}
-    if not (paths["720"].is_file() and paths["1080"].is_file()):
-        busy.real_clips(work)
-    if not paths["generated"].is_file():     # as bench.busy makes it
-        make_clip(paths["generated"], seconds=30, fps=30, size=(1280, 720), photo_height=300, gop=60,
-                  face_windows=[(0, 10), (14, 30)])
-    return paths
-
-
-def _option(argv: list[str], flag: str) -> str | None:
-    """The value after ``flag``, taken out of ``argv`` with it."""
-    if flag not in argv:
-        return None
-    at = argv.index(flag)
-    value = argv[at + 1]
-    del argv[at:at + 2]
-    return value
+def clips(work: Path, chosen: list[str]) -> dict[str, Path]:
+    """The chosen clips by key, made in ``work`` as ``bench.busy`` makes them."""
+    by_name = {}
+    if "generated" in chosen:
+        by_name[CLIPS["generated"]] = busy.generated_clip(work, CLIPS["generated"])
+    if HAMILTON_CLIPS & set(chosen):
+        by_name |= busy.real_clips(work)
+    return {key: by_name[CLIPS[key]] for key in chosen}
 
 
 def _boxes(results: dict) -> list[list]:
@@ -119,17 +99,16 @@ def _cuts(segments: list[tuple[int, int]]) -> list[int]:
 
 def rows(work: Path, chosen: list[str], variants: list[str]):
     """One dict a run, clip by clip, each clip's variants in the order given."""
-    made = clips(work)
-    for key in chosen:
+    for key, clip in clips(work, chosen).items():
         first = None
         for index, variant in enumerate(variants):
             env = settings_env(variant)
             load = os.getloadavg()[0]
-            figures, results = run(made[key], work, f"{key}-{index}", env)
+            figures, results = farm_results(clip, work, f"{key}-{index}", env, log_figures=task_seconds)
             first = first or results
             total, matched, missed = quiet_hour.boxes_found(_boxes(results), _boxes(first))
             _, _, only_here = quiet_hour.boxes_found(_boxes(first), _boxes(results))
-            segments = planned(made[key], env)
+            segments = planned(clip, env)
             yield {"clip": CLIPS[key], "run": variant, "load": [round(load, 1), round(os.getloadavg()[0], 1)],
                    "cpu_s": round(figures["cpu_s"], 2), "wall_s": round(figures["wall_s"], 2),
                    "results_s": round(figures["results_wall_s"], 2),
@@ -142,14 +121,21 @@ def rows(work: Path, chosen: list[str], variants: list[str]):
 
 
 def main(argv: list[str]) -> int:
-    """``--work DIR`` keeps the clips there for the next run."""
-    argv = list(argv)
-    keep = _option(argv, "--work")
-    chosen = (_option(argv, "--clips") or ",".join(CLIPS)).split(",")
-    variants = argv or ["default", "KEYFRAME_SNAP=0.5", "KEYFRAME_SNAP=0.5", "default"]
-    with contextlib.nullcontext(keep) if keep else tempfile.TemporaryDirectory(prefix="vidfarm-cuts-") as folder:
+    parser = argparse.ArgumentParser(prog="python -m bench.keyframe_cuts", description=__doc__.split("\n")[0])
+    parser.add_argument("--work", type=Path, metavar="DIR",
+                        help="make the clips and run the farms in DIR, and keep it (default: a temporary folder)")
+    parser.add_argument("--clips", default=",".join(CLIPS), type=lambda value: value.split(","), metavar="KEYS",
+                        help=f"comma-separated, of {', '.join(CLIPS)} (default: all)")
+    parser.add_argument("variants", nargs="*", metavar="VARIANT", help="NAME=VALUE,... settings, or default",
+                        default=["default", "KEYFRAME_SNAP=0.5", "KEYFRAME_SNAP=0.5", "default"])
+    args = parser.parse_args(argv)
+    if unknown := [key for key in args.clips if key not in CLIPS]:
+        parser.error(f"no such clip: {', '.join(unknown)}")
+    if HAMILTON_CLIPS & set(args.clips) and not HAMILTON.is_file():    # said now, not after the first clip's runs
+        parser.error(f"the Hamilton clips need {HAMILTON}, which is absent (or choose --clips generated)")
+    with contextlib.nullcontext(args.work) if args.work else tempfile.TemporaryDirectory(prefix="vidfarm-cuts-") as folder:
         Path(folder).mkdir(parents=True, exist_ok=True)
-        for row in rows(Path(folder), chosen, variants):
+        for row in rows(Path(folder), args.clips, args.variants):
             print(json.dumps(row), flush=True)
     return 0
 

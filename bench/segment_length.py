@@ -18,6 +18,7 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from bench import quiet_hour, throughput
@@ -30,11 +31,15 @@ def settings_env(variant: str) -> dict[str, str]:
     return {f"VIDFARM_{name}": value for name, value in (pair.split("=", 1) for pair in variant.split(","))}
 
 
-def farm_results(clip: Path, work: Path, name: str, env: dict[str, str]) -> tuple[dict, dict]:
-    """One timed job on a fresh embedded farm: its figures and its results.json."""
+def farm_results(clip: Path, work: Path, name: str, env: dict[str, str],
+                 log_figures: Callable[[Path], dict] | None = None) -> tuple[dict, dict]:
+    """One timed job on a fresh embedded farm: its figures and its results.json. ``log_figures``
+    adds figures read from the farm's log folder, before its files are removed."""
     out = work / f"out-{name}"
     run = throughput.farm(clip, 2, work / f"data-{name}", out, env=env, keep_results=True)
     results = json.loads((out / "farm2-results.json").read_text())
+    if log_figures:
+        run |= log_figures(work / f"data-{name}" / "logs")
     shutil.rmtree(work / f"data-{name}", ignore_errors=True)    # a 10-minute job's files: disk
     shutil.rmtree(out, ignore_errors=True)
     return run, results

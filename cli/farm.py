@@ -41,14 +41,15 @@ LOCAL_SCALING = {"VIDFARM_AUTOSCALE_CPU__SIZE_BY": "tasks", "VIDFARM_AUTOSCALE_C
 
 # Stopping (``EmbeddedFarm.stop``): within about INGEST_STOP_S + 2 + STOP_GRACE_S (19 s) of the
 # signal at worst, then the fork server's and Redis's exits, under the 30 s an init system or
-# Kubernetes gives before SIGKILL (7-11 s measured with a camera live and its page open, load
-# 8-15). First the ingester, the web app, beat and Flower together, the workers serving on: the
-# ingester sends each camera's last segment and gives the watches INGEST_STOP_S for their
-# results (then counts them failed), and the web app's requests (a camera page's open event
-# stream included) get WEB_STOP_S; once the ingester is gone, the workers and the autoscaler,
-# all at once, share one grace (a warm shutdown: the task in hand finishes, the others go back
-# to the queue), then whatever is left is killed. Before, with each child's 15 s grace counted
-# from its own turn and the ingester waiting for the results of a segment that the live
+# Kubernetes gives before SIGKILL (8.8-11.0 s measured with a camera live and its page open,
+# load 8-13: tests/test_up_live_camera.py prints it). First the ingester, the web app, beat and
+# Flower together, the workers serving on: the ingester sends each camera's last segment and
+# gives the watches INGEST_STOP_S for their results (then counts them failed), and the web
+# app's requests (a camera page's open event stream included) get WEB_STOP_S; once the
+# ingester is gone, the workers and the autoscaler, all at once, share one grace (a warm
+# shutdown: a task in hand finishes if it does so within the grace, the tasks not begun go
+# back to the queue), then whatever is left is killed. Before, with each child's 15 s grace
+# counted from its own turn and the ingester waiting for the results of a segment that the live
 # workers, stopping with it, put back on the queue, a camera page's stream and a live camera
 # took 33 s (load 2).
 INGEST_STOP_S = 5.0

@@ -56,6 +56,9 @@ UNWATCHED = "waiting for an ingester"
 # The status of a camera whose address was just edited: its ingester drops the old stream at
 # its next poll and connects to the new one (then ``connecting``, ``live``).
 READDRESSED = "reconnecting (its address changed)"
+# The status of a camera while no worker serves the live queue: its watch waits for one
+# (``tasks.live_workers.LiveWorkerGate``).
+WAITING_FOR_LIVE_WORKER = "waiting for a live worker"
 NAME_PATTERN = r"^\w[\w .'()#-]{0,63}$"
 # A stream address: its scheme, then a host part, no spaces. Whether it answers is the
 # ingester's to find out (the camera's status says why not), not the registry's.
@@ -280,25 +283,32 @@ class CameraRegistry:
                                              camera["url"] if new_url is None else new_url)
             return {**camera, "name": new_name, "url": new_url}
 
-        def readdressed(pipe, before: dict, after: dict) -> None:
+        def readdressed(pipe, before: dict, after: dict):
             # What its ingester said of the old stream is no longer news. Only a status an
             # ingester wrote is replaced (one never watched says so already), and its lease
             # token stays: while nobody holds that lease, it reads as UNWATCHED, as before.
-            if after["url"] != before["url"] and self.redis.hexists(_state_key(camera_id), "status"):
+            # Read in the transaction (the state is watched): a status the old watch writes
+            # meanwhile aborts it, and the edit, checking again, replaces that one too.
+            if after["url"] == before["url"] or not pipe.hexists(_state_key(camera_id), "status"):
+                return None
+
+            def writes(pipe) -> None:
                 pipe.hset(_state_key(camera_id), "status", READDRESSED)
                 pipe.hdel(_state_key(camera_id), "behind_s")
                 self._publish(pipe, camera_id, "status", {"status": READDRESSED, "behind_s": None})
-        return self._write_camera(changed, readdressed)
+            return writes
+        return self._write_camera(changed, readdressed, watched=(_state_key(camera_id),))
 
-    def _write_camera(self, made, also=None) -> dict | None:
+    def _write_camera(self, made, also=None, watched: tuple[str, ...] = ()) -> dict | None:
         """Write the camera ``made(cameras)`` returns (None: nothing to write) unless another
         camera has its stream (DuplicateCamera). Every camera is read and the one written in one
         transaction: a registration, edit or delete between the two aborts it (WATCH) and it
-        checks again. ``also(pipe, before, camera)``: more writes for that transaction (``before``:
-        the camera as it was, None for a new one)."""
+        checks again. ``also(pipe, before, camera)``: reads (``pipe`` executes at once, the
+        ``watched`` keys watched too) that return more writes for that transaction, a
+        ``writes(pipe)`` or None (``before``: the camera as it was, None for a new one)."""
         with self.redis.pipeline() as pipe:
             while True:
-                pipe.watch(REGISTRY)
+                pipe.watch(REGISTRY, *watched)
                 cameras = {c["id"]: c for c in map(json.loads, pipe.hvals(REGISTRY))}
                 camera = made(cameras)
                 if camera is None:
@@ -309,10 +319,11 @@ class CameraRegistry:
                 if existing is not None:
                     pipe.unwatch()
                     raise DuplicateCamera(existing)
+                more = None if also is None else also(pipe, cameras.get(camera["id"]), camera)
                 pipe.multi()
                 pipe.hset(REGISTRY, camera["id"], json.dumps(camera))
-                if also is not None:
-                    also(pipe, cameras.get(camera["id"]), camera)
+                if more is not None:
+                    more(pipe)
                 try:
                     pipe.execute()
                     return camera
@@ -358,12 +369,8 @@ class CameraRegistry:
         token: the writer's fencing token (``core.camera_leases``); False: the write was
         refused (a newer owner holds the camera, or it was deleted). url: the address the
         writer watches; a status of an address since edited is not written (``READDRESSED``
-        stands until the ingester drops that watch, at its next poll)."""
-        camera = self.get(camera_id)
-        if camera is None:
-            return False     # deleted meanwhile: leave nothing behind
-        if url is not None and url != camera["url"]:
-            return True      # still the owner: the watch ends at the ingester's next poll
+        stands until the ingester drops that watch, at its next poll), checked in the write's
+        transaction: an edit between the check and the write aborts it, and it checks again."""
 
         def writes(pipe) -> None:
             if behind_s is None:
@@ -373,7 +380,7 @@ class CameraRegistry:
             fields = {"status": status, "behind_s": behind_s, "token": token}
             pipe.hset(_state_key(camera_id), mapping={k: v for k, v in fields.items() if v is not None})
             self._publish(pipe, camera_id, "status", {"status": status, "behind_s": behind_s})
-        written = self._write(camera_id, token, writes)
+        written = self._write(camera_id, token, writes, url=url)
         self._forget_if_deleted(camera_id)
         return written
 
@@ -403,7 +410,7 @@ class CameraRegistry:
                   for alert, fold in zip(line["alerts"], folds)]
         # An alert event says when its own frame was captured (as its record does), not its
         # segment's first, and how long after that it was raised.
-        events = sorted(({**alert, **_raised(alert.get("captured_at", line["captured_at"]), line["ready_at"])}
+        events = sorted(({**alert, **_raised(alert["captured_at"], line["ready_at"])}
                          for alert in alerts), key=lambda event: event["repeat_of"] is not None)
         state = self.redis.hgetall(_state_key(camera_id))
         latencies = (json.loads(state.get("latencies", "[]")) + [line["latency_s"]])[-LATENCY_WINDOW:]
@@ -418,21 +425,29 @@ class CameraRegistry:
         self._forget_if_deleted(camera_id)
         return written
 
-    def _write(self, camera_id: str, token: int | None, writes) -> bool:
-        """The writes, in one transaction; with a token, only while it is still the camera's
-        fence (checked and written atomically: WATCH aborts it if the fence moves between)."""
+    def _write(self, camera_id: str, token: int | None, writes, url: str | None = None) -> bool:
+        """The writes, in one transaction, while the camera is registered and, with a token,
+        while it is still the camera's fence (False otherwise); with a url, only while that is
+        still the camera's address (True, nothing written, otherwise: the writer still owns the
+        camera). All checked and written atomically: WATCH aborts the writes if the fence or
+        the registry changes between, and they are checked again (a fence moved: False)."""
         with self.redis.pipeline() as pipe:
-            if token is not None:
-                pipe.watch(fence_key(camera_id))
-                if pipe.get(fence_key(camera_id)) != str(token):
+            while True:
+                pipe.watch(REGISTRY, *([fence_key(camera_id)] if token is not None else []))
+                if token is not None and pipe.get(fence_key(camera_id)) != str(token):
                     return False
-            pipe.multi()
-            writes(pipe)
-            try:
-                pipe.execute()
-            except redis.WatchError:
-                return False
-        return True
+                value = pipe.hget(REGISTRY, camera_id)
+                if value is None:
+                    return False     # deleted meanwhile: leave nothing behind
+                if url is not None and url != json.loads(value)["url"]:
+                    return True      # still the owner: the watch ends at the ingester's next poll
+                pipe.multi()
+                writes(pipe)
+                try:
+                    pipe.execute()
+                    return True
+                except redis.WatchError:
+                    continue
 
     def _forget_if_deleted(self, camera_id: str) -> None:
         """A delete that came between the check and the writes: undo them."""

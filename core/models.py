@@ -7,8 +7,11 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, LargeBinary, String, Text
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, LargeBinary, String, Text, func
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.sql.expression import FunctionElement
 
 ENDED_STATES = ("done", "failed")     # a job or segment in one of these changes no more
 JOB_STATES = ("queued", "splitting", "processing", "stitching", *ENDED_STATES)
@@ -29,6 +32,26 @@ def iso_utc(moment: datetime | None) -> str | None:
     """A stored time as the API and the pages are given it: ISO 8601 in UTC, with its offset,
     whichever database it came from."""
     return aware(moment).isoformat() if moment else None
+
+
+class unix_seconds(FunctionElement):
+    """A stored time as unix seconds (a float, its microseconds kept), in SQL: SQLite has no
+    EXTRACT (SQLAlchemy's ``extract("epoch")`` there drops the fraction), PostgreSQL's is numeric."""
+    type = Float()
+    inherit_cache = True
+
+
+@compiles(unix_seconds)
+def _unix_seconds(element, compiler, **kw) -> str:
+    return f"CAST(EXTRACT(EPOCH FROM {compiler.process(element.clauses, **kw)}) AS DOUBLE PRECISION)"
+
+
+@compiles(unix_seconds, "sqlite")
+def _unix_seconds_sqlite(element, compiler, **kw) -> str:
+    # SQLite keeps the UTC time as text, "YYYY-MM-DD HH:MM:SS.ffffff": its whole seconds, then
+    # its fraction as written (julianday, and so strftime's %f, keep only milliseconds).
+    moment = compiler.process(element.clauses, **kw)
+    return f"(CAST(strftime('%s', {moment}) AS INTEGER) + CAST(substr({moment}, 20) AS REAL))"
 
 
 class Base(DeclarativeBase):
@@ -67,6 +90,18 @@ class Job(Base):
         A run's chord errback carries it, so that the errback of a run that failed while some of
         its segments still waited (it comes once they ran) fails no re-analysis begun meanwhile."""
         return (self.timing or {}).get("run_started", 0.0)
+
+    @hybrid_property
+    def run_started_at(self) -> float:
+        """When the job's latest run started (unix s): its latest re-analysis's start
+        (``timing.run_started``), else its submission. What a run is timed from, by the stitch
+        (``timing.wall_s``) and by /metrics' job histogram (in SQL: ``Job.run_started_at``)."""
+        return (self.timing or {}).get("run_started", aware(self.created_at).timestamp())
+
+    @run_started_at.inplace.expression
+    @classmethod
+    def _run_started_at_expression(cls):
+        return func.coalesce(cls.timing["run_started"].as_float(), unix_seconds(cls.created_at))
 
 
 class Segment(Base):

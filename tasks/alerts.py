@@ -77,7 +77,7 @@ def _post(url: str, body: bytes) -> tuple[int | None, str | None]:
 
 def ring_live(camera_id: str, line: dict) -> list[dict]:
     """A live camera's processed segment (its ``live.jsonl`` line, each alert with the capture
-    time of its frame: ``with_capture_time``): record its alerts and queue their webhook
+    time of its frame, from its timestamp): record its alerts and queue their webhook
     deliveries now (none for a repeat). Returns each alert's ``{id, repeat_of}``, in the line's
     order (``repeat_of``: the alert it repeats, None if it rang)."""
     if not line["alerts"]:
@@ -144,15 +144,6 @@ def _try_hold_s(timeout_s: float) -> float:
     """How long one try may take: requests' timeout bounds the connection and each read (about
     twice it in all), and a little more to record the answer."""
     return 2 * timeout_s + 30
-
-
-def with_capture_time(alert: dict, start_captured_at: float) -> dict:
-    """The alert with the capture time of its frame (unix s, ``captured_at``): the capture time
-    of the watch's first frame plus the frame's own ``t``, its timestamp on the watch's timeline
-    (an alert may name an earlier segment's frame: a watchlist alert is at its track's first).
-    Not the frames counted at the camera's rate: a camera that drops frames (a Wi-Fi camera,
-    RTSP over UDP losing packets) would date every alert after a loss early by the time lost."""
-    return {**alert, "captured_at": round(start_captured_at + alert["t"], 3)}
 
 
 @app.task(name="vidfarm.deliver_alert", bind=True, ignore_result=True, max_retries=None)

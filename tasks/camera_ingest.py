@@ -31,7 +31,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from core.camera_leases import CameraLeases, new_owner_id
 from core.camera_offers import CameraOffers
-from core.cameras import CameraRegistry, view_piece_key
+from core.cameras import WAITING_FOR_LIVE_WORKER, CameraRegistry, view_piece_key
 from core.words import counted
 from services import runtime
 from tasks.alerts import ring_live
@@ -44,8 +44,6 @@ from workers.live.playback import ViewerServer
 log = logging.getLogger(__name__)
 
 RETRY_S = 10.0     # a watch that failed (a camera's bug, say) is started again after this
-# A camera's status while no worker serves the live queue: its watch waits for one (LiveWorkerGate).
-WAITING_FOR_LIVE_WORKER = "waiting for a live worker"
 
 
 @dataclass

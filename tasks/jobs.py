@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from core.models import aware
 from core.results import Results
 from core.segment_job import SegmentJob, SourceMedia
 from core.storage import BlobStoreUnavailable, analysis_key, face_crops_key, output_key, segment_key, version_key
@@ -319,8 +318,7 @@ def _timing(job, per_segment: list[dict], stitch_s: float) -> dict:
     for data in per_segment:
         for name, seconds in data["stages"].items():
             stages[name] = round(stages.get(name, 0.0) + seconds, 4)
-    # A re-analysis is timed from when it started, a first run from the submission.
-    wall = time.time() - job.timing.get("run_started", aware(job.created_at).timestamp())
+    wall = time.time() - job.run_started_at     # a re-analysis from when it started
     return {"wall_s": round(wall, 3), "stages": stages}
 
 

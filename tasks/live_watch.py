@@ -10,7 +10,7 @@ camera's tracks and identities on (``LiveStitch``) and becomes one line of ``liv
 
 ``ready_at`` is when the line was written (the result was in hand), ``latency_s`` =
 ``ready_at - captured_at`` of the segment's first frame. Each alert carries the capture time
-of its own frame (``captured_at``, from the frame's timestamp: ``tasks.alerts.with_capture_time``).
+of its own frame (``captured_at``, from the frame's timestamp on the watch's timeline).
 A watch whose workers cannot keep up says how far its analysis trails capture (``behind_s``)
 in its status reports. At the end
 every frame received becomes an entry of ``results.json`` (contract 3, global indices, plus
@@ -43,7 +43,6 @@ from core.cameras import percentile, redacted, status_text
 from core.segment_job import SegmentJob
 from core.words import counted
 from services import runtime
-from tasks.alerts import with_capture_time
 from tasks.app import app
 from tasks.gallery import job_matching
 from tasks.jobs import render_config, result_options
@@ -205,8 +204,7 @@ class LiveWatch:
         self.received: list[LiveSegment] = []
         self.stages: dict[str, float] = {}
         self.summary = WatchSummary(0, 0)
-        self._start_pts: int | None = None            # the watch's first frame (the results' t = 0) ...
-        self._start_captured_at: float | None = None  # ... and when it was captured (unix s)
+        self._start_pts: int | None = None            # the watch's first frame (the results' t = 0)
         self._failed: set[int] = set()
         self._status: CameraStatus | None = None
         self._behind: float | None = None
@@ -382,6 +380,15 @@ class LiveWatch:
 
     # --- one result ----------------------------------------------------------------------
 
+    def _captured_at(self, alert: dict) -> float:
+        """When the alert's frame was captured (unix s): its timestamp (the alert's ``t`` from the
+        watch's first frame) on the watch's timeline; an alert may name an earlier segment's frame
+        (a watchlist alert is at its track's first). Not the frames counted at the camera's rate: a
+        camera that drops frames (a Wi-Fi camera, RTSP over UDP losing packets) would date every
+        alert after a loss early by the time lost."""
+        pts = self._start_pts + round(alert["t"] / TIMELINE)
+        return round(self.segmenter.timeline.captured_at(pts), 3)
+
     def _take(self, segment: LiveSegment, error: str | None, fenced: bool = False, away: bool = False) -> None:
         """fenced: the segment was dropped (this watch's owner is stale): it is neither drawn
         nor recorded; its line goes out, and the registry refuses it. away: its result could
@@ -403,12 +410,12 @@ class LiveWatch:
             output = SegmentOutput(segment.pts, [[] for _ in segment.pts], [], None, continues=False)
             self._failed.add(segment.index)
         if self._start_pts is None:
-            self._start_pts, self._start_captured_at = segment.pts[0], segment.captured_at
+            self._start_pts = segment.pts[0]
         update = self.stitch.add(output, segment.first_frame, media.frame_times(segment.pts, self._start_pts, TIMELINE))
         ready_at, captured_at = round(time.time(), 3), round(segment.captured_at, 3)
         line = {"segment": segment.index, "first_frame": segment.first_frame, "frames": segment.frames,
                 "captured_at": captured_at, "ready_at": ready_at, "latency_s": round(ready_at - captured_at, 3),
-                "faces": update.faces, "alerts": [with_capture_time(alert, self._start_captured_at)
+                "faces": update.faces, "alerts": [{**alert, "captured_at": self._captured_at(alert)}
                                                   for alert in update.alerts], "tracks": update.tracks,
                 "clock": segment.clock, "reencoded": segment.reencoded}
         gap = next((g for g in self.segmenter.gaps if g.after_frame == segment.first_frame - 1), None)
@@ -471,10 +478,10 @@ class LiveWatch:
                               self.out_dir / "annotated.mp4")
 
 
-def check_live_workers(timeout: float = 2.0) -> None:
+def check_live_workers() -> None:
     """Fail at once, with the fix, where no worker serves the live queue (else every segment
-    would wait forever)."""
-    if not live_queue_served(timeout):
+    would wait forever): one look (``LOOK_S``), as the ingester's gate takes."""
+    if not live_queue_served():
         raise WatchError(f"no worker serves the {LIVE_QUEUE!r} queue "
                          f"(start workers with: celery -A tasks.app worker -Q live,ingest,cpu)")
 

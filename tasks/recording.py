@@ -24,7 +24,6 @@ import json
 import math
 import time
 import uuid
-from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -40,7 +39,6 @@ from services.submit import JobBusy, delete_job
 from workers import media
 from workers.live.recording import RecordedSegment, join_recording
 from workers.live.segmenter import LiveSegment
-from workers.live.timeline import frame_rate, frame_ticks
 
 
 ORPHAN_AFTER_S = 600.0
@@ -122,7 +120,7 @@ def record_hour(recording_id: str) -> dict:
         pieces = [RecordedSegment(store.local_path(recording_key(recording_id, "segments", f"{n}.nut")), meta["pts"])
                   for n, meta in zip(numbers, metas)]
         shift, files = join_recording(pieces, source, Path(scratch) / "segments")
-        info = recording_rate(media.probe(source, media_limits()), metas)
+        info = media.probe(source, media_limits())
         store.move_file(job_key(job_id, "source"), source)
         for k, path in enumerate(files):
             store.move_file(segment_key(job_id, k), path)
@@ -147,14 +145,6 @@ def record_hour(recording_id: str) -> dict:
     store.delete_prefix(recording_key(recording_id))
     stitch.apply_async((job_id,))
     return {"job": job_id, "segments": len(segments), "frames": start}
-
-
-def recording_rate(info: media.MediaInfo, metas: list[dict]) -> media.MediaInfo:
-    """The recording with the camera's frame rate as its frames' times say it (as each live
-    segment had it), not as FFmpeg's probe of the NUT source estimates it: a 29.97 fps camera
-    with B-frames reads as 59.94 there, and the job's tracks and video would take that."""
-    ticks = frame_ticks([pts for meta in metas for pts in meta["pts"]])
-    return info if ticks is None else replace(info, fps=frame_rate(ticks))
 
 
 @app.task(name="vidfarm.expire_recordings")

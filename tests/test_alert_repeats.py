@@ -266,12 +266,3 @@ def test_the_retention_sweep_takes_a_live_alert_that_rang_with_its_repeats(recor
     assert [(a["track"], [r["track"] for r in a["repeated"]]) for a in alerts.page(10, folded=True)
             if a["job"] is None] == [(3, [4])]
     assert rows(records, job_id=job) == [(1, 2.0, None, 2), (2, 9.0, 1, 0)]
-
-
-def test_a_live_alert_capture_time_is_its_frame_s():
-    from tasks.alerts import with_capture_time
-
-    # The watch's first frame captured at 1000.0; the alert's frame 22.0 s after it on the
-    # watch's timeline (its t), whatever number of frames came between.
-    assert with_capture_time({"frame": 330, "t": 22.0}, 1000.0)["captured_at"] == 1022.0
-    assert with_capture_time({"frame": 270, "t": 17.5}, 1000.0)["captured_at"] == 1017.5

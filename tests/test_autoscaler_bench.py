@@ -4,6 +4,9 @@ of the document (leaving the others), one plot per trace, and a verdict per KEDA
 from __future__ import annotations
 
 import json
+import multiprocessing
+
+import pytest
 
 from bench import autoscaler as bench
 
@@ -35,7 +38,17 @@ def test_the_benchmark_writes_its_section_and_plots(tmp_path, monkeypatch):
     assert "above the reactive bound at KEDA's p95" in text
 
 
-def test_traces_measured_at_once_give_the_same_section(tmp_path, monkeypatch):
+@pytest.fixture
+def forkserver_by_default():
+    """The platform default of Python 3.14 on Linux, under which a child re-imports the bench
+    module and sees none of a test's patches unless the bench forks on purpose."""
+    before = multiprocessing.get_start_method(allow_none=True)
+    multiprocessing.set_start_method("forkserver", force=True)
+    yield
+    multiprocessing.set_start_method(before, force=True)
+
+
+def test_traces_measured_at_once_give_the_same_section(tmp_path, monkeypatch, forkserver_by_default):
     traces = tmp_path / "traces"
     traces.mkdir()
     for name, t in (("a", 0), ("b", 40)):
@@ -91,6 +104,8 @@ def test_the_tuning_rows_give_the_benchmarks_verdicts(tmp_path, monkeypatch):
     from core.settings import get_settings
     settings = get_settings()
     expected = bench.measure(trace, settings.autoscale_cpu, settings.autoscale_poll_s).rows
+    # The reactive bound (seconds of CPU each) only where its findings look: window 0.
+    assert [r.reactive is not None for r in expected] == [r.window_s == 0 for r in expected]
     cache: dict = {}
     got = autoscaler_rows.rows(trace, cache, tmp_path / "bounds.json")
     assert [(r.cooldown_s, r.window_s, r.target_s, r.bound, r.verdict) for r in got] == \

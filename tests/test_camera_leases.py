@@ -20,7 +20,8 @@ def registry(tmp_path_factory):
 def line(segment: int) -> dict:
     return {"segment": segment, "first_frame": 30 * segment, "frames": 30, "captured_at": 100.0 + segment,
             "ready_at": 102.0 + segment, "latency_s": 2.0, "faces": 1, "alerts": [
-                {"kind": "no_mask", "track": 1, "frame": 30 * segment, "t": 0.0, "detail": "no mask"}]}
+                {"kind": "no_mask", "track": 1, "frame": 30 * segment, "t": 0.0, "detail": "no mask",
+                 "captured_at": 100.0 + segment}]}
 
 
 def test_one_owner_at_a_time_and_a_new_token_for_each(registry):
@@ -160,6 +161,60 @@ def test_an_edited_address_says_at_once_that_the_camera_reconnects(registry):
     registry.update(never, url="rtsp://cam/never-2")        # no ingester said anything: as before
     assert registry.state(never)["status"] == "connecting"
     registry.delete(never)
+
+
+def test_an_edit_between_the_old_watch_s_address_check_and_its_write_still_stands(registry, monkeypatch):
+    """The old watch's status checked the address, then wrote: an edit that came between (here
+    while its write is being queued) was overwritten, the camera shown "live" on its old stream
+    until the next poll. The check is in the write's transaction: the edit aborts it, and the
+    check, made again, finds the address changed. A stale owner's status of an old address is
+    refused (it was taken as written)."""
+    camera_id = registry.add("Raced", "rtsp://cam/raced")["id"]
+    leases = CameraLeases(registry.redis, "a", lease_s=5)
+    token = leases.acquire(camera_id)
+    assert registry.set_status(camera_id, "connecting", token=token, url="rtsp://cam/raced")
+    editor = CameraRegistry(registry.redis)          # the web app, on its own
+    publish = registry._publish
+
+    def edited_meanwhile(pipe, camera, kind, data):
+        if registry.get(camera)["url"] == "rtsp://cam/raced":
+            editor.update(camera_id, url="rtsp://cam/raced-2")
+        publish(pipe, camera, kind, data)
+    monkeypatch.setattr(registry, "_publish", edited_meanwhile)
+    assert registry.set_status(camera_id, "live", token=token, url="rtsp://cam/raced")
+    assert registry.state(camera_id)["status"] == READDRESSED
+    monkeypatch.undo()
+    leases.release(camera_id, token)
+    assert leases.acquire(camera_id) == token + 1
+    assert not registry.set_status(camera_id, "live", token=token, url="rtsp://cam/raced")
+    registry.delete(camera_id)
+
+
+def test_an_edit_replaces_a_status_written_as_it_is_committed(registry, monkeypatch):
+    """The edit looked whether an ingester had said anything (hexists) outside its transaction:
+    a camera's first status written between that look and the edit's commit (here just before
+    it) stood, "connecting" on the old stream, until the next poll. The look is in the
+    transaction, the state watched: that status aborts it, and the edit, again, replaces it."""
+    import redis
+
+    camera_id = registry.add("First word", "rtsp://cam/first")["id"]
+    leases = CameraLeases(registry.redis, "a", lease_s=5)
+    token = leases.acquire(camera_id)
+    ingester = CameraRegistry(registry.redis)
+    execute = redis.client.Pipeline.execute
+    said = []
+
+    def first_word_as_it_commits(pipe, *args, **kwargs):
+        if not said:        # the edit's commit (the first), not the status's own
+            said.append(None)
+            said[0] = ingester.set_status(camera_id, "connecting", token=token, url="rtsp://cam/first")
+        return execute(pipe, *args, **kwargs)
+    monkeypatch.setattr(redis.client.Pipeline, "execute", first_word_as_it_commits)
+    registry.update(camera_id, url="rtsp://cam/first-2")
+    monkeypatch.undo()
+    assert said == [True] and registry.state(camera_id)["status"] == READDRESSED
+    leases.release(camera_id, token)
+    registry.delete(camera_id)
 
 
 def test_a_status_nobody_holds_the_camera_for_is_not_shown_as_current(registry):

@@ -215,7 +215,8 @@ def test_state_and_events_follow_the_segments(registry):
     registry.set_status(camera_id, "live")
     for latency in (2.0, 3.0, 4.0, 10.0):
         registry.segment_done(camera_id, line(latency), fps=15.0)
-    alerting = line(3.5, [{"kind": "watchlist", "track": 1, "frame": 4, "t": 0.3, "detail": "Ada is on the watchlist"},
+    alerting = line(3.5, [{"kind": "watchlist", "track": 1, "frame": 0, "t": 0.0, "detail": "Ada is on the watchlist",
+                           "captured_at": 100.0},
                           {"kind": "no_mask", "track": 2, "frame": 6, "t": 0.4, "detail": "face without a mask",
                            "captured_at": 100.4}])      # a watch's alerts carry their frame's capture time
     registry.segment_done(camera_id, alerting, fps=14.9, folds=[{"id": 7, "repeat_of": None},

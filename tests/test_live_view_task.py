@@ -21,14 +21,17 @@ from tests.waiting import wait_until
 WAIT_S = 120
 
 
-def cut_segments(clip: Path, folder: Path, dropped: range = range(0)) -> list:
+def cut_segments(clip: Path, folder: Path, dropped: range = range(0), timeline=None) -> list:
     """The clip cut as a camera's stream is (``RollingSegmenter``): its packets fed as if they
     had just arrived, the watch's timeline and NUT files exactly as an ingester makes them.
-    ``dropped``: the frames (by number, a clip without B-frames) the camera lost on the way."""
+    ``dropped``: the frames (by number, a clip without B-frames) the camera lost on the way;
+    ``timeline``: the watch's (a ``LiveWatch``'s segmenter's) to place them on, if given."""
     from workers.live.segmenter import RollingSegmenter
 
     segments = []
     segmenter = RollingSegmenter(folder, segments.append, segment_seconds=2.0)
+    if timeline is not None:
+        segmenter.timeline = timeline
     with av.open(str(clip)) as container:
         video = container.streams.video[0]
         segmenter.begin(video, lambda pts, arrival: (arrival, "arrival"))

@@ -396,10 +396,12 @@ def test_a_live_alert_is_dated_by_its_frame_s_timestamp_when_the_camera_drops_fr
     from tests.test_analytics import segment as analysed
     from tests.test_live_view_task import cut_segments
     from workers.live.stitch import LiveStitch
+    from workers.live.timeline import Timeline
     from workers.results import ResultOptions
 
     clip = make_clip(tmp_path / "wifi.mp4", seconds=3, fps=15, gop=15, size=(320, 180), face_windows=[], audio=False)
-    segment = cut_segments(clip.path, tmp_path / "cut", dropped=range(1, 14))[0]
+    timeline = Timeline()
+    segment = cut_segments(clip.path, tmp_path / "cut", dropped=range(1, 14), timeline=timeline)[0]
     assert segment.frames == 17 and segment.fps == pytest.approx(15)       # frames 0, 14-29
     face_from = 3                                                          # frame 16 of the camera
     frame_captured_at = segment.captured_at + 16 / 15
@@ -415,6 +417,7 @@ def test_a_live_alert_is_dated_by_its_frame_s_timestamp_when_the_camera_drops_fr
             lines.append(line)
             segment_processed(registry, camera_id, line, fps, token=None)
         watch = LiveWatch("rtsp://127.0.0.1:9/porch", tmp_path / "out", keep_results=False, on_line=line_done)
+        watch.segmenter.timeline = timeline         # the segment was cut on this watch's timeline
         watch.stitch = LiveStitch(options=ResultOptions(alerts=("no_mask",)))
         output = analysed([None] * face_from + [1] * (segment.frames - face_from), [[100, 100, 160, 170]] * 17)
         runtime.store().put_stream(piece_key(watch.watch_id, segment.index, "analysis"), BytesIO(json.dumps(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from fractions import Fraction
 from pathlib import Path
 
@@ -370,9 +371,53 @@ def test_keyframe_snap_splits_an_open_gop_b_frame_stream_into_its_own_pictures(t
                            options={"x264-params": "open-gop=1:keyint=45:min-keyint=45:scenecut=0:bframes=3"})
     info = media.probe(path)                                    # 15 fps: 8 segments of 2 s, 30 frames
     plans = media.plan_segments(info, 2.0, min_segments=8, keyframe_snap=0.5)
+    equal = media.plan_segments(info, 2.0, min_segments=8)
     keyframe_shown = {info.packets[i].pts for i, p in enumerate(info.packets) if p.keyframe}
-    assert len(plans) == 8 and sum(p.pts[0] in keyframe_shown for p in plans[1:]) >= 2
+
+    def keyframe_starts(segments):
+        return sum(p.pts[0] in keyframe_shown for p in segments[1:])
+
+    # Equal cuts meet a keyframe twice (90, 180); the snap moves 30 and 120 onto theirs (45, 135).
+    assert len(plans) == len(equal) == 8
+    assert (keyframe_starts(equal), keyframe_starts(plans)) == (2, 4)
     assert_segments_decode_to_their_own_pictures(path, info, plans, tmp_path / "split")
+
+
+def _keyframed(total: int, keyframes: set[int], fps: int = 30) -> media.MediaInfo:
+    """A probe's verdict on an all-intra-or-P stream (no B-frames) with keyframes at ``keyframes``."""
+    return media.MediaInfo(container="mp4", video_codec="h264", width=64, height=48, fps=fps, time_base=(1, fps),
+                           frames=total, start_pts=0, duration_s=total / fps, has_audio=False,
+                           packets=[media.PacketInfo(pts=i, duration=1, keyframe=i in keyframes) for i in range(total)])
+
+
+def _starts(info: media.MediaInfo, target_s: float, keyframe_snap: float) -> list[int]:
+    return [p.start_frame for p in media.plan_segments(info, target_s, min_segments=8, keyframe_snap=keyframe_snap)]
+
+
+def test_keyframe_snap_never_merges_a_cut_into_one_the_long_gop_rule_moved():
+    """The GOP 40-100 spans two segments of 30: the long-GOP rule moves the cut at 60 back to
+    40, so the cut at 30 may not snap onto 40 (the two segments would become one)."""
+    info = _keyframed(240, {0, 40, 100, 160, 220})
+    assert _starts(info, 1.0, 0.0) == [0, 30, 40, 100, 160, 220]
+    assert _starts(info, 1.0, 0.5) == [0, 30, 40, 100, 160, 220]
+
+
+def test_keyframe_snap_keeps_the_count_and_moves_cuts_only_onto_near_keyframes():
+    """Random keyframe layouts, 8 segments wanted: the snap keeps every segment snap 0 plans,
+    and each cut stays where snap 0 put it or moves to a keyframe within half a segment."""
+    chance = random.Random(15)
+    for _ in range(400):
+        total = chance.randint(60, 480)
+        keyframes = {0}
+        while max(keyframes) < total:
+            keyframes.add(max(keyframes) + chance.randint(3, 90))
+        info = _keyframed(total, keyframes)
+        target_s = info.duration_s / 8
+        equal, snapped = _starts(info, target_s, 0.0), _starts(info, target_s, 0.5)
+        assert len(snapped) == len(equal), (total, sorted(keyframes), equal, snapped)
+        for before, after in zip(equal, snapped):
+            assert after == before or (after in keyframes and abs(after - before) <= total / 8 / 2), \
+                (total, sorted(keyframes), equal, snapped)
 
 
 def _x264_options(path: Path) -> str:

@@ -76,6 +76,19 @@ def test_a_job_analysed_again_is_timed_by_its_latest_run(records):
     assert samples[("vidfarm_job_seconds_bucket", (("le", "5"),))] == 1
 
 
+def test_a_job_on_a_bucket_s_bound_counts_in_it_to_the_microsecond(records):
+    """The database works the seconds out (SQLite's julianday, to the millisecond, put a job of
+    exactly 5 s at 5.00004 s, outside ``le="5"``)."""
+    now = datetime.now(timezone.utc).replace(microsecond=123456)
+    add_jobs(records, [{"status": "done", "created_at": now - timedelta(seconds=5), "finished_at": now},
+                       {"status": "done", "created_at": now - timedelta(days=2), "finished_at": now,
+                        "timing": {"run_started": (now - timedelta(seconds=10)).timestamp()}}])
+    samples = scrape(records)
+    assert samples[("vidfarm_job_seconds_bucket", (("le", "5"),))] == 1
+    assert samples[("vidfarm_job_seconds_bucket", (("le", "10"),))] == 2
+    assert samples[("vidfarm_job_seconds_sum", ())] == pytest.approx(15, abs=1e-5)
+
+
 def test_a_scrape_with_the_broker_away_still_reports_the_records(records):
     from cli.redis_server import free_port
 

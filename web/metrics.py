@@ -10,7 +10,6 @@ The autoscaler exports its own decisions on its own port (``vidfarm_autoscaler_*
 
 from __future__ import annotations
 
-import bisect
 import logging
 import threading
 from datetime import datetime, timedelta, timezone
@@ -20,7 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 from sqlalchemy import case, func, select
 
-from core.models import JOB_STATES, SEGMENT_STATES, Job, Segment, aware
+from core.models import JOB_STATES, SEGMENT_STATES, Job, Segment, unix_seconds
 from core.records import Records
 
 from web.context import farm
@@ -148,26 +147,23 @@ def metrics_snapshot(records: Records, window_s: float = 60.0) -> dict:
 
 
 def _segment_histogram(session) -> dict:
-    """Counted by the database: one row back, whatever the number of segments."""
-    timed = Segment.seconds.is_not(None)
-    row = session.execute(select(
-        func.count(), func.coalesce(func.sum(Segment.seconds), 0.0),
-        *(func.coalesce(func.sum(case((Segment.seconds <= b, 1), else_=0)), 0) for b in SEGMENT_BUCKETS),
-    ).where(timed)).one()
-    return {"count": row[0], "sum": row[1], "buckets": list(zip(SEGMENT_BUCKETS, row[2:]))}
+    return _counted(session, Segment.seconds, SEGMENT_BUCKETS, Segment.seconds.is_not(None))
 
 
 def _job_histogram(session) -> dict:
-    """A job's latest run starts at ``timing.run_started`` when it was analysed again (a JSON
-    field, read here rather than by dialect-specific SQL); streamed, not held in a list."""
-    counts, total, count = [0] * len(JOB_BUCKETS), 0.0, 0
-    done = (select(Job.created_at, Job.finished_at, Job.timing)
-            .where(Job.status == "done", Job.finished_at.is_not(None)))
-    for created_at, finished_at, timing in session.execute(done.execution_options(yield_per=1000)):
-        started = (timing or {}).get("run_started")
-        start = aware(created_at).timestamp() if started is None else started
-        seconds = max(0.0, aware(finished_at).timestamp() - start)
-        count, total = count + 1, total + seconds
-        for i in range(bisect.bisect_left(JOB_BUCKETS, seconds), len(JOB_BUCKETS)):
-            counts[i] += 1
-    return {"count": count, "sum": total, "buckets": list(zip(JOB_BUCKETS, counts))}
+    """Each done job from its latest run's start (``Job.run_started_at``) to its end."""
+    elapsed = unix_seconds(Job.finished_at) - Job.run_started_at
+    seconds = case((elapsed < 0, 0.0), else_=elapsed)      # its start and end are read from different clocks
+    return _counted(session, seconds, JOB_BUCKETS, (Job.status == "done") & Job.finished_at.is_not(None))
+
+
+def _counted(session, seconds, buckets: tuple, where) -> dict:
+    """Counted by the database: one row back, whatever the number of rows. Each row's seconds
+    are worked out once (a materialized CTE, SQLite 3.35+ and PostgreSQL 12+), not once per
+    bucket: SQLite inlines a plain subquery (100,000 jobs: 0.68 s of CPU against 0.11 s)."""
+    timed = select(seconds.label("seconds")).where(where).cte("timed").prefix_with("MATERIALIZED")
+    row = session.execute(select(
+        func.count(), func.coalesce(func.sum(timed.c.seconds), 0.0),
+        *(func.coalesce(func.sum(case((timed.c.seconds <= b, 1), else_=0)), 0) for b in buckets),
+    )).one()
+    return {"count": row[0], "sum": float(row[1]), "buckets": list(zip(buckets, row[2:]))}

@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from core import defaults
-from workers.live.timeline import frame_rate, frame_ticks
+from workers.frame_timing import frame_rate, frame_ticks
 
 # Demuxers that read single pictures: such a file is a photo, not a recording.
 _IMAGE_DEMUXERS = ("image2", "_pipe", "apng", "webp")
@@ -336,7 +336,7 @@ def _frame_rate(video, shown: list[PacketInfo], lost: list[int], tb: Fraction) -
     """The rate FFmpeg reads in the file (``average_rate``) where the frames' timestamps agree
     (within 10% of their frames over time: a millisecond clock's 33 and 34 ms steps, a
     variable-rate recording's average); else the one their median interval says, as a live
-    camera's rate is read (``workers.live.timeline``). A container with no frame-rate field of
+    camera's rate is read (``workers.frame_timing``). A container with no frame-rate field of
     its own (MPEG-TS), or one its muxer filled from the codec (AVI), gets the H.264 stream's
     timing info, which may count half-frames: a 29.97 fps recording read as 59.94 (results.json,
     the job page, and a lost track kept twice as long). (Times counted for a raw stream agree:
@@ -598,21 +598,31 @@ def plan_segments(info: MediaInfo, target_s: float, min_segments: int = 1, max_s
         """The GOP to decode a frame from: the last one whose keyframe is shown at or before it."""
         return max(0, bisect.bisect_right(keyframe_at, frame) - 1)
 
+    def gop_around(frame: int) -> tuple[int, int]:
+        """The frames at which the GOP to decode ``frame`` from and the next one start (or the end)."""
+        gop = decodable_from(frame)
+        return keyframe_at[gop], keyframe_at[gop + 1] if gop + 1 < len(keyframe_at) else total
+
     snapping_cuts = count - _equal_tail(count) - 1  # cuts 1 .. this one may move to a keyframe
-    cuts = set()
+    placed: dict[int, bool] = {}    # each cut where equal pieces or the long-GOP rule put it -> may it snap
     for i in range(1, count):
         cut = round(i * frames_each)
-        gop = decodable_from(cut)
-        first = keyframe_at[gop]
-        end = keyframe_at[gop + 1] if gop + 1 < len(keyframe_at) else total
-        if not mid_gop_ok or end - first >= 2 * frames_each:
+        first, end = gop_around(cut)
+        long_gop = not mid_gop_ok or end - first >= 2 * frames_each
+        if long_gop:
             cut = first if cut - first <= end - cut or end == total else end
-        elif keyframe_snap and i <= snapping_cuts:
-            cut = _snapped(cut, [first] + ([end] if end < total else []), keyframe_snap * frames_each,
-                           after=max(cuts, default=0), before=round((i + 1) * frames_each))
         if 0 < cut < total:
-            cuts.add(cut)
-    bounds = _without_lost_only(frame_pts, [0, *sorted(cuts), total], info.lost)
+            placed[cut] = placed.get(cut, False) or (not long_gop and i <= snapping_cuts)
+    # Snapped only once every cut is placed, and only between its placed neighbours: a cut that
+    # the long-GOP rule moved back onto a keyframe is not known until it is placed, and a snap
+    # onto that keyframe would merge two segments into one.
+    cuts = sorted(placed)
+    for k, cut in enumerate(cuts):
+        if keyframe_snap and placed[cut]:
+            first, end = gop_around(cut)
+            cuts[k] = _snapped(cut, [first] + ([end] if end < total else []), keyframe_snap * frames_each,
+                               after=cuts[k - 1] if k else 0, before=cuts[k + 1] if k + 1 < len(cuts) else total)
+    bounds = _without_lost_only(frame_pts, [0, *cuts, total], info.lost)
     recording_end = _recording_end([p for p in packets if p.shown], info.lost)
     # A segment file ends with the last packet (in decode order) of its own frames: what comes
     # after it in its GOP is not needed to decode them (a picture only references pictures
@@ -640,8 +650,9 @@ def _equal_tail(count: int) -> int:
 
 def _snapped(cut: int, keyframes: list[int], reach: float, after: int, before: int) -> int:
     """The nearest of ``keyframes`` (the frames at which the cut's GOP and the next one start)
-    within ``reach`` frames of ``cut`` and strictly between the cut before (``after``) and where
-    the next equal cut falls (``before``), so that no segment is lost; else ``cut`` itself."""
+    within ``reach`` frames of ``cut`` and strictly between the cut before (``after``, already
+    snapped) and the cut after (``before``, as placed), so that no segment is lost; else ``cut``
+    itself."""
     for keyframe in sorted(keyframes, key=lambda k: abs(k - cut)):
         if abs(keyframe - cut) <= reach and after < keyframe < before:
             return keyframe

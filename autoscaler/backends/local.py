@@ -102,8 +102,8 @@ class LocalBackend:
 
     def close(self, grace: float = 10.0) -> None:
         """Stop every worker: warm shutdown, SIGKILL after ``grace`` seconds. Short on purpose:
-        the autoscaler itself is stopped with a grace (the embedded farm gives it 15 s), and a
-        task killed here is redelivered (acks_late), not lost."""
+        the autoscaler itself is stopped with a grace (the embedded farm gives it 12 s,
+        ``cli.farm.STOP_GRACE_S``), and a task killed here is redelivered (acks_late), not lost."""
         workers = self.workers
         if self.forkserver is not None:
             self.forkserver.abandon()

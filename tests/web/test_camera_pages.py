@@ -91,7 +91,7 @@ def raise_alert(registry, camera_id: str, track: int, alert_id: int, repeat_of: 
     line = {"segment": track, "first_frame": 30 * track, "frames": 30, "captured_at": CAPTURED_FROM + 2 * track,
             "ready_at": CAPTURED_FROM + 5 + 2 * track, "latency_s": 5.0, "faces": 1, "tracks": [],
             "alerts": [{"kind": "watchlist", "track": track, "frame": 30 * track, "t": 2.0 * track,
-                        "detail": "Ada is on the watchlist"}]}
+                        "detail": "Ada is on the watchlist", "captured_at": CAPTURED_FROM + 2 * track}]}
     assert registry.segment_done(camera_id, line, 15.0, folds=[{"id": alert_id, "repeat_of": repeat_of}])
 
 

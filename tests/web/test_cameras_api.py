@@ -437,7 +437,8 @@ def test_the_camera_page_shows_alerts_raised_before_it_opened_as_the_script_show
 
     camera_id = registry.add("Alerting camera", "rtsp://127.0.0.1:9/cam")["id"]
     try:
-        alert = {"kind": "watchlist", "track": 7, "frame": 0, "t": 0.0, "detail": "Ada is on the watchlist"}
+        alert = {"kind": "watchlist", "track": 7, "frame": 0, "t": 0.0, "detail": "Ada is on the watchlist",
+                 "captured_at": 1796550000.0}
         line = {"segment": 0, "first_frame": 0, "frames": 30, "captured_at": 1796550000.0,
                 "ready_at": 1796550006.7, "latency_s": 6.7, "faces": 1, "alerts": [alert], "tracks": []}
         assert registry.segment_done(camera_id, line, fps=15.0, folds=[{"id": 1, "repeat_of": None}])

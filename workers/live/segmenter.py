@@ -34,7 +34,8 @@ from typing import Callable
 
 import av
 
-from workers.live.timeline import TIMELINE, ConnectionClock, Timeline, frame_rate, frame_ticks
+from workers.frame_timing import frame_rate, frame_ticks
+from workers.live.timeline import TIMELINE, ConnectionClock, Timeline
 from workers.live.transcode import Transcoder
 
 log = logging.getLogger(__name__)
@@ -262,7 +263,7 @@ class RollingSegmenter:
         if self._closing is not None:
             self._finish(self._closing)
             self._closing = None
-        fps = frame_rate(self._learn_frame_ticks([pts for _, pts in current.packets]))
+        fps = frame_rate(self._learn_frame_ticks([pts for _, pts in current.packets]), TIMELINE)
         self._transcoder = Transcoder(self._stream, self.target, self._next_path, self._emit, fps=fps,
                                       threads=self.threads)
         for packet, pts in current.packets:
@@ -297,7 +298,7 @@ class RollingSegmenter:
         return self._frame_ticks
 
     def _emit(self, path: Path, pts: list[int], end: int, width: int, height: int, reencoded: bool) -> None:
-        fps = frame_rate(self._learn_frame_ticks(pts))
+        fps = frame_rate(self._learn_frame_ticks(pts), TIMELINE)
         if self.gaps and self.gaps[-1].until is None:
             self.gaps[-1].until = self.timeline.captured_at(pts[0])
         segment = LiveSegment(index=self.segments, path=path, pts=pts, end_pts=end, first_frame=self.frames,

@@ -10,7 +10,6 @@ the time a camera was away shows as a gap between timestamps.
 
 from __future__ import annotations
 
-import statistics
 from fractions import Fraction
 
 TIMELINE = Fraction(1, 90000)
@@ -48,21 +47,6 @@ class ConnectionClock:
 
     def __call__(self, pts: int) -> int:
         return _ticks(pts, self.time_base) + self.offset
-
-
-def frame_ticks(pts: list[int]) -> int | None:
-    """The frame interval (ticks) that presentation times say: the median step between them
-    in order, which a lost frame or a jittery clock does not move; None for fewer than two
-    distinct times. A camera's own rate, where FFmpeg's probe only estimates one (a 29.97 fps
-    camera with B-frames reads as 59.94 there)."""
-    in_order = sorted(pts)
-    steps = [b - a for a, b in zip(in_order, in_order[1:]) if b > a]
-    return round(statistics.median(steps)) if steps else None
-
-
-def frame_rate(ticks: int, time_base: Fraction = TIMELINE) -> float:
-    """Frames a second, for a frame interval in ticks of ``time_base`` (the timeline's)."""
-    return 1 / float(ticks * time_base)
 
 
 def _ticks(pts: int, time_base: Fraction) -> int:
