@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import BinaryIO, Iterator
 
 from core import defaults
-from core.storage import FILE_MODE, BlobStore, BlobStoreUnavailable, BlobTooLarge, check_key
+from core.storage import FILE_MODE, BlobStore, BlobStoreAway, BlobStoreUnavailable, BlobTooLarge, check_key
 
 log = logging.getLogger(__name__)
 
@@ -97,21 +97,24 @@ class S3BlobStore(BlobStore):
 
     def _translate(self, exc: Exception, key: str | None = None) -> Exception:
         """botocore's errors as the store's: a missing key is FileNotFoundError (as for a local
-        file); a missing bucket, refused credentials or an unreachable endpoint say which."""
-        from botocore.exceptions import BotoCoreError, ClientError
+        file); an outage (``_is_outage``) is BlobStoreAway; anything else the bucket answers (a
+        missing bucket, refused credentials ...) is BlobStoreUnavailable, saying which."""
+        from botocore.exceptions import ClientError
 
         if isinstance(exc, ClientError):
             code = str(exc.response.get("Error", {}).get("Code", ""))
             if code in ("NoSuchKey", "404", "NotFound") and key is not None:
                 return FileNotFoundError(f"no blob {key}")
+            if _is_outage(exc):
+                return BlobStoreAway(f"{self._where()} is failing or overloaded: {exc}")
             if code in ("NoSuchBucket",) or (code in ("404", "NotFound") and key is None):
                 return BlobStoreUnavailable(f"{self._where()} does not exist (VIDFARM_S3_BUCKET)")
             if code in ("AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
                 return BlobStoreUnavailable(f"{self._where()} refused the credentials: {code}")
-            return BlobStoreUnavailable(f"{self._where()}: {exc}")
-        if isinstance(exc, BotoCoreError):
-            return BlobStoreUnavailable(f"{self._where()} cannot be reached: {exc}")
-        return exc
+            return BlobStoreUnavailable(f"{self._where()} refused the request: {exc}")
+        if _is_outage(exc):
+            return BlobStoreAway(f"{self._where()} cannot be reached: {exc}")
+        return BlobStoreUnavailable(f"{self._where()} cannot be used: {exc}")     # no credentials found, say
 
     def _call(self, method: str, key: str | None = None, **kwargs):
         from botocore.exceptions import BotoCoreError, ClientError
@@ -136,7 +139,8 @@ class S3BlobStore(BlobStore):
             left = self._abort_opened_upload(key)
             # s3transfer wraps a failed part (or a dropped connection) in errors of its own.
             if exc.__class__.__module__.split(".")[0] in ("botocore", "boto3", "s3transfer"):
-                raise BlobStoreUnavailable(f"{self._where()}: storing {key} failed: {exc}{left}") from exc
+                kind = BlobStoreAway if _is_outage(_botocore_error(exc)) else BlobStoreUnavailable
+                raise kind(f"{self._where()}: storing {key} failed: {exc}{left}") from exc
             raise
         finally:
             self._opened_uploads.pop(key, None)
@@ -201,7 +205,13 @@ class S3BlobStore(BlobStore):
 
     def _head(self, key: str) -> dict:
         check_key(key)
-        return self._call("head_object", key, Bucket=self.bucket, Key=key)
+        try:
+            return self._call("head_object", key, Bucket=self.bucket, Key=key)
+        except FileNotFoundError:
+            # A HEAD's 404 has no body to say whether the key or the whole bucket is missing:
+            # a bucket deleted under the farm is named as such, not taken for every blob gone.
+            self.check()
+            raise
 
     def exists(self, key: str) -> bool:
         return self._head_or_none(key) is not None
@@ -370,6 +380,40 @@ def _sweep_now_and_then(store_ref: weakref.ref, every_s: float) -> None:
         except Exception as exc:       # the bucket away: the next round tries again
             log.warning("S3 read cache sweep failed (tried again in %.0f s): %s", every_s, exc)
         del store
+
+
+# What botocore's standard retry mode retries as transient or throttled
+# (``botocore.retries.standard``), beside any 5xx and 429: an outage, which a task waits out.
+_OUTAGE_CODES = frozenset({
+    "RequestTimeout", "RequestTimeoutException", "PriorRequestNotComplete", "SlowDown", "Throttling",
+    "ThrottlingException", "ThrottledException", "RequestThrottledException", "TooManyRequestsException",
+    "RequestLimitExceeded", "BandwidthLimitExceeded", "RequestThrottled", "InternalError", "ServiceUnavailable"})
+
+
+def _is_outage(exc: BaseException | None) -> bool:
+    """Whether a botocore error is an outage (the bucket unreachable, failing or overloaded),
+    not the bucket refusing us (a misconfiguration: waiting would not mend it)."""
+    from botocore.exceptions import ClientError, ConnectionError, HTTPClientError, IncompleteReadError
+
+    if isinstance(exc, ClientError):
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        return str(exc.response.get("Error", {}).get("Code", "")) in _OUTAGE_CODES or status >= 500 or status == 429
+    # No connection, a timeout, a connection dropped mid-answer.
+    return isinstance(exc, (ConnectionError, HTTPClientError, IncompleteReadError))
+
+
+def _botocore_error(exc: BaseException | None) -> BaseException | None:
+    """The botocore error behind one of boto3's or s3transfer's (they wrap it, or raise theirs
+    while handling it), or None."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, (BotoCoreError, ClientError)):
+            return exc
+        seen.add(id(exc))
+        exc = getattr(exc, "last_exception", None) or exc.__cause__ or exc.__context__
+    return None
 
 
 def _etag(listed_or_head: dict) -> str:

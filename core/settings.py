@@ -217,10 +217,12 @@ class Settings(BaseSettings):
                                     description="Uploads past this size go in parts of this size (S3: at least 5 MiB).")
     blob_store_wait_s: float = Field(default=300, ge=0,
                                      description="How long a task of a job (ingest, a segment, the stitch, a "
-                                                 "drawing, the join) waits for a blob store that is unavailable "
-                                                 "(an S3 bucket away past s3_max_attempts) before its job fails: it "
-                                                 "is retried 2, 4, 8 ... s after it met it (at most 30 s apart) "
-                                                 "meanwhile; 0: it fails at once.")
+                                                 "drawing, the join) waits for a blob store that is away "
+                                                 "(an S3 bucket unreachable, failing or throttling past "
+                                                 "s3_max_attempts) before its job fails: it is retried 2, 4, 8 ... "
+                                                 "s after it met it (at most 30 s apart) meanwhile; 0: it fails at "
+                                                 "once. A bucket that refuses the farm (missing, credentials "
+                                                 "refused) fails it at once.")
 
     # --- ingest ------------------------------------------------------------------------
     segment_seconds: float = Field(default=4.0, gt=0, description="Target segment length; segments are equal, remuxed from keyframes.")

@@ -124,8 +124,15 @@ class BlobTooLarge(ValueError):
 
 
 class BlobStoreUnavailable(OSError):
-    """The store cannot be reached or refuses us (a wrong endpoint, bucket or credentials, or
-    the server down past the client's retries); its message says which. Nothing was stored."""
+    """The store cannot be used: it refuses us (a wrong or deleted bucket, refused credentials,
+    any other error it answers) or is away (``BlobStoreAway``); its message says which.
+    Nothing was stored. Refused is a misconfiguration: trying again will not mend it."""
+
+
+class BlobStoreAway(BlobStoreUnavailable):
+    """An outage, which may pass: the store cannot be reached (no connection, a timeout, one
+    dropped), or answers that it fails or is overloaded (a 5xx, SlowDown, throttling), past
+    the client's own retries. Tasks wait for it (``tasks.store_wait``), the web answers 503."""
 
 
 class LocalBlobStore(BlobStore):

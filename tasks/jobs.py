@@ -29,7 +29,7 @@ from tasks.common import (_json_bytes, _pipeline_config, _put_bytes, media_limit
 from tasks.gallery import job_matching
 from tasks.render import draw_ahead_if_empty, fail_job, queue_render
 from tasks.leases import Lease, forget_requeues, job_lease, segment_lease, stitch_without_chord
-from tasks.store_wait import other_retries, retry_soon, wait_for_store
+from tasks.store_wait import retry_or_fail
 from workers import media, pipeline
 from workers.analytics import thermal
 from workers.results import SegmentOutput, assemble_results, damage_warning, source_summary
@@ -67,11 +67,7 @@ def _ingest(self, job_id: str) -> dict:
         fail_job(job_id, str(exc))
         return {"failed": str(exc)}
     except Exception as exc:
-        gone = wait_for_store(self, exc)      # retried later while the store may come back
-        fail_job(job_id, f"ingest failed: {gone or exc}")
-        if gone is not None:
-            raise gone from exc
-        raise
+        retry_or_fail(self, exc, fail=lambda reason: fail_job(job_id, f"ingest failed: {reason}"))
     if not records.record_split(job_id, [
             {"index": p.index, "start_frame": p.start_frame, "frames": p.frames, "pts": p.pts,
              "end_pts": p.end_pts} for p in plans],
@@ -232,14 +228,12 @@ def _process_segment(self, segment: SegmentJob, worker: str, lease: Lease) -> di
     except Exception as exc:
         if not lease.held:     # cut off (the database or Redis unreachable), its work given to another
             raise
-        gone = wait_for_store(self, exc)      # retried later while the store may come back
-        if gone is None and other_retries(self.request) < runtime.settings().segment_retries:
-            retry_soon(self, exc)
-        records.set_segment(job_id, index, status="failed", error=str(gone or exc))
-        fail_job(job_id, f"segment {index} failed: {gone or exc}")
-        if gone is not None:
-            raise gone from exc
-        raise
+
+        def fail(reason: str) -> None:
+            records.set_segment(job_id, index, status="failed", error=reason)
+            fail_job(job_id, f"segment {index} failed: {reason}")
+
+        retry_or_fail(self, exc, runtime.settings().segment_retries, fail)
     seconds = round(time.perf_counter() - started, 4)      # the analysis alone: the autoscaler learns its cost
     try:
         draw_ahead_if_empty(job, index, list(segment.pts), result.frames, result.damage)
@@ -314,13 +308,7 @@ def _stitch(self, job_id: str, wait_s: float) -> dict:
             return {"skipped": "the job ended while it was stitched"}
         forget_requeues(job_id)     # a re-analysis has a chord of its own again
     except Exception as exc:
-        gone = wait_for_store(self, exc)      # retried later while the store may come back
-        if gone is None and other_retries(self.request) < self.max_retries:
-            retry_soon(self, exc)
-        fail_job(job_id, f"stitch failed: {gone or exc}")
-        if gone is not None:
-            raise gone from exc
-        raise
+        retry_or_fail(self, exc, self.max_retries, lambda reason: fail_job(job_id, f"stitch failed: {reason}"))
     return {"frames": len(results["frames"])}
 
 

@@ -32,7 +32,7 @@ from functools import lru_cache
 
 import redis
 from celery import bootsteps
-from celery.signals import task_received, worker_shutdown
+from celery.signals import task_received, worker_shutdown, worker_shutting_down
 from celery.worker import state
 
 from core.segment_job import SegmentJob
@@ -159,8 +159,18 @@ _LEASE_OF = {
     "vidfarm.render_segment": lambda job_id, index, *_: render_lease(job_id, index),
     "vidfarm.join_video": lambda job_id, *_: job_lease("join", job_id),
 }
-# This worker's leases of tasks received and not started yet: request id -> Lease.
-_waiting: dict[str, "Lease"] = {}
+# This worker's leases of tasks received and not started yet, by delivery (``_delivery``).
+_waiting: dict[tuple[str, int], "Lease"] = {}
+# Set as this worker's warm shutdown begins (``renew_waiting``).
+_shutting_down = threading.Event()
+
+
+def _delivery(request) -> tuple[str, int]:
+    """A delivery of a task: its id and retries. A retry keeps the task's id, and may arrive
+    while the run that sent it is still active here: by id alone, that run's being active
+    would look like the retry having started, and its lease would go unrenewed and lapse
+    during its countdown (the work then queued again, and run twice)."""
+    return request.id, int(request.request_dict.get("retries") or 0)
 
 
 @task_received.connect
@@ -174,18 +184,25 @@ def _lease_on_receipt(request=None, **_) -> None:
     except (KeyError, TypeError, ValueError):      # arguments of another shape: the task refuses them itself
         return
     lease._call(_TAKE)
-    _waiting[request.id] = lease
+    _waiting[_delivery(request)] = lease
 
 
 def renew_waiting() -> None:
     """Renew the leases of received tasks still waiting for a pool process; forget those that
-    started (the task holds its lease now) or ended."""
-    active = {request.id for request in state.active_requests}
-    # reserved: waiting for a pool process; scheduled: waiting for its countdown (a retry's)
-    waiting = {request.id for request in (*state.reserved_requests, *state.scheduled_requests)}
-    for request_id, lease in list(_waiting.items()):
-        if request_id in active or request_id not in waiting:
-            del _waiting[request_id]
+    started (the task holds its lease now) or ended. Once a warm shutdown began, forget none:
+    the consumer has dropped its books of the tasks it holds for a countdown (they go back to
+    the queue), and ``release_waiting`` must still find their leases."""
+    if _shutting_down.is_set():
+        for lease in list(_waiting.values()):
+            lease._call(_RENEW)
+        return
+    active = {_delivery(request) for request in state.active_requests}
+    # reserved: waiting for a pool process (and, until it ends, running); scheduled: waiting
+    # for its countdown (a retry's)
+    waiting = {_delivery(request) for request in (*state.reserved_requests, *state.scheduled_requests)}
+    for delivery, lease in list(_waiting.items()):
+        if delivery in active or delivery not in waiting:
+            del _waiting[delivery]
         else:
             lease._call(_RENEW)
 
@@ -203,6 +220,11 @@ def release_waiting() -> int:
     for lease in waiting:
         lease.release()
     return len(waiting)
+
+
+@worker_shutting_down.connect
+def _keep_waiting_leases_until_released(**_) -> None:
+    _shutting_down.set()
 
 
 @worker_shutdown.connect

@@ -26,7 +26,7 @@ from services import runtime
 from tasks.app import app
 from tasks.common import put_json, render_config, scratch_dir
 from tasks.leases import Lease, job_lease, render_lease
-from tasks.store_wait import other_retries, retry_soon, wait_for_store, waiting_for_store
+from tasks.store_wait import retry_or_fail, waiting_for_store
 from workers import media, remux
 from workers.render import render_segment as draw_segment
 from workers.render import segment_key as drawing_key
@@ -96,12 +96,7 @@ def _render_segment(self, job_id: str, index: int, key: str) -> dict:
             return {"skipped": True}
         if isinstance(exc, media.MediaError):
             raise
-        gone = wait_for_store(self, exc)      # retried later while the store may come back
-        if gone is None and other_retries(self.request) < runtime.settings().segment_retries:
-            retry_soon(self, exc)
-        if gone is not None:
-            raise gone from exc
-        raise
+        retry_or_fail(self, exc, runtime.settings().segment_retries)
 
 
 def _draw_labelled(job_id: str, index: int, key: str) -> dict:

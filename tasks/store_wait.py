@@ -1,11 +1,14 @@
 """Waiting out a blob store that is away, so that an outage delays jobs instead of failing them.
 
-A task that meets ``BlobStoreUnavailable`` (an S3 bucket away past botocore's own retries,
-``VIDFARM_S3_MAX_ATTEMPTS``: a few seconds) is retried by Celery 2, 4, 8, 16 ... s after it met
+A task that meets ``BlobStoreAway`` (an S3 bucket unreachable, failing or overloaded past
+botocore's own retries, ``VIDFARM_S3_MAX_ATTEMPTS``: a few seconds) is retried by Celery 2, 4, 8, 16 ... s after it met
 it (at most ``MAX_DELAY_S`` apart) until ``VIDFARM_BLOB_STORE_WAIT_S`` has passed since; only then
 does it fail, saying how long the store was away. The tasks of a job use it: ingest, a segment,
-the stitch, a drawing, the join and a redraw (``tasks.jobs``, ``tasks.render``); a segment
-waiting so stays in its state (``processing``), each run of it counted in its ``attempts``.
+the stitch, a drawing, the join and a redraw (``tasks.jobs``, ``tasks.render``), through
+``retry_or_fail``; a segment waiting so stays in its state (``processing``), each run of it
+counted in its ``attempts``. A store that refuses the farm (``BlobStoreUnavailable`` otherwise:
+a missing bucket, refused credentials) is no outage: no wait mends it, so the job fails at once
+saying why.
 
 Why Celery's retry and not a sleep in the task: the worker's process is free meanwhile, and a
 warm shutdown does not wait minutes for a sleeping task: the retry waits as a message (with its
@@ -24,9 +27,9 @@ from __future__ import annotations
 import logging
 import time
 from contextlib import contextmanager
-from typing import NoReturn
+from typing import Callable, NoReturn
 
-from core.storage import BlobStoreUnavailable
+from core.storage import BlobStoreAway, BlobStoreUnavailable
 from services import runtime
 
 log = logging.getLogger(__name__)
@@ -49,8 +52,9 @@ def other_retries(request) -> int:
     return request.retries - _outage(request)[1]
 
 
-def _store_away(exc: BaseException) -> BlobStoreUnavailable | None:
-    while exc is not None and not isinstance(exc, BlobStoreUnavailable):
+def _cause(exc: BaseException | None, kind: type[BlobStoreUnavailable]) -> BlobStoreUnavailable | None:
+    """``exc``, or the error it was raised from, of ``kind``; else None."""
+    while exc is not None and not isinstance(exc, kind):
         exc = exc.__cause__
     return exc
 
@@ -59,7 +63,7 @@ def wait_for_store(task, exc: Exception) -> BlobStoreUnavailable | None:
     """For a task that met ``exc``: None when it is not the blob store away; while the store
     has been away for less than ``blob_store_wait_s``, retry the task later (raises Celery's
     Retry); past that, the error to fail with, which says how long the store was away."""
-    away = _store_away(exc)
+    away = _cause(exc, BlobStoreAway)
     if away is None:
         return None
     since, retries = _outage(task.request)
@@ -76,6 +80,22 @@ def wait_for_store(task, exc: Exception) -> BlobStoreUnavailable | None:
     _retry(task, exc, delay, since, retries + 1)
 
 
+def retry_or_fail(task, exc: Exception, retries: int = 0, fail: Callable[[str], object] = lambda _reason: None,
+                  ) -> NoReturn:
+    """What a task of a job does with an error it met (called in its ``except``): the store
+    away has it retried later (``wait_for_store``); another error, while it has had fewer than
+    ``retries`` retries for such errors, soon (``retry_soon``; not the store refusing the farm,
+    which no retry mends). Else ``fail(reason)`` (the task marks its job failed) and raise: the
+    store's error once it was away too long, else ``exc``."""
+    gone = wait_for_store(task, exc)
+    if gone is None and other_retries(task.request) < retries and _cause(exc, BlobStoreUnavailable) is None:
+        retry_soon(task, exc)
+    fail(str(gone or exc))
+    if gone is not None:
+        raise gone from exc
+    raise exc
+
+
 @contextmanager
 def waiting_for_store(task):
     """Inside the block, the blob store away has ``task`` retried later (``wait_for_store``);
@@ -83,10 +103,7 @@ def waiting_for_store(task):
     try:
         yield
     except Exception as exc:
-        gone = wait_for_store(task, exc)
-        if gone is not None:
-            raise gone from exc
-        raise
+        retry_or_fail(task, exc)
 
 
 def retry_soon(task, exc: Exception, countdown: float = 1.0) -> NoReturn:

@@ -112,7 +112,7 @@ def test_a_warm_shutdown_releases_the_leases_of_tasks_waiting_there_and_leaves_s
     waiting, started = leases.Lease("segment:c:0", "w1@h"), leases.Lease("segment:c:1", "w1@h")
     for request_id, lease in (("r0", waiting), ("r1", started)):
         lease._call(leases._TAKE)          # as on receipt
-        leases._waiting[request_id] = lease
+        leases._waiting[request_id, 0] = lease
     with leases.Lease("segment:c:1", "w1@h") as running:      # the task took its lease over
         worker_shutdown.send(sender=None)
         assert leases._waiting == {}
@@ -120,3 +120,60 @@ def test_a_warm_shutdown_releases_the_leases_of_tasks_waiting_there_and_leaves_s
         assert running.held and holder_of(lease_redis, "segment:c:1") == "w1@h"
         time.sleep(0.35)
         assert leases.reclaim_expired() == [] and requeued == []
+
+
+class StandInRequest:
+    """What the lease code reads of a worker's request (``celery.worker.request.Request``)."""
+
+    def __init__(self, request_id: str, retries: int, args: tuple = ()):
+        self.id, self.request_dict, self.args = request_id, {"retries": retries}, args
+        self.name, self.hostname = "vidfarm.segment", "w1@h"
+
+
+def test_a_retry_received_while_the_run_that_sent_it_is_still_active_keeps_its_lease(lease_redis, monkeypatch):
+    """A retry keeps its task's id and may arrive while the run that sent it is still active on
+    this worker (tasks/store_wait.py): its lease is renewed through its countdown all the same,
+    not left to lapse and have the segment queued again (and run twice)."""
+    from celery.worker import state
+
+    requeued = []
+    monkeypatch.setitem(leases._REQUEUE, "segment", lambda job, index: requeued.append((job, index)))
+    monkeypatch.setattr(leases, "lease_seconds", lambda: 0.6)
+    monkeypatch.setattr(leases, "_waiting", {})
+    running = StandInRequest("t1", retries=0)
+    retry = StandInRequest("t1", retries=1, args=({"owner": "d", "index": 0},))
+    monkeypatch.setattr(state, "active_requests", {running})
+    monkeypatch.setattr(state, "reserved_requests", {running})
+    monkeypatch.setattr(state, "scheduled_requests", {retry})     # waiting for its countdown
+    leases._lease_on_receipt(request=retry)
+    for _ in range(6):                  # the worker's timer ticks through 1.2 s: two leases' length
+        leases.renew_waiting()
+        assert leases.reclaim_expired() == []
+        time.sleep(0.2)
+    assert requeued == [] and holder_of(lease_redis, "segment:d:0") == "w1@h"
+    # The retry starts: its task takes the lease over, and the worker forgets the waiting one.
+    monkeypatch.setattr(state, "active_requests", {retry})
+    monkeypatch.setattr(state, "scheduled_requests", set())
+    leases.renew_waiting()
+    assert leases._waiting == {}
+
+
+def test_once_a_warm_shutdown_began_no_waiting_lease_is_forgotten_before_it_is_released(lease_redis, monkeypatch):
+    """A warm shutdown's consumer drops its books of the retries it held for their countdown
+    before the worker's last signal: a timer tick in between must not forget their leases (left
+    unreleased, they would lapse and have the work queued a second time)."""
+    import threading
+
+    from celery.signals import worker_shutdown, worker_shutting_down
+    from celery.worker import state
+
+    monkeypatch.setattr(leases, "_waiting", {})
+    monkeypatch.setattr(leases, "_shutting_down", threading.Event())
+    for name in ("active_requests", "reserved_requests", "scheduled_requests"):
+        monkeypatch.setattr(state, name, set())          # the consumer's books, cleared
+    leases._lease_on_receipt(request=StandInRequest("t2", retries=1, args=({"owner": "e", "index": 0},)))
+    worker_shutting_down.send(sender="w1@h", sig="SIGTERM", how="Warm", exitcode=0)
+    leases.renew_waiting()
+    assert list(leases._waiting) == [("t2", 1)]
+    worker_shutdown.send(sender=None)
+    assert holder_of(lease_redis, "segment:e:0") is None and leases._waiting == {}

@@ -8,15 +8,17 @@ from __future__ import annotations
 import json
 import re
 import time
+import types
 from collections import Counter
 
 import pytest
 
-from core.storage import analysis_key, face_crops_key, job_key, output_key, segment_key
+from core.models import Job
+from core.storage import BlobStoreUnavailable, analysis_key, face_crops_key, job_key, output_key, segment_key
 from tests import s3server
 from tests.clipmaker import count_video_frames, make_clip
 from tests.conftest import private_farm, wait_for_job
-from tests.test_s3_storage import _upload, _web_client, stop_once_a_segment_is_done
+from tests.test_s3_storage import AUTH, _upload, _web_client, stop_once_a_segment_is_done
 
 pytestmark = pytest.mark.skipif(s3server.missing() is not None, reason=str(s3server.missing()))
 
@@ -110,6 +112,60 @@ def test_a_job_fails_saying_so_once_s3_is_away_longer_than_tasks_wait_and_the_ne
         assert view["status"] == "done", view["error"]
         assert count_video_frames(runtime.store().local_path(output_key(next_id, "annotated.mp4"))) == clip.frames
         print(f"\nfailed {failed_after:.1f} s after S3 went away: {runtime.records().get_job(job_id).error}")
+
+
+def test_a_bucket_deleted_under_a_job_fails_it_at_once_naming_the_cause_and_an_upload_gets_a_500(tmp_path):
+    """A bucket that is gone is no outage: no wait mends it. The job fails at once (not after
+    ``VIDFARM_BLOB_STORE_WAIT_S``) saying the bucket does not exist; an upload meanwhile gets a
+    500 saying so (no Retry-After: trying again will not help), and no job is made."""
+    from services import runtime
+
+    wait_s = 120.0
+    clip = make_clip(tmp_path / "clip.mp4", seconds=6, fps=15, gop=15)
+    with s3server.S3Server(tmp_path / "s3rver") as server, \
+            private_farm(tmp_path / "farm", workers=2, VIDFARM_SEGMENT_SECONDS="1", VIDFARM_S3_MAX_ATTEMPTS="1",
+                         VIDFARM_BLOB_STORE_WAIT_S=str(wait_s), **server.env()) as farm:
+        client = _web_client()
+        job_id = _upload(client, clip.path)
+        records = runtime.records()
+        deadline = time.monotonic() + 120
+        while not any(s.status == "done" for s in records.segments(job_id)):
+            assert time.monotonic() < deadline, "no segment finished"
+            time.sleep(0.05)
+        # Deleted (s3rver keeps a bucket as a folder): put aside, so the test can look in it.
+        (tmp_path / "s3rver" / server.bucket).rename(tmp_path / "deleted-bucket")
+        deleted_at = time.time()
+        view = wait_for_job(job_id, timeout=wait_s / 2)
+        failed_after = time.time() - deleted_at
+        assert view["status"] == "failed", view
+        assert f"S3 bucket '{server.bucket}'" in view["error"] and "does not exist" in view["error"], view["error"]
+        assert "was away" not in view["error"] and not _outages_met(farm), view["error"]
+        with records.session() as s:
+            jobs_before = s.query(Job).count()
+        with open(clip.path, "rb") as fh:
+            refused = client.post("/api/v1/jobs", headers=AUTH, data={"file": (fh, "clip.mp4")},
+                                  content_type="multipart/form-data")
+        with records.session() as s:
+            jobs_after = s.query(Job).count()
+        assert refused.status_code == 500 and "Retry-After" not in refused.headers, refused.json
+        assert "does not exist (VIDFARM_S3_BUCKET)" in refused.json["error"], refused.json
+        assert jobs_after == jobs_before          # no job made of it
+        print(f"\nfailed {failed_after:.1f} s after the bucket was deleted: {view['error']}; "
+              f"an upload got {refused.status_code}: {refused.json['error']}")
+
+
+def test_a_task_that_meets_refused_credentials_does_not_wait_for_them(tmp_path, monkeypatch):
+    """Wrong credentials, against the real server: the task is not retried for
+    ``VIDFARM_BLOB_STORE_WAIT_S`` as for an outage; it fails at once, naming them."""
+    from tasks import store_wait
+    from tests.test_s3_storage import wrong_credentials
+    from tests.test_store_wait import StandInTask
+
+    monkeypatch.setattr(store_wait.runtime, "settings", lambda: types.SimpleNamespace(blob_store_wait_s=300.0))
+    with s3server.S3Server(tmp_path / "s3rver") as server:
+        with pytest.raises(BlobStoreUnavailable, match="refused the credentials") as refused:
+            wrong_credentials(server, tmp_path / "cache").local_path(job_key("x", "source"))
+    assert store_wait.wait_for_store(StandInTask(), refused.value) is None
 
 
 def test_retries_held_through_their_workers_warm_shutdown_go_back_to_the_queue_with_their_leases(tmp_path):

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from core.models import Job
-from core.storage import BlobStoreUnavailable, BlobTooLarge, LocalBlobStore, job_key, output_key
+from core.storage import BlobStoreAway, BlobStoreUnavailable, BlobTooLarge, LocalBlobStore, job_key, output_key
 from tests import s3server
 from tests.clipmaker import count_video_frames, make_clip
 from tests.conftest import child_env, private_farm, repo_root, wait_for_job
@@ -179,20 +179,38 @@ def test_a_read_that_finds_its_key_gone_or_rewritten_drops_the_copies(server, tm
 def test_a_wrong_bucket_or_endpoint_is_a_clear_error(server, tmp_path):
     wrong_bucket = s3_store(server, tmp_path / "cache")
     wrong_bucket.bucket = "no-such-bucket"
-    with pytest.raises(BlobStoreUnavailable, match="'no-such-bucket' .* does not exist"):
+    # A misconfiguration is BlobStoreUnavailable, and not BlobStoreAway: nobody waits for it to pass.
+    with pytest.raises(BlobStoreUnavailable, match="'no-such-bucket' .* does not exist") as refused:
         wrong_bucket.check()
-    with pytest.raises(BlobStoreUnavailable, match="no-such-bucket"):
+    assert not isinstance(refused.value, BlobStoreAway)
+    with pytest.raises(BlobStoreUnavailable, match="no-such-bucket") as refused:
         wrong_bucket.put_stream("jobs/x/source", io.BytesIO(b"x"))
+    assert not isinstance(refused.value, BlobStoreAway)
+    # A HEAD's 404 does not say which is missing, the key or the bucket: the bucket is named.
+    with pytest.raises(BlobStoreUnavailable, match="'no-such-bucket' .* does not exist"):
+        wrong_bucket.local_path("jobs/x/source")
+    with pytest.raises(FileNotFoundError):
+        s3_store(server, tmp_path / "cache").local_path("jobs/x/nothing")
     from core.s3_storage import S3BlobStore
     nobody = S3BlobStore("vidfarm", tmp_path / "cache", endpoint="http://127.0.0.1:9", max_attempts=1,
                          access_key_id="a", secret_access_key="b")
-    with pytest.raises(BlobStoreUnavailable, match="cannot be reached"):
+    with pytest.raises(BlobStoreAway, match="cannot be reached"):
         nobody.check()
-    wrong_key = s3_store(server, tmp_path / "cache")
-    wrong_key.client = S3BlobStore("vidfarm", tmp_path / "cache", endpoint=server.endpoint, access_key_id="nobody",
+    with pytest.raises(BlobStoreAway, match="storing jobs/x/source failed: Could not connect"):
+        nobody.put_stream("jobs/x/source", io.BytesIO(b"x"))
+    with pytest.raises(BlobStoreUnavailable, match="refused the credentials") as refused:
+        wrong_credentials(server, tmp_path / "cache").check()
+    assert not isinstance(refused.value, BlobStoreAway)
+
+
+def wrong_credentials(server, cache_dir):
+    """A store of the server's bucket whose secret key is wrong (s3rver checks signatures)."""
+    from core.s3_storage import S3BlobStore
+
+    wrong_key = s3_store(server, cache_dir)
+    wrong_key.client = S3BlobStore("vidfarm", cache_dir, endpoint=server.endpoint, access_key_id="nobody",
                                    secret_access_key="wrong").client
-    with pytest.raises(BlobStoreUnavailable, match="refused the credentials"):
-        wrong_key.check()
+    return wrong_key
 
 
 def test_an_upload_cut_off_part_way_says_which_parts_it_left_in_the_bucket(tmp_path, caplog):

@@ -7,7 +7,7 @@ import types
 
 import pytest
 
-from core.storage import BlobStoreUnavailable
+from core.storage import BlobStoreAway, BlobStoreUnavailable
 from tasks import store_wait
 
 
@@ -42,7 +42,7 @@ def clock(monkeypatch):
     return now
 
 
-AWAY = BlobStoreUnavailable("S3 bucket 'b' at http://s3 cannot be reached: connection refused")
+AWAY = BlobStoreAway("S3 bucket 'b' at http://s3 cannot be reached: connection refused")
 
 
 def test_the_store_away_is_retried_ever_less_often_until_the_wait_is_spent(clock):
@@ -91,3 +91,58 @@ def test_retries_spent_waiting_for_the_store_leave_those_for_other_errors(clock)
 def test_no_wait_fails_at_once(clock, monkeypatch):
     monkeypatch.setattr(store_wait.runtime, "settings", lambda: types.SimpleNamespace(blob_store_wait_s=0.0))
     assert "away for 0 s" in str(store_wait.wait_for_store(StandInTask(), AWAY))
+
+
+def test_a_store_that_refuses_the_farm_fails_the_task_at_once_saying_why(clock):
+    """A missing bucket or refused credentials is no outage: neither waited for nor retried soon."""
+    refused = BlobStoreUnavailable("S3 bucket 'b' at http://s3 refused the credentials: InvalidAccessKeyId")
+    assert store_wait.wait_for_store(StandInTask(), refused) is None
+    reasons = []
+    with pytest.raises(BlobStoreUnavailable) as failed:
+        store_wait.retry_or_fail(StandInTask(), refused, retries=2, fail=reasons.append)
+    assert failed.value is refused and reasons == [str(refused)]
+    with pytest.raises(Retried):           # another error is retried soon, as before
+        store_wait.retry_or_fail(StandInTask(), ValueError("a hiccup"), retries=2, fail=reasons.append)
+    with pytest.raises(Retried):           # and the store away waited for
+        store_wait.retry_or_fail(StandInTask(), AWAY, fail=reasons.append)
+    assert reasons == [str(refused)]
+
+
+def _client_error(code: str, status: int):
+    from botocore.exceptions import ClientError
+
+    return ClientError({"Error": {"Code": code, "Message": "..."}, "ResponseMetadata": {"HTTPStatusCode": status}},
+                       "GetObject")
+
+
+def _botocore_error(name: str, **fields):
+    from botocore import exceptions
+
+    return getattr(exceptions, name)(**fields)
+
+
+@pytest.mark.parametrize("error, outage", [
+    (lambda: _client_error("SlowDown", 503), True),
+    (lambda: _client_error("InternalError", 500), True),
+    (lambda: _client_error("ServiceUnavailable", 503), True),
+    (lambda: _client_error("Throttling", 400), True),
+    (lambda: _client_error("TooManyRequests", 429), True),
+    (lambda: _client_error("RequestTimeout", 400), True),
+    (lambda: _client_error("NoSuchBucket", 404), False),
+    (lambda: _client_error("AccessDenied", 403), False),
+    (lambda: _client_error("InvalidAccessKeyId", 403), False),
+    (lambda: _client_error("InvalidBucketName", 400), False),
+    (lambda: _botocore_error("EndpointConnectionError", endpoint_url="http://s3"), True),
+    (lambda: _botocore_error("ReadTimeoutError", endpoint_url="http://s3"), True),
+    (lambda: _botocore_error("NoCredentialsError"), False),
+])
+def test_only_an_outage_is_waited_for(error, outage):
+    """Unreachable, a dropped connection, a 5xx, SlowDown and throttling are an outage
+    (BlobStoreAway); anything else S3 answers is the store refusing the farm."""
+    from core.s3_storage import S3BlobStore
+
+    store = S3BlobStore.__new__(S3BlobStore)        # the translation only: no client, no sweeper
+    store.bucket, store.endpoint = "b", "http://s3"
+    translated = store._translate(error(), None)
+    assert isinstance(translated, BlobStoreUnavailable)
+    assert isinstance(translated, BlobStoreAway) is outage, translated

@@ -18,7 +18,7 @@ from werkzeug.routing import IntegerConverter
 from core.errors import BrokerUnavailable
 from core.results import openapi_components as results_components
 from core.settings import Settings
-from core.storage import BlobStoreUnavailable
+from core.storage import BlobStoreAway, BlobStoreUnavailable
 from services import runtime
 from services.farm import Farm
 from web import context
@@ -123,10 +123,16 @@ def create_app(settings: Settings | None = None, farm: Farm | None = None) -> AP
     def healthz():
         return jsonify(status="ok")
 
-    @app.errorhandler(BlobStoreUnavailable)
-    def store_unavailable(error):
-        # The bucket is down or refuses us (core/s3_storage.py): nothing was stored; try later.
+    @app.errorhandler(BlobStoreAway)
+    def store_away(error):
+        # The bucket is unreachable, failing or overloaded (core/s3_storage.py): nothing was stored; try later.
         return error_response(HTTPError(503, f"blob storage unavailable: {error}", headers={"Retry-After": "5"}))
+
+    @app.errorhandler(BlobStoreUnavailable)
+    def store_refuses(error):
+        # The bucket refuses the farm (deleted, the credentials revoked): no retry mends that,
+        # so no Retry-After; the farm's settings or the bucket need an operator.
+        return error_response(HTTPError(500, f"blob storage refuses the farm (check its S3 settings): {error}"))
 
     @app.errorhandler(BrokerUnavailable)
     def broker_unavailable(error):

@@ -38,8 +38,10 @@ _DESCRIPTIONS = {400: "Bad request", 403: "Role too weak", 404: "Not found",
                  409: "Job (or its video) not done, with nothing published before, or the job failed (the error "
                       "says why)",
                  413: "Upload too large", 415: "Not a video vidfarm can process",
-                 503: "The farm's task queue (Redis) cannot be reached, or no worker answered in time (the farm "
-                      "is busy or down); nothing was kept: try again after Retry-After seconds"}
+                 500: "The blob store (S3 bucket) refuses the farm: deleted, or the credentials refused (the "
+                      "error says which); nothing was kept, and trying again will not help until it is mended",
+                 503: "The farm's task queue (Redis) or blob store (S3) cannot be reached, or no worker answered in "
+                      "time (the farm is busy or down); nothing was kept: try again after Retry-After seconds"}
 
 
 def found_or_404(found, message: str):
@@ -57,7 +59,7 @@ def job_view_or_404(job_id: str) -> dict:
 @api.auth_required(token_auth, roles=["operator"])
 @api.input(UploadIn, location="form_and_files", arg_name="upload")
 @api.output(JobCreated, status_code=201, headers={"Location": {"type": "string"}})
-@api.doc(summary="Upload a recording", responses=error_responses(400, 403, 413, 415, 503))
+@api.doc(summary="Upload a recording", responses=error_responses(400, 403, 413, 415, 500, 503))
 def create_job(upload):
     try:
         options = {"analyzers": analyzer_chain(farm().settings, upload["analyzers"])} if "analyzers" in upload else {}
