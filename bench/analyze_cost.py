@@ -2,7 +2,8 @@
 
 ``python -m bench.analyze_cost [MEDIA_DIR]`` runs the segment pipeline with the analyzer chain
 as it was (one detector pass, MobileNetV2 mask classifier) and as it is now (budgeted second
-look at moving regions, quality gate, mean of the embedding and MobileNetV2 mask classifiers),
+look at moving regions with RetinaFace vouching for their weak boxes, quality gate, the mask
+label's three votes, the tracker's gap filling),
 alternately, on ordinary footage: a generated 1280x720 clip of a face walking across a textured scene (unmasked; the face is
 found by the first pass) and, when ``../shared/media`` is there, the hamilton clip and the
 Intel walking clip. It prints the analyzers' CPU milliseconds per frame of each, their ratio, and the
@@ -21,6 +22,9 @@ the mean of three (the lower-face cue, mirrored MobileNetV2): its own section.
 face and sized to it (``follow_side``): its own section.
 ``--contrast``: instead, the whole chain without and with the mask gate's contrast floor
 (``min_contrast``: a face too dark to judge gets no mask label): its own section.
+``--confirm``: instead, the whole chain without and with RetinaFace vouching for a look's weak
+SCRFD boxes where the look kept no face (``confirm``): its own section, with the tracks each made
+and the second detector's runs.
 """
 
 from __future__ import annotations
@@ -51,6 +55,8 @@ FOLLOW_CHAINS = {"before": {"detect": {"second_look": {"continue_faces": False}}
 SIDE_CHAINS = {"before": {"detect": {"second_look": {"follow_side": 0}}}, "after": {}}
 # --contrast: the whole chain without and with the mask gate's contrast floor (a dark face gets no label).
 CONTRAST_CHAINS = {"before": {"mask": {"quality": {"min_score": 0.3, "min_contrast": 0}}}, "after": {}}
+# --confirm: the whole chain without and with the second detector in the looks (RetinaFace, the default).
+CONFIRM_CHAINS = {"before": {"detect": {"second_look": {"confirm": "none"}}}, "after": {}}
 ROUNDS = 5          # alternations: CPU time on a shared machine still varies by a few per cent a run
 TARGET_RATIO = 1.10
 
@@ -67,11 +73,11 @@ def footage(scratch: Path, media: Path | None) -> dict[str, Path]:
 
 
 def analyze_cpu_seconds(frames: list, configs: dict, fps: float, analyzers: tuple[str, ...] = ANALYZERS
-                        ) -> tuple[float, int, int, int]:
+                        ) -> tuple[float, int, int, int, int]:
     """CPU seconds (this process, one inference thread) the analyzer chain spends on the
     frames, run as the segment pipeline runs it (its end-of-segment step included), the faces
-    it found, the frames on which the second look looked at the whole moving area, and the
-    tracks it made. CPU time, not wall
+    it found, the frames on which the second look looked at the whole moving area, the
+    tracks it made and the second detector's runs in the looks. CPU time, not wall
     time: on a machine shared with other work, wall time measures the neighbours too."""
     from workers.analytics.faces import Faces
     from workers.analytics.picture import Picture
@@ -86,8 +92,11 @@ def analyze_cpu_seconds(frames: list, configs: dict, fps: float, analyzers: tupl
     state = SegmentState(fps)
     for analyzer in chain:
         analyzer.begin(state)
-    found, area_looks, started = 0, 0, time.process_time()
     look = getattr(chain[0], "second_look", None)
+    # The chain's analyzers are cached across calls (workers.pipeline): count this pass's runs only.
+    confirmer = getattr(chain[0], "confirmer", None)
+    confirm_runs = confirmer.runs if confirmer is not None else 0
+    found, area_looks, started = 0, 0, time.process_time()
     for frame in frames:
         state.frame_index += 1
         faces, picture = Faces.empty(), Picture(frame)
@@ -98,7 +107,8 @@ def analyze_cpu_seconds(frames: list, configs: dict, fps: float, analyzers: tupl
     for analyzer in chain:
         analyzer.end(state)
     found = sum(len(faces) for faces in state.faces)
-    return time.process_time() - started, found, area_looks, len(state.tracks)
+    spent = time.process_time() - started
+    return spent, found, area_looks, len(state.tracks), (confirmer.runs - confirm_runs if confirmer is not None else 0)
 
 
 def measure(media: Path | None, chains: dict = CHAINS, analyzers: tuple[str, ...] = ANALYZERS) -> list[dict]:
@@ -110,29 +120,30 @@ def measure(media: Path | None, chains: dict = CHAINS, analyzers: tuple[str, ...
             frames = list(media_io.decode_frames(path))
             fps = media_io.probe(path).fps
             seconds = {key: 0.0 for key in chains}
-            faces, area_looks, tracks = {}, {}, {}
+            faces, area_looks, tracks, confirm_runs = {}, {}, {}, {}
             for _ in range(ROUNDS):          # alternate, so that anything else running slows both alike
                 for key, configs in chains.items():
-                    spent, faces[key], area_looks[key], tracks[key] = analyze_cpu_seconds(frames, configs, fps,
-                                                                                          analyzers)
+                    spent, faces[key], area_looks[key], tracks[key], confirm_runs[key] = analyze_cpu_seconds(
+                        frames, configs, fps, analyzers)
                     seconds[key] += spent
             rows.append({"footage": name, "frames": len(frames),
                          **{f"{k}_ms_per_frame": round(v / ROUNDS / len(frames) * 1000, 2) for k, v in seconds.items()},
                          "ratio": round(seconds["after"] / seconds["before"], 3),
                          **{f"{k}_faces": v for k, v in faces.items()}, "area_looks": area_looks["after"],
-                         "tracks": f"{tracks['before']} / {tracks['after']}"})
+                         "tracks": f"{tracks['before']} / {tracks['after']}",
+                         "confirm_runs": f"{confirm_runs['before']} / {confirm_runs['after']}"})
     return rows
 
 
 def cost_table(rows: list[dict], before: str = "before", after: str = "after",
-               extra: tuple[str, str] | None = None) -> list[str]:
-    """The before / after table of CPU time per frame; ``extra``: one more column (its header,
-    its key in the rows)."""
+               extra: tuple[tuple[str, str], ...] = ()) -> list[str]:
+    """The before / after table of CPU time per frame; ``extra``: more columns (each its
+    header, its key in the rows)."""
     head = (f"| footage | frames | {before} ms/frame | {after} ms/frame | {after} / {before} | faces {before} | "
-            f"faces {after} |" + (f" {extra[0]} |" if extra else ""))
+            f"faces {after} |" + "".join(f" {header} |" for header, _ in extra))
     return [head, "|" + " --- |" * head.count(" | ") + " --- |",
             *(f"| {r['footage']} | {r['frames']} | {r['before_ms_per_frame']} | {r['after_ms_per_frame']} | "
-              f"{r['ratio']} | {r['before_faces']} | {r['after_faces']} |" + (f" {r[extra[1]]} |" if extra else "")
+              f"{r['ratio']} | {r['before_faces']} | {r['after_faces']} |" + "".join(f" {r[key]} |" for _, key in extra)
               for r in rows)]
 
 
@@ -143,7 +154,8 @@ def markdown(rows: list[dict], load: tuple[float, float] | None = None) -> str:
              "the machine is shared), before (one detector pass, MobileNetV2 mask model) "
              f"and after (budgeted second look at moving regions no found face accounts for, quality gate, mask label "
              "from the mean of the embedding classifier, MobileNetV2 over the crop and its mirror image and the "
-             "lower-face cue), "
+             "lower-face cue, the tracker's gap filling, follow-up looks that continue their face, sized to it, and "
+             "RetinaFace vouching for a look's weak boxes where the look kept no face), "
              f"alternated {ROUNDS} times in one run on a shared machine"
              + (f" (load average {load[0]:.1f} before, {load[1]:.1f} after)" if load else "")
              + ": compare the ratio; another run's ratio can differ by a few hundredths. "
@@ -168,7 +180,7 @@ def area_markdown(rows: list[dict], load: tuple[float, float]) -> str:
              "the faces are found by the first pass, so the area look is planned only where motion no found face "
              "accounts for is large (area looks: the frames that had one). Where it is planned, it is paid from the same exploration budget as the other looks (2 % of "
              "the first pass over a recording), and one that finds nothing waits `retry_frames` frames.", "",
-             *cost_table(rows, "without", "with", ("area looks", "area_looks"))]
+             *cost_table(rows, "without", "with", (("area looks", "area_looks"),))]
     return "\n".join(lines) + "\n"
 
 
@@ -215,6 +227,13 @@ WITHOUT_WITH = {
                "face, a followed face the first pass finds followed on with no look)",
                "Follow-up looks happen only after a look found a face the first pass missed: the ratio is their "
                "cost where there is one. Faces: detections over the clip; tracks: without / with."),
+    "--confirm": ("Second detector vouching for weak boxes: analyze cost on ordinary footage",
+                  "without (`confirm` none) and with RetinaFace MobileNet-0.25 reading the region of a second look "
+                  "that kept no face but holds a SCRFD box of 0.1-0.3 on a moving blob, and vouching for the box "
+                  "where it finds that face too (`confirm` retinaface: `workers/analytics/confirm.py`)",
+                  "It runs only on such a look (the looks are held to 2 % of the first pass's detector time): the "
+                  "ratio is its cost where it ran. Faces: detections over the clip; tracks: without / with; "
+                  "second detector runs: over one pass of the clip, without / with."),
     "--contrast": ("Dark faces left unlabelled: analyze cost on ordinary footage",
                    "without (`min_contrast` 0) and with the mask gate's contrast floor (a sampled face whose aligned "
                    "grey levels spread less than the floor gets no mask vote: `workers/analytics/quality.py`)",
@@ -226,7 +245,8 @@ WITHOUT_WITH = {
 
 def without_with_markdown(flag: str, rows: list[dict], load: tuple[float, float]) -> str:
     heading, compared, note = WITHOUT_WITH[flag]
-    return chain_section(heading, flag, compared, note, load, cost_table(rows, "without", "with", ("tracks", "tracks")))
+    extra = (("tracks", "tracks"),) + ((("second detector runs", "confirm_runs"),) if flag == "--confirm" else ())
+    return chain_section(heading, flag, compared, note, load, cost_table(rows, "without", "with", extra))
 
 
 def main(argv: list[str]) -> int:
@@ -239,7 +259,7 @@ def main(argv: list[str]) -> int:
     elif any(flag in argv for flag in WITHOUT_WITH):
         flag = next(f for f in WITHOUT_WITH if f in argv)
         rows = measure(media, {"--follow": FOLLOW_CHAINS, "--gaps": GAP_CHAINS, "--contrast": CONTRAST_CHAINS,
-                               "--side": SIDE_CHAINS}[flag])
+                               "--side": SIDE_CHAINS, "--confirm": CONFIRM_CHAINS}[flag])
         text = without_with_markdown(flag, rows, (load_before, os.getloadavg()[0]))
     elif "--area" in argv:
         rows = measure(media, AREA_CHAINS, ("detect",))

@@ -28,7 +28,9 @@ NO_GAPS = {"track": {"max_gap_frames": 0}}
 # and before they were sized to it (issue 15: follow_side, the default since; the row that
 # measured it without the first pass's finds continuing a followed face, 402 masked tuning
 # frames against 403, is in docs/benchmarks.md).
-AS_ANY_LOOK = {"continue_faces": False, "follow_side": 0}
+# And before RetinaFace vouched for a look's weak boxes (issue 14: `confirm`, the default since).
+NO_CONFIRM = {"confirm": "none"}
+AS_ANY_LOOK = {"continue_faces": False, "follow_side": 0, **NO_CONFIRM}
 CANDIDATES = {
     "before (one pass, MobileNetV2)": {"detect": {"second_look": {"enabled": False}},
                                        "mask": {"method": "mobilenet", **OFF}, **NO_GAPS},
@@ -44,11 +46,13 @@ CANDIDATES = {
         "detect": {"second_look": AS_ANY_LOOK}, "mask": {"method": "ensemble"}, **NO_GAPS},
     "mean of three, missed frames filled between linked detections": {"detect": {"second_look": AS_ANY_LOOK},
                                                                       "mask": {"method": "ensemble"}},
-    "gap filling, follow-up looks continue their face": {"detect": {"second_look": {"follow_side": 0}},
+    "gap filling, follow-up looks continue their face": {"detect": {"second_look": {"follow_side": 0, **NO_CONFIRM}},
                                                          "mask": {"method": "ensemble"}},
-    "follow-up looks sized to their face, followed through the first pass's finds": {"mask": {"method": "ensemble"}},
+    "follow-up looks sized to their face, followed through the first pass's finds": {
+        "detect": {"second_look": NO_CONFIRM}, "mask": {"method": "ensemble"}},
+    "RetinaFace vouches for a look's weak boxes where the look kept no face": {"mask": {"method": "ensemble"}},
 }
-CHOSEN = "follow-up looks sized to their face, followed through the first pass's finds"
+CHOSEN = "RetinaFace vouches for a look's weak boxes where the look kept no face"
 
 
 def _empty() -> dict:

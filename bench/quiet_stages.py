@@ -9,7 +9,7 @@ meet the same load. ``--clip NAME`` analyses another recording the same way inst
 ``hamilton720`` or ``hamilton1080`` (bench.busy's real clips, made once in CACHE) or a path.
 It prints CPU milliseconds per frame of each stage, the detector's model runs (and the second
 look's share), the gate's kinds of look (small: looks at the half-size copy, and those made
-again at full size), and the faces each found against
+again at full size; the second detector's runs, ``confirm``), and the faces each found against
 every-frame detection (the gate off; per frame, box IoU >= 0.5, as bench.quiet_hour counts).
 CPU time, not wall time: the machine is shared. A tool for iterating on the gate (issue 15);
 bench.quiet_hour is the figure of record.
@@ -140,6 +140,7 @@ def run(parts, detect: dict) -> dict:
     chain_of = pipeline.analyzer_chain
     pipeline.analyzer_chain = lambda *args: chain
     runs, small, frames, per_segment = detector.model_runs, (detector.small_looks, detector.small_misses), [], []
+    confirms = detector.confirmer.runs if detector.confirmer is not None else 0
     total = time.process_time()
     try:
         for path, job in parts:
@@ -154,6 +155,7 @@ def run(parts, detect: dict) -> dict:
         second_look.SecondLook.record, pipeline.analyzer_chain = record, chain_of
     costs["decode and the rest"] = time.process_time() - total - sum(costs.values())
     looks["small"], looks["small, then full size"] = detector.small_looks - small[0], detector.small_misses - small[1]
+    looks["confirm"] = detector.confirmer.runs - confirms if detector.confirmer is not None else 0
     n = len(frames)
     return {"ms": {k: 1000 * v / n for k, v in costs.items()}, "model runs": detector.model_runs - runs,
             "looks": dict(looks), "frames": frames, "segments": per_segment}

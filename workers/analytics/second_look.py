@@ -274,6 +274,11 @@ class SecondLook:
                 return int(np.flatnonzero(candidates)[np.argmin(distance[candidates])])
         return None
 
+    def on_motion(self, boxes: np.ndarray) -> np.ndarray:
+        """Per box ([x1, y1, x2, y2, ...] rows, source pixels): whether its centre lies on a
+        moving blob of this frame."""
+        return np.array([_moving(box, self.blobs) for box in boxes], bool).reshape(-1)
+
     def record(self, looks: list[tuple[Square, np.ndarray]]) -> None:
         """What each look (in planned order) found, [x1, y1, x2, y2, score] rows in source
         pixels (the faces :meth:`kept` kept): faces to follow, squares to leave alone. A followed
