@@ -37,13 +37,14 @@ def face_stream_clip(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def return_clip(tmp_path_factory):
-    """20 s at 15 fps, a keyframe a second: the face on screen 0-6 s, away 6 s (its track long
-    lost: tracks last 1 s unseen), back 12-20 s. Half the real time of face_stream_clip's visits."""
+    """10 s at 15 fps, a keyframe a second: the face on screen 0-3 s, away 3 s (its track long
+    lost: tracks last 1 s unseen), back 6-10 s. Each second of it is a second of real time on
+    the camera: a quarter of face_stream_clip's visits."""
     reason = gstreamer_missing()
     if reason:
         pytest.skip(reason)
     folder = tmp_path_factory.mktemp("return-clip")
-    return make_clip(folder / "faces.mp4", seconds=20, fps=15, gop=15, audio=False, face_windows=[(0, 6), (12, 20)])
+    return make_clip(folder / "faces.mp4", seconds=10, fps=15, gop=15, audio=False, face_windows=[(0, 3), (6, 10)])
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +132,7 @@ def test_watch_shows_a_person_seen_again_soon_as_a_repeat_not_a_new_alert(return
     out = tmp_path / "out"
     env = child_env(VIDFARM_DATA_DIR=str(tmp_path / "data"), VIDFARM_ALERTS="no_mask", VIDFARM_ALERT_REPEAT_S="300")
     with RtspCamera(return_clip.path) as camera:
-        run = subprocess.run(watch_command(camera.url, out, "--for", "20", "--gallery", str(yao_gallery)),
+        run = subprocess.run(watch_command(camera.url, out, "--for", "10", "--gallery", str(yao_gallery)),
                              env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     lines = lines_of(out)

@@ -48,7 +48,9 @@ def test_a_watch_whose_redis_dies_ends_with_what_it_has_and_one_line(tmp_path, e
         watch = subprocess.Popen([sys.executable, "-m", "cli.main", "watch", camera.url, "--out", str(out)],
                                  cwd=repo_root(), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
-            wait_until(lambda: len(lines_of(out)) >= 2 or watch.poll() is not None, 180, "two segments analysed")
+            # One segment analysed is what it has (its frames, at least 2): each one more is 2 s
+            # more of the camera's real time before Redis goes.
+            wait_until(lambda: lines_of(out) or watch.poll() is not None, 180, "a segment analysed")
             farm.redis.stop()
             if ending == "SIGTERM":
                 watch.send_signal(signal.SIGTERM)

@@ -110,7 +110,8 @@ def test_up_stops_everything_on_a_signal(tmp_path, sig, background):
 
 
 def test_process_stops_everything_on_sigterm_mid_job(tmp_path):
-    clip = make_clip(tmp_path / "long.mp4", seconds=40, fps=15, gop=30)
+    # 10 segments of 2 s, small: the stop comes after the first, with 9 still to run on one worker.
+    clip = make_clip(tmp_path / "long.mp4", seconds=20, fps=15, gop=30, size=(320, 180))
     data_dir = tmp_path / "data"
     env = child_env(VIDFARM_DATA_DIR=str(data_dir), VIDFARM_SEGMENT_SECONDS="2")
     run = subprocess.Popen(VIDFARM + ["process", str(clip.path), "--out", str(tmp_path / "out"),
