@@ -24,7 +24,12 @@ broker_connection_retry_on_startup = True
 # A worker takes from its queues in the order it lists them (``-Q live,ingest,cpu``): a live
 # segment waiting goes before any batch task (kombu's default would rotate between them).
 _longest_task_s = max(_settings.segment_time_limit_s, _settings.stitch_time_limit_s)
-broker_transport_options = {"visibility_timeout": _longest_task_s + 300, "queue_order_strategy": "priority"}
+# A read on the broker waits at most 30 s (kombu's default is forever): a connection whose BRPOP
+# reply never comes (a broker gone without closing TCP, or a pooled channel closed while kombu
+# thinks a BRPOP is pending, which hung a test process for 30 minutes) becomes a connection
+# error kombu reconnects from. Far above the 1 s BRPOP timeout, so a healthy broker never meets it.
+broker_transport_options = {"visibility_timeout": _longest_task_s + 300, "queue_order_strategy": "priority",
+                            "socket_timeout": 30}
 result_backend_transport_options = {"visibility_timeout": _longest_task_s + 300}
 result_expires = 24 * 3600
 # A Redis blip while a segment stores its result should not turn the finished segment into a
