@@ -18,7 +18,7 @@ from tasks.app import app
 LIVE_QUEUE = "live"
 # One look: the workers' replies to a broadcast come within milliseconds on one machine or
 # cluster; the look waits this long for all of them (Celery cannot know how many will answer).
-LOOK_S = 1.0
+LOOK_S = 2.0
 # A look that found one answers for the watches that start within this much of it (the
 # cameras an ingester takes at once share one look), not for later ones: workers come and go.
 FRESH_S = 5.0
