@@ -231,7 +231,7 @@ WITHOUT_WITH = {
                   "without (`confirm` none) and with RetinaFace MobileNet-0.25 reading the region of a second look "
                   "that kept no face but holds a SCRFD box of 0.1-0.3 on a moving blob, and vouching for the box "
                   "where it finds that face too (`confirm` retinaface: `workers/analytics/confirm.py`)",
-                  "It runs only on such a look (the looks are held to 2 % of the first pass's detector time): the "
+                  "It runs only on such a look (at most one run a look; the looks' 2 % budget does not count its runs): the "
                   "ratio is its cost where it ran. Faces: detections over the clip; tracks: without / with; "
                   "second detector runs: over one pass of the clip, without / with."),
     "--contrast": ("Dark faces left unlabelled: analyze cost on ordinary footage",

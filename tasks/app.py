@@ -26,7 +26,6 @@ def point_at(redis_url: str) -> None:
     app._local = threading.local()
 
 
-
 def _drop_pending_reads(pools) -> None:
     """Closing a pooled Redis channel that kombu believes has a BRPOP in flight first reads its
     reply; where none comes (a broadcast's reply consumer that timed out with its BRPOP), that

@@ -103,11 +103,10 @@ def test_with_confirm_none_no_second_detector_is_loaded():
 def test_by_default_retinaface_vouches_on_the_workers_one_inference_thread():
     """A worker process is the farm's unit of parallelism: RetinaFace's session must hold to the
     detector's thread budget (1 by default), not the package's own session on every core."""
-    import retinaface
-
     detector = FaceDetector(DetectorConfig())
     assert detector.confirmer is not None
-    options = retinaface.ONNX_SESSION.get_session_options()
+    options = detector.confirmer.session.get_session_options()
     assert (options.intra_op_num_threads, options.inter_op_num_threads) == (1, 1)
     assert FaceDetector(DetectorConfig(threads=3)).confirmer is not None
-    assert retinaface.ONNX_SESSION.get_session_options().intra_op_num_threads == 3
+    assert FaceDetector(DetectorConfig(threads=3)).confirmer.session.get_session_options().intra_op_num_threads == 3
+    assert detector.confirmer.session.get_session_options().intra_op_num_threads == 1   # each its own

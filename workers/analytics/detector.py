@@ -3,6 +3,7 @@ analyzer of the chain."""
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import ClassVar
 
@@ -50,9 +51,14 @@ class FaceDetector(Analyzer):
         self.frame = -1          # the segment's frames the detector was asked about (its pace's turns)
         self.model_runs = 0      # inference calls, for the benchmarks and tests
         self.small_looks = self.small_misses = 0   # small looks, and those made again at full size
-        c = config.second_look
-        self.confirmer = (Confirmer(c.confirm, c.confirm_threshold, c.confirm_input, config.threads)
-                          if c.confirm != "none" else None)
+
+    @functools.cached_property
+    def confirmer(self) -> Confirmer | None:
+        """The second detector, loaded on the first look that may need it (enrolment and the
+        photo embedder, which never look twice, never load it)."""
+        c = self.config.second_look
+        return (Confirmer(c.confirm, c.confirm_threshold, c.confirm_input, self.config.threads)
+                if c.confirm != "none" else None)
 
     def begin(self, state=None) -> None:
         """A new segment: forget the previous frame (motion starts on the second frame)."""

@@ -268,7 +268,7 @@ class SecondLook:
         distance = np.hypot((boxes[:, 0] + boxes[:, 2]) / 2 - px, (boxes[:, 1] + boxes[:, 3]) / 2 - py) / height
         like, strong = _like(face, boxes), boxes[:, 4] >= self.threshold
         weak = (~strong & (boxes[:, 4] >= self.follow_threshold) & (distance <= self.follow_reach)
-                & np.array([_moving(box, self.blobs) for box in boxes], bool).reshape(-1))
+                & self.on_motion(boxes))
         for candidates in (like & strong, like & weak):
             if candidates.any():
                 return int(np.flatnonzero(candidates)[np.argmin(distance[candidates])])
