@@ -46,10 +46,6 @@ class SecondLookConfig(AnalyzerConfig):
                                                       "pass's input ...")
     large_region_input: int = Field(224, ge=64, description="... and for a larger one (a face filling the frame is "
                                                             "looked at smaller, with room around it).")
-    max_zoom: float = Field(10, ge=0, description="Where above 0, a region smaller than the first pass's input is "
-                                                 "enlarged at most this many times (its input side rounded to 32, "
-                                                 "not under large_region_input): a small blob's look reads a "
-                                                 "smaller input than region_input.")
     threshold: float = Field(0.3, ge=0, le=1, description="Minimum face score in a look: a moving region is already "
                                                           "likely to hold someone (chosen in docs/accuracy.md).")
     # Issue 14 (tuning split, 40 px): a masked face that a look found scored 0.23-0.29 on the

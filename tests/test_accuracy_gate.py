@@ -196,35 +196,6 @@ def test_blob_boxes_are_the_connected_components_boxes_largest_first():
     assert (30, 30, 6, 6) in blob_boxes(ring)
 
 
-def test_a_look_at_a_small_blob_reads_at_most_max_zoom_times_its_side(monkeypatch):
-    """A look at a small moving blob (a hand, something carried: on the Intel walking clip two
-    such looks, at 25 and 42 px squares, each read 480 px, as much as the first pass) reads
-    ``max_zoom`` times its side, rounded to 32 and never under ``large_region_input``; a larger
-    region still reads ``region_input``, one larger than the first pass's input
-    ``large_region_input``. The budget pays what a look reads."""
-    import workers.analytics.detector as detector_module
-
-    detector = FaceDetector(DetectorConfig())
-    assert detector.config.second_look.max_zoom == 10
-    sides = [detector._look_side((320.0, 180.0, side)) for side in (10, 25, 42, 60, 639, 640)]
-    assert sides == [224, 256, 416, 480, 480, 224]
-    looks = []                           # (square side, model input side) of each look made
-    region_picture = detector_module.region_picture
-
-    def recorded(picture, square, side):
-        looks.append((square[2], side))
-        return region_picture(picture, square, side)
-
-    monkeypatch.setattr(detector_module, "region_picture", recorded)
-    detector.begin(SegmentState(10.0))
-    scene = background(640, 360)
-    for index in range(3):               # a small square moving over the scene
-        frame = scene.copy()
-        frame[200:214, 300 + 6 * index:314 + 6 * index] = 255
-        detector(Picture(bgr=frame))
-    assert looks and all(side == detector._look_side((0, 0, square)) < 480 for square, side in looks)
-
-
 def test_the_second_look_reads_motion_only_when_a_look_can_be_paid_for_and_plans_the_same():
     """Frames where the budget cannot pay for the cheapest look skip the motion reading; the
     looks planned are those of reading motion on every frame."""

@@ -216,11 +216,7 @@ class FaceDetector(Analyzer):
     def _look_side(self, square) -> int:
         """A second look's input side: small regions enlarged, large ones (a close-up) reduced."""
         c = self.config.second_look
-        if square[2] >= self.config.input_long_side:
-            return c.large_region_input
-        if not c.max_zoom:
-            return c.region_input
-        return min(c.region_input, max(c.large_region_input, 32 * round(square[2] * c.max_zoom / 32)))
+        return c.region_input if square[2] < self.config.input_long_side else c.large_region_input
 
     def _sizes_for(self, width: int, height: int, long_side: int) -> tuple[tuple[int, int], tuple[int, int]]:
         """(model input size, fitted picture size) of a frame size: worked out once per size,
