@@ -324,7 +324,7 @@ DARK_NAMES = (
     'Dark faces and names (2026-12-06, `python -m bench.eval_dark_recognition [--crf N]`, issue 14): do '
     'under-exposed faces, which the mask classifiers read as masked, match the wrong enrolled person? Not here: '
     'darkness costs names, it does not give wrong ones. Tuning people only (7 probe photos at the four sizes, 28 '
-    'probes an exposure, against this gallery), each probe darkened after shrinking (every level times 1, 0.5, '
+    'probes an exposure, against this gallery as it was then, 116 identities), each probe darkened after shrinking (every level times 1, 0.5, '
     '0.25, 0.12, 0.06) or washed out (a quarter of the contrast on grey 96), then detected, gated (the '
     'recogniser\'s gate, no contrast floor) and embedded as the farm does; alone and after one trip through '
     'libx264 at CRF 23 and 28 (a camera\'s stream). The highest impostor similarity at any exposure and CRF was '
