@@ -45,12 +45,12 @@ import numpy as np
 from core import defaults
 from core.analyzer_configs import MotionGateConfig
 from workers.analytics.faces import Faces
-from workers.analytics.motion import accounted_for_each, blob_boxes, in_areas, person_areas, unexplained
+from workers.analytics.motion import (LUMA_FORMATS, accounted_for_each, blob_boxes, in_areas, luma_plane,
+                                      person_areas, unexplained)
 from workers.analytics.picture import Picture
 from workers.analytics.tracks import box_iou
 
 Rect = tuple[float, float, float, float]     # x1, y1, x2, y2 in source pixels
-LUMA_FORMATS = ("yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "nv12", "gray")
 
 
 def luma(picture: Picture, long_side: int) -> np.ndarray:
@@ -61,11 +61,8 @@ def luma(picture: Picture, long_side: int) -> np.ndarray:
 
 
 def _shrunk_luma(picture: Picture, long_side: int) -> np.ndarray:
-    frame = picture.frame
-    if frame is not None and frame.format.name in LUMA_FORMATS:
-        plane = frame.planes[0]
-        grey = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:frame.height, :frame.width]
-    else:
+    grey = luma_plane(picture.frame)
+    if grey is None:
         grey = cv2.cvtColor(picture.bgr(long_side * 2)[0], cv2.COLOR_BGR2GRAY)
     h, w = grey.shape
     scale = min(1.0, long_side / max(w, h))

@@ -150,12 +150,13 @@ class SecondLook:
             self.following.append(face)
         self.empty = [(f, s) for f, s in self.empty if self.frame - f <= self.retry_frames]
         self.area_index = None
-        area = self._area_square(picture, blobs, found, squares)
+        loose = self._unexplained(blobs, found)      # once: the area look and the blobs' own looks read it
+        area = self._area_square(picture, loose, found, squares)
         if area is not None and len(squares) < self.max_looks and self.tokens >= look_cost(area):
             self.tokens -= look_cost(area)
             self.area_index = len(squares)
             squares.append(area)
-        for blob in self._unexplained(blobs, found):
+        for blob in loose:
             if len(squares) >= self.max_looks:
                 break
             x1, y1, x2, y2 = blob
@@ -209,14 +210,13 @@ class SecondLook:
         return self.inputs[index] if index < len(self.inputs) else None
 
     def _area_square(self, picture: Picture, blobs, found: np.ndarray, squares: list[Square]) -> Square | None:
-        """The square around the moving blobs that could be part of a face no found face
-        accounts for, when there are several (one alone gets its own look) and a face could
-        fill the box around them. Specks and the motion of found faces are left out: they would
-        keep the area look coming back (every ``retry_frames``) and spend the budget that small
-        faces' looks need."""
+        """The square around the moving ``blobs`` (those :meth:`_unexplained` leaves) that could
+        be part of a face no found face accounts for, when there are several (one alone gets its
+        own look) and a face could fill the box around them. Specks and the motion of found faces
+        are left out: they would keep the area look coming back (every ``retry_frames``) and
+        spend the budget that small faces' looks need."""
         if not self.area_share or self.frame - self.area_empty <= self.retry_frames:
             return None
-        blobs = self._unexplained(blobs, found)
         if len(blobs) < 2:
             return None
         area = (min(b[0] for b in blobs), min(b[1] for b in blobs), max(b[2] for b in blobs), max(b[3] for b in blobs))
