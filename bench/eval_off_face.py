@@ -20,6 +20,7 @@ Measured 2026-12-06 and 2026-12-07: docs/accuracy.md, "Detections off the face".
 
 from __future__ import annotations
 
+import json
 import sys
 import tempfile
 from collections import defaultdict
@@ -137,7 +138,7 @@ def record(media: Path, part: str, wide: bool = False, configs: dict | None = No
                         result = analyse(clip, config)
                         for frame, (faces, rect) in enumerate(zip(result.frames, rects)):
                             detections.extend({
-                                "scale": scale, "photo": path.name, "seed": seed,
+                                "scale": scale, "folder": folder, "photo": path.name, "seed": seed,
                                 "scene": SCENES[seed % len(backgrounds())], "frame": frame,
                                 "box": [round(v) for v in face["box"]], "score": round(face["score"], 3),
                                 "track": face["track"], "on": inside(face["box"], rect),
@@ -158,8 +159,15 @@ def after_rule(detections: list[dict], drop) -> tuple[int, dict[str, int]]:
 def main(argv: list[str] | None = None) -> int:
     parser = part_arguments("python -m bench.eval_off_face", __doc__.splitlines()[0])
     parser.add_argument("--wide", action="store_true", help="every photo on every scene, at 120 and 60 px too")
+    parser.add_argument("--second-look", type=json.loads, default={},
+                        help="JSON: second-look settings over the chosen configuration's, e.g. '{\"still_threshold\": 0}'")
+    parser.add_argument("--json", type=Path, help="write every detection here")
     args = parser.parse_args(argv)
-    detections = record(args.media, args.part, args.wide)
+    configs = eval_masks.CANDIDATES[eval_masks.CHOSEN]
+    if args.second_look:
+        configs = {**configs, "detect": {"second_look": {**configs.get("detect", {}).get("second_look", {}),
+                                                         **args.second_look}}}
+    detections = record(args.media, args.part, args.wide, configs)
     for d in detections:
         if not d["on"]:
             print(f"off the face: {d['scale']} {d['photo']} seed {d['seed']} ({d['scene']}) frame {d['frame']} "
@@ -171,6 +179,10 @@ def main(argv: list[str] | None = None) -> int:
     for name, drop in {"none dropped": lambda d: False, **RULES}.items():
         off, found = after_rule(detections, drop)
         print(f"{name}: off the face {off}; face found on " + ", ".join(f"{s} {n}" for s, n in found.items()))
+    _, masked = after_rule([d for d in detections if d["folder"] == "with_mask"], lambda d: False)
+    print("masked face found on " + ", ".join(f"{s} {n}" for s, n in masked.items()))
+    if args.json:
+        args.json.write_text(json.dumps(detections))
     return 0
 
 

@@ -427,7 +427,10 @@ def _candidate_table(masks: dict, costs: dict) -> list[str]:
                 "looks sized to their face)",
             "RetinaFace vouches for a look's weak boxes where the look kept no face":
                 "as above, and RetinaFace MobileNet-0.25 (MIT) on a look that kept no face but holds a SCRFD box of "
-                "0.1-0.3 on motion: docs/benchmarks.md (Second detector vouching)"}
+                "0.1-0.3 on motion: docs/benchmarks.md (Second detector vouching)",
+            "a look's weak boxes kept only where motion touches them":
+                "as above; the test reads the blobs the look was planned from: docs/benchmarks.md (A look's weak "
+                "boxes only on motion)"}
     lines = ["| candidate | licence | cost | split | masked found (frames) | bare found (frames) | "
              "mask right (clips judged) |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for name, parts in masks["candidates"].items():
