@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-REQS   := requirements.txt requirements-dev.txt requirements-nodeps.txt pyproject.toml
+REQS   := requirements.txt requirements-dev.txt requirements-nodeps.txt requirements-dev-nodeps.txt pyproject.toml
 
 # From npm, into build/ (never committed), in one install (a second --no-save install would
 # prune the first): axe-core (accessibility rules) for the browser tests, and s3rver (a real
@@ -19,7 +19,7 @@ $(STAMP): $(REQS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.txt -r requirements-dev.txt
-	$(PY) -m pip install -q --no-deps -r requirements-nodeps.txt
+	$(PY) -m pip install -q --no-deps -r requirements-nodeps.txt -r requirements-dev-nodeps.txt
 	$(PY) -m pip install -q --no-deps -e .
 	$(PY) -m workers.analytics.mask_convert
 	$(PY) -m workers.analytics.mask_train

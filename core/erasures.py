@@ -8,6 +8,8 @@ and only then marks the erasure done.
 
 from __future__ import annotations
 
+import re
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -65,14 +67,20 @@ class Erasures:
         with self.records.session() as s:
             s.execute(update(Erasure).where(Erasure.id == erasure_id).values(**fields))
 
-    def finish(self, erasure_id: str, report: dict) -> dict:
+    def finish(self, erasure_id: str, report: dict, wait_s: float = 60.0) -> dict:
         """The erasure is done: forget whom it looked for, make the database forget the
         deleted bytes, keep what it removed and how the database forgot (``database``).
         Marked done last: whoever reads "done" reads the whole report. Whom it looked for
         goes with the report first: an erasure found so (its task died in here, or the
         database refused) is only finished when it runs again (``tasks.erasure``)."""
+        report = {key: value for key, value in report.items() if key != "waiting_for_database"}
         self.set(erasure_id, name=None, vectors=None, report=report)
-        report = {**report, "database": self.forget_deleted()}
+        try:
+            database = self.forget_deleted(wait_s)
+        except DeadRowsHeld as held:       # the report says why it is not done yet
+            self.set(erasure_id, report={**report, "waiting_for_database": str(held)})
+            raise
+        report = {**report, "database": database}
         self.set(erasure_id, status="done", report=report, finished_at=datetime.now(timezone.utc))
         return report
 
@@ -89,7 +97,7 @@ class Erasures:
                              .where(Job.created_at <= moment).order_by(Job.created_at)).all()
         return [JobRef(*row) for row in rows]
 
-    def forget_deleted(self) -> str:
+    def forget_deleted(self, wait_s: float = 60.0) -> str:
         """Make the database drop the bytes of deleted rows; says what was done. SQLite runs
         with ``secure_delete`` (deleted content is zeroed in the file), but changed pages
         sit in the write-ahead log until a checkpoint: copy them into the file and truncate
@@ -101,10 +109,59 @@ class Erasures:
         # Every table a person's rows were deleted from or changed in: appearances held a face
         # crop of each of their tracks (gone with them, ON DELETE CASCADE).
         tables = ("identities", "face_embeddings", "appearances", "erasures", "jobs")
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-            for table in tables:
-                connection.execute(text(f"VACUUM FULL {table}"))
-        return f"{engine.dialect.name}: VACUUM FULL {', '.join(tables)}"
+        return _vacuum_full_postgresql(engine, tables, wait_s)
+
+
+class DeadRowsHeld(RuntimeError):
+    """PostgreSQL kept deleted rows an open transaction may still read: the erasure is not
+    over until it can drop them."""
+
+
+_KEPT = re.compile(r"(\d+) dead row versions cannot be removed yet")
+
+
+def _vacuum_full_postgresql(engine, tables: tuple[str, ...], wait_s: float) -> str:
+    """VACUUM FULL writes a table anew without its dead rows, but keeps any that a transaction
+    still open may read (its snapshot was taken before the delete): a long report query, or
+    any transaction left open, anywhere in the database, would keep the person's bytes in the
+    new file. VERBOSE says how many it kept: vacuum those tables again, once a second, until
+    none is kept; after ``wait_s``, raise ``DeadRowsHeld`` naming who holds them."""
+    deadline = time.monotonic() + wait_s
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        driver = connection.connection.driver_connection     # psycopg: VERBOSE comes as notices
+        details: list[str] = []
+
+        def note(diagnostic) -> None:    # read now: the diagnostic is freed after the call
+            details.append(diagnostic.message_detail or "")
+        driver.add_notice_handler(note)
+        try:
+            pending = list(tables)
+            while True:
+                kept = {}
+                for table in pending:
+                    details.clear()
+                    connection.execute(text(f"VACUUM (FULL, VERBOSE) {table}"))
+                    count = sum(int(n) for detail in details for n in _KEPT.findall(detail))
+                    if count:
+                        kept[table] = count
+                if not kept:
+                    return f"{engine.dialect.name}: VACUUM FULL {', '.join(tables)}"
+                if time.monotonic() >= deadline:
+                    raise DeadRowsHeld(_held_message(connection, kept, wait_s))
+                pending = list(kept)
+                time.sleep(1.0)
+        finally:
+            driver.remove_notice_handler(note)
+
+
+def _held_message(connection, kept: dict[str, int], wait_s: float) -> str:
+    holders = connection.execute(text(
+        "SELECT pid, state, xact_start FROM pg_stat_activity WHERE datname = current_database() "
+        "AND backend_xmin IS NOT NULL AND pid <> pg_backend_pid() ORDER BY xact_start")).all()
+    rows = ", ".join(f"{table}: {n}" for table, n in kept.items())
+    who = "; ".join(f"pid {pid} ({state}, since {start:%Y-%m-%d %H:%M:%S})" for pid, state, start in holders)
+    return (f"PostgreSQL still keeps deleted rows ({rows}) after {wait_s:.0f} s for transactions "
+            f"open since before the erasure: {who or 'none seen now'}")
 
 
 def _checkpoint_sqlite(engine, attempts: int = 50) -> str:

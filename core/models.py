@@ -1,13 +1,14 @@
 """The records' schema (SQLAlchemy ORM): jobs and their segments, the gallery (identities and
-their face embeddings), drawn videos and erasures; and the states a job and a segment go through.
-Other tables (users, alerts, appearances) declare themselves on the same ``Base``."""
+their face embeddings), drawn videos, erasures and the /metrics histograms' totals; and the
+states a job and a segment go through. Other tables (users, alerts, appearances) declare
+themselves on the same ``Base``."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, LargeBinary, String, Text, func
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Integer, LargeBinary, String, Text, func
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -185,3 +186,32 @@ class Erasure(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now, onupdate=_now)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+
+# The histograms kept (``Histogram.metric``), by their Prometheus names.
+SEGMENT_SECONDS = "vidfarm_segment_seconds"
+JOB_SECONDS = "vidfarm_job_seconds"
+
+
+class Histogram(Base):
+    """A /metrics histogram kept as running totals (``vidfarm_segment_seconds``,
+    ``vidfarm_job_seconds``): each segment or job adds its time when it ends done
+    (``core.records``), so the totals only grow. Counted from the rows at scrape time, deleting
+    a job lowered them, and Prometheus reads any drop as a counter reset (``rate()`` spikes).
+    Its finite buckets are ``histogram_buckets`` rows (made by the revision that made them);
+    ``count`` is its ``+Inf`` bucket."""
+    __tablename__ = "histograms"
+
+    metric: Mapped[str] = mapped_column(String(64), primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger, default=0)
+    sum: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class HistogramBucket(Base):
+    """The observations of a histogram at or below ``le`` seconds, ever (cumulative, as
+    Prometheus' ``_bucket``)."""
+    __tablename__ = "histogram_buckets"
+
+    metric: Mapped[str] = mapped_column(ForeignKey("histograms.metric", ondelete="CASCADE"), primary_key=True)
+    le: Mapped[float] = mapped_column(Float, primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -20,7 +20,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.gallery_records import GalleryRecords
-from core.models import ENDED_STATES, Job, JobVideo, Segment, _now
+from core.models import (ENDED_STATES, JOB_SECONDS, SEGMENT_SECONDS, Histogram, HistogramBucket, Job, JobVideo,
+                         Segment, _now, unix_seconds)
 
 # What a restart (a re-analysis) changes, kept so that one which could not be queued is undone.
 _RESTARTED_JOB_FIELDS = ("status", "error", "finished_at", "timing", "updated_at")
@@ -302,11 +303,18 @@ class Records(GalleryRecords):
             return s.get(Segment, (job_id, index))
 
     def set_segment(self, job_id: str, index: int, **fields) -> None:
+        """Update a segment's fields; one that ends done with its ``seconds`` adds them to
+        /metrics' segment histogram in the same transaction, once (a second worker finishing
+        it after the first, its worker given up for dead, rewrites the row, not the totals)."""
         if fields.get("status") in ENDED_STATES:
             fields.setdefault("finished_at", _now())
+        write = update(Segment).where(Segment.job_id == job_id, Segment.index == index).values(**fields)
         with self.session() as s:
-            s.execute(update(Segment).where(Segment.job_id == job_id, Segment.index == index)
-                      .values(**fields))
+            if fields.get("status") == "done" and fields.get("seconds") is not None:
+                if s.execute(write.where(Segment.status != "done")).rowcount:
+                    _observe(s, SEGMENT_SECONDS, fields["seconds"])
+                    return
+            s.execute(write)
 
     def start_segment(self, job_id: str, index: int, worker: str) -> tuple[Job, Segment] | None:
         """Mark a segment taken by ``worker`` and return its job and it, in one transaction
@@ -349,12 +357,30 @@ def _lock_job(s: Session, job_id: str, *where) -> bool:
 
 
 def _update_job(s: Session, job_id: str, timing: dict | None, fields: dict) -> None:
+    """A job that turns done adds its run's time to /metrics' job histogram, in the same
+    transaction, once (a job already done and written again is not counted again)."""
     if fields.get("status") in ENDED_STATES:
         fields.setdefault("finished_at", _now())
     if timing:     # read under the row lock, so two stages' timings never overwrite each other
         current = s.scalar(select(Job.timing).where(Job.id == job_id).with_for_update())
         fields["timing"] = {**(current or {}), **timing}
-    s.execute(update(Job).where(Job.id == job_id).values(**fields))
+    write = update(Job).where(Job.id == job_id).values(**fields)
+    if fields.get("status") == "done" and s.execute(write.where(Job.status != "done")).rowcount:
+        # From its latest run's start (``Job.run_started_at``) to its end, worked out by the
+        # database to the microsecond; never below 0: the two are read from different clocks.
+        elapsed = s.scalar(select(unix_seconds(Job.finished_at) - Job.run_started_at).where(Job.id == job_id))
+        _observe(s, JOB_SECONDS, max(0.0, elapsed))
+        return
+    s.execute(write)
+
+
+def _observe(s: Session, metric: str, seconds: float) -> None:
+    """Add one observation to a histogram's totals (``core.models.Histogram``): two UPDATEs that
+    add in the database, so concurrent workers never lose one another's."""
+    s.execute(update(Histogram).where(Histogram.metric == metric)
+              .values(count=Histogram.count + 1, sum=Histogram.sum + seconds))
+    s.execute(update(HistogramBucket).where(HistogramBucket.metric == metric, HistogramBucket.le >= seconds)
+              .values(count=HistogramBucket.count + 1))
 
 
 def _make_engine(url: str) -> Engine:

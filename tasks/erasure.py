@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 
-from core.erasures import Erasures, JobRef
+from core.erasures import DeadRowsHeld, Erasures, JobRef
 from core.models import ENDED_STATES
 from core.storage import analysis_key, face_crops_key, job_key, version_key
 from services import runtime
@@ -39,8 +39,7 @@ def erase(erasure_id: str, wait_s: float = 1.0) -> dict:
     if erasure is None or erasure.status == "done":
         return {"skipped": True}
     if erasure.name is None:       # cleared by an earlier run's finish, which did not end it
-        erasures.finish(erasure_id, erasure.report)
-        return {"done": erasure_id}
+        return _finish(erasures, erasure_id, erasure.report, wait_s)
     report = {**erasure.report, "jobs": dict(erasure.report.get("jobs", {}))}
     erasures.set(erasure_id, status="running")
     person = Person.from_bytes(erasure.name, erasure.vectors, report["embeddings_removed"],
@@ -66,7 +65,18 @@ def erase(erasure_id: str, wait_s: float = 1.0) -> dict:
         erase.apply_async((erasure_id, min(2 * wait_s, MAX_WAIT_S)), countdown=wait_s)
         return {"waiting": waiting + report["waiting_for_videos"]}
     del report["waiting_for_jobs"], report["waiting_for_videos"]
-    erasures.finish(erasure_id, report)
+    return _finish(erasures, erasure_id, report, wait_s)
+
+
+def _finish(erasures: Erasures, erasure_id: str, report: dict, wait_s: float) -> dict:
+    """The database forgets last; where an open transaction keeps it from dropping the deleted
+    rows past the finish's own wait, the erasure stays unfinished (its report says who holds
+    them) and runs again later."""
+    try:
+        erasures.finish(erasure_id, report)
+    except DeadRowsHeld:
+        erase.apply_async((erasure_id, min(2 * wait_s, MAX_WAIT_S)), countdown=wait_s)
+        return {"waiting": ["database"]}
     return {"done": erasure_id}
 
 

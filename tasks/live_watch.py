@@ -70,6 +70,10 @@ BEHIND_SEGMENTS = 3
 # How long a watch waits for the farm's Redis to answer again before it ends (as long as
 # Celery's result consumer rides out): it looks at each poll, so a stop still ends it at once.
 REDIS_AWAY_S = 20.0
+# How often the loop asks the farm's Redis whether it answers (a PING): at each poll it was 20
+# PINGs a second per watch. The answer stands meanwhile; a stop and the end after REDIS_AWAY_S
+# are still looked at each poll.
+PING_EVERY_S = 1.0
 REDIS_AWAY = "the farm's Redis does not answer"
 
 
@@ -208,12 +212,14 @@ class LiveWatch:
         self._failed: set[int] = set()
         self._status: CameraStatus | None = None
         self._behind: float | None = None
-        # Looked at before each look at the results: Celery's result backend retries a Redis
-        # that is away for 40 s and more (result_backend_always_retry, for the workers that
-        # store results), deaf to a stop, then raises; this answers at once.
+        # Asked before each look at the results (``_stored``) and whether Redis answers at all
+        # (a PING): Celery's result backend retries a Redis that is away for 40 s and more
+        # (result_backend_always_retry, for the workers that store results), deaf to a stop,
+        # then raises; this answers at once.
         self._redis = redis.Redis.from_url(app.conf.result_backend, socket_connect_timeout=1, socket_timeout=1)
         self._redis_away_since: float | None = None
         self._redis_ok = True
+        self._redis_asked_at: float | None = None      # monotonic: the last PING's
 
     # --- running -------------------------------------------------------------------------
 
@@ -320,26 +326,36 @@ class LiveWatch:
                 log.info("segment %d not queued: %s", segment.index, error)
         self.sent.append(_Sent(segment, result, time.monotonic()))
 
-    def _redis_answers(self) -> bool:
-        """A PING; the answer is kept (``_redis_ok``) for the loop's look at the results right after."""
-        try:
-            self._redis.ping()
-            self._redis_ok = True
-        except RedisError:
-            self._redis_ok = False
+    def _redis_answers(self, within_s: float = 0.0) -> bool:
+        """A PING, unless one was sent less than ``within_s`` ago: then its answer. The answer is
+        kept (``_redis_ok``) for the loop's look at the results right after."""
+        if self._redis_asked_at is None or time.monotonic() - self._redis_asked_at >= within_s:
+            try:
+                self._redis.ping()
+                self._redis_ok = True
+            except RedisError:
+                self._redis_ok = False
+            self._redis_asked_at = time.monotonic()
         return self._redis_ok
 
     def _redis_gone(self) -> bool:
         """Whether the farm's Redis has not answered for ``REDIS_AWAY_S`` (looked at while results
         are awaited, and then until it answers: the segments sent meanwhile fail at once, not
-        queued); says once when it stops answering."""
-        if (not self.sent and self._redis_away_since is None) or self._redis_answers():
+        queued), from the first PING it did not answer; asked every ``PING_EVERY_S``, the time
+        since looked at each poll. Says once when it stops answering."""
+        if (not self.sent and self._redis_away_since is None) or self._redis_answers(PING_EVERY_S):
             self._redis_away_since = None
             return False
         if self._redis_away_since is None:
-            self._redis_away_since = time.monotonic()
+            self._redis_away_since = self._redis_asked_at
             self.report(f"{REDIS_AWAY}: waiting up to {REDIS_AWAY_S:g} s for it")
         return time.monotonic() - self._redis_away_since >= REDIS_AWAY_S
+
+    def _stored(self, result) -> bool:
+        """Whether a task's result (or its start) is in the backend, asked with the watch's own
+        client: it fails at once (``RedisError``) where Redis went away since the last PING, so
+        Celery reads the result right after Redis answered, never into its 40 s of retries."""
+        return bool(self._redis.exists(app.backend.get_key_for_task(result.id)))
 
     def _collect(self, wait: bool, give_up_at: float | None = None) -> None:
         """Take the results that are in, in segment order (with ``wait``: all of them, those
@@ -350,12 +366,12 @@ class LiveWatch:
             try:
                 if head.result is None:
                     error, away = f"not queued: {REDIS_AWAY}", True
-                elif not (self._redis_answers() if wait else self._redis_ok):
-                    # (without wait: as ``_redis_gone`` found it just now, one PING a poll, not two)
+                elif not (self._redis_answers(PING_EVERY_S) if wait else self._redis_ok):
+                    # (without wait: as ``_redis_gone`` found it at most PING_EVERY_S ago)
                     if not wait:        # the loop looks again at its next poll (``_redis_gone``)
                         return
                     error, away = f"no result: {REDIS_AWAY}", True      # at the end: a stop must not wait on it
-                elif head.result.ready():
+                elif self._stored(head.result) and head.result.ready():
                     error = None if head.result.successful() else _one_line(head.result.result)
                     if error is None and head.result.result.get("fenced"):
                         error, fenced = head.result.result["fenced"], True     # dropped unanalysed: this owner is stale

@@ -9,6 +9,7 @@ policy has no `variables`; a validation using one would fail to evaluate here an
 from __future__ import annotations
 
 import copy
+from functools import lru_cache
 
 import celpy
 
@@ -24,14 +25,17 @@ def expressions(policy: dict) -> list[str]:
            [v["messageExpression"] for v in spec.get("validations", []) if "messageExpression" in v]
 
 
-def _evaluate(expression: str, activation: dict) -> object:
-    return _cel.program(_cel.compile(expression)).evaluate(celpy.json_to_cel(activation))
+@lru_cache(maxsize=None)
+def _program(expression: str):
+    """Compiled once: the same expressions are evaluated for every sample request."""
+    return _cel.program(_cel.compile(expression))
 
 
 def _holds(expression: str, activation: dict) -> bool:
-    """True only for a CEL true: false, a non-boolean and an error (failurePolicy Fail) deny."""
+    """True only for a CEL true: false, a non-boolean and an error (failurePolicy Fail) deny.
+    ``activation``: already CEL values (json_to_cel), converted once per request."""
     try:
-        result = _evaluate(expression, activation)
+        result = _program(expression).evaluate(activation)
     except celpy.CELEvalError:
         return False
     return isinstance(result, celpy.celtypes.BoolType) and bool(result)
@@ -49,7 +53,7 @@ def decide(policy: dict, binding: dict, request: dict, namespace_labels: dict) -
     in_scope = all(namespace_labels.get(k) == v for k, v in (selector.get("matchLabels") or {}).items())
     if not (matched and in_scope):
         return None
-    activation = {"request": request, "object": request["object"], "oldObject": request["oldObject"]}
+    activation = celpy.json_to_cel({"request": request, "object": request["object"], "oldObject": request["oldObject"]})
     if not all(_holds(c["expression"], activation) for c in spec.get("matchConditions", [])):
         return None
     return next((v.get("message", v["expression"]) for v in spec["validations"]

@@ -12,6 +12,7 @@ on the autoscaler's pod patches (tests/chart_admission.py), and the schema upgra
 from __future__ import annotations
 
 import sys
+from functools import lru_cache
 from pathlib import Path
 
 import helm_python as helm
@@ -37,14 +38,21 @@ def values_of(path: Path | None) -> dict:
 
 def render(values: dict, namespace: str = NAMESPACE) -> list[dict]:
     manifests = helm.Chart.load(CHART).render(values, name="vidfarm", namespace=namespace, is_install=True)
+    # libyaml's safe loader (PyYAML's pure-Python one took most of a render's time)
     return [doc for path, text in sorted(manifests.items()) if path.endswith((".yaml", ".yml"))
-            for doc in yaml.safe_load_all(text) if doc]
+            for doc in yaml.load_all(text, Loader=yaml.CSafeLoader) if doc]
 
 
 def lint_problems(values: dict) -> list[str]:
     report = helm.lint(CHART, values, strict=True, kube_version=f"v{KUBE_VERSION}")
     return [f"lint: {m['path']}: {m['error']}" for m in report["messages"] if m["severity"] >= 2] + \
            [f"lint: {error}" for error in report["errors"]]
+
+
+# kubernetes-validate reads and parses its schema files again for every object it validates
+# (the definitions file alone is megabytes of JSON): read once per process. jsonschema never
+# changes the schemas it is given.
+kubernetes_validate.utils.schema_contents = lru_cache(maxsize=None)(kubernetes_validate.utils.schema_contents)
 
 
 def schema_problems(objects: list[dict]) -> list[str]:

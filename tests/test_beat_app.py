@@ -63,3 +63,44 @@ def test_beat_of_that_app_sends_its_schedule_by_name_to_the_routed_queue(tmp_pat
         beat.terminate()
         beat.wait(timeout=30)
         redis.stop()
+
+
+def test_flower_as_the_farm_runs_it_lists_every_queue_with_only_an_ingest_worker(tmp_path):
+    """Flower lists the queues of the workers it knows (and the configured ones only while it
+    knows none): with the farm at rest, one worker on ``ingest`` and the autoscaled pools at 0,
+    its broker page and ``/api/queues/length`` listed ``ingest`` alone. Real Flower, as the
+    chart and `vidfarm up` start it, and a real worker on ``ingest`` alone."""
+    import base64
+    import urllib.request
+
+    from cli.farm import FLOWER_APP
+    from cli.redis_server import free_port
+    from tests.waiting import wait_until
+
+    assert chart_app("flower") == FLOWER_APP
+    redis = RedisServer(tmp_path / "redis").start()
+    env = child_env(REDIS_URL=redis.url, VIDFARM_DATA_DIR=str(tmp_path / "data"))
+    port, auth = free_port(), base64.b64encode(b"admin:a-password").decode()
+    started = []
+    try:
+        for name, args, extra in (("worker", ["tasks.beat_app", "worker", "-Q", "ingest", "--pool", "solo",
+                                              "-n", "ingest@flowertest"], {}),
+                                  ("flower", [FLOWER_APP, "flower", f"--port={port}", "--address=127.0.0.1"],
+                                   {"FLOWER_BASIC_AUTH": "admin:a-password"})):
+            with open(tmp_path / f"{name}.log", "w") as log:
+                started.append(subprocess.Popen([sys.executable, "-m", "celery", "-A", *args], cwd=repo_root(),
+                                                env={**env, **extra}, stdout=log, stderr=subprocess.STDOUT))
+
+        def api(path: str):
+            request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers={"Authorization": f"Basic {auth}"})
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return json.loads(response.read())
+        workers = wait_until(lambda: "ingest@flowertest" in api("/api/workers?refresh=1") and api("/api/workers"),
+                             120, "Flower to know the ingest worker", poll=0.5, tolerate=(OSError,))
+        assert [q["name"] for q in workers["ingest@flowertest"]["active_queues"]] == ["ingest"]
+        assert sorted(q["name"] for q in api("/api/queues/length")["active_queues"]) == ["cpu", "gpu", "ingest", "live"]
+    finally:
+        for process in started:
+            process.kill()
+            process.wait(timeout=30)
+        redis.stop()

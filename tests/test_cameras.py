@@ -259,6 +259,25 @@ def test_a_deleted_camera_leaves_nothing_behind(registry):
     assert registry.redis.keys(f"*{camera_id}*") == []
 
 
+def registry_reads(registry) -> int:
+    """HGETs the server has answered (its own count: ``INFO commandstats``)."""
+    return registry.redis.info("commandstats").get("cmdstat_hget", {}).get("calls", 0)
+
+
+def test_each_write_reads_the_registry_once_in_its_transaction(registry):
+    """An ingester's and a drawing worker's writes check that the camera is still registered
+    inside their transaction (WATCH), and only there: a look before it and one after it (a
+    delete that came between) are two more round trips that check nothing the WATCH does not."""
+    camera_id = registry.add("Once", "rtsp://cam/once")["id"]
+    for write in (lambda: registry.segment_done(camera_id, line(2.0), fps=15.0),
+                  lambda: registry.set_status(camera_id, "live"),
+                  lambda: registry.view_ready(camera_id, {"watch": "w", "segment": 0})):
+        before = registry_reads(registry)
+        write()
+        assert registry_reads(registry) - before == 1
+    registry.delete(camera_id)
+
+
 def test_percentiles():
     assert percentile([], 50) is None and percentile([2.5], 95) == 2.5
     assert percentile([1, 2, 3, 4], 50) == 2.5

@@ -222,7 +222,7 @@ class SecretsApi:
             config.close()
             self.server.shutdown()
         return [doc for path, text in sorted(manifests.items()) if path.endswith(".yaml")
-                for doc in yaml.safe_load_all(text) if doc]
+                for doc in yaml.load_all(text, Loader=yaml.CSafeLoader) if doc]
 
 
 def test_an_upgrade_keeps_every_credential(default_objects):

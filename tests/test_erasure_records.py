@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import event, text
 
 from core.appearances import Appearances, TrackAppearance
-from core.erasures import Erasures
+from core.erasures import DeadRowsHeld, Erasures
 from core.records import Records
 from services.jobs import job_view
 from tests.test_records import records, segments  # noqa: F401  (the fixture, on both databases)
@@ -94,19 +95,76 @@ def test_postgresql_rewrites_every_table_that_held_an_erased_persons_face(record
     reused: the erasure's VACUUM FULL writes anew each table that held the person, the people
     search index too (each of their tracks' face crop, deleted with them by ON DELETE CASCADE).
     The control: the crop is still in the index's pages after the deletion, before that."""
+    crop, job_id = a_person_with_a_face_crop(records)
+    erasures = Erasures(records)
+    erasure_id = erasures.start(NAME).erasure_id
+    assert Appearances(records).of_job(job_id) == {}          # gone with the person ...
+    assert pages_holding(records, "appearances", crop[:64]) == [0]   # ... but still in the page
+    erasures.finish(erasure_id, {})                           # the database forgets last
+    assert pages_holding(records, "appearances", crop[:64]) == []
+    assert pages_holding(records, "face_embeddings", VECTOR[:64]) == []
+
+
+def a_person_with_a_face_crop(records) -> tuple[bytes, str]:
+    """Zelda enrolled, and one of her tracks in the people search index with its face crop;
+    returns the crop and the track's job."""
     crop = b"zelda's face crop, a JPEG in the index row " * 12      # 528 bytes: kept in the row, not TOASTed
     records.add_embeddings(NAME, [VECTOR], ["zelda.jpg"], [None])
     job = records.add_job("clip.mp4", "jobs/x/source")
     track = TrackAppearance(track=1, identity=NAME, first_frame=0, last_frame=9, first_t=0.0, last_t=0.3,
                             thumbnail_frame=4, thumbnail=crop)
     assert Appearances(records).replace(job.id, 0, [track], shared_gallery=True)
+    return crop, job.id
+
+
+def a_snapshot_held_open(records):
+    """A transaction somewhere else in the database, its snapshot taken (a long report query on
+    a table the erasure never touches): PostgreSQL must keep every row deleted after it began
+    for as long as it may read them."""
+    holder = records.engine.connect()
+    holder.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
+    holder.execute(text("SELECT count(*) FROM segments")).scalar()
+    return holder
+
+
+@pytest.mark.parametrize("records", ["postgresql"], indirect=True)
+def test_postgresql_erasure_waits_for_a_transaction_that_could_still_read_the_deleted_rows(records):
+    """VACUUM FULL copies a dead row that an open snapshot may still read into the table's new
+    file: run while such a transaction is open, the face crop stayed. The erasure vacuums again
+    until PostgreSQL says it kept none (here: once the transaction ends, 1.5 s in)."""
+    crop, _ = a_person_with_a_face_crop(records)
+    holder = a_snapshot_held_open(records)
     erasures = Erasures(records)
     erasure_id = erasures.start(NAME).erasure_id
-    assert Appearances(records).of_job(job.id) == {}          # gone with the person ...
-    assert pages_holding(records, "appearances", crop[:64]) == [0]   # ... but still in the page
-    erasures.finish(erasure_id, {})                           # the database forgets last
+    ending = threading.Timer(1.5, holder.close)       # closing rolls the transaction back
+    ending.start()
+    try:
+        erasures.finish(erasure_id, {})
+    finally:
+        ending.join()
     assert pages_holding(records, "appearances", crop[:64]) == []
     assert pages_holding(records, "face_embeddings", VECTOR[:64]) == []
+
+
+@pytest.mark.parametrize("records", ["postgresql"], indirect=True)
+def test_postgresql_erasure_held_past_its_wait_is_not_done_and_says_who_holds_the_rows(records):
+    crop, _ = a_person_with_a_face_crop(records)
+    holder = a_snapshot_held_open(records)
+    erasures = Erasures(records)
+    erasure_id = erasures.start(NAME).erasure_id
+    try:
+        with pytest.raises(DeadRowsHeld, match=r"appearances: 1.*pid \d+ \(idle in transaction"):
+            erasures.finish(erasure_id, {}, wait_s=0.5)
+        held = erasures.get(erasure_id)
+        assert held.status != "done" and held.name is None         # whom it looked for: gone already
+        assert held.report["waiting_for_database"].startswith("PostgreSQL still keeps deleted rows")
+        assert pages_holding(records, "appearances", crop[:64]) == [0]
+    finally:
+        holder.close()
+    report = erasures.finish(erasure_id, held.report)                # the task's next run
+    assert "waiting_for_database" not in report and report["database"].startswith("postgresql: VACUUM FULL")
+    assert erasures.get(erasure_id).status == "done"
+    assert pages_holding(records, "appearances", crop[:64]) == []
 
 
 def test_a_video_of_older_results_never_replaces_a_newer_one(records):

@@ -455,6 +455,46 @@ def test_after_0010_a_delivery_pending_before_the_upgrade_is_due_and_the_sweep_t
 
 
 @both_dialects
+def test_after_0011_the_histograms_go_on_from_the_rows_of_before_and_a_delete_takes_nothing_back(new_database):
+    """0011_histogram_totals: /metrics' histograms start from what the records held, counted
+    as /metrics counted them (each segment with its time; each done job from its latest run's
+    start), so the series go on without a reset at the upgrade; a job deleted after it takes
+    nothing back."""
+    from core.models import Job, Segment
+    from core.records import Records
+    from tests.test_metrics_history import delete_job, scrape
+
+    url = new_database()
+    schema.upgrade(url, "0010_deliveries_next_attempt")
+    now = datetime.now(timezone.utc).replace(microsecond=250000)
+    jobs = [{"id": "a" * 32, "status": "done", "created_at": now - timedelta(seconds=3), "finished_at": now},
+            {"id": "b" * 32, "status": "done", "created_at": now - timedelta(days=2), "finished_at": now,
+             "timing": {"run_started": (now - timedelta(seconds=20)).timestamp()}},
+            {"id": "c" * 32, "status": "failed", "created_at": now - timedelta(seconds=3), "finished_at": now}]
+    segments = [{"job_id": "a" * 32, "index": i, "status": "done", "start_frame": i, "frames": 1, "pts": [i],
+                 "end_pts": i + 1, "seconds": seconds} for i, seconds in enumerate((1.5, 0.5, None))]
+    records = Records(url)
+    try:
+        with records.session() as s:
+            s.execute(sqlalchemy.insert(Job), [{"source_name": "a.mp4", "source_key": "jobs/a", **job} for job in jobs])
+            s.execute(sqlalchemy.insert(Segment), segments)
+        assert schema.upgrade(url) == "0010_deliveries_next_attempt"
+        expected = {("vidfarm_segment_seconds_count", ()): 2, ("vidfarm_segment_seconds_sum", ()): 2.0,
+                    ("vidfarm_segment_seconds_bucket", (("le", "1"),)): 1,
+                    ("vidfarm_segment_seconds_bucket", (("le", "2"),)): 2,
+                    ("vidfarm_job_seconds_count", ()): 2, ("vidfarm_job_seconds_sum", ()): pytest.approx(23, abs=1e-5),
+                    ("vidfarm_job_seconds_bucket", (("le", "5"),)): 1,
+                    ("vidfarm_job_seconds_bucket", (("le", "30"),)): 2}
+        assert {key: scrape(records)[key] for key in expected} == expected
+        delete_job(records, "a" * 32)
+        delete_job(records, "b" * 32)
+        assert {key: scrape(records)[key] for key in expected} == expected
+    finally:
+        records.engine.dispose()
+    downgrade(url, "0010_deliveries_next_attempt")
+
+
+@both_dialects
 def test_an_older_vidfarm_on_a_database_a_newer_one_upgraded_says_so_in_one_line(new_database, tmp_path):
     """Going back to an older release without putting back the backup: `vidfarm db current`
     called the database "behind", `vidfarm db upgrade` was Alembic's traceback ("Can't locate

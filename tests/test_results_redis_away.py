@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 from redis import Redis
@@ -111,4 +112,51 @@ def test_a_call_in_flight_when_redis_goes_is_a_503_and_the_next_one_after_it_is_
         if worker is not None:
             worker.stop()
         redis.stop()
+        restore_environment()
+
+
+def test_a_watch_pings_redis_about_once_a_second_and_still_finds_it_gone(tmp_path, monkeypatch):
+    """While a segment's result is awaited, the watch's loop asked whether the farm's Redis
+    answers with a PING at each 50 ms poll: 20 a second per camera. Twenty polls in a row (well
+    within a second) now cost one PING (two, on a machine that stalls between them), the result
+    still looked for at each one; once Redis goes, a look at the result fails at once (the
+    watch's own client, not Celery's 40 s of retries) and the watch finds Redis gone (here with
+    ``REDIS_AWAY_S`` at 0: the test looks at the check, not at the 20 s)."""
+    import uuid
+
+    import tasks.live_watch
+    from tasks.app import app
+    from tasks.live_watch import LiveWatch, _Sent
+    from tests.conftest import use_farm_environment
+
+    (tmp_path / "data").mkdir()
+    server = RedisServer(tmp_path / "redis").start()
+    probe = Redis.from_url(server.url)
+    watch = None
+    try:
+        use_farm_environment(monkeypatch, server.url, tmp_path / "data")
+        watch = LiveWatch("rtsp://127.0.0.1:9/none", tmp_path / "out", keep_results=False)
+        awaited = _Sent(None, app.AsyncResult(uuid.uuid4().hex), time.monotonic())    # no worker: it never comes
+        watch.sent.append(awaited)
+
+        def pings() -> int:
+            return probe.info("commandstats").get("cmdstat_ping", {}).get("calls", 0)
+        before = pings()
+        for _ in range(20):
+            assert not watch._redis_gone()
+            watch._collect(wait=False)
+        assert pings() - before <= 2
+        assert list(watch.sent) == [awaited]
+        monkeypatch.setattr(tasks.live_watch, "REDIS_AWAY_S", 0.0)
+        probe.close()
+        server.stop()
+        watch._collect(wait=False)       # Redis answered a PING less than a second ago: the look itself fails
+        assert list(watch.sent) == [awaited]
+        wait_until(watch._redis_gone, 30, "the watch to find Redis gone")
+    finally:
+        if watch is not None:
+            watch._redis.close()
+        probe.close()
+        server.stop()
+        monkeypatch.undo()
         restore_environment()

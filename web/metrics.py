@@ -1,6 +1,7 @@
 """Prometheus metrics at /metrics (behind the same login/token guard as everything else:
-give Prometheus a bearer token). Computed at scrape time from Redis and the records, so every
-gunicorn process answers the same and nothing has to be shared between them.
+give Prometheus a bearer token). Read at scrape time from Redis and the records (the
+histograms: running totals the records keep), so every gunicorn process answers the same,
+after a restart too, and nothing has to be shared between them.
 
 Queue and worker gauges cost one broadcast to the workers per scrape, over one broker
 connection per web process (``SharedObserver``), not one per scrape.
@@ -17,9 +18,10 @@ from datetime import datetime, timedelta, timezone
 from flask import Blueprint, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
-from sqlalchemy import case, func, select
+from sqlalchemy import func, select
 
-from core.models import JOB_STATES, SEGMENT_STATES, Job, Segment, unix_seconds
+from core.models import (JOB_SECONDS, JOB_STATES, SEGMENT_SECONDS, SEGMENT_STATES, Histogram, HistogramBucket, Job,
+                         Segment)
 from core.records import Records
 
 from web.context import farm
@@ -28,13 +30,11 @@ metrics = Blueprint("metrics", __name__)
 log = logging.getLogger(__name__)
 
 QUEUES = ("live", "ingest", "cpu", "gpu")   # celeryconfig.task_queues (tests/test_api.py checks)
-SEGMENT_BUCKETS = (1, 2, 5, 10, 20, 30, 60, 120, 300, 600)
-JOB_BUCKETS = (5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200)
 _BROKER_UP = "1: the queue and worker gauges were read from the broker; 0: it did not answer, they are absent."
 
 
 def _histogram(name: str, documentation: str, counted: dict) -> HistogramMetricFamily:
-    buckets = [(str(b), n) for b, n in counted["buckets"]] + [("+Inf", counted["count"])]
+    buckets = counted["buckets"] + [("+Inf", counted["count"])]
     return HistogramMetricFamily(name, documentation, buckets=buckets, sum_value=float(counted["sum"]))
 
 
@@ -87,8 +87,8 @@ class FarmCollector:
         yield segments
         yield GaugeMetricFamily("vidfarm_frames_per_second", "Frames analysed per second over the last minute.",
                                 value=snapshot["frames_per_second"])
-        yield _histogram("vidfarm_segment_seconds", "Time to process one segment.", snapshot["segment_seconds"])
-        yield _histogram("vidfarm_job_seconds", "Submit (or re-analysis) to done, per job's latest run.",
+        yield _histogram(SEGMENT_SECONDS, "Time to process one segment.", snapshot["segment_seconds"])
+        yield _histogram(JOB_SECONDS, "Submit (or re-analysis) to done, per job's latest run.",
                          snapshot["job_seconds"])
 
         if not self.redis_url:
@@ -129,41 +129,28 @@ def metrics_snapshot(records: Records, window_s: float = 60.0) -> dict:
     histograms of every segment's and job's duration, and the frames finished within the
     last ``window_s`` seconds.
 
-    The histograms count every record, not a window of the latest ones: a window's count stops
-    at its size, and Prometheus' ``rate()`` of it then reads 0. A job analysed again is timed by
-    that run (from ``run_started``), not from its upload days before."""
+    The histograms are running totals kept as segments and jobs end (``core.records``), not
+    counted from the rows: deleting a job took its times back, and Prometheus read the drop as
+    a counter reset. Each run of a job analysed again is timed from that run's start, not
+    from its upload days before."""
     since = datetime.now(timezone.utc) - timedelta(seconds=window_s)
     with records.session() as s:
         jobs = dict.fromkeys(JOB_STATES, 0) | dict(
             s.execute(select(Job.status, func.count()).group_by(Job.status)).all())
         segments = dict.fromkeys(SEGMENT_STATES, 0) | dict(
             s.execute(select(Segment.status, func.count()).group_by(Segment.status)).all())
-        segment_seconds = _segment_histogram(s)
-        job_seconds = _job_histogram(s)
+        segment_seconds = _histogram_totals(s, SEGMENT_SECONDS)
+        job_seconds = _histogram_totals(s, JOB_SECONDS)
         recent_frames = s.scalar(select(func.coalesce(func.sum(Segment.frames), 0)).where(
             Segment.status == "done", Segment.finished_at >= since)) or 0
     return {"jobs": jobs, "segments": segments, "segment_seconds": segment_seconds,
             "job_seconds": job_seconds, "frames_per_second": recent_frames / window_s}
 
 
-def _segment_histogram(session) -> dict:
-    return _counted(session, Segment.seconds, SEGMENT_BUCKETS, Segment.seconds.is_not(None))
-
-
-def _job_histogram(session) -> dict:
-    """Each done job from its latest run's start (``Job.run_started_at``) to its end."""
-    elapsed = unix_seconds(Job.finished_at) - Job.run_started_at
-    seconds = case((elapsed < 0, 0.0), else_=elapsed)      # its start and end are read from different clocks
-    return _counted(session, seconds, JOB_BUCKETS, (Job.status == "done") & Job.finished_at.is_not(None))
-
-
-def _counted(session, seconds, buckets: tuple, where) -> dict:
-    """Counted by the database: one row back, whatever the number of rows. Each row's seconds
-    are worked out once (a materialized CTE, SQLite 3.35+ and PostgreSQL 12+), not once per
-    bucket: SQLite inlines a plain subquery (100,000 jobs: 0.68 s of CPU against 0.11 s)."""
-    timed = select(seconds.label("seconds")).where(where).cte("timed").prefix_with("MATERIALIZED")
-    row = session.execute(select(
-        func.count(), func.coalesce(func.sum(timed.c.seconds), 0.0),
-        *(func.coalesce(func.sum(case((timed.c.seconds <= b, 1), else_=0)), 0) for b in buckets),
-    )).one()
-    return {"count": row[0], "sum": float(row[1]), "buckets": list(zip(buckets, row[2:]))}
+def _histogram_totals(session, metric: str) -> dict:
+    """A histogram's running totals (``core.models.Histogram``, added to as segments and jobs
+    end): they only grow, whatever is deleted, as Prometheus expects of a histogram."""
+    totals = session.get(Histogram, metric)
+    bounds = session.execute(select(HistogramBucket.le, HistogramBucket.count)
+                             .where(HistogramBucket.metric == metric).order_by(HistogramBucket.le)).all()
+    return {"count": totals.count, "sum": totals.sum, "buckets": [(f"{le:g}", count) for le, count in bounds]}

@@ -2,8 +2,8 @@
 
 FFmpeg's probe only estimates a rate, and a 29.97 fps H.264 stream with B-frames whose timing
 info counts half-frames reads as 59.94 there. Uploads (``workers.media``) and live cameras
-(``workers.live``) both read the rate from the times instead; this module is theirs in common,
-so neither imports the other for it.
+(``workers.live``: the segmenter, and a browser camera's encoder) all read the rate from the
+times instead; this module is theirs in common, so none imports another for it.
 """
 
 from __future__ import annotations
@@ -24,3 +24,11 @@ def frame_ticks(pts: list[int]) -> int | None:
 def frame_rate(ticks: int, time_base: Fraction) -> float:
     """Frames a second, for a frame interval in ticks of ``time_base``."""
     return 1 / float(ticks * time_base)
+
+
+def encoder_rate(pts: list[int], time_base: Fraction, default: Fraction = Fraction(30)) -> Fraction:
+    """The rate an encoder is opened with, from the first frames' times (``frame_ticks``):
+    exact for whole ticks, a rate such as 30000/1001 kept so (an encoder wants a fraction);
+    ``default`` where the times say none."""
+    ticks = frame_ticks(pts)
+    return default if ticks is None else (1 / (ticks * time_base)).limit_denominator(1001)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-import statistics
 import threading
 import time
 from collections import deque
@@ -30,6 +29,7 @@ from typing import Callable
 
 import av
 
+from workers.frame_timing import encoder_rate
 from workers.live.segmenter import RollingSegmenter
 from workers.live.source import CameraStatus
 
@@ -199,11 +199,9 @@ class _Encoder:
 
 
 def _frame_rate(frames: list[av.VideoFrame]) -> Fraction:
-    steps = [b.pts - a.pts for a, b in zip(frames, frames[1:]) if b.pts > a.pts]
-    if not steps:
-        return Fraction(30)
-    rate = 1 / (statistics.median(steps) * (frames[0].time_base or Fraction(1, 90000)))
-    return Fraction(rate).limit_denominator(1001)
+    """The browser's frame rate as its first pictures' times say (RTP's 90 kHz clock unless
+    they name another), read as an upload's or a camera's is."""
+    return encoder_rate([frame.pts for frame in frames], frames[0].time_base or Fraction(1, 90000))
 
 
 def _one_line(exc: Exception) -> str:
