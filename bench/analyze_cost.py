@@ -20,6 +20,8 @@ the mean of three (the lower-face cue, mirrored MobileNetV2): its own section.
 (``continue_faces``): its own section.
 ``--side``: instead, the whole chain with follow-up looks at the whole square that found their
 face and sized to it (``follow_side``): its own section.
+``--still``: instead, the whole chain with a look's weak boxes kept anywhere and only where a moving
+blob overlaps them (``still_threshold``): its own section.
 ``--contrast``: instead, the whole chain without and with the mask gate's contrast floor
 (``min_contrast``: a face too dark to judge gets no mask label): its own section.
 ``--confirm``: instead, the whole chain without and with RetinaFace vouching for a look's weak
@@ -57,6 +59,8 @@ SIDE_CHAINS = {"before": {"detect": {"second_look": {"follow_side": 0}}}, "after
 CONTRAST_CHAINS = {"before": {"mask": {"quality": {"min_score": 0.3, "min_contrast": 0}}}, "after": {}}
 # --confirm: the whole chain without and with the second detector in the looks (RetinaFace, the default).
 CONFIRM_CHAINS = {"before": {"detect": {"second_look": {"confirm": "none"}}}, "after": {}}
+# --still: the whole chain with a look's weak boxes kept anywhere and only touching motion (the default).
+STILL_CHAINS = {"before": {"detect": {"second_look": {"still_threshold": 0}}}, "after": {}}
 ROUNDS = 5          # alternations: CPU time on a shared machine still varies by a few per cent a run
 TARGET_RATIO = 1.10
 
@@ -234,6 +238,11 @@ WITHOUT_WITH = {
                   "It runs only on such a look (at most one run a look; the looks' 2 % budget does not count its runs): the "
                   "ratio is its cost where it ran. Faces: detections over the clip; tracks: without / with; "
                   "second detector runs: over one pass of the clip, without / with."),
+    "--still": ("A look's weak boxes only on motion: analyze cost on ordinary footage",
+                "with a second look's boxes under the first pass's threshold kept anywhere (`still_threshold` 0) "
+                "and only where a moving blob overlaps them (`still_threshold` 0.5)",
+                "The test reads the blobs the look was planned from: no detector run is added or removed by it, "
+                "only the boxes kept. Faces: detections over the clip; tracks: without / with."),
     "--contrast": ("Dark faces left unlabelled: analyze cost on ordinary footage",
                    "without (`min_contrast` 0) and with the mask gate's contrast floor (a sampled face whose aligned "
                    "grey levels spread less than the floor gets no mask vote: `workers/analytics/quality.py`)",
@@ -259,7 +268,8 @@ def main(argv: list[str]) -> int:
     elif any(flag in argv for flag in WITHOUT_WITH):
         flag = next(f for f in WITHOUT_WITH if f in argv)
         rows = measure(media, {"--follow": FOLLOW_CHAINS, "--gaps": GAP_CHAINS, "--contrast": CONTRAST_CHAINS,
-                               "--side": SIDE_CHAINS, "--confirm": CONFIRM_CHAINS}[flag])
+                               "--side": SIDE_CHAINS, "--confirm": CONFIRM_CHAINS,
+                               "--still": STILL_CHAINS}[flag])
         text = without_with_markdown(flag, rows, (load_before, os.getloadavg()[0]))
     elif "--area" in argv:
         rows = measure(media, AREA_CHAINS, ("detect",))

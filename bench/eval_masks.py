@@ -29,7 +29,10 @@ NO_GAPS = {"track": {"max_gap_frames": 0}}
 # measured it without the first pass's finds continuing a followed face, 402 masked tuning
 # frames against 403, is in docs/benchmarks.md).
 # And before RetinaFace vouched for a look's weak boxes (issue 14: `confirm`, the default since).
-NO_CONFIRM = {"confirm": "none"}
+# And before a look's weak boxes had to touch motion (issue 14, detections off the face:
+# `still_threshold`, the default since).
+STILL_ANYWHERE = {"still_threshold": 0}
+NO_CONFIRM = {"confirm": "none", **STILL_ANYWHERE}
 AS_ANY_LOOK = {"continue_faces": False, "follow_side": 0, **NO_CONFIRM}
 CANDIDATES = {
     "before (one pass, MobileNetV2)": {"detect": {"second_look": {"enabled": False}},
@@ -50,9 +53,11 @@ CANDIDATES = {
                                                          "mask": {"method": "ensemble"}},
     "follow-up looks sized to their face, followed through the first pass's finds": {
         "detect": {"second_look": NO_CONFIRM}, "mask": {"method": "ensemble"}},
-    "RetinaFace vouches for a look's weak boxes where the look kept no face": {"mask": {"method": "ensemble"}},
+    "RetinaFace vouches for a look's weak boxes where the look kept no face": {
+        "detect": {"second_look": STILL_ANYWHERE}, "mask": {"method": "ensemble"}},
+    "a look's weak boxes kept only where motion touches them": {"mask": {"method": "ensemble"}},
 }
-CHOSEN = "RetinaFace vouches for a look's weak boxes where the look kept no face"
+CHOSEN = "a look's weak boxes kept only where motion touches them"
 
 
 def _empty() -> dict:

@@ -86,18 +86,22 @@ def test_eval_mask_quality_drops_only_the_samples_under_the_contrast_floor():
     assert darkened(np.full((2, 2, 3), 200, np.uint8), 0.12).max() == 24
 
 
-@pytest.mark.parametrize("argv", [["--part", "test"], ["--part=test"]])
-def test_eval_off_face_takes_the_part_as_its_docstring_writes_it(monkeypatch, argv):
+@pytest.mark.parametrize("argv, wide", [(["--part", "test"], False), (["--part=test", "--wide"], True)])
+def test_eval_off_face_takes_the_part_as_its_docstring_writes_it(monkeypatch, argv, wide):
     from bench import eval_off_face
+    from bench.eval_masks import CANDIDATES, CHOSEN
 
-    assert asked_of(monkeypatch, eval_off_face, "record", argv) == (MEDIA, "test")
+    assert asked_of(monkeypatch, eval_off_face, "record", argv) == (MEDIA, "test", wide, CANDIDATES[CHOSEN])
+    # --second-look: settings over the chosen configuration's.
+    configs = asked_of(monkeypatch, eval_off_face, "record", argv + ["--second-look", '{"still_threshold": 0}'])[3]
+    assert configs["detect"]["second_look"] == {"still_threshold": 0}
 
 
 def test_eval_off_face_counts_what_a_rule_drops_and_the_face_frames_it_costs():
     from bench.eval_off_face import RULES, after_rule
 
     def det(frame, on, score, track):
-        return {"scale": "40 px", "photo": "a.jpg", "frame": frame, "on": on, "score": score, "track": track}
+        return {"scale": "40 px", "photo": "a.jpg", "seed": 0, "frame": frame, "on": on, "score": score, "track": track}
 
     detections = [det(0, True, 0.9, None),          # the first frame: not counted as found
                   det(1, True, 0.31, None), det(2, True, 0.6, 3), det(2, False, 0.32, None), det(3, False, 0.4, None)]

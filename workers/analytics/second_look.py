@@ -84,6 +84,7 @@ class SecondLook:
         self.threshold, self.follow_threshold, self.follow_reach = (config.threshold, config.follow_threshold,
                                                                     config.follow_reach)
         self.continue_faces, self.follow_side = config.continue_faces, config.follow_side
+        self.still_threshold = config.still_threshold
         self.region_input = config.region_input
         # The faces to follow on the next frame, and those being followed on this one.
         self.follow: list[Followed] = []
@@ -245,7 +246,7 @@ class SecondLook:
         planned order) are faces: those at the look threshold; in a follow-up look only those
         of its face's size (a box of another size there is the scene, most likely: on the
         tuning split they were all off the face), and the one that continues its face
-        (:meth:`continuation`), weak or not."""
+        (:meth:`continuation`), weak or not; under ``still_threshold`` only on a moving blob."""
         boxes = np.asarray(boxes, np.float64).reshape(-1, 5)
         keep = boxes[:, 4] >= self.threshold
         if self.continue_faces and index < len(self.following):
@@ -254,7 +255,7 @@ class SecondLook:
             row = self.continuation(face, boxes)
             if row is not None:
                 keep[row] = True
-        return keep
+        return keep & self.not_still(boxes)
 
     def continuation(self, face: Followed, boxes: np.ndarray) -> int | None:
         """The row of ``boxes`` that continues ``face``, of those of its size: the nearest to
@@ -266,13 +267,28 @@ class SecondLook:
         height = box_height(face.box)
         px, py = face.predicted()
         distance = np.hypot((boxes[:, 0] + boxes[:, 2]) / 2 - px, (boxes[:, 1] + boxes[:, 3]) / 2 - py) / height
-        like, strong = _like(face, boxes), boxes[:, 4] >= self.threshold
+        like, strong = _like(face, boxes), (boxes[:, 4] >= self.threshold) & self.not_still(boxes)
         weak = (~strong & (boxes[:, 4] >= self.follow_threshold) & (distance <= self.follow_reach)
                 & self.on_motion(boxes))
         for candidates in (like & strong, like & weak):
             if candidates.any():
                 return int(np.flatnonzero(candidates)[np.argmin(distance[candidates])])
         return None
+
+    def not_still(self, boxes: np.ndarray) -> np.ndarray:
+        """Per box: whether a look may keep it as a face: at ``still_threshold`` (what the first
+        pass keeps), or touching a moving blob. On the tuning split's widened clips most boxes off
+        the face were a still thing of the scene that a look took for a face beside the moving
+        photo and the follow-up looks then kept finding where it stood, frame after frame. Touching,
+        not its centre on one: a close-up moves as eye- and mouth-sized blobs, its centre between
+        them (tuning: 5 close-up frames lost, and 4 of a masked face at 220 px)."""
+        return (boxes[:, 4] >= self.still_threshold) | self.touches_motion(boxes)
+
+    def touches_motion(self, boxes: np.ndarray) -> np.ndarray:
+        """Per box ([x1, y1, x2, y2, ...] rows, source pixels): whether a moving blob of this
+        frame overlaps it."""
+        return np.array([any(b[0] < box[2] and box[0] < b[2] and b[1] < box[3] and box[1] < b[3] for b in self.blobs)
+                         for box in boxes], bool).reshape(-1)
 
     def on_motion(self, boxes: np.ndarray) -> np.ndarray:
         """Per box ([x1, y1, x2, y2, ...] rows, source pixels): whether its centre lies on a
