@@ -78,7 +78,9 @@ MOVING = [(110.0, 90.0, 145.0, 125.0)]
     ([100, 100, 110, 112, 0.25], True, False),     # weak, where it was (1.7 face heights off)
     ([118, 100, 142, 124, 0.25], True, False),     # weak, twice its size
     ([120, 100, 130, 112, 0.15], True, False),     # under follow_threshold
-    ([150, 140, 160, 152, 0.45], True, True),      # strong, of its size, elsewhere in the look
+    ([150, 140, 160, 152, 0.45], True, False),     # strong for a look, elsewhere, but under the first
+                                                   # pass's threshold and off every moving blob: a still thing
+    ([150, 140, 160, 152, 0.55], True, True),      # as strong as the first pass wants, of its size, elsewhere
     ([90, 80, 150, 140, 0.45], True, False),       # strong, five times its size: the scene
     ([120, 100, 130, 112, 0.25], False, False),    # weak in an exploratory look
     ([90, 80, 150, 140, 0.45], False, True),       # strong in an exploratory look: any size
