@@ -393,6 +393,8 @@ class LiveWatch:
             self._take(head.segment, error, fenced, away)
             if not away:
                 head.result.forget()
+            elif head.result is not None:
+                _let_go(head.result)
 
     # --- one result ----------------------------------------------------------------------
 
@@ -492,6 +494,15 @@ class LiveWatch:
             files.append(out)
         media.concat_segments(files, [media.SegmentTiming(s.pts, s.end_pts) for s in self.received], TIMELINE,
                               self.out_dir / "annotated.mp4")
+
+
+def _let_go(result) -> None:
+    """Drop a result the farm's Redis took away with it, without a word to Redis: a Celery
+    AsyncResult, when collected, unsubscribes from its result's channel, and retries a Redis
+    that is away for 40 s and more, deaf to a stop (a watch outlived its SIGTERM so, or printed
+    Celery's traceback as it exited)."""
+    app.backend._remove_pending_result(result)
+    result.backend = None
 
 
 def check_live_workers() -> None:

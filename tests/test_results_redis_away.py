@@ -160,3 +160,40 @@ def test_a_watch_pings_redis_about_once_a_second_and_still_finds_it_gone(tmp_pat
         server.stop()
         monkeypatch.undo()
         restore_environment()
+
+
+def test_a_result_given_up_with_redis_away_is_let_go_without_a_word_to_redis(tmp_path, monkeypatch):
+    """A segment queued (its result's channel subscribed), then Redis gone: the watch gives its
+    result up. Dropped as it was, the AsyncResult unsubscribed when collected, and Celery
+    retried the dead Redis for 40 s and more, deaf to a signal: a watch printed "done" after
+    SIGTERM and then did not exit (or printed a traceback from ``__del__``)."""
+    import gc
+
+    from tasks.app import app
+    from tasks.live_watch import LiveWatch, _Sent
+    from tests.conftest import use_farm_environment
+
+    (tmp_path / "data").mkdir()
+    server = RedisServer(tmp_path / "redis").start()
+    watch = None
+    try:
+        use_farm_environment(monkeypatch, server.url, tmp_path / "data")
+        watch = LiveWatch("rtsp://127.0.0.1:9/none", tmp_path / "out", keep_results=False)
+        result = app.send_task("vidfarm.live_segment", ("never run",), queue="nobody")   # subscribes its channel
+        watch.sent.append(_Sent(None, result, time.monotonic()))
+        taken = []
+        monkeypatch.setattr(watch, "_take", lambda segment, error, fenced, away: taken.append((error, away)))
+        asked = []      # what Celery would ask the dead Redis (for 40 s): recorded, not sent
+        monkeypatch.setattr(app.backend.result_consumer, "cancel_for", asked.append)
+        server.stop()
+        watch._collect(wait=True)
+        assert taken == [("no result: the farm's Redis does not answer", True)] and not watch.sent
+        del result
+        gc.collect()
+        assert asked == []
+    finally:
+        if watch is not None:
+            watch._redis.close()
+        server.stop()
+        monkeypatch.undo()
+        restore_environment()
