@@ -241,8 +241,9 @@ WITHOUT_WITH = {
     "--still": ("A look's weak boxes only on motion: analyze cost on ordinary footage",
                 "with a second look's boxes under the first pass's threshold kept anywhere (`still_threshold` 0) "
                 "and only where a moving blob overlaps them (`still_threshold` 0.5)",
-                "The test reads the blobs the look was planned from: no detector run is added or removed by it, "
-                "only the boxes kept. Faces: detections over the clip; tracks: without / with."),
+                "The test reads the blobs the look was planned from; the boxes it drops can change later looks "
+                "(fewer faces followed, a look recorded empty, RetinaFace asked where a look kept nothing). "
+                "Faces: detections over the clip; tracks: without / with."),
     "--contrast": ("Dark faces left unlabelled: analyze cost on ordinary footage",
                    "without (`min_contrast` 0) and with the mask gate's contrast floor (a sampled face whose aligned "
                    "grey levels spread less than the floor gets no mask vote: `workers/analytics/quality.py`)",

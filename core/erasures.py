@@ -8,7 +8,6 @@ and only then marks the erasure done.
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -67,7 +66,7 @@ class Erasures:
         with self.records.session() as s:
             s.execute(update(Erasure).where(Erasure.id == erasure_id).values(**fields))
 
-    def finish(self, erasure_id: str, report: dict, wait_s: float = 60.0) -> dict:
+    def finish(self, erasure_id: str, report: dict, wait_s: float = 10.0) -> dict:
         """The erasure is done: forget whom it looked for, make the database forget the
         deleted bytes, keep what it removed and how the database forgot (``database``).
         Marked done last: whoever reads "done" reads the whole report. Whom it looked for
@@ -97,7 +96,7 @@ class Erasures:
                              .where(Job.created_at <= moment).order_by(Job.created_at)).all()
         return [JobRef(*row) for row in rows]
 
-    def forget_deleted(self, wait_s: float = 60.0) -> str:
+    def forget_deleted(self, wait_s: float = 10.0) -> str:
         """Make the database drop the bytes of deleted rows; says what was done. SQLite runs
         with ``secure_delete`` (deleted content is zeroed in the file), but changed pages
         sit in the write-ahead log until a checkpoint: copy them into the file and truncate
@@ -113,55 +112,58 @@ class Erasures:
 
 
 class DeadRowsHeld(RuntimeError):
-    """PostgreSQL kept deleted rows an open transaction may still read: the erasure is not
-    over until it can drop them."""
+    """PostgreSQL cannot drop the deleted rows yet (a transaction open since before the
+    erasure may still read them, or holds a table's lock): the erasure is not over."""
 
 
-_KEPT = re.compile(r"(\d+) dead row versions cannot be removed yet")
+LOCK_WAIT_MS = 2000      # VACUUM FULL needs its table alone: queued longer, every query of the farm queues behind it
 
 
 def _vacuum_full_postgresql(engine, tables: tuple[str, ...], wait_s: float) -> str:
-    """VACUUM FULL writes a table anew without its dead rows, but keeps any that a transaction
-    still open may read (its snapshot was taken before the delete): a long report query, or
-    any transaction left open, anywhere in the database, would keep the person's bytes in the
-    new file. VERBOSE says how many it kept: vacuum those tables again, once a second, until
-    none is kept; after ``wait_s``, raise ``DeadRowsHeld`` naming who holds them."""
+    """VACUUM FULL writes a table anew without its dead rows, but copies any that a transaction
+    open since before the deletion may still read (a long report query, a session left idle in
+    transaction, anywhere in the database): the person's bytes would stay, in the new file. So
+    wait until every transaction that began before now (after the erasure's last change) has
+    ended, then rewrite each table, waiting at most ``LOCK_WAIT_MS`` for its lock (a table still
+    locked is tried again). After ``wait_s``, raise ``DeadRowsHeld`` naming who holds them."""
     deadline = time.monotonic() + wait_s
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        driver = connection.connection.driver_connection     # psycopg: VERBOSE comes as notices
-        details: list[str] = []
-
-        def note(diagnostic) -> None:    # read now: the diagnostic is freed after the call
-            details.append(diagnostic.message_detail or "")
-        driver.add_notice_handler(note)
-        try:
-            pending = list(tables)
-            while True:
-                kept = {}
-                for table in pending:
-                    details.clear()
-                    connection.execute(text(f"VACUUM (FULL, VERBOSE) {table}"))
-                    count = sum(int(n) for detail in details for n in _KEPT.findall(detail))
-                    if count:
-                        kept[table] = count
-                if not kept:
+        since = connection.execute(text("SELECT clock_timestamp()")).scalar()
+        connection.execute(text(f"SET lock_timeout = {LOCK_WAIT_MS}"))
+        pending = list(tables)
+        while True:
+            older = _transactions_before(connection, since)
+            if not older:
+                pending = [table for table in pending if not _rewritten(connection, table)]
+                if not pending:
                     return f"{engine.dialect.name}: VACUUM FULL {', '.join(tables)}"
-                if time.monotonic() >= deadline:
-                    raise DeadRowsHeld(_held_message(connection, kept, wait_s))
-                pending = list(kept)
-                time.sleep(1.0)
-        finally:
-            driver.remove_notice_handler(note)
+            if time.monotonic() >= deadline:
+                who = "; ".join(f"pid {pid} ({state}, since {start:%Y-%m-%d %H:%M:%S})" for pid, state, start in older)
+                raise DeadRowsHeld(f"PostgreSQL cannot drop the erased rows yet after {wait_s:g} s (left: "
+                                   f"{', '.join(pending)}): " + (f"transactions open since before the erasure: {who}"
+                                                                if older else "their tables stay locked"))
+            time.sleep(1.0)
 
 
-def _held_message(connection, kept: dict[str, int], wait_s: float) -> str:
-    holders = connection.execute(text(
+def _transactions_before(connection, since) -> list[tuple]:
+    """This database's sessions whose transaction began before ``since`` and may still read
+    rows deleted since (a snapshot held, or a transaction id: either holds the rows back)."""
+    return connection.execute(text(
         "SELECT pid, state, xact_start FROM pg_stat_activity WHERE datname = current_database() "
-        "AND backend_xmin IS NOT NULL AND pid <> pg_backend_pid() ORDER BY xact_start")).all()
-    rows = ", ".join(f"{table}: {n}" for table, n in kept.items())
-    who = "; ".join(f"pid {pid} ({state}, since {start:%Y-%m-%d %H:%M:%S})" for pid, state, start in holders)
-    return (f"PostgreSQL still keeps deleted rows ({rows}) after {wait_s:.0f} s for transactions "
-            f"open since before the erasure: {who or 'none seen now'}")
+        "AND pid <> pg_backend_pid() AND xact_start < :since "
+        "AND (backend_xmin IS NOT NULL OR backend_xid IS NOT NULL) ORDER BY xact_start"), {"since": since}).all()
+
+
+def _rewritten(connection, table: str) -> bool:
+    from sqlalchemy.exc import OperationalError
+
+    try:
+        connection.execute(text(f"VACUUM FULL {table}"))
+    except OperationalError as error:
+        if getattr(error.orig, "sqlstate", None) == "55P03":      # lock_not_available: LOCK_WAIT_MS passed
+            return False
+        raise
+    return True
 
 
 def _checkpoint_sqlite(engine, attempts: int = 50) -> str:

@@ -269,6 +269,10 @@ class LiveWatch:
                 raise WatchError(f"{REDIS_AWAY} (for {REDIS_AWAY_S:g} s): the watch ended{where}")
         finally:
             camera_stop.set()
+            if not self._redis_ok:     # ended by an error with Redis away: what is still awaited goes quietly
+                for sent in self.sent:
+                    if sent.result is not None:
+                        _let_go(sent.result)
             self._redis.close()
             shutil.rmtree(self.scratch, ignore_errors=True)
             runtime.store().delete_prefix(live_key(self.watch_id))
@@ -502,6 +506,8 @@ def _let_go(result) -> None:
     that is away for 40 s and more, deaf to a stop (a watch outlived its SIGTERM so, or printed
     Celery's traceback as it exited)."""
     app.backend._remove_pending_result(result)
+    consumer = app.backend.result_consumer       # nor resubscribed at each reconnect, a watch long
+    consumer.subscribed_to.discard(consumer._get_key_for_task(result.id))
     result.backend = None
 
 

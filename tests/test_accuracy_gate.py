@@ -138,33 +138,6 @@ def test_motion_regions_and_the_square_looked_at():
     assert (region[round((130 - y0) * scale), round((320 - x0) * scale)] == 255).all()
 
 
-def test_motion_in_video_is_read_from_the_luma_plane_at_full_range():
-    """A decoded frame's motion comes from its luma plane (no BGR copy is made for it: that
-    conversion was most of the stage's time), stretched from video range to 0-255, so that a
-    change just over the threshold on a grey copy of the picture is one on the luma too."""
-    import av
-
-    def video_frame(bgr):        # as the decoder gives it: yuv420p, luma 16-235
-        return av.VideoFrame.from_ndarray(bgr, format="bgr24").reformat(format="yuv420p")
-
-    still = background(640, 360)
-    moved, faint = still.copy(), still.copy()
-    moved[100:160, 300:340] = 255
-    grey = cv2.cvtColor(still, cv2.COLOR_BGR2GRAY).astype(np.int16)
-    # 16 grey levels on the picture, about 14 on the luma: under 12 unstretched, 16 as read.
-    faint[200:260, 100:140] = np.clip(grey[200:260, 100:140] + 16, 0, 255).astype(np.uint8)[..., None]
-    motion = MotionMap()
-    assert motion.regions(Picture(video_frame(still)), (640, 360)) == []
-    picture = Picture(video_frame(moved))
-    (x1, y1, x2, y2), = motion.regions(picture, (640, 360))
-    assert x1 <= 300 and y1 <= 100 and x2 >= 340 and y2 >= 160 and x2 - x1 < 80
-    assert not picture._cache                                       # no BGR copy made for it
-    motion = MotionMap(threshold=14)
-    motion.regions(Picture(video_frame(still)), (640, 360))
-    (x1, y1, x2, y2), = motion.regions(Picture(video_frame(faint)), (640, 360))
-    assert x1 <= 100 and y1 <= 200 and x2 >= 140 and y2 >= 260
-
-
 def test_motion_across_skipped_frames_takes_out_the_light_that_changed_meanwhile():
     """Compared with a frame kept from before a quiet stretch (the motion gate looked at none
     between), a scene 15 % brighter is not a blob over its bright half: only what moved is."""

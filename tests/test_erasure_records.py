@@ -153,17 +153,42 @@ def test_postgresql_erasure_held_past_its_wait_is_not_done_and_says_who_holds_th
     erasures = Erasures(records)
     erasure_id = erasures.start(NAME).erasure_id
     try:
-        with pytest.raises(DeadRowsHeld, match=r"appearances: 1.*pid \d+ \(idle in transaction"):
+        with pytest.raises(DeadRowsHeld, match=r"left: identities, .*appearances.*pid \d+ \(idle in transaction"):
             erasures.finish(erasure_id, {}, wait_s=0.5)
         held = erasures.get(erasure_id)
         assert held.status != "done" and held.name is None         # whom it looked for: gone already
-        assert held.report["waiting_for_database"].startswith("PostgreSQL still keeps deleted rows")
+        assert held.report["waiting_for_database"].startswith("PostgreSQL cannot drop the erased rows yet")
         assert pages_holding(records, "appearances", crop[:64]) == [0]
     finally:
         holder.close()
     report = erasures.finish(erasure_id, held.report)                # the task's next run
     assert "waiting_for_database" not in report and report["database"].startswith("postgresql: VACUUM FULL")
     assert erasures.get(erasure_id).status == "done"
+    assert pages_holding(records, "appearances", crop[:64]) == []
+
+
+@pytest.mark.parametrize("records", ["postgresql"], indirect=True)
+def test_postgresql_erasure_never_queues_the_farm_behind_a_table_lock_it_cannot_get(records):
+    """VACUUM FULL needs its table alone: behind a session holding a lock on ``appearances`` (a
+    search page's transaction left open) it waited with no end, and every later query of the
+    farm on that table queued behind it. It waits 2 s for each lock, tries again, and past its
+    wait the erasure is not done, saying the table stays locked."""
+    crop, _ = a_person_with_a_face_crop(records)
+    erasures = Erasures(records)
+    erasure_id = erasures.start(NAME).erasure_id
+    holder = records.engine.connect()
+    holder.execute(text("LOCK TABLE appearances IN ACCESS SHARE MODE"))    # no snapshot kept, a lock
+    freeing = threading.Timer(20, holder.close)      # the old code would wait here for ever
+    freeing.start()
+    try:
+        with pytest.raises(DeadRowsHeld, match=r"left: appearances\): their tables stay locked"):
+            erasures.finish(erasure_id, {}, wait_s=1.0)
+        with records.engine.connect() as reader:      # a query of the farm's is not held up
+            assert reader.execute(text("SELECT count(*) FROM appearances")).scalar() == 0
+    finally:
+        freeing.cancel()
+        holder.close()
+    erasures.finish(erasure_id, erasures.get(erasure_id).report)
     assert pages_holding(records, "appearances", crop[:64]) == []
 
 

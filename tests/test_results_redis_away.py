@@ -180,6 +180,7 @@ def test_a_result_given_up_with_redis_away_is_let_go_without_a_word_to_redis(tmp
         use_farm_environment(monkeypatch, server.url, tmp_path / "data")
         watch = LiveWatch("rtsp://127.0.0.1:9/none", tmp_path / "out", keep_results=False)
         result = app.send_task("vidfarm.live_segment", ("never run",), queue="nobody")   # subscribes its channel
+        result_id = result.id
         watch.sent.append(_Sent(None, result, time.monotonic()))
         taken = []
         monkeypatch.setattr(watch, "_take", lambda segment, error, fenced, away: taken.append((error, away)))
@@ -191,6 +192,8 @@ def test_a_result_given_up_with_redis_away_is_let_go_without_a_word_to_redis(tmp
         del result
         gc.collect()
         assert asked == []
+        consumer = app.backend.result_consumer          # nor subscribed again when Redis comes back
+        assert consumer._get_key_for_task(result_id) not in consumer.subscribed_to
     finally:
         if watch is not None:
             watch._redis.close()

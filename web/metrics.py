@@ -151,6 +151,9 @@ def _histogram_totals(session, metric: str) -> dict:
     """A histogram's running totals (``core.models.Histogram``, added to as segments and jobs
     end): they only grow, whatever is deleted, as Prometheus expects of a histogram."""
     totals = session.get(Histogram, metric)
+    if totals is None:        # its row missing (a partial restore): zeros, not a 500 for every family
+        log.warning("/metrics: no totals row for %s in the records (vidfarm db upgrade makes it)", metric)
+        return {"count": 0, "sum": 0.0, "buckets": []}
     bounds = session.execute(select(HistogramBucket.le, HistogramBucket.count)
                              .where(HistogramBucket.metric == metric).order_by(HistogramBucket.le)).all()
     return {"count": totals.count, "sum": totals.sum, "buckets": [(f"{le:g}", count) for le, count in bounds]}

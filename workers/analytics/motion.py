@@ -30,12 +30,6 @@ def luma_plane(frame) -> np.ndarray | None:
     return np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:frame.height, :frame.width]
 
 
-# Video luma spans 16-235: stretched to 0-255 by table, so that a grey-level threshold means what it
-# means on a grey copy of the BGR picture (the formats whose luma is 0-255 already aside).
-FULL_RANGE_FORMATS = ("yuvj420p", "yuvj422p", "yuvj444p", "gray")
-FULL_RANGE = np.clip(np.round((np.arange(256) - 16) * (255 / 219)), 0, 255).astype(np.uint8)
-
-
 class MotionMap:
     """Frame differencing on a small grey copy of consecutive frames of one video."""
 
@@ -61,17 +55,7 @@ class MotionMap:
         between), the frame is first brought to that one's mean level: the light scales every
         pixel, and over a quiet minute it drifts enough to make the whole frame one blob, whose
         look in vain then barred every blob in it for the second look's ``retry_frames`` (issue 15)."""
-        plane = luma_plane(picture.frame)
-        if plane is not None:
-            # The decoded frame's own luma plane, shrunk and at full range: converting the BGR copy
-            # to grey first was most of this stage (hamilton: 0.24 of 0.38 ms a frame).
-            factor = min(1.0, self.long_side / max(picture.width, picture.height))
-            size = (max(1, round(picture.width * factor)), max(1, round(picture.height * factor)))
-            grey = cv2.resize(plane, size, interpolation=cv2.INTER_LINEAR)
-            if picture.frame.format.name not in FULL_RANGE_FORMATS:
-                grey = cv2.LUT(grey, FULL_RANGE)
-            scale = size[0] / picture.width
-        elif base_size is None:
+        if base_size is None:
             small, scale = picture.bgr(self.long_side)
             grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
         else:

@@ -47,29 +47,40 @@ def upgrade() -> None:
                   primary_key=True),
         sa.Column("le", sa.Float(), primary_key=True),
         sa.Column("count", sa.BigInteger(), nullable=False))
-    for metric, seconds in (("vidfarm_segment_seconds", _segment_seconds()),
-                            ("vidfarm_job_seconds", _job_seconds())):
-        bounds = BUCKETS[metric]
-        count, total, at_or_below = 0, 0.0, [0] * len(bounds)
-        for value in seconds:        # one row at a time: a farm may keep millions of segments
-            count, total = count + 1, total + value
-            at_or_below = [n + (value <= le) for n, le in zip(at_or_below, bounds)]
+    for metric, (count, total, at_or_below) in (("vidfarm_segment_seconds", _segment_totals()),
+                                                ("vidfarm_job_seconds", _job_totals())):
         op.bulk_insert(histograms, [{"metric": metric, "count": count, "sum": total}])
         op.bulk_insert(buckets, [{"metric": metric, "le": float(le), "count": n}
-                                 for le, n in zip(bounds, at_or_below)])
+                                 for le, n in zip(BUCKETS[metric], at_or_below)])
 
 
-def _segment_seconds():
-    """Each segment with its time (a camera recording's segments have none)."""
-    rows = op.get_bind().execute(sa.select(_segments.c.seconds).where(_segments.c.seconds.is_not(None)))
-    for (seconds,) in rows:
-        yield seconds
+def _segment_totals() -> tuple[int, float, list[int]]:
+    """Every segment with its time (a camera recording's segments have none), counted by the
+    database in one pass: a farm may keep millions."""
+    seconds = _segments.c.seconds
+    row = op.get_bind().execute(sa.select(
+        sa.func.count(seconds), sa.func.coalesce(sa.func.sum(seconds), 0.0),
+        *[sa.func.coalesce(sa.func.sum(sa.case((seconds <= le, 1), else_=0)), 0)
+          for le in BUCKETS["vidfarm_segment_seconds"]])).one()
+    return int(row[0]), float(row[1]), [int(n) for n in row[2:]]
+
+
+def _job_totals() -> tuple[int, float, list[int]]:
+    """The done jobs, each timed in Python (its start is in the ``timing`` JSON), read a batch
+    at a time: a farm keeps far fewer jobs than segments."""
+    bounds = BUCKETS["vidfarm_job_seconds"]
+    count, total, at_or_below = 0, 0.0, [0] * len(bounds)
+    for value in _job_seconds():
+        count, total = count + 1, total + value
+        at_or_below = [n + (value <= le) for n, le in zip(at_or_below, bounds)]
+    return count, total, at_or_below
 
 
 def _job_seconds():
     """Each done job from its latest run's start (``timing.run_started``, else its creation)."""
-    rows = op.get_bind().execute(sa.select(_jobs.c.timing, _jobs.c.created_at, _jobs.c.finished_at)
-                                 .where(_jobs.c.status == "done", _jobs.c.finished_at.is_not(None)))
+    rows = op.get_bind().execute(
+        sa.select(_jobs.c.timing, _jobs.c.created_at, _jobs.c.finished_at)
+        .where(_jobs.c.status == "done", _jobs.c.finished_at.is_not(None)).execution_options(stream_results=True))
     for timing, created, finished in rows:
         started = (timing or {}).get("run_started")
         yield max(0.0, _unix(finished) - (_unix(created) if started is None else started))
