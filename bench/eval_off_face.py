@@ -165,8 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     configs = eval_masks.CANDIDATES[eval_masks.CHOSEN]
     if args.second_look:
-        configs = {**configs, "detect": {"second_look": {**configs.get("detect", {}).get("second_look", {}),
-                                                         **args.second_look}}}
+        detect = configs.get("detect", {})       # its other settings kept
+        configs = {**configs, "detect": {**detect, "second_look": {**detect.get("second_look", {}), **args.second_look}}}
     detections = record(args.media, args.part, args.wide, configs)
     for d in detections:
         if not d["on"]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from sqlalchemy import select, text, update
+from sqlalchemy.exc import OperationalError
 
 from core.gallery_records import delete_person
 from core.models import Erasure, FaceEmbedding, Identity, Job
@@ -155,8 +156,6 @@ def _transactions_before(connection, since) -> list[tuple]:
 
 
 def _rewritten(connection, table: str) -> bool:
-    from sqlalchemy.exc import OperationalError
-
     try:
         connection.execute(text(f"VACUUM FULL {table}"))
     except OperationalError as error:
