@@ -8,8 +8,10 @@ without ../shared/media) and a live frame's cost per stage with and without the 
 (bench/live_frame_cost.py; same footage), the web process's start (bench/web_process.py) and the embedded
 farm's start (bench/startup.py).
 
-``python -m bench --only throughput`` re-runs the first part alone (the throughput tables at the
-head of the page) and keeps every other section.
+``python -m bench --only throughput [--rounds N]`` re-runs the first part alone (the throughput
+tables at the head of the page) and keeps every other section; ``--rounds`` (default 3) is how
+many times each naive loop and farm run is repeated (fewer where the machine is too loaded for
+three to finish: the page says how many, and the load average at the start and the end).
 
 Clips: a generated 720p30 30 s recording with real faces (always) and the shared hamilton
 clip (skipped when ../shared/media is absent). Every figure of one clip comes from one run,
@@ -45,7 +47,7 @@ def best_of(runs: list[dict]) -> dict:
     return min(runs, key=lambda run: run["wall_s"])
 
 
-def measure(src: Path, work: Path, encoder: Settings) -> dict:
+def measure(src: Path, work: Path, encoder: Settings, rounds: int = ROUNDS) -> dict:
     info = media.probe(src)
     print(f"== {src.name}: {info.width}x{info.height} {info.fps:.2f} fps, {info.frames} frames", flush=True)
     row = {"clip": src.name, "size": f"{info.width}x{info.height}", "fps": info.fps,
@@ -56,7 +58,7 @@ def measure(src: Path, work: Path, encoder: Settings) -> dict:
     row["detector_ms"] = 1000 * throughput.detector_alone(src)
     print(f"   detector alone  {row['detector_ms']:.1f} ms/frame (1 thread)", flush=True)
     runs: dict[str, list[dict]] = {}
-    for round_ in range(ROUNDS):
+    for round_ in range(rounds):
         for variant in throughput.NAIVE_LOOPS:
             wall, faces = throughput.naive_loop(src, work / "naive.mp4", variant)
             runs.setdefault(f"naive:{variant}", []).append({"wall_s": wall, "faces": faces})
@@ -86,7 +88,17 @@ def rtf(row: dict, seconds: float) -> str:
     return f"{seconds:.1f} s ({row['duration_s'] / seconds:.2f}x)"
 
 
-def render(rows: list[dict], encoder: Settings, command: str = "make bench") -> str:
+def _repeats(rounds: int) -> str:
+    if rounds == 1:
+        return ("Each naive loop and farm run ran once (`--rounds 1`: the machine was too loaded for more; "
+                "a single run is noisier than the fastest of several, which a shared VM's neighbours "
+                "only ever slow)")
+    return (f"Each naive loop and farm run is repeated {rounds} times, interleaved, and the fastest kept "
+            "(the machine is a shared VM)")
+
+
+def render(rows: list[dict], encoder: Settings, command: str = "make bench", rounds: int = ROUNDS,
+           load: tuple[float, float] | None = None) -> str:
     cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
                 if l.startswith("model name")), platform.processor())
     lines = [
@@ -94,8 +106,9 @@ def render(rows: list[dict], encoder: Settings, command: str = "make bench") -> 
         "",
         f"Written by `{command}` on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; "
         f"{os.cpu_count()} cores ({cpu}), CPU only, x264 preset `{encoder.x264_preset}`, CRF {encoder.x264_crf}, options "
-        f"`{encoder.x264_params or '(none)'}`. Each naive loop and farm "
-        f"run is repeated {ROUNDS} times, interleaved, and the fastest kept (the machine is a shared VM).",
+        f"`{encoder.x264_params or '(none)'}`. {_repeats(rounds)}."
+        + (f" Load average (1 min) {load[0]:.1f} at the start, {load[1]:.1f} at the end: other work shared "
+           "the cores, so compare the ratios of one run, not its seconds with another run's." if load else ""),
         "Real-time factor (RTF) = recording duration / wall time: above 1 is faster than real time.",
         "",
         "| clip | frames | codec floor (RTF) | detector alone | naive loop (RTF) | farm, 1 worker (RTF) "
@@ -204,10 +217,17 @@ def write_throughput_only(text: str, out: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = (sys.argv[1:] if argv is None else argv)
-    only_throughput = args == ["--only", "throughput"]
-    if args and not only_throughput:
-        raise SystemExit("usage: python -m bench [--only throughput]")
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m bench", description="measure the farm, write docs/benchmarks.md")
+    parser.add_argument("--only", choices=("throughput",), help="re-run the throughput tables alone")
+    parser.add_argument("--rounds", type=int, default=ROUNDS,
+                        help=f"repeats of each naive loop and farm run, the fastest kept (default {ROUNDS})")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    if args.rounds < 1:
+        parser.error(f"--rounds must be at least 1 (got {args.rounds})")
+    only_throughput = args.only == "throughput"
+    load_start = os.getloadavg()[0]
     encoder = Settings()   # the farm's encoder settings (VIDFARM_X264_*), for the codec floor too
     work = Path(tempfile.mkdtemp(prefix="vidfarm-bench-"))
     try:
@@ -217,14 +237,16 @@ def main(argv: list[str] | None = None) -> int:
             clips.append(HAMILTON)
         else:
             print(f"skipping the hamilton clip: {HAMILTON} is absent")
-        rows = [measure(clip, work, encoder) for clip in clips]
+        rows = [measure(clip, work, encoder, args.rounds) for clip in clips]
+        load = (load_start, os.getloadavg()[0])
         out = ROOT / "docs" / "benchmarks.md"
         out.parent.mkdir(exist_ok=True)
         if only_throughput:
-            write_throughput_only(render(rows, encoder, "python -m bench --only throughput"), out)
+            command = "python -m bench --only throughput" + (f" --rounds {args.rounds}" if args.rounds != ROUNDS else "")
+            write_throughput_only(render(rows, encoder, command, args.rounds, load), out)
             print(f"wrote the throughput tables of {out}")
             return 0
-        out.write_text(render(rows, encoder))
+        out.write_text(render(rows, encoder, "make bench", args.rounds, load))
         autoscaler.update_doc(out)
         live_scaling.update_doc(out)
         quiet_hour.main(["10", "--write"])
