@@ -1,0 +1,68 @@
+"""What the benches write on their pages says how they ran: the throughput tables say how many
+rounds each run was repeated and the machine's load, and the dark-faces eval re-scores at the
+threshold docs/accuracy.md says the current gallery tunes (a page that quotes a figure the code
+no longer measures is a promise broken)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _row() -> dict:
+    farm = {"wall_s": 10.0, "overhead_s": 0.2, "job_wall_s": 9.5, "lead_s": 0.1, "split_s": 0.05,
+            "tail_s": 0.05, "stitch_s": 0.01, "gaps_s": 0.02, "segments": 8, "imbalance_s": 0.3, "faces": 12}
+    return {"clip": "clip.mp4", "size": "1280x720", "fps": 30.0, "frames": 900, "duration_s": 30.0,
+            "codec_floor_s": 3.0, "detector_ms": 13.0, "naive:insightface": {"wall_s": 19.0, "faces": 12},
+            "naive:vidfarm": {"wall_s": 15.0, "faces": 12}, "naive:vidfarm-1-thread": {"wall_s": 16.0, "faces": 12},
+            "farm1": farm, "farm2": farm, "farm2_all": farm, "farm2_all_ungated": farm}
+
+
+def test_the_throughput_page_says_how_many_rounds_ran_and_the_load():
+    from bench.__main__ import render
+    from core.settings import Settings
+
+    once = render([_row()], Settings(), "python -m bench --only throughput --rounds 1", 1, (14.2, 13.1))
+    assert "ran once (`--rounds 1`" in once and "repeated" not in once.split("\n")[2]
+    assert "Load average (1 min) 14.2 at the start, 13.1 at the end" in once
+    thrice = render([_row()], Settings(), "make bench", 3, (1.0, 1.5))
+    assert "repeated 3 times, interleaved, and the fastest kept" in thrice
+    assert "Load average (1 min) 1.0 at the start, 1.5 at the end" in thrice
+
+
+class Asked(Exception):
+    pass
+
+
+def test_bench_passes_its_rounds_to_every_clip_and_refuses_none(monkeypatch, tmp_path):
+    import bench.__main__ as bench_main
+
+    def ask(src, work, encoder, rounds):
+        raise Asked(rounds)
+
+    monkeypatch.setattr(bench_main, "make_clip", lambda path, **_: SimpleNamespace(path=path))
+    monkeypatch.setattr(bench_main, "HAMILTON", tmp_path / "absent.mp4")
+    monkeypatch.setattr(bench_main, "measure", ask)
+    with pytest.raises(Asked) as asked:
+        bench_main.main(["--only", "throughput", "--rounds", "2"])
+    assert asked.value.args == (2,)
+    with pytest.raises(Asked) as asked:
+        bench_main.main([])
+    assert asked.value.args == (bench_main.ROUNDS,)
+    with pytest.raises(SystemExit) as refused:
+        bench_main.main(["--rounds", "0"])
+    assert refused.value.code == 2
+
+
+def test_the_dark_faces_eval_rescores_at_the_threshold_the_accuracy_page_tunes():
+    from bench.eval_dark_recognition import TUNED_THRESHOLD
+
+    page = (ROOT / "docs" / "accuracy.md").read_text()
+    tuned = re.search(r"Threshold chosen on the tuning people only .*?midpoint \*\*([0-9.]+)\*\*", page)
+    assert tuned, "docs/accuracy.md no longer says which threshold the tuning people chose"
+    assert TUNED_THRESHOLD == float(tuned.group(1))
