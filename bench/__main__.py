@@ -8,10 +8,11 @@ without ../shared/media) and a live frame's cost per stage with and without the 
 (bench/live_frame_cost.py; same footage), the web process's start (bench/web_process.py) and the embedded
 farm's start (bench/startup.py).
 
-``python -m bench --only throughput [--rounds N]`` re-runs the first part alone (the throughput
-tables at the head of the page) and keeps every other section; ``--rounds`` (default 3) is how
-many times each naive loop and farm run is repeated (fewer where the machine is too loaded for
-three to finish: the page says how many, and the load average at the start and the end).
+``python -m bench --only throughput [--rounds N] [--clips generated,hamilton]`` re-runs the first
+part alone (the throughput tables at the head of the page) and keeps every other section, written
+again after each clip; ``--rounds`` (default 3) is how many times each naive loop and farm run is
+repeated (fewer where the machine is too loaded for three to finish: the page says how many, and
+the load average at the start and the end); ``--clips`` picks and orders the clips.
 
 Clips: a generated 720p30 30 s recording with real faces (always) and the shared hamilton
 clip (skipped when ../shared/media is absent). Every figure of one clip comes from one run,
@@ -39,6 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DETECT_ONLY = "detect"   # the throughput comparison runs the same detector as the naive loop
 
 
+CLIPS = ("generated", "hamilton")
 ROUNDS = 3   # every timed run is repeated, interleaved, and the best kept: neighbours on a
              # shared VM only ever add time, so the minimum is the steadiest figure
 
@@ -221,32 +223,42 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m bench", description="measure the farm, write docs/benchmarks.md")
     parser.add_argument("--only", choices=("throughput",), help="re-run the throughput tables alone")
+    parser.add_argument("--clips", type=lambda text: tuple(text.split(",")), default=CLIPS,
+                        help="the clips to measure, in this order, of: generated, hamilton (default: both)")
     parser.add_argument("--rounds", type=int, default=ROUNDS,
                         help=f"repeats of each naive loop and farm run, the fastest kept (default {ROUNDS})")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    if set(args.clips) - set(CLIPS) or not args.clips:
+        parser.error(f"--clips: name one or both of {', '.join(CLIPS)} (got {','.join(args.clips)})")
     if args.rounds < 1:
         parser.error(f"--rounds must be at least 1 (got {args.rounds})")
     only_throughput = args.only == "throughput"
+    if not only_throughput and args.clips != CLIPS:
+        parser.error("--clips goes with --only throughput (make bench measures every clip)")
     load_start = os.getloadavg()[0]
     encoder = Settings()   # the farm's encoder settings (VIDFARM_X264_*), for the codec floor too
     work = Path(tempfile.mkdtemp(prefix="vidfarm-bench-"))
+    out = ROOT / "docs" / "benchmarks.md"
+    command = "python -m bench --only throughput" + (f" --rounds {args.rounds}" if args.rounds != ROUNDS else "") + (
+        f" --clips {','.join(args.clips)}" if args.clips != CLIPS else "")
     try:
-        clips = [make_clip(work / "generated_720p30_30s.mp4", seconds=30, fps=30, size=(1280, 720),
-                           photo_height=300, gop=60, face_windows=[(0, 10), (14, 30)]).path]
-        if HAMILTON.is_file():
-            clips.append(HAMILTON)
-        else:
-            print(f"skipping the hamilton clip: {HAMILTON} is absent")
-        rows = [measure(clip, work, encoder, args.rounds) for clip in clips]
-        load = (load_start, os.getloadavg()[0])
-        out = ROOT / "docs" / "benchmarks.md"
-        out.parent.mkdir(exist_ok=True)
+        rows = []
+        for name in args.clips:
+            if name == "hamilton" and not HAMILTON.is_file():
+                print(f"skipping the hamilton clip: {HAMILTON} is absent")
+                continue
+            clip = HAMILTON if name == "hamilton" else make_clip(
+                work / "generated_720p30_30s.mp4", seconds=30, fps=30, size=(1280, 720), photo_height=300, gop=60,
+                face_windows=[(0, 10), (14, 30)]).path
+            rows.append(measure(clip, work, encoder, args.rounds))
+            if only_throughput:   # after each clip: a run stopped on a later clip leaves the ones it finished
+                write_throughput_only(render(rows, encoder, command, args.rounds,
+                                             (load_start, os.getloadavg()[0])), out)
+                print(f"wrote the throughput tables of {out} ({len(rows)} clip{'s' * (len(rows) > 1)})", flush=True)
         if only_throughput:
-            command = "python -m bench --only throughput" + (f" --rounds {args.rounds}" if args.rounds != ROUNDS else "")
-            write_throughput_only(render(rows, encoder, command, args.rounds, load), out)
-            print(f"wrote the throughput tables of {out}")
             return 0
-        out.write_text(render(rows, encoder, "make bench", args.rounds, load))
+        out.parent.mkdir(exist_ok=True)
+        out.write_text(render(rows, encoder, "make bench", args.rounds, (load_start, os.getloadavg()[0])))
         autoscaler.update_doc(out)
         live_scaling.update_doc(out)
         quiet_hour.main(["10", "--write"])

@@ -43,20 +43,58 @@ def test_bench_passes_its_rounds_to_every_clip_and_refuses_none(monkeypatch, tmp
     import bench.__main__ as bench_main
 
     def ask(src, work, encoder, rounds):
-        raise Asked(rounds)
+        raise Asked(src.name, rounds)
 
     monkeypatch.setattr(bench_main, "make_clip", lambda path, **_: SimpleNamespace(path=path))
     monkeypatch.setattr(bench_main, "HAMILTON", tmp_path / "absent.mp4")
     monkeypatch.setattr(bench_main, "measure", ask)
     with pytest.raises(Asked) as asked:
         bench_main.main(["--only", "throughput", "--rounds", "2"])
-    assert asked.value.args == (2,)
+    assert asked.value.args == ("generated_720p30_30s.mp4", 2)
     with pytest.raises(Asked) as asked:
         bench_main.main([])
-    assert asked.value.args == (bench_main.ROUNDS,)
-    with pytest.raises(SystemExit) as refused:
-        bench_main.main(["--rounds", "0"])
-    assert refused.value.code == 2
+    assert asked.value.args == ("generated_720p30_30s.mp4", bench_main.ROUNDS)
+    hamilton = tmp_path / "short_hamilton_clip.mp4"
+    hamilton.write_bytes(b"")
+    monkeypatch.setattr(bench_main, "HAMILTON", hamilton)
+    with pytest.raises(Asked) as asked:     # the clips in the order asked for
+        bench_main.main(["--only", "throughput", "--clips", "hamilton,generated"])
+    assert asked.value.args == ("short_hamilton_clip.mp4", bench_main.ROUNDS)
+    for refused_argv in (["--rounds", "0"], ["--only", "throughput", "--clips", "lobby"],
+                         ["--clips", "hamilton"]):   # make bench measures every clip
+        with pytest.raises(SystemExit) as refused:
+            bench_main.main(refused_argv)
+        assert refused.value.code == 2
+
+
+def test_the_throughput_run_writes_its_page_after_each_clip(monkeypatch, tmp_path):
+    """A run stopped on its second clip (a loaded machine, a deadline) leaves the first one's
+    tables on the page, and every other benchmark's section as it was."""
+    import bench.__main__ as bench_main
+
+    page = tmp_path / "docs" / "benchmarks.md"
+    page.parent.mkdir()
+    page.write_text("# Benchmarks\n\nold tables\n" + bench_main.FIRST_OTHER_SECTION + "\n\nkept\n")
+    calls = []
+
+    def measure(src, work, encoder, rounds):
+        calls.append(src.name)
+        if len(calls) == 2:
+            raise Asked("stopped")
+        return {**_row(), "clip": src.name}
+
+    monkeypatch.setattr(bench_main, "ROOT", tmp_path)
+    monkeypatch.setattr(bench_main, "make_clip", lambda path, **_: SimpleNamespace(path=path))
+    monkeypatch.setattr(bench_main, "measure", measure)
+    hamilton = tmp_path / "short_hamilton_clip.mp4"
+    hamilton.write_bytes(b"")
+    monkeypatch.setattr(bench_main, "HAMILTON", hamilton)
+    with pytest.raises(Asked):
+        bench_main.main(["--only", "throughput", "--rounds", "1", "--clips", "hamilton,generated"])
+    text = page.read_text()
+    assert "old tables" not in text and "| short_hamilton_clip.mp4 (" in text and "generated_720p30" not in text
+    assert "`python -m bench --only throughput --rounds 1 --clips hamilton,generated`" in text
+    assert text.endswith(bench_main.FIRST_OTHER_SECTION + "\n\nkept\n")
 
 
 def test_the_dark_faces_eval_rescores_at_the_threshold_the_accuracy_page_tunes():
