@@ -110,7 +110,12 @@ def render(rows: list[dict], encoder: Settings, command: str = "make bench", rou
         f"{os.cpu_count()} cores ({cpu}), CPU only, x264 preset `{encoder.x264_preset}`, CRF {encoder.x264_crf}, options "
         f"`{encoder.x264_params or '(none)'}`. {_repeats(rounds)}."
         + (f" Load average (1 min) {load[0]:.1f} at the start, {load[1]:.1f} at the end: other work shared "
-           "the cores, so compare the ratios of one run, not its seconds with another run's." if load else ""),
+           "the cores, so compare the ratios of one run, not its seconds with another run's." if load else "")
+        + (" With more work waiting than there are cores, the kernel shares them by thread, so a run's time says "
+           "how much of the cores it got as much as how much work it did; our reading (as below) is that a loop "
+           "whose model's threads wait for each other at every step loses more to such load than the farm's "
+           "independent workers, so this run's ratios over the naive loops are likely larger than an idle "
+           "machine gives." if load and max(load) > (os.cpu_count() or 1) else ""),
         "Real-time factor (RTF) = recording duration / wall time: above 1 is faster than real time.",
         "",
         "| clip | frames | codec floor (RTF) | detector alone | naive loop (RTF) | farm, 1 worker (RTF) "
