@@ -36,6 +36,7 @@ def test_the_throughput_page_says_how_many_rounds_ran_and_the_load():
     # Over the cores, the run's ratios favour the farm's several processes: the page says so.
     overloaded = "the kernel shares them by thread"
     assert overloaded in once and overloaded not in thrice
+    assert "these verdicts are this run's, not the farm's" in once and "this run's, not the farm's" not in thrice
 
 
 class Asked(Exception):
