@@ -148,7 +148,8 @@ def render(rows: list[dict], encoder: Settings, command: str = "make bench", rou
         "- *farm*: `vidfarm`'s embedded farm (private Redis, N Celery workers of one process each), "
         "running the `detect` analyzer alone (the naive loop detects only) with its defaults for video: "
         "the motion gate, and the second looks at moving regions with RetinaFace vouching for a look's weak "
-        "boxes (`second_look.confirm`; the per-track analyzers' table below runs every analyzer); timed from submit to its annotated video (the job is `done` once its results are "
+        "boxes (`second_look.confirm`; the per-track analyzers' table below runs every analyzer); timed "
+        "from submit to its annotated video (the job is `done` once its results are "
         "published; the same workers then draw the video from them, a segment each), with workers "
         "already started and one small job done first (as in a running farm: the first job pays "
         "one-time imports and connections); the output is H.264 with the source's audio and timestamps.",
