@@ -103,6 +103,7 @@ def render(rows: list[dict], encoder: Settings, command: str = "make bench", rou
            load: tuple[float, float] | None = None) -> str:
     cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
                 if l.startswith("model name")), platform.processor())
+    overloaded = bool(load) and max(load) > (os.cpu_count() or 1)   # more work waiting than cores
     lines = [
         "# Benchmarks",
         "",
@@ -115,7 +116,7 @@ def render(rows: list[dict], encoder: Settings, command: str = "make bench", rou
            "how much of the cores it got as much as how much work it did; our reading (as below) is that a loop "
            "whose model's threads wait for each other at every step loses more to such load than the farm's "
            "independent workers, so this run's ratios over the naive loops are likely larger than an idle "
-           "machine gives." if load and max(load) > (os.cpu_count() or 1) else ""),
+           "machine gives." if overloaded else ""),
         "Real-time factor (RTF) = recording duration / wall time: above 1 is faster than real time.",
         "",
         "| clip | frames | codec floor (RTF) | detector alone | naive loop (RTF) | farm, 1 worker (RTF) "
@@ -164,12 +165,13 @@ def render(rows: list[dict], encoder: Settings, command: str = "make bench", rou
         "Targets (issue 2): 2 workers >= 1.7x the naive loop; overhead <= 5 % of wall time. In this run: "
         + "; ".join(_verdict(r) for r in rows) + "."
         + (" The targets are for a machine the farm has to itself: at this run's load (above) these verdicts "
-           "are this run's, not the farm's." if load and max(load) > (os.cpu_count() or 1) else ""),
+           "are this run's, not the farm's." if overloaded else ""),
         "",
         "Between runs of `make bench` the naive loop is the figure that moves most, while the farm's "
         "stay put. Its model runs on both cores at once; our reading is that a busy neighbour on this "
         "shared VM slows that more than two independent workers. Compare the ratios of one run, and "
-        "expect the next run's to differ by a few tenths.",
+        "expect the next run's to differ by a few tenths" + (" at a load under the cores, and by far more "
+                                                             "above them, as in this run." if overloaded else "."),
         "",
         "The overhead is mostly a fixed cost per job (Celery hand-offs, probe, split, stitch), so it "
         "is a larger share of a short clip on a faster machine, and machines of this kind differ "
