@@ -18,6 +18,7 @@ import numpy as np
 
 from workers.analytics.picture import Picture
 
+DILATE_5 = np.ones((5, 5), np.uint8)
 LUMA_FORMATS = ("yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "nv12", "gray")
 
 
@@ -72,9 +73,9 @@ class MotionMap:
         if elapsed > 1:
             level = cv2.mean(previous)[0] / max(cv2.mean(grey)[0], 1.0)
             moved = (np.abs(grey.astype(np.float32) * level - previous) > self.threshold).astype(np.uint8)
-        else:
-            moved = (cv2.absdiff(grey, previous) > self.threshold).astype(np.uint8)
-        moved = cv2.dilate(moved, np.ones((5, 5), np.uint8))   # one blob per moving thing
+        else:       # 1 where the difference is over the threshold, as (difference > threshold) in uint8
+            moved = cv2.threshold(cv2.absdiff(grey, previous), self.threshold, 1, cv2.THRESH_BINARY)[1]
+        moved = cv2.dilate(moved, DILATE_5)   # one blob per moving thing
         boxes = [(x, y, x + w, y + h) for x, y, w, h in blob_boxes(moved)
                  if w >= self.min_side_px and h >= self.min_side_px]
         return [(x1 / scale, y1 / scale, x2 / scale, y2 / scale) for x1, y1, x2, y2 in boxes]
@@ -134,8 +135,12 @@ def accounted_for_each(blobs, face_boxes: np.ndarray) -> np.ndarray:
 def unexplained(blobs, face_boxes: np.ndarray, min_side: float = 0) -> list:
     """The moving blobs that no found face accounts for (:func:`accounted_for`), specks (whose
     longer side is under ``min_side``) left out: where someone may be whom no look has found."""
-    blobs = [b for b in blobs if max(b[2] - b[0], b[3] - b[1]) >= min_side]
-    return [b for b, explained in zip(blobs, accounted_for_each(blobs, face_boxes)) if not explained]
+    if not len(blobs):
+        return []
+    rects = np.asarray(blobs, np.float64).reshape(-1, 4)        # a busy frame has a dozen: tested at once
+    big = np.maximum(rects[:, 2] - rects[:, 0], rects[:, 3] - rects[:, 1]) >= min_side
+    left = np.flatnonzero(big)[~accounted_for_each(rects[big], face_boxes)]
+    return [blobs[i] for i in left]
 
 
 def head_square(box, context: float = 1.25, tall: float = 1.5) -> tuple[float, float, float]:
