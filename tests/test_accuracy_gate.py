@@ -18,7 +18,7 @@ from workers.analytics.gallery import Gallery
 from workers.analytics.mask import MaskAnalyzer, MaskConfig
 from workers.analytics.mask_synth import draw_mask
 from workers.analytics.mask_train import LogisticModel, fit_logistic
-from workers.analytics.motion import MotionMap, accounted_for, blob_boxes, head_square, region_picture, unexplained
+from workers.analytics.motion import MotionMap, blob_boxes, head_square, region_picture
 from workers.analytics.picture import Picture
 from workers.analytics.quality import QualityGate, geometry_ok, pitch_position, sharpness
 from workers.analytics.recognizer import FaceEmbedder, FaceRecognizer, RecognizerConfig
@@ -167,22 +167,6 @@ def test_blob_boxes_are_the_connected_components_boxes_largest_first():
         areas = [w * h for _, _, w, h in boxes]
         assert areas == sorted(areas, reverse=True)
     assert (30, 30, 6, 6) in blob_boxes(ring)
-
-
-def test_the_blobs_no_face_accounts_for_are_those_each_blob_tested_alone_leaves():
-    """``unexplained`` tests every blob at once (the second look's plan and the motion gate ask it
-    each frame): the same blobs, in the same order, as the definition blob by blob."""
-    rng = np.random.default_rng(14)
-    for trial in range(300):
-        corners = rng.uniform(0, 600, (int(rng.integers(0, 15)), 2))
-        blobs = [(float(x), float(y), float(x + w), float(y + h))
-                 for (x, y), (w, h) in zip(corners, rng.uniform(0, 80, (len(corners), 2)))]
-        faces = np.hstack([corners := rng.uniform(0, 600, (int(rng.integers(0, 4)), 2)),
-                           corners + rng.uniform(10, 60, (len(corners), 1))])
-        min_side = float(rng.choice([0, 8, 30]))
-        alone = [b for b in blobs if max(b[2] - b[0], b[3] - b[1]) >= min_side and not accounted_for(b, faces)]
-        assert unexplained(blobs, faces, min_side) == alone
-    assert unexplained([], np.empty((0, 4))) == []
 
 
 def test_motion_reads_the_pixels_that_changed_by_more_than_the_threshold():

@@ -135,12 +135,8 @@ def accounted_for_each(blobs, face_boxes: np.ndarray) -> np.ndarray:
 def unexplained(blobs, face_boxes: np.ndarray, min_side: float = 0) -> list:
     """The moving blobs that no found face accounts for (:func:`accounted_for`), specks (whose
     longer side is under ``min_side``) left out: where someone may be whom no look has found."""
-    if not len(blobs):
-        return []
-    rects = np.asarray(blobs, np.float64).reshape(-1, 4)        # a busy frame has a dozen: tested at once
-    big = np.maximum(rects[:, 2] - rects[:, 0], rects[:, 3] - rects[:, 1]) >= min_side
-    left = np.flatnonzero(big)[~accounted_for_each(rects[big], face_boxes)]
-    return [blobs[i] for i in left]
+    blobs = [b for b in blobs if max(b[2] - b[0], b[3] - b[1]) >= min_side]
+    return [b for b, explained in zip(blobs, accounted_for_each(blobs, face_boxes)) if not explained]
 
 
 def head_square(box, context: float = 1.25, tall: float = 1.5) -> tuple[float, float, float]:
