@@ -4,7 +4,8 @@ Two classifiers, or the mean of their probabilities (``ensemble``, the default),
 ``MaskConfig.method`` (compared in docs/accuracy.md). The ensemble also has a third vote in its
 mean, the lower-face cue (:mod:`workers.analytics.mask_cue`: the lower face against the skin
 between the eyes, in colour and detail), and takes MobileNetV2's probability as the mean over
-the crop and its mirror image; a single classifier, asked for by name, runs alone unless
+the crop and its mirror image (the mirror read only for a face whose label it could change:
+:func:`_mirror_could_change`); a single classifier, asked for by name, runs alone unless
 ``lower_face_cue`` / ``flip_mobilenet`` say otherwise:
 
 - ``embedding``: a logistic regression on the face's ArcFace embedding (the farm's
