@@ -45,10 +45,14 @@ def shots() -> Path:
 
 
 def log_in(page, base: str, username: str) -> None:
+    """Log in through the login form. Its own button: a login page rendered for a session that
+    is still open (a cookie set again by a response that was in flight when the test cleared
+    the cookies) carries the header's "Log out" button first, and a click on the page's first
+    submit button logged the session out and waited 30 s for /jobs (a CI run under load)."""
     page.goto(f"{base}/login")
     page.fill("input[name=username]", username)
     page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
+    page.click("form:has(input[name=password]) button[type=submit]")
     page.wait_for_url(f"{base}/jobs")
 
 
@@ -64,6 +68,17 @@ def test_the_upload_page_writes_a_chosen_recordings_size_as_the_server_does(page
             continue
         page.set_input_files("#file-input", {"name": "clip.mp4", "mimeType": "video/mp4", "buffer": bytes(count)})
         assert page.inner_text("#chosen") == f"clip.mp4 ({text})"
+
+
+def test_a_login_over_an_open_session_switches_to_the_new_user(page, live_server, accounts_by_role):
+    """The login page of a browser still logged in shows the header's "Log out" too: the login
+    (log_in's click on the form's own button) switches the session to the user who logged in."""
+    log_in(page, live_server, accounts_by_role["operator"].username)
+    page.goto(f"{live_server}/login")
+    assert page.locator("header button", has_text="Log out").count() == 1
+    log_in(page, live_server, accounts_by_role["viewer"].username)
+    assert f"{accounts_by_role['viewer'].username} (viewer)" in page.inner_text("header nav")
+    assert page.locator("header a", has_text="Upload").count() == 0     # the operator's link is gone
 
 
 def test_logged_out_visitor_reaches_no_page(page, live_server):

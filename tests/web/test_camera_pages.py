@@ -354,9 +354,16 @@ def test_operators_add_and_delete_cameras_with_a_confirmation(browser, live_serv
         row.locator("button").click()
         page.wait_for_selector(".flash.info")
         assert registry.get(camera["id"]) is None
-        context.clear_cookies()
+    finally:
+        context.close()
+    # The viewer in a browser of their own: clearing this one's cookies raced the list page's
+    # requests still in flight, whose responses set the operator's session cookie again.
+    context = browser.new_context(viewport=WIDTHS["desktop"])
+    page = context.new_page()
+    try:
         log_in(page, live_server, accounts_by_role["viewer"].username)
         page.goto(f"{live_server}/cameras")
+        assert page.url == f"{live_server}/cameras" and page.locator("#cameras").count() == 1
         assert page.locator("#add-camera").count() == 0
     finally:
         context.close()
