@@ -18,6 +18,7 @@ import numpy as np
 
 from workers.analytics.picture import Picture
 
+DILATE_5 = np.ones((5, 5), np.uint8)
 LUMA_FORMATS = ("yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "nv12", "gray")
 
 
@@ -72,9 +73,9 @@ class MotionMap:
         if elapsed > 1:
             level = cv2.mean(previous)[0] / max(cv2.mean(grey)[0], 1.0)
             moved = (np.abs(grey.astype(np.float32) * level - previous) > self.threshold).astype(np.uint8)
-        else:
-            moved = (cv2.absdiff(grey, previous) > self.threshold).astype(np.uint8)
-        moved = cv2.dilate(moved, np.ones((5, 5), np.uint8))   # one blob per moving thing
+        else:       # 1 where the difference is over the threshold, as (difference > threshold) in uint8
+            moved = cv2.threshold(cv2.absdiff(grey, previous), self.threshold, 1, cv2.THRESH_BINARY)[1]
+        moved = cv2.dilate(moved, DILATE_5)   # one blob per moving thing
         boxes = [(x, y, x + w, y + h) for x, y, w, h in blob_boxes(moved)
                  if w >= self.min_side_px and h >= self.min_side_px]
         return [(x1 / scale, y1 / scale, x2 / scale, y2 / scale) for x1, y1, x2, y2 in boxes]
