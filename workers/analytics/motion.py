@@ -15,6 +15,7 @@ import math
 
 import cv2
 import numpy as np
+from av.video.reformatter import ColorRange
 
 from workers.analytics.picture import Picture
 
@@ -29,6 +30,18 @@ def luma_plane(frame) -> np.ndarray | None:
         return None
     plane = frame.planes[0]
     return np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:frame.height, :frame.width]
+
+
+def full_range(frame) -> bool:
+    """Whether a decoded frame's luma spans 0-255 (JPEG levels) rather than video's 16-235, read
+    as swscale reads it when it makes the frame's BGR picture (workers.analytics.picture), so
+    that a grey copy from the luma plane and one from the BGR picture agree. The frame's
+    ``color_range`` decides: the decoder sets it from what the stream says (a VP9 or AV1 camera
+    stream tagged full range decodes to plain yuv420p, tagged ``pc``; H.264 and HEVC ones to
+    yuvj420p here), and where neither says, a YUV picture is limited range (FFmpeg's default).
+    The yuvj formats, and grey, are full range whatever the tag (swscale reads them so)."""
+    name = frame.format.name
+    return name.startswith("yuvj") or name == "gray" or frame.color_range == ColorRange.JPEG
 
 
 class MotionMap:
