@@ -32,6 +32,8 @@ NO_GAPS = {"track": {"max_gap_frames": 0}}
 # And before a look's weak boxes had to touch motion (issue 14, detections off the face:
 # `still_threshold`, the default since).
 STILL_ANYWHERE = {"still_threshold": 0}
+# And before such a box's own pixels had to have changed (issue 14, offface14: `still_moving_share`).
+BLOB_OVERLAP = {"still_moving_share": 0}
 NO_CONFIRM = {"confirm": "none", **STILL_ANYWHERE}
 AS_ANY_LOOK = {"continue_faces": False, "follow_side": 0, **NO_CONFIRM}
 CANDIDATES = {
@@ -55,9 +57,11 @@ CANDIDATES = {
         "detect": {"second_look": NO_CONFIRM}, "mask": {"method": "ensemble"}},
     "RetinaFace vouches for a look's weak boxes where the look kept no face": {
         "detect": {"second_look": STILL_ANYWHERE}, "mask": {"method": "ensemble"}},
-    "a look's weak boxes kept only where motion touches them": {"mask": {"method": "ensemble"}},
+    "a look's weak boxes kept only where motion touches them": {"detect": {"second_look": BLOB_OVERLAP},
+                                                                "mask": {"method": "ensemble"}},
+    "a look's weak boxes kept only where their own pixels changed": {"mask": {"method": "ensemble"}},
 }
-CHOSEN = "a look's weak boxes kept only where motion touches them"
+CHOSEN = "a look's weak boxes kept only where their own pixels changed"
 
 
 def _empty() -> dict:

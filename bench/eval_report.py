@@ -456,7 +456,10 @@ def _candidate_table(masks: dict, costs: dict) -> list[str]:
                 "0.1-0.3 on motion: docs/benchmarks.md (Second detector vouching)",
             "a look's weak boxes kept only where motion touches them":
                 "as above; the test reads the blobs the look was planned from: docs/benchmarks.md (A look's weak "
-                "boxes only on motion)"}
+                "boxes only on motion)",
+            "a look's weak boxes kept only where their own pixels changed":
+                "as above; the share of the box's pixels in the motion map the look was planned from: "
+                "docs/benchmarks.md (Detections off the face: what a look's weak box must show)"}
     lines = ["| candidate | licence | cost | split | masked found (frames) | bare found (frames) | "
              "mask right (clips judged) |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for name, parts in masks["candidates"].items():
