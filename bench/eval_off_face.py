@@ -8,8 +8,9 @@ detections off the face left and the frames on which the photo's face is still f
 (frames 2-8, as the eval counts them).
 
 ``--wide``: the tuning split shows too few false boxes to learn from, so each photo is also pasted
-on the three other scenes, at other places (the clip builder's seed: its scene is ``seed % 4``), and
-at 120 and 60 px besides the eval's scales; the same photos, the same clip builder.
+on the three other scenes, at other places (the clip builder's seed: its scene is ``seed % 4``;
+:func:`wide_seeds`), and at 120 and 60 px besides the eval's scales; the same photos, the same
+clip builder.
 
 The path (``origin``): ``first pass``; a second look's box, ``follow-up``, ``moving area`` or
 ``blob`` (``weak`` when under the look threshold, kept as a followed face's continuation), or
@@ -21,6 +22,7 @@ Measured 2026-12-06 and 2026-12-07: docs/accuracy.md, "Detections off the face".
 from __future__ import annotations
 
 import json
+import math
 import sys
 import tempfile
 from collections import defaultdict
@@ -48,7 +50,22 @@ RULES = {
 }
 SCENES = ("rocket", "coffee", "motorcycle", "brick")
 WIDE_SCALES = SCALES + (("120 px", 120), ("60 px", 60))
-WIDE_SEEDS = 4          # photo i at seeds i, i + n, i + 2n, i + 3n (n photos a folder): every scene
+
+
+def wide_seeds(index: int, n: int, scenes: int = len(SCENES)) -> list[int]:
+    """``--wide``: the clip builder's seeds for photo ``index`` of a folder's ``n`` photos, one per
+    scene (a seed's scene is ``seed % scenes``, its place on the scene follows the seed too). The
+    k-th is the first seed from ``index + k * n`` on whose scene is ``index + k * step``
+    (mod ``scenes``): ``step`` is n where n and the scene count have no common factor (the
+    seeds ``index + k * n`` then cover every scene already, and are kept: with 15 photos a part,
+    the widened eval of 2026-12-07 ran on these very clips), else 1 (``index + k * n`` alone
+    would repeat scenes: 16 photos, say, would put every one on two scenes twice)."""
+    step = n if math.gcd(n, scenes) == 1 else 1
+    seeds = []
+    for k in range(scenes):
+        start = index + k * n
+        seeds.append(start + (index + k * step - start) % scenes)
+    return seeds
 
 
 class Trace:
@@ -189,7 +206,7 @@ def record(media: Path, part: str, wide: bool = False, configs: dict | None = No
             for folder in eval_masks.FOLDERS:
                 photos = mask_split(media / "masks" / folder, part)
                 for index, path in enumerate(photos):
-                    for seed in range(index, index + len(photos) * (WIDE_SEEDS if wide else 1), len(photos)):
+                    for seed in wide_seeds(index, len(photos), len(backgrounds())) if wide else [index]:
                         clip = Path(scratch) / f"{folder}-{seed}.mp4"
                         rects = photo_clip(clip, cv2.imread(str(path)), height, seed)
                         result = analyse(clip, config)

@@ -250,6 +250,11 @@ class MaskConfig(AnalyzerConfig):
     flip_mobilenet: bool | None = Field(
         None, description="MobileNetV2's probability is the mean over the crop and its mirror image. "
                           "None: on with method ensemble, off when one classifier is asked for.")
+    mirror_undecided_only: bool = Field(
+        True, description="With flip_mobilenet: the mirror image only on a face whose label it could change, "
+                          "given the other votes and the unmirrored crop's (the same labels, proved in "
+                          "workers/analytics/mask.py; a face it skips reads the unmirrored probability: its "
+                          "mask_score differs). False: on every judged face.")
     model_path: str | None = Field(
         None, description="Converted ONNX file; None = convert/reuse mask-recognition's weights "
                           "in the settings' model_cache_dir.")

@@ -169,6 +169,18 @@ def test_blob_boxes_are_the_connected_components_boxes_largest_first():
     assert (30, 30, 6, 6) in blob_boxes(ring)
 
 
+def test_motion_reads_the_pixels_that_changed_by_more_than_the_threshold():
+    """The threshold on the two grey copies' difference (cv2.threshold) marks what ``>`` marks."""
+    motion = MotionMap(threshold=12)
+    first = np.full((144, 256, 3), 100, np.uint8)
+    second = first.copy()
+    second[20:30, 20:30] = 112                 # a change of exactly the threshold: not motion
+    second[80:90, 100:110] = 113               # one more: motion
+    motion.regions(Picture(bgr=first))
+    blobs = motion.regions(Picture(bgr=second))
+    assert len(blobs) == 1 and blobs[0][0] < 105 < blobs[0][2] and blobs[0][1] < 85 < blobs[0][3]
+
+
 def test_the_second_look_reads_motion_only_when_a_look_can_be_paid_for_and_plans_the_same():
     """Frames where the budget cannot pay for the cheapest look skip the motion reading; the
     looks planned are those of reading motion on every frame."""

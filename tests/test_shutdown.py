@@ -1,6 +1,8 @@
 """`vidfarm up` and `vidfarm process` stop every process they started on SIGTERM, SIGINT or
 SIGHUP, in the foreground or the background, and leave no port held; killed outright (SIGKILL),
-they (and `vidfarm watch`) leave nothing running either."""
+they (and `vidfarm watch`) leave nothing running either. (What a stopped `vidfarm process` does
+with its job: tests/test_shutdown_process.py, a file of its own so that two test processes
+share these slow tests, each starting a farm of its own.)"""
 
 from __future__ import annotations
 
@@ -8,16 +10,14 @@ import os
 import re
 import signal
 import socket
-import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import psutil
 import pytest
 
-from cli.redis_server import RedisServer, free_port
+from cli.redis_server import free_port
 from tests.clipmaker import make_clip
 from tests.conftest import child_env
 from tests.net import wait_for_http
@@ -109,165 +109,37 @@ def test_up_stops_everything_on_a_signal(tmp_path, sig, background):
         up.stdout.close()
 
 
-def test_process_stops_everything_on_sigterm_mid_job(tmp_path):
+@pytest.fixture(scope="module")
+def long_small_clip(tmp_path_factory):
+    """20 s at 15 fps, 320x180, a keyframe every 2 s: 10 segments of 2 s (made once for the
+    tests here that read it)."""
+    return make_clip(tmp_path_factory.mktemp("shutdown-clip") / "long.mp4", seconds=20, fps=15, gop=30,
+                     size=(320, 180))
+
+
+def test_process_stops_everything_on_sigterm_mid_job(tmp_path, long_small_clip):
     # 10 segments of 2 s, small: the stop comes after the first, with 9 still to run on one worker.
-    clip = make_clip(tmp_path / "long.mp4", seconds=20, fps=15, gop=30, size=(320, 180))
     data_dir = tmp_path / "data"
     env = child_env(VIDFARM_DATA_DIR=str(data_dir), VIDFARM_SEGMENT_SECONDS="2")
-    run = subprocess.Popen(VIDFARM + ["process", str(clip.path), "--out", str(tmp_path / "out"),
+    run = subprocess.Popen(VIDFARM + ["process", str(long_small_clip.path), "--out", str(tmp_path / "out"),
                                       "--workers", "1"], env=env,
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    analysed = data_dir / "blobs" / "jobs"
     deadline = time.monotonic() + 120
     try:
-        while not list((data_dir / "blobs" / "jobs").glob("*/annotated/*.json")):   # a segment is done
+        # A segment's analysis is stored as its task ends. (This waited for annotated/*.json,
+        # which a segment with a face now gets only when the whole job's video is drawn: the
+        # stop came once every segment had run, not mid-job.)
+        while not list(analysed.glob("*/analysis/*.json")):
             assert run.poll() is None and time.monotonic() < deadline, "the job never got going"
-            time.sleep(0.2)
+            time.sleep(0.1)
     except AssertionError:
         run.kill()          # nothing left running after a failure either (its children die with it)
         raise
     stopped_cleanly(run, signal.SIGTERM, data_dir)
     assert "stopped (SIGTERM)" in run.stderr.read()
     assert not (tmp_path / "out" / "results.json").exists()
-
-
-STOPPED = "stopped (SIGTERM) before it was finished: the `vidfarm process` that ran it was stopped"
-
-
-def job_state(data_dir: Path) -> tuple | None:
-    """(status, error, results version, video version, video error) of the one job, or None."""
-    try:
-        with sqlite3.connect(f"file:{data_dir / 'vidfarm.db'}?mode=ro", uri=True, timeout=5) as db:
-            return db.execute("SELECT j.status, j.error, j.results_version, v.version, v.error FROM jobs j "
-                              "LEFT JOIN job_videos v ON v.job_id = j.id").fetchone()
-    except sqlite3.OperationalError:     # not made yet
-        return None
-
-
-def process_until(tmp_path: Path, moment: str) -> tuple[subprocess.Popen, Path]:
-    """`vidfarm process` of a 12 s clip with a face throughout, running until its job is at
-    ``moment``: "analysing" (processing) or "drawing" (done, its video not drawn yet); then
-    (the command, its data folder). Its 6 segments, each with a face to draw, on one worker,
-    large enough (960x540) that drawing them takes about a second even on an idle machine
-    (0.95 s measured; a 40 s clip at 480x270 gave 1.1 s for twice the analysis): the command
-    checks for a stop every 0.2 s, and a stop that lands after the video is drawn has
-    nothing to say."""
-    clip = make_clip(tmp_path / "long.mp4", seconds=12, fps=15, gop=30, size=(960, 540), face_windows=[(0, 12)])
-    data_dir = tmp_path / "data"
-    env = child_env(VIDFARM_DATA_DIR=str(data_dir), VIDFARM_SEGMENT_SECONDS="2")
-    run = subprocess.Popen(VIDFARM + ["process", str(clip.path), "--out", str(tmp_path / "out"),
-                                      "--workers", "1"], env=env,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-
-    def at_the_moment() -> bool:
-        state = job_state(data_dir)
-        if moment == "analysing":
-            return state is not None and state[0] == "processing"
-        return state is not None and state[0] == "done" and (state[3] or 0) < state[2]
-
-    deadline = time.monotonic() + 180
-    try:
-        while not at_the_moment():
-            assert run.poll() is None and time.monotonic() < deadline, f"never {moment}: {job_state(data_dir)}"
-            time.sleep(0.05)
-    except AssertionError:
-        run.kill()
-        raise
-    return run, data_dir
-
-
-@pytest.mark.parametrize("moment", ["analysing", "drawing"])
-def test_a_job_stopped_with_process_says_so(tmp_path, moment):
-    """Before, a `vidfarm process` stopped mid-job left its job "processing" (or its video "being
-    drawn") in the shared jobs list, with no worker left to finish it, until an `up`'s watchdog
-    failed it 40 minutes later (if one ran on that data folder)."""
-    run, data_dir = process_until(tmp_path, moment)
-    stopped_cleanly(run, signal.SIGTERM, data_dir)
-    status, error, _, _, video_error = job_state(data_dir)
-    if moment == "analysing":
-        assert (status, error) == ("failed", f"{STOPPED}; submit it again")
-    else:       # its results stand; its video will not come
-        assert (status, video_error) == ("done", f"the video was {STOPPED}")
-
-
-def test_a_database_error_while_a_stopped_process_ends_its_job_is_one_line(tmp_path):
-    """Ending the job of a stopped `vidfarm process` is a database write; when the database
-    refused it, the command printed a raw traceback. Here SQLite itself refuses it (a trigger
-    aborts any update that fails a job, as a full disk or a locked database would refuse the
-    write): the command says so in one line, naming the job, and exits as stopped, with nothing
-    left running."""
-    run, data_dir = process_until(tmp_path, "analysing")
-    with sqlite3.connect(data_dir / "vidfarm.db", timeout=30) as db:
-        db.execute("CREATE TRIGGER refuse_failing BEFORE UPDATE OF status ON jobs WHEN NEW.status = 'failed' "
-                   "BEGIN SELECT RAISE(ABORT, 'the test refuses to fail jobs'); END")
-    stopped_cleanly(run, signal.SIGTERM, data_dir)
-    said = run.stderr.read()
-    job_id = re.search(r"its job ([0-9a-f]{32}) ", said)
-    assert "Traceback" not in said and job_id, said
-    assert said.strip().splitlines()[-1] == (
-        f"vidfarm: error: stopped (SIGTERM), but its job {job_id.group(1)} could not be ended and may stay listed "
-        "as unfinished until a watchdog fails it: database: the test refuses to fail jobs")
-    assert job_state(data_dir)[0] == "processing"
-
-
-@pytest.mark.parametrize("module", ["services.jobs", "rich.progress"])
-def test_a_stop_that_cuts_an_import_short_still_fails_the_job(tmp_path, module):
-    """Under load, the test above once sent its SIGTERM as `vidfarm process`, its job submitted,
-    was importing what follows the job (the job view, and with it these modules' ORM tables).
-    The import, cut short, was forgotten but its tables were not; failing the job imported it
-    again: "Table 'appearances' is already defined", a traceback, exit status 1, the job left
-    "processing". Here the signal comes from the command itself, as that import ends. (Those
-    two modules now come with core.records, before the stop signals are handled, as does every
-    module that declares tables: a stop then ends the command as SIGTERM does, with no job yet.
-    The moments here are the imports that still come while the job is followed.)"""
-    clip = make_clip(tmp_path / "long.mp4", seconds=40, fps=15, gop=30, face_windows=[(0, 40)])
-    data_dir = tmp_path / "data"
-    env = child_env(VIDFARM_DATA_DIR=str(data_dir), VIDFARM_SEGMENT_SECONDS="2")
-    run = subprocess.Popen([sys.executable, "-m", "tests.at_a_moment", module, "SIGTERM", "--", "process",
-                            str(clip.path), "--out", str(tmp_path / "out"), "--workers", "1"], env=env,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    ended_cleanly(run, signal.SIGTERM, data_dir, 180)
-    assert "stopped (SIGTERM)" in run.stderr.read()
-    assert job_state(data_dir)[:2] == ("failed", f"{STOPPED}; submit it again")
-
-
-def jobs_left(data_dir: Path) -> tuple[list, list[str]]:
-    """(the jobs' rows, the job folders in the blob store)."""
-    with sqlite3.connect(f"file:{data_dir / 'vidfarm.db'}?mode=ro", uri=True, timeout=5) as db:
-        rows = db.execute("SELECT id, status, error FROM jobs").fetchall()
-    return rows, sorted(p.name for p in (data_dir / "blobs" / "jobs").glob("*"))
-
-
-@pytest.mark.parametrize("moment", ["core.storage:LocalBlobStore.put_file", "core.records:Records.add_job"],
-                         ids=["recording-stored", "record-written"])
-def test_a_stop_as_the_job_is_submitted_leaves_no_job_behind(tmp_path, moment):
-    """A stop that landed in the submit, its record written and its task not yet sent, left the
-    job "queued" for good in the shared jobs list (its embedded farm gone, nothing would run
-    it); one that landed once the recording was copied into the store left that copy there,
-    with no job to find or delete it by. No worker had begun the job: it is taken back."""
-    clip = make_clip(tmp_path / "clip.mp4", seconds=4, fps=10, size=(320, 180))
-    data_dir = tmp_path / "data"
-    run = subprocess.Popen([sys.executable, "-m", "tests.at_a_moment", moment, "SIGTERM", "--", "process",
-                            str(clip.path), "--out", str(tmp_path / "out"), "--workers", "1"],
-                           env=child_env(VIDFARM_DATA_DIR=str(data_dir)),
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    ended_cleanly(run, signal.SIGTERM, data_dir, 180)
-    assert "stopped (SIGTERM)" in run.stderr.read()
-    assert jobs_left(data_dir) == ([], [])
-
-
-def test_a_stop_as_the_job_is_submitted_to_a_running_farm_leaves_no_job_behind(tmp_path):
-    """With REDIS_URL, the farm runs on after the command and so does a job submitted to it;
-    but one whose record was written and whose task was never sent stayed "queued" in its
-    jobs list for good."""
-    clip = make_clip(tmp_path / "clip.mp4", seconds=4, fps=10, size=(320, 180))
-    data_dir = tmp_path / "data"
-    with RedisServer(tmp_path / "redis") as redis:      # a farm's broker, its workers away
-        run = subprocess.run([sys.executable, "-m", "tests.at_a_moment", "core.records:Records.add_job", "SIGTERM",
-                              "--", "process", str(clip.path), "--out", str(tmp_path / "out")],
-                             env=child_env(VIDFARM_DATA_DIR=str(data_dir), REDIS_URL=redis.url),
-                             capture_output=True, text=True, timeout=120)
-    assert run.returncode == 128 + signal.SIGTERM and "stopped (SIGTERM)" in run.stderr, run.stderr
-    assert jobs_left(data_dir) == ([], [])
+    assert len(list(analysed.glob("*/analysis/*.json"))) < 10, "the stop came once every segment had run"
 
 
 # Killed outright (SIGKILL, the OOM killer, a crash): the command has no way out, so its
@@ -378,12 +250,11 @@ def killed_outright_mid_task_leaves_nothing(args: list[str], data_dir: Path, tas
         run.kill()
 
 
-def test_process_killed_outright_mid_segment_leaves_nothing_running(tmp_path):
+def test_process_killed_outright_mid_segment_leaves_nothing_running(tmp_path, long_small_clip):
     """`vidfarm process` SIGKILLed while its worker holds a segment: Redis, the fork server, the
     worker and its pool child end (the worker is killed: with its Redis gone, a warm shutdown
     would retry storing the segment's result for minutes)."""
-    clip = make_clip(tmp_path / "clip.mp4", seconds=20, fps=15, size=(320, 180), gop=30)
-    killed_outright_mid_task_leaves_nothing(["process", str(clip.path), "--out", str(tmp_path / "out")],
+    killed_outright_mid_task_leaves_nothing(["process", str(long_small_clip.path), "--out", str(tmp_path / "out")],
                                             tmp_path / "data", "vidfarm.segment", VIDFARM_SEGMENT_SECONDS="2")
 
 

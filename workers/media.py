@@ -854,6 +854,9 @@ def upright(frame: av.VideoFrame, turn: int) -> av.VideoFrame:
         turned = av.VideoFrame(width, height, source.format.name)
         for plane, target in zip(yuv_planes(source), yuv_planes(turned)):
             np.copyto(target, np.rot90(plane, k))
+    # A new frame is untagged: a full-range picture in plain yuv420p (a VP9 or AV1 camera's)
+    # would then be read as limited range (its BGR picture, the motion stage's thumbnail).
+    turned.color_range, turned.colorspace = frame.color_range, frame.colorspace
     turned.pts, turned.time_base = frame.pts, frame.time_base
     return turned
 

@@ -4,7 +4,8 @@ Two classifiers, or the mean of their probabilities (``ensemble``, the default),
 ``MaskConfig.method`` (compared in docs/accuracy.md). The ensemble also has a third vote in its
 mean, the lower-face cue (:mod:`workers.analytics.mask_cue`: the lower face against the skin
 between the eyes, in colour and detail), and takes MobileNetV2's probability as the mean over
-the crop and its mirror image; a single classifier, asked for by name, runs alone unless
+the crop and its mirror image (the mirror read only for a face whose label it could change:
+:func:`_mirror_could_change`); a single classifier, asked for by name, runs alone unless
 ``lower_face_cue`` / ``flip_mobilenet`` say otherwise:
 
 - ``embedding``: a logistic regression on the face's ArcFace embedding (the farm's
@@ -88,24 +89,38 @@ class MaskClassifier:
         self.session = models.session(path, threads)
         self.providers = self.session.get_providers()
         self.batch_size = batch_size
+        self.inputs = 0        # crops run through the model, mirror images included (benchmarks, tests)
 
-    def classify(self, crops_bgr: list[np.ndarray], flip: bool = False) -> list[tuple[str, float]]:
+    def classify(self, crops_bgr: list[np.ndarray], flip: bool = False, mirror_if=None) -> list[tuple[str, float]]:
         """Per crop: the label and its probability (0.5 .. 1). ``flip``: the mean of the
         probabilities of the crop and its mirror image (test-time augmentation: a face is
-        the same face mirrored, a mistake often is not)."""
+        the same face mirrored, a mistake often is not); ``mirror_if(index, p_mask)``: with
+        ``flip``, mirror only the crops for which it says so, given the crop's unmirrored
+        probability of a mask (the others read that probability alone)."""
         results: list[tuple[str, float]] = []
         for start in range(0, len(crops_bgr), self.batch_size):
             crops = crops_bgr[start:start + self.batch_size]
             batch = preprocess(crops)
-            if flip:
+            if flip and mirror_if is None:
                 batch = np.concatenate([batch, batch[..., ::-1]])
+            self.inputs += len(batch)
             probs = np.exp(self.session.run(None, {"input": batch})[0])
-            if flip:
+            if flip and mirror_if is None:
                 probs = (probs[:len(crops)] + probs[len(crops):]) / 2
-            for row in probs:
-                best = int(row.argmax())
-                results.append((LABELS[best], float(row[best])))
+            elif flip:
+                chosen = [i for i, row in enumerate(probs) if mirror_if(start + i, _probability_of_mask(_labelled(row)))]
+                if chosen:
+                    self.inputs += len(chosen)
+                    mirrored = np.exp(self.session.run(None, {"input": np.ascontiguousarray(batch[chosen][..., ::-1])})[0])
+                    probs[chosen] = (probs[chosen] + mirrored) / 2
+            results += [_labelled(row) for row in probs]
         return results
+
+
+def _labelled(row: np.ndarray) -> tuple[str, float]:
+    """A row of class probabilities as (label, its probability)."""
+    best = int(row.argmax())
+    return LABELS[best], float(row[best])
 
 
 class EmbeddingMaskClassifier:
@@ -135,6 +150,25 @@ class EmbeddingMaskClassifier:
             p = float(self.model.probability(vector[None])[0])
             results.append(("mask", p) if p >= 0.5 else ("no_mask", 1.0 - p))
         return results
+
+
+# Slack on :func:`_mirror_could_change`'s bounds for float32 rounding: the model's two class
+# probabilities sum to 1 within a few units of 1e-7, and the mean over the crop and its mirror
+# image is taken in float32.
+MIRROR_SLACK = 1e-5
+
+
+def _mirror_could_change(others: list[float], p_mask: float) -> bool:
+    """Whether MobileNetV2's mirror image could change a face's label, given the face's other
+    votes' probabilities of a mask (the embedding classifier's, the cue's) and MobileNetV2's on
+    the unmirrored crop, ``p_mask``. The label is "mask" where the mean of the votes is at least
+    0.5, and MobileNetV2's vote is the mean over the crop and its mirror image: whatever the
+    mirror's probability (0 to 1), that vote lies in [p_mask / 2, (p_mask + 1) / 2], so where
+    the mean is on one side of 0.5 at both ends the mirror cannot change the label (only its
+    probability, the face's mask_score)."""
+    votes = len(others) + 1
+    lowest, highest = (sum(others) + p_mask / 2) / votes, (sum(others) + (p_mask + 1) / 2) / votes
+    return not (lowest >= 0.5 + MIRROR_SLACK or highest < 0.5 - MIRROR_SLACK)
 
 
 def _probability_of_mask(result: tuple[str, float]) -> float:
@@ -186,6 +220,7 @@ class MaskAnalyzer(Analyzer):
         ensemble = config.method == "ensemble"
         self.cue = ensemble if config.lower_face_cue is None else config.lower_face_cue
         self.flip = ensemble if config.flip_mobilenet is None else config.flip_mobilenet
+        self.mirror_undecided_only = self.flip and config.mirror_undecided_only
         self.state: SegmentState | None = None
 
     def begin(self, state: SegmentState) -> None:
@@ -237,14 +272,19 @@ class MaskAnalyzer(Analyzer):
                 if result is not None:
                     p_mask[row] = [_probability_of_mask(result)]
             rows = list(p_mask)        # a face too blurred for the embedding is not judged at all
+        cues = {row: cue_probability(aligned_on(picture, faces.keypoints[row])) for row in rows} if self.cue else {}
         if self.mobilenet is not None:
             indexed = self.crops(picture, faces, rows)
-            for (row, _), result in zip(indexed, self.mobilenet.classify([c for _, c in indexed],
-                                                                         flip=self.flip)):
+
+            def undecided(index: int, p: float) -> bool:    # the other votes are known by now
+                row = indexed[index][0]
+                return _mirror_could_change(p_mask.get(row, []) + ([cues[row]] if cues else []), p)
+
+            for (row, _), result in zip(indexed, self.mobilenet.classify(
+                    [c for _, c in indexed], flip=self.flip, mirror_if=undecided if self.mirror_undecided_only else None)):
                 p_mask.setdefault(row, []).append(_probability_of_mask(result))
-        if self.cue:
-            for row in rows:
-                p_mask.setdefault(row, []).append(cue_probability(aligned_on(picture, faces.keypoints[row])))
+        for row, p in cues.items():
+            p_mask.setdefault(row, []).append(p)
         out = []
         for row, probabilities in p_mask.items():
             p = float(np.mean(probabilities))

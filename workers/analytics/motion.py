@@ -15,9 +15,11 @@ import math
 
 import cv2
 import numpy as np
+from av.video.reformatter import ColorRange
 
 from workers.analytics.picture import Picture
 
+DILATE_5 = np.ones((5, 5), np.uint8)
 LUMA_FORMATS = ("yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "nv12", "gray")
 
 
@@ -28,6 +30,18 @@ def luma_plane(frame) -> np.ndarray | None:
         return None
     plane = frame.planes[0]
     return np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:frame.height, :frame.width]
+
+
+def full_range(frame) -> bool:
+    """Whether a decoded frame's luma spans 0-255 (JPEG levels) rather than video's 16-235, read
+    as swscale reads it when it makes the frame's BGR picture (workers.analytics.picture), so
+    that a grey copy from the luma plane and one from the BGR picture agree. The frame's
+    ``color_range`` decides: the decoder sets it from what the stream says (a VP9 or AV1 camera
+    stream tagged full range decodes to plain yuv420p, tagged ``pc``; H.264 and HEVC ones to
+    yuvj420p here), and where neither says, a YUV picture is limited range (FFmpeg's default).
+    The yuvj formats, and grey, are full range whatever the tag (swscale reads them so)."""
+    name = frame.format.name
+    return name.startswith("yuvj") or name == "gray" or frame.color_range == ColorRange.JPEG
 
 
 class MotionMap:
@@ -77,14 +91,13 @@ class MotionMap:
         if elapsed > 1:
             level = cv2.mean(previous)[0] / max(cv2.mean(grey)[0], 1.0)
             moved = (np.abs(grey.astype(np.float32) * level - previous) > self.threshold).astype(np.uint8)
-        else:
-            moved = (cv2.absdiff(grey, previous) > self.threshold).astype(np.uint8)
+        else:       # 1 where the difference is over the threshold, as (difference > threshold) in uint8
+            moved = cv2.threshold(cv2.absdiff(grey, previous), self.threshold, 1, cv2.THRESH_BINARY)[1]
         self.moved, self.scale = moved, scale
-        moved = cv2.dilate(moved, np.ones((5, 5), np.uint8))   # one blob per moving thing
+        moved = cv2.dilate(moved, DILATE_5)   # one blob per moving thing
         boxes = [(x, y, x + w, y + h) for x, y, w, h in blob_boxes(moved)
                  if w >= self.min_side_px and h >= self.min_side_px]
         return [(x1 / scale, y1 / scale, x2 / scale, y2 / scale) for x1, y1, x2, y2 in boxes]
-
 
     def moving_share(self, boxes) -> np.ndarray:
         """Per box ([x1, y1, x2, y2, ...] rows, source pixels): the share of its pixels that changed

@@ -45,8 +45,8 @@ import numpy as np
 from core import defaults
 from core.analyzer_configs import MotionGateConfig
 from workers.analytics.faces import Faces
-from workers.analytics.motion import (LUMA_FORMATS, accounted_for_each, blob_boxes, in_areas, luma_plane,
-                                      person_areas, unexplained)
+from workers.analytics.motion import (LUMA_FORMATS, accounted_for_each, blob_boxes, full_range, in_areas,
+                                      luma_plane, person_areas, unexplained)
 from workers.analytics.picture import Picture
 from workers.analytics.tracks import box_iou
 
@@ -77,19 +77,20 @@ def _shrunk_luma(picture: Picture, long_side: int) -> np.ndarray:
 
 def thumbnail(picture: Picture, size: tuple[int, int] = (32, 18)) -> np.ndarray:
     """A tiny grey copy (float32, 0-255 full range) of the picture: from the luma plane where
-    there is one (video luma spans 16-235; stretched to the full range, so a thumbnail is the
-    same whichever way it was made), else from the BGR picture. Shrunk from the motion stage's
-    grey copy (its default size), not from the frame again: shrinking a 720p plane costs more
-    than the rest of a quiet frame's motion stage (bench/quiet_hour.py's stage table). Made
-    once per picture and size (the tracker and a live camera's detect pace both test scene
-    cuts on it; shared: do not write into it)."""
+    there is one (limited-range luma spans 16-235: stretched to the full range, so a thumbnail
+    is the same whichever way it was made; the frame's ``color_range`` says which range, not
+    its pixel format's name alone: :func:`workers.analytics.motion.full_range`), else from the
+    BGR picture. Shrunk from the motion stage's grey copy (its default size), not from the
+    frame again: shrinking a 720p plane costs more than the rest of a quiet frame's motion
+    stage (bench/quiet_hour.py's stage table). Made once per picture and size (the tracker and
+    a live camera's detect pace both test scene cuts on it; shared: do not write into it)."""
     return picture.derived(("thumbnail", size), lambda p: _thumbnail(p, size))
 
 
 def _thumbnail(picture: Picture, size: tuple[int, int]) -> np.ndarray:
     frame = picture.frame
     grey = luma(picture, max(4 * max(size), THUMBNAIL_FROM)).astype(np.float32)
-    if frame is not None and frame.format.name in LUMA_FORMATS and not frame.format.name.startswith("yuvj"):
+    if frame is not None and frame.format.name in LUMA_FORMATS and not full_range(frame):
         grey = (grey - 16.0) * (255.0 / 219.0)
     return cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
 
