@@ -24,6 +24,9 @@ face and sized to it (``follow_side``): its own section.
 blob overlaps them (``still_threshold``): its own section.
 ``--contrast``: instead, the whole chain without and with the mask gate's contrast floor
 (``min_contrast``: a face too dark to judge gets no mask label): its own section.
+``--offface``: instead, the whole chain with a look's weak boxes kept where a moving blob overlaps
+them and with each candidate that asks more of them (their own motion, their keypoints, RetinaFace):
+printed only (a one-off, dated section of docs/benchmarks.md holds it).
 ``--confirm``: instead, the whole chain without and with RetinaFace vouching for a look's weak
 SCRFD boxes where the look kept no face (``confirm``): its own section, with the tracks each made
 and the second detector's runs.
@@ -61,6 +64,15 @@ CONTRAST_CHAINS = {"before": {"mask": {"quality": {"min_score": 0.3, "min_contra
 CONFIRM_CHAINS = {"before": {"detect": {"second_look": {"confirm": "none"}}}, "after": {}}
 # --still: the whole chain with a look's weak boxes kept anywhere and only touching motion (the default).
 STILL_CHAINS = {"before": {"detect": {"second_look": {"still_threshold": 0}}}, "after": {}}
+# --offface: the whole chain as before offface14's second change (a weak look box kept where a moving blob
+# overlaps it) and with each candidate that asks more of such a box (issue 14, detections off the face).
+OFF = {"still_moving_share": 0, "still_landmarks": False, "still_confirm": False}
+OFF_FACE_CHAINS = {"before": {"detect": {"second_look": OFF}},
+                   "own motion": {"detect": {"second_look": {**OFF, "still_moving_share": 0.05}}},
+                   "keypoints": {"detect": {"second_look": {**OFF, "still_landmarks": True}}},
+                   "own motion + keypoints": {"detect": {"second_look": {**OFF, "still_moving_share": 0.05,
+                                                                         "still_landmarks": True}}},
+                   "RetinaFace": {"detect": {"second_look": {**OFF, "still_confirm": True}}}}
 ROUNDS = 5          # alternations: CPU time on a shared machine still varies by a few per cent a run
 TARGET_RATIO = 1.10
 
@@ -130,6 +142,12 @@ def measure(media: Path | None, chains: dict = CHAINS, analyzers: tuple[str, ...
                     spent, faces[key], area_looks[key], tracks[key], confirm_runs[key] = analyze_cpu_seconds(
                         frames, configs, fps, analyzers)
                     seconds[key] += spent
+            if "after" not in chains:     # several candidates against one baseline (--offface)
+                rows.append({"footage": name, "frames": len(frames),
+                             **{k: {"ms_per_frame": round(v / ROUNDS / len(frames) * 1000, 2),
+                                    "ratio": round(v / seconds["before"], 3), "faces": faces[k], "tracks": tracks[k],
+                                    "confirm_runs": confirm_runs[k]} for k, v in seconds.items()}})
+                continue
             rows.append({"footage": name, "frames": len(frames),
                          **{f"{k}_ms_per_frame": round(v / ROUNDS / len(frames) * 1000, 2) for k, v in seconds.items()},
                          "ratio": round(seconds["after"] / seconds["before"], 3),
@@ -254,6 +272,22 @@ WITHOUT_WITH = {
 }
 
 
+def offface_markdown(rows: list[dict], load: tuple[float, float]) -> str:
+    keys = list(OFF_FACE_CHAINS)
+    head = "| footage | frames | " + " | ".join(f"{k} ms/frame (ratio)" for k in keys) + " | faces | RetinaFace runs |"
+    lines = [f"`python -m bench.analyze_cost --offface`: CPU time per frame of the segment pipeline's analyzer chain "
+             f"(detect, track, recognize, mask, thermal; one inference thread) with a look's boxes under the first "
+             f"pass's threshold kept where a moving blob overlaps them (before) and with each candidate that asks more "
+             f"of them, alternated {ROUNDS} times in one run (load average {load[0]:.1f} before, {load[1]:.1f} "
+             f"after). Faces and RetinaFace runs: over one pass of the clip, in the same order.", "",
+             head, "|" + " --- |" * (head.count(" | ") + 1),
+             *(f"| {r['footage']} | {r['frames']} | "
+               + " | ".join(f"{r[k]['ms_per_frame']} ({r[k]['ratio']})" for k in keys)
+               + f" | {' / '.join(str(r[k]['faces']) for k in keys)} | "
+               + f"{' / '.join(str(r[k]['confirm_runs']) for k in keys)} |" for r in rows)]
+    return "\n".join(lines) + "\n"
+
+
 def without_with_markdown(flag: str, rows: list[dict], load: tuple[float, float]) -> str:
     heading, compared, note = WITHOUT_WITH[flag]
     extra = (("tracks", "tracks"),) + ((("second detector runs", "confirm_runs"),) if flag == "--confirm" else ())
@@ -264,6 +298,9 @@ def main(argv: list[str]) -> int:
     args = [a for a in argv if not a.startswith("--")]
     media = Path(args[0]) if args else MEDIA
     load_before = os.getloadavg()[0]
+    if "--offface" in argv:        # a one-off comparison: printed, never written
+        print(offface_markdown(measure(media, OFF_FACE_CHAINS), (load_before, os.getloadavg()[0])))
+        return 0
     if "--mask" in argv:
         rows = measure(media, MASK_CHAINS)
         text = mask_markdown(rows, (load_before, os.getloadavg()[0]))

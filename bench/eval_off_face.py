@@ -35,7 +35,10 @@ import numpy as np
 from bench import eval_masks
 from bench.eval_clips import SCALES, analyse, backgrounds, inside, photo_clip, pipeline_config
 from bench.eval_split import mask_split, part_arguments
+from workers.analytics.confirm import vouch
 from workers.analytics.detector import FaceDetector
+from workers.analytics.motion import region_picture
+from workers.analytics.quality import frontal_offset, pitch_position
 from workers.analytics.second_look import SecondLook
 from workers.analytics.tracks import box_iou
 
@@ -73,6 +76,18 @@ class Trace:
         self.boxes: dict[int, list[tuple[np.ndarray, str]]] = defaultdict(list)
         self.detected: dict[int, list[np.ndarray]] = {}
         self.vouched: set[float] = set()
+        # --features: per frame, (box row, features) of each face the detector returned; the
+        # detector and picture of the look being made (for the second detector's verdict).
+        self.features: dict[int, list[tuple[np.ndarray, dict]]] = defaultdict(list)
+        self.want_features = False
+        self.detector = self.picture = None
+        self.verdicts: dict[float, float] = {}
+
+    def features_of(self, frame: int, box, score: float) -> dict:
+        for traced, features in self.features.get(frame, []):
+            if abs(traced[4] - score) < 1e-3 and box_iou(np.asarray(box, float), traced[:4]) >= 0.5:
+                return features
+        return {}
 
     def origin(self, frame: int, box, score: float) -> str:
         """The path of a final face: the traced box it is (same score, overlapping), else how the
@@ -95,18 +110,32 @@ def traced(trace: Trace):
     the ``with``)."""
     originals = {(FaceDetector, n): getattr(FaceDetector, n) for n in ("begin", "__call__", "_first_pass", "_confirmed")}
     originals[(SecondLook, "record")] = SecondLook.record
+    originals[(FaceDetector, "_second_pass")] = FaceDetector._second_pass
 
     def begin(self, state=None):
         trace.frame = -1
         trace.boxes.clear()
         trace.detected.clear()
+        trace.features.clear()
         return originals[(FaceDetector, "begin")](self, state)
 
     def call(self, image, faces=None):
         trace.frame += 1
         found = originals[(FaceDetector, "__call__")](self, image, faces)
         trace.detected[trace.frame] = [b.copy() for b in found.boxes]
+        if trace.want_features and len(found):
+            shares = (self.second_look.motion.moving_share(found.boxes) if self.second_look is not None
+                      else np.zeros(len(found)))
+            for box, score, points, share in zip(found.boxes, found.scores, found.keypoints, shares):
+                features = {"moving_share": round(float(share), 3), **landmark_features(box, points),
+                            "retinaface": trace.verdicts.get(round(float(score), 4))}
+                trace.features[trace.frame].append((np.r_[box, score], features))
+        trace.verdicts.clear()
         return found
+
+    def second_pass(self, picture, boxes, keypoints):
+        trace.detector, trace.picture = self, picture
+        return originals[(FaceDetector, "_second_pass")](self, picture, boxes, keypoints)
 
     def first_pass(self, picture, regions, small):
         boxes, keypoints = originals[(FaceDetector, "_first_pass")](self, picture, regions, small)
@@ -119,17 +148,29 @@ def traced(trace: Trace):
         return vouched
 
     def record(self, looks):
-        for index, (_, boxes) in enumerate(looks):
+        for index, (square, boxes) in enumerate(looks):
             kind = ("follow-up" if index < len(self.following) else
                     "moving area" if index == self.area_index else "blob")
             for b in np.asarray(boxes, float).reshape(-1, 5):
                 tag = ("confirmed" if round(float(b[4]), 4) in trace.vouched else
                        kind if b[4] >= self.threshold else kind + " weak")
                 trace.boxes[trace.frame].append((b.copy(), tag))
+            weak = np.asarray(boxes, float).reshape(-1, 5)
+            weak = weak[weak[:, 4] < self.still_threshold]
+            if trace.want_features and len(weak) and trace.detector.confirmer is not None:
+                # What the second detector says of the look's kept boxes under still_threshold
+                # (its best overlapping score, 0: none), on the region the look read.
+                detector = trace.detector
+                side = self.input_side(index) or detector._look_side(square)
+                region, scale, x0, y0 = region_picture(trace.picture, square, side)
+                in_region = weak.copy()
+                in_region[:, :4] = (in_region[:, :4] - [x0, y0, x0, y0]) * scale
+                _, scores = vouch(in_region, detector.confirmer.boxes(region))
+                trace.verdicts.update({round(float(b[4]), 4): round(float(v), 3) for b, v in zip(weak, scores)})
         trace.vouched.clear()
         return originals[(SecondLook, "record")](self, looks)
 
-    FaceDetector.begin, FaceDetector.__call__ = begin, call
+    FaceDetector.begin, FaceDetector.__call__, FaceDetector._second_pass = begin, call, second_pass
     FaceDetector._first_pass, FaceDetector._confirmed, SecondLook.record = first_pass, confirmed, record
     try:
         yield trace
@@ -138,13 +179,29 @@ def traced(trace: Trace):
             setattr(owner, name, method)
 
 
-def record(media: Path, part: str, wide: bool = False, configs: dict | None = None) -> list[dict]:
+def landmark_features(box, points) -> dict:
+    """The five keypoints' geometry: eye distance over the box's width, the nose's offset from
+    the eyes' midpoint (eye distances), where it sits between the eye and mouth lines, the eye
+    line's tilt, the mouth's width over the eye distance."""
+    p = np.asarray(points, np.float64)
+    eyes = float(np.linalg.norm(p[1] - p[0]))
+    width = max(float(box[2] - box[0]), 1e-6)
+    return {"eye_ratio": round(eyes / width, 3), "yaw": round(min(frontal_offset(p), 99.0), 3),
+            "pitch": round(max(-99.0, min(pitch_position(p), 99.0)), 3),
+            "tilt": round(abs(float(p[1, 1] - p[0, 1])) / max(eyes, 1e-6), 3),
+            "mouth_ratio": round(float(np.linalg.norm(p[4] - p[3])) / max(eyes, 1e-6), 3)}
+
+
+def record(media: Path, part: str, wide: bool = False, configs: dict | None = None,
+           features: bool = False) -> list[dict]:
     """One dict per detection of every clip: scale, photo, scene, frame, box, score, track, on (the
-    photo), origin (the path that made it)."""
+    photo), origin (the path that made it); ``features``: and each box's own motion, keypoint
+    geometry and the second detector's verdict on a look's box under ``still_threshold``."""
     configs = eval_masks.CANDIDATES[eval_masks.CHOSEN] if configs is None else configs
     config = pipeline_config(("detect", "track", "mask"), configs)
     detections: list[dict] = []
     with tempfile.TemporaryDirectory() as scratch, traced(Trace()) as trace:
+        trace.want_features = features
         for scale, height in WIDE_SCALES if wide else SCALES:
             for folder in eval_masks.FOLDERS:
                 photos = mask_split(media / "masks" / folder, part)
@@ -159,7 +216,8 @@ def record(media: Path, part: str, wide: bool = False, configs: dict | None = No
                                 "scene": SCENES[seed % len(backgrounds())], "frame": frame,
                                 "box": [round(v) for v in face["box"]], "score": round(face["score"], 3),
                                 "track": face["track"], "on": inside(face["box"], rect),
-                                "origin": trace.origin(frame, face["box"], face["score"])} for face in faces)
+                                "origin": trace.origin(frame, face["box"], face["score"]),
+                                **trace.features_of(frame, face["box"], face["score"])} for face in faces)
     return detections
 
 
@@ -179,12 +237,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--second-look", type=json.loads, default={},
                         help="JSON: second-look settings over the chosen configuration's, e.g. '{\"still_threshold\": 0}'")
     parser.add_argument("--json", type=Path, help="write every detection here")
+    parser.add_argument("--features", action="store_true",
+                        help="record each box's own motion, keypoint geometry and RetinaFace's verdict (with --json)")
     args = parser.parse_args(argv)
     configs = eval_masks.CANDIDATES[eval_masks.CHOSEN]
     if args.second_look:
         detect = configs.get("detect", {})       # its other settings kept
         configs = {**configs, "detect": {**detect, "second_look": {**detect.get("second_look", {}), **args.second_look}}}
-    detections = record(args.media, args.part, args.wide, configs)
+    detections = record(args.media, args.part, args.wide, configs, args.features)
     for d in detections:
         if not d["on"]:
             print(f"off the face: {d['scale']} {d['photo']} seed {d['seed']} ({d['scene']}) frame {d['frame']} "

@@ -91,7 +91,8 @@ def test_eval_off_face_takes_the_part_as_its_docstring_writes_it(monkeypatch, ar
     from bench import eval_off_face
     from bench.eval_masks import CANDIDATES, CHOSEN
 
-    assert asked_of(monkeypatch, eval_off_face, "record", argv) == (MEDIA, "test", wide, CANDIDATES[CHOSEN])
+    assert asked_of(monkeypatch, eval_off_face, "record", argv) == (MEDIA, "test", wide, CANDIDATES[CHOSEN], False)
+    assert asked_of(monkeypatch, eval_off_face, "record", argv + ["--features"])[4] is True
     # --second-look: settings over the chosen configuration's.
     configs = asked_of(monkeypatch, eval_off_face, "record", argv + ["--second-look", '{"still_threshold": 0}'])[3]
     assert configs["detect"]["second_look"] == {"still_threshold": 0}

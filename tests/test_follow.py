@@ -62,7 +62,8 @@ def test_a_small_masked_face_a_look_found_is_followed_on_every_frame_after(conti
 
 
 def _following(face: Followed, blobs) -> SecondLook:
-    look = SecondLook(SecondLookConfig())
+    # The blobs alone say what moves here (no motion map: a box's own pixels are tested in test_off_face.py).
+    look = SecondLook(SecondLookConfig(still_moving_share=0))
     look.following, look.blobs = [face], blobs
     return look
 
@@ -101,7 +102,7 @@ def test_a_face_found_only_weakly_is_followed_a_few_looks_then_dropped():
     """Each look that finds it again moves the next look's square on by its velocity; found only
     weakly WEAK_LOOKS times in a row, it is no longer followed; a strong find starts the count
     again."""
-    look = SecondLook(SecondLookConfig())
+    look = SecondLook(SecondLookConfig(still_moving_share=0))     # the blobs alone say what moves
     look.follow = [Followed(np.array([100.0, 100.0, 110.0, 112.0]), side=120.0)]
     x, weak_looks = 100.0, 0
     for score in [0.4] + [0.25] * WEAK_LOOKS:
@@ -158,7 +159,7 @@ def test_a_follow_up_square_is_sized_to_its_face_once_its_step_is_known_and_whol
 def test_a_face_found_beside_a_followed_one_is_followed_once_with_its_step():
     """Two looks found the same neighbour: it is followed once, with the step of the face whose
     look found it (so its own next look can be sized), after the face that look continued."""
-    look = SecondLook(SecondLookConfig(follow_side=6))
+    look = SecondLook(SecondLookConfig(follow_side=6, still_moving_share=0))     # the blobs alone say what moves
     look.following, look.blobs = [FACE], MOVING
     face, beside, again = [120, 100, 130, 112, 0.8], [140, 100, 150, 112, 0.7], [141, 100, 151, 112, 0.6]
     look.record([((125.0, 106.0, 72.0), np.array([face, beside, again], np.float64))])

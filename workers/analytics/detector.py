@@ -176,15 +176,17 @@ class FaceDetector(Analyzer):
             more, points = self._detect(Picture(bgr=region), side, threshold)
             in_region = more.copy()
             more[:, :4] = more[:, :4] / scale + [x0, y0, x0, y0]
-            confirmed = self._confirmed(region, in_region, self.second_look.kept(index, more),
+            points = points / scale + [x0, y0]
+            confirmed = self._confirmed(region, in_region, self.second_look.kept(index, more, points),
                                         self.second_look.on_motion(more))
             more[confirmed, 4] = in_region[confirmed, 4]
-            keep = self.second_look.kept(index, more) | confirmed
+            keep = self.second_look.kept(index, more, points) | confirmed
+            keep &= self._vouched_if_weak(region, in_region, more, keep & ~confirmed)
             more, points = more[keep], points[keep]
             looks.append((square, more))
             if len(more):
                 found_boxes.append(more)
-                found_points.append(points / scale + [x0, y0])
+                found_points.append(points)
         self.second_look.record(looks)
         return self._best_of(found_boxes, found_points)
 
@@ -201,6 +203,20 @@ class FaceDetector(Analyzer):
         vouched &= moving
         boxes[vouched, 4] = scores[vouched]
         return vouched
+
+    def _vouched_if_weak(self, region: np.ndarray, in_region: np.ndarray, boxes: np.ndarray,
+                         kept: np.ndarray) -> np.ndarray:
+        """With ``still_confirm``: per box, False where a kept box scores under ``still_threshold``
+        and the second detector finds no face overlapping it in the look's ``region``
+        (``in_region``: the boxes in its pixels; one run a look, only where there is such a box)."""
+        ok = np.ones(len(boxes), bool)
+        c = self.config.second_look
+        doubtful = kept & (boxes[:, 4] < c.still_threshold)
+        if not c.still_confirm or self.confirmer is None or not doubtful.any():
+            return ok
+        vouched, _ = vouch(in_region[doubtful], self.confirmer.boxes(region))
+        ok[np.flatnonzero(doubtful)[~vouched]] = False
+        return ok
 
     def _best_of(self, found_boxes: list[np.ndarray], found_points: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Several runs' boxes as one, best first, overlapping ones suppressed (NMS)."""

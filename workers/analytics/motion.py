@@ -50,13 +50,17 @@ class MotionMap:
     def __init__(self, long_side: int = 256, threshold: int = 12, min_side_px: int = 3):
         self.long_side, self.threshold, self.min_side_px = long_side, threshold, min_side_px
         self.previous: np.ndarray | None = None
+        # The last frame's changed pixels (before the blobs are grown from them) on the small
+        # copy, and its pixels per source pixel; None where the frame was not compared.
+        self.moved: np.ndarray | None = None
+        self.scale = 1.0
 
     def reset(self) -> None:
-        self.previous = None
+        self.previous = self.moved = None
 
     def skip(self) -> None:
         """This frame is not read: the next one has nothing to compare with (no blobs)."""
-        self.previous = None
+        self.previous = self.moved = None
 
     def regions(self, picture: Picture, base_size: tuple[int, int] | None = None, compare: bool = True,
                 elapsed: int = 1) -> list[tuple[float, float, float, float]]:
@@ -81,6 +85,7 @@ class MotionMap:
             scale = size[0] / picture.width
         grey = cv2.GaussianBlur(grey, (5, 5), 0)
         previous, self.previous = self.previous, grey
+        self.moved = None
         if not compare or previous is None or previous.shape != grey.shape:
             return []
         if elapsed > 1:
@@ -88,10 +93,27 @@ class MotionMap:
             moved = (np.abs(grey.astype(np.float32) * level - previous) > self.threshold).astype(np.uint8)
         else:       # 1 where the difference is over the threshold, as (difference > threshold) in uint8
             moved = cv2.threshold(cv2.absdiff(grey, previous), self.threshold, 1, cv2.THRESH_BINARY)[1]
+        self.moved, self.scale = moved, scale
         moved = cv2.dilate(moved, DILATE_5)   # one blob per moving thing
         boxes = [(x, y, x + w, y + h) for x, y, w, h in blob_boxes(moved)
                  if w >= self.min_side_px and h >= self.min_side_px]
         return [(x1 / scale, y1 / scale, x2 / scale, y2 / scale) for x1, y1, x2, y2 in boxes]
+
+    def moving_share(self, boxes) -> np.ndarray:
+        """Per box ([x1, y1, x2, y2, ...] rows, source pixels): the share of its pixels that changed
+        since the last frame (on the small copy, the box grown to whole pixels); 0 where this
+        frame was not compared."""
+        boxes = np.asarray(boxes, np.float64).reshape(len(boxes), -1) if len(boxes) else np.empty((0, 4))
+        shares = np.zeros(len(boxes))
+        if self.moved is None:
+            return shares
+        h, w = self.moved.shape
+        for row, box in enumerate(boxes):
+            x1, y1 = max(0, math.floor(box[0] * self.scale)), max(0, math.floor(box[1] * self.scale))
+            x2, y2 = min(w, max(x1 + 1, math.ceil(box[2] * self.scale))), min(h, max(y1 + 1, math.ceil(box[3] * self.scale)))
+            if x2 > x1 and y2 > y1:
+                shares[row] = float(self.moved[y1:y2, x1:x2].mean())
+        return shares
 
 
 def blob_boxes(mask: np.ndarray) -> list[tuple[int, int, int, int]]:

@@ -85,6 +85,7 @@ class SecondLook:
                                                                     config.follow_reach)
         self.continue_faces, self.follow_side = config.continue_faces, config.follow_side
         self.still_threshold = config.still_threshold
+        self.still_moving_share, self.still_landmarks = config.still_moving_share, config.still_landmarks
         self.region_input = config.region_input
         # The faces to follow on the next frame, and those being followed on this one.
         self.follow: list[Followed] = []
@@ -241,23 +242,24 @@ class SecondLook:
             return min(self.threshold, self.follow_threshold)
         return self.threshold
 
-    def kept(self, index: int, boxes: np.ndarray) -> np.ndarray:
+    def kept(self, index: int, boxes: np.ndarray, keypoints: np.ndarray | None = None) -> np.ndarray:
         """Which of look ``index``'s boxes ([x1, y1, x2, y2, score] rows, source pixels, in
         planned order) are faces: those at the look threshold; in a follow-up look only those
         of its face's size (a box of another size there is the scene, most likely: on the
         tuning split they were all off the face), and the one that continues its face
-        (:meth:`continuation`), weak or not; under ``still_threshold`` only on a moving blob."""
+        (:meth:`continuation`), weak or not; under ``still_threshold`` only on a moving blob
+        (:meth:`not_still`; ``keypoints``: the boxes' five points, same pixels)."""
         boxes = np.asarray(boxes, np.float64).reshape(-1, 5)
         keep = boxes[:, 4] >= self.threshold
         if self.continue_faces and index < len(self.following):
             face = self.following[index]
             keep &= _like(face, boxes)
-            row = self.continuation(face, boxes)
+            row = self.continuation(face, boxes, keypoints)
             if row is not None:
                 keep[row] = True
-        return keep & self.not_still(boxes)
+        return keep & self.not_still(boxes, keypoints)
 
-    def continuation(self, face: Followed, boxes: np.ndarray) -> int | None:
+    def continuation(self, face: Followed, boxes: np.ndarray, keypoints: np.ndarray | None = None) -> int | None:
         """The row of ``boxes`` that continues ``face``, of those of its size: the nearest to
         where it should be at the look threshold (found again), else the nearest weaker one
         (``follow_threshold``) within ``follow_reach`` face heights of that place and on a
@@ -267,22 +269,32 @@ class SecondLook:
         height = box_height(face.box)
         px, py = face.predicted()
         distance = np.hypot((boxes[:, 0] + boxes[:, 2]) / 2 - px, (boxes[:, 1] + boxes[:, 3]) / 2 - py) / height
-        like, strong = _like(face, boxes), (boxes[:, 4] >= self.threshold) & self.not_still(boxes)
+        still_ok = self.not_still(boxes, keypoints)
+        like, strong = _like(face, boxes), (boxes[:, 4] >= self.threshold) & still_ok
         weak = (~strong & (boxes[:, 4] >= self.follow_threshold) & (distance <= self.follow_reach)
-                & self.on_motion(boxes))
+                & self.on_motion(boxes) & still_ok)
         for candidates in (like & strong, like & weak):
             if candidates.any():
                 return int(np.flatnonzero(candidates)[np.argmin(distance[candidates])])
         return None
 
-    def not_still(self, boxes: np.ndarray) -> np.ndarray:
+    def not_still(self, boxes: np.ndarray, keypoints: np.ndarray | None = None) -> np.ndarray:
         """Per box: whether a look may keep it as a face: at ``still_threshold`` (what the first
         pass keeps), or touching a moving blob. On the tuning split's widened clips most boxes off
         the face were a still thing of the scene that a look took for a face beside the moving
         photo and the follow-up looks then kept finding where it stood, frame after frame. Touching,
         not its centre on one: a close-up moves as eye- and mouth-sized blobs, its centre between
-        them (tuning: 5 close-up frames lost, and 4 of a masked face at 220 px)."""
-        return (boxes[:, 4] >= self.still_threshold) | self.touches_motion(boxes)
+        them (tuning: 5 close-up frames lost, and 4 of a masked face at 220 px). With
+        ``still_moving_share``, such a box's own pixels must have changed too (a blob's box also
+        overlaps the still things beside what moves); with ``still_landmarks`` its ``keypoints``
+        must be laid out as a face's (:func:`face_layout`; not tested where none are given)."""
+        strong = boxes[:, 4] >= self.still_threshold
+        moving = self.touches_motion(boxes)
+        if self.still_moving_share and not strong.all():
+            moving &= self.motion.moving_share(boxes) >= self.still_moving_share
+        if self.still_landmarks and keypoints is not None and len(boxes):
+            moving &= face_layout(boxes, keypoints)
+        return strong | moving
 
     def touches_motion(self, boxes: np.ndarray) -> np.ndarray:
         """Per box ([x1, y1, x2, y2, ...] rows, source pixels): whether a moving blob of this
@@ -325,6 +337,31 @@ class SecondLook:
             self.area_empty = self.frame
         self.empty += [(self.frame, square) for index, (square, boxes) in enumerate(looks) if index >= follows
                        and index != self.area_index and not len(boxes)]
+
+
+# A face's five keypoints (SCRFD's: eyes, nose, mouth corners) as a look's weak box must lay them
+# with still_landmarks. On the tuning split's widened clips the looks' weak boxes on the face read
+# the eyes' distance 0.25-0.57 of the box's width, the eye line's rise up to 0.50 of the eyes'
+# distance, the nose 0.22-0.97 of the way from the eye line to the mouth's and at most 0.68 eye
+# distances to the side of the eyes' midpoint (two boxes off the face: 0.93 and 1.24).
+EYE_RATIO = (0.2, 0.7)           # the eyes' distance over the box's width
+MAX_TILT = 1.0                   # the eye line's rise over the eyes' distance
+MAX_YAW = 0.8                    # the nose's offset from the eyes' midpoint, in eye distances
+
+
+def face_layout(boxes: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
+    """Per box: whether its five keypoints lie as a face's do: the nose below the eye line and
+    above the mouth's, the eye line not steep, the nose not far to the side of the eyes'
+    midpoint, the eyes' distance a plausible share of the box's width."""
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 5)
+    p = np.asarray(keypoints, np.float64).reshape(-1, 5, 2)
+    eyes = np.maximum(np.hypot(*(p[:, 1] - p[:, 0]).T), 1e-6)
+    eye_y, mouth_y = (p[:, 0, 1] + p[:, 1, 1]) / 2, (p[:, 3, 1] + p[:, 4, 1]) / 2
+    order = (eye_y < p[:, 2, 1]) & (p[:, 2, 1] < mouth_y)
+    level = np.abs(p[:, 1, 1] - p[:, 0, 1]) / eyes <= MAX_TILT
+    yaw = np.abs(p[:, 2, 0] - (p[:, 0, 0] + p[:, 1, 0]) / 2) / eyes <= MAX_YAW
+    ratio = eyes / np.maximum(boxes[:, 2] - boxes[:, 0], 1e-6)
+    return order & level & yaw & (ratio >= EYE_RATIO[0]) & (ratio <= EYE_RATIO[1])
 
 
 def _like(face: Followed, boxes: np.ndarray) -> np.ndarray:
