@@ -92,7 +92,7 @@ def rtf(row: dict, seconds: float) -> str:
 
 def _repeats(rounds: int) -> str:
     if rounds == 1:
-        return ("Each naive loop and farm run ran once (`--rounds 1`: the machine was too loaded for more; "
+        return ("Each naive loop and farm run ran once (`--rounds 1`; "
                 "a single run is noisier than the fastest of several, which a shared VM's neighbours "
                 "only ever slow)")
     return (f"Each naive loop and farm run is repeated {rounds} times, interleaved, and the fastest kept "
@@ -242,8 +242,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=ROUNDS,
                         help=f"repeats of each naive loop and farm run, the fastest kept (default {ROUNDS})")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    if set(args.clips) - set(CLIPS) or not args.clips:
-        parser.error(f"--clips: name one or both of {', '.join(CLIPS)} (got {','.join(args.clips)})")
+    if set(args.clips) - set(CLIPS) or not args.clips or len(set(args.clips)) < len(args.clips):
+        parser.error(f"--clips: name one or both of, once each, {', '.join(CLIPS)} (got {','.join(args.clips)})")
     if args.rounds < 1:
         parser.error(f"--rounds must be at least 1 (got {args.rounds})")
     only_throughput = args.only == "throughput"
@@ -270,9 +270,13 @@ def main(argv: list[str] | None = None) -> int:
                                              (load_start, os.getloadavg()[0])), out)
                 print(f"wrote the throughput tables of {out} ({len(rows)} clip{'s' * (len(rows) > 1)})", flush=True)
         if only_throughput:
+            if not rows:
+                print("nothing measured: every clip named is absent", file=sys.stderr)
+                return 1
             return 0
         out.parent.mkdir(exist_ok=True)
-        out.write_text(render(rows, encoder, "make bench", args.rounds, (load_start, os.getloadavg()[0])))
+        whole = "make bench" if args.rounds == ROUNDS else f"python -m bench --rounds {args.rounds}"
+        out.write_text(render(rows, encoder, whole, args.rounds, (load_start, os.getloadavg()[0])))
         autoscaler.update_doc(out)
         live_scaling.update_doc(out)
         quiet_hour.main(["10", "--write"])

@@ -85,7 +85,7 @@ class SecondLookConfig(AnalyzerConfig):
     # ask more of such a box (docs/accuracy.md, "Detections off the face, widened"). Chosen: its own
     # pixels changed (the looks' weak boxes on the face: 0.097 or more of them; 4 off it: none), at
     # 0.05; off by default: on the test split it lost a bare close-up clip (98 of 105 frames, under
-    # issue 14's 0.95), which the 2 fewer boxes off the face do not pay for.
+    # issue 14's 0.95), which 2 fewer boxes off the face (one each at 80 and 40 px) do not pay for.
     still_moving_share: float = Field(0, ge=0, le=1, description="... and only where at least this share of its "
                                                                     "own pixels changed since the previous frame "
                                                                     "(a blob's box also covers the still things "
@@ -254,9 +254,10 @@ class MaskConfig(AnalyzerConfig):
                           "None: on with method ensemble, off when one classifier is asked for.")
     mirror_undecided_only: bool = Field(
         True, description="With flip_mobilenet: the mirror image only on a face whose label it could change, "
-                          "given the other votes and the unmirrored crop's (the same labels, proved in "
+                          "given the other votes and the unmirrored crop's (each sampled face's label the same, proved in "
                           "workers/analytics/mask.py; a face it skips reads the unmirrored probability: its "
-                          "mask_score differs). False: on every judged face.")
+                          "mask_score differs, and so may a track's vote where its samples disagree). "
+                          "False: on every judged face.")
     model_path: str | None = Field(
         None, description="Converted ONNX file; None = convert/reuse mask-recognition's weights "
                           "in the settings' model_cache_dir.")

@@ -220,7 +220,10 @@ class MaskAnalyzer(Analyzer):
         ensemble = config.method == "ensemble"
         self.cue = ensemble if config.lower_face_cue is None else config.lower_face_cue
         self.flip = ensemble if config.flip_mobilenet is None else config.flip_mobilenet
-        self.mirror_undecided_only = self.flip and config.mirror_undecided_only
+        # With no other vote (MobileNetV2 alone) the mirror can always change the label: the one batch of
+        # crops and mirrors, as without the rule.
+        self.mirror_undecided_only = (self.flip and config.mirror_undecided_only
+                                      and (self.cue or self.embedding is not None))
         self.state: SegmentState | None = None
 
     def begin(self, state: SegmentState) -> None:
