@@ -165,8 +165,11 @@ class FaceDetector(Analyzer):
         first_area = float(input_size[0] * input_size[1])
         c = self.config.second_look
         cheapest = min(c.region_input, c.large_region_input) ** 2 / first_area
+        usual = c.region_input ** 2 / first_area
         plan = self.second_look.plan(picture, boxes[:, :4], lambda sq: self._look_side(sq) ** 2 / first_area,
-                                     fitted, cheapest, self._look_side, frame=self.frame)
+                                     fitted, cheapest, self._look_side, frame=self.frame,
+                                     cheapest_within=lambda side: cheapest if side >= self.config.input_long_side
+                                     else usual)
         for index, square in enumerate(plan):
             side = self.second_look.input_side(index) or self._look_side(square)
             region, scale, x0, y0 = region_picture(picture, square, side)
@@ -230,7 +233,8 @@ class FaceDetector(Analyzer):
         return boxes[keep], keypoints[keep]
 
     def _look_side(self, square) -> int:
-        """A second look's input side: small regions enlarged, large ones (a close-up) reduced."""
+        """A second look's input side: small regions enlarged, large ones (a close-up) reduced
+        (the plan's ``cheapest_within`` in ``_second_pass`` follows this rule: change both)."""
         c = self.config.second_look
         return c.region_input if square[2] < self.config.input_long_side else c.large_region_input
 

@@ -65,10 +65,18 @@ class MotionMap:
     def regions(self, picture: Picture, base_size: tuple[int, int] | None = None, compare: bool = True,
                 elapsed: int = 1) -> list[tuple[float, float, float, float]]:
         """Boxes (source pixels) around the parts of the frame that changed since the last
-        frame, largest first; none on the first frame or after a change of frame size.
+        frame, largest first; none on the first frame or after a change of frame size:
+        :meth:`read`, then :meth:`blobs`."""
+        return self.blobs() if self.read(picture, base_size, compare, elapsed) else []
+
+    def read(self, picture: Picture, base_size: tuple[int, int] | None = None, compare: bool = True,
+             elapsed: int = 1) -> bool:
+        """Keep this frame's grey copy and, with ``compare``, mark what changed since the last
+        frame (:attr:`moved`); whether it was compared (False on the first frame or after a change
+        of frame size). Its blobs are :meth:`blobs`, worked out only where someone needs them.
         ``base_size``: a size the picture was already converted to (the detector's input): the
         small copy is shrunk from it rather than converted from the frame again.
-        ``compare=False``: only keep this frame for the next one to compare with (no blobs).
+        ``compare=False``: only keep this frame for the next one to compare with.
         ``elapsed``: frames since the one kept; beyond one (the motion gate looked at none
         between), the frame is first brought to that one's mean level: the light scales every
         pixel, and over a quiet minute it drifts enough to make the whole frame one blob, whose
@@ -87,17 +95,39 @@ class MotionMap:
         previous, self.previous = self.previous, grey
         self.moved = None
         if not compare or previous is None or previous.shape != grey.shape:
-            return []
+            return False
         if elapsed > 1:
             level = cv2.mean(previous)[0] / max(cv2.mean(grey)[0], 1.0)
             moved = (np.abs(grey.astype(np.float32) * level - previous) > self.threshold).astype(np.uint8)
         else:       # 1 where the difference is over the threshold, as (difference > threshold) in uint8
             moved = cv2.threshold(cv2.absdiff(grey, previous), self.threshold, 1, cv2.THRESH_BINARY)[1]
         self.moved, self.scale = moved, scale
-        moved = cv2.dilate(moved, DILATE_5)   # one blob per moving thing
+        return True
+
+    def blobs(self) -> list[tuple[float, float, float, float]]:
+        """Boxes (source pixels) around the blobs of what :meth:`read` marked, largest first;
+        none where it compared nothing."""
+        if self.moved is None:
+            return []
+        scale = self.scale
+        moved = cv2.dilate(self.moved, DILATE_5)   # one blob per moving thing
         boxes = [(x, y, x + w, y + h) for x, y, w, h in blob_boxes(moved)
                  if w >= self.min_side_px and h >= self.min_side_px]
         return [(x1 / scale, y1 / scale, x2 / scale, y2 / scale) for x1, y1, x2, y2 in boxes]
+
+    def extent(self) -> tuple[float, float, float, float] | None:
+        """A box (source pixels) that holds every blob :meth:`blobs` would give, at a fraction of
+        its cost (the changed pixels' bounding box, grown as the dilation grows them); None where
+        nothing changed, or nothing was compared."""
+        if self.moved is None:
+            return None
+        x, y, w, h = cv2.boundingRect(self.moved)
+        if not w:
+            return None
+        grow, (height, width) = DILATE_5.shape[0] // 2, self.moved.shape
+        x1, y1 = max(0, x - grow), max(0, y - grow)
+        x2, y2 = min(width, x + w + grow), min(height, y + h + grow)
+        return x1 / self.scale, y1 / self.scale, x2 / self.scale, y2 / self.scale
 
     def moving_share(self, boxes) -> np.ndarray:
         """Per box ([x1, y1, x2, y2, ...] rows, source pixels): the share of its pixels that changed
