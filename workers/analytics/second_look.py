@@ -124,12 +124,9 @@ class SecondLook:
         # motion on every frame: with fewer tokens than the cheapest look, none is made.
         # A followed face's weak find is taken only where the picture moves (``continuation``):
         # while faces are followed, motion is read on every frame.
-        if self.tokens >= cheapest_look or self.follow:
-            self.motion.read(picture, base_size, elapsed=elapsed)
-        elif self.tokens + self.budget >= cheapest_look:
-            self.motion.read(picture, base_size, compare=False)
-        else:
-            self.motion.skip()
+        compare = self.tokens >= cheapest_look or bool(self.follow)
+        keep = compare or self.tokens + self.budget >= cheapest_look
+        cheapest_within = cheapest_within or (lambda side: cheapest_look)
         found = np.asarray(first_boxes, np.float64).reshape(-1, 4)
         squares: list[Square] = []
         self.following, self.inputs = [], []
@@ -152,8 +149,16 @@ class SecondLook:
             self.inputs.append(side)
             self.following.append(face)
         self.empty = [(f, s) for f, s in self.empty if self.frame - f <= self.retry_frames]
-        self.blobs = blobs = self.motion.blobs() if self._blobs_matter(squares, cheapest_within or (
-            lambda side: cheapest_look)) else []
+        # Compared only where a look could read what moved: a follow-up look, or an exploratory
+        # look the budget pays for at a square no larger than the frame's (every blob lies in
+        # it). Otherwise the frame is only kept: its grey copy is made if the next compares.
+        if keep:
+            whole = head_square(self.motion.covered(picture, base_size))[2]
+            self.motion.read(picture, base_size, compare and bool(squares or self.tokens >= cheapest_within(whole)),
+                             elapsed)
+        else:
+            self.motion.skip()
+        self.blobs = blobs = self.motion.blobs() if self._blobs_matter(squares, cheapest_within) else []
         self.area_index = None
         loose = self._unexplained(blobs, found)      # once: the area look and the blobs' own looks read it
         area = self._area_square(picture, loose, found, squares)
