@@ -1,0 +1,111 @@
+"""What the second look's plan reads of motion (issue 14: the accuracy changes' cost): a frame's
+moving blobs only where a look could read them, its grey copy only where a frame is compared with
+it; the plans the same as reading both on every frame."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tests.clipmaker import background
+from workers.analytics.motion import MotionMap, blob_boxes, DILATE_5
+from workers.analytics.picture import Picture
+from workers.analytics.second_look import SecondLook, SecondLookConfig
+
+import cv2
+
+LARGE_FROM = 640            # the detector's input side: a square this large is read at its cheaper input
+USUAL, LARGE = 0.9, 0.2     # a look's cost in first-pass runs, as the detector's 480 and 224 px inputs
+
+
+def look_cost(square) -> float:
+    return USUAL if square[2] < LARGE_FROM else LARGE
+
+
+def cheapest_within(side: float) -> float:
+    return LARGE if side >= LARGE_FROM else USUAL
+
+
+def planned(frames: list[np.ndarray], config: SecondLookConfig, within) -> tuple[list, dict[str, int]]:
+    """Each frame's plan (no look finds anything), and the blobs and grey copies worked out."""
+    look, made = SecondLook(config), {"blobs": 0, "grey": 0}
+    blobs, grey = look.motion.blobs, look.motion._grey
+    look.motion.blobs = lambda: made.__setitem__("blobs", made["blobs"] + 1) or blobs()
+    look.motion._grey = lambda *a: made.__setitem__("grey", made["grey"] + 1) or grey(*a)
+    plans = []
+    for frame in frames:
+        squares = look.plan(Picture(bgr=frame), np.empty((0, 4)), look_cost, cheapest_look=LARGE,
+                            cheapest_within=within)
+        look.record([(square, np.empty((0, 4))) for square in squares])
+        plans.append(squares)
+    return plans, made
+
+
+def moving_square(size: tuple[int, int], count: int, wide_from: int | None = None) -> list[np.ndarray]:
+    """A 40x60 square wandering over a textured scene, from ``wide_from`` on with a band as wide as
+    most of the frame moving too (a square around it is read at the cheaper input)."""
+    scene, frames = background(*size), []
+    for index in range(count):
+        frame = scene.copy()
+        x = 40 + (7 * index) % (size[0] - 100)
+        frame[100:160, x:x + 40] = 255
+        if wide_from is not None and index >= wide_from:
+            frame[size[1] - 40 - index % 2 * 8:size[1] - 20, 20:size[0] - 20] = 0
+        frames.append(frame)
+    return frames
+
+
+def test_blobs_are_worked_out_only_where_a_look_could_be_paid_for_and_the_plans_are_the_same():
+    """Between two looks the budget refills: with less than a usual look's cost, only a square
+    as large as the detector's input could be looked at (its cheaper input), and where all that
+    moved fits in a smaller one, no blob can change the plan."""
+    frames = moving_square((640, 360), 60, wide_from=45)
+    config = SecondLookConfig(budget=0.05, burst=1.0, retry_frames=0)
+    every, every_made = planned(frames, config, None)
+    lazy, lazy_made = planned(frames, config, cheapest_within)
+    assert lazy == every
+    assert sum(square[2] < LARGE_FROM for plan in every for square in plan) >= 2          # usual looks
+    assert any(square[2] >= LARGE_FROM for plan in every[45:] for square in plan)         # a cheap large one
+    assert lazy_made["blobs"] < every_made["blobs"] - 10
+
+
+def test_a_frame_is_made_grey_only_where_it_is_compared_and_the_plans_are_the_same():
+    """A frame no larger than the detector's input: no square there is read at the cheaper input,
+    so while the budget cannot pay for a usual look no frame is compared, and a frame kept for the
+    next to compare with costs no grey copy."""
+    frames = moving_square((480, 270), 60)
+    config = SecondLookConfig(budget=0.05, burst=1.0, retry_frames=0)
+    every, every_made = planned(frames, config, None)
+    lazy, lazy_made = planned(frames, config, cheapest_within)
+    assert lazy == every and sum(map(len, every)) >= 2
+    assert lazy_made["grey"] < every_made["grey"] - 20
+    assert lazy_made["grey"] <= 3 * sum(map(len, lazy))      # about the frames looked at and the one before
+
+
+def test_the_extent_holds_every_blob():
+    motion, rng = MotionMap(), np.random.default_rng(0)
+    motion.scale = 0.4
+    for _ in range(300):
+        moved = np.zeros((144, 256), np.uint8)
+        for _ in range(rng.integers(0, 5)):
+            x, y = rng.integers(0, 256), rng.integers(0, 144)
+            moved[y:y + rng.integers(1, 30), x:x + rng.integers(1, 30)] = 1
+        moved[rng.random(moved.shape) < 0.001 * rng.integers(0, 2)] = 1
+        motion.moved = moved
+        extent, blobs = motion.extent(), motion.blobs()
+        if not moved.any():
+            assert extent is None and blobs == []
+            continue
+        rows, columns = np.nonzero(cv2.dilate(moved, DILATE_5))          # what the blobs are grown from
+        assert np.allclose(extent, np.array([columns.min(), rows.min(), columns.max() + 1, rows.max() + 1]) / 0.4)
+        assert all(extent[0] <= b[0] and extent[1] <= b[1] and b[2] <= extent[2] and b[3] <= extent[3] for b in blobs)
+        assert len(blob_boxes(cv2.dilate(moved, DILATE_5))) >= len(blobs)
+
+
+def test_the_grey_copy_spans_what_covered_says():
+    for size, base in (((640, 360), (640, 384)), ((480, 270), (640, 360)), ((1280, 720), None), ((250, 333), None)):
+        picture = Picture(bgr=np.zeros((size[1], size[0], 3), np.uint8))
+        motion = MotionMap()
+        grey, scale = motion.grey(picture, base)
+        x1, y1, x2, y2 = motion.covered(picture, base)
+        assert (x1, y1) == (0, 0) and (x2, y2) == (grey.shape[1] / scale, grey.shape[0] / scale)
+        assert x2 >= size[0] - 1 / scale and y2 >= size[1] - 1 / scale
