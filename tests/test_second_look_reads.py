@@ -4,9 +4,13 @@ it; the plans the same as reading both on every frame."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
+from core.analyzer_configs import DetectorConfig
 from tests.clipmaker import background
+from workers.analytics.detector import FaceDetector
 from workers.analytics.motion import MotionMap, blob_boxes, DILATE_5
 from workers.analytics.picture import Picture
 from workers.analytics.second_look import SecondLook, SecondLookConfig
@@ -166,3 +170,15 @@ def test_a_found_face_is_followed_the_same_where_blobs_are_left_out():
     assert sum(0.25 in out[4] for out in follow_ups) >= 5              # weak finds continuing the face
     assert any(0.4 in out[5] for out in every if len(out) == 7)         # the still thing left out
     assert lazy_made["blobs"] < every_made["blobs"] - 10
+
+
+def test_the_cheapest_look_within_a_side_is_read_from_the_rule_that_sizes_each_look():
+    """The plan's cheapest look at a square of at most a side (the detector's
+    ``cheapest_within``) is the smallest input :meth:`FaceDetector._look_side` gives any square
+    no larger: one rule, so the plan's skipping cannot drift from the looks it skips."""
+    for second_look in ({}, {"region_input": 192, "large_region_input": 320}):
+        detector = object.__new__(FaceDetector)          # the rule only: no model loaded
+        detector.config = DetectorConfig(input_long_side=640, second_look=second_look)
+        for side in (1, 100, 639, 640, 641, 1500, math.inf):
+            smallest = min(detector._look_side((0, 0, s)) for s in range(1, int(min(side, 2000)) + 1))
+            assert detector._smallest_look_side(side) == smallest
