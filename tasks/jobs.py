@@ -27,11 +27,12 @@ from tasks.client import fan_out
 from tasks.common import (_json_bytes, _pipeline_config, _put_bytes, media_limits, put_json,  # noqa: F401
                           render_config, result_options, scratch_dir)
 from tasks.gallery import job_matching
-from tasks.render import draw_ahead_if_empty, fail_job, queue_render
+from tasks.render import draw_ahead_if_empty, draw_ahead_labelled, fail_job, queue_render
 from tasks.leases import Lease, forget_requeues, job_lease, segment_lease, stitch_without_chord
 from tasks.store_wait import retry_or_fail
 from workers import media, pipeline
 from workers.analytics import thermal
+from workers.render import segment_labels
 from workers.results import SegmentOutput, assemble_results, damage_warning, source_summary
 
 log = logging.getLogger(__name__)
@@ -218,7 +219,7 @@ def _process_segment(self, segment: SegmentJob, worker: str, lease: Lease) -> di
     try:
         result = pipeline.analyse_segment(store.local_path(segment_key(job_id, index)), segment,
                                           _pipeline_config(job.options), job_matching(job.options).gallery,
-                                          cut_faces=True)
+                                          cut_faces=True, keep_pictures_bytes=PICTURES_KEPT_BYTES)
         put_json(analysis_key(job_id, index), _without_names(result))
         _put_face_crops(job_id, index, result)
     except media.MediaError as exc:
@@ -240,7 +241,46 @@ def _process_segment(self, segment: SegmentJob, worker: str, lease: Lease) -> di
     except Exception:      # only a head start: the drawing task draws it after the stitch (and says why it fails)
         log.warning("job %s segment %d: drawing the empty segment ahead failed", job_id, index, exc_info=True)
     records.set_segment(job_id, index, status="done", seconds=seconds, error=None)
+    if result.pictures is not None and any(result.frames):
+        try:
+            labels = _labels_known_ahead(job, index)
+            if labels is not None:
+                draw_ahead_labelled(job, index, list(segment.pts), labels, result.pictures)
+        except Exception:      # only a head start, as above
+            log.warning("job %s segment %d: drawing ahead failed", job_id, index, exc_info=True)
     return {"index": index, "frames": len(result.frames), "seconds": seconds}
+
+
+# A busy segment's decoded frames are kept for its drawing ahead up to this size (a 720p frame
+# is 1.4 MB, a 1080p one 3.1 MB: a short recording's segments of 1-2 s fit; a long recording's
+# segments of 20 s do not, and are decoded again when drawn, as before).
+PICTURES_KEPT_BYTES = 192 << 20
+# Working out a segment's labels ahead reads every analysis before it: only for short recordings.
+DRAW_AHEAD_MAX_SEGMENTS = 32
+
+
+def _labels_known_ahead(job, index: int) -> list[list[list]] | None:
+    """Segment ``index``'s labels as the stitch will draw them, if its worker can tell now:
+    every segment before it is analysed (track numbers follow the order in which tracks first
+    appear, so they depend on the segments before and this one only) and some segment after it
+    is not (else the stitch is about to run, and waits for this task: drawing after it, as
+    before, keeps the results as early). A track that crosses into a segment after it may still
+    change its vote or name there: then the key differs, and it is drawn again after the stitch.
+    None where it cannot tell."""
+    records, store = runtime.records(), runtime.store()
+    segments = records.segments(job.id)
+    if len(segments) > DRAW_AHEAD_MAX_SEGMENTS or _unfinished(segments[:index + 1]) or not _unfinished(segments):
+        return None
+    outputs = []
+    for s in segments[:index + 1]:
+        data = json.loads(store.local_path(analysis_key(job.id, s.index)).read_text())
+        outputs.append(SegmentOutput(s.pts, data["frames"], data["tracks"], data["thumbnails"], data.get("damage")))
+    matching = job_matching(job.options)
+    source = SourceMedia.of(job)
+    results = assemble_results({}, source.time_base, source.start_pts, outputs, {}, matching.gallery,
+                               result_options(matching.watchlist))
+    segment = segments[index]
+    return segment_labels(results, segment.start_frame, segment.frames, render_config(job.options).fever_c)
 
 
 def _unfinished(segments) -> list[int]:

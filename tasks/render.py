@@ -159,6 +159,38 @@ def draw_ahead_if_empty(job, index: int, pts: list[int], frames: list[list[dict]
     return True
 
 
+def draw_ahead_labelled(job, index: int, pts: list[int], labels: list[list[list]], pictures: list) -> bool:
+    """Draw a segment with faces ahead of the results, from the frames its analysis decoded
+    (``pictures``), with ``labels`` as the segment task could work them out (``tasks.jobs``:
+    the tracks of the segments before it and its own). The drawing task would decode the
+    segment again (and the GOP's frames before its first); this decodes nothing. Where the
+    published labels differ (a track crossing into the next segment that changes its vote or
+    name), the drawing's key differs: the segment is drawn again after the stitch and this
+    drawing is never used (deleted with the other unused drawings). Only where the GOPs of the
+    recording can be copied (the copying drawing takes decoded frames). Returns whether it drew."""
+    records, store = runtime.records(), runtime.store()
+    source, config = SourceMedia.of(job), render_config(job.options)
+    if not (config.stream_copy and source.timed and source.intact) or len(pictures) != len(pts):
+        return False
+    current = records.get_job(job.id)
+    if current is None or current.status == "failed":
+        return False
+    src = store.local_path(segment_key(job.id, index))
+    if not remux.stream_copyable(src, source.width, source.height):
+        return False
+    target = drawn_key(job.id, index, drawing_key(labels, config, True))
+    try:
+        if not store.exists(target):
+            with scratch_dir() as scratch:
+                out = Path(scratch) / "segment.mp4"
+                draw_segment(src, out, pts, source.time_base, source.fps, source.width, source.height, labels,
+                             config, source.pts_offset, source.timed, intact=True, pictures=pictures)
+                store.move_file(target, out)
+    finally:
+        _leave_nothing_unjoinable(job.id)
+    return True
+
+
 def _leave_nothing_unjoinable(job_id: str) -> None:
     """A job may be deleted while a segment of it is drawn: whatever the drawing wrote after the
     deletion's sweep goes too; or fail: a drawing that will never be joined goes."""
