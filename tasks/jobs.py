@@ -219,7 +219,7 @@ def _process_segment(self, segment: SegmentJob, worker: str, lease: Lease) -> di
     try:
         result = pipeline.analyse_segment(store.local_path(segment_key(job_id, index)), segment,
                                           _pipeline_config(job.options), job_matching(job.options).gallery,
-                                          cut_faces=True, keep_pictures_bytes=PICTURES_KEPT_BYTES)
+                                          cut_faces=True, keep_pictures_bytes=_pictures_to_keep(job, segment))
         put_json(analysis_key(job_id, index), _without_names(result))
         _put_face_crops(job_id, index, result)
     except media.MediaError as exc:
@@ -257,6 +257,17 @@ def _process_segment(self, segment: SegmentJob, worker: str, lease: Lease) -> di
 PICTURES_KEPT_BYTES = 192 << 20
 # Working out a segment's labels ahead reads every analysis before it: only for short recordings.
 DRAW_AHEAD_MAX_SEGMENTS = 32
+
+
+def _pictures_to_keep(job, segment: SegmentJob) -> int:
+    """How many bytes of decoded frames the analysis keeps for drawing the segment ahead: none
+    where it would not be drawn ahead from them (a long recording, one whose GOPs are not
+    copied, one too large a segment: better not kept at all than kept and then dropped)."""
+    source, config = SourceMedia.of(job), render_config(job.options)
+    if not (config.stream_copy and source.timed and source.intact) or job.chunks_total > DRAW_AHEAD_MAX_SEGMENTS:
+        return 0
+    yuv420 = source.width * source.height * 3 // 2
+    return PICTURES_KEPT_BYTES if len(segment.pts) * yuv420 <= PICTURES_KEPT_BYTES else 0
 
 
 def _labels_known_ahead(job, index: int) -> list[list[list]] | None:
