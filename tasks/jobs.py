@@ -30,7 +30,7 @@ from tasks.gallery import job_matching
 from tasks.render import draw_ahead_if_empty, draw_ahead_labelled, fail_job, queue_render
 from tasks.leases import Lease, forget_requeues, job_lease, segment_lease, stitch_without_chord
 from tasks.store_wait import retry_or_fail
-from workers import media, pipeline
+from workers import media, pipeline, remux
 from workers.analytics import thermal
 from workers.render import segment_labels
 from workers.results import SegmentOutput, assemble_results, damage_warning, source_summary
@@ -216,6 +216,7 @@ def _process_segment(self, segment: SegmentJob, worker: str, lease: Lease) -> di
         return {"skipped": True}
     job, _ = taken
     started = time.perf_counter()
+    result = None
     try:
         result = pipeline.analyse_segment(store.local_path(segment_key(job_id, index)), segment,
                                           _pipeline_config(job.options), job_matching(job.options).gallery,
@@ -227,6 +228,8 @@ def _process_segment(self, segment: SegmentJob, worker: str, lease: Lease) -> di
         fail_job(job_id, f"segment {index}: {exc}")
         raise
     except Exception as exc:
+        if result is not None:     # the traceback keeps this frame: not its kept pictures (up to 192 MiB) too
+            result.pictures = None
         if not lease.held:     # cut off (the database or Redis unreachable), its work given to another
             raise
 
@@ -262,12 +265,27 @@ DRAW_AHEAD_MAX_SEGMENTS = 32
 def _pictures_to_keep(job, segment: SegmentJob) -> int:
     """How many bytes of decoded frames the analysis keeps for drawing the segment ahead: none
     where it would not be drawn ahead from them (a long recording, one whose GOPs are not
-    copied, one too large a segment: better not kept at all than kept and then dropped)."""
+    copied: copying off, or a stream that cannot be copied, as ``draw_ahead_labelled`` finds;
+    one too large a segment: better not kept at all than kept and then dropped)."""
     source, config = SourceMedia.of(job), render_config(job.options)
     if not (config.stream_copy and source.timed and source.intact) or job.chunks_total > DRAW_AHEAD_MAX_SEGMENTS:
         return 0
-    yuv420 = source.width * source.height * 3 // 2
-    return PICTURES_KEPT_BYTES if len(segment.pts) * yuv420 <= PICTURES_KEPT_BYTES else 0
+    if len(segment.pts) * decoded_frame_bytes(source.width, source.height) > PICTURES_KEPT_BYTES:
+        return 0
+    # Last, as it opens the file (its header only): HEVC, VP9, a rotated or 4:2:2 upload.
+    if not remux.stream_copyable(runtime.store().local_path(segment_key(job.id, segment.index)),
+                                 source.width, source.height):
+        return 0
+    return PICTURES_KEPT_BYTES
+
+
+def decoded_frame_bytes(width: int, height: int) -> int:
+    """At most the bytes one decoded 4:2:0 frame holds, as the analysis counts them (its planes'
+    ``buffer_size``, the decoder's padding in): FFmpeg widens a row until the chroma planes'
+    rows are aligned (64 bytes), which can take the luma row to the next multiple of 128
+    (320 wide: 384 a row, 1.2 times w*h*1.5; tests/test_draw_ahead.py)."""
+    row = -(-width // 128) * 128
+    return row * height + 2 * (row // 2) * -(-height // 2)
 
 
 def _labels_known_ahead(job, index: int) -> list[list[list]] | None:
