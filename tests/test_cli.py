@@ -285,6 +285,29 @@ def test_a_bad_setting_is_one_clear_line_for_every_command(capsys, monkeypatch, 
     assert not any(tmp_path.iterdir())   # refused before anything was made
 
 
+@pytest.mark.parametrize("command, variable, value, said", [
+    (["up"], "VIDFARM_WEB_PORT", "99999", "web_port: Input should be less than or equal to 65535"),
+    (["up"], "VIDFARM_FLOWER_PORT", "99999", "flower_port: Input should be less than or equal to 65535"),
+    (["process", "x.mp4", "--out", "out"], "VIDFARM_MAX_UPLOAD_BYTES", "-1",
+     "max_upload_bytes: Input should be greater than 0"),
+    (["process", "x.mp4", "--out", "out"], "VIDFARM_RECOGNITION_THRESHOLD", "2",
+     "recognition_threshold: Input should be less than or equal to 1"),
+])
+def test_a_setting_out_of_its_range_is_one_clear_line(capsys, monkeypatch, tmp_path, command, variable, value, said):
+    """The ports were a traceback (OverflowError from `up`'s ports check, where --port 99999 is
+    one line); the others were taken without a word: every upload then refused as larger than
+    "-1 B", or no track ever named (a cosine similarity is at most 1)."""
+    monkeypatch.setenv("VIDFARM_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv(variable, value)
+    get_settings.cache_clear()
+    try:
+        code = main(command)
+    finally:
+        get_settings.cache_clear()
+    assert (code, capsys.readouterr().err) == (2, f"vidfarm: error: bad setting {said}\n")
+    assert not any(tmp_path.iterdir())
+
+
 def test_a_bad_analyzer_config_is_a_bad_setting_before_anything_starts(capsys, monkeypatch, tmp_path):
     # Checked as the settings load (core.analyzer_configs), not by a worker or a segment.
     monkeypatch.setenv("VIDFARM_DATA_DIR", str(tmp_path))
