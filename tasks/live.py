@@ -29,7 +29,7 @@ from core.segment_job import SegmentJob, SourceMedia
 from services import runtime
 from tasks.app import app
 from tasks.gallery import job_matching
-from tasks.jobs import _pipeline_config, put_json
+from tasks.jobs import _pipeline_config, _without_names, put_json
 from workers import pipeline
 from workers.live.segmenter import LiveSegment
 from workers.live.timeline import TIMELINE
@@ -96,9 +96,15 @@ def live_segment(*message) -> dict:
     started = time.monotonic()
     result = pipeline.analyse_segment(runtime.store().local_path(piece_key(watch_id, index, "segment")),
                                       segment, live_pipeline_config(options), job_matching(options).gallery)
-    put_json(piece_key(watch_id, index, "analysis"), {
-        "frames": result.frames, "tracks": result.tracks, "thumbnails": result.thumbnails,
-        "stages": result.stages, "repaired_frames": result.repaired_frames, "damage": result.damage})
+    # No names, as a recording's segments store none: the watch's stitch decides them from the
+    # pooled embeddings, and these files (copied into the camera's hourly recording) are never
+    # searched by an erasure or rewritten by a rename.
+    put_json(piece_key(watch_id, index, "analysis"), _without_names(result))
+    store = runtime.store()
+    if not store.exists(piece_key(watch_id, index, "segment")):
+        # The watch ended while this ran (camera deleted, watch stopped) and swept its folder:
+        # no one would read this analysis, nor ever delete it (everyone the camera saw).
+        store.delete_prefix(piece_key(watch_id, index, "analysis"))
     try:     # the autoscaler's cost per live frame; losing one sample loses nothing else
         live_costs.record(app.backend.client, len(result.frames), time.monotonic() - started)
     except RedisError as error:
