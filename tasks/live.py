@@ -52,6 +52,15 @@ def options_key(watch_id: str) -> str:
     return live_key(watch_id, "options.json")
 
 
+def alive_key(watch_id: str) -> str:
+    """``{"at": unix s}``, rewritten by a running watch every ``ALIVE_EVERY_S``: a folder whose
+    watch stopped writing it was left by a watch killed outright (``tasks.recording`` sweeps it)."""
+    return live_key(watch_id, "alive.json")
+
+
+ALIVE_EVERY_S = 60.0
+
+
 @lru_cache(maxsize=16)
 def watch_options(watch_id: str) -> dict:
     """A watch's options (gallery, analyzers), read once per worker process."""

@@ -7,6 +7,7 @@ recordings, their files included, and never an upload."""
 from __future__ import annotations
 
 import json
+import threading
 from fractions import Fraction
 
 import pytest
@@ -150,6 +151,37 @@ def test_a_recording_still_growing_is_not_adopted_however_long_ago_it_opened(far
     store.delete_prefix(recording_key(growing))
 
 
+def test_the_folder_of_a_watch_killed_outright_is_swept_and_a_running_watch_s_is_not(farm, tmp_path):
+    """A watch ends by deleting its live/<watch>/ folder; one killed outright (SIGKILL, the OOM
+    killer) left its last segments and their analyses there for good: nothing else looked."""
+    import time
+
+    from services import runtime
+    from tasks.jobs import put_json
+    from tasks.live import alive_key, live_key, piece_key
+    from tasks.live_watch import LiveWatch
+    from tasks.recording import expire_recordings
+
+    store = runtime.store()
+    killed = "a" * 32
+    put_json(alive_key(killed), {"at": time.time() - 3600})
+    put_json(piece_key(killed, 7, "analysis"), {"frames": [], "tracks": []})
+    clip = make_clip(tmp_path / "door.mp4", seconds=30, fps=15, gop=15, face_windows=[], audio=False)
+    with RtspCamera(clip.path) as camera:
+        watch = LiveWatch(camera.url, tmp_path / "out", keep_results=False, stop_wait_s=5.0)
+        stop = threading.Event()
+        runner = threading.Thread(target=watch.run, args=(stop,), daemon=True)
+        runner.start()
+        try:
+            wait_until(lambda: store.exists(alive_key(watch.watch_id)), 60, "the running watch to say it is alive")
+            swept = expire_recordings(orphan_after_s=600)["abandoned_watches"]
+            assert killed in swept and watch.watch_id not in swept
+            assert not store.list_keys(live_key(killed)) and store.exists(alive_key(watch.watch_id))
+        finally:
+            stop.set()
+            runner.join(60)
+
+
 def test_expired_recordings_are_deleted_and_uploads_are_not(recordings, farm):
     from core.models import Job
     from services import runtime
@@ -159,7 +191,7 @@ def test_expired_recordings_are_deleted_and_uploads_are_not(recordings, farm):
     with records.session() as s:
         uploads = sorted(job.id for job in s.query(Job).filter(Job.camera_id.is_(None)))
     assert expire_recordings(retention_days=30) == {"deleted": [], "busy": [], "adopted": [],    # none that old
-                                                    "live_alerts": 0}
+                                                    "live_alerts": 0, "abandoned_watches": []}
     swept = expire_recordings(retention_days=1e-9)                                       # ... all are now
     assert set(recordings["jobs"]) <= set(swept["deleted"])     # (and other tests' cameras' recordings)
     assert not set(recordings["jobs"]) & set(swept["busy"])
