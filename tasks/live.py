@@ -59,6 +59,10 @@ def alive_key(watch_id: str) -> str:
 
 
 ALIVE_EVERY_S = 60.0
+# A watch's folder is swept once its alive.json is this old. Generous on purpose: a watch whose
+# writes fail for a while (the store away, a full disk) goes on and would lose its folder under
+# it, and a watch killed outright leaves it for at most this long more (the privacy cost).
+ABANDONED_AFTER_S = 3600.0
 
 
 @lru_cache(maxsize=16)

@@ -211,6 +211,7 @@ class LiveWatch:
         self.summary = WatchSummary(0, 0)
         self._start_pts: int | None = None            # the watch's first frame (the results' t = 0)
         self._failed: set[int] = set()
+        self._alive_at = 0.0                          # monotonic: when it last said so (``_say_alive``)
         self._status: CameraStatus | None = None
         self._behind: float | None = None
         # Asked before each look at the results (``_stored``) and whether Redis answers at all
@@ -241,7 +242,6 @@ class LiveWatch:
         self.stitch = LiveStitch(self.matching.gallery, result_options(self.matching.watchlist))
         gallery_checked = time.monotonic()
         runtime.store().put_stream(options_key(self.watch_id), BytesIO(json.dumps(self.options).encode()))
-        self._alive_at = 0.0
         self._say_alive()
         camera_stop = threading.Event()
         reader = self.camera.start(camera_stop)
@@ -505,6 +505,7 @@ class LiveWatch:
         store, config = runtime.store(), render_config(self.options)
         files = []
         for segment in self.received:
+            self._say_alive()       # drawing a long watch takes many minutes: its folder is still in use
             out = self.scratch / f"drawn-{segment.index:06d}.mp4"
             labels = segment_labels(results, segment.first_frame, segment.frames, config.fever_c)
             stages = render_segment(store.local_path(piece_key(self.watch_id, segment.index, "segment")), out,
