@@ -41,6 +41,11 @@ run: install
 # which every child inherits; conftest now puts the process back after such a test. Which
 # files share a process changes from run to run, so a test must leave no state behind:
 # conftest re-reads settings a test left cached from its own environment.
+# Four were tried on the 8 slowest files (2026-12-07, A B B A then B A, load 4-24 of others'
+# work): not clearly faster (4: 625, 822, 696 s; 2: 714, 719, 550 s), every test about twice as
+# long (these files' commands and farms are CPU on the same 2 cores, not only waiting), and
+# real-time tests failed in 2 of the 3 runs at 4, in none at 2: docs/benchmarks.md, "The
+# suite's process count".
 TEST_PROCESSES ?= 2
 test: install chart-check security-check $(NODE_TOOLS)
 	$(PY) -m pytest -n $(TEST_PROCESSES) --dist loadfile --no-loadscope-reorder

@@ -27,11 +27,12 @@ from tasks.client import fan_out
 from tasks.common import (_json_bytes, _pipeline_config, _put_bytes, media_limits, put_json,  # noqa: F401
                           render_config, result_options, scratch_dir)
 from tasks.gallery import job_matching
-from tasks.render import draw_ahead_if_empty, fail_job, queue_render
+from tasks.render import draw_ahead_if_empty, draw_ahead_labelled, fail_job, queue_render
 from tasks.leases import Lease, forget_requeues, job_lease, segment_lease, stitch_without_chord
 from tasks.store_wait import retry_or_fail
-from workers import media, pipeline
+from workers import media, pipeline, remux
 from workers.analytics import thermal
+from workers.render import segment_labels
 from workers.results import SegmentOutput, assemble_results, damage_warning, source_summary
 
 log = logging.getLogger(__name__)
@@ -215,10 +216,11 @@ def _process_segment(self, segment: SegmentJob, worker: str, lease: Lease) -> di
         return {"skipped": True}
     job, _ = taken
     started = time.perf_counter()
+    result = None
     try:
         result = pipeline.analyse_segment(store.local_path(segment_key(job_id, index)), segment,
                                           _pipeline_config(job.options), job_matching(job.options).gallery,
-                                          cut_faces=True)
+                                          cut_faces=True, keep_pictures_bytes=_pictures_to_keep(job, segment))
         put_json(analysis_key(job_id, index), _without_names(result))
         _put_face_crops(job_id, index, result)
     except media.MediaError as exc:
@@ -226,6 +228,8 @@ def _process_segment(self, segment: SegmentJob, worker: str, lease: Lease) -> di
         fail_job(job_id, f"segment {index}: {exc}")
         raise
     except Exception as exc:
+        if result is not None:     # the traceback keeps this frame: not its kept pictures (up to 192 MiB) too
+            result.pictures = None
         if not lease.held:     # cut off (the database or Redis unreachable), its work given to another
             raise
 
@@ -240,7 +244,72 @@ def _process_segment(self, segment: SegmentJob, worker: str, lease: Lease) -> di
     except Exception:      # only a head start: the drawing task draws it after the stitch (and says why it fails)
         log.warning("job %s segment %d: drawing the empty segment ahead failed", job_id, index, exc_info=True)
     records.set_segment(job_id, index, status="done", seconds=seconds, error=None)
+    if result.pictures is not None and any(result.frames):
+        try:
+            labels = _labels_known_ahead(job, index)
+            if labels is not None:
+                draw_ahead_labelled(job, index, list(segment.pts), labels, result.pictures)
+        except Exception:      # only a head start, as above
+            log.warning("job %s segment %d: drawing ahead failed", job_id, index, exc_info=True)
     return {"index": index, "frames": len(result.frames), "seconds": seconds}
+
+
+# A busy segment's decoded frames are kept for its drawing ahead up to this size (a 720p frame
+# is 1.4 MB, a 1080p one 3.1 MB: a short recording's segments of 1-2 s fit; a long recording's
+# segments of 20 s do not, and are decoded again when drawn, as before).
+PICTURES_KEPT_BYTES = 192 << 20
+# Working out a segment's labels ahead reads every analysis before it: only for short recordings.
+DRAW_AHEAD_MAX_SEGMENTS = 32
+
+
+def _pictures_to_keep(job, segment: SegmentJob) -> int:
+    """How many bytes of decoded frames the analysis keeps for drawing the segment ahead: none
+    where it would not be drawn ahead from them (a long recording, one whose GOPs are not
+    copied: copying off, or a stream that cannot be copied, as ``draw_ahead_labelled`` finds;
+    one too large a segment: better not kept at all than kept and then dropped)."""
+    source, config = SourceMedia.of(job), render_config(job.options)
+    if not (config.stream_copy and source.timed and source.intact) or job.chunks_total > DRAW_AHEAD_MAX_SEGMENTS:
+        return 0
+    if len(segment.pts) * decoded_frame_bytes(source.width, source.height) > PICTURES_KEPT_BYTES:
+        return 0
+    # Last, as it opens the file (its header only): HEVC, VP9, a rotated or 4:2:2 upload.
+    if not remux.stream_copyable(runtime.store().local_path(segment_key(job.id, segment.index)),
+                                 source.width, source.height):
+        return 0
+    return PICTURES_KEPT_BYTES
+
+
+def decoded_frame_bytes(width: int, height: int) -> int:
+    """At most the bytes one decoded 4:2:0 frame holds, as the analysis counts them (its planes'
+    ``buffer_size``, the decoder's padding in): FFmpeg widens a row until the chroma planes'
+    rows are aligned (64 bytes), which can take the luma row to the next multiple of 128
+    (320 wide: 384 a row, 1.2 times w*h*1.5; tests/test_draw_ahead.py)."""
+    row = -(-width // 128) * 128
+    return row * height + 2 * (row // 2) * -(-height // 2)
+
+
+def _labels_known_ahead(job, index: int) -> list[list[list]] | None:
+    """Segment ``index``'s labels as the stitch will draw them, if its worker can tell now:
+    every segment before it is analysed (track numbers follow the order in which tracks first
+    appear, so they depend on the segments before and this one only) and some segment after it
+    is not (else the stitch is about to run, and waits for this task: drawing after it, as
+    before, keeps the results as early). A track that crosses into a segment after it may still
+    change its vote or name there: then the key differs, and it is drawn again after the stitch.
+    None where it cannot tell."""
+    records, store = runtime.records(), runtime.store()
+    segments = records.segments(job.id)
+    if len(segments) > DRAW_AHEAD_MAX_SEGMENTS or _unfinished(segments[:index + 1]) or not _unfinished(segments):
+        return None
+    outputs = []
+    for s in segments[:index + 1]:
+        data = json.loads(store.local_path(analysis_key(job.id, s.index)).read_text())
+        outputs.append(SegmentOutput(s.pts, data["frames"], data["tracks"], data["thumbnails"], data.get("damage")))
+    matching = job_matching(job.options)
+    source = SourceMedia.of(job)
+    results = assemble_results({}, source.time_base, source.start_pts, outputs, {}, matching.gallery,
+                               result_options(matching.watchlist))
+    segment = segments[index]
+    return segment_labels(results, segment.start_frame, segment.frames, render_config(job.options).fever_c)
 
 
 def _unfinished(segments) -> list[int]:

@@ -35,6 +35,7 @@ from celery import bootsteps
 from celery.signals import task_received, worker_shutdown, worker_shutting_down
 from celery.worker import state
 
+from core.models import ENDED_STATES
 from core.segment_job import SegmentJob
 from services import runtime
 from tasks.app import app
@@ -280,6 +281,14 @@ def _requeue_segment(job_id: str, index: int) -> None:
         segment = SegmentJob.of(job, records.get_segment(job_id, index))
         app.send_task("vidfarm.segment", (segment.to_message(),),
                       queue=job.options.get("queue", "cpu"))
+        return
+    segment, job = records.get_segment(job_id, index), records.get_job(job_id)
+    if segment is not None and segment.status == "done" and job is not None and job.status not in ENDED_STATES:
+        # Its worker died after the analysis, drawing the segment ahead (``tasks.jobs``): nothing
+        # to do again, but the chord waits for a task that never reports. The segments call the
+        # stitch themselves, and so does this (it looks again later if some are unfinished).
+        client().set(_REQUEUED.format(job_id), 1, ex=_REQUEUED_KEPT_S)
+        app.send_task("vidfarm.stitch", (job_id,))
 
 
 # A job with a segment queued again has a chord that waits for the dead worker's task, which

@@ -138,12 +138,11 @@ def draw_ahead_if_empty(job, index: int, pts: list[int], frames: list[list[dict]
     Drawings are stored under a key of their labels, so if the results do put a face here
     after all, the segment is drawn again from them and this drawing is never used (it is
     deleted with the other unused drawings). Returns whether it drew."""
-    records, store = runtime.records(), runtime.store()
+    store = runtime.store()
     source, config = SourceMedia.of(job), render_config(job.options)
     if any(frames) or any(d is not None for d in damage) or not config.stream_copy or not source.timed:
         return False
-    current = records.get_job(job.id)
-    if current is None or current.status == "failed":
+    if not _still_processing(job.id):
         return False
     if not remux.stream_copyable(store.local_path(segment_key(job.id, index)), source.width, source.height):
         return False
@@ -155,8 +154,58 @@ def draw_ahead_if_empty(job, index: int, pts: list[int], frames: list[list[dict]
         if not store.exists(target):
             _draw(job, index, pts, labels, target, intact=True)   # this segment is undamaged: copied as analysed
     finally:
-        _leave_nothing_unjoinable(job.id)
+        _leave_no_drawing_ahead_behind(job.id)
     return True
+
+
+def draw_ahead_labelled(job, index: int, pts: list[int], labels: list[list[list]], pictures: list) -> bool:
+    """Draw a segment with faces ahead of the results, from the frames its analysis decoded
+    (``pictures``), with ``labels`` as the segment task could work them out (``tasks.jobs``:
+    the tracks of the segments before it and its own). The drawing task would decode the
+    segment again (and the GOP's frames before its first); this decodes nothing. Where the
+    published labels differ (a track crossing into the next segment that changes its vote or
+    name), the drawing's key differs: the segment is drawn again after the stitch and this
+    drawing is never used (deleted with the other unused drawings). Only where the GOPs of the
+    recording can be copied (the copying drawing takes decoded frames). Returns whether it drew."""
+    store = runtime.store()
+    source, config = SourceMedia.of(job), render_config(job.options)
+    if not (config.stream_copy and source.timed and source.intact) or len(pictures) != len(pts):
+        return False
+    if not _still_processing(job.id):
+        return False
+    src = store.local_path(segment_key(job.id, index))
+    if not remux.stream_copyable(src, source.width, source.height):
+        return False
+    target = drawn_key(job.id, index, drawing_key(labels, config, True))
+    try:
+        if not store.exists(target):
+            with scratch_dir() as scratch:
+                out = Path(scratch) / "segment.mp4"
+                draw_segment(src, out, pts, source.time_base, source.fps, source.width, source.height, labels,
+                             config, source.pts_offset, source.timed, intact=True, pictures=pictures)
+                store.move_file(target, out)
+    finally:
+        _leave_no_drawing_ahead_behind(job.id)
+    return True
+
+
+def _still_processing(job_id: str) -> bool:
+    """Whether a segment may still be drawn ahead: only while the job's segments are analysed.
+    Once it is stitching or done, the drawing tasks draw what the results need (drawing ahead
+    then is work done twice), and a failed or deleted job joins nothing."""
+    current = runtime.records().get_job(job_id)
+    return current is not None and current.status == "processing"
+
+
+def _leave_no_drawing_ahead_behind(job_id: str) -> None:
+    """After a drawing ahead: a segment queued again after its worker died does not hold the
+    stitch back (``tasks.leases``), so the job may be done, its video joined and its unused
+    drawings deleted while this one was drawn; then this drawing (names drawn in it) goes now.
+    If the video does not follow the results yet, its join deletes it (or uses it)."""
+    _leave_nothing_unjoinable(job_id)
+    job = runtime.records().get_job(job_id)
+    if job is not None and job.status == "done":
+        clean_up_drawings(job_id)
 
 
 def _leave_nothing_unjoinable(job_id: str) -> None:

@@ -177,3 +177,30 @@ def test_once_a_warm_shutdown_began_no_waiting_lease_is_forgotten_before_it_is_r
     assert list(leases._waiting) == [("t2", 1)]
     worker_shutdown.send(sender=None)
     assert holder_of(lease_redis, "segment:e:0") is None and leases._waiting == {}
+
+
+def test_a_done_segment_whose_worker_died_drawing_it_ahead_has_the_stitch_called(lease_redis, tmp_path, monkeypatch):
+    """The segment task marks its segment done before drawing it ahead (``tasks.jobs``): a worker
+    that dies then leaves nothing to analyse again, but a chord that waits for its task forever,
+    so the reclaim calls the stitch (and the job's segments will too)."""
+    from services import runtime
+    from tasks.app import app
+    from tests.conftest import use_farm_environment
+
+    (tmp_path / "data").mkdir()
+    use_farm_environment(monkeypatch, None, tmp_path / "data")
+    records = runtime.records()
+    job = records.add_job("lobby.mp4", "jobs/x/source")
+    records.record_split(job.id, [{"index": k, "start_frame": k, "frames": 1, "pts": [k], "end_pts": k + 1}
+                                  for k in range(2)], media={"time_base": [1, 10], "fps": 10.0})
+    sent = []
+    monkeypatch.setattr(app, "send_task", lambda name, args=(), **kw: sent.append((name, args)))
+    records.set_segment(job.id, 0, status="done")
+    leases._requeue_segment(job.id, 0)
+    assert sent == [("vidfarm.stitch", (job.id,))] and leases.stitch_without_chord(job.id)
+    # An unfinished one is analysed again, as before; one of an ended job is left alone.
+    leases._requeue_segment(job.id, 1)
+    assert [name for name, _ in sent] == ["vidfarm.stitch", "vidfarm.segment"]
+    records.fail_job(job.id, "stopped")
+    leases._requeue_segment(job.id, 0)
+    assert len(sent) == 2

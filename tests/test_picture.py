@@ -66,3 +66,13 @@ def test_few_sizes_are_kept(frames, made):
     for width in range(100, 100 + 10 * picture_module._KEPT + 10, 10):
         picture.bgr_at((width, width // 2))
     assert len(picture_module._local.by_size) == picture_module._KEPT
+
+
+def test_the_frames_own_size_is_pyavs_pixels_made_by_one_kept_scaler(frames, made):
+    """``to_ndarray`` made a swscale context (and its threads) a frame; the kept one gives the
+    same pixels, in the pixel formats decoders give too."""
+    for pixel_format in ("yuv420p", "yuvj420p", "nv12", "yuv422p", "yuv420p10le"):
+        for frame in frames[:2]:
+            converted = frame.reformat(format=pixel_format)
+            np.testing.assert_array_equal(Picture(converted).bgr()[0], converted.to_ndarray(format="bgr24"))
+    assert len(made) == 1

@@ -149,3 +149,27 @@ def test_parameter_sets_come_out_of_an_avcc_record_as_annex_b_and_packets_conver
     framed = len(long_slice).to_bytes(4, "big") + long_slice
     assert framed.startswith(b"\x00\x00\x01") and remux.annexb(framed) == remux.START + long_slice
     assert not remux.is_annexb(avcc) and remux.is_annexb(remux.START + sps)
+
+
+def test_a_segment_drawn_from_its_analysis_pictures_is_the_file_its_own_decode_draws(quiet, tmp_path):
+    """A busy segment drawn ahead by the worker that analysed it takes the frames it decoded
+    (``pictures``) and decodes nothing, not even the GOP's frames before a mid-GOP start: the
+    file is byte for byte the one drawn by decoding, copied GOPs and all."""
+    clip, info, pts = quiet
+    plans = media.plan_segments(info, target_s=1.5)     # 4 segments of 15 frames
+    files = media.split_segments(clip.path, info, plans, tmp_path / "segments")
+    drawn_mid_gop = 0
+    for plan, path in zip(plans, files):
+        labels = [LABEL if clip.photo_boxes[plan.start_frame + i] is not None else [] for i in range(plan.frames)]
+        if not plan.start_frame % 10 or not any(labels):
+            continue
+        drawn_mid_gop += 1
+        assert not all(labels)
+        decoded = [item.frame for item in media.segment_frames(path, plan.pts, info.tb, pts_offset=info.pts_offset)]
+        args = (plan.pts, info.tb, info.fps, info.width, info.height, labels, RenderConfig(), info.pts_offset, True)
+        by_decoding = render_segment(path, tmp_path / "decoding.mp4", *args, intact=True)
+        from_pictures = render_segment(path, tmp_path / "pictures.mp4", *args, intact=True, pictures=decoded)
+        assert by_decoding["render_decode"] > 0 and from_pictures["render_decode"] == 0
+        assert "copy" in from_pictures     # the copying drawing, which takes decoded frames
+        assert (tmp_path / "pictures.mp4").read_bytes() == (tmp_path / "decoding.mp4").read_bytes()
+    assert drawn_mid_gop == 1

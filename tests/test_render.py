@@ -86,7 +86,9 @@ def test_segments_that_show_nobody_are_drawn_by_their_analysis_before_the_result
         assert (key == drawing_key([[]] * segment.frames, render_config({}), True)) == nobody[-1], segment.index
         drawn_before.append(store.local_path(drawn_key(job_id, segment.index, key)).stat().st_mtime < published)
     assert any(nobody) and not all(nobody)
-    assert drawn_before == nobody
+    # Every empty one before the results; one with faces may be drawn before them too, by the
+    # worker that analysed it, with labels the results then confirmed (tests/test_draw_ahead.py).
+    assert all(before for before, empty in zip(drawn_before, nobody) if empty)
     assert assert_video_shows_results(job_id, frames_i420(two_visits.path), results) >= 6
 
 

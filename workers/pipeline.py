@@ -55,6 +55,9 @@ class SegmentResult:
     # Each track's best face as the stitch would crop it: [frame in the segment, box, JPEG]
     # (thumbnails.SegmentFaceCrops), so that it decodes nothing for them.
     face_crops: list[list] = field(default_factory=list)
+    # The decoded frames (one per frame, as decoded), kept when asked and within the bytes
+    # asked for, on a segment without damage: its drawing need not decode them again.
+    pictures: list | None = field(default=None, repr=False)
 
 
 def analyzer_chain(names: tuple[str, ...], configs_json: str, plugins: tuple[str, ...] = ()):
@@ -80,10 +83,12 @@ def whole_file(info: media.MediaInfo, pts: list[int] | None = None) -> SegmentJo
 
 
 def analyse_segment(src: Path, segment: SegmentJob, config: PipelineConfig,
-                    gallery: Gallery | None = None, cut_faces: bool = False) -> SegmentResult:
+                    gallery: Gallery | None = None, cut_faces: bool = False,
+                    keep_pictures_bytes: int = 0) -> SegmentResult:
     """Analyse a segment file's own frames (one per timestamp of ``segment.pts``). ``cut_faces``:
     also cut each track's best face (``SegmentResult.face_crops``: an upload's stitch uses them;
-    a live camera's segment has no use for them)."""
+    a live camera's segment has no use for them). ``keep_pictures_bytes``: keep the decoded
+    frames (``SegmentResult.pictures``) if all of them fit in that many bytes and none is damaged."""
     chain = analyzer_chain(config.analyzers, config.analyzer_configs, config.plugins)
     source = segment.media
     state = SegmentState(source.fps, gallery, config.detect_fps)
@@ -95,6 +100,8 @@ def analyse_segment(src: Path, segment: SegmentJob, config: PipelineConfig,
     damage: list[str | None] = []
     repaired = 0
     crops = SegmentFaceCrops() if cut_faces else None
+    pictures: list | None = [] if keep_pictures_bytes > 0 else None
+    kept_bytes = 0
     # One item per timestamp, damage or not: a lost picture comes as a stand-in, marked.
     decoded = media.segment_frames(src, list(segment.pts), source.time_base, threads=config.threads,
                                    pts_offset=source.pts_offset, timed=source.timed)
@@ -113,6 +120,12 @@ def analyse_segment(src: Path, segment: SegmentJob, config: PipelineConfig,
                     faces = analyzer(picture, faces)
             damage.append(item.damage)
             repaired += item.repeated
+            if pictures is not None:
+                kept_bytes += sum(plane.buffer_size for plane in item.frame.planes)
+                if item.damage is None and kept_bytes <= keep_pictures_bytes:
+                    pictures.append(item.frame)
+                else:       # not all of them: the drawing decodes the file, so keep none
+                    pictures = None
             state.faces.append(faces)
             if crops is not None:
                 crops.frame(len(state.faces) - 1, picture, state.faces)
@@ -134,4 +147,5 @@ def analyse_segment(src: Path, segment: SegmentJob, config: PipelineConfig,
                          thumbnails={k: None if v is None else np.round(v).astype(int).tolist()
                                      for k, v in thumbnails.items()},
                          stages={k: round(v, 4) for k, v in stages.items()},
-                         repaired_frames=repaired, damage=damage, face_crops=[] if crops is None else crops.crops(state.faces, frames))
+                         repaired_frames=repaired, damage=damage, face_crops=[] if crops is None else crops.crops(state.faces, frames),
+                         pictures=pictures)

@@ -220,10 +220,12 @@ def stream_copyable(src: Path, width: int, height: int) -> bool:
 
 def render_copying(src: Path, writer: media.H264Writer, pts: list[int], time_base: Fraction,
                    drawn: Callable[[int], bool], draw: Callable[[av.VideoFrame, int], object],
-                   threads: int, pts_offset: int = 0) -> dict[str, float]:
+                   threads: int, pts_offset: int = 0, pictures: list | None = None) -> dict[str, float]:
     """Write a segment of an intact recording into ``writer`` and close it: GOPs with nothing
     drawn copied, the others decoded and ``draw(frame, slot)`` -> the picture to encode.
-    Returns seconds per stage."""
+    ``pictures``: the segment's frames decoded already (one per slot, as ``media.segment_frames``
+    gave them to its analysis): then nothing is decoded again, not even the GOP's frames before
+    the segment's first. Returns seconds per stage."""
     stages = {"render_decode": 0.0, "draw": 0.0, "encode": 0.0, "copy": 0.0}
     slot_of = {stamp: slot for slot, stamp in enumerate(pts)}
     ends = pts[1:] + [pts[-1] + (pts[-1] - pts[-2] if len(pts) > 1 else 1)]
@@ -239,22 +241,25 @@ def render_copying(src: Path, writer: media.H264Writer, pts: list[int], time_bas
         written = 0
 
         def encode_frames(frames: list[av.VideoFrame]) -> None:
-            nonlocal written
             for frame in frames:
                 stamp = round(frame.pts * (frame.time_base or stream.time_base) / time_base) - pts_offset
                 slot = slot_of.get(stamp, -1) if frame.pts is not None else -1
                 if slot < written:      # the GOP's frames before the segment (a mid-GOP start)
                     continue
-                if slot > written:
-                    raise media.MediaError(f"frames {written}-{slot - 1} of a segment did not decode")
-                t0 = time.perf_counter()
-                # as segment_frames gives them: a picture of another size is scaled to the stream's
-                picture = draw(media.at_size(frame, writer.width, writer.height), slot)
-                t1 = time.perf_counter()
-                mixed.encode(picture, pts[slot])
-                stages["draw"] += t1 - t0
-                stages["encode"] += time.perf_counter() - t1
-                written = slot + 1
+                encode_slot(frame, slot)
+
+        def encode_slot(frame: av.VideoFrame, slot: int) -> None:
+            nonlocal written
+            if slot > written:
+                raise media.MediaError(f"frames {written}-{slot - 1} of a segment did not decode")
+            t0 = time.perf_counter()
+            # as segment_frames gives them: a picture of another size is scaled to the stream's
+            picture = draw(media.at_size(frame, writer.width, writer.height), slot)
+            t1 = time.perf_counter()
+            mixed.encode(picture, pts[slot])
+            stages["draw"] += t1 - t0
+            stages["encode"] += time.perf_counter() - t1
+            written = slot + 1
 
         def decoded(packet: av.Packet | None) -> list[av.VideoFrame]:
             t0 = time.perf_counter()
@@ -264,6 +269,10 @@ def render_copying(src: Path, writer: media.H264Writer, pts: list[int], time_bas
 
         decoding = False
         for gop in gops:
+            if not gop.copy and pictures is not None:
+                for slot in sorted(s for s in gop.slots if s >= written):     # presentation order
+                    encode_slot(pictures[slot], slot)
+                continue
             if not gop.copy:
                 decoding = True
                 for packet in gop.packets:

@@ -66,13 +66,16 @@ def _drawn(writer: media.H264Writer, picture, labels: list[list]):
 
 def render_segment(src: Path, out: Path, pts: list[int], time_base: Fraction, fps: float, width: int,
                    height: int, labels: list[list[list]], config: RenderConfig,
-                   pts_offset: int = 0, timed: bool = True, intact: bool = False) -> dict[str, float]:
+                   pts_offset: int = 0, timed: bool = True, intact: bool = False,
+                   pictures: list | None = None) -> dict[str, float]:
     """Decode a segment's own frames as its analysis did (``media.segment_frames``: the same
     pictures, the same stand-ins for damaged ones), draw each frame's labels and encode H.264
     with the source's timestamps. Returns seconds per stage. Frames with nothing to draw go to
     the encoder as decoded (most frames of most recordings). ``intact``: the recording has no
     damage; then, with ``config.stream_copy``, GOPs with nothing to draw are copied from the
-    source where its stream allows (``workers.remux``)."""
+    source where its stream allows (``workers.remux``). ``pictures``: the segment's frames as its
+    analysis decoded them (``SegmentResult.pictures``), drawn on instead of decoding the file
+    again where its GOPs are copied (otherwise it is decoded as before)."""
     if len(labels) != len(pts):
         raise ValueError(f"{len(labels)} frames of labels for {len(pts)} timestamps")
     calibration = thermal.Calibration(config.thermal_gain, config.thermal_offset)
@@ -84,7 +87,7 @@ def render_segment(src: Path, out: Path, pts: list[int], time_base: Fraction, fp
             return remux.render_copying(
                 src, writer, pts, time_base, lambda slot: bool(labels[slot]),
                 lambda frame, slot: _drawn(writer, frame, labels[slot]) if labels[slot] else frame,
-                config.threads, pts_offset)
+                config.threads, pts_offset, pictures)
         except BaseException:
             writer.container.close()
             raise

@@ -164,9 +164,14 @@ class FaceDetector(Analyzer):
         input_size, fitted = self._sizes_for(picture.width, picture.height, self.config.input_long_side)
         first_area = float(input_size[0] * input_size[1])
         c = self.config.second_look
-        cheapest = min(c.region_input, c.large_region_input) ** 2 / first_area
-        plan = self.second_look.plan(picture, boxes[:, :4], lambda sq: self._look_side(sq) ** 2 / first_area,
-                                     fitted, cheapest, self._look_side, frame=self.frame)
+
+        def cost(input_side: int) -> float:          # a look's detector time, in first-pass runs
+            return input_side ** 2 / first_area
+
+        plan = self.second_look.plan(picture, boxes[:, :4], lambda square: cost(self._look_side(square)),
+                                     fitted, cost(self._smallest_look_side(math.inf)), self._look_side,
+                                     frame=self.frame,
+                                     cheapest_within=lambda side: cost(self._smallest_look_side(side)))
         for index, square in enumerate(plan):
             side = self.second_look.input_side(index) or self._look_side(square)
             region, scale, x0, y0 = region_picture(picture, square, side)
@@ -229,10 +234,22 @@ class FaceDetector(Analyzer):
         keep = order[scrfd.nms(boxes[order], scrfd.NMS_THRESHOLD)]
         return boxes[keep], keypoints[keep]
 
-    def _look_side(self, square) -> int:
-        """A second look's input side: small regions enlarged, large ones (a close-up) reduced."""
+    def _look_inputs(self) -> tuple[tuple[float, int], ...]:
+        """A second look's model input side by its square's side: (the smallest square side it
+        is for, the input side), smallest first. Small regions enlarged, large ones (a close-up,
+        as large as the first pass's input) reduced. The one rule :meth:`_look_side` and
+        :meth:`_smallest_look_side` both read (the plan's cheapest look within a side)."""
         c = self.config.second_look
-        return c.region_input if square[2] < self.config.input_long_side else c.large_region_input
+        return (-math.inf, c.region_input), (self.config.input_long_side, c.large_region_input)
+
+    def _look_side(self, square) -> int:
+        """A second look's input side (:meth:`_look_inputs`)."""
+        return [input_side for start, input_side in self._look_inputs() if square[2] >= start][-1]
+
+    def _smallest_look_side(self, side: float) -> int:
+        """The smallest input side a look at a square of at most ``side`` source pixels has
+        (:meth:`_look_inputs`; whichever the rule, a smaller square's input may be smaller)."""
+        return min(input_side for start, input_side in self._look_inputs() if start <= side)
 
     def _sizes_for(self, width: int, height: int, long_side: int) -> tuple[tuple[int, int], tuple[int, int]]:
         """(model input size, fitted picture size) of a frame size: worked out once per size,

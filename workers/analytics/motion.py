@@ -49,7 +49,9 @@ class MotionMap:
 
     def __init__(self, long_side: int = 256, threshold: int = 12, min_side_px: int = 3):
         self.long_side, self.threshold, self.min_side_px = long_side, threshold, min_side_px
-        self.previous: np.ndarray | None = None
+        # The frame kept for the next to compare with (the picture, and the size its grey copy is
+        # shrunk from): its grey copy is made only when a frame is compared with it.
+        self.previous: tuple[Picture, tuple[int, int] | None] | None = None
         # The last frame's changed pixels (before the blobs are grown from them) on the small
         # copy, and its pixels per source pixel; None where the frame was not compared.
         self.moved: np.ndarray | None = None
@@ -65,39 +67,94 @@ class MotionMap:
     def regions(self, picture: Picture, base_size: tuple[int, int] | None = None, compare: bool = True,
                 elapsed: int = 1) -> list[tuple[float, float, float, float]]:
         """Boxes (source pixels) around the parts of the frame that changed since the last
-        frame, largest first; none on the first frame or after a change of frame size.
+        frame, largest first; none on the first frame or after a change of frame size:
+        :meth:`read`, then :meth:`blobs`."""
+        return self.blobs() if self.read(picture, base_size, compare, elapsed) else []
+
+    def read(self, picture: Picture, base_size: tuple[int, int] | None = None, compare: bool = True,
+             elapsed: int = 1) -> bool:
+        """Keep this frame for the next to compare with and, with ``compare``, mark what changed
+        since the frame kept before (:attr:`moved`); whether it was compared (False on the first
+        frame or after a change of frame size). Its blobs are :meth:`blobs`, worked out only where
+        someone needs them. A frame's grey copy is made only when a frame is compared (with it, or
+        it with the one before): kept but never compared with, it costs nothing.
         ``base_size``: a size the picture was already converted to (the detector's input): the
         small copy is shrunk from it rather than converted from the frame again.
-        ``compare=False``: only keep this frame for the next one to compare with (no blobs).
+        ``compare=False``: only keep this frame for the next one to compare with.
         ``elapsed``: frames since the one kept; beyond one (the motion gate looked at none
         between), the frame is first brought to that one's mean level: the light scales every
         pixel, and over a quiet minute it drifts enough to make the whole frame one blob, whose
         look in vain then barred every blob in it for the second look's ``retry_frames`` (issue 15)."""
-        if base_size is None:
-            small, scale = picture.bgr(self.long_side)
-            grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
-        else:
-            # Grey first, then a bilinear shrink: a fraction of an area-averaged colour one.
-            factor = min(1.0, self.long_side / max(base_size))
-            size = (max(1, round(base_size[0] * factor)), max(1, round(base_size[1] * factor)))
-            grey = cv2.resize(cv2.cvtColor(picture.bgr_at(base_size), cv2.COLOR_BGR2GRAY), size,
-                              interpolation=cv2.INTER_LINEAR)
-            scale = size[0] / picture.width
-        grey = cv2.GaussianBlur(grey, (5, 5), 0)
-        previous, self.previous = self.previous, grey
+        kept, self.previous = self.previous, (picture, base_size)
         self.moved = None
-        if not compare or previous is None or previous.shape != grey.shape:
-            return []
+        if not compare or kept is None:
+            return False
+        (grey, scale), (previous, _) = self.grey(picture, base_size), self.grey(*kept)
+        if previous.shape != grey.shape:
+            return False
         if elapsed > 1:
             level = cv2.mean(previous)[0] / max(cv2.mean(grey)[0], 1.0)
             moved = (np.abs(grey.astype(np.float32) * level - previous) > self.threshold).astype(np.uint8)
         else:       # 1 where the difference is over the threshold, as (difference > threshold) in uint8
             moved = cv2.threshold(cv2.absdiff(grey, previous), self.threshold, 1, cv2.THRESH_BINARY)[1]
         self.moved, self.scale = moved, scale
-        moved = cv2.dilate(moved, DILATE_5)   # one blob per moving thing
+        return True
+
+    def grey(self, picture: Picture, base_size: tuple[int, int] | None = None) -> tuple[np.ndarray, float]:
+        """The picture's small grey copy, blurred, and its pixels per source pixel; made once a
+        picture (kept in its cache: a frame is compared with the one before and the one after)."""
+        return picture.derived(("motion grey", self.long_side, base_size), lambda p: self._grey(p, base_size))
+
+    def _grey(self, picture: Picture, base_size: tuple[int, int] | None) -> tuple[np.ndarray, float]:
+        size, scale = self._size(picture, base_size)
+        if base_size is None:
+            grey = cv2.cvtColor(picture.bgr_at(size), cv2.COLOR_BGR2GRAY)
+        else:
+            # Grey first, then a bilinear shrink: a fraction of an area-averaged colour one.
+            grey = cv2.resize(cv2.cvtColor(picture.bgr_at(base_size), cv2.COLOR_BGR2GRAY), size,
+                              interpolation=cv2.INTER_LINEAR)
+        return cv2.GaussianBlur(grey, (5, 5), 0), scale
+
+    def _size(self, picture: Picture, base_size: tuple[int, int] | None) -> tuple[tuple[int, int], float]:
+        """The grey copy's size, and its pixels per source pixel: from the picture's BGR copy of
+        ``long_side`` (as ``Picture.bgr`` sizes it), or shrunk from ``base_size``."""
+        if base_size is None:
+            scale = min(1.0, self.long_side / max(picture.width, picture.height))
+            return (max(1, round(picture.width * scale)), max(1, round(picture.height * scale))), scale
+        factor = min(1.0, self.long_side / max(base_size))
+        size = (max(1, round(base_size[0] * factor)), max(1, round(base_size[1] * factor)))
+        return size, size[0] / picture.width
+
+    def covered(self, picture: Picture, base_size: tuple[int, int] | None = None) -> tuple[float, float, float, float]:
+        """The box (source pixels) the picture's grey copy spans, made or not: every blob of it
+        lies inside (the frame, give or take a grey pixel's rounding)."""
+        (width, height), scale = self._size(picture, base_size)
+        return 0.0, 0.0, width / scale, height / scale
+
+    def blobs(self) -> list[tuple[float, float, float, float]]:
+        """Boxes (source pixels) around the blobs of what :meth:`read` marked, largest first;
+        none where it compared nothing."""
+        if self.moved is None:
+            return []
+        scale = self.scale
+        moved = cv2.dilate(self.moved, DILATE_5)   # one blob per moving thing
         boxes = [(x, y, x + w, y + h) for x, y, w, h in blob_boxes(moved)
                  if w >= self.min_side_px and h >= self.min_side_px]
         return [(x1 / scale, y1 / scale, x2 / scale, y2 / scale) for x1, y1, x2, y2 in boxes]
+
+    def extent(self) -> tuple[float, float, float, float] | None:
+        """A box (source pixels) that holds every blob :meth:`blobs` would give, at a fraction of
+        its cost (the changed pixels' bounding box, grown as the dilation grows them); None where
+        nothing changed, or nothing was compared."""
+        if self.moved is None:
+            return None
+        x, y, w, h = cv2.boundingRect(self.moved)
+        if not w:
+            return None
+        grow, (height, width) = DILATE_5.shape[0] // 2, self.moved.shape
+        x1, y1 = max(0, x - grow), max(0, y - grow)
+        x2, y2 = min(width, x + w + grow), min(height, y + h + grow)
+        return x1 / self.scale, y1 / self.scale, x2 / self.scale, y2 / self.scale
 
     def moving_share(self, boxes) -> np.ndarray:
         """Per box ([x1, y1, x2, y2, ...] rows, source pixels): the share of its pixels that changed
@@ -171,6 +228,8 @@ def unexplained(blobs, face_boxes: np.ndarray, min_side: float = 0) -> list:
     """The moving blobs that no found face accounts for (:func:`accounted_for`), specks (whose
     longer side is under ``min_side``) left out: where someone may be whom no look has found."""
     blobs = [b for b in blobs if max(b[2] - b[0], b[3] - b[1]) >= min_side]
+    if not blobs:        # most plans between two looks: the faces' areas need not be worked out
+        return []
     return [b for b, explained in zip(blobs, accounted_for_each(blobs, face_boxes)) if not explained]
 
 

@@ -63,9 +63,10 @@ class Picture:
             self._cache[size] = self._convert(size)
         return self._cache[size]
 
-    def derived(self, key: tuple, make) -> np.ndarray:
+    def derived(self, key: tuple, make):
         """``make(self)``, made once per picture: analyzers that read the same copy (the motion
-        stage and the tracker's thumbnail read one grey copy) share it."""
+        stage and the tracker's thumbnail read one grey copy) share it, and a copy made for the
+        next frame to compare with is made once."""
         if key not in self._cache:
             self._cache[key] = make(self)
         return self._cache[key]
@@ -73,10 +74,10 @@ class Picture:
     def _convert(self, size: tuple[int, int]) -> np.ndarray:
         full = (self.width, self.height)
         if self.frame is not None:
-            if size == full:
-                # Kept contexts measured no cheaper here (mixed at 1080p: bench.bgr_copy).
-                return self.frame.to_ndarray(format="bgr24")
-            # One swscale thread: the farm runs one analysis per core already.
+            # One swscale thread: the farm runs one analysis per core already. At the frame's own
+            # size too: ``to_ndarray`` made a context a frame, with a thread a core, and the same
+            # pixels (tests/test_picture.py) cost about 0.04 ms more of CPU at 360p to 1080p on a
+            # busy machine, 0.1-0.4 ms on a quieter one (issue 14, branch cost14).
             return reformatter(size).reformat(self.frame, *size, format="bgr24", threads=1).to_ndarray()
         if size == full:
             return self._source_bgr

@@ -100,13 +100,16 @@ class SecondLook:
 
     def plan(self, picture: Picture, first_boxes: np.ndarray, look_cost=lambda square: 1.0,
              base_size: tuple[int, int] | None = None, cheapest_look: float = 0.0, look_side=None,
-             frame: int | None = None) -> list[Square]:
+             frame: int | None = None, cheapest_within=None) -> list[Square]:
         """The squares to look at on this frame, given the faces the first pass found;
         ``look_cost(square)``: a look's detector time in first-pass runs, never below
         ``cheapest_look``; ``base_size``: the size the detector already read the picture at
         (motion is read from that copy); ``look_side(square)``: a look's usual model input side
         (a follow-up look sized to its face keeps that scale: :meth:`input_side`); ``frame``: this
-        frame's index (None: the one after the last planned). Frames between two plans
+        frame's index (None: the one after the last planned); ``cheapest_within(side)``: the
+        cheapest look at a square of at most ``side`` source pixels (None: ``cheapest_look``
+        whatever the side; the detector reads a square as large as its own input at a smaller
+        input, so there the large squares are the cheap ones). Frames between two plans
         (those the motion gate did not look at) count as frames: they refill the budget and age
         the squares left alone, as they would had the detector seen them. Counted in plans, a
         quiet stretch after a visitor who spent the budget left it empty for the next arrival
@@ -121,14 +124,9 @@ class SecondLook:
         # motion on every frame: with fewer tokens than the cheapest look, none is made.
         # A followed face's weak find is taken only where the picture moves (``continuation``):
         # while faces are followed, motion is read on every frame.
-        if self.tokens >= cheapest_look or self.follow:
-            blobs = self.motion.regions(picture, base_size, elapsed=elapsed)
-        elif self.tokens + self.budget >= cheapest_look:
-            blobs = self.motion.regions(picture, base_size, compare=False)
-        else:
-            blobs = []
-            self.motion.skip()
-        self.blobs = blobs
+        compare = self.tokens >= cheapest_look or bool(self.follow)
+        keep = compare or self.tokens + self.budget >= cheapest_look
+        cheapest_within = cheapest_within or (lambda side: cheapest_look)
         found = np.asarray(first_boxes, np.float64).reshape(-1, 4)
         squares: list[Square] = []
         self.following, self.inputs = [], []
@@ -151,6 +149,16 @@ class SecondLook:
             self.inputs.append(side)
             self.following.append(face)
         self.empty = [(f, s) for f, s in self.empty if self.frame - f <= self.retry_frames]
+        # Compared only where a look could read what moved: a follow-up look, or an exploratory
+        # look the budget pays for at a square no larger than the frame's (every blob lies in
+        # it). Otherwise the frame is only kept: its grey copy is made if the next compares.
+        if keep:
+            whole = head_square(self.motion.covered(picture, base_size))[2]
+            self.motion.read(picture, base_size, compare and bool(squares or self.tokens >= cheapest_within(whole)),
+                             elapsed)
+        else:
+            self.motion.skip()
+        self.blobs = blobs = self.motion.blobs() if self._blobs_matter(squares, cheapest_within) else []
         self.area_index = None
         loose = self._unexplained(blobs, found)      # once: the area look and the blobs' own looks read it
         area = self._area_square(picture, loose, found, squares)
@@ -172,6 +180,20 @@ class SecondLook:
             self.tokens -= look_cost(square)
             squares.append(square)
         return squares
+
+    def _blobs_matter(self, squares: list[Square], cheapest_within) -> bool:
+        """Whether this frame's plan or looks can read its moving blobs: a follow-up look tests its
+        boxes against them (``squares``: the follow-up looks planned); an exploratory look is made
+        at a blob, or at the box around several, only where the budget pays for it, and every such
+        square is at most the square around all that moved (:func:`head_square` grows with its
+        box). Where that square's cheapest look cannot be paid for, no blob can change the plan,
+        and working them out (their contours, the test of each against the found faces) is left
+        out: the same plan. On hamilton about half the plans, between two looks while the budget
+        refills (docs/benchmarks.md, issue 14, branch cost14)."""
+        if squares:
+            return True
+        extent = self.motion.extent()
+        return extent is not None and self.tokens >= cheapest_within(head_square(extent)[2])
 
     def _follow_up(self, face: Followed, look_side) -> tuple[Square, int | None]:
         """The square a follow-up look at ``face`` reads, and its model input side (None: the
