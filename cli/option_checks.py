@@ -7,6 +7,7 @@ worker that waits for ever (``--workers 0``), a recording cut into nonsense
 
 from __future__ import annotations
 
+import errno
 import math
 import socket
 from pathlib import Path
@@ -52,7 +53,17 @@ def taken_port_problem(ports: list[tuple[str, str, int, str]]) -> str | None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 sock.bind((host, port))
+            except socket.gaierror as error:      # a host name that does not resolve
+                return _not_this_machine(what, host, port, error)
             except OSError as error:
+                if error.errno == errno.EADDRNOTAVAIL:    # an address, not one of this machine's
+                    return _not_this_machine(what, host, port, error)
                 return (f"{what} port {host}:{port} cannot be used ({error.strerror or error}): "
                         f"another `vidfarm up` or another server has it; choose another with {other}")
     return None
+
+
+def _not_this_machine(what: str, host: str, port: int, error: OSError) -> str:
+    """Only the web app's host is a setting (Flower listens on 127.0.0.1): no port would do."""
+    return (f"{what} address {host}:{port} cannot be listened on ({error.strerror or error}): "
+            f"not an address of this machine; set VIDFARM_WEB_HOST to one")

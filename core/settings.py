@@ -253,7 +253,7 @@ class Settings(BaseSettings):
     enrol_timeout_s: float = Field(default=120.0, gt=0,
                                    description="Longest the web process waits for a worker to find and embed "
                                                "the faces of enrolment photos.")
-    max_upload_bytes: int = Field(default=4 * 1024**3, description="Largest accepted upload (bytes).")
+    max_upload_bytes: int = Field(default=4 * 1024**3, gt=0, description="Largest accepted upload (bytes).")
 
     # --- analytics ---------------------------------------------------------------------
     model_dir: Path | None = Field(
@@ -276,7 +276,7 @@ class Settings(BaseSettings):
                     "the built-in analyzers' are checked as the settings load, a plugin's where plugins load.")
     plugins: CommaSeparated = Field(default=(), description="Extra analyzer modules to import (comma-separated); "
                                                             "each registers its analyzers by name.")
-    recognition_threshold: float = Field(default=defaults.RECOGNITION_THRESHOLD, description="Cosine similarity that names a track "
+    recognition_threshold: float = Field(default=defaults.RECOGNITION_THRESHOLD, ge=-1, le=1, description="Cosine similarity that names a track "
                                          "(chosen from measurements: docs/accuracy.md).")
     fever_threshold_c: float = Field(default=defaults.FEVER_C, description="Temperature that raises a fever alert.")
     alerts: CommaSeparated = Field(default=("fever", "watchlist"),
@@ -370,7 +370,7 @@ class Settings(BaseSettings):
                                          "webhooks (0: every alert is sent).")
 
     # --- monitoring --------------------------------------------------------------------------
-    flower_port: int = Field(default=5555, description="Flower's port (`vidfarm up`).")
+    flower_port: int = Field(default=5555, ge=1, le=65535, description="Flower's port (`vidfarm up`).")
     flower_user: str = Field(default="admin", description="Flower's basic-auth user.")
     flower_password: str | None = Field(default=None,
                                         description="Flower's basic-auth password; `vidfarm up` generates one if unset.")
@@ -390,7 +390,7 @@ class Settings(BaseSettings):
                                   description="Failed logins allowed per client address and username.")
     jobs_per_page: int = Field(default=20, ge=1, le=500, description="Jobs per page in the web UI and API.")
     web_host: str = Field(default="127.0.0.1", description="Address the web app listens on.")
-    web_port: int = Field(default=8000, description="Port the web app listens on.")
+    web_port: int = Field(default=8000, ge=1, le=65535, description="Port the web app listens on.")
 
     # --- schema upgrades and security ------------------------------------------------------
     db_auto_upgrade: bool = Field(

@@ -87,7 +87,12 @@ def display_name(name: str) -> str:
     """A file name as a label: valid UTF-8 (undecodable bytes of a POSIX path become U+FFFD),
     no control characters, at most 255 characters. It is shown to people, never used as a path."""
     text = name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-    return "".join(c for c in text if c.isprintable())[:255] or "recording"
+    text = "".join(c for c in text if c.isprintable())
+    stem, dot, suffix = text.rpartition(".")
+    if len(text) > 255 and dot and stem and len(suffix) <= 16:
+        # Cut the stem, not the end: the extension says what the file was ("….mp4").
+        return f"{stem[:254 - len(dot + suffix)]}…{dot}{suffix}"
+    return text[:255] or "recording"
 
 
 def new_job_id() -> str:

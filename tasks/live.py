@@ -29,7 +29,7 @@ from core.segment_job import SegmentJob, SourceMedia
 from services import runtime
 from tasks.app import app
 from tasks.gallery import job_matching
-from tasks.jobs import _pipeline_config, put_json
+from tasks.jobs import _pipeline_config, _without_names, put_json
 from workers import pipeline
 from workers.live.segmenter import LiveSegment
 from workers.live.timeline import TIMELINE
@@ -50,6 +50,19 @@ def piece_key(watch_id: str, index: int, piece: str) -> str:
 
 def options_key(watch_id: str) -> str:
     return live_key(watch_id, "options.json")
+
+
+def alive_key(watch_id: str) -> str:
+    """``{"at": unix s}``, rewritten by a running watch every ``ALIVE_EVERY_S``: a folder whose
+    watch stopped writing it was left by a watch killed outright (``tasks.recording`` sweeps it)."""
+    return live_key(watch_id, "alive.json")
+
+
+ALIVE_EVERY_S = 60.0
+# A watch's folder is swept once its alive.json is this old. Generous on purpose: a watch whose
+# writes fail for a while (the store away, a full disk) goes on and would lose its folder under
+# it, and a watch killed outright leaves it for at most this long more (the privacy cost).
+ABANDONED_AFTER_S = 3600.0
 
 
 @lru_cache(maxsize=16)
@@ -96,9 +109,15 @@ def live_segment(*message) -> dict:
     started = time.monotonic()
     result = pipeline.analyse_segment(runtime.store().local_path(piece_key(watch_id, index, "segment")),
                                       segment, live_pipeline_config(options), job_matching(options).gallery)
-    put_json(piece_key(watch_id, index, "analysis"), {
-        "frames": result.frames, "tracks": result.tracks, "thumbnails": result.thumbnails,
-        "stages": result.stages, "repaired_frames": result.repaired_frames, "damage": result.damage})
+    # No names, as a recording's segments store none: the watch's stitch decides them from the
+    # pooled embeddings, and these files (copied into the camera's hourly recording) are never
+    # searched by an erasure or rewritten by a rename.
+    put_json(piece_key(watch_id, index, "analysis"), _without_names(result))
+    store = runtime.store()
+    if not store.exists(piece_key(watch_id, index, "segment")):
+        # The watch ended while this ran (camera deleted, watch stopped) and swept its folder:
+        # no one would read this analysis, nor ever delete it (everyone the camera saw).
+        store.delete_prefix(piece_key(watch_id, index, "analysis"))
     try:     # the autoscaler's cost per live frame; losing one sample loses nothing else
         live_costs.record(app.backend.client, len(result.frames), time.monotonic() - started)
     except RedisError as error:

@@ -44,9 +44,10 @@ from core.segment_job import SegmentJob
 from core.words import counted
 from services import runtime
 from tasks.app import app
+from tasks.common import put_json
 from tasks.gallery import job_matching
 from tasks.jobs import render_config, result_options
-from tasks.live import PIECES, live_key, live_media, options_key, piece_key
+from tasks.live import ALIVE_EVERY_S, PIECES, alive_key, live_key, live_media, options_key, piece_key
 from tasks.live_workers import LIVE_QUEUE, live_queue_served
 from workers import media
 from workers.live.browser import BrowserSource, Offers
@@ -210,6 +211,7 @@ class LiveWatch:
         self.summary = WatchSummary(0, 0)
         self._start_pts: int | None = None            # the watch's first frame (the results' t = 0)
         self._failed: set[int] = set()
+        self._alive_at = 0.0                          # monotonic: when it last said so (``_say_alive``)
         self._status: CameraStatus | None = None
         self._behind: float | None = None
         # Asked before each look at the results (``_stored``) and whether Redis answers at all
@@ -240,6 +242,7 @@ class LiveWatch:
         self.stitch = LiveStitch(self.matching.gallery, result_options(self.matching.watchlist))
         gallery_checked = time.monotonic()
         runtime.store().put_stream(options_key(self.watch_id), BytesIO(json.dumps(self.options).encode()))
+        self._say_alive()
         camera_stop = threading.Event()
         reader = self.camera.start(camera_stop)
         redis_lost = False
@@ -255,6 +258,7 @@ class LiveWatch:
                 if time.monotonic() - gallery_checked >= GALLERY_CHECK_S:
                     gallery_checked = time.monotonic()
                     self._follow_gallery()
+                self._say_alive()
                 time.sleep(POLL_S)
             camera_stop.set()
             ended = time.monotonic()
@@ -277,6 +281,17 @@ class LiveWatch:
             shutil.rmtree(self.scratch, ignore_errors=True)
             runtime.store().delete_prefix(live_key(self.watch_id))
         return self.summary
+
+    def _say_alive(self) -> None:
+        """Every ``ALIVE_EVERY_S``: this watch's folder is in use. A watch killed outright
+        (SIGKILL, the OOM killer) never sweeps its folder, and nothing else knew it was left."""
+        if time.monotonic() - self._alive_at < ALIVE_EVERY_S:
+            return
+        self._alive_at = time.monotonic()
+        try:
+            put_json(alive_key(self.watch_id), {"at": time.time()})
+        except Exception as error:    # a store away for a moment ends no watch; the next try is a minute on
+            log.warning("watch %s: could not say it is alive: %s", self.watch_id, error)
 
     def _follow_gallery(self) -> None:
         """Match what comes next against the shared gallery as it is now: a person enrolled
@@ -385,6 +400,7 @@ class LiveWatch:
                     # (the farm stopping: its live workers may be gone, or going, with this segment queued)
                     error = f"no result within {self.stop_wait_s:g} s of the watch's end"
                 elif wait:
+                    self._say_alive()      # a long wait for the farm at the end is still alive
                     time.sleep(POLL_S)
                     continue
                 else:
@@ -489,6 +505,7 @@ class LiveWatch:
         store, config = runtime.store(), render_config(self.options)
         files = []
         for segment in self.received:
+            self._say_alive()       # drawing a long watch takes many minutes: its folder is still in use
             out = self.scratch / f"drawn-{segment.index:06d}.mp4"
             labels = segment_labels(results, segment.first_frame, segment.frames, config.fever_c)
             stages = render_segment(store.local_path(piece_key(self.watch_id, segment.index, "segment")), out,

@@ -21,6 +21,7 @@ recording was adopted meanwhile (its camera was away that long) starts a new one
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 import uuid
@@ -34,12 +35,14 @@ from tasks.app import app
 from core.storage import analysis_key, segment_key
 from tasks.common import media_limits, put_json, scratch_dir
 from tasks.jobs import _DECIDED_AT_STITCH, stitch
-from tasks.live import piece_key
+from tasks.live import ABANDONED_AFTER_S, live_key, piece_key
 from services.submit import JobBusy, delete_job
 from workers import media
 from workers.live.recording import RecordedSegment, join_recording
 from workers.live.segmenter import LiveSegment
 
+
+log = logging.getLogger(__name__)
 
 ORPHAN_AFTER_S = 600.0
 
@@ -148,10 +151,12 @@ def record_hour(recording_id: str) -> dict:
 
 
 @app.task(name="vidfarm.expire_recordings")
-def expire_recordings(retention_days: float | None = None, orphan_after_s: float = ORPHAN_AFTER_S) -> dict:
+def expire_recordings(retention_days: float | None = None, orphan_after_s: float = ORPHAN_AFTER_S,
+                      abandoned_after_s: float = ABANDONED_AFTER_S) -> dict:
     """Delete camera recordings captured more than the retention ago (a recording still being
     made a job is left for the next sweep), and make jobs of recordings nobody handed over."""
     adopted = adopt_orphans(orphan_after_s)
+    abandoned = sweep_abandoned_watches(abandoned_after_s)
     days = runtime.settings().recording_retention_days if retention_days is None else retention_days
     cutoff = datetime.now(timezone.utc) - timedelta(days=days)
     live_alerts = Alerts(runtime.records()).expire_live(cutoff)     # kept as long as the recordings
@@ -162,7 +167,31 @@ def expire_recordings(retention_days: float | None = None, orphan_after_s: float
                 deleted.append(job_id)
         except JobBusy:
             busy.append(job_id)
-    return {"deleted": deleted, "busy": busy, "adopted": adopted, "live_alerts": live_alerts}
+    return {"deleted": deleted, "busy": busy, "adopted": adopted, "live_alerts": live_alerts,
+            "abandoned_watches": abandoned}
+
+
+def sweep_abandoned_watches(after_s: float) -> list[str]:
+    """Delete the ``live/<watch>/`` folders whose watch has not said it is alive for ``after_s``
+    (``tasks.live.alive_key``): its ingester or ``vidfarm watch`` was killed outright, so its
+    own sweep at the end never ran, and its last segments (pictures of people), their analyses
+    and live view would stay for good. (Its recording is adopted above, from its own copies.)"""
+    store, cutoff, swept = runtime.store(), time.time() - after_s, []
+    for key in store.list_keys("live"):
+        parts = key.split("/")                     # live/<watch>/alive.json
+        if parts[2:] != ["alive.json"]:
+            continue
+        try:
+            said_at = float(json.loads(store.local_path(key).read_text())["at"])
+        except FileNotFoundError:   # its watch ended (and swept its folder) since the listing
+            continue
+        except (ValueError, KeyError, TypeError) as error:     # not ours to judge: the rest are swept
+            log.warning("%s unreadable (%s): its folder is left", key, error)
+            continue
+        if said_at <= cutoff:
+            store.delete_prefix(live_key(parts[1]))
+            swept.append(parts[1])
+    return swept
 
 
 def adopt_orphans(after_s: float) -> list[str]:

@@ -209,6 +209,23 @@ def test_up_on_a_taken_port_is_one_line_before_anything_starts(tmp_path, taken):
     assert not (data_dir / "logs").exists() and not (data_dir / "vidfarm.db").exists()   # nothing started
 
 
+# The resolver's words vary with the machine ("Name or service not known"; "Temporary failure in
+# name resolution" where the DNS server is unreachable): only the line around them is pinned.
+@pytest.mark.parametrize("host, why", [("no-such-host.invalid", r"[^()]+"),
+                                       ("192.0.2.1", r"Cannot assign requested address")])
+def test_up_on_a_web_host_it_cannot_listen_on_names_the_host_setting(tmp_path, host, why):
+    """It said another `vidfarm up` or another server had the port, and to choose another port."""
+    data_dir, port = tmp_path / "data", free_port()
+    run = subprocess.run(VIDFARM + ["up", "--port", str(port)], capture_output=True, text=True, timeout=60,
+                         env=child_env(VIDFARM_DATA_DIR=str(data_dir), VIDFARM_WEB_HOST=host,
+                                       VIDFARM_FLOWER_PORT=str(free_port())))
+    assert run.returncode == 1 and run.stdout == ""
+    [line] = run.stderr.splitlines()
+    assert re.fullmatch(re.escape(f"vidfarm: error: web address {host}:{port} cannot be listened on (") + why
+                        + re.escape("): not an address of this machine; set VIDFARM_WEB_HOST to one"), line), line
+    assert not (data_dir / "logs").exists() and not (data_dir / "vidfarm.db").exists()   # nothing started
+
+
 @pytest.mark.parametrize("command", ["process", "watch"])
 def test_a_redis_url_nobody_answers_is_one_line_and_no_job(tmp_path, command):
     """Before, `process` stored the recording, left its job "queued" for ever and ended in a
@@ -283,6 +300,29 @@ def test_a_bad_setting_is_one_clear_line_for_every_command(capsys, monkeypatch, 
     assert capsys.readouterr().err == ("vidfarm: error: bad setting min_segments: "
                                        "Input should be greater than or equal to 1\n")
     assert not any(tmp_path.iterdir())   # refused before anything was made
+
+
+@pytest.mark.parametrize("command, variable, value, said", [
+    (["up"], "VIDFARM_WEB_PORT", "99999", "web_port: Input should be less than or equal to 65535"),
+    (["up"], "VIDFARM_FLOWER_PORT", "99999", "flower_port: Input should be less than or equal to 65535"),
+    (["process", "x.mp4", "--out", "out"], "VIDFARM_MAX_UPLOAD_BYTES", "-1",
+     "max_upload_bytes: Input should be greater than 0"),
+    (["process", "x.mp4", "--out", "out"], "VIDFARM_RECOGNITION_THRESHOLD", "2",
+     "recognition_threshold: Input should be less than or equal to 1"),
+])
+def test_a_setting_out_of_its_range_is_one_clear_line(capsys, monkeypatch, tmp_path, command, variable, value, said):
+    """The ports were a traceback (OverflowError from `up`'s ports check, where --port 99999 is
+    one line); the others were taken without a word: every upload then refused as larger than
+    "-1 B", or no track ever named (a cosine similarity is at most 1)."""
+    monkeypatch.setenv("VIDFARM_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv(variable, value)
+    get_settings.cache_clear()
+    try:
+        code = main(command)
+    finally:
+        get_settings.cache_clear()
+    assert (code, capsys.readouterr().err) == (2, f"vidfarm: error: bad setting {said}\n")
+    assert not any(tmp_path.iterdir())
 
 
 def test_a_bad_analyzer_config_is_a_bad_setting_before_anything_starts(capsys, monkeypatch, tmp_path):

@@ -7,6 +7,7 @@ recordings, their files included, and never an upload."""
 from __future__ import annotations
 
 import json
+import threading
 from fractions import Fraction
 
 import pytest
@@ -150,6 +151,101 @@ def test_a_recording_still_growing_is_not_adopted_however_long_ago_it_opened(far
     store.delete_prefix(recording_key(growing))
 
 
+def test_the_folder_of_a_watch_killed_outright_is_swept_and_a_running_watch_s_is_not(farm, tmp_path):
+    """A watch ends by deleting its live/<watch>/ folder; one killed outright (SIGKILL, the OOM
+    killer) left its last segments and their analyses there for good: nothing else looked."""
+    import time
+
+    from services import runtime
+    from tasks.jobs import put_json
+    from tasks.live import alive_key, live_key, piece_key
+    from tasks.live_watch import LiveWatch
+    from tasks.recording import expire_recordings
+
+    store = runtime.store()
+    killed = "a" * 32
+    put_json(alive_key(killed), {"at": time.time() - 2 * 3600})
+    put_json(piece_key(killed, 7, "analysis"), {"frames": [], "tracks": []})
+    clip = make_clip(tmp_path / "door.mp4", seconds=30, fps=15, gop=15, face_windows=[], audio=False)
+    with RtspCamera(clip.path) as camera:
+        watch = LiveWatch(camera.url, tmp_path / "out", keep_results=False, stop_wait_s=5.0)
+        stop = threading.Event()
+        runner = threading.Thread(target=watch.run, args=(stop,), daemon=True)
+        runner.start()
+        try:
+            wait_until(lambda: store.exists(alive_key(watch.watch_id)), 60, "the running watch to say it is alive")
+            swept = expire_recordings()["abandoned_watches"]
+            assert killed in swept and watch.watch_id not in swept
+            assert not store.list_keys(live_key(killed)) and store.exists(alive_key(watch.watch_id))
+        finally:
+            stop.set()
+            runner.join(60)
+
+
+def test_a_watch_drawing_its_results_at_the_end_still_says_it_is_alive(farm, tmp_path, monkeypatch):
+    """A long watch draws its segments one by one at the end (minutes, tens of them against a
+    busy farm) and said nothing meanwhile: the sweep deleted its folder mid-draw."""
+    from io import BytesIO
+    from types import SimpleNamespace
+
+    import tasks.live_watch as live_watch
+    from services import runtime
+    from tasks.common import put_json
+    from tasks.live import alive_key, live_key, piece_key
+
+    store = runtime.store()
+    watch = live_watch.LiveWatch("rtsp://127.0.0.1:9/none", tmp_path / "out")
+    watch.received = [SimpleNamespace(index=k, first_frame=k, frames=1, pts=[k], end_pts=k + 1, fps=15.0,
+                                      width=64, height=64) for k in range(3)]
+    for segment in watch.received:
+        store.put_stream(piece_key(watch.watch_id, segment.index, "segment"), BytesIO(b"drawn by the stub"))
+    put_json(alive_key(watch.watch_id), {"at": 0.0})         # its last word, long ago
+    said_at = []
+
+    def render(*args, **kwargs):
+        said_at.append(json.loads(store.local_path(alive_key(watch.watch_id)).read_text())["at"])
+        return {}
+
+    monkeypatch.setattr(live_watch, "ALIVE_EVERY_S", 0.0)    # each chance to say it is taken
+    monkeypatch.setattr(live_watch, "render_segment", render)
+    monkeypatch.setattr(live_watch.media, "concat_segments", lambda *args: None)
+    try:
+        watch._write_video({"frames": [{"faces": []}] * 3})
+        assert len(said_at) == 3 and min(said_at) > 0.0
+    finally:
+        store.delete_prefix(live_key(watch.watch_id))
+
+
+def test_the_sweep_takes_only_watches_silent_for_an_hour_and_passes_over_one_gone_or_unreadable(farm, monkeypatch):
+    """A watch that ended between the sweep's listing and its read raised FileNotFoundError out
+    of expire_recordings (that round's recordings and alerts were not expired), as did an
+    unreadable alive.json; and a watch whose writes failed for 10 minutes (the store away) lost
+    its folder while it ran."""
+    import time
+    from io import BytesIO
+
+    from services import runtime
+    from tasks.common import put_json
+    from tasks.live import ABANDONED_AFTER_S, alive_key, live_key
+    from tasks.recording import expire_recordings
+
+    store = runtime.store()
+    killed, quiet, garbled, ended = "b" * 32, "c" * 32, "d" * 32, "e" * 32
+    put_json(alive_key(killed), {"at": time.time() - 2 * ABANDONED_AFTER_S})
+    put_json(alive_key(quiet), {"at": time.time() - 11 * 60})
+    store.put_stream(alive_key(garbled), BytesIO(b'{"at": 12'))
+    listed = type(store).list_keys
+    monkeypatch.setattr(type(store), "list_keys", lambda self, prefix: listed(self, prefix) + [alive_key(ended)]
+                        if prefix == "live" else listed(self, prefix))
+    try:
+        swept = expire_recordings()["abandoned_watches"]
+        assert killed in swept and not {quiet, garbled, ended} & set(swept)
+        assert store.exists(alive_key(quiet)) and store.exists(alive_key(garbled))
+    finally:
+        for watch_id in (killed, quiet, garbled):
+            store.delete_prefix(live_key(watch_id))
+
+
 def test_expired_recordings_are_deleted_and_uploads_are_not(recordings, farm):
     from core.models import Job
     from services import runtime
@@ -159,7 +255,7 @@ def test_expired_recordings_are_deleted_and_uploads_are_not(recordings, farm):
     with records.session() as s:
         uploads = sorted(job.id for job in s.query(Job).filter(Job.camera_id.is_(None)))
     assert expire_recordings(retention_days=30) == {"deleted": [], "busy": [], "adopted": [],    # none that old
-                                                    "live_alerts": 0}
+                                                    "live_alerts": 0, "abandoned_watches": []}
     swept = expire_recordings(retention_days=1e-9)                                       # ... all are now
     assert set(recordings["jobs"]) <= set(swept["deleted"])     # (and other tests' cameras' recordings)
     assert not set(recordings["jobs"]) & set(swept["busy"])

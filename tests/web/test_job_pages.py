@@ -271,6 +271,26 @@ def test_a_track_whose_person_was_erased_says_so_not_that_its_face_was_unclear(f
     assert "a person erased from the gallery" in row and "no face clear enough" not in row
 
 
+def test_a_name_from_a_job_s_own_gallery_is_shown_without_a_gallery_photo_or_page(farm, operator_client):
+    """`vidfarm process --gallery DIR` beside `vidfarm up` names people the shared gallery does
+    not hold: the job page showed each such name with the gallery's photo of them (a broken
+    image, 404) and linked their person page (404)."""
+    frames = [{"index": i, "t": i / 10, "faces": [{"box": [1, 1, 20, 20], "score": 0.9, "track": 1,
+                                                  "identity": "Own Gallery Ada", "similarity": 0.7, "mask": None,
+                                                  "mask_score": None, "temperature_c": None}]} for i in range(20)]
+    tracks = [{"track": 1, "identity": "Own Gallery Ada", "first_frame": 0, "last_frame": 19,
+               "best_similarity": 0.7, "mask": None, "max_temperature_c": None, "embedding": [0.1] * 4}]
+    job_id = done_job("own.mp4", frames=frames, tracks=tracks,
+                      source={"path": "own.mp4", "width": 64, "height": 48, "fps": 10.0, "frames": 20,
+                              "duration_s": 2.0, "has_audio": False})
+    page = operator_client.get(f"/jobs/{job_id}").get_data(as_text=True)
+    assert "Own Gallery Ada" in page
+    for link in re.findall(r'(?:src|href)="([^"]*Own[^"]*)"', page):
+        pytest.fail(f"the page points at {link}, which answers {operator_client.get(link).status_code}")
+    people = re.search(r"<h2>People seen</h2>.*?</section>", page, re.S).group(0)
+    assert "Own Gallery Ada" in people and "not in the gallery" in people
+
+
 def test_a_job_analysed_again_shows_or_points_to_its_results_of_before(farm, operator_client):
     """A re-analysis turns a done job back to processing: its page showed a progress bar and
     nothing else (an alert's link to a moment landed there), though the API keeps the earlier

@@ -62,7 +62,9 @@ def test_api_refuses_oversized_uploads(farm):
 
 
 @pytest.mark.parametrize("raw,stored", [("../../etc/passwd.mp4", "passwd.mp4"), ("C:\\clips\\a b.mp4", "a b.mp4"),
-                                        ("tab\there\x07.mp4", "tabhere.mp4")])
+                                        ("tab\there\x07.mp4", "tabhere.mp4"),
+                                        ("a" * 300 + ".mp4", "a" * 250 + "….mp4"),   # was cut to 255 "a"s
+                                        ("b" * 300, "b" * 255)])
 def test_odd_file_names_become_plain_labels(raw, stored):
     from web.uploads import clean_name
 
