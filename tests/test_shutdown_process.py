@@ -65,7 +65,11 @@ def process_until(tmp_path: Path, clip, moment: str) -> tuple[subprocess.Popen, 
     checks for a stop every 0.2 s, and a stop that lands after the video is drawn has
     nothing to say."""
     data_dir = tmp_path / "data"
-    env = child_env(VIDFARM_DATA_DIR=str(data_dir), VIDFARM_SEGMENT_SECONDS="2")
+    # To stop it while its video is drawn after the results, none may be drawn ahead: with the
+    # GOPs copied, the worker that analysed a segment with faces draws it from its own frames
+    # while later ones are analysed, so all but the last is drawn before the results.
+    copy = {"VIDFARM_STREAM_COPY": "false"} if moment == "drawing" else {}
+    env = child_env(VIDFARM_DATA_DIR=str(data_dir), VIDFARM_SEGMENT_SECONDS="2", **copy)
     run = subprocess.Popen(VIDFARM + ["process", str(clip.path), "--out", str(tmp_path / "out"),
                                       "--workers", "1"], env=env,
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
